@@ -157,10 +157,12 @@ class StreamError(QfnbError):
     """A stream broke off (connection cut, bad event) before its final event.
 
     ``retryable``: the server said the break was on its side (an SSE ``error`` event, e.g. its
-    engine failed mid-answer), so making the call again is safe; ``error_code`` is its code."""
+    engine failed mid-answer), so making the call again is safe; ``error_code`` is its code.
+    ``cut``: the connection dropped or went silent (no event from the server said why)."""
 
     retryable: bool = False
     error_code: int | str | None = None
+    cut: bool = False
 
 
 #: the exception class of each kind of platform error (the codes of each kind: CODE_RULES)

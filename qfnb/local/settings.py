@@ -115,6 +115,9 @@ class Settings:
     engine_options: Any = None
     #: seconds of silence after which a model call hears a heartbeat (``QFNB_HEARTBEAT_S``; 0: none)
     heartbeat: float = 10.0
+    #: seconds a keyed model call goes on with nobody listening, for its retry to attach
+    #: (``QFNB_RETRY_GRACE_S``; 0: ``Idempotency-Key`` is ignored and a retry runs again)
+    retry_grace: float = 30.0
     #: count every call in ``/metrics`` and keep its span (``QFNB_OBSERVE=0`` turns both off)
     observe: bool = True
 
@@ -137,6 +140,7 @@ class Settings:
                    max_batch_jobs=_positive(env, "QFNB_BATCH_JOBS", 4),
                    max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000),
                    heartbeat=_seconds(env, "QFNB_HEARTBEAT_S", 10.0),
+                   retry_grace=_seconds(env, "QFNB_RETRY_GRACE_S", 30.0),
                    observe=env.get("QFNB_OBSERVE", "1").strip().lower() not in ("0", "false", "no", "off"))
 
 

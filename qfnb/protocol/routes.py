@@ -22,6 +22,16 @@ MODEL_API_PREFIX = "/rpc/2.0/ai_custom/v1/wenxinworkshop"
 OAUTH_TOKEN = "/oauth/2.0/token"
 CHAT_V2 = "/v2/chat/completions"
 BEARER_TOKEN = "/v1/BCE-BEARER/token"
+#: the request header naming one logical model call, the same on each of its retries (the name
+#: Stripe's and OpenAI's APIs use): the local platform runs a keyed call once per caller
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: the answer header of a retry the local platform served from its first attempt: ``attached``
+#: (that attempt was still working) or ``stored`` (it had finished)
+REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
+#: the local platform's keyed calls: ``DELETE {CALLS_ROUTE}/{key}`` cancels the call its caller sent
+#: under that key (the client sends it when the caller stops the call: an Interrupt, a cancelled
+#: task, a stream closed early); the cloud has no such route
+CALLS_ROUTE = "/qfnb/calls"
 
 API_TYPES: tuple[str, ...] = (
     "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",

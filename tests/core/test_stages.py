@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -32,10 +36,11 @@ from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
+from qfnb._core.http.stages.withdraw import WITHDRAW_WAIT_S, Withdraw
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
-from qfnb.protocol.routes import Target
+from qfnb.protocol.routes import IDEMPOTENCY_HEADER, Target
 
 URL = "http://h.test/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/m"
 FAST = RetryPolicy(attempts=3, timeout=7.0, backoff_factor=0.5, jitter=0.0)
@@ -133,9 +138,15 @@ async def test_retry_waits_by_the_policy_and_counts_attempts() -> None:
     assert isinstance(await Retry(FAST, clock.sleep)(call, end), QfResponse)
     assert end.calls == 3 and call.attempt == 3 and clock.slept == [0.5, 1.0]
     gave_up = Script(*[ServerOverloadedError(336100, "busy")] * 3)
-    with pytest.raises(ServerOverloadedError):
+    with pytest.raises(ServerOverloadedError) as spent:
         await Retry(FAST, clock.sleep)(_call(), gave_up)
-    assert gave_up.calls == 3
+    assert gave_up.calls == 3  # the server's error, and a note of what the tries came to
+    (note,) = spent.value.__notes__
+    assert re.fullmatch(r"gave up after 3 attempts in \d+\.\d s; QIANFAN_LLM_API_RETRY_COUNT sets the attempts", note)
+    silent = Script(*[TimeoutError("no byte for 7 s")] * 3)
+    with pytest.raises(TimeoutError, match=r"^no byte for 7 s -- gave up after 3 attempts in .* "
+                                           r"QIANFAN_LLM_API_RETRY_TIMEOUT the silence each one waits$"):
+        await Retry(FAST, clock.sleep)(_call(), silent)
     once = Script(InvalidArgumentError(336003, "bad"))
     with pytest.raises(InvalidArgumentError):
         await Retry(FAST, clock.sleep)(_call(), once)
@@ -278,3 +289,93 @@ async def test_a_client_from_auth_alone_signs_and_neither_retries_nor_records() 
     bare = AsyncQianfanClient(cfg, transport=transport, stages=lambda c: [])  # the transport alone
     resp = await bare.infer(Target("chat", "m"), {"messages": [{"role": "user", "content": "hi"}]})
     assert isinstance(resp, QfResponse) and "access_token" not in transport.requests[-1].url
+
+
+# ---------------------------------------------------------------------------- withdraw
+class Platform:
+    """A ``next`` for the withdraw stage: a keyed POST hangs (a call generating) or streams
+    ``chunks``; a DELETE answers at once, or hangs with ``deaf``. Notes each call."""
+
+    def __init__(self, *, chunks: int = 0, deaf: bool = False, last: dict[str, Any] | None = None) -> None:
+        self.chunks, self.deaf, self.last = chunks, deaf, last
+        self.sent: list[Call] = []
+        self.posted = asyncio.Event()
+
+    async def __call__(self, call: Call) -> Answer:
+        self.sent.append(call)
+        if call.method == "DELETE":
+            if self.deaf:
+                await asyncio.Event().wait()
+            return _ok({"state": "cancelled"})
+        self.posted.set()
+        if not self.chunks:
+            await asyncio.Event().wait()
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[QfResponse]:
+        for i in range(self.chunks):
+            yield _ok({"result": str(i)})
+        if self.last is not None:
+            yield _ok(self.last)
+            await asyncio.Event().wait()  # the platform still finishing its books
+
+    @property
+    def deletes(self) -> list[str]:
+        return [f"{c.api} {c.url}" for c in self.sent if c.method == "DELETE"]
+
+
+def _keyed(key: str = "qfnb-k1", **kw: Any) -> Call:
+    call = _call(**kw)
+    call.headers[IDEMPOTENCY_HEADER] = key
+    return call
+
+
+async def test_withdraw_cancels_a_keyed_call_its_caller_stops_and_never_hangs_on_it() -> None:
+    platform = Platform()
+    task = asyncio.ensure_future(Withdraw()(_keyed("qfnb-a/1"), platform))
+    await platform.posted.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert platform.deletes == ["infer http://h.test/qfnb/calls/qfnb-a%2F1"]  # the call's own credential kind
+    assert platform.sent[-1].policy is not None and platform.sent[-1].policy.attempts == 1
+
+    deaf = Platform(deaf=True)  # a platform that does not answer: the stop waits at most WITHDRAW_WAIT_S
+    task = asyncio.ensure_future(Withdraw()(_keyed(), deaf))
+    await deaf.posted.wait()
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(deaf.deletes) == 1 and time.monotonic() - started < WITHDRAW_WAIT_S + 0.5
+
+
+async def test_withdraw_cancels_a_stream_closed_early_but_not_one_read_whole_or_a_failed_call() -> None:
+    platform = Platform(chunks=5)
+    stream = await Withdraw()(_keyed(), platform)
+    assert not isinstance(stream, QfResponse)
+    assert (await stream.__anext__()).body == {"result": "0"}
+    await stream.aclose()  # type: ignore[attr-defined]  # the notebook's Interrupt closes it so
+    assert len(platform.deletes) == 1
+
+    whole = Platform(chunks=3)
+    stream = await Withdraw()(_keyed(), whole)
+    assert not isinstance(stream, QfResponse) and len([c async for c in stream]) == 3 and whole.deletes == []
+    ended = Platform(chunks=3, last={"result": "", "is_end": True})
+    stream = await Withdraw()(_keyed(), ended)
+    assert not isinstance(stream, QfResponse)
+    assert [(await stream.__anext__()).body.get("is_end") for _ in range(4)] == [None, None, None, True]
+    await stream.aclose()  # type: ignore[attr-defined]  # closed after its final chunk: nothing to withdraw
+    assert ended.deletes == []
+
+    timed_out = Script(TimeoutError("silent"))
+    with pytest.raises(TimeoutError):  # a cut or silent connection: the platform keeps the work for a retry
+        await Withdraw()(_keyed(), timed_out)
+    assert timed_out.calls == 1  # no DELETE after it
+
+
+def test_only_a_client_of_the_local_platform_withdraws() -> None:
+    cloud = Config.from_env({}, base_url="http://h.test", access_token="24.tok")
+    assert not any(isinstance(s, Withdraw) for s in AsyncQianfanClient(cloud).default_stages())
+    local = AsyncQianfanClient(replace(cloud, embedded=True)).default_stages()
+    assert [type(s).__name__ for s in local[:3]] == ["Record", "Withdraw", "Retry"]

@@ -6,15 +6,20 @@ import _thread
 import asyncio
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from nb_doubles import FakeChatBackend, RecordingPublisher
 
+from qfnb.local.engines.ask import Sampling
 from qfnb.notebook.chat.answer import CellChatRequest, ChatDelta
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training.dashboard import TrainingDashboard
+from tests.fakes.local_platform import served_platform
+from tests.local.platform_doubles import FakeChat, FakeDelta, FakeRegistry
 from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
 
 
@@ -138,3 +143,52 @@ def test_platform_stream_names_the_model_and_cancel_ends_it(platform: Any) -> No
     assert "".join(d.text for d in whole) == "tiny-chat: hi" and whole[-1].usage
     with pytest.raises(ValueError, match="No-Such"):  # errors reach the caller (shown as one line)
         sync.run(collect(CellChatRequest(messages=[{"role": "user", "content": "hi"}], model="No-Such")))
+
+
+class PacedChat(FakeChat):
+    """Says a word each 0.1 s; ``stopped``: when a generation was stopped before its end."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.stopped: list[float] = []
+
+    def _words(self, text: str, sampling: Sampling) -> Iterator[FakeDelta]:
+        try:
+            for delta in super()._words(text, sampling):
+                time.sleep(0.1)
+                yield delta
+        except GeneratorExit:
+            self.stopped.append(time.monotonic())
+            raise
+
+
+class PacedRegistry(FakeRegistry):
+    def make_chat(self, tag: str) -> FakeChat:
+        return PacedChat(tag)
+
+
+def test_interrupt_frees_the_local_platforms_engine_at_once(ip: Any, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call carries an Idempotency-Key (its work would outlive a cut connection, for a retry):
+    an Interrupt still stops the generation at once, not after the platform's 30 s grace."""
+    with served_platform(tmp_path / "platform", registry=PacedRegistry(), heartbeat=0) as served:
+        served.as_default_backend(monkeypatch)
+        interrupted: list[float] = []
+
+        def interrupt_once_generating() -> None:
+            deadline = time.monotonic() + 20
+            while "tiny-chat" not in served.registry.engines and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # a few words in
+            interrupted.append(time.monotonic())
+            _thread.interrupt_main()
+
+        threading.Thread(target=interrupt_once_generating, daemon=True).start()
+        with pytest.raises(QfnbInterrupted):
+            ip.run_cell_magic("qfchat", "", " ".join(f"w{i}" for i in range(100)))  # 10 s of words
+        engine = served.registry.engines["tiny-chat"]
+        assert isinstance(engine, PacedChat)
+        deadline = time.monotonic() + 5
+        while not engine.stopped and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.stopped and engine.stopped[0] - interrupted[0] < 1.5

@@ -1,11 +1,11 @@
 """``AsyncQianfanClient``: the one async client per :class:`Config`.
 
 A call goes through the client's send pipeline (:mod:`qfnb._core.http.stages`): record (cache,
-budget, ledger), retry, revive (the local daemon), outage, rate limits, auth, then one
-:class:`~qfnb._core.transport.Transport` (aiohttp's pool by default, one per event loop; or the
-one injected with ``transport=``) and the decoder (:mod:`qfnb._core.http.decode`). The client
-holds the state those stages share (tokens, limiters, outages); the sync API reaches it through
-:mod:`qfnb._core.runtime.sync`.
+budget, ledger), withdraw (a stopped call, on the local platform), retry, revive (the local
+daemon), outage, rate limits, auth, then one :class:`~qfnb._core.transport.Transport` (aiohttp's
+pool by default, one per event loop; or the one injected with ``transport=``) and the decoder
+(:mod:`qfnb._core.http.decode`). The client holds the state those stages share (tokens,
+limiters, outages); the sync API reaches it through :mod:`qfnb._core.runtime.sync`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
+from qfnb._core.http.stages.withdraw import Withdraw
 from qfnb._core.record.budget import check_unreserved_batch
 from qfnb._core.record.cache import mode_for
 from qfnb._core.transport import Request, Transport, json_or_none
@@ -109,11 +110,13 @@ class AsyncQianfanClient:
                                    Send(lambda: self.transport, self._infer_policy))
 
     def default_stages(self) -> list[Stage]:
-        """The full pipeline, outermost first: record, retry, revive (embedded platform only),
-        outage, limit, auth (the transport comes after them)."""
-        revive_stage: list[Stage] = [Revive(revive, self.outages)] if self.config.embedded else []
-        return [Record(self.served_digest, self.stored_conversation), Retry(self._infer_policy, self.sleep),
-                *revive_stage, Outage(self.outages, self.sleep),
+        """The full pipeline, outermost first: record, withdraw and retry, revive (withdraw and revive
+        on the embedded platform only), outage, limit, auth (the transport comes after them)."""
+        embedded = self.config.embedded
+        withdraw_stage: list[Stage] = [Withdraw()] if embedded else []
+        revive_stage: list[Stage] = [Revive(revive, self.outages)] if embedded else []
+        return [Record(self.served_digest, self.stored_conversation), *withdraw_stage,
+                Retry(self._infer_policy, self.sleep), *revive_stage, Outage(self.outages, self.sleep),
                 RateLimit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
 
     def __repr__(self) -> str:
@@ -209,7 +212,9 @@ class AsyncQianfanClient:
         """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
         cache on a hit."""
         body, hide_usage = _sent_body(kind, body, stream)
-        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(), **self._lane()}
+        # one key per logical call, the same on its retries: the local platform reuses a retried call's work
+        headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(),
+                   routes.IDEMPOTENCY_HEADER: "qfnb-" + secrets.token_hex(16), **self._lane()}
         record = None if kind in UNRECORDED else Recording.begin(self.config, kind, name, body, stream=stream,
                                                                  repeat=repeat, named=named)
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens, record=record)

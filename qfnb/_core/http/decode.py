@@ -126,8 +126,10 @@ async def _events(reply: StreamReply, url: str, count: list[int]) -> AsyncGenera
             break
         except ConnectionError as exc:
             why = f"{exc}; " if isinstance(exc, TimeoutError) else ""
-            raise StreamError(f"the stream from {url} broke off after {count[0]} chunk(s) "
-                              f"({why}{type(exc).__name__}); the answer is incomplete") from None
+            broke = StreamError(f"the stream from {url} broke off after {count[0]} chunk(s) "
+                                f"({why}{type(exc).__name__}); the answer is incomplete")
+            broke.cut = True
+            raise broke from None
         for item in decoder.feed(utf8.decode(raw)):
             yield item
     for item in decoder.feed(utf8.decode(b"", final=True)):

@@ -21,6 +21,7 @@ from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server import (
     failures,
+    idempotency,
     metrics,
     routes_anthropic,
     routes_batch,
@@ -37,6 +38,7 @@ from qfnb.local.server import (
 from qfnb.local.server.auth import Authenticator, authenticator
 from qfnb.local.server.guard import BodyLimit
 from qfnb.local.server.heartbeat import Heartbeat
+from qfnb.local.server.idempotency import Calls, Idempotent
 from qfnb.local.server.wire import bce_error
 from qfnb.local.settings import Settings
 from qfnb.protocol.limits import MAX_UPLOAD_BYTES
@@ -169,6 +171,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
     if observe is None:
         observe = platform.settings.observe
 
+    calls = Calls(grace=platform.settings.retry_grace)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.startup()
@@ -179,6 +183,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         try:
             yield
         finally:
+            calls.close()
             platform.shutdown()
 
     routes: list[Any] = [
@@ -189,10 +194,11 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *routes_batch.routes(), *routes_bos.routes(),
         Route("/bos/{bucket}/{key:path}", bos_object, methods=["PUT", "GET", "POST", "DELETE"]),
         Route("/healthz", health, methods=["GET"]),
-        *metrics.routes(platform),
+        *metrics.routes(platform), *idempotency.routes(calls),
         *(extra_routes or []),
     ]
-    middleware = [Middleware(CatchAll, observe=observe), Middleware(BodyLimit),
+    # keyed model calls outermost: a retry served from its first attempt is not counted again
+    middleware = [Middleware(Idempotent, calls=calls), Middleware(CatchAll, observe=observe), Middleware(BodyLimit),
                   Middleware(Heartbeat, every=platform.settings.heartbeat)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: no_such_route, 405: no_such_route})

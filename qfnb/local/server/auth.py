@@ -18,6 +18,7 @@ from qfnb.local.server.replay import ReplayCache, changes_state, from_loopback
 from qfnb.local.server.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
 from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.signing import SignatureError, sign, uri_encode, verify
 
 log = logging.getLogger("qfnb.local.server.auth")
@@ -154,6 +155,23 @@ class Authenticator:
         if request.headers.get("authorization", "").startswith("bce-auth-v1/"):
             return self.check_signature(request)
         return v1_error(ErrorCode.API_TOKEN_INVALID, "Access token invalid or no longer valid")
+
+    def allows_model_call(self, request: Request) -> bool:
+        """Whether ``request``'s credential may call a model now: v1's (an access token or a
+        signature) on the v1 inference API, else a bearer token (``x-api-key`` on Anthropic's wire)."""
+        if request.url.path.startswith(MODEL_API_PREFIX):
+            return self.check_inference(request) is None
+        key = request.headers.get("x-api-key")
+        if key and not request.headers.get("authorization"):
+            return self._token_state(key.strip(), bearer=True) == "ok"
+        return self.check_bearer(request) is None
+
+    def allows_any_model_call(self, request: Request) -> bool:
+        """Whether ``request`` carries a credential some model call accepts: an access token (in
+        its query), a signature, a bearer token or ``x-api-key`` (the keyed-calls route takes each)."""
+        if request.query_params.get("access_token"):
+            return self.check_inference(request) is None
+        return self.allows_model_call(request)
 
     def check_console(self, request: Request) -> JSONResponse | None:
         """Console APIs: bce-auth-v1 only."""

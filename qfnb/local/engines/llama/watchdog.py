@@ -34,7 +34,7 @@ from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
-__all__ = ["ComputeDeadline", "EngineStalled", "guarded"]
+__all__ = ["ComputeDeadline", "EngineStalled", "guarded", "so_far"]
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -124,21 +124,30 @@ def _continued(body: dict[str, Any], written: str, done: int) -> dict[str, Any]:
 
 
 async def _judge(name: str, expired: _Expired, watch: Watch, slot: int | None, *, constrained: bool,
-                 again: bool) -> None:
-    """After a request's limit passed (its stream already closed): raise its caller's error, or
-    return when the engine was restarted under it by another request and it may go ``again``."""
+                 again: bool, so_far: str) -> None:
+    """After a request's limit passed (its stream already closed): raise its caller's error (with
+    ``so_far``, what it had done), or return when the engine was restarted under it by another
+    request and it may go ``again``."""
     if expired.kind == "deadline":
         await asyncio.to_thread(watch.unstick, slot)  # cancelled; a loop that will not obey is restarted
         raise ComputeDeadline(f"{name}: the request ran past the compute deadline of {watch.request_seconds:g} s "
-                              f"({DEADLINE_SETTING}) and was cancelled")
+                              f"({DEADLINE_SETTING}) and was cancelled; {so_far}")
     if not await asyncio.to_thread(watch.unstick, slot):
         raise EngineStalled(f"{name}: the request made no decode progress for {watch.stall_seconds:g} s "
-                            f"({STALL_SETTING}) and was cancelled (the engine goes on serving)")
+                            f"({STALL_SETTING}) and was cancelled (the engine goes on serving); {so_far}")
     if constrained or not again:
         held = "under its JSON schema's grammar " if constrained else ""
         raise EngineStalled(f"{name}: the request held the engine's decode loop {held}with no progress for "
                             f"{watch.stall_seconds:g} s ({STALL_SETTING}): it was cancelled and the engine "
-                            "restarted; other requests were sent again")
+                            f"restarted; other requests were sent again; {so_far}")
+
+
+def so_far(sent: float, first: float | None, now: float, tokens: int) -> str:
+    """What a cancelled request had done: its wait for a first token (queued, then its prompt
+    read) and the tokens it generated after (times on one clock, in seconds)."""
+    if first is None:
+        return f"it had no token after {now - sent:.1f} s (queued, or reading its prompt)"
+    return f"it waited {first - sent:.1f} s for its first token, then generated {tokens} tokens in {now - first:.1f} s"
 
 
 class _Answer:
@@ -172,20 +181,23 @@ def guarded(name: str, target: Endpoint, path: str, body: dict[str, Any]) -> Asy
 
 
 async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
-    begun = asyncio.get_running_loop().time()
+    begun = sent_at = asyncio.get_running_loop().time()
     constrained = any(body.get(k) for k in CONSTRAINED)
     slot = body.get("id_slot")
     sent: dict[str, Any] = {**body, "return_progress": True}  # prompt chunks read count as progress
     answer = _Answer(body)
     current, renewed = target, None
+    first: float | None = None  # when its first token came
     try:
         for again in (True, False):
             try:
                 async for delta in _attempt(name, current, path, sent, watch, begun):
+                    first = first if first is not None else asyncio.get_running_loop().time()
                     yield answer.add(delta)
                 return
             except _Expired as expired:
-                await _judge(name, expired, watch, slot, constrained=constrained, again=again)
+                done = so_far(sent_at, first, asyncio.get_running_loop().time(), answer.done)
+                await _judge(name, expired, watch, slot, constrained=constrained, again=again, so_far=done)
             except EngineUnavailable:
                 # the stream broke: if the engine was killed as stuck (for another request), go again
                 if not again or not await asyncio.to_thread(watch.unstick, slot):

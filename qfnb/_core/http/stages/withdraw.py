@@ -1,0 +1,94 @@
+"""The withdraw stage (the local platform only): a keyed model call its caller stops on purpose
+is cancelled on the platform at once. The platform keeps a keyed call's work going when the
+connection drops, for the call's retry (:mod:`qfnb.local.server.idempotency`); a call stopped by
+its caller has no retry coming, so the stage sends ``DELETE /qfnb/calls/{key}`` and the engine's
+slot is free for the next prompt. A caller stops a call by cancelling the task awaiting it (the
+sync shell's Ctrl-C does so) or by closing its stream before the end (the notebook's Interrupt).
+A call that fails (a timeout, a cut connection, the platform's error) is left as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from qfnb._core.http.call import Call
+from qfnb._core.http.decode import RESPONSE_END_EVENTS
+from qfnb._core.http.outage import origin
+from qfnb._core.http.response import QfResponse
+from qfnb._core.http.retry import RetryPolicy
+from qfnb._core.http.stages import Answer, Next
+from qfnb.protocol.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
+
+__all__ = ["WITHDRAW_WAIT_S", "Withdraw"]
+
+logger = logging.getLogger("qfnb.client")
+
+#: the longest a stopped call waits for its withdrawal (it never raises: best effort)
+WITHDRAW_WAIT_S = 1.0
+_ONCE = RetryPolicy(attempts=1, timeout=WITHDRAW_WAIT_S)
+
+
+@dataclass(slots=True, eq=False)
+class Withdraw:
+    """Calls without an ``Idempotency-Key`` pass through."""
+
+    async def __call__(self, call: Call, next: Next) -> Answer:
+        key = call.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            return await next(call)
+        try:
+            answer = await next(call)
+        except asyncio.CancelledError:
+            await _withdraw(call, key, next)
+            raise
+        return answer if isinstance(answer, QfResponse) else _watched(call, key, next, answer)
+
+
+async def _watched(call: Call, key: str, next: Next, stream: AsyncIterator[QfResponse]) -> AsyncIterator[QfResponse]:
+    """``stream``, withdrawn when its consumer closes it (or is cancelled) before its end (a
+    consumer that stops after the answer's final chunk leaves the platform to finish its books)."""
+    ended = False
+    try:
+        async for chunk in stream:
+            ended = _final(chunk.body)
+            yield chunk
+    except (GeneratorExit, asyncio.CancelledError):
+        await _close(stream)  # its connection first: the platform hears the client left
+        if not ended:
+            await _withdraw(call, key, next)
+        raise
+    finally:
+        await _close(stream)
+
+
+def _final(body: Mapping[str, Any]) -> bool:
+    """Whether a chunk ends its answer (v1's ``is_end``, a finish reason, a Responses end event)."""
+    choices = body.get("choices")
+    return bool(body.get("is_end") or body.get("type") in RESPONSE_END_EVENTS
+                or (isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason")
+                                                      for c in choices)))
+
+
+async def _close(stream: AsyncIterator[QfResponse]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _withdraw(call: Call, key: str, next: Next) -> None:
+    """``DELETE /qfnb/calls/{key}`` under the call's own credential, through the rest of the
+    pipeline (one try, no revival of a daemon that is gone); never raises, waits at most
+    :data:`WITHDRAW_WAIT_S`."""
+    url = origin(call.url) + CALLS_ROUTE + "/" + quote(key, safe="")
+    delete = Call("DELETE", url, None, {}, None, call.api, policy=_ONCE)
+    delete.revived = True
+    try:
+        await asyncio.wait_for(next(delete), WITHDRAW_WAIT_S)
+    except Exception as exc:  # best effort: the platform cancels it after its grace anyway
+        logger.debug("could not withdraw the stopped call %s %s: %s", call.method, call.path, exc)
+    else:
+        logger.debug("withdrew the stopped call %s %s", call.method, call.path)
