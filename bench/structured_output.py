@@ -93,8 +93,9 @@ def speed(engines: dict[str, Any], rounds: int, people: int) -> dict[str, dict[s
     out: dict[str, dict[str, float]] = {}
     spent = {(e, k): [0, 0.0] for e in engines for k in ("free", "schema")}  # tokens, seconds
     invalid = dict.fromkeys(engines, 0)
-    for engine in engines.values():
-        run_blocking(lambda e=engine: _run(e, [{"role": "user", "content": "warm up"}], params, None))
+    for engine in engines.values():  # the engine started and its first request served
+        run_blocking(lambda e=engine: _run(e, [{"role": "user", "content": "warm up"}], {**params, "max_tokens": 4},
+                                           None))
     for r in range(rounds):
         for i, (name, age, city) in enumerate(PEOPLE[:people]):
             msgs = [{"role": "user", "content": f"Extract the person as JSON: {name} is {age} and lives in {city}."}]
@@ -256,20 +257,21 @@ def main() -> int:
         base = layers[0]
         decode = {"ratio": 1.0} if args.skip_decode else engine_speed(registries[base], args.rounds)
         if not args.skip_decode:
-                log.info("engine decode: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (target >= 0.90)",
+            log.info("engine decode: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (target >= 0.90)",
                      decode["free_tok_s"], decode["schema_tok_s"], decode["ratio"])
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for choice in ("auto", "required"):
+            per_layer = results[choice] = tools(engines, choice, args.prompts)
+            for layer, r in per_layer.items():
+                log.info("tools (%s) [%s]: %d/%d right, %d called, %d parse failures, %.0f s (x%.2f of %s)", choice,
+                         layer, r["right"], r["prompts"], r["called"], r["parse_failures"], r["seconds"],
+                         r["seconds"] / per_layer[base]["seconds"], base)
         fast = {} if args.skip_platform else speed(engines, args.rounds, args.people)
         for layer, f in fast.items():
             log.info("through the platform [%s]: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (%d and %d tokens; "
                      "wall clock per request, prefill and queueing included); %d invalid JSON; schema time x%.2f "
                      "of %s", layer, f["free_tok_s"], f["schema_tok_s"], f["ratio"], f["free_tokens"],
                      f["schema_tokens"], f["invalid_json"], f["schema_seconds"] / fast[base]["schema_seconds"], base)
-        results = {choice: tools(engines, choice, args.prompts) for choice in ("auto", "required")}
-        for choice, per_layer in results.items():
-            for layer, r in per_layer.items():
-                log.info("tools (%s) [%s]: %d/%d right, %d called, %d parse failures, %.0f s (x%.2f of %s)", choice,
-                         layer, r["right"], r["prompts"], r["called"], r["parse_failures"], r["seconds"],
-                         r["seconds"] / per_layer[base]["seconds"], base)
         loop = {} if args.skip_loop else tool_loop(engines[base])
         for way, r in loop.items():
             log.info("tool loop (%s): %d/%d answers used the result, %d wrote a call again", way, r["used_result"],
