@@ -159,3 +159,11 @@ def test_a_chat_sent_again_after_a_restart_goes_on_from_its_text_as_the_assistan
     again = watchdog._continued(body, "It is", 2)
     assert again["messages"] == [*ASK_PARIS, {"role": "assistant", "content": "It is"}]
     assert again["max_tokens"] == 62 and watchdog._continued(body, "", 0) is body
+
+
+def test_a_plain_chat_goes_to_the_chat_endpoint_too(served: Any) -> None:
+    engine, fake = served([[_delta(content="Hello"), *_end("stop")]])
+    deltas = generate_blocking(engine, _ask([{"role": "user", "content": "hi"}]))
+    assert fake.paths == ["/apply-template", "/tokenize", "/v1/chat/completions"]
+    assert fake.chats[0]["messages"] == [{"role": "user", "content": "hi"}] and "tools" not in fake.chats[0]
+    assert "".join(d.text for d in deltas) == "Hello"

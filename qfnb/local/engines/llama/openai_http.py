@@ -77,6 +77,12 @@ class OpenAIChat:
         self._chat_layer = chat_layer
 
     @property
+    def _served_chats(self) -> bool:
+        """Whether chats go to our own llama-server's chat endpoint (``QFNB_LLAMA_CHAT=server``; the
+        Gemma base model has no template, so its turns are rendered here)."""
+        return self._n_ctx is not None and self._chat_layer == "server" and self._template != "gemma"
+
+    @property
     def can_call_tools(self) -> bool:
         """Whether the model has its own chat template (the engine renders tools with it); the
         Gemma base model has none."""
@@ -90,6 +96,8 @@ class OpenAIChat:
             return self._run("/completions", {"prompt": ask.prompt}, gp, ask.lane)
         if ask.plain:
             msgs = text_turns(ask.messages)
+            if self._served_chats:
+                return self._run_chat({"messages": msgs}, gp, ask.lane, key=ask.cache_key)
             if self._n_ctx is not None:
                 return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane,
                                           key=ask.cache_key)
@@ -191,7 +199,7 @@ class OpenAIChat:
         passthrough = ask.sampling.penalties()
         if self._n_ctx is None:
             return self._external(ask, messages, passthrough, gp)
-        if self._chat_layer == "server" and self._template != "gemma" and not (tools and ask.schema is not None):
+        if self._served_chats and not (tools and ask.schema is not None):
             return self._served_chat(ask, messages, tools, passthrough, gp)
         return self._own_chat(ask, messages, tools, passthrough, gp)
 
