@@ -59,7 +59,7 @@ class FakeLlama:
             return httpx.Response(200, json={"prompt": "<|im_start|>user ...<|im_start|>assistant\n"})
         if request.url.path == "/tokenize":
             return httpx.Response(200, json={"tokens": list(range(self.prompt_tokens))})
-        assert request.url.path == "/v1/chat/completions", request.url.path
+        assert request.url.path in ("/v1/chat/completions", "/v1/completions"), request.url.path
         self.chats.append(body)
         return httpx.Response(200, stream=httpx.ByteStream(_sse(self.answers.pop(0))),
                               headers={"content-type": "text/event-stream"})
@@ -82,17 +82,17 @@ def _ask(messages: list[dict[str, Any]], **fields: Any) -> ChatAsk:
     return ChatAsk(model="", messages=base.messages, sampling=base.sampling, **fields)
 
 
-def test_a_required_call_is_sent_as_turns_and_its_fragments_come_back_whole(served: Any) -> None:
+def test_a_call_is_sent_as_turns_and_the_servers_fragments_come_back_whole(served: Any) -> None:
     engine, fake = served([[
         _delta(tool_calls=[{"index": 0, "id": "call_1", "type": "function",
                             "function": {"name": "get_weather", "arguments": ""}}]),
         _delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city": '}}]),
         _delta(tool_calls=[{"index": 0, "function": {"arguments": '"Paris"}'}}]),
         *_end("tool_calls")]], prompt_tokens=4050)
-    deltas = generate_blocking(engine, _ask(ASK_PARIS, tools=(WEATHER,), tool_choice="required"))
+    deltas = generate_blocking(engine, _ask(ASK_PARIS, tools=(WEATHER,)))
     sent = fake.chats[0]
     assert fake.paths == ["/apply-template", "/tokenize", "/v1/chat/completions"]
-    assert sent["messages"] == ASK_PARIS and sent["tools"] == [WEATHER] and sent["tool_choice"] == "required"
+    assert sent["messages"] == ASK_PARIS and sent["tools"] == [WEATHER] and sent["tool_choice"] == "auto"
     assert sent["stream"] is True and isinstance(sent["id_slot"], int)  # the slot the gate gave it
     assert sent["max_tokens"] == 4096 - 4050  # trimmed to the room the counted prompt leaves
     calls = [c for d in deltas for c in d.tool_calls or ()]
@@ -100,6 +100,19 @@ def test_a_required_call_is_sent_as_turns_and_its_fragments_come_back_whole(serv
                       "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]
     assert deltas[-1].finish_reason == FINISH_TOOL_CALLS
     assert (deltas[-1].prompt_tokens, deltas[-1].completion_tokens) == (12, 9)
+
+
+def test_a_required_call_stays_with_the_platforms_opener_and_call_grammar(served: Any) -> None:
+    engine, fake = served([[{"choices": [{"index": 0, "text": '{"name": "get_weather", "arguments": {"city": "Paris"}}',
+                                          "finish_reason": None}]}, *_end("stop")]])
+    deltas = generate_blocking(engine, _ask(ASK_PARIS, tools=(WEATHER,), tool_choice="required"))
+    assert fake.paths == ["/apply-template", "/tokenize", "/v1/completions"]
+    sent = fake.chats[0]
+    assert isinstance(sent["prompt"], list) and "tools" not in sent
+    assert sent["json_schema"]["properties"]["name"] == {"const": "get_weather"}
+    calls = [c for d in deltas for c in d.tool_calls or ()]
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
+        ("get_weather", {"city": "Paris"})]
 
 
 def test_a_call_the_server_left_as_text_becomes_tool_calls_under_auto(served: Any) -> None:

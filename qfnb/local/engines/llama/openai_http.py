@@ -199,7 +199,10 @@ class OpenAIChat:
         passthrough = ask.sampling.penalties()
         if self._n_ctx is None:
             return self._external(ask, messages, passthrough, gp)
-        if self._served_chats and not (tools and ask.schema is not None):
+        # a required call stays here: the server's own grammar for it (Qwen2.5's template) let the
+        # 0.5B model write the call as bare JSON and go on to the token cap (bench/structured_output.py)
+        required = bool(tools) and ask.tool_choice == "required"
+        if self._served_chats and not required and not (tools and ask.schema is not None):
             return self._served_chat(ask, messages, tools, passthrough, gp)
         return self._own_chat(ask, messages, tools, passthrough, gp)
 
@@ -243,12 +246,13 @@ class OpenAIChat:
 
     def _served_chat(self, ask: ChatAsk, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                      passthrough: dict[str, Any], gp: GenParams) -> AsyncIterator[Delta]:
-        """A chat on our own llama-server's ``/v1/chat/completions``: its template renders the turns
-        and tools, its grammar forces a required call and its parser reads the calls it knows.
-        What stays here: the token count (context and slot), the schema as :mod:`.grammar`
-        writes it, the calls a small model writes as text (:func:`.tool_calls.as_tool_calls`), the
-        answer's check against the whole schema, a strict tool's call under ``auto`` written again,
-        and a call repeated after its result answered from it."""
+        """A chat (not a required call) on our own llama-server's ``/v1/chat/completions``: its
+        template renders the turns and tools and its parser reads the calls it knows. What stays
+        here: the token count (context and slot), the schema as :mod:`.grammar` writes it, the
+        calls a small model writes as text (:func:`.tool_calls.as_tool_calls`), the answer's check
+        against the whole schema, a strict tool's call under ``auto`` written again under its
+        grammar (by :meth:`_run_prepared`, as a required call is), and a call repeated after its
+        result answered from it."""
         fields: dict[str, Any] = {"messages": messages, **passthrough}
         if tools:
             fields.update(tools=tools, tool_choice=ask.tool_choice)
@@ -257,36 +261,34 @@ class OpenAIChat:
         top = ask.logprobs
         if top is not None:
             fields.update(logprobs=True, top_logprobs=max(1, top))
-        forced = bool(tools) and ask.tool_choice == "required"
         names = [t["function"]["name"] for t in tools] if tools else None
         schema = dict(ask.schema) if ask.schema is not None else None
 
-        def attempt(n: int, payload: dict[str, Any] = fields) -> AsyncIterator[Delta]:
-            return self._run_chat(payload, answer_check.resample_params(gp, n), ask.lane, names=names, forced=forced,
+        def attempt(n: int) -> AsyncIterator[Delta]:
+            return self._run_chat(fields, answer_check.resample_params(gp, n), ask.lane, names=names,
                                   top_logprobs=top, key=ask.cache_key)
 
         if schema is not None:
             fields.update(grammar.engine_fields(schema))
             answer = attempt(0) if grammar.grammar_is_exact(schema) else answer_check.checked(
                 attempt, lambda deltas: answer_check.text_miss("".join(d.text for d in deltas), schema))
-        elif forced and tools:  # the server's converter writes the parameters as they are: each call checked
-            answer = answer_check.checked(attempt, lambda deltas: answer_check.calls_miss(deltas, _parameters(tools)))
         else:
             answer = attempt(0)
         strict = tool_calls.strict_tools(tools)
-        if strict and tools and not forced:  # an auto call of a strict tool that does not fit: again, required
-            answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_chat(
-                {**fields, "tools": [t for t in tools if t["function"]["name"] == name], "tool_choice": "required"},
-                gp, ask.lane, names=[name], forced=True, top_logprobs=top, key=ask.cache_key))
-        if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
+        if strict and tools:  # an auto call of a strict tool that does not fit: again, under its grammar
+            extra = {**passthrough, **({"logprobs": max(1, top)} if top is not None else {})}
+            answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
+                messages, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
+                    [t for t in tools if t["function"]["name"] == name])},
+                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.cache_key))
+        if names and tool_calls.follows_result(messages):  # a repeated call is answered from its result
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_chat(
                 {k: v for k, v in {**fields, "messages": closing}.items() if k not in ("tools", "tool_choice")},
                 gp, ask.lane, top_logprobs=top))
         return answer
 
     async def _run_chat(self, fields: dict[str, Any], gp: GenParams, lane: str, *, names: list[str] | None = None,
-                        forced: bool = False, top_logprobs: int | None = None,
-                        key: str | None = None) -> AsyncIterator[Delta]:
+                        top_logprobs: int | None = None, key: str | None = None) -> AsyncIterator[Delta]:
         """``fields`` (turns, tools...) on our llama-server's chat endpoint, on a slot chosen by the
         prompt's length: the prompt is counted first (rendered with the tools, tokenized), so one that
         does not fit is refused before any prefill and ``max_tokens`` trimmed to the room left."""
@@ -309,7 +311,7 @@ class OpenAIChat:
                 if top_logprobs is not None:
                     deltas = _keep_top(deltas, top_logprobs)
                 if names:  # the server's calls whole, then the calls it left as text (a small model's)
-                    deltas = tool_calls.as_tool_calls(tool_calls.whole_calls(deltas), names, forced=forced)
+                    deltas = tool_calls.as_tool_calls(tool_calls.whole_calls(deltas), names)
                 async for delta in deltas:
                     yield delta
 
@@ -397,11 +399,6 @@ class OpenAIChat:
         finally:
             if target.release is not None:
                 target.release()
-
-def _parameters(tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each offered tool's parameters schema, by name."""
-    return {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"} for t in tools}
-
 
 def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int) -> float:
     """The forced ``token``'s log-probability in llama-server's ``/completion`` answer."""
