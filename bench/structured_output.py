@@ -260,7 +260,7 @@ def main() -> int:
             log.info("engine decode: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (target >= 0.90)",
                      decode["free_tok_s"], decode["schema_tok_s"], decode["ratio"])
         results: dict[str, dict[str, dict[str, float]]] = {}
-        for choice in ("auto", "required"):
+        for choice in ("auto", "required") if args.prompts > 0 else ():
             per_layer = results[choice] = tools(engines, choice, args.prompts)
             for layer, r in per_layer.items():
                 log.info("tools (%s) [%s]: %d/%d right, %d called, %d parse failures, %.0f s (x%.2f of %s)", choice,
