@@ -1,6 +1,6 @@
 """Constrained decoding's cost and tool-call accuracy on the real engine (Qwen2.5-Coder-0.5B).
 
-    .venv/bin/python bench/structured_output.py [--rounds 1]
+    .venv/bin/python bench/structured_output.py [--rounds 1] [--chat own,server] [--prompts 10] [--people 8]
 
 1. Speed: the same extraction prompts answered free and under a strict JSON schema (the
    engine's grammar), interleaved prompt by prompt in one run; generated tokens per second of
@@ -14,6 +14,13 @@
    it (a v1 ``function`` turn, no functions offered): how many final answers use the result and how
    many write a call again, with the cell's closing ask in the result turn
    (``qfnb.agents.closing_messages``) against the same ask as the system line (the baseline).
+
+``--chat own,server`` runs steps 1 (through the platform) and 2 for each way the platform prepares a
+chat for llama-server (``QFNB_LLAMA_CHAT``: ``own`` renders and tokenizes it and sends token ids to
+``/completions``; ``server`` sends the turns to llama-server's ``/v1/chat/completions``), each on
+its own engine process, interleaved prompt by prompt, and prints each against the first (the
+baseline) measured in the same run. ``--prompts``/``--people`` take the first N of each set (a
+reduced run on a loaded machine: say so).
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -76,36 +82,43 @@ async def _run(engine: Any, messages: list[dict[str, Any]], params: dict[str, An
     return deltas, time.perf_counter() - t0
 
 
-def speed(engine: Any, rounds: int) -> dict[str, float]:
+def speed(engines: dict[str, Any], rounds: int, people: int) -> dict[str, dict[str, float]]:
+    """Tokens per second free and under the schema, through the platform, per engine (``engines``:
+    label -> engine), every request of a prompt on each engine in turn before the next prompt."""
     from qfnb.local.engines.gate import run_blocking
 
     schema = {"response_format": {"type": "json_schema", "json_schema": {"name": "person", "strict": True,
                                                                          "schema": PERSON}}}
     params = {"temperature": 0.0, "max_tokens": 48}
-    tokens: dict[str, int] = {"free": 0, "schema": 0}
-    secs: dict[str, float] = {"free": 0.0, "schema": 0.0}
-    per_round: dict[str, list[float]] = {"free": [], "schema": []}
-    run_blocking(lambda: _run(engine, [{"role": "user", "content": "warm up"}], params, None))
+    out: dict[str, dict[str, float]] = {}
+    spent = {(e, k): [0, 0.0] for e in engines for k in ("free", "schema")}  # tokens, seconds
+    invalid = dict.fromkeys(engines, 0)
+    for engine in engines.values():  # the engine started and its first request served
+        run_blocking(lambda e=engine: _run(e, [{"role": "user", "content": "warm up"}], {**params, "max_tokens": 4},
+                                           None))
     for r in range(rounds):
-        round_tok = {"free": 0, "schema": 0}
-        round_sec = {"free": 0.0, "schema": 0.0}
-        for i, (name, age, city) in enumerate(PEOPLE):
+        for i, (name, age, city) in enumerate(PEOPLE[:people]):
             msgs = [{"role": "user", "content": f"Extract the person as JSON: {name} is {age} and lives in {city}."}]
             # alternate which goes first, so a slower or faster moment of the machine hits both
-            order = (("free", None), ("schema", schema)) if (r + i) % 2 == 0 else (("schema", schema), ("free", None))
-            for label, fields in order:
-                deltas, took = run_blocking(lambda m=msgs, f=fields: _run(engine, m, params, f))  # type: ignore[misc]
-                round_tok[label] += deltas[-1].completion_tokens
-                round_sec[label] += took
-                if label == "schema":
-                    json.loads("".join(d.text for d in deltas))  # every constrained answer parses
-        for label in tokens:
-            tokens[label] += round_tok[label]
-            secs[label] += round_sec[label]
-            per_round[label].append(round_tok[label] / round_sec[label])
-    free, constrained = statistics.median(per_round["free"]), statistics.median(per_round["schema"])
-    return {"free_tok_s": free, "schema_tok_s": constrained, "ratio": constrained / free,
-            "free_tokens": tokens["free"], "schema_tokens": tokens["schema"]}
+            order = [("free", None), ("schema", schema)][:: 1 if (r + i) % 2 == 0 else -1]
+            labels = list(engines)[:: 1 if i % 2 == 0 else -1]
+            for label in labels:
+                for kind, fields in order:
+                    deltas, took = run_blocking(lambda e=engines[label], m=msgs, f=fields: _run(e, m, params, f))
+                    spent[label, kind][0] += deltas[-1].completion_tokens
+                    spent[label, kind][1] += took
+                    if kind == "schema":
+                        try:
+                            json.loads("".join(d.text for d in deltas))  # every constrained answer parses
+                        except ValueError:
+                            invalid[label] += 1
+    for label in engines:
+        free = spent[label, "free"][0] / spent[label, "free"][1]
+        constrained = spent[label, "schema"][0] / spent[label, "schema"][1]
+        out[label] = {"free_tok_s": free, "schema_tok_s": constrained, "ratio": constrained / free,
+                      "free_tokens": spent[label, "free"][0], "schema_tokens": spent[label, "schema"][0],
+                      "schema_seconds": spent[label, "schema"][1], "invalid_json": invalid[label]}
+    return out
 
 
 def engine_speed(registry: Any, rounds: int) -> dict[str, float]:
@@ -138,33 +151,39 @@ def engine_speed(registry: Any, rounds: int) -> dict[str, float]:
     return {"free_tok_s": free, "schema_tok_s": constrained, "ratio": constrained / free}
 
 
-def tools(engine: Any, choice: str) -> dict[str, int]:
+def tools(engines: dict[str, Any], choice: str, prompts: int) -> dict[str, dict[str, float]]:
+    """Tool-call accuracy per engine (``engines``: label -> engine), each prompt on each engine in turn."""
     from qfnb.local.convert.answer import answer_of
     from qfnb.local.engines.gate import run_blocking
 
     names = [t["function"]["name"] for t in TOOLS]
-    right = called = failures = 0
-    for prompt, tool, key, word in TOOL_PROMPTS:
-        deltas, _ = run_blocking(lambda p=prompt: _run(  # type: ignore[misc]
-            engine, [{"role": "user", "content": p}], {"temperature": 0.0, "max_tokens": 64},
-            {"tools": TOOLS, "tool_choice": choice}))
-        calls = answer_of(deltas).tool_calls
-        text = "".join(d.text for d in deltas)
-        if not calls:
-            failures += int(any(f'"{n}"' in text for n in names) or "<tool_call>" in text)
-            log.info("%-45s -> text %r", prompt, text[:80])
-            continue
-        called += 1
-        try:
-            args = json.loads(calls[0]["function"]["arguments"])
-        except ValueError:
-            failures += 1
-            continue
-        failures += int(not isinstance(args, dict))
-        ok = calls[0]["function"]["name"] == tool and word in str(args.get(key, "")).lower().replace(" ", "_")
-        right += int(ok)
-        log.info("%-45s -> %s %s %s", prompt, calls[0]["function"]["name"], args, "ok" if ok else "WRONG")
-    return {"prompts": len(TOOL_PROMPTS), "called": called, "right": right, "parse_failures": failures}
+    out = {label: {"prompts": 0, "called": 0, "right": 0, "parse_failures": 0, "seconds": 0.0} for label in engines}
+    for i, (prompt, tool, key, word) in enumerate(TOOL_PROMPTS[:prompts]):
+        for label in list(engines)[:: 1 if i % 2 == 0 else -1]:
+            r = out[label]
+            deltas, took = run_blocking(lambda e=engines[label], p=prompt: _run(  # type: ignore[misc]
+                e, [{"role": "user", "content": p}], {"temperature": 0.0, "max_tokens": 64},
+                {"tools": TOOLS, "tool_choice": choice}))
+            r["prompts"] += 1
+            r["seconds"] += took
+            calls = answer_of(deltas).tool_calls
+            text = "".join(d.text for d in deltas)
+            if not calls:
+                r["parse_failures"] += int(any(f'"{n}"' in text for n in names) or "<tool_call>" in text)
+                log.info("%-6s %-45s -> text %r", label, prompt, text[:80])
+                continue
+            r["called"] += 1
+            try:
+                args = json.loads(calls[0]["function"]["arguments"])
+            except ValueError:
+                r["parse_failures"] += 1
+                continue
+            r["parse_failures"] += int(not isinstance(args, dict))
+            ok = calls[0]["function"]["name"] == tool and word in str(args.get(key, "")).lower().replace(" ", "_")
+            r["right"] += int(ok)
+            log.info("%-6s %-45s -> %s %s %s", label, prompt, calls[0]["function"]["name"], args,
+                     "ok" if ok else "WRONG")
+    return out
 
 
 #: the baseline: the system line the cell's last request carried before the ask moved into the result
@@ -216,35 +235,54 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--skip-platform", action="store_true",
                         help="leave out the wall-clock speed through the platform (slow on a loaded machine)")
+    parser.add_argument("--skip-decode", action="store_true", help="leave out step 1's engine-timed decode")
+    parser.add_argument("--skip-loop", action="store_true", help="leave out step 3 (the tool loop)")
+    parser.add_argument("--chat", default="own", help="the chat layers to compare, the baseline first: own,server")
+    parser.add_argument("--prompts", type=int, default=len(TOOL_PROMPTS), help="the first N tool prompts")
+    parser.add_argument("--people", type=int, default=len(PEOPLE), help="the first N extraction prompts")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from qfnb.local.engines.registry import EngineOptions, EngineRegistry
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench._common import load_average
+    from qfnb.local.engines.options import EngineOptions, chat_layer
+    from qfnb.local.engines.registry import EngineRegistry
 
-    registry = EngineRegistry(Path(tempfile.mkdtemp(prefix="qfnb-bench-so-")), options=EngineOptions(slots=2))
+    layers = [chat_layer(x) for x in args.chat.split(",")]
+    log.info("load average at start: %s", load_average())
+    registries = {layer: EngineRegistry(Path(tempfile.mkdtemp(prefix="qfnb-bench-so-")),
+                                        options=EngineOptions(slots=2, chat_layer=layer)) for layer in layers}
     try:
-        engine = registry.chat(QWEN)
-        decode = engine_speed(registry, args.rounds)
-        log.info("engine decode: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (target >= 0.90)",
-                 decode["free_tok_s"], decode["schema_tok_s"], decode["ratio"])
-        fast = {} if args.skip_platform else speed(engine, args.rounds)
-        if fast:
-            log.info("through the platform: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (%d and %d tokens; "
-                     "wall clock per request, prefill and queueing included)", fast["free_tok_s"],
-                     fast["schema_tok_s"], fast["ratio"], fast["free_tokens"], fast["schema_tokens"])
-        results = {choice: tools(engine, choice) for choice in ("auto", "required")}
-        for choice, r in results.items():
-            log.info("tools (%s): %d/%d right, %d called, %d parse failures", choice, r["right"], r["prompts"],
-                     r["called"], r["parse_failures"])
-        loop = tool_loop(engine)
+        engines = {layer: registry.chat(QWEN) for layer, registry in registries.items()}
+        base = layers[0]
+        decode = {"ratio": 1.0} if args.skip_decode else engine_speed(registries[base], args.rounds)
+        if not args.skip_decode:
+            log.info("engine decode: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (target >= 0.90)",
+                     decode["free_tok_s"], decode["schema_tok_s"], decode["ratio"])
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for choice in ("auto", "required") if args.prompts > 0 else ():
+            per_layer = results[choice] = tools(engines, choice, args.prompts)
+            for layer, r in per_layer.items():
+                log.info("tools (%s) [%s]: %d/%d right, %d called, %d parse failures, %.0f s (x%.2f of %s)", choice,
+                         layer, r["right"], r["prompts"], r["called"], r["parse_failures"], r["seconds"],
+                         r["seconds"] / per_layer[base]["seconds"], base)
+        fast = {} if args.skip_platform else speed(engines, args.rounds, args.people)
+        for layer, f in fast.items():
+            log.info("through the platform [%s]: free %.1f tok/s, schema %.1f tok/s, ratio %.2f (%d and %d tokens; "
+                     "wall clock per request, prefill and queueing included); %d invalid JSON; schema time x%.2f "
+                     "of %s", layer, f["free_tok_s"], f["schema_tok_s"], f["ratio"], f["free_tokens"],
+                     f["schema_tokens"], f["invalid_json"], f["schema_seconds"] / fast[base]["schema_seconds"], base)
+        loop = {} if args.skip_loop else tool_loop(engines[base])
         for way, r in loop.items():
             log.info("tool loop (%s): %d/%d answers used the result, %d wrote a call again", way, r["used_result"],
                      r["answers"], r["called_again"])
+        log.info("load average at end: %s", load_average())
         print(json.dumps({"engine_decode": decode, "platform": fast, "tools": results, "tool_loop": loop}))
-        ok = decode["ratio"] >= 0.90 and all(r["parse_failures"] == 0 for r in results.values())
+        ok = decode["ratio"] >= 0.90 and all(r["parse_failures"] == 0 for c in results.values() for r in c.values())
         return 0 if ok else 1
     finally:
-        registry.close()
+        for registry in registries.values():
+            registry.close()
 
 
 if __name__ == "__main__":

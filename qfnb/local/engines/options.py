@@ -28,6 +28,10 @@ class EngineOptions:
     stall_seconds: float = 30.0
     #: the compute deadline: a request still generating after this long is cancelled
     request_seconds: float = 600.0
+    #: who turns a chat with tools, a schema or logprobs into our own llama-server's request
+    #: (``QFNB_LLAMA_CHAT``): ``"own"`` renders and tokenizes it here and sends token ids to
+    #: ``/completions``; ``"server"`` sends the turns to llama-server's ``/v1/chat/completions``
+    chat_layer: str = "own"
 
     @property
     def queue_len(self) -> int:
@@ -36,7 +40,7 @@ class EngineOptions:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EngineOptions:
         """``QFNB_ENGINE_SLOTS``, ``QFNB_ENGINE_QUEUE``, ``QFNB_ENGINE_IDLE_SECONDS``, ``QFNB_ENGINES``,
-        ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``."""
+        ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``, ``QFNB_LLAMA_CHAT``."""
 
         def number(key: str, kind: type, default: Any) -> Any:
             raw = env.get(key)
@@ -56,7 +60,21 @@ class EngineOptions:
                    idle_seconds=number("QFNB_ENGINE_IDLE_SECONDS", float, 600.0),
                    external=parse_external(env.get("QFNB_ENGINES")),
                    stall_seconds=positive("QFNB_ENGINE_STALL_SECONDS", 30.0),
-                   request_seconds=positive("QFNB_ENGINE_REQUEST_SECONDS", 600.0))
+                   request_seconds=positive("QFNB_ENGINE_REQUEST_SECONDS", 600.0),
+                   chat_layer=chat_layer(env.get(CHAT_LAYER_SETTING)))
+
+
+#: the setting that says who prepares a chat for our own llama-server (:attr:`EngineOptions.chat_layer`)
+CHAT_LAYER_SETTING = "QFNB_LLAMA_CHAT"
+CHAT_LAYERS = ("own", "server")
+
+
+def chat_layer(raw: str | None) -> str:
+    """``QFNB_LLAMA_CHAT`` checked: ``own`` (the default) or ``server``."""
+    value = (raw or "own").strip().lower()
+    if value not in CHAT_LAYERS:
+        raise ValueError(f"{CHAT_LAYER_SETTING} must be one of {', '.join(CHAT_LAYERS)}, got {raw!r}")
+    return value
 
 
 def parse_external(raw: str | Mapping[str, Any] | None) -> dict[str, ModelSpec]:

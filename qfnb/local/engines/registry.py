@@ -331,7 +331,8 @@ class EngineRegistry:
             base_name = self._bases.get(name, name)
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
             return OpenAIChat(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
-                              template=spec.template, stop=spec.stop, llama=True, n_ctx=spec.n_ctx)
+                              template=spec.template, stop=spec.stop, llama=True, n_ctx=spec.n_ctx,
+                              chat_layer=opts.chat_layer)
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)

@@ -67,11 +67,20 @@ class OpenAIChat:
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: Gate, model: str | None = None,
                  template: str = "native", stop: tuple[str, ...] = (), llama: bool = True,
-                 n_ctx: int | None = None) -> None:
+                 n_ctx: int | None = None, chat_layer: str = "own") -> None:
         self.name, self.gate, self._endpoint = name, gate, endpoint
         self._model, self._template, self._stop, self._llama = model or name, template, stop, llama
         #: with our own llama-server and a context size: prompts are prepared here (:mod:`.prompts`)
         self._n_ctx = n_ctx if llama else None
+        #: ``"server"``: a chat with tools, a schema or logprobs goes to our llama-server's own chat
+        #: endpoint (:meth:`_served_chat`); ``"own"``: it is rendered and tokenized here
+        self._chat_layer = chat_layer
+
+    @property
+    def _served_chats(self) -> bool:
+        """Whether chats go to our own llama-server's chat endpoint (``QFNB_LLAMA_CHAT=server``; the
+        Gemma base model has no template, so its turns are rendered here)."""
+        return self._n_ctx is not None and self._chat_layer == "server" and self._template != "gemma"
 
     @property
     def can_call_tools(self) -> bool:
@@ -87,6 +96,8 @@ class OpenAIChat:
             return self._run("/completions", {"prompt": ask.prompt}, gp, ask.lane)
         if ask.plain:
             msgs = text_turns(ask.messages)
+            if self._served_chats:
+                return self._run_chat({"messages": msgs}, gp, ask.lane, key=ask.cache_key)
             if self._n_ctx is not None:
                 return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane,
                                           key=ask.cache_key)
@@ -188,6 +199,16 @@ class OpenAIChat:
         passthrough = ask.sampling.penalties()
         if self._n_ctx is None:
             return self._external(ask, messages, passthrough, gp)
+        # a required call stays here: the server's own grammar for it (Qwen2.5's template) let the
+        # 0.5B model write the call as bare JSON and go on to the token cap (bench/structured_output.py)
+        required = bool(tools) and ask.tool_choice == "required"
+        if self._served_chats and not required and not (tools and ask.schema is not None):
+            return self._served_chat(ask, messages, tools, passthrough, gp)
+        return self._own_chat(ask, messages, tools, passthrough, gp)
+
+    def _own_chat(self, ask: ChatAsk, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                  passthrough: dict[str, Any], gp: GenParams) -> AsyncIterator[Delta]:
+        """A chat rendered and tokenized here, sent as token ids to ``/completions``."""
         source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
                                               else messages)
         forced = bool(tools) and ask.tool_choice == "required"
@@ -222,6 +243,77 @@ class OpenAIChat:
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
                 closing, gp, ask.lane, extra, top_logprobs=top))
         return answer
+
+    def _served_chat(self, ask: ChatAsk, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                     passthrough: dict[str, Any], gp: GenParams) -> AsyncIterator[Delta]:
+        """A chat (not a required call) on our own llama-server's ``/v1/chat/completions``: its
+        template renders the turns and tools and its parser reads the calls it knows. What stays
+        here: the token count (context and slot), the schema as :mod:`.grammar` writes it, the
+        calls a small model writes as text (:func:`.tool_calls.as_tool_calls`), the answer's check
+        against the whole schema, a strict tool's call under ``auto`` written again under its
+        grammar (by :meth:`_run_prepared`, as a required call is), and a call repeated after its
+        result answered from it."""
+        fields: dict[str, Any] = {"messages": messages, **passthrough}
+        if tools:
+            fields.update(tools=tools, tool_choice=ask.tool_choice)
+            if ask.parallel_tool_calls is not None:
+                fields["parallel_tool_calls"] = ask.parallel_tool_calls
+        top = ask.logprobs
+        if top is not None:
+            fields.update(logprobs=True, top_logprobs=max(1, top))
+        names = [t["function"]["name"] for t in tools] if tools else None
+        schema = dict(ask.schema) if ask.schema is not None else None
+
+        def attempt(n: int) -> AsyncIterator[Delta]:
+            return self._run_chat(fields, answer_check.resample_params(gp, n), ask.lane, names=names,
+                                  top_logprobs=top, key=ask.cache_key)
+
+        if schema is not None:
+            fields.update(grammar.engine_fields(schema))
+            answer = attempt(0) if grammar.grammar_is_exact(schema) else answer_check.checked(
+                attempt, lambda deltas: answer_check.text_miss("".join(d.text for d in deltas), schema))
+        else:
+            answer = attempt(0)
+        strict = tool_calls.strict_tools(tools)
+        if strict and tools:  # an auto call of a strict tool that does not fit: again, under its grammar
+            extra = {**passthrough, **({"logprobs": max(1, top)} if top is not None else {})}
+            answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
+                messages, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
+                    [t for t in tools if t["function"]["name"] == name])},
+                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.cache_key))
+        if names and tool_calls.follows_result(messages):  # a repeated call is answered from its result
+            return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_chat(
+                {k: v for k, v in {**fields, "messages": closing}.items() if k not in ("tools", "tool_choice")},
+                gp, ask.lane, top_logprobs=top))
+        return answer
+
+    async def _run_chat(self, fields: dict[str, Any], gp: GenParams, lane: str, *, names: list[str] | None = None,
+                        top_logprobs: int | None = None, key: str | None = None) -> AsyncIterator[Delta]:
+        """``fields`` (turns, tools...) on our llama-server's chat endpoint, on a slot chosen by the
+        prompt's length: the prompt is counted first (rendered with the tools, tokenized), so one that
+        does not fit is refused before any prefill and ``max_tokens`` trimmed to the room left."""
+        assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
+        async with self._leased() as target:
+            try:
+                tokens, _ = await self._prepare(target.base_url, target.headers, fields["messages"],
+                                                fields.get("tools"))
+            except httpx.HTTPError as exc:
+                if target.broken is not None:
+                    target.broken()
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not count the prompt "
+                                        f"({type(exc).__name__})") from exc
+            body = {"model": self._model, **fields, **request_body(gp, llama=True), **(target.extra or {})}
+            prompts.fit(self.name, tokens, self._n_ctx, body)
+            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
+                                      group=target.group, exclusive=gp.seed is not None) as slot:
+                body["id_slot"] = slot
+                deltas = watchdog.guarded(self.name, target, "/chat/completions", body)
+                if top_logprobs is not None:
+                    deltas = _keep_top(deltas, top_logprobs)
+                if names:  # the server's calls whole, then the calls it left as text (a small model's)
+                    deltas = tool_calls.as_tool_calls(tool_calls.whole_calls(deltas), names)
+                async for delta in deltas:
+                    yield delta
 
     def _external(self, ask: ChatAsk, messages: list[dict[str, Any]], passthrough: dict[str, Any],
                   gp: GenParams) -> AsyncIterator[Delta]:

@@ -133,6 +133,41 @@ def call_prefix(rendered: str) -> str:
     return HERMES_OPEN + "\n" if HERMES_OPEN in rendered else ""
 
 
+async def whole_calls(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    """``deltas`` from an engine that parses calls itself (llama-server's chat endpoint streams each
+    call as fragments: its name, then pieces of its arguments) with those fragments joined into one
+    ``tool_calls`` delta of whole calls, just before the last delta; text streams as it comes."""
+    calls: list[dict[str, Any]] = []
+    last: Delta | None = None
+    logprobs: list[dict[str, Any]] = []
+    async for delta in deltas:
+        if delta.tool_calls is None:
+            if delta.finish_reason is not None and calls:
+                last = delta
+                break
+            yield delta
+            continue
+        for fragment in delta.tool_calls:
+            at = int(fragment.get("index", len(calls)))
+            while len(calls) <= at:
+                calls.append({"index": len(calls), "id": "", "type": "function",
+                              "function": {"name": "", "arguments": ""}})
+            call, fn = calls[at], fragment.get("function") or {}
+            call["id"] = fragment.get("id") or call["id"]
+            call["function"]["name"] += fn.get("name") or ""
+            call["function"]["arguments"] += fn.get("arguments") or ""
+        logprobs += delta.logprobs or ()
+        if delta.text:
+            yield replace(delta, tool_calls=None, logprobs=None)
+        last = delta
+    if calls and last is not None:
+        for call in calls:
+            call["id"] = call["id"] or "call_" + secrets.token_hex(8)
+        yield Delta("", None, last.prompt_tokens, last.completion_tokens, tool_calls=calls, logprobs=logprobs or None)
+        yield replace(last, text="", tool_calls=None, logprobs=None,
+                      finish_reason=last.finish_reason or FINISH_TOOL_CALLS)
+
+
 def parse_calls(text: str, names: Sequence[str]) -> list[dict[str, Any]] | None:
     """The calls ``text`` makes of the tools called ``names`` (OpenAI ``tool_calls``), or None
     when it is not (only) such calls."""

@@ -114,10 +114,13 @@ async def _attempt(name: str, target: Endpoint, path: str, body: dict[str, Any],
 
 def _continued(body: dict[str, Any], written: str, done: int) -> dict[str, Any]:
     """``body`` sent again after ``written`` (``done`` tokens) was streamed: the text so far after
-    the prompt (llama-server reads a list of token ids and strings as one prompt), the rest of
-    ``max_tokens`` left to write."""
+    the prompt (llama-server reads a list of token ids and strings as one prompt; a chat's turns end
+    with it as the assistant's), the rest of ``max_tokens`` left to write."""
     if not written:
         return body
+    if "messages" in body:  # a chat: the text so far as the assistant's turn, which the engine goes on with
+        return {**body, "messages": [*body["messages"], {"role": "assistant", "content": written}],
+                "max_tokens": int(body["max_tokens"]) - done}
     prompt = body["prompt"]
     prompt = [*prompt, written] if isinstance(prompt, list) else f"{prompt}{written}"
     return {**body, "prompt": prompt, "max_tokens": int(body["max_tokens"]) - done}
