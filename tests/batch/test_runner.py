@@ -17,7 +17,9 @@ from qfnb.local.domain import batch
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from tests.fakes.local_platform import ServedPlatform
 
-pytestmark = pytest.mark.serial  # wall-clock latency under load: run alone (scripts/test.sh)
+#: the tests whose outcome depends on timing (a stop mid-job, pre-emption) run alone (scripts/test.sh);
+#: the others check outcomes only and run beside other tests
+timing = pytest.mark.serial
 
 
 @pytest.fixture()
@@ -36,6 +38,7 @@ def _engine(served: ServedPlatform):  # type: ignore[no-untyped-def]
     return served.registry.chat("tiny-chat")
 
 
+@timing
 def test_stop_keeps_the_finished_rows(paced: ServedPlatform) -> None:
     uri = put_object(paced.url, "in", "many.jsonl", [{"id": f"k{i}", "query": f"q{i}"} for i in range(200)])
     tid = _create(paced.url, uri)
@@ -81,6 +84,7 @@ def test_a_crashed_or_busy_engine_is_retried_not_failed(paced: ServedPlatform) -
     assert view["retriedRequests"] == 2 and _engine(paced).failures["q1"] == []
 
 
+@timing
 def test_the_job_fills_the_slots_and_interactive_chat_preempts_it(paced: ServedPlatform) -> None:
     engine = _engine(paced)
     engine.delay = 0.05
