@@ -26,7 +26,9 @@ fi
 # real-model and browser tests for the real path. The real-path variants beyond that budget are
 # marked slow; run them with: bash scripts/test.sh -m slow   (everything: bash scripts/test.sh -m "")
 # mypy (a minute on a clean clone) checks while the in-process tests run on two workers; the
-# real-model, browser and latency (serial) tests then run one at a time, on an otherwise idle machine.
+# real-model, browser and latency (serial) tests then run one at a time, on an otherwise idle machine,
+# sharing what is costly to start (one default-model daemon for the client tests, one JupyterLab for
+# the browser tests: tests/README.md).
 mypy_log=$(mktemp)
 .venv/bin/mypy > "$mypy_log" 2>&1 &
 mypy_pid=$!
