@@ -69,8 +69,8 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def _shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
-    """One JupyterLab (``browser_kit.jupyter_lab``) for every browser test that needs no daemon or
-    settings of its own: a start costs seconds, and each module used to start its own."""
+    """One JupyterLab a pytest process (``browser_kit.jupyter_lab``) for the browser tests that need
+    no daemon or settings of their own: a start costs seconds, and each module used to start its own."""
     from browser_kit import jupyter_lab
 
     with jupyter_lab(tmp_path_factory.mktemp("lab")) as running:
