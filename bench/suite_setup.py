@@ -1,4 +1,4 @@
-"""What the test suite's serial phase saves by sharing its costly setup (scripts/test.sh, tests/README.md).
+"""What the test suite saves by sharing its costly setup (scripts/test.sh, tests/README.md).
 
 Measured here, in one run: a JupyterLab start and stop as the browser tests start it
 (``browser_kit.jupyter_lab``, until ``/api/status`` answers), a kernel's shutdown after a test (what
