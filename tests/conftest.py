@@ -85,6 +85,20 @@ def daemon_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
             os.kill(info.pid, signal.SIGKILL)
 
 
+@pytest.fixture(scope="session")
+def default_models_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The data dir of one daemon on the default local models, shared by the real-path client tests
+    that only send it calls (openai, anthropic, Responses, LangChain, the agent frameworks, the
+    conformance walk): each starting its own cost a daemon start and two model loads. A test that
+    reads the daemon's ledger or restarts it starts its own."""
+    import qfnb
+
+    root = tmp_path_factory.mktemp("default-models") / "data"
+    qfnb.openai_client(data_dir=root)  # starts it here, outside any test (nothing stops it early)
+    yield root
+    _stop(root)
+
+
 @pytest.fixture(autouse=True)
 def _stop_daemons_of_temp_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A daemon a test started (in this process) on a temporary data dir stops with the test."""

@@ -1,10 +1,11 @@
-"""pydantic-ai's ``Agent`` and openai-agents' ``Runner``, unmodified and set up as their docs show
-them for an OpenAI-compatible server, against a daemon this test starts, on the default local chat
-model (Qwen2.5-Coder-0.5B) and the tool model (Qwen2.5-Coder-1.5B, when installed; ``slow``): each
-calls the tool once and answers from its result, a figure the model cannot know. Sampling at
-temperature 0 (each framework's documented model settings), so a run is repeatable;
-bench/agents_finish.py measures the default sampling over several runs. And the default choice: a
-request with tools and ``model="default"`` is answered by the tool model, which the answer says."""
+"""pydantic-ai's ``Agent`` and openai-agents' ``Runner``, unmodified and set up as their docs show them
+for an OpenAI-compatible server, against the suite's shared daemon (``default_models_daemon``), on
+the default local chat model (Qwen2.5-Coder-0.5B) and the tool model (Qwen2.5-Coder-1.5B, when
+installed; ``slow``): each calls the tool once and answers from its result, a figure the model
+cannot know. Sampling at temperature 0 (each framework's documented model settings), so a run is
+repeatable; bench/agents_finish.py measures the default sampling over several runs. And the default
+choice: a request with tools and ``model="default"`` is answered by the tool model, which the answer
+says."""
 
 from __future__ import annotations
 
@@ -30,15 +31,12 @@ QUESTION = "What is the weather like in Oslo right now?"
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The local platform's daemon on a temporary data dir: its OpenAI base URL and a minted key."""
+def platform(default_models_daemon: Path) -> Any:
+    """The suite's shared daemon on the default local models: its OpenAI base URL, a minted key, its data dir."""
     import qfnb
-    from qfnb._core.backend import daemon
 
-    data = tmp_path_factory.mktemp("frameworks") / "data"
-    client = qfnb.openai_client(data_dir=data)
-    yield str(client.base_url).rstrip("/"), client.api_key, data
-    daemon.stop_daemon(data, force=True, timeout=30)
+    client = qfnb.openai_client(data_dir=default_models_daemon)
+    return str(client.base_url).rstrip("/"), client.api_key, default_models_daemon
 
 
 def weather_tool(calls: list[str]) -> Any:

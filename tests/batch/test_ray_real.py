@@ -6,6 +6,7 @@ fake Jobs API by default."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,10 @@ from qfnb._core.record import ledger as ledger_mod
 from qfnb.local.engines.llama.command import find_binary
 from qfnb.resources import batch_ray
 
+# find_spec, not importorskip: importing Ray costs every collection seconds, and the module only runs with -m slow
 pytestmark = [pytest.mark.slow, pytest.mark.real_model,
-              pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
-pytest.importorskip("ray.job_submission")
+              pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)"),
+              pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray (the ray extra)")]
 
 MODEL = "Gemma-3-270M"
 ROWS = 40

@@ -1,11 +1,12 @@
-"""Anthropic's Messages API with the real ``anthropic`` SDK, unmodified, against a daemon this test
-starts on the default local chat model (issue 42, part 3): a message (system, stop sequences,
+"""Anthropic's Messages API with the real ``anthropic`` SDK, unmodified, against the suite's shared daemon
+(``default_models_daemon``) on the default local chat model (issue 42, part 3): a message (system, stop sequences,
 temperature), its stream of events, a tool_use / tool_result round trip, count_tokens, and errors
 in Anthropic's shape; the key goes as ``x-api-key`` (``api_key=``) or as a bearer (``auth_token=``,
 what Claude Code's ``ANTHROPIC_AUTH_TOKEN`` sends)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,14 +27,12 @@ WEATHER = {"name": "get_weather", "description": "Get the current weather in a c
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def root(default_models_daemon: Path) -> Any:
+    """The suite's shared daemon on the default local models: its root URL and a minted key."""
     import qfnb
-    from qfnb._core.backend import daemon
 
-    data = tmp_path_factory.mktemp("anthropic") / "data"
-    openai_sdk = qfnb.openai_client(data_dir=data)  # starts the daemon and mints a key
-    yield str(openai_sdk.base_url).rstrip("/").removesuffix("/v1"), openai_sdk.api_key
-    daemon.stop_daemon(data, force=True, timeout=30)
+    openai_sdk = qfnb.openai_client(data_dir=default_models_daemon)  # mints a key
+    return str(openai_sdk.base_url).rstrip("/").removesuffix("/v1"), openai_sdk.api_key
 
 
 def test_messages_stream_and_count_tokens(root: tuple[str, str]) -> None:

@@ -1,7 +1,7 @@
 """The conformance walk (issue 42, part 1): every request real client packages sent, as recorded by
 ``tools/capture_clients.py`` into ``tests/clients/corpus/`` (openai, LangChain, openai-agents with
-both its chat and its default Responses model, pydantic-ai, anthropic), is answered by a daemon this
-test starts on the default local models, unchanged but for the model's name."""
+both its chat and its default Responses model, pydantic-ai, anthropic), is answered by the suite's
+shared daemon (``default_models_daemon``) on the default local models, unchanged but for the model's name."""
 
 from __future__ import annotations
 
@@ -29,14 +29,12 @@ RECORDED = [pytest.param(json.loads(line), id=f"{path.stem}-{i}")
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def platform(default_models_daemon: Path) -> Any:
+    """The suite's shared daemon on the default local models: its root URL and a minted key."""
     import qfnb
-    from qfnb._core.backend import daemon
 
-    data = tmp_path_factory.mktemp("conformance") / "data"
-    sdk = qfnb.openai_client(data_dir=data)
-    yield str(sdk.base_url).rstrip("/").removesuffix("/v1"), sdk.api_key
-    daemon.stop_daemon(data, force=True, timeout=30)
+    sdk = qfnb.openai_client(data_dir=default_models_daemon)
+    return str(sdk.base_url).rstrip("/").removesuffix("/v1"), sdk.api_key
 
 
 def test_the_corpus_covers_every_client() -> None:

@@ -1,5 +1,5 @@
-"""LangChain's ``ChatOpenAI`` and ``OpenAIEmbeddings``, unmodified, pointed at a daemon this module
-starts (its own data dir) on the default local chat and embedding models (issue 42).
+"""LangChain's ``ChatOpenAI`` and ``OpenAIEmbeddings``, unmodified, pointed at the suite's shared
+daemon (``default_models_daemon``) on the default local chat and embedding models (issue 42).
 
 The default run has one quick test of each (an answer, a stream with usage, embeddings of a batch
 and of a query). langchain-tests' standard integration suites for both classes run as ``slow``
@@ -11,6 +11,7 @@ no tiktoken token arrays, which need OpenAI's own tokenizer files)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,16 +41,14 @@ PLATFORM: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def platform(default_models_daemon: Path) -> Iterator[dict[str, str]]:
+    """The suite's shared daemon on the default local models (a minted key), for the whole module."""
     import qfnb
-    from qfnb._core.backend import daemon
 
-    data = tmp_path_factory.mktemp("langchain") / "data"
-    sdk = qfnb.openai_client(data_dir=data)  # starts the daemon and mints a key
+    sdk = qfnb.openai_client(data_dir=default_models_daemon)  # mints a key
     PLATFORM.update(base_url=str(sdk.base_url), api_key=sdk.api_key)
     yield PLATFORM
     PLATFORM.clear()
-    daemon.stop_daemon(data, force=True, timeout=30)
 
 
 def chat_params() -> dict[str, Any]:

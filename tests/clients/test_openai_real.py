@@ -1,12 +1,12 @@
-"""The ``openai`` SDK, unmodified, against a daemon this test starts on the default local chat and
-embedding models (issue 42, part 1): chat with content parts, the developer role and explicit
+"""The ``openai`` SDK, unmodified, against the suite's shared daemon (``default_models_daemon``) on the
+default local chat and embedding models (issue 42, part 1): chat with content parts, the developer role and explicit
 nulls; a stream with ``include_usage`` read where the SDK reads it (a last chunk with no choices);
 embeddings as the SDK asks by default (base64) and as floats, the same vectors. The Responses API
 is in test_responses_real.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +20,11 @@ openai = pytest.importorskip("openai")
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def client(default_models_daemon: Path) -> Any:
+    """The openai SDK on the suite's shared daemon on the default local models."""
     import qfnb
-    from qfnb._core.backend import daemon
 
-    data = tmp_path_factory.mktemp("openai") / "data"
-    yield qfnb.openai_client(data_dir=data, timeout=300, max_retries=0)
-    daemon.stop_daemon(data, force=True, timeout=30)
+    return qfnb.openai_client(data_dir=default_models_daemon, timeout=300, max_retries=0)
 
 
 def test_chat_as_clients_send_it_and_a_stream_with_usage(client: Any) -> None:

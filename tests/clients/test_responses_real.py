@@ -1,13 +1,14 @@
-"""The Responses API with the real ``openai`` SDK, unmodified, against a daemon this test starts on
-the default local chat model (issue 42, part 2): create (a string, instructions), retrieve, a
-chain by ``previous_response_id`` whose follow-up sends only its new input (and is answered from
-the stored turns, with cached prompt tokens), streaming with the semantic events, a function tool
-round trip, ``text.format`` json_schema enforced by the grammar, input_items and delete; and
-qfnb's own v2 client (``Qianfan().responses``) on ``/v2/responses``."""
+"""The Responses API with the real ``openai`` SDK, unmodified, against the suite's shared daemon
+(``default_models_daemon``) on the default local chat model (issue 42, part 2): create (a string,
+instructions), retrieve, a chain by ``previous_response_id`` whose follow-up sends only its new
+input (and is answered from the stored turns, with cached prompt tokens), streaming with the
+semantic events, a function tool round trip, ``text.format`` json_schema enforced by the grammar,
+input_items and delete; and qfnb's own v2 client (``Qianfan().responses``) on ``/v2/responses``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,14 +25,11 @@ SHORT = {"max_output_tokens": 24, "temperature": 0}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def client(default_models_daemon: Path) -> Any:
+    """The openai SDK on the suite's shared daemon on the default local models."""
     import qfnb
-    from qfnb._core.backend import daemon
 
-    data = tmp_path_factory.mktemp("responses") / "data"
-    sdk = qfnb.openai_client(data_dir=data, timeout=600, max_retries=0)
-    yield sdk
-    daemon.stop_daemon(data, force=True, timeout=30)
+    return qfnb.openai_client(data_dir=default_models_daemon, timeout=600, max_retries=0)
 
 
 def test_create_retrieve_and_a_chain_that_sends_only_new_input(client: Any) -> None:

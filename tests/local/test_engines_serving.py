@@ -30,7 +30,9 @@ from qfnb.local.server.app import create_app
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from qfnb.protocol.sse import SSEDecoder
 
-pytestmark = pytest.mark.serial  # wall-clock latency under load: run alone (scripts/test.sh)
+#: the tests that time their calls or depend on timing (back-pressure, cancellation, batching, the
+#: console under load) run alone (scripts/test.sh); translation and the resend check outcomes only
+timing = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = MODEL_API_PREFIX + "/chat/ext-chat"
@@ -116,6 +118,7 @@ def test_v1_and_v2_calls_are_translated_for_the_engine(tmp_path: Path, engine: t
         assert too_long["error_code"] == 336003 and "context" in too_long["error_msg"]
 
 
+@timing
 def test_a_full_engine_answers_the_rate_limit_error_at_once(tmp_path: Path) -> None:
     fake = FakeEngine(tokens=20, delay=0.05)
     with serve(fake.app) as url, serve(platform_for(tmp_path, url, slots=1, queue=1), lifespan="on") as base:
@@ -208,6 +211,7 @@ def test_a_connection_the_engine_drops_unanswered_is_resent_once(tmp_path: Path,
         assert body["error_code"] == 336100 and "did not answer" in body["error_msg"]
 
 
+@timing
 def test_a_client_that_goes_away_cancels_its_generation(tmp_path: Path) -> None:
     fake = FakeEngine(tokens=2000, delay=0.01)  # a 20 s answer
     with serve(fake.app) as url, serve(platform_for(tmp_path, url), lifespan="on") as base, \
@@ -281,6 +285,7 @@ print(json.dumps([token, console]))
 """
 
 
+@timing
 def test_200_streams_and_200_calls_finish_or_get_429_while_the_console_answers_during_the_load(
         served_platform: tuple[FakeEngine, str, int]) -> None:
     fake, base, pid = served_platform
@@ -378,6 +383,7 @@ def _embed_all(emb: Any, inner: _SlowEmbedder, calls: list[list[str]]) -> list[A
     return asyncio.run(many())
 
 
+@timing
 def test_concurrent_embedding_calls_share_batches() -> None:
     from qfnb.local.engines.gate import BatchingEmbedder
 
@@ -389,6 +395,7 @@ def test_concurrent_embedding_calls_share_batches() -> None:
     assert emb.gate.admitted == 0
 
 
+@timing
 def test_embedding_calls_are_packed_to_the_engines_size() -> None:
     """A call larger than the engine's batch is split over several; the waiting calls' texts are
     packed to exactly ``batch_texts`` per engine call; each caller gets its own vectors in order and
@@ -407,6 +414,7 @@ def test_embedding_calls_are_packed_to_the_engines_size() -> None:
     assert emb.gate.admitted == 0
 
 
+@timing
 def test_embedding_batches_run_in_parallel_and_a_failure_reaches_only_its_callers() -> None:
     from qfnb.local.engines.gate import BatchingEmbedder
 

@@ -3,10 +3,20 @@ screenshots, and the WCAG contrast of computed colours."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nbformat
 from nbcheck import ROOT
 from nbformat.v4 import new_code_cell, new_notebook
@@ -16,6 +26,70 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark", "dark-hc": "JupyterLab Dark High Contrast"}
 RUN_ALL_CELLS = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path, app: str = "jupyterlab", **env: str) -> Iterator[tuple[str, Path, str]]:
+    """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root`` on a free loopback port:
+    ``(base URL, root, token)``."""
+    port, token = free_port(), secrets.token_hex(16)
+    # no "get notified about Jupyter news?" toast over the screenshots
+    news = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True, exist_ok=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'notebook'}",
+        **env,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            app,
+            "--allow-root",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            *(["--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly"]
+              if app == "jupyterlab" else ["--JupyterNotebookApp.expose_app_in_browser=True"]),
+            f"--ServerApp.root_dir={root}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 150  # a loaded 2-core machine took over 60 s
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", root, token
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def shut_down_kernels(lab: tuple[str, Path, str]) -> None:
+    """Shut down every kernel the JupyterLab ``lab`` runs (what its notebooks started)."""
+    base, _, token = lab
+    headers = {"Authorization": f"token {token}"}
+    for kernel in httpx.get(f"{base}/api/kernels", headers=headers, timeout=30).json():
+        httpx.delete(f"{base}/api/kernels/{kernel['id']}", headers=headers, timeout=60)
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:

@@ -65,3 +65,23 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     client_mod._CLIENTS.clear()
     yield
     client_mod._CLIENTS.clear()
+
+
+@pytest.fixture(scope="session")
+def _shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """One JupyterLab a pytest process (``browser_kit.jupyter_lab``) for the browser tests that need
+    no daemon or settings of their own: a start costs seconds, and each module used to start its own."""
+    from browser_kit import jupyter_lab
+
+    with jupyter_lab(tmp_path_factory.mktemp("lab")) as running:
+        yield running
+
+
+@pytest.fixture
+def lab(_shared_lab: tuple[str, Path, str]) -> Iterator[tuple[str, Path, str]]:
+    """The shared JupyterLab ``(base URL, root, token)``; the kernels the test's notebooks started
+    are shut down after it (each test names its notebooks apart)."""
+    from browser_kit import shut_down_kernels
+
+    yield _shared_lab
+    shut_down_kernels(_shared_lab)

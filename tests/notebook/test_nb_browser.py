@@ -11,15 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +20,7 @@ from typing import Any
 import nbformat
 import pytest
 from browser_kit import KERNEL, SHOTS
-from nbcheck import NOTEBOOKS, ROOT, contract_mismatches, errors, find, stderr_of, strip_outputs, text_of
+from nbcheck import NOTEBOOKS, contract_mismatches, errors, find, stderr_of, strip_outputs, text_of
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 from sentence_check import false_claims
@@ -35,68 +28,6 @@ from sentence_check import false_claims
 FINETUNE = NOTEBOOKS / "02_finetune_end_to_end.ipynb"
 HAVE_CHROMIUM = shutil.which("chromium") is not None
 needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs the chromium executable")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def jupyter_lab(root: Path, app: str = "jupyterlab", **env: str) -> Iterator[tuple[str, Path, str]]:
-    """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root`` on a free loopback port:
-    ``(base URL, root, token)``."""
-    port, token = free_port(), secrets.token_hex(16)
-    # no "get notified about Jupyter news?" toast over the screenshots
-    news = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True, exist_ok=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'notebook'}",
-        **env,
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            app,
-            "--allow-root",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={token}",
-            *(["--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly"]
-              if app == "jupyterlab" else ["--JupyterNotebookApp.expose_app_in_browser=True"]),
-            f"--ServerApp.root_dir={root}",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 150  # a loaded 2-core machine took over 60 s
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", root, token
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
-    with jupyter_lab(tmp_path_factory.mktemp("lab")) as running:
-        yield running
 
 
 RUN_ALL = """() => {

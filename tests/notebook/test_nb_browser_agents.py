@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from browser_kit import RUN_ALL_CELLS, SHOTS, low_contrast, set_theme, write_notebook
-from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: a fixture)
+from test_nb_browser import open_lab_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -41,7 +41,7 @@ CELLS = [
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_tools_confirmation_and_schema_batch(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_tools_confirmation_and_schema_batch(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     name = f"agents_{theme}.ipynb"
     write_notebook(root / name, CELLS)

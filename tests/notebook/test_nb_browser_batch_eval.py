@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import RUN_ALL_CELLS, SHOTS, low_contrast, set_theme, write_notebook
-from test_nb_browser import jupyter_lab, lab, open_lab_page  # noqa: F401  (lab: a fixture)
+from browser_kit import RUN_ALL_CELLS, SHOTS, jupyter_lab, low_contrast, set_theme, write_notebook
+from test_nb_browser import open_lab_page
 from test_nb_browser_restart import KERNEL_IDLE, RUN_CELL, restart_kernel
 
 from qfnb._core.backend import daemon
@@ -155,7 +155,7 @@ EVAL_CELLS = [
 
 
 @pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
-def test_comparison_and_pairwise_reports_light_and_dark(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_comparison_and_pairwise_reports_light_and_dark(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     name = f"compare_{theme}.ipynb"
     write_notebook(root / name, EVAL_CELLS)

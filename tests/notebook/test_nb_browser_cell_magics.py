@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import set_theme, shot, write_notebook
+from browser_kit import jupyter_lab, set_theme, shot, write_notebook
 from IPython.core.interactiveshell import InteractiveShell
 from nbcheck import ROOT
-from test_nb_browser import jupyter_lab, open_lab_page
+from test_nb_browser import open_lab_page
 
 BUILT = ROOT / "qfnb" / "notebook" / "labextension"
 SOURCE = ROOT / "labextension" / "src" / "index.js"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from browser_kit import RUN_ALL_CELLS, low_contrast, set_theme, shot, write_notebook
-from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from test_nb_browser import open_lab_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -23,7 +23,7 @@ CELLS = [
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_dashboard_with_checkpoints_best_and_overfitting(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_dashboard_with_checkpoints_best_and_overfitting(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     name = f"checkpoints_{theme}.ipynb"
     write_notebook(root / name, CELLS)

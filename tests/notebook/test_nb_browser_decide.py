@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from browser_kit import RUN_ALL_CELLS, low_contrast, set_theme, shot, write_notebook
-from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from test_nb_browser import open_lab_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -34,7 +34,7 @@ CELLS = [
 
 
 @pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
-def test_plan_sequential_and_calibration_reports(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_plan_sequential_and_calibration_reports(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     name = f"decide_{theme}.ipynb"
     write_notebook(root / name, CELLS)

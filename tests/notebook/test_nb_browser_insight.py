@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from browser_kit import BACKGROUND_OF, RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
-from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from test_nb_browser import open_lab_page
 
 from qfnb.dataset import Dataset
 
@@ -31,7 +31,7 @@ TEXTS = """() => {
 BARS = "() => [...document.querySelectorAll('.qfnb-insight .qfnb-bar')].map(el => el.getBoundingClientRect().width)"
 
 
-def test_the_data_insight_reads_in_light_and_dark_themes(lab: tuple[str, Path, str]) -> None:  # noqa: F811
+def test_the_data_insight_reads_in_light_and_dark_themes(lab: tuple[str, Path, str]) -> None:
     _, root, _ = lab
     write_notebook(root / "insight.ipynb", CELLS)
     seen: dict[str, list[dict[str, str]]] = {}

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_kit import SHOTS, write_notebook
-from test_nb_browser import RUN_ALL, jupyter_lab, open_lab_page
+from browser_kit import SHOTS, jupyter_lab, write_notebook
+from test_nb_browser import RUN_ALL, open_lab_page
 
 from qfnb._core.backend.daemon import stop_daemon
 from tests.store.test_model_store import tiny_gguf

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import SHOTS, set_theme, write_notebook
-from test_nb_browser import jupyter_lab, needs_chromium, open_lab_page
+from browser_kit import SHOTS, jupyter_lab, set_theme, write_notebook
+from test_nb_browser import needs_chromium, open_lab_page
 from test_nb_browser_restart import DOUBLES, KERNEL_IDLE, RUN_CELL, restart_kernel
 
 from qfnb._core.backend import daemon

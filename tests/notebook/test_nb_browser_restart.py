@@ -21,8 +21,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from browser_kit import SHOTS, write_notebook
-from test_nb_browser import SAVE, jupyter_lab, needs_chromium, open_lab_page
+from browser_kit import SHOTS, jupyter_lab, write_notebook
+from test_nb_browser import SAVE, needs_chromium, open_lab_page
 
 from qfnb._core.backend import daemon
 

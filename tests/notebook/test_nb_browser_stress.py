@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from browser_kit import CONTRAST_OF, RUN_ALL_CELLS, contrast, set_theme, shot, write_notebook
-from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from test_nb_browser import open_lab_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -26,7 +26,7 @@ TABLE = ".qfnb-stress td, .qfnb-stress th"
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_the_stress_report_reads_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_the_stress_report_reads_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     name = f"stress_{theme}.ipynb"
     write_notebook(root / name, CELLS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser_kit import RUN_ALL_CELLS, SHOTS, THEMES, contrast, set_theme, shot, write_notebook
-from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from test_nb_browser import open_lab_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -59,7 +59,7 @@ CONTRAST = """() => {
 
 
 @pytest.mark.parametrize("theme", [t if t == "dark" else pytest.param(t, marks=pytest.mark.slow) for t in THEMES])
-def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     name = f"themes_{theme}.ipynb"
     write_notebook(root / name, CELLS)

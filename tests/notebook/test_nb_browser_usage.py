@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from browser_kit import BACKGROUND_OF, RUN_ALL_CELLS, SHOTS, contrast, low_contrast, set_theme, shot, write_notebook
-from test_nb_browser import lab, open_lab_page  # noqa: F401  (lab: the JupyterLab server fixture)
+from test_nb_browser import open_lab_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
 
@@ -55,7 +55,7 @@ BADGE = """() => {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_cached_badge_and_qfusage_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     name = f"usage_{theme}.ipynb"
     write_notebook(root / name, CELLS)
@@ -104,7 +104,7 @@ TRACE_CELLS = [
 
 
 @pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
-def test_qftrace_after_calls_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:  # noqa: F811
+def test_qftrace_after_calls_in_both_themes(lab: tuple[str, Path, str], theme: str) -> None:
     """``%qftrace`` after a call and an agent's tool call that makes one (nested under it) on the
     in-process local platform: the waterfall's text readable in the theme (WCAG AA)."""
     _, root, _ = lab

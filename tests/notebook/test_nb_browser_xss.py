@@ -13,9 +13,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from browser_kit import SHOTS, set_theme, write_notebook
+from browser_kit import SHOTS, jupyter_lab, set_theme, write_notebook
 from nbconvert import HTMLExporter
-from test_nb_browser import RUN_ALL, SAVE, jupyter_lab, open_lab_page
+from test_nb_browser import RUN_ALL, SAVE, open_lab_page
 from xss_surfaces import payloads
 
 # about 4 min a theme (151 payloads through every view, live, reopened and exported): beyond the suite's budget
