@@ -16,13 +16,18 @@ from typing import Any, Literal, TypeAlias
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS
 from qfnb.protocol.ranges import ENGINE_NAMES
 
-__all__ = ["BATCH", "INTERACTIVE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk", "ToolChoice"]
+__all__ = ["BATCH", "INTERACTIVE", "TOOL_TEMPERATURE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk",
+           "ToolChoice"]
 
 #: the lanes of :mod:`.lanes`: ``batch`` traffic (``X-Qfnb-Priority: batch``) waits behind interactive
 INTERACTIVE = "interactive"
 BATCH = "batch"
 
 ToolChoice: TypeAlias = Literal["auto", "none", "required"]
+#: the temperature of a tool loop's turn that sets none (:meth:`ChatAsk.engine_params`): greedy. At the
+#: engine's default (0.8) the 1.5B tool model, handed a search result that held the answer, went on
+#: searching for words it had sampled from that result (bench/syllabus_agents.py)
+TOOL_TEMPERATURE = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,19 @@ class ChatAsk:
         return (not self.tools and self.schema is None and self.logprobs is None
                 and not self.sampling.penalties() and not self.has_tool_turns)
 
+    @property
+    def in_tool_loop(self) -> bool:
+        """Whether this turn is a tool loop's: tools offered, or tool calls or results in the history."""
+        return bool(self.offered_tools) or self.has_tool_turns
+
+    def engine_params(self, default_stop: tuple[str, ...] = ()) -> GenParams:
+        """The sampling settings with the engine's defaults filled in; a tool loop's turn that sets no
+        temperature is decoded at :data:`TOOL_TEMPERATURE` (the call, and the answer from its result)."""
+        sampling = self.sampling
+        if sampling.temperature is None and self.in_tool_loop:
+            sampling = dataclasses.replace(sampling, temperature=TOOL_TEMPERATURE)
+        return sampling.engine_params(default_stop)
+
     def nth(self, i: int) -> ChatAsk:
         """The ask of the ``i``-th of ``n`` answers (its own seed), itself a single answer."""
         return dataclasses.replace(self, sampling=self.sampling.nth(i), n=1)
@@ -163,6 +181,10 @@ class TextAsk:
     sampling: Sampling = Sampling()
     lane: str = INTERACTIVE
     n: int = 1
+
+    def engine_params(self, default_stop: tuple[str, ...] = ()) -> GenParams:
+        """The sampling settings with the engine's defaults filled in."""
+        return self.sampling.engine_params(default_stop)
 
     def nth(self, i: int) -> TextAsk:
         return dataclasses.replace(self, sampling=self.sampling.nth(i), n=1)

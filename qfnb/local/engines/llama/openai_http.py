@@ -80,7 +80,7 @@ class OpenAIChat:
         return self._template != "gemma"
 
     def generate(self, ask: Ask) -> AsyncIterator[Delta]:
-        gp = ask.sampling.engine_params(self._stop)
+        gp = ask.engine_params(self._stop)
         if isinstance(ask, TextAsk):
             if self._n_ctx is not None:
                 return self._run_prepared(ask.prompt, gp, ask.lane)
@@ -108,10 +108,11 @@ class OpenAIChat:
         source: str | list[dict[str, Any]]
         if isinstance(ask, TextAsk):
             source = ask.prompt
-        else:  # a plain chat's text turns, else the turns as they are, with the tools offered
+        else:  # a plain chat's text turns, else the turns as the model reads them, with the tools offered
             messages: list[dict[str, Any]] = text_turns(ask.messages) if ask.plain else [dict(m) for m in ask.messages]
             tools = None if ask.plain else [dict(t) for t in ask.offered_tools] or None
-            source = render_gemma(text_turns(messages)) if self._template == "gemma" else messages
+            source = (render_gemma(text_turns(messages)) if self._template == "gemma"
+                      else self._read_turns(messages, tools, forced=bool(tools) and ask.tool_choice == "required"))
         async with self._leased() as target:
             try:
                 tokens, _ = await self._prepare(target.base_url, target.headers, source, tools)
@@ -188,9 +189,9 @@ class OpenAIChat:
         passthrough = ask.sampling.penalties()
         if self._n_ctx is None:
             return self._external(ask, messages, passthrough, gp)
-        source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
-                                              else messages)
         forced = bool(tools) and ask.tool_choice == "required"
+        source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
+                                              else self._read_turns(messages, tools, forced=forced))
         extra = {**passthrough, **({"json_schema": dict(ask.schema)} if ask.schema is not None else {})}
         top = ask.logprobs
         if top is not None:
@@ -222,6 +223,13 @@ class OpenAIChat:
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
                 closing, gp, ask.lane, extra, top_logprobs=top))
         return answer
+
+    @staticmethod
+    def _read_turns(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,
+                    forced: bool) -> list[dict[str, Any]]:
+        """The turns as our own engine's model reads them: while it may still call a tool or answer,
+        each run of tool results ends with :data:`~.tool_calls.RESULT_HINT`."""
+        return tool_calls.with_result_hints(messages) if tools and not forced else messages
 
     def _external(self, ask: ChatAsk, messages: list[dict[str, Any]], passthrough: dict[str, Any],
                   gp: GenParams) -> AsyncIterator[Delta]:

@@ -278,6 +278,25 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
 AFTER_RESULT_ASK = "Answer my question from this result, in one plain sentence."
 
 
+#: what the platform adds to each run of tool results while tools are still offered: without it the
+#: 1.5B tool model, handed a search result that held the answer, searched again for other words of
+#: that result and answered from the last one (bench/syllabus_agents.py)
+RESULT_HINT = ("If these results answer my question, answer it now from them, in plain text; call a tool "
+               "again only for what they do not say.")
+
+
+def with_result_hints(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with :data:`RESULT_HINT` after the last result of each run of ``tool`` turns
+    (each run the same in every later request, so the engine's cached prefix still holds)."""
+    out = [dict(m) for m in messages]
+    for i, message in enumerate(out):
+        if message.get("role") == "tool" and (i + 1 == len(out) or out[i + 1].get("role") != "tool"):
+            content = message.get("content")
+            message["content"] = ([*content, {"type": "text", "text": RESULT_HINT}] if isinstance(content, list)
+                                  else f"{content or ''}\n\n{RESULT_HINT}")
+    return out
+
+
 def _call_key(name: Any, arguments: Any) -> tuple[str, str]:
     args = arguments
     with contextlib.suppress(ValueError):
