@@ -9,6 +9,8 @@ into one of these (:mod:`qfnb.local.convert`); an engine answers it with
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -158,6 +160,19 @@ class ChatAsk:
     def in_tool_loop(self) -> bool:
         """Whether this turn is a tool loop's: tools offered, or tool calls or results in the history."""
         return bool(self.offered_tools) or self.has_tool_turns
+
+    @property
+    def slot_key(self) -> str | None:
+        """The conversation whose engine slot this turn takes (:mod:`.lanes`): ``cache_key``, else, for
+        a tool loop's turn, a digest of the loop's opening (the turns up to the first user turn, and
+        the tools). Every request of a loop starts with that opening, so the slot that served the
+        previous one still holds its prompt, and only the new turns are read; without it a loop's
+        longer second request went to another slot and read its whole prompt again."""
+        if self.cache_key is not None or not self.in_tool_loop:
+            return self.cache_key
+        first_user = next((i for i, m in enumerate(self.messages) if m.get("role") == "user"), 0)
+        opening = json.dumps([list(self.messages[:first_user + 1]), list(self.tools)], sort_keys=True, default=str)
+        return "tool-loop:" + hashlib.sha256(opening.encode("utf-8")).hexdigest()[:16]
 
     def engine_params(self, default_stop: tuple[str, ...] = ()) -> GenParams:
         """The sampling settings with the engine's defaults filled in; a tool loop's turn that sets no

@@ -115,3 +115,22 @@ def test_a_chat_with_no_tools_keeps_the_engines_default_temperature() -> None:
     assert offered.engine_params().temperature == TOOL_TEMPERATURE
     assert ChatAsk(model="tiny", messages=plain.messages, tools=(TOOL,),
                    tool_choice="none").engine_params().temperature == GenParams.temperature
+
+
+def test_a_loops_requests_take_the_slot_that_holds_its_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second request of a loop is long (a long result): without the loop's own key it went to
+    the highest free slot, which holds nothing of its prompt."""
+    chat, seen = _engine(monkeypatch, "Platform 7.")
+    opening = ({"role": "user", "content": "Which platform for Bern?"},)
+    long_result = {"role": "tool", "tool_call_id": "a", "content": "Bern: platform 7. " + "timetable " * 300}
+    first = ChatAsk(model="tiny", messages=opening, tools=(TOOL,))
+    second = ChatAsk(model="tiny", messages=(*opening, _call("a", "Bern"), long_result), tools=(TOOL,))
+    _answer(chat, first)
+    _answer(chat, second)
+    slots = [b["id_slot"] for b in seen["/v1/completions"]]
+    assert len(seen["/v1/completions"][1]["prompt"]) > 256 and slots[0] == slots[1]
+    assert first.slot_key == second.slot_key is not None
+    other = ChatAsk(model="tiny", messages=({"role": "user", "content": "Which platform for Zug?"},), tools=(TOOL,))
+    assert other.slot_key != first.slot_key
+    assert ChatAsk(model="tiny", messages=opening).slot_key is None  # a plain chat: any slot
+    assert ChatAsk(model="tiny", messages=opening, tools=(TOOL,), cache_key="mine").slot_key == "mine"

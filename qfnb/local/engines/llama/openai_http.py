@@ -89,7 +89,7 @@ class OpenAIChat:
             msgs = text_turns(ask.messages)
             if self._n_ctx is not None:
                 return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane,
-                                          key=ask.cache_key)
+                                          key=ask.slot_key)
             if self._template == "gemma":
                 return self._run("/completions", {"prompt": render_gemma(msgs)}, gp, ask.lane)
             return self._run("/chat/completions", {"messages": msgs, **self._reasoning(ask)}, gp, ask.lane)
@@ -202,7 +202,7 @@ class OpenAIChat:
 
         def attempt(n: int) -> AsyncIterator[Delta]:
             return self._run_prepared(source, answer_check.resample_params(gp, n), ask.lane, extra, tools=tools,
-                                      forced=forced, names=names, top_logprobs=top, key=ask.cache_key)
+                                      forced=forced, names=names, top_logprobs=top, key=ask.slot_key)
 
         schema = extra.get("json_schema")
         if schema is None or grammar.grammar_is_exact(schema):
@@ -218,10 +218,10 @@ class OpenAIChat:
             answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
                 source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
                     [t for t in tools if t["function"]["name"] == name])},
-                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.cache_key))
+                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.slot_key))
         if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
-                closing, gp, ask.lane, extra, top_logprobs=top))
+                closing, gp, ask.lane, extra, top_logprobs=top, key=ask.slot_key))
         return answer
 
     @staticmethod
