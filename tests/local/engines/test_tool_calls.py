@@ -232,3 +232,15 @@ def test_call_schema_moves_the_refs_of_each_tools_parameters() -> None:
     assert both["anyOf"][1]["properties"]["arguments"]["properties"]["p"]["$ref"] == \
         "#/anyOf/1/properties/arguments/$defs/P"
     check_schema(both, "tools")  # it resolves
+
+
+def test_a_fenced_call_after_a_preamble_with_prose_after_it_is_a_call() -> None:
+    # the 1.5B model at temperature 0.8 under openai-agents: the call in a fence between two sentences
+    out = _collect(["To see the weather in Lima, you can use this function call:\n\n```json\n",
+                    '{\n  "name": "get_weather",\n  "arguments": {"city": "Lima"}\n}\n```',
+                    "\n\nThis will return the forecast."])
+    (call,) = out[0].tool_calls or []
+    assert json.loads(call["function"]["arguments"]) == {"city": "Lima"} and out[-1].finish_reason == FINISH_TOOL_CALLS
+    # a fenced block that is no call of an offered tool stays text, prose and all
+    data = _collect(['```json\n{"city": "Lima", "sky": "clear"}\n```', "\n\nThe sky is clear."])
+    assert all(d.tool_calls is None for d in data) and "The sky is clear." in "".join(d.text for d in data)

@@ -4,8 +4,9 @@ The prompt is the model's own chat template rendered with the tools (``/apply-te
 call the request requires (``tool_choice`` ``required`` or a named function) is generated under a
 JSON schema of the offered calls, after the template's own call opener (``<tool_call>`` for
 Qwen/Hermes templates), so it always parses. With ``auto`` the model answers freely and an
-answer that is a call of an offered tool (in ``<tool_call>`` tags, a fenced JSON block or bare
-JSON, one call or several one after another, as small models write them) becomes ``tool_calls``;
+answer that is a call of an offered tool (in ``<tool_call>`` tags, a fenced JSON block, with or
+without prose after it, or bare JSON, one call or several one after another, as small models write
+them) becomes ``tool_calls``;
 anything else stays text. A call of a ``strict`` tool made that way whose arguments do not validate
 is written again under that tool's grammar, so no strict call leaves unenforced.
 """
@@ -29,6 +30,10 @@ log = logging.getLogger("qfnb.local.engines")
 HERMES_OPEN = "<tool_call>"
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+#: a fenced block that opens an answer, prose after it: the 1.5B model at temperature 0.8 wrote its
+#: call so ("... use the following function call:" then the block, then "This will return the
+#: syllabus..."), and openai-agents took it for the final answer (bench/syllabus_agents.py)
+_FENCED_FIRST = re.compile(r"^```(?:json)?\s*(.*?)\s*```(?=\s)", re.S)
 #: a fence opened or closed but not both (the 0.5B model ends a bare call with a lone "```")
 _STRAY_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 #: how an answer that may be a call starts (it is held back until it can be told apart)
@@ -168,7 +173,7 @@ def _call_objects(text: str) -> list[Any] | None:
     if tagged:
         bodies = tagged
     else:
-        fenced = _FENCED.match(stripped)
+        fenced = _FENCED.match(stripped) or _FENCED_FIRST.match(stripped)
         bodies = [fenced.group(1) if fenced else _STRAY_FENCE.sub("", stripped)]
     objects: list[Any] = []
     for body in bodies:
