@@ -213,16 +213,31 @@ class OpenAIChat:
         else:
             answer = answer_check.checked(attempt, lambda deltas: answer_check.text_miss(
                 "".join(d.text for d in deltas), schema))
-        strict = tool_calls.strict_tools(tools)
-        if strict and tools and not forced:  # an auto call of a strict tool that does not fit: again, enforced
-            answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
-                source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
-                    [t for t in tools if t["function"]["name"] == name])},
-                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.slot_key))
+        if tools and names and not forced:
+            answer = self._auto_calls_checked(answer, ask, source, gp, extra, tools, names)
         if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
                 closing, gp, ask.lane, extra, top_logprobs=top, key=ask.slot_key))
         return answer
+
+    def _auto_calls_checked(self, answer: AsyncIterator[Delta], ask: ChatAsk, source: str | list[dict[str, Any]],
+                            gp: GenParams, extra: dict[str, Any], tools: list[dict[str, Any]],
+                            names: list[str]) -> AsyncIterator[Delta]:
+        """``answer`` (``tool_choice`` auto) with a call that misses written again as a required call:
+        one of a strict tool whose arguments do not fit (under that tool's grammar), or an answer
+        that only calls tools not offered (under the offered tools' grammar)."""
+        top = ask.logprobs
+
+        def required(offered: list[dict[str, Any]]) -> AsyncIterator[Delta]:
+            return self._run_prepared(source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(offered)},
+                                      tools=tools, forced=True, names=[t["function"]["name"] for t in offered],
+                                      top_logprobs=top, key=ask.slot_key)
+
+        strict = tool_calls.strict_tools(tools)
+        if strict:
+            answer = tool_calls.enforce_strict(answer, strict, lambda name: required(
+                [t for t in tools if t["function"]["name"] == name]))
+        return tool_calls.call_offered(answer, names, lambda: required(tools))
 
     @staticmethod
     def _read_turns(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,

@@ -122,6 +122,48 @@ async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any
                       completion_tokens=delta.completion_tokens + spent[1])
 
 
+def calls_unoffered(text: str, names: Sequence[str]) -> bool:
+    """Whether ``text`` is only calls (``{"name": ..., "arguments": ...}``), none of an offered tool:
+    the 1.5B model wrote ``{"name": "get_office_hours", "arguments": {"day": "Wednesday"}}`` with
+    only ``search_syllabus`` offered, and the agent took it for the final answer
+    (bench/syllabus_agents.py)."""
+    objects = _call_objects(after_preamble(text))
+    return bool(objects) and all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"] not in names
+        and isinstance(o.get("arguments", o.get("parameters")), dict) for o in objects or ())
+
+
+async def call_offered(deltas: AsyncIterator[Delta], names: Sequence[str],
+                       forced: Callable[[], AsyncIterator[Delta]]) -> AsyncIterator[Delta]:
+    """``deltas`` (an answer whose calls were decided by :func:`as_tool_calls`), unless its text is
+    only calls of tools not offered (:func:`calls_unoffered`): the model meant to call, so the call
+    is written again under the offered tools' grammar (``forced()``, a required call). Text that
+    cannot be a call streams as it comes; the usage counts both generations."""
+    held: list[Delta] = []
+    deciding = True
+    async for delta in deltas:
+        if not deciding:
+            yield delta
+            continue
+        held.append(delta)
+        text = "".join(d.text for d in held)
+        if delta.tool_calls is None and (delta.finish_reason is not None or not text.strip() or _may_be_call(text)):
+            continue
+        deciding = False  # a call of an offered tool, or text that cannot be a call: as it comes
+        for d in held:
+            yield d
+        held = []
+    if not held or not calls_unoffered("".join(d.text for d in held), names):
+        for d in held:
+            yield d
+        return
+    log.info("the answer called tools not offered; writing the call again under the offered tools' grammar")
+    spent = held[-1]
+    async for delta in forced():
+        yield replace(delta, prompt_tokens=delta.prompt_tokens + spent.prompt_tokens,
+                      completion_tokens=delta.completion_tokens + spent.completion_tokens)
+
+
 #: the call format as some Qwen2.5 GGUFs' templates render it, braces doubled by a transcription
 #: slip (Qwen2.5-Coder-1.5B-Instruct on PyPI): the model then writes ``{{"name": ...}}``, which is
 #: no call; with the braces single its tool runs went from 0 to 5 of 5 (bench/agents_finish.py)
