@@ -5,7 +5,7 @@ the setup's default choice of model: ``%%qfchat`` with no ``-m``, the frameworks
 ``"default"`` (the platform picks the tool model for requests that offer tools, when it is installed).
 
     .venv/bin/python bench/syllabus_agents.py [--framework qfchat,pydantic-ai,openai-agents] [--model NAME]
-        [--questions 1,2,3,4,5]
+        [--questions 1,2,3,4,5] [--together]
 
 The frameworks reach the server through qfnb's MCP client (``qfnb.agents.mcp_client``), its tools
 given to each as that framework's function tools (pydantic-ai's own MCP client needs ``fastmcp``,
@@ -13,6 +13,9 @@ which is not installed here). A question is *right* when the final answer holds 
 the listed spellings, case-insensitive); also printed: the tool calls that ran, the seconds per
 question, the model the platform chose (``X-Qfnb-Model``) and its notice, and the load average.
 Target: >= 4 of 5 right for each. The questions live here only, never in the test suite.
+``--together`` asks the frameworks at once (``%%qfchat`` in the main thread, each framework in a
+thread of its own, one MCP server and calls log each): the engine decodes their answers in one
+batch, so on a loaded machine the run takes about as long as its slowest framework.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,8 @@ class Run:
     error: str = ""
     calls: int = 0
     seconds: float = 0.0
+    queries: list[str] = field(default_factory=list)
+    load: float = 0.0
 
     @property
     def right(self) -> bool:
@@ -126,8 +133,7 @@ def measure_framework(framework: str, base_url: str, key: str, model: str, calls
                 asyncio.run(FRAMEWORKS[framework](base_url, key, model, box, run))
             except Exception as exc:  # the framework's own refusal (step limit, bad output) is the measurement
                 run.error = f"{type(exc).__name__}: {str(exc)[:160]}"
-            run.seconds = time.perf_counter() - start
-            run.calls = _calls(calls_log) - before
+            _ended(run, start, calls_log, before)
             _log_run(framework, run)
             done.append(run)
     return done
@@ -155,20 +161,30 @@ def measure_qfchat(model: str | None, calls_log: Path, questions: list[tuple[str
             log.info("    footer: %s", answer.footer)
         except Exception as exc:
             run.error = f"{type(exc).__name__}: {str(exc)[:160]}"
-        run.seconds = time.perf_counter() - start
-        run.calls = _calls(calls_log) - before
+        _ended(run, start, calls_log, before)
         _log_run("qfchat", run)
         done.append(run)
     return done
 
 
+def _queries(calls_log: Path) -> list[str]:
+    return calls_log.read_text(encoding="utf-8").splitlines() if calls_log.exists() else []
+
+
 def _calls(calls_log: Path) -> int:
-    return len(calls_log.read_text(encoding="utf-8").splitlines()) if calls_log.exists() else 0
+    return len(_queries(calls_log))
+
+
+def _ended(run: Run, start: float, calls_log: Path, before: int) -> None:
+    run.seconds = time.perf_counter() - start
+    run.queries = _queries(calls_log)[before:]
+    run.calls = len(run.queries)
+    run.load = os.getloadavg()[0]
 
 
 def _log_run(framework: str, run: Run) -> None:
-    log.info("  %s: %s %s, %d tool call(s), %.1f s: %s", framework, run.question,
-             "RIGHT" if run.right else "wrong", run.calls, run.seconds,
+    log.info("  %s: %s %s, %d tool call(s) %s, %.1f s, load %.1f: %s", framework, run.question,
+             "RIGHT" if run.right else "wrong", run.calls, run.queries, run.seconds, run.load,
              (run.error or run.output).replace("\n", " ")[:200])
 
 
@@ -185,17 +201,35 @@ def warm_up(client: Any, model: str) -> None:
              time.perf_counter() - start, raw.headers.get("X-Qfnb-Notice"))
 
 
+def together(frameworks: list[str], measure: Callable[[str], list[Run]]) -> list[tuple[str, list[Run]]]:
+    """Each framework's runs, the frameworks asked at once: ``%%qfchat`` in this (the main) thread,
+    the others in threads of their own."""
+    done: dict[str, list[Run]] = {}
+
+    def run_one(framework: str) -> None:
+        done[framework] = measure(framework)
+
+    threads = [threading.Thread(target=run_one, args=(f,), name=f, daemon=True) for f in frameworks if f != "qfchat"]
+    for thread in threads:
+        thread.start()
+    if "qfchat" in frameworks:
+        run_one("qfchat")
+    for thread in threads:
+        thread.join()
+    return [(f, done.get(f, [])) for f in frameworks]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--framework", default="qfchat,pydantic-ai,openai-agents")
     ap.add_argument("--questions", default="1,2,3,4,5", help="which of the five questions (1-based)")
     ap.add_argument("--model", default="default", help="the frameworks' model name (and -m for qfchat unless "
                                                        "'default')")
+    ap.add_argument("--together", action="store_true", help="ask the frameworks at once (see the module's doc)")
     args = ap.parse_args()
     log_to_stdout()
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    import os
 
     import qfnb
     from qfnb._core.backend import daemon
@@ -206,24 +240,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qfnb-syllabus-bench-") as tmp:
         data = Path(tmp) / "data"
         os.environ["QFNB_DATA_DIR"] = str(data)
-        calls_log = Path(tmp) / "calls.log"
         try:
-            client: Any = qfnb.openai_client(data_dir=data, timeout=900)
+            client: Any = qfnb.openai_client(data_dir=data, timeout=1800)
             base_url, key = str(client.base_url).rstrip("/"), client.api_key
             warm_up(client, args.model)
-            for framework in args.framework.split(","):
+
+            def measure(framework: str) -> list[Run]:
+                calls_log = Path(tmp) / f"calls-{framework}.log"
                 if framework == "qfchat":
-                    runs = measure_qfchat(None if args.model == "default" else args.model, calls_log, questions)
-                else:
-                    runs = measure_framework(framework, base_url, key, args.model, calls_log, questions)
-                summary.append((framework, runs))
+                    return measure_qfchat(None if args.model == "default" else args.model, calls_log, questions)
+                return measure_framework(framework, base_url, key, args.model, calls_log, questions)
+
+            summary = together(args.framework.split(","), measure) if args.together else [
+                (framework, measure(framework)) for framework in args.framework.split(",")]
         finally:
             daemon.stop_daemon(data, force=True, timeout=30)
-    log.info("model %r, question(s) %s:", args.model, args.questions)
+    log.info("model %r, question(s) %s%s:", args.model, args.questions,
+             " (frameworks together)" if args.together else "")
     for framework, runs in summary:
         log.info("  %-14s right %d/%d (target >= 4 of 5); tool calls per question %s; %.1f s per question",
                  framework, sum(r.right for r in runs), len(runs), [r.calls for r in runs],
                  sum(r.seconds for r in runs) / max(1, len(runs)))
+        for number, run in zip(args.questions.split(","), runs, strict=True):
+            log.info("    | %-13s | Q%s | %-5s | %d call(s) | %6.0f s | load %4.1f |", framework, number,
+                     "right" if run.right else "wrong", run.calls, run.seconds, run.load)
     log.info("load average at end: %s", load_average())
 
 

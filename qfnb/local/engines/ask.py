@@ -9,6 +9,8 @@ into one of these (:mod:`qfnb.local.convert`); an engine answers it with
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -16,13 +18,18 @@ from typing import Any, Literal, TypeAlias
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS
 from qfnb.protocol.ranges import ENGINE_NAMES
 
-__all__ = ["BATCH", "INTERACTIVE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk", "ToolChoice"]
+__all__ = ["BATCH", "INTERACTIVE", "TOOL_TEMPERATURE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk",
+           "ToolChoice"]
 
 #: the lanes of :mod:`.lanes`: ``batch`` traffic (``X-Qfnb-Priority: batch``) waits behind interactive
 INTERACTIVE = "interactive"
 BATCH = "batch"
 
 ToolChoice: TypeAlias = Literal["auto", "none", "required"]
+#: the temperature of a tool loop's turn that sets none (:meth:`ChatAsk.engine_params`): greedy. At the
+#: engine's default (0.8) the 1.5B tool model, handed a search result that held the answer, went on
+#: searching for words it had sampled from that result (bench/syllabus_agents.py)
+TOOL_TEMPERATURE = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,32 @@ class ChatAsk:
         return (not self.tools and self.schema is None and self.logprobs is None
                 and not self.sampling.penalties() and not self.has_tool_turns)
 
+    @property
+    def in_tool_loop(self) -> bool:
+        """Whether this turn is a tool loop's: tools offered, or tool calls or results in the history."""
+        return bool(self.offered_tools) or self.has_tool_turns
+
+    @property
+    def slot_key(self) -> str | None:
+        """The conversation whose engine slot this turn takes (:mod:`.lanes`): ``cache_key``, else, for
+        a tool loop's turn, a digest of the loop's opening (the turns up to the first user turn, and
+        the tools). Every request of a loop starts with that opening, so the slot that served the
+        previous one still holds its prompt, and only the new turns are read; without it a loop's
+        longer second request went to another slot and read its whole prompt again."""
+        if self.cache_key is not None or not self.in_tool_loop:
+            return self.cache_key
+        first_user = next((i for i, m in enumerate(self.messages) if m.get("role") == "user"), 0)
+        opening = json.dumps([list(self.messages[:first_user + 1]), list(self.tools)], sort_keys=True, default=str)
+        return "tool-loop:" + hashlib.sha256(opening.encode("utf-8")).hexdigest()[:16]
+
+    def engine_params(self, default_stop: tuple[str, ...] = ()) -> GenParams:
+        """The sampling settings with the engine's defaults filled in; a tool loop's turn that sets no
+        temperature is decoded at :data:`TOOL_TEMPERATURE` (the call, and the answer from its result)."""
+        sampling = self.sampling
+        if sampling.temperature is None and self.in_tool_loop:
+            sampling = dataclasses.replace(sampling, temperature=TOOL_TEMPERATURE)
+        return sampling.engine_params(default_stop)
+
     def nth(self, i: int) -> ChatAsk:
         """The ask of the ``i``-th of ``n`` answers (its own seed), itself a single answer."""
         return dataclasses.replace(self, sampling=self.sampling.nth(i), n=1)
@@ -163,6 +196,10 @@ class TextAsk:
     sampling: Sampling = Sampling()
     lane: str = INTERACTIVE
     n: int = 1
+
+    def engine_params(self, default_stop: tuple[str, ...] = ()) -> GenParams:
+        """The sampling settings with the engine's defaults filled in."""
+        return self.sampling.engine_params(default_stop)
 
     def nth(self, i: int) -> TextAsk:
         return dataclasses.replace(self, sampling=self.sampling.nth(i), n=1)

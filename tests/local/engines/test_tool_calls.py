@@ -14,6 +14,7 @@ from qfnb.local.engines.llama.tool_calls import (
     AFTER_RESULT_ASK,
     answer_after_result,
     as_tool_calls,
+    call_offered,
     call_schema,
     enforce_strict,
     fix_rendered,
@@ -232,3 +233,46 @@ def test_call_schema_moves_the_refs_of_each_tools_parameters() -> None:
     assert both["anyOf"][1]["properties"]["arguments"]["properties"]["p"]["$ref"] == \
         "#/anyOf/1/properties/arguments/$defs/P"
     check_schema(both, "tools")  # it resolves
+
+
+def test_a_fenced_call_after_a_preamble_with_prose_after_it_is_a_call() -> None:
+    # the 1.5B model at temperature 0.8 under openai-agents: the call in a fence between two sentences
+    out = _collect(["To see the weather in Lima, you can use this function call:\n\n```json\n",
+                    '{\n  "name": "get_weather",\n  "arguments": {"city": "Lima"}\n}\n```',
+                    "\n\nThis will return the forecast."])
+    (call,) = out[0].tool_calls or []
+    assert json.loads(call["function"]["arguments"]) == {"city": "Lima"} and out[-1].finish_reason == FINISH_TOOL_CALLS
+    # a fenced block that is no call of an offered tool stays text, prose and all
+    data = _collect(['```json\n{"city": "Lima", "sky": "clear"}\n```', "\n\nThe sky is clear."])
+    assert all(d.tool_calls is None for d in data) and "The sky is clear." in "".join(d.text for d in data)
+
+
+def _offered(first: list[str]) -> tuple[list[Delta], int]:
+    """``first`` decided by as_tool_calls, then call_offered; how many times the call was forced."""
+    forced: list[int] = []
+
+    async def again() -> AsyncIterator[Delta]:
+        forced.append(1)
+        yield Delta("", None, 9, 4, tool_calls=[{"index": 0, "id": "call_x", "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city": "Lima"}'}}])
+        yield Delta("", FINISH_TOOL_CALLS, 9, 4)
+
+    async def run() -> list[Delta]:
+        return [d async for d in call_offered(as_tool_calls(_stream(first), ["get_weather"]), ["get_weather"], again)]
+
+    return asyncio.run(run()), len(forced)
+
+
+def test_a_call_of_a_tool_not_offered_is_written_again_as_a_call_of_an_offered_one() -> None:
+    # the 1.5B model under pydantic-ai: a call of a tool it made up, as the whole answer
+    out, forced = _offered(['```json\n{"name": "get_forecast", ', '"arguments": {"town": "Lima"}}\n```'])
+    assert forced == 1 and out[0].tool_calls is not None
+    assert out[0].tool_calls[0]["function"]["name"] == "get_weather" and out[-1].finish_reason == FINISH_TOOL_CALLS
+    assert (out[-1].prompt_tokens, out[-1].completion_tokens) == (16, 6), "both generations are counted"
+    # text, a call of an offered tool, and JSON that is no call are kept as they are
+    text, forced = _offered(["It is", " sunny", " in Lima."])
+    assert forced == 0 and "".join(d.text for d in text) == "It is sunny in Lima."
+    call, forced = _offered(['{"name": "get_weather", "arguments": {"city": "Oslo"}}'])
+    assert forced == 0 and call[0].tool_calls is not None
+    data, forced = _offered(['{"name": "Lima", "population": 10}'])
+    assert forced == 0 and "".join(d.text for d in data) == '{"name": "Lima", "population": 10}'

@@ -89,7 +89,7 @@ class OpenAIChat:
         return self._template != "gemma"
 
     def generate(self, ask: Ask) -> AsyncIterator[Delta]:
-        gp = ask.sampling.engine_params(self._stop)
+        gp = ask.engine_params(self._stop)
         if isinstance(ask, TextAsk):
             if self._n_ctx is not None:
                 return self._run_prepared(ask.prompt, gp, ask.lane)
@@ -97,10 +97,10 @@ class OpenAIChat:
         if ask.plain:
             msgs = text_turns(ask.messages)
             if self._served_chats:
-                return self._run_chat({"messages": msgs}, gp, ask.lane, key=ask.cache_key)
+                return self._run_chat({"messages": msgs}, gp, ask.lane, key=ask.slot_key)
             if self._n_ctx is not None:
                 return self._run_prepared(render_gemma(msgs) if self._template == "gemma" else msgs, gp, ask.lane,
-                                          key=ask.cache_key)
+                                          key=ask.slot_key)
             if self._template == "gemma":
                 return self._run("/completions", {"prompt": render_gemma(msgs)}, gp, ask.lane)
             return self._run("/chat/completions", {"messages": msgs, **self._reasoning(ask)}, gp, ask.lane)
@@ -119,10 +119,11 @@ class OpenAIChat:
         source: str | list[dict[str, Any]]
         if isinstance(ask, TextAsk):
             source = ask.prompt
-        else:  # a plain chat's text turns, else the turns as they are, with the tools offered
+        else:  # a plain chat's text turns, else the turns as the model reads them, with the tools offered
             messages: list[dict[str, Any]] = text_turns(ask.messages) if ask.plain else [dict(m) for m in ask.messages]
             tools = None if ask.plain else [dict(t) for t in ask.offered_tools] or None
-            source = render_gemma(text_turns(messages)) if self._template == "gemma" else messages
+            source = (render_gemma(text_turns(messages)) if self._template == "gemma"
+                      else self._read_turns(messages, tools, forced=bool(tools) and ask.tool_choice == "required"))
         async with self._leased() as target:
             try:
                 tokens, _ = await self._prepare(target.base_url, target.headers, source, tools)
@@ -209,9 +210,9 @@ class OpenAIChat:
     def _own_chat(self, ask: ChatAsk, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                   passthrough: dict[str, Any], gp: GenParams) -> AsyncIterator[Delta]:
         """A chat rendered and tokenized here, sent as token ids to ``/completions``."""
-        source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
-                                              else messages)
         forced = bool(tools) and ask.tool_choice == "required"
+        source: str | list[dict[str, Any]] = (render_gemma(text_turns(messages)) if self._template == "gemma"
+                                              else self._read_turns(messages, tools, forced=forced))
         extra = {**passthrough, **({"json_schema": dict(ask.schema)} if ask.schema is not None else {})}
         top = ask.logprobs
         if top is not None:
@@ -222,7 +223,7 @@ class OpenAIChat:
 
         def attempt(n: int) -> AsyncIterator[Delta]:
             return self._run_prepared(source, answer_check.resample_params(gp, n), ask.lane, extra, tools=tools,
-                                      forced=forced, names=names, top_logprobs=top, key=ask.cache_key)
+                                      forced=forced, names=names, top_logprobs=top, key=ask.slot_key)
 
         schema = extra.get("json_schema")
         if schema is None or grammar.grammar_is_exact(schema):
@@ -233,15 +234,11 @@ class OpenAIChat:
         else:
             answer = answer_check.checked(attempt, lambda deltas: answer_check.text_miss(
                 "".join(d.text for d in deltas), schema))
-        strict = tool_calls.strict_tools(tools)
-        if strict and tools and not forced:  # an auto call of a strict tool that does not fit: again, enforced
-            answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
-                source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
-                    [t for t in tools if t["function"]["name"] == name])},
-                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.cache_key))
+        if tools and names and not forced:
+            answer = self._auto_calls_checked(answer, ask, source, gp, extra, tools, names)
         if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
-                closing, gp, ask.lane, extra, top_logprobs=top))
+                closing, gp, ask.lane, extra, top_logprobs=top, key=ask.slot_key))
         return answer
 
     def _served_chat(self, ask: ChatAsk, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
@@ -266,7 +263,7 @@ class OpenAIChat:
 
         def attempt(n: int) -> AsyncIterator[Delta]:
             return self._run_chat(fields, answer_check.resample_params(gp, n), ask.lane, names=names,
-                                  top_logprobs=top, key=ask.cache_key)
+                                  top_logprobs=top, key=ask.slot_key)
 
         if schema is not None:
             fields.update(grammar.engine_fields(schema))
@@ -280,7 +277,7 @@ class OpenAIChat:
             answer = tool_calls.enforce_strict(answer, strict, lambda name: self._run_prepared(
                 messages, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
                     [t for t in tools if t["function"]["name"] == name])},
-                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.cache_key))
+                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.slot_key))
         if names and tool_calls.follows_result(messages):  # a repeated call is answered from its result
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_chat(
                 {k: v for k, v in {**fields, "messages": closing}.items() if k not in ("tools", "tool_choice")},
@@ -314,6 +311,32 @@ class OpenAIChat:
                     deltas = tool_calls.as_tool_calls(tool_calls.whole_calls(deltas), names)
                 async for delta in deltas:
                     yield delta
+
+    def _auto_calls_checked(self, answer: AsyncIterator[Delta], ask: ChatAsk, source: str | list[dict[str, Any]],
+                            gp: GenParams, extra: dict[str, Any], tools: list[dict[str, Any]],
+                            names: list[str]) -> AsyncIterator[Delta]:
+        """``answer`` (``tool_choice`` auto) with a call that misses written again as a required call:
+        one of a strict tool whose arguments do not fit (under that tool's grammar), or an answer
+        that only calls tools not offered (under the offered tools' grammar)."""
+        top = ask.logprobs
+
+        def required(offered: list[dict[str, Any]]) -> AsyncIterator[Delta]:
+            return self._run_prepared(source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(offered)},
+                                      tools=tools, forced=True, names=[t["function"]["name"] for t in offered],
+                                      top_logprobs=top, key=ask.slot_key)
+
+        strict = tool_calls.strict_tools(tools)
+        if strict:
+            answer = tool_calls.enforce_strict(answer, strict, lambda name: required(
+                [t for t in tools if t["function"]["name"] == name]))
+        return tool_calls.call_offered(answer, names, lambda: required(tools))
+
+    @staticmethod
+    def _read_turns(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,
+                    forced: bool) -> list[dict[str, Any]]:
+        """The turns as our own engine's model reads them: while it may still call a tool or answer,
+        each run of tool results ends with :data:`~.tool_calls.RESULT_HINT`."""
+        return tool_calls.with_result_hints(messages) if tools and not forced else messages
 
     def _external(self, ask: ChatAsk, messages: list[dict[str, Any]], passthrough: dict[str, Any],
                   gp: GenParams) -> AsyncIterator[Delta]:

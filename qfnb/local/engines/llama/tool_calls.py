@@ -4,8 +4,9 @@ The prompt is the model's own chat template rendered with the tools (``/apply-te
 call the request requires (``tool_choice`` ``required`` or a named function) is generated under a
 JSON schema of the offered calls, after the template's own call opener (``<tool_call>`` for
 Qwen/Hermes templates), so it always parses. With ``auto`` the model answers freely and an
-answer that is a call of an offered tool (in ``<tool_call>`` tags, a fenced JSON block or bare
-JSON, one call or several one after another, as small models write them) becomes ``tool_calls``;
+answer that is a call of an offered tool (in ``<tool_call>`` tags, a fenced JSON block, with or
+without prose after it, or bare JSON, one call or several one after another, as small models write
+them) becomes ``tool_calls``;
 anything else stays text. A call of a ``strict`` tool made that way whose arguments do not validate
 is written again under that tool's grammar, so no strict call leaves unenforced.
 """
@@ -29,6 +30,10 @@ log = logging.getLogger("qfnb.local.engines")
 HERMES_OPEN = "<tool_call>"
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+#: a fenced block that opens an answer, prose after it: the 1.5B model at temperature 0.8 wrote its
+#: call so ("... use the following function call:" then the block, then "This will return the
+#: syllabus..."), and openai-agents took it for the final answer (bench/syllabus_agents.py)
+_FENCED_FIRST = re.compile(r"^```(?:json)?\s*(.*?)\s*```(?=\s)", re.S)
 #: a fence opened or closed but not both (the 0.5B model ends a bare call with a lone "```")
 _STRAY_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 #: how an answer that may be a call starts (it is held back until it can be told apart)
@@ -117,6 +122,48 @@ async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any
                       completion_tokens=delta.completion_tokens + spent[1])
 
 
+def calls_unoffered(text: str, names: Sequence[str]) -> bool:
+    """Whether ``text`` is only calls (``{"name": ..., "arguments": ...}``), none of an offered tool:
+    the 1.5B model wrote ``{"name": "get_office_hours", "arguments": {"day": "Wednesday"}}`` with
+    only ``search_syllabus`` offered, and the agent took it for the final answer
+    (bench/syllabus_agents.py)."""
+    objects = _call_objects(after_preamble(text))
+    return bool(objects) and all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"] not in names
+        and isinstance(o.get("arguments", o.get("parameters")), dict) for o in objects or ())
+
+
+async def call_offered(deltas: AsyncIterator[Delta], names: Sequence[str],
+                       forced: Callable[[], AsyncIterator[Delta]]) -> AsyncIterator[Delta]:
+    """``deltas`` (an answer whose calls were decided by :func:`as_tool_calls`), unless its text is
+    only calls of tools not offered (:func:`calls_unoffered`): the model meant to call, so the call
+    is written again under the offered tools' grammar (``forced()``, a required call). Text that
+    cannot be a call streams as it comes; the usage counts both generations."""
+    held: list[Delta] = []
+    deciding = True
+    async for delta in deltas:
+        if not deciding:
+            yield delta
+            continue
+        held.append(delta)
+        text = "".join(d.text for d in held)
+        if delta.tool_calls is None and (delta.finish_reason is not None or not text.strip() or _may_be_call(text)):
+            continue
+        deciding = False  # a call of an offered tool, or text that cannot be a call: as it comes
+        for d in held:
+            yield d
+        held = []
+    if not held or not calls_unoffered("".join(d.text for d in held), names):
+        for d in held:
+            yield d
+        return
+    log.info("the answer called tools not offered; writing the call again under the offered tools' grammar")
+    spent = held[-1]
+    async for delta in forced():
+        yield replace(delta, prompt_tokens=delta.prompt_tokens + spent.prompt_tokens,
+                      completion_tokens=delta.completion_tokens + spent.completion_tokens)
+
+
 #: the call format as some Qwen2.5 GGUFs' templates render it, braces doubled by a transcription
 #: slip (Qwen2.5-Coder-1.5B-Instruct on PyPI): the model then writes ``{{"name": ...}}``, which is
 #: no call; with the braces single its tool runs went from 0 to 5 of 5 (bench/agents_finish.py)
@@ -203,7 +250,7 @@ def _call_objects(text: str) -> list[Any] | None:
     if tagged:
         bodies = tagged
     else:
-        fenced = _FENCED.match(stripped)
+        fenced = _FENCED.match(stripped) or _FENCED_FIRST.match(stripped)
         bodies = [fenced.group(1) if fenced else _STRAY_FENCE.sub("", stripped)]
     objects: list[Any] = []
     for body in bodies:
@@ -311,6 +358,25 @@ async def as_tool_calls(deltas: AsyncIterator[Delta], names: Sequence[str], *, p
 #: call after every result; with the tools withheld and this ask in the result turn both answered
 #: from the result in 5 of 5)
 AFTER_RESULT_ASK = "Answer my question from this result, in one plain sentence."
+
+
+#: what the platform adds to each run of tool results while tools are still offered: without it the
+#: 1.5B tool model, handed a search result that held the answer, searched again for other words of
+#: that result and answered from the last one (bench/syllabus_agents.py)
+RESULT_HINT = ("If these results answer my question, answer it now from them, in plain text; call a tool "
+               "again only for what they do not say.")
+
+
+def with_result_hints(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with :data:`RESULT_HINT` after the last result of each run of ``tool`` turns
+    (each run the same in every later request, so the engine's cached prefix still holds)."""
+    out = [dict(m) for m in messages]
+    for i, message in enumerate(out):
+        if message.get("role") == "tool" and (i + 1 == len(out) or out[i + 1].get("role") != "tool"):
+            content = message.get("content")
+            message["content"] = ([*content, {"type": "text", "text": RESULT_HINT}] if isinstance(content, list)
+                                  else f"{content or ''}\n\n{RESULT_HINT}")
+    return out
 
 
 def _call_key(name: Any, arguments: Any) -> tuple[str, str]:
