@@ -177,7 +177,7 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, 
                 run.status = "Stopped"
                 break
             batch = data.collate([rows[i] for i in idx], tok.pad_token_id)
-            run.loss = loss = group.mean(lora.train_step(model, optimizer, batch, loss_fn))
+            run.loss = loss = group.mean(lora.train_step(model, optimizer, batch, loss_fn=loss_fn))
             run.step += 1
             run.recent.append(loss)
             run.tokens += sum(len(rows[i][0]) for i in idx)
