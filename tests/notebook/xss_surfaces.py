@@ -151,6 +151,26 @@ def eval_report(text: str) -> Any:
     return EvalReport.from_value(runs)
 
 
+def judge_verdict(text: str) -> Any:
+    """An evaluation report with a judge named ``text`` on a model named ``text``, and the judge check's
+    verdict and notes (the bold verdict line of the report)."""
+    from types import SimpleNamespace
+
+    from qfnb.evaluation.stats.judge_check import check_judge
+    from qfnb.notebook.evaluation.report import EvalReport
+
+    rows = [{"llm": m, "index": i, "judge_score": 5.0, "exact_match": float(i % 2), "error": ""}
+            for m in ("base", text) for i in range(12)]
+    result = SimpleNamespace(judges=[{"metric": "judge_score", "judge": text, "scale": [0, 5]}],
+                             llm_tags=["base", text], samples=pd.DataFrame(rows), samples_df=pd.DataFrame(rows),
+                             metrics_df=pd.DataFrame({"exact_match": [0.5, 0.5], "judge_score": [5.0, 5.0]},
+                                                     index=["base", text]))
+    report = EvalReport.from_value(result)
+    report.judge_notes = check_judge(result, {text: {i: float(i % 2) * 5 for i in range(12)}},
+                                     metric="judge_score").sentences
+    return report
+
+
 def eval_plan(text: str) -> Any:
     from qfnb.evaluation import Plan
     from qfnb.notebook.evaluation.plan import PlanReport
@@ -312,9 +332,10 @@ def trace_view(text: str) -> Any:
 SURFACES: dict[str, Callable[[str], Any]] = {
     f.__name__: f for f in (
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
-        eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight, dataset_insight_view,
-        stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard,
-        launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run, trace_view,
+        eval_comparison, eval_stability, eval_report, judge_verdict, eval_plan, dataset, dataset_insight,
+        dataset_insight_view, stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget,
+        progress_static, dashboard, launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run,
+        trace_view,
     )
 }
 
