@@ -107,7 +107,7 @@ def test_the_corpus_runs_nowhere_live_reopened_or_exported(lab: tuple[str, Path,
         assert page.evaluate(SAVE)
         # reopened: the saved outputs rendered again
         page.reload()
-        page.wait_for_selector(".jp-OutputArea-output >> text=corpus done", timeout=60_000)
+        page.wait_for_selector(".jp-OutputArea-output >> text=corpus done", timeout=180_000)  # a loaded machine
         page.wait_for_timeout(3000)
         calls, nodes = _count(page)
         assert (calls, nodes, dialogs, logged) == ([], [], [], []), "reopened"
