@@ -89,10 +89,11 @@ def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path:
                                                        for i, r in sorted(routes.items())))
     for index in (1, 2, 3, 4, 5):  # every %%qfchat, a named session's included: the v2 chat route
         assert routes[index] == ["POST /v2/chat/completions"], (cells[index].source, routes[index])
-    assert "GET /v2/models" in routes[6] or routes[6] == [], routes[6]  # %qfmodels (the v2 list, or cached)
+    assert routes[6] == [], routes[6]  # %qfmodels: the v2 catalogue qfnb ships (a key alone reaches no console API)
     assert "POST /v2/images/generations" in routes[7], routes[7]
-    assert "POST /v2/chat/completions" in routes[8], routes[8]  # %qfeval asks the model each item
-    assert {"POST /v2/files", "POST /v2/batches"} <= set(routes[10]), routes[10]  # %qfbatch
+    assert routes[8] == ["POST /v2/chat/completions"], routes[8]  # %qfeval asks the model each item
+    assert {"POST /v2/files", "POST /v2/batches", "GET /v2/batches/<batch>",
+            "GET /v2/files/<file>/content"} <= set(routes[10]), routes[10]  # %qfbatch: upload, create, poll, read
     assert routes[12] == [], routes[12]  # %qfusage reads the local ledger
     chat, model, renamed, first, second, models, image, evaluation = (text(c) for c in cells[1:9])
     assert "echo[" in chat and ": 你好" in chat
