@@ -18,6 +18,8 @@ from nbconvert import HTMLExporter
 from test_nb_browser import RUN_ALL, SAVE, open_lab_page
 from xss_surfaces import payloads
 
+from tests.fakes.local_platform import served_platform
+
 # about 4 min a theme (151 payloads through every view, live, reopened and exported): beyond the suite's budget
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")]
@@ -105,7 +107,7 @@ def test_the_corpus_runs_nowhere_live_reopened_or_exported(lab: tuple[str, Path,
         assert page.evaluate(SAVE)
         # reopened: the saved outputs rendered again
         page.reload()
-        page.wait_for_selector(".jp-OutputArea-output >> text=corpus done", timeout=60_000)
+        page.wait_for_selector(".jp-OutputArea-output >> text=corpus done", timeout=180_000)  # a loaded machine
         page.wait_for_timeout(3000)
         calls, nodes = _count(page)
         assert (calls, nodes, dialogs, logged) == ([], [], [], []), "reopened"
@@ -140,3 +142,58 @@ def _open_export(path: Path, theme: str) -> None:
         finally:
             browser.close()
 
+
+
+#: the whole page (not only outputs): a page of the platform's own is a text or JSON document
+PAGE_NODES = """() => [...document.querySelectorAll(
+    'script, iframe, object, embed, img, svg, [onerror], [onload], [onclick], a[href^="javascript" i]')]
+    .map(e => e.outerHTML.slice(0, 80))"""
+
+
+def test_the_platforms_metrics_and_stored_completions_run_nothing_in_a_browser(tmp_path: Path) -> None:
+    """``/metrics`` (Prometheus text) and OpenAI's stored chat completions (JSON: one, its messages, a
+    list by metadata), opened in Chromium with the corpus in the stored messages and metadata and sent
+    as model names: each page is a plain text or JSON document that shows the payloads as text."""
+    from urllib.parse import urlencode
+
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    corpus = payloads()
+    with served_platform(tmp_path / "data") as served:
+        key = served.bearer_token()
+        auth = {"Authorization": f"Bearer {key}"}
+        for bad_model in corpus[:10]:  # unknown models: refused, and counted (or not) by /metrics
+            httpx.post(served.url + "/v1/chat/completions", headers=auth, timeout=30,
+                       json={"model": bad_model, "messages": [{"role": "user", "content": bad_model}]})
+        made = httpx.post(served.url + "/v1/chat/completions", headers=auth, timeout=30, json={
+            "model": "tiny-chat", "store": True, "messages": [{"role": "user", "content": CORPUS}],
+            "metadata": {f"k{i}": p[:512] for i, p in enumerate(corpus[:16])}})
+        assert made.status_code == 200, made.text
+        stored = made.json()["id"]
+        pages = {"metrics": "/metrics", "stored": f"/v1/chat/completions/{stored}",
+                 "messages": f"/v1/chat/completions/{stored}/messages",
+                 "listed": "/v1/chat/completions?" + urlencode({"metadata[k0]": corpus[0][:512]})}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1400}, extra_http_headers=auth)
+                logged: list[str] = []
+                dialogs: list[str] = []
+                page.on("console", lambda msg: logged.append(msg.text) if "QFNB-XSS" in msg.text else None)
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+                page.add_init_script(f"({TRAP})()")
+                for name, path in pages.items():
+                    answer = page.goto(served.url + path)
+                    assert answer is not None and answer.status == 200, (name, answer and answer.text()[:300])
+                    kind = answer.headers["content-type"]
+                    assert kind.startswith("application/json" if name != "metrics" else "text/plain"), (name, kind)
+                    page.wait_for_timeout(1500)  # images would fail to load, handlers would fire
+                    page.screenshot(path=str(SHOTS / f"xss_served_{name}.png"))
+                    calls, nodes = page.evaluate("() => window.qfnbXss || []"), page.evaluate(PAGE_NODES)
+                    assert (calls, nodes, dialogs, logged) == ([], [], [], []), name
+                    if name != "metrics":
+                        assert "onerror=alert(1)" in page.inner_text("body"), name
+            finally:
+                browser.close()

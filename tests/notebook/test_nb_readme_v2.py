@@ -18,6 +18,7 @@ from tests.notebook.test_nb_readme import taste_snippets
 
 
 @pytest.mark.sockets
+@pytest.mark.usefixtures("own_record_dir")  # a run's shared cache may hold "What is LoRA?" (test_nb_v2_account)
 def test_readme_chat_blocks_run_with_the_key_alone(ip: Any, cloud_v2: FakeQianfanV2, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("QIANFAN_")]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +18,30 @@ from nbformat.v4 import new_code_cell, new_notebook
 from tests.fakes.cloud_v2 import FakeQianfanV2
 from tests.fakes.fixtures_v2 import key_only_env
 
+log = logging.getLogger("qfnb.tests.v2_account")
+ID = re.compile(r"/(file|batch|task|img)-[^/]+")  # an id the cloud made up, in a route
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 QA = '{"prompt": "What is LoRA?", "response": "A low-rank adapter"}\n{"prompt": "1+1?", "response": "2"}\n'
 
 
-def run_cells(cells: list[str], tmp_path: Path) -> list[Any]:
+def run_cells(cells: list[str], tmp_path: Path, on_cell_executed: Any = None) -> list[Any]:
     nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata=KERNEL)
-    NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
+    NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True, on_cell_executed=on_cell_executed,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     return list(nb.cells)
+
+
+def routes_by_cell(cloud: FakeQianfanV2) -> tuple[dict[int, list[str]], Any]:
+    """``{cell index: the 'METHOD path's the cloud saw while it ran}`` and the hook that fills it."""
+    seen: dict[int, list[str]] = {}
+    done = [0]
+
+    def hook(cell: Any, cell_index: int, **_: Any) -> None:
+        new = cloud.requests[done[0]:]
+        done[0] += len(new)
+        seen[cell_index] = sorted({r.method + " " + ID.sub(r"/<\1>", r.path) for r in new})
+
+    return seen, hook
 
 
 def text(cell: Any) -> str:
@@ -51,6 +68,7 @@ def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path:
     for name, value in key_only_env(cloud_v2).items():
         monkeypatch.setenv(name, value)
     (tmp_path / "qa.jsonl").write_text(QA, encoding="utf-8")
+    routes, hook = routes_by_cell(cloud_v2)
     cells = run_cells([
         "%load_ext qfnb",
         "%%qfchat\n你好",
@@ -65,8 +83,18 @@ def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path:
         "%qfbatch qs -m ernie-4.5-turbo-128k -o job",
         "print(job.results()[1]['result'])",
         "%qfusage",
-    ], tmp_path)
+    ], tmp_path, hook)
     assert errors(cells) == []
+    log.warning("v2 routes per cell:\n%s", "\n".join(f"  {cells[i].source.splitlines()[0]!r}: {r}"
+                                                       for i, r in sorted(routes.items())))
+    for index in (1, 2, 3, 4, 5):  # every %%qfchat, a named session's included: the v2 chat route
+        assert routes[index] == ["POST /v2/chat/completions"], (cells[index].source, routes[index])
+    assert routes[6] == [], routes[6]  # %qfmodels: the v2 catalogue qfnb ships (a key alone reaches no console API)
+    assert "POST /v2/images/generations" in routes[7], routes[7]
+    assert routes[8] == ["POST /v2/chat/completions"], routes[8]  # %qfeval asks the model each item
+    assert {"POST /v2/files", "POST /v2/batches", "GET /v2/batches/<batch>",
+            "GET /v2/files/<file>/content"} <= set(routes[10]), routes[10]  # %qfbatch: upload, create, poll, read
+    assert routes[12] == [], routes[12]  # %qfusage reads the local ledger
     chat, model, renamed, first, second, models, image, evaluation = (text(c) for c in cells[1:9])
     assert "echo[" in chat and ": 你好" in chat
     assert "echo[ernie-4.5-turbo-128k]: Explain LoRA" in model

@@ -148,7 +148,21 @@ def eval_report(text: str) -> Any:
     samples = _eval_samples(text, ("base", text))
     runs = {"base": EvaluationResult({"base": {"rouge_l": 0.3}}, samples[samples.llm == "base"]),
             text: EvaluationResult({text: {"rouge_l": 0.5}}, samples[samples.llm == text])}
-    return EvalReport.from_value(runs)
+    report = EvalReport.from_value(runs)
+    report.judge_notes = _judge_notes(text)  # the judge verdict report's lines
+    return report
+
+
+def _judge_notes(text: str) -> list[str]:
+    """A judge check's sentences (its bold verdict first) for a judge and a model named ``text``."""
+    from types import SimpleNamespace
+
+    from qfnb.evaluation.stats.judge_check import check_judge
+
+    rows = pd.DataFrame([{"llm": text, "index": i, "judge_score": 5.0} for i in range(12)])
+    result = SimpleNamespace(judges=[{"metric": "judge_score", "judge": text, "scale": [0, 5]}], llm_tags=[text],
+                             samples=rows, samples_df=rows)
+    return list(check_judge(result, {text: {i: float(i % 2) * 5 for i in range(12)}}, metric="judge_score").sentences)
 
 
 def eval_plan(text: str) -> Any:
@@ -312,9 +326,10 @@ def trace_view(text: str) -> Any:
 SURFACES: dict[str, Callable[[str], Any]] = {
     f.__name__: f for f in (
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
-        eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight, dataset_insight_view,
-        stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget, progress_static, dashboard,
-        launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run, trace_view,
+        eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight,
+        dataset_insight_view, stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget,
+        progress_static, dashboard, launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run,
+        trace_view,
     )
 }
 
