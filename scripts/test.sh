@@ -33,7 +33,7 @@ mypy_log=$(mktemp)
 .venv/bin/mypy > "$mypy_log" 2>&1 &
 mypy_pid=$!
 status=0
-"${PYTEST[@]}" -n 2 --dist loadfile -m "not slow and not real_model and not serial" || status=$?
+"${PYTEST[@]}" -n 2 --dist loadfile --durations=15 -m "not slow and not real_model and not serial" || status=$?
 wait "$mypy_pid" || status=$?
 cat "$mypy_log" && rm -f "$mypy_log"
 "${PYTEST[@]}" --durations=15 -m "not slow and (real_model or serial)" || status=$?

@@ -30,7 +30,7 @@ from qfnb.local.server import failures
 from qfnb.local.server.wire import ANSWER_HEADERS, STREAM_FLAG
 from qfnb.protocol.routes import MODEL_API_PREFIX
 
-__all__ = ["HEARTBEAT_HEADER", "Heartbeat", "is_model_call"]
+__all__ = ["HEARTBEAT_HEADER", "Heartbeat", "is_model_call", "read_body", "replayed"]
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -147,7 +147,8 @@ class Heartbeat:
         if scope["type"] != "http" or self.every <= 0 or not is_model_call(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
-        body, replay = await _read_body(receive)
+        read = await read_body(receive)
+        body, replay = (b"", receive) if read is None else (read, replayed(read, receive))
         answer = _Answer(send, scope, body, anthropic=scope["path"].endswith("/messages"), every=self.every)
         task = asyncio.ensure_future(self.app(scope, replay, answer.send))
         try:
@@ -183,24 +184,27 @@ async def _fail(scope: Any, exc: Exception, answer: _Answer) -> None:
     await answer._send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Any) -> tuple[bytes, Any]:
-    """The request's body, and a ``receive`` that gives it again, then waits for the disconnect."""
+async def read_body(receive: Any) -> bytes | None:
+    """The request's whole body, or None when the client left before it arrived."""
     parts: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"", receive  # the client left already
+            return None
         parts.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    body = b"".join(parts)
+            return b"".join(parts)
+
+
+def replayed(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives ``body`` (read already) again, then waits for the disconnect."""
     given = False
 
-    async def replay() -> Any:
+    async def again() -> Any:
         nonlocal given
         if not given:
             given = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return body, replay
+    return again

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from qfnb.local.server import failures
 from qfnb.local.server.guard import declared_length
-from qfnb.local.server.heartbeat import is_model_call
+from qfnb.local.server.heartbeat import is_model_call, read_body, replayed
 from qfnb.local.server.openai_errors import openai_error
 from qfnb.local.server.wire import v1_error, v2_chat_error
 from qfnb.protocol.errors import ErrorCode
@@ -257,7 +257,7 @@ class Idempotent:
             await _answer(_refusal(path, 400, f"the {IDEMPOTENCY_HEADER} header must be 1 to "
                                    f"{MAX_KEY_CHARS} printable characters"), send)
             return
-        body = await _read(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client left before its body arrived
         owner = _owner(scope)
@@ -275,7 +275,7 @@ class Idempotent:
         else:
             work = self.calls.start(owner, key, digest, path, lambda r, s: self.app(scope, r, s), body)
             if work is None:  # the table is full of calls still working: this one as it comes
-                await self.app(scope, _replay(body, receive), send)
+                await self.app(scope, replayed(body, receive), send)
                 return
         await work.follow(send, receive, reused, self.calls.grace)
 
@@ -366,30 +366,6 @@ async def _answer(response: Response, send: Send) -> None:
     """Sends a whole response through ``send``, with no request behind it."""
     await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": bytes(response.body)})
-
-
-async def _read(receive: Receive) -> bytes | None:
-    parts: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    given = False
-
-    async def again() -> Message:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again
 
 
 async def _disconnect(receive: Receive) -> None:
