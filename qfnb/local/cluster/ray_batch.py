@@ -45,6 +45,7 @@ from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
+from qfnb.local.engines.store.assets import AssetError
 from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY
 from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
 from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
@@ -115,6 +116,15 @@ class EngineWorker:
         """The id of the Ray node this worker (and its engine) runs on."""
         return str(importlib.import_module("ray").get_runtime_context().get_node_id())
 
+    def where(self) -> str:
+        """This worker's node, for an error message ("this Ray node" when Ray cannot say)."""
+        if "ray" not in sys.modules:  # not running in a Ray worker (a test): no 20 s import for a message
+            return "this Ray node"
+        try:
+            return f"the Ray node {self.node_id()}"
+        except Exception:  # not connected to a cluster, or Ray's context is gone
+            return "this Ray node"
+
     def spent(self) -> dict[str, tuple[int, int]]:
         """The tokens each row in flight has used so far (asked when the job is stopped)."""
         return {key: used for key, used in self.flying.items() if used != (0, 0)}
@@ -142,6 +152,10 @@ class EngineWorker:
                 return error_row(row.line, row.key, "context_length_exceeded", str(exc))
             except (ValueError, LookupError) as exc:
                 return error_row(row.line, row.key, "invalid_request", str(exc))
+            except AssetError as exc:  # this node lacks the model's weights: said, and the other rows go on
+                return error_row(row.line, row.key, "model_not_available",
+                                 f"{self.where()} cannot serve {row.model or self.model}: {exc} "
+                                 "(the job's runtime_env installs qfnb and the model's weight packages: docs/ray.md)")
             finally:
                 self.flying.pop(row.key, None)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -5,6 +5,7 @@ process its SIGTERM handler back. The real cluster: ``tests/batch/test_ray_real.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from dataclasses import dataclass
@@ -101,3 +102,24 @@ def test_a_driver_that_is_not_stopped_answers_every_row(tmp_path: Path, monkeypa
     assert ray_batch.main(["--input", str(_rows(tmp_path, 4)), "--model", "m", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert len(log_rows(out)) == 4 and "QFNB-SPENT" not in out and not fake.stopped
+
+
+def test_a_worker_on_a_node_without_the_models_weights_answers_an_error_row_naming_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = ray_batch.EngineWorker("Qwen2.5-0.5B-Instruct", slots=1)
+
+    def missing(name: str) -> Any:
+        raise ray_batch.AssetError(f"{name}: the package 'gt-qwen' is not installed")
+
+    monkeypatch.setattr(worker.registry, "chat", missing)
+    try:
+        raw = json.dumps({"custom_id": "7", "method": "POST", "url": "/v1/chat/completions",
+                          "body": {"messages": [{"role": "user", "content": "q"}]}})
+        row = asyncio.run(worker.answer(raw, 8))
+    finally:
+        worker.close()
+    assert row["custom_id"] == "7" and row["response"] is None
+    error = row["error"]
+    assert error["code"] == "model_not_available"
+    assert "Ray node" in error["message"] and "Qwen2.5-0.5B-Instruct" in error["message"]
+    assert "gt-qwen" in error["message"] and "runtime_env" in error["message"]
