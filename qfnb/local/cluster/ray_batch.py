@@ -118,12 +118,11 @@ class EngineWorker:
 
     def where(self) -> str:
         """This worker's node, for an error message ("this Ray node" when Ray cannot say)."""
-        if "ray" not in sys.modules:  # not running in a Ray worker (a test): no 20 s import for a message
+        ray = sys.modules.get("ray")  # not imported: not in a Ray worker (no 20 s import for a message)
+        # asked outside a worker, Ray's runtime context would start a local Ray instance
+        if ray is None or not ray.is_initialized():
             return "this Ray node"
-        try:
-            return f"the Ray node {self.node_id()}"
-        except Exception:  # not connected to a cluster, or Ray's context is gone
-            return "this Ray node"
+        return f"the Ray node {self.node_id()}"
 
     def spent(self) -> dict[str, tuple[int, int]]:
         """The tokens each row in flight has used so far (asked when the job is stopped)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -123,3 +124,17 @@ def test_a_worker_on_a_node_without_the_models_weights_answers_an_error_row_nami
     assert error["code"] == "model_not_available"
     assert "Ray node" in error["message"] and "Qwen2.5-0.5B-Instruct" in error["message"]
     assert "gt-qwen" in error["message"] and "runtime_env" in error["message"]
+
+
+def test_the_error_names_no_node_outside_a_ray_worker_and_starts_no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a worker (Ray imported, not connected) the message says "this Ray node" and asks Ray
+    nothing: Ray's runtime context, asked there, starts a local Ray instance."""
+    asked: list[str] = []
+    fake = SimpleNamespace(is_initialized=lambda: False,
+                           get_runtime_context=lambda: asked.append("context"))  # would start Ray
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    worker = ray_batch.EngineWorker("m", slots=1)
+    try:
+        assert worker.where() == "this Ray node" and asked == []
+    finally:
+        worker.close()
