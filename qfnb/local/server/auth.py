@@ -161,10 +161,7 @@ class Authenticator:
         signature) on the v1 inference API, else a bearer token (``x-api-key`` on Anthropic's wire)."""
         if request.url.path.startswith(MODEL_API_PREFIX):
             return self.check_inference(request) is None
-        key = request.headers.get("x-api-key")
-        if key and not request.headers.get("authorization"):
-            return self._token_state(key.strip(), bearer=True) == "ok"
-        return self.check_bearer(request) is None
+        return self.check_api_key(request) is None
 
     def allows_any_model_call(self, request: Request) -> bool:
         """Whether ``request`` carries a credential some model call accepts: an access token (in
@@ -187,7 +184,18 @@ class Authenticator:
             return None if failure is None else "invalid IAM signature"
         if not header.lower().startswith("bearer "):
             return "missing bearer token: send 'Authorization: Bearer <token>'"
-        state = self._token_state(header[7:].strip(), bearer=True)
+        return self._bearer_problem(header[7:].strip())
+
+    def check_api_key(self, request: Request) -> str | None:
+        """:meth:`check_bearer`, where Anthropic's ``x-api-key`` (without an ``Authorization``
+        header) is the platform's bearer token too; an error message or None."""
+        key = request.headers.get("x-api-key")
+        if key and not request.headers.get("authorization"):
+            return self._bearer_problem(key.strip())
+        return self.check_bearer(request)
+
+    def _bearer_problem(self, token: str) -> str | None:
+        state = self._token_state(token, bearer=True)
         if state == "invalid":
             return "invalid bearer token"
         if state == "expired":

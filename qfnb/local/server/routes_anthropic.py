@@ -54,11 +54,7 @@ def refusal(exc: Exception) -> Response:
 
 def _key_refusal(request: Request) -> Response | None:
     """Anthropic's ``x-api-key`` is the platform's bearer token, as ``Authorization: Bearer`` is."""
-    key = request.headers.get("x-api-key")
-    if key and not request.headers.get("authorization"):
-        request.scope["headers"] = [*request.scope["headers"], (b"authorization", f"Bearer {key}".encode())]
-        request = Request(request.scope, request.receive)
-    problem = authenticator(request).check_bearer(request)
+    problem = authenticator(request).check_api_key(request)
     return None if problem is None else anthropic_error(401, problem)
 
 
