@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.source_trees import parse_source
+
 ROOT = Path(__file__).resolve().parents[1]
 LINT = Path(sys.executable).with_name("lint-imports")
 
@@ -107,7 +109,7 @@ PROBES_ALLOWED: set[tuple[str, str]] = set()
 
 def _probes(source: str) -> list[str]:
     """The objects a module probes with ``getattr``/``hasattr``, as source text."""
-    return [ast.unparse(node.args[0]) for node in ast.walk(ast.parse(source))
+    return [ast.unparse(node.args[0]) for node in ast.walk(parse_source(source))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id in ("getattr", "hasattr") and node.args]
 
@@ -239,7 +241,7 @@ def _definitions(source: str) -> list[str]:
     """The classes and functions a module defines at its top level (inside ``if``/``try`` too);
     a module ``__getattr__`` (PEP 562: a name imported on first use) re-exports, so it is left out."""
     found: list[str] = []
-    statements = list(ast.parse(source).body)
+    statements = list(parse_source(source).body)
     while statements:
         node = statements.pop()
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -266,7 +268,7 @@ def test_a_mirror_module_only_reexports(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
     own = MIRROR_OWN.get(rel, set())
     assert set(_definitions(source)) == own, f"{rel} defines {_definitions(source)}: move it to its layer"
-    docstring = ast.get_docstring(ast.parse(source)) or ""
+    docstring = ast.get_docstring(parse_source(source)) or ""
     assert all(name in docstring for name in own), f"{rel}'s docstring does not say why it defines {own}"
     name = rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
     module = importlib.import_module(name)
@@ -292,7 +294,7 @@ def _private_imports(root: Path) -> list[str]:
     found = []
     for path in sorted((root / "qfnb").rglob("*.py")):
         package = path.relative_to(root).parent.parts
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parse_source(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("qfnb")):
                 continue
             base = package[:len(package) - node.level + 1] if node.level else ()

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from qfnb.protocol.daemon import default_data_dir
+from tests.source_trees import parse_source
 
 
 def test_the_run_has_its_own_temporary_data_dir() -> None:
@@ -39,7 +40,7 @@ def _parts_imported(test_file: Path, pkg: Path) -> set[str]:
     top (a name from the package's ``__init__`` counts as neither)."""
     prefix = ["qfnb", pkg.name]
     parts: set[str] = set()
-    for node in ast.walk(ast.parse(test_file.read_text(encoding="utf-8"))):
+    for node in ast.walk(parse_source(test_file.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -13,6 +13,7 @@ from qfnb import QfResponse
 from qfnb.protocol import answers
 from qfnb.protocol.answer import AnswerModel
 from qfnb.resources import typing_client
+from tests.source_trees import parse_source
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +45,7 @@ def test_each_public_class_is_defined_once() -> None:
         sys.path.remove(str(REPO / "bench"))
     defined: dict[str, set[str]] = collections.defaultdict(set)
     for path in sorted((REPO / "qfnb").rglob("*.py")):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for node in parse_source(path.read_text(encoding="utf-8")).body:
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 defined[node.name].add(str(path.relative_to(REPO)))
     twice = {name: sorted(where) for name, where in defined.items()

@@ -18,6 +18,7 @@ from qfnb._core.runtime.poll import PollPlan
 from qfnb.protocol import errors as rules
 from qfnb.protocol.errors import CODE_RULES, ErrorCode, Kind
 from qfnb.protocol.version import REQUEST_SOURCE, __version__
+from tests.source_trees import parse_source
 
 QFNB = Path(rules.__file__).resolve().parents[1]
 
@@ -91,7 +92,7 @@ def test_each_table_has_exactly_one_definition() -> None:
     homes: dict[str, list[str]] = {"codes": [], "statuses": [], "request_source": []}
     for path in sorted(QFNB.rglob("*.py")):
         rel = path.relative_to(QFNB.parent).as_posix()
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_source(path.read_text(encoding="utf-8"))
         for line, values in _int_sets(tree):
             if values <= codes and (max(values) >= 336000 or {110, 111} <= values):
                 homes["codes"].append(f"{rel}:{line}")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from qfnb.protocol import model_names
+from tests.source_trees import parse_source
 
 ROOT = Path(__file__).resolve().parents[2] / "qfnb"
 HYPER_KEYS = {"epoch", "learningRate", "batchSize", "maxSeqLen", "loraRank", "loraAlpha", "loraDropout",
@@ -26,7 +27,7 @@ STATUS_KEYS = {"uptimeSeconds", "modelsLoaded", "memoryBytes", "childMemoryBytes
 @functools.cache
 def modules() -> tuple[tuple[str, ast.Module], ...]:
     """Every module of qfnb, parsed once for all the scans."""
-    return tuple((str(path.relative_to(ROOT.parent)), ast.parse(path.read_text(encoding="utf-8")))
+    return tuple((str(path.relative_to(ROOT.parent)), parse_source(path.read_text(encoding="utf-8")))
                  for path in sorted(ROOT.rglob("*.py")))
 
 

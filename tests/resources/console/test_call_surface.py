@@ -18,6 +18,7 @@ import pytest
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol import answers
 from qfnb.resources.console import FineTune, Model, Service
+from tests.source_trees import parse_source
 from tests.typing.mypy_run import shared_mypy
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,7 +27,7 @@ TOOL = ROOT / "tools/unasync_calls.py"
 
 
 def _trees() -> list[tuple[Path, ast.Module]]:
-    return [(p, ast.parse(p.read_text())) for p in sorted(RESOURCES.rglob("*.py"))]
+    return [(p, parse_source(p.read_text())) for p in sorted(RESOURCES.rglob("*.py"))]
 
 
 #: calls that declare a field or a model's config (dataclass / pydantic), not a method
@@ -192,7 +193,7 @@ def test_unasync_rewrites_the_async_source() -> None:
 
 
 def _function(path: Path, cls: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
-    tree = ast.parse(path.read_text())
+    tree = parse_source(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == cls:
             for item in node.body:
