@@ -30,7 +30,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
 #: the local platform's keyed calls: ``DELETE {CALLS_ROUTE}/{key}`` cancels the call its caller sent
 #: under that key (the client sends it when the caller stops the call: an Interrupt, a cancelled
-#: task, a stream closed early); the cloud has no such route
+#: task, a stream closed early); ``GET {CALLS_ROUTE}/{key}`` says what it is doing
+#: (:mod:`qfnb.protocol.call_progress`); the cloud has no such route
 CALLS_ROUTE = "/qfnb/calls"
 
 API_TYPES: tuple[str, ...] = (

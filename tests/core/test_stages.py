@@ -17,7 +17,9 @@ from qfnb._core.errors import (
     APIError,
     ConnectionError,
     InvalidArgumentError,
+    RequestError,
     ServerOverloadedError,
+    StreamError,
     TimeoutError,
 )
 from qfnb._core.http.auth import Auth
@@ -296,18 +298,27 @@ class Platform:
     """A ``next`` for the withdraw stage: a keyed POST hangs (a call generating) or streams
     ``chunks``; a DELETE answers at once, or hangs with ``deaf``. Notes each call."""
 
-    def __init__(self, *, chunks: int = 0, deaf: bool = False, last: dict[str, Any] | None = None) -> None:
-        self.chunks, self.deaf, self.last = chunks, deaf, last
+    def __init__(self, *, chunks: int = 0, deaf: bool = False, last: dict[str, Any] | None = None,
+                 fails: BaseException | None = None, cut: bool = False,
+                 progress: dict[str, Any] | None = None) -> None:
+        self.chunks, self.deaf, self.last, self.fails, self.cut = chunks, deaf, last, fails, cut
+        self.progress = progress  # the answer to GET (None: 404)
         self.sent: list[Call] = []
         self.posted = asyncio.Event()
 
     async def __call__(self, call: Call) -> Answer:
         self.sent.append(call)
-        if call.method == "DELETE":
+        if call.method in ("DELETE", "GET"):
             if self.deaf:
                 await asyncio.Event().wait()
-            return _ok({"state": "cancelled"})
+            if call.method == "DELETE":
+                return _ok({"state": "cancelled"})
+            if self.progress is None:
+                raise RequestError("no call under that key", status_code=404)
+            return _ok(self.progress)
         self.posted.set()
+        if self.fails is not None:
+            raise self.fails
         if not self.chunks:
             await asyncio.Event().wait()
         return self._stream()
@@ -315,6 +326,10 @@ class Platform:
     async def _stream(self) -> AsyncIterator[QfResponse]:
         for i in range(self.chunks):
             yield _ok({"result": str(i)})
+        if self.cut:
+            error = StreamError("the stream was cut")
+            error.cut = True
+            raise error
         if self.last is not None:
             yield _ok(self.last)
             await asyncio.Event().wait()  # the platform still finishing its books
@@ -322,6 +337,13 @@ class Platform:
     @property
     def deletes(self) -> list[str]:
         return [f"{c.api} {c.url}" for c in self.sent if c.method == "DELETE"]
+
+
+async def _read(platform: Platform) -> list[Call]:
+    stream = await Withdraw()(_keyed(), platform)
+    assert not isinstance(stream, QfResponse)
+    assert [c.body async for c in stream] == [{"result": "0"}]
+    return platform.sent[1:]
 
 
 def _keyed(key: str = "qfnb-k1", **kw: Any) -> Call:
@@ -368,10 +390,41 @@ async def test_withdraw_cancels_a_stream_closed_early_but_not_one_read_whole_or_
     await stream.aclose()  # type: ignore[attr-defined]  # closed after its final chunk: nothing to withdraw
     assert ended.deletes == []
 
-    timed_out = Script(TimeoutError("silent"))
+    timed_out = Platform(fails=TimeoutError("silent"))
     with pytest.raises(TimeoutError):  # a cut or silent connection: the platform keeps the work for a retry
         await Withdraw()(_keyed(), timed_out)
-    assert timed_out.calls == 1  # no DELETE after it
+    assert timed_out.deletes == [] and [c.method for c in timed_out.sent] == ["POST", "GET"]  # asked, not stopped
+
+
+async def test_a_keyed_call_given_up_on_says_what_the_platform_was_doing() -> None:
+    doing = {"key": "qfnb-k1", "phase": "generating", "elapsedSeconds": 135.2, "loadingSeconds": 0.0,
+             "queuedSeconds": 40.1, "generatingSeconds": 95.1, "tokens": 212}
+    platform = Platform(fails=TimeoutError("no byte for 300 s -- gave up after 3 attempts"), progress=doing)
+    with pytest.raises(TimeoutError) as raised:
+        await Withdraw()(_keyed("qfnb-a/1"), platform)
+    assert str(raised.value) == ("no byte for 300 s -- gave up after 3 attempts (the platform had it generating: "
+                                 "212 tokens in 95 s after 40 s queued)")
+    assert [f"{c.method} {c.url}" for c in platform.sent[1:]] == ["GET http://h.test/qfnb/calls/qfnb-a%2F1"]
+    assert platform.sent[1].api == "infer" and platform.sent[1].policy is not None
+    assert platform.sent[1].policy.attempts == 1  # one try, under the call's own credential kind
+
+    cut = Platform(chunks=2, cut=True, progress={**doing, "phase": "done", "elapsedSeconds": 9.6, "tokens": 30})
+    stream = await Withdraw()(_keyed(), cut)
+    assert not isinstance(stream, QfResponse)
+    with pytest.raises(StreamError, match=r"cut \(the platform had it done: 30 tokens in 10 s after 40 s queued\)$"):
+        async for _ in stream:
+            pass
+
+    unknown = Platform(fails=ConnectionError("reset"), progress=None)
+    with pytest.raises(ConnectionError, match=r"^reset \(the platform holds no call under its key"):
+        await Withdraw()(_keyed(), unknown)
+
+    deaf = Platform(fails=TimeoutError("silent"), deaf=True)  # asked at most WITHDRAW_WAIT_S, never an error
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"^silent$"):
+        await Withdraw()(_keyed(), deaf)
+    assert time.monotonic() - started < WITHDRAW_WAIT_S + 0.5
+    assert await _read(Platform(chunks=1)) == []  # nothing asked of a call that did not fail
 
 
 def test_only_a_client_of_the_local_platform_withdraws() -> None:

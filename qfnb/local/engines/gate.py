@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from qfnb.local.engines import calls
+from qfnb.local.engines import calls, progress
 from qfnb.local.engines.ask import Ask, TextAsk
 from qfnb.local.engines.base import CannotServe, ChatEngine, Delta, Embedder, text_turns
 
@@ -94,6 +94,9 @@ class Gate:
             raise EngineBusy(self.name, cap, retry_after())
         self._changed()
         calls.count(self.name)
+        call = progress.current()
+        if call is not None:
+            call.on_slot()
         try:
             yield
         finally:

@@ -35,6 +35,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
+from qfnb.local.engines import progress
 from qfnb.local.engines.ask import BATCH, INTERACTIVE
 from qfnb.local.engines.gate import Gate, settle
 
@@ -175,6 +176,9 @@ class LaneGate(Gate):
                 return self._start(batch, long, key, group)
             waiter = _Waiter(batch, long, loop, key, group)
             self._waiting.append(waiter)
+        call = progress.current()
+        if call is not None:
+            call.queued()
         try:
             await waiter.future
         except BaseException:
@@ -187,6 +191,8 @@ class LaneGate(Gate):
                 self._leave(batch, waiter.slot)
             raise
         assert waiter.slot is not None
+        if call is not None:
+            call.on_slot()
         return waiter.slot
 
     def _leave(self, batch: bool, slot: int) -> None:

@@ -16,7 +16,9 @@ Keys are kept per credential (the bearer token, the access token or the IAM acce
 key never reaches another caller's answer), for ``ttl`` seconds after the answer ended, at most
 ``max_calls`` of them and ``max_bytes`` of answers (the oldest finished go first). A call nobody
 listens to for ``grace`` seconds (the client left and did not retry) is cancelled; a caller that
-stops its call on purpose cancels it at once with ``DELETE /qfnb/calls/{key}`` (:func:`routes`).
+stops its call on purpose cancels it at once with ``DELETE /qfnb/calls/{key}`` (:func:`routes`), and
+``GET /qfnb/calls/{key}`` says what the call is doing: its phase, its seconds loading, queued and
+generating, its tokens so far (:mod:`qfnb.local.engines.progress`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from qfnb.local.engines import progress
+from qfnb.local.engines.progress import CallProgress
 from qfnb.local.server import failures
 from qfnb.local.server.guard import declared_length
 from qfnb.local.server.heartbeat import is_model_call, read_body, replayed
@@ -63,6 +67,7 @@ class _Work:
 
     def __init__(self, digest: str) -> None:
         self.digest = digest
+        self.progress = CallProgress()
         self.messages: list[Message] = []
         self.size = 0
         self.done = False
@@ -176,6 +181,8 @@ class Calls:
         given = False
         stop = asyncio.Event()  # never set: the call goes on whoever listens; cancelling ends it
 
+        progress.bind(work.progress)  # this task's own context: the engines mark its phases
+
         async def receive() -> Message:
             nonlocal given
             if not given:
@@ -194,7 +201,9 @@ class Calls:
                 await _answer(failures.failure_response(path, exc), work.keep)
         finally:
             work.finish()
-            if work.failed:
+            failed = work.failed
+            work.progress.end(failed=failed)
+            if failed:
                 self._drop(name, work)
             self._fit()
 
@@ -281,21 +290,45 @@ class Idempotent:
 
 
 def routes(calls: Calls) -> list[Route]:
-    """``DELETE /qfnb/calls/{key}``: the caller stops its keyed call (a key is found only under the
-    credential that sent it; another's answers 404, as an unknown key does)."""
+    """``DELETE /qfnb/calls/{key}``: the caller stops its keyed call; ``GET``: what the call is doing
+    (:mod:`qfnb.protocol.call_progress`). A key is found only under the credential that sent it;
+    another's answers 404, as an unknown key does."""
 
     async def withdraw(request: Request) -> Response:
         key = request.path_params["key"]
-        if not request.app.state.auth.allows_any_model_call(request):
-            return openai_error(401, "the keyed-calls route needs the credential the call was sent with "
-                                "(an access token, a signature, a bearer token or x-api-key)")
+        refused = _refused(request)
+        if refused is not None:
+            return refused
         state = calls.withdraw(_owner(request.scope), key)
         if state is None:
-            return openai_error(404, f"no call under {IDEMPOTENCY_HEADER} {key!r} from this caller (it may "
-                                "have ended and been forgotten)", param=IDEMPOTENCY_HEADER, code="unknown_key")
+            return _unknown(key)
         return JSONResponse({"key": key, "state": state})
 
-    return [Route(CALLS_ROUTE + "/{key}", withdraw, methods=["DELETE"])]
+    async def progress_of(request: Request) -> Response:
+        key = request.path_params["key"]
+        refused = _refused(request)
+        if refused is not None:
+            return refused
+        work = calls.get(_owner(request.scope), key)
+        if work is None:
+            return _unknown(key)
+        return JSONResponse({"key": key, **work.progress.snapshot()})
+
+    return [Route(CALLS_ROUTE + "/{key}", withdraw, methods=["DELETE"]),
+            Route(CALLS_ROUTE + "/{key}", progress_of, methods=["GET"])]
+
+
+def _refused(request: Request) -> Response | None:
+    """401 for a request to the keyed-calls route without a credential."""
+    if request.app.state.auth.allows_any_model_call(request):
+        return None
+    return openai_error(401, "the keyed-calls route needs the credential the call was sent with "
+                        "(an access token, a signature, a bearer token or x-api-key)")
+
+
+def _unknown(key: str) -> Response:
+    return openai_error(404, f"no call under {IDEMPOTENCY_HEADER} {key!r} from this caller (it may "
+                        "have ended and been forgotten)", param=IDEMPOTENCY_HEADER, code="unknown_key")
 
 
 def _key_of(scope: Any) -> str | None:

@@ -22,7 +22,7 @@ from qfnb.local.convert.answer import Answer, Render, Tally, answer_of, total_us
 from qfnb.local.domain.meter import CallNote, current_note
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines import loop_guard
+from qfnb.local.engines import loop_guard, progress
 from qfnb.local.engines.api import Engine, ServedLike
 from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, aclose
@@ -97,7 +97,8 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
     api_type = "chat" if isinstance(ask, ChatAsk) else "completions"
     served: ServedLike = await offload(platform.resolve, api_type, ask.model)
     platform.note_loading(served)  # its first call loads the engine, off the event loop
-    engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
+    with progress.loading():
+        engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
     named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
     request.scope[ANSWER_HEADERS] = named  # sent by a heartbeat that starts the answer before the route
     streams = answers(engine, served, ask, whole=not render.stream)
@@ -125,7 +126,8 @@ async def embed(platform: Platform, name: str, texts: list[str]) -> tuple[Served
     model, the vectors and the tokens they took (noted as the call's usage)."""
     model = await offload(platform.resolve, "embeddings", name)
     platform.note_loading(model)
-    embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
+    with progress.loading():
+        embedder = await offload(platform.registry.embedder, platform.engine_endpoint(model))
     vectors, tokens = await embedder.aembed(texts)
     note_usage(model.name, "embeddings", tokens)
     return model, vectors, tokens
@@ -151,6 +153,7 @@ async def observed(merged: AsyncIterator[tuple[int, Delta]], choices: int,
     """A stream's deltas, the first one's time noted and its usage when it ends (or the client
     leaves): also for a stream whose client did not ask for ``include_usage``."""
     tallies = [Tally() for _ in range(choices)]
+    _follow(lambda: sum(t.completion_tokens for t in tallies))
     try:
         async for i, delta in merged:
             if note.first_token_s is None:
@@ -214,6 +217,7 @@ async def together(streams: list[AsyncIterator[Delta]], note: CallNote | None = 
     time noted in ``note``: time to first token)."""
     async def one(s: AsyncIterator[Delta]) -> Answer:
         deltas: list[Delta] = []
+        _follow(lambda: _tokens_of(deltas))
         try:
             async for delta in s:
                 if note is not None and not deltas:
@@ -237,14 +241,17 @@ async def indexed(stream: AsyncIterator[Delta], note: CallNote | None = None) ->
     """The deltas of a single answer as choice 0 (pulled by the response itself, so a client that
     goes away stops the engine at once); with a ``note``, its first token's time and its usage when
     it ends (or the client leaves), in this one layer (as :func:`observed` for several answers)."""
-    if note is None:
+    call = progress.current()
+    if note is None and call is None:
         async for delta in stream:
             yield 0, delta
         return
     tally = Tally()
+    if call is not None:
+        call.follow(lambda: tally.completion_tokens)
     try:
         async for delta in stream:
-            if note.first_token_s is None:
+            if note is not None and note.first_token_s is None:
                 note.first_token()
             tally.add(delta)
             yield 0, delta
@@ -252,7 +259,20 @@ async def indexed(stream: AsyncIterator[Delta], note: CallNote | None = None) ->
         await aclose(stream)
         raise
     finally:
-        note.usage(tally.prompt, tally.completion_tokens, tally.cached)  # usage_of([tally]), one answer
+        if note is not None:
+            note.usage(tally.prompt, tally.completion_tokens, tally.cached)  # usage_of([tally]), one answer
+
+
+def _follow(tokens: Callable[[], int]) -> None:
+    """Count ``tokens()`` in the keyed call's progress, if this is one (read only when asked)."""
+    call = progress.current()
+    if call is not None:
+        call.follow(tokens)
+
+
+def _tokens_of(deltas: list[Delta]) -> int:
+    """The tokens of an answer so far: the engine's count (cumulative), else its pieces of text."""
+    return (deltas[-1].completion_tokens if deltas else 0) or sum(1 for d in deltas if d.text)
 
 
 async def interleaved(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:

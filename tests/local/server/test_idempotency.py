@@ -8,6 +8,7 @@ goes on. Another caller's key reaches nothing; the same key with another body is
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -266,3 +267,47 @@ def test_only_the_caller_that_sent_a_key_can_withdraw_it(tmp_path: Path) -> None
         again = _post(served, {**body, "messages": [{"role": "user", "content": "quick again"}]}, "w-2", mine)
         assert again.status_code == 200 and withdraw("w-2", mine).json() == {"key": "w-2", "state": "finished"}
         assert withdraw("w-1", mine).status_code == 404  # withdrawn: forgotten, a retry would run again
+
+
+def test_a_call_given_up_on_says_what_the_platform_was_doing(tmp_path: Path) -> None:
+    with _served(tmp_path) as served:
+        chat = ChatCompletion(model="Tiny-Chat", config=_local(served,
+            llm_api_retry_timeout=0.3, llm_api_retry_count=2, llm_api_retry_backoff_factor=0.01,
+            llm_api_retry_jitter=0.0))
+        with pytest.raises(TimeoutError) as raised:
+            chat.do(messages=[{"role": "user", "content": LONG}])
+        message = str(raised.value)
+        assert "2 attempts" in message and "QIANFAN_LLM_API_RETRY_TIMEOUT" in message
+        said = re.search(r"\(the platform had it generating: (\d+) tokens in (\d+) s\)$", message)
+        assert said is not None, message
+        assert 2 <= int(said.group(1)) < 60  # the first words came at once, then one every PAUSE_S
+
+        with pytest.raises(TimeoutError) as streamed:  # a stream given up on before its first event
+            next(iter(chat.do(messages=[{"role": "user", "content": "slow stream"}], stream=True)))
+        assert re.search(r"the platform had it generating: reading its prompt for \d+ s", str(streamed.value))
+
+
+def test_the_platform_says_what_a_keyed_call_is_doing_to_its_caller_only(tmp_path: Path) -> None:
+    body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": LONG}]}
+    with _served(tmp_path) as served:
+        mine, theirs = served.bearer_token(), served.bearer_token()
+
+        def progress(key: str, token: str | None) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            return httpx.get(f"{served.url}{CALLS_ROUTE}/{key}", headers=headers, timeout=10)
+
+        with pytest.raises(httpx.ReadTimeout):  # a cut connection: the work goes on for a retry
+            _post(served, body, "p-1", mine, timeout=0.3)
+        time.sleep(PAUSE_S * 3)
+        now = progress("p-1", mine).json()
+        assert now["key"] == "p-1" and now["phase"] == "generating" and now["tokens"] >= 3
+        assert now["elapsedSeconds"] >= 0.3 and now["generatingSeconds"] > 0 and now["queuedSeconds"] == 0
+        assert progress("p-1", theirs).status_code == 404 and progress("p-1", None).status_code == 401
+        assert progress("no-such", mine).status_code == 404
+
+        quick = {**body, "messages": [{"role": "user", "content": "quick one"}]}
+        assert _post(served, quick, "p-2", mine).status_code == 200
+        done = progress("p-2", mine).json()
+        assert done["phase"] == "done" and done["tokens"] == 3  # "tiny-chat: quick one"
+        assert httpx.delete(f"{served.url}{CALLS_ROUTE}/p-1", headers={"Authorization": f"Bearer {mine}"},
+                            timeout=10).json()["state"] == "cancelled"

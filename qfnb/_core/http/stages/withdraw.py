@@ -4,7 +4,13 @@ connection drops, for the call's retry (:mod:`qfnb.local.server.idempotency`); a
 its caller has no retry coming, so the stage sends ``DELETE /qfnb/calls/{key}`` and the engine's
 slot is free for the next prompt. A caller stops a call by cancelling the task awaiting it (the
 sync shell's Ctrl-C does so) or by closing its stream before the end (the notebook's Interrupt).
-A call that fails (a timeout, a cut connection, the platform's error) is left as it is."""
+A call that fails (a timeout, a cut connection, the platform's error) is left as it is.
+
+A keyed call the client gives up on (its retries spent on silence or dropped connections, a stream
+cut with no attempt left) is a call whose error should say what the platform was doing: the stage
+asks ``GET /qfnb/calls/{key}`` once (at most :data:`WITHDRAW_WAIT_S`, never raising) and adds the
+platform's answer to the error as one clause (:func:`qfnb.protocol.call_progress.describe`: "the
+platform had it generating: 212 tokens in 95 s after 40 s queued"). A normal call sends nothing more."""
 
 from __future__ import annotations
 
@@ -15,15 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from qfnb._core.errors import ConnectionError, RequestError, StreamError
 from qfnb._core.http.call import Call
 from qfnb._core.http.decode import RESPONSE_END_EVENTS
 from qfnb._core.http.outage import origin
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next
+from qfnb.protocol.call_progress import describe
 from qfnb.protocol.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
 
-__all__ = ["WITHDRAW_WAIT_S", "Withdraw"]
+__all__ = ["WITHDRAW_WAIT_S", "Withdraw", "whereabouts"]
 
 logger = logging.getLogger("qfnb.client")
 
@@ -34,7 +42,8 @@ _ONCE = RetryPolicy(attempts=1, timeout=WITHDRAW_WAIT_S)
 
 @dataclass(slots=True, eq=False)
 class Withdraw:
-    """Calls without an ``Idempotency-Key`` pass through."""
+    """Withdraws a keyed call its caller stops, and says what the platform was doing in the error of
+    one the client gave up on; calls without an ``Idempotency-Key`` pass through."""
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         key = call.headers.get(IDEMPOTENCY_HEADER)
@@ -44,6 +53,9 @@ class Withdraw:
             answer = await next(call)
         except asyncio.CancelledError:
             await _withdraw(call, key, next)
+            raise
+        except ConnectionError as exc:  # the retries were spent on silence or dropped connections
+            await _explained(exc, call, key, next)
             raise
         return answer if isinstance(answer, QfResponse) else _watched(call, key, next, answer)
 
@@ -56,6 +68,10 @@ async def _watched(call: Call, key: str, next: Next, stream: AsyncIterator[QfRes
         async for chunk in stream:
             ended = _final(chunk.body)
             yield chunk
+    except (StreamError, ConnectionError) as exc:
+        if isinstance(exc, ConnectionError) or exc.cut:  # given up on a cut: what was the platform doing?
+            await _explained(exc, call, key, next)
+        raise
     except (GeneratorExit, asyncio.CancelledError):
         await _close(stream)  # its connection first: the platform hears the client left
         if not ended:
@@ -92,3 +108,37 @@ async def _withdraw(call: Call, key: str, next: Next) -> None:
         logger.debug("could not withdraw the stopped call %s %s: %s", call.method, call.path, exc)
     else:
         logger.debug("withdrew the stopped call %s %s", call.method, call.path)
+
+
+async def whereabouts(call: Call, key: str, next: Next) -> str | None:
+    """What the platform says it was doing with ``call`` (``GET /qfnb/calls/{key}`` under the call's own
+    credential, one try, at most :data:`WITHDRAW_WAIT_S`): a clause for its error, or None when the
+    platform did not answer (it is gone, or slow: the error stands as it is)."""
+    url = origin(call.url) + CALLS_ROUTE + "/" + quote(key, safe="")
+    ask = Call("GET", url, None, {}, None, call.api, policy=_ONCE)
+    ask.revived = True
+    try:
+        answer = await asyncio.wait_for(next(ask), WITHDRAW_WAIT_S)
+    except RequestError as exc:
+        if exc.status_code == 404:
+            return "the platform holds no call under its key (it never arrived, failed or was cancelled)"
+        logger.debug("could not ask what the platform did of %s %s: %s", call.method, call.path, exc)
+        return None
+    except Exception as exc:  # best effort: the error stands as it is
+        logger.debug("could not ask what the platform did of %s %s: %s", call.method, call.path, exc)
+        return None
+    if not isinstance(answer, QfResponse):
+        return None
+    return f"the platform had it {describe(answer.body)}"
+
+
+async def _explained(exc: BaseException, call: Call, key: str, next: Next) -> None:
+    """``exc`` with the platform's account of the call added, as one more clause of its message
+    (a note where the message is not its one argument)."""
+    clause = await whereabouts(call, key, next)
+    if clause is None:
+        return
+    if len(exc.args) == 1 and isinstance(exc.args[0], str) and str(exc) == exc.args[0]:
+        exc.args = (f"{exc.args[0]} ({clause})",)
+    else:
+        exc.add_note(clause)

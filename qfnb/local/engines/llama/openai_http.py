@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from qfnb.local.engines import progress
 from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
@@ -416,7 +417,8 @@ class OpenAIChat:
     @contextlib.asynccontextmanager
     async def _leased(self) -> AsyncIterator[Endpoint]:
         """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it."""
-        target = await asyncio.to_thread(self._endpoint)
+        with progress.loading():  # a first request starts the engine's process
+            target = await asyncio.to_thread(self._endpoint)
         try:
             yield target
         finally:
