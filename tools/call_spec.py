@@ -108,7 +108,7 @@ def body_entry(f: Field) -> str:
 
 
 def call_class(call: Call) -> str:
-    base = {f.name for f in spec.TRANSPORT}
+    base = {f.name for f in spec.CALL_OPTIONS}
     own = [f for f in call.params if f.name not in base]
     doc = f":meth:`{call.resource}.ado`'s arguments" + (f" ({call.call_doc})" if call.call_doc else "") + "."
     out = f'\n\n@dataclass(frozen=True, kw_only=True)\nclass {call.call}(InferenceCall):\n    """{doc}"""\n\n'
@@ -131,7 +131,7 @@ def params_module() -> str:
                   + packed([f'"{n}"' for n in spec.RETRY_KWARGS], "RETRY_KWARGS = (", " " * 16, ")") + "\n"
                   "#: call arguments that configure the SDK and are never sent in the body\n"
                   + packed([f'"{n}"' for n in local_kwargs()], "LOCAL_KWARGS = frozenset({", " " * 26, "})") + "\n")
-    base = "".join(dataclass_field(f) for f in spec.TRANSPORT)
+    base = "".join(dataclass_field(f) for f in spec.CALL_OPTIONS)
     return (generated_header() + '"""The typed arguments of each inference call.\n\n'
             "``ado``/``do`` build one of these from their named parameters (``ChatCall(messages=messages,\n"
             "...)``) and hand it to :meth:`BaseInference._acall`; ``_body`` reads its fields into the wire\n"

@@ -25,6 +25,8 @@ BEARER_TOKEN = "/v1/BCE-BEARER/token"
 #: the request header naming one logical model call, the same on each of its retries (the name
 #: Stripe's and OpenAI's APIs use): the local platform runs a keyed call once per caller
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: the longest ``Idempotency-Key`` the local platform keeps
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 #: the answer header of a retry the local platform served from its first attempt: ``attached``
 #: (that attempt was still working) or ``stored`` (it had finished)
 REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
@@ -33,6 +35,23 @@ REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
 #: task, a stream closed early); ``GET {CALLS_ROUTE}/{key}`` says what it is doing
 #: (:mod:`qfnb.protocol.call_progress`); the cloud has no such route
 CALLS_ROUTE = "/qfnb/calls"
+
+
+
+def idempotency_key_problem(key: object) -> str | None:
+    """Why ``key`` cannot be sent as an ``Idempotency-Key`` (None: it can): it must be a string of 1 to
+    :data:`MAX_IDEMPOTENCY_KEY_CHARS` printable ASCII characters (an HTTP header's value)."""
+    if not isinstance(key, str):
+        return f"must be a string, got {type(key).__name__}"
+    if not key:
+        return "must not be empty"
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        return f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters, got {len(key)}"
+    bad = next((c for c in key if not (c.isascii() and c.isprintable())), None)
+    if bad is not None:
+        return f"must be printable ASCII characters, got {bad!r} at position {key.index(bad)}"
+    return None
+
 
 API_TYPES: tuple[str, ...] = (
     "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",

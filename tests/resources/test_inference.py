@@ -288,6 +288,11 @@ def test_auto_concat_truncate_continues_until_complete(fake: FakeQianfan, make_c
     # without the flag a truncated answer comes back as it is
     fake.truncate_next = 1
     assert chat.do(messages=HI)["is_truncated"] is True and len(fake.calls("/chat/")) == 4
+    # a key of the caller's names the first round; each follow-up is another request, with a key of its own
+    fake.truncate_next = 1
+    chat.do(messages=HI, auto_concat_truncate=True, idempotency_key="mine-1")
+    keys = [c.headers["idempotency-key"] for c in fake.calls("/chat/")[4:]]
+    assert keys[0] == "mine-1" and len(keys) == 2 and keys[1].startswith("qfnb-")
 
 
 async def test_auto_concat_truncate_streams_every_round(fake: FakeQianfan, make_config: MakeConfig) -> None:

@@ -41,8 +41,16 @@ REQUEST_ID = Field("request_id", "str | None", doc="sent as the request's id (th
                    wire=NOT_SENT)
 BACKOFF_FACTOR = Field("backoff_factor", "float | None", doc="the retry backoff factor; ``None``: the config's.",
                        wire=NOT_SENT)
-#: what every call carries (the ``InferenceCall`` base class): where it goes and how it is sent
+#: the official SDK's transport options, in its positional order
 TRANSPORT = (MODEL, ENDPOINT, STREAM, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR)
+IDEMPOTENCY_KEY = Field(
+    "idempotency_key", "str | None", wire=NOT_SENT,
+    doc="sent as the call's ``Idempotency-Key`` instead of a new key per call (1 to 255 printable ASCII "
+        "characters): the same key sent again (a retry of your own, another process) attaches to the local "
+        "platform's work on it or gets its kept answer, with no new engine call (the openai SDK's "
+        "``idempotency_key``).")
+#: what every call carries (the ``InferenceCall`` base class): where it goes and how it is sent
+CALL_OPTIONS = (*TRANSPORT, IDEMPOTENCY_KEY)
 #: the official SDK's retry options that arrive in ``**kwargs`` (the others are named parameters)
 RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
 #: the official SDK's options that arrive in ``**kwargs``: read by the SDK (or accepted and left
@@ -131,7 +139,7 @@ CHAT = Call(
         Field("truncate_overlong_msgs", "bool", "False", wire=NOT_SENT,
               doc="drop the oldest turns until the model's input limit fits."),
     ),
-    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING),
+    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, IDEMPOTENCY_KEY),
 )
 
 COMPLETION = Call(
@@ -139,7 +147,7 @@ COMPLETION = Call(
     answer="CompletionAnswer", chunk="CompletionChunk",
     summary="Continue ``prompt`` (a chat model gets it as one user turn).",
     positional=(Field("prompt", "str", REQUIRED, doc="the text to continue."), *TRANSPORT),
-    keyword=SAMPLING,
+    keyword=(*SAMPLING, IDEMPOTENCY_KEY),
 )
 
 EMBEDDING = Call(
@@ -154,7 +162,7 @@ EMBEDDING = Call(
                   "bare string as given, which the platform's list-of-texts field does not describe)."),
         MODEL, ENDPOINT, RETRY_COUNT, REQUEST_TIMEOUT, REQUEST_ID, BACKOFF_FACTOR,
     ),
-    keyword=(USER_ID,),
+    keyword=(USER_ID, IDEMPOTENCY_KEY),
 )
 
 IMAGE2TEXT = Call(

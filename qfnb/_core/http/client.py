@@ -188,33 +188,35 @@ class AsyncQianfanClient:
     @overload
     async def infer(self, target: Target, body: dict[str, Any], *, stream: Literal[False] = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
-                    tokens: int = 0, repeat: int = 0) -> QfResponse: ...
+                    tokens: int = 0, repeat: int = 0, idempotency_key: str | None = None) -> QfResponse: ...
     @overload
     async def infer(self, target: Target, body: dict[str, Any], *, stream: bool,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
-                    tokens: int = 0, repeat: int = 0) -> Answer: ...
+                    tokens: int = 0, repeat: int = 0, idempotency_key: str | None = None) -> Answer: ...
     async def infer(self, target: Target, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
-                    tokens: int = 0, repeat: int = 0) -> Answer:
+                    tokens: int = 0, repeat: int = 0, idempotency_key: str | None = None) -> Answer:
         """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.routes.Target.path`
         below the model API prefix); QfResponse or async iterator. Recorded: the usage ledger, the
         budget, ``resp.provenance``; with the config's ``cache`` on, identical requests
-        (``repeat``: an evaluation's repeat index) answer from the cache."""
+        (``repeat``: an evaluation's repeat index) answer from the cache. ``idempotency_key``: the
+        caller's key for the call (checked by the caller), else a new one."""
         cfg = self.config
         return await self._recorded("custom" if target.verbatim else target.api_type, target.endpoint,
                                     cfg.base_url.rstrip("/") + cfg.model_api_prefix + target.path, body,
                                     stream=stream, retry=retry, request_id=request_id, tokens=tokens, repeat=repeat,
-                                    named=target.model or "")
+                                    named=target.model or "", idempotency_key=idempotency_key)
 
     async def _recorded(self, kind: str, name: str, url: str, body: dict[str, Any], *, stream: bool,
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
-                        via: Literal["infer", "v2"] = "infer", named: str = "") -> Answer:
+                        via: Literal["infer", "v2"] = "infer", named: str = "",
+                        idempotency_key: str | None = None) -> Answer:
         """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
         cache on a hit."""
         body, hide_usage = _sent_body(kind, body, stream)
         # one key per logical call, the same on its retries: the local platform reuses a retried call's work
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(),
-                   routes.IDEMPOTENCY_HEADER: "qfnb-" + secrets.token_hex(16), **self._lane()}
+                   routes.IDEMPOTENCY_HEADER: idempotency_key or "qfnb-" + secrets.token_hex(16), **self._lane()}
         record = None if kind in UNRECORDED else Recording.begin(self.config, kind, name, body, stream=stream,
                                                                  repeat=repeat, named=named)
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens, record=record)
@@ -281,19 +283,21 @@ class AsyncQianfanClient:
                                                  for s in self.server_limits.values())
 
     async def chat_v2(self, body: dict[str, Any], *, stream: bool = False, retry: RetryPolicy | None = None,
-                      request_id: str | None = None, repeat: int = 0) -> Answer:
+                      request_id: str | None = None, repeat: int = 0, idempotency_key: str | None = None) -> Answer:
         """POST the OpenAI-style v2 chat (bearer auth); recorded as :meth:`infer` is (route ``v2/chat``)."""
         cfg = self.config
         return await self._recorded("v2/chat", str(body.get("model") or ""),
                                     cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body,
-                                    stream=stream, retry=retry, request_id=request_id, repeat=repeat, via="v2")
+                                    stream=stream, retry=retry, request_id=request_id, repeat=repeat, via="v2",
+                                    idempotency_key=idempotency_key)
 
-    async def infer_v2(self, route: str, body: dict[str, Any], *, retry: RetryPolicy | None = None) -> QfResponse:
+    async def infer_v2(self, route: str, body: dict[str, Any], *, retry: RetryPolicy | None = None,
+                       idempotency_key: str | None = None) -> QfResponse:
         """POST an OpenAI-style v2 call other than chat (``/v2/embeddings``, ``/v2/rerankers``; bearer
         auth), recorded as :meth:`chat_v2` is (route ``v2/<last part of route>``)."""
         result = await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
                                     self.config.console_api_base_url.rstrip("/") + route, body, stream=False,
-                                    retry=retry, request_id=None, via="v2")
+                                    retry=retry, request_id=None, via="v2", idempotency_key=idempotency_key)
         assert isinstance(result, QfResponse)  # never a stream
         return result
 

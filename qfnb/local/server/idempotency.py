@@ -46,7 +46,13 @@ from qfnb.local.server.openai_errors import openai_error
 from qfnb.local.server.wire import v1_error, v2_chat_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES
-from qfnb.protocol.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER, MODEL_API_PREFIX, REUSED_HEADER
+from qfnb.protocol.routes import (
+    CALLS_ROUTE,
+    IDEMPOTENCY_HEADER,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MODEL_API_PREFIX,
+    REUSED_HEADER,
+)
 
 __all__ = ["IDEMPOTENCY_HEADER", "REUSED_HEADER", "Calls", "Idempotent", "routes"]
 
@@ -57,7 +63,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 #: the longest key accepted
-MAX_KEY_CHARS = 255
+MAX_KEY_CHARS = MAX_IDEMPOTENCY_KEY_CHARS
 _KEY_NAME = IDEMPOTENCY_HEADER.lower().encode()
 _REUSED_NAME = REUSED_HEADER.lower().encode()
 

@@ -267,6 +267,8 @@ class BaseInference(Generic[C, A, K]):
         """Where ``call`` goes and the body it sends, checked (a bad input raises ``ValidationError``)."""
         if not isinstance(call.stream, bool):
             raise ValidationError("stream", f"must be a bool, got {type(call.stream).__name__}")
+        if call.idempotency_key is not None and (problem := routes.idempotency_key_problem(call.idempotency_key)):
+            raise ValidationError("idempotency_key", problem)
         target = await self._target(call.model, call.endpoint)
         try:
             return self._body(target, call)
@@ -296,11 +298,11 @@ class BaseInference(Generic[C, A, K]):
             route = "/v2/" + target.endpoint
             if route == V2_ROUTES["chat"]:
                 return await client.chat_v2(body, stream=call.stream, retry=self._retry(call),
-                                            request_id=call.request_id)
-            return await client.infer_v2(route, body, retry=self._retry(call))
+                                            request_id=call.request_id, idempotency_key=call.idempotency_key)
+            return await client.infer_v2(route, body, retry=self._retry(call), idempotency_key=call.idempotency_key)
         tokens = estimate_body_tokens(body) if client.needs_token_estimates() else 0
         return await client.infer(target, body, stream=call.stream, retry=self._retry(call),
-                                  request_id=call.request_id, tokens=tokens)
+                                  request_id=call.request_id, tokens=tokens, idempotency_key=call.idempotency_key)
 
     async def _stream_post(self, chunks: AsyncIterator[QfResponse], call: C,
                            target: Target) -> AsyncIterator[QfResponse[K]]:

@@ -189,6 +189,10 @@ class _Batch:
 
 
 def check_batch_kwargs(kwargs: dict[str, Any]) -> None:
+    if kwargs.get("idempotency_key") is not None:
+        raise ValidationError("idempotency_key", "a key names one call, and a batch makes one call per input (each "
+                                                 "with a key of its own, the same on its retries); give a body_list "
+                                                 "item its own idempotency_key instead")
     if kwargs.get("stream"):
         raise ValidationError("stream", "stream=True is not supported in batch calls; iterate do(stream=True) "
                                         "per input instead")

@@ -116,7 +116,7 @@ class ChatCompletion(ChatCompletionCalls):
         history: list[dict[str, Any]] = list(call.fields()["messages"])
         for part in parts:
             history += [{"role": "assistant", "content": part}, {"role": "user", "content": prompt}]
-        return dataclasses.replace(call, messages=history)
+        return dataclasses.replace(call, messages=history, idempotency_key=None)  # another call: a key of its own
 
     async def _continue_stream(self, first: AsyncIterator[QfResponse[ChatChunk]], call: ChatCall
                                ) -> AsyncIterator[QfResponse[ChatChunk]]:

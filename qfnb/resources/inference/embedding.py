@@ -76,7 +76,7 @@ class Embedding(EmbeddingCalls):
                 answers[at] = exc
                 continue
             rest = json.dumps({k: v for k, v in body.items() if k != "input"}, sort_keys=True, default=str)
-            key = (target, rest, call.request_id, self._retry(call))
+            key = (target, rest, call.request_id, call.idempotency_key, self._retry(call))
             groups.setdefault(key, (target, []))[1].append((at, call, body))
         for target, members in groups.values():
             for (at, _, _), answer in zip(members, await self._send_packed(target, members), strict=True):

@@ -28,10 +28,10 @@ CONTINUE_PROMPT = "继续"
 #: the official SDK's retry options that arrive in ``**kwargs`` (others are named)
 RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
 #: call arguments that configure the SDK and are never sent in the body
-LOCAL_KWARGS = frozenset({"adapt_openai_message_format", "auto_concat_truncate", "backoff_factor", "endpoint", "model",
-                          "request_id", "request_timeout", "retry_count", "retry_err_codes", "retry_err_handler",
-                          "retry_jitter", "retry_max_wait_interval", "show_total_latency", "stream",
-                          "truncate_overlong_msgs", "truncated_continue_prompt", "with_decode"})
+LOCAL_KWARGS = frozenset({"adapt_openai_message_format", "auto_concat_truncate", "backoff_factor", "endpoint",
+                          "idempotency_key", "model", "request_id", "request_timeout", "retry_count", "retry_err_codes",
+                          "retry_err_handler", "retry_jitter", "retry_max_wait_interval", "show_total_latency",
+                          "stream", "truncate_overlong_msgs", "truncated_continue_prompt", "with_decode"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +47,7 @@ class InferenceCall:
     request_timeout: float | None = None
     request_id: str | None = None
     backoff_factor: float | None = None
+    idempotency_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:

@@ -22,11 +22,12 @@ import pytest
 from platform_doubles import FakeChat, FakeDelta, FakeRegistry
 from platform_helpers import wait_for
 
-from qfnb import ChatCompletion
+from qfnb import ChatCompletion, Completion, Embedding
 from qfnb._core.config import Config
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.runtime import sync
-from qfnb.errors import TimeoutError
+from qfnb._core.transport import Reply, Request, StreamReply, Transport
+from qfnb.errors import InvalidArgumentError, TimeoutError, ValidationError
 from qfnb.local.engines.ask import Sampling
 from qfnb.protocol.routes import CALLS_ROUTE, REUSED_HEADER
 from tests.fakes.local_platform import ServedPlatform, served_platform
@@ -311,3 +312,63 @@ def test_the_platform_says_what_a_keyed_call_is_doing_to_its_caller_only(tmp_pat
         assert done["phase"] == "done" and done["tokens"] == 3  # "tiny-chat: quick one"
         assert httpx.delete(f"{served.url}{CALLS_ROUTE}/p-1", headers={"Authorization": f"Bearer {mine}"},
                             timeout=10).json()["state"] == "cancelled"
+
+
+@pytest.mark.usefixtures("own_record_dir")
+def test_a_key_the_caller_gives_is_sent_and_the_same_key_again_gets_the_kept_answer(tmp_path: Path) -> None:
+    with _served(tmp_path) as served:
+        config = _local(served)
+        chat, completion, embedding = (ChatCompletion(model="Tiny-Chat", config=config),
+                                       Completion(model="Tiny-Chat", config=config),
+                                       Embedding(model="Tiny-Embed", config=config))
+        ask = [{"role": "user", "content": "quick mine"}]
+        first = chat.do(messages=ask, idempotency_key="nb-cell-7")
+        again = chat.do(messages=ask, idempotency_key="nb-cell-7")
+        assert REUSED_HEADER not in first.headers and again.headers.get(REUSED_HEADER) == "stored"
+        assert again.body["result"] == first.body["result"] == "tiny-chat: quick mine" and _calls(served) == 1
+        assert chat.do(messages=ask).body["result"] == "tiny-chat: quick mine" and _calls(served) == 2  # no key: anew
+
+        words = [r.body["result"] for r in completion.do("quick words", stream=True, idempotency_key="c-1")]
+        replayed = [r.body["result"] for r in completion.do("quick words", stream=True, idempotency_key="c-1")]
+        assert replayed == words and "".join(words) == "tiny-chat: quick words" and _calls(served) == 3
+
+        vectors = sync.run(embedding.ado(["a b", "c"], idempotency_key="e-1"))
+        stored = embedding.do(["a b", "c"], idempotency_key="e-1")
+        assert stored.headers.get(REUSED_HEADER) == "stored" and stored.body["data"] == vectors.body["data"]
+
+        with pytest.raises(InvalidArgumentError, match="Idempotency-Key 'nb-cell-7' was used for another request"):
+            chat.do(messages=[{"role": "user", "content": "quick other"}], idempotency_key="nb-cell-7")
+
+
+class Recorder(Transport):
+    """A transport that notes each request and answers a v1 chat answer."""
+
+    def __init__(self) -> None:
+        self.sent: list[Request] = []
+
+    async def send(self, request: Request) -> Reply:
+        self.sent.append(request)
+        return Reply(200, {}, b'{"result": "ok", "usage": {"total_tokens": 1}}')
+
+    async def stream(self, request: Request) -> StreamReply:
+        raise AssertionError("no stream in this test")
+
+
+@pytest.mark.parametrize("key, problem", [("", "must not be empty"), ("k" * 256, "at most 255 characters"),
+                                          ("caf\u00e9", "printable ASCII"), ("a\nb", "printable ASCII"),
+                                          (7, "must be a string")])
+@pytest.mark.usefixtures("own_record_dir")
+def test_a_bad_key_is_refused_before_anything_is_sent(key: Any, problem: str) -> None:
+    recorder = Recorder()
+    config = Config.from_env({}, base_url="http://h.test", access_token="24.tok", transport=recorder)
+    hi = [{"role": "user", "content": "hi"}]
+    for call in (lambda: ChatCompletion(config=config).do(messages=hi, idempotency_key=key),
+                 lambda: Completion(config=config).do("hi", idempotency_key=key),
+                 lambda: Embedding(config=config).do(["hi"], idempotency_key=key)):
+        with pytest.raises(ValidationError, match=f"idempotency_key.*{re.escape(problem)}"):
+            call()
+    with pytest.raises(ValidationError, match=r"idempotency_key.*one call per input"):
+        ChatCompletion(config=config).batch_do([hi], idempotency_key="b-1")
+    assert recorder.sent == []
+    ChatCompletion(config=config).do(messages=hi, idempotency_key="k" * 255)  # the longest: sent as given
+    assert [r.headers["Idempotency-Key"] for r in recorder.sent] == ["k" * 255]

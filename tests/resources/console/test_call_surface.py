@@ -101,8 +101,9 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
     spec.write_text(text.replace(
         "NOTEBOOK_SAMPLING = (TEMPERATURE,", "NOTEBOOK_SAMPLING = (SEED.but(option=Option(('--seed',), 'int')), "
         "TEMPERATURE,").replace(
-        '    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING),',
-        '    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, SEED),').replace(
+        '    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, IDEMPOTENCY_KEY),',
+        '    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, IDEMPOTENCY_KEY, '
+        'SEED),').replace(
         "(_WIRE_STREAM, TEMPERATURE, TOP_P, TOP_K,", "(_WIRE_STREAM, SEED, TEMPERATURE, TOP_P, TOP_K,"))
     done = _run("tools/unasync_calls.py", "--check", cwd=tmp_path)
     assert done.returncode == 1

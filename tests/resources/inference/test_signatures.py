@@ -37,9 +37,10 @@ OFFICIAL: dict[type[BaseInference[Any]], list[str]] = {
 #: documented body fields, keyword-only
 KEYWORD_ONLY: dict[type[BaseInference[Any]], set[str]] = {
     ChatCompletion: {"system", "temperature", "top_p", "top_k", "penalty_score", "stop", "max_output_tokens",
-                     "user_id"},
-    Completion: {"temperature", "top_p", "top_k", "penalty_score", "stop", "max_output_tokens", "user_id"},
-    Embedding: {"user_id"},
+                     "user_id", "idempotency_key"},
+    Completion: {"temperature", "top_p", "top_k", "penalty_score", "stop", "max_output_tokens", "user_id",
+                 "idempotency_key"},
+    Embedding: {"user_id", "idempotency_key"},
     Plugin: {"prompt", "messages"},
     Text2Image: {"negative_prompt", "size", "n", "steps", "sampler_index", "seed", "cfg_scale", "style", "user_id"},
     Image2Text: set(),

@@ -35,7 +35,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse[ChatAnswer]: ...
+                  idempotency_key: str | None = None, **kwargs: Any) -> QfResponse[ChatAnswer]: ...
     @overload
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
                   stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
@@ -44,7 +44,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  **kwargs: Any) -> AsyncIterator[QfResponse[ChatChunk]]: ...
+                  idempotency_key: str | None = None, **kwargs: Any) -> AsyncIterator[QfResponse[ChatChunk]]: ...
     @overload
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
@@ -53,6 +53,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
+                  idempotency_key: str | None = None,
                   **kwargs: Any) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]: ...
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
@@ -61,6 +62,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
+                  idempotency_key: str | None = None,
                   **kwargs: Any) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]:
         """Chat with the model.
 
@@ -87,6 +89,10 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
         :param stop: strings that end the answer.
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
+            (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
+            another process) attaches to the local platform's work on it or gets its kept answer,
+            with no new engine call (the openai SDK's ``idempotency_key``).
         :param kwargs: further body fields the platform accepts, sent as given.
         """
         return await self._acall(ChatCall(
@@ -95,7 +101,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
             auto_concat_truncate=auto_concat_truncate, truncated_continue_prompt=truncated_continue_prompt,
             truncate_overlong_msgs=truncate_overlong_msgs, system=system, temperature=temperature, top_p=top_p,
             top_k=top_k, penalty_score=penalty_score, stop=stop, max_output_tokens=max_output_tokens, user_id=user_id,
-            extra=kwargs))
+            idempotency_key=idempotency_key, extra=kwargs))
 
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
@@ -104,7 +110,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[ChatAnswer]: ...
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
@@ -113,7 +119,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
            **kwargs: Any) -> Iterator[QfResponse[ChatChunk]]: ...
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, stream: bool = False,
@@ -122,7 +128,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[ChatAnswer] | Iterator[QfResponse[ChatChunk]]: ...
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
@@ -130,7 +136,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[ChatAnswer] | Iterator[QfResponse[ChatChunk]]:
         """Chat with the model.
 
@@ -159,6 +165,10 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
         :param stop: strings that end the answer.
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
+            (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
+            another process) attaches to the local platform's work on it or gets its kept answer,
+            with no new engine call (the openai SDK's ``idempotency_key``).
         :param kwargs: further body fields the platform accepts, sent as given.
         """
         return self._call(ChatCall(
@@ -167,4 +177,4 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
             auto_concat_truncate=auto_concat_truncate, truncated_continue_prompt=truncated_continue_prompt,
             truncate_overlong_msgs=truncate_overlong_msgs, system=system, temperature=temperature, top_p=top_p,
             top_k=top_k, penalty_score=penalty_score, stop=stop, max_output_tokens=max_output_tokens, user_id=user_id,
-            extra=kwargs))
+            idempotency_key=idempotency_key, extra=kwargs))

@@ -28,7 +28,7 @@ class EmbeddingCalls(BaseInference[EmbeddingCall, "EmbeddingAnswer"]):
     async def ado(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, user_id: str | None = None,
-                  **kwargs: Any) -> QfResponse[EmbeddingAnswer]:
+                  idempotency_key: str | None = None, **kwargs: Any) -> QfResponse[EmbeddingAnswer]:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
         :param texts: the texts, at most 16 per call; one string is taken as a list of one (the
@@ -42,15 +42,20 @@ class EmbeddingCalls(BaseInference[EmbeddingCall, "EmbeddingAnswer"]):
         :param request_id: sent as the request's id (the platform echoes it).
         :param backoff_factor: the retry backoff factor; ``None``: the config's.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
+            (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
+            another process) attaches to the local platform's work on it or gets its kept answer,
+            with no new engine call (the openai SDK's ``idempotency_key``).
         :param kwargs: further body fields the platform accepts, sent as given.
         """
         return await self._acall_one(EmbeddingCall(
             texts=texts, model=model, endpoint=endpoint, retry_count=retry_count, request_timeout=request_timeout,
-            request_id=request_id, backoff_factor=backoff_factor, user_id=user_id, extra=kwargs))
+            request_id=request_id, backoff_factor=backoff_factor, user_id=user_id, idempotency_key=idempotency_key,
+            extra=kwargs))
 
     def do(self, texts: list[str] | str, model: str | None = None, endpoint: str | None = None,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
-           backoff_factor: float | None = None, *, user_id: str | None = None,
+           backoff_factor: float | None = None, *, user_id: str | None = None, idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[EmbeddingAnswer]:
         """Embed ``texts``: ``resp["data"][i]["embedding"]`` is the vector of ``texts[i]``.
 
@@ -67,8 +72,13 @@ class EmbeddingCalls(BaseInference[EmbeddingCall, "EmbeddingAnswer"]):
         :param request_id: sent as the request's id (the platform echoes it).
         :param backoff_factor: the retry backoff factor; ``None``: the config's.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
+            (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
+            another process) attaches to the local platform's work on it or gets its kept answer,
+            with no new engine call (the openai SDK's ``idempotency_key``).
         :param kwargs: further body fields the platform accepts, sent as given.
         """
         return self._call_one(EmbeddingCall(
             texts=texts, model=model, endpoint=endpoint, retry_count=retry_count, request_timeout=request_timeout,
-            request_id=request_id, backoff_factor=backoff_factor, user_id=user_id, extra=kwargs))
+            request_id=request_id, backoff_factor=backoff_factor, user_id=user_id, idempotency_key=idempotency_key,
+            extra=kwargs))
