@@ -30,7 +30,7 @@ from qfnb._core.http.ratelimit import RateLimiter
 from qfnb._core.http.recorded import Recording
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.retry import RetryPolicy
-from qfnb._core.http.stages import Answer, Next, compose
+from qfnb._core.http.stages import Answer, Next, compose, withdraw
 from qfnb._core.http.stages.auth import Authenticate
 from qfnb._core.http.stages.limit import RateLimit
 from qfnb._core.http.stages.outage import Outage
@@ -38,7 +38,7 @@ from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
-from qfnb._core.http.stages.withdraw import WITHDRAW_WAIT_S, Withdraw
+from qfnb._core.http.stages.withdraw import Withdraw
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
@@ -352,7 +352,8 @@ def _keyed(key: str = "qfnb-k1", **kw: Any) -> Call:
     return call
 
 
-async def test_withdraw_cancels_a_keyed_call_its_caller_stops_and_never_hangs_on_it() -> None:
+async def test_withdraw_cancels_a_keyed_call_its_caller_stops_and_never_hangs_on_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     platform = Platform()
     task = asyncio.ensure_future(Withdraw()(_keyed("qfnb-a/1"), platform))
     await platform.posted.wait()
@@ -362,6 +363,7 @@ async def test_withdraw_cancels_a_keyed_call_its_caller_stops_and_never_hangs_on
     assert platform.deletes == ["infer http://h.test/qfnb/calls/qfnb-a%2F1"]  # the call's own credential kind
     assert platform.sent[-1].policy is not None and platform.sent[-1].policy.attempts == 1
 
+    monkeypatch.setattr(withdraw, "WITHDRAW_WAIT_S", 0.2)  # the wait's bound, shorter for the test
     deaf = Platform(deaf=True)  # a platform that does not answer: the stop waits at most WITHDRAW_WAIT_S
     task = asyncio.ensure_future(Withdraw()(_keyed(), deaf))
     await deaf.posted.wait()
@@ -369,7 +371,7 @@ async def test_withdraw_cancels_a_keyed_call_its_caller_stops_and_never_hangs_on
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert len(deaf.deletes) == 1 and time.monotonic() - started < WITHDRAW_WAIT_S + 0.5
+    assert len(deaf.deletes) == 1 and 0.2 <= time.monotonic() - started < 0.2 + 0.5
 
 
 async def test_withdraw_cancels_a_stream_closed_early_but_not_one_read_whole_or_a_failed_call() -> None:
@@ -396,7 +398,7 @@ async def test_withdraw_cancels_a_stream_closed_early_but_not_one_read_whole_or_
     assert timed_out.deletes == [] and [c.method for c in timed_out.sent] == ["POST", "GET"]  # asked, not stopped
 
 
-async def test_a_keyed_call_given_up_on_says_what_the_platform_was_doing() -> None:
+async def test_a_keyed_call_given_up_on_says_what_the_platform_was_doing(monkeypatch: pytest.MonkeyPatch) -> None:
     doing = {"key": "qfnb-k1", "phase": "generating", "elapsedSeconds": 135.2, "loadingSeconds": 0.0,
              "queuedSeconds": 40.1, "generatingSeconds": 95.1, "tokens": 212}
     platform = Platform(fails=TimeoutError("no byte for 300 s -- gave up after 3 attempts"), progress=doing)
@@ -419,11 +421,12 @@ async def test_a_keyed_call_given_up_on_says_what_the_platform_was_doing() -> No
     with pytest.raises(ConnectionError, match=r"^reset \(the platform holds no call under its key"):
         await Withdraw()(_keyed(), unknown)
 
+    monkeypatch.setattr(withdraw, "WITHDRAW_WAIT_S", 0.2)  # the wait's bound, shorter for the test
     deaf = Platform(fails=TimeoutError("silent"), deaf=True)  # asked at most WITHDRAW_WAIT_S, never an error
     started = time.monotonic()
     with pytest.raises(TimeoutError, match=r"^silent$"):
         await Withdraw()(_keyed(), deaf)
-    assert time.monotonic() - started < WITHDRAW_WAIT_S + 0.5
+    assert time.monotonic() - started < 0.2 + 0.5
     assert await _read(Platform(chunks=1)) == []  # nothing asked of a call that did not fail
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from qfnb import resources
 from qfnb._core.record.ledger import Figures
+from qfnb.notebook.chat.cell_keys import CellKeys
 from qfnb.notebook.chat.conversations import Chain, PlatformConversations, replay_turn, stream_turn, turn_body
 from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 from qfnb.notebook.render import theme as _theme
@@ -57,6 +58,7 @@ class CellChatRequest:
     fresh: bool = False  # ask the model again instead of replaying a cached answer (--fresh)
     body: dict[str, Any] = field(default_factory=dict)  # further body fields (response_format, functions)
     chain: Chain | None = None  # a named session's turn: the platform keeps the conversation (-s NAME)
+    place: int = 0  # the exchanges of its session before this cell (part of the call's key: .cell_keys)
 
     @property
     def temperature(self) -> float | None:
@@ -111,6 +113,7 @@ class ResourcesBackend:
 
     def __init__(self) -> None:
         self._conversations = PlatformConversations()
+        self.keys = CellKeys()
 
     @property
     def conversations(self) -> PlatformConversations | None:
@@ -132,6 +135,10 @@ class ResourcesBackend:
                 yield piece
             return
         result: Any = None
+        identity = self.keys.identity(session=request.session, place=request.place, request={
+            "model": request.model or request.name, "endpoint": request.endpoint, "messages": request.messages,
+            "system": request.system, "sampling": request.sampling.fields(), "body": request.body,
+            "stream": request.stream})
         try:
             res = resources.ChatCompletion(model=request.model, endpoint=request.endpoint,
                                            cache="refresh" if request.fresh else None)
@@ -139,12 +146,14 @@ class ResourcesBackend:
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
             result = await res.ado(messages=request.messages, stream=request.stream, system=request.system or None,
+                                   idempotency_key=self.keys.key(identity, fresh=request.fresh),
                                    **request.sampling.fields(), **request.body)
             if request.stream:
                 async for resp in result:
                     yield _delta(resp)
             else:
                 yield _delta(result)
+            self.keys.finished(identity)  # answered in full: the cell's next run is a new call
         finally:
             close = getattr(result, "aclose", None)
             if close is not None:

@@ -72,13 +72,13 @@ def build_requests(
             ask = Asked(prompt, system, sampling.fields(), fresh=fresh)
             found = conversations.find(name, thread or "", carry=carry, ask=ask)
             chain, history, switched, resumed = found.chain, found.turns, found.switched, found.resumed
-            messages = [{"role": "user", "content": prompt}]
+            place, messages = found.turns, [{"role": "user", "content": prompt}]
             if found.replayed is not None:  # a re-run cell: the stored turn, no call (no thread switch either)
                 switched = None
         else:
             sess, switched = sessions.thread(name, thread, carry=carry)
             history = min(sess.exchanges, max_history) if max_history > 0 else 0
-            resumed, messages = sess.exchanges > 0, sess.request_messages(prompt, max_history)
+            place, resumed, messages = sess.exchanges, sess.exchanges > 0, sess.request_messages(prompt, max_history)
         base = roles.is_base(model)
         notes = [roles.base_note(max_tokens)] if base else []
         if switched is not None:
@@ -92,5 +92,5 @@ def build_requests(
             sampling=replace(sampling, max_output_tokens=roles.BASE_CAP) if base and max_tokens is None else sampling,
             name=default_name, session=name, turns=history, where=where,
             note=" · ".join(notes) or None, system=system, stream=stream, fresh=fresh,
-            body=dict(body or {})))
+            body=dict(body or {}), place=place))
     return requests
