@@ -6,13 +6,16 @@ is in test_responses_real.py."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from qfnb.local.engines.llama.command import find_binary
 from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
+from qfnb.protocol.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
@@ -28,11 +31,19 @@ def client(default_models_daemon: Path) -> Any:
 
 
 def test_chat_as_clients_send_it_and_a_stream_with_usage(client: Any) -> None:
+    key = f"openai-real-{uuid.uuid4()}"
     answer = client.chat.completions.create(
         model=LOCAL_CHAT_MODEL, temperature=0, max_tokens=16, n=None, stop=None,
+        extra_headers={IDEMPOTENCY_HEADER: key},
         messages=[{"role": "developer", "content": [{"type": "text", "text": "You answer tersely."}]},
                   {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}])
     assert "paris" in answer.choices[0].message.content.lower() and answer.usage.completion_tokens > 0
+    # what the platform says of the keyed call, as the real engine's gate and stream marked it
+    origin = str(client.base_url).split("/v1")[0]
+    done = httpx.get(f"{origin}{CALLS_ROUTE}/{key}", headers={"Authorization": f"Bearer {client.api_key}"},
+                     timeout=30).json()
+    assert done["phase"] == "done" and done["tokens"] == answer.usage.completion_tokens
+    assert 0 < done["generatingSeconds"] <= done["elapsedSeconds"]
     chunks = list(client.chat.completions.create(model=LOCAL_CHAT_MODEL, temperature=0, max_tokens=16, stream=True,
                                                  stream_options={"include_usage": True},
                                                  messages=[{"role": "user", "content": "Say hello."}]))
