@@ -18,6 +18,7 @@ from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
 from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.routes import idempotency_key_problem
 from qfnb.resources.inference.chat import ChatCompletion
 
 __all__ = ["Chat", "Qianfan", "Responses", "V2Route"]
@@ -121,23 +122,27 @@ class Responses:
         return cast(QfResponse, await self._http().responses_v2(method, path, params=params))
 
     async def acreate(self, *, model: str, input: str | list[dict[str, Any]] | None = None, stream: bool = False,
-                      **fields: Any) -> Any:
+                      idempotency_key: str | None = None, **fields: Any) -> Any:
         """Create a response (``instructions``, ``previous_response_id``, ``store``, ``tools``,
-        ``text``, ``temperature``, ``max_output_tokens``, … as OpenAI names them)."""
+        ``text``, ``temperature``, ``max_output_tokens``, … as OpenAI names them). ``idempotency_key``:
+        sent as the call's ``Idempotency-Key`` instead of a new one (as ``ChatCompletion.do``'s)."""
         body: dict[str, Any] = {"model": model, **({"input": input} if input is not None else {}), **fields}
         from qfnb.protocol.responses import check_schemas  # deferred: the protocol's checks load on first use
 
+        if idempotency_key is not None and (problem := idempotency_key_problem(idempotency_key)):
+            raise ValidationError("idempotency_key", problem)
         try:
             check_schemas(body)
         except ProtocolError as exc:
             raise ValidationError(exc.field, str(exc).split(": ", 1)[-1]) from None
         if stream:
             body["stream"] = True
-        return await self._http().responses_v2("POST", body=body, stream=stream)
+        return await self._http().responses_v2("POST", body=body, stream=stream, idempotency_key=idempotency_key)
 
     def create(self, *, model: str, input: str | list[dict[str, Any]] | None = None, stream: bool = False,
-               **fields: Any) -> Any:
-        answer = sync.run(self.acreate(model=model, input=input, stream=stream, **fields))
+               idempotency_key: str | None = None, **fields: Any) -> Any:
+        answer = sync.run(self.acreate(model=model, input=input, stream=stream, idempotency_key=idempotency_key,
+                                       **fields))
         return sync.iterate(answer) if stream else answer
 
     async def aretrieve(self, response_id: str) -> QfResponse:

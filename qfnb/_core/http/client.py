@@ -302,14 +302,16 @@ class AsyncQianfanClient:
         return result
 
     async def responses_v2(self, method: str, path: str = "", body: dict[str, Any] | None = None, *,
-                           stream: bool = False, params: dict[str, Any] | None = None) -> Answer:
+                           stream: bool = False, params: dict[str, Any] | None = None,
+                           idempotency_key: str | None = None) -> Answer:
         """The stateful Responses API (``/v2/responses`` + ``path``; bearer auth): a ``POST`` with no
         ``path`` creates a response and is recorded as :meth:`chat_v2` is (route ``v2/responses``);
         ``GET``/``DELETE`` of ``/{id}`` (``/input_items``) read or delete a stored one."""
         url = self.config.console_api_base_url.rstrip("/") + "/v2/responses" + path
         if method == "POST" and not path:
             return await self._recorded("v2/responses", str((body or {}).get("model") or ""), url, body or {},
-                                        stream=stream, retry=None, request_id=None, via="v2")
+                                        stream=stream, retry=None, request_id=None, via="v2",
+                                        idempotency_key=idempotency_key)
         headers = {"Content-Type": _JSON, "Request_id": new_request_id()}
         call = Call(method, url, body, headers, params, "v2", False, policy=self._console_policy)
         result = await self._send(call)

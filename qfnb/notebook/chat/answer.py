@@ -173,8 +173,12 @@ class ResourcesBackend:
         body = turn_body(request.model or request.name or request.endpoint, str(request.messages[-1]["content"]),
                          chain, system=request.system, sampling=request.sampling.fields(),
                          response_format=request.body.get("response_format"))
-        async for piece in stream_turn(client.responses, body, stream=request.stream):
+        identity = self.keys.identity(session=request.session, place=request.place,
+                                      request={**body, "stream": request.stream})
+        key = self.keys.key(identity, fresh=request.fresh)
+        async for piece in stream_turn(client.responses, {**body, "idempotency_key": key}, stream=request.stream):
             yield ChatDelta(text=piece.text, usage=piece.usage, response=piece.response, model=piece.model)
+        self.keys.finished(identity)  # answered in full: the cell's next run is a new call
 
     def default_model(self) -> str | None:
         """The platform's default chat model's name (no network: the catalog and the config)."""

@@ -9,12 +9,13 @@ Which identity is the right one:
 
 - **the kernel** (a token drawn once per kernel process): another notebook asking the same thing is
   another user's call and gets its own sample; a restarted kernel starts over (its sessions did too);
-- **the cell's place in its session** (the session's name and how many exchanges it held): the same
-  prompt later in the conversation is another question, even where the history sent is cut to
-  ``max_history`` turns;
-- **the request** (model or endpoint, the messages with the history sent, the system prompt, every
-  sampling option, ``--json``/``--schema``'s format, streamed or not): a different prompt or sampling
-  is a different call. The platform would refuse a key reused for another request anyway (422);
+- **the cell's place in its session** (the session's name and how many exchanges it held; in a
+  session the platform keeps, ``-s NAME``, the stored turns before it): the same prompt later in
+  the conversation is another question, even where the history sent is cut to ``max_history`` turns;
+- **the request** (model or endpoint, the messages with the history sent, or a kept session's turn
+  and the stored turn it follows, the system prompt, every sampling option, ``--json``/``--schema``'s
+  format, streamed or not): a different prompt or sampling is a different call. The platform would
+  refuse a key reused for another request anyway (422);
 - **the run**: a call whose answer arrived in full is never asked for again under its key: the cell's
   next run is a new call with a new key, so a re-run at ``temperature > 0`` draws a new sample rather
   than the stored one, and ``--fresh`` always makes a new key (ask again, even after a failed run).

@@ -115,11 +115,13 @@ def test_a_cells_key_is_its_kernel_place_and_request() -> None:
     assert keys.key(first, fresh=True) not in (key, keys.key(first) + "x")
 
 
-def test_a_rerun_cell_shows_the_answer_its_first_run_left_generating(ip: Any, served: ServedPlatform) -> None:
+@pytest.mark.parametrize("session", ["", "-s talk "], ids=["kernel-session", "platform-session"])
+def test_a_rerun_cell_shows_the_answer_its_first_run_left_generating(ip: Any, served: ServedPlatform,
+                                                                     session: str) -> None:
     magics = ip.magics_manager.registry["QfnbMagics"]
     magics.update_interval = 0.05
     with pytest.raises(QfnbCellError, match="timed out"):
-        ip.run_cell_magic("qfchat", "-o first", PROMPT)
+        ip.run_cell_magic("qfchat", f"{session}-o first", PROMPT)
     _generating(served)
-    ip.run_cell_magic("qfchat", "-o again", PROMPT)
+    ip.run_cell_magic("qfchat", f"{session}-o again", PROMPT)
     assert str(ip.user_ns["again"]) == f"tiny-chat: {PROMPT}" and len(_engine(served).calls) == 1
