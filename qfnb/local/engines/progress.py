@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -27,7 +27,8 @@ _current: ContextVar[CallProgress | None] = ContextVar("qfnb_call_progress", def
 class CallProgress:
     """One call's phase and the seconds it spent in each (monotonic clock), and its tokens so far."""
 
-    __slots__ = ("_counts", "_phase_at", "clock", "ended", "loading_s", "phase", "queued_s", "slot_at", "started")
+    __slots__ = ("_counts", "_phase_at", "_tokens", "clock", "ended", "loading_s", "phase", "queued_s", "slot_at",
+                 "started")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -38,6 +39,7 @@ class CallProgress:
         self.slot_at: float | None = None  # when it got an engine slot
         self.ended: float | None = None
         self._counts: list[Callable[[], int]] = []
+        self._tokens = 0  # the count at its end (its readers dropped: they hold the answer's pieces)
 
     def _enter(self, phase: Phase) -> None:
         now = self.clock()
@@ -62,12 +64,14 @@ class CallProgress:
 
     @property
     def tokens(self) -> int:
-        return sum(count() for count in self._counts)
+        return self._tokens + sum(count() for count in self._counts)
 
     def end(self, *, failed: bool) -> None:
+        """The call's answer ended: its figures stay as they are now (kept with its answer)."""
         if self.ended is None:
             self._enter("failed" if failed else "done")
             self.ended = self._phase_at
+            self._tokens, self._counts = self.tokens, []
 
     def snapshot(self) -> dict[str, Any]:
         """The wire's answer (:data:`qfnb.protocol.call_progress.FIELDS`), times to a tenth of a second."""
@@ -93,18 +97,25 @@ def bind(progress: CallProgress) -> None:
     _current.set(progress)
 
 
-@contextlib.contextmanager
-def loading() -> Iterator[None]:
+def loading() -> contextlib.AbstractContextManager[None]:
     """The block may start the call's model (a first load, an engine process started): the call is
-    ``loading`` while it runs, then back where it was."""
+    ``loading`` while it runs, then back where it was (a shared no-op for a call with no progress)."""
     progress = _current.get()
-    if progress is None:
-        yield
-        return
-    before = progress.phase
-    progress._enter("loading")
-    try:
-        yield
-    finally:
-        if progress.phase == "loading":
-            progress._enter(before)
+    return _NOTHING if progress is None else _Loading(progress)
+
+
+class _Loading:
+    __slots__ = ("before", "progress")
+
+    def __init__(self, progress: CallProgress) -> None:
+        self.progress, self.before = progress, progress.phase
+
+    def __enter__(self) -> None:
+        self.progress._enter("loading")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress.phase == "loading":
+            self.progress._enter(self.before)
+
+
+_NOTHING: contextlib.AbstractContextManager[None] = contextlib.nullcontext()

@@ -69,13 +69,16 @@ def test_loading_counts_its_seconds_and_goes_back_to_the_phase_before() -> None:
             assert describe(call.snapshot()) == "loading for 12 s of 12 s"
         assert call.phase == "received" and call.loading_s == 12.0
         call.on_slot()
+        pieces = ["a", "b"]
+        call.follow(lambda: len(pieces))
         clock.now += 3.0
         call.end(failed=False)
+        pieces.append("c")  # read no more after its end: the count was kept, the answer's pieces let go
         clock.now += 50.0  # an ended call's figures stay as they were at its end
         done = call.snapshot()
     finally:
         progress._current.reset(token)
     assert done == {"phase": "done", "elapsedSeconds": 15.0, "loadingSeconds": 12.0, "queuedSeconds": 0.0,
-                    "generatingSeconds": 3.0, "tokens": 0}
-    assert describe(done) == "done: 0 tokens in 15 s after 12 s loading its model"
+                    "generatingSeconds": 3.0, "tokens": 2}
+    assert describe(done) == "done: 2 tokens in 15 s after 12 s loading its model"
     assert describe({"phase": "received", "elapsedSeconds": 0.2}) == "received 0 s ago, not yet at an engine"
