@@ -145,15 +145,16 @@ class ResourcesBackend:
             target = await res.aresolve()
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
-            result = await res.ado(messages=request.messages, stream=request.stream, system=request.system or None,
-                                   idempotency_key=self.keys.key(identity, fresh=request.fresh),
-                                   **request.sampling.fields(), **request.body)
-            if request.stream:
-                async for resp in result:
-                    yield _delta(resp)
-            else:
-                yield _delta(result)
-            self.keys.finished(identity)  # answered in full: the cell's next run is a new call
+            with self.keys.run(identity):  # a run given up on leaves its key to the cell's next run
+                result = await res.ado(messages=request.messages, stream=request.stream,
+                                       system=request.system or None,
+                                       idempotency_key=self.keys.key(identity, fresh=request.fresh),
+                                       **request.sampling.fields(), **request.body)
+                if request.stream:
+                    async for resp in result:
+                        yield _delta(resp)
+                else:
+                    yield _delta(result)
         finally:
             close = getattr(result, "aclose", None)
             if close is not None:
@@ -175,10 +176,10 @@ class ResourcesBackend:
                          response_format=request.body.get("response_format"))
         identity = self.keys.identity(session=request.session, place=request.place,
                                       request={**body, "stream": request.stream})
-        key = self.keys.key(identity, fresh=request.fresh)
-        async for piece in stream_turn(client.responses, {**body, "idempotency_key": key}, stream=request.stream):
-            yield ChatDelta(text=piece.text, usage=piece.usage, response=piece.response, model=piece.model)
-        self.keys.finished(identity)  # answered in full: the cell's next run is a new call
+        with self.keys.run(identity):  # a run given up on leaves its key to the cell's next run
+            key = self.keys.key(identity, fresh=request.fresh)
+            async for piece in stream_turn(client.responses, {**body, "idempotency_key": key}, stream=request.stream):
+                yield ChatDelta(text=piece.text, usage=piece.usage, response=piece.response, model=piece.model)
 
     def default_model(self) -> str | None:
         """The platform's default chat model's name (no network: the catalog and the config)."""

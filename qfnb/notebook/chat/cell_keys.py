@@ -16,26 +16,28 @@ Which identity is the right one:
   and the stored turn it follows, the system prompt, every sampling option, ``--json``/``--schema``'s
   format, streamed or not): a different prompt or sampling is a different call. The platform would
   refuse a key reused for another request anyway (422);
-- **the run**: a call whose answer arrived in full is never asked for again under its key: the cell's
+- **the run**: a call whose answer arrived in full, or that its user stopped (Interrupt: the client
+  withdraws it, ``DELETE /qfnb/calls/{key}``), is never asked for again under its key: the cell's
   next run is a new call with a new key, so a re-run at ``temperature > 0`` draws a new sample rather
   than the stored one, and ``--fresh`` always makes a new key (ask again, even after a failed run).
 
-So only a run that did not finish (an error, a timeout) hands its key to the next run of the same
-cell; Interrupt withdraws the work on the platform (``DELETE /qfnb/calls/{key}``), so a re-run after
-it starts fresh under the same key. Nothing is sent for this: the key is a header of the call itself.
+So only a run the kernel gave up on (an error: a timeout, a dropped connection) hands its key to the
+next run of the same cell. Nothing is sent for this: the key is a header of the call itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["CellKeys"]
 
-#: the calls whose finished runs a kernel remembers (the oldest is forgotten first: by then the
+#: the calls whose ended runs a kernel remembers (the oldest is forgotten first: by then the
 #: platform, which keeps an answer 10 minutes, has long forgotten its key too)
 MAX_REMEMBERED = 4096
 
@@ -45,7 +47,7 @@ class CellKeys:
 
     def __init__(self) -> None:
         self.kernel = secrets.token_hex(8)
-        #: a call's identity -> how many of its runs finished (its next run's key counts them)
+        #: a call's identity -> how many of its runs are over (its next run's key counts them)
         self._runs: OrderedDict[str, int] = OrderedDict()
 
     def identity(self, *, session: str | None, place: int, request: dict[str, Any]) -> str:
@@ -55,14 +57,28 @@ class CellKeys:
         return hashlib.sha256(made.encode()).hexdigest()[:32]
 
     def key(self, identity: str, *, fresh: bool = False) -> str:
-        """The key of this run of the call ``identity``: the last run's while that one has not
-        finished; a new one after it finished, or with ``fresh`` (``--fresh``)."""
+        """The key of this run of the call ``identity``: the last run's while that one is not over
+        (see :meth:`run`); a new one after it, or with ``fresh`` (``--fresh``)."""
         if fresh:
             self._count(identity)
         return f"qfnb-cell-{identity}-{self._runs.get(identity, 0)}"
 
-    def finished(self, identity: str) -> None:
-        """The run of ``identity`` got its whole answer: the next run is a new call."""
+    @contextlib.contextmanager
+    def run(self, identity: str) -> Iterator[None]:
+        """One run of the call ``identity``: its key is done with when the run gets its whole answer or
+        its caller stops it (Interrupt, a closed stream); after an error (a timeout, a dropped
+        connection) the cell's next run has the same key, and attaches."""
+        try:
+            yield
+        except Exception:
+            raise
+        except BaseException:  # stopped on purpose (a cancel, GeneratorExit): a re-run asks anew
+            self.done(identity)
+            raise
+        self.done(identity)
+
+    def done(self, identity: str) -> None:
+        """The run of ``identity`` is over for good: the next run is a new call."""
         self._count(identity)
 
     def _count(self, identity: str) -> None:

@@ -109,10 +109,16 @@ def test_a_cells_key_is_its_kernel_place_and_request() -> None:
                 keys.identity(session="default", place=2, request={**ask, "sampling": {"temperature": 0.8}}),
                 other_kernel.identity(session="default", place=2, request=ask)}) == 5
     key = keys.key(first)
-    assert keys.key(first) == key and len(key) <= 255 and key.isascii()  # unfinished: the same key again
-    keys.finished(first)
-    assert keys.key(first) != key
-    assert keys.key(first, fresh=True) not in (key, keys.key(first) + "x")
+    with pytest.raises(TimeoutError), keys.run(first):  # given up on: the same key for the next run
+        raise TimeoutError("no byte for 300 s")
+    assert keys.key(first) == key and len(key) <= 255 and key.isascii()
+    with keys.run(first):  # answered in full: the next run is a new call
+        pass
+    answered = keys.key(first)
+    with pytest.raises(KeyboardInterrupt), keys.run(first):  # stopped by its user (Interrupt): a new call too
+        raise KeyboardInterrupt
+    stopped = keys.key(first)
+    assert len({key, answered, stopped, keys.key(first, fresh=True)}) == 4  # --fresh: a new key each time
 
 
 @pytest.mark.parametrize("session", ["", "-s talk "], ids=["kernel-session", "platform-session"])
