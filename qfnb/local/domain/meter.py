@@ -23,7 +23,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
@@ -79,6 +79,9 @@ class CallNote:
     cell: int | None = None
     trace_id: str = ""  # the caller's (``traceparent``), or a new one when the span is made
     parent_id: str = ""
+    #: a stream's usage (prompt, completion, cached), read when its span is made: what its render
+    #: counted as it streamed, so nothing is counted again per delta
+    counts: Callable[[], tuple[int, int, int]] | None = None
 
     def __init__(self) -> None:
         self.started = time.time()
@@ -105,9 +108,16 @@ class CallNote:
         """The usage the answer reported (the wire's ``usage``): what the ledger records."""
         self.prompt, self.completion, self.cached, self.used = prompt, completion, cached, True
 
+    def counted_by(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        """A stream is over (ended, or cut by the client): its usage is ``counts()``, read once, when
+        the span is made."""
+        self.counts, self.used = counts, True
+
     def span(self, status: int) -> CallSpan:
         """The call as a span (positional: a named tuple takes keywords at three times the cost)."""
         used = self.used
+        if self.counts is not None:
+            self.prompt, self.completion, self.cached = self.counts()
         return CallSpan(self.trace_id or new_trace_id(), new_span_id(), self.parent_id, self.operation, self.route,
                         self.model or "unresolved", status, self.started, time.perf_counter() - self.clock,
                         self.first_token_s, self.prompt if used else 0, self.completion if used else 0, self.cached,

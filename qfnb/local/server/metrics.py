@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.domain import batch
-from qfnb.local.domain.meter import CallNote
+from qfnb.local.domain.meter import CallNote, Meter
 from qfnb.local.domain.platform import Platform
 from qfnb.local.server.auth import authenticator
 from qfnb.protocol.console import RunStatus
@@ -40,8 +40,10 @@ METRICS_ROUTE = "/metrics"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
 _TRACEPARENT = TRACEPARENT.encode()
+_OURS = frozenset((_CELL, _SESSION, _TRACEPARENT))
 #: route labels by (route template, Qianfan API type): a few dozen, made once each
 _ROUTES: dict[tuple[str, object], str] = {}
+_NO_PARAMS: dict[str, object] = {}
 _MAX_ROUTES = 256
 _OPENAI_PREFIXES = ("v1", "v2")
 
@@ -51,13 +53,12 @@ def _route_of(scope: dict[str, Any]) -> str:
     OpenAI surface without its ``/v1`` or ``/v2`` prefix (the same API under both, as the ledger
     counts it: ``/chat/completions``), the Qianfan v1 API type filled in (one of a few words)."""
     route = scope.get("route")
-    path = route.path if isinstance(route, Route) else "unmatched"
-    api_type = (scope.get("path_params") or {}).get("api_type")
-    found = _ROUTES.get((path, api_type))
+    key = route.path if isinstance(route, Route) else "unmatched", scope.get("path_params", _NO_PARAMS).get("api_type")
+    found = _ROUTES.get(key)
     if found is None:
-        found = _route_label(path, api_type)
+        found = _route_label(*key)
         if len(_ROUTES) < _MAX_ROUTES:  # a client's own words in the path are not kept without bound
-            _ROUTES[path, api_type] = found
+            _ROUTES[key] = found
     return found
 
 
@@ -70,7 +71,9 @@ def _route_label(path: str, api_type: object) -> str:
 
 def _note_of(scope: dict[str, Any]) -> CallNote:
     note = CallNote()
-    headers = dict(scope.get("headers") or ())  # in C; most calls carry none of the three
+    headers = dict(scope.get("headers") or ())  # in C
+    if _OURS.isdisjoint(headers):  # most calls carry none of the three: one test in C
+        return note
     if (cell := headers.get(_CELL)) is not None:
         with contextlib.suppress(ValueError):
             note.cell = int(cell)
@@ -85,26 +88,18 @@ def _note_of(scope: dict[str, Any]) -> CallNote:
 
 class Observation:
     """One HTTP request followed (the platform's request shell, ``app.CatchAll``, makes one per
-    request when observing): its note bound to the request's task, the status it answered, and a
-    model call's note recorded once, just before the response's last byte (or when the client
-    left). A plain object the shell calls, not a middleware of its own: a middleware layer and its
-    ``send`` wrapper cost about as much as the counting itself (bench/observability.py)."""
+    request when observing, with the platform's ``meter``): its note bound to the request's task,
+    the status it answered (:attr:`status`, set by the shell as the response starts), and a model
+    call's note recorded once, just before the response's last byte (:meth:`record`, or when the
+    client left). A plain object the shell calls, not a middleware of its own: a middleware layer
+    and its ``send`` wrapper cost about as much as the counting itself (bench/observability.py)."""
 
-    __slots__ = ("_token", "note", "recorded", "scope", "status")
+    __slots__ = ("_token", "meter", "note", "recorded", "scope", "status")
 
-    def __init__(self, scope: dict[str, Any]) -> None:
-        self.scope, self.note = scope, _note_of(scope)
+    def __init__(self, scope: dict[str, Any], meter: Meter) -> None:
+        self.scope, self.meter, self.note = scope, meter, _note_of(scope)
         self.status, self.recorded = 500, False
         self._token = self.note.bind()
-
-    def sent(self, message: dict[str, Any]) -> None:
-        """A message of the response, about to go out."""
-        kind = message["type"]
-        if kind == "http.response.body":
-            if not message.get("more_body", False):
-                self._record()  # before the last byte: a client that read its answer sees it counted
-        elif kind == "http.response.start":
-            self.status = int(message["status"])
 
     def close(self) -> None:
         """The request is over: a model call not recorded yet (the client left mid-stream) counts
@@ -112,19 +107,19 @@ class Observation:
         try:
             if not self.recorded and self.note.model_call:
                 self.status = self.status if self.note.used else 499
-                self._record()
+                self.record()
         finally:
             CallNote.unbind(self._token)
 
-    def _record(self) -> None:
-        if self.recorded or not self.note.model_call:
+    def record(self) -> None:
+        """Count the call (a model call, once) with the status it answered."""
+        note = self.note
+        if self.recorded or not note.model_call:
             return
         self.recorded = True
-        note = self.note
         note.route = _route_of(self.scope)
-        platform: Platform = self.scope["app"].state.platform
         try:
-            platform.meter.record(note.span(self.status))
+            self.meter.record(note.span(self.status))
         except Exception:  # counting never breaks a call
             log.exception("could not record a call to %s", note.route)
 

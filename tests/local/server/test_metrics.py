@@ -250,8 +250,9 @@ def test_a_stream_the_client_cut_counts_what_it_streamed(tmp_path: Path) -> None
         async def send(message: dict[str, Any]) -> None:
             pass
 
+        path = "/v2/chat/completions"
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": "/v2/chat/completions", "raw_path": b"/v2/chat/completions",
+                 "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
                  "query_string": b"", "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
                  "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                              (b"authorization", f"Bearer {token}".encode())]}
