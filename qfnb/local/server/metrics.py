@@ -99,7 +99,7 @@ class Observation:
     def __init__(self, scope: dict[str, Any], meter: Meter) -> None:
         self.scope, self.meter, self.note = scope, meter, _note_of(scope)
         self.status, self.recorded = 500, False
-        self._token = self.note.bind()
+        self._token = CallNote.bind(self.note)
 
     def close(self) -> None:
         """The request is over: a model call not recorded yet (the client left mid-stream) counts
