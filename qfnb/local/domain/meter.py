@@ -85,8 +85,7 @@ class CallNote:
     counts: Callable[[], tuple[int, int, int]] | None = None
 
     def __init__(self) -> None:
-        self.started = time.time()
-        self.clock = time.perf_counter()
+        self.clock = time.perf_counter()  # the call's start (its Unix time is worked out once, for its span)
 
     def __repr__(self) -> str:
         return f"CallNote({vars(self)})"
@@ -115,12 +114,12 @@ class CallNote:
     def span(self, status: int) -> CallSpan:
         """The call as a span, made as its tuple (the named tuple's own ``__new__`` is a Python
         function taking each field as an argument: about a third of the span's cost)."""
-        used = self.used
+        used, seconds = self.used, time.perf_counter() - self.clock
         if self.counts is not None:
             self.prompt, self.completion, self.cached = self.counts()
         return _new_tuple(CallSpan, (
             self.trace_id or new_trace_id(), new_span_id(), self.parent_id, self.operation, self.route,
-            self.model or "unresolved", status, self.started, time.perf_counter() - self.clock, self.first_token_s,
+            self.model or "unresolved", status, time.time() - seconds, seconds, self.first_token_s,
             self.prompt if used else 0, self.completion if used else 0, self.cached, 0, self.session, self.cell, "",
             ""))
 

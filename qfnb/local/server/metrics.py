@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +42,7 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
 _TRACEPARENT = TRACEPARENT.encode()
 _OURS = frozenset((_CELL, _SESSION, _TRACEPARENT))
+_NAME = operator.itemgetter(0)
 #: route labels by (route template, Qianfan API type): a few dozen, made once each
 _ROUTES: dict[tuple[str, object], str] = {}
 _NO_PARAMS: dict[str, object] = {}
@@ -71,9 +73,10 @@ def _route_label(path: str, api_type: object) -> str:
 
 def _note_of(scope: dict[str, Any]) -> CallNote:
     note = CallNote()
-    headers = dict(scope.get("headers") or ())  # in C
-    if _OURS.isdisjoint(headers):  # most calls carry none of the three: one test in C
+    raw = scope.get("headers") or ()
+    if _OURS.isdisjoint(map(_NAME, raw)):  # most calls carry none of the three: one test, in C
         return note
+    headers = dict(raw)
     if (cell := headers.get(_CELL)) is not None:
         with contextlib.suppress(ValueError):
             note.cell = int(cell)
