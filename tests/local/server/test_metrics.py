@@ -24,10 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from qfnb.local.domain import traces
-from qfnb.local.domain.meter import Meter
+from qfnb.local.domain.meter import Meter, current_note
 from qfnb.local.domain.traces import OtelExport, TraceSink
 from qfnb.local.engines.base import Delta
 from qfnb.local.server.app import create_app
+from qfnb.local.server.metrics import Observation
 from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 MODELS = [f"Chat-{i}" for i in range(10)]
@@ -274,3 +275,16 @@ def test_a_stream_the_client_cut_counts_what_it_streamed(tmp_path: Path) -> None
     assert db.execute("SELECT model, status, input_tokens, output_tokens FROM spans").fetchall() == [
         ("Tiny-Chat", 200, 6, 3)]
     meter.close()
+
+
+def test_a_calls_note_reads_the_callers_headers_and_never_shows_the_key(tmp_path: Path) -> None:
+    meter = Meter(tmp_path, sink=TraceSink(tmp_path, export=False))
+    watch = Observation({"type": "http", "headers": [(b"authorization", b"Bearer sk-never-shown"),
+                                                     (b"x-qfnb-cell", b"3"), (b"x-qfnb-session", b"k1")]}, meter)
+    try:
+        assert current_note() is watch and (watch.cell, watch.session) == (3, "k1")
+        assert "sk-never-shown" not in repr(watch) and "'cell': 3" in repr(watch)
+    finally:
+        watch.close()
+        meter.close()
+    assert current_note() is None
