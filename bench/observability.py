@@ -13,7 +13,10 @@ processes share the cores): the median of the rounds' ratios (target >= 0.98) wi
 (quartiles, min-max), the ratio of each side's best tenth of rounds per CPU second (another
 process's work only ever slows a round, so the best rounds are the least disturbed), the CPU per
 call it adds, the best round of each side and a ``/metrics`` scrape's time. Each side's round
-starts from a collected heap (``gc.collect()``), so neither pays for the other's garbage.
+starts from a collected heap (``gc.collect()``), so neither pays for the other's garbage; what the
+warm-up left (modules, both apps: about 70,000 objects) is frozen out of the collector
+(``gc.freeze()``), so a full collection, about 20 ms once every few thousand calls that lands on
+whichever side's call set it off, does not swing a round's ratio.
 
 ``--opcodes N`` counts instead the Python bytecode instructions each side runs for ``N`` calls (one
 at a time, ``sys.settrace``; the trace writer's thread included): a count, not a time, the same
@@ -170,6 +173,8 @@ def main() -> int:
         per_cpu: dict[str, list[float]] = {side: [] for side in apps}
         for app in apps.values():
             asyncio.run(_rate(app, 40, args.concurrency))  # warm up (engines, imports)
+        gc.collect()
+        gc.freeze()  # what warm-up left (modules, both apps) is no full collection's work: see the module doc
         if args.opcodes:
             _count_opcodes(apps, args.opcodes)
             return 0
