@@ -46,12 +46,12 @@ _bits = random.getrandbits
 def new_trace_id() -> str:
     """A W3C trace id: 32 hex digits, not all zero. An id, not a secret: the process's PRNG (as the
     OpenTelemetry SDK makes its ids), no system call per span."""
-    return f"{_bits(128) or 1:032x}"
+    return (_bits(128) or 1).to_bytes(16, "big").hex()  # a third of a format spec's time (``:032x``)
 
 
 def new_span_id() -> str:
     """A W3C span id: 16 hex digits, not all zero."""
-    return f"{_bits(64) or 1:016x}"
+    return (_bits(64) or 1).to_bytes(8, "big").hex()
 
 
 class CallSpan(NamedTuple):
