@@ -225,14 +225,23 @@ class _Stalls(FakeChat):
         yield from words[3:]
 
 
-def test_a_stream_the_client_cut_counts_what_it_streamed(tmp_path: Path) -> None:
+_SIX_WORDS = "one two three four five six"
+
+
+@pytest.mark.parametrize(("path", "route", "ask"), [
+    ("/v2/chat/completions", "/chat/completions", {"messages": [{"role": "user", "content": _SIX_WORDS}]}),
+    ("/v1/messages", "/messages", {"max_tokens": 64, "messages": [{"role": "user", "content": _SIX_WORDS}]}),
+    ("/v1/responses", "/responses", {"input": _SIX_WORDS}),
+])
+def test_a_stream_the_client_cut_counts_what_it_streamed(tmp_path: Path, path: str, route: str,
+                                                         ask: dict[str, Any]) -> None:
     """A client that leaves mid-stream: its call is counted with the tokens streamed until then (the
-    engine's three deltas), in ``/metrics`` and in its span, at the status it was answered with."""
+    engine's three deltas), in ``/metrics`` and in its span, at the status it was answered with; on
+    each wire whose render counts its stream its own way."""
     registry = FakeRegistry()
     engine = registry.engines["tiny-chat"] = _Stalls("tiny-chat")
     app = create_app(make_settings(tmp_path / "data"), registry)
-    body = json.dumps({"model": "Tiny-Chat", "stream": True, "messages": [
-        {"role": "user", "content": "one two three four five six"}]}).encode()
+    body = json.dumps({"model": "Tiny-Chat", "stream": True, **ask}).encode()
 
     async def cut() -> None:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
@@ -251,7 +260,6 @@ def test_a_stream_the_client_cut_counts_what_it_streamed(tmp_path: Path) -> None
         async def send(message: dict[str, Any]) -> None:
             pass
 
-        path = "/v2/chat/completions"
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
                  "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
                  "query_string": b"", "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
@@ -267,7 +275,7 @@ def test_a_stream_the_client_cut_counts_what_it_streamed(tmp_path: Path) -> None
     meter.sink.flush()
     found = {(s.name, s.labels.get("status")): s.value
              for family in text_string_to_metric_families(generate_latest(meter.registry).decode())
-             for s in family.samples}
+             for s in family.samples if s.labels.get("route", route) == route}
     assert found["qfnb_requests_total", "2xx"] == 1
     assert found["qfnb_prompt_tokens_total", None] == 6 and found["qfnb_completion_tokens_total", None] == 3
     assert found["qfnb_time_to_first_token_seconds_count", None] == 1
