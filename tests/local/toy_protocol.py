@@ -37,9 +37,9 @@ class ToyRender:
         return {"heard": answer.text, "words": answer.tally.completion_tokens, "done": answer.finish,
                 "by": served.name}
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                      served: ServedLike) -> AsyncIterator[bytes]:
-        tally = Tally()
+        (tally,) = tallies
         async for _, delta in deltas:
             tally.add(delta)
             if delta.text:

@@ -35,7 +35,7 @@ class Tally:
 
     def add(self, delta: Delta) -> None:
         """Each count the largest seen (they are cumulative), the last finish reason and schema miss
-        given (tests, not ``max()`` calls: this runs for every delta, twice on an observed stream)."""
+        given (tests, not ``max()`` calls: this runs for every delta)."""
         if delta.prompt_tokens > self.prompt:
             self.prompt = delta.prompt_tokens
         if delta.completion_tokens > self.completion:
@@ -85,9 +85,10 @@ class Answer:
         return self.tally.finish
 
 
-def answer_of(deltas: Iterable[Delta]) -> Answer:
-    """The answer ``deltas`` make up."""
-    answer = Answer()
+def answer_of(deltas: Iterable[Delta], tally: Tally | None = None) -> Answer:
+    """The answer ``deltas`` make up (its counts kept in ``tally`` when given: a stream's, which the
+    serving flow reads)."""
+    answer = Answer() if tally is None else Answer(tally=tally)
     parts = []
     for d in deltas:
         answer.tally.add(d)
@@ -127,12 +128,17 @@ def total_usage(tallies: Sequence[Tally]) -> dict[str, int]:
 
 class Render(Protocol):
     """How one protocol answers: a whole body, or the event stream of ``(choice index, delta)``
-    pairs. ``events`` ends a stream broken on the platform's side with its wire's error event."""
+    pairs. ``events`` ends a stream broken on the platform's side with its wire's error event.
+
+    ``events`` keeps each choice's counts in ``tallies`` (one :class:`Tally` a choice, made by the
+    serving flow), by the stream's end at the latest, a stream cut mid-way included: the usage the
+    platform counts (``/metrics``, the call's span) is read from them, so the counts are made once, by
+    the render that puts them on the wire, not again per delta by the platform."""
 
     @property
     def stream(self) -> bool: ...
 
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, Any]: ...
 
-    def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                served: ServedLike) -> AsyncIterator[bytes]: ...

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, answer_of, turn_of, written
+from qfnb.local.convert.answer import Answer, Tally, answer_of, turn_of, written
 from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
@@ -90,16 +90,16 @@ class MessagesRender:
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, object]:
         return message_object(self.mid, self.model, turn_of(answers[0]), self.stops)
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                      served: ServedLike) -> AsyncIterator[bytes]:
         writer = MessageEvents(self.mid, self.model, self.stops)
         seen: list[Delta] = []
         try:
             async for _, delta in deltas:
-                if not seen:  # the first delta carries the prompt's token count
+                seen.append(delta)
+                if len(seen) == 1:  # the first delta carries the prompt's token count
                     for kind, event in writer.start(delta.prompt_tokens - delta.cached_tokens):
                         yield encode_event(event, event=kind)
-                seen.append(delta)
                 for kind, event in written(writer, delta):
                     yield encode_event(event, event=kind)
         except Exception:
@@ -107,8 +107,10 @@ class MessagesRender:
             kind, event = writer.failed("the model engine failed mid-answer; the answer is incomplete, retry")
             yield encode_event(event, event=kind)
             return
+        finally:
+            answer = answer_of(seen, tallies[0])  # counted once, also when the client cut the stream
         closing = writer.start() if not seen else []
-        for kind, event in closing + writer.finish(turn_of(answer_of(seen))):
+        for kind, event in closing + writer.finish(turn_of(answer)):
             yield encode_event(event, event=kind)
 
 
@@ -121,6 +123,6 @@ class CountRender:
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, object]:
         return {"input_tokens": answers[0].tally.prompt}
 
-    def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                served: ServedLike) -> AsyncIterator[bytes]:
         raise NotImplementedError("count_tokens is answered whole")

@@ -140,9 +140,9 @@ class ChatRender:
             self.keep(whole)
         return whole
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                      served: ServedLike) -> AsyncIterator[bytes]:
-        tallies = [Tally() for _ in range(choices)]
+        choices = len(tallies)
         called = [False] * choices
         kept: list[list[Delta]] = [[] for _ in range(choices)]  # for ``keep``
         base = self._head("chat.completion.chunk", served)
@@ -193,9 +193,8 @@ class CompletionRender:
                             for i, a in enumerate(answers)],
                 "usage": total_usage([a.tally for a in answers])}
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                      served: ServedLike) -> AsyncIterator[bytes]:
-        tallies = [Tally() for _ in range(choices)]
         base = {"id": self.rid, "object": "text_completion", "created": self.created, "model": self.model}
         try:
             async for i, delta in deltas:

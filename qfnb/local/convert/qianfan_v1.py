@@ -75,10 +75,10 @@ class V1Render:
             body.update(result="", function_call=v1_function_call(answer.tool_calls), finish_reason="function_call")
         return body
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                      served: ServedLike) -> AsyncIterator[bytes]:
         """One ``data:`` chunk per delta, sent one delta late so the last is marked ``is_end``."""
-        tally = Tally()
+        (tally,) = tallies
         pending: Delta | None = None
         sentence = 0
         calls: list[dict[str, Any]] = []

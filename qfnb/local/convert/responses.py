@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, answer_of, answered, turn_of, written
+from qfnb.local.convert.answer import Answer, Tally, answer_of, answered, turn_of, written
 from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
@@ -63,7 +63,7 @@ class ResponsesRender:
         self.keep(response)
         return response
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], choices: int,
+    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                      served: ServedLike) -> AsyncIterator[bytes]:
         writer = ResponseEvents(self.rid, self.data, answered(str(self.data["model"]), served), self.created)
         for kind, event in writer.start():
@@ -81,7 +81,9 @@ class ResponsesRender:
             kind, event = writer.failed("the model engine failed mid-answer; the answer is incomplete, retry")
             yield encode_event(event, event=kind)
             return
-        done, final = writer.finish(turn_of(answer_of(seen)))
+        finally:
+            answer = answer_of(seen, tallies[0])  # counted once, also when the client cut the stream
+        done, final = writer.finish(turn_of(answer))
         if self.cancelled():
             final["status"] = "cancelled"
         self.keep(final)

@@ -23,7 +23,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
@@ -48,6 +48,7 @@ SUM_EVERY = 256
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``_created`` twin of every series (process-wide; the platform's own process)
 
 _note: contextvars.ContextVar[CallNote | None] = contextvars.ContextVar("qfnb_call_note", default=None)
+_new_tuple = tuple.__new__
 
 
 def current_note() -> CallNote | None:
@@ -79,20 +80,20 @@ class CallNote:
     cell: int | None = None
     trace_id: str = ""  # the caller's (``traceparent``), or a new one when the span is made
     parent_id: str = ""
+    #: a stream's usage (prompt, completion, cached), read when its span is made: what its render
+    #: counted as it streamed, so nothing is counted again per delta
+    counts: Callable[[], tuple[int, int, int]] | None = None
 
     def __init__(self) -> None:
-        self.started = time.time()
-        self.clock = time.perf_counter()
+        self.clock = time.perf_counter()  # the call's start (its Unix time is worked out once, for its span)
 
     def __repr__(self) -> str:
         return f"CallNote({vars(self)})"
 
-    def bind(self) -> contextvars.Token[CallNote | None]:
-        return _note.set(self)
-
-    @staticmethod
-    def unbind(token: contextvars.Token[CallNote | None]) -> None:
-        _note.reset(token)
+    #: ``CallNote.bind(note)`` makes ``note`` the one :func:`current_note` finds in this task (a
+    #: token back), ``CallNote.unbind(token)`` undoes it: the context variable's own methods, no frame
+    bind = staticmethod(_note.set)
+    unbind = staticmethod(_note.reset)
 
     def answered_by(self, model: str, operation: str) -> None:
         self.model, self.operation = model, operation
@@ -105,13 +106,22 @@ class CallNote:
         """The usage the answer reported (the wire's ``usage``): what the ledger records."""
         self.prompt, self.completion, self.cached, self.used = prompt, completion, cached, True
 
+    def counted_by(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        """A stream is over (ended, or cut by the client): its usage is ``counts()``, read once, when
+        the span is made."""
+        self.counts, self.used = counts, True
+
     def span(self, status: int) -> CallSpan:
-        """The call as a span (positional: a named tuple takes keywords at three times the cost)."""
-        used = self.used
-        return CallSpan(self.trace_id or new_trace_id(), new_span_id(), self.parent_id, self.operation, self.route,
-                        self.model or "unresolved", status, self.started, time.perf_counter() - self.clock,
-                        self.first_token_s, self.prompt if used else 0, self.completion if used else 0, self.cached,
-                        0, self.session, self.cell)
+        """The call as a span, made as its tuple (the named tuple's own ``__new__`` is a Python
+        function taking each field as an argument: about a third of the span's cost)."""
+        used, seconds = self.used, time.perf_counter() - self.clock
+        if self.counts is not None:
+            self.prompt, self.completion, self.cached = self.counts()
+        return _new_tuple(CallSpan, (
+            self.trace_id or new_trace_id(), new_span_id(), self.parent_id, self.operation, self.route,
+            self.model or "unresolved", status, time.time() - seconds, seconds, self.first_token_s,
+            self.prompt if used else 0, self.completion if used else 0, self.cached, 0, self.session, self.cell, "",
+            ""))
 
 
 class _Series:

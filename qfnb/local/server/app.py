@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from qfnb.local.domain import batch, console, evaluation
 from qfnb.local.domain.datasets import AppendConflict
+from qfnb.local.domain.meter import Meter
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
@@ -117,29 +118,29 @@ async def no_such_route(request: Request, exc: Exception) -> Response:
 
 class CatchAll:
     """ASGI middleware, the request shell: an unhandled error becomes a 500 in the route's own error
-    format, with no internals in it (they go to the log), and the connection stays usable; when
-    ``observe``, each request is followed for ``/metrics`` and the trace table
-    (:class:`~qfnb.local.server.metrics.Observation`, its 500 included)."""
+    format, with no internals in it (they go to the log), and the connection stays usable; with a
+    ``meter`` (observing), each request is followed for ``/metrics`` and the trace table
+    (:class:`~qfnb.local.server.metrics.Observation`, its 500 included): its status noted as it
+    starts, its call recorded just before its last byte."""
 
-    def __init__(self, app: Any, observe: bool = False) -> None:
-        self.app, self.observe = app, observe
+    def __init__(self, app: Any, meter: Meter | None = None) -> None:
+        self.app, self.meter = app, meter
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        watch = metrics.Observation(scope) if self.observe else None
+        watch = metrics.Observation(scope, self.meter) if self.meter is not None else None
         started = False
 
         async def tracking_send(message: Any) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-            elif message.get("more_body", False):  # a body's piece: not the last, not the start
-                await send(message)
-                return
-            if watch is not None:
-                watch.sent(message)
+                if watch is not None:
+                    watch.status = message["status"]
+            elif not message.get("more_body", False) and watch is not None and message["type"] == "http.response.body":
+                watch.record()  # before the last byte: a client that read its answer sees it counted
             await send(message)
 
         try:
@@ -198,7 +199,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         *(extra_routes or []),
     ]
     # keyed model calls outermost: a retry served from its first attempt is not counted again
-    middleware = [Middleware(Idempotent, calls=calls), Middleware(CatchAll, observe=observe), Middleware(BodyLimit),
+    middleware = [Middleware(Idempotent, calls=calls),
+                  Middleware(CatchAll, meter=platform.meter if observe else None), Middleware(BodyLimit),
                   Middleware(Heartbeat, every=platform.settings.heartbeat)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: no_such_route, 405: no_such_route})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.domain import batch
-from qfnb.local.domain.meter import CallNote
+from qfnb.local.domain.meter import CallNote, Meter
 from qfnb.local.domain.platform import Platform
 from qfnb.local.server.auth import authenticator
 from qfnb.protocol.console import RunStatus
@@ -40,8 +41,12 @@ METRICS_ROUTE = "/metrics"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _CELL, _SESSION = CELL_HEADER.lower().encode(), SESSION_HEADER.lower().encode()
 _TRACEPARENT = TRACEPARENT.encode()
+_OURS = frozenset((_CELL, _SESSION, _TRACEPARENT))
+_NAME = operator.itemgetter(0)
+_UNSHOWN = frozenset(("scope", "meter", "token"))
 #: route labels by (route template, Qianfan API type): a few dozen, made once each
 _ROUTES: dict[tuple[str, object], str] = {}
+_NO_PARAMS: dict[str, object] = {}
 _MAX_ROUTES = 256
 _OPENAI_PREFIXES = ("v1", "v2")
 
@@ -51,13 +56,12 @@ def _route_of(scope: dict[str, Any]) -> str:
     OpenAI surface without its ``/v1`` or ``/v2`` prefix (the same API under both, as the ledger
     counts it: ``/chat/completions``), the Qianfan v1 API type filled in (one of a few words)."""
     route = scope.get("route")
-    path = route.path if isinstance(route, Route) else "unmatched"
-    api_type = (scope.get("path_params") or {}).get("api_type")
-    found = _ROUTES.get((path, api_type))
+    key = route.path if isinstance(route, Route) else "unmatched", scope.get("path_params", _NO_PARAMS).get("api_type")
+    found = _ROUTES.get(key)
     if found is None:
-        found = _route_label(path, api_type)
+        found = _route_label(*key)
         if len(_ROUTES) < _MAX_ROUTES:  # a client's own words in the path are not kept without bound
-            _ROUTES[path, api_type] = found
+            _ROUTES[key] = found
     return found
 
 
@@ -68,65 +72,64 @@ def _route_label(path: str, api_type: object) -> str:
     return "/" + rest if head in _OPENAI_PREFIXES and rest else path
 
 
-def _note_of(scope: dict[str, Any]) -> CallNote:
-    note = CallNote()
-    headers = dict(scope.get("headers") or ())  # in C; most calls carry none of the three
+def _read_headers(note: CallNote, raw: Any) -> None:
+    """The caller's cell, session and W3C trace context (``traceparent``: the call joins its caller's
+    trace), from the request's headers."""
+    headers = dict(raw)
     if (cell := headers.get(_CELL)) is not None:
         with contextlib.suppress(ValueError):
             note.cell = int(cell)
     if (session := headers.get(_SESSION)) is not None:
         note.session = session.decode("latin-1")[:32]
-    if (caller := headers.get(_TRACEPARENT)) is not None:  # W3C trace context: the call joins its caller's trace
+    if (caller := headers.get(_TRACEPARENT)) is not None:
         parsed = parse_traceparent(caller.decode("latin-1"))
         if parsed is not None:
             note.trace_id, note.parent_id = parsed
-    return note
 
 
-class Observation:
-    """One HTTP request followed (the platform's request shell, ``app.CatchAll``, makes one per
-    request when observing): its note bound to the request's task, the status it answered, and a
-    model call's note recorded once, just before the response's last byte (or when the client
-    left). A plain object the shell calls, not a middleware of its own: a middleware layer and its
-    ``send`` wrapper cost about as much as the counting itself (bench/observability.py)."""
+class Observation(CallNote):
+    """One HTTP request followed: its :class:`CallNote` (the one the serving flow fills in, bound to
+    the request's task) and what the platform's request shell (``app.CatchAll``, with the platform's
+    ``meter``, when observing) notes of it: the status it answered (:attr:`status`, as the response
+    starts), and, for a model call, the call recorded once, just before the response's last byte
+    (:meth:`record`, or when the client left). One object a request, not a middleware of its own: a
+    middleware layer and its ``send`` wrapper cost about as much as the counting itself
+    (bench/observability.py)."""
 
-    __slots__ = ("_token", "note", "recorded", "scope", "status")
+    status: int = 500
+    recorded: bool = False
 
-    def __init__(self, scope: dict[str, Any]) -> None:
-        self.scope, self.note = scope, _note_of(scope)
-        self.status, self.recorded = 500, False
-        self._token = self.note.bind()
+    def __init__(self, scope: dict[str, Any], meter: Meter) -> None:
+        CallNote.__init__(self)
+        self.scope, self.meter = scope, meter
+        raw = scope.get("headers") or ()
+        if not _OURS.isdisjoint(map(_NAME, raw)):  # most calls carry none of the three: one test, in C
+            _read_headers(self, raw)
+        self.token = CallNote.bind(self)
 
-    def sent(self, message: dict[str, Any]) -> None:
-        """A message of the response, about to go out."""
-        kind = message["type"]
-        if kind == "http.response.body":
-            if not message.get("more_body", False):
-                self._record()  # before the last byte: a client that read its answer sees it counted
-        elif kind == "http.response.start":
-            self.status = int(message["status"])
+    def __repr__(self) -> str:  # the note, never the request's scope (its headers carry the key)
+        return f"Observation({ {k: v for k, v in vars(self).items() if k not in _UNSHOWN} })"
 
     def close(self) -> None:
         """The request is over: a model call not recorded yet (the client left mid-stream) counts
         what was generated."""
         try:
-            if not self.recorded and self.note.model_call:
-                self.status = self.status if self.note.used else 499
-                self._record()
+            if not self.recorded and self.model_call:
+                self.status = self.status if self.used else 499
+                self.record()
         finally:
-            CallNote.unbind(self._token)
+            CallNote.unbind(self.token)
 
-    def _record(self) -> None:
-        if self.recorded or not self.note.model_call:
+    def record(self) -> None:
+        """Count the call (a model call, once) with the status it answered."""
+        if self.recorded or not self.model_call:
             return
         self.recorded = True
-        note = self.note
-        note.route = _route_of(self.scope)
-        platform: Platform = self.scope["app"].state.platform
+        self.route = _route_of(self.scope)
         try:
-            platform.meter.record(note.span(self.status))
+            self.meter.record(self.span(self.status))
         except Exception:  # counting never breaks a call
-            log.exception("could not record a call to %s", note.route)
+            log.exception("could not record a call to %s", self.route)
 
 
 class StateCollector(Collector):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -108,12 +108,11 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
     if note is not None:
         note.answered_by(served.name, "chat" if api_type == "chat" else "text_completion")
     if render.stream:
-        primed = [await primed_stream(s) for s in streams]
-        if len(primed) == 1:  # the usual case: the one layer over the engine's stream notes the call too
-            merged = indexed(primed[0], note)
-        else:  # one wrapper for the whole stream: its first token and its usage
-            merged = interleaved(primed) if note is None else observed(interleaved(primed), len(primed), note)
-        return StreamingResponse(render.events(merged, len(primed), served),
+        primed = [await primed_stream(s, note) for s in streams]
+        tallies = [Tally() for _ in primed]  # kept by the render as it streams: its usage on the wire and the note's
+        _follow(lambda: sum(t.completion_tokens for t in tallies))
+        merged = indexed(primed[0], note, tallies) if len(primed) == 1 else interleaved(primed, note, tallies)
+        return StreamingResponse(render.events(merged, tallies, served),
                                  media_type="text/event-stream", headers={**SSE_HEADERS, **named})
     (results,) = await collect(request, together(streams, note))
     if note is not None:
@@ -141,33 +140,27 @@ def note_usage(model: str, operation: str, prompt: int, completion: int = 0) -> 
         note.usage(prompt, completion)
 
 
-def usage_of(tallies: list[Tally]) -> tuple[int, int, int]:
+def usage_of(tallies: Sequence[Tally]) -> tuple[int, int, int]:
     """The usage of ``n`` answers to one prompt as every wire reports it (:func:`total_usage`), and
     the prompt tokens read from the engine's cache."""
+    if len(tallies) == 1:  # the usual answer: total_usage's sums of one
+        (tally,) = tallies
+        return tally.prompt, tally.completion_tokens, tally.cached
     total = total_usage(tallies)
     return total["prompt_tokens"], total["completion_tokens"], max((t.cached for t in tallies), default=0)
 
 
-async def observed(merged: AsyncIterator[tuple[int, Delta]], choices: int,
-                   note: CallNote) -> AsyncIterator[tuple[int, Delta]]:
-    """A stream's deltas, the first one's time noted and its usage when it ends (or the client
-    leaves): also for a stream whose client did not ask for ``include_usage``."""
-    tallies = [Tally() for _ in range(choices)]
-    _follow(lambda: sum(t.completion_tokens for t in tallies))
-    try:
-        async for i, delta in merged:
-            if note.first_token_s is None:
-                note.first_token()
-            tallies[i].add(delta)
-            yield i, delta
-    finally:
-        note.usage(*usage_of(tallies))
-        await aclose(merged)
+def _counted(note: CallNote, tallies: Sequence[Tally]) -> None:
+    """A stream is over (ended, or cut by the client): its usage is what the render counted in
+    ``tallies`` (read when the call's span is made), also for a client that did not ask for
+    ``include_usage``."""
+    note.counted_by(lambda: usage_of(tallies))
 
 
-async def primed_stream(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+async def primed_stream(deltas: AsyncIterator[Delta], note: CallNote | None = None) -> AsyncIterator[Delta]:
     """Pull the first delta before the response is committed, so a failure at the start (a busy
-    engine, a prompt too long, an engine that will not start) is a JSON error, not a cut stream."""
+    engine, a prompt too long, an engine that will not start) is a JSON error, not a cut stream.
+    Its arrival is the call's first token (in ``note``)."""
     try:
         first = await anext(deltas)
     except StopAsyncIteration:
@@ -175,6 +168,8 @@ async def primed_stream(deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
     except BaseException:
         await aclose(deltas)
         raise
+    if first is not None and note is not None:
+        note.first_token()
 
     async def chained() -> AsyncIterator[Delta]:
         try:
@@ -220,7 +215,7 @@ async def together(streams: list[AsyncIterator[Delta]], note: CallNote | None = 
         _follow(lambda: _tokens_of(deltas))
         try:
             async for delta in s:
-                if note is not None and not deltas:
+                if not deltas and note is not None:
                     note.first_token()
                 deltas.append(delta)
         except BaseException:  # cancelled (the client left): the engine's request too
@@ -237,30 +232,20 @@ async def together(streams: list[AsyncIterator[Delta]], note: CallNote | None = 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def indexed(stream: AsyncIterator[Delta], note: CallNote | None = None) -> AsyncIterator[tuple[int, Delta]]:
+async def indexed(stream: AsyncIterator[Delta], note: CallNote | None = None,
+                  tallies: Sequence[Tally] = ()) -> AsyncIterator[tuple[int, Delta]]:
     """The deltas of a single answer as choice 0 (pulled by the response itself, so a client that
-    goes away stops the engine at once); with a ``note``, its first token's time and its usage when
-    it ends (or the client leaves), in this one layer (as :func:`observed` for several answers)."""
-    call = progress.current()
-    if note is None and call is None:
-        async for delta in stream:
-            yield 0, delta
-        return
-    tally = Tally()
-    if call is not None:
-        call.follow(lambda: tally.completion_tokens)
+    goes away stops the engine at once). Nothing per delta for the ``note``: when the stream ends
+    (or the client leaves) its usage is what the render counted in ``tallies``."""
     try:
         async for delta in stream:
-            if note is not None and note.first_token_s is None:
-                note.first_token()
-            tally.add(delta)
             yield 0, delta
     except BaseException:  # closed early (the client left): the engine's request too
         await aclose(stream)
         raise
     finally:
         if note is not None:
-            note.usage(tally.prompt, tally.completion_tokens, tally.cached)  # usage_of([tally]), one answer
+            _counted(note, tallies)
 
 
 def _follow(tokens: Callable[[], int]) -> None:
@@ -275,8 +260,10 @@ def _tokens_of(deltas: list[Delta]) -> int:
     return (deltas[-1].completion_tokens if deltas else 0) or sum(1 for d in deltas if d.text)
 
 
-async def interleaved(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:
-    """``(choice index, delta)`` from every stream as they arrive."""
+async def interleaved(streams: list[AsyncIterator[Delta]], note: CallNote | None = None,
+                      tallies: Sequence[Tally] = ()) -> AsyncIterator[tuple[int, Delta]]:
+    """``(choice index, delta)`` from every stream as they arrive (the ``note`` as :func:`indexed`
+    keeps it)."""
     queue: asyncio.Queue[tuple[int, Delta | None, BaseException | None]] = asyncio.Queue()
 
     async def pump(i: int, s: AsyncIterator[Delta]) -> None:
@@ -299,6 +286,8 @@ async def interleaved(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tupl
                 continue
             yield i, d
     finally:
+        if note is not None:
+            _counted(note, tallies)
         for t in tasks:
             t.cancel()
         with contextlib.suppress(Exception):

@@ -6,23 +6,29 @@ the OpenTelemetry SDK (its in-memory exporter standing in for OTLP)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from platform_doubles import FakeRegistry, FakeServed
+from platform_doubles import FakeChat, FakeRegistry, FakeServed
 from platform_helpers import Signer, make_settings
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from qfnb.local.domain import traces
-from qfnb.local.domain.meter import Meter
+from qfnb.local.domain.meter import Meter, current_note
 from qfnb.local.domain.traces import OtelExport, TraceSink
+from qfnb.local.engines.base import Delta
 from qfnb.local.server.app import create_app
+from qfnb.local.server.metrics import Observation
 from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 MODELS = [f"Chat-{i}" for i in range(10)]
@@ -202,3 +208,91 @@ def test_a_batch_of_spans_is_written_whole_in_order(tmp_path: Path, monkeypatch:
     sink.close()
     db = sqlite3.connect(tmp_path / TRACES_FILE)
     assert [CallSpan(*row) for row in db.execute("SELECT * FROM spans ORDER BY started")] == spans
+
+
+class _Stalls(FakeChat):
+    """Answers three words, then waits (until ``go_on``) as an engine that stalls mid-answer."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.stalled, self.go_on = threading.Event(), threading.Event()
+
+    def _words(self, text: str, sampling: Any) -> Iterator[Delta]:
+        words = list(super()._words(text, sampling))
+        yield from words[:3]
+        self.stalled.set()
+        self.go_on.wait(30)
+        yield from words[3:]
+
+
+_SIX_WORDS = "one two three four five six"
+
+
+@pytest.mark.parametrize(("path", "route", "ask"), [
+    ("/v2/chat/completions", "/chat/completions", {"messages": [{"role": "user", "content": _SIX_WORDS}]}),
+    ("/v1/messages", "/messages", {"max_tokens": 64, "messages": [{"role": "user", "content": _SIX_WORDS}]}),
+    ("/v1/responses", "/responses", {"input": _SIX_WORDS}),
+])
+def test_a_stream_the_client_cut_counts_what_it_streamed(tmp_path: Path, path: str, route: str,
+                                                         ask: dict[str, Any]) -> None:
+    """A client that leaves mid-stream: its call is counted with the tokens streamed until then (the
+    engine's three deltas), in ``/metrics`` and in its span, at the status it was answered with; on
+    each wire whose render counts its stream its own way."""
+    registry = FakeRegistry()
+    engine = registry.engines["tiny-chat"] = _Stalls("tiny-chat")
+    app = create_app(make_settings(tmp_path / "data"), registry)
+    body = json.dumps({"model": "Tiny-Chat", "stream": True, **ask}).encode()
+
+    async def cut() -> None:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            token = (await client.get("/v1/BCE-BEARER/token", auth=Signer())).json()["token"]
+        asked = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal asked
+            if not asked:
+                asked = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.to_thread(engine.stalled.wait, 30)
+            return {"type": "http.disconnect"}  # the client leaves while the engine stalls
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+                 "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+                 "query_string": b"", "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
+                 "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                             (b"authorization", f"Bearer {token}".encode())]}
+        await app(scope, receive, send)
+
+    try:
+        asyncio.run(cut())
+    finally:
+        engine.go_on.set()
+    meter = app.state.platform.meter
+    meter.sink.flush()
+    found = {(s.name, s.labels.get("status")): s.value
+             for family in text_string_to_metric_families(generate_latest(meter.registry).decode())
+             for s in family.samples if s.labels.get("route", route) == route}
+    assert found["qfnb_requests_total", "2xx"] == 1
+    assert found["qfnb_prompt_tokens_total", None] == 6 and found["qfnb_completion_tokens_total", None] == 3
+    assert found["qfnb_time_to_first_token_seconds_count", None] == 1
+    db = sqlite3.connect(tmp_path / "data" / TRACES_FILE)
+    assert db.execute("SELECT model, status, input_tokens, output_tokens FROM spans").fetchall() == [
+        ("Tiny-Chat", 200, 6, 3)]
+    meter.close()
+
+
+def test_a_calls_note_reads_the_callers_headers_and_never_shows_the_key(tmp_path: Path) -> None:
+    meter = Meter(tmp_path, sink=TraceSink(tmp_path, export=False))
+    watch = Observation({"type": "http", "headers": [(b"authorization", b"Bearer sk-never-shown"),
+                                                     (b"x-qfnb-cell", b"3"), (b"x-qfnb-session", b"k1")]}, meter)
+    try:
+        assert current_note() is watch and (watch.cell, watch.session) == (3, "k1")
+        assert "sk-never-shown" not in repr(watch) and "'cell': 3" in repr(watch)
+    finally:
+        watch.close()
+        meter.close()
+    assert current_note() is None
