@@ -20,6 +20,7 @@ from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.protocol.safe_html import clean, escape, markdown
+from qfnb.protocol.tools import openai_history_as_v1
 from qfnb.resources.defaults import default_model
 from qfnb.resources.where import backend
 
@@ -41,7 +42,9 @@ log = logging.getLogger("qfnb.notebook.chat.answer")
 
 @dataclass(frozen=True)
 class CellChatRequest:
-    """One model call. ``messages`` already include the session history and the new prompt."""
+    """One model call. ``messages`` already include the session history and the new prompt, as
+    OpenAI chat messages (a tool cell's ``tool_calls`` and ``tool`` turns too: the backend sends
+    them in its wire's form)."""
 
     messages: list[dict[str, Any]]
     model: str | None = None
@@ -138,7 +141,8 @@ class ResourcesBackend:
             target = await res.aresolve()
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
-            result = await res.ado(messages=request.messages, stream=request.stream, system=request.system or None,
+            result = await res.ado(messages=openai_history_as_v1(request.messages), stream=request.stream,
+                                   system=request.system or None,
                                    **request.sampling.fields(), **request.body)
             if request.stream:
                 async for resp in result:

@@ -39,6 +39,8 @@ class ChatCellHost(Protocol):
     @property
     def max_history(self) -> int: ...
     @property
+    def history_chars(self) -> int: ...
+    @property
     def update_interval(self) -> float: ...
     @property
     def default_model(self) -> str: ...
@@ -98,6 +100,7 @@ def build_cell_requests(magics: ChatCellHost, args: ChatArgs, cell: str,
     where = getattr(magics.chat_backend, "where", None)
     requests = chat_requests.build_requests(
         targets, prompt, sessions=magics.sessions, session=session, max_history=magics.max_history,
+        max_chars=magics.history_chars or None,
         default_name=default_name, where=where() if callable(where) else None, sampling=sampling,
         system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh, body=body,
         carry=args.carry, conversations=conversations)
