@@ -37,7 +37,8 @@ class Exchange:
     @property
     def chars(self) -> int:
         """Its size in characters: every turn's text and tool call (what a context budget counts)."""
-        return sum(len(str(m.get("content") or "")) + len(json.dumps(m.get("tool_calls") or "", ensure_ascii=False))
+        return sum(len(str(m.get("content") or ""))
+                   + (len(json.dumps(m["tool_calls"], ensure_ascii=False)) if m.get("tool_calls") else 0)
                    for m in self.messages)
 
 
