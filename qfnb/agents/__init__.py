@@ -19,7 +19,6 @@ and MCP both ways (:mod:`~qfnb.agents.mcp_client`, :mod:`~qfnb.agents.mcp_server
 from qfnb.agents.chat import chat_step, run_tools
 from qfnb.agents.loop import (
     FINAL_ASK,
-    NEXT_QUESTION_ASK,
     Confirm,
     Decision,
     Step,
@@ -27,14 +26,12 @@ from qfnb.agents.loop import (
     ToolLoop,
     ToolRecord,
     ToolRun,
-    asking_messages,
     closing_messages,
     run_every_call,
 )
 from qfnb.agents.replay import CachedToolResults
 from qfnb.agents.tools import ArgumentsError, FunctionTool, ToolDescriptionError, parse_arguments, result_text
 
-__all__ = ["FINAL_ASK", "NEXT_QUESTION_ASK", "ArgumentsError", "CachedToolResults", "Confirm", "Decision",
-           "FunctionTool", "Step", "StepReply", "ToolDescriptionError", "ToolLoop", "ToolRecord", "ToolRun",
-           "asking_messages", "chat_step", "closing_messages", "parse_arguments", "result_text", "run_every_call",
-           "run_tools"]
+__all__ = ["FINAL_ASK", "ArgumentsError", "CachedToolResults", "Confirm", "Decision", "FunctionTool", "Step",
+           "StepReply", "ToolDescriptionError", "ToolLoop", "ToolRecord", "ToolRun", "chat_step", "closing_messages",
+           "parse_arguments", "result_text", "run_every_call", "run_tools"]

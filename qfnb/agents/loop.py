@@ -11,9 +11,7 @@ run again, and the next request offers no tools; the last request allowed by ``m
 offers none either, and its last tool result carries :data:`FINAL_ASK`; so does the request after
 an empty answer that follows tool results (the 1.5B tool model, chaining searches, answered one with
 nothing: bench/syllabus_agents.py). When even that request gives no text, the loop stops with
-:attr:`ToolLoop.stopped` saying so rather than asking again. A question that follows earlier
-questions in the conversation (a notebook session's history) carries :data:`NEXT_QUESTION_ASK` in
-the loop's first request.
+:attr:`ToolLoop.stopped` saying so rather than asking again.
 ``usage`` sums every step's tokens. Each call that runs is a span (``execute_tool``) in the data dir's
 trace table, and the model calls the tool makes nest under it (``%qftrace``).
 
@@ -36,8 +34,8 @@ from typing import Any, Literal, Protocol
 from qfnb._core.record.traces import tool_span
 from qfnb.agents.tools import ArgumentsError, FunctionTool
 
-__all__ = ["FINAL_ASK", "NEXT_QUESTION_ASK", "Confirm", "Decision", "Step", "StepReply", "ToolLoop", "ToolRecord",
-           "ToolRun", "asking_messages", "closing_messages", "run_every_call"]
+__all__ = ["FINAL_ASK", "Confirm", "Decision", "Step", "StepReply", "ToolLoop", "ToolRecord", "ToolRun",
+           "closing_messages", "run_every_call"]
 
 log = logging.getLogger("qfnb.agents.loop")
 
@@ -45,11 +43,6 @@ Decision = Literal["run", "skip", "wait"]
 #: what the last request (no tools offered) adds to the last tool result: the 0.5B model otherwise
 #: writes another call as text instead of answering (bench/structured_output.py, tool loop)
 FINAL_ASK = "Answer my question from this result, in one plain sentence."
-#: what the first request of a loop adds to its question when the conversation holds earlier
-#: questions: shown earlier questions answered (one from a result already in the history, with no
-#: call), the 1.5B tool model answered the later ones without calling a tool, from nothing
-#: (bench/syllabus_agents.py, ``%%qfchat --mcp`` cells sharing a session)
-NEXT_QUESTION_ASK = "Call a tool for this question; the results above answered earlier ones."
 SKIPPED = "the user declined to run this call"
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -110,16 +103,6 @@ def closing_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = list(messages)
     if out and out[-1].get("role") in ("tool", "function"):
         out[-1] = {**out[-1], "content": f"{out[-1].get('content') or ''}\n\n{FINAL_ASK}"}
-    return out
-
-
-def asking_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The history of a loop's first request: when its question follows earlier questions, the
-    question carries :data:`NEXT_QUESTION_ASK` (the conversation itself keeps it as asked)."""
-    out = list(messages)
-    earlier = sum(m.get("role") == "user" for m in out[:-1])
-    if earlier and out and out[-1].get("role") == "user" and isinstance(out[-1].get("content"), str):
-        out[-1] = {**out[-1], "content": f"{out[-1]['content']}\n\n{NEXT_QUESTION_ASK}"}
     return out
 
 
@@ -238,11 +221,7 @@ class ToolLoop:
         self.steps += 1
         last = self.steps >= self.max_steps or not self.offer
         offered: Sequence[FunctionTool] = () if last else tuple(self.tools.values())
-        if last:
-            sent = closing_messages(self.messages)
-        else:
-            sent = asking_messages(self.messages) if self.steps == 1 else list(self.messages)
-        reply = self.step(sent, offered)
+        reply = self.step(closing_messages(self.messages) if last else list(self.messages), offered)
         self.reply = reply
         for key in USAGE_KEYS:
             value = (reply.usage or {}).get(key)

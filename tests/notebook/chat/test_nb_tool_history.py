@@ -12,7 +12,6 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import RecordingPublisher, ScriptedChatBackend, function_call
 from test_nb_usage import cloud_env  # noqa: F401  (the fake cloud through the SDK's environment)
 
-from qfnb.agents import NEXT_QUESTION_ASK
 from qfnb.notebook.chat.sessions import ChatSession, Exchange, SessionHistory, fitted
 from qfnb.protocol.inference import validate_messages
 from qfnb.protocol.tools import openai_history_as_v1
@@ -65,10 +64,7 @@ def test_a_second_tool_cell_sends_the_first_cells_calls_results_and_answer_in_or
     ip.run_cell_magic("qfchat", "--tools weather --yes -o a", "And in Rome?")
     first_ask = scripted.requests[2].messages  # the second cell's first model call
     assert roles(first_ask) == ["user", "assistant+calls", "tool", "assistant", "user"]
-    assert first_ask[0]["content"] == "Weather in Paris?"
-    assert first_ask[-1]["content"] == f"And in Rome?\n\n{NEXT_QUESTION_ASK}", "a later question asks for a call"
-    assert scripted.requests[3].messages[4]["content"] == "And in Rome?", "only in the loop's first request"
-    assert scripted.requests[0].messages[-1]["content"] == "Weather in Paris?", "a first question asks as written"
+    assert first_ask[0]["content"] == "Weather in Paris?" and first_ask[-1]["content"] == "And in Rome?"
     assert first_ask[1]["tool_calls"][0]["function"] == {"name": "weather", "arguments": '{"city": "Paris"}'}
     assert json.loads(first_ask[2]["content"]) == RESULT
     assert first_ask[3] == {"role": "assistant", "content": "17 C in Paris."}
@@ -77,7 +73,6 @@ def test_a_second_tool_cell_sends_the_first_cells_calls_results_and_answer_in_or
     assert str(ip.user_ns["a"]) == "17 C in Rome."
     assert "session default · 1 turn in context · 1 tool call(s)" in pub.outputs[-1]["data"]["text/plain"]
     assert "default: 2 exchange(s)" in repr(ip.run_line_magic("qfchat", "sessions"))
-    assert "user: And in Rome?\nassistant: →" in repr(ip.run_line_magic("qfchat", "history")), "kept as asked"
 
 
 def test_a_plain_cell_after_a_tool_cell_sends_the_tool_turns(ip: InteractiveShell,
