@@ -68,29 +68,6 @@ def fitted(exchanges: Sequence[Exchange], max_history: int, max_chars: int | Non
     return kept[start:]
 
 
-#: what heads a session's earlier exchanges when a tool cell sends them as text
-CONTEXT_HEAD = "Earlier in this conversation (results may be out of date; call a tool for new questions):"
-
-
-def context_text(exchanges: Sequence[Exchange]) -> str:
-    """Earlier exchanges as one text, under :data:`CONTEXT_HEAD`: each question (``Q:``), each
-    tool call with its result (``name(arguments) -> result``), each answer (``A:``)."""
-    lines, calls = [CONTEXT_HEAD], {}
-    for m in (m for e in exchanges for m in e.messages):
-        content = str(m.get("content") or "")
-        if m.get("role") == "user":
-            lines.append(f"Q: {content}")
-        elif m.get("role") == "tool":
-            call = calls.get(str(m.get("tool_call_id")), f"{m.get('name') or 'tool'}()")
-            lines.append(f"{call} -> {content}")
-        elif m.get("tool_calls"):
-            fns = {str(c.get("id")): c.get("function") or {} for c in m["tool_calls"]}
-            calls.update({i: f"{fn.get('name', '')}({fn.get('arguments', '')})" for i, fn in fns.items()})
-        elif content:
-            lines.append(f"A: {content}")
-    return "\n".join(lines)
-
-
 @dataclass
 class ChatSession:
     """One named conversation with one model: its exchanges, oldest first."""

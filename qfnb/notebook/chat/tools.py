@@ -9,9 +9,8 @@ calls go as v1 ``functions`` (the answer's ``function_call``; the result goes ba
 cloud; the backend converts the loop's OpenAI-shaped history to that.
 
 The cell's exchange goes into its session (``-s NAME`` or ``default``, kept in the kernel) with
-its tool turns: the assistant's ``tool_calls`` and the ``tool`` results, then the answer. A later
-plain cell sends them back as turns; a later tool cell sends the earlier exchanges as text after
-its system line, its question alone as the conversation (see :func:`_history_as_context`).
+its tool turns: the assistant's ``tool_calls`` and the ``tool`` results, then the answer. Later
+cells send them back, so the model sees how earlier questions were answered: by calling a tool.
 
 Without ``--yes`` the cell ends showing the call with Run / Skip buttons; a click runs (or skips)
 it and goes on from the button's callback. Kernel -> Interrupt during a model call or a tool stops
@@ -40,7 +39,7 @@ from qfnb.notebook.arguments import ChatArgs
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat import runner
 from qfnb.notebook.chat.cell import build_cell_requests
-from qfnb.notebook.chat.sessions import DEFAULT_SESSION, context_text, split_exchanges
+from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
 from qfnb.protocol.model_names import LOCAL_TOOL_MODEL, tool_calling, unreliable_tools_note
@@ -362,20 +361,6 @@ def _with_model_note(magics: ChatCellHost, request: chat.CellChatRequest, *, pic
     return request if note is None else replace(request, note=" · ".join(n for n in (request.note, note) if n))
 
 
-def _history_as_context(request: chat.CellChatRequest) -> chat.CellChatRequest:
-    """``request`` with its session history (earlier exchanges, their tool turns included) as text
-    after its system line (:func:`context_text`), and its question alone as the conversation.
-    Measured with the 1.5B tool model (bench/syllabus_agents.py, a question after two exchanges):
-    sent as turns, the earlier exchanges (with their calls and results, or without) had it answer
-    from them, or from nothing, with no call; sent as this text, it called the tool, as it does for
-    a question asked alone."""
-    *history, question = request.messages
-    if not history:
-        return request
-    system = "\n\n".join(part for part in (request.system, context_text(split_exchanges(history))) if part)
-    return replace(request, messages=[question], system=system)
-
-
 def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
@@ -385,7 +370,7 @@ def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
         return None
     if len(built.requests) != 1:
         raise UsageError("--tools takes one model (-m NAME)")
-    request = _history_as_context(built.requests[0])
+    request = built.requests[0]
     request = _with_model_note(magics, request, picked=chosen is not args)
     step = NotebookStep(magics.chat_backend, request, interval=magics.update_interval)
     loop = ToolLoop(step, tools, list(request.messages), max_steps=args.max_steps, record=CachedToolResults(),

@@ -12,7 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import RecordingPublisher, ScriptedChatBackend, function_call
 from test_nb_usage import cloud_env  # noqa: F401  (the fake cloud through the SDK's environment)
 
-from qfnb.notebook.chat.sessions import CONTEXT_HEAD, ChatSession, Exchange, SessionHistory, context_text, fitted
+from qfnb.notebook.chat.sessions import ChatSession, Exchange, SessionHistory, fitted
 from qfnb.protocol.inference import validate_messages
 from qfnb.protocol.tools import openai_history_as_v1
 from tests.fakes.cloud import PREFIX, Captured
@@ -61,24 +61,18 @@ def roles(messages: list[dict[str, Any]]) -> list[str]:
 def test_a_second_tool_cell_sends_the_first_cells_calls_results_and_answer_in_order(
         ip: InteractiveShell, pub: RecordingPublisher, scripted: ScriptedChatBackend) -> None:
     ip.run_cell_magic("qfchat", "--tools weather --yes", "Weather in Paris?")
-    ip.run_cell_magic("qfchat", "--tools weather --yes -o a --system 'Be brief.'", "And in Rome?")
-    first_ask = scripted.requests[2]  # the second cell's first model call: its question alone, the rest as text
-    assert first_ask.messages == [{"role": "user", "content": "And in Rome?"}]
-    assert first_ask.system == "\n".join([
-        "Be brief.\n", CONTEXT_HEAD, "Q: Weather in Paris?",
-        'weather({"city": "Paris"}) -> {"city": "Paris", "temp_c": 17}', "A: 17 C in Paris."])
-    assert scripted.requests[0].system is None, "a first question goes as asked"
-    second_step = scripted.requests[3].messages  # the loop's own turns follow the question as turns
-    assert roles(second_step) == ["user", "assistant+calls", "tool"]
-    assert_valid_on_the_wire(second_step)
+    ip.run_cell_magic("qfchat", "--tools weather --yes -o a", "And in Rome?")
+    first_ask = scripted.requests[2].messages  # the second cell's first model call
+    assert roles(first_ask) == ["user", "assistant+calls", "tool", "assistant", "user"]
+    assert first_ask[0]["content"] == "Weather in Paris?" and first_ask[-1]["content"] == "And in Rome?"
+    assert first_ask[1]["tool_calls"][0]["function"] == {"name": "weather", "arguments": '{"city": "Paris"}'}
+    assert json.loads(first_ask[2]["content"]) == RESULT
+    assert first_ask[3] == {"role": "assistant", "content": "17 C in Paris."}
+    assert_valid_on_the_wire(first_ask)
+    assert_valid_on_the_wire(scripted.requests[3].messages)  # the loop's own turns after the history
     assert str(ip.user_ns["a"]) == "17 C in Rome."
     assert "session default · 1 turn in context · 1 tool call(s)" in pub.outputs[-1]["data"]["text/plain"]
     assert "default: 2 exchange(s)" in repr(ip.run_line_magic("qfchat", "sessions"))
-    kept = magics(ip).sessions.get("default").messages  # the session keeps both exchanges as turns
-    assert roles(kept) == ["user", "assistant+calls", "tool", "assistant"] * 2
-    assert [m["content"] for m in kept if m["role"] == "user"] == ["Weather in Paris?", "And in Rome?"]
-    assert kept[5]["tool_calls"][0]["function"]["arguments"] == '{"city": "Rome"}'
-    assert_valid_on_the_wire([*kept, {"role": "user", "content": "next"}])
 
 
 def test_a_plain_cell_after_a_tool_cell_sends_the_tool_turns(ip: InteractiveShell,
@@ -110,7 +104,6 @@ def test_reset_forgets_the_tool_turns(ip: InteractiveShell, scripted: ScriptedCh
     ip.run_cell_magic("qfchat", "--tools weather --yes", "Weather in Paris?")
     ip.run_cell_magic("qfchat", "--tools weather --yes --reset", "And in Rome?")
     assert [m["content"] for m in scripted.requests[2].messages] == ["And in Rome?"]
-    assert scripted.requests[2].system is None, "nothing of the first cell goes"
     ip.run_line_magic("qfchat", "reset")
     ip.run_cell_magic("qfchat", "", "hi")
     assert [m["content"] for m in scripted.requests[-1].messages] == ["hi"]
@@ -121,9 +114,6 @@ def test_a_named_kernel_session_keeps_the_tool_turns_apart(ip: InteractiveShell,
     ip.run_cell_magic("qfchat", "--tools weather --yes -s trip", "Weather in Paris?")
     ip.run_cell_magic("qfchat", "--tools weather --yes", "And in Rome?")
     assert [m["content"] for m in scripted.requests[2].messages] == ["And in Rome?"], "default is another session"
-    assert scripted.requests[2].system is None
-    ip.run_cell_magic("qfchat", "--tools weather --yes -s trip", "And in Bern?")
-    assert "Q: Weather in Paris?" in str(scripted.requests[-1].system)
     assert len(magics(ip).sessions.get("trip").exchanges[0].messages) == 4
 
 
@@ -159,16 +149,6 @@ def test_fitting_keeps_the_newest_exchanges_that_fit() -> None:
     assert fitted([small, small, small], 2) == [small, small]
     assert fitted([small], 0) == []
     assert fitted([large], 5, max_chars=10) == [], "one exchange too big for the budget is left out whole"
-
-
-def test_the_context_text_pairs_each_call_with_its_result() -> None:
-    calls = [{"id": "a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
-             {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]
-    exchange = Exchange.of("q1", "a1", [{"role": "assistant", "content": None, "tool_calls": calls},
-                                        {"role": "tool", "tool_call_id": "b", "name": "g", "content": "rb"},
-                                        {"role": "tool", "tool_call_id": "a", "name": "f", "content": "ra"}])
-    assert context_text([exchange, Exchange.of("q2", "a2")]).splitlines() == [
-        CONTEXT_HEAD, "Q: q1", "g({}) -> rb", 'f({"x": 1}) -> ra', "A: a1", "Q: q2", "A: a2"]
 
 
 def test_a_platform_transcript_splits_into_exchanges_at_each_user_turn() -> None:
