@@ -86,6 +86,10 @@ class QfnbMagics(Magics):
                                    "oldest exchanges are left out first, whole (a tool cell's results count; "
                                    "about 4 characters a token in English, 1 in Chinese; 0: no limit).").tag(
         config=True)
+    tool_history = Int(0, help="Previous exchanges of its session a --tools/--mcp cell sends (at most max_history; "
+                               "0: its question alone). Sent earlier exchanges, the 1.5B tool model answered later "
+                               "questions from them or from nothing, without calling the tool (bench/"
+                               "syllabus_agents.py: 2 of 5 right, against 5 of 5 asked alone).").tag(config=True)
     update_interval = Float(0.1, help="Seconds between redraws of a streaming answer.").tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:

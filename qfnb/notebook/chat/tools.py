@@ -9,8 +9,9 @@ calls go as v1 ``functions`` (the answer's ``function_call``; the result goes ba
 cloud; the backend converts the loop's OpenAI-shaped history to that.
 
 The cell's exchange goes into its session (``-s NAME`` or ``default``, kept in the kernel) with
-its tool turns: the assistant's ``tool_calls`` and the ``tool`` results, then the answer. Later
-cells send them back, so the model sees how earlier questions were answered: by calling a tool.
+its tool turns: the assistant's ``tool_calls`` and the ``tool`` results, then the answer; later
+plain cells send them back as turns. A tool cell itself sends ``QfnbMagics.tool_history`` earlier
+exchanges (default 0: its question alone, as measured best for the local tool model).
 
 Without ``--yes`` the cell ends showing the call with Run / Skip buttons; a click runs (or skips)
 it and goes on from the button's callback. Kernel -> Interrupt during a model call or a tool stops
@@ -365,7 +366,8 @@ def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
     chosen = _prefer_tool_model(magics, args)
-    built = build_cell_requests(magics, chosen, cell, kept=False)
+    built = build_cell_requests(magics, chosen, cell, kept=False,
+                                max_history=min(magics.tool_history, magics.max_history))
     if built is None:
         return None
     if len(built.requests) != 1:

@@ -58,8 +58,21 @@ def roles(messages: list[dict[str, Any]]) -> list[str]:
     return [m["role"] + ("+calls" if m.get("tool_calls") else "") for m in messages]
 
 
+def test_a_tool_cell_asks_its_question_alone_by_default_and_the_session_keeps_every_turn(
+        ip: InteractiveShell, pub: RecordingPublisher, scripted: ScriptedChatBackend) -> None:
+    ip.run_cell_magic("qfchat", "--tools weather --yes", "Weather in Paris?")
+    ip.run_cell_magic("qfchat", "--tools weather --yes", "And in Rome?")
+    assert scripted.requests[2].messages == [{"role": "user", "content": "And in Rome?"}]
+    assert "session default · 0 turns in context · 1 tool call(s)" in pub.outputs[-1]["data"]["text/plain"]
+    kept = magics(ip).sessions.get("default").messages
+    assert roles(kept) == ["user", "assistant+calls", "tool", "assistant"] * 2
+    assert kept[5]["tool_calls"][0]["function"]["arguments"] == '{"city": "Rome"}'
+    assert "default: 2 exchange(s)" in repr(ip.run_line_magic("qfchat", "sessions"))
+
+
 def test_a_second_tool_cell_sends_the_first_cells_calls_results_and_answer_in_order(
         ip: InteractiveShell, pub: RecordingPublisher, scripted: ScriptedChatBackend) -> None:
+    ip.run_line_magic("config", "QfnbMagics.tool_history = 5")
     ip.run_cell_magic("qfchat", "--tools weather --yes", "Weather in Paris?")
     ip.run_cell_magic("qfchat", "--tools weather --yes -o a", "And in Rome?")
     first_ask = scripted.requests[2].messages  # the second cell's first model call
@@ -101,6 +114,7 @@ def test_max_history_counts_exchanges_and_never_cuts_one(ip: InteractiveShell, s
 
 
 def test_reset_forgets_the_tool_turns(ip: InteractiveShell, scripted: ScriptedChatBackend) -> None:
+    ip.run_line_magic("config", "QfnbMagics.tool_history = 5")
     ip.run_cell_magic("qfchat", "--tools weather --yes", "Weather in Paris?")
     ip.run_cell_magic("qfchat", "--tools weather --yes --reset", "And in Rome?")
     assert [m["content"] for m in scripted.requests[2].messages] == ["And in Rome?"]
@@ -111,10 +125,13 @@ def test_reset_forgets_the_tool_turns(ip: InteractiveShell, scripted: ScriptedCh
 
 def test_a_named_kernel_session_keeps_the_tool_turns_apart(ip: InteractiveShell,
                                                            scripted: ScriptedChatBackend) -> None:
+    ip.run_line_magic("config", "QfnbMagics.tool_history = 5")
     ip.run_cell_magic("qfchat", "--tools weather --yes -s trip", "Weather in Paris?")
     ip.run_cell_magic("qfchat", "--tools weather --yes", "And in Rome?")
     assert [m["content"] for m in scripted.requests[2].messages] == ["And in Rome?"], "default is another session"
     assert len(magics(ip).sessions.get("trip").exchanges[0].messages) == 4
+    ip.run_cell_magic("qfchat", "--tools weather --yes -s trip", "And in Bern?")
+    assert roles(scripted.requests[-1].messages) == ["user", "assistant+calls", "tool", "assistant", "user"]
 
 
 def test_big_tool_results_drop_whole_old_exchanges_first(ip: InteractiveShell, pub: RecordingPublisher,
