@@ -82,6 +82,14 @@ class QfnbMagics(Magics):
     stream = Bool(True, help="Stream answers token by token into the output.").tag(config=True)
     interpolate = Bool(True, help="Replace {name} in prompts with variables from the namespace.").tag(config=True)
     max_history = Int(5, help="Previous exchanges of a session sent with each prompt.").tag(config=True)
+    history_chars = Int(6000, help="The most characters of a session's history sent with each prompt: the "
+                                   "oldest exchanges are left out first, whole (a tool cell's results count; "
+                                   "about 4 characters a token in English, 1 in Chinese; 0: no limit).").tag(
+        config=True)
+    tool_history = Int(0, help="Previous exchanges of its session a --tools/--mcp cell sends (at most max_history; "
+                               "0: its question alone). Sent earlier exchanges, the 1.5B tool model answered later "
+                               "questions from them or from nothing, without calling the tool (bench/"
+                               "syllabus_agents.py: 2 of 5 right, against 5 of 5 asked alone).").tag(config=True)
     update_interval = Float(0.1, help="Seconds between redraws of a streaming answer.").tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
@@ -181,14 +189,14 @@ class QfnbMagics(Magics):
             return self._models()
         if cmd == "sessions":
             names = self.sessions.names()
-            return chat.SessionList([(n, self.sessions.get(n).exchanges) for n in names])
+            return chat.SessionList([(n, len(self.sessions.get(n).exchanges)) for n in names])
         name = rest[0] if rest else args.session
         kept = self.chat_backend.conversations
         if cmd == "history":
             if name is not None and kept is not None:
                 messages, model = kept.messages(name)
                 if messages:
-                    return chat.SessionHistory(chat.ChatSession(name, messages, model))
+                    return chat.SessionHistory(chat.ChatSession.from_messages(name, messages, model))
             return chat.SessionHistory(self.sessions.get(name or DEFAULT_SESSION))
         if cmd == "reset":  # no name: every session of the kernel
             self.sessions.reset(name)

@@ -257,6 +257,25 @@ def test_v1_function_history_reaches_the_engine_as_tool_turns(platform: tuple[Te
                        "content": '{"temp_c": 17}'}
 
 
+def test_a_plain_v1_chat_carries_an_earlier_exchanges_tool_turns_to_the_engine(
+        platform: tuple[TestClient, FakeEngine]) -> None:
+    """A ``%%qfchat`` cell without tools after a tool cell: its history's call and result reach the
+    engine as tool turns in order, with no tools offered."""
+    client, fake = platform
+    history = [{"role": "user", "content": "weather in Paris?"},
+               {"role": "assistant", "content": "", "function_call": {"name": "get_weather",
+                                                                      "arguments": '{"city": "Paris"}'}},
+               {"role": "function", "name": "get_weather", "content": '{"temp_c": 17}'},
+               {"role": "assistant", "content": "17 C."}, {"role": "user", "content": "and tomorrow?"}]
+    resp = client.post(MODEL_API_PREFIX + "/chat/ext-chat", params={"access_token": token(client)},
+                       json={"messages": history}).json()
+    assert resp["result"] == "w0 w1 w2 w3", resp
+    sent = fake.bodies[-1]
+    assert "tools" not in sent
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "tool", "assistant", "user"]
+    assert sent["messages"][2]["tool_call_id"] == sent["messages"][1]["tool_calls"][0]["id"]
+
+
 def test_qfmodels_says_the_default_reranker_is_the_embedding_model_by_cosine() -> None:
     from qfnb.notebook.discovery import rows_from_services
 

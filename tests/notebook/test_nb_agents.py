@@ -171,9 +171,9 @@ def test_tools_yes_runs_the_call_and_loops_to_the_answer(ip, pub: RecordingPubli
                                    "properties": {"city": {"title": "City", "type": "string"},
                                                   "days": {"default": 1, "title": "Days", "type": "integer"}}}}
     assert first.stream is False
-    assert second.messages[-2] == {"role": "assistant", "content": "",
-                                   "function_call": {"name": "weather", "arguments": '{"city": "Paris"}'}}
-    assert second.messages[-1] == {"role": "function", "name": "weather",
+    assert second.messages[-2] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]}
+    assert second.messages[-1] == {"role": "tool", "tool_call_id": "call_1", "name": "weather",
                                    "content": '{"city": "Paris", "temp_c": 17, "days": 1}'}
     assert str(ip.user_ns["ans"]) == "It is 17 °C in Paris."
     (outputs,) = pub.by_display_id().values()
@@ -272,7 +272,7 @@ def test_a_repeated_call_is_not_run_again(ip, tools_backend: ToolBackend) -> Non
     assert ["functions" in r.body for r in tools_backend.requests] == [True, True, False]
     assert [r.system for r in tools_backend.requests] == [None, None, None]
     last = tools_backend.requests[-1].messages  # the result asks for the answer; the shown result does not
-    assert last[-1] == {"role": "function", "name": "weather", "content": f"17 C\n\n{FINAL_ASK}"}
+    assert last[-1] == {"role": "tool", "tool_call_id": "call_1", "name": "weather", "content": f"17 C\n\n{FINAL_ASK}"}
     assert tools_backend.requests[1].messages[-1]["content"] == "17 C"
     assert str(ip.user_ns["a"]) == "17 C in Paris"
 
@@ -328,7 +328,7 @@ def test_confirmation_waits_for_run_then_goes_on(ip, pub: RecordingPublisher, to
 def test_skip_tells_the_model_the_call_was_declined(ip, pub: RecordingPublisher, tools_backend: ToolBackend) -> None:
     ip.run_cell_magic("qfchat", "--tools weather", "hi")
     _view(pub).children[1].children[2].click()
-    assert tools_backend.requests[1].messages[-1] == {"role": "function", "name": "weather",
+    assert tools_backend.requests[1].messages[-1] == {"role": "tool", "tool_call_id": "call_1", "name": "weather",
                                                       "content": "the user declined to run this call"}
     assert "· skipped" in _view(pub).children[0].value
 
@@ -420,7 +420,8 @@ def test_mcp_tools_are_offered_confirmed_and_run_like_notebook_functions(
         assert 'add({"a": 2, "b": 40})' in box.children[1].children[0].value, "asked first"
         assert len(tools_backend.requests) == 1
         box.children[1].children[1].click()  # Run
-        assert tools_backend.requests[1].messages[-1] == {"role": "function", "name": "add", "content": "42"}
+        assert tools_backend.requests[1].messages[-1] == {"role": "tool", "tool_call_id": "call_1", "name": "add",
+                                                          "content": "42"}
         assert str(ip.user_ns["a"]) == "2 + 40 = 42"
     finally:
         chat_tools._close_mcp_servers()

@@ -100,8 +100,10 @@ def tools_form(text: str) -> Any:
 def chat_history(text: str) -> Any:
     from qfnb.notebook.chat.sessions import ChatSession, SessionHistory
 
-    return SessionHistory(ChatSession(text, [{"role": "user", "content": text},
-                                             {"role": text, "content": text}]))
+    call = {"id": "c1", "type": "function", "function": {"name": text, "arguments": text}}
+    return SessionHistory(ChatSession.from_messages(text, [
+        {"role": "user", "content": text}, {"role": "assistant", "content": text, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "name": text, "content": text}, {"role": text, "content": text}]))
 
 
 def models_list(text: str) -> Any:

@@ -21,6 +21,7 @@ from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.protocol.safe_html import clean, escape, markdown
+from qfnb.protocol.tools import openai_history_as_v1
 from qfnb.resources.defaults import default_model
 from qfnb.resources.where import backend
 
@@ -42,7 +43,9 @@ log = logging.getLogger("qfnb.notebook.chat.answer")
 
 @dataclass(frozen=True)
 class CellChatRequest:
-    """One model call. ``messages`` already include the session history and the new prompt."""
+    """One model call. ``messages`` already include the session history and the new prompt, as
+    OpenAI chat messages (a tool cell's ``tool_calls`` and ``tool`` turns too: the backend sends
+    them in its wire's form)."""
 
     messages: list[dict[str, Any]]
     model: str | None = None
@@ -146,7 +149,7 @@ class ResourcesBackend:
             if target.model and not request.endpoint:
                 yield ChatDelta(text="", model=target.model)
             with self.keys.run(identity):  # a run given up on leaves its key to the cell's next run
-                result = await res.ado(messages=request.messages, stream=request.stream,
+                result = await res.ado(messages=openai_history_as_v1(request.messages), stream=request.stream,
                                        system=request.system or None,
                                        idempotency_key=self.keys.key(identity, fresh=request.fresh),
                                        **request.sampling.fields(), **request.body)

@@ -39,6 +39,10 @@ class ChatCellHost(Protocol):
     @property
     def max_history(self) -> int: ...
     @property
+    def history_chars(self) -> int: ...
+    @property
+    def tool_history(self) -> int: ...
+    @property
     def update_interval(self) -> float: ...
     @property
     def default_model(self) -> str: ...
@@ -64,9 +68,11 @@ class CellRequests:
 
 
 def build_cell_requests(magics: ChatCellHost, args: ChatArgs, cell: str,
-                        body: dict[str, Any] | None = None, *, kept: bool = True) -> CellRequests | None:
+                        body: dict[str, Any] | None = None, *, kept: bool = True,
+                        max_history: int | None = None) -> CellRequests | None:
     """Check the options and build the cell's requests (None: ``--reset`` with an empty cell).
-    ``kept``: a named session goes on the platform (a tool loop's stays in the kernel)."""
+    ``kept``: a named session goes on the platform (a tool loop's stays in the kernel);
+    ``max_history``: the earlier exchanges sent (None: ``magics.max_history``)."""
     check_var(args.output, "-o/--output")
     try:
         sampling = sampling_options(args.sampling, temperature=magics.temperature)
@@ -97,7 +103,8 @@ def build_cell_requests(magics: ChatCellHost, args: ChatArgs, cell: str,
         prompt = magics.fill_braces(prompt)
     where = getattr(magics.chat_backend, "where", None)
     requests = chat_requests.build_requests(
-        targets, prompt, sessions=magics.sessions, session=session, max_history=magics.max_history,
+        targets, prompt, sessions=magics.sessions, session=session,
+        max_history=magics.max_history if max_history is None else max_history, max_chars=magics.history_chars or None,
         default_name=default_name, where=where() if callable(where) else None, sampling=sampling,
         system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh, body=body,
         carry=args.carry, conversations=conversations)

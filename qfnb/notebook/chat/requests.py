@@ -1,7 +1,8 @@
 """The requests of one ``%%qfchat`` cell: history from the session, what the footer will say.
 
 Cells without ``-s`` share the session ``default`` (as jupyter-ai's ``%%ai`` carries recent
-exchanges): each request carries the session's last ``max_history`` exchanges, and its footer
+exchanges): each request carries the session's last ``max_history`` exchanges (a tool cell's with
+its tool calls and results; no more characters than ``max_chars``), and its footer
 says so ("session default · 2 turns in context"), with where it ran and, for a base model,
 that it only continues text (capped at :data:`qfnb.notebook.roles.BASE_CAP` tokens).
 """
@@ -43,6 +44,7 @@ def build_requests(
     sessions: SessionStore,
     session: str,
     max_history: int,
+    max_chars: int | None = None,
     default_name: str | None = None,
     where: str | None = None,
     sampling: SamplingOptions | None = None,
@@ -55,7 +57,9 @@ def build_requests(
 ) -> list[CellChatRequest]:
     """One :class:`CellChatRequest` per target (a base model's answer capped, unless ``--max-tokens``).
     A session's history is per model: a different ``-m`` on a session with turns starts a new
-    thread and says so in the footer, unless ``carry`` (``--continue``). With ``conversations``
+    thread and says so in the footer, unless ``carry`` (``--continue``). The kernel's history goes
+    in whole exchanges (a tool cell's calls and results with it): the last ``max_history``, the
+    oldest dropped first while they hold more than ``max_chars`` characters. With ``conversations``
     (``-s NAME``) the platform keeps the session: each request sends only the prompt and the
     stored turn it follows, and ``max_history`` does not apply (the whole conversation goes); a
     re-run cell that matches the stored turn at its place replays it (:mod:`.conversations`)."""
@@ -77,8 +81,9 @@ def build_requests(
                 switched = None
         else:
             sess, switched = sessions.thread(name, thread, carry=carry)
-            history = min(sess.exchanges, max_history) if max_history > 0 else 0
-            place, resumed, messages = sess.exchanges, sess.exchanges > 0, sess.request_messages(prompt, max_history)
+            history = len(sess.history(max_history, max_chars))
+            place, resumed = len(sess.exchanges), bool(sess.exchanges)
+            messages = sess.request_messages(prompt, max_history, max_chars)
         base = roles.is_base(model)
         notes = [roles.base_note(max_tokens)] if base else []
         if switched is not None:

@@ -6,7 +6,12 @@ The loop (schemas from type hints and docstrings, strict argument checks, the st
 repeated-call rule) is the SDK's; here are the notebook's model call and its two views. The
 calls go as v1 ``functions`` (the answer's ``function_call``; the result goes back as a
 ``function`` turn), which the local platform serves for any chat model and ERNIE serves in the
-cloud; :class:`NotebookStep` converts the loop's OpenAI-shaped history to that.
+cloud; the backend converts the loop's OpenAI-shaped history to that.
+
+The cell's exchange goes into its session (``-s NAME`` or ``default``, kept in the kernel) with
+its tool turns: the assistant's ``tool_calls`` and the ``tool`` results, then the answer; later
+plain cells send them back as turns. A tool cell itself sends ``QfnbMagics.tool_history`` earlier
+exchanges (default 0: its question alone, as measured best for the local tool model).
 
 Without ``--yes`` the cell ends showing the call with Run / Skip buttons; a click runs (or skips)
 it and goes on from the button's callback. Kernel -> Interrupt during a model call or a tool stops
@@ -40,7 +45,6 @@ from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
 from qfnb.protocol.model_names import LOCAL_TOOL_MODEL, tool_calling, unreliable_tools_note
 from qfnb.protocol.safe_html import clean, escape, markdown
-from qfnb.protocol.tools import openai_history_as_v1
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.notebook.chat.cell import ChatCellHost
@@ -82,7 +86,7 @@ class NotebookStep:
 
     def __call__(self, messages: list[dict[str, Any]], tools: Sequence[FunctionTool]) -> StepReply:
         body = {"functions": [t.spec() for t in tools]} if tools else {}
-        request = replace(self.request, messages=openai_history_as_v1(messages), body=body, stream=False)
+        request = replace(self.request, messages=list(messages), body=body, stream=False)
         answer = runner.run_chat(self.backend, [request], lambda a: self._show(a[0]), interval=self.interval)[0]
         self._show(answer)
         self.latency += answer.latency or 0.0
@@ -362,7 +366,8 @@ def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
     chosen = _prefer_tool_model(magics, args)
-    built = build_cell_requests(magics, chosen, cell, kept=False)
+    built = build_cell_requests(magics, chosen, cell, kept=False,
+                                max_history=min(magics.tool_history, magics.max_history))
     if built is None:
         return None
     if len(built.requests) != 1:
@@ -378,8 +383,9 @@ def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
 
     def finish(done: ToolsCell) -> None:
         a = done.total_answer()
-        if a is not None and a.error is None and not done.loop.stopped:
-            magics.sessions.get(args.session or DEFAULT_SESSION).record(built.prompt, a.text)
+        if a is not None and a.error is None and not done.loop.stopped:  # the exchange with its calls and results
+            tool_turns = done.loop.messages[len(request.messages):]
+            magics.sessions.get(args.session or DEFAULT_SESSION).record(built.prompt, a.text, tool_turns)
         if args.output:
             magics.user_ns[args.output] = a
 
