@@ -40,7 +40,8 @@ TOOL_MODEL_INSTALL = "pip install 'qfnb[model-qwen15b]'"
 #: how well each built-in chat model calls tools, measured by bench/agents_finish.py (one tool, one question):
 #: "reliable" (answered from the tool's result in at least 4 of 5 runs per framework), "unreliable" (fewer in
 #: some runs: it answers without calling, or calls again). A model not listed (an added GGUF, a cloud model)
-#: was not measured. bench/syllabus_agents.py (a search tool, five questions) is not met yet by either.
+#: was not measured. bench/syllabus_agents.py (a search tool, five questions, each asked as its own run):
+#: the 1.5B tool model 5 of 5 from %%qfchat --mcp, pydantic-ai and openai-agents alike.
 TOOL_CALLING = MappingProxyType({LOCAL_TOOL_MODEL: "reliable", LOCAL_CHAT_MODEL: "unreliable"})
 #: the model name that asks the local platform's OpenAI routes to choose, as a request with no ``model`` does
 #: (for clients that must send a name): the tool model for a request that offers tools, else the chat model

@@ -362,6 +362,17 @@ def _with_model_note(magics: ChatCellHost, request: chat.CellChatRequest, *, pic
     return request if note is None else replace(request, note=" · ".join(n for n in (request.note, note) if n))
 
 
+#: the footer's word when a tool cell's session has exchanges it does not send (``tool_history`` 0)
+ASKED_ALONE = "asked alone, as agent runs are (%config QfnbMagics.tool_history = N sends N earlier exchanges)"
+
+
+def _alone_note(magics: ChatCellHost, args: ChatArgs, request: chat.CellChatRequest) -> chat.CellChatRequest:
+    """Say so in the footer when a tool cell leaves its session's earlier exchanges out."""
+    if request.turns or not magics.sessions.get(args.session or DEFAULT_SESSION).exchanges:
+        return request
+    return replace(request, note=" · ".join(n for n in (request.note, ASKED_ALONE) if n))
+
+
 def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
     """Run one ``%%qfchat --tools`` cell."""
     tools = _tools_of(magics, args)
@@ -372,8 +383,7 @@ def run_tools_cell(magics: ChatCellHost, args: ChatArgs, cell: str) -> Any:
         return None
     if len(built.requests) != 1:
         raise UsageError("--tools takes one model (-m NAME)")
-    request = built.requests[0]
-    request = _with_model_note(magics, request, picked=chosen is not args)
+    request = _with_model_note(magics, _alone_note(magics, args, built.requests[0]), picked=chosen is not args)
     step = NotebookStep(magics.chat_backend, request, interval=magics.update_interval)
     loop = ToolLoop(step, tools, list(request.messages), max_steps=args.max_steps, record=CachedToolResults(),
                     rerun_tools=args.rerun_tools)

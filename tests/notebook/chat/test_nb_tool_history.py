@@ -63,7 +63,8 @@ def test_a_tool_cell_asks_its_question_alone_by_default_and_the_session_keeps_ev
     ip.run_cell_magic("qfchat", "--tools weather --yes", "Weather in Paris?")
     ip.run_cell_magic("qfchat", "--tools weather --yes", "And in Rome?")
     assert scripted.requests[2].messages == [{"role": "user", "content": "And in Rome?"}]
-    assert "session default · 0 turns in context · 1 tool call(s)" in pub.outputs[-1]["data"]["text/plain"]
+    footer = pub.outputs[-1]["data"]["text/plain"]
+    assert "session default · 0 turns in context · asked alone" in footer and "tool_history = N" in footer
     kept = magics(ip).sessions.get("default").messages
     assert roles(kept) == ["user", "assistant+calls", "tool", "assistant"] * 2
     assert kept[5]["tool_calls"][0]["function"]["arguments"] == '{"city": "Rome"}'
