@@ -300,28 +300,21 @@ def routes(calls: Calls) -> list[Route]:
     (:mod:`qfnb.protocol.call_progress`). A key is found only under the credential that sent it;
     another's answers 404, as an unknown key does."""
 
-    async def withdraw(request: Request) -> Response:
+    async def one_call(request: Request) -> Response:
         key = request.path_params["key"]
         refused = _refused(request)
         if refused is not None:
             return refused
-        state = calls.withdraw(_owner(request.scope), key)
-        if state is None:
-            return _unknown(key)
-        return JSONResponse({"key": key, "state": state})
+        owner = _owner(request.scope)
+        if request.method == "DELETE":
+            state = calls.withdraw(owner, key)
+            found = None if state is None else {"state": state}
+        else:
+            work = calls.get(owner, key)
+            found = None if work is None else work.progress.snapshot()
+        return _unknown(key) if found is None else JSONResponse({"key": key, **found})
 
-    async def progress_of(request: Request) -> Response:
-        key = request.path_params["key"]
-        refused = _refused(request)
-        if refused is not None:
-            return refused
-        work = calls.get(_owner(request.scope), key)
-        if work is None:
-            return _unknown(key)
-        return JSONResponse({"key": key, **work.progress.snapshot()})
-
-    return [Route(CALLS_ROUTE + "/{key}", withdraw, methods=["DELETE"]),
-            Route(CALLS_ROUTE + "/{key}", progress_of, methods=["GET"])]
+    return [Route(CALLS_ROUTE + "/{key}", one_call, methods=["GET", "DELETE"])]
 
 
 def _refused(request: Request) -> Response | None:
