@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -435,3 +436,35 @@ def test_only_a_client_of_the_local_platform_withdraws() -> None:
     assert not any(isinstance(s, Withdraw) for s in AsyncQianfanClient(cloud).default_stages())
     local = AsyncQianfanClient(replace(cloud, embedded=True)).default_stages()
     assert [type(s).__name__ for s in local[:3]] == ["Record", "Withdraw", "Retry"]
+
+
+def test_revive_lets_a_dying_daemon_exit_before_it_starts_another(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """A SIGKILLed daemon is not gone at once (on a loaded machine its process outlives the refused
+    connection): revive waits for it to exit rather than take it for the running daemon."""
+    import subprocess
+    import sys
+
+    from qfnb._core.backend import daemon, heal
+    from qfnb._core.backend.discovery import LocalPlatform
+
+    dying = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])
+    root = tmp_path.resolve()
+    old = LocalPlatform("http://127.0.0.1:9", "k", "s", "a", "i", root, dying.pid, "x")
+    new = LocalPlatform("http://127.0.0.1:9", "k", "s", "a", "i", root, dying.pid + 1, "x")
+    seen: list[bool] = []
+
+    def ensure(data_dir: Path, serve_args: tuple[str, ...] = ()) -> LocalPlatform:
+        seen.append(dying.poll() is not None)  # the old process had exited by the start
+        assert daemon._known.get(root) is None, "the dying daemon was still taken for the running one"
+        daemon._known[root] = new
+        return new
+
+    monkeypatch.setattr(daemon, "ensure_daemon", ensure)
+    monkeypatch.setitem(daemon._known, root, old)
+    try:
+        assert heal.revive("http://127.0.0.1:9/") is True
+    finally:
+        dying.kill()
+        dying.wait()
+    assert seen == [True] and daemon._known[root] is new

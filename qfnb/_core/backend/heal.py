@@ -11,21 +11,31 @@ from __future__ import annotations
 import logging
 
 from qfnb._core.backend import daemon
+from qfnb._core.backend.process import wait_gone
 
 logger = logging.getLogger("qfnb")
+
+#: how long a refused call waits for a daemon whose process has not yet exited (a SIGKILL is not
+#: instant on a loaded machine) before it starts another
+DYING_WAIT_S = 10.0
 
 
 def revive(base_url: str) -> bool:
     """Find or start the daemon that served ``base_url``; True when it answers there again
     (False: no daemon of this process was at ``base_url``, or it came back elsewhere)."""
     base = base_url.rstrip("/")
-    roots = [root for root, known in list(daemon._known.items()) if known.base_url.rstrip("/") == base]
-    if not roots:
+    found = [(root, known.pid) for root, known in list(daemon._known.items()) if known.base_url.rstrip("/") == base]
+    if not found:
         return False
-    root = roots[0]
+    root, pid = found[0]
+    # refused while its process may still run: it is going (killed, stopping) and may hold its port
+    # a moment longer; the new daemon takes that port, so let the old one go first (unless another
+    # caller has already started the new one)
     known = daemon._known.get(root)
-    if known is not None and not daemon._pid_alive(known.pid):
-        daemon._known.pop(root, None)
+    if known is not None and known.pid == pid:
+        wait_gone(pid, DYING_WAIT_S)
+        if daemon._known.get(root) is known:
+            daemon._known.pop(root, None)
     logger.warning("qfnb: the local platform at %s stopped answering; starting it again", base)
     try:
         platform = daemon.ensure_daemon(root, serve_args=daemon.serve_args_of.get(root, ()))
