@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from qfnb._core.backend.discovery import read_runtime
 from qfnb.local.engines.llama.command import find_binary
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, TOOLS_DEFAULT_KEY
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)"),
@@ -38,6 +39,8 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests, Embeddi
 
 #: where the module's daemon answers (filled by the ``platform`` fixture before any test runs)
 PLATFORM: dict[str, str] = {}
+#: the daemon's default models by API type (its runtime file's ``default_models``), filled with ``PLATFORM``
+DEFAULT_MODELS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,8 +50,11 @@ def platform(default_models_daemon: Path) -> Iterator[dict[str, str]]:
 
     sdk = qfnb.openai_client(data_dir=default_models_daemon)  # mints a key
     PLATFORM.update(base_url=str(sdk.base_url), api_key=sdk.api_key)
+    info = read_runtime(default_models_daemon)
+    DEFAULT_MODELS.update(info.default_models if info else {})
     yield PLATFORM
     PLATFORM.clear()
+    DEFAULT_MODELS.clear()
 
 
 def chat_params() -> dict[str, Any]:
@@ -114,6 +120,12 @@ class TestChatOpenAIStandard(ChatModelIntegrationTests):
     @property
     def supports_json_mode(self) -> bool:
         return True
+
+    @property
+    def model_override_value(self) -> str | None:
+        """The platform's tool model, where the daemon serves it (its optional packages installed): the
+        model-override tests name it per call and read its name back (none served: they skip)."""
+        return DEFAULT_MODELS.get(TOOLS_DEFAULT_KEY)
 
 
 @pytest.mark.slow
