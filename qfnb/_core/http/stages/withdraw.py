@@ -95,15 +95,21 @@ async def _close(stream: AsyncIterator[QfResponse]) -> None:
         await aclose()
 
 
+async def _to_call_route(method: str, call: Call, key: str, next: Next) -> Answer:
+    """``method /qfnb/calls/{key}`` under ``call``'s own credential, through the rest of the pipeline:
+    one try, no revival of a daemon that is gone, at most :data:`WITHDRAW_WAIT_S` (raises as the call would)."""
+    about = Call(method, origin(call.url) + CALLS_ROUTE + "/" + quote(key, safe=""), None, {}, None, call.api,
+                 policy=_ONCE)
+    about.revived = True
+    return await asyncio.wait_for(next(about), WITHDRAW_WAIT_S)
+
+
 async def _withdraw(call: Call, key: str, next: Next) -> None:
     """``DELETE /qfnb/calls/{key}`` under the call's own credential, through the rest of the
     pipeline (one try, no revival of a daemon that is gone); never raises, waits at most
     :data:`WITHDRAW_WAIT_S`."""
-    url = origin(call.url) + CALLS_ROUTE + "/" + quote(key, safe="")
-    delete = Call("DELETE", url, None, {}, None, call.api, policy=_ONCE)
-    delete.revived = True
     try:
-        await asyncio.wait_for(next(delete), WITHDRAW_WAIT_S)
+        await _to_call_route("DELETE", call, key, next)
     except Exception as exc:  # best effort: the platform cancels it after its grace anyway
         logger.debug("could not withdraw the stopped call %s %s: %s", call.method, call.path, exc)
     else:
@@ -114,11 +120,8 @@ async def whereabouts(call: Call, key: str, next: Next) -> str | None:
     """What the platform says it was doing with ``call`` (``GET /qfnb/calls/{key}`` under the call's own
     credential, one try, at most :data:`WITHDRAW_WAIT_S`): a clause for its error, or None when the
     platform did not answer (it is gone, or slow: the error stands as it is)."""
-    url = origin(call.url) + CALLS_ROUTE + "/" + quote(key, safe="")
-    ask = Call("GET", url, None, {}, None, call.api, policy=_ONCE)
-    ask.revived = True
     try:
-        answer = await asyncio.wait_for(next(ask), WITHDRAW_WAIT_S)
+        answer = await _to_call_route("GET", call, key, next)
     except RequestError as exc:
         if exc.status_code == 404:
             return "the platform holds no call under its key (it never arrived, failed or was cancelled)"
