@@ -326,7 +326,8 @@ def _refused(request: Request) -> Response | None:
 
 
 def _unknown(key: str) -> Response:
-    return openai_error(404, f"no call under {IDEMPOTENCY_HEADER} {key!r} from this caller (it may "
+    shown = repr(key) if len(key) <= MAX_KEY_CHARS else f"{key[:32]!r}… ({len(key)} characters, longer than any key)"
+    return openai_error(404, f"no call under {IDEMPOTENCY_HEADER} {shown} from this caller (it may "
                         "have ended and been forgotten)", param=IDEMPOTENCY_HEADER, code="unknown_key")
 
 

@@ -305,6 +305,8 @@ def test_the_platform_says_what_a_keyed_call_is_doing_to_its_caller_only(tmp_pat
         assert now["elapsedSeconds"] >= 0.3 and now["generatingSeconds"] > 0 and now["queuedSeconds"] == 0
         assert progress("p-1", theirs).status_code == 404 and progress("p-1", None).status_code == 401
         assert progress("no-such", mine).status_code == 404
+        huge = progress("k" * 20_000, mine)  # no key that long exists: not echoed whole
+        assert huge.status_code == 404 and len(huge.text) < 500 and "20000 characters" in huge.text
 
         quick = {**body, "messages": [{"role": "user", "content": "quick one"}]}
         assert _post(served, quick, "p-2", mine).status_code == 200
