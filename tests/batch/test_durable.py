@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from batch_helpers import console, ended, get_object, put_object, wait_task
 from platform_helpers import Signer
@@ -79,5 +80,21 @@ def test_job_survives_its_callers_group_kill_and_a_daemon_sigkill(data_dir: Path
     assert view["repeatedRequests"] == len(repeated), (view["repeatedRequests"], repeated)
     assert 1 <= len(repeated) <= 4  # at most the engine's slots were in flight
     print(f"repeated requests after the daemon SIGKILL: {len(repeated)} of {ROWS} rows")
+    # what the kill lost was paid: each repeated row's prompt once more (exact: the engine's words),
+    # its lost answer at the row's cap (the default 1024 tokens: an estimate), in the job's usage
+    answered_in = sum(r["response"]["body"]["usage"]["prompt_tokens"] for r in out)
+    answered_out = sum(r["response"]["body"]["usage"]["completion_tokens"] for r in out)
+    repeat_in = sum(len(k.split()) for k in repeated)
+    assert (view["repeatedInputTokens"], view["repeatedOutputTokensEstimated"]) == (repeat_in, 1024 * len(repeated))
+    assert view["inputTokenUsage"] == answered_in + repeat_in
+    assert view["outputTokenUsage"] == answered_out + 1024 * len(repeated)
+    # /metrics of the new daemon counts the whole job, the rows answered before the kill included
+    scraped = httpx.get(second.base_url + "/metrics").text  # a loopback scrape needs no key
+    def counter(name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
+                   if line.startswith(name + "{") and 'route="batch"' in line)
+    assert counter("qfnb_requests_total") == ROWS + len(repeated)
+    assert counter("qfnb_prompt_tokens_total") == view["inputTokenUsage"]
+    assert counter("qfnb_completion_tokens_total") == view["outputTokenUsage"]
     listed = console(second.base_url, "DescribeBatchInferenceTasks", {"runStatus": ["Done"]}, auth)
     assert task_id in [t["taskId"] for t in listed["taskList"]]

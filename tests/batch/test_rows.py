@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from qfnb.local.domain.batch_rows import RowError, answer_row, error_row, parse_line, standing
+from qfnb.local.domain.batch_rows import RowError, answer_row, error_row, journal_entry, parse_line, standing
 
 
 def test_standing_cuts_a_torn_line_and_counts_in_flight_rows(tmp_path: Path) -> None:
@@ -52,3 +53,35 @@ def test_a_field_a_batch_does_not_carry_is_refused_by_name_and_openai_rows_take_
         parse_line(b'{"query": "hi", "temperature": 0}', 2, "m", {})
     with pytest.raises(RowError, match="line 1: temperature"):
         parse_line(openai_row(temperature=5), 1, None, {})
+
+
+def test_sends_lost_to_two_kills_are_paid_once_each_and_a_reread_adds_nothing(tmp_path: Path) -> None:
+    out, err, journal, lost = (tmp_path / n for n in ("out.jsonl", "err.jsonl", "journal.log", "lost.log"))
+    rows = [parse_line(json.dumps({"id": f"k{i}", "query": f"q{i}", "max_output_tokens": 50 + i}).encode(), i + 1,
+                       "m", {}) for i in range(4)]
+    assert [r.cap for r in rows] == [50, 51, 52, 53]
+
+    def answered(row: Any, prompt: int) -> str:
+        body = {"model": "m", "usage": {"prompt_tokens": prompt, "completion_tokens": 3}}
+        return json.dumps(answer_row(row, f"r{row.line}", body)) + "\n"
+
+    out.write_text(answered(rows[0], 7))
+    journal.write_bytes(b"".join(journal_entry(r.line, r.cap) for r in rows[:3]))  # 2 and 3 in flight at kill 1
+    first = standing(4, out, err, journal, lost)
+    assert first.lost == {2: [51], 3: [52]} and first.repeats == 2
+    journal.write_bytes(journal_entry(2, 51) + journal_entry(4, 53))  # run 2: row 2 lost again (kill 2), 4 too
+    out.write_text(answered(rows[0], 7) + answered(rows[2], 9))  # row 3 was answered in run 2
+    second = standing(4, out, err, journal, lost)
+    assert second.lost == {2: [51, 51], 4: [53]}
+    assert (second.repeated.requests, second.repeated.input_tokens, second.repeated.output_tokens) == (4, 9, 52)
+    err.write_text(json.dumps(error_row(2, "k1", "invalid_request", "line 2")) + "\n")
+    out.write_text(answered(rows[0], 7) + answered(rows[2], 9) + answered(rows[3], 11))
+    journal.write_bytes(b"")  # run 3 ended every row: nothing in flight
+    third = standing(4, out, err, journal, lost)
+    again = standing(4, out, err, journal, lost)  # read twice (a restart that did nothing): nothing counted twice
+    for state in (third, again):
+        assert state.lost == {}
+        assert (state.repeated.requests, state.repeated.input_tokens, state.repeated.output_tokens) == (
+            4, 9 + 11, 52 + 53 + 51 + 51)
+        # per model: 3 answers and 2 of the lost sends (rows 3 and 4); row 2's two lost sends ended in an error
+        assert state.by_model == {"m": [5, 7 + 9 + 11 + 9 + 11, 9 + 52 + 53], "": [2, 0, 102]}

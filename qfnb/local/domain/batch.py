@@ -94,7 +94,8 @@ def out_dir(platform: Platform, task: dict[str, Any]) -> tuple[str, str, Path]:
 def paths(platform: Platform, task: dict[str, Any]) -> Paths:
     folder = out_dir(platform, task)[2]
     work = platform.settings.data_dir / "batches" / task["sid"]
-    return Paths(_input_path(platform, task), folder / "output.jsonl", folder / "error.jsonl", work / "dispatched.log")
+    return Paths(_input_path(platform, task), folder / "output.jsonl", folder / "error.jsonl", work / "dispatched.log",
+                 work / "lost.log")
 
 
 def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -160,6 +161,14 @@ def _served_name(platform: Platform, model: str, field: str) -> str:
     except BodyError as exc:
         raise BodyError(field, str(exc).split(": ", 1)[-1]) from None
     return model
+
+
+def paid_usage(task: dict[str, Any]) -> tuple[int, int]:
+    """``(input, output)`` tokens a task was paid for: its answers' usage and the sends kills lost
+    (their prompts exact, their answers at the rows' caps: ``repeatInputTokens`` /
+    ``repeatOutputTokens``)."""
+    return (int(task.get("inputTokens") or 0) + int(task.get("repeatInputTokens") or 0),
+            int(task.get("outputTokens") or 0) + int(task.get("repeatOutputTokens") or 0))
 
 
 def get(platform: Platform, key: Any, field: str = "taskId") -> dict[str, Any]:
@@ -280,8 +289,8 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
             batch_rows.check_openai_input(where.input)
         rows, last = batch_rows.count_lines(where.input)
         task = platform.store.update("batches", task_id, total=rows, lastLine=last)
-    state = batch_rows.standing(int(task["lastLine"]), where.output, where.errors, where.journal)
-    repeats = int(task.get("repeatedRequests") or 0) + state.repeats
+    state = batch_rows.standing(int(task["lastLine"]), where.output, where.errors, where.journal, where.lost)
+    repeats = state.repeated.requests  # read from the job's own lost.log: a second read counts nothing twice
     if state.repeats:
         log.info("batch %s: resuming; %d rows were in flight and are sent again", task["sid"], state.repeats)
     started = time.monotonic()
@@ -300,6 +309,10 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     def save(progress: BatchProgress) -> None:
         platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
                               inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
+                              repeatedRequests=progress.repeated_requests,
+                              repeatInputTokens=progress.repeat_input_tokens,
+                              repeatOutputTokens=progress.repeat_output_tokens,
+                              usageByModel={m: list(v) for m, v in progress.by_model.items()},
                               preempted=int(task.get("preempted") or 0) + progress.preempted,
                               retried=int(task.get("retried") or 0) + progress.retried,
                               runSeconds=round(base_seconds + time.monotonic() - started, 3))

@@ -153,11 +153,19 @@ def batch_view(platform: Platform, task: dict[str, Any]) -> dict[str, Any]:
             "expired_at": finished if status == "expired" else None,
             "cancelling_at": _stamp(task.get("stopAt")), "cancelled_at": finished if status == "cancelled" else None,
             "request_counts": {"total": task.get("total") or 0, "completed": task["done"], "failed": task["failed"]},
-            "usage": {"input_tokens": task.get("inputTokens", 0), "output_tokens": task.get("outputTokens", 0),
-                      "total_tokens": task.get("inputTokens", 0) + task.get("outputTokens", 0),
-                      "input_tokens_details": {"cached_tokens": 0},
-                      "output_tokens_details": {"reasoning_tokens": 0}},
+            "usage": _usage(task),
             "metadata": info.get("metadata")}
+
+
+def _usage(task: dict[str, Any]) -> dict[str, Any]:
+    """The batch's ``usage``: what it was paid for, the sends a kill lost included (qfnb's
+    ``repeated``: their count, prompt tokens (exact) and answers at the rows' caps (estimated))."""
+    paid_in, paid_out = batch.paid_usage(task)
+    return {"input_tokens": paid_in, "output_tokens": paid_out, "total_tokens": paid_in + paid_out,
+            "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0},
+            "repeated": {"requests": int(task.get("repeatedRequests") or 0),
+                         "input_tokens": int(task.get("repeatInputTokens") or 0),
+                         "output_tokens": int(task.get("repeatOutputTokens") or 0), "output_estimated": True}}
 
 
 def cancel_batch(platform: Platform, batch_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ read whole (lines are streamed at most ``MAX_BODY_BYTES`` at a time).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.protocol.batch import ROW_URLS
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.limits import MAX_BODY_BYTES
+from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, MAX_BODY_BYTES
 from qfnb.protocol.openai_requests import V2ChatRequest, check_openai_chat
 from qfnb.protocol.openai_wire import drop_nulls, text_messages
 
@@ -63,6 +64,11 @@ class Row:
     messages: list[dict[str, Any]]
     system: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cap(self) -> int:
+        """The most tokens the row's answer may take (its ``max_tokens``, else the engines' default)."""
+        return Sampling.of(self.params).max_tokens or DEFAULT_OUTPUT_TOKENS
 
     def ask(self) -> ChatAsk:
         """What the engine is asked: the system turn first, the sampling under the engine's names."""
@@ -251,12 +257,48 @@ class Standing:
     input_tokens: int = 0
     output_tokens: int = 0
     repeats: int = 0             # rows that were in flight when the job stopped (sent again now)
+    lost: dict[int, list[int]] = field(default_factory=dict)  # unanswered line -> the caps of its lost sends
+    repeated: Repeats = field(default_factory=lambda: Repeats())
+    #: model -> [requests, prompt tokens, completion tokens] the job was paid for, lost sends included
+    by_model: dict[str, list[int]] = field(default_factory=dict)
+
+    def pay(self, model: str, requests: int, prompt: int, completion: int) -> None:
+        add_paid(self.by_model, model, requests, prompt, completion)
 
 
-def standing(last_line: int, output: Path, errors: Path, journal: Path) -> Standing:
-    """Read the output, error and dispatch-journal files of a job (streamed; memory is one
-    byte per input line)."""
+def add_paid(by_model: dict[str, list[int]], model: str, requests: int, prompt: int, completion: int) -> None:
+    """Add sends to a job's ``model -> [requests, prompt tokens, completion tokens]``."""
+    paid = by_model.setdefault(model, [0, 0, 0])
+    paid[0] += requests
+    paid[1] += prompt
+    paid[2] += completion
+
+
+@dataclass
+class Repeats:
+    """Sends of a job's rows whose answers were lost with the process (in flight at a kill or a
+    stop), from its ``lost.log``: each was paid. Its prompt tokens are the answered send's own (the
+    same row, template and tokenizer: exact); its answer is counted at the row's cap (an estimate)."""
+
+    requests: int = 0
+    input_tokens: int = 0        # exact, for the lost sends of rows answered since
+    output_tokens: int = 0       # the caps of the lost sends of rows that ended (answered or failed): an estimate
+
+
+def journal_entry(line: int, cap: int) -> bytes:
+    """A dispatch journal's line: the row, and the most tokens its answer may take."""
+    return f"{line} {cap}\n".encode()
+
+
+def standing(last_line: int, output: Path, errors: Path, journal: Path, lost_log: Path | None = None) -> Standing:
+    """Read the output, error, dispatch-journal and lost-sends files of a job (streamed; memory is
+    one byte per input line, and an entry per lost send). The journal's rows without an answer are
+    the sends the last run lost: they are added to ``lost_log`` (fsynced) before the caller starts a
+    new journal, so a second kill before they are answered keeps them."""
     state = Standing(bytearray(last_line))
+    earlier = list(_entries(lost_log, last_line)) if lost_log is not None else []
+    lost_lines = {line for line, _ in earlier}
+    ended: dict[int, tuple[str, int]] = {}  # a lost line that ended -> (model, prompt tokens); "" and 0: an error row
     for path, ok in ((output, True), (errors, False)):
         for line, row in _rows_of(path, last_line):
             if state.answered[line - 1]:
@@ -264,12 +306,34 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path) -> Stand
             state.answered[line - 1] = 1
             if ok:
                 state.done += 1
-                usage = ((row.get("response") or {}).get("body") or {}).get("usage") or {}
-                state.input_tokens += int(usage.get("prompt_tokens") or 0)
-                state.output_tokens += int(usage.get("completion_tokens") or 0)
+                body = (row.get("response") or {}).get("body") or {}
+                usage = body.get("usage") or {}
+                prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                state.input_tokens += prompt
+                state.output_tokens += completion
+                state.pay(str(body.get("model") or ""), 1, prompt, completion)
+                if line in lost_lines:
+                    ended[line] = (str(body.get("model") or ""), prompt)
             else:
                 state.failed += 1
-    state.repeats = _in_flight(journal, state.answered)
+                if line in lost_lines:
+                    ended[line] = ("", 0)
+    in_flight = _in_flight(journal, state.answered)
+    state.repeats = len(in_flight)
+    if lost_log is not None and in_flight:
+        with open(lost_log, "ab") as fh:
+            fh.write(b"".join(journal_entry(line, cap) for line, cap in in_flight.items()))
+            fh.flush()
+            os.fsync(fh.fileno())
+    for line, cap in [*earlier, *in_flight.items()]:
+        state.repeated.requests += 1
+        if line in ended:
+            model, prompt = ended[line]
+            state.repeated.input_tokens += prompt
+            state.repeated.output_tokens += cap
+            state.pay(model, 1, prompt, cap)
+        else:
+            state.lost.setdefault(line, []).append(cap)
     return state
 
 
@@ -294,19 +358,30 @@ def _rows_of(path: Path, last_line: int) -> Iterator[tuple[int, dict[str, Any]]]
                 yield line, row
 
 
-def _in_flight(journal: Path, answered: bytearray) -> int:
-    """How many lines the dispatch journal names that have no answer (sent, then the job stopped)."""
-    if not journal.exists():
-        return 0
-    seen = bytearray(len(answered))
-    count = 0
-    with open(journal, "rb") as fh:
+def _entries(path: Path | None, last_line: int) -> Iterator[tuple[int, int]]:
+    """``(line, cap)`` of a journal's or lost-sends log's whole lines (an older journal's bare line
+    number has the default cap)."""
+    if path is None or not path.exists():
+        return
+    with open(path, "rb") as fh:
         for raw in fh:
+            if not raw.endswith(b"\n"):
+                return  # a line the kill cut: its send had not begun (the journal is flushed before sending)
+            parts = raw.split()
             try:
-                line = int(raw)
-            except ValueError:
+                line = int(parts[0])
+                cap = int(parts[1]) if len(parts) > 1 else DEFAULT_OUTPUT_TOKENS
+            except (ValueError, IndexError):
                 continue
-            if 1 <= line <= len(answered) and not answered[line - 1] and not seen[line - 1]:
-                seen[line - 1] = 1
-                count += 1
-    return count
+            if 1 <= line <= last_line:
+                yield line, cap
+
+
+def _in_flight(journal: Path, answered: bytearray) -> dict[int, int]:
+    """The lines the dispatch journal names that have no answer (sent, then the job stopped), with
+    their caps; a line sent twice in one run (pre-empted, then sent again) counts once."""
+    found: dict[int, int] = {}
+    for line, cap in _entries(journal, len(answered)):
+        if not answered[line - 1]:
+            found[line] = cap
+    return found

@@ -6,8 +6,10 @@
   job's youngest row is cancelled at once (the engine frees its slot within a decode step) and
   goes back to the front of the line, so chat waits at most one decode step behind the job.
 - Each answer (or per-row error) is appended to the output (or error) object and fsynced
-  before it counts; a journal notes each dispatched line, so a restarted job resumes at the
-  first row without an answer and knows how many in-flight rows it sends a second time.
+  before it counts; a journal notes each dispatched line (and its token cap) before it is sent,
+  so a restarted job resumes at the first row without an answer, and the sends a kill lost are
+  paid for in its usage: their prompt tokens are the answered send's (exact), their answers the
+  row's cap (an estimate), each one a repeat (``Standing.repeated``).
 - It sleeps until something happens: a row ends, an engine's gate admits or releases a request
   (:meth:`Gate.watch`), the job is stopped (:meth:`Runner.poke`) or its window ends. No poll:
   a job waiting for slots costs no CPU (``wakeups`` counts how often it looked).
@@ -34,7 +36,17 @@ from typing import Any, BinaryIO
 
 from qfnb.local.convert.answer import Answer, answer_of, usage_of
 from qfnb.local.convert.openai_chat import choice_of
-from qfnb.local.domain.batch_rows import Row, RowError, Standing, answer_row, error_row, input_lines, parse_line
+from qfnb.local.domain.batch_rows import (
+    Row,
+    RowError,
+    Standing,
+    add_paid,
+    answer_row,
+    error_row,
+    input_lines,
+    journal_entry,
+    parse_line,
+)
 from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import PromptTooLong
@@ -49,6 +61,8 @@ LOOKAHEAD = 256
 #: how often progress counts are written to the store
 SAVE_EVERY = 0.5
 MAX_ATTEMPTS = 8
+#: a lost send's span: a repeat, its answer counted at the row's cap
+LOST_SEND = '{"qfnb.repeat": true, "qfnb.output_tokens_estimated": true}'
 BACKOFF_CAP = 20.0
 
 
@@ -86,6 +100,7 @@ class Paths:
     output: Path
     errors: Path
     journal: Path
+    lost: Path | None = None  # the sends kills lost (``batch_rows.standing`` keeps it)
 
 
 @dataclass
@@ -96,6 +111,11 @@ class BatchProgress:
     output_tokens: int
     preempted: int = 0
     retried: int = 0
+    repeated_requests: int = 0     # sends whose answers a kill lost (each paid once more)
+    repeat_input_tokens: int = 0   # their prompt tokens (exact)
+    repeat_output_tokens: int = 0  # their answers, at the rows' caps (an estimate)
+    #: model -> [requests, prompt tokens, completion tokens] paid, lost sends included (``/metrics``' batch counts)
+    by_model: dict[str, list[int]] = field(default_factory=dict)
 
 
 class _JobShare:
@@ -153,7 +173,12 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: dict[int, Any] = {}
         self.answered = standing.answered
-        self.progress = BatchProgress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens)
+        self.progress = BatchProgress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens,
+                                      repeated_requests=standing.repeated.requests,
+                                      repeat_input_tokens=standing.repeated.input_tokens,
+                                      repeat_output_tokens=standing.repeated.output_tokens,
+                                      by_model=standing.by_model)
+        self.lost = standing.lost  # unanswered rows whose earlier sends were lost: counted when they end
         self._ahead: deque[Row] = deque()
         self._lines: Iterator[tuple[int, bytes | int]] = iter(())
         self._exhausted = False
@@ -341,8 +366,8 @@ class Runner:
                 flight.mark(True)  # the place is this job's from now on
             flight.task = asyncio.ensure_future(self._answer(flight))
             self._flights[flight.task] = flight
-            journal.write(f"{row.line}\n".encode())
-        journal.flush()  # survives the process being killed (no fsync: a repeat is cheap)
+            journal.write(journal_entry(row.line, row.cap))
+        journal.flush()  # before anything is sent: survives the process being killed (not the machine)
         return refused
 
     def _collect(self, finished: set[asyncio.Task[Any]]) -> list[dict[str, Any]]:
@@ -376,6 +401,7 @@ class Runner:
         await asyncio.to_thread(_fsync_all, [fh.fileno() for fh in touched])
         for row in rows:
             self.answered[row["line"] - 1] = 1
+            caps = self.lost.pop(row["line"], ())
             if row["error"] is None:
                 usage = row["response"]["body"]["usage"]
                 self.progress.done += 1
@@ -384,9 +410,18 @@ class Runner:
                 span = self._spans.pop(row["line"], None)
                 if span is not None and self.record is not None:
                     self.record(span)
+                    for cap in caps:  # each lost send, paid: its prompt as this one's, its answer at the cap
+                        self.record(span._replace(span_id=new_span_id(), duration_s=0.0, ttft_s=None,
+                                                  output_tokens=cap, cached_tokens=0, extra=LOST_SEND))
+                self.progress.repeat_input_tokens += len(caps) * usage["prompt_tokens"]
+                add_paid(self.progress.by_model, row["response"]["body"]["model"], 1 + len(caps),
+                         (1 + len(caps)) * usage["prompt_tokens"], usage["completion_tokens"] + sum(caps))
             else:
                 self._spans.pop(row["line"], None)
                 self.progress.failed += 1
+                if caps:
+                    add_paid(self.progress.by_model, "", len(caps), 0, sum(caps))
+            self.progress.repeat_output_tokens += sum(caps)
 
     async def _cancel_all(self) -> None:
         tasks = list(self._flights)

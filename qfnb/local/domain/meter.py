@@ -44,6 +44,8 @@ DURATION_BUCKETS = (0.25, 1.0, 5.0, 30.0)
 TTFT_BUCKETS = (0.1, 0.5, 2.5)
 #: calls' spans summed into the counters at once (and at each scrape)
 SUM_EVERY = 256
+#: routes whose calls and tokens ``/metrics`` reads from the platform's durable state (:attr:`CallCounts.durable`)
+DURABLE_ROUTES = frozenset({"batch"})
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``_created`` twin of every series (process-wide; the platform's own process)
 
@@ -149,6 +151,10 @@ class CallCounts(Collector):
         self._lock = threading.Lock()
         self._queued: deque[CallSpan] = deque()  # appended by any thread, summed under the lock
         self._series: dict[tuple[str, str, int], _Series] = {}  # (route, model, status) -> its sums
+        #: the calls and tokens of durable work (``(route, model) -> [requests, prompt, completion]``),
+        #: read from the platform's state when scraped: a batch job's rows outlive the process that
+        #: answered them, so its :data:`DURABLE_ROUTES` counts are its own, not this process's spans
+        self.durable: Callable[[], dict[tuple[str, str], list[int]]] | None = None
 
     def add(self, span: CallSpan) -> None:
         self._queued.append(span)
@@ -200,6 +206,16 @@ class CallCounts(Collector):
                 calls[by_class] = calls.get(by_class, 0) + sums.calls
                 if status < 400:
                     _add_to(answered.setdefault((route, model), _Series()), sums)
+        if self.durable is not None:
+            for by_class in [k for k in calls if k[0] in DURABLE_ROUTES]:
+                del calls[by_class]
+            for labels, sums in answered.items():
+                if labels[0] in DURABLE_ROUTES:  # its times stay this process's; its counts are the jobs'
+                    sums.prompt = sums.output = 0
+            for (route, model), (n, prompt_tokens, completion_tokens) in self.durable().items():
+                calls[(route, model, "2xx")] = n
+                sums = answered.setdefault((route, model), _Series())
+                sums.prompt, sums.output = prompt_tokens, completion_tokens
         requests = CounterMetricFamily("qfnb_requests", "Model calls served, by route template, model and status "
                                        "class", labels=("route", "model", "status"))
         for by_class, n in calls.items():

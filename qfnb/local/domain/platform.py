@@ -46,6 +46,7 @@ class Platform:
         self.supervisor.on_finished = self._trained
         #: the one usage point: /metrics and the trace table (domain.meter)
         self.meter = Meter(settings.data_dir)
+        self.meter.calls.durable = self._batch_usage
         self._deployed: dict[str, ServedLike] = {}
         self._checkpoints: dict[str, tuple[Path, ServedLike]] = {}  # NAME@which -> its adapter, served
         self._loaded: set[str] = set()
@@ -75,6 +76,18 @@ class Platform:
             self.registry.close()  # stop the engine processes with the platform
         finally:
             self.meter.close()  # the spans still queued are written, whatever else failed
+
+    def _batch_usage(self) -> dict[tuple[str, str], list[int]]:
+        """What the batch jobs of this data dir were paid for, per model (``/metrics``' ``batch``
+        counts): read from the jobs' own records, which a resumed job recounts from its files, so the
+        counts go on across restarts and kills and equal the jobs' ``usage``."""
+        paid: dict[tuple[str, str], list[int]] = {}
+        for task in self.store.all("batches", lambda t: bool(t.get("usageByModel"))):
+            for model, counts in task["usageByModel"].items():
+                total = paid.setdefault(("batch", model or str(task.get("model") or "unresolved")), [0, 0, 0])
+                for i, n in enumerate(counts[:3]):
+                    total[i] += int(n)
+        return paid
 
     def _trained(self, run: dict[str, Any], metrics: dict[str, Any]) -> None:
         """A fine-tune finished: its trained tokens counted, as the client's ledger row counts them."""

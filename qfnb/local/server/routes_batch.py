@@ -38,6 +38,7 @@ MAX_FIELD = 64 * 1024
 def task_view(task: dict[str, Any]) -> dict[str, Any]:
     """A task as ``DescribeBatchInferenceTask`` shows it (qfnb adds ``failedCount`` and the rest)."""
     out_dir = f"{task['outputBosUri'].rstrip('/')}/{task['sid']}/"
+    paid_in, paid_out = batch.paid_usage(task)
     view: dict[str, Any] = {
         "taskId": task["sid"], "name": task["name"], "description": task["description"],
         "endpoint": task.get("endpoint"), "modelId": task.get("modelId"), "inferenceParams": task["inferenceParams"],
@@ -46,11 +47,13 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
         "createTime": iso(task["created"]), "finishTime": iso(task.get("finished")),
         "doneCount": task["done"] + task["failed"], "totalCount": task.get("total") or 0,
         "progress": f"{task['done'] + task['failed']}/{task.get('total') or 0}",
-        "inputTokenUsage": task.get("inputTokens", 0), "outputTokenUsage": task.get("outputTokens", 0),
+        "inputTokenUsage": paid_in, "outputTokenUsage": paid_out,
         # qfnb's additions: the counts apart, where the files are, and the job's own bookkeeping
         "succeededCount": task["done"], "failedCount": task["failed"],
         "outputFileUri": out_dir + "output.jsonl", "errorFileUri": out_dir + "error.jsonl",
         "runSeconds": task.get("runSeconds", 0.0), "repeatedRequests": task.get("repeatedRequests", 0),
+        "repeatedInputTokens": task.get("repeatInputTokens", 0),
+        "repeatedOutputTokensEstimated": task.get("repeatOutputTokens", 0),
         "preemptedRequests": task.get("preempted", 0), "retriedRequests": task.get("retried", 0),
         "datasetId": task.get("datasetId")}
     if task["runStatus"] == wire.BatchStatus.FAILED.value:
