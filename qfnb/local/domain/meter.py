@@ -207,15 +207,7 @@ class CallCounts(Collector):
                 if status < 400:
                     _add_to(answered.setdefault((route, model), _Series()), sums)
         if self.durable is not None:
-            for by_class in [k for k in calls if k[0] in DURABLE_ROUTES]:
-                del calls[by_class]
-            for labels, sums in answered.items():
-                if labels[0] in DURABLE_ROUTES:  # its times stay this process's; its counts are the jobs'
-                    sums.prompt = sums.output = 0
-            for (route, model), (n, prompt_tokens, completion_tokens) in self.durable().items():
-                calls[(route, model, "2xx")] = n
-                sums = answered.setdefault((route, model), _Series())
-                sums.prompt, sums.output = prompt_tokens, completion_tokens
+            _durable_counts(self.durable(), calls, answered)
         requests = CounterMetricFamily("qfnb_requests", "Model calls served, by route template, model and status "
                                        "class", labels=("route", "model", "status"))
         for by_class, n in calls.items():
@@ -237,6 +229,21 @@ class CallCounts(Collector):
             if sum(sums.ttft):
                 ttft.add_metric(labels, _buckets(TTFT_BUCKETS, sums.ttft), sums.ttft_sum)
         yield from (requests, prompt, output, duration, ttft)
+
+
+def _durable_counts(durable: dict[tuple[str, str], list[int]], calls: dict[tuple[str, str, str], int],
+                    answered: dict[tuple[str, str], _Series]) -> None:
+    """Put the durable routes' counts (read from the platform's state) in place of this process's:
+    their times stay this process's spans'."""
+    for by_class in [k for k in calls if k[0] in DURABLE_ROUTES]:
+        del calls[by_class]
+    for labels, sums in answered.items():
+        if labels[0] in DURABLE_ROUTES:
+            sums.prompt = sums.output = 0
+    for (route, model), (n, prompt_tokens, completion_tokens) in durable.items():
+        calls[(route, model, "2xx")] = n
+        sums = answered.setdefault((route, model), _Series())
+        sums.prompt, sums.output = prompt_tokens, completion_tokens
 
 
 def _add_to(total: _Series, sums: _Series) -> None:
