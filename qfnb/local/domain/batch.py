@@ -31,6 +31,8 @@ from qfnb.protocol.batch import ACTIVE, COMPLETION_WINDOWS, BatchStatus
 from qfnb.protocol.openai_requests import V2ChatRequest
 
 log = logging.getLogger("qfnb.local.domain.batch")
+#: seconds a shutdown waits for the rows at an engine to end and be written (:func:`drain`)
+DRAIN_SECONDS = 10.0
 
 
 
@@ -49,6 +51,7 @@ class _Admission:
         self.stops: dict[int, threading.Event] = {}
         self.line: deque[int] = deque()             # waiting jobs in order (stopped ones are skipped)
         self.waiting: set[int] = set()
+        self.draining = False                       # the process is shutting down: nothing new starts
 
 
 _rooms: dict[str, _Admission] = {}
@@ -203,7 +206,7 @@ def start(platform: Platform, task_id: int) -> None:
     with _lock:
         if task_id in room.running or task_id in room.waiting:
             return
-        if len(room.running) >= platform.settings.max_batch_jobs:
+        if len(room.running) >= platform.settings.max_batch_jobs or room.draining:
             room.waiting.add(task_id)
             room.line.append(task_id)
             return
@@ -224,7 +227,7 @@ def _next(platform: Platform, room: _Admission, task_id: int) -> None:
         room.running.pop(task_id, None)
         room.stops.pop(task_id, None)
         room.runners.pop(task_id, None)
-        while room.line and len(room.running) < platform.settings.max_batch_jobs:
+        while room.line and len(room.running) < platform.settings.max_batch_jobs and not room.draining:
             follower = room.line.popleft()
             if follower in room.waiting:  # not stopped while it waited
                 room.waiting.discard(follower)
@@ -245,6 +248,26 @@ def wait(platform: Platform, task_id: int, timeout: float | None = None) -> None
             return
         else:
             time.sleep(0.05)  # waits in line (a test helper: no job ever polls)
+
+
+def drain(platform: Platform, timeout: float = DRAIN_SECONDS) -> None:
+    """The platform is shutting down: the running jobs send no more rows, and the rows at an engine
+    get ``timeout`` seconds to end and be written; the jobs stay Running, so the next start resumes
+    them. Without it a shutdown went on sending rows until the process ended, and lost their answers
+    (the chaos bench found rows sent after a SIGTERM, answered by the engine and never written)."""
+    room = _room(platform)
+    with _lock:
+        room.draining = True
+        runners, threads = list(room.runners.values()), list(room.running.values())
+    for runner in runners:
+        runner.drain()
+    end = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    left = sum(t.is_alive() for t in threads)
+    if left:
+        log.warning("%d batch jobs still had rows at an engine after %.0f s; they resume at the next start", left,
+                    timeout)
 
 
 def runners(platform: Platform) -> dict[int, Runner]:
@@ -328,6 +351,9 @@ def _run_task(platform: Platform, room: _Admission, task_id: int) -> None:
     with _lock:
         room.runners[task_id] = runner  # stop() pokes it from now on (and its loop checks stopped first)
     outcome = asyncio.run(runner.run())
+    if outcome == "drained":
+        log.info("batch %s: drained for the shutdown; it resumes at the next start", task["sid"])
+        return
     status = BatchStatus.DONE if outcome == "done" else BatchStatus.EXPIRED if expired.is_set() else BatchStatus.STOPPED
     finish(platform, task_id, status)
 

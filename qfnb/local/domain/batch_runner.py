@@ -184,6 +184,7 @@ class Runner:
         self._exhausted = False
         self._flights: dict[asyncio.Task[Any], _Flight] = {}
         self._current: str | None = None
+        self._draining = False
 
     @property
     def in_flight(self) -> int:
@@ -191,6 +192,12 @@ class Runner:
         return len(self._flights)
 
     # ---- waking up ------------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """The process is shutting down (thread-safe): send no more rows; the run ends ``"drained"``
+        once the rows at an engine have ended and are written (the job resumes at the next start)."""
+        self._draining = True
+        self.poke()
 
     def poke(self) -> None:
         """Wake the loop (thread-safe): a gate changed or the job was stopped."""
@@ -315,7 +322,8 @@ class Runner:
     # ---- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> str:
-        """Run until every row has an answer (``"done"``) or the job is stopped (``"stopped"``)."""
+        """Run until every row has an answer (``"done"``), the job is stopped (``"stopped"``) or the
+        process drains it (``"drained"``)."""
         self._lines = input_lines(self.paths.input, self.answered)
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         with open(self.paths.output, "ab") as out, open(self.paths.errors, "ab") as err, \
@@ -329,8 +337,11 @@ class Runner:
                     if self.stopped():
                         await self._write(out, err, pending)
                         return "stopped"
-                    pending += self._dispatch(journal)  # freed slots are refilled before the fsync
+                    if not self._draining:  # a process shutting down sends nothing it may not write
+                        pending += self._dispatch(journal)  # freed slots are refilled before the fsync
                     await self._write(out, err, pending)
+                    if self._draining and not self._flights:
+                        return "drained"
                     if not self._flights and self._exhausted and not self._ahead:
                         return "done"
                     pending = self._collect(await self._sleep_until_woken())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
             yield
         finally:
             calls.close()
+            await asyncio.to_thread(batch.drain, platform)  # before the engines stop: what they answer is written
             platform.shutdown()
 
     routes: list[Any] = [

@@ -1,0 +1,103 @@
+"""The chaos bench's engine: an OpenAI-compatible chat engine in a process of its own that keeps
+its own books, so what reached an engine is counted at the engine, not by qfnb.
+
+    python bench/chaos_engine.py PORT JOURNAL [--delay 0.02]
+
+Every request is journaled as it arrives (``recv``: its key, the last user message, and its prompt
+tokens: the words of every message), as it ends (``done``: the completion tokens it sent) or as its
+caller drops it (``abort``: the tokens sent so far), one JSON line each, flushed at once; a kill of
+this process leaves requests with no end line, which the bench reads as aborted at the kill. The
+answer is deterministic: ``answer to <key>`` and words up to a length set by the key, streamed a word
+every ``--delay`` seconds, with the usage chunk last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+
+def answer_words(key: str) -> list[str]:
+    """The words of ``key``'s answer: ``answer to <key>`` and fillers, 8 to 23 words in all (fixed by the key)."""
+    n = 8 + int(hashlib.sha256(key.encode()).hexdigest()[:4], 16) % 16
+    words = ["answer", "to", *key.split()]
+    return (words + [f"w{i}" for i in range(n)])[:max(n, len(words))]
+
+
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(len(str(m.get("content") or "").split()) for m in messages)
+
+
+def app(journal: Path, delay: float) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    ids = itertools.count(1)
+    book = open(journal, "a", encoding="utf-8")  # noqa: SIM115  # the process's lifetime
+
+    def note(**entry: Any) -> None:
+        book.write(json.dumps({**entry, "t": time.time()}) + "\n")
+        book.flush()
+
+    async def chat(request: Request) -> StreamingResponse | JSONResponse:
+        body = await request.json()
+        messages = body.get("messages") or []
+        key = str(messages[-1].get("content") or "") if messages else ""
+        rid, prompt = next(ids), prompt_tokens(messages)
+        words = answer_words(key)
+        cap = body.get("max_tokens") or body.get("max_completion_tokens")
+        if cap:
+            words = words[:int(cap)]
+        note(ev="recv", id=rid, key=key, prompt=prompt)
+
+        async def events() -> Any:
+            sent = 0
+            try:
+                for i, word in enumerate(words):
+                    await asyncio.sleep(delay)
+                    last = i == len(words) - 1
+                    chunk = {"id": f"c{rid}", "object": "chat.completion.chunk", "model": body.get("model"),
+                             "choices": [{"index": 0, "delta": {"content": word if i == 0 else " " + word},
+                                          "finish_reason": ("length" if cap and len(words) == cap else "stop")
+                                          if last else None}]}
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                    sent += 1
+                usage = {"prompt_tokens": prompt, "completion_tokens": sent, "total_tokens": prompt + sent}
+                yield f"data: {json.dumps({'id': f'c{rid}', 'choices': [], 'usage': usage})}\n\n"
+                yield "data: [DONE]\n\n"
+                note(ev="done", id=rid, completion=sent)
+            except BaseException:
+                note(ev="abort", id=rid, sent=sent)
+                raise
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [{"id": "chaos", "object": "model"}]})
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
+                             Route("/v1/models", models, methods=["GET"])])
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("journal", type=Path)
+    parser.add_argument("--delay", type=float, default=0.02)
+    args = parser.parse_args()
+    uvicorn.run(app(args.journal, args.delay), host="127.0.0.1", port=args.port, log_level="warning",
+                timeout_graceful_shutdown=0)
+
+
+if __name__ == "__main__":
+    main()
