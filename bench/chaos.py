@@ -59,12 +59,13 @@ log = logging.getLogger("bench.chaos")
 BATCH_MODEL, CHAT_MODEL = "chaos", "chaos-chat"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Kill:
     at: float      # seconds after the start
     target: str    # "daemon" or "engine"
     sig: int
     pause: float   # seconds before it is started again
+    gone: float = 0.0  # when the killed process had ended (Unix time)
 
 
 def schedule(seed: int, kills: int, span: float) -> list[Kill]:
@@ -270,10 +271,11 @@ def engine_requests(journal: Path) -> list[Request]:
 
 
 def lost_to_a_kill(req: Request, kills: list[tuple[float, Kill]], window: float) -> bool:
-    """Whether ``req``'s sending was in flight at a kill: open at it, cut by it, or (a daemon kill)
-    answered at most ``window`` seconds before it, not yet written."""
-    return any(req.start <= when and (req.end is None
-                                      or req.end >= when - (window if kill.target == "daemon" else 0.0))
+    """Whether ``req``'s sending was in flight at a kill: open at it or sent while the process died
+    (between the signal and its end), cut by it, or (a daemon kill) answered at most ``window``
+    seconds before it, not yet written."""
+    return any(req.start <= kill.gone and (req.end is None
+                                           or req.end >= when - (window if kill.target == "daemon" else 0.0))
                for when, kill in kills)
 
 
@@ -337,6 +339,7 @@ def main() -> int:  # noqa: C901  # one run, told in order
                     break
                 when = time.time()
                 (daemon if kill.target == "daemon" else engine).kill(kill.sig)
+                kill.gone = time.time()
                 landed.append((when, kill))
                 log.info("%6.1f s  %s %s; back in %.1f s", when - t0, signal.Signals(kill.sig).name, kill.target,
                          kill.pause)

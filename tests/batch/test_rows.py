@@ -85,3 +85,11 @@ def test_sends_lost_to_two_kills_are_paid_once_each_and_a_reread_adds_nothing(tm
             4, 9 + 11, 52 + 53 + 51 + 51)
         # per model: 3 answers and 2 of the lost sends (rows 3 and 4); row 2's two lost sends ended in an error
         assert state.by_model == {"m": [5, 7 + 9 + 11 + 9 + 11, 9 + 52 + 53], "": [2, 0, 102]}
+
+
+def test_a_sending_taken_back_is_not_in_flight(tmp_path: Path) -> None:
+    out, err, journal, lost = (tmp_path / n for n in ("out.jsonl", "err.jsonl", "journal.log", "lost.log"))
+    # row 1 never reached the engine (taken back, then sent again: in flight); row 2 taken back for good
+    journal.write_bytes(journal_entry(1, 9) + b"-1\n" + journal_entry(2, 9) + journal_entry(1, 9) + b"-2\n")
+    state = standing(2, out, err, journal, lost)
+    assert (state.repeats, state.lost) == (1, {1: [9]})

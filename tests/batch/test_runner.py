@@ -14,6 +14,7 @@ from batch_helpers import console, ended, get_object, put_object, wait_task
 from platform_helpers import CREDS
 
 from qfnb.local.domain import batch
+from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.protocol.routes import MODEL_API_PREFIX
 from tests.fakes.local_platform import ServedPlatform
 
@@ -82,6 +83,20 @@ def test_a_crashed_or_busy_engine_is_retried_not_failed(paced: ServedPlatform) -
     view = wait_task(paced.url, _create(paced.url, uri), ended)
     assert view["runStatus"] == "Done" and (view["succeededCount"], view["failedCount"]) == (4, 0)
     assert view["retriedRequests"] == 2 and _engine(paced).failures["q1"] == []
+    assert view["repeatedRequests"] == 0  # neither sending reached the engine: nothing to pay
+
+
+def test_a_sending_the_engine_had_when_it_went_away_is_paid_as_a_repeat(paced: ServedPlatform) -> None:
+    cut = EngineUnavailable("paced: the engine stopped answering (ReadError)", reached=True)
+    _engine(paced).failures["q2 words"] = [cut]
+    rows = [{"id": f"k{i}", "query": f"q{i} words", "max_output_tokens": 30} for i in range(4)]
+    view = wait_task(paced.url, _create(paced.url, put_object(paced.url, "in", "cut.jsonl", rows)), ended)
+    assert view["runStatus"] == "Done" and view["succeededCount"] == 4
+    # its prompt as the answered sending's (2 words), its lost answer at the row's cap
+    assert (view["repeatedRequests"], view["repeatedInputTokens"], view["repeatedOutputTokensEstimated"]) == (1, 2, 30)
+    out = get_object(paced.url, view["outputFileUri"])
+    answered = sum(r["response"]["body"]["usage"]["prompt_tokens"] for r in out)
+    assert view["inputTokenUsage"] == answered + 2
 
 
 @timing

@@ -360,7 +360,7 @@ def _rows_of(path: Path, last_line: int) -> Iterator[tuple[int, dict[str, Any]]]
 
 def _entries(path: Path | None, last_line: int) -> Iterator[tuple[int, int]]:
     """``(line, cap)`` of a journal's or lost-sends log's whole lines (an older journal's bare line
-    number has the default cap)."""
+    number has the default cap; a journal's ``-N`` takes line N's last sending back)."""
     if path is None or not path.exists():
         return
     with open(path, "rb") as fh:
@@ -373,15 +373,18 @@ def _entries(path: Path | None, last_line: int) -> Iterator[tuple[int, int]]:
                 cap = int(parts[1]) if len(parts) > 1 else DEFAULT_OUTPUT_TOKENS
             except (ValueError, IndexError):
                 continue
-            if 1 <= line <= last_line:
+            if 1 <= abs(line) <= last_line:
                 yield line, cap
 
 
 def _in_flight(journal: Path, answered: bytearray) -> dict[int, int]:
     """The lines the dispatch journal names that have no answer (sent, then the job stopped), with
-    their caps; a line sent twice in one run (pre-empted, then sent again) counts once."""
+    their caps; a line sent twice in one run (pre-empted, then sent again) counts once, and a line
+    taken back (``-N``: that sending never reached the engine, or was noted lost already) not at all."""
     found: dict[int, int] = {}
     for line, cap in _entries(journal, len(answered)):
-        if not answered[line - 1]:
+        if line < 0:
+            found.pop(-line, None)
+        elif not answered[line - 1]:
             found[line] = cap
     return found

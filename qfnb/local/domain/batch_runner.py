@@ -185,6 +185,7 @@ class Runner:
         self._flights: dict[asyncio.Task[Any], _Flight] = {}
         self._current: str | None = None
         self._draining = False
+        self._journal: BinaryIO | None = None  # the dispatch journal, while the job runs
 
     @property
     def in_flight(self) -> int:
@@ -298,6 +299,7 @@ class Runner:
                     break
                 except (EngineBusy, EngineUnavailable) as exc:
                     flight.mark(False)
+                    self._unsent(row, lost=isinstance(exc, EngineUnavailable) and exc.reached)
                     status = _http_status(exc)
                     if status is not None and 400 <= status < 500 and status not in (408, 409, 429):
                         return error_row(row.line, row.key, "invalid_request", str(exc))  # the engine refused this row
@@ -307,6 +309,7 @@ class Runner:
                     self.progress.retried += 1
                     log.info("batch row %d: %s; retrying in %.1f s", row.line, exc, backoff(attempt, hint))
                     await asyncio.sleep(backoff(attempt, hint))
+                    self._note_send(row)
                 except PromptTooLong as exc:
                     return error_row(row.line, row.key, "context_length_exceeded", str(exc))
                 except ValueError as exc:
@@ -319,6 +322,26 @@ class Runner:
         finally:
             flight.mark(False)
 
+    def _note_send(self, row: Row) -> None:
+        """Journal a sending of ``row`` before it is made (a kill from here on leaves it in flight)."""
+        if self._journal is not None:
+            self._journal.write(journal_entry(row.line, row.cap))
+            self._journal.flush()
+
+    def _unsent(self, row: Row, *, lost: bool) -> None:
+        """A sending of ``row`` ended without an answer: it never reached the engine (its journal
+        line is taken back), or (``lost``) the engine had it and went away mid-answer, so it was paid:
+        a lost send, noted in ``lost.log`` at once and counted when the row ends."""
+        if lost:
+            self.lost.setdefault(row.line, []).append(row.cap)
+            self.progress.repeated_requests += 1
+            if self.paths.lost is not None:
+                with open(self.paths.lost, "ab") as fh:
+                    fh.write(journal_entry(row.line, row.cap))
+        if self._journal is not None:
+            self._journal.write(f"-{row.line}\n".encode())
+            self._journal.flush()
+
     # ---- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> str:
@@ -328,6 +351,7 @@ class Runner:
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         with open(self.paths.output, "ab") as out, open(self.paths.errors, "ab") as err, \
                 open(self.paths.journal, "ab") as journal:
+            self._journal = journal
             last_save = time.monotonic()
             try:
                 pending: list[dict[str, Any]] = []

@@ -45,7 +45,12 @@ RESTART_WINDOW = 60.0
 
 
 class EngineUnavailable(RuntimeError):
-    """The engine process could not be started (or keeps crashing)."""
+    """The engine process could not be started (or keeps crashing). ``reached``: the engine had the
+    request (it began answering) before it went away, so what it was sent is paid for."""
+
+    def __init__(self, message: str, *, reached: bool = False) -> None:
+        super().__init__(message)
+        self.reached = reached
 
 
 class _Instance:

@@ -92,11 +92,13 @@ def stale_connection(exc: httpx.TransportError) -> bool:
     return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
 
 
-def _unanswered(name: str, target: Endpoint, exc: httpx.TransportError) -> EngineUnavailable:
-    """The engine did not answer: its lease is reported broken, and the error says where it was."""
+def _unanswered(name: str, target: Endpoint, exc: httpx.TransportError, reached: bool = False) -> EngineUnavailable:
+    """The engine did not answer (or, ``reached``, stopped answering): its lease is reported broken,
+    and the error says where it was."""
     if target.broken is not None:
         target.broken()
-    return EngineUnavailable(f"{name}: the engine at {target.base_url} did not answer ({type(exc).__name__})")
+    what = "stopped answering" if reached else "did not answer"
+    return EngineUnavailable(f"{name}: the engine at {target.base_url} {what} ({type(exc).__name__})", reached=reached)
 
 
 async def post_json(name: str, target: Endpoint, url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +140,7 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
                 # reused; nothing was answered, so the request goes once more on a new connection
                 log.debug("%s: engine connection closed before answering; resending once", name)
                 continue
-            raise _unanswered(name, target, exc) from exc
+            raise _unanswered(name, target, exc, reached=answered) from exc
 
 
 def engine_error(name: str, status: int, raw: bytes) -> Exception:
