@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from qfnb.local.engines.ask import Ask, TextAsk
-from qfnb.local.engines.base import Delta
+from qfnb.local.engines.base import Delta, reached
 from qfnb.local.engines.gate import EngineBusy, Gate
 from qfnb.local.engines.llama.server import EngineUnavailable
 from tests.fakes.local_platform import ServedPlatform, served_platform
@@ -69,6 +69,7 @@ class PacedChat:
                 raise
             self.started.append(text)
             self.events.append(("start", text))
+            reached()  # as an engine does once it has the request
             log = os.environ.get("QFNB_TEST_REQUEST_LOG")
             if log:
                 with open(log, "a", encoding="utf-8") as fh:

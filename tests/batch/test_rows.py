@@ -18,11 +18,12 @@ def test_standing_cuts_a_torn_line_and_counts_in_flight_rows(tmp_path: Path) -> 
     good = "".join(json.dumps(answer_row(r, f"r{r.line}", body)) + "\n" for r in (rows[0], rows[2]))
     out.write_text(good + json.dumps(answer_row(rows[3], "r4", body))[:40])  # killed mid-write
     err.write_text(json.dumps(error_row(2, "k1", "invalid_request", "line 2 ...")) + "\n")
-    journal.write_text("1\n2\n3\n4\n5\n5\n")  # 4 and 5 were in flight; 5 noted twice
+    journal.write_text("1\n2\n3\n4\n+4\n5\n5\n+5\n6\n")  # 4 and 5 were in flight (5 noted twice), 6 about to be sent
     state = standing(6, out, err, journal)
     assert out.read_text() == good  # the torn tail is cut, what was fsynced stays
     assert list(state.answered) == [1, 1, 1, 0, 0, 0]
-    assert (state.done, state.failed, state.input_tokens, state.output_tokens, state.repeats) == (2, 1, 4, 6, 2)
+    assert (state.done, state.failed, state.input_tokens, state.output_tokens, state.repeats) == (2, 1, 4, 6, 3)
+    assert (state.unconfirmed, sorted(state.lost)) == (1, [4, 5])  # 6's request may not have left: not paid
 
 
 def test_parse_line_shapes() -> None:
@@ -66,10 +67,10 @@ def test_sends_lost_to_two_kills_are_paid_once_each_and_a_reread_adds_nothing(tm
         return json.dumps(answer_row(row, f"r{row.line}", body)) + "\n"
 
     out.write_text(answered(rows[0], 7))
-    journal.write_bytes(b"".join(journal_entry(r.line, r.cap) for r in rows[:3]))  # 2 and 3 in flight at kill 1
+    journal.write_bytes(b"".join(journal_entry(r.line, r.cap) + b"+%d\n" % r.line for r in rows[:3]))  # 2, 3 in flight
     first = standing(4, out, err, journal, lost)
     assert first.lost == {2: [51], 3: [52]} and first.repeats == 2
-    journal.write_bytes(journal_entry(2, 51) + journal_entry(4, 53))  # run 2: row 2 lost again (kill 2), 4 too
+    journal.write_bytes(journal_entry(2, 51) + b"+2\n" + journal_entry(4, 53) + b"+4\n")  # run 2: 2 lost again, 4 too
     out.write_text(answered(rows[0], 7) + answered(rows[2], 9))  # row 3 was answered in run 2
     second = standing(4, out, err, journal, lost)
     assert second.lost == {2: [51, 51], 4: [53]}
@@ -90,6 +91,9 @@ def test_sends_lost_to_two_kills_are_paid_once_each_and_a_reread_adds_nothing(tm
 def test_a_sending_taken_back_is_not_in_flight(tmp_path: Path) -> None:
     out, err, journal, lost = (tmp_path / n for n in ("out.jsonl", "err.jsonl", "journal.log", "lost.log"))
     # row 1 never reached the engine (taken back, then sent again: in flight); row 2 taken back for good
-    journal.write_bytes(journal_entry(1, 9) + b"-1\n" + journal_entry(2, 9) + journal_entry(1, 9) + b"-2\n")
+    journal.write_bytes(journal_entry(1, 9) + b"-1\n" + journal_entry(2, 9) + b"+2\n" + journal_entry(1, 9) + b"+1\n"
+                        + b"-2\n")
     state = standing(2, out, err, journal, lost)
     assert (state.repeats, state.lost) == (1, {1: [9]})
+    journal.write_bytes(journal_entry(1, 9) + b"+1\n" + journal_entry(1, 9))  # sent again, not yet confirmed
+    assert standing(2, out, err, journal, tmp_path / "other.log").lost == {}

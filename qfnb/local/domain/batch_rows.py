@@ -257,6 +257,7 @@ class Standing:
     input_tokens: int = 0
     output_tokens: int = 0
     repeats: int = 0             # rows that were in flight when the job stopped (sent again now)
+    unconfirmed: int = 0         # of them, sendings no engine had confirmed (not paid: :func:`_in_flight`)
     lost: dict[int, list[int]] = field(default_factory=dict)  # unanswered line -> the caps of its lost sends
     repeated: Repeats = field(default_factory=lambda: Repeats())
     #: model -> [requests, prompt tokens, completion tokens] the job was paid for, lost sends included
@@ -318,8 +319,8 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path, lost_log
                 state.failed += 1
                 if line in lost_lines:
                     ended[line] = ("", 0)
-    in_flight = _in_flight(journal, state.answered)
-    state.repeats = len(in_flight)
+    in_flight, state.unconfirmed = _in_flight(journal, state.answered)
+    state.repeats = len(in_flight) + state.unconfirmed
     if lost_log is not None and in_flight:
         with open(lost_log, "ab") as fh:
             fh.write(b"".join(journal_entry(line, cap) for line, cap in in_flight.items()))
@@ -360,7 +361,8 @@ def _rows_of(path: Path, last_line: int) -> Iterator[tuple[int, dict[str, Any]]]
 
 def _entries(path: Path | None, last_line: int) -> Iterator[tuple[int, int]]:
     """``(line, cap)`` of a journal's or lost-sends log's whole lines (an older journal's bare line
-    number has the default cap; a journal's ``-N`` takes line N's last sending back)."""
+    number has the default cap; a journal's ``-N`` takes line N's last sending back, ``+N`` (cap -1)
+    confirms that the engine had it)."""
     if path is None or not path.exists():
         return
     with open(path, "rb") as fh:
@@ -369,22 +371,34 @@ def _entries(path: Path | None, last_line: int) -> Iterator[tuple[int, int]]:
                 return  # a line the kill cut: its send had not begun (the journal is flushed before sending)
             parts = raw.split()
             try:
-                line = int(parts[0])
-                cap = int(parts[1]) if len(parts) > 1 else DEFAULT_OUTPUT_TOKENS
+                if raw.startswith(b"+"):  # a confirmation: its cap is -1
+                    line, cap = int(parts[0][1:]), -1
+                else:
+                    line = int(parts[0])
+                    cap = int(parts[1]) if len(parts) > 1 else DEFAULT_OUTPUT_TOKENS
             except (ValueError, IndexError):
                 continue
             if 1 <= abs(line) <= last_line:
                 yield line, cap
 
 
-def _in_flight(journal: Path, answered: bytearray) -> dict[int, int]:
-    """The lines the dispatch journal names that have no answer (sent, then the job stopped), with
-    their caps; a line sent twice in one run (pre-empted, then sent again) counts once, and a line
-    taken back (``-N``: that sending never reached the engine, or was noted lost already) not at all."""
-    found: dict[int, int] = {}
+def _in_flight(journal: Path, answered: bytearray) -> tuple[dict[int, int], int]:
+    """The lines whose last sending the engine had (``+N`` after ``N cap``) and that have no answer,
+    with their caps: sendings the job's end lost, each paid; and how many other unanswered lines were
+    about to be sent (journaled, not confirmed: their requests may not have left, and are not paid).
+    A line taken back (``-N``: that sending never reached the engine, or was noted lost already)
+    counts in neither; a line sent twice in one run (pre-empted, then sent again) counts once."""
+    sent: dict[int, int] = {}
+    confirmed: set[int] = set()
     for line, cap in _entries(journal, len(answered)):
         if line < 0:
-            found.pop(-line, None)
+            sent.pop(-line, None)
+            confirmed.discard(-line)
+        elif cap < 0:
+            if line in sent:
+                confirmed.add(line)
         elif not answered[line - 1]:
-            found[line] = cap
-    return found
+            sent[line] = cap
+            confirmed.discard(line)
+    lost = {line: cap for line, cap in sent.items() if line in confirmed}
+    return lost, len(sent) - len(lost)

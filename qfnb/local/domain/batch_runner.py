@@ -49,7 +49,7 @@ from qfnb.local.domain.batch_rows import (
 )
 from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine
-from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.base import PromptTooLong, on_reached
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.protocol.traces import CallSpan, new_span_id, new_trace_id
@@ -294,6 +294,7 @@ class Runner:
             while True:
                 attempt += 1
                 flight.mark(True)
+                reached = on_reached.set(lambda: self._note(row, b"+"))
                 try:
                     deltas = [d async for d in loop_guard.whole_answer(flight.engine, ask, ask.model)]
                     break
@@ -314,6 +315,8 @@ class Runner:
                     return error_row(row.line, row.key, "context_length_exceeded", str(exc))
                 except ValueError as exc:
                     return error_row(row.line, row.key, "invalid_request", str(exc))
+                finally:
+                    on_reached.reset(reached)
             answer = answer_of(deltas)
             if self.record is not None:
                 self._spans[row.line] = _row_span(row.model or flight.engine.name, flight.started, answer.tally.prompt,
@@ -328,6 +331,12 @@ class Runner:
             self._journal.write(journal_entry(row.line, row.cap))
             self._journal.flush()
 
+    def _note(self, row: Row, mark: bytes) -> None:
+        """Journal a mark for ``row``'s sending: ``+`` the engine has it, ``-`` take the sending back."""
+        if self._journal is not None:
+            self._journal.write(mark + f"{row.line}\n".encode())
+            self._journal.flush()
+
     def _unsent(self, row: Row, *, lost: bool) -> None:
         """A sending of ``row`` ended without an answer: it never reached the engine (its journal
         line is taken back), or (``lost``) the engine had it and went away mid-answer, so it was paid:
@@ -338,9 +347,7 @@ class Runner:
             if self.paths.lost is not None:
                 with open(self.paths.lost, "ab") as fh:
                     fh.write(journal_entry(row.line, row.cap))
-        if self._journal is not None:
-            self._journal.write(f"-{row.line}\n".encode())
-            self._journal.flush()
+        self._note(row, b"-")
 
     # ---- the loop -------------------------------------------------------------------------------
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.ask import GenParams, Sampling
+
+#: called (in the caller's task) once an engine over HTTP has begun answering a request: from then on
+#: the engine has it and what was sent is paid for, whatever happens to either process (a batch job
+#: journals it: :mod:`qfnb.local.domain.batch_runner`)
+on_reached: ContextVar[Callable[[], None] | None] = ContextVar("qfnb_on_reached", default=None)
+
+
+def reached() -> None:
+    """An engine has begun answering the request of this task: tell its caller (:data:`on_reached`)."""
+    hook = on_reached.get()
+    if hook is not None:
+        hook()
 
 #: Finish reasons, as the platform's v1 API reports them.
 FINISH_NORMAL = "normal"  # the model ended its turn

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from qfnb.local.engines import calls, progress
 from qfnb.local.engines.ask import Ask, TextAsk
-from qfnb.local.engines.base import CannotServe, ChatEngine, Delta, Embedder, text_turns
+from qfnb.local.engines.base import CannotServe, ChatEngine, Delta, Embedder, reached, text_turns
 
 T = TypeVar("T")
 
@@ -168,6 +168,7 @@ class ThreadedChat:
 
         with self.gate.admit():
             threading.Thread(target=produce, name=f"qfnb-engine-{self.name}", daemon=True).start()
+            reached()  # the engine has the request from here on
             try:
                 while True:
                     item, exc = await queue.get()

@@ -27,6 +27,7 @@ from qfnb.local.engines.base import (
     CannotServe,
     Delta,
     PromptTooLong,
+    reached,
 )
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.protocol.sse import SSEDecoder
@@ -129,6 +130,7 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
         try:
             async with client().stream("POST", url, json=body, headers=target.headers) as resp:
                 answered = True
+                reached()
                 if resp.status_code != 200:
                     raise engine_error(name, resp.status_code, (await resp.aread())[:2000])
                 async for delta in deltas(resp, chat=path == "/chat/completions", beat=beat):
