@@ -345,7 +345,7 @@ def main() -> int:  # noqa: C901  # one run, told in order
                          kill.pause)
                 time.sleep(kill.pause)
                 if kill.target == "daemon":
-                    platform = daemon.ensure()
+                    platform = _retry(daemon.ensure, tries=5)
                 else:
                     engine.start()
             import faulthandler

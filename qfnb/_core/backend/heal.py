@@ -16,8 +16,9 @@ from qfnb._core.backend.process import wait_gone
 logger = logging.getLogger("qfnb")
 
 #: how long a refused call waits for a daemon whose process has not yet exited (a SIGKILL is not
-#: instant on a loaded machine) before it starts another
-DYING_WAIT_S = 10.0
+#: instant on a loaded machine; a SIGTERM first drains its batch rows, up to 5 s) before it starts
+#: another: one started sooner finds the data dir still served and exits (the chaos bench saw it)
+DYING_WAIT_S = 30.0
 
 
 def revive(base_url: str) -> bool:

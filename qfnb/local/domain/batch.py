@@ -32,7 +32,7 @@ from qfnb.protocol.openai_requests import V2ChatRequest
 
 log = logging.getLogger("qfnb.local.domain.batch")
 #: seconds a shutdown waits for the rows at an engine to end and be written (:func:`drain`)
-DRAIN_SECONDS = 10.0
+DRAIN_SECONDS = 5.0
 
 
 
