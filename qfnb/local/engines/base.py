@@ -13,9 +13,9 @@ from typing import Any
 
 from qfnb.local.engines.ask import GenParams, Sampling
 
-#: called (in the caller's task) once an engine over HTTP has begun answering a request: from then on
-#: the engine has it and what was sent is paid for, whatever happens to either process (a batch job
-#: journals it: :mod:`qfnb.local.domain.batch_runner`)
+#: called (in the caller's task) once an engine has a request: an HTTP engine's request body is sent,
+#: an in-process engine admitted it. From then on what was sent is paid for, whatever happens to
+#: either process (a batch job journals it: :mod:`qfnb.local.domain.batch_runner`)
 on_reached: ContextVar[Callable[[], None] | None] = ContextVar("qfnb_on_reached", default=None)
 
 

@@ -93,13 +93,26 @@ def stale_connection(exc: httpx.TransportError) -> bool:
     return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
 
 
-def _unanswered(name: str, target: Endpoint, exc: httpx.TransportError, reached: bool = False) -> EngineUnavailable:
-    """The engine did not answer (or, ``reached``, stopped answering): its lease is reported broken,
-    and the error says where it was."""
+def _unanswered(name: str, target: Endpoint, exc: httpx.TransportError, *, answered: bool = False,
+                reached: bool = False) -> EngineUnavailable:
+    """The engine did not answer (or, ``answered``, stopped answering): its lease is reported
+    broken, and the error says where it was; ``reached``: the engine had the request."""
     if target.broken is not None:
         target.broken()
-    what = "stopped answering" if reached else "did not answer"
+    what = "stopped answering" if answered else "did not answer"
     return EngineUnavailable(f"{name}: the engine at {target.base_url} {what} ({type(exc).__name__})", reached=reached)
+
+
+class _Sent:
+    """Whether a request's body has been sent (httpcore's trace): from then on the engine has it."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "http11.send_request_body.complete":
+            self.done = True
+            reached()
 
 
 async def post_json(name: str, target: Endpoint, url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -127,10 +140,11 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
     url = target.base_url.rstrip("/") + path
     for attempt in (1, 2):
         answered = False
+        sent = _Sent()
         try:
-            async with client().stream("POST", url, json=body, headers=target.headers) as resp:
+            async with client().stream("POST", url, json=body, headers=target.headers,
+                                       extensions={"trace": sent.trace}) as resp:
                 answered = True
-                reached()
                 if resp.status_code != 200:
                     raise engine_error(name, resp.status_code, (await resp.aread())[:2000])
                 async for delta in deltas(resp, chat=path == "/chat/completions", beat=beat):
@@ -142,7 +156,7 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
                 # reused; nothing was answered, so the request goes once more on a new connection
                 log.debug("%s: engine connection closed before answering; resending once", name)
                 continue
-            raise _unanswered(name, target, exc, reached=answered) from exc
+            raise _unanswered(name, target, exc, answered=answered, reached=answered or sent.done) from exc
 
 
 def engine_error(name: str, status: int, raw: bytes) -> Exception:
