@@ -167,17 +167,20 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
                init_adapter: Path | None = None, target: str | None = None,
-               ray_workers: int | None = None) -> dict[str, Any]:
+               ray_workers: int | None = None, eval_refs: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
-    run; ``split``: (its field, the percentage of rows held out for the evaluation loss);
+    run; ``split``: (its field, the percentage of rows held out for the evaluation loss), or
+    ``eval_refs``: the held-out rows' own files (OpenAI's ``validation_file``);
     ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
     (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     rows = collect_rows(platform, refs)
     seed = int(hyper.get("seed", 42))
-    held = set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
+    held = set() if eval_refs else set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+    if eval_refs:
+        eval_rows = collect_rows(platform, eval_refs)
     hyper = check_checkpoint_options(hyper, hyper_field, len(eval_rows))
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
@@ -216,7 +219,9 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
 
 
 def _write_pairs(path: Path, rows: list[dict[str, str]]) -> None:
-    path.write_text(jsonl({"prompt": row["prompt"], "response": row["response"]} for row in rows), encoding="utf-8")
+    path.write_text(jsonl({"prompt": row["prompt"], "response": row["response"],
+                           **({"system": row["system"]} if row.get("system") else {})} for row in rows),
+                    encoding="utf-8")
 
 
 def progress_fields(run: dict[str, Any]) -> dict[str, Any]:

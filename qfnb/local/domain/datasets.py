@@ -151,11 +151,13 @@ def _first_text(value: Any) -> str:
 def normalize_rows(raw: Any) -> list[dict[str, str]]:
     """Rows of ``{prompt, response}`` from the platform's jsonl shapes.
 
-    Accepts ``{"prompt", "response"}`` (response as str, ``[str]`` or ``[[str]]``), a list of
-    such turns (one row per turn), and prompt-only rows (query sets, response ``""``).
+    Accepts ``{"prompt", "response"}`` (response as str, ``[str]`` or ``[[str]]``; a ``system``
+    prompt kept), a list of such turns (one row per turn), and prompt-only rows (query sets,
+    response ``""``).
     """
     turns = raw if isinstance(raw, list) else [raw]
-    return [{"prompt": turn["prompt"], "response": _first_text(turn.get("response"))}
+    return [{"prompt": turn["prompt"], "response": _first_text(turn.get("response")),
+             **({"system": turn["system"]} if isinstance(turn.get("system"), str) and turn["system"] else {})}
             for turn in turns if isinstance(turn, dict) and isinstance(turn.get("prompt"), str)]
 
 
