@@ -197,3 +197,28 @@ def test_cancel_and_list_pagination(served: ServedPlatform) -> None:
         sdk.fine_tuning.jobs.list(limit=0)
     with pytest.raises(openai.BadRequestError, match="pause is not available"):
         sdk.fine_tuning.jobs.pause(made[0].id)
+
+
+def test_a_dpo_job_trains_in_the_dpo_mode_on_the_preference_file(served: ServedPlatform) -> None:
+    sdk = _sdk(served)
+    train, valid = upload(sdk, preference_lines(8)), upload(sdk, preference_lines(3), "valid.jsonl")
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, validation_file=valid.id,
+                                      method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2,
+                                                                                        "n_epochs": 1}}})
+    assert job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == 0.2
+    done = wait_status(sdk, job.id, ("succeeded", "failed"))
+    assert done.status == "succeeded", done.error
+    run = served.app.state.platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    spec = json.loads((Path(run["job_dir"]) / "spec.json").read_text())
+    assert spec["train_mode"] == "DPO" and spec["hyper"]["beta"] == 0.2 and run["evalRows"] == 3
+    first = json.loads((Path(run["job_dir"]) / "train.jsonl").read_text().splitlines()[0])
+    assert first == {"prompt": [{"role": "user", "content": "Greet person 0"}], "chosen": "Hello, person 0!",
+                     "rejected": "Go away."}
+    answer = sdk.chat.completions.create(model=done.fine_tuned_model, messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content
+    # a preference line without its rejected answer is refused at upload, naming the line and field
+    broken = preference_lines(2) + json.dumps({"input": {"messages": [{"role": "user", "content": "x"}]},
+                                               "preferred_output": [{"role": "assistant", "content": "y"}],
+                                               "non_preferred_output": [{"role": "user", "content": "z"}]}).encode()
+    with pytest.raises(openai.BadRequestError, match=r"line 3: non_preferred_output\[0\].role must be 'assistant'"):
+        upload(sdk, broken)

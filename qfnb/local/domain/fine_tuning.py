@@ -8,6 +8,7 @@ OpenAI's shapes. The job id ``ftjob-X`` is the run ``task-X``; the tuned model's
 from __future__ import annotations
 
 import calendar
+import inspect
 import logging
 import re
 import time
@@ -91,8 +92,12 @@ def _data_file(platform: Platform, file_id: Any, field: str) -> tuple[dict[str, 
         raise BodyError(field, f"file {file_id} is not a fine-tuning file: {exc}") from None
 
 
-def _platform_rows(platform: Platform, rec: dict[str, Any], key: str) -> str:
-    """The file's rows in the platform's format, stored beside it: the ``bos:/`` URI a run reads."""
+def _run_file(platform: Platform, rec: dict[str, Any], kind: str, key: str) -> str:
+    """The ``bos:/`` URI a run reads the file from: a preference or prompts file as uploaded (the
+    train modes read OpenAI's formats: :mod:`qfnb.protocol.train_formats`), a chat file as the
+    platform's SFT rows, stored beside it."""
+    if kind != "supervised":
+        return f"bos:/{rec['bucket']}/{rec['key']}"
     with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
         rows = rows_for(lines)
     object_key = f"{rec['key'].rsplit('/', 1)[0]}/{key}.rows.jsonl"
@@ -155,7 +160,7 @@ def _hyper(kind: str, given: dict[str, Any], field: str, seed: int) -> dict[str,
             raise BodyError(f"{field}.{name}", f"must be a number in (0, 2] or 'auto', got {value!r:.40}")
         raw[HYPER[name]] = value
     try:
-        return c.check_hyper(raw, field)
+        return c.check_hyper(raw, field, MODES[kind])
     except BodyError as exc:  # the platform's key named back in OpenAI's words
         names = {v: k for k, v in HYPER.items()}
         key = exc.field.rsplit(".", 1)[-1]
@@ -208,6 +213,11 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             raise BodyError(field, f"file {rec['sid']} is in the {shape.format} format, which method "
                             f"{shape.method!r} trains on; method {kind!r} needs the {ACCEPTS[kind][0]} format")
         checked.append((field, rec))
+    if grader and "reward" not in inspect.signature(c.create_run).parameters:
+        # the RFT trainer (its rewards: qfnb.local.training.rft) is built beside this module; until it
+        # is in, a reinforcement job is refused before anything is stored
+        raise BodyError("method.type", "reinforcement jobs need the platform's RFT trainer, which this build "
+                        "does not have yet")
     suffix = body.get("suffix") or ""
     try:
         container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
@@ -217,14 +227,15 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
         raise
     started = time.time()
-    refs = [(field, _platform_rows(platform, rec, f"{field}-{int(started * 1000)}")) for field, rec in checked]
+    refs = [(field, _run_file(platform, rec, kind, f"{field}-{int(started * 1000)}")) for field, rec in checked]
     info = {"model": body["model"], "training_file": checked[0][1]["sid"],
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
+    reward = {"reward": grader} if grader else {}  # the RFT run's declarative grader, scored by the worker
     run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
                                                               "openai": info},
-                       eval_refs=refs[1:] or None, hyper_field="hyperparameters")
+                       eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
     name = f"ft:{base}:local:{suffix}:{run['sid'][len(RUN_PREFIX):]}"
     run = platform.store.update("runs", run["id"], openai={**info, "fine_tuned_model": name})
     log.info("fine-tuning job %s queued (%s, base %s)", job_id(run), kind, base)
