@@ -1,6 +1,8 @@
 """OpenAI's fine-tuning API (``/v1/fine_tuning/jobs`` and the same under ``/v2``) over
 :mod:`qfnb.local.domain.fine_tuning`: bearer auth, every refusal in OpenAI's error shape. The
-training files come from ``/v1/files`` (:mod:`.routes_batch`, ``purpose="fine-tune"``)."""
+training files come from ``/v1/files`` (:mod:`.routes_batch`, ``purpose="fine-tune"``). Beside it,
+qfnb's own ``/v1/fine_tuning/answer_logprobs`` scores given answers under a served model (base or
+tuned), what comparing a tuned model with its base on preference pairs reads."""
 
 from __future__ import annotations
 
@@ -12,12 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from qfnb.local.domain import answer_scores
 from qfnb.local.domain import console as c
 from qfnb.local.domain import fine_tuning as ft
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.base import CannotServe
 from qfnb.local.server.openai_errors import bearer_refusal, openai_body_error, openai_error
 from qfnb.local.server.wire import json_body
+from qfnb.protocol.errors import ErrorCode
 
 PREFIXES = ("/v1", "/v2")
 
@@ -30,7 +35,11 @@ def _route(call: Callable[[Request, Platform], Awaitable[dict[str, Any]]]) -> Ca
         try:
             return JSONResponse(await call(request, request.app.state.platform))
         except BodyError as exc:
+            if exc.code == ErrorCode.API_NAME_NOT_EXIST:
+                return openai_error(404, str(exc), param="model", code="model_not_found")
             return openai_body_error(exc)
+        except CannotServe as exc:
+            return openai_error(400, f"model: {exc}", param="model", code="cannot_score")
         except c.NotFound as exc:
             return openai_error(404, str(exc), code="not_found")
 
@@ -84,6 +93,12 @@ async def checkpoints(request: Request, p: Platform) -> dict[str, Any]:
 
 
 @_route
+async def answer_logprobs(request: Request, p: Platform) -> dict[str, Any]:
+    """qfnb's own: how likely a served model finds given answers (:mod:`qfnb.local.domain.answer_scores`)."""
+    return await answer_scores.score_answers(p, await json_body(request))
+
+
+@_route
 async def unsupported(request: Request, p: Platform) -> dict[str, Any]:
     """pause/resume (OpenAI's, for long jobs) and checkpoint permissions (sharing across projects)."""
     action = request.url.path.rsplit("/", 1)[-1]
@@ -102,6 +117,7 @@ def routes() -> list[Route]:
                 Route(base + "/{job_id}/cancel", cancel, methods=["POST"]),
                 Route(base + "/{job_id}/events", events, methods=["GET"]),
                 Route(base + "/{job_id}/checkpoints", checkpoints, methods=["GET"]),
+                Route(prefix + "/fine_tuning/answer_logprobs", answer_logprobs, methods=["POST"]),
                 Route(base + "/{job_id}/pause", unsupported, methods=["POST"]),
                 Route(base + "/{job_id}/resume", unsupported, methods=["POST"]),
                 Route(prefix + "/fine_tuning/checkpoints/{rest:path}", unsupported, methods=["GET", "POST", "DELETE"])]

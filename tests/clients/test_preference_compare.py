@@ -1,0 +1,112 @@
+"""Does the tuned model win? ``compare_preference`` against the platform's app: a DPO job through the
+openai SDK (the stand-in worker), then the tuned model and its base scored on held-out pairs by the
+platform's ``answer_logprobs`` route (engine doubles whose likelihoods are known), and judged by a
+judge double; the win rate, its CI and the verdict in words. ``test_preference_compare_real.py``
+scores a real model on the real engine."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from platform_doubles import FakeChat, FakeRegistry
+
+from qfnb.evaluation.runs.preference import compare_preference, load_pairs
+from tests.fakes.local_platform import ServedPlatform, served_platform
+
+openai = pytest.importorskip("openai")
+
+
+class ScoringChat(FakeChat):
+    """A double whose likelihoods are known: every word costs 1 nat; a tuned adapter ("adapter …")
+    pays half for the answers it was tuned toward (those greeting with "Hello")."""
+
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> tuple[float, int]:
+        words = len(answer.split())
+        tuned = self.tag.startswith("adapter") and answer.startswith("Hello")
+        return -(0.5 if tuned else 1.0) * words, words
+
+
+class ScoringRegistry(FakeRegistry):
+    def make_chat(self, tag: str) -> FakeChat:
+        return ScoringChat(tag)
+
+
+@pytest.fixture()
+def scoring(tmp_path: Path) -> Iterator[ServedPlatform]:
+    with served_platform(tmp_path / "data", registry=ScoringRegistry()) as served:
+        yield served
+
+
+def pairs(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"input": {"messages": [{"role": "user", "content": f"Greet person {i}"}]},
+             "preferred_output": [{"role": "assistant", "content": f"Hello, person {i}!"}],
+             "non_preferred_output": [{"role": "assistant", "content": "Go away."}]} for i in range(start, start + n)]
+
+
+def lines(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlatform, tmp_path: Path) -> None:
+    sdk = openai.OpenAI(base_url=scoring.url + "/v1", api_key=scoring.bearer_token(), max_retries=0)
+    train = sdk.files.create(file=("t.jsonl", io.BytesIO(lines(pairs(8)))), purpose="fine-tune")
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, method={"type": "dpo"})
+    for _ in range(400):
+        job = sdk.fine_tuning.jobs.retrieve(job.id)
+        if job.status == "succeeded":
+            break
+        __import__("time").sleep(0.05)
+    assert job.status == "succeeded"
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_bytes(lines(pairs(6, start=100)))  # prompts the run never saw
+
+    def judge(prompt: str) -> str:  # prefers the tuned model's answer, wherever it is shown
+        a, b = prompt.split("【回答 A / answer A】")[1].split("【回答 B / answer B】")
+        return "Winner: A" if "adapter" in a else "Winner: B" if "adapter" in b else "Winner: tie"
+
+    result = compare_preference(job.fine_tuned_model, "Tiny-Chat", held_out, judge=judge, config=scoring.config())
+    assert len(result.pairs) == 6
+    # base: -3 (preferred, 3 words) - -2 (rejected) = -1; tuned: -1.5 - -2 = +0.5 on every pair
+    assert all(p.base_margin == pytest.approx(-1.0) and p.tuned_margin == pytest.approx(0.5) for p in result.pairs)
+    assert result.win_rate == 1.0 and result.tuned_prefers == 1.0 and result.base_prefers == 0.0
+    assert result.p_value == pytest.approx(2 / 2**6)
+    assert result.judged is not None and (result.judged.wins, result.judged.losses) == (6, 0)
+    assert result.verdict.startswith("The tuned model wins by likelihood (win rate 100% over 6 held-out pairs")
+    assert "The tuned model wins by the judge" in result.verdict
+    assert "Greet person 100" in result._repr_html_()
+    # the base against itself: every pair a tie, and the verdict says no winner
+    same = compare_preference("Tiny-Chat", "Tiny-Chat", pairs(4), config=scoring.config())
+    assert same.win_rate == 0.5 and same.verdict.startswith("No clear winner by likelihood")
+
+
+def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
+    headers = {"Authorization": f"Bearer {scoring.bearer_token()}"}
+    url = scoring.url + "/v1/fine_tuning/answer_logprobs"
+    ok = httpx.post(url, headers=headers, json={"model": "tiny-chat", "items": [
+        {"messages": [{"role": "user", "content": "hi"}], "answers": ["one two", "three"]}]})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["data"] == [{"index": 0, "logprobs": [-2.0, -1.0], "tokens": [2, 1]}]
+    for body, param in (({"model": "tiny-chat", "items": []}, "items"),
+                        ({"model": "tiny-chat", "items": [{"messages": [{"role": "assistant", "content": "x"}],
+                                                           "answers": ["a"]}]}, "items[0].messages"),
+                        ({"model": "tiny-chat", "items": [{"messages": [{"role": "user", "content": "x"}],
+                                                           "answers": [""]}]}, "items[0].answers")):
+        bad = httpx.post(url, headers=headers, json=body)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == param, bad.text
+    unknown = httpx.post(url, headers=headers, json={"model": "nope", "items": [
+        {"messages": [{"role": "user", "content": "x"}], "answers": ["a"]}]})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    assert httpx.post(url, json={}).status_code == 401
+
+
+def test_pairs_load_from_any_dpo_format_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    loaded = load_pairs([{"prompt": "p", "chosen": "c", "rejected": "r"}, *pairs(1)])
+    assert [(p.chosen, p.rejected) for p in loaded] == [("c", "r"), ("Hello, person 0!", "Go away.")]
+    with pytest.raises(Exception, match=r"pairs\[0\]: looks like SFT \(prompt/response\) data"):
+        load_pairs([{"prompt": "p", "response": "r"}])
