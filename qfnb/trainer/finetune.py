@@ -256,6 +256,29 @@ class LLMFinetune(Trainer):
         self._ctx.stop_flag.set()
         return self
 
+    def compare(self, pairs: Any = None, *, judge: Any = None, checkpoint: str | int = "best",
+                confidence: float = 0.95) -> Any:
+        """Does the tuned model win? The finished run (its ``checkpoint``: ``"best"``, ``"last"`` or a
+        step) against its base on held-out preference ``pairs`` (default: the run's own validation
+        split): the likelihood win rate with its CI and, with a ``judge``, the judge's; ``.verdict`` says
+        it in words (:func:`qfnb.evaluation.runs.preference.compare_preference`)."""
+        # deferred: loads numpy (`import qfnb.trainer` does not)
+        from qfnb.evaluation.runs.preference import compare_preference
+
+        out = self.train_action.output or {}
+        task = out.get("task_id") or self.train_action.task_id
+        if not task or self.train_action.output is None:
+            raise ValidationError("compare", "the run has not finished training: run() or wait() first")
+        held = pairs if pairs is not None else out.get("eval_file")
+        if held is None:
+            raise ValidationError("pairs", "the run kept no held-out split (train with a validation split, e.g. "
+                                  "TrainConfig(trainset_rate=20)) and no pairs were given")
+        if not out.get("checkpoints"):
+            raise ValidationError("checkpoint", "the run saved no checkpoints to compare (checkpoints=0)")
+        which = checkpoint if isinstance(checkpoint, str) else f"step-{checkpoint}"
+        return compare_preference(f"{task}@{which}", self.train_action.base_model, held, judge=judge,
+                                  confidence=confidence, config=self.config)
+
     # ---- persistence --------------------------------------------------------------------------
 
     def _save(self) -> None:

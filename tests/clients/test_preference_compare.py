@@ -110,3 +110,33 @@ def test_pairs_load_from_any_dpo_format_and_a_bad_one_is_named(tmp_path: Path) -
     assert [(p.chosen, p.rejected) for p in loaded] == [("c", "r"), ("Hello, person 0!", "Go away.")]
     with pytest.raises(Exception, match=r"pairs\[0\]: looks like SFT \(prompt/response\) data"):
         load_pairs([{"prompt": "p", "response": "r"}])
+
+
+def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows_it(
+        scoring: ServedPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.dataset import Dataset
+    from qfnb.notebook.training.dashboard import TrainingDashboard
+    from qfnb.trainer import LLMFinetune, TrainConfig
+
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [{"prompt": f"Greet person {i}", "response": f"Hello, person {i}!"} for i in range(10)]
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(rows),
+                          train_config=TrainConfig(epoch=1, batch_size=2, trainset_rate=20),
+                          model_not_publish=True, config=scoring.config())
+    trainer.run()
+    result = trainer.compare(pairs(4, start=50))
+    assert result.tuned.endswith("@best") and result.tuned.startswith("task-") and result.base == "Tiny-Chat"
+    assert result.win_rate == 1.0 and result.verdict.startswith("The tuned model wins by likelihood")
+    with pytest.raises(Exception, match=r"pairs: .*looks like SFT"):  # its own split is SFT rows, not pairs
+        trainer.compare()
+
+    board = TrainingDashboard("dpo")
+    board.trainer = trainer
+    board.state.held_out, board.state.checkpoints = "held.jsonl", [{"step": 1}]
+    board.finish("succeeded")
+    assert board.comparable and board.compare_button.layout.display is None
+    board.trainer = type("Pairs", (), {"compare": lambda self: trainer.compare(pairs(3, start=70))})()
+    board._clicked_compare(None).join(60)
+    assert board.comparison is not None and board.comparison.win_rate == 1.0
+    assert "The tuned model wins by likelihood" in board.compare_view.value
+    assert board.compare_button.description == "Compare again" and not board.compare_button.disabled
