@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHAT", "FORMATS", "PREFERENCE", "PROMPTS", "FileShape", "FormatProblem", "inspect_lines", "rows_for"]
+__all__ = ["CHAT", "FORMATS", "PREFERENCE", "PROMPTS", "FileShape", "FormatProblem", "inspect_lines", "sft_rows"]
 
 CHAT, PREFERENCE, PROMPTS = "chat", "preference", "prompts"
 #: each format and the ``method.type`` that trains on it
@@ -166,29 +166,20 @@ def inspect_lines(lines: Iterable[str]) -> FileShape:
     return FileShape(kinds[0], len(kinds))
 
 
-def _turns(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-    return system, [m for m in messages if m["role"] != "system"]
-
-
-def rows_for(lines: Iterable[str]) -> list[dict[str, Any]]:
-    """The platform's rows for a checked file: a ``chat`` file's trained assistant messages as
-    ``{prompt, response, system?}`` (the user message before each); a ``preference`` file's lines as
-    ``{prompt, chosen, rejected, system?}``; a ``prompts`` file's as ``{prompt, system?, item}``."""
+def sft_rows(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """A checked ``chat`` file as the platform's SFT rows: each trained assistant message as
+    ``{prompt, response, system?}``, its prompt the user message before it (earlier turns are not
+    carried: the platform's SFT rows are single-turn). The other formats go to the train modes as
+    they are (:mod:`qfnb.protocol.train_formats` reads OpenAI's preference and prompt lines)."""
     rows: list[dict[str, Any]] = []
     for _, kind, parts in parsed_lines(lines):
-        system, turns = _turns(parts["messages"])
-        extra = {"system": system} if system else {}
-        if kind == CHAT:
-            user = ""
-            for m in turns:
-                if m["role"] == "user":
-                    user = m["content"]
-                elif m["weight"] and user:
-                    rows.append({"prompt": user, "response": m["content"], **extra})
-        elif kind == PREFERENCE:
-            rows.append({"prompt": turns[-1]["content"], "chosen": parts["chosen"], "rejected": parts["rejected"],
-                         **extra})
-        else:
-            rows.append({"prompt": turns[-1]["content"], **extra, "item": parts["item"]})
+        if kind != CHAT:
+            raise FormatProblem(1, "", f"is in the {kind} format, not the chat format supervised jobs train on")
+        system = "\n".join(m["content"] for m in parts["messages"] if m["role"] == "system")
+        user = ""
+        for m in parts["messages"]:
+            if m["role"] == "user":
+                user = m["content"]
+            elif m["role"] == "assistant" and m["weight"] and user:
+                rows.append({"prompt": user, "response": m["content"], **({"system": system} if system else {})})
     return rows

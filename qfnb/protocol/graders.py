@@ -1,23 +1,17 @@
-"""OpenAI's declarative graders for reinforcement fine-tuning, checked and applied (pure): the ones
-safe to run without user code, ``string_check`` and ``text_similarity``.
-
-A grader's ``input`` and ``reference`` are templates: ``{{sample.output_text}}`` is the sampled
-answer, ``{{item.<field>}}`` a field of the training line (``rows_for``'s ``item``). A ``python``
-grader is refused: user code never runs in the shared daemon; a reward function runs in the user's
-own process with ``LLMFinetune(train_mode="RFT", reward=fn)``.
+"""OpenAI's graders for reinforcement fine-tuning, checked before a job is queued (pure): the
+declarative ones safe to run without user code, ``string_check`` and ``text_similarity`` (their
+``input``/``reference`` templates name ``{{sample.output_text}}`` and ``{{item.<field>}}``), are
+handed to the RFT trainer, which scores them; a ``python`` grader is refused: user code never runs
+in the shared daemon, a reward function runs in the user's own process with
+``LLMFinetune(train_mode="RFT", reward=fn)``.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from qfnb.protocol import textmetrics
-
-__all__ = ["GraderProblem", "check_grader", "grade"]
+__all__ = ["GraderProblem", "check_grader"]
 
 STRING_OPS = ("eq", "ne", "like", "ilike")
 #: text_similarity metrics graded here (cosine needs an embedding model; gleu and meteor a library not kept)
@@ -25,7 +19,6 @@ SIMILARITY = ("fuzzy_match", "bleu", "rouge_1", "rouge_2", "rouge_l")
 PYTHON_REFUSAL = ("python graders run user code, and user code never runs in the shared local daemon; write the "
                   "reward as a Python function and train with LLMFinetune(train_type=..., dataset=..., "
                   "train_mode=\"RFT\", reward=fn): it runs in your own process")
-_FIELD = re.compile(r"\{\{\s*([a-zA-Z_][\w.]*)\s*\}\}")
 
 
 class GraderProblem(ValueError):
@@ -58,35 +51,3 @@ def check_grader(raw: Any, field: str = "grader") -> dict[str, Any]:
     keys = ("type", "name", "input", "reference", "operation" if kind == "string_check" else "evaluation_metric")
     return {k: raw[k] for k in keys if k in raw}
 
-
-def render(template: str, output_text: str, item: Mapping[str, Any]) -> str:
-    """``template`` with ``{{sample.output_text}}`` and ``{{item.a.b}}`` filled in (a missing item
-    field renders empty; a non-string one as JSON)."""
-
-    def value(match: re.Match[str]) -> str:
-        path = match.group(1).split(".")
-        if path[0] == "sample":
-            return output_text if path[1:] == ["output_text"] else ""
-        node: Any = item if path[0] == "item" else None
-        for key in path[1:]:
-            node = node.get(key) if isinstance(node, Mapping) else None
-        return "" if node is None else node if isinstance(node, str) else json.dumps(node, ensure_ascii=False)
-
-    return _FIELD.sub(value, template)
-
-
-def grade(grader: Mapping[str, Any], output_text: str, item: Mapping[str, Any]) -> float:
-    """The grader's score of one sampled answer, in [0, 1]."""
-    got = render(str(grader["input"]), output_text, item)
-    ref = render(str(grader["reference"]), output_text, item)
-    if grader["type"] == "string_check":
-        op = grader["operation"]
-        if op in ("eq", "ne"):
-            return float((got == ref) == (op == "eq"))
-        return float(ref in got if op == "like" else ref.lower() in got.lower())
-    metric = grader["evaluation_metric"]
-    if metric == "fuzzy_match":
-        return difflib.SequenceMatcher(None, got, ref).ratio()
-    if metric == "bleu":
-        return textmetrics.sentence_bleu4(ref, got)
-    return textmetrics.rouge(ref, got)[metric]

@@ -30,7 +30,7 @@ from qfnb.protocol.fine_tune_files import (
     FileShape,
     FormatProblem,
     inspect_lines,
-    rows_for,
+    sft_rows,
 )
 from qfnb.protocol.graders import GraderProblem, check_grader
 from qfnb.protocol.training import DEFAULTS
@@ -99,7 +99,7 @@ def _run_file(platform: Platform, rec: dict[str, Any], kind: str, key: str) -> s
     if kind != "supervised":
         return f"bos:/{rec['bucket']}/{rec['key']}"
     with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
-        rows = rows_for(lines)
+        rows = sft_rows(lines)
     object_key = f"{rec['key'].rsplit('/', 1)[0]}/{key}.rows.jsonl"
     platform.objects.put(batch_files.BUCKET, object_key, jsonl(rows).encode("utf-8"))
     return f"bos:/{batch_files.BUCKET}/{object_key}"
