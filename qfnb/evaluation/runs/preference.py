@@ -16,7 +16,6 @@ disagreement between the orders is a tie); the same win rate, CI and verdict.
 from __future__ import annotations
 
 import asyncio
-import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.client import AsyncQianfanClient, get_client
 from qfnb._core.runtime import sync
 from qfnb.protocol import train_formats
+from qfnb.protocol.safe_html import escape
 
 from .._errors import invalid
 from ..evaluators.pairwise import PairwiseJudge
@@ -141,11 +141,11 @@ class PreferenceComparison:
 
     def _repr_html_(self) -> str:
         outcome = {1.0: "win", 0.5: "tie", 0.0: "loss"}
-        rows = "".join(f"<tr><td>{html.escape(p.prompt[:80])}</td><td>{p.base_margin:+.2f}</td>"
+        rows = "".join(f"<tr><td>{escape(p.prompt[:80])}</td><td>{p.base_margin:+.2f}</td>"
                        f"<td>{p.tuned_margin:+.2f}</td><td>{outcome[p.win]}</td></tr>" for p in self.pairs[:20])
         more = f"<p>… and {len(self.pairs) - 20} more pairs</p>" if len(self.pairs) > 20 else ""
-        return (f"<div class='qfnb-preference'><p><b>{html.escape(self.tuned)}</b> against "
-                f"<b>{html.escape(self.base)}</b></p><p>{html.escape(self.verdict)}</p>"
+        return (f"<div class='qfnb-preference'><p><b>{escape(self.tuned)}</b> against "
+                f"<b>{escape(self.base)}</b></p><p>{escape(self.verdict)}</p>"
                 "<table><tr><th>prompt</th><th>base margin</th><th>tuned margin</th><th></th></tr>"
                 f"{rows}</table>{more}</div>")
 
