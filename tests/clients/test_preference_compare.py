@@ -17,6 +17,7 @@ import pytest
 from platform_doubles import FakeChat, FakeRegistry
 
 from qfnb.evaluation.runs.preference import compare_preference, load_pairs
+from qfnb.local.server.heartbeat import is_model_call
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 openai = pytest.importorskip("openai")
@@ -103,6 +104,8 @@ def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
         {"messages": [{"role": "user", "content": "x"}], "answers": ["a"]}]})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
     assert httpx.post(url, json={}).status_code == 401
+    # scoring many answers is a long model call: the platform sends heartbeats while it works
+    assert is_model_call("POST", "/v1/fine_tuning/answer_logprobs")
 
 
 def test_pairs_load_from_any_dpo_format_and_a_bad_one_is_named(tmp_path: Path) -> None:

@@ -232,7 +232,7 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
-    reward = {"reward": grader} if grader else {}  # the RFT run's declarative grader, scored by the worker
+    reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's declarative grader, scored by the worker
     run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
                                                               "openai": info},
                        eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
