@@ -24,7 +24,6 @@ from qfnb.protocol.console import RunStatus
 from qfnb.protocol.files import jsonl
 from qfnb.protocol.fine_tune_files import (
     CHAT,
-    FORMATS,
     PREFERENCE,
     PROMPTS,
     FileShape,
@@ -47,8 +46,7 @@ CREATE_FIELDS = ("model", "training_file", "validation_file", "method", "hyperpa
                  "metadata", "integrations")
 #: OpenAI's hyperparameter -> the platform's, per method
 HYPER = {"n_epochs": "epoch", "batch_size": "batchSize", "learning_rate_multiplier": "learningRate",
-         "beta": "beta", "compute_multiplier": "computeMultiplier", "eval_interval": "evalInterval",
-         "eval_samples": "evalSamples", "reasoning_effort": "reasoningEffort"}
+         "beta": "beta"}
 METHOD_HYPER = {"supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
                 "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"),
                 "reinforcement": ("n_epochs", "batch_size", "learning_rate_multiplier")}
@@ -232,7 +230,7 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
-    reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's declarative grader, scored by the worker
+    reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's grader, scored by its worker
     run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
                                                               "openai": info},
                        eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
@@ -446,5 +444,5 @@ def list_events(platform: Platform, fine_tuning_job_id: str, after: str | None, 
     return _page(items[::-1], after, limit)
 
 
-__all__ = ["ACCEPTS", "FORMATS", "MODES", "NotFound", "cancel_job", "check_file", "create_job", "job_view",
+__all__ = ["ACCEPTS", "MODES", "NotFound", "cancel_job", "check_file", "create_job", "job_view",
            "list_checkpoints", "list_events", "list_jobs", "retrieve_job"]
