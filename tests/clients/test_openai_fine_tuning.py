@@ -222,3 +222,14 @@ def test_a_dpo_job_trains_in_the_dpo_mode_on_the_preference_file(served: ServedP
                                                "non_preferred_output": [{"role": "user", "content": "z"}]}).encode()
     with pytest.raises(openai.BadRequestError, match=r"line 3: non_preferred_output\[0\].role must be 'assistant'"):
         upload(sdk, broken)
+
+
+def test_an_openai_model_name_mapped_by_an_alias_trains_the_local_base(tmp_path: Path) -> None:
+    from tests.fakes.local_platform import served_platform
+
+    with served_platform(tmp_path / "data", aliases={"gpt-4o-mini-2024-07-18": "Tiny-Chat"}) as served:
+        sdk = _sdk(served)
+        job = sdk.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=upload(sdk, chat_lines(4)).id)
+        assert job.model == "gpt-4o-mini-2024-07-18"  # as asked; the tuned model's name says what it is
+        done = wait_status(sdk, job.id, ("succeeded",))
+        assert done.fine_tuned_model.startswith("ft:Tiny-Chat:local::")
