@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from platform_helpers import Signer
 
 from tests.fakes.local_platform import ServedPlatform
 
@@ -78,6 +80,9 @@ def test_a_supervised_job_runs_and_its_model_answers_under_its_ft_name(served: S
     assert run["trainMode"] == "SFT" and run["rows"] == 12 and run["evalRows"] == 4
     container = platform.store.get("ft_jobs", run["containerId"])
     assert container["name"] == "codes" and container["model"] == "Tiny-Chat"
+    detail = httpx.post(served.url + "/v2/finetuning", params={"Action": "DescribeFineTuningTask"},
+                        json={"taskId": run["sid"]}, auth=Signer()).json()["result"]  # the v2 console's view
+    assert detail["runStatus"] == "Done" and detail["trainMode"] == "SFT" and detail["checkpointList"]
     first = json.loads((Path(run["job_dir"]) / "train.jsonl").read_text().splitlines()[0])
     assert first == {"prompt": "What is code 0?", "response": "Code 0 is AAA.",
                      "system": "You answer with the code word."}
@@ -211,6 +216,9 @@ def test_a_dpo_job_trains_in_the_dpo_mode_on_the_preference_file(served: ServedP
     run = served.app.state.platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
     spec = json.loads((Path(run["job_dir"]) / "spec.json").read_text())
     assert spec["train_mode"] == "DPO" and spec["hyper"]["beta"] == 0.2 and run["evalRows"] == 3
+    detail = httpx.post(served.url + "/v2/finetuning", params={"Action": "DescribeFineTuningTask"},
+                        json={"taskId": run["sid"]}, auth=Signer()).json()["result"]  # the v2 console's view
+    assert detail["runStatus"] == "Done" and detail["trainMode"] == "SFT" and detail["checkpointList"]
     first = json.loads((Path(run["job_dir"]) / "train.jsonl").read_text().splitlines()[0])
     assert first == {"prompt": [{"role": "user", "content": "Greet person 0"}], "chosen": "Hello, person 0!",
                      "rejected": "Go away."}
