@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from qfnb._core.backend.daemon import ensure_daemon
+from qfnb._core.config import Config, embedded_config
 from qfnb.evaluation.runs.preference import compare_preference
 from qfnb.local.engines.llama.command import find_binary
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
@@ -47,8 +49,8 @@ def test_a_dpo_job_through_the_openai_sdk_and_its_model_compared_with_the_base(t
 
     sdk = qfnb.openai_client(data_dir=tmp_path / "data", timeout=600, max_retries=0)
     rows = [pair(q, a) for q, a in zip(QUESTIONS, ANSWERS, strict=True)]
-    train = sdk.files.create(file=("train.jsonl", io.BytesIO(lines(rows[:8]))), purpose="fine-tune")
-    valid = sdk.files.create(file=("valid.jsonl", io.BytesIO(lines(rows[8:]))), purpose="fine-tune")
+    train = sdk.files.create(file=("train.jsonl", io.BytesIO(lines(rows[:6]))), purpose="fine-tune")
+    valid = sdk.files.create(file=("valid.jsonl", io.BytesIO(lines(rows[6:]))), purpose="fine-tune")
     started = time.monotonic()
     job = sdk.fine_tuning.jobs.create(model=LOCAL_FINETUNE_BASE, training_file=train.id, validation_file=valid.id,
                                       suffix="ahoy", method={"type": "dpo", "dpo": {"hyperparameters": {
@@ -67,10 +69,12 @@ def test_a_dpo_job_through_the_openai_sdk_and_its_model_compared_with_the_base(t
     assert answer.choices[0].message.content
 
     held_out = tmp_path / "held_out.jsonl"  # the validation pairs: never trained on
-    held_out.write_bytes(lines(rows[8:]))
+    held_out.write_bytes(lines(rows[6:]))
     started = time.monotonic()
-    result = compare_preference(job.fine_tuned_model, LOCAL_FINETUNE_BASE, held_out)
+    config = embedded_config(Config.from_env(), ensure_daemon(tmp_path / "data"))  # the daemon sdk talks to
+    result = compare_preference(job.fine_tuned_model, LOCAL_FINETUNE_BASE, held_out, config=config)
     compared = time.monotonic() - started
     log.warning("DPO job %.0f s; compare %.0f s; %s", trained, compared, result.verdict)
-    assert len(result.pairs) == 4 and all(p.base_margin == p.base_margin for p in result.pairs)  # real numbers
-    assert result.win_rate > 0.5, result.verdict  # tuning moved it toward "Ahoy!" on prompts it never saw
+    assert len(result.pairs) == 6 and all(p.base_margin == p.base_margin for p in result.pairs)  # real numbers
+    # tuning moved it toward "Ahoy!" on prompts it never saw, on (nearly) every pair
+    assert result.likelihood.wins >= 5 and result.base_prefers < result.tuned_prefers, result.verdict

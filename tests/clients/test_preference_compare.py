@@ -76,7 +76,8 @@ def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlat
     # base: -3 (preferred, 3 words) - -2 (rejected) = -1; tuned: -1.5 - -2 = +0.5 on every pair
     assert all(p.base_margin == pytest.approx(-1.0) and p.tuned_margin == pytest.approx(0.5) for p in result.pairs)
     assert result.win_rate == 1.0 and result.tuned_prefers == 1.0 and result.base_prefers == 0.0
-    assert result.p_value == pytest.approx(2 / 2**6)
+    assert result.prefers_p == pytest.approx(2 / 2**6) and result.likelihood.p_value == pytest.approx(2 / 2**6)
+    assert result.interval is not None and 0.6 < result.interval.low < 0.61  # Wilson's, 6 of 6: not a point
     assert result.judged is not None and (result.judged.wins, result.judged.losses) == (6, 0)
     assert result.verdict.startswith("The tuned model wins by likelihood (win rate 100% over 6 held-out pairs")
     assert "The tuned model wins by the judge" in result.verdict
@@ -84,6 +85,10 @@ def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlat
     # the base against itself: every pair a tie, and the verdict says no winner
     same = compare_preference("Tiny-Chat", "Tiny-Chat", pairs(4), config=scoring.config())
     assert same.win_rate == 0.5 and same.verdict.startswith("No clear winner by likelihood")
+    # four wins of four: a 100% win rate, yet the sign test's p is 0.125, so no verdict is claimed
+    few = compare_preference(job.fine_tuned_model, "Tiny-Chat", pairs(4, start=200), config=scoring.config())
+    assert few.win_rate == 1.0 and few.verdict.startswith("No clear winner by likelihood (win rate 100% over 4")
+    assert "sign test p = 0.125" in few.verdict
 
 
 def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
@@ -127,7 +132,7 @@ def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows
                           train_config=TrainConfig(epoch=1, batch_size=2, trainset_rate=20),
                           model_not_publish=True, config=scoring.config())
     trainer.run()
-    result = trainer.compare(pairs(4, start=50))
+    result = trainer.compare(pairs(6, start=50))
     assert result.tuned.endswith("@best") and result.tuned.startswith("task-") and result.base == "Tiny-Chat"
     assert result.win_rate == 1.0 and result.verdict.startswith("The tuned model wins by likelihood")
     with pytest.raises(Exception, match=r"pairs: .*looks like SFT"):  # its own split is SFT rows, not pairs
@@ -138,7 +143,7 @@ def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows
     board.state.held_out, board.state.checkpoints = "held.jsonl", [{"step": 1}]
     board.finish("succeeded")
     assert board.comparable and board.compare_button.layout.display is None
-    board.trainer = type("Pairs", (), {"compare": lambda self: trainer.compare(pairs(3, start=70))})()
+    board.trainer = type("Pairs", (), {"compare": lambda self: trainer.compare(pairs(6, start=70))})()
     board._clicked_compare(None).join(60)
     assert board.comparison is not None and board.comparison.win_rate == 1.0
     assert "The tuned model wins by likelihood" in board.compare_view.value

@@ -4,9 +4,10 @@ By likelihood (always): for each pair the platform scores the preferred and the 
 both models (``/v2/fine_tuning/answer_logprobs``: summed token log-probabilities, teacher-forced). A
 model's *margin* on a pair is ``logp(preferred) - logp(rejected)``; the tuned model wins the pair when
 its margin is larger than the base's (tuning moved it toward the preferred answer), a tie counts half.
-The win rate's bootstrap CI (:func:`qfnb.evaluation.stats.paired.bootstrap_ci`) and McNemar's exact
-test on "prefers the preferred answer" (:func:`~qfnb.evaluation.stats.paired.mcnemar_exact`) give
-the verdict in words.
+The win rate comes with its Wilson interval (:func:`qfnb.evaluation.stats.paired.wilson_interval`:
+honest at a handful of pairs and at 100%, where a bootstrap collapses to a point); the verdict is the
+exact sign test of wins against losses (a win needs p below 1 - confidence), and McNemar's exact test
+on "finds the preferred answer the likelier one" (tuned against base) is reported beside it.
 
 By a judge (when one is given): both models answer each held-out prompt, and a
 :class:`~qfnb.evaluation.evaluators.pairwise.PairwiseJudge` compares the answers in both orders (a
@@ -30,9 +31,9 @@ from qfnb.protocol.safe_html import escape
 from .._errors import invalid
 from ..evaluators.pairwise import PairwiseJudge
 from ..llm import response_text
-from ..stats.paired import Interval, bootstrap_ci, mcnemar_exact
+from ..stats.paired import Interval, mcnemar_exact, wilson_interval
 
-__all__ = ["JudgedWins", "PairScore", "PreferenceComparison", "acompare_preference", "compare_preference",
+__all__ = ["PairScore", "PreferenceComparison", "Wins", "acompare_preference", "compare_preference",
            "load_pairs"]
 
 #: the platform's scoring route (qfnb's own, beside OpenAI's fine-tuning routes)
@@ -59,31 +60,50 @@ class PairScore:
 
 
 @dataclass(frozen=True)
-class JudgedWins:
-    """The judge's verdicts: wins, losses and ties of the tuned model, its win rate and CI."""
+class Wins:
+    """The tuned model's wins, losses and ties on the pairs, by one judge of them (``by``): the win
+    rate (a tie counts half) with its Wilson interval, and the exact sign test of wins against losses."""
 
-    judge: str
+    by: str
     wins: int
     losses: int
     ties: int
-    interval: Interval | None
+    confidence: float = 0.95
+
+    @classmethod
+    def of(cls, by: str, outcomes: Sequence[float], confidence: float) -> Wins:
+        """From per-pair outcomes: 1 a win, 0.5 a tie, 0 a loss."""
+        return cls(by, sum(o == 1 for o in outcomes), sum(o == 0 for o in outcomes),
+                   sum(o == 0.5 for o in outcomes), confidence)
+
+    @property
+    def n(self) -> int:
+        return self.wins + self.losses + self.ties
 
     @property
     def win_rate(self) -> float:
-        n = self.wins + self.losses + self.ties
-        return (self.wins + 0.5 * self.ties) / n if n else float("nan")
+        return (self.wins + 0.5 * self.ties) / self.n if self.n else float("nan")
 
+    @property
+    def interval(self) -> Interval | None:
+        return wilson_interval(self.wins + 0.5 * self.ties, self.n, confidence=self.confidence) if self.n else None
 
-def _verdict(what: str, rate: float, interval: Interval | None, n: int) -> str:
-    ci = "" if interval is None else f", {interval.confidence:.0%} CI {interval.low:.0%}–{interval.high:.0%}"
-    said = f"win rate {rate:.0%} over {n} held-out pairs{ci}"
-    if interval is None:
-        return f"Too few pairs to tell ({said}): compare on at least 2."
-    if interval.low > 0.5:
-        return f"The tuned model wins {what} ({said})."
-    if interval.high < 0.5:
-        return f"The tuned model loses {what} ({said})."
-    return f"No clear winner {what}: the interval spans 50% ({said}); more held-out pairs would tell."
+    @property
+    def p_value(self) -> float:
+        """Two-sided exact sign test: wins against losses, ties left out."""
+        if not self.wins + self.losses:
+            return 1.0
+        return mcnemar_exact([1] * self.wins + [0] * self.losses, [0] * self.wins + [1] * self.losses).p_value
+
+    @property
+    def verdict(self) -> str:
+        ci = self.interval
+        said = (f"win rate {self.win_rate:.0%} over {self.n} held-out pairs: {self.wins} won, {self.losses} lost, "
+                f"{self.ties} tied" + ("" if ci is None else f"; {ci.confidence:.0%} CI {ci.low:.0%}–{ci.high:.0%}")
+                + f"; sign test p = {self.p_value:.3g}")
+        if self.p_value < 1 - self.confidence and self.wins != self.losses:
+            return f"The tuned model {'wins' if self.wins > self.losses else 'loses'} {self.by} ({said})."
+        return f"No clear winner {self.by} ({said}); more held-out pairs would tell."
 
 
 @dataclass
@@ -93,13 +113,17 @@ class PreferenceComparison:
     tuned: str
     base: str
     pairs: list[PairScore]
-    interval: Interval | None
-    judged: JudgedWins | None = None
+    likelihood: Wins
+    judged: Wins | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def win_rate(self) -> float:
-        return sum(p.win for p in self.pairs) / len(self.pairs) if self.pairs else float("nan")
+        return self.likelihood.win_rate
+
+    @property
+    def interval(self) -> Interval | None:
+        return self.likelihood.interval
 
     @property
     def tuned_prefers(self) -> float:
@@ -111,29 +135,26 @@ class PreferenceComparison:
         return sum(p.base_margin > 0 for p in self.pairs) / len(self.pairs) if self.pairs else float("nan")
 
     @property
-    def p_value(self) -> float:
+    def prefers_p(self) -> float:
         """McNemar's exact test: does the tuned model prefer the preferred answer on other pairs than the base?"""
         return mcnemar_exact([p.tuned_margin > 0 for p in self.pairs], [p.base_margin > 0 for p in self.pairs]).p_value
 
     @property
     def verdict(self) -> str:
-        said = _verdict("by likelihood", self.win_rate, self.interval, len(self.pairs))
-        said += (f" It finds the preferred answer the likelier one on {self.tuned_prefers:.0%} of the pairs, the base "
-                 f"on {self.base_prefers:.0%} (McNemar p = {self.p_value:.3g}).")
-        if self.judged is not None:
-            n = self.judged.wins + self.judged.losses + self.judged.ties
-            said += " " + _verdict(f"by the judge {self.judged.judge}", self.judged.win_rate, self.judged.interval, n)
-        return said
+        said = (f"{self.likelihood.verdict} It finds the preferred answer the likelier one on {self.tuned_prefers:.0%} "
+                f"of the pairs, the base on {self.base_prefers:.0%} (McNemar p = {self.prefers_p:.3g}).")
+        return said if self.judged is None else f"{said} {self.judged.verdict}"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tuned": self.tuned, "base": self.base, "pairs": len(self.pairs),
-                               "win_rate": self.win_rate, "tuned_prefers": self.tuned_prefers,
-                               "base_prefers": self.base_prefers, "p_value": self.p_value, "verdict": self.verdict}
+                               "win_rate": self.win_rate, "sign_p": self.likelihood.p_value,
+                               "tuned_prefers": self.tuned_prefers, "base_prefers": self.base_prefers,
+                               "prefers_p": self.prefers_p, "verdict": self.verdict}
         if self.interval is not None:
             out["ci"] = [self.interval.low, self.interval.high]
         if self.judged is not None:
-            out["judge"] = {"judge": self.judged.judge, "wins": self.judged.wins, "losses": self.judged.losses,
-                            "ties": self.judged.ties, "win_rate": self.judged.win_rate}
+            out["judge"] = {"by": self.judged.by, "wins": self.judged.wins, "losses": self.judged.losses,
+                            "ties": self.judged.ties, "win_rate": self.judged.win_rate, "sign_p": self.judged.p_value}
         return out
 
     def __repr__(self) -> str:
@@ -194,15 +215,12 @@ async def _answers(client: AsyncQianfanClient, model: str, pairs: Sequence[train
 
 
 async def _judged(client: AsyncQianfanClient, judge: Any, tuned: str, base: str,
-                  pairs: Sequence[train_formats.Pair], confidence: float, max_tokens: int) -> JudgedWins:
+                  pairs: Sequence[train_formats.Pair], confidence: float, max_tokens: int) -> Wins:
     pairwise = judge if isinstance(judge, PairwiseJudge) else PairwiseJudge(judge, uses_reference=True)
     mine, theirs = await _answers(client, tuned, pairs, max_tokens), await _answers(client, base, pairs, max_tokens)
     prefs = await pairwise.apreferences([(list(p.messages), p.chosen, m, b)
                                          for p, m, b in zip(pairs, mine, theirs, strict=True)])
-    wins = [(pref.value + 1) / 2 for pref in prefs]
-    interval = bootstrap_ci(wins, confidence=confidence) if len(wins) >= 2 else None
-    return JudgedWins(pairwise.tag, sum(p.value > 0 for p in prefs), sum(p.value < 0 for p in prefs),
-                      sum(p.value == 0 for p in prefs), interval)
+    return Wins.of(f"by the judge {pairwise.tag}", [(pref.value + 1) / 2 for pref in prefs], confidence)
 
 
 async def acompare_preference(tuned: str, base: str, pairs: str | Path | Iterable[Any], *, judge: Any = None,
@@ -215,10 +233,9 @@ async def acompare_preference(tuned: str, base: str, pairs: str | Path | Iterabl
     client = get_client(config)
     base_m, tuned_m = await _margins(client, base, held), await _margins(client, tuned, held)
     scores = [PairScore(_prompt_of(p), b, t) for p, b, t in zip(held, base_m, tuned_m, strict=True)]
-    wins = [s.win for s in scores]
-    interval = bootstrap_ci(wins, confidence=confidence) if len(wins) >= 2 else None
+    likelihood = Wins.of("by likelihood", [s.win for s in scores], confidence)
     judged = None if judge is None else await _judged(client, judge, tuned, base, held, confidence, max_tokens)
-    return PreferenceComparison(tuned, base, scores, interval, judged)
+    return PreferenceComparison(tuned, base, scores, likelihood, judged)
 
 
 def _prompt_of(pair: train_formats.Pair) -> str:
