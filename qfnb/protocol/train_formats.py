@@ -120,8 +120,14 @@ def _sorted(value: Any) -> bool:
     return isinstance(value, list) and len(value) >= 2
 
 
+def _single(obj: Any) -> Any:
+    """A one-item list's item (the platform writes every record as a list of turns), else ``obj``."""
+    return obj[0] if isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], dict) else obj
+
+
 def looks_like(obj: Any) -> str | None:
     """The format a JSON value looks like, in words (``"SFT (prompt/response)"``...), or None."""
+    obj = _single(obj)
     if isinstance(obj, str):
         return "plain text"
     if isinstance(obj, dict) and ("preferred_output" in obj or "non_preferred_output" in obj):
@@ -283,6 +289,7 @@ def parse_item(mode: str, obj: Any, where: str) -> list[Record]:
     """The records one JSON value gives in ``mode`` (a KTO pair gives two); FormatError naming ``where``
     (e.g. ``"line 3"``) and the field, or what format the value looks like when it is another mode's."""
     mode = train_mode(mode)
+    obj = _single(obj)
     found: list[Record] | None = None
     if mode == "DPO":
         pair = _pair(obj, where)
