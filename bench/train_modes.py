@@ -1,6 +1,6 @@
 """The train modes on the default fine-tune base (Gemma-3-270M), on this machine's CPU:
 
-    .venv/bin/python bench/train_modes.py [--rounds 3] [--dpo-steps 40] [--pretrain-steps 16] [--timing-only]
+    .venv/bin/python bench/train_modes.py [--rounds 3] [--dpo-steps 24] [--pretrain-steps 12] [--parts timing,dpo,pretrain]
 
 1. Seconds per step of SFT, PostPretrain, DPO and KTO, measured in one run (rounds alternate between the
    modes, medians reported), with each mode's ratio to SFT's. The same prompts and answers feed every mode
@@ -9,7 +9,8 @@
    no-gradient KL estimate), PostPretrain the answers' text packed into blocks.
 2. A real DPO run through the training worker on a toy preference: answers that end with the word
    "Aye!" are preferred. Its checkpoints' held-out preference accuracy is printed; then base and tuned
-   answer prompts neither saw (greedy), and the share of answers ending with "Aye!" is counted for each.
+   answer prompts neither saw (greedy, new numbers and new kinds of question), and the share of answers
+   with "Aye!" is counted for each.
 3. A real PostPretrain run on this repo's docs: held-out perplexity on another doc, before and after.
 """
 
@@ -133,7 +134,7 @@ def _answers(model_dir: Path, adapter: Path | None, prompts: list[str]) -> list[
         for p in prompts:
             text = tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
             ids = tok(text, add_special_tokens=False, return_tensors="pt")
-            gen = model.generate(**ids, max_new_tokens=32, do_sample=False, eos_token_id=end,
+            gen = model.generate(**ids, max_new_tokens=40, do_sample=False, eos_token_id=end,
                                  pad_token_id=tok.pad_token_id)
             out.append(tok.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
     return out
@@ -142,8 +143,8 @@ def _answers(model_dir: Path, adapter: Path | None, prompts: list[str]) -> list[
 def dpo_check(model_dir: Path, root: Path, steps: int) -> dict[str, Any]:
     from qfnb.local.training import worker
 
-    job = _job(root, model_dir, "DPO", pairs(range(0, 48)), pairs(range(100, 112)), maxSteps=steps, batchSize=4,
-               learningRate=1e-3, maxSeqLen=96, checkpoints=4, beta=0.1)
+    job = _job(root, model_dir, "DPO", pairs(range(0, 48)), pairs(range(100, 112)), maxSteps=steps, batchSize=2,
+               learningRate=1e-3, maxSeqLen=64, checkpoints=4, beta=0.1)
     result = worker.run(job)
     if result["status"] != "Done":
         raise RuntimeError(f"the DPO run failed: {result['error']}")
@@ -160,8 +161,8 @@ def dpo_check(model_dir: Path, root: Path, steps: int) -> dict[str, Any]:
     for p, b, t in list(zip(unseen, base, tuned, strict=True))[::5]:
         log.info("  %s\n    base : %s\n    tuned: %s", p, b, t)
 
-    def rate(answers: list[str]) -> float:
-        return sum(a.rstrip().endswith(MARK) for a in answers) / len(answers)
+    def rate(answers: list[str]) -> float:  # an answer cut at 40 tokens may not reach its end: "with", not "ends"
+        return sum(MARK in a for a in answers) / len(answers)
 
     return {"checkpoints": saved, "best": best, "base_rate": rate(base), "tuned_rate": rate(tuned),
             "unseen": len(unseen), "seconds_per_step": result["metrics"]["seconds_per_step"],
@@ -190,9 +191,9 @@ def pretrain_check(model_dir: Path, root: Path, steps: int) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--dpo-steps", type=int, default=40)
-    ap.add_argument("--pretrain-steps", type=int, default=16)
-    ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--dpo-steps", type=int, default=24)
+    ap.add_argument("--pretrain-steps", type=int, default=12)
+    ap.add_argument("--parts", default="timing,dpo,pretrain", help="which parts to run (comma-separated)")
     args = ap.parse_args()
     log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -201,15 +202,18 @@ def main() -> int:
 
     model_dir = assets.hf_dir(GEMMA)
     log.info("load average at start: %s", load_average())
-    secs = timing(model_dir, args.rounds)
-    for name, s in secs.items():
-        log.info("%-12s %.2f s/step  (%.2fx SFT)", name, s, s / secs["SFT"])
-    if not args.timing_only:
-        with tempfile.TemporaryDirectory() as tmp:
+    parts = set(args.parts.split(","))
+    if "timing" in parts:
+        secs = timing(model_dir, args.rounds)
+        for name, s in secs.items():
+            log.info("%-12s %.2f s/step  (%.2fx SFT)", name, s, s / secs["SFT"])
+    with tempfile.TemporaryDirectory() as tmp:
+        if "dpo" in parts:
             dpo = dpo_check(model_dir, Path(tmp), args.dpo_steps)
-            log.info("DPO: best checkpoint step %d; answers ending with %r on %d unseen prompts: base %.0f%%, "
+            log.info("DPO: best checkpoint step %d; answers with %r on %d unseen prompts: base %.0f%%, "
                      "tuned %.0f%%  (%.2f s/step, %.0f s training)", dpo["best"], MARK, dpo["unseen"],
                      100 * dpo["base_rate"], 100 * dpo["tuned_rate"], dpo["seconds_per_step"], dpo["train_seconds"])
+        if "pretrain" in parts:
             pre = pretrain_check(model_dir, Path(tmp), args.pretrain_steps)
             log.info("PostPretrain: held-out perplexity %.2f -> %.2f  (%.2f s/step)", pre["base_ppl"],
                      pre["tuned_ppl"], pre["seconds_per_step"])
