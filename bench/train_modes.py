@@ -1,6 +1,7 @@
 """The train modes on the default fine-tune base (Gemma-3-270M), on this machine's CPU:
 
-    .venv/bin/python bench/train_modes.py [--rounds 3] [--dpo-steps 12] [--dpo-lr 2e-3] [--pretrain-steps 12] [--parts timing,dpo,pretrain]
+    .venv/bin/python bench/train_modes.py [--rounds 3] [--dpo-steps 12] [--dpo-lr 2e-3] [--pretrain-steps 12]
+                                          [--parts timing,dpo,pretrain]
 
 1. Seconds per step of SFT, PostPretrain, DPO and KTO, measured in one run (rounds alternate between the
    modes, medians reported), with each mode's ratio to SFT's. The same prompts and answers feed every mode
@@ -85,8 +86,8 @@ def timing(model_dir: Path, rounds: int) -> dict[str, float]:
     for name in ("SFT", "PostPretrain", "DPO", "KTO"):
         mode = modes.mode_for(WorkerSpec("Gemma", Path("-"), hyper, train_mode=name))
         mode.start(model, tok, hyper)
-        encoded = (mode.encode(tok, [sft_data.Example(({"role": "user", "content": d["prompt"]},), d["chosen"])
-                                     for d in data], hyper) if name == "SFT" else mode.encode(tok, records[name], hyper))
+        sft = [sft_data.Example(({"role": "user", "content": d["prompt"]},), d["chosen"]) for d in data]
+        encoded = mode.encode(tok, sft if name == "SFT" else records[name], hyper)
         runs[name] = (mode, encoded)
 
     def step(name: str, k: int) -> None:

@@ -130,14 +130,9 @@ def looks_like(obj: Any) -> str | None:
     obj = _single(obj)
     if isinstance(obj, str):
         return "plain text"
-    if isinstance(obj, dict) and ("preferred_output" in obj or "non_preferred_output" in obj):
-        return "OpenAI preference (input/preferred_output/non_preferred_output)"
-    if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
-        return "OpenAI chat (messages)"
-    if isinstance(obj, dict) and "text" in obj and not ({"prompt", "user"} & set(obj)):
-        return "PostPretrain plain text (text)"
-    if isinstance(obj, dict) and "completion" in obj and "label" in obj:
-        return "KTO (prompt/completion/label)"
+    found = _one_object_format(obj) if isinstance(obj, dict) else None
+    if found is not None:
+        return found
     turns = _turns(obj)
     if turns is None:
         return None
@@ -152,6 +147,19 @@ def looks_like(obj: Any) -> str | None:
         return "SFT (prompt/response)"
     if "prompt" in last or "user" in last:
         return "prompts (prompt)"
+    return None
+
+
+def _one_object_format(obj: dict[str, Any]) -> str | None:
+    """The formats whose record is one object (never a list of turns)."""
+    if "preferred_output" in obj or "non_preferred_output" in obj:
+        return "OpenAI preference (input/preferred_output/non_preferred_output)"
+    if isinstance(obj.get("messages"), list):
+        return "OpenAI chat (messages)"
+    if "text" in obj and not ({"prompt", "user"} & set(obj)):
+        return "PostPretrain plain text (text)"
+    if "completion" in obj and "label" in obj:
+        return "KTO (prompt/completion/label)"
     return None
 
 

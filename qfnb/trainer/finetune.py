@@ -60,7 +60,8 @@ class LLMFinetune(Trainer):
 
     The official ``**kwargs`` are accepted: ``peft_type=`` and ``train_mode=`` go to the
     training step (``train_mode``: ``"SFT"``, ``"PostPretrain"``, ``"DPO"``, ``"KTO"``, a string in any
-    case or a ``TrainMode``; a local dataset is checked in that mode's format now, naming its line), ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
+    case or a ``TrainMode``; a local dataset is checked in that mode's format now, naming its line),
+    ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
     ``dataset_bos_path=`` is the dataset; ``previous_trainer=``/``previous_task_id=`` continue a
     run (incremental training), from its checkpoint ``increment_checkpoint_step=`` when given (the
     platform's ``incrementCheckpointStep``); other names are ignored, with one warning each.

@@ -254,8 +254,8 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         price_source = f"fine-tune price of {table.date}"
     else:
         yuan, price_source = None, f"the price table of {table.date} has no fine-tune price for {base}"
-    return TrainForecast(base=base, platform=platform, rows=n, mode=mode, trained_rows=trained, steps=steps, tokens=tokens,
-                         token_source=source, seconds=seconds, speed_source=speed, yuan=yuan,
+    return TrainForecast(base=base, platform=platform, rows=n, mode=mode, trained_rows=trained, steps=steps,
+                         tokens=tokens, token_source=source, seconds=seconds, speed_source=speed, yuan=yuan,
                          price_source=price_source, since=time.time())
 
 

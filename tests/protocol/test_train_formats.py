@@ -72,7 +72,7 @@ def test_post_pretrain_reads_a_txt_file_by_paragraph_and_text_lines(tmp_path: Pa
     txt.write_text("First document,\nstill first.\n\n\nSecond one.\n", encoding="utf-8")
     assert tf.parse_file("PostPretrain", txt) == [tf.Text("First document,\nstill first."), tf.Text("Second one.")]
     assert tf.parse_item("PostPretrain", [{"text": "x"}], "l") == [tf.Text("x")]
-    with pytest.raises(tf.FormatError, match="a .txt file is plain text"):
+    with pytest.raises(tf.FormatError, match=r"a \.txt file is plain text"):
         tf.parse_file("DPO", txt)
 
 

@@ -43,7 +43,7 @@ def test_llmfinetune_trains_dpo_from_a_string_or_train_mode(local: Config, tmp_p
 
 def test_the_dpo_and_post_pretrain_classes_name_their_modes(local: Config, tmp_path: Path) -> None:
     dpo = DPO(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(PAIRS),
-              train_config=TrainConfig(epoch=1, batch_size=2, max_steps=2, extras={"beta": 0.3}),
+              train_config=TrainConfig(epoch=1, batch_size=2, max_steps=2, beta=0.3),
               model_not_publish=True, config=local)
     dpo.run()
     assert _spec_of(tmp_path, dpo)["hyper"]["beta"] == 0.3  # type: ignore[index]

@@ -28,8 +28,8 @@ from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
-from qfnb.protocol.checkpoints import METRICS
 from qfnb.protocol import train_formats
+from qfnb.protocol.checkpoints import METRICS
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
 from qfnb.resources.targets import parse_target
@@ -73,10 +73,7 @@ class TrainSpec(TrainOptions):
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
-        object.__setattr__(self, "mode", train_formats.train_mode(self.mode, "--mode"))
-        if self.eval_metric is not None and self.mode != "SFT":
-            raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
-                             "its own held-out measure")
+        self._check_mode()
         if not self.base:
             raise ValueError("--base must name a base model")
         if self.name is not None and not re.fullmatch(r"[A-Za-z][\w.-]{0,49}", self.name):
@@ -96,6 +93,13 @@ class TrainSpec(TrainOptions):
             problem = None if value is None else hyper_problem(TRAIN_HYPER[option.field], value)
             if problem is not None:
                 raise ValueError(f"{option.label} {problem}")
+
+    def _check_mode(self) -> None:
+        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's."""
+        object.__setattr__(self, "mode", train_formats.train_mode(self.mode, "--mode"))
+        if self.eval_metric is not None and self.mode != "SFT":
+            raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
+                             "its own held-out measure")
 
     @classmethod
     def from_args(cls, args: TrainArgs, *, eval_metric: str | Callable[..., Any] | None) -> TrainSpec:
