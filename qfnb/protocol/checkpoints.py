@@ -5,8 +5,9 @@ A run saves ``K`` LoRA checkpoints evenly over its steps (:func:`checkpoint_step
 entry of the task detail's ``checkpointList`` as the Qianfan platform returns it (``step``, ``time``,
 ``trainLoss``, ``evalLoss``; qfnb adds ``metric``/``metricName`` when a generation metric is named).
 The best one (:func:`best_checkpoint`) has the lowest held-out loss, or the highest metric when one
-is named, or (DPO, KTO) the highest held-out preference accuracy, as Hugging Face's ``load_best_model_at_end`` picks it. Over-fitting (:func:`overfitting`)
-is named once the held-out loss of a later checkpoint rose clearly above its lowest; early stopping
+is named, or (DPO, KTO) the highest held-out preference accuracy, as Hugging Face's
+``load_best_model_at_end`` picks it. Over-fitting (:func:`overfitting`) is named once the held-out
+loss of a later checkpoint rose clearly above its lowest; early stopping
 (:func:`patience_spent`) ends a run after ``patience`` checkpoints without improvement, as
 ``EarlyStoppingCallback(early_stopping_patience=…)`` does.
 """

@@ -120,18 +120,19 @@ def _sorted(value: Any) -> bool:
     return isinstance(value, list) and len(value) >= 2
 
 
+def _single(obj: Any) -> Any:
+    """A one-item list's item (the platform writes every record as a list of turns), else ``obj``."""
+    return obj[0] if isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], dict) else obj
+
+
 def looks_like(obj: Any) -> str | None:
     """The format a JSON value looks like, in words (``"SFT (prompt/response)"``...), or None."""
+    obj = _single(obj)
     if isinstance(obj, str):
         return "plain text"
-    if isinstance(obj, dict) and ("preferred_output" in obj or "non_preferred_output" in obj):
-        return "OpenAI preference (input/preferred_output/non_preferred_output)"
-    if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
-        return "OpenAI chat (messages)"
-    if isinstance(obj, dict) and "text" in obj and not ({"prompt", "user"} & set(obj)):
-        return "PostPretrain plain text (text)"
-    if isinstance(obj, dict) and "completion" in obj and "label" in obj:
-        return "KTO (prompt/completion/label)"
+    found = _one_object_format(obj) if isinstance(obj, dict) else None
+    if found is not None:
+        return found
     turns = _turns(obj)
     if turns is None:
         return None
@@ -146,6 +147,19 @@ def looks_like(obj: Any) -> str | None:
         return "SFT (prompt/response)"
     if "prompt" in last or "user" in last:
         return "prompts (prompt)"
+    return None
+
+
+def _one_object_format(obj: dict[str, Any]) -> str | None:
+    """The formats whose record is one object (never a list of turns)."""
+    if "preferred_output" in obj or "non_preferred_output" in obj:
+        return "OpenAI preference (input/preferred_output/non_preferred_output)"
+    if isinstance(obj.get("messages"), list):
+        return "OpenAI chat (messages)"
+    if "text" in obj and not ({"prompt", "user"} & set(obj)):
+        return "PostPretrain plain text (text)"
+    if "completion" in obj and "label" in obj:
+        return "KTO (prompt/completion/label)"
     return None
 
 
@@ -283,6 +297,7 @@ def parse_item(mode: str, obj: Any, where: str) -> list[Record]:
     """The records one JSON value gives in ``mode`` (a KTO pair gives two); FormatError naming ``where``
     (e.g. ``"line 3"``) and the field, or what format the value looks like when it is another mode's."""
     mode = train_mode(mode)
+    obj = _single(obj)
     found: list[Record] | None = None
     if mode == "DPO":
         pair = _pair(obj, where)

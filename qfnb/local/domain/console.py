@@ -31,9 +31,9 @@ from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol import train_formats
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.files import jsonl
-from qfnb.protocol import train_formats
 from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
 
 log = logging.getLogger("qfnb.local.domain.console")

@@ -197,7 +197,8 @@ def dpo_loss(logratio: Tensor, beta: float) -> tuple[Tensor, dict[str, float]]:
     n = logratio.shape[0] // 2
     margin = beta * (logratio[:n] - logratio[n:])
     loss = -torch.nn.functional.logsigmoid(margin).mean()
-    return loss, {"reward_accuracy": float((margin > 0).float().mean()), "reward_margin": float(margin.mean())}
+    seen = margin.detach()
+    return loss, {"reward_accuracy": float((seen > 0).float().mean()), "reward_margin": float(seen.mean())}
 
 
 def kto_loss(logratio: Tensor, desirable: Tensor, kl: float, hyper: Hyper) -> tuple[Tensor, dict[str, float]]:

@@ -115,9 +115,10 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
            + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
+    before = evals.seconds if evals else 0.0  # the base's score (PostPretrain) is not the run's scoring
     run = _loop(job_dir, stop, model, optimizer, mode, rows, spec, total, evals, metric, group)
     status, step, loss, eval_loss = run.status, run.step, run.loss, run.eval_loss
-    scoring = (evals.seconds if evals else 0.0) + (metric.seconds if metric else 0.0) + run.save_seconds
+    scoring = (evals.seconds - before if evals else 0.0) + (metric.seconds if metric else 0.0) + run.save_seconds
     train_seconds = time.time() - t_train - scoring
     metrics.update(
         steps=step,
