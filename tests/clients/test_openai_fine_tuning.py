@@ -218,7 +218,7 @@ def test_a_dpo_job_trains_in_the_dpo_mode_on_the_preference_file(served: ServedP
     assert spec["train_mode"] == "DPO" and spec["hyper"]["beta"] == 0.2 and run["evalRows"] == 3
     detail = httpx.post(served.url + "/v2/finetuning", params={"Action": "DescribeFineTuningTask"},
                         json={"taskId": run["sid"]}, auth=Signer()).json()["result"]  # the v2 console's view
-    assert detail["runStatus"] == "Done" and detail["trainMode"] == "SFT" and detail["checkpointList"]
+    assert detail["runStatus"] == "Done" and detail["trainMode"] == "DPO" and detail["checkpointList"]
     first = json.loads((Path(run["job_dir"]) / "train.jsonl").read_text().splitlines()[0])
     assert first == {"prompt": [{"role": "user", "content": "Greet person 0"}], "chosen": "Hello, person 0!",
                      "rejected": "Go away."}
