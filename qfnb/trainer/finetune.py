@@ -22,6 +22,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import make_progress
 from qfnb._core.runtime.steps import StepFeed
 from qfnb.model import Model, Service
+from qfnb.protocol import train_formats
 from qfnb.resources.targets import check_platform, parse_target
 
 from . import finetune_store, official_file, persist, replay
@@ -58,7 +59,9 @@ class LLMFinetune(Trainer):
     """Fine-tune ``train_type`` on ``dataset``, publish, and optionally deploy and evaluate.
 
     The official ``**kwargs`` are accepted: ``peft_type=`` and ``train_mode=`` go to the
-    training step, ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
+    training step (``train_mode``: ``"SFT"``, ``"PostPretrain"``, ``"DPO"``, ``"KTO"``, a string in any
+    case or a ``TrainMode``; a local dataset is checked in that mode's format now, naming its line),
+    ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
     ``dataset_bos_path=`` is the dataset; ``previous_trainer=``/``previous_task_id=`` continue a
     run (incremental training), from its checkpoint ``increment_checkpoint_step=`` when given (the
     platform's ``incrementCheckpointStep``); other names are ignored, with one warning each.
@@ -86,7 +89,7 @@ class LLMFinetune(Trainer):
         if not train_type and "increment_task_id" not in train_kwargs:
             raise ValidationError("train_type", "name the base model to fine-tune "
                                   "(e.g. 'Gemma-3-270M' locally), or continue one with previous_task_id=")
-        dataset = as_dataset(dataset)
+        dataset = as_dataset(dataset, train_kwargs.get("train_mode", "SFT"))
         train_config = _train_config(train_config)
         _check_parts(event_handler, eval_dataset, evaluators, model_not_publish, deploy_config)
         self.train_type = train_type
@@ -256,6 +259,29 @@ class LLMFinetune(Trainer):
         self._ctx.stop_flag.set()
         return self
 
+    def compare(self, pairs: Any = None, *, judge: Any = None, checkpoint: str | int = "best",
+                confidence: float = 0.95) -> Any:
+        """Does the tuned model win? The finished run (its ``checkpoint``: ``"best"``, ``"last"`` or a
+        step) against its base on held-out preference ``pairs`` (default: the run's own validation
+        split): the likelihood win rate with its CI and, with a ``judge``, the judge's; ``.verdict`` says
+        it in words (:func:`qfnb.evaluation.runs.preference.compare_preference`)."""
+        # deferred: loads numpy (`import qfnb.trainer` does not)
+        from qfnb.evaluation.runs.preference import compare_preference
+
+        out = self.train_action.output or {}
+        task = out.get("task_id") or self.train_action.task_id
+        if not task or self.train_action.output is None:
+            raise ValidationError("compare", "the run has not finished training: run() or wait() first")
+        held = pairs if pairs is not None else out.get("eval_file")
+        if held is None:
+            raise ValidationError("pairs", "the run kept no held-out split (train with a validation split, e.g. "
+                                  "TrainConfig(trainset_rate=20)) and no pairs were given")
+        if not out.get("checkpoints"):
+            raise ValidationError("checkpoint", "the run saved no checkpoints to compare (checkpoints=0)")
+        which = checkpoint if isinstance(checkpoint, str) else f"step-{checkpoint}"
+        return compare_preference(f"{task}@{which}", self.train_action.base_model, held, judge=judge,
+                                  confidence=confidence, config=self.config)
+
     # ---- persistence --------------------------------------------------------------------------
 
     def _save(self) -> None:
@@ -365,6 +391,11 @@ def _ray_workers(value: int | None, target: str | None, train_kwargs: dict[str, 
 def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keywords that go to the training step (incremental training's included)."""
     out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras") if (v := kwargs.pop(k, None))}
+    if "train_mode" in out:  # a string in any case or a TrainMode, checked before anything is sent
+        try:
+            out["train_mode"] = train_formats.train_mode(out["train_mode"])
+        except ValueError as exc:
+            raise ValidationError("train_mode", str(exc).removeprefix("train_mode: ")) from None
     previous = previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
     step = kwargs.pop("increment_checkpoint_step", None)
     if previous is not None:

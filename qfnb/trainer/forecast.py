@@ -31,6 +31,7 @@ from qfnb._core.record.budget import active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
+from qfnb.protocol import train_formats
 from qfnb.protocol.training import DEFAULTS
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations
@@ -42,6 +43,14 @@ __all__ = ["TrainForecast", "aforecast_training", "forecast_training"]
 
 #: the most recent recorded fine-tunes the speed is measured on
 _RUNS = 10
+#: seconds per trained token of each train mode against SFT's, on the same base and machine (bench/train_modes.py:
+#: DPO's reference pass and KTO's no-gradient KL pass add to each token; PostPretrain runs the LM head on every token)
+MODE_COST: dict[str, float] = {"SFT": 1.0, "PostPretrain": 1.4, "DPO": 1.3, "KTO": 2.0, "RFT": 1.0}
+#: what a row's tokens are, by mode
+_MODE_NOTE: dict[str, str] = {
+    "SFT": "", "PostPretrain": " (plain text packed into blocks)",
+    "DPO": " (a pair: the prompt with the chosen and with the rejected answer)",
+    "KTO": " (an item: the prompt with its answer)", "RFT": " (the prompts; the sampled answers are not counted)"}
 
 
 def _turns(obj: Any, where: str) -> list[dict[str, str]]:
@@ -63,16 +72,37 @@ def _turns(obj: Any, where: str) -> list[dict[str, str]]:
     return turns
 
 
-def read_rows(path: Path) -> list[list[dict[str, str]]]:
-    """The training file's rows as conversations (``.jsonl``, or ``.json`` holding a list)."""
+def read_rows(path: Path, train_mode: str = "SFT") -> list[list[list[dict[str, str]]]]:
+    """The training file's rows, each as the conversations a step processes for it (``.jsonl``, or
+    ``.json`` holding a list; a ``.txt`` file for PostPretrain): SFT's conversation; DPO's prompt with
+    the chosen and with the rejected answer; KTO's prompt with its answer; a PostPretrain text; an RFT
+    prompt."""
+    if train_mode != "SFT":
+        try:
+            records = train_formats.parse_file(train_mode, path, path.name)
+        except train_formats.FormatError as exc:
+            raise ValidationError("dataset", str(exc)) from None
+        return [_sequences(r) for r in records]
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
         items = json.loads(text)
         if not isinstance(items, list):
             raise ValidationError("dataset", f"{path.name}: expected a list of rows")
-        return [_turns(item, f"{path.name} row {i + 1}") for i, item in enumerate(items)]
-    return [_turns(json.loads(line), f"{path.name} line {i + 1}") for i, line in enumerate(text.splitlines())
+        return [[_turns(item, f"{path.name} row {i + 1}")] for i, item in enumerate(items)]
+    return [[_turns(json.loads(line), f"{path.name} line {i + 1}")] for i, line in enumerate(text.splitlines())
             if line.strip()]
+
+
+def _sequences(record: train_formats.Record) -> list[list[dict[str, str]]]:
+    """The conversations one record of another train mode makes the model process."""
+    if isinstance(record, train_formats.Pair):
+        return [[*record.messages, {"role": "assistant", "content": answer}]
+                for answer in (record.chosen, record.rejected)]
+    if isinstance(record, train_formats.Judged):
+        return [[*record.messages, {"role": "assistant", "content": record.answer}]]
+    if isinstance(record, train_formats.Text):
+        return [[{"role": "user", "content": record.text}]]
+    return [list(record.messages)]
 
 
 @dataclass(frozen=True)
@@ -91,6 +121,8 @@ class TrainForecast:
     yuan: float | None
     price_source: str
     since: float = 0.0
+    #: the train mode (qfnb.protocol.train_formats.MODES)
+    mode: str = "SFT"
     #: what a budget says of the run ("" where none is set or it fits)
     verdict: str = ""
 
@@ -106,7 +138,8 @@ class TrainForecast:
 
     @property
     def title(self) -> str:
-        return f"Forecast: fine-tune of {self.base} ({self.platform}) on {self.rows:,} rows"
+        what = "fine-tune" if self.mode == "SFT" else f"{self.mode} fine-tune"
+        return f"Forecast: {what} of {self.base} ({self.platform}) on {self.rows:,} rows"
 
     def __repr__(self) -> str:
         return forecast_text(self.title, self.table(), (16, 22))
@@ -163,28 +196,40 @@ def _seconds(tokens: int, runs: Sequence[UsageRow]) -> tuple[float | None, str, 
 async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | None = None,
                              batch_size: float | None = None, max_steps: float | None = None,
                              max_seq_len: float | None = None, eval_split: int | None = None,
-                             config: Config | None = None) -> TrainForecast:
+                             config: Config | None = None, train_mode: str = "SFT") -> TrainForecast:
     """See :func:`forecast_training`."""
     path = Path(dataset).expanduser()
     if not path.is_file():
         raise ValidationError("dataset", f"--forecast counts the rows of a training file; {dataset} is not one "
                                          "(a platform dataset's rows are not read here)")
     cfg = resolve_config(config)
-    conversations = await asyncio.to_thread(read_rows, path)
-    if not conversations:
+    mode = train_formats.train_mode(train_mode, "train_mode")
+    rows = await asyncio.to_thread(read_rows, path, mode)
+    if not rows:
         raise ValidationError("dataset", f"{path.name} has no rows")
     epochs = epochs or DEFAULTS["epoch"]
     batch = int(batch_size or DEFAULTS["batchSize"])
     cap = int(max_seq_len or DEFAULTS["maxSeqLen"])
     split = TrainConfig().trainset_rate if eval_split is None else eval_split
+    conversations = [c for row in rows for c in row]
     try:
-        counts, served, how = await count_conversations(conversations, base, cfg)
+        flat, served, how = await count_conversations(conversations, base, cfg)
     except Exception as exc:  # the platform cannot tokenize for this base: an estimate, said so
-        counts = [sum(Tokenizer.count_tokens(t["content"]) for t in c) for c in conversations]
+        flat = [sum(Tokenizer.count_tokens(t["content"]) for t in c) for c in conversations]
         served, how = base, f"estimated: the platform could not count with {base}'s tokenizer ({exc})"
+    counts, at = [], 0
+    for row in rows:  # a row's tokens: every sequence it makes the model process, each at most max_seq_len
+        counts.append(sum(min(c, cap) for c in flat[at:at + len(row)]) if mode != "PostPretrain"
+                      else sum(flat[at:at + len(row)]))
+        at += len(row)
+    if mode == "PostPretrain":  # the texts are packed into max_seq_len blocks: a block is a row
+        held_texts = len(counts) * split // 100
+        total = sum(counts) - (sum(counts) * held_texts // len(counts) if counts else 0)
+        counts = [cap] * max(1, math.ceil(total / cap))
+        split = 0
     n = len(counts)
     trained = n - n * split // 100
-    mean = sum(min(c, cap) for c in counts) / n
+    mean = sum(counts) / n
     per_epoch = math.ceil(trained / batch)
     if max_steps is not None:
         steps = int(max_steps)
@@ -193,11 +238,14 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         steps = math.ceil(epochs * per_epoch)
         rows_trained = min(steps * batch, math.ceil(epochs * trained))
     tokens = round(rows_trained * mean)
-    source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}"
+    source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + _MODE_NOTE[mode]
     platform = "local" if cfg.embedded else "cloud"
     runs = _fine_tunes(base, platform) or _fine_tunes(served, platform)
     seconds, rate, of = _seconds(tokens, runs)
     speed = f"{of} of {base} on this machine: {rate}" if runs else f"no recorded runs of {base} on this machine"
+    if seconds is not None and mode != "SFT":  # the recorded pace is an SFT token's; this mode's costs more
+        seconds *= MODE_COST[mode]
+        speed += f", x{MODE_COST[mode]:g} for a {mode} token (bench/train_modes.py)"
     table = prices()
     if platform == "local":
         yuan, price_source = 0.0, "local fine-tune"
@@ -206,17 +254,19 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         price_source = f"fine-tune price of {table.date}"
     else:
         yuan, price_source = None, f"the price table of {table.date} has no fine-tune price for {base}"
-    return TrainForecast(base=base, platform=platform, rows=n, trained_rows=trained, steps=steps, tokens=tokens,
-                         token_source=source, seconds=seconds, speed_source=speed, yuan=yuan,
+    return TrainForecast(base=base, platform=platform, rows=n, mode=mode, trained_rows=trained, steps=steps,
+                         tokens=tokens, token_source=source, seconds=seconds, speed_source=speed, yuan=yuan,
                          price_source=price_source, since=time.time())
 
 
 def forecast_training(dataset: str | Path, *, base: str, epochs: float | None = None,
                       batch_size: float | None = None, max_steps: float | None = None,
                       max_seq_len: float | None = None, eval_split: int | None = None,
-                      config: Config | None = None) -> TrainForecast:
+                      config: Config | None = None, train_mode: str = "SFT") -> TrainForecast:
     """What fine-tuning ``base`` on the training file ``dataset`` will take: training tokens counted by the
     base's tokenizer, steps, time from this machine's recorded fine-tunes, and price where the table has
-    one. Nothing is trained; counting spends no budget."""
+    one; ``train_mode`` reads the file in that mode's format and counts what its steps process. Nothing is
+    trained; counting spends no budget."""
     return sync.run(aforecast_training(dataset, base=base, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
-                                       max_seq_len=max_seq_len, eval_split=eval_split, config=config))
+                                       max_seq_len=max_seq_len, eval_split=eval_split, config=config,
+                                       train_mode=train_mode))

@@ -25,7 +25,8 @@ _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTu
 HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
           "weight_decay", "lora_rank", "lora_all_linear", "scheduler_name", "lora_alpha",
           "lora_dropout", "lora_target_modules", "max_steps", "seed", "checkpoints", "early_stop",
-          "early_stop_patience", "eval_metric", "eval_metric_items")
+          "early_stop_patience", "eval_metric", "eval_metric_items", "beta", "desirable_weight",
+          "undesirable_weight")
 
 
 def _camel(name: str) -> str:
@@ -68,6 +69,11 @@ class TrainConfig(ConfigModel):
     eval_metric: str | Callable[..., Any] | None = None
     eval_metric_items: int | None = None
     packing: bool | None = None
+    #: DPO and KTO (``train_mode``): how far the tuned model may move from the base (default 0.1); KTO's
+    #: weights of its good and bad answers' losses (default 1.0)
+    beta: float | None = None
+    desirable_weight: float | None = None
+    undesirable_weight: float | None = None
     peft_type: str = "LoRA"
     trainset_rate: int = Field(20, ge=0, le=100)
     resource_config: dict[str, Any] | None = None

@@ -195,3 +195,14 @@ def test_identical_models_are_declared_different_at_most_5_percent(n: int, kind:
             declared += row.verdict in ("better", "worse")
     # the tests are exact (McNemar) or exact up to 16 items (permutation): at most 5% up to Monte Carlo error
     assert sp.binomtest(declared, 300, 0.05, alternative="greater").pvalue > 1e-3, declared / 300
+
+
+def test_wilson_interval_matches_scipy_and_is_no_point_at_100_percent() -> None:
+    for k, n in ((2, 4), (6, 6), (0, 5), (17, 40)):
+        ours, theirs = st.wilson_interval(k, n), sp.binomtest(k, n).proportion_ci(method="wilson")
+        assert (ours.low, ours.high) == pytest.approx((theirs.low, theirs.high), abs=1e-12)
+    every = st.wilson_interval(6, 6)  # six wins of six: up to ~61% is not ruled out; not "100%-100%"
+    assert round(every.low, 3) == 0.610 and every.high == 1.0 and every.method == "wilson"
+    assert st.wilson_interval(2.5, 5).contains(0.5)  # a tie counts half
+    with pytest.raises(ValueError, match="successes"):
+        st.wilson_interval(3, 2)

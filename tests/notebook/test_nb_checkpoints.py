@@ -90,3 +90,22 @@ def test_a_held_out_file_named_heldout_is_recognised(tmp_path: Path) -> None:
     train.write_text("{}\n")
     (tmp_path / "helpdesk_heldout.jsonl").write_text("{}\n")
     assert held_out_file(str(train)) == str(tmp_path / "helpdesk_heldout.jsonl")
+
+
+def test_a_preference_runs_dashboard_charts_its_held_out_accuracy_and_picks_the_best_by_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = [{**c, "valid_preference_accuracy": a, "valid_reward_margin": m}
+             for c, a, m in zip(SAVED, (0.5, 0.75, 1.0, 1.0, 0.75), (0.1, 0.4, 0.9, 1.3, 1.1), strict=True)]
+    detail = {**_detail(), "checkpointList": saved, "bestCheckpoint": 32}
+    state = attach("task-c", fetch=lambda t: detail, stop=lambda t: None, show=False, deployment=None).wait(timeout=5)
+    assert state.held_out_score == ("held-out preference accuracy", [(8, 0.5), (16, 0.75), (24, 1.0), (32, 1.0),
+                                                                    (40, 0.75)])
+    assert state.checkpoint_text().startswith("best checkpoint: step 32, of 5 saved (held-out preference accuracy "
+                                              "1.000, reward margin +1.300)")
+    figures: list[Any] = []
+    render = charts._png
+    monkeypatch.setattr(charts, "_png", lambda fig: figures.append(fig) or render(fig))
+    assert loss_chart(state).startswith(b"\x89PNG")
+    right = figures[-1].axes[1]  # the score's own axis, beside the loss
+    assert right.get_ylabel() == "held-out preference accuracy" and list(right.lines[0].get_ydata()) == [
+        0.5, 0.75, 1.0, 1.0, 0.75]

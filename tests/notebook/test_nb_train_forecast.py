@@ -123,3 +123,28 @@ def test_a_dry_run_shows_the_forecast_and_starts_nothing(served: ServedPlatform,
     assert "refuses this run" in html(ip) and "~48" in html(ip)
     assert made == [] and "dash" not in ip.user_ns  # no fine-tune launched, no dashboard
     budget()
+
+
+def test_a_dpo_forecast_counts_both_answers_of_each_pair_and_its_budget_refuses_before_launch(
+        served: ServedPlatform, ip: InteractiveShell, tmp_path: Path) -> None:
+    from qfnb.trainer.forecast import MODE_COST
+
+    pairs = tmp_path / "prefs.jsonl"
+    pairs.write_text("".join(json.dumps([{"prompt": f"question {i}", "chosen": "one two three",
+                                          "rejected": "four five"}]) + "\n" for i in range(ROWS)), encoding="utf-8")
+    history()
+    fc = forecast_training(pairs, base="Tiny-Chat", epochs=2, batch_size=4, eval_split=20, train_mode="DPO")
+    # 8 pairs trained x 2 epochs, each 3 + 2 answer tokens (the double counts the answer turn)
+    assert (fc.steps, fc.tokens, fc.mode) == (4, 80, "DPO") and "chosen and with the rejected" in fc.token_source
+    assert fc.seconds == pytest.approx((2.0 + 80 / 100) * MODE_COST["DPO"], rel=1e-3)
+    assert fc.title.startswith("Forecast: DPO fine-tune of Tiny-Chat")
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text(json.dumps({"prompt": "q", "response": "a"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"sft.jsonl line 1: looks like SFT \(prompt/response\) data; KTO wants"):
+        forecast_training(sft, base="Tiny-Chat", train_mode="KTO")
+    made = trainers(ip, threading.Event())
+    budget(tokens=60)
+    with pytest.raises(QfnbCellError, match=r"forecast: 80 training tokens on Tiny-Chat"):
+        ip.run_line_magic("qftrain", f"--mode DPO {LINE.format(path=pairs)}")
+    assert made == []
+    budget()

@@ -8,6 +8,8 @@
   on the discordant pairs).
 * :func:`sign_flip_test` — the paired permutation test of the mean difference (exact up to
   ``exact_max_n`` items, seeded Monte Carlo beyond).
+* :func:`wilson_interval` — the Wilson score interval of a rate (a win rate), honest at small n and
+  at 0% or 100%, where a bootstrap of identical outcomes collapses to a point.
 * :func:`holm` — Holm's step-down adjustment; :func:`spearman` — rank correlation.
 """
 
@@ -281,6 +283,19 @@ def sign_flip_test(diffs: ArrayLike, *, n_resamples: int = 20_000, seed: int = 0
         signs = rng.choice(np.array([-1.0, 1.0]), size=(m, d.size))
         hits += int(np.count_nonzero(np.abs(signs @ d) >= threshold))
     return (1 + hits) / (1 + n_resamples)
+
+
+def wilson_interval(successes: float, n: int, *, confidence: float = 0.95) -> Interval:
+    """Wilson's score interval of the rate ``successes / n`` (``successes`` may count a tie as half)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"successes: must be in [0, n] with n >= 1, got {successes} of {n}")
+    z = _NORMAL.inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    rate, z2 = successes / n, z * z
+    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return Interval(max(0.0, centre - half), min(1.0, centre + half), confidence, "wilson", 0, 0, confidence)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

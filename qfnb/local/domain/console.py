@@ -31,9 +31,10 @@ from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol import train_formats
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.files import jsonl
-from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
+from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -84,17 +85,25 @@ def create_container(platform: Platform, *, name: Any, base_model: Any, base_fie
     if not isinstance(name, str) or not name.strip():
         raise BodyError("name", "is required and must be a non-empty string")
     base = None if base_optional and base_model is None else resolve_base(platform, base_model, base_field)
-    if train_mode != "SFT":
-        raise BodyError("trainMode", f"the local platform supports SFT only, got {train_mode!r}")
     return platform.store.insert("ft_jobs", {"name": name, "description": description or "", "model": base,
-                                             "trainMode": train_mode, "parameterScale": parameter_scale})
+                                             "trainMode": check_mode(train_mode),
+                                             "parameterScale": parameter_scale})
 
 
-def check_hyper(raw: Any, field: str) -> dict[str, Any]:
-    """Hyper-parameters with defaults filled in; BodyError naming the bad key."""
+def check_mode(value: Any, field: str = "trainMode") -> str:
+    """The train mode ``value`` names (:data:`qfnb.protocol.train_formats.MODES`); BodyError naming ``field``."""
+    try:
+        return train_formats.train_mode(value or "SFT", field)
+    except ValueError as exc:
+        raise BodyError(field, str(exc).removeprefix(f"{field}: ")) from None
+
+
+def check_hyper(raw: Any, field: str, train_mode: str = "SFT") -> dict[str, Any]:
+    """Hyper-parameters with defaults filled in (a DPO or KTO run's ``beta`` and weights too); BodyError
+    naming the bad key."""
     if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
-    hyper: dict[str, Any] = dict(DEFAULTS)
+    hyper: dict[str, Any] = {**DEFAULTS, **(PREFERENCE_DEFAULTS if train_mode in ("DPO", "KTO") else {})}
     for key, value in (raw or {}).items():
         problem = hyper_problem(key, value)  # None for a key with no limit: it is kept as given
         if problem is not None:
@@ -121,6 +130,33 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[s
     if not rows:
         raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompt/response pairs")
     return rows
+
+
+def collect_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> list[train_formats.Record]:
+    """A ``mode`` run's records (:mod:`qfnb.protocol.train_formats`) from dataset references; BodyError
+    naming the dataset's field and row, and what the row looks like when it is another mode's data."""
+    records: list[train_formats.Record] = []
+    for field, ref in refs:
+        if isinstance(ref, str) and ref.startswith("bos:"):
+            try:
+                rows = read_file_rows(platform.objects.from_uri(ref))
+            except ValueError as exc:
+                raise BodyError(field, str(exc)) from exc
+        else:
+            ds = platform.store.get("datasets", ref)
+            if ds is None:
+                raise BodyError(field, f"dataset {ref!r} not found")
+            rows = dataset_rows(platform.settings.data_dir, ds)
+        for no, row in enumerate(rows, 1):
+            item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
+            try:
+                records.extend(train_formats.parse_item(mode, item, f"line {no}"))
+            except train_formats.FormatError as exc:
+                raise BodyError(field, str(exc)) from None
+    if not records:
+        raise BodyError(refs[0][0] if refs else "dataset", f"the training data has no records; a {mode} run "
+                        f"wants {train_formats.FORMATS[mode]}")
+    return records
 
 
 def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
@@ -167,17 +203,32 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
                init_adapter: Path | None = None, target: str | None = None,
-               ray_workers: int | None = None) -> dict[str, Any]:
+               ray_workers: int | None = None, train_mode: str | None = None,
+               eval_refs: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
-    run; ``split``: (its field, the percentage of rows held out for the evaluation loss);
+    run; ``split``: (its field, the percentage of rows held out for the evaluation loss), or
+    ``eval_refs``: the held-out rows' own files (OpenAI's ``validation_file``);
     ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
-    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker."""
+    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker; ``train_mode``:
+    the run's mode (default: the container's), its data checked in that mode's format before anything is
+    written."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
-    rows = collect_rows(platform, refs)
+    mode = check_mode(train_mode or container.get("trainMode"))
+    if mode != "SFT" and hyper.get("evalMetric") is not None:
+        raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode} run's checkpoints are scored "
+                        "by its own held-out measure")
+
+    def rows_of(files: list[tuple[str, Any]]) -> list[Any]:
+        return (collect_rows(platform, files) if mode == "SFT"
+                else [train_formats.to_wire(r) for r in collect_records(platform, files, mode)])
+
+    rows = rows_of(refs)
     seed = int(hyper.get("seed", 42))
-    held = set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
+    held = set() if eval_refs else set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+    if eval_refs:
+        eval_rows = rows_of(eval_refs)
     hyper = check_checkpoint_options(hyper, hyper_field, len(eval_rows))
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
@@ -189,11 +240,11 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     sid = new_sid("task-")
     job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)
-    _write_pairs(job_dir / "train.jsonl", rows)
+    _write_rows(job_dir / "train.jsonl", rows, mode)
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode}
     if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
-        _write_pairs(job_dir / "eval.jsonl", eval_rows)
+        _write_rows(job_dir / "eval.jsonl", eval_rows, mode)
         spec["eval_file"] = str(job_dir / "eval.jsonl")
     if model_path is not None:
         spec["base_model_path"] = str(model_path)
@@ -206,7 +257,7 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
-                                         "lossCurve": [], "evalRows": len(eval_rows),
+                                         "lossCurve": [], "evalRows": len(eval_rows), "trainMode": mode,
                                          **({"evalLossCurve": []} if eval_rows else {}),
                                          **({"target": target} if target else {}), **(extra or {})}, sid=sid)
     platform.supervisor.submit(run["id"])
@@ -215,8 +266,13 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     return get(platform, "runs", run["id"], "taskId")
 
 
-def _write_pairs(path: Path, rows: list[dict[str, str]]) -> None:
-    path.write_text(jsonl({"prompt": row["prompt"], "response": row["response"]} for row in rows), encoding="utf-8")
+def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
+    """SFT's prompt/response pairs (a ``system`` prompt kept), or another mode's records (already in
+    their canonical form)."""
+    lines = rows if mode != "SFT" else ({"prompt": row["prompt"], "response": row["response"],
+                                         **({"system": row["system"]} if row.get("system") else {})}
+                                        for row in rows)
+    path.write_text(jsonl(lines), encoding="utf-8")
 
 
 def progress_fields(run: dict[str, Any]) -> dict[str, Any]:

@@ -129,7 +129,8 @@ class Platform:
         models = self.served(api_type)
         found = (_named(models, key) or self._aliased(api_type, key, models)
                  or seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
-                 or self._deployed_elsewhere(api_type, key) or self._checkpoint(api_type, key))
+                 or self._deployed_elsewhere(api_type, key) or self._checkpoint(api_type, key)
+                 or self._fine_tuned(api_type, key))
         if found is not None:
             return found
         listing = ", ".join(f"{m.name} (/{api_type}/{m.endpoint})" for m in models) or "none"
@@ -182,7 +183,10 @@ class Platform:
             chosen = ckpt.choose(run.get("checkpointList") or [], which)
         except ValueError as exc:
             raise BodyError("endpoint", f"{key}: {exc}") from None
-        path = Path(str(chosen["path"]))
+        return self._run_adapter(key, run, Path(str(chosen["path"])))
+
+    def _run_adapter(self, key: str, run: dict[str, Any], path: Path) -> ServedLike:
+        """``path`` (an adapter of ``run``) served under ``key``, registered once."""
         with self._lock:
             cached = self._checkpoints.get(key)
         if cached is not None and cached[0] == path:
@@ -191,6 +195,30 @@ class Platform:
         with self._lock:
             self._checkpoints[key] = (path, served)
         return served
+
+    def _fine_tuned(self, api_type: str, key: str) -> ServedLike | None:
+        """An OpenAI fine-tuning job's ``fine_tuned_model`` (``ft:<base>:local:<suffix>:<id>``, lower
+        case here) once the job succeeded, or one of its checkpoints (``…:ckpt-step-N``), served from
+        the engine that has every checkpoint of the run (domain.fine_tuning names them)."""
+        if not key.startswith("ft:") or api_type not in ("chat", "completions"):
+            return None
+        model, at, step = key.rpartition(":ckpt-step-")
+        model = model if at else key
+        runs = self.store.all("runs", lambda r: str((r.get("openai") or {}).get("fine_tuned_model", "")).lower()
+                              == model)
+        if not runs:
+            return None
+        run = runs[-1]
+        if at:
+            try:
+                path = Path(str(ckpt.choose(run.get("checkpointList") or [], f"step-{step}")["path"]))
+            except ValueError as exc:
+                raise BodyError("model", f"{key}: {exc}") from None
+        elif run.get("status") == "Done" and run.get("adapter_dir"):
+            path = Path(str(run["adapter_dir"]))
+        else:
+            raise BodyError("model", f"{key} is not ready: its fine-tuning job is {run.get('status')}, not Done")
+        return self._run_adapter(key, run, path)
 
     def adapter_endpoint(self, version: dict[str, Any]) -> str | None:
         """A trained model version's adapter, registered under an endpoint of its own to run it

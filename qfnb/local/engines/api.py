@@ -65,6 +65,12 @@ class Engine(Protocol):
         ``CannotServe`` where the engine cannot tell, ``EngineBusy`` as :meth:`generate` does."""
         ...
 
+    async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
+        """The summed log-probability the served model gives ``answer`` as its reply to ``messages``
+        (teacher-forced: how likely it finds that answer), and the answer's token count; raises as
+        :meth:`token_logprobs` does. Compares a tuned model with its base on preference pairs."""
+        ...
+
 
 class EmbedderLike(Protocol):
     """Sentence embeddings (``gate.BatchingEmbedder``): vectors of ``texts`` and the tokens read."""

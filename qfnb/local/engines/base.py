@@ -206,8 +206,23 @@ class ChatEngine(abc.ABC):
     def complete(self, prompt: str, *, sampling: Sampling) -> Iterator[Delta]:
         """Stream a raw continuation of ``prompt``."""
 
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> tuple[float, int]:
+        """The summed log-probability of ``answer``'s tokens as the reply to text turns ``messages``
+        (teacher-forced), and how many tokens that is; CannotServe where the engine cannot tell."""
+        raise CannotServe(f"{self.name} cannot score given answers")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free the model's resources."""
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share (where a prompt's tokens end in prompt + answer)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 class Embedder(abc.ABC):

@@ -142,6 +142,12 @@ class ThreadedChat:
         raise CannotServe(f"{self.name} runs in-process (transformers): the platform scores given tokens only "
                           "on llama.cpp models")
 
+    async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
+        """The engine's own scoring of a given answer, on a thread, behind the gate."""
+        turns = text_turns(list(messages))
+        with self.gate.admit():
+            return await asyncio.to_thread(self.engine.answer_logprob, turns, answer)
+
     async def _run(self, start: Callable[[], Iterator[Delta]]) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()

@@ -3,7 +3,8 @@
 A client's timeout counts silence between bytes (qfnb's transports read with a per-read timeout,
 as httpx and the openai/anthropic SDKs do), so a call that waits in an engine's queue, for a model
 to load, or for a long answer, must hear from the platform meanwhile. :class:`Heartbeat` wraps the
-model routes (``POST`` to chat/completions/responses/messages and Qianfan's v1 inference):
+model routes (``POST`` to chat/completions/responses/messages, the answer scoring of
+``/fine_tuning/answer_logprobs`` and Qianfan's v1 inference):
 
 * while no answer has started after ``every`` seconds, it starts one itself (HTTP 200) and sends
   a heartbeat every ``every`` seconds: for a stream an SSE comment line (``: working 12 s``,
@@ -36,7 +37,8 @@ log = logging.getLogger("qfnb.local.inference")
 
 #: the header of an answer the platform started itself: the seconds between its heartbeats
 HEARTBEAT_HEADER = "x-qfnb-heartbeat"
-_MODEL_ENDINGS = ("/chat/completions", "/completions", "/responses", "/messages")
+_MODEL_ENDINGS = ("/chat/completions", "/completions", "/responses", "/messages",
+                  "/fine_tuning/answer_logprobs")  # scoring given answers: a model call of many engine calls
 
 
 def is_model_call(method: str, path: str) -> bool:

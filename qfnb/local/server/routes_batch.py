@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import batch, batch_files
+from qfnb.local.domain import batch, batch_files, fine_tuning
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.store import new_sid
@@ -199,12 +199,17 @@ async def _upload(request: Request, p: Platform) -> dict[str, Any]:
         if stored is None:
             raise BodyError("file", "is required (a multipart file part)")
         purpose = batch_files.check_purpose(fields.get("purpose"))
+        if purpose == "fine-tune":  # checked now, naming the line and field, and not kept if it is refused
+            shape = await run_in_threadpool(fine_tuning.check_file, p.objects.path(batch_files.BUCKET, stored[2]))
     except BaseException:
         if writing is not None:
             _remove(p, writing)
         raise
     sid, filename, key, size = stored
-    return batch_files.file_view(batch_files.add_file(p, filename, purpose, key, size, sid=sid))
+    rec = batch_files.add_file(p, filename, purpose, key, size, sid=sid)
+    if purpose == "fine-tune":
+        rec = p.store.update("files", rec["id"], fineTune={"format": shape.format, "examples": shape.examples})
+    return batch_files.file_view(rec)
 
 
 def _remove(p: Platform, key: str) -> None:

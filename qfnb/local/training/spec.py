@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.checkpoints import DEFAULT_PATIENCE, METRICS
-from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
+from qfnb.protocol.train_formats import train_mode
+from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
 
 
 class SpecError(ValueError):
@@ -39,6 +40,9 @@ class Hyper:
     early_stop_patience: int = DEFAULT_PATIENCE
     eval_metric: str | None = None  # a generation metric scored on held-out items at each checkpoint
     eval_metric_items: int = 8  # held-out items the metric is scored on
+    beta: float = PREFERENCE_DEFAULTS["beta"]  # DPO/KTO: how far the tuned model may move from the base
+    desirable_weight: float = PREFERENCE_DEFAULTS["desirableWeight"]  # KTO: weight of the good answers' loss
+    undesirable_weight: float = PREFERENCE_DEFAULTS["undesirableWeight"]  # KTO: weight of the bad answers'
 
     def schedule(self, n_examples: int) -> str:
         """Which of ``maxSteps`` and ``epoch`` decides the run's length, in words."""
@@ -63,6 +67,8 @@ class WorkerSpec:
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
     eval_file: Path | None = None  # held-out pairs for the evaluation loss (never trained on)
     init_adapter: Path | None = None  # a checkpoint to continue from (incrementCheckpointStep)
+    #: "SFT", "PostPretrain", "DPO", "KTO" or "RFT" (qfnb.protocol.train_formats.MODES): what the worker trains
+    train_mode: str = "SFT"
 
 
 def _snake(wire: str) -> str:
@@ -119,7 +125,12 @@ def parse_spec(raw: Any) -> WorkerSpec:
             raise SpecError(f"{key}: must be a path string")
         return Path(value)
 
+    try:
+        mode = train_mode(raw.get("train_mode"))
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
     return WorkerSpec(
+        train_mode=mode,
         base_model=base,
         train_file=Path(train_file),
         hyper=parse_hyper(raw.get("hyper")),

@@ -56,12 +56,22 @@ def _png(fig: Figure) -> bytes:
 @_themed
 def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training loss",
                eval_points: Sequence[tuple[int, float]] = (), checkpoints: Sequence[tuple[int, float]] = (),
-               best: int | None = None, overfit_since: int | None = None) -> bytes:
+               best: int | None = None, overfit_since: int | None = None,
+               score: tuple[str, Sequence[tuple[int, float]]] | None = None) -> bytes:
     """The training loss by step; with ``eval_points`` (the held-out split's loss) both curves. The saved
     ``checkpoints`` ((step, held-out loss)) are marks, the ``best`` one ringed, and from ``overfit_since``
-    the over-fit region is shaded. The legend sits outside the plot, so it never covers a curve."""
+    the over-fit region is shaded; ``score`` (a name and its (step, value) points: a preference run's
+    held-out accuracy, a PostPretrain run's perplexity) is drawn against its own axis on the right. The
+    legend sits outside the plot, so it never covers a curve."""
     fig = _figure((6.4, 2.6))
     ax = fig.axes[0]
+    if score is not None and score[1]:
+        right = ax.twinx()
+        xs, ys = zip(*score[1], strict=True)
+        right.plot(xs, ys, color=SERIES[2], linestyle=":", marker="s", markersize=4, linewidth=1.6, label=score[0])
+        right.set_ylabel(score[0], fontsize=8, color=INK)
+        right.tick_params(colors=INK, labelsize=8)
+        right.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(1.08, 0.0), labelcolor=INK)
     curves = [(points, "train", SERIES[0], "-"), (eval_points, "eval (held out)", SERIES[1], "--")]
     steps = [s for pts, *_ in curves for s, _ in pts]
     for pts, label, color, style in curves:

@@ -94,6 +94,11 @@ class TrainingDashboard(VBox):
             # as wide as its words: "Deploy best (step 16)" was cut to "Deploy best (s…" at the default width
             description="Deploy", icon="rocket", button_style="success", layout=w.Layout(display="none", width="auto")
         )
+        # a preference run's "does the tuned model win?" (LLMFinetune.compare), once the run succeeded
+        self.compare_button = w.Button(description="Compare with base", icon="balance-scale",
+                                       layout=w.Layout(display="none", width="auto"))
+        self.compare_view = SafeHTML()
+        self.comparison: Any = None  # the last PreferenceComparison the button made
         self.result = SafeHTML()
         self.offline = SafeHTML()  # shown only after a kernel restart (CSS on ipywidgets' disconnected class)
         self.var_name: str | None = None  # the -o variable, for the copyable next steps
@@ -102,14 +107,16 @@ class TrainingDashboard(VBox):
         self.launch_name: str | None = None  # the name given at launch: the deployed service's and endpoint's
         self.stop_button.on_click(self._clicked_stop)
         self.deploy_button.on_click(self._clicked_deploy)
+        self.compare_button.on_click(self._clicked_compare)
         super().__init__(
             children=[
                 self.header,
                 w.HBox([self.bar, self.progress_label]),
                 self.chart,
                 w.Accordion(children=[self.log_view], titles=("event log",), selected_index=None),
-                w.HBox([self.stop_button, self.deploy_button]).add_class("qfnb-live-only"),
+                w.HBox([self.stop_button, self.deploy_button, self.compare_button]).add_class("qfnb-live-only"),
                 self.result,
+                self.compare_view,
                 self.offline,
             ]
         )
@@ -176,6 +183,7 @@ class TrainingDashboard(VBox):
             self.stop_button.disabled = True
             self.stop_button.layout.display = "none"  # nothing left to stop
             self.deploy_button.layout.display = None if self.deployable else "none"
+            self.compare_button.layout.display = None if self.comparable else "none"
             best = self.state.best
             if best is not None:  # what a click deploys (DeployConfig's default: the best checkpoint)
                 self.deploy_button.description = f"Deploy best (step {best['step']})"
@@ -293,6 +301,12 @@ class TrainingDashboard(VBox):
         """Whether the job succeeded and its Deploy is still to do (then the widget keeps its button)."""
         return self.state.status == "succeeded" and self.on_deploy is not None and not self.state.service
 
+    @property
+    def comparable(self) -> bool:
+        """Whether the run succeeded with a held-out split and checkpoints its trainer can compare."""
+        return (self.state.status == "succeeded" and callable(getattr(self.trainer, "compare", None))
+                and bool(self.state.held_out) and bool(self.state.checkpoints))
+
     def republish(self) -> bool:
         """Publish the final state again from the kernel thread (an IPython ``post_run_cell``
         hook calls this); True when it did."""
@@ -349,3 +363,25 @@ class TrainingDashboard(VBox):
             self._render(force=True)
         self.deploying = self.on_deploy(self)
         return self.deploying
+
+    def _clicked_compare(self, _: Any) -> threading.Thread:
+        """Run the trainer's :meth:`~qfnb.trainer.LLMFinetune.compare` on a thread (it scores every
+        held-out pair twice); its verdict and table show under the buttons."""
+        self.compare_button.disabled = True
+        self.compare_button.description = "Comparing…"
+        self.compare_view.value = "<p>scoring the held-out pairs under the base and the tuned model…</p>"
+
+        def work() -> None:
+            try:
+                self.comparison = self.trainer.compare()
+                self.compare_view.value = self.comparison._repr_html_()
+            except Exception as exc:  # shown in the dashboard, not raised into the widget comm
+                log.warning("compare failed: %s", exc)
+                self.compare_view.value = f"<p>compare failed: {escape(str(exc))}</p>"
+            finally:
+                self.compare_button.disabled = False
+                self.compare_button.description = "Compare again"
+
+        thread = threading.Thread(target=work, name="qfnb-compare", daemon=True)
+        thread.start()
+        return thread

@@ -27,7 +27,7 @@ def loss_chart(st: TrainingState) -> bytes:
     marks = [(int(c["step"]), float(c["evalLoss"])) for c in st.checkpoints if c.get("evalLoss") is not None]
     return charts.loss_chart(st.loss, title=f"loss · {st.title}", eval_points=st.eval_loss, checkpoints=marks,
                              best=None if best is None else int(best["step"]),
-                             overfit_since=None if over is None else over.since)
+                             overfit_since=None if over is None else over.since, score=st.held_out_score)
 
 
 def offline_html(st: TrainingState) -> str:

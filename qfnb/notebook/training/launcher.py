@@ -24,6 +24,7 @@ from qfnb.notebook._ipython import DisplayHandle, display
 from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
+from qfnb.protocol import train_formats
 from qfnb.protocol.checkpoints import DEFAULT_CHECKPOINTS
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.files import write_private_json
@@ -32,6 +33,8 @@ from qfnb.trainer.configs import TrainConfig
 
 log = logging.getLogger("qfnb.notebook.training.launcher")
 
+#: the train modes the form offers (RFT takes a reward function: ``%qftrain --mode RFT --reward``)
+LAUNCHER_MODES = tuple(m for m in train_formats.MODES if m != "RFT")
 #: the launcher's validation split: ``TrainConfig.trainset_rate``'s default (the official SDK's 20)
 DEFAULT_EVAL_SPLIT = int(TrainConfig.model_fields["trainset_rate"].default)
 
@@ -123,7 +126,8 @@ def dataset_choices(root: Path | None = None) -> list[str]:
 class FinetuneLauncher(VBox):
     """A form that validates a :class:`TrainSpec` and launches it with a live dashboard."""
 
-    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None) -> None:
+    def __init__(self, factory: TrainerFactory | None = None, *, base_models: tuple[str, ...] | None = None,
+                 mode: str = "SFT") -> None:
         self.factory = factory
         self.on_deploy: Any = None  # None: deploy on the platform (tests inject a double)
         self.dashboard: Any = None
@@ -140,6 +144,11 @@ class FinetuneLauncher(VBox):
             value=base_models[0], options=list(base_models), description="base model", ensure_option=False, style=style
         )
         self.name = w.Text(value="", description="name", placeholder="e.g. my-first-tune (optional)", style=style)
+        # the train mode, and the data format it wants beside it
+        self.mode = w.Dropdown(options=list(LAUNCHER_MODES), value=mode if mode in LAUNCHER_MODES else "SFT",
+                               description="train mode", style=style)
+        self.mode_format = SafeHTML(self._format_html())
+        self.mode.observe(lambda _: setattr(self.mode_format, "value", self._format_html()), names="value")
         own = [d for d in datasets if not Path(d).is_absolute()]  # the notebook folder's, not the demo
         self.dataset = w.Combobox(
             value=own[0] if own else "",
@@ -187,6 +196,7 @@ class FinetuneLauncher(VBox):
         self.launch_button.on_click(self._clicked_launch)
         self.form = w.VBox([
             self.name,
+            w.HBox([self.mode, self.mode_format]),
             self.base,
             self.dataset,
             w.HBox([self.epochs, self.steps]),
@@ -227,6 +237,11 @@ class FinetuneLauncher(VBox):
             text = f"epochs decide: {self.epochs.value} pass(es) over the training rows"
         return f'<span class="qfnb-length" style="color:{theme.TEXT_MUTED}">{escape(text)}</span>'
 
+    def _format_html(self) -> str:
+        """The data format the chosen train mode wants."""
+        return (f'<span class="qfnb-mode-format" style="color:{theme.TEXT_MUTED}">data: '
+                f"<code>{escape(train_formats.FORMATS[self.mode.value])}</code></span>")
+
     def _split_changed(self, change: dict[str, Any]) -> None:
         """Checkpoints need held-out rows: none without a split, the default again with one."""
         if not change["new"]:
@@ -258,6 +273,7 @@ class FinetuneLauncher(VBox):
             name=self.name.value.strip() or None,
             eval_split=self.eval_split.value,
             checkpoints=self.checkpoints.value,
+            mode=self.mode.value,
         )
 
     def _clicked_new_launch(self, _: Any = None) -> None:
@@ -307,6 +323,8 @@ class FinetuneLauncher(VBox):
         line = f"%qftrain --base {base} --dataset {data}"
         if self.name.value.strip():
             line += f" --name {shlex.quote(self.name.value.strip())}"
+        if self.mode.value != "SFT":
+            line += f" --mode {self.mode.value}"
         line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
         line += f" --eval-split {self.eval_split.value} --checkpoints {self.checkpoints.value}"
         return line + (f" --steps {self.steps.value}" if self.steps.value else "") + (

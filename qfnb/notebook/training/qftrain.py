@@ -16,6 +16,7 @@ from qfnb.notebook.training import attach
 from qfnb.notebook.training import run as train
 from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from qfnb.notebook.training.launcher import FinetuneLauncher, platform_base_models
+from qfnb.protocol import train_formats
 
 #: ``@magic_arguments()`` with every ``%qftrain`` option, in its help's order
 QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
@@ -23,6 +24,8 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
     argument("--dataset", help="Training data: a local .jsonl path or a platform dataset id."),
     option_arguments(TRAIN_OPTIONS),
     argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside)."),
+    argument("--mode", metavar="MODE", help="Train mode: SFT (default: prompt/response pairs), PostPretrain (plain "
+             "text), DPO (prompt + chosen + rejected), KTO (prompt + chosen or rejected)."),
     argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
              "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none)."),
     argument("--early-stop", action="store_true",
@@ -72,7 +75,7 @@ def handle_magic(magics: Any, args: TrainArgs, line: str) -> Any:
         return _attach(magics, args)
     if not args.recipe:
         bases = platform_base_models(magics.list_models)
-        launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases)
+        launcher = FinetuneLauncher(factory=magics.trainer_factory, base_models=bases, mode=_mode_arg(args.mode))
         launcher.on_deploy = magics.deployer
         if args.output:
             magics.user_ns[args.output] = launcher
@@ -97,6 +100,14 @@ def _launch(magics: Any, args: TrainArgs) -> None:
     dash.forecast = ahead
     _keep(magics, args, dash.state.title, dash)
     return None
+
+
+def _mode_arg(word: str | None) -> str:
+    """``--mode`` as the platform spells it; a UsageError naming the modes."""
+    try:
+        return train_formats.train_mode(word or "SFT", "--mode")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _metric_arg(word: str | None, namespace: dict[str, Any]) -> str | Callable[..., Any] | None:

@@ -28,6 +28,7 @@ from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.protocol import train_formats
 from qfnb.protocol.checkpoints import METRICS
 from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.training import LIMITS, hyper_problem
@@ -66,10 +67,13 @@ class TrainSpec(TrainOptions):
     target: str | None = None
     #: Ray Train workers on a Ray target (``--ray-workers``; None: ``QFNB_RAY_TRAIN_WORKERS``, else 1)
     ray_workers: int | None = None
+    #: the train mode (``--mode``): SFT, PostPretrain, DPO, KTO (:data:`qfnb.protocol.train_formats.MODES`)
+    mode: str = "SFT"
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("--dataset is required (a .jsonl path or a platform dataset id)")
+        self._check_mode()
         if not self.base:
             raise ValueError("--base must name a base model")
         if self.name is not None and not re.fullmatch(r"[A-Za-z][\w.-]{0,49}", self.name):
@@ -90,6 +94,13 @@ class TrainSpec(TrainOptions):
             if problem is not None:
                 raise ValueError(f"{option.label} {problem}")
 
+    def _check_mode(self) -> None:
+        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's."""
+        object.__setattr__(self, "mode", train_formats.train_mode(self.mode, "--mode"))
+        if self.eval_metric is not None and self.mode != "SFT":
+            raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
+                             "its own held-out measure")
+
     @classmethod
     def from_args(cls, args: TrainArgs, *, eval_metric: str | Callable[..., Any] | None) -> TrainSpec:
         """The spec a ``%qftrain`` line asks for (``eval_metric``: its ``--eval-metric``, a notebook
@@ -97,7 +108,7 @@ class TrainSpec(TrainOptions):
         given = {**asdict(args.hyper), "dataset": args.dataset, "base": args.base, "deploy": args.deploy,
                  "name": args.name, "eval_split": args.eval_split, "fresh": args.fresh,
                  "early_stop": args.early_stop, "eval_metric": eval_metric, "target": args.target,
-                 "ray_workers": args.ray_workers}
+                 "ray_workers": args.ray_workers, "mode": args.mode}
         kwargs = {name: value for name, value in given.items() if value is not None}
         kwargs.setdefault("dataset", "")
         if args.ray_workers is not None and args.ray_workers < 1:
@@ -129,7 +140,7 @@ class TrainSpec(TrainOptions):
 
     @property
     def title(self) -> str:
-        what = f"{self.base} ← {Path(self.dataset).name}"
+        what = f"{self.base} ← {Path(self.dataset).name}" + (f" ({self.mode})" if self.mode != "SFT" else "")
         return f"{self.name} · {what}" if self.name else what
 
 
@@ -157,6 +168,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
         target=spec.target,
         ray_workers=spec.ray_workers,
+        **({"train_mode": spec.mode} if spec.mode != "SFT" else {}),
     )
 
 
@@ -251,7 +263,8 @@ def forecast(spec: TrainSpec, *, shown: bool, dry_run: bool = False) -> TrainFor
 
     def ahead() -> TrainForecast:
         found = forecast_training(spec.dataset, base=spec.base, epochs=spec.epochs, batch_size=spec.batch_size,
-                                  max_steps=spec.steps, max_seq_len=spec.max_seq_len, eval_split=spec.eval_split)
+                                  max_steps=spec.steps, max_seq_len=spec.max_seq_len, eval_split=spec.eval_split,
+                                  train_mode=spec.mode)
         if shown:
             display(found)
         found = refused(found, found.check_budget, shown=shown, dry_run=dry_run)

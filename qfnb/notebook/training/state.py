@@ -309,13 +309,28 @@ class TrainingState:
         points = [(int(c["step"]), float(c["evalLoss"])) for c in self.checkpoints if c.get("evalLoss") is not None]
         return ckpt.overfitting(points or self.eval_loss)
 
+    @property
+    def held_out_score(self) -> tuple[str, list[tuple[int, float]]] | None:
+        """The checkpoints' own held-out score, drawn beside the loss: a DPO/KTO run's preference accuracy,
+        a PostPretrain run's perplexity (None for SFT: its held-out loss is on the chart already)."""
+        for key, name in _SCORES.items():
+            points = [(int(c["step"]), float(c[key])) for c in self.checkpoints if _num(c.get(key)) is not None]
+            if points:
+                return name, points
+        return None
+
     def checkpoint_text(self) -> str:
         """``best checkpoint: step 16 of 5 (held-out loss 2.40)`` and the over-fitting, when known."""
         best = self.best
         if best is None:
             return ""
-        score = (f"{best['metricName']} {float(best['metric']):.3f}" if best.get("metric") is not None
-                 else f"held-out loss {float(best['evalLoss']):.3f}")
+        if best.get("metric") is not None:
+            score = f"{best['metricName']} {float(best['metric']):.3f}"
+        elif best.get(ckpt.PREFERENCE_SCORE) is not None:  # a DPO or KTO run
+            score = (f"held-out preference accuracy {float(best[ckpt.PREFERENCE_SCORE]):.3f}, reward margin "
+                     f"{float(best.get(ckpt.REWARD_MARGIN) or 0):+.3f}")
+        else:
+            score = f"held-out loss {float(best['evalLoss']):.3f}"
         text = f"best checkpoint: step {best['step']}, of {len(self.checkpoints)} saved ({score})"
         over = self.overfit
         return f"{text} · {over.describe()}" if over is not None else text
@@ -379,6 +394,10 @@ class TrainingState:
 # how the text/plain summary words each of result_fields()
 _TEXT_FORMS = {"task": "task {}", "reused": "↺ reused finished run {} (--fresh trains again)",
                "checkpoints": "{}", "model": "model {}", "endpoint": "service {}", "error": "error: {}"}
+
+
+#: a checkpoint's held-out score of another train mode -> its name on the chart
+_SCORES = {ckpt.PREFERENCE_SCORE: "held-out preference accuracy", "valid_perplexity": "held-out perplexity"}
 
 
 def _when(value: Any) -> float | None:

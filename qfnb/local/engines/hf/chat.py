@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.ask import GenParams, Sampling
-from qfnb.local.engines.base import ChatEngine, Delta, render_gemma, stream_deltas, token_budget
+from qfnb.local.engines.base import ChatEngine, Delta, common_prefix, render_gemma, stream_deltas, token_budget
 from qfnb.local.engines.hf._quiet import quiet_loading
 
 N_THREADS = 2
@@ -83,6 +83,21 @@ class HFChatEngine(ChatEngine):
 
     def complete(self, prompt: str, *, sampling: Sampling) -> Iterator[Delta]:
         return self._run(prompt, sampling, special=False)
+
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> tuple[float, int]:
+        """:meth:`ChatEngine.answer_logprob`: one forward pass over the prompt and the answer."""
+        import torch
+
+        prompt = self.render(messages)
+        p_ids = self._tok(prompt, add_special_tokens=False)["input_ids"]
+        full = self._tok(prompt + answer, add_special_tokens=False)["input_ids"]
+        start = max(1, common_prefix(p_ids, full))
+        if start >= len(full):
+            return 0.0, 0
+        with self._lock, torch.no_grad():
+            logits = self._model(torch.tensor([full])).logits[0, start - 1:-1].float()
+            picked = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(full[start:]).unsqueeze(1))
+        return float(picked.sum()), len(full) - start
 
     def _run(self, text: str, sampling: Sampling, *, special: bool) -> Iterator[Delta]:
         gp = sampling.engine_params(self._stop)

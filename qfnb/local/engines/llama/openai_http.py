@@ -21,7 +21,7 @@ import httpx
 
 from qfnb.local.engines import progress
 from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
-from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, render_gemma, text_turns
+from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, common_prefix, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import answer_check, grammar, prompts, tool_calls, transport, watchdog
@@ -183,6 +183,25 @@ class OpenAIChat:
                     reply = await transport.post_json(self.name, target, url, body)
                     out.append(_forced_logprob(self.name, reply, ids[t], t))
         return out
+
+    async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
+        """:meth:`.api.Engine.answer_logprob` on our own llama-server: the turns rendered by the model's
+        template, then each of the answer's tokens scored teacher-forced (:meth:`token_logprobs`)."""
+        if self._n_ctx is None:
+            raise CannotServe(f"{self.name} runs on an external engine: the platform scores given answers only on "
+                              "its own llama-server")
+        turns = text_turns(list(messages))
+        async with self._leased() as target:
+            client = transport.client()
+            text = (render_gemma(turns) if self._template == "gemma"
+                    else tool_calls.fix_rendered(await prompts.render_chat(client, target.base_url, target.headers,
+                                                                           turns)))
+            prompt = await prompts.tokenize(client, target.base_url, target.headers, text)
+            full = await prompts.tokenize(client, target.base_url, target.headers, text + answer)
+        start = max(1, common_prefix(prompt, full))
+        if start >= len(full):
+            return 0.0, 0
+        return sum(await self.token_logprobs(full, range(start, len(full)))), len(full) - start
 
     def _chat_fields(self, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
         """A chat with tools, a schema, logprobs or penalties, over OpenAI turns (tool calls and

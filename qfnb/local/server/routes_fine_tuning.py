@@ -1,0 +1,125 @@
+"""OpenAI's fine-tuning API (``/v1/fine_tuning/jobs`` and the same under ``/v2``) over
+:mod:`qfnb.local.domain.fine_tuning`: bearer auth, every refusal in OpenAI's error shape. The
+training files come from ``/v1/files`` (:mod:`.routes_batch`, ``purpose="fine-tune"``). Beside it,
+qfnb's own ``/v1/fine_tuning/answer_logprobs`` scores given answers under a served model (base or
+tuned), what comparing a tuned model with its base on preference pairs reads."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from qfnb.local.domain import answer_scores
+from qfnb.local.domain import console as c
+from qfnb.local.domain import fine_tuning as ft
+from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.base import CannotServe
+from qfnb.local.server.openai_errors import bearer_refusal, openai_body_error, openai_error
+from qfnb.local.server.wire import json_body
+from qfnb.protocol.errors import ErrorCode
+
+PREFIXES = ("/v1", "/v2")
+
+
+def _route(call: Callable[[Request, Platform], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[Response]]:
+    async def route(request: Request) -> Response:
+        failure = bearer_refusal(request)
+        if failure is not None:
+            return failure
+        try:
+            return JSONResponse(await call(request, request.app.state.platform))
+        except BodyError as exc:
+            if exc.code == ErrorCode.API_NAME_NOT_EXIST:
+                return openai_error(404, str(exc), param="model", code="model_not_found")
+            return openai_body_error(exc)
+        except CannotServe as exc:
+            return openai_error(400, f"model: {exc}", param="model", code="cannot_score")
+        except c.NotFound as exc:
+            return openai_error(404, str(exc), code="not_found")
+
+    return route
+
+
+def _page(request: Request) -> tuple[str | None, int]:
+    """``after`` and ``limit`` (1-100, default 20) of a list call."""
+    raw = request.query_params.get("limit", "20")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 100):
+        raise BodyError("limit", f"must be an integer from 1 to 100, got {raw!r:.40}")
+    return request.query_params.get("after"), int(raw)
+
+
+def _metadata_filter(request: Request) -> dict[str, str] | None:
+    """``metadata[k]=v`` query pairs (the SDK's ``metadata={...}``), or ``metadata=null``: no filter."""
+    pairs = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
+             if key.startswith("metadata[") and key.endswith("]")}
+    return pairs or None
+
+
+@_route
+async def jobs(request: Request, p: Platform) -> dict[str, Any]:
+    if request.method == "POST":
+        body = await json_body(request)
+        return await run_in_threadpool(ft.create_job, p, body)
+    after, limit = _page(request)
+    return await run_in_threadpool(ft.list_jobs, p, after, limit, _metadata_filter(request))
+
+
+@_route
+async def one_job(request: Request, p: Platform) -> dict[str, Any]:
+    return await run_in_threadpool(ft.retrieve_job, p, request.path_params["job_id"])
+
+
+@_route
+async def cancel(request: Request, p: Platform) -> dict[str, Any]:
+    return await run_in_threadpool(ft.cancel_job, p, request.path_params["job_id"])
+
+
+@_route
+async def events(request: Request, p: Platform) -> dict[str, Any]:
+    after, limit = _page(request)
+    return await run_in_threadpool(ft.list_events, p, request.path_params["job_id"], after, limit)
+
+
+@_route
+async def checkpoints(request: Request, p: Platform) -> dict[str, Any]:
+    after, limit = _page(request)
+    return await run_in_threadpool(ft.list_checkpoints, p, request.path_params["job_id"], after, limit)
+
+
+@_route
+async def answer_logprobs(request: Request, p: Platform) -> dict[str, Any]:
+    """qfnb's own: how likely a served model finds given answers (:mod:`qfnb.local.domain.answer_scores`)."""
+    return await answer_scores.score_answers(p, await json_body(request))
+
+
+@_route
+async def unsupported(request: Request, p: Platform) -> dict[str, Any]:
+    """pause/resume (OpenAI's, for long jobs) and checkpoint permissions (sharing across projects)."""
+    action = request.url.path.rsplit("/", 1)[-1]
+    if action in ("pause", "resume"):
+        raise BodyError("", f"{action} is not available on the local platform: a job runs to its end or is "
+                        "cancelled (POST /v1/fine_tuning/jobs/{id}/cancel)")
+    raise BodyError("", f"{request.url.path}: checkpoint permissions are not kept on the local platform (one user)")
+
+
+def routes() -> list[Route]:
+    out = []
+    for prefix in PREFIXES:
+        base = prefix + "/fine_tuning/jobs"
+        out += [Route(base, jobs, methods=["GET", "POST"]),
+                Route(base + "/{job_id}", one_job, methods=["GET"]),
+                Route(base + "/{job_id}/cancel", cancel, methods=["POST"]),
+                Route(base + "/{job_id}/events", events, methods=["GET"]),
+                Route(base + "/{job_id}/checkpoints", checkpoints, methods=["GET"]),
+                Route(prefix + "/fine_tuning/answer_logprobs", answer_logprobs, methods=["POST"]),
+                Route(base + "/{job_id}/pause", unsupported, methods=["POST"]),
+                Route(base + "/{job_id}/resume", unsupported, methods=["POST"]),
+                Route(prefix + "/fine_tuning/checkpoints/{rest:path}", unsupported, methods=["GET", "POST", "DELETE"])]
+    return out
+

@@ -1,0 +1,243 @@
+"""OpenAI's fine-tuning API on the local platform, through the real ``openai`` SDK against the
+platform's app (engine doubles, the fast stand-in training worker): a file checked as fine-tuning
+data when uploaded, a supervised job run to its end with its events and checkpoints (held-out
+metrics), the tuned model and a checkpoint served by their ``ft:`` names without a restart, cancel,
+list pagination, and each refusal in OpenAI's error shape naming its field."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from platform_helpers import Signer
+
+from tests.fakes.local_platform import ServedPlatform
+
+openai = pytest.importorskip("openai")
+
+
+def _sdk(served: ServedPlatform) -> Any:
+    return openai.OpenAI(base_url=served.url + "/v1", api_key=served.bearer_token(), max_retries=0)
+
+
+def chat_lines(n: int, start: int = 0) -> bytes:
+    return "".join(json.dumps({"messages": [
+        {"role": "system", "content": "You answer with the code word."},
+        {"role": "user", "content": f"What is code {i}?"},
+        {"role": "assistant", "content": f"Code {i} is {chr(65 + i % 26) * 3}."}]}) + "\n"
+        for i in range(start, start + n)).encode()
+
+
+def preference_lines(n: int) -> bytes:
+    return "".join(json.dumps({"input": {"messages": [{"role": "user", "content": f"Greet person {i}"}]},
+                               "preferred_output": [{"role": "assistant", "content": f"Hello, person {i}!"}],
+                               "non_preferred_output": [{"role": "assistant", "content": "Go away."}]}) + "\n"
+                   for i in range(n)).encode()
+
+
+def upload(sdk: Any, data: bytes, name: str = "train.jsonl") -> Any:
+    return sdk.files.create(file=(name, io.BytesIO(data)), purpose="fine-tune")
+
+
+def wait_status(sdk: Any, job_id: str, wanted: tuple[str, ...], timeout: float = 30.0) -> Any:
+    """The job once it has ended in one of ``wanted`` (a cancelled job shows ``cancelled`` at once, and
+    its ``finished_at`` once its worker stopped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = sdk.fine_tuning.jobs.retrieve(job_id)
+        if job.status in wanted and job.finished_at is not None:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} is still {job.status}"
+        time.sleep(0.1)
+
+
+def test_a_supervised_job_runs_and_its_model_answers_under_its_ft_name(served: ServedPlatform) -> None:
+    sdk = _sdk(served)
+    train, valid = upload(sdk, chat_lines(12)), upload(sdk, chat_lines(4, start=20), "valid.jsonl")
+    assert train.purpose == "fine-tune" and train.status == "processed"
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, validation_file=valid.id,
+                                      suffix="codes", seed=7,
+                                      method={"type": "supervised", "supervised": {"hyperparameters": {
+                                          "n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 2}}},
+                                      metadata={"team": "a"})
+    assert job.id.startswith("ftjob-") and job.status in ("queued", "running") and job.fine_tuned_model is None
+    assert job.hyperparameters.n_epochs == 2 and job.hyperparameters.learning_rate_multiplier == 2
+    assert job.method.type == "supervised" and job.seed == 7 and job.metadata == {"team": "a"}
+
+    done = wait_status(sdk, job.id, ("succeeded", "failed"))
+    assert done.status == "succeeded", done.error
+    assert done.fine_tuned_model == f"ft:Tiny-Chat:local:codes:{job.id.removeprefix('ftjob-')}"
+    assert done.trained_tokens and done.finished_at >= done.created_at
+
+    # the same job is a console fine-tune underneath: its run holds the rows, trained as SFT
+    platform = served.app.state.platform
+    run = platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    assert run["trainMode"] == "SFT" and run["rows"] == 12 and run["evalRows"] == 4
+    container = platform.store.get("ft_jobs", run["containerId"])
+    assert container["name"] == "codes" and container["model"] == "Tiny-Chat"
+    detail = httpx.post(served.url + "/v2/finetuning", params={"Action": "DescribeFineTuningTask"},
+                        json={"taskId": run["sid"]}, auth=Signer()).json()["result"]  # the v2 console's view
+    assert detail["runStatus"] == "Done" and detail["trainMode"] == "SFT" and detail["checkpointList"]
+    first = json.loads((Path(run["job_dir"]) / "train.jsonl").read_text().splitlines()[0])
+    assert first == {"prompt": "What is code 0?", "response": "Code 0 is AAA.",
+                     "system": "You answer with the code word."}
+
+    events = sdk.fine_tuning.jobs.list_events(job.id, limit=100).data
+    messages = [e.message for e in events]
+    assert messages[0] == "The job has successfully completed"  # newest first, as OpenAI lists them
+    assert messages[-1] == f"Created fine-tuning job: {job.id}"
+    metrics = [e for e in events if e.type == "metrics"]
+    assert metrics and all(e.data["train_loss"] > 0 for e in metrics)
+    assert any("valid_loss" in e.data for e in metrics)
+    page = sdk.fine_tuning.jobs.list_events(job.id, limit=3)
+    assert [e.id for e in page.data] == [e.id for e in events[:3]] and page.has_more
+
+    checkpoints = sdk.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert checkpoints and checkpoints[0].step_number > checkpoints[-1].step_number
+    assert all(c.metrics.valid_loss is not None and c.metrics.train_loss is not None for c in checkpoints)
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-" \
+        f"{checkpoints[0].step_number}"
+
+    answer = sdk.chat.completions.create(model=done.fine_tuned_model,
+                                         messages=[{"role": "user", "content": "What is code 3?"}])
+    assert answer.model == done.fine_tuned_model and answer.choices[0].message.content
+    base, adapter = served.registry.adapters[done.fine_tuned_model.lower()]
+    assert base == "Tiny-Chat" and adapter.name == "adapter"
+    older = checkpoints[-1].fine_tuned_model_checkpoint
+    sdk.chat.completions.create(model=older, messages=[{"role": "user", "content": "hi"}])
+    stored = served.registry.adapters[older.lower()][1]  # the checkpoint saved at that step (its config says)
+    assert json.loads((stored / "adapter_config.json").read_text())["step"] == checkpoints[-1].step_number
+    with pytest.raises(openai.BadRequestError, match="no checkpoint at step 999"):
+        sdk.chat.completions.create(model=f"{done.fine_tuned_model}:ckpt-step-999",
+                                    messages=[{"role": "user", "content": "hi"}])
+
+
+def test_a_bad_line_is_refused_at_upload_naming_the_line_and_field(served: ServedPlatform) -> None:
+    sdk = _sdk(served)
+    bad = chat_lines(1) + json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                   {"role": "robot", "content": "beep"}]}).encode() + b"\n"
+    with pytest.raises(openai.BadRequestError) as caught:
+        upload(sdk, bad)
+    error = caught.value.body
+    assert caught.value.status_code == 400 and error["param"] == "file"
+    assert "line 2: messages[1].role must be one of system, developer, user, assistant, got 'robot'" in error["message"]
+    mixed = chat_lines(1) + preference_lines(1)
+    with pytest.raises(openai.BadRequestError, match="line 2: is in the preference format but the file's first"):
+        upload(sdk, mixed)
+    with pytest.raises(openai.BadRequestError, match="line 1: is not valid JSON"):
+        upload(sdk, b"{not json\n")
+    assert [f for f in sdk.files.list().data if f.purpose == "fine-tune"] == []  # nothing refused was kept
+    # a batch file is not checked as fine-tuning data, and is refused as one
+    batch_file = sdk.files.create(file=("b.jsonl", io.BytesIO(b'{"custom_id": "1"}\n')), purpose="batch")
+    with pytest.raises(openai.BadRequestError, match="uploaded with purpose 'batch'"):
+        sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=batch_file.id)
+
+
+def test_each_refusal_names_its_field(served: ServedPlatform) -> None:
+    sdk = _sdk(served)
+    chat, pref = upload(sdk, chat_lines(3)), upload(sdk, preference_lines(3))
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"model": "gpt-4o-mini-2024-07-18", "training_file": chat.id}, "model",
+         "cannot be fine-tuned on the local platform; it fine-tunes: Tiny-Chat, Other-Chat"),
+        ({"model": "Tiny-Chat", "training_file": "file-nope"}, "training_file", "does not exist"),
+        ({"model": "Tiny-Chat", "training_file": pref.id}, "training_file",
+         "is in the preference format, which method 'dpo' trains on; method 'supervised' needs the chat format"),
+        ({"model": "Tiny-Chat", "training_file": chat.id, "method": {"type": "dpo"}}, "training_file",
+         "method 'dpo' needs the preference format"),
+        ({"model": "Tiny-Chat", "training_file": chat.id, "method": {"type": "unsupervised"}}, "method.type",
+         "must be one of supervised, dpo, reinforcement"),
+        ({"model": "Tiny-Chat", "training_file": chat.id, "hyperparameters": {"n_epochs": 0}},
+         "hyperparameters.n_epochs", "must be in [1, 100]"),
+        ({"model": "Tiny-Chat", "training_file": chat.id,
+          "method": {"type": "supervised", "supervised": {"hyperparameters": {"beta": 0.1}}}},
+         "method.supervised.hyperparameters.beta", "is not a supervised hyperparameter"),
+        ({"model": "Tiny-Chat", "training_file": chat.id, "suffix": "no spaces please"}, "suffix", "must be 1-64"),
+        ({"model": "Tiny-Chat", "training_file": chat.id,
+          "method": {"type": "reinforcement", "reinforcement": {"grader": {
+              "type": "python", "name": "mine", "source": "def grade(sample, item): return 1.0"}}}},
+         "method.reinforcement.grader.type",
+         "user code never runs in the shared local daemon; write the reward as a Python function and train with "
+         "LLMFinetune(train_type=..., dataset=..., train_mode=\"RFT\", reward=fn)"),
+        ({"model": "Tiny-Chat", "training_file": chat.id,
+          "method": {"type": "reinforcement", "reinforcement": {"grader": {
+              "type": "text_similarity", "name": "s", "input": "{{sample.output_text}}", "reference": "x",
+              "evaluation_metric": "cosine"}}}},
+         "method.reinforcement.grader.evaluation_metric", "must be one of fuzzy_match, bleu"),
+    ]
+    for fields, param, words in cases:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.fine_tuning.jobs.create(**fields)
+        assert caught.value.body["param"] == param, (fields, caught.value.body)
+        assert words in caught.value.body["message"], (fields, caught.value.body)
+    assert sdk.fine_tuning.jobs.list().data == []  # nothing refused was queued
+    with pytest.raises(openai.NotFoundError, match="No fine-tuning job found with id 'ftjob-nope'"):
+        sdk.fine_tuning.jobs.retrieve("ftjob-nope")
+
+
+def test_cancel_and_list_pagination(served: ServedPlatform) -> None:
+    sdk = _sdk(served)
+    train = upload(sdk, chat_lines(40))
+    made = [sdk.fine_tuning.jobs.create(model="tiny-chat", training_file=train.id, suffix=f"j{i}",
+                                        hyperparameters={"n_epochs": 50}) for i in range(3)]
+    cancelled = [sdk.fine_tuning.jobs.cancel(job.id) for job in made]  # one running, two queued
+    assert [job.status for job in cancelled] == ["cancelled"] * 3
+    with pytest.raises(openai.BadRequestError, match=f"Job has already completed: {made[0].id} is cancelled"):
+        sdk.fine_tuning.jobs.cancel(made[0].id)
+    for job in made:
+        ended = wait_status(sdk, job.id, ("cancelled",))
+        assert ended.fine_tuned_model is None and ended.finished_at is not None
+    assert sdk.fine_tuning.jobs.list_events(made[0].id).data[0].message == "The job was cancelled"
+
+    first = sdk.fine_tuning.jobs.list(limit=2)
+    assert [j.id for j in first.data] == [made[2].id, made[1].id] and first.has_more
+    assert [j.id for j in sdk.fine_tuning.jobs.list(limit=2, after=made[1].id).data] == [made[0].id]
+    assert [j.id for j in sdk.fine_tuning.jobs.list(limit=1)] == [j.id for j in made[::-1]]  # the SDK pages on
+    assert sdk.fine_tuning.jobs.list(metadata={"none": "x"}).data == []
+    with pytest.raises(openai.BadRequestError, match="limit: must be an integer from 1 to 100"):
+        sdk.fine_tuning.jobs.list(limit=0)
+    with pytest.raises(openai.BadRequestError, match="pause is not available"):
+        sdk.fine_tuning.jobs.pause(made[0].id)
+
+
+def test_a_dpo_job_trains_in_the_dpo_mode_on_the_preference_file(served: ServedPlatform) -> None:
+    sdk = _sdk(served)
+    train, valid = upload(sdk, preference_lines(8)), upload(sdk, preference_lines(3), "valid.jsonl")
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, validation_file=valid.id,
+                                      method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2,
+                                                                                        "n_epochs": 1}}})
+    assert job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == 0.2
+    done = wait_status(sdk, job.id, ("succeeded", "failed"))
+    assert done.status == "succeeded", done.error
+    run = served.app.state.platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    spec = json.loads((Path(run["job_dir"]) / "spec.json").read_text())
+    assert spec["train_mode"] == "DPO" and spec["hyper"]["beta"] == 0.2 and run["evalRows"] == 3
+    detail = httpx.post(served.url + "/v2/finetuning", params={"Action": "DescribeFineTuningTask"},
+                        json={"taskId": run["sid"]}, auth=Signer()).json()["result"]  # the v2 console's view
+    assert detail["runStatus"] == "Done" and detail["trainMode"] == "DPO" and detail["checkpointList"]
+    first = json.loads((Path(run["job_dir"]) / "train.jsonl").read_text().splitlines()[0])
+    assert first == {"prompt": [{"role": "user", "content": "Greet person 0"}], "chosen": "Hello, person 0!",
+                     "rejected": "Go away."}
+    answer = sdk.chat.completions.create(model=done.fine_tuned_model, messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content
+    # a preference line without its rejected answer is refused at upload, naming the line and field
+    broken = preference_lines(2) + json.dumps({"input": {"messages": [{"role": "user", "content": "x"}]},
+                                               "preferred_output": [{"role": "assistant", "content": "y"}],
+                                               "non_preferred_output": [{"role": "user", "content": "z"}]}).encode()
+    with pytest.raises(openai.BadRequestError, match=r"line 3: non_preferred_output\[0\].role must be 'assistant'"):
+        upload(sdk, broken)
+
+
+def test_an_openai_model_name_mapped_by_an_alias_trains_the_local_base(tmp_path: Path) -> None:
+    from tests.fakes.local_platform import served_platform
+
+    with served_platform(tmp_path / "data", aliases={"gpt-4o-mini-2024-07-18": "Tiny-Chat"}) as served:
+        sdk = _sdk(served)
+        job = sdk.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=upload(sdk, chat_lines(4)).id)
+        assert job.model == "gpt-4o-mini-2024-07-18"  # as asked; the tuned model's name says what it is
+        done = wait_status(sdk, job.id, ("succeeded",))
+        assert done.fine_tuned_model.startswith("ft:Tiny-Chat:local::")

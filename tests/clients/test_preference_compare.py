@@ -1,0 +1,150 @@
+"""Does the tuned model win? ``compare_preference`` against the platform's app: a DPO job through the
+openai SDK (the stand-in worker), then the tuned model and its base scored on held-out pairs by the
+platform's ``answer_logprobs`` route (engine doubles whose likelihoods are known), and judged by a
+judge double; the win rate, its CI and the verdict in words. ``test_preference_compare_real.py``
+scores a real model on the real engine."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from platform_doubles import FakeChat, FakeRegistry
+
+from qfnb.evaluation.runs.preference import compare_preference, load_pairs
+from qfnb.local.server.heartbeat import is_model_call
+from tests.fakes.local_platform import ServedPlatform, served_platform
+
+openai = pytest.importorskip("openai")
+
+
+class ScoringChat(FakeChat):
+    """A double whose likelihoods are known: every word costs 1 nat; a tuned adapter ("adapter …")
+    pays half for the answers it was tuned toward (those greeting with "Hello")."""
+
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> tuple[float, int]:
+        words = len(answer.split())
+        tuned = self.tag.startswith("adapter") and answer.startswith("Hello")
+        return -(0.5 if tuned else 1.0) * words, words
+
+
+class ScoringRegistry(FakeRegistry):
+    def make_chat(self, tag: str) -> FakeChat:
+        return ScoringChat(tag)
+
+
+@pytest.fixture()
+def scoring(tmp_path: Path) -> Iterator[ServedPlatform]:
+    with served_platform(tmp_path / "data", registry=ScoringRegistry()) as served:
+        yield served
+
+
+def pairs(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"input": {"messages": [{"role": "user", "content": f"Greet person {i}"}]},
+             "preferred_output": [{"role": "assistant", "content": f"Hello, person {i}!"}],
+             "non_preferred_output": [{"role": "assistant", "content": "Go away."}]} for i in range(start, start + n)]
+
+
+def lines(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlatform, tmp_path: Path) -> None:
+    sdk = openai.OpenAI(base_url=scoring.url + "/v1", api_key=scoring.bearer_token(), max_retries=0)
+    train = sdk.files.create(file=("t.jsonl", io.BytesIO(lines(pairs(8)))), purpose="fine-tune")
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, method={"type": "dpo"})
+    for _ in range(400):
+        job = sdk.fine_tuning.jobs.retrieve(job.id)
+        if job.status == "succeeded":
+            break
+        __import__("time").sleep(0.05)
+    assert job.status == "succeeded"
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_bytes(lines(pairs(6, start=100)))  # prompts the run never saw
+
+    def judge(prompt: str) -> str:  # prefers the tuned model's answer, wherever it is shown
+        a, b = prompt.split("【回答 A / answer A】")[1].split("【回答 B / answer B】")
+        return "Winner: A" if "adapter" in a else "Winner: B" if "adapter" in b else "Winner: tie"
+
+    result = compare_preference(job.fine_tuned_model, "Tiny-Chat", held_out, judge=judge, config=scoring.config())
+    assert len(result.pairs) == 6
+    # base: -3 (preferred, 3 words) - -2 (rejected) = -1; tuned: -1.5 - -2 = +0.5 on every pair
+    assert all(p.base_margin == pytest.approx(-1.0) and p.tuned_margin == pytest.approx(0.5) for p in result.pairs)
+    assert result.win_rate == 1.0 and result.tuned_prefers == 1.0 and result.base_prefers == 0.0
+    assert result.prefers_p == pytest.approx(2 / 2**6) and result.likelihood.p_value == pytest.approx(2 / 2**6)
+    assert result.interval is not None and 0.6 < result.interval.low < 0.61  # Wilson's, 6 of 6: not a point
+    assert result.judged is not None and (result.judged.wins, result.judged.losses) == (6, 0)
+    assert result.verdict.startswith("The tuned model wins by likelihood (win rate 100% over 6 held-out pairs")
+    assert "The tuned model wins by the judge" in result.verdict
+    assert "Greet person 100" in result._repr_html_()
+    # the base against itself: every pair a tie, and the verdict says no winner
+    same = compare_preference("Tiny-Chat", "Tiny-Chat", pairs(4), config=scoring.config())
+    assert same.win_rate == 0.5 and same.verdict.startswith("No clear winner by likelihood")
+    # four wins of four: a 100% win rate, yet the sign test's p is 0.125, so no verdict is claimed
+    few = compare_preference(job.fine_tuned_model, "Tiny-Chat", pairs(4, start=200), config=scoring.config())
+    assert few.win_rate == 1.0 and few.verdict.startswith("No clear winner by likelihood (win rate 100% over 4")
+    assert "sign test p = 0.125" in few.verdict
+
+
+def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
+    headers = {"Authorization": f"Bearer {scoring.bearer_token()}"}
+    url = scoring.url + "/v1/fine_tuning/answer_logprobs"
+    ok = httpx.post(url, headers=headers, json={"model": "tiny-chat", "items": [
+        {"messages": [{"role": "user", "content": "hi"}], "answers": ["one two", "three"]}]})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["data"] == [{"index": 0, "logprobs": [-2.0, -1.0], "tokens": [2, 1]}]
+    for body, param in (({"model": "tiny-chat", "items": []}, "items"),
+                        ({"model": "tiny-chat", "items": [{"messages": [{"role": "assistant", "content": "x"}],
+                                                           "answers": ["a"]}]}, "items[0].messages"),
+                        ({"model": "tiny-chat", "items": [{"messages": [{"role": "user", "content": "x"}],
+                                                           "answers": [""]}]}, "items[0].answers")):
+        bad = httpx.post(url, headers=headers, json=body)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == param, bad.text
+    unknown = httpx.post(url, headers=headers, json={"model": "nope", "items": [
+        {"messages": [{"role": "user", "content": "x"}], "answers": ["a"]}]})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    assert httpx.post(url, json={}).status_code == 401
+    # scoring many answers is a long model call: the platform sends heartbeats while it works
+    assert is_model_call("POST", "/v1/fine_tuning/answer_logprobs")
+
+
+def test_pairs_load_from_any_dpo_format_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    loaded = load_pairs([{"prompt": "p", "chosen": "c", "rejected": "r"}, *pairs(1)])
+    assert [(p.chosen, p.rejected) for p in loaded] == [("c", "r"), ("Hello, person 0!", "Go away.")]
+    with pytest.raises(Exception, match=r"pairs\[0\]: looks like SFT \(prompt/response\) data"):
+        load_pairs([{"prompt": "p", "response": "r"}])
+
+
+def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows_it(
+        scoring: ServedPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.dataset import Dataset
+    from qfnb.notebook.training.dashboard import TrainingDashboard
+    from qfnb.trainer import LLMFinetune, TrainConfig
+
+    monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [{"prompt": f"Greet person {i}", "response": f"Hello, person {i}!"} for i in range(10)]
+    trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(rows),
+                          train_config=TrainConfig(epoch=1, batch_size=2, trainset_rate=20),
+                          model_not_publish=True, config=scoring.config())
+    trainer.run()
+    result = trainer.compare(pairs(6, start=50))
+    assert result.tuned.endswith("@best") and result.tuned.startswith("task-") and result.base == "Tiny-Chat"
+    assert result.win_rate == 1.0 and result.verdict.startswith("The tuned model wins by likelihood")
+    with pytest.raises(Exception, match=r"pairs: .*looks like SFT"):  # its own split is SFT rows, not pairs
+        trainer.compare()
+
+    board = TrainingDashboard("dpo")
+    board.trainer = trainer
+    board.state.held_out, board.state.checkpoints = "held.jsonl", [{"step": 1}]
+    board.finish("succeeded")
+    assert board.comparable and board.compare_button.layout.display is None
+    board.trainer = type("Pairs", (), {"compare": lambda self: trainer.compare(pairs(6, start=70))})()
+    board._clicked_compare(None).join(60)
+    assert board.comparison is not None and board.comparison.win_rate == 1.0
+    assert "The tuned model wins by likelihood" in board.compare_view.value
+    assert board.compare_button.description == "Compare again" and not board.compare_button.disabled

@@ -1,0 +1,45 @@
+"""``%qftrain --mode`` and the launcher's train-mode picker: the mode reaches the trainer (and the forecast),
+the picker shows the data format the mode wants, a mode the platform does not have is refused naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from nb_doubles import FakeTrainer, use_trainer
+
+from qfnb.notebook.training.launcher import FinetuneLauncher
+from qfnb.notebook.training.run import TrainSpec, default_trainer
+
+
+def test_qftrain_mode_reaches_the_trainer_and_names_the_run(ip: Any) -> None:
+    made = use_trainer(ip, steps=2, step_time=0.001)
+    ip.run_line_magic("qftrain", "--dataset prefs.jsonl --steps 2 --mode dpo -o run")
+    state = ip.user_ns["run"].wait(30)
+    assert made[0].spec.mode == "DPO" and state.title == "Gemma-3-270M ← prefs.jsonl (DPO)"
+    with pytest.raises(UsageError, match="--mode: must be one of SFT, PostPretrain, DPO, KTO, RFT, got 'PPO'"):
+        ip.run_line_magic("qftrain", "--dataset prefs.jsonl --mode PPO")
+    with pytest.raises(UsageError, match="--eval-metric scores SFT answers; a KTO run's checkpoints"):
+        ip.run_line_magic("qftrain", "--dataset prefs.jsonl --mode KTO --eval-metric rouge_l")
+
+
+def test_the_real_trainer_checks_the_file_in_the_modes_format(tmp_path: Path) -> None:
+    data = tmp_path / "prefs.jsonl"
+    data.write_text('[{"prompt": "q", "chosen": "a", "rejected": "b"}]\n', encoding="utf-8")
+    trainer = default_trainer(TrainSpec(dataset=str(data), mode="DPO"), None)
+    assert trainer.train_action.train_mode == "DPO"
+    with pytest.raises(ValueError, match=r"prefs.jsonl line 1.*looks like DPO \(prompt/chosen/rejected\) data; "
+                                         "PostPretrain wants plain text"):
+        default_trainer(TrainSpec(dataset=str(data), mode="PostPretrain"), None)
+
+
+def test_the_launchers_mode_picker_shows_the_format_and_reaches_the_spec(ip: Any) -> None:
+    launcher = FinetuneLauncher(factory=lambda s, h: FakeTrainer(s, h), base_models=("Gemma-3-270M",))
+    assert launcher.mode.value == "SFT" and "prompt/response" in launcher.mode_format.value
+    launcher.mode.value = "KTO"
+    assert "chosen" in launcher.mode_format.value and "rejected" in launcher.mode_format.value
+    assert launcher.spec().mode == "KTO" and " --mode KTO" in launcher.command()
+    ip.run_line_magic("qftrain", "--mode PostPretrain -o form")  # the mode alone: the form, the mode picked
+    assert ip.user_ns["form"].mode.value == "PostPretrain" and ".txt" in ip.user_ns["form"].mode_format.value
