@@ -21,7 +21,7 @@ from qfnb.protocol.limits import SCHEMA_RESAMPLES
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "local"))
-from pattern_doubles import HostileLlama, HostileRegistry, hostile_schema  # noqa: E402
+from pattern_doubles import HostileLlama, HostileRegistry, hostile_schema
 
 pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 
