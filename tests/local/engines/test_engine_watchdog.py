@@ -18,10 +18,10 @@ from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.lanes import LaneGate
+from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.command import ServerConfig
 from qfnb.local.engines.llama.openai_http import OpenAIChat, llama_endpoint
 from qfnb.local.engines.llama.server import LlamaServer
-from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.watchdog import ComputeDeadline, EngineStalled
 from qfnb.local.engines.options import EngineOptions
 
