@@ -10,8 +10,8 @@ ending in words already written goes on after them), with ``prompt_progress`` ch
 asked (``return_progress``). A request with a ``json_schema`` holds the loop for good, as an
 exploding grammar does: every stream stops, ``/slots`` never answers and SIGTERM is ignored. A
 prompt with the word ``silent`` gets no answer at all (the loop goes on); one with ``slowprefill``
-gets six progress chunks 0.3 s apart (``FAKE_PREFILL_SECONDS``) before its tokens; one with ``deaf`` leaves its slot processing
-for good, even after its client left (``/slots`` says so)."""
+gets six progress chunks 0.3 s apart (``FAKE_PREFILL_SECONDS``) before its tokens; one with
+``deaf`` leaves its slot processing for good, even after its client left (``/slots`` says so)."""
 
 from __future__ import annotations
 
