@@ -93,6 +93,22 @@ class BaseInference(Generic[C, A, K]):
         return f"{type(self).__name__}(model={self._model!r}, endpoint={self._endpoint!r})"
 
     @property
+    def model(self) -> str | None:
+        """``model=`` as given (None: the endpoint's, else the default model)."""
+        return self._model
+
+    @property
+    def endpoint(self) -> str | None:
+        """``endpoint=`` as given."""
+        return self._endpoint
+
+    @property
+    def given_config(self) -> Config:
+        """The config as given (its keyword overrides applied), before :attr:`config` finds a platform
+        for it (a job on a cluster needs none)."""
+        return self._base_config
+
+    @property
     def version(self) -> int:
         """The API family this resource's calls use: ``version=`` as given, else the account's
         (:attr:`~qfnb._core.config.Config.api_version`: 2 with a v2 API key); 1 for a resource
