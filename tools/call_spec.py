@@ -198,7 +198,7 @@ def ranges_module() -> str:
             "checks its options with them as it loads). The client's wire models, the local platform and\n"
             'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
             "from __future__ import annotations\n\n"
-            f"from .limits import {', '.join(limits)}\n\n"
+            f"from qfnb.protocol.limits import {', '.join(limits)}\n\n"
             + packed([f'"{n}"' for n in sorted(["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES",
                                                  *table_names])], "__all__ = [", " " * 11, "]") + "\n\n"
             "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
@@ -328,7 +328,7 @@ def answers_module() -> str:
             "Lenient (:class:`~qfnb.protocol.answer.AnswerModel`): every field has a default, unknown fields are\n"
             "kept, and a field of an unexpected shape reads as its default; ``resp.body`` stays the raw dict.\n"
             '"""\n\nfrom __future__ import annotations\n\nfrom typing import Any\n\n'
-            "from pydantic import Field\n\nfrom .answer import AnswerModel\n\n" + listed + "\n" + classes)
+            "from pydantic import Field\n\nfrom qfnb.protocol.answer import AnswerModel\n\n" + listed + "\n" + classes)
 
 
 def official_names_module() -> str:
