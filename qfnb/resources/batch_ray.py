@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY, BatchStatus
-from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
-from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
-from qfnb.protocol.ray_jobs import log_items, ray_version_problem
+from qfnb.local.cluster import jobs
+from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX, log_items
+from qfnb.protocol.batch import BatchStatus
 
 from .batch_files import v2_value
 from .batch_state import JobState, answered
+from .targets import refused
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -56,34 +56,13 @@ STATUS = {"PENDING": BatchStatus.QUEUING.value, "RUNNING": BatchStatus.RUNNING.v
           "SUCCEEDED": BatchStatus.DONE.value, "STOPPED": BatchStatus.STOPPED.value,
           "FAILED": BatchStatus.FAILED.value}
 _GOING = ("PENDING", "RUNNING")
-#: seconds a just-started head may take before its job agent takes submissions
-AGENT_WAIT = 60.0
 
 
 def connect(target: JobTarget) -> Any:
-    """A ``JobSubmissionClient`` on ``target``'s dashboard; ValidationError naming ``target`` when no
-    head answers there or its Ray is one this client does not speak."""
-    try:
-        from ray.job_submission import JobSubmissionClient
-    except ImportError:
-        raise ValidationError("target", f"{target} needs Ray: pip install 'qfnb[ray]'") from None
-    try:
-        client = JobSubmissionClient(target.dashboard_url)
-    except ConnectionError:
-        raise ValidationError("target", f"no Ray head answers at {target} ({target.dashboard_url}): start one "
-                                        "with `ray start --head --dashboard-host 0.0.0.0`, or check the port "
-                                        "(the dashboard's, 8265 by default)") from None
-    except RuntimeError as exc:  # Ray's own version check
-        raise ValidationError("target", f"{target}: {exc}") from None
-    check_version(target, str(getattr(client, "_server_ray_version", "") or ""))
-    return client
-
-
-def check_version(target: JobTarget, version: str) -> None:
-    """Refuse a head whose Ray this client does not speak (:data:`qfnb.protocol.ray_jobs.MIN_RAY`), naming both."""
-    problem = ray_version_problem(version)
-    if problem is not None:
-        raise ValidationError("target", f"{target} {problem}")
+    """The Jobs API client on ``target``'s head (:func:`qfnb.local.cluster.jobs.connect`); ValidationError
+    naming ``target`` when it cannot take jobs."""
+    with refused():
+        return jobs.connect(target)
 
 
 def log_lines(logs: str, prefix: str) -> list[dict[str, Any]]:
@@ -264,24 +243,9 @@ class RayJobs:
         return submission_id
 
     async def _submit(self, **job: Any) -> None:
-        """``submit_job``; a head that has just started answers 500 "No available agent" until its job
-        agent is up: tried again each second for :data:`AGENT_WAIT` seconds, then refused naming the target
-        and the likely cause (nothing was run)."""
-        deadline = time.monotonic() + AGENT_WAIT
-        while True:
-            try:
-                await self._call(self.client.submit_job, **job)
-                return
-            except RuntimeError as exc:
-                if "No available agent" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise ValidationError("target", f"{self.target}'s head takes no jobs: its job agent did not "
-                                          f"start in {AGENT_WAIT:.0f} s (often its port, 52365 by default, is "
-                                          "taken by another Ray on that node: start the head with "
-                                          "--dashboard-agent-listen-port set to a free port); nothing was run"
-                                          ) from None
-                await asyncio.sleep(1.0)
+        """``submit_job``, waiting for a just-started head's job agent (:func:`qfnb.local.cluster.jobs.submit`)."""
+        with refused():
+            await self._call(jobs.submit, self.client, self.target, **job)
 
     def _entrypoint(self, model: str) -> str:
         python = sys.executable if self.target.same_machine else "python"
@@ -325,7 +289,7 @@ class RayJobs:
                     errors[key] = row
         chosen = answers if which == "output" else {k: v for k, v in errors.items() if k not in answers}
         for row in chosen.values():
-            yield {k: v for k, v in row.items() if k not in (RAY_PROMPT_KEY, RAY_NODE_KEY)}
+            yield {k: v for k, v in row.items() if k not in (PROMPT_KEY, NODE_KEY)}
 
     async def prompts(self, state: JobState) -> list[str]:
         """Each input row's last user message, by row index, as the journal carries it ("" for a row
@@ -335,7 +299,7 @@ class RayJobs:
         for attempt in family:
             for row in attempt.rows:
                 with contextlib.suppress(TypeError, ValueError):
-                    found.setdefault(int(row.get("custom_id")), str(row.get(RAY_PROMPT_KEY) or ""))  # type: ignore[arg-type]
+                    found.setdefault(int(row.get("custom_id")), str(row.get(PROMPT_KEY) or ""))  # type: ignore[arg-type]
         return [found.get(i, "") for i in range(state.total)]
 
     def value(self, row: dict[str, Any]) -> QfResponse | Exception:

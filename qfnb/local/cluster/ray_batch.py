@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX
 from qfnb.local.convert.answer import answer_of
 from qfnb.local.domain.batch_rows import RowError, error_row, parse_line
 from qfnb.local.domain.batch_runner import MAX_ATTEMPTS, answered_row, backoff
@@ -46,9 +47,6 @@ from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.engines.store.assets import AssetError
-from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY
-from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
-from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
 
 log = logging.getLogger("qfnb.local.cluster.ray_batch")
 
@@ -67,8 +65,8 @@ class Stopped(Exception):
 def row_line(row: dict[str, Any], prompt: str | None = None, node: str | None = None) -> str:
     """A finished row as its log line (with its input's last user message and the node that answered
     it, when given)."""
-    shown = {**row, **({RAY_PROMPT_KEY: prompt} if prompt is not None else {}),
-             **({RAY_NODE_KEY: node} if node is not None else {})}
+    shown = {**row, **({PROMPT_KEY: prompt} if prompt is not None else {}),
+             **({NODE_KEY: node} if node is not None else {})}
     return ROW_PREFIX + json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
 
 
