@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import json
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -292,9 +293,12 @@ class BatchJob:
         sync.run(self.backend.record(state, reused=reused))
 
     async def await_done(self, *, on_state: Callable[[JobState], None] | None = None,
-                         interval: float = 0.5) -> JobState:
-        """Poll until the job ends, calling ``on_state`` with each snapshot; the ended job is recorded."""
+                         interval: float = 0.5, timeout: float | None = None) -> JobState:
+        """Poll until the job ends, calling ``on_state`` with each snapshot; the ended job is recorded.
+        ``timeout`` (seconds): TimeoutError naming the job when it has not ended by then (it goes on;
+        ``wait`` again, or ``stop()`` it)."""
         backend = self.backend
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = await backend.state(self.task_id)
             if on_state is not None:
@@ -302,10 +306,14 @@ class BatchJob:
             if state.finished:
                 await backend.record(state)
                 return state
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"batch job {self.task_id} has not ended after {timeout:g} s (timeout=); it "
+                                   f"is {state.status}, {state.done} of {state.total} rows done, and goes on")
             await asyncio.sleep(interval)
 
-    def wait(self, *, on_state: Callable[[JobState], None] | None = None, interval: float = 0.5) -> JobState:
-        return sync.run(self.await_done(on_state=on_state, interval=interval))
+    def wait(self, *, on_state: Callable[[JobState], None] | None = None, interval: float = 0.5,
+             timeout: float | None = None) -> JobState:
+        return sync.run(self.await_done(on_state=on_state, interval=interval, timeout=timeout))
 
     # ---- results -------------------------------------------------------------------------------
 

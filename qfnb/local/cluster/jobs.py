@@ -5,15 +5,20 @@ entrypoints share it; Ray itself loads only when a head is reached (:func:`conne
 
 from __future__ import annotations
 
+import concurrent.futures
+import importlib.metadata
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.targets import JobTarget, TargetError
 
-__all__ = ["AGENT_WAIT", "FILE_PREFIX", "MIN_RAY", "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX",
-           "SPENT_PREFIX", "TRAIN_PREFIX", "connect", "log_items", "ray_version_problem", "submit"]
+__all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "MAX_LOG_BYTES", "MIN_RAY",
+           "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX", "call", "connect",
+           "job_logs", "log_items", "ray_version_problem", "shipped_qfnb", "submit"]
 
 #: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
 MIN_RAY = (2, 9)
@@ -33,6 +38,15 @@ SPENT_PREFIX = "QFNB-SPENT "
 #: answered it (its node id)
 PROMPT_KEY = "qfnb_prompt"
 NODE_KEY = "qfnb_node"
+#: a row line's mark of the submission that printed it: the submitter's random mark for that one job,
+#: handed to the job in :data:`JOURNAL_ENV`; a row without its own job's mark is refused (another job
+#: on a shared cluster printed it under this job's name)
+JOURNAL_KEY = "qfnb_journal"
+JOURNAL_ENV = "QFNB_JOURNAL_MARK"
+#: seconds one Jobs API call may take (a head that does not answer blocks nothing longer)
+API_TIMEOUT = 60.0
+#: the largest job log read (a qfnb job prints a line a row; a log past this is refused, not read on)
+MAX_LOG_BYTES = 64 << 20
 #: seconds a just-started head may take before its job agent takes submissions
 AGENT_WAIT = 60.0
 
@@ -45,7 +59,7 @@ def connect(target: JobTarget) -> Any:
     except ImportError:
         raise TargetError("target", f"{target} needs Ray: pip install 'qfnb[ray]'") from None
     try:
-        client = JobSubmissionClient(target.url)
+        client = call(target, JobSubmissionClient, target.url)
     except (ConnectionError, RuntimeError) as exc:  # RuntimeError: Ray's own version check
         raise TargetError("target", f"no Ray head answers at {target} ({target.url}): "
                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__} (start one with "
@@ -57,6 +71,70 @@ def connect(target: JobTarget) -> Any:
     return client
 
 
+_CALLS = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="qfnb-ray-jobs")
+
+
+def call(target: JobTarget, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    """One Jobs API call (``fn``: a ``JobSubmissionClient`` method), given up after ``timeout``
+    seconds with TargetError naming the target (Ray's client sets no timeout of its own: a silent
+    head held ``batch_do`` for good)."""
+    timeout = API_TIMEOUT if timeout is None else timeout
+    future = _CALLS.submit(fn, *args, **kwargs)
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise TargetError("target", f"{target}'s head did not answer {getattr(fn, '__name__', 'a call')} in "
+                                    f"{timeout:.0f} s (jobs.API_TIMEOUT); is it overloaded or gone?") from None
+
+
+def job_logs(client: Any, target: JobTarget, submission_id: str) -> str:
+    """A job's log, at most :data:`MAX_LOG_BYTES` (TargetError past it: a qfnb job's log of rows is
+    far smaller; a bigger one is not kept in memory poll after poll)."""
+    logs = str(call(target, client.get_job_logs, submission_id))
+    if len(logs) > MAX_LOG_BYTES:
+        raise TargetError("target", f"{target}: the log of Ray job {submission_id} is {len(logs):,} characters, "
+                                    f"past {MAX_LOG_BYTES:,} (jobs.MAX_LOG_BYTES); it is not read")
+    return logs
+
+
+def shipped_qfnb(extras: Sequence[str]) -> dict[str, Any]:
+    """The ``runtime_env`` that runs this very qfnb on a remote cluster: its package folder as a
+    ``py_modules`` entry (Ray uploads it by its content hash) and its ``extras``' requirements pinned
+    to the versions installed here. ``qfnb`` itself is never resolved from a package index (it is no
+    registered name there: whoever took it would run code on every worker)."""
+    package = Path(__file__).resolve().parents[2]
+    return {"py_modules": [str(package)], "pip": {"packages": pinned_requirements(extras), "pip_check": False}}
+
+
+_EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def pinned_requirements(extras: Sequence[str]) -> list[str]:
+    """qfnb's requirements (its core and ``extras``, with the extras those name: ``qfnb[local]``
+    names ``qfnb[server]``), each pinned to the public version installed here (as declared where it
+    is not installed)."""
+    try:
+        declared = [(r.split(";")[0].strip(), _EXTRA.search(r)) for r in importlib.metadata.requires("qfnb") or ()]
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    wanted, grew = set(extras), True
+    while grew:
+        named = {e for req, extra in declared if extra and extra.group(1) in wanted and req.startswith("qfnb[")
+                 for e in req[5:].split("]")[0].split(",")}
+        grew, wanted = not named <= wanted, wanted | named
+    pins = set()
+    for requirement, extra in declared:
+        name = _NAME.match(requirement)
+        if (extra and extra.group(1) not in wanted) or name is None or name.group().lower() == "qfnb":
+            continue
+        try:  # a local build's label (torch's "+cpu") is no version an index has
+            pins.add(f"{name.group()}=={importlib.metadata.version(name.group()).split('+')[0]}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.add(requirement)
+    return sorted(pins)
+
+
 def submit(client: Any, target: JobTarget, *, sleep: Callable[[float], None] = time.sleep, **job: Any) -> None:
     """``submit_job``; a head that has just started answers 500 "No available agent" until its job
     agent is up: tried again each second for :data:`AGENT_WAIT` seconds, then TargetError naming the
@@ -64,7 +142,7 @@ def submit(client: Any, target: JobTarget, *, sleep: Callable[[float], None] = t
     deadline = time.monotonic() + AGENT_WAIT
     while True:
         try:
-            client.submit_job(**job)
+            call(target, client.submit_job, **job)
             return
         except RuntimeError as exc:
             if "No available agent" not in str(exc):

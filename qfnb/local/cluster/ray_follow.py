@@ -85,8 +85,8 @@ class Follower:
             env: dict[str, Any] = {"working_dir": tmp, "env_vars": {"RAY_DEDUP_LOGS": "0"}}
             if self.target.same_machine:  # this interpreter and this qfnb
                 env["env_vars"]["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
-            else:
-                env["pip"] = ["qfnb[local,ray]"]
+            else:  # this very qfnb, shipped (never installed by name from an index)
+                env.update(jobs.shipped_qfnb(["local", "ray"]))
             env.update({k: v for k, v in self.runtime_env.items() if k != "working_dir"})
             jobs.submit(self.client, self.target, sleep=self.sleep,
                         entrypoint=f"{shlex.quote(python)} -m {ENTRY_MODULE} --workers {workers}",
@@ -103,7 +103,7 @@ class Follower:
                 stopping = True
             found = self.client.get_job_status(self.sid)
             status = found.value if isinstance(found, Enum) else str(found)
-            result = self.mirror(self.client.get_job_logs(self.sid))
+            result = self.mirror(jobs.job_logs(self.client, self.target, self.sid))
             if status not in _GOING:
                 return self.ended(status, result)
             self.sleep(POLL)
@@ -153,7 +153,7 @@ class Follower:
         if status == "STOPPED" or self.stop_requested:
             return {"status": "Stopped", "metrics": {}, "adapter_dir": None, "error": None}
         info = self.client.get_job_info(self.sid)
-        tail = self.client.get_job_logs(self.sid).strip().splitlines()[-8:]
+        tail = jobs.job_logs(self.client, self.target, self.sid).strip().splitlines()[-8:]
         return {"status": "Failed", "metrics": {}, "adapter_dir": None,
                 "error": f"the Ray job {self.sid} ended {status}: {info.message or ''} "
                          + " | ".join(tail)[-800:]}
