@@ -189,7 +189,7 @@ def schema_answers(body: Mapping[str, Any]) -> int:
         body.get("text"), Mapping) else None, (body.get("output_config") or {}).get("format") if isinstance(
         body.get("output_config"), Mapping) else None)
     schema = any(isinstance(f, Mapping) and f.get("type") == "json_schema" for f in formats)
-    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    tools: list[Any] = body["tools"] if isinstance(body.get("tools"), list) else []
     strict = any(isinstance(t, Mapping) and (t.get("strict") or (isinstance(t.get("function"), Mapping)
                                                                   and t["function"].get("strict"))) for t in tools)
     choice = body.get("tool_choice")
