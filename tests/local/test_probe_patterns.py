@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pattern_doubles import HOSTILE, hostile_app, hostile_schema
-from platform_helpers import Signer
+from pattern_doubles import HOSTILE, HostileLlama, HostileRegistry, hostile_schema
+from platform_helpers import Signer, make_settings
 
 from qfnb.local.engines.llama import transport
+from qfnb.local.server.app import create_app
 from tests.fakes.serving import serve
 
 #: far past what Python's re can check (each more character doubles its time; 28 took 16.4 s)
@@ -24,7 +25,8 @@ LENGTH = 40
 
 @pytest.mark.serial
 def test_no_hostile_pattern_holds_the_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app, registry = hostile_app(tmp_path, LENGTH)
+    registry = HostileRegistry(HostileLlama(LENGTH))
+    app = create_app(make_settings(tmp_path), registry)  # the daemon's app, served on a real socket below
     monkeypatch.setattr(transport, "client", lambda: registry.client)
     with serve(app, lifespan="on") as url, httpx.Client(base_url=url, timeout=60) as http:
         token = http.get("/v1/BCE-BEARER/token", params={"expireInSeconds": 600}, auth=Signer()).json()["token"]

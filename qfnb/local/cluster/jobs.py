@@ -83,8 +83,8 @@ def call(target: JobTarget, fn: Callable[..., Any], *args: Any, timeout: float |
     try:
         return future.result(timeout)
     except concurrent.futures.TimeoutError:
-        raise TargetError("target", f"{target}'s head did not answer {getattr(fn, '__name__', 'a call')} in "
-                                    f"{timeout:.0f} s (jobs.API_TIMEOUT); is it overloaded or gone?") from None
+        raise TargetError("target", f"{target}'s head did not answer a Jobs API call in {timeout:g} s "
+                                    "(jobs.API_TIMEOUT); is it overloaded or gone?") from None
 
 
 def job_logs(client: Any, target: JobTarget, submission_id: str) -> str:
