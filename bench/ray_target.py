@@ -44,7 +44,7 @@ def ray_run(chat: Any, target: str, rows: int, tokens: int, tag: str) -> tuple[f
     """Seconds for the batch as one Ray job on ``target``, and the rows each node answered (from its journal)."""
     from ray.job_submission import JobSubmissionClient
 
-    from qfnb.protocol.batch import RAY_NODE_KEY
+    from qfnb.local.cluster.jobs import NODE_KEY
     from qfnb.resources.batch_ray import log_rows
 
     start = time.perf_counter()
@@ -53,7 +53,7 @@ def ray_run(chat: Any, target: str, rows: int, tokens: int, tag: str) -> tuple[f
     seconds = time.perf_counter() - start
     assert state.done == rows, state
     logs = JobSubmissionClient(target.replace("ray://", "http://")).get_job_logs(job.task_id)
-    return seconds, collections.Counter(str(r.get(RAY_NODE_KEY))[:8] for r in log_rows(logs))
+    return seconds, collections.Counter(str(r.get(NODE_KEY))[:8] for r in log_rows(logs))
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The spec half of ``tools/unasync_calls.py``: qfnb's modules written from ``tools/spec/inference.py``.
 
 * the ``async def ado`` of each inference resource, as source text that
-  :func:`unasync_calls.inference_module` turns into ``_generated/<module>.py`` (the overloads and
+  :func:`codegen.inference_module` turns into ``_generated/<module>.py`` (the overloads and
   the blocking ``do``);
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
 * ``qfnb/protocol/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wire_fields.py``: the
@@ -19,10 +19,10 @@ import re
 import textwrap
 from pathlib import Path
 
+from codegen import ROOT, WIDTH, order_key, packed, render_from, signature
 from spec import answers, training, wires
 from spec import inference as spec
 from spec.schema import REQUIRED, Call, Field, WireModel
-from unasync_calls import ROOT, WIDTH, order_key, packed, render_from, signature
 
 SPEC = "tools/spec/inference.py"
 PARAMS = ROOT / "qfnb/resources/inference/params.py"
@@ -58,7 +58,7 @@ def annotated(f: Field) -> str:
 
 
 def ado_source(call: Call) -> str:
-    """The resource's ``ado`` as source text, which :func:`unasync_calls.inference_module` reads."""
+    """The resource's ``ado`` as source text, which :func:`codegen.inference_module` reads."""
     used = set().union(*(named_in(f.type) | named_in(f.default) for f in call.params))
     from_params = [*(n for n in spec.CONSTANTS if n in used), call.call]
     abc = sorted({*(["AsyncIterator"] if call.streams else []), *call.imports.get("collections.abc", ())})
@@ -198,7 +198,7 @@ def ranges_module() -> str:
             "checks its options with them as it loads). The client's wire models, the local platform and\n"
             'the magics all check this one table, with :func:`qfnb.protocol.limits.range_problem`."""\n\n'
             "from __future__ import annotations\n\n"
-            f"from .limits import {', '.join(limits)}\n\n"
+            f"from qfnb.protocol.limits import {', '.join(limits)}\n\n"
             + packed([f'"{n}"' for n in sorted(["ENGINE_NAMES", "OPENAI_RANGES", "RANGES", "TEXT2IMAGE_RANGES",
                                                  *table_names])], "__all__ = [", " " * 11, "]") + "\n\n"
             "#: field -> (low, high, low end open, integer), v1 and v2 alike; token counts are bounded\n"
@@ -328,7 +328,7 @@ def answers_module() -> str:
             "Lenient (:class:`~qfnb.protocol.answer.AnswerModel`): every field has a default, unknown fields are\n"
             "kept, and a field of an unexpected shape reads as its default; ``resp.body`` stays the raw dict.\n"
             '"""\n\nfrom __future__ import annotations\n\nfrom typing import Any\n\n'
-            "from pydantic import Field\n\nfrom .answer import AnswerModel\n\n" + listed + "\n" + classes)
+            "from pydantic import Field\n\nfrom qfnb.protocol.answer import AnswerModel\n\n" + listed + "\n" + classes)
 
 
 def official_names_module() -> str:

@@ -19,8 +19,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from codegen import ROOT, Param, header, params_of, render_from, signature, unasync
 from spec.answers import ANSWERS
-from unasync_calls import ROOT, Param, header, params_of, render_from, signature, unasync
 
 CONSOLE = ROOT / "qfnb/resources/console"
 PACKAGE = "qfnb.resources.console.builders"

@@ -96,7 +96,7 @@ def resource_kind(obj: Any) -> str | None:
 
 
 def resource_tag(res: Any) -> str:
-    for attr in ("model", "endpoint", "_model", "_endpoint"):
+    for attr in ("model", "endpoint"):
         value = getattr(res, attr, None)
         if isinstance(value, str) and value:
             return value
@@ -280,7 +280,7 @@ def as_targets(llms: Any) -> list[LLMTarget]:
 def _platform(obj: Any) -> str:
     """Which platform answers ``obj``'s calls: ``embedded`` (no credentials configured) or the
     configured base URL (never a credential)."""
-    for attr in ("_base_config", "config"):
+    for attr in ("given_config", "config"):
         cfg = getattr(obj, attr, None)
         if cfg is not None and hasattr(cfg, "is_configured"):
             return str(cfg.base_url) if cfg.is_configured else "embedded"
@@ -293,10 +293,9 @@ def _model_identity(obj: Any) -> str | None:
     for one in (obj, service):
         if one is None:
             continue
-        for attr in ("_endpoint", "endpoint"):
-            value = getattr(one, attr, None)
-            if isinstance(value, str) and value:
-                return f"endpoint:{value}@{_platform(one)}"
+        value = getattr(one, "endpoint", None)
+        if isinstance(value, str) and value:
+            return f"endpoint:{value}@{_platform(one)}"
     if obj is not None and resource_kind(obj) is not None:
         return f"model:{resource_tag(obj)}@{_platform(obj)}"
     return None

@@ -40,7 +40,7 @@ def _positive(env: Mapping[str, str], key: str, default: int) -> int:
     return int(str(raw))
 
 
-def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], key: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(key)
     if raw in (None, ""):
         return default
@@ -49,7 +49,7 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not value >= 0:
-        raise ValueError(f"{key} must be a number of seconds >= 0, got {raw!r}")
+        raise ValueError(f"{key} must be a number of {unit} >= 0, got {raw!r}")
     return value
 
 
@@ -120,6 +120,11 @@ class Settings:
     retry_grace: float = 30.0
     #: count every call in ``/metrics`` and keep its span (``QFNB_OBSERVE=0`` turns both off)
     observe: bool = True
+    #: stored chat completions and stored responses (``store: true``) kept of each: the last this many
+    #: (``QFNB_STORE_MAX_RECORDS``), none older than this many days (``QFNB_STORE_RETENTION_DAYS``; 0: no
+    #: age limit). OpenAI keeps them 30 days.
+    store_max_records: int = 10_000
+    store_retention_days: float = 30.0
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={str(self.data_dir)!r}, aliases={dict(self.aliases)!r})"
@@ -141,7 +146,9 @@ class Settings:
                    max_waiting_batch_jobs=_positive(env, "QFNB_BATCH_WAITING", 10_000),
                    heartbeat=_seconds(env, "QFNB_HEARTBEAT_S", 10.0),
                    retry_grace=_seconds(env, "QFNB_RETRY_GRACE_S", 30.0),
-                   observe=env.get("QFNB_OBSERVE", "1").strip().lower() not in ("0", "false", "no", "off"))
+                   observe=env.get("QFNB_OBSERVE", "1").strip().lower() not in ("0", "false", "no", "off"),
+                   store_max_records=_positive(env, "QFNB_STORE_MAX_RECORDS", 10_000),
+                   store_retention_days=_seconds(env, "QFNB_STORE_RETENTION_DAYS", 30.0, "days"))
 
 
 def make_private(root: Path) -> int:

@@ -17,6 +17,7 @@ from qfnb.notebook._ipython import display
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.resources.forecast_result import Forecast, ForecastCheck, check_budget
 from qfnb.resources.forecasting import forecast
+from qfnb.resources.inference.base import BaseInference
 
 log = logging.getLogger("qfnb.notebook.forecasts")
 
@@ -61,7 +62,7 @@ def refused(found: F, check: Callable[[], None], *, shown: bool, dry_run: bool =
 
 def _model_of(llm: Any) -> str | None:
     """The model or endpoint a platform chat resource asks (None for a notebook function or a Model)."""
-    return getattr(llm, "_model", None) or getattr(llm, "_endpoint", None)
+    return llm.model or llm.endpoint if isinstance(llm, BaseInference) else None
 
 
 def eval_forecasts(llms: Mapping[str, Any], items: Sequence[Any], *, max_tokens: int | None,

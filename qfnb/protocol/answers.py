@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .answer import AnswerModel
+from qfnb.protocol.answer import AnswerModel
 
 __all__ = ["BatchTask", "BatchTaskAnswer", "BatchTaskCreated", "BatchTaskCreatedAnswer", "BatchTaskList",
            "BatchTaskListAnswer", "ChatAnswer", "ChatChunk", "Choice", "ChoiceMessage", "CompletionAnswer",

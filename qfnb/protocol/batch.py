@@ -67,13 +67,3 @@ def multipart(fields: dict[str, str], filename: str, data: bytes, boundary: str)
              "Content-Type: application/jsonl\r\n\r\n").encode()
     return f"multipart/form-data; boundary={boundary}", b"".join((head, data, f"\r\n--{boundary}--\r\n".encode()))
 
-#: what starts a finished row's line in a Ray job's log (``QFNB-ROW {row json}``): the journal a qfnb
-#: job on a Ray cluster keeps (:mod:`qfnb.local.cluster.ray_batch` prints it, ``qfnb.resources.batch_ray`` reads it)
-RAY_ROW_PREFIX = "QFNB-ROW "
-#: what starts a stopped Ray job's line for a row that was in flight (``QFNB-SPENT {"custom_id", "usage"}``):
-#: the tokens it had used, counted in that attempt's ledger entry although the row is answered again
-RAY_SPENT_PREFIX = "QFNB-SPENT "
-#: a Ray row line's own fields (not the row's): the input's last user message, and the Ray node whose
-#: engine answered it (its node id)
-RAY_PROMPT_KEY = "qfnb_prompt"
-RAY_NODE_KEY = "qfnb_node"

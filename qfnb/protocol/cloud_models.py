@@ -85,7 +85,7 @@ def name_key(name: str) -> str:
 @cache
 def catalog() -> dict[str, Any]:
     """The packaged ``cloud_models.json`` as read (its ``as_of``, ``sources``, ``not_found``...)."""
-    text = resources.files("qfnb.protocol").joinpath("cloud_models.json").read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath("cloud_models.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -6,7 +6,7 @@ the magics all check this one table, with :func:`qfnb.protocol.limits.range_prob
 
 from __future__ import annotations
 
-from .limits import MAX_OUTPUT_TOKENS
+from qfnb.protocol.limits import MAX_OUTPUT_TOKENS
 
 __all__ = ["ENGINE_NAMES", "MESSAGES_ENGINE", "MESSAGES_RANGES", "MESSAGES_REQUIRED", "OPENAI_RANGES", "RANGES",
            "RESPONSES_ENGINE", "RESPONSES_RANGES", "RESPONSES_REQUIRED", "TEXT2IMAGE_RANGES"]

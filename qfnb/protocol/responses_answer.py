@@ -169,9 +169,13 @@ def list_page(items: Sequence[Mapping[str, Any]], *, order: str = "desc", after:
     if after is not None:
         ids = [i.get("id") for i in ordered]
         ordered = ordered[ids.index(after) + 1:] if after in ids else []
-    page = ordered[:limit]
-    return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None, "has_more": len(ordered) > limit}
+    return list_object(ordered[:limit], len(ordered) > limit)
+
+
+def list_object(page: Sequence[Mapping[str, Any]], has_more: bool) -> dict[str, Any]:
+    """A page (each item with an ``id``) in OpenAI's list shape."""
+    return {"object": "list", "data": list(page), "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None, "has_more": has_more}
 
 
 def with_ids(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

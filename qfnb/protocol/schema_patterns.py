@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .limits import MAX_PATTERN_REPEAT_PRODUCT, MAX_SCHEMA_REPEAT
+from .schema_regex import pattern_unreadable
 
 __all__ = ["pattern_hazard", "pattern_problem"]
 
@@ -201,12 +202,12 @@ def pattern_hazard(pattern: str) -> str | None:
     match the empty string inside another quantifier (``([a-z]{0,40}){0,40}``: each empty turn is a
     new way through), a quantifier past :data:`MAX_SCHEMA_REPEAT`, or nested quantifiers whose
     bounds multiply past :data:`MAX_PATTERN_REPEAT_PRODUCT`. A pattern Python cannot read is named
-    too (the answer is checked with it)."""
+    too, and one RE2 cannot (the answer is checked with it, in linear time: :mod:`.schema_regex`)."""
     try:
         parsed = _sre.parse(pattern)
     except (re.error, OverflowError, RecursionError) as exc:
         return f"it is not a regular expression Python's re reads ({exc})"
-    return _hazard(list(parsed), 1)
+    return _hazard(list(parsed), 1) or pattern_unreadable(pattern)
 
 
 def _hazard(items: list[Any], product: int) -> str | None:

@@ -6,8 +6,11 @@ Every valid JSON Schema is accepted (``response_format``, tools' parameters, Res
 with ``jsonschema``. Refused, each with one :class:`ProtocolError` naming the client's own field
 path and why, before any engine work: a schema ``jsonschema`` calls invalid, a ``$ref`` that
 cannot be resolved inside the schema (or a cycle of them that writes nothing), a ``pattern``
-Python's ``re`` cannot read or that is unsafe for the grammar (:func:`.schema_patterns.pattern_hazard`),
-and a schema past a cap (:mod:`.limits`; ``docs/local-platform.md`` lists them).
+Python's ``re`` or RE2 cannot read or that is unsafe for the grammar
+(:func:`.schema_patterns.pattern_hazard`; answers are checked with RE2, in linear time:
+:mod:`.schema_regex`), ``unevaluatedProperties`` in a schema with ``patternProperties``
+(``jsonschema`` would run those with ``re``), and a schema past a cap (:mod:`.limits`;
+``docs/local-platform.md`` lists them).
 
 Pure (no I/O).
 """
@@ -54,6 +57,10 @@ def check_schema(schema: Any, where: str) -> None:
                 raise refuse(key, f"{pattern!r:.80} is refused: {problem}")
         if "$ref" in node:
             _check_ref(schema, node["$ref"], f"{at}.$ref")
+        if "unevaluatedProperties" in node and _has_pattern_properties(schema):
+            raise refuse(f"{at}.unevaluatedProperties", "cannot sit in a schema with patternProperties: its check "
+                         "runs their patterns with Python's re, which backtracks (answers are checked with RE2, "
+                         "in linear time); use additionalProperties beside them instead")
     size = len(json.dumps(schema, ensure_ascii=False, separators=(",", ":")).encode())
     if size > MAX_SCHEMA_BYTES:
         raise refuse(where, f"is {size:,} bytes of JSON; a schema is capped at {MAX_SCHEMA_BYTES:,} bytes "
@@ -103,6 +110,10 @@ def _nodes(s: Any, at: str, depth: int) -> Iterator[tuple[dict[str, Any], str, i
         if isinstance(s.get(key), dict):
             for name, sub in s[key].items():
                 yield from _nodes(sub, f"{at}.{key}.{name}", depth + 1)
+
+
+def _has_pattern_properties(schema: dict[str, Any]) -> bool:
+    return any(isinstance(node.get("patternProperties"), dict) for node, _, _ in _nodes(schema, "", 0))
 
 
 def _patterns(node: dict[str, Any], at: str) -> Iterator[tuple[str, str]]:

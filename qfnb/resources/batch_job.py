@@ -24,8 +24,9 @@ import hashlib
 import itertools
 import json
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
@@ -38,7 +39,10 @@ from qfnb._core.runtime import sync
 from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
 from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
-from .targets import JobTarget, check_platform, parse_target
+from .targets import JobTarget, check_platform, cluster_backend, parse_target
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .inference.base import BaseInference
 
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
            "backend_for", "done_twin", "record_job", "request_line", "submit_durable", "v1_value"]
@@ -47,29 +51,27 @@ __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-def backend_for(config: Config, target: JobTarget | str | None = None) -> BatchBackend:
-    """What runs ``config``'s batch jobs: a Ray cluster's jobs for a ``ray://`` target (else
-    ``QFNB_TARGET``'s), Files + Batch on the cloud's v2 API, else console tasks."""
-    where = parse_target(target)
-    if where is not None and where.on_ray:
-        from .batch_ray import RayJobs  # deferred: the Ray extra loads only for a Ray target
-
-        return RayJobs(config, where)
-    check_platform(where, config)
+def backend_for(config: Config, target: JobTarget | None = None) -> BatchBackend:
+    """What runs ``config``'s batch jobs at ``target``: a cluster's backend (:func:`.targets.cluster_backend`),
+    Files + Batch on the cloud's v2 API, else console tasks."""
+    backend = cluster_backend(config, target)
+    if backend is not None:
+        return backend
+    check_platform(target, config)
     if config.api_version == 2 and not config.embedded:
         return FilesBatches(config)
     return ConsoleTasks(config)
 
 
 def config_for(config: Config | None, target: JobTarget | None) -> Config:
-    """The config a job uses: on a Ray cluster as given (no platform is needed), else resolved (the
+    """The config a job uses: on a cluster as given (no platform is needed), else resolved (the
     embedded platform found or started when no credentials are set)."""
-    if target is not None and target.on_ray:
+    if target is not None and target.cluster is not None:
         return config if config is not None else Config.from_env()
     return resolve_config(config)
 
 
-def record_job(state: JobState, config: Config, *, reused: bool = False, target: JobTarget | str | None = None) -> None:
+def record_job(state: JobState, config: Config, *, reused: bool = False, target: JobTarget | None = None) -> None:
     """The ended job's tokens: settled against the budget its submission held here, and in the
     usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
     sync.run(backend_for(config, target).record(state, reused=reused))
@@ -146,9 +148,9 @@ class BatchJob:
         return f"BatchJob({self.task_id!r}{where})"
 
     @property
-    def on_ray(self) -> bool:
-        """Runs on a Ray cluster (an Interrupt stops it there)."""
-        return self.target is not None and self.target.on_ray
+    def on_cluster(self) -> bool:
+        """Runs on a cluster (an Interrupt stops it there)."""
+        return self.target is not None and self.target.cluster is not None
 
     @property
     def backend(self) -> BatchBackend:
@@ -291,9 +293,12 @@ class BatchJob:
         sync.run(self.backend.record(state, reused=reused))
 
     async def await_done(self, *, on_state: Callable[[JobState], None] | None = None,
-                         interval: float = 0.5) -> JobState:
-        """Poll until the job ends, calling ``on_state`` with each snapshot; the ended job is recorded."""
+                         interval: float = 0.5, timeout: float | None = None) -> JobState:
+        """Poll until the job ends, calling ``on_state`` with each snapshot; the ended job is recorded.
+        ``timeout`` (seconds): TimeoutError naming the job when it has not ended by then (it goes on;
+        ``wait`` again, or ``stop()`` it)."""
         backend = self.backend
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = await backend.state(self.task_id)
             if on_state is not None:
@@ -301,10 +306,14 @@ class BatchJob:
             if state.finished:
                 await backend.record(state)
                 return state
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"batch job {self.task_id} has not ended after {timeout:g} s (timeout=); it "
+                                   f"is {state.status}, {state.done} of {state.total} rows done, and goes on")
             await asyncio.sleep(interval)
 
-    def wait(self, *, on_state: Callable[[JobState], None] | None = None, interval: float = 0.5) -> JobState:
-        return sync.run(self.await_done(on_state=on_state, interval=interval))
+    def wait(self, *, on_state: Callable[[JobState], None] | None = None, interval: float = 0.5,
+             timeout: float | None = None) -> JobState:
+        return sync.run(self.await_done(on_state=on_state, interval=interval, timeout=timeout))
 
     # ---- results -------------------------------------------------------------------------------
 
@@ -348,15 +357,14 @@ class BatchJob:
         return sync.run(self.aresults())
 
 
-async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common: dict[str, Any],
-                         target: JobTarget | str | None = None) -> BatchJob:
+async def submit_durable(inference: BaseInference, items: Iterable[dict[str, Any]], common: dict[str, Any],
+                         target: JobTarget | None = None) -> BatchJob:
     """``batch_do(..., durable=True)`` (or a Ray ``target``): the chat requests ``items`` as a platform
     job on the inference object's model or endpoint (Files + Batch with the v2 API; a Ray job on Ray)."""
-    if getattr(inference, "batch_field", None) != "messages":
+    if inference.batch_field != "messages":
         raise ValidationError("durable", f"durable batches run chat requests; {type(inference).__name__} is not chat")
-    model, endpoint = getattr(inference, "_model", None), getattr(inference, "_endpoint", None)
-    if not (model or endpoint):
+    if not (inference.model or inference.endpoint):
         raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
-    where = parse_target(target)
-    config = getattr(inference, "_base_config", None) if where is not None and where.on_ray else inference.config
-    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=config, target=where)
+    config = inference.given_config if target is not None and target.cluster else inference.config
+    return await BatchJob.asubmit(items, model=inference.model, endpoint=inference.endpoint, config=config,
+                                  target=target)

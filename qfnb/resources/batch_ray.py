@@ -6,9 +6,12 @@ cluster, submitted through Ray's Jobs API (``ray.job_submission.JobSubmissionCli
   fingerprint mark, the job's row count and its name.
 * The entrypoint is ``python -m qfnb.local.cluster.ray_batch`` on the rows still to answer (uploaded
   as the job's ``working_dir``): this notebook's own interpreter and qfnb when the head is on this
-  machine, else ``python`` with a ``runtime_env`` that pip-installs ``qfnb[local]`` (``runtime_env=``
-  adds the model's own packages or replaces it).
-* The journal is the jobs' logs: every finished row is one ``QFNB-ROW`` line. Calling the same job
+  machine, else ``python`` with a ``runtime_env`` that ships this very qfnb (its package folder as
+  ``py_modules``, its requirements pinned: :func:`qfnb.local.cluster.jobs.shipped_qfnb`; ``qfnb`` is
+  never installed from an index); ``runtime_env=`` adds the model's own packages or replaces it.
+* The journal is the jobs' logs: every finished row is one ``QFNB-ROW`` line, checked before it
+  counts (:mod:`.batch_ray_journal`: its submission's own mark, a row it sent, usage within that
+  row's worst case; anything else is refused and reported). Calling the same job
   again (from any kernel that reaches the head) reads every earlier attempt's rows and sends only the
   ones no attempt answered, so each row is answered once; while an attempt still runs it is attached
   to instead.
@@ -34,13 +37,14 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY, BatchStatus
-from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
-from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
-from qfnb.protocol.ray_jobs import log_items, ray_version_problem
+from qfnb.local.cluster import jobs
+from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX, log_items
+from qfnb.protocol.batch import BatchStatus
 
 from .batch_files import v2_value
+from .batch_ray_journal import Journal, checked
 from .batch_state import JobState, answered
+from .targets import refused
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -56,34 +60,13 @@ STATUS = {"PENDING": BatchStatus.QUEUING.value, "RUNNING": BatchStatus.RUNNING.v
           "SUCCEEDED": BatchStatus.DONE.value, "STOPPED": BatchStatus.STOPPED.value,
           "FAILED": BatchStatus.FAILED.value}
 _GOING = ("PENDING", "RUNNING")
-#: seconds a just-started head may take before its job agent takes submissions
-AGENT_WAIT = 60.0
 
 
 def connect(target: JobTarget) -> Any:
-    """A ``JobSubmissionClient`` on ``target``'s dashboard; ValidationError naming ``target`` when no
-    head answers there or its Ray is one this client does not speak."""
-    try:
-        from ray.job_submission import JobSubmissionClient
-    except ImportError:
-        raise ValidationError("target", f"{target} needs Ray: pip install 'qfnb[ray]'") from None
-    try:
-        client = JobSubmissionClient(target.dashboard_url)
-    except ConnectionError:
-        raise ValidationError("target", f"no Ray head answers at {target} ({target.dashboard_url}): start one "
-                                        "with `ray start --head --dashboard-host 0.0.0.0`, or check the port "
-                                        "(the dashboard's, 8265 by default)") from None
-    except RuntimeError as exc:  # Ray's own version check
-        raise ValidationError("target", f"{target}: {exc}") from None
-    check_version(target, str(getattr(client, "_server_ray_version", "") or ""))
-    return client
-
-
-def check_version(target: JobTarget, version: str) -> None:
-    """Refuse a head whose Ray this client does not speak (:data:`qfnb.protocol.ray_jobs.MIN_RAY`), naming both."""
-    problem = ray_version_problem(version)
-    if problem is not None:
-        raise ValidationError("target", f"{target} {problem}")
+    """The Jobs API client on ``target``'s head (:func:`qfnb.local.cluster.jobs.connect`); ValidationError
+    naming ``target`` when it cannot take jobs."""
+    with refused():
+        return jobs.connect(target)
 
 
 def log_lines(logs: str, prefix: str) -> list[dict[str, Any]]:
@@ -129,6 +112,8 @@ class Attempt:
     end: float | None
     message: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: journal lines refused (why each), see :mod:`.batch_ray_journal`
+    refused: list[str] = field(default_factory=list)
     #: rows in flight when it was stopped: what they had used (``QFNB-SPENT`` lines)
     spent: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
@@ -160,8 +145,8 @@ class RayJobs:
         self.config, self.target = config, target
         self._client = client
         self.runtime_env, self.workers = runtime_env, workers
-        #: rows and in-flight spending of attempts that ended (their logs are final)
-        self._ended: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        #: rows, in-flight spending and refused lines of attempts that ended (their logs are final)
+        self._ended: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]] = {}
 
     @property
     def client(self) -> Any:
@@ -170,8 +155,9 @@ class RayJobs:
         return self._client
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A blocking Jobs API call, off the event loop."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """A blocking Jobs API call, off the event loop, given up after :data:`~qfnb.local.cluster.jobs.API_TIMEOUT`."""
+        with refused():
+            return await asyncio.to_thread(jobs.call, self.target, fn, *args, **kwargs)
 
     # ---- attempts and their rows ----------------------------------------------------------------
 
@@ -184,13 +170,14 @@ class RayJobs:
     async def _read(self, attempt: Attempt) -> None:
         """``attempt``'s finished rows and in-flight spending, from its log (read once after it ended)."""
         if attempt.submission_id not in self._ended:
-            logs = await self._call(self.client.get_job_logs, attempt.submission_id)
-            read = (log_rows(logs), log_lines(logs, SPENT_PREFIX))
+            with refused():
+                logs = await asyncio.to_thread(jobs.job_logs, self.client, self.target, attempt.submission_id)
+            read = checked(attempt.submission_id, log_rows(logs), log_lines(logs, SPENT_PREFIX))
             if attempt.going:
-                attempt.rows, attempt.spent = read
+                attempt.rows, attempt.spent, attempt.refused = read
                 return
             self._ended[attempt.submission_id] = read
-        attempt.rows, attempt.spent = self._ended[attempt.submission_id]
+        attempt.rows, attempt.spent, attempt.refused = self._ended[attempt.submission_id]
 
     async def _family(self, job_id: str) -> tuple[Attempt, list[Attempt]]:
         """The attempt ``job_id`` and every attempt of its qfnb job up to it, oldest first, rows read."""
@@ -212,6 +199,8 @@ class RayJobs:
         view = {"description": this.mark, "submission_id": this.submission_id, "ray_status": this.status,
                 "attempts": [a.submission_id for a in family], "target": str(self.target),
                 "errorReason": "" if this.status == "SUCCEEDED" else this.message,
+                "refused_rows": sum(len(a.refused) for a in family),
+                "refused": next((r for a in family for r in a.refused), ""),
                 "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(this.start)) if this.start else None}
         return JobState(this.submission_id, this.name or this.submission_id, STATUS.get(this.status, this.status),
                         len(keys), len(failed), this.total, completion, seconds, view)
@@ -244,19 +233,23 @@ class RayJobs:
             await self._read(attempt)
             done |= {str(r.get("custom_id")) for r in attempt.rows if answered(r) is not None}
             self._settle(attempt)  # an attempt stopped or killed elsewhere: its rows' usage, once
+        journal = Journal.new()
         with tempfile.TemporaryDirectory(prefix="qfnb-ray-") as tmp:
             total = pending = 0
             with open(Path(tmp) / "rows.jsonl", "w", encoding="utf-8") as out:
                 for line in lines:
                     total += 1
-                    if str(json.loads(line).get("custom_id")) not in done:
+                    row = json.loads(line)
+                    if str(row.get("custom_id")) not in done:
                         out.write(line)
+                        journal.add(row)
                         pending += 1
             if not pending and earlier:
                 return earlier[-1].submission_id
             submission_id = f"qfnb-{mark.rsplit(':', 1)[-1]}-{len(earlier) + 1}"
+            journal.save(submission_id)  # before the job can print a row
             await self._submit(entrypoint=self._entrypoint(model), submission_id=submission_id,
-                               runtime_env=self._runtime_env(tmp),
+                               runtime_env=self._runtime_env(tmp, journal.mark),
                                metadata={"qfnb": mark, "qfnb_total": str(total), "qfnb_name": name or "",
                                          "qfnb_model": model})
         logger.info("Ray job %s submitted to %s: %d of %d rows (%d answered before)", submission_id, self.target,
@@ -264,39 +257,26 @@ class RayJobs:
         return submission_id
 
     async def _submit(self, **job: Any) -> None:
-        """``submit_job``; a head that has just started answers 500 "No available agent" until its job
-        agent is up: tried again each second for :data:`AGENT_WAIT` seconds, then refused naming the target
-        and the likely cause (nothing was run)."""
-        deadline = time.monotonic() + AGENT_WAIT
-        while True:
-            try:
-                await self._call(self.client.submit_job, **job)
-                return
-            except RuntimeError as exc:
-                if "No available agent" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise ValidationError("target", f"{self.target}'s head takes no jobs: its job agent did not "
-                                          f"start in {AGENT_WAIT:.0f} s (often its port, 52365 by default, is "
-                                          "taken by another Ray on that node: start the head with "
-                                          "--dashboard-agent-listen-port set to a free port); nothing was run"
-                                          ) from None
-                await asyncio.sleep(1.0)
+        """``submit_job``, waiting for a just-started head's job agent (:func:`qfnb.local.cluster.jobs.submit`)."""
+        with refused():
+            await asyncio.to_thread(jobs.submit, self.client, self.target, **job)
 
     def _entrypoint(self, model: str) -> str:
         python = sys.executable if self.target.same_machine else "python"
         workers = f" --workers {int(self.workers)}" if self.workers else ""
         return f"{shlex.quote(python)} -m {ENTRY_MODULE} --input rows.jsonl --model {shlex.quote(model)}{workers}"
 
-    def _runtime_env(self, working_dir: str) -> dict[str, Any]:
-        """The rows as the job's working dir; on this machine qfnb itself on the path, else installed."""
-        env: dict[str, Any] = {"working_dir": working_dir}
+    def _runtime_env(self, working_dir: str, mark: str) -> dict[str, Any]:
+        """The rows as the job's working dir and its journal mark; on this machine qfnb itself on the
+        path, else this qfnb shipped (never installed by name from an index)."""
+        env: dict[str, Any] = {"working_dir": working_dir, "env_vars": {jobs.JOURNAL_ENV: mark}}
         if self.target.same_machine:
-            env["env_vars"] = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # the folder holding qfnb
+            env["env_vars"]["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # the folder holding qfnb
         else:
-            env["pip"] = ["qfnb[local]"]
+            env.update(jobs.shipped_qfnb(["local"]))
         if self.runtime_env:
-            env.update({k: v for k, v in self.runtime_env.items() if k != "working_dir"})
+            env.update({k: v for k, v in self.runtime_env.items() if k not in ("working_dir", "env_vars")})
+            env["env_vars"] = {**dict(self.runtime_env.get("env_vars") or {}), **env["env_vars"]}
         return env
 
     async def state(self, job_id: str) -> JobState:
@@ -325,7 +305,7 @@ class RayJobs:
                     errors[key] = row
         chosen = answers if which == "output" else {k: v for k, v in errors.items() if k not in answers}
         for row in chosen.values():
-            yield {k: v for k, v in row.items() if k not in (RAY_PROMPT_KEY, RAY_NODE_KEY)}
+            yield {k: v for k, v in row.items() if k not in (PROMPT_KEY, NODE_KEY, jobs.JOURNAL_KEY)}
 
     async def prompts(self, state: JobState) -> list[str]:
         """Each input row's last user message, by row index, as the journal carries it ("" for a row
@@ -335,7 +315,7 @@ class RayJobs:
         for attempt in family:
             for row in attempt.rows:
                 with contextlib.suppress(TypeError, ValueError):
-                    found.setdefault(int(row.get("custom_id")), str(row.get(RAY_PROMPT_KEY) or ""))  # type: ignore[arg-type]
+                    found.setdefault(int(row.get("custom_id")), str(row.get(PROMPT_KEY) or ""))  # type: ignore[arg-type]
         return [found.get(i, "") for i in range(state.total)]
 
     def value(self, row: dict[str, Any]) -> QfResponse | Exception:

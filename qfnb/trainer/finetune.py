@@ -23,7 +23,7 @@ from qfnb._core.runtime.progress import make_progress
 from qfnb._core.runtime.steps import StepFeed
 from qfnb.model import Model, Service
 from qfnb.protocol import train_formats
-from qfnb.resources.targets import check_platform, parse_target
+from qfnb.resources.targets import JobTarget, check_platform, parse_target
 
 from . import finetune_store, official_file, persist, replay
 from ._action import RunContext
@@ -79,9 +79,10 @@ class LLMFinetune(Trainer):
                  ray_workers: int | None = None, **kwargs: Any) -> None:
         config = _with_credentials(config, kwargs)
         train_kwargs = _train_kwargs(kwargs)
-        #: where the training runs ("local", "qianfan", "ray://HOST:DASHBOARD_PORT"; None: the config's platform)
+        #: where the training runs (local, qianfan or a cluster such as ray://HOST:DASHBOARD_PORT; None: the
+        #: config's platform)
         self.target = _train_target(target, config, train_kwargs)
-        #: Ray Train workers training the run together on a Ray target (None on any other target)
+        #: Ray Train workers training the run together on a cluster target (None on any other target)
         self.ray_workers = _ray_workers(ray_workers, self.target, train_kwargs)
         dataset = _bos_dataset(dataset, kwargs.pop("dataset_bos_path", None))
         warn_ignored("LLMFinetune", kwargs)
@@ -346,37 +347,37 @@ def _with_credentials(config: Config | None, kwargs: dict[str, Any]) -> Config |
     return config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
 
 
-def _train_target(target: str | None, config: Config | None, train_kwargs: dict[str, Any]) -> str | None:
+def _train_target(target: str | None, config: Config | None, train_kwargs: dict[str, Any]) -> JobTarget | None:
     """``target=`` (else ``QFNB_TARGET``) checked before anything is sent: ``"local"``/``"qianfan"``
-    must name the platform the config points at; a Ray target is trained by the local platform (it
-    submits the run as a Ray Train job and brings its best checkpoint back), so it needs no Qianfan
+    must name the platform the config points at; a cluster target is trained by the local platform (it
+    submits the run to the cluster and brings its best checkpoint back), so it needs no Qianfan
     credentials, and goes to the platform as the task's ``target``."""
     where = parse_target(target)
     if where is None:
         return None
     cfg = config if config is not None else _Config.from_env()
-    if where.on_ray:
+    if where.cluster is not None:
         if cfg.is_configured and not cfg.embedded:
-            raise ValidationError("target", f"{where}: a fine-tune on a Ray cluster is run by qfnb's local platform, "
+            raise ValidationError("target", f"{where}: a fine-tune on a cluster is run by qfnb's local platform, "
                                             "but this client's config names Qianfan credentials: unset them")
         train_kwargs["train_extras"] = {**train_kwargs.get("train_extras", {}), "target": str(where)}
     else:
         check_platform(where, replace(cfg, embedded=cfg.embedded or not cfg.is_configured))
-    return str(where)
+    return where
 
 
 #: the default number of Ray Train workers of a fine-tune on a Ray target
 RAY_WORKERS_ENV = "QFNB_RAY_TRAIN_WORKERS"
 
 
-def _ray_workers(value: int | None, target: str | None, train_kwargs: dict[str, Any]) -> int | None:
-    """``ray_workers=`` (else ``QFNB_RAY_TRAIN_WORKERS``, else 1) for a Ray target, checked before anything
-    is sent (a whole number of at least 1; given with another target it is refused); it goes to the
-    platform as the task's ``rayTrainWorkers``."""
-    on_ray = target is not None and target.startswith("ray://")
-    if not on_ray:
+def _ray_workers(value: int | None, target: JobTarget | None, train_kwargs: dict[str, Any]) -> int | None:
+    """``ray_workers=`` (else ``QFNB_RAY_TRAIN_WORKERS``, else 1) for a cluster target, checked before
+    anything is sent (a whole number of at least 1; given with another target it is refused); it goes to
+    the platform as the task's ``rayTrainWorkers``."""
+    if target is None or target.cluster is None:
         if value is not None:
-            raise ValidationError("ray_workers", f"needs a Ray target (target='ray://HOST:PORT'), not {target!r}")
+            raise ValidationError("ray_workers", f"needs a cluster target (target='ray://HOST:PORT'), "
+                                                 f"not {None if target is None else str(target)!r}")
         return None
     field, workers = "ray_workers", value
     if value is None:  # the environment's text, else 1

@@ -1,6 +1,7 @@
 """A fake Ray Jobs API (``JobSubmissionClient``'s calls qfnb makes): each submitted job "runs" its
 uploaded rows one per read of its state, printing them as the cluster side does (``row_line`` with
-the row's prompt and the node ``node-1``); a stopped job prints the next row as in flight
+the row's prompt, the node ``node-1`` and the journal mark it was handed); a test may put ``forged``
+lines before them, as a hostile head would; a stopped job prints the next row as in flight
 (``spent_line``, 3 + 1 tokens), as the cluster's driver does on SIGTERM; a killed one (``kill``, what
 Ray does to a job out of memory) prints nothing more."""
 
@@ -27,6 +28,13 @@ class FakeJob:
     end_time: int | None = None
     message: str = ""
     printed: list[str] = field(default_factory=list)
+    #: lines a hostile head (or another job) puts in this job's log before what the job printed
+    forged: list[str] = field(default_factory=list)
+
+    @property
+    def mark(self) -> str:
+        """The journal mark the job was handed (what the cluster's driver prints on each row)."""
+        return str((self.runtime_env.get("env_vars") or {}).get("QFNB_JOURNAL_MARK") or "")
 
 
 def answer(row: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +67,7 @@ class FakeJobs:
         for _ in range(self.rows_per_read):
             if len(job.printed) < len(job.rows):
                 row = job.rows[len(job.printed)]
-                job.printed.append(row_line(answer(row), prompt_of(json.dumps(row)), "node-1"))
+                job.printed.append(row_line(answer(row), prompt_of(json.dumps(row)), "node-1", job.mark))
         if len(job.printed) == len(job.rows):
             job.status, job.end_time = "SUCCEEDED", int(time.time() * 1000)
 
@@ -72,14 +80,15 @@ class FakeJobs:
         return list(self.jobs.values())
 
     def get_job_logs(self, submission_id: str) -> str:
-        return "starting workers\n" + "".join(line + "\n" for line in self.jobs[submission_id].printed)
+        job = self.jobs[submission_id]
+        return "starting workers\n" + "".join(line + "\n" for line in [*job.forged, *job.printed])
 
     def stop_job(self, submission_id: str) -> bool:
         job = self.jobs[submission_id]
         if job.status in ("PENDING", "RUNNING"):
             answered = sum(line.startswith("QFNB-ROW") for line in job.printed)
             if answered < len(job.rows):  # the row in flight: its prompt read, one token streamed
-                job.printed.append(spent_line(job.rows[answered]["custom_id"], 3, 1))
+                job.printed.append(spent_line(job.rows[answered]["custom_id"], 3, 1, job.mark))
             job.status, job.end_time = "STOPPED", int(time.time() * 1000)
         return True
 

@@ -14,6 +14,7 @@ from ray_doubles import FakeJobs
 from qfnb import ChatCompletion
 from qfnb._core.errors import ValidationError
 from qfnb._core.record import ledger as ledger_mod
+from qfnb.local.cluster import jobs as jobs_api
 from qfnb.resources import batch_ray
 from qfnb.resources.batch_job import BatchJob
 from qfnb.resources.targets import JobTarget, check_platform, parse_target
@@ -37,7 +38,7 @@ def _prompts(n: int) -> list[list[dict[str, Any]]]:
 def test_stopped_half_way_the_same_call_resumes_and_each_row_is_answered_once(jobs: FakeJobs) -> None:
     chat = ChatCompletion(model=MODEL)
     job = chat.batch_do(_prompts(10), target=TARGET, max_output_tokens=4)
-    assert isinstance(job, BatchJob) and job.on_ray
+    assert isinstance(job, BatchJob) and job.on_cluster
     first = jobs.jobs[job.task_id]
     assert job.task_id.startswith("qfnb-") and job.task_id.endswith("-1")
     assert "-m qfnb.local.cluster.ray_batch" in first.entrypoint and f"--model {MODEL}" in first.entrypoint
@@ -108,7 +109,7 @@ def test_targets_by_name_and_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert parse_target(None) is None
     monkeypatch.setenv("QFNB_TARGET", "ray://localhost:9000")
     where = parse_target(None)
-    assert where is not None and where.dashboard_url == "http://localhost:9000" and where.same_machine
+    assert where is not None and where.url == "http://localhost:9000" and where.same_machine
     monkeypatch.setenv("QFNB_TARGET", "nowhere")
     with pytest.raises(ValidationError, match="QFNB_TARGET"):
         parse_target(None)
@@ -131,10 +132,8 @@ def test_an_unreachable_head_and_an_old_ray_are_refused_by_name() -> None:
     pytest.importorskip("ray.job_submission")
     with pytest.raises(ValidationError, match=r"target.*no Ray head answers at ray://127.0.0.1:9"):
         BatchJob.submit(_prompts(2), model=MODEL, target="ray://127.0.0.1:9")
-    with pytest.raises(ValidationError, match=r"runs Ray 2.5.0; qfnb speaks Ray 2.x from 2.9"):
-        batch_ray.check_version(JobTarget("ray", "h", 1), "2.5.0")
-    with pytest.raises(ValidationError, match=r"runs Ray 3.0.0"):
-        batch_ray.check_version(JobTarget("ray", "h", 1), "3.0.0")
+    assert "runs Ray 2.5.0; qfnb speaks Ray 2.x from 2.9" in str(jobs_api.ray_version_problem("2.5.0"))
+    assert "runs Ray 3.0.0" in str(jobs_api.ray_version_problem("3.0.0"))
 
 
 def test_a_just_started_head_without_its_job_agent_is_waited_for(jobs: FakeJobs,
@@ -158,7 +157,7 @@ def test_a_head_whose_job_agent_never_starts_is_refused_by_name(jobs: FakeJobs,
         raise RuntimeError("Request failed with status code 500: No available agent to submit job")
 
     monkeypatch.setattr(jobs, "submit_job", refuse)
-    monkeypatch.setattr(batch_ray, "AGENT_WAIT", 0.0)
+    monkeypatch.setattr(jobs_api, "AGENT_WAIT", 0.0)
     with pytest.raises(ValidationError, match=r"target.*takes no jobs.*dashboard-agent-listen-port.*nothing was run"):
         BatchJob.submit(_prompts(2), model=MODEL, target=TARGET)
     assert not jobs.jobs

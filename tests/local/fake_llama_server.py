@@ -10,8 +10,8 @@ ending in words already written goes on after them), with ``prompt_progress`` ch
 asked (``return_progress``). A request with a ``json_schema`` holds the loop for good, as an
 exploding grammar does: every stream stops, ``/slots`` never answers and SIGTERM is ignored. A
 prompt with the word ``silent`` gets no answer at all (the loop goes on); one with ``slowprefill``
-gets six progress chunks 0.3 s apart before its tokens; one with ``deaf`` leaves its slot processing
-for good, even after its client left (``/slots`` says so)."""
+gets six progress chunks 0.3 s apart (``FAKE_PREFILL_SECONDS``) before its tokens; one with
+``deaf`` leaves its slot processing for good, even after its client left (``/slots`` says so)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ ADAPTERS: list[str] = []  # the --lora files, then those loaded at runtime
 LOADS = os.environ.get("FAKE_LORA_LOAD") == "1"
 DECODE = os.environ.get("FAKE_DECODE") == "1"
 TOKEN_SECONDS = float(os.environ.get("FAKE_TOKEN_SECONDS", "0.02"))
+PREFILL_SECONDS = float(os.environ.get("FAKE_PREFILL_SECONDS", "0.3"))
 STUCK = threading.Event()  # a grammar holds the decode loop
 
 
@@ -94,7 +95,7 @@ class Health(BaseHTTPRequestHandler):
         if body.get("return_progress"):
             for i in range(6 if "slowprefill" in words else 1):
                 self._event({"choices": [], "prompt_progress": {"total": 6, "processed": i + 1}})
-                time.sleep(0.3 if "slowprefill" in words else 0)
+                time.sleep(PREFILL_SECONDS if "slowprefill" in words else 0)
         first = sum(1 for w in words if w.startswith("w") and w[1:].isdigit())  # words written before
         if "deaf" in words:
             DEAF.add(int(body.get("id_slot", 0)))

@@ -63,6 +63,12 @@ class FakeChatBackend:
         self.together: int | None = None
         self.opened = 0
 
+    def default_model(self) -> str | None:
+        return None
+
+    def where(self) -> str | None:
+        return None
+
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         with self.lock:
             self.requests.append(request)
@@ -235,6 +241,12 @@ class ScriptedChatBackend:
         self.bodies = bodies
         self.delay = delay
         self.requests: list[CellChatRequest] = []
+
+    def default_model(self) -> str | None:
+        return None
+
+    def where(self) -> str | None:
+        return None
 
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         self.requests.append(request)

@@ -46,6 +46,12 @@ class EndlessBackend:
         self.opened = 0
         self.closed = threading.Event()
 
+    def default_model(self) -> str | None:
+        return None
+
+    def where(self) -> str | None:
+        return None
+
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         self.opened += 1
         try:

@@ -51,6 +51,15 @@ REFUSED = [
     ({"$ref": "https://example.com/s.json"}, ".$ref", "inside the schema"),
     (_obj({"type": "string", "enum": [f"v{i:05d}" for i in range(20_000)]}), ".properties.x.enum",
      "MAX_SCHEMA_ENUM_VALUES"),
+    # answers are checked with RE2 (linear time), which reads no lookaround or backreference
+    (_obj({"type": "string", "pattern": r"^(?=a)[a-z]+$"}), ".properties.x.pattern", "RE2"),
+    (_obj({"type": "string", "pattern": r"^(a)\1$"}), ".properties.x.pattern", "RE2"),
+    ({"type": "object", "patternProperties": {"^(?!x)": {"type": "string"}}}, ".patternProperties", "RE2"),
+    # jsonschema's own unevaluatedProperties runs patternProperties with Python's re
+    ({"type": "object", "patternProperties": {"^a": {"type": "string"}}, "unevaluatedProperties": False},
+     ".unevaluatedProperties", "patternProperties"),
+    ({"allOf": [{"patternProperties": {"^a": True}}], "unevaluatedProperties": False},
+     ".unevaluatedProperties", "patternProperties"),
 ]
 
 
@@ -106,7 +115,7 @@ CHECKED_ON_THE_ANSWER = [
     _obj({"type": "number", "minimum": 0, "maximum": 1}),  # pydantic's Field(ge=0, le=1) on a float
     _obj({"type": "number", "exclusiveMinimum": -0.5, "maximum": 0.5}),
     _obj({"type": "string", "pattern": r"^\d{3}-\d{4}$"}),
-    _obj({"type": "string", "pattern": r"^(?=a)[a-z]+$"}),
+    _obj({"type": "string", "pattern": r"^(\d+)+$"}),  # the probe's: RE2 checks it in linear time
     _obj({"type": "string", "pattern": r"^[a-z]+"}),
     _obj({"type": "string", "format": "email"}),
     _obj({"type": "string", "minLength": 100_000}),

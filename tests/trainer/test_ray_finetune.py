@@ -42,8 +42,8 @@ def _runs(platform: ServedPlatform) -> list[dict[str, Any]]:
 def test_a_ray_target_reaches_the_platform_and_its_follower_runs_the_training(
         local: Config, local_platform: ServedPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
     heads: list[str] = []
-    monkeypatch.setattr(ray_follow, "connect", lambda target: heads.append(target))  # the head answers
-    monkeypatch.setattr(jobs, "RAY_COMMAND", (sys.executable, str(FAKE_WORKER)))
+    monkeypatch.setattr(ray_follow, "check", lambda target: heads.append(str(target)))  # the head answers
+    monkeypatch.setattr(jobs, "follower_command", lambda target: (sys.executable, str(FAKE_WORKER)))
     trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
                           train_config=TrainConfig(epoch=1, batch_size=2, max_steps=4), config=local, target=TARGET,
                           ray_workers=2)
@@ -78,7 +78,7 @@ def test_targets_are_checked_when_the_trainer_is_made(local: Config) -> None:
         LLMFinetune(train_type="Tiny-Chat", dataset=data, config=cloud, target=TARGET)
     with pytest.raises(ValidationError, match="'local' runs on the embedded platform"):
         LLMFinetune(train_type="Tiny-Chat", dataset=data, config=cloud, target="local")
-    assert LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local").target == "local"
+    assert str(LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local").target) == "local"
 
 
 def test_ray_workers_are_checked_when_the_trainer_is_made(local: Config, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +93,7 @@ def test_ray_workers_are_checked_when_the_trainer_is_made(local: Config, monkeyp
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValidationError, match=r"ray_workers.*whole number of Ray Train workers, at least 1"):
             LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target=TARGET, ray_workers=bad)
-    with pytest.raises(ValidationError, match=r"ray_workers.*needs a Ray target"):
+    with pytest.raises(ValidationError, match=r"ray_workers.*needs a cluster target"):
         LLMFinetune(train_type="Tiny-Chat", dataset=data, config=local, target="local", ray_workers=2)
     monkeypatch.setenv("QFNB_RAY_TRAIN_WORKERS", "two")
     with pytest.raises(ValidationError, match=r"QFNB_RAY_TRAIN_WORKERS.*got 'two'"):
@@ -104,10 +104,15 @@ def test_the_platform_checks_ray_train_workers_before_it_reaches_the_head() -> N
     from qfnb.local.domain.values import BodyError
     from qfnb.local.server import routes_v2
 
-    assert routes_v2._ray_workers(None, True) == 1 and routes_v2._ray_workers(4, True) == 4
-    assert routes_v2._ray_workers(None, False) is None
+    ray = routes_v2._cluster_target(TARGET)
+    assert ray is not None and routes_v2._cluster_target("local") is None and routes_v2._cluster_target(None) is None
+    assert routes_v2._workers(None, ray) == 1 and routes_v2._workers(4, ray) == 4
+    assert routes_v2._workers(None, None) is None
     for bad in (0, "2", 2.0, True):
         with pytest.raises(BodyError, match="rayTrainWorkers"):
-            routes_v2._ray_workers(bad, True)
-    with pytest.raises(BodyError, match=r"rayTrainWorkers.*needs a Ray target"):
-        routes_v2._ray_workers(2, False)
+            routes_v2._workers(bad, ray)
+    with pytest.raises(BodyError, match=r"rayTrainWorkers.*needs a cluster target"):
+        routes_v2._workers(2, None)
+    for bad_target in ("ray://head", "qianfan", 3):
+        with pytest.raises(BodyError, match="target"):
+            routes_v2._cluster_target(bad_target)

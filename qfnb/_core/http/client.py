@@ -71,6 +71,11 @@ batch_traffic: ContextVar[bool] = ContextVar("qfnb_batch_traffic", default=False
 PRIORITY_HEADER = "X-Qfnb-Priority"
 
 
+def url_of(base: str, path: str) -> str:
+    """``path`` (from its leading ``/``) under the base URL ``base``, written with or without a trailing slash."""
+    return base.rstrip("/") + path
+
+
 def new_request_id() -> str:
     return "qfnb-" + secrets.token_hex(8)
 
@@ -161,7 +166,7 @@ class AsyncQianfanClient:
         if not (cfg.ak and cfg.sk):
             raise AuthError("the access token was rejected and no QIANFAN_AK/QIANFAN_SK is set to mint a new one")
         query = urlencode({"grant_type": "client_credentials", "client_id": cfg.ak, "client_secret": cfg.sk})
-        request = Request("POST", f"{cfg.base_url.rstrip('/')}{routes.OAUTH_TOKEN}?{query}", {"Content-Type": _JSON},
+        request = Request("POST", f"{url_of(cfg.base_url, routes.OAUTH_TOKEN)}?{query}", {"Content-Type": _JSON},
                           b"{}", cfg.auth_timeout)
         reply = await self.transport.send(request)
         body = json_or_none(reply.content)
@@ -176,7 +181,7 @@ class AsyncQianfanClient:
         if not (cfg.access_key and cfg.secret_key):
             raise AuthError("v2 calls need a v2 API key, or IAM keys to mint one; neither is set. "
                             + credential_report(cfg))
-        url = cfg.iam_base_url.rstrip("/") + routes.BEARER_TOKEN
+        url = url_of(cfg.iam_base_url, routes.BEARER_TOKEN)
         params = {"expireInSeconds": str(cfg.bearer_token_expired_interval)}
         resp = await self.signed_request("GET", url, params=params, content=b"{}", retry=self._console_policy)
         token = resp.body.get("token")
@@ -203,7 +208,7 @@ class AsyncQianfanClient:
         caller's key for the call (checked by the caller), else a new one."""
         cfg = self.config
         return await self._recorded("custom" if target.verbatim else target.api_type, target.endpoint,
-                                    cfg.base_url.rstrip("/") + cfg.model_api_prefix + target.path, body,
+                                    url_of(cfg.base_url, cfg.model_api_prefix + target.path), body,
                                     stream=stream, retry=retry, request_id=request_id, tokens=tokens, repeat=repeat,
                                     named=target.model or "", idempotency_key=idempotency_key)
 
@@ -249,7 +254,7 @@ class AsyncQianfanClient:
         if not self.config.embedded:
             return ""
         key = (rec.api.removeprefix("v2/"), rec.target.lower())  # v2/chat asks what serves chat
-        url = f"{self.config.base_url.rstrip('/')}/v2/models/{quote(rec.target, safe='')}"
+        url = url_of(self.config.base_url, f"/v2/models/{quote(rec.target, safe='')}")
         try:
             resp = await self.signed_request("GET", url, params={"api_type": key[0]}, retry=_ONE_TRY)
         except QfnbError as exc:
@@ -287,7 +292,7 @@ class AsyncQianfanClient:
         """POST the OpenAI-style v2 chat (bearer auth); recorded as :meth:`infer` is (route ``v2/chat``)."""
         cfg = self.config
         return await self._recorded("v2/chat", str(body.get("model") or ""),
-                                    cfg.console_api_base_url.rstrip("/") + cfg.chat_v2_api_route, body,
+                                    url_of(cfg.console_api_base_url, cfg.chat_v2_api_route), body,
                                     stream=stream, retry=retry, request_id=request_id, repeat=repeat, via="v2",
                                     idempotency_key=idempotency_key)
 
@@ -296,7 +301,7 @@ class AsyncQianfanClient:
         """POST an OpenAI-style v2 call other than chat (``/v2/embeddings``, ``/v2/rerankers``; bearer
         auth), recorded as :meth:`chat_v2` is (route ``v2/<last part of route>``)."""
         result = await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
-                                    self.config.console_api_base_url.rstrip("/") + route, body, stream=False,
+                                    url_of(self.config.console_api_base_url, route), body, stream=False,
                                     retry=retry, request_id=None, via="v2", idempotency_key=idempotency_key)
         assert isinstance(result, QfResponse)  # never a stream
         return result
@@ -307,7 +312,7 @@ class AsyncQianfanClient:
         """The stateful Responses API (``/v2/responses`` + ``path``; bearer auth): a ``POST`` with no
         ``path`` creates a response and is recorded as :meth:`chat_v2` is (route ``v2/responses``);
         ``GET``/``DELETE`` of ``/{id}`` (``/input_items``) read or delete a stored one."""
-        url = self.config.console_api_base_url.rstrip("/") + "/v2/responses" + path
+        url = url_of(self.config.console_api_base_url, "/v2/responses" + path)
         if method == "POST" and not path:
             return await self._recorded("v2/responses", str((body or {}).get("model") or ""), url, body or {},
                                         stream=stream, retry=None, request_id=None, via="v2",
@@ -324,7 +329,7 @@ class AsyncQianfanClient:
         """A v2 call that is not a model call (``/v2/files``, ``/v2/batches``: bearer auth, through the
         whole pipeline, unrecorded): ``body`` a JSON object, or bytes of ``content_type`` (a multipart
         upload); with ``octets`` a 2xx answer is a file's content, ``{"_raw": text, "_bytes": content}``."""
-        url = self.config.console_api_base_url.rstrip("/") + path
+        url = url_of(self.config.console_api_base_url, path)
         headers = {"Content-Type": content_type, "Request_id": new_request_id()}
         call = Call(method, url, body, headers, params, "v2", False, policy=retry or self._console_policy,
                     octets=octets)
@@ -342,7 +347,7 @@ class AsyncQianfanClient:
                    **(headers or {})}
         if (params or {}).get("Action") == batch_wire.CREATE:  # its rows are unseen: no budget can hold it
             check_unreserved_batch()
-        url = self.config.console_api_base_url.rstrip("/") + path
+        url = url_of(self.config.console_api_base_url, path)
         call = Call(method, url, body if body is not None else {}, headers, params, "console", False,
                     policy=retry or self._console_policy)
         try:

@@ -27,11 +27,26 @@ from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, dec
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices, worst_yuan
 from qfnb._core.record.tokens import token_bound
-from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS
+from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS, SCHEMA_RESAMPLES
 
-__all__ = ["UNRECORDED", "Recording", "account_hash", "continued", "conversation_tokens", "end_user", "generates",
-           "output_cap", "prompt_estimate", "prompt_hash", "rerank_estimate", "usage_of", "with_output_cap",
-           "with_usage_chunk", "worst_case"]
+__all__ = [
+    "UNRECORDED",
+    "Recording",
+    "account_hash",
+    "continued",
+    "conversation_tokens",
+    "end_user",
+    "generates",
+    "output_cap",
+    "prompt_estimate",
+    "prompt_hash",
+    "rerank_estimate",
+    "schema_answers",
+    "usage_of",
+    "with_output_cap",
+    "with_usage_chunk",
+    "worst_case",
+]
 
 #: routes outside the record: counting a prompt's tokens (``/tokenizer``) generates nothing and is
 #: not billed, so it neither spends a budget nor adds a row to the ledger
@@ -163,6 +178,24 @@ def worst_case(body: Mapping[str, Any], api: str = "chat") -> int:
     choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
     template = TEMPLATE_TOKENS + (TOOLS_TEMPLATE_TOKENS if body.get("tools") or body.get("functions") else 0)
     return prompt_estimate(body) + template + choices * (output_cap(body) or DEFAULT_OUTPUT_TOKENS)
+
+
+def schema_answers(body: Mapping[str, Any]) -> int:
+    """How many answers the local platform may write for one call: ``1 + SCHEMA_RESAMPLES`` when it
+    checks the answer against a JSON schema (``response_format``/``text.format``/``output_config``
+    of ``json_schema``, a required call's arguments, a strict tool's call), each reading the prompt
+    again and each billed; else 1."""
+    formats = (body.get("response_format"), (body.get("text") or {}).get("format") if isinstance(
+        body.get("text"), Mapping) else None, (body.get("output_config") or {}).get("format") if isinstance(
+        body.get("output_config"), Mapping) else None)
+    schema = any(isinstance(f, Mapping) and f.get("type") == "json_schema" for f in formats)
+    tools: list[Any] = body["tools"] if isinstance(body.get("tools"), list) else []
+    strict = any(isinstance(t, Mapping) and (t.get("strict") or (isinstance(t.get("function"), Mapping)
+                                                                  and t["function"].get("strict"))) for t in tools)
+    choice = body.get("tool_choice")
+    required = bool(tools) and (choice == "required" or (isinstance(choice, Mapping)
+                                                         and choice.get("type") not in ("auto", "none")))
+    return 1 + SCHEMA_RESAMPLES if schema or strict or required else 1
 
 
 def with_output_cap(api: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +333,8 @@ class Recording:
         nothing sent)."""
         if (budget := active_budget()) is not None:
             estimate = worst_case(self.body, self.api) + self.stored
+            if self.config.embedded and generates(self.api):  # its resamples, each billed, are held too
+                estimate *= schema_answers(self.body)
             # a model without a price is refused under a ¥ budget (UnpricedModel: nothing sent)
             yuan = worst_yuan(self.named or self.target, estimate, 0, local=self.config.embedded)
             what = "the next call" if output_cap(self.body) is not None else (

@@ -11,6 +11,7 @@ what was already answered is kept.
 
 from __future__ import annotations
 
+import math
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class Budget:
     def reserve(self, estimate_tokens: int, estimate_yuan: float = 0.0, *, what: str = "the next call") -> Reservation:
         """Hold a call's worst case, or raise :class:`BudgetExceeded` (holding nothing) if what is
         spent, what calls in flight hold and this would cross the budget."""
+        if not math.isfinite(estimate_yuan) or estimate_yuan < 0:  # a NaN compares false: never let one pass
+            raise BudgetExceeded(f"budget: what {what} may cost came out as ¥{estimate_yuan} (check the prices "
+                                 "given to qfnb.usage.prices or QFNB_PRICES); stopped before sending it")
         with self._lock:
             held = self.spent_tokens + self.reserved_tokens
             if self.tokens is not None and held + estimate_tokens > self.tokens:

@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 #: names a JSON or TOML file of user prices (the shape :func:`prices` takes), read once
 PRICES_ENV = "QFNB_PRICES"
 _FIELDS = ("input", "output", "batch", "cache_hit")
+#: the largest prices file read (a table of a thousand models is about 100 KB)
+MAX_PRICES_FILE_BYTES = 1 << 20
+#: the highest price taken, CNY per 1,000 tokens (the dearest list price is under ¥1)
+MAX_PRICE = 1_000_000.0
 
 
 class PriceError(QfnbError, ValueError):
@@ -182,24 +187,36 @@ def _put(name: str, row: _Row, models: dict[str, tuple[float, float]], batch: di
 
 @functools.cache
 def _read_file(path: str) -> dict[str, _Row]:
-    """``QFNB_PRICES``'s file (JSON, or TOML by its ``.toml`` suffix), read once."""
+    """``QFNB_PRICES``'s file (JSON, or TOML by its ``.toml`` suffix), read once: a regular file of
+    at most :data:`MAX_PRICES_FILE_BYTES`."""
     where = f"{PRICES_ENV}={path}"
+    kind = "TOML" if path.lower().endswith(".toml") else "JSON"
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
+        with Path(path).expanduser().open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise PriceError(f"{where}: not a regular file (a device or a pipe is not read)")
+            data = file.read(MAX_PRICES_FILE_BYTES + 1)
     except OSError as e:
         raise PriceError(f"{where}: cannot read the price file ({e.strerror or e})") from None
+    if len(data) > MAX_PRICES_FILE_BYTES:
+        raise PriceError(f"{where}: the price file is over {MAX_PRICES_FILE_BYTES:,} bytes (MAX_PRICES_FILE_BYTES)")
     try:
-        if path.lower().endswith(".toml"):
-            import tomllib
-
-            raw: Any = tomllib.loads(text)
-        else:
-            raw = json.loads(text)
+        text = data.decode("utf-8")
+        raw: Any = _loads_toml(text) if kind == "TOML" else json.loads(text)
+    except RecursionError:
+        raise PriceError(f"{where}: not valid {kind}: it nests too deeply (a price row is three levels: "
+                         "model, batch, price)") from None
     except (ValueError, TypeError) as e:
-        raise PriceError(f"{where}: not valid {'TOML' if path.lower().endswith('.toml') else 'JSON'}: {e}") from None
+        raise PriceError(f"{where}: not valid {kind}: {e}") from None
     rows = _parse(raw, where)
     logger.info("%d user price(s) read from %s", len(rows), path)
     return rows
+
+
+def _loads_toml(text: str) -> Any:
+    import tomllib
+
+    return tomllib.loads(text)
 
 
 def _parse(raw: Any, where: str) -> dict[str, _Row]:
@@ -228,9 +245,12 @@ def _parse(raw: Any, where: str) -> dict[str, _Row]:
 
 
 def _number(entry: Mapping[str, Any], key: str, where: str) -> float:
+    """A price: a finite number from 0 to :data:`MAX_PRICE` (NaN or Infinity would make every cost
+    NaN or infinite, and a ¥ budget compares nothing against NaN)."""
     value = entry.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
-        raise PriceError(f"{where}.{key}: must be a number >= 0 (CNY per 1,000 tokens), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_PRICE:
+        raise PriceError(f"{where}.{key}: must be a finite number from 0 to {MAX_PRICE:,.0f} (CNY per 1,000 "
+                         f"tokens), got {value!r:.40}")
     return float(value)
 
 

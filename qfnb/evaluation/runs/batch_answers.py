@@ -30,7 +30,7 @@ def _chat_resource(tag: str, llm: Any) -> tuple[Any, PromptVariant | None]:
     """The platform chat resource that answers ``llm`` (and its prompt variant), or an error naming ``tag``."""
     variant = llm if isinstance(llm, PromptVariant) else None
     res = variant.model if variant is not None else llm
-    if resource_kind(res) != "chat" or not (getattr(res, "_model", None) or getattr(res, "_endpoint", None)):
+    if resource_kind(res) != "chat" or not (res.model or res.endpoint):
         what = ("a notebook function" if callable(res) and resource_kind(res) is None
                 else f"a {type(res).__name__}")
         raise invalid("batch", f"{tag} is {what}: a batch job runs platform chat models (a model name or an "
@@ -86,7 +86,7 @@ def batch_parts(llms: Mapping[str, Any], inputs: Sequence[EvalInput], *, repeats
         keys = [answer_key(identity, inputs[i], infer_kwargs, r) for r, i in jobs]
         held = store.get_many(keys)
         todo = [(k, i) for k, (_, i) in zip(keys, jobs, strict=True) if k not in held]
-        parts.append(BatchPart(tag, identity, getattr(res, "_model", None), getattr(res, "_endpoint", None),
+        parts.append(BatchPart(tag, identity, res.model, res.endpoint,
                                [k for k, _ in todo], [_body(inputs[i], variant) for _, i in todo], len(held)))
     return parts
 

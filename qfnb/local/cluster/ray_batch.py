@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.cluster.jobs import JOURNAL_ENV, JOURNAL_KEY, NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX
 from qfnb.local.convert.answer import answer_of
 from qfnb.local.domain.batch_rows import RowError, error_row, parse_line
 from qfnb.local.domain.batch_runner import MAX_ATTEMPTS, answered_row, backoff
@@ -46,9 +47,6 @@ from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.engines.store.assets import AssetError
-from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY
-from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
-from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
 
 log = logging.getLogger("qfnb.local.cluster.ray_batch")
 
@@ -64,18 +62,24 @@ class Stopped(Exception):
     """The job got SIGTERM (``stop_job``)."""
 
 
-def row_line(row: dict[str, Any], prompt: str | None = None, node: str | None = None) -> str:
+def row_line(row: dict[str, Any], prompt: str | None = None, node: str | None = None,
+             journal: str | None = None) -> str:
     """A finished row as its log line (with its input's last user message and the node that answered
-    it, when given)."""
-    shown = {**row, **({RAY_PROMPT_KEY: prompt} if prompt is not None else {}),
-             **({RAY_NODE_KEY: node} if node is not None else {})}
+    it, when given), marked with its submission's journal mark (``journal``, else :data:`JOURNAL_ENV`'s)."""
+    shown = {**row, **({PROMPT_KEY: prompt} if prompt is not None else {}),
+             **({NODE_KEY: node} if node is not None else {}), **_marked(journal)}
     return ROW_PREFIX + json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
 
 
-def spent_line(key: str, prompt_tokens: int, completion_tokens: int) -> str:
-    """What a row in flight had spent when its job was stopped, as its log line."""
+def _marked(journal: str | None) -> dict[str, str]:
+    mark = journal if journal is not None else os.environ.get(JOURNAL_ENV)
+    return {JOURNAL_KEY: mark} if mark else {}
+
+
+def spent_line(key: str, prompt_tokens: int, completion_tokens: int, journal: str | None = None) -> str:
+    """What a row in flight had spent when its job was stopped, as its log line (marked as a row is)."""
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-    return SPENT_PREFIX + json.dumps({"custom_id": key, "usage": usage}, separators=(",", ":"))
+    return SPENT_PREFIX + json.dumps({"custom_id": key, "usage": usage, **_marked(journal)}, separators=(",", ":"))
 
 
 def prompt_of(raw: str) -> str:

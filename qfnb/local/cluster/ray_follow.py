@@ -28,56 +28,25 @@ from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from qfnb.local.cluster import jobs
+from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, log_items
 from qfnb.local.cluster.ray_train import JOB_FILES
 from qfnb.protocol.files import write_private_json
-from qfnb.protocol.ray_jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, log_items, ray_version_problem
+from qfnb.protocol.targets import JobTarget, TargetError, parse_target
 
 log = logging.getLogger("qfnb.local.cluster.ray_follow")
 
 ENTRY_MODULE = "qfnb.local.cluster.ray_train"
 _GOING = ("PENDING", "RUNNING")
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: seconds between reads of the job's log
 POLL = 1.0
-#: seconds a just-started head may take before its job agent takes submissions
-AGENT_WAIT = 60.0
 
 
-class TargetError(ValueError):
-    """The run's target cannot take it (malformed, unreachable, a Ray this side does not speak)."""
-
-
-def dashboard_of(target: str) -> tuple[str, bool]:
-    """``ray://HOST:PORT``'s dashboard URL, and whether the head is on this machine."""
-    parts = urlsplit(target)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme != "ray" or not parts.hostname or not port:
-        raise TargetError(f"target: {target!r} is not 'ray://HOST:DASHBOARD_PORT'")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"http://{host}:{port}", parts.hostname in _LOOPBACK
-
-
-def connect(target: str) -> Any:
-    """A ``JobSubmissionClient`` on ``target``; TargetError naming it when no head answers there or its
-    Ray is one this side does not speak."""
-    url, _ = dashboard_of(target)
-    try:
-        from ray.job_submission import JobSubmissionClient
-    except ImportError:
-        raise TargetError(f"target: {target} needs Ray on the platform: pip install 'qfnb[ray]'") from None
-    try:
-        client = JobSubmissionClient(url)
-    except (ConnectionError, RuntimeError) as exc:
-        raise TargetError(f"target: no Ray head answers at {target} ({url}): {str(exc).splitlines()[0]}") from None
-    problem = ray_version_problem(str(vars(client).get("_server_ray_version") or ""))  # what the head said
-    if problem is not None:
-        raise TargetError(f"target: {target} {problem}")
-    return client
+def check(target: JobTarget) -> None:
+    """The local platform's check of a fine-tune task's Ray ``target`` (its route, before anything is
+    queued): a head answers there and speaks this side's Ray; TargetError naming it otherwise."""
+    jobs.connect(target)
 
 
 def submission_id(job_dir: Path) -> str:
@@ -87,9 +56,9 @@ def submission_id(job_dir: Path) -> str:
 class Follower:
     """One run's Ray job: submitted (or found again), its log mirrored into the job dir."""
 
-    def __init__(self, job_dir: Path, client: Any, *, same_machine: bool, runtime_env: dict[str, Any] | None = None,
+    def __init__(self, job_dir: Path, client: Any, target: JobTarget, *, runtime_env: dict[str, Any] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.job_dir, self.client, self.same_machine = job_dir, client, same_machine
+        self.job_dir, self.client, self.target = job_dir, client, target
         self.runtime_env, self.sleep = runtime_env or {}, sleep
         self.sid = submission_id(job_dir)
         self.stop_requested = False
@@ -112,28 +81,17 @@ class Follower:
                 if source:
                     Path(tmp, name).write_bytes(Path(source).read_bytes())
             Path(tmp, JOB_FILES[0]).write_text(json.dumps(staged), encoding="utf-8")
-            python = sys.executable if self.same_machine else "python"
+            python = sys.executable if self.target.same_machine else "python"
             env: dict[str, Any] = {"working_dir": tmp, "env_vars": {"RAY_DEDUP_LOGS": "0"}}
-            if self.same_machine:  # this interpreter and this qfnb
+            if self.target.same_machine:  # this interpreter and this qfnb
                 env["env_vars"]["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
-            else:
-                env["pip"] = ["qfnb[local,ray]"]
+            else:  # this very qfnb, shipped (never installed by name from an index)
+                env.update(jobs.shipped_qfnb(["local", "ray"]))
             env.update({k: v for k, v in self.runtime_env.items() if k != "working_dir"})
-            self._submit(entrypoint=f"{shlex.quote(python)} -m {ENTRY_MODULE} --workers {workers}",
-                         submission_id=self.sid,
-                         runtime_env=env, metadata={"qfnb_train": self.job_dir.name})
+            jobs.submit(self.client, self.target, sleep=self.sleep,
+                        entrypoint=f"{shlex.quote(python)} -m {ENTRY_MODULE} --workers {workers}",
+                        submission_id=self.sid, runtime_env=env, metadata={"qfnb_train": self.job_dir.name})
         log.info("fine-tune %s submitted as Ray job %s", self.job_dir.name, self.sid)
-
-    def _submit(self, **job: Any) -> None:
-        deadline = time.monotonic() + AGENT_WAIT
-        while True:
-            try:
-                self.client.submit_job(**job)
-                return
-            except RuntimeError as exc:  # a just-started head's job agent is not up yet
-                if "No available agent" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                self.sleep(1.0)
 
     def follow(self) -> dict[str, Any]:
         """Mirror the job's log until it ends; its result (with this job dir's paths)."""
@@ -145,7 +103,7 @@ class Follower:
                 stopping = True
             found = self.client.get_job_status(self.sid)
             status = found.value if isinstance(found, Enum) else str(found)
-            result = self.mirror(self.client.get_job_logs(self.sid))
+            result = self.mirror(jobs.job_logs(self.client, self.target, self.sid))
             if status not in _GOING:
                 return self.ended(status, result)
             self.sleep(POLL)
@@ -195,7 +153,7 @@ class Follower:
         if status == "STOPPED" or self.stop_requested:
             return {"status": "Stopped", "metrics": {}, "adapter_dir": None, "error": None}
         info = self.client.get_job_info(self.sid)
-        tail = self.client.get_job_logs(self.sid).strip().splitlines()[-8:]
+        tail = jobs.job_logs(self.client, self.target, self.sid).strip().splitlines()[-8:]
         return {"status": "Failed", "metrics": {}, "adapter_dir": None,
                 "error": f"the Ray job {self.sid} ended {status}: {info.message or ''} "
                          + " | ".join(tail)[-800:]}
@@ -208,9 +166,10 @@ def run(job_dir: Path, *, client: Any = None, sleep: Callable[[float], None] = t
     started = time.time()
     follower: Follower | None = None
     try:
-        _, same = dashboard_of(str(spec.get("target") or ""))
-        follower = Follower(job_dir, client if client is not None else connect(str(spec["target"])),
-                            same_machine=same, sleep=sleep)
+        target = parse_target(spec.get("target"), env=False)
+        if target is None or target.cluster is None:
+            raise TargetError("target", f"{spec.get('target')!r} is not a cluster target")
+        follower = Follower(job_dir, client if client is not None else jobs.connect(target), target, sleep=sleep)
         _FOLLOWING.append(follower)
         follower.submit(spec)
         result = follower.follow()

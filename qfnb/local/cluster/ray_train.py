@@ -42,8 +42,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX
 from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol.ray_jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX
 
 log = logging.getLogger("qfnb.local.cluster.ray_train")
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from qfnb.local.domain.console import NotFound
-from qfnb.local.domain.store import Record, Store
+from qfnb.local.domain.store import Record, Store, holds_pairs
+from qfnb.protocol.responses_answer import list_object
 
 KIND = "chat_completions"
 PREFIX = "chatcmpl-"
@@ -53,16 +54,16 @@ def get(store: Store, completion_id: Any) -> Record:
     return record
 
 
-def listed(store: Store, *, metadata: Mapping[str, str], model: str | None = None) -> list[dict[str, Any]]:
-    """The stored completions whose metadata holds every ``metadata`` pair (and of ``model``, when
-    given), oldest first."""
-    def holds(record: Record) -> bool:
-        completion = record["completion"]
-        kept = completion.get("metadata") or {}
-        return (all(kept.get(k) == v for k, v in metadata.items())
-                and (model is None or str(completion.get("model", "")).lower() == model.lower()))
-
-    return [record["completion"] for record in store.all(KIND, holds)]
+def listed(store: Store, *, metadata: Mapping[str, str], model: str | None = None, limit: int = 20,
+           order: str = "asc", after: str | None = None) -> dict[str, Any]:
+    """A page of the stored completions whose metadata holds every ``metadata`` pair (and of
+    ``model``, when given), in OpenAI's list shape: read by SQL, a page at a time."""
+    where, params = holds_pairs("$.completion.metadata", metadata)
+    if model is not None:
+        where = " AND ".join(filter(None, (where, "lower(json_extract(data, '$.completion.model')) = lower(?)")))
+        params.append(model)
+    records, more = store.page(KIND, limit=limit, order=order, after=after, where=where, params=params)
+    return list_object([record["completion"] for record in records], more)
 
 
 def update(store: Store, completion_id: str, metadata: Mapping[str, str] | None) -> dict[str, Any]:

@@ -30,12 +30,22 @@ from qfnb.local.domain.values import iso
 from qfnb.local.engines import calls
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.protocol.console import RunStatus
+from qfnb.protocol.targets import TargetError, parse_target
 
 log = logging.getLogger("qfnb.local.domain.jobs")
 
 ACTIVE = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
-#: what runs a fine-tune whose spec names a Ray ``target`` (it keeps the worker's contract)
-RAY_COMMAND = (sys.executable, "-m", "qfnb.local.cluster.ray_follow")
+
+
+def follower_command(target: str) -> tuple[str, ...]:
+    """What runs a fine-tune whose spec names a cluster ``target``: that kind's follower
+    (:data:`qfnb.protocol.targets.CLUSTERS`), which keeps the training worker's contract."""
+    where = parse_target(target, env=False)
+    if where is None or where.cluster is None:
+        raise TargetError("target", f"{target!r} is not a cluster target")
+    return (sys.executable, "-m", where.cluster.train)
+
+
 RESTART_MESSAGE = ("the local platform stopped while this task was running and its training worker is gone; "
                    "start a new task to train again")
 
@@ -221,7 +231,7 @@ class Supervisor:
 
     def _launch(self, run: dict[str, Any]) -> None:
         job_dir = Path(run["job_dir"])
-        command = RAY_COMMAND if run.get("target") else self._command  # a Ray target: its job follower
+        command = follower_command(run["target"]) if run.get("target") else self._command
         log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen([*command, str(job_dir)], stdout=log_file, stderr=subprocess.STDOUT,

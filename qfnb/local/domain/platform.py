@@ -12,7 +12,7 @@ from qfnb.local.domain.datasets import ObjectStore
 from qfnb.local.domain.jobs import Supervisor
 from qfnb.local.domain.meter import Meter
 from qfnb.local.domain.seed_names import seed_model
-from qfnb.local.domain.store import Store
+from qfnb.local.domain.store import Kept, Store
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import RegistryLike, ServedLike
 from qfnb.local.engines.store.model_store import ModelStore
@@ -36,7 +36,9 @@ class Platform:
                  supervisor: Supervisor | None = None) -> None:
         self.settings = settings
         self.registry = registry
-        self.store = store or Store(settings.data_dir / "platform.sqlite3")
+        kept = Kept(settings.store_max_records, settings.store_retention_days * 86_400 or None)
+        self.store = store or Store(settings.data_dir / "platform.sqlite3", kept={
+            "chat_completions": kept, "responses": kept})
         self.objects = ObjectStore(settings.data_dir / "objects")
         self.models = ModelStore(data_dir=settings.data_dir)  # where a finished run's checkpoints are kept
         self.supervisor = supervisor or Supervisor(self.store, settings.worker_command,

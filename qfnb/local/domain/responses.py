@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb.local.domain.console import NotFound
-from qfnb.local.domain.store import Record, Store
-from qfnb.protocol.responses_answer import RESPONSE_PREFIX
+from qfnb.local.domain.store import Record, Store, holds_pairs
+from qfnb.protocol.responses_answer import RESPONSE_PREFIX, list_object
 
 KIND = "responses"
 #: the longest chain the platform walks (a history that long cannot fit a local model's context anyway)
@@ -56,14 +56,13 @@ def history(store: Store, response_id: str) -> list[dict[str, Any]]:
     return items
 
 
-def listed(store: Store, metadata: dict[str, str]) -> list[dict[str, Any]]:
-    """The stored response objects whose metadata holds every ``metadata`` pair, oldest first (a
-    notebook finds its named conversations this way)."""
-    def holds(record: Record) -> bool:
-        kept = record["response"].get("metadata") or {}
-        return all(kept.get(k) == v for k, v in metadata.items())
-
-    return [record["response"] for record in store.all(KIND, holds)]
+def listed(store: Store, metadata: dict[str, str], *, limit: int = 20, order: str = "desc",
+           after: str | None = None) -> dict[str, Any]:
+    """A page of the stored responses whose metadata holds every ``metadata`` pair, in OpenAI's
+    list shape (a notebook finds its named conversations this way): read by SQL, a page at a time."""
+    where, params = holds_pairs("$.response.metadata", metadata)
+    records, more = store.page(KIND, limit=limit, order=order, after=after, where=where, params=params)
+    return list_object([record["response"] for record in records], more)
 
 
 def delete(store: Store, response_id: str) -> dict[str, Any]:

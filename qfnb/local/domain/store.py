@@ -14,7 +14,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,35 @@ KINDS: dict[str, str] = {
 Record = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Kept:
+    """How much of one kind a store keeps: the last ``records`` stored, none older than
+    ``seconds`` (None: no age limit)."""
+
+    records: int
+    seconds: float | None = None
+
+
 def new_sid(prefix: str, size: int = 12) -> str:
     """A platform-looking string id: ``prefix`` + ``size`` lower-case alphanumerics."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     return prefix + "".join(secrets.choice(alphabet) for _ in range(size))
 
 
-class Store:
-    """Thread-safe access to the platform's SQLite database."""
+def holds_pairs(path: str, pairs: Mapping[str, str]) -> tuple[str, list[Any]]:
+    """An SQL condition for :meth:`Store.page`: the JSON object at ``path`` of a record's data holds
+    every one of ``pairs`` as a string (``json_each``: any key, quoted or not)."""
+    one = "EXISTS (SELECT 1 FROM json_each(data, ?) WHERE key = ? AND type = 'text' AND value = ?)"
+    return " AND ".join([one] * len(pairs)), [v for k, value in pairs.items() for v in (path, k, value)]
 
-    def __init__(self, path: Path) -> None:
+
+class Store:
+    """Thread-safe access to the platform's SQLite database. ``kept`` bounds the kinds a client
+    fills at will (stored chat completions and responses): each insert drops what is past them."""
+
+    def __init__(self, path: Path, kept: Mapping[str, Kept] | None = None) -> None:
         self.path = path
+        self.kept = dict(kept or {})
         self._lock = threading.RLock()
         #: per kind, a number that changes whenever a record of that kind is written (for caches)
         self.generation: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -64,6 +83,10 @@ class Store:
             self._db.execute("DROP TABLE IF EXISTS tokens")
             self._db.execute("CREATE TABLE IF NOT EXISTS token_hashes (hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
                              "expires REAL NOT NULL)")
+            for kind in self.kept:
+                self._check(kind)
+                self._db.execute(f"CREATE INDEX IF NOT EXISTS {kind}_created ON {kind} (created)")
+                self._trim(kind)
 
     def close(self) -> None:
         with self._lock:
@@ -92,7 +115,19 @@ class Store:
                                    (sid, now, json.dumps(data, ensure_ascii=False)))
             rowid = cur.lastrowid
             self.generation[kind] += 1
+            if kind in self.kept:
+                self._trim(kind)
         return {**data, "id": rowid, "sid": sid, "created": now}
+
+    def _trim(self, kind: str) -> int:
+        """Drop the records of ``kind`` past what :attr:`kept` keeps (by id and by the ``created``
+        index: no scan); how many went."""
+        kept = self.kept[kind]
+        gone = self._db.execute(f"DELETE FROM {kind} WHERE id <= (SELECT max(id) FROM {kind}) - ?",
+                                (kept.records,)).rowcount
+        if kept.seconds is not None:
+            gone += self._db.execute(f"DELETE FROM {kind} WHERE created < ?", (time.time() - kept.seconds,)).rowcount
+        return gone
 
     def get(self, kind: str, key: int | str | None) -> Record | None:
         """A record by integer id or string sid (a numeric string counts as an id)."""
@@ -130,6 +165,24 @@ class Store:
             cur = self._db.execute(f"DELETE FROM {kind} WHERE id = ?", (rid,))
             self.generation[kind] += 1
         return cur.rowcount > 0
+
+    def page(self, kind: str, *, limit: int, order: str = "asc", after: str | None = None, where: str = "",
+             params: Sequence[Any] = ()) -> tuple[list[Record], bool]:
+        """Up to ``limit`` records of ``kind`` in id order (``asc`` or ``desc``) after the one whose
+        sid is ``after`` (none when there is no such record), those an SQL condition ``where`` on
+        their ``data`` (with ``params``) holds; and whether more follow. Reads the page, not the table."""
+        self._check(kind)
+        cmp, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
+        sql, args = f"SELECT id, sid, created, data FROM {kind} WHERE 1", list(params[:0])
+        if after is not None:
+            sql += f" AND id {cmp} (SELECT id FROM {kind} WHERE sid = ?)"
+            args.append(after)
+        if where:
+            sql += f" AND ({where})"
+            args += list(params)
+        with self._lock:
+            rows = self._db.execute(f"{sql} ORDER BY id {direction} LIMIT ?", (*args, limit + 1)).fetchall()
+        return [self._row(r) for r in rows[:limit]], len(rows) > limit
 
     def all(self, kind: str, where: Callable[[Record], bool] | None = None) -> list[Record]:
         """Every record of ``kind`` (oldest first), optionally filtered."""

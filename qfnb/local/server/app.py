@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,6 +45,7 @@ from qfnb.local.server.heartbeat import Heartbeat
 from qfnb.local.server.idempotency import Calls, Idempotent
 from qfnb.local.server.wire import bce_error
 from qfnb.local.settings import Settings
+from qfnb.protocol import schema_regex
 from qfnb.protocol.limits import MAX_UPLOAD_BYTES
 
 log = logging.getLogger("qfnb.local")
@@ -179,6 +181,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.startup()
+        # the schema checks' imports, off the event loop (the first schema call would do them on it)
+        threading.Thread(target=schema_regex.warm, name="qfnb-warm-schemas", daemon=True).start()
         console.ensure_presets(platform)
         evaluation.recover(platform)
         batch.recover(platform)

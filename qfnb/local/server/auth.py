@@ -19,7 +19,7 @@ from qfnb.local.server.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.routes import MODEL_API_PREFIX
-from qfnb.protocol.signing import SignatureError, sign, uri_encode, verify
+from qfnb.protocol.signing import AuthHeader, SignatureError, sign, uri_encode, verify
 
 log = logging.getLogger("qfnb.local.server.auth")
 
@@ -93,6 +93,27 @@ class Authenticator:
     def check_signature(self, request: Request) -> JSONResponse | None:
         """Verify a bce-auth-v1 Authorization header (or a shared link's ``?authorization=``, see
         :func:`presigned`); BCE error shape on failure."""
+        auth = self._verified(request)
+        if isinstance(auth, JSONResponse):
+            return auth
+        if changes_state(request.method, request.url.path, request.query_params.get("Action")) and \
+                not from_loopback(request) and \
+                not self._replays.first_use(auth.signature, auth.timestamp, auth.expiration):
+            log.info("refused a replayed signature on %s %s", request.method, request.url.path)
+            response = bce_error(409, "RequestReplayed", "this signature was already used for a call that changes "
+                                 "state; sign the request again (each signature is good for one such call)")
+            response.headers["Retry-After"] = "1"
+            return response
+        return None
+
+    def signed_by(self, request: Request) -> str | None:
+        """The access key whose secret signed ``request`` (a bce-auth-v1 signature that verifies),
+        or None; nothing is recorded (a replayed signature is refused where it changes state)."""
+        auth = self._verified(request)
+        return None if isinstance(auth, JSONResponse) else auth.access_key
+
+    def _verified(self, request: Request) -> AuthHeader | JSONResponse:
+        """The verified bce-auth-v1 authorization of ``request``, or the BCE error answering it."""
         params = dict((k, v) for k, v in request.query_params.multi_items() if k.lower() != "authorization")
         headers = {**request.headers, **({"authorization": request.query_params["authorization"]}
                                           if presigned(request) else {})}
@@ -121,15 +142,7 @@ class Authenticator:
         if auth.expiration > MAX_SIGNATURE_EXPIRATION:
             return bce_error(400, "InvalidArgument", f"expirationPeriodInSeconds is {auth.expiration}; at most "
                              f"{MAX_SIGNATURE_EXPIRATION} is accepted")
-        if changes_state(request.method, request.url.path, request.query_params.get("Action")) and \
-                not from_loopback(request) and \
-                not self._replays.first_use(auth.signature, auth.timestamp, auth.expiration):
-            log.info("refused a replayed signature on %s %s", request.method, request.url.path)
-            response = bce_error(409, "RequestReplayed", "this signature was already used for a call that changes "
-                                 "state; sign the request again (each signature is good for one such call)")
-            response.headers["Retry-After"] = "1"
-            return response
-        return None
+        return auth
 
     def shared_link(self, url: str, expiration_s: int = MAX_SIGNATURE_EXPIRATION) -> str:
         """``url`` (an object under this platform's ``/bos/``) readable with no credentials for

@@ -7,6 +7,7 @@ and deleted, as the openai SDK's ``client.chat.completions.list/retrieve/update/
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -46,8 +47,8 @@ async def _list(request: Request) -> Response:
     page = openai_errors.page_args(query, ORDER)
     if isinstance(page, Response):
         return page
-    found = await run_in_threadpool(stored.listed, platform.store, metadata=wanted, model=query.get("model"))
-    return JSONResponse(list_page(found, **page))
+    return JSONResponse(await run_in_threadpool(functools.partial(
+        stored.listed, platform.store, metadata=wanted, model=query.get("model"), **page)))
 
 
 async def _one(request: Request) -> Response:

@@ -14,6 +14,7 @@ only its new input; ``usage.input_tokens_details.cached_tokens`` says how many i
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
@@ -118,8 +119,7 @@ async def _list(request: Request) -> Response:
     if not wanted:
         return openai_errors.openai_error(400, "name at least one metadata[KEY]=VALUE to list stored responses by",
                                           param="metadata")
-    found = await run_in_threadpool(stored.listed, platform.store, wanted)
-    return JSONResponse(list_page(found, **page))
+    return JSONResponse(await run_in_threadpool(functools.partial(stored.listed, platform.store, wanted, **page)))
 
 
 async def _one(request: Request) -> Response:

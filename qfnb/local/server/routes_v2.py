@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import base_url, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
+from qfnb.protocol.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
 from qfnb.protocol.train_formats import MODES
 from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS
 
@@ -54,26 +56,34 @@ def create_ft_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     return {"jobId": job["sid"]}
 
 
-def _ray_target(value: Any) -> str | None:
-    """A task's ``target``: None or ``"local"`` (a local worker), else a Ray head that answers and speaks
-    this side's Ray (``ray://HOST:DASHBOARD_PORT``); BodyError naming ``target`` before anything is queued."""
-    if value is None or value in ("", "local"):
-        return None
-    from qfnb.local.cluster.ray_follow import TargetError, connect  # deferred: Ray loads only for a Ray target
-
+def _cluster_target(value: Any) -> JobTarget | None:
+    """A task's ``target``: None or ``"local"`` (a local worker), else a cluster of
+    :data:`~qfnb.protocol.targets.CLUSTERS` (``ray://HOST:DASHBOARD_PORT``); BodyError naming ``target``
+    before anything is queued."""
     try:
-        connect(str(value))
+        where = parse_target(value, env=False)
     except TargetError as exc:
-        raise BodyError("target", str(exc).removeprefix("target: ")) from None
-    return str(value)
+        raise BodyError(exc.field, exc.message) from None
+    if where is not None and where.kind == QIANFAN:
+        raise BodyError("target", "the local platform trains here ('local') or on a cluster, not on 'qianfan'")
+    return where if where is not None and where.cluster is not None else None
 
 
-def _ray_workers(value: Any, on_ray: bool) -> int | None:
-    """A Ray target's ``rayTrainWorkers`` (1 when not given); BodyError naming it when it is not a whole
-    number of at least 1, or is given without a Ray target."""
-    if not on_ray:
+def _check_cluster(where: JobTarget) -> None:
+    """The cluster's own check that it can take the run (its follower's ``check``: a Ray head answers and
+    speaks this side's Ray); BodyError naming ``target`` otherwise."""
+    try:  # deferred: the cluster's client loads only for its target
+        importlib.import_module(CLUSTERS[where.kind].train).check(where)
+    except TargetError as exc:
+        raise BodyError(exc.field, exc.message) from None
+
+
+def _workers(value: Any, where: JobTarget | None) -> int | None:
+    """A cluster target's ``rayTrainWorkers`` (1 when not given); BodyError naming it when it is not a whole
+    number of at least 1, or is given without a cluster target."""
+    if where is None:
         if value is not None:
-            raise BodyError("rayTrainWorkers", "needs a Ray target (target: ray://HOST:DASHBOARD_PORT)")
+            raise BodyError("rayTrainWorkers", "needs a cluster target (target: ray://HOST:DASHBOARD_PORT)")
         return None
     if value is None:
         return 1
@@ -95,13 +105,15 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         refs.append((f"datasetConfig.versions[{i}]", ref))
     hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig", job.get("trainMode", "SFT"))
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
-    on_ray = body.get("target") not in (None, "", "local")
-    workers = _ray_workers(body.get("rayTrainWorkers"), on_ray)  # qfnb's own field: its Ray Train workers
-    target = _ray_target(body.get("target"))  # qfnb's own field: a Ray cluster trains the run
+    where = _cluster_target(body.get("target"))  # qfnb's own field: a cluster trains the run
+    workers = _workers(body.get("rayTrainWorkers"), where)  # qfnb's own field: its Ray Train workers
+    if where is not None:
+        _check_cluster(where)
     run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA",
                                              "incrementTaskId": body.get("incrementTaskId"),
                                              "incrementCheckpointStep": body.get("incrementCheckpointStep")},
-                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init, target=target,
+                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init,
+                       target=None if where is None else str(where),
                        ray_workers=workers)
     return {"jobId": job["sid"], "taskId": run["sid"]}
 

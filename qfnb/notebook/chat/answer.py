@@ -104,6 +104,12 @@ class ChatBackend(Protocol):
 
     def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]: ...
 
+    def default_model(self) -> str | None:
+        """The model a cell without ``-m`` asks, as the footer names it (None: unnamed)."""
+
+    def where(self) -> str | None:
+        """The footer's word for where calls go (None: none)."""
+
 
 def _delta(resp: Any) -> ChatDelta:
     body = getattr(resp, "body", None) or {}

@@ -101,11 +101,10 @@ def build_cell_requests(magics: ChatCellHost, args: ChatArgs, cell: str,
     template = prompt_template(prompt, interpolated=interpolated)
     if interpolated:
         prompt = magics.fill_braces(prompt)
-    where = getattr(magics.chat_backend, "where", None)
     requests = chat_requests.build_requests(
         targets, prompt, sessions=magics.sessions, session=session,
         max_history=magics.max_history if max_history is None else max_history, max_chars=magics.history_chars or None,
-        default_name=default_name, where=where() if callable(where) else None, sampling=sampling,
+        default_name=default_name, where=magics.chat_backend.where(), sampling=sampling,
         system=args.system, stream=magics.stream and not args.no_stream, fresh=args.fresh, body=body,
         carry=args.carry, conversations=conversations)
     return CellRequests(requests, prompt, template, targets)
@@ -182,8 +181,7 @@ def _targets(magics: ChatCellHost, args: ChatArgs) -> tuple[list[Target], str | 
         return targets, None
     if magics.default_model:
         return [(magics.default_model, None)], None
-    named = getattr(magics.chat_backend, "default_model", None)
-    return [(None, None)], named() if callable(named) else None
+    return [(None, None)], magics.chat_backend.default_model()
 
 
 def _keep(magics: ChatCellHost, args: ChatArgs, targets: list[Target], prompt: str,

@@ -35,7 +35,7 @@ from qfnb.notebook._ipython import (
 from qfnb.notebook.arguments import BatchArgs
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.protocol.safe_html import clean, escape
-from qfnb.resources.batch_job import BatchJob, JobState, record_job
+from qfnb.resources.batch_job import BatchJob, JobState
 from qfnb.resources.forecast_result import duration
 from qfnb.resources.targets import parse_target
 
@@ -100,22 +100,23 @@ def watch(job: BatchJob, *, interval: float = 0.5, bar: Any = None,
     """Redraw ``job``'s progress until it ends; on Interrupt the bar stops (the job does not).
     The ended task's tokens go to the usage ledger (a reused one's as saved)."""
     bar = bar if bar is not None else Bar()
-    reused = getattr(job, "reused", None) is not None
+    reused = job.reused is not None
     state = job.state()
     try:
         while True:
             bar.show(state, reuse_note(state) if reused else "")
             if state.finished:
-                _record(job, state, reused)
+                job.record(state, reused=reused)
                 return state
             sleep(interval)
             state = job.state()
     except KeyboardInterrupt:
-        if getattr(job, "on_ray", False):  # a Ray job stops with the cell: run the same line again to resume it
+        cluster = job.target.cluster if job.target is not None else None
+        if cluster is not None:  # a cluster's job stops with the cell: run the same line again to resume it
             state = job.stop()
-            _record(job, state, False)
-            note = (f"stopped Ray job {job.task_id} ({state.done}/{state.total} rows answered); running the same "
-                    "batch again resumes it with the rows not yet answered")
+            job.record(state)
+            note = (f"stopped {cluster.title} job {job.task_id} ({state.done}/{state.total} rows answered); running "
+                    "the same batch again resumes it with the rows not yet answered")
             bar.show(state, note)
             raise QfnbInterrupted(note, title="batch stopped") from None
         note = (f"stopped watching; the job goes on on the platform — %qfbatch --attach {job.task_id} "
@@ -124,19 +125,11 @@ def watch(job: BatchJob, *, interval: float = 0.5, bar: Any = None,
         raise QfnbInterrupted(note, title="batch still running") from None
 
 
-def _record(job: BatchJob, state: JobState, reused: bool) -> None:
-    """The ended job's tokens in the ledger (the job's own backend, so a Ray job needs no platform)."""
-    if hasattr(job, "record"):
-        job.record(state, reused=reused)
-    else:  # a test double without one
-        record_job(state, resolve_config(job.config), reused=reused)
-
-
 def input_prompts(job: BatchJob, state: JobState) -> list[str]:
     """The last user message of each input row (read from the task's input object)."""
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`%load_ext qfnb` does not)
 
-    if getattr(job, "on_ray", False):  # a Ray job's journal carries each row's prompt
+    if job.on_cluster:  # a cluster job's journal carries each row's prompt
         return job.prompts(state) or [""] * state.total
     cfg = resolve_config(job.config)
     uri, file_id = str(state.view.get("inputBosUri") or ""), str(state.view.get("input_file_id") or "")

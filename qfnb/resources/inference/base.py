@@ -93,6 +93,22 @@ class BaseInference(Generic[C, A, K]):
         return f"{type(self).__name__}(model={self._model!r}, endpoint={self._endpoint!r})"
 
     @property
+    def model(self) -> str | None:
+        """``model=`` as given (None: the endpoint's, else the default model)."""
+        return self._model
+
+    @property
+    def endpoint(self) -> str | None:
+        """``endpoint=`` as given."""
+        return self._endpoint
+
+    @property
+    def given_config(self) -> Config:
+        """The config as given (its keyword overrides applied), before :attr:`config` finds a platform
+        for it (a job on a cluster needs none)."""
+        return self._base_config
+
+    @property
     def version(self) -> int:
         """The API family this resource's calls use: ``version=`` as given, else the account's
         (:attr:`~qfnb._core.config.Config.api_version`: 2 with a v2 API key); 1 for a resource
@@ -359,7 +375,7 @@ class BaseInference(Generic[C, A, K]):
     def _batch_target(self, target: str | None) -> JobTarget | None:
         """``target`` (else ``QFNB_TARGET``) parsed; ``local``/``qianfan`` checked against this client's config."""
         where = parse_target(target)
-        if where is not None and not where.on_ray:
+        if where is not None and where.cluster is None:
             check_platform(where, self.config)
         return where
 
@@ -382,11 +398,11 @@ class BaseInference(Generic[C, A, K]):
         until calls succeed again; nothing is lost to a passing fault or a quota. ``durable=True``:
         a platform batch-inference task instead, returned as its ``BatchJob`` (outlives this process).
         ``target``: ``"local"``, ``"qianfan"`` or ``"ray://HOST:DASHBOARD_PORT"`` (default ``QFNB_TARGET``);
-        a Ray target runs the batch as a durable job on that cluster."""
+        a cluster target runs the batch as a durable job on that cluster."""
         where = self._batch_target(target)
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
-        if durable or (where is not None and where.on_ray):  # rows in the OpenAI chat shape a batch job reads
+        if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
             return await submit_durable(self, (chat_row(i) for i in items), common, where)
         return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
                                      worker_num=worker_num, output_file=output_file, progress=progress,
@@ -444,7 +460,7 @@ class BaseInference(Generic[C, A, K]):
         inputs = self._named_inputs(inputs, common)
         given_format = common.get("response_format")  # as given: a pydantic class answers instances
         items = self._batch_items(inputs, body_list, common)
-        if durable or (where is not None and where.on_ray):  # rows in the OpenAI chat shape a batch job reads
+        if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
             return sync.run(submit_durable(self, (chat_row(i) for i in items), common, where))
         future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
                                  worker_num=worker_num, output_file=output_file, progress=progress,

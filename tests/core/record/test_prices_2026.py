@@ -245,6 +245,57 @@ def test_a_malformed_prices_file_names_the_file_and_the_field(tmp_path: Path, mo
     assert str(path) in str(err.value) and field in str(err.value)
 
 
+@pytest.mark.parametrize(("content", "field"), [
+    ('{"m": {"input": Infinity, "output": 1}}', "m.input"),
+    ('{"m": {"input": 1, "output": NaN}}', "m.output"),
+    ('{"m": {"input": 1, "output": -Infinity}}', "m.output"),
+    ('{"m": {"input": 1e999, "output": 1}}', "m.input"),  # JSON's own overflow to inf
+    ('{"m": {"input": 1, "output": 1, "cache_hit": 1e300}}', "m.cache_hit"),
+    ('{"m": {"input": 1, "output": 1, "batch": {"input": 1, "output": -0.5}}}', "m.batch.output"),
+    ('{"m": {"input": 1' + "0" * 400 + ', "output": 1}}', "m.input"),  # an integer past any float
+    ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+    ('{"m": ' * 50_000 + "1" + "}" * 50_000, "nests too deeply"),
+])
+def test_a_hostile_prices_file_is_refused_naming_the_file_and_the_field(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, field: str) -> None:
+    path = tmp_path / "hostile.json"
+    path.write_text(content)
+    monkeypatch.setenv("QFNB_PRICES", str(path))
+    with pytest.raises(PriceError) as err:
+        prices()
+    assert str(path) in str(err.value) and field in str(err.value), str(err.value)[:300]
+
+
+def test_a_deep_toml_prices_file_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("m = " + "[" * 100_000 + "]" * 100_000)
+    monkeypatch.setenv("QFNB_PRICES", str(path))
+    with pytest.raises(PriceError, match=r"deep\.toml.*nests too deeply"):
+        prices()
+
+
+def test_a_device_or_a_huge_prices_file_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QFNB_PRICES", "/dev/zero")  # read until memory ran out
+    with pytest.raises(PriceError, match="/dev/zero: not a regular file"):
+        prices()
+    clear_prices()
+    big = tmp_path / "big.json"
+    big.write_text('{"m": {"input": 1, "output": 1}, "pad": "' + "x" * (2 << 20) + '"}')
+    monkeypatch.setenv("QFNB_PRICES", str(big))
+    with pytest.raises(PriceError, match=r"big\.json: the price file is over 1,048,576 bytes"):
+        prices()
+
+
+def test_an_infinite_price_given_by_call_is_refused_and_a_nan_cost_never_passes_a_budget() -> None:
+    for bad in (float("inf"), float("nan"), -1.0, 10**400):
+        with pytest.raises(PriceError, match=r"m.input: must be a finite number"):
+            qfnb.usage.prices({"m": {"input": bad, "output": 1}})
+    held = budget(yuan=0.01)
+    with pytest.raises(BudgetExceeded, match="came out as"):
+        held.reserve(10, float("nan"))  # whatever made it: refused, not compared false
+    assert held.reserved_yuan == 0
+
+
 def test_a_missing_prices_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QFNB_PRICES", str(tmp_path / "nope.json"))
     with pytest.raises(PriceError, match=r"nope\.json"):

@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 
 from qfnb.local.cluster import ray_follow, ray_train
-from qfnb.protocol.ray_jobs import RESULT_PREFIX, TRAIN_PREFIX, ray_version_problem
+from qfnb.local.cluster.jobs import RESULT_PREFIX, TRAIN_PREFIX, ray_version_problem
+from qfnb.protocol.targets import JobTarget, TargetError, parse_target
+
+#: a head on this machine (its jobs run this interpreter)
+HEAD = JobTarget("ray", "127.0.0.1", 8265)
 
 
 @dataclass
@@ -131,7 +135,7 @@ def test_a_run_on_ray_ends_in_the_job_dir_as_a_local_run(tmp_path: Path) -> None
     assert not (job / "checkpoints" / "step-4").exists()  # kept in the Ray run's storage only
 
     # the platform restarted mid-run: the same job dir attaches to the Ray job, nothing is submitted twice
-    again = ray_follow.Follower(job, fake, same_machine=True)
+    again = ray_follow.Follower(job, fake, HEAD)
     again.submit(json.loads((job / "spec.json").read_text()))
     assert len(fake.jobs) == 1
 
@@ -139,7 +143,7 @@ def test_a_run_on_ray_ends_in_the_job_dir_as_a_local_run(tmp_path: Path) -> None
 def test_a_stop_stops_the_ray_job(tmp_path: Path) -> None:
     job = _job_dir(tmp_path)
     fake = FakeTrainJobs(_script(tmp_path))
-    follower = ray_follow.Follower(job, fake, same_machine=True, sleep=lambda _: None)
+    follower = ray_follow.Follower(job, fake, HEAD, sleep=lambda _: None)
     follower.submit(json.loads((job / "spec.json").read_text()))
     fake.get_job_status(follower.sid)  # one line printed
     follower.stop_requested = True  # what SIGTERM from the platform's supervisor does
@@ -159,14 +163,15 @@ def test_a_job_that_fails_on_the_cluster_says_why(tmp_path: Path) -> None:
 
 
 def test_bad_targets_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ray_follow.TargetError, match="is not 'ray://HOST:DASHBOARD_PORT'"):
-        ray_follow.dashboard_of("ray://head")
-    assert ray_follow.dashboard_of("ray://localhost:9000") == ("http://localhost:9000", True)
+    with pytest.raises(TargetError, match="malformed"):
+        parse_target("ray://head")
+    where = parse_target("ray://localhost:9000")
+    assert where is not None and (where.url, where.same_machine) == ("http://localhost:9000", True)
     assert ray_version_problem("2.60.0") is None
     assert "runs Ray 2.5.0" in str(ray_version_problem("2.5.0"))
     pytest.importorskip("ray.job_submission")
-    with pytest.raises(ray_follow.TargetError, match=r"no Ray head answers at ray://127\.0\.0\.1:9"):
-        ray_follow.connect("ray://127.0.0.1:9")
+    with pytest.raises(TargetError, match=r"no Ray head answers at ray://127\.0\.0\.1:9"):
+        ray_follow.check(JobTarget("ray", "127.0.0.1", 9))
     job = _job_dir(tmp_path)  # the follower reports an unreachable head in the run's result
     spec = json.loads((job / "spec.json").read_text())
     (job / "spec.json").write_text(json.dumps({**spec, "target": "ray://127.0.0.1:9"}))
@@ -178,7 +183,7 @@ def test_the_runs_ray_train_workers_go_to_the_entrypoint(tmp_path: Path) -> None
     job = _job_dir(tmp_path)
     spec = {**json.loads((job / "spec.json").read_text()), "ray_workers": 3}
     fake = FakeTrainJobs([])
-    ray_follow.Follower(job, fake, same_machine=True).submit(spec)
+    ray_follow.Follower(job, fake, HEAD).submit(spec)
     (ray_job,) = fake.jobs.values()
     assert ray_job.entrypoint.endswith("-m qfnb.local.cluster.ray_train --workers 3")
     assert "ray_workers" not in ray_job.spec and "target" not in ray_job.spec
@@ -192,8 +197,8 @@ def test_a_head_running_a_ray_this_side_does_not_speak_is_refused(monkeypatch: p
             self._server_ray_version = "2.5.0"  # what the head answered to the version check
 
     monkeypatch.setattr(submission, "JobSubmissionClient", OldHead)
-    with pytest.raises(ray_follow.TargetError, match=r"ray://h:8265 runs Ray 2\.5\.0; qfnb speaks Ray 2\.x from 2\.9"):
-        ray_follow.connect("ray://h:8265")
+    with pytest.raises(TargetError, match=r"ray://h:8265 runs Ray 2\.5\.0; qfnb speaks Ray 2\.x from 2\.9"):
+        ray_follow.check(JobTarget("ray", "h", 8265))
 
 
 def test_more_workers_than_the_cluster_has_cpus_for_are_refused_by_name() -> None:

@@ -33,8 +33,8 @@ def test_a_stored_completion_outlives_its_connection(tmp_path: Path) -> None:
             completion["service_tier"]) == ({"trip": "rome"}, 0.2, "h-1", "default")
     assert [(m["id"], m["content"], m["content_parts"]) for m in record["messages"]] == [
         ("chatcmpl-a-0", "terse", None), ("chatcmpl-a-1", "look\nhere", parts)]
-    assert [c["id"] for c in stored.listed(reopened, metadata={"trip": "oslo"})] == ["chatcmpl-b"]
-    assert [c["id"] for c in stored.listed(reopened, metadata={}, model="other-chat")] == ["chatcmpl-b"]
+    assert [c["id"] for c in stored.listed(reopened, metadata={"trip": "oslo"})["data"]] == ["chatcmpl-b"]
+    assert [c["id"] for c in stored.listed(reopened, metadata={}, model="other-chat")["data"]] == ["chatcmpl-b"]
     assert stored.update(reopened, "chatcmpl-a", None)["metadata"] == {}
     assert stored.get(reopened, "chatcmpl-a")["completion"]["choices"] == completion["choices"]
     assert stored.delete(reopened, "chatcmpl-a")["deleted"] is True

@@ -18,6 +18,7 @@ from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.lanes import LaneGate
+from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.command import ServerConfig
 from qfnb.local.engines.llama.openai_http import OpenAIChat, llama_endpoint
 from qfnb.local.engines.llama.server import LlamaServer
@@ -25,16 +26,28 @@ from qfnb.local.engines.llama.watchdog import ComputeDeadline, EngineStalled
 from qfnb.local.engines.options import EngineOptions
 
 FAKE = Path(__file__).parents[1] / "fake_llama_server.py"
+LOAD_STRETCH = watchdog.load_stretch  # the real one (the tests pin it at 1 but one)
+
+
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limits as on a machine with CPUs to spare (the suite's own load would stretch the stall)."""
+    monkeypatch.setattr(watchdog, "load_stretch", lambda: 1.0)
 
 
 @pytest.fixture()
 def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+    yield from _engine(tmp_path, monkeypatch, request_seconds=2.5)
+
+
+def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            request_seconds: float) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
     monkeypatch.setenv("FAKE_DECODE", "1")
     binary = tmp_path / "llama-server"
     binary.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
     binary.chmod(0o755)
     config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", slots=4,
-                          idle_seconds=3600, stall_seconds=1.0, request_seconds=2.5)
+                          idle_seconds=3600, stall_seconds=1.0, request_seconds=request_seconds)
     server = LlamaServer(config, binary=binary)
     chat = OpenAIChat("fake", llama_endpoint(server, None), gate=LaneGate("fake", 4, 8), n_ctx=4096)
     try:
@@ -108,6 +121,31 @@ def test_prompt_progress_counts_and_a_silent_request_alone_is_cancelled(
                                             r"no token after \d+\.\d s \(queued, or reading its prompt\)"):
         run_blocking(lambda: _answer(chat, text_ask("silent prompt", max_tokens=3)))
     assert server.starts == 1 and server.state == "ready"  # its loop answered: not restarted
+
+
+@pytest.fixture()
+def patient_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+    """The engine with a compute deadline past a slow prompt's reading (only the stall is under test)."""
+    yield from _engine(tmp_path, monkeypatch, request_seconds=60)
+
+
+def test_an_honest_long_prompt_on_an_overloaded_machine_is_not_a_stall(
+        patient_engine: tuple[OpenAIChat, LlamaServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe: the watchdog restarted the engine over honest long prompts on an overloaded machine
+    (each prompt chunk slower than the stall limit). The limit is stretched by the load it sees."""
+    chat, server = patient_engine
+    monkeypatch.setenv("FAKE_PREFILL_SECONDS", "1.4")  # each prompt chunk past the 1 s limit (read as it starts)
+    monkeypatch.setattr(watchdog.os, "getloadavg", lambda: (6.0, 6.0, 6.0))
+    monkeypatch.setattr(watchdog.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(watchdog, "load_stretch", LOAD_STRETCH)
+    assert watchdog.load_stretch() == 3.0  # a run queue three times the CPUs
+    slow = run_blocking(lambda: _answer(chat, text_ask("slowprefill prompt", max_tokens=3)))
+    assert "".join(d.text for d in slow) == " w0 w1 w2" and server.starts == 1
+    monkeypatch.setattr(watchdog.os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # a quiet machine: a stall
+    with pytest.raises(EngineStalled, match=r"no decode progress for 1 s"):
+        run_blocking(lambda: _answer(chat, text_ask("slowprefill prompt", max_tokens=3)))
+    monkeypatch.setattr(watchdog.os, "getloadavg", lambda: (500.0, 1.0, 1.0))
+    assert watchdog.load_stretch() == watchdog.MAX_LOAD_STRETCH  # bounded: a stuck loop is still found
 
 
 def test_the_limits_are_settings() -> None:

@@ -374,3 +374,34 @@ def test_a_bad_key_is_refused_before_anything_is_sent(key: Any, problem: str) ->
     assert recorder.sent == []
     ChatCompletion(config=config).do(messages=hi, idempotency_key="k" * 255)  # the longest: sent as given
     assert [r.headers["Idempotency-Key"] for r in recorder.sent] == ["k" * 255]
+
+
+def test_an_iam_callers_key_is_owned_by_its_verified_signature_not_its_key_id(tmp_path: Path) -> None:
+    """The probe: with the access key id alone (it is in every signed request's header) and no
+    secret, someone could learn whether a key was in use (422) and evict the victim's call. Now an
+    unverified signature never reaches the keyed calls: it is refused as the route refuses it."""
+    from platform_helpers import CREDS, Signer
+
+    from qfnb.protocol.signing import bce_date
+
+    body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": LONG}]}
+    forged = {"Authorization": f"bce-auth-v1/{CREDS.access_key}/{bce_date()}/1800/host/{'0' * 64}",
+              "Idempotency-Key": "victim-1"}
+    with _served(tmp_path) as served:
+        with pytest.raises(httpx.ReadTimeout):  # the victim's call, cut: it goes on for its retry
+            httpx.post(served.url + "/v2/chat/completions", json=body, auth=Signer(), timeout=0.3,
+                       headers={"Idempotency-Key": "victim-1"})
+        probe = httpx.post(served.url + "/v2/chat/completions", json={**body, "messages": []}, headers=forged,
+                           timeout=10)
+        assert probe.status_code == 401 and "Idempotency-Key" not in probe.text  # not 422: nothing learnt
+        same = httpx.post(served.url + "/v2/chat/completions", json=body, headers=forged, timeout=10)
+        assert same.status_code == 401 and REUSED_HEADER not in same.headers
+        for method in ("GET", "DELETE"):
+            looked = httpx.request(method, f"{served.url}{CALLS_ROUTE}/victim-1", headers=forged, timeout=10)
+            assert looked.status_code == 401, looked.text
+        time.sleep(PAUSE_S * 2)
+        assert _engine(served).stopped == [] and _calls(served) == 1  # the victim's call goes on, alone
+        state = httpx.get(f"{served.url}{CALLS_ROUTE}/victim-1", auth=Signer(), timeout=10)
+        assert state.status_code == 200, state.text  # its owner, signing with the secret, finds it
+        assert httpx.delete(f"{served.url}{CALLS_ROUTE}/victim-1", auth=Signer(),
+                            timeout=10).json() == {"key": "victim-1", "state": "cancelled"}

@@ -184,12 +184,12 @@ def test_a_call_declared_by_two_builders_is_refused(tmp_path: Path) -> None:
 def test_unasync_rewrites_the_async_source() -> None:
     sys.path.insert(0, str(ROOT / "tools"))
     try:
-        import unasync_calls
+        import codegen
     finally:
         sys.path.remove(str(ROOT / "tools"))
     source = ("async def ado(self) -> QfResponse | AsyncIterator[QfResponse]:\n"
               "    return await self._acall(ChatCall(stream=True))  # an async iterator\n")
-    assert unasync_calls.unasync(source) == ("def do(self) -> QfResponse | Iterator[QfResponse]:\n"
+    assert codegen.unasync(source) == ("def do(self) -> QfResponse | Iterator[QfResponse]:\n"
                                              "    return self._call(ChatCall(stream=True))  # an iterator\n")
 
 

@@ -2,7 +2,8 @@
 
 When the engine's grammar enforces only part of a schema (:mod:`qfnb.protocol.schema_enforced`),
 the answer is collected whole, checked with ``jsonschema`` against the client's schema (formats
-included) and, on a miss, written again: at most :data:`RESAMPLES` more times, each with another
+included; its patterns with RE2, in linear time: :mod:`qfnb.protocol.schema_regex`) and, on a
+miss, written again: at most :data:`RESAMPLES` more times, each with another
 seed (and, where the request asked for greedy decoding, at :data:`RESAMPLE_TEMPERATURE`, since
 greedy would write the same answer). A final miss is answered as it is, its last delta carrying
 ``schema_miss``: the failing keyword, its place and the message (chat completions report it as
@@ -20,6 +21,7 @@ from typing import Any
 from qfnb.local.engines.ask import GenParams
 from qfnb.local.engines.base import Delta, aclose
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
+from qfnb.protocol.schema_regex import validator_for
 
 __all__ = ["RESAMPLES", "RESAMPLE_TEMPERATURE", "checked", "schema_miss"]
 
@@ -33,11 +35,9 @@ RESAMPLE_TEMPERATURE = 0.7
 
 def schema_miss(value: Any, schema: Mapping[str, Any]) -> str | None:
     """Why ``value`` fails ``schema`` (the keyword, its place in the answer and the message), or None."""
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
-    from jsonschema.validators import validator_for
 
-    cls = validator_for(dict(schema), default=Draft202012Validator)
+    cls = validator_for(dict(schema))
     error = best_match(cls(dict(schema), format_checker=cls.FORMAT_CHECKER).iter_errors(value))
     if error is None:
         return None

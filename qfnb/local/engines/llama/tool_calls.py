@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta, aclose
+from qfnb.protocol.schema_regex import validator_for
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -76,14 +77,15 @@ def strict_tools(tools: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
 
 
 def arguments_fit(arguments: str, schema: Mapping[str, Any]) -> bool:
-    """Whether a call's ``arguments`` (a JSON string) validate against ``schema`` (formats included)."""
-    from jsonschema import Draft202012Validator, FormatChecker
+    """Whether a call's ``arguments`` (a JSON string) validate against ``schema`` (formats included;
+    patterns with RE2, in linear time)."""
+    from jsonschema import FormatChecker
 
     try:
         value = json.loads(arguments)
     except ValueError:
         return False
-    return bool(Draft202012Validator(dict(schema), format_checker=FormatChecker()).is_valid(value))
+    return bool(validator_for(dict(schema))(dict(schema), format_checker=FormatChecker()).is_valid(value))
 
 
 async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any],

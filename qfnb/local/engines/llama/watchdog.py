@@ -9,7 +9,9 @@ for waits for that step too. So each request streamed from our own engine is wat
 - **compute deadline** (``QFNB_ENGINE_REQUEST_SECONDS``): a request still running this long after
   it was sent is cancelled (its connection closed) and its caller gets :class:`ComputeDeadline`;
 - **stall** (``QFNB_ENGINE_STALL_SECONDS``): a request whose stream shows no progress for this long
-  (no token, and no ``prompt_progress`` chunk while its prompt is read) is cancelled, and the
+  (no token, and no ``prompt_progress`` chunk while its prompt is read), stretched by the load the
+  machine is under (:func:`load_stretch`: on a machine running twice the work it has CPUs for, an
+  honest prompt chunk takes twice as long), is cancelled, and the
   engine is asked whether it obeys (:meth:`.server.LlamaServer.unstick`: its decode loop answers
   and the slot stops). One that does not is killed (SIGKILL) and restarted. The request that held it (one decoding
   under a grammar: a JSON schema) gets :class:`EngineStalled` naming the setting; every other
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -42,6 +45,19 @@ log = logging.getLogger("qfnb.local.engines")
 CONSTRAINED = ("json_schema", "grammar")
 STALL_SETTING = "QFNB_ENGINE_STALL_SECONDS"
 DEADLINE_SETTING = "QFNB_ENGINE_REQUEST_SECONDS"
+#: the most the stall limit stretches on a loaded machine
+MAX_LOAD_STRETCH = 8.0
+
+
+def load_stretch() -> float:
+    """How many times the stall limit is stretched now: the machine's 1-minute load average per CPU
+    this process may use, from 1 to :data:`MAX_LOAD_STRETCH` (each engine step takes about that many
+    times as long when the run queue holds that many times the CPUs)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 1.0
+    return min(MAX_LOAD_STRETCH, max(1.0, load / max(1, len(os.sched_getaffinity(0)))))
 
 
 class EngineStalled(EngineUnavailable):
@@ -53,9 +69,9 @@ class ComputeDeadline(EngineUnavailable):
 
 
 class _Expired(Exception):
-    def __init__(self, kind: Literal["stall", "deadline"]) -> None:
+    def __init__(self, kind: Literal["stall", "deadline"], stall: float) -> None:
         super().__init__(kind)
-        self.kind = kind
+        self.kind, self.stall = kind, stall
 
 
 class _Reader:
@@ -83,10 +99,10 @@ class _Reader:
         """The next Delta (None: the answer ended); :class:`_Expired` when the stall limit (since
         the last progress) or the deadline (since ``begun``) passes first."""
         while True:
-            now = self.loop.time()
-            stall_at, deadline = self.last + watch.stall_seconds, begun + watch.request_seconds
+            now, stall = self.loop.time(), watch.stall_seconds * load_stretch()
+            stall_at, deadline = self.last + stall, begun + watch.request_seconds
             if now >= min(stall_at, deadline):
-                raise _Expired("deadline" if now >= deadline else "stall")
+                raise _Expired("deadline" if now >= deadline else "stall", stall)
             try:
                 delta, exc = await asyncio.wait_for(self.queue.get(), min(stall_at, deadline) - now)
             except TimeoutError:
@@ -136,13 +152,20 @@ async def _judge(name: str, expired: _Expired, watch: Watch, slot: int | None, *
         raise ComputeDeadline(f"{name}: the request ran past the compute deadline of {watch.request_seconds:g} s "
                               f"({DEADLINE_SETTING}) and was cancelled; {so_far}")
     if not await asyncio.to_thread(watch.unstick, slot):
-        raise EngineStalled(f"{name}: the request made no decode progress for {watch.stall_seconds:g} s "
+        raise EngineStalled(f"{name}: the request made no decode progress for {_limit(watch, expired)} "
                             f"({STALL_SETTING}) and was cancelled (the engine goes on serving); {so_far}")
     if constrained or not again:
         held = "under its JSON schema's grammar " if constrained else ""
         raise EngineStalled(f"{name}: the request held the engine's decode loop {held}with no progress for "
-                            f"{watch.stall_seconds:g} s ({STALL_SETTING}): it was cancelled and the engine "
+                            f"{_limit(watch, expired)} ({STALL_SETTING}): it was cancelled and the engine "
                             f"restarted; other requests were sent again; {so_far}")
+
+
+def _limit(watch: Watch, expired: _Expired) -> str:
+    """The stall limit that passed, as said to the caller (with the machine's load, when it stretched it)."""
+    if expired.stall <= watch.stall_seconds:
+        return f"{watch.stall_seconds:g} s"
+    return f"{expired.stall:.0f} s ({watch.stall_seconds:g} s stretched by the machine's load)"
 
 
 def so_far(sent: float, first: float | None, now: float, tokens: int) -> str:

@@ -1,0 +1,187 @@
+"""The one Ray Jobs API client of qfnb, and what a qfnb job on a Ray cluster prints into its log for
+the other side to read back (the log is the only channel a Jobs API client has to a job). The client's
+batch backend (``qfnb.resources.batch_ray``), the local platform's fine-tune follower and the cluster's
+entrypoints share it; Ray itself loads only when a head is reached (:func:`connect`)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.metadata
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from qfnb.protocol.targets import JobTarget, TargetError
+
+__all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "MAX_LOG_BYTES", "MIN_RAY",
+           "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX", "call", "connect",
+           "job_logs", "log_items", "ray_version_problem", "shipped_qfnb", "submit"]
+
+#: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
+MIN_RAY = (2, 9)
+#: a fine-tune's progress line (the worker's ``progress.jsonl`` line, as it was written)
+TRAIN_PREFIX = "QFNB-TRAIN "
+#: a piece of a file the job sends back: ``{"path", "part", "parts", "data"}`` (``data`` base64)
+FILE_PREFIX = "QFNB-FILE "
+#: a fine-tune's result (the worker's ``result.json``), printed last
+RESULT_PREFIX = "QFNB-RESULT "
+#: a batch job's finished row (``QFNB-ROW {row json}``): the journal a qfnb batch on a Ray cluster keeps
+#: (:mod:`qfnb.local.cluster.ray_batch` prints it, ``qfnb.resources.batch_ray`` reads it)
+ROW_PREFIX = "QFNB-ROW "
+#: a stopped batch job's row that was in flight (``QFNB-SPENT {"custom_id", "usage"}``): the tokens it had
+#: used, counted in that attempt's ledger entry although the row is answered again
+SPENT_PREFIX = "QFNB-SPENT "
+#: a row line's own fields (not the row's): the input's last user message, and the Ray node whose engine
+#: answered it (its node id)
+PROMPT_KEY = "qfnb_prompt"
+NODE_KEY = "qfnb_node"
+#: a row line's mark of the submission that printed it: the submitter's random mark for that one job,
+#: handed to the job in :data:`JOURNAL_ENV`; a row without its own job's mark is refused (another job
+#: on a shared cluster printed it under this job's name)
+JOURNAL_KEY = "qfnb_journal"
+JOURNAL_ENV = "QFNB_JOURNAL_MARK"
+#: seconds one Jobs API call may take (a head that does not answer blocks nothing longer)
+API_TIMEOUT = 60.0
+#: the largest job log read (a qfnb job prints a line a row; a log past this is refused, not read on)
+MAX_LOG_BYTES = 64 << 20
+#: seconds a just-started head may take before its job agent takes submissions
+AGENT_WAIT = 60.0
+
+
+def connect(target: JobTarget) -> Any:
+    """A ``JobSubmissionClient`` on ``target``'s dashboard; TargetError naming ``target`` when Ray is
+    not installed, no head answers there or its Ray is one this side does not speak."""
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError:
+        raise TargetError("target", f"{target} needs Ray: pip install 'qfnb[ray]'") from None
+    try:
+        client = call(target, JobSubmissionClient, target.url)
+    except (ConnectionError, RuntimeError) as exc:  # RuntimeError: Ray's own version check
+        raise TargetError("target", f"no Ray head answers at {target} ({target.url}): "
+                                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__} (start one with "
+                                    "`ray start --head --dashboard-host 0.0.0.0`, or check the port: the "
+                                    "dashboard's, 8265 by default)") from None
+    problem = ray_version_problem(str(vars(client).get("_server_ray_version") or ""))  # what the head said
+    if problem is not None:
+        raise TargetError("target", f"{target} {problem}")
+    return client
+
+
+_CALLS = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="qfnb-ray-jobs")
+
+
+def call(target: JobTarget, fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    """One Jobs API call (``fn``: a ``JobSubmissionClient`` method), given up after ``timeout``
+    seconds with TargetError naming the target (Ray's client sets no timeout of its own: a silent
+    head held ``batch_do`` for good)."""
+    timeout = API_TIMEOUT if timeout is None else timeout
+    future = _CALLS.submit(fn, *args, **kwargs)
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise TargetError("target", f"{target}'s head did not answer a Jobs API call in {timeout:g} s "
+                                    "(jobs.API_TIMEOUT); is it overloaded or gone?") from None
+
+
+def job_logs(client: Any, target: JobTarget, submission_id: str) -> str:
+    """A job's log, at most :data:`MAX_LOG_BYTES` (TargetError past it: a qfnb job's log of rows is
+    far smaller; a bigger one is not kept in memory poll after poll)."""
+    logs = str(call(target, client.get_job_logs, submission_id))
+    if len(logs) > MAX_LOG_BYTES:
+        raise TargetError("target", f"{target}: the log of Ray job {submission_id} is {len(logs):,} characters, "
+                                    f"past {MAX_LOG_BYTES:,} (jobs.MAX_LOG_BYTES); it is not read")
+    return logs
+
+
+def shipped_qfnb(extras: Sequence[str]) -> dict[str, Any]:
+    """The ``runtime_env`` that runs this very qfnb on a remote cluster: its package folder as a
+    ``py_modules`` entry (Ray uploads it by its content hash) and its ``extras``' requirements pinned
+    to the versions installed here. ``qfnb`` itself is never resolved from a package index (it is no
+    registered name there: whoever took it would run code on every worker)."""
+    package = Path(__file__).resolve().parents[2]
+    return {"py_modules": [str(package)], "pip": {"packages": pinned_requirements(extras), "pip_check": False}}
+
+
+_EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def pinned_requirements(extras: Sequence[str]) -> list[str]:
+    """qfnb's requirements (its core and ``extras``, with the extras those name: ``qfnb[local]``
+    names ``qfnb[server]``), each pinned to the public version installed here (as declared where it
+    is not installed)."""
+    try:
+        declared = [(r.split(";")[0].strip(), _EXTRA.search(r)) for r in importlib.metadata.requires("qfnb") or ()]
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    wanted, grew = set(extras), True
+    while grew:
+        named = {e for req, extra in declared if extra and extra.group(1) in wanted and req.startswith("qfnb[")
+                 for e in req[5:].split("]")[0].split(",")}
+        grew, wanted = not named <= wanted, wanted | named
+    pins = set()
+    for requirement, extra in declared:
+        name = _NAME.match(requirement)
+        if (extra and extra.group(1) not in wanted) or name is None or name.group().lower() == "qfnb":
+            continue
+        try:  # a local build's label (torch's "+cpu") is no version an index has
+            pins.add(f"{name.group()}=={importlib.metadata.version(name.group()).split('+')[0]}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.add(requirement)
+    return sorted(pins)
+
+
+def submit(client: Any, target: JobTarget, *, sleep: Callable[[float], None] = time.sleep, **job: Any) -> None:
+    """``submit_job``; a head that has just started answers 500 "No available agent" until its job
+    agent is up: tried again each second for :data:`AGENT_WAIT` seconds, then TargetError naming the
+    target and the likely cause (nothing was run)."""
+    deadline = time.monotonic() + AGENT_WAIT
+    while True:
+        try:
+            call(target, client.submit_job, **job)
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise TargetError("target", f"{target}'s head takes no jobs: its job agent did not start in "
+                                            f"{AGENT_WAIT:.0f} s (often its port, 52365 by default, is taken by "
+                                            "another Ray on that node: start the head with "
+                                            "--dashboard-agent-listen-port set to a free port); nothing was run"
+                                  ) from None
+            sleep(1.0)
+
+
+def ray_version_problem(version: str) -> str | None:
+    """Why a head running Ray ``version`` is one this side cannot speak to; None when it can."""
+    try:
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return f"did not say which Ray it runs ({version!r})"
+    if major != MIN_RAY[0] or (major, minor) < MIN_RAY:
+        return (f"runs Ray {version}; qfnb speaks Ray {MIN_RAY[0]}.x from {MIN_RAY[0]}.{MIN_RAY[1]} "
+                "(install a matching ray on the cluster)")
+    return None
+
+
+def log_items(logs: str, prefixes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``(prefix, object)`` for each JSON object a job's log holds after one of ``prefixes``, in the
+    order printed (a torn line is skipped; Ray may put a worker's ``(pid=...)`` before the prefix)."""
+    found = []
+    for line in logs.splitlines():
+        for prefix in prefixes:
+            at = line.find(prefix)
+            if at < 0:
+                continue
+            try:
+                item = json.loads(line[at + len(prefix):])
+            except ValueError:
+                break
+            if isinstance(item, dict):
+                found.append((prefix, item))
+            break
+    return found
