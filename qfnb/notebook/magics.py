@@ -33,11 +33,11 @@ from qfnb.notebook._ipython import (
     sampling_arguments,
 )
 from qfnb.notebook.arguments import ChatArgs, EvalArgs, ImageArgs, TrainArgs
-from qfnb.notebook.complete import magic as complete_magic
 from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat.images import generate
 from qfnb.notebook.chat.saved_prompts import saved_prompt_text
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
+from qfnb.notebook.complete import magic as complete_magic
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.data import insight as insight_view
 from qfnb.notebook.data import stress as stress_report

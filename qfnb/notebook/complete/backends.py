@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from qfnb._core.backend.daemon import ensure_daemon
+from qfnb._core.config import Config
 from qfnb._core.http.auth import iam_headers
 from qfnb._core.record.ledger import UsageRow, default_ledger, job
 from qfnb.notebook.complete.context import Completion
@@ -68,9 +69,10 @@ def record_local(found: Suggestion, session: str | None) -> None:
         latency_s=found.seconds, session=session or "", job=COMPLETION_KIND))
 
 
-async def cloud(completion: Completion, model: str) -> Suggestion:
+async def cloud(completion: Completion, model: str, config: Config | None = None) -> Suggestion:
     """``completion`` answered by the cloud model ``model`` through the v2 API (the account's key
-    from the server's environment), recorded in the ledger under the job ``inline-completion``."""
+    from the server's environment, or ``config``), recorded in the ledger under the job
+    ``inline-completion``."""
     # deferred: loads the SDK's call surface (the server extension's import does not)
     from qfnb.resources.inference.chat import ChatCompletion
 
@@ -78,7 +80,7 @@ async def cloud(completion: Completion, model: str) -> Suggestion:
     prompt = f"{context}\n\n# the cell being written:\n{completion.prefix}<CURSOR>{completion.suffix}"
     started = time.monotonic()
     with job(COMPLETION_KIND):
-        resp = await ChatCompletion(version=2).ado(
+        resp = await ChatCompletion(version=2, config=config).ado(
             model=model, messages=[{"role": "system", "content": _CLOUD_SYSTEM}, {"role": "user", "content": prompt}],
             max_tokens=completion.max_tokens, temperature=0.01, stop=list(completion.stop))
     body = resp.body
