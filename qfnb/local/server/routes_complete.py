@@ -72,8 +72,7 @@ async def _complete(request: Request, platform: Platform, body: dict[str, Any],
     served = await offload(platform.resolve, "completions", req.model or LOCAL_CHAT_MODEL)
     platform.note_loading(served)
     engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
-    fill = getattr(engine, "infill", None)
-    if fill is None:
+    if not isinstance(engine, infill.Infiller):
         raise BodyError("model", f"{served.name} cannot fill in the middle: only a coder model on qfnb's own "
                         "llama-server can (such as Qwen2.5-Coder-0.5B-Instruct)")
     ask = infill.InfillAsk(req.prefix, req.suffix, tuple((c.filename, c.text) for c in req.extra),
@@ -82,7 +81,7 @@ async def _complete(request: Request, platform: Platform, body: dict[str, Any],
     if note is not None:
         note.answered_by(served.name, "text_completion")
     try:
-        stream = fill(ask)
+        stream = engine.infill(ask)
     except CannotServe as exc:
         raise BodyError("model", str(exc)) from exc
     ((answer,),) = await collect(request, together([_counted(stream, withdrawn)], note))

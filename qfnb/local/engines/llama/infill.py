@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -31,7 +31,7 @@ from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.protocol.sse import SSEDecoder
 
-__all__ = ["MAX_INFILL_TOKENS", "InfillAsk", "infill"]
+__all__ = ["MAX_INFILL_TOKENS", "InfillAsk", "Infiller", "infill"]
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -63,6 +63,16 @@ class InfillAsk:
                 "input_extra": [{"filename": name, "text": text} for name, text in self.extra],
                 "n_predict": self.max_tokens, "temperature": 0.0, "top_k": 1, "stream": True,
                 "cache_prompt": True, "stop": list(self.stop), "return_progress": False}
+
+
+@runtime_checkable
+class Infiller(Protocol):
+    """An engine that fills in the middle (our llama-server's :class:`~.openai_http.OpenAIChat`):
+    the face the completion route serves through, declared here beside the request it takes."""
+
+    def infill(self, ask: InfillAsk) -> AsyncIterator[Delta]:
+        """``ask`` answered, streamed; ``CannotServe`` when this engine's model cannot fill in the middle."""
+        ...
 
 
 async def infill(name: str, gate: LaneGate, leased: Callable[[], contextlib.AbstractAsyncContextManager[Endpoint]],
