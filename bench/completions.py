@@ -158,7 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=0, help="lines asked for at most (0: all)")
     parser.add_argument("--chats", type=int, default=3, help="chats alone and beside completions")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one completion may take")
     args = parser.parse_args()
+    backends.TIMEOUT = args.timeout  # a loaded machine's first call (the engine's start) takes longer
     log_to_stdout()
     import qfnb
 

@@ -161,3 +161,20 @@ def test_a_cloud_completion_on_a_2026_account_is_recorded_as_a_completion(cloud_
     rows = default_ledger().rows()
     assert rows and rows[-1].job == COMPLETION_KIND and rows[-1].platform != "local"
     assert cloud_v2.key not in json.dumps([r.__dict__ for r in rows])
+
+
+def test_a_wheel_enables_the_server_extension_and_the_build_holds_the_provider() -> None:
+    import tomllib
+
+    import qfnb.notebook.complete as complete
+
+    root = Path(__file__).parents[2]
+    files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    config = files["etc/jupyter/jupyter_server_config.d"]
+    assert config == ["jupyter-config/jupyter_server_config.d/qfnb.json"]
+    enabled = json.loads((root / config[0]).read_text())["ServerApp"]["jpserver_extensions"]
+    assert enabled == {"qfnb.notebook.complete": True}
+    assert complete._jupyter_server_extension_points() == [{"module": "qfnb.notebook.complete"}]
+    # the committed build is of this source: the provider and the server route it asks
+    bundle = "".join(p.read_text() for p in (root / "qfnb" / "notebook" / "labextension" / "static").glob("*.js"))
+    assert "@qfnb/inline-completer" in bundle and "registerInlineProvider" in bundle and '"qfnb","complete"' in bundle
