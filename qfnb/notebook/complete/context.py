@@ -91,13 +91,18 @@ def cell_chunks(cells: Sequence[str], budget: int = CONTEXT_TOKENS) -> list[tupl
     return chosen[::-1]
 
 
+#: a Markdown fence: the instruct-tuned coder sometimes closes (or opens) one after the code
+FENCE = "```"
+
+
 def stops_for(prefix: str) -> tuple[str, ...]:
     """Where the suggestion stops: at the end of the current line when the cursor is inside one,
-    at the end of the block (a blank line) when it starts a line or follows an opening ``:``."""
+    at the end of the block (a blank line) when it starts a line or follows an opening ``:``; and
+    at a Markdown fence."""
     line = prefix.rsplit("\n", 1)[-1]
     if line.strip() and not line.rstrip().endswith(":"):
-        return ("\n",)
-    return ("\n\n",)
+        return ("\n", FENCE)
+    return ("\n\n", FENCE)
 
 
 def finish_suggestion(text: str, prefix: str, suffix: str) -> str:
