@@ -80,6 +80,20 @@ def _last_source(page: Any) -> str:
     return source
 
 
+def test_the_route_is_under_the_servers_token_and_xsrf_check(
+        coder_lab: tuple[tuple[str, Path, str], Path, list[str]]) -> None:
+    (base, _, token), _, _ = coder_lab
+    body = {"prefix": "x = ", "suffix": "", "cells": [], "model": "Fake-Coder"}
+    assert httpx.post(f"{base}/qfnb/complete", json=body, timeout=60).status_code == 403  # no token, no XSRF
+    cookies = {"_xsrf": "abc"}  # a cookie without its header is refused too
+    assert httpx.post(f"{base}/qfnb/complete", json=body, cookies=cookies, timeout=60).status_code == 403
+    answer = httpx.post(f"{base}/qfnb/complete", json=body, headers={"Authorization": f"token {token}"}, timeout=60)
+    assert answer.status_code == 200 and answer.json()["items"] == [{"insertText": "total = 0"}]
+    bad = httpx.post(f"{base}/qfnb/complete", json={**body, "maxTokens": "many"},
+                     headers={"Authorization": f"token {token}"}, timeout=60)
+    assert bad.status_code == 400 and "maxTokens" in bad.text
+
+
 @pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
 def test_ghost_text_from_the_notebook_tab_inserts_it_and_typing_on_withdraws(
         coder_lab: tuple[tuple[str, Path, str], Path, list[str]], theme: str) -> None:

@@ -59,6 +59,15 @@ class Refused(Exception):
         self.notice = notice
 
 
+def _count(body: dict[str, Any], name: str, default: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise tornado.web.HTTPError(400, f"{name}: a whole number of 0 or more, got {value!r}"[:200])
+    return value
+
+
 def _text(body: dict[str, Any], name: str) -> str:
     value = body.get(name, "")
     if not isinstance(value, str) or len(value) > MAX_CONTEXT_CHARS:
@@ -99,14 +108,14 @@ class CompleteHandler(APIHandler):
         if not switch.enabled():
             raise Refused("off", "qfnb inline completions are off (%qfcomplete on turns them on)")
         kernel = str(body.get("kernel") or "")
-        state = await self._kernel_state(kernel, int(body.get("executionCount") or 0))
+        state = await self._kernel_state(kernel, _count(body, "executionCount", 0))
         completion = Completion.of(prefix, suffix, cells[-200:], state.names if state else "",
-                                   max_tokens=min(256, max(1, int(body.get("maxTokens") or 64))))
+                                   max_tokens=min(256, max(1, _count(body, "maxTokens", 64))))
         key = completion.key(model)
         if key in self.completions.cache:
             self.completions.cache.move_to_end(key)
             return self.completions.cache[key], model or "cache"
-        self._check_spending(completion, kernel, state, int(body.get("dailyTokens") or DAILY_TOKENS))
+        self._check_spending(completion, kernel, state, _count(body, "dailyTokens", DAILY_TOKENS))
         if model.startswith(backends.CLOUD_PREFIX):
             call = backends.cloud(completion, model.removeprefix(backends.CLOUD_PREFIX))
         else:
