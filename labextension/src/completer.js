@@ -20,7 +20,8 @@ const MAX_CHARS = 60000;
 /** The provider's settings, inside JupyterLab's "Inline Completer" settings (with its own
  * enabled, debouncerDelay and timeout). */
 const SCHEMA = {
-  default: { debouncerDelay: 300, timeout: 20000, model: '', dailyTokens: 200000, maxTokens: 64 },
+  // autoFillInMiddle: text after the cursor (an auto-closed bracket) is the model's suffix, not a reason to wait
+  default: { debouncerDelay: 300, timeout: 20000, autoFillInMiddle: true, model: '', dailyTokens: 200000, maxTokens: 64 },
   properties: {
     model: {
       title: 'Model',
