@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["COMPLETE_ROUTE", "COMPLETION_KIND", "MAX_CONTEXT_CHARS", "CompleteRequest", "ContextChunk"]
+__all__ = ["COMPLETE_ROUTE", "COMPLETION_KIND", "MAX_COMPLETION_TOKENS", "MAX_CONTEXT_CHARS", "CompleteRequest",
+           "ContextChunk"]
 
 #: the daemon's completion route
 COMPLETE_ROUTE = "/qfnb/complete"
 #: the kind (ledger ``api``) of an editor's completion, local or cloud
 COMPLETION_KIND = "inline-completion"
+#: the most tokens one completion may ask for (a line or a short block)
+MAX_COMPLETION_TOKENS = 256
 #: the most characters of text one request carries (prefix, suffix and chunks each)
 MAX_CONTEXT_CHARS = 64_000
 
@@ -40,7 +43,7 @@ class CompleteRequest(BaseModel):
     prefix: str = Field(max_length=MAX_CONTEXT_CHARS)
     suffix: str = Field("", max_length=MAX_CONTEXT_CHARS)
     extra: list[ContextChunk] = Field(default_factory=list, max_length=64)
-    max_tokens: int = Field(64, ge=1, le=256)
+    max_tokens: int = Field(64, ge=1, le=MAX_COMPLETION_TOKENS)
     stop: list[str] = Field(default_factory=list, max_length=4)
     key: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)

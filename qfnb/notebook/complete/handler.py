@@ -24,7 +24,7 @@ from jupyter_server.base.handlers import APIHandler
 
 from qfnb.notebook.complete import backends, scope, switch
 from qfnb.notebook.complete.context import Completion, finish_suggestion
-from qfnb.protocol.completion import MAX_CONTEXT_CHARS
+from qfnb.protocol.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
 
 __all__ = ["DAILY_TOKENS", "CompleteHandler", "Completions"]
 
@@ -110,7 +110,7 @@ class CompleteHandler(APIHandler):
         kernel = str(body.get("kernel") or "")
         state = await self._kernel_state(kernel, _count(body, "executionCount", 0))
         completion = Completion.of(prefix, suffix, cells[-200:], state.names if state else "",
-                                   max_tokens=min(256, max(1, _count(body, "maxTokens", 64))))
+                                   max_tokens=min(MAX_COMPLETION_TOKENS, max(1, _count(body, "maxTokens", 64))))
         key = completion.key(model)
         if key in self.completions.cache:
             self.completions.cache.move_to_end(key)

@@ -29,14 +29,13 @@ from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import prompts, transport
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.protocol.completion import MAX_COMPLETION_TOKENS
 from qfnb.protocol.sse import SSEDecoder
 
-__all__ = ["MAX_INFILL_TOKENS", "InfillAsk", "Infiller", "infill"]
+__all__ = ["InfillAsk", "Infiller", "infill"]
 
 log = logging.getLogger("qfnb.local.engines")
 
-#: the most tokens one completion may ask for (a line or a short block)
-MAX_INFILL_TOKENS = 256
 #: llama-server's ``stop_type`` -> the platform's finish reason
 _FINISH = {"limit": FINISH_LENGTH, "word": FINISH_STOP}
 
@@ -54,8 +53,8 @@ class InfillAsk:
     key: str | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_tokens <= MAX_INFILL_TOKENS:
-            raise ValueError(f"max_tokens must be 1 to {MAX_INFILL_TOKENS}, got {self.max_tokens}")
+        if not 1 <= self.max_tokens <= MAX_COMPLETION_TOKENS:
+            raise ValueError(f"max_tokens must be 1 to {MAX_COMPLETION_TOKENS}, got {self.max_tokens}")
 
     def body(self) -> dict[str, Any]:
         """llama-server's ``/infill`` fields (greedy: a suggestion is the model's best guess)."""
