@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "notebook"))
 from complete_doubles import FakeCoderRegistry
 
 BODY = {"model": "Fake-Coder", "prefix": "total = sales[", "suffix": "\nprint(total)",
-        "extra": [{"filename": "kernel_names.py", "text": "sales: pd.DataFrame  # 3 rows; columns: 'region', 'units'"}],
+        "extra": [{"filename": "kernel_names.py", "text": "# sales: DataFrame (3 rows), columns: 'region', 'units'"}],
         "max_tokens": 16, "stop": ["\n"], "key": "nb.ipynb"}
 
 

@@ -24,7 +24,7 @@ _SUBSCRIPT = re.compile(r"([A-Za-z_]\w*)\[$")
 def _columns(chunks: tuple[tuple[str, str], ...], name: str) -> list[str]:
     for _, text in chunks:
         for line in text.splitlines():
-            if line.startswith(f"{name}: pd.DataFrame") and "columns:" in line:
+            if line.startswith(f"# {name}: DataFrame") and "columns:" in line:
                 return re.findall(r"'([^']*)'", line.split("columns:", 1)[1])
     return []
 

@@ -30,7 +30,7 @@ def test_earlier_cells_most_recent_first_within_the_budget() -> None:
     assert cell_chunks(cells) == [("cell_1.py", "a = 1\n"), ("cell_3.py", "b = 2\n"), ("cell_5.py", "c = a + b\n")]
     long = "x = " + "1 + " * 400 + "1"
     assert cell_chunks(["a = 1", long, "c = 3"], budget=100) == [("cell_3.py", "c = 3\n")]
-    done = Completion.of("p" * 9000, "s" * 3000, ["a = 1"], "df: pd.DataFrame  # columns: 'x'")
+    done = Completion.of("p" * 9000, "s" * 3000, ["a = 1"], "# df: DataFrame (1 rows), columns: 'x'")
     assert len(done.prefix) == 4000 and len(done.suffix) == 1500
     assert done.extra[-1][0] == "kernel_names.py"  # the kernel's names sit nearest the cursor
     CompleteRequest.model_validate(done.body("Fake-Coder", "nb.ipynb"))  # the daemon's body shape
@@ -59,9 +59,9 @@ def test_the_kernel_helper_lists_columns_and_signatures_and_leaves_nothing(shell
     before = set(shell.user_ns)
     state = scope.parse_reply({"user_expressions": shell.user_expressions({"qfnb": scope.expression()})})
     assert state is not None
-    assert "df: pd.DataFrame  # 1 rows; columns: 'city', 'sales'" in state.names
-    assert "def load(path: str, sep: str = ',') -> int: ..." in state.names and "rate: float = 0.25" in state.names
-    assert "pd:" not in state.names  # modules are left out
+    assert "# df: DataFrame (1 rows), columns: 'city', 'sales'" in state.names
+    assert "# def load(path: str, sep: str = ',') -> int" in state.names and "# rate = 0.25 (float)" in state.names
+    assert "# pd" not in state.names  # modules are left out
     assert set(shell.user_ns) == before
     assert scope.parse_reply({"user_expressions": {"qfnb": {"status": "error"}}}) is None
 

@@ -23,7 +23,7 @@ from qfnb.protocol.completion import COMPLETION_KIND
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
 CELL = "import pandas as pd\nsales = pd.read_csv('q3.csv')"
-NAMES = "sales: pd.DataFrame  # 480 rows; columns: 'region', 'units_sold', 'unit_price'"
+NAMES = "# sales: DataFrame (480 rows), columns: 'region', 'units_sold', 'unit_price'"
 
 
 @pytest.fixture

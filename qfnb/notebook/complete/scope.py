@@ -2,8 +2,9 @@
 a *silent* execute's user expression (no execution count, no history, nothing defined in the
 user's namespace, no output), with a short timeout; a busy or gone kernel just gives no names.
 
-The helper lists the user's names as Python the model reads: a DataFrame's columns, a function's
-signature, a scalar's value. It needs no qfnb in the kernel; where qfnb is loaded it also reports
+The helper lists the user's names as Python comments the model reads (comments, so the model does not
+take the listing's own shape for code to write): a DataFrame's columns, a function's signature, a
+scalar's value. It needs no qfnb in the kernel; where qfnb is loaded it also reports
 the kernel's ledger session (completions are counted under the notebook's session) and its budget
 (what is left), and it charges the budget with the tokens completions spent since the last ask (the
 helper's one deliberate effect).
@@ -39,24 +40,24 @@ def describe(ns, charge):
         try:
             if kind == "DataFrame" and hasattr(value, "columns"):
                 cols = ", ".join(repr(c) for c in list(value.columns)[:40])
-                lines.append(f"{name}: pd.DataFrame  # {len(value)} rows; columns: {cols}")
+                lines.append(f"# {name}: DataFrame ({len(value)} rows), columns: {cols}")
             elif kind == "Series" and hasattr(value, "dtype"):
-                lines.append(f"{name}: pd.Series  # {len(value)} values, name {value.name!r}, dtype {value.dtype}")
+                lines.append(f"# {name}: Series ({len(value)} values, name {value.name!r}, dtype {value.dtype})")
             elif inspect.isclass(value):
-                lines.append(f"class {name}{inspect.signature(value) if callable(value) else '()'}: ...")
+                lines.append(f"# class {name}{inspect.signature(value)}")
             elif inspect.isfunction(value) or inspect.isbuiltin(value):
-                lines.append(f"def {name}{inspect.signature(value)}: ...")
+                lines.append(f"# def {name}{inspect.signature(value)}")
             elif isinstance(value, (bool, int, float, complex)) or (isinstance(value, str) and len(value) <= 60):
-                lines.append(f"{name}: {kind} = {value!r}")
+                lines.append(f"# {name} = {value!r} ({kind})")
             elif isinstance(value, dict):
                 keys = ", ".join(repr(k) for k in list(value)[:20])
-                lines.append(f"{name}: dict  # {len(value)} keys: {keys}")
+                lines.append(f"# {name}: dict ({len(value)} keys): {keys}")
             elif isinstance(value, (list, tuple, set)):
-                lines.append(f"{name}: {kind}  # {len(value)} items")
+                lines.append(f"# {name}: {kind} of {len(value)} items")
             else:
-                lines.append(f"{name}: {type(value).__module__}.{type(value).__qualname__}")
+                lines.append(f"# {name}: {type(value).__module__}.{type(value).__qualname__}")
         except Exception:
-            lines.append(f"{name}: {kind}")
+            lines.append(f"# {name}: {kind}")
     session = budget = None
     ledger = sys.modules.get("qfnb._core.record.ledger")
     if ledger is not None:
@@ -68,7 +69,8 @@ def describe(ns, charge):
             found.settle(None, charge, 0.0)
         if found.tokens is not None:
             budget = found.tokens - found.spent_tokens - found.reserved_tokens
-    return json.dumps({"names": "\n".join(lines[-120:]), "session": session, "tokens_left": budget})
+    names = "\n".join(["# the kernel's variables, from the cells that ran:", *lines[-120:]]) if lines else ""
+    return json.dumps({"names": names, "session": session, "tokens_left": budget})
 '''
 
 
