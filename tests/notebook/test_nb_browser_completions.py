@@ -152,8 +152,8 @@ def test_ghost_text_from_the_notebook_tab_inserts_it_and_typing_on_withdraws(
         page.wait_for_selector(f"{GHOST} >> visible=true", timeout=30_000)
         assert page.locator(f"{GHOST} b, {GHOST} img").count() == 0
         assert "<b>" in page.locator(GHOST).first.inner_text()
+        page.locator(".jp-Notebook").screenshot(path=str(SHOTS / f"completions_markup_as_text_{theme}.png"))
         page.keyboard.press("Escape")
-        page.locator(".jp-Notebook").screenshot(path=str(SHOTS / f"completions_notebook_{theme}.png"))
 
         # %qfcomplete off reaches the server: nothing is sent, and the editor says why (once)
         if theme == "dark":
