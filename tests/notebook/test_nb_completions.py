@@ -41,6 +41,7 @@ def test_a_suggestion_stops_at_the_line_or_the_block() -> None:
     assert stops_for("x = df[") == ("\n", "```")
     assert stops_for("def f(x):") == ("\n\n", "```") and stops_for("for i in y:\n    ") == ("\n\n", "```")
     assert finish_suggestion("print(best)\n```", "x = 1\n", "") == "print(best)"  # no Markdown fence
+    assert finish_suggestion('print("top", top)', "x = 1\nprint", "") == '("top", top)'  # the line written again
     assert finish_suggestion("'city']\nprint(1)", "df[", "") == "'city']"
     assert finish_suggestion("'city']", "df[", "]") == "'city'"  # the ] after the cursor is not doubled
     assert finish_suggestion("return x\n\ny = 2", "def f(x):\n    ", "") == "return x"

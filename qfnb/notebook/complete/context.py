@@ -30,6 +30,8 @@ CONTEXT_TOKENS = 1024
 PREFIX_CHARS, SUFFIX_CHARS = 4000, 1500
 #: the context chunk that lists the kernel's names (the last one: nearest the code being written)
 SCOPE_FILE = "kernel_names.py"
+#: the typed start of a line (in characters) a suggestion that repeats it is cut after
+_RETYPED = 3
 #: a cell magic's body is no Python: such cells are left out of the context
 _MAGIC = "%%"
 
@@ -107,11 +109,15 @@ def stops_for(prefix: str) -> tuple[str, ...]:
 
 def finish_suggestion(text: str, prefix: str, suffix: str) -> str:
     """The suggestion as it is offered: cut to the current line or the block (as
-    :func:`stops_for`), without trailing blank space, and without what the text after the cursor
-    already holds (a model that writes ``"city"]`` before an existing ``]``)."""
+    :func:`stops_for`), without trailing blank space, without the line's typed start when the model
+    wrote the line again from its beginning (``print("…")`` after ``print``), and without what the
+    text after the cursor already holds (a model that writes ``"city"]`` before an existing ``]``)."""
     for stop in stops_for(prefix):
         text = text.split(stop, 1)[0]
     text = text.rstrip()
+    typed = prefix.rsplit("\n", 1)[-1].lstrip()
+    if len(typed) >= _RETYPED and text.lstrip().startswith(typed):
+        text = text.lstrip()[len(typed):]
     head = suffix.split("\n", 1)[0].strip()
     if head and text.endswith(head):
         text = text[: -len(head)]
