@@ -43,6 +43,7 @@ from qfnb._core.backend import daemon
 from qfnb.notebook.complete import backends
 from qfnb.notebook.complete.context import Completion, finish_suggestion
 from qfnb.notebook.complete.scope import HELPER
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
 
 log = logging.getLogger("bench.completions")
 
@@ -131,7 +132,7 @@ async def quality(selected: list[Task]) -> dict[str, Any]:
 
 def _chat_speed(client: Any) -> float:
     started = time.monotonic()
-    answer = client.chat.completions.create(messages=CHAT, max_tokens=96, temperature=0)
+    answer = client.chat.completions.create(model=LOCAL_CHAT_MODEL, messages=CHAT, max_tokens=96, temperature=0)
     return float(answer.usage.completion_tokens) / (time.monotonic() - started)
 
 
@@ -161,6 +162,16 @@ async def beside(client: Any, chats: int, selected: list[Task]) -> dict[str, flo
             "ratio": statistics.median(mixed) / statistics.median(alone)}
 
 
+def _report(figures: dict[str, Any]) -> None:
+    for mode in ("context", "alone"):
+        f = figures[mode]
+        log.info("%-8s exact next line %.2f  edit similarity %.3f  latency p50 %.2f s  p95 %.2f s",
+                 mode, f["exact"], f["similarity"], f["p50"], f["p95"])
+    log.info("context wins: exact %+.2f, similarity %+.3f", figures["context"]["exact"] - figures["alone"]["exact"],
+             figures["context"]["similarity"] - figures["alone"]["similarity"])
+    log.info("load average now: %s", load_average())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=0, help="lines asked for at most (0: all)")
@@ -183,16 +194,11 @@ def main() -> None:
             warm = Completion.of("import pandas as pd\n", "")
             asyncio.run(_ask(warm, "warm.ipynb"))
             figures = asyncio.run(quality(selected))
+            _report(figures)
             client = qfnb.openai_client(data_dir=data, timeout=300, max_retries=0)
             speed = asyncio.run(beside(client, args.chats, selected))
         finally:
             daemon.stop_daemon(data, force=True, timeout=30)
-    for mode in ("context", "alone"):
-        f = figures[mode]
-        log.info("%-8s exact next line %.2f  edit similarity %.3f  latency p50 %.2f s  p95 %.2f s",
-                 mode, f["exact"], f["similarity"], f["p50"], f["p95"])
-    log.info("context wins: exact %+.2f, similarity %+.3f", figures["context"]["exact"] - figures["alone"]["exact"],
-             figures["context"]["similarity"] - figures["alone"]["similarity"])
     log.info("chat decode beside completions %.1f tok/s, alone %.1f tok/s: ratio %.3f",
              speed["beside"], speed["alone"], speed["ratio"])
     log.info("load average at end: %s", load_average())
