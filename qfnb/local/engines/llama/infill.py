@@ -78,18 +78,24 @@ async def infill(name: str, gate: LaneGate, leased: Callable[[], contextlib.Abst
                  ask: InfillAsk) -> AsyncIterator[Delta]:
     """``ask`` answered by the engine ``name`` (its ``gate`` and ``leased`` endpoint), streamed as
     Deltas; the last carries the finish reason and usage."""
-    try:
-        async with leased() as target, gate.turn(INTERACTIVE, key=ask.key, group=target.group) as slot:
-            body = {**ask.body(), **(target.extra or {}), "id_slot": slot}
-            url = prompts.engine_root(target.base_url) + "/infill"
-            async with transport.client().stream("POST", url, json=body, headers=target.headers) as resp:
-                if resp.status_code != 200:
-                    raise transport.engine_error(name, resp.status_code, (await resp.aread())[:2000])
-                async for delta in _deltas(resp):
-                    yield delta
-    except httpx.TransportError as exc:
-        raise EngineUnavailable(f"{name}: the engine did not answer the completion "
-                                          f"({type(exc).__name__})") from exc
+    async with leased() as target, gate.turn(INTERACTIVE, key=ask.key, group=target.group) as slot:
+        body = {**ask.body(), **(target.extra or {}), "id_slot": slot}
+        url = prompts.engine_root(target.base_url) + "/infill"
+        for attempt in (1, 2):
+            answered = False
+            try:
+                async with transport.client().stream("POST", url, json=body, headers=target.headers) as resp:
+                    answered = True
+                    if resp.status_code != 200:
+                        raise transport.engine_error(name, resp.status_code, (await resp.aread())[:2000])
+                    async for delta in _deltas(resp):
+                        yield delta
+                return
+            except httpx.TransportError as exc:
+                if attempt == 1 and not answered and transport.stale_connection(exc):
+                    continue  # a pooled connection the engine had closed: nothing was read, send again
+                raise EngineUnavailable(f"{name}: the engine did not answer the completion "
+                                        f"({type(exc).__name__})") from exc
 
 
 async def _deltas(resp: httpx.Response) -> AsyncIterator[Delta]:
