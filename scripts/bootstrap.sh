@@ -74,6 +74,9 @@ fi
 # installs it into share/jupyter/labextensions; an editable install does not, so it is linked there.
 mkdir -p "$VENV/share/jupyter/labextensions"
 ln -sfn "$PWD/qfnb/notebook/labextension" "$VENV/share/jupyter/labextensions/qfnb-cell-magics"
+# and the Jupyter server extension behind its inline completions (qfnb.notebook.complete), enabled
+mkdir -p "$VENV/etc/jupyter/jupyter_server_config.d"
+ln -sfn "$PWD/jupyter-config/jupyter_server_config.d/qfnb.json" "$VENV/etc/jupyter/jupyter_server_config.d/qfnb.json"
 
 if [ "${QFNB_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -9,6 +9,8 @@
 import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
+import { completerPlugin } from './completer';
+
 /** The cell magics whose bodies are prose (tests/notebook/test_nb_browser_cell_magics.py keeps this
  * list equal to qfnb's registered cell magics). */
 export const PROSE_MAGICS = ['qfchat', 'qfimage'];
@@ -81,4 +83,4 @@ const plugin = {
   }
 };
 
-export default plugin;
+export default [plugin, completerPlugin];

@@ -37,6 +37,7 @@ from qfnb.notebook.chat import answer as chat
 from qfnb.notebook.chat.images import generate
 from qfnb.notebook.chat.saved_prompts import saved_prompt_text
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
+from qfnb.notebook.complete import magic as complete_magic
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.data import insight as insight_view
 from qfnb.notebook.data import stress as stress_report
@@ -368,6 +369,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     insight_view.register(ipython)  # a dataset's insight: tables and distributions
     ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
     ipython.register_magics(traces.TraceMagics)  # %qftrace
+    ipython.register_magics(complete_magic.CompleteMagics)  # %qfcomplete
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
         completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))

@@ -24,7 +24,7 @@ from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, common_prefix, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import answer_check, grammar, prompts, tool_calls, transport, watchdog
+from qfnb.local.engines.llama import answer_check, grammar, infill, prompts, tool_calls, transport, watchdog
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
@@ -106,6 +106,13 @@ class OpenAIChat:
                 return self._run("/completions", {"prompt": render_gemma(msgs)}, gp, ask.lane)
             return self._run("/chat/completions", {"messages": msgs, **self._reasoning(ask)}, gp, ask.lane)
         return self._chat_fields(ask, gp)
+
+    def infill(self, ask: infill.InfillAsk) -> AsyncIterator[Delta]:
+        """Fill in the middle (code completion) on our own llama-server (:mod:`.infill`)."""
+        if self._n_ctx is None or not isinstance(self.gate, LaneGate) or self._template == "gemma":
+            raise CannotServe(f"{self.name} cannot fill in the middle: only a coder model on qfnb's own llama-server "
+                              "can (such as Qwen2.5-Coder-0.5B-Instruct)")
+        return infill.infill(self.name, self.gate, self._leased, ask)
 
     def _reasoning(self, ask: ChatAsk) -> dict[str, Any]:
         """``reasoning_effort`` for an external engine (its model may reason; ours do not)."""

@@ -1,0 +1,210 @@
+"""Inline completions on the local platform's coder model (docs/completions.md), on the notebooks of
+bench/data/completion_notebooks.json (written for this bench; the tests never read them).
+
+For each later cell of each notebook (its earlier cells run first, in one namespace, as a kernel
+would have run them), each line of the cell is asked for with its first word typed: once with the
+notebook as context (the earlier cells, and the kernel's names as the server extension's helper lists
+them) and once without (the cell alone), one after the other (paired). Reported:
+
+* the first suggestion's latency (request to text, through the server extension's own call to the
+  daemon) p50 / p95, with the context (targets: 1 s / 2 s on an idle 2-core machine);
+* exact next-line match (the typed word and the suggestion's first line make the notebook's line)
+  and edit similarity (difflib's ratio), with the context against without;
+* a chat's speed beside a stream of completions (one after another, as a typing user sends
+  them) against the same chat alone: their ratio (target >= 0.9).
+
+The machine's load average is printed at the start and the end: the figures move with it.
+
+    .venv/bin/python bench/completions.py [--limit N] [--chats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import difflib
+import io
+import json
+import logging
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, load_average, log_to_stdout
+
+from qfnb._core.backend import daemon
+from qfnb.notebook.complete import backends
+from qfnb.notebook.complete.context import Completion, finish_suggestion
+from qfnb.notebook.complete.scope import HELPER
+from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+
+log = logging.getLogger("bench.completions")
+
+DATA = ROOT / "bench" / "data" / "completion_notebooks.json"
+#: what the user has typed of a line when the suggestion is asked for: its first word (or symbol)
+_WORD = re.compile(r"[A-Za-z_]\w*|\S")
+CHAT = [{"role": "user", "content": "Write a Python function that checks whether a string is a palindrome, "
+                                    "with a docstring and three examples."}]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One line to complete: the cell's text before and after it, the earlier cells, the kernel's names."""
+
+    notebook: str
+    prefix: str
+    suffix: str
+    target: str
+    cells: tuple[str, ...]
+    names: str
+
+
+def _names(namespace: dict[str, Any]) -> str:
+    """The kernel's names as the server extension's helper lists them (the same code)."""
+    scope: dict[str, Any] = {}
+    exec(HELPER, scope)
+    return str(json.loads(scope["describe"](namespace, 0))["names"])
+
+
+def tasks() -> list[Task]:
+    """Every line of every later cell, with what the kernel held before the cell ran."""
+    found: list[Task] = []
+    for notebook in json.loads(DATA.read_text())["notebooks"]:
+        cells: list[str] = notebook["cells"]
+        namespace: dict[str, Any] = {}
+        for k, cell in enumerate(cells):
+            if k:
+                names = _names(namespace)
+                lines = cell.split("\n")
+                for i, line in enumerate(lines):
+                    body = line.strip()
+                    if len(body) < 8:
+                        continue
+                    typed = line[: len(line) - len(line.lstrip())] + _WORD.match(body).group(0)  # type: ignore[union-attr]
+                    found.append(Task(notebook["name"], "\n".join([*lines[:i], typed]),
+                                      "\n" + "\n".join(lines[i + 1:]) if i + 1 < len(lines) else "",
+                                      body, tuple(cells[:k]), names))
+            with contextlib.redirect_stdout(io.StringIO()):  # what the cells print
+                exec(cell, namespace)
+    return found
+
+
+def _score(task: Task, suggestion: str) -> tuple[float, float]:
+    """The line as the suggestion completes it (what was typed of it, then the suggestion's first
+    line) against the notebook's line: exact, and difflib's ratio."""
+    target = task.target
+    line = (task.prefix.rsplit("\n", 1)[-1] + suggestion.split("\n", 1)[0]).strip()
+    return float(line == target), difflib.SequenceMatcher(None, line, target).ratio()
+
+
+async def _ask(completion: Completion, document: str) -> tuple[str, float]:
+    found = await backends.local(completion, None, document)
+    return finish_suggestion(found.text, completion.prefix, completion.suffix), found.seconds
+
+
+async def quality(selected: list[Task]) -> dict[str, Any]:
+    scores: dict[str, list[tuple[float, float]]] = {"context": [], "alone": []}
+    latency: dict[str, list[float]] = {"context": [], "alone": []}
+    for n, task in enumerate(selected):
+        asks = {"context": Completion.of(task.prefix, task.suffix, task.cells, task.names),
+                "alone": Completion.of(task.prefix, task.suffix)}
+        for mode, completion in asks.items():
+            text, seconds = await _ask(completion, f"{task.notebook}-{mode}.ipynb")
+            scores[mode].append(_score(task, text))
+            latency[mode].append(seconds)
+            log.info("%2d %-7s %5.2fs  want %-60.60s got %s", n, mode, seconds, task.target, text.split("\n")[0][:60])
+    out: dict[str, Any] = {}
+    for mode in scores:
+        exact = statistics.mean(s[0] for s in scores[mode])
+        similar = statistics.mean(s[1] for s in scores[mode])
+        lat = sorted(latency[mode])
+        out[mode] = {"exact": exact, "similarity": similar, "p50": statistics.median(lat),
+                     "p95": lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]}
+    return out
+
+
+def _chat_speed(client: Any) -> float:
+    """Characters a second of one greedy chat: the same answer each time, so two speeds' ratio is the
+    ratio of the chat's times."""
+    started = time.monotonic()
+    answer = client.chat.completions.create(model=LOCAL_CHAT_MODEL, messages=CHAT, max_tokens=96, temperature=0)
+    return len(answer.choices[0].message.content or "") / (time.monotonic() - started)
+
+
+async def beside(client: Any, chats: int, selected: list[Task]) -> dict[str, float]:
+    """A chat's speed alone and beside a stream of completions (alternating, paired)."""
+    alone: list[float] = []
+    mixed: list[float] = []
+    stop = asyncio.Event()
+
+    async def typing() -> None:
+        n = 0
+        while not stop.is_set():
+            task = selected[n % len(selected)]
+            await _ask(Completion.of(task.prefix, task.suffix, task.cells, task.names), "beside.ipynb")
+            n += 1
+            await asyncio.sleep(0.3)
+
+    for _ in range(chats):
+        alone.append(await asyncio.to_thread(_chat_speed, client))
+        stop.clear()
+        stream = asyncio.ensure_future(typing())
+        await asyncio.sleep(0.5)
+        mixed.append(await asyncio.to_thread(_chat_speed, client))
+        stop.set()
+        await stream
+    return {"alone": statistics.median(alone), "beside": statistics.median(mixed),
+            "ratio": statistics.median(mixed) / statistics.median(alone)}
+
+
+def _report(figures: dict[str, Any]) -> None:
+    for mode in ("context", "alone"):
+        f = figures[mode]
+        log.info("%-8s exact next line %.2f  edit similarity %.3f  latency p50 %.2f s  p95 %.2f s",
+                 mode, f["exact"], f["similarity"], f["p50"], f["p95"])
+    log.info("context wins: exact %+.2f, similarity %+.3f", figures["context"]["exact"] - figures["alone"]["exact"],
+             figures["context"]["similarity"] - figures["alone"]["similarity"])
+    log.info("load average now: %s", load_average())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=0, help="lines asked for at most (0: all)")
+    parser.add_argument("--chats", type=int, default=3, help="chats alone and beside completions")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one completion may take")
+    args = parser.parse_args()
+    backends.TIMEOUT = args.timeout  # a loaded machine's first call (the engine's start) takes longer
+    log_to_stdout()
+    import qfnb
+
+    selected = tasks()
+    if args.limit:  # spread over the notebooks
+        selected = selected[:: max(1, len(selected) // args.limit)][: args.limit]
+    log.info("load average at start: %s; %d lines to complete", load_average(), len(selected))
+    with tempfile.TemporaryDirectory(prefix="qfnb-bench-complete-") as tmp:
+        data = Path(tmp) / "data"
+        os.environ["QFNB_DATA_DIR"] = str(data)  # the ledger and the daemon the completions reach
+        daemon.ensure_daemon(data)
+        try:
+            warm = Completion.of("import pandas as pd\n", "")
+            asyncio.run(_ask(warm, "warm.ipynb"))
+            figures = asyncio.run(quality(selected))
+            _report(figures)
+            client = qfnb.openai_client(data_dir=data, timeout=300, max_retries=0)
+            speed = asyncio.run(beside(client, args.chats, selected))
+        finally:
+            daemon.stop_daemon(data, force=True, timeout=30)
+    log.info("chat beside completions %.1f chars/s, alone %.1f chars/s: ratio %.3f",
+             speed["beside"], speed["alone"], speed["ratio"])
+    log.info("load average at end: %s", load_average())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

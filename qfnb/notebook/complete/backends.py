@@ -1,0 +1,108 @@
+"""Who writes a suggestion: the local platform's coder model (``POST /qfnb/complete`` on the data
+dir's daemon, filled in the middle by llama-server), or a cloud model on a 2026 account (the v2
+API key; the fill-in-the-middle task is put in the prompt). Both run in the Jupyter server's
+process: the daemon's keys and the cloud key stay there, never in the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from qfnb._core.backend.daemon import ensure_daemon
+from qfnb._core.config import Config
+from qfnb._core.http.auth import iam_headers
+from qfnb._core.record.ledger import UsageRow, default_ledger, job
+from qfnb.notebook.complete.context import Completion
+from qfnb.protocol.completion import COMPLETE_ROUTE, COMPLETION_KIND
+
+__all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "record_local"]
+
+#: a model setting naming a cloud model: ``cloud:<model id>`` (e.g. ``cloud:ernie-4.5-turbo-128k``)
+CLOUD_PREFIX = "cloud:"
+#: seconds a suggestion may take (the editor gives up sooner)
+TIMEOUT = 60.0
+
+_CLOUD_SYSTEM = ("You complete code in a Jupyter notebook. Reply with only the text to insert at <CURSOR>: "
+                 "no explanation, no Markdown fence, nothing that is already before or after the cursor.")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A model's text for the cursor, who wrote it and what it cost."""
+
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+async def local(completion: Completion, model: str | None, document: str | None) -> Suggestion:
+    """``completion`` answered by the data dir's daemon (started if none runs)."""
+    platform = await asyncio.to_thread(ensure_daemon)
+    url = platform.base_url.rstrip("/") + COMPLETE_ROUTE
+    headers = iam_headers("POST", url, None, {"Content-Type": "application/json"},
+                          platform.access_key, platform.iam_secret_key)
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client:
+        reply = await client.post(url, content=json.dumps(completion.body(model, document)), headers=headers)
+    if reply.status_code != 200:
+        raise RuntimeError(_error_text(reply))
+    body = reply.json()
+    usage = body.get("usage") or {}
+    return Suggestion(str(body.get("text") or ""), str(body.get("model") or ""),
+                      int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                      time.monotonic() - started)
+
+
+def record_local(found: Suggestion, session: str | None) -> None:
+    """A local completion's row in the ledger (kind ``inline-completion``, under the notebook's
+    kernel session when known). A cloud completion is recorded by the client's record stage."""
+    default_ledger().record(UsageRow(
+        api=COMPLETION_KIND, model=found.model, platform="local", prompt_tokens=found.prompt_tokens,
+        completion_tokens=found.completion_tokens, total_tokens=found.prompt_tokens + found.completion_tokens,
+        latency_s=found.seconds, session=session or "", job=COMPLETION_KIND))
+
+
+async def cloud(completion: Completion, model: str, config: Config | None = None) -> Suggestion:
+    """``completion`` answered by the cloud model ``model`` through the v2 API (the account's key
+    from the server's environment, or ``config``), recorded in the ledger under the job
+    ``inline-completion``."""
+    # deferred: loads the SDK's call surface (the server extension's import does not)
+    from qfnb.resources.inference.chat import ChatCompletion
+
+    context = "\n\n".join(f"# file: {name}\n{text}" for name, text in completion.extra)
+    prompt = f"{context}\n\n# the cell being written:\n{completion.prefix}<CURSOR>{completion.suffix}"
+    started = time.monotonic()
+    with job(COMPLETION_KIND):
+        resp = await ChatCompletion(version=2, config=config).ado(
+            model=model, messages=[{"role": "system", "content": _CLOUD_SYSTEM}, {"role": "user", "content": prompt}],
+            max_tokens=completion.max_tokens, temperature=0.01, stop=list(completion.stop))
+    body = resp.body
+    choice = (body.get("choices") or [{}])[0]
+    text = str((choice.get("message") or {}).get("content") or "")
+    usage = body.get("usage") or {}
+    return Suggestion(_unfenced(text), str(body.get("model") or model), int(usage.get("prompt_tokens") or 0),
+                      int(usage.get("completion_tokens") or 0), time.monotonic() - started)
+
+
+def _unfenced(text: str) -> str:
+    """A chat model's answer without the Markdown fence it may put around code."""
+    stripped = text.strip("\n")
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped
+
+
+def _error_text(reply: httpx.Response) -> str:
+    try:
+        err = reply.json().get("error") or {}
+        return str(err.get("message") or err)
+    except ValueError:
+        return f"HTTP {reply.status_code}"

@@ -1,0 +1,184 @@
+"""Inline completions in JupyterLab with headless Chromium, light (slow) and dark: one Lab on a
+daemon whose coder is an engine double (``complete_doubles.FakeCoderRegistry``: it fills in the middle
+from the context it is given). Ghost text appears after typing in a cell and Tab inserts it; ``df[``
+after a cell that built ``df`` suggests one of its columns (the kernel's names reached the engine);
+typing on withdraws the request in flight (counted at the daemon); a suggestion is shown as text,
+never as HTML; ``%qfcomplete off`` stops them and the editor says why; the ledger and ``/metrics``
+count the completions; and no key of the daemon is in any request or response of the page.
+Screenshots: artifacts/screenshots/completions_*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser_kit import SHOTS, jupyter_lab, set_theme, write_notebook
+from test_nb_browser import needs_chromium, open_lab_page
+from test_nb_browser_restart import KERNEL_IDLE
+
+from qfnb._core.backend import daemon
+from qfnb._core.backend.discovery import read_runtime
+from qfnb._core.record.ledger import LEDGER_FILE, Ledger
+from qfnb.protocol.completion import COMPLETION_KIND
+
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+REGISTRY = ["--registry", "tests.notebook.complete_doubles:FakeCoderRegistry"]
+SETTINGS = {"providers": {"@qfnb/inline-completer": {"model": "Fake-Coder", "debouncerDelay": 150}}}
+CELLS = ["import pandas as pd\ndf = pd.DataFrame({'city': ['Oslo', 'Lima'], 'sales': [3, 4]})", ""]
+GHOST = ".jp-GhostText"
+
+
+@pytest.fixture(scope="module")
+def coder_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[str, Path, str], Path, list[str]]]:
+    """A Lab whose server extension reaches a daemon serving the Fake-Coder double, chosen in the
+    Inline Completer's settings."""
+    base = tmp_path_factory.mktemp("completions")
+    root, data = base / "lab", base / "data"
+    settings = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "completer-extension"
+    settings.mkdir(parents=True)
+    (settings / "inline-completer.jupyterlab-settings").write_text(json.dumps(SETTINGS))
+    platform = daemon.ensure_daemon(data, serve_args=REGISTRY)
+    info = read_runtime(data)
+    assert info is not None
+    secrets = [platform.api_key, platform.secret_key, platform.access_key, platform.iam_secret_key, info.control_token]
+    try:
+        with jupyter_lab(root, QFNB_DATA_DIR=str(data), QIANFAN_CACHE_DIR=str(data / "cache")) as lab:
+            yield lab, data, [s for s in secrets if s]
+    finally:
+        daemon.stop_daemon(data, force=True)
+
+
+def _metric(data: Path, name: str, route: str | None = None) -> float:
+    info = read_runtime(data)
+    assert info is not None
+    text = httpx.get(info.url + "/metrics", timeout=30).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (route is None or f'route="{route}"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _type_and_wait_for_ghost(page: Any, text: str) -> str:
+    page.keyboard.type(text, delay=40)
+    page.wait_for_selector(f"{GHOST} >> visible=true", timeout=30_000)
+    ghost: str = page.locator(GHOST).first.inner_text()
+    return ghost
+
+
+def _last_source(page: Any) -> str:
+    source: str = page.evaluate(
+        "() => { const cells = window.jupyterapp.shell.currentWidget.content.widgets;"
+        " return cells[cells.length - 1].model.sharedModel.getSource(); }")
+    return source
+
+
+def test_the_route_is_under_the_servers_token_and_xsrf_check(
+        coder_lab: tuple[tuple[str, Path, str], Path, list[str]]) -> None:
+    (base, _, token), _, _ = coder_lab
+    body = {"prefix": "x = ", "suffix": "", "cells": [], "model": "Fake-Coder"}
+    assert httpx.post(f"{base}/qfnb/complete", json=body, timeout=60).status_code == 403  # no token, no XSRF
+    cookies = {"_xsrf": "abc"}  # a cookie without its header is refused too
+    assert httpx.post(f"{base}/qfnb/complete", json=body, cookies=cookies, timeout=60).status_code == 403
+    answer = httpx.post(f"{base}/qfnb/complete", json=body, headers={"Authorization": f"token {token}"}, timeout=60)
+    assert answer.status_code == 200 and answer.json()["items"] == [{"insertText": "total = 0"}]
+    bad = httpx.post(f"{base}/qfnb/complete", json={**body, "maxTokens": "many"},
+                     headers={"Authorization": f"token {token}"}, timeout=60)
+    assert bad.status_code == 400 and "maxTokens" in bad.text
+
+
+@pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])
+def test_ghost_text_from_the_notebook_tab_inserts_it_and_typing_on_withdraws(
+        coder_lab: tuple[tuple[str, Path, str], Path, list[str]], theme: str) -> None:
+    lab, data, secrets = coder_lab
+    _, root, _ = lab
+    name = f"completions_{theme}.ipynb"
+    write_notebook(root / name, CELLS)
+    assert len(secrets) >= 4
+    traffic: list[str] = []
+    with open_lab_page(lab, name, width=1100, height=700) as page:
+        def note_request(request: Any) -> None:
+            traffic.append(f"{request.url}\n{json.dumps(request.headers)}\n{request.post_data or ''}")
+
+        def note_response(response: Any) -> None:
+            if "/api/" in response.url or "/qfnb/" in response.url:
+                try:
+                    traffic.append(f"{response.url}\n{json.dumps(response.headers)}\n{response.text()}")
+                except Exception:  # a redirect or a body already gone: its headers were noted
+                    traffic.append(f"{response.url}\n{json.dumps(response.headers)}")
+
+        page.on("request", note_request)
+        page.on("response", note_response)
+        set_theme(page, theme)
+        page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+        page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0;"
+                      " window.jupyterapp.commands.execute('notebook:run-cell'); }")
+        page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
+                               " === 1", timeout=60_000)
+        page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+
+        # df[ after the cell that built df: one of its columns, as ghost text; Tab inserts it
+        page.locator(".jp-Cell .cm-content").last.click()
+        ghost = _type_and_wait_for_ghost(page, "df[")
+        assert ghost.strip() == "'city']", ghost
+        page.wait_for_timeout(300)
+        page.locator(".jp-Cell").last.screenshot(path=str(SHOTS / f"completions_ghost_{theme}.png"))
+        page.keyboard.press("Tab")
+        page.wait_for_function("() => { const c = window.jupyterapp.shell.currentWidget.content.widgets;"
+                               " return c[c.length - 1].model.sharedModel.getSource() === \"df['city']\"; }",
+                               timeout=10_000)
+
+        # a request in flight that the user types past is withdrawn at the platform
+        withdrawn = _metric(data, "qfnb_completions_withdrawn")
+        page.keyboard.press("End")
+        page.keyboard.type("\nx = slow", delay=40)
+        page.wait_for_timeout(1500)  # past the debounce: the slow request is at the engine
+        page.keyboard.type("er", delay=40)
+        for _ in range(40):
+            if _metric(data, "qfnb_completions_withdrawn") > withdrawn:
+                break
+            page.wait_for_timeout(250)
+        assert _metric(data, "qfnb_completions_withdrawn") > withdrawn
+
+        # a suggestion is text: markup in it is shown as characters, never made into elements
+        page.keyboard.type("\nhtml = ", delay=40)
+        page.wait_for_selector(f"{GHOST} >> visible=true", timeout=30_000)
+        assert page.locator(f"{GHOST} b, {GHOST} img").count() == 0
+        assert "<b>" in page.locator(GHOST).first.inner_text()
+        page.locator(".jp-Notebook").screenshot(path=str(SHOTS / f"completions_markup_as_text_{theme}.png"))
+        page.keyboard.press("Escape")
+
+        # %qfcomplete off reaches the server: nothing is sent, and the editor says why (once)
+        if theme == "dark":
+            page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content;"
+                          " nb.model.sharedModel.insertCell(0, {cell_type: 'code', source: '%load_ext qfnb\\n"
+                          "%qfcomplete off'}); nb.activeCellIndex = 0;"
+                          " window.jupyterapp.commands.execute('notebook:run-cell'); }")
+            page.wait_for_selector(".jp-OutputArea-output >> text=inline completions: off", timeout=60_000)
+            page.locator(".jp-Cell .cm-content").last.click()
+            page.keyboard.press("Control+End")
+            page.keyboard.type("\ny = ", delay=40)
+            page.wait_for_selector(".jp-toast-message >> text=%qfcomplete on", timeout=30_000)
+            assert page.locator(f"{GHOST} >> visible=true").count() == 0
+            page.screenshot(path=str(SHOTS / "completions_off_notice_dark.png"))
+            page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content;"
+                          " nb.model.sharedModel.getCell(0).setSource('%qfcomplete on'); nb.activeCellIndex = 0;"
+                          " window.jupyterapp.commands.execute('notebook:run-cell'); }")
+            page.wait_for_selector(".jp-OutputArea-output >> text=inline completions: on", timeout=60_000)
+
+    # every completion the engine answered is a call of its own kind in the ledger and /metrics
+    rows = [r for r in Ledger(data / LEDGER_FILE).rows() if r.api == COMPLETION_KIND]
+    assert rows and all(r.job == COMPLETION_KIND and r.model == "Fake-Coder" for r in rows)
+    assert _metric(data, "qfnb_requests", route="/qfnb/complete") >= len(rows)
+    # the daemon's keys never reached the page
+    assert any("/qfnb/complete" in t for t in traffic)
+    for secret in secrets:
+        assert not any(secret in t for t in traffic), "a daemon key is in the page's traffic"
+    assert not any(re.search(r"bce-auth-v1/", t) for t in traffic)
