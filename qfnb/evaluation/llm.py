@@ -250,7 +250,8 @@ def embedded_chat(model: str | None = None) -> ChatCompletion:
     """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
     are configured: the default judge. ``model`` defaults to the default chat model, named, so the
     judge's scores say which model gave them."""
-    return ChatCompletion(model=model or default_model("chat") or None, config=Config())
+    local = Config()  # no credentials: the embedded platform, whatever the environment holds
+    return ChatCompletion(model=model or default_model("chat", config=local) or None, config=local)
 
 
 def as_targets(llms: Any) -> list[LLMTarget]:

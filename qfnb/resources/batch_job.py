@@ -34,6 +34,7 @@ from qfnb._core.http.recorded import output_cap, with_output_cap
 from qfnb._core.record import bound
 from qfnb._core.record.budget import active_budget, batch_rows_reserved
 from qfnb._core.runtime import sync
+from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
 
 from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
@@ -41,7 +42,8 @@ from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_tw
 from .targets import JobTarget, check_platform, parse_target
 
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
-           "backend_for", "done_twin", "record_job", "request_line", "submit_durable", "v1_value"]
+           "backend_for", "check_durable_options", "done_twin", "record_job", "request_line", "submit_durable",
+           "v1_value"]
 
 #: bytes of the spooled input kept in memory before it goes to a temporary file
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -205,7 +207,8 @@ class BatchJob:
                 found = await cls._atwin(recipe.fingerprint, attach, cfg, config, where)
                 if found is not None:
                     return found
-            held = hold_rows(tally, target, cfg, what=f"a durable batch of {tally.rows:,} rows")
+            held = hold_rows(tally, target, cfg, what=f"a durable batch of {tally.rows:,} rows",
+                             platform="ray" if where is not None and where.on_ray else None)
             try:
                 with bound(batch_rows_reserved, True):
                     task_id = await backend.create(iter(spool), name=name or "", mark=MARK + recipe.fingerprint,
@@ -226,8 +229,8 @@ class BatchJob:
         """A handle on the job of this fingerprint that ended Done (``reused``) or, with ``attach``, still
         runs (``attached``); None when there is none."""
         twin = done_twin(await backend_for(cfg, target).page(MAX_PAGES), fingerprint, running=attach)
-        if twin is None:
-            return None
+        if twin is None or (target is not None and target.on_ray and twin.finished and twin.failed):
+            return None  # none; or a Ray job with error rows: submitted again, it sends those rows only
         job = cls(twin.task_id, config, target)
         if twin.finished:
             job.reused = twin
@@ -348,15 +351,39 @@ class BatchJob:
         return sync.run(self.aresults())
 
 
+#: what each ``batch_do`` option a durable job has no use for does in a live batch, and what to use instead
+_LIVE_ONLY = {
+    "worker_num": "the platform (or the Ray cluster's workers) paces a job's rows",
+    "output_file": "a job keeps its answers in its own output: job.wait(), then job.results() (or %qfbatch, "
+                   "which writes them into a dataset)",
+    "progress": "job.wait(on_state=...) hears of each state; %qfbatch draws the job's bar",
+    "retry_budget": "a job's rows are retried by the platform; on Ray, calling the job again sends its error rows",
+}
+
+
+def check_durable_options(given: dict[str, Any]) -> None:
+    """Refuse, by name, a ``batch_do`` option a durable or Ray job would not honour (anything but its
+    default in ``given``), before any row is sent: an ignored ``output_file=`` would lose the answers."""
+    for name, value in given.items():
+        if value is not None:
+            raise ValidationError(name, f"not used by a durable batch (durable=True or a Ray target): "
+                                        f"{_LIVE_ONLY[name]}; leave it out, or run the batch live")
+
+
 async def submit_durable(inference: Any, items: Iterable[dict[str, Any]], common: dict[str, Any],
                          target: JobTarget | str | None = None) -> BatchJob:
     """``batch_do(..., durable=True)`` (or a Ray ``target``): the chat requests ``items`` as a platform
-    job on the inference object's model or endpoint (Files + Batch with the v2 API; a Ray job on Ray)."""
+    job on the inference object's model or endpoint (Files + Batch with the v2 API; a Ray job on Ray);
+    without either, the model ``do()`` would use (on Ray, the local platform's default chat model,
+    which the workers' engines serve)."""
     if getattr(inference, "batch_field", None) != "messages":
         raise ValidationError("durable", f"durable batches run chat requests; {type(inference).__name__} is not chat")
     model, endpoint = getattr(inference, "_model", None), getattr(inference, "_endpoint", None)
-    if not (model or endpoint):
-        raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
     where = parse_target(target)
-    config = getattr(inference, "_base_config", None) if where is not None and where.on_ray else inference.config
+    on_ray = where is not None and where.on_ray
+    if not (model or endpoint):
+        model = LOCAL_DEFAULT_MODELS["chat"] if on_ray else inference._default_model()
+    if not (model or endpoint):
+        raise ValidationError("model", "the platform has no default chat model: give the ChatCompletion model=")
+    config = getattr(inference, "_base_config", None) if on_ray else inference.config
     return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=config, target=where)

@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("qfnb.batch.ray")
 
+#: the ledger's ``platform`` of a Ray job's rows: the cluster's own engines, priced ¥0 as local models are
+LEDGER_PLATFORM = "ray"
 #: the module a job runs
 ENTRY_MODULE = "qfnb.local.cluster.ray_batch"
 #: Ray's job status -> the runStatus a JobState carries
@@ -356,4 +358,4 @@ class RayJobs:
         prompt, completion, model = usage_of(attempt.rows, attempt.spent)
         seconds = max(0.0, (attempt.end or attempt.start) - attempt.start)
         settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
-                    model=model or attempt.model or None, reused=reused)
+                    model=model or attempt.model or None, reused=reused, platform=LEDGER_PLATFORM)

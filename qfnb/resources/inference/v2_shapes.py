@@ -14,7 +14,7 @@ from typing import Any
 from .params import LOCAL_KWARGS
 
 __all__ = ["V2_ROUTES", "chat_answer", "chat_body", "chat_chunk", "chat_row", "embedding_body", "image_answer",
-           "image_body", "rerank_body"]
+           "image_body", "rerank_body", "v2_fields"]
 
 #: the v2 route of each API type (the path below the host)
 V2_ROUTES = {
@@ -37,14 +37,17 @@ def chat_body(fields: Mapping[str, Any], model: str, stream: bool) -> dict[str, 
     return {"model": model, **chat_row(fields), "stream": stream}
 
 
+def v2_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A v1 call's parameters under their v2 names (``max_output_tokens`` is ``max_completion_tokens``,
+    ``user_id`` is ``user``), the SDK's own options and v1-only fields left out."""
+    return {_RENAMED.get(key, key): value for key, value in fields.items()
+            if value is not None and key not in _V1_ONLY and key != "system"}
+
+
 def chat_row(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A v1 call's fields as an OpenAI-style chat request (a batch job's row): :func:`chat_body`
     without its model and stream flag."""
-    body: dict[str, Any] = {}
-    for key, value in fields.items():
-        if value is None or key in _V1_ONLY or key == "system":
-            continue
-        body[_RENAMED.get(key, key)] = value
+    body = v2_fields(fields)
     system = fields.get("system")
     messages = list(body.get("messages") or [])
     if system:
