@@ -44,6 +44,8 @@ class FakeJobs:
     def __init__(self, rows_per_read: int = 1) -> None:
         self.jobs: dict[str, FakeJob] = {}
         self.rows_per_read = rows_per_read
+        #: prompts whose row fails once (an error row, as an engine's 500 prints it)
+        self.fail_once: set[str] = set()
 
     def submit_job(self, *, entrypoint: str, submission_id: str, runtime_env: dict[str, Any],
                    metadata: dict[str, str]) -> str:
@@ -59,7 +61,14 @@ class FakeJobs:
         for _ in range(self.rows_per_read):
             if len(job.printed) < len(job.rows):
                 row = job.rows[len(job.printed)]
-                job.printed.append(row_line(answer(row), prompt_of(json.dumps(row)), "node-1"))
+                prompt = prompt_of(json.dumps(row))
+                if prompt in self.fail_once:
+                    self.fail_once.discard(prompt)
+                    failed = {"custom_id": row["custom_id"], "response": None,
+                              "error": {"code": "500", "message": "the engine failed"}}
+                    job.printed.append(row_line(failed, prompt, "node-1"))
+                else:
+                    job.printed.append(row_line(answer(row), prompt, "node-1"))
         if len(job.printed) == len(job.rows):
             job.status, job.end_time = "SUCCEEDED", int(time.time() * 1000)
 

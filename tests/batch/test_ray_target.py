@@ -190,3 +190,36 @@ def test_a_head_running_a_ray_this_client_does_not_speak_is_refused(monkeypatch:
     monkeypatch.setattr(submission, "JobSubmissionClient", NewHead)
     with pytest.raises(ValidationError, match=r"target.*runs Ray 3\.1\.0; qfnb speaks Ray 2\.x from 2\.9"):
         BatchJob.submit(_prompts(2), model=MODEL, target="ray://h:8265")
+
+
+def test_calling_a_job_with_error_rows_again_sends_those_rows(jobs: FakeJobs) -> None:
+    """docs/ray.md: an error row is tried again. A finished job was reused whole (%qfbatch reuses), its
+    error rows never retried."""
+    jobs.fail_once.add("row 2")
+    first = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET, reuse=True, attach=True)
+    state = first.wait(interval=0)
+    assert (state.status, state.done, state.failed) == ("Done", 3, 1)
+    again = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET, reuse=True, attach=True)
+    assert again.reused is None and again.task_id.endswith("-2")
+    assert [r["custom_id"] for r in jobs.jobs[again.task_id].rows] == ["2"]
+    assert (again.wait(interval=0).done, again.state().failed) == (4, 0)
+    assert [v.result for v in again.results()] == [f"echo row {i}" for i in range(4)]
+    third = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET, reuse=True, attach=True)
+    assert third.reused is not None and len(jobs.jobs) == 2  # every row answered: nothing sent
+
+
+def test_a_ray_batch_uses_the_default_model_and_counts_at_the_local_price(jobs: FakeJobs) -> None:
+    """``ChatCompletion().batch_do(prompts, target="ray://...")`` was refused for want of model=; the
+    rows it ran on the cluster's engines were priced as a cloud model's (NaN in one kernel)."""
+    from qfnb import usage
+    from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+
+    job = ChatCompletion().batch_do(_prompts(3), target=TARGET)
+    assert jobs.jobs[job.task_id].rows[0]["body"]["model"] == LOCAL_DEFAULT_MODELS["chat"]
+    job.wait(interval=0)
+    table = usage.summary(by="model", session=None)
+    (model,) = table.index
+    assert table.loc[model, "target"] == "ray" and table.loc[model, "price"] == "local"
+    assert (table.loc[model, "cost_yuan"], table.loc[model, "real_time_yuan"]) == (0.0, 0.0)
+    with pytest.raises(ValidationError, match="output_file.*not used by a durable batch"):
+        ChatCompletion().batch_do(_prompts(3), target=TARGET, output_file="answers.jsonl")
