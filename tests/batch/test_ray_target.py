@@ -221,5 +221,5 @@ def test_a_ray_batch_uses_the_default_model_and_counts_at_the_local_price(jobs: 
     (model,) = table.index
     assert table.loc[model, "target"] == "ray" and table.loc[model, "price"] == "local"
     assert (table.loc[model, "cost_yuan"], table.loc[model, "real_time_yuan"]) == (0.0, 0.0)
-    with pytest.raises(ValidationError, match="output_file.*not used by a durable batch"):
+    with pytest.raises(ValidationError, match=r"output_file.*not used by a durable batch"):
         ChatCompletion().batch_do(_prompts(3), target=TARGET, output_file="answers.jsonl")
