@@ -61,7 +61,9 @@ def summary(by: str = "model", *, today: bool = False, session: str | None = Non
     saved = (rows["total_tokens"] + rows["trained_tokens"]).where(hit, 0)
     spent = {col: rows[col].where(~hit, 0)
              for col in ("prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens")}
-    rows = rows.assign(calls=(~stored & ~hit).astype(int), cache_hit=hit & ~stored, reused=stored.astype(int),
+    # a batch job's row stands for its answered rows (``requests``): each a model call, as /metrics counts it
+    calls = rows["requests"].astype(int).where(~stored & ~hit, 0)
+    rows = rows.assign(calls=calls, cache_hit=hit & ~stored, reused=stored.astype(int),
                        saved_tokens=saved, model=rows["model"].map(display_names(rows["model"])), **spent)
     columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens", "cache_hit",
                "reused", "saved_tokens", "latency_s", "cost_yuan", "real_time_yuan", "cloud_equivalent_yuan"]

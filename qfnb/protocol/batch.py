@@ -77,3 +77,5 @@ RAY_SPENT_PREFIX = "QFNB-SPENT "
 #: engine answered it (its node id)
 RAY_PROMPT_KEY = "qfnb_prompt"
 RAY_NODE_KEY = "qfnb_node"
+#: the key of a Ray job's row holding the seconds its worker took over it (its span's duration)
+RAY_SECONDS_KEY = "qfnb_seconds"

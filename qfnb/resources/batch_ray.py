@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
+from qfnb._core.record.traces import batch_spans
 from qfnb.protocol.batch import RAY_NODE_KEY, RAY_PROMPT_KEY, BatchStatus
 from qfnb.protocol.batch import RAY_ROW_PREFIX as ROW_PREFIX
 from qfnb.protocol.batch import RAY_SPENT_PREFIX as SPENT_PREFIX
 from qfnb.protocol.ray_jobs import log_items, ray_version_problem
 
 from .batch_files import v2_value
-from .batch_state import JobState, answered
+from .batch_state import JobState, answered, row_spans
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -357,5 +358,11 @@ class RayJobs:
             return
         prompt, completion, model = usage_of(attempt.rows, attempt.spent)
         seconds = max(0.0, (attempt.end or attempt.start) - attempt.start)
-        settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
-                    model=model or attempt.model or None, reused=reused, platform=LEDGER_PLATFORM)
+        spans = row_spans(attempt.rows)
+        name = model or attempt.model or None
+        fresh = settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
+                            model=name, reused=reused, platform=LEDGER_PLATFORM,
+                            rows=sum(s.status < 400 for s in spans))
+        if fresh and not reused:
+            batch_spans(f"batch-job {attempt.submission_id}", name or "batch", LEDGER_PLATFORM, spans,
+                        started=attempt.start, seconds=seconds)

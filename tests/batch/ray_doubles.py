@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.cluster.ray_batch import prompt_of, row_line, spent_line
+from qfnb.protocol.batch import RAY_SECONDS_KEY
 
 
 @dataclass
@@ -30,12 +31,14 @@ class FakeJob:
 
 
 def answer(row: dict[str, Any]) -> dict[str, Any]:
-    """The fake engine's answer: the prompt echoed, 3 prompt and 2 completion tokens."""
+    """The fake engine's answer: the prompt echoed, 3 prompt and 2 completion tokens, taking a tenth
+    of a second more each row (the worker's ``qfnb_seconds``)."""
     prompt = row["body"]["messages"][-1]["content"]
     body = {"model": row["body"]["model"], "choices": [{"index": 0, "message": {"role": "assistant",
             "content": f"echo {prompt}"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
-    return {"custom_id": row["custom_id"], "response": {"status_code": 200, "body": body}, "error": None}
+    return {"custom_id": row["custom_id"], "response": {"status_code": 200, "body": body}, "error": None,
+            RAY_SECONDS_KEY: 0.1 * (int(row["custom_id"]) + 1)}
 
 
 class FakeJobs:

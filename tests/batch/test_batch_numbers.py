@@ -121,3 +121,17 @@ def test_a_live_only_option_of_a_durable_batch_is_refused_by_name(fake: FakeQian
     with pytest.raises(ValidationError, match=rf"{option}.*not used by a durable batch"):
         chat.batch_do(["hello"], durable=True, **{option: value})
     assert fake.requests == [] and double.files == {}  # nothing sent
+
+
+def test_a_cloud_batchs_rows_are_calls_and_spans(fake: FakeQianfan, double: FilesBatchesDouble) -> None:  # noqa: F811
+    """A cloud batch never reaches the local platform: its rows are counted from its output file, one
+    call each in the ledger (its ``requests``) and one span each under the job's in the trace table."""
+    from qfnb._core.record.traces import read_spans
+
+    job = BatchJob.submit([f"q {i}" for i in range(4)], model=MODEL, config=_config(fake))
+    state = job.wait(interval=0)
+    job.record(state)  # read again: once
+    (row,) = [r for r in ledger_mod.default_ledger().rows() if r.api == "batch-job"]
+    assert row.requests == state.done == 4
+    rows = [s for s in read_spans(last=50) if s.route == "cloud batch" and s.operation == "chat"]
+    assert len(rows) == 4 and sum(s.input_tokens + s.output_tokens for s in rows) == row.total_tokens

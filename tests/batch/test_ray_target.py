@@ -223,3 +223,25 @@ def test_a_ray_batch_uses_the_default_model_and_counts_at_the_local_price(jobs: 
     assert (table.loc[model, "cost_yuan"], table.loc[model, "real_time_yuan"]) == (0.0, 0.0)
     with pytest.raises(ValidationError, match=r"output_file.*not used by a durable batch"):
         ChatCompletion().batch_do(_prompts(3), target=TARGET, output_file="answers.jsonl")
+
+
+def test_every_row_is_a_span_and_a_call_and_the_slowest_is_found(jobs: FakeJobs) -> None:
+    """/metrics and %qftrace had no Ray rows (they ran on the workers' engines): each row is now one
+    call in the ledger (the job's ``requests``) and one span under the job's, with its worker's time."""
+    from qfnb import usage
+    from qfnb._core.record.traces import read_spans
+    from qfnb.notebook.traces import TraceMagics
+
+    job = ChatCompletion(model=MODEL).batch_do(_prompts(5), target=TARGET)
+    job.wait(interval=0)
+    job.wait(interval=0)  # read again: still one ledger row and one set of spans
+    (row,) = [r for r in ledger_mod.default_ledger().rows() if r.api == "batch-job"]
+    assert row.requests == 5 and usage.summary(by="model", session=None).loc[MODEL, "calls"] == 5
+    spans = read_spans(last=100)
+    rows = [s for s in spans if s.operation == "chat"]
+    (parent,) = [s for s in spans if s.operation == "batch"]
+    assert len(rows) == 5 and {s.parent_id for s in rows} == {parent.span_id}
+    assert sum(s.input_tokens for s in rows) == row.prompt_tokens and sum(s.output_tokens for s in rows) == 10
+    view = TraceMagics(shell=None).qftrace("1 --slowest")
+    (slowest,) = view.spans
+    assert slowest.duration_s == pytest.approx(0.5) and "row 4" in view._repr_html_()

@@ -100,6 +100,7 @@ def test_metrics_equal_the_ledger_on_every_route(served: ServedPlatform) -> None
     requests = found["qfnb_requests_total"]
     assert _by_model(requests, False) == Counter(r.model for r in calls)
     assert _by_model(requests, True) == Counter({"tiny-chat": 3})  # the batch's rows, one each
+    assert [b.requests for b in batches] == [3]  # the ledger's batch row stands for its 3 calls too
     assert sum(v for k, v in requests.items() if dict(k)["status"] == "4xx") == 1
     assert sum(prompt.values()) + sum(completion.values()) == sum(r.total_tokens for r in rows) > 0
 

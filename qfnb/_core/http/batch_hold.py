@@ -90,11 +90,14 @@ def keep(config: Config, task_id: str, hold: Hold) -> None:
 
 
 def settle_task(config: Config, task_id: str, *, prompt: int, completion: int, seconds: float,
-                model: str | None = None, reused: bool = False, platform: str | None = None) -> None:
+                model: str | None = None, reused: bool = False, platform: str | None = None,
+                rows: int = 1) -> bool:
     """An ended task: its hold (if made here) settles to ``prompt`` + ``completion``, and its tokens
     are in the ledger once (job ``batch-job <id>``, ``platform`` as :func:`platform_of` says). A reused
     task (``submit(reuse=True)``) settles nothing and adds a cache-hit row once per session: its tokens
-    count as saved, never as calls or ¥ (:func:`qfnb.usage.summary`)."""
+    count as saved, never as calls or ¥ (:func:`qfnb.usage.summary`). ``rows``: the answered rows the
+    task's row stands for (its ``requests``: the model calls ``/metrics`` counts one by one). Whether
+    this call wrote the row (a task's row spans are then written once too)."""
     key = task_key(config, task_id)
     hold = None if reused else _HELD.pop(key, None)
     name = model or (hold.model if hold is not None else "") or "batch"
@@ -103,5 +106,6 @@ def settle_task(config: Config, task_id: str, *, prompt: int, completion: int, s
         hold.budget.settle(hold.reservation, prompt + completion, _yuan(where, name, prompt, completion))
     row = UsageRow(api="batch-job", model=name, platform=where,
                    prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
-                   latency_s=0.0 if reused else seconds, cache_hit=reused, job=f"batch-job {task_id}")
-    default_ledger().record_once(row, f"{key} reused in {SESSION}" if reused else key)
+                   latency_s=0.0 if reused else seconds, cache_hit=reused, job=f"batch-job {task_id}",
+                   requests=max(int(rows), 0))
+    return default_ledger().record_once(row, f"{key} reused in {SESSION}" if reused else key)
