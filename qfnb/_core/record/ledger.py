@@ -24,6 +24,7 @@ from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.sqlite_files import LazyDb, open_db, select, transaction
+from qfnb.protocol.usage_file import LEDGER_FILE, STORE_API
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,9 +34,6 @@ __all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "UsageRow
 
 logger = logging.getLogger("qfnb.usage")
 
-LEDGER_FILE = "usage.sqlite3"
-#: the ``api`` of a row that stands for an answer an evaluation took from its answer store (no call made)
-STORE_API = "evaluation-store"
 #: cache-hit rows that are no replay from the response cache: store answers, reused platform jobs
 _NOT_REPLAYS = (STORE_API, "batch-job", "fine-tune")
 #: this process's session id (one per kernel or script)
