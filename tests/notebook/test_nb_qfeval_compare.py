@@ -458,3 +458,21 @@ def test_a_notebook_function_is_a_metric_beside_the_built_ins(ip, platform, data
     assert calls(platform) == before  # refused before any call
     with pytest.raises(QfnbCellError, match="metric 'broken': 'broken' is 'high'"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics broken")
+
+
+def test_plan_skips_an_identical_pair_and_plans_on_the_first_metric(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--plan failed outright when one compared pair was identical ("no spread to plan from"), and a
+    stored result planned on exact_match although the first metric asked was a notebook function."""
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 3 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(30)]
+    ip.user_ns["df"] = pd.DataFrame({"prompt": [r["prompt"] for r in rows], "response": [r["response"] for r in rows]})
+    ip.user_ns["label_ok"] = lambda input, reference, output: float(output == reference)
+    ip.user_ns["twin"] = lambda prompt, **kwargs: f"other-chat: {prompt}"  # answers as Other-Chat does
+    report = ip.run_line_magic("qfeval", "--models Tiny-Chat,Other-Chat,twin --dataset df "
+                                         "--metrics label_ok,exact_match --compare Other-Chat --plan 0.2 "
+                                         "--limit 12 -o pilot")
+    plan = report.plan
+    assert plan.metric == "label_ok" and [p.models for p in plan.plans] == [("Tiny-Chat", "Other-Chat")]
+    assert any(s.startswith("twin vs Other-Chat left out:") and "no spread to plan from" in s for s in plan.sentences)
+    stored = ip.run_line_magic("qfeval", "pilot --compare Other-Chat --plan 0.2")  # no --metrics: the first asked
+    assert stored.plan.metric == "label_ok" and stored.plan.plans[0].n_items == plan.plans[0].n_items

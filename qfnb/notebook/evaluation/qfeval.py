@@ -115,11 +115,12 @@ def _stored_plan(value: Any, args: EvalArgs, min_diff: str) -> Any:
     try:
         if not metrics:
             raise EvalArgsError("--plan: the result has no per-item metric")
-        found = evalplan.plans(value, args.compare, metrics[0], min_difference(min_diff, "--plan"))
+        found, skipped = evalplan.plans(value, args.compare, metrics[0], min_difference(min_diff, "--plan"))
     except EvalArgsError as exc:
         raise UsageError(str(exc)) from exc
     pilot = len(set(value.samples["index"]))
-    return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0])
+    return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0],
+                               skipped=skipped)
 
 
 def _forecast(plan: EvalPlan, shown: bool, dry_run: bool = False) -> forecasts.RunForecast:

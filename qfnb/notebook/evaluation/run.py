@@ -363,7 +363,7 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
         chosen = sample_rows(available, args.sample)
         population, frame = frame, frame.iloc[chosen].reset_index(drop=True)
         labels = {tag: {new: got[old] for new, old in enumerate(chosen) if old in got} for tag, got in labels.items()}
-    evaluators = [*make_evaluators(metrics, _judge(args, namespace)), *custom.values()]
+    evaluators = make_evaluators(metrics, _judge(args, namespace), custom)
     if decide_on is not None:
         metric_bounds(decide_on, evaluators)  # known before any call
     pairwise = _pairwise(args, compare, namespace)
