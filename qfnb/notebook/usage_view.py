@@ -49,12 +49,12 @@ _COLUMNS: tuple[tuple[str, Any, bool], ...] = (
 )
 
 
-class UsageTable(pd.DataFrame):
+class UsageTable(pd.DataFrame):  # type: ignore[misc]  # pandas ships no type information here
     """``qfnb.usage.summary``'s DataFrame (every column, for code) that shows as a narrow table
     (:data:`_COLUMNS`) in a notebook and its export."""
 
     @property
-    def _constructor(self) -> type[pd.DataFrame]:  # a slice or a computation is a plain DataFrame
+    def _constructor(self) -> Any:  # a slice or a computation is a plain DataFrame
         return pd.DataFrame
 
     def _repr_html_(self) -> str | None:

@@ -3,7 +3,9 @@ and OpenAI's files + batches API, shared by the client and the local platform.""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from enum import StrEnum
+from typing import Any
 
 #: console v2 route of offline batch inference
 ROUTE = "/v2/batchinference"
@@ -79,3 +81,13 @@ RAY_PROMPT_KEY = "qfnb_prompt"
 RAY_NODE_KEY = "qfnb_node"
 #: the key of a Ray job's row holding the seconds its worker took over it (its span's duration)
 RAY_SECONDS_KEY = "qfnb_seconds"
+
+#: v1 body fields and their names in a v2 (OpenAI-style) chat body or batch row
+V1_TO_V2_FIELDS = {"max_output_tokens": "max_completion_tokens", "user_id": "user"}
+
+
+def v2_names(fields: Mapping[str, Any], omit: Collection[str] = ()) -> dict[str, Any]:
+    """``fields`` under their v2 names (``max_output_tokens`` is ``max_completion_tokens``: the cap the
+    v2 API reads), ``None`` values and the names in ``omit`` left out."""
+    return {V1_TO_V2_FIELDS.get(key, key): value for key, value in fields.items()
+            if value is not None and key not in omit}

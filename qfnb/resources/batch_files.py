@@ -85,9 +85,7 @@ class FilesBatches:
     def body(self, body: dict[str, Any], params: dict[str, Any], model: str) -> dict[str, Any]:
         # each row carries its model and the task's parameters, under the v2 API's names (the task's
         # ``max_output_tokens`` is the row's ``max_completion_tokens``: a cap the cloud reads)
-        from .inference.v2_shapes import v2_fields  # deferred: the inference package imports this module's users
-
-        return {**v2_fields(params), **v2_fields(body), "model": body.get("model") or model}
+        return {**wire.v2_names(params), **wire.v2_names(body), "model": body.get("model") or model}
 
     async def create(self, lines: Iterator[str], *, name: str, mark: str, model: str, endpoint: str | None,
                      model_id: str | None, params: dict[str, Any]) -> str:
