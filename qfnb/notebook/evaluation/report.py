@@ -128,8 +128,11 @@ class EvalReport:
         max_rows: int = 10,
         result: Any = None,
         scales: Mapping[str, tuple[float, float]] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> None:
         self.metrics = metrics
+        #: the result's metric columns shown, and the names they are shown under (None: as they are)
+        self.names = dict(names) if names is not None else None
         self.result = result  # what was rendered: an EvaluationResult or a {name: result} dict
         self.samples = samples if samples is not None else pd.DataFrame()
         self.max_rows = max_rows
@@ -187,7 +190,11 @@ class EvalReport:
         if found is None:
             return []
         lines = []
+        names = self.names if self.names is not None else {c: c for c in self.metrics.columns}
         for (model, metric), row in found().iterrows():
+            if metric not in names:  # a column the report does not show (a family's other scores)
+                continue
+            metric = names[metric]
             ci = (f"95% CI {row['low']:.2f}–{row['high']:.2f}, " if row["low"] == row["low"] else "no CI: ")
             n = int(row["n"])
             lines.append(f"{model}: {metric} {row['mean']:.2f} ({ci}{n} item{'s' * (n != 1)})")
