@@ -26,13 +26,17 @@ _LAZY_FROM = {
     "qfnb.resources.defaults": ("default_model",),
     "qfnb.resources.where": ("backend",),
 }
-#: the submodules, each imported on first use
+#: the submodules, each imported on first use (``import qfnb`` then ``qfnb.usage.frame()`` works)
 _SUBMODULES = ("errors", "config", "consts", "version", "utils", "resources", "dataset", "trainer", "model",
-               "evaluation")
+               "evaluation", "usage", "agents", "local_models")
+#: submodules reachable the same way that ``from qfnb import *`` leaves out (the notebook layer loads
+#: IPython; the others are the layers below the public names)
+_INNER = ("notebook", "client", "common", "cli", "protocol", "local")
 _LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
 _LAZY.update({name: f"qfnb.{name}" for name in _SUBMODULES})
 
 __all__ = [*sorted(_LAZY), "VERSION", "__version__", "load_ipython_extension", "unload_ipython_extension"]
+_LAZY.update({name: f"qfnb.{name}" for name in _INNER})
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config as Config

@@ -226,7 +226,8 @@ def status(args: argparse.Namespace) -> int:
           f"models loaded  {', '.join(info.models_loaded) or 'none'}\n"
           f"engines        {engines}\n"
           f"jobs running   {jobs}\n"
-          f"model calls    {calls}\n"
+          f"model calls    {calls}: requests an engine admitted, each try of a retried call counted (the "
+          "ledger, %qfusage, counts answered calls; /metrics each HTTP request: docs/observability.md)\n"
           f"memory         {_human_bytes(info.memory_bytes)} (+ {_human_bytes(info.child_memory_bytes)} "
           "in engines and workers)")
     return 0

@@ -42,9 +42,10 @@ def frame(*, today: bool = False, session: str | None = None) -> pd.DataFrame:
 
 
 def summary(by: str = "model", *, today: bool = False, session: str | None = None) -> pd.DataFrame:
-    """Totals per ``by`` (cell, model, session, job or day): calls, tokens (``trained_tokens``: what
-    fine-tunes trained on), cache hits and what they saved, answers ``reused`` from an evaluation's
-    answer store (no call made), cost."""
+    """Totals per ``by`` (cell, model, session, job or day): calls made, tokens (``trained_tokens``: what
+    fine-tunes trained on), cache hits (a replayed answer, a reused batch or fine-tune: never a call,
+    never ¥) and what they saved, answers ``reused`` from an evaluation's answer store (no call made),
+    cost, the ``target`` the calls ran on (local, ray, cloud) and the ``price`` they were priced at."""
     if by not in GROUPS:
         raise ValueError(f"by must be one of {', '.join(GROUPS)}, got {by!r}")
     rows = frame(today=today, session=session)
@@ -60,14 +61,24 @@ def summary(by: str = "model", *, today: bool = False, session: str | None = Non
     saved = (rows["total_tokens"] + rows["trained_tokens"]).where(hit, 0)
     spent = {col: rows[col].where(~hit, 0)
              for col in ("prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens")}
-    rows = rows.assign(calls=(~stored).astype(int), cache_hit=hit & ~stored, reused=stored.astype(int),
+    # a batch job's row stands for its answered rows (``requests``): each a model call, as /metrics counts it
+    calls = rows["requests"].astype(int).where(~stored & ~hit, 0)
+    rows = rows.assign(calls=calls, cache_hit=hit & ~stored, reused=stored.astype(int),
                        saved_tokens=saved, model=rows["model"].map(display_names(rows["model"])), **spent)
     columns = ["calls", "prompt_tokens", "completion_tokens", "total_tokens", "trained_tokens", "cache_hit",
                "reused", "saved_tokens", "latency_s", "cost_yuan", "real_time_yuan", "cloud_equivalent_yuan"]
-    grouped = rows.groupby(rows[by].fillna("—") if by in ("cell", "job") else rows[by], sort=False)[columns]
-    out = grouped.sum(min_count=1)
+    groups = rows.groupby(rows[by].fillna("—") if by in ("cell", "job") else rows[by], sort=False)
+    out = groups[columns].sum(min_count=1)
+    for column in ("cost_yuan", "real_time_yuan", "cloud_equivalent_yuan"):  # NaN only where a model is unpriced
+        out[column] = out[column].astype(float)
     out["cache_hit"] = out["cache_hit"].astype(int)
+    out["target"] = groups["platform"].agg(_joined)
+    out["price"] = groups["price"].agg(_joined)
     return out.rename(columns={"cache_hit": "cache_hits"})
+
+
+def _joined(values: pd.Series) -> str:
+    return ", ".join(dict.fromkeys(str(v) for v in values))
 
 
 def _name_key(model: str) -> str:

@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.config import Config
 from qfnb._core.record.traces import item_scope
 from qfnb._core.runtime.progress import ProgressArg
+from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
 from qfnb.resources import ChatCompletion
 from qfnb.resources.defaults import default_model
 
@@ -250,7 +252,17 @@ def embedded_chat(model: str | None = None) -> ChatCompletion:
     """A ``ChatCompletion`` on the embedded local platform (offline), even when cloud credentials
     are configured: the default judge. ``model`` defaults to the default chat model, named, so the
     judge's scores say which model gave them."""
-    return ChatCompletion(model=model or default_model("chat") or None, config=Config())
+    return ChatCompletion(model=model or _embedded_default(), config=Config())
+
+
+def _embedded_default() -> str | None:
+    """The embedded platform's default chat model, whatever cloud key is set: the environment's default
+    with a v2 key is a cloud model the local platform does not serve (every judged item failed). With
+    credentials set it is read from the running daemon, or the built-in choice, never by starting one."""
+    if not Config.from_env().is_configured:
+        return default_model("chat") or None  # the embedded platform's, as the user's own calls find it
+    running = read_runtime()
+    return (running.default_models if running is not None else {}).get("chat") or LOCAL_DEFAULT_MODELS["chat"]
 
 
 def as_targets(llms: Any) -> list[LLMTarget]:

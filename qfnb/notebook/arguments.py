@@ -193,8 +193,10 @@ class BatchArgs:
 
 @dataclass(frozen=True)
 class TraceArgs:
-    """``%qftrace [N] [--cell N] [--all]``: how many calls, one cell's, every session's."""
+    """``%qftrace [N] [--cell N] [--all] [--slowest]``: how many calls, one cell's, every session's, the
+    slowest first."""
 
     last: int = 20
     cell: int | None = None
     everyone: bool = False
+    slowest: bool = False

@@ -4,7 +4,8 @@ tool calls an agent ran and the evaluation items are there too, and a call made 
 marked ``↳`` under it.
 
 ``%qftrace`` shows this kernel session's last 20 calls, ``%qftrace 50`` its last 50, ``%qftrace
---cell 7`` the calls cell 7 made, ``--all`` every session's (also scripts and other tools'). The
+--cell 7`` the calls cell 7 made, ``--all`` every session's (also scripts and other tools'),
+``--slowest`` the slowest first (every batch row is a span: a Ray or cloud batch's rows too). The
 view is HTML (theme colours, light and dark) and returns the :class:`TraceView` (its ``spans``).
 """
 
@@ -16,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from qfnb._core.record import ledger
-from qfnb._core.record.traces import read_spans
+from qfnb._core.record.traces import ROW_ATTRIBUTE, read_spans
 from qfnb.notebook.arguments import TraceArgs
 from qfnb.notebook.render.theme import BORDER, CELL, NUM_CELL, TEXT, TEXT_MUTED
 from qfnb.protocol.safe_html import clean, escape
@@ -24,6 +25,8 @@ from qfnb.protocol.traces import CallSpan
 
 __all__ = ["TraceMagics", "TraceView", "parse_line"]
 
+#: how many of the last spans ``--slowest`` looks through
+SLOWEST_OF = 10_000
 #: the bar of a call's time, and of its wait for the first token (theme colours)
 BAR = "var(--jp-brand-color1, #1976d2)"
 WAIT = "var(--jp-brand-color3, #bbdefb)"
@@ -31,11 +34,13 @@ WAIT = "var(--jp-brand-color3, #bbdefb)"
 
 def parse_line(line: str) -> TraceArgs:
     """``[N] [--cell N] [--all]`` as typed arguments; a UsageError naming what is wrong."""
-    words, last, cell, everyone = line.split(), 20, None, False
+    words, last, cell, everyone, slowest = line.split(), 20, None, False, False
     while words:
         word = words.pop(0)
         if word == "--all":
             everyone = True
+        elif word == "--slowest":
+            slowest = True
         elif word == "--cell":
             if not words or not words[0].isdigit():
                 raise UsageError("%qftrace --cell takes a cell's number (its execution count), e.g. --cell 7")
@@ -43,8 +48,8 @@ def parse_line(line: str) -> TraceArgs:
         elif word.isdigit() and int(word) > 0:
             last = int(word)
         else:
-            raise UsageError(f"%qftrace: unknown option {word!r} (a count of calls, --cell N, --all)")
-    return TraceArgs(last=last, cell=cell, everyone=everyone)
+            raise UsageError(f"%qftrace: unknown option {word!r} (a count of calls, --cell N, --all, --slowest)")
+    return TraceArgs(last=last, cell=cell, everyone=everyone, slowest=slowest)
 
 
 def _ms(seconds: float | None) -> str:
@@ -55,8 +60,19 @@ def _label(s: CallSpan) -> str:
     """What a span was: a platform call's operation and route, a tool call, an evaluation item."""
     if not s.client_side:
         return f"{s.operation} {s.route}"
-    index = s.attributes().get("qfnb.eval.index")
+    found = s.attributes()
+    if (row := found.get(ROW_ATTRIBUTE)) is not None:  # a row of a batch run on Ray or the cloud
+        return f"{s.operation} {s.route} row {row}"
+    if s.operation == "batch":
+        return f"batch job on {s.route.removesuffix(' batch')} · {found.get('qfnb.batch.rows', 0)} rows"
+    index = found.get("qfnb.eval.index")
     return f"{s.operation} item {index}" if index is not None else s.operation
+
+
+def _cost(s: CallSpan) -> str:
+    """A span's cost word: the cloud's batch rows are billed there (``%qfusage`` prices them), the
+    rest ran on engines of this machine or cluster."""
+    return "cloud (%qfusage)" if s.route == "cloud batch" else "¥0 (local)"
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,7 @@ class TraceView:
         cells = [(CELL, ("↳ " if nested else "") + escape(_label(s) + failed)), (CELL, escape(s.model)),
                  (CELL, "" if s.cell is None else str(s.cell)), (NUM_CELL, f"{s.input_tokens:,}"),
                  (NUM_CELL, f"{s.output_tokens + s.trained_tokens:,}"), (NUM_CELL, _ms(s.duration_s)),
-                 (NUM_CELL, _ms(s.ttft_s)), (NUM_CELL, cache), (NUM_CELL, "¥0 (local)"), (CELL, bar)]
+                 (NUM_CELL, _ms(s.ttft_s)), (NUM_CELL, cache), (NUM_CELL, _cost(s)), (CELL, bar)]
         return "<tr>" + "".join(f'<td style="{style}">{text}</td>' for style, text in cells) + "</tr>"
 
 
@@ -106,11 +122,17 @@ class TraceMagics(Magics):
 
     @line_magic
     def qftrace(self, line: str) -> TraceView:
-        """``%qftrace [N] [--cell N] [--all]``: the local platform's last N calls of this kernel
+        """``%qftrace [N] [--cell N] [--all] [--slowest]``: the local platform's last N calls of this kernel
         session (20), one cell's, or every session's (``--all``), as a waterfall."""
         args = parse_line(line)
         session = None if args.everyone else ledger.SESSION
-        spans = read_spans(last=args.last, session=session, cell=args.cell)
+        if args.slowest:  # every row of every batch is a span: the slowest ones, whatever else ran since
+            spans = sorted(read_spans(last=SLOWEST_OF, session=session, cell=args.cell), key=lambda s: -s.duration_s)
+            spans = spans[:args.last]
+        else:
+            spans = read_spans(last=args.last, session=session, cell=args.cell)
         scope = ("every session" if args.everyone else "this kernel session") + (
-            f" · cell {args.cell}" if args.cell is not None else "") + f" · last {args.last} calls"
+            f" · cell {args.cell}" if args.cell is not None else "") + (
+            f" · the {args.last} slowest of the last {SLOWEST_OF:,} calls" if args.slowest
+            else f" · last {args.last} calls")
         return TraceView(tuple(spans), scope)

@@ -130,12 +130,15 @@ class UsageMagics(Magics):
             return None
         if by not in usage.GROUPS:
             raise UsageError(f"--by takes one of {', '.join(usage.GROUPS)}, got {by!r}")
+        from qfnb.notebook.usage_view import UsageTable, headline  # deferred: loads pandas
+
         table = usage.summary(by=by, session=None if everyone else ledger.SESSION)
-        table = table.round({k: v for k, v in ROUNDING.items() if k in table.columns})
+        table = UsageTable(table.round({k: v for k, v in ROUNDING.items() if k in table.columns}))
         if (b := usage.active_budget()) is not None:
             print(str(b))
+        head = f'<div class="qfnb-usage-headline" style="font-weight:600">{escape(headline(table))}</div>'
         scope = f'<div class="qfnb-usage-scope" style="color:{TEXT_MUTED}">{escape(usage_line(table, everyone))}</div>'
-        display(HTML(clean(scope + (chart_html(table, by) if not table.empty else ""))))
+        display(HTML(clean(head + scope + (chart_html(table, by) if not table.empty else ""))))
         return table
 
 

@@ -3,7 +3,9 @@ and OpenAI's files + batches API, shared by the client and the local platform.""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from enum import StrEnum
+from typing import Any
 
 #: console v2 route of offline batch inference
 ROUTE = "/v2/batchinference"
@@ -67,3 +69,15 @@ def multipart(fields: dict[str, str], filename: str, data: bytes, boundary: str)
              "Content-Type: application/jsonl\r\n\r\n").encode()
     return f"multipart/form-data; boundary={boundary}", b"".join((head, data, f"\r\n--{boundary}--\r\n".encode()))
 
+#: the key of a cluster job's row holding the seconds its worker took over it (its span's duration)
+ROW_SECONDS_KEY = "qfnb_seconds"
+
+#: v1 body fields and their names in a v2 (OpenAI-style) chat body or batch row
+V1_TO_V2_FIELDS = {"max_output_tokens": "max_completion_tokens", "user_id": "user"}
+
+
+def v2_names(fields: Mapping[str, Any], omit: Collection[str] = ()) -> dict[str, Any]:
+    """``fields`` under their v2 names (``max_output_tokens`` is ``max_completion_tokens``: the cap the
+    v2 API reads), ``None`` values and the names in ``omit`` left out."""
+    return {V1_TO_V2_FIELDS.get(key, key): value for key, value in fields.items()
+            if value is not None and key not in omit}

@@ -91,4 +91,5 @@ class ConsoleTasks:
         view = state.view
         model = str(view.get("endpoint") or view.get("modelId") or view.get("model") or "batch")
         settle_task(self.config, state.task_id, prompt=int(view.get("inputTokenUsage") or 0),
-                    completion=state.output_tokens, seconds=state.run_seconds, model=model, reused=reused)
+                    completion=state.output_tokens, seconds=state.run_seconds, model=model, reused=reused,
+                    rows=state.done)

@@ -21,9 +21,10 @@ from urllib.parse import quote
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
+from qfnb._core.record.traces import batch_spans
 from qfnb.protocol import batch as wire
 
-from .batch_state import JobState, answered, row_error
+from .batch_state import JobState, answered, row_error, row_spans
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -82,7 +83,9 @@ class FilesBatches:
         return str(model or model_id)
 
     def body(self, body: dict[str, Any], params: dict[str, Any], model: str) -> dict[str, Any]:
-        return {"model": model, **params, **body}  # each row carries its model and parameters
+        # each row carries its model and the task's parameters, under the v2 API's names (the task's
+        # ``max_output_tokens`` is the row's ``max_completion_tokens``: a cap the cloud reads)
+        return {**wire.v2_names(params), **wire.v2_names(body), "model": body.get("model") or model}
 
     async def create(self, lines: Iterator[str], *, name: str, mark: str, model: str, endpoint: str | None,
                      model_id: str | None, params: dict[str, Any]) -> str:
@@ -153,13 +156,20 @@ class FilesBatches:
             return
         prompt = completion = 0
         model = ""
+        spans = []
         async for row in self.rows(state, "output"):
             body = answered(row)
             if body is None:
                 continue
+            spans += row_spans([row])
             usage = body.get("usage") or {}
             prompt += int(usage.get("prompt_tokens") or 0)
             completion += int(usage.get("completion_tokens") or 0)
             model = model or str(body.get("model") or "")
-        settle_task(self.config, state.task_id, prompt=prompt, completion=completion, seconds=state.run_seconds,
-                    model=model or None, reused=reused)
+        fresh = settle_task(self.config, state.task_id, prompt=prompt, completion=completion,
+                            seconds=state.run_seconds, model=model or None, reused=reused, rows=len(spans))
+        if fresh and not reused and not self.config.embedded:  # the local platform traced its rows itself
+            started = state.view.get("in_progress_at")
+            batch_spans(f"batch-job {state.task_id}", model or "batch", "cloud", spans,
+                        started=float(started) if isinstance(started, int | float) else 0.0,
+                        seconds=state.run_seconds)

@@ -35,6 +35,7 @@ from qfnb._core.http.recorded import output_cap, with_output_cap
 from qfnb._core.record import bound
 from qfnb._core.record.budget import active_budget, batch_rows_reserved
 from qfnb._core.runtime import sync
+from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
 
 from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
@@ -45,7 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inference.base import BaseInference
 
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
-           "backend_for", "done_twin", "record_job", "request_line", "submit_durable", "v1_value"]
+           "backend_for", "check_durable_options", "done_twin", "record_job", "request_line", "submit_durable",
+           "v1_value"]
 
 #: bytes of the spooled input kept in memory before it goes to a temporary file
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -207,7 +209,8 @@ class BatchJob:
                 found = await cls._atwin(recipe.fingerprint, attach, cfg, config, where)
                 if found is not None:
                     return found
-            held = hold_rows(tally, target, cfg, what=f"a durable batch of {tally.rows:,} rows")
+            held = hold_rows(tally, target, cfg, what=f"a durable batch of {tally.rows:,} rows",
+                             platform="ray" if where is not None and where.cluster else None)
             try:
                 with bound(batch_rows_reserved, True):
                     task_id = await backend.create(iter(spool), name=name or "", mark=MARK + recipe.fingerprint,
@@ -228,8 +231,8 @@ class BatchJob:
         """A handle on the job of this fingerprint that ended Done (``reused``) or, with ``attach``, still
         runs (``attached``); None when there is none."""
         twin = done_twin(await backend_for(cfg, target).page(MAX_PAGES), fingerprint, running=attach)
-        if twin is None:
-            return None
+        if twin is None or (target is not None and target.cluster and twin.finished and twin.failed):
+            return None  # none; or a Ray job with error rows: submitted again, it sends those rows only
         job = cls(twin.task_id, config, target)
         if twin.finished:
             job.reused = twin
@@ -357,14 +360,38 @@ class BatchJob:
         return sync.run(self.aresults())
 
 
+#: what each ``batch_do`` option a durable job has no use for does in a live batch, and what to use instead
+_LIVE_ONLY = {
+    "worker_num": "the platform (or the Ray cluster's workers) paces a job's rows",
+    "output_file": "a job keeps its answers in its own output: job.wait(), then job.results() (or %qfbatch, "
+                   "which writes them into a dataset)",
+    "progress": "job.wait(on_state=...) hears of each state; %qfbatch draws the job's bar",
+    "retry_budget": "a job's rows are retried by the platform; on Ray, calling the job again sends its error rows",
+}
+
+
+def check_durable_options(given: dict[str, Any]) -> None:
+    """Refuse, by name, a ``batch_do`` option a durable or Ray job would not honour (anything but its
+    default in ``given``), before any row is sent: an ignored ``output_file=`` would lose the answers."""
+    for name, value in given.items():
+        if value is not None:
+            raise ValidationError(name, f"not used by a durable batch (durable=True or a Ray target): "
+                                        f"{_LIVE_ONLY[name]}; leave it out, or run the batch live")
+
+
 async def submit_durable(inference: BaseInference, items: Iterable[dict[str, Any]], common: dict[str, Any],
                          target: JobTarget | None = None) -> BatchJob:
-    """``batch_do(..., durable=True)`` (or a Ray ``target``): the chat requests ``items`` as a platform
-    job on the inference object's model or endpoint (Files + Batch with the v2 API; a Ray job on Ray)."""
+    """``batch_do(..., durable=True)`` (or a cluster ``target``): the chat requests ``items`` as a
+    platform job on the inference object's model or endpoint (Files + Batch with the v2 API; a cluster
+    job on a cluster); without either, the model ``do()`` would use (on a cluster, the local platform's
+    default chat model, which the workers' engines serve)."""
     if inference.batch_field != "messages":
         raise ValidationError("durable", f"durable batches run chat requests; {type(inference).__name__} is not chat")
-    if not (inference.model or inference.endpoint):
-        raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
-    config = inference.given_config if target is not None and target.cluster else inference.config
-    return await BatchJob.asubmit(items, model=inference.model, endpoint=inference.endpoint, config=config,
-                                  target=target)
+    model, endpoint = inference.model, inference.endpoint
+    on_cluster = target is not None and bool(target.cluster)
+    if not (model or endpoint):
+        model = LOCAL_DEFAULT_MODELS["chat"] if on_cluster else inference._default_model()
+    if not (model or endpoint):
+        raise ValidationError("model", "the platform has no default chat model: give the ChatCompletion model=")
+    config = inference.given_config if on_cluster else inference.config
+    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=config, target=target)

@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
+from qfnb._core.record.traces import batch_spans
 from qfnb.local.cluster import jobs
 from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX, log_items
 from qfnb.protocol.batch import BatchStatus
 
 from .batch_files import v2_value
 from .batch_ray_journal import Journal, checked
-from .batch_state import JobState, answered
+from .batch_state import JobState, answered, row_spans
 from .targets import refused
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,6 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("qfnb.batch.ray")
 
+#: the ledger's ``platform`` of a Ray job's rows: the cluster's own engines, priced ¥0 as local models are
+LEDGER_PLATFORM = "ray"
 #: the module a job runs
 ENTRY_MODULE = "qfnb.local.cluster.ray_batch"
 #: Ray's job status -> the runStatus a JobState carries
@@ -335,5 +338,11 @@ class RayJobs:
             return
         prompt, completion, model = usage_of(attempt.rows, attempt.spent)
         seconds = max(0.0, (attempt.end or attempt.start) - attempt.start)
-        settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
-                    model=model or attempt.model or None, reused=reused)
+        spans = row_spans(attempt.rows)
+        name = model or attempt.model or None
+        fresh = settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
+                            model=name, reused=reused, platform=LEDGER_PLATFORM,
+                            rows=sum(s.status < 400 for s in spans))
+        if fresh and not reused:
+            batch_spans(f"batch-job {attempt.submission_id}", name or "batch", LEDGER_PLATFORM, spans,
+                        started=attempt.start, seconds=seconds)

@@ -5,13 +5,14 @@ offline batch-inference task; :mod:`.batch_files`: the v2 Files + Batch API): it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qfnb._core.errors import QfnbError
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.batch import ACTIVE, BatchStatus
+from qfnb._core.record.traces import RowSpan
+from qfnb.protocol.batch import ACTIVE, ROW_SECONDS_KEY, BatchStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.answers import BatchTask
@@ -132,3 +133,17 @@ class BatchBackend(Protocol):
 
     async def record(self, state: JobState, *, reused: bool = False) -> None:
         """The ended job settled against its hold and in the usage ledger once."""
+
+
+def row_spans(rows: Sequence[dict[str, Any]]) -> list[RowSpan]:
+    """Each output or error row as its span: its tokens, and the seconds a Ray worker took over it (a
+    Files + Batch row says none)."""
+    found = []
+    for row in rows:
+        body = answered(row)
+        usage = (body or {}).get("usage") or {}
+        took = row.get(ROW_SECONDS_KEY)
+        found.append(RowSpan(str(row.get("custom_id")), int(usage.get("prompt_tokens") or 0),
+                             int(usage.get("completion_tokens") or 0),
+                             float(took) if isinstance(took, int | float) else 0.0, 200 if body is not None else 500))
+    return found

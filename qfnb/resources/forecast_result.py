@@ -26,6 +26,8 @@ class ForecastCheck:
     seconds: float
     calls: int
     replayed: int = 0
+    #: the ledger rows of batch jobs among ``calls`` (one a job, whatever its rows)
+    batch_jobs: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -58,9 +60,19 @@ class ForecastCheck:
     def __repr__(self) -> str:
         tag, f = self.forecast.tag, self.forecast
         of = f" of {tag}" if tag and tag.lower() not in {f.model.lower(), f.asked.lower()} else ""
-        head = (f"Forecast vs actual{of} ({self.calls:,} call{'s' * (self.calls != 1)}"
+        head = (f"Forecast vs actual{of} ({self.what}"
                 + (f", {self.replayed:,} replayed from the cache" if self.replayed else "") + ")")
         return "\n".join([head, *(f"  {a:<14}{b:>28}  →  {c}" for a, b, c in self.rows())])
+
+    @property
+    def what(self) -> str:
+        """What ran, in the forecast's own unit: ``200 rows`` of a batch job (its ledger row is one for
+        the whole job), ``12 calls`` of a live run."""
+        if self.batch_jobs:
+            rows = self.forecast.calls
+            jobs = f"{self.batch_jobs:,} batch job{'s' * (self.batch_jobs != 1)}"
+            return f"{rows:,} row{'s' * (rows != 1)} in {jobs}"
+        return f"{self.calls:,} call{'s' * (self.calls != 1)}"
 
     def _repr_html_(self) -> str:
         cells = "".join(f"<tr><th style='text-align:left'>{escape(a)}</th>"
@@ -129,7 +141,8 @@ class Forecast:
                 and (r.job in self.jobs if self.jobs else not self.tag or in_part(r.job, self.tag))]
         return ForecastCheck(self, prompt_tokens=sum(r.prompt_tokens for r in rows),
                              completion_tokens=sum(r.completion_tokens for r in rows), seconds=seconds,
-                             calls=len(rows), replayed=sum(r.cache_hit for r in rows))
+                             calls=len(rows), replayed=sum(r.cache_hit for r in rows),
+                             batch_jobs=sum(r.api == "batch-job" for r in rows))
 
     def rows(self) -> list[tuple[str, str, str]]:
         out = self.output_expected
@@ -137,12 +150,14 @@ class Forecast:
             output = f"up to {self.output_high:,}"
         else:
             output = f"~{out:,} ({self.output_low:,}–{self.output_high:,})"
-        if self.yuan_expected is None:
-            price = "no list price"
-        elif self.platform == "local":
+        if self.platform == "local":
             price = "¥0"
+        elif self.yuan_high is None:
+            price = "no list price"
+        elif self.yuan_expected is None:  # no expectation yet: the bound a budget holds, at the same price
+            price = f"up to ¥{self.yuan_high:.4f}"
         else:
-            price = f"~¥{self.yuan_expected:.4f} (up to ¥{self.yuan_high or 0.0:.4f})"
+            price = f"~¥{self.yuan_expected:.4f} (up to ¥{self.yuan_high:.4f})"
         if self.eta_s is None:  # no expectation: with a speed on record, the range's upper end
             eta = f"up to {duration(self.eta_high_s)}" if self.eta_high_s is not None else "no record"
         else:

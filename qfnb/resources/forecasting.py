@@ -41,7 +41,7 @@ from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.recorded import generates
 from qfnb._core.record.cache import mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
-from qfnb._core.record.prices import prices
+from qfnb._core.record.prices import price_label, prices
 from qfnb._core.runtime import sync
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS
 from qfnb.resources.defaults import default_model
@@ -329,16 +329,7 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
         output_source = (f"{output_source}: too few to learn from, so every answer at its cap ({cap:,}); "
                          "a pilot (pilot=[...] or %qfeval --limit) narrows it")
 
-    table = prices()
-    yuan: float | None
-    yuan_high: float | None
-    if platform == "local":
-        yuan, yuan_high, price_source = 0.0, 0.0, "local model"
-    else:
-        yuan = table.cost(name, input_tokens, expected or 0, batch=batch) if expected is not None else None
-        yuan_high = table.cost(name, bound_in, high, batch=batch)
-        price_source = (table.batch_source(name) if batch else f"list price of {table.date}"
-                        if yuan_high is not None else f"{name} is not in the price table of {table.date}")
+    yuan, yuan_high, price_source = _price(name, platform, batch, (input_tokens, expected), (bound_in, high))
 
     eta, eta_low, eta_high, speed_source = _eta(rows, served, calls, input_tokens, expected, low, high)
     known = _known_note(len(asks), len(in_store), len(cached))
@@ -352,6 +343,23 @@ async def aforecast(prompts: Iterable[Any], *, model: str | None = None, max_tok
                     eta_s=eta, eta_low_s=eta_low, eta_high_s=eta_high, speed_source=speed_source,
                     assumptions=assumptions, asked=name if name.lower() != served.lower() else "",
                     known=len(asks) - calls, known_source=known, tag=tag)
+
+
+def _price(name: str, platform: str, batch: bool, expected: tuple[int, int | None],
+           high: tuple[int, int]) -> tuple[float | None, float | None, str]:
+    """The run's expected ¥ (None without an expected output), its upper bound (None: no price) and
+    where they come from: the one price (:func:`~qfnb._core.record.prices.price_label`) the budget
+    and the ledger use too, stated."""
+    if platform == "local":
+        return 0.0, 0.0, "local model"
+    table = prices()
+    prompt, output = expected
+    yuan = table.cost(name, prompt, output, batch=batch) if output is not None else None
+    yuan_high = table.cost(name, *high, batch=batch)
+    if yuan_high is None:
+        return yuan, None, f"{name} is not in the price table of {table.date}"
+    source = table.batch_source(name) if batch else f"list price of {table.date}"
+    return yuan, yuan_high, f"{source}: {price_label(name, platform, table)}"
 
 
 def _eta(rows: list[UsageRow], served: str, calls: int, input_tokens: int, expected: int | None, low: int,

@@ -8,12 +8,15 @@ their values), so the footer of every magic and a failed connection can say so.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlparse
 
+from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.config import Config
+from qfnb.protocol.daemon import CREDENTIALS_FILE, default_data_dir
 
 __all__ = ["Backend", "backend", "connection_hint"]
 
@@ -46,21 +49,48 @@ class Backend:
 
 
 def backend(config: Config | None = None) -> Backend:
-    """Where qfnb talks with ``config`` (default: the environment), and why. Starts nothing."""
+    """Where qfnb talks with ``config`` (default: the environment), and why. Starts nothing.
+
+    The local platform is told by its credential (the data dir's platform's own keys) or its address
+    (the running daemon's), never by a loopback host alone: a cloud key sent through a proxy on this
+    machine still reaches the cloud, and is billed there."""
     cfg = config if config is not None else Config.from_env()
     chosen = tuple(v for v in CHOOSERS if os.environ.get(v))
     if cfg.embedded or not cfg.is_configured:
         return Backend("local", "no Qianfan credentials are set, so qfnb runs its embedded local platform",
                        cfg.base_url if cfg.embedded else "the data dir's local platform daemon")
-    host = urlparse(cfg.base_url).hostname or ""
-    if host in _LOCAL_HOSTS:
-        return Backend("local", f"the platform's address is on this machine ({', '.join(chosen) or 'config'})",
-                       cfg.base_url, chosen)
-    how = f"{', '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} set" if chosen else "credentials are set in code"
     v2 = cfg.api_version == 2
     api, url = ("its v2 API", cfg.console_api_base_url + "/v2") if v2 else ("its v1 API", cfg.base_url)
-    return Backend("cloud", f"{how}, so qfnb talks to the Qianfan cloud, {api} (unset them to use the local platform)",
-                   url, chosen)
+    named = ", ".join(chosen) or "config"
+    if _local_keys() & _keys_of(cfg):
+        return Backend("local", f"the credentials are the local platform's own ({named})", url, chosen)
+    if _keys_of(cfg) == set() and _is_daemon(url):
+        return Backend("local", f"the address is the local platform's ({named})", url, chosen)
+    how = f"{', '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} set" if chosen else "credentials are set in code"
+    host = urlparse(url).hostname or ""
+    through = f" through {url}, an address on this machine (a proxy)" if host in _LOCAL_HOSTS else ""
+    return Backend("cloud", f"{how}, so qfnb talks to the Qianfan cloud, {api}{through} (unset them to use the "
+                   "local platform)", url, chosen)
+
+
+def _keys_of(cfg: Config) -> set[str]:
+    """The key ids a config sends (never its secrets)."""
+    return {k for k in (cfg.ak, cfg.bearer_token, cfg.access_key, cfg.access_token) if k}
+
+
+def _local_keys() -> set[str]:
+    """The data dir's local platform's key ids (its credentials file, 0600), or none."""
+    try:
+        creds = json.loads((default_data_dir() / CREDENTIALS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {str(creds[k]) for k in ("api_key", "access_key") if isinstance(creds, dict) and creds.get(k)}
+
+
+def _is_daemon(url: str) -> bool:
+    """Whether ``url`` is the data dir's running daemon's address."""
+    info = read_runtime()
+    return info is not None and url.rstrip("/").startswith(info.url.rstrip("/"))
 
 
 def connection_hint(exc: BaseException | None, config: Config | None = None) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.cluster.ray_batch import prompt_of, row_line, spent_line
+from qfnb.protocol.batch import ROW_SECONDS_KEY
 
 
 @dataclass
@@ -38,12 +39,14 @@ class FakeJob:
 
 
 def answer(row: dict[str, Any]) -> dict[str, Any]:
-    """The fake engine's answer: the prompt echoed, 3 prompt and 2 completion tokens."""
+    """The fake engine's answer: the prompt echoed, 3 prompt and 2 completion tokens, taking a tenth
+    of a second more each row (the worker's ``qfnb_seconds``)."""
     prompt = row["body"]["messages"][-1]["content"]
     body = {"model": row["body"]["model"], "choices": [{"index": 0, "message": {"role": "assistant",
             "content": f"echo {prompt}"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
-    return {"custom_id": row["custom_id"], "response": {"status_code": 200, "body": body}, "error": None}
+    return {"custom_id": row["custom_id"], "response": {"status_code": 200, "body": body}, "error": None,
+            ROW_SECONDS_KEY: 0.1 * (int(row["custom_id"]) + 1)}
 
 
 class FakeJobs:
@@ -52,6 +55,8 @@ class FakeJobs:
     def __init__(self, rows_per_read: int = 1) -> None:
         self.jobs: dict[str, FakeJob] = {}
         self.rows_per_read = rows_per_read
+        #: prompts whose row fails once (an error row, as an engine's 500 prints it)
+        self.fail_once: set[str] = set()
 
     def submit_job(self, *, entrypoint: str, submission_id: str, runtime_env: dict[str, Any],
                    metadata: dict[str, str]) -> str:
@@ -67,7 +72,14 @@ class FakeJobs:
         for _ in range(self.rows_per_read):
             if len(job.printed) < len(job.rows):
                 row = job.rows[len(job.printed)]
-                job.printed.append(row_line(answer(row), prompt_of(json.dumps(row)), "node-1", job.mark))
+                prompt = prompt_of(json.dumps(row))
+                if prompt in self.fail_once:
+                    self.fail_once.discard(prompt)
+                    failed = {"custom_id": row["custom_id"], "response": None,
+                              "error": {"code": "500", "message": "the engine failed"}}
+                    job.printed.append(row_line(failed, prompt, "node-1", job.mark))
+                else:
+                    job.printed.append(row_line(answer(row), prompt, "node-1", job.mark))
         if len(job.printed) == len(job.rows):
             job.status, job.end_time = "SUCCEEDED", int(time.time() * 1000)
 

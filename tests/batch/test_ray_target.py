@@ -189,3 +189,58 @@ def test_a_head_running_a_ray_this_client_does_not_speak_is_refused(monkeypatch:
     monkeypatch.setattr(submission, "JobSubmissionClient", NewHead)
     with pytest.raises(ValidationError, match=r"target.*runs Ray 3\.1\.0; qfnb speaks Ray 2\.x from 2\.9"):
         BatchJob.submit(_prompts(2), model=MODEL, target="ray://h:8265")
+
+
+def test_calling_a_job_with_error_rows_again_sends_those_rows(jobs: FakeJobs) -> None:
+    """docs/ray.md: an error row is tried again. A finished job was reused whole (%qfbatch reuses), its
+    error rows never retried."""
+    jobs.fail_once.add("row 2")
+    first = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET, reuse=True, attach=True)
+    state = first.wait(interval=0)
+    assert (state.status, state.done, state.failed) == ("Done", 3, 1)
+    again = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET, reuse=True, attach=True)
+    assert again.reused is None and again.task_id.endswith("-2")
+    assert [r["custom_id"] for r in jobs.jobs[again.task_id].rows] == ["2"]
+    assert (again.wait(interval=0).done, again.state().failed) == (4, 0)
+    assert [v.result for v in again.results()] == [f"echo row {i}" for i in range(4)]
+    third = BatchJob.submit(_prompts(4), model=MODEL, target=TARGET, reuse=True, attach=True)
+    assert third.reused is not None and len(jobs.jobs) == 2  # every row answered: nothing sent
+
+
+def test_a_ray_batch_uses_the_default_model_and_counts_at_the_local_price(jobs: FakeJobs) -> None:
+    """``ChatCompletion().batch_do(prompts, target="ray://...")`` was refused for want of model=; the
+    rows it ran on the cluster's engines were priced as a cloud model's (NaN in one kernel)."""
+    from qfnb import usage
+    from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+
+    job = ChatCompletion().batch_do(_prompts(3), target=TARGET)
+    assert jobs.jobs[job.task_id].rows[0]["body"]["model"] == LOCAL_DEFAULT_MODELS["chat"]
+    job.wait(interval=0)
+    table = usage.summary(by="model", session=None)
+    (model,) = table.index
+    assert table.loc[model, "target"] == "ray" and table.loc[model, "price"] == "local"
+    assert (table.loc[model, "cost_yuan"], table.loc[model, "real_time_yuan"]) == (0.0, 0.0)
+    with pytest.raises(ValidationError, match=r"output_file.*not used by a durable batch"):
+        ChatCompletion().batch_do(_prompts(3), target=TARGET, output_file="answers.jsonl")
+
+
+def test_every_row_is_a_span_and_a_call_and_the_slowest_is_found(jobs: FakeJobs) -> None:
+    """/metrics and %qftrace had no Ray rows (they ran on the workers' engines): each row is now one
+    call in the ledger (the job's ``requests``) and one span under the job's, with its worker's time."""
+    from qfnb import usage
+    from qfnb._core.record.traces import read_spans
+    from qfnb.notebook.traces import TraceMagics
+
+    job = ChatCompletion(model=MODEL).batch_do(_prompts(5), target=TARGET)
+    job.wait(interval=0)
+    job.wait(interval=0)  # read again: still one ledger row and one set of spans
+    (row,) = [r for r in ledger_mod.default_ledger().rows() if r.api == "batch-job"]
+    assert row.requests == 5 and usage.summary(by="model", session=None).loc[MODEL, "calls"] == 5
+    spans = read_spans(last=100)
+    rows = [s for s in spans if s.operation == "chat"]
+    (parent,) = [s for s in spans if s.operation == "batch"]
+    assert len(rows) == 5 and {s.parent_id for s in rows} == {parent.span_id}
+    assert sum(s.input_tokens for s in rows) == row.prompt_tokens and sum(s.output_tokens for s in rows) == 10
+    view = TraceMagics(shell=None).qftrace("1 --slowest")
+    (slowest,) = view.spans
+    assert slowest.duration_s == pytest.approx(0.5) and "row 4" in view._repr_html_()

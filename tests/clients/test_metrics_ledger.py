@@ -100,6 +100,7 @@ def test_metrics_equal_the_ledger_on_every_route(served: ServedPlatform) -> None
     requests = found["qfnb_requests_total"]
     assert _by_model(requests, False) == Counter(r.model for r in calls)
     assert _by_model(requests, True) == Counter({"tiny-chat": 3})  # the batch's rows, one each
+    assert [b.requests for b in batches] == [3]  # the ledger's batch row stands for its 3 calls too
     assert sum(v for k, v in requests.items() if dict(k)["status"] == "4xx") == 1
     assert sum(prompt.values()) + sum(completion.values()) == sum(r.total_tokens for r in rows) > 0
 
@@ -138,3 +139,43 @@ def test_a_fine_tunes_trained_tokens_equal_the_ledgers(served: ServedPlatform) -
     assert len(tuned) == 1 and tuned[0].trained_tokens > 0
     trained = scrape(served.url, served.bearer_token())["qfnb_trained_tokens_total"]
     assert {dict(k)["model"]: int(v) for k, v in trained.items()} == _sum(tuned, "trained_tokens")
+
+
+@pytest.fixture()
+def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedPlatform]:
+    """The platform found as the default (no credentials), its data dir the clients' too (as ~/.qfnb is)."""
+    monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "data"))
+    cache_mod._default.clear()
+    ledger_mod._default.clear()
+    clear_budget()
+    with served_platform(tmp_path / "data") as platform:
+        platform.as_default_backend(monkeypatch)
+        yield platform
+
+
+def test_metrics_count_every_target_the_ledger_holds(shared: ServedPlatform) -> None:
+    """A Ray batch's rows ran on the workers' engines and a cloud batch's on the cloud: /metrics held
+    15,010 of the 120,871 tokens the ledger counted. ``qfnb_usage_*`` counts every target's, as the
+    ledger does (a batch row one call, a replay none)."""
+    from qfnb._core.record.ledger import UsageRow
+
+    served = shared
+
+    ChatCompletion(model="tiny-chat").do(messages=ASK)
+    ledger = ledger_mod.default_ledger()
+    ledger.record(UsageRow(api="chat", model="Tiny-Chat", platform="local", prompt_tokens=7, completion_tokens=3,
+                           total_tokens=10, cache_hit=True))  # a replay from the cache: no call, no tokens spent
+    ledger.record(UsageRow(api="batch-job", model="Gemma-3-270M", platform="ray", prompt_tokens=300,
+                           completion_tokens=200, total_tokens=500, requests=40))
+    ledger.record(UsageRow(api="batch-job", model="ernie-4.5-turbo-128k", platform="cloud", prompt_tokens=900,
+                           completion_tokens=100, total_tokens=1000, requests=200))
+    ledger.flush()
+    found = scrape(served.url, served.bearer_token())
+    calls = {(dict(k)["target"], dict(k)["model"]): int(v) for k, v in found["qfnb_usage_calls_total"].items()}
+    assert calls == {("local", "Tiny-Chat"): 1, ("ray", "Gemma-3-270M"): 40, ("cloud", "ernie-4.5-turbo-128k"): 200}
+    tokens = {tuple(sorted(k)): int(v) for k, v in found["qfnb_usage_tokens_total"].items()}
+    assert tokens[(("kind", "prompt"), ("model", "Gemma-3-270M"), ("target", "ray"))] == 300
+    assert sum(tokens.values()) == sum(r.total_tokens for r in ledger.rows() if not r.cache_hit)
+    (local,) = [r for r in ledger.rows() if r.platform == "local" and not r.cache_hit]
+    assert sum(v for k, v in found["qfnb_requests_total"].items() if dict(k)["route"] != "batch") == 1  # served here
+    assert local.total_tokens == sum(v for k, v in tokens.items() if ("target", "local") in k)

@@ -98,7 +98,7 @@ def test_a_stream_without_usage_is_counted_and_its_caller_sees_no_usage_chunk(sd
     chunks = list(sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
     assert chunks and all(c.choices for c in chunks)  # the usage chunk qfnb asked for is not passed on
     assert platform.sent[0]["stream_options"] == {"include_usage": True}
-    assert platform.sent[0]["max_tokens"] == 1024  # under a budget: sent with the cap it reserved
+    assert platform.sent[0]["max_completion_tokens"] == 1024  # under a budget: sent with the cap it reserved
     (row,) = _rows()
     assert (row.api, row.prompt_tokens, row.completion_tokens, row.cache_hit) == ("v2/chat", PROMPT, COMPLETION, False)
     assert spend.spent_tokens == PROMPT + COMPLETION and spend.reserved_tokens == 0

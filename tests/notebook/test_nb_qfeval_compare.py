@@ -458,3 +458,65 @@ def test_a_notebook_function_is_a_metric_beside_the_built_ins(ip, platform, data
     assert calls(platform) == before  # refused before any call
     with pytest.raises(QfnbCellError, match="metric 'broken': 'broken' is 'high'"):
         ip.run_line_magic("qfeval", f"--models Tiny-Chat --dataset {data_file} --metrics broken")
+
+
+def test_plan_skips_an_identical_pair_and_plans_on_the_first_metric(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--plan failed outright when one compared pair was identical ("no spread to plan from"), and a
+    stored result planned on exact_match although the first metric asked was a notebook function."""
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 3 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(30)]
+    ip.user_ns["df"] = pd.DataFrame({"prompt": [r["prompt"] for r in rows], "response": [r["response"] for r in rows]})
+    ip.user_ns["label_ok"] = lambda input, reference, output: float(output == reference)
+    ip.user_ns["twin"] = lambda prompt, **kwargs: f"other-chat: {prompt}"  # answers as Other-Chat does
+    report = ip.run_line_magic("qfeval", "--models Tiny-Chat,Other-Chat,twin --dataset df "
+                                         "--metrics label_ok,exact_match --compare Other-Chat --plan 0.2 "
+                                         "--limit 12 -o pilot")
+    plan = report.plan
+    assert plan.metric == "label_ok" and [p.models for p in plan.plans] == [("Tiny-Chat", "Other-Chat")]
+    assert any(s.startswith("twin vs Other-Chat left out:") and "no spread to plan from" in s for s in plan.sentences)
+    stored = ip.run_line_magic("qfeval", "pilot --compare Other-Chat --plan 0.2")  # no --metrics: the first asked
+    assert stored.plan.metric == "label_ok" and stored.plan.plans[0].n_items == plan.plans[0].n_items
+
+
+def test_a_recorded_only_run_has_an_honest_bar(ip, platform, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A run of recorded answers only makes no call: its bar showed an empty 0/0."""
+    from qfnb.notebook.evaluation import run as evalrun
+
+    seen: dict[str, Any] = {"results": 0}
+
+    class Bar:
+        def on_start(self, total: int | None) -> None:
+            seen["total"] = total
+
+        def on_result(self, index: int, ok: bool) -> None:
+            seen["results"] += 1
+
+        def on_close(self) -> None:
+            seen["closed"] = True
+
+    def bar(progress: Any, *, desc: str) -> Bar:
+        seen["desc"] = desc
+        return Bar()
+
+    monkeypatch.setattr(evalrun, "make_progress", bar)
+    ip.user_ns["df"] = pd.DataFrame({"prompt": [r["prompt"] for r in ROWS], "response": [r["response"] for r in ROWS],
+                                     "old": [r["response"] for r in ROWS[:2]] + ["nope"] * 4})
+    ip.run_line_magic("qfeval", "--dataset df --recorded old --metrics exact_match -o r")
+    assert calls(platform) == {} and ip.user_ns["r"].metrics["old"]["exact_match"] == pytest.approx(2 / 6)
+    assert seen["desc"] == "recorded answers scored (no calls)" and seen["total"] == 6 == seen["results"]
+
+
+def test_each_models_own_score_has_its_ci(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The report gave each model's mean with no interval: only the comparison had one."""
+    rows = [{"prompt": f"question {i}", "response": f"{'other' if i % 3 == 0 else 'tiny'}-chat: question {i}"}
+            for i in range(12)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics exact_match -o r")
+    table = ip.user_ns["r"].score_intervals()
+    tiny, other = table.loc[("Tiny-Chat", "exact_match")], table.loc[("Other-Chat", "exact_match")]
+    assert tiny["mean"] == pytest.approx(8 / 12) and other["mean"] == pytest.approx(4 / 12)
+    assert tiny["low"] < tiny["mean"] < tiny["high"] and other["low"] < other["mean"] < other["high"]
+    assert tiny["n"] == 12 and tiny["high"] <= 1.0 and other["low"] >= 0.0
+    said = f"Tiny-Chat: exact_match 0.67 (95% CI {tiny['low']:.2f}–{tiny['high']:.2f}, 12 items)"
+    assert said in repr(report) and said in report.to_html()

@@ -51,7 +51,7 @@ def test_qfusage_groups_this_sessions_calls_with_their_cell(ip: InteractiveShell
     by_cell = ip.run_line_magic("qfusage", "--by cell")
     # the rows land under the In[n] the front end shows (IPython 9 counts a cell before pre_run_cell)
     assert list(by_cell.index) == [first.execution_count, second.execution_count]
-    assert list(by_cell["calls"]) == [1, 2]
+    assert list(by_cell["calls"]) == [1, 1]  # the replayed r3 is no call: a replayed notebook adds none
     assert list(by_cell["cache_hits"]) == [0, 1]
     # the replayed r3 counts once, as saved: not also among the tokens spent
     spent = sum(ip.user_ns[r]["usage"]["total_tokens"] for r in ("r1", "r2"))
@@ -242,3 +242,26 @@ def test_qfusage_rounds_its_figures_and_says_latency_sums_overlapping_calls(ip: 
     assert all(round(v, 4) == v for col in ("cost_yuan", "cloud_equivalent_yuan") for v in table[col])
     shown = "".join(str(o["data"]) for o in ip.display_pub.outputs)  # type: ignore[attr-defined]
     assert "latency_s sums each call" in shown and "calls made at once overlap: more than the wall time" in shown
+
+
+def test_qfusage_opens_with_the_yuan_and_fits_the_page(ip: InteractiveShell) -> None:
+    """The table overflowed an exported page and hid real_time_yuan; a local model's cost read NaN in
+    one kernel (a Ray batch's rows taken for a cloud model's) and 0.0000 in the next."""
+    from qfnb._core.record.ledger import UsageRow, default_ledger
+
+    ledger = default_ledger()
+    ledger.record(UsageRow(api="batch-job", model="ernie-4.5-turbo-128k", platform="cloud", prompt_tokens=10_000,
+                           completion_tokens=5_000, total_tokens=15_000, requests=200))
+    ledger.record(UsageRow(api="batch-job", model="Gemma-3-270M", platform="ray", prompt_tokens=900,
+                           completion_tokens=300, total_tokens=1_200, requests=40))
+    table = ip.run_line_magic("qfusage", "--by model")
+    paid, real = table["cost_yuan"].sum(), table["real_time_yuan"].sum()
+    assert real > paid > 0 and table.loc["Gemma-3-270M", "cost_yuan"] == 0.0
+    assert table.loc["Gemma-3-270M", "price"] == "local" and table.loc["Gemma-3-270M", "target"] == "ray"
+    assert list(table["calls"]) == [200, 40]
+    shown = "".join(str(o["data"]) for o in ip.display_pub.outputs)  # type: ignore[attr-defined]
+    assert f"¥{paid:.4f} paid · ¥{real:.4f} at real-time prices · 240 calls" in shown
+    assert shown.index("paid") < shown.index("this kernel session")  # the ¥ headline first
+    html = table._repr_html_()
+    assert "¥ real-time" in html and "local" in html and "nan" not in html.lower()
+    assert html.split("</tr>")[0].count("<th") == 8  # the group, then 7 narrow columns, whatever the frame holds

@@ -178,7 +178,7 @@ def test_a_batch_is_priced_at_the_batch_class_where_the_table_has_one(cfg: Confi
                                             table.models, batch=half))
     priced = forecast(PROMPTS, model=MODEL, max_tokens=10, batch=True, config=cfg)
     assert priced.yuan_high == pytest.approx(online.yuan_high / 2)  # type: ignore[operator]
-    assert priced.price_source == f"batch price of {table.date}"
+    assert priced.price_source.startswith(f"batch price of {table.date}: ¥")  # the unit price, stated
 
 
 def test_a_tokenizer_that_cannot_count_gives_a_stated_estimate_not_an_error(fake: FakeQianfan, cfg: Config) -> None:  # noqa: F811

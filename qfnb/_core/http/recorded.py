@@ -87,9 +87,11 @@ PAIR_TOKENS = 4
 _RERANK = ("reranker", "v2/rerankers", "v2/rerank")
 #: what a template adds when tools are offered: its tool-use instructions (Qwen2.5's: about 110)
 TOOLS_TEMPLATE_TOKENS = 128
-#: the output-cap field a budget sends for a call that sets none, per recorded route
+#: the output-cap field a budget sends for a call that sets none, per recorded route: each API's own
+#: name (the v2 chat API's is ``max_completion_tokens``, v1's ``max_output_tokens``; text completions
+#: have only ``max_tokens``)
 _CAP_FIELD = {"chat": "max_output_tokens", "completions": "max_output_tokens", "plugin": "max_output_tokens",
-              "custom": "max_output_tokens", "v2/chat": "max_tokens", "v2/completions": "max_tokens",
+              "custom": "max_output_tokens", "v2/chat": "max_completion_tokens", "v2/completions": "max_tokens",
               "v2/responses": "max_output_tokens", "v2/messages": "max_tokens"}
 
 

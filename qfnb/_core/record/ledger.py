@@ -24,6 +24,7 @@ from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.sqlite_files import LazyDb, open_db, select, transaction
+from qfnb.protocol.usage_file import LEDGER_FILE, STORE_API
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,9 +34,6 @@ __all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "UsageRow
 
 logger = logging.getLogger("qfnb.usage")
 
-LEDGER_FILE = "usage.sqlite3"
-#: the ``api`` of a row that stands for an answer an evaluation took from its answer store (no call made)
-STORE_API = "evaluation-store"
 #: cache-hit rows that are no replay from the response cache: store answers, reused platform jobs
 _NOT_REPLAYS = (STORE_API, "batch-job", "fine-tune")
 #: this process's session id (one per kernel or script)
@@ -56,7 +54,8 @@ CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
 CREATE TABLE IF NOT EXISTS recorded_once (key TEXT PRIMARY KEY);
 """
 #: the columns a file from before lacks
-_ADDED = {"calls": dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''")}
+_ADDED = {"calls": {**dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''"),
+                    "requests": "INTEGER NOT NULL DEFAULT 1"}}
 
 
 def set_cell(execution_count: int | None) -> None:
@@ -126,6 +125,8 @@ class UsageRow:
     asked: str = ""
     #: the end user the call was made for (the body's ``safety_identifier``, ``user`` or ``user_id``), or ""
     end_user: str = ""
+    #: the model calls the row stands for: 1, or a batch job's answered rows (``/metrics`` counts each)
+    requests: int = 1
 
 
 PENDING_MAX = 256  # rows queued for the writer before a recording call writes them itself
@@ -254,7 +255,8 @@ class Figures:
     def of(cls, rows: list[UsageRow]) -> Figures:
         fresh = [r for r in rows if not r.cache_hit]
         hits = [r for r in rows if r.cache_hit and r.api not in _NOT_REPLAYS]
-        return cls(generated=len(fresh), generated_tokens=sum(r.total_tokens + r.trained_tokens for r in fresh),
+        return cls(generated=sum(r.requests for r in fresh),
+                   generated_tokens=sum(r.total_tokens + r.trained_tokens for r in fresh),
                    replayed=len(hits), saved_tokens=sum(r.total_tokens + r.trained_tokens for r in hits),
                    reused=sum(r.api == STORE_API for r in rows))
 

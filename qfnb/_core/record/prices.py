@@ -34,7 +34,8 @@ from qfnb.protocol.cloud_models import catalog, cloud_models, name_key, successo
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PRICES_ENV", "PriceError", "PriceTable", "clear_prices", "price_rows", "prices", "worst_yuan"]
+__all__ = ["LOCAL_PLATFORMS", "LOCAL_PRICE", "PRICES_ENV", "PriceError", "PriceTable", "clear_prices", "is_local",
+           "price_label", "price_rows", "prices", "worst_yuan"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,36 +274,68 @@ def worst_yuan(model: str, prompt_tokens: int, completion_tokens: int, *, local:
     return 0.0
 
 
+#: the ledger's platforms whose calls ran on engines of this user's own (¥0): the embedded platform's,
+#: a Ray cluster's
+LOCAL_PLATFORMS = ("local", "ray")
+#: the price a local call is said to have
+LOCAL_PRICE = "local"
+
+
+def is_local(platform: str) -> bool:
+    """Whether the ledger's ``platform`` ran on the user's own engines (priced ¥0, "local")."""
+    return platform in LOCAL_PLATFORMS
+
+
+def price_label(model: str, platform: str, table: PriceTable | None = None) -> str:
+    """The one price every figure of ``model`` uses, in words: ``local`` (¥0), ``¥0.0008 in / ¥0.0032
+    out per 1k, 2026-07-28`` from ``table`` (default :func:`prices`), or ``no list price``."""
+    if is_local(platform):
+        return LOCAL_PRICE
+    table = table or prices()
+    row = table.key(model)
+    if row is None:
+        return "no list price"
+    per = "1k" if table.per_tokens == 1000 else f"{table.per_tokens:,}"
+    head = f"¥{table.models[row][0]:g} in / ¥{table.models[row][1]:g} out per {per}"
+    batch = table.batch.get(row)
+    return head + (f" (batch ¥{batch[0]:g} / ¥{batch[1]:g})" if batch else "") + f", {table.date}"
+
+
 def price_rows(frame: Any) -> pd.DataFrame:
     """``frame`` (ledger rows) with ``cost_yuan`` (a batch job's rows at the batch price),
-    ``real_time_yuan`` (the same tokens at the real-time price: what a batch saved) and
-    ``cloud_equivalent_yuan`` columns.
+    ``real_time_yuan`` (the same tokens at the real-time price: what a batch saved),
+    ``cloud_equivalent_yuan`` and ``price`` (:func:`price_label`) columns.
 
-    Cached answers cost nothing; their tokens are what the cache saved.
+    A local call (the embedded platform's, a Ray cluster's) costs ¥0 at the ``local`` price. Cached
+    answers and reused jobs cost nothing in every column; their tokens are what the cache saved.
     """
     table = prices()
     twin = os.environ.get("QFNB_PRICE_AS") or table.cloud_equivalent
 
     def cost(row: Any) -> float | None:
-        if row["cache_hit"] or row["platform"] == "local":
+        if row["cache_hit"] or is_local(row["platform"]):
             return 0.0
         return table.cost(str(row["model"]), int(row["prompt_tokens"]), int(row["completion_tokens"]),
                           batch=row.get("api") == "batch-job")
 
     def real_time(row: Any) -> float | None:
-        if row["cache_hit"] or row["platform"] == "local":
+        if row["cache_hit"] or is_local(row["platform"]):
             return 0.0
         return table.cost(str(row["model"]), int(row["prompt_tokens"]), int(row["completion_tokens"]))
 
     def equivalent(row: Any) -> float | None:
+        if row["cache_hit"]:
+            return 0.0
         return table.cost(twin, int(row["prompt_tokens"]), int(row["completion_tokens"]))
 
     frame = frame.copy()
     if frame.empty:
-        for column in ("cost_yuan", "real_time_yuan", "cloud_equivalent_yuan"):
+        for column in ("cost_yuan", "real_time_yuan", "cloud_equivalent_yuan", "price"):
             frame[column] = []
         return frame
-    frame["cost_yuan"] = frame.apply(cost, axis=1)
-    frame["real_time_yuan"] = frame.apply(real_time, axis=1)
-    frame["cloud_equivalent_yuan"] = frame.apply(equivalent, axis=1)
+    frame["cost_yuan"] = frame.apply(cost, axis=1).astype(float)
+    frame["real_time_yuan"] = frame.apply(real_time, axis=1).astype(float)
+    frame["cloud_equivalent_yuan"] = frame.apply(equivalent, axis=1).astype(float)
+    labels = {key: price_label(*key, table) for key in set(zip(frame["model"], frame["platform"], strict=True))}
+    frame["price"] = [labels[key] for key in zip(frame["model"], frame["platform"], strict=True)]
     return frame

@@ -36,7 +36,8 @@ from qfnb.protocol.traces import (
     traceparent,
 )
 
-__all__ = ["OpenSpan", "item_scope", "item_spans", "origin_headers", "read_spans", "tool_span", "write_spans"]
+__all__ = ["ROW_ATTRIBUTE", "OpenSpan", "RowSpan", "batch_spans", "item_scope", "item_spans", "origin_headers",
+           "read_spans", "tool_span", "write_spans"]
 
 log = logging.getLogger("qfnb.traces")
 
@@ -130,6 +131,40 @@ def item_scope(index: int) -> Iterator[None]:
         return
     with spans[index].timed():
         yield
+
+
+#: a batch row's span's attribute: the row's ``custom_id``
+ROW_ATTRIBUTE = "qfnb.batch.row"
+
+
+@dataclass(frozen=True)
+class RowSpan:
+    """One answered (or failed) row of a batch job that ran off this platform: its id, tokens and the
+    seconds it took where the job says (a Ray worker does; the cloud's Files + Batch does not: 0)."""
+
+    custom_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float = 0.0
+    status: int = 200
+
+
+def batch_spans(job: str, model: str, target: str, rows: Sequence[RowSpan], *, started: float,
+                seconds: float) -> None:
+    """A batch job run on a Ray cluster's engines or the cloud (``target``) as spans in the trace table,
+    as the local platform's batch rows are: the job's span and, under it, one span per row (its tokens
+    and time), so ``%qftrace --slowest`` finds the slowest row. Written once, when the job's tokens go
+    to the ledger (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
+    parent = OpenSpan("batch", model, f"{target} batch", {"qfnb.batch.rows": len(rows)}, job=job,
+                      trace_id=new_trace_id(), started=started, duration_s=seconds)
+    spans = [parent.span()]
+    for row in rows:
+        spans.append(CallSpan(trace_id=parent.trace_id, span_id=new_span_id(), parent_id=parent.span_id,
+                              operation="chat", route=f"{target} batch", model=model, status=row.status,
+                              started=started, duration_s=row.seconds, ttft_s=None, input_tokens=row.prompt_tokens,
+                              output_tokens=row.completion_tokens, session=SESSION, cell=parent.cell, job=job,
+                              extra=json.dumps({ROW_ATTRIBUTE: row.custom_id})))
+    write_spans(spans)
 
 
 def write_spans(spans: Sequence[CallSpan], data_dir: Path | None = None) -> None:

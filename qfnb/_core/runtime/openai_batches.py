@@ -166,8 +166,10 @@ def _record_batch(batch: Mapping[str, Any], config: Config) -> bool:
     started, ended = batch.get("in_progress_at"), next(
         (batch[k] for k in ("completed_at", "failed_at", "cancelled_at", "expired_at") if batch.get(k)), None)
     seconds = float(ended - started) if isinstance(started, int) and isinstance(ended, int) else 0.0
+    counts = batch.get("request_counts")
     settle_task(config, str(batch["id"]), prompt=int(usage.get("input_tokens") or 0),
-                completion=int(usage.get("output_tokens") or 0), seconds=seconds)
+                completion=int(usage.get("output_tokens") or 0), seconds=seconds,
+                rows=int(counts.get("completed") or 0) if isinstance(counts, Mapping) else 1)
     return True
 
 

@@ -243,6 +243,25 @@ class EvaluationResult:
                 out.append(name)
         return out
 
+    def score_intervals(self, *, confidence: float = 0.95, n_resamples: int = 10_000) -> pd.DataFrame:
+        """Each model's own mean on each per-item metric with its bootstrap CI (the items resampled; a
+        repeated item counts once, at its repeats' mean): rows ``(model, metric)``, columns ``mean``,
+        ``low``, ``high``, ``n``. A model with fewer than 2 scored items has no interval (NaN)."""
+        rows = []
+        for tag in self.llm_tags:
+            mine = self.samples[self.samples["llm"] == tag]
+            for name in self.item_metrics:
+                per_item = pd.to_numeric(mine[name], errors="coerce").groupby(mine["index"]).mean().dropna()
+                mean = low = high = float("nan")
+                if len(per_item):
+                    mean = float(per_item.mean())
+                if len(per_item) >= 2:
+                    ci = st.bootstrap_ci(per_item.to_numpy(), confidence=confidence, n_resamples=n_resamples)
+                    low, high = ci.low, ci.high
+                rows.append({"model": tag, "metric": name, "mean": mean, "low": low, "high": high, "n": len(per_item)})
+        columns = ["model", "metric", "mean", "low", "high", "n"]
+        return pd.DataFrame(rows, columns=columns).set_index(["model", "metric"])
+
     def compare(self, a: str | Sequence[str] | None = None, b: str | None = None, *,
                 metrics: Sequence[str] | None = None, confidence: float = 0.95, n_resamples: int = 10_000,
                 seed: int = 0, method: str = "expanded", alpha: float = 0.05,

@@ -184,6 +184,10 @@ def plan_comparison(a_scores: ArrayLike | _Stored, b_scores: ArrayLike | str | N
                  binary=is_binary(x) and is_binary(y))
 
 
+#: what a plan of a pair the pilot cannot tell apart says (every item scored the same difference)
+NO_SPREAD = "no spread to plan from"
+
+
 def _plan(d: NDArray[np.float64], *, min_difference: float, power: float, alpha: float, metric: str | None,
           models: tuple[str, str] | None, binary: bool) -> Plan:
     if isinstance(min_difference, bool) or not isinstance(min_difference, (int, float)) or not min_difference > 0:
@@ -197,7 +201,7 @@ def _plan(d: NDArray[np.float64], *, min_difference: float, power: float, alpha:
         raise invalid("a_scores", f"a pilot needs at least 3 paired items to estimate the spread, got {n}")
     sd = float(np.std(d, ddof=1))
     if sd <= 1e-12 * max(1.0, abs(float(d.mean()))):
-        raise invalid("a_scores", f"the pilot's {n} differences are all {d[0]:g}: no spread to plan from "
+        raise invalid("a_scores", f"the pilot's {n} differences are all {d[0]:g}: {NO_SPREAD} "
                                   "(run a larger or more varied pilot)")
     z = _NORMAL.inv_cdf(1.0 - alpha / 2.0) + _NORMAL.inv_cdf(power)
     notes = ["items are exchangeable with the pilot's (same data set, drawn at random); each is scored once",

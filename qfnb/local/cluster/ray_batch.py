@@ -33,6 +33,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.engines.store.assets import AssetError
+from qfnb.protocol.batch import ROW_SECONDS_KEY
 
 log = logging.getLogger("qfnb.local.cluster.ray_batch")
 
@@ -133,7 +135,13 @@ class EngineWorker:
         return {key: used for key, used in self.flying.items() if used != (0, 0)}
 
     async def answer(self, raw: str, line: int) -> dict[str, Any]:
-        """``raw``'s output row, or its error row (a busy engine is retried with back-off)."""
+        """``raw``'s output row, or its error row (a busy engine is retried with back-off), with the
+        seconds it took here (:data:`ROW_SECONDS_KEY`: its span's duration in ``%qftrace``)."""
+        clock = time.perf_counter()
+        row = await self._answer(raw, line)
+        return {**row, ROW_SECONDS_KEY: round(time.perf_counter() - clock, 4)}
+
+    async def _answer(self, raw: str, line: int) -> dict[str, Any]:
         try:
             row = parse_line(raw.encode("utf-8"), line, self.model, {})
         except RowError as exc:

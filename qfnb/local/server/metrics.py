@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +32,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.server.auth import authenticator
 from qfnb.protocol.console import RunStatus
 from qfnb.protocol.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent
+from qfnb.protocol.usage_file import usage_by_target
 
 __all__ = ["METRICS_ROUTE", "Observation", "StateCollector", "routes"]
 
@@ -138,7 +139,7 @@ class StateCollector(Collector):
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         engines = self.platform.registry.engine_states()
         queued = GaugeMetricFamily("qfnb_engine_queued_requests", "Requests waiting for a slot, per engine",
                                    labels=["model"])
@@ -165,6 +166,22 @@ class StateCollector(Collector):
         yield ratio
         yield from self._batches()
         yield from self._fine_tunes()
+        yield from self._ledger()
+
+    def _ledger(self) -> Iterator[CounterMetricFamily]:
+        """Every target's calls and tokens as the clients' usage ledger (in this data dir) holds them: the
+        rows a Ray cluster's engines or the cloud answered never reach this platform's own counters."""
+        calls = CounterMetricFamily("qfnb_usage_calls", "Model calls the usage ledger holds, by target (local, "
+                                    "ray, cloud) and model: a batch row is one; replays are none",
+                                    labels=["target", "model"])
+        tokens = CounterMetricFamily("qfnb_usage_tokens", "Tokens the usage ledger holds, by target, model and kind",
+                                     labels=["target", "model", "kind"])
+        for found in usage_by_target(self.platform.settings.data_dir):
+            calls.add_metric([found.target, found.model], found.calls)
+            tokens.add_metric([found.target, found.model, "prompt"], found.prompt_tokens)
+            tokens.add_metric([found.target, found.model, "completion"], found.completion_tokens)
+        yield calls
+        yield tokens
 
     def _batches(self) -> Iterator[GaugeMetricFamily]:
         jobs = self.platform.store.all("batches", lambda b: b.get("runStatus") == "Running")

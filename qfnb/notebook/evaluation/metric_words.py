@@ -133,7 +133,9 @@ def check_metrics(words: Sequence[str], judge: bool, custom: Mapping[str, Any] |
     return tuple(dict.fromkeys(metrics))
 
 
-def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
+def make_evaluators(metrics: Sequence[str], judge: Any | None, custom: Mapping[str, Any] | None = None) -> list[Any]:
+    """The evaluators of the metric words, in the order asked (a notebook function's from ``custom``
+    in its place): a result's first metric is the first one asked, what ``--plan`` plans on."""
     # the result's own column is the word asked for (exact_match, or the SDK's accuracy), so a stored
     # result's samples_df and a later --compare say what the notebook asked for
     match_name = next((m for m in metrics if m in METRICS and METRICS[m][0] == "exact_match"), "exact_match")
@@ -145,5 +147,9 @@ def make_evaluators(metrics: Sequence[str], judge: Any | None) -> list[Any]:
         "retrieval": RetrievalEvaluator,
         "judge": lambda: LocalJudgeEvaluator(judge, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS}),
     }
-    families = dict.fromkeys(METRICS[m][0] for m in metrics if m in METRICS)
-    return [factories[f]() for f in families]
+    made: dict[str, Any] = {}
+    for m in metrics:
+        key = METRICS[m][0] if m in METRICS else m
+        if key not in made and (m in METRICS or m in (custom or {})):
+            made[key] = factories[key]() if m in METRICS else (custom or {})[m]
+    return list(made.values())

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from qfnb.evaluation import Plan, plan_comparison
+from qfnb.evaluation.stats.plan import NO_SPREAD
 from qfnb.notebook import forecasts
 from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook.arguments import EvalArgs
@@ -25,17 +26,23 @@ from qfnb.resources.forecast_result import Forecast
 PILOT_ITEMS = 20
 
 
-def plans(result: Any, baseline: str, metric: str, diff: float) -> list[Plan]:
-    """Each other model of ``result`` against ``baseline`` on ``metric``."""
-    out = []
+def plans(result: Any, baseline: str, metric: str, diff: float) -> tuple[list[Plan], list[str]]:
+    """Each other model of ``result`` against ``baseline`` on ``metric``, and a note for each pair the
+    pilot scored the same difference on every item (identical answers: nothing to plan from, left out)."""
+    out, skipped = [], []
     for tag in result.llm_tags:
         if tag == baseline:
             continue
         try:
             out.append(plan_comparison(result, metric, min_difference=diff, a=tag, b=baseline))
         except ValueError as exc:
+            if NO_SPREAD in str(exc):
+                skipped.append(f"{tag} vs {baseline} left out: {reason(exc)}")
+                continue
             raise EvalArgsError(f"--plan: {tag} vs {baseline} on {metric}: {reason(exc)}") from None
-    return out
+    if not out:
+        raise EvalArgsError(f"--plan on {metric}: no pair to plan from ({'; '.join(skipped) or 'no other model'})")
+    return out, skipped
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,9 @@ class Pilot:
         """The plan from the pilot's result, on the first metric asked."""
         shown = plan.chart_metrics[0]
         column = next(c for c, name in plan.columns.items() if name == shown)
-        found = plans(result, plan.compare or "", column, self.min_difference)
+        found, skipped = plans(result, plan.compare or "", column, self.min_difference)
         report = PlanReport(found, pilot_items=len(plan.frame), dataset_items=plan.rows_available, line=line,
-                            metric=shown)
+                            metric=shown, skipped=skipped)
         report.full_run = forecast_full_run(plan, report.n_items)
         return report
 
@@ -130,8 +137,10 @@ class PlanReport:
     """The plan(s), their assumptions, and the line to run next."""
 
     def __init__(self, plans: Sequence[Plan], *, pilot_items: int, dataset_items: int | None, line: str | None,
-                 metric: str) -> None:
+                 metric: str, skipped: Sequence[str] = ()) -> None:
         self.plans = list(plans)
+        #: the pairs left out (identical on every pilot item), said under the plans
+        self.skipped = list(skipped)
         self.pilot_items, self.dataset_items, self.metric = pilot_items, dataset_items, metric
         self.n_items = max(p.n_items for p in self.plans)
         available = dataset_items if dataset_items is not None else self.n_items
@@ -142,7 +151,7 @@ class PlanReport:
 
     @property
     def sentences(self) -> list[str]:
-        out = [p.sentence for p in self.plans]
+        out = [p.sentence for p in self.plans] + self.skipped
         if self.dataset_items is not None and self.n_items > self.dataset_items:
             worst = min(p.power_at(self.dataset_items) for p in self.plans)
             out.append(f"The data set has only {self.dataset_items} items: with all of them the power is "

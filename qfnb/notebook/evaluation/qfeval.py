@@ -55,7 +55,7 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
     shown = report_frame(plan.columns, result.metrics_df)
     wanted = chart if chart != ["auto"] else list(shown.columns)
     report = EvalReport(shown, report_samples(plan.columns, result.samples_df), chart=wanted or ["auto"], result=result,
-                        scales=_shown_scales(plan.columns, result))
+                        scales=_shown_scales(plan.columns, result), names=plan.columns)
     report.reused = batch.note if batch is not None else reuse_note(plan)
     report.forecast = ahead.checks()
     if pilot is not None:
@@ -89,7 +89,7 @@ def stored_report(value: Any, args: EvalArgs, chart: list[str]) -> EvalReport:
     else:
         cols = columns_for(asked)
         report = EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
-                            chart=chart, result=value, scales=_shown_scales(cols, value))
+                            chart=chart, result=value, scales=_shown_scales(cols, value), names=cols)
     if args.plan is not None:
         report.plan = _stored_plan(value, args, args.plan)
     if args.compare is not None:
@@ -115,11 +115,12 @@ def _stored_plan(value: Any, args: EvalArgs, min_diff: str) -> Any:
     try:
         if not metrics:
             raise EvalArgsError("--plan: the result has no per-item metric")
-        found = evalplan.plans(value, args.compare, metrics[0], min_difference(min_diff, "--plan"))
+        found, skipped = evalplan.plans(value, args.compare, metrics[0], min_difference(min_diff, "--plan"))
     except EvalArgsError as exc:
         raise UsageError(str(exc)) from exc
     pilot = len(set(value.samples["index"]))
-    return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0])
+    return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0],
+                               skipped=skipped)
 
 
 def _forecast(plan: EvalPlan, shown: bool, dry_run: bool = False) -> forecasts.RunForecast:

@@ -128,8 +128,11 @@ class EvalReport:
         max_rows: int = 10,
         result: Any = None,
         scales: Mapping[str, tuple[float, float]] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> None:
         self.metrics = metrics
+        #: the result's metric columns shown, and the names they are shown under (None: as they are)
+        self.names = dict(names) if names is not None else None
         self.result = result  # what was rendered: an EvaluationResult or a {name: result} dict
         self.samples = samples if samples is not None else pd.DataFrame()
         self.max_rows = max_rows
@@ -180,6 +183,30 @@ class EvalReport:
             return cls(frame, merged, chart=chart, result=value)
         return cls(_frame(value, "metrics_df"), _frame(value, "samples_df"), chart=chart, result=value)
 
+    def score_lines(self) -> list[str]:
+        """Each model's own score on each per-item metric with its 95% CI (one result's; the items
+        resampled): ``Tiny-Chat: exact_match 0.83 (95% CI 0.50–1.00, 6 items)``."""
+        found = getattr(self.result, "score_intervals", None)
+        if found is None:
+            return []
+        lines = []
+        names = self.names if self.names is not None else {c: c for c in self.metrics.columns}
+        for (model, metric), row in found().iterrows():
+            if metric not in names:  # a column the report does not show (a family's other scores)
+                continue
+            metric = names[metric]
+            ci = (f"95% CI {row['low']:.2f}–{row['high']:.2f}, " if row["low"] == row["low"] else "no CI: ")
+            n = int(row["n"])
+            lines.append(f"{model}: {metric} {row['mean']:.2f} ({ci}{n} item{'s' * (n != 1)})")
+        return lines
+
+    def _scores_html(self) -> str:
+        scores = self.score_lines()
+        if not scores:
+            return ""
+        return (f'<details class="qfnb-score-ci"><summary>each model\'s score with its 95% CI</summary>'
+                f"<ul>{''.join(f'<li>{escape(line)}</li>' for line in scores)}</ul></details>")
+
     @property
     def verdicts_df(self) -> pd.DataFrame:
         """The judge's verdicts as a table: model, judge, metric, use (a ``Use``), reason."""
@@ -203,6 +230,7 @@ class EvalReport:
         if self.reused:
             parts.append(f'<div class="qfnb-reused" style="color:{_theme.TEXT_MUTED}">{escape(self.reused)}</div>')
         parts.append(_styled(self.metrics, True) if not self.metrics.empty else "<p>No metrics.</p>")
+        parts.append(self._scores_html())
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
@@ -234,6 +262,8 @@ class EvalReport:
         table = self.metrics.to_string(float_format=lambda v: f"{v:.4f}", na_rep="—")
         reused = f"{self.reused}\n" if self.reused else ""
         text = f"Evaluation — {len(self.metrics.index)} model(s)\n{reused}{table}"
+        if scores := self.score_lines():
+            text += "\n" + "\n".join(scores)
         if self.verdicts or self.judge_notes:
             text += "\n" + "\n".join([*(v.sentence for v in self.verdicts), *self.judge_notes])
         if self.forecast:

@@ -111,7 +111,9 @@ class EvalPlan:
         The progress bar counts generations (rows x models), then each answer a judge scores (the
         other metrics follow in a moment)."""
         judged = self.judged_positions()
-        bar = make_progress(progress, desc="generations + judging" if judged else "generations")
+        if not self.generations and not judged:  # recorded answers only: the bar counts their scoring
+            judged = self.scored_positions()
+        bar = make_progress(progress, desc=self.bar_label(judged))
         manager = EvaluationManager(local_evaluators=self.evaluators, worker_num=self.workers)
         if self.sequential:
             assert self.compare is not None and self.decide_on is not None  # checked by plan()
@@ -124,6 +126,18 @@ class EvalPlan:
                             progress=GenerationProgress(bar, self.generations, judged) if bar is not None else False,
                             repeats=self.repeats, store=self.store, recorded=self.recorded or None,
                             **self.sampling.fields())
+
+    def bar_label(self, judged: Sequence[int]) -> str:
+        """What the bar counts: generations (calls), then what a judge scores; a run of recorded answers
+        only makes no call, and its bar says so (it showed an empty 0/0)."""
+        if not self.generations:
+            return "recorded answers scored (no calls)" if judged else "no calls"
+        return "generations + judging" if judged else "generations"
+
+    def scored_positions(self) -> list[int]:
+        """The first evaluator's pass over every answer in the evaluation's index space (one a recorded answer)."""
+        answers = len(self.frame) * self.repeats * (len(self.llms) + len(self.recorded or {}))
+        return list(range(self.generations, self.generations + answers)) if self.evaluators else []
 
     def judged_positions(self) -> list[int]:
         """Where a judge's scores fall in the evaluation's one index space (the generations first,
@@ -363,7 +377,7 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
         chosen = sample_rows(available, args.sample)
         population, frame = frame, frame.iloc[chosen].reset_index(drop=True)
         labels = {tag: {new: got[old] for new, old in enumerate(chosen) if old in got} for tag, got in labels.items()}
-    evaluators = [*make_evaluators(metrics, _judge(args, namespace)), *custom.values()]
+    evaluators = make_evaluators(metrics, _judge(args, namespace), custom)
     if decide_on is not None:
         metric_bounds(decide_on, evaluators)  # known before any call
     pairwise = _pairwise(args, compare, namespace)

@@ -28,7 +28,7 @@ from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.model_names import V2_DEFAULT_MODELS
 from qfnb.protocol.version import REQUEST_SOURCE
 
-from ..batch_job import submit_durable
+from ..batch_job import check_durable_options, submit_durable
 from ..targets import JobTarget, check_platform, parse_target
 from . import batch as _batch
 from . import batching
@@ -403,6 +403,7 @@ class BaseInference(Generic[C, A, K]):
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
+            check_durable_options(_live_options(worker_num, output_file, progress, retry_budget))
             return await submit_durable(self, (chat_row(i) for i in items), common, where)
         return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
                                      worker_num=worker_num, output_file=output_file, progress=progress,
@@ -461,12 +462,20 @@ class BaseInference(Generic[C, A, K]):
         given_format = common.get("response_format")  # as given: a pydantic class answers instances
         items = self._batch_items(inputs, body_list, common)
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
+            check_durable_options(_live_options(worker_num, output_file, progress, retry_budget))
             return sync.run(submit_durable(self, (chat_row(i) for i in items), common, where))
         future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
                                  worker_num=worker_num, output_file=output_file, progress=progress,
                                  retry_budget=retry_budget)
         future.response_format = given_format
         return future
+
+
+def _live_options(worker_num: int | None, output_file: str | Path | None, progress: ProgressArg,
+                  retry_budget: float) -> dict[str, Any]:
+    """The live-batch options a caller set (None where left at the default)."""
+    return {"worker_num": worker_num, "output_file": output_file, "progress": progress or None,
+            "retry_budget": None if retry_budget == _batch.DEFAULT_RETRY_BUDGET else retry_budget}
 
 
 def _in_job(call: Callable[[In], Awaitable[R]]) -> Callable[[In], Awaitable[R]]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from qfnb.protocol.batch import v2_names
+
 from .params import LOCAL_KWARGS
 
 __all__ = ["V2_ROUTES", "chat_answer", "chat_body", "chat_chunk", "chat_row", "embedding_body", "image_answer",
-           "image_body", "rerank_body"]
+           "image_body", "rerank_body", "v2_fields"]
 
 #: the v2 route of each API type (the path below the host)
 V2_ROUTES = {
@@ -25,8 +27,6 @@ V2_ROUTES = {
     "text2image": "/v2/images/generations",
 }
 
-#: v1 body fields and their v2 names
-_RENAMED = {"max_output_tokens": "max_completion_tokens", "user_id": "user"}
 #: what never goes in a v2 body: the SDK's own options, and v1-only fields
 _V1_ONLY = LOCAL_KWARGS | {"extra_parameters"}
 
@@ -37,14 +37,16 @@ def chat_body(fields: Mapping[str, Any], model: str, stream: bool) -> dict[str, 
     return {"model": model, **chat_row(fields), "stream": stream}
 
 
+def v2_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A v1 call's parameters under their v2 names (``max_output_tokens`` is ``max_completion_tokens``,
+    ``user_id`` is ``user``), the SDK's own options and v1-only fields left out."""
+    return v2_names(fields, _V1_ONLY | {"system"})
+
+
 def chat_row(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A v1 call's fields as an OpenAI-style chat request (a batch job's row): :func:`chat_body`
     without its model and stream flag."""
-    body: dict[str, Any] = {}
-    for key, value in fields.items():
-        if value is None or key in _V1_ONLY or key == "system":
-            continue
-        body[_RENAMED.get(key, key)] = value
+    body = v2_fields(fields)
     system = fields.get("system")
     messages = list(body.get("messages") or [])
     if system:
@@ -80,11 +82,7 @@ def chat_chunk(body: dict[str, Any]) -> dict[str, Any]:
 
 def embedding_body(fields: Mapping[str, Any], model: str) -> dict[str, Any]:
     """``{"model", "input", "user"}`` from an ``Embedding`` call's fields."""
-    body: dict[str, Any] = {"model": model}
-    for key, value in fields.items():
-        if value is not None and key not in _V1_ONLY:
-            body[_RENAMED.get(key, key)] = value
-    return body
+    return {"model": model, **v2_names(fields, _V1_ONLY)}
 
 
 def rerank_body(fields: Mapping[str, Any], model: str) -> dict[str, Any]:

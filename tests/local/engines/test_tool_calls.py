@@ -276,3 +276,18 @@ def test_a_call_of_a_tool_not_offered_is_written_again_as_a_call_of_an_offered_o
     assert forced == 0 and call[0].tool_calls is not None
     data, forced = _offered(['{"name": "Lima", "population": 10}'])
     assert forced == 0 and "".join(d.text for d in data) == '{"name": "Lima", "population": 10}'
+
+
+def test_a_call_of_a_tool_not_offered_after_a_result_asks_for_the_answer() -> None:
+    """pydantic-ai's 1.5B run answered a result with a call of a tool not offered, which was written
+    again as a required call of an offered one: a call nobody asked for, and no answer (0 of 5)."""
+    out, asked = _after_result(['{"name": "final_answer", "arguments": {"text": "40 C"}}'])
+    assert len(asked) == 1 and "".join(d.text for d in out) == "It is 40 C in Oslo."
+    assert not any(d.tool_calls for d in out)
+
+
+def test_a_call_written_as_the_answer_after_a_result_asks_for_the_answer() -> None:
+    """openai-agents' 1.5B answers after the result were another call written as JSON text."""
+    out, asked = _after_result(['{"name": "get_weather", "arguments": {"city": "Rome"}}\n',
+                                "This returns the weather in Rome, which you can compare."])
+    assert len(asked) == 1 and "".join(d.text for d in out) == "It is 40 C in Oslo."

@@ -38,7 +38,7 @@ TYPES = {"qfnb_requests": "counter", "qfnb_prompt_tokens": "counter", "qfnb_comp
          "qfnb_engine_queued_requests": "gauge", "qfnb_engine_running_requests": "gauge",
          "qfnb_engine_rss_bytes": "gauge", "qfnb_prompt_cache_hit_ratio": "gauge", "qfnb_batch_rows_done": "gauge",
          "qfnb_batch_rows_in_flight": "gauge", "qfnb_batch_rows_repeated": "gauge", "qfnb_finetune_step": "gauge",
-         "qfnb_finetune_seconds_per_step": "gauge"}
+         "qfnb_finetune_seconds_per_step": "gauge", "qfnb_usage_calls": "counter", "qfnb_usage_tokens": "counter"}
 
 
 class TenModels(FakeRegistry):

@@ -261,9 +261,10 @@ class OpenAIChat:
         else:
             answer = answer_check.checked(attempt, lambda deltas: answer_check.text_miss(
                 "".join(d.text for d in deltas), schema))
+        after_result = tool_calls.follows_result(messages)
         if tools and names and not forced:
-            answer = self._auto_calls_checked(answer, ask, source, gp, extra, tools, names)
-        if names and not forced and tool_calls.follows_result(messages):  # a repeated call is answered
+            answer = self._auto_calls_checked(answer, ask, source, gp, extra, tools, names, after_result=after_result)
+        if names and not forced and after_result:  # a repeated call, or one written as text, is answered
             return tool_calls.answer_after_result(answer, messages, lambda closing: self._run_prepared(
                 closing, gp, ask.lane, extra, top_logprobs=top, key=ask.slot_key))
         return answer
@@ -341,10 +342,12 @@ class OpenAIChat:
 
     def _auto_calls_checked(self, answer: AsyncIterator[Delta], ask: ChatAsk, source: str | list[dict[str, Any]],
                             gp: GenParams, extra: dict[str, Any], tools: list[dict[str, Any]],
-                            names: list[str]) -> AsyncIterator[Delta]:
+                            names: list[str], *, after_result: bool = False) -> AsyncIterator[Delta]:
         """``answer`` (``tool_choice`` auto) with a call that misses written again as a required call:
         one of a strict tool whose arguments do not fit (under that tool's grammar), or an answer
-        that only calls tools not offered (under the offered tools' grammar)."""
+        that only calls tools not offered (under the offered tools' grammar), unless it comes right
+        after a tool result: the model then is to answer from it (a required call there called a
+        tool nobody asked for), and :func:`~.tool_calls.answer_after_result` asks it to."""
         top = ask.logprobs
 
         def required(offered: list[dict[str, Any]]) -> AsyncIterator[Delta]:
@@ -356,7 +359,7 @@ class OpenAIChat:
         if strict:
             answer = tool_calls.enforce_strict(answer, strict, lambda name: required(
                 [t for t in tools if t["function"]["name"] == name]))
-        return tool_calls.call_offered(answer, names, lambda: required(tools))
+        return answer if after_result else tool_calls.call_offered(answer, names, lambda: required(tools))
 
     @staticmethod
     def _read_turns(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,

@@ -411,9 +411,14 @@ def _all_answered(answered: set[tuple[str, str]], calls: Sequence[Mapping[str, A
     return all(_call_key(c["function"]["name"], c["function"]["arguments"]) in answered for c in calls)
 
 
-def _repeats(answered: set[tuple[str, str]], text: str) -> bool:
-    """Whether ``text`` opens with a call the conversation already has the result of (whatever
-    follows it: a small model writes its schema or more calls after it)."""
+def _no_answer(text: str) -> bool:
+    """Whether ``text``, an answer right after a tool result left as text, is no answer from it: it
+    opens with calls written out (``{"name": ..., "arguments": {...}}``, any tool's, whatever follows
+    them: a small model writes its schema or more calls after them), whether it repeats a call the
+    conversation has the result of or was not taken for a call (a tool not offered, or one written
+    as the answer). The 1.5B model answered openai-agents' currency question with ``{"name":
+    "convert_currency", ...}`` and pydantic-ai's with a call of a tool not offered, which had been
+    written again as a required call of an offered one (bench/syllabus_agents.py)."""
     stripped = _TAGGED.sub(lambda m: m.group(1), after_preamble(text).strip())
     fenced = _FENCED.match(stripped)
     body = (fenced.group(1) if fenced else stripped).lstrip()
@@ -422,17 +427,17 @@ def _repeats(answered: set[tuple[str, str]], text: str) -> bool:
     except ValueError:
         return False
     values = value if isinstance(value, list) else [value]
-    return bool(values) and all(isinstance(v, dict) and _call_key(v.get("name"), v.get("arguments",
-                                v.get("parameters", {}))) in answered for v in values)
+    return bool(values) and all(isinstance(v, dict) and isinstance(v.get("name"), str)
+                                and isinstance(v.get("arguments", v.get("parameters", {})), dict) for v in values)
 
 
 async def answer_after_result(first: AsyncIterator[Delta], messages: Sequence[Mapping[str, Any]],
                               again: Callable[[list[dict[str, Any]]], AsyncIterator[Delta]]) -> AsyncIterator[Delta]:
     """``first`` (an answer right after a tool result), unless it repeats a call the conversation
-    already has the result of (as ``tool_calls``, or written as text that opens with that call):
-    then the answer is asked ``again`` with no tools offered and :data:`AFTER_RESULT_ASK` in the
-    result turn. Text that cannot be a call streams as it comes; the usage counts both
-    generations."""
+    already has the result of (as ``tool_calls``) or is text that opens with a call written out
+    (:func:`_no_answer`): then the answer is asked ``again`` with no tools offered and
+    :data:`AFTER_RESULT_ASK` in the result turn. A new call of an offered tool stands; text that
+    cannot be a call streams as it comes; the usage counts both generations."""
     answered, spent = answered_calls(messages), None
     held: list[Delta] = []
     async for delta in first:
@@ -444,7 +449,7 @@ async def answer_after_result(first: AsyncIterator[Delta], messages: Sequence[Ma
             held.append(delta)  # text that may be a call written out: decided when it ends
             if delta.finish_reason is None:
                 continue
-            if _repeats(answered, "".join(d.text for d in held)):
+            if _no_answer("".join(d.text for d in held)):
                 spent = delta
                 break
             for d in held:
