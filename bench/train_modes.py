@@ -1,6 +1,6 @@
 """The train modes on the default fine-tune base (Gemma-3-270M), on this machine's CPU:
 
-    .venv/bin/python bench/train_modes.py [--rounds 3] [--dpo-steps 12] [--dpo-lr 2e-3] [--pretrain-steps 12]
+    .venv/bin/python bench/train_modes.py [--rounds 3] [--dpo-steps 12] [--dpo-lr 2e-3] [--pretrain-steps 6]
                                           [--parts timing,dpo,pretrain]
 
 1. Seconds per step of SFT, PostPretrain, DPO and KTO, measured in one run (rounds alternate between the
@@ -179,8 +179,8 @@ def pretrain_check(model_dir: Path, root: Path, steps: int) -> dict[str, Any]:
 
     train = texts("architecture.md") + texts("lifecycle.md")
     held = texts("local-platform.md")[:24] if (ROOT / "docs" / "local-platform.md").is_file() else train[-12:]
-    job = _job(root, model_dir, "PostPretrain", train, held, maxSteps=steps, batchSize=4, learningRate=5e-4,
-               maxSeqLen=128, checkpoints=2)
+    job = _job(root, model_dir, "PostPretrain", train, held, maxSteps=steps, batchSize=2, learningRate=1e-3,
+               maxSeqLen=64, checkpoints=2)
     result = worker.run(job)
     if result["status"] != "Done":
         raise RuntimeError(f"the PostPretrain run failed: {result['error']}")
@@ -194,7 +194,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dpo-steps", type=int, default=12)
     ap.add_argument("--dpo-lr", type=float, default=2e-3)
-    ap.add_argument("--pretrain-steps", type=int, default=12)
+    ap.add_argument("--pretrain-steps", type=int, default=6)
     ap.add_argument("--parts", default="timing,dpo,pretrain", help="which parts to run (comma-separated)")
     args = ap.parse_args()
     log_to_stdout()

@@ -43,8 +43,10 @@ __all__ = ["TrainForecast", "aforecast_training", "forecast_training"]
 
 #: the most recent recorded fine-tunes the speed is measured on
 _RUNS = 10
-#: seconds per trained token of each train mode against SFT's, on the same base and machine (bench/train_modes.py:
-#: DPO's reference pass and KTO's no-gradient KL pass add to each token; PostPretrain runs the LM head on every token)
+#: seconds per trained token of each train mode against SFT's, estimated from the passes a step runs (not
+#: measured: bench/train_modes.py's per-step times were noise-dominated on the shared 2-core machine): DPO adds the
+#: reference's forward pass once per pair (~1/3 of a training pass), KTO that and its no-gradient KL pass on
+#: mismatched pairs (~2/3), PostPretrain runs the LM head (262k wide on Gemma 3) on every token, not the answer's
 MODE_COST: dict[str, float] = {"SFT": 1.0, "PostPretrain": 1.4, "DPO": 1.3, "KTO": 2.0, "RFT": 1.0}
 #: what a row's tokens are, by mode
 _MODE_NOTE: dict[str, str] = {
@@ -245,7 +247,7 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
     speed = f"{of} of {base} on this machine: {rate}" if runs else f"no recorded runs of {base} on this machine"
     if seconds is not None and mode != "SFT":  # the recorded pace is an SFT token's; this mode's costs more
         seconds *= MODE_COST[mode]
-        speed += f", x{MODE_COST[mode]:g} for a {mode} token (bench/train_modes.py)"
+        speed += f", x{MODE_COST[mode]:g} for a {mode} token (estimated from its passes)"
     table = prices()
     if platform == "local":
         yuan, price_source = 0.0, "local fine-tune"

@@ -23,7 +23,8 @@ SNAKE = {"epoch": "epoch", "learningRate": "learning_rate", "batchSize": "batch_
          "loraRank": "lora_rank", "loraAlpha": "lora_alpha", "loraDropout": "lora_dropout", "maxSteps": "max_steps",
          "loggingSteps": "logging_steps", "warmupRatio": "warmup_ratio", "weightDecay": "weight_decay",
          "seed": "seed", "checkpoints": "checkpoints", "earlyStopPatience": "early_stop_patience",
-         "evalMetricItems": "eval_metric_items"}
+         "evalMetricItems": "eval_metric_items", "beta": "beta", "desirableWeight": "desirable_weight",
+         "undesirableWeight": "undesirable_weight"}
 
 
 def inside(limit: Limit) -> st.SearchStrategy[Any]:

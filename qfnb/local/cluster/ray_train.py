@@ -6,8 +6,8 @@ The job's working dir holds the run's ``spec.json`` and its data (``train.jsonl`
 as the local platform prepares them. A ``ray.train.torch.TorchTrainer`` with ``N`` workers
 (``ScalingConfig(num_workers=N)``, ``C`` CPUs each) runs qfnb's own training loop
 (:func:`qfnb.local.training.worker.run`: LoRA in the spec's ``train_mode``, checkpoints scored on the
-held-out split) in a job dir of its own on each worker. With more than one, the workers train data-parallel in the process
-group Ray Train joins them in (gloo on CPU, :mod:`qfnb.local.training.distributed`): each on its
+held-out split) in a job dir of its own on each worker. With more than one, the workers train data-parallel
+in the process group Ray Train joins them in (gloo on CPU, :mod:`qfnb.local.training.distributed`): each on its
 shard of the rows, the gradients averaged by ``DistributedDataParallel``; rank 0 scores and keeps
 the checkpoints. Rank 0:
 

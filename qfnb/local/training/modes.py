@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 class Scorer(Protocol):
     """The held-out split's scores at a checkpoint: ``evalLoss`` and the mode's own keys."""
 
-    seconds: float
+    @property
+    def seconds(self) -> float: ...
 
     @property
     def examples(self) -> int: ...
