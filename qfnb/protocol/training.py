@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "LIMITS", "TRAINED_TOKEN_KEYS", "Limit", "hyper_problem"]
+__all__ = ["DEFAULTS", "LIMITS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit", "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
 #: client's ledger row and the platform's /metrics read the same keys
@@ -51,12 +51,22 @@ LIMITS: dict[str, Limit] = {
     "checkpoints": Limit(int, 0, 100),
     "earlyStopPatience": Limit(int, 1, 100),
     "evalMetricItems": Limit(int, 1, 1000),
+    # reinforcement fine-tuning (RFT, qfnb.local.training.rft): completions sampled per prompt, their
+    # most new tokens, the sampling temperature, the weight of the KL penalty to the base
+    "groupSize": Limit(int, 2, 64),
+    "maxNewTokens": Limit(int, 1, 4096),
+    "temperature": Limit(float, 0.0, 2.0, lo_open=True),
+    "klCoef": Limit(float, 0.0, 10.0),
 }
 
 
 #: what a run gets for a hyperparameter its request leaves out (the console fills these in)
 DEFAULTS: dict[str, int | float] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
                                     "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
+
+
+#: what a RFT run gets for its own hyperparameters when the request leaves them out
+RFT_DEFAULTS: dict[str, int | float] = {"groupSize": 4, "maxNewTokens": 48, "temperature": 1.0, "klCoef": 0.04}
 
 
 def hyper_problem(name: str, value: Any) -> str | None:

@@ -25,6 +25,7 @@ from qfnb.local.domain.datasets import (
     import_files,
     read_file_rows,
 )
+from qfnb.local.domain.jobs import REWARD_CURVES
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
@@ -33,6 +34,7 @@ from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.files import jsonl
+from qfnb.protocol.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
 
 log = logging.getLogger("qfnb.local.domain.console")
@@ -84,8 +86,8 @@ def create_container(platform: Platform, *, name: Any, base_model: Any, base_fie
     if not isinstance(name, str) or not name.strip():
         raise BodyError("name", "is required and must be a non-empty string")
     base = None if base_optional and base_model is None else resolve_base(platform, base_model, base_field)
-    if train_mode != "SFT":
-        raise BodyError("trainMode", f"the local platform supports SFT only, got {train_mode!r}")
+    if train_mode not in ("SFT", "RFT"):
+        raise BodyError("trainMode", f"the local platform supports SFT and RFT, got {train_mode!r}")
     return platform.store.insert("ft_jobs", {"name": name, "description": description or "", "model": base,
                                              "trainMode": train_mode, "parameterScale": parameter_scale})
 
@@ -103,8 +105,10 @@ def check_hyper(raw: Any, field: str) -> dict[str, Any]:
     return hyper
 
 
-def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[str, str]]:
-    """Training rows from dataset references ``(field, dataset id | bos uri)``."""
+def collect_rows(platform: Platform, refs: list[tuple[str, Any]], *,
+                 prompts_only: bool = False) -> list[dict[str, str]]:
+    """Training rows from dataset references ``(field, dataset id | bos uri)``; ``prompts_only`` (a RFT
+    run): rows need a prompt, their response is kept where there is one."""
     rows: list[dict[str, str]] = []
     for field, ref in refs:
         if isinstance(ref, str) and ref.startswith("bos:"):
@@ -117,9 +121,10 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[s
         if ds is None:
             raise BodyError(field, f"dataset {ref!r} not found")
         rows.extend(dataset_rows(platform.settings.data_dir, ds))
-    rows = [r for r in rows if r.get("prompt") and r.get("response")]
+    rows = [r for r in rows if r.get("prompt") and (prompts_only or r.get("response"))]
     if not rows:
-        raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompt/response pairs")
+        raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompts" if prompts_only
+                        else "the training data has no prompt/response pairs")
     return rows
 
 
@@ -167,14 +172,17 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
                init_adapter: Path | None = None, target: str | None = None,
-               ray_workers: int | None = None) -> dict[str, Any]:
+               ray_workers: int | None = None, reward: Any = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
     run; ``split``: (its field, the percentage of rows held out for the evaluation loss);
     ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
-    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker."""
+    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker; ``reward``: a
+    RFT run's reward source (:func:`rft_reward`)."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
-    rows = collect_rows(platform, refs)
+    mode = str(container.get("trainMode") or "SFT")
+    rl = rft_reward(reward, target) if mode == "RFT" else None
+    rows = collect_rows(platform, refs, prompts_only=rl is not None)
     seed = int(hyper.get("seed", 42))
     held = set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
@@ -192,6 +200,9 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     _write_pairs(job_dir / "train.jsonl", rows)
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
             "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed}
+    if rl is not None:
+        spec.update(train_mode="RFT", reward=rl.to_wire())
+        extra = {**(extra or {}), "trainMode": "RFT", "rewardSource": "client" if rl.from_client else rl.describe()}
     if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
         _write_pairs(job_dir / "eval.jsonl", eval_rows)
         spec["eval_file"] = str(job_dir / "eval.jsonl")
@@ -216,7 +227,20 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
 
 
 def _write_pairs(path: Path, rows: list[dict[str, str]]) -> None:
-    path.write_text(jsonl({"prompt": row["prompt"], "response": row["response"]} for row in rows), encoding="utf-8")
+    path.write_text(jsonl({"prompt": row["prompt"], "response": row["response"]} if row.get("response")
+                          else {"prompt": row["prompt"]} for row in rows), encoding="utf-8")
+
+
+def rft_reward(raw: Any, target: str | None) -> RewardSpec:
+    """A RFT run's reward source, checked: ``{"source": "client"}`` (the default: the user's function,
+    in the user's process) or a declarative grader; BodyError naming ``reward``."""
+    if target:
+        raise BodyError("target", "a RFT run trains on the local platform's own worker, not on a Ray cluster")
+    try:
+        return parse_reward(raw)
+    except RewardSpecError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise BodyError(field, message) from None
 
 
 def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +261,13 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
         over = ckpt.overfitting([(e["step"], e["evalLoss"]) for e in saved if "evalLoss" in e])
         if over is not None:
             out["overfitting"] = over.to_wire()
+    for key in REWARD_CURVES:  # a RFT run's reward curves
+        if key in run:
+            out[key] = run[key]
+    if run.get("rewardSource"):  # a RFT run: "client" (the user's function) or the grader that scores it
+        out["rewardSource"] = run["rewardSource"]
+    if run.get("rewardSource") == "client" and run.get("status") == RunStatus.RUNNING.value:
+        out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
         out["phase"] = run["phase"]
     if run.get("errorMessage"):

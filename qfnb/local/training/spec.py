@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.checkpoints import DEFAULT_PATIENCE, METRICS
-from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
+from qfnb.protocol.rewards import RewardSpec, RewardSpecError, parse_reward
+from qfnb.protocol.training import DEFAULTS, LIMITS, RFT_DEFAULTS, hyper_problem
 
 
 class SpecError(ValueError):
@@ -38,7 +39,12 @@ class Hyper:
     early_stop: bool = False  # end the run after ``early_stop_patience`` checkpoints without improvement
     early_stop_patience: int = DEFAULT_PATIENCE
     eval_metric: str | None = None  # a generation metric scored on held-out items at each checkpoint
-    eval_metric_items: int = 8  # held-out items the metric is scored on
+    eval_metric_items: int = 8  # held-out items the metric is scored on (a RFT run: its held-out prompts)
+    # reinforcement fine-tuning (qfnb.local.training.rft)
+    group_size: int = int(RFT_DEFAULTS["groupSize"])  # completions sampled per prompt
+    max_new_tokens: int = int(RFT_DEFAULTS["maxNewTokens"])  # the longest completion sampled
+    temperature: float = RFT_DEFAULTS["temperature"]
+    kl_coef: float = RFT_DEFAULTS["klCoef"]  # weight of the KL penalty to the base (the adapter disabled)
 
     def schedule(self, n_examples: int) -> str:
         """Which of ``maxSteps`` and ``epoch`` decides the run's length, in words."""
@@ -63,6 +69,8 @@ class WorkerSpec:
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
     eval_file: Path | None = None  # held-out pairs for the evaluation loss (never trained on)
     init_adapter: Path | None = None  # a checkpoint to continue from (incrementCheckpointStep)
+    train_mode: str = "SFT"
+    reward: RewardSpec | None = None  # a RFT run's reward source (qfnb.protocol.rewards)
 
 
 def _snake(wire: str) -> str:
@@ -119,7 +127,17 @@ def parse_spec(raw: Any) -> WorkerSpec:
             raise SpecError(f"{key}: must be a path string")
         return Path(value)
 
+    mode = raw.get("train_mode", "SFT")
+    if mode == "RFT":
+        try:
+            reward: RewardSpec | None = parse_reward(raw.get("reward"))
+        except RewardSpecError as exc:
+            raise SpecError(str(exc)) from None
+    else:
+        reward = None
     return WorkerSpec(
+        train_mode=str(mode),
+        reward=reward,
         base_model=base,
         train_file=Path(train_file),
         hyper=parse_hyper(raw.get("hyper")),

@@ -70,6 +70,10 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
 
 def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str, Path]:
     spec = load_spec(job_dir)
+    if spec.train_mode == "RFT":  # group-relative policy optimisation with a reward (deferred: it imports this)
+        from qfnb.local.training import rft
+
+        return rft.train(job_dir, spec, stop, metrics)
     hyper = spec.hyper
     examples = data.load_examples(spec.train_file)  # fail fast on bad data, before loading torch
     held = data.load_examples(spec.eval_file) if spec.eval_file is not None else []
