@@ -14,6 +14,7 @@ class TrainMode(StrEnum):
     PostPretrain = "PostPretrain"
     DPO = "DPO"
     KTO = "KTO"
+    RFT = "RFT"  # reinforcement fine-tuning with a reward you write (the 2026 console's)
     POST_PRETRAIN = "PostPretrain"
 
 

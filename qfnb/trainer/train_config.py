@@ -25,7 +25,8 @@ _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTu
 HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
           "weight_decay", "lora_rank", "lora_all_linear", "scheduler_name", "lora_alpha",
           "lora_dropout", "lora_target_modules", "max_steps", "seed", "checkpoints", "early_stop",
-          "early_stop_patience", "eval_metric", "eval_metric_items")
+          "early_stop_patience", "eval_metric", "eval_metric_items", "group_size", "max_new_tokens", "temperature",
+          "kl_coef")
 
 
 def _camel(name: str) -> str:
@@ -67,6 +68,12 @@ class TrainConfig(ConfigModel):
     early_stop_patience: int | None = None
     eval_metric: str | Callable[..., Any] | None = None
     eval_metric_items: int | None = None
+    #: reinforcement fine-tuning (train_mode="RFT"): completions sampled per prompt, their most new
+    #: tokens, the sampling temperature, the weight of the KL penalty to the base (qfnb.local.training.rft)
+    group_size: int | None = None
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    kl_coef: float | None = None
     packing: bool | None = None
     peft_type: str = "LoRA"
     trainset_rate: int = Field(20, ge=0, le=100)

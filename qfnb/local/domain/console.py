@@ -261,17 +261,22 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
         over = ckpt.overfitting([(e["step"], e["evalLoss"]) for e in saved if "evalLoss" in e])
         if over is not None:
             out["overfitting"] = over.to_wire()
-    for key in REWARD_CURVES:  # a RFT run's reward curves
-        if key in run:
-            out[key] = run[key]
-    if run.get("rewardSource"):  # a RFT run: "client" (the user's function) or the grader that scores it
-        out["rewardSource"] = run["rewardSource"]
-    if run.get("rewardSource") == "client" and run.get("status") == RunStatus.RUNNING.value:
-        out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
+    if run.get("rewardSource"):
+        out.update(_reward_fields(run))
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
         out["phase"] = run["phase"]
     if run.get("errorMessage"):
         out["errorMessage"] = run["errorMessage"]
+    return out
+
+
+def _reward_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """A RFT run's: its reward curves, where its rewards come from ("client": the user's function, or the
+    grader that scores them), and while it runs how many batches of samples wait for the client."""
+    out = {key: run[key] for key in REWARD_CURVES if key in run}
+    out["rewardSource"] = run["rewardSource"]
+    if run["rewardSource"] == "client" and run.get("status") == RunStatus.RUNNING.value:
+        out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
     return out
 
 
