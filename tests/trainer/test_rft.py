@@ -164,3 +164,50 @@ def test_a_reattached_trainer_goes_on_providing_the_rewards(local_platform: Serv
     detail = _detail(again, local)
     assert detail["runStatus"] == "Done" and len(calls) == 4 * 2 * 2  # every step's rewards came from here
     assert [v for _, v in detail["rewardCurve"]] == [1.0] * 4
+
+
+def _create(local: Config, name: str, mode: str, **task: Any) -> str:
+    job = FineTune.V2.create_job(name=name, model="Tiny-Chat", train_mode=mode, config=local)
+    ds = Dataset.create_from_pyobj(PROMPTS).save(qianfan_dataset_create_args={"name": name}, config=local)
+    return str(FineTune.V2.create_task(
+        job_id=job.body["result"]["jobId"], params_scale="LoRA", hyper_params={"maxSteps": 2, "batchSize": 2},
+        dataset_config={"sourceType": "Platform", "versions": [{"versionId": ds.id}], "splitRatio": 0},
+        config=local, **task).body["result"]["taskId"])
+
+
+def _exchange(local: Config, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    from qfnb.resources.console._base import ConsoleRequest, send
+
+    return dict(send(ConsoleRequest("/v2/finetuning", body, action), config=local).body["result"])
+
+
+def test_the_reward_routes_check_what_the_client_posts(local: Config) -> None:
+    from qfnb._core.errors import QfnbError
+    from qfnb.protocol.rewards import FETCH_ACTION, SUBMIT_ACTION
+
+    task = _create(local, "rft_routes", "RFT", reward={"source": "client", "clientWaitSeconds": 30})
+    found = _exchange(local, FETCH_ACTION, {"taskId": task, "waitSeconds": 10})
+    (request,) = found["requests"]
+    assert found["runStatus"] == "Running" and len(request["samples"]) == 2 * 4  # batch x the default group
+    with pytest.raises(QfnbError, match="rewards.*must be a list of 8 numbers"):
+        _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"], "rewards": [1.0]})
+    with pytest.raises(QfnbError, match=r"rewards\[2\].*must be a number"):
+        _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"],
+                                         "rewards": [1.0, 0.0, "high", 0, 0, 0, 0, 0]})
+    with pytest.raises(QfnbError, match="waitSeconds.*must be a number of seconds in \\[0, 20\\]"):
+        _exchange(local, FETCH_ACTION, {"taskId": task, "waitSeconds": 600})
+    ok = _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"], "rewards": [0.5] * 8})
+    assert ok["accepted"] is True
+    with pytest.raises(QfnbError, match="(answered already|no pending reward request)"):
+        _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"], "rewards": [0.5] * 8})
+    FineTune.V2.stop_task(task_id=task, config=local)
+    sft = _create(local, "sft_routes", "SFT")
+    with pytest.raises(QfnbError, match="takes no client rewards \\(it is a SFT run\\)"):
+        _exchange(local, FETCH_ACTION, {"taskId": sft})
+
+
+def test_a_rft_task_is_refused_a_malformed_reward_before_it_is_queued(local: Config) -> None:
+    from qfnb._core.errors import QfnbError
+
+    with pytest.raises(QfnbError, match="reward.type.*string_check, text_similarity"):
+        _create(local, "rft_bad", "RFT", reward={"type": "python", "source_code": "def grade(...)"})
