@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.errors import ValidationError
+from qfnb.protocol import train_formats
 from qfnb.resources.console.consts import DataTemplateType
 
 __all__ = [
     "DatasetValidationError", "Problem", "QianfanGenericText", "QianfanNonSortedConversation",
-    "QianfanQuerySet", "QianfanSortedConversation", "Schema", "schema_for_template",
+    "QianfanQuerySet", "QianfanSortedConversation", "Schema", "TrainModeData", "schema_for_template",
 ]
 
 #: the column of a packed dataset (``qfnb.dataset.consts.QianfanDatasetPackColumnName``)
@@ -180,6 +181,29 @@ class QianfanQuerySet(_OneTextColumn):
     name = "QianfanQuerySet"
     template_type = DataTemplateType.QuerySet
     column = "prompt"
+
+
+class TrainModeData(Schema):
+    """A train mode's data (``"DPO"``, ``"KTO"``, ``"PostPretrain"``, ``"RFT"``), each row checked as
+    :mod:`qfnb.protocol.train_formats` reads it; a row in another mode's format is named with what it
+    looks like. An earlier turn of a multi-turn conversation (``prompt``/``response``) passes."""
+
+    def __init__(self, train_mode: str) -> None:
+        self.train_mode = train_formats.train_mode(train_mode)
+        self.name = f"{self.train_mode} data ({train_formats.FORMATS[self.train_mode]})"
+
+    def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        entity = {k: v for k, v in row.items() if not k.startswith("_") and not _missing(v)}
+        if "_group" in row and train_formats.looks_like(entity) == "SFT (prompt/response)" \
+                and self.train_mode != "PostPretrain":
+            return  # an earlier turn; the conversation's last turn is checked
+        try:
+            train_formats.parse_item(self.train_mode, entity, "row")
+        except train_formats.FormatError as exc:
+            yield "record", str(exc).removeprefix("row: ")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.train_mode!r})"
 
 
 def schema_for_template(template_type: int) -> Schema:

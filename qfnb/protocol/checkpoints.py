@@ -5,7 +5,7 @@ A run saves ``K`` LoRA checkpoints evenly over its steps (:func:`checkpoint_step
 entry of the task detail's ``checkpointList`` as the Qianfan platform returns it (``step``, ``time``,
 ``trainLoss``, ``evalLoss``; qfnb adds ``metric``/``metricName`` when a generation metric is named).
 The best one (:func:`best_checkpoint`) has the lowest held-out loss, or the highest metric when one
-is named, as Hugging Face's ``load_best_model_at_end`` picks it. Over-fitting (:func:`overfitting`)
+is named, or (DPO, KTO) the highest held-out preference accuracy, as Hugging Face's ``load_best_model_at_end`` picks it. Over-fitting (:func:`overfitting`)
 is named once the held-out loss of a later checkpoint rose clearly above its lowest; early stopping
 (:func:`patience_spent`) ends a run after ``patience`` checkpoints without improvement, as
 ``EarlyStoppingCallback(early_stopping_patience=…)`` does.
@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "METRICS", "OVERFIT_RISE", "Overfit", "best_checkpoint",
-           "checkpoint_steps", "choose", "overfitting", "patience_spent"]
+__all__ = ["DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "METRICS", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN",
+           "Overfit", "best_checkpoint", "checkpoint_steps", "choose", "overfitting", "patience_spent"]
 
 #: checkpoints a run keeps when a validation split exists and the request names no count
 DEFAULT_CHECKPOINTS = 5
@@ -27,6 +27,9 @@ DEFAULT_CHECKPOINTS = 5
 DEFAULT_PATIENCE = 2
 #: generation metrics a run can score its checkpoints with (higher is better)
 METRICS = ("rouge_l", "exact_match")
+#: a preference run's held-out score of a checkpoint (higher is better), and its tie-break
+PREFERENCE_SCORE = "valid_preference_accuracy"
+REWARD_MARGIN = "valid_reward_margin"
 #: how far (relative) the held-out loss must rise above its lowest to be called over-fitting
 OVERFIT_RISE = 0.05
 
@@ -46,11 +49,17 @@ def _score(entry: Mapping[str, Any], key: str) -> float | None:
 
 
 def best_checkpoint(checkpoints: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The checkpoint with the highest metric when the entries carry one, else the lowest held-out
-    loss (the earlier on a tie); None when no entry has a score."""
+    """The checkpoint with the highest metric when the entries carry one; for a preference run (DPO,
+    KTO: entries with :data:`PREFERENCE_SCORE`) the highest held-out preference accuracy, then the widest
+    reward margin; else the lowest held-out loss (a PostPretrain run's lowest perplexity). The earlier on a
+    tie; None when no entry has a score."""
     by_metric = [c for c in checkpoints if _score(c, "metric") is not None]
     if by_metric:
         return max(by_metric, key=lambda c: (_score(c, "metric"), -int(c["step"])))
+    by_preference = [c for c in checkpoints if _score(c, PREFERENCE_SCORE) is not None]
+    if by_preference:
+        return max(by_preference, key=lambda c: (_score(c, PREFERENCE_SCORE), _score(c, REWARD_MARGIN) or 0.0,
+                                                 -int(c["step"])))
     scored = [c for c in checkpoints if _score(c, "evalLoss") is not None]
     return min(scored, key=lambda c: (_score(c, "evalLoss"), int(c["step"]))) if scored else None
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "LIMITS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit", "hyper_problem"]
+__all__ = ["DEFAULTS", "LIMITS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit",
+           "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
 #: client's ledger row and the platform's /metrics read the same keys
@@ -51,6 +52,11 @@ LIMITS: dict[str, Limit] = {
     "checkpoints": Limit(int, 0, 100),
     "earlyStopPatience": Limit(int, 1, 100),
     "evalMetricItems": Limit(int, 1, 1000),
+    # preference modes (qfnb.local.training.preference): DPO's and KTO's beta (how far the tuned model
+    # may move from the base), KTO's weights of its good and bad answers
+    "beta": Limit(float, 0.0, 100.0, lo_open=True),
+    "desirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
+    "undesirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
     # reinforcement fine-tuning (RFT, qfnb.local.training.rft): completions sampled per prompt, their
     # most new tokens, the sampling temperature, the weight of the KL penalty to the base
     "groupSize": Limit(int, 2, 64),
@@ -63,6 +69,9 @@ LIMITS: dict[str, Limit] = {
 #: what a run gets for a hyperparameter its request leaves out (the console fills these in)
 DEFAULTS: dict[str, int | float] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
                                     "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
+
+#: the preference modes' defaults (TRL's and OpenAI's): filled in for a DPO or KTO run only
+PREFERENCE_DEFAULTS: dict[str, float] = {"beta": 0.1, "desirableWeight": 1.0, "undesirableWeight": 1.0}
 
 
 #: what a RFT run gets for its own hyperparameters when the request leaves them out

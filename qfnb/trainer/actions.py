@@ -17,7 +17,7 @@ from qfnb._core.errors import InternalServerError, QfnbError, RequestError, Vali
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of
-from qfnb.protocol import checkpoints
+from qfnb.protocol import checkpoints, train_formats
 from qfnb.protocol.console import RunStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console.account import console_v2, require_iam_keys
@@ -92,7 +92,10 @@ class TrainAction(AsyncAction):
         if own.get("peft_type"):
             self.train_config = self.train_config.model_copy()
             self.train_config.peft_type = own["peft_type"]  # validated (validate_assignment)
-        self.train_mode = str(train_mode or "SFT")
+        try:
+            self.train_mode = train_formats.train_mode(train_mode or "SFT")
+        except ValueError as exc:
+            raise ValidationError("train_mode", str(exc).removeprefix("train_mode: ")) from None
         self.job_name = own.get("job_name") or kwargs.get("name")
         #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.replay`)
         self.description: str | None = None

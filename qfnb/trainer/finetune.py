@@ -22,6 +22,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import make_progress
 from qfnb._core.runtime.steps import StepFeed
 from qfnb.model import Model, Service
+from qfnb.protocol import train_formats
 from qfnb.resources.targets import check_platform, parse_target
 
 from . import finetune_store, official_file, persist, replay
@@ -58,7 +59,8 @@ class LLMFinetune(Trainer):
     """Fine-tune ``train_type`` on ``dataset``, publish, and optionally deploy and evaluate.
 
     The official ``**kwargs`` are accepted: ``peft_type=`` and ``train_mode=`` go to the
-    training step, ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
+    training step (``train_mode``: ``"SFT"``, ``"PostPretrain"``, ``"DPO"``, ``"KTO"``, a string in any
+    case or a ``TrainMode``; a local dataset is checked in that mode's format now, naming its line), ``ak=``/``sk=``/``access_key=``/``secret_key=`` make this trainer's config;
     ``dataset_bos_path=`` is the dataset; ``previous_trainer=``/``previous_task_id=`` continue a
     run (incremental training), from its checkpoint ``increment_checkpoint_step=`` when given (the
     platform's ``incrementCheckpointStep``); other names are ignored, with one warning each.
@@ -88,7 +90,7 @@ class LLMFinetune(Trainer):
         if not train_type and "increment_task_id" not in train_kwargs:
             raise ValidationError("train_type", "name the base model to fine-tune "
                                   "(e.g. 'Gemma-3-270M' locally), or continue one with previous_task_id=")
-        dataset = as_dataset(dataset)
+        dataset = as_dataset(dataset, train_kwargs.get("train_mode", "SFT"))
         train_config = _train_config(train_config)
         _check_parts(event_handler, eval_dataset, evaluators, model_not_publish, deploy_config)
         self.train_type = train_type
@@ -370,6 +372,11 @@ def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keywords that go to the training step (incremental training's included)."""
     out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward")
            if (v := kwargs.pop(k, None)) is not None}
+    if "train_mode" in out:  # a string in any case or a TrainMode, checked before anything is sent
+        try:
+            out["train_mode"] = train_formats.train_mode(out["train_mode"])
+        except ValueError as exc:
+            raise ValidationError("train_mode", str(exc).removeprefix("train_mode: ")) from None
     previous = previous_task(kwargs.pop("previous_task_id", None), kwargs.pop("previous_trainer", None))
     step = kwargs.pop("increment_checkpoint_step", None)
     if previous is not None:

@@ -21,23 +21,27 @@ def previous_task(task_id: str | None, trainer: Any) -> str | None:
     return task_id
 
 
-def as_dataset(dataset: Any) -> Any:
-    """Lists and DataFrames become Datasets; local data is validated now (chat-SFT schema),
-    so a bad row is reported before anything is sent."""
+def as_dataset(dataset: Any, train_mode: str = "SFT") -> Any:
+    """Lists and DataFrames become Datasets; local data is validated now (chat-SFT schema, or
+    ``train_mode``'s format: :class:`qfnb.dataset.schema.TrainModeData`), so a bad row is reported
+    before anything is sent."""
     import pandas as pd
 
     from qfnb.dataset import Dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
+    from qfnb.dataset.schema import TrainModeData
 
     if dataset is None:
         raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")
 
     if isinstance(dataset, DatasetConfig):
-        dataset.datasets = [as_dataset(d) for d in dataset.datasets]
+        dataset.datasets = [as_dataset(d, train_mode) for d in dataset.datasets]
         return dataset
     if isinstance(dataset, pd.DataFrame):
         dataset = Dataset.load(dataframe=dataset)
     elif isinstance(dataset, list):
         dataset = Dataset.create_from_pyobj(dataset)
     if isinstance(dataset, Dataset) and dataset.qianfan_dataset_id is None:
+        if train_mode != "SFT" and not isinstance(dataset.schema, TrainModeData):
+            dataset.schema = TrainModeData(train_mode)  # the upload checks the rows with it too
         dataset.validate()  # names file lines (1-based) for a file, row positions for a frame
     return dataset

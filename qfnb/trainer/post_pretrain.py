@@ -3,43 +3,32 @@ the fine-tune pipeline with the official SDK's other train modes."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from qfnb.protocol.console import TrainMode
 
 from .finetune import LLMFinetune
 
 __all__ = ["DPO", "PostPreTrain"]
-#: a dataset as given (a Dataset, an id, a config...)
-D = TypeVar("D")
-
-
-def _with_schema(dataset: D, schema_name: str) -> D:
-    """A local Dataset without a schema is checked against ``schema_name`` (not chat SFT's)."""
-    from qfnb import dataset as _dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
-
-    if isinstance(dataset, _dataset.Dataset) and dataset.qianfan_dataset_id is None and dataset.schema is None:
-        dataset.schema = getattr(_dataset, schema_name)()
-    return dataset
 
 
 class PostPreTrain(LLMFinetune):
-    """Continued pre-training of ``train_type`` on a plain-text dataset (load → train; the
+    """Continued pre-training of ``train_type`` on a plain-text dataset (``text`` rows; load → train; the
     result is a training run, not a published model). ``LLMFinetune(previous_trainer=it)``
     fine-tunes on from it."""
 
     def __init__(self, train_type: str = "", dataset: Any = None, train_config: Any = None,
                  event_handler: Any = None, name: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("model_not_publish", True)
-        super().__init__(train_type, _with_schema(dataset, "QianfanGenericText"), train_config,
+        super().__init__(train_type, dataset, train_config,
                          event_handler=event_handler, name=name, train_mode=TrainMode.PostPretrain, **kwargs)
 
 
 class DPO(LLMFinetune):
-    """Preference training (DPO) of ``train_type`` on a dataset of prompts with ranked
-    answers; otherwise as :class:`LLMFinetune`."""
+    """Preference training (DPO) of ``train_type`` on a dataset of prompts with a preferred and a
+    rejected answer (or ranked answers); otherwise as :class:`LLMFinetune`."""
 
     def __init__(self, train_type: str = "", dataset: Any = None, train_config: Any = None,
                  event_handler: Any = None, name: str = "", **kwargs: Any) -> None:
-        super().__init__(train_type, _with_schema(dataset, "QianfanSortedConversation"), train_config,
+        super().__init__(train_type, dataset, train_config,
                          event_handler=event_handler, name=name, train_mode=TrainMode.DPO, **kwargs)

@@ -24,6 +24,8 @@ from .cloud import Captured, FakeQianfan, Reply
 
 DS, FT, MODEL, SERVICE = "/v2/dataset", "/v2/finetuning", "/v2/model", "/v2/service"
 #: where a created service answers (its ``url``; the last segment is its endpoint)
+#: the console's train modes (2026: RFT beside the official SDK's four)
+TRAIN_MODES = ("SFT", "PostPretrain", "DPO", "KTO", "RFT")
 SERVICE_URL = "https://qianfan.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
 
 
@@ -140,7 +142,7 @@ class ConsoleV2:
         """``CreateFineTuningJob`` (``name``, ``model``, ``trainMode``): result ``{"jobId"}``.
         https://cloud.baidu.com/doc/WENXINWORKSHOP/s/Mlt73m1g4"""
         body = req.json or {}
-        if not body.get("name") or not body.get("model") or body.get("trainMode") not in ("SFT", "PostPretrain"):
+        if not body.get("name") or not body.get("model") or body.get("trainMode") not in TRAIN_MODES:
             return self._bad(req, "InvalidParameter", "name, model and trainMode are required")
         job_id = f"job-{next(self.seq)}"
         self.jobs[job_id] = {"jobId": job_id, "jobName": body["name"], "model": body["model"],

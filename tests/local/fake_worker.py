@@ -36,7 +36,11 @@ start = time.time()
 
 def rft():
     from qfnb.local.training.rewards import RewardError, RewardExchange, RewardsStopped, Sample
+    from qfnb.protocol import train_formats
     from qfnb.protocol.rewards import moving_mean, parse_reward
+
+    prompts = [(item.messages[-1]["content"], dict(item.extra))
+               for item in train_formats.parse_file("RFT", Path(spec["train_file"]))]
 
     exchange = RewardExchange(job, parse_reward(spec.get("reward")), lambda: stopped)
     group, batch, means = int(hyper.get("groupSize") or 4), int(hyper["batchSize"]), []
@@ -49,9 +53,8 @@ def rft():
                     status = "Stopped"
                     break
                 time.sleep(float(hyper.get("stepSeconds", 0.05)))
-                picked = [rows[(step * batch + i) % len(rows)] for i in range(batch)]
-                samples = [Sample(r["prompt"], f"{r['prompt']} #{k}", {x: v for x, v in r.items() if x != "prompt"})
-                           for r in picked for k in range(group)]
+                picked = [prompts[(step * batch + i) % len(prompts)] for i in range(batch)]
+                samples = [Sample(text, f"{text} #{k}", fields) for text, fields in picked for k in range(group)]
                 rewards = exchange.score(samples, step=step)
                 metrics["sampled_tokens"] += len(samples) * 3
                 means.append(sum(rewards) / len(rewards))

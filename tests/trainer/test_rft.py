@@ -20,13 +20,15 @@ import pytest
 from qfnb._core.config import Config
 from qfnb._core.errors import ValidationError
 from qfnb.dataset import Dataset
+from qfnb.dataset.schema import TrainModeData
 from qfnb.resources import FineTune
 from qfnb.trainer import LLMFinetune, TrainConfig
 from qfnb.trainer.rewards import RewardFunctionError
 from tests.fakes.events import RecordingHandler
 from tests.fakes.local_platform import ServedPlatform
 
-PROMPTS = [{"prompt": f"Name a colour ({i})", "response": "blue"} for i in range(6)]
+PROMPTS = [{"prompt": f"Name a colour ({i})", "colour": "blue"} for i in range(6)]
+PAIRS = [{"prompt": f"Name a colour ({i})", "response": "blue"} for i in range(6)]
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_the_reward_function_scores_every_sample_in_this_process(local: Config) 
     assert len(calls) == 3 * 2 * 2  # steps x prompts x group
     assert {pid for *_, pid in calls} == {os.getpid()}  # the user's process, not the platform's worker
     prompt, completion, kw, _ = calls[0]
-    assert prompt.startswith("Name a colour") and completion.startswith(prompt) and kw == {"response": "blue"}
+    assert prompt.startswith("Name a colour") and completion.startswith(prompt) and kw == {"colour": "blue"}
     detail = _detail(trainer, local)
     assert detail["runStatus"] == "Done" and detail["rewardSource"] == "client"
     assert [v for _, v in detail["rewardCurve"]] == [0.5, 0.5, 0.5]  # one of each group's two ends with #1
@@ -87,7 +89,7 @@ def test_a_reward_that_raises_stops_the_run_with_its_error(local: Config) -> Non
         raise KeyError("keyword")
 
     trainer = _trainer(local, broken)
-    with pytest.raises(RewardFunctionError, match="raised KeyError: 'keyword' \\(prompt 'Name a colour") as info:
+    with pytest.raises(RewardFunctionError, match=r"raised KeyError: 'keyword' \(prompt 'Name a colour") as info:
         trainer.run()
     assert isinstance(info.value.__cause__, KeyError)
     assert "raised KeyError" in _detail(trainer, local)["errorMessage"]
@@ -103,25 +105,20 @@ def test_a_declarative_grader_is_scored_by_the_platform(local: Config) -> None:
 
 
 def test_reward_is_checked_before_anything_is_sent(local: Config) -> None:
-    with pytest.raises(ValidationError, match="reward.*train_mode='RFT' needs reward="):
+    with pytest.raises(ValidationError, match=r"reward.*train_mode='RFT' needs reward="):
         _trainer(local, None)
-    with pytest.raises(ValidationError, match="reward.*must accept \\(prompt, completion, \\*\\*kw\\)"):
+    with pytest.raises(ValidationError, match=r"reward.*must accept \(prompt, completion, \*\*kw\)"):
         _trainer(local, lambda text: 1.0)
-    with pytest.raises(ValidationError, match="reward.*is for train_mode='RFT'"):
-        LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(PROMPTS), reward=len, config=local)
-    with pytest.raises(ValidationError, match="evaluation_metric"):
+    with pytest.raises(ValidationError, match=r"reward.*is for train_mode='RFT'"):
+        LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(PAIRS), reward=len, config=local)
+    with pytest.raises(ValidationError, match=r"evaluation_metric"):
         _trainer(local, {"type": "text_similarity", "input": "{{sample.output_text}}", "reference": "x",
                          "evaluation_metric": "cosine"})
     assert _trainer(local, "operator:contains").train_action.reward is operator.contains  # module:function
 
 
 def test_a_run_whose_reward_client_is_gone_stops_with_a_clear_error(local: Config) -> None:
-    job = FineTune.V2.create_job(name="rft_gone", model="Tiny-Chat", train_mode="RFT", config=local)
-    ds = Dataset.create_from_pyobj(PROMPTS).save(qianfan_dataset_create_args={"name": "rft_gone"}, config=local)
-    task = FineTune.V2.create_task(
-        job_id=job.body["result"]["jobId"], params_scale="LoRA", hyper_params={"maxSteps": 2, "batchSize": 2},
-        dataset_config={"sourceType": "Platform", "versions": [{"versionId": ds.id}], "splitRatio": 0},
-        reward={"source": "client", "clientWaitSeconds": 1}, config=local).body["result"]["taskId"]
+    task = _create(local, "rft_gone", "RFT", reward={"source": "client", "clientWaitSeconds": 1})
     deadline = time.time() + 30
     while (detail := FineTune.V2.task_detail(task_id=task, config=local).body["result"])["runStatus"] in (
             "Waiting", "Running") and time.time() < deadline:
@@ -133,13 +130,14 @@ def test_a_run_whose_reward_client_is_gone_stops_with_a_clear_error(local: Confi
 _FIRST_KERNEL = """
 import os, sys
 from qfnb.dataset import Dataset
+from qfnb.dataset.schema import TrainModeData
 from qfnb.trainer import LLMFinetune, TrainConfig
 
 def first(prompt, completion, **kw):
     print(trainer.id, flush=True)
     os._exit(0)  # the kernel restarts: no stop, no goodbye
 
-rows = [{"prompt": f"Name a colour ({i})", "response": "blue"} for i in range(6)]
+rows = [{"prompt": f"Name a colour ({i})", "colour": "blue"} for i in range(6)]
 trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(rows), train_mode="RFT",
                       reward=first, model_not_publish=True,
                       train_config=TrainConfig(max_steps=4, batch_size=2, group_size=2, trainset_rate=0))
@@ -155,7 +153,7 @@ def test_a_reattached_trainer_goes_on_providing_the_rewards(local_platform: Serv
     first = subprocess.run([sys.executable, "-c", _FIRST_KERNEL], env=env, capture_output=True, text=True,
                            timeout=60, check=True)
     trainer_id = first.stdout.split()[0]
-    with pytest.raises(ValidationError, match="pass it again, load\\(id, reward=fn\\)"):
+    with pytest.raises(ValidationError, match=r"pass it again, load\(id, reward=fn\)"):
         LLMFinetune.load(trainer_id, config=local)
     calls: list[str] = []
     again = LLMFinetune.load(trainer_id, config=local, reward=lambda p, c, **kw: calls.append(c) or 1.0)
@@ -168,7 +166,8 @@ def test_a_reattached_trainer_goes_on_providing_the_rewards(local_platform: Serv
 
 def _create(local: Config, name: str, mode: str, **task: Any) -> str:
     job = FineTune.V2.create_job(name=name, model="Tiny-Chat", train_mode=mode, config=local)
-    ds = Dataset.create_from_pyobj(PROMPTS).save(qianfan_dataset_create_args={"name": name}, config=local)
+    ds = Dataset.create_from_pyobj(PROMPTS if mode == "RFT" else PAIRS).save(
+        qianfan_dataset_create_args={"name": name}, config=local, schema=TrainModeData(mode) if mode == "RFT" else None)
     return str(FineTune.V2.create_task(
         job_id=job.body["result"]["jobId"], params_scale="LoRA", hyper_params={"maxSteps": 2, "batchSize": 2},
         dataset_config={"sourceType": "Platform", "versions": [{"versionId": ds.id}], "splitRatio": 0},
@@ -189,25 +188,25 @@ def test_the_reward_routes_check_what_the_client_posts(local: Config) -> None:
     found = _exchange(local, FETCH_ACTION, {"taskId": task, "waitSeconds": 10})
     (request,) = found["requests"]
     assert found["runStatus"] == "Running" and len(request["samples"]) == 2 * 4  # batch x the default group
-    with pytest.raises(QfnbError, match="rewards.*must be a list of 8 numbers"):
+    with pytest.raises(QfnbError, match=r"rewards.*must be a list of 8 numbers"):
         _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"], "rewards": [1.0]})
     with pytest.raises(QfnbError, match=r"rewards\[2\].*must be a number"):
         _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"],
                                          "rewards": [1.0, 0.0, "high", 0, 0, 0, 0, 0]})
-    with pytest.raises(QfnbError, match="waitSeconds.*must be a number of seconds in \\[0, 20\\]"):
+    with pytest.raises(QfnbError, match=r"waitSeconds.*must be a number of seconds in \[0, 20\]"):
         _exchange(local, FETCH_ACTION, {"taskId": task, "waitSeconds": 600})
     ok = _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"], "rewards": [0.5] * 8})
     assert ok["accepted"] is True
-    with pytest.raises(QfnbError, match="(answered already|no pending reward request)"):
+    with pytest.raises(QfnbError, match=r"(answered already|no pending reward request)"):
         _exchange(local, SUBMIT_ACTION, {"taskId": task, "requestId": request["requestId"], "rewards": [0.5] * 8})
     FineTune.V2.stop_task(task_id=task, config=local)
     sft = _create(local, "sft_routes", "SFT")
-    with pytest.raises(QfnbError, match="takes no client rewards \\(it is a SFT run\\)"):
+    with pytest.raises(QfnbError, match=r"takes no client rewards \(it is a SFT run\)"):
         _exchange(local, FETCH_ACTION, {"taskId": sft})
 
 
 def test_a_rft_task_is_refused_a_malformed_reward_before_it_is_queued(local: Config) -> None:
     from qfnb._core.errors import QfnbError
 
-    with pytest.raises(QfnbError, match="reward.type.*string_check, text_similarity"):
+    with pytest.raises(QfnbError, match=r"reward.type.*string_check, text_similarity"):
         _create(local, "rft_bad", "RFT", reward={"type": "python", "source_code": "def grade(...)"})

@@ -32,10 +32,11 @@ from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol import train_formats
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.files import jsonl
 from qfnb.protocol.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
+from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -86,17 +87,25 @@ def create_container(platform: Platform, *, name: Any, base_model: Any, base_fie
     if not isinstance(name, str) or not name.strip():
         raise BodyError("name", "is required and must be a non-empty string")
     base = None if base_optional and base_model is None else resolve_base(platform, base_model, base_field)
-    if train_mode not in ("SFT", "RFT"):
-        raise BodyError("trainMode", f"the local platform supports SFT and RFT, got {train_mode!r}")
     return platform.store.insert("ft_jobs", {"name": name, "description": description or "", "model": base,
-                                             "trainMode": train_mode, "parameterScale": parameter_scale})
+                                             "trainMode": check_mode(train_mode),
+                                             "parameterScale": parameter_scale})
 
 
-def check_hyper(raw: Any, field: str) -> dict[str, Any]:
-    """Hyper-parameters with defaults filled in; BodyError naming the bad key."""
+def check_mode(value: Any, field: str = "trainMode") -> str:
+    """The train mode ``value`` names (:data:`qfnb.protocol.train_formats.MODES`); BodyError naming ``field``."""
+    try:
+        return train_formats.train_mode(value or "SFT", field)
+    except ValueError as exc:
+        raise BodyError(field, str(exc).removeprefix(f"{field}: ")) from None
+
+
+def check_hyper(raw: Any, field: str, train_mode: str = "SFT") -> dict[str, Any]:
+    """Hyper-parameters with defaults filled in (a DPO or KTO run's ``beta`` and weights too); BodyError
+    naming the bad key."""
     if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
-    hyper: dict[str, Any] = dict(DEFAULTS)
+    hyper: dict[str, Any] = {**DEFAULTS, **(PREFERENCE_DEFAULTS if train_mode in ("DPO", "KTO") else {})}
     for key, value in (raw or {}).items():
         problem = hyper_problem(key, value)  # None for a key with no limit: it is kept as given
         if problem is not None:
@@ -105,10 +114,8 @@ def check_hyper(raw: Any, field: str) -> dict[str, Any]:
     return hyper
 
 
-def collect_rows(platform: Platform, refs: list[tuple[str, Any]], *,
-                 prompts_only: bool = False) -> list[dict[str, str]]:
-    """Training rows from dataset references ``(field, dataset id | bos uri)``; ``prompts_only`` (a RFT
-    run): rows need a prompt, their response is kept where there is one."""
+def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[str, str]]:
+    """Training rows from dataset references ``(field, dataset id | bos uri)``."""
     rows: list[dict[str, str]] = []
     for field, ref in refs:
         if isinstance(ref, str) and ref.startswith("bos:"):
@@ -121,11 +128,37 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]], *,
         if ds is None:
             raise BodyError(field, f"dataset {ref!r} not found")
         rows.extend(dataset_rows(platform.settings.data_dir, ds))
-    rows = [r for r in rows if r.get("prompt") and (prompts_only or r.get("response"))]
+    rows = [r for r in rows if r.get("prompt") and r.get("response")]
     if not rows:
-        raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompts" if prompts_only
-                        else "the training data has no prompt/response pairs")
+        raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompt/response pairs")
     return rows
+
+
+def collect_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> list[train_formats.Record]:
+    """A ``mode`` run's records (:mod:`qfnb.protocol.train_formats`) from dataset references; BodyError
+    naming the dataset's field and row, and what the row looks like when it is another mode's data."""
+    records: list[train_formats.Record] = []
+    for field, ref in refs:
+        if isinstance(ref, str) and ref.startswith("bos:"):
+            try:
+                rows = read_file_rows(platform.objects.from_uri(ref))
+            except ValueError as exc:
+                raise BodyError(field, str(exc)) from exc
+        else:
+            ds = platform.store.get("datasets", ref)
+            if ds is None:
+                raise BodyError(field, f"dataset {ref!r} not found")
+            rows = dataset_rows(platform.settings.data_dir, ds)
+        for no, row in enumerate(rows, 1):
+            item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
+            try:
+                records.extend(train_formats.parse_item(mode, item, f"line {no}"))
+            except train_formats.FormatError as exc:
+                raise BodyError(field, str(exc)) from None
+    if not records:
+        raise BodyError(refs[0][0] if refs else "dataset", f"the training data has no records; a {mode} run "
+                        f"wants {train_formats.FORMATS[mode]}")
+    return records
 
 
 def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
@@ -172,17 +205,23 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
                init_adapter: Path | None = None, target: str | None = None,
-               ray_workers: int | None = None, reward: Any = None) -> dict[str, Any]:
+               ray_workers: int | None = None, train_mode: str | None = None,
+               reward: Any = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
     run; ``split``: (its field, the percentage of rows held out for the evaluation loss);
     ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
-    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker; ``reward``: a
-    RFT run's reward source (:func:`rft_reward`)."""
+    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker; ``train_mode``:
+    the run's mode (default: the container's), its data checked in that mode's format before anything is
+    written; ``reward``: a RFT run's reward source (:func:`rft_reward`)."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
-    mode = str(container.get("trainMode") or "SFT")
+    mode = check_mode(train_mode or container.get("trainMode"))
     rl = rft_reward(reward, target) if mode == "RFT" else None
-    rows = collect_rows(platform, refs, prompts_only=rl is not None)
+    if mode != "SFT" and hyper.get("evalMetric") is not None:
+        raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode} run's checkpoints are scored "
+                        "by its own held-out measure")
+    rows: list[Any] = (collect_rows(platform, refs) if mode == "SFT"
+                       else [train_formats.to_wire(r) for r in collect_records(platform, refs, mode)])
     seed = int(hyper.get("seed", 42))
     held = set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
@@ -197,14 +236,14 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     sid = new_sid("task-")
     job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)
-    _write_pairs(job_dir / "train.jsonl", rows)
+    _write_rows(job_dir / "train.jsonl", rows, mode)
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode}
     if rl is not None:
-        spec.update(train_mode="RFT", reward=rl.to_wire())
-        extra = {**(extra or {}), "trainMode": "RFT", "rewardSource": "client" if rl.from_client else rl.describe()}
+        spec["reward"] = rl.to_wire()
+        extra = {**(extra or {}), "rewardSource": "client" if rl.from_client else rl.describe()}
     if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
-        _write_pairs(job_dir / "eval.jsonl", eval_rows)
+        _write_rows(job_dir / "eval.jsonl", eval_rows, mode)
         spec["eval_file"] = str(job_dir / "eval.jsonl")
     if model_path is not None:
         spec["base_model_path"] = str(model_path)
@@ -217,7 +256,7 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
-                                         "lossCurve": [], "evalRows": len(eval_rows),
+                                         "lossCurve": [], "evalRows": len(eval_rows), "trainMode": mode,
                                          **({"evalLossCurve": []} if eval_rows else {}),
                                          **({"target": target} if target else {}), **(extra or {})}, sid=sid)
     platform.supervisor.submit(run["id"])
@@ -226,9 +265,10 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     return get(platform, "runs", run["id"], "taskId")
 
 
-def _write_pairs(path: Path, rows: list[dict[str, str]]) -> None:
-    path.write_text(jsonl({"prompt": row["prompt"], "response": row["response"]} if row.get("response")
-                          else {"prompt": row["prompt"]} for row in rows), encoding="utf-8")
+def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
+    """SFT's prompt/response pairs, or another mode's records (already in their canonical form)."""
+    lines = rows if mode != "SFT" else ({"prompt": row["prompt"], "response": row["response"]} for row in rows)
+    path.write_text(jsonl(lines), encoding="utf-8")
 
 
 def rft_reward(raw: Any, target: str | None) -> RewardSpec:

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.values import BodyError
+from qfnb.protocol import train_formats
 from qfnb.protocol.files import jsonl, write_private_text
 
 BOS_PREFIX = "bos:/"
@@ -148,24 +149,41 @@ def _first_text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def normalize_rows(raw: Any) -> list[dict[str, str]]:
+def normalize_rows(raw: Any) -> list[dict[str, Any]]:
     """Rows of ``{prompt, response}`` from the platform's jsonl shapes.
 
     Accepts ``{"prompt", "response"}`` (response as str, ``[str]`` or ``[[str]]``), a list of
-    such turns (one row per turn), and prompt-only rows (query sets, response ``""``).
+    such turns (one row per turn), and prompt-only rows (query sets, response ``""``). Another train
+    mode's record (a DPO pair, a KTO item, ``{"text"}``, OpenAI's preference or chat lines, a RFT prompt
+    with other fields for its reward: :func:`qfnb.protocol.train_formats.looks_like`) is one row that keeps
+    the record whole under ``record`` (its ``response`` empty: an SFT run does not train on it).
     """
+    seen = train_formats.looks_like(raw)
+    # a RFT prompt line with fields for its reward (a keyword, a reference answer) is kept whole too
+    single = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+    extra = isinstance(single, dict) and bool(set(single) - {"prompt", "response", "system"})
+    if seen is not None and (not seen.startswith(("SFT", "prompts")) or (seen.startswith("prompts") and extra)):
+        turns = raw if isinstance(raw, list) else [raw]
+        last = turns[-1] if turns and isinstance(turns[-1], dict) else {}
+        prompt = last.get("prompt", last.get("user"))
+        best = _first_text(last.get("response")) if seen.startswith("sorted") else ""  # SFT trains on the best
+        return [{"prompt": prompt if isinstance(prompt, str) else "", "response": best, "record": raw}]
     turns = raw if isinstance(raw, list) else [raw]
     return [{"prompt": turn["prompt"], "response": _first_text(turn.get("response"))}
             for turn in turns if isinstance(turn, dict) and isinstance(turn.get("prompt"), str)]
 
 
-def read_file_rows(path: Path) -> list[dict[str, str]]:
-    """Rows from a ``.jsonl`` or ``.json`` file; ValueError naming the bad line."""
+def read_file_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows from a ``.jsonl`` or ``.json`` file (a ``.txt`` file: plain text, PostPretrain's, one row per
+    paragraph); ValueError naming the bad line."""
+    if path.suffix.lower() == ".txt":
+        return [{"prompt": "", "response": "", "record": train_formats.to_wire(t)}
+                for t in train_formats.text_chunks(path.read_text(encoding="utf-8"))]
     if path.suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         items = data if isinstance(data, list) else [data]
         return [row for item in items for row in normalize_rows(item)]
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     with open(path, encoding="utf-8") as lines:  # line by line: the file is never held whole
         for n, line in enumerate(lines, 1):
             if not line.strip():
@@ -176,7 +194,8 @@ def read_file_rows(path: Path) -> list[dict[str, str]]:
                 raise ValueError(f"{path.name} line {n} is not JSON: {exc}") from exc
             found = normalize_rows(item)
             if not found:
-                raise ValueError(f"{path.name} line {n} has no 'prompt' field")
+                raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
+                                 "chosen/rejected, text, input/preferred_output, messages)")
             rows.extend(found)
     return rows
 
@@ -195,14 +214,15 @@ EXPORT_BUCKET = "qfnb-exports"
 
 def export_lines(rows: list[dict[str, Any]]) -> bytes:
     """The platform's prompt/response export: one conversation (a JSON list of turns) per line;
-    a result dataset's rows keep their ``completion``."""
+    a result dataset's rows keep their ``completion``, another train mode's records are written whole."""
     def turn(r: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"prompt": r["prompt"], "response": [[r["response"]]]}
         if "completion" in r:
             out["completion"] = r["completion"]
         return out
 
-    return jsonl([turn(r)] for r in rows).encode("utf-8")
+    # another train mode's record goes back as it came (a DPO pair, a text, ...)
+    return jsonl(r["record"] if "record" in r else [turn(r)] for r in rows).encode("utf-8")
 
 
 def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:

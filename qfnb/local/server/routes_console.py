@@ -43,7 +43,7 @@ def _int(body: dict[str, Any], field: str) -> object:
 def create_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     rec = c.create_container(p, name=body.get("name"), base_model=body.get("trainType") or body.get("baseTrainType"),
                              base_field="trainType", description=body.get("description") or "",
-                             base_optional=True)
+                             base_optional=True, train_mode=body.get("trainMode") or "SFT")
     return {"id": rec["id"], "uuid": rec["sid"], "name": rec["name"], "description": rec["description"],
             "createTime": iso(rec["created"])}
 
@@ -61,10 +61,11 @@ def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(item, dict) or item.get("id") is None:
             raise BodyError(f"trainset[{i}].id", "is required")
         refs.append((f"trainset[{i}].id", item["id"]))
-    hyper = c.check_hyper(body.get("trainConfig"), "trainConfig")
-    run = c.create_run(p, container, hyper, refs, {"peftType": body.get("peftType") or "LoRA",
-                                                   "trainMode": body.get("trainMode") or "SFT"},
-                       split=("trainsetRate", body.get("trainsetRate")), hyper_field="trainConfig")
+    mode = c.check_mode(body.get("trainMode") or container.get("trainMode"))  # v1: the job (run) names it
+    hyper = c.check_hyper(body.get("trainConfig"), "trainConfig", mode)
+    run = c.create_run(p, container, hyper, refs, {"peftType": body.get("peftType") or "LoRA"},
+                       split=("trainsetRate", body.get("trainsetRate")), hyper_field="trainConfig",
+                       train_mode=mode)
     return {"id": run["id"], "uuid": run["sid"]}
 
 

@@ -21,7 +21,8 @@ from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import base_url, json_body, paged, v2_error, v2_ok
 from qfnb.protocol import rewards
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
-from qfnb.protocol.training import DEFAULTS, LIMITS
+from qfnb.protocol.train_formats import MODES
+from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -41,7 +42,8 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
 def _task_view(p: Platform, run: dict[str, Any]) -> dict[str, Any]:
     job = p.store.get("ft_jobs", run["containerId"]) or {}
     return {"taskId": run["sid"], "jobId": job.get("sid"), "jobName": job.get("name"), "model": run["baseModel"],
-            "trainMode": job.get("trainMode", "SFT"), "parameterScale": job.get("parameterScale", "LoRA"),
+            "trainMode": run.get("trainMode") or job.get("trainMode", "SFT"),
+            "parameterScale": job.get("parameterScale", "LoRA"),
             "runStatus": run["status"], "runProgress": f"{c.percent(run)}%", "vdlLink": "",
             "createDate": iso(run["created"]), "finishDate": iso(run.get("finished")),
             "metrics": run.get("metrics") or {}, **c.progress_fields(run)}
@@ -93,7 +95,7 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         if ref is None:
             raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
         refs.append((f"datasetConfig.versions[{i}]", ref))
-    hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig")
+    hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig", job.get("trainMode", "SFT"))
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
     on_ray = body.get("target") not in (None, "", "local")
     workers = _ray_workers(body.get("rayTrainWorkers"), on_ray)  # qfnb's own field: its Ray Train workers
@@ -135,12 +137,20 @@ def delete_task(p: Platform, body: dict[str, Any]) -> bool:
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     """DescribeFineTuningSupportModels: each entry in the platform's vocabulary (``modelType`` text2text, each
     hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
-    configs = [{"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
-                "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
-                "default": v} for k, v in DEFAULTS.items()]
+    def configs(mode: str) -> list[dict[str, Any]]:
+        defaults = {**DEFAULTS, **(PREFERENCE_DEFAULTS if mode in ("DPO", "KTO") else {})}
+        if mode == "DPO":
+            defaults = {k: v for k, v in defaults.items() if not k.endswith("irableWeight")}  # KTO's only
+        return [{"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
+                 "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
+                 "default": v} for k, v in defaults.items()]
+
+    # RFT needs a reward from the client (qfnb.local.training.rft): not a mode this listing can offer alone
+    modes = [m for m in MODES if m != "RFT"]
     return [{"model": m.name, "modelType": "text2text", "supportTrainMode": [{
-        "trainMode": "SFT", "supportParameterScale": [{
-            "parameterScale": "LoRA", "supportHyperParameterConfig": configs}]}]} for m in c.trainable_models(p)]
+        "trainMode": mode, "supportParameterScale": [{
+            "parameterScale": "LoRA", "supportHyperParameterConfig": configs(mode)}]} for mode in modes]}
+        for m in c.trainable_models(p)]
 
 
 def _words(key: str) -> str:

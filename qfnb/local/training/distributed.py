@@ -20,8 +20,10 @@ from qfnb.local.training import lora
 log = logging.getLogger("qfnb.local.training.distributed")
 
 Row = TypeVar("Row")
-#: the loss of one batch (``input_ids``, ``attention_mask``, ``labels``)
-LossFn = Callable[[Any, Any, Any], Any]
+#: the loss of one batch (``input_ids``, ``attention_mask``, ``labels``, and a train mode's other tensors)
+LossFn = Callable[..., Any]
+#: a train mode's loss of ``model`` on one batch's tensors (SFT's: :func:`~qfnb.local.training.lora.answer_loss`)
+ModelLoss = Callable[..., Any]
 
 
 class Group:
@@ -38,9 +40,9 @@ class Group:
         """This process's rows."""
         return list(rows)
 
-    def loss_fn(self, model: Any) -> LossFn:
-        """The function ``train_step`` takes a batch's loss with (its backward trains ``model``)."""
-        return lambda ids, mask, labels: lora.answer_loss(model, ids, mask, labels)
+    def loss_fn(self, model: Any, loss: ModelLoss = lora.answer_loss) -> LossFn:
+        """The function ``train_step`` takes a batch's ``loss`` with (its backward trains ``model``)."""
+        return lambda *batch: loss(model, *batch)
 
     def mean(self, value: float) -> float:
         """``value`` averaged over the group."""
@@ -76,7 +78,7 @@ class TorchGroup(Group):
         per = -(-len(rows) // self.world)
         return [rows[i % len(rows)] for i in range(self.rank, per * self.world, self.world)]
 
-    def loss_fn(self, model: Any) -> LossFn:
+    def loss_fn(self, model: Any, loss: ModelLoss = lora.answer_loss) -> LossFn:
         import torch
         from torch.nn.parallel import DistributedDataParallel
 
@@ -85,8 +87,8 @@ class TorchGroup(Group):
                 super().__init__()
                 self.inner = inner
 
-            def forward(self, ids: Any, mask: Any, labels: Any) -> Any:
-                return lora.answer_loss(self.inner, ids, mask, labels)
+            def forward(self, *batch: Any) -> Any:
+                return loss(self.inner, *batch)
 
         # the frozen base weights are the same file on every worker: only the trainable (LoRA) ones
         # are broadcast from rank 0, not the whole model (init_sync would send all of it)

@@ -118,16 +118,15 @@ def native_bf16(cpuinfo: str | None = None) -> bool:
 NATIVE_BF16 = native_bf16()
 
 
-def train_step(model: Any, optimizer: Any, batch: tuple[Any, Any, Any],
-               loss_fn: Callable[[Any, Any, Any], Any] | None = None) -> float:
+def train_step(model: Any, optimizer: Any, batch: tuple[Any, ...],
+               loss_fn: Callable[..., Any] | None = None) -> float:
     """Forward (bf16 autocast on CPUs with native bf16, else fp32), backward, clip, step. Returns the loss.
-    ``loss_fn`` takes the batch's loss in place of :func:`answer_loss` on ``model`` (data-parallel
-    training passes its ``DistributedDataParallel`` wrapper of it)."""
+    ``loss_fn`` takes the batch's tensors and gives its loss, in place of :func:`answer_loss` on ``model``
+    (another train mode's loss; data-parallel training passes its ``DistributedDataParallel`` wrapper)."""
     import torch
 
-    ids, mask, labels = batch
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=NATIVE_BF16):
-        loss = loss_fn(ids, mask, labels) if loss_fn is not None else answer_loss(model, ids, mask, labels)
+        loss = loss_fn(*batch) if loss_fn is not None else answer_loss(model, *batch)
     torch.autograd.backward(loss)
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     optimizer.step()

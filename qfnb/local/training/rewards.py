@@ -113,7 +113,8 @@ class RewardExchange:
                     data = json.loads(answer.read_text(encoding="utf-8"))
                 except ValueError:  # being written (the platform writes it whole): look again
                     data = None
-                if data is not None:
+                if data is not None:  # the request goes first: a fetch never sees it pending again
+                    request_path(self.folder, seq).unlink(missing_ok=True)
                     answer.unlink(missing_ok=True)
                     return data
             if self.stopped():

@@ -22,7 +22,6 @@ scored by the mean reward of greedy answers to held-out prompts (never trained o
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -35,6 +34,7 @@ from qfnb.local.training.rewards import RewardExchange, RewardsStopped, Sample
 from qfnb.local.training.spec import WorkerSpec
 from qfnb.local.training.worker import _line, _phase, _StopFlag
 from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol import train_formats
 from qfnb.protocol.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
@@ -55,41 +55,18 @@ class Prompt:
     fields: dict[str, Any]
 
 
-def _prompt(obj: Any, where: str) -> Prompt:
-    if isinstance(obj, dict) and isinstance(obj.get("prompt"), str) and "response" not in obj:
-        if not obj["prompt"].strip():
-            raise data.DataError(f"{where}: prompt must be a non-empty string")
-        messages: list[dict[str, str]] = []
-        if isinstance(obj.get("system"), str) and obj["system"]:
-            messages.append({"role": "system", "content": obj["system"]})
-        messages.append({"role": "user", "content": obj["prompt"]})
-        extra = {k: v for k, v in obj.items() if k not in ("prompt", "system")}
-        return Prompt(tuple(messages), obj["prompt"], extra)
-    # the SFT format: the conversation up to its last answer, which becomes the field ``response``
-    example = data._example(obj, where)
-    turns = obj if isinstance(obj, list) else [obj]
-    extra = {k: v for k, v in turns[-1].items() if k not in ("prompt", "response", "system")}
-    return Prompt(example.messages, example.messages[-1]["content"], {**extra, "response": example.answer})
-
-
-def load_prompts(path: Path) -> list[Prompt]:
-    """RFT prompts from a JSONL file: lines with a ``prompt`` (other fields kept for the reward), or the
-    SFT format (its last response kept as the field ``response``)."""
+def load_prompts(path: Path, name: str = "train_file") -> list[Prompt]:
+    """RFT prompts (:mod:`qfnb.protocol.train_formats`: ``{"prompt": ...}`` lines whose other fields go to
+    the reward, chat ``messages``, or SFT data with its answers ignored); DataError naming the line."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise data.DataError(f"train_file: {path} not found") from None
+        items = train_formats.parse_file("RFT", path, name)
+    except train_formats.FormatError as exc:
+        raise data.DataError(str(exc)) from None
     out = []
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise data.DataError(f"train_file line {no}: invalid JSON ({exc})") from None
-        out.append(_prompt(obj, f"train_file line {no}"))
-    if not out:
-        raise data.DataError(f"train_file: {path} has no prompts")
+    for item in items:
+        assert isinstance(item, train_formats.PromptItem)
+        messages = tuple(dict(m) for m in item.messages)
+        out.append(Prompt(messages, str(messages[-1]["content"]), dict(item.extra)))
     return out
 
 
@@ -257,7 +234,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: _StopFlag, metrics: dict[str, A
     """A RFT run as ``spec`` says (the worker's ``_train`` for ``train_mode`` RFT)."""
     hyper = spec.hyper
     prompts = load_prompts(spec.train_file)  # fail fast on bad data, before loading torch
-    held = load_prompts(spec.eval_file)[:hyper.eval_metric_items] if spec.eval_file is not None else []
+    held = load_prompts(spec.eval_file, "eval_file")[:hyper.eval_metric_items] if spec.eval_file is not None else []
     import torch
 
     torch.manual_seed(spec.seed)

@@ -1,6 +1,7 @@
 """The fine-tune worker process (Contract 4): ``python -m qfnb.local.training.worker <job_dir>``.
 
-Reads ``spec.json``, runs LoRA SFT, appends one ``progress.jsonl`` line per step (and, with an
+Reads ``spec.json``, trains a LoRA adapter in its ``train_mode`` (SFT, PostPretrain, DPO, KTO, RFT:
+:mod:`qfnb.local.training.modes` dispatches), appends one ``progress.jsonl`` line per step (and, with an
 ``eval_file``, one with the held-out split's ``eval_loss`` at intervals), saves the adapter
 to ``adapter/`` and writes ``result.json`` (Done / Failed / Stopped). SIGTERM stops it cleanly
 between steps; the adapter trained so far is still saved.
@@ -30,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.training import data, distributed, lora
-from qfnb.local.training.evaluate import EvalSet, MetricSet, budget_rows, every
+from qfnb.local.training import data, distributed, lora, modes
+from qfnb.local.training.evaluate import MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
 from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol.files import write_private_json
@@ -75,8 +76,8 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
 
         return rft.train(job_dir, spec, stop, metrics)
     hyper = spec.hyper
-    examples = data.load_examples(spec.train_file)  # fail fast on bad data, before loading torch
-    held = data.load_examples(spec.eval_file) if spec.eval_file is not None else []
+    mode = modes.mode_for(spec)
+    examples, held = mode.load(spec)  # fail fast on bad data, before loading torch
     import torch
 
     group = distributed.current()
@@ -87,32 +88,38 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     _phase(job_dir, "loading the base model's weights")
     model, tok = lora.load_base(lora.base_model_dir(spec))
     _phase(job_dir, "weights loaded; tokenising the data")
-    encoded = data.encode_all(tok, examples, hyper.max_seq_len)
+    encoded = mode.encode(tok, examples, hyper)
     rows = group.shard(encoded)
     total = hyper.total_steps(len(rows))
     # the held-out loss is measured at each checkpoint, else every ``every`` steps
     points = (len(ckpt.checkpoint_steps(total, hyper.checkpoints))
               or math.ceil(total / every(total, hyper.logging_steps)))
-    evals = EvalSet.build(data.encode_all(tok, held, hyper.max_seq_len), hyper.batch_size, tok.pad_token_id,
-                          limit=budget_rows(total, hyper.batch_size, points)) if held else None
     metric = (MetricSet(hyper.eval_metric, held[:hyper.eval_metric_items], tok)
-              if held and hyper.eval_metric and hyper.checkpoints else None)
+              if held and hyper.eval_metric and hyper.checkpoints and mode.name == "SFT" else None)
     model = lora.with_lora(model, hyper, spec.init_adapter)
+    mode.start(model, tok, hyper)
+    evals = mode.scorer(mode.encode(tok, held, hyper), hyper,
+                        budget_rows(total, hyper.batch_size, points)) if held else None
     model.train()
     metrics["load_seconds"] = round(time.time() - t0, 3)
     trainable = [p for p in model.parameters() if p.requires_grad]
     metrics["trainable_params"] = sum(p.numel() for p in trainable)
     metrics["examples"] = len(encoded)
+    if mode.name != "SFT":
+        metrics["train_mode"] = mode.name
     if group.world > 1:
         metrics.update(workers=group.world, examples_per_worker=len(rows))
+    if evals is not None and mode.name == "PostPretrain":  # the base's held-out perplexity, to compare with
+        metrics["base_valid_perplexity"] = round(evals.score(model)["valid_perplexity"], 4)
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
-    log.info("training %s: %d examples (%d held out), %d steps", spec.base_model, len(rows), len(held), total)
+    log.info("training %s (%s): %d examples (%d held out), %d steps", spec.base_model, mode.name, len(rows),
+             len(held), total)
     _phase(job_dir, f"data tokenised ({len(rows)} examples"
            + (f", {len(held)} held out for the evaluation loss" if held else "")
            + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
-    run = _loop(job_dir, stop, model, optimizer, tok, rows, spec, total, evals, metric, group)
+    run = _loop(job_dir, stop, model, optimizer, mode, rows, spec, total, evals, metric, group)
     status, step, loss, eval_loss = run.status, run.step, run.loss, run.eval_loss
     scoring = (evals.seconds if evals else 0.0) + (metric.seconds if metric else 0.0) + run.save_seconds
     train_seconds = time.time() - t_train - scoring
@@ -126,7 +133,8 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     )
     if evals is not None:
         metrics.update(eval_examples=evals.examples, eval_seconds=round(evals.seconds, 3),
-                       final_eval_loss=None if eval_loss is None else round(eval_loss, 6))
+                       final_eval_loss=None if eval_loss is None else round(eval_loss, 6),
+                       **{k: round(v, 6) for k, v in run.scores.items() if k != "evalLoss"})
     if run.checkpoints:
         best = ckpt.best_checkpoint(run.checkpoints)
         over = ckpt.overfitting([(c["step"], c["evalLoss"]) for c in run.checkpoints if "evalLoss" in c])
@@ -152,6 +160,7 @@ class _Run:
     step: int = 0
     loss: float = float("nan")
     eval_loss: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # the last held-out scores (evalLoss and the mode's)
     tokens: int = 0  # prompt + answer tokens of every row trained on (no padding)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # checkpointList entries
     recent: list[float] = field(default_factory=list)  # training losses since the last checkpoint
@@ -159,17 +168,17 @@ class _Run:
     early_stopped: bool = False
 
 
-def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, rows: list[Any], spec: Any,
-          total: int, evals: Any, metric: MetricSet | None = None,
+def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: modes.Mode, rows: list[Any],
+          spec: Any, total: int, evals: modes.Scorer | None, metric: MetricSet | None = None,
           group: distributed.Group | None = None) -> _Run:
     """The training steps: one ``progress.jsonl`` line per logged step, and one with the held-out
-    split's ``eval_loss`` every :func:`~qfnb.local.training.evaluate.every` steps and at the last
-    (with checkpoints: at each checkpoint, which gets a ``checkpoint`` line of its own). In a group,
-    every step is taken by all its workers together (a stop on one stops all; rank 0's checkpoints
-    decide an early stop)."""
+    split's ``eval_loss`` (and the mode's held-out scores) every :func:`~qfnb.local.training.evaluate.every`
+    steps and at the last (with checkpoints: at each checkpoint, which gets a ``checkpoint`` line of its
+    own). In a group, every step is taken by all its workers together (a stop on one stops all; rank 0's
+    checkpoints decide an early stop)."""
     hyper = spec.hyper
     group = group or distributed.Group()
-    loss_fn = group.loss_fn(model)
+    loss_fn = group.loss_fn(model, mode.loss)
     run = _Run()
     saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints))
     eval_every = every(total, hyper.logging_steps)
@@ -180,16 +189,17 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, 
             if group.any(stop.requested):
                 run.status = "Stopped"
                 break
-            batch = data.collate([rows[i] for i in idx], tok.pad_token_id)
+            batch = mode.batch(model, [rows[i] for i in idx])
             run.loss = loss = group.mean(lora.train_step(model, optimizer, batch, loss_fn=loss_fn))
             run.step += 1
             run.recent.append(loss)
-            run.tokens += sum(len(rows[i][0]) for i in idx)
+            run.tokens += sum(mode.tokens(rows[i]) for i in idx)
             if loss != loss or loss in (float("inf"), float("-inf")):
                 raise FloatingPointError(f"loss is {loss} at step {run.step}; lower learningRate")
             line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
             if run.step % hyper.logging_steps == 0 or run.step == total:
-                _line(progress, {**line, "loss": round(loss, 6)})
+                _line(progress, {**line, "loss": round(loss, 6),
+                                 **{k: round(v, 6) for k, v in mode.stats.items()}})
             if run.step in saves:
                 if group.main:
                     _checkpoint(job_dir, progress, model, run, line, evals, metric)
@@ -201,20 +211,27 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, tok: Any, 
                     break
             elif (evals is not None and not saves and (run.step % eval_every == 0 or run.step == total)
                   and not stop.requested):
-                run.eval_loss = evals.loss(model)
-                _line(progress, {**line, "eval_loss": round(run.eval_loss, 6)})
+                _line(progress, {**line, **_held_out(run, evals, model)})
     return run
 
 
-def _checkpoint(job_dir: Path, progress: Any, model: Any, run: _Run, line: dict[str, Any], evals: Any,
-                metric: MetricSet | None) -> None:
+def _held_out(run: _Run, evals: modes.Scorer, model: Any) -> dict[str, Any]:
+    """Score the held-out split now: the progress line's fields (``eval_loss`` and the mode's scores)."""
+    run.scores = evals.score(model)
+    run.eval_loss = run.scores["evalLoss"]
+    return {"eval_loss": round(run.eval_loss, 6),
+            **{k: round(v, 6) for k, v in run.scores.items() if k != "evalLoss"}}
+
+
+def _checkpoint(job_dir: Path, progress: Any, model: Any, run: _Run, line: dict[str, Any],
+                evals: modes.Scorer | None, metric: MetricSet | None) -> None:
     """Score the model on the held-out split, save its adapter as ``checkpoints/step-N`` and report both."""
     entry: dict[str, Any] = {"step": run.step, "trainLoss": round(sum(run.recent) / len(run.recent), 6)}
     run.recent = []
     if evals is not None:
-        run.eval_loss = evals.loss(model)
-        entry["evalLoss"] = round(run.eval_loss, 6)
-        _line(progress, {**line, "eval_loss": entry["evalLoss"]})
+        scored = _held_out(run, evals, model)
+        entry.update({"evalLoss": scored.pop("eval_loss"), **scored})
+        _line(progress, {**line, "eval_loss": entry["evalLoss"], **scored})
     if metric is not None:
         entry.update(metric=round(metric.score(model), 6), metricName=metric.name)
     t0 = time.time()

@@ -148,7 +148,7 @@ def test_prompts_are_read_from_prompt_lines_or_the_sft_format(tmp_path: Path) ->
                     + json.dumps([{"prompt": "Q1", "response": "A1"}, {"prompt": "Q2", "response": [["A2"]]}]) + "\n")
     first, second = rft.load_prompts(path)
     assert first.text == "Hi" and first.fields == {"keyword": "x"} and first.messages[0]["role"] == "system"
-    assert second.text == "Q2" and second.fields == {"response": "A2"} and len(second.messages) == 3
+    assert second.text == "Q2" and second.fields == {} and len(second.messages) == 3  # its answer is the policy's
     path.write_text(json.dumps({"prompt": "ok"}) + "\n" + json.dumps({"text": "no prompt"}) + "\n")
-    with pytest.raises(DataError, match="train_file line 2"):
+    with pytest.raises(DataError, match="train_file line 2: .*looks like PostPretrain"):
         rft.load_prompts(path)

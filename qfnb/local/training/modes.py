@@ -1,0 +1,190 @@
+"""The train modes the worker dispatches on (``spec.train_mode``): each one's data, batches, loss and
+held-out score, behind one small interface (:class:`Mode`) the worker's loop drives.
+
+- ``SFT``: prompt/response pairs, the answer-only loss (:mod:`.data`, :mod:`.lora`), held-out ``evalLoss``.
+- ``PostPretrain``: plain text packed into blocks, the loss on every token (:mod:`.pretrain`), held-out
+  ``evalLoss`` and ``valid_perplexity``.
+- ``DPO`` / ``KTO``: preference pairs / judged answers against the base as reference (:mod:`.preference`),
+  held-out ``valid_preference_accuracy`` and ``valid_reward_margin``.
+- ``RFT`` is not a :class:`Mode`: a step samples answers, waits for their rewards (from the user's process)
+  and a checkpoint is scored by generating; the worker hands it to :func:`qfnb.local.training.rft.train`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from qfnb.local.training import data, lora, pretrain
+from qfnb.local.training.evaluate import EvalSet
+from qfnb.protocol import train_formats
+
+if TYPE_CHECKING:
+    from qfnb.local.training.spec import Hyper, WorkerSpec
+
+
+class Scorer(Protocol):
+    """The held-out split's scores at a checkpoint: ``evalLoss`` and the mode's own keys."""
+
+    seconds: float
+
+    @property
+    def examples(self) -> int: ...
+
+    def score(self, model: Any) -> dict[str, float]: ...
+
+
+class Mode(Protocol):
+    """What the worker's loop needs of a train mode."""
+
+    name: str
+    #: the last step's extra figures for its progress line (a preference step's reward accuracy, ...)
+    stats: dict[str, float]
+
+    def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
+        """The training records and the held-out ones, read and checked before torch loads."""
+
+    def encode(self, tok: Any, records: Sequence[Any], hyper: Hyper) -> list[Any]:
+        """The records as training rows."""
+
+    def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
+        """Called once the LoRA model is built, before the first batch."""
+
+    def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
+        """The held-out rows' scorer (at most ``limit`` rows)."""
+
+    def batch(self, model: Any, rows: Sequence[Any]) -> tuple[Any, ...]:
+        """One step's tensors."""
+
+    def loss(self, model: Any, *batch: Any) -> Any:
+        """The batch's loss (the tensor whose backward trains the adapter)."""
+
+    def tokens(self, row: Any) -> int:
+        """The tokens a row trains on."""
+
+
+class LossScorer:
+    """The held-out loss (:class:`~qfnb.local.training.evaluate.EvalSet`) as a :class:`Scorer`;
+    with ``perplexity``, ``valid_perplexity`` too."""
+
+    def __init__(self, evals: EvalSet, perplexity: bool = False) -> None:
+        self.evals, self.perplexity = evals, perplexity
+
+    @property
+    def seconds(self) -> float:
+        return self.evals.seconds
+
+    @property
+    def examples(self) -> int:
+        return self.evals.examples
+
+    def score(self, model: Any) -> dict[str, float]:
+        loss = self.evals.loss(model)
+        return {"evalLoss": loss, **({"valid_perplexity": pretrain.perplexity(loss)} if self.perplexity else {})}
+
+
+class Supervised:
+    """SFT: prompt/response pairs, the answer tokens learned."""
+
+    name = "SFT"
+
+    def __init__(self) -> None:
+        self.stats: dict[str, float] = {}
+        self.pad_id = 0
+
+    def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
+        held = data.load_examples(spec.eval_file) if spec.eval_file is not None else []
+        return data.load_examples(spec.train_file), held
+
+    def encode(self, tok: Any, records: Sequence[Any], hyper: Hyper) -> list[Any]:
+        return data.encode_all(tok, records, hyper.max_seq_len)
+
+    def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
+        self.pad_id = tok.pad_token_id
+
+    def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
+        return LossScorer(EvalSet.build(rows, hyper.batch_size, self.pad_id, limit=limit),
+                          perplexity=self.name == "PostPretrain")
+
+    def batch(self, model: Any, rows: Sequence[Any]) -> tuple[Any, ...]:
+        return data.collate(rows, self.pad_id)
+
+    def loss(self, model: Any, *batch: Any) -> Any:
+        return lora.answer_loss(model, *batch)
+
+    def tokens(self, row: Any) -> int:
+        return len(row[0])
+
+
+class PostPretrain(Supervised):
+    """Continued pre-training: plain text packed into ``maxSeqLen`` blocks, every token learned."""
+
+    name = "PostPretrain"
+
+    def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
+        return _records(self.name, spec)
+
+    def encode(self, tok: Any, records: Sequence[Any], hyper: Hyper) -> list[Any]:
+        return pretrain.encode(tok, records, hyper.max_seq_len)
+
+
+class Preference:
+    """DPO or KTO (:mod:`qfnb.local.training.preference`)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stats: dict[str, float] = {}
+        self.task: Any = None
+
+    def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
+        return _records(self.name, spec)
+
+    def encode(self, tok: Any, records: Sequence[Any], hyper: Hyper) -> list[Any]:
+        from qfnb.local.training import preference
+
+        return preference.encode(tok, records, hyper.max_seq_len)
+
+    def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
+        from qfnb.local.training import preference
+
+        self.task = preference.PreferenceTask(self.name, hyper, tok.pad_token_id)
+
+    def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
+        from qfnb.local.training import preference
+
+        return preference.PreferenceScorer(self.task, list(rows)[:limit])
+
+    def batch(self, model: Any, rows: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(self.task.batch(model, rows))
+
+    def loss(self, model: Any, *batch: Any) -> Any:
+        out = self.task.loss(model, *batch)
+        self.stats = self.task.stats
+        return out
+
+    def tokens(self, row: Any) -> int:
+        return int(row.tokens)
+
+
+def _records(mode: str, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
+    try:
+        held = (train_formats.parse_file(mode, spec.eval_file, "eval_file")
+                if spec.eval_file is not None else [])
+        return train_formats.parse_file(mode, spec.train_file), held
+    except train_formats.FormatError as exc:
+        raise data.DataError(str(exc)) from None
+
+
+def mode_for(spec: WorkerSpec) -> Mode:
+    """The :class:`Mode` that trains ``spec.train_mode``."""
+    name = spec.train_mode
+    if name == "SFT":
+        return Supervised()
+    if name == "PostPretrain":
+        return PostPretrain()
+    if name in ("DPO", "KTO"):
+        return Preference(name)
+    if name == "RFT":  # its steps sample, wait for rewards and score by generation: not a Mode
+        raise data.DataError("RFT runs are trained by qfnb.local.training.rft.train (the worker dispatches them "
+                             "before the modes)")
+    raise data.DataError(f"train_mode: unknown mode {name!r}")

@@ -1,0 +1,274 @@
+"""DPO and KTO on the LoRA loop: the losses, their rows and their held-out scores.
+
+The reference model is the base itself with the adapter switched off (peft's ``disable_adapter()``): no
+second copy of the weights. A row's reference log-probabilities never change (the base is frozen), so each
+is computed once, the first time its row is drawn, and kept.
+
+- DPO (Rafailov et al. 2023, the sigmoid loss as TRL's ``DPOTrainer`` takes it): with ``r = beta * (log
+  pi(y|x) - log ref(y|x))`` for the preferred answer ``c`` and the rejected one ``r``, the loss is
+  ``-log sigmoid(r_c - r_r)``.
+- KTO (Ethayarajh et al. 2024, as TRL's ``KTOTrainer``): each answer is good or bad on its own; with the
+  reference point ``z0`` (the policy's KL from the reference, estimated on the batch's prompts paired with
+  other rows' answers, no gradient, clamped at 0), a good answer's loss is ``1 - sigmoid(beta * (logratio -
+  z0))`` weighted by ``desirableWeight``, a bad one's ``1 - sigmoid(beta * (z0 - logratio))`` by
+  ``undesirableWeight``.
+
+Held out (:class:`PreferenceScorer`): ``valid_preference_accuracy`` (DPO: the share of pairs whose preferred
+answer gets the higher implied reward; KTO: the share of answers whose implied reward ``beta * logratio`` has
+the sign of their label) and ``valid_reward_margin`` (DPO: the mean of ``r_c - r_r``; KTO: the mean reward
+of the good answers less that of the bad ones), beside ``evalLoss`` (the mode's loss on the held-out rows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qfnb.local.training import data, lora
+from qfnb.local.training.spec import Hyper
+from qfnb.protocol.train_formats import Judged, Pair, Record
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+Encoded = tuple[list[int], list[int]]
+
+
+@dataclass
+class PairRow:
+    """A DPO pair, encoded: the prompt with the preferred answer, and with the rejected one."""
+
+    chosen: Encoded
+    rejected: Encoded
+    ref: tuple[float, float] | None = None  # the reference's log-probabilities of both answers, once known
+
+    @property
+    def tokens(self) -> int:
+        return len(self.chosen[0]) + len(self.rejected[0])
+
+
+@dataclass
+class JudgedRow:
+    """A KTO item, encoded, with its label."""
+
+    row: Encoded
+    desirable: bool
+    ref: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return len(self.row[0])
+
+
+def encode(tok: Any, records: Sequence[Record], max_seq_len: int) -> list[PairRow | JudgedRow]:
+    """The records' rows (those whose answers do not fit ``maxSeqLen`` at all are dropped, as SFT's)."""
+    out: list[PairRow | JudgedRow] = []
+    for r in records:
+        if isinstance(r, Pair):
+            c = data.encode(tok, data.Example(r.messages, r.chosen), max_seq_len)
+            j = data.encode(tok, data.Example(r.messages, r.rejected), max_seq_len)
+            if c is not None and j is not None:
+                out.append(PairRow(c, j))
+        elif isinstance(r, Judged):
+            e = data.encode(tok, data.Example(r.messages, r.answer), max_seq_len)
+            if e is not None:
+                out.append(JudgedRow(e, r.desirable))
+        else:
+            raise TypeError(f"a preference run takes DPO pairs or KTO items, got {type(r).__name__}")
+    if not out:
+        raise data.DataError(f"no preference row fits maxSeqLen={max_seq_len}")
+    return out
+
+
+def sequence_logps(model: Any, ids: Tensor, mask: Tensor, labels: Tensor) -> Tensor:
+    """Each row's summed log-probability of its labelled (answer) tokens; the LM head runs on those
+    positions only, as :func:`qfnb.local.training.lora.answer_loss` does."""
+    import torch
+    from peft import PeftModel
+
+    hf: Any = model.get_base_model() if isinstance(model, PeftModel) else model
+    decoder, head = hf.get_decoder(), hf.get_output_embeddings()
+    hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != data.IGNORE
+    logits = head(hidden[:, :-1][keep]).float()
+    cap = vars(hf.config).get("final_logit_softcapping")
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    token_logps = torch.log_softmax(logits, dim=-1).gather(1, targets[keep].unsqueeze(1)).squeeze(1)
+    rows = keep.nonzero()[:, 0]
+    return torch.zeros(ids.shape[0], dtype=token_logps.dtype).index_add(0, rows, token_logps)
+
+
+@contextlib.contextmanager
+def _reference(model: Any) -> Iterator[None]:
+    """The base model: the adapter off, no gradients."""
+    import torch
+
+    with torch.no_grad(), model.disable_adapter():
+        yield
+
+
+def _mismatched(rows: Sequence[Encoded]) -> list[Encoded]:
+    """Each row's prompt with the next row's answer (KTO's KL estimate), cut to the longer of the two rows."""
+    out = []
+    for i, (ids, labels) in enumerate(rows):
+        n_prompt = next((k for k, x in enumerate(labels) if x != data.IGNORE), len(labels))
+        o_ids, o_labels = rows[(i + 1) % len(rows)]
+        o_prompt = next((k for k, x in enumerate(o_labels) if x != data.IGNORE), len(o_labels))
+        limit = max(len(ids), len(o_ids))
+        out.append(((ids[:n_prompt] + o_ids[o_prompt:])[:limit],
+                    ([data.IGNORE] * n_prompt + o_labels[o_prompt:])[:limit]))
+    return out
+
+
+@dataclass
+class PreferenceTask:
+    """DPO or KTO training: each step's batch (with its reference log-probabilities) and loss."""
+
+    mode: str
+    hyper: Hyper
+    pad_id: int
+    kl: float = 0.0  # KTO's last reference point, for a batch of one
+    stats: dict[str, float] = field(default_factory=dict)  # the last step's rewards, for the progress line
+
+    def references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        """Fill in the rows' reference log-probabilities that are not known yet."""
+        todo = [r for r in rows if r.ref is None]
+        if not todo:
+            return
+        with _reference(model), _autocast():
+            if self.mode == "DPO":
+                pairs = [r for r in todo if isinstance(r, PairRow)]
+                logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+                for i, p in enumerate(pairs):
+                    p.ref = (float(logps[i]), float(logps[len(pairs) + i]))
+            else:
+                items = [r for r in todo if isinstance(r, JudgedRow)]
+                logps = _logps(model, [j.row for j in items], self.pad_id)
+                for i, j in enumerate(items):
+                    j.ref = float(logps[i])
+
+    def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
+        """The tensors of one step: ``(ids, mask, labels, reference log-probs, labels/KL)``."""
+        import torch
+
+        self.references(model, rows)
+        if self.mode == "DPO":
+            pairs = [r for r in rows if isinstance(r, PairRow)]
+            ids, mask, labels = data.collate([p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+            ref = torch.tensor([p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref])
+            return ids, mask, labels, ref, torch.zeros(0)
+        items = [r for r in rows if isinstance(r, JudgedRow)]
+        ids, mask, labels = data.collate([j.row for j in items], self.pad_id)
+        ref = torch.tensor([j.ref for j in items if j.ref is not None])
+        desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
+        self.kl = self._kl(model, [j.row for j in items]) if len(items) > 1 else self.kl
+        return ids, mask, labels, ref, torch.cat([desirable, torch.tensor([self.kl])])
+
+    def _kl(self, model: Any, rows: list[Encoded]) -> float:
+        """KTO's reference point: the mean log-ratio of mismatched prompt/answer rows, no gradient, at least 0."""
+        import torch
+
+        ids, mask, labels = data.collate(_mismatched(rows), self.pad_id)
+        with torch.no_grad(), _autocast():
+            policy = sequence_logps(model, ids, mask, labels)
+            with model.disable_adapter():
+                ref = sequence_logps(model, ids, mask, labels)
+        return max(0.0, float((policy - ref).mean()))
+
+    def loss(self, model: Any, ids: Tensor, mask: Tensor, labels: Tensor, ref: Tensor, extra: Tensor) -> Tensor:
+        """The batch's DPO or KTO loss (``extra``: KTO's labels then its reference point)."""
+        logratio = sequence_logps(model, ids, mask, labels) - ref.to(ids.device)
+        loss, stats = (dpo_loss(logratio, self.hyper.beta) if self.mode == "DPO"
+                       else kto_loss(logratio, extra[:-1] > 0.5, float(extra[-1]), self.hyper))
+        self.stats = stats
+        return loss
+
+
+def dpo_loss(logratio: Tensor, beta: float) -> tuple[Tensor, dict[str, float]]:
+    """DPO's sigmoid loss on ``logratio`` (the chosen answers' log-ratios, then the rejected ones'), and
+    the batch's reward accuracy and margin."""
+    import torch
+
+    n = logratio.shape[0] // 2
+    margin = beta * (logratio[:n] - logratio[n:])
+    loss = -torch.nn.functional.logsigmoid(margin).mean()
+    seen = margin.detach()
+    return loss, {"reward_accuracy": float((seen > 0).float().mean()), "reward_margin": float(seen.mean())}
+
+
+def kto_loss(logratio: Tensor, desirable: Tensor, kl: float, hyper: Hyper) -> tuple[Tensor, dict[str, float]]:
+    """KTO's loss on the items' log-ratios, with reference point ``kl``."""
+    import torch
+
+    good = hyper.desirable_weight * (1 - torch.sigmoid(hyper.beta * (logratio - kl)))
+    bad = hyper.undesirable_weight * (1 - torch.sigmoid(hyper.beta * (kl - logratio)))
+    loss = torch.where(desirable, good, bad).mean()
+    return loss, {"kl": round(kl, 6), **_kto_scores(hyper.beta * logratio.detach(), desirable)}
+
+
+def _kto_scores(reward: Tensor, desirable: Tensor) -> dict[str, float]:
+    """The share of items whose reward has their label's sign (good above 0, bad below), and the good
+    answers' mean reward less the bad ones'."""
+    right = float(((reward > 0) == desirable).logical_and(reward != 0).float().mean())
+    good = reward[desirable]
+    bad = reward[~desirable]
+    margin = (float(good.mean()) if good.numel() else 0.0) - (float(bad.mean()) if bad.numel() else 0.0)
+    return {"reward_accuracy": right, "reward_margin": margin}
+
+
+def _logps(model: Any, rows: Sequence[Encoded], pad_id: int, size: int = 8) -> list[float]:
+    out: list[float] = []
+    for start in range(0, len(rows), size):
+        ids, mask, labels = data.collate(rows[start:start + size], pad_id)
+        out.extend(float(x) for x in sequence_logps(model, ids, mask, labels))
+    return out
+
+
+def _autocast() -> Any:
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16)
+
+
+class PreferenceScorer:
+    """The held-out rows' preference scores at a checkpoint (``valid_preference_accuracy``,
+    ``valid_reward_margin``, and the mode's loss as ``evalLoss``)."""
+
+    def __init__(self, task: PreferenceTask, rows: Sequence[PairRow | JudgedRow]) -> None:
+        self.task, self.rows = task, list(rows)
+        self.seconds = 0.0
+
+    @property
+    def examples(self) -> int:
+        return len(self.rows)
+
+    def score(self, model: Any) -> dict[str, float]:
+        import torch
+
+        t0, was_training = time.time(), model.training
+        model.eval()
+        try:
+            self.task.references(model, self.rows)
+            with torch.no_grad(), _autocast():
+                if self.task.mode == "DPO":
+                    pairs = [r for r in self.rows if isinstance(r, PairRow)]
+                    logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.task.pad_id)
+                    ref = [p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref]
+                    loss, stats = dpo_loss(torch.tensor(logps) - torch.tensor(ref), self.task.hyper.beta)
+                else:
+                    items = [r for r in self.rows if isinstance(r, JudgedRow)]
+                    logratio = (torch.tensor(_logps(model, [j.row for j in items], self.task.pad_id))
+                                - torch.tensor([j.ref for j in items if j.ref is not None]))
+                    loss, stats = kto_loss(logratio, torch.tensor([j.desirable for j in items]),
+                                           self.task.kl, self.task.hyper)
+        finally:
+            if was_training:
+                model.train()
+            self.seconds += time.time() - t0
+        return {"evalLoss": float(loss), "valid_preference_accuracy": stats["reward_accuracy"],
+                "valid_reward_margin": stats["reward_margin"]}

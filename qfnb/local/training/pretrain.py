@@ -1,0 +1,43 @@
+"""PostPretrain (continued pre-training) on the LoRA loop: plain text, every token learned.
+
+The texts are tokenised (the tokenizer's begin marker first, its end marker after each text), joined into
+one stream and cut into ``maxSeqLen`` blocks (packing, as Hugging Face's ``group_texts`` does); a block's
+loss is the causal LM loss on all its tokens. Held out, a run scores the same loss on held-out blocks
+(``evalLoss``) and reports its perplexity, ``exp(evalLoss)``, as ``valid_perplexity``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from qfnb.local.training import data
+from qfnb.protocol.train_formats import Record, Text
+
+#: the shortest last block kept (a shorter tail teaches little and skews the per-block mean)
+MIN_TAIL = 16
+
+
+def encode(tok: Any, records: Sequence[Record], max_seq_len: int) -> list[tuple[list[int], list[int]]]:
+    """Packed ``(input_ids, labels)`` blocks of ``maxSeqLen`` tokens, labels equal to the ids."""
+    stream: list[int] = []
+    eos = tok.eos_token_id
+    for r in records:
+        if not isinstance(r, Text):
+            raise TypeError(f"a PostPretrain run takes plain text, got {type(r).__name__}")
+        stream.extend(tok(r.text)["input_ids"])  # the tokenizer's begin marker, where it has one
+        if eos is not None:
+            stream.append(eos)
+    blocks = [stream[i:i + max_seq_len] for i in range(0, len(stream), max_seq_len)]
+    if len(blocks) > 1 and len(blocks[-1]) < MIN_TAIL:
+        blocks.pop()
+    rows = [(b, list(b)) for b in blocks if len(b) > 1]
+    if not rows:
+        raise data.DataError("the text has fewer than two tokens: nothing to learn")
+    return rows
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)``, capped where it would overflow."""
+    return math.exp(min(loss, 50.0))

@@ -1,0 +1,364 @@
+"""Training data for each train mode: parsed, checked and recognised in one pure module, for the client
+(before anything is uploaded) and the embedded platform (before a run starts).
+
+The modes (``trainMode``) and the data each takes, one JSON value per line:
+
+- ``SFT``: Qianfan's prompt/response turns (``[{"prompt": ..., "response": [[...]]}]``).
+- ``DPO``: a prompt with a preferred and a rejected answer: Qianfan's ``[{"prompt", "chosen", "rejected"}]``
+  (earlier turns ``{"prompt", "response"}``, ``system`` optional on the first), its sorted responses
+  (``"response": [["best"], ..., ["worst"]]``: first against last), OpenAI's preference format
+  (``{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}``) or
+  ``{"prompt", "chosen", "rejected"}`` with strings or chat messages (TRL's).
+- ``KTO``: a prompt with one answer judged good or bad: Qianfan's ``[{"prompt", "chosen"}]`` or
+  ``[{"prompt", "rejected"}]`` (``"user"`` names the prompt as well), ``{"prompt", "completion", "label"}``;
+  a DPO pair gives one good and one bad item.
+- ``PostPretrain``: plain text: a ``.txt`` file, or lines ``{"text": ...}``.
+- ``RFT``: prompts: ``{"prompt": ...}`` (other fields go to the reward), or SFT / OpenAI chat data with
+  the answers left out.
+
+A line in another mode's format is refused naming its line and what it looks like. :func:`to_wire` writes a
+record in the canonical form (TRL's field names) that :func:`parse_item` reads back to the same record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FORMATS", "MODES", "FormatError", "Judged", "Pair", "PromptItem", "Record", "Text", "looks_like",
+           "parse_file", "parse_item", "parse_lines", "to_wire", "train_mode", "wants"]
+
+#: the train modes, as the platform spells them
+MODES = ("SFT", "PostPretrain", "DPO", "KTO", "RFT")
+
+#: what each mode's data looks like, in words
+FORMATS: dict[str, str] = {
+    "SFT": 'prompt/response turns: [{"prompt": "...", "response": [["..."]]}]',
+    "PostPretrain": 'plain text: a .txt file, or JSONL lines {"text": "..."}',
+    "DPO": 'prompt + chosen + rejected: [{"prompt": "...", "chosen": "...", "rejected": "..."}], or OpenAI\'s '
+           '{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}',
+    "KTO": 'prompt + chosen, or prompt + rejected: [{"prompt": "...", "chosen": "..."}], or '
+           '{"prompt": "...", "completion": "...", "label": true}',
+    "RFT": 'prompts: {"prompt": "..."} lines (other fields go to the reward), or SFT data (answers ignored)',
+}
+
+Message = dict[str, str]
+
+
+class FormatError(ValueError):
+    """A line of training data does not fit the train mode; the message names the line and the field."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """DPO: the conversation up to the answer, the preferred answer and the rejected one."""
+
+    messages: tuple[Message, ...]
+    chosen: str
+    rejected: str
+
+
+@dataclass(frozen=True)
+class Judged:
+    """KTO: the conversation up to the answer, one answer, and whether it is a good one."""
+
+    messages: tuple[Message, ...]
+    answer: str
+    desirable: bool
+
+
+@dataclass(frozen=True)
+class Text:
+    """PostPretrain: a piece of plain text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """RFT: the conversation to answer; ``extra``: the line's other fields (passed to the reward)."""
+
+    messages: tuple[Message, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+Record = Pair | Judged | Text | PromptItem
+
+
+def train_mode(value: Any, name: str = "train_mode") -> str:
+    """The mode ``value`` names (a string in any case, ``post_pretrain`` too, or ``TrainMode``);
+    ValueError naming ``name`` and the modes."""
+    text = str(getattr(value, "value", value) if value is not None else "SFT")
+    key = text.replace("_", "").replace("-", "").lower()
+    for mode in MODES:
+        if mode.lower() == key:
+            return mode
+    raise ValueError(f"{name}: must be one of {', '.join(MODES)}, got {value!r}")
+
+
+def wants(mode: str) -> str:
+    """What ``mode``'s data looks like, in words."""
+    return FORMATS[train_mode(mode)]
+
+
+# ---- recognising a line -------------------------------------------------------------------------
+
+
+def _turns(obj: Any) -> list[dict[str, Any]] | None:
+    if isinstance(obj, dict):
+        return [obj]
+    if isinstance(obj, list) and obj and all(isinstance(t, dict) for t in obj):
+        return obj
+    return None
+
+
+def _sorted(value: Any) -> bool:
+    """A Qianfan sorted-responses value: two or more answers, best first."""
+    return isinstance(value, list) and len(value) >= 2
+
+
+def _single(obj: Any) -> Any:
+    """A one-item list's item (the platform writes every record as a list of turns), else ``obj``."""
+    return obj[0] if isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], dict) else obj
+
+
+def looks_like(obj: Any) -> str | None:
+    """The format a JSON value looks like, in words (``"SFT (prompt/response)"``...), or None."""
+    obj = _single(obj)
+    if isinstance(obj, str):
+        return "plain text"
+    if isinstance(obj, dict) and ("preferred_output" in obj or "non_preferred_output" in obj):
+        return "OpenAI preference (input/preferred_output/non_preferred_output)"
+    if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+        return "OpenAI chat (messages)"
+    if isinstance(obj, dict) and "text" in obj and not ({"prompt", "user"} & set(obj)):
+        return "PostPretrain plain text (text)"
+    if isinstance(obj, dict) and "completion" in obj and "label" in obj:
+        return "KTO (prompt/completion/label)"
+    turns = _turns(obj)
+    if turns is None:
+        return None
+    last = turns[-1]
+    if "chosen" in last and "rejected" in last:
+        return "DPO (prompt/chosen/rejected)"
+    if "chosen" in last or "rejected" in last:
+        return "KTO (prompt + chosen or rejected)"
+    if _sorted(last.get("response")) and _sorted(_unwrap_list(last.get("response"))):
+        return "sorted responses (prompt + ranked responses)"
+    if "response" in last and ("prompt" in last or "user" in last):
+        return "SFT (prompt/response)"
+    if "prompt" in last or "user" in last:
+        return "prompts (prompt)"
+    return None
+
+
+def _unwrap_list(value: Any) -> Any:
+    """``[["a"], ["b"]]`` → ``["a", "b"]`` (Qianfan wraps each answer in a list)."""
+    if isinstance(value, list):
+        return [v[0] if isinstance(v, list) and v else v for v in value]
+    return value
+
+
+# ---- parsing ------------------------------------------------------------------------------------
+
+
+def _text(value: Any, where: str, key: str) -> str:
+    """A non-empty string; Qianfan's ``[["text"]]`` nesting and a list of assistant messages are unwrapped."""
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        value = value["content"]
+    if not isinstance(value, str) or not value.strip():
+        raise FormatError(f"{where}: {key} must be a non-empty string")
+    return value
+
+
+def _prompt_key(turn: dict[str, Any]) -> str:
+    return "prompt" if "prompt" in turn else "user"
+
+
+def _chat(messages: Any, where: str, key: str) -> list[Message]:
+    """Chat messages ``[{"role", "content"}]`` checked: known roles, string contents."""
+    if not isinstance(messages, list) or not messages:
+        raise FormatError(f"{where}: {key} must be a non-empty list of {{role, content}} messages")
+    out: list[Message] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer"):
+            raise FormatError(f"{where}: {key}[{i}] must be a message with role system, user or assistant")
+        content = m.get("content")
+        if not isinstance(content, str):
+            raise FormatError(f"{where}: {key}[{i}].content must be a string")
+        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content})
+    return out
+
+
+def _history(turns: list[dict[str, Any]], where: str) -> list[Message]:
+    """The conversation up to the last turn's answer: Qianfan turns (``prompt``/``user``, earlier turns'
+    ``response``/``assistant``, ``system`` on the first) or a ``prompt`` that is a list of messages."""
+    first = turns[0]
+    if len(turns) == 1 and isinstance(first.get("prompt"), list):
+        msgs = _chat(first["prompt"], where, "prompt")
+        if msgs[-1]["role"] != "user":
+            raise FormatError(f"{where}: prompt must end with a user message")
+        return msgs
+    out: list[Message] = []
+    system = first.get("system")
+    if isinstance(system, str) and system:
+        out.append({"role": "system", "content": system})
+    for i, turn in enumerate(turns):
+        key = _prompt_key(turn)
+        label = key if len(turns) == 1 else f"turn {i + 1} {key}"
+        out.append({"role": "user", "content": _text(turn.get(key), where, label)})
+        if i < len(turns) - 1:
+            answer = turn.get("response", turn.get("assistant"))
+            out.append({"role": "assistant", "content": _text(answer, where, f"turn {i + 1} response")})
+    return out
+
+
+def _refuse(mode: str, obj: Any, where: str) -> FormatError:
+    seen = looks_like(obj)
+    said = f"looks like {seen} data" if seen else "is not a recognised training record"
+    return FormatError(f"{where}: {said}; {mode} wants {FORMATS[mode]}")
+
+
+def _openai_pair(obj: dict[str, Any], where: str) -> Pair:
+    inp = obj.get("input")
+    if not isinstance(inp, dict):
+        raise FormatError(f"{where}: input must be an object with messages")
+    msgs = _chat(inp.get("messages"), where, "input.messages")
+    return Pair(tuple(msgs), _text(obj.get("preferred_output"), where, "preferred_output"),
+                _text(obj.get("non_preferred_output"), where, "non_preferred_output"))
+
+
+def _pair(obj: Any, where: str) -> Pair | None:
+    """A DPO pair from any of its formats, None when ``obj`` is none of them."""
+    if isinstance(obj, dict) and ("preferred_output" in obj or "non_preferred_output" in obj):
+        return _openai_pair(obj, where)
+    turns = _turns(obj)
+    if turns is None:
+        return None
+    last = turns[-1]
+    if "chosen" in last and "rejected" in last:
+        return Pair(tuple(_history(turns, where)), _text(last["chosen"], where, "chosen"),
+                    _text(last["rejected"], where, "rejected"))
+    ranked = _unwrap_list(last.get("response"))
+    if _sorted(last.get("response")) and _sorted(ranked) and len(set(map(str, ranked))) > 1:
+        return Pair(tuple(_history(turns, where)), _text(ranked[0], where, "response[0]"),
+                    _text(ranked[-1], where, f"response[{len(ranked) - 1}]"))
+    return None
+
+
+def _judged(obj: Any, where: str) -> list[Judged] | None:
+    if isinstance(obj, dict) and "completion" in obj and "label" in obj:
+        if not isinstance(obj["label"], bool):
+            raise FormatError(f"{where}: label must be true or false, got {obj['label']!r}")
+        return [Judged(tuple(_history([obj], where)), _text(obj["completion"], where, "completion"), obj["label"])]
+    turns = _turns(obj)
+    if turns is not None and ("chosen" in turns[-1]) != ("rejected" in turns[-1]):
+        key = "chosen" if "chosen" in turns[-1] else "rejected"
+        return [Judged(tuple(_history(turns, where)), _text(turns[-1][key], where, key), key == "chosen")]
+    pair = _pair(obj, where)  # a pair gives one good and one bad item
+    if pair is None:
+        return None
+    return [Judged(pair.messages, pair.chosen, True), Judged(pair.messages, pair.rejected, False)]
+
+
+def _prompt(obj: Any, where: str) -> PromptItem | None:
+    if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+        msgs = _chat(obj["messages"], where, "messages")
+        while msgs and msgs[-1]["role"] == "assistant":  # the answer is the policy's to write
+            msgs.pop()
+        if not msgs or msgs[-1]["role"] != "user":
+            raise FormatError(f"{where}: messages must hold a user message to answer")
+        return PromptItem(tuple(msgs), {k: v for k, v in obj.items() if k != "messages"})
+    turns = _turns(obj)
+    if turns is None or not ({"prompt", "user"} & set(turns[-1])):
+        return None
+    if any(k in turns[-1] for k in ("chosen", "rejected")):
+        return None
+    last = turns[-1]
+    extra = {k: v for k, v in last.items() if k not in ("prompt", "user", "response", "system", "assistant")}
+    # the last turn's response is ignored (SFT data as prompts); earlier ones are the conversation
+    return PromptItem(tuple(_history(turns, where)), extra if len(turns) == 1 else {})
+
+
+def parse_item(mode: str, obj: Any, where: str) -> list[Record]:
+    """The records one JSON value gives in ``mode`` (a KTO pair gives two); FormatError naming ``where``
+    (e.g. ``"line 3"``) and the field, or what format the value looks like when it is another mode's."""
+    mode = train_mode(mode)
+    obj = _single(obj)
+    found: list[Record] | None = None
+    if mode == "DPO":
+        pair = _pair(obj, where)
+        found = None if pair is None else [pair]
+    elif mode == "KTO":
+        found = list(_judged(obj, where) or []) or None
+    elif mode == "PostPretrain":
+        if isinstance(obj, dict) and "text" in obj and looks_like(obj) == "PostPretrain plain text (text)":
+            found = [Text(_text(obj["text"], where, "text"))]
+    elif mode == "RFT":
+        item = _prompt(obj, where)
+        found = None if item is None else [item]
+    else:
+        raise FormatError(f"{where}: SFT data is read by the SFT loader, not parse_item")
+    if found is None:
+        raise _refuse(mode, obj, where)
+    return found
+
+
+def parse_lines(mode: str, lines: Iterable[str], name: str = "train_file") -> list[Record]:
+    """The records of JSONL ``lines`` in ``mode``; errors name ``name`` and the 1-based line."""
+    out: list[Record] = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise FormatError(f"{name} line {no}: invalid JSON ({exc})") from None
+        out.extend(parse_item(mode, obj, f"{name} line {no}"))
+    if not out:
+        raise FormatError(f"{name}: no records (a {train_mode(mode)} run wants {FORMATS[train_mode(mode)]})")
+    return out
+
+
+def text_chunks(text: str) -> list[Text]:
+    """A plain-text file's documents: paragraphs separated by blank lines (the whole text if none)."""
+    parts = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n")]
+    return [Text(p) for p in parts if p]
+
+
+def parse_file(mode: str, path: Path, name: str = "train_file") -> list[Record]:
+    """The records of a ``.jsonl`` file (a ``.json`` list too; a ``.txt`` file is PostPretrain's plain text)."""
+    path = Path(path)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FormatError(f"{name}: {path} not found") from None
+    if path.suffix.lower() == ".txt":
+        if train_mode(mode) != "PostPretrain":
+            raise FormatError(f"{name}: a .txt file is plain text (PostPretrain data); "
+                              f"{train_mode(mode)} wants {FORMATS[train_mode(mode)]}")
+        chunks = text_chunks(content)
+        if not chunks:
+            raise FormatError(f"{name}: {path.name} is empty")
+        return list(chunks)
+    if path.suffix.lower() == ".json":
+        items = json.loads(content)
+        items = items if isinstance(items, list) else [items]
+        return [r for i, obj in enumerate(items) for r in parse_item(mode, obj, f"{name} item {i}")]
+    return parse_lines(mode, content.splitlines(), name)
+
+
+def to_wire(record: Record) -> dict[str, Any]:
+    """``record`` as one JSON line that :func:`parse_item` reads back to it (TRL's field names)."""
+    if isinstance(record, Pair):
+        return {"prompt": list(record.messages), "chosen": record.chosen, "rejected": record.rejected}
+    if isinstance(record, Judged):
+        return {"prompt": list(record.messages), "completion": record.answer, "label": record.desirable}
+    if isinstance(record, Text):
+        return {"text": record.text}
+    return {"messages": list(record.messages), **record.extra}
