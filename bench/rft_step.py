@@ -6,7 +6,8 @@
    reported): SFT on 4 prompt/answer pairs; RFT on 2 prompts, 4 sampled answers each of at most 16 new
    tokens (scored by a declarative grader, so no reward round trip is timed), the reference's forward pass
    and the GRPO loss.
-2. A real RFT run through the training worker with a Python reward that counts a keyword: each prompt
+2. A real RFT run through the training worker (``--steps``, ``--batch`` prompts a step, 4 answers each of at
+   most ``--new-tokens``; 3 held-out prompts) with a Python reward that counts a keyword: each prompt
    names a thing ("apples"), the reward is how often the answer says it (at most 3 times, scaled to 0..1).
    The reward is scored outside the worker, as the platform's reward client does (a thread that answers
    the worker's reward requests by calling the function). The reward's moving mean at the first and the
@@ -114,18 +115,18 @@ def _reward_client(folder: Path, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
-def rft_check(model_dir: Path, root: Path, steps: int) -> dict[str, Any]:
+def rft_check(model_dir: Path, root: Path, steps: int, batch: int = 2, new_tokens: int = 16) -> dict[str, Any]:
     from qfnb.local.training import worker
 
     job = root / "job-RFT"
     job.mkdir(parents=True)
-    for name, rows in (("train", [prompt(i) for i in range(40)]), ("eval", [prompt(i) for i in range(100, 106)])):
+    for name, rows in (("train", [prompt(i) for i in range(40)]), ("eval", [prompt(i) for i in range(100, 103)])):
         (job / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
     (job / "spec.json").write_text(json.dumps({
         "base_model": "Gemma-3-270M", "base_model_path": str(model_dir), "train_file": "train.jsonl",
         "eval_file": "eval.jsonl", "train_mode": "RFT", "seed": 7, "reward": {"source": "client"},
-        "hyper": {"maxSteps": steps, "batchSize": 2, "groupSize": 4, "maxNewTokens": 16, "learningRate": 2e-3,
-                  "checkpoints": 2, "evalMetricItems": 6, "klCoef": 0.04}}), "utf-8")
+        "hyper": {"maxSteps": steps, "batchSize": batch, "groupSize": 4, "maxNewTokens": new_tokens,
+                  "learningRate": 2e-3, "checkpoints": 1, "evalMetricItems": 3, "klCoef": 0.04}}), "utf-8")
     stop = threading.Event()
     client = threading.Thread(target=_reward_client, args=(job / "rewards", stop), daemon=True)
     client.start()
@@ -152,6 +153,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--check-only", action="store_true")
+    ap.add_argument("--batch", type=int, default=2, help="prompts a step of the keyword run")
+    ap.add_argument("--new-tokens", type=int, default=16, help="the keyword run's longest answer")
     args = ap.parse_args()
     log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,7 +169,7 @@ def main() -> int:
                  secs["SFT"], secs["RFT"], secs["RFT"] / secs["SFT"])
     if not args.timing_only:
         with tempfile.TemporaryDirectory() as tmp:
-            out = rft_check(model_dir, Path(tmp), args.steps)
+            out = rft_check(model_dir, Path(tmp), args.steps, args.batch, args.new_tokens)
         log.info("RFT keyword reward: moving mean %.3f at step 1 -> %.3f at step %d (%.1f s/step, %d sampled tokens, "
                  "%.0f s training); held-out mean reward: base %s, best checkpoint (step %s) %s",
                  out["first_mean"], out["last_mean"], out["steps"], out["seconds_per_step"], out["sampled_tokens"],

@@ -74,7 +74,8 @@ def resolve_reward(value: Any, field: str = "reward") -> Reward | dict[str, Any]
         raise ValidationError(field, f"{_name(value)} must accept (prompt, completion, **kw): {exc}") from None
     except ValueError:  # a builtin without a signature: called as it is
         pass
-    return value
+    fn: Reward = value
+    return fn
 
 
 def reward_source(reward: Reward | Mapping[str, Any]) -> dict[str, Any]:

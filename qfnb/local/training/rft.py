@@ -22,17 +22,17 @@ scored by the mean reward of greedy answers to held-out prompts (never trained o
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from qfnb.local.training import data, lora
 from qfnb.local.training.rewards import RewardExchange, RewardsStopped, Sample
 from qfnb.local.training.spec import WorkerSpec
-from qfnb.local.training.worker import _line, _phase, _StopFlag
 from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol import train_formats
 from qfnb.protocol.rewards import RewardSpec, moving_mean
@@ -46,6 +46,18 @@ METRIC_NAME = "reward"
 #: sampling keeps the 64 likeliest tokens within 95% of the mass (Gemma's generation config): a 270M model
 #: sampled over its whole 262k vocabulary at temperature 1 mostly answers in stray tokens of other scripts
 TOP_K, TOP_P = 64, 0.95
+
+
+class Stop(Protocol):
+    """The worker's stop flag (SIGTERM sets it): the run stops between steps, or while it waits for rewards."""
+
+    requested: bool
+
+
+def _note(job_dir: Path, line: dict[str, Any]) -> None:
+    """One ``progress.jsonl`` line, stamped (a step's, a checkpoint's, or a phase before step 1)."""
+    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
+        progress.write(json.dumps({**line, "time": time.time()}) + "\n")
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,7 @@ def grpo_loss(logp: Any, ref_logp: Any | None, mask: Any, adv: Any, kl_coef: flo
 class Trainer:
     """One RFT run's state: the policy, its optimizer, the prompts and the reward exchange."""
 
-    def __init__(self, job_dir: Path, spec: WorkerSpec, stop: _StopFlag, policy: Policy, optimizer: Any,
+    def __init__(self, job_dir: Path, spec: WorkerSpec, stop: Stop, policy: Policy, optimizer: Any,
                  prompts: list[Prompt], held: list[Prompt], exchange: RewardExchange) -> None:
         self.job_dir, self.spec, self.stop, self.policy = job_dir, spec, stop, policy
         self.optimizer, self.prompts, self.held, self.exchange = optimizer, prompts, held, exchange
@@ -233,7 +245,7 @@ class Trainer:
         return sum(rewards) / len(rewards)
 
 
-def train(job_dir: Path, spec: WorkerSpec, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str, Path]:
+def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) -> tuple[str, Path]:
     """A RFT run as ``spec`` says (the worker's ``_train`` for ``train_mode`` RFT)."""
     hyper = spec.hyper
     prompts = load_prompts(spec.train_file)  # fail fast on bad data, before loading torch
@@ -242,7 +254,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: _StopFlag, metrics: dict[str, A
 
     torch.manual_seed(spec.seed)
     t0 = time.time()
-    _phase(job_dir, "loading the base model's weights")
+    _note(job_dir, {"step": 0, "total_steps": 0, "phase": "loading the base model's weights"})
     model, tok = lora.load_base(lora.base_model_dir(spec))
     model = lora.with_lora(model, hyper, spec.init_adapter)
     model.train()
@@ -253,8 +265,9 @@ def train(job_dir: Path, spec: WorkerSpec, stop: _StopFlag, metrics: dict[str, A
     exchange = RewardExchange(job_dir, spec.reward or RewardSpec(), lambda: stop.requested)
     trainer = Trainer(job_dir, spec, stop, Policy(model, tok), optimizer, prompts, held, exchange)
     total = hyper.total_steps(len(prompts))
-    _phase(job_dir, f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards "
-                    f"by {exchange.spec.describe()}; training {hyper.schedule(len(prompts))}", total)
+    _note(job_dir, {"step": 0, "total_steps": total, "phase": (
+        f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards by "
+        f"{exchange.spec.describe()}; training {hyper.schedule(len(prompts))}")})
     run = _Run()
     t_train = time.time()
     try:
@@ -276,33 +289,32 @@ def train(job_dir: Path, spec: WorkerSpec, stop: _StopFlag, metrics: dict[str, A
 def _loop(trainer: Trainer, run: _Run, total: int) -> None:
     hyper = trainer.spec.hyper
     saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints)) if trainer.held else set()
-    with open(trainer.job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
-        for epoch, idx in data.batches(len(trainer.prompts), hyper.batch_size, trainer.spec.seed):
-            if run.step >= total:
+    for epoch, idx in data.batches(len(trainer.prompts), hyper.batch_size, trainer.spec.seed):
+        if run.step >= total:
+            break
+        if trainer.stop.requested:
+            run.status = "Stopped"
+            break
+        loss, reward, kl = trainer.step(run, idx)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss} at step {run.step + 1}; lower learningRate")
+        run.step += 1
+        run.loss = loss
+        run.rewards.append(reward)
+        run.recent.append(loss)
+        run.recent_rewards.append(reward)
+        line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
+        if run.step % hyper.logging_steps == 0 or run.step == total:
+            _note(trainer.job_dir, {**line, "loss": round(loss, 6), "reward": round(reward, 6),
+                                    "reward_mean": round(moving_mean(run.rewards), 6), "kl": round(kl, 6)})
+        if run.step in saves:
+            _checkpoint(trainer, run, line)
+            if hyper.early_stop and ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience):
+                run.early_stopped = True
                 break
-            if trainer.stop.requested:
-                run.status = "Stopped"
-                break
-            loss, reward, kl = trainer.step(run, idx)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss} at step {run.step + 1}; lower learningRate")
-            run.step += 1
-            run.loss = loss
-            run.rewards.append(reward)
-            run.recent.append(loss)
-            run.recent_rewards.append(reward)
-            line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
-            if run.step % hyper.logging_steps == 0 or run.step == total:
-                _line(progress, {**line, "loss": round(loss, 6), "reward": round(reward, 6),
-                                 "reward_mean": round(moving_mean(run.rewards), 6), "kl": round(kl, 6)})
-            if run.step in saves:
-                _checkpoint(trainer, progress, run, line)
-                if hyper.early_stop and ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience):
-                    run.early_stopped = True
-                    break
 
 
-def _checkpoint(trainer: Trainer, progress: Any, run: _Run, line: dict[str, Any]) -> None:
+def _checkpoint(trainer: Trainer, run: _Run, line: dict[str, Any]) -> None:
     """Score the policy on the held-out prompts, save its adapter as ``checkpoints/step-N``, report both."""
     t0 = time.time()
     entry: dict[str, Any] = {"step": run.step, "trainLoss": round(sum(run.recent) / len(run.recent), 6),
@@ -314,7 +326,7 @@ def _checkpoint(trainer: Trainer, progress: Any, run: _Run, line: dict[str, Any]
     entry["path"] = str(path)
     run.checkpoints.append(entry)
     run.scoring_seconds += time.time() - t0
-    _line(progress, {**line, "eval_reward": entry["metric"], "checkpoint": entry})
+    _note(trainer.job_dir, {**line, "eval_reward": entry["metric"], "checkpoint": entry})
 
 
 def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: float,

@@ -177,7 +177,8 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         replay=False if spec.fresh else None,  # None: reused while the kernel's cache is on
         target=spec.target,
         ray_workers=spec.ray_workers,
-        **({"train_mode": spec.train_mode, "reward": spec.reward} if spec.train_mode != "SFT" else {}),
+        train_mode=spec.train_mode,
+        reward=spec.reward,
     )
 
 
