@@ -150,5 +150,29 @@ def test_prompts_are_read_from_prompt_lines_or_the_sft_format(tmp_path: Path) ->
     assert first.text == "Hi" and first.fields == {"keyword": "x"} and first.messages[0]["role"] == "system"
     assert second.text == "Q2" and second.fields == {} and len(second.messages) == 3  # its answer is the policy's
     path.write_text(json.dumps({"prompt": "ok"}) + "\n" + json.dumps({"text": "no prompt"}) + "\n")
-    with pytest.raises(DataError, match="train_file line 2: .*looks like PostPretrain"):
+    with pytest.raises(DataError, match=r"train_file line 2: .*looks like PostPretrain"):
         rft.load_prompts(path)
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_two_grpo_steps_on_the_real_fine_tune_base(tmp_path: Path) -> None:
+    """Gemma-3-270M, 2 steps of 2 prompts x 2 answers with a grader: the real shapes (Gemma's 262k-token
+    head on the answer positions only, its soft-capping, the adapter disabled for the reference)."""
+    from qfnb.local.engines import GEMMA
+    from qfnb.local.engines.store import assets
+
+    job = tmp_path / "job"
+    job.mkdir()
+    rows = [{"prompt": f"I have {i} apples and get 2 more. How many apples do I have?", "keyword": "apples"}
+            for i in range(4)]
+    (job / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    (job / "spec.json").write_text(json.dumps({
+        "base_model": GEMMA, "base_model_path": str(assets.hf_dir(GEMMA)), "train_file": "train.jsonl",
+        "train_mode": "RFT", "reward": KEYWORD,
+        "hyper": {"maxSteps": 2, "batchSize": 2, "groupSize": 2, "maxNewTokens": 8, "learningRate": 1e-3}}))
+    result = worker.run(job)
+    assert result["status"] == "Done", result
+    steps = [p for p in _lines(job) if "reward" in p]
+    assert [p["step"] for p in steps] == [1, 2] and all(p["kl"] >= 0 and 0 <= p["reward"] <= 1 for p in steps)
+    assert 0 < result["metrics"]["sampled_tokens"] <= 2 * 2 * 2 * 8
