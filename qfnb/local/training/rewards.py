@@ -4,7 +4,7 @@ by the platform's routes on behalf of the reward client, or scored here by a dec
 The exchange lives in ``<job_dir>/rewards/``: the worker writes ``request-N.json`` (the samples:
 prompt, completion, the dataset row's other fields), the platform marks it ``claimed-N`` when a
 client fetches it and writes ``answer-N.json`` (the rewards, or the error the reward raised) when
-the client posts. The worker waits, stopping the run with a clear error when no client fetched the
+the client posts; the answer is kept (a few bytes a step), so a second post of it is refused. The worker waits, stopping the run with a clear error when no client fetched the
 request within the reward's ``clientWaitSeconds`` (the process that gave ``reward=`` is gone) or
 its rewards did not come within ``rewardWaitSeconds``. Nothing a user wrote runs here.
 """
@@ -113,9 +113,8 @@ class RewardExchange:
                     data = json.loads(answer.read_text(encoding="utf-8"))
                 except ValueError:  # being written (the platform writes it whole): look again
                     data = None
-                if data is not None:  # the request goes first: a fetch never sees it pending again
-                    request_path(self.folder, seq).unlink(missing_ok=True)
-                    answer.unlink(missing_ok=True)
+                if data is not None:  # the request goes (a fetch never sees it pending again); the answer
+                    request_path(self.folder, seq).unlink(missing_ok=True)  # stays: a second post is refused
                     return data
             if self.stopped():
                 raise RewardsStopped
