@@ -4,9 +4,10 @@ by the platform's routes on behalf of the reward client, or scored here by a dec
 The exchange lives in ``<job_dir>/rewards/``: the worker writes ``request-N.json`` (the samples:
 prompt, completion, the dataset row's other fields), the platform marks it ``claimed-N`` when a
 client fetches it and writes ``answer-N.json`` (the rewards, or the error the reward raised) when
-the client posts; the answer is kept (a few bytes a step), so a second post of it is refused. The worker waits, stopping the run with a clear error when no client fetched the
-request within the reward's ``clientWaitSeconds`` (the process that gave ``reward=`` is gone) or
-its rewards did not come within ``rewardWaitSeconds``. Nothing a user wrote runs here.
+the client posts; the answer is kept (a few bytes a step), so a second post of it is refused. The
+worker waits, stopping the run with a clear error when no client fetched the request within the
+reward's ``clientWaitSeconds`` (the process that gave ``reward=`` is gone) or its rewards did not
+come within ``rewardWaitSeconds``. Nothing a user wrote runs here.
 """
 
 from __future__ import annotations
