@@ -115,7 +115,8 @@ def _reward_client(folder: Path, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
-def rft_check(model_dir: Path, root: Path, steps: int, batch: int = 2, new_tokens: int = 16) -> dict[str, Any]:
+def rft_check(model_dir: Path, root: Path, steps: int, batch: int = 2, new_tokens: int = 16,
+              lr: float = 5e-4) -> dict[str, Any]:
     from qfnb.local.training import worker
 
     job = root / "job-RFT"
@@ -126,7 +127,7 @@ def rft_check(model_dir: Path, root: Path, steps: int, batch: int = 2, new_token
         "base_model": "Gemma-3-270M", "base_model_path": str(model_dir), "train_file": "train.jsonl",
         "eval_file": "eval.jsonl", "train_mode": "RFT", "seed": 7, "reward": {"source": "client"},
         "hyper": {"maxSteps": steps, "batchSize": batch, "groupSize": 4, "maxNewTokens": new_tokens,
-                  "learningRate": 2e-3, "checkpoints": 1, "evalMetricItems": 3, "klCoef": 0.04}}), "utf-8")
+                  "learningRate": lr, "checkpoints": 1, "evalMetricItems": 3, "klCoef": 0.04}}), "utf-8")
     stop = threading.Event()
     client = threading.Thread(target=_reward_client, args=(job / "rewards", stop), daemon=True)
     client.start()
@@ -155,6 +156,7 @@ def main() -> int:
     ap.add_argument("--check-only", action="store_true")
     ap.add_argument("--batch", type=int, default=2, help="prompts a step of the keyword run")
     ap.add_argument("--new-tokens", type=int, default=16, help="the keyword run's longest answer")
+    ap.add_argument("--lr", type=float, default=5e-4, help="the keyword run's learning rate")
     args = ap.parse_args()
     log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -169,7 +171,7 @@ def main() -> int:
                  secs["SFT"], secs["RFT"], secs["RFT"] / secs["SFT"])
     if not args.timing_only:
         with tempfile.TemporaryDirectory() as tmp:
-            out = rft_check(model_dir, Path(tmp), args.steps, args.batch, args.new_tokens)
+            out = rft_check(model_dir, Path(tmp), args.steps, args.batch, args.new_tokens, args.lr)
         log.info("RFT keyword reward: moving mean %.3f at step 1 -> %.3f at step %d (%.1f s/step, %d sampled tokens, "
                  "%.0f s training); held-out mean reward: base %s, best checkpoint (step %s) %s",
                  out["first_mean"], out["last_mean"], out["steps"], out["seconds_per_step"], out["sampled_tokens"],
