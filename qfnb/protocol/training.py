@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "LIMITS", "PREFERENCE_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit", "hyper_problem"]
+__all__ = ["DEFAULTS", "LIMITS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit",
+           "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
 #: client's ledger row and the platform's /metrics read the same keys
@@ -56,6 +57,12 @@ LIMITS: dict[str, Limit] = {
     "beta": Limit(float, 0.0, 100.0, lo_open=True),
     "desirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
     "undesirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
+    # reinforcement fine-tuning (RFT, qfnb.local.training.rft): completions sampled per prompt, their
+    # most new tokens, the sampling temperature, the weight of the KL penalty to the base
+    "groupSize": Limit(int, 2, 64),
+    "maxNewTokens": Limit(int, 1, 4096),
+    "temperature": Limit(float, 0.0, 2.0, lo_open=True),
+    "klCoef": Limit(float, 0.0, 10.0),
 }
 
 
@@ -65,6 +72,10 @@ DEFAULTS: dict[str, int | float] = {"epoch": 1, "learningRate": 1e-3, "batchSize
 
 #: the preference modes' defaults (TRL's and OpenAI's): filled in for a DPO or KTO run only
 PREFERENCE_DEFAULTS: dict[str, float] = {"beta": 0.1, "desirableWeight": 1.0, "undesirableWeight": 1.0}
+
+
+#: what a RFT run gets for its own hyperparameters when the request leaves them out
+RFT_DEFAULTS: dict[str, int | float] = {"groupSize": 4, "maxNewTokens": 48, "temperature": 1.0, "klCoef": 0.04}
 
 
 def hyper_problem(name: str, value: Any) -> str | None:

@@ -29,6 +29,7 @@ from .consts import ActionState
 from .event import EventHandler
 from .load_action import LoadDataSetAction, dataset_config, warn_ignored
 from .model_info import get_default_train_config
+from .rewards import RewardFunctionError, RewardProvider, resolve_reward, reward_source
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -73,6 +74,8 @@ class TrainAction(AsyncAction):
         corpus = kwargs.pop("corpus_config", None)
         self.corpus_config = corpus.to_wire() if hasattr(corpus, "to_wire") else corpus
         self.train_extras: dict[str, Any] = dict(kwargs.pop("train_extras", None) or {})
+        #: a RFT run's reward: the user's function (scored in this process) or a declarative grader
+        self.reward = _rft_reward(kwargs.pop("reward", None), str(train_mode or "SFT"), self.train_extras)
         self.is_incr = bool(kwargs.pop("is_incr", False)) or self.increment_task_id is not None
         if self.is_incr and self.increment_task_id is None:
             logger.warning("TrainAction: is_incr=True without previous_task_id: training from the base model")
@@ -177,7 +180,7 @@ class TrainAction(AsyncAction):
             self.extra["task_id"] = resp.parsed.result.task_id
             ctx.save()
             logger.info("training task %s (job %s) created", self.task_id, self.job_id)
-        detail = await self._poll(ctx, cfg.train_status_polling_interval)
+        detail = await self._poll_rewarded(ctx, cfg.train_status_polling_interval)
         record_training(detail, self.train_type, cfg, reused=False)
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
                 "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail)}
@@ -228,6 +231,25 @@ class TrainAction(AsyncAction):
                                  what=f"training task {self.task_id}", retries=POLL_RETRIES,
                                  backoff=POLL_BACKOFF_S, sleep=ctx.sleep, stop=lambda: self.on_stop(ctx))
 
+    async def _poll_rewarded(self, ctx: RunContext, interval: float) -> dict[str, Any]:
+        """:meth:`_poll`, with the reward function (a RFT run's) scoring samples in this process meanwhile;
+        a reward that failed is raised here, as itself."""
+        if not callable(self.reward):
+            return await self._poll(ctx, interval)
+
+        def failed(exc: RewardFunctionError) -> None:
+            self.emit(ActionState.Running, f"reward failed: {exc}", {"rewardError": str(exc)})
+
+        provider = RewardProvider(self.reward, str(self.task_id), ctx.config, on_error=failed).start()
+        try:
+            return await self._poll(ctx, interval)
+        except TrainFailedError:
+            if provider.error is not None:
+                raise provider.error from provider.error.__cause__
+            raise
+        finally:
+            await provider.aclose()
+
     async def on_stop(self, ctx: RunContext) -> None:
         if self.task_id and self.extra.get("run_status") not in (RunStatus.DONE, RunStatus.FAILED,
                                                                  RunStatus.STOPPED):
@@ -237,6 +259,21 @@ class TrainAction(AsyncAction):
                 logger.warning("could not stop training task %s: %s", self.task_id, exc)
             else:
                 self.extra["run_status"] = RunStatus.STOPPED
+
+
+def _rft_reward(reward: Any, train_mode: str, extras: dict[str, Any]) -> Any:
+    """``reward=`` checked (:func:`~qfnb.trainer.rewards.resolve_reward`): RFT needs one and no other
+    mode takes one; its source goes to the task as ``reward``."""
+    if reward is None:
+        if train_mode == "RFT" and "reward" not in extras:
+            raise ValidationError("reward", "train_mode='RFT' needs reward=fn(prompt, completion, **kw) -> float "
+                                  "(or a grader dict, e.g. {'type': 'string_check', ...})")
+        return None
+    if train_mode != "RFT":
+        raise ValidationError("reward", f"is for train_mode='RFT'; this run's train_mode is {train_mode!r}")
+    reward = resolve_reward(reward)
+    extras["reward"] = reward_source(reward)
+    return reward
 
 
 def checkpoint_outcome(detail: dict[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,9 @@ class LLMFinetune(Trainer):
     run (incremental training), from its checkpoint ``increment_checkpoint_step=`` when given (the
     platform's ``incrementCheckpointStep``); other names are ignored, with one warning each.
     ``ray_workers=`` (with a Ray ``target``; default ``QFNB_RAY_TRAIN_WORKERS``, else 1): Ray Train
-    workers training the run data-parallel.
+    workers training the run data-parallel. ``train_mode="RFT"`` takes ``reward=``: a function
+    ``fn(prompt, completion, **kw) -> float`` that scores the sampled answers in this process while the
+    run trains (:mod:`qfnb.trainer.rewards`), ``"module:function"``, or a declarative grader dict.
     """
 
     def __init__(self, train_type: str = "", dataset: Any = None,
@@ -314,13 +316,15 @@ class LLMFinetune(Trainer):
     @classmethod
     def load(cls, id: str | None = None, *, file: str | Path | None = None,
              event_handler: EventHandler | None = None, config: Config | None = None,
-             eval_dataset: Any = None, evaluators: list[Any] | None = None) -> LLMFinetune:
+             eval_dataset: Any = None, evaluators: list[Any] | None = None,
+             reward: Any = None) -> LLMFinetune:
         """Rebuild a trainer from its saved record (``id``), or from the official SDK's pipeline
         file (``file=``, as ``save(file)`` writes it; the trainer is then saved under its id);
         call :meth:`resume` (or :meth:`run`) to continue it.
 
-        Evaluators are code, not data: a trainer that evaluates needs ``eval_dataset=`` and
-        ``evaluators=`` again here.
+        Evaluators and reward functions are code, not data: a trainer that evaluates needs
+        ``eval_dataset=`` and ``evaluators=`` again here, a RFT trainer whose reward is a function
+        ``reward=`` (its run goes on taking rewards from this process once resumed).
         """
         if (id is None) == (file is None):
             raise ValidationError("id", "give the id of a saved trainer or file= (a pipeline file), one of them")
@@ -329,7 +333,7 @@ class LLMFinetune(Trainer):
             trainer._save()
             return trainer
         return finetune_store.load_trainer(cls, str(id), event_handler=event_handler, config=config,
-                                           eval_dataset=eval_dataset, evaluators=evaluators)
+                                           eval_dataset=eval_dataset, evaluators=evaluators, reward=reward)
 
     @classmethod
     def list(cls) -> list[TrainerSummary]:
@@ -391,7 +395,8 @@ def _ray_workers(value: int | None, target: JobTarget | None, train_kwargs: dict
 
 def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keywords that go to the training step (incremental training's included)."""
-    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras") if (v := kwargs.pop(k, None))}
+    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward")
+           if (v := kwargs.pop(k, None)) is not None}
     if "train_mode" in out:  # a string in any case or a TrainMode, checked before anything is sent
         try:
             out["train_mode"] = train_formats.train_mode(out["train_mode"])

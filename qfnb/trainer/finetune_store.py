@@ -70,9 +70,19 @@ def record_of(trainer: FinetuneRun) -> dict[str, Any]:
             "train_config": trainer.train_config.model_dump(mode="json", exclude_none=True),
             "deploy_config": trainer.deploy_config.model_dump(mode="json") if trainer.deploy_config else None,
             "model_not_publish": trainer.model_not_publish, "dataset": _dataset_ref(trainer),
+            **_mode_of(trainer),
         },
         "actions": trainer.ppl.records(),
     }
+
+
+def _mode_of(trainer: FinetuneRun) -> dict[str, Any]:
+    """A trainer's train mode other than SFT, with a RFT run's reward source (a grader is saved whole,
+    a function as ``"client"``: code is not saved)."""
+    mode, reward = trainer.train_action.train_mode, trainer.train_action.reward
+    if mode == "SFT":
+        return {}
+    return {"train_mode": mode, **({"reward": reward if isinstance(reward, dict) else "client"} if reward else {})}
 
 
 def _saved_dataset(rec: dict[str, Any], id: str) -> Any:
@@ -93,9 +103,17 @@ def _saved_dataset(rec: dict[str, Any], id: str) -> Any:
 
 
 def load_trainer(cls: Callable[..., RunT], id: str, **kwargs: Any) -> RunT:
-    """Rebuild the trainer saved as ``id`` (``kwargs``: event_handler, config, eval_dataset, evaluators)."""
+    """Rebuild the trainer saved as ``id`` (``kwargs``: event_handler, config, eval_dataset, evaluators,
+    reward)."""
     rec = persist.read_record(id)
     params = rec.get("init_params") or {}
+    if params.get("train_mode"):
+        kwargs["train_mode"] = params["train_mode"]
+    if kwargs.get("reward") is None:
+        if params.get("reward") == "client":
+            raise ValidationError("reward", f"trainer {id!r} is scored by a reward function: code is not saved, "
+                                  "pass it again, load(id, reward=fn)")
+        kwargs["reward"] = params.get("reward")
     dataset = _saved_dataset(rec, id)
     if any(a.get("type") == "EvaluateAction" for a in rec.get("actions") or []) and not kwargs.get("evaluators"):
         raise ValidationError("evaluators", f"trainer {id!r} has an evaluation step: pass "

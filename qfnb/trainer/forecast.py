@@ -5,6 +5,10 @@
   each capped at ``max_seq_len``, times the rows trained on: every epoch's rows less the held-out
   split (drawn at random, so taken off at the mean row length), or ``max_steps`` batches.
 * **Steps**: ``epochs x ceil(trained rows / batch size)``, or ``max_steps``.
+* **RFT** (``train_mode="RFT"``): each step samples ``group_size`` answers of at most ``max_new_tokens`` to
+  each of its prompts and trains on them: the tokens are the prompts' (counted as above) plus the sampled
+  ones, ``group_size x (prompt + max_new_tokens)`` a prompt trained on (an upper bound: answers may end
+  sooner), the sampled tokens shown apart.
 * **Time**: this machine's recorded fine-tunes of the base (their ``fine-tune`` ledger rows: tokens
   trained and wall seconds), fitted as fixed seconds plus seconds per token; "no recorded runs" without.
 * **Price**: the price table's fine-tune price of the base on the cloud, where it has one (it says
@@ -32,7 +36,7 @@ from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
 from qfnb.protocol import train_formats
-from qfnb.protocol.training import DEFAULTS
+from qfnb.protocol.training import DEFAULTS, RFT_DEFAULTS
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations
 from qfnb.resources.inference.tokenizer import Tokenizer
@@ -127,11 +131,14 @@ class TrainForecast:
     mode: str = "SFT"
     #: what a budget says of the run ("" where none is set or it fits)
     verdict: str = ""
+    #: a RFT run's: the most tokens it samples (answers x max new tokens x prompts trained on)
+    sampled: int = 0
 
     def table(self) -> list[tuple[str, str, str]]:
         held = self.rows - self.trained_rows
         price = ("¥0" if self.platform == "local" else "no price" if self.yuan is None else f"~¥{self.yuan:.4f}")
         return [("training tokens", f"~{self.tokens:,}", self.token_source),
+                *([("sampled tokens", f"≤{self.sampled:,}", "RFT's answers, included above")] if self.sampled else []),
                 ("steps", f"{self.steps:,}", f"{self.trained_rows:,} rows trained on ({held:,} held out)"),
                 ("time", f"~{duration(self.seconds)}" if self.seconds is not None else "no recorded runs",
                  self.speed_source),
@@ -195,10 +202,20 @@ def _seconds(tokens: int, runs: Sequence[UsageRow]) -> tuple[float | None, str, 
     return fixed + tokens * per_token, how, f"{len(runs)} recorded fine-tune{'s' * (len(runs) != 1)}"
 
 
+def _sampled(prompts: int, mean: float, how: str, group_size: int | None,
+             max_new_tokens: int | None) -> tuple[int, int, str]:
+    """A RFT run's sampled tokens, its training tokens (each answer trained with its prompt) and what they are."""
+    group = int(group_size or RFT_DEFAULTS["groupSize"])
+    new = int(max_new_tokens or RFT_DEFAULTS["maxNewTokens"])
+    return (prompts * group * new, round(prompts * group * (mean + new)),
+            f"{prompts:,} prompts x {group} answers x ({mean:,.0f} prompt tokens, {how}, + at most {new} sampled)")
+
+
 async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | None = None,
                              batch_size: float | None = None, max_steps: float | None = None,
                              max_seq_len: float | None = None, eval_split: int | None = None,
-                             config: Config | None = None, train_mode: str = "SFT") -> TrainForecast:
+                             config: Config | None = None, train_mode: str = "SFT", group_size: int | None = None,
+                             max_new_tokens: int | None = None) -> TrainForecast:
     """See :func:`forecast_training`."""
     path = Path(dataset).expanduser()
     if not path.is_file():
@@ -206,6 +223,7 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
                                          "(a platform dataset's rows are not read here)")
     cfg = resolve_config(config)
     mode = train_formats.train_mode(train_mode, "train_mode")
+    rft = mode == "RFT"
     rows = await asyncio.to_thread(read_rows, path, mode)
     if not rows:
         raise ValidationError("dataset", f"{path.name} has no rows")
@@ -241,6 +259,9 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         rows_trained = min(steps * batch, math.ceil(epochs * trained))
     tokens = round(rows_trained * mean)
     source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + _MODE_NOTE[mode]
+    sampled = 0
+    if rft:
+        sampled, tokens, source = _sampled(rows_trained, mean, how, group_size, max_new_tokens)
     platform = "local" if cfg.embedded else "cloud"
     runs = _fine_tunes(base, platform) or _fine_tunes(served, platform)
     seconds, rate, of = _seconds(tokens, runs)
@@ -258,17 +279,18 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         yuan, price_source = None, f"the price table of {table.date} has no fine-tune price for {base}"
     return TrainForecast(base=base, platform=platform, rows=n, mode=mode, trained_rows=trained, steps=steps,
                          tokens=tokens, token_source=source, seconds=seconds, speed_source=speed, yuan=yuan,
-                         price_source=price_source, since=time.time())
+                         price_source=price_source, since=time.time(), sampled=sampled)
 
 
 def forecast_training(dataset: str | Path, *, base: str, epochs: float | None = None,
                       batch_size: float | None = None, max_steps: float | None = None,
                       max_seq_len: float | None = None, eval_split: int | None = None,
-                      config: Config | None = None, train_mode: str = "SFT") -> TrainForecast:
+                      config: Config | None = None, train_mode: str = "SFT", group_size: int | None = None,
+                      max_new_tokens: int | None = None) -> TrainForecast:
     """What fine-tuning ``base`` on the training file ``dataset`` will take: training tokens counted by the
-    base's tokenizer, steps, time from this machine's recorded fine-tunes, and price where the table has
-    one; ``train_mode`` reads the file in that mode's format and counts what its steps process. Nothing is
-    trained; counting spends no budget."""
+    base's tokenizer (a RFT run's sampled answers included), steps, time from this machine's recorded
+    fine-tunes, and price where the table has one; ``train_mode`` reads the file in that mode's format and
+    counts what its steps process. Nothing is trained; counting spends no budget."""
     return sync.run(aforecast_training(dataset, base=base, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                                        max_seq_len=max_seq_len, eval_split=eval_split, config=config,
-                                       train_mode=train_mode))
+                                       train_mode=train_mode, group_size=group_size, max_new_tokens=max_new_tokens))

@@ -85,7 +85,7 @@ def _data_digest(ds: Any) -> str | None:
 
 
 def fingerprint(trainer: FinetuneRun) -> str | None:
-    """The recipe's sha256 (24 hex digits), or None when it cannot be named (unknown data)."""
+    """The recipe's sha256 (24 hex digits), or None when it cannot be named (unknown data, a reward function)."""
     data = trainer.dataset
     if isinstance(data, DatasetConfig):
         items = [_data_digest(d) for d in data.datasets]
@@ -95,6 +95,8 @@ def fingerprint(trainer: FinetuneRun) -> str | None:
     if any(i is None for i in items):
         return None
     action = trainer.train_action
+    if callable(action.reward):  # a RFT run scored by a function: code cannot be named, never reused
+        return None
     recipe = {"base": (action.train_type or "").lower(), "mode": action.train_mode,
               "config": trainer.train_config.model_dump(mode="json", exclude_none=True),
               "hyper": trainer.train_config.hyper_parameters(), "data": items, "data_options": extra,

@@ -26,7 +26,7 @@ HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "loggi
           "weight_decay", "lora_rank", "lora_all_linear", "scheduler_name", "lora_alpha",
           "lora_dropout", "lora_target_modules", "max_steps", "seed", "checkpoints", "early_stop",
           "early_stop_patience", "eval_metric", "eval_metric_items", "beta", "desirable_weight",
-          "undesirable_weight")
+          "undesirable_weight", "group_size", "max_new_tokens", "temperature", "kl_coef")
 
 
 def _camel(name: str) -> str:
@@ -68,6 +68,12 @@ class TrainConfig(ConfigModel):
     early_stop_patience: int | None = None
     eval_metric: str | Callable[..., Any] | None = None
     eval_metric_items: int | None = None
+    #: reinforcement fine-tuning (train_mode="RFT"): completions sampled per prompt, their most new
+    #: tokens, the sampling temperature, the weight of the KL penalty to the base (qfnb.local.training.rft)
+    group_size: int | None = None
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    kl_coef: float | None = None
     packing: bool | None = None
     #: DPO and KTO (``train_mode``): how far the tuned model may move from the base (default 0.1); KTO's
     #: weights of its good and bad answers' losses (default 1.0)

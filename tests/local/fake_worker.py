@@ -4,6 +4,11 @@ Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` make
 ``eval_file`` (a validation split) it reports an ``eval_loss`` every other step and at the last. With
 ``hyper.checkpoints`` K it saves K adapter dirs evenly and reports ``checkpoint`` lines whose held-out
 losses are ``hyper.fakeEvalLosses`` (one per checkpoint) when given.
+
+A RFT spec (``train_mode`` RFT) runs :func:`rft`: no model, but the real reward exchange
+(:class:`qfnb.local.training.rewards.RewardExchange`): each step's completions are ``"<prompt> #k"``
+for k in ``0..groupSize-1``, scored by the client or the grader as the real worker has them scored,
+and its errors end the run as the real worker's do.
 """
 
 import json
@@ -27,6 +32,48 @@ def _stop(*_):
 
 signal.signal(signal.SIGTERM, _stop)
 start = time.time()
+
+
+def rft():
+    from qfnb.local.training.rewards import RewardError, RewardExchange, RewardsStopped, Sample
+    from qfnb.protocol import train_formats
+    from qfnb.protocol.rewards import moving_mean, parse_reward
+
+    prompts = [(item.messages[-1]["content"], dict(item.extra))
+               for item in train_formats.parse_file("RFT", Path(spec["train_file"]))]
+
+    exchange = RewardExchange(job, parse_reward(spec.get("reward")), lambda: stopped)
+    group, batch, means = int(hyper.get("groupSize") or 4), int(hyper["batchSize"]), []
+    metrics = {"sampled_tokens": 0}
+    status, error = "Done", None
+    with open(job / "progress.jsonl", "a") as fh:
+        try:
+            for step in range(1, total + 1):
+                if stopped:
+                    status = "Stopped"
+                    break
+                time.sleep(float(hyper.get("stepSeconds", 0.05)))
+                picked = [prompts[(step * batch + i) % len(prompts)] for i in range(batch)]
+                samples = [Sample(text, f"{text} #{k}", fields) for text, fields in picked for k in range(group)]
+                rewards = exchange.score(samples, step=step)
+                metrics["sampled_tokens"] += len(samples) * 3
+                means.append(sum(rewards) / len(rewards))
+                fh.write(json.dumps({"step": step, "total_steps": total, "epoch": 1, "loss": 0.1,
+                                     "reward": means[-1], "reward_mean": moving_mean(means), "time": time.time()})
+                         + "\n")
+                fh.flush()
+        except RewardsStopped:
+            status = "Stopped"
+        except RewardError as exc:
+            status, error = "Failed", f"RewardError: {exc}"
+    metrics.update(steps=len(means), trained_tokens=10 * len(means), rewards=means)
+    (job / "result.json").write_text(json.dumps({"status": status, "metrics": metrics,
+                                                 "adapter_dir": str(job / "adapter"), "error": error}))
+    sys.exit(0)
+
+
+if spec.get("train_mode") == "RFT":
+    rft()
 count = int(hyper.get("checkpoints") or 0)
 saves = sorted({max(1, round(total * i / count)) for i in range(1, count + 1)}) if count else []
 fake_losses = list(hyper.get("fakeEvalLosses") or [])

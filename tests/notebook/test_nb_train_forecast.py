@@ -147,4 +147,22 @@ def test_a_dpo_forecast_counts_both_answers_of_each_pair_and_its_budget_refuses_
     with pytest.raises(QfnbCellError, match=r"forecast: 80 training tokens on Tiny-Chat"):
         ip.run_line_magic("qftrain", f"--mode DPO {LINE.format(path=pairs)}")
     assert made == []
+
+
+def test_a_rft_forecast_counts_the_sampled_answers_and_a_budget_refuses_on_them(served: ServedPlatform,
+                                                                                  tmp_path: Path) -> None:
+    from qfnb.usage import BudgetExceeded
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"question {i}", "keyword": "yes"}) + "\n" for i in range(ROWS)),
+                       encoding="utf-8")
+    fc = forecast_training(prompts, base="Tiny-Chat", max_steps=3, batch_size=4, train_mode="RFT", group_size=2,
+                           max_new_tokens=5)
+    # 12 prompts trained on (3 batches of 4 of the 8 not held out), 2 answers each of at most 5 new tokens,
+    # each answer trained with its prompt's 2 tokens
+    assert fc.steps == 3 and fc.sampled == 12 * 2 * 5 and fc.tokens == 12 * 2 * (2 + 5)
+    assert ("sampled tokens", "≤120", "RFT's answers, included above") in fc.table()
+    budget(tokens=150)  # the prompts alone (24) fit; with the answers they sample, the run does not
+    with pytest.raises(BudgetExceeded, match="168 training tokens on Tiny-Chat"):
+        fc.check_budget()
     budget()

@@ -25,6 +25,7 @@ from qfnb.local.domain.datasets import (
     import_files,
     read_file_rows,
 )
+from qfnb.local.domain.jobs import REWARD_CURVES
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
@@ -34,6 +35,7 @@ from qfnb.protocol import checkpoints as ckpt
 from qfnb.protocol import train_formats
 from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.files import jsonl
+from qfnb.protocol.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
 
 log = logging.getLogger("qfnb.local.domain.console")
@@ -204,17 +206,18 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
                init_adapter: Path | None = None, target: str | None = None,
                ray_workers: int | None = None, train_mode: str | None = None,
-               eval_refs: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+               eval_refs: list[tuple[str, Any]] | None = None, reward: Any = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
     run; ``split``: (its field, the percentage of rows held out for the evaluation loss), or
     ``eval_refs``: the held-out rows' own files (OpenAI's ``validation_file``);
     ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
     (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker; ``train_mode``:
     the run's mode (default: the container's), its data checked in that mode's format before anything is
-    written."""
+    written; ``reward``: a RFT run's reward source (:func:`rft_reward`)."""
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     mode = check_mode(train_mode or container.get("trainMode"))
+    rl = rft_reward(reward, target) if mode == "RFT" else None
     if mode != "SFT" and hyper.get("evalMetric") is not None:
         raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode} run's checkpoints are scored "
                         "by its own held-out measure")
@@ -243,16 +246,13 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     _write_rows(job_dir / "train.jsonl", rows, mode)
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
             "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode}
+    if rl is not None:
+        spec["reward"] = rl.to_wire()
+        extra = {**(extra or {}), "rewardSource": "client" if rl.from_client else rl.describe()}
     if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
         _write_rows(job_dir / "eval.jsonl", eval_rows, mode)
         spec["eval_file"] = str(job_dir / "eval.jsonl")
-    if model_path is not None:
-        spec["base_model_path"] = str(model_path)
-    if init_adapter is not None:
-        spec["init_adapter"] = str(init_adapter)
-    if target:
-        spec["target"] = target
-        spec["ray_workers"] = ray_workers or 1
+    spec.update(_where_from(model_path, init_adapter, target, ray_workers))
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
@@ -266,6 +266,14 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     return get(platform, "runs", run["id"], "taskId")
 
 
+def _where_from(model_path: Path | None, init_adapter: Path | None, target: str | None,
+                ray_workers: int | None) -> dict[str, Any]:
+    """A spec's optional starting points: an added base's weights, the adapter it continues, its cluster."""
+    return {**({"base_model_path": str(model_path)} if model_path is not None else {}),
+            **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
+            **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
+
+
 def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
     """SFT's prompt/response pairs (a ``system`` prompt kept), or another mode's records (already in
     their canonical form)."""
@@ -273,6 +281,18 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
                                          **({"system": row["system"]} if row.get("system") else {})}
                                         for row in rows)
     path.write_text(jsonl(lines), encoding="utf-8")
+
+
+def rft_reward(raw: Any, target: str | None) -> RewardSpec:
+    """A RFT run's reward source, checked: ``{"source": "client"}`` (the default: the user's function,
+    in the user's process) or a declarative grader; BodyError naming ``reward``."""
+    if target:
+        raise BodyError("target", "a RFT run trains on the local platform's own worker, not on a Ray cluster")
+    try:
+        return parse_reward(raw)
+    except RewardSpecError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise BodyError(field, message) from None
 
 
 def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
@@ -293,10 +313,22 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
         over = ckpt.overfitting([(e["step"], e["evalLoss"]) for e in saved if "evalLoss" in e])
         if over is not None:
             out["overfitting"] = over.to_wire()
+    if run.get("rewardSource"):
+        out.update(_reward_fields(run))
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
         out["phase"] = run["phase"]
     if run.get("errorMessage"):
         out["errorMessage"] = run["errorMessage"]
+    return out
+
+
+def _reward_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """A RFT run's: its reward curves, where its rewards come from ("client": the user's function, or the
+    grader that scores them), and while it runs how many batches of samples wait for the client."""
+    out = {key: run[key] for key in REWARD_CURVES if key in run}
+    out["rewardSource"] = run["rewardSource"]
+    if run["rewardSource"] == "client" and run.get("status") == RunStatus.RUNNING.value:
+        out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
     return out
 
 

@@ -154,13 +154,16 @@ def normalize_rows(raw: Any) -> list[dict[str, Any]]:
 
     Accepts ``{"prompt", "response"}`` (response as str, ``[str]`` or ``[[str]]``; a ``system``
     prompt kept), a list of such turns (one row per turn), and prompt-only rows (query sets,
-    response ``""``). Another train
-    mode's record (a DPO pair, a KTO item, ``{"text"}``, OpenAI's preference or chat lines:
+    response ``""``). Another train mode's record (a DPO pair, a KTO item, ``{"text"}``, OpenAI's
+    preference or chat lines, a RFT prompt with other fields for its reward:
     :func:`qfnb.protocol.train_formats.looks_like`) is one row that keeps the record whole under
     ``record`` (its ``response`` empty: an SFT run does not train on it).
     """
     seen = train_formats.looks_like(raw)
-    if seen is not None and not seen.startswith(("SFT", "prompts")):
+    # a RFT prompt line with fields for its reward (a keyword, a reference answer) is kept whole too
+    single = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+    extra = isinstance(single, dict) and bool(set(single) - {"prompt", "response", "system"})
+    if seen is not None and (not seen.startswith(("SFT", "prompts")) or (seen.startswith("prompts") and extra)):
         turns = raw if isinstance(raw, list) else [raw]
         last = turns[-1] if turns and isinstance(turns[-1], dict) else {}
         prompt = last.get("prompt", last.get("user"))

@@ -44,6 +44,8 @@ def follower_command(target: str) -> tuple[str, ...]:
     if where is None or where.cluster is None:
         raise TargetError("target", f"{target!r} is not a cluster target")
     return (sys.executable, "-m", where.cluster.train)
+#: a RFT run's curves in the store (``[[step, value], ...]``) and the progress.jsonl key each is drawn from
+REWARD_CURVES = {"rewardCurve": "reward", "rewardMeanCurve": "reward_mean", "evalRewardCurve": "eval_reward"}
 
 
 RESTART_MESSAGE = ("the local platform stopped while this task was running and its training worker is gone; "
@@ -327,6 +329,8 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
     """
     curve = _extended(run.get("lossCurve"), points, "loss")
     evals = _extended(run.get("evalLossCurve"), points, "eval_loss")  # lines of the held-out split's loss
+    # a RFT run's: each step's mean reward, its moving mean, the held-out prompts' mean reward
+    rewards = {key: _extended(run.get(key), points, line) for key, line in REWARD_CURVES.items()}
     last = points[-1]
     step, total = int(last.get("step", 0)), int(last.get("total_steps", 0) or run.get("totalSteps") or 0)
     stamp = float(last.get("time", 0.0))
@@ -341,6 +345,7 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
             "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2),
             "phase": last.get("phase") or ("training" if step else run.get("phase")),
             **({"evalLossCurve": evals} if evals or "evalLossCurve" in run else {}),
+            **{key: curve for key, curve in rewards.items() if curve},
             **({"checkpointList": saved} if saved else {})}
 
 

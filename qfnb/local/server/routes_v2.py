@@ -14,11 +14,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from qfnb.local.domain import console as c
+from qfnb.local.domain import rewards as reward_requests
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.auth import authenticator
 from qfnb.local.server.failures import failure_response
 from qfnb.local.server.wire import base_url, json_body, paged, v2_error, v2_ok
+from qfnb.protocol import rewards
 from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
 from qfnb.protocol.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
 from qfnb.protocol.train_formats import MODES
@@ -114,7 +116,7 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
                                              "incrementCheckpointStep": body.get("incrementCheckpointStep")},
                        split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init,
                        target=None if where is None else str(where),
-                       ray_workers=workers)
+                       ray_workers=workers, reward=body.get("reward"))
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 
@@ -271,6 +273,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     (Console.V2_FINETUNING, V2Action.STOP_TASK): stop_task,
     (Console.V2_FINETUNING, V2Action.DELETE_TASK): delete_task,
     (Console.V2_FINETUNING, V2Action.SUPPORTED_MODELS): supported_models,
+    (Console.V2_FINETUNING, rewards.FETCH_ACTION): reward_requests.fetch,  # qfnb's: a RFT run's client rewards
+    (Console.V2_FINETUNING, rewards.SUBMIT_ACTION): reward_requests.submit,
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL_SET): describe_model_set,
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL): describe_model,
     (Console.V2_SERVICE, V2Action.CREATE_SERVICE): create_service,

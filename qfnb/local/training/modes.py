@@ -6,13 +6,12 @@ held-out score, behind one small interface (:class:`Mode`) the worker's loop dri
   ``evalLoss`` and ``valid_perplexity``.
 - ``DPO`` / ``KTO``: preference pairs / judged answers against the base as reference (:mod:`.preference`),
   held-out ``valid_preference_accuracy`` and ``valid_reward_margin``.
-- ``RFT``: :func:`mode_for` imports ``qfnb.local.training.rft`` and calls its ``mode(spec)``, which returns
-  a :class:`Mode` (the module is RFT's own: sampling, rewards and the GRPO loss live there).
+- ``RFT`` is not a :class:`Mode`: a step samples answers, waits for their rewards (from the user's process)
+  and a checkpoint is scored by generating; the worker hands it to :func:`qfnb.local.training.rft.train`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -186,12 +185,7 @@ def mode_for(spec: WorkerSpec) -> Mode:
         return PostPretrain()
     if name in ("DPO", "KTO"):
         return Preference(name)
-    if name == "RFT":  # RFT's own module (sampling, the reward, GRPO): its ``mode(spec)`` gives the Mode
-        try:
-            rft = importlib.import_module("qfnb.local.training.rft")
-        except ImportError:
-            raise data.DataError("RFT runs are not trained by this worker (qfnb.local.training.rft is missing)") \
-                from None
-        made: Mode = rft.mode(spec)
-        return made
+    if name == "RFT":  # its steps sample, wait for rewards and score by generation: not a Mode
+        raise data.DataError("RFT runs are trained by qfnb.local.training.rft.train (the worker dispatches them "
+                             "before the modes)")
     raise data.DataError(f"train_mode: unknown mode {name!r}")

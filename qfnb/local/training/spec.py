@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.checkpoints import DEFAULT_PATIENCE, METRICS
+from qfnb.protocol.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.train_formats import train_mode
-from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
+from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
 
 
 class SpecError(ValueError):
@@ -39,10 +40,15 @@ class Hyper:
     early_stop: bool = False  # end the run after ``early_stop_patience`` checkpoints without improvement
     early_stop_patience: int = DEFAULT_PATIENCE
     eval_metric: str | None = None  # a generation metric scored on held-out items at each checkpoint
-    eval_metric_items: int = 8  # held-out items the metric is scored on
+    eval_metric_items: int = 8  # held-out items the metric is scored on (a RFT run: its held-out prompts)
     beta: float = PREFERENCE_DEFAULTS["beta"]  # DPO/KTO: how far the tuned model may move from the base
     desirable_weight: float = PREFERENCE_DEFAULTS["desirableWeight"]  # KTO: weight of the good answers' loss
     undesirable_weight: float = PREFERENCE_DEFAULTS["undesirableWeight"]  # KTO: weight of the bad answers'
+    # reinforcement fine-tuning (qfnb.local.training.rft)
+    group_size: int = int(RFT_DEFAULTS["groupSize"])  # completions sampled per prompt
+    max_new_tokens: int = int(RFT_DEFAULTS["maxNewTokens"])  # the longest completion sampled
+    temperature: float = RFT_DEFAULTS["temperature"]
+    kl_coef: float = RFT_DEFAULTS["klCoef"]  # weight of the KL penalty to the base (the adapter disabled)
 
     def schedule(self, n_examples: int) -> str:
         """Which of ``maxSteps`` and ``epoch`` decides the run's length, in words."""
@@ -69,6 +75,7 @@ class WorkerSpec:
     init_adapter: Path | None = None  # a checkpoint to continue from (incrementCheckpointStep)
     #: "SFT", "PostPretrain", "DPO", "KTO" or "RFT" (qfnb.protocol.train_formats.MODES): what the worker trains
     train_mode: str = "SFT"
+    reward: RewardSpec | None = None  # a RFT run's reward source (qfnb.protocol.rewards)
 
 
 def _snake(wire: str) -> str:
@@ -130,6 +137,7 @@ def parse_spec(raw: Any) -> WorkerSpec:
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     return WorkerSpec(
+        reward=_reward(raw.get("reward")) if mode == "RFT" else None,
         train_mode=mode,
         base_model=base,
         train_file=Path(train_file),
@@ -139,6 +147,13 @@ def parse_spec(raw: Any) -> WorkerSpec:
         eval_file=opt_path("eval_file"),
         init_adapter=opt_path("init_adapter"),
     )
+
+
+def _reward(raw: Any) -> RewardSpec:
+    try:
+        return parse_reward(raw)
+    except RewardSpecError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def load_spec(job_dir: Path) -> WorkerSpec:

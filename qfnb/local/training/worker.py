@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.training import data, distributed, lora, modes
+from qfnb.local.training import data, distributed, lora, modes, rft
 from qfnb.local.training.evaluate import MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
 from qfnb.protocol import checkpoints as ckpt
@@ -71,6 +71,8 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
 
 def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str, Path]:
     spec = load_spec(job_dir)
+    if spec.train_mode == "RFT":  # group-relative policy optimisation with a reward: a loop of its own
+        return rft.train(job_dir, spec, stop, metrics)
     hyper = spec.hyper
     mode = modes.mode_for(spec)
     examples, held = mode.load(spec)  # fail fast on bad data, before loading torch

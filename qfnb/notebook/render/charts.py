@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ParamSpec
+from typing import Any, NamedTuple, ParamSpec
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -53,18 +53,48 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+class Rewards(NamedTuple):
+    """A RFT run's reward curves ((step, value) points): each step's mean, its moving mean, and the
+    checkpoints' held-out mean reward."""
+
+    per_step: Sequence[tuple[int, float]]
+    moving: Sequence[tuple[int, float]] = ()
+    held_out: Sequence[tuple[int, float]] = ()
+
+
+def _reward_axis(ax: Any, rewards: Rewards, best: int | None) -> list[Any]:
+    """The reward curves on a second y axis (right); the lines it drew, for the legend."""
+    right = ax.twinx()
+    drawn = []
+    for pts, label, kw in ((rewards.per_step, "reward", {"alpha": 0.45, "linewidth": 1.0}),
+                           (rewards.moving, "reward (moving mean)", {"linewidth": 1.8})):
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            drawn += right.plot(xs, ys, color=SERIES[2], label=label, **kw)
+    if rewards.held_out:
+        xs, ys = zip(*rewards.held_out, strict=True)
+        drawn.append(right.scatter(xs, ys, marker="D", s=22, color=SERIES[4], zorder=3, label="held-out reward"))
+        chosen = [(s, v) for s, v in rewards.held_out if s == best]
+        if chosen:
+            drawn.append(right.scatter([chosen[0][0]], [chosen[0][1]], marker="o", s=150, facecolors="none",
+                                       edgecolors=SERIES[2], linewidths=2.0, zorder=4, label=f"best (step {best})"))
+    right.set_ylabel("reward")
+    return drawn
+
+
 @_themed
 def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training loss",
                eval_points: Sequence[tuple[int, float]] = (), checkpoints: Sequence[tuple[int, float]] = (),
                best: int | None = None, overfit_since: int | None = None,
-               score: tuple[str, Sequence[tuple[int, float]]] | None = None) -> bytes:
+               score: tuple[str, Sequence[tuple[int, float]]] | None = None, rewards: Rewards | None = None) -> bytes:
     """The training loss by step; with ``eval_points`` (the held-out split's loss) both curves. The saved
     ``checkpoints`` ((step, held-out loss)) are marks, the ``best`` one ringed, and from ``overfit_since``
     the over-fit region is shaded; ``score`` (a name and its (step, value) points: a preference run's
-    held-out accuracy, a PostPretrain run's perplexity) is drawn against its own axis on the right. The
-    legend sits outside the plot, so it never covers a curve."""
+    held-out accuracy, a PostPretrain run's perplexity) or a RFT run's ``rewards`` is drawn against its
+    own axis on the right. The legend sits outside the plot, so it never covers a curve."""
     fig = _figure((6.4, 2.6))
     ax = fig.axes[0]
+    extra = _reward_axis(ax, rewards, best) if rewards is not None else []
     if score is not None and score[1]:
         right = ax.twinx()
         xs, ys = zip(*score[1], strict=True)
@@ -96,8 +126,10 @@ def loss_chart(points: Sequence[tuple[int, float]], *, title: str = "training lo
         else:
             ax.set_xlim(left=low)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
-        if eval_points or checkpoints:
-            ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), labelcolor=INK)
+        if eval_points or checkpoints or extra:
+            handles = ax.get_legend_handles_labels()[0] + extra
+            ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
+                      bbox_to_anchor=(1.12 if extra else 1.01, 1.0), labelcolor=INK)
     else:
         ax.text(
             0.5,

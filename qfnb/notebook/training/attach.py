@@ -21,6 +21,7 @@ from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 from qfnb.trainer import Event
+from qfnb.trainer.rewards import RewardProvider
 
 log = logging.getLogger("qfnb.notebook.training.attach")
 
@@ -88,11 +89,13 @@ def attach(
     show: bool = True,
     on_deploy: Callable[[TrainingDashboard], Any] | None = None,
     deployment: Deployment | None = None,
+    reward: Callable[..., Any] | None = None,
 ) -> TrainingDashboard:
     """A dashboard for an existing task, fed by polling its detail every ``interval`` s on qfnb's
     loop. It is the same dashboard a launch shows: Stop while the task runs; once it succeeded, its
     model and endpoint when the platform serves it (``deployment``: :func:`adeployment` with the
-    platform's own detail), else Deploy."""
+    platform's own detail), else Deploy. ``reward``: a RFT run's reward function, scoring its samples
+    in this kernel while it runs (a run whose kernel restarted goes on)."""
     first: dict[str, Any] = sync.run(_maybe(fetch(task_id)))  # an unknown task fails in the cell
     dash = TrainingDashboard(_attached_title(task_id, first), on_stop=lambda: sync.run(_maybe(stop(task_id))),
                              on_deploy=on_deploy or deploy_in_background)
@@ -102,7 +105,7 @@ def attach(
         dash.show()
     if deployment is None and fetch is _platform_detail:
         deployment = adeployment
-    poll = _TaskPoll(dash, task_id, fetch, interval, deployment)
+    poll = _TaskPoll(dash, task_id, fetch, interval, deployment, reward)
     poll.update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
     if poll.ended(first):
         sync.run(poll.afinish(first))
@@ -120,6 +123,8 @@ class _TaskPoll:
     fetch: Fetch
     interval: float
     deployment: Deployment | None = None
+    reward: Callable[..., Any] | None = None
+    _waiting_told: bool = False
 
     async def detail(self) -> dict[str, Any]:
         try:
@@ -129,6 +134,10 @@ class _TaskPoll:
             raise
 
     def update(self, detail: dict[str, Any]) -> None:
+        if detail.get("rewardRequestsPending") and self.reward is None and not self._waiting_told:
+            self._waiting_told = True  # a RFT run whose reward function was in a kernel that is gone
+            self.dash.state.note(f"the run waits for rewards: re-attach with %qftrain --attach {self.task_id} "
+                                 "--reward module:function, or it stops when its clientWaitSeconds pass")
         self.dash.trainer.output = detail
         self.dash.handle_event(Event(self.task_id, "Running", _run_status(detail), detail, action_class="TrainAction"))
 
@@ -152,6 +161,8 @@ class _TaskPoll:
         """Poll until the task ends; retried for as long as the dashboard is open (the local daemon
         may be restarting)."""
         dash = self.dash
+        provider = None if self.reward is None else RewardProvider(
+            self.reward, self.task_id, None, on_error=lambda exc: dash.state.note(f"reward failed: {exc}")).start()
         try:
             last = await apoll_until(self.detail, self.ended, interval=self.interval, tick=self.update, retries=None,
                                      retry_on=(Exception,), max_backoff=max(self.interval, 10.0),
@@ -159,6 +170,9 @@ class _TaskPoll:
         except Exception as exc:  # a permanent error (the dashboard already shows it)
             log.warning("stopped following task %s: %s", self.task_id, exc)
             return
+        finally:
+            if provider is not None:
+                await provider.aclose()
         if not dash.done:
             self.update(last)
             await self.afinish(last)

@@ -22,12 +22,15 @@ TRAINING_FILE_WARNING = ("that %qfeval scores the training file: the model has s
 
 
 def loss_chart(st: TrainingState) -> bytes:
-    """The loss chart: both curves, the checkpoints, the best one and the over-fit region."""
+    """The loss chart: both curves, the checkpoints, the best one and the over-fit region; a RFT run's
+    reward per step, its moving mean and the checkpoints' held-out reward beside them."""
     best, over = st.best, st.overfit
     marks = [(int(c["step"]), float(c["evalLoss"])) for c in st.checkpoints if c.get("evalLoss") is not None]
+    rewards = charts.Rewards(st.reward, st.reward_mean, st.eval_reward) if st.reward else None
     return charts.loss_chart(st.loss, title=f"loss · {st.title}", eval_points=st.eval_loss, checkpoints=marks,
                              best=None if best is None else int(best["step"]),
-                             overfit_since=None if over is None else over.since, score=st.held_out_score)
+                             overfit_since=None if over is None else over.since, score=st.held_out_score,
+                             rewards=rewards)
 
 
 def offline_html(st: TrainingState) -> str:

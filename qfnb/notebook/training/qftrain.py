@@ -8,6 +8,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from qfnb._core.errors import ValidationError
 from qfnb.notebook._ipython import Decorator, argument, magic_arguments_of, option_arguments
 from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.errors import QfnbCellError
@@ -50,6 +51,11 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
     argument("--ray-workers", type=int, metavar="N",
              help="With a Ray --target: Ray Train workers training the run data-parallel (each on its share of the "
                   "rows, one CPU each). Default: QFNB_RAY_TRAIN_WORKERS, else 1."),
+    argument("--mode", help="The train mode: SFT (default), PostPretrain, DPO, KTO or RFT (reinforcement fine-tuning "
+                            "with --reward)."),
+    argument("--reward", metavar="MODULE:FUNCTION", help="RFT's reward: fn(prompt, completion, **kw) -> float, "
+             "imported from MODULE (or a notebook function's name); it scores the sampled answers in this kernel while "
+             "the run trains. With --attach: go on providing the rewards of a RFT run whose kernel restarted."),
     argument("-o", "--output", help="Store the dashboard (.trainer, .wait(), .trained_model_id) here."),
     argument("--attach", metavar="ID", nargs="?", const="",
              help="Re-attach a dashboard to a fine-tune: a task, job or pipeline id (none: the newest running)."),
@@ -87,7 +93,8 @@ def handle_magic(magics: Any, args: TrainArgs, line: str) -> Any:
 
 def _launch(magics: Any, args: TrainArgs) -> None:
     """A recipe's launch, its forecast first (``--dry-run``: the forecast only)."""
-    spec = train.TrainSpec.from_args(args, eval_metric=_metric_arg(args.eval_metric, magics.user_ns))
+    spec = train.TrainSpec.from_args(args, eval_metric=_metric_arg(args.eval_metric, magics.user_ns),
+                                     reward=_reward_arg(args.reward, magics.user_ns))
     ahead = train.forecast(spec, shown=args.forecast, dry_run=args.dry_run)
     if args.dry_run:  # the forecast is shown: nothing starts
         return None
@@ -125,6 +132,25 @@ def _metric_arg(word: str | None, namespace: dict[str, Any]) -> str | Callable[.
     return metric
 
 
+def _reward_arg(word: str | None, namespace: dict[str, Any]) -> Callable[..., Any] | None:
+    """``--reward``: a notebook function named so, else ``module:function`` imported (a UsageError naming
+    the option when it is neither)."""
+    if word is None:
+        return None
+    fn = namespace.get(word) if word.isidentifier() else None
+    if callable(fn):
+        return fn  # type: ignore[no-any-return]
+    from qfnb.trainer.rewards import resolve_reward  # deferred: the trainer's reward checks
+
+    try:
+        found = resolve_reward(word, "--reward")
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
+    if not callable(found):
+        raise UsageError(f"--reward must name a function, got {word!r}")
+    return found
+
+
 def _attach(magics: Any, args: TrainArgs) -> None:
     """``--attach [task | job | pipeline id]``: one live dashboard of that job in this kernel."""
     try:
@@ -133,7 +159,8 @@ def _attach(magics: Any, args: TrainArgs) -> None:
         if dash is not None:
             dash.show()  # this kernel already follows it: the same dashboard, not a second that may disagree
         else:
-            dash = attach.attach(task_id, on_deploy=magics.deployer, **magics.attach_options)
+            dash = attach.attach(task_id, on_deploy=magics.deployer,
+                                 reward=_reward_arg(args.reward, magics.user_ns), **magics.attach_options)
     except UsageError:
         raise
     except Exception as exc:

@@ -67,8 +67,10 @@ class TrainSpec(TrainOptions):
     target: str | None = None
     #: Ray Train workers on a Ray target (``--ray-workers``; None: ``QFNB_RAY_TRAIN_WORKERS``, else 1)
     ray_workers: int | None = None
-    #: the train mode (``--mode``): SFT, PostPretrain, DPO, KTO (:data:`qfnb.protocol.train_formats.MODES`)
+    #: the train mode (``--mode``): SFT, PostPretrain, DPO, KTO, RFT (:data:`qfnb.protocol.train_formats.MODES`)
     mode: str = "SFT"
+    #: a RFT run's reward (``--reward module:function``), scored in this kernel
+    reward: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -85,6 +87,7 @@ class TrainSpec(TrainOptions):
             raise ValueError("--early-stop needs held-out rows to judge checkpoints on: drop --eval-split 0")
         if self.eval_metric is not None and self.eval_split == 0:
             raise ValueError("--eval-metric needs held-out rows to score checkpoints on: drop --eval-split 0")
+        self._check_reward()
         if isinstance(self.eval_metric, str) and self.eval_metric not in METRICS:
             raise ValueError(f"--eval-metric must be one of {', '.join(METRICS)} or the name of a notebook function "
                              f"(input, reference, output) -> float, got {self.eval_metric!r}")
@@ -101,14 +104,20 @@ class TrainSpec(TrainOptions):
             raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
                              "its own held-out measure")
 
+    def _check_reward(self) -> None:
+        if (self.mode == "RFT") != (self.reward is not None):
+            raise ValueError("--mode RFT needs --reward module:function (the reward of the sampled answers)"
+                             if self.reward is None else f"--reward is for --mode RFT, not {self.mode}")
+
     @classmethod
-    def from_args(cls, args: TrainArgs, *, eval_metric: str | Callable[..., Any] | None) -> TrainSpec:
+    def from_args(cls, args: TrainArgs, *, eval_metric: str | Callable[..., Any] | None,
+                  reward: Callable[..., Any] | None = None) -> TrainSpec:
         """The spec a ``%qftrain`` line asks for (``eval_metric``: its ``--eval-metric``, a notebook
         function's name resolved); a problem is a ``UsageError`` naming the option."""
         given = {**asdict(args.hyper), "dataset": args.dataset, "base": args.base, "deploy": args.deploy,
                  "name": args.name, "eval_split": args.eval_split, "fresh": args.fresh,
                  "early_stop": args.early_stop, "eval_metric": eval_metric, "target": args.target,
-                 "ray_workers": args.ray_workers, "mode": args.mode}
+                 "ray_workers": args.ray_workers, "mode": args.mode, "reward": reward}
         kwargs = {name: value for name, value in given.items() if value is not None}
         kwargs.setdefault("dataset", "")
         if args.ray_workers is not None and args.ray_workers < 1:
@@ -144,6 +153,16 @@ class TrainSpec(TrainOptions):
         return f"{self.name} · {what}" if self.name else what
 
 
+def _mode(word: str | None) -> str:
+    """``--mode``'s train mode (a UsageError naming the modes when it is none of them)."""
+    from qfnb.protocol.train_formats import train_mode  # deferred: the modes' table
+
+    try:
+        return train_mode(word or "SFT", "--mode")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 TrainerFactory = Callable[[TrainSpec, Any], Any]
 
 
@@ -169,6 +188,7 @@ def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
         target=spec.target,
         ray_workers=spec.ray_workers,
         train_mode=spec.mode,
+        reward=spec.reward,
     )
 
 

@@ -88,6 +88,11 @@ def _num(value: Any) -> float | None:
         return None
 
 
+#: the task detail's curves and the state's attribute for each
+_CURVES = (("lossCurve", "loss"), ("evalLossCurve", "eval_loss"), ("rewardCurve", "reward"),
+           ("rewardMeanCurve", "reward_mean"), ("evalRewardCurve", "eval_reward"))
+
+
 @dataclass
 class TrainingState:
     title: str = "fine-tune"
@@ -98,6 +103,10 @@ class TrainingState:
     progress: float | None = None  # 0..1
     loss: list[tuple[int, float]] = field(default_factory=list)
     eval_loss: list[tuple[int, float]] = field(default_factory=list)  # the held-out split's (evalLossCurve)
+    # a RFT run's: each step's mean reward, its moving mean, the held-out prompts' mean reward
+    reward: list[tuple[int, float]] = field(default_factory=list)
+    reward_mean: list[tuple[int, float]] = field(default_factory=list)
+    eval_reward: list[tuple[int, float]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # the task detail's checkpointList
     held_out: str | None = None  # the file of the held-out split the run used (the task detail's evalFile)
     elapsed: float | None = None
@@ -181,7 +190,7 @@ class TrainingState:
         self.error = str(d["errorMessage"]) if d.get("errorMessage") else self.error
         self.held_out = str(d["evalFile"]) if d.get("evalFile") else self.held_out
         changed = self._take_checkpoints(d.get("checkpointList"))
-        for key, attr in (("lossCurve", "loss"), ("evalLossCurve", "eval_loss")):
+        for key, attr in _CURVES:
             curve = d.get(key)
             if isinstance(curve, list) and len(curve) != len(getattr(self, attr)):
                 setattr(self, attr, [(int(s), float(v)) for s, v in curve])
@@ -296,6 +305,8 @@ class TrainingState:
         loss = f" · loss {self.loss[-1][1]:.4f}" if self.loss else ""
         if self.eval_loss:
             loss += f" · eval loss {self.eval_loss[-1][1]:.4f}"
+        if self.reward_mean:
+            loss += f" · reward {self.reward_mean[-1][1]:.3f} (moving mean)"
         return f"{steps} · elapsed {fmt_duration(self.elapsed_now)}{eta}{loss}"
 
     @property

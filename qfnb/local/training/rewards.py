@@ -1,0 +1,133 @@
+"""The training worker's side of a RFT run's rewards: a request file per batch of samples, answered
+by the platform's routes on behalf of the reward client, or scored here by a declarative grader.
+
+The exchange lives in ``<job_dir>/rewards/``: the worker writes ``request-N.json`` (the samples:
+prompt, completion, the dataset row's other fields), the platform marks it ``claimed-N`` when a
+client fetches it and writes ``answer-N.json`` (the rewards, or the error the reward raised) when
+the client posts; the answer is kept (a few bytes a step), so a second post of it is refused. The
+worker waits, stopping the run with a clear error when no client fetched the request within the
+reward's ``clientWaitSeconds`` (the process that gave ``reward=`` is gone) or its rewards did not
+come within ``rewardWaitSeconds``. Nothing a user wrote runs here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qfnb.protocol.files import write_private_json
+from qfnb.protocol.rewards import RewardSpec, grade, reward_problem
+
+log = logging.getLogger("qfnb.local.training")
+
+#: how often the worker looks for an answer
+POLL_S = 0.05
+
+
+class RewardError(RuntimeError):
+    """The rewards of a batch could not be had: the reward raised, returned a non-number, or its
+    client is gone. The run stops with this message."""
+
+
+class RewardsStopped(Exception):
+    """The run was asked to stop while it waited for rewards."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled completion to score: the prompt's text, the completion, the row's other fields."""
+
+    prompt: str
+    completion: str
+    fields: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "completion": self.completion, "fields": self.fields}
+
+
+def request_path(folder: Path, seq: int) -> Path:
+    return folder / f"request-{seq}.json"
+
+
+def answer_path(folder: Path, seq: int) -> Path:
+    return folder / f"answer-{seq}.json"
+
+
+def claimed_path(folder: Path, seq: int) -> Path:
+    return folder / f"claimed-{seq}"
+
+
+def check_rewards(answer: Any, count: int) -> list[float]:
+    """The rewards of an answer (``{"rewards": [...]}`` or ``{"error": "..."}``) for ``count`` samples;
+    :class:`RewardError` naming the sample and the value when one is not a finite number."""
+    if not isinstance(answer, dict):
+        raise RewardError("the reward answer is not an object")
+    if answer.get("error"):
+        raise RewardError(str(answer["error"]))
+    rewards = answer.get("rewards")
+    if not isinstance(rewards, list) or len(rewards) != count:
+        got = len(rewards) if isinstance(rewards, list) else type(rewards).__name__
+        raise RewardError(f"rewards: expected {count} numbers, one per sample, got {got}")
+    for i, value in enumerate(rewards):
+        problem = reward_problem(value)
+        if problem is not None:
+            raise RewardError(f"rewards[{i}]: the reward {problem}")
+    return [float(v) for v in rewards]
+
+
+class RewardExchange:
+    """Scores batches of samples for the training loop (see the module's docstring)."""
+
+    def __init__(self, job_dir: Path, spec: RewardSpec, stopped: Callable[[], bool] = lambda: False) -> None:
+        self.spec = spec
+        self.folder = Path(job_dir) / "rewards"
+        self.stopped = stopped
+        self.seq = 0
+        self.wait_seconds = 0.0  # time spent waiting for the client's rewards
+
+    def score(self, samples: Sequence[Sample], *, step: int, kind: str = "train") -> list[float]:
+        """One reward per sample; raises :class:`RewardError` or :class:`RewardsStopped`."""
+        if self.spec.grader is not None:
+            return [grade(self.spec.grader, s.completion, {**s.fields, "prompt": s.prompt}) for s in samples]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.seq += 1
+        seq, t0 = self.seq, time.time()
+        write_private_json(request_path(self.folder, seq), {
+            "requestId": seq, "step": step, "kind": kind, "time": t0, "samples": [s.to_wire() for s in samples]})
+        try:
+            return check_rewards(self._wait(seq, t0), len(samples))
+        finally:
+            self.wait_seconds += time.time() - t0
+            for path in (request_path(self.folder, seq), claimed_path(self.folder, seq)):
+                path.unlink(missing_ok=True)
+
+    def _wait(self, seq: int, t0: float) -> Any:
+        answer, claimed = answer_path(self.folder, seq), claimed_path(self.folder, seq)
+        while True:
+            if answer.exists():
+                try:
+                    data = json.loads(answer.read_text(encoding="utf-8"))
+                except ValueError:  # being written (the platform writes it whole): look again
+                    data = None
+                if data is not None:  # the request goes (a fetch never sees it pending again); the answer
+                    request_path(self.folder, seq).unlink(missing_ok=True)  # stays: a second post is refused
+                    return data
+            if self.stopped():
+                raise RewardsStopped
+            now = time.time()
+            if not claimed.exists():
+                if now - t0 > self.spec.client_wait:
+                    raise RewardError(
+                        f"no reward client fetched the samples of this step within {self.spec.client_wait:g} s: the "
+                        "process that gave reward= (its LLMFinetune or %qftrain) is gone; re-attach with the reward "
+                        "function (LLMFinetune.load(ID, reward=fn).resume(), or %qftrain --attach TASK --reward "
+                        "module:function) sooner, or raise clientWaitSeconds")
+            elif now - claimed.stat().st_mtime > self.spec.reward_wait:
+                raise RewardError(f"the reward function did not score the samples of this step within "
+                                  f"{self.spec.reward_wait:g} s (rewardWaitSeconds)")
+            time.sleep(POLL_S)

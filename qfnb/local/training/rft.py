@@ -1,0 +1,348 @@
+"""Reinforcement fine-tuning in the training worker: group-relative policy optimisation (GRPO) of a
+LoRA adapter with a reward over sampled answers.
+
+Each step takes ``batchSize`` prompts; for each it samples ``groupSize`` completions from the current
+policy (``temperature``, at most ``maxNewTokens`` new tokens), has them scored
+(:class:`~qfnb.local.training.rewards.RewardExchange`: the user's function in the user's process, or
+a declarative grader), and turns the rewards into advantages within the group,
+``(r - mean) / (std + eps)``. The loss on the completion tokens is the policy gradient of those
+advantages plus ``klCoef`` times the KL divergence to the reference policy, the base with the adapter
+disabled (the ``k3`` estimator, per token), each completion's mean over its tokens, averaged over the
+group, as in DeepSeekMath's GRPO with one policy update per batch (so the clipped ratio is 1).
+
+Written on qfnb's own peft loop rather than TRL's ``GRPOTrainer``: TRL calls its reward functions in
+the training process (here they live in another process, behind the platform), and the loop shares
+SFT's answer-only LM head (Gemma's 262k-token vocabulary costs more than the model otherwise),
+checkpoints and progress lines.
+
+``progress.jsonl`` gets the step's mean reward and its moving mean beside the loss; checkpoints are
+scored by the mean reward of greedy answers to held-out prompts (never trained on; ``metric``,
+``metricName`` ``"reward"``) and the best is the one with the highest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from qfnb.local.training import data, lora
+from qfnb.local.training.rewards import RewardExchange, RewardsStopped, Sample
+from qfnb.local.training.spec import WorkerSpec
+from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol import train_formats
+from qfnb.protocol.rewards import RewardSpec, moving_mean
+
+log = logging.getLogger("qfnb.local.training")
+
+#: added to the group's reward spread (all equal: no advantage, no signal)
+EPS = 1e-4
+#: the checkpoints' held-out mean reward is ``metric`` under this name
+METRIC_NAME = "reward"
+#: sampling keeps the 64 likeliest tokens within 95% of the mass (Gemma's generation config): a 270M model
+#: sampled over its whole 262k vocabulary at temperature 1 mostly answers in stray tokens of other scripts
+TOP_K, TOP_P = 64, 0.95
+
+
+class Stop(Protocol):
+    """The worker's stop flag (SIGTERM sets it): the run stops between steps, or while it waits for rewards."""
+
+    requested: bool
+
+
+def _note(job_dir: Path, line: dict[str, Any]) -> None:
+    """One ``progress.jsonl`` line, stamped (a step's, a checkpoint's, or a phase before step 1)."""
+    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
+        progress.write(json.dumps({**line, "time": time.time()}) + "\n")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt to sample answers to: the conversation up to the answer, its last user turn, the row's
+    other fields (a reference answer, a keyword...: the reward gets them as keyword arguments)."""
+
+    messages: tuple[dict[str, str], ...]
+    text: str
+    fields: dict[str, Any]
+
+
+def load_prompts(path: Path, name: str = "train_file") -> list[Prompt]:
+    """RFT prompts (:mod:`qfnb.protocol.train_formats`: ``{"prompt": ...}`` lines whose other fields go to
+    the reward, chat ``messages``, or SFT data with its answers ignored); DataError naming the line."""
+    try:
+        items = train_formats.parse_file("RFT", path, name)
+    except train_formats.FormatError as exc:
+        raise data.DataError(str(exc)) from None
+    out = []
+    for item in items:
+        assert isinstance(item, train_formats.PromptItem)
+        messages = tuple(dict(m) for m in item.messages)
+        out.append(Prompt(messages, str(messages[-1]["content"]), dict(item.extra)))
+    return out
+
+
+@dataclass
+class _Run:
+    status: str = "Done"
+    step: int = 0
+    loss: float = float("nan")
+    rewards: list[float] = field(default_factory=list)  # each step's mean reward
+    recent: list[float] = field(default_factory=list)  # losses since the last checkpoint
+    recent_rewards: list[float] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    sampled_tokens: int = 0
+    trained_tokens: int = 0
+    sample_seconds: float = 0.0
+    scoring_seconds: float = 0.0
+    early_stopped: bool = False
+
+
+class Policy:
+    """The LoRA-wrapped model with its tokenizer: sampling, and per-token log-probabilities."""
+
+    def __init__(self, model: Any, tok: Any) -> None:
+        self.model, self.tok = model, tok
+        self.end = [t for t in {tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>"),
+                                tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        text = self.tok.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
+        return list(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    def sample(self, prompt_ids: list[int], n: int, max_new: int, temperature: float | None) -> list[list[int]]:
+        """``n`` completions (token ids, up to and with the first end-of-turn token); greedy when
+        ``temperature`` is None."""
+        import torch
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            ids = torch.tensor([prompt_ids] * n)
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": TOP_K, "top_p": TOP_P} \
+                if temperature is not None else {"do_sample": False}
+            with torch.no_grad():
+                out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
+                                          eos_token_id=self.end, pad_token_id=self.tok.pad_token_id, use_cache=True,
+                                          **sampling)
+        finally:
+            if was_training:
+                self.model.train()
+        completions = []
+        for row in out[:, len(prompt_ids):].tolist():
+            cut = next((i + 1 for i, t in enumerate(row) if t in self.end), len(row))
+            completions.append(row[:cut])
+        return completions
+
+    def text(self, completion: list[int]) -> str:
+        return str(self.tok.decode(completion, skip_special_tokens=True))
+
+    def logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> tuple[Any, Any]:
+        """``(logp, mask)``: each completion token's log-probability under the model, ``[n, T]``, and
+        which positions are tokens (not padding). The LM head runs on those positions only."""
+        import torch
+        from peft import PeftModel
+
+        width = max(len(c) for c in completions)
+        p = len(prompt_ids)
+        ids = torch.full((len(completions), p + width), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(completions), width), dtype=torch.bool)
+        for i, c in enumerate(completions):
+            ids[i, :p] = torch.tensor(prompt_ids)
+            ids[i, p:p + len(c)] = torch.tensor(c)
+            mask[i, :len(c)] = True
+        attention = torch.cat([torch.ones((len(completions), p), dtype=torch.long), mask.long()], dim=1)
+        hf: Any = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
+        hidden = hf.get_decoder()(input_ids=ids, attention_mask=attention).last_hidden_state
+        logits = hf.get_output_embeddings()(hidden[:, p - 1:p - 1 + width][mask]).float()
+        cap = vars(hf.config).get("final_logit_softcapping")
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        picked = torch.log_softmax(logits, dim=-1).gather(1, ids[:, p:][mask].unsqueeze(1)).squeeze(1)
+        logp = torch.zeros(mask.shape, dtype=picked.dtype)
+        logp[mask] = picked
+        return logp, mask
+
+
+def advantages(rewards: list[float]) -> list[float]:
+    """Group-relative advantages: ``(r - mean) / (std + EPS)`` (the population std)."""
+    mean = sum(rewards) / len(rewards)
+    std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / len(rewards))
+    return [(r - mean) / (std + EPS) for r in rewards]
+
+
+def grpo_loss(logp: Any, ref_logp: Any | None, mask: Any, adv: Any, kl_coef: float) -> tuple[Any, float]:
+    """GRPO's loss of one group and its mean per-token KL to the reference: the policy gradient
+    ``-exp(logp - logp.detach()) * A`` plus ``kl_coef`` times the k3 estimate of the KL, each
+    completion's mean over its tokens, averaged over the group."""
+    import torch
+
+    per_token = -torch.exp(logp - logp.detach()) * adv.unsqueeze(1)
+    kl_value = 0.0
+    if ref_logp is not None:
+        delta = ref_logp - logp
+        kl = torch.exp(delta) - delta - 1
+        per_token = per_token + kl_coef * kl
+        kl_value = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
+    per_seq = (per_token * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return per_seq.mean(), kl_value
+
+
+class Trainer:
+    """One RFT run's state: the policy, its optimizer, the prompts and the reward exchange."""
+
+    def __init__(self, job_dir: Path, spec: WorkerSpec, stop: Stop, policy: Policy, optimizer: Any,
+                 prompts: list[Prompt], held: list[Prompt], exchange: RewardExchange) -> None:
+        self.job_dir, self.spec, self.stop, self.policy = job_dir, spec, stop, policy
+        self.optimizer, self.prompts, self.held, self.exchange = optimizer, prompts, held, exchange
+        self.encoded = [policy.encode(p) for p in prompts]
+        self.held_encoded = [policy.encode(p) for p in held]
+
+    def step(self, run: _Run, idx: list[int]) -> tuple[float, float, float]:
+        """One optimizer step on the prompts ``idx``: ``(loss, mean reward, mean KL)``."""
+        import torch
+
+        hyper, model = self.spec.hyper, self.policy.model
+        groups = []
+        t0 = time.time()
+        for i in idx:
+            completions = self.policy.sample(self.encoded[i], hyper.group_size, hyper.max_new_tokens,
+                                             hyper.temperature)
+            run.sampled_tokens += sum(len(c) for c in completions)
+            groups.append((i, [c or [self.policy.end[0]] for c in completions]))
+        run.sample_seconds += time.time() - t0
+        samples = [Sample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
+                   for i, cs in groups for c in cs]
+        rewards = self.exchange.score(samples, step=run.step + 1)
+        total, kls, g = 0.0, [], hyper.group_size
+        for n, (i, completions) in enumerate(groups):
+            adv = torch.tensor(advantages(rewards[n * g:(n + 1) * g]))
+            ref = None
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
+                if hyper.kl_coef > 0:
+                    with torch.no_grad(), model.disable_adapter():
+                        ref, _ = self.policy.logprobs(self.encoded[i], completions)
+                logp, mask = self.policy.logprobs(self.encoded[i], completions)
+                loss, kl = grpo_loss(logp, ref, mask, adv, hyper.kl_coef)
+            torch.autograd.backward(loss / len(groups))
+            total += float(loss.detach()) / len(groups)
+            kls.append(kl)
+            run.trained_tokens += sum(len(self.encoded[i]) + len(c) for c in completions)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total, sum(rewards) / len(rewards), sum(kls) / len(kls)
+
+    def held_out_reward(self, step: int) -> float:
+        """The mean reward of greedy answers to the held-out prompts (the checkpoint's score)."""
+        answers = [self.policy.text(self.policy.sample(ids, 1, self.spec.hyper.max_new_tokens, None)[0])
+                   for ids in self.held_encoded]
+        rewards = self.exchange.score([Sample(p.text, a, p.fields) for p, a in zip(self.held, answers, strict=True)],
+                                      step=step, kind="eval")
+        return sum(rewards) / len(rewards)
+
+
+def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) -> tuple[str, Path]:
+    """A RFT run as ``spec`` says (the worker's ``_train`` for ``train_mode`` RFT)."""
+    hyper = spec.hyper
+    prompts = load_prompts(spec.train_file)  # fail fast on bad data, before loading torch
+    held = load_prompts(spec.eval_file, "eval_file")[:hyper.eval_metric_items] if spec.eval_file is not None else []
+    import torch
+
+    torch.manual_seed(spec.seed)
+    t0 = time.time()
+    _note(job_dir, {"step": 0, "total_steps": 0, "phase": "loading the base model's weights"})
+    model, tok = lora.load_base(lora.base_model_dir(spec))
+    model = lora.with_lora(model, hyper, spec.init_adapter)
+    model.train()
+    metrics["load_seconds"] = round(time.time() - t0, 3)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    metrics.update(trainable_params=sum(p.numel() for p in trainable), examples=len(prompts), train_mode="RFT")
+    optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
+    exchange = RewardExchange(job_dir, spec.reward or RewardSpec(), lambda: stop.requested)
+    trainer = Trainer(job_dir, spec, stop, Policy(model, tok), optimizer, prompts, held, exchange)
+    total = hyper.total_steps(len(prompts))
+    _note(job_dir, {"step": 0, "total_steps": total, "phase": (
+        f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards by "
+        f"{exchange.spec.describe()}; training {hyper.schedule(len(prompts))}")})
+    run = _Run()
+    t_train = time.time()
+    try:
+        if held:
+            t = time.time()
+            metrics["base_eval_reward"] = round(trainer.held_out_reward(0), 6)
+            run.scoring_seconds += time.time() - t
+        _loop(trainer, run, total)
+    except RewardsStopped:
+        run.status = "Stopped"
+    train_seconds = time.time() - t_train - run.scoring_seconds
+    _summarise(metrics, run, total, train_seconds, exchange)
+    adapter = job_dir / "adapter"
+    model.save_pretrained(str(adapter))
+    tok.save_pretrained(str(adapter))
+    return run.status, adapter
+
+
+def _loop(trainer: Trainer, run: _Run, total: int) -> None:
+    hyper = trainer.spec.hyper
+    saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints)) if trainer.held else set()
+    for epoch, idx in data.batches(len(trainer.prompts), hyper.batch_size, trainer.spec.seed):
+        if run.step >= total:
+            break
+        if trainer.stop.requested:
+            run.status = "Stopped"
+            break
+        loss, reward, kl = trainer.step(run, idx)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss} at step {run.step + 1}; lower learningRate")
+        run.step += 1
+        run.loss = loss
+        run.rewards.append(reward)
+        run.recent.append(loss)
+        run.recent_rewards.append(reward)
+        line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
+        if run.step % hyper.logging_steps == 0 or run.step == total:
+            _note(trainer.job_dir, {**line, "loss": round(loss, 6), "reward": round(reward, 6),
+                                    "reward_mean": round(moving_mean(run.rewards), 6), "kl": round(kl, 6)})
+        if run.step in saves:
+            _checkpoint(trainer, run, line)
+            if hyper.early_stop and ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience):
+                run.early_stopped = True
+                break
+
+
+def _checkpoint(trainer: Trainer, run: _Run, line: dict[str, Any]) -> None:
+    """Score the policy on the held-out prompts, save its adapter as ``checkpoints/step-N``, report both."""
+    t0 = time.time()
+    entry: dict[str, Any] = {"step": run.step, "trainLoss": round(sum(run.recent) / len(run.recent), 6),
+                             "trainReward": round(sum(run.recent_rewards) / len(run.recent_rewards), 6),
+                             "metric": round(trainer.held_out_reward(run.step), 6), "metricName": METRIC_NAME}
+    run.recent, run.recent_rewards = [], []
+    path = trainer.job_dir / "checkpoints" / f"step-{run.step}"
+    trainer.policy.model.save_pretrained(str(path))
+    entry["path"] = str(path)
+    run.checkpoints.append(entry)
+    run.scoring_seconds += time.time() - t0
+    _note(trainer.job_dir, {**line, "eval_reward": entry["metric"], "checkpoint": entry})
+
+
+def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: float,
+               exchange: RewardExchange) -> None:
+    step = run.step
+    metrics.update(
+        steps=step, total_steps=total, trained_tokens=run.trained_tokens, sampled_tokens=run.sampled_tokens,
+        final_loss=round(run.loss, 6) if step else None,
+        first_reward=round(run.rewards[0], 6) if run.rewards else None,
+        final_reward_mean=round(moving_mean(run.rewards), 6) if run.rewards else None,
+        train_seconds=round(train_seconds, 3), seconds_per_step=round(train_seconds / step, 3) if step else None,
+        sample_seconds=round(run.sample_seconds, 3), reward_wait_seconds=round(exchange.wait_seconds, 3),
+        scoring_seconds=round(run.scoring_seconds, 3))
+    if run.checkpoints:
+        best = ckpt.best_checkpoint(run.checkpoints)
+        metrics.update(checkpoints=len(run.checkpoints), best_checkpoint=None if best is None else best["step"],
+                       best_eval_reward=None if best is None else best["metric"])
+    if run.early_stopped:
+        metrics["early_stopped_at"] = step
