@@ -259,9 +259,8 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         rows_trained = min(steps * batch, math.ceil(epochs * trained))
     tokens = round(rows_trained * mean)
     source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + _MODE_NOTE[mode]
-    sampled = 0
-    if rft:
-        sampled, tokens, source = _sampled(rows_trained, mean, how, group_size, max_new_tokens)
+    sampled, tokens, source = (_sampled(rows_trained, mean, how, group_size, max_new_tokens) if rft
+                               else (0, tokens, source))
     platform = "local" if cfg.embedded else "cloud"
     runs = _fine_tunes(base, platform) or _fine_tunes(served, platform)
     seconds, rate, of = _seconds(tokens, runs)
