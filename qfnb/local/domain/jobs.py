@@ -136,7 +136,8 @@ class Supervisor:
                                    finished=time.time(), pid=None)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the monitor; running workers get SIGTERM and their runs are marked Failed."""
+        """Stop the monitor; running workers get SIGTERM and their runs are queued again to go on from their
+        resume point at the next start (marked Failed without one)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -154,8 +155,9 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     w.proc.kill()
                     w.proc.wait()
-            self._store.update("runs", w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
-                               errorMessage="the local platform shut down while this task was running")
+            if not self._resumed(self._store.get("runs", w.run_id) or {"id": w.run_id}):  # else: the next start
+                self._store.update("runs", w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
+                                   errorMessage="the local platform shut down while this task was running")
         self._release()
 
     # ---- commands ----------------------------------------------------------------------------

@@ -119,8 +119,8 @@ def test_a_run_is_resumed_at_most_three_times(tmp_path: Path) -> None:
         for f in (job / "resume").iterdir():
             f.unlink()  # wait for this worker's own point
         _kill_when(sup, store, run_id, lambda: resume.saved_step(job) is not None)
-        run = _until(sup, lambda: ((r := store.get("runs", run_id))["status"] == "Failed"
-                                   or (r.get("resumes") or 0) > kill) and r)  # queued and started again
+        run = _until(sup, lambda kill=kill: ((r := store.get("runs", run_id))["status"] == "Failed"
+                                             or (r.get("resumes") or 0) > kill) and r)  # queued and started again
         assert run["status"] == ("Running" if kill < MAX_RESUMES else "Failed"), run.get("errorMessage")
     assert run["resumes"] == MAX_RESUMES and run["resumedFrom"] >= 1
     assert "without a result (after 3 resumes from its last resume point)" in run["errorMessage"]
@@ -140,4 +140,14 @@ def test_recover_resumes_a_run_whose_worker_died_with_the_server(tmp_path: Path)
     store.update("runs", run_id, status="Running")
     sup.recover()
     assert store.get("runs", run_id)["errorMessage"] == jobs.RESTART_MESSAGE
+    store.close()
+
+
+def test_a_clean_shutdown_queues_a_run_with_a_point_for_the_next_start(tmp_path: Path) -> None:
+    job = _fake_job(tmp_path, maxSteps=400, stepSeconds=0.1, fakeResume=True)
+    store, sup, run_id = _supervised(tmp_path, job, (sys.executable, str(FAKE_WORKER)))
+    _until(sup, lambda: store.get("runs", run_id)["status"] == "Running" and resume.saved_step(job))
+    sup.shutdown()
+    run = store.get("runs", run_id)
+    assert (run["status"], run["resumes"]) == ("Waiting", 1) and not (job / "result.json").exists()
     store.close()
