@@ -3,7 +3,8 @@
 Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` makes it fail. With an
 ``eval_file`` (a validation split) it reports an ``eval_loss`` every other step and at the last. With
 ``hyper.checkpoints`` K it saves K adapter dirs evenly and reports ``checkpoint`` lines whose held-out
-losses are ``hyper.fakeEvalLosses`` (one per checkpoint) when given.
+losses are ``hyper.fakeEvalLosses`` (one per checkpoint) when given. ``hyper.fakeResume`` makes it keep
+a resume point's ``resume/state.json`` at each step (it starts at step 1 all the same).
 
 A RFT spec (``train_mode`` RFT) runs :func:`rft`: no model, but the real reward exchange
 (:class:`qfnb.local.training.rewards.RewardExchange`): each step's completions are ``"<prompt> #k"``
@@ -106,6 +107,9 @@ with open(job / "progress.jsonl", "a") as fh:
             fh.write(json.dumps({"step": step, "total_steps": total, "epoch": 1, "time": round(time.time() - start, 3),
                                  "checkpoint": {"step": step, "trainLoss": 5.0 / step, "evalLoss": held,
                                                 "path": str(ckpt)}}) + "\n")
+        if hyper.get("fakeResume"):
+            (job / "resume").mkdir(exist_ok=True)
+            (job / "resume" / "state.json").write_text(json.dumps({"step": step}))
         elif spec.get("eval_file") and (step % 2 == 0 or step == total):
             fh.write(json.dumps({"step": step, "total_steps": total, "eval_loss": 1.0 + 5.0 / (step + 1),
                                  "epoch": 1, "time": round(time.time() - start, 3)}) + "\n")

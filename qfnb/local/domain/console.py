@@ -317,6 +317,8 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
         out.update(_reward_fields(run))
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
         out["phase"] = run["phase"]
+    if run.get("resumes"):  # its worker was killed and it went on from its last resume point
+        out.update(resumes=run["resumes"], resumedFrom=run.get("resumedFrom"))
     if run.get("errorMessage"):
         out["errorMessage"] = run["errorMessage"]
     return out

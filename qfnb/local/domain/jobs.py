@@ -4,7 +4,9 @@ It starts queued runs (at most ``max_concurrent_training`` at once), tails each 
 ``progress.jsonl`` into the store (``currentStep``/``lossCurve``/…, Contract 3), reads
 ``result.json`` when the worker exits, and stops a run with SIGTERM. On start it recovers:
 a run whose worker is still alive is adopted, one whose worker died with the previous
-server is marked Failed with a clear ``errorMessage``; queued runs stay queued.
+server is marked Failed with a clear ``errorMessage``; queued runs stay queued. A run whose worker
+was killed (or died with the server) and left a resume point (:mod:`qfnb.local.training.resume`) is
+queued again to go on from it, at most :data:`MAX_RESUMES` times.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from qfnb.local.domain.store import Store
 from qfnb.local.domain.values import iso
 from qfnb.local.engines import calls
 from qfnb.local.engines.store.model_store import ModelStore
+from qfnb.local.training import resume
 from qfnb.protocol.console import RunStatus
 from qfnb.protocol.targets import TargetError, parse_target
 
@@ -46,7 +49,8 @@ def follower_command(target: str) -> tuple[str, ...]:
     return (sys.executable, "-m", where.cluster.train)
 #: a RFT run's curves in the store (``[[step, value], ...]``) and the progress.jsonl key each is drawn from
 REWARD_CURVES = {"rewardCurve": "reward", "rewardMeanCurve": "reward_mean", "evalRewardCurve": "eval_reward"}
-
+#: how many times a run whose worker was killed is started again from its resume point
+MAX_RESUMES = 3
 
 RESTART_MESSAGE = ("the local platform stopped while this task was running and its training worker is gone; "
                    "start a new task to train again")
@@ -135,13 +139,14 @@ class Supervisor:
                 self._workers[run["id"]] = _Worker(run["id"], job_dir, int(pid))
             elif (job_dir / "result.json").exists():
                 self._finish(_Worker(run["id"], job_dir, int(pid or 0)), None)
-            else:
+            elif not self._resumed(run):
                 log.warning("task %s was running when the server stopped; marking it Failed", run["sid"])
                 self._store.update("runs", run["id"], status=RunStatus.FAILED.value, errorMessage=RESTART_MESSAGE,
                                    finished=time.time(), pid=None)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the monitor; running workers get SIGTERM and their runs are marked Failed."""
+        """Stop the monitor; running workers get SIGTERM and their runs are queued again to go on from their
+        resume point at the next start (marked Failed without one)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -159,8 +164,9 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     w.proc.kill()
                     w.proc.wait()
-            self._store.update("runs", w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
-                               errorMessage="the local platform shut down while this task was running")
+            if not self._resumed(self._store.get("runs", w.run_id) or {"id": w.run_id}):  # else: the next start
+                self._store.update("runs", w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
+                                   errorMessage="the local platform shut down while this task was running")
         self._release()
 
     # ---- commands ----------------------------------------------------------------------------
@@ -246,7 +252,8 @@ class Supervisor:
             log_file.close()
         calls.count(calls.FINE_TUNE)
         log.info("started training worker pid %s for task %s", proc.pid, run["sid"])
-        self._store.update("runs", run["id"], status=RunStatus.RUNNING.value, pid=proc.pid, started=time.time())
+        self._store.update("runs", run["id"], status=RunStatus.RUNNING.value, pid=proc.pid,
+                           started=run.get("started") if run.get("resumes") else time.time())
         with self._lock:
             self._workers[run["id"]] = _Worker(run["id"], job_dir, proc.pid, proc)
 
@@ -277,23 +284,27 @@ class Supervisor:
         except (OSError, json.JSONDecodeError):
             result = {}
         status = str(result.get("status") or "")
+        run = self._store.get("runs", w.run_id) or {}
+        stopped = w.stop_requested or bool(run.get("stopRequested"))
+        if status in ("", RunStatus.STOPPED.value) and not stopped and self._resumed(run):
+            return  # killed (or stopped by a signal not the user's): queued again from its resume point
         changes: dict[str, Any] = {"finished": time.time(), "pid": None}
         if status in (RunStatus.DONE.value, RunStatus.FAILED.value, RunStatus.STOPPED.value):
             changes["status"] = status
             changes["metrics"] = result.get("metrics") or {}
             if result.get("adapter_dir"):
                 changes["adapter_dir"] = str(result["adapter_dir"])
-            run = self._store.get("runs", w.run_id) or {}
             if run.get("checkpointList") and self._models is not None:
                 changes["checkpointList"] = self._stored(run["checkpointList"])
             if status == RunStatus.FAILED.value:
                 changes["errorMessage"] = str(result.get("error") or "the training worker reported a failure")
-        elif w.stop_requested or (self._store.get("runs", w.run_id) or {}).get("stopRequested"):
+        elif stopped:
             changes["status"] = RunStatus.STOPPED.value
         else:
             changes["status"] = RunStatus.FAILED.value
-            changes["errorMessage"] = f"the training worker exited with code {code} without a result; " + _log_tail(
-                w.job_dir / "worker.log")
+            resumed = f" (after {run['resumes']} resumes from its last resume point)" if run.get("resumes") else ""
+            changes["errorMessage"] = (f"the training worker exited with code {code} without a result{resumed}; "
+                                       + _log_tail(w.job_dir / "worker.log"))
         log.info("task %s finished: %s", w.run_id, changes["status"])
         finished = self._store.update("runs", w.run_id, **changes)
         if changes["status"] == RunStatus.DONE.value and self.on_finished is not None:
@@ -302,6 +313,20 @@ class Supervisor:
             except Exception:  # counting never fails a run
                 log.exception("could not count task %s's usage", w.run_id)
 
+
+    def _resumed(self, run: dict[str, Any]) -> bool:
+        """Queue a run whose worker is gone again, to go on from its resume point; False when it has none
+        or was resumed :data:`MAX_RESUMES` times already."""
+        job_dir = Path(str(run.get("job_dir") or ""))
+        step = resume.saved_step(job_dir)
+        if step is None or int(run.get("resumes") or 0) >= MAX_RESUMES:
+            return False
+        (job_dir / "result.json").unlink(missing_ok=True)  # a signal's Stopped result: the new worker writes its own
+        log.warning("task %s's training worker is gone; resuming it from step %d", run.get("sid"), step)
+        self._store.update("runs", run["id"], status=RunStatus.WAITING.value, pid=None,
+                           resumes=int(run.get("resumes") or 0) + 1, resumedFrom=step)
+        self._wake.set()
+        return True
 
     def _stored(self, checkpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The checkpoints with their adapters moved into the model store (the job dir's copy goes)."""

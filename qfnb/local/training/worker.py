@@ -4,7 +4,8 @@ Reads ``spec.json``, trains a LoRA adapter in its ``train_mode`` (SFT, PostPretr
 :mod:`qfnb.local.training.modes` dispatches), appends one ``progress.jsonl`` line per step (and, with an
 ``eval_file``, one with the held-out split's ``eval_loss`` at intervals), saves the adapter
 to ``adapter/`` and writes ``result.json`` (Done / Failed / Stopped). SIGTERM stops it cleanly
-between steps; the adapter trained so far is still saved.
+between steps; the adapter trained so far is still saved. A worker started again on a job dir with a
+resume point (:mod:`qfnb.local.training.resume`, kept at each checkpoint and every minute) goes on from it.
 
 With ``hyper.checkpoints`` K, the adapter is also saved K times evenly over the run
 (``checkpoints/step-N/``), each scored on the held-out split where the model already is (its loss,
@@ -20,6 +21,7 @@ mean loss over the group) and adapter are the run's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.training import data, distributed, lora, modes, rft
+from qfnb.local.training import data, distributed, lora, modes, resume, rft
 from qfnb.local.training.evaluate import MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
 from qfnb.protocol import checkpoints as ckpt
@@ -65,6 +67,8 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
         message = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
         result = {"status": "Failed", "metrics": metrics, "adapter_dir": None, "error": message}
     metrics["wall_seconds"] = round(time.time() - started, 3)
+    if result["status"] != "Stopped":  # a stopped run keeps its resume point: a signal not the user's stops it too
+        resume.discard(job_dir)
     write_private_json(job_dir / "result.json", result)
     return result
 
@@ -145,6 +149,8 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
                           if metric else {}))
     if run.early_stopped:
         metrics["early_stopped_at"] = step
+    if run.resume_points:
+        metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
     adapter = job_dir / "adapter"
     model.save_pretrained(str(adapter))
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
@@ -165,6 +171,17 @@ class _Run:
     recent: list[float] = field(default_factory=list)  # training losses since the last checkpoint
     save_seconds: float = 0.0
     early_stopped: bool = False
+    resume_seconds: float = 0.0  # spent writing resume points
+    resume_points: int = 0
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go on from a resume point's state (written by :meth:`state`)."""
+        self.step, self.tokens, self.loss = int(state["step"]), int(state["tokens"]), float(state["loss"])
+        self.checkpoints, self.recent = list(state["checkpoints"]), list(state["recent"])
+
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "tokens": self.tokens, "loss": self.loss, "checkpoints": self.checkpoints,
+                "recent": self.recent}
 
 
 def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: modes.Mode, rows: list[Any],
@@ -181,12 +198,16 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: mode
     run = _Run()
     saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints))
     eval_every = every(total, hyper.logging_steps)
+    points = _ResumePoints(job_dir, model, optimizer, group.world == 1)
     with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
-        for epoch, idx in data.batches(len(rows), hyper.batch_size, spec.seed):
+        points.restore(run, progress, total)
+        # the same seeded order, less the batches trained before a resume point
+        for epoch, idx in itertools.islice(data.batches(len(rows), hyper.batch_size, spec.seed), run.step, None):
             if run.step >= total:
                 break
             if group.any(stop.requested):
                 run.status = "Stopped"
+                points.save(run, run.step > 0)
                 break
             batch = mode.batch(model, [rows[i] for i in idx])
             run.loss = loss = group.mean(lora.train_step(model, optimizer, batch, loss_fn=loss_fn))
@@ -208,10 +229,40 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: mode
                              hyper.early_stop_patience)
                     run.early_stopped = True
                     break
-            elif (evals is not None and not saves and (run.step % eval_every == 0 or run.step == total)
+            points.save(run, run.step < total and (run.step in saves or points.due()))
+            if (evals is not None and not saves and (run.step % eval_every == 0 or run.step == total)
                   and not stop.requested):
                 _line(progress, {**line, **_held_out(run, evals, model)})
     return run
+
+
+class _ResumePoints:
+    """The loop's :mod:`~qfnb.local.training.resume` points (none in a group: its job starts all its
+    workers again together)."""
+
+    def __init__(self, job_dir: Path, model: Any, optimizer: Any, enabled: bool) -> None:
+        self.job_dir, self.model, self.optimizer, self.enabled = job_dir, model, optimizer, enabled
+        self.saved_at = time.time()
+
+    def restore(self, run: _Run, progress: Any, total: int) -> None:
+        """Go on from the job's resume point, if it has one (and say so in ``progress.jsonl``)."""
+        state = resume.load(self.job_dir, self.model, self.optimizer) if self.enabled else None
+        if state is not None:
+            run.restore(state)
+            log.info("resuming from step %d", run.step)
+            _line(progress, {"step": run.step, "total_steps": total, "phase": f"resumed from step {run.step}"})
+
+    def due(self) -> bool:
+        return time.time() - self.saved_at >= resume.EVERY_SECONDS
+
+    def save(self, run: _Run, wanted: bool) -> None:
+        if not (wanted and self.enabled):
+            return
+        t0 = time.time()
+        resume.save(self.job_dir, self.model, self.optimizer, run.state())
+        self.saved_at = time.time()
+        run.resume_seconds += self.saved_at - t0
+        run.resume_points += 1
 
 
 def _held_out(run: _Run, evals: modes.Scorer, model: Any) -> dict[str, Any]:
