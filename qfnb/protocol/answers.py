@@ -2,8 +2,9 @@
 # Edit the spec, then run `python tools/unasync_calls.py` (scripts/test.sh runs it with --check).
 """The typed answers: what ``resp.parsed`` reads a platform answer into.
 
-Lenient (:class:`~qfnb.protocol.answer.AnswerModel`): every field has a default, unknown fields are
-kept, and a field of an unexpected shape reads as its default; ``resp.body`` stays the raw dict.
+Lenient (:class:`~qfnb.protocol.answer.AnswerModel`): every field has a default,
+unknown fields are kept, and a field of an unexpected shape reads as its default;
+``resp.body`` stays the raw dict.
 """
 
 from __future__ import annotations

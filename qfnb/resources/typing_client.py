@@ -2,7 +2,8 @@
 # Edit the spec, then run `python tools/unasync_calls.py` (scripts/test.sh runs it with --check).
 """The official SDK's names of the typed answers (``qianfan.resources.typing_client``): what
 ``ChatCompletion(version=2).create()`` and :class:`qfnb.Qianfan` answer. Each is an alias of a
-:mod:`qfnb.protocol.answers` model (``Completion`` is ``ChatAnswer``), so there is one class per answer.
+:mod:`qfnb.protocol.answers` model (``Completion`` is ``ChatAnswer``), so there is one class
+per answer.
 """
 
 from __future__ import annotations

@@ -262,6 +262,7 @@ def test_loading_the_magics_imports_no_wire_models() -> None:
 
     code = ("import sys, qfnb\nfrom IPython.testing.globalipapp import start_ipython\n"
             "qfnb.load_ipython_extension(start_ipython())\n"
-            "print(sorted(m for m in ('qfnb.protocol.inference', 'qfnb.resources.inference') if m in sys.modules))")
+            "print(sorted(m for m in ('qfnb.protocol.inference', 'qfnb.resources.inference')\n"
+            "             if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -136,4 +136,5 @@ def test_html_escaping_and_sanitising_live_in_safe_html() -> None:
 def test_one_opener_of_the_data_dirs_sqlite_files() -> None:
     """Setting a file's journal mode (the WAL every shared writer's file uses) is ``open_db``'s alone;
     the other ``sqlite3.connect`` calls open a file otherwise (read-only, or one connection a use)."""
-    assert where(lambda tree: any("journal_mode" in s for s in strings(tree))) == {"qfnb/protocol/sqlite_files.py"}
+    found = where(lambda tree: any("journal_mode" in s for s in strings(tree)))
+    assert found == {"qfnb/protocol/sqlite_files.py"}

@@ -84,7 +84,8 @@ class TrainSpec(TrainOptions):
         if isinstance(self.eval_metric, str) and self.eval_metric not in METRICS:
             raise ValueError(f"--eval-metric must be one of {', '.join(METRICS)} or the name of a notebook function "
                              f"(input, reference, output) -> float, got {self.eval_metric!r}")
-        for option in TRAIN_OPTIONS:  # each against qfnb.protocol.training.LIMITS, the rule the platform applies
+        # each against qfnb.protocol.training.LIMITS, the rule the platform applies
+        for option in TRAIN_OPTIONS:
             value = getattr(self, option.field)
             problem = None if value is None else hyper_problem(TRAIN_HYPER[option.field], value)
             if problem is not None:

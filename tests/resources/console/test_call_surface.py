@@ -107,7 +107,8 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
         "(_WIRE_STREAM, TEMPERATURE, TOP_P, TOP_K,", "(_WIRE_STREAM, SEED, TEMPERATURE, TOP_P, TOP_K,"))
     done = _run("tools/unasync_calls.py", "--check", cwd=tmp_path)
     assert done.returncode == 1
-    lagging = ("inference/_generated/chat.py", "inference/params.py", "protocol/wire_fields.py", "notebook/sampling.py")
+    lagging = ("inference/_generated/chat.py", "inference/params.py", "protocol/wire_fields.py",
+               "notebook/sampling.py")
     for name in lagging:
         assert name in done.stderr, done.stderr
     assert _run("tools/unasync_calls.py", cwd=tmp_path).returncode == 0
