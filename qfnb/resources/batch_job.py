@@ -25,7 +25,7 @@ import itertools
 import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
@@ -40,11 +40,8 @@ from .batch_files import FilesBatches
 from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
 from .targets import JobTarget, check_platform, cluster_backend, parse_target
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .inference.base import BaseInference
-
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
-           "backend_for", "done_twin", "record_job", "request_line", "submit_durable", "v1_value"]
+           "backend_for", "done_twin", "record_job", "request_line", "v1_value"]
 
 #: bytes of the spooled input kept in memory before it goes to a temporary file
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -347,16 +344,3 @@ class BatchJob:
 
     def results(self) -> builtins.list[Any]:
         return sync.run(self.aresults())
-
-
-async def submit_durable(inference: BaseInference, items: Iterable[dict[str, Any]], common: dict[str, Any],
-                         target: JobTarget | None = None) -> BatchJob:
-    """``batch_do(..., durable=True)`` (or a Ray ``target``): the chat requests ``items`` as a platform
-    job on the inference object's model or endpoint (Files + Batch with the v2 API; a Ray job on Ray)."""
-    if inference.batch_field != "messages":
-        raise ValidationError("durable", f"durable batches run chat requests; {type(inference).__name__} is not chat")
-    if not (inference.model or inference.endpoint):
-        raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
-    config = inference.given_config if target is not None and target.cluster else inference.config
-    return await BatchJob.asubmit(items, model=inference.model, endpoint=inference.endpoint, config=config,
-                                  target=target)

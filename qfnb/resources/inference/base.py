@@ -28,7 +28,7 @@ from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.model_names import V2_DEFAULT_MODELS
 from qfnb.protocol.version import REQUEST_SOURCE
 
-from ..batch_job import submit_durable
+from ..batch_job import BatchJob
 from ..targets import JobTarget, check_platform, parse_target
 from . import batch as _batch
 from . import batching
@@ -379,6 +379,16 @@ class BaseInference(Generic[C, A, K]):
             check_platform(where, self.config)
         return where
 
+    async def _durable(self, items: Iterable[dict[str, Any]], where: JobTarget | None) -> BatchJob:
+        """``batch_do(..., durable=True)`` (or a cluster ``target``): the chat requests ``items`` as a
+        platform job on this resource's model or endpoint (Files + Batch with the v2 API; a cluster's job)."""
+        if self.batch_field != "messages":
+            raise ValidationError("durable", f"durable batches run chat requests; {type(self).__name__} is not chat")
+        if not (self._model or self._endpoint):
+            raise ValidationError("model", "a durable batch needs the ChatCompletion's model= or endpoint=")
+        config = self._base_config if where is not None and where.cluster else self.config
+        return await BatchJob.asubmit(items, model=self._model, endpoint=self._endpoint, config=config, target=where)
+
     def _batch_item(self, item: Any) -> dict[str, Any]:
         """The call kwargs of one ``batch_do`` input."""
         return {self.batch_field: item}
@@ -403,7 +413,7 @@ class BaseInference(Generic[C, A, K]):
         inputs = self._named_inputs(inputs, common)
         items = self._batch_items(inputs, body_list, common)
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
-            return await submit_durable(self, (chat_row(i) for i in items), common, where)
+            return await self._durable((chat_row(i) for i in items), where)
         return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
                                      worker_num=worker_num, output_file=output_file, progress=progress,
                                      retry_budget=retry_budget)
@@ -461,7 +471,7 @@ class BaseInference(Generic[C, A, K]):
         given_format = common.get("response_format")  # as given: a pydantic class answers instances
         items = self._batch_items(inputs, body_list, common)
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
-            return sync.run(submit_durable(self, (chat_row(i) for i in items), common, where))
+            return sync.run(self._durable((chat_row(i) for i in items), where))
         future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
                                  worker_num=worker_num, output_file=output_file, progress=progress,
                                  retry_budget=retry_budget)
