@@ -41,7 +41,7 @@ OFFICIAL_HOMONYMS = {
     "Model": frozenset({"qfnb/model/model.py", "qfnb/resources/console/model.py"}),
     "Service": frozenset({"qfnb/model/service.py", "qfnb/resources/console/service.py"}),
     "Prompt": frozenset({"qfnb/resources/prompt_template.py", "qfnb/resources/console/prompt.py"}),
-    "ServiceStatus": frozenset({"qfnb/model/consts.py", "qfnb/protocol/console.py"}),
+    "ServiceStatus": frozenset({"qfnb/model/consts.py", "qfnb/protocol/console/enums.py"}),
     "ServiceType": frozenset({"qfnb/model/consts.py", "qfnb/resources/console/consts.py"}),
 }
 

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.platform.daemon import default_data_dir
 from tests.source_trees import parse_source
 
 

@@ -36,7 +36,7 @@ from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 from qfnb.local.cluster import jobs
 from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX, log_items
-from qfnb.protocol.batch import BatchStatus
+from qfnb.protocol.wires.batch import BatchStatus
 
 from .batch_files import v2_value
 from .batch_state import JobState, answered

@@ -17,8 +17,8 @@ from qfnb._core.errors import InternalServerError, QfnbError, RequestError, Vali
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of
-from qfnb.protocol import checkpoints
-from qfnb.protocol.console import RunStatus
+from qfnb.protocol.console import checkpoints
+from qfnb.protocol.console.enums import RunStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console.account import console_v2, require_iam_keys
 
@@ -237,7 +237,7 @@ class TrainAction(AsyncAction):
 
 
 def checkpoint_outcome(detail: dict[str, Any]) -> dict[str, Any]:
-    """A finished run's checkpoints and the decision on them (qfnb.protocol.checkpoints), from its
+    """A finished run's checkpoints and the decision on them (qfnb.protocol.console.checkpoints), from its
     task detail: ``checkpoints``, ``best_checkpoint`` (a step or None), ``overfitting`` (words or
     None) and, where the platform says, ``eval_file`` (the held-out split the run used)."""
     saved = list(detail.get("checkpointList") or [])

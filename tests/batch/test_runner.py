@@ -14,7 +14,7 @@ from batch_helpers import console, ended, get_object, put_object, wait_task
 from platform_helpers import CREDS
 
 from qfnb.local.domain import batch
-from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 from tests.fakes.local_platform import ServedPlatform
 
 #: the tests whose outcome depends on timing (a stop mid-job, pre-emption) run alone (scripts/test.sh);

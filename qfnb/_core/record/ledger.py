@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import LazyDb, open_db, select, transaction
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.sqlite_files import LazyDb, open_db, select, transaction
 
 if TYPE_CHECKING:
     import pandas as pd

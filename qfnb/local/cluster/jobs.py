@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from qfnb.protocol.targets import JobTarget, TargetError
+from qfnb.protocol.platform.targets import JobTarget, TargetError
 
 __all__ = ["AGENT_WAIT", "FILE_PREFIX", "MIN_RAY", "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX",
            "SPENT_PREFIX", "TRAIN_PREFIX", "connect", "log_items", "ray_version_problem", "submit"]

@@ -30,10 +30,10 @@ from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
-from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
-from qfnb.protocol.files import jsonl
-from qfnb.protocol.training import DEFAULTS, LIMITS, hyper_problem
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console.enums import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
+from qfnb.protocol.console.training import DEFAULTS, LIMITS, hyper_problem
+from qfnb.protocol.platform.files import jsonl
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -124,8 +124,8 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[s
 
 
 def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
-    """``hyper`` with the checkpoint options checked (qfnb.protocol.checkpoints): ``checkpoints``
-    defaults to :data:`~qfnb.protocol.checkpoints.DEFAULT_CHECKPOINTS` with a validation split;
+    """``hyper`` with the checkpoint options checked (qfnb.protocol.console.checkpoints): ``checkpoints``
+    defaults to :data:`~qfnb.protocol.console.checkpoints.DEFAULT_CHECKPOINTS` with a validation split;
     ``earlyStop`` and ``evalMetric`` need one."""
     hyper = dict(hyper)
     if hyper.get("earlyStop") is not None and not isinstance(hyper["earlyStop"], bool):

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.values import BodyError
-from qfnb.protocol.files import jsonl, write_private_text
+from qfnb.protocol.platform.files import jsonl, write_private_text
 
 BOS_PREFIX = "bos:/"
 #: bytes of an upload gathered before each write to disk

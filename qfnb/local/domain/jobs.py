@@ -29,8 +29,8 @@ from qfnb.local.domain.store import Store
 from qfnb.local.domain.values import iso
 from qfnb.local.engines import calls
 from qfnb.local.engines.store.model_store import ModelStore
-from qfnb.protocol.console import RunStatus
-from qfnb.protocol.targets import TargetError, parse_target
+from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.platform.targets import TargetError, parse_target
 
 log = logging.getLogger("qfnb.local.domain.jobs")
 
@@ -39,7 +39,7 @@ ACTIVE = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
 
 def follower_command(target: str) -> tuple[str, ...]:
     """What runs a fine-tune whose spec names a cluster ``target``: that kind's follower
-    (:data:`qfnb.protocol.targets.CLUSTERS`), which keeps the training worker's contract."""
+    (:data:`qfnb.protocol.platform.targets.CLUSTERS`), which keeps the training worker's contract."""
     where = parse_target(target, env=False)
     if where is None or where.cluster is None:
         raise TargetError("target", f"{target!r} is not a cluster target")

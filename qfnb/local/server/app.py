@@ -20,27 +20,24 @@ from qfnb.local.domain.meter import Meter
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
-from qfnb.local.server import (
-    failures,
-    idempotency,
-    metrics,
-    routes_anthropic,
-    routes_batch,
-    routes_bos,
-    routes_chat_store,
-    routes_console,
-    routes_inference,
-    routes_models,
-    routes_openai,
-    routes_responses,
-    routes_tokens,
-    routes_v2,
-)
-from qfnb.local.server.auth import Authenticator, authenticator
-from qfnb.local.server.guard import BodyLimit
-from qfnb.local.server.heartbeat import Heartbeat
-from qfnb.local.server.idempotency import Calls, Idempotent
-from qfnb.local.server.wire import bce_error
+from qfnb.local.server.middleware import idempotency, metrics
+from qfnb.local.server.middleware.auth import Authenticator, authenticator
+from qfnb.local.server.middleware.guard import BodyLimit
+from qfnb.local.server.middleware.heartbeat import Heartbeat
+from qfnb.local.server.middleware.idempotency import Calls, Idempotent
+from qfnb.local.server.routes import anthropic as routes_anthropic
+from qfnb.local.server.routes import batch as routes_batch
+from qfnb.local.server.routes import bos as routes_bos
+from qfnb.local.server.routes import chat_store as routes_chat_store
+from qfnb.local.server.routes import console as routes_console
+from qfnb.local.server.routes import inference as routes_inference
+from qfnb.local.server.routes import models as routes_models
+from qfnb.local.server.routes import openai as routes_openai
+from qfnb.local.server.routes import responses as routes_responses
+from qfnb.local.server.routes import tokens as routes_tokens
+from qfnb.local.server.routes import v2 as routes_v2
+from qfnb.local.server.serving import failures
+from qfnb.local.server.serving.wire import bce_error
 from qfnb.local.settings import Settings
 from qfnb.protocol.limits import MAX_UPLOAD_BYTES
 
@@ -120,7 +117,7 @@ class CatchAll:
     """ASGI middleware, the request shell: an unhandled error becomes a 500 in the route's own error
     format, with no internals in it (they go to the log), and the connection stays usable; with a
     ``meter`` (observing), each request is followed for ``/metrics`` and the trace table
-    (:class:`~qfnb.local.server.metrics.Observation`, its 500 included): its status noted as it
+    (:class:`~qfnb.local.server.middleware.metrics.Observation`, its 500 included): its status noted as it
     starts, its call recorded just before its last byte."""
 
     def __init__(self, app: Any, meter: Meter | None = None) -> None:
