@@ -33,7 +33,7 @@ if sys.argv[1] == "in-process":  # the platform on a thread of this process, as 
     from qfnb.local.server.app import create_app
     from qfnb.local.server.listen import bind, url_of
     from qfnb.local.settings import Settings
-    from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+    from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS
     settings, sock = Settings.from_env(), bind("127.0.0.1")
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()

@@ -1,5 +1,5 @@
 """What counting and tracing every call costs the platform's serving (issue 56): the same app with and
-without :class:`~qfnb.local.server.metrics.Observation` (counters, histograms, the span written to the
+without :class:`~qfnb.local.server.middleware.metrics.Observation` (counters, histograms, the span written to the
 data dir's trace table, written within the round), in one run, alternating which side goes first.
 
     .venv/bin/python bench/observability.py [--calls 100] [--rounds 30] [--concurrency 8]

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=24)
     args = parser.parse_args()
     log_to_stdout()
-    from qfnb.protocol.model_names import LOCAL_CHAT_MODEL as model
+    from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL as model
 
     log.info("load average at start: %s", load_average())
     with local_openai_client("qfnb-bench-chain-", timeout=300) as client:

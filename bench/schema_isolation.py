@@ -117,8 +117,8 @@ def main() -> None:
     parser.add_argument("--pattern-k", default="4,12", help="K of the nested patterns to try, comma-separated")
     args = parser.parse_args()
     log_to_stdout()
+    from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL as model
     from qfnb.protocol.limits import MAX_SCHEMA_ENUM_VALUES
-    from qfnb.protocol.model_names import LOCAL_CHAT_MODEL as model
 
     log.info("load average at start: %s", load_average())
     probe = enum_format(20_000)

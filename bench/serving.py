@@ -50,8 +50,8 @@ from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
 from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
 from qfnb.local.engines.llama.command import default_slots  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
-from qfnb.protocol.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
-from qfnb.protocol.sse import SSEDecoder  # noqa: E402
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
+from qfnb.protocol.wires.sse import SSEDecoder  # noqa: E402
 
 log = logging.getLogger("bench.serving")
 PROMPT = ("<|im_start|>user\nRound {n}: write a Python module that implements a binary search tree with insert, "

@@ -61,7 +61,7 @@ def daemon_once() -> float:
     """Seconds for a default-model daemon to start, answer a chat and an embedding, and stop."""
     import qfnb
     from qfnb._core.backend import daemon
-    from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
+    from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
 
     data = Path(tempfile.mkdtemp(prefix="bench-daemon-")) / "data"
     started = time.monotonic()

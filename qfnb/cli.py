@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb import cli_models
 from qfnb.common.cli import main as official
 from qfnb.common.cli._shared import CliError
-from qfnb.protocol.netguard import is_loopback
+from qfnb.protocol.platform.netguard import is_loopback
 
 if TYPE_CHECKING:
     from qfnb.local.engines.api import RegistryLike

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.daemon import MODEL_ROLES
+from qfnb.protocol.platform.daemon import MODEL_ROLES
 
 #: short role names the command takes too
 _ROLE_ALIASES = {"embed": "embeddings"}

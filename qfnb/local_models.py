@@ -23,7 +23,7 @@ from qfnb._core.backend import DaemonError
 from qfnb._core.backend.control import Control
 from qfnb._core.backend.daemon import LocalDaemon
 from qfnb._core.backend.discovery import read_runtime
-from qfnb.protocol.daemon import MODEL_ROLES, MODELS_ROUTE
+from qfnb.protocol.platform.daemon import MODEL_ROLES, MODELS_ROUTE
 
 __all__ = ["ModelStoreError", "add", "du", "export", "list", "ps", "rm", "unload"]
 

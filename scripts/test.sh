@@ -14,7 +14,7 @@ unset PYTHONDONTWRITEBYTECODE
 # tests/lifecycle.
 export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-4}
 .venv/bin/ruff check qfnb tests bench tools
-.venv/bin/python tools/unasync_calls.py --check  # the generated call surface matches its source (docs/client.md)
+.venv/bin/python tools/generate.py --check  # the generated call surface matches its source (docs/client.md)
 .venv/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 if [ $# -gt 0 ]; then

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from qfnb._core.backend import daemon
-from qfnb.protocol.daemon import RUNTIME_FILE, default_data_dir
+from qfnb.protocol.platform.daemon import RUNTIME_FILE, default_data_dir
 
 if TYPE_CHECKING:
     from tests.fakes.local_platform import ServedPlatform

@@ -56,7 +56,8 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
 @pytest.mark.parametrize(("module", "line", "complaint"), [
     ("qfnb/_core/runtime/progress.py", "import qfnb.notebook.widgets.progress_bar",
      "qfnb._core is not allowed to import"),
-    ("qfnb/local/domain/store.py", "import qfnb.local.server.wire", "qfnb.local.domain is not allowed to import"),
+    ("qfnb/local/domain/store.py", "import qfnb.local.server.serving.wire",
+     "qfnb.local.domain is not allowed to import"),
     ("qfnb/_core/http/retry.py", "import qfnb._core.runtime.sync", "qfnb._core.http is not allowed to import"),
     ("qfnb/resources/inference/chat.py", "import qfnb.dataset", "qfnb.resources is not allowed to import"),
     ("qfnb/local/domain/platform.py", "import qfnb._core.errors", "qfnb.local.domain.platform -> qfnb._core.errors"),
@@ -76,16 +77,16 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/trainer/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
     ("qfnb/dataset/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
     ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
-    ("qfnb/protocol/routes.py", "import qfnb.consts", "qfnb.protocol is not allowed to import qfnb.consts"),
+    ("qfnb/protocol/wires/routes.py", "import qfnb.consts", "qfnb.protocol is not allowed to import qfnb.consts"),
     ("qfnb/resources/tools.py", "import qfnb.common.tool", "qfnb.resources is not allowed to import qfnb.common"),
     # a wire protocol's converter imports no route module, and no other protocol's converter
-    ("qfnb/local/convert/openai_chat.py", "import qfnb.local.server.wire",
+    ("qfnb/local/convert/openai_chat.py", "import qfnb.local.server.serving.wire",
      "qfnb.local.convert is not allowed to import"),
     ("qfnb/local/convert/openai_chat.py", "import qfnb.local.convert.qianfan_v1",
      "no protocol converter imports another's BROKEN"),
-    ("qfnb/local/server/routes_openai.py", "import qfnb.local.server.routes_inference",
+    ("qfnb/local/server/routes/openai.py", "import qfnb.local.server.routes.inference",
      "no route module imports another BROKEN"),
-    ("qfnb/local/server/routes_batch.py", "import qfnb.local.server.routes_v2",
+    ("qfnb/local/server/routes/batch.py", "import qfnb.local.server.routes.v2",
      "no route module imports another BROKEN"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:

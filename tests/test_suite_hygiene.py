@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from qfnb.protocol.daemon import default_data_dir
+from qfnb.protocol.platform.daemon import default_data_dir
 from tests.source_trees import parse_source
 
 
@@ -25,20 +25,27 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_OF_FOLDER = {"core": "_core"}
 
 
-def _package_dir(tests_dir: Path, qfnb_dir: Path) -> Path | None:
-    """The qfnb package a top-level test folder mirrors, or None for a cross-cutting folder."""
-    pkg = qfnb_dir / PACKAGE_OF_FOLDER.get(tests_dir.name, tests_dir.name)
+def _package_dir(tests_dir: Path, tests_root: Path, qfnb_dir: Path) -> Path | None:
+    """The qfnb package a test folder (at any depth) mirrors, or None for a cross-cutting folder."""
+    rel = tests_dir.relative_to(tests_root).parts
+    pkg = qfnb_dir.joinpath(PACKAGE_OF_FOLDER.get(rel[0], rel[0]), *rel[1:])
     return pkg if (pkg / "__init__.py").exists() else None
+
+
+def _mirrors(tests_root: Path, qfnb_dir: Path) -> list[tuple[Path, Path]]:
+    """Each test folder, at any depth, with the qfnb package it mirrors."""
+    folders = sorted(d for d in tests_root.rglob("*") if d.is_dir() and "__pycache__" not in d.parts)
+    return [(folder, pkg) for folder in folders if (pkg := _package_dir(folder, tests_root, qfnb_dir)) is not None]
 
 
 def _rooms(pkg: Path) -> set[str]:
     return {d.name for d in pkg.iterdir() if (d / "__init__.py").exists()}
 
 
-def _parts_imported(test_file: Path, pkg: Path) -> set[str]:
-    """The parts of ``qfnb.<pkg>`` a test imports: a room's name, or "" for a module at the package's
-    top (a name from the package's ``__init__`` counts as neither)."""
-    prefix = ["qfnb", pkg.name]
+def _parts_imported(test_file: Path, pkg: Path, qfnb_dir: Path) -> set[str]:
+    """The parts of the package ``pkg`` a test imports: a room's name, or "" for a module at the
+    package's top (a name from the package's ``__init__`` counts as neither)."""
+    prefix = ["qfnb", *pkg.relative_to(qfnb_dir).parts]
     parts: set[str] = set()
     for node in ast.walk(parse_source(test_file.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -49,27 +56,28 @@ def _parts_imported(test_file: Path, pkg: Path) -> set[str]:
             continue
         for name in names:
             bits = name.split(".")
-            if bits[:2] != prefix or len(bits) < 3:
+            if bits[: len(prefix)] != prefix or len(bits) <= len(prefix):
                 continue
-            if (pkg / bits[2] / "__init__.py").exists():
-                parts.add(bits[2])
-            elif (pkg / f"{bits[2]}.py").exists():
+            head = bits[len(prefix)]
+            if (pkg / head / "__init__.py").exists():
+                parts.add(head)
+            elif (pkg / f"{head}.py").exists():
                 parts.add("")
     return parts
 
 
 def misplaced_tests(tests_root: Path, qfnb_dir: Path) -> list[str]:
-    """Test files at a package folder's top that import from one room of that package only (and from
-    no module at its top): they belong in ``tests/<package>/<room>/``."""
+    """Test files in a folder mirroring a package (at any depth: ``tests/local/server`` mirrors
+    ``qfnb/local/server``) that import from one room of that package only (and from no module at its
+    top): they belong in that room's folder."""
     wrong = []
-    for folder in sorted(d for d in tests_root.iterdir() if d.is_dir()):
-        pkg = _package_dir(folder, qfnb_dir)
-        if pkg is None or not _rooms(pkg):
+    for folder, pkg in _mirrors(tests_root, qfnb_dir):
+        if not _rooms(pkg):
             continue
         for test_file in sorted(folder.glob("test_*.py")):
-            parts = _parts_imported(test_file, pkg)
+            parts = _parts_imported(test_file, pkg, qfnb_dir)
             if len(parts) == 1 and "" not in parts:
-                wrong.append(f"{test_file.relative_to(tests_root)} -> {folder.name}/{parts.pop()}/")
+                wrong.append(f"{test_file.relative_to(tests_root)} -> {folder.relative_to(tests_root)}/{parts.pop()}/")
     return wrong
 
 
@@ -77,7 +85,7 @@ def stray_room_folders(tests_root: Path, qfnb_dir: Path) -> list[str]:
     """Folders under ``tests/<package>/`` that name no room (folder) of ``qfnb/<package>/``."""
     stray = []
     for folder in sorted(d for d in tests_root.iterdir() if d.is_dir()):
-        pkg = _package_dir(folder, qfnb_dir)
+        pkg = _package_dir(folder, tests_root, qfnb_dir)
         if pkg is None:
             continue
         for sub in sorted(d for d in folder.rglob("*") if d.is_dir() and "__pycache__" not in d.parts):
@@ -96,9 +104,11 @@ def test_every_room_folder_names_a_room_of_the_code() -> None:
 
 def test_the_room_checks_catch_a_synthetic_misplacement(tmp_path: Path) -> None:
     code, tests = tmp_path / "qfnb", tmp_path / "tests"
-    for d in (code / "pkg" / "alpha", code / "pkg" / "beta", code / "flat", tests / "pkg" / "gamma", tests / "flat"):
+    for d in (code / "pkg" / "alpha" / "inner", code / "pkg" / "beta", code / "flat", tests / "pkg" / "gamma",
+              tests / "pkg" / "alpha", tests / "flat"):
         d.mkdir(parents=True)
-    for f in (code / "pkg", code / "pkg" / "alpha", code / "pkg" / "beta", code / "flat"):
+    for f in (code / "pkg", code / "pkg" / "alpha", code / "pkg" / "alpha" / "inner", code / "pkg" / "beta",
+              code / "flat"):
         (f / "__init__.py").write_text("")
     (code / "pkg" / "top.py").write_text("")
     files = {
@@ -108,11 +118,13 @@ def test_the_room_checks_catch_a_synthetic_misplacement(tmp_path: Path) -> None:
         "pkg/test_room_and_top.py": "from qfnb.pkg.alpha import a\nfrom qfnb.pkg.top import t\n",
         "pkg/test_no_room.py": "from qfnb.pkg import Facade\n",
         "flat/test_flat.py": "from qfnb.flat import x\n",
+        "pkg/alpha/test_nested.py": "from qfnb.pkg.alpha.inner.z import w\n",  # a room's room
     }
     for name, text in files.items():
         (tests / name).write_text(text)
     assert misplaced_tests(tests, code) == [
         "pkg/test_one_room.py -> pkg/alpha/",
         "pkg/test_one_room_by_name.py -> pkg/beta/",
+        "pkg/alpha/test_nested.py -> pkg/alpha/inner/",
     ]
     assert stray_room_folders(tests, code) == ["pkg/gamma"]

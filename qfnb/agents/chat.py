@@ -2,8 +2,8 @@
 OpenAI's shape), on the cloud or the local platform as the configuration says.
 
 With no ``model`` on the local platform, the loop asks the tool model
-(:data:`~qfnb.protocol.model_names.LOCAL_TOOL_MODEL`) when the platform publishes it (its runtime
-file's ``default_models``, key :data:`~qfnb.protocol.model_names.TOOLS_DEFAULT_KEY`), else the
+(:data:`~qfnb.protocol.console.model_names.LOCAL_TOOL_MODEL`) when the platform publishes it (its runtime
+file's ``default_models``, key :data:`~qfnb.protocol.console.model_names.TOOLS_DEFAULT_KEY`), else the
 default chat model; :attr:`ChatStep.notice` (and ``ToolLoop.notice``) says which, or that the model
 asked calls tools unreliably (logged once per model). On the cloud, no model is its v2 default."""
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from qfnb.agents.loop import Confirm, Step, StepReply, ToolLoop, run_every_call
 from qfnb.agents.tools import FunctionTool
-from qfnb.protocol.model_names import TOOLS_DEFAULT_KEY, unreliable_tools_note
+from qfnb.protocol.console.model_names import TOOLS_DEFAULT_KEY, unreliable_tools_note
 from qfnb.resources.inference.chat import ChatCompletion
 
 __all__ = ["ChatStep", "chat_step", "choose_model", "reply_of", "run_tools"]

@@ -9,7 +9,7 @@ from qfnb._core.config import resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.poll import apoll_until
-from qfnb.protocol.console_data import TEMPLATE_PROJECT
+from qfnb.protocol.console.data_enums import TEMPLATE_PROJECT
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSetType, DataTemplateType, ETLTaskStatus
 
@@ -18,7 +18,7 @@ from .view import PlatformSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
-    from qfnb.protocol.answers import EtlTask
+    from qfnb.protocol.wires.answers import EtlTask
 
     from .qianfan_data_operators import QianfanOperator
 

@@ -22,7 +22,7 @@ from qfnb._core.config import resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.client import get_client
 from qfnb._core.runtime.poll import apoll_until
-from qfnb.protocol.console import ImportStatus, ReleaseStatus
+from qfnb.protocol.console.enums import ImportStatus, ReleaseStatus
 from qfnb.resources.bos import BosHelper
 from qfnb.resources.console import Data
 from qfnb.resources.console.account import console_v2

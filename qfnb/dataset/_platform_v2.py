@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.runtime.poll import apoll_until
-from qfnb.protocol.console_data import DataTemplateType
+from qfnb.protocol.console.data_enums import DataTemplateType
 from qfnb.resources.bos import BosHelper, parse_bos_path
 from qfnb.resources.console import Data
 from qfnb.resources.console.account import require_iam_keys

@@ -22,7 +22,7 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
-from qfnb.protocol.console_data import TEMPLATE_PROJECT
+from qfnb.protocol.console.data_enums import TEMPLATE_PROJECT
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import (
     DataProjectType,

@@ -19,7 +19,7 @@ import pandas as pd
 from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 from ._arrow import frame_from_arrow, frame_from_huggingface
 from ._batchjob import platform_version, run_as_job

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from qfnb.protocol.files import jsonl, write_private_text
+from qfnb.protocol.platform.files import jsonl, write_private_text
 
 Split = Literal["all", "train", "test"]
 

@@ -24,8 +24,8 @@ import pandas as pd
 
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.record.cache import cache_mode
-from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources import ChatCompletion, Completion
+from qfnb.resources.safe_html import clean, escape
 
 from ._infer import prompts_of
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.textmetrics import as_text
 
 from ._errors import invalid
 

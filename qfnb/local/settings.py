@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.registry import EngineOptions
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.files import write_private_json
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.files import write_private_json
 
 __all__ = ["Credentials", "Settings", "default_data_dir"]
 

@@ -5,7 +5,7 @@ Defined once in :mod:`qfnb.protocol.console` (``qfnb.trainer.consts`` re-exports
 
 from __future__ import annotations
 
-from qfnb.protocol.console import ModelServiceStatus as ServiceStatus
-from qfnb.protocol.console import ModelServiceType as ServiceType
+from qfnb.protocol.console.enums import ModelServiceStatus as ServiceStatus
+from qfnb.protocol.console.enums import ModelServiceType as ServiceType
 
 __all__ = ["ServiceStatus", "ServiceType"]

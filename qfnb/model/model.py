@@ -18,8 +18,8 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb._core.runtime.stages import StageFeed, make_stages
 from qfnb.model.configs import DeployConfig
-from qfnb.protocol import checkpoints
-from qfnb.protocol.console import ModelVersionState
+from qfnb.protocol.console import checkpoints
+from qfnb.protocol.console.enums import ModelVersionState
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI

@@ -15,7 +15,7 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb.model.configs import DeployConfig
 from qfnb.model.consts import ServiceStatus, ServiceType
 from qfnb.model.jobs import WAIT_LIMIT_S, PlatformJobError, Tick, no_tick, result_of
-from qfnb.protocol.console import ServiceStatus as RunStatus
+from qfnb.protocol.console.enums import ServiceStatus as RunStatus
 from qfnb.resources.console import Service as ServiceAPI
 
 if TYPE_CHECKING:  # pragma: no cover

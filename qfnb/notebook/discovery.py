@@ -22,9 +22,9 @@ from typing import Any
 from qfnb import resources
 from qfnb._core.runtime import sync
 from qfnb.notebook.roles import is_base, role
-from qfnb.protocol import routes
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.protocol.wires import routes
 from qfnb.resources.defaults import default_model
+from qfnb.resources.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.discovery")
 #: every name cache in this process, so that a model added here shows at once
@@ -86,7 +86,7 @@ def rows_from_catalog(defaults: Mapping[str, str | None]) -> list[ModelRow]:
 
 def rows_from_cloud_catalog(defaults: Mapping[str, str | None]) -> list[ModelRow]:
     """The v2 cloud's current models (the dated catalog), as a 2026 account calls them."""
-    from qfnb.protocol.cloud_models import CATALOG_DATE, cloud_models  # deferred: reads the catalog
+    from qfnb.protocol.console.cloud_models import CATALOG_DATE, cloud_models  # deferred: reads the catalog
 
     rows = [ModelRow(_KINDS[m.kind], m.id, f"v2 API ({_context(m.context_window)}catalog of {CATALOG_DATE})",
                      default=defaults.get(_KINDS[m.kind]) == m.id)

@@ -19,7 +19,7 @@ from typing import Any
 
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.render import theme
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 __all__ = ["NOTICES", "Notices", "is_notice", "notice_bundle", "register", "unregister"]
 

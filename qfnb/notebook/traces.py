@@ -20,8 +20,8 @@ from qfnb._core.record import ledger
 from qfnb._core.record.traces import ROW_ATTRIBUTE, read_spans
 from qfnb.notebook.arguments import TraceArgs
 from qfnb.notebook.render.theme import BORDER, CELL, NUM_CELL, TEXT, TEXT_MUTED
-from qfnb.protocol.safe_html import clean, escape
-from qfnb.protocol.traces import CallSpan
+from qfnb.protocol.platform.traces import CallSpan
+from qfnb.resources.safe_html import clean, escape
 
 __all__ = ["TraceMagics", "TraceView", "parse_line"]
 

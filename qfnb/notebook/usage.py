@@ -20,7 +20,7 @@ from qfnb._core.record import ledger
 from qfnb.notebook._ipython import HTML, display
 from qfnb.notebook.render import charts
 from qfnb.notebook.render.theme import BORDER, TEXT, TEXT_MUTED
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.usage")
 

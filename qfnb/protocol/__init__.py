@@ -6,18 +6,18 @@ Both the client (``qfnb._core``/``qfnb.resources``) and the embedded platform
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ErrorCode, ProtocolError
+from qfnb.protocol.errors import ErrorCode, ProtocolError
 
 __all__ = ["ErrorCode", "ProtocolError", "parse_request", "validate_messages"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .inference import parse_request, validate_messages
+    from qfnb.protocol.wires.inference import parse_request, validate_messages
 
 
 def __getattr__(name: str) -> Any:
     """The pydantic-backed helpers load on first use (``import qfnb`` stays fast)."""
     if name in ("parse_request", "validate_messages"):
-        from . import inference  # deferred: loads pydantic (`import qfnb` does not)
+        from qfnb.protocol.wires import inference  # deferred: loads pydantic (`import qfnb` does not)
 
         return getattr(inference, name)
     raise AttributeError(f"module 'qfnb.protocol' has no attribute {name!r}")

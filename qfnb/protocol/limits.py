@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import ErrorCode, ProtocolError
+from qfnb.protocol.errors import ErrorCode, ProtocolError
 
 MIB = 1024 * 1024
 
@@ -49,7 +49,7 @@ LOCAL_MAX_MESSAGES = LOCAL_CONTEXT_TOKENS // 5
 MAX_UPLOAD_BYTES = 512 * MIB
 
 #: JSON schemas (a ``response_format`` or output format, tool parameters): what the engine turns into a
-#: grammar, checked before anything runs (:mod:`qfnb.protocol.schemas`). The engine checks every
+#: grammar, checked before anything runs (:mod:`qfnb.protocol.schema.accepted`). The engine checks every
 #: candidate token against each open alternative of the grammar, in its one decode loop, so a
 #: schema's size is every other request's wait (bench/schema_isolation.py measures it).
 #: bytes of compact JSON, one schema and a request's schemas in all
@@ -116,7 +116,7 @@ def check_local(data: dict[str, Any]) -> None:
 
 
 def check_ranges(data: Mapping[str, Any], ranges: Mapping[str, tuple[float, float, bool, bool]]) -> None:
-    """Each field of ``data`` that ``ranges`` bounds (a ``qfnb.protocol.ranges`` table) within its range:
+    """Each field of ``data`` that ``ranges`` bounds (a ``qfnb.protocol.wires.ranges`` table) within its range:
     the first outside raises a :class:`ProtocolError` naming it."""
     for name, bounds in ranges.items():
         problem = range_problem(data.get(name), *bounds)
@@ -126,7 +126,7 @@ def check_ranges(data: Mapping[str, Any], ranges: Mapping[str, tuple[float, floa
 
 def range_problem(value: Any, lo: float, hi: float, lo_open: bool = False, integer: bool = False) -> str | None:
     """Why ``value`` is outside ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``; an int when
-    ``integer``); None when it fits or is None. The bounds: a :data:`qfnb.protocol.ranges.RANGES` entry."""
+    ``integer``); None when it fits or is None. The bounds: a :data:`qfnb.protocol.wires.ranges.RANGES` entry."""
     if value is None:
         return None
     kind = int if integer else int | float

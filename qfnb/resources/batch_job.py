@@ -26,7 +26,7 @@ import json
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
@@ -35,19 +35,14 @@ from qfnb._core.http.recorded import output_cap, with_output_cap
 from qfnb._core.record import bound
 from qfnb._core.record.budget import active_budget, batch_rows_reserved
 from qfnb._core.runtime import sync
-from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
 
 from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
 from .batch_files import FilesBatches
 from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
 from .targets import JobTarget, check_platform, cluster_backend, parse_target
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .inference.base import BaseInference
-
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
-           "backend_for", "check_durable_options", "done_twin", "record_job", "request_line", "submit_durable",
-           "v1_value"]
+           "backend_for", "check_durable_options", "done_twin", "record_job", "request_line", "v1_value"]
 
 #: bytes of the spooled input kept in memory before it goes to a temporary file
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -379,19 +374,3 @@ def check_durable_options(given: dict[str, Any]) -> None:
                                         f"{_LIVE_ONLY[name]}; leave it out, or run the batch live")
 
 
-async def submit_durable(inference: BaseInference, items: Iterable[dict[str, Any]], common: dict[str, Any],
-                         target: JobTarget | None = None) -> BatchJob:
-    """``batch_do(..., durable=True)`` (or a cluster ``target``): the chat requests ``items`` as a
-    platform job on the inference object's model or endpoint (Files + Batch with the v2 API; a cluster
-    job on a cluster); without either, the model ``do()`` would use (on a cluster, the local platform's
-    default chat model, which the workers' engines serve)."""
-    if inference.batch_field != "messages":
-        raise ValidationError("durable", f"durable batches run chat requests; {type(inference).__name__} is not chat")
-    model, endpoint = inference.model, inference.endpoint
-    on_cluster = target is not None and bool(target.cluster)
-    if not (model or endpoint):
-        model = LOCAL_DEFAULT_MODELS["chat"] if on_cluster else inference._default_model()
-    if not (model or endpoint):
-        raise ValidationError("model", "the platform has no default chat model: give the ChatCompletion model=")
-    config = inference.given_config if on_cluster else inference.config
-    return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=config, target=target)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from qfnb.protocol.model_names import V2_DEFAULT_MODEL
+from qfnb.protocol.console.model_names import V2_DEFAULT_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config

@@ -11,7 +11,7 @@ from qfnb._core.http.recorded import generates
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import SESSION, default_ledger, in_part
 from qfnb._core.record.prices import worst_yuan
-from qfnb.protocol.safe_html import escape
+from qfnb.resources.safe_html import escape
 
 __all__ = ["Forecast", "ForecastCheck", "check_budget", "duration", "forecast_html", "forecast_text"]
 

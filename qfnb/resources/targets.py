@@ -1,4 +1,4 @@
-"""The client's door for a job's target (:mod:`qfnb.protocol.targets`: ``"local"``, ``"qianfan"`` or a
+"""The client's door for a job's target (:mod:`qfnb.protocol.platform.targets`: ``"local"``, ``"qianfan"`` or a
 cluster ``KIND://HOST:PORT``; ``QFNB_TARGET`` sets the default): parsed once here, refused by name
 before anything is sent, and the batch backend its kind's line of ``CLUSTERS`` names."""
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.targets import ENV, LOCAL, QIANFAN, JobTarget, TargetError
-from qfnb.protocol.targets import parse_target as _parse
+from qfnb.protocol.platform.targets import ENV, LOCAL, QIANFAN, JobTarget, TargetError
+from qfnb.protocol.platform.targets import parse_target as _parse
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config

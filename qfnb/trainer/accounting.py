@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record.budget import active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
-from qfnb.protocol.training import TRAINED_TOKEN_KEYS
+from qfnb.protocol.console.training import TRAINED_TOKEN_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config

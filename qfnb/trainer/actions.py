@@ -277,7 +277,7 @@ def _rft_reward(reward: Any, train_mode: str, extras: dict[str, Any]) -> Any:
 
 
 def checkpoint_outcome(detail: dict[str, Any]) -> dict[str, Any]:
-    """A finished run's checkpoints and the decision on them (qfnb.protocol.checkpoints), from its
+    """A finished run's checkpoints and the decision on them (qfnb.protocol.console.checkpoints), from its
     task detail: ``checkpoints``, ``best_checkpoint`` (a step or None), ``overfitting`` (words or
     None) and, where the platform says, ``eval_file`` (the held-out split the run used)."""
     saved = list(detail.get("checkpointList") or [])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.evaluation.evaluators.metrics import FunctionEvaluator
-from qfnb.protocol import checkpoints
+from qfnb.protocol.console import checkpoints
 from qfnb.resources import ChatCompletion
 
 from ._action import AsyncAction, RunContext

@@ -22,14 +22,14 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from qfnb._core.errors import QfnbError
-from qfnb.protocol.console import FinetuneSupportModelType, TrainMode
+from qfnb.protocol.console.enums import FinetuneSupportModelType, TrainMode
 from qfnb.resources.console import FineTune
 
 from .consts import PeftType
 from .train_config import HYPERPARAMETERS, TrainConfig, TrainLimit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answers import FineTuneSupportedModel, FineTuneSupportedScale
+    from qfnb.protocol.wires.answers import FineTuneSupportedModel, FineTuneSupportedScale
 
 __all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping",
            "DefaultTrainConfigMapping", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping",

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.files import write_private_json
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.files import write_private_json
 
 
 def cache_dir() -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.console import TrainMode
+from qfnb.protocol.console.enums import TrainMode
 
 from .finetune import LLMFinetune
 

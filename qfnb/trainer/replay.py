@@ -34,7 +34,7 @@ from qfnb._core.errors import QfnbError
 from qfnb._core.record.cache import mode_for
 from qfnb.model import Model
 from qfnb.model.jobs import result_of
-from qfnb.protocol.console import ModelVersionState, RunStatus, ServiceStatus
+from qfnb.protocol.console.enums import ModelVersionState, RunStatus, ServiceStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI

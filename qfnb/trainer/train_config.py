@@ -12,8 +12,8 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_serializer, field_
 
 from qfnb._core.errors import ValidationError as QfValidationError
 from qfnb.model.configs import ConfigModel
-from qfnb.protocol.checkpoints import METRICS
-from qfnb.protocol.training import LIMITS, hyper_problem
+from qfnb.protocol.console.checkpoints import METRICS
+from qfnb.protocol.console.training import LIMITS, hyper_problem
 
 __all__ = ["TrainConfig", "TrainLimit"]
 
@@ -41,7 +41,7 @@ class TrainConfig(ConfigModel):
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    # bounds: qfnb.protocol.training.LIMITS, the table the platform enforces too (_limits below)
+    # bounds: qfnb.protocol.console.training.LIMITS, the table the platform enforces too (_limits below)
     epoch: int | None = None
     learning_rate: float | None = None
     batch_size: int | None = None

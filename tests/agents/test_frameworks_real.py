@@ -18,7 +18,7 @@ import pytest
 
 from qfnb.local.engines.llama.command import find_binary
 from qfnb.local.engines.store import assets
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
@@ -96,7 +96,7 @@ def test_a_request_with_tools_naming_no_model_is_answered_by_the_tool_model_whic
     answer names it and says why (one token: the model's load is the cost)."""
     from openai import OpenAI
 
-    from qfnb.protocol.daemon import MODEL_HEADER, NOTICE_HEADER
+    from qfnb.protocol.platform.daemon import MODEL_HEADER, NOTICE_HEADER
 
     base_url, key, _ = platform
     tool = {"type": "function", "function": {"name": "get_weather", "parameters": {

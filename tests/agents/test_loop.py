@@ -199,7 +199,7 @@ def test_two_tools_of_one_name_are_refused() -> None:
 def test_the_tool_model_is_served_exactly_when_its_packages_are_installed() -> None:
     from qfnb.local.engines import catalog
     from qfnb.local.engines.store import assets
-    from qfnb.protocol.model_names import LOCAL_TOOL_MODEL
+    from qfnb.protocol.console.model_names import LOCAL_TOOL_MODEL
 
     asset = assets.find_asset(LOCAL_TOOL_MODEL)
     assert len(asset.parts) == len(asset.pip_names) == 22

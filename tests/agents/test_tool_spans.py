@@ -12,7 +12,7 @@ import pytest
 
 from qfnb._core.record.traces import read_spans
 from qfnb.agents import FunctionTool, StepReply, ToolLoop
-from qfnb.protocol.traces import CallSpan
+from qfnb.protocol.platform.traces import CallSpan
 from qfnb.resources import ChatCompletion
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
@@ -78,7 +78,7 @@ def test_with_an_otlp_exporter_the_tool_span_is_exported_with_its_kept_ids(serve
     from opentelemetry.trace import SpanKind
 
     from qfnb._core.record import traces
-    from qfnb.protocol.otel import OtelExport
+    from qfnb.protocol.platform.otel import OtelExport
 
     exported = memory.InMemorySpanExporter()
     export = OtelExport(exported, "qfnb")

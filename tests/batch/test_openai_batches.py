@@ -12,7 +12,7 @@ import httpx
 import pytest
 from batch_doubles import paced_platform
 
-from qfnb.local.server.multipart import MultipartReader, boundary_of
+from qfnb.local.server.serving.multipart import MultipartReader, boundary_of
 from tests.fakes.local_platform import ServedPlatform
 
 

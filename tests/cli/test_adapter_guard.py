@@ -26,9 +26,9 @@ from qfnb.common.cli import adapter_guard
 from qfnb.common.cli._shared import CliError
 from qfnb.common.cli.openai_adapter import OpenAIAdapter, openai_app
 from qfnb.common.cli.servers import direct_app, proxy_app
-from qfnb.local.server.replay import from_loopback
-from qfnb.protocol import netguard
+from qfnb.local.server.middleware.replay import from_loopback
 from qfnb.protocol.limits import MAX_BODY_BYTES
+from qfnb.protocol.platform import netguard
 
 KEY = "k" * 43
 CHAT = "/v1/chat/completions"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from qfnb.local.engines.llama.command import find_binary
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]

@@ -18,7 +18,7 @@ import pytest
 
 from qfnb._core.backend.discovery import read_runtime
 from qfnb.local.engines.llama.command import find_binary
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, TOOLS_DEFAULT_KEY
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, TOOLS_DEFAULT_KEY
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)"),

@@ -17,7 +17,7 @@ from qfnb._core import config as config_mod
 from qfnb._core.backend import daemon
 from qfnb._core.backend.daemon import LocalDaemon
 from qfnb._core.transport.asgi import ASGITransport
-from qfnb.protocol.daemon import CONTROL_HEADER, CREDENTIALS_FILE, RUNTIME_FILE
+from qfnb.protocol.platform.daemon import CONTROL_HEADER, CREDENTIALS_FILE, RUNTIME_FILE
 from qfnb.protocol.version import __version__
 
 TOKEN = "control-token-1"

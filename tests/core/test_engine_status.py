@@ -17,7 +17,7 @@ import pytest
 from qfnb._core.backend import control, daemon
 from qfnb._core.transport import Reply, Request
 from qfnb._core.transport.httpx import HttpxTransport
-from qfnb.protocol.daemon import RUNTIME_FILE
+from qfnb.protocol.platform.daemon import RUNTIME_FILE
 from tests.fakes.daemon_status import QWEN, STARTING, TOKEN, FakeStatus, fake_status_daemon
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from qfnb.protocol.signing import (
+from qfnb.protocol.wires.signing import (
     SignatureError,
     bce_date,
     canonical_request,

@@ -11,7 +11,7 @@ import sacrebleu
 from qfnb.evaluation import BleuEvaluator, EmbeddingSimilarityEvaluator, ExactMatchEvaluator, RougeEvaluator
 from qfnb.evaluation.base import Sample
 from qfnb.evaluation.evaluators.similarity import cosine
-from qfnb.protocol.textmetrics import cjk_tokens, has_cjk, normalize
+from qfnb.protocol.console.textmetrics import cjk_tokens, has_cjk, normalize
 
 
 @pytest.mark.parametrize(("ref", "out", "expected"), [

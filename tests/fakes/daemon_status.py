@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.daemon import CONTROL_HEADER, RUNTIME_FILE, STATUS_ROUTE
+from qfnb.protocol.platform.daemon import CONTROL_HEADER, RUNTIME_FILE, STATUS_ROUTE
 
 TOKEN = "control-token-1"
 QWEN = "Qwen2.5-Coder-0.5B-Instruct"

@@ -22,8 +22,8 @@ import pytest
 from platform_helpers import Signer
 
 from qfnb._core.backend import daemon
-from qfnb.protocol.daemon import RUNTIME_FILE
-from qfnb.protocol.traces import TRACES_FILE
+from qfnb.protocol.platform.daemon import RUNTIME_FILE
+from qfnb.protocol.platform.traces import TRACES_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")

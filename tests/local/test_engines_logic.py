@@ -19,7 +19,7 @@ from qfnb.local.engines.base import (
 )
 from qfnb.local.engines.registry import EngineOptions, parse_external
 from qfnb.local.engines.store.assets import GEMMA3_CHAT_TEMPLATE
-from qfnb.protocol.inference import CompletionRequest
+from qfnb.protocol.wires.inference import CompletionRequest
 
 
 def feed_all(stops: list[str], chunks: list[str]) -> tuple[str, bool]:

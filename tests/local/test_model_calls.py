@@ -6,10 +6,10 @@ from __future__ import annotations
 from platform_helpers import CREDS, console, token, wait_for
 
 from qfnb.local.engines import calls
-from qfnb.local.server.control import routes as control_routes
-from qfnb.local.server.control import status
-from qfnb.protocol.daemon import CONTROL_HEADER, STATUS_ROUTE, DaemonStatus
-from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
+from qfnb.local.server.routes.control import routes as control_routes
+from qfnb.local.server.routes.control import status
+from qfnb.protocol.platform.daemon import CONTROL_HEADER, STATUS_ROUTE, DaemonStatus
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
 MSG = [{"role": "user", "content": "hello there"}]
 

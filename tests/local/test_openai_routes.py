@@ -18,10 +18,10 @@ from starlette.testclient import TestClient
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
-from qfnb.protocol.inference import V1_CHAT_FIELDS
-from qfnb.protocol.routes import MODEL_API_PREFIX
-from qfnb.protocol.sse import SSEDecoder
-from qfnb.protocol.wire_fields import OPENAI_CHAT_FIELDS
+from qfnb.protocol.wires.fields import OPENAI_CHAT_FIELDS
+from qfnb.protocol.wires.inference import V1_CHAT_FIELDS
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.sse import SSEDecoder
 
 MSG = [{"role": "user", "content": "hello there"}]
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {

@@ -20,9 +20,10 @@ from platform_helpers import Signer, bearer, client_for, token
 
 from qfnb.local.domain.datasets import ObjectStore
 from qfnb.local.domain.store import Store
-from qfnb.local.server import routes_console, routes_v2
-from qfnb.protocol import batch
-from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
+from qfnb.local.server.routes import console as routes_console
+from qfnb.local.server.routes import v2 as routes_v2
+from qfnb.protocol.wires import batch
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])

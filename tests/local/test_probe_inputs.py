@@ -21,8 +21,8 @@ from qfnb._core.http.wire import stream_item_error
 from qfnb.local.domain.datasets import ObjectStore
 from qfnb.local.domain.store import Store
 from qfnb.local.engines.ask import Sampling
-from qfnb.protocol.routes import MODEL_API_PREFIX
-from qfnb.protocol.sse import SSEDecoder
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.sse import SSEDecoder
 
 CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"
 MSG = [{"role": "user", "content": "hello there"}]

@@ -21,7 +21,7 @@ from platform_helpers import CREDS, make_settings
 from qfnb._core.config import Config
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.server.app import create_app
-from qfnb.protocol.model_names import LOCAL_EMBEDDING_MODEL
+from qfnb.protocol.console.model_names import LOCAL_EMBEDDING_MODEL
 from qfnb.resources import Embedding, Reranker
 
 pytestmark = [pytest.mark.real_model, pytest.mark.sockets,

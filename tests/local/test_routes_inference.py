@@ -10,10 +10,10 @@ import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import CREDS, Signer, bearer, client_for, token
 
-from qfnb.local.server.lane import PRIORITY_HEADER
-from qfnb.protocol.daemon import MODEL_HEADER
-from qfnb.protocol.routes import MODEL_API_PREFIX
-from qfnb.protocol.sse import SSEDecoder
+from qfnb.local.server.serving.lane import PRIORITY_HEADER
+from qfnb.protocol.platform.daemon import MODEL_HEADER
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.sse import SSEDecoder
 
 CHAT = MODEL_API_PREFIX + "/chat/"
 MSG = [{"role": "user", "content": "hello there"}]
@@ -260,7 +260,7 @@ def test_user_aliases_win_over_the_seed_names(tmp_path: Path) -> None:
 def test_embeddings_answers_write_float32_vectors_in_their_shortest_decimals() -> None:
     import numpy as np
 
-    from qfnb.local.server.wire import VectorsJSON, vector_rows
+    from qfnb.local.server.serving.wire import VectorsJSON, vector_rows
 
     third = np.float32(1 / 3)
     body = VectorsJSON({"data": [{"embedding": v} for v in vector_rows([[0.1, 1 / 3], [-2.0, 1e-8]])]}).body

@@ -23,7 +23,7 @@ from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.schemas import check_schema
+from qfnb.protocol.schema.accepted import check_schema
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]

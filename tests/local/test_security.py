@@ -21,7 +21,7 @@ from platform_helpers import CREDS, Signer, client_for, console, token
 
 from qfnb.cli import public_bind_problem
 from qfnb.local.settings import make_private
-from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"

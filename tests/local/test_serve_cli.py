@@ -15,8 +15,8 @@ from platform_doubles import FakeRegistry
 
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
-from qfnb.protocol.netguard import is_loopback
-from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.platform.netguard import is_loopback
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 

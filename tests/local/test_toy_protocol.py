@@ -15,8 +15,8 @@ from toy_protocol import ToyRender, ToyRequest, chat_ask
 
 from qfnb.local.domain.values import BodyError
 from qfnb.local.server.app import create_app
-from qfnb.local.server.lane import lane_of
-from qfnb.local.server.serve import serve
+from qfnb.local.server.serving.lane import lane_of
+from qfnb.local.server.serving.serve import serve
 
 
 async def toy(request: Request) -> Response:

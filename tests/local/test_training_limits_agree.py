@@ -1,6 +1,6 @@
 """A hyperparameter the client accepts is never refused later by the worker (issue 20): the
 client (``TrainConfig``), the console route (``check_hyper``) and the training worker
-(``parse_hyper`` of the run's ``spec.json``) all check ``qfnb.protocol.training.LIMITS``."""
+(``parse_hyper`` of the run's ``spec.json``) all check ``qfnb.protocol.console.training.LIMITS``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from qfnb._core.errors import ValidationError
 from qfnb.local.domain.console import check_hyper
 from qfnb.local.domain.values import BodyError
 from qfnb.local.training.spec import Hyper, SpecError, parse_hyper
-from qfnb.protocol.training import DEFAULTS, LIMITS, Limit, hyper_problem
+from qfnb.protocol.console.training import DEFAULTS, LIMITS, Limit, hyper_problem
 from qfnb.trainer.configs import TrainConfig
 
 #: wire name -> TrainConfig field

@@ -18,7 +18,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import RecordingPublisher
 
 from qfnb.notebook.magics import QfnbMagics
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 from tests.fakes.local_platform import ServedPlatform
 
 

@@ -1,4 +1,4 @@
-"""The one escaping rule (qfnb.protocol.safe_html), checked statically: every HTML view of the
+"""The one escaping rule (qfnb.resources.safe_html), checked statically: every HTML view of the
 package, fed each payload of the XSS corpus (tests/notebook/data/xss_payloads.txt), puts nothing
 on the page that could run: no script-capable element, no event handler, no script URL; and
 nothing the page would fetch from elsewhere as it shows (a remote image: prompt injection's
@@ -21,7 +21,7 @@ import xss_surfaces
 from xss_surfaces import SURFACES, html_of, payloads, types_of
 
 import qfnb
-from qfnb.protocol import safe_html
+from qfnb.resources import safe_html
 
 #: elements that run script, load a document or take focus/ submit on their own
 FORBIDDEN_TAGS = {"script", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "meta", "link",

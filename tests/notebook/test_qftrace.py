@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 from qfnb._core.record import ledger
 from qfnb.local.domain.traces import TraceSink
 from qfnb.notebook.traces import TraceMagics, TraceView, parse_line
-from qfnb.protocol.traces import CallSpan, new_span_id, new_trace_id
+from qfnb.protocol.platform.traces import CallSpan, new_span_id, new_trace_id
 
 
 def _span(model: str, started: float, *, cell: int | None, session: str = ledger.SESSION, ttft: float | None = 0.1,

@@ -317,7 +317,7 @@ def usage_chart(text: str) -> Any:
 
 def trace_view(text: str) -> Any:
     from qfnb.notebook.traces import TraceView
-    from qfnb.protocol.traces import CallSpan
+    from qfnb.protocol.platform.traces import CallSpan
 
     span = CallSpan(trace_id=text, span_id=text, parent_id=text, operation=text, route=text, model=text, status=200,
                     started=1.0, duration_s=0.5, ttft_s=0.1, input_tokens=3, output_tokens=4, session=text, cell=1,

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API as data (qfnb.protocol.anthropic): a request's checks (its fields, types
+"""Anthropic's Messages API as data (qfnb.protocol.wires.anthropic): a request's checks (its fields, types
 and Anthropic's ranges: the spec's), what cannot be honoured refused by name, and the stream events
 that make up a message (issue 42, part 3)."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from qfnb.protocol import anthropic
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.turn import Turn
+from qfnb.protocol.wires import anthropic
+from qfnb.protocol.wires.turn import Turn
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from qfnb.protocol.errors import ErrorCode, ProtocolError
-from qfnb.protocol.inference import validate_messages
-from qfnb.protocol.tools import check_chat_turn
+from qfnb.protocol.wires.inference import validate_messages
+from qfnb.protocol.wires.tools import check_chat_turn
 
 
 def _assistant(arguments: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""qfnb.protocol.fastjson reads and writes what json does, orjson or not."""
+"""qfnb._core.http.fastjson reads and writes what json does, orjson or not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qfnb.protocol import fastjson
+from qfnb._core.http import fastjson
 
 
 class Color(enum.StrEnum):

@@ -1,11 +1,11 @@
 """Every shared rule has one home (issue 20): an AST scan of ``qfnb`` finds each table defined once.
 
-- default model names: their string literals only in ``qfnb/protocol/model_names.py``;
+- default model names: their string literals only in ``qfnb/protocol/console/model_names.py``;
 - training limits and defaults: a table keyed by hyperparameter wire names only in
-  ``qfnb/protocol/training.py``;
-- the daemon status schema: its wire keys only in ``qfnb/protocol/daemon.py``;
+  ``qfnb/protocol/console/training.py``;
+- the daemon status schema: its wire keys only in ``qfnb/protocol/platform/daemon.py``;
 - the atomic JSON writer: a function that both dumps JSON and renames/links a file into place
-  only in ``qfnb/protocol/files.py``.
+  only in ``qfnb/protocol/platform/files.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import functools
 from collections.abc import Iterator
 from pathlib import Path
 
-from qfnb.protocol import model_names
+from qfnb.protocol.console import model_names
 from tests.source_trees import parse_source
 
 ROOT = Path(__file__).resolve().parents[2] / "qfnb"
@@ -56,7 +56,7 @@ def where(predicate: object) -> set[str]:
 def test_default_model_names_are_spelled_once() -> None:
     names = {model_names.LOCAL_CHAT_MODEL, model_names.LOCAL_FINETUNE_BASE, model_names.LOCAL_EMBEDDING_MODEL,
              model_names.V2_DEFAULT_MODEL}
-    assert where(lambda tree: names & set(strings(tree))) == {"qfnb/protocol/model_names.py"}
+    assert where(lambda tree: names & set(strings(tree))) == {"qfnb/protocol/console/model_names.py"}
 
 
 def test_one_table_of_training_limits_and_defaults() -> None:
@@ -65,11 +65,11 @@ def test_one_table_of_training_limits_and_defaults() -> None:
                                                                    if isinstance(k, ast.Constant)}) >= 3
                    for node in ast.walk(tree))
 
-    assert where(has_table) == {"qfnb/protocol/training.py"}
+    assert where(has_table) == {"qfnb/protocol/console/training.py"}
 
 
 def test_the_daemon_status_schema_has_one_owner() -> None:
-    assert where(lambda tree: STATUS_KEYS & set(strings(tree))) == {"qfnb/protocol/daemon.py"}
+    assert where(lambda tree: STATUS_KEYS & set(strings(tree))) == {"qfnb/protocol/platform/daemon.py"}
 
 
 def test_one_atomic_json_writer() -> None:
@@ -85,9 +85,9 @@ def test_one_atomic_json_writer() -> None:
         return any(calls(fn) & {"tempfile.mkstemp"} and calls(fn) & {"os.replace", "os.link"}
                    for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef))
 
-    # no module serialises JSON and renames it into place itself: protocol/files.py writes it (and text)
+    # no module serialises JSON and renames it into place itself: protocol/platform/files.py writes it (and text)
     assert where(writes_json_atomically) == set()
-    assert "qfnb/protocol/files.py" in where(renames_into_place)
+    assert "qfnb/protocol/platform/files.py" in where(renames_into_place)
 
 
 
@@ -103,15 +103,15 @@ def test_one_home_for_the_inference_ranges() -> None:
                                                                   and isinstance(v, ast.Tuple)}) >= 3
                    for node in ast.walk(tree))
 
-    assert where(has_table) == {"qfnb/protocol/ranges.py"}
-    from qfnb.protocol.ranges import OPENAI_RANGES, RANGES
+    assert where(has_table) == {"qfnb/protocol/wires/ranges.py"}
+    from qfnb.protocol.wires.ranges import OPENAI_RANGES, RANGES
 
     assert OPENAI_RANGES["temperature"][:2] == (0.0, 2.0) and RANGES["temperature"][:3] == (0.0, 1.0, True)
     assert OPENAI_RANGES["top_k"] == RANGES["top_k"]  # the field's own range where OpenAI has none
 
 
 def test_html_escaping_and_sanitising_live_in_safe_html() -> None:
-    """The one escaping rule (issue 43): only ``qfnb/protocol/safe_html.py`` escapes or sanitises
+    """The one escaping rule (issue 43): only ``qfnb/resources/safe_html.py`` escapes or sanitises
     HTML (``html.escape``, nh3, mistune), and only the notebook's ``SafeHTML`` widget subclasses
     ``ipywidgets.HTML``; every view imports them from there."""
 
@@ -129,11 +129,12 @@ def test_html_escaping_and_sanitising_live_in_safe_html() -> None:
                    and isinstance(node.value, ast.Name) and node.value.id in ("w", "widgets", "ipywidgets")
                    for node in ast.walk(tree))
 
-    assert where(escapes) == {"qfnb/protocol/safe_html.py"}
+    assert where(escapes) == {"qfnb/resources/safe_html.py"}
     assert where(html_widget) == set()
 
 
 def test_one_opener_of_the_data_dirs_sqlite_files() -> None:
     """Setting a file's journal mode (the WAL every shared writer's file uses) is ``open_db``'s alone;
     the other ``sqlite3.connect`` calls open a file otherwise (read-only, or one connection a use)."""
-    assert where(lambda tree: any("journal_mode" in s for s in strings(tree))) == {"qfnb/protocol/sqlite_files.py"}
+    found = where(lambda tree: any("journal_mode" in s for s in strings(tree)))
+    assert found == {"qfnb/protocol/platform/sqlite_files.py"}

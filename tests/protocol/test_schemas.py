@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from qfnb.protocol import anthropic, responses
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.inference import ChatRequest, parse_request
 from qfnb.protocol.limits import MAX_SCHEMA_BYTES, MAX_SCHEMA_ENUM_VALUES, MAX_TOOLS
-from qfnb.protocol.openai_requests import OpenAIChatRequest, V2ChatRequest
-from qfnb.protocol.schema_patterns import pattern_hazard, pattern_problem
-from qfnb.protocol.schemas import check_schema
+from qfnb.protocol.schema.accepted import check_schema
+from qfnb.protocol.schema.patterns import pattern_hazard, pattern_problem
+from qfnb.protocol.wires import anthropic, responses
+from qfnb.protocol.wires.inference import ChatRequest, parse_request
+from qfnb.protocol.wires.openai_requests import OpenAIChatRequest, V2ChatRequest
 
 WHERE = "response_format.json_schema.schema"
 

@@ -12,10 +12,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
-from qfnb.local.server import control
 from qfnb.local.server.app import create_app
+from qfnb.local.server.routes import control
 from qfnb.local.settings import Credentials, Settings
-from qfnb.protocol.daemon import CONTROL_HEADER
+from qfnb.protocol.platform.daemon import CONTROL_HEADER
 
 LOCAL = str(Path(__file__).resolve().parents[1] / "local")
 if LOCAL not in sys.path:

@@ -15,7 +15,7 @@ from gguf import GGUFReader, GGUFWriter
 from safetensors.numpy import save_file
 from starlette.testclient import TestClient
 
-from qfnb.protocol.daemon import MODELS_ROUTE
+from qfnb.protocol.platform.daemon import MODELS_ROUTE
 
 
 def tiny_qwen2(path: Path) -> Path:

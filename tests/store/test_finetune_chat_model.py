@@ -21,7 +21,7 @@ from qfnb.dataset.demo import demo_rows
 from qfnb.local.domain import console
 from qfnb.local.engines.store import byom
 from qfnb.model import Model
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 from qfnb.resources import ChatCompletion
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 from tests.store.fine_tune_runs import assert_refused_for_ram, start_run

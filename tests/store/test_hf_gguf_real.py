@@ -20,7 +20,7 @@ from qfnb._core.backend.daemon import stop_daemon
 from qfnb.local.engines.llama.command import find_binary, reported_port
 from qfnb.local.engines.store import assets
 from qfnb.local.engines.store.model_store import SERVED_GGUF
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 from qfnb.resources import ChatCompletion
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]

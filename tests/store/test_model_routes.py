@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from qfnb.protocol.daemon import CONTROL_HEADER, MODELS_ROUTE
+from qfnb.protocol.platform.daemon import CONTROL_HEADER, MODELS_ROUTE
 from tests.store.test_model_store import snapshot, tiny_gguf
 
 

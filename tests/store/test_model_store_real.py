@@ -19,7 +19,7 @@ import qfnb.local_models as lm
 from qfnb._core.backend.daemon import daemon_status
 from qfnb.local.engines.store import assets
 from qfnb.local.engines.store.byom import rss_bytes
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("qianfan") is None,
                                                          reason="the official qianfan SDK is not installed")]

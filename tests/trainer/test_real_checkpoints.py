@@ -112,7 +112,7 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
 def _version_record(version_id: object) -> dict[str, Any]:
     """The platform's store record of a model version (its base model and the adapter it serves)."""
     from qfnb.local.domain.store import Store
-    from qfnb.protocol.daemon import default_data_dir
+    from qfnb.protocol.platform.daemon import default_data_dir
 
     store = Store(default_data_dir() / "platform.sqlite3")
     record: dict[str, Any] = store.get("versions", version_id)
@@ -121,7 +121,7 @@ def _version_record(version_id: object) -> dict[str, Any]:
 
 def served_eval_file(trainer: LLMFinetune) -> Path:
     from qfnb.local.domain.store import Store
-    from qfnb.protocol.daemon import default_data_dir
+    from qfnb.protocol.platform.daemon import default_data_dir
 
     store = Store(default_data_dir() / "platform.sqlite3")
     return Path(store.get("runs", trainer.output["task_id"])["job_dir"]) / "eval.jsonl"

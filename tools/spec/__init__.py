@@ -1,1 +1,1 @@
-"""The declarative specs qfnb's call surface is generated from (``python tools/unasync_calls.py``)."""
+"""The declarative specs qfnb's call surface is generated from (``python tools/generate.py``)."""

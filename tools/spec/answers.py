@@ -1,8 +1,8 @@
 """The answers, declared once: the lenient models ``resp.parsed`` reads a platform answer into.
 
-``python tools/unasync_calls.py`` writes ``qfnb/protocol/answers.py`` from this file. Every field
+``python tools/generate.py`` writes ``qfnb/protocol/wires/answers.py`` from this file. Every field
 has a default (the platform omits fields by model and version) and every model keeps the fields
-it does not declare (:class:`qfnb.protocol.answer.AnswerModel`). An inference call names its answer
+it does not declare (:class:`qfnb.protocol.wires.answer.AnswerModel`). An inference call names its answer
 and chunk models in :mod:`spec.inference` (``Call.answer``/``Call.chunk``); a console builder
 names its answer in ``@surface("Class.method", answer="...")``.
 
@@ -303,7 +303,7 @@ ANSWERS = (
 )
 
 #: the official SDK's names (``qianfan.resources.typing_client``) and the answer model each names:
-#: ``python tools/unasync_calls.py`` writes ``qfnb/resources/typing_client.py`` as these aliases
+#: ``python tools/generate.py`` writes ``qfnb/resources/typing_client.py`` as these aliases
 OFFICIAL_NAMES = {
     "Completion": "ChatAnswer", "CompletionChunk": "ChatChunk", "Choice": "Choice", "CompletionChunkChoice": "Choice",
     "ChatCompletionMessage": "ChoiceMessage", "ChoiceDelta": "ChoiceMessage", "ToolCall": "ToolCall",

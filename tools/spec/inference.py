@@ -1,16 +1,16 @@
 """The inference calls, declared once: every parameter's name, type, default, wire name, range,
 positional slot (its place in ``positional``) and doc line.
 
-``python tools/unasync_calls.py`` writes from this file:
+``python tools/generate.py`` writes from this file:
 
 * ``qfnb/resources/inference/_generated/<module>.py``: each resource's ``ado``/``do`` with the
   ``stream`` overloads;
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies, and
   ``LOCAL_KWARGS``, the call arguments never sent;
-* ``qfnb/protocol/ranges.py``: ``RANGES``, ``OPENAI_RANGES`` and ``TEXT2IMAGE_RANGES``;
-  ``qfnb/protocol/wire_fields.py``: the fields of the pydantic wire models
-  (``qfnb/protocol/inference.py`` adds the validators);
-* ``qfnb/protocol/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
+* ``qfnb/protocol/wires/ranges.py``: ``RANGES``, ``OPENAI_RANGES`` and ``TEXT2IMAGE_RANGES``;
+  ``qfnb/protocol/wires/fields.py``: the fields of the pydantic wire models
+  (``qfnb/protocol/wires/inference.py`` adds the validators);
+* ``qfnb/protocol/wires/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
   its answer and chunk models here);
 * ``qfnb/common/cli/sampling_flags.py``: the official CLI's sampling flags;
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
@@ -235,7 +235,7 @@ CALLS = (CHAT, COMPLETION, EMBEDDING, IMAGE2TEXT, PLUGIN, RERANKER, TEXT2IMAGE)
 _WIRE_STREAM = STREAM.but(wire=None)
 _V1_MESSAGES = Field("messages", "list[dict[str, Any]]", REQUIRED)
 _EXTRA_PARAMETERS = Field("extra_parameters", "dict[str, Any] | None")
-# tool calling and structured output (checked by qfnb.protocol.tools in the models' validators)
+# tool calling and structured output (checked by qfnb.protocol.wires.tools in the models' validators)
 FUNCTIONS = Field("functions", "list[dict[str, Any]] | None", doc="the functions the model may call (v1).")
 TOOLS = Field("tools", "list[dict[str, Any]] | None", doc="the tools the model may call (v2).")
 V1_TOOL_CHOICE = Field("tool_choice", "dict[str, Any] | None", doc="which function to call (v1).")
@@ -244,7 +244,7 @@ PARALLEL_TOOL_CALLS = Field("parallel_tool_calls", "bool | None", doc="whether a
 V1_RESPONSE_FORMAT = Field("response_format", "str | dict[str, Any] | None", doc="text, json_object or a schema.")
 RESPONSE_FORMAT = Field("response_format", "dict[str, Any] | None", doc="the answer's format (a JSON schema).")
 
-# the OpenAI chat routes' own fields (OpenAI's 2026 chat API; checked in qfnb.protocol.openai_requests)
+# the OpenAI chat routes' own fields (OpenAI's 2026 chat API; checked in qfnb.protocol.wires.openai_requests)
 #: OpenAI's ``service_tier`` values (the platform serves every request as ``"default"``)
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
 #: OpenAI's ``reasoning_effort`` values

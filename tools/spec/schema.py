@@ -126,7 +126,7 @@ class Call:
 
 @dataclass(frozen=True)
 class AnswerModel:
-    """A lenient answer model (``<name>`` in ``qfnb/protocol/answers.py``), on top of ``base``'s fields.
+    """A lenient answer model (``<name>`` in ``qfnb/protocol/wires/answers.py``), on top of ``base``'s fields.
 
     Each field must have a default (the platform may omit it); ``wire`` is the answer's key where it
     differs from the Python name (``jobId`` for ``job_id``); a default ``X()`` is a fresh ``X`` each time.
@@ -154,7 +154,7 @@ class WireModel:
 @dataclass(frozen=True)
 class TrainOption:
     """A ``%qftrain`` hyperparameter option: the field it sets, its flags, the hyperparameter (a key
-    of ``qfnb.protocol.training.LIMITS``: its type and range) and its doc line."""
+    of ``qfnb.protocol.console.training.LIMITS``: its type and range) and its doc line."""
 
     name: str
     flags: tuple[str, ...]

@@ -1,10 +1,10 @@
 """``%qftrain``'s hyperparameter options, declared once: each option's flags, the field the magic
 sets, the hyperparameter it becomes and its doc line.
 
-The hyperparameter is a key of ``qfnb.protocol.training.LIMITS``, the one home of its type and
+The hyperparameter is a key of ``qfnb.protocol.console.training.LIMITS``, the one home of its type and
 range (the console, the training worker and ``TrainConfig`` apply the same table): the generated
 ``qfnb/notebook/magic_options.py`` reads both from there, and the ``TrainConfig`` field is the
-key in snake case. ``python tools/unasync_calls.py`` writes it (``--check`` fails on drift).
+key in snake case. ``python tools/generate.py`` writes it (``--check`` fails on drift).
 """
 
 from __future__ import annotations

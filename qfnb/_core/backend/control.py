@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from qfnb._core.errors import ConnectionError
 from qfnb._core.transport import Reply, Request, Transport, json_or_none
-from qfnb.protocol.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE, EngineState, RuntimeInfo
+from qfnb.protocol.platform.daemon import CONTROL_HEADER, SHUTDOWN_ROUTE, STATUS_ROUTE, EngineState, RuntimeInfo
 
 __all__ = ["Control", "default_transport"]
 

@@ -21,7 +21,7 @@ from qfnb._core.backend.control import Control
 from qfnb._core.backend.discovery import LocalPlatform, known, known_lock, load_platform, read_runtime, root
 from qfnb._core.backend.process import TICK, log_tail, pid_alive, spawn, start_lock, wait_gone
 from qfnb._core.transport import Transport
-from qfnb.protocol.daemon import LOG_FILE, DaemonStatus, EngineState, RuntimeInfo
+from qfnb.protocol.platform.daemon import LOG_FILE, DaemonStatus, EngineState, RuntimeInfo
 from qfnb.protocol.version import __version__
 
 __all__ = ["START_TIMEOUT", "DaemonError", "EngineState", "LocalDaemon", "LocalPlatform", "daemon_status",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qfnb._core.backend import DaemonError
-from qfnb.protocol.daemon import CREDENTIALS_FILE, RUNTIME_FILE, RuntimeInfo, default_data_dir
+from qfnb.protocol.platform.daemon import CREDENTIALS_FILE, RUNTIME_FILE, RuntimeInfo, default_data_dir
 
 __all__ = ["LocalPlatform", "known", "known_lock", "load_platform", "read_runtime", "root"]
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from qfnb._core.backend import DaemonError
-from qfnb.protocol.daemon import LOCK_FILE, LOG_FILE
+from qfnb.protocol.platform.daemon import LOCK_FILE, LOG_FILE
 
 __all__ = ["log_tail", "pid_alive", "spawn", "start_lock", "wait_gone"]
 

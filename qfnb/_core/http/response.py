@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any, Generic, cast
 from typing_extensions import TypeVar
 
 from qfnb._core.transport import json_or_none
-from qfnb.protocol.daemon import MODEL_HEADER
+from qfnb.protocol.platform.daemon import MODEL_HEADER
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answer import AnswerModel
-    from qfnb.protocol.answers import Choice, TokenUsage
+    from qfnb.protocol.wires.answer import AnswerModel
+    from qfnb.protocol.wires.answers import Choice, TokenUsage
 
 __all__ = ["QfRequest", "QfResponse"]
 
-#: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.answers`); ``AnswerModel``: untyped fields only
+#: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.wires.answers`); ``AnswerModel``: untyped fields only
 T = TypeVar("T", bound="AnswerModel", default="AnswerModel")
 #: another answer model (:meth:`QfResponse.with_answer`)
 A = TypeVar("A", bound="AnswerModel")
@@ -73,7 +73,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         #: where the answer came from: model, parameters, prompt hash, usage, latency, cache hit,
         #: platform (set by the client for inference calls; never holds a secret)
         self.provenance: dict[str, Any] = {}
-        #: the model ``parsed`` reads: a class, or the name of one in qfnb.protocol.answers
+        #: the model ``parsed`` reads: a class, or the name of one in qfnb.protocol.wires.answers
         self._answer: type[AnswerModel] | str = "AnswerModel"
         self._parsed: AnswerModel | None = None
 
@@ -108,7 +108,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
     # -- typed accessors --
     @property
     def parsed(self) -> T:
-        """The body as the call's answer model (:mod:`qfnb.protocol.answers`), read once, on first
+        """The body as the call's answer model (:mod:`qfnb.protocol.wires.answers`), read once, on first
         access. It never fails on a live answer: fields the platform left out read as their
         defaults, unknown ones are kept (``parsed.model_extra``), and one of an unexpected shape
         reads as its default (the raw value stays in ``body``). An edit of ``body`` made after
@@ -117,7 +117,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
             model = self._answer
             if isinstance(model, str):
                 # deferred: loads pydantic; only a caller who reads ``parsed`` pays for the models
-                from qfnb.protocol import answers
+                from qfnb.protocol.wires import answers
 
                 model = getattr(answers, model)
             self._parsed = model.model_validate(self.body)
@@ -129,7 +129,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         return cast("QfResponse[A]", self)
 
     def with_answer_named(self, name: str) -> QfResponse[Any]:
-        """:meth:`with_answer` by the name of a model in :mod:`qfnb.protocol.answers`, imported when
+        """:meth:`with_answer` by the name of a model in :mod:`qfnb.protocol.wires.answers`, imported when
         :attr:`parsed` is first read (the calls set theirs so: importing one leaves the models unimported)."""
         self._answer, self._parsed = name, None
         return self
@@ -144,17 +144,17 @@ class QfResponse(Mapping[str, Any], Generic[T]):
 
     @property
     def usage(self) -> TokenUsage:
-        """The body's ``usage`` (:class:`~qfnb.protocol.answers.TokenUsage`; zeros if absent or malformed)."""
-        from qfnb.protocol.answers import TokenUsage  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        """The body's ``usage`` (:class:`~qfnb.protocol.wires.answers.TokenUsage`; zeros if absent or malformed)."""
+        from qfnb.protocol.wires.answers import TokenUsage  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
 
         usage = self.body.get("usage")
         return TokenUsage.model_validate(usage if isinstance(usage, dict) else {})
 
     @property
     def choices(self) -> list[Choice]:
-        """The v2 answer's choices (:class:`~qfnb.protocol.answers.Choice`): ``resp.choices[0].message.content``
+        """The v2 answer's choices (:class:`~qfnb.protocol.wires.answers.Choice`): ``resp.choices[0].message.content``
         (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
-        from qfnb.protocol.answers import Choice  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        from qfnb.protocol.wires.answers import Choice  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
 
         raw = self.body.get("choices")
         return [Choice.model_validate(c) for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import warnings
 
-from qfnb.protocol.model_names import PLATFORM_CHOICE, endpoint_for
+from qfnb.protocol.console.model_names import PLATFORM_CHOICE, endpoint_for
 
 __all__ = ["LocalModelWarning", "announce", "same_model"]
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.record import bound
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import LazyDb, open_db
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.sqlite_files import LazyDb, open_db
 
 __all__ = [
     "CACHE_FILE",

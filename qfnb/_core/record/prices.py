@@ -1,6 +1,6 @@
 """Cloud list prices (a dated table shipped as data) and what calls cost.
 
-The table is the v2 catalog's priced rows (``qfnb/protocol/cloud_models.json``, each with its date
+The table is the v2 catalog's priced rows (``qfnb/protocol/console/cloud_models.json``, each with its date
 and source) plus ``prices.json``; a 2024 v1 name (``ERNIE-Bot``, ``ERNIE-3.5-8K``) is priced as its
 v2 successor. Unknown models have no price, not a guess: supply one with ``prices({...})`` or a
 ``QFNB_PRICES`` file (JSON or TOML of the same shape, read once), which win over the table::
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError
 from qfnb._core.record.budget import UnpricedModel, active_budget
-from qfnb.protocol.cloud_models import catalog, cloud_models, name_key, successor
+from qfnb.protocol.console.cloud_models import catalog, cloud_models, name_key, successor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +65,7 @@ class PriceTable:
     training: dict[str, float] = field(default_factory=dict)
     #: a cached prompt token's price, where published (lower-case name -> price per ``per_tokens``)
     cache_hit: dict[str, float] = field(default_factory=dict)
-    #: any spelling's :func:`~qfnb.protocol.cloud_models.name_key` -> the row that prices it
+    #: any spelling's :func:`~qfnb.protocol.console.cloud_models.name_key` -> the row that prices it
     aliases: dict[str, str] = field(default_factory=dict)
     #: the rows the user supplied (``prices({...})`` / ``QFNB_PRICES``)
     user: frozenset[str] = frozenset()

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qfnb._core.record.ledger import SESSION, current_cell, current_job
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.otel import OtelExport
-from qfnb.protocol.sqlite_files import open_db, select, transaction
-from qfnb.protocol.traces import (
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.otel import OtelExport
+from qfnb.protocol.platform.sqlite_files import open_db, select, transaction
+from qfnb.protocol.platform.traces import (
     CELL_HEADER,
     INSERT_SPAN,
     SESSION_HEADER,

@@ -36,7 +36,7 @@ from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.traces import origin_headers
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, is_batches, over_budget
-from qfnb.protocol.sse import DONE, SSEDecoder, encode_event
+from qfnb.protocol.wires.sse import DONE, SSEDecoder, encode_event
 
 if TYPE_CHECKING:
     import openai

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.common.cli._shared import CliError
-from qfnb.protocol.daemon import default_data_dir
 from qfnb.protocol.limits import MAX_BODY_BYTES
-from qfnb.protocol.netguard import path_problem, request_problem
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.netguard import path_problem, request_problem
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb.common.cli import adapter_guard
 from qfnb.common.cli._shared import CliError
-from qfnb.protocol.netguard import is_loopback
+from qfnb.protocol.platform.netguard import is_loopback
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.responses import Response
@@ -170,7 +170,10 @@ def proxy_app(kind: str, access_token: str) -> ASGIApp:
     from qfnb._core.errors import QfnbError  # deferred: `qfnb --help` does without it (1 module)
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`qfnb --help` does not)
     from qfnb._core.http.response import QfResponse  # deferred: `qfnb --help` does without it (3 modules)
-    from qfnb.protocol.routes import MODEL_API_PREFIX, Target  # deferred: `qfnb --help` does without it (1 module)
+    from qfnb.protocol.wires.routes import (  # deferred: `qfnb --help` does without it (1 module)
+        MODEL_API_PREFIX,
+        Target,
+    )
 
     async def forward(request: Request) -> Response:
         query = dict(request.query_params)

@@ -1,5 +1,5 @@
 """``qfnb trainer``: run a fine-tune, post-pretrain or DPO job from the official job file or from
-options (``--train-*`` flags, typed and ranged by :data:`qfnb.protocol.training.LIMITS`), detached
+options (``--train-*`` flags, typed and ranged by :data:`qfnb.protocol.console.training.LIMITS`), detached
 or in the foreground, and a saved trainer's info."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qfnb.common.cli._shared import CliError, print_json
-from qfnb.protocol.training import LIMITS
+from qfnb.protocol.console.training import LIMITS
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.trainer import Event, EventHandler, LLMFinetune, TrainConfig
 
 #: ``--train-peft-type``: PeftType's members in snake case (as officially), and their names
 PEFT_TYPES = {"all": "ALL", "p_tuning": "PTuning", "lo_ra": "LoRA"}
-#: the official CLI's ``--train-*`` hyperparameters, as keys of :data:`~qfnb.protocol.training.LIMITS`
+#: the official CLI's ``--train-*`` hyperparameters, as keys of :data:`~qfnb.protocol.console.training.LIMITS`
 #: (the one home of each one's type and range); the flag and the TrainConfig field are the key in snake case
 TRAIN_FLAGS = ("epoch", "batchSize", "learningRate", "maxSeqLen", "loggingSteps", "warmupRatio", "weightDecay",
                "loraRank")

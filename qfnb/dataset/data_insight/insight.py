@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.safe_html import clean
+from qfnb.resources.safe_html import clean
 
 from ..local_data_operators import default_special_characters, is_special, repetition_ratio
 from ..summarization_method import cell_key, is_empty

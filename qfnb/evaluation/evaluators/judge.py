@@ -14,7 +14,7 @@ import pandas as pd
 
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.textmetrics import as_text
 
 from .._errors import invalid
 from ..base import EvalInput, LocalEvaluator, Sample

@@ -1,6 +1,6 @@
 """Reference-based text metrics as evaluators: exact match, BLEU-4 and ROUGE-1/2/L.
 
-The scoring itself is :mod:`qfnb.protocol.textmetrics` (shared with the local platform, so a
+The scoring itself is :mod:`qfnb.protocol.console.textmetrics` (shared with the local platform, so a
 local report and these evaluators give the same numbers); this module fits it to the
 :class:`~.base.LocalEvaluator` interface (one row at a time, then a summary).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from qfnb.protocol import textmetrics as tm
+from qfnb.protocol.console import textmetrics as tm
 
 from .._errors import invalid
 from ..base import EvalInput, LocalEvaluator
@@ -23,7 +23,7 @@ from ..base import EvalInput, LocalEvaluator
 
 class ExactMatchEvaluator(LocalEvaluator):
     """``accuracy`` = 1.0 when output and reference match after
-    :func:`~qfnb.protocol.textmetrics.normalize`; ``normalized=False`` compares the stripped
+    :func:`~qfnb.protocol.console.textmetrics.normalize`; ``normalized=False`` compares the stripped
     strings exactly."""
 
     def __init__(self, *, normalized: bool = True, metric_name: str = "accuracy") -> None:

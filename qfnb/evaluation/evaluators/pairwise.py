@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.textmetrics import as_text
 
 from .._errors import invalid
 from ..base import EvalInput

@@ -17,8 +17,8 @@ from typing import Any
 
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
-from qfnb.protocol.model_names import EMBEDDER_LANGUAGES
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.model_names import EMBEDDER_LANGUAGES
+from qfnb.protocol.console.textmetrics import as_text
 from qfnb.resources import Embedding
 
 from .._errors import invalid

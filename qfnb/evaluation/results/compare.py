@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qfnb.protocol.safe_html import clean
+from qfnb.resources.safe_html import clean
 
 from .._errors import invalid
 from ..data import item_scores

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from qfnb.protocol.safe_html import escape
+from qfnb.resources.safe_html import escape
 
 from ..stats._words import BETTER, WORSE, format_p
 from ..stats.paired import Interval

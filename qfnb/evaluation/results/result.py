@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qfnb._core.runtime import sync
-from qfnb.protocol import textmetrics as tm
+from qfnb.protocol.console import textmetrics as tm
 
 from ..evaluators.manual import ManualEvaluator
 from ..evaluators.pairwise import check_not_candidate

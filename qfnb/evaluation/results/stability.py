@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qfnb.protocol.safe_html import clean, escape
-from qfnb.protocol.textmetrics import normalize
+from qfnb.protocol.console.textmetrics import normalize
+from qfnb.resources.safe_html import clean, escape
 
 from .._errors import invalid
 from ..stats import paired as st

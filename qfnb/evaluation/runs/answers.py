@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.record.cache import cache_mode, repeat_index
 from qfnb._core.record.ledger import STORE_API, UsageRow, default_ledger
 from qfnb._core.record.traces import OpenSpan, item_spans
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.textmetrics import as_text
+from qfnb.protocol.platform.daemon import default_data_dir
 
 from .._errors import invalid
 from ..base import EvalInput

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.textmetrics import as_text
 
 from .._errors import invalid
 

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from qfnb._core.config import resolve_config
-from qfnb.protocol.console import EvalState
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.enums import EvalState
+from qfnb.protocol.console.textmetrics import as_text
 from qfnb.resources.console import Model
 from qfnb.resources.console.evaluation_task import (
     arun_evaluation_task,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.targets import JobTarget, TargetError
+from qfnb.protocol.platform.targets import JobTarget, TargetError
 
 __all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "MAX_LOG_BYTES", "MIN_RAY",
            "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX", "call", "connect",

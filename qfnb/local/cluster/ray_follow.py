@@ -32,8 +32,8 @@ from typing import Any
 from qfnb.local.cluster import jobs
 from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, log_items
 from qfnb.local.cluster.ray_train import JOB_FILES
-from qfnb.protocol.files import write_private_json
-from qfnb.protocol.targets import JobTarget, TargetError, parse_target
+from qfnb.protocol.platform.files import write_private_json
+from qfnb.protocol.platform.targets import JobTarget, TargetError, parse_target
 
 log = logging.getLogger("qfnb.local.cluster.ray_follow")
 

@@ -18,7 +18,7 @@ the checkpoints. Rank 0:
   several workers it reports them when training ends (every worker must report as often, and
   ``report`` waits for all of them);
 * when training ends, the driver picks the best checkpoint by qfnb's rule
-  (:func:`qfnb.protocol.checkpoints.best_checkpoint`) and prints it and the final adapter back as
+  (:func:`qfnb.protocol.console.checkpoints.best_checkpoint`) and prints it and the final adapter back as
   ``QFNB-FILE`` lines (base64 pieces), then the worker's result as ``QFNB-RESULT {result}``.
 
 The base model's weights must be on every node that runs a worker (``base_model_path``, or the
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX
-from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol.console import checkpoints as ckpt
 
 log = logging.getLogger("qfnb.local.cluster.ray_train")
 

@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.anthropic import MessageEvents
-from qfnb.protocol.responses_answer import ResponseEvents
-from qfnb.protocol.turn import Turn
+from qfnb.protocol.wires.anthropic import MessageEvents
+from qfnb.protocol.wires.responses_answer import ResponseEvents
+from qfnb.protocol.wires.turn import Turn
 
 __all__ = ["Answer", "Render", "Tally", "answer_of", "answered", "merge_tool_calls", "total_usage", "turn_of",
            "usage_of", "written"]

@@ -1,5 +1,5 @@
 """Qianfan's v1 inference wire (``/chat/{endpoint}``, ``/completions/{endpoint}``) as a converter:
-a parsed :class:`~qfnb.protocol.inference.ChatRequest` or ``CompletionRequest`` -> an ask, and
+a parsed :class:`~qfnb.protocol.wires.inference.ChatRequest` or ``CompletionRequest`` -> an ask, and
 the answer -> v1's body (``result``, ``is_truncated``, ``function_call``...) or its SSE chunks
 (``sentence_id`` counting up, ``is_end`` on the last)."""
 
@@ -15,9 +15,9 @@ from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.inference import ChatRequest, CompletionRequest, check_v1_chat_fields, v1_schema
-from qfnb.protocol.sse import encode_event
-from qfnb.protocol.tools import functions_as_tools, v1_function_call, v1_history_as_openai
+from qfnb.protocol.wires.inference import ChatRequest, CompletionRequest, check_v1_chat_fields, v1_schema
+from qfnb.protocol.wires.sse import encode_event
+from qfnb.protocol.wires.tools import functions_as_tools, v1_function_call, v1_history_as_openai
 
 log = logging.getLogger("qfnb.local.inference")
 

@@ -1,5 +1,5 @@
 """OpenAI's Responses API (``/v1/responses``, ``/v2/responses``) as a converter: a parsed
-:class:`~qfnb.protocol.responses.ResponsesRequest` and its stored conversation become the engine's
+:class:`~qfnb.protocol.wires.responses.ResponsesRequest` and its stored conversation become the engine's
 ask (:func:`responses_ask`), and the answer becomes a ``response`` object or its stream of
 semantic events. The finished response goes to ``keep`` (the route stores it)."""
 
@@ -15,11 +15,11 @@ from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.ranges import RESPONSES_ENGINE
-from qfnb.protocol.responses import ResponsesRequest, chat_messages
-from qfnb.protocol.responses_answer import ResponseEvents, output_items, response_object
-from qfnb.protocol.sse import encode_event
-from qfnb.protocol.wire_bodies import ResponsesNamedChoice
+from qfnb.protocol.wires.bodies import ResponsesNamedChoice
+from qfnb.protocol.wires.ranges import RESPONSES_ENGINE
+from qfnb.protocol.wires.responses import ResponsesRequest, chat_messages
+from qfnb.protocol.wires.responses_answer import ResponseEvents, output_items, response_object
+from qfnb.protocol.wires.sse import encode_event
 
 log = logging.getLogger("qfnb.local.inference")
 

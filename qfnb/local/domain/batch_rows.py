@@ -24,7 +24,6 @@ from typing import Any
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.ask import ChatAsk, Sampling
-from qfnb.protocol.batch import ROW_URLS
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, MAX_BODY_BYTES
 from qfnb.protocol.openai_requests import V2ChatRequest, check_openai_chat

@@ -162,8 +162,8 @@ def collect_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) 
 
 
 def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
-    """``hyper`` with the checkpoint options checked (qfnb.protocol.checkpoints): ``checkpoints``
-    defaults to :data:`~qfnb.protocol.checkpoints.DEFAULT_CHECKPOINTS` with a validation split;
+    """``hyper`` with the checkpoint options checked (qfnb.protocol.console.checkpoints): ``checkpoints``
+    defaults to :data:`~qfnb.protocol.console.checkpoints.DEFAULT_CHECKPOINTS` with a validation split;
     ``earlyStop`` and ``evalMetric`` need one."""
     hyper = dict(hyper)
     if hyper.get("earlyStop") is not None and not isinstance(hyper["earlyStop"], bool):

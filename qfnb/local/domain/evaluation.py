@@ -2,7 +2,7 @@
 
 Each model version is run over the dataset's prompts; the answers are scored against the
 references: similarity (cosine of the embedder's vectors) here, and accuracy, BLEU-4 and
-ROUGE-L by :mod:`qfnb.protocol.textmetrics` — the same code the SDK's evaluators score with.
+ROUGE-L by :mod:`qfnb.protocol.console.textmetrics` — the same code the SDK's evaluators score with.
 States go Pending → Doing → Done (or Failed/Stopped).
 """
 
@@ -20,8 +20,8 @@ from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.engines.api import Engine, answer_all
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.gate import run_blocking
-from qfnb.protocol.console import EvalState
-from qfnb.protocol.textmetrics import summary_scores
+from qfnb.protocol.console.enums import EvalState
+from qfnb.protocol.console.textmetrics import summary_scores
 
 log = logging.getLogger("qfnb.local.domain.evaluation")
 

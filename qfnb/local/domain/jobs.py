@@ -42,7 +42,7 @@ ACTIVE = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
 
 def follower_command(target: str) -> tuple[str, ...]:
     """What runs a fine-tune whose spec names a cluster ``target``: that kind's follower
-    (:data:`qfnb.protocol.targets.CLUSTERS`), which keeps the training worker's contract."""
+    (:data:`qfnb.protocol.platform.targets.CLUSTERS`), which keeps the training worker's contract."""
     where = parse_target(target, env=False)
     if where is None or where.cluster is None:
         raise TargetError("target", f"{target!r} is not a cluster target")

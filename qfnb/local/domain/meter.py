@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from qfnb.local.domain.traces import TraceSink
-from qfnb.protocol.traces import CallSpan, new_span_id, new_trace_id
+from qfnb.protocol.platform.traces import CallSpan, new_span_id, new_trace_id
 
 __all__ = ["CallNote", "Meter", "current_note", "status_class"]
 

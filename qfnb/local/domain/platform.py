@@ -17,11 +17,11 @@ from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import RegistryLike, ServedLike
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.settings import Settings, make_private
-from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol.console import ServiceStatus
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console.enums import ServiceStatus
+from qfnb.protocol.console.training import TRAINED_TOKEN_KEYS
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.routes import builtin_endpoint
-from qfnb.protocol.training import TRAINED_TOKEN_KEYS
+from qfnb.protocol.wires.routes import builtin_endpoint
 
 log = logging.getLogger("qfnb.local")
 

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from qfnb.local.domain.values import BodyError
-from qfnb.protocol.inference import ProtocolError, parse_request
 from qfnb.protocol.limits import check_local
+from qfnb.protocol.wires.inference import ProtocolError, parse_request
 
 M = TypeVar("M", bound=BaseModel)
 

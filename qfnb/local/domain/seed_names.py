@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from qfnb.local.engines.api import ServedLike
-from qfnb.protocol.model_names import LOCAL_ENGLISH_EMBEDDING_MODEL
-from qfnb.protocol.routes import builtin_endpoint, default_model
+from qfnb.protocol.console.model_names import LOCAL_ENGLISH_EMBEDDING_MODEL
+from qfnb.protocol.wires.routes import builtin_endpoint, default_model
 
 M = TypeVar("M", bound=ServedLike)
 

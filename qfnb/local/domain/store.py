@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.sqlite_files import open_db
+from qfnb.protocol.platform.sqlite_files import open_db
 
 KINDS: dict[str, str] = {
     "datasets": "ds-",

@@ -1,6 +1,6 @@
 """Where the platform's call spans go: always ``<data_dir>/traces.sqlite3`` (what ``%qftrace``
 shows, no server needed), and over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set
-(:class:`~qfnb.protocol.otel.OtelExport`).
+(:class:`~qfnb.protocol.platform.otel.OtelExport`).
 
 Spans are queued (a bounded queue) and written (and exported) in batches by a background thread, never
 on the event loop; :meth:`TraceSink.close` (the platform's shutdown) writes what is still queued.
@@ -18,9 +18,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from qfnb.protocol.otel import OtelExport
-from qfnb.protocol.sqlite_files import LazyDb, open_db, transaction
-from qfnb.protocol.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
+from qfnb.protocol.platform.otel import OtelExport
+from qfnb.protocol.platform.sqlite_files import LazyDb, open_db, transaction
+from qfnb.protocol.platform.traces import INSERT_SPAN, KEEP_SPANS, TRACES_FILE, TRACES_SCHEMA, CallSpan
 
 __all__ = ["OtelExport", "TraceSink"]  # OtelExport: where the platform's tests and tools find it
 

@@ -29,10 +29,10 @@ from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom
 from qfnb.local.engines.store.assets import AssetError
 from qfnb.local.engines.store.model_store import ModelStore
-from qfnb.protocol.files import write_private_text
-from qfnb.protocol.model_names import (
+from qfnb.protocol.console.model_names import (
     endpoint_for,
 )
+from qfnb.protocol.platform.files import write_private_text
 
 __all__ = ["EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
 

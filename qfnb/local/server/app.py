@@ -125,7 +125,7 @@ class CatchAll:
     """ASGI middleware, the request shell: an unhandled error becomes a 500 in the route's own error
     format, with no internals in it (they go to the log), and the connection stays usable; with a
     ``meter`` (observing), each request is followed for ``/metrics`` and the trace table
-    (:class:`~qfnb.local.server.metrics.Observation`, its 500 included): its status noted as it
+    (:class:`~qfnb.local.server.middleware.metrics.Observation`, its 500 included): its status noted as it
     starts, its call recorded just before its last byte."""
 
     def __init__(self, app: Any, meter: Meter | None = None) -> None:

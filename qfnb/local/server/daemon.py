@@ -23,13 +23,14 @@ from pathlib import Path
 
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.engines.catalog import BUILTIN_SPECS
-from qfnb.local.server import control, listen
+from qfnb.local.server import listen
 from qfnb.local.server.app import create_app
-from qfnb.local.server.guard import LoopbackOnly
+from qfnb.local.server.middleware.guard import LoopbackOnly
+from qfnb.local.server.routes import control
 from qfnb.local.settings import Settings
-from qfnb.protocol.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
-from qfnb.protocol.files import write_private_json
-from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS, LOCAL_TOOL_MODEL, TOOLS_DEFAULT_KEY
+from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS, LOCAL_TOOL_MODEL, TOOLS_DEFAULT_KEY
+from qfnb.protocol.platform.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.platform.files import write_private_json
 from qfnb.protocol.version import __version__
 
 log = logging.getLogger("qfnb.local.server.daemon")

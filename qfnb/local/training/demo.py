@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qfnb.protocol.files import jsonl
+from qfnb.protocol.platform.files import jsonl
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "data" / "demo_sft.jsonl"
 

@@ -6,7 +6,7 @@ gradients. To keep its cost small on a CPU, at most :data:`MAX_EXAMPLES` held-ou
 (the same ones each time, so the curve's moves are the model's), about :data:`POINTS` times a run,
 and no more than :func:`budget_rows` lets in :data:`SCORING_SHARE` of the training time.
 :class:`MetricSet` scores a checkpoint's greedy answers to a few held-out prompts with a
-generation metric (``rouge_l``, ``exact_match``: :mod:`qfnb.protocol.textmetrics`).
+generation metric (``rouge_l``, ``exact_match``: :mod:`qfnb.protocol.console.textmetrics`).
 :func:`served_loss` measures the same loss on a served model instead (llama-server with the adapter).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.gate import EngineBusy, run_blocking
 from qfnb.local.training import data, lora
-from qfnb.protocol import textmetrics
+from qfnb.protocol.console import textmetrics
 
 #: held-out rows the loss is measured on (the rest of the split is not trained on either)
 MAX_EXAMPLES = 32

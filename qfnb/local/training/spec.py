@@ -25,7 +25,7 @@ def _default(wire: str) -> Any:
 
 @dataclass(frozen=True)
 class Hyper:
-    """The hyperparameters the worker uses; defaults from ``qfnb.protocol.training.DEFAULTS``."""
+    """The hyperparameters the worker uses; defaults from ``qfnb.protocol.console.training.DEFAULTS``."""
 
     epoch: int = _default("epoch")
     learning_rate: float = _default("learningRate")
@@ -36,7 +36,7 @@ class Hyper:
     lora_dropout: float = _default("loraDropout")
     max_steps: int | None = None
     logging_steps: int = _default("loggingSteps")
-    checkpoints: int = 0  # LoRA checkpoints kept evenly over the run (qfnb.protocol.checkpoints)
+    checkpoints: int = 0  # LoRA checkpoints kept evenly over the run (qfnb.protocol.console.checkpoints)
     early_stop: bool = False  # end the run after ``early_stop_patience`` checkpoints without improvement
     early_stop_patience: int = DEFAULT_PATIENCE
     eval_metric: str | None = None  # a generation metric scored on held-out items at each checkpoint
@@ -83,7 +83,7 @@ def _snake(wire: str) -> str:
 
 
 #: wire name -> Hyper attribute, for the limited parameters the worker uses; their bounds are
-#: ``qfnb.protocol.training.LIMITS``, the client's and the console's
+#: ``qfnb.protocol.console.training.LIMITS``, the client's and the console's
 _ATTRS: dict[str, str] = {w: _snake(w) for w in LIMITS if _snake(w) in {f.name for f in fields(Hyper)}}
 
 

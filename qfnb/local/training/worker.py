@@ -11,7 +11,7 @@ With ``hyper.checkpoints`` K, the adapter is also saved K times evenly over the 
 (``checkpoints/step-N/``), each scored on the held-out split where the model already is (its loss,
 and ``evalMetric`` on a few held-out items) and reported as a ``checkpoint`` line; the held-out
 curve is then measured at the checkpoints only. ``earlyStop`` ends the run once ``earlyStopPatience``
-checkpoints brought no improvement (:mod:`qfnb.protocol.checkpoints` decides).
+checkpoints brought no improvement (:mod:`qfnb.protocol.console.checkpoints` decides).
 
 In a ``torch.distributed`` group of several workers (a Ray Train job with more than one,
 :mod:`qfnb.local.training.distributed`) each trains on its shard of the rows with the gradients
@@ -36,8 +36,8 @@ from typing import Any
 from qfnb.local.training import data, distributed, lora, modes, resume, rft
 from qfnb.local.training.evaluate import MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
-from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol.files import write_private_json
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.platform.files import write_private_json
 
 log = logging.getLogger("qfnb.local.training")
 

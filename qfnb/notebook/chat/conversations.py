@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import StreamError
-from qfnb.protocol.responses import chat_messages, chat_usage, output_text, text_format
+from qfnb.protocol.wires.responses import chat_messages, chat_usage, output_text, text_format
 
 if TYPE_CHECKING:
     from qfnb.resources.v2_client import Responses

@@ -12,7 +12,7 @@ from qfnb import resources
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import ImageOptions
 from qfnb.notebook.render import theme
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 log = logging.getLogger("qfnb.notebook.chat.images")
 

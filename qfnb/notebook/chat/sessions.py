@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.protocol.safe_html import clean, escape, markdown
+from qfnb.resources.safe_html import clean, escape, markdown
 
 #: the session of ``%%qfchat`` cells without ``-s``: kept in the kernel (its recent turns are sent along)
 DEFAULT_SESSION = "default"
@@ -172,7 +172,7 @@ def _shown(message: Mapping[str, Any]) -> tuple[str, str]:
 
 class SessionHistory:
     """``%qfchat history NAME``: the transcript, as text and sanitised HTML (each turn's Markdown
-    rendered by :func:`qfnb.protocol.safe_html.markdown`; tool calls and results as code)."""
+    rendered by :func:`qfnb.resources.safe_html.markdown`; tool calls and results as code)."""
 
     def __init__(self, session: ChatSession) -> None:
         self.session = session

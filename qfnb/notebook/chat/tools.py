@@ -43,8 +43,8 @@ from qfnb.notebook.chat.cell import build_cell_requests
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
-from qfnb.protocol.model_names import LOCAL_TOOL_MODEL, tool_calling, unreliable_tools_note
-from qfnb.protocol.safe_html import clean, escape, markdown
+from qfnb.protocol.console.model_names import LOCAL_TOOL_MODEL, tool_calling, unreliable_tools_note
+from qfnb.resources.safe_html import clean, escape, markdown
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.notebook.chat.cell import ChatCellHost

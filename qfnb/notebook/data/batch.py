@@ -34,9 +34,9 @@ from qfnb.notebook._ipython import (
 )
 from qfnb.notebook.arguments import BatchArgs
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
-from qfnb.protocol.safe_html import clean, escape
 from qfnb.resources.batch_job import BatchJob, JobState
 from qfnb.resources.forecast_result import duration
+from qfnb.resources.safe_html import clean, escape
 from qfnb.resources.targets import parse_target
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from qfnb.notebook.render import theme as _theme
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 #: the bars: the theme's brand colour (a shape, not text: no contrast needed against the page)
 BAR = "var(--jp-brand-color1, #1976d2)"

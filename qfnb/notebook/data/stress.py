@@ -8,7 +8,7 @@ from typing import Any
 
 from qfnb.notebook.render import charts
 from qfnb.notebook.render import theme as _theme
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 #: the columns the table shows, in order, with their headers
 COLUMNS = {"users": "users", "requests": "requests", "errors": "errors", "qps": "QPS", "otps": "OTPS",

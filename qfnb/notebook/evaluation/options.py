@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.textmetrics import as_text
+from qfnb.protocol.console.textmetrics import as_text
 
 
 class EvalArgsError(ValueError):

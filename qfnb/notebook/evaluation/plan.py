@@ -19,8 +19,8 @@ from qfnb.notebook.evaluation.options import EvalArgsError, reason
 from qfnb.notebook.evaluation.run import EvalPlan, min_difference, sample_rows
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.render._ipywidgets import VBox
-from qfnb.protocol.safe_html import escape
 from qfnb.resources.forecast_result import Forecast
+from qfnb.resources.safe_html import escape
 
 #: items in a pilot when ``--limit`` does not say
 PILOT_ITEMS = 20

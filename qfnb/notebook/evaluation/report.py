@@ -16,7 +16,7 @@ import pandas as pd
 from qfnb.evaluation.stats.judge_check import Verdict, verdict_frame
 from qfnb.notebook.render import charts
 from qfnb.notebook.render import theme as _theme
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 
 def _frame(result: Any, attr: str) -> pd.DataFrame:

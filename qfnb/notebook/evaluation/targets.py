@@ -17,7 +17,7 @@ from qfnb._core.runtime import sync
 from qfnb.evaluation.llm import as_target
 from qfnb.notebook.discovery import endpoint_of
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
-from qfnb.protocol import checkpoints
+from qfnb.protocol.console import checkpoints
 from qfnb.resources import ChatCompletion
 from qfnb.resources.console import FineTune, Model, Service
 from qfnb.resources.defaults import default_model

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from qfnb.protocol.safe_html import clean
+from qfnb.resources.safe_html import clean
 
 if TYPE_CHECKING:
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         """``ipywidgets.VBox``."""
 
     class SafeHTML:
-        """``ipywidgets.HTML`` whose value is always :func:`qfnb.protocol.safe_html.clean`'s."""
+        """``ipywidgets.HTML`` whose value is always :func:`qfnb.resources.safe_html.clean`'s."""
 
         value: str
         layout: Any
@@ -42,7 +42,7 @@ else:
     from traitlets import validate
 
     class SafeHTML(HTML):  # type: ignore[misc]
-        """``ipywidgets.HTML`` whose value is always :func:`qfnb.protocol.safe_html.clean`'s: the
+        """``ipywidgets.HTML`` whose value is always :func:`qfnb.resources.safe_html.clean`'s: the
         front end sets it as ``innerHTML``, live and from the state saved in the notebook."""
 
         @validate("value")

@@ -16,7 +16,7 @@ from qfnb.notebook.training import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.notebook.training.jobs import wall_time
 from qfnb.notebook.training.run import deploy_in_background, given_name
-from qfnb.protocol.console import ServiceStatus
+from qfnb.protocol.console.enums import ServiceStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI

@@ -39,7 +39,7 @@ from qfnb.notebook.training import dashboard_html as draw
 from qfnb.notebook.training.dashboard_html import TRAINING_FILE_WARNING
 from qfnb.notebook.training.state import TrainingState
 from qfnb.notebook.widgets.deploy_view import follow_deploy
-from qfnb.protocol.safe_html import escape
+from qfnb.resources.safe_html import escape
 
 __all__ = ["TRAINING_FILE_WARNING", "TrainingDashboard"]
 

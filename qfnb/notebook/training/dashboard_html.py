@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from qfnb.notebook.render import charts, theme
 from qfnb.notebook.training.state import TrainingState
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 __all__ = ["TRAINING_FILE_WARNING", "header_html", "loss_chart", "offline_html", "result_html", "snapshot_html"]
 

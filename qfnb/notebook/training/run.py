@@ -59,7 +59,7 @@ class TrainSpec(TrainOptions):
     name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
     eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
     fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.replay)
-    early_stop: bool = False  # end the run after checkpoints without improvement (qfnb.protocol.checkpoints)
+    early_stop: bool = False  # end the run after checkpoints without improvement (qfnb.protocol.console.checkpoints)
     #: what picks the best checkpoint besides the held-out loss: "rouge_l", "exact_match" or a notebook
     #: function (input, reference, output) -> float (qfnb.trainer.checkpoint_metric)
     eval_metric: str | Callable[..., Any] | None = None
@@ -91,7 +91,8 @@ class TrainSpec(TrainOptions):
         if isinstance(self.eval_metric, str) and self.eval_metric not in METRICS:
             raise ValueError(f"--eval-metric must be one of {', '.join(METRICS)} or the name of a notebook function "
                              f"(input, reference, output) -> float, got {self.eval_metric!r}")
-        for option in TRAIN_OPTIONS:  # each against qfnb.protocol.training.LIMITS, the rule the platform applies
+        # each against qfnb.protocol.console.training.LIMITS, the rule the platform applies
+        for option in TRAIN_OPTIONS:
             value = getattr(self, option.field)
             problem = None if value is None else hyper_problem(TRAIN_HYPER[option.field], value)
             if problem is not None:

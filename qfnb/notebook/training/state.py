@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from qfnb._core.runtime.progress import fmt_duration
-from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol.console import checkpoints as ckpt
 
 TERMINAL = ("succeeded", "failed", "stopped")
 _MODEL_KEYS = ("model_id", "modelId", "model_version_id", "modelVersionId", "model_name", "modelName")
@@ -311,7 +311,7 @@ class TrainingState:
 
     @property
     def best(self) -> Mapping[str, Any] | None:
-        """The best checkpoint (qfnb.protocol.checkpoints: the lowest held-out loss, or the best metric)."""
+        """The best checkpoint (qfnb.protocol.console.checkpoints: the lowest held-out loss, or the best metric)."""
         return ckpt.best_checkpoint(self.checkpoints)
 
     @property

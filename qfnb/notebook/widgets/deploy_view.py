@@ -15,7 +15,7 @@ from qfnb._core.runtime.progress import fmt_duration
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 #: seconds between redraws of the deploy line
 INTERVAL = 0.5

@@ -18,7 +18,7 @@ from qfnb._core.runtime.progress import ProgressSnapshot
 from qfnb.notebook._ipython import display
 from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import HBox, SafeHTML
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.resources.safe_html import clean, escape
 
 FALLBACK_INTERVAL = 10.0
 

@@ -3,7 +3,7 @@
 Each console method is written once as a *builder* (``builders/``): a pure function that
 checks its arguments and returns a :class:`ConsoleRequest` (path, body, v2 action), marked
 ``@surface("FineTune.V2.create_task")``. The public pair ``Name.method`` (blocking) /
-``Name.amethod`` (async) is generated from it (``tools/unasync_calls.py``): both build the
+``Name.amethod`` (async) is generated from it (``tools/generate.py``): both build the
 request in the caller's thread, then :func:`asend` it (the blocking one through
 :func:`send`, a thin shell over qfnb's background loop).
 """
@@ -96,8 +96,8 @@ def paged(page_no: int, page_size: int, **fields: Any) -> dict[str, Any]:
 
 def surface(name: str, answer: str | None = None) -> Callable[[B], B]:
     """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``) whose
-    answer ``resp.parsed`` reads as ``answer`` (a model of :mod:`qfnb.protocol.answers`);
-    ``tools/unasync_calls.py`` reads the mark. At runtime the builder is returned as it is."""
+    answer ``resp.parsed`` reads as ``answer`` (a model of :mod:`qfnb.protocol.wires.answers`);
+    ``tools/generate.py`` reads the mark. At runtime the builder is returned as it is."""
     del name, answer
     return _same
 

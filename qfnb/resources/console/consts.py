@@ -1,10 +1,26 @@
 """Console enumerations with the names user code imports (``...console.consts.DeployPoolType``),
 re-exported from their one home, :mod:`qfnb.protocol.console` (and its dataset enums,
-:mod:`qfnb.protocol.console_data`)."""
+:mod:`qfnb.protocol.console.data_enums`)."""
 
 from __future__ import annotations
 
-from qfnb.protocol.console import (
+from qfnb.protocol.console.data_enums import (
+    V2,
+    DataExportDestinationType,
+    DataExportStatus,
+    DataImportStatus,
+    DataProjectType,
+    DataReleaseStatus,
+    DataSetType,
+    DataSourceType,
+    DataStorageType,
+    DataTemplateType,
+    EntityListingType,
+    ETLTaskStatus,
+    TrainDatasetSourceType,
+    TrainDatasetType,
+)
+from qfnb.protocol.console.enums import (
     CreateCustomModelSourceType,
     CustomModelSetModelType,
     DeployPoolType,
@@ -37,22 +53,6 @@ from qfnb.protocol.console import (
     ServiceType,
     TrainMode,
     TrainStatus,
-)
-from qfnb.protocol.console_data import (
-    V2,
-    DataExportDestinationType,
-    DataExportStatus,
-    DataImportStatus,
-    DataProjectType,
-    DataReleaseStatus,
-    DataSetType,
-    DataSourceType,
-    DataStorageType,
-    DataTemplateType,
-    EntityListingType,
-    ETLTaskStatus,
-    TrainDatasetSourceType,
-    TrainDatasetType,
 )
 
 __all__ = [

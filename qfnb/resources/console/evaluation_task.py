@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qfnb._core.runtime.poll import apoll_until
-from qfnb.protocol.console import EvalState
+from qfnb.protocol.console.enums import EvalState
 
 from .model import Model
 

@@ -23,12 +23,12 @@ from qfnb._core.http.retry import RetryPolicy, batch_verdict
 from qfnb._core.record.ledger import current_job, job
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, make_progress
-from qfnb.protocol import routes
+from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS, V2_DEFAULT_MODELS
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.model_names import V2_DEFAULT_MODELS
 from qfnb.protocol.version import REQUEST_SOURCE
+from qfnb.protocol.wires import routes
 
-from ..batch_job import check_durable_options, submit_durable
+from ..batch_job import BatchJob, check_durable_options
 from ..targets import JobTarget, check_platform, parse_target
 from . import batch as _batch
 from . import batching
@@ -38,8 +38,8 @@ from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, re
 from .v2_shapes import V2_ROUTES, chat_row
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.answer import AnswerModel
-    from qfnb.protocol.inference import RequestModel
+    from qfnb.protocol.wires.answer import AnswerModel
+    from qfnb.protocol.wires.inference import RequestModel
 
 __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
@@ -47,7 +47,7 @@ logger = logging.getLogger("qfnb.resources")
 
 #: the resource's typed call (:mod:`.params`)
 C = TypeVar("C", bound=InferenceCall)
-#: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.answers`)
+#: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.wires.answers`)
 A = TypeVar("A", bound="AnswerModel", default="AnswerModel")
 K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
 #: a batch call's input and answer
@@ -57,7 +57,7 @@ R = TypeVar("R")
 
 class BaseInference(Generic[C, A, K]):
     """Common shell. Subclasses set ``api_types`` and implement :meth:`_body`; their ``ado``
-    and ``do`` (generated, see ``tools/unasync_calls.py``) build a typed call ``C`` and run
+    and ``do`` (generated, see ``tools/generate.py``) build a typed call ``C`` and run
     :meth:`_acall` / :meth:`_call`, which answer ``QfResponse[A]`` (a stream: chunks
     ``QfResponse[K]``)."""
 
@@ -69,7 +69,7 @@ class BaseInference(Generic[C, A, K]):
     default_retry: ClassVar[dict[str, Any]] = {}
     #: ``ado``'s parameters without a default (set by the generated calls)
     required: ClassVar[tuple[str, ...]] = ()
-    #: the names, in :mod:`qfnb.protocol.answers`, of ``A`` and ``K`` (set by the generated calls)
+    #: the names, in :mod:`qfnb.protocol.wires.answers`, of ``A`` and ``K`` (set by the generated calls)
     answer_model: ClassVar[str] = "AnswerModel"
     chunk_model: ClassVar[str] = "AnswerModel"
 
@@ -254,14 +254,14 @@ class BaseInference(Generic[C, A, K]):
     @staticmethod
     def _wire_body(fields: Mapping[str, Any], stream: bool, request: RequestModel | None = None) -> dict[str, Any]:
         """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source;
-        with ``request`` (a request model of :mod:`qfnb.protocol.inference`), refused unless it reads as one."""
+        with ``request`` (a request model of :mod:`qfnb.protocol.wires.inference`), refused unless it reads as one."""
         body = {k: v for k, v in fields.items() if k not in LOCAL_KWARGS and v is not None}
         body["stream"] = stream
         extra = body.get("extra_parameters")
         body["extra_parameters"] = {**extra, "request_source": REQUEST_SOURCE} if isinstance(extra, dict) else {
             "request_source": REQUEST_SOURCE}
         if request is not None:
-            from qfnb.protocol import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            from qfnb.protocol.wires import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
             inference.parse_request(getattr(inference, request), body)
         return body
 
@@ -379,6 +379,22 @@ class BaseInference(Generic[C, A, K]):
             check_platform(where, self.config)
         return where
 
+    async def _durable(self, items: Iterable[dict[str, Any]], where: JobTarget | None) -> BatchJob:
+        """``batch_do(..., durable=True)`` (or a cluster ``target``): the chat requests ``items`` as a
+        platform job on this resource's model or endpoint (Files + Batch with the v2 API; a cluster's job);
+        without either, the model ``do()`` would use (on a cluster, the local platform's default chat model,
+        which the workers' engines serve)."""
+        if self.batch_field != "messages":
+            raise ValidationError("durable", f"durable batches run chat requests; {type(self).__name__} is not chat")
+        model, endpoint = self._model, self._endpoint
+        on_cluster = where is not None and bool(where.cluster)
+        if not (model or endpoint):  # the model do() would use (a cluster's workers serve the local default)
+            model = LOCAL_DEFAULT_MODELS["chat"] if on_cluster else self._default_model()
+        if not (model or endpoint):
+            raise ValidationError("model", "the platform has no default chat model: give the ChatCompletion model=")
+        config = self._base_config if on_cluster else self.config
+        return await BatchJob.asubmit(items, model=model, endpoint=endpoint, config=config, target=where)
+
     def _batch_item(self, item: Any) -> dict[str, Any]:
         """The call kwargs of one ``batch_do`` input."""
         return {self.batch_field: item}
@@ -404,7 +420,7 @@ class BaseInference(Generic[C, A, K]):
         items = self._batch_items(inputs, body_list, common)
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
             check_durable_options(_live_options(worker_num, output_file, progress, retry_budget))
-            return await submit_durable(self, (chat_row(i) for i in items), common, where)
+            return await self._durable((chat_row(i) for i in items), where)
         return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
                                      worker_num=worker_num, output_file=output_file, progress=progress,
                                      retry_budget=retry_budget)
@@ -463,7 +479,7 @@ class BaseInference(Generic[C, A, K]):
         items = self._batch_items(inputs, body_list, common)
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
             check_durable_options(_live_options(worker_num, output_file, progress, retry_budget))
-            return sync.run(submit_durable(self, (chat_row(i) for i in items), common, where))
+            return sync.run(self._durable((chat_row(i) for i in items), where))
         future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
                                  worker_num=worker_num, output_file=output_file, progress=progress,
                                  retry_budget=retry_budget)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol import routes
-from qfnb.protocol.routes import Target
+from qfnb.protocol.wires import routes
+from qfnb.protocol.wires.routes import Target
 
 __all__ = ["QfLLMInfo", "RenamedModelWarning", "Target", "class_or_instance_method", "model_info", "resolve_target",
            "service_names", "v2_model_id"]
@@ -81,7 +81,7 @@ def v2_model_id(name: str) -> str:
     would only be refused), said once per process (a :class:`RenamedModelWarning`, which a notebook
     shows under the cell); any other name as given."""
     # deferred: reads the dated catalog on first use
-    from qfnb.protocol.cloud_models import CATALOG_DATE, current_id, name_key, retirement, successor
+    from qfnb.protocol.console.cloud_models import CATALOG_DATE, current_id, name_key, retirement, successor
 
     renamed = successor(name) or name
     # a 2024 name goes to a model that still answers; a v2 id is sent as given (the catalog may be behind)

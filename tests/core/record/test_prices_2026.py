@@ -18,7 +18,7 @@ import qfnb
 import qfnb.usage
 from qfnb._core.record.budget import BudgetExceeded, UnpricedModel, budget
 from qfnb._core.record.prices import PriceError, clear_prices, prices, worst_yuan
-from qfnb.protocol.cloud_models import (
+from qfnb.protocol.console.cloud_models import (
     CATALOG_DATE,
     KINDS,
     catalog,
@@ -29,7 +29,7 @@ from qfnb.protocol.cloud_models import (
     retirement,
     successor,
 )
-from qfnb.protocol.model_names import V2_DEFAULT_MODEL
+from qfnb.protocol.console.model_names import V2_DEFAULT_MODEL
 
 pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 
@@ -189,7 +189,7 @@ def test_current_id_follows_the_replacements_from_the_retirement_date() -> None:
 
 
 def test_current_id_stops_at_a_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
-    import qfnb.protocol.cloud_models as cm
+    import qfnb.protocol.console.cloud_models as cm
 
     loop = {"ernie-3.5-8k": ("2026-01-01", "ernie-4.0-8k"), "ernie-4.0-8k": ("2026-01-01", "ernie-3.5-8k")}
     monkeypatch.setattr(cm, "retirement", loop.get)

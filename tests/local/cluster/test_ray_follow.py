@@ -15,7 +15,7 @@ import pytest
 
 from qfnb.local.cluster import ray_follow, ray_train
 from qfnb.local.cluster.jobs import RESULT_PREFIX, TRAIN_PREFIX, ray_version_problem
-from qfnb.protocol.targets import JobTarget, TargetError, parse_target
+from qfnb.protocol.platform.targets import JobTarget, TargetError, parse_target
 
 #: a head on this machine (its jobs run this interpreter)
 HEAD = JobTarget("ray", "127.0.0.1", 8265)

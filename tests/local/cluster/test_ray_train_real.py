@@ -17,7 +17,7 @@ import pytest
 from tiny_models import build_tiny_gemma
 
 from qfnb.local.cluster import ray_follow
-from qfnb.protocol import checkpoints as ckpt
+from qfnb.protocol.console import checkpoints as ckpt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "batch"))
 from ray_head import ray_head  # the batch tests' one-node head

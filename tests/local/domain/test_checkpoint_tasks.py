@@ -14,7 +14,7 @@ from platform_helpers import Signer, bearer, client_for, console, token, wait_fo
 from test_routes_console import upload_dataset
 
 from qfnb.local.domain.jobs import progress_update
-from qfnb.protocol.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 
 V2 = "/v2/finetuning"
 

@@ -19,7 +19,7 @@ from qfnb.local.engines.llama.tool_calls import (
     enforce_strict,
     fix_rendered,
 )
-from qfnb.protocol.schemas import check_schema
+from qfnb.protocol.schema.accepted import check_schema
 
 
 def _lp(token: str) -> dict[str, Any]:

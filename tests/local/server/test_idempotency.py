@@ -29,7 +29,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
 from qfnb.errors import InvalidArgumentError, TimeoutError, ValidationError
 from qfnb.local.engines.ask import Sampling
-from qfnb.protocol.routes import CALLS_ROUTE, REUSED_HEADER
+from qfnb.protocol.wires.routes import CALLS_ROUTE, REUSED_HEADER
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 #: the slow engine's wait before its first word and between words after the second; the client's timeout

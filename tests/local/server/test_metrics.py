@@ -28,8 +28,8 @@ from qfnb.local.domain.meter import Meter, current_note
 from qfnb.local.domain.traces import OtelExport, TraceSink
 from qfnb.local.engines.base import Delta
 from qfnb.local.server.app import create_app
-from qfnb.local.server.metrics import Observation
-from qfnb.protocol.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
+from qfnb.local.server.middleware.metrics import Observation
+from qfnb.protocol.platform.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 
 MODELS = [f"Chat-{i}" for i in range(10)]
 TYPES = {"qfnb_requests": "counter", "qfnb_prompt_tokens": "counter", "qfnb_completion_tokens": "counter",

@@ -18,10 +18,10 @@ from platform_helpers import bearer, make_settings
 from starlette.testclient import TestClient
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
-from qfnb.local.server import model_choice
 from qfnb.local.server.app import create_app
-from qfnb.protocol.daemon import MODEL_HEADER, NOTICE_HEADER
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, TOOL_MODEL_INSTALL
+from qfnb.local.server.serving import model_choice
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, TOOL_MODEL_INSTALL
+from qfnb.protocol.platform.daemon import MODEL_HEADER, NOTICE_HEADER
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}

@@ -1,6 +1,6 @@
 """The withdraw stage (the local platform only): a keyed model call its caller stops on purpose
 is cancelled on the platform at once. The platform keeps a keyed call's work going when the
-connection drops, for the call's retry (:mod:`qfnb.local.server.idempotency`); a call stopped by
+connection drops, for the call's retry (:mod:`qfnb.local.server.middleware.idempotency`); a call stopped by
 its caller has no retry coming, so the stage sends ``DELETE /qfnb/calls/{key}`` and the engine's
 slot is free for the next prompt. A caller stops a call by cancelling the task awaiting it (the
 sync shell's Ctrl-C does so) or by closing its stream before the end (the notebook's Interrupt).
@@ -9,7 +9,7 @@ A call that fails (a timeout, a cut connection, the platform's error) is left as
 A keyed call the client gives up on (its retries spent on silence or dropped connections, a stream
 cut with no attempt left) is a call whose error should say what the platform was doing: the stage
 asks ``GET /qfnb/calls/{key}`` once (at most :data:`WITHDRAW_WAIT_S`, never raising) and adds the
-platform's answer to the error as one clause (:func:`qfnb.protocol.call_progress.describe`: "the
+platform's answer to the error as one clause (:func:`qfnb.protocol.wires.call_progress.describe`: "the
 platform had it generating: 212 tokens in 95 s after 40 s queued"). A normal call sends nothing more."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from qfnb._core.http.outage import origin
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next
-from qfnb.protocol.call_progress import describe
-from qfnb.protocol.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
+from qfnb.protocol.wires.call_progress import describe
+from qfnb.protocol.wires.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
 
 __all__ = ["WITHDRAW_WAIT_S", "Withdraw", "whereabouts"]
 

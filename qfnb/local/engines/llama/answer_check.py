@@ -1,6 +1,6 @@
 """The answer's check against the whole schema, for what the grammar did not enforce.
 
-When the engine's grammar enforces only part of a schema (:mod:`qfnb.protocol.schema_enforced`),
+When the engine's grammar enforces only part of a schema (:mod:`qfnb.protocol.schema.enforced`),
 the answer is collected whole, checked with ``jsonschema`` against the client's schema (formats
 included; its patterns with RE2, in linear time: :mod:`qfnb.protocol.schema_regex`) and, on a
 miss, written again: at most :data:`RESAMPLES` more times, each with another

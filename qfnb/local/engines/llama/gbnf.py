@@ -2,7 +2,7 @@
 
 llama.cpp's schema-to-grammar converter bounds integers but drops ``minimum``/``maximum`` on
 ``"type": "number"``, so pydantic's ``confidence: float = Field(ge=0, le=1)`` would be written as
-any number. A schema whose enforced part (:mod:`qfnb.protocol.schema_enforced`) keeps a number
+any number. A schema whose enforced part (:mod:`qfnb.protocol.schema.enforced`) keeps a number
 bound is written here instead, whole, and sent as ``grammar``: the same JSON rules as the
 converter's (whitespace, strings, objects with their listed properties, arrays, patterns,
 enums, ``$ref`` s as rules), and a bounded number as the decimals between its bounds, digit by
@@ -18,7 +18,7 @@ import re._parser as _p
 from decimal import Decimal
 from typing import Any
 
-from qfnb.protocol.schemas import resolve
+from qfnb.protocol.schema.accepted import resolve
 
 __all__ = ["Unwritable", "decimal_range", "schema_grammar"]
 
@@ -44,7 +44,7 @@ class Unwritable(ValueError):
 
 
 def schema_grammar(schema: dict[str, Any]) -> str:
-    """The GBNF text of ``schema``: an enforced part (the keywords :mod:`qfnb.protocol.schema_enforced`
+    """The GBNF text of ``schema``: an enforced part (the keywords :mod:`qfnb.protocol.schema.enforced`
     keeps) as :func:`.grammar.engine_schema` writes it (calendar formats as their patterns)."""
     return _Writer(schema).text()
 

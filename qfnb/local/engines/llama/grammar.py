@@ -5,7 +5,7 @@ written the engine tests each candidate token against every alternative still op
 decode loop, so every other request waits (the probe's 20,000-value enum held each step 15 s).
 An enum of plain strings is sent instead as an anchored ``pattern`` that spells the values as a
 trie (``^value_(0|1)$``): the same strings, but only the branches at the current character are
-open. The checks of :mod:`qfnb.protocol.schemas` have already refused what the grammar cannot
+open. The checks of :mod:`qfnb.protocol.schema.accepted` have already refused what the grammar cannot
 enforce; this only changes how the enforced schema is written.
 
 The converter's own ``date`` rule admits any day 01-31 in any month and the year 0000
@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from qfnb.local.engines.llama import gbnf
-from qfnb.protocol.schema_enforced import enforced_part
+from qfnb.protocol.schema.enforced import enforced_part
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ FORMAT_PATTERNS = {"date": f"^{_DATE}$", "time": f"^{_TIME}$", "date-time": f"^{
 
 def engine_fields(schema: dict[str, Any]) -> dict[str, Any]:
     """The engine's request fields for an answer under ``schema``: its enforced part
-    (:mod:`qfnb.protocol.schema_enforced`) as ``json_schema`` for llama.cpp's converter, or, where
+    (:mod:`qfnb.protocol.schema.enforced`) as ``json_schema`` for llama.cpp's converter, or, where
     that part bounds a number (which the converter drops), as a ``grammar`` of our own
     (:mod:`.gbnf`)."""
     part = enforced_part(schema)

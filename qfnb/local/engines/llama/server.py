@@ -35,7 +35,7 @@ import httpx
 
 from qfnb.local.engines.llama import spawn
 from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary, reported_port
-from qfnb.protocol.files import write_private_text
+from qfnb.protocol.platform.files import write_private_text
 
 log = logging.getLogger("qfnb.local.engines")
 

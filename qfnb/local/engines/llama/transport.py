@@ -30,7 +30,7 @@ from qfnb.local.engines.base import (
     reached,
 )
 from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.protocol.sse import SSEDecoder
+from qfnb.protocol.wires.sse import SSEDecoder
 
 log = logging.getLogger("qfnb.local.engines")
 

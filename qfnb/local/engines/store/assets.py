@@ -20,15 +20,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qfnb.protocol.daemon import default_model_cache
-from qfnb.protocol.files import write_private_json
-from qfnb.protocol.model_names import (
+from qfnb.protocol.console.model_names import (
     LOCAL_CHAT_MODEL,
     LOCAL_ENGLISH_EMBEDDING_MODEL,
     LOCAL_FINETUNE_BASE,
     LOCAL_TOOL_MODEL,
     endpoint_for,
 )
+from qfnb.protocol.platform.daemon import default_model_cache
+from qfnb.protocol.platform.files import write_private_json
 
 log = logging.getLogger("qfnb.local.engines.store.assets")
 

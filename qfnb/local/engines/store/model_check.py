@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.onnx_embed import PIP, TOKENIZER, io_problem, session
-from qfnb.protocol.daemon import MODEL_ROLES
+from qfnb.protocol.platform.daemon import MODEL_ROLES
 
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (2, 3)

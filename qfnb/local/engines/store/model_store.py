@@ -28,14 +28,14 @@ from qfnb.local.engines.store.assets import file_lock, sha256_file
 from qfnb.local.engines.store.hf_gguf import HFConversionError, convert
 from qfnb.local.engines.store.model_check import ROLES, NotAModel, inspect
 from qfnb.local.engines.store.store_inputs import StoreInputError, check_engine_url, check_template
-from qfnb.protocol.daemon import default_model_cache
-from qfnb.protocol.files import write_private_json
-from qfnb.protocol.model_names import (
+from qfnb.protocol.console.model_names import (
     LOCAL_CHAT_MODEL,
     LOCAL_EMBEDDING_MODEL,
     LOCAL_ENGLISH_EMBEDDING_MODEL,
     LOCAL_FINETUNE_BASE,
 )
+from qfnb.protocol.platform.daemon import default_model_cache
+from qfnb.protocol.platform.files import write_private_json
 
 log = logging.getLogger("qfnb.local.engines.store.model_store")
 

@@ -3,7 +3,7 @@ functions that check their arguments and return a :class:`ConsoleRequest`. Part 
 ``qfnb.resources``: may import ``qfnb._core`` and ``qfnb.protocol`` only.
 
 A request is (path, body, v2 action); ``@surface("FineTune.V2.create_task")`` names the public call it
-becomes. ``tools/unasync_calls.py`` writes the public classes from these builders into
+becomes. ``tools/generate.py`` writes the public classes from these builders into
 ``qfnb/resources/console/<module>.py``: for each builder a classmethod
 pair ``name`` (blocking) / ``aname`` (async) with the builder's parameters plus ``config=`` and
 ``retry=``, sending what the builder returns. A module's ``CLASSES`` declares its classes and

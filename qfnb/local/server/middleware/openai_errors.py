@@ -1,0 +1,99 @@
+"""OpenAI's error object, for every OpenAI-style route of the local platform (``/v1/files``,
+``/v1/batches``, the OpenAI-compatible inference routes, the Responses API):
+``{"error": {"message", "type", "param", "code"}}`` with the HTTP status of the failure; and the
+OpenAI family's route wrapper (:func:`openai_route`: bearer auth, lane, body, every refusal in
+that shape), shared by the chat and the Responses route modules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from qfnb.local.domain.values import BodyError
+from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.gate import EngineBusy
+from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.server.middleware.auth import authenticator
+from qfnb.local.server.serving.serve import Handler, model_route
+from qfnb.local.server.serving.wire import response_id
+from qfnb.protocol.errors import ErrorCode, ProtocolError
+
+log = logging.getLogger("qfnb.local.inference")
+
+#: HTTP status -> OpenAI's error ``type``
+_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
+          429: "rate_limit_error"}
+
+
+def openai_error(status: int, message: str, param: str | None = None, code: str | None = None,
+                 request_id: str | None = None) -> JSONResponse:
+    """An OpenAI error response; ``param`` names the request field at fault; ``request_id`` is the
+    answer's ``id`` (the inference routes give one, as the cloud's v2 does)."""
+    kind = _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    body: dict[str, object] = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    if request_id is not None:
+        body["id"] = request_id
+    return JSONResponse(body, status_code=status)
+
+
+def openai_body_error(exc: BodyError, status: int = 400) -> JSONResponse:
+    """A refused field as OpenAI answers it: the sentence names the field, ``param`` is the field."""
+    return openai_error(status, str(exc), param=exc.field or None, code="invalid_value" if exc.field else None)
+
+
+def inference_error(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
+    """OpenAI's error object with the answer's ``id`` (the inference routes give one, as the cloud's v2 does)."""
+    return openai_error(status, message, param=param, code=code, request_id=response_id())
+
+
+def bearer_refusal(request: Request) -> JSONResponse | None:
+    """OpenAI's 401 for a request without a valid bearer token (files, batches, stored responses)."""
+    problem = authenticator(request).check_bearer(request)
+    return None if problem is None else openai_error(401, problem, code="invalid_api_key")
+
+
+def page_args(query: Any, order: str = "desc") -> dict[str, Any] | JSONResponse:
+    """``limit`` (1-100, default 20), ``order`` (asc/desc, default ``order``) and ``after`` of an
+    OpenAI list call, or its 400."""
+    try:
+        limit = max(1, min(100, int(query.get("limit", 20))))
+    except ValueError:
+        return openai_error(400, "limit must be a whole number from 1 to 100", param="limit")
+    order = query.get("order", order)
+    if order not in ("asc", "desc"):
+        return openai_error(400, "order must be 'asc' or 'desc'", param="order")
+    return {"limit": limit, "order": order, "after": query.get("after")}
+
+
+def _bearer_refusal(request: Request) -> Response | None:
+    problem = authenticator(request).check_bearer(request)
+    # the cloud v2 code (clients re-mint on it)
+    return None if problem is None else inference_error(401, "invalid_iam_token", problem)
+
+
+def openai_route(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """A route of the OpenAI API: bearer auth, the request's lane, its JSON body, and every
+    refusal in OpenAI's error shape (see :func:`refusal`)."""
+    return model_route(handler, _bearer_refusal, refusal)
+
+
+def refusal(exc: Exception) -> Response:
+    """400 naming the field, 404 for an unknown model, 429 busy (with Retry-After), 503 engine down."""
+    if isinstance(exc, BodyError | ProtocolError):
+        if exc.code == ErrorCode.API_NAME_NOT_EXIST:
+            return inference_error(404, "model_not_found", str(exc), "model")
+        return inference_error(400, "invalid_argument", str(exc), exc.field)
+    if isinstance(exc, PromptTooLong):
+        return inference_error(400, "context_length_exceeded", f"messages: {exc}", "messages")
+    if isinstance(exc, EngineBusy):
+        response = inference_error(429, "rate_limit_exceeded", f"Rate limit reached: {exc}")
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
+    if isinstance(exc, EngineUnavailable):
+        log.warning("%s", exc)
+        return inference_error(503, "service_unavailable", f"the model engine is unavailable, retry shortly: {exc}")
+    return inference_error(400, "invalid_argument", str(exc))  # an engine's refusal (a base model asked for tools)

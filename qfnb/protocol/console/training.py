@@ -1,0 +1,93 @@
+"""Fine-tune hyperparameters: the one table of limits and of defaults, for the client, the
+trainer, the notebook, the console routes and the training worker (the local platform may
+import only ``qfnb.protocol``).
+
+Keys are the wire (camelCase) names in a fine-tune run's ``hyperParameterConfig``; the checks
+are pure. The console and the worker enforce the same table, so a value the client lets through
+is never refused after it was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULTS", "LIMITS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit",
+           "hyper_problem"]
+
+#: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
+#: client's ledger row and the platform's /metrics read the same keys
+TRAINED_TOKEN_KEYS = ("trained_tokens", "trainedTokens", "trainTokens", "tokens")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``lo <= value <= hi`` (strict at an end marked open), of ``kind`` int or float."""
+
+    kind: type[int] | type[float]
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def describe(self) -> str:
+        return f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+LIMITS: dict[str, Limit] = {
+    "epoch": Limit(int, 1, 100),
+    "learningRate": Limit(float, 0.0, 1.0, lo_open=True),
+    "batchSize": Limit(int, 1, 256),
+    "maxSeqLen": Limit(int, 8, 32768),
+    "loraRank": Limit(int, 1, 1024),
+    "loraAlpha": Limit(float, 1e-3, 4096),
+    "loraDropout": Limit(float, 0.0, 1.0, hi_open=True),
+    "maxSteps": Limit(int, 1, 10**7),
+    "loggingSteps": Limit(int, 1, 10**6),
+    "warmupRatio": Limit(float, 0.0, 1.0),
+    "weightDecay": Limit(float, 0.0, 1.0),
+    "seed": Limit(int, 0, 2**31 - 1),
+    # qfnb's checkpoint options (qfnb.protocol.console.checkpoints): how many LoRA checkpoints a run keeps,
+    # checkpoints without improvement before ``earlyStop`` ends it, held-out items ``evalMetric`` scores
+    "checkpoints": Limit(int, 0, 100),
+    "earlyStopPatience": Limit(int, 1, 100),
+    "evalMetricItems": Limit(int, 1, 1000),
+    # preference modes (qfnb.local.training.preference): DPO's and KTO's beta (how far the tuned model
+    # may move from the base), KTO's weights of its good and bad answers
+    "beta": Limit(float, 0.0, 100.0, lo_open=True),
+    "desirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
+    "undesirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
+    # reinforcement fine-tuning (RFT, qfnb.local.training.rft): completions sampled per prompt, their
+    # most new tokens, the sampling temperature, the weight of the KL penalty to the base
+    "groupSize": Limit(int, 2, 64),
+    "maxNewTokens": Limit(int, 1, 4096),
+    "temperature": Limit(float, 0.0, 2.0, lo_open=True),
+    "klCoef": Limit(float, 0.0, 10.0),
+}
+
+
+#: what a run gets for a hyperparameter its request leaves out (the console fills these in)
+DEFAULTS: dict[str, int | float] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
+                                    "loraRank": 16, "loraAlpha": 32, "loraDropout": 0.0, "loggingSteps": 1}
+
+#: the preference modes' defaults (TRL's and OpenAI's): filled in for a DPO or KTO run only
+PREFERENCE_DEFAULTS: dict[str, float] = {"beta": 0.1, "desirableWeight": 1.0, "undesirableWeight": 1.0}
+
+
+#: what a RFT run gets for its own hyperparameters when the request leaves them out
+RFT_DEFAULTS: dict[str, int | float] = {"groupSize": 4, "maxNewTokens": 48, "temperature": 1.0, "klCoef": 0.04}
+
+
+def hyper_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for hyperparameter ``name`` (None: fine or not limited)."""
+    limit = LIMITS.get(name)
+    if limit is None:
+        return None
+    is_int = limit.kind is int
+    if isinstance(value, bool) or not isinstance(value, int | float) or (is_int and int(value) != value):
+        return f"must be {'an integer' if is_int else 'a number'}, got {value!r}"
+    below = value <= limit.lo if limit.lo_open else value < limit.lo
+    above = value >= limit.hi if limit.hi_open else value > limit.hi
+    if below or above:
+        return f"must be in {limit.describe()}, got {value!r}"
+    return None
