@@ -43,7 +43,7 @@ from qfnb._core.backend import daemon
 from qfnb.notebook.complete import backends
 from qfnb.notebook.complete.context import Completion, finish_suggestion
 from qfnb.notebook.complete.scope import HELPER
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 
 log = logging.getLogger("bench.completions")
 

@@ -1,6 +1,6 @@
 """The probe's hostile schema patterns on a live platform (issue 70 §1): ``/healthz`` latency while
 one call per pattern is answered with its near miss, its pattern checked with Python's ``re`` (the
-baseline: ``jsonschema``'s own validator, as before) and with RE2 (:mod:`qfnb.protocol.schema_regex`),
+baseline: ``jsonschema``'s own validator, as before) and with RE2 (:mod:`qfnb.protocol.schema.regex`),
 in the same run.
 
     .venv/bin/python bench/hostile_patterns.py [--length 22]
@@ -31,7 +31,7 @@ from pattern_doubles import HOSTILE, hostile_app, hostile_schema  # noqa: E402
 from platform_helpers import Signer  # noqa: E402
 
 from qfnb.local.engines.llama import answer_check, transport  # noqa: E402
-from qfnb.protocol import schema_regex  # noqa: E402
+from qfnb.protocol.schema import regex as schema_regex  # noqa: E402
 from tests.fakes.serving import serve  # noqa: E402
 
 log = logging.getLogger("bench.hostile_patterns")

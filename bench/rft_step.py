@@ -58,7 +58,7 @@ def timing(model_dir: Path, rounds: int) -> dict[str, float]:
     from qfnb.local.training import data, lora, rft
     from qfnb.local.training.rewards import RewardExchange
     from qfnb.local.training.spec import Hyper, WorkerSpec
-    from qfnb.protocol.rewards import parse_reward
+    from qfnb.protocol.console.rewards import parse_reward
 
     hyper = Hyper(batch_size=2, max_seq_len=96, learning_rate=1e-4, group_size=4, max_new_tokens=16)
     base, tok = lora.load_base(model_dir)

@@ -67,7 +67,7 @@ def timing(model_dir: Path, rounds: int) -> dict[str, float]:
 
     from qfnb.local.training import lora, modes
     from qfnb.local.training.spec import Hyper, WorkerSpec
-    from qfnb.protocol import train_formats
+    from qfnb.protocol.console import train_formats
 
     hyper = Hyper(batch_size=4, max_seq_len=96, learning_rate=1e-4)
     base, tok = lora.load_base(model_dir)

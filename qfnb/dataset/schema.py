@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol import train_formats
+from qfnb.protocol.console import train_formats
 from qfnb.resources.console.consts import DataTemplateType
 
 __all__ = [
@@ -185,7 +185,7 @@ class QianfanQuerySet(_OneTextColumn):
 
 class TrainModeData(Schema):
     """A train mode's data (``"DPO"``, ``"KTO"``, ``"PostPretrain"``, ``"RFT"``), each row checked as
-    :mod:`qfnb.protocol.train_formats` reads it; a row in another mode's format is named with what it
+    :mod:`qfnb.protocol.console.train_formats` reads it; a row in another mode's format is named with what it
     looks like. An earlier turn of a multi-turn conversation (``prompt``/``response``) passes."""
 
     def __init__(self, train_mode: str) -> None:

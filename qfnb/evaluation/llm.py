@@ -21,7 +21,7 @@ from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.config import Config
 from qfnb._core.record.traces import item_scope
 from qfnb._core.runtime.progress import ProgressArg
-from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS
 from qfnb.resources import ChatCompletion
 from qfnb.resources.defaults import default_model
 

@@ -114,7 +114,7 @@ class TrainArgs:
     stop: str | None
     target: str | None = None  # --target: local, qianfan or ray://HOST:PORT (None: QFNB_TARGET, else the platform)
     ray_workers: int | None = None  # --ray-workers: Ray Train workers (None: QFNB_RAY_TRAIN_WORKERS, else 1)
-    mode: str | None = None  # --mode: the train mode (None: SFT; qfnb.protocol.train_formats.MODES)
+    mode: str | None = None  # --mode: the train mode (None: SFT; qfnb.protocol.console.train_formats.MODES)
     reward: str | None = None  # --reward module:function: a RFT run's reward, scored in this kernel
 
     @classmethod

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from qfnb.notebook.render.theme import BORDER, CELL, NUM_CELL, TEXT, TEXT_MUTED
-from qfnb.protocol.safe_html import escape
+from qfnb.resources.safe_html import escape
 
 __all__ = ["UsageTable", "headline"]
 

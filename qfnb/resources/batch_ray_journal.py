@@ -22,8 +22,8 @@ from typing import Any
 
 from qfnb._core.http.recorded import worst_case
 from qfnb.local.cluster.jobs import JOURNAL_KEY
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.files import write_private_json
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.files import write_private_json
 
 from .batch_state import answered
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from qfnb._core.errors import QfnbError
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import RowSpan
-from qfnb.protocol.batch import ACTIVE, ROW_SECONDS_KEY, BatchStatus
+from qfnb.protocol.wires.batch import ACTIVE, ROW_SECONDS_KEY, BatchStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.wires.answers import BatchTask

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.config import Config
-from qfnb.protocol.daemon import CREDENTIALS_FILE, default_data_dir
+from qfnb.protocol.platform.daemon import CREDENTIALS_FILE, default_data_dir
 
 __all__ = ["Backend", "backend", "connection_hint"]
 

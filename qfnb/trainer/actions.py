@@ -17,8 +17,8 @@ from qfnb._core.errors import InternalServerError, QfnbError, RequestError, Vali
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of
-from qfnb.protocol import checkpoints, train_formats
-from qfnb.protocol.console import RunStatus
+from qfnb.protocol.console import checkpoints, train_formats
+from qfnb.protocol.console.enums import RunStatus
 from qfnb.resources.console import FineTune
 from qfnb.resources.console.account import console_v2, require_iam_keys
 

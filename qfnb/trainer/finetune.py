@@ -22,7 +22,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import make_progress
 from qfnb._core.runtime.steps import StepFeed
 from qfnb.model import Model, Service
-from qfnb.protocol import train_formats
+from qfnb.protocol.console import train_formats
 from qfnb.resources.targets import JobTarget, check_platform, parse_target
 
 from . import finetune_store, official_file, persist, replay

@@ -35,8 +35,8 @@ from qfnb._core.record.budget import active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
-from qfnb.protocol import train_formats
-from qfnb.protocol.training import DEFAULTS, RFT_DEFAULTS
+from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.training import DEFAULTS, RFT_DEFAULTS
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations
 from qfnb.resources.inference.tokenizer import Tokenizer
@@ -127,7 +127,7 @@ class TrainForecast:
     yuan: float | None
     price_source: str
     since: float = 0.0
-    #: the train mode (qfnb.protocol.train_formats.MODES)
+    #: the train mode (qfnb.protocol.console.train_formats.MODES)
     mode: str = "SFT"
     #: what a budget says of the run ("" where none is set or it fits)
     verdict: str = ""

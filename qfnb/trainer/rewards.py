@@ -25,9 +25,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb.protocol.console import RunStatus
-from qfnb.protocol.rewards import CLIENT, FETCH_ACTION, SUBMIT_ACTION, RewardSpecError, parse_reward, reward_problem
-from qfnb.protocol.routes import Console
+from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.console.rewards import (
+    CLIENT,
+    FETCH_ACTION,
+    SUBMIT_ACTION,
+    RewardSpecError,
+    parse_reward,
+    reward_problem,
+)
+from qfnb.protocol.wires.routes import Console
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config

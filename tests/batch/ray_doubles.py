@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.cluster.ray_batch import prompt_of, row_line, spent_line
-from qfnb.protocol.batch import ROW_SECONDS_KEY
+from qfnb.protocol.wires.batch import ROW_SECONDS_KEY
 
 
 @dataclass

@@ -211,7 +211,7 @@ def test_a_ray_batch_uses_the_default_model_and_counts_at_the_local_price(jobs: 
     """``ChatCompletion().batch_do(prompts, target="ray://...")`` was refused for want of model=; the
     rows it ran on the cluster's engines were priced as a cloud model's (NaN in one kernel)."""
     from qfnb import usage
-    from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS
+    from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS
 
     job = ChatCompletion().batch_do(_prompts(3), target=TARGET)
     assert jobs.jobs[job.task_id].rows[0]["body"]["model"] == LOCAL_DEFAULT_MODELS["chat"]

@@ -18,7 +18,7 @@ from qfnb._core.backend.daemon import ensure_daemon
 from qfnb._core.config import Config, embedded_config
 from qfnb.evaluation.runs.preference import compare_preference
 from qfnb.local.engines.llama.command import find_binary
-from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
+from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]

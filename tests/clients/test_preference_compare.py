@@ -17,7 +17,7 @@ import pytest
 from platform_doubles import FakeChat, FakeRegistry
 
 from qfnb.evaluation.runs.preference import compare_preference, load_pairs
-from qfnb.local.server.heartbeat import is_model_call
+from qfnb.local.server.middleware.heartbeat import is_model_call
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 openai = pytest.importorskip("openai")

@@ -178,7 +178,7 @@ def test_default_judge_runs_on_the_embedded_platform(monkeypatch: pytest.MonkeyP
 def test_a_bare_judge_beside_a_v2_key_names_the_embedded_platforms_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a v2 key set, the bare judge asked the local platform for the v2 default model
     (``ernie-4.5-turbo-128k``): "unknown model ... not in the built-in catalog", on every item."""
-    from qfnb.protocol.model_names import LOCAL_DEFAULT_MODELS, V2_DEFAULT_MODEL
+    from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS, V2_DEFAULT_MODEL
 
     monkeypatch.setenv("QIANFAN_API_KEY", "bce-v3/ALTAK-abc/def")
     monkeypatch.setattr("qfnb.evaluation.llm.read_runtime", lambda: None)  # no daemon running: none started

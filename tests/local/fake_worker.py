@@ -37,8 +37,8 @@ start = time.time()
 
 def rft():
     from qfnb.local.training.rewards import RewardError, RewardExchange, RewardsStopped, Sample
-    from qfnb.protocol import train_formats
-    from qfnb.protocol.rewards import moving_mean, parse_reward
+    from qfnb.protocol.console import train_formats
+    from qfnb.protocol.console.rewards import moving_mean, parse_reward
 
     prompts = [(item.messages[-1]["content"], dict(item.extra))
                for item in train_formats.parse_file("RFT", Path(spec["train_file"]))]

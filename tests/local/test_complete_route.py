@@ -20,8 +20,8 @@ from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import infill
 from qfnb.local.engines.llama.openai_http import OpenAIChat
 from qfnb.local.engines.llama.transport import Endpoint
-from qfnb.local.server.routes_complete import WithdrawnCollector, _counted
-from qfnb.protocol.completion import COMPLETE_ROUTE
+from qfnb.local.server.routes.complete import WithdrawnCollector, _counted
+from qfnb.protocol.wires.completion import COMPLETE_ROUTE
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "notebook"))
 from complete_doubles import FakeCoderRegistry

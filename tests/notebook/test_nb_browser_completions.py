@@ -25,7 +25,7 @@ from test_nb_browser_restart import KERNEL_IDLE
 from qfnb._core.backend import daemon
 from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.record.ledger import LEDGER_FILE, Ledger
-from qfnb.protocol.completion import COMPLETION_KIND
+from qfnb.protocol.wires.completion import COMPLETION_KIND
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

@@ -182,7 +182,7 @@ def _exchange(local: Config, action: str, body: dict[str, Any]) -> dict[str, Any
 
 def test_the_reward_routes_check_what_the_client_posts(local: Config) -> None:
     from qfnb._core.errors import QfnbError
-    from qfnb.protocol.rewards import FETCH_ACTION, SUBMIT_ACTION
+    from qfnb.protocol.console.rewards import FETCH_ACTION, SUBMIT_ACTION
 
     task = _create(local, "rft_routes", "RFT", reward={"source": "client", "clientWaitSeconds": 30})
     found = _exchange(local, FETCH_ACTION, {"taskId": task, "waitSeconds": 10})

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.sqlite_files import LazyDb, open_db, select, transaction
-from qfnb.protocol.usage_file import LEDGER_FILE, STORE_API
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.sqlite_files import LazyDb, open_db, select, transaction
+from qfnb.protocol.platform.usage_file import LEDGER_FILE, STORE_API
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -25,8 +25,8 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.http.client import AsyncQianfanClient, get_client
 from qfnb._core.runtime import sync
-from qfnb.protocol import train_formats
-from qfnb.protocol.safe_html import escape
+from qfnb.protocol.console import train_formats
+from qfnb.resources.safe_html import escape
 
 from .._errors import invalid
 from ..evaluators.pairwise import PairwiseJudge

@@ -31,12 +31,12 @@ from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
-from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol import train_formats
-from qfnb.protocol.console import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
-from qfnb.protocol.files import jsonl
-from qfnb.protocol.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.enums import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
+from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
+from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
+from qfnb.protocol.platform.files import jsonl
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -93,7 +93,8 @@ def create_container(platform: Platform, *, name: Any, base_model: Any, base_fie
 
 
 def check_mode(value: Any, field: str = "trainMode") -> str:
-    """The train mode ``value`` names (:data:`qfnb.protocol.train_formats.MODES`); BodyError naming ``field``."""
+    """The train mode ``value`` names (:data:`qfnb.protocol.console.train_formats.MODES`); BodyError
+    naming ``field``."""
     try:
         return train_formats.train_mode(value or "SFT", field)
     except ValueError as exc:
@@ -135,7 +136,7 @@ def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[s
 
 
 def collect_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> list[train_formats.Record]:
-    """A ``mode`` run's records (:mod:`qfnb.protocol.train_formats`) from dataset references; BodyError
+    """A ``mode`` run's records (:mod:`qfnb.protocol.console.train_formats`) from dataset references; BodyError
     naming the dataset's field and row, and what the row looks like when it is another mode's data."""
     records: list[train_formats.Record] = []
     for field, ref in refs:

@@ -13,8 +13,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.values import BodyError
-from qfnb.protocol import train_formats
-from qfnb.protocol.files import jsonl, write_private_text
+from qfnb.protocol.console import train_formats
+from qfnb.protocol.platform.files import jsonl, write_private_text
 
 BOS_PREFIX = "bos:/"
 #: bytes of an upload gathered before each write to disk
@@ -156,7 +156,7 @@ def normalize_rows(raw: Any) -> list[dict[str, Any]]:
     prompt kept), a list of such turns (one row per turn), and prompt-only rows (query sets,
     response ``""``). Another train mode's record (a DPO pair, a KTO item, ``{"text"}``, OpenAI's
     preference or chat lines, a RFT prompt with other fields for its reward:
-    :func:`qfnb.protocol.train_formats.looks_like`) is one row that keeps the record whole under
+    :func:`qfnb.protocol.console.train_formats.looks_like`) is one row that keeps the record whole under
     ``record`` (its ``response`` empty: an SFT run does not train on it).
     """
     seen = train_formats.looks_like(raw)

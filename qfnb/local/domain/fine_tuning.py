@@ -19,10 +19,11 @@ from qfnb.local.domain import batch_files
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol.console import RunStatus
-from qfnb.protocol.files import jsonl
-from qfnb.protocol.fine_tune_files import (
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.console.training import DEFAULTS
+from qfnb.protocol.platform.files import jsonl
+from qfnb.protocol.wires.fine_tune_files import (
     CHAT,
     PREFERENCE,
     PROMPTS,
@@ -31,8 +32,7 @@ from qfnb.protocol.fine_tune_files import (
     inspect_lines,
     sft_rows,
 )
-from qfnb.protocol.graders import GraderProblem, check_grader
-from qfnb.protocol.training import DEFAULTS
+from qfnb.protocol.wires.graders import GraderProblem, check_grader
 
 log = logging.getLogger("qfnb.local.fine_tuning")
 
@@ -92,7 +92,7 @@ def _data_file(platform: Platform, file_id: Any, field: str) -> tuple[dict[str, 
 
 def _run_file(platform: Platform, rec: dict[str, Any], kind: str, key: str) -> str:
     """The ``bos:/`` URI a run reads the file from: a preference or prompts file as uploaded (the
-    train modes read OpenAI's formats: :mod:`qfnb.protocol.train_formats`), a chat file as the
+    train modes read OpenAI's formats: :mod:`qfnb.protocol.console.train_formats`), a chat file as the
     platform's SFT rows, stored beside it."""
     if kind != "supervised":
         return f"bos:/{rec['bucket']}/{rec['key']}"

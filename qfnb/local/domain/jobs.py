@@ -32,8 +32,8 @@ from qfnb.local.domain.values import iso
 from qfnb.local.engines import calls
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.training import resume
-from qfnb.protocol.console import RunStatus
-from qfnb.protocol.targets import TargetError, parse_target
+from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.platform.targets import TargetError, parse_target
 
 log = logging.getLogger("qfnb.local.domain.jobs")
 

@@ -19,9 +19,9 @@ from typing import Any
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.training.rewards import answer_path, claimed_path, request_path
-from qfnb.protocol.console import RunStatus
-from qfnb.protocol.files import write_private_json
-from qfnb.protocol.rewards import CLIENT, reward_problem
+from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.console.rewards import CLIENT, reward_problem
+from qfnb.protocol.platform.files import write_private_json
 
 #: the longest long poll a fetch may ask for
 MAX_WAIT_S = 20.0

@@ -22,32 +22,29 @@ from qfnb.local.domain.meter import Meter
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
-from qfnb.local.server import (
-    failures,
-    idempotency,
-    metrics,
-    routes_anthropic,
-    routes_batch,
-    routes_bos,
-    routes_chat_store,
-    routes_complete,
-    routes_console,
-    routes_fine_tuning,
-    routes_inference,
-    routes_models,
-    routes_openai,
-    routes_responses,
-    routes_tokens,
-    routes_v2,
-)
-from qfnb.local.server.auth import Authenticator, authenticator
-from qfnb.local.server.guard import BodyLimit
-from qfnb.local.server.heartbeat import Heartbeat
-from qfnb.local.server.idempotency import Calls, Idempotent
-from qfnb.local.server.wire import bce_error
+from qfnb.local.server.middleware import idempotency, metrics
+from qfnb.local.server.middleware.auth import Authenticator, authenticator
+from qfnb.local.server.middleware.guard import BodyLimit
+from qfnb.local.server.middleware.heartbeat import Heartbeat
+from qfnb.local.server.middleware.idempotency import Calls, Idempotent
+from qfnb.local.server.routes import anthropic as routes_anthropic
+from qfnb.local.server.routes import batch as routes_batch
+from qfnb.local.server.routes import bos as routes_bos
+from qfnb.local.server.routes import chat_store as routes_chat_store
+from qfnb.local.server.routes import complete as routes_complete
+from qfnb.local.server.routes import console as routes_console
+from qfnb.local.server.routes import fine_tuning as routes_fine_tuning
+from qfnb.local.server.routes import inference as routes_inference
+from qfnb.local.server.routes import models as routes_models
+from qfnb.local.server.routes import openai as routes_openai
+from qfnb.local.server.routes import responses as routes_responses
+from qfnb.local.server.routes import tokens as routes_tokens
+from qfnb.local.server.routes import v2 as routes_v2
+from qfnb.local.server.serving import failures
+from qfnb.local.server.serving.wire import bce_error
 from qfnb.local.settings import Settings
-from qfnb.protocol import schema_regex
 from qfnb.protocol.limits import MAX_UPLOAD_BYTES
+from qfnb.protocol.schema import regex as schema_regex
 
 log = logging.getLogger("qfnb.local")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from qfnb.local.training import data, lora, pretrain
 from qfnb.local.training.evaluate import EvalSet
-from qfnb.protocol import train_formats
+from qfnb.protocol.console import train_formats
 
 if TYPE_CHECKING:
     from qfnb.local.training.spec import Hyper, WorkerSpec

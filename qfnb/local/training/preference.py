@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from qfnb.local.training import data, lora
 from qfnb.local.training.spec import Hyper
-from qfnb.protocol.train_formats import Judged, Pair, Record
+from qfnb.protocol.console.train_formats import Judged, Pair, Record
 
 if TYPE_CHECKING:
     from torch import Tensor

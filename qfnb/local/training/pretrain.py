@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qfnb.local.training import data
-from qfnb.protocol.train_formats import Record, Text
+from qfnb.protocol.console.train_formats import Record, Text
 
 #: the shortest last block kept (a shorter tail teaches little and skews the per-block mean)
 MIN_TAIL = 16

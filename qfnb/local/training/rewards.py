@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.files import write_private_json
-from qfnb.protocol.rewards import RewardSpec, grade, reward_problem
+from qfnb.protocol.console.rewards import RewardSpec, grade, reward_problem
+from qfnb.protocol.platform.files import write_private_json
 
 log = logging.getLogger("qfnb.local.training")
 

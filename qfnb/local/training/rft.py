@@ -33,9 +33,9 @@ from typing import Any, Protocol
 from qfnb.local.training import data, lora
 from qfnb.local.training.rewards import RewardExchange, RewardsStopped, Sample
 from qfnb.local.training.spec import WorkerSpec
-from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol import train_formats
-from qfnb.protocol.rewards import RewardSpec, moving_mean
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -71,7 +71,7 @@ class Prompt:
 
 
 def load_prompts(path: Path, name: str = "train_file") -> list[Prompt]:
-    """RFT prompts (:mod:`qfnb.protocol.train_formats`: ``{"prompt": ...}`` lines whose other fields go to
+    """RFT prompts (:mod:`qfnb.protocol.console.train_formats`: ``{"prompt": ...}`` lines whose other fields go to
     the reward, chat ``messages``, or SFT data with its answers ignored); DataError naming the line."""
     try:
         items = train_formats.parse_file("RFT", path, name)

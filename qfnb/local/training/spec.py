@@ -9,10 +9,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol.checkpoints import DEFAULT_PATIENCE, METRICS
-from qfnb.protocol.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.train_formats import train_mode
-from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
+from qfnb.protocol.console.checkpoints import DEFAULT_PATIENCE, METRICS
+from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
+from qfnb.protocol.console.train_formats import train_mode
+from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
 
 
 class SpecError(ValueError):
@@ -73,9 +73,9 @@ class WorkerSpec:
     base_model_path: Path | None = None  # an HF model dir to train instead of the named model's weights
     eval_file: Path | None = None  # held-out pairs for the evaluation loss (never trained on)
     init_adapter: Path | None = None  # a checkpoint to continue from (incrementCheckpointStep)
-    #: "SFT", "PostPretrain", "DPO", "KTO" or "RFT" (qfnb.protocol.train_formats.MODES): what the worker trains
+    #: "SFT", "PostPretrain", "DPO", "KTO" or "RFT" (qfnb.protocol.console.train_formats.MODES): what the worker trains
     train_mode: str = "SFT"
-    reward: RewardSpec | None = None  # a RFT run's reward source (qfnb.protocol.rewards)
+    reward: RewardSpec | None = None  # a RFT run's reward source (qfnb.protocol.console.rewards)
 
 
 def _snake(wire: str) -> str:

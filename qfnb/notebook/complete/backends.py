@@ -18,7 +18,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.auth import iam_headers
 from qfnb._core.record.ledger import UsageRow, default_ledger, job
 from qfnb.notebook.complete.context import Completion
-from qfnb.protocol.completion import COMPLETE_ROUTE, COMPLETION_KIND
+from qfnb.protocol.wires.completion import COMPLETE_ROUTE, COMPLETION_KIND
 
 __all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "record_local"]
 

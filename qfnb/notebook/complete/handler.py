@@ -24,7 +24,7 @@ from jupyter_server.base.handlers import APIHandler
 
 from qfnb.notebook.complete import backends, scope, switch
 from qfnb.notebook.complete.context import Completion, finish_suggestion
-from qfnb.protocol.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
+from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
 
 __all__ = ["DAILY_TOKENS", "CompleteHandler", "Completions"]
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qfnb._core.record.ledger import Ledger, default_ledger
-from qfnb.protocol.completion import COMPLETION_KIND
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.files import write_private_text
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.files import write_private_text
+from qfnb.protocol.wires.completion import COMPLETION_KIND
 
 __all__ = ["SWITCH_FILE", "Today", "enabled", "set_enabled", "spent_today"]
 

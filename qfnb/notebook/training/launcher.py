@@ -24,11 +24,11 @@ from qfnb.notebook._ipython import DisplayHandle, display
 from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
-from qfnb.protocol import train_formats
-from qfnb.protocol.checkpoints import DEFAULT_CHECKPOINTS
-from qfnb.protocol.daemon import default_data_dir
-from qfnb.protocol.files import write_private_json
-from qfnb.protocol.safe_html import clean, escape
+from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.checkpoints import DEFAULT_CHECKPOINTS
+from qfnb.protocol.platform.daemon import default_data_dir
+from qfnb.protocol.platform.files import write_private_json
+from qfnb.resources.safe_html import clean, escape
 from qfnb.trainer.configs import TrainConfig
 
 log = logging.getLogger("qfnb.notebook.training.launcher")

@@ -17,7 +17,7 @@ from qfnb.notebook.training import attach
 from qfnb.notebook.training import run as train
 from qfnb.notebook.training.jobs import jobs_frame, resolve_task
 from qfnb.notebook.training.launcher import FinetuneLauncher, platform_base_models
-from qfnb.protocol import train_formats
+from qfnb.protocol.console import train_formats
 
 #: ``@magic_arguments()`` with every ``%qftrain`` option, in its help's order
 QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(

@@ -28,10 +28,10 @@ from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training import _background
 from qfnb.notebook.training.dashboard import TrainingDashboard
-from qfnb.protocol import train_formats
-from qfnb.protocol.checkpoints import METRICS
-from qfnb.protocol.model_names import LOCAL_FINETUNE_BASE
-from qfnb.protocol.training import LIMITS, hyper_problem
+from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.checkpoints import METRICS
+from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
+from qfnb.protocol.console.training import LIMITS, hyper_problem
 from qfnb.resources.targets import parse_target
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
@@ -67,7 +67,7 @@ class TrainSpec(TrainOptions):
     target: str | None = None
     #: Ray Train workers on a Ray target (``--ray-workers``; None: ``QFNB_RAY_TRAIN_WORKERS``, else 1)
     ray_workers: int | None = None
-    #: the train mode (``--mode``): SFT, PostPretrain, DPO, KTO, RFT (:data:`qfnb.protocol.train_formats.MODES`)
+    #: the train mode (``--mode``): SFT, PostPretrain, DPO, KTO, RFT (:data:`qfnb.protocol.console.train_formats.MODES`)
     mode: str = "SFT"
     #: a RFT run's reward (``--reward module:function``), scored in this kernel
     reward: Callable[..., Any] | None = None
@@ -156,7 +156,7 @@ class TrainSpec(TrainOptions):
 
 def _mode(word: str | None) -> str:
     """``--mode``'s train mode (a UsageError naming the modes when it is none of them)."""
-    from qfnb.protocol.train_formats import train_mode  # deferred: the modes' table
+    from qfnb.protocol.console.train_formats import train_mode  # deferred: the modes' table
 
     try:
         return train_mode(word or "SFT", "--mode")

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-from .limits import MAX_PATTERN_REPEAT_PRODUCT, MAX_SCHEMA_REPEAT
-from .schema_regex import pattern_unreadable
+from qfnb.protocol.limits import MAX_PATTERN_REPEAT_PRODUCT, MAX_SCHEMA_REPEAT
+from qfnb.protocol.schema.regex import pattern_unreadable
 
 __all__ = ["pattern_hazard", "pattern_problem"]
 

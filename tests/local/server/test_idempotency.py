@@ -382,7 +382,7 @@ def test_an_iam_callers_key_is_owned_by_its_verified_signature_not_its_key_id(tm
     unverified signature never reaches the keyed calls: it is refused as the route refuses it."""
     from platform_helpers import CREDS, Signer
 
-    from qfnb.protocol.signing import bce_date
+    from qfnb.protocol.wires.signing import bce_date
 
     body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": LONG}]}
     forged = {"Authorization": f"bce-auth-v1/{CREDS.access_key}/{bce_date()}/1800/host/{'0' * 64}",

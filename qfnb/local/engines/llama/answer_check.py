@@ -2,7 +2,7 @@
 
 When the engine's grammar enforces only part of a schema (:mod:`qfnb.protocol.schema.enforced`),
 the answer is collected whole, checked with ``jsonschema`` against the client's schema (formats
-included; its patterns with RE2, in linear time: :mod:`qfnb.protocol.schema_regex`) and, on a
+included; its patterns with RE2, in linear time: :mod:`qfnb.protocol.schema.regex`) and, on a
 miss, written again: at most :data:`RESAMPLES` more times, each with another
 seed (and, where the request asked for greedy decoding, at :data:`RESAMPLE_TEMPERATURE`, since
 greedy would write the same answer). A final miss is answered as it is, its last delta carrying
@@ -21,7 +21,7 @@ from typing import Any
 from qfnb.local.engines.ask import GenParams
 from qfnb.local.engines.base import Delta, aclose
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
-from qfnb.protocol.schema_regex import validator_for
+from qfnb.protocol.schema.regex import validator_for
 
 __all__ = ["RESAMPLES", "RESAMPLE_TEMPERATURE", "checked", "schema_miss"]
 

@@ -29,8 +29,8 @@ from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import prompts, transport
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint
-from qfnb.protocol.completion import MAX_COMPLETION_TOKENS
-from qfnb.protocol.sse import SSEDecoder
+from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS
+from qfnb.protocol.wires.sse import SSEDecoder
 
 __all__ = ["InfillAsk", "Infiller", "infill"]
 

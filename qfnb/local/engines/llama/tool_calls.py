@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta, aclose
-from qfnb.protocol.schema_regex import validator_for
+from qfnb.protocol.schema.regex import validator_for
 
 log = logging.getLogger("qfnb.local.engines")
 

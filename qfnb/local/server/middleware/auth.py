@@ -18,8 +18,8 @@ from qfnb.local.server.middleware.replay import ReplayCache, changes_state, from
 from qfnb.local.server.serving.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.routes import MODEL_API_PREFIX
-from qfnb.protocol.signing import AuthHeader, SignatureError, sign, uri_encode, verify
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.signing import AuthHeader, SignatureError, sign, uri_encode, verify
 
 log = logging.getLogger("qfnb.local.server.middleware.auth")
 

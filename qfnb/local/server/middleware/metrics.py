@@ -29,10 +29,10 @@ from starlette.routing import Route
 from qfnb.local.domain import batch
 from qfnb.local.domain.meter import CallNote, Meter
 from qfnb.local.domain.platform import Platform
-from qfnb.local.server.auth import authenticator
-from qfnb.protocol.console import RunStatus
-from qfnb.protocol.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent
-from qfnb.protocol.usage_file import usage_by_target
+from qfnb.local.server.middleware.auth import authenticator
+from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.platform.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent
+from qfnb.protocol.platform.usage_file import usage_by_target
 
 __all__ = ["METRICS_ROUTE", "Observation", "StateCollector", "routes"]
 

@@ -17,14 +17,14 @@ from qfnb.local.domain import console as c
 from qfnb.local.domain import rewards as reward_requests
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
-from qfnb.local.server.auth import authenticator
-from qfnb.local.server.failures import failure_response
-from qfnb.local.server.wire import base_url, json_body, paged, v2_error, v2_ok
-from qfnb.protocol import rewards
-from qfnb.protocol.routes import MODEL_API_PREFIX, Console, V2Action
-from qfnb.protocol.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
-from qfnb.protocol.train_formats import MODES
-from qfnb.protocol.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS
+from qfnb.local.server.middleware.auth import authenticator
+from qfnb.local.server.serving.failures import failure_response
+from qfnb.local.server.serving.wire import base_url, json_body, paged, v2_error, v2_ok
+from qfnb.protocol.console import rewards
+from qfnb.protocol.console.train_formats import MODES
+from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS
+from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
+from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
 log = logging.getLogger("qfnb.local.domain.console")
 

@@ -25,13 +25,13 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe, Delta, aclose
 from qfnb.local.engines.llama import infill
-from qfnb.local.server.offload import offload
-from qfnb.local.server.openai_errors import openai_route
-from qfnb.local.server.serve import collect, together
-from qfnb.local.server.wire import parse
-from qfnb.protocol.completion import COMPLETE_ROUTE, CompleteRequest
-from qfnb.protocol.daemon import MODEL_HEADER
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL
+from qfnb.local.server.middleware.openai_errors import openai_route
+from qfnb.local.server.serving.offload import offload
+from qfnb.local.server.serving.serve import collect, together
+from qfnb.local.server.serving.wire import parse
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
+from qfnb.protocol.platform.daemon import MODEL_HEADER
+from qfnb.protocol.wires.completion import COMPLETE_ROUTE, CompleteRequest
 
 __all__ = ["WithdrawnCollector", "routes"]
 

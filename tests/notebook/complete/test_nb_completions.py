@@ -21,7 +21,7 @@ from qfnb._core.config import Config
 from qfnb._core.record.ledger import Ledger, UsageRow, default_ledger
 from qfnb.notebook.complete import backends, handler, scope, switch
 from qfnb.notebook.complete.context import Completion, cell_chunks, finish_suggestion, stops_for
-from qfnb.protocol.completion import COMPLETION_KIND, CompleteRequest
+from qfnb.protocol.wires.completion import COMPLETION_KIND, CompleteRequest
 from tests.fakes.fixtures_v2 import key_only_config
 
 
@@ -170,7 +170,7 @@ def test_a_wheel_enables_the_server_extension_and_the_build_holds_the_provider()
 
     import qfnb.notebook.complete as complete
 
-    root = Path(__file__).parents[2]
+    root = Path(__file__).parents[3]
     files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     config = files["etc/jupyter/jupyter_server_config.d"]
     assert config == ["jupyter-config/jupyter_server_config.d/qfnb.json"]

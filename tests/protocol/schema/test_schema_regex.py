@@ -1,4 +1,4 @@
-"""A schema's patterns run with RE2 (:mod:`qfnb.protocol.schema_regex`): the probe's patterns against
+"""A schema's patterns run with RE2 (:mod:`qfnb.protocol.schema.regex`): the probe's patterns against
 their near misses where Python's ``re`` would take 2^n steps (n = 5,000 here: it would never end),
 the keys an answer writes matched against ``patternProperties`` (and ``additionalProperties``
 beside them) the same way, and JSON Schema's reading kept (``pattern`` matches anywhere)."""
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qfnb.protocol.schema_regex import pattern_unreadable, validator_for
+from qfnb.protocol.schema.regex import pattern_unreadable, validator_for
 
 NEAR_MISS = {r"^(\d+)+$": "1", r"^(\d|\d)+$": "1", r"^(\w+\s?)+$": "a", r"^([a-z]+)*$": "a"}
 

@@ -20,8 +20,8 @@ from qfnb.local.domain import fine_tuning as ft
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe
-from qfnb.local.server.openai_errors import bearer_refusal, openai_body_error, openai_error
-from qfnb.local.server.wire import json_body
+from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_body_error, openai_error
+from qfnb.local.server.serving.wire import json_body
 from qfnb.protocol.errors import ErrorCode
 
 PREFIXES = ("/v1", "/v2")

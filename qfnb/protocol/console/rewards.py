@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.protocol import textmetrics
+from qfnb.protocol.console import textmetrics
 
 __all__ = ["CLIENT", "DEFAULT_CLIENT_WAIT", "DEFAULT_REWARD_WAIT", "FETCH_ACTION", "GRADERS", "MOVING_WINDOW",
            "SIMILARITY_METRICS", "SUBMIT_ACTION", "RewardSpec", "RewardSpecError", "grade", "moving_mean",

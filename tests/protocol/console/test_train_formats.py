@@ -1,4 +1,4 @@
-"""Each train mode's data read by ``qfnb.protocol.train_formats``: Qianfan's, OpenAI's and TRL's formats,
+"""Each train mode's data read by ``qfnb.protocol.console.train_formats``: Qianfan's, OpenAI's and TRL's formats,
 single and multi-turn, a wrong-format line named with what it looks like, and the canonical form read back."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from qfnb.protocol import checkpoints as ckpt
-from qfnb.protocol import train_formats as tf
-from qfnb.protocol.console import TrainMode
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console import train_formats as tf
+from qfnb.protocol.console.enums import TrainMode
 
 USER = {"role": "user", "content": "2+2?"}
 

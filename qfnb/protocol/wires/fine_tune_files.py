@@ -170,7 +170,7 @@ def sft_rows(lines: Iterable[str]) -> list[dict[str, Any]]:
     """A checked ``chat`` file as the platform's SFT rows: each trained assistant message as
     ``{prompt, response, system?}``, its prompt the user message before it (earlier turns are not
     carried: the platform's SFT rows are single-turn). The other formats go to the train modes as
-    they are (:mod:`qfnb.protocol.train_formats` reads OpenAI's preference and prompt lines)."""
+    they are (:mod:`qfnb.protocol.console.train_formats` reads OpenAI's preference and prompt lines)."""
     rows: list[dict[str, Any]] = []
     for _, kind, parts in parsed_lines(lines):
         if kind != CHAT:
