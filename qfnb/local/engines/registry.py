@@ -253,7 +253,8 @@ class EngineRegistry:
                          "since": server.since, "slots": lanes.slots, "busy": lanes.busy, "queued": lanes.queued,
                          "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
                          "loads": server.loads,
-                         "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in()})
+                         "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in(),
+                         "seededPid": server.solo_pid})
         for name, engine in engines.items():
             if name in servers or (name in self._bases and self._bases[name] in servers):
                 continue
@@ -332,7 +333,7 @@ class EngineRegistry:
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
             return OpenAIChat(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
                               template=spec.template, stop=spec.stop, llama=True, n_ctx=spec.n_ctx,
-                              chat_layer=opts.chat_layer)
+                              chat_layer=opts.chat_layer, solo=llama_endpoint(server, spec.lora_path, solo=True))
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)
