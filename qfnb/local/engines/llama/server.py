@@ -132,10 +132,12 @@ class LlamaServer:
         """The process seeded requests run on, one at a time (:mod:`~qfnb.local.engines.lanes`): the same
         model and adapters with one slot, started on first use and stopped when idle like this one. It
         maps the same GGUF, so the weights' pages are shared; what it adds is one slot's KV cache and
-        its compute buffers."""
+        its compute buffers. It decodes on one thread: one sequence gains little from more, and a
+        thread of its own takes one core from the main engine's threads instead of making them wait
+        at their barriers (two processes each running a thread per core slowed each other 4 to 60 times)."""
         with self._lock:
             if self._solo is None:
-                config = dataclasses.replace(self.config, name=f"{self.config.name}-seeded", slots=1)
+                config = dataclasses.replace(self.config, name=f"{self.config.name}-seeded", slots=1, threads=1)
                 self._solo = LlamaServer(config, self.binary)
             self._solo.add_adapters(self._adapters)
             return self._solo
