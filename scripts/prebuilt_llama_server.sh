@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 mode=$1
 VENV=${2:?VENV}
 PY=${PYTHON:-$VENV/bin/python}
-STATE="$VENV/.llama-build"  # the background build's log path, then "done" or "failed" on its last line
+STATE="$VENV/.llama-build"  # the background build's log path and pid, then "done" or "failed" on its last line
 
 case "$mode" in
 --install)
@@ -50,6 +50,7 @@ case "$mode" in
   export log VENV STATE PYTHON="$PY"
   # one build per cache folder: a second bootstrap waits for the first one's (flock) and then only links
   setsid bash -c '
+    echo "$$" >> "$STATE"
     exec 9>"$QFNB_SERVER_DIR.lock"
     flock 9
     missing=()
@@ -73,7 +74,11 @@ case "$mode" in
   failed) echo "llama-server build: failed (the prebuilt one goes on serving; log: $log)" ;;
   *)
     step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$log" 2>/dev/null | tail -1 || true)
-    echo "llama-server build: running in the background ${step:-(configuring)} (log: $log)" ;;
+    if kill -0 "$(sed -n 2p "$STATE")" 2>/dev/null; then
+      echo "llama-server build: running in the background ${step:-(configuring)} (log: $log)"
+    else
+      echo "llama-server build: stopped at ${step:-its start} (the prebuilt one goes on serving; the next bootstrap builds it)"
+    fi ;;
   esac
   ;;
 *)
