@@ -121,15 +121,16 @@ class LaneGate(Gate):
         slot 0 of the solo engine for an exclusive turn."""
         batch = (lane or priority.get()) == BATCH
         task = asyncio.current_task()
+        cap = self.slots + self.queue - (self.reserve if batch else 0)
         if exclusive:
-            with self.admit(self.slots + self.queue - (self.reserve if batch else 0), self.retry_after):
+            with self.admit(cap, self.retry_after):
                 await self._wait_solo()
                 try:
                     yield 0
                 finally:
                     self._leave_solo()
             return
-        with self.admit(self.slots + self.queue - (self.reserve if batch else 0), self.retry_after):
+        with self.admit(cap, self.retry_after):
             slot = await self._wait_turn(batch, long, key, group, nested=task in self._holders)
             if task is not None:
                 with self._cond_lock:
