@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -180,7 +181,9 @@ def seed_cost(platform: Side, users: int, share: float, tokens: int, rounds: int
     for r in range(rounds):
         for n in rates:
             rates[n].append(asyncio.run(concurrent(platform, users, tokens, f"seed{r}-{n}", seeded=n, texts=texts)))
-            log.info("seed cost round %d: %d of %d chats seeded: %.1f tok/s", r, n, users, rates[n][-1])
+            log.info("seed cost round %d: %d of %d chats seeded: %.1f tok/s%s", r, n, users, rates[n][-1],
+                     "".join(f"; seeded answer {i}: sha256 {hashlib.sha256(t[-1].encode()).hexdigest()[:12]}"
+                             for i, t in sorted(texts.items()) if n and t))
     none, some = statistics.median(rates[0]), statistics.median(rates[seeded])
     log.info("seeded traffic: %d concurrent chats, none seeded %.1f tok/s, %d seeded (%.0f %%) %.1f tok/s -> "
              "%.2fx the unseeded throughput", users, none, seeded, 100 * seeded / users, some, some / none)
