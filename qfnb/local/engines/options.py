@@ -32,6 +32,10 @@ class EngineOptions:
     #: (``QFNB_LLAMA_CHAT``): ``"own"`` renders and tokenizes it here and sends token ids to
     #: ``/completions``; ``"server"`` sends the turns to llama-server's ``/v1/chat/completions``
     chat_layer: str = "own"
+    #: speculative decoding on our own llama-server engines (``QFNB_ENGINE_SPECULATIVE``): ``"none"`` (the
+    #: default: measured no faster on a 2-core CPU, and its batched verification changes greedy text),
+    #: an n-gram kind, or ``"draft"`` (the tool model drafted by the 0.5B chat model); see docs/local-platform.md
+    speculative: str = "none"
 
     @property
     def queue_len(self) -> int:
@@ -40,7 +44,8 @@ class EngineOptions:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EngineOptions:
         """``QFNB_ENGINE_SLOTS``, ``QFNB_ENGINE_QUEUE``, ``QFNB_ENGINE_IDLE_SECONDS``, ``QFNB_ENGINES``,
-        ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``, ``QFNB_LLAMA_CHAT``."""
+        ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``, ``QFNB_LLAMA_CHAT``,
+        ``QFNB_ENGINE_SPECULATIVE``."""
 
         def number(key: str, kind: type, default: Any) -> Any:
             raw = env.get(key)
@@ -61,7 +66,8 @@ class EngineOptions:
                    external=parse_external(env.get("QFNB_ENGINES")),
                    stall_seconds=positive("QFNB_ENGINE_STALL_SECONDS", 30.0),
                    request_seconds=positive("QFNB_ENGINE_REQUEST_SECONDS", 600.0),
-                   chat_layer=chat_layer(env.get(CHAT_LAYER_SETTING)))
+                   chat_layer=chat_layer(env.get(CHAT_LAYER_SETTING)),
+                   speculative=speculative(env.get(SPECULATIVE_SETTING)))
 
 
 #: the setting that says who prepares a chat for our own llama-server (:attr:`EngineOptions.chat_layer`)
@@ -74,6 +80,19 @@ def chat_layer(raw: str | None) -> str:
     value = (raw or "own").strip().lower()
     if value not in CHAT_LAYERS:
         raise ValueError(f"{CHAT_LAYER_SETTING} must be one of {', '.join(CHAT_LAYERS)}, got {raw!r}")
+    return value
+
+
+#: the setting that turns on speculative decoding (:attr:`EngineOptions.speculative`)
+SPECULATIVE_SETTING = "QFNB_ENGINE_SPECULATIVE"
+SPECULATIVE_KINDS = ("none", "ngram-simple", "ngram-map-k", "ngram-mod", "draft")
+
+
+def speculative(raw: str | None) -> str:
+    """``QFNB_ENGINE_SPECULATIVE`` checked: one of :data:`SPECULATIVE_KINDS` (default ``none``)."""
+    value = (raw or "none").strip().lower()
+    if value not in SPECULATIVE_KINDS:
+        raise ValueError(f"{SPECULATIVE_SETTING} must be one of {', '.join(SPECULATIVE_KINDS)}, got {raw!r}")
     return value
 
 

@@ -17,7 +17,7 @@ from qfnb.local.engines.gate import BatchingEmbedder, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
-from qfnb.local.engines.llama.command import ServerConfig
+from qfnb.local.engines.llama.command import ServerConfig, speculative_args
 from qfnb.local.engines.llama.embed import LlamaEmbedder
 from qfnb.local.engines.llama.leftovers import reap_leftovers
 from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat, llama_endpoint
@@ -29,9 +29,7 @@ from qfnb.local.engines.options import EngineOptions, parse_external
 from qfnb.local.engines.store import assets, byom
 from qfnb.local.engines.store.assets import AssetError
 from qfnb.local.engines.store.model_store import ModelStore
-from qfnb.protocol.console.model_names import (
-    endpoint_for,
-)
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, endpoint_for
 from qfnb.protocol.platform.files import write_private_text
 
 __all__ = ["EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
@@ -253,7 +251,8 @@ class EngineRegistry:
                          "since": server.since, "slots": lanes.slots, "busy": lanes.busy, "queued": lanes.queued,
                          "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
                          "loads": server.loads,
-                         "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in()})
+                         "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in(),
+                         "seededPid": server.solo_pid})
         for name, engine in engines.items():
             if name in servers or (name in self._bases and self._bases[name] in servers):
                 continue
@@ -307,10 +306,23 @@ class EngineRegistry:
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
                                       stall_seconds=opts.stall_seconds, request_seconds=opts.request_seconds,
                                       chat_template=str(template) if template else None,
-                                      reranking="reranker" in spec.api_types, embedding=embeds_only(spec))
+                                      reranking="reranker" in spec.api_types, embedding=embeds_only(spec),
+                                      speculative=self._speculative(base_name, spec))
                 server = self._servers[base_name] = LlamaServer(config)
                 self._gates[base_name] = LaneGate(base_name, opts.slots, opts.queue_len)
             return server
+
+    def _speculative(self, base_name: str, spec: ModelSpec) -> tuple[str, ...]:
+        """The engine's speculative decoding flags (``QFNB_ENGINE_SPECULATIVE``): n-gram drafts for any
+        generating model; a draft model for the tool model only (the 0.5B chat model, its tokenizer)."""
+        kind = self.options.speculative
+        if kind == "none" or embeds_only(spec) or "reranker" in spec.api_types:
+            return ()
+        if kind == "draft":
+            if base_name != LOCAL_TOOL_MODEL:
+                return ()
+            return speculative_args(kind, assets.gguf_path(LOCAL_CHAT_MODEL))
+        return speculative_args(kind)
 
     def _load(self, name: str, spec: ModelSpec) -> Engine | BatchingEmbedder:
         kind = effective_kind(spec)
@@ -332,7 +344,7 @@ class EngineRegistry:
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
             return OpenAIChat(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
                               template=spec.template, stop=spec.stop, llama=True, n_ctx=spec.n_ctx,
-                              chat_layer=opts.chat_layer)
+                              chat_layer=opts.chat_layer, solo=llama_endpoint(server, spec.lora_path, solo=True))
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)

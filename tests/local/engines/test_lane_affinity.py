@@ -81,37 +81,61 @@ async def test_one_groups_requests_run_side_by_side_and_a_nested_turn_skips_the_
     assert gate.busy == 0 and gate.queued == 0
 
 
-async def test_a_seeded_turn_runs_alone() -> None:
-    """An exclusive turn (a seeded request) waits for the running requests to end, and requests
-    arriving while it waits or runs wait behind it: nothing shares the engine's batches with it."""
+async def test_seeded_turns_run_one_at_a_time_on_the_solo_engine_beside_the_others() -> None:
+    """An exclusive turn (a seeded request) takes the solo engine's one slot (slot 0 of its own
+    process): it neither waits for the requests on the main engine nor holds them up, and seeded
+    turns run one after another in arrival order."""
     import asyncio
 
-    gate = LaneGate("m", slots=4, queue=8, spare=0)
+    gate = LaneGate("m", slots=2, queue=8, spare=0)
     order: list[str] = []
-    release = {name: asyncio.Event() for name in ("a", "seeded", "b", "c")}
+    release = {name: asyncio.Event() for name in ("a", "b", "seeded1", "seeded2", "c")}
 
     async def run(name: str, exclusive: bool = False) -> None:
-        async with gate.turn(exclusive=exclusive):
-            order.append(f"start {name}")
+        async with gate.turn(exclusive=exclusive) as slot:
+            order.append(f"start {name} on {slot}")
             await release[name].wait()
         order.append(f"end {name}")
 
-    tasks = [asyncio.create_task(run("a"))]
-    await asyncio.sleep(0)
-    tasks.append(asyncio.create_task(run("seeded", exclusive=True)))
-    await asyncio.sleep(0)
-    tasks.append(asyncio.create_task(run("b")))  # arrives while the seeded one waits: behind it
+    tasks = [asyncio.create_task(run("a")), asyncio.create_task(run("b"))]
     await asyncio.sleep(0.01)
-    assert order == ["start a"] and gate.busy == 1
+    assert gate.busy == 2  # the main engine's slots are all taken
+    tasks.append(asyncio.create_task(run("seeded1", exclusive=True)))
+    await asyncio.sleep(0.01)
+    tasks.append(asyncio.create_task(run("seeded2", exclusive=True)))
+    tasks.append(asyncio.create_task(run("c")))
+    await asyncio.sleep(0.01)
+    assert "start seeded1 on 0" in order and gate.busy == 3 and gate.queued == 2  # seeded2 and c wait
     release["a"].set()
     await asyncio.sleep(0.01)
-    assert order == ["start a", "end a", "start seeded"] and gate.busy == 1
-    tasks.append(asyncio.create_task(run("c")))  # arrives while it runs: waits too
+    assert order[-1].startswith("start c")  # c took a's slot while seeded1 still runs
+    assert not any(o.startswith("start seeded2") for o in order)
+    release["seeded1"].set()
     await asyncio.sleep(0.01)
-    assert gate.busy == 1
-    release["seeded"].set()
-    release["b"].set()
-    release["c"].set()
+    assert order.index("end seeded1") < order.index("start seeded2 on 0")
+    for event in release.values():
+        event.set()
     await asyncio.gather(*tasks)
-    assert order[:4] == ["start a", "end a", "start seeded", "end seeded"]
-    assert {"start b", "start c", "end b", "end c"} == set(order[4:]) and gate.busy == 0
+    assert gate.busy == 0 and gate.queued == 0
+
+
+async def test_a_cancelled_seeded_turn_hands_the_solo_slot_on() -> None:
+    import asyncio
+
+    gate = LaneGate("m", slots=1, queue=8, spare=0)
+    hold, got = asyncio.Event(), []
+
+    async def seeded(name: str) -> None:
+        async with gate.turn(exclusive=True):
+            got.append(name)
+            await hold.wait()
+
+    first = asyncio.create_task(seeded("first"))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(seeded("cancelled"))
+    last = asyncio.create_task(seeded("last"))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    hold.set()
+    await asyncio.gather(first, last)
+    assert got == ["first", "last"] and waiting.cancelled() and gate.busy == 0

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from engine_asks import chat_ask
 
+from qfnb.local.engines import calls
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import FINISH_TOOL_CALLS, PromptTooLong
@@ -180,3 +181,20 @@ def test_a_plain_chat_goes_to_the_chat_endpoint_too(served: Any) -> None:
     assert fake.paths == ["/apply-template", "/tokenize", "/v1/chat/completions"]
     assert fake.chats[0]["messages"] == [{"role": "user", "content": "hi"}] and "tools" not in fake.chats[0]
     assert "".join(d.text for d in deltas) == "Hello"
+
+
+def test_speculative_decodings_draft_tokens_are_counted_per_model(served: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-server reports the tokens it drafted and those the model accepted with each answer
+    (``timings``); the platform adds them up per model for ``/metrics``."""
+    from collections import Counter
+
+    monkeypatch.setattr(calls, "_drafted", Counter({"qwen": 5}))  # this test's counts only
+    monkeypatch.setattr(calls, "_accepted", Counter({"qwen": 1}))
+    before = calls.drafts()["qwen"]
+    timings = {"choices": [], "timings": {"draft_n": 10, "draft_n_accepted": 7, "predicted_n": 9}}
+    engine, _ = served([[_delta(content='{"c": "red"}'), *_end("stop"), timings]])
+    schema = {"type": "object", "properties": {"c": {"enum": ["red", "green"]}}, "required": ["c"]}
+    deltas = generate_blocking(engine, _ask([{"role": "user", "content": "a colour"}], schema=schema))
+    assert "".join(d.text for d in deltas) == '{"c": "red"}'
+    assert calls.drafts()["qwen"] == (before[0] + 10, before[1] + 7)

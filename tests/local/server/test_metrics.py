@@ -38,7 +38,8 @@ TYPES = {"qfnb_requests": "counter", "qfnb_prompt_tokens": "counter", "qfnb_comp
          "qfnb_engine_queued_requests": "gauge", "qfnb_engine_running_requests": "gauge",
          "qfnb_engine_rss_bytes": "gauge", "qfnb_prompt_cache_hit_ratio": "gauge", "qfnb_batch_rows_done": "gauge",
          "qfnb_batch_rows_in_flight": "gauge", "qfnb_batch_rows_repeated": "gauge", "qfnb_finetune_step": "gauge",
-         "qfnb_finetune_seconds_per_step": "gauge", "qfnb_usage_calls": "counter", "qfnb_usage_tokens": "counter"}
+         "qfnb_finetune_seconds_per_step": "gauge", "qfnb_usage_calls": "counter", "qfnb_usage_tokens": "counter",
+         "qfnb_engine_draft_tokens": "counter", "qfnb_engine_draft_tokens_accepted": "counter"}
 
 
 class TenModels(FakeRegistry):
@@ -296,3 +297,20 @@ def test_a_calls_note_reads_the_callers_headers_and_never_shows_the_key(tmp_path
         watch.close()
         meter.close()
     assert current_note() is None
+
+
+def test_draft_tokens_of_speculative_decoding_are_counters_per_model(client: TestClient,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import Counter
+
+    from qfnb.local.engines import calls
+
+    monkeypatch.setattr(calls, "_drafted", Counter())
+    monkeypatch.setattr(calls, "_accepted", Counter())
+    calls.count_drafts(MODELS[0], 40, 31)
+    calls.count_drafts(MODELS[0], 10, 2)
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    assert [(s.labels, s.value) for s in families["qfnb_engine_draft_tokens"].samples
+            if s.name.endswith("_total")] == [({"model": MODELS[0]}, 50.0)]
+    assert [(s.labels, s.value) for s in families["qfnb_engine_draft_tokens_accepted"].samples
+            if s.name.endswith("_total")] == [({"model": MODELS[0]}, 33.0)]

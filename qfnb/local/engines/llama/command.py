@@ -34,6 +34,24 @@ def default_slots(cores: int | None = None) -> int:
     n = cores or os.cpu_count() or 2
     return max(4, min(16, 4 * n))
 
+def speculative_args(kind: str, draft: Path | None = None) -> tuple[str, ...]:
+    """llama-server's flags for speculative decoding of ``kind``: ``"ngram-simple"``, ``"ngram-map-k"`` and
+    ``"ngram-mod"`` draft from n-grams already in the slot's context (no second model), ``"draft"`` with
+    the ``draft`` GGUF (a smaller model of the same tokenizer); greedy verification keeps the target's tokens."""
+    if kind == "ngram-simple":
+        return ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8")
+    if kind == "ngram-map-k":
+        return ("--spec-type", "ngram-map-k", "--spec-ngram-map-k-size-n", "3", "--spec-ngram-map-k-size-m", "8")
+    if kind == "ngram-mod":
+        return ("--spec-type", "ngram-mod", "--spec-ngram-mod-n-match", "16", "--spec-ngram-mod-n-min", "2",
+                "--spec-ngram-mod-n-max", "16")
+    if kind == "draft" and draft is not None:
+        return ("--spec-type", "draft-simple", "--model-draft", str(draft), "--spec-draft-n-max", "6",
+                "--spec-draft-p-min", "0.75")
+    raise ValueError(f"speculative decoding kind {kind!r}: one of ngram-simple, ngram-map-k, ngram-mod, draft "
+                     "(with a draft GGUF)")
+
+
 #: what llama-server logs once it serves (after its model loaded), with the port it bound
 LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
 
@@ -68,6 +86,8 @@ class ServerConfig:
     #: an embedding model in llama-server's embedding mode (``--embedding``: the GGUF's pooling,
     #: ``POST /v1/embeddings``)
     embedding: bool = False
+    #: speculative decoding's flags (:func:`speculative_args`; none: off)
+    speculative: tuple[str, ...] = ()
 
     @property
     def encoder_step(self) -> int:
@@ -103,6 +123,7 @@ class ServerConfig:
         # against 33.5 s
         if self.chat_template:
             argv += ["--chat-template-file", self.chat_template]
+        argv += self.speculative
         for a in adapters:
             argv += ["--lora", str(a)]
         if adapters:

@@ -68,8 +68,11 @@ class OpenAIChat:
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: Gate, model: str | None = None,
                  template: str = "native", stop: tuple[str, ...] = (), llama: bool = True,
-                 n_ctx: int | None = None, chat_layer: str = "own") -> None:
+                 n_ctx: int | None = None, chat_layer: str = "own",
+                 solo: Callable[[], Endpoint] | None = None) -> None:
         self.name, self.gate, self._endpoint = name, gate, endpoint
+        #: where a seeded request goes: the model's solo process, one request at a time (see .lanes)
+        self._solo = solo
         self._model, self._template, self._stop, self._llama = model or name, template, stop, llama
         #: with our own llama-server and a context size: prompts are prepared here (:mod:`.prompts`)
         self._n_ctx = n_ctx if llama else None
@@ -318,7 +321,8 @@ class OpenAIChat:
         prompt's length: the prompt is counted first (rendered with the tools, tokenized), so one that
         does not fit is refused before any prefill and ``max_tokens`` trimmed to the room left."""
         assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
-        async with self._leased() as target:
+        seeded = gp.seed is not None and self._solo is not None
+        async with self._leased(seeded) as target:
             try:
                 tokens, _ = await self._prepare(target.base_url, target.headers, fields["messages"],
                                                 fields.get("tools"))
@@ -330,7 +334,7 @@ class OpenAIChat:
             body = {"model": self._model, **fields, **request_body(gp, llama=True), **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
             async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
-                                      group=target.group, exclusive=gp.seed is not None) as slot:
+                                      group=target.group, exclusive=seeded) as slot:
                 body["id_slot"] = slot
                 deltas = watchdog.guarded(self.name, target, "/chat/completions", body)
                 if top_logprobs is not None:
@@ -409,7 +413,8 @@ class OpenAIChat:
         answer become ``tool_calls`` (:mod:`.tool_calls`); with ``top_logprobs``, each token's
         logprob keeps that many alternatives."""
         assert self._n_ctx is not None and isinstance(self.gate, LaneGate)
-        async with self._leased() as target:
+        seeded = gp.seed is not None and self._solo is not None
+        async with self._leased(seeded) as target:
             try:
                 tokens, opener = await self._prepare(target.base_url, target.headers, source, tools, forced)
             except httpx.HTTPError as exc:
@@ -423,9 +428,9 @@ class OpenAIChat:
             body = {"model": self._model, "prompt": tokens, **request_body(gp, llama=True), **(extra or {}),
                     **(target.extra or {})}
             prompts.fit(self.name, tokens, self._n_ctx, body)
-            # a seeded request runs alone (see .lanes): the same request, the same answer
+            # a seeded request runs alone, on the solo process (see .lanes): the same request, the same answer
             async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
-                                      group=target.group, exclusive=gp.seed is not None) as slot:
+                                      group=target.group, exclusive=seeded) as slot:
                 body["id_slot"] = slot
                 deltas = watchdog.guarded(self.name, target, "/completions", body)
                 if top_logprobs is not None:
@@ -444,10 +449,11 @@ class OpenAIChat:
                 yield delta
 
     @contextlib.asynccontextmanager
-    async def _leased(self) -> AsyncIterator[Endpoint]:
-        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it."""
+    async def _leased(self, seeded: bool = False) -> AsyncIterator[Endpoint]:
+        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it;
+        ``seeded``: the solo process."""
         with progress.loading():  # a first request starts the engine's process
-            target = await asyncio.to_thread(self._endpoint)
+            target = await asyncio.to_thread(self._solo if seeded and self._solo is not None else self._endpoint)
         try:
             yield target
         finally:
@@ -478,15 +484,17 @@ async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Del
         yield delta
 
 
-def llama_endpoint(server: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:
-    """Requests for ``server``'s base model, or with ``adapter`` applied."""
+def llama_endpoint(server: LlamaServer, adapter: Path | None, *, solo: bool = False) -> Callable[[], Endpoint]:
+    """Requests for ``server``'s base model, or with ``adapter`` applied; ``solo``: on its solo process
+    (:meth:`LlamaServer.solo`)."""
 
     def endpoint() -> Endpoint:
-        lease: Lease = server.acquire(adapter)
-        watch = Watch(server.config.stall_seconds, server.config.request_seconds,
-                      unstick=lambda slot: server.unstick(lease, slot), renew=endpoint)
+        engine = server.solo() if solo else server
+        lease: Lease = engine.acquire(adapter)
+        watch = Watch(engine.config.stall_seconds, engine.config.request_seconds,
+                      unstick=lambda slot: engine.unstick(lease, slot), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
-                        release=lambda: server.release(lease), broken=lambda: server.report_failure(lease),
+                        release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
                         group=str(adapter) if adapter is not None else None, watch=watch)
 
     return endpoint

