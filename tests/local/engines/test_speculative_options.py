@@ -12,7 +12,7 @@ from qfnb.local.engines.catalog import BUILTIN_SPECS
 from qfnb.local.engines.llama.command import ServerConfig, speculative_args
 from qfnb.local.engines.options import EngineOptions, speculative
 from qfnb.local.engines.registry import EngineRegistry
-from qfnb.protocol.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
 
 
 def test_the_setting_is_off_by_default_and_names_itself_on_a_bad_value() -> None:
