@@ -52,8 +52,8 @@ def _score(entry: Mapping[str, Any], key: str) -> float | None:
 def best_checkpoint(checkpoints: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The checkpoint with the highest metric when the entries carry one; for a preference run (DPO,
     KTO: entries with :data:`PREFERENCE_SCORE`) the highest held-out preference accuracy, then the lowest
-    held-out loss, then the earlier step; else the lowest held-out loss (a PostPretrain run's lowest perplexity). The earlier on a
-    tie; None when no entry has a score."""
+    held-out loss, then the earlier step; else the lowest held-out loss (a PostPretrain run's lowest
+    perplexity). The earlier on a tie; None when no entry has a score."""
     by_metric = [c for c in checkpoints if _score(c, "metric") is not None]
     if by_metric:
         return max(by_metric, key=lambda c: (_score(c, "metric"), -int(c["step"])))
