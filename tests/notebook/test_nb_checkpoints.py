@@ -96,12 +96,13 @@ def test_a_preference_runs_dashboard_charts_its_held_out_accuracy_and_picks_the_
         monkeypatch: pytest.MonkeyPatch) -> None:
     saved = [{**c, "valid_preference_accuracy": a, "valid_reward_margin": m}
              for c, a, m in zip(SAVED, (0.5, 0.75, 1.0, 1.0, 0.75), (0.1, 0.4, 0.9, 1.3, 1.1), strict=True)]
-    detail = {**_detail(), "checkpointList": saved, "bestCheckpoint": 32}
+    detail = {**_detail(), "checkpointList": saved, "bestCheckpoint": 24}
     state = attach("task-c", fetch=lambda t: detail, stop=lambda t: None, show=False, deployment=None).wait(timeout=5)
     assert state.held_out_score == ("held-out preference accuracy", [(8, 0.5), (16, 0.75), (24, 1.0), (32, 1.0),
                                                                     (40, 0.75)])
-    assert state.checkpoint_text().startswith("best checkpoint: step 32, of 5 saved (held-out preference accuracy "
-                                              "1.000, reward margin +1.300)")
+    # a tie on accuracy (steps 24 and 32): the lower held-out loss, not the wider margin
+    assert state.checkpoint_text().startswith("best checkpoint: step 24, of 5 saved (held-out preference accuracy "
+                                              "1.000, reward margin +0.900)")
     figures: list[Any] = []
     render = charts._png
     monkeypatch.setattr(charts, "_png", lambda fig: figures.append(fig) or render(fig))

@@ -51,15 +51,17 @@ def _score(entry: Mapping[str, Any], key: str) -> float | None:
 
 def best_checkpoint(checkpoints: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The checkpoint with the highest metric when the entries carry one; for a preference run (DPO,
-    KTO: entries with :data:`PREFERENCE_SCORE`) the highest held-out preference accuracy, then the widest
-    reward margin; else the lowest held-out loss (a PostPretrain run's lowest perplexity). The earlier on a
-    tie; None when no entry has a score."""
+    KTO: entries with :data:`PREFERENCE_SCORE`) the highest held-out preference accuracy, then the lowest
+    held-out loss, then the earlier step; else the lowest held-out loss (a PostPretrain run's lowest
+    perplexity). The earlier on a tie; None when no entry has a score."""
     by_metric = [c for c in checkpoints if _score(c, "metric") is not None]
     if by_metric:
         return max(by_metric, key=lambda c: (_score(c, "metric"), -int(c["step"])))
     by_preference = [c for c in checkpoints if _score(c, PREFERENCE_SCORE) is not None]
     if by_preference:
-        return max(by_preference, key=lambda c: (_score(c, PREFERENCE_SCORE), _score(c, REWARD_MARGIN) or 0.0,
+        # a tie on accuracy: the lower held-out loss, then the earlier step (less drift from the base); not the
+        # wider margin, which grows as the policy over-optimises (a DPO run's degenerate answers had the widest)
+        return max(by_preference, key=lambda c: (_score(c, PREFERENCE_SCORE), -(_score(c, "evalLoss") or 0.0),
                                                  -int(c["step"])))
     scored = [c for c in checkpoints if _score(c, "evalLoss") is not None]
     return min(scored, key=lambda c: (_score(c, "evalLoss"), int(c["step"]))) if scored else None

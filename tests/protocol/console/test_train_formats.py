@@ -95,7 +95,7 @@ def test_modes_are_named_in_any_case_or_as_train_mode() -> None:
         tf.train_mode("PPO")
 
 
-def test_a_preference_runs_best_checkpoint_has_the_highest_held_out_accuracy_then_margin() -> None:
+def test_a_preference_runs_best_checkpoint_has_the_highest_held_out_accuracy_then_the_lowest_loss() -> None:
     saved = [{"step": 2, "evalLoss": 0.5, "valid_preference_accuracy": 0.75, "valid_reward_margin": 0.4},
              {"step": 4, "evalLoss": 0.4, "valid_preference_accuracy": 0.75, "valid_reward_margin": 0.9},
              {"step": 6, "evalLoss": 0.3, "valid_preference_accuracy": 0.5, "valid_reward_margin": 1.5}]
