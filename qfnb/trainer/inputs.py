@@ -28,7 +28,7 @@ def as_dataset(dataset: Any, train_mode: str = "SFT") -> Any:
     import pandas as pd
 
     from qfnb.dataset import Dataset  # deferred: loads pandas (`import qfnb.trainer` does not)
-    from qfnb.dataset.schema import TrainModeData
+    from qfnb.dataset.schema import TrainModeData  # deferred: with the Dataset, as above
 
     if dataset is None:
         raise ValidationError("dataset", "a Dataset, platform dataset id or bos:/ URI is required")

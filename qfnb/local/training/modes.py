@@ -141,17 +141,17 @@ class Preference:
         return _records(self.name, spec)
 
     def encode(self, tok: Any, records: Sequence[Any], hyper: Hyper) -> list[Any]:
-        from qfnb.local.training import preference
+        from qfnb.local.training import preference  # deferred: imports torch (the worker's parent does not)
 
         return preference.encode(tok, records, hyper.max_seq_len)
 
     def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
-        from qfnb.local.training import preference
+        from qfnb.local.training import preference  # deferred: imports torch (the worker's parent does not)
 
         self.task = preference.PreferenceTask(self.name, hyper, tok.pad_token_id)
 
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
-        from qfnb.local.training import preference
+        from qfnb.local.training import preference  # deferred: imports torch (the worker's parent does not)
 
         return preference.PreferenceScorer(self.task, list(rows)[:limit])
 

@@ -26,7 +26,8 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
     option_arguments(TRAIN_OPTIONS),
     argument("--name", help="A name for the run (dashboards, --list and %%qfmodels show it, the id beside)."),
     argument("--mode", metavar="MODE", help="Train mode: SFT (default: prompt/response pairs), PostPretrain (plain "
-             "text), DPO (prompt + chosen + rejected), KTO (prompt + chosen or rejected)."),
+             "text), DPO (prompt + chosen + rejected), KTO (prompt + chosen or rejected), RFT (prompts, scored by "
+             "--reward)."),
     argument("--eval-split", type=int, metavar="PCT", help="Hold out PCT%% of the data (never trained on) for the "
              "evaluation loss the dashboard draws beside the training loss (default: the platform's 20; 0: none)."),
     argument("--early-stop", action="store_true",
@@ -51,8 +52,6 @@ QFTRAIN_ARGUMENTS: Decorator = magic_arguments_of(
     argument("--ray-workers", type=int, metavar="N",
              help="With a Ray --target: Ray Train workers training the run data-parallel (each on its share of the "
                   "rows, one CPU each). Default: QFNB_RAY_TRAIN_WORKERS, else 1."),
-    argument("--mode", help="The train mode: SFT (default), PostPretrain, DPO, KTO or RFT (reinforcement fine-tuning "
-                            "with --reward)."),
     argument("--reward", metavar="MODULE:FUNCTION", help="RFT's reward: fn(prompt, completion, **kw) -> float, "
              "imported from MODULE (or a notebook function's name); it scores the sampled answers in this kernel while "
              "the run trains. With --attach: go on providing the rewards of a RFT run whose kernel restarted."),

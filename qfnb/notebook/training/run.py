@@ -154,16 +154,6 @@ class TrainSpec(TrainOptions):
         return f"{self.name} · {what}" if self.name else what
 
 
-def _mode(word: str | None) -> str:
-    """``--mode``'s train mode (a UsageError naming the modes when it is none of them)."""
-    from qfnb.protocol.console.train_formats import train_mode  # deferred: the modes' table
-
-    try:
-        return train_mode(word or "SFT", "--mode")
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
 TrainerFactory = Callable[[TrainSpec, Any], Any]
 
 
