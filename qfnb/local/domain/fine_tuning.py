@@ -55,10 +55,6 @@ STATUS = {RunStatus.WAITING.value: "queued", RunStatus.RUNNING.value: "running",
           RunStatus.FAILED.value: "failed", RunStatus.STOPPED.value: "cancelled"}
 
 
-class NotFound(c.NotFound):
-    """No such fine-tuning job (OpenAI's 404)."""
-
-
 # ---- files ----------------------------------------------------------------------------------
 
 
@@ -252,7 +248,7 @@ def get_run(platform: Platform, fine_tuning_job_id: str) -> dict[str, Any]:
     if fine_tuning_job_id.startswith(JOB_PREFIX):
         run = platform.store.get("runs", RUN_PREFIX + fine_tuning_job_id[len(JOB_PREFIX):])
     if run is None or "openai" not in run:
-        raise NotFound(f"No fine-tuning job found with id '{fine_tuning_job_id}'")
+        raise c.NotFound(f"No fine-tuning job found with id '{fine_tuning_job_id}'")
     return run
 
 
@@ -444,5 +440,5 @@ def list_events(platform: Platform, fine_tuning_job_id: str, after: str | None, 
     return _page(items[::-1], after, limit)
 
 
-__all__ = ["ACCEPTS", "MODES", "NotFound", "cancel_job", "check_file", "create_job", "job_view",
+__all__ = ["ACCEPTS", "MODES", "cancel_job", "check_file", "create_job", "job_view",
            "list_checkpoints", "list_events", "list_jobs", "retrieve_job"]

@@ -129,7 +129,7 @@ class PostPretrain(Supervised):
         return pretrain.encode(tok, records, hyper.max_seq_len)
 
 
-class Preference:
+class PreferenceMode:
     """DPO or KTO (:mod:`qfnb.local.training.preference`)."""
 
     def __init__(self, name: str) -> None:
@@ -184,7 +184,7 @@ def mode_for(spec: WorkerSpec) -> Mode:
     if name == "PostPretrain":
         return PostPretrain()
     if name in ("DPO", "KTO"):
-        return Preference(name)
+        return PreferenceMode(name)
     if name == "RFT":  # its steps sample, wait for rewards and score by generation: not a Mode
         raise data.DataError("RFT runs are trained by qfnb.local.training.rft.train (the worker dispatches them "
                              "before the modes)")

@@ -39,7 +39,7 @@ class RewardsStopped(Exception):
 
 
 @dataclass(frozen=True)
-class Sample:
+class RewardSample:
     """One sampled completion to score: the prompt's text, the completion, the row's other fields."""
 
     prompt: str
@@ -90,7 +90,7 @@ class RewardExchange:
         self.seq = 0
         self.wait_seconds = 0.0  # time spent waiting for the client's rewards
 
-    def score(self, samples: Sequence[Sample], *, step: int, kind: str = "train") -> list[float]:
+    def score(self, samples: Sequence[RewardSample], *, step: int, kind: str = "train") -> list[float]:
         """One reward per sample; raises :class:`RewardError` or :class:`RewardsStopped`."""
         if self.spec.grader is not None:
             return [grade(self.spec.grader, s.completion, {**s.fields, "prompt": s.prompt}) for s in samples]

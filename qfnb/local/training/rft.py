@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qfnb.local.training import data, lora
-from qfnb.local.training.rewards import RewardExchange, RewardsStopped, Sample
+from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsStopped
 from qfnb.local.training.spec import WorkerSpec
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
@@ -61,7 +61,7 @@ def _note(job_dir: Path, line: dict[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
-class Prompt:
+class RftPrompt:
     """A prompt to sample answers to: the conversation up to the answer, its last user turn, the row's
     other fields (a reference answer, a keyword...: the reward gets them as keyword arguments)."""
 
@@ -70,7 +70,7 @@ class Prompt:
     fields: dict[str, Any]
 
 
-def load_prompts(path: Path, name: str = "train_file") -> list[Prompt]:
+def load_prompts(path: Path, name: str = "train_file") -> list[RftPrompt]:
     """RFT prompts (:mod:`qfnb.protocol.console.train_formats`: ``{"prompt": ...}`` lines whose other fields go to
     the reward, chat ``messages``, or SFT data with its answers ignored); DataError naming the line."""
     try:
@@ -81,7 +81,7 @@ def load_prompts(path: Path, name: str = "train_file") -> list[Prompt]:
     for item in items:
         assert isinstance(item, train_formats.PromptItem)
         messages = tuple(dict(m) for m in item.messages)
-        out.append(Prompt(messages, str(messages[-1]["content"]), dict(item.extra)))
+        out.append(RftPrompt(messages, str(messages[-1]["content"]), dict(item.extra)))
     return out
 
 
@@ -109,7 +109,7 @@ class Policy:
         self.end = [t for t in {tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>"),
                                 tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
 
-    def encode(self, prompt: Prompt) -> list[int]:
+    def encode(self, prompt: RftPrompt) -> list[int]:
         text = self.tok.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
@@ -191,11 +191,11 @@ def grpo_loss(logp: Any, ref_logp: Any | None, mask: Any, adv: Any, kl_coef: flo
     return per_seq.mean(), kl_value
 
 
-class Trainer:
+class GroupTrainer:
     """One RFT run's state: the policy, its optimizer, the prompts and the reward exchange."""
 
     def __init__(self, job_dir: Path, spec: WorkerSpec, stop: Stop, policy: Policy, optimizer: Any,
-                 prompts: list[Prompt], held: list[Prompt], exchange: RewardExchange) -> None:
+                 prompts: list[RftPrompt], held: list[RftPrompt], exchange: RewardExchange) -> None:
         self.job_dir, self.spec, self.stop, self.policy = job_dir, spec, stop, policy
         self.optimizer, self.prompts, self.held, self.exchange = optimizer, prompts, held, exchange
         self.encoded = [policy.encode(p) for p in prompts]
@@ -214,7 +214,7 @@ class Trainer:
             run.sampled_tokens += sum(len(c) for c in completions)
             groups.append((i, [c or [self.policy.end[0]] for c in completions]))
         run.sample_seconds += time.time() - t0
-        samples = [Sample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
+        samples = [RewardSample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
                    for i, cs in groups for c in cs]
         rewards = self.exchange.score(samples, step=run.step + 1)
         total, kls, g = 0.0, [], hyper.group_size
@@ -240,7 +240,7 @@ class Trainer:
         """The mean reward of greedy answers to the held-out prompts (the checkpoint's score)."""
         answers = [self.policy.text(self.policy.sample(ids, 1, self.spec.hyper.max_new_tokens, None)[0])
                    for ids in self.held_encoded]
-        rewards = self.exchange.score([Sample(p.text, a, p.fields) for p, a in zip(self.held, answers, strict=True)],
+        rewards = self.exchange.score([RewardSample(p.text, a, p.fields) for p, a in zip(self.held, answers, strict=True)],
                                       step=step, kind="eval")
         return sum(rewards) / len(rewards)
 
@@ -263,7 +263,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     metrics.update(trainable_params=sum(p.numel() for p in trainable), examples=len(prompts), train_mode="RFT")
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
     exchange = RewardExchange(job_dir, spec.reward or RewardSpec(), lambda: stop.requested)
-    trainer = Trainer(job_dir, spec, stop, Policy(model, tok), optimizer, prompts, held, exchange)
+    trainer = GroupTrainer(job_dir, spec, stop, Policy(model, tok), optimizer, prompts, held, exchange)
     total = hyper.total_steps(len(prompts))
     _note(job_dir, {"step": 0, "total_steps": total, "phase": (
         f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards by "
@@ -286,7 +286,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     return run.status, adapter
 
 
-def _loop(trainer: Trainer, run: _Run, total: int) -> None:
+def _loop(trainer: GroupTrainer, run: _Run, total: int) -> None:
     hyper = trainer.spec.hyper
     saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints)) if trainer.held else set()
     for epoch, idx in data.batches(len(trainer.prompts), hyper.batch_size, trainer.spec.seed):
@@ -314,7 +314,7 @@ def _loop(trainer: Trainer, run: _Run, total: int) -> None:
                 break
 
 
-def _checkpoint(trainer: Trainer, run: _Run, line: dict[str, Any]) -> None:
+def _checkpoint(trainer: GroupTrainer, run: _Run, line: dict[str, Any]) -> None:
     """Score the policy on the held-out prompts, save its adapter as ``checkpoints/step-N``, report both."""
     t0 = time.time()
     entry: dict[str, Any] = {"step": run.step, "trainLoss": round(sum(run.recent) / len(run.recent), 6),

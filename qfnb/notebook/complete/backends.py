@@ -17,7 +17,7 @@ from qfnb._core.backend.daemon import ensure_daemon
 from qfnb._core.config import Config
 from qfnb._core.http.auth import iam_headers
 from qfnb._core.record.ledger import UsageRow, default_ledger, job
-from qfnb.notebook.complete.context import Completion
+from qfnb.notebook.complete.context import FimRequest
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE, COMPLETION_KIND
 
 __all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "record_local"]
@@ -42,7 +42,7 @@ class Suggestion:
     seconds: float
 
 
-async def local(completion: Completion, model: str | None, document: str | None) -> Suggestion:
+async def local(completion: FimRequest, model: str | None, document: str | None) -> Suggestion:
     """``completion`` answered by the data dir's daemon (started if none runs)."""
     platform = await asyncio.to_thread(ensure_daemon)
     url = platform.base_url.rstrip("/") + COMPLETE_ROUTE
@@ -69,7 +69,7 @@ def record_local(found: Suggestion, session: str | None) -> None:
         latency_s=found.seconds, session=session or "", job=COMPLETION_KIND))
 
 
-async def cloud(completion: Completion, model: str, config: Config | None = None) -> Suggestion:
+async def cloud(completion: FimRequest, model: str, config: Config | None = None) -> Suggestion:
     """``completion`` answered by the cloud model ``model`` through the v2 API (the account's key
     from the server's environment, or ``config``), recorded in the ledger under the job
     ``inline-completion``."""

@@ -18,7 +18,7 @@ __all__ = [
     "PREFIX_CHARS",
     "SCOPE_FILE",
     "SUFFIX_CHARS",
-    "Completion",
+    "FimRequest",
     "cell_chunks",
     "finish_suggestion",
     "stops_for",
@@ -37,7 +37,7 @@ _MAGIC = "%%"
 
 
 @dataclass(frozen=True)
-class Completion:
+class FimRequest:
     """One request for a suggestion: the text around the cursor and the context chunks."""
 
     prefix: str
@@ -47,7 +47,7 @@ class Completion:
 
     @classmethod
     def of(cls, prefix: str, suffix: str, cells: Sequence[str] = (), scope: str = "", *,
-           budget: int = CONTEXT_TOKENS, max_tokens: int = 64) -> Completion:
+           budget: int = CONTEXT_TOKENS, max_tokens: int = 64) -> FimRequest:
         """``prefix`` and ``suffix`` cut to what the model reads of them, ``cells`` (the notebook's
         earlier code cells, in order) within ``budget`` tokens, and the kernel's ``scope`` listing."""
         chunks = cell_chunks(cells, budget)

@@ -23,7 +23,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
 from qfnb.notebook.complete import backends, scope, switch
-from qfnb.notebook.complete.context import Completion, finish_suggestion
+from qfnb.notebook.complete.context import FimRequest, finish_suggestion
 from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
 
 __all__ = ["DAILY_TOKENS", "CompleteHandler", "Completions"]
@@ -109,7 +109,7 @@ class CompleteHandler(APIHandler):
             raise Refused("off", "qfnb inline completions are off (%qfcomplete on turns them on)")
         kernel = str(body.get("kernel") or "")
         state = await self._kernel_state(kernel, _count(body, "executionCount", 0))
-        completion = Completion.of(prefix, suffix, cells[-200:], state.names if state else "",
+        completion = FimRequest.of(prefix, suffix, cells[-200:], state.names if state else "",
                                    max_tokens=min(MAX_COMPLETION_TOKENS, max(1, _count(body, "maxTokens", 64))))
         key = completion.key(model)
         if key in self.completions.cache:
@@ -137,7 +137,7 @@ class CompleteHandler(APIHandler):
         self.completions.remember(key, text)
         return text, found.model
 
-    def _check_spending(self, completion: Completion, kernel: str, state: scope.KernelState | None,
+    def _check_spending(self, completion: FimRequest, kernel: str, state: scope.KernelState | None,
                         cap: int) -> None:
         """Refuse a completion that could cross the daily cap or the notebook's budget."""
         worst = completion.context_tokens()

@@ -20,7 +20,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from qfnb._core.config import Config
 from qfnb._core.record.ledger import Ledger, UsageRow, default_ledger
 from qfnb.notebook.complete import backends, handler, scope, switch
-from qfnb.notebook.complete.context import Completion, cell_chunks, finish_suggestion, stops_for
+from qfnb.notebook.complete.context import FimRequest, cell_chunks, finish_suggestion, stops_for
 from qfnb.protocol.wires.completion import COMPLETION_KIND, CompleteRequest
 from tests.fakes.fixtures_v2 import key_only_config
 
@@ -30,11 +30,11 @@ def test_earlier_cells_most_recent_first_within_the_budget() -> None:
     assert cell_chunks(cells) == [("cell_1.py", "a = 1\n"), ("cell_3.py", "b = 2\n"), ("cell_5.py", "c = a + b\n")]
     long = "x = " + "1 + " * 400 + "1"
     assert cell_chunks(["a = 1", long, "c = 3"], budget=100) == [("cell_3.py", "c = 3\n")]
-    done = Completion.of("p" * 9000, "s" * 3000, ["a = 1"], "# df: DataFrame (1 rows), columns: 'x'")
+    done = FimRequest.of("p" * 9000, "s" * 3000, ["a = 1"], "# df: DataFrame (1 rows), columns: 'x'")
     assert len(done.prefix) == 4000 and len(done.suffix) == 1500
     assert done.extra[-1][0] == "kernel_names.py"  # the kernel's names sit nearest the cursor
     CompleteRequest.model_validate(done.body("Fake-Coder", "nb.ipynb"))  # the daemon's body shape
-    assert done.key("m") != Completion.of("p" * 9000, "s" * 3000).key("m")
+    assert done.key("m") != FimRequest.of("p" * 9000, "s" * 3000).key("m")
 
 
 def test_a_suggestion_stops_at_the_line_or_the_block() -> None:
@@ -123,9 +123,9 @@ class _Handler(handler.CompleteHandler):
 
 def test_the_handler_refuses_when_off_over_the_cap_or_the_budget(data_dir: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[Completion] = []
+    asked: list[FimRequest] = []
 
-    async def local(completion: Completion, model: str | None, document: str | None) -> backends.Suggestion:
+    async def local(completion: FimRequest, model: str | None, document: str | None) -> backends.Suggestion:
         asked.append(completion)
         return backends.Suggestion("'city']\nmore", "Fake-Coder", 30, 4, 0.01)
 
@@ -158,7 +158,7 @@ def test_the_handler_refuses_when_off_over_the_cap_or_the_budget(data_dir: Path,
 def test_a_cloud_completion_on_a_2026_account_is_recorded_as_a_completion(cloud_v2: Any, data_dir: Path) -> None:
     config = Config.from_env({}, **key_only_config(cloud_v2))
     model = sorted(cloud_v2.models)[0]
-    found = asyncio.run(backends.cloud(Completion.of("total = ", "", ["x = 1"]), model, config))
+    found = asyncio.run(backends.cloud(FimRequest.of("total = ", "", ["x = 1"]), model, config))
     assert found.text and found.completion_tokens > 0
     rows = default_ledger().rows()
     assert rows and rows[-1].job == COMPLETION_KIND and rows[-1].platform != "local"

@@ -17,7 +17,7 @@ from qfnb._core.backend import daemon
 from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.record.ledger import default_ledger
 from qfnb.notebook.complete import backends
-from qfnb.notebook.complete.context import Completion, finish_suggestion
+from qfnb.notebook.complete.context import FimRequest, finish_suggestion
 from qfnb.protocol.wires.completion import COMPLETION_KIND
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
@@ -47,7 +47,7 @@ def _withdrawn(data: Path) -> float:
 
 def test_the_coder_names_a_column_of_the_kernels_dataframe_and_a_withdrawn_request_is_counted(
         platform: Path) -> None:
-    completion = Completion.of("by_region = sales.groupby(", "", [CELL], NAMES)
+    completion = FimRequest.of("by_region = sales.groupby(", "", [CELL], NAMES)
     found = asyncio.run(backends.local(completion, None, "sales.ipynb"))
     text = finish_suggestion(found.text, completion.prefix, completion.suffix)
     assert any(column in text for column in ("region", "units_sold", "unit_price")), text
@@ -56,7 +56,7 @@ def test_the_coder_names_a_column_of_the_kernels_dataframe_and_a_withdrawn_reque
     assert [r.api for r in default_ledger().rows()] == [COMPLETION_KIND]
 
     before = _withdrawn(platform)
-    long = Completion.of("# a long docstring about sales\n\"\"\"", "", [CELL], NAMES, max_tokens=256)
+    long = FimRequest.of("# a long docstring about sales\n\"\"\"", "", [CELL], NAMES, max_tokens=256)
 
     async def typed_past() -> None:
         task = asyncio.ensure_future(backends.local(long, None, "sales.ipynb"))

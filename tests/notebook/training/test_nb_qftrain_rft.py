@@ -25,7 +25,7 @@ def test_the_reward_on_the_line_reaches_the_trainer(ip) -> None:  # type: ignore
 
     ip.user_ns["says_yes"] = says_yes
     ip.run_line_magic("qftrain", "--dataset demo.jsonl --mode rft --reward says_yes -o dash")
-    assert made[0].spec.train_mode == "RFT" and made[0].spec.reward is says_yes
+    assert made[0].spec.mode == "RFT" and made[0].spec.reward is says_yes
     ip.run_line_magic("qftrain", "--dataset demo.jsonl --mode RFT --reward operator:contains -o dash2")
     assert made[1].spec.reward is operator.contains  # module:function, imported in this kernel
 
