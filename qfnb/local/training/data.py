@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from qfnb.protocol import train_formats
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -61,15 +62,10 @@ def load_examples(path: Path) -> list[Example]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataError(f"train_file: {path} not found") from None
-    out = []
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise DataError(f"train_file line {no}: invalid JSON ({exc})") from None
-        out.append(_example(obj, f"train_file line {no}"))
+    try:
+        out = [_example(obj, where) for where, obj in train_formats.json_lines(lines)]
+    except train_formats.FormatError as exc:
+        raise DataError(str(exc)) from None
     if not out:
         raise DataError(f"train_file: {path} has no examples")
     return out

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.gate import EngineBusy, run_blocking
@@ -63,7 +63,7 @@ class EvalSet:
 
     @classmethod
     def build(cls, rows: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_id: int,
-              limit: int = MAX_EXAMPLES) -> EvalSet:
+              limit: int = MAX_EXAMPLES) -> Self:
         rows = list(rows)[:min(limit, MAX_EXAMPLES)]
         size = max(1, batch_size * 2)  # no gradients: twice the training batch fits
         return cls([data.collate(rows[i : i + size], pad_id) for i in range(0, len(rows), size)], len(rows))

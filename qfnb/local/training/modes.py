@@ -64,24 +64,21 @@ class Mode(Protocol):
         """The tokens a row trains on."""
 
 
-class LossScorer:
-    """The held-out loss (:class:`~qfnb.local.training.evaluate.EvalSet`) as a :class:`Scorer`;
-    with ``perplexity``, ``valid_perplexity`` too."""
+class LossScorer(EvalSet):
+    """The held-out loss (:class:`~qfnb.local.training.evaluate.EvalSet`) as a :class:`Scorer`; a
+    PostPretrain run's with its perplexity, ``valid_perplexity``."""
 
-    def __init__(self, evals: EvalSet, perplexity: bool = False) -> None:
-        self.evals, self.perplexity = evals, perplexity
-
-    @property
-    def seconds(self) -> float:
-        return self.evals.seconds
-
-    @property
-    def examples(self) -> int:
-        return self.evals.examples
+    perplexity = False
 
     def score(self, model: Any) -> dict[str, float]:
-        loss = self.evals.loss(model)
+        loss = self.loss(model)
         return {"evalLoss": loss, **({"valid_perplexity": pretrain.perplexity(loss)} if self.perplexity else {})}
+
+
+class PerplexityScorer(LossScorer):
+    """:class:`LossScorer` with ``valid_perplexity``."""
+
+    perplexity = True
 
 
 class Supervised:
@@ -104,8 +101,8 @@ class Supervised:
         self.pad_id = tok.pad_token_id
 
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
-        return LossScorer(EvalSet.build(rows, hyper.batch_size, self.pad_id, limit=limit),
-                          perplexity=self.name == "PostPretrain")
+        kind = PerplexityScorer if self.name == "PostPretrain" else LossScorer
+        return kind.build(rows, hyper.batch_size, self.pad_id, limit=limit)
 
     def batch(self, model: Any, rows: Sequence[Any]) -> tuple[Any, ...]:
         return data.collate(rows, self.pad_id)

@@ -23,7 +23,7 @@ record in the canonical form (TRL's field names) that :func:`parse_item` reads b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,17 +317,23 @@ def parse_item(mode: str, obj: Any, where: str) -> list[Record]:
     return found
 
 
-def parse_lines(mode: str, lines: Iterable[str], name: str = "train_file") -> list[Record]:
-    """The records of JSONL ``lines`` in ``mode``; errors name ``name`` and the 1-based line."""
-    out: list[Record] = []
+def json_lines(lines: Iterable[str], name: str = "train_file") -> Iterator[tuple[str, Any]]:
+    """``(where, value)`` of each non-blank JSONL line (``where``: ``"train_file line 3"``); FormatError
+    naming the line that is not JSON."""
     for no, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            yield f"{name} line {no}", json.loads(line)
         except ValueError as exc:
             raise FormatError(f"{name} line {no}: invalid JSON ({exc})") from None
-        out.extend(parse_item(mode, obj, f"{name} line {no}"))
+
+
+def parse_lines(mode: str, lines: Iterable[str], name: str = "train_file") -> list[Record]:
+    """The records of JSONL ``lines`` in ``mode``; errors name ``name`` and the 1-based line."""
+    out: list[Record] = []
+    for where, obj in json_lines(lines, name):
+        out.extend(parse_item(mode, obj, where))
     if not out:
         raise FormatError(f"{name}: no records (a {train_mode(mode)} run wants {FORMATS[train_mode(mode)]})")
     return out
