@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.protocol import train_formats
+from qfnb.protocol.console import train_formats
 
 log = logging.getLogger("qfnb.local.training")
 

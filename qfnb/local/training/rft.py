@@ -240,8 +240,8 @@ class GroupTrainer:
         """The mean reward of greedy answers to the held-out prompts (the checkpoint's score)."""
         answers = [self.policy.text(self.policy.sample(ids, 1, self.spec.hyper.max_new_tokens, None)[0])
                    for ids in self.held_encoded]
-        rewards = self.exchange.score([RewardSample(p.text, a, p.fields) for p, a in zip(self.held, answers, strict=True)],
-                                      step=step, kind="eval")
+        samples = [RewardSample(p.text, a, p.fields) for p, a in zip(self.held, answers, strict=True)]
+        rewards = self.exchange.score(samples, step=step, kind="eval")
         return sum(rewards) / len(rewards)
 
 
