@@ -241,3 +241,19 @@ def test_an_openai_model_name_mapped_by_an_alias_trains_the_local_base(tmp_path:
         assert job.model == "gpt-4o-mini-2024-07-18"  # as asked; the tuned model's name says what it is
         done = wait_status(sdk, job.id, ("succeeded",))
         assert done.fine_tuned_model.startswith("ft:Tiny-Chat:local::")
+
+
+def test_a_reinforcement_job_with_a_string_check_grader_trains_as_rft(served: ServedPlatform) -> None:
+    sdk = _sdk(served)
+    prompts = "".join(json.dumps({"messages": [{"role": "user", "content": f"Say the word {w}"}], "word": w}) + "\n"
+                      for w in ("apple", "pear", "plum", "fig", "kiwi", "lime")).encode()
+    train = upload(sdk, prompts, "prompts.jsonl")
+    grader = {"type": "string_check", "name": "says it", "input": "{{sample.output_text}}",
+              "reference": "{{item.word}}", "operation": "ilike"}
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, suffix="words",
+                                      method={"type": "reinforcement", "reinforcement": {"grader": grader}})
+    assert job.method.type == "reinforcement" and job.status in ("queued", "running")
+    run = served.app.state.platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    assert run["trainMode"] == "RFT" and run["rewardSource"] != "client"  # the grader, scored by the platform
+    spec = json.loads((Path(run["job_dir"]) / "spec.json").read_text())
+    assert spec["train_mode"] == "RFT" and spec["reward"]["type"] == "string_check"

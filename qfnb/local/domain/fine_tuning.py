@@ -8,7 +8,6 @@ OpenAI's shapes. The job id ``ftjob-X`` is the run ``task-X``; the tuned model's
 from __future__ import annotations
 
 import calendar
-import inspect
 import logging
 import re
 import time
@@ -207,11 +206,6 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             raise BodyError(field, f"file {rec['sid']} is in the {shape.format} format, which method "
                             f"{shape.method!r} trains on; method {kind!r} needs the {ACCEPTS[kind][0]} format")
         checked.append((field, rec))
-    if grader and "reward" not in inspect.signature(c.create_run).parameters:
-        # the RFT trainer (its rewards: qfnb.local.training.rft) is built beside this module; until it
-        # is in, a reinforcement job is refused before anything is stored
-        raise BodyError("method.type", "reinforcement jobs need the platform's RFT trainer, which this build "
-                        "does not have yet")
     suffix = body.get("suffix") or ""
     try:
         container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
