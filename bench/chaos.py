@@ -144,7 +144,10 @@ class Daemon:
     def stop(self) -> None:
         from qfnb._core.backend import daemon
 
-        daemon.stop_daemon(self.data, force=True, timeout=30)
+        try:
+            daemon.stop_daemon(self.data, force=True, timeout=30)
+        finally:
+            self.kill(signal.SIGKILL)  # a daemon that did not answer the stop: its process, by its pid
 
 
 @dataclass
@@ -366,8 +369,11 @@ def main() -> int:  # noqa: C901  # one run, told in order
             ledger_rows = list(ledger.rows())
         finally:
             stop_chats.set()
-            daemon.stop()
-            engine.stop()
+            for what, stop in (("the daemon", daemon.stop), ("the engine", engine.stop)):  # each, whatever raised
+                try:
+                    stop()
+                except Exception:
+                    log.exception("could not stop %s", what)
             if args.keep:
                 import shutil
 
