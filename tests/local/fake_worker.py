@@ -36,7 +36,7 @@ start = time.time()
 
 
 def rft():
-    from qfnb.local.training.rewards import RewardError, RewardExchange, RewardsStopped, Sample
+    from qfnb.local.training.rewards import RewardError, RewardExchange, RewardSample, RewardsStopped
     from qfnb.protocol.console import train_formats
     from qfnb.protocol.console.rewards import moving_mean, parse_reward
 
@@ -55,7 +55,7 @@ def rft():
                     break
                 time.sleep(float(hyper.get("stepSeconds", 0.05)))
                 picked = [prompts[(step * batch + i) % len(prompts)] for i in range(batch)]
-                samples = [Sample(text, f"{text} #{k}", fields) for text, fields in picked for k in range(group)]
+                samples = [RewardSample(text, f"{text} #{k}", fields) for text, fields in picked for k in range(group)]
                 rewards = exchange.score(samples, step=step)
                 metrics["sampled_tokens"] += len(samples) * 3
                 means.append(sum(rewards) / len(rewards))

@@ -36,8 +36,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         c.headers["Authorization"] = f"Bearer {bearer(c)}"
         row = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
                "body": {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}]}}
-        c.files_ = {p: c.post(batch.FILES, data={"purpose": p}, files={"file": ("in.jsonl", json.dumps(row))}).json()
-                    ["id"] for p in ("batch", "fine-tune")}
+        chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+        c.files_ = {p: c.post(batch.FILES, data={"purpose": p}, files={"file": ("in.jsonl", json.dumps(line))}).json()
+                    ["id"] for p, line in (("batch", row), ("fine-tune", chat))}  # each checked as its purpose
         yield c
 
 

@@ -75,6 +75,11 @@ def _every_route() -> list[tuple[str, str, dict[str, str]]]:
     out += [("oauth", "/oauth/2.0/token", {}),
             ("bearer", "/v1/BCE-BEARER/token", {}), ("bos", "/bos/bucket/key.jsonl", {}),
             ("boslist", "/bos/bucket", {}), ("health", "/healthz", {}), ("openai", "/metrics", {})]
+    # OpenAI's fine-tuning jobs (/v1 and /v2): their POSTs (bearer, JSON) and GETs
+    out += [("v2chat", f"{v}/fine_tuning/{name}", {}) for v in ("/v1", "/v2") for name in (
+        "jobs", "jobs/ftjob-x/cancel", "jobs/ftjob-x/pause", "jobs/ftjob-x/resume", "answer_logprobs")]
+    out += [("openai", f"{v}/fine_tuning/{name}", {}) for v in ("/v1", "/v2") for name in (
+        "jobs", "jobs/ftjob-x", "jobs/ftjob-x/events", "jobs/ftjob-x/checkpoints", "checkpoints/x/permissions")]
     # OpenAI's stored chat completions (store: true): read, update, delete, and their messages
     out += [("openai", f"{v}/chat/completions/chatcmpl-x{tail}", {}) for v in ("/v1", "/v2")
             for tail in ("", "/messages")]
@@ -97,7 +102,10 @@ def test_the_table_covers_every_route_of_the_app(tmp_path: Path) -> None:
                                           batch.FILES + "/{rest:path}", batch.BATCHES + "/{rest:path}",
                                           "/v2/files/{rest:path}", "/v2/batches/{rest:path}"} | {
         f"{v}/responses/{{response_id}}{tail}" for v in ("/v1", "/v2") for tail in ("", "/input_items", "/cancel")} | {
-        f"{v}/chat/completions/{{completion_id}}{tail}" for v in ("/v1", "/v2") for tail in ("", "/messages")}
+        f"{v}/chat/completions/{{completion_id}}{tail}" for v in ("/v1", "/v2") for tail in ("", "/messages")} | {
+        f"{v}/fine_tuning/{name}" for v in ("/v1", "/v2") for name in (
+            "jobs/{job_id}", "jobs/{job_id}/cancel", "jobs/{job_id}/events", "jobs/{job_id}/checkpoints",
+            "jobs/{job_id}/pause", "jobs/{job_id}/resume", "checkpoints/{rest:path}")}
     assert paths - covered <= {p for p in paths if p.startswith("/qfnb/")}, paths - covered
 
 

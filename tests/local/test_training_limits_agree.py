@@ -24,7 +24,8 @@ SNAKE = {"epoch": "epoch", "learningRate": "learning_rate", "batchSize": "batch_
          "loggingSteps": "logging_steps", "warmupRatio": "warmup_ratio", "weightDecay": "weight_decay",
          "seed": "seed", "checkpoints": "checkpoints", "earlyStopPatience": "early_stop_patience",
          "evalMetricItems": "eval_metric_items", "beta": "beta", "desirableWeight": "desirable_weight",
-         "undesirableWeight": "undesirable_weight"}
+         "undesirableWeight": "undesirable_weight", "groupSize": "group_size", "maxNewTokens": "max_new_tokens",
+         "temperature": "temperature", "klCoef": "kl_coef"}
 
 
 def inside(limit: Limit) -> st.SearchStrategy[Any]:

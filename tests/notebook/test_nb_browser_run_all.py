@@ -59,7 +59,7 @@ def run_all(page: Any) -> Any:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
     page.evaluate(RUN_ALL_CELLS)
     cells = page.locator(".jp-Notebook .jp-Cell")
-    cells.nth(USAGE).locator(".jp-OutputArea-output table.dataframe").wait_for(timeout=400_000)
+    cells.nth(USAGE).locator(".jp-OutputArea-output .qfnb-usage table").wait_for(timeout=400_000)
     page.wait_for_function(KERNEL_IDLE, timeout=60_000)
     return cells
 
@@ -72,7 +72,7 @@ def prompt_number(cell: Any) -> int:
 
 def usage_cells(cells: Any) -> list[int]:
     """The cell column of ``%qfusage --by cell``'s table (its index), as numbers."""
-    table = cells.nth(USAGE).locator(".jp-OutputArea-output table.dataframe tbody th")
+    table = cells.nth(USAGE).locator(".jp-OutputArea-output .qfnb-usage table tr > th:first-child")
     return [int(t) for t in table.all_inner_texts() if t.strip().isdigit()]
 
 

@@ -325,13 +325,30 @@ def trace_view(text: str) -> Any:
     return TraceView((span,), scope=text)
 
 
+def preference_comparison(text: str) -> Any:
+    from qfnb.evaluation.runs.preference import PairScore, PreferenceComparison, Wins
+
+    pairs = [PairScore(text, 0.1, 0.9), PairScore(text, 0.4, 0.2)]
+    return PreferenceComparison(tuned=text, base=text, pairs=pairs,
+                                likelihood=Wins.of(text, [p.win for p in pairs], 0.95), extra={text: text})
+
+
+def usage_table(text: str) -> Any:
+    from qfnb.notebook.usage_view import UsageTable
+
+    table = pd.DataFrame({"target": [text], "calls": [1], "prompt_tokens": [3], "completion_tokens": [4],
+                          "cost_yuan": [0.0], "real_time_yuan": [0.0], "cache_hits": [0], "price": [text]},
+                         index=pd.Index([text], name=text))
+    return UsageTable(table)
+
+
 SURFACES: dict[str, Callable[[str], Any]] = {
     f.__name__: f for f in (
         chat_single, chat_streaming, chat_columns, tools_yes, tools_form, chat_history, models_list, eval_result,
         eval_comparison, eval_stability, eval_report, eval_plan, dataset, dataset_insight,
         dataset_insight_view, stress_result, stress_view, images, no_image_engine, batch_bar, progress_widget,
         progress_static, dashboard, launcher, usage_chart, forecast, forecast_check, train_forecast, eval_plan_run,
-        trace_view,
+        trace_view, preference_comparison, usage_table,
     )
 }
 

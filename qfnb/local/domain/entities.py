@@ -76,7 +76,7 @@ def annotate(platform: Platform, body: dict[str, Any]) -> bool:
     if body.get("labels") is not None and content is None:
         raise BodyError("labels", "the local platform keeps text rows only: annotate with content=")
     found = normalize_rows(content) if isinstance(content, list | dict) else []
-    if len(found) != 1:
+    if len(found) != 1 or "record" in found[0]:  # another train mode's record is no annotated turn
         raise BodyError("content", "must be one turn: [{\"prompt\": \"...\", \"response\": [[\"...\"]]}]")
     rows[at] = {**rows[at], **found[0]}
     write_rows(platform.settings.data_dir, ds, rows)

@@ -45,7 +45,7 @@ def _no_user_prices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _seed_names() -> list[str]:
-    data = json.loads(resources.files("qfnb.protocol").joinpath("models.json").read_text(encoding="utf-8"))
+    data = json.loads(resources.files("qfnb.protocol.wires").joinpath("models.json").read_text(encoding="utf-8"))
     return [name for api in data.values() for name in api["models"]]
 
 

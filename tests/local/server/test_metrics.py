@@ -39,7 +39,8 @@ TYPES = {"qfnb_requests": "counter", "qfnb_prompt_tokens": "counter", "qfnb_comp
          "qfnb_engine_rss_bytes": "gauge", "qfnb_prompt_cache_hit_ratio": "gauge", "qfnb_batch_rows_done": "gauge",
          "qfnb_batch_rows_in_flight": "gauge", "qfnb_batch_rows_repeated": "gauge", "qfnb_finetune_step": "gauge",
          "qfnb_finetune_seconds_per_step": "gauge", "qfnb_usage_calls": "counter", "qfnb_usage_tokens": "counter",
-         "qfnb_engine_draft_tokens": "counter", "qfnb_engine_draft_tokens_accepted": "counter"}
+         "qfnb_engine_draft_tokens": "counter", "qfnb_engine_draft_tokens_accepted": "counter",
+         "qfnb_completions_withdrawn": "counter"}
 
 
 class TenModels(FakeRegistry):
