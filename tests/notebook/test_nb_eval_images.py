@@ -36,7 +36,8 @@ def test_qfeval_single_result(ip) -> None:  # type: ignore[no-untyped-def]
     ip.user_ns["res"] = result("base", 0.125, 0.5)
     report = ip.run_line_magic("qfeval", "res")
     assert isinstance(report, EvalReport)
-    assert repr(report) == ("Evaluation — 1 model(s)\n       bleu  rouge_l\nllm                 \nbase 0.1250   0.5000\n"
+    assert repr(report) == ("Evaluation — 1 model(s)\n       bleu  rouge_l\nllm                 \n"
+                            "base 0.1250   0.5000\n"
                             "base: bleu 0.12 (95% CI 0.12–0.12, 2 items)\n"
                             "base: rouge_l 0.50 (95% CI 0.50–0.50, 2 items)")  # each model's own score, its CI
     html = report._repr_mimebundle_()["text/html"]
