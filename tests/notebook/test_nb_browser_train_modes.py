@@ -40,7 +40,7 @@ COLORS = """() => [...document.querySelectorAll('.qfnb-mode-format, .qfnb-mode-f
 })"""
 
 
-@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("theme", [t if t == "dark" else pytest.param(t, marks=pytest.mark.slow) for t in THEMES])
 def test_the_mode_picker_a_refused_format_and_a_dpo_run(lab: tuple[str, Path, str], theme: str) -> None:
     _, root, _ = lab
     (root / "modes_pairs.jsonl").write_text("\n".join(json.dumps(PAIR) for _ in range(6)) + "\n", encoding="utf-8")
