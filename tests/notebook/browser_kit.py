@@ -158,7 +158,8 @@ def low_contrast(page: Any, selector: str) -> list[tuple[str, str, str, float]]:
 
 def shot(page: Any, selector: str, name: str, tries: int = 4) -> None:
     """Screenshot the last ``selector`` match. A widget whose display is updated is rendered anew
-    (the old node leaves the DOM mid-scroll), so a detached node is looked up again."""
+    (the old node leaves the DOM mid-scroll, or is hidden while it is swapped), so a detached or
+    hidden node is looked up again."""
     for attempt in range(tries):
         loc = page.locator(selector).last
         try:
@@ -166,6 +167,7 @@ def shot(page: Any, selector: str, name: str, tries: int = 4) -> None:
             loc.screenshot(path=str(SHOTS / name))
             return
         except PlaywrightError as exc:
-            if "not attached" not in str(exc) or attempt == tries - 1:
+            # detached, or hidden for the moment its display is swapped (live widget -> static output)
+            if not any(w in str(exc) for w in ("not attached", "not visible")) or attempt == tries - 1:
                 raise
             page.wait_for_timeout(500)
