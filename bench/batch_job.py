@@ -60,7 +60,7 @@ async def drive(url: str, texts: list[str], tokens: int, concurrency: int, model
     gate = asyncio.Semaphore(concurrency)
     # pooled as the platform pools its engine connections (forgotten at 2 s idle, before the
     # engine's 5 s), and a request the engine closed before answering is sent once more, as the
-    # platform does (qfnb.local.engines.llama.openai_http)
+    # platform does (qfnb.local.engines.llama.engine)
     limits = httpx.Limits(max_connections=concurrency + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=900, limits=limits) as client:
         async def one(text: str) -> int:

@@ -1,5 +1,5 @@
 """The probe's hostile schema patterns, and a platform whose chat model (the real llama engine
-class, :class:`~qfnb.local.engines.llama.openai_http.OpenAIChat`) talks to a fake llama-server that
+class, :class:`~qfnb.local.engines.llama.engine.LlamaEngine`) talks to a fake llama-server that
 answers every chat with the near-miss text that makes a backtracking engine explode. Shared by
 ``test_probe_patterns.py`` and ``bench/hostile_patterns.py``."""
 
@@ -14,7 +14,7 @@ from platform_doubles import FakeRegistry
 from platform_helpers import make_settings
 
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama.openai_http import OpenAIChat
+from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.server.app import create_app
 
@@ -65,7 +65,7 @@ class HostileRegistry(FakeRegistry):
     def __init__(self, fake: HostileLlama) -> None:
         super().__init__()
         self.client = httpx.AsyncClient(transport=httpx.MockTransport(fake))
-        self.llama = OpenAIChat("tiny-chat", lambda: Endpoint("http://127.0.0.1:9/v1", "key"),
+        self.llama = LlamaEngine("tiny-chat", lambda: Endpoint("http://127.0.0.1:9/v1", "key"),
                                 gate=LaneGate("tiny-chat", 4, 16), n_ctx=4096, chat_layer="server")
 
     def chat(self, endpoint: str) -> Any:

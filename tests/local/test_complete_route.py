@@ -18,7 +18,8 @@ from platform_helpers import bearer, client_for
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import infill
-from qfnb.local.engines.llama.openai_http import OpenAIChat
+from qfnb.local.engines.llama.engine import LlamaEngine
+from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.server.routes.complete import WithdrawnCollector, _counted
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE
@@ -130,6 +131,9 @@ def test_the_infill_body_and_the_engine_stream() -> None:
 
 
 def test_only_a_coder_on_our_own_llama_server_fills_in_the_middle() -> None:
-    external = OpenAIChat("ext", lambda: Endpoint("http://x/v1"), gate=LaneGate("ext", 1, 1), llama=False)
+    external = ExternalEngine("ext", Endpoint("http://x/v1"), gate=LaneGate("ext", 1, 1))
+    assert not isinstance(external, infill.Infiller)  # the route refuses it by name (above)
+    gemma = LlamaEngine("gemma", lambda: Endpoint("http://x/v1"), gate=LaneGate("gemma", 1, 1), n_ctx=4096,
+                        template="gemma")
     with pytest.raises(CannotServe, match="fill in the middle"):
-        external.infill(infill.InfillAsk("x"))
+        gemma.infill(infill.InfillAsk("x"))

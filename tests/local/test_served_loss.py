@@ -1,5 +1,5 @@
 """The held-out loss measured on a served model (``evaluate.served_loss``) counts and averages the
-tokens the worker's ``EvalSet.loss`` does, and ``OpenAIChat.token_logprobs`` asks llama-server for each
+tokens the worker's ``EvalSet.loss`` does, and ``LlamaEngine.token_logprobs`` asks llama-server for each
 given token's raw probability, teacher-forced (a double of llama-server's ``/completion`` here;
 ``test_served_loss_real.py`` measures a real adapter on the real engine)."""
 
@@ -18,9 +18,11 @@ from tiny_models import build_tiny_gemma
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import openai_http, transport
-from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat
+from qfnb.local.engines.llama import transport
+from qfnb.local.engines.llama.engine import FORCE_BIAS, LlamaEngine
+from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.training import data, evaluate, lora
 
 PAIRS = [{"prompt": f"What is code {i}?", "response": f"Code {i} is {chr(65 + i) * 3}."} for i in range(5)]
@@ -59,8 +61,8 @@ def test_served_loss_is_the_eval_loss_over_the_same_rows_and_tokens(tmp_path: Pa
     assert engine.calls[0][1][0] > 1 and engine.calls[0][1][-1] == len(ids) - 1  # the answer, end of turn included
 
 
-def _served(monkeypatch: pytest.MonkeyPatch, answer: Any) -> tuple[OpenAIChat, list[dict[str, Any]]]:
-    """An OpenAIChat on a llama-server double whose ``/completion`` answers ``answer(body)``."""
+def _served(monkeypatch: pytest.MonkeyPatch, answer: Any) -> tuple[LlamaEngine, list[dict[str, Any]]]:
+    """A LlamaEngine on a llama-server double whose ``/completion`` answers ``answer(body)``."""
     sent: list[dict[str, Any]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -73,7 +75,7 @@ def _served(monkeypatch: pytest.MonkeyPatch, answer: Any) -> tuple[OpenAIChat, l
     monkeypatch.setattr(transport, "client", lambda: client)
     target = Endpoint("http://127.0.0.1:1/v1", "k", {"lora": [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}]},
                       group="adapter-1")
-    return OpenAIChat("tuned", lambda: target, gate=LaneGate("gemma", 2, 4), n_ctx=64), sent
+    return LlamaEngine("tuned", lambda: target, gate=LaneGate("gemma", 2, 4), n_ctx=64), sent
 
 
 def _forced(body: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +90,7 @@ def test_each_given_token_is_forced_after_the_tokens_before_it(monkeypatch: pyte
     assert [b["prompt"] for b in sent] == [[2, 10, 11], [2, 10, 11, 12]]
     for body, token in zip(sent, (12, 13), strict=True):
         # one new token, forced by a logit bias; its probability from the raw logits (before the bias)
-        assert body["n_predict"] == 1 and body["logit_bias"] == [[token, openai_http.FORCE_BIAS]]
+        assert body["n_predict"] == 1 and body["logit_bias"] == [[token, FORCE_BIAS]]
         assert body["n_probs"] == 1 and body["post_sampling_probs"] is False
         assert body["lora"] == [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}]  # the model's own adapter
     assert sent[0]["id_slot"] == sent[1]["id_slot"] and sent[0]["cache_prompt"]  # one slot: its cache is reused
@@ -110,7 +112,7 @@ def test_an_external_engine_and_a_position_outside_the_tokens_are_refused(monkey
     chat, sent = _served(monkeypatch, _forced)
     with pytest.raises(ValueError, match="outside"):
         asyncio.run(chat.token_logprobs([2, 10], [0]))
-    external = OpenAIChat("vllm", lambda: Endpoint("http://127.0.0.1:1/v1"), gate=LaneGate("vllm", 2, 4), llama=False)
+    external = ExternalEngine("vllm", Endpoint("http://127.0.0.1:1/v1"), gate=LaneGate("vllm", 2, 4))
     with pytest.raises(CannotServe, match="external engine"):
         asyncio.run(external.token_logprobs([2, 10], [1]))
     assert not sent

@@ -40,7 +40,11 @@ class Engine(Protocol):
     """A loaded text-generation model behind its admission :class:`~.gate.Gate`."""
 
     name: str
-    gate: Gate
+
+    @property
+    def gate(self) -> Gate:
+        """The admission of its calls (slots, queue)."""
+        ...
 
     @property
     def can_call_tools(self) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.engines.ask import GenParams, Sampling
+from qfnb.local.engines.ask import ChatAsk, GenParams, Sampling
 
 #: called (in the caller's task) once an engine has a request: an HTTP engine's request body is sent,
 #: an in-process engine admitted it. From then on what was sent is paid for, whatever happens to
@@ -48,6 +48,13 @@ class UnknownModel(LookupError):
 
 class CannotServe(ValueError):
     """An ask this engine cannot serve (tools on a base model, a schema on a text-only engine)."""
+
+
+def refuse_tool_turns(name: str, ask: ChatAsk, *, has_template: bool) -> None:
+    """``CannotServe`` for tools offered or tool turns to model ``name`` without a chat template."""
+    if ask.in_tool_loop and not has_template:
+        raise CannotServe(f"{name} is a base model without a chat template: it cannot call tools or read tool "
+                          "turns; use an instruct model such as Qwen2.5-Coder-0.5B-Instruct")
 
 
 class PromptTooLong(ValueError):

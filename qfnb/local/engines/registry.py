@@ -19,10 +19,12 @@ from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
 from qfnb.local.engines.llama.command import ServerConfig, speculative_args
 from qfnb.local.engines.llama.embed import LlamaEmbedder
+from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint
+from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.leftovers import reap_leftovers
-from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat, llama_endpoint
 from qfnb.local.engines.llama.reranker import LlamaReranker
 from qfnb.local.engines.llama.server import LlamaServer
+from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.engines.multilingual import USEEmbedder
 from qfnb.local.engines.onnx_embed import OnnxEmbedder
 from qfnb.local.engines.options import EngineOptions, parse_external
@@ -334,17 +336,17 @@ class EngineRegistry:
         if kind == "onnx" and spec.path is not None:
             return BatchingEmbedder(OnnxEmbedder(name, spec.path), queue=opts.queue_len)
         if kind == "openai":
-            target = Endpoint(str(spec.base_url), spec.api_key)
-            return OpenAIChat(name, lambda: target, gate=LaneGate(name, opts.slots, opts.queue_len),
-                              model=spec.remote_model, template=spec.template, stop=spec.stop, llama=False)
+            return ExternalEngine(name, Endpoint(str(spec.base_url), spec.api_key),
+                                  gate=LaneGate(name, opts.slots, opts.queue_len), model=spec.remote_model,
+                                  template=spec.template, stop=spec.stop)
         if kind == "llama.cpp" and embeds_only(spec):  # an embedding GGUF: llama-server --embedding
             return BatchingEmbedder(LlamaEmbedder(name, self._server(name, spec)), queue=opts.queue_len)
         if kind == "llama.cpp":
             base_name = self._bases.get(name, name)
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
-            return OpenAIChat(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
-                              template=spec.template, stop=spec.stop, llama=True, n_ctx=spec.n_ctx,
-                              chat_layer=opts.chat_layer, solo=llama_endpoint(server, spec.lora_path, solo=True))
+            return LlamaEngine(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
+                               n_ctx=spec.n_ctx, template=spec.template, stop=spec.stop, chat_layer=opts.chat_layer,
+                               solo=llama_endpoint(server, spec.lora_path, solo=True))
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)

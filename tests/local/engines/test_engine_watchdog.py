@@ -20,7 +20,7 @@ from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.command import ServerConfig
-from qfnb.local.engines.llama.openai_http import OpenAIChat, llama_endpoint
+from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint
 from qfnb.local.engines.llama.server import LlamaServer
 from qfnb.local.engines.llama.watchdog import ComputeDeadline, EngineStalled
 from qfnb.local.engines.options import EngineOptions
@@ -36,12 +36,12 @@ def quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture()
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LlamaEngine, LlamaServer]]:
     yield from _engine(tmp_path, monkeypatch, request_seconds=2.5)
 
 
 def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-            request_seconds: float) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+            request_seconds: float) -> Iterator[tuple[LlamaEngine, LlamaServer]]:
     monkeypatch.setenv("FAKE_DECODE", "1")
     binary = tmp_path / "llama-server"
     binary.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
@@ -49,14 +49,14 @@ def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", slots=4,
                           idle_seconds=3600, stall_seconds=1.0, request_seconds=request_seconds)
     server = LlamaServer(config, binary=binary)
-    chat = OpenAIChat("fake", llama_endpoint(server, None), gate=LaneGate("fake", 4, 8), n_ctx=4096)
+    chat = LlamaEngine("fake", llama_endpoint(server, None), gate=LaneGate("fake", 4, 8), n_ctx=4096)
     try:
         yield chat, server
     finally:
         server.close()
 
 
-async def _answer(chat: OpenAIChat, ask: object, started: asyncio.Event | None = None) -> list[Delta]:
+async def _answer(chat: LlamaEngine, ask: object, started: asyncio.Event | None = None) -> list[Delta]:
     out = []
     async for delta in chat.generate(ask):  # type: ignore[arg-type]
         out.append(delta)
@@ -66,7 +66,7 @@ async def _answer(chat: OpenAIChat, ask: object, started: asyncio.Event | None =
 
 
 def test_a_request_that_holds_the_decode_loop_is_cancelled_and_the_others_lose_nothing(
-        engine: tuple[OpenAIChat, LlamaServer]) -> None:
+        engine: tuple[LlamaEngine, LlamaServer]) -> None:
     chat, server = engine
     culprit = ChatAsk(model="", messages=({"role": "user", "content": "fill the form"},),
                       sampling=Sampling(max_tokens=10), schema={"type": "string", "pattern": "^([a-z]{0,40}){0,40}$"})
@@ -93,7 +93,7 @@ def test_a_request_that_holds_the_decode_loop_is_cancelled_and_the_others_lose_n
 
 
 def test_a_request_past_the_compute_deadline_is_cancelled_and_the_engine_serves_on(
-        engine: tuple[OpenAIChat, LlamaServer]) -> None:
+        engine: tuple[LlamaEngine, LlamaServer]) -> None:
     chat, server = engine
     with pytest.raises(ComputeDeadline, match=r"compute deadline of 2\.5 s \(QFNB_ENGINE_REQUEST_SECONDS\).*"
                                               r"waited \d+\.\d s for its first token, then generated [1-9]\d* tokens"):
@@ -102,7 +102,7 @@ def test_a_request_past_the_compute_deadline_is_cancelled_and_the_engine_serves_
     assert server.starts == 1
 
 
-def test_an_engine_that_ignores_a_cancellation_is_restarted(engine: tuple[OpenAIChat, LlamaServer]) -> None:
+def test_an_engine_that_ignores_a_cancellation_is_restarted(engine: tuple[LlamaEngine, LlamaServer]) -> None:
     chat, server = engine
     with pytest.raises(ComputeDeadline, match="QFNB_ENGINE_REQUEST_SECONDS"):
         run_blocking(lambda: _answer(chat, text_ask("deaf answer", max_tokens=400)))
@@ -112,7 +112,7 @@ def test_an_engine_that_ignores_a_cancellation_is_restarted(engine: tuple[OpenAI
 
 
 def test_prompt_progress_counts_and_a_silent_request_alone_is_cancelled(
-        engine: tuple[OpenAIChat, LlamaServer]) -> None:
+        engine: tuple[LlamaEngine, LlamaServer]) -> None:
     chat, server = engine
     # 1.8 s of prompt reading (progress chunks 0.3 s apart) under a 1 s stall limit: not a stall
     slow = run_blocking(lambda: _answer(chat, text_ask("slowprefill prompt", max_tokens=3)))
@@ -124,13 +124,13 @@ def test_prompt_progress_counts_and_a_silent_request_alone_is_cancelled(
 
 
 @pytest.fixture()
-def patient_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+def patient_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LlamaEngine, LlamaServer]]:
     """The engine with a compute deadline past a slow prompt's reading (only the stall is under test)."""
     yield from _engine(tmp_path, monkeypatch, request_seconds=60)
 
 
 def test_an_honest_long_prompt_on_an_overloaded_machine_is_not_a_stall(
-        patient_engine: tuple[OpenAIChat, LlamaServer], monkeypatch: pytest.MonkeyPatch) -> None:
+        patient_engine: tuple[LlamaEngine, LlamaServer], monkeypatch: pytest.MonkeyPatch) -> None:
     """The probe: the watchdog restarted the engine over honest long prompts on an overloaded machine
     (each prompt chunk slower than the stall limit). The limit is stretched by the load it sees."""
     chat, server = patient_engine

@@ -17,7 +17,8 @@ from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat
+from qfnb.local.engines.llama.external import ExternalEngine
+from qfnb.local.engines.llama.transport import Endpoint
 
 ASK = ChatAsk(model="ext", messages=({"role": "system", "content": "be brief"},
                                     {"role": "user", "content": "hi there"}))
@@ -26,7 +27,8 @@ ASK = ChatAsk(model="ext", messages=({"role": "system", "content": "be brief"},
 Answer = Callable[[str, dict[str, Any]], httpx.Response]
 
 
-def _external(monkeypatch: pytest.MonkeyPatch, answer: Answer) -> tuple[OpenAIChat, list[tuple[str, dict[str, Any]]]]:
+def _external(monkeypatch: pytest.MonkeyPatch,
+              answer: Answer) -> tuple[ExternalEngine, list[tuple[str, dict[str, Any]]]]:
     seen: list[tuple[str, dict[str, Any]]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -37,7 +39,7 @@ def _external(monkeypatch: pytest.MonkeyPatch, answer: Answer) -> tuple[OpenAICh
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     monkeypatch.setattr(transport, "client", lambda: client)
     target = Endpoint("http://gpu-box:8000/v1", "k")
-    return OpenAIChat("ext", lambda: target, gate=LaneGate("ext", 2, 4), model="remote-7b", llama=False), seen
+    return ExternalEngine("ext", target, gate=LaneGate("ext", 2, 4), model="remote-7b"), seen
 
 
 def test_a_vllm_engine_counts_the_rendered_turns(monkeypatch: pytest.MonkeyPatch) -> None:

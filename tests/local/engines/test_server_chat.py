@@ -20,7 +20,7 @@ from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import FINISH_TOOL_CALLS, PromptTooLong
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import transport, watchdog
-from qfnb.local.engines.llama.openai_http import OpenAIChat
+from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.engines.options import EngineOptions, chat_layer
 
@@ -67,13 +67,13 @@ class FakeLlama:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[OpenAIChat, FakeLlama]]:
-    def make(answers: list[list[Chunk]], prompt_tokens: int = 12, n_ctx: int = 4096) -> tuple[OpenAIChat, FakeLlama]:
+def served(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[LlamaEngine, FakeLlama]]:
+    def make(answers: list[list[Chunk]], prompt_tokens: int = 12, n_ctx: int = 4096) -> tuple[LlamaEngine, FakeLlama]:
         fake = FakeLlama(answers, prompt_tokens)
         client = httpx.AsyncClient(transport=httpx.MockTransport(fake))
         monkeypatch.setattr(transport, "client", lambda: client)
         target = Endpoint("http://127.0.0.1:9/v1", "key")
-        engine = OpenAIChat("qwen", lambda: target, gate=LaneGate("qwen", 2, 8), n_ctx=n_ctx, chat_layer="server")
+        engine = LlamaEngine("qwen", lambda: target, gate=LaneGate("qwen", 2, 8), n_ctx=n_ctx, chat_layer="server")
         return engine, fake
     return make
 

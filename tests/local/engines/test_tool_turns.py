@@ -15,8 +15,9 @@ import pytest
 from qfnb.local.engines.ask import TOOL_TEMPERATURE, ChatAsk, GenParams, Sampling
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.openai_http import Endpoint, OpenAIChat
+from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.tool_calls import RESULT_HINT, with_result_hints
+from qfnb.local.engines.llama.transport import Endpoint
 
 TOOL = {"type": "function", "function": {"name": "find_station", "description": "Look up a train station",
                                          "parameters": {"type": "object", "properties": {
@@ -48,7 +49,7 @@ def test_each_run_of_results_ends_with_the_hint_and_the_history_is_left_as_it_wa
     assert parts[0]["content"] == [{"type": "text", "text": "7"}, {"type": "text", "text": RESULT_HINT}]
 
 
-def _engine(monkeypatch: pytest.MonkeyPatch, answer: str) -> tuple[OpenAIChat, dict[str, list[dict[str, Any]]]]:
+def _engine(monkeypatch: pytest.MonkeyPatch, answer: str) -> tuple[LlamaEngine, dict[str, list[dict[str, Any]]]]:
     """Our own engine over a llama-server double whose answer is ``answer``."""
     seen: dict[str, list[dict[str, Any]]] = {"/apply-template": [], "/v1/completions": []}
 
@@ -69,10 +70,10 @@ def _engine(monkeypatch: pytest.MonkeyPatch, answer: str) -> tuple[OpenAIChat, d
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     monkeypatch.setattr(transport, "client", lambda: client)
     target = Endpoint("http://127.0.0.1:1/v1", "k")
-    return OpenAIChat("tiny", lambda: target, gate=LaneGate("tiny", 2, 4), n_ctx=4096), seen
+    return LlamaEngine("tiny", lambda: target, gate=LaneGate("tiny", 2, 4), n_ctx=4096), seen
 
 
-def _answer(chat: OpenAIChat, ask: ChatAsk) -> str:
+def _answer(chat: LlamaEngine, ask: ChatAsk) -> str:
     async def run() -> str:
         return "".join([d.text async for d in chat.generate(ask)])
 

@@ -66,7 +66,7 @@ class InfillAsk:
 
 @runtime_checkable
 class Infiller(Protocol):
-    """An engine that fills in the middle (our llama-server's :class:`~.openai_http.OpenAIChat`):
+    """An engine that fills in the middle (our llama-server's :class:`~.engine.LlamaEngine`):
     the face the completion route serves through, declared here beside the request it takes."""
 
     def infill(self, ask: InfillAsk) -> AsyncIterator[Delta]:

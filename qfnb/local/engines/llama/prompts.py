@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.llama import tool_calls, transport
 
 #: a prompt longer than this (tokens) takes more than one engine step to prefill: a "long" one
 LONG_PROMPT_TOKENS = 256
@@ -52,3 +53,20 @@ def fit(name: str, tokens: list[int], n_ctx: int, body: dict[str, Any]) -> None:
         raise PromptTooLong(f"the prompt is {len(tokens)} tokens; {name} has a context of {n_ctx} tokens "
                             "(prompt and answer together)")
     body["max_tokens"] = min(int(body.get("max_tokens") or room), room)
+
+
+async def prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, Any]],
+                  tools: list[dict[str, Any]] | None = None, forced: bool = False) -> tuple[list[int], str]:
+    """The prompt's tokens (a chat rendered by the engine's template first, with ``tools``; a
+    ``forced`` call opened with the template's own call opener) and that opener; both calls
+    are idempotent, so one sent on a connection the engine had just closed is sent again, once."""
+    async def once() -> tuple[list[int], str]:
+        text = source if isinstance(source, str) else tool_calls.fix_rendered(await render_chat(
+            transport.client(), base_url, headers, source, tools))
+        opener = tool_calls.call_prefix(text) if forced else ""
+        return await tokenize(transport.client(), base_url, headers, text + opener), opener
+
+    try:
+        return await once()
+    except httpx.RemoteProtocolError:
+        return await once()

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qfnb.local.engines.llama import openai_http, transport
+from qfnb.local.engines.llama import prompts, transport
 
 
 def _engine(monkeypatch: pytest.MonkeyPatch, drops: int) -> list[str]:
@@ -31,7 +31,7 @@ def _engine(monkeypatch: pytest.MonkeyPatch, drops: int) -> list[str]:
 
 
 def _prepare(source: Any) -> list[int]:
-    tokens, _opener = asyncio.run(openai_http.OpenAIChat._prepare("http://127.0.0.1:1/v1", {}, source))
+    tokens, _opener = asyncio.run(prompts.prepare("http://127.0.0.1:1/v1", {}, source))
     return tokens
 
 

@@ -1,0 +1,376 @@
+"""A model on qfnb's own ``llama-server``: :class:`LlamaEngine`, whose chat layer is a strategy.
+
+Every request is prepared here before it takes an engine slot (:mod:`.prompts`: rendered and
+tokenized once, refused if it does not fit the context, ``max_tokens`` trimmed to the room left)
+and admitted in one place, :meth:`LlamaEngine.admitted`: the endpoint leased (the process started
+if needed), the gate's turn in its lane and adapter group, the engine's stream under the
+:mod:`.watchdog`. Who prepares a chat is the chat layer (``QFNB_LLAMA_CHAT``): :class:`OwnChat`
+renders the turns and tools here and sends token ids to ``/completions``; :class:`ServerChat`
+sends the turns to the server's own ``/v1/chat/completions`` (a required call stays with
+:class:`OwnChat`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from qfnb.local.engines import progress
+from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
+from qfnb.local.engines.base import (
+    CannotServe,
+    Delta,
+    PromptTooLong,
+    common_prefix,
+    refuse_tool_turns,
+    render_gemma,
+    text_turns,
+)
+from qfnb.local.engines.lanes import LaneGate
+from qfnb.local.engines.llama import answer_check, grammar, infill, prompts, tool_calls, transport, watchdog
+from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
+from qfnb.local.engines.llama.transport import Endpoint, Watch
+
+__all__ = ["CHAT_LAYER_OF", "ChatLayer", "LlamaEngine", "OwnChat", "ServerChat", "llama_endpoint"]
+
+#: the logit bias that forces a token (:meth:`LlamaEngine.token_logprobs`): larger than any gap between
+#: two raw logits, and not seen by the probability reported (it is taken before the sampler's bias)
+FORCE_BIAS = 1e9
+#: a log-probability below this is llama-server's stand-in for a probability of 0 (float32's lowest)
+UNDERFLOW = -1e30
+
+Turns = list[dict[str, Any]]
+
+
+class ChatLayer(Protocol):
+    """Who prepares a chat for the engine: its answer to ``ask`` (tools already checked)."""
+
+    def answer(self, engine: LlamaEngine, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]: ...
+
+
+class LlamaEngine:
+    """An :class:`~qfnb.local.engines.api.Engine` on our own llama-server.
+
+    ``endpoint`` is called (in a thread) for each request and says where to send it: it starts the
+    process if needed and picks the adapter; ``solo`` is where a seeded request goes (the model's
+    solo process, one request at a time: see :mod:`..lanes`). ``template="gemma"`` renders the Gemma
+    turn format here (the base GGUF has no chat template), whatever the chat layer.
+    """
+
+    def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: LaneGate, n_ctx: int,
+                 template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own",
+                 solo: Callable[[], Endpoint] | None = None) -> None:
+        self.name, self.gate, self.n_ctx = name, gate, n_ctx
+        self.template, self.stop = template, stop
+        self._endpoint, self._solo = endpoint, solo
+        self.chat_layer: ChatLayer = CHAT_LAYER_OF["own" if template == "gemma" else chat_layer]
+
+    @property
+    def can_call_tools(self) -> bool:
+        """Whether the model has its own chat template (tools are rendered with it); Gemma's base has none."""
+        return self.template != "gemma"
+
+    def generate(self, ask: Ask) -> AsyncIterator[Delta]:
+        gp = ask.engine_params(self.stop)
+        if isinstance(ask, TextAsk):
+            return self.admitted(ask.prompt, gp, ask.lane)
+        refuse_tool_turns(self.name, ask, has_template=self.can_call_tools)
+        return self.chat_layer.answer(self, ask, gp)
+
+    def infill(self, ask: infill.InfillAsk) -> AsyncIterator[Delta]:
+        """Fill in the middle (code completion; :mod:`.infill`)."""
+        if self.template == "gemma":
+            raise CannotServe(f"{self.name} cannot fill in the middle: only a coder model on qfnb's own llama-server "
+                              "can (such as Qwen2.5-Coder-0.5B-Instruct)")
+        return infill.infill(self.name, self.gate, self._leased, ask)
+
+    def source(self, messages: Turns, tools: Turns | None = None, *, forced: bool = False) -> str | Turns:
+        """The turns as the model reads them: Gemma's rendered here; otherwise, while the model may
+        still call a tool or answer, each run of tool results ends with :data:`~.tool_calls.RESULT_HINT`."""
+        if self.template == "gemma":
+            return render_gemma(text_turns(messages))
+        return tool_calls.with_result_hints(messages) if tools and not forced else messages
+
+    async def count_tokens(self, ask: Ask) -> int:
+        """The prompt's tokens as :meth:`generate` sends them: rendered by the model's template (a
+        chat, with its tools) and tokenized by the engine, as the answer's ``prompt_tokens`` counts."""
+        tools: Turns | None = None
+        source: str | Turns
+        if isinstance(ask, TextAsk):
+            source = ask.prompt
+        else:  # a plain chat's text turns, else the turns as the model reads them, with the tools offered
+            messages: Turns = text_turns(ask.messages) if ask.plain else [dict(m) for m in ask.messages]
+            tools = None if ask.plain else [dict(t) for t in ask.offered_tools] or None
+            source = self.source(messages, tools, forced=bool(tools) and ask.tool_choice == "required")
+        async with self._leased() as target:
+            try:
+                tokens, _ = await prompts.prepare(target.base_url, target.headers, source, tools)
+            except httpx.HTTPError as exc:
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not count the prompt "
+                                        f"({type(exc).__name__})") from exc
+        return len(tokens)
+
+    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
+        """Each ``tokens[t]``'s log-probability after ``tokens[:t]`` (:meth:`.api.Engine.token_logprobs`),
+        with this model's adapter: one ``/completion`` per position, its prompt ``tokens[:t]`` as token
+        ids, its one new token forced to ``tokens[t]`` by a logit bias, and that token's probability
+        from the raw logits (``n_probs`` with ``post_sampling_probs`` off: a softmax over the whole
+        vocabulary before any bias). The positions of a call run in order on one slot, in the batch
+        lane, so each prompt re-reads only what the slot lacks."""
+        ids = [int(t) for t in tokens]
+        if bad := [t for t in positions if not 0 < t < len(ids)]:
+            raise ValueError(f"positions {bad[:3]} are outside 1..{len(ids) - 1}")
+        if len(ids) > self.n_ctx:
+            raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
+        out: list[float] = []
+        async with self._leased() as target:
+            url = prompts.engine_root(target.base_url) + "/completion"
+            async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
+                for t in positions:
+                    body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
+                            "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
+                            "id_slot": slot, **(target.extra or {})}
+                    reply = await transport.post_json(self.name, target, url, body)
+                    out.append(_forced_logprob(self.name, reply, ids[t], t))
+        return out
+
+    async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
+        """:meth:`.api.Engine.answer_logprob`: the turns rendered by the model's template, then each
+        of the answer's tokens scored teacher-forced (:meth:`token_logprobs`)."""
+        turns = text_turns(list(messages))
+        async with self._leased() as target:
+            client = transport.client()
+            text = (render_gemma(turns) if self.template == "gemma"
+                    else tool_calls.fix_rendered(await prompts.render_chat(client, target.base_url, target.headers,
+                                                                           turns)))
+            prompt = await prompts.tokenize(client, target.base_url, target.headers, text)
+            full = await prompts.tokenize(client, target.base_url, target.headers, text + answer)
+        start = max(1, common_prefix(prompt, full))
+        if start >= len(full):
+            return 0.0, 0
+        return sum(await self.token_logprobs(full, range(start, len(full)))), len(full) - start
+
+    async def admitted(self, source: str | Turns, gp: GenParams, lane: str, fields: dict[str, Any] | None = None, *,
+                       chat: bool = False, tools: Turns | None = None, forced: bool = False,
+                       names: list[str] | None = None, top_logprobs: int | None = None,
+                       key: str | None = None) -> AsyncIterator[Delta]:
+        """The one admission step: ``source`` prepared (rendered with ``tools`` and tokenized once; a
+        prompt that does not fit refused before any prefill), then run on an engine slot chosen by its
+        length. ``chat``: ``fields`` (the turns, tools...) go to the server's chat endpoint; otherwise
+        the token ids, with ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it), to
+        ``/completions``. With ``names``, calls of those tools in the answer become ``tool_calls``
+        (:mod:`.tool_calls`); with ``top_logprobs``, each token's logprob keeps that many alternatives."""
+        seeded = gp.seed is not None and self._solo is not None
+        async with self._leased(seeded) as target:
+            try:
+                tokens, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced)
+            except httpx.HTTPError as exc:
+                if target.broken is not None:
+                    target.broken()
+                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
+                                        f"({type(exc).__name__})") from exc
+            fields = dict(fields or {})
+            if not chat and "json_schema" in fields:  # what the grammar enforces, cheaper to decode
+                fields |= grammar.engine_fields(fields.pop("json_schema"))
+            # a seeded answer reads its whole prompt afresh: logits computed over a reused prefix differ
+            # in their rounding from those of a whole prompt, and a sampled answer drifts from there
+            body = {"model": self.name, **({} if chat else {"prompt": tokens}), **gp.openai_fields(),
+                    "repeat_penalty": gp.repeat_penalty, "min_p": 0.0, "cache_prompt": gp.seed is None,
+                    **fields, **(target.extra or {})}
+            prompts.fit(self.name, tokens, self.n_ctx, body)
+            # a seeded request runs alone, on the solo process (see .lanes): the same request, the same answer
+            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
+                                      group=target.group, exclusive=seeded) as slot:
+                body["id_slot"] = slot
+                deltas = watchdog.guarded(self.name, target, "/chat/completions" if chat else "/completions", body)
+                if top_logprobs is not None:
+                    deltas = _keep_top(deltas, top_logprobs)
+                if names and chat:  # the server's calls whole, then the calls it left as text (a small model's)
+                    deltas = tool_calls.as_tool_calls(tool_calls.whole_calls(deltas), names)
+                elif names:
+                    deltas = tool_calls.as_tool_calls(deltas, names, prefix=opener, forced=forced)
+                async for delta in deltas:
+                    yield delta
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, seeded: bool = False) -> AsyncIterator[Endpoint]:
+        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it;
+        ``seeded``: the solo process."""
+        with progress.loading():  # a first request starts the engine's process
+            target = await asyncio.to_thread(self._solo if seeded and self._solo is not None else self._endpoint)
+        try:
+            yield target
+        finally:
+            if target.release is not None:
+                target.release()
+
+
+class OwnChat:
+    """qfnb's own chat layer: the turns and tools rendered with the model's template and tokenized
+    here, sent as token ids to ``/completions``; a JSON schema constrains decoding through the
+    engine's grammar, tool calls are decided by :mod:`.tool_calls` and ``logprobs`` come with the
+    generated tokens (a call's too)."""
+
+    def answer(self, engine: LlamaEngine, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
+        if ask.plain:
+            return engine.admitted(engine.source(text_turns(ask.messages)), gp, ask.lane, key=ask.slot_key)
+        messages = [dict(m) for m in ask.messages]
+        tools = [dict(t) for t in ask.offered_tools] or None
+        forced = bool(tools) and ask.tool_choice == "required"
+        source = engine.source(messages, tools, forced=forced)
+        extra = {**ask.sampling.penalties(), **({"json_schema": dict(ask.schema)} if ask.schema is not None else {})}
+        top = ask.logprobs
+        if top is not None:
+            extra["logprobs"] = max(1, top)  # the engine's count of alternatives (0 would send none)
+        names = [t["function"]["name"] for t in tools] if tools else None
+        if forced and tools:
+            extra["json_schema"] = tool_calls.call_schema(tools)
+
+        def attempt(n: int) -> AsyncIterator[Delta]:
+            return engine.admitted(source, answer_check.resample_params(gp, n), ask.lane, extra, tools=tools,
+                                   forced=forced, names=names, top_logprobs=top, key=ask.slot_key)
+
+        schema = extra.get("json_schema")
+        if schema is None or grammar.grammar_is_exact(schema):
+            answer = attempt(0)
+        elif forced and tools:  # the calls' arguments, each against its tool's whole schema
+            params = {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"} for t in tools}
+            answer = answer_check.checked(attempt, lambda deltas: answer_check.calls_miss(deltas, params))
+        else:
+            answer = answer_check.checked(attempt, lambda deltas: answer_check.text_miss(
+                "".join(d.text for d in deltas), schema))
+        after_result = tool_calls.follows_result(messages)
+        if tools and names and not forced:
+            answer = _auto_calls_checked(engine, answer, ask, source, gp, extra, tools, names,
+                                         after_result=after_result)
+        if names and not forced and after_result:  # a repeated call, or one written as text, is answered
+            return tool_calls.answer_after_result(answer, messages, lambda closing: engine.admitted(
+                closing, gp, ask.lane, extra, top_logprobs=top, key=ask.slot_key))
+        return answer
+
+
+class ServerChat:
+    """The server's own chat layer: a chat (not a required call, nor tools beside a schema) on
+    llama-server's ``/v1/chat/completions``, its template rendering the turns and tools and its parser
+    reading the calls it knows. What stays here: the token count (context and slot), the schema as
+    :mod:`.grammar` writes it, the calls a small model writes as text (:func:`.tool_calls.as_tool_calls`),
+    the answer's check against the whole schema, a strict tool's call under ``auto`` written again
+    under its grammar (by :class:`OwnChat`'s path, as a required call is), and a call repeated after
+    its result answered from it."""
+
+    def answer(self, engine: LlamaEngine, ask: ChatAsk, gp: GenParams) -> AsyncIterator[Delta]:
+        if ask.plain:
+            return engine.admitted(text_turns(ask.messages), gp, ask.lane, {"messages": text_turns(ask.messages)},
+                                   chat=True, key=ask.slot_key)
+        messages = [dict(m) for m in ask.messages]
+        tools = [dict(t) for t in ask.offered_tools] or None
+        # a required call stays with our own layer: the server's own grammar for it (Qwen2.5's template)
+        # let the 0.5B model write the call as bare JSON and go on to the token cap (bench/structured_output.py)
+        if tools and (ask.tool_choice == "required" or ask.schema is not None):
+            return CHAT_LAYER_OF["own"].answer(engine, ask, gp)
+        passthrough = ask.sampling.penalties()
+        fields: dict[str, Any] = {"messages": messages, **passthrough}
+        if tools:
+            fields.update(tools=tools, tool_choice=ask.tool_choice)
+            if ask.parallel_tool_calls is not None:
+                fields["parallel_tool_calls"] = ask.parallel_tool_calls
+        top = ask.logprobs
+        if top is not None:
+            fields.update(logprobs=True, top_logprobs=max(1, top))
+        names = [t["function"]["name"] for t in tools] if tools else None
+        schema = dict(ask.schema) if ask.schema is not None else None
+
+        def attempt(n: int) -> AsyncIterator[Delta]:
+            return engine.admitted(messages, answer_check.resample_params(gp, n), ask.lane, fields, chat=True,
+                                   tools=tools, names=names, top_logprobs=top, key=ask.slot_key)
+
+        if schema is not None:
+            fields.update(grammar.engine_fields(schema))
+            answer = attempt(0) if grammar.grammar_is_exact(schema) else answer_check.checked(
+                attempt, lambda deltas: answer_check.text_miss("".join(d.text for d in deltas), schema))
+        else:
+            answer = attempt(0)
+        strict = tool_calls.strict_tools(tools)
+        if strict and tools:  # an auto call of a strict tool that does not fit: again, under its grammar
+            extra = {**passthrough, **({"logprobs": max(1, top)} if top is not None else {})}
+            answer = tool_calls.enforce_strict(answer, strict, lambda name: engine.admitted(
+                messages, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
+                    [t for t in tools if t["function"]["name"] == name])},
+                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.slot_key))
+        if names and tool_calls.follows_result(messages):  # a repeated call is answered from its result
+            unoffered = {k: v for k, v in fields.items() if k not in ("tools", "tool_choice")}
+            return tool_calls.answer_after_result(answer, messages, lambda closing: engine.admitted(
+                closing, gp, ask.lane, {**unoffered, "messages": closing}, chat=True, top_logprobs=top))
+        return answer
+
+
+#: the chat layers by their setting's value (``QFNB_LLAMA_CHAT``, :attr:`~..options.EngineOptions.chat_layer`)
+CHAT_LAYER_OF: dict[str, ChatLayer] = {"own": OwnChat(), "server": ServerChat()}
+
+
+def _auto_calls_checked(engine: LlamaEngine, answer: AsyncIterator[Delta], ask: ChatAsk, source: str | Turns,
+                        gp: GenParams, extra: dict[str, Any], tools: Turns, names: list[str], *,
+                        after_result: bool = False) -> AsyncIterator[Delta]:
+    """``answer`` (``tool_choice`` auto) with a call that misses written again as a required call:
+    one of a strict tool whose arguments do not fit (under that tool's grammar), or an answer
+    that only calls tools not offered (under the offered tools' grammar), unless it comes right
+    after a tool result: the model then is to answer from it (a required call there called a
+    tool nobody asked for), and :func:`~.tool_calls.answer_after_result` asks it to."""
+    top = ask.logprobs
+
+    def required(offered: Turns) -> AsyncIterator[Delta]:
+        return engine.admitted(source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(offered)},
+                               tools=tools, forced=True, names=[t["function"]["name"] for t in offered],
+                               top_logprobs=top, key=ask.slot_key)
+
+    strict = tool_calls.strict_tools(tools)
+    if strict:
+        answer = tool_calls.enforce_strict(answer, strict, lambda name: required(
+            [t for t in tools if t["function"]["name"] == name]))
+    return answer if after_result else tool_calls.call_offered(answer, names, lambda: required(tools))
+
+
+def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int) -> float:
+    """The forced ``token``'s log-probability in llama-server's ``/completion`` answer."""
+    probs = reply.get("completion_probabilities") or []
+    if not probs:  # llama-server reports a token only once the text it generated is whole UTF-8
+        raise CannotServe(f"{name}: the engine reports no probability for token {token} at position {position}: "
+                          "its text ends inside a UTF-8 character (a byte token)")
+    if probs[0].get("id") != token:
+        raise EngineUnavailable(f"{name}: the engine generated token {probs[0].get('id')} at position {position}, "
+                                f"not the forced {token}")
+    logprob = float(probs[0]["logprob"])
+    if logprob < UNDERFLOW:  # a probability of 0 in float32 comes back as the lowest float, not -inf
+        raise CannotServe(f"{name}: token {token}'s probability at position {position} is below float32's range")
+    return logprob
+
+
+async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Delta]:
+    """``deltas`` with each token's ``top_logprobs`` cut to ``top`` (the engine sends at least one)."""
+    async for delta in deltas:
+        if delta.logprobs:
+            delta = dataclasses.replace(delta, logprobs=[{**e, "top_logprobs": (e.get("top_logprobs") or [])[:top]}
+                                                         for e in delta.logprobs])
+        yield delta
+
+
+def llama_endpoint(server: LlamaServer, adapter: Path | None, *, solo: bool = False) -> Callable[[], Endpoint]:
+    """Requests for ``server``'s base model, or with ``adapter`` applied; ``solo``: on its solo process
+    (:meth:`LlamaServer.solo`)."""
+
+    def endpoint() -> Endpoint:
+        engine = server.solo() if solo else server
+        lease: Lease = engine.acquire(adapter)
+        watch = Watch(engine.config.stall_seconds, engine.config.request_seconds,
+                      unstick=lambda slot: engine.unstick(lease, slot), renew=endpoint)
+        return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
+                        release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
+                        group=str(adapter) if adapter is not None else None, watch=watch)
+
+    return endpoint
