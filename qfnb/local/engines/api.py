@@ -42,9 +42,7 @@ class Engine(Protocol):
     name: str
 
     @property
-    def gate(self) -> Gate:
-        """The admission of its calls (slots, queue)."""
-        ...
+    def gate(self) -> Gate: ...
 
     @property
     def can_call_tools(self) -> bool:

@@ -51,16 +51,10 @@ class GenParams:
     def openai_fields(self) -> dict[str, Any]:
         """These settings as an OpenAI-compatible engine's streamed request names them (the repeat
         penalty aside: each engine kind names it its own way)."""
-        body: dict[str, Any] = {"temperature": 0.0 if self.greedy else self.temperature, "top_p": self.top_p,
-                                "max_tokens": self.max_tokens, "stream": True,
-                                "stream_options": {"include_usage": True}}
-        if self.stop:
-            body["stop"] = list(self.stop)
-        if self.seed is not None:
-            body["seed"] = self.seed
-        if self.top_k > 0:
-            body["top_k"] = self.top_k
-        return body
+        body = {"temperature": 0.0 if self.greedy else self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True},
+                "stop": list(self.stop) or None, "seed": self.seed, "top_k": self.top_k if self.top_k > 0 else None}
+        return {k: v for k, v in body.items() if v is not None}
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,6 @@ from qfnb.protocol.wires.turn import Turn
 
 #: what ``POST /v1/messages`` takes (the spec's fields); any other field is refused by name
 REQUEST_FIELDS = body_fields(MessagesFields)
-#: what ``POST /v1/messages/count_tokens`` takes
-COUNT_FIELDS = body_fields(MessagesCountFields)
 #: content block types -> their models (the spec's ``AnthropicBlock``)
 BLOCKS: dict[str, type[AnthropicBlock]] = by_type(AnthropicBlock)
 #: the ``tool_choice`` types that name no tool (the spec's, but ``tool``)

@@ -1,14 +1,7 @@
-"""A model on qfnb's own ``llama-server``: :class:`LlamaEngine`, whose chat layer is a strategy.
-
-Every request is prepared here before it takes an engine slot (:mod:`.prompts`: rendered and
-tokenized once, refused if it does not fit the context, ``max_tokens`` trimmed to the room left)
-and admitted in one place, :meth:`LlamaEngine.admitted`: the endpoint leased (the process started
-if needed), the gate's turn in its lane and adapter group, the engine's stream under the
-:mod:`.watchdog`. Who prepares a chat is the chat layer (``QFNB_LLAMA_CHAT``): :class:`OwnChat`
-renders the turns and tools here and sends token ids to ``/completions``; :class:`ServerChat`
-sends the turns to the server's own ``/v1/chat/completions`` (a required call stays with
-:class:`OwnChat`).
-"""
+"""A model on qfnb's own ``llama-server``: :class:`LlamaEngine`, admitting every request in one step
+(:meth:`LlamaEngine.admitted`: prepared and fitted by :mod:`.prompts`, the gate's turn, the watched
+stream); who prepares a chat is its chat layer (``QFNB_LLAMA_CHAT``), :class:`OwnChat` (token ids to
+``/completions``) or :class:`ServerChat` (turns to the server's ``/v1/chat/completions``)."""
 
 from __future__ import annotations
 
@@ -55,19 +48,16 @@ class ChatLayer(Protocol):
 
 
 class LlamaEngine:
-    """An :class:`~qfnb.local.engines.api.Engine` on our own llama-server.
-
-    ``endpoint`` is called (in a thread) for each request and says where to send it: it starts the
-    process if needed and picks the adapter; ``solo`` is where a seeded request goes (the model's
-    solo process, one request at a time: see :mod:`..lanes`). ``template="gemma"`` renders the Gemma
-    turn format here (the base GGUF has no chat template), whatever the chat layer.
-    """
+    """An :class:`~qfnb.local.engines.api.Engine` on our own llama-server. ``endpoint`` is called (in a
+    thread) for each request and says where to send it: it starts the process if needed and picks the
+    adapter; ``solo`` is where a seeded request goes (the model's solo process, one request at a time:
+    :mod:`..lanes`). ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
+    template), whatever the chat layer."""
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: LaneGate, n_ctx: int,
                  template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own",
                  solo: Callable[[], Endpoint] | None = None) -> None:
-        self.name, self.gate, self.n_ctx = name, gate, n_ctx
-        self.template, self.stop = template, stop
+        self.name, self.gate, self.n_ctx, self.template, self.stop = name, gate, n_ctx, template, stop
         self._endpoint, self._solo = endpoint, solo
         self.chat_layer: ChatLayer = CHAT_LAYER_OF["own" if template == "gemma" else chat_layer]
 
@@ -100,14 +90,11 @@ class LlamaEngine:
     async def count_tokens(self, ask: Ask) -> int:
         """The prompt's tokens as :meth:`generate` sends them: rendered by the model's template (a
         chat, with its tools) and tokenized by the engine, as the answer's ``prompt_tokens`` counts."""
-        tools: Turns | None = None
-        source: str | Turns
-        if isinstance(ask, TextAsk):
-            source = ask.prompt
-        else:  # a plain chat's text turns, else the turns as the model reads them, with the tools offered
-            messages: Turns = text_turns(ask.messages) if ask.plain else [dict(m) for m in ask.messages]
-            tools = None if ask.plain else [dict(t) for t in ask.offered_tools] or None
-            source = self.source(messages, tools, forced=bool(tools) and ask.tool_choice == "required")
+        # a plain chat's text turns, else the turns as the model reads them, with the tools offered
+        tools = None if isinstance(ask, TextAsk) or ask.plain else [dict(t) for t in ask.offered_tools] or None
+        source = ask.prompt if isinstance(ask, TextAsk) else self.source(
+            text_turns(ask.messages) if ask.plain else [dict(m) for m in ask.messages], tools,
+            forced=bool(tools) and ask.tool_choice == "required")
         async with self._leased() as target:
             try:
                 tokens, _ = await prompts.prepare(target.base_url, target.headers, source, tools)
@@ -246,9 +233,11 @@ class OwnChat:
             answer = answer_check.checked(attempt, lambda deltas: answer_check.text_miss(
                 "".join(d.text for d in deltas), schema))
         after_result = tool_calls.follows_result(messages)
-        if tools and names and not forced:
-            answer = _auto_calls_checked(engine, answer, ask, source, gp, extra, tools, names,
-                                         after_result=after_result)
+        if tools and names and not forced:  # a call that misses, written again as a required call
+            required = _required_call(engine, ask, source, gp, extra, tools)
+            answer = _strict_checked(answer, tools, required)
+            if not after_result:  # right after a result the model is to answer from it (below)
+                answer = tool_calls.call_offered(answer, names, lambda: required(tools))
         if names and not forced and after_result:  # a repeated call, or one written as text, is answered
             return tool_calls.answer_after_result(answer, messages, lambda closing: engine.admitted(
                 closing, gp, ask.lane, extra, top_logprobs=top, key=ask.slot_key))
@@ -285,24 +274,17 @@ class ServerChat:
             fields.update(logprobs=True, top_logprobs=max(1, top))
         names = [t["function"]["name"] for t in tools] if tools else None
         schema = dict(ask.schema) if ask.schema is not None else None
+        fields.update(grammar.engine_fields(schema) if schema is not None else {})
 
         def attempt(n: int) -> AsyncIterator[Delta]:
             return engine.admitted(messages, answer_check.resample_params(gp, n), ask.lane, fields, chat=True,
                                    tools=tools, names=names, top_logprobs=top, key=ask.slot_key)
 
-        if schema is not None:
-            fields.update(grammar.engine_fields(schema))
-            answer = attempt(0) if grammar.grammar_is_exact(schema) else answer_check.checked(
-                attempt, lambda deltas: answer_check.text_miss("".join(d.text for d in deltas), schema))
-        else:
-            answer = attempt(0)
-        strict = tool_calls.strict_tools(tools)
-        if strict and tools:  # an auto call of a strict tool that does not fit: again, under its grammar
+        answer = attempt(0) if schema is None or grammar.grammar_is_exact(schema) else answer_check.checked(
+            attempt, lambda deltas: answer_check.text_miss("".join(d.text for d in deltas), schema))
+        if tools:  # an auto call of a strict tool that does not fit: again, under its grammar
             extra = {**passthrough, **({"logprobs": max(1, top)} if top is not None else {})}
-            answer = tool_calls.enforce_strict(answer, strict, lambda name: engine.admitted(
-                messages, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(
-                    [t for t in tools if t["function"]["name"] == name])},
-                tools=tools, forced=True, names=[name], top_logprobs=top, key=ask.slot_key))
+            answer = _strict_checked(answer, tools, _required_call(engine, ask, messages, gp, extra, tools))
         if names and tool_calls.follows_result(messages):  # a repeated call is answered from its result
             unoffered = {k: v for k, v in fields.items() if k not in ("tools", "tool_choice")}
             return tool_calls.answer_after_result(answer, messages, lambda closing: engine.admitted(
@@ -314,26 +296,24 @@ class ServerChat:
 CHAT_LAYER_OF: dict[str, ChatLayer] = {"own": OwnChat(), "server": ServerChat()}
 
 
-def _auto_calls_checked(engine: LlamaEngine, answer: AsyncIterator[Delta], ask: ChatAsk, source: str | Turns,
-                        gp: GenParams, extra: dict[str, Any], tools: Turns, names: list[str], *,
-                        after_result: bool = False) -> AsyncIterator[Delta]:
-    """``answer`` (``tool_choice`` auto) with a call that misses written again as a required call:
-    one of a strict tool whose arguments do not fit (under that tool's grammar), or an answer
-    that only calls tools not offered (under the offered tools' grammar), unless it comes right
-    after a tool result: the model then is to answer from it (a required call there called a
-    tool nobody asked for), and :func:`~.tool_calls.answer_after_result` asks it to."""
-    top = ask.logprobs
-
+def _required_call(engine: LlamaEngine, ask: ChatAsk, source: str | Turns, gp: GenParams, extra: dict[str, Any],
+                   tools: Turns) -> Callable[[Turns], AsyncIterator[Delta]]:
+    """A call of ``auto`` that missed, written again as a required call of the ``offered`` tools
+    (under their grammar, prepared here as :class:`OwnChat` prepares one)."""
     def required(offered: Turns) -> AsyncIterator[Delta]:
         return engine.admitted(source, gp, ask.lane, {**extra, "json_schema": tool_calls.call_schema(offered)},
                                tools=tools, forced=True, names=[t["function"]["name"] for t in offered],
-                               top_logprobs=top, key=ask.slot_key)
+                               top_logprobs=ask.logprobs, key=ask.slot_key)
 
+    return required
+
+
+def _strict_checked(answer: AsyncIterator[Delta], tools: Turns,
+                    required: Callable[[Turns], AsyncIterator[Delta]]) -> AsyncIterator[Delta]:
+    """``answer`` with a strict tool's call whose arguments do not fit written again under that tool's grammar."""
     strict = tool_calls.strict_tools(tools)
-    if strict:
-        answer = tool_calls.enforce_strict(answer, strict, lambda name: required(
-            [t for t in tools if t["function"]["name"] == name]))
-    return answer if after_result else tool_calls.call_offered(answer, names, lambda: required(tools))
+    return tool_calls.enforce_strict(answer, strict, lambda name: required(
+        [t for t in tools if t["function"]["name"] == name])) if strict else answer
 
 
 def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int) -> float:

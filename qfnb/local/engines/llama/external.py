@@ -1,11 +1,6 @@
-"""An external OpenAI-compatible engine (vLLM, Ollama, another llama.cpp server), passed through.
-
-The platform's request becomes OpenAI's fields on the engine's own endpoints (``/chat/completions``,
-``/completions`` for a raw prompt or Gemma's turns rendered here); every call streams from the engine
-(also for a non-streaming client, so closing the iterator cancels the generation at once) and its
-chunks become :class:`Delta` s (the HTTP link, its resends and errors: :mod:`.transport`). The
-engine renders, tokenizes and decodes; the platform only admits each call through its gate.
-"""
+"""An external OpenAI-compatible engine (vLLM, Ollama, another llama.cpp server), passed through:
+the platform's request as OpenAI's fields on its endpoints, streamed (closing the iterator cancels
+the generation), behind the gate; the engine renders, tokenizes and decodes (the link: :mod:`.transport`)."""
 
 from __future__ import annotations
 
