@@ -69,6 +69,9 @@ class FakeChatBackend:
     def where(self) -> str | None:
         return None
 
+    def engine_state(self, request: CellChatRequest, label: str) -> None:
+        return None
+
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         with self.lock:
             self.requests.append(request)
@@ -246,6 +249,9 @@ class ScriptedChatBackend:
         return None
 
     def where(self) -> str | None:
+        return None
+
+    def engine_state(self, request: CellChatRequest, label: str) -> None:
         return None
 
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:

@@ -52,6 +52,9 @@ class EndlessBackend:
     def where(self) -> str | None:
         return None
 
+    def engine_state(self, request: CellChatRequest, label: str) -> None:
+        return None
+
     async def stream(self, request: CellChatRequest) -> AsyncIterator[ChatDelta]:
         self.opened += 1
         try:

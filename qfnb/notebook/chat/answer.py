@@ -11,9 +11,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qfnb import resources
+from qfnb._core.http.response import QfResponse
 from qfnb._core.record.ledger import Figures
 from qfnb.notebook.chat.cell_keys import CellKeys
 from qfnb.notebook.chat.conversations import Chain, PlatformConversations, replay_turn, stream_turn, turn_body
@@ -24,6 +25,9 @@ from qfnb.protocol.wires.tools import openai_history_as_v1
 from qfnb.resources.defaults import default_model
 from qfnb.resources.safe_html import clean, escape, markdown
 from qfnb.resources.where import backend
+
+if TYPE_CHECKING:  # the daemon's client is loaded when a footer asks (`%load_ext qfnb` does not)
+    from qfnb._core.backend.daemon import EngineState
 
 __all__ = [
     "CellAnswer",
@@ -110,9 +114,13 @@ class ChatBackend(Protocol):
     def where(self) -> str | None:
         """The footer's word for where calls go (None: none)."""
 
+    def engine_state(self, request: CellChatRequest, label: str) -> EngineState | None:
+        """The engine that serves ``request`` (loading or not; :mod:`.loading`); None: unknown (the
+        cloud), the footer stays as it was."""
 
-def _delta(resp: Any) -> ChatDelta:
-    body = getattr(resp, "body", None) or {}
+
+def _delta(resp: QfResponse[Any]) -> ChatDelta:
+    body = resp.body
     return ChatDelta(text=body.get("result") or "", usage=body.get("usage"), response=resp)
 
 
@@ -204,7 +212,7 @@ class ResourcesBackend:
         except Exception:  # a broken config shows up on the call itself
             return None
 
-    def engine_state(self, request: CellChatRequest, label: str) -> Any:
+    def engine_state(self, request: CellChatRequest, label: str) -> EngineState | None:
         """The local platform's engine for this request (loading or not); None when unknown."""
         # deferred: loads the daemon's client (`%load_ext qfnb` does not)
         from qfnb.notebook.chat.loading import local_engine_state

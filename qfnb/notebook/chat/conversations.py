@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import StreamError
+from qfnb.protocol.wires.bodies import ResponsesFields
 from qfnb.protocol.wires.responses import chat_messages, chat_usage, output_text, text_format
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class PlatformConversations:
         sampling the cell sets)."""
         if (turn.get("instructions") or None) != (ask.system or None):
             return False
-        if any(turn.get(k) != v for k, v in ask.sampling.items() if k in ("temperature", "top_p", "max_output_tokens")):
+        if any(turn.get(k) != v for k, v in ask.sampling.items() if k in ResponsesFields.model_fields):
             return False
         items = self._responses().input_items(turn["id"], limit=_PAGE, order="asc")["data"]
         try:
@@ -206,7 +207,7 @@ def turn_body(model: str | None, prompt: str, chain: Chain, *, system: str | Non
         body["previous_response_id"] = chain.previous
     if system:
         body["instructions"] = system
-    body.update({k: sampling[k] for k in ("temperature", "top_p", "max_output_tokens") if k in sampling})
+    body.update({k: v for k, v in sampling.items() if k in ResponsesFields.model_fields})  # what the body takes
     if response_format is not None:
         body["text"] = text_format(response_format)
     return body

@@ -5,8 +5,8 @@ endpoint, state ``starting | ready | stopped | failed``, since). While an answer
 first token, a watcher task on qfnb's loop (:mod:`qfnb.notebook.chat.runner`) asks about
 once a second (one short request, never raising)
 and marks the answer ``loading`` while its engine is starting, so the footer says
-"loading Qwen2.5-Coder-0.5B-Instruct · 4 s" instead of a bare wait. A backend without
-``engine_state`` (the cloud, test doubles) leaves the footer as it was.
+"loading Qwen2.5-Coder-0.5B-Instruct · 4 s" instead of a bare wait. A backend whose
+``engine_state`` knows none (the cloud, test doubles: None) leaves the footer as it was.
 """
 
 from __future__ import annotations

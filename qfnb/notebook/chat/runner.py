@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import queue
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from qfnb._core.runtime import sync
 from qfnb.notebook.chat import loading
@@ -62,7 +60,7 @@ async def _stream_one(backend: ChatBackend, request: CellChatRequest, answer: Ce
     notify()
 
 
-async def _watch_loading(probe: Callable[[Any, str], Any], requests: Sequence[CellChatRequest],
+async def _watch_loading(probe: Callable[[CellChatRequest, str], object], requests: Sequence[CellChatRequest],
                          answers: Sequence[CellAnswer], notify: Callable[[], None], *,
                          first: float, interval: float) -> None:
     """Set ``answer.engine`` while answers wait for their first token (see :mod:`loading`)."""
@@ -70,8 +68,7 @@ async def _watch_loading(probe: Callable[[Any, str], Any], requests: Sequence[Ce
     while pending := [i for i, a in enumerate(answers) if not a.done and not a.text]:
         for i in pending:
             try:  # a blocking probe (one short local request) runs off the loop
-                state = (await probe(requests[i], answers[i].model) if inspect.iscoroutinefunction(probe)
-                         else await asyncio.to_thread(probe, requests[i], answers[i].model))
+                state = await asyncio.to_thread(probe, requests[i], answers[i].model)
             except Exception:  # the footer is a nicety: never break the chat
                 log.debug("engine status probe failed", exc_info=True)
                 state = None
@@ -86,18 +83,14 @@ async def _drive(backend: ChatBackend, requests: Sequence[CellChatRequest], answ
     def notify() -> None:
         updates.put(_CHANGED)
 
-    watcher = None
-    probe = getattr(backend, "engine_state", None)
+    watcher = asyncio.ensure_future(_watch_loading(backend.engine_state, requests, answers, notify,
+                                                   first=loading.FIRST_LOOK, interval=loading.INTERVAL))
     try:
-        if callable(probe):
-            watcher = asyncio.ensure_future(_watch_loading(probe, requests, answers, notify,
-                                                           first=loading.FIRST_LOOK, interval=loading.INTERVAL))
         await asyncio.gather(*(_stream_one(backend, r, a, notify) for r, a in zip(requests, answers, strict=True)))
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(BaseException):
-                await watcher
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
+            await watcher
         updates.put(_END)
 
 

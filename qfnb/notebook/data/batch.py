@@ -186,7 +186,7 @@ def _inputs(value: Any, column: str) -> list[Any]:
     return [v[column] if isinstance(v, dict) and column in v else v for v in value]
 
 
-def handle_magic(magics: Any, args: BatchArgs) -> Any:
+def handle_magic(magics: BatchMagics, args: BatchArgs) -> Any:
     """Dispatch ``%qfbatch`` (see the magic's help)."""
     try:
         target = parse_target(args.target, field="--target")
@@ -223,7 +223,7 @@ def _reuse_wanted(args: BatchArgs) -> bool:
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: Any, args: BatchArgs) -> tuple[BatchJob | None, RunForecast | None]:
+def _submit(magics: BatchMagics, args: BatchArgs) -> tuple[BatchJob | None, RunForecast | None]:
     """Submit ``args.source``'s prompts as a new batch job (``BatchJob.submit``); ``--dry-run``: its
     forecast only (no job)."""
     if not args.source:
@@ -231,7 +231,7 @@ def _submit(magics: Any, args: BatchArgs) -> tuple[BatchJob | None, RunForecast 
                          "or --attach [ID] / --list / --stop ID")
     if args.source not in magics.user_ns:
         raise UsageError(f"no variable {args.source!r} in the notebook")
-    model = args.model or getattr(magics, "default_model", "") or None
+    model = args.model or magics.default_model or None
     if not (model or args.endpoint):
         raise UsageError("give -m MODEL or --endpoint NAME")
     try:

@@ -61,9 +61,9 @@ def generate(plan: EvalPlan, *, watch: Callable[..., Any]) -> BatchRecord:
     for part in parts:
         if part.keys:
             job = part.submit(params, reuse=reuse, target=plan.target)
-            if getattr(job, "attached", None) is not None:
+            if job.attached is not None:
                 found[job.task_id] = "running"
-            elif getattr(job, "reused", None) is not None:
+            elif job.reused is not None:
                 found[job.task_id] = "done"
     failed: list[str] = []
     waiting = [p for p in parts if p.job is not None]

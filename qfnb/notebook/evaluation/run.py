@@ -66,7 +66,8 @@ class EvalPlan:
     recorded: dict[str, str] = field(default_factory=dict)
     #: the baseline of ``--compare`` (a model tag), or None
     compare: str | None = None
-    store: Any = None
+    #: the answer store of the run's answers (``--fresh``: asked again), or None
+    store: AnswerStore | None = None
     #: ``--pairwise``: a PairwiseJudge for the comparison, or None
     pairwise: Any = None
     #: ``--sequential [MIN_DIFF]``: stop generating once the comparison is decided (on ``decide_on``)
@@ -223,7 +224,7 @@ def sample_rows(rows: int, size: int) -> list[int]:
 def reuse_note(plan: EvalPlan) -> str | None:
     """``↺ 12 of 12 answers reused from earlier runs on the same items · --fresh asks again`` when
     the run's answer store gave any back (a replay asks no model: its bar's speed is the store's)."""
-    hits = int(getattr(plan.store, "hits", 0) or 0)
+    hits = plan.store.hits if plan.store is not None else 0
     if not hits:
         return None
     asked = plan.generations - hits
