@@ -213,10 +213,9 @@ class ChatRequest(ChatFields, SamplingParams):
         return value
 
 
-#: every field v1 chat takes on the local platform; any other is refused by name
-V1_CHAT_FIELDS = ("messages", "system", "stream", "temperature", "top_p", "top_k", "penalty_score",
-                  "frequency_penalty", "presence_penalty", "max_output_tokens", "stop", "seed", "user_id",
-                  "functions", "tool_choice", "response_format", "extra_parameters", "disable_search",
+#: every field v1 chat takes on the local platform (its model's, and those the cloud's SDK sends beside
+#: them); any other is refused by name
+V1_CHAT_FIELDS = (*ChatRequest.model_fields, "frequency_penalty", "presence_penalty", "seed", "disable_search",
                   "enable_citation", "enable_trace")
 #: cloud switches that only an ``off`` value can honour locally, and why
 _CLOUD_ONLY = {"enable_citation": "the local platform has no web search to cite",

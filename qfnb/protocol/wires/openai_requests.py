@@ -143,19 +143,12 @@ def _check_2026_fields(data: dict[str, Any]) -> None:
             raise ProtocolError("modalities", f"{other[0]!r:.40} is not served: the local platform's models answer "
                                 'text only; send modalities: ["text"]')
 
-#: the fields the OpenAI ``/completions`` route takes (OpenAI's, less ``n``/``logprobs``/``echo``/
-#: ``suffix``/``best_of``)
-OPENAI_COMPLETION_FIELDS = ("model", "prompt", "stream", "stream_options", "temperature", "top_p", "max_tokens", "stop",
-                            "seed", "user", "frequency_penalty", "presence_penalty")
-
-
 def check_openai_completion(data: dict[str, Any]) -> None:
     """Refuse, by name, what the OpenAI ``/completions`` route cannot honour; OpenAI's ranges."""
     openai_wire.refuse_unknown(data, OPENAI_COMPLETION_FIELDS, "completions API",
                                note="; for choices and logprobs use chat completions")
-    check_openai_chat({k: data[k] for k in ("temperature", "top_p", "seed", "stop", "frequency_penalty",
-                                            "presence_penalty", "max_tokens", "stream", "stream_options")
-                       if data.get(k) is not None})
+    # the completion's own fields aside, the rest are the chat's and take its rules
+    check_openai_chat({k: v for k, v in data.items() if k not in ("model", "prompt", "user") and v is not None})
 
 
 class OpenAICompletionRequest(WireModel):
@@ -181,6 +174,11 @@ class OpenAICompletionRequest(WireModel):
     @classmethod
     def _prompt(cls, value: Any) -> str:
         return check_prompt(value)
+
+
+#: the fields the OpenAI ``/completions`` route takes (OpenAI's, less ``n``/``logprobs``/``echo``/
+#: ``suffix``/``best_of``): its model's
+OPENAI_COMPLETION_FIELDS = tuple(OpenAICompletionRequest.model_fields)
 
 
 class OpenAIChatRequest(V2ChatRequest, OpenAIChatFields):

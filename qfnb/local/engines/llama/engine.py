@@ -81,8 +81,8 @@ class LlamaEngine:
         return infill.infill(self.name, self.gate, self._leased, ask)
 
     def source(self, messages: Turns, tools: Turns | None = None, *, forced: bool = False) -> str | Turns:
-        """The turns as the model reads them: Gemma's rendered here; otherwise, while the model may
-        still call a tool or answer, each run of tool results ends with :data:`~.tool_calls.RESULT_HINT`."""
+        """The turns as the model reads them: Gemma's rendered here; else tool results hinted while a call may follow
+        (each run of them ends with :data:`~.tool_calls.RESULT_HINT`)."""
         if self.template == "gemma":
             return render_gemma(text_turns(messages))
         return tool_calls.with_result_hints(messages) if tools and not forced else messages
@@ -147,12 +147,10 @@ class LlamaEngine:
                        chat: bool = False, tools: Turns | None = None, forced: bool = False,
                        names: list[str] | None = None, top_logprobs: int | None = None,
                        key: str | None = None) -> AsyncIterator[Delta]:
-        """The one admission step: ``source`` prepared (rendered with ``tools`` and tokenized once; a
-        prompt that does not fit refused before any prefill), then run on an engine slot chosen by its
-        length. ``chat``: ``fields`` (the turns, tools...) go to the server's chat endpoint; otherwise
-        the token ids, with ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it), to
-        ``/completions``. With ``names``, calls of those tools in the answer become ``tool_calls``
-        (:mod:`.tool_calls`); with ``top_logprobs``, each token's logprob keeps that many alternatives."""
+        """The one admission step: ``source`` prepared (rendered with ``tools``, tokenized once, refused if it
+        does not fit), run on a slot chosen by its length: ``chat``, ``fields`` (turns, tools...) to the server's
+        chat endpoint; else the token ids and ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it) to
+        ``/completions``. ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token."""
         seeded = gp.seed is not None and self._solo is not None
         async with self._leased(seeded) as target:
             try:

@@ -67,12 +67,14 @@ class ExternalEngine:
                           "cannot count its tokens")
 
     async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
-        raise CannotServe(f"{self.name} runs on an external engine: the platform scores given tokens only on "
-                          "its own llama-server")
+        raise self._unscored("tokens")
 
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
-        raise CannotServe(f"{self.name} runs on an external engine: the platform scores given answers only on "
-                          "its own llama-server")
+        raise self._unscored("answers")
+
+    def _unscored(self, what: str) -> CannotServe:
+        return CannotServe(f"{self.name} runs on an external engine: the platform scores given {what} only on its "
+                           "own llama-server")
 
     async def _run(self, path: str, payload: dict[str, Any], gp: GenParams, lane: str) -> AsyncIterator[Delta]:
         """``payload`` on the engine's ``path``, once the gate admits it."""
