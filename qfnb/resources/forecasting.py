@@ -89,6 +89,11 @@ def estimate_note(model: str, why: str) -> str:
             f"assumes {ESTIMATE_HIGH:g}×")
 
 
+def estimate_conversations(conversations: list[list[dict[str, str]]]) -> list[int]:
+    """Each conversation's tokens as the local estimate counts its turns' text (no call)."""
+    return [sum(Tokenizer.estimate(t["content"]) for t in c) for c in conversations]
+
+
 async def count_conversations(conversations: list[list[dict[str, str]]], model: str,
                               config: Config) -> tuple[list[int], str, str]:
     """Each conversation's prompt tokens, the model that counted them and how they were counted
@@ -96,7 +101,7 @@ async def count_conversations(conversations: list[list[dict[str, str]]], model: 
     # the v1 tokenizer route counts ERNIE models' text; a v2 account (an API key) has no such route
     cloud_ernie = not config.embedded and config.api_version == 1 and model.lower().startswith("ernie")
     if not (config.embedded or cloud_ernie):  # no tokenizer of this model to ask
-        estimate = [sum(Tokenizer.count_tokens(t["content"]) for t in c) for c in conversations]
+        estimate = estimate_conversations(conversations)
         why = ("the v2 API has no tokenizer route" if not config.embedded and config.api_version == 2
                else f"the platform has no tokenizer for {model}")
         return estimate, model, estimate_note(model, why)
@@ -116,8 +121,8 @@ async def count_conversations(conversations: list[list[dict[str, str]]], model: 
         counts = dict(zip(distinct, await asyncio.gather(*(one(c) for c in distinct.values())), strict=True))
     except QfnbError as exc:  # an external engine without /tokenize, a cloud model the tokenizer lacks, ...
         log.info("forecast: %s's tokens estimated: %s", model, exc)
-        estimate = [sum(Tokenizer.count_tokens(t["content"]) for t in c) for c in conversations]
-        return estimate, model, estimate_note(model, f"the platform could not count them: {_reason(exc)}")
+        return estimate_conversations(conversations), model, estimate_note(
+            model, f"the platform could not count them: {_reason(exc)}")
     served = named[0] if named else model
     how = (f"counted by {served}'s tokenizer, its chat template included" if config.embedded
            else f"counted by the platform's tokenizer for {model} (the turns' text)")

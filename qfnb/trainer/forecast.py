@@ -38,8 +38,7 @@ from qfnb._core.runtime import sync
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.training import DEFAULTS, RFT_DEFAULTS
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
-from qfnb.resources.forecasting import count_conversations
-from qfnb.resources.inference.tokenizer import Tokenizer
+from qfnb.resources.forecasting import count_conversations, estimate_conversations
 
 from .train_config import TrainConfig
 
@@ -235,7 +234,7 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
     try:
         flat, served, how = await count_conversations(conversations, base, cfg)
     except Exception as exc:  # the platform cannot tokenize for this base: an estimate, said so
-        flat = [sum(Tokenizer.count_tokens(t["content"]) for t in c) for c in conversations]
+        flat = estimate_conversations(conversations)
         served, how = base, f"estimated: the platform could not count with {base}'s tokenizer ({exc})"
     counts, at = [], 0
     for row in rows:  # a row's tokens: every sequence it makes the model process, each at most max_seq_len

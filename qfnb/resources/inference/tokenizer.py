@@ -30,14 +30,14 @@ class Tokenizer:
     def count_tokens(cls, text: str, mode: str = "local", model: str = "ERNIE-Bot",
                      **kwargs: Any) -> int:
         if mode == "local":
-            return cls._local_count(text)
+            return cls.estimate(text)
         return sync.run(cls.acount_tokens(text, mode, model, **kwargs))
 
     @classmethod
     async def acount_tokens(cls, text: str, mode: str = "local", model: str = "ERNIE-Bot",
                             **kwargs: Any) -> int:
         if mode == "local":
-            return cls._local_count(text)
+            return cls.estimate(text)
         if mode != "remote":
             raise ValidationError("mode", f"must be 'local' or 'remote', got {mode!r}")
         if not isinstance(text, str) or not text:
@@ -70,7 +70,8 @@ class Tokenizer:
         return total, resp.served_model or model
 
     @staticmethod
-    def _local_count(text: str, han_tokens: float = 0.625, word_tokens: float = 1.0) -> int:
+    def estimate(text: str, han_tokens: float = 0.625, word_tokens: float = 1.0) -> int:
+        """``mode="local"``'s estimate, with no call and no event loop (for async code too)."""
         if not isinstance(text, str):
             raise ValidationError("text", f"must be a string, got {type(text).__name__}")
         han = len(_HAN.findall(text))
