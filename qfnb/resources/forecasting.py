@@ -162,12 +162,9 @@ def _runs(rows: list[UsageRow], single: bool) -> list[tuple[int, int, float]]:
     evaluation, a batch) or, for a single call, the single calls outside jobs."""
     groups: dict[tuple[str, str], list[UsageRow]] = {}
     for r in rows:
-        if r.latency_s <= 0:
-            continue
-        alone = r.job is None or r.api == "batch-job"
-        if single != (r.job is None):
-            continue
-        groups.setdefault((r.session, f"{r.ts}" if alone else str(r.job)), []).append(r)
+        if r.latency_s > 0 and single == (r.job is None):
+            alone = r.job is None or r.api == "batch-job"
+            groups.setdefault((r.session, f"{r.ts}" if alone else str(r.job)), []).append(r)
     runs = []
     for found in groups.values():
         wall = max(r.ts for r in found) - min(r.ts - r.latency_s for r in found)
@@ -232,12 +229,8 @@ def spread_of(runs: list[tuple[int, int, float]], rates: tuple[float, float],
                 f"{low:g}×–{high:g}× the fitted time assumed")
     load_now, cores = load if load is not None else (os.getloadavg()[0], os.cpu_count() or 1)
     busy = load_now / max(cores, 1)
-    if busy > 1:
-        high *= busy
-        note += f"; load {load_now:.1f} on {cores} cores now: the upper end ×{busy:.2g}"
-    else:
-        note += f"; load {load_now:.1f} on {cores} cores now"
-    return Spread(low, high, centre, note)
+    note += f"; load {load_now:.1f} on {cores} cores now" + (f": the upper end ×{busy:.2g}" if busy > 1 else "")
+    return Spread(low, high * max(busy, 1.0), centre, note)
 
 
 def _call_fields(params: Mapping[str, Any] | None, max_tokens: int | None, system: str | None) -> dict[str, Any]:
