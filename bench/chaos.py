@@ -26,6 +26,11 @@ started again after a pause, as a supervisor would). Then it waits for everythin
   sends' exact, the lost sends' at their cap: at least what the engine sent), ``/metrics``' batch
   counters against the batches' usage, and the ledger's rows against both.
 
+Then the Ray phase (``bench/chaos_ray.py``; ``--ray-rows 0`` leaves it out): a batch of ``--ray-rows``
+rows on a one-node Ray head whose driver is SIGKILLed ``--ray-kills`` times at seeded moments and run
+again as a user runs the cell again; its rows once, its repeats at the engine in flight at a kill, the
+engine's tokens for its rows against the ledger's rows of its attempts.
+
 The seed fixes the schedule (kill times, targets, signals and pauses), so a failure can be repeated.
 Exit status 0 when every check holds.
 """
