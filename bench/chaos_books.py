@@ -36,6 +36,7 @@ class Request:
     completion: int = 0
     how: str = "open"   # done, abort, open (the engine was killed under it)
     life: int = 0       # which run of the engine process received it
+    orphan: bool = False  # its sender had hung up by the time the engine read it
 
 
 def engine_requests(journal: Path) -> list[Request]:
@@ -48,7 +49,8 @@ def engine_requests(journal: Path) -> list[Request]:
             if entry["id"] <= last_id:  # ids start again: a new engine process
                 life += 1
             last_id = entry["id"]
-            found[(life, entry["id"])] = Request(entry["id"], entry["key"], entry["prompt"], entry["t"], life=life)
+            found[(life, entry["id"])] = Request(entry["id"], entry["key"], entry["prompt"], entry["t"], life=life,
+                                                 orphan=bool(entry.get("orphan")))
         else:
             req = found[(life, entry["id"])]
             req.end, req.how = entry["t"], entry["ev"]
@@ -56,10 +58,17 @@ def engine_requests(journal: Path) -> list[Request]:
     return list(found.values())
 
 
+#: seconds a loaded engine may take to read a request it was sent (its loop busy): a request whose sender
+#: had hung up by then (``orphan``) was sent by a process killed at most this long before
+READ_LAG = 5.0
+
+
 def lost_to_a_kill(req: Request, kills: list[tuple[float, Kill]], window: float) -> bool:
     """Whether ``req``'s sending was in flight at a kill: open at it or sent while the process died
     (between the signal and its end), cut by it, or (a kill of a process that writes the answers:
-    :data:`WRITERS`) answered at most ``window`` seconds before it, not yet written."""
-    return any(req.start <= kill.gone and (req.end is None
-                                           or req.end >= when - (window if kill.target in WRITERS else 0.0))
+    :data:`WRITERS`) answered at most ``window`` seconds before it, not yet written, or read by the
+    engine after that process had died (``orphan``, at most :data:`READ_LAG` seconds later)."""
+    return any((req.start <= kill.gone and (req.end is None
+                                            or req.end >= when - (window if kill.target in WRITERS else 0.0)))
+               or (req.orphan and kill.target in WRITERS and when <= req.start <= kill.gone + READ_LAG)
                for when, kill in kills)
