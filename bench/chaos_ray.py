@@ -97,6 +97,9 @@ def run_ray(rows: int, kills: int, seed: int, work: Path, t0: float, landed: lis
                      job.task_id, job.state().done, kill.pause)
             while not job.state().finished:
                 time.sleep(0.2)
+            # the driver's rows go with it once Ray has ended the attempt: a worker may send one it was
+            # handed until its actor is killed (its owner gone), so the kill is over only then
+            kill.gone = time.time()
             time.sleep(kill.pause)
             job = chat.batch_do(prompts, target=head, max_output_tokens=24)  # the user runs the cell again
             seen.attempts.append(job.task_id)
