@@ -339,6 +339,8 @@ def main() -> int:  # noqa: C901  # one run, told in order
                 for found in [work / "engine.jsonl", *(work / "data").glob("*.log"), *(work / "data").glob("logs/*")]:
                     if found.is_file():
                         shutil.copy(found, args.keep / found.name)
+                for found in (work / "data").glob("batches/*/*.log"):  # the jobs' journals and lost sends
+                    shutil.copy(found, args.keep / f"{found.parent.name}-{found.name}")
         problems = report(args, work, seen, landed, metrics, ledger_rows, wall)
         if args.ray_rows:
             problems += ray_report(args, work, ray_seen, landed, ledger_rows)
