@@ -26,6 +26,11 @@ started again after a pause, as a supervisor would). Then it waits for everythin
   sends' exact, the lost sends' at their cap: at least what the engine sent), ``/metrics``' batch
   counters against the batches' usage, and the ledger's rows against both.
 
+Then the Ray phase (``bench/chaos_ray.py``; ``--ray-rows 0`` leaves it out): a batch of ``--ray-rows``
+rows on a one-node Ray head whose driver is SIGKILLed ``--ray-kills`` times at seeded moments and run
+again as a user runs the cell again; its rows once, its repeats at the engine in flight at a kill, the
+engine's tokens for its rows against the ledger's rows of its attempts.
+
 The seed fixes the schedule (kill times, targets, signals and pauses), so a failure can be repeated.
 Exit status 0 when every check holds.
 """
@@ -50,22 +55,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "bench")) if p not in sys.path]
+sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "batch")) if p not in sys.path]
 
 from _common import load_average, log_to_stdout  # noqa: E402
+from chaos_books import BATCH_MODEL, CHAT_MODEL, Kill, Request, engine_requests, lost_to_a_kill, row_key  # noqa: E402
 from chaos_engine import answer_words  # noqa: E402
+from chaos_ray import RAY_JOB, RaySeen, ray_report, run_ray  # noqa: E402
 
 log = logging.getLogger("bench.chaos")
-BATCH_MODEL, CHAT_MODEL = "chaos", "chaos-chat"
-
-
-@dataclass
-class Kill:
-    at: float      # seconds after the start
-    target: str    # "daemon" or "engine"
-    sig: int
-    pause: float   # seconds before it is started again
-    gone: float = 0.0  # when the killed process had ended (Unix time)
 
 
 def schedule(seed: int, kills: int, span: float) -> list[Kill]:
@@ -163,10 +160,6 @@ class Traffic:
     errors: list[str] = field(default_factory=list)
 
 
-def row_key(kind: str, i: int) -> str:
-    return f"{kind} row {i}"
-
-
 def guarded(work: Any, seen: Traffic, done: threading.Event) -> Any:
     """``work`` run on its thread: what it raised is a problem the run reports, and its end is set anyway."""
     def run(*args: Any) -> None:
@@ -243,45 +236,6 @@ def _retry(call: Any, tries: int = 60) -> Any:
     raise AssertionError("unreachable")
 
 
-@dataclass
-class Request:
-    rid: int
-    key: str
-    prompt: int
-    start: float
-    end: float | None = None
-    completion: int = 0
-    how: str = "open"   # done, abort, open (the engine was killed under it)
-    life: int = 0       # which run of the engine process received it
-
-
-def engine_requests(journal: Path) -> list[Request]:
-    found: dict[tuple[int, int], Request] = {}
-    life = 0
-    last_id = 0
-    for line in journal.read_text().splitlines():
-        entry = json.loads(line)
-        if entry["ev"] == "recv":
-            if entry["id"] <= last_id:  # ids start again: a new engine process
-                life += 1
-            last_id = entry["id"]
-            found[(life, entry["id"])] = Request(entry["id"], entry["key"], entry["prompt"], entry["t"], life=life)
-        else:
-            req = found[(life, entry["id"])]
-            req.end, req.how = entry["t"], entry["ev"]
-            req.completion = entry.get("completion", entry.get("sent", 0))
-    return list(found.values())
-
-
-def lost_to_a_kill(req: Request, kills: list[tuple[float, Kill]], window: float) -> bool:
-    """Whether ``req``'s sending was in flight at a kill: open at it or sent while the process died
-    (between the signal and its end), cut by it, or (a daemon kill) answered at most ``window``
-    seconds before it, not yet written."""
-    return any(req.start <= kill.gone and (req.end is None
-                                           or req.end >= when - (window if kill.target == "daemon" else 0.0))
-               for when, kill in kills)
-
-
 def scrape_batch(base_url: str) -> dict[str, float]:
     import httpx
 
@@ -304,10 +258,12 @@ def main() -> int:  # noqa: C901  # one run, told in order
     parser.add_argument("--delay", type=float, default=0.02, help="the engine's seconds a word")
     parser.add_argument("--span", type=float, default=0.0, help="seconds the kills spread over (0: from the rows)")
     parser.add_argument("--window", type=float, default=1.0)
+    parser.add_argument("--ray-rows", type=int, default=200, help="the Ray batch's rows (0: no Ray phase)")
+    parser.add_argument("--ray-kills", type=int, default=4, help="SIGKILLs of the Ray batch's driver")
     parser.add_argument("--keep", type=Path, help="copy the engine's journal and the daemon's log here")
     args = parser.parse_args()
     log_to_stdout()
-    for name in ("httpx", "openai", "qfnb"):
+    for name in ("httpx", "openai", "qfnb", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
     span = args.span or max(20.0, (args.rows + args.durable_rows) * 16 * args.delay / args.slots * 0.8)
     plan = schedule(args.seed, args.kills, span)
@@ -360,8 +316,10 @@ def main() -> int:  # noqa: C901  # one run, told in order
             faulthandler.cancel_dump_traceback_later()
             stop_chats.set()
             threads[2].join(120)
-            wall = time.time() - t0
             metrics = scrape_batch(platform.base_url)
+            if args.ray_rows:
+                ray_seen = _ray_phase(args, work, t0, landed, seen)
+            wall = time.time() - t0
             from qfnb._core.record.ledger import default_ledger
 
             ledger = default_ledger()
@@ -381,11 +339,30 @@ def main() -> int:  # noqa: C901  # one run, told in order
                 for found in [work / "engine.jsonl", *(work / "data").glob("*.log"), *(work / "data").glob("logs/*")]:
                     if found.is_file():
                         shutil.copy(found, args.keep / found.name)
-        return report(args, work, seen, landed, metrics, ledger_rows, wall)
+                for found in (work / "data").glob("batches/*/*.log"):  # the jobs' journals and lost sends
+                    shutil.copy(found, args.keep / f"{found.parent.name}-{found.name}")
+        problems = report(args, work, seen, landed, metrics, ledger_rows, wall)
+        if args.ray_rows:
+            problems += ray_report(args, work, ray_seen, landed, ledger_rows)
+        for problem in problems:
+            log.info("PROBLEM: %s", problem)
+        log.info("%s", "every check held" if not problems else f"{len(problems)} problems")
+        return 0 if not problems else 1
+
+
+def _ray_phase(args: Any, work: Path, t0: float, landed: list[tuple[float, Kill]], seen: Traffic) -> RaySeen:
+    """The Ray batch under its driver's kills, after the local traffic (what it raised is a problem)."""
+    log.info("ray phase: %d rows, %d SIGKILLs of the driver; load %s", args.ray_rows, args.ray_kills, load_average())
+    try:
+        return run_ray(args.ray_rows, args.ray_kills, args.seed, work, t0, landed)
+    except Exception as exc:  # reported
+        log.exception("the Ray phase failed")
+        seen.errors.append(f"ray phase: {type(exc).__name__}: {exc}"[:400])
+        return RaySeen()
 
 
 def report(args: Any, work: Path, seen: Traffic, landed: list[tuple[float, Kill]],  # noqa: C901  # told in order
-           metrics: dict[str, float], ledger_rows: list[Any], wall: float) -> int:
+           metrics: dict[str, float], ledger_rows: list[Any], wall: float) -> list[str]:
     problems = list(seen.errors)
     requests = engine_requests(work / "engine.jsonl")
     by_key: dict[str, list[Request]] = collections.defaultdict(list)
@@ -448,7 +425,7 @@ def report(args: Any, work: Path, seen: Traffic, landed: list[tuple[float, Kill]
     if (metrics.get("qfnb_prompt_tokens_total", 0), metrics.get("qfnb_completion_tokens_total", 0)) != (
             paid_in, paid_out):
         problems.append("/metrics' batch counters differ from the batches' usage")
-    jobs = [r for r in ledger_rows if r.api == "batch-job"]
+    jobs = [r for r in ledger_rows if r.api == "batch-job" and not str(r.job or "").startswith(RAY_JOB)]
     ledger_total = sum(r.total_tokens for r in jobs)
     log.info("ledger: %d batch-job rows, %d tokens (the batches' usage: %d)", len(jobs), ledger_total,
              paid_in + paid_out)
@@ -463,10 +440,7 @@ def report(args: Any, work: Path, seen: Traffic, landed: list[tuple[float, Kill]
     kinds = collections.Counter(f"{signal.Signals(k.sig).name} {k.target}" for _, k in landed)
     log.info("kills landed: %d (%s); wall %.0f s; load %s", len(landed),
              ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())), wall, load_average())
-    for problem in problems:
-        log.info("PROBLEM: %s", problem)
-    log.info("%s", "every check held" if not problems else f"{len(problems)} problems")
-    return 0 if not problems else 1
+    return problems
 
 
 def _batch_usages(seen: Traffic) -> list[tuple[str, str, int, int, int]]:

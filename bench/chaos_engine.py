@@ -3,12 +3,13 @@ its own books, so what reached an engine is counted at the engine, not by qfnb.
 
     python bench/chaos_engine.py PORT JOURNAL [--delay 0.02]
 
-Every request is journaled as it arrives (``recv``: its key, the last user message, and its prompt
-tokens: the words of every message), as it ends (``done``: the completion tokens it sent) or as its
-caller drops it (``abort``: the tokens sent so far), one JSON line each, flushed at once; a kill of
-this process leaves requests with no end line, which the bench reads as aborted at the kill. The
-answer is deterministic: ``answer to <key>`` and words up to a length set by the key, streamed a word
-every ``--delay`` seconds, with the usage chunk last.
+Every request is journaled as it arrives (``recv``: its key, the last user message, its prompt
+tokens: the words of every message, and ``orphan``: its sender had already hung up when it was
+read), as it ends (``done``: the completion tokens it sent) or as its caller drops it (``abort``:
+the tokens sent so far), one JSON line each, flushed at once; a kill of this process leaves
+requests with no end line, which the bench reads as aborted at the kill. The answer is
+deterministic: ``answer to <key>`` and words up to a length set by the key, streamed a word every
+``--delay`` seconds, with the usage chunk last.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def app(journal: Path, delay: float) -> Any:
         cap = body.get("max_tokens") or body.get("max_completion_tokens")
         if cap:
             words = words[:int(cap)]
-        note(ev="recv", id=rid, key=key, prompt=prompt)
+        # a request whose sender had hung up by the time this (busy) loop read it: sent by a process killed since
+        note(ev="recv", id=rid, key=key, prompt=prompt, orphan=await request.is_disconnected())
 
         async def events() -> Any:
             sent = 0

@@ -39,7 +39,7 @@ from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import batch_spans
 from qfnb.local.cluster import jobs
-from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX, log_items
+from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SENT_PREFIX, SPENT_PREFIX, log_items
 from qfnb.protocol.wires.batch import BatchStatus
 
 from .batch_files import v2_value
@@ -102,6 +102,40 @@ def usage_of(rows: Sequence[dict[str, Any]], spent: Sequence[dict[str, Any]] = (
     return prompt, completion, model
 
 
+def lost_sends(earlier: Sequence[Attempt]) -> dict[str, list[tuple[int, int, int]]]:
+    """The sendings ``earlier`` attempts lost (``QFNB-SENT``, and no row line of theirs: the attempt
+    ended with the row at a worker), by row: each one's cap, and what a stop's ``QFNB-SPENT`` line
+    already counted of it (prompt, completion)."""
+    lost: dict[str, list[tuple[int, int, int]]] = {}
+    for attempt in earlier:
+        ended = {str(r.get("custom_id")) for r in attempt.rows}
+        spent = {str(s.get("custom_id")): s.get("usage") or {} for s in attempt.spent}
+        for item in attempt.sent:
+            key = str(item.get("custom_id"))
+            if key not in ended:
+                used = spent.get(key, {})
+                lost.setdefault(key, []).append((int(item["cap"]), int(used.get("prompt_tokens") or 0),
+                                                 int(used.get("completion_tokens") or 0)))
+    return lost
+
+
+def repeats_paid(rows: Sequence[dict[str, Any]], lost: dict[str, list[tuple[int, int, int]]]) -> tuple[int, int, int]:
+    """What an attempt's ``rows`` pay for the lost sendings of the rows they answer (``lost``:
+    :func:`lost_sends`): the requests, their prompt tokens (each its answer's own: the same row, so
+    exact) and their answers at their caps (an estimate), less what a ``QFNB-SPENT`` line counted."""
+    requests = prompt = completion = 0
+    for row in rows:
+        body = answered(row)
+        if body is None:
+            continue
+        own = int((body.get("usage") or {}).get("prompt_tokens") or 0)
+        for cap, spent_prompt, spent_completion in lost.get(str(row.get("custom_id")), ()):
+            requests += 1
+            prompt += max(0, own - spent_prompt)
+            completion += max(0, cap - spent_completion)
+    return requests, prompt, completion
+
+
 @dataclass
 class Attempt:
     """One Ray job of a qfnb job: its details as the Jobs API lists them, and its rows once read."""
@@ -119,6 +153,8 @@ class Attempt:
     refused: list[str] = field(default_factory=list)
     #: rows in flight when it was stopped: what they had used (``QFNB-SPENT`` lines)
     spent: list[dict[str, Any]] = field(default_factory=list)
+    #: rows it sent to a worker (``QFNB-SENT`` lines: ``custom_id``, ``cap``)
+    sent: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
 
     @classmethod
@@ -148,8 +184,8 @@ class RayJobs:
         self.config, self.target = config, target
         self._client = client
         self.runtime_env, self.workers = runtime_env, workers
-        #: rows, in-flight spending and refused lines of attempts that ended (their logs are final)
-        self._ended: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]] = {}
+        #: rows, in-flight spending, sendings and refused lines of attempts that ended (their logs are final)
+        self._ended: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[str]]] = {}
 
     @property
     def client(self) -> Any:
@@ -175,12 +211,13 @@ class RayJobs:
         if attempt.submission_id not in self._ended:
             with refused():
                 logs = await asyncio.to_thread(jobs.job_logs, self.client, self.target, attempt.submission_id)
-            read = checked(attempt.submission_id, log_rows(logs), log_lines(logs, SPENT_PREFIX))
+            read = checked(attempt.submission_id, log_rows(logs), log_lines(logs, SPENT_PREFIX),
+                           log_lines(logs, SENT_PREFIX))
             if attempt.going:
-                attempt.rows, attempt.spent, attempt.refused = read
+                attempt.rows, attempt.spent, attempt.sent, attempt.refused = read
                 return
             self._ended[attempt.submission_id] = read
-        attempt.rows, attempt.spent, attempt.refused = self._ended[attempt.submission_id]
+        attempt.rows, attempt.spent, attempt.sent, attempt.refused = self._ended[attempt.submission_id]
 
     async def _family(self, job_id: str) -> tuple[Attempt, list[Attempt]]:
         """The attempt ``job_id`` and every attempt of its qfnb job up to it, oldest first, rows read."""
@@ -204,6 +241,8 @@ class RayJobs:
                 "errorReason": "" if this.status == "SUCCEEDED" else this.message,
                 "refused_rows": sum(len(a.refused) for a in family),
                 "refused": next((r for a in family for r in a.refused), ""),
+                # rows earlier attempts had at a worker when they ended: each sent again, and paid
+                "repeatedRequests": sum(len(sends) for sends in lost_sends(family[:-1]).values()),
                 "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(this.start)) if this.start else None}
         return JobState(this.submission_id, this.name or this.submission_id, STATUS.get(this.status, this.status),
                         len(keys), len(failed), this.total, completion, seconds, view)
@@ -232,10 +271,10 @@ class RayJobs:
             logger.info("qfnb job %s already runs on %s as %s", mark, self.target, going[-1].submission_id)
             return going[-1].submission_id
         done: set[str] = set()
-        for attempt in earlier:
+        for i, attempt in enumerate(earlier):
             await self._read(attempt)
             done |= {str(r.get("custom_id")) for r in attempt.rows if answered(r) is not None}
-            self._settle(attempt)  # an attempt stopped or killed elsewhere: its rows' usage, once
+            self._settle(attempt, earlier[:i])  # an attempt stopped or killed elsewhere: its rows' usage, once
         journal = Journal.new()
         with tempfile.TemporaryDirectory(prefix="qfnb-ray-") as tmp:
             total = pending = 0
@@ -330,19 +369,23 @@ class RayJobs:
         if not state.finished:
             return
         _, family = await self._family(state.task_id)
-        for attempt in family:
-            self._settle(attempt, reused=reused and attempt.submission_id == state.task_id)
+        for i, attempt in enumerate(family):
+            self._settle(attempt, family[:i], reused=reused and attempt.submission_id == state.task_id)
 
-    def _settle(self, attempt: Attempt, *, reused: bool = False) -> None:
+    def _settle(self, attempt: Attempt, earlier: Sequence[Attempt], *, reused: bool = False) -> None:
+        """``attempt``'s usage in the ledger, once: its rows' and stopped rows' tokens, and the sendings
+        ``earlier`` attempts lost of the rows it answered (:func:`repeats_paid`)."""
         if attempt.going:
             return
         prompt, completion, model = usage_of(attempt.rows, attempt.spent)
+        repeated, repeat_prompt, repeat_completion = repeats_paid(attempt.rows, lost_sends(earlier))
+        prompt, completion = prompt + repeat_prompt, completion + repeat_completion
         seconds = max(0.0, (attempt.end or attempt.start) - attempt.start)
         spans = row_spans(attempt.rows)
         name = model or attempt.model or None
         fresh = settle_task(self.config, attempt.submission_id, prompt=prompt, completion=completion, seconds=seconds,
                             model=name, reused=reused, platform=LEDGER_PLATFORM,
-                            rows=sum(s.status < 400 for s in spans))
+                            rows=sum(s.status < 400 for s in spans) + repeated)
         if fresh and not reused:
             batch_spans(f"batch-job {attempt.submission_id}", name or "batch", LEDGER_PLATFORM, spans,
                         started=attempt.start, seconds=seconds)

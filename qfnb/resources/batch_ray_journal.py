@@ -6,7 +6,8 @@ Each submission gets a :class:`Journal`, kept by the submitter (0600, in the dat
 anywhere but to its own job): a random mark the job prints on every row (``qfnb_journal``), and each
 row's worst case (:func:`~qfnb._core.http.recorded.worst_case`, what its hold reserved). A row counts
 only when it carries its own submission's mark, is a row that submission sent (once), and its usage
-is whole numbers from 0 to that row's worst case; every other one is refused and reported.
+is whole numbers from 0 to that row's worst case (a sending's ``cap``, at most that worst case);
+every other one is refused and reported.
 """
 
 from __future__ import annotations
@@ -70,16 +71,16 @@ def _path(submission_id: str) -> Path:
     return default_data_dir() / "ray-journal" / f"{submission_id}.json"
 
 
-def checked(submission_id: str, rows: Sequence[dict[str, Any]], spent: Sequence[dict[str, Any]]
-            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """The rows and in-flight spending of ``submission_id``'s log that its journal vouches for, and
-    why each other line was refused (logged)."""
+def checked(submission_id: str, rows: Sequence[dict[str, Any]], spent: Sequence[dict[str, Any]],
+            sent: Sequence[dict[str, Any]] = ()) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                         list[dict[str, Any]], list[str]]:
+    """The rows, in-flight spending and sendings (``QFNB-SENT``: each row at most once) of
+    ``submission_id``'s log that its journal vouches for, and why each other line was refused (logged)."""
     journal = Journal.load(submission_id)
-    kept: list[dict[str, Any]] = []
-    kept_spent: list[dict[str, Any]] = []
+    kept: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]] = ([], [], [])
     refused: list[str] = []
-    seen: set[str] = set()
-    for kind, items, into in (("row", rows, kept), ("spent", spent, kept_spent)):
+    for kind, items, into in (("row", rows, kept[0]), ("spent", spent, kept[1]), ("sent", sent, kept[2])):
+        seen: set[str] = set()
         for item in items:
             problem = _problem(item, kind, journal, seen)
             if problem is None:
@@ -89,7 +90,7 @@ def checked(submission_id: str, rows: Sequence[dict[str, Any]], spent: Sequence[
     if refused:
         logger.warning("Ray job %s: %d journal line(s) refused (not counted as results, usage or spending), "
                        "first: %s", submission_id, len(refused), refused[0])
-    return kept, kept_spent, refused
+    return *kept, refused
 
 
 def _problem(item: dict[str, Any], kind: str, journal: Journal | None, seen: set[str]) -> str | None:
@@ -100,8 +101,10 @@ def _problem(item: dict[str, Any], kind: str, journal: Journal | None, seen: set
     key = str(item.get("custom_id"))
     if key not in journal.worst:
         return "this submission sent no such row"
-    if kind == "row" and key in seen:
+    if kind != "spent" and key in seen:
         return "printed twice"
+    if kind == "sent":
+        return _cap_problem(item, key, journal, seen)
     body = answered(item) if kind == "row" else item
     usage = (body or {}).get("usage") or {}
     if not isinstance(usage, Mapping):
@@ -113,4 +116,13 @@ def _problem(item: dict[str, Any], kind: str, journal: Journal | None, seen: set
         return f"its usage, {sum(counts):,} tokens, is past the row's worst case of {journal.worst[key]:,}"
     if kind == "row":
         seen.add(key)
+    return None
+
+
+def _cap_problem(item: dict[str, Any], key: str, journal: Journal, seen: set[str]) -> str | None:
+    """A sending's line: its ``cap`` a whole number from 0 to its row's worst case."""
+    cap = item.get("cap")
+    if not isinstance(cap, int) or isinstance(cap, bool) or not 0 <= cap <= journal.worst[key]:
+        return f"its cap is not a whole number from 0 to the row's worst case of {journal.worst[key]:,}"
+    seen.add(key)
     return None

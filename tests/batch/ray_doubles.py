@@ -1,9 +1,10 @@
 """A fake Ray Jobs API (``JobSubmissionClient``'s calls qfnb makes): each submitted job "runs" its
-uploaded rows one per read of its state, printing them as the cluster side does (``row_line`` with
-the row's prompt, the node ``node-1`` and the journal mark it was handed); a test may put ``forged``
+uploaded rows one per read of its state, printing them as the cluster side does (each row's
+``sent_line`` before it is sent, one at a time, then its ``row_line`` with the row's prompt, the node
+``node-1`` and the journal mark it was handed); a test may put ``forged``
 lines before them, as a hostile head would; a stopped job prints the next row as in flight
 (``spent_line``, 3 + 1 tokens), as the cluster's driver does on SIGTERM; a killed one (``kill``, what
-Ray does to a job out of memory) prints nothing more."""
+Ray does to a job out of memory, or a driver SIGKILLed) prints nothing more: the row it had sent is lost."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.cluster.ray_batch import prompt_of, row_line, spent_line
+from qfnb.local.cluster.ray_batch import prompt_of, row_line, sent_line, spent_line
 from qfnb.protocol.wires.batch import ROW_SECONDS_KEY
 
 
@@ -31,6 +32,12 @@ class FakeJob:
     printed: list[str] = field(default_factory=list)
     #: lines a hostile head (or another job) puts in this job's log before what the job printed
     forged: list[str] = field(default_factory=list)
+    #: whether the last line printed sent a row (its answer not printed yet)
+    sent_last: bool = False
+
+    @property
+    def answered(self) -> int:
+        return sum(line.startswith("QFNB-ROW") for line in self.printed)
 
     @property
     def mark(self) -> str:
@@ -70,8 +77,10 @@ class FakeJobs:
             return
         job.status = "RUNNING"
         for _ in range(self.rows_per_read):
-            if len(job.printed) < len(job.rows):
-                row = job.rows[len(job.printed)]
+            if job.answered < len(job.rows):
+                row = job.rows[job.answered]
+                if not job.sent_last:
+                    self._send(job, row)
                 prompt = prompt_of(json.dumps(row))
                 if prompt in self.fail_once:
                     self.fail_once.discard(prompt)
@@ -80,8 +89,18 @@ class FakeJobs:
                     job.printed.append(row_line(failed, prompt, "node-1", job.mark))
                 else:
                     job.printed.append(row_line(answer(row), prompt, "node-1", job.mark))
-        if len(job.printed) == len(job.rows):
+                job.sent_last = False
+                if job.answered < len(job.rows):  # the driver sends the next row as this one ends
+                    self._send(job, job.rows[job.answered])
+        if job.answered == len(job.rows):
             job.status, job.end_time = "SUCCEEDED", int(time.time() * 1000)
+
+    @staticmethod
+    def _send(job: FakeJob, row: dict[str, Any]) -> None:
+        sent = sent_line(json.dumps(row), int(row["custom_id"]) + 1, row["body"]["model"], job.mark)
+        assert sent is not None
+        job.printed.append(sent)
+        job.sent_last = True
 
     def get_job_info(self, submission_id: str) -> FakeJob:
         job = self.jobs[submission_id]
@@ -98,9 +117,8 @@ class FakeJobs:
     def stop_job(self, submission_id: str) -> bool:
         job = self.jobs[submission_id]
         if job.status in ("PENDING", "RUNNING"):
-            answered = sum(line.startswith("QFNB-ROW") for line in job.printed)
-            if answered < len(job.rows):  # the row in flight: its prompt read, one token streamed
-                job.printed.append(spent_line(job.rows[answered]["custom_id"], 3, 1, job.mark))
+            if job.answered < len(job.rows):  # the row in flight: its prompt read, one token streamed
+                job.printed.append(spent_line(job.rows[job.answered]["custom_id"], 3, 1, job.mark))
             job.status, job.end_time = "STOPPED", int(time.time() * 1000)
         return True
 

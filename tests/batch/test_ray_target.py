@@ -62,8 +62,9 @@ def test_stopped_half_way_the_same_call_resumes_and_each_row_is_answered_once(jo
     ledger.flush()
     rows = [r for r in ledger.rows() if r.api == "batch-job"]
     assert sorted(r.job for r in rows) == [f"batch-job {job.task_id}", f"batch-job {again.task_id}"]
-    # every answer's tokens, and the row in flight when the first attempt was stopped (3 + 1, from its log)
-    assert sum(r.prompt_tokens for r in rows) == 33 and sum(r.completion_tokens for r in rows) == 21
+    # every answer's tokens, and the row in flight when the first attempt was stopped: 3 + 1 from its log,
+    # the rest of its lost answer at its cap (4) with the attempt that answered the row
+    assert sum(r.prompt_tokens for r in rows) == 33 and sum(r.completion_tokens for r in rows) == 24
     assert again.prompts(state) == [f"row {i}" for i in range(10)]
     assert {r.model for r in rows} == {MODEL}
 
@@ -177,6 +178,27 @@ def test_a_job_killed_by_ray_says_why_and_the_same_call_resumes_it(jobs: FakeJob
     assert again.wait(interval=0).done == 6
     values = again.results()
     assert [v.result for v in values] == [f"echo row {i}" for i in range(6)]
+
+
+def test_a_row_at_a_worker_when_its_driver_died_is_paid_by_the_attempt_that_answers_it(jobs: FakeJobs) -> None:
+    """A driver SIGKILLed with a row at a worker (its ``QFNB-SENT`` line printed, its answer never):
+    the engine had it, so it is paid: its prompt as its answer's (exact: the same row), its answer at
+    its cap, one request more, in the ledger row of the attempt that answers it (the chaos bench's
+    Ray phase: 8 such sends, 24 prompt tokens, paid by nobody)."""
+    chat = ChatCompletion(model=MODEL)
+    job = chat.batch_do(_prompts(6), target=TARGET, max_output_tokens=4)
+    for _ in range(3):
+        job.state()
+    jobs.kill(job.task_id, "Job entrypoint command failed with exit code -9")
+    assert jobs.jobs[job.task_id].printed[-1].startswith("QFNB-SENT ")  # row 3 was at a worker
+    again = chat.batch_do(_prompts(6), target=TARGET, max_output_tokens=4)
+    assert again.wait(interval=0).done == 6 and again.state().view["repeatedRequests"] == 1
+    ledger = ledger_mod.default_ledger()
+    ledger.flush()
+    rows = {r.job: r for r in ledger.rows() if r.api == "batch-job"}
+    first, second = rows[f"batch-job {job.task_id}"], rows[f"batch-job {again.task_id}"]
+    assert (first.prompt_tokens, first.completion_tokens, first.requests) == (9, 6, 3)
+    assert (second.prompt_tokens, second.completion_tokens, second.requests) == (9 + 3, 6 + 4, 3 + 1)
 
 
 def test_a_head_running_a_ray_this_client_does_not_speak_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

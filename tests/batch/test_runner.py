@@ -142,6 +142,17 @@ def test_the_job_fills_the_slots_and_interactive_chat_preempts_it(paced: ServedP
     assert engine.peak == 2  # never more than the engine's slots
     out = get_object(paced.url, view["outputFileUri"])
     assert sorted(r["custom_id"] for r in out) == sorted(f"k{i}" for i in range(rows))  # the pre-empted row ran again
+    # a row pre-empted once the engine had it was paid (it was not counted): its prompt, once more
+    cut, running = [], set()
+    for kind, text in events:
+        if kind == "start":
+            running.add(text)
+        elif kind in ("cancel", "end") and text in running:
+            running.discard(text)
+            cut += [text] * (kind == "cancel")
+    answered = sum(r["response"]["body"]["usage"]["prompt_tokens"] for r in out)
+    assert (view["repeatedRequests"], view["inputTokenUsage"]) == (len(cut), answered + sum(
+        len(text.split()) for text in cut)), cut
 
 
 def test_two_jobs_share_the_slots_without_preempting_each_other(paced: ServedPlatform) -> None:

@@ -110,3 +110,58 @@ def test_set_default_backend_is_the_one_hook(data_dir: Path) -> None:
         config_mod.set_default_backend(None)
     assert (cfg.base_url, cfg.ak, cfg.secret_key, cfg.embedded) == ("http://daemon.test", "ak-1", "iam-secret", True)
     assert dict(cfg.default_models) == {"chat": "Tiny-Chat"} and app.seen == [("GET", "/healthz", None)]
+
+
+_HOLDER = """
+import fcntl, json, os, sys, time
+root, seconds, runtime = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
+fd = os.open(os.path.join(root, "daemon.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+if runtime:
+    with open(os.path.join(root, "runtime.json"), "w") as fh:
+        json.dump({"url": "http://daemon.test", "pid": os.getpid(), "version": sys.argv[4], "started": 0.0,
+                   "control_token": "control-token-1", "default_models": {}}, fh)
+print("locked", flush=True)
+time.sleep(seconds)
+"""
+
+
+@pytest.mark.parametrize("other", ["dying", "busy"])
+def test_a_daemon_that_finds_another_holding_the_data_dir_waits_for_it(
+        other: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heal under load started a daemon while the killed one had not exited yet (or while a busy one
+    missed the health check): the new one found the data dir held and exited with code 3, and the
+    caller failed. Now the start waits: a dying holder is waited out and a daemon started again, a
+    busy one is used once it answers."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "data"
+    root.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(root), "0.8" if other == "dying" else "30",
+                               "1" if other == "busy" else "0", __version__], stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def spawn(where: Path, port: int, args: Any) -> subprocess.Popen[bytes]:
+        # a daemon refuses a held data dir (exit code 3); else it serves: its runtime file names it
+        code = ("import fcntl, json, os, sys, time\n"
+                f"fd = os.open({str(root / 'daemon.lock')!r}, os.O_RDWR)\n"
+                "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(3)\n"
+                f"json.dump({{'url': 'http://daemon.test', 'pid': os.getpid(), 'version': {__version__!r}, "
+                "'started': 0.0, 'control_token': 'control-token-1', 'default_models': {}}, "
+                f"open({str(root / RUNTIME_FILE)!r}, 'w'))\ntime.sleep(30)\n")
+        spawned.append(subprocess.Popen([sys.executable, "-c", code]))
+        return spawned[-1]
+
+    monkeypatch.setattr(daemon, "spawn", spawn)
+    try:
+        info = LocalDaemon(root, transport=ASGITransport(StandIn()), timeout=30)._start(None)
+        if other == "dying":
+            assert [p.returncode for p in spawned[:-1]] == [3] and info.pid == spawned[-1].pid
+        else:
+            assert [p.poll() for p in spawned] == [3] and info.pid == holder.pid  # the busy one, now answering
+    finally:
+        for proc in [holder, *spawned]:
+            proc.kill()
+            proc.wait()

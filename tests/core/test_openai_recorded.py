@@ -279,3 +279,38 @@ def test_without_a_budget_the_watch_puts_an_ended_batch_in_the_ledger_unread() -
     double.status = "completed"
     _until(lambda: len(_rows()) == 1)
     assert _rows()[0].total_tokens == 65
+
+
+def test_a_refused_connection_revives_the_daemon_and_is_sent_once_more() -> None:
+    """The daemon killed under ``qfnb.openai_client()``: its calls failed with a connection error for
+    good (nothing started the daemon again, as qfnb's own calls do); now a refused connection asks the
+    daemon back once and the call goes on. A refused connection sent nothing: the call reaches the
+    platform once."""
+    from qfnb._core.runtime.openai_recorded import Reviving
+
+    platform, asked = Platform(), []
+    down = [True]
+
+    def platform_or_refused(request: Any) -> Any:
+        if down[0]:
+            raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
+        return platform(request)
+
+    def revive(origin: str) -> bool:
+        asked.append(origin)
+        down[0] = False
+        return True
+
+    config = Config.from_env({}, base_url="http://127.0.0.1:8123")
+    transport = SyncRecordedTransport(config, Reviving(httpx2.MockTransport(platform_or_refused), revive))
+    client = openai.OpenAI(base_url="http://127.0.0.1:8123/v1", api_key="k", max_retries=0,
+                           http_client=openai.DefaultHttpxClient(transport=transport))
+    answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "hi" and asked == ["http://127.0.0.1:8123"]
+    assert len(platform.sent) == 1
+
+    down[0] = True
+    transport.recorded.inner = Reviving(httpx2.MockTransport(platform_or_refused), lambda origin: False)
+    with pytest.raises(openai.APIConnectionError):  # no daemon of this process there: the SDK's own error
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert len(platform.sent) == 1

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.backend import DaemonError
 from qfnb._core.backend.control import Control
 from qfnb._core.backend.discovery import LocalPlatform, known, known_lock, load_platform, read_runtime, root
-from qfnb._core.backend.process import TICK, log_tail, pid_alive, spawn, start_lock, wait_gone
+from qfnb._core.backend.process import TICK, lock_held, log_tail, pid_alive, spawn, start_lock, wait_gone
 from qfnb._core.transport import Transport
-from qfnb.protocol.platform.daemon import LOG_FILE, DaemonStatus, EngineState, RuntimeInfo
+from qfnb.protocol.platform.daemon import LOG_FILE, SERVED_ELSEWHERE, DaemonStatus, EngineState, RuntimeInfo
 from qfnb.protocol.version import __version__
 
 __all__ = ["START_TIMEOUT", "DaemonError", "EngineState", "LocalDaemon", "LocalPlatform", "daemon_status",
@@ -86,10 +86,14 @@ class LocalDaemon:
             return platform
 
     def _start(self, previous: RuntimeInfo | None) -> RuntimeInfo:
+        """Start a daemon and wait until it answers. One that finds another daemon holding the data
+        dir (:data:`SERVED_ELSEWHERE`: a dying one that has not exited yet, or a busy one that did not
+        answer the health check in time) is not an error: that one is used once it answers, or a
+        daemon is started again once it is gone."""
         # reuse the last port so clients that still hold the old URL reach the new daemon
         port = int(previous.url.rsplit(":", 1)[1]) if previous is not None else 0
-        proc = spawn(self.root, port, self.serve_args)
         deadline = time.monotonic() + self.timeout
+        proc = spawn(self.root, port, self.serve_args)
         while time.monotonic() < deadline:
             info = read_runtime(self.root)
             if info is not None and info.pid == proc.pid and self.control(info).answers():
@@ -97,11 +101,28 @@ class LocalDaemon:
                             info.pid, info.url, self.root / LOG_FILE)
                 return info
             if proc.poll() is not None:
-                raise DaemonError(f"the local platform daemon exited with code {proc.returncode} "
-                                  f"(log {self.root / LOG_FILE}):\n{log_tail(self.root)}")
+                if proc.returncode != SERVED_ELSEWHERE:
+                    raise DaemonError(f"the local platform daemon exited with code {proc.returncode} "
+                                      f"(log {self.root / LOG_FILE}):\n{log_tail(self.root)}")
+                other = self._other(deadline)
+                if other is not None:
+                    return other
+                proc = spawn(self.root, port, self.serve_args)  # the other one is gone: start one again
             time.sleep(TICK)
         raise DaemonError(f"the local platform daemon did not answer within {self.timeout:.0f} s "
                           f"(log {self.root / LOG_FILE})")
+
+    def _other(self, deadline: float) -> RuntimeInfo | None:
+        """The daemon that holds the data dir once it answers; None once none holds it."""
+        while time.monotonic() < deadline:
+            info = self.running()
+            if info is not None:
+                logger.info("qfnb: the local platform daemon (pid %d) at %s answers", info.pid, info.url)
+                return info
+            if not lock_held(self.root):
+                return None
+            time.sleep(TICK)
+        return None
 
     def _replace_other_version(self, info: RuntimeInfo, version: str) -> RuntimeInfo | None:
         code, body = self.control(info).shutdown()

@@ -39,6 +39,22 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def lock_held(root: Path) -> bool:
+    """Whether a daemon holds ``<root>/daemon.lock`` (its serving lock: a POSIX record lock, which
+    this process's start lock, a ``flock``, never blocks)."""
+    try:
+        fd = os.open(root / LOCK_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the record lock just taken
+    return False
+
+
 @contextlib.contextmanager
 def start_lock(root: Path, timeout: float) -> Iterator[None]:
     """Hold ``<root>/daemon.lock``: two processes starting a daemon at once share one."""

@@ -13,14 +13,19 @@ recorded once). A Responses call continuing a stored response (``previous_respon
 conversation's tokens too, read from the platform. Every other request (models, files) passes through
 unchanged.
 :class:`SyncRecordedTransport` runs the same on qfnb's loop for ``openai.OpenAI``.
+
+A request refused at the platform's address (its daemon was killed, or is restarting) finds or
+starts the daemon again once, as qfnb's own calls do (:func:`~qfnb._core.backend.heal.revive`), and
+is sent again: a refused connection sent nothing, so nothing is repeated.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextvars
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -28,6 +33,7 @@ from urllib.parse import quote
 import httpx2
 
 from qfnb._core.backend.daemon import ensure_daemon
+from qfnb._core.backend.heal import revive
 from qfnb._core.backend.openai_access import base_url, mint_key
 from qfnb._core.config import Config, embedded_config
 from qfnb._core.http.recorded import Recording, conversation_tokens, with_output_cap, with_usage_chunk
@@ -87,13 +93,34 @@ def recorded_api(path: str) -> str | None:
     return _ROUTES.get("/".join(parts[1:]))
 
 
+class Reviving(httpx2.AsyncBaseTransport):
+    """``inner``, with a refused connection healed: ``revive(origin)`` (in a thread) finds or starts
+    the daemon that served ``origin`` again, and the request goes once more (it was never sent)."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, revive: Callable[[str], bool] = revive) -> None:
+        self.inner, self.revive = inner, revive
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()  # a second sending sends the same body
+        try:
+            return await self.inner.handle_async_request(request)
+        except httpx2.ConnectError:
+            if not await asyncio.to_thread(self.revive, f"{request.url.scheme}://{request.url.netloc.decode()}"):
+                raise
+        return await self.inner.handle_async_request(request)
+
+
 class RecordedTransport(httpx2.AsyncBaseTransport):
-    """The async transport of qfnb's openai clients (``inner`` sends; default: httpx's own)."""
+    """The async transport of qfnb's openai clients (``inner`` sends; default: httpx's own, healing a
+    daemon that went away: :class:`Reviving`)."""
 
     def __init__(self, config: Config, inner: httpx2.AsyncBaseTransport | None = None, *,
                  watch_first_s: float = WATCH_FIRST_S) -> None:
         self.config = config
-        self.inner = inner or httpx2.AsyncHTTPTransport()
+        self.inner = inner or Reviving(httpx2.AsyncHTTPTransport())
         self.batches = BatchFace(config, self.inner, watch_first_s=watch_first_s)
 
     async def aclose(self) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 from qfnb.protocol.platform.targets import JobTarget, TargetError
 
 __all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "MAX_LOG_BYTES", "MIN_RAY",
-           "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX", "call", "connect",
-           "job_logs", "log_items", "ray_version_problem", "shipped_qfnb", "submit"]
+           "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SENT_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX",
+           "call", "connect", "job_logs", "log_items", "ray_version_problem", "shipped_qfnb", "submit"]
 
 #: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
 MIN_RAY = (2, 9)
@@ -31,6 +31,10 @@ RESULT_PREFIX = "QFNB-RESULT "
 #: a batch job's finished row (``QFNB-ROW {row json}``): the journal a qfnb batch on a Ray cluster keeps
 #: (:mod:`qfnb.local.cluster.ray_batch` prints it, ``qfnb.resources.batch_ray`` reads it)
 ROW_PREFIX = "QFNB-ROW "
+#: a batch job's row about to be sent to a worker (``QFNB-SENT {"custom_id", "cap"}``, printed before it is
+#: sent): a row sent and never printed by that attempt was lost with it (its driver killed), and paid: its
+#: prompt as its answer's in the attempt that answers it, its answer at its ``cap``
+SENT_PREFIX = "QFNB-SENT "
 #: a stopped batch job's row that was in flight (``QFNB-SPENT {"custom_id", "usage"}``): the tokens it had
 #: used, counted in that attempt's ledger entry although the row is answered again
 SPENT_PREFIX = "QFNB-SPENT "

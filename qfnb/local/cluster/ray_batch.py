@@ -8,7 +8,10 @@ whole job). Each worker is a Ray actor that starts its own engine with qfnb's en
 the OpenAI-compatible engine ``QFNB_ENGINES`` names, e.g. a vLLM server), and answers up to ``S`` rows
 at a time; rows are spread over the workers as they free up.
 
-Every finished row is printed as one line of the job's log, ``QFNB-ROW {json}`` (OpenAI's batch
+Before a row goes to a worker, the driver prints ``QFNB-SENT {"custom_id", "cap"}`` (flushed): a row
+sent and never printed was lost with the attempt (a driver killed between a row's answer and its line),
+and is paid by the attempt that answers it. Every finished row is printed as one line of the job's
+log, ``QFNB-ROW {json}`` (OpenAI's batch
 output or error row, with the row's last user message as ``qfnb_prompt`` and the id of the Ray node
 whose engine answered it as ``qfnb_node``), flushed before the next:
 the job's logs are its journal. The client reads them back through the Jobs API (results, prompts,
@@ -37,7 +40,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.cluster.jobs import JOURNAL_ENV, JOURNAL_KEY, NODE_KEY, PROMPT_KEY, ROW_PREFIX, SPENT_PREFIX
+from qfnb.local.cluster.jobs import (
+    JOURNAL_ENV,
+    JOURNAL_KEY,
+    NODE_KEY,
+    PROMPT_KEY,
+    ROW_PREFIX,
+    SENT_PREFIX,
+    SPENT_PREFIX,
+)
 from qfnb.local.convert.answer import answer_of
 from qfnb.local.domain.batch_rows import RowError, error_row, parse_line
 from qfnb.local.domain.batch_runner import MAX_ATTEMPTS, answered_row, backoff
@@ -82,6 +93,16 @@ def spent_line(key: str, prompt_tokens: int, completion_tokens: int, journal: st
     """What a row in flight had spent when its job was stopped, as its log line (marked as a row is)."""
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
     return SPENT_PREFIX + json.dumps({"custom_id": key, "usage": usage, **_marked(journal)}, separators=(",", ":"))
+
+
+def sent_line(raw: str, line: int, model: str, journal: str | None = None) -> str | None:
+    """The journal line of a row about to be sent (its key and its answer's cap), or None for a row
+    the worker refuses unsent (its error row says why)."""
+    try:
+        row = parse_line(raw.encode("utf-8"), line, model, {})
+    except RowError:
+        return None
+    return SENT_PREFIX + json.dumps({"custom_id": row.key, "cap": row.cap, **_marked(journal)}, separators=(",", ":"))
 
 
 def prompt_of(raw: str) -> str:
@@ -199,7 +220,11 @@ def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_p
     def send(worker: Any) -> None:
         if queue:
             index, raw = queue.pop()
-            flying[worker.answer.remote(raw, line_number(raw, index + 1))] = (worker, index, raw)
+            line = line_number(raw, index + 1)
+            sent = sent_line(raw, line, model)
+            if sent is not None:
+                _print(sent)  # before it is sent: a kill from here on leaves it paid
+            flying[worker.answer.remote(raw, line)] = (worker, index, raw)
 
     stop: list[int] = []  # a signal only notes the stop: raising inside Ray's C calls breaks them
     before = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))

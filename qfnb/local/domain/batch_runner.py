@@ -146,6 +146,8 @@ class _Flight:
     admitted: bool = False
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task[Any] | None = None
+    reached: bool = False  # the engine had this sending (``on_reached``)
+    streamed: int = 0      # completion tokens it has answered so far
 
     def mark(self, admitted: bool) -> None:
         """Note whether the row holds (or is about to hold) a place in the engine's gate."""
@@ -294,9 +296,13 @@ class Runner:
             while True:
                 attempt += 1
                 flight.mark(True)
-                reached = on_reached.set(lambda: self._note(row, b"+"))
+                flight.reached, flight.streamed = False, 0
+                reached = on_reached.set(lambda: self._reached(flight))
                 try:
-                    deltas = [d async for d in loop_guard.whole_answer(flight.engine, ask, ask.model)]
+                    deltas = []
+                    async for delta in loop_guard.whole_answer(flight.engine, ask, ask.model):
+                        deltas.append(delta)
+                        flight.streamed = max(flight.streamed, delta.completion_tokens)
                     break
                 except (EngineBusy, EngineUnavailable) as exc:
                     flight.mark(False)
@@ -325,6 +331,10 @@ class Runner:
         finally:
             flight.mark(False)
 
+    def _reached(self, flight: _Flight) -> None:
+        flight.reached = True
+        self._note(flight.row, b"+")
+
     def _note_send(self, row: Row) -> None:
         """Journal a sending of ``row`` before it is made (a kill from here on leaves it in flight)."""
         if self._journal is not None:
@@ -337,16 +347,19 @@ class Runner:
             self._journal.write(mark + f"{row.line}\n".encode())
             self._journal.flush()
 
-    def _unsent(self, row: Row, *, lost: bool) -> None:
+    def _unsent(self, row: Row, *, lost: bool, answered: int | None = None) -> None:
         """A sending of ``row`` ended without an answer: it never reached the engine (its journal
-        line is taken back), or (``lost``) the engine had it and went away mid-answer, so it was paid:
-        a lost send, noted in ``lost.log`` at once and counted when the row ends."""
+        line is taken back), or (``lost``) the engine had it and went away mid-answer, or the job
+        pre-empted it (``answered``: the tokens it had answered), so it was paid: a lost send, noted
+        in ``lost.log`` at once and counted when the row ends (its answer at the row's cap, or at
+        what a pre-empted sending had answered)."""
         if lost:
-            self.lost.setdefault(row.line, []).append(row.cap)
+            spent = row.cap if answered is None else answered
+            self.lost.setdefault(row.line, []).append(spent)
             self.progress.repeated_requests += 1
             if self.paths.lost is not None:
                 with open(self.paths.lost, "ab") as fh:
-                    fh.write(journal_entry(row.line, row.cap))
+                    fh.write(journal_entry(row.line, spent))
         self._note(row, b"-")
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -418,6 +431,8 @@ class Runner:
             flight = self._flights.pop(task)
             if task.cancelled():
                 self._ahead.appendleft(flight.row)  # pre-empted for an interactive request
+                if flight.reached:  # the engine had it: paid, as what it had answered
+                    self._unsent(flight.row, lost=True, answered=flight.streamed)
                 continue
             exc = task.exception()
             if exc is not None:

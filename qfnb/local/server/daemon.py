@@ -29,7 +29,7 @@ from qfnb.local.server.middleware.guard import LoopbackOnly
 from qfnb.local.server.routes import control
 from qfnb.local.settings import Settings
 from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS, LOCAL_TOOL_MODEL, TOOLS_DEFAULT_KEY
-from qfnb.protocol.platform.daemon import LOCK_FILE, RUNTIME_FILE, RuntimeInfo
+from qfnb.protocol.platform.daemon import LOCK_FILE, RUNTIME_FILE, SERVED_ELSEWHERE, RuntimeInfo
 from qfnb.protocol.platform.files import write_private_json
 from qfnb.protocol.version import __version__
 
@@ -74,7 +74,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
     if serving_lock is None:
         log.error("another qfnb daemon already serves %s (see %s); not starting a second one",
                   settings.data_dir, settings.data_dir / RUNTIME_FILE)
-        return 3
+        return SERVED_ELSEWHERE
     # bound here and handed to uvicorn, so the port written to the runtime file is the one served;
     # a previous daemon's port (what clients may still hold) is preferred when it is free
     sock = listen.bind_preferring(host, port)

@@ -17,6 +17,9 @@ from typing import Any
 RUNTIME_FILE = "runtime.json"
 CREDENTIALS_FILE = "credentials.json"
 LOCK_FILE = "daemon.lock"
+#: ``qfnb serve --daemon``'s exit code when another daemon holds the data dir's lock (one dying, or
+#: one another client has just started)
+SERVED_ELSEWHERE = 3
 LOG_FILE = "daemon.log"
 #: control routes of the daemon; they need the runtime file's token in ``CONTROL_HEADER``
 STATUS_ROUTE = "/qfnb/status"

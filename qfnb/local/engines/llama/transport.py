@@ -139,6 +139,7 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
     """``body`` POSTed to ``path`` of the engine ``name``, its SSE answer as Deltas; ``beat()`` is
     called on each chunk of progress (a token, or llama-server's ``prompt_progress``)."""
     url = target.base_url.rstrip("/") + path
+    had = False  # a first sending's body went out and the engine then hung up: it may have read it
     for attempt in (1, 2):
         answered = False
         sent = _Sent()
@@ -154,10 +155,15 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
         except httpx.TransportError as exc:
             if attempt == 1 and not answered and stale_connection(exc):
                 # most often a pooled keep-alive connection that the engine closed as it was
-                # reused; nothing was answered, so the request goes once more on a new connection
+                # reused; nothing was answered, so the request goes once more on a new connection.
+                # But an engine that read the whole request and died before answering ends the
+                # connection the same way (a clean close: what it had not read would reset it):
+                # if the resend then finds no engine, that first sending was the dying engine's
+                had = sent.done and isinstance(exc, httpx.RemoteProtocolError)
                 log.debug("%s: engine connection closed before answering; resending once", name)
                 continue
-            raise _unanswered(name, target, exc, answered=answered, reached=answered or sent.done) from exc
+            reached_it = answered or sent.done or (had and isinstance(exc, httpx.ConnectError))
+            raise _unanswered(name, target, exc, answered=answered, reached=reached_it) from exc
 
 
 def engine_error(name: str, status: int, raw: bytes) -> Exception:

@@ -1,0 +1,74 @@
+"""What the chaos bench's phases share: the kills they land, the rows' keys, and the engine's own
+books read back (``bench/chaos_engine.py``'s journal: every request it received and how it ended)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+BATCH_MODEL, CHAT_MODEL = "chaos", "chaos-chat"
+#: the kills after which a sending answered shortly before was not yet written (its answer went with
+#: the process): the daemon's, and the Ray driver's (a row's answer returned, its journal line unprinted)
+WRITERS = ("daemon", "ray driver")
+
+
+@dataclass
+class Kill:
+    at: float      # seconds after the start
+    target: str    # "daemon", "engine" or "ray driver"
+    sig: int
+    pause: float   # seconds before it is started again
+    gone: float = 0.0  # when the killed process had ended (Unix time)
+
+
+def row_key(kind: str, i: int) -> str:
+    return f"{kind} row {i}"
+
+
+@dataclass
+class Request:
+    rid: int
+    key: str
+    prompt: int
+    start: float
+    end: float | None = None
+    completion: int = 0
+    how: str = "open"   # done, abort, open (the engine was killed under it)
+    life: int = 0       # which run of the engine process received it
+    orphan: bool = False  # its sender had hung up by the time the engine read it
+
+
+def engine_requests(journal: Path) -> list[Request]:
+    found: dict[tuple[int, int], Request] = {}
+    life = 0
+    last_id = 0
+    for line in journal.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["ev"] == "recv":
+            if entry["id"] <= last_id:  # ids start again: a new engine process
+                life += 1
+            last_id = entry["id"]
+            found[(life, entry["id"])] = Request(entry["id"], entry["key"], entry["prompt"], entry["t"], life=life,
+                                                 orphan=bool(entry.get("orphan")))
+        else:
+            req = found[(life, entry["id"])]
+            req.end, req.how = entry["t"], entry["ev"]
+            req.completion = entry.get("completion", entry.get("sent", 0))
+    return list(found.values())
+
+
+#: seconds a loaded engine may take to read a request it was sent (its loop busy): a request whose sender
+#: had hung up by then (``orphan``) was sent by a process killed at most this long before
+READ_LAG = 5.0
+
+
+def lost_to_a_kill(req: Request, kills: list[tuple[float, Kill]], window: float) -> bool:
+    """Whether ``req``'s sending was in flight at a kill: open at it or sent while the process died
+    (between the signal and its end), cut by it, or (a kill of a process that writes the answers:
+    :data:`WRITERS`) answered at most ``window`` seconds before it, not yet written, or read by the
+    engine after that process had died (``orphan``, at most :data:`READ_LAG` seconds later)."""
+    return any((req.start <= kill.gone and (req.end is None
+                                            or req.end >= when - (window if kill.target in WRITERS else 0.0)))
+               or (req.orphan and kill.target in WRITERS and when <= req.start <= kill.gone + READ_LAG)
+               for when, kill in kills)
