@@ -195,16 +195,18 @@ class WarmHandler(CompleteHandler):
         body = self.get_json_body()
         if not isinstance(body, dict):
             raise tornado.web.HTTPError(400, "the body must be a JSON object")
+        self.finish(await self.warm(body))
+
+    async def warm(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The notebook's context read ahead by the local model: ``{"warm": true}``, or why not."""
         model = str(body.get("model") or "").strip()
         if model.startswith(backends.CLOUD_PREFIX):
-            self.finish({"warm": False})
-            return
+            return {"warm": False, "notice": "cloud"}
         cells = body.get("cells") or []
         if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
             raise tornado.web.HTTPError(400, "cells: a list of the notebook's earlier code cells (strings)")
         try:
             await self._suggest(body, "", "", cells, model)
         except Refused as refused:
-            self.finish({"warm": False, "notice": refused.notice})
-            return
-        self.finish({"warm": True})
+            return {"warm": False, "notice": refused.notice}
+        return {"warm": True}
