@@ -35,7 +35,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False, **env: str) -> Iterator[tuple[str, Path, str]]:
+def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
+                **env: str) -> Iterator[tuple[str, Path, str]]:
     """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root`` on a free loopback port:
     ``(base URL, root, token)``. ``both``: JupyterLab whose server also serves Notebook 7's pages
     (``/notebooks/...``) with its app exposed to the tests, one server for both."""

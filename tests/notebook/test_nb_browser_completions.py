@@ -1,11 +1,11 @@
 """Inline completions in JupyterLab (light (slow) and dark) and Notebook 7 (dark) with headless
 Chromium: one Jupyter server serving both, on a daemon whose coder is an engine double
-(``complete_doubles.FakeCoderRegistry``: it fills in the middle from the context it is given). Ghost text appears after typing in a cell and Tab inserts it; ``df[``
-after a cell that built ``df`` suggests one of its columns (the kernel's names reached the engine);
-typing on withdraws the request in flight (counted at the daemon); a suggestion is shown as text,
-never as HTML; ``%qfcomplete off`` stops them and the editor says why; the ledger and ``/metrics``
-count the completions; and no key of the daemon is in any request or response of the page.
-Screenshots: artifacts/screenshots/completions_*.png.
+(``complete_doubles.FakeCoderRegistry``: it fills in the middle from the context it is given). Ghost
+text appears after typing in a cell and Tab inserts it; ``df[`` after a cell that built ``df``
+suggests one of its columns (the kernel's names reached the engine); typing on withdraws the request
+in flight (counted at the daemon); a suggestion is shown as text, never as HTML; ``%qfcomplete off``
+stops them and the editor says why; the ledger and ``/metrics`` count the completions; and no key of
+the daemon is in any request or response of the page. Screenshots: artifacts/screenshots/completions_*.png.
 """
 
 from __future__ import annotations
