@@ -10,12 +10,15 @@
 import { Notification } from '@jupyterlab/apputils';
 import { ICompletionProviderManager } from '@jupyterlab/completer';
 import { URLExt } from '@jupyterlab/coreutils';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 
 export const PROVIDER_ID = '@qfnb/inline-completer';
 /** Earlier cells sent as context at most (the server keeps what fits its token budget). */
 const MAX_CELLS = 60;
 const MAX_CHARS = 60000;
+/** ms after the last cell ran before the notebook's new context is read ahead. */
+const WARM_AFTER_RUN = 500;
 
 /** The provider's settings, inside JupyterLab's "Inline Completer" settings (with its own
  * enabled, debouncerDelay and timeout). */
@@ -138,6 +141,31 @@ export class QfnbInlineProvider {
     return { items: items.filter(item => item.insertText) };
   }
 
+  /** A notebook opened: the server loads the local coder model's engine and reads the notebook's
+   * earlier cells into its cache ahead of the first suggestion (nothing for a cloud model). */
+  async warm(panel) {
+    if (this.settings.enabled === false) {
+      return;
+    }
+    const { cells, executionCount } = notebookContext(panel);
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    const body = {
+      cells,
+      executionCount,
+      kernel: kernel ? kernel.id : '',
+      path: panel.context ? panel.context.path : '',
+      model: this.settings.model || '',
+      dailyTokens: this.settings.dailyTokens
+    };
+    const server = ServerConnection.makeSettings();
+    const url = URLExt.join(server.baseUrl, 'qfnb', 'complete', 'warm');
+    try {
+      await ServerConnection.makeRequest(url, { method: 'POST', body: JSON.stringify(body) }, server);
+    } catch (error) {
+      // the first suggestion loads the engine instead
+    }
+  }
+
   _tell(reason, message) {
     if (this._told.has(reason)) {
       return;
@@ -152,7 +180,26 @@ export const completerPlugin = {
   description: "Inline completions (ghost text) from qfnb's local coder model or a cloud model.",
   autoStart: true,
   requires: [ICompletionProviderManager],
-  activate: (app, manager) => {
-    manager.registerInlineProvider(new QfnbInlineProvider());
+  optional: [INotebookTracker],
+  activate: (app, manager, notebooks) => {
+    const provider = new QfnbInlineProvider();
+    manager.registerInlineProvider(provider);
+    if (notebooks) {
+      // once its kernel is up (its names join the context), or at once when it has none
+      notebooks.widgetAdded.connect((_, panel) => {
+        panel.sessionContext.ready.then(() => provider.warm(panel), () => provider.warm(panel));
+      });
+      // a cell ran: its names and the cell itself are read ahead of the next cell's first suggestion
+      // (once a burst of runs, such as Run All, is over)
+      const timers = new Map();
+      NotebookActions.executed.connect((_, { notebook }) => {
+        const panel = notebooks.find(p => p.content === notebook);
+        if (!panel) {
+          return;
+        }
+        clearTimeout(timers.get(panel.id));
+        timers.set(panel.id, setTimeout(() => { timers.delete(panel.id); provider.warm(panel); }, WARM_AFTER_RUN));
+      });
+    }
   }
 };

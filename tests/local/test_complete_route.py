@@ -88,6 +88,7 @@ def test_the_infill_body_and_the_engine_stream() -> None:
     ask = infill.InfillAsk("def f(", ")", (("cell_1.py", "x = 1\n"),), 8, ("\n",), "doc")
     assert ask.body()["input_extra"] == [{"filename": "cell_1.py", "text": "x = 1\n"}]
     assert ask.body()["n_predict"] == 8 and ask.body()["stop"] == ["\n"] and ask.body()["cache_prompt"]
+    assert ask.body()["n_cache_reuse"] == infill.CACHE_REUSE > 0  # moved context chunks are not read again
     with pytest.raises(ValueError, match="max_tokens"):
         infill.InfillAsk("x", max_tokens=1000)
     seen: list[dict[str, Any]] = []

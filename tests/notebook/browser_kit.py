@@ -35,9 +35,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path, app: str = "jupyterlab", **env: str) -> Iterator[tuple[str, Path, str]]:
+def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
+                **env: str) -> Iterator[tuple[str, Path, str]]:
     """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root`` on a free loopback port:
-    ``(base URL, root, token)``."""
+    ``(base URL, root, token)``. ``both``: JupyterLab whose server also serves Notebook 7's pages
+    (``/notebooks/...``) with its app exposed to the tests, one server for both."""
     port, token = free_port(), secrets.token_hex(16)
     # no "get notified about Jupyter news?" toast over the screenshots
     news = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
@@ -60,7 +62,8 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", **env: str) -> Iterator[tup
             f"--port={port}",
             f"--IdentityProvider.token={token}",
             *(["--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly"]
-              if app == "jupyterlab" else ["--JupyterNotebookApp.expose_app_in_browser=True"]),
+              if app == "jupyterlab" else []),
+            *(["--JupyterNotebookApp.expose_app_in_browser=True"] if app == "notebook" or both else []),
             f"--ServerApp.root_dir={root}",
         ],
         env=env,

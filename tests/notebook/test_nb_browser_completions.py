@@ -1,11 +1,11 @@
-"""Inline completions in JupyterLab with headless Chromium, light (slow) and dark: one Lab on a
-daemon whose coder is an engine double (``complete_doubles.FakeCoderRegistry``: it fills in the middle
-from the context it is given). Ghost text appears after typing in a cell and Tab inserts it; ``df[``
-after a cell that built ``df`` suggests one of its columns (the kernel's names reached the engine);
-typing on withdraws the request in flight (counted at the daemon); a suggestion is shown as text,
-never as HTML; ``%qfcomplete off`` stops them and the editor says why; the ledger and ``/metrics``
-count the completions; and no key of the daemon is in any request or response of the page.
-Screenshots: artifacts/screenshots/completions_*.png.
+"""Inline completions in JupyterLab (light (slow) and dark) and Notebook 7 (dark) with headless
+Chromium: one Jupyter server serving both, on a daemon whose coder is an engine double
+(``complete_doubles.FakeCoderRegistry``: it fills in the middle from the context it is given). Ghost
+text appears after typing in a cell and Tab inserts it; ``df[`` after a cell that built ``df``
+suggests one of its columns (the kernel's names reached the engine); typing on withdraws the request
+in flight (counted at the daemon); a suggestion is shown as text, never as HTML; ``%qfcomplete off``
+stops them and the editor says why; the ledger and ``/metrics`` count the completions; and no key of
+the daemon is in any request or response of the page. Screenshots: artifacts/screenshots/completions_*.png.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def coder_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[
     assert info is not None
     secrets = [platform.api_key, platform.secret_key, platform.access_key, platform.iam_secret_key, info.control_token]
     try:
-        with jupyter_lab(root, QFNB_DATA_DIR=str(data), QIANFAN_CACHE_DIR=str(data / "cache")) as lab:
+        with jupyter_lab(root, both=True, QFNB_DATA_DIR=str(data), QIANFAN_CACHE_DIR=str(data / "cache")) as lab:
             yield lab, data, [s for s in secrets if s]
     finally:
         daemon.stop_daemon(data, force=True)
@@ -78,6 +78,30 @@ def _last_source(page: Any) -> str:
         "() => { const cells = window.jupyterapp.shell.currentWidget.content.widgets;"
         " return cells[cells.length - 1].model.sharedModel.getSource(); }")
     return source
+
+
+def _run_first_cell(page: Any) -> None:
+    """Run the notebook's first cell (it builds ``df``) and wait for its kernel to be idle again."""
+    page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+    page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0;"
+                  " window.jupyterapp.commands.execute('notebook:run-cell'); }")
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
+                           " === 1", timeout=60_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+
+
+def _column_then_tab(page: Any, shot: str) -> None:
+    """``df[`` typed in the last cell, after the cell that built ``df``: one of its columns as
+    ghost text (screenshot ``shot``), and Tab inserts it."""
+    page.locator(".jp-Cell .cm-content").last.click()
+    ghost = _type_and_wait_for_ghost(page, "df[")
+    assert ghost.strip() == "'city']", ghost
+    page.wait_for_timeout(300)
+    page.locator(".jp-Cell").last.screenshot(path=str(SHOTS / shot))
+    page.keyboard.press("Tab")
+    page.wait_for_function("() => { const c = window.jupyterapp.shell.currentWidget.content.widgets;"
+                           " return c[c.length - 1].model.sharedModel.getSource() === \"df['city']\"; }",
+                           timeout=10_000)
 
 
 def test_the_route_is_under_the_servers_token_and_xsrf_check(
@@ -117,23 +141,8 @@ def test_ghost_text_from_the_notebook_tab_inserts_it_and_typing_on_withdraws(
         page.on("request", note_request)
         page.on("response", note_response)
         set_theme(page, theme)
-        page.wait_for_function(KERNEL_IDLE, timeout=60_000)
-        page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0;"
-                      " window.jupyterapp.commands.execute('notebook:run-cell'); }")
-        page.wait_for_function("() => window.jupyterapp.shell.currentWidget.content.widgets[0].model.executionCount"
-                               " === 1", timeout=60_000)
-        page.wait_for_function(KERNEL_IDLE, timeout=60_000)
-
-        # df[ after the cell that built df: one of its columns, as ghost text; Tab inserts it
-        page.locator(".jp-Cell .cm-content").last.click()
-        ghost = _type_and_wait_for_ghost(page, "df[")
-        assert ghost.strip() == "'city']", ghost
-        page.wait_for_timeout(300)
-        page.locator(".jp-Cell").last.screenshot(path=str(SHOTS / f"completions_ghost_{theme}.png"))
-        page.keyboard.press("Tab")
-        page.wait_for_function("() => { const c = window.jupyterapp.shell.currentWidget.content.widgets;"
-                               " return c[c.length - 1].model.sharedModel.getSource() === \"df['city']\"; }",
-                               timeout=10_000)
+        _run_first_cell(page)
+        _column_then_tab(page, f"completions_ghost_{theme}.png")
 
         # a request in flight that the user types past is withdrawn at the platform
         withdrawn = _metric(data, "qfnb_completions_withdrawn")
@@ -182,3 +191,17 @@ def test_ghost_text_from_the_notebook_tab_inserts_it_and_typing_on_withdraws(
     for secret in secrets:
         assert not any(secret in t for t in traffic), "a daemon key is in the page's traffic"
     assert not any(re.search(r"bce-auth-v1/", t) for t in traffic)
+
+
+def test_ghost_text_in_notebook_7_and_tab_inserts_it(
+        coder_lab: tuple[tuple[str, Path, str], Path, list[str]]) -> None:
+    """The same provider in Notebook 7's notebook page (the same server, dark theme)."""
+    lab, _, _ = coder_lab
+    _, root, _ = lab
+    name = "completions_notebook7.ipynb"
+    write_notebook(root / name, CELLS)
+    with open_lab_page(lab, name, width=1100, height=700, path="notebooks") as page:
+        assert page.evaluate("() => window.jupyterapp.name") == "Jupyter Notebook"
+        set_theme(page, "dark")
+        _run_first_cell(page)
+        _column_then_tab(page, "completions_ghost_notebook7_dark.png")

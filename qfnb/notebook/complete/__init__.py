@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ROUTE", "_jupyter_server_extension_points", "_load_jupyter_server_extension"]
+__all__ = ["ROUTE", "WARM_ROUTE", "_jupyter_server_extension_points", "_load_jupyter_server_extension"]
 
 #: the handler's path below the Jupyter server's base URL
 ROUTE = "qfnb/complete"
+#: where the editor says a notebook opened (the engine loads, the notebook's context is read ahead)
+WARM_ROUTE = "qfnb/complete/warm"
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -24,9 +26,10 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     # deferred: loads jupyter_server and tornado (importing the package does not)
     from jupyter_server.utils import url_path_join
 
-    from qfnb.notebook.complete.handler import CompleteHandler
+    from qfnb.notebook.complete.handler import CompleteHandler, WarmHandler
 
     web_app = server_app.web_app
     route = url_path_join(web_app.settings["base_url"], ROUTE)
-    web_app.add_handlers(".*$", [(route, CompleteHandler)])
+    web_app.add_handlers(".*$", [(route, CompleteHandler),
+                                 (url_path_join(web_app.settings["base_url"], WARM_ROUTE), WarmHandler)])
     server_app.log.info("qfnb: inline completions at %s", route)

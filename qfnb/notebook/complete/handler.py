@@ -26,7 +26,7 @@ from qfnb.notebook.complete import backends, scope, switch
 from qfnb.notebook.complete.context import FimRequest, finish_suggestion
 from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
 
-__all__ = ["DAILY_TOKENS", "CompleteHandler", "Completions"]
+__all__ = ["DAILY_TOKENS", "CompleteHandler", "Completions", "WarmHandler"]
 
 log = logging.getLogger("qfnb.notebook.complete")
 
@@ -110,7 +110,7 @@ class CompleteHandler(APIHandler):
         kernel = str(body.get("kernel") or "")
         state = await self._kernel_state(kernel, _count(body, "executionCount", 0))
         completion = FimRequest.of(prefix, suffix, cells[-200:], state.names if state else "",
-                                   max_tokens=min(MAX_COMPLETION_TOKENS, max(1, _count(body, "maxTokens", 64))))
+                                   max_tokens=self.max_tokens(body))
         key = completion.key(model)
         if key in self.completions.cache:
             self.completions.cache.move_to_end(key)
@@ -136,6 +136,10 @@ class CompleteHandler(APIHandler):
         text = finish_suggestion(found.text, completion.prefix, completion.suffix)
         self.completions.remember(key, text)
         return text, found.model
+
+    def max_tokens(self, body: dict[str, Any]) -> int:
+        """The longest suggestion the editor asks for (its ``maxTokens`` setting)."""
+        return min(MAX_COMPLETION_TOKENS, max(1, _count(body, "maxTokens", 64)))
 
     def _check_spending(self, completion: FimRequest, kernel: str, state: scope.KernelState | None,
                         cap: int) -> None:
@@ -174,3 +178,35 @@ class CompleteHandler(APIHandler):
         if self._task is not None and not self._task.done():
             self._task.cancel()
         super().on_connection_close()
+
+
+class WarmHandler(CompleteHandler):
+    """``POST``: a notebook opened in the editor. With the local coder model, a one-token completion
+    with the notebook's earlier cells and its kernel's names as context: the daemon starts, the engine
+    loads and the notebook's engine slot reads that context into its cache, so the first suggestion
+    asked while typing reads only the cell's own text. Counted like any completion; a cloud model
+    is not warmed (it would cost money for nothing), nor are completions that are off or over budget."""
+
+    def max_tokens(self, body: dict[str, Any]) -> int:
+        return 1
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body()
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, "the body must be a JSON object")
+        self.finish(await self.warm(body))
+
+    async def warm(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The notebook's context read ahead by the local model: ``{"warm": true}``, or why not."""
+        model = str(body.get("model") or "").strip()
+        if model.startswith(backends.CLOUD_PREFIX):
+            return {"warm": False, "notice": "cloud"}
+        cells = body.get("cells") or []
+        if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+            raise tornado.web.HTTPError(400, "cells: a list of the notebook's earlier code cells (strings)")
+        try:
+            await self._suggest(body, "", "", cells, model)
+        except Refused as refused:
+            return {"warm": False, "notice": refused.notice}
+        return {"warm": True}

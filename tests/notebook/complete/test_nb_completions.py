@@ -155,6 +155,35 @@ def test_the_handler_refuses_when_off_over_the_cap_or_the_budget(data_dir: Path,
     assert len(asked) == 1  # nothing was sent while refused
 
 
+class _WarmHandler(handler.WarmHandler, _Handler):
+    """The warm route's logic without a server."""
+
+
+def test_a_notebook_opened_reads_its_context_ahead_on_the_local_model_only(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[FimRequest, str | None]] = []
+
+    async def local(completion: FimRequest, model: str | None, document: str | None) -> backends.Suggestion:
+        asked.append((completion, document))
+        return backends.Suggestion("x", "Fake-Coder", 40, 1, 0.01)
+
+    monkeypatch.setattr(backends, "local", local)
+    recorded: list[backends.Suggestion] = []
+    monkeypatch.setattr(backends, "record_local", lambda found, session: recorded.append(found))
+    h = _WarmHandler()
+    body = {"cells": ["import pandas as pd", "df = pd.DataFrame()"], "path": "sales.ipynb", "maxTokens": 64}
+    assert asyncio.run(h.warm(body)) == {"warm": True}
+    ((completion, document),) = asked
+    # one token, no cell text: the earlier cells fill the notebook's slot (its document key) ahead
+    assert completion.max_tokens == 1 and completion.prefix == "" and document == "sales.ipynb"
+    assert [name for name, _ in completion.extra] == ["cell_1.py", "cell_2.py"]
+    assert len(recorded) == 1  # a model call like any other: in the ledger
+    assert asyncio.run(h.warm({**body, "model": "cloud:ernie-4.5-turbo-128k"})) == {"warm": False, "notice": "cloud"}
+    switch.set_enabled(False)
+    assert asyncio.run(h.warm(body)) == {"warm": False, "notice": "off"}
+    assert len(asked) == 1  # a cloud model is not warmed (it costs), nor are completions that are off
+
+
 def test_a_cloud_completion_on_a_2026_account_is_recorded_as_a_completion(cloud_v2: Any, data_dir: Path) -> None:
     config = Config.from_env({}, **key_only_config(cloud_v2))
     model = sorted(cloud_v2.models)[0]
@@ -180,3 +209,4 @@ def test_a_wheel_enables_the_server_extension_and_the_build_holds_the_provider()
     # the committed build is of this source: the provider and the server route it asks
     bundle = "".join(p.read_text() for p in (root / "qfnb" / "notebook" / "labextension" / "static").glob("*.js"))
     assert "@qfnb/inline-completer" in bundle and "registerInlineProvider" in bundle and '"qfnb","complete"' in bundle
+    assert '"qfnb","complete","warm"' in bundle

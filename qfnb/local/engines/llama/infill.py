@@ -38,6 +38,10 @@ log = logging.getLogger("qfnb.local.engines")
 
 #: llama-server's ``stop_type`` -> the platform's finish reason
 _FINISH = {"limit": FINISH_LENGTH, "word": FINISH_STOP}
+#: the shortest run of tokens a slot reuses from its cache where it moved in the prompt (llama-server
+#: shifts their KV cells): the earlier cells after the oldest left the token budget, or after an
+#: edit in an earlier cell, are not read again
+CACHE_REUSE = 32
 
 @dataclass(frozen=True)
 class InfillAsk:
@@ -61,7 +65,8 @@ class InfillAsk:
         return {"input_prefix": self.prefix, "input_suffix": self.suffix,
                 "input_extra": [{"filename": name, "text": text} for name, text in self.extra],
                 "n_predict": self.max_tokens, "temperature": 0.0, "top_k": 1, "stream": True,
-                "cache_prompt": True, "stop": list(self.stop), "return_progress": False}
+                "cache_prompt": True, "n_cache_reuse": CACHE_REUSE, "stop": list(self.stop),
+                "return_progress": False}
 
 
 @runtime_checkable
