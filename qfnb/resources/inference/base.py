@@ -432,7 +432,8 @@ class BaseInference(Generic[C, A, K]):
         ``given`` holds, when it has a length), with this resource's calls (packed where it packs), retry
         verdicts, progress bar and answer model."""
         one, pack = self._batch_calls()
-        return run(one, items, len(given) if isinstance(given, Sized) else None, worker_num=worker_num,
+        total = len(given) if isinstance(given, Sized) else None
+        return run(one, items, total, worker_num=worker_num or _batch.default_workers(self.config.embedded, total),
                    output_file=output_file, progress=make_progress(progress, desc=type(self).__name__),
                    classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
                    pack=pack)
