@@ -94,7 +94,12 @@ def server_main(port: int, latency_ms: float) -> None:
         await loop.run_in_executor(None, sys.stdin.read)  # parent exit closes stdin
         server.close()
 
-    asyncio.run(main())
+    try:  # uvloop (uvicorn's, a core dependency) keeps the server's CPU per call below the clients'
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
 
 
 def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:

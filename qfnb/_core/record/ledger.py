@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,17 +134,14 @@ class UsageRow:
 _COLUMNS = ", ".join(UsageRow.__dataclass_fields__)
 
 
-def _stamped(row: UsageRow, *, job: str | None) -> UsageRow:
-    """``row`` stamped with the time, this session and the current cell where it has none, and ``job``
-    (a field-by-field copy: ``asdict``'s deep copies cost a batch's calls more than their JSON)."""
-    return replace(row, ts=row.ts or time.time(), session=row.session or SESSION,
-                   cell=row.cell if row.cell is not None else current_cell(), job=job)
-
-
-def _values(row: UsageRow) -> tuple[Any, ...]:
-    """``row``'s column values as the file keeps them (``cache_hit`` as 0/1)."""
-    return tuple(int(row.cache_hit) if name == "cache_hit" else getattr(row, name)
-                 for name in UsageRow.__dataclass_fields__)
+def _values(row: UsageRow, *, job: str | None) -> tuple[Any, ...]:
+    """``row``'s column values as the file keeps them, stamped with the time, this session and the current
+    cell where it has none, and ``job``; ``cache_hit`` as 0/1. (Read field by field: ``asdict``'s deep
+    copies, or a new frozen row, cost a batch's calls more than their JSON.)"""
+    stamps = {"ts": row.ts or time.time(), "session": row.session or SESSION,
+              "cell": row.cell if row.cell is not None else current_cell(), "job": job,
+              "cache_hit": int(row.cache_hit)}
+    return tuple(stamps[name] if name in stamps else getattr(row, name) for name in UsageRow.__dataclass_fields__)
 
 
 #: rows queued for the writer before a recording call writes them itself (a batch records thousands of
@@ -165,11 +162,11 @@ class Ledger:
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
 
-    def record(self, row: UsageRow) -> UsageRow:
+    def record(self, row: UsageRow) -> None:
         """Queue ``row``, stamped with the time, this session, the current cell and job."""
-        stamped = _stamped(row, job=row.job if row.job is not None else _job.get())
+        values = _values(row, job=row.job if row.job is not None else _job.get())
         with self._lock:
-            self._pending.append(_values(stamped))
+            self._pending.append(values)
             queued = len(self._pending)
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="qfnb-usage-ledger", daemon=True)
@@ -179,13 +176,12 @@ class Ledger:
             self.flush()
         elif queued == 1:  # the first of a burst wakes the writer; it takes the rest with it
             self._wake.set()
-        return stamped
 
     def record_once(self, row: UsageRow, key: str) -> bool:
         """Write ``row`` now unless a row under ``key`` (a platform's job) is in the file already,
         whichever process wrote it; whether this call wrote it."""
         self.flush()
-        values = _values(_stamped(row, job=row.job))
+        values = _values(row, job=row.job)
         with self._db_lock:
             try:
                 with transaction(self._file.conn(), immediate=True) as db:
