@@ -10,7 +10,9 @@ ratios, % of the ideal rate (workers / latency), client CPU ms per request, and 
 import times (``import X`` and ``from X import ChatCompletion``) of both packages in fresh
 interpreters. Each measurement runs in its own interpreter (the official SDK leaves threads
 behind that would tax whatever runs after it). ``--profile`` runs qfnb's ``abatch_do`` at 0 ms
-under cProfile instead.
+under cProfile instead. ``--anchor LATENCY_MS`` runs issue 68's comparison instead: ``--n`` prompts
+through each SDK at its defaults and at the worker counts around its best, one server answering
+after ``LATENCY_MS``, with qfnb's ratios to the official defaults and to the official best.
 """
 
 from __future__ import annotations
