@@ -10,7 +10,9 @@ ratios, % of the ideal rate (workers / latency), client CPU ms per request, and 
 import times (``import X`` and ``from X import ChatCompletion``) of both packages in fresh
 interpreters. Each measurement runs in its own interpreter (the official SDK leaves threads
 behind that would tax whatever runs after it). ``--profile`` runs qfnb's ``abatch_do`` at 0 ms
-under cProfile instead.
+under cProfile instead. ``--anchor LATENCY_MS`` runs issue 68's comparison instead: ``--n`` prompts
+through each SDK at its defaults and at the worker counts around its best, one server answering
+after ``LATENCY_MS``, with qfnb's ratios to the official defaults and to the official best.
 """
 
 from __future__ import annotations
@@ -94,7 +96,12 @@ def server_main(port: int, latency_ms: float) -> None:
         await loop.run_in_executor(None, sys.stdin.read)  # parent exit closes stdin
         server.close()
 
-    asyncio.run(main())
+    try:  # uvloop (uvicorn's, a core dependency) keeps the server's CPU per call below the clients'
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
 
 
 def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
@@ -137,18 +144,18 @@ def _timed(fn: Callable[[], Any], n: int) -> dict[str, float]:
     return {"rps": n / wall, "cpu_ms": cpu * 1000 / n, "wall": wall}
 
 
-def _timed_batches(chat: Any, n: int, workers: int, run_async: Callable[[Any], Any] | None) -> dict[str, float]:
-    """``chat.batch_do`` of ``n`` messages on ``workers`` workers, timed once its token and a connection
-    per worker are warm; with ``run_async``, ``chat.abatch_do`` run by it instead."""
+def _timed_batches(chat: Any, n: int, workers: int | None, run_async: Callable[[Any], Any] | None) -> dict[str, float]:
+    """``chat.batch_do`` of ``n`` messages on ``workers`` workers (None: the SDK's default), timed once its
+    token and a connection per worker are warm; with ``run_async``, ``chat.abatch_do`` run by it instead."""
     chat.do(messages=_messages(1)[0])  # warm: token
-    chat.batch_do(_messages(workers), worker_num=workers).results()  # warm: a connection per worker
+    chat.batch_do(_messages(min(workers or 64, n)), worker_num=workers).results()  # warm: a connection per worker
     msgs = _messages(n)
     if run_async is not None:
         return _timed(lambda: run_async(chat.abatch_do(msgs, worker_num=workers)), n)
     return _timed(lambda: chat.batch_do(msgs, worker_num=workers).results(), n)
 
 
-def run_official(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
+def run_official(url: str, n: int, workers: int | None, mode: str) -> dict[str, float]:
     os.environ.update(QIANFAN_BASE_URL=url, QIANFAN_AK="bench_ak", QIANFAN_SK="bench_sk", QIANFAN_DISABLE_CACHE="true")
     import qianfan
     import qianfan.config
@@ -157,7 +164,7 @@ def run_official(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     return _timed_batches(qianfan.ChatCompletion(), n, workers, asyncio.run if mode == "abatch_do" else None)
 
 
-def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
+def run_qfnb(url: str, n: int, workers: int | None, mode: str) -> dict[str, float]:
     from qfnb import ChatCompletion
     from qfnb._core.config import Config
     from qfnb._core.runtime import sync
@@ -167,9 +174,10 @@ def run_qfnb(url: str, n: int, workers: int, mode: str) -> dict[str, float]:
     return _timed_batches(chat, n, workers, sync.run if mode == "abatch_do" else None)
 
 
-def run_isolated(sdk: str, url: str, n: int, workers: int, mode: str) -> dict[str, float]:
-    """``run_official``/``run_qfnb`` in a fresh interpreter; its figures come back as JSON."""
-    out = subprocess.run([sys.executable, __file__, "--one", sdk, url, str(n), str(workers), mode],
+def run_isolated(sdk: str, url: str, n: int, workers: int | None, mode: str) -> dict[str, float]:
+    """``run_official``/``run_qfnb`` in a fresh interpreter (``workers`` None: the SDK's default); its
+    figures come back as JSON."""
+    out = subprocess.run([sys.executable, __file__, "--one", sdk, url, str(n), str(workers or 0), mode],
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{sdk} {mode} failed: {out.stderr[-2000:]}")
@@ -180,7 +188,39 @@ def one_main(sdk: str, url: str, n: int, workers: int, mode: str) -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("qianfan").setLevel(logging.WARNING)
     fn = run_official if sdk == "official" else run_qfnb
-    print(json.dumps(fn(url, n, workers, mode)))
+    print(json.dumps(fn(url, n, workers or None, mode)))
+
+
+#: the anchor's contenders: (label, SDK, worker_num: None is the SDK's default, mode)
+ANCHOR_RUNS = (
+    ("official abatch_do, defaults (all at once)", "official", None, "abatch_do"),
+    *((f"official abatch_do, worker_num={w}", "official", w, "abatch_do") for w in (50, 200, 1000)),
+    ("qfnb abatch_do, defaults", "qfnb", None, "abatch_do"),
+    ("qfnb batch_do, defaults", "qfnb", None, "batch_do"),
+    *((f"qfnb abatch_do, worker_num={w}", "qfnb", w, "abatch_do") for w in (64, 1000)),
+)
+
+
+def run_anchor(latency_ms: float, n: int) -> None:
+    """Issue 68's anchor: the same ``n`` prompts through the official SDK's ``abatch_do`` (its defaults, then
+    the worker counts around its best) and qfnb's, one server answering after ``latency_ms``, one run; prints
+    rows/s and qfnb's ratios to the official SDK's defaults and to its best setting."""
+    proc, url = start_server(latency_ms)
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    try:
+        for label, sdk, workers, mode in ANCHOR_RUNS:
+            rows.append((label, sdk, run_isolated(sdk, url, n, workers, mode)))
+            print(f"{label:<45} {rows[-1][2]['rps']:>8.0f} rows/s  {rows[-1][2]['cpu_ms']:.3f} ms CPU/row", flush=True)
+    finally:
+        stop_server(proc)
+    official = {label: r["rps"] for label, sdk, r in rows if sdk == "official"}
+    default, best = official[ANCHOR_RUNS[0][0]], max(official.values())
+    print(f"\n{latency_ms:.0f} ms server, {n} prompts; official: defaults {default:.0f} rows/s, best {best:.0f} "
+          f"({max(official, key=official.__getitem__)})")
+    for label, sdk, r in rows:
+        if sdk == "qfnb":
+            print(f"{label:<45} {r['rps']:>8.0f} rows/s = {r['rps'] / default:5.2f}x official defaults, "
+                  f"{r['rps'] / best:5.2f}x official best")
 
 
 def run_big(n: int, workers: int, out: str) -> None:
@@ -291,7 +331,13 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=0, help="only run an N-prompt file-backed batch (memory check)")
     ap.add_argument("--big-out", default="/tmp/qfnb_big_batch.jsonl")
     ap.add_argument("--profile", action="store_true", help="cProfile qfnb's abatch_do at 0 ms, print the top")
+    ap.add_argument("--anchor", type=float, metavar="LATENCY_MS",
+                    help="only issue 68's anchor: --n prompts, each SDK at its defaults and its best worker_num, "
+                         "against a server answering after LATENCY_MS")
     args = ap.parse_args()
+    if args.anchor is not None:
+        run_anchor(args.anchor, args.n)
+        return
     if args.profile:
         run_profile(args.n, args.workers)
         return

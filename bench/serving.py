@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
-from _common import log_to_stdout, serve_bare, serve_platform  # noqa: E402
+from _common import load_average, log_to_stdout, serve_bare, serve_platform  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
 from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
@@ -192,6 +192,44 @@ def seed_cost(platform: Side, users: int, share: float, tokens: int, rounds: int
              "byte-identical" if same else "DIFFERENT", rounds)
 
 
+async def single(side: Side, n: str, tokens: int) -> tuple[float, float, int]:
+    """One chat alone: :meth:`Side.one` on the prompt numbered ``n``."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        return await side.one(client, PROMPT.format(n=n), tokens)
+
+
+def single_streams(sides: list[Side], tokens: int, rounds: int) -> dict[str, float]:
+    """Median single-stream decode tok/s by side over ``rounds`` (the sides alternated); logs them and the
+    time to first token."""
+    decode: dict[str, list[float]] = {s.name: [] for s in sides}
+    ttft: dict[str, list[float]] = {s.name: [] for s in sides}
+    for r in range(rounds):
+        for side in sides:
+            first, secs, n = asyncio.run(single(side, f"{r}", tokens))
+            decode[side.name].append(n / secs)
+            ttft[side.name].append(first)
+            log.info("%-8s round %d: %d tokens, %.1f tok/s, first token %.0f ms", side.name, r, n + 1, n / secs,
+                     first * 1000)
+    med = {k: statistics.median(v) for k, v in decode.items()}
+    log.info("single stream decode tok/s: bare %.1f, platform %.1f -> platform/bare = %.1f %% (target >= 90 %%)",
+             med["bare"], med["platform"], 100 * med["platform"] / med["bare"])
+    log.info("time to first token (median): bare %.0f ms, platform %.0f ms",
+             1000 * statistics.median(ttft["bare"]), 1000 * statistics.median(ttft["platform"]))
+    return med
+
+
+def paired_aggregates(sides: list[Side], users: list[int], tokens: int, rounds: int) -> dict[str, dict[int, float]]:
+    """Median aggregate tok/s by side and concurrent chats over ``rounds``; paired: each concurrency runs
+    on every side, one after the other, before the next."""
+    runs: dict[str, dict[int, list[float]]] = {s.name: {u: [] for u in users} for s in sides}
+    for r in range(rounds):
+        for u in users:
+            for side in sides:
+                runs[side.name][u].append(asyncio.run(concurrent(side, u, tokens, f"{side.name}{u}r{r}")))
+            log.info("round %d, %d chats: %s", r, u, ", ".join(f"{n} {v[u][-1]:.1f} tok/s" for n, v in runs.items()))
+    return {name: {u: statistics.median(v) for u, v in by_users.items()} for name, by_users in runs.items()}
+
+
 def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:
     """What the platform is compared with: bare llama-server, or (``--observe-cost``) the same platform
     with counting and tracing off."""
@@ -215,9 +253,11 @@ def main() -> int:
     ap.add_argument("--seeded-users", type=int, default=8, help="concurrent chats of the seed cost measurement")
     ap.add_argument("--seeded-share", type=float, default=0.25, help="the share of them sending a seed")
     ap.add_argument("--only-seeds", action="store_true", help="measure the seed cost only (no bare engine)")
+    ap.add_argument("--skip-seeds", action="store_true", help="leave the seed cost out (platform vs bare only)")
     args = ap.parse_args()
     users = sorted({int(u) for u in args.concurrency.split(",")} | {1, 8})
     log_to_stdout()  # httpx's request lines would show the access token
+    log.info("load average at start: %s", load_average())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(tempfile.mkdtemp(prefix="qfnb-bench-serving-"))
     procs = []
@@ -225,12 +265,9 @@ def main() -> int:
         platform_proc, platform = start_platform(work / "data", args.slots, args.engine_url)
         procs.append(platform_proc)
 
-        async def single(side: Side, n: str) -> tuple[float, float, int]:
-            async with httpx.AsyncClient(timeout=600) as client:
-                return await side.one(client, PROMPT.format(n=n), args.tokens)
-
-        asyncio.run(single(platform, "warm"))
-        seed_cost(platform, args.seeded_users, args.seeded_share, args.tokens // 2, args.rounds)
+        asyncio.run(single(platform, "warm", args.tokens))
+        if not args.skip_seeds:
+            seed_cost(platform, args.seeded_users, args.seeded_share, args.tokens // 2, args.rounds)
         if args.only_seeds:
             return 0
         bare_proc, bare = start_baseline(args, work)
@@ -239,26 +276,13 @@ def main() -> int:
         sides = [bare, platform]
 
         for side in sides:  # warm-up: loads the model, starts the engine
-            asyncio.run(single(side, "warm"))
-        decode: dict[str, list[float]] = {s.name: [] for s in sides}
-        ttft: dict[str, list[float]] = {s.name: [] for s in sides}
-        for r in range(args.rounds):
-            for side in sides:
-                first, secs, n = asyncio.run(single(side, f"{r}"))
-                decode[side.name].append(n / secs)
-                ttft[side.name].append(first)
-                log.info("%-8s round %d: %d tokens, %.1f tok/s, first token %.0f ms", side.name, r, n + 1, n / secs,
-                         first * 1000)
-        med = {k: statistics.median(v) for k, v in decode.items()}
-        log.info("single stream decode tok/s: bare %.1f, platform %.1f -> platform/bare = %.1f %% (target >= 90 %%)",
-                 med["bare"], med["platform"], 100 * med["platform"] / med["bare"])
-        log.info("time to first token (median): bare %.0f ms, platform %.0f ms",
-                 1000 * statistics.median(ttft["bare"]), 1000 * statistics.median(ttft["platform"]))
-        aggs: dict[str, dict[int, float]] = {}
+            asyncio.run(single(side, "warm", args.tokens))
+        med = single_streams(sides, args.tokens, args.rounds)
+        for side in sides:  # an engine's first batch after a busy spell can stall once
+            asyncio.run(single(side, "warm-sweep", args.tokens))
+        aggs = paired_aggregates(sides, users, args.tokens // 2, args.rounds)
         for side in sides:
-            asyncio.run(single(side, "warm-sweep"))  # an engine's first batch after a busy spell can stall once
-            agg = aggs[side.name] = {u: asyncio.run(concurrent(side, u, args.tokens // 2, f"{side.name}{u}"))
-                                     for u in users}
+            agg = aggs[side.name]
             log.info("%-8s aggregate tok/s by concurrent chats: %s; at 8 = %.1fx one chat measured the same way "
                      "(target >= 3x), %.1fx the single-stream decode rate", side.name,
                      {u: round(v, 1) for u, v in agg.items()}, agg[8] / agg[1], agg[8] / med[side.name])
@@ -268,6 +292,7 @@ def main() -> int:
         for proc in procs:
             proc.terminate()
             proc.wait(30)
+    log.info("load average at end: %s", load_average())
     if not args.skip_lora:
         lora = lora_vs_base(work / "lora", args.tokens, args.rounds)
         log.info("LoRA-served decode tok/s: base %.1f, with adapter %.1f -> %.1f %% of base", lora["base"],

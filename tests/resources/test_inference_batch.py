@@ -15,6 +15,7 @@ from qfnb import ChatCompletion, Completion, Embedding, QfResponse
 from qfnb._core.config import Config
 from qfnb.errors import InvalidArgumentError, ValidationError
 from qfnb.resources import read_results
+from qfnb.resources.inference.batch import DEFAULT_WORKERS, REMOTE_WORKERS, default_workers
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.fixtures import fake, fake_server, make_config
 
@@ -55,22 +56,40 @@ async def test_abatch_do_order_exceptions_as_values(fake: FakeQianfan, make_conf
     assert len(fake.calls("/chat/")) == 29
 
 
-async def test_worker_num_bounds_concurrency(fake: FakeQianfan, make_config: MakeConfig) -> None:
+def _track_in_flight(fake: FakeQianfan, seconds: float) -> list[int]:
+    """The chat calls in flight and their peak (``[now, peak]``), each held ``seconds`` by the fake."""
     in_flight = [0, 0]
     original = fake._inference
 
     async def tracking(req: Any) -> Any:
         in_flight[0] += 1
         in_flight[1] = max(in_flight[1], in_flight[0])
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(seconds)
         try:
             return await original(req)
         finally:
             in_flight[0] -= 1
 
     fake.route("POST", "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/*")(tracking)
+    return in_flight
+
+
+async def test_worker_num_bounds_concurrency(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    in_flight = _track_in_flight(fake, 0.01)
     await ChatCompletion(config=make_config("oauth")).abatch_do(_prompts(40), worker_num=4)
     assert in_flight[1] == 4
+
+
+async def test_default_concurrency_off_the_embedded_platform(fake: FakeQianfan, make_config: MakeConfig) -> None:
+    """Without worker_num a cloud batch keeps REMOTE_WORKERS calls in flight (calls wait on the network,
+    not on an engine's few slots); the embedded platform's default stays DEFAULT_WORKERS; neither more
+    than the inputs."""
+    in_flight = _track_in_flight(fake, 0.05)
+    results = await ChatCompletion(config=make_config("oauth")).abatch_do(_prompts(REMOTE_WORKERS + 100))
+    assert all(isinstance(r, QfResponse) for r in results)
+    assert in_flight[1] == REMOTE_WORKERS
+    assert (default_workers(True, None), default_workers(False, None)) == (DEFAULT_WORKERS, REMOTE_WORKERS)
+    assert (default_workers(True, 3), default_workers(False, 0)) == (3, 1)
 
 
 def test_batch_with_20pct_transient_faults_loses_nothing(fake: FakeQianfan, make_config: MakeConfig) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -129,7 +130,23 @@ class UsageRow:
     requests: int = 1
 
 
-PENDING_MAX = 256  # rows queued for the writer before a recording call writes them itself
+#: the ledger's columns, in :class:`UsageRow`'s order
+_COLUMNS = ", ".join(UsageRow.__dataclass_fields__)
+
+
+def _values(row: UsageRow, *, job: str | None) -> tuple[Any, ...]:
+    """``row``'s column values as the file keeps them, stamped with the time, this session and the current
+    cell where it has none, and ``job``; ``cache_hit`` as 0/1. (Read field by field: ``asdict``'s deep
+    copies, or a new frozen row, cost a batch's calls more than their JSON.)"""
+    stamps = {"ts": row.ts or time.time(), "session": row.session or SESSION,
+              "cell": row.cell if row.cell is not None else current_cell(), "job": job,
+              "cache_hit": int(row.cache_hit)}
+    return tuple(stamps[name] if name in stamps else getattr(row, name) for name in UsageRow.__dataclass_fields__)
+
+
+#: rows queued for the writer before a recording call writes them itself (a batch records thousands of
+#: calls a second, and the writer takes them every 0.2 s)
+PENDING_MAX = 8192
 
 
 class Ledger:
@@ -138,47 +155,39 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the queue: a recording call never waits for the file
+        self._db_lock = threading.Lock()  # the file (taken before ``_lock`` where both are)
         self._file = LazyDb(functools.partial(open_db, self.path, _SCHEMA, columns=_ADDED))
         self._pending: list[tuple[Any, ...]] = []
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
 
-    def record(self, row: UsageRow) -> UsageRow:
+    def record(self, row: UsageRow) -> None:
         """Queue ``row``, stamped with the time, this session, the current cell and job."""
-        stamped = UsageRow(**{**asdict(row), "ts": row.ts or time.time(), "session": row.session or SESSION,
-                              "cell": row.cell if row.cell is not None else current_cell(),
-                              "job": row.job if row.job is not None else _job.get()})
-        values = asdict(stamped)
-        values["cache_hit"] = int(values["cache_hit"])
+        values = _values(row, job=row.job if row.job is not None else _job.get())
         with self._lock:
-            self._pending.append(tuple(values.values()))
-            backlog = len(self._pending) >= PENDING_MAX
+            self._pending.append(values)
+            queued = len(self._pending)
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="qfnb-usage-ledger", daemon=True)
                 self._writer.start()
                 atexit.register(self.flush)
-        if backlog:  # the writer is behind (a busy machine): this caller writes, so the queue stays bounded
+        if queued >= PENDING_MAX:  # the writer is behind (a busy machine): this caller writes, bounding the queue
             self.flush()
-        self._wake.set()
-        return stamped
+        elif queued == 1:  # the first of a burst wakes the writer; it takes the rest with it
+            self._wake.set()
 
     def record_once(self, row: UsageRow, key: str) -> bool:
         """Write ``row`` now unless a row under ``key`` (a platform's job) is in the file already,
         whichever process wrote it; whether this call wrote it."""
         self.flush()
-        stamped = UsageRow(**{**asdict(row), "ts": row.ts or time.time(), "session": row.session or SESSION,
-                              "cell": row.cell if row.cell is not None else current_cell()})
-        values = asdict(stamped)
-        values["cache_hit"] = int(values["cache_hit"])
-        columns = ", ".join(values)
-        with self._lock:
+        values = _values(row, job=row.job)
+        with self._db_lock:
             try:
                 with transaction(self._file.conn(), immediate=True) as db:
                     fresh = db.execute("INSERT OR IGNORE INTO recorded_once(key) VALUES (?)", (key,)).rowcount == 1
                     if fresh:
-                        db.execute(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(values))})",
-                                   tuple(values.values()))
+                        db.execute(f"INSERT INTO calls({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
             except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %s (%s)", key, exc)
                 return False
@@ -193,20 +202,20 @@ class Ledger:
 
     def flush(self) -> None:
         """Write every queued row now."""
-        with self._lock:
-            batch, self._pending = self._pending, []
+        with self._db_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
             if not batch:
                 return
-            columns = ", ".join(UsageRow.__dataclass_fields__)
             try:
                 with transaction(self._file.conn()) as db:
-                    db.executemany(f"INSERT INTO calls({columns}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
+                    db.executemany(f"INSERT INTO calls({_COLUMNS}) VALUES ({', '.join('?' * len(batch[0]))})", batch)
             except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
                 logger.warning("usage ledger: could not record %d calls (%s)", len(batch), exc)
 
     def rows(self, *, since: float | None = None, session: str | None = None) -> list[UsageRow]:
         self.flush()
-        with self._lock:
+        with self._db_lock:
             found = select(self._file.conn(), "SELECT * FROM calls", {"ts >=": since, "session =": session},
                            " ORDER BY ts")
         return [UsageRow(**{**r, "cache_hit": bool(r["cache_hit"])}) for r in found]
@@ -221,21 +230,29 @@ class Ledger:
 
     def close(self) -> None:
         self.flush()
-        with self._lock:
+        with self._db_lock:
             self._file.close()
 
 
 _default: dict[Path, Ledger] = {}
+#: the ledger by the variables that name its data dir (``QFNB_DATA_DIR``, ``HOME``): each call records
+#: a row, and building the path each time cost more than the row
+_by_env: dict[tuple[str | None, str | None], Ledger] = {}
 _default_lock = threading.Lock()
 
 
 def default_ledger() -> Ledger:
     """The ledger of the current data dir (``$QFNB_DATA_DIR`` or ``~/.qfnb``), one per process."""
+    key = (os.environ.get("QFNB_DATA_DIR"), os.environ.get("HOME"))
+    ledger = _by_env.get(key)
+    if ledger is not None and _default.get(ledger.path) is ledger:  # (tests reset ``_default``)
+        return ledger
     path = default_data_dir() / LEDGER_FILE
     with _default_lock:
         ledger = _default.get(path)
         if ledger is None:
             ledger = _default[path] = Ledger(path)
+        _by_env[key] = ledger
         return ledger
 
 

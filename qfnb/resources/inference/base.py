@@ -403,7 +403,8 @@ class BaseInference(Generic[C, A, K]):
                         worker_num: int | None = None, output_file: str | Path | None = None,
                         progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
                         durable: bool = False, target: str | None = None, **common: Any) -> Any:
-        """Run many calls, ``worker_num`` at a time. Returns results in input order
+        """Run many calls, ``worker_num`` at a time (default: 64 on the embedded platform, whose engines
+        have a few slots; 512 elsewhere, where calls wait on the network). Returns results in input order
         (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
         (bounded memory, resumable) and read back from it one at a time. Against the embedded
         platform, ``Embedding`` packs consecutive inputs into fewer, larger calls (each input still
@@ -432,7 +433,8 @@ class BaseInference(Generic[C, A, K]):
         ``given`` holds, when it has a length), with this resource's calls (packed where it packs), retry
         verdicts, progress bar and answer model."""
         one, pack = self._batch_calls()
-        return run(one, items, len(given) if isinstance(given, Sized) else None, worker_num=worker_num,
+        total = len(given) if isinstance(given, Sized) else None
+        return run(one, items, total, worker_num=worker_num or _batch.default_workers(self.config.embedded, total),
                    output_file=output_file, progress=make_progress(progress, desc=type(self).__name__),
                    classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
                    pack=pack)

@@ -23,16 +23,29 @@ from qfnb._core.record.traces import item_scope
 
 from .results import BatchStats, ListSink, Sink
 
-__all__ = ["BatchStats", "ListSink", "run_batch"]
+__all__ = ["BatchStats", "ListSink", "default_workers", "run_batch"]
 
 logger = logging.getLogger("qfnb.batch")
 
+#: calls in flight by default on the embedded platform: a model's engine has a few slots, and more calls
+#: would only wait in its queue
 DEFAULT_WORKERS = 64
+#: calls in flight by default elsewhere (the cloud): a call mostly waits on the network while the client
+#: spends about 0.2 ms of CPU on it, so it takes hundreds in flight to keep that CPU busy (the official SDK
+#: sends every input at once); a quota's throttled answers halve it (AIMD)
+REMOTE_WORKERS = 512
 #: how long a batch keeps retrying one item's transient failures (seconds from its first try)
 DEFAULT_RETRY_BUDGET = 600.0
 
 #: ``classify(exc, attempt, health)``: what to do with an item whose ``attempt``-th call failed
 Classify = Callable[[BaseException, int, BatchHealth], BatchVerdict]
+
+def default_workers(embedded: bool, total: int | None) -> int:
+    """``worker_num`` when none is given: :data:`DEFAULT_WORKERS` on the embedded platform, else
+    :data:`REMOTE_WORKERS`, and never more than the ``total`` inputs (when known)."""
+    workers = DEFAULT_WORKERS if embedded else REMOTE_WORKERS
+    return max(1, min(workers, total)) if total is not None else workers
+
 
 async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any], sink: Sink, *,
                     worker_num: int | None = None, skip: set[int] | None = None,

@@ -187,6 +187,29 @@ def test_a_ledger_file_from_before_the_asked_column_still_records(tmp_path: Path
     assert [(r.model, r.asked) for r in ledger.rows()] == [("Tiny-Chat", "ernie-lite-8k")]
 
 
+def test_recording_a_call_never_waits_for_the_file(tmp_path: Path) -> None:
+    """A call's row is queued while the writer holds the file (a batch records thousands a second on its
+    event loop); a read afterwards finds every row, stamped, in order."""
+    import threading
+
+    ledger = Ledger(tmp_path / "u.sqlite3")
+    ledger.record(UsageRow(api="chat", model="first", platform="cloud"))
+    recorded = threading.Event()
+
+    def record() -> None:
+        for i in range(3):
+            ledger.record(UsageRow(api="chat", model=f"m{i}", platform="cloud", cache_hit=i == 1))
+        recorded.set()
+
+    with ledger._db_lock:  # the writer thread in the middle of a write
+        threading.Thread(target=record).start()
+        assert recorded.wait(10), "recording waited for the file"
+    rows = ledger.rows()
+    assert [(r.model, r.cache_hit, r.session) for r in rows] == [("first", False, ledger_mod.SESSION)] + [
+        (f"m{i}", i == 1, ledger_mod.SESSION) for i in range(3)]
+    assert all(r.ts > 0 for r in rows)
+
+
 def test_the_ledger_marks_cell_and_prices_local_calls_at_zero(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "u.sqlite3")
     ledger_mod.set_cell(7)
