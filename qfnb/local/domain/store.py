@@ -198,8 +198,8 @@ class Store:
     def _open_usage_totals(self) -> None:
         """The totals' table; made (and filled from the records already there) by a store that
         finds none, as a data dir from before the totals has."""
-        known = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_totals'")
-        known = known.fetchone()
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_totals'"
+        known = self._db.execute(query).fetchone()
         self._db.execute("CREATE TABLE IF NOT EXISTS usage_totals (kind TEXT NOT NULL, model TEXT NOT NULL, "
                          "requests INTEGER NOT NULL, prompt INTEGER NOT NULL, completion INTEGER NOT NULL, "
                          "PRIMARY KEY (kind, model))")
