@@ -56,7 +56,7 @@ def judge_once(root: Path, items: int, deadline: float, tmp: Path, side: str) ->
 
     data = tmp / f"data-{side}-{time.monotonic_ns()}"
     log_path = data.with_suffix(".log")
-    proc, base, _ = serve_platform(data, log_path, root, QFNB_ENGINE_REQUEST_SECONDS=str(deadline))
+    proc, _, _ = serve_platform(data, log_path, root, QFNB_ENGINE_REQUEST_SECONDS=str(deadline))
     os.environ["QFNB_DATA_DIR"] = str(data)
     client_mod._CLIENTS.clear()
     try:
