@@ -1,16 +1,17 @@
 """A judge that keeps pace under load (issue 71): the embedded platform's judge (``--judge`` with no
 model: ``LocalJudgeEvaluator()``, the default chat model on the local platform) grades ``--items``
-answers, four at a time, on a ``qfnb serve`` of each checkout given, on the machine as loaded as it
-is. Printed per run: items judged, failed (no reply after the client's retries), seconds per item,
-the engine's watchdog events from the daemon's log (requests cut at the compute deadline or as
-stalled, engines killed as stuck), and the load average at the start and end.
+answers, four at a time, on the platform daemon of each checkout given (started by the judge's first
+call, as in a notebook), on the machine as loaded as it is. Printed per run: items judged, failed
+(no reply after the client's retries), seconds per item, the engine's watchdog events from the
+daemon's log (requests cut at the compute deadline or as stalled, engines killed as stuck), and the
+load average at the start and end.
 
     .venv/bin/python bench/judge_pace.py [--items 12] [--rounds 2] [--deadline 600]
         [--root before=/path/to/old/checkout --root after=.]
 
 ``--deadline`` is ``QFNB_ENGINE_REQUEST_SECONDS`` (the watchdog's compute deadline) for every
-daemon: a short one shows on a few items what the 600 s default does to a 1.5B model's long answers
-at load 22 (the issue's case). The checkouts' runs alternate, the first side alternating each round,
+daemon: a short one shows on a few short answers what the 600 s default does to a 1.5B model's long
+answers at load 22 (the issue's case). The checkouts' runs alternate, the first side alternating each round,
 so the load they meet is alike; each daemon is new (a cold engine, loaded before its timing starts).
 """
 
@@ -29,9 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._common import load_average, log_to_stdout, serve_platform  # noqa: E402
+from bench._common import load_average, log_to_stdout  # noqa: E402
 
 log = logging.getLogger("bench.judge_pace")
+PYTHONPATH = os.environ.get("PYTHONPATH", "")
 
 #: what the watchdog logs, and what each line means
 EVENTS = {"deadline": re.compile(r"compute deadline"), "stalled": re.compile(r"no decode progress|held the engine"),
@@ -49,15 +51,17 @@ def samples(n: int) -> list[tuple[str, str, str]]:
 
 
 def judge_once(root: Path, items: int, deadline: float, tmp: Path, side: str) -> dict[str, float]:
-    """One daemon from ``root``, its engine loaded, then the judge over ``items`` answers."""
+    """A daemon of ``root``'s code (started as the judge's first call starts one, on a new data dir),
+    its engine loaded, then the judge over ``items`` answers."""
+    from qfnb._core.backend import daemon
     from qfnb._core.http import client as client_mod
     from qfnb.evaluation.base import Sample
     from qfnb.evaluation.evaluators.judge import LocalJudgeEvaluator
 
     data = tmp / f"data-{side}-{time.monotonic_ns()}"
-    log_path = data.with_suffix(".log")
-    proc, _, _ = serve_platform(data, log_path, root, QFNB_ENGINE_REQUEST_SECONDS=str(deadline))
-    os.environ["QFNB_DATA_DIR"] = str(data)
+    # what the daemon the client starts inherits: the checkout's code and the deadline
+    os.environ.update(QFNB_DATA_DIR=str(data), QFNB_ENGINE_REQUEST_SECONDS=str(deadline),
+                      PYTHONPATH=os.pathsep.join(filter(None, [str(root), PYTHONPATH])))
     client_mod._CLIENTS.clear()
     try:
         judge = LocalJudgeEvaluator(concurrency=4)
@@ -68,10 +72,9 @@ def judge_once(root: Path, items: int, deadline: float, tmp: Path, side: str) ->
         results = asyncio.run(judge.aevaluate_many(rows))
         seconds = time.perf_counter() - start
     finally:
-        proc.terminate()
-        proc.wait(60)
+        daemon.stop_daemon(data, force=True, timeout=30)
     failed = sum(str(r.get("judge_score_judgement", "")).startswith("<judge failed") for r in results)
-    text = log_path.read_text(encoding="utf-8", errors="replace")
+    text = (data / "daemon.log").read_text(encoding="utf-8", errors="replace")
     found = {name: float(len(pattern.findall(text))) for name, pattern in EVENTS.items()}
     return {"items": float(items), "failed": float(failed), "scored": float(sum(
         r.get("judge_score") is not None for r in results)), "seconds_per_item": seconds / items,
