@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after PYTHONPATH: a run of another checkout imports that checkout's qfnb
 
 from bench._common import load_average, log_to_stdout  # noqa: E402
 
@@ -51,18 +53,23 @@ def samples(n: int) -> list[tuple[str, str, str]]:
 
 
 def judge_once(root: Path, items: int, deadline: float, tmp: Path, side: str) -> dict[str, float]:
-    """A daemon of ``root``'s code (started as the judge's first call starts one, on a new data dir),
-    its engine loaded, then the judge over ``items`` answers."""
+    """``root``'s code (client and daemon) judging ``items`` answers: this file run again in a child
+    process with ``root`` first on its path (the daemon a client starts runs the client's own code)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), PYTHONPATH]))}
+    out = subprocess.run([sys.executable, __file__, "--one", json.dumps([str(root), items, deadline, str(tmp), side])],
+                         env=env, cwd=root, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def _judge_here(items: int, deadline: float, tmp: Path, side: str) -> dict[str, float]:
+    """The judge over ``items`` answers on a daemon started as its first call starts one, on a new
+    data dir, its engine loaded first."""
     from qfnb._core.backend import daemon
-    from qfnb._core.http import client as client_mod
     from qfnb.evaluation.base import Sample
     from qfnb.evaluation.evaluators.judge import LocalJudgeEvaluator
 
     data = tmp / f"data-{side}-{time.monotonic_ns()}"
-    # what the daemon the client starts inherits: the checkout's code and the deadline
-    os.environ.update(QFNB_DATA_DIR=str(data), QFNB_ENGINE_REQUEST_SECONDS=str(deadline),
-                      PYTHONPATH=os.pathsep.join(filter(None, [str(root), PYTHONPATH])))
-    client_mod._CLIENTS.clear()
+    os.environ.update(QFNB_DATA_DIR=str(data), QFNB_ENGINE_REQUEST_SECONDS=str(deadline))  # the daemon's too
     try:
         judge = LocalJudgeEvaluator(concurrency=4)
         warm = asyncio.run(judge.aevaluate_many([Sample(0, "m", "What is 1 + 1?", "2", "2")]))
@@ -88,8 +95,13 @@ def main() -> None:
     ap.add_argument("--deadline", type=float, default=600.0, help="QFNB_ENGINE_REQUEST_SECONDS for every daemon")
     ap.add_argument("--root", action="append", default=[], help="NAME=PATH of a checkout (repeatable; default "
                                                                  "this one, as 'this')")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # a child's run: [root, items, deadline, tmp, side]
     args = ap.parse_args()
     log_to_stdout()
+    if args.one:
+        _, items, deadline, tmp, side = json.loads(args.one)
+        print(json.dumps(_judge_here(int(items), float(deadline), Path(tmp), str(side))), flush=True)
+        return
     roots = [(r.split("=", 1)[0], Path(r.split("=", 1)[1]).resolve()) for r in args.root] or [("this", ROOT)]
     for key in [k for k in os.environ if k.startswith("QIANFAN_")]:
         os.environ.pop(key)  # the embedded platform's judge, found by its data dir
