@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from qfnb.local.engines.api import RegistryLike
     from qfnb.local.engines.options import EngineOptions
     from qfnb.local.settings import Settings
+    from qfnb.protocol.platform.daemon import DaemonStatus
 
 
 
@@ -205,6 +206,14 @@ def start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answered(info: DaemonStatus) -> str:
+    """``qfnb status``' answered calls: their total and each model's."""
+    if not info.answered_calls:
+        return "none since it started"
+    return (f"{sum(info.answered_calls.values())} since it started ("
+            + ", ".join(f"{m} {n}" for m, n in sorted(info.answered_calls.items())) + ")")
+
+
 def status(args: argparse.Namespace) -> int:
     from qfnb._core.backend.daemon import daemon_status  # deferred: loads the daemon's client (`qfnb --help` does not)
 
@@ -226,8 +235,9 @@ def status(args: argparse.Namespace) -> int:
           f"models loaded  {', '.join(info.models_loaded) or 'none'}\n"
           f"engines        {engines}\n"
           f"jobs running   {jobs}\n"
-          f"model calls    {calls}: requests an engine admitted, each try of a retried call counted (the "
-          "ledger, %qfusage, counts answered calls; /metrics each HTTP request: docs/observability.md)\n"
+          f"answered calls {_answered(info)}: as the ledger (%qfusage) and /metrics' 2xx requests count them\n"
+          f"model calls    {calls}: requests an engine admitted, each try of a retried call counted "
+          "(/metrics counts each HTTP request by status: docs/observability.md)\n"
           f"memory         {_human_bytes(info.memory_bytes)} (+ {_human_bytes(info.child_memory_bytes)} "
           "in engines and workers)")
     return 0

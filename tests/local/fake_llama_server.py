@@ -11,7 +11,9 @@ asked (``return_progress``). A request with a ``json_schema`` holds the loop for
 exploding grammar does: every stream stops, ``/slots`` never answers and SIGTERM is ignored. A
 prompt with the word ``silent`` gets no answer at all (the loop goes on); one with ``slowprefill``
 gets six progress chunks 0.3 s apart (``FAKE_PREFILL_SECONDS``) before its tokens; one with
-``deaf`` leaves its slot processing for good, even after its client left (``/slots`` says so)."""
+``deaf`` leaves its slot processing for good, even after its client left (``/slots`` says so).
+``FAKE_SLOTS_SECONDS``: ``/slots`` answers that long after it is asked (the loop in an honest long
+step, as on an overloaded machine)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ LOADS = os.environ.get("FAKE_LORA_LOAD") == "1"
 DECODE = os.environ.get("FAKE_DECODE") == "1"
 TOKEN_SECONDS = float(os.environ.get("FAKE_TOKEN_SECONDS", "0.02"))
 PREFILL_SECONDS = float(os.environ.get("FAKE_PREFILL_SECONDS", "0.3"))
+SLOTS_SECONDS = float(os.environ.get("FAKE_SLOTS_SECONDS", "0"))
 STUCK = threading.Event()  # a grammar holds the decode loop
 
 
@@ -53,6 +56,7 @@ class Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if DECODE and self.path == "/slots":
             _hold_if_stuck()  # answered by the decode loop, between two steps
+            time.sleep(SLOTS_SECONDS)
             self._json([{"id": i, "is_processing": True} for i in sorted(DEAF)])
             return
         if LOADS and self.path == "/lora-adapters":

@@ -24,7 +24,7 @@ from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.substitution import announce
 from qfnb._core.record.budget import Budget, BudgetExceeded, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
-from qfnb._core.record.ledger import UsageRow, default_ledger
+from qfnb._core.record.ledger import UsageRow, default_ledger, earlier_tries
 from qfnb._core.record.prices import prices, worst_yuan
 from qfnb._core.record.tokens import token_bound
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS, SCHEMA_RESAMPLES
@@ -299,6 +299,9 @@ class Recording:
     budget: Budget | None = None
     #: the tokens of the stored conversation the platform prepends (a Responses continuation's)
     stored: int = 0
+    #: the tries it took (the retry stage's attempts); the ledger's ``retries`` are the others, and
+    #: the failed calls a batch made of the same input before it (:data:`~.ledger.earlier_tries`)
+    tries: int = 1
 
     @classmethod
     def begin(cls, config: Config, api: str, target: str, body: dict[str, Any], *, stream: bool,
@@ -424,7 +427,8 @@ class Recording:
             announce(self.named or asked, self.answered)
         default_ledger().record(UsageRow(api=self.api, model=self.answered, asked=asked, platform=self.platform,
                                          prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
-                                         latency_s=latency, cache_hit=hit, end_user=end_user(self.body)))
+                                         latency_s=latency, cache_hit=hit, end_user=end_user(self.body),
+                                         retries=0 if hit else self.tries - 1 + earlier_tries.get()))
         budget = self.budget if self.held is not None else active_budget()
         if not hit and budget is not None:
             model = self.named or self.target

@@ -40,6 +40,10 @@ _NOT_REPLAYS = (STORE_API, "batch-job", "fine-tune")
 #: this process's session id (one per kernel or script)
 SESSION = uuid.uuid4().hex[:12]
 
+#: failed calls of the same input made before the one under way (a batch sends a failed input again
+#: as a new call): the ledger row of the call that answers counts them among its ``retries``
+earlier_tries: contextvars.ContextVar[int] = contextvars.ContextVar("qfnb_earlier_tries", default=0)
+
 _cell: int | None = None
 _job: contextvars.ContextVar[str | None] = contextvars.ContextVar("qfnb_job", default=None)
 _launched_from: contextvars.ContextVar[int | None] = contextvars.ContextVar("qfnb_launched_from", default=None)

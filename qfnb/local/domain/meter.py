@@ -85,6 +85,9 @@ class CallNote:
     #: a stream's usage (prompt, completion, cached), read when its span is made: what its render
     #: counted as it streamed, so nothing is counted again per delta
     counts: Callable[[], tuple[int, int, int]] | None = None
+    #: the HTTP status an error answered with HTTP 200 stands for (the Qianfan v1 wire puts its
+    #: errors in the body): the call is counted and traced with it, not as answered
+    failed: int = 0
 
     def __init__(self) -> None:
         self.clock = time.perf_counter()  # the call's start (its Unix time is worked out once, for its span)
@@ -121,7 +124,7 @@ class CallNote:
             self.prompt, self.completion, self.cached = self.counts()
         return _new_tuple(CallSpan, (
             self.trace_id or new_trace_id(), new_span_id(), self.parent_id, self.operation, self.route,
-            self.model or "unresolved", status, time.time() - seconds, seconds, self.first_token_s,
+            self.model or "unresolved", self.failed or status, time.time() - seconds, seconds, self.first_token_s,
             self.prompt if used else 0, self.completion if used else 0, self.cached, 0, self.session, self.cell, "",
             ""))
 
@@ -196,9 +199,11 @@ class CallCounts(Collector):
                 both[1] += sums.cached
         return {m: cached / prompt for m, (prompt, cached) in read.items() if prompt and cached}
 
-    def collect(self) -> Iterator[Metric]:
+    def _summed(self) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, str], _Series]]:
+        """The calls by (route, model, status class), and the answered calls' sums (all statuses
+        below 400) by (route, model), the durable routes' read from the platform's state."""
         calls: dict[tuple[str, str, str], int] = {}
-        answered: dict[tuple[str, str], _Series] = {}  # the answered calls' sums, all statuses below 400
+        answered: dict[tuple[str, str], _Series] = {}
         with self._lock:
             self._sum_queued()
             for (route, model, status), sums in self._series.items():
@@ -208,6 +213,19 @@ class CallCounts(Collector):
                     _add_to(answered.setdefault((route, model), _Series()), sums)
         if self.durable is not None:
             _durable_counts(self.durable(), calls, answered)
+        return calls, answered
+
+    def answered(self) -> dict[str, int]:
+        """The answered calls per model, every route: ``qfnb_requests_total{status="2xx"}`` summed
+        over the routes (``qfnb status``' ``answeredCalls``), the ledger's calls to this platform."""
+        per_model: dict[str, int] = {}
+        for (_, model, by_class), n in self._summed()[0].items():
+            if by_class == "2xx":
+                per_model[model] = per_model.get(model, 0) + n
+        return per_model
+
+    def collect(self) -> Iterator[Metric]:
+        calls, answered = self._summed()
         requests = CounterMetricFamily("qfnb_requests", "Model calls served, by route template, model and status "
                                        "class", labels=("route", "model", "status"))
         for by_class, n in calls.items():

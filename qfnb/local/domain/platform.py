@@ -81,15 +81,10 @@ class Platform:
 
     def _batch_usage(self) -> dict[tuple[str, str], list[int]]:
         """What the batch jobs of this data dir were paid for, per model (``/metrics``' ``batch``
-        counts): read from the jobs' own records, which a resumed job recounts from its files, so the
-        counts go on across restarts and kills and equal the jobs' ``usage``."""
-        paid: dict[tuple[str, str], list[int]] = {}
-        for task in self.store.all("batches", lambda t: bool(t.get("usageByModel"))):
-            for model, counts in task["usageByModel"].items():
-                total = paid.setdefault(("batch", model or str(task.get("model") or "unresolved")), [0, 0, 0])
-                for i, n in enumerate(counts[:3]):
-                    total[i] += int(n)
-        return paid
+        counts): the store's running totals of the jobs' own ``usageByModel`` (which a resumed job
+        recounts from its files), so the counts go on across restarts and kills, equal the jobs'
+        ``usage``, and a scrape reads one small table, not every job."""
+        return {("batch", model): counts for model, counts in self.store.usage_totals("batches").items()}
 
     def _trained(self, run: dict[str, Any], metrics: dict[str, Any]) -> None:
         """A fine-tune finished: its trained tokens counted, as the client's ledger row counts them."""

@@ -37,6 +37,10 @@ KINDS: dict[str, str] = {
 }
 
 Record = dict[str, Any]
+#: a record's usage per model (``model -> [requests, prompt tokens, completion tokens]``): each kind's
+#: records' maps are summed as they are written (:meth:`Store.usage_totals`), so reading the sum
+#: reads no record; a model key left empty counts under the record's ``model``
+USAGE_FIELD = "usageByModel"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,19 @@ def holds_pairs(path: str, pairs: Mapping[str, str]) -> tuple[str, list[Any]]:
     return " AND ".join([one] * len(pairs)), [v for k, value in pairs.items() for v in (path, k, value)]
 
 
+def _usage(record: Record) -> dict[str, list[int]]:
+    """``record``'s :data:`USAGE_FIELD` map (an empty model key named by the record's ``model``)."""
+    usage = record.get(USAGE_FIELD)
+    if not isinstance(usage, dict):
+        return {}
+    summed: dict[str, list[int]] = {}
+    for model, counts in usage.items():
+        total = summed.setdefault(str(model or record.get("model") or "unresolved"), [0, 0, 0])
+        for i, n in enumerate(list(counts)[:3]):
+            total[i] += int(n)
+    return summed
+
+
 class Store:
     """Thread-safe access to the platform's SQLite database. ``kept`` bounds the kinds a client
     fills at will (stored chat completions and responses): each insert drops what is past them."""
@@ -83,6 +100,7 @@ class Store:
             self._db.execute("DROP TABLE IF EXISTS tokens")
             self._db.execute("CREATE TABLE IF NOT EXISTS token_hashes (hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
                              "expires REAL NOT NULL)")
+            self._open_usage_totals()
             for kind in self.kept:
                 self._check(kind)
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {kind}_created ON {kind} (created)")
@@ -114,6 +132,8 @@ class Store:
             cur = self._db.execute(f"INSERT INTO {kind} (sid, created, data) VALUES (?, ?, ?)",
                                    (sid, now, json.dumps(data, ensure_ascii=False)))
             rowid = cur.lastrowid
+            if USAGE_FIELD in data:
+                self._add_usage(kind, _usage(data), {})
             self.generation[kind] += 1
             if kind in self.kept:
                 self._trim(kind)
@@ -145,18 +165,68 @@ class Store:
         return None if row is None else self._row(row)
 
     def update(self, kind: str, rid: int, **changes: Any) -> Record:
-        """Merge ``changes`` into the record's document atomically; return the new record."""
+        """Merge ``changes`` into the record's document atomically; return the new record. A change of
+        its :data:`USAGE_FIELD` adds the difference to its kind's :meth:`usage_totals`, in the same
+        transaction (another process sharing the data dir sees both or neither)."""
         self._check(kind)
+        tallied = USAGE_FIELD in changes
         with self._lock:
-            row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE id = ?", (rid,)).fetchone()
-            if row is None:
-                raise KeyError(f"{kind} {rid} not found")
-            data: Record = json.loads(row[3])
-            data.update(changes)
-            self._db.execute(f"UPDATE {kind} SET data = ? WHERE id = ?", (json.dumps(data, ensure_ascii=False), rid))
+            if tallied:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE id = ?", (rid,)).fetchone()
+                if row is None:
+                    raise KeyError(f"{kind} {rid} not found")
+                data: Record = json.loads(row[3])
+                before = _usage(data)
+                data.update(changes)
+                self._db.execute(f"UPDATE {kind} SET data = ? WHERE id = ?",
+                                 (json.dumps(data, ensure_ascii=False), rid))
+                if tallied:
+                    self._add_usage(kind, _usage(data), before)
+                    self._db.execute("COMMIT")
+            except BaseException:
+                if tallied:
+                    self._db.execute("ROLLBACK")
+                raise
             self.generation[kind] += 1
         data.update(id=row[0], sid=row[1], created=row[2])
         return data
+
+    # ---- usage totals ------------------------------------------------------------------
+
+    def _open_usage_totals(self) -> None:
+        """The totals' table; made (and filled from the records already there) by a store that
+        finds none, as a data dir from before the totals has."""
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_totals'"
+        known = self._db.execute(query).fetchone()
+        self._db.execute("CREATE TABLE IF NOT EXISTS usage_totals (kind TEXT NOT NULL, model TEXT NOT NULL, "
+                         "requests INTEGER NOT NULL, prompt INTEGER NOT NULL, completion INTEGER NOT NULL, "
+                         "PRIMARY KEY (kind, model))")
+        if known is None:
+            for kind in KINDS:
+                for (text,) in self._db.execute(f"SELECT data FROM {kind} WHERE data LIKE ?", (f'%"{USAGE_FIELD}"%',)):
+                    self._add_usage(kind, _usage(json.loads(text)), {})
+
+    def _add_usage(self, kind: str, after: dict[str, list[int]], before: dict[str, list[int]]) -> None:
+        for model in after.keys() | before.keys():
+            new, old = after.get(model, [0, 0, 0]), before.get(model, [0, 0, 0])
+            step = [a - b for a, b in zip(new, old, strict=True)]
+            if any(step):
+                self._db.execute(
+                    "INSERT INTO usage_totals VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, model) DO UPDATE SET "
+                    "requests = requests + excluded.requests, prompt = prompt + excluded.prompt, "
+                    "completion = completion + excluded.completion", (kind, model, *step))
+
+    def usage_totals(self, kind: str) -> dict[str, list[int]]:
+        """The sum of ``kind``'s records' :data:`USAGE_FIELD` maps, per model (``[requests, prompt,
+        completion]``), kept as they are written: one small read, however many records there are.
+        A deleted record's usage stays counted (it was paid for)."""
+        self._check(kind)
+        with self._lock:
+            rows = self._db.execute("SELECT model, requests, prompt, completion FROM usage_totals WHERE kind = ?",
+                                    (kind,)).fetchall()
+        return {str(model): [int(n) for n in counts] for model, *counts in rows}
 
     def delete(self, kind: str, rid: int) -> bool:
         """Remove a record; False when there was none."""

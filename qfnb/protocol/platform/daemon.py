@@ -91,6 +91,11 @@ def _num(raw: Mapping[str, Any], key: str, kind: type[int] | type[float], defaul
         return default
 
 
+def _counts(raw: Any) -> dict[str, int]:
+    """A ``{name: count}`` object's int counts (none when it is missing: an older daemon)."""
+    return {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, Mapping) else {}
+
+
 @dataclass(frozen=True)
 class EngineState:
     """One engine of the daemon's status (``GET /qfnb/status`` → ``engines``)."""
@@ -149,8 +154,12 @@ class DaemonStatus:
     jobs_running: tuple[RunningJob, ...] = ()
     memory_bytes: int = 0
     child_memory_bytes: int = 0
-    #: model calls this daemon served since it started, by model (``fine-tune``: training runs)
+    #: model calls this daemon's engines admitted since it started, by engine (every try of a call a
+    #: client retried; ``fine-tune``: training runs)
     model_calls: Mapping[str, int] = field(default_factory=dict)
+    #: of those, the calls answered (``/metrics``' 2xx requests; a batch job's rows from its record),
+    #: by model: what the usage ledger counts as calls to this platform
+    answered_calls: Mapping[str, int] = field(default_factory=dict)
     #: where the client reached it (from the runtime file; not sent by the daemon)
     url: str = ""
 
@@ -164,7 +173,7 @@ class DaemonStatus:
                 "dataDir": self.data_dir, "modelsLoaded": list(self.models_loaded),
                 "engines": [asdict(e) for e in self.engines], "jobsRunning": [asdict(j) for j in self.jobs_running],
                 "memoryBytes": self.memory_bytes, "childMemoryBytes": self.child_memory_bytes,
-                "modelCalls": dict(self.model_calls)}
+                "modelCalls": dict(self.model_calls), "answeredCalls": dict(self.answered_calls)}
 
     @classmethod
     def from_dict(cls, raw: Any, *, url: str = "") -> DaemonStatus:
@@ -172,7 +181,6 @@ class DaemonStatus:
         loaded = raw.get("modelsLoaded")
         engines = raw.get("engines")
         jobs = raw.get("jobsRunning")
-        counted = raw.get("modelCalls")
         return cls(pid=_num(raw, "pid", int), version=str(raw.get("version") or ""),
                    uptime_seconds=_num(raw, "uptimeSeconds", float, 0.0), data_dir=str(raw.get("dataDir") or ""),
                    models_loaded=tuple(map(str, loaded)) if isinstance(loaded, list) else (),
@@ -181,6 +189,5 @@ class DaemonStatus:
                    jobs_running=tuple(j for j in map(RunningJob.from_dict, jobs) if j is not None)
                    if isinstance(jobs, list) else (),
                    memory_bytes=_num(raw, "memoryBytes", int), child_memory_bytes=_num(raw, "childMemoryBytes", int),
-                   model_calls={str(k): int(v) for k, v in counted.items() if isinstance(v, int)}
-                   if isinstance(counted, Mapping) else {},
+                   model_calls=_counts(raw.get("modelCalls")), answered_calls=_counts(raw.get("answeredCalls")),
                    url=url)

@@ -19,6 +19,7 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import batch_traffic
 from qfnb._core.http.retry import AdaptiveLimit, BatchHealth, BatchVerdict, RecentFailures
 from qfnb._core.record import bound
+from qfnb._core.record.ledger import earlier_tries
 from qfnb._core.record.traces import item_scope
 
 from .results import BatchStats, ListSink, Sink
@@ -183,7 +184,8 @@ class _Batch:
             index = job[0]
             epoch = self.limit.epoch
             try:
-                with item_scope(index):  # an evaluation item's span: its calls nest under it
+                # an evaluation item's span: its calls nest under it; the ledger counts the input's earlier tries
+                with item_scope(index), bound(earlier_tries, job[3] - 1):
                     value = await self.call(job[1])
             except asyncio.CancelledError:
                 raise

@@ -148,6 +148,40 @@ def test_an_honest_long_prompt_on_an_overloaded_machine_is_not_a_stall(
     assert watchdog.load_stretch() == watchdog.MAX_LOAD_STRETCH  # bounded: a stuck loop is still found
 
 
+@pytest.fixture()
+def hasty_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+    """The engine with a compute deadline of half a second, its decode loop in 3 s steps when probed."""
+    monkeypatch.setenv("FAKE_SLOTS_SECONDS", "3")
+    yield from _engine(tmp_path, monkeypatch, request_seconds=0.5)
+
+
+def test_an_honest_slow_answer_on_an_overloaded_machine_is_neither_cut_nor_restarted(
+        hasty_engine: tuple[OpenAIChat, LlamaServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 71: at load 22 on 2 cores the tool model's answers ran past the compute deadline in wall
+    time, and the probe after it (the decode loop answers between two steps, each ten times as long
+    there) timed out: the engine was killed as stuck and restarted. The deadline now counts compute
+    time (wall time over the load) and the probe waits as many times longer."""
+    chat, server = hasty_engine
+    monkeypatch.setattr(watchdog.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(watchdog, "load_stretch", LOAD_STRETCH)
+    monkeypatch.setattr(watchdog.os, "getloadavg", lambda: (8.0, 8.0, 8.0))  # four times the CPUs' work
+    # 1 s of answer (50 tokens, 0.02 s each) is 0.25 s of compute at this load: within the deadline
+    answer = run_blocking(lambda: _answer(chat, text_ask("a long answer", max_tokens=50)))
+    assert len("".join(d.text for d in answer).split()) == 50 and server.starts == 1
+    # 8 s of answer is past it (2 s of wall time here): cancelled, and the probe meets a 3 s step,
+    # past its 2 s on a quiet machine but within 8 s at this load: the engine obeys and serves on
+    with pytest.raises(ComputeDeadline, match=r"compute deadline of 0\.5 s \(QFNB_ENGINE_REQUEST_SECONDS; "
+                                              r"stretched 4\.0 times in wall time by the machine's load\)"):
+        run_blocking(lambda: _answer(chat, text_ask("a very long answer", max_tokens=400)))
+    assert server.starts == 1 and server.state == "ready"
+    # on a quiet machine the same 3 s step is a loop that does not answer: killed, and started again
+    monkeypatch.setattr(watchdog.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    with pytest.raises(ComputeDeadline, match=r"0\.5 s \(QFNB_ENGINE_REQUEST_SECONDS\) and was cancelled"):
+        run_blocking(lambda: _answer(chat, text_ask("a very long answer", max_tokens=400)))
+    assert "".join(d.text for d in run_blocking(lambda: _answer(chat, text_ask("next", max_tokens=2)))) == " w0 w1"
+    assert server.starts == 2
+
+
 def test_the_limits_are_settings() -> None:
     opts = EngineOptions.from_env({"QFNB_ENGINE_STALL_SECONDS": "12.5", "QFNB_ENGINE_REQUEST_SECONDS": "90"})
     assert (opts.stall_seconds, opts.request_seconds) == (12.5, 90.0)

@@ -55,4 +55,5 @@ class Record:
         except BaseException:
             rec.release()
             raise
+        rec.tries = call.attempt
         return rec.finish(result)

@@ -236,20 +236,22 @@ class LlamaServer:
         if not lease.instance.alive():
             self._note_crash(lease.instance)
 
-    def unstick(self, lease: Lease, slot: int | None = None) -> bool:
+    def unstick(self, lease: Lease, slot: int | None = None, stretch: float = 1.0) -> bool:
         """A request on ``lease`` (on engine slot ``slot``) was cancelled for no progress or past its
         deadline (its connection closed): does its process obey? It is asked for its slots (``GET
         /slots``, answered by its decode loop between two steps). No answer within
-        :meth:`probe_seconds` means one step holds the loop (a grammar that makes the sampler explore
-        without end ignores cancellation too); ``slot`` still processing that long after means the
-        cancellation was ignored. Either way the process is killed at once (SIGKILL: it would not obey
-        SIGTERM either), so the next request starts a fresh one. True: the process was killed as stuck
+        :meth:`probe_seconds` times ``stretch`` (the machine's load: an honest step takes that many
+        times as long on a machine running that many times the work it has CPUs for) means one step
+        holds the loop (a grammar that makes the sampler explore without end ignores cancellation
+        too); ``slot`` still processing that long after means the cancellation was ignored. Either
+        way the process is killed at once (SIGKILL: it would not obey SIGTERM either), so the next
+        request starts a fresh one. True: the process was killed as stuck
         (now or by another request's check); False: it obeys, or died of something else."""
         inst = lease.instance
         with inst.probing:  # the requests stalled together ask once
             if inst.stuck:
                 return True
-            if not inst.alive() or self._obeys(inst, slot):
+            if not inst.alive() or self._obeys(inst, slot, self.probe_seconds * max(1.0, stretch)):
                 return False
             inst.stuck = True
         log.warning("engine %s: a request was cancelled and the engine does not obey (its decode loop does not "
@@ -265,10 +267,11 @@ class LlamaServer:
         self._set_state("stopped")
         return True
 
-    def _obeys(self, inst: _Instance, slot: int | None) -> bool:
-        """Whether ``inst``'s decode loop answers within :meth:`probe_seconds` and ``slot`` (if any)
-        stops processing by then (a process that cannot be reached obeys: it is gone)."""
-        deadline = time.monotonic() + self.probe_seconds
+    @staticmethod
+    def _obeys(inst: _Instance, slot: int | None, seconds: float) -> bool:
+        """Whether ``inst``'s decode loop answers within ``seconds`` and ``slot`` (if any) stops
+        processing by then (a process that cannot be reached obeys: it is gone)."""
+        deadline = time.monotonic() + seconds
         while True:
             try:
                 slots = httpx.get(f"{inst.url}/slots", headers={"Authorization": f"Bearer {inst.key}"},
@@ -286,7 +289,8 @@ class LlamaServer:
 
     @property
     def probe_seconds(self) -> float:
-        """How long a live decode loop may take to answer a probe (one step, on a loaded machine)."""
+        """How long a live decode loop may take to answer a probe (one step) on a machine with CPUs
+        to spare (:meth:`unstick` stretches it by the load)."""
         return max(2.0, min(10.0, self.config.stall_seconds / 2))
 
     def post_json(self, path: str, body: dict[str, Any], what: str, timeout: float) -> dict[str, Any]:

@@ -60,14 +60,15 @@ class SchemaNotCompiled(CannotServe):
 @dataclass(frozen=True)
 class Watch:
     """The watchdog's limits and hooks for requests on our own engine (:mod:`.watchdog`):
-    ``unstick(slot)`` (blocking), after a request on engine slot ``slot`` was cancelled, checks that
-    the engine obeys (its decode loop answers, the slot stops) and kills the process if not (True: it
-    was killed as stuck); ``renew()`` (blocking) leases the running engine
+    ``unstick(slot, stretch)`` (blocking), after a request on engine slot ``slot`` was cancelled,
+    checks that the engine obeys (its decode loop answers, the slot stops, within a probe's time
+    stretched ``stretch`` times by the machine's load) and kills the process if not (True: it was
+    killed as stuck); ``renew()`` (blocking) leases the running engine
     again (a restarted one)."""
 
     stall_seconds: float
     request_seconds: float
-    unstick: Callable[[int | None], bool]
+    unstick: Callable[[int | None, float], bool]
     renew: Callable[[], Endpoint]
 
 

@@ -6,14 +6,16 @@ minutes, every other user's stream stops with it, and the cancellation a closed 
 for waits for that step too. So each request streamed from our own engine is watched
 (:func:`guarded`):
 
-- **compute deadline** (``QFNB_ENGINE_REQUEST_SECONDS``): a request still running this long after
-  it was sent is cancelled (its connection closed) and its caller gets :class:`ComputeDeadline`;
+- **compute deadline** (``QFNB_ENGINE_REQUEST_SECONDS``): a request that has had this much compute
+  time since it was sent is cancelled (its connection closed) and its caller gets
+  :class:`ComputeDeadline`. Compute time is wall time divided by the load the machine is under
+  (:func:`load_stretch`, read as it goes): on a machine running twice the work it has CPUs for, an
+  honest answer takes twice as long, and its deadline is twice as far in wall time;
 - **stall** (``QFNB_ENGINE_STALL_SECONDS``): a request whose stream shows no progress for this long
-  (no token, and no ``prompt_progress`` chunk while its prompt is read), stretched by the load the
-  machine is under (:func:`load_stretch`: on a machine running twice the work it has CPUs for, an
-  honest prompt chunk takes twice as long), is cancelled, and the
-  engine is asked whether it obeys (:meth:`.server.LlamaServer.unstick`: its decode loop answers
-  and the slot stops). One that does not is killed (SIGKILL) and restarted. The request that held it (one decoding
+  (no token, and no ``prompt_progress`` chunk while its prompt is read), stretched by the load alike,
+  is cancelled, and the engine is asked whether it obeys (:meth:`.server.LlamaServer.unstick`: its
+  decode loop answers between two steps, within a probe's time stretched by the load too, and the
+  slot stops). One that does not is killed (SIGKILL) and restarted. The request that held it (one decoding
   under a grammar: a JSON schema) gets :class:`EngineStalled` naming the setting; every other
   request cut by the restart is sent again, once, to the new process, where it goes on from what it
   had already streamed (its prompt and the text so far; the tokens left of its ``max_tokens``), so
@@ -69,9 +71,25 @@ class ComputeDeadline(EngineUnavailable):
 
 
 class _Expired(Exception):
-    def __init__(self, kind: Literal["stall", "deadline"], stall: float) -> None:
+    def __init__(self, kind: Literal["stall", "deadline"], stall: float, stretch: float) -> None:
         super().__init__(kind)
-        self.kind, self.stall = kind, stall
+        self.kind, self.stall, self.stretch = kind, stall, stretch
+
+
+class _Compute:
+    """The compute time a request has had since it was sent: wall time, each stretch of it divided
+    by the machine's load then (:func:`load_stretch`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.used, self.at = 0.0, loop.time()
+
+    def tick(self, stretch: float) -> float:
+        """The compute time so far, the wall time since the last tick counted at ``stretch``."""
+        now = self.loop.time()
+        self.used += (now - self.at) / stretch
+        self.at = now
+        return self.used
 
 
 class _Reader:
@@ -95,14 +113,16 @@ class _Reader:
         except Exception as exc:  # handed to the waiting side
             await self.queue.put((None, exc))
 
-    async def next(self, watch: Watch, begun: float) -> Delta | None:
+    async def next(self, watch: Watch, compute: _Compute) -> Delta | None:
         """The next Delta (None: the answer ended); :class:`_Expired` when the stall limit (since
-        the last progress) or the deadline (since ``begun``) passes first."""
+        the last progress) or the deadline (the request's ``compute`` time) passes first."""
         while True:
-            now, stall = self.loop.time(), watch.stall_seconds * load_stretch()
-            stall_at, deadline = self.last + stall, begun + watch.request_seconds
+            stretch = load_stretch()
+            left = watch.request_seconds - compute.tick(stretch)  # compute time, at this load
+            now, stall = self.loop.time(), watch.stall_seconds * stretch
+            stall_at, deadline = self.last + stall, now + max(0.0, left) * stretch
             if now >= min(stall_at, deadline):
-                raise _Expired("deadline" if now >= deadline else "stall", stall)
+                raise _Expired("deadline" if now >= deadline else "stall", stall, stretch)
             try:
                 delta, exc = await asyncio.wait_for(self.queue.get(), min(stall_at, deadline) - now)
             except TimeoutError:
@@ -118,11 +138,11 @@ class _Reader:
 
 
 async def _attempt(name: str, target: Endpoint, path: str, body: dict[str, Any], watch: Watch,
-                   begun: float) -> AsyncIterator[Delta]:
+                   compute: _Compute) -> AsyncIterator[Delta]:
     """One send of ``body``: its Deltas as they come (:meth:`_Reader.next`)."""
     reader = _Reader(name, target, path, body)
     try:
-        while (delta := await reader.next(watch, begun)) is not None:
+        while (delta := await reader.next(watch, compute)) is not None:
             yield delta
     finally:
         await reader.close()
@@ -148,10 +168,10 @@ async def _judge(name: str, expired: _Expired, watch: Watch, slot: int | None, *
     ``so_far``, what it had done), or return when the engine was restarted under it by another
     request and it may go ``again``."""
     if expired.kind == "deadline":
-        await asyncio.to_thread(watch.unstick, slot)  # cancelled; a loop that will not obey is restarted
+        await asyncio.to_thread(watch.unstick, slot, expired.stretch)  # a loop that will not obey is restarted
         raise ComputeDeadline(f"{name}: the request ran past the compute deadline of {watch.request_seconds:g} s "
-                              f"({DEADLINE_SETTING}) and was cancelled; {so_far}")
-    if not await asyncio.to_thread(watch.unstick, slot):
+                              f"({DEADLINE_SETTING}{_at_load(expired.stretch)}) and was cancelled; {so_far}")
+    if not await asyncio.to_thread(watch.unstick, slot, expired.stretch):
         raise EngineStalled(f"{name}: the request made no decode progress for {_limit(watch, expired)} "
                             f"({STALL_SETTING}) and was cancelled (the engine goes on serving); {so_far}")
     if constrained or not again:
@@ -159,6 +179,11 @@ async def _judge(name: str, expired: _Expired, watch: Watch, slot: int | None, *
         raise EngineStalled(f"{name}: the request held the engine's decode loop {held}with no progress for "
                             f"{_limit(watch, expired)} ({STALL_SETTING}): it was cancelled and the engine "
                             f"restarted; other requests were sent again; {so_far}")
+
+
+def _at_load(stretch: float) -> str:
+    """How the machine's load stretched a limit, as said to the caller (nothing when it did not)."""
+    return f"; stretched {stretch:.1f} times in wall time by the machine's load" if stretch > 1.0 else ""
 
 
 def _limit(watch: Watch, expired: _Expired) -> str:
@@ -207,7 +232,8 @@ def guarded(name: str, target: Endpoint, path: str, body: dict[str, Any]) -> Asy
 
 
 async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
-    begun = sent_at = asyncio.get_running_loop().time()
+    sent_at = asyncio.get_running_loop().time()
+    compute = _Compute(asyncio.get_running_loop())
     constrained = any(body.get(k) for k in CONSTRAINED)
     slot = body.get("id_slot")
     sent: dict[str, Any] = {**body, "return_progress": True}  # prompt chunks read count as progress
@@ -217,7 +243,7 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
     try:
         for again in (True, False):
             try:
-                async for delta in _attempt(name, current, path, sent, watch, begun):
+                async for delta in _attempt(name, current, path, sent, watch, compute):
                     first = first if first is not None else asyncio.get_running_loop().time()
                     yield answer.add(delta)
                 return
@@ -226,14 +252,14 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
                 await _judge(name, expired, watch, slot, constrained=constrained, again=again, so_far=done)
             except EngineUnavailable:
                 # the stream broke: if the engine was killed as stuck (for another request), go again
-                if not again or not await asyncio.to_thread(watch.unstick, slot):
+                if not again or not await asyncio.to_thread(watch.unstick, slot, load_stretch()):
                     raise
             log.warning("%s: the engine was restarted under a request that held it: sending this one again "
                         "(%d tokens already streamed)", name, answer.done)
             if renewed is not None and renewed.release is not None:
                 renewed.release()
             current = renewed = await asyncio.to_thread(watch.renew)
-            begun = asyncio.get_running_loop().time()  # its deadline counts its own compute, not the stall
+            compute = _Compute(asyncio.get_running_loop())  # its deadline counts its own compute, not the stall
             sent = _continued(sent, answer.written, answer.done)
             answer.resume()
             if int(sent.get("max_tokens") or 1) < 1:

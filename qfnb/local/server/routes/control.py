@@ -55,7 +55,7 @@ def status(platform: Platform, started: float, version: str) -> DaemonStatus:
                         data_dir=str(platform.settings.data_dir), models_loaded=tuple(sorted(platform.loaded_models())),
                         engines=tuple(engine_states(platform)), jobs_running=tuple(running_jobs(platform)),
                         memory_bytes=rss_bytes(pid), child_memory_bytes=sum(rss_bytes(k) for k in descendants(pid)),
-                        model_calls=calls.snapshot())
+                        model_calls=calls.snapshot(), answered_calls=platform.meter.calls.answered())
 
 
 def routes(token: str, started: float, version: str, request_exit: Callable[[], None]) -> list[Route]:

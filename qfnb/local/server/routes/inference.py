@@ -66,13 +66,23 @@ async def v1_inference(request: Request) -> Response:
         return _v1_refusal(exc)
     except EngineUnavailable as exc:
         log.warning("%s", exc)
+        _failed_as(503)
         return v1_error(ErrorCode.SERVER_HIGH_LOAD, f"the model engine is unavailable, retry shortly: {exc}")
     except ClientGone:
         log.info("client left /%s/%s before its answer: generation cancelled", api_type, endpoint)
         return Response(status_code=499)
     except Exception as exc:
         log.exception("inference on /%s/%s failed", api_type, endpoint)
+        _failed_as(500)
         return failure_response(request.url.path, exc, platform.settings.data_dir)
+
+
+def _failed_as(status: int) -> None:
+    """A v1 error (answered with HTTP 200, its ``error_code`` in the body: the platform's wire) is
+    counted in ``/metrics`` and traced with the HTTP status it stands for, as the OpenAI routes
+    answer it: not as an answered call."""
+    if (note := current_note()) is not None:
+        note.failed = status
 
 
 async def _v1_route(request: Request, platform: Platform, api_type: str, endpoint: str,
@@ -108,15 +118,19 @@ async def _v1_route(request: Request, platform: Platform, api_type: str, endpoin
 def _v1_refusal(exc: Exception) -> Response:
     """The v1 error answer for a request refused before or while its engine ran."""
     if isinstance(exc, BodyError | ProtocolError):
+        _failed_as(404 if exc.code == ErrorCode.API_NAME_NOT_EXIST else 400)
         return v1_error(exc.code, str(exc))
-    if isinstance(exc, PromptTooLong):
-        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
     if isinstance(exc, EngineBusy):
+        _failed_as(429)
         response = v1_error(ErrorCode.QPS_LIMIT_REACHED, f"Open api qps request limit reached: {exc}")
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         return response
     if isinstance(exc, text2image.Unavailable):
+        _failed_as(404)
         return v1_error(ErrorCode.API_NAME_NOT_EXIST, str(exc))
+    _failed_as(400)
+    if isinstance(exc, PromptTooLong):
+        return v1_error(ErrorCode.INVALID_PARAM, f"messages: {exc}")
     return v1_error(ErrorCode.INVALID_PARAM, f"functions: {exc}")  # the engine's refusal (a base model and tools)
 
 
