@@ -149,14 +149,14 @@ def test_an_honest_long_prompt_on_an_overloaded_machine_is_not_a_stall(
 
 
 @pytest.fixture()
-def hasty_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OpenAIChat, LlamaServer]]:
+def hasty_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LlamaEngine, LlamaServer]]:
     """The engine with a compute deadline of half a second, its decode loop in 3 s steps when probed."""
     monkeypatch.setenv("FAKE_SLOTS_SECONDS", "3")
     yield from _engine(tmp_path, monkeypatch, request_seconds=0.5)
 
 
 def test_an_honest_slow_answer_on_an_overloaded_machine_is_neither_cut_nor_restarted(
-        hasty_engine: tuple[OpenAIChat, LlamaServer], monkeypatch: pytest.MonkeyPatch) -> None:
+        hasty_engine: tuple[LlamaEngine, LlamaServer], monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 71: at load 22 on 2 cores the tool model's answers ran past the compute deadline in wall
     time, and the probe after it (the decode loop answers between two steps, each ten times as long
     there) timed out: the engine was killed as stuck and restarted. The deadline now counts compute

@@ -346,7 +346,7 @@ def llama_endpoint(server: LlamaServer, adapter: Path | None, *, solo: bool = Fa
         engine = server.solo() if solo else server
         lease: Lease = engine.acquire(adapter)
         watch = Watch(engine.config.stall_seconds, engine.config.request_seconds,
-                      unstick=lambda slot: engine.unstick(lease, slot), renew=endpoint)
+                      unstick=lambda slot, stretch: engine.unstick(lease, slot, stretch), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                         release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
                         group=str(adapter) if adapter is not None else None, watch=watch)
