@@ -9,6 +9,7 @@ spans and ``qfnb status``' ``answeredCalls``."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,9 +124,15 @@ def test_the_judge_calls_counted_three_ways_agree_on_the_answered_ones(served: S
              if dict(k)["model"].lower() == "other-chat"}
     assert usage == {"local": answered}  # the ledger's, by target: the replays add nothing
 
-    spans = [s for s in read_spans(tmp_path / "data", last=10_000)
-             if s.model.lower() == "other-chat" and s.operation == "chat"]  # the platform's (not the items')
-    assert Counter(s.status < 400 for s in spans) == {True: answered, False: tries - answered}  # %qftrace
+    def platform_spans() -> Counter[bool]:  # the platform's (not the items'), answered or not
+        return Counter(s.status < 400 for s in read_spans(tmp_path / "data", last=10_000)
+                       if s.model.lower() == "other-chat" and s.operation == "chat")
+
+    # the platform's span sink writes in the background: under load the last span lands a moment later
+    deadline = time.monotonic() + 10
+    while platform_spans() != {True: answered, False: tries - answered} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert platform_spans() == {True: answered, False: tries - answered}  # %qftrace
 
     status = _status(served)
     assert status.model_calls["other-chat"] - admitted_before == tries  # each try an engine admitted
