@@ -12,12 +12,16 @@ QFNB_BUILD_IN_BACKGROUND=1 bash scripts/bootstrap.sh
 unset PYTHONDONTWRITEBYTECODE
 mkdir -p artifacts
 # The kernels talk to nbconvert over Unix sockets (IPC), not TCP: nothing to eavesdrop on, and no
-# "Kernel is running over TCP without encryption" warning in the run's log.
+# "Kernel is running over TCP without encryption" warning in the run's log. The sockets' path is
+# absolute, in a private folder: a kernel runs in its notebook's folder, nbconvert here, and a
+# relative path (jupyter_client's default) names two different sockets ("Kernel didn't respond").
+ipc_dir=$(mktemp -d)
+trap 'rm -rf "$ipc_dir"' EXIT
 for nb in notebooks/*.ipynb; do
   bash scripts/prebuilt_llama_server.sh --progress .venv
   echo "running $nb"
   .venv/bin/python -m jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=1800 \
-    --KernelManager.transport=ipc --output-dir artifacts "$nb"
+    --KernelManager.transport=ipc --KernelManager.ip="$ipc_dir/kernel" --output-dir artifacts "$nb"
 done
 bash scripts/prebuilt_llama_server.sh --progress .venv
 echo "reports written to artifacts/"

@@ -68,7 +68,8 @@ def _execute(notebook: Path, out_dir: Path, env: dict[str, str]) -> float:
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-         "--ExecutePreprocessor.timeout=1200", "--KernelManager.transport=ipc", "--output-dir", str(out_dir),
+         "--ExecutePreprocessor.timeout=1200", "--KernelManager.transport=ipc",
+         f"--KernelManager.ip={out_dir / 'kernel'}", "--output-dir", str(out_dir),
          str(notebook)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
