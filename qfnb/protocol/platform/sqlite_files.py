@@ -22,7 +22,12 @@ def open_db(path: Path, schema: str = "", *, timeout: float = 30.0, synchronous:
     run and the ``columns`` a file from before lacks added (table -> name -> declaration);
     ``synchronous``: the ``PRAGMA synchronous`` level, when not SQLite's default."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # a new file is private from its first byte; an existing one is never opened outside SQLite:
+    # closing a descriptor drops every POSIX lock this process holds on the file, a live
+    # connection's included, and another process may then take itself for the last connection,
+    # checkpoint and delete the WAL under it ("database disk image is malformed")
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")

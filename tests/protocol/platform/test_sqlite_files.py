@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -63,6 +65,24 @@ def test_open_db_creates_a_private_wal_file_with_its_schema_usable_from_another_
     assert _mode(path) == 0o600
     assert again.execute("SELECT count(*) FROM t").fetchone()[0] == 0
     again.close()
+
+
+def test_opening_a_file_again_keeps_the_open_connections_lock(tmp_path: Path) -> None:
+    """A second ``open_db`` of a file this process has open must not drop the first connection's
+    POSIX lock (a descriptor opened and closed outside SQLite did): another process, closing its
+    own connection, then took itself for the last one and deleted the WAL the first still used."""
+    path = tmp_path / "shared.sqlite3"
+    first = open_db(path, "CREATE TABLE IF NOT EXISTS t(x INTEGER);")
+    first.execute("INSERT INTO t VALUES (1)")
+    open_db(path).close()  # what a second ledger, store or trace writer of this process does
+    other = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
+             "db.execute('INSERT INTO t VALUES (2)'); db.close()")
+    subprocess.run([sys.executable, "-c", other, str(path)], check=True, timeout=60)
+    assert path.with_name(path.name + "-wal").exists()  # another connection (ours) is still open
+    first.execute("INSERT INTO t VALUES (3)")
+    assert [r[0] for r in first.execute("SELECT x FROM t ORDER BY x")] == [1, 2, 3]
+    assert first.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    first.close()
 
 
 def test_transaction_commits_the_block_and_rolls_back_a_failing_one(tmp_path: Path) -> None:
