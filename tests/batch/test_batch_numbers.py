@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from qfnb import usage
-from qfnb._core.config import Config
 from qfnb._core.errors import ValidationError
 from qfnb._core.http import batch_hold
 from qfnb._core.record import ledger as ledger_mod
@@ -20,10 +19,9 @@ from qfnb.resources import ChatCompletion
 from qfnb.resources.batch_job import BatchJob
 from qfnb.resources.forecasting import forecast
 from tests.fakes.cloud import FakeQianfan
-from tests.fakes.cloud_v2_batches import FilesBatchesDouble, install_files_batches
+from tests.fakes.cloud_v2_batches import FilesBatchesDouble, install_files_batches, key_only_batch_config
 from tests.fakes.fixtures import fake, fake_in_process  # noqa: F401
 
-KEY = "bce-v3/ALTAK-test/secret"
 MODEL = "ernie-4.5-turbo-128k"
 
 
@@ -32,11 +30,6 @@ def double(fake: FakeQianfan, own_record_dir: None) -> Iterator[FilesBatchesDoub
     yield install_files_batches(fake)
     clear_budget()
 
-
-def _config(app: FakeQianfan) -> Config:
-    return Config.from_env({}, api_key=KEY, base_url=app.base_url, console_api_base_url=app.base_url,
-                           iam_base_url=app.base_url, transport=app.transport,
-                           llm_api_retry_backoff_factor=0.01, llm_api_retry_jitter=0.01)
 
 
 def _uploaded_rows(double: FilesBatchesDouble) -> list[dict[str, object]]:
@@ -48,7 +41,7 @@ def test_v2_rows_carry_the_v2_field_names(fake: FakeQianfan, double: FilesBatche
     """The task's ``max_output_tokens`` (v1's name, as %qfbatch's sampling gives it) went into every
     row as is, where the v2 API reads ``max_completion_tokens``: the cap was not one the cloud reads."""
     BatchJob.submit(["one", {"messages": [{"role": "user", "content": "two"}], "user_id": "u1"}], model=MODEL,
-                    inference_params={"max_output_tokens": 64, "temperature": 0.3}, config=_config(fake))
+                    inference_params={"max_output_tokens": 64, "temperature": 0.3}, config=key_only_batch_config(fake))
     bodies = [row["body"] for row in _uploaded_rows(double)]
     assert all(b["max_completion_tokens"] == 64 and "max_output_tokens" not in b for b in bodies)  # type: ignore[index]
     assert bodies[1]["user"] == "u1" and "user_id" not in bodies[1]  # type: ignore[index,operator]
@@ -57,7 +50,7 @@ def test_v2_rows_carry_the_v2_field_names(fake: FakeQianfan, double: FilesBatche
 
 def test_a_budgets_cap_on_a_row_is_the_v2_name(fake: FakeQianfan, double: FilesBatchesDouble) -> None:  # noqa: F811
     budget(tokens=10_000_000)
-    BatchJob.submit(["one"], model=MODEL, config=_config(fake))
+    BatchJob.submit(["one"], model=MODEL, config=key_only_batch_config(fake))
     (row,) = _uploaded_rows(double)
     assert row["body"]["max_completion_tokens"] == 1024 and "max_tokens" not in row["body"]  # type: ignore[index]
 
@@ -65,7 +58,7 @@ def test_a_budgets_cap_on_a_row_is_the_v2_name(fake: FakeQianfan, double: FilesB
 def test_forecast_budget_and_ledger_name_one_price(fake: FakeQianfan, double: FilesBatchesDouble) -> None:  # noqa: F811
     """The dry-run said "no list price" (no answers on record to expect from) while the budget refused
     on the same table's worst case and the ledger charged its price."""
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     said = price_label(MODEL, "cloud")
     unit = prices().models[MODEL]
     assert said.startswith(f"¥{unit[0]:g} in / ¥{unit[1]:g} out per 1k")
@@ -86,7 +79,7 @@ def test_forecast_budget_and_ledger_name_one_price(fake: FakeQianfan, double: Fi
 def test_a_reused_batch_adds_no_calls_and_no_yuan(fake: FakeQianfan, double: FilesBatchesDouble,  # noqa: F811
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Running the notebook again raised a batch's calls 1 → 3 and its ¥ threefold for a batch paid once."""
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     prompts = [f"ticket {i}" for i in range(4)]
     BatchJob.submit(prompts, model=MODEL, reuse=True, config=cfg).wait(interval=0)
     first = usage.summary(by="model", session=None)
@@ -104,7 +97,7 @@ def test_a_reused_batch_adds_no_calls_and_no_yuan(fake: FakeQianfan, double: Fil
 
 def test_a_durable_batch_uses_the_default_model_as_do_does(fake: FakeQianfan,  # noqa: F811
                                                           double: FilesBatchesDouble) -> None:
-    chat = ChatCompletion(config=_config(fake))
+    chat = ChatCompletion(config=key_only_batch_config(fake))
     job = chat.batch_do(["hello"], durable=True)
     (row,) = _uploaded_rows(double)
     assert row["body"]["model"] == chat._default_model() == MODEL  # type: ignore[index]
@@ -117,7 +110,7 @@ def test_a_live_only_option_of_a_durable_batch_is_refused_by_name(fake: FakeQian
                                                                  double: FilesBatchesDouble, option: str,
                                                                  value: object) -> None:
     """``output_file=`` was ignored with durable=True (or a Ray target): the answers never reached it."""
-    chat = ChatCompletion(model=MODEL, config=_config(fake))
+    chat = ChatCompletion(model=MODEL, config=key_only_batch_config(fake))
     with pytest.raises(ValidationError, match=rf"{option}.*not used by a durable batch"):
         chat.batch_do(["hello"], durable=True, **{option: value})
     assert fake.requests == [] and double.files == {}  # nothing sent
@@ -128,7 +121,7 @@ def test_a_cloud_batchs_rows_are_calls_and_spans(fake: FakeQianfan, double: File
     call each in the ledger (its ``requests``) and one span each under the job's in the trace table."""
     from qfnb._core.record.traces import read_spans
 
-    job = BatchJob.submit([f"q {i}" for i in range(4)], model=MODEL, config=_config(fake))
+    job = BatchJob.submit([f"q {i}" for i in range(4)], model=MODEL, config=key_only_batch_config(fake))
     state = job.wait(interval=0)
     job.record(state)  # read again: once
     (row,) = [r for r in ledger_mod.default_ledger().rows() if r.api == "batch-job"]

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from qfnb._core.config import Config
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.recorded import with_output_cap, worst_case
 from qfnb._core.record import ledger as ledger_mod
@@ -19,10 +18,9 @@ from qfnb.resources import ChatCompletion
 from qfnb.resources.batch_files import FilesBatches
 from qfnb.resources.batch_job import BatchJob, backend_for
 from tests.fakes.cloud import FakeQianfan
-from tests.fakes.cloud_v2_batches import FilesBatchesDouble, install_files_batches
+from tests.fakes.cloud_v2_batches import V2_KEY, FilesBatchesDouble, install_files_batches, key_only_batch_config
 from tests.fakes.fixtures import fake, fake_in_process  # noqa: F401
 
-KEY = "bce-v3/ALTAK-test/secret"
 MODEL = "ernie-4.5-turbo-128k"
 
 
@@ -31,11 +29,6 @@ def double(fake: FakeQianfan, own_record_dir: None) -> Iterator[FilesBatchesDoub
     yield install_files_batches(fake)
     clear_budget()
 
-
-def _config(app: FakeQianfan) -> Config:
-    return Config.from_env({}, api_key=KEY, base_url=app.base_url, console_api_base_url=app.base_url,
-                           iam_base_url=app.base_url, transport=app.transport,
-                           llm_api_retry_backoff_factor=0.01, llm_api_retry_jitter=0.01)
 
 
 def _prompts(n: int) -> list[str]:
@@ -47,7 +40,7 @@ def _paths(app: FakeQianfan) -> list[str]:
 
 
 def test_an_api_key_alone_picks_files_and_batches(fake: FakeQianfan) -> None:  # noqa: F811
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     assert cfg.api_version == 2 and isinstance(backend_for(cfg), FilesBatches)
     with pytest.raises(ValidationError, match="a v2 batch names its model"):
         BatchJob.submit(_prompts(1), endpoint="ernie_speed", config=cfg)
@@ -55,12 +48,12 @@ def test_an_api_key_alone_picks_files_and_batches(fake: FakeQianfan) -> None:  #
 
 def test_submit_uploads_and_creates_then_results_come_in_input_order(fake: FakeQianfan,  # noqa: F811
                                                                      double: FilesBatchesDouble) -> None:
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     inputs: list[Any] = [*_prompts(3), {"messages": []}, [{"role": "user", "content": "last"}]]
     job = BatchJob.submit(inputs, model=MODEL, inference_params={"temperature": 0.5}, config=cfg)
     assert _paths(fake) == ["POST /v2/files", "POST /v2/batches"]
     assert not any("/rpc/2.0" in p or "batchinference" in p or "bos" in p.lower() for p in _paths(fake))
-    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in fake.requests)
+    assert all(r.headers["authorization"] == f"Bearer {V2_KEY}" for r in fake.requests)
     made = fake.requests[-1].json
     assert made["endpoint"] == "/v2/chat/completions" and made["completion_window"] == "24h"
     assert made["metadata"]["description"].startswith("qfnb-batch:")
@@ -84,7 +77,7 @@ def test_submit_uploads_and_creates_then_results_come_in_input_order(fake: FakeQ
 
 def test_a_new_handle_reattaches_by_id_and_by_fingerprint_without_uploading(fake: FakeQianfan,  # noqa: F811
                                                                             double: FilesBatchesDouble) -> None:
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     job = BatchJob.submit(_prompts(4), model=MODEL, config=cfg)
     uploads = len(double.files)
     # a restarted kernel: the same rows find the running batch through the list
@@ -104,7 +97,7 @@ def test_a_new_handle_reattaches_by_id_and_by_fingerprint_without_uploading(fake
 
 
 def test_stop_cancels_and_what_ran_stays(fake: FakeQianfan, double: FilesBatchesDouble) -> None:  # noqa: F811
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     job = BatchJob.submit(_prompts(4), model=MODEL, config=cfg)
     assert job.state().status == "Running"  # half its rows answered
     assert job.stop().status == "Stopped"
@@ -115,7 +108,7 @@ def test_stop_cancels_and_what_ran_stays(fake: FakeQianfan, double: FilesBatches
 
 def test_the_ended_batch_is_in_the_ledger_once_at_the_batch_kind(fake: FakeQianfan,  # noqa: F811
                                                                  double: FilesBatchesDouble) -> None:
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     job = BatchJob.submit(_prompts(3), model=MODEL, config=cfg)
     job.wait(interval=0)
     BatchJob(job.task_id, cfg).wait(interval=0)  # read again, by another handle: still one row
@@ -138,7 +131,7 @@ def test_the_ended_batch_is_in_the_ledger_once_at_the_batch_kind(fake: FakeQianf
 
 def test_a_budget_the_worst_case_would_cross_is_refused_before_upload(fake: FakeQianfan,  # noqa: F811
                                                                       double: FilesBatchesDouble) -> None:
-    cfg = _config(fake)
+    cfg = key_only_batch_config(fake)
     rows = [[{"role": "user", "content": p}] for p in _prompts(3)]
     worst = sum(worst_case(with_output_cap("v2/chat", {"model": MODEL, "messages": r}), "v2/chat") for r in rows)
     spend = budget(tokens=worst - 1)

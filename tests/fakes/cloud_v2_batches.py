@@ -24,9 +24,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qfnb._core.config import Config
+
 from .cloud import Captured, FakeQianfan, Reply
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: a 2026 account's v2 API key (the only credential the Files + Batch route needs)
+V2_KEY = "bce-v3/ALTAK-test/secret"
+
+
+def key_only_batch_config(app: FakeQianfan) -> Config:
+    """A Config for ``app`` with the v2 key alone (no v1 keys) and fast retries."""
+    return Config.from_env({}, api_key=V2_KEY, base_url=app.base_url, console_api_base_url=app.base_url,
+                           iam_base_url=app.base_url, transport=app.transport,
+                           llm_api_retry_backoff_factor=0.01, llm_api_retry_jitter=0.01)
 
 
 def echo_answer(body: dict[str, Any]) -> dict[str, Any]:
