@@ -178,7 +178,7 @@ class Store:
                 if row is None:
                     raise KeyError(f"{kind} {rid} not found")
                 data: Record = json.loads(row[3])
-                before = _usage(data)
+                before = _usage(data) if tallied else {}
                 data.update(changes)
                 self._db.execute(f"UPDATE {kind} SET data = ? WHERE id = ?",
                                  (json.dumps(data, ensure_ascii=False), rid))

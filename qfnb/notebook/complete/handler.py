@@ -68,6 +68,13 @@ def _count(body: dict[str, Any], name: str, default: int) -> int:
     return value
 
 
+def _cells(body: dict[str, Any]) -> list[str]:
+    cells = body.get("cells") or []
+    if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+        raise tornado.web.HTTPError(400, "cells: a list of the notebook's earlier code cells (strings)")
+    return cells
+
+
 def _text(body: dict[str, Any], name: str) -> str:
     value = body.get(name, "")
     if not isinstance(value, str) or len(value) > MAX_CONTEXT_CHARS:
@@ -87,13 +94,9 @@ class CompleteHandler(APIHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.get_json_body()
-        if not isinstance(body, dict):
-            raise tornado.web.HTTPError(400, "the body must be a JSON object")
+        body = self.json_object()
         prefix, suffix = _text(body, "prefix"), _text(body, "suffix")
-        cells = body.get("cells") or []
-        if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
-            raise tornado.web.HTTPError(400, "cells: a list of the notebook's earlier code cells (strings)")
+        cells = _cells(body)
         model = str(body.get("model") or "").strip()
         try:
             text, served = await self._suggest(body, prefix, suffix, cells, model)
@@ -136,6 +139,13 @@ class CompleteHandler(APIHandler):
         text = finish_suggestion(found.text, completion.prefix, completion.suffix)
         self.completions.remember(key, text)
         return text, found.model
+
+    def json_object(self) -> dict[str, Any]:
+        """The request's body, a JSON object (a 400 otherwise)."""
+        body = self.get_json_body()
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, "the body must be a JSON object")
+        return body
 
     def max_tokens(self, body: dict[str, Any]) -> int:
         """The longest suggestion the editor asks for (its ``maxTokens`` setting)."""
@@ -192,19 +202,14 @@ class WarmHandler(CompleteHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.get_json_body()
-        if not isinstance(body, dict):
-            raise tornado.web.HTTPError(400, "the body must be a JSON object")
-        self.finish(await self.warm(body))
+        self.finish(await self.warm(self.json_object()))
 
     async def warm(self, body: dict[str, Any]) -> dict[str, Any]:
         """The notebook's context read ahead by the local model: ``{"warm": true}``, or why not."""
         model = str(body.get("model") or "").strip()
         if model.startswith(backends.CLOUD_PREFIX):
             return {"warm": False, "notice": "cloud"}
-        cells = body.get("cells") or []
-        if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
-            raise tornado.web.HTTPError(400, "cells: a list of the notebook's earlier code cells (strings)")
+        cells = _cells(body)
         try:
             await self._suggest(body, "", "", cells, model)
         except Refused as refused:
