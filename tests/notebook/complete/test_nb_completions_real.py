@@ -56,7 +56,9 @@ def test_the_coder_names_a_column_of_the_kernels_dataframe_and_a_withdrawn_reque
     assert [r.api for r in default_ledger().rows()] == [COMPLETION_KIND]
 
     before = _withdrawn(platform)
-    long = FimRequest.of("# a long docstring about sales\n\"\"\"", "", [CELL], NAMES, max_tokens=256)
+    # a list the model goes on counting, on one line: no line ends it before its 256 tokens (a docstring's
+    # opening quotes were sometimes closed at once, and there was nothing left to withdraw)
+    long = FimRequest.of("squares = [1, 4, 9, 16, 25, 36, 49, 64, 81, 100, ", "", [CELL], NAMES, max_tokens=256)
 
     async def typed_past() -> None:
         task = asyncio.ensure_future(backends.local(long, None, "sales.ipynb"))
