@@ -190,3 +190,44 @@ def test_the_limits_are_settings() -> None:
         EngineOptions.from_env({"QFNB_ENGINE_STALL_SECONDS": "0"})
     with pytest.raises(ValueError, match="QFNB_ENGINE_REQUEST_SECONDS must be a number"):
         EngineOptions.from_env({"QFNB_ENGINE_REQUEST_SECONDS": "soon"})
+
+
+def test_a_caller_cancelled_as_a_token_arrives_stops_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cancellation of a caller that gives up is never lost: here it comes in the very loop step
+    in which a token reaches the reader's queue (where ``asyncio.wait_for`` on Python 3.11 returns
+    the token and drops the cancellation, and the engine's slot then writes its whole answer)."""
+    pulled = 0
+    closed = asyncio.Event()
+    caller: asyncio.Task[list[Delta]] | None = None
+
+    async def engine_stream(*_: object, **__: object) -> object:
+        nonlocal pulled
+        try:
+            while pulled < 2000:  # a long answer (fast: the engine would write it all if never told)
+                pulled += 1
+                yield Delta(text="x", completion_tokens=pulled)
+                if pulled == 3 and caller is not None:
+                    caller.cancel()  # the caller gives up in the step that queued token 3 for it
+                await asyncio.sleep(0.001)
+        finally:
+            closed.set()  # the engine's connection closed: it cancels the slot
+
+    monkeypatch.setattr(watchdog.transport, "stream", engine_stream)
+    watch = watchdog.Watch(stall_seconds=30, request_seconds=600, unstick=lambda *_: False,
+                           renew=lambda: target)
+    target = watchdog.Endpoint(base_url="http://127.0.0.1:9/v1", watch=watch)
+
+    async def run() -> tuple[bool, int]:
+        nonlocal caller
+
+        async def read() -> list[Delta]:
+            return [d async for d in watchdog.guarded("fake", target, "/completions", {"prompt": [1]})]
+
+        caller = asyncio.create_task(read())
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await asyncio.wait_for(closed.wait(), 2.0)
+        return caller.cancelled(), pulled
+
+    cancelled, tokens = asyncio.run(run())
+    assert cancelled and tokens < 10, tokens

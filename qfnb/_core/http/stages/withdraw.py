@@ -101,7 +101,8 @@ async def _to_call_route(method: str, call: Call, key: str, next: Next) -> Answe
     about = Call(method, origin(call.url) + CALLS_ROUTE + "/" + quote(key, safe=""), None, {}, None, call.api,
                  policy=_ONCE)
     about.revived = True
-    return await asyncio.wait_for(next(about), WITHDRAW_WAIT_S)
+    async with asyncio.timeout(WITHDRAW_WAIT_S):  # keeps a caller's cancellation (3.11's wait_for may drop it)
+        return await next(about)
 
 
 async def _withdraw(call: Call, key: str, next: Next) -> None:

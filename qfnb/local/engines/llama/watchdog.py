@@ -123,8 +123,9 @@ class _Reader:
             stall_at, deadline = self.last + stall, now + max(0.0, left) * stretch
             if now >= min(stall_at, deadline):
                 raise _Expired("deadline" if now >= deadline else "stall", stall, stretch)
-            try:
-                delta, exc = await asyncio.wait_for(self.queue.get(), min(stall_at, deadline) - now)
+            try:  # not asyncio.wait_for: on 3.11 it drops a cancellation that comes as the item does
+                async with asyncio.timeout(min(stall_at, deadline) - now):
+                    delta, exc = await self.queue.get()
             except TimeoutError:
                 continue  # progress may have come meanwhile (a prompt chunk): the limits are read again
             if exc is not None:
