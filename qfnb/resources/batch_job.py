@@ -182,8 +182,8 @@ class BatchJob:
             raise ValidationError("model", "give model=, endpoint= or model_id=")
         where = parse_target(target)
         cfg = config_for(config, where)
-        backend = backend_for(cfg, where)  # a Ray head is reached (and its version checked) before any row is sent
-        target = backend.model_of(model, endpoint, model_id)
+        backend = backend_for(cfg, where)  # a cluster's head is reached (its version checked) before any row is sent
+        priced_as = backend.model_of(model, endpoint, model_id)
         recipe = Recipe(model=model, endpoint=endpoint, model_id=model_id, inference_params=inference_params)
         rows = iter(enumerate(inputs))
         first = next(rows, None)
@@ -193,7 +193,7 @@ class BatchJob:
 
         def line(index: int, item: Any) -> str:
             request = request_line(index, item)
-            request["body"] = backend.body(request["body"], params, target)
+            request["body"] = backend.body(request["body"], params, priced_as)
             if budget is not None:  # each row's worst case, counted as it is written
                 request["body"] = budgeted_row(params, request["body"])
                 tally.add({**params, **request["body"]})
@@ -204,12 +204,12 @@ class BatchJob:
                 found = await cls._atwin(recipe.fingerprint, attach, cfg, config, where)
                 if found is not None:
                     return found
-            held = hold_rows(tally, target, cfg, what=f"a durable batch of {tally.rows:,} rows",
-                             platform="ray" if where is not None and where.cluster else None)
+            held = hold_rows(tally, priced_as, cfg, what=f"a durable batch of {tally.rows:,} rows",
+                             platform=where.kind if where is not None and where.cluster else None)
             try:
                 with bound(batch_rows_reserved, True):
                     task_id = await backend.create(iter(spool), name=name or "", mark=MARK + recipe.fingerprint,
-                                                   model=target, endpoint=endpoint, model_id=model_id, params=params)
+                                                   model=priced_as, endpoint=endpoint, model_id=model_id, params=params)
             except BaseException:
                 if held is not None:
                     held.release()
@@ -227,7 +227,7 @@ class BatchJob:
         runs (``attached``); None when there is none."""
         twin = done_twin(await backend_for(cfg, target).page(MAX_PAGES), fingerprint, running=attach)
         if twin is None or (target is not None and target.cluster and twin.finished and twin.failed):
-            return None  # none; or a Ray job with error rows: submitted again, it sends those rows only
+            return None  # none; or a cluster's job with error rows: submitted again, it sends those rows only
         job = cls(twin.task_id, config, target)
         if twin.finished:
             job.reused = twin
@@ -237,10 +237,9 @@ class BatchJob:
 
     @classmethod
     async def _alist(cls, config: Config | None, max_pages: int | None = None,
-                     target: JobTarget | str | None = None) -> builtins.list[JobState]:
+                     target: JobTarget | None = None) -> builtins.list[JobState]:
         """The platform's jobs as it lists them, oldest first (every page, or the first ``max_pages``)."""
-        where = parse_target(target)
-        return await backend_for(config_for(config, where), where).page(max_pages)
+        return await backend_for(config_for(config, target), target).page(max_pages)
 
     @classmethod
     def submit(cls, inputs: Iterable[Any], **kwargs: Any) -> BatchJob:
@@ -251,17 +250,18 @@ class BatchJob:
     def attach(cls, task_id: str | None = None, config: Config | None = None,
                target: JobTarget | str | None = None) -> BatchJob:
         """The job ``task_id``, or the newest one (from any kernel)."""
+        where = parse_target(target)
         if task_id:
-            return cls(task_id, config, target)
-        found = cls.list(config, target)
+            return cls(task_id, config, where)
+        found = cls.list(config, where)
         if not found:
             raise ValidationError("task_id", "no batch inference job on this platform yet")
-        return cls(found[-1].task_id, config, target)
+        return cls(found[-1].task_id, config, where)
 
     @classmethod
     def list(cls, config: Config | None = None, target: JobTarget | str | None = None) -> builtins.list[JobState]:
         """Every job, oldest first."""
-        return sync.run(cls._alist(config, target=target))
+        return sync.run(cls._alist(config, target=parse_target(target)))
 
     # ---- state --------------------------------------------------------------------------------
 
@@ -357,20 +357,20 @@ class BatchJob:
 
 #: what each ``batch_do`` option a durable job has no use for does in a live batch, and what to use instead
 _LIVE_ONLY = {
-    "worker_num": "the platform (or the Ray cluster's workers) paces a job's rows",
+    "worker_num": "the platform (or the cluster's workers) paces a job's rows",
     "output_file": "a job keeps its answers in its own output: job.wait(), then job.results() (or %qfbatch, "
                    "which writes them into a dataset)",
     "progress": "job.wait(on_state=...) hears of each state; %qfbatch draws the job's bar",
-    "retry_budget": "a job's rows are retried by the platform; on Ray, calling the job again sends its error rows",
+    "retry_budget": "a job's rows are retried by the platform; on a cluster, calling it again sends its error rows",
 }
 
 
 def check_durable_options(given: dict[str, Any]) -> None:
-    """Refuse, by name, a ``batch_do`` option a durable or Ray job would not honour (anything but its
+    """Refuse, by name, a ``batch_do`` option a durable or cluster job would not honour (anything but its
     default in ``given``), before any row is sent: an ignored ``output_file=`` would lose the answers."""
     for name, value in given.items():
         if value is not None:
-            raise ValidationError(name, f"not used by a durable batch (durable=True or a Ray target): "
+            raise ValidationError(name, f"not used by a durable batch (durable=True or a cluster target): "
                                         f"{_LIVE_ONLY[name]}; leave it out, or run the batch live")
 
 

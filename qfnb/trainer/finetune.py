@@ -77,7 +77,7 @@ class LLMFinetune(Trainer):
                  event_handler: EventHandler | None = None, base_model: str | None = None,
                  eval_dataset: Any = None, evaluators: list[Any] | None = None,
                  name: str = "", model_not_publish: bool = False, config: Config | None = None,
-                 id: str | None = None, replay: bool | None = None, target: str | None = None,
+                 id: str | None = None, replay: bool | None = None, target: JobTarget | str | None = None,
                  ray_workers: int | None = None, **kwargs: Any) -> None:
         config = _with_credentials(config, kwargs)
         train_kwargs = _train_kwargs(kwargs)
@@ -351,7 +351,8 @@ def _with_credentials(config: Config | None, kwargs: dict[str, Any]) -> Config |
     return config.with_overrides(**creds) if config is not None else _Config.from_env(**creds)
 
 
-def _train_target(target: str | None, config: Config | None, train_kwargs: dict[str, Any]) -> JobTarget | None:
+def _train_target(target: JobTarget | str | None, config: Config | None,
+                  train_kwargs: dict[str, Any]) -> JobTarget | None:
     """``target=`` (else ``QFNB_TARGET``) checked before anything is sent: ``"local"``/``"qianfan"``
     must name the platform the config points at; a cluster target is trained by the local platform (it
     submits the run to the cluster and brings its best checkpoint back), so it needs no Qianfan

@@ -60,7 +60,7 @@ def task_key(config: Config, task_id: str) -> str:
 
 
 def platform_of(config: Config, platform: str | None = None) -> str:
-    """The ledger's ``platform`` of a task: ``platform`` where its backend names one (``"ray"``: a Ray
+    """The ledger's ``platform`` of a task: ``platform`` where its target names one (a cluster's kind: its
     cluster's own engines), else ``"local"`` on the embedded platform, ``"cloud"`` otherwise."""
     return platform or ("local" if config.embedded else "cloud")
 

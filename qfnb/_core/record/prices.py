@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.errors import QfnbError
 from qfnb._core.record.budget import UnpricedModel, active_budget
 from qfnb.protocol.console.cloud_models import catalog, cloud_models, name_key, successor
+from qfnb.protocol.platform.targets import CLUSTERS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -275,8 +276,8 @@ def worst_yuan(model: str, prompt_tokens: int, completion_tokens: int, *, local:
 
 
 #: the ledger's platforms whose calls ran on engines of this user's own (¥0): the embedded platform's,
-#: a Ray cluster's
-LOCAL_PLATFORMS = ("local", "ray")
+#: a cluster's (its kind: a cluster job's rows are in the ledger under it)
+LOCAL_PLATFORMS = ("local", *CLUSTERS)
 #: the price a local call is said to have
 LOCAL_PRICE = "local"
 

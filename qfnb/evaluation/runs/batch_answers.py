@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb.resources.batch_job import BatchJob
+from qfnb.resources.targets import JobTarget
 
 from .._errors import invalid
 from ..base import EvalInput
@@ -66,9 +67,9 @@ class BatchPart:
     stored: int
     job: BatchJob | None = None
 
-    def submit(self, params: Mapping[str, Any], *, reuse: bool, target: str | None = None) -> BatchJob:
+    def submit(self, params: Mapping[str, Any], *, reuse: bool, target: JobTarget | None = None) -> BatchJob:
         """The task of these rows: a new one, or (``reuse``) the running or finished one of the same rows;
-        ``target``: where it runs (:mod:`qfnb.resources.targets`; on Ray a stopped job resumes)."""
+        ``target``: where it runs (:mod:`qfnb.resources.targets`; on a cluster a stopped job resumes)."""
         self.job = BatchJob.submit(self.bodies, model=self.model, endpoint=self.endpoint,
                                    name=f"qfeval-{self.tag}"[:60], inference_params=dict(params), reuse=reuse,
                                    attach=reuse, target=target)

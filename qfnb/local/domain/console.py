@@ -37,6 +37,7 @@ from qfnb.protocol.console.enums import ExportStatus, ModelVersionState, RunStat
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
 from qfnb.protocol.platform.files import jsonl
+from qfnb.protocol.platform.targets import JobTarget
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -205,14 +206,14 @@ def continued_from(platform: Platform, task: Any, step: Any) -> Path | None:
 def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
                refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
                split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
-               init_adapter: Path | None = None, target: str | None = None,
+               init_adapter: Path | None = None, target: JobTarget | None = None,
                ray_workers: int | None = None, train_mode: str | None = None,
                eval_refs: list[tuple[str, Any]] | None = None, reward: Any = None) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
     run; ``split``: (its field, the percentage of rows held out for the evaluation loss), or
     ``eval_refs``: the held-out rows' own files (OpenAI's ``validation_file``);
-    ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a Ray cluster
-    (``ray://HOST:PORT``, checked by the route) that trains it instead of a local worker; ``train_mode``:
+    ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a cluster (checked
+    by the route) that trains it instead of a local worker; ``train_mode``:
     the run's mode (default: the container's), its data checked in that mode's format before anything is
     written; ``reward``: a RFT run's reward source (:func:`rft_reward`)."""
     if not refs:
@@ -260,19 +261,19 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
                                          "lossCurve": [], "evalRows": len(eval_rows), "trainMode": mode,
                                          **({"evalLossCurve": []} if eval_rows else {}),
-                                         **({"target": target} if target else {}), **(extra or {})}, sid=sid)
+                                         **({"target": str(target)} if target else {}), **(extra or {})}, sid=sid)
     platform.supervisor.submit(run["id"])
     log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], len(rows), len(eval_rows),
              container["model"])
     return get(platform, "runs", run["id"], "taskId")
 
 
-def _where_from(model_path: Path | None, init_adapter: Path | None, target: str | None,
+def _where_from(model_path: Path | None, init_adapter: Path | None, target: JobTarget | None,
                 ray_workers: int | None) -> dict[str, Any]:
     """A spec's optional starting points: an added base's weights, the adapter it continues, its cluster."""
     return {**({"base_model_path": str(model_path)} if model_path is not None else {}),
             **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
-            **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
+            **({"target": str(target), "ray_workers": ray_workers or 1} if target else {})}
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
@@ -284,11 +285,11 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
     path.write_text(jsonl(lines), encoding="utf-8")
 
 
-def rft_reward(raw: Any, target: str | None) -> RewardSpec:
+def rft_reward(raw: Any, target: JobTarget | None) -> RewardSpec:
     """A RFT run's reward source, checked: ``{"source": "client"}`` (the default: the user's function,
     in the user's process) or a declarative grader; BodyError naming ``reward``."""
     if target:
-        raise BodyError("target", "a RFT run trains on the local platform's own worker, not on a Ray cluster")
+        raise BodyError("target", "a RFT run trains on the local platform's own worker, not on a cluster")
     try:
         return parse_reward(raw)
     except RewardSpecError as exc:

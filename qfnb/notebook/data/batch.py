@@ -37,7 +37,7 @@ from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob, JobState
 from qfnb.resources.forecast_result import duration
 from qfnb.resources.safe_html import clean, escape
-from qfnb.resources.targets import parse_target
+from qfnb.resources.targets import JobTarget, parse_target
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -201,7 +201,7 @@ def handle_magic(magics: BatchMagics, args: BatchArgs) -> Any:
     if args.attach is not None:
         job = BatchJob.attach(args.attach or None, target=target)
     else:
-        job, ahead = _submit(magics, args)
+        job, ahead = _submit(magics, args, target)
     if job is None:  # --dry-run: the forecast is shown, nothing submitted
         return None
     if args.output:
@@ -223,7 +223,8 @@ def _reuse_wanted(args: BatchArgs) -> bool:
     return not args.fresh and mode_for(Config.from_env().cache) == "on"
 
 
-def _submit(magics: BatchMagics, args: BatchArgs) -> tuple[BatchJob | None, RunForecast | None]:
+def _submit(magics: BatchMagics, args: BatchArgs,
+            target: JobTarget | None) -> tuple[BatchJob | None, RunForecast | None]:
     """Submit ``args.source``'s prompts as a new batch job (``BatchJob.submit``); ``--dry-run``: its
     forecast only (no job)."""
     if not args.source:
@@ -248,7 +249,7 @@ def _submit(magics: BatchMagics, args: BatchArgs) -> tuple[BatchJob | None, RunF
         return None, ahead
     try:  # the sampling options go to every row (the task's inferenceParams)
         return BatchJob.submit(inputs, model=model, endpoint=args.endpoint, name=args.name, inference_params=params,
-                               reuse=_reuse_wanted(args), target=args.target), ahead
+                               reuse=_reuse_wanted(args), target=target), ahead
     except Exception as exc:
         raise QfnbCellError(str(exc), title="batch not started") from exc
 

@@ -49,6 +49,7 @@ from qfnb.notebook.evaluation.options import (
 from qfnb.notebook.evaluation.targets import default_chat_model, resolve_llm, resolve_llms, tag_of
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.widgets.progress import make_progress
+from qfnb.resources.targets import JobTarget, parse_target
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ class EvalPlan:
     custom: dict[str, FunctionEvaluator] = field(default_factory=dict)
     #: ``--batch``: the generations go through the platform's durable batch job (:mod:`.batch`)
     batch: bool = False
-    #: ``--target``: where ``--batch``'s jobs run (None: ``QFNB_TARGET``, else the config's platform)
-    target: str | None = None
+    #: ``--target`` (else ``QFNB_TARGET``): where ``--batch``'s jobs run (None: the config's platform)
+    target: JobTarget | None = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -185,6 +186,16 @@ def min_difference(value: str, option: str) -> float:
     if not out > 0:
         raise EvalArgsError(f"{option}: MIN_DIFF must be positive, got {value}")
     return out
+
+
+def _target(args: EvalArgs, batch: bool) -> JobTarget | None:
+    """``--target`` (else ``QFNB_TARGET``) where ``--batch``'s jobs run, parsed before anything is sent."""
+    if not batch:
+        return None
+    try:
+        return parse_target(args.target, field="--target")
+    except ValueError as exc:
+        raise EvalArgsError(str(exc)) from None
 
 
 def _batch(args: EvalArgs, llms: Mapping[str, Any], sequential: bool) -> bool:
@@ -389,4 +400,4 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
                     labels=labels, rows_available=available, population=population, custom=custom, batch=batch,
-                    target=args.target)
+                    target=_target(args, batch))

@@ -32,7 +32,7 @@ from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.checkpoints import METRICS
 from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.console.training import LIMITS, hyper_problem
-from qfnb.resources.targets import parse_target
+from qfnb.resources.targets import JobTarget, parse_target
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,8 +63,8 @@ class TrainSpec(TrainOptions):
     #: what picks the best checkpoint besides the held-out loss: "rouge_l", "exact_match" or a notebook
     #: function (input, reference, output) -> float (qfnb.trainer.checkpoint_metric)
     eval_metric: str | Callable[..., Any] | None = None
-    #: where the training runs (``--target``; None: ``QFNB_TARGET``, else the configured platform)
-    target: str | None = None
+    #: where the training runs (``--target``, parsed; None: ``QFNB_TARGET``, else the configured platform)
+    target: JobTarget | None = None
     #: Ray Train workers on a Ray target (``--ray-workers``; None: ``QFNB_RAY_TRAIN_WORKERS``, else 1)
     ray_workers: int | None = None
     #: the train mode (``--mode``): SFT, PostPretrain, DPO, KTO, RFT (:data:`qfnb.protocol.console.train_formats.MODES`)
@@ -117,17 +117,12 @@ class TrainSpec(TrainOptions):
         function's name resolved); a problem is a ``UsageError`` naming the option."""
         given = {**asdict(args.hyper), "dataset": args.dataset, "base": args.base, "deploy": args.deploy,
                  "name": args.name, "eval_split": args.eval_split, "fresh": args.fresh,
-                 "early_stop": args.early_stop, "eval_metric": eval_metric, "target": args.target,
+                 "early_stop": args.early_stop, "eval_metric": eval_metric, "target": _target(args.target),
                  "ray_workers": args.ray_workers, "mode": args.mode, "reward": reward}
         kwargs = {name: value for name, value in given.items() if value is not None}
         kwargs.setdefault("dataset", "")
         if args.ray_workers is not None and args.ray_workers < 1:
             raise UsageError(f"--ray-workers must be at least 1, got {args.ray_workers}")
-        if args.target is not None:
-            try:
-                parse_target(args.target, field="--target")
-            except ValidationError as exc:
-                raise UsageError(str(exc)) from None
         if args.base is None and Config.from_env().api_version == 2:  # the local base is no cloud model
             raise UsageError("%qftrain: name the base model with --base: on the Qianfan cloud (a v2 API key is "
                              f"set) the local base {DEFAULT_BASE} cannot be fine-tuned; use one of the cloud's "
@@ -152,6 +147,14 @@ class TrainSpec(TrainOptions):
     def title(self) -> str:
         what = f"{self.base} ← {Path(self.dataset).name}" + (f" ({self.mode})" if self.mode != "SFT" else "")
         return f"{self.name} · {what}" if self.name else what
+
+
+def _target(given: str | None) -> JobTarget | None:
+    """``--target`` parsed (None when not given: the trainer reads ``QFNB_TARGET``); UsageError naming it."""
+    try:
+        return parse_target(given, field="--target") if given is not None else None
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 TrainerFactory = Callable[[TrainSpec, Any], Any]

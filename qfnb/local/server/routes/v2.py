@@ -115,7 +115,7 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
                                              "incrementTaskId": body.get("incrementTaskId"),
                                              "incrementCheckpointStep": body.get("incrementCheckpointStep")},
                        split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init,
-                       target=None if where is None else str(where),
+                       target=where,
                        ray_workers=workers, reward=body.get("reward"))
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
