@@ -72,11 +72,23 @@ def test_qfeval_on_a_ray_target_answers_on_the_cluster_and_reports(jobs: FakeJob
     rows = _batch_rows(jobs)
     assert [r.job for r in rows] == [f"batch-job {ray_job.submission_id}"]
     assert (rows[0].prompt_tokens, rows[0].completion_tokens, rows[0].model) == (12, 8, MODEL)
+    assert rows[0].platform == "ray"  # the target's kind: the cluster's own engines, priced ¥0
 
     # the same line again: every answer is in the store, nothing goes to the cluster
     shell.run_line_magic(
         "qfeval", f"--models {MODEL} --dataset {data} --metrics exact_match --target {TARGET} -o again")
     assert len(jobs.jobs) == 1 and shell.user_ns["again"].metrics_df.equals(res.metrics_df)
+
+
+def test_qfeval_s_malformed_target_is_refused_by_name_before_anything_is_sent(
+        jobs: FakeJobs, shell: InteractiveShell, tmp_path: Path) -> None:
+    from IPython.core.error import UsageError
+
+    data = tmp_path / "eval.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"--target: 'ray://head' is malformed"):  # parsed at the line, once
+        shell.run_line_magic("qfeval", f"--models {MODEL} --dataset {data} --metrics exact_match --target ray://head")
+    assert not jobs.jobs
 
 
 def test_qfbatch_on_a_ray_target_keeps_prompts_and_an_interrupt_stops_then_resumes(

@@ -65,6 +65,21 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert out.startswith("usage:") and " ".join(command) in out.splitlines()[0]
 
 
+def test_the_chat_flags_that_are_request_fields_are_read_by_the_spec_s_names() -> None:
+    """``sampling_kwargs`` reads the flags named after v1 chat's fields (``V1_CHAT_FIELDS``) and the official
+    CLI's own two; the command's other flags, and ``--extra-parameters`` (read as JSON by the command), stay out."""
+    from qfnb.common.cli._shared import sampling_kwargs
+
+    args = build_parser().parse_args(["chat", "--model", "m", "--temperature", "0.5", "--top-k", "3", "--system", "s",
+                                      "--stop", "a,,b", "--max-output-tokens", "9", "--response-format", "text",
+                                      "--no-disable-search", "--appid", "7", "--preemptible", "--debug",
+                                      "--extra-parameters", "{}"])
+    assert sampling_kwargs(args) == {"temperature": 0.5, "top_k": 3, "system": "s", "stop": ["a", "b"],
+                                     "max_output_tokens": 9, "response_format": "text", "disable_search": False,
+                                     "appid": "7", "preemptible": True}
+    assert sampling_kwargs(build_parser().parse_args(["chat"])) == {}
+
+
 def test_a_group_without_a_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
     """As the official CLI (typer's no_args_is_help): ``qianfan`` and ``qianfan dataset`` print help, exit 0."""
     assert main([]) == 0

@@ -75,7 +75,7 @@ def test_a_train_line_s_target_reaches_the_trainer_and_a_bad_one_names_the_optio
     line = ["--base", "Tiny-Chat", "--dataset", str(data), "--target", "ray://127.0.0.1:8265"]
     parse = magic_parser(QfnbMagics.qftrain).parse_args
     spec = TrainSpec.from_args(TrainArgs.of(parse([*line, "--ray-workers", "2"])), eval_metric=None)
-    assert (spec.target, spec.ray_workers) == ("ray://127.0.0.1:8265", 2)
+    assert (str(spec.target), spec.ray_workers) == ("ray://127.0.0.1:8265", 2)  # parsed once, at the line
     trainer = default_trainer(spec, None)  # what %qftrain runs: the target goes to the platform with the task
     assert str(trainer.target) == "ray://127.0.0.1:8265" and trainer.ray_workers == 2
     assert trainer.train_action.train_extras == {"target": "ray://127.0.0.1:8265", "rayTrainWorkers": 2}

@@ -58,10 +58,17 @@ def add_search_flags(parser: argparse.ArgumentParser) -> None:
                        help="enable citation")
 
 
+#: the official CLI's request fields that v1 chat's spec does not declare (sent as given)
+CLI_ONLY_FIELDS = ("appid", "preemptible")
+
+
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The model arguments given (none of them set: an empty dict, so the model's defaults apply)."""
-    names = (*(field for _, field, _, _ in SAMPLING_FLAGS), "system", "disable_search", "enable_citation",
-             "max_output_tokens", "response_format", "appid", "preemptible")
+    """The model arguments given: each flag named after a field v1 chat takes (the spec's,
+    ``V1_CHAT_FIELDS``) or one of :data:`CLI_ONLY_FIELDS` (none set: an empty dict, so the model's
+    defaults apply). ``--stop`` is split here, ``--extra-parameters`` read as JSON by the command."""
+    from qfnb.protocol.wires.inference import V1_CHAT_FIELDS  # deferred: loads pydantic (`qfnb --help` does not)
+
+    names = [n for n in (*V1_CHAT_FIELDS, *CLI_ONLY_FIELDS) if n not in ("stop", "extra_parameters")]
     kwargs = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "stop", None):
         kwargs["stop"] = [s for s in args.stop.split(",") if s]

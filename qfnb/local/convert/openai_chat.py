@@ -68,8 +68,7 @@ def ignored_fields(req: OpenAIChatRequest, served: ServedLike) -> list[str]:
 
 
 def text_ask(req: OpenAICompletionRequest, lane: str) -> TextAsk:
-    sampling = Sampling.of(req.model_dump(include={"temperature", "top_p", "max_tokens", "stop", "seed"}))
-    return TextAsk(model=str(req.model), prompt=req.prompt, sampling=sampling, lane=lane)
+    return TextAsk(model=str(req.model), prompt=req.prompt, sampling=Sampling.of(req.model_dump()), lane=lane)
 
 
 def finish(reason: str | None) -> str:
