@@ -30,6 +30,7 @@ WIRE_FIELDS = ROOT / "qfnb/protocol/wires/fields.py"
 WIRE_BODIES = ROOT / "qfnb/protocol/wires/bodies.py"
 RANGES = ROOT / "qfnb/protocol/wires/ranges.py"
 SAMPLING = ROOT / "qfnb/notebook/sampling.py"
+WIRE_SAMPLING = ROOT / "qfnb/protocol/wires/sampling.py"
 CLI_SAMPLING = ROOT / "qfnb/common/cli/sampling_flags.py"
 MAGIC_OPTIONS = ROOT / "qfnb/notebook/magic_options.py"
 ANSWERS = ROOT / "qfnb/protocol/wires/answers.py"
@@ -81,8 +82,9 @@ def ado_source(call: Call) -> str:
     # the answer models are named, not imported at run time (about 0.4 s of pydantic classes: importing a
     # resource stays light; ``resp.parsed`` imports them); mypy reads them from the TYPE_CHECKING import
     imports = [f"from collections.abc import {', '.join(abc)}\n" if abc else "",
-               "from typing import TYPE_CHECKING, Any\n\n", "from qfnb._core.http.response import QfResponse\n\n",
-               "from ..base import BaseInference\n", render_from("..params", from_params),
+               "from typing import TYPE_CHECKING, Any\n\n", "from qfnb._core.http.response import QfResponse\n",
+               render_from("qfnb.protocol.wires.sampling", ["SamplingOptions"]) if "SamplingOptions" in used else "",
+               "\nfrom ..base import BaseInference\n", render_from("..params", from_params),
                "\nif TYPE_CHECKING:  # pragma: no cover\n"
                + textwrap.indent(render_from("qfnb.protocol.wires.answers", models), "    ")]
     generic = ", ".join([call.call, *(f'"{m}"' for m in models)])
@@ -114,8 +116,15 @@ def call_class(call: Call) -> str:
     out = f'\n\n@dataclass(frozen=True, kw_only=True)\nclass {call.call}(InferenceCall):\n    """{doc}"""\n\n'
     out += "".join(dataclass_field(f) for f in own)
     entries = [body_entry(f) for f in own if f.wire_name]
-    out += "\n    def fields(self) -> dict[str, Any]:\n" + packed(entries, " " * 8 + "return {", " " * 16, "}")
-    return out + "\n"
+    if not any(f.name == "sampling" for f in own):
+        out += "\n    def fields(self) -> dict[str, Any]:\n" + packed(entries, " " * 8 + "return {", " " * 16, "}")
+        return out + "\n"
+    out += ("\n    def fields(self) -> dict[str, Any]:\n"
+            '        """The body fields, ``sampling``\'s under those given by their own keyword."""\n'
+            + packed(entries, " " * 8 + "named = {", " " * 17, "}") + "\n"
+            "        given = {k: v for k, v in named.items() if v is not None}\n"
+            "        return {**named, **self.sampling.fields(), **given} if self.sampling is not None else named\n")
+    return out
 
 
 def local_kwargs() -> list[str]:
@@ -138,7 +147,8 @@ def params_module() -> str:
             "body that the client sends. So a reader, or a tool, follows ``messages`` from\n"
             '``ChatCompletion.do`` to the transport. No ``locals()``.\n"""\n\n'
             "from __future__ import annotations\n\nfrom collections.abc import Mapping, Sequence\n"
-            "from dataclasses import dataclass, field\nfrom typing import Any\n\nfrom .messages import Messages\n\n"
+            "from dataclasses import dataclass, field\nfrom typing import Any\n\n"
+            "from qfnb.protocol.wires.sampling import SamplingOptions\n\nfrom .messages import Messages\n\n"
             f"{listed}\n{constants}\n\n@dataclass(frozen=True, kw_only=True)\nclass InferenceCall:\n"
             '    """What every call carries: where it goes and how it is sent (never in the body), and\n'
             "    ``extra``, the ``**kwargs`` passthrough (further body fields, sent as given; a few SDK\n"
@@ -374,20 +384,29 @@ def sampling_module() -> str:
         rows.append(f'    MagicOption({flags_source(f.option.flags)}, "{f.name}", {f.option.type},\n'
                     f'                "{option_help(f)}"),\n')
     table = "".join(rows)
-    attrs = "".join(f"    {f.name}: {f.type} = None\n" for f in fields)
-    sent = packed([f'"{f.wire_name}": self.{f.name}' for f in fields], " " * 8 + "sent = {", " " * 16, "}")
-    attrs += ("\n    def fields(self) -> dict[str, Any]:\n"
-              '        """The body fields these set, by wire name (the ``None`` ones left out)."""\n'
-              f"{sent}\n        return {{k: v for k, v in sent.items() if v is not None}}\n")
     return (generated_header() + '"""The sampling options of ``%%qfchat``, ``%qfeval`` and ``%qfbatch``: their '
             "flags and help,\nand the typed :class:`SamplingOptions` a magic builds from them (checked against\n"
             ':data:`qfnb.protocol.wires.ranges.RANGES`, the rule the platform applies)."""\n\n'
-            "from __future__ import annotations\n\nfrom dataclasses import dataclass\n"
-            "from typing import Any\n\nfrom qfnb.notebook.magic_options import MagicOption\n\n"
+            "from __future__ import annotations\n\nfrom qfnb.notebook.magic_options import MagicOption\n"
+            "from qfnb.protocol.wires.sampling import SamplingOptions\n\n"
             '__all__ = ["OPTIONS", "SamplingOptions"]\n\n'
-            f"#: every sampling option, in the help's order\nOPTIONS = (\n{table})\n\n\n"
+            f"#: every sampling option, in the help's order\nOPTIONS = (\n{table})\n")
+
+
+def wire_sampling_module() -> str:
+    fields = spec.NOTEBOOK_SAMPLING
+    attrs = "".join(f"    {f.name}: {f.type} = None\n" for f in fields)
+    sent = packed([f'"{f.wire_name}": self.{f.name}' for f in fields], " " * 8 + "sent = {", " " * 16, "}")
+    return (generated_header() + '"""The v1 sampling options as one typed object: what ``%%qfchat``, ``%qfeval`` and '
+            "``%qfbatch`` build\nfrom their flags, and what ``ChatCompletion``/``Completion``'s ``ado(sampling=...)`` "
+            'take whole."""\n\n'
+            "from __future__ import annotations\n\nfrom dataclasses import dataclass\nfrom typing import Any\n\n"
+            '__all__ = ["SamplingOptions"]\n\n\n'
             '@dataclass(frozen=True, kw_only=True)\nclass SamplingOptions:\n    """The sampling fields of one '
-            'magic call, by their wire names (``None``: not sent)."""\n\n' + attrs)
+            'call, by their wire names (``None``: not sent)."""\n\n' + attrs
+            + "\n    def fields(self) -> dict[str, Any]:\n"
+              '        """The body fields these set, by wire name (the ``None`` ones left out)."""\n'
+              f"{sent}\n        return {{k: v for k, v in sent.items() if v is not None}}\n")
 
 
 # ---------------------------------------------------------------------------- common/cli/sampling_flags.py
@@ -462,5 +481,6 @@ def spec_targets() -> dict[Path, str]:
     """The modules written from the spec besides the resources' ``_generated`` ones."""
     return {PARAMS: params_module(), RANGES: ranges_module(), WIRE_FIELDS: wire_fields_module(),
             WIRE_BODIES: wire_bodies_module(),
-            SAMPLING: sampling_module(), CLI_SAMPLING: cli_sampling_module(), MAGIC_OPTIONS: magic_options_module(),
+            SAMPLING: sampling_module(), WIRE_SAMPLING: wire_sampling_module(), CLI_SAMPLING: cli_sampling_module(),
+            MAGIC_OPTIONS: magic_options_module(),
             ANSWERS: answers_module(), OFFICIAL: official_names_module()}

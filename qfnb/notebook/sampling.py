@@ -6,10 +6,8 @@ and the typed :class:`SamplingOptions` a magic builds from them (checked against
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from qfnb.notebook.magic_options import MagicOption
+from qfnb.protocol.wires.sampling import SamplingOptions
 
 __all__ = ["OPTIONS", "SamplingOptions"]
 
@@ -26,20 +24,3 @@ OPTIONS = (
     MagicOption(("--max-tokens",), "max_output_tokens", int,
                 "The most tokens to generate, at most 65,536 (max_output_tokens)."),
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class SamplingOptions:
-    """The sampling fields of one magic call, by their wire names (``None``: not sent)."""
-
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    penalty_score: float | None = None
-    max_output_tokens: int | None = None
-
-    def fields(self) -> dict[str, Any]:
-        """The body fields these set, by wire name (the ``None`` ones left out)."""
-        sent = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "penalty_score": self.penalty_score, "max_output_tokens": self.max_output_tokens}
-        return {k: v for k, v in sent.items() if v is not None}

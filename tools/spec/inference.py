@@ -13,8 +13,10 @@ positional slot (its place in ``positional``) and doc line.
 * ``qfnb/protocol/wires/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
   its answer and chunk models here);
 * ``qfnb/common/cli/sampling_flags.py``: the official CLI's sampling flags;
+* ``qfnb/protocol/wires/sampling.py``: the typed :class:`SamplingOptions` (what the magics build and
+  ``ado(sampling=...)`` takes whole);
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
-  ``%qfbatch`` (flags, help, the typed :class:`SamplingOptions`);
+  ``%qfbatch`` (flags and help);
 * ``qfnb/notebook/magic_options.py``: ``%qfimage``'s options (``NOTEBOOK_IMAGE``) and, from
   ``tools/spec/training.py``, ``%qftrain``'s hyperparameter options.
 
@@ -102,8 +104,14 @@ OPENAI_RANGES = {
     "max_completion_tokens": MAX_COMPLETION_TOKENS.range,
 }
 
-#: the notebook magics' sampling options (%%qfchat, %qfeval, %qfbatch), in their help's order
+#: the notebook magics' sampling options (%%qfchat, %qfeval, %qfbatch), in their help's order; the fields of
+#: the typed ``SamplingOptions`` (``qfnb/protocol/wires/sampling.py``)
 NOTEBOOK_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS)
+#: chat's and completion's typed entry: the sampling options passed whole (what a magic builds); the official
+#: keywords stay, and one given by name wins
+SAMPLING_OPTIONS = Field("sampling", "SamplingOptions | None", wire=NOT_SENT,
+                         doc="the sampling fields as one typed object (:class:`~qfnb.protocol.wires.sampling."
+                             "SamplingOptions`); a field also given by its own keyword wins.")
 #: the official CLI's sampling flags (``qfnb chat``, ``completion``, ``plugin``: each option's long flag),
 #: in their help's order; ``--top-k`` is chat's only
 CLI_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE)
@@ -139,7 +147,8 @@ CHAT = Call(
         Field("truncate_overlong_msgs", "bool", "False", wire=NOT_SENT,
               doc="drop the oldest turns until the model's input limit fits."),
     ),
-    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, IDEMPOTENCY_KEY),
+    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, SAMPLING_OPTIONS,
+             IDEMPOTENCY_KEY),
 )
 
 COMPLETION = Call(
@@ -147,7 +156,7 @@ COMPLETION = Call(
     answer="CompletionAnswer", chunk="CompletionChunk",
     summary="Continue ``prompt`` (a chat model gets it as one user turn).",
     positional=(Field("prompt", "str", REQUIRED, doc="the text to continue."), *TRANSPORT),
-    keyword=(*SAMPLING, IDEMPOTENCY_KEY),
+    keyword=(*SAMPLING, SAMPLING_OPTIONS, IDEMPOTENCY_KEY),
 )
 
 EMBEDDING = Call(

@@ -166,7 +166,7 @@ class ResourcesBackend:
                 result = await res.ado(messages=openai_history_as_v1(request.messages), stream=request.stream,
                                        system=request.system or None,
                                        idempotency_key=self.keys.key(identity, fresh=request.fresh),
-                                       **request.sampling.fields(), **request.body)
+                                       sampling=request.sampling, **request.body)
                 if request.stream:
                     async for resp in result:
                         yield _delta(resp)

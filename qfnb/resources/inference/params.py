@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qfnb.protocol.wires.sampling import SamplingOptions
+
 from .messages import Messages
 
 __all__ = ["CONTINUE_PROMPT", "LOCAL_KWARGS", "RETRY_KWARGS", "ChatCall", "ChatMessages", "CompletionCall",
@@ -30,8 +32,9 @@ RETRY_KWARGS = ("retry_jitter", "retry_max_wait_interval", "retry_err_codes")
 #: call arguments that configure the SDK and are never sent in the body
 LOCAL_KWARGS = frozenset({"adapt_openai_message_format", "auto_concat_truncate", "backoff_factor", "endpoint",
                           "idempotency_key", "model", "request_id", "request_timeout", "retry_count", "retry_err_codes",
-                          "retry_err_handler", "retry_jitter", "retry_max_wait_interval", "show_total_latency",
-                          "stream", "truncate_overlong_msgs", "truncated_continue_prompt", "with_decode"})
+                          "retry_err_handler", "retry_jitter", "retry_max_wait_interval", "sampling",
+                          "show_total_latency", "stream", "truncate_overlong_msgs", "truncated_continue_prompt",
+                          "with_decode"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,12 +74,16 @@ class ChatCall(InferenceCall):
     stop: list[str] | None = None
     max_output_tokens: int | None = None
     user_id: str | None = None
+    sampling: SamplingOptions | None = None
 
     def fields(self) -> dict[str, Any]:
-        return {"messages": self.messages.to_list() if isinstance(self.messages, Messages) else self.messages,
-                "system": self.system, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "penalty_score": self.penalty_score, "stop": self.stop, "max_output_tokens": self.max_output_tokens,
-                "user_id": self.user_id}
+        """The body fields, ``sampling``'s under those given by their own keyword."""
+        named = {"messages": self.messages.to_list() if isinstance(self.messages, Messages) else self.messages,
+                 "system": self.system, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                 "penalty_score": self.penalty_score, "stop": self.stop, "max_output_tokens": self.max_output_tokens,
+                 "user_id": self.user_id}
+        given = {k: v for k, v in named.items() if v is not None}
+        return {**named, **self.sampling.fields(), **given} if self.sampling is not None else named
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,11 +98,15 @@ class CompletionCall(InferenceCall):
     stop: list[str] | None = None
     max_output_tokens: int | None = None
     user_id: str | None = None
+    sampling: SamplingOptions | None = None
 
     def fields(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "penalty_score": self.penalty_score, "stop": self.stop, "max_output_tokens": self.max_output_tokens,
-                "user_id": self.user_id}
+        """The body fields, ``sampling``'s under those given by their own keyword."""
+        named = {"prompt": self.prompt, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                 "penalty_score": self.penalty_score, "stop": self.stop, "max_output_tokens": self.max_output_tokens,
+                 "user_id": self.user_id}
+        given = {k: v for k, v in named.items() if v is not None}
+        return {**named, **self.sampling.fields(), **given} if self.sampling is not None else named
 
 
 @dataclass(frozen=True, kw_only=True)

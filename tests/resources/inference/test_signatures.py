@@ -17,6 +17,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
 from qfnb.protocol.wires import answers
+from qfnb.protocol.wires.sampling import SamplingOptions
 from qfnb.resources import Image2Text, Reranker
 from qfnb.resources.inference.base import BaseInference
 from qfnb.resources.inference.params import ChatCall, EmbeddingCall, InferenceCall, Text2ImageCall
@@ -37,9 +38,9 @@ OFFICIAL: dict[type[BaseInference[Any]], list[str]] = {
 #: documented body fields, keyword-only
 KEYWORD_ONLY: dict[type[BaseInference[Any]], set[str]] = {
     ChatCompletion: {"system", "temperature", "top_p", "top_k", "penalty_score", "stop", "max_output_tokens",
-                     "user_id", "idempotency_key"},
+                     "user_id", "sampling", "idempotency_key"},
     Completion: {"temperature", "top_p", "top_k", "penalty_score", "stop", "max_output_tokens", "user_id",
-                 "idempotency_key"},
+                 "sampling", "idempotency_key"},
     Embedding: {"user_id", "idempotency_key"},
     Plugin: {"prompt", "messages"},
     Text2Image: {"negative_prompt", "size", "n", "steps", "sampler_index", "seed", "cfg_scale", "style", "user_id"},
@@ -132,3 +133,26 @@ def test_sync_do_and_async_ado_build_the_same_typed_call(monkeypatch: pytest.Mon
     assert seen == [EmbeddingCall(texts=["a"], request_id="r1"),
                     Text2ImageCall(prompt="cat", with_decode="base64", n=2)]
     assert seen[0].fields() == {"input": ["a"], "user_id": None}
+
+
+def test_the_sampling_options_go_whole_and_a_field_given_by_its_keyword_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ado(sampling=SamplingOptions(...))``: the typed options a magic builds travel whole in the call
+    (no ``**fields()`` splat); in the body a field given by its own official keyword wins over theirs."""
+    seen: list[InferenceCall] = []
+
+    async def fake_acall(self: BaseInference[InferenceCall], call: InferenceCall) -> QfResponse:
+        seen.append(call)
+        return QfResponse(200, {}, {"result": "ok"})
+
+    monkeypatch.setattr(BaseInference, "_acall", fake_acall)
+    options = SamplingOptions(temperature=0.5, top_k=3, max_output_tokens=20)
+    msgs = [{"role": "user", "content": "hi"}]
+    ChatCompletion(config=CFG).do(msgs, sampling=options, top_k=7)
+    Completion(config=CFG).do("1, 2,", sampling=options)
+    chat, completion = seen
+    assert isinstance(chat, ChatCall) and chat.sampling is options
+    assert {k: v for k, v in chat.fields().items() if v is not None} == {
+        "messages": msgs, "temperature": 0.5, "top_k": 7, "max_output_tokens": 20}
+    assert {k: v for k, v in completion.fields().items() if v is not None} == {
+        "prompt": "1, 2,", "temperature": 0.5, "top_k": 3, "max_output_tokens": 20}
+    assert ChatCall(messages=msgs).fields() == ChatCall(messages=msgs, sampling=SamplingOptions()).fields()

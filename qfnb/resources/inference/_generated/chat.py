@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
+from qfnb.protocol.wires.sampling import SamplingOptions
 
 from ..base import BaseInference
 from ..params import CONTINUE_PROMPT, ChatCall, ChatMessages
@@ -35,7 +36,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  idempotency_key: str | None = None, **kwargs: Any) -> QfResponse[ChatAnswer]: ...
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
+                  **kwargs: Any) -> QfResponse[ChatAnswer]: ...
     @overload
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
                   stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
@@ -44,7 +46,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  idempotency_key: str | None = None, **kwargs: Any) -> AsyncIterator[QfResponse[ChatChunk]]: ...
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
+                  **kwargs: Any) -> AsyncIterator[QfResponse[ChatChunk]]: ...
     @overload
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
@@ -53,7 +56,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  idempotency_key: str | None = None,
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
                   **kwargs: Any) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]: ...
     async def ado(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                   stream: bool = False, retry_count: int | None = None, request_timeout: float | None = None,
@@ -62,7 +65,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
                   truncate_overlong_msgs: bool = False, *, system: str | None = None, temperature: float | None = None,
                   top_p: float | None = None, top_k: int | None = None, penalty_score: float | None = None,
                   stop: list[str] | None = None, max_output_tokens: int | None = None, user_id: str | None = None,
-                  idempotency_key: str | None = None,
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
                   **kwargs: Any) -> QfResponse[ChatAnswer] | AsyncIterator[QfResponse[ChatChunk]]:
         """Chat with the model.
 
@@ -89,6 +92,9 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
         :param stop: strings that end the answer.
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param sampling: the sampling fields as one typed object
+            (:class:`~qfnb.protocol.wires.sampling.SamplingOptions`); a field also given by its own
+            keyword wins.
         :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
             (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
             another process) attaches to the local platform's work on it or gets its kept answer,
@@ -101,7 +107,7 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
             auto_concat_truncate=auto_concat_truncate, truncated_continue_prompt=truncated_continue_prompt,
             truncate_overlong_msgs=truncate_overlong_msgs, system=system, temperature=temperature, top_p=top_p,
             top_k=top_k, penalty_score=penalty_score, stop=stop, max_output_tokens=max_output_tokens, user_id=user_id,
-            idempotency_key=idempotency_key, extra=kwargs))
+            sampling=sampling, idempotency_key=idempotency_key, extra=kwargs))
 
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
@@ -110,8 +116,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
-           **kwargs: Any) -> QfResponse[ChatAnswer]: ...
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None, **kwargs: Any) -> QfResponse[ChatAnswer]: ...
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, *,
            stream: Literal[True], retry_count: int | None = None, request_timeout: float | None = None,
@@ -119,8 +125,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
-           **kwargs: Any) -> Iterator[QfResponse[ChatChunk]]: ...
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None, **kwargs: Any) -> Iterator[QfResponse[ChatChunk]]: ...
     @overload
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
@@ -128,7 +134,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[ChatAnswer] | Iterator[QfResponse[ChatChunk]]: ...
     def do(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
@@ -136,7 +143,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
            truncated_continue_prompt: str = CONTINUE_PROMPT, truncate_overlong_msgs: bool = False, *,
            system: str | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[ChatAnswer] | Iterator[QfResponse[ChatChunk]]:
         """Chat with the model.
 
@@ -165,6 +173,9 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
         :param stop: strings that end the answer.
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param sampling: the sampling fields as one typed object
+            (:class:`~qfnb.protocol.wires.sampling.SamplingOptions`); a field also given by its own
+            keyword wins.
         :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
             (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
             another process) attaches to the local platform's work on it or gets its kept answer,
@@ -177,4 +188,4 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
             auto_concat_truncate=auto_concat_truncate, truncated_continue_prompt=truncated_continue_prompt,
             truncate_overlong_msgs=truncate_overlong_msgs, system=system, temperature=temperature, top_p=top_p,
             top_k=top_k, penalty_score=penalty_score, stop=stop, max_output_tokens=max_output_tokens, user_id=user_id,
-            idempotency_key=idempotency_key, extra=kwargs))
+            sampling=sampling, idempotency_key=idempotency_key, extra=kwargs))

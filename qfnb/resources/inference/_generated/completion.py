@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
+from qfnb.protocol.wires.sampling import SamplingOptions
 
 from ..base import BaseInference
 from ..params import CompletionCall
@@ -33,27 +34,31 @@ class CompletionCalls(BaseInference[CompletionCall, "CompletionAnswer", "Complet
                   request_id: str | None = None, backoff_factor: float | None = None, *,
                   temperature: float | None = None, top_p: float | None = None, top_k: int | None = None,
                   penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
                   **kwargs: Any) -> QfResponse[CompletionAnswer]: ...
     @overload
     async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None, *, stream: Literal[True],
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, temperature: float | None = None, top_p: float | None = None,
                   top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
                   **kwargs: Any) -> AsyncIterator[QfResponse[CompletionChunk]]: ...
     @overload
     async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
                   top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
                   **kwargs: Any) -> QfResponse[CompletionAnswer] | AsyncIterator[QfResponse[CompletionChunk]]: ...
     async def ado(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
                   retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
                   backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
                   top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-                  max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+                  max_output_tokens: int | None = None, user_id: str | None = None,
+                  sampling: SamplingOptions | None = None, idempotency_key: str | None = None,
                   **kwargs: Any) -> QfResponse[CompletionAnswer] | AsyncIterator[QfResponse[CompletionChunk]]:
         """Continue ``prompt`` (a chat model gets it as one user turn).
 
@@ -73,6 +78,9 @@ class CompletionCalls(BaseInference[CompletionCall, "CompletionAnswer", "Complet
         :param stop: strings that end the answer.
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param sampling: the sampling fields as one typed object
+            (:class:`~qfnb.protocol.wires.sampling.SamplingOptions`); a field also given by its own
+            keyword wins.
         :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
             (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
             another process) attaches to the local platform's work on it or gets its kept answer,
@@ -83,34 +91,37 @@ class CompletionCalls(BaseInference[CompletionCall, "CompletionAnswer", "Complet
             prompt=prompt, model=model, endpoint=endpoint, stream=stream, retry_count=retry_count,
             request_timeout=request_timeout, request_id=request_id, backoff_factor=backoff_factor,
             temperature=temperature, top_p=top_p, top_k=top_k, penalty_score=penalty_score, stop=stop,
-            max_output_tokens=max_output_tokens, user_id=user_id, idempotency_key=idempotency_key, extra=kwargs))
+            max_output_tokens=max_output_tokens, user_id=user_id, sampling=sampling, idempotency_key=idempotency_key,
+            extra=kwargs))
 
     @overload
     def do(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: Literal[False] = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
-           **kwargs: Any) -> QfResponse[CompletionAnswer]: ...
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None, **kwargs: Any) -> QfResponse[CompletionAnswer]: ...
     @overload
     def do(self, prompt: str, model: str | None = None, endpoint: str | None = None, *, stream: Literal[True],
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
-           **kwargs: Any) -> Iterator[QfResponse[CompletionChunk]]: ...
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None, **kwargs: Any) -> Iterator[QfResponse[CompletionChunk]]: ...
     @overload
     def do(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[CompletionAnswer] | Iterator[QfResponse[CompletionChunk]]: ...
     def do(self, prompt: str, model: str | None = None, endpoint: str | None = None, stream: bool = False,
            retry_count: int | None = None, request_timeout: float | None = None, request_id: str | None = None,
            backoff_factor: float | None = None, *, temperature: float | None = None, top_p: float | None = None,
            top_k: int | None = None, penalty_score: float | None = None, stop: list[str] | None = None,
-           max_output_tokens: int | None = None, user_id: str | None = None, idempotency_key: str | None = None,
+           max_output_tokens: int | None = None, user_id: str | None = None, sampling: SamplingOptions | None = None,
+           idempotency_key: str | None = None,
            **kwargs: Any) -> QfResponse[CompletionAnswer] | Iterator[QfResponse[CompletionChunk]]:
         """Continue ``prompt`` (a chat model gets it as one user turn).
 
@@ -132,6 +143,9 @@ class CompletionCalls(BaseInference[CompletionCall, "CompletionAnswer", "Complet
         :param stop: strings that end the answer.
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
+        :param sampling: the sampling fields as one typed object
+            (:class:`~qfnb.protocol.wires.sampling.SamplingOptions`); a field also given by its own
+            keyword wins.
         :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
             (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
             another process) attaches to the local platform's work on it or gets its kept answer,
@@ -142,4 +156,5 @@ class CompletionCalls(BaseInference[CompletionCall, "CompletionAnswer", "Complet
             prompt=prompt, model=model, endpoint=endpoint, stream=stream, retry_count=retry_count,
             request_timeout=request_timeout, request_id=request_id, backoff_factor=backoff_factor,
             temperature=temperature, top_p=top_p, top_k=top_k, penalty_score=penalty_score, stop=stop,
-            max_output_tokens=max_output_tokens, user_id=user_id, idempotency_key=idempotency_key, extra=kwargs))
+            max_output_tokens=max_output_tokens, user_id=user_id, sampling=sampling, idempotency_key=idempotency_key,
+            extra=kwargs))
