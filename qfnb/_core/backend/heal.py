@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from qfnb._core.backend import daemon
+from qfnb._core.backend.discovery import known as known_daemons
 from qfnb._core.backend.process import wait_gone
 
 logger = logging.getLogger("qfnb")
@@ -25,18 +26,18 @@ def revive(base_url: str) -> bool:
     """Find or start the daemon that served ``base_url``; True when it answers there again
     (False: no daemon of this process was at ``base_url``, or it came back elsewhere)."""
     base = base_url.rstrip("/")
-    found = [(root, known.pid) for root, known in list(daemon._known.items()) if known.base_url.rstrip("/") == base]
+    found = [(root, known.pid) for root, known in list(known_daemons.items()) if known.base_url.rstrip("/") == base]
     if not found:
         return False
     root, pid = found[0]
     # refused while its process may still run: it is going (killed, stopping) and may hold its port
     # a moment longer; the new daemon takes that port, so let the old one go first (unless another
     # caller has already started the new one)
-    known = daemon._known.get(root)
+    known = known_daemons.get(root)
     if known is not None and known.pid == pid:
         wait_gone(pid, DYING_WAIT_S)
-        if daemon._known.get(root) is known:
-            daemon._known.pop(root, None)
+        if known_daemons.get(root) is known:
+            known_daemons.pop(root, None)
     logger.warning("qfnb: the local platform at %s stopped answering; starting it again", base)
     try:
         platform = daemon.ensure_daemon(root, serve_args=daemon.serve_args_of.get(root, ()))
