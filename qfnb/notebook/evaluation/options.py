@@ -1,5 +1,5 @@
-"""The options of ``%qfeval`` beyond the run itself: ``--recorded`` sources and the judge guardrail,
-checked before any model is called (problems raise :class:`EvalArgsError` naming the option)."""
+"""The options of ``%qfeval`` beyond the run itself: ``--recorded`` sources, the judge guardrail and
+``--batch``'s ``--target``, checked before any model is called (problems raise :class:`EvalArgsError` naming the option)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.console.textmetrics import as_text
+from qfnb.resources.targets import JobTarget, parse_target
 
 
 class EvalArgsError(ValueError):
@@ -19,6 +20,14 @@ def reason(exc: Exception) -> str:
     """The message of a qfnb ``ValidationError`` without its ``field: `` prefix."""
     text, name = str(exc), getattr(exc, "field", None)
     return text[len(name) + 2:] if name and text.startswith(f"{name}: ") else text
+
+
+def batch_target(given: str | None) -> JobTarget | None:
+    """``--target`` (else ``QFNB_TARGET``): where ``--batch``'s jobs run, parsed before anything is sent."""
+    try:
+        return parse_target(given, field="--target")
+    except ValueError as exc:
+        raise EvalArgsError(str(exc)) from None
 
 
 def check_judges(judges: Sequence[Any], llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:

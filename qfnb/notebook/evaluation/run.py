@@ -40,6 +40,7 @@ from qfnb.notebook.evaluation.metric_words import (
 )
 from qfnb.notebook.evaluation.options import (
     EvalArgsError,
+    batch_target,
     check_judges,
     check_recorded,
     parse_prompts,
@@ -49,7 +50,7 @@ from qfnb.notebook.evaluation.options import (
 from qfnb.notebook.evaluation.targets import default_chat_model, resolve_llm, resolve_llms, tag_of
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.notebook.widgets.progress import make_progress
-from qfnb.resources.targets import JobTarget, parse_target
+from qfnb.resources.targets import JobTarget
 
 
 @dataclass(frozen=True)
@@ -186,16 +187,6 @@ def min_difference(value: str, option: str) -> float:
     if not out > 0:
         raise EvalArgsError(f"{option}: MIN_DIFF must be positive, got {value}")
     return out
-
-
-def _target(args: EvalArgs, batch: bool) -> JobTarget | None:
-    """``--target`` (else ``QFNB_TARGET``) where ``--batch``'s jobs run, parsed before anything is sent."""
-    if not batch:
-        return None
-    try:
-        return parse_target(args.target, field="--target")
-    except ValueError as exc:
-        raise EvalArgsError(str(exc)) from None
 
 
 def _batch(args: EvalArgs, llms: Mapping[str, Any], sequential: bool) -> bool:
@@ -400,4 +391,4 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
                     labels=labels, rows_available=available, population=population, custom=custom, batch=batch,
-                    target=_target(args, batch))
+                    target=batch_target(args.target) if batch else None)
