@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 import shlex
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -290,8 +289,7 @@ class RayJobs:
                 return earlier[-1].submission_id
             submission_id = f"qfnb-{mark.rsplit(':', 1)[-1]}-{len(earlier) + 1}"
             journal.save(submission_id)  # before the job can print a row
-            await self._submit(entrypoint=self._entrypoint(model), submission_id=submission_id,
-                               runtime_env=self._runtime_env(tmp, journal.mark),
+            await self._submit(**self._job(tmp, journal.mark, model), submission_id=submission_id,
                                metadata={"qfnb": mark, "qfnb_total": str(total), "qfnb_name": name or "",
                                          "qfnb_model": model})
         logger.info("Ray job %s submitted to %s: %d of %d rows (%d answered before)", submission_id, self.target,
@@ -303,23 +301,13 @@ class RayJobs:
         with refused():
             await asyncio.to_thread(jobs.submit, self.client, self.target, **job)
 
-    def _entrypoint(self, model: str) -> str:
-        python = sys.executable if self.target.same_machine else "python"
+    def _job(self, working_dir: str, mark: str, model: str) -> dict[str, Any]:
+        """The job's entrypoint and ``runtime_env``: the rows as its working dir, its journal mark
+        (:func:`qfnb.local.cluster.jobs.job_env`: this qfnb on this machine's head, else shipped)."""
+        python, env = jobs.job_env(self.target, working_dir, {jobs.JOURNAL_ENV: mark}, ["local"], self.runtime_env)
         workers = f" --workers {int(self.workers)}" if self.workers else ""
-        return f"{shlex.quote(python)} -m {ENTRY_MODULE} --input rows.jsonl --model {shlex.quote(model)}{workers}"
-
-    def _runtime_env(self, working_dir: str, mark: str) -> dict[str, Any]:
-        """The rows as the job's working dir and its journal mark; on this machine qfnb itself on the
-        path, else this qfnb shipped (never installed by name from an index)."""
-        env: dict[str, Any] = {"working_dir": working_dir, "env_vars": {jobs.JOURNAL_ENV: mark}}
-        if self.target.same_machine:
-            env["env_vars"]["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # the folder holding qfnb
-        else:
-            env.update(jobs.shipped_qfnb(["local"]))
-        if self.runtime_env:
-            env.update({k: v for k, v in self.runtime_env.items() if k not in ("working_dir", "env_vars")})
-            env["env_vars"] = {**dict(self.runtime_env.get("env_vars") or {}), **env["env_vars"]}
-        return env
+        return {"entrypoint": f"{shlex.quote(python)} -m {ENTRY_MODULE} --input rows.jsonl "
+                              f"--model {shlex.quote(model)}{workers}", "runtime_env": env}
 
     async def state(self, job_id: str) -> JobState:
         return self._state(*await self._family(job_id))

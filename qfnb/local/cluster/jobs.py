@@ -9,8 +9,9 @@ import concurrent.futures
 import importlib.metadata
 import json
 import re
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from qfnb.protocol.platform.targets import JobTarget, TargetError
 
 __all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "MAX_LOG_BYTES", "MIN_RAY",
            "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SENT_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX",
-           "call", "connect", "job_logs", "log_items", "ray_version_problem", "shipped_qfnb", "submit"]
+           "call", "connect", "job_env", "job_logs", "log_items", "ray_version_problem", "shipped_qfnb", "submit"]
 
 #: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
 MIN_RAY = (2, 9)
@@ -108,6 +109,23 @@ def shipped_qfnb(extras: Sequence[str]) -> dict[str, Any]:
     registered name there: whoever took it would run code on every worker)."""
     package = Path(__file__).resolve().parents[2]
     return {"py_modules": [str(package)], "pip": {"packages": pinned_requirements(extras), "pip_check": False}}
+
+
+def job_env(target: JobTarget, working_dir: str, env_vars: Mapping[str, str], extras: Sequence[str],
+            given: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The python a qfnb job's entrypoint runs, and its ``runtime_env``: ``working_dir`` and ``env_vars``; on
+    this machine's head this interpreter with this qfnb on its path, else ``python`` with this very qfnb
+    shipped (:func:`shipped_qfnb` with ``extras``). ``given`` (the caller's own ``runtime_env``) adds to it,
+    its env vars under these."""
+    env: dict[str, Any] = {"working_dir": working_dir, "env_vars": dict(env_vars)}
+    if target.same_machine:
+        env["env_vars"]["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])  # the folder holding qfnb
+    else:
+        env.update(shipped_qfnb(extras))
+    if given:
+        env.update({k: v for k, v in given.items() if k not in ("working_dir", "env_vars")})
+        env["env_vars"] = {**dict(given.get("env_vars") or {}), **env["env_vars"]}
+    return (sys.executable if target.same_machine else "python"), env
 
 
 _EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")

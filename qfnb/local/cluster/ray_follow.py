@@ -81,13 +81,7 @@ class Follower:
                 if source:
                     Path(tmp, name).write_bytes(Path(source).read_bytes())
             Path(tmp, JOB_FILES[0]).write_text(json.dumps(staged), encoding="utf-8")
-            python = sys.executable if self.target.same_machine else "python"
-            env: dict[str, Any] = {"working_dir": tmp, "env_vars": {"RAY_DEDUP_LOGS": "0"}}
-            if self.target.same_machine:  # this interpreter and this qfnb
-                env["env_vars"]["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
-            else:  # this very qfnb, shipped (never installed by name from an index)
-                env.update(jobs.shipped_qfnb(["local", "ray"]))
-            env.update({k: v for k, v in self.runtime_env.items() if k != "working_dir"})
+            python, env = jobs.job_env(self.target, tmp, {"RAY_DEDUP_LOGS": "0"}, ["local", "ray"], self.runtime_env)
             jobs.submit(self.client, self.target, sleep=self.sleep,
                         entrypoint=f"{shlex.quote(python)} -m {ENTRY_MODULE} --workers {workers}",
                         submission_id=self.sid, runtime_env=env, metadata={"qfnb_train": self.job_dir.name})

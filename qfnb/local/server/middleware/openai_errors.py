@@ -69,6 +69,19 @@ def page_args(query: Any, order: str = "desc") -> dict[str, Any] | JSONResponse:
     return {"limit": limit, "order": order, "after": query.get("after")}
 
 
+def metadata_query(query: Any, others: tuple[str, ...]) -> dict[str, str] | JSONResponse:
+    """A list call's ``metadata[KEY]=VALUE`` filter; a query parameter neither that nor one of ``others``
+    is refused by name (400)."""
+    wanted: dict[str, str] = {}
+    for name, value in query.multi_items():
+        if name.startswith("metadata[") and name.endswith("]") and len(name) > len("metadata[]"):
+            wanted[name[len("metadata["):-1]] = value
+        elif name not in others:
+            return openai_error(400, f"unknown query parameter {name!r:.80}: use metadata[KEY]=VALUE, "
+                                     f"{', '.join(others)}", param=name[:80])
+    return wanted
+
+
 def _bearer_refusal(request: Request) -> Response | None:
     problem = authenticator(request).check_bearer(request)
     # the cloud v2 code (clients re-mint on it)

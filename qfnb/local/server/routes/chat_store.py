@@ -37,13 +37,9 @@ async def _list(request: Request) -> Response:
         return failure
     platform: Platform = request.app.state.platform
     query = request.query_params
-    wanted: dict[str, str] = {}
-    for name, value in query.multi_items():
-        if name.startswith("metadata[") and name.endswith("]") and len(name) > len("metadata[]"):
-            wanted[name[len("metadata["):-1]] = value
-        elif name not in ("limit", "order", "after", "model"):
-            return openai_errors.openai_error(400, f"unknown query parameter {name!r:.80}: use after, limit, "
-                                              "metadata[KEY]=VALUE, model or order", param=name[:80])
+    wanted = openai_errors.metadata_query(query, ("after", "limit", "model", "order"))
+    if isinstance(wanted, Response):
+        return wanted
     page = openai_errors.page_args(query, ORDER)
     if isinstance(page, Response):
         return page

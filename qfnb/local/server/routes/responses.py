@@ -107,13 +107,9 @@ async def _list(request: Request) -> Response:
     if failure is not None:
         return failure
     query = request.query_params
-    wanted: dict[str, str] = {}
-    for name, value in query.multi_items():
-        if name.startswith("metadata[") and name.endswith("]") and len(name) > len("metadata[]"):
-            wanted[name[len("metadata["):-1]] = value
-        elif name not in ("limit", "order", "after"):
-            return openai_errors.openai_error(400, f"unknown query parameter {name!r:.80}: use metadata[KEY]=VALUE, "
-                                              "limit, order or after", param=name[:80])
+    wanted = openai_errors.metadata_query(query, ("after", "limit", "order"))
+    if isinstance(wanted, Response):
+        return wanted
     page = openai_errors.page_args(query)
     if isinstance(page, Response):
         return page
