@@ -53,8 +53,7 @@ async def bos_object(request: Request) -> Response:
     """Contract 6: signed ``PUT``/``GET``/``HEAD``/``DELETE /bos/{bucket}/{key}`` under
     ``<data_dir>/objects`` (a ``GET`` may carry its signature as ``?authorization=``: a shared link)."""
     platform: Platform = request.app.state.platform
-    failure = authenticator(request).check_console(request)
-    if failure is not None:
+    if (failure := authenticator(request).check_console(request)) is not None:
         return failure
     try:
         path = platform.objects.path(request.path_params["bucket"], request.path_params["key"])
@@ -62,8 +61,7 @@ async def bos_object(request: Request) -> Response:
         return bce_error(400, "InvalidObjectName", str(exc))
     if request.method == "POST":
         return await _append(platform, request)
-    other = await routes_bos.delete_or_copy(platform, request)
-    if other is not None:
+    if (other := await routes_bos.delete_or_copy(platform, request)) is not None:
         return other
     if request.method == "PUT":
         # streamed to disk; BodyLimit stops the stream at MAX_UPLOAD_BYTES (the partial file is removed)

@@ -305,8 +305,7 @@ def routes(calls: Calls) -> list[Route]:
 
     async def one_call(request: Request) -> Response:
         key = request.path_params["key"]
-        refused = _refused(request)
-        if refused is not None:
+        if (refused := _refused(request)) is not None:
             return refused
         owner = _owner(request.scope) or ""
         if request.method == "DELETE":

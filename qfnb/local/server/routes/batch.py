@@ -97,8 +97,7 @@ ACTIONS = {wire.CREATE: _create, wire.DESCRIBE: _describe, wire.STOP: _stop, wir
 
 async def batchinference(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    failure = authenticator(request).check_console(request)
-    if failure is not None:
+    if (failure := authenticator(request).check_console(request)) is not None:
         return failure
     action = request.query_params.get("Action", "")
     handler = ACTIONS.get(action)
@@ -123,8 +122,7 @@ def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable
     """An OpenAI files/batches route: bearer auth, and every refusal in OpenAI's error shape."""
 
     async def route(request: Request) -> Response:
-        failure = bearer_refusal(request)
-        if failure is not None:
+        if (failure := bearer_refusal(request)) is not None:
             return failure
         try:
             result = await call(request, request.app.state.platform)

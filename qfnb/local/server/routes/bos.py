@@ -57,8 +57,7 @@ async def delete_or_copy(platform: Platform, request: Request) -> Response | Non
 
 async def bucket_root(request: Request) -> Response:
     """``GET /bos/{bucket}``: ``?location`` gives the region, otherwise the listing."""
-    failure = authenticator(request).check_console(request)
-    if failure is not None:
+    if (failure := authenticator(request).check_console(request)) is not None:
         return failure
     platform: Platform = request.app.state.platform
     name = request.path_params["bucket"]

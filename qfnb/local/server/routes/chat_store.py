@@ -32,8 +32,7 @@ ORDER = "asc"
 
 async def _list(request: Request) -> Response:
     """``GET /chat/completions``: a page of the stored completions (every filter must hold)."""
-    failure = openai_errors.bearer_refusal(request)
-    if failure is not None:
+    if (failure := openai_errors.bearer_refusal(request)) is not None:
         return failure
     platform: Platform = request.app.state.platform
     query = request.query_params
@@ -49,8 +48,7 @@ async def _list(request: Request) -> Response:
 
 async def _one(request: Request) -> Response:
     """One stored completion: ``GET`` it, ``POST`` new ``metadata``, ``DELETE`` it, or ``GET`` its messages."""
-    failure = openai_errors.bearer_refusal(request)
-    if failure is not None:
+    if (failure := openai_errors.bearer_refusal(request)) is not None:
         return failure
     platform: Platform = request.app.state.platform
     cid = request.path_params["completion_id"]

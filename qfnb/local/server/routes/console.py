@@ -253,8 +253,7 @@ HANDLERS: dict[str, Handler] = {
 
 async def dispatch(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    failure = authenticator(request).check_console(request)
-    if failure is not None:
+    if (failure := authenticator(request).check_console(request)) is not None:
         return failure
     path = request.url.path
     data_api = path.startswith("/wenxinworkshop/dataset/")

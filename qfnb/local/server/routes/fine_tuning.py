@@ -29,8 +29,7 @@ PREFIXES = ("/v1", "/v2")
 
 def _route(call: Callable[[Request, Platform], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[Response]]:
     async def route(request: Request) -> Response:
-        failure = bearer_refusal(request)
-        if failure is not None:
+        if (failure := bearer_refusal(request)) is not None:
             return failure
         try:
             return JSONResponse(await call(request, request.app.state.platform))

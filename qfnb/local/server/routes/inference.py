@@ -53,8 +53,7 @@ _MODEL_CALLS = frozenset({"chat", "completions", "embeddings", "reranker"})
 
 async def v1_inference(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    failure = authenticator(request).check_inference(request)
-    if failure is not None:
+    if (failure := authenticator(request).check_inference(request)) is not None:
         return failure
     api_type, endpoint = request.path_params["api_type"], request.path_params["endpoint"]
     if (note := current_note()) is not None and api_type in _MODEL_CALLS:

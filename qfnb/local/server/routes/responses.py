@@ -103,8 +103,7 @@ async def _list(request: Request) -> Response:
     """``GET /responses?metadata[KEY]=VALUE…``: the stored responses whose metadata holds every pair
     (a platform addition: OpenAI lists none), as a page of OpenAI's list shape."""
     platform: Platform = request.app.state.platform
-    failure = openai_errors.bearer_refusal(request)
-    if failure is not None:
+    if (failure := openai_errors.bearer_refusal(request)) is not None:
         return failure
     query = request.query_params
     wanted = openai_errors.metadata_query(query, ("after", "limit", "order"))
@@ -121,8 +120,7 @@ async def _list(request: Request) -> Response:
 
 async def _one(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    failure = openai_errors.bearer_refusal(request)
-    if failure is not None:
+    if (failure := openai_errors.bearer_refusal(request)) is not None:
         return failure
     rid = request.path_params["response_id"]
     try:

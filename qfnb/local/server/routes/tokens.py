@@ -28,8 +28,7 @@ async def oauth_token(request: Request) -> JSONResponse:
 
 async def bearer_token(request: Request) -> JSONResponse:
     """``GET /v1/BCE-BEARER/token``: IAM-signed, mints a v2 bearer token."""
-    failure = authenticator(request).check_console(request)
-    if failure is not None:
+    if (failure := authenticator(request).check_console(request)) is not None:
         return failure
     raw = request.query_params.get("expireInSeconds", str(BEARER_DEFAULT_SECONDS))
     seconds = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else 0

@@ -283,8 +283,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 async def dispatch(request: Request) -> Response:
     platform: Platform = request.app.state.platform
-    failure = authenticator(request).check_console(request)
-    if failure is not None:
+    if (failure := authenticator(request).check_console(request)) is not None:
         return failure
     path, action = request.url.path, request.query_params.get("Action", "")
     try:

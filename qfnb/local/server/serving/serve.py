@@ -57,8 +57,7 @@ def model_route(handler: Handler, auth: Callable[[Request], Response | None],
         note = current_note()
         if note is not None:
             note.model_call = True  # counted in /metrics, refused or not
-        failure = auth(request)
-        if failure is not None:
+        if (failure := auth(request)) is not None:
             return failure
         lane = lane_of(request)
         try:
