@@ -19,7 +19,8 @@ from qfnb.protocol.platform.targets import JobTarget, TargetError
 
 __all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "MAX_LOG_BYTES", "MIN_RAY",
            "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SENT_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX",
-           "call", "connect", "job_env", "job_logs", "log_items", "ray_version_problem", "shipped_qfnb", "submit"]
+           "call", "connect", "job_env", "job_logs", "log_items", "print_line", "ray_version_problem", "shipped_qfnb",
+           "submit"]
 
 #: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
 MIN_RAY = (2, 9)
@@ -113,10 +114,8 @@ def shipped_qfnb(extras: Sequence[str]) -> dict[str, Any]:
 
 def job_env(target: JobTarget, working_dir: str, env_vars: Mapping[str, str], extras: Sequence[str],
             given: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The python a qfnb job's entrypoint runs, and its ``runtime_env``: ``working_dir`` and ``env_vars``; on
-    this machine's head this interpreter with this qfnb on its path, else ``python`` with this very qfnb
-    shipped (:func:`shipped_qfnb` with ``extras``). ``given`` (the caller's own ``runtime_env``) adds to it,
-    its env vars under these."""
+    """A qfnb job's python and ``runtime_env``: this interpreter and qfnb on a head on this machine, else this
+    qfnb shipped (:func:`shipped_qfnb`); ``given`` (the caller's runtime_env) adds to it, its env vars under ours."""
     env: dict[str, Any] = {"working_dir": working_dir, "env_vars": dict(env_vars)}
     if target.same_machine:
         env["env_vars"]["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])  # the folder holding qfnb
@@ -188,6 +187,12 @@ def ray_version_problem(version: str) -> str | None:
         return (f"runs Ray {version}; qfnb speaks Ray {MIN_RAY[0]}.x from {MIN_RAY[0]}.{MIN_RAY[1]} "
                 "(install a matching ray on the cluster)")
     return None
+
+
+def print_line(line: str) -> None:
+    """One line of a job's log, flushed at once (the log is the journal the other side reads)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def log_items(logs: str, prefixes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:

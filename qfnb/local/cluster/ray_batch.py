@@ -48,6 +48,7 @@ from qfnb.local.cluster.jobs import (
     ROW_PREFIX,
     SENT_PREFIX,
     SPENT_PREFIX,
+    print_line,
 )
 from qfnb.local.convert.answer import answer_of
 from qfnb.local.domain.batch_rows import RowError, error_row, parse_line
@@ -65,8 +66,6 @@ log = logging.getLogger("qfnb.local.cluster.ray_batch")
 
 #: rows one worker's engine answers at once (its llama-server slots)
 DEFAULT_SLOTS = 2
-
-
 #: seconds the driver waits for the workers' in-flight spending once stopped (Ray kills it after 3)
 SPENT_WAIT = 1.5
 
@@ -223,7 +222,7 @@ def run(lines: list[str], *, model: str, workers: int | None, slots: int, cpus_p
             line = line_number(raw, index + 1)
             sent = sent_line(raw, line, model)
             if sent is not None:
-                _print(sent)  # before it is sent: a kill from here on leaves it paid
+                print_line(sent)  # before it is sent: a kill from here on leaves it paid
             flying[worker.answer.remote(raw, line)] = (worker, index, raw)
 
     stop: list[int] = []  # a signal only notes the stop: raising inside Ray's C calls breaks them
@@ -253,7 +252,7 @@ def _drive(ray: Any, nodes: dict[Any, str], slots: int, send: Any, flying: dict[
                 line = line_number(raw, index + 1)
                 row = error_row(line, str(line - 1), "worker_failed", str(exc).splitlines()[0])
             answered += row.get("error") is None
-            _print(row_line(row, prompt_of(raw), nodes[worker]))
+            print_line(row_line(row, prompt_of(raw), nodes[worker]))
             send(worker)
     if stop:
         counted = _print_spent(ray, pool)
@@ -263,11 +262,6 @@ def _drive(ray: Any, nodes: dict[Any, str], slots: int, send: Any, flying: dict[
     for worker in pool:
         ray.get(worker.close.remote())
     return answered
-
-
-def _print(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def _print_spent(ray: Any, pool: list[Any]) -> int:
@@ -284,7 +278,7 @@ def _print_spent(ray: Any, pool: list[Any]) -> int:
         except ray.exceptions.RayError:
             continue
         for key, (prompt, completion) in spent.items():
-            _print(spent_line(key, prompt, completion))
+            print_line(spent_line(key, prompt, completion))
             counted += 1
     return counted
 

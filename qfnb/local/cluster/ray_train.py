@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX
+from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, print_line
 from qfnb.protocol.console import checkpoints as ckpt
 
 log = logging.getLogger("qfnb.local.cluster.ray_train")
@@ -51,11 +51,6 @@ log = logging.getLogger("qfnb.local.cluster.ray_train")
 JOB_FILES = ("spec.json", "train.jsonl", "eval.jsonl")
 #: bytes of a file in one ``QFNB-FILE`` line (before base64)
 PIECE = 48 * 1024
-
-
-def _print(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def file_lines(folder: Path, as_path: str) -> Iterator[str]:
@@ -151,7 +146,7 @@ def _follow(progress: Path, offset: int, report: Any) -> int:
             point = json.loads(raw)
         except ValueError:
             continue
-        _print(TRAIN_PREFIX + json.dumps(point))
+        print_line(TRAIN_PREFIX + json.dumps(point))
         entry = point.get("checkpoint")
         if isinstance(entry, dict) and entry.get("path"):
             scores = {k: float(entry[k]) for k in ("trainLoss", "evalLoss", "metric") if entry.get(k) is not None}
@@ -187,12 +182,12 @@ def fit(job: Path, *, cpus: float, storage: str, workers: int = 1) -> dict[str, 
         if best is not None and entry["step"] == best["step"]:
             with cp.as_directory() as folder:
                 for line in file_lines(Path(folder), f"checkpoints/step-{entry['step']}"):
-                    _print(line)
+                    print_line(line)
     finals_cp = [cp for m, cp in kept if m.get("qfnb_result")] or ([fitted.checkpoint] if fitted.checkpoint else [])
     if result.get("adapter_dir") and finals_cp:
         with finals_cp[0].as_directory() as folder:
             for line in file_lines(Path(folder), "adapter"):
-                _print(line)
+                print_line(line)
     result["ray_storage"] = f"{storage.rstrip('/')}/{name}"  # every checkpoint, kept by Ray Train
     return result
 
@@ -226,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     problem = capacity_problem(args.workers, args.cpus, float(resources.get("CPU", 0)))
     if problem is not None:
         result: dict[str, Any] = {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": problem}
-        _print(RESULT_PREFIX + json.dumps(result))
+        print_line(RESULT_PREFIX + json.dumps(result))
         return 1
     storage = args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-")
     result = fit(Path.cwd(), cpus=args.cpus, storage=storage, workers=args.workers)
-    _print(RESULT_PREFIX + json.dumps(result))
+    print_line(RESULT_PREFIX + json.dumps(result))
     return 0 if result.get("status") in ("Done", "Stopped") else 1
 
 

@@ -1,5 +1,6 @@
 """The options of ``%qfeval`` beyond the run itself: ``--recorded`` sources, the judge guardrail and
-``--batch``'s ``--target``, checked before any model is called (problems raise :class:`EvalArgsError` naming the option)."""
+``--batch``'s ``--target``, checked before any model is called (problems raise :class:`EvalArgsError`
+naming the option)."""
 
 from __future__ import annotations
 
