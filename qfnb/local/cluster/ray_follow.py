@@ -72,14 +72,12 @@ class Follower:
             log.info("Ray job %s is already there: following it", self.sid)
             return
         with tempfile.TemporaryDirectory(prefix="qfnb-ray-train-") as tmp:
-            staged = {**spec, "train_file": "train.jsonl"}
-            staged.pop("target", None)
-            workers = int(staged.pop("ray_workers", None) or 1)
-            if spec.get("eval_file"):
-                staged["eval_file"] = "eval.jsonl"
-            for name, source in (("train.jsonl", spec["train_file"]), ("eval.jsonl", spec.get("eval_file"))):
-                if source:
-                    Path(tmp, name).write_bytes(Path(source).read_bytes())
+            workers = int(spec.get("ray_workers") or 1)
+            staged = {k: v for k, v in spec.items() if k not in ("target", "ray_workers")}
+            for key, name in (("train_file", "train.jsonl"), ("eval_file", "eval.jsonl")):
+                if spec.get(key):  # the job's working dir carries the data under its own names
+                    Path(tmp, name).write_bytes(Path(spec[key]).read_bytes())
+                    staged[key] = name
             Path(tmp, JOB_FILES[0]).write_text(json.dumps(staged), encoding="utf-8")
             python, env = jobs.job_env(self.target, tmp, {"RAY_DEDUP_LOGS": "0"}, ["local", "ray"], self.runtime_env)
             jobs.submit(self.client, self.target, sleep=self.sleep,
