@@ -44,8 +44,7 @@ POLL = 1.0
 
 
 def check(target: JobTarget) -> None:
-    """The local platform's check of a fine-tune task's Ray ``target`` (its route, before anything is
-    queued): a head answers there and speaks this side's Ray; TargetError naming it otherwise."""
+    """The route's check of a task's Ray ``target``: a head answers there and speaks our Ray (else TargetError)."""
     jobs.connect(target)
 
 
@@ -56,10 +55,9 @@ def submission_id(job_dir: Path) -> str:
 class Follower:
     """One run's Ray job: submitted (or found again), its log mirrored into the job dir."""
 
-    def __init__(self, job_dir: Path, client: Any, target: JobTarget, *, runtime_env: dict[str, Any] | None = None,
+    def __init__(self, job_dir: Path, client: Any, target: JobTarget, *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.job_dir, self.client, self.target = job_dir, client, target
-        self.runtime_env, self.sleep = runtime_env or {}, sleep
+        self.job_dir, self.client, self.target, self.sleep = job_dir, client, target, sleep
         self.sid = submission_id(job_dir)
         self.stop_requested = False
         self._lines = 0  # QFNB-TRAIN lines already mirrored
@@ -79,7 +77,7 @@ class Follower:
                     Path(tmp, name).write_bytes(Path(spec[key]).read_bytes())
                     staged[key] = name
             Path(tmp, JOB_FILES[0]).write_text(json.dumps(staged), encoding="utf-8")
-            python, env = jobs.job_env(self.target, tmp, {"RAY_DEDUP_LOGS": "0"}, ["local", "ray"], self.runtime_env)
+            python, env = jobs.job_env(self.target, tmp, {"RAY_DEDUP_LOGS": "0"}, ["local", "ray"])
             jobs.submit(self.client, self.target, sleep=self.sleep,
                         entrypoint=f"{shlex.quote(python)} -m {ENTRY_MODULE} --workers {workers}",
                         submission_id=self.sid, runtime_env=env, metadata={"qfnb_train": self.job_dir.name})

@@ -181,13 +181,11 @@ def fit(job: Path, *, cpus: float, storage: str, workers: int = 1) -> dict[str, 
     for entry, cp in entries:
         if best is not None and entry["step"] == best["step"]:
             with cp.as_directory() as folder:
-                for line in file_lines(Path(folder), f"checkpoints/step-{entry['step']}"):
-                    print_line(line)
+                print_line("\n".join(file_lines(Path(folder), f"checkpoints/step-{entry['step']}")))
     finals_cp = [cp for m, cp in kept if m.get("qfnb_result")] or ([fitted.checkpoint] if fitted.checkpoint else [])
     if result.get("adapter_dir") and finals_cp:
         with finals_cp[0].as_directory() as folder:
-            for line in file_lines(Path(folder), "adapter"):
-                print_line(line)
+            print_line("\n".join(file_lines(Path(folder), "adapter")))
     result["ray_storage"] = f"{storage.rstrip('/')}/{name}"  # every checkpoint, kept by Ray Train
     return result
 
@@ -219,12 +217,11 @@ def main(argv: list[str] | None = None) -> int:
              runtime_env={"env_vars": {"RAY_ADDRESS": address}} if address else None)
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     problem = capacity_problem(args.workers, args.cpus, float(resources.get("CPU", 0)))
-    if problem is not None:
-        result: dict[str, Any] = {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": problem}
-        print_line(RESULT_PREFIX + json.dumps(result))
-        return 1
-    storage = args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-")
-    result = fit(Path.cwd(), cpus=args.cpus, storage=storage, workers=args.workers)
+    if problem is None:
+        result = fit(Path.cwd(), cpus=args.cpus, workers=args.workers,
+                     storage=args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-"))
+    else:
+        result = {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": problem}
     print_line(RESULT_PREFIX + json.dumps(result))
     return 0 if result.get("status") in ("Done", "Stopped") else 1
 
