@@ -184,21 +184,14 @@ class Calls:
 
     async def _run(self, name: tuple[str, str], path: str, work: _Work,
                    run: Callable[[Receive, Send], Awaitable[None]], body: bytes) -> None:
-        given = False
-        stop = asyncio.Event()  # never set: the call goes on whoever listens; cancelling ends it
-
         progress.bind(work.progress)  # this task's own context: the engines mark its phases
 
-        async def receive() -> Message:
-            nonlocal given
-            if not given:
-                given = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await stop.wait()
+        async def never_gone() -> Message:  # the call goes on whoever listens; cancelling ends it
+            await asyncio.Event().wait()
             return {"type": "http.disconnect"}
 
         try:
-            await run(receive, work.keep)
+            await run(replayed(body, never_gone), work.keep)
         except asyncio.CancelledError:
             pass
         except Exception as exc:
@@ -258,8 +251,7 @@ class Idempotent:
     """ASGI middleware: model calls with an ``Idempotency-Key`` run once per key and caller."""
 
     def __init__(self, app: Any, calls: Calls | None = None) -> None:
-        self.app = app
-        self.calls = calls if calls is not None else Calls()
+        self.app, self.calls = app, calls if calls is not None else Calls()
 
     async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
         key = _key_of(scope) if scope["type"] == "http" and is_model_call(scope["method"], scope["path"]) else None
@@ -321,10 +313,9 @@ def routes(calls: Calls) -> list[Route]:
 
 def _refused(request: Request) -> Response | None:
     """401 for a request to the keyed-calls route without a credential."""
-    if request.app.state.auth.allows_any_model_call(request):
-        return None
-    return openai_error(401, "the keyed-calls route needs the credential the call was sent with "
-                        "(an access token, a signature, a bearer token or x-api-key)")
+    return None if request.app.state.auth.allows_any_model_call(request) else openai_error(
+        401, "the keyed-calls route needs the credential the call was sent with (an access token, a signature, "
+        "a bearer token or x-api-key)")
 
 
 def _unknown(key: str) -> Response:
@@ -334,10 +325,7 @@ def _unknown(key: str) -> Response:
 
 
 def _key_of(scope: Any) -> str | None:
-    for name, value in scope.get("headers") or ():
-        if name == _KEY_NAME:
-            return str(value.decode("latin-1").strip())
-    return None
+    return next((str(v.decode("latin-1").strip()) for k, v in scope.get("headers") or () if k == _KEY_NAME), None)
 
 
 def _owner(scope: Any) -> str | None:
@@ -362,8 +350,7 @@ def _owner(scope: Any) -> str | None:
 
 def _authorized(scope: Any) -> bool:
     """Whether the credential is still good (a kept answer goes to no expired or unknown one)."""
-    request = Request(scope)
-    return bool(request.app.state.auth.allows_model_call(request))
+    return bool((request := Request(scope)).app.state.auth.allows_model_call(request))
 
 
 def _query(scope: Any) -> bytes:
@@ -384,9 +371,8 @@ def _error_body(body: bytes) -> bool:
         parsed = json.loads(text) if text else None
     except ValueError:
         return False
-    if not isinstance(parsed, dict):
-        return False
-    return bool(parsed.get("error_code") or parsed.get("error") or parsed.get("type") in ("error", "response.failed"))
+    return isinstance(parsed, dict) and bool(parsed.get("error_code") or parsed.get("error")
+                                             or parsed.get("type") in ("error", "response.failed"))
 
 
 def _refusal(path: str, status: int, message: str) -> JSONResponse:
