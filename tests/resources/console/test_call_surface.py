@@ -101,14 +101,13 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
     spec.write_text(text.replace(
         "NOTEBOOK_SAMPLING = (TEMPERATURE,", "NOTEBOOK_SAMPLING = (SEED.but(option=Option(('--seed',), 'int')), "
         "TEMPERATURE,").replace(
-        '    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, IDEMPOTENCY_KEY),',
-        '    keyword=(Field("system", "str | None", doc="the system prompt (v1)."), *SAMPLING, IDEMPOTENCY_KEY, '
-        'SEED),').replace(
+        '*SAMPLING, SAMPLING_OPTIONS,\n             IDEMPOTENCY_KEY),',
+        '*SAMPLING, SAMPLING_OPTIONS,\n             IDEMPOTENCY_KEY, SEED),').replace(
         "(_WIRE_STREAM, TEMPERATURE, TOP_P, TOP_K,", "(_WIRE_STREAM, SEED, TEMPERATURE, TOP_P, TOP_K,"))
     done = _run("tools/generate.py", "--check", cwd=tmp_path)
     assert done.returncode == 1
     lagging = ("inference/_generated/chat.py", "inference/params.py", "protocol/wires/fields.py",
-               "notebook/sampling.py")
+               "notebook/sampling.py", "protocol/wires/sampling.py")
     for name in lagging:
         assert name in done.stderr, done.stderr
     assert _run("tools/generate.py", cwd=tmp_path).returncode == 0
@@ -119,6 +118,7 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
     wire = (tmp_path / "qfnb/protocol/wires/fields.py").read_text()
     assert "seed: int | None = None, **kwargs: Any" in chat and ":param seed: the random seed" in chat
     assert '"seed": self.seed' in params and '("--seed",), "seed", int' in options
+    assert "    seed: int | None = None\n" in (tmp_path / "qfnb/protocol/wires/sampling.py").read_text()
     assert "class SamplingFields(WireModel):" in wire and "    seed: int | None = None\n    temperature" in wire
     for path in made:
         compile((tmp_path / path.relative_to(ROOT)).read_text(), str(path), "exec")
