@@ -131,3 +131,20 @@ def test_a_rerun_cell_shows_the_answer_its_first_run_left_generating(ip: Any, se
     _generating(served)
     ip.run_cell_magic("qfchat", f"{session}-o again", PROMPT)
     assert str(ip.user_ns["again"]) == f"tiny-chat: {PROMPT}" and len(_engine(served).calls) == 1
+
+
+@pytest.mark.usefixtures("own_record_dir")
+def test_the_cell_s_sampling_options_reach_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%%qfchat -t 0.5 --top-k 3 --max-tokens 2``: the cell's typed options go to ``ado(sampling=...)``
+    whole, and the platform's engine samples with each of them."""
+    from qfnb.notebook.sampling import SamplingOptions
+
+    with served_platform(tmp_path / "platform", registry=FakeRegistry(), heartbeat=0) as platform:
+        platform.as_default_backend(monkeypatch)
+        options = SamplingOptions(temperature=0.5, top_k=3, max_output_tokens=2)
+        request = CellChatRequest(messages=[{"role": "user", "content": "one two three"}], model="Tiny-Chat",
+                                  session="default", sampling=options)
+        assert _text(ResourcesBackend(), request) == "tiny-chat: one"  # two tokens: the cap reached the engine
+        (call,) = platform.registry.engines["tiny-chat"].calls
+        sampling = call["sampling"]
+        assert (sampling.temperature, sampling.top_k, sampling.max_tokens) == (0.5, 3, 2)
