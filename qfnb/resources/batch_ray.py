@@ -39,15 +39,7 @@ from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import batch_spans
 from qfnb.local.cluster import jobs
-from qfnb.local.cluster.jobs import (
-    LOST_KEY,
-    NODE_KEY,
-    PROMPT_KEY,
-    ROW_PREFIX,
-    SENT_PREFIX,
-    SPENT_PREFIX,
-    log_items,
-)
+from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SENT_PREFIX, SPENT_PREFIX, log_items
 from qfnb.protocol.wires.batch import BatchStatus
 
 from .batch_files import v2_value
@@ -118,7 +110,7 @@ def lost_sends(attempts: Sequence[Attempt]) -> dict[str, list[tuple[int, int, in
     lost: dict[str, list[tuple[int, int, int]]] = {}
     for attempt in attempts:
         for row in attempt.rows:
-            for cap in row.get(LOST_KEY) or ():
+            for cap in row.get(jobs.LOST_KEY) or ():
                 lost.setdefault(str(row.get("custom_id")), []).append((int(cap), 0, 0))
         if attempt.going:
             continue
@@ -365,7 +357,7 @@ class RayJobs:
                     errors[key] = row
         chosen = answers if which == "output" else {k: v for k, v in errors.items() if k not in answers}
         for row in chosen.values():
-            yield {k: v for k, v in row.items() if k not in (PROMPT_KEY, NODE_KEY, LOST_KEY, jobs.JOURNAL_KEY)}
+            yield {k: v for k, v in row.items() if k not in (PROMPT_KEY, NODE_KEY, jobs.LOST_KEY, jobs.JOURNAL_KEY)}
 
     async def prompts(self, state: JobState) -> list[str]:
         """Each input row's last user message, by row index, as the journal carries it ("" for a row

@@ -11,7 +11,6 @@ the next start reads them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
@@ -26,29 +25,10 @@ from qfnb.local.domain.batch_runner import BatchProgress, Paths, Runner
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.transport import Endpoint
+from tests.fakes.raw_engine import raw_engine
 
 ROW = {"custom_id": "r0", "method": "POST", "url": "/v1/chat/completions",
        "body": {"model": "m", "max_tokens": 7, "messages": [{"role": "user", "content": "row zero"}]}}
-
-
-async def _engine() -> tuple[asyncio.Server, list[bytes]]:
-    """An engine that reads each request whole and answers it with one word and its usage."""
-    received: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        size = next(int(h.split(b":", 1)[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
-        received.append(await reader.readexactly(size))
-        chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
-        usage = {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}
-        body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode()
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
-                     + str(len(body)).encode() + b"\r\n\r\n" + body)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, received
 
 
 def _paths(root: Path) -> Paths:
@@ -62,7 +42,7 @@ async def test_a_kill_as_the_body_went_out_leaves_the_send_paid(tmp_path: Path,
     job.mkdir()
     where = _paths(job)
     where.input.write_text(json.dumps(ROW) + "\n")
-    server, received = await _engine()
+    server, received = await raw_engine()
     port = server.sockets[0].getsockname()[1]
     engine = ExternalEngine("m", Endpoint(f"http://127.0.0.1:{port}/v1"), gate=Gate("m", 2, 0))
     write = anyio_backend.AnyIOStream.write
