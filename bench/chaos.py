@@ -59,7 +59,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "batch")) if p not in sys.path]
 
 from _common import load_average, log_to_stdout  # noqa: E402
-from chaos_books import BATCH_MODEL, CHAT_MODEL, Kill, Request, engine_requests, lost_to_a_kill, row_key  # noqa: E402
+from chaos_books import (  # noqa: E402
+    BATCH_MODEL,
+    CHAT_MODEL,
+    Kill,
+    Request,
+    dropped_requests,
+    engine_requests,
+    lost_to_a_kill,
+    row_key,
+)
 from chaos_engine import answer_words  # noqa: E402
 from chaos_ray import RAY_JOB, RaySeen, ray_report, run_ray  # noqa: E402
 
@@ -407,8 +416,9 @@ def report(args: Any, work: Path, seen: Traffic, landed: list[tuple[float, Kill]
                                  "kill)")
     finished_twice = sum(1 for sent in by_key.values() if sum(r.how == "done" for r in sent) > 1)
     log.info("engine: %d requests for %d keys; %d sent again, %d of them not in flight at a kill; "
-             "%d keys answered in full more than once", len(requests), len(by_key), repeats, unexplained,
-             finished_twice)
+             "%d keys answered in full more than once; %d dropped unread by its server (their senders killed "
+             "as they sent them: paid, though no prompt was read)", len(requests), len(by_key), repeats, unexplained,
+             finished_twice, dropped_requests(work / "engine.jsonl"))
     # tokens
     for name, kind, usage_in, usage_out, repeated in _batch_usages(seen):
         sent = [r for k, reqs in by_key.items() if k.startswith(f"{kind} row ") for r in reqs]

@@ -45,6 +45,8 @@ def engine_requests(journal: Path) -> list[Request]:
     last_id = 0
     for line in journal.read_text().splitlines():
         entry = json.loads(line)
+        if entry["ev"] == "dropped":  # no key, no id: counted by :func:`dropped_requests`
+            continue
         if entry["ev"] == "recv":
             if entry["id"] <= last_id:  # ids start again: a new engine process
                 life += 1
@@ -56,6 +58,11 @@ def engine_requests(journal: Path) -> list[Request]:
             req.end, req.how = entry["t"], entry["ev"]
             req.completion = entry.get("completion", entry.get("sent", 0))
     return list(found.values())
+
+
+def dropped_requests(journal: Path) -> int:
+    """Requests the engine's server took in and dropped unread, their senders gone (``dropped``)."""
+    return sum(json.loads(line)["ev"] == "dropped" for line in journal.read_text().splitlines())
 
 
 #: seconds a loaded engine may take to read a request it was sent (its loop busy): a request whose sender
