@@ -28,8 +28,9 @@ started again after a pause, as a supervisor would). Then it waits for everythin
 
 Then the Ray phase (``bench/chaos_ray.py``; ``--ray-rows 0`` leaves it out): a batch of ``--ray-rows``
 rows on a one-node Ray head whose driver is SIGKILLed ``--ray-kills`` times at seeded moments and run
-again as a user runs the cell again; its rows once, its repeats at the engine in flight at a kill, the
-engine's tokens for its rows against the ledger's rows of its attempts.
+again as a user runs the cell again, and whose workers' engine is SIGKILLed ``--ray-engine-kills`` times
+(the workers retry); its rows once, its repeats at the engine in flight at a kill, the engine's tokens
+for its rows against the ledger's rows of its attempts.
 
 The seed fixes the schedule (kill times, targets, signals and pauses), so a failure can be repeated.
 Exit status 0 when every check holds.
@@ -58,7 +59,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "batch")) if p not in sys.path]
 
 from _common import load_average, log_to_stdout  # noqa: E402
-from chaos_books import BATCH_MODEL, CHAT_MODEL, Kill, Request, engine_requests, lost_to_a_kill, row_key  # noqa: E402
+from chaos_books import (  # noqa: E402
+    BATCH_MODEL,
+    CHAT_MODEL,
+    Kill,
+    Request,
+    dropped_requests,
+    engine_requests,
+    lost_to_a_kill,
+    row_key,
+)
 from chaos_engine import answer_words  # noqa: E402
 from chaos_ray import RAY_JOB, RaySeen, ray_report, run_ray  # noqa: E402
 
@@ -260,6 +270,8 @@ def main() -> int:  # noqa: C901  # one run, told in order
     parser.add_argument("--window", type=float, default=1.0)
     parser.add_argument("--ray-rows", type=int, default=200, help="the Ray batch's rows (0: no Ray phase)")
     parser.add_argument("--ray-kills", type=int, default=4, help="SIGKILLs of the Ray batch's driver")
+    parser.add_argument("--ray-engine-kills", type=int, default=2,
+                        help="SIGKILLs of the engine under the Ray batch's workers")
     parser.add_argument("--keep", type=Path, help="copy the engine's journal and the daemon's log here")
     args = parser.parse_args()
     log_to_stdout()
@@ -318,7 +330,7 @@ def main() -> int:  # noqa: C901  # one run, told in order
             threads[2].join(120)
             metrics = scrape_batch(platform.base_url)
             if args.ray_rows:
-                ray_seen = _ray_phase(args, work, t0, landed, seen)
+                ray_seen = _ray_phase(args, work, t0, landed, seen, engine)
             wall = time.time() - t0
             from qfnb._core.record.ledger import default_ledger
 
@@ -350,11 +362,14 @@ def main() -> int:  # noqa: C901  # one run, told in order
         return 0 if not problems else 1
 
 
-def _ray_phase(args: Any, work: Path, t0: float, landed: list[tuple[float, Kill]], seen: Traffic) -> RaySeen:
-    """The Ray batch under its driver's kills, after the local traffic (what it raised is a problem)."""
-    log.info("ray phase: %d rows, %d SIGKILLs of the driver; load %s", args.ray_rows, args.ray_kills, load_average())
+def _ray_phase(args: Any, work: Path, t0: float, landed: list[tuple[float, Kill]], seen: Traffic,
+               engine: Engine) -> RaySeen:
+    """The Ray batch under its driver's and its engine's kills, after the local traffic (what it raised
+    is a problem)."""
+    log.info("ray phase: %d rows, %d SIGKILLs of the driver, %d of the engine; load %s", args.ray_rows,
+             args.ray_kills, args.ray_engine_kills, load_average())
     try:
-        return run_ray(args.ray_rows, args.ray_kills, args.seed, work, t0, landed)
+        return run_ray(args.ray_rows, args.ray_kills, args.seed, work, t0, landed, engine, args.ray_engine_kills)
     except Exception as exc:  # reported
         log.exception("the Ray phase failed")
         seen.errors.append(f"ray phase: {type(exc).__name__}: {exc}"[:400])
@@ -401,8 +416,9 @@ def report(args: Any, work: Path, seen: Traffic, landed: list[tuple[float, Kill]
                                  "kill)")
     finished_twice = sum(1 for sent in by_key.values() if sum(r.how == "done" for r in sent) > 1)
     log.info("engine: %d requests for %d keys; %d sent again, %d of them not in flight at a kill; "
-             "%d keys answered in full more than once", len(requests), len(by_key), repeats, unexplained,
-             finished_twice)
+             "%d keys answered in full more than once; %d dropped unread by its server (their senders killed "
+             "as they sent them: paid, though no prompt was read)", len(requests), len(by_key), repeats, unexplained,
+             finished_twice, dropped_requests(work / "engine.jsonl"))
     # tokens
     for name, kind, usage_in, usage_out, repeated in _batch_usages(seen):
         sent = [r for k, reqs in by_key.items() if k.startswith(f"{kind} row ") for r in reqs]

@@ -45,6 +45,8 @@ def engine_requests(journal: Path) -> list[Request]:
     last_id = 0
     for line in journal.read_text().splitlines():
         entry = json.loads(line)
+        if entry["ev"] == "dropped":  # no key, no id: counted by :func:`dropped_requests`
+            continue
         if entry["ev"] == "recv":
             if entry["id"] <= last_id:  # ids start again: a new engine process
                 life += 1
@@ -58,17 +60,30 @@ def engine_requests(journal: Path) -> list[Request]:
     return list(found.values())
 
 
+def dropped_requests(journal: Path) -> int:
+    """Requests the engine's server took in and dropped unread, their senders gone (``dropped``)."""
+    return sum(json.loads(line)["ev"] == "dropped" for line in journal.read_text().splitlines())
+
+
 #: seconds a loaded engine may take to read a request it was sent (its loop busy): a request whose sender
 #: had hung up by then (``orphan``) was sent by a process killed at most this long before
 READ_LAG = 5.0
+
+
+def hung_up(req: Request) -> bool:
+    """Whether ``req``'s sender had hung up when the engine read it (``orphan``) or by its first word
+    (dropped with nothing sent: the engine's check at reading races the news of its sender's end, and
+    a living sender never drops a batch row that early: no row is pre-empted in the bench)."""
+    return req.orphan or (req.how == "abort" and req.completion == 0)
 
 
 def lost_to_a_kill(req: Request, kills: list[tuple[float, Kill]], window: float) -> bool:
     """Whether ``req``'s sending was in flight at a kill: open at it or sent while the process died
     (between the signal and its end), cut by it, or (a kill of a process that writes the answers:
     :data:`WRITERS`) answered at most ``window`` seconds before it, not yet written, or read by the
-    engine after that process had died (``orphan``, at most :data:`READ_LAG` seconds later)."""
+    engine after that process was signalled, its sender gone (:func:`hung_up`, at most :data:`READ_LAG`
+    seconds after its end)."""
     return any((req.start <= kill.gone and (req.end is None
                                             or req.end >= when - (window if kill.target in WRITERS else 0.0)))
-               or (req.orphan and kill.target in WRITERS and when <= req.start <= kill.gone + READ_LAG)
+               or (hung_up(req) and kill.target in WRITERS and when <= req.start <= kill.gone + READ_LAG)
                for when, kill in kills)

@@ -5,8 +5,9 @@ its own books, so what reached an engine is counted at the engine, not by qfnb.
 
 Every request is journaled as it arrives (``recv``: its key, the last user message, its prompt
 tokens: the words of every message, and ``orphan``: its sender had already hung up when it was
-read), as it ends (``done``: the completion tokens it sent) or as its caller drops it (``abort``:
-the tokens sent so far), one JSON line each, flushed at once; a kill of this process leaves
+read; ``dropped``, with no key: its sender hung up before the server read its body, which uvicorn
+then hands the app as a disconnect), as it ends (``done``: the completion tokens it sent) or as its
+caller drops it (``abort``: the tokens sent so far), one JSON line each, flushed at once; a kill of this process leaves
 requests with no end line, which the bench reads as aborted at the kill. The answer is
 deterministic: ``answer to <key>`` and words up to a length set by the key, streamed a word every
 ``--delay`` seconds, with the usage chunk last.
@@ -37,7 +38,7 @@ def prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 def app(journal: Path, delay: float) -> Any:
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
@@ -49,7 +50,11 @@ def app(journal: Path, delay: float) -> Any:
         book.flush()
 
     async def chat(request: Request) -> StreamingResponse | JSONResponse:
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ClientDisconnect:  # the server took the request in, and hands a disconnect for its body
+            note(ev="dropped")
+            return JSONResponse({"error": "the client went away"}, status_code=499)
         messages = body.get("messages") or []
         key = str(messages[-1].get("content") or "") if messages else ""
         rid, prompt = next(ids), prompt_tokens(messages)

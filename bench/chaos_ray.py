@@ -6,7 +6,9 @@ The head is the tests' one-node head (``tests/batch/ray_head.py``: 127.0.0.1, fr
 temp dir, stopped by its process group); its workers' engines are the bench's engine
 (``QFNB_ENGINES`` in the head's environment). A kill lands a random moment after the attempt
 answered its first row: the rows at the workers go with it, and so does a row whose answer had
-come back to the driver but whose journal line (``QFNB-ROW``) was not printed yet.
+come back to the driver but whose journal line (``QFNB-ROW``) was not printed yet. A SIGKILL of the
+engine (``--ray-engine-kills``) lands the same way: the workers send their rows in flight again once it
+is back, and the sendings it had are paid (each row line's ``qfnb_lost``).
 """
 
 from __future__ import annotations
@@ -62,8 +64,11 @@ def _gone(pid: int) -> bool:
         return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-def run_ray(rows: int, kills: int, seed: int, work: Path, t0: float, landed: list[tuple[float, Kill]]) -> RaySeen:
-    """The Ray batch of ``rows`` rows under ``kills`` SIGKILLs of its driver (each appended to ``landed``)."""
+def run_ray(rows: int, kills: int, seed: int, work: Path, t0: float, landed: list[tuple[float, Kill]],
+            engine: Any = None, engine_kills: int = 0) -> RaySeen:
+    """The Ray batch of ``rows`` rows under ``kills`` SIGKILLs of its driver and ``engine_kills`` of its
+    workers' ``engine`` (``kill(sig)``, ``start()``; each kill appended to ``landed``): a worker sends
+    its rows in flight again once the engine is back."""
     from ray.job_submission import JobSubmissionClient
     from ray_head import ray_head
 
@@ -78,10 +83,15 @@ def run_ray(rows: int, kills: int, seed: int, work: Path, t0: float, landed: lis
         jobs = JobSubmissionClient(head.replace("ray://", "http://"))
         job = chat.batch_do(prompts, target=head, max_output_tokens=24)
         seen.attempts.append(job.task_id)
-        for _ in range(kills):
+        picks = random.Random(f"ray engine {seed}")
+        engine_at = set(picks.sample(range(kills + engine_kills), engine_kills)) if engine is not None else set()
+        for turn in range(kills + len(engine_at)):
             before = job.state().done
             while not (state := job.state()).finished and state.done <= before:
                 time.sleep(0.1)
+            if turn in engine_at:
+                _kill_engine(engine, job, picks, t0, landed)
+                continue
             time.sleep(rng.uniform(0.0, 2.0))
             pid = None if job.state().finished else driver_pid(jobs, job.task_id)
             if pid is None:
@@ -106,6 +116,22 @@ def run_ray(rows: int, kills: int, seed: int, work: Path, t0: float, landed: lis
         seen.state = job.wait(interval=0.5)
         seen.results = list(job.results())
     return seen
+
+
+def _kill_engine(engine: Any, job: Any, rng: random.Random, t0: float, landed: list[tuple[float, Kill]]) -> None:
+    """SIGKILL the workers' engine a random moment after the attempt answered a row, and start it
+    again after a pause (as a supervisor would); the workers retry their rows in flight meanwhile."""
+    time.sleep(rng.uniform(0.0, 1.5))
+    if job.state().finished:
+        return
+    when = time.time()
+    engine.kill(signal.SIGKILL)
+    kill = Kill(when - t0, "engine", signal.SIGKILL, round(rng.uniform(0.2, 2.0), 2), time.time())
+    landed.append((when, kill))
+    log.info("%6.1f s  SIGKILL engine under the Ray workers (%d rows answered); back in %.1f s", when - t0,
+             job.state().done, kill.pause)
+    time.sleep(kill.pause)
+    engine.start()
 
 
 def ray_report(args: Any, work: Path, seen: RaySeen, landed: list[tuple[float, Kill]], ledger_rows: list[Any]

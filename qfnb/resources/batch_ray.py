@@ -101,12 +101,18 @@ def usage_of(rows: Sequence[dict[str, Any]], spent: Sequence[dict[str, Any]] = (
     return prompt, completion, model
 
 
-def lost_sends(earlier: Sequence[Attempt]) -> dict[str, list[tuple[int, int, int]]]:
-    """The sendings ``earlier`` attempts lost (``QFNB-SENT``, and no row line of theirs: the attempt
-    ended with the row at a worker), by row: each one's cap, and what a stop's ``QFNB-SPENT`` line
-    already counted of it (prompt, completion)."""
+def lost_sends(attempts: Sequence[Attempt]) -> dict[str, list[tuple[int, int, int]]]:
+    """The sendings ``attempts`` lost, by row: each one's cap, and what a stop's ``QFNB-SPENT`` line
+    already counted of it (prompt, completion). A sending is lost when an engine had it and its answer
+    went away: sent again by its worker after the engine crashed (a row line's ``qfnb_lost``), or at a
+    worker when its attempt ended (``QFNB-SENT`` and no row line; an attempt still going has those in flight)."""
     lost: dict[str, list[tuple[int, int, int]]] = {}
-    for attempt in earlier:
+    for attempt in attempts:
+        for row in attempt.rows:
+            for cap in row.get(jobs.LOST_KEY) or ():
+                lost.setdefault(str(row.get("custom_id")), []).append((int(cap), 0, 0))
+        if attempt.going:
+            continue
         ended = {str(r.get("custom_id")) for r in attempt.rows}
         spent = {str(s.get("custom_id")): s.get("usage") or {} for s in attempt.spent}
         for item in attempt.sent:
@@ -118,20 +124,24 @@ def lost_sends(earlier: Sequence[Attempt]) -> dict[str, list[tuple[int, int, int
     return lost
 
 
-def repeats_paid(rows: Sequence[dict[str, Any]], lost: dict[str, list[tuple[int, int, int]]]) -> tuple[int, int, int]:
-    """What an attempt's ``rows`` pay for the lost sendings of the rows they answer (``lost``:
-    :func:`lost_sends`): the requests, their prompt tokens (each its answer's own: the same row, so
-    exact) and their answers at their caps (an estimate), less what a ``QFNB-SPENT`` line counted."""
-    requests = prompt = completion = 0
-    for row in rows:
+def lost_paid(attempt: Attempt, earlier: Sequence[Attempt]) -> tuple[int, int, int]:
+    """What ``attempt`` pays for lost sendings (:func:`lost_sends`): its own, each one request and its
+    answer at its cap (an estimate), whether or not a later attempt answers the row; and the prompt
+    tokens of its own and ``earlier`` attempts' lost sendings of the rows it answers (each its answer's
+    own: the same row, so exact; no engine says a prompt's count before it answers). What a
+    ``QFNB-SPENT`` line counted of a sending is not paid again."""
+    own = lost_sends([attempt])
+    requests = sum(len(sends) for sends in own.values())
+    completion = sum(max(0, cap - spent) for sends in own.values() for cap, _, spent in sends)
+    known = lost_sends(earlier)
+    prompt = 0
+    for row in attempt.rows:
         body = answered(row)
         if body is None:
             continue
-        own = int((body.get("usage") or {}).get("prompt_tokens") or 0)
-        for cap, spent_prompt, spent_completion in lost.get(str(row.get("custom_id")), ()):
-            requests += 1
-            prompt += max(0, own - spent_prompt)
-            completion += max(0, cap - spent_completion)
+        key = str(row.get("custom_id"))
+        paid = int((body.get("usage") or {}).get("prompt_tokens") or 0)
+        prompt += sum(max(0, paid - spent) for _, spent, _ in (*known.get(key, ()), *own.get(key, ())))
     return requests, prompt, completion
 
 
@@ -240,8 +250,8 @@ class RayJobs:
                 "errorReason": "" if this.status == "SUCCEEDED" else this.message,
                 "refused_rows": sum(len(a.refused) for a in family),
                 "refused": next((r for a in family for r in a.refused), ""),
-                # rows earlier attempts had at a worker when they ended: each sent again, and paid
-                "repeatedRequests": sum(len(sends) for sends in lost_sends(family[:-1]).values()),
+                # sendings an engine had and lost (an attempt ended, an engine crashed): each sent again, and paid
+                "repeatedRequests": sum(len(sends) for sends in lost_sends(family).values()),
                 "createTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(this.start)) if this.start else None}
         return JobState(this.submission_id, this.name or this.submission_id, STATUS.get(this.status, this.status),
                         len(keys), len(failed), this.total, completion, seconds, view)
@@ -335,7 +345,7 @@ class RayJobs:
                     errors[key] = row
         chosen = answers if which == "output" else {k: v for k, v in errors.items() if k not in answers}
         for row in chosen.values():
-            yield {k: v for k, v in row.items() if k not in (PROMPT_KEY, NODE_KEY, jobs.JOURNAL_KEY)}
+            yield {k: v for k, v in row.items() if k not in (PROMPT_KEY, NODE_KEY, jobs.LOST_KEY, jobs.JOURNAL_KEY)}
 
     async def prompts(self, state: JobState) -> list[str]:
         """Each input row's last user message, by row index, as the journal carries it ("" for a row
@@ -362,11 +372,11 @@ class RayJobs:
 
     def _settle(self, attempt: Attempt, earlier: Sequence[Attempt], *, reused: bool = False) -> None:
         """``attempt``'s usage in the ledger, once: its rows' and stopped rows' tokens, and the sendings
-        ``earlier`` attempts lost of the rows it answered (:func:`repeats_paid`)."""
+        it lost and the prompts of earlier lost sendings of the rows it answered (:func:`lost_paid`)."""
         if attempt.going:
             return
         prompt, completion, model = usage_of(attempt.rows, attempt.spent)
-        repeated, repeat_prompt, repeat_completion = repeats_paid(attempt.rows, lost_sends(earlier))
+        repeated, repeat_prompt, repeat_completion = lost_paid(attempt, earlier)
         prompt, completion = prompt + repeat_prompt, completion + repeat_completion
         seconds = max(0.0, (attempt.end or attempt.start) - attempt.start)
         spans = row_spans(attempt.rows)

@@ -6,7 +6,8 @@ Each submission gets a :class:`Journal`, kept by the submitter (0600, in the dat
 anywhere but to its own job): a random mark the job prints on every row (``qfnb_journal``), and each
 row's worst case (:func:`~qfnb._core.http.recorded.worst_case`, what its hold reserved). A row counts
 only when it carries its own submission's mark, is a row that submission sent (once), and its usage
-is whole numbers from 0 to that row's worst case (a sending's ``cap``, at most that worst case);
+is whole numbers from 0 to that row's worst case (a sending's ``cap``, at most that worst case, and a
+row's lost sendings: at most 7 such caps);
 every other one is refused and reported.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.http.recorded import worst_case
-from qfnb.local.cluster.jobs import JOURNAL_KEY
+from qfnb.local.cluster.jobs import JOURNAL_KEY, LOST_KEY, MAX_LOST_SENDS
 from qfnb.protocol.platform.daemon import default_data_dir
 from qfnb.protocol.platform.files import write_private_json
 
@@ -105,17 +106,34 @@ def _problem(item: dict[str, Any], kind: str, journal: Journal | None, seen: set
         return "printed twice"
     if kind == "sent":
         return _cap_problem(item, key, journal, seen)
-    body = answered(item) if kind == "row" else item
+    problem = _usage_problem(answered(item) if kind == "row" else item, journal.worst[key])
+    if problem is None and kind == "row":
+        problem = _lost_problem(item.get(LOST_KEY, []), journal.worst[key])
+        if problem is None:
+            seen.add(key)
+    return problem
+
+
+def _usage_problem(body: dict[str, Any] | None, worst: int) -> str | None:
+    """A row's or a spending's usage: whole numbers from 0, their sum at most the row's worst case."""
     usage = (body or {}).get("usage") or {}
     if not isinstance(usage, Mapping):
         return "its usage is not an object"
     counts = [usage.get(name, 0) for name in ("prompt_tokens", "completion_tokens")]
     if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
         return f"its usage is not whole numbers >= 0 ({counts!r:.80})"
-    if sum(counts) > journal.worst[key]:
-        return f"its usage, {sum(counts):,} tokens, is past the row's worst case of {journal.worst[key]:,}"
-    if kind == "row":
-        seen.add(key)
+    if sum(counts) > worst:
+        return f"its usage, {sum(counts):,} tokens, is past the row's worst case of {worst:,}"
+    return None
+
+
+def _lost_problem(lost: object, worst: int) -> str | None:
+    """A row's lost sendings (``qfnb_lost``): at most :data:`MAX_LOST_SENDS` caps, each a whole number
+    from 0 to the row's worst case."""
+    if not isinstance(lost, list) or len(lost) > MAX_LOST_SENDS or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= worst for c in lost):
+        return (f"its lost sendings are not at most {MAX_LOST_SENDS} whole numbers from 0 to the row's worst case "
+                f"of {worst:,}")
     return None
 
 

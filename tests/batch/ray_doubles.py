@@ -4,7 +4,9 @@ uploaded rows one per read of its state, printing them as the cluster side does 
 ``node-1`` and the journal mark it was handed); a test may put ``forged``
 lines before them, as a hostile head would; a stopped job prints the next row as in flight
 (``spent_line``, 3 + 1 tokens), as the cluster's driver does on SIGTERM; a killed one (``kill``, what
-Ray does to a job out of memory, or a driver SIGKILLed) prints nothing more: the row it had sent is lost."""
+Ray does to a job out of memory, or a driver SIGKILLed) prints nothing more: the row it had sent is lost.
+A row whose prompt is in ``lost_once`` carries one lost sending (``qfnb_lost``: its worker sent it
+again after its engine crashed with it)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.cluster.jobs import LOST_KEY, SENT_PREFIX
 from qfnb.local.cluster.ray_batch import prompt_of, row_line, sent_line, spent_line
 from qfnb.protocol.wires.batch import ROW_SECONDS_KEY
 
@@ -56,6 +59,13 @@ def answer(row: dict[str, Any]) -> dict[str, Any]:
             ROW_SECONDS_KEY: 0.1 * (int(row["custom_id"]) + 1)}
 
 
+def _cap(row: dict[str, Any]) -> int:
+    """The most tokens ``row``'s answer may take, as its sending's line says."""
+    sent = sent_line(json.dumps(row), 1, row["body"]["model"])
+    assert sent is not None
+    return int(json.loads(sent[len(SENT_PREFIX):])["cap"])
+
+
 class FakeJobs:
     """The Jobs API double: ``list_jobs``, ``get_job_info``, ``get_job_logs``, ``submit_job``, ``stop_job``."""
 
@@ -64,6 +74,8 @@ class FakeJobs:
         self.rows_per_read = rows_per_read
         #: prompts whose row fails once (an error row, as an engine's 500 prints it)
         self.fail_once: set[str] = set()
+        #: prompts whose worker lost a sending (its engine crashed with it) and sent the row again
+        self.lost_once: set[str] = set()
 
     def submit_job(self, *, entrypoint: str, submission_id: str, runtime_env: dict[str, Any],
                    metadata: dict[str, str]) -> str:
@@ -88,7 +100,10 @@ class FakeJobs:
                               "error": {"code": "500", "message": "the engine failed"}}
                     job.printed.append(row_line(failed, prompt, "node-1", job.mark))
                 else:
-                    job.printed.append(row_line(answer(row), prompt, "node-1", job.mark))
+                    lost = [_cap(row)] if prompt in self.lost_once else []
+                    self.lost_once.discard(prompt)
+                    job.printed.append(row_line({**answer(row), **({LOST_KEY: lost} if lost else {})}, prompt,
+                                                "node-1", job.mark))
                 job.sent_last = False
                 if job.answered < len(job.rows):  # the driver sends the next row as this one ends
                     self._send(job, job.rows[job.answered])

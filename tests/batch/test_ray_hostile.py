@@ -48,9 +48,11 @@ def _prompts(n: int) -> list[list[dict[str, Any]]]:
     return [[{"role": "user", "content": f"row {i}"}] for i in range(n)]
 
 
-def _forged(custom_id: str, prompt: int, completion: Any, mark: str | None) -> str:
+def _forged(custom_id: str, prompt: int, completion: Any, mark: str | None, lost: Any = None) -> str:
     row = answer({"custom_id": custom_id, "body": {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}})
     row["response"]["body"]["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion}
+    if lost is not None:
+        row["qfnb_lost"] = lost  # sendings its worker says an engine had and lost: each paid at its cap
     row["response"]["body"]["choices"][0]["message"]["content"] = "FORGED"
     return row_line(row, "x", "node-evil", mark)
 
@@ -82,6 +84,9 @@ def test_forged_journal_lines_are_refused_and_reported_and_never_spent(head: Fak
         _forged("3", 3, 2, None), _forged("3", 3, 2, "f" * 32),  # no mark, a wrong one
         _forged("99", 3, 2, mine.mark),  # a row this job never sent
         spent_line("1", 10**9, 0, mine.mark),  # in-flight spending past the worst case
+        # lost sendings past the worst case, more than a worker's tries, not whole numbers
+        _forged("0", 3, 2, mine.mark, [10**9]), _forged("1", 3, 2, mine.mark, [4] * 8),
+        _forged("2", 3, 2, mine.mark, ["4"]),
     ]
     # ... and another job on the shared cluster publishes rows under this job's name, with its mark copied
     evil = FakeJob("qfnb-evil-1", dict(mine.metadata), mine.entrypoint, {}, [], status="SUCCEEDED",
@@ -92,7 +97,7 @@ def test_forged_journal_lines_are_refused_and_reported_and_never_spent(head: Fak
     state = job.wait(interval=0)
     assert (state.status, state.done, state.failed) == ("Done", 4, 0)
     assert [v.result for v in job.results()] == [f"echo row {i}" for i in range(4)]  # no FORGED answer
-    assert state.view["refused_rows"] == 8 + 4  # the first said: the other job's
+    assert state.view["refused_rows"] == 11 + 4  # the first said: the other job's
     assert "was not submitted from here" in state.view["refused"]
     ledger = ledger_mod.default_ledger()
     ledger.flush()

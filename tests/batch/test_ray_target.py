@@ -180,11 +180,12 @@ def test_a_job_killed_by_ray_says_why_and_the_same_call_resumes_it(jobs: FakeJob
     assert [v.result for v in values] == [f"echo row {i}" for i in range(6)]
 
 
-def test_a_row_at_a_worker_when_its_driver_died_is_paid_by_the_attempt_that_answers_it(jobs: FakeJobs) -> None:
+def test_a_row_at_a_worker_when_its_driver_died_is_paid_once(jobs: FakeJobs) -> None:
     """A driver SIGKILLed with a row at a worker (its ``QFNB-SENT`` line printed, its answer never):
-    the engine had it, so it is paid: its prompt as its answer's (exact: the same row), its answer at
-    its cap, one request more, in the ledger row of the attempt that answers it (the chaos bench's
-    Ray phase: 8 such sends, 24 prompt tokens, paid by nobody)."""
+    the engine had it, so it is paid: one request more and its answer at its cap in the ledger row of
+    the attempt that lost it, its prompt as its answer's (exact: the same row) in the ledger row of
+    the attempt that answers it (the chaos bench's Ray phase: 8 such sends, 24 prompt tokens, paid by
+    nobody)."""
     chat = ChatCompletion(model=MODEL)
     job = chat.batch_do(_prompts(6), target=TARGET, max_output_tokens=4)
     for _ in range(3):
@@ -197,8 +198,40 @@ def test_a_row_at_a_worker_when_its_driver_died_is_paid_by_the_attempt_that_answ
     ledger.flush()
     rows = {r.job: r for r in ledger.rows() if r.api == "batch-job"}
     first, second = rows[f"batch-job {job.task_id}"], rows[f"batch-job {again.task_id}"]
-    assert (first.prompt_tokens, first.completion_tokens, first.requests) == (9, 6, 3)
-    assert (second.prompt_tokens, second.completion_tokens, second.requests) == (9 + 3, 6 + 4, 3 + 1)
+    assert (first.prompt_tokens, first.completion_tokens, first.requests) == (9, 6 + 4, 3 + 1)
+    assert (second.prompt_tokens, second.completion_tokens, second.requests) == (9 + 3, 6, 3)
+
+
+def test_a_killed_attempts_row_that_no_attempt_answers_is_paid_by_the_killed_attempt(jobs: FakeJobs) -> None:
+    """The user never runs the cell again: the row the killed driver had at a worker is still paid,
+    one request and its answer at its cap (its prompt's count comes only with an answer)."""
+    job = ChatCompletion(model=MODEL).batch_do(_prompts(6), target=TARGET, max_output_tokens=4)
+    for _ in range(3):
+        job.state()
+    jobs.kill(job.task_id, "Job entrypoint command failed with exit code -9")
+    state = job.state()
+    assert (state.status, state.done, state.view["repeatedRequests"]) == ("Failed", 3, 1)
+    job.wait(interval=0)  # an ended job's usage goes to the ledger as it is read
+    ledger = ledger_mod.default_ledger()
+    ledger.flush()
+    (row,) = [r for r in ledger.rows() if r.api == "batch-job"]
+    assert (row.prompt_tokens, row.completion_tokens, row.requests) == (9, 6 + 4, 3 + 1)
+
+
+def test_a_workers_retry_after_an_engine_crash_is_paid(jobs: FakeJobs) -> None:
+    """A worker whose engine crashed with a row sends it again: the lost sending is on the row's line
+    and paid in its attempt's ledger row (its prompt as the answer's, its answer at its cap), once;
+    the row's answer is its own and shows no journal field."""
+    jobs.lost_once.add("row 1")
+    job = ChatCompletion(model=MODEL).batch_do(_prompts(3), target=TARGET, max_output_tokens=4)
+    state = job.wait(interval=0)
+    assert (state.done, state.view["repeatedRequests"]) == (3, 1)
+    assert [v.result for v in job.results()] == [f"echo row {i}" for i in range(3)]
+    job.state()  # read again: nothing is counted twice
+    ledger = ledger_mod.default_ledger()
+    ledger.flush()
+    (row,) = [r for r in ledger.rows() if r.api == "batch-job"]
+    assert (row.prompt_tokens, row.completion_tokens, row.requests) == (9 + 3, 6 + 4, 3 + 1)
 
 
 def test_a_head_running_a_ray_this_client_does_not_speak_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 
 from qfnb.protocol.platform.targets import JobTarget, TargetError
 
-__all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "MAX_LOG_BYTES", "MIN_RAY",
-           "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SENT_PREFIX", "SPENT_PREFIX", "TRAIN_PREFIX",
-           "call", "connect", "job_env", "job_logs", "log_items", "print_line", "ray_version_problem", "shipped_qfnb",
-           "submit"]
+__all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "LOST_KEY", "MAX_LOG_BYTES",
+           "MAX_LOST_SENDS", "MIN_RAY", "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SENT_PREFIX",
+           "SPENT_PREFIX", "TRAIN_PREFIX", "call", "connect", "job_env", "job_logs", "log_items", "print_line",
+           "ray_version_problem", "shipped_qfnb", "submit"]
 
 #: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
 MIN_RAY = (2, 9)
@@ -34,8 +34,8 @@ RESULT_PREFIX = "QFNB-RESULT "
 #: (:mod:`qfnb.local.cluster.ray_batch` prints it, ``qfnb.resources.batch_ray`` reads it)
 ROW_PREFIX = "QFNB-ROW "
 #: a batch job's row about to be sent to a worker (``QFNB-SENT {"custom_id", "cap"}``, printed before it is
-#: sent): a row sent and never printed by that attempt was lost with it (its driver killed), and paid: its
-#: prompt as its answer's in the attempt that answers it, its answer at its ``cap``
+#: sent): a row sent and never printed by that attempt was lost with it (its driver killed), and paid: one
+#: request and its answer at its ``cap`` by that attempt, its prompt as its answer's by the attempt that answers it
 SENT_PREFIX = "QFNB-SENT "
 #: a stopped batch job's row that was in flight (``QFNB-SPENT {"custom_id", "usage"}``): the tokens it had
 #: used, counted in that attempt's ledger entry although the row is answered again
@@ -44,6 +44,12 @@ SPENT_PREFIX = "QFNB-SPENT "
 #: answered it (its node id)
 PROMPT_KEY = "qfnb_prompt"
 NODE_KEY = "qfnb_node"
+#: a row line's sendings its worker lost before the one that ended it (``[cap, ...]``): each one an engine
+#: had when it went away (its answer lost with it), sent again by the worker, and paid as a lost send is
+LOST_KEY = "qfnb_lost"
+#: the most lost sendings one row line may carry: a worker's tries at a row
+#: (:data:`qfnb.local.domain.batch_runner.MAX_ATTEMPTS`) less the one that ended it
+MAX_LOST_SENDS = 7
 #: a row line's mark of the submission that printed it: the submitter's random mark for that one job,
 #: handed to the job in :data:`JOURNAL_ENV`; a row without its own job's mark is refused (another job
 #: on a shared cluster printed it under this job's name)

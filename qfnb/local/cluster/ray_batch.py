@@ -10,7 +10,8 @@ at a time; rows are spread over the workers as they free up.
 
 Before a row goes to a worker, the driver prints ``QFNB-SENT {"custom_id", "cap"}`` (flushed): a row
 sent and never printed was lost with the attempt (a driver killed between a row's answer and its line),
-and is paid by the attempt that answers it. Every finished row is printed as one line of the job's
+and is paid. A worker whose engine went away with a row sends it again; each sending that engine had
+is on the row's line (``qfnb_lost``: its cap each), paid too. Every finished row is printed as one line of the job's
 log, ``QFNB-ROW {json}`` (OpenAI's batch
 output or error row, with the row's last user message as ``qfnb_prompt`` and the id of the Ray node
 whose engine answered it as ``qfnb_node``), flushed before the next:
@@ -43,6 +44,7 @@ from typing import Any
 from qfnb.local.cluster.jobs import (
     JOURNAL_ENV,
     JOURNAL_KEY,
+    LOST_KEY,
     NODE_KEY,
     PROMPT_KEY,
     ROW_PREFIX,
@@ -156,12 +158,14 @@ class EngineWorker:
 
     async def answer(self, raw: str, line: int) -> dict[str, Any]:
         """``raw``'s output row, or its error row (a busy engine is retried with back-off), with the
-        seconds it took here (:data:`ROW_SECONDS_KEY`: its span's duration in ``%qftrace``)."""
+        seconds it took here (:data:`ROW_SECONDS_KEY`: its span's duration in ``%qftrace``) and the
+        caps of the sendings an engine had and lost before (:data:`LOST_KEY`: each one paid)."""
         clock = time.perf_counter()
-        row = await self._answer(raw, line)
-        return {**row, ROW_SECONDS_KEY: round(time.perf_counter() - clock, 4)}
+        lost: list[int] = []
+        row = await self._answer(raw, line, lost)
+        return {**row, ROW_SECONDS_KEY: round(time.perf_counter() - clock, 4), **({LOST_KEY: lost} if lost else {})}
 
-    async def _answer(self, raw: str, line: int) -> dict[str, Any]:
+    async def _answer(self, raw: str, line: int, lost: list[int]) -> dict[str, Any]:
         try:
             row = parse_line(raw.encode("utf-8"), line, self.model, {})
         except RowError as exc:
@@ -176,6 +180,8 @@ class EngineWorker:
                     self.flying[row.key] = (delta.prompt_tokens, delta.completion_tokens)
                 return answered_row(row, engine.name, answer_of(deltas))
             except (EngineBusy, EngineUnavailable) as exc:
+                if isinstance(exc, EngineUnavailable) and exc.reached:  # the engine had it and went away: paid
+                    lost.append(row.cap)
                 if attempt == MAX_ATTEMPTS:
                     return error_row(row.line, row.key, "engine_unavailable", f"{exc} (after {attempt} attempts)")
                 await asyncio.sleep(backoff(attempt, exc.retry_after if isinstance(exc, EngineBusy) else 0.0))

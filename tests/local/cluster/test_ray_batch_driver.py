@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from qfnb.local.cluster import ray_batch
+from qfnb.local.engines.base import Delta
+from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.resources.batch_ray import log_lines, log_rows, usage_of
 
 
@@ -138,3 +140,38 @@ def test_the_error_names_no_node_outside_a_ray_worker_and_starts_no_ray(monkeypa
         assert worker.where() == "this Ray node" and asked == []
     finally:
         worker.close()
+
+
+class _CrashingEngine:
+    """An engine that has a row and goes away without answering (``crashes`` times: its request
+    ``reached``, or refused before it was read), then answers it."""
+
+    name = "m"
+
+    def __init__(self, crashes: int, reached: bool) -> None:
+        self.crashes, self.reached, self.sent = crashes, reached, 0
+
+    async def generate(self, ask: Any) -> Any:
+        self.sent += 1
+        if self.sent <= self.crashes:
+            raise EngineUnavailable("m: the engine stopped answering", reached=self.reached)
+        yield Delta("ok", finish_reason="stop", prompt_tokens=5, completion_tokens=1)
+
+
+@pytest.mark.parametrize("reached", [True, False])
+def test_a_worker_retry_after_an_engine_crash_carries_the_lost_sendings(
+        monkeypatch: pytest.MonkeyPatch, reached: bool) -> None:
+    """A worker sends a row again when its engine went away; each sending the engine had is on the
+    row's line (``qfnb_lost``, its cap each) so the attempt pays it; a sending the engine never read is not."""
+    worker = ray_batch.EngineWorker("m", slots=1)
+    engine = _CrashingEngine(2, reached)
+    monkeypatch.setattr(worker.registry, "chat", lambda name: engine)
+    monkeypatch.setattr(ray_batch, "backoff", lambda attempt, hint=0.0: 0.0)
+    try:
+        raw = json.dumps({"custom_id": "4", "method": "POST", "url": "/v1/chat/completions",
+                          "body": {"max_tokens": 9, "messages": [{"role": "user", "content": "q"}]}})
+        row = asyncio.run(worker.answer(raw, 5))
+    finally:
+        worker.close()
+    assert engine.sent == 3 and row["error"] is None
+    assert row.get("qfnb_lost", []) == ([9, 9] if reached else [])

@@ -16,39 +16,12 @@ from qfnb.local.engines.base import on_reached
 from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint
-
-
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(h.split(b":", 1)[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
-    return head + await reader.readexactly(length)
-
-
-async def _engine(on_request: str) -> tuple[asyncio.Server, list[bytes]]:
-    """A one-shot engine on a free port: ``"dies"``: it reads the request, stops listening and hangs
-    up (killed before it answered); ``"answers"``: it answers every request with a one-word stream."""
-    received: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received.append(await _read_request(reader))
-        if on_request == "dies":
-            server.close()  # no engine listens from now on
-            writer.close()
-            return
-        chunk = b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}\n\n'
-        body = chunk + b"data: [DONE]\n\n"
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
-                     + str(len(body)).encode() + b"\r\n\r\n" + body)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, received
+from tests.fakes.raw_engine import raw_engine
 
 
 @pytest.mark.parametrize("engine", ["dies", "answers"])
 async def test_a_request_the_dying_engine_read_counts_as_reached(engine: str) -> None:
-    server, received = await _engine(engine)
+    server, received = await raw_engine(engine)
     port = server.sockets[0].getsockname()[1]
     confirmed: list[bool] = []
     token = on_reached.set(lambda: confirmed.append(True))
