@@ -16,6 +16,7 @@ from ray_head import ray_head
 
 from qfnb import ChatCompletion
 from qfnb._core.record import ledger as ledger_mod
+from qfnb.local.cluster import jobs as jobs_mod
 from qfnb.local.engines.llama.command import find_binary
 from qfnb.resources import batch_ray
 
@@ -65,11 +66,23 @@ def test_a_batch_stopped_half_way_resumes_on_the_cluster(head: str, tmp_path: Pa
     rows = {r.job: r for r in ledger.rows() if r.api == "batch-job" and r.job in
             (f"batch-job {job.task_id}", f"batch-job {again.task_id}")}
     assert len(rows) == 2 and {r.model for r in rows.values()} == {MODEL}
-    for attempt in (job.task_id, again.task_id):  # each attempt: its answers and its rows in flight at the stop
+    # each attempt pays its answers, its rows in flight at the stop (QFNB-SPENT) and the sends it lost in flight
+    # (its own, each at most its cap); the prompt of a lost send is paid by the attempt that answers its row
+    widest = lost_in_all = prompt_over = 0
+    for attempt in (job.task_id, again.task_id):
         logs = jobs.get_job_logs(attempt)
-        prompt, completion, _ = batch_ray.usage_of(batch_ray.log_rows(logs), batch_ray.log_lines(logs, "QFNB-SPENT "))
-        assert (rows[f"batch-job {attempt}"].prompt_tokens, rows[f"batch-job {attempt}"].completion_tokens) == (
-            prompt, completion) and completion > 0
+        answered = batch_ray.log_rows(logs)
+        prompt, completion, _ = batch_ray.usage_of(answered, batch_ray.log_lines(logs, "QFNB-SPENT "))
+        widest = max([widest, *(int(((r.get("response") or {}).get("body") or {}).get("usage", {}).get(
+            "prompt_tokens") or 0) for r in answered)])
+        ended = {str(r.get("custom_id")) for r in answered}
+        lost = sum(len(r.get(jobs_mod.LOST_KEY) or ()) for r in answered) + sum(
+            str(s["custom_id"]) not in ended for s in batch_ray.log_lines(logs, "QFNB-SENT "))
+        paid = rows[f"batch-job {attempt}"]
+        assert completion > 0 and 0 <= paid.completion_tokens - completion <= 6 * lost, (paid, completion, lost)
+        assert paid.prompt_tokens >= prompt, (paid, prompt)
+        lost_in_all, prompt_over = lost_in_all + lost, prompt_over + paid.prompt_tokens - prompt
+    assert prompt_over <= widest * lost_in_all, (prompt_over, widest, lost_in_all)
     spent = batch_ray.log_lines(jobs.get_job_logs(job.task_id), "QFNB-SPENT ")
     print(f"rows in flight at the stop, with their tokens counted: {spent}")
 
