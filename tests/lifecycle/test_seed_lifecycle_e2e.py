@@ -32,7 +32,7 @@ BASE = "Gemma-3-270M"
 TRAIN_CONFIG = {"epoch": 2, "maxSteps": 30, "learningRate": 2e-4, "batchSize": 4, "maxSeqLen": 128}
 #: ~2-3 min on an idle 2-core CPU; generous because the CPU may be shared (and a job may queue behind another).
 TRAIN_TIMEOUT_S = float(os.environ.get("QFNB_E2E_TRAIN_TIMEOUT", "1800"))
-DEPLOY_TIMEOUT_S, POLL_S = 180.0, 2.0
+DEPLOY_TIMEOUT_S, POLL_S = 180.0, 0.5  # a poll is one local call: a 2 s step cost ~1 s a wait
 GREEDY: dict[str, Any] = {"temperature": 0.0001, "max_output_tokens": 32}
 #: The held-out paraphrases (not in the training set) with the answers the demo teaches.
 REFERENCES = {HELD_OUT[0]: f"The capital of the planet Zorvia is {FACT_CAPITAL}.",
