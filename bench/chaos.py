@@ -31,6 +31,9 @@ rows on a one-node Ray head whose driver is SIGKILLed ``--ray-kills`` times at s
 again as a user runs the cell again; its rows once, its repeats at the engine in flight at a kill, the
 engine's tokens for its rows against the ledger's rows of its attempts.
 
+``--phase train`` runs instead a fine-tune whose training worker and daemon are killed, then a sequential
+evaluation whose kernel and daemon are (``bench/chaos_train.py``).
+
 The seed fixes the schedule (kill times, targets, signals and pauses), so a failure can be repeated.
 Exit status 0 when every check holds.
 """
@@ -61,6 +64,7 @@ from _common import load_average, log_to_stdout  # noqa: E402
 from chaos_books import BATCH_MODEL, CHAT_MODEL, Kill, Request, engine_requests, lost_to_a_kill, row_key  # noqa: E402
 from chaos_engine import answer_words  # noqa: E402
 from chaos_ray import RAY_JOB, RaySeen, ray_report, run_ray  # noqa: E402
+from chaos_train import add_arguments, run_train_phase  # noqa: E402
 
 log = logging.getLogger("bench.chaos")
 
@@ -261,10 +265,13 @@ def main() -> int:  # noqa: C901  # one run, told in order
     parser.add_argument("--ray-rows", type=int, default=200, help="the Ray batch's rows (0: no Ray phase)")
     parser.add_argument("--ray-kills", type=int, default=4, help="SIGKILLs of the Ray batch's driver")
     parser.add_argument("--keep", type=Path, help="copy the engine's journal and the daemon's log here")
+    add_arguments(parser)
     args = parser.parse_args()
     log_to_stdout()
     for name in ("httpx", "openai", "qfnb", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if args.phase == "train":
+        return run_train_phase(args, Engine, Daemon, load_average)
     span = args.span or max(20.0, (args.rows + args.durable_rows) * 16 * args.delay / args.slots * 0.8)
     plan = schedule(args.seed, args.kills, span)
     log.info("chaos: seed %d, %d kills over %.0f s, %d + %d batch rows, load %s", args.seed, len(plan), span,
