@@ -199,7 +199,7 @@ def _kill_worker(job_dir: Path) -> int:
     return killed
 
 
-def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:  # noqa: C901  # one run, told in order
+def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
     import qfnb
     from qfnb import local_models
 
@@ -426,7 +426,7 @@ def in_flight(req: Request, kills: list[tuple[float, Kill]], window: float) -> b
     """Whether ``req`` was in flight at a kill of the kernel or the daemon (both write its answer): open at
     it, or answered at most ``window`` seconds before it (not yet written), or read by the engine after
     its sender died."""
-    return any(req.start <= kill.gone and (req.end is None or req.end >= when - window)
+    return any((req.start <= kill.gone and (req.end is None or req.end >= when - window))
                or (req.orphan and when <= req.start <= kill.gone + 5.0) for when, kill in kills)
 
 

@@ -151,7 +151,8 @@ class RewardExchange:
         self._scored[(step, kind, digest)] = rewards
         fd = os.open(self.folder / SCORED, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, (json.dumps({"step": step, "kind": kind, "digest": digest, "rewards": rewards}) + "\n").encode())
+            line = json.dumps({"step": step, "kind": kind, "digest": digest, "rewards": rewards}) + "\n"
+            os.write(fd, line.encode())
             os.fsync(fd)
         finally:
             os.close(fd)
