@@ -6,7 +6,9 @@ The fine-tune: a tiny random Gemma 3 (the tests' ``tiny_models``) added as a fin
 (``qfnb.local_models.add``), trained by an OpenAI fine-tuning job (``qfnb.openai_client()``) with a
 validation file, so the run keeps checkpoints and a resume point at each. ``--train-kills`` kills land
 a seeded few seconds after the worker (started again or not) trained a step, once the run has its first
-checkpoint (a kill before it fails the run, as docs/faults.md says): the worker (SIGKILL), the
+checkpoint (a kill before it fails the run, as docs/faults.md says), and not a fourth time in a row
+at one resume point (the platform takes that for a crash loop and fails the run: such a kill waits for
+the worker's next checkpoint): the worker (SIGKILL), the
 daemon (SIGKILL or SIGTERM: the worker lives on, or is stopped and queued for the next start) or both;
 the daemon is started again after a pause, as the user's next call would. Then it checks that the job
 succeeded with one tuned model listed; that every start of the worker after a kill went on from the
@@ -203,7 +205,6 @@ def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
     import qfnb
     from qfnb import local_models
 
-
     sys.path[:0] = [str(ROOT / "tests" / "local")]
     from tiny_models import build_tiny_gemma
 
@@ -220,10 +221,29 @@ def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
             "n_epochs": args.train_epochs, "batch_size": 1, "learning_rate_multiplier": 2}}}))
     job_dir = work / "data" / "jobs" / ("task-" + job.id.removeprefix("ftjob-"))
     found.say("fine-tune %s: %d rows x %d epochs on %s", job.id, args.train_rows, args.train_epochs, BASE)
+    landed = _kills(args, job_dir, daemon, found)
+    deadline = time.monotonic() + 1800
+    while True:
+        done = _retry(lambda: client.fine_tuning.jobs.retrieve(job.id))
+        if done.status in ("succeeded", "failed", "cancelled") and done.finished_at is not None:
+            break
+        if time.monotonic() > deadline:
+            found.problems.append(f"fine-tune {job.id} did not end in 30 minutes")
+            return
+        time.sleep(1.0)
+    _check_fine_tune(client, done, job_dir, landed, work, found)
+
+
+def _kills(args: Any, job_dir: Path, daemon: Any, found: Found) -> list[TrainKill]:
+    """The seeded kills, each once the worker trained a step since the last (see the module's docstring)."""
+    from qfnb.local.domain.jobs import MAX_RESUMES
+
     landed: list[TrainKill] = []
     for kill in train_schedule(args.seed, args.train_kills):
         if not _wait_training(job_dir, len(_progress(job_dir)), need_checkpoint=not landed):
             break
+        if kill.target != "daemon" and _stalled(_lives(_progress(job_dir))) >= MAX_RESUMES:
+            _wait_checkpoint(job_dir)
         time.sleep(kill.after)
         steps = [p["step"] for p in _progress(job_dir) if "loss" in p]
         if (job_dir / "result.json").exists() or not steps:
@@ -239,16 +259,25 @@ def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
         time.sleep(kill.pause)
         if kill.target in ("daemon", "both"):
             _retry(daemon.ensure, tries=5)
-    deadline = time.monotonic() + 1800
-    while True:
-        done = _retry(lambda: client.fine_tuning.jobs.retrieve(job.id))
-        if done.status in ("succeeded", "failed", "cancelled") and done.finished_at is not None:
-            break
-        if time.monotonic() > deadline:
-            found.problems.append(f"fine-tune {job.id} did not end in 30 minutes")
+    return landed
+
+
+def _stalled(lives: list[Life]) -> int:
+    """How many of the last worker starts went on from the resume point the last one did (the first
+    start is not a resume)."""
+    starts = [life.first for life in lives[1:]]
+    return next((n for n in range(len(starts)) if starts[-1 - n] != starts[-1]), len(starts))
+
+
+def _wait_checkpoint(job_dir: Path, timeout: float = 600.0) -> None:
+    """Wait until the worker running now writes a checkpoint (its resume point moves on)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lives = _lives(_progress(job_dir))
+        if (job_dir / "result.json").exists() or (lives and lives[-1].checkpoint > lives[-1].first):
             return
-        time.sleep(1.0)
-    _check_fine_tune(client, done, job_dir, landed, work, found)
+        time.sleep(0.1)
+    raise RuntimeError(f"the fine-tune wrote no checkpoint in {timeout:.0f} s")
 
 
 def _wait_training(job_dir: Path, seen: int, *, need_checkpoint: bool, timeout: float = 600.0) -> bool:
