@@ -21,7 +21,8 @@ run trains on (the worker's own data code over the same seeded batches): all equ
 The evaluation (``bench/chaos_eval_kernel.py``): ``EvaluationManager.eval`` of the bench engine's model
 on ``--eval-items`` items with an answer store, one item at a time, in a process of its own (the
 kernel), while ``--eval-kills`` kills land at seeded moments: the kernel (SIGKILL, started again: the
-cell run again) or the daemon. It checks the report (each item once, its own answer) and, at the
+cell run again) or the daemon, each a seeded moment after the kernel (started again or not) asked the
+engine for an item. It checks the report (each item once, its own answer) and, at the
 engine, that an item was asked again only when its first sending was in flight at a kill.
 """
 
@@ -78,11 +79,11 @@ def train_schedule(seed: int, kills: int) -> list[TrainKill]:
             for _ in range(kills)]
 
 
-def eval_schedule(seed: int, kills: int, span: float) -> list[Kill]:
+def eval_schedule(seed: int, kills: int) -> list[Kill]:
+    """``at``: seconds after the kernel (started again or not) asked the engine for an item."""
     rng = random.Random(seed * 1_000_003 + 68)
-    times = sorted(rng.uniform(2.0, span) for _ in range(kills))
-    return [Kill(t, rng.choice(("kernel", "kernel", "daemon")), rng.choice((signal.SIGKILL, signal.SIGTERM)),
-                 round(rng.uniform(0.2, 1.5), 2)) for t in times]
+    return [Kill(round(rng.uniform(0.3, 4.0), 2), rng.choice(("kernel", "kernel", "daemon")),
+                 rng.choice((signal.SIGKILL, signal.SIGTERM)), round(rng.uniform(0.2, 1.5), 2)) for _ in range(kills)]
 
 
 @dataclass
@@ -415,15 +416,16 @@ def evaluate(args: Any, work: Path, daemon: Any, found: Found) -> None:
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
 
-    span = max(10.0, args.eval_items * 12 * args.delay * 0.8)
-    plan = eval_schedule(args.seed, args.eval_kills, span)
-    found.say("evaluation: %d items, one at a time, %d kills over %.0f s", args.eval_items, len(plan), span)
+    plan = eval_schedule(args.seed, args.eval_kills)
+    found.say("evaluation: %d items, one at a time, %d kills", args.eval_items, len(plan))
     t0 = time.time()
     kernel = start()
     landed: list[tuple[float, Kill]] = []
     try:
         for kill in plan:
-            time.sleep(max(0.0, t0 + kill.at - time.time()))
+            if not _asking(work / "engine.jsonl", kernel, _asked(work / "engine.jsonl")):
+                break
+            time.sleep(kill.at)
             if kernel.poll() is not None:
                 break
             when = time.time()
@@ -449,6 +451,27 @@ def evaluate(args: Any, work: Path, daemon: Any, found: Found) -> None:
         log_file.close()
     found.check(code == 0, f"the evaluation kernel exited with {code}")
     _check_evaluation(args, work, report, landed, found)
+
+
+def _asked(journal: Path) -> int:
+    """The evaluation's requests the engine has received."""
+    try:
+        text = journal.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    return sum(1 for line in text.splitlines() if '"recv"' in line and '"eval row ' in line)
+
+
+def _asking(journal: Path, kernel: subprocess.Popen[bytes], seen: int, timeout: float = 300.0) -> bool:
+    """Wait until the kernel asks the engine for an item after the first ``seen``; False when it ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if kernel.poll() is not None:
+            return False
+        if _asked(journal) > seen:
+            return True
+        time.sleep(0.05)
+    raise RuntimeError(f"the evaluation asked nothing in {timeout:.0f} s")
 
 
 def in_flight(req: Request, kills: list[tuple[float, Kill]], window: float) -> bool:
