@@ -5,7 +5,8 @@ daemon are.
 The fine-tune: a tiny random Gemma 3 (the tests' ``tiny_models``) added as a fine-tune base
 (``qfnb.local_models.add``), trained by an OpenAI fine-tuning job (``qfnb.openai_client()``) with a
 validation file, so the run keeps checkpoints and a resume point at each. ``--train-kills`` kills land
-a seeded few seconds after the worker (started again or not) trained a step, once the run has its first
+once the worker (started again or not) trained a seeded 3 to 40 steps since the last kill (steps, not
+seconds: the machine's load does not move them), once the run has its first
 checkpoint (a kill before it fails the run, as docs/faults.md says), and not a fourth time in a row
 at one resume point (the platform takes that for a crash loop and fails the run: such a kill waits for
 the worker's next checkpoint): the worker (SIGKILL), the
@@ -64,7 +65,7 @@ def add_arguments(parser: Any) -> None:
 
 @dataclass
 class TrainKill:
-    after: float   # seconds after the worker trained a step since the last kill
+    after: int     # steps the worker trains after the last kill
     target: str    # "trainer", "daemon" or "both"
     sig: int       # the daemon's signal (the worker's is SIGKILL)
     pause: float   # seconds before the daemon is started again
@@ -74,7 +75,7 @@ class TrainKill:
 
 def train_schedule(seed: int, kills: int) -> list[TrainKill]:
     rng = random.Random(seed * 1_000_003 + 67)
-    return [TrainKill(round(rng.uniform(1.0, 6.0), 2), rng.choice(("trainer", "trainer", "daemon", "both")),
+    return [TrainKill(rng.randint(3, 40), rng.choice(("trainer", "trainer", "daemon", "both")),
                       rng.choice((signal.SIGKILL, signal.SIGTERM)), round(rng.uniform(0.2, 2.0), 2))
             for _ in range(kills)]
 
@@ -241,11 +242,10 @@ def _kills(args: Any, job_dir: Path, daemon: Any, found: Found) -> list[TrainKil
 
     landed: list[TrainKill] = []
     for kill in train_schedule(args.seed, args.train_kills):
-        if not _wait_training(job_dir, len(_progress(job_dir)), need_checkpoint=not landed):
+        if not _wait_training(job_dir, len(_progress(job_dir)), kill.after, need_checkpoint=not landed):
             break
         if kill.target != "daemon" and _stalled(_lives(_progress(job_dir))) >= MAX_RESUMES:
             _wait_checkpoint(job_dir)
-        time.sleep(kill.after)
         steps = [p["step"] for p in _progress(job_dir) if "loss" in p]
         if (job_dir / "result.json").exists() or not steps:
             break
@@ -281,15 +281,16 @@ def _wait_checkpoint(job_dir: Path, timeout: float = 600.0) -> None:
     raise RuntimeError(f"the fine-tune wrote no checkpoint in {timeout:.0f} s")
 
 
-def _wait_training(job_dir: Path, seen: int, *, need_checkpoint: bool, timeout: float = 600.0) -> bool:
-    """Wait until the worker logs a trained step after the first ``seen`` lines (and, with
+def _wait_training(job_dir: Path, seen: int, steps: int, *, need_checkpoint: bool, timeout: float = 600.0) -> bool:
+    """Wait until the worker logs ``steps`` trained steps after the first ``seen`` lines (and, with
     ``need_checkpoint``, the run has a checkpoint); False when the job ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (job_dir / "result.json").exists():
             return False
         lines = _progress(job_dir)
-        if any("loss" in p for p in lines[seen:]) and (not need_checkpoint or any("checkpoint" in p for p in lines)):
+        trained = sum(1 for p in lines[seen:] if "loss" in p)
+        if trained >= steps and (not need_checkpoint or any("checkpoint" in p for p in lines)):
             return True
         time.sleep(0.1)
     raise RuntimeError(f"the fine-tune trained no step in {timeout:.0f} s")
