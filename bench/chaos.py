@@ -32,6 +32,9 @@ again as a user runs the cell again, and whose workers' engine is SIGKILLed ``--
 (the workers retry); its rows once, its repeats at the engine in flight at a kill, the engine's tokens
 for its rows against the ledger's rows of its attempts.
 
+``--phase train`` runs instead a fine-tune whose training worker and daemon are killed, then a sequential
+evaluation whose kernel and daemon are (``bench/chaos_train.py``).
+
 The seed fixes the schedule (kill times, targets, signals and pauses), so a failure can be repeated.
 Exit status 0 when every check holds.
 """
@@ -71,6 +74,7 @@ from chaos_books import (  # noqa: E402
 )
 from chaos_engine import answer_words  # noqa: E402
 from chaos_ray import RAY_JOB, RaySeen, ray_report, run_ray  # noqa: E402
+from chaos_train import add_arguments, run_train_phase  # noqa: E402
 
 log = logging.getLogger("bench.chaos")
 
@@ -273,10 +277,13 @@ def main() -> int:  # noqa: C901  # one run, told in order
     parser.add_argument("--ray-engine-kills", type=int, default=2,
                         help="SIGKILLs of the engine under the Ray batch's workers")
     parser.add_argument("--keep", type=Path, help="copy the engine's journal and the daemon's log here")
+    add_arguments(parser)
     args = parser.parse_args()
     log_to_stdout()
     for name in ("httpx", "openai", "qfnb", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if args.phase == "train":
+        return run_train_phase(args, Engine, Daemon, load_average)
     span = args.span or max(20.0, (args.rows + args.durable_rows) * 16 * args.delay / args.slots * 0.8)
     plan = schedule(args.seed, args.kills, span)
     log.info("chaos: seed %d, %d kills over %.0f s, %d + %d batch rows, load %s", args.seed, len(plan), span,

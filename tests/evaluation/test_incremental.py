@@ -89,6 +89,10 @@ def test_answers_are_written_as_they_come(tmp_path: Path, monkeypatch: pytest.Mo
     EvaluationManager(local_evaluators=[ExactMatchEvaluator()]).eval({"m": str.upper}, data,
                                                                         store=tmp_path / "s.sqlite")
     assert writes == [answers_mod.CHUNK, answers_mod.CHUNK, 40 - 2 * answers_mod.CHUNK]
+    writes.clear()  # one worker: each answer written as it comes (a kill loses only the one in flight)
+    EvaluationManager(local_evaluators=[ExactMatchEvaluator()], worker_num=1).eval(
+        {"m": str.lower}, data[:5], store=tmp_path / "s.sqlite")
+    assert writes == [1] * 5
 
 
 def test_recorded_answers_in_a_dataset_column_are_scored_without_a_model() -> None:

@@ -4,7 +4,8 @@ Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` make
 ``eval_file`` (a validation split) it reports an ``eval_loss`` every other step and at the last. With
 ``hyper.checkpoints`` K it saves K adapter dirs evenly and reports ``checkpoint`` lines whose held-out
 losses are ``hyper.fakeEvalLosses`` (one per checkpoint) when given. ``hyper.fakeResume`` makes it keep
-a resume point's ``resume/state.json`` at each step (it starts at step 1 all the same).
+a resume point's ``resume/state.json`` at each step (it starts at step 1 all the same), at
+``hyper.fakeResumeAt`` when given (a worker that dies at one point again and again).
 
 A RFT spec (``train_mode`` RFT) runs :func:`rft`: no model, but the real reward exchange
 (:class:`qfnb.local.training.rewards.RewardExchange`): each step's completions are ``"<prompt> #k"``
@@ -109,7 +110,7 @@ with open(job / "progress.jsonl", "a") as fh:
                                                 "path": str(ckpt)}}) + "\n")
         if hyper.get("fakeResume"):
             (job / "resume").mkdir(exist_ok=True)
-            (job / "resume" / "state.json").write_text(json.dumps({"step": step}))
+            (job / "resume" / "state.json").write_text(json.dumps({"step": hyper.get("fakeResumeAt") or step}))
         elif spec.get("eval_file") and (step % 2 == 0 or step == total):
             fh.write(json.dumps({"step": step, "total_steps": total, "eval_loss": 1.0 + 5.0 / (step + 1),
                                  "epoch": 1, "time": round(time.time() - start, 3)}) + "\n")

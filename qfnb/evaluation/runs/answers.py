@@ -2,7 +2,8 @@
 
 * ``repeats=N`` asks each model every item N times (with the caller's sampling settings).
 * An :class:`AnswerStore` (SQLite) keeps every answer under a key of (model identity, input,
-  inference settings, repeat), written a chunk at a time as answers arrive: a re-run with one
+  inference settings, repeat), written as answers arrive (one by one by a single worker, a chunk at a
+  time by several): a re-run with one
   more model or more items asks only for what the store lacks, and an interrupted run resumes.
   Failed inferences are never stored (they are asked again).
 * :func:`recorded_answers` reads answers already made (a dataset column, or a batch-inference
@@ -41,7 +42,8 @@ log = logging.getLogger("qfnb.evaluation")
 
 #: ``gen_ai.operation.name`` of an evaluation item's span
 EVALUATE_OPERATION = "evaluate"
-#: answers asked for per store write (a crash loses at most this many per model)
+#: answers asked for per store write by several workers (a crash loses at most this many per model);
+#: one worker's are written one by one, as each arrives
 CHUNK = 16
 #: batch-inference output columns holding the answer (``Model.batch_inference``: ``llm_output``)
 RECORDED_OUTPUT_NAMES = ("llm_output", "completion", "output", "prediction", "answer_text")
@@ -190,7 +192,8 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
     refresh = store is not None and store.refresh
     for r in range(repeats):  # each repeat in its own context: the response cache keeps repeats apart
         todo = [j for j, a in enumerate(got) if a is None and jobs[j][0] == r]
-        step = len(todo) if store is None else max(CHUNK, workers)
+        # stored a chunk at a time; one at a time by one worker (a sequential run loses no answer it got)
+        step = len(todo) if store is None else 1 if workers <= 1 else max(CHUNK, workers)
         for start in range(0, len(todo), max(step, 1)):
             part = todo[start:start + step]
             hook = MappedProgress(tracker.result, [offset + j for j in part]) if tracker.active else False

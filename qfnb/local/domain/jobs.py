@@ -6,7 +6,8 @@ It starts queued runs (at most ``max_concurrent_training`` at once), tails each 
 a run whose worker is still alive is adopted, one whose worker died with the previous
 server is marked Failed with a clear ``errorMessage``; queued runs stay queued. A run whose worker
 was killed (or died with the server) and left a resume point (:mod:`qfnb.local.training.resume`) is
-queued again to go on from it, at most :data:`MAX_RESUMES` times.
+queued again to go on from it, as often as its point moved on since the last time (at most
+:data:`MAX_RESUMES` times in a row from one point: a worker that dies there again and again fails).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def follower_command(target: str) -> tuple[str, ...]:
     return (sys.executable, "-m", where.cluster.train)
 #: a RFT run's curves in the store (``[[step, value], ...]``) and the progress.jsonl key each is drawn from
 REWARD_CURVES = {"rewardCurve": "reward", "rewardMeanCurve": "reward_mean", "evalRewardCurve": "eval_reward"}
-#: how many times a run whose worker was killed is started again from its resume point
+#: how many times in a row a run whose worker was killed is started again from the same resume point
 MAX_RESUMES = 3
 
 RESTART_MESSAGE = ("the local platform stopped while this task was running and its training worker is gone; "
@@ -302,29 +303,34 @@ class Supervisor:
             changes["status"] = RunStatus.STOPPED.value
         else:
             changes["status"] = RunStatus.FAILED.value
-            resumed = f" (after {run['resumes']} resumes from its last resume point)" if run.get("resumes") else ""
+            resumed = (f" (after {run['resumes']} resumes, the last {run.get('stalledResumes') or 1} from step "
+                       f"{run.get('resumedFrom')})" if run.get("resumes") else "")
             changes["errorMessage"] = (f"the training worker exited with code {code} without a result{resumed}; "
                                        + _log_tail(w.job_dir / "worker.log"))
         log.info("task %s finished: %s", w.run_id, changes["status"])
-        finished = self._store.update("runs", w.run_id, **changes)
         if changes["status"] == RunStatus.DONE.value and self.on_finished is not None:
-            try:
-                self.on_finished(finished, changes.get("metrics") or {})
+            try:  # counted before the run shows Done: a kill in between counts it at the next start (once)
+                self.on_finished({**run, **changes}, changes.get("metrics") or {})
             except Exception:  # counting never fails a run
                 log.exception("could not count task %s's usage", w.run_id)
+        self._store.update("runs", w.run_id, **changes)
 
 
     def _resumed(self, run: dict[str, Any]) -> bool:
         """Queue a run whose worker is gone again, to go on from its resume point; False when it has none
-        or was resumed :data:`MAX_RESUMES` times already."""
+        or was resumed from that same point :data:`MAX_RESUMES` times in a row already."""
         job_dir = Path(str(run.get("job_dir") or ""))
         step = resume.saved_step(job_dir)
-        if step is None or int(run.get("resumes") or 0) >= MAX_RESUMES:
+        if step is None:
+            return False
+        moved_on = run.get("resumedFrom") is None or step > int(run["resumedFrom"])
+        stalled = 1 if moved_on else int(run.get("stalledResumes") or 1) + 1  # resumes in a row from this point
+        if stalled > MAX_RESUMES:
             return False
         (job_dir / "result.json").unlink(missing_ok=True)  # a signal's Stopped result: the new worker writes its own
         log.warning("task %s's training worker is gone; resuming it from step %d", run.get("sid"), step)
         self._store.update("runs", run["id"], status=RunStatus.WAITING.value, pid=None,
-                           resumes=int(run.get("resumes") or 0) + 1, resumedFrom=step)
+                           resumes=int(run.get("resumes") or 0) + 1, resumedFrom=step, stalledResumes=stalled)
         self._wake.set()
         return True
 

@@ -306,12 +306,18 @@ class Meter:
         self.sink.add(span)
 
     def record_training(self, model: str, trained: int, started: float, seconds: float, *, job: str) -> None:
-        """A finished fine-tune: its trained tokens and its span (no HTTP call)."""
+        """A finished fine-tune, once: its trained tokens and its span (no HTTP call), written before this
+        returns. A job whose span is written already (a daemon killed after counting it, before the run
+        showed Done: the next one finishes it again) is not counted twice."""
+        if self.sink.holds_job("fine-tune", job):
+            log.info("%s was counted already", job)
+            return
         if trained:
             self.trained_tokens.labels(model).inc(trained)
         self.sink.add(CallSpan(trace_id=new_trace_id(), span_id=new_span_id(), parent_id="", operation="fine_tune",
                                route="fine-tune", model=model, status=200, started=started, duration_s=seconds,
                                ttft_s=None, trained_tokens=trained, job=job))
+        self.sink.flush()
 
     def close(self) -> None:
         self.sink.close()

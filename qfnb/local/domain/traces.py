@@ -111,6 +111,18 @@ class TraceSink:
             except (sqlite3.Error, OSError) as exc:  # the trace table never breaks a call
                 log.warning("traces: could not keep %d spans (%s)", len(batch), exc)
 
+    def holds_job(self, route: str, job: str) -> bool:
+        """Whether a span of ``job`` on ``route`` was written (the queued ones are written first)."""
+        self.flush()
+        try:
+            with self._lock:
+                found = self._file.conn().execute("SELECT 1 FROM spans WHERE route = ? AND job = ? LIMIT 1",
+                                                  (route, job)).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("traces: could not read the spans of %s (%s)", job, exc)
+            return False
+        return found is not None
+
     def close(self) -> None:
         self.flush()
         with self._lock:

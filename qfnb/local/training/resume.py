@@ -4,16 +4,22 @@ The worker writes it at each checkpoint and every :data:`EVERY_SECONDS` of train
 a signal): the LoRA tensors, AdamW's state, torch's random state (LoRA dropout) in ``state.pt``, and in
 ``state.json`` the step, the tokens trained so far, the checkpoint entries so far and the losses since the
 last one. It is written to a temporary dir and swapped in by rename, so a kill mid-save leaves the previous
-point whole. The supervisor reads only :func:`saved_step` (no torch).
+point whole. The supervisor reads only :func:`saved_step` (no torch). A loop keeps its points with
+:class:`Points` (the SFT/DPO/KTO/PostPretrain loop and RFT's: its state also holds the rewards so far).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+log = logging.getLogger("qfnb.local.training")
 
 #: seconds of training between two resume points when no checkpoint falls sooner
 EVERY_SECONDS = 60.0
@@ -30,8 +36,9 @@ def saved_step(job_dir: Path) -> int | None:
     return None
 
 
-def save(job_dir: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
-    """Write the resume point (``state`` holds ``step`` and what the loop needs to go on)."""
+def save(job_dir: Path, model: Any, optimizer: Any, state: dict[str, Any], rng: Any = None) -> None:
+    """Write the resume point (``state`` holds ``step`` and what the loop needs to go on; ``rng``: torch's
+    random state to go on with, when not the current one)."""
     import torch
     from peft import get_peft_model_state_dict
 
@@ -39,7 +46,7 @@ def save(job_dir: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> No
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
-                "rng": torch.get_rng_state()}, tmp / "state.pt")
+                "rng": torch.get_rng_state() if rng is None else rng}, tmp / "state.pt")
     (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
     final, old = job_dir / DIR, job_dir / (DIR + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -71,3 +78,47 @@ def load(job_dir: Path, model: Any, optimizer: Any) -> dict[str, Any] | None:
     torch.set_rng_state(saved["rng"])
     state: dict[str, Any] = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     return state
+
+
+class Resumable(Protocol):
+    """A training loop's run record: its step, its state for a point and back, and the points' cost."""
+
+    step: int
+    resume_seconds: float  # spent writing resume points
+    resume_points: int
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+class Points:
+    """A loop's resume points: restored at its start, written when wanted (at a checkpoint, when
+    :meth:`due`, on a stop). ``enabled`` False (a group of workers, whose job starts all of them again
+    together) keeps none."""
+
+    def __init__(self, job_dir: Path, model: Any, optimizer: Any, enabled: bool = True) -> None:
+        self.job_dir, self.model, self.optimizer, self.enabled = job_dir, model, optimizer, enabled
+        self.saved_at = time.time()
+
+    def restore(self, run: Resumable, note: Callable[[dict[str, Any]], None], total: int) -> bool:
+        """Go on from the job's resume point, if it has one, saying so with a progress line; True if it had."""
+        state = load(self.job_dir, self.model, self.optimizer) if self.enabled else None
+        if state is None:
+            return False
+        run.restore(state)
+        log.info("resuming from step %d", run.step)
+        note({"step": run.step, "total_steps": total, "phase": f"resumed from step {run.step}"})
+        return True
+
+    def due(self) -> bool:
+        return time.time() - self.saved_at >= EVERY_SECONDS
+
+    def save(self, run: Resumable, wanted: bool, rng: Any = None) -> None:
+        if not (wanted and self.enabled):
+            return
+        t0 = time.time()
+        save(self.job_dir, self.model, self.optimizer, run.state(), rng)
+        self.saved_at = time.time()
+        run.resume_seconds += self.saved_at - t0
+        run.resume_points += 1

@@ -8,12 +8,20 @@ the client posts; the answer is kept (a few bytes a step), so a second post of i
 worker waits, stopping the run with a clear error when no client fetched the request within the
 reward's ``clientWaitSeconds`` (the process that gave ``reward=`` is gone) or its rewards did not
 come within ``rewardWaitSeconds``. Nothing a user wrote runs here.
+
+Each batch the client scored is journaled in ``scored.jsonl`` (its step, kind, a digest of its samples,
+the rewards), so a worker that goes on from a resume point after a kill gets the rewards of the steps
+it trains again without asking the user's function twice, when it samples the same answers. A resumed
+worker numbers its requests after every one the folder holds and takes back the dead worker's pending one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +35,9 @@ log = logging.getLogger("qfnb.local.training")
 
 #: how often the worker looks for an answer
 POLL_S = 0.05
+#: the journal of the batches the client scored
+SCORED = "scored.jsonl"
+_SEQ = re.compile(r"(?:request|answer|claimed)-(\d+)(?:\.json)?")
 
 
 class RewardError(RuntimeError):
@@ -87,24 +98,64 @@ class RewardExchange:
         self.spec = spec
         self.folder = Path(job_dir) / "rewards"
         self.stopped = stopped
-        self.seq = 0
         self.wait_seconds = 0.0  # time spent waiting for the client's rewards
+        self.reused = 0  # samples whose rewards came from the journal (a step trained again after a kill)
+        self.seq, self._scored = self._resume()
+
+    def _resume(self) -> tuple[int, dict[tuple[int, str, str], list[float]]]:
+        """The last request number the folder holds (a dead worker's pending request taken back) and
+        the journal's rewards by ``(step, kind, digest)``."""
+        seqs = [int(m.group(1)) for p in self.folder.glob("*") if (m := _SEQ.fullmatch(p.name))]
+        for stale in self.folder.glob("request-*.json"):
+            stale.unlink(missing_ok=True)
+        scored: dict[tuple[int, str, str], list[float]] = {}
+        try:
+            lines = (self.folder / SCORED).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                scored[(int(entry["step"]), str(entry["kind"]), str(entry["digest"]))] = [
+                    float(r) for r in entry["rewards"]]
+            except (ValueError, KeyError, TypeError):  # a line cut by a kill
+                continue
+        return max(seqs, default=0), scored
 
     def score(self, samples: Sequence[RewardSample], *, step: int, kind: str = "train") -> list[float]:
         """One reward per sample; raises :class:`RewardError` or :class:`RewardsStopped`."""
         if self.spec.grader is not None:
             return [grade(self.spec.grader, s.completion, {**s.fields, "prompt": s.prompt}) for s in samples]
+        wire = [s.to_wire() for s in samples]
+        digest = hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
+        known = self._scored.get((step, kind, digest))
+        if known is not None and len(known) == len(samples):
+            log.info("the rewards of step %d's %d samples (%s) from before the resume point", step, len(samples), kind)
+            self.reused += len(samples)
+            return known
         self.folder.mkdir(parents=True, exist_ok=True)
         self.seq += 1
         seq, t0 = self.seq, time.time()
         write_private_json(request_path(self.folder, seq), {
-            "requestId": seq, "step": step, "kind": kind, "time": t0, "samples": [s.to_wire() for s in samples]})
+            "requestId": seq, "step": step, "kind": kind, "time": t0, "samples": wire})
         try:
-            return check_rewards(self._wait(seq, t0), len(samples))
+            rewards = check_rewards(self._wait(seq, t0), len(samples))
+            self._journal(step, kind, digest, rewards)
+            return rewards
         finally:
             self.wait_seconds += time.time() - t0
             for path in (request_path(self.folder, seq), claimed_path(self.folder, seq)):
                 path.unlink(missing_ok=True)
+
+    def _journal(self, step: int, kind: str, digest: str, rewards: list[float]) -> None:
+        self._scored[(step, kind, digest)] = rewards
+        fd = os.open(self.folder / SCORED, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            line = json.dumps({"step": step, "kind": kind, "digest": digest, "rewards": rewards}) + "\n"
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _wait(self, seq: int, t0: float) -> Any:
         answer, claimed = answer_path(self.folder, seq), claimed_path(self.folder, seq)

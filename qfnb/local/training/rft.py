@@ -18,10 +18,16 @@ checkpoints and progress lines.
 ``progress.jsonl`` gets the step's mean reward and its moving mean beside the loss; checkpoints are
 scored by the mean reward of greedy answers to held-out prompts (never trained on; ``metric``,
 ``metricName`` ``"reward"``) and the best is the one with the highest.
+
+A run keeps :mod:`~qfnb.local.training.resume` points as SFT's loop does (at each checkpoint, every
+minute, on a stop), with the rewards so far; a killed worker started again goes on from its last one,
+torch's random state included, so it samples the same answers an uninterrupted run would, and the
+exchange gives the steps it trains again the rewards the user's function already returned for them.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -30,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from qfnb.local.training import data, lora
+from qfnb.local.training import data, lora, resume
 from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsStopped
 from qfnb.local.training.spec import WorkerSpec
 from qfnb.protocol.console import checkpoints as ckpt
@@ -99,6 +105,20 @@ class _Run:
     sample_seconds: float = 0.0
     scoring_seconds: float = 0.0
     early_stopped: bool = False
+    base_reward: float | None = None  # the held-out prompts' mean reward before step 1
+    resume_seconds: float = 0.0
+    resume_points: int = 0
+
+    #: what a resume point keeps of the run (:meth:`state`, :meth:`restore`)
+    KEPT = ("step", "loss", "rewards", "recent", "recent_rewards", "checkpoints", "sampled_tokens",
+            "trained_tokens", "base_reward")
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.KEPT}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for name in self.KEPT:
+            setattr(self, name, state[name])
 
 
 class Policy:
@@ -200,23 +220,34 @@ class GroupTrainer:
         self.optimizer, self.prompts, self.held, self.exchange = optimizer, prompts, held, exchange
         self.encoded = [policy.encode(p) for p in prompts]
         self.held_encoded = [policy.encode(p) for p in held]
+        self.rng: Any = None  # torch's random state at the start of the step under way
 
     def step(self, run: _Run, idx: list[int]) -> tuple[float, float, float]:
-        """One optimizer step on the prompts ``idx``: ``(loss, mean reward, mean KL)``."""
+        """One optimizer step on the prompts ``idx``: ``(loss, mean reward, mean KL)``. A stop while it
+        waits for the rewards (:class:`RewardsStopped`) leaves the run, the policy and the optimizer as
+        they were at its start (:attr:`rng`: the random state then)."""
+        import torch
+
+        self.rng = torch.get_rng_state()
+        return self._step(run, idx)
+
+    def _step(self, run: _Run, idx: list[int]) -> tuple[float, float, float]:
         import torch
 
         hyper, model = self.spec.hyper, self.policy.model
         groups = []
         t0 = time.time()
+        sampled = 0
         for i in idx:
             completions = self.policy.sample(self.encoded[i], hyper.group_size, hyper.max_new_tokens,
                                              hyper.temperature)
-            run.sampled_tokens += sum(len(c) for c in completions)
+            sampled += sum(len(c) for c in completions)
             groups.append((i, [c or [self.policy.end[0]] for c in completions]))
         run.sample_seconds += time.time() - t0
         samples = [RewardSample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
                    for i, cs in groups for c in cs]
         rewards = self.exchange.score(samples, step=run.step + 1)
+        run.sampled_tokens += sampled
         total, kls, g = 0.0, [], hyper.group_size
         for n, (i, completions) in enumerate(groups):
             adv = torch.tensor(advantages(rewards[n * g:(n + 1) * g]))
@@ -269,15 +300,19 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
         f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards by "
         f"{exchange.spec.describe()}; training {hyper.schedule(len(prompts))}")})
     run = _Run()
+    points = resume.Points(job_dir, model, optimizer)
+    points.restore(run, lambda line: _note(job_dir, line), total)
     t_train = time.time()
     try:
-        if held:
+        if held and run.base_reward is None:
             t = time.time()
-            metrics["base_eval_reward"] = round(trainer.held_out_reward(0), 6)
+            run.base_reward = trainer.held_out_reward(0)
             run.scoring_seconds += time.time() - t
-        _loop(trainer, run, total)
+        _loop(trainer, run, total, points)
     except RewardsStopped:
         run.status = "Stopped"
+    if run.base_reward is not None:
+        metrics["base_eval_reward"] = round(run.base_reward, 6)
     train_seconds = time.time() - t_train - run.scoring_seconds
     _summarise(metrics, run, total, train_seconds, exchange)
     adapter = job_dir / "adapter"
@@ -286,16 +321,23 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     return run.status, adapter
 
 
-def _loop(trainer: GroupTrainer, run: _Run, total: int) -> None:
+def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -> None:
     hyper = trainer.spec.hyper
     saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints)) if trainer.held else set()
-    for epoch, idx in data.batches(len(trainer.prompts), hyper.batch_size, trainer.spec.seed):
+    # the same seeded order, less the batches trained before a resume point
+    for epoch, idx in itertools.islice(data.batches(len(trainer.prompts), hyper.batch_size, trainer.spec.seed),
+                                       run.step, None):
         if run.step >= total:
             break
         if trainer.stop.requested:
             run.status = "Stopped"
+            points.save(run, run.step > 0)
             break
-        loss, reward, kl = trainer.step(run, idx)
+        try:
+            loss, reward, kl = trainer.step(run, idx)
+        except RewardsStopped:  # stopped while the rewards were awaited: the point is this step's start
+            points.save(run, run.step > 0, trainer.rng)
+            raise
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss is {loss} at step {run.step + 1}; lower learningRate")
         run.step += 1
@@ -312,6 +354,7 @@ def _loop(trainer: GroupTrainer, run: _Run, total: int) -> None:
             if hyper.early_stop and ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience):
                 run.early_stopped = True
                 break
+        points.save(run, run.step < total and (run.step in saves or points.due()))
 
 
 def _checkpoint(trainer: GroupTrainer, run: _Run, line: dict[str, Any]) -> None:
@@ -346,3 +389,7 @@ def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: fl
                        best_eval_reward=None if best is None else best["metric"])
     if run.early_stopped:
         metrics["early_stopped_at"] = step
+    if run.resume_points:
+        metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
+    if exchange.reused:
+        metrics["reused_rewards"] = exchange.reused

@@ -198,9 +198,10 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: mode
     run = _Run()
     saves = set(ckpt.checkpoint_steps(total, hyper.checkpoints))
     eval_every = every(total, hyper.logging_steps)
-    points = _ResumePoints(job_dir, model, optimizer, group.world == 1)
+    # none in a group: its job starts all its workers again together
+    points = resume.Points(job_dir, model, optimizer, group.world == 1)
     with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
-        points.restore(run, progress, total)
+        points.restore(run, lambda line: _line(progress, line), total)
         # the same seeded order, less the batches trained before a resume point
         for epoch, idx in itertools.islice(data.batches(len(rows), hyper.batch_size, spec.seed), run.step, None):
             if run.step >= total:
@@ -234,35 +235,6 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: mode
                   and not stop.requested):
                 _line(progress, {**line, **_held_out(run, evals, model)})
     return run
-
-
-class _ResumePoints:
-    """The loop's :mod:`~qfnb.local.training.resume` points (none in a group: its job starts all its
-    workers again together)."""
-
-    def __init__(self, job_dir: Path, model: Any, optimizer: Any, enabled: bool) -> None:
-        self.job_dir, self.model, self.optimizer, self.enabled = job_dir, model, optimizer, enabled
-        self.saved_at = time.time()
-
-    def restore(self, run: _Run, progress: Any, total: int) -> None:
-        """Go on from the job's resume point, if it has one (and say so in ``progress.jsonl``)."""
-        state = resume.load(self.job_dir, self.model, self.optimizer) if self.enabled else None
-        if state is not None:
-            run.restore(state)
-            log.info("resuming from step %d", run.step)
-            _line(progress, {"step": run.step, "total_steps": total, "phase": f"resumed from step {run.step}"})
-
-    def due(self) -> bool:
-        return time.time() - self.saved_at >= resume.EVERY_SECONDS
-
-    def save(self, run: _Run, wanted: bool) -> None:
-        if not (wanted and self.enabled):
-            return
-        t0 = time.time()
-        resume.save(self.job_dir, self.model, self.optimizer, run.state())
-        self.saved_at = time.time()
-        run.resume_seconds += self.saved_at - t0
-        run.resume_points += 1
 
 
 def _held_out(run: _Run, evals: modes.Scorer, model: Any) -> dict[str, Any]:

@@ -177,6 +177,22 @@ def test_a_full_span_queue_drops_new_spans_and_says_how_many(tmp_path: Path, mon
     assert "2 spans dropped" in caplog.text
 
 
+def test_a_fine_tune_finished_again_by_the_next_daemon_is_counted_once(tmp_path: Path) -> None:
+    """A daemon killed after it counted a finished run and before the run showed Done: the next one
+    finishes the run again, and counts nothing twice (the span is written before the run is Done)."""
+    first = Meter(tmp_path, sink=TraceSink(tmp_path, export=False))
+    first.record_training("m", 120, 1.0, 5.0, job="fine-tune task-1")  # written at once, not in 0.2 s
+    second = Meter(tmp_path, sink=TraceSink(tmp_path, export=False))  # the daemon killed without closing
+    second.record_training("m", 120, 1.0, 5.0, job="fine-tune task-1")
+    second.record_training("m", 30, 2.0, 1.0, job="fine-tune task-2")
+    second.close()
+    db = sqlite3.connect(tmp_path / TRACES_FILE)
+    spans = db.execute("SELECT job, trained_tokens FROM spans WHERE route = 'fine-tune' ORDER BY job").fetchall()
+    db.close()
+    assert spans == [("fine-tune task-1", 120), ("fine-tune task-2", 30)]
+    assert second.trained_tokens.labels("m")._value.get() == 30
+
+
 def test_the_counts_are_prometheus_histograms_and_counters_of_the_calls(tmp_path: Path) -> None:
     """The sums made in batches read as prometheus_client's own metrics would: cumulative ``le``
     buckets, ``_sum`` and ``_count``, requests by status class, tokens of answered calls only."""

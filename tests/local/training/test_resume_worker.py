@@ -111,8 +111,8 @@ def test_a_killed_run_without_a_resume_point_fails_as_before(tmp_path: Path) -> 
     store.close()
 
 
-def test_a_run_is_resumed_at_most_three_times(tmp_path: Path) -> None:
-    job = _fake_job(tmp_path, maxSteps=400, stepSeconds=0.1, fakeResume=True)
+def test_a_run_is_resumed_at_most_three_times_in_a_row_from_one_point(tmp_path: Path) -> None:
+    job = _fake_job(tmp_path, maxSteps=400, stepSeconds=0.1, fakeResume=True, fakeResumeAt=1)
     store, sup, run_id = _supervised(tmp_path, job, (sys.executable, str(FAKE_WORKER)))
     for kill in range(MAX_RESUMES + 1):
         (job / "resume").mkdir(exist_ok=True)
@@ -122,8 +122,24 @@ def test_a_run_is_resumed_at_most_three_times(tmp_path: Path) -> None:
         run = _until(sup, lambda kill=kill: ((r := store.get("runs", run_id))["status"] == "Failed"
                                              or (r.get("resumes") or 0) > kill) and r)  # queued and started again
         assert run["status"] == ("Running" if kill < MAX_RESUMES else "Failed"), run.get("errorMessage")
-    assert run["resumes"] == MAX_RESUMES and run["resumedFrom"] >= 1
-    assert "without a result (after 3 resumes from its last resume point)" in run["errorMessage"]
+    assert (run["resumes"], run["resumedFrom"], run["stalledResumes"]) == (MAX_RESUMES, 1, MAX_RESUMES)
+    assert "without a result (after 3 resumes, the last 3 from step 1)" in run["errorMessage"]
+    store.close()
+
+
+def test_a_run_whose_point_moved_on_is_resumed_again_however_often_it_was(tmp_path: Path) -> None:
+    job = _fake_job(tmp_path, maxSteps=3)
+    store, sup, run_id = _supervised(tmp_path, job, (sys.executable, str(FAKE_WORKER)))
+    (job / "resume").mkdir()
+    for step, stalled in ((5, 1), (5, 2), (5, 3), (9, 1)):  # killed at the step-5 point thrice, then later on
+        (job / "resume" / "state.json").write_text(json.dumps({"step": step}))
+        assert sup._resumed(store.get("runs", run_id))
+        assert {k: store.get("runs", run_id)[k] for k in ("resumedFrom", "stalledResumes")} == {
+            "resumedFrom": step, "stalledResumes": stalled}
+    assert store.get("runs", run_id)["resumes"] == 4  # more than MAX_RESUMES in all
+    (job / "resume" / "state.json").write_text(json.dumps({"step": 9}))
+    assert sup._resumed(store.get("runs", run_id)) and sup._resumed(store.get("runs", run_id))
+    assert not sup._resumed(store.get("runs", run_id))  # a fourth time in a row at step 9: it fails
     store.close()
 
 
