@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,19 @@ from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
 from qfnb.local.engines.llama.command import ServerConfig, reported_port  # noqa: E402
 from qfnb.local.engines.llama.server import LlamaServer  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
+
+
+def retry(call: Any, tries: int = 60) -> Any:
+    """A user's retry of a call that met a dead daemon: again after a second, ``tries`` times."""
+    for attempt in range(tries):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == tries - 1:
+                raise
+            logging.getLogger("bench").debug("retrying after %s", exc)
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def log_to_stdout() -> None:

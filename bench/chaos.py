@@ -61,7 +61,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "batch")) if p not in sys.path]
 
-from _common import load_average, log_to_stdout  # noqa: E402
+from _common import load_average, log_to_stdout, retry  # noqa: E402
 from chaos_books import (  # noqa: E402
     BATCH_MODEL,
     CHAT_MODEL,
@@ -195,18 +195,18 @@ def run_openai_batch(rows: int, work: Path, seen: Traffic, done: threading.Event
                                           "body": {"model": BATCH_MODEL, "max_tokens": 24, "messages": [
                                               {"role": "user", "content": row_key("openai", i)}]}}) + "\n"
                               for i in range(rows)))
-    client = _retry(lambda: qfnb.openai_client(data_dir=work / "data", max_retries=8, timeout=30))
-    upload = _retry(lambda: client.files.create(file=source.open("rb"), purpose="batch"))
-    made = _retry(lambda: client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+    client = retry(lambda: qfnb.openai_client(data_dir=work / "data", max_retries=8, timeout=30))
+    upload = retry(lambda: client.files.create(file=source.open("rb"), purpose="batch"))
+    made = retry(lambda: client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
                                                 completion_window="24h"))
     seen.batch_id = made.id
     while True:
-        batch = _retry(lambda: client.batches.retrieve(made.id))
+        batch = retry(lambda: client.batches.retrieve(made.id))
         if batch.status in ("completed", "failed", "cancelled", "expired"):
             seen.batch = batch
             break
         time.sleep(0.5)
-    text = _retry(lambda: client.files.content(batch.output_file_id).text) if batch.output_file_id else ""
+    text = retry(lambda: client.files.content(batch.output_file_id).text) if batch.output_file_id else ""
     (work / "openai-output.jsonl").write_text(text)
     done.set()
 
@@ -215,9 +215,9 @@ def run_durable_batch(rows: int, seen: Traffic, done: threading.Event) -> None:
     from qfnb.resources import ChatCompletion
 
     prompts = [[{"role": "user", "content": row_key("durable", i)}] for i in range(rows)]
-    job = _retry(lambda: ChatCompletion(model=BATCH_MODEL).batch_do(prompts, durable=True, max_output_tokens=24))
-    seen.durable = _retry(lambda: job.wait(interval=0.5))
-    seen.durable_results = list(_retry(job.results))
+    job = retry(lambda: ChatCompletion(model=BATCH_MODEL).batch_do(prompts, durable=True, max_output_tokens=24))
+    seen.durable = retry(lambda: job.wait(interval=0.5))
+    seen.durable_results = list(retry(job.results))
     done.set()
 
 
@@ -230,24 +230,11 @@ def run_chats(seen: Traffic, stop: threading.Event) -> None:
         key = row_key("chat", i)
         messages, idem = [{"role": "user", "content": key}], f"chaos-chat-{i}"
         try:
-            answer = _retry(lambda: chat.do(messages=messages, max_output_tokens=24, idempotency_key=idem))  # noqa: B023
+            answer = retry(lambda: chat.do(messages=messages, max_output_tokens=24, idempotency_key=idem))  # noqa: B023
             seen.chats[key] = str(answer["result"])
         except Exception as exc:  # counted: a call the user saw fail
             seen.chat_errors.append(f"{key}: {type(exc).__name__}: {exc}"[:300])
         i += 1
-
-
-def _retry(call: Any, tries: int = 60) -> Any:
-    """A user's retry of a call that met a dead daemon: again after a second, ``tries`` times."""
-    for attempt in range(tries):
-        try:
-            return call()
-        except Exception as exc:
-            if attempt == tries - 1:
-                raise
-            log.debug("retrying after %s", exc)
-            time.sleep(1.0)
-    raise AssertionError("unreachable")
 
 
 def scrape_batch(base_url: str) -> dict[str, float]:
@@ -323,7 +310,7 @@ def main() -> int:  # noqa: C901  # one run, told in order
                          kill.pause)
                 time.sleep(kill.pause)
                 if kill.target == "daemon":
-                    platform = _retry(daemon.ensure, tries=5)
+                    platform = retry(daemon.ensure, tries=5)
                 else:
                     engine.start()
             import faulthandler

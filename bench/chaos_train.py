@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import retry
 from chaos_books import BATCH_MODEL, Kill, Request, engine_requests, row_key
 from chaos_engine import answer_words
 
@@ -148,18 +149,6 @@ def _chat_rows(n: int, start: int = 0) -> str:
         for i in range(start, start + n))
 
 
-def _retry(call: Any, tries: int = 60) -> Any:
-    for attempt in range(tries):
-        try:
-            return call()
-        except Exception as exc:
-            if attempt == tries - 1:
-                raise
-            log.debug("retrying after %s", exc)
-            time.sleep(1.0)
-    raise AssertionError("unreachable")
-
-
 def _progress(job_dir: Path) -> list[dict[str, Any]]:
     try:
         text = (job_dir / "progress.jsonl").read_text(encoding="utf-8")
@@ -214,10 +203,10 @@ def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the openai client's requests (a library set it again)
     (work / "train.jsonl").write_text(_chat_rows(args.train_rows))
     (work / "valid.jsonl").write_text(_chat_rows(8, start=1000))
-    client = _retry(lambda: qfnb.openai_client(data_dir=work / "data", max_retries=8, timeout=30))
-    train = _retry(lambda: client.files.create(file=(work / "train.jsonl").open("rb"), purpose="fine-tune"))
-    valid = _retry(lambda: client.files.create(file=(work / "valid.jsonl").open("rb"), purpose="fine-tune"))
-    job = _retry(lambda: client.fine_tuning.jobs.create(
+    client = retry(lambda: qfnb.openai_client(data_dir=work / "data", max_retries=8, timeout=30))
+    train = retry(lambda: client.files.create(file=(work / "train.jsonl").open("rb"), purpose="fine-tune"))
+    valid = retry(lambda: client.files.create(file=(work / "valid.jsonl").open("rb"), purpose="fine-tune"))
+    job = retry(lambda: client.fine_tuning.jobs.create(
         model=BASE, training_file=train.id, validation_file=valid.id, seed=args.seed, suffix="chaos",
         method={"type": "supervised", "supervised": {"hyperparameters": {
             "n_epochs": args.train_epochs, "batch_size": 1, "learning_rate_multiplier": 2}}}))
@@ -226,7 +215,7 @@ def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
     landed = _kills(args, job_dir, daemon, found)
     deadline = time.monotonic() + 1800
     while True:
-        done = _retry(lambda: client.fine_tuning.jobs.retrieve(job.id))
+        done = retry(lambda: client.fine_tuning.jobs.retrieve(job.id))
         if done.status in ("succeeded", "failed", "cancelled") and done.finished_at is not None:
             break
         if time.monotonic() > deadline:
@@ -259,7 +248,7 @@ def _kills(args: Any, job_dir: Path, daemon: Any, found: Found) -> list[TrainKil
                   f" ({signal.Signals(kill.sig).name})" if kill.target == "daemon" else "", kill.pause)
         time.sleep(kill.pause)
         if kill.target in ("daemon", "both"):
-            _retry(daemon.ensure, tries=5)
+            retry(daemon.ensure, tries=5)
     return landed
 
 
@@ -299,9 +288,9 @@ def _wait_training(job_dir: Path, seen: int, steps: int, *, need_checkpoint: boo
 def _check_fine_tune(client: Any, done: Any, job_dir: Path, landed: list[TrainKill], work: Path,
                      found: Found) -> None:
     found.check(done.status == "succeeded", f"fine-tune {done.id} {done.status}: {done.error}")
-    jobs = _retry(lambda: list(client.fine_tuning.jobs.list(limit=100)))
+    jobs = retry(lambda: list(client.fine_tuning.jobs.list(limit=100)))
     tuned = [j.fine_tuned_model for j in jobs if j.fine_tuned_model]
-    saved = [c.step_number for c in _retry(lambda: list(client.fine_tuning.jobs.checkpoints.list(done.id)))]
+    saved = [c.step_number for c in retry(lambda: list(client.fine_tuning.jobs.checkpoints.list(done.id)))]
     found.say("fine-tune %s: %s; %d job(s), tuned models %s; checkpoints listed at steps %s", done.id, done.status,
               len(jobs), tuned, sorted(saved))
     found.check(len(jobs) == 1 and tuned == [done.fine_tuned_model],
@@ -331,7 +320,7 @@ def _check_fine_tune(client: Any, done: Any, job_dir: Path, landed: list[TrainKi
             losses[int(p["step"])].add(round(float(p["loss"]), 4))
     differing = {s: v for s, v in losses.items() if len(v) > 1}
     found.check(not differing, f"steps trained again with another loss: {dict(list(differing.items())[:3])}")
-    events = _retry(lambda: list(client.fine_tuning.jobs.list_events(done.id, limit=100)))
+    events = retry(lambda: list(client.fine_tuning.jobs.list_events(done.id, limit=100)))
     steps = [int(e.data["step"]) for e in events if e.type == "metrics"]
     found.say("  metrics events: %d, %d distinct steps; %d steps logged twice (trained again after a kill), "
               "each with one loss", len(steps), len(set(steps)), _twice(lines))
@@ -443,7 +432,7 @@ def evaluate(args: Any, work: Path, daemon: Any, found: Found) -> None:
             if kill.target == "kernel":
                 kernel = start()
             else:
-                _retry(daemon.ensure, tries=5)
+                retry(daemon.ensure, tries=5)
         code = kernel.wait(900)
     finally:
         if kernel.poll() is None:
