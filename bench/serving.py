@@ -66,6 +66,7 @@ class Side:
                  text_key: str) -> None:
         self.name, self.url, self.params, self.headers, self.body, self.text_key = name, url, params, headers, body, \
             text_key
+        self.tokens = 0  # streamed so far
 
     async def one(self, client: httpx.AsyncClient, prompt: str, tokens: int,
                   seed: int | None = None, texts: list[str] | None = None) -> tuple[float, float, int]:
@@ -96,6 +97,7 @@ class Side:
                         last = now
         if texts is not None:
             texts.append("".join(pieces))
+        self.tokens += len(pieces)
         return first - start, last - first, n
 
 
@@ -230,6 +232,12 @@ def paired_aggregates(sides: list[Side], users: list[int], tokens: int, rounds: 
     return {name: {u: statistics.median(v) for u, v in by_users.items()} for name, by_users in runs.items()}
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system, all threads) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:
     """What the platform is compared with: bare llama-server, or (``--observe-cost``) the same platform
     with counting and tracing off."""
@@ -277,6 +285,7 @@ def main() -> int:
 
         for side in sides:  # warm-up: loads the model, starts the engine
             asyncio.run(single(side, "warm", args.tokens))
+        cpu, platform.tokens = cpu_seconds(platform_proc.pid), 0
         med = single_streams(sides, args.tokens, args.rounds)
         for side in sides:  # an engine's first batch after a busy spell can stall once
             asyncio.run(single(side, "warm-sweep", args.tokens))
@@ -288,6 +297,8 @@ def main() -> int:
                      {u: round(v, 1) for u, v in agg.items()}, agg[8] / agg[1], agg[8] / med[side.name])
         log.info("aggregate tok/s platform/bare by concurrent chats: %s",
                  {u: f"{100 * aggs['platform'][u] / aggs['bare'][u]:.1f} %" for u in users})
+        log.info("the platform's own CPU (its daemon, not the engine): %.0f us per streamed token (%d tokens)",
+                 1e6 * (cpu_seconds(platform_proc.pid) - cpu) / max(1, platform.tokens), platform.tokens)
     finally:
         for proc in procs:
             proc.terminate()
