@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serving.py [--tokens 128] [--rounds 3] [--skip-lora]
     .venv/bin/python bench/serving.py --engine-url http://127.0.0.1:8080 --slots 32 --skip-lora
+    .venv/bin/python bench/serving.py --skip-lora --skip-seeds --before /tmp/before  # a change's effect, paired
 
 Both sides run the same llama-server binary, model (Qwen2.5-Coder-0.5B-Instruct), flags and slot
 count; they are measured one after the other, never at the same time. With ``--engine-url`` the
@@ -66,6 +67,7 @@ class Side:
                  text_key: str) -> None:
         self.name, self.url, self.params, self.headers, self.body, self.text_key = name, url, params, headers, body, \
             text_key
+        self.tokens = 0  # streamed so far
 
     async def one(self, client: httpx.AsyncClient, prompt: str, tokens: int,
                   seed: int | None = None, texts: list[str] | None = None) -> tuple[float, float, int]:
@@ -96,6 +98,7 @@ class Side:
                         last = now
         if texts is not None:
             texts.append("".join(pieces))
+        self.tokens += len(pieces)
         return first - start, last - first, n
 
 
@@ -116,12 +119,12 @@ async def concurrent(side: Side, users: int, tokens: int, tag: str, seeded: int 
 
 
 def start_platform(data_dir: Path, slots: int, engine_url: str | None, *, observe: bool = True,
-                   name: str = "platform") -> tuple[subprocess.Popen[bytes], Side]:
+                   name: str = "platform", root: Path = ROOT) -> tuple[subprocess.Popen[bytes], Side]:
     env = {"QFNB_ENGINE_SLOTS": str(slots), "QFNB_OBSERVE": "1" if observe else "0"}
     if engine_url:
         env["QFNB_ENGINES"] = json.dumps({DEFAULT_CHAT: {"base_url": engine_url.rstrip("/") + "/v1",
                                                          "api_types": ["chat", "completions"]}})
-    proc, base, creds = serve_platform(data_dir, data_dir.parent / "serve.log", **env)
+    proc, base, creds = serve_platform(data_dir, data_dir.parent / f"{name}.log", root, **env)
     token = httpx.post(base + OAUTH_TOKEN, params={"grant_type": "client_credentials", "client_id": creds["api_key"],
                                                    "client_secret": creds["secret_key"]}).json()["access_token"]
     side = Side(name, f"{base}{MODEL_API_PREFIX}/completions/qwen2_5_coder_0_5b_instruct",
@@ -230,6 +233,12 @@ def paired_aggregates(sides: list[Side], users: list[int], tokens: int, rounds: 
     return {name: {u: statistics.median(v) for u, v in by_users.items()} for name, by_users in runs.items()}
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system, all threads) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:
     """What the platform is compared with: bare llama-server, or (``--observe-cost``) the same platform
     with counting and tracing off."""
@@ -237,6 +246,31 @@ def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:
         log.info("observe cost: 'bare' below is the platform with /metrics and tracing off")
         return start_platform(work / "data-unobserved", args.slots, args.engine_url, observe=False, name="bare")
     return start_bare(args.slots, work / "bare-logs", args.engine_url)
+
+
+def compare(sides: list[Side], pids: dict[str, int], tokens: int, rounds: int, users: list[int]) -> None:
+    """Single streams and paired aggregates of ``sides`` (bare first), each platform's ratio to bare and its
+    daemon's CPU per streamed token (``pids``: the platforms' processes by side name)."""
+    for side in sides:  # warm-up: loads the model, starts the engine
+        asyncio.run(single(side, "warm", tokens))
+    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    for side in sides:
+        side.tokens = 0
+    med = single_streams(sides, tokens, rounds)
+    for side in sides:  # an engine's first batch after a busy spell can stall once
+        asyncio.run(single(side, "warm-sweep", tokens))
+    aggs = paired_aggregates(sides, users, tokens // 2, rounds)
+    for side in sides:
+        agg = aggs[side.name]
+        log.info("%-8s aggregate tok/s by concurrent chats: %s; at 8 = %.1fx one chat measured the same way "
+                 "(target >= 3x), %.1fx the single-stream decode rate", side.name,
+                 {u: round(v, 1) for u, v in agg.items()}, agg[8] / agg[1], agg[8] / med[side.name])
+    for name in pids:
+        log.info("aggregate tok/s %s/bare by concurrent chats: %s", name,
+                 {u: f"{100 * aggs[name][u] / aggs['bare'][u]:.1f} %" for u in users})
+    for side in (s for s in sides if s.name in pids):
+        log.info("%s's own CPU (its daemon, not the engine): %.0f us per streamed token (%d tokens)", side.name,
+                 1e6 * (cpu_seconds(pids[side.name]) - cpu[side.name]) / max(1, side.tokens), side.tokens)
 
 
 def main() -> int:
@@ -254,6 +288,8 @@ def main() -> int:
     ap.add_argument("--seeded-share", type=float, default=0.25, help="the share of them sending a seed")
     ap.add_argument("--only-seeds", action="store_true", help="measure the seed cost only (no bare engine)")
     ap.add_argument("--skip-seeds", action="store_true", help="leave the seed cost out (platform vs bare only)")
+    ap.add_argument("--before", help="another checkout (e.g. `git worktree add /tmp/before main`): its platform "
+                    "is measured too, as 'before', beside this one and bare, in the same rounds")
     args = ap.parse_args()
     users = sorted({int(u) for u in args.concurrency.split(",")} | {1, 8})
     log_to_stdout()  # httpx's request lines would show the access token
@@ -274,20 +310,15 @@ def main() -> int:
         if bare_proc is not None:
             procs.append(bare_proc)
         sides = [bare, platform]
+        pids = {platform.name: platform_proc.pid}
+        if args.before:  # the same platform from another checkout (the code before a change), in the same run
+            before_proc, before = start_platform(work / "data-before", args.slots, args.engine_url, name="before",
+                                                 root=Path(args.before).resolve())
+            procs.append(before_proc)
+            sides.insert(1, before)
+            pids[before.name] = before_proc.pid
 
-        for side in sides:  # warm-up: loads the model, starts the engine
-            asyncio.run(single(side, "warm", args.tokens))
-        med = single_streams(sides, args.tokens, args.rounds)
-        for side in sides:  # an engine's first batch after a busy spell can stall once
-            asyncio.run(single(side, "warm-sweep", args.tokens))
-        aggs = paired_aggregates(sides, users, args.tokens // 2, args.rounds)
-        for side in sides:
-            agg = aggs[side.name]
-            log.info("%-8s aggregate tok/s by concurrent chats: %s; at 8 = %.1fx one chat measured the same way "
-                     "(target >= 3x), %.1fx the single-stream decode rate", side.name,
-                     {u: round(v, 1) for u, v in agg.items()}, agg[8] / agg[1], agg[8] / med[side.name])
-        log.info("aggregate tok/s platform/bare by concurrent chats: %s",
-                 {u: f"{100 * aggs['platform'][u] / aggs['bare'][u]:.1f} %" for u in users})
+        compare(sides, pids, args.tokens, args.rounds, users)
     finally:
         for proc in procs:
             proc.terminate()

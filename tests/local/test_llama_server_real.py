@@ -4,6 +4,7 @@ and cancellation freeing a slot."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -57,6 +58,18 @@ def test_qwen_answers_through_llama_server(registry: EngineRegistry) -> None:
     assert row["state"] == "ready" and row["slots"] == 4 and row["pid"]
     log = registry.data_dir / "logs" / "engine-qwen2_5_coder_0_5b_instruct.log"
     assert log.is_file() and oct(log.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_short_prompt_sent_as_text_is_the_tokens_count_tokens_counts(registry: EngineRegistry) -> None:
+    """A short chat (rendered under 255 bytes) and a short text go to the engine untokenized: the engine's
+    own tokenization of them is /tokenize's (special tokens parsed, BOS added), so the usage is the count."""
+    engine = registry.chat("qwen2_5_coder_0_5b_instruct")
+    asks: list[Any] = [chat_ask([{"role": "user", "content": "Hi, 你好!"}], **GREEDY),
+                       text_ask("<|im_start|>user\nName a prime.<|im_end|>\n<|im_start|>assistant\n", **GREEDY)]
+    for ask in asks:
+        deltas = generate_blocking(engine, ask)
+        counted = asyncio.run(engine.count_tokens(ask))
+        assert deltas[-1].prompt_tokens == counted > 5, (deltas[-1].prompt_tokens, counted)
 
 
 def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) -> None:

@@ -104,7 +104,10 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
         await serving
 
     try:
-        asyncio.run(main())
+        # the loop uvicorn itself runs (uvloop, installed with uvicorn[standard]), as `qfnb serve` in the
+        # foreground does, not asyncio.run's own: every token the platform passes on is a socket read and a write
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(main())
     finally:
         _remove_if_ours(runtime)
         sock.close()

@@ -87,6 +87,8 @@ def test_a_request_that_holds_the_decode_loop_is_cancelled_and_the_others_lose_n
     words = "".join(d.text for d in cut)
     assert words == "".join(d.text for d in first) == "".join(f" w{i}" for i in range(40))  # nothing lost or twice
     assert cut[-1].completion_tokens == 40 and cut[-1].finish_reason is not None
+    # its prompt went as text (short); the continuation's usage names the first send's prompt, counted
+    assert cut[-1].prompt_tokens == first[-1].prompt_tokens == 4
     assert server.starts == 2 and server.state == "ready"  # the stuck process was killed, a new one serves
     again = run_blocking(lambda: _answer(chat, text_ask("after", max_tokens=3)))
     assert "".join(d.text for d in again) == " w0 w1 w2"

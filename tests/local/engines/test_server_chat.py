@@ -45,8 +45,8 @@ def _end(finish: str, prompt: int = 12, completion: int = 9) -> list[Chunk]:
 
 
 class FakeLlama:
-    """``/apply-template``, ``/tokenize`` (``prompt_tokens`` tokens) and a streaming
-    ``/v1/chat/completions`` answering each request with the next of ``answers``."""
+    """``/apply-template`` (a text of ``prompt_tokens`` words), ``/tokenize`` (``prompt_tokens`` tokens) and a
+    streaming ``/v1/chat/completions`` answering each request with the next of ``answers``."""
 
     def __init__(self, answers: list[list[Chunk]], prompt_tokens: int = 12) -> None:
         self.answers, self.prompt_tokens = list(answers), prompt_tokens
@@ -57,7 +57,9 @@ class FakeLlama:
         self.paths.append(request.url.path)
         body = json.loads(request.content)
         if request.url.path == "/apply-template":
-            return httpx.Response(200, json={"prompt": "<|im_start|>user ...<|im_start|>assistant\n"})
+            # a text as long as its tokens say (a token is at least a byte): a short one is sent untokenized
+            return httpx.Response(200, json={"prompt": "<|im_start|>user" + " x" * self.prompt_tokens +
+                                             "<|im_start|>assistant\n"})
         if request.url.path == "/tokenize":
             return httpx.Response(200, json={"tokens": list(range(self.prompt_tokens))})
         assert request.url.path in ("/v1/chat/completions", "/v1/completions"), request.url.path
@@ -107,9 +109,9 @@ def test_a_required_call_stays_with_the_platforms_opener_and_call_grammar(served
     engine, fake = served([[{"choices": [{"index": 0, "text": '{"name": "get_weather", "arguments": {"city": "Paris"}}',
                                           "finish_reason": None}]}, *_end("stop")]])
     deltas = generate_blocking(engine, _ask(ASK_PARIS, tools=(WEATHER,), tool_choice="required"))
-    assert fake.paths == ["/apply-template", "/tokenize", "/v1/completions"]
+    assert fake.paths == ["/apply-template", "/v1/completions"]  # a short prompt: sent as text
     sent = fake.chats[0]
-    assert isinstance(sent["prompt"], list) and "tools" not in sent
+    assert sent["prompt"].endswith("<|im_start|>assistant\n") and "tools" not in sent
     assert sent["json_schema"]["properties"]["name"] == {"const": "get_weather"}
     calls = [c for d in deltas for c in d.tool_calls or ()]
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
@@ -178,7 +180,7 @@ def test_a_chat_sent_again_after_a_restart_goes_on_from_its_text_as_the_assistan
 def test_a_plain_chat_goes_to_the_chat_endpoint_too(served: Any) -> None:
     engine, fake = served([[_delta(content="Hello"), *_end("stop")]])
     deltas = generate_blocking(engine, _ask([{"role": "user", "content": "hi"}]))
-    assert fake.paths == ["/apply-template", "/tokenize", "/v1/chat/completions"]
+    assert fake.paths == ["/apply-template", "/v1/chat/completions"]  # short: counted by the engine alone
     assert fake.chats[0]["messages"] == [{"role": "user", "content": "hi"}] and "tools" not in fake.chats[0]
     assert "".join(d.text for d in deltas) == "Hello"
 

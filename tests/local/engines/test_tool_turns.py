@@ -49,6 +49,11 @@ def test_each_run_of_results_ends_with_the_hint_and_the_history_is_left_as_it_wa
     assert parts[0]["content"] == [{"type": "text", "text": "7"}, {"type": "text", "text": RESULT_HINT}]
 
 
+def _tokens(prompt: list[int] | str) -> int:
+    """The double's count of a prompt sent as token ids or as text (a token a word, as its ``/tokenize``)."""
+    return len(prompt) if isinstance(prompt, list) else len(prompt.split())
+
+
 def _engine(monkeypatch: pytest.MonkeyPatch, answer: str) -> tuple[LlamaEngine, dict[str, list[dict[str, Any]]]]:
     """Our own engine over a llama-server double whose answer is ``answer``."""
     seen: dict[str, list[dict[str, Any]]] = {"/apply-template": [], "/v1/completions": []}
@@ -63,7 +68,7 @@ def _engine(monkeypatch: pytest.MonkeyPatch, answer: str) -> tuple[LlamaEngine, 
         seen["/v1/completions"].append(body)
         events = [{"choices": [{"index": 0, "text": answer, "finish_reason": None}]},
                   {"choices": [{"index": 0, "text": "", "finish_reason": "stop"}],
-                   "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": 5}}]
+                   "usage": {"prompt_tokens": _tokens(body["prompt"]), "completion_tokens": 5}}]
         sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
         return httpx.Response(200, stream=httpx.ByteStream(sse.encode()), headers={"Content-Type": "text/event-stream"})
 
@@ -89,7 +94,9 @@ def test_a_turn_after_results_reads_the_hint_and_is_greedy(monkeypatch: pytest.M
                                                                  f"Basel: platform 12\n\n{RESULT_HINT}"]
     (body,) = seen["/v1/completions"]
     assert body["temperature"] == TOOL_TEMPERATURE == 0.0
-    assert asyncio.run(chat.count_tokens(ChatAsk(model="tiny", messages=TURNS, tools=(TOOL,)))) == len(body["prompt"])
+    # what generate sent (a short text, which the engine tokenizes as /tokenize does) is what count_tokens counts
+    assert asyncio.run(chat.count_tokens(ChatAsk(model="tiny", messages=TURNS, tools=(TOOL,)))) == \
+        _tokens(body["prompt"])
 
 
 @pytest.mark.parametrize(("ask", "temperature"), [

@@ -147,14 +147,16 @@ class LlamaEngine:
                        chat: bool = False, tools: Turns | None = None, forced: bool = False,
                        names: list[str] | None = None, top_logprobs: int | None = None,
                        key: str | None = None) -> AsyncIterator[Delta]:
-        """The one admission step: ``source`` prepared (rendered with ``tools``, tokenized once, refused if it
-        does not fit), run on a slot chosen by its length: ``chat``, ``fields`` (turns, tools...) to the server's
-        chat endpoint; else the token ids and ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it) to
-        ``/completions``. ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token."""
+        """The one admission step: ``source`` prepared (rendered with ``tools``, tokenized once unless it is a
+        short text: :func:`.prompts.prepare`; refused if it does not fit), run on a slot chosen by its length:
+        ``chat``, ``fields`` (turns, tools...) to the server's chat endpoint; else the prompt (token ids, or
+        the short text) and ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it) to ``/completions``.
+        ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token."""
         seeded = gp.seed is not None and self._solo is not None
         async with self._leased(seeded) as target:
             try:
-                tokens, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced)
+                prompt, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced,
+                                                       room=self.n_ctx - gp.max_tokens)
             except httpx.HTTPError as exc:
                 if target.broken is not None:
                     target.broken()
@@ -165,12 +167,12 @@ class LlamaEngine:
                 fields |= grammar.engine_fields(fields.pop("json_schema"))
             # a seeded answer reads its whole prompt afresh: logits computed over a reused prefix differ
             # in their rounding from those of a whole prompt, and a sampled answer drifts from there
-            body = {"model": self.name, **({} if chat else {"prompt": tokens}), **gp.openai_fields(),
+            body = {"model": self.name, **({} if chat else {"prompt": prompt}), **gp.openai_fields(),
                     "repeat_penalty": gp.repeat_penalty, "min_p": 0.0, "cache_prompt": gp.seed is None,
                     **fields, **(target.extra or {})}
-            prompts.fit(self.name, tokens, self.n_ctx, body)
+            prompts.fit(self.name, prompt, self.n_ctx, body)
             # a seeded request runs alone, on the solo process (see .lanes): the same request, the same answer
-            async with self.gate.turn(lane, long=len(tokens) > prompts.LONG_PROMPT_TOKENS, key=key,
+            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key,
                                       group=target.group, exclusive=seeded) as slot:
                 body["id_slot"] = slot
                 deltas = watchdog.guarded(self.name, target, "/chat/completions" if chat else "/completions", body)

@@ -27,15 +27,16 @@ External engines (no :class:`~.transport.Watch` on their endpoint) are streamed 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from qfnb.local.engines.base import FINISH_LENGTH, Delta
-from qfnb.local.engines.llama import transport
+import httpx
+
+from qfnb.local.engines.base import FINISH_LENGTH, Delta, aclose
+from qfnb.local.engines.llama import prompts, transport
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
@@ -49,6 +50,8 @@ STALL_SETTING = "QFNB_ENGINE_STALL_SECONDS"
 DEADLINE_SETTING = "QFNB_ENGINE_REQUEST_SECONDS"
 #: the most the stall limit stretches on a loaded machine
 MAX_LOAD_STRETCH = 8.0
+#: the longest a stream's limits go unchecked (seconds): the deadline follows the load as it moves
+CHECK_SECONDS = 1.0
 
 
 def load_stretch() -> float:
@@ -92,61 +95,74 @@ class _Compute:
         return self.used
 
 
-class _Reader:
-    """One send of a body, read by a task of its own into a queue, so waiting for progress never
-    cuts the stream; :meth:`close` cancels it (the connection closes: the engine cancels the slot)."""
+class _Limits:
+    """The limits of one send, kept while the caller's own task reads its stream: nothing per token
+    but the time of the last progress (no task, queue or timer of its own a token); a timer checks
+    them (at the next limit, at least every :data:`CHECK_SECONDS`). Past one, the read under way is
+    cancelled, which closes the connection (the engine cancels the slot), and :class:`_Expired` is
+    raised in its place; past the deadline while the caller holds a token, at its next read. A
+    caller's own cancellation always goes through (counted as ``asyncio.timeout`` counts it)."""
 
-    def __init__(self, name: str, target: Endpoint, path: str, body: dict[str, Any]) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.last = self.loop.time()  # the last progress seen
-        self.queue: asyncio.Queue[tuple[Delta | None, Exception | None]] = asyncio.Queue(maxsize=64)
-        self.task = asyncio.create_task(self._read(name, target, path, body), name=f"qfnb-engine-stream-{name}")
+    def __init__(self, watch: Watch, compute: _Compute) -> None:
+        self.watch, self.compute, self.loop = watch, compute, compute.loop
+        self.task: asyncio.Task[Any] | None = None  # the task reading now
+        self.last = self.loop.time()  # the last progress seen, or the read's start (the caller's time is no stall)
+        self.reading = False
+        self.expired: _Expired | None = None
+        self.cut = False  # the timer cancelled the read under way
+        self.cancelling = 0  # the task's cancellations asked before the read under way
+        self.timer = self.loop.call_at(self.last + min(CHECK_SECONDS, watch.stall_seconds), self.check)
 
-    def _beat(self) -> None:
+    def beat(self) -> None:
         self.last = self.loop.time()
 
-    async def _read(self, name: str, target: Endpoint, path: str, body: dict[str, Any]) -> None:
+    def check(self) -> None:
+        """The limits now (the machine's load read again): expired, or checked again later."""
+        stretch = load_stretch()
+        left = self.watch.request_seconds - self.compute.tick(stretch)  # compute time, at this load
+        now, stall = self.loop.time(), self.watch.stall_seconds * stretch
+        stall_at, deadline = (self.last if self.reading else now) + stall, now + max(0.0, left) * stretch
+        if now >= deadline or now >= stall_at:
+            self.expired = _Expired("deadline" if now >= deadline else "stall", stall, stretch)
+            if self.reading and self.task is not None:
+                self.cut = True
+                self.task.cancel()
+            return
+        self.timer = self.loop.call_at(min(stall_at, deadline, now + CHECK_SECONDS), self.check)
+
+    async def read(self, stream: AsyncIterator[Delta]) -> Delta | None:
+        """The stream's next Delta (None: it ended), or :class:`_Expired`."""
+        if self.expired is not None:
+            raise self.expired
+        self.last = max(self.last, self.loop.time())
+        self.task = asyncio.current_task()  # a stream's reads may move to another task (a response's own)
+        self.cancelling = self.task.cancelling() if self.task is not None else 0
+        self.reading = True
         try:
-            async for delta in transport.stream(name, target, path, body, beat=self._beat):
-                await self.queue.put((delta, None))
-            await self.queue.put((None, None))
-        except Exception as exc:  # handed to the waiting side
-            await self.queue.put((None, exc))
+            return await anext(stream, None)
+        except asyncio.CancelledError:
+            if self.cut and self.expired is not None and self.task is not None \
+                    and self.task.uncancel() <= self.cancelling:
+                raise self.expired from None
+            raise
+        finally:
+            self.reading = False
 
-    async def next(self, watch: Watch, compute: _Compute) -> Delta | None:
-        """The next Delta (None: the answer ended); :class:`_Expired` when the stall limit (since
-        the last progress) or the deadline (the request's ``compute`` time) passes first."""
-        while True:
-            stretch = load_stretch()
-            left = watch.request_seconds - compute.tick(stretch)  # compute time, at this load
-            now, stall = self.loop.time(), watch.stall_seconds * stretch
-            stall_at, deadline = self.last + stall, now + max(0.0, left) * stretch
-            if now >= min(stall_at, deadline):
-                raise _Expired("deadline" if now >= deadline else "stall", stall, stretch)
-            try:  # not asyncio.wait_for: on 3.11 it drops a cancellation that comes as the item does
-                async with asyncio.timeout(min(stall_at, deadline) - now):
-                    delta, exc = await self.queue.get()
-            except TimeoutError:
-                continue  # progress may have come meanwhile (a prompt chunk): the limits are read again
-            if exc is not None:
-                raise exc
-            return delta
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+    def stop(self) -> None:
+        self.timer.cancel()
 
 
 async def _attempt(name: str, target: Endpoint, path: str, body: dict[str, Any], watch: Watch,
                    compute: _Compute) -> AsyncIterator[Delta]:
-    """One send of ``body``: its Deltas as they come (:meth:`_Reader.next`)."""
-    reader = _Reader(name, target, path, body)
+    """One send of ``body``: its Deltas as they come, read under its :class:`_Limits`."""
+    limits = _Limits(watch, compute)
+    stream = transport.stream(name, target, path, body, beat=limits.beat)
     try:
-        while (delta := await reader.next(watch, compute)) is not None:
+        while (delta := await limits.read(stream)) is not None:
             yield delta
     finally:
-        await reader.close()
+        limits.stop()
+        await aclose(stream)
 
 
 def _continued(body: dict[str, Any], written: str, done: int) -> dict[str, Any]:
@@ -207,12 +223,17 @@ class _Answer:
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.prompt = len(body["prompt"]) if isinstance(body.get("prompt"), list) else 0
-        self.written, self.done = "", 0
+        self.pieces: list[str] = []  # the text written, joined only for a continuation (rare)
+        self.done = 0
         self.base: int | None = None  # tokens written before the send under way (None: the first send)
+
+    @property
+    def written(self) -> str:
+        return "".join(self.pieces)
 
     def resume(self) -> bool:
         """A send again: True when it goes on after text already written (a continuation)."""
-        self.base = self.done if self.written else None
+        self.base = self.done if any(self.pieces) else None
         return self.base is not None
 
     def add(self, delta: Delta) -> Delta:
@@ -221,8 +242,20 @@ class _Answer:
                                         completion_tokens=self.base + delta.completion_tokens)
         else:
             self.prompt = max(self.prompt, delta.prompt_tokens)
-        self.written, self.done = self.written + delta.text, max(self.done, delta.completion_tokens)
+        self.pieces.append(delta.text)
+        if delta.completion_tokens > self.done:
+            self.done = delta.completion_tokens
         return delta
+
+
+async def _counted(name: str, target: Endpoint, text: str) -> int:
+    """The tokens of a prompt sent as text, counted by the engine at ``target`` (a continuation's
+    usage names the first send's prompt, which that send had not yet reported)."""
+    try:
+        return len(await prompts.tokenize(transport.client(), target.base_url, target.headers, text))
+    except httpx.HTTPError as exc:
+        raise EngineUnavailable(f"{name}: the engine at {target.base_url} could not count the prompt "
+                                f"({type(exc).__name__})") from exc
 
 
 def guarded(name: str, target: Endpoint, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
@@ -261,6 +294,8 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
                 renewed.release()
             current = renewed = await asyncio.to_thread(watch.renew)
             compute = _Compute(asyncio.get_running_loop())  # its deadline counts its own compute, not the stall
+            if not answer.prompt and isinstance(body.get("prompt"), str):  # a short text sent as it is
+                answer.prompt = await _counted(name, current, body["prompt"])
             sent = _continued(sent, answer.written, answer.done)
             answer.resume()
             if int(sent.get("max_tokens") or 1) < 1:
