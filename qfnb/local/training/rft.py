@@ -114,11 +114,11 @@ class _Run:
             "trained_tokens", "base_reward")
 
     def state(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.KEPT}
+        fields = vars(self)
+        return {name: fields[name] for name in self.KEPT}
 
     def restore(self, state: dict[str, Any]) -> None:
-        for name in self.KEPT:
-            setattr(self, name, state[name])
+        vars(self).update({name: state[name] for name in self.KEPT})
 
 
 class Policy:
