@@ -11,23 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from qfnb.local.engines.llama import prompts, transport
-
-
-def _engine(monkeypatch: pytest.MonkeyPatch, drops: int) -> list[str]:
-    sent: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(request.url.path)
-        if len(sent) <= drops:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
-        if request.url.path == "/apply-template":
-            return httpx.Response(200, json={"prompt": "<|user|>hi<|assistant|>"})
-        return httpx.Response(200, json={"tokens": [1, 2, 3]})
-
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(transport, "client", lambda: client)
-    return sent
+from qfnb.local.engines.llama import prompts
+from tests.fakes.prompt_engine import prompt_engine
 
 
 def _prepare(source: Any) -> list[int]:
@@ -36,13 +21,13 @@ def _prepare(source: Any) -> list[int]:
 
 
 def test_a_dropped_connection_is_tried_again_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent = _engine(monkeypatch, drops=1)
+    sent = prompt_engine(monkeypatch, drops=1)
     assert _prepare([{"role": "user", "content": "hi"}]) == [1, 2, 3]
     assert sent == ["/apply-template", "/apply-template", "/tokenize"]
 
 
 def test_a_second_drop_is_the_engines_and_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent = _engine(monkeypatch, drops=2)
+    sent = prompt_engine(monkeypatch, drops=2)
     with pytest.raises(httpx.RemoteProtocolError):
         _prepare("a text prompt")
     assert sent == ["/tokenize", "/tokenize"]

@@ -8,27 +8,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 
 from qfnb.local.engines.base import PromptTooLong
-from qfnb.local.engines.llama import prompts, transport
+from qfnb.local.engines.llama import prompts
+from tests.fakes.prompt_engine import prompt_engine
 
 
 @pytest.fixture()
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths the engine double was asked (a template renders the turns' contents; a token a word)."""
-    asked: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        asked.append(request.url.path)
-        if request.url.path == "/apply-template":
-            return httpx.Response(200, json={"prompt": "<|user|>hi<|assistant|>"})
-        return httpx.Response(200, json={"tokens": [1, 2, 3]})
-
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    monkeypatch.setattr(transport, "client", lambda: client)
-    return asked
+    return prompt_engine(monkeypatch)
 
 
 def _prepare(source: Any, room: int | None) -> prompts.Prompt:
