@@ -1,0 +1,81 @@
+"""Does a seeded, sampled answer repeat on the main engine, alone and beside other streams?
+
+    .venv/bin/python bench/seed_drift.py [--runs 4] [--tokens 48]
+
+Starts bare ``llama-server`` with the platform's own flags (8 slots, the default chat model), sends
+one seeded request (temperature 0.9) three times alone, then ``--runs`` times beside 7 unseeded
+streams, joining them a little later each run, and prints the hashes of the texts and how many
+distinct texts there were. It is the measurement behind the solo process of seeded requests
+(docs/local-platform.md): a seed that repeats only alone must not share the main engine's batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+
+import httpx
+from _common import load_average, log_to_stdout, serve_bare
+
+log = logging.getLogger("bench.seed_drift")
+
+PROMPTS = ["Write a short poem about autumn leaves.", "Explain how a bicycle works.", "Tell me a story about a cat.",
+           "List ideas for a birthday party.", "Describe the ocean at night.", "What makes bread rise?",
+           "Give advice to a new programmer.", "Describe a busy market."]
+SEED = 1234
+
+
+async def complete(client: httpx.AsyncClient, base: str, prompt: str, tokens: int, seed: int | None) -> str:
+    """One completion of ``prompt`` in the model's chat format; seeded ones read their prompt afresh."""
+    body: dict[str, object] = {"prompt": f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n",
+                               "n_predict": tokens, "temperature": 0.9, "top_p": 0.95,
+                               "cache_prompt": seed is None}
+    if seed is not None:
+        body["seed"] = seed
+    reply = await client.post(base + "/completion", json=body, timeout=900)
+    reply.raise_for_status()
+    return str(reply.json()["content"])
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+async def measure(base: str, runs: int, tokens: int) -> None:
+    async with httpx.AsyncClient() as client:
+        alone = [digest(await complete(client, base, PROMPTS[0], tokens, SEED)) for _ in range(3)]
+        log.info("alone: %s", alone)
+        beside = []
+        for run in range(runs):
+            others = [asyncio.create_task(complete(client, base, p, tokens + 8 * run, None)) for p in PROMPTS[1:]]
+            await asyncio.sleep(0.15 * run)
+            beside.append(digest(await complete(client, base, PROMPTS[0], tokens, SEED)))
+            await asyncio.gather(*others)
+        log.info("beside 7 other streams: %s", beside)
+        log.info("distinct texts: %d alone, %d in all (the same seed, the same prompt)", len(set(alone)),
+                 len(set(alone + beside)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=4)
+    ap.add_argument("--tokens", type=int, default=48)
+    args = ap.parse_args()
+    log_to_stdout()
+    log.info("load average at start: %s", load_average())
+    proc, base = serve_bare(8, Path(tempfile.mkdtemp(prefix="qfnb-seed-drift-")))
+    try:
+        asyncio.run(measure(base, args.runs, args.tokens))
+    finally:
+        proc.terminate()
+        proc.wait()
+    log.info("load average at end: %s", load_average())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
