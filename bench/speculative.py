@@ -95,7 +95,7 @@ def start(kind: str, log_dir: Path, threads: int | None) -> tuple[subprocess.Pop
     if threads:
         config.threads = threads
     argv = config.argv(find_binary(), ())
-    logf = (log_dir / f"{kind}.log").open("ab")
+    logf = (log_dir / f"{kind}.log").open("wb")  # a fresh log: the port read is this process's
     proc = spawn.popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

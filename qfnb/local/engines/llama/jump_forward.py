@@ -142,11 +142,13 @@ class _Grammar:
     def ref(self, ref: str) -> _Rule:
         if ref in self.refs:
             return self.refs[ref]
+        if not ref.startswith("#"):  # another document's: any value
+            return self._value
         target: Any = self.root_schema
-        for part in ref.removeprefix("#").strip("/").split("/") if ref.startswith("#") else [None]:
-            if part is None or not isinstance(target, dict) or part.replace("~1", "/").replace("~0", "~") not in target:
+        for part in (p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/") if p):
+            if not isinstance(target, dict) or part not in target:
                 return self._value
-            target = target[part.replace("~1", "/").replace("~0", "~")]
+            target = target[part]
         r = self.refs[ref] = self.rule([])  # a recursive schema refers to itself
         self.rules[r] = [(self.visit(target),)]
         return r
