@@ -16,9 +16,11 @@ the n-gram drafts (:data:`VARIANTS`: other lookup lengths and draft sizes) can b
 schema-constrained answers as qfnb's own chat layer asks for them (a JSON schema's grammar; a
 required call after the template's call opener, under the calls' schema), each token marked whole
 forced or not by :mod:`qfnb.local.engines.llama.jump_forward`; a run of ``k`` forced tokens jumped
-(prefilled in one batch with the step that follows) saves at most ``k - 1`` of the engine's forward
-passes, so the bound printed is tokens / (tokens - saved passes). And what a batch of ``k`` prefilled
-tokens costs beside ``k`` decode steps, on a slot that holds the rest (the prompt cache reused).
+(appended to the prompt and read in one batch with the token before them, whose step would have
+computed the first of them) saves at most ``k`` of the engine's forward passes, so the bound printed
+is tokens / (tokens - forced tokens), before any request's own cost. And what ``k`` tokens read in
+one batch then a step cost beside ``k + 1`` decode steps, on a slot that holds the rest (the prompt
+cache reused), one request each.
 """
 
 from __future__ import annotations
@@ -153,12 +155,10 @@ def jump_room(url: str, tokens: int) -> None:
         ids = reply["tokens"]
         pieces = [client.post(url + "/detokenize", json={"tokens": [t]}).json()["content"] for t in ids]
         runs = forced_runs(enforced_part(schema).schema, pieces)
-        saved = sum(k - 1 for k in runs)
         t = reply["timings"]
-        log.info("jump %-6s %d tokens, %d whole forced in %d runs (longest %d): at most %d passes saved, bound "
-                 "%.2fx; prefill %.1f tok/s, decode %.1f tok/s", name, len(ids), sum(runs), len(runs),
-                 max(runs, default=0), saved, len(ids) / max(1, len(ids) - saved), t["prompt_per_second"],
-                 t["predicted_per_second"])
+        log.info("jump %-6s %d tokens, %d whole forced in %d runs (longest %d): bound %.2fx, %d requests more; "
+                 "prefill %.1f tok/s, decode %.1f tok/s", name, len(ids), sum(runs), len(runs), max(runs, default=0),
+                 len(ids) / max(1, len(ids) - sum(runs)), len(runs), t["prompt_per_second"], t["predicted_per_second"])
         if name == "json":
             cached = prompt + ids[:24]
             for k in (1, 2, 4, 8):
