@@ -154,7 +154,8 @@ class _Grammar:
         return r
 
     def obj(self, s: dict[str, Any]) -> _Rule:
-        props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
+        listed = s.get("properties")
+        props: dict[str, Any] = listed if isinstance(listed, dict) else {}
         extra = s.get("additionalProperties")
         if not props and (extra is None or extra is True or extra == {}):
             return self._object
@@ -239,7 +240,7 @@ class Forced:
 
     def forced(self, limit: int = 256) -> str:
         """The text forced from here on (fed on; at most ``limit`` characters)."""
-        out = []
+        out: list[str] = []
         while len(out) < limit and (c := self.next_forced()) is not None:
             out.append(c)
             self.feed(c)
