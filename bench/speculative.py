@@ -1,6 +1,6 @@
 """Speculative decoding on the tool model: decode speed with and without a draft, and the same greedy text.
 
-    .venv/bin/python bench/speculative.py [--rounds 2] [--tokens 256] [--kinds none,ngram-mod,draft]
+    .venv/bin/python bench/speculative.py [--rounds 2] [--tokens 256] [--kinds none,ngram-mod,draft] [--jump]
 
 The tool model (Qwen2.5-Coder-1.5B-Instruct) runs in llama-server with the platform's own flags
 (:class:`~qfnb.local.engines.llama.command.ServerConfig`), once per contender, the contenders taking
@@ -9,7 +9,18 @@ greedy requests: JSON under a schema, tool calls, code, and plain prose. Prints,
 request kind, the median decode tok/s (llama-server's own ``timings.predicted_per_second``), its
 ratio to no draft, the draft tokens accepted (``timings.draft_n_accepted`` of ``draft_n``), and
 whether each greedy text is byte-identical to the one without a draft. Targets (issue 68): >= 1.3x
-on JSON/tool answers, >= 0.98x on prose, identical text.
+on JSON/tool answers, >= 0.98x on prose, identical text. Besides the platform's kinds, variants of
+the n-gram drafts (:data:`VARIANTS`: other lookup lengths and draft sizes) can be named.
+
+``--jump`` measures jump-forward decoding's room instead (on the engine without a draft): the
+schema-constrained answers as qfnb's own chat layer asks for them (a JSON schema's grammar; a
+required call after the template's call opener, under the calls' schema), each token marked whole
+forced or not by :mod:`qfnb.local.engines.llama.jump_forward`; a run of ``k`` forced tokens jumped
+(appended to the prompt and read in one batch with the token before them, whose step would have
+computed the first of them) saves at most ``k`` of the engine's forward passes, so the bound printed
+is tokens / (tokens - forced tokens), before any request's own cost. And what ``k`` tokens read in
+one batch then a step cost beside ``k + 1`` decode steps, on a slot that holds the rest (the prompt
+cache reused), one request each.
 """
 
 from __future__ import annotations
@@ -29,9 +40,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qfnb.local.engines.llama import spawn  # noqa: E402
+from qfnb.local.engines.llama import grammar, spawn, tool_calls  # noqa: E402
 from qfnb.local.engines.llama.command import ServerConfig, find_binary, reported_port, speculative_args  # noqa: E402
+from qfnb.local.engines.llama.jump_forward import forced_runs  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
+from qfnb.protocol.schema.enforced import enforced_part  # noqa: E402
 
 log = logging.getLogger("bench.speculative")
 TOOL_MODEL = "Qwen2.5-Coder-1.5B-Instruct"
@@ -60,15 +73,31 @@ REQUESTS: dict[str, dict[str, Any]] = {
                                                        "message in a bottle."}]},
 }
 
+#: n-gram draft variants measured beside the platform's kinds (name -> llama-server flags)
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "ngram-mod-8": ("--spec-type", "ngram-mod", "--spec-ngram-mod-n-match", "8", "--spec-ngram-mod-n-min", "2",
+                    "--spec-ngram-mod-n-max", "16"),
+    "ngram-mod-4": ("--spec-type", "ngram-mod", "--spec-ngram-mod-n-match", "4", "--spec-ngram-mod-n-min", "1",
+                    "--spec-ngram-mod-n-max", "8"),
+    "ngram-map-k-2": ("--spec-type", "ngram-map-k", "--spec-ngram-map-k-size-n", "2", "--spec-ngram-map-k-size-m", "6"),
+}
+
+
+def flags(kind: str) -> tuple[str, ...]:
+    if kind == "none":
+        return ()
+    if kind in VARIANTS:
+        return VARIANTS[kind]
+    return speculative_args(kind, assets.gguf_path(DRAFT_MODEL) if kind == "draft" else None)
+
 
 def start(kind: str, log_dir: Path, threads: int | None) -> tuple[subprocess.Popen[bytes], str]:
-    draft = assets.gguf_path(DRAFT_MODEL) if kind == "draft" else None
     config = ServerConfig(name=f"bench-{kind}", gguf=assets.gguf_path(TOOL_MODEL), log_dir=log_dir,
-                          speculative=() if kind == "none" else speculative_args(kind, draft))
+                          speculative=flags(kind))
     if threads:
         config.threads = threads
     argv = config.argv(find_binary(), ())
-    logf = (log_dir / f"{kind}.log").open("ab")
+    logf = (log_dir / f"{kind}.log").open("wb")  # a fresh log: the port read is this process's
     proc = spawn.popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -96,6 +125,56 @@ def ask(url: str, fields: dict[str, Any], tokens: int) -> tuple[str, float, int,
         int(t.get("draft_n_accepted") or 0)
 
 
+def own_chat_request(client: httpx.Client, url: str, name: str) -> tuple[list[int], dict[str, Any]]:
+    """The prompt's tokens and the schema of a schema-constrained request as qfnb's own chat layer
+    (:class:`~qfnb.local.engines.llama.engine.OwnChat`) sends it: the chat rendered by the model's
+    template (with the tools; a required call opened with the template's call opener) and the
+    grammar's schema (the response format's, or the calls')."""
+    fields = REQUESTS[name]
+    tools = fields.get("tools")
+    rendered = client.post(url + "/apply-template", json={"messages": fields["messages"],
+                                                          **({"tools": tools} if tools else {})}).json()["prompt"]
+    text = tool_calls.fix_rendered(rendered)
+    if tools:
+        text += tool_calls.call_prefix(text)
+        schema = tool_calls.call_schema(tools)
+    else:
+        schema = fields["response_format"]["json_schema"]["schema"]
+    return client.post(url + "/tokenize", json={"content": text, "add_special": True, "parse_special": True}
+                       ).json()["tokens"], schema
+
+
+def jump_room(url: str, tokens: int) -> None:
+    """Jump-forward's room on the schema-constrained answers, and a prefilled batch's cost beside decode steps."""
+    client = httpx.Client(timeout=600)
+    for name in ("json", "tools"):
+        prompt, schema = own_chat_request(client, url, name)
+        body = {"prompt": prompt, "n_predict": tokens, "temperature": 0.0, "cache_prompt": True, "id_slot": 0,
+                "return_tokens": True, **grammar.engine_fields(schema)}
+        reply = client.post(url + "/completion", json=body).json()
+        ids = reply["tokens"]
+        pieces = [client.post(url + "/detokenize", json={"tokens": [t]}).json()["content"] for t in ids]
+        runs = forced_runs(enforced_part(schema).schema, pieces)
+        t = reply["timings"]
+        log.info("jump %-6s %d tokens, %d whole forced in %d runs (longest %d): bound %.2fx, %d requests more; "
+                 "prefill %.1f tok/s, decode %.1f tok/s", name, len(ids), sum(runs), len(runs), max(runs, default=0),
+                 len(ids) / max(1, len(ids) - sum(runs)), len(runs), t["prompt_per_second"], t["predicted_per_second"])
+        if name == "json":
+            cached = prompt + ids[:24]
+            for k in (1, 2, 4, 8):
+                costs = []
+                for n_prompt, n_predict in ((len(cached) + k, 1), (len(cached), k + 1)):  # jump k, or decode them
+                    client.post(url + "/completion", json={"prompt": cached, "n_predict": 0, "cache_prompt": True,
+                                                           "id_slot": 0})
+                    began = time.monotonic()
+                    client.post(url + "/completion", json={
+                        "prompt": prompt + ids[:n_prompt - len(prompt)], "n_predict": n_predict, "temperature": 0.0,
+                        "cache_prompt": True, "id_slot": 0, **grammar.engine_fields(schema)})
+                    costs.append((time.monotonic() - began) * 1000)
+                log.info("jump %d tokens then a step: %.0f ms; %d steps: %.0f ms (%.2fx)", k, costs[0], k + 1,
+                         costs[1], costs[1] / costs[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2)
@@ -103,6 +182,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="engine threads (default: the platform's, one per "
                     "core; 1 measures steadier on a machine loaded by others)")
     ap.add_argument("--kinds", default="none,ngram-simple,ngram-map-k,ngram-mod,draft")
+    ap.add_argument("--jump", action="store_true", help="jump-forward's room on JSON and calls (see above), first")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     kinds = args.kinds.split(",")
@@ -113,6 +193,13 @@ def main() -> None:
     with open("/proc/loadavg") as fh:
         log.info("load before: %s", fh.read().strip())
     with tempfile.TemporaryDirectory() as tmp:
+        if args.jump:
+            proc, url = start("none", Path(tmp), args.threads)
+            try:
+                jump_room(url, args.tokens)
+            finally:
+                proc.terminate()
+                proc.wait(10)
         for r in range(args.rounds):
             for kind in kinds:
                 proc, url = start(kind, Path(tmp), args.threads)
