@@ -15,7 +15,7 @@ the n-gram drafts (:data:`VARIANTS`: other lookup lengths and draft sizes) can b
 ``--jump`` measures jump-forward decoding's room instead (on the engine without a draft): the
 schema-constrained answers as qfnb's own chat layer asks for them (a JSON schema's grammar; a
 required call after the template's call opener, under the calls' schema), each token marked whole
-forced or not by :mod:`qfnb.local.engines.llama.jump_forward`; a run of ``k`` forced tokens jumped
+forced or not by :mod:`bench.jump_forward`; a run of ``k`` forced tokens jumped
 (appended to the prompt and read in one batch with the token before them, whose step would have
 computed the first of them) saves at most ``k`` of the engine's forward passes, so the bound printed
 is tokens / (tokens - forced tokens), before any request's own cost. And what ``k`` tokens read in
@@ -40,9 +40,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.jump_forward import forced_runs  # noqa: E402
 from qfnb.local.engines.llama import grammar, spawn, tool_calls  # noqa: E402
 from qfnb.local.engines.llama.command import ServerConfig, find_binary, reported_port, speculative_args  # noqa: E402
-from qfnb.local.engines.llama.jump_forward import forced_runs  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
 from qfnb.protocol.schema.enforced import enforced_part  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The forced text of :mod:`qfnb.local.engines.llama.jump_forward` against llama.cpp's own grammar
+"""The forced text of :mod:`bench.jump_forward` against llama.cpp's own grammar
 (marked ``real_model``): a greedy answer of the 0.5B chat model under a schema, decoded by the
 engine's grammar, is one our grammar admits, and every character ours calls forced is the one the
 engine wrote."""
@@ -9,14 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.jump_forward import Forced
 from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.llama.command import find_binary
-from qfnb.local.engines.llama.jump_forward import Forced
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 
-pytestmark = [pytest.mark.real_model,
+pytestmark = [pytest.mark.real_model, pytest.mark.slow,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]
 
 MEMBER = {"type": "object", "required": ["name", "role", "remote"], "properties": {

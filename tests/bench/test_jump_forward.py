@@ -1,4 +1,4 @@
-"""The text a JSON schema forces next (:mod:`qfnb.local.engines.llama.jump_forward`): what llama.cpp's
+"""The text a JSON schema forces next (:mod:`bench.jump_forward`): what llama.cpp's
 converter's grammar leaves one choice for (key names, commas between required keys, the rest of a
 lone enum/const value), nothing where the model chooses (whitespace, values, which optional key),
 and nothing, never a guess, where a schema is beyond it; every forced character agrees with every
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qfnb.local.engines.llama.jump_forward import Forced, forced_runs, forced_text
+from bench.jump_forward import Forced, forced_runs, forced_text
 
 USER = {"type": "object", "additionalProperties": False, "required": ["id", "name", "role", "active"],
         "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
