@@ -239,11 +239,15 @@ class LaneGate(Gate):
 
     def _leave(self, batch: bool, slot: int) -> None:
         with self._cond_lock:
-            self._running -= 1
-            self._running_batch -= batch
-            self._free.add(slot)
+            self._vacate(batch, slot)
             self._finished.append(self._clock())
             self._grant()
+
+    def _vacate(self, batch: bool, slot: int) -> None:
+        """Give a turn's slot back (under the lock)."""
+        self._running -= 1
+        self._running_batch -= batch
+        self._free.add(slot)
 
     def _grant(self) -> None:
         """Start waiters that may run now: interactive ones first, then batch ones, oldest first,
@@ -258,6 +262,4 @@ class LaneGate(Gate):
                 waiter.loop.call_soon_threadsafe(settle, waiter.future, None, None)
             except RuntimeError:  # its event loop is gone: nobody waits any more
                 waiter.granted = False
-                self._running -= 1
-                self._running_batch -= waiter.batch
-                self._free.add(waiter.slot)
+                self._vacate(waiter.batch, waiter.slot)

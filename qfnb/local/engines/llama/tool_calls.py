@@ -390,10 +390,6 @@ def closing_turn(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _all_answered(answered: set[tuple[str, str]], calls: Sequence[Mapping[str, Any]]) -> bool:
-    return all(_call_key(c["function"]["name"], c["function"]["arguments"]) in answered for c in calls)
-
-
 def _no_answer(text: str) -> bool:
     """Whether ``text``, an answer right after a tool result left as text, is no answer from it: it
     opens with calls written out (``{"name": ..., "arguments": {...}}``, any tool's, whatever follows
@@ -425,7 +421,7 @@ async def answer_after_result(first: AsyncIterator[Delta], messages: Sequence[Ma
     held: list[Delta] = []
     async for delta in first:
         if delta.tool_calls is not None:
-            if _all_answered(answered, delta.tool_calls):
+            if all(_call_key(c["function"]["name"], c["function"]["arguments"]) in answered for c in delta.tool_calls):
                 spent = delta
                 break
         elif held or (delta.text.strip() and _may_be_call(delta.text)):
