@@ -244,8 +244,7 @@ class CellAnswer:
     def provenance(self) -> dict[str, Any]:
         """Where the answer came from (model, parameters, prompt hash, usage, cache hit, platform)."""
         last = self.response if self.response is not None else (self.responses[-1] if self.responses else None)
-        found = getattr(last, "provenance", None)
-        return dict(found) if isinstance(found, dict) else {}
+        return dict(last.provenance) if isinstance(last, QfResponse) else {}
 
     @property
     def cached_age(self) -> float | None:
