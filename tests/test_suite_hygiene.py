@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -94,6 +95,19 @@ def stray_room_folders(tests_root: Path, qfnb_dir: Path) -> list[str]:
     return stray
 
 
+def unmapped_folders(tests_root: Path, qfnb_dir: Path, readme: str) -> list[str]:
+    """Top-level test folders that mirror no qfnb package and that the suite's map (tests/README.md)
+    does not name either: a cross-cutting or feature folder is one the map says is one, so a package's
+    tests never sit apart from its mirror unnoticed."""
+    named = set(re.findall(r"`([\w-]+)/`", readme))
+    return [d.name for d in sorted(tests_root.iterdir()) if d.is_dir() and d.name != "__pycache__"
+            and _package_dir(d, tests_root, qfnb_dir) is None and d.name not in named]
+
+
+def test_every_test_folder_mirrors_a_package_or_is_on_the_map() -> None:
+    assert unmapped_folders(ROOT / "tests", ROOT / "qfnb", (ROOT / "tests" / "README.md").read_text("utf-8")) == []
+
+
 def test_a_test_of_one_room_sits_in_that_rooms_folder() -> None:
     assert misplaced_tests(ROOT / "tests", ROOT / "qfnb") == []
 
@@ -128,3 +142,6 @@ def test_the_room_checks_catch_a_synthetic_misplacement(tmp_path: Path) -> None:
         "pkg/alpha/test_nested.py -> pkg/alpha/inner/",
     ]
     assert stray_room_folders(tests, code) == ["pkg/gamma"]
+    (tests / "feature").mkdir()
+    (tests / "loose").mkdir()
+    assert unmapped_folders(tests, code, "| `feature/` | a feature end to end |") == ["loose"]

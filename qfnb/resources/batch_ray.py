@@ -84,21 +84,11 @@ def log_rows(logs: str) -> list[dict[str, Any]]:
 def usage_of(rows: Sequence[dict[str, Any]], spent: Sequence[dict[str, Any]] = ()) -> tuple[int, int, str]:
     """Prompt and completion tokens of ``rows``' answers plus what rows in flight had ``spent`` when the
     attempt was stopped (``QFNB-SPENT`` lines), and the model that answered."""
-    prompt = completion = 0
-    model = ""
-    for row in rows:
-        body = answered(row)
-        if body is None:
-            continue
-        usage = body.get("usage") or {}
-        prompt += int(usage.get("prompt_tokens") or 0)
-        completion += int(usage.get("completion_tokens") or 0)
-        model = model or str(body.get("model") or "")
-    for item in spent:
-        usage = item.get("usage") or {}
-        prompt += int(usage.get("prompt_tokens") or 0)
-        completion += int(usage.get("completion_tokens") or 0)
-    return prompt, completion, model
+    bodies = [body for body in map(answered, rows) if body is not None]
+    usages = [item.get("usage") or {} for item in (*bodies, *spent)]
+    prompt = sum(int(u.get("prompt_tokens") or 0) for u in usages)
+    completion = sum(int(u.get("completion_tokens") or 0) for u in usages)
+    return prompt, completion, next((str(b["model"]) for b in bodies if b.get("model")), "")
 
 
 def lost_sends(attempts: Sequence[Attempt]) -> dict[str, list[tuple[int, int, int]]]:
@@ -211,22 +201,21 @@ class RayJobs:
 
     async def _attempts(self, mark: str | None = None) -> list[Attempt]:
         """Every qfnb Ray job (of ``mark``), oldest first."""
-        found = [a for a in (Attempt.of(d) for d in await self._call(self.client.list_jobs)) if a is not None]
-        found = [a for a in found if mark is None or a.mark == mark]
+        found = [a for a in map(Attempt.of, await self._call(self.client.list_jobs))
+                 if a is not None and (mark is None or a.mark == mark)]
         return sorted(found, key=lambda a: (a.start, a.submission_id))
 
     async def _read(self, attempt: Attempt) -> None:
         """``attempt``'s finished rows and in-flight spending, from its log (read once after it ended)."""
-        if attempt.submission_id not in self._ended:
+        read = self._ended.get(attempt.submission_id)
+        if read is None:
             with refused():
                 logs = await asyncio.to_thread(jobs.job_logs, self.client, self.target, attempt.submission_id)
             read = checked(attempt.submission_id, log_rows(logs), log_lines(logs, SPENT_PREFIX),
                            log_lines(logs, SENT_PREFIX))
-            if attempt.going:
-                attempt.rows, attempt.spent, attempt.sent, attempt.refused = read
-                return
-            self._ended[attempt.submission_id] = read
-        attempt.rows, attempt.spent, attempt.sent, attempt.refused = self._ended[attempt.submission_id]
+            if not attempt.going:
+                self._ended[attempt.submission_id] = read
+        attempt.rows, attempt.spent, attempt.sent, attempt.refused = read
 
     async def _family(self, job_id: str) -> tuple[Attempt, list[Attempt]]:
         """The attempt ``job_id`` and every attempt of its qfnb job up to it, oldest first, rows read."""
@@ -323,10 +312,7 @@ class RayJobs:
         return self._state(*await self._family(job_id))
 
     async def page(self, max_pages: int | None) -> list[JobState]:
-        states = []
-        for attempt in await self._attempts():
-            states.append(await self.state(attempt.submission_id))
-        return states
+        return [await self.state(attempt.submission_id) for attempt in await self._attempts()]
 
     async def stop(self, job_id: str) -> None:
         await self._call(self.client.stop_job, job_id)

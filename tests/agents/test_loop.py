@@ -202,7 +202,7 @@ def test_the_tool_model_is_served_exactly_when_its_packages_are_installed() -> N
     from qfnb.protocol.console.model_names import LOCAL_TOOL_MODEL
 
     asset = assets.find_asset(LOCAL_TOOL_MODEL)
-    assert len(asset.parts) == len(asset.pip_names) == 22
+    assert len(asset.parts) == 22
     assert (LOCAL_TOOL_MODEL in catalog.BUILTIN_SPECS) == assets.installed(asset)
     missing = assets.GGUFAsset("x", "x.gguf", "0" * 64, (("qfnb_no_such_package", "data/x.bin"),))
     assert not assets.installed(missing)

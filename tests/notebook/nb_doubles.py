@@ -7,13 +7,14 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.displaypub import CapturingDisplayPublisher
 
+from qfnb._core.http.response import QfResponse
 from qfnb.notebook.chat.answer import CellChatRequest, ChatDelta
 from qfnb.notebook.chat.conversations import PlatformConversations
+from qfnb.trainer.event import Event
 
 
 class RecordingPublisher(CapturingDisplayPublisher):
@@ -95,15 +96,13 @@ class FakeChatBackend:
             yield ChatDelta(text=piece, usage=usage if last else None, response={"result": piece, "is_end": last})
 
 
-@dataclass
-class FakeEvent:
-    """Shape of ``qfnb.trainer.Event`` (Contract 5)."""
+class FakeEvent(Event):
+    """A ``qfnb.trainer.Event`` (Contract 5), given as the doubles name its fields."""
 
-    action_class: str
-    action_id: str
-    action_state: str
-    description: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, action_class: str, action_id: str, action_state: str, description: str = "",
+                 data: dict[str, Any] | None = None) -> None:
+        super().__init__(action_id, action_state, description, data if data is not None else {},
+                         action_class=action_class)
 
 
 class FakeTrainer:
@@ -227,11 +226,11 @@ def fake_deployer(endpoint: str, deployed: list[Any] | None = None) -> Any:
     return deployer
 
 
-class ScriptedResponse:
-    """A response double: ``.body`` as the platform's v1 chat answer."""
+class ScriptedResponse(QfResponse[Any]):
+    """The platform's v1 chat answer ``body`` as a response (HTTP 200)."""
 
     def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
+        super().__init__(200, {}, body)
 
 
 class ScriptedChatBackend:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from IPython.core.error import UsageError
@@ -16,6 +15,8 @@ from qfnb.notebook.render import charts
 from qfnb.notebook.training.launcher import DEFAULT_EVAL_SPLIT, FinetuneLauncher
 from qfnb.notebook.training.run import TrainSpec
 from qfnb.notebook.training.state import TrainingState
+from qfnb.trainer.consts import ActionState
+from qfnb.trainer.event import Event
 from tests.fakes.local_platform import ServedPlatform
 
 
@@ -33,11 +34,11 @@ def test_state_keeps_both_curves_and_the_chart_draws_the_second_only_when_there_
     st = TrainingState()
     detail = {"currentStep": 4, "totalSteps": 8, "lossCurve": [[1, 2.0], [2, 1.6], [3, 1.3], [4, 1.1]],
               "evalLossCurve": [[2, 1.9], [4, 1.5]]}
-    assert st.apply(SimpleNamespace(action_class="TrainAction", action_state="Running", description="", data=detail))
+    assert st.apply(Event("train", ActionState.Running, "", detail, action_class="TrainAction"))
     assert st.eval_loss == [(2, 1.9), (4, 1.5)] and st.loss[-1] == (4, 1.1)
     assert "loss 1.1000 · eval loss 1.5000" in st.progress_text()
-    assert not st.apply(SimpleNamespace(action_class="TrainAction", action_state="Running", description="",
-                                        data=detail))  # the same curves again: nothing to redraw
+    assert not st.apply(Event("train", ActionState.Running, "", detail,
+                              action_class="TrainAction"))  # the same curves again: nothing to redraw
     both = charts.loss_chart(st.loss, eval_points=st.eval_loss)
     train_only = charts.loss_chart(st.loss)
     assert _orange_pixels(both) > 50  # the dashed eval curve (and its legend line)

@@ -179,16 +179,15 @@ def test_the_eval_hint_prefers_held_out_rows_and_warns_on_the_training_file(tmp_
 
 
 def test_the_eval_hint_takes_the_split_the_run_held_out_when_no_file_was_named(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
     from qfnb.notebook.training.dashboard import TrainingDashboard
+    from qfnb.trainer.consts import ActionState
+    from qfnb.trainer.event import Event
 
     split = tmp_path / "jobs" / "task-1" / "eval.jsonl"  # what the platform kept with the task
     dash = TrainingDashboard("t")
     dash.eval_data, dash.eval_is_training = str(tmp_path / "tickets.jsonl"), True
-    dash.state.apply(SimpleNamespace(action_class="TrainAction", action_state="Running", description="",
-                                     data={"taskId": "task-1", "currentStep": 4, "totalSteps": 4,
-                                           "evalFile": str(split)}))
+    dash.state.apply(Event("train", ActionState.Running, "", {"taskId": "task-1", "currentStep": 4, "totalSteps": 4,
+                                                              "evalFile": str(split)}, action_class="TrainAction"))
     dash.mark_deployed("ep_x")
     dash.finish("succeeded")
     assert f"%qfeval --models ep_x --dataset {split} --limit 20" in dash.hints()

@@ -6,17 +6,18 @@ where the job is now; a finished job's says when it ended."""
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from qfnb.notebook.training.state import TrainingState
+from qfnb.trainer.consts import ActionState
+from qfnb.trainer.event import Event
 
 T0 = time.mktime((2026, 11, 22, 14, 2, 13, 0, 0, -1))
 
 
 def _running(dash: TrainingDashboard) -> None:
-    dash.handle_event(SimpleNamespace(action_class="TrainAction", action_state="Running", description="",
-                                      data={"taskId": "task-7", "currentStep": 7, "totalSteps": 60}))
+    dash.handle_event(Event("task-7", ActionState.Running, "", {"taskId": "task-7", "currentStep": 7, "totalSteps": 60},
+                            action_class="TrainAction"))
 
 
 def test_state_says_when_it_was_true() -> None:

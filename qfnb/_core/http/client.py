@@ -51,6 +51,7 @@ from qfnb._core.http.stages.withdraw import Withdraw
 from qfnb._core.record.budget import check_unreserved_batch
 from qfnb._core.record.cache import mode_for
 from qfnb._core.transport import Request, Transport, json_or_none
+from qfnb._core.transport.urls import last_part, url_of
 from qfnb.protocol.version import REQUEST_SOURCE
 from qfnb.protocol.wires import batch as batch_wire
 from qfnb.protocol.wires import routes
@@ -69,11 +70,6 @@ _SERVICE_LIST_TTL = 3600.0
 #: ``X-Qfnb-Priority: batch``, so interactive calls go first on its engines
 batch_traffic: ContextVar[bool] = ContextVar("qfnb_batch_traffic", default=False)
 PRIORITY_HEADER = "X-Qfnb-Priority"
-
-
-def url_of(base: str, path: str) -> str:
-    """``path`` (from its leading ``/``) under the base URL ``base``, written with or without a trailing slash."""
-    return base.rstrip("/") + path
 
 
 def new_request_id() -> str:
@@ -300,7 +296,7 @@ class AsyncQianfanClient:
                        idempotency_key: str | None = None) -> QfResponse:
         """POST an OpenAI-style v2 call other than chat (``/v2/embeddings``, ``/v2/rerankers``; bearer
         auth), recorded as :meth:`chat_v2` is (route ``v2/<last part of route>``)."""
-        result = await self._recorded("v2/" + route.rstrip("/").rsplit("/", 1)[-1], str(body.get("model") or ""),
+        result = await self._recorded("v2/" + last_part(route), str(body.get("model") or ""),
                                     url_of(self.config.console_api_base_url, route), body, stream=False,
                                     retry=retry, request_id=None, via="v2", idempotency_key=idempotency_key)
         assert isinstance(result, QfResponse)  # never a stream

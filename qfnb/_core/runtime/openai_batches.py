@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx2
 
@@ -19,6 +18,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.batch_hold import Hold, RowTally, hold_rows, keep, settle_task
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.transport import json_or_none
+from qfnb._core.transport.urls import last_part, under
 
 __all__ = ["WATCH_FIRST_S", "WATCH_MOST_S", "BatchFace", "is_batches", "over_budget"]
 
@@ -45,7 +45,7 @@ class BatchFace:
 
     async def handle(self, request: httpx2.Request) -> httpx2.Response:
         """A batch request (:func:`is_batches`): a creation held first, any answer noted."""
-        if request.method == "POST" and request.url.path.rstrip("/").endswith("/batches"):
+        if _creates(request):
             return await self._create(request)
         return await self._note(request, await self.inner.handle_async_request(request))
 
@@ -77,10 +77,8 @@ class BatchFace:
         """Count each row of the uploaded file ``file_id`` into ``tally`` (read as it streams, as the
         platform reads it: a line that is not a request runs nothing); the first row's model, or the
         platform's refusal to give the file."""
-        prefix = request.url.path.rstrip("/").removesuffix("/batches")
-        url = request.url.copy_with(path=f"{prefix}/files/{quote(file_id, safe='')}/content", query=None)
-        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
-        reply = await self.inner.handle_async_request(httpx2.Request("GET", url, headers=headers))
+        read = get_beside(request, under(request.url.path, "files", file_id, "content", up=1))
+        reply = await self.inner.handle_async_request(read)
         model = ""
         try:
             if reply.status_code != 200:
@@ -109,7 +107,7 @@ class BatchFace:
         found = json_or_none(content)
         batches = [b for b in ((found.get("data") or []) if found.get("object") == "list" else [found])
                    if isinstance(b, dict)] if isinstance(found, dict) else []
-        made = request.method == "POST" and request.url.path.rstrip("/").endswith("/batches")
+        made = _creates(request)
         if made and len(batches) == 1 and isinstance(batches[0].get("id"), str):
             if hold is not None:
                 keep(self.config, batches[0]["id"], hold)
@@ -124,19 +122,18 @@ class BatchFace:
 
     def _watch(self, request: httpx2.Request, batch_id: str) -> None:
         """Read the batch ``batch_id`` now and then until it ends, then settle and record it."""
-        url = request.url.copy_with(path=request.url.path.rstrip("/") + "/" + quote(batch_id, safe=""), query=None)
-        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
-        task = asyncio.get_running_loop().create_task(self._watched(url, headers, batch_id))
+        read = get_beside(request, under(request.url.path, batch_id))
+        task = asyncio.get_running_loop().create_task(self._watched(read, batch_id))
         self._watches.add(task)
         task.add_done_callback(self._watches.discard)
 
-    async def _watched(self, url: httpx2.URL, headers: dict[str, str], batch_id: str) -> None:
+    async def _watched(self, read: httpx2.Request, batch_id: str) -> None:
         wait = self.watch_first_s
         while True:
             await asyncio.sleep(wait)
             wait = min(wait * 1.5, WATCH_MOST_S)
             try:
-                reply = await self.inner.handle_async_request(httpx2.Request("GET", url, headers=headers))
+                reply = await self.inner.handle_async_request(httpx2.Request("GET", read.url, headers=read.headers))
                 content = await reply.aread()
                 await reply.aclose()
             except httpx2.HTTPError as exc:
@@ -148,6 +145,17 @@ class BatchFace:
             found = json_or_none(content) if reply.status_code == 200 else None
             if isinstance(found, dict) and _record_batch(found, self.config):
                 return
+
+
+def _creates(request: httpx2.Request) -> bool:
+    """``POST /v1/batches``: a batch to be made."""
+    return request.method == "POST" and last_part(request.url.path) == "batches"
+
+
+def get_beside(request: httpx2.Request, path: str) -> httpx2.Request:
+    """A ``GET`` of ``path`` on ``request``'s platform, under its authorization alone."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+    return httpx2.Request("GET", request.url.copy_with(path=path, query=None), headers=headers)
 
 
 def is_batches(path: str) -> bool:

@@ -28,7 +28,6 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import httpx2
 
@@ -41,7 +40,8 @@ from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.traces import origin_headers
 from qfnb._core.runtime import sync
-from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, is_batches, over_budget
+from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, get_beside, is_batches, over_budget
+from qfnb._core.transport.urls import under
 from qfnb.protocol.wires.sse import DONE, SSEDecoder, encode_event
 
 if TYPE_CHECKING:
@@ -157,9 +157,7 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
         """The tokens of the stored conversation a Responses call continues (the platform's
         ``GET .../responses/{previous}``: its usage); 0 when there is no such response or the key may not
         read it (the platform refuses the call itself)."""
-        url = request.url.copy_with(path=request.url.path.rstrip("/") + "/" + quote(previous, safe=""), query=None)
-        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
-        reply = await self.inner.handle_async_request(httpx2.Request("GET", url, headers=headers))
+        reply = await self.inner.handle_async_request(get_beside(request, under(request.url.path, previous)))
         content = await reply.aread()
         await reply.aclose()
         if reply.status_code in (401, 403, 404):  # the platform refuses the call itself, generating nothing
@@ -172,11 +170,9 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
 
     async def _served(self, request: httpx2.Request, rec: Recording) -> str | None:
         """The digest of the model that would answer (the platform's ``/v1/models/{name}``), or None."""
-        base = request.url.copy_with(path="/" + request.url.path.strip("/").split("/")[0] + "/models/"
-                                     + quote(rec.target, safe=""), query=None)
-        headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+        version = "/" + request.url.path.strip("/").split("/")[0]
         try:
-            reply = await self.inner.handle_async_request(httpx2.Request("GET", base, headers=headers))
+            reply = await self.inner.handle_async_request(get_beside(request, under(version, "models", rec.target)))
             content = await reply.aread()
             await reply.aclose()
         except httpx2.HTTPError:

@@ -20,7 +20,7 @@ from qfnb.protocol.platform.targets import JobTarget, TargetError
 __all__ = ["AGENT_WAIT", "API_TIMEOUT", "FILE_PREFIX", "JOURNAL_ENV", "JOURNAL_KEY", "LOST_KEY", "MAX_LOG_BYTES",
            "MAX_LOST_SENDS", "MIN_RAY", "NODE_KEY", "PROMPT_KEY", "RESULT_PREFIX", "ROW_PREFIX", "SENT_PREFIX",
            "SPENT_PREFIX", "TRAIN_PREFIX", "call", "connect", "job_env", "job_logs", "log_items", "print_line",
-           "ray_version_problem", "shipped_qfnb", "submit"]
+           "ray_version_problem", "shipped_qfnb", "submit", "unfinished"]
 
 #: the oldest Ray whose Jobs API this side speaks (submission ids, metadata, working_dir uploads)
 MIN_RAY = (2, 9)
@@ -201,20 +201,21 @@ def print_line(line: str) -> None:
     sys.stdout.flush()
 
 
+def unfinished(error: str | None, status: str = "Failed") -> dict[str, Any]:
+    """A training run's ``result.json`` that brought no adapter back: its ``status`` and why."""
+    return {"status": status, "metrics": {}, "adapter_dir": None, "error": error}
+
+
 def log_items(logs: str, prefixes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     """``(prefix, object)`` for each JSON object a job's log holds after one of ``prefixes``, in the
     order printed (a torn line is skipped; Ray may put a worker's ``(pid=...)`` before the prefix)."""
+    marks = re.compile("|".join(map(re.escape, prefixes)))
     found = []
-    for line in logs.splitlines():
-        for prefix in prefixes:
-            at = line.find(prefix)
-            if at < 0:
-                continue
-            try:
-                item = json.loads(line[at + len(prefix):])
-            except ValueError:
-                break
-            if isinstance(item, dict):
-                found.append((prefix, item))
-            break
+    for mark in filter(None, map(marks.search, logs.splitlines())):
+        try:
+            item = json.loads(mark.string[mark.end():])
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            found.append((mark.group(), item))
     return found

@@ -81,19 +81,20 @@ def row_line(row: dict[str, Any], prompt: str | None = None, node: str | None = 
     """A finished row as its log line (with its input's last user message and the node that answered
     it, when given), marked with its submission's journal mark (``journal``, else :data:`JOURNAL_ENV`'s)."""
     shown = {**row, **({PROMPT_KEY: prompt} if prompt is not None else {}),
-             **({NODE_KEY: node} if node is not None else {}), **_marked(journal)}
-    return ROW_PREFIX + json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
+             **({NODE_KEY: node} if node is not None else {})}
+    return _journal_line(ROW_PREFIX, shown, journal)
 
 
-def _marked(journal: str | None) -> dict[str, str]:
+def _journal_line(prefix: str, item: dict[str, Any], journal: str | None) -> str:
     mark = journal if journal is not None else os.environ.get(JOURNAL_ENV)
-    return {JOURNAL_KEY: mark} if mark else {}
+    return prefix + json.dumps({**item, **({JOURNAL_KEY: mark} if mark else {})}, ensure_ascii=False,
+                               separators=(",", ":"))
 
 
 def spent_line(key: str, prompt_tokens: int, completion_tokens: int, journal: str | None = None) -> str:
     """What a row in flight had spent when its job was stopped, as its log line (marked as a row is)."""
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-    return SPENT_PREFIX + json.dumps({"custom_id": key, "usage": usage, **_marked(journal)}, separators=(",", ":"))
+    return _journal_line(SPENT_PREFIX, {"custom_id": key, "usage": usage}, journal)
 
 
 def sent_line(raw: str, line: int, model: str, journal: str | None = None) -> str | None:
@@ -103,7 +104,7 @@ def sent_line(raw: str, line: int, model: str, journal: str | None = None) -> st
         row = parse_line(raw.encode("utf-8"), line, model, {})
     except RowError:
         return None
-    return SENT_PREFIX + json.dumps({"custom_id": row.key, "cap": row.cap, **_marked(journal)}, separators=(",", ":"))
+    return _journal_line(SENT_PREFIX, {"custom_id": row.key, "cap": row.cap}, journal)
 
 
 def prompt_of(raw: str) -> str:

@@ -43,11 +43,6 @@ _GOING = ("PENDING", "RUNNING")
 POLL = 1.0
 
 
-def check(target: JobTarget) -> None:
-    """The route's check of a task's Ray ``target``: a head answers there and speaks our Ray (else TargetError)."""
-    jobs.connect(target)
-
-
 def submission_id(job_dir: Path) -> str:
     return f"qfnb-train-{job_dir.name}"
 
@@ -100,15 +95,10 @@ class Follower:
 
     def mirror(self, logs: str) -> dict[str, Any] | None:
         """Append the log's new progress lines and write its complete files; the result line, if printed."""
-        result = None
-        points = []
-        for prefix, item in log_items(logs, (TRAIN_PREFIX, FILE_PREFIX, RESULT_PREFIX)):
-            if prefix == TRAIN_PREFIX:
-                points.append(item)
-            elif prefix == FILE_PREFIX:
-                self._piece(item)
-            else:
-                result = item
+        items = log_items(logs, (TRAIN_PREFIX, FILE_PREFIX, RESULT_PREFIX))
+        for item in (item for prefix, item in items if prefix == FILE_PREFIX):
+            self._piece(item)
+        points = [item for prefix, item in items if prefix == TRAIN_PREFIX]
         fresh = points[self._lines:]
         self._lines = len(points)
         if fresh:
@@ -118,7 +108,7 @@ class Follower:
                     if isinstance(entry, dict):  # where its adapter lands when it is sent back
                         entry["path"] = str(self.job_dir / "checkpoints" / f"step-{int(entry['step'])}")
                     out.write(json.dumps(point) + "\n")
-        return result
+        return next((item for prefix, item in reversed(items) if prefix == RESULT_PREFIX), None)
 
     def _piece(self, item: dict[str, Any]) -> None:
         name = str(item["path"])
@@ -141,12 +131,10 @@ class Follower:
                 result = {**result, "status": "Failed", "error": "the Ray job's adapter did not come back"}
             return result
         if status == "STOPPED" or self.stop_requested:
-            return {"status": "Stopped", "metrics": {}, "adapter_dir": None, "error": None}
+            return jobs.unfinished(None, "Stopped")
         info = self.client.get_job_info(self.sid)
-        tail = jobs.job_logs(self.client, self.target, self.sid).strip().splitlines()[-8:]
-        return {"status": "Failed", "metrics": {}, "adapter_dir": None,
-                "error": f"the Ray job {self.sid} ended {status}: {info.message or ''} "
-                         + " | ".join(tail)[-800:]}
+        tail = " | ".join(jobs.job_logs(self.client, self.target, self.sid).strip().splitlines()[-8:])[-800:]
+        return jobs.unfinished(f"the Ray job {self.sid} ended {status}: {info.message or ''} {tail}")
 
 
 def run(job_dir: Path, *, client: Any = None, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
@@ -165,7 +153,7 @@ def run(job_dir: Path, *, client: Any = None, sleep: Callable[[float], None] = t
         result = follower.follow()
     except Exception as exc:  # the worker's contract: every failure is reported in result.json
         log.exception("the Ray fine-tune failed")
-        result = {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": str(exc)}
+        result = jobs.unfinished(str(exc))
     result.setdefault("metrics", {})["wall_seconds"] = round(time.time() - started, 3)
     if follower is not None:
         result["metrics"]["ray_job"] = follower.sid

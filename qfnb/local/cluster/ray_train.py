@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, print_line
+from qfnb.local.cluster.jobs import FILE_PREFIX, RESULT_PREFIX, TRAIN_PREFIX, print_line, unfinished
 from qfnb.protocol.console import checkpoints as ckpt
 
 log = logging.getLogger("qfnb.local.cluster.ray_train")
@@ -161,6 +161,7 @@ def fit(job: Path, *, cpus: float, storage: str, workers: int = 1) -> dict[str, 
     from ray.train.torch import TorchTrainer
 
     name = f"qfnb-train-{int(time.time())}"
+    kept_at = {"ray_storage": f"{storage.rstrip('/')}/{name}"}  # every checkpoint, kept by Ray Train
     trainer = TorchTrainer(
         train_loop, train_loop_config={"job": str(job)},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": cpus}),
@@ -170,24 +171,22 @@ def fit(job: Path, *, cpus: float, storage: str, workers: int = 1) -> dict[str, 
         fitted = trainer.fit()
     except Exception as exc:  # a worker failed (Ray Train ends them all): the run's result says why
         log.exception("the Ray Train run failed")
-        return {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": str(exc)[:2000],
-                "ray_storage": f"{storage.rstrip('/')}/{name}"}
+        return {**unfinished(str(exc)[:2000]), **kept_at}
     kept = [(metrics, cp) for cp, metrics in (fitted.best_checkpoints or [])]
     finals = [m for m in [fitted.metrics or {}, *(m for m, _ in kept)] if m.get("qfnb_result")]
-    result: dict[str, Any] = json.loads(finals[0]["qfnb_result"]) if finals else {
-        "status": "Failed", "metrics": {}, "adapter_dir": None, "error": "the Ray Train run reported no result"}
+    result: dict[str, Any] = json.loads(finals[0]["qfnb_result"]) if finals else unfinished(
+        "the Ray Train run reported no result")
     entries = [(json.loads(m["qfnb_checkpoint"]), cp) for m, cp in kept if m.get("qfnb_checkpoint")]
     best = ckpt.best_checkpoint([e for e, _ in entries])
-    for entry, cp in entries:
-        if best is not None and entry["step"] == best["step"]:
-            with cp.as_directory() as folder:
-                print_line("\n".join(file_lines(Path(folder), f"checkpoints/step-{entry['step']}")))
+    sent = [(cp, f"checkpoints/step-{entry['step']}") for entry, cp in entries
+            if best is not None and entry["step"] == best["step"]]
     finals_cp = [cp for m, cp in kept if m.get("qfnb_result")] or ([fitted.checkpoint] if fitted.checkpoint else [])
     if result.get("adapter_dir") and finals_cp:
-        with finals_cp[0].as_directory() as folder:
-            print_line("\n".join(file_lines(Path(folder), "adapter")))
-    result["ray_storage"] = f"{storage.rstrip('/')}/{name}"  # every checkpoint, kept by Ray Train
-    return result
+        sent.append((finals_cp[0], "adapter"))
+    for cp, as_path in sent:  # the best checkpoint, then the final adapter
+        with cp.as_directory() as folder:
+            print_line("\n".join(file_lines(Path(folder), as_path)))
+    return {**result, **kept_at}
 
 
 def capacity_problem(workers: int, cpus: float, cluster_cpus: float) -> str | None:
@@ -217,11 +216,9 @@ def main(argv: list[str] | None = None) -> int:
              runtime_env={"env_vars": {"RAY_ADDRESS": address}} if address else None)
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     problem = capacity_problem(args.workers, args.cpus, float(resources.get("CPU", 0)))
-    if problem is None:
-        result = fit(Path.cwd(), cpus=args.cpus, workers=args.workers,
-                     storage=args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-"))
-    else:
-        result = {"status": "Failed", "metrics": {}, "adapter_dir": None, "error": problem}
+    result = unfinished(problem) if problem is not None else fit(
+        Path.cwd(), cpus=args.cpus, workers=args.workers,
+        storage=args.storage or tempfile.mkdtemp(prefix="qfnb-ray-train-storage-"))
     print_line(RESULT_PREFIX + json.dumps(result))
     return 0 if result.get("status") in ("Done", "Stopped") else 1
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,11 @@ class Delta:
     #: failing keyword, its place and why (:mod:`qfnb.local.engines.llama.answer_check`)
     schema_miss: str | None = None
 
+    def after(self, prompt_tokens: int, completion_tokens: int) -> Delta:
+        """This piece with the usage of what was generated before it (another answer's) counted in."""
+        return replace(self, prompt_tokens=self.prompt_tokens + prompt_tokens,
+                       completion_tokens=self.completion_tokens + completion_tokens)
+
 
 class StopMatcher:
     """Cuts a text stream at the first stop sequence, holding back text that may start one."""
@@ -224,12 +229,7 @@ class ChatEngine(abc.ABC):
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading tokens ``a`` and ``b`` share (where a prompt's tokens end in prompt + answer)."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 class Embedder(abc.ABC):

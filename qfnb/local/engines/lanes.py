@@ -87,7 +87,7 @@ class LaneGate(Gate):
         self._finished: deque[float] = deque(maxlen=32)
         #: the solo engine's one slot: taken by a seeded turn, and the seeded turns waiting for it
         self._solo_busy = False
-        self._solo_waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._solo_waiting: deque[_Waiter] = deque()
         self._cond_lock = threading.Lock()
 
     @property
@@ -147,41 +147,46 @@ class LaneGate(Gate):
 
     async def _wait_solo(self) -> None:
         """Take the solo engine's slot, after the seeded turns that came first."""
-        loop = asyncio.get_running_loop()
         with self._cond_lock:
             if not self._solo_busy and not self._solo_waiting:
                 self._solo_busy = True
                 return
-            waiter = (loop, loop.create_future())
+            waiter = _Waiter(False, False, asyncio.get_running_loop())
             self._solo_waiting.append(waiter)
-        call = progress.current()
-        if call is not None:
-            call.queued()
-        try:
-            await waiter[1]
-        except BaseException:
-            with self._cond_lock:
-                granted = waiter not in self._solo_waiting
-                if not granted:
-                    self._solo_waiting.remove(waiter)
-            if granted:  # it was handed the slot as it was cancelled: hand it on
-                self._leave_solo()
-            raise
-        if call is not None:
-            call.on_slot()
+        await self._queued(waiter, self._solo_waiting, self._leave_solo)
 
     def _leave_solo(self) -> None:
         """Hand the solo slot to the oldest waiting seeded turn (or free it)."""
         with self._cond_lock:
             self._finished.append(self._clock())
             while self._solo_waiting:
-                loop, future = self._solo_waiting.popleft()
+                waiter = self._solo_waiting.popleft()
+                waiter.granted = True
                 try:
-                    loop.call_soon_threadsafe(settle, future, None, None)
+                    waiter.loop.call_soon_threadsafe(settle, waiter.future, None, None)
                     return
                 except RuntimeError:  # its event loop is gone: nobody waits any more
                     continue
             self._solo_busy = False
+
+    async def _queued(self, waiter: _Waiter, line: deque[_Waiter], leave: Callable[[], None]) -> None:
+        """Wait in ``line`` until ``waiter`` is granted its turn, the call's progress told (queued, then
+        on a slot); cancelled, it leaves the line, or hands on (``leave()``) a turn granted meanwhile."""
+        call = progress.current()
+        if call is not None:
+            call.queued()
+        try:
+            await waiter.future
+        except BaseException:
+            with self._cond_lock:
+                granted = waiter.granted
+                if not granted:
+                    line.remove(waiter)
+            if granted:
+                leave()
+            raise
+        if call is not None:
+            call.on_slot()
 
     def _can_run(self, batch: bool, group: str | None = None, nested: bool = False) -> bool:
         if self._running >= self.slots + self.spare:
@@ -223,32 +228,26 @@ class LaneGate(Gate):
                 return self._start(batch, long, key, group)
             waiter = _Waiter(batch, long, loop, key, group)
             self._waiting.append(waiter)
-        call = progress.current()
-        if call is not None:
-            call.queued()
-        try:
-            await waiter.future
-        except BaseException:
-            with self._cond_lock:
-                granted = waiter.granted
-                if not granted:
-                    self._waiting.remove(waiter)
-            if granted:
-                assert waiter.slot is not None
-                self._leave(batch, waiter.slot)
-            raise
+
+        def leave() -> None:
+            assert waiter.slot is not None
+            self._leave(batch, waiter.slot)
+
+        await self._queued(waiter, self._waiting, leave)
         assert waiter.slot is not None
-        if call is not None:
-            call.on_slot()
         return waiter.slot
 
     def _leave(self, batch: bool, slot: int) -> None:
         with self._cond_lock:
-            self._running -= 1
-            self._running_batch -= batch
-            self._free.add(slot)
+            self._vacate(batch, slot)
             self._finished.append(self._clock())
             self._grant()
+
+    def _vacate(self, batch: bool, slot: int) -> None:
+        """Give a turn's slot back (under the lock)."""
+        self._running -= 1
+        self._running_batch -= batch
+        self._free.add(slot)
 
     def _grant(self) -> None:
         """Start waiters that may run now: interactive ones first, then batch ones, oldest first,
@@ -263,6 +262,4 @@ class LaneGate(Gate):
                 waiter.loop.call_soon_threadsafe(settle, waiter.future, None, None)
             except RuntimeError:  # its event loop is gone: nobody waits any more
                 waiter.granted = False
-                self._running -= 1
-                self._running_batch -= waiter.batch
-                self._free.add(waiter.slot)
+                self._vacate(waiter.batch, waiter.slot)

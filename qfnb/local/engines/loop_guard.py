@@ -104,8 +104,7 @@ async def guarded(deltas: AsyncIterator[Delta], again: Callable[[], AsyncIterato
     log.info("%s: a schema answer looped inside a string after %d tokens; asking again with frequency "
              "penalty %.1f", name, spent, PENALTY)
     async for delta in again():
-        yield dataclasses.replace(delta, prompt_tokens=2 * delta.prompt_tokens,
-                                  completion_tokens=delta.completion_tokens + spent)
+        yield delta.after(delta.prompt_tokens, spent)  # its prompt was read twice
 
 
 def whole_answer(engine: Engine, ask: Ask, name: str) -> AsyncIterator[Delta]:

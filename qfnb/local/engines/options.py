@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb.local.engines.base import ModelSpec
-from qfnb.local.engines.llama.command import default_slots
+from qfnb.local.engines.llama.command import NGRAM_FLAGS, default_slots
 from qfnb.local.engines.store.store_inputs import check_engine_url
 
 
@@ -62,37 +62,27 @@ class EngineOptions:
 
         return cls(slots=number("QFNB_ENGINE_SLOTS", int, default_slots()),
                    queue=number("QFNB_ENGINE_QUEUE", int, None),
-                   idle_seconds=number("QFNB_ENGINE_IDLE_SECONDS", float, 600.0),
+                   idle_seconds=number("QFNB_ENGINE_IDLE_SECONDS", float, cls.idle_seconds),
                    external=parse_external(env.get("QFNB_ENGINES")),
-                   stall_seconds=positive("QFNB_ENGINE_STALL_SECONDS", 30.0),
-                   request_seconds=positive("QFNB_ENGINE_REQUEST_SECONDS", 600.0),
-                   chat_layer=chat_layer(env.get(CHAT_LAYER_SETTING)),
-                   speculative=speculative(env.get(SPECULATIVE_SETTING)))
+                   stall_seconds=positive("QFNB_ENGINE_STALL_SECONDS", cls.stall_seconds),
+                   request_seconds=positive("QFNB_ENGINE_REQUEST_SECONDS", cls.request_seconds),
+                   chat_layer=one_of(CHAT_LAYER_SETTING, env.get(CHAT_LAYER_SETTING), CHAT_LAYERS),
+                   speculative=one_of(SPECULATIVE_SETTING, env.get(SPECULATIVE_SETTING), SPECULATIVE_KINDS))
 
 
 #: the setting that says who prepares a chat for our own llama-server (:attr:`EngineOptions.chat_layer`)
 CHAT_LAYER_SETTING = "QFNB_LLAMA_CHAT"
 CHAT_LAYERS = ("own", "server")
-
-
-def chat_layer(raw: str | None) -> str:
-    """``QFNB_LLAMA_CHAT`` checked: ``own`` (the default) or ``server``."""
-    value = (raw or "own").strip().lower()
-    if value not in CHAT_LAYERS:
-        raise ValueError(f"{CHAT_LAYER_SETTING} must be one of {', '.join(CHAT_LAYERS)}, got {raw!r}")
-    return value
-
-
 #: the setting that turns on speculative decoding (:attr:`EngineOptions.speculative`)
 SPECULATIVE_SETTING = "QFNB_ENGINE_SPECULATIVE"
-SPECULATIVE_KINDS = ("none", "ngram-simple", "ngram-map-k", "ngram-mod", "draft")
+SPECULATIVE_KINDS = ("none", *NGRAM_FLAGS, "draft")
 
 
-def speculative(raw: str | None) -> str:
-    """``QFNB_ENGINE_SPECULATIVE`` checked: one of :data:`SPECULATIVE_KINDS` (default ``none``)."""
-    value = (raw or "none").strip().lower()
-    if value not in SPECULATIVE_KINDS:
-        raise ValueError(f"{SPECULATIVE_SETTING} must be one of {', '.join(SPECULATIVE_KINDS)}, got {raw!r}")
+def one_of(setting: str, raw: str | None, choices: tuple[str, ...]) -> str:
+    """The setting ``setting`` checked: one of ``choices`` (unset: the first)."""
+    value = (raw or choices[0]).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{setting} must be one of {', '.join(choices)}, got {raw!r}")
     return value
 
 

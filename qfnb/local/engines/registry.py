@@ -76,7 +76,7 @@ class EngineRegistry:
         for name in gone:
             self.unload(name)
         with self._lock:
-            closing = [self._servers.pop(name, None) for name in gone]
+            closing = [server for name in gone if (server := self._servers.pop(name, None)) is not None]
             for name in gone:
                 self._specs.pop(name, None)
                 self._engines.pop(name, None)
@@ -85,8 +85,7 @@ class EngineRegistry:
                 self._add(name, spec)
             self._stored = set(fresh)
         for server in closing:
-            if server is not None:
-                server.close()
+            server.close()
 
     def _stamp(self) -> tuple[int, int] | None:
         """The manifest's identity: every write replaces the file, so its inode changes."""
@@ -116,7 +115,7 @@ class EngineRegistry:
         spec = self._specs.get(name)
         if path is None and spec is not None and spec.kind == "llama.cpp":
             try:
-                path = spec.path or self._gguf(name)
+                return _gguf(name, spec)
             except AssetError:
                 return None
         return path
@@ -210,7 +209,7 @@ class EngineRegistry:
             raise ValueError(f"{base_name} is served by an external engine ({base.base_url}); fine-tuned "
                              "adapters are served by the local llama.cpp engine only")
         if kind == "llama.cpp":
-            base_gguf = base.path or self._gguf(base_name)
+            base_gguf = _gguf(base_name, base)
             try:
                 lora = convert_adapter(adapter_dir, adapter_dir / "adapter.gguf", base_gguf=base_gguf)
                 spec = replace(base, endpoint=endpoint, lora_path=lora, path=base_gguf)
@@ -224,10 +223,9 @@ class EngineRegistry:
                        else trained_on if trained_on is not None and trained_on.is_dir() else assets.hf_dir(base_name))
             spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir, path=hf_path)
         with self._lock:
-            name = endpoint
-            self._engines.pop(name, None)
-            self._bases[name] = base_name
-            return self._add(name, spec)
+            self._engines.pop(endpoint, None)
+            self._bases[endpoint] = base_name
+            return self._add(endpoint, spec)
 
     def close(self) -> None:
         with self._lock:
@@ -284,12 +282,7 @@ class EngineRegistry:
         """The GGUF a tuned model of ``base_model`` is served on (None: its base is not a llama.cpp model)."""
         name = self.resolve("chat", base_model).name
         spec = self._specs[name]
-        if spec.kind != "llama.cpp":
-            return None
-        return spec.path or self._gguf(name)
-
-    def _gguf(self, name: str) -> Path:
-        return assets.gguf_path(name)
+        return _gguf(name, spec) if spec.kind == "llama.cpp" else None
 
     def _server(self, base_name: str, spec: ModelSpec) -> LlamaServer:
         """The llama-server of a base model (created once; the process starts on first use)."""
@@ -302,7 +295,7 @@ class EngineRegistry:
                     template = self.data_dir / "logs" / f"template-{endpoint_for(base_name)}.jinja"
                     write_private_text(template, spec.chat_template)
                 # the engine gets spare slots beside the batch-usable ones: the interactive lane's
-                config = ServerConfig(name=endpoint_for(base_name), gguf=spec.path or self._gguf(base_name),
+                config = ServerConfig(name=endpoint_for(base_name), gguf=_gguf(base_name, spec),
                                       log_dir=self.data_dir / "logs", slots=opts.slots + spare_slots(opts.slots),
                                       ctx_per_slot=spec.n_ctx,
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
@@ -354,6 +347,11 @@ class EngineRegistry:
         engine = HFChatEngine(name, path, template=spec.template, stop=spec.stop, n_ctx=spec.n_ctx,
                               adapter_dir=spec.lora_path)
         return ThreadedChat(engine, queue=opts.queue_len)
+
+
+def _gguf(name: str, spec: ModelSpec) -> Path:
+    """The GGUF a llama.cpp model is served from: its own path, else the built-in model's."""
+    return spec.path or assets.gguf_path(name)
 
 
 def _converted(siblings: Sequence[Path], adapter_dir: Path, base_gguf: Path) -> list[Path]:

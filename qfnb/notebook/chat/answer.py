@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -173,10 +173,9 @@ class ResourcesBackend:
                 else:
                     yield _delta(result)
         finally:
-            close = getattr(result, "aclose", None)
-            if close is not None:
+            if isinstance(result, AsyncGenerator):  # a stream (ChatCompletion's chunks), closed if left early
                 with contextlib.suppress(BaseException):
-                    await close()
+                    await result.aclose()
 
     async def _turn(self, request: CellChatRequest, chain: Chain) -> AsyncIterator[ChatDelta]:
         """A named session's turn on the platform's Responses API (:mod:`.conversations`); a
@@ -244,8 +243,7 @@ class CellAnswer:
     def provenance(self) -> dict[str, Any]:
         """Where the answer came from (model, parameters, prompt hash, usage, cache hit, platform)."""
         last = self.response if self.response is not None else (self.responses[-1] if self.responses else None)
-        found = getattr(last, "provenance", None)
-        return dict(found) if isinstance(found, dict) else {}
+        return dict(last.provenance) if isinstance(last, QfResponse) else {}
 
     @property
     def cached_age(self) -> float | None:

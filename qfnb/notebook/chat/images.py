@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb import resources
+from qfnb._core.errors import APIError
+from qfnb._core.http.response import QfResponse
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.magic_options import ImageOptions
 from qfnb.notebook.render import theme
@@ -39,7 +41,7 @@ class ImageResult:
 
     @classmethod
     def from_response(cls, response: Any, *, prompt: str = "", model: str | None = None) -> ImageResult:
-        body = getattr(response, "body", response)
+        body = response.body if isinstance(response, QfResponse) else response
         items = (body or {}).get("data") or []
         images = [
             item["image"] if isinstance(item.get("image"), bytes) else base64.b64decode(item["b64_image"])
@@ -85,7 +87,7 @@ _NO_ENGINE_SIGNS = ("336005", "api name not exist", "text2image needs", "text-to
 
 def no_image_engine(exc: BaseException) -> bool:
     """Whether ``exc`` says the platform has no image engine (not that a drawing failed)."""
-    text = f"{getattr(exc, 'error_code', '')} {exc}".lower()
+    text = f"{exc.error_code if isinstance(exc, APIError) else ''} {exc}".lower()
     return any(sign in text for sign in _NO_ENGINE_SIGNS)
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from qfnb._core.http.response import QfResponse
 from qfnb._core.record.ledger import Figures, current_cell, figures
 from qfnb.agents import CachedToolResults, Decision, FunctionTool, StepReply, ToolDescriptionError, ToolLoop, ToolRun
 from qfnb.agents.loop import run_every_call
@@ -101,7 +102,7 @@ class NotebookStep:
 
 
 def _function_call(response: Any) -> tuple[str, str] | None:
-    body = getattr(response, "body", response)
+    body = response.body if isinstance(response, QfResponse) else response
     called = body.get("function_call") if isinstance(body, dict) else None
     if not isinstance(called, dict) or not called.get("name"):
         return None

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.console.textmetrics import as_text
+from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.platform.targets import TargetError
 from qfnb.resources.targets import JobTarget, parse_target
+
+#: qfnb's errors that name the field at fault (``field``): ``ValidationError`` is a ``ProtocolError``
+FIELD_ERRORS = (ProtocolError, TargetError)
 
 
 class EvalArgsError(ValueError):
@@ -18,8 +23,9 @@ class EvalArgsError(ValueError):
 
 
 def reason(exc: Exception) -> str:
-    """The message of a qfnb ``ValidationError`` without its ``field: `` prefix."""
-    text, name = str(exc), getattr(exc, "field", None)
+    """The message of a qfnb error that names its field (a ``ValidationError``, a target's error) without
+    its ``field: `` prefix."""
+    text, name = str(exc), exc.field if isinstance(exc, FIELD_ERRORS) else None
     return text[len(name) + 2:] if name and text.startswith(f"{name}: ") else text
 
 

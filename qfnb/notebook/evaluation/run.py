@@ -39,6 +39,7 @@ from qfnb.notebook.evaluation.metric_words import (
     metric_bounds,
 )
 from qfnb.notebook.evaluation.options import (
+    FIELD_ERRORS,
     EvalArgsError,
     batch_target,
     check_judges,
@@ -283,7 +284,7 @@ def dataset_frame(dataset: Any, *, input_column: str | None, reference_column: s
         frame = eval_frame(dataset, input_column=input_column, reference_column=reference_column)
     except ValueError as exc:  # qfnb's ValidationError names the missing column
         named = {"input_column": input_column, "reference_column": reference_column}
-        field = getattr(exc, "field", None)
+        field = exc.field if isinstance(exc, FIELD_ERRORS) else None
         option = f"--{field.replace('_', '-')}" if isinstance(field, str) and named.get(field) else "--dataset"
         raise EvalArgsError(f"{option}: {reason(exc)}") from exc
     if limit is not None:

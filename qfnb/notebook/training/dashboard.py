@@ -40,6 +40,7 @@ from qfnb.notebook.training.dashboard_html import TRAINING_FILE_WARNING
 from qfnb.notebook.training.state import TrainingState
 from qfnb.notebook.widgets.deploy_view import follow_deploy
 from qfnb.resources.safe_html import escape
+from qfnb.trainer.event import Event
 
 __all__ = ["TRAINING_FILE_WARNING", "TrainingDashboard"]
 
@@ -160,7 +161,7 @@ class TrainingDashboard(VBox):
                 self.state.note(f"deploy: service {state}")
                 self._render(force=True)
 
-    def handle_event(self, event: Any) -> None:
+    def handle_event(self, event: Event) -> None:
         """Contract 5 entry point; safe from any thread."""
         with self._lock:
             if self._finishing:

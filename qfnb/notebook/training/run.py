@@ -233,7 +233,7 @@ def given_name(detail: Mapping[str, Any]) -> str | None:
 
 async def deploy_job(dash: TrainingDashboard) -> Any:
     """Publish-aware deploy of the dashboard's trained model; the dashboard shows how it goes."""
-    output = getattr(getattr(dash, "trainer", None), "output", None)
+    output = getattr(dash.trainer, "output", None)
     try:
         service = await _model_to_deploy(output).adeploy(deploy_config(dash.launch_name), tick=dash.deploy_tick)
     except Exception as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 from qfnb._core.runtime.progress import fmt_duration
 from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.trainer.event import Event
 
 TERMINAL = ("succeeded", "failed", "stopped")
 _MODEL_KEYS = ("model_id", "modelId", "model_version_id", "modelVersionId", "model_name", "modelName")
@@ -52,10 +53,6 @@ def plain_event(action: str, state: str, desc: str) -> str:
     if state in ("Error", "Stopped") and desc:
         detail = f"{status}: {desc}"
     return f"{what}: {detail}" if detail else what
-
-
-def _state_name(state: Any) -> str:
-    return str(getattr(state, "value", state))
 
 
 def find_key(data: Any, keys: tuple[str, ...], depth: int = 3) -> str | None:
@@ -141,12 +138,12 @@ class TrainingState:
         says when things happened; a time since this dashboard opened read [00:00] on an attach)."""
         self.log.append(f"[{time.strftime('%H:%M:%S', time.localtime(self.wall()))}] {text}")
 
-    def apply(self, event: Any) -> bool:
+    def apply(self, event: Event) -> bool:
         """Fold one trainer event in. Returns True when the loss curve changed."""
-        action = str(getattr(event, "action_class", "") or getattr(event, "action_id", "") or "action")
-        state = _state_name(getattr(event, "action_state", ""))
-        desc = str(getattr(event, "description", "") or "")
-        data = getattr(event, "data", None)
+        action = str(event.action_class or event.action_id or "action")
+        state = str(event.action_state.value)
+        desc = str(event.description or "")
+        data = event.data
         key = (action, state, desc)
         if key != self._last_key:
             self._last_key = key

@@ -4,6 +4,7 @@ official SDK's :class:`QfLLMInfo` view of it."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,20 +33,24 @@ class class_or_instance_method(classmethod):  # type: ignore[type-arg]
         return self.__func__.__get__(instance, owner)
 
 
+def _services(services: dict[str, Any] | None) -> Iterator[tuple[str, str, dict[str, Any], list[str]]]:
+    """Each named entry of a ``service/list`` result: its group, name, entry and URL path parts."""
+    for group in ("common", "custom"):
+        for entry in (services or {}).get(group) or []:
+            name = (entry.get("name") or entry.get("serviceName")) if isinstance(entry, dict) else None
+            if name:
+                yield group, str(name), entry, [p for p in str(entry.get("url") or "").split("?")[0].split("/") if p]
+
+
 def _services_index(services: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
     """``{lower(name): (api_type, endpoint)}`` from a ``service/list`` result."""
     index: dict[str, tuple[str, str]] = {}
-    for group in ("common", "custom"):
-        for entry in (services or {}).get(group) or []:
-            if not isinstance(entry, dict):
-                continue
-            name, url = entry.get("name") or entry.get("serviceName"), entry.get("url") or ""
-            parts = [p for p in str(url).split("?")[0].split("/") if p]
-            if name and len(parts) >= 2 and parts[-2] in routes.API_TYPES:
-                api = entry.get("apiType") or parts[-2]
-                index.setdefault(str(name).lower(), (str(api), parts[-1]))
-                if group == "custom":  # a deployed service answers to its endpoint too (what %qfmodels lists)
-                    index.setdefault(parts[-1].lower(), (str(api), parts[-1]))
+    for group, name, entry, parts in _services(services):
+        if len(parts) >= 2 and parts[-2] in routes.API_TYPES:
+            api = entry.get("apiType") or parts[-2]
+            index.setdefault(name.lower(), (str(api), parts[-1]))
+            if group == "custom":  # a deployed service answers to its endpoint too (what %qfmodels lists)
+                index.setdefault(parts[-1].lower(), (str(api), parts[-1]))
     return index
 
 
@@ -98,17 +103,8 @@ def v2_model_id(name: str) -> str:
 
 def service_names(services: dict[str, Any] | None, api_types: tuple[str, ...]) -> set[str]:
     """The model names a ``service/list`` result serves under ``api_types``."""
-    names: set[str] = set()
-    for group in ("common", "custom"):
-        for entry in (services or {}).get(group) or []:
-            if not isinstance(entry, dict):
-                continue
-            name = entry.get("name") or entry.get("serviceName")
-            parts = [p for p in str(entry.get("url") or "").split("?")[0].split("/") if p]
-            api = entry.get("apiType") or (parts[-2] if len(parts) >= 2 else "")
-            if name and api in api_types:
-                names.add(str(name))
-    return names
+    return {name for _, name, entry, parts in _services(services)
+            if (entry.get("apiType") or (parts[-2] if len(parts) >= 2 else "")) in api_types}
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from qfnb.local.cluster import ray_follow, ray_train
-from qfnb.local.cluster.jobs import RESULT_PREFIX, TRAIN_PREFIX, ray_version_problem
+from qfnb.local.cluster.jobs import RESULT_PREFIX, TRAIN_PREFIX, connect, ray_version_problem
 from qfnb.protocol.platform.targets import JobTarget, TargetError, parse_target
 
 #: a head on this machine (its jobs run this interpreter)
@@ -171,7 +171,7 @@ def test_bad_targets_are_named(tmp_path: Path) -> None:
     assert "runs Ray 2.5.0" in str(ray_version_problem("2.5.0"))
     pytest.importorskip("ray.job_submission")
     with pytest.raises(TargetError, match=r"no Ray head answers at ray://127\.0\.0\.1:9"):
-        ray_follow.check(JobTarget("ray", "127.0.0.1", 9))
+        connect(JobTarget("ray", "127.0.0.1", 9))
     job = _job_dir(tmp_path)  # the follower reports an unreachable head in the run's result
     spec = json.loads((job / "spec.json").read_text())
     (job / "spec.json").write_text(json.dumps({**spec, "target": "ray://127.0.0.1:9"}))
@@ -198,7 +198,7 @@ def test_a_head_running_a_ray_this_side_does_not_speak_is_refused(monkeypatch: p
 
     monkeypatch.setattr(submission, "JobSubmissionClient", OldHead)
     with pytest.raises(TargetError, match=r"ray://h:8265 runs Ray 2\.5\.0; qfnb speaks Ray 2\.x from 2\.9"):
-        ray_follow.check(JobTarget("ray", "h", 8265))
+        connect(JobTarget("ray", "h", 8265))
 
 
 def test_more_workers_than_the_cluster_has_cpus_for_are_refused_by_name() -> None:

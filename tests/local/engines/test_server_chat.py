@@ -22,7 +22,7 @@ from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import transport, watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.transport import Endpoint
-from qfnb.local.engines.options import EngineOptions, chat_layer
+from qfnb.local.engines.options import EngineOptions
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -164,8 +164,8 @@ def test_a_prompt_that_does_not_fit_is_refused_before_any_chat_is_sent(served: A
 
 
 def test_the_setting_names_itself_on_a_bad_value() -> None:
-    assert chat_layer(None) == "own" and chat_layer(" Server ") == "server"
-    assert EngineOptions.from_env({"QFNB_LLAMA_CHAT": "server"}).chat_layer == "server"
+    assert EngineOptions.from_env({}).chat_layer == "own"
+    assert EngineOptions.from_env({"QFNB_LLAMA_CHAT": " Server "}).chat_layer == "server"
     with pytest.raises(ValueError, match="QFNB_LLAMA_CHAT must be one of own, server, got 'both'"):
         EngineOptions.from_env({"QFNB_LLAMA_CHAT": "both"})
 

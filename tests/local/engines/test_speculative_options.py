@@ -10,13 +10,13 @@ import pytest
 
 from qfnb.local.engines.catalog import BUILTIN_SPECS
 from qfnb.local.engines.llama.command import ServerConfig, speculative_args
-from qfnb.local.engines.options import EngineOptions, speculative
+from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
 
 
 def test_the_setting_is_off_by_default_and_names_itself_on_a_bad_value() -> None:
-    assert speculative(None) == "none" and EngineOptions().speculative == "none"
+    assert EngineOptions.from_env({}).speculative == "none" and EngineOptions().speculative == "none"
     assert EngineOptions.from_env({"QFNB_ENGINE_SPECULATIVE": " Draft "}).speculative == "draft"
     with pytest.raises(ValueError, match="QFNB_ENGINE_SPECULATIVE must be one of none, ngram-simple, ngram-map-k, "
                                          "ngram-mod, draft, got 'eagle'"):

@@ -15,6 +15,8 @@ from nb_doubles import use_trainer
 from qfnb.notebook.training import attach as attach_mod
 from qfnb.notebook.training.dashboard_html import loss_chart
 from qfnb.notebook.training.state import TrainingState
+from qfnb.trainer.consts import ActionState
+from qfnb.trainer.event import Event
 
 
 def test_the_reward_on_the_line_reaches_the_trainer(ip) -> None:  # type: ignore[no-untyped-def]
@@ -45,10 +47,10 @@ def test_a_wrong_mode_or_reward_is_refused_before_anything_starts(ip, line: str,
 
 def test_the_dashboard_charts_the_reward_and_says_its_moving_mean() -> None:
     st = TrainingState(title="rft")
-    st.apply(type("E", (), {"action_class": "TrainAction", "action_state": "Running", "description": "Running",
-                            "data": {"currentStep": 2, "totalSteps": 4, "lossCurve": [[1, 0.1], [2, 0.2]],
-                                     "rewardCurve": [[1, 0.25], [2, 0.75]], "rewardMeanCurve": [[1, 0.25], [2, 0.5]],
-                                     "evalRewardCurve": [[2, 0.5]]}})())
+    st.apply(Event("train", ActionState.Running, "Running",
+                   {"currentStep": 2, "totalSteps": 4, "lossCurve": [[1, 0.1], [2, 0.2]],
+                    "rewardCurve": [[1, 0.25], [2, 0.75]], "rewardMeanCurve": [[1, 0.25], [2, 0.5]],
+                    "evalRewardCurve": [[2, 0.5]]}, action_class="TrainAction"))
     assert st.reward == [(1, 0.25), (2, 0.75)] and st.eval_reward == [(2, 0.5)]
     assert "reward 0.500 (moving mean)" in st.progress_text()
     without = TrainingState(title="rft", loss=st.loss)

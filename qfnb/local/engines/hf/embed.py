@@ -32,13 +32,8 @@ class MeanPoolEmbedder(Embedder):
         tokens = 0
         with self._lock, torch.inference_mode():
             for start in range(0, len(texts), self._batch):
-                enc = self._tok(
-                    texts[start : start + self._batch],
-                    padding=True,
-                    truncation=True,
-                    max_length=self._max_length,
-                    return_tensors="pt",
-                )
+                enc = self._tok(texts[start:start + self._batch], padding=True, truncation=True,
+                                max_length=self._max_length, return_tensors="pt")
                 hidden = self._model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

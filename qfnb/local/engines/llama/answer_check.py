@@ -93,8 +93,7 @@ async def checked(answer: Callable[[int], AsyncIterator[Delta]],
         last = attempt == RESAMPLES or problem is None or deltas[-1].finish_reason == "length"
         if last:
             for i, d in enumerate(deltas):
-                d = dataclasses.replace(d, prompt_tokens=d.prompt_tokens + spent[0],
-                                        completion_tokens=d.completion_tokens + spent[1])
+                d = d.after(*spent)
                 yield dataclasses.replace(d, schema_miss=problem) if problem and i == len(deltas) - 1 else d
             if problem:
                 log.warning("the answer missed the schema after %d resamples: %s", RESAMPLES, problem)

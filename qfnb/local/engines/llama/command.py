@@ -34,22 +34,26 @@ def default_slots(cores: int | None = None) -> int:
     n = cores or os.cpu_count() or 2
     return max(4, min(16, 4 * n))
 
+
+#: llama-server's flags for each speculative decoding kind that drafts from n-grams already in the
+#: slot's context (no second model)
+NGRAM_FLAGS = {
+    "ngram-simple": ("--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8"),
+    "ngram-map-k": ("--spec-ngram-map-k-size-n", "3", "--spec-ngram-map-k-size-m", "8"),
+    "ngram-mod": ("--spec-ngram-mod-n-match", "16", "--spec-ngram-mod-n-min", "2", "--spec-ngram-mod-n-max", "16"),
+}
+
+
 def speculative_args(kind: str, draft: Path | None = None) -> tuple[str, ...]:
-    """llama-server's flags for speculative decoding of ``kind``: ``"ngram-simple"``, ``"ngram-map-k"`` and
-    ``"ngram-mod"`` draft from n-grams already in the slot's context (no second model), ``"draft"`` with
-    the ``draft`` GGUF (a smaller model of the same tokenizer); greedy verification keeps the target's tokens."""
-    if kind == "ngram-simple":
-        return ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8")
-    if kind == "ngram-map-k":
-        return ("--spec-type", "ngram-map-k", "--spec-ngram-map-k-size-n", "3", "--spec-ngram-map-k-size-m", "8")
-    if kind == "ngram-mod":
-        return ("--spec-type", "ngram-mod", "--spec-ngram-mod-n-match", "16", "--spec-ngram-mod-n-min", "2",
-                "--spec-ngram-mod-n-max", "16")
+    """llama-server's flags for speculative decoding of ``kind``: an n-gram kind (:data:`NGRAM_FLAGS`), or
+    ``"draft"`` with the ``draft`` GGUF (a smaller model of the same tokenizer); greedy verification keeps
+    the target's tokens."""
+    if kind in NGRAM_FLAGS:
+        return ("--spec-type", kind, *NGRAM_FLAGS[kind])
     if kind == "draft" and draft is not None:
         return ("--spec-type", "draft-simple", "--model-draft", str(draft), "--spec-draft-n-max", "6",
                 "--spec-draft-p-min", "0.75")
-    raise ValueError(f"speculative decoding kind {kind!r}: one of ngram-simple, ngram-map-k, ngram-mod, draft "
-                     "(with a draft GGUF)")
+    raise ValueError(f"speculative decoding kind {kind!r}: one of {', '.join(NGRAM_FLAGS)}, draft (with a draft GGUF)")
 
 
 #: what llama-server logs once it serves (after its model loaded), with the port it bound

@@ -15,7 +15,6 @@ stream, and llama-server stops the slot's generation as its connection closes.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -109,8 +108,8 @@ async def _deltas(resp: httpx.Response) -> AsyncIterator[Delta]:
     pieces = 0
     async for text in resp.aiter_text():
         for item in decoder.feed(text):
-            data = item.data if isinstance(item.data, dict) else _json(item.data)
-            if data is None:
+            data = item.data  # the decoder parsed the JSON it could: anything else is no chunk of ours
+            if not isinstance(data, dict):
                 continue
             piece = str(data.get("content") or "")
             if not data.get("stop"):
@@ -123,13 +122,3 @@ async def _deltas(resp: httpx.Response) -> AsyncIterator[Delta]:
                         int(data.get("tokens_evaluated") or 0), int(data.get("tokens_predicted") or pieces),
                         cached_tokens=int(timings.get("cache_n") or 0))
             return
-
-
-def _json(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        found = json.loads(raw)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None

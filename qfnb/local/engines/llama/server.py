@@ -71,6 +71,10 @@ class _Instance:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -155,13 +159,11 @@ class LlamaServer:
             if adapter is not None and adapter not in self._adapters:
                 raise EngineUnavailable(f"{self.config.name}: adapter {adapter} is not registered (or its file "
                                         "was removed with its task)")
-            lease = self._lease(adapter)
-            if lease is not None:
+            if (lease := self._lease(adapter)) is not None:
                 return lease
         with self._start_lock:  # one start at a time; others wait for it and use it
             with self._lock:
-                lease = self._lease(adapter)
-                if lease is not None:
+                if (lease := self._lease(adapter)) is not None:
                     return lease
                 # an adapter whose file went (its task was deleted) is not loaded again
                 adapters = self._adapters = tuple(a for a in self._adapters if a.is_file())
@@ -170,8 +172,7 @@ class LlamaServer:
                 running = self._current
             if adapter is not None and running is not None and self._load(running, adapter):
                 with self._lock:
-                    lease = self._lease(adapter)
-                    if lease is not None:
+                    if (lease := self._lease(adapter)) is not None:
                         return lease
             inst = self._start(adapters)
             with self._lock:
@@ -184,8 +185,8 @@ class LlamaServer:
         if inst.loads_adapters is False or not inst.serves(None):
             return False
         try:
-            reply = httpx.post(f"{inst.url}/lora-adapters/load", headers={"Authorization": f"Bearer {inst.key}"},
-                               json={"path": str(adapter)}, timeout=START_TIMEOUT)
+            reply = httpx.post(f"{inst.url}/lora-adapters/load", headers=inst.headers, json={"path": str(adapter)},
+                               timeout=START_TIMEOUT)
         except httpx.TransportError as exc:
             log.warning("engine %s did not answer an adapter load (%s): starting a process with it",
                         self.config.name, exc)
@@ -274,7 +275,7 @@ class LlamaServer:
         deadline = time.monotonic() + seconds
         while True:
             try:
-                slots = httpx.get(f"{inst.url}/slots", headers={"Authorization": f"Bearer {inst.key}"},
+                slots = httpx.get(f"{inst.url}/slots", headers=inst.headers,
                                   timeout=max(0.1, deadline - time.monotonic())).json()
             except httpx.TimeoutException:
                 return False
@@ -299,8 +300,7 @@ class LlamaServer:
         saying so of ``what`` (``"the embedding engine"``)."""
         lease = self.acquire()
         try:
-            reply = httpx.post(f"{lease.url}{path}", headers={"Authorization": f"Bearer {lease.key}"}, json=body,
-                               timeout=timeout)
+            reply = httpx.post(f"{lease.url}{path}", headers=lease.instance.headers, json=body, timeout=timeout)
         except httpx.TransportError as exc:
             self.report_failure(lease)
             raise EngineUnavailable(f"{self.config.name}: {what} did not answer ({exc})") from None
@@ -345,12 +345,8 @@ class LlamaServer:
         with self._lock:
             self.starts += 1
             old, self._current = self._current, inst
-            if old is not None:
-                old.retired = True
-                if old.active <= 0:
-                    threading.Thread(target=old.stop, daemon=True).start()
-                else:
-                    self._retired.append(old)
+            if old is not None and self._retire(old):
+                threading.Thread(target=old.stop, daemon=True).start()
         self._set_state("ready")
         write_private_text(self.pid_path, str(proc.pid))
         log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, inst.port,
@@ -368,19 +364,15 @@ class LlamaServer:
             while time.monotonic() < deadline:
                 if not inst.alive():
                     return f"exited with code {inst.proc.returncode}"
-                if not inst.port:
-                    inst.port = self._reported_port(offset) or 0
+                if not inst.port:  # the port it reports in its log, once it serves
+                    with contextlib.suppress(OSError), self.log_path.open("rb") as fh:
+                        fh.seek(offset)
+                        inst.port = reported_port(fh.read()) or 0
                 with contextlib.suppress(httpx.HTTPError):
                     if inst.port and client.get(f"{inst.url}/health").status_code == 200:
                         return None
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
-
-    def _reported_port(self, offset: int) -> int | None:
-        with contextlib.suppress(OSError), self.log_path.open("rb") as fh:
-            fh.seek(offset)
-            return reported_port(fh.read())
-        return None
 
     def _set_state(self, state: str) -> None:
         with self._lock:
@@ -430,15 +422,20 @@ class LlamaServer:
             inst, self._current = self._current, None
             if inst is None:
                 return False
-            inst.retired = True
-            busy = inst.active > 0
-            if busy:
-                self._retired.append(inst)
-        if not busy:
+            idle = self._retire(inst)
+        if idle:
             inst.stop()
         self._set_state("stopped")
         log.info("engine %s unloaded on request", self.config.name)
         return True
+
+    def _retire(self, inst: _Instance) -> bool:
+        """``inst`` takes no more requests (under the lock); True: none runs, so it may stop now (else
+        the last one to end stops it)."""
+        inst.retired = True
+        if inst.active > 0:
+            self._retired.append(inst)
+        return inst.active <= 0
 
     def unload_in(self) -> float | None:
         """Seconds until the idle stop (None: not running, or never unloaded)."""

@@ -15,15 +15,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+#: the long-lived thread every engine is forked from (an executor starts its thread on first use and
+#: keeps it for good)
+SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="qfnb-engine-spawn")
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -50,14 +50,6 @@ def die_with_parent(parent: int) -> Callable[[], None]:
     return preexec
 
 
-def _spawner() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(1, thread_name_prefix="qfnb-engine-spawn")
-        return _pool
-
-
 def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     """``subprocess.Popen(argv, **kwargs)`` for a process that dies with this one (Linux; elsewhere
     a plain Popen), forked from the long-lived spawner thread."""
@@ -66,4 +58,4 @@ def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(list(argv), preexec_fn=die_with_parent(parent), **kwargs)
 
-    return _spawner().submit(start).result()
+    return SPAWNER.submit(start).result()

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from qfnb.local.engines.base import FINISH_NORMAL, FINISH_TOOL_CALLS, Delta, aclose
-from qfnb.protocol.schema.regex import validator_for
+from qfnb.local.engines.llama import answer_check
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -76,18 +76,6 @@ def strict_tools(tools: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
             for t in tools or () if t["function"].get("strict")}
 
 
-def arguments_fit(arguments: str, schema: Mapping[str, Any]) -> bool:
-    """Whether a call's ``arguments`` (a JSON string) validate against ``schema`` (formats included;
-    patterns with RE2, in linear time)."""
-    from jsonschema import FormatChecker
-
-    try:
-        value = json.loads(arguments)
-    except ValueError:
-        return False
-    return bool(validator_for(dict(schema))(dict(schema), format_checker=FormatChecker()).is_valid(value))
-
-
 async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any],
                          forced: Callable[[str], AsyncIterator[Delta]]) -> AsyncIterator[Delta]:
     """``deltas`` (an answer whose calls were not grammar-constrained: ``tool_choice`` auto) with
@@ -98,13 +86,12 @@ async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any
     spent = (0, 0)
     async for delta in deltas:
         if delta.tool_calls is None:
-            yield replace(delta, prompt_tokens=delta.prompt_tokens + spent[0],
-                          completion_tokens=delta.completion_tokens + spent[1]) if spent != (0, 0) else delta
+            yield delta.after(*spent)
             continue
         calls: list[dict[str, Any]] = []
         for call in delta.tool_calls:
             name = call["function"]["name"]
-            if name not in schemas or arguments_fit(call["function"]["arguments"], schemas[name]):
+            if name not in schemas or answer_check.text_miss(call["function"]["arguments"], schemas[name]) is None:
                 calls.append(call)
                 continue
             log.info("a call of strict tool %s did not fit its schema; writing it again under its grammar", name)
@@ -114,14 +101,11 @@ async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any
             if redone is None:
                 await aclose(deltas)
                 for d in again:
-                    yield replace(d, prompt_tokens=d.prompt_tokens + base[0],
-                                  completion_tokens=d.completion_tokens + base[1])
+                    yield d.after(*base)
                 return
             spent = (spent[0] + again[-1].prompt_tokens, spent[1] + again[-1].completion_tokens)
             calls.append({**call, "function": redone["function"]})
-        yield replace(delta, tool_calls=calls, logprobs=None if spent != (0, 0) else delta.logprobs,
-                      prompt_tokens=delta.prompt_tokens + spent[0],
-                      completion_tokens=delta.completion_tokens + spent[1])
+        yield replace(delta, tool_calls=calls, logprobs=None if spent != (0, 0) else delta.logprobs).after(*spent)
 
 
 def calls_unoffered(text: str, names: Sequence[str]) -> bool:
@@ -162,8 +146,7 @@ async def call_offered(deltas: AsyncIterator[Delta], names: Sequence[str],
     log.info("the answer called tools not offered; writing the call again under the offered tools' grammar")
     spent = held[-1]
     async for delta in forced():
-        yield replace(delta, prompt_tokens=delta.prompt_tokens + spent.prompt_tokens,
-                      completion_tokens=delta.completion_tokens + spent.completion_tokens)
+        yield delta.after(spent.prompt_tokens, spent.completion_tokens)
 
 
 #: the call format as some Qwen2.5 GGUFs' templates render it, braces doubled by a transcription
@@ -407,10 +390,6 @@ def closing_turn(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _all_answered(answered: set[tuple[str, str]], calls: Sequence[Mapping[str, Any]]) -> bool:
-    return all(_call_key(c["function"]["name"], c["function"]["arguments"]) in answered for c in calls)
-
-
 def _no_answer(text: str) -> bool:
     """Whether ``text``, an answer right after a tool result left as text, is no answer from it: it
     opens with calls written out (``{"name": ..., "arguments": {...}}``, any tool's, whatever follows
@@ -442,7 +421,7 @@ async def answer_after_result(first: AsyncIterator[Delta], messages: Sequence[Ma
     held: list[Delta] = []
     async for delta in first:
         if delta.tool_calls is not None:
-            if _all_answered(answered, delta.tool_calls):
+            if all(_call_key(c["function"]["name"], c["function"]["arguments"]) in answered for c in delta.tool_calls):
                 spent = delta
                 break
         elif held or (delta.text.strip() and _may_be_call(delta.text)):
@@ -461,5 +440,4 @@ async def answer_after_result(first: AsyncIterator[Delta], messages: Sequence[Ma
         return
     await aclose(first)
     async for delta in again(closing_turn(messages)):
-        yield replace(delta, prompt_tokens=delta.prompt_tokens + spent.prompt_tokens,
-                      completion_tokens=delta.completion_tokens + spent.completion_tokens)
+        yield delta.after(spent.prompt_tokens, spent.completion_tokens)

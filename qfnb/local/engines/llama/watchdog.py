@@ -79,32 +79,19 @@ class _Expired(Exception):
         self.kind, self.stall, self.stretch = kind, stall, stretch
 
 
-class _Compute:
-    """The compute time a request has had since it was sent: wall time, each stretch of it divided
-    by the machine's load then (:func:`load_stretch`)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.used, self.at = 0.0, loop.time()
-
-    def tick(self, stretch: float) -> float:
-        """The compute time so far, the wall time since the last tick counted at ``stretch``."""
-        now = self.loop.time()
-        self.used += (now - self.at) / stretch
-        self.at = now
-        return self.used
-
-
 class _Limits:
     """The limits of one send, kept while the caller's own task reads its stream: nothing per token
     but the time of the last progress (no task, queue or timer of its own a token); a timer checks
     them (at the next limit, at least every :data:`CHECK_SECONDS`). Past one, the read under way is
     cancelled, which closes the connection (the engine cancels the slot), and :class:`_Expired` is
     raised in its place; past the deadline while the caller holds a token, at its next read. A
-    caller's own cancellation always goes through (counted as ``asyncio.timeout`` counts it)."""
+    caller's own cancellation always goes through (counted as ``asyncio.timeout`` counts it).
+    ``used``: the compute time the send has had, wall time each stretch of it divided by the
+    machine's load then (:func:`load_stretch`)."""
 
-    def __init__(self, watch: Watch, compute: _Compute) -> None:
-        self.watch, self.compute, self.loop = watch, compute, compute.loop
+    def __init__(self, watch: Watch) -> None:
+        self.watch, self.loop = watch, asyncio.get_running_loop()
+        self.used, self.ticked = 0.0, self.loop.time()
         self.task: asyncio.Task[Any] | None = None  # the task reading now
         self.last = self.loop.time()  # the last progress seen, or the read's start (the caller's time is no stall)
         self.reading = False
@@ -118,9 +105,10 @@ class _Limits:
 
     def check(self) -> None:
         """The limits now (the machine's load read again): expired, or checked again later."""
-        stretch = load_stretch()
-        left = self.watch.request_seconds - self.compute.tick(stretch)  # compute time, at this load
-        now, stall = self.loop.time(), self.watch.stall_seconds * stretch
+        stretch, now = load_stretch(), self.loop.time()
+        self.used += (now - self.ticked) / stretch  # compute time, at this load
+        self.ticked, stall = now, self.watch.stall_seconds * stretch
+        left = self.watch.request_seconds - self.used
         stall_at, deadline = (self.last if self.reading else now) + stall, now + max(0.0, left) * stretch
         if now >= deadline or now >= stall_at:
             self.expired = _Expired("deadline" if now >= deadline else "stall", stall, stretch)
@@ -152,10 +140,10 @@ class _Limits:
         self.timer.cancel()
 
 
-async def _attempt(name: str, target: Endpoint, path: str, body: dict[str, Any], watch: Watch,
-                   compute: _Compute) -> AsyncIterator[Delta]:
-    """One send of ``body``: its Deltas as they come, read under its :class:`_Limits`."""
-    limits = _Limits(watch, compute)
+async def _attempt(name: str, target: Endpoint, path: str, body: dict[str, Any], watch: Watch) -> AsyncIterator[Delta]:
+    """One send of ``body``: its Deltas as they come, read under its :class:`_Limits` (its deadline
+    counts its own compute: a send again after a restart starts afresh, the time lost was not its own)."""
+    limits = _Limits(watch)
     stream = transport.stream(name, target, path, body, beat=limits.beat)
     try:
         while (delta := await limits.read(stream)) is not None:
@@ -227,10 +215,6 @@ class _Answer:
         self.done = 0
         self.base: int | None = None  # tokens written before the send under way (None: the first send)
 
-    @property
-    def written(self) -> str:
-        return "".join(self.pieces)
-
     def resume(self) -> bool:
         """A send again: True when it goes on after text already written (a continuation)."""
         self.base = self.done if any(self.pieces) else None
@@ -267,7 +251,6 @@ def guarded(name: str, target: Endpoint, path: str, body: dict[str, Any]) -> Asy
 
 async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: dict[str, Any]) -> AsyncIterator[Delta]:
     sent_at = asyncio.get_running_loop().time()
-    compute = _Compute(asyncio.get_running_loop())
     constrained = any(body.get(k) for k in CONSTRAINED)
     slot = body.get("id_slot")
     sent: dict[str, Any] = {**body, "return_progress": True}  # prompt chunks read count as progress
@@ -277,7 +260,7 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
     try:
         for again in (True, False):
             try:
-                async for delta in _attempt(name, current, path, sent, watch, compute):
+                async for delta in _attempt(name, current, path, sent, watch):
                     first = first if first is not None else asyncio.get_running_loop().time()
                     yield answer.add(delta)
                 return
@@ -293,10 +276,9 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
             if renewed is not None and renewed.release is not None:
                 renewed.release()
             current = renewed = await asyncio.to_thread(watch.renew)
-            compute = _Compute(asyncio.get_running_loop())  # its deadline counts its own compute, not the stall
             if not answer.prompt and isinstance(body.get("prompt"), str):  # a short text sent as it is
                 answer.prompt = await _counted(name, current, body["prompt"])
-            sent = _continued(sent, answer.written, answer.done)
+            sent = _continued(sent, "".join(answer.pieces), answer.done)
             answer.resume()
             if int(sent.get("max_tokens") or 1) < 1:
                 yield Delta("", FINISH_LENGTH, answer.prompt, answer.done)

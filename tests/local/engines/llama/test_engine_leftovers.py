@@ -118,6 +118,6 @@ def test_the_spawner_is_one_long_lived_thread() -> None:
     for _ in range(2):
         proc = spawn.popen(["true"])
         proc.wait()
-    spawn._spawner().submit(lambda: seen.append(threading.current_thread().name)).result()
+    spawn.SPAWNER.submit(lambda: seen.append(threading.current_thread().name)).result()
     assert seen[0].startswith("qfnb-engine-spawn")
     assert len([t for t in threading.enumerate() if t.name.startswith("qfnb-engine-spawn")]) == 1

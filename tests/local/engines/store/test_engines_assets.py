@@ -134,7 +134,7 @@ def test_two_data_dirs_share_one_copy_of_the_weights(tmp_path: Path, monkeypatch
     paths = []
     for name in ("a", "b"):
         monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / name))
-        paths.append(EngineRegistry(tmp_path / name)._gguf("Gemma-3-270M"))
+        paths.append(EngineRegistry(tmp_path / name).base_gguf("Gemma-3-270M"))
     assert paths[0] == paths[1] and os.path.samefile(paths[0], paths[1])
     assert paths[0].parent.name == f"sha256-{assets.GEMMA3_270M.sha256}"
     data_files = [p for p in tmp_path.rglob("*") if p.is_file()]
