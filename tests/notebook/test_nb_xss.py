@@ -21,7 +21,6 @@ import xss_surfaces
 from xss_surfaces import SURFACES, html_of, payloads, tiny_png, types_of
 
 import qfnb
-from qfnb.notebook.render import charts
 from qfnb.resources import safe_html
 
 #: elements that run script, load a document or take focus/ submit on their own
@@ -120,7 +119,7 @@ def test_every_view_shows_the_whole_corpus_inert(name: str, ip: Any, monkeypatch
     # each payload alone too (a field that is only one of them). A chart is an inline PNG whatever its
     # labels say, and it was drawn with every payload above: here a 1x1 PNG stands in for its pixels
     # (drawing them took most of this test's time: 2-3 s a view with charts)
-    monkeypatch.setattr(charts, "_png", lambda fig: tiny_png())
+    monkeypatch.setattr("qfnb.notebook.render.charts._png", lambda fig: tiny_png())
     for payload in CORPUS[::15]:
         for page in html_of(build(payload)):
             assert audit(page) == [], (name, payload)
