@@ -30,9 +30,9 @@ fi
 # idle (waiting on kernels, browsers, subprocesses); a sample of their files took 125 s on two and
 # 111 s on three. Each worker takes whole files, the browser tests' first (tests/conftest.py: they wait
 # more than they compute, so they run beside mypy; last, side by side, they left the cores idle).
-# The real-model and latency (serial) tests then run one at a time, on an otherwise idle machine
-# (two real-model tests side by side starve each other's engine threads: a sample of their files
-# took 107 s alone and over 200 s on two workers, one test 17 s alone and 183 s beside another). Both phases share what is costly to start (one default-model daemon for the client tests,
+# The real-model and latency (serial) tests then run one at a time, on an otherwise idle machine (two real-model tests side by side starve each other's engine threads: a sample of
+# their files took 107 s alone and over 200 s on two workers, one test 17 s alone and 183 s beside
+# another). Both phases share what is costly to start (one default-model daemon for the client tests,
 # one JupyterLab a worker for the browser tests: tests/README.md).
 mypy_log=$(mktemp)
 .venv/bin/mypy > "$mypy_log" 2>&1 &
