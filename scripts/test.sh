@@ -28,9 +28,8 @@ fi
 # mypy (half a minute on a clean clone) checks while the in-process tests and the browser tests on
 # engine doubles (no latency measured) run on three workers: on two they left a quarter of the 2 cores
 # idle (waiting on kernels, browsers, subprocesses); a sample of their files took 125 s on two and
-# 111 s on three. Each worker takes whole files, the browser tests' first (tests/conftest.py: they wait
-# more than they compute, so they run beside mypy; last, side by side, they left the cores idle).
-# The real-model and latency (serial) tests then run one at a time, on an otherwise idle machine (two real-model tests side by side starve each other's engine threads: a sample of
+# 111 s on three. The real-model and latency (serial) tests then run one at a time, on an otherwise
+# idle machine (two real-model tests side by side starve each other's engine threads: a sample of
 # their files took 107 s alone and over 200 s on two workers, one test 17 s alone and 183 s beside
 # another). Both phases share what is costly to start (one default-model daemon for the client tests,
 # one JupyterLab a worker for the browser tests: tests/README.md).
@@ -38,7 +37,7 @@ mypy_log=$(mktemp)
 .venv/bin/mypy > "$mypy_log" 2>&1 &
 mypy_pid=$!
 status=0
-"${PYTEST[@]}" -n 3 --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow and not real_model and not serial" || status=$?
+"${PYTEST[@]}" -n 3 --dist loadfile --durations=15 -m "not slow and not real_model and not serial" || status=$?
 wait "$mypy_pid" || status=$?
 cat "$mypy_log" && rm -f "$mypy_log"
 "${PYTEST[@]}" --durations=15 -m "not slow and (real_model or serial)" || status=$?

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,20 +42,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             os.environ.pop("QFNB_DATA_DIR", None)
         else:
             os.environ["QFNB_DATA_DIR"] = previous
-
-
-@pytest.hookimpl(trylast=True)  # after -m has deselected what this run leaves out
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """On xdist workers (scripts/test.sh: ``--dist loadfile --no-loadscope-reorder``), the files of
-    browser tests first, then the others by their number of tests, most first (xdist's own order).
-    A browser test waits on kernels and Chromium more than it computes (one file: 68 s for 26 s of
-    CPU), so the browser files run beside mypy and the others' computing; in xdist's order (by number
-    of tests) they came last, side by side, and left the cores idle while they waited."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return
-    browser = {item.path for item in items if item.get_closest_marker("browser")}
-    counts = Counter(item.path for item in items)
-    items.sort(key=lambda item: (item.path not in browser, -counts[item.path]))  # stable: a file stays whole
 
 
 def session_data_dir() -> Path:
