@@ -35,7 +35,8 @@ class Shown:
         return {"text/plain": self.plain or "(html)", "text/html": self.html}
 
 
-def _png() -> bytes:
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG."""
     raw = b"\x00\xff\x00\x00"
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
             + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
@@ -251,7 +252,7 @@ def stress_view(text: str) -> Any:
 def images(text: str) -> Any:
     from qfnb.notebook.chat.images import ImageResult
 
-    return ImageResult([_png(), _png()], prompt=text, model=text)
+    return ImageResult([tiny_png(), tiny_png()], prompt=text, model=text)
 
 
 def no_image_engine(text: str) -> Any:
