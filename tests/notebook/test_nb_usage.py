@@ -93,12 +93,12 @@ def test_the_cached_badge_says_how_old_and_how_to_ask_again() -> None:
 
 
 def test_a_replayed_answers_rendered_footer_carries_the_badge() -> None:
-    from types import SimpleNamespace
-
+    from qfnb._core.http.response import QfResponse
     from qfnb.notebook.chat.answer import CellAnswer, render_answers
 
-    answer = CellAnswer(model="m", text="hi", done=True,
-                        response=SimpleNamespace(provenance={"cache": {"hit": True, "age_s": 180.0}}))
+    replayed: QfResponse[object] = QfResponse(200, {}, {"result": "hi"})
+    replayed.provenance = {"cache": {"hit": True, "age_s": 180.0}}
+    answer = CellAnswer(model="m", text="hi", done=True, response=replayed)
     data, _ = render_answers([answer])
     assert cached_badge(180.0) in data["text/html"] and "↺ cached · 3 min ago" in data["text/plain"]
     fresh = CellAnswer(model="m", text="hi", done=True)

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from qfnb.dataset import Dataset, demo_qa
 from qfnb.dataset.demo import demo_rows
 from qfnb.local.domain import console
+from qfnb.local.engines import registry as engine_registry
 from qfnb.local.engines.store import byom
 from qfnb.model import Model
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
@@ -38,7 +39,7 @@ def test_the_chat_model_trains_and_is_sized_before_its_run(client: TestClient, t
                                          base_field="trainType")
     assert container["model"] == LOCAL_CHAT_MODEL
     gguf = tiny_qwen2(tmp_path / "stand-in.gguf")  # the real GGUF's header is read the same way
-    monkeypatch.setattr(platform.registry, "_gguf", lambda name: gguf)
+    monkeypatch.setattr(engine_registry, "_gguf", lambda name, spec: gguf)
     assert platform.registry.weights_of(LOCAL_CHAT_MODEL) == gguf
     assert_refused_for_ram(platform, container, monkeypatch)
     monkeypatch.setattr(byom, "available_bytes", lambda: 64 * 2**30)

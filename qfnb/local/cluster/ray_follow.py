@@ -43,6 +43,11 @@ _GOING = ("PENDING", "RUNNING")
 POLL = 1.0
 
 
+#: the route's check of a task's target before anything is queued (every cluster backend has one): a head
+#: answers there and speaks our Ray, else TargetError
+check = jobs.connect
+
+
 def submission_id(job_dir: Path) -> str:
     return f"qfnb-train-{job_dir.name}"
 
