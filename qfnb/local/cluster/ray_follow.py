@@ -41,11 +41,7 @@ ENTRY_MODULE = "qfnb.local.cluster.ray_train"
 _GOING = ("PENDING", "RUNNING")
 #: seconds between reads of the job's log
 POLL = 1.0
-
-
-#: the route's check of a task's target before anything is queued (every cluster backend has one): a head
-#: answers there and speaks our Ray, else TargetError
-check = jobs.connect
+check = jobs.connect  # every cluster backend's route check before a task is queued (TargetError: no head)
 
 
 def submission_id(job_dir: Path) -> str:
