@@ -3,22 +3,22 @@ an axis of its own (never beside 0–1 metrics on one axis)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 
+from qfnb.evaluation import EvaluationResult
 from qfnb.evaluation.stats.judge_check import Use, check_judge
 from qfnb.notebook.evaluation.report import EvalReport, judge_scales
 from qfnb.notebook.render.charts import metric_figure
 
 
-def _result() -> SimpleNamespace:
-    rows = [{"llm": m, "index": i, "judge_score": 5.0, "exact_match": float(i % 2), "error": ""}
-            for m in ("a", "b") for i in range(12)]
-    metrics = pd.DataFrame({"exact_match": [0.5, 0.5], "judge_score": [5.0, 5.0]}, index=["a", "b"])
-    return SimpleNamespace(judges=[{"metric": "judge_score", "judge": "tiny", "scale": [0, 5]}], llm_tags=["a", "b"],
-                           samples=pd.DataFrame(rows), metrics_df=metrics, samples_df=pd.DataFrame(rows))
+def _result() -> EvaluationResult:
+    """Two models judged 5 on every item by the judge ``tiny`` (0–5), half of them exact matches."""
+    rows = [{"llm": m, "index": i, "input": f"q{i}", "reference": f"r{i}", "output": f"o{i}", "error": "",
+             "judge_score": 5.0, "exact_match": float(i % 2)} for m in ("a", "b") for i in range(12)]
+    result = EvaluationResult({m: {"exact_match": 0.5, "judge_score": 5.0} for m in ("a", "b")}, pd.DataFrame(rows))
+    result.judges = [{"metric": "judge_score", "judge": "tiny", "scale": [0, 5]}]
+    return result
 
 
 def test_a_judge_score_gets_its_own_panel_on_its_own_scale() -> None:

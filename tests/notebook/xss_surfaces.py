@@ -158,13 +158,12 @@ def eval_report(text: str) -> Any:
 
 def _judge_notes(text: str) -> list[str]:
     """A judge check's sentences (its bold verdict first) for a judge and a model named ``text``."""
-    from types import SimpleNamespace
-
+    from qfnb.evaluation import EvaluationResult
     from qfnb.evaluation.stats.judge_check import check_judge
 
     rows = pd.DataFrame([{"llm": text, "index": i, "judge_score": 5.0} for i in range(12)])
-    result = SimpleNamespace(judges=[{"metric": "judge_score", "judge": text, "scale": [0, 5]}], llm_tags=[text],
-                             samples=rows, samples_df=rows)
+    result = EvaluationResult({text: {"judge_score": 5.0}}, rows)
+    result.judges = [{"metric": "judge_score", "judge": text, "scale": [0, 5]}]
     return list(check_judge(result, {text: {i: float(i % 2) * 5 for i in range(12)}}, metric="judge_score").sentences)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from IPython.core.error import UsageError
 
@@ -21,17 +21,33 @@ from qfnb.notebook.evaluation import batch as evalbatch
 from qfnb.notebook.evaluation import plan as evalplan
 from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
 from qfnb.notebook.evaluation.options import EvalArgsError
-from qfnb.notebook.evaluation.report import EvalReport, judge_scales
+from qfnb.notebook.evaluation.report import EvalReport, as_results, judge_scales
 from qfnb.notebook.evaluation.run import EvalPlan, min_difference, reuse_note
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.core.interactiveshell import InteractiveShell
 
 log = logging.getLogger("qfnb.notebook.evaluation.qfeval")
 
 
-def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
+class EvalHost(Protocol):
+    """What a ``%qfeval`` run uses of the magics that run it (``QfnbMagics`` has it): their shell and
+    namespace, the progress setting, and the line runner of ``--plan``'s full run."""
+
+    @property
+    def shell(self) -> InteractiveShell | None: ...
+    @property
+    def user_ns(self) -> dict[str, Any]: ...
+    @property
+    def eval_progress(self) -> Any: ...
+    def run_line(self, line: str) -> object: ...
+
+
+def run_report(magics: EvalHost, args: EvalArgs, chart: list[str], line: str, *,
                watch: Callable[..., Any]) -> EvalReport | None:
     """``%qfeval --models ... --dataset ...``: check, forecast, run and report (``magics``: the
-    kernel's :class:`~qfnb.notebook.magics.QfnbMagics`, its namespace, progress setting and line
-    runner; ``watch``: ``%qfbatch``'s live line, which watches ``--batch``'s tasks)."""
+    kernel's :class:`~qfnb.notebook.magics.QfnbMagics`; ``watch``: ``%qfbatch``'s live line, which
+    watches ``--batch``'s tasks)."""
     try:
         plan, pilot = evalplan.prepare(args, magics.user_ns)
     except EvalArgsError as exc:
@@ -63,12 +79,12 @@ def run_report(magics: Any, args: EvalArgs, chart: list[str], line: str, *,
             report.plan = pilot.report(result, plan, line)
         except EvalArgsError as exc:
             raise UsageError(str(exc)) from exc
-        report.runner = evalplan.full_run(report.plan, magics)
+        report.runner = evalplan.full_run(report.plan, magics.shell, magics.run_line)
     _judged(report, plan, result)
     return report
 
 
-def _judged(report: EvalReport, plan: EvalPlan, result: Any) -> None:
+def _judged(report: EvalReport, plan: EvalPlan, result: EvaluationResult) -> None:
     """The report's judge notes, comparison and stability (each where the plan asks for it)."""
     try:
         report.verdicts, report.judge_notes = plan.judge_check(result)
@@ -80,45 +96,47 @@ def _judged(report: EvalReport, plan: EvalPlan, result: Any) -> None:
         log.warning("qfeval: no comparison: %s", exc)
 
 
-def stored_report(value: Any, args: EvalArgs, chart: list[str]) -> EvalReport:
+def stored_report(value: object, args: EvalArgs, chart: list[str]) -> EvalReport:
     """``%qfeval RESULT``: the report of a result in the namespace (a notebook run's shows the metrics
-    it asked for, under their names), with ``--plan``'s sample sizes and ``--compare``'s comparison."""
-    asked = getattr(value, "shown_metrics", None)
-    if not asked:
-        report = EvalReport.from_value(value, chart=chart)
+    it asked for, under their names), with ``--plan``'s sample sizes and ``--compare``'s comparison
+    (of a ``{name: result}`` dict, its results combined: one per run, paired by item)."""
+    results = as_results(value)  # a TypeError for what is no result
+    if isinstance(results, EvaluationResult) and results.shown_metrics:
+        cols = columns_for(results.shown_metrics)
+        report = EvalReport(report_frame(cols, results.metrics_df), report_samples(cols, results.samples_df),
+                            chart=chart, result=results, scales=_shown_scales(cols, results), names=cols)
     else:
-        cols = columns_for(asked)
-        report = EvalReport(report_frame(cols, value.metrics_df), report_samples(cols, value.samples_df),
-                            chart=chart, result=value, scales=_shown_scales(cols, value), names=cols)
+        report = EvalReport.from_value(results, chart=chart)
+    if args.plan is None and args.compare is None:
+        return report
+    result = EvaluationResult.combine(results) if isinstance(results, Mapping) else results
     if args.plan is not None:
-        report.plan = _stored_plan(value, args, args.plan)
+        report.plan = _stored_plan(result, args, args.plan)
     if args.compare is not None:
         try:
-            if isinstance(value, Mapping):  # {name: result}: one result per run, paired by item
-                value = EvaluationResult.combine(value)
-            report.comparison = value.compare(b=args.compare)
-        except (ValueError, AttributeError) as exc:
+            report.comparison = result.compare(b=args.compare)
+        except ValueError as exc:
             raise UsageError(f"%qfeval --compare: {exc}") from exc
     return report
 
 
-def _shown_scales(columns: Mapping[str, str], result: Any) -> dict[str, tuple[float, float]]:
+def _shown_scales(columns: Mapping[str, str], result: EvaluationResult) -> dict[str, tuple[float, float]]:
     """The judges' score ranges under the names the report shows."""
     return {columns.get(m, m): scale for m, scale in judge_scales(result).items()}
 
 
-def _stored_plan(value: Any, args: EvalArgs, min_diff: str) -> Any:
+def _stored_plan(result: EvaluationResult, args: EvalArgs, min_diff: str) -> evalplan.PlanReport:
     """``%qfeval RESULT --compare BASE --plan MIN_DIFF``: the plan from a stored result."""
     if args.compare is None:
         raise UsageError("%qfeval --plan: name the baseline with --compare BASE")
-    metrics = split_csv(args.metrics or []) or list(getattr(value, "item_metrics", []))[:1]
+    metrics = split_csv(args.metrics or []) or result.item_metrics[:1]
     try:
         if not metrics:
             raise EvalArgsError("--plan: the result has no per-item metric")
-        found, skipped = evalplan.plans(value, args.compare, metrics[0], min_difference(min_diff, "--plan"))
+        found, skipped = evalplan.plans(result, args.compare, metrics[0], min_difference(min_diff, "--plan"))
     except EvalArgsError as exc:
         raise UsageError(str(exc)) from exc
-    pilot = len(set(value.samples["index"]))
+    pilot = len(set(result.samples["index"]))
     return evalplan.PlanReport(found, pilot_items=pilot, dataset_items=None, line=None, metric=metrics[0],
                                skipped=skipped)
 

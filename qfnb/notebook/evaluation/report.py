@@ -13,17 +13,30 @@ from typing import Any
 
 import pandas as pd
 
+from qfnb.evaluation import EvaluationResult
 from qfnb.evaluation.stats.judge_check import Verdict, verdict_frame
 from qfnb.notebook.render import charts
 from qfnb.notebook.render import theme as _theme
 from qfnb.resources.safe_html import clean, escape
 
+#: what a report shows: one result, or ``{name: result}`` (e.g. base vs tuned)
+Results = EvaluationResult | Mapping[str, EvaluationResult]
 
-def _frame(result: Any, attr: str) -> pd.DataFrame:
-    frame = getattr(result, attr, None)
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"expected an EvaluationResult (with .{attr}), got {type(result).__name__}")
-    return frame
+
+def as_results(value: object) -> Results:
+    """``value`` as the :class:`~qfnb.evaluation.EvaluationResult` or the ``{name: result}`` dict it must
+    be (a TypeError naming what it is; a ValueError for an empty dict)."""
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError("no evaluation results given")
+        return {str(name): _one(result) for name, result in value.items()}
+    return _one(value)
+
+
+def _one(value: object) -> EvaluationResult:
+    if not isinstance(value, EvaluationResult):
+        raise TypeError(f"expected an EvaluationResult, got {type(value).__name__}")
+    return value
 
 
 def _styled(frame: pd.DataFrame, highlight: bool) -> str:
@@ -75,13 +88,13 @@ def samples_html(frame: pd.DataFrame) -> str:
             f'<thead><tr><th style="{_theme.CELL}"></th>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 
-def judge_scales(result: Any) -> dict[str, tuple[float, float]]:
+def judge_scales(result: Results) -> dict[str, tuple[float, float]]:
     """The score ranges of a result's judges (``{metric: (lowest, highest)}``), of one result or a
     ``{name: result}`` dict."""
     results = result.values() if isinstance(result, Mapping) else [result]
     out: dict[str, tuple[float, float]] = {}
     for r in results:
-        for j in getattr(r, "judges", None) or []:
+        for j in r.judges:
             scale = j.get("scale") if isinstance(j, Mapping) else None
             if "metric" in j and scale is not None and len(scale) == 2:
                 out[str(j["metric"])] = (float(scale[0]), float(scale[1]))
@@ -126,7 +139,7 @@ class EvalReport:
         *,
         chart: Sequence[str] = ("auto",),
         max_rows: int = 10,
-        result: Any = None,
+        result: Results | None = None,
         scales: Mapping[str, tuple[float, float]] | None = None,
         names: Mapping[str, str] | None = None,
     ) -> None:
@@ -142,7 +155,8 @@ class EvalReport:
             raise ValueError(f"--chart: unknown metric(s) {unknown}; available: {list(metrics.columns)}")
         self.chart_metrics = wanted or [c for c in metrics.columns if pd.api.types.is_numeric_dtype(metrics[c])]
         #: metrics on a scale of their own (a judge's 0–5 score), charted on their own axis
-        self.scales: dict[str, tuple[float, float]] = dict(scales if scales is not None else judge_scales(result))
+        self.scales: dict[str, tuple[float, float]] = dict(
+            scales if scales is not None else judge_scales(result) if result is not None else {})
         #: ``--compare``: a :class:`qfnb.evaluation.Comparison` shown under the metrics
         self.comparison: Any = None
         #: ``--repeats``: a :class:`qfnb.evaluation.Stability` shown under the metrics
@@ -161,37 +175,36 @@ class EvalReport:
         #: ``--forecast`` (or a budget): each forecast against what the run recorded (``ForecastCheck``)
         self.forecast: list[Any] = []
         #: ``--sequential``: the run's ``SequentialRecord`` (its decision, order and stopping point)
-        self.sequential: Any = getattr(result, "sequential", None)
+        self.sequential: Any = result.sequential if isinstance(result, EvaluationResult) else None
 
     @classmethod
-    def from_value(cls, value: Any, *, chart: Sequence[str] = ("auto",)) -> EvalReport:
-        if isinstance(value, Mapping):
-            if not value:
-                raise ValueError("no evaluation results given")
+    def from_value(cls, value: object, *, chart: Sequence[str] = ("auto",)) -> EvalReport:
+        """The report of ``value``: an ``EvaluationResult`` or a ``{name: result}`` dict (:func:`as_results`)."""
+        results = as_results(value)
+        if isinstance(results, Mapping):
             metrics, samples = [], []
-            for name, result in value.items():
-                m = _frame(result, "metrics_df").copy()
-                m.index = [str(name) if len(m.index) == 1 else f"{name}/{i}" for i in m.index]
+            for name, result in results.items():
+                m = result.metrics_df.copy()
+                m.index = [name if len(m.index) == 1 else f"{name}/{i}" for i in m.index]
                 metrics.append(m)
-                s = _frame(result, "samples_df")
+                s = result.samples_df
                 samples.append(s.rename(columns=lambda c, n=name: c if c in ("input", "reference") else f"{n}:{c}"))
             merged = samples[0]
             for s in samples[1:]:
                 merged = merged.join(s.drop(columns=[c for c in ("input", "reference") if c in s.columns]), how="outer")
             frame = pd.concat(metrics)
             frame.index.name = "llm"
-            return cls(frame, merged, chart=chart, result=value)
-        return cls(_frame(value, "metrics_df"), _frame(value, "samples_df"), chart=chart, result=value)
+            return cls(frame, merged, chart=chart, result=results)
+        return cls(results.metrics_df, results.samples_df, chart=chart, result=results)
 
     def score_lines(self) -> list[str]:
         """Each model's own score on each per-item metric with its 95% CI (one result's; the items
         resampled): ``Tiny-Chat: exact_match 0.83 (95% CI 0.50–1.00, 6 items)``."""
-        found = getattr(self.result, "score_intervals", None)
-        if found is None:
+        if not isinstance(self.result, EvaluationResult):  # a {name: result} dict: each run's own table
             return []
         lines = []
         names = self.names if self.names is not None else {c: c for c in self.metrics.columns}
-        for (model, metric), row in found().iterrows():
+        for (model, metric), row in self.result.score_intervals().iterrows():
             if metric not in names:  # a column the report does not show (a family's other scores)
                 continue
             metric = names[metric]
