@@ -164,3 +164,37 @@ def test_a_named_session_outlives_a_killed_daemon_and_a_new_kernel(  # type: ign
         assert "papaya" in answer.split("\n-- ")[0].lower() and "1 turn in context" in answer, answer
     finally:
         daemon.stop_daemon(data, force=True, timeout=30)
+
+
+def test_a_turn_left_early_closes_its_stream() -> None:
+    """A cell that stops reading a named session's turn (Interrupt, an error) closes the events'
+    stream at once: the platform stops generating for it."""
+    from collections.abc import AsyncGenerator, AsyncIterator
+
+    from qfnb._core.http.response import QfResponse
+    from qfnb._core.runtime import sync
+    from qfnb.notebook.chat.conversations import stream_turn
+    from qfnb.resources.v2_client import Qianfan, Responses
+
+    closed: list[bool] = []
+
+    class Streamed(Responses):
+        async def acreate(self, **body: Any) -> Any:
+            async def events() -> AsyncIterator[QfResponse[Any]]:
+                try:
+                    yield QfResponse(200, {}, {"type": "response.created", "response": {"model": "m"}})
+                    for word in ("one ", "two ", "three"):
+                        yield QfResponse(200, {}, {"type": "response.output_text.delta", "delta": word})
+                finally:
+                    closed.append(True)
+
+            return events()
+
+    async def first_two() -> list[str]:
+        turn = stream_turn(Streamed(Qianfan()), {"model": "m", "input": "hi"})
+        pieces = [await anext(turn), await anext(turn)]
+        assert isinstance(turn, AsyncGenerator)
+        await turn.aclose()
+        return [str(p.model or p.text) for p in pieces]
+
+    assert sync.run(first_two()) == ["m", "one "] and closed == [True]

@@ -16,7 +16,7 @@ after it (``--fresh`` asks a matching turn again at its place; ``--reset`` start
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -253,6 +253,5 @@ async def stream_turn(responses: Responses, body: dict[str, Any], *, stream: boo
                 error = event.body.get("response", {}).get("error") or event.body
                 raise StreamError(f"the platform could not answer: {error.get('message', error)}")
     finally:
-        close = getattr(result, "aclose", None)
-        if close is not None:
-            await close()
+        if isinstance(result, AsyncGenerator):  # the events' stream, closed when the cell leaves it early
+            await result.aclose()
