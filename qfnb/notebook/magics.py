@@ -360,19 +360,20 @@ def _republish(magics: QfnbMagics) -> Callable[..., None]:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    ipython.register_magics(QfnbMagics)
+    magics = QfnbMagics(shell=ipython)
+    ipython.register_magics(magics)
     launcher.register(ipython)  # a form knows its cell (what it launched before a restart)
-    ipython.events.register("post_run_cell", _republish(ipython.magics_manager.registry["QfnbMagics"]))
+    ipython.events.register("post_run_cell", _republish(magics))
     usage.register(ipython)
     notices.register(ipython)  # a renamed or substituted model: one line under the cell, not a warning
     stress_report.register(ipython)  # a stress test's table with its chart
     insight_view.register(ipython)  # a dataset's insight: tables and distributions
-    ipython.register_magics(batchjob.BatchMagics)  # %qfbatch
+    ipython.register_magics(batchjob.BatchMagics(ipython, settings=magics))  # %qfbatch
     ipython.register_magics(traces.TraceMagics)  # %qftrace
     ipython.register_magics(complete_magic.CompleteMagics)  # %qfcomplete
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
-        completer.custom_matchers.append(_matcher(ipython.magics_manager.registry["QfnbMagics"]))
+        completer.custom_matchers.append(_matcher(magics))
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:

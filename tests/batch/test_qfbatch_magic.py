@@ -74,6 +74,17 @@ class _Bar:
         self.shown.append((batchjob.progress_text(state), note))
 
 
+def test_without_a_model_the_batch_runs_the_notebooks_default_model(served: ServedPlatform,
+                                                                    ip: InteractiveShell) -> None:
+    """``%config QfnbMagics.default_model`` is %qfbatch's model when ``-m`` is not given (read from the
+    settings ``%load_ext qfnb`` handed it); a BatchMagics without them leaves the platform to choose."""
+    ip.run_line_magic("config", "QfnbMagics.default_model = 'other-chat'")
+    ip.user_ns["prompts"] = ["p0", "p1"]
+    ds = ip.run_line_magic("qfbatch", "prompts")
+    assert ds.to_pandas()["llm_output"].tolist() == ["other-chat: p0", "other-chat: p1"]
+    assert batchjob.BatchMagics(shell=None).default_model == ""
+
+
 def test_interrupt_stops_the_bar_not_the_job(served: ServedPlatform) -> None:
     job = BatchJob.submit([f"q{i} " + "w " * 10 for i in range(60)], model="tiny-chat")
     bar = _Bar()

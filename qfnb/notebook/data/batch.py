@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from IPython.core.error import UsageError
@@ -41,6 +41,7 @@ from qfnb.resources.targets import JobTarget, parse_target
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
 
     from qfnb.notebook.forecasts import RunForecast
 
@@ -265,9 +266,21 @@ def _forecast(args: BatchArgs, inputs: list[Any], model: str, max_tokens: int | 
                             shown=shown, magic="batch", dry_run=dry)
 
 
+class BatchSettings(Protocol):
+    """What ``%qfbatch`` reads of the notebook's settings (``QfnbMagics`` has it, given at ``%load_ext qfnb``)."""
+
+    @property
+    def default_model(self) -> str: ...
+
+
 @magics_class
 class BatchMagics(Magics):
-    """``%qfbatch`` (registered by ``%load_ext qfnb``)."""
+    """``%qfbatch`` (registered by ``%load_ext qfnb``, with the notebook's ``settings``: its default model)."""
+
+    def __init__(self, shell: InteractiveShell | None = None, settings: BatchSettings | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.settings = settings
 
     @property
     def user_ns(self) -> dict[str, Any]:
@@ -278,8 +291,8 @@ class BatchMagics(Magics):
 
     @property
     def default_model(self) -> str:
-        qfnb_magics = self.shell.magics_manager.registry.get("QfnbMagics") if self.shell is not None else None
-        return str(getattr(qfnb_magics, "default_model", "") or "")
+        """``%config QfnbMagics.default_model`` ('' without the notebook's settings: the platform's default)."""
+        return self.settings.default_model if self.settings is not None else ""
 
     @magic_arguments()
     @argument("source", nargs="?", help="A variable: a list of prompts, a Dataset or a DataFrame.")
