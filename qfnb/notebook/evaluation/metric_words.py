@@ -93,12 +93,10 @@ def metric_bounds(column: str, evaluators: Sequence[Any]) -> tuple[float, float]
     if column in BOUNDS:
         return BOUNDS[column]
     for ev in evaluators:
-        rubric = getattr(ev, "rubric", None)
-        if getattr(ev, "metric_name", None) == column and rubric is not None:
-            return float(rubric.min_score), float(rubric.max_score)
-        bounds = getattr(ev, "bounds", None)
-        if getattr(ev, "metric_name", None) == column and bounds is not None:
-            return float(bounds[0]), float(bounds[1])
+        if isinstance(ev, LocalJudgeEvaluator) and ev.metric_name == column:
+            return float(ev.rubric.min_score), float(ev.rubric.max_score)
+        if isinstance(ev, FunctionEvaluator) and ev.metric_name == column and ev.bounds is not None:
+            return float(ev.bounds[0]), float(ev.bounds[1])
     raise EvalArgsError(f"--sequential: no known score range for {column!r} (a notebook function gives its own: "
                         "fn.bounds = (lowest, highest))")
 

@@ -40,17 +40,18 @@ def batch_target(given: str | None) -> JobTarget | None:
 def check_judges(judges: Sequence[Any], llms: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
     """A judge must not be one of the candidates (before any model is called)."""
     # deferred: these load pandas (`%load_ext qfnb` does not)
-    from qfnb.evaluation.evaluators.pairwise import check_not_candidate
-    from qfnb.evaluation.llm import as_target, target_identity
+    from qfnb.evaluation.evaluators.judge import LocalJudgeEvaluator
+    from qfnb.evaluation.evaluators.pairwise import PairwiseJudge, check_not_candidate
+    from qfnb.evaluation.llm import PromptVariant, as_target, target_identity
 
     candidates: list[tuple[str, str | None]] = [
         (tag, target_identity(as_target(llm, tag))) for tag, llm in llms.items()]
     # a prompt variant's model answers too: it must not judge its own answers under another prompt
     candidates += [(tag, target_identity(as_target(llm.model, tag))) for tag, llm in llms.items()
-                   if hasattr(llm, "prompt") and hasattr(llm, "model")]
+                   if isinstance(llm, PromptVariant)]
     candidates += [(tag, None) for tag in recorded]
     for judge in judges:
-        if hasattr(judge, "judge_target"):
+        if isinstance(judge, LocalJudgeEvaluator | PairwiseJudge):
             try:
                 check_not_candidate(judge, candidates)
             except ValueError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qfnb.evaluation import Plan, plan_comparison
 from qfnb.evaluation.stats.plan import NO_SPREAD
@@ -21,6 +21,9 @@ from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.render._ipywidgets import VBox
 from qfnb.resources.forecast_result import Forecast
 from qfnb.resources.safe_html import escape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.core.interactiveshell import InteractiveShell
 
 #: items in a pilot when ``--limit`` does not say
 PILOT_ITEMS = 20
@@ -228,9 +231,9 @@ class FullRun:
         return dict(self.view._repr_mimebundle_() or {})
 
 
-def full_run(report: PlanReport, magics: Any) -> FullRun | None:
-    """The button of ``report``'s full run, in a kernel (a terminal or a test shell gets the line only)."""
-    shell = getattr(magics, "shell", None)
+def full_run(report: PlanReport, shell: InteractiveShell | None, run_line: Callable[[str], Any]) -> FullRun | None:
+    """The button of ``report``'s full run, ``run_line`` in ``shell``'s kernel (a terminal or a test shell,
+    which has no ``kernel``, gets the line only)."""
     if not report.next_line or shell is None or getattr(shell, "kernel", None) is None:
         return None
-    return FullRun(report.next_line, magics.run_line)
+    return FullRun(report.next_line, run_line)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from qfnb.dataset import Dataset
-from qfnb.evaluation import EvaluationManager, PairwiseJudge
+from qfnb.evaluation import EvaluationManager, LocalJudgeEvaluator, PairwiseJudge
 from qfnb.evaluation.data import REFERENCE_NAMES, eval_frame, to_frame
 from qfnb.evaluation.evaluators.metrics import FunctionEvaluator
 from qfnb.evaluation.llm import PromptVariant, embedded_chat
@@ -148,7 +148,7 @@ class EvalPlan:
         then each evaluator's pass over every answer, in order: :class:`~qfnb.evaluation.EvaluationManager`)."""
         answers = len(self.frame) * self.repeats * (len(self.llms) + len(self.recorded or {}))
         return [self.generations + k * answers + j for k, ev in enumerate(self.evaluators)
-                if hasattr(ev, "judge_target") for j in range(answers)]
+                if isinstance(ev, LocalJudgeEvaluator) for j in range(answers)]
 
     def judge_check(self, result: Any) -> tuple[list[Verdict], list[str]]:
         """``--calibrate``: the judge against the user's labels (its verdicts, then their notes); with a
