@@ -143,7 +143,8 @@ def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows
     board.state.held_out, board.state.checkpoints = "held.jsonl", [{"step": 1}]
     board.finish("succeeded")
     assert board.comparable and board.compare_button.layout.display is None
-    board.trainer = type("Pairs", (), {"compare": lambda self: trainer.compare(pairs(6, start=70))})()
+    compare = trainer.compare  # the button compares on pairs of its own: the run's split is SFT rows
+    monkeypatch.setattr(trainer, "compare", lambda: compare(pairs(6, start=70)))
     board._clicked_compare(None).join(60)
     assert board.comparison is not None and board.comparison.win_rate == 1.0
     assert "The tuned model wins by likelihood" in board.compare_view.value

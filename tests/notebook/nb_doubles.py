@@ -207,14 +207,13 @@ def use_trainer(ip: Any, **kw: Any) -> list[FakeTrainer]:
 
 def fake_deployer(endpoint: str, deployed: list[Any] | None = None) -> Any:
     """A dashboard's deploy double (``QfnbMagics.deployer``): marks ``endpoint`` deployed for it."""
-    from types import SimpleNamespace
-
+    from qfnb.model import Service
     from qfnb.notebook.training import _background
 
     def deployer(dash: Any) -> Any:
         async def deploy() -> Any:
             await dash.deploy_tick({"serviceStatus": "Deploying"})
-            service = SimpleNamespace(endpoint=endpoint)
+            service = Service(endpoint=endpoint)
             dash.service = service
             dash.mark_deployed(endpoint)
             if deployed is not None:

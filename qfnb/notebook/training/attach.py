@@ -100,12 +100,12 @@ def attach(
     dash = TrainingDashboard(_attached_title(task_id, first), on_stop=lambda: sync.run(_maybe(stop(task_id))),
                              on_deploy=on_deploy or deploy_in_background)
     dash.launch_name = given_name(first)
-    dash.trainer = _AttachedTask(first)
+    dash.trainer = task = _AttachedTask(first)
     if show:
         dash.show()
     if deployment is None and fetch is _platform_detail:
         deployment = adeployment
-    poll = _TaskPoll(dash, task_id, fetch, interval, deployment, reward)
+    poll = _TaskPoll(dash, task, task_id, fetch, interval, deployment, reward)
     poll.update(first)  # the dashboard knows its task (and an ended one its end) before attach() returns
     if poll.ended(first):
         sync.run(poll.afinish(first))
@@ -119,6 +119,7 @@ class _TaskPoll:
     """An attached dashboard's poll of its task's detail."""
 
     dash: TrainingDashboard
+    task: _AttachedTask  # the dashboard's job: its last detail
     task_id: str
     fetch: Fetch
     interval: float
@@ -138,7 +139,7 @@ class _TaskPoll:
             self._waiting_told = True  # a RFT run whose reward function was in a kernel that is gone
             self.dash.state.note(f"the run waits for rewards: re-attach with %qftrain --attach {self.task_id} "
                                  "--reward module:function, or it stops when its clientWaitSeconds pass")
-        self.dash.trainer.output = detail
+        self.task.output = detail
         self.dash.handle_event(Event(self.task_id, "Running", _run_status(detail), detail, action_class="TrainAction"))
 
     def ended(self, detail: dict[str, Any]) -> bool:

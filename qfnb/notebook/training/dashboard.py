@@ -24,8 +24,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import ipywidgets as w
 
@@ -40,11 +40,19 @@ from qfnb.notebook.training.dashboard_html import TRAINING_FILE_WARNING
 from qfnb.notebook.training.state import TrainingState
 from qfnb.notebook.widgets.deploy_view import follow_deploy
 from qfnb.resources.safe_html import escape
+from qfnb.trainer import LLMFinetune
 from qfnb.trainer.event import Event
 
-__all__ = ["TRAINING_FILE_WARNING", "TrainingDashboard"]
+__all__ = ["TRAINING_FILE_WARNING", "Trained", "TrainingDashboard"]
 
 log = logging.getLogger("qfnb.notebook.dashboard")
+
+
+class Trained(Protocol):
+    """What a dashboard reads of its job (an ``LLMFinetune``, an attached task): what it published."""
+
+    @property
+    def output(self) -> Mapping[str, Any] | None: ...
 
 
 class TrainingDashboard(VBox):
@@ -80,7 +88,7 @@ class TrainingDashboard(VBox):
         self.eval_is_training = False  # eval_data is the training file: the hint warns
         self.shown_in: Any = None  # the widget whose output holds this one (the launcher form), if any
         self.launched_as: str | None = None  # the %qftrain line a launcher form ran (shown above the job)
-        self.trainer: Any = None  # set by whoever launched the job
+        self.trainer: Trained | None = None  # set by whoever launched the job
         self.service: Any = None  # set by the Deploy button
         self.deploy_state = ""  # the deploying service's last state
         self.deploying: Any = None  # the deploy in flight (what on_deploy returned)
@@ -305,7 +313,7 @@ class TrainingDashboard(VBox):
     @property
     def comparable(self) -> bool:
         """Whether the run succeeded with a held-out split and checkpoints its trainer can compare."""
-        return (self.state.status == "succeeded" and callable(getattr(self.trainer, "compare", None))
+        return (self.state.status == "succeeded" and isinstance(self.trainer, LLMFinetune)
                 and bool(self.state.held_out) and bool(self.state.checkpoints))
 
     def republish(self) -> bool:
@@ -374,6 +382,8 @@ class TrainingDashboard(VBox):
 
         def work() -> None:
             try:
+                if not isinstance(self.trainer, LLMFinetune):
+                    raise TypeError("only a fine-tune launched in this kernel compares its checkpoints")
                 self.comparison = self.trainer.compare()
                 self.compare_view.value = self.comparison._repr_html_()
             except Exception as exc:  # shown in the dashboard, not raised into the widget comm

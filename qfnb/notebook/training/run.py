@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from IPython.core.error import UsageError
 
@@ -27,7 +27,7 @@ from qfnb.notebook._ipython import display
 from qfnb.notebook.arguments import TrainArgs
 from qfnb.notebook.magic_options import TRAIN_HYPER, TRAIN_OPTIONS, TrainOptions
 from qfnb.notebook.training import _background
-from qfnb.notebook.training.dashboard import TrainingDashboard
+from qfnb.notebook.training.dashboard import Trained, TrainingDashboard
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.checkpoints import METRICS
 from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
@@ -157,10 +157,19 @@ def _target(given: str | None) -> JobTarget | None:
         raise UsageError(str(exc)) from None
 
 
-TrainerFactory = Callable[[TrainSpec, Any], Any]
+class Trainer(Trained, Protocol):
+    """What ``%qftrain`` drives of a fine-tune (``LLMFinetune`` has it): its run, stop and status."""
+
+    @property
+    def status(self) -> str: ...
+    async def arun(self) -> object: ...
+    def stop(self) -> object: ...
 
 
-def default_trainer(spec: TrainSpec, event_handler: Any) -> Any:
+TrainerFactory = Callable[[TrainSpec, Any], Trainer]
+
+
+def default_trainer(spec: TrainSpec, event_handler: Any) -> LLMFinetune:
     """The real trainer: ``LLMFinetune`` on a :class:`qfnb.dataset.Dataset`."""
     from qfnb.dataset import Dataset  # deferred: loads pandas (`%load_ext qfnb` does not)
 
@@ -194,8 +203,8 @@ def _event_handler(dash: TrainingDashboard) -> EventHandler:
     return DashboardHandler()
 
 
-def _final_status(trainer: Any, stop_requested: bool) -> str:
-    status = str(getattr(trainer, "status", "") or "").lower()
+def _final_status(trainer: Trainer, stop_requested: bool) -> str:
+    status = trainer.status.lower()
     if stop_requested or "stop" in status:
         return "stopped"
     if "fail" in status or "error" in status:
@@ -233,7 +242,7 @@ def given_name(detail: Mapping[str, Any]) -> str | None:
 
 async def deploy_job(dash: TrainingDashboard) -> Any:
     """Publish-aware deploy of the dashboard's trained model; the dashboard shows how it goes."""
-    output = getattr(dash.trainer, "output", None)
+    output = dash.trainer.output if dash.trainer is not None else None
     try:
         service = await _model_to_deploy(output).adeploy(deploy_config(dash.launch_name), tick=dash.deploy_tick)
     except Exception as exc:
@@ -241,7 +250,7 @@ async def deploy_job(dash: TrainingDashboard) -> Any:
         dash.deploy_failed(str(exc))
         raise
     dash.service = service
-    dash.mark_deployed(str(getattr(service, "endpoint", None) or getattr(service, "id", service)))
+    dash.mark_deployed(str(service.endpoint or service.id))
     return service
 
 
@@ -317,7 +326,7 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
         except Exception as exc:
             dash.finish("stopped" if stop.is_set() else "failed", error=f"{type(exc).__name__}: {exc}")
         else:
-            dash.finish(_final_status(trainer, stop.is_set()), output=getattr(trainer, "output", None))
+            dash.finish(_final_status(trainer, stop.is_set()), output=trainer.output)
 
     _background.submit(run())
     return dash

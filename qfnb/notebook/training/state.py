@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from qfnb._core.runtime.progress import fmt_duration
+from qfnb.model import Model
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.trainer.event import Event
 
@@ -230,7 +231,8 @@ class TrainingState:
             self.service = find_key(output, _SERVICE_KEYS) or self.service
             self.task_id = find_key(output, ("task_id", "taskId")) or self.task_id
             model = output.get("model") if isinstance(output, Mapping) else None
-            named = model.get("name") if isinstance(model, Mapping) else getattr(model, "name", None)
+            named = (model.get("name") if isinstance(model, Mapping)
+                     else model.name if isinstance(model, Model) else None)
             self.model_name = str(named) if named else find_key(output, ("model_name", "modelName")) or self.model_name
             if isinstance(output, Mapping) and output.get("checkpoints"):
                 self._take_checkpoints(output["checkpoints"])  # the trainer's output (with its metric, if any)

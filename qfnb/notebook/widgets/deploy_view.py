@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from qfnb._core.runtime.progress import fmt_duration
+from qfnb.model import Service
 from qfnb.notebook._ipython import live_display
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.notebook.render import theme
@@ -51,5 +52,6 @@ def follow_deploy(dash: Any, future: Any) -> Any:
     except Exception as exc:
         handle.update(_bundle(f"deploy failed: {exc}", theme.ERROR), raw=True)
         raise QfnbCellError(f"deploy failed: {exc}", title="deploy") from exc
-    handle.update(_bundle(endpoint_line(dash.state.service or str(getattr(service, "endpoint", "")))), raw=True)
+    endpoint = service.endpoint if isinstance(service, Service) else None  # (a deploy of qfnb's gives one)
+    handle.update(_bundle(endpoint_line(dash.state.service or str(endpoint or ""))), raw=True)
     return service

@@ -26,6 +26,7 @@ class HeldTrainer:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.status = "Done"
         self.output: dict[str, Any] = {}
 
     async def arun(self) -> HeldTrainer:
