@@ -128,6 +128,43 @@ def test_no_engine_registry_or_model_is_probed_in_the_platform() -> None:
     assert [p for p in found if p not in PROBES_ALLOWED] == []
 
 
+#: the ``getattr``/``hasattr`` calls qfnb/notebook makes, by file and object, and how many: each reads an
+#: object that is not qfnb's (IPython's, the standard library's, a user's value) or a declared field by a
+#: name from a table. What qfnb made (a result, an evaluator, a trainer, the magics) is read by its
+#: declared attributes (its type, or a Protocol the room declares), so a new probe fails here.
+NOTEBOOK_PROBES_ALLOWED: dict[tuple[str, str], int] = {
+    ("_interp.py", "value"): 1,  # a user's variable in ``{braces}``: ``{obj.attr}``
+    ("_ipython.py", "magic"): 1,  # the parser IPython's @magic_arguments attaches to a function
+    ("data/batch.py", "value"): 5,  # %qfbatch SOURCE: a list, a DataFrame or a Dataset (qfnb's or the SDK's)
+    ("evaluation/plan.py", "shell"): 1,  # IPython's shell: only a kernel's has ``kernel``
+    ("magic_options.py", "self"): 2,  # declared fields, by the names in TRAIN_HYPER
+    ("magics.py", "ipython"): 1,  # IPython's shell: a Completer only where it completes
+    ("notices.py", "module"): 1,  # a warning class of qfnb's, read by name once its module is loaded
+    ("notices.py", "previous"): 1,  # the standard library's warnings.showwarning: any callable
+    ("notices.py", "warnings.showwarning"): 1,
+    ("training/dashboard.py", "busy"): 1,  # what on_deploy returned: a concurrent.futures.Future, or not
+    ("training/launcher.py", "info"): 1,  # IPython's ExecutionInfo: cell_id in a front end that sends it
+    ("training/run.py", "self"): 1,  # declared fields, by the names in TRAIN_OPTIONS
+    ("training/state.py", "data"): 1,  # any nested object of a trainer's output or a task's detail
+    ("training/state.py", "v"): 1,
+    ("training/state.py", "self"): 1,  # declared curve fields, by the names in _CURVES
+    ("usage.py", "ipython"): 2,  # IPython's shell and ExecutionInfo, which differ between IPython 8 and 9
+    ("usage.py", "getattr(ipython, 'history_manager', None)"): 1,
+    ("usage.py", "info"): 1,
+    ("widgets/deploy_view.py", "future"): 1,  # what on_deploy returned, as in the dashboard
+}
+
+
+def test_the_notebook_probes_only_objects_that_are_not_its_own() -> None:
+    notebook = ROOT / "qfnb" / "notebook"
+    found: dict[tuple[str, str], int] = {}
+    for path in sorted(notebook.rglob("*.py")):
+        for probed in _probes(path.read_text(encoding="utf-8")):
+            key = (path.relative_to(notebook).as_posix(), probed)
+            found[key] = found.get(key, 0) + 1
+    assert found == NOTEBOOK_PROBES_ALLOWED
+
+
 # ---- the notebook's rooms take typed arguments ---------------------------------------------------
 
 #: the modules of qfnb/notebook that may know argparse: the magics that parse a line, the typed
