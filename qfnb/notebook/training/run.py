@@ -157,7 +157,7 @@ def _target(given: str | None) -> JobTarget | None:
         raise UsageError(str(exc)) from None
 
 
-class Trainer(Trained, Protocol):
+class Finetune(Trained, Protocol):
     """What ``%qftrain`` drives of a fine-tune (``LLMFinetune`` has it): its run, stop and status."""
 
     @property
@@ -166,7 +166,7 @@ class Trainer(Trained, Protocol):
     def stop(self) -> object: ...
 
 
-TrainerFactory = Callable[[TrainSpec, Any], Trainer]
+TrainerFactory = Callable[[TrainSpec, Any], Finetune]
 
 
 def default_trainer(spec: TrainSpec, event_handler: Any) -> LLMFinetune:
@@ -203,7 +203,7 @@ def _event_handler(dash: TrainingDashboard) -> EventHandler:
     return DashboardHandler()
 
 
-def _final_status(trainer: Trainer, stop_requested: bool) -> str:
+def _final_status(trainer: Finetune, stop_requested: bool) -> str:
     status = trainer.status.lower()
     if stop_requested or "stop" in status:
         return "stopped"
