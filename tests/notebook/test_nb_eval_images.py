@@ -154,3 +154,19 @@ def test_qfimage_without_an_image_engine_says_what_to_do_and_lets_run_all_go_on(
     assert "336005" not in text and text.count(". ") == 0 and text.endswith("again.")  # one sentence
     assert "qfnb models add --name NAME --engine URL --role text2image" in text
     assert "QFNB_TEXT2IMAGE_MODEL_DIR" in text
+
+
+def test_qfeval_plans_from_a_dict_of_runs_as_it_compares_them(ip) -> None:  # type: ignore[no-untyped-def]
+    """``%qfeval RUNS --compare base --plan D`` on ``{name: result}``: the runs are combined first (one
+    model per name, paired by item), as ``--compare`` combines them."""
+
+    def run(scores: list[float]) -> EvaluationResult:
+        n = len(scores)
+        samples = pd.DataFrame({"llm": ["m"] * n, "index": range(n), "input": [f"q{i}" for i in range(n)],
+                                "reference": ["r"] * n, "output": ["o"] * n, "error": [None] * n, "bleu": scores})
+        return EvaluationResult({"m": {"bleu": sum(scores) / n}}, samples)
+
+    ip.user_ns["runs"] = {"base": run([0.1, 0.3, 0.2, 0.5, 0.1, 0.4]), "tuned": run([0.4, 0.5, 0.3, 0.9, 0.3, 0.6])}
+    report = ip.run_line_magic("qfeval", "runs --compare base --plan 0.1")
+    assert [p.models for p in report.plan.plans] == [("tuned", "base")] and report.plan.metric == "bleu"
+    assert report.plan.pilot_items == 6 and report.comparison is not None
