@@ -37,11 +37,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Set what collection imported (torch, pandas, scipy, the client SDKs: ~1.2 million objects)
+    """Set what collection imported (pandas, scipy, matplotlib, the client SDKs: ~800,000 objects)
     aside from the garbage collector for the rest of the run, then turn it back on. Each full
     collection walks every tracked object: while collecting, as the heap grew, they took half of its
-    CPU time (11 of 24 s, in each xdist worker and the serial run); during the tests they walked
-    those objects again."""
+    CPU time (11 of 23 s, in each xdist worker and in the serial run); during the tests they walked
+    those objects again (tests/README.md)."""
     gc.freeze()
     gc.enable()
 
