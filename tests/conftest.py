@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,21 +29,25 @@ _SESSION_DATA: dict[str, str | None] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A fresh ``QFNB_DATA_DIR`` for this run (subprocesses and kernels inherit it); no cyclic garbage
-    collection until the tests are collected (:func:`pytest_collection_finish`)."""
-    gc.disable()
+    """A fresh ``QFNB_DATA_DIR`` for this run (subprocesses and kernels inherit it)."""
     _SESSION_DATA["previous"] = os.environ.get("QFNB_DATA_DIR")
     _SESSION_DATA["dir"] = os.environ["QFNB_DATA_DIR"] = tempfile.mkdtemp(prefix="qfnb-test-data-")
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Set what collection imported (pandas, scipy, matplotlib, the client SDKs: ~800,000 objects)
-    aside from the garbage collector for the rest of the run, then turn it back on. Each full
-    collection walks every tracked object: while collecting, as the heap grew, they took half of its
-    CPU time (11 of 23 s, in each xdist worker and in the serial run); during the tests they walked
-    those objects again (tests/README.md)."""
-    gc.freeze()
-    gc.enable()
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """Collect with the cyclic garbage collector off, then set what collection imported (pandas,
+    scipy, matplotlib, the client SDKs: ~800,000 objects) aside from it for the rest of the run
+    (``gc.freeze()``) and turn it back on. Each full collection walks every tracked object: while
+    collecting, as the heap grew, they took half of its CPU time (11 of 23 s, in each xdist worker
+    and in the serial run); during the tests they walked those objects again (tests/README.md). An
+    xdist controller collects nothing: there the wrapper only freezes what it had."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
