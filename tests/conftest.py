@@ -39,9 +39,10 @@ def pytest_collection(session: pytest.Session) -> Generator[None, object, object
     """Collect with the cyclic garbage collector off, then set what collection imported (pandas,
     scipy, matplotlib, the client SDKs: ~800,000 objects) aside from it for the rest of the run
     (``gc.freeze()``) and turn it back on. Each full collection walks every tracked object: while
-    collecting, as the heap grew, they took half of its CPU time (11 of 23 s, in each xdist worker
-    and in the serial run); during the tests they walked those objects again (tests/README.md). An
-    xdist controller collects nothing: there the wrapper only freezes what it had."""
+    collecting, as the heap grew, they took half of its CPU time (5 of 10 s from bytecode, 11 of 23 s
+    from source), in each xdist worker and in the serial run; during the tests they walked those
+    objects again (tests/README.md). An xdist controller collects nothing: there the wrapper only
+    freezes what it had."""
     gc.disable()
     try:
         return (yield)
