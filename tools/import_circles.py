@@ -103,6 +103,21 @@ def _runs(body: list[ast.stmt]) -> Iterator[list[ast.Import | ast.ImportFrom]]:
         yield run
 
 
+def _inside_functions(tree: ast.AST) -> Iterator[ast.AST]:
+    """The functions and the statements inside them (nested ones too), each once; expressions,
+    which hold no import, are not entered."""
+    todo = [(tree, False)]
+    while todo:
+        node, inside = todo.pop()
+        inside = inside or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        if inside:
+            yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                todo.extend((child, inside) for child in children)
+
+
 def deferred_imports(root: Path = ROOT) -> list[tuple[str, int, str, bool]]:
     """``(file, line, source, has_reason)`` of each import of a qfnb module written inside a function;
     ``has_reason``: a ``# deferred: <why>`` comment on its lines, on the line above, or above the run of
@@ -111,22 +126,19 @@ def deferred_imports(root: Path = ROOT) -> list[tuple[str, int, str, bool]]:
     for path in sorted((root / "qfnb").rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         lines = text.splitlines()
-        for func in ast.walk(ast.parse(text)):
-            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            for block in ast.walk(func):
-                for field in ("body", "orelse", "finalbody"):
-                    body = getattr(block, field, None)
-                    for run in _runs(body if isinstance(body, list) else []):
-                        above = lines[run[0].lineno - 2].strip() if run[0].lineno > 1 else ""
-                        for node in run:
-                            if not _imports_qfnb(node):
-                                continue
-                            own = lines[node.lineno - 1:node.end_lineno or node.lineno]
-                            just_above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
-                            reason = any(REASON.match(x) for x in (above, just_above)) or any(
-                                REASON.search(line) for line in own)
-                            found.add((str(path.relative_to(root)), node.lineno, own[0].strip(), reason))
+        for block in _inside_functions(ast.parse(text)):
+            for field in ("body", "orelse", "finalbody"):
+                body = getattr(block, field, None)
+                for run in _runs(body if isinstance(body, list) else []):
+                    above = lines[run[0].lineno - 2].strip() if run[0].lineno > 1 else ""
+                    for node in run:
+                        if not _imports_qfnb(node):
+                            continue
+                        own = lines[node.lineno - 1:node.end_lineno or node.lineno]
+                        just_above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+                        reason = any(REASON.match(x) for x in (above, just_above)) or any(
+                            REASON.search(line) for line in own)
+                        found.add((str(path.relative_to(root)), node.lineno, own[0].strip(), reason))
     return sorted(found)
 
 
