@@ -5,8 +5,11 @@
 Starts bare ``llama-server`` with the platform's own flags (8 slots, the default chat model), sends
 one seeded request (temperature 0.9) three times alone, then ``--runs`` times beside 7 unseeded
 streams, joining them a little later each run, and prints the hashes of the texts and how many
-distinct texts there were. It is the measurement behind the solo process of seeded requests
-(docs/local-platform.md): a seed that repeats only alone must not share the main engine's batch.
+distinct texts there were: once with llama.cpp's own kernels, then once more with the switch of
+scripts/llama_server_seed_invariant.patch on (``LLAMA_ARG_SEED_BATCH_INVARIANT=1``, as the platform
+starts its engines), which computes every batch holding a seeded request with batch-invariant
+kernels. With llama.cpp's own kernels a seed repeats only alone; with the switch it repeats beside
+the others too (docs/local-platform.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 
 import httpx
 from _common import load_average, log_to_stdout, serve_bare
+
+from qfnb.local.engines.llama.command import SEED_INVARIANT_ENV
 
 log = logging.getLogger("bench.seed_drift")
 
@@ -67,12 +72,15 @@ def main() -> int:
     args = ap.parse_args()
     log_to_stdout()
     log.info("load average at start: %s", load_average())
-    proc, base = serve_bare(8, Path(tempfile.mkdtemp(prefix="qfnb-seed-drift-")))
-    try:
-        asyncio.run(measure(base, args.runs, args.tokens))
-    finally:
-        proc.terminate()
-        proc.wait()
+    for switch in ("0", "1"):
+        log.info("LLAMA_ARG_SEED_BATCH_INVARIANT=%s", switch)
+        proc, base = serve_bare(8, Path(tempfile.mkdtemp(prefix="qfnb-seed-drift-")),
+                                env={SEED_INVARIANT_ENV: switch})
+        try:
+            asyncio.run(measure(base, args.runs, args.tokens))
+        finally:
+            proc.terminate()
+            proc.wait()
     log.info("load average at end: %s", load_average())
     return 0
 

@@ -15,12 +15,15 @@ request of another group waits, in its lane's order, until the running ones fini
 arriving after it wait behind it. A turn taken inside another turn of the same task (a call
 written again under its grammar while the first answer is still open) skips that wait.
 
-An *exclusive* turn (a request with a ``seed``: its answer must not depend on what else runs) runs
-on the engine's *solo* process, a second one of the same model with one slot
-(:meth:`~.llama.server.LlamaServer.solo`): llama-server computes a step's logits for all the slots it
-batches together, and the batch's shape changes their rounding, so a seeded answer repeats only when
-it runs alone. Seeded turns take that one slot one after another, in arrival order, and never wait
-for, or hold up, the requests on the main engine.
+A request with a ``seed`` must give an answer that does not depend on what else runs. llama-server
+computes a step's logits for all the slots it batches together, and its CPU kernels take other paths
+by the batch's size, which changes the rounding. The platform's own build
+(scripts/llama_server_seed_invariant.patch) computes every batch that holds a seeded request with
+batch-invariant kernels, so a seeded request takes a turn like any other. On a llama-server without
+it, a seeded request takes an *exclusive* turn on the engine's *solo* process, a second one of the
+same model with one slot (:meth:`~.llama.server.LlamaServer.solo`). Exclusive turns take that one
+slot one after another, in arrival order, and never wait for, or hold up, the requests on the main
+engine.
 
 ``Retry-After`` on a refusal is estimated from the rate at which admitted requests finish (one
 place frees per finish), instead of a fixed second.

@@ -50,8 +50,8 @@ class ChatLayer(Protocol):
 class LlamaEngine:
     """An :class:`~qfnb.local.engines.api.Engine` on our own llama-server. ``endpoint`` is called (in a
     thread) for each request and says where to send it: it starts the process if needed and picks the
-    adapter; ``solo`` is where a seeded request goes (the model's solo process, one request at a time:
-    :mod:`..lanes`). ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
+    adapter; ``solo`` is where a seeded request goes when the engine cannot batch it invariantly (the
+    model's solo process, one request at a time: :mod:`..lanes`). ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
     template), whatever the chat layer."""
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: LaneGate, n_ctx: int,
@@ -152,8 +152,7 @@ class LlamaEngine:
         ``chat``, ``fields`` (turns, tools...) to the server's chat endpoint; else the prompt (token ids, or
         the short text) and ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it) to ``/completions``.
         ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token."""
-        seeded = gp.seed is not None and self._solo is not None
-        async with self._leased(seeded) as target:
+        async with self._leased(gp.seed is not None) as target:
             try:
                 prompt, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced,
                                                        room=self.n_ctx - gp.max_tokens)
@@ -171,9 +170,10 @@ class LlamaEngine:
                     "repeat_penalty": gp.repeat_penalty, "min_p": 0.0, "cache_prompt": gp.seed is None,
                     **fields, **(target.extra or {})}
             prompts.fit(self.name, prompt, self.n_ctx, body)
-            # a seeded request runs alone, on the solo process (see .lanes): the same request, the same answer
-            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key,
-                                      group=target.group, exclusive=seeded) as slot:
+            # a seeded request the engine cannot batch invariantly runs alone, on the solo process (see
+            # .lanes): the same request, the same answer
+            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key, group=target.group,
+                                      exclusive=self._alone(gp.seed is not None, target)) as slot:
                 body["id_slot"] = slot
                 deltas = watchdog.guarded(self.name, target, "/chat/completions" if chat else "/completions", body)
                 if top_logprobs is not None:
@@ -185,12 +185,22 @@ class LlamaEngine:
                 async for delta in deltas:
                     yield delta
 
+    def _alone(self, seeded: bool, target: Endpoint) -> bool:
+        """Whether a request runs alone on the solo process: it has a seed, and ``target`` (the main engine's
+        process) computes a batch's rows in a way that depends on the batch (a llama-server built without
+        scripts/llama_server_seed_invariant.patch)."""
+        return seeded and self._solo is not None and not target.seeds_invariant
+
     @contextlib.asynccontextmanager
     async def _leased(self, seeded: bool = False) -> AsyncIterator[Endpoint]:
         """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it;
-        ``seeded``: the solo process."""
+        ``seeded``: the main engine if it batches seeded requests invariantly, else the solo process."""
         with progress.loading():  # a first request starts the engine's process
-            target = await asyncio.to_thread(self._solo if seeded and self._solo is not None else self._endpoint)
+            target = await asyncio.to_thread(self._endpoint)
+            if self._alone(seeded, target) and self._solo is not None:
+                if target.release is not None:
+                    target.release()
+                target = await asyncio.to_thread(self._solo)
         try:
             yield target
         finally:
@@ -351,6 +361,7 @@ def llama_endpoint(server: LlamaServer, adapter: Path | None, *, solo: bool = Fa
                       unstick=lambda slot, stretch: engine.unstick(lease, slot, stretch), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                         release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
-                        group=str(adapter) if adapter is not None else None, watch=watch)
+                        group=str(adapter) if adapter is not None else None, watch=watch,
+                        seeds_invariant=lease.instance.seeds_invariant)
 
     return endpoint

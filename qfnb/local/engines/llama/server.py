@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from qfnb.local.engines.llama import spawn
-from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary, reported_port
+from qfnb.local.engines.llama.command import BINARY_ENV, SEED_INVARIANT_ENV, ServerConfig, find_binary, reported_port
 from qfnb.protocol.platform.files import write_private_text
 
 log = logging.getLogger("qfnb.local.engines")
@@ -66,6 +66,9 @@ class _Instance:
         self.probing = threading.Lock()
         #: loads adapters at runtime (``POST /lora-adapters/load``); None: not asked yet
         self.loads_adapters: bool | None = None
+        #: computes a seeded request with batch-invariant kernels (``/props``: ``seed_batch_invariant``,
+        #: the build's scripts/llama_server_seed_invariant.patch), so it may share the batch
+        self.seeds_invariant = False
 
     @property
     def url(self) -> str:
@@ -332,10 +335,11 @@ class LlamaServer:
                        f"({len(adapters)} adapters)\n".encode())
             logf.flush()
             offset = os.fstat(logf.fileno()).st_size
-            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG)
+            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG); the seed switch is
+            # an environment variable, which a llama-server without it ignores (a flag would stop it)
+            env = {**os.environ, "LLAMA_API_KEY": key, SEED_INVARIANT_ENV: "1"}
             proc = spawn.popen(self.config.argv(self.binary, adapters), stdin=subprocess.DEVNULL, stdout=logf,
-                               stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
-                               start_new_session=True)
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
         inst = _Instance(proc, key, adapters)
         error = self._wait_ready(inst, offset)
         if error is not None:
@@ -358,7 +362,8 @@ class LlamaServer:
         return self.config.log_dir / f"engine-{self.config.name}.pid"
 
     def _wait_ready(self, inst: _Instance, offset: int) -> str | None:
-        """Wait for the port the process reports in its log (after ``offset``), then for its health."""
+        """Wait for the port the process reports in its log (after ``offset``), then for its health; then
+        read whether it computes seeded requests batch-invariantly (``/props``)."""
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -370,6 +375,9 @@ class LlamaServer:
                         inst.port = reported_port(fh.read()) or 0
                 with contextlib.suppress(httpx.HTTPError):
                     if inst.port and client.get(f"{inst.url}/health").status_code == 200:
+                        with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
+                            props = client.get(f"{inst.url}/props", headers=inst.headers).json()
+                            inst.seeds_invariant = props.get("seed_batch_invariant") is True
                         return None
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
@@ -459,6 +467,12 @@ class LlamaServer:
     def solo_pid(self) -> int | None:
         """The solo process's id (None: not running)."""
         return self._solo.pid if self._solo is not None else None
+
+    @property
+    def seeds_invariant(self) -> bool:
+        """Whether the running process batches seeded requests with the others (False: none runs)."""
+        inst = self._current
+        return inst is not None and inst.seeds_invariant
 
     def close(self) -> None:
         """Stop every process of this engine (its solo one too)."""
