@@ -50,15 +50,13 @@ class ChatLayer(Protocol):
 class LlamaEngine:
     """An :class:`~qfnb.local.engines.api.Engine` on our own llama-server. ``endpoint`` is called (in a
     thread) for each request and says where to send it: it starts the process if needed and picks the
-    adapter; ``solo`` is where a seeded request goes when the engine cannot batch it invariantly (the
-    model's solo process, one request at a time: :mod:`..lanes`). ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
+    adapter. ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
     template), whatever the chat layer."""
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: LaneGate, n_ctx: int,
-                 template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own",
-                 solo: Callable[[], Endpoint] | None = None) -> None:
+                 template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own") -> None:
         self.name, self.gate, self.n_ctx, self.template, self.stop = name, gate, n_ctx, template, stop
-        self._endpoint, self._solo = endpoint, solo
+        self._endpoint = endpoint
         self.chat_layer: ChatLayer = CHAT_LAYER_OF["own" if template == "gemma" else chat_layer]
 
     @property
@@ -152,7 +150,7 @@ class LlamaEngine:
         ``chat``, ``fields`` (turns, tools...) to the server's chat endpoint; else the prompt (token ids, or
         the short text) and ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it) to ``/completions``.
         ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token."""
-        async with self._leased(gp.seed is not None) as target:
+        async with self._leased() as target:
             try:
                 prompt, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced,
                                                        room=self.n_ctx - gp.max_tokens)
@@ -164,16 +162,14 @@ class LlamaEngine:
             fields = dict(fields or {})
             if not chat and "json_schema" in fields:  # what the grammar enforces, cheaper to decode
                 fields |= grammar.engine_fields(fields.pop("json_schema"))
-            # a seeded answer reads its whole prompt afresh: logits computed over a reused prefix differ
-            # in their rounding from those of a whole prompt, and a sampled answer drifts from there
+            # a seeded request shares the batch (the build computes such batches with batch-invariant
+            # kernels: scripts/llama_server_seed_invariant.patch) and reads its whole prompt afresh: a prefix
+            # reused from a request computed without them would round differently
             body = {"model": self.name, **({} if chat else {"prompt": prompt}), **gp.openai_fields(),
                     "repeat_penalty": gp.repeat_penalty, "min_p": 0.0, "cache_prompt": gp.seed is None,
                     **fields, **(target.extra or {})}
             prompts.fit(self.name, prompt, self.n_ctx, body)
-            # a seeded request the engine cannot batch invariantly runs alone, on the solo process (see
-            # .lanes): the same request, the same answer
-            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key, group=target.group,
-                                      exclusive=self._alone(gp.seed is not None, target)) as slot:
+            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key, group=target.group) as slot:
                 body["id_slot"] = slot
                 deltas = watchdog.guarded(self.name, target, "/chat/completions" if chat else "/completions", body)
                 if top_logprobs is not None:
@@ -185,22 +181,11 @@ class LlamaEngine:
                 async for delta in deltas:
                     yield delta
 
-    def _alone(self, seeded: bool, target: Endpoint) -> bool:
-        """Whether a request runs alone on the solo process: it has a seed, and ``target`` (the main engine's
-        process) computes a batch's rows in a way that depends on the batch (a llama-server built without
-        scripts/llama_server_seed_invariant.patch)."""
-        return seeded and self._solo is not None and not target.seeds_invariant
-
     @contextlib.asynccontextmanager
-    async def _leased(self, seeded: bool = False) -> AsyncIterator[Endpoint]:
-        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it;
-        ``seeded``: the main engine if it batches seeded requests invariantly, else the solo process."""
+    async def _leased(self) -> AsyncIterator[Endpoint]:
+        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it."""
         with progress.loading():  # a first request starts the engine's process
             target = await asyncio.to_thread(self._endpoint)
-            if self._alone(seeded, target) and self._solo is not None:
-                if target.release is not None:
-                    target.release()
-                target = await asyncio.to_thread(self._solo)
         try:
             yield target
         finally:
@@ -350,18 +335,15 @@ async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Del
         yield delta
 
 
-def llama_endpoint(server: LlamaServer, adapter: Path | None, *, solo: bool = False) -> Callable[[], Endpoint]:
-    """Requests for ``server``'s base model, or with ``adapter`` applied; ``solo``: on its solo process
-    (:meth:`LlamaServer.solo`)."""
+def llama_endpoint(engine: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:
+    """Requests for ``engine``'s base model, or with ``adapter`` applied."""
 
     def endpoint() -> Endpoint:
-        engine = server.solo() if solo else server
         lease: Lease = engine.acquire(adapter)
         watch = Watch(engine.config.stall_seconds, engine.config.request_seconds,
                       unstick=lambda slot, stretch: engine.unstick(lease, slot, stretch), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                         release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
-                        group=str(adapter) if adapter is not None else None, watch=watch,
-                        seeds_invariant=lease.instance.seeds_invariant)
+                        group=str(adapter) if adapter is not None else None, watch=watch)
 
     return endpoint

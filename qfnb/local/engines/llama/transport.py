@@ -75,8 +75,7 @@ class Watch:
 @dataclass(frozen=True)
 class Endpoint:
     """Where one request goes: base URL (with ``/v1``), key, extra body fields, a release hook, and
-    the adapter set it runs with (the gate runs one set at a time: :mod:`~qfnb.local.engines.lanes`);
-    ``seeds_invariant``: the engine computes a seeded request's batches with batch-invariant kernels."""
+    the adapter set it runs with (the gate runs one set at a time: :mod:`~qfnb.local.engines.lanes`)."""
 
     base_url: str
     api_key: str | None = None
@@ -85,7 +84,6 @@ class Endpoint:
     broken: Callable[[], None] | None = None
     group: str | None = None
     watch: Watch | None = None
-    seeds_invariant: bool = False
 
     @property
     def headers(self) -> dict[str, str]:
