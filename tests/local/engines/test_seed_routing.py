@@ -17,6 +17,7 @@ from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.transport import Endpoint
 
+
 class Engine:
     """The double: its completions' bodies, and the most that ran at once."""
 
