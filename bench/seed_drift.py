@@ -4,9 +4,13 @@
 
 Starts bare ``llama-server`` with the platform's own flags (8 slots, the default chat model), sends
 one seeded request (temperature 0.9) three times alone, then ``--runs`` times beside 7 unseeded
-streams, joining them a little later each run, and prints the hashes of the texts and how many
-distinct texts there were. It is the measurement behind the solo process of seeded requests
-(docs/local-platform.md): a seed that repeats only alone must not share the main engine's batch.
+streams, joining them a little later each run, and prints the hashes of the texts (with each token's
+top-5 log-probabilities, so a last-bit difference counts) and how many distinct ones there were:
+once with llama.cpp's own kernels, then once more with the switch of
+scripts/llama_server_seed_invariant.patch on (``LLAMA_ARG_SEED_BATCH_INVARIANT=1``, as the platform
+starts its engines), which computes every batch holding a seeded request with batch-invariant
+kernels. With llama.cpp's own kernels a seed repeats only alone; with the switch it repeats beside
+the others too (docs/local-platform.md).
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import logging
 import tempfile
 from pathlib import Path
 
 import httpx
 from _common import load_average, log_to_stdout, serve_bare
+
+from qfnb.local.engines.llama.command import SEED_INVARIANT_ENV
 
 log = logging.getLogger("bench.seed_drift")
 
@@ -30,15 +37,17 @@ SEED = 1234
 
 
 async def complete(client: httpx.AsyncClient, base: str, prompt: str, tokens: int, seed: int | None) -> str:
-    """One completion of ``prompt`` in the model's chat format; seeded ones read their prompt afresh."""
+    """One completion of ``prompt`` in the model's chat format; seeded ones read their prompt afresh and
+    come back with each token's top-5 log-probabilities after the text."""
     body: dict[str, object] = {"prompt": f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n",
                                "n_predict": tokens, "temperature": 0.9, "top_p": 0.95,
                                "cache_prompt": seed is None}
     if seed is not None:
-        body["seed"] = seed
+        body |= {"seed": seed, "n_probs": 5}
     reply = await client.post(base + "/completion", json=body, timeout=900)
     reply.raise_for_status()
-    return str(reply.json()["content"])
+    answer = reply.json()
+    return str(answer["content"]) + json.dumps(answer.get("completion_probabilities"), sort_keys=True)
 
 
 def digest(text: str) -> str:
@@ -56,7 +65,7 @@ async def measure(base: str, runs: int, tokens: int) -> None:
             beside.append(digest(await complete(client, base, PROMPTS[0], tokens, SEED)))
             await asyncio.gather(*others)
         log.info("beside 7 other streams: %s", beside)
-        log.info("distinct texts: %d alone, %d in all (the same seed, the same prompt)", len(set(alone)),
+        log.info("distinct answers: %d alone, %d in all (the same seed, the same prompt)", len(set(alone)),
                  len(set(alone + beside)))
 
 
@@ -67,12 +76,15 @@ def main() -> int:
     args = ap.parse_args()
     log_to_stdout()
     log.info("load average at start: %s", load_average())
-    proc, base = serve_bare(8, Path(tempfile.mkdtemp(prefix="qfnb-seed-drift-")))
-    try:
-        asyncio.run(measure(base, args.runs, args.tokens))
-    finally:
-        proc.terminate()
-        proc.wait()
+    for switch in ("0", "1"):
+        log.info("LLAMA_ARG_SEED_BATCH_INVARIANT=%s", switch)
+        proc, base = serve_bare(8, Path(tempfile.mkdtemp(prefix="qfnb-seed-drift-")),
+                                env={SEED_INVARIANT_ENV: switch})
+        try:
+            asyncio.run(measure(base, args.runs, args.tokens))
+        finally:
+            proc.terminate()
+            proc.wait()
     log.info("load average at end: %s", load_average())
     return 0
 

@@ -18,7 +18,8 @@ model's name (``QFNB_ENGINES``), the way a user moves the engine off this machin
    engine, through the engine API);
 4. the cost of seeds: aggregate tok/s of ``--seeded-users`` concurrent chats (default 8) through the
    platform with none seeded, then with ``--seeded-share`` of them (default 0.25) sending a ``seed``
-   (a seeded request runs alone on the engine, so its answer repeats), in the same run: their ratio.
+   (the engine computes every batch holding a seeded request with batch-invariant kernels, so its
+   answer repeats beside the others), in the same run: their ratio.
 
 With ``--observe-cost`` "bare" is the platform itself with ``/metrics`` and tracing off
 (``QFNB_OBSERVE=0``): what counting and tracing cost real serving (issue 56's target: >= 98 %).

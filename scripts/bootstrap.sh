@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 # llama.cpp's own server (`llama-server`) is compiled once per machine into a cache folder keyed
-# by its source version, its build flags and our patch (scripts/llama_server_lora_load.patch), and
+# by its source version, its build flags and our patches (scripts/llama_server_*.patch), and
 # linked into the venv's bin/. Flags: AVX-512
 # (VNNI/BF16) for speed, and no AMX: the AMX kernels of a -march=native build segfault on these
 # CPUs. The source is the llama.cpp that llama-cpp-python 0.3.36 vendors (its PyPI sdist).
@@ -24,7 +24,7 @@ if ! grep -q avx512f /proc/cpuinfo 2>/dev/null; then
   LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 fi
 export LLAMA_CMAKE
-SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$( (echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE"; cat scripts/llama_server_lora_load.patch) | sha256sum | cut -c1-12)
+SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$( (echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE"; cat scripts/llama_server_lora_load.patch scripts/llama_server_seed_invariant.patch) | sha256sum | cut -c1-12)
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 
 # torch is pinned and named in the same command so the installer takes the local CPU wheel.

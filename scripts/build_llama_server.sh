@@ -4,8 +4,9 @@
 # its base for `qfnb models export --merge`).
 #
 # The source is the llama.cpp that llama-cpp-python $LLAMA_SRC_VERSION vendors (its sdist on PyPI,
-# pinned), with scripts/llama_server_lora_load.patch applied (llama-server loads LoRA adapters at
-# runtime), compiled with the CPU flags in $LLAMA_CMAKE (set by bootstrap.sh). Static build, no
+# pinned), with two patches applied: scripts/llama_server_lora_load.patch (llama-server loads LoRA
+# adapters at runtime) and scripts/llama_server_seed_invariant.patch (a seeded request is computed
+# with batch-invariant CPU kernels, so it repeats beside other requests), compiled with the CPU flags in $LLAMA_CMAKE (set by bootstrap.sh). Static build, no
 # web UI, no network at build or run time.
 set -euo pipefail
 DEST=$1
@@ -24,7 +25,9 @@ echo "bootstrap: building ${TARGETS[*]} from llama.cpp (llama-cpp-python $LLAMA_
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$LLAMA_SRC_VERSION" 2>/dev/null
 tar xzf "$work"/llama_cpp_python-"$LLAMA_SRC_VERSION".tar.gz -C "$work"
 src="$work/llama_cpp_python-$LLAMA_SRC_VERSION/vendor/llama.cpp"
-patch -p1 --forward --batch --quiet -d "$src" < "$(dirname "$0")/llama_server_lora_load.patch"
+for p in llama_server_lora_load llama_server_seed_invariant; do
+  patch -p1 --forward --batch --quiet -d "$src" < "$(dirname "$0")/$p.patch"
+done
 # shellcheck disable=SC2086  # LLAMA_CMAKE is a list of flags
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \

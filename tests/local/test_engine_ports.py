@@ -173,3 +173,26 @@ def test_a_request_the_engine_refuses_names_the_engine_and_its_answer(tmp_path: 
         engine.release(lease)
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("patched", [True, False])
+def test_the_engine_reads_whether_its_build_batches_seeded_requests_invariantly(
+        tmp_path: Path, fake_binary: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        patched: bool) -> None:
+    """The process is started with the seed switch in its environment (a llama-server without it
+    ignores it) and its ``/props`` says whether the build took it: the patched one does, upstream's
+    has no such field, and the log then says what a seed no longer promises."""
+    if patched:
+        monkeypatch.setenv("FAKE_SEED_INVARIANT", "1")
+    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
+    engine = LlamaServer(config, binary=fake_binary)
+    try:
+        lease = engine.acquire()
+        engine.release(lease)
+        assert lease.instance.seeds_invariant is patched and engine.seeds_invariant is patched
+        warned = [r.getMessage() for r in caplog.records if "no batch-invariant kernels" in r.getMessage()]
+        assert len(warned) == (0 if patched else 1), warned
+        environ = Path(f"/proc/{engine.pid}/environ").read_bytes().split(b"\0")
+        assert b"LLAMA_ARG_SEED_BATCH_INVARIANT=1" in environ
+    finally:
+        engine.close()

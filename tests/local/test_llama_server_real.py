@@ -90,7 +90,10 @@ def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) 
         assert city in answer, answers
 
 
-def test_a_seed_repeats_alone_and_beside_another_users_generation(registry: EngineRegistry) -> None:
+def test_a_seed_repeats_alone_and_beside_other_users_generations(registry: EngineRegistry) -> None:
+    """On the main engine, batched with the others: the build computes a batch holding a seeded request
+    with batch-invariant kernels (scripts/llama_server_seed_invariant.patch). Alone, beside one other
+    stream and beside three (llama.cpp's own kernels take other paths for 1, 2 to 7, and 8 or more rows)."""
     import asyncio
 
     engine = registry.chat(DEFAULT_CHAT)
@@ -115,12 +118,21 @@ def test_a_seed_repeats_alone_and_beside_another_users_generation(registry: Engi
         texts = await asyncio.gather(begun, answer(second))
         return texts[0] if seeded_first else texts[1]
 
+    async def among_three() -> str:
+        streaming = asyncio.Event()
+        others = [asyncio.create_task(answer(other, streaming)) for _ in range(3)]
+        await streaming.wait()
+        text = await answer(seeded)
+        await asyncio.gather(*others)
+        return text
+
     alone = [run_blocking(lambda: answer(seeded)) for _ in range(2)]
-    near = [run_blocking(lambda: beside(False)), run_blocking(lambda: beside(True))]
+    near = [run_blocking(lambda: beside(False)), run_blocking(lambda: beside(True)), run_blocking(among_three)]
     assert len(set(alone + near)) == 1 and alone[0].strip(), (alone, near)
-    # it ran on the model's solo process, beside the engine the other user's chat had
+    # on the one engine process, in the batch the other users' chats had
     (row,) = [r for r in registry.engine_states() if r["model"] == DEFAULT_CHAT]
-    assert row["seededPid"] and row["pid"] and row["seededPid"] != row["pid"]
+    assert row["seedsInvariant"] and row["pid"], \
+        ("llama-server built without scripts/llama_server_seed_invariant.patch? scripts/bootstrap.sh rebuilds it", row)
 
 
 @pytest.mark.slow  # the default suite covers the same path on a slow-engine double (test_engine_watchdog.py)

@@ -15,12 +15,9 @@ request of another group waits, in its lane's order, until the running ones fini
 arriving after it wait behind it. A turn taken inside another turn of the same task (a call
 written again under its grammar while the first answer is still open) skips that wait.
 
-An *exclusive* turn (a request with a ``seed``: its answer must not depend on what else runs) runs
-on the engine's *solo* process, a second one of the same model with one slot
-(:meth:`~.llama.server.LlamaServer.solo`): llama-server computes a step's logits for all the slots it
-batches together, and the batch's shape changes their rounding, so a seeded answer repeats only when
-it runs alone. Seeded turns take that one slot one after another, in arrival order, and never wait
-for, or hold up, the requests on the main engine.
+A request with a ``seed`` takes a turn like any other: the platform's build of llama-server computes
+every batch holding one with batch-invariant kernels (scripts/llama_server_seed_invariant.patch), so
+its answer does not depend on what else runs (:mod:`.llama.engine`).
 
 ``Retry-After`` on a refusal is estimated from the rate at which admitted requests finish (one
 place frees per finish), instead of a fixed second.
@@ -85,14 +82,11 @@ class LaneGate(Gate):
         #: the tasks holding a turn, and how many each holds (a nested turn skips the group's wait)
         self._holders: dict[asyncio.Task[object], int] = {}
         self._finished: deque[float] = deque(maxlen=32)
-        #: the solo engine's one slot: taken by a seeded turn, and the seeded turns waiting for it
-        self._solo_busy = False
-        self._solo_waiting: deque[_Waiter] = deque()
         self._cond_lock = threading.Lock()
 
     @property
     def busy(self) -> int:
-        return self._running + self._solo_busy
+        return self._running
 
     @property
     def queued(self) -> int:
@@ -111,25 +105,16 @@ class LaneGate(Gate):
 
     @contextlib.asynccontextmanager
     async def turn(self, lane: str | None = None, *, long: bool = False, key: str | None = None,
-                   group: str | None = None, exclusive: bool = False) -> AsyncIterator[int]:
+                   group: str | None = None) -> AsyncIterator[int]:
         """Admit one request of ``lane`` (default: the request's :data:`priority`) and ``group``
         (its adapter set), wait for its turn to run, and hold its place until the block ends;
-        EngineBusy when it cannot be admitted. ``exclusive``: it runs alone, on the solo engine.
+        EngineBusy when it cannot be admitted.
 
         Yields the engine slot to run on: the lowest free one for a short interactive request,
-        the highest for a ``long`` prompt or batch traffic (the engine serves low slots first);
-        slot 0 of the solo engine for an exclusive turn."""
+        the highest for a ``long`` prompt or batch traffic (the engine serves low slots first)."""
         batch = (lane or priority.get()) == BATCH
         task = asyncio.current_task()
         cap = self.slots + self.queue - (self.reserve if batch else 0)
-        if exclusive:
-            with self.admit(cap, self.retry_after):
-                await self._wait_solo()
-                try:
-                    yield 0
-                finally:
-                    self._leave_solo()
-            return
         with self.admit(cap, self.retry_after):
             slot = await self._wait_turn(batch, long, key, group, nested=task in self._holders)
             if task is not None:
@@ -145,32 +130,8 @@ class LaneGate(Gate):
                             self._holders[task] = held
                 self._leave(batch, slot)
 
-    async def _wait_solo(self) -> None:
-        """Take the solo engine's slot, after the seeded turns that came first."""
-        with self._cond_lock:
-            if not self._solo_busy and not self._solo_waiting:
-                self._solo_busy = True
-                return
-            waiter = _Waiter(False, False, asyncio.get_running_loop())
-            self._solo_waiting.append(waiter)
-        await self._queued(waiter, self._solo_waiting, self._leave_solo)
-
-    def _leave_solo(self) -> None:
-        """Hand the solo slot to the oldest waiting seeded turn (or free it)."""
-        with self._cond_lock:
-            self._finished.append(self._clock())
-            while self._solo_waiting:
-                waiter = self._solo_waiting.popleft()
-                waiter.granted = True
-                try:
-                    waiter.loop.call_soon_threadsafe(settle, waiter.future, None, None)
-                    return
-                except RuntimeError:  # its event loop is gone: nobody waits any more
-                    continue
-            self._solo_busy = False
-
-    async def _queued(self, waiter: _Waiter, line: deque[_Waiter], leave: Callable[[], None]) -> None:
-        """Wait in ``line`` until ``waiter`` is granted its turn, the call's progress told (queued, then
+    async def _queued(self, waiter: _Waiter, leave: Callable[[], None]) -> None:
+        """Wait in line until ``waiter`` is granted its turn, the call's progress told (queued, then
         on a slot); cancelled, it leaves the line, or hands on (``leave()``) a turn granted meanwhile."""
         call = progress.current()
         if call is not None:
@@ -181,7 +142,7 @@ class LaneGate(Gate):
             with self._cond_lock:
                 granted = waiter.granted
                 if not granted:
-                    line.remove(waiter)
+                    self._waiting.remove(waiter)
             if granted:
                 leave()
             raise
@@ -233,7 +194,7 @@ class LaneGate(Gate):
             assert waiter.slot is not None
             self._leave(batch, waiter.slot)
 
-        await self._queued(waiter, self._waiting, leave)
+        await self._queued(waiter, leave)
         assert waiter.slot is not None
         return waiter.slot
 

@@ -252,7 +252,7 @@ class EngineRegistry:
                          "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
                          "loads": server.loads,
                          "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in(),
-                         "seededPid": server.solo_pid})
+                         "seedsInvariant": server.seeds_invariant})
         for name, engine in engines.items():
             if name in servers or (name in self._bases and self._bases[name] in servers):
                 continue
@@ -338,8 +338,7 @@ class EngineRegistry:
             base_name = self._bases.get(name, name)
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
             return LlamaEngine(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
-                               n_ctx=spec.n_ctx, template=spec.template, stop=spec.stop, chat_layer=opts.chat_layer,
-                               solo=llama_endpoint(server, spec.lora_path, solo=True))
+                               n_ctx=spec.n_ctx, template=spec.template, stop=spec.stop, chat_layer=opts.chat_layer)
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)

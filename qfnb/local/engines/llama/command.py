@@ -28,6 +28,11 @@ def find_binary(name: str = "llama-server", env: str = BINARY_ENV, near: Sequenc
     return Path(found) if found else None
 
 
+#: the environment variable that makes a llama-server built with scripts/llama_server_seed_invariant.patch
+#: compute every batch holding a seeded request with batch-invariant kernels
+SEED_INVARIANT_ENV = "LLAMA_ARG_SEED_BATCH_INVARIANT"
+
+
 def default_slots(cores: int | None = None) -> int:
     """Parallel slots: four per core, 4 to 16 (decode on a CPU is memory-bound, so a batch of
     sequences costs little more than one)."""

@@ -50,15 +50,13 @@ class ChatLayer(Protocol):
 class LlamaEngine:
     """An :class:`~qfnb.local.engines.api.Engine` on our own llama-server. ``endpoint`` is called (in a
     thread) for each request and says where to send it: it starts the process if needed and picks the
-    adapter; ``solo`` is where a seeded request goes (the model's solo process, one request at a time:
-    :mod:`..lanes`). ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
+    adapter. ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
     template), whatever the chat layer."""
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: LaneGate, n_ctx: int,
-                 template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own",
-                 solo: Callable[[], Endpoint] | None = None) -> None:
+                 template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own") -> None:
         self.name, self.gate, self.n_ctx, self.template, self.stop = name, gate, n_ctx, template, stop
-        self._endpoint, self._solo = endpoint, solo
+        self._endpoint = endpoint
         self.chat_layer: ChatLayer = CHAT_LAYER_OF["own" if template == "gemma" else chat_layer]
 
     @property
@@ -152,8 +150,7 @@ class LlamaEngine:
         ``chat``, ``fields`` (turns, tools...) to the server's chat endpoint; else the prompt (token ids, or
         the short text) and ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it) to ``/completions``.
         ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token."""
-        seeded = gp.seed is not None and self._solo is not None
-        async with self._leased(seeded) as target:
+        async with self._leased() as target:
             try:
                 prompt, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced,
                                                        room=self.n_ctx - gp.max_tokens)
@@ -165,15 +162,14 @@ class LlamaEngine:
             fields = dict(fields or {})
             if not chat and "json_schema" in fields:  # what the grammar enforces, cheaper to decode
                 fields |= grammar.engine_fields(fields.pop("json_schema"))
-            # a seeded answer reads its whole prompt afresh: logits computed over a reused prefix differ
-            # in their rounding from those of a whole prompt, and a sampled answer drifts from there
+            # a seeded request shares the batch (the build computes such batches with batch-invariant
+            # kernels: scripts/llama_server_seed_invariant.patch) and reads its whole prompt afresh: a prefix
+            # reused from a request computed without them would round differently
             body = {"model": self.name, **({} if chat else {"prompt": prompt}), **gp.openai_fields(),
                     "repeat_penalty": gp.repeat_penalty, "min_p": 0.0, "cache_prompt": gp.seed is None,
                     **fields, **(target.extra or {})}
             prompts.fit(self.name, prompt, self.n_ctx, body)
-            # a seeded request runs alone, on the solo process (see .lanes): the same request, the same answer
-            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key,
-                                      group=target.group, exclusive=seeded) as slot:
+            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key, group=target.group) as slot:
                 body["id_slot"] = slot
                 deltas = watchdog.guarded(self.name, target, "/chat/completions" if chat else "/completions", body)
                 if top_logprobs is not None:
@@ -186,11 +182,10 @@ class LlamaEngine:
                     yield delta
 
     @contextlib.asynccontextmanager
-    async def _leased(self, seeded: bool = False) -> AsyncIterator[Endpoint]:
-        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it;
-        ``seeded``: the solo process."""
+    async def _leased(self) -> AsyncIterator[Endpoint]:
+        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it."""
         with progress.loading():  # a first request starts the engine's process
-            target = await asyncio.to_thread(self._solo if seeded and self._solo is not None else self._endpoint)
+            target = await asyncio.to_thread(self._endpoint)
         try:
             yield target
         finally:
@@ -340,12 +335,10 @@ async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Del
         yield delta
 
 
-def llama_endpoint(server: LlamaServer, adapter: Path | None, *, solo: bool = False) -> Callable[[], Endpoint]:
-    """Requests for ``server``'s base model, or with ``adapter`` applied; ``solo``: on its solo process
-    (:meth:`LlamaServer.solo`)."""
+def llama_endpoint(engine: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:
+    """Requests for ``engine``'s base model, or with ``adapter`` applied."""
 
     def endpoint() -> Endpoint:
-        engine = server.solo() if solo else server
         lease: Lease = engine.acquire(adapter)
         watch = Watch(engine.config.stall_seconds, engine.config.request_seconds,
                       unstick=lambda slot, stretch: engine.unstick(lease, slot, stretch), renew=endpoint)

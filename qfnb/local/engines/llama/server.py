@@ -20,7 +20,6 @@ into a running one, so a deploy's engine restarts can be measured.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import secrets
@@ -35,7 +34,7 @@ from typing import Any
 import httpx
 
 from qfnb.local.engines.llama import spawn
-from qfnb.local.engines.llama.command import BINARY_ENV, ServerConfig, find_binary, reported_port
+from qfnb.local.engines.llama.command import BINARY_ENV, SEED_INVARIANT_ENV, ServerConfig, find_binary, reported_port
 from qfnb.protocol.platform.files import write_private_text
 
 log = logging.getLogger("qfnb.local.engines")
@@ -66,6 +65,9 @@ class _Instance:
         self.probing = threading.Lock()
         #: loads adapters at runtime (``POST /lora-adapters/load``); None: not asked yet
         self.loads_adapters: bool | None = None
+        #: computes a seeded request with batch-invariant kernels (``/props``: ``seed_batch_invariant``,
+        #: the build's scripts/llama_server_seed_invariant.patch), so it may share the batch
+        self.seeds_invariant = False
 
     @property
     def url(self) -> str:
@@ -121,7 +123,6 @@ class LlamaServer:
         self._closed = False
         self.starts = 0  # processes started (the first one, then one per crash or new adapter set)
         self.loads = 0  # adapters loaded into a running process
-        self._solo: LlamaServer | None = None
         self.state = "stopped"  # stopped | starting | ready | failed
         self.since = time.time()
         self.last_used = time.monotonic()
@@ -136,20 +137,6 @@ class LlamaServer:
 
     def config_adapters(self) -> tuple[Path, ...]:
         return self._adapters
-
-    def solo(self) -> LlamaServer:
-        """The process seeded requests run on, one at a time (:mod:`~qfnb.local.engines.lanes`): the same
-        model and adapters with one slot, started on first use and stopped when idle like this one. It
-        maps the same GGUF, so the weights' pages are shared; what it adds is one slot's KV cache and
-        its compute buffers. It decodes on one thread: one sequence gains little from more, and a
-        thread of its own takes one core from the main engine's threads instead of making them wait
-        at their barriers (two processes each running a thread per core slowed each other 4 to 60 times)."""
-        with self._lock:
-            if self._solo is None:
-                config = dataclasses.replace(self.config, name=f"{self.config.name}-seeded", slots=1, threads=1)
-                self._solo = LlamaServer(config, self.binary)
-            self._solo.add_adapters(self._adapters)
-            return self._solo
 
     def acquire(self, adapter: Path | None = None) -> Lease:
         """A running process that has ``adapter`` loaded (blocking: may load it into the running process,
@@ -332,10 +319,11 @@ class LlamaServer:
                        f"({len(adapters)} adapters)\n".encode())
             logf.flush()
             offset = os.fstat(logf.fileno()).st_size
-            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG)
+            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG); the seed switch is
+            # an environment variable, which a llama-server without it ignores (a flag would stop it)
+            env = {**os.environ, "LLAMA_API_KEY": key, SEED_INVARIANT_ENV: "1"}
             proc = spawn.popen(self.config.argv(self.binary, adapters), stdin=subprocess.DEVNULL, stdout=logf,
-                               stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
-                               start_new_session=True)
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
         inst = _Instance(proc, key, adapters)
         error = self._wait_ready(inst, offset)
         if error is not None:
@@ -351,6 +339,10 @@ class LlamaServer:
         write_private_text(self.pid_path, str(proc.pid))
         log.info("engine %s ready on 127.0.0.1:%d (%d slots, %d adapters)", self.config.name, inst.port,
                  self.config.slots, len(adapters))
+        if not (inst.seeds_invariant or self.config.embedding or self.config.reranking):
+            log.warning("engine %s: this llama-server has no batch-invariant kernels (built without scripts/"
+                        "llama_server_seed_invariant.patch): a seeded answer repeats alone, but beside other "
+                        "requests it may differ", self.config.name)
         return inst
 
     @property
@@ -358,7 +350,8 @@ class LlamaServer:
         return self.config.log_dir / f"engine-{self.config.name}.pid"
 
     def _wait_ready(self, inst: _Instance, offset: int) -> str | None:
-        """Wait for the port the process reports in its log (after ``offset``), then for its health."""
+        """Wait for the port the process reports in its log (after ``offset``), then for its health; then
+        read whether it computes seeded requests batch-invariantly (``/props``)."""
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -370,6 +363,9 @@ class LlamaServer:
                         inst.port = reported_port(fh.read()) or 0
                 with contextlib.suppress(httpx.HTTPError):
                     if inst.port and client.get(f"{inst.url}/health").status_code == 200:
+                        with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
+                            props = client.get(f"{inst.url}/props", headers=inst.headers).json()
+                            inst.seeds_invariant = props.get("seed_batch_invariant") is True
                         return None
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
@@ -414,10 +410,7 @@ class LlamaServer:
                 self._set_state("stopped")
 
     def unload(self) -> bool:
-        """Stop the process now (requests under way finish first); the next request starts one. The solo
-        process (if any) stops too."""
-        if self._solo is not None:
-            self._solo.unload()
+        """Stop the process now (requests under way finish first); the next request starts one."""
         with self._lock:
             inst, self._current = self._current, None
             if inst is None:
@@ -456,15 +449,14 @@ class LlamaServer:
         return inst.proc.pid if inst is not None and inst.alive() else None
 
     @property
-    def solo_pid(self) -> int | None:
-        """The solo process's id (None: not running)."""
-        return self._solo.pid if self._solo is not None else None
+    def seeds_invariant(self) -> bool:
+        """Whether the running process batches seeded requests with the others (False: none runs)."""
+        inst = self._current
+        return inst is not None and inst.seeds_invariant
 
     def close(self) -> None:
-        """Stop every process of this engine (its solo one too)."""
+        """Stop every process of this engine."""
         self._closed = True
-        if self._solo is not None:
-            self._solo.close()
         with self._lock:
             instances = [i for i in (self._current, *self._retired) if i is not None]
             self._current, self._retired = None, []
