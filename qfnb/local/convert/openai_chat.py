@@ -76,10 +76,12 @@ def finish(reason: str | None) -> str:
     return "stop" if reason in (None, "", "normal") else reason
 
 
-def refusal(schema_miss: str) -> str:
-    """The ``refusal`` of an answer that still fails its JSON schema after the resamples (OpenAI's
-    field for an answer that is not the structured output asked for)."""
-    return f"the answer does not fit the JSON schema after {SCHEMA_RESAMPLES} resamples: {schema_miss}"
+def refusal(tally: Tally) -> str:
+    """The ``refusal`` of an answer that still fails its JSON schema after the resamples, or that
+    ``max_tokens`` cut (not written again) (OpenAI's field for an answer that is not the structured
+    output asked for)."""
+    when = "cut by max_tokens" if tally.finish == "length" else f"after {SCHEMA_RESAMPLES} resamples"
+    return f"the answer does not fit the JSON schema ({when}): {tally.schema_miss}"
 
 
 def stream_error_event() -> bytes:
@@ -96,7 +98,7 @@ def choice_of(index: int, answer: Answer, *, logprobs: bool) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = calls
     if answer.tally.schema_miss:
-        message["refusal"] = refusal(answer.tally.schema_miss)
+        message["refusal"] = refusal(answer.tally)
     return {"index": index, "message": message, "logprobs": {"content": answer.logprobs} if logprobs else None,
             "finish_reason": "tool_calls" if calls else finish(answer.finish)}
 
@@ -164,7 +166,7 @@ class ChatRender:
             yield stream_error_event()
             return
         for i, tally in enumerate(tallies):
-            closing = {"refusal": refusal(tally.schema_miss)} if tally.schema_miss else {}
+            closing = {"refusal": refusal(tally)} if tally.schema_miss else {}
             yield encode_event({**base, "choices": [{"index": i, "delta": closing, "logprobs": None,
                                                      "finish_reason": "tool_calls" if called[i]
                                                      else finish(tally.finish)}]})

@@ -125,3 +125,14 @@ def test_the_three_wires_name_the_answer_schema_in_one_place() -> None:
     assert [n[2:] for n in unnamed] == [(ANSWER, "answer"), (ANSWER, "answer"), (None, None)]
     objects = _three_wires((None, None, None), ({"type": "json_object"}, {"format": {"type": "json_object"}}, None))
     assert [n[2:] for n in objects[:2]] == [({"type": "object"}, None)] * 2
+
+
+def test_a_schema_miss_is_refused_saying_whether_the_resamples_ran_out_or_max_tokens_cut_the_answer() -> None:
+    from qfnb.local.convert.answer import Tally
+    from qfnb.local.convert.openai_chat import refusal
+    from qfnb.local.engines.base import Delta
+
+    for finish, when in (("stop", "(after 2 resamples)"), ("length", "(cut by max_tokens)")):
+        tally = Tally()
+        tally.add(Delta('{"a": 3}', finish_reason=finish, schema_miss="not at the answer: 'a' is there"))
+        assert refusal(tally) == f"the answer does not fit the JSON schema {when}: not at the answer: 'a' is there"

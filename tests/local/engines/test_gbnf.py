@@ -136,13 +136,13 @@ def test_a_schema_without_number_bounds_goes_to_the_converter_and_says_what_it_l
 
 # ---- the answer's check -----------------------------------------------------------------------------
 
-def _answers(texts: list[str], seen: list[GenParams], gp: GenParams) -> Any:
+def _answers(texts: list[str], seen: list[GenParams], gp: GenParams, finish: str = "stop") -> Any:
     def answer(attempt: int) -> AsyncIterator[Delta]:
         seen.append(answer_check.resample_params(gp, attempt))
 
         async def gen() -> AsyncIterator[Delta]:
             yield Delta(texts[attempt][:3])
-            yield Delta(texts[attempt][3:], finish_reason="stop", prompt_tokens=10, completion_tokens=5)
+            yield Delta(texts[attempt][3:], finish_reason=finish, prompt_tokens=10, completion_tokens=5)
         return gen()
     return answer
 
@@ -173,6 +173,19 @@ def test_a_final_miss_names_the_keyword_on_the_last_delta() -> None:
     assert len(seen) == answer_check.RESAMPLES + 1
     assert deltas[-1].schema_miss is not None and deltas[-1].schema_miss.startswith("multipleOf at n")
     assert all(d.schema_miss is None for d in deltas[:-1])
+
+
+@pytest.mark.parametrize("text", ['{"n": 3}', '{"n": 3'])
+def test_an_answer_cut_by_the_token_cap_is_not_written_again_but_its_miss_is_named(text: str) -> None:
+    """Another answer would be cut too; what was written is answered, and why it is not the structured
+    output is said (a whole value that misses a keyword, or a value left unfinished)."""
+    seen: list[GenParams] = []
+    deltas = asyncio.run(_collect(answer_check.checked(_answers([text] * 3, seen, GenParams(), finish="length"),
+                                                       lambda ds: answer_check.text_miss(
+                                                           "".join(d.text for d in ds), SCHEMA))))
+    assert len(seen) == 1 and "".join(d.text for d in deltas) == text and deltas[-1].finish_reason == "length"
+    miss = deltas[-1].schema_miss
+    assert miss is not None and miss.startswith("multipleOf at n" if text.endswith("}") else "the answer is not JSON")
 
 
 def test_a_forced_calls_nested_model_keeps_its_definitions_and_bounds() -> None:

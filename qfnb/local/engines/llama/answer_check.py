@@ -79,7 +79,8 @@ async def checked(answer: Callable[[int], AsyncIterator[Delta]],
                   miss: Callable[[list[Delta]], str | None]) -> AsyncIterator[Delta]:
     """The first of up to ``1 + RESAMPLES`` answers (``answer(attempt)``) that ``miss`` passes,
     collected whole; the usage counts every answer written. A final miss is answered with
-    ``schema_miss`` on its last delta. An answer cut by the token cap is not written again."""
+    ``schema_miss`` on its last delta. An answer cut by the token cap is not written again (another
+    would be cut too), and its miss is answered as a final one."""
     spent = (0, 0)
     for attempt in range(RESAMPLES + 1):
         stream = answer(attempt)
@@ -89,14 +90,14 @@ async def checked(answer: Callable[[int], AsyncIterator[Delta]],
             await aclose(stream)
         if not deltas:
             return
-        problem = None if deltas[-1].finish_reason == "length" else miss(deltas)
+        problem = miss(deltas)
         last = attempt == RESAMPLES or problem is None or deltas[-1].finish_reason == "length"
         if last:
             for i, d in enumerate(deltas):
                 d = d.after(*spent)
                 yield dataclasses.replace(d, schema_miss=problem) if problem and i == len(deltas) - 1 else d
             if problem:
-                log.warning("the answer missed the schema after %d resamples: %s", RESAMPLES, problem)
+                log.warning("the answer missed the schema after %d resamples: %s", attempt, problem)
             return
         log.info("the answer missed the schema (%s); writing it again (%d of %d)", problem, attempt + 1, RESAMPLES)
         spent = (spent[0] + deltas[-1].prompt_tokens, spent[1] + deltas[-1].completion_tokens)
