@@ -1,8 +1,9 @@
 """Does a seeded, sampled answer repeat on the main engine, alone and beside other streams?
 
-    .venv/bin/python bench/seed_drift.py [--runs 4] [--tokens 48]
+    .venv/bin/python bench/seed_drift.py [--runs 4] [--tokens 48] [--model NAME]
 
-Starts bare ``llama-server`` with the platform's own flags (8 slots, the default chat model), sends
+Starts bare ``llama-server`` with the platform's own flags (8 slots, the default chat model or
+``--model``'s GGUF), sends
 one seeded request (temperature 0.9) three times alone, then ``--runs`` times beside 7 unseeded
 streams, joining them a little later each run, and prints the hashes of the texts (with each token's
 top-5 log-probabilities, so a last-bit difference counts) and how many distinct ones there were:
@@ -26,7 +27,9 @@ from pathlib import Path
 import httpx
 from _common import load_average, log_to_stdout, serve_bare
 
+from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.llama.command import SEED_INVARIANT_ENV
+from qfnb.local.engines.store import assets
 
 log = logging.getLogger("bench.seed_drift")
 
@@ -73,13 +76,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=48)
+    ap.add_argument("--model", default=DEFAULT_CHAT, help="a built-in llama.cpp model (default: the chat model)")
     args = ap.parse_args()
     log_to_stdout()
     log.info("load average at start: %s", load_average())
     for switch in ("0", "1"):
         log.info("LLAMA_ARG_SEED_BATCH_INVARIANT=%s", switch)
         proc, base = serve_bare(8, Path(tempfile.mkdtemp(prefix="qfnb-seed-drift-")),
-                                env={SEED_INVARIANT_ENV: switch})
+                                gguf=assets.gguf_path(args.model), env={SEED_INVARIANT_ENV: switch})
         try:
             asyncio.run(measure(base, args.runs, args.tokens))
         finally:
