@@ -85,14 +85,14 @@ def serve_platform(data_dir: Path, log_path: Path, root: Path = ROOT,
     return proc, base, json.loads((data_dir / "credentials.json").read_text())
 
 
-def serve_bare(slots: int, log_dir: Path, gguf: Path | None = None,
-               env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def serve_bare(slots: int, log_dir: Path, gguf: Path | None = None, env: dict[str, str] | None = None,
+               adapters: tuple[Path, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
     """``llama-server`` on ``gguf`` (default: the default chat model's) with exactly the flags the
-    platform uses (and ``env`` added to its environment): the process and its base URL, once it
-    answers ``/health``."""
+    platform uses (``adapters`` loaded unapplied, and ``env`` added to its environment): the process
+    and its base URL, once it answers ``/health``."""
     gguf = gguf or assets.gguf_path(DEFAULT_CHAT)
     server = LlamaServer(ServerConfig(name="bare", gguf=gguf, log_dir=log_dir, slots=slots))
-    argv = server.config.argv(server.binary, ())
+    argv = server.config.argv(server.binary, adapters)
     server.close()
     log_dir.mkdir(parents=True, exist_ok=True)
     proc, port = spawn_reporting(argv, log_dir / "bare.log", reported_port, env={**os.environ, **(env or {})})

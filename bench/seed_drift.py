@@ -1,9 +1,9 @@
 """Does a seeded, sampled answer repeat on the main engine, alone and beside other streams?
 
-    .venv/bin/python bench/seed_drift.py [--runs 4] [--tokens 48] [--model NAME]
+    .venv/bin/python bench/seed_drift.py [--runs 4] [--tokens 48] [--model NAME] [--adapter LORA.gguf]
 
 Starts bare ``llama-server`` with the platform's own flags (8 slots, the default chat model or
-``--model``'s GGUF), sends
+``--model``'s GGUF; with ``--adapter``, a LoRA of that model applied to every request), sends
 one seeded request (temperature 0.9) three times alone, then ``--runs`` times beside 7 unseeded
 streams, joining them a little later each run, and prints the hashes of the texts (with each token's
 top-5 log-probabilities, so a last-bit difference counts) and how many distinct ones there were:
@@ -39,12 +39,16 @@ PROMPTS = ["Write a short poem about autumn leaves.", "Explain how a bicycle wor
 SEED = 1234
 
 
+#: the request field that applies the ``--adapter`` (the server's adapter 0)
+LORA: dict[str, object] = {}
+
+
 async def complete(client: httpx.AsyncClient, base: str, prompt: str, tokens: int, seed: int | None) -> str:
     """One completion of ``prompt`` in the model's chat format; seeded ones read their prompt afresh and
     come back with each token's top-5 log-probabilities after the text."""
     body: dict[str, object] = {"prompt": f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n",
                                "n_predict": tokens, "temperature": 0.9, "top_p": 0.95,
-                               "cache_prompt": seed is None}
+                               "cache_prompt": seed is None, **LORA}
     if seed is not None:
         body |= {"seed": seed, "n_probs": 5}
     reply = await client.post(base + "/completion", json=body, timeout=900)
@@ -77,13 +81,18 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=48)
     ap.add_argument("--model", default=DEFAULT_CHAT, help="a built-in llama.cpp model (default: the chat model)")
+    ap.add_argument("--adapter", type=Path, help="a LoRA GGUF of that model, applied to every request")
     args = ap.parse_args()
+    adapters = (args.adapter,) if args.adapter else ()
+    if adapters:
+        LORA["lora"] = [{"id": 0, "scale": 1.0}]
     log_to_stdout()
     log.info("load average at start: %s", load_average())
     for switch in ("0", "1"):
         log.info("LLAMA_ARG_SEED_BATCH_INVARIANT=%s", switch)
         proc, base = serve_bare(8, Path(tempfile.mkdtemp(prefix="qfnb-seed-drift-")),
-                                gguf=assets.gguf_path(args.model), env={SEED_INVARIANT_ENV: switch})
+                                gguf=assets.gguf_path(args.model), env={SEED_INVARIANT_ENV: switch},
+                                adapters=adapters)
         try:
             asyncio.run(measure(base, args.runs, args.tokens))
         finally:
