@@ -21,7 +21,7 @@ if ! command -v cmake >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; the
   PATH="$(dirname "$PY"):$PATH"
 fi
 trap 'rm -rf "$work"' EXIT
-echo "bootstrap: building ${TARGETS[*]} from llama.cpp (llama-cpp-python $LLAMA_SRC_VERSION source) once per machine (about 10 minutes on 2 cores)" >&2
+echo "bootstrap: building ${TARGETS[*]} from llama.cpp (llama-cpp-python $LLAMA_SRC_VERSION source) once per machine (5 to 11 minutes on 2 cores)" >&2
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$LLAMA_SRC_VERSION" 2>/dev/null
 tar xzf "$work"/llama_cpp_python-"$LLAMA_SRC_VERSION".tar.gz -C "$work"
 src="$work/llama_cpp_python-$LLAMA_SRC_VERSION/vendor/llama.cpp"

