@@ -39,16 +39,13 @@ PROMPTS = ["Write a short poem about autumn leaves.", "Explain how a bicycle wor
 SEED = 1234
 
 
-#: the request field that applies the ``--adapter`` (the server's adapter 0)
-LORA: dict[str, object] = {}
-
-
-async def complete(client: httpx.AsyncClient, base: str, prompt: str, tokens: int, seed: int | None) -> str:
-    """One completion of ``prompt`` in the model's chat format; seeded ones read their prompt afresh and
-    come back with each token's top-5 log-probabilities after the text."""
+async def complete(client: httpx.AsyncClient, base: str, prompt: str, tokens: int, seed: int | None,
+                   fields: dict[str, object]) -> str:
+    """One completion of ``prompt`` in the model's chat format, with ``fields`` added; seeded ones read
+    their prompt afresh and come back with each token's top-5 log-probabilities after the text."""
     body: dict[str, object] = {"prompt": f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n",
                                "n_predict": tokens, "temperature": 0.9, "top_p": 0.95,
-                               "cache_prompt": seed is None, **LORA}
+                               "cache_prompt": seed is None, **fields}
     if seed is not None:
         body |= {"seed": seed, "n_probs": 5}
     reply = await client.post(base + "/completion", json=body, timeout=900)
@@ -61,15 +58,16 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-async def measure(base: str, runs: int, tokens: int) -> None:
+async def measure(base: str, runs: int, tokens: int, fields: dict[str, object]) -> None:
     async with httpx.AsyncClient() as client:
-        alone = [digest(await complete(client, base, PROMPTS[0], tokens, SEED)) for _ in range(3)]
+        alone = [digest(await complete(client, base, PROMPTS[0], tokens, SEED, fields)) for _ in range(3)]
         log.info("alone: %s", alone)
         beside = []
         for run in range(runs):
-            others = [asyncio.create_task(complete(client, base, p, tokens + 8 * run, None)) for p in PROMPTS[1:]]
+            others = [asyncio.create_task(complete(client, base, p, tokens + 8 * run, None, fields))
+                      for p in PROMPTS[1:]]
             await asyncio.sleep(0.15 * run)
-            beside.append(digest(await complete(client, base, PROMPTS[0], tokens, SEED)))
+            beside.append(digest(await complete(client, base, PROMPTS[0], tokens, SEED, fields)))
             await asyncio.gather(*others)
         log.info("beside 7 other streams: %s", beside)
         log.info("distinct answers: %d alone, %d in all (the same seed, the same prompt)", len(set(alone)),
@@ -84,8 +82,8 @@ def main() -> int:
     ap.add_argument("--adapter", type=Path, help="a LoRA GGUF of that model, applied to every request")
     args = ap.parse_args()
     adapters = (args.adapter,) if args.adapter else ()
-    if adapters:
-        LORA["lora"] = [{"id": 0, "scale": 1.0}]
+    # the server's adapter 0, applied to every request
+    fields: dict[str, object] = {"lora": [{"id": 0, "scale": 1.0}]} if adapters else {}
     log_to_stdout()
     log.info("load average at start: %s", load_average())
     for switch in ("0", "1"):
@@ -94,7 +92,7 @@ def main() -> int:
                                 gguf=assets.gguf_path(args.model), env={SEED_INVARIANT_ENV: switch},
                                 adapters=adapters)
         try:
-            asyncio.run(measure(base, args.runs, args.tokens))
+            asyncio.run(measure(base, args.runs, args.tokens, fields))
         finally:
             proc.terminate()
             proc.wait()
