@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 import threading
 import time
@@ -73,7 +74,9 @@ PRIORITY_HEADER = "X-Qfnb-Priority"
 
 
 def new_request_id() -> str:
-    return "qfnb-" + secrets.token_hex(8)
+    """A request's id (``qfnb-`` and 16 hex digits): unique, not secret, so drawn from :mod:`random` (a
+    batch sends thousands a second; ``secrets`` reads the OS's random source for each)."""
+    return f"qfnb-{random.getrandbits(64):016x}"
 
 
 class AsyncQianfanClient:
