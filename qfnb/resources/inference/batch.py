@@ -21,6 +21,7 @@ from qfnb._core.http.retry import AdaptiveLimit, BatchHealth, BatchVerdict, Rece
 from qfnb._core.record import bound
 from qfnb._core.record.ledger import earlier_tries
 from qfnb._core.record.traces import item_scope
+from qfnb._core.runtime.collector import raised_gc_threshold
 
 from .results import BatchStats, ListSink, Sink
 
@@ -73,7 +74,8 @@ async def run_batch(call: Callable[[Any], Awaitable[Any]], items: Iterable[Any],
     with bound(batch_traffic, True):  # the workers' calls say they are batch traffic (the local platform's lanes)
         tasks = [asyncio.ensure_future(batch.worker()) for _ in range(workers)]
     try:
-        await asyncio.gather(*tasks)
+        with raised_gc_threshold():  # the calls in flight and the answers kept outgrow the default at once
+            await asyncio.gather(*tasks)
     finally:
         for t in [*tasks, batch.alarm]:
             if t is not None:
