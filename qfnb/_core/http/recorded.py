@@ -56,10 +56,14 @@ _PROMPT_FIELDS = ("messages", "prompt", "input", "texts", "query", "system")
 _CACHED_HEADERS = {"x-qfnb-cache": "hit"}
 
 
+#: the prompt's canonical JSON (made once: ``json.dumps`` with options builds an encoder per call)
+_PROMPT_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def prompt_hash(body: Mapping[str, Any]) -> str:
     """A short sha256 of the request's prompt fields (messages, prompt, system...)."""
     prompt = {k: body[k] for k in _PROMPT_FIELDS if k in body}
-    text = json.dumps(prompt, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _PROMPT_JSON.encode(prompt)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
