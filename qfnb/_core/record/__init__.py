@@ -4,19 +4,25 @@ backend, transport, errors); ``http`` and ``runtime`` import it, never the rever
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
-from typing import TypeVar
+from types import TracebackType
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-@contextlib.contextmanager
-def bound(var: contextvars.ContextVar[T], value: T) -> Iterator[None]:
-    """``var`` is ``value`` inside (and in tasks started inside), and what it was again after."""
-    token = var.set(value)
-    try:
-        yield
-    finally:
-        var.reset(token)
+class bound(Generic[T]):  # named as the function it replaced: ``with bound(var, value):``
+    """``var`` is ``value`` inside (and in tasks started inside), and what it was again after. (A class,
+    not a generator: a batch enters a few a call.)"""
+
+    __slots__ = ("_token", "_value", "_var")
+
+    def __init__(self, var: contextvars.ContextVar[T], value: T) -> None:
+        self._var, self._value = var, value
+
+    def __enter__(self) -> None:
+        self._token = self._var.set(self._value)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._var.reset(self._token)

@@ -404,7 +404,7 @@ class BaseInference(Generic[C, A, K]):
                         progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
                         durable: bool = False, target: str | None = None, **common: Any) -> Any:
         """Run many calls, ``worker_num`` at a time (default: 64 on the embedded platform, whose engines
-        have a few slots; 512 elsewhere, where calls wait on the network). Returns results in input order
+        have a few slots; 1000 elsewhere, where calls wait on the network). Returns results in input order
         (exceptions as values). With ``output_file=`` results are streamed to a JSONL file
         (bounded memory, resumable) and read back from it one at a time. Against the embedded
         platform, ``Embedding`` packs consecutive inputs into fewer, larger calls (each input still

@@ -34,8 +34,10 @@ logger = logging.getLogger("qfnb.batch")
 DEFAULT_WORKERS = 64
 #: calls in flight by default elsewhere (the cloud): a call mostly waits on the network while the client
 #: spends about 0.2 ms of CPU on it, so it takes hundreds in flight to keep that CPU busy (the official SDK
-#: sends every input at once); a quota's throttled answers halve it (AIMD)
-REMOTE_WORKERS = 512
+#: sends every input at once); as many as the default pool holds (``max_connections``: 512 left the CPU
+#: idle between the answers' bursts, 11-14% fewer calls a second against a 100 ms server); a quota's
+#: throttled answers halve it (AIMD)
+REMOTE_WORKERS = 1000
 #: how long a batch keeps retrying one item's transient failures (seconds from its first try)
 DEFAULT_RETRY_BUDGET = 600.0
 
