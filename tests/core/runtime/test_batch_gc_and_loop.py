@@ -48,7 +48,7 @@ def test_a_threshold_set_meanwhile_is_kept(default_threshold: tuple[int, ...]) -
     assert gc.get_threshold() == (123, 4, 5)
 
 
-@pytest.mark.parametrize("setting", [(100_000, 10, 10), (0, 10, 10)])
+@pytest.mark.parametrize("setting", [(2 * BATCH_GC_THRESHOLD, 10, 10), (0, 10, 10)])
 def test_a_higher_threshold_or_the_collector_off_is_left_alone(default_threshold: tuple[int, ...],
                                                                setting: tuple[int, int, int]) -> None:
     gc.set_threshold(*setting)
