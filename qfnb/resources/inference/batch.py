@@ -127,7 +127,9 @@ class _Batch:
         self.alarm_at, self.alarm = at, asyncio.ensure_future(self._ring(at))
 
     def _take(self) -> _Job | bool | None:
-        """The next job; None when all is done; False when a worker must wait."""
+        """The next job; None when this worker is done (the inputs are all taken and none is queued
+        again: a call in flight that fails and is queued again is retried by its own worker, so an idle
+        worker would only wait, woken by every call that ends); False when a worker must wait."""
         now = self.clock()
         if self.active < self.limit.current:
             if self.waiting and self.waiting[0][0] <= now:
@@ -138,7 +140,7 @@ class _Batch:
                     if index not in self.skip:
                         return index, item, now, 1
                 self.exhausted = True
-        if self.exhausted and not self.waiting and self.active == 0:
+        if self.exhausted and not self.waiting:
             return None
         return False
 

@@ -201,3 +201,25 @@ def test_result_files_are_jsonl(tmp_path: Path, fake: FakeQianfan, make_config: 
     asyncio.run(Completion(config=make_config("oauth")).abatch_do(["x"], output_file=out))
     rec = json.loads(out.read_text())
     assert rec["index"] == 0 and rec["ok"] and rec["result"]["result"] == "echo[ernie-lite-8k]: x"
+
+
+def test_an_item_failing_after_the_others_ended_is_retried_by_its_own_worker() -> None:
+    """Once the inputs are all taken, idle workers end; a call that fails later is queued again and
+    retried by the worker that made it (nothing is lost, each input answered once)."""
+    from qfnb._core.http.retry import BatchVerdict
+    from qfnb.resources.inference.batch import ListSink, run_batch
+
+    tries: dict[int, int] = {}
+
+    async def call(item: int) -> int:
+        tries[item] = tries.get(item, 0) + 1
+        if item == 9 and tries[item] < 3:
+            await asyncio.sleep(0.02)  # ends after every other call, twice
+            raise ConnectionError("transient")
+        return item * 10
+
+    sink = ListSink(10)
+    again = BatchVerdict(True)
+    asyncio.run(run_batch(call, range(10), sink, worker_num=10, classify=lambda exc, attempt, health: again))
+    assert sink.results == [i * 10 for i in range(10)]
+    assert tries == {**dict.fromkeys(range(9), 1), 9: 3}
