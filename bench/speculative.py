@@ -1,16 +1,22 @@
 """Speculative decoding on the tool model: decode speed with and without a draft, and the same greedy text.
 
-    .venv/bin/python bench/speculative.py [--rounds 2] [--tokens 256] [--kinds none,ngram-mod,draft] [--jump]
+    .venv/bin/python bench/speculative.py [--rounds 2] [--tokens 256] [--kinds none,one-line,grammar] [--jump]
 
 The tool model (Qwen2.5-Coder-1.5B-Instruct) runs in llama-server with the platform's own flags
 (:class:`~qfnb.local.engines.llama.command.ServerConfig`), once per contender, the contenders taking
 turns in each round (so the machine's load moves over all of them alike). Each answers the same
-greedy requests: JSON under a schema, tool calls, code, and plain prose. Prints, per contender and
-request kind, the median decode tok/s (llama-server's own ``timings.predicted_per_second``), its
-ratio to no draft, the draft tokens accepted (``timings.draft_n_accepted`` of ``draft_n``), and
-whether each greedy text is byte-identical to the one without a draft. Targets (issue 68): >= 1.3x
-on JSON/tool answers, >= 0.98x on prose, identical text. Besides the platform's kinds, variants of
-the n-gram drafts (:data:`VARIANTS`: other lookup lengths and draft sizes) can be named.
+greedy requests: JSON under a schema, tool calls, code, and plain prose (through llama-server's
+chat route), and a required tool call as qfnb's own chat layer sends it (``calls``: the template's
+call opener, the calls' grammar). Prints, per contender and request kind, the median decode tok/s
+(llama-server's own ``timings.predicted_per_second``), its ratio to no draft (for the grammar kinds:
+to one-line JSON without drafts), the draft tokens accepted (``timings.draft_n_accepted`` of
+``draft_n``), and whether each greedy text is byte-identical to the baseline's. Targets (issue 68):
+>= 1.3x on JSON/tool answers, >= 0.98x on prose, identical text. With ``--tokens`` high enough for the
+answers to end, it also prints the time to decode each whole answer against no draft's (one-line JSON
+has fewer tokens than the model's own indented JSON, so the answer ends sooner still). Besides the platform's kinds, the
+:data:`VARIANTS` can be named: other n-gram lookup lengths and draft sizes, and our build's
+``one-line`` (JSON written on one line, the grammar kinds' baseline) and ``grammar`` (one-line JSON
+and drafts of the text a request's grammar forces next, as the platform starts its engines).
 
 ``--jump`` measures jump-forward decoding's room instead (on the engine without a draft): the
 schema-constrained answers as qfnb's own chat layer asks for them (a JSON schema's grammar; a
@@ -32,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +80,10 @@ REQUESTS: dict[str, dict[str, Any]] = {
                                                        "message in a bottle."}]},
 }
 
+#: a required tool call as qfnb's own chat layer asks the engine for it (``tools``' request, its calls' grammar)
+OWN_CALLS = "calls"
+KINDS = [*REQUESTS, OWN_CALLS]
+
 #: n-gram draft variants measured beside the platform's kinds (name -> llama-server flags)
 VARIANTS: dict[str, tuple[str, ...]] = {
     "ngram-mod-8": ("--spec-type", "ngram-mod", "--spec-ngram-mod-n-match", "8", "--spec-ngram-mod-n-min", "2",
@@ -80,6 +91,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "ngram-mod-4": ("--spec-type", "ngram-mod", "--spec-ngram-mod-n-match", "4", "--spec-ngram-mod-n-min", "1",
                     "--spec-ngram-mod-n-max", "8"),
     "ngram-map-k-2": ("--spec-type", "ngram-map-k", "--spec-ngram-map-k-size-n", "2", "--spec-ngram-map-k-size-m", "6"),
+    # scripts/llama_server_grammar_draft.patch: one-line JSON (the baseline of the grammar kinds), and drafts of
+    # the text a request's grammar forces next
+    "one-line": ("--json-one-line",),
+    "grammar": ("--json-one-line", "--spec-grammar"),
 }
 
 
@@ -115,14 +130,33 @@ def start(kind: str, log_dir: Path, threads: int | None) -> tuple[subprocess.Pop
     raise RuntimeError(f"llama-server ({kind}) did not start")
 
 
-def ask(url: str, fields: dict[str, Any], tokens: int) -> tuple[str, float, int, int]:
-    body = {**fields, "temperature": 0.0, "max_tokens": tokens, "seed": 1, "cache_prompt": False}
-    reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=600).json()
-    msg = reply["choices"][0]["message"]
-    text = (msg.get("content") or "") + repr(msg.get("tool_calls") or "")
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    rate: float  # decode tok/s
+    drafted: int
+    accepted: int
+    seconds: float  # decoding the whole answer
+    tokens: int
+
+
+def ask(url: str, name: str, tokens: int) -> Answer:
+    if name == OWN_CALLS:  # a required call as qfnb's own chat layer sends it: the template's call opener, the grammar
+        with httpx.Client(timeout=600) as client:
+            prompt, schema = own_chat_request(client, url, "tools")
+            reply = client.post(url + "/completion", json={
+                "prompt": prompt, "n_predict": tokens, "temperature": 0.0, "seed": 1, "cache_prompt": False,
+                **grammar.engine_fields(schema)}).json()
+        text = reply["content"]
+    else:
+        body = {**REQUESTS[name], "temperature": 0.0, "max_tokens": tokens, "seed": 1, "cache_prompt": False}
+        reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=600).json()
+        msg = reply["choices"][0]["message"]
+        text = (msg.get("content") or "") + repr(msg.get("tool_calls") or "")
     t = reply.get("timings") or {}
-    return text, float(t.get("predicted_per_second") or 0), int(t.get("draft_n") or 0), \
-        int(t.get("draft_n_accepted") or 0)
+    return Answer(text, float(t.get("predicted_per_second") or 0), int(t.get("draft_n") or 0),
+                  int(t.get("draft_n_accepted") or 0), float(t.get("predicted_ms") or 0) / 1000,
+                  int(t.get("predicted_n") or 0))
 
 
 def own_chat_request(client: httpx.Client, url: str, name: str) -> tuple[list[int], dict[str, Any]]:
@@ -183,10 +217,13 @@ def main() -> None:
                     "core; 1 measures steadier on a machine loaded by others)")
     ap.add_argument("--kinds", default="none,ngram-simple,ngram-map-k,ngram-mod,draft")
     ap.add_argument("--jump", action="store_true", help="jump-forward's room on JSON and calls (see above), first")
+    ap.add_argument("--requests", default=",".join(KINDS), help=f"the request kinds to send (of {', '.join(KINDS)})")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    kinds = args.kinds.split(",")
+    kinds, names = args.kinds.split(","), args.requests.split(",")
     rates: dict[tuple[str, str], list[float]] = {}
+    seconds: dict[tuple[str, str], list[float]] = {}
+    finished: dict[tuple[str, str], bool] = {}
     drafts: dict[tuple[str, str], tuple[int, int]] = {}
     texts: dict[tuple[str, str], set[str]] = {}
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -204,27 +241,38 @@ def main() -> None:
             for kind in kinds:
                 proc, url = start(kind, Path(tmp), args.threads)
                 try:
-                    for name, fields in REQUESTS.items():
-                        text, rate, n, acc = ask(url, fields, args.tokens)
-                        rates.setdefault((kind, name), []).append(rate)
-                        texts.setdefault((kind, name), set()).add(text)
+                    for name in names:
+                        a = ask(url, name, args.tokens)
+                        rates.setdefault((kind, name), []).append(a.rate)
+                        seconds.setdefault((kind, name), []).append(a.seconds)
+                        finished[(kind, name)] = finished.get((kind, name), True) and a.tokens < args.tokens
+                        texts.setdefault((kind, name), set()).add(a.text)
                         d = drafts.get((kind, name), (0, 0))
-                        drafts[(kind, name)] = (d[0] + n, d[1] + acc)
-                        log.info("round %d %-12s %-6s %6.1f tok/s  drafts %d/%d", r, kind, name, rate, acc, n)
+                        drafts[(kind, name)] = (d[0] + a.drafted, d[1] + a.accepted)
+                        log.info("round %d %-12s %-6s %6.1f tok/s  %5.2f s  drafts %d/%d", r, kind, name, a.rate,
+                                 a.seconds, a.accepted, a.drafted)
                 finally:
                     proc.terminate()
                     proc.wait(10)
     with open("/proc/loadavg") as fh:
         log.info("load after: %s", fh.read().strip())
-    log.info("%-12s %-6s %8s %7s %14s %s", "draft", "kind", "tok/s", "ratio", "accepted", "same greedy text")
+    # answer s: decoding the whole answer (median); "vs none": none's time over this kind's, for answers that
+    # ended before --tokens (a cut answer's time says nothing of the whole one's)
+    log.info("%-12s %-6s %8s %7s %14s %-5s %9s %8s", "draft", "kind", "tok/s", "ratio", "accepted", "same",
+             "answer s", "vs none")
     for kind in kinds:
-        for name in REQUESTS:
+        # the grammar kinds write one-line JSON: their baseline is one-line JSON without drafts
+        baseline = "one-line" if "--json-one-line" in flags(kind) and "one-line" in kinds else "none"
+        for name in names:
             rate = statistics.median(rates[(kind, name)])
-            base = statistics.median(rates[("none", name)]) if "none" in kinds else rate
+            base = statistics.median(rates[(baseline, name)]) if baseline in kinds else rate
             n, acc = drafts[(kind, name)]
-            same = texts[(kind, name)] == texts.get(("none", name), texts[(kind, name)])
-            log.info("%-12s %-6s %8.1f %6.2fx %7d/%-6d %s", kind, name, rate, rate / base, acc, n,
-                     "yes" if same else "NO")
+            same = texts[(kind, name)] == texts.get((baseline, name), texts[(kind, name)])
+            took = statistics.median(seconds[(kind, name)])
+            whole = finished[(kind, name)] and finished.get(("none", name), False)
+            versus = f"{statistics.median(seconds[('none', name)]) / took:7.2f}x" if whole and took else "    cut"
+            log.info("%-12s %-6s %8.1f %6.2fx %7d/%-6d %-5s %8.2fs %8s", kind, name, rate, rate / base, acc, n,
+                     "yes" if same else "NO", took, versus)
 
 
 if __name__ == "__main__":

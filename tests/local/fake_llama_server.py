@@ -1,10 +1,11 @@
 """A stand-in for llama-server's start-up: it binds ``--port`` (0: a port the kernel picks), logs
 the address as llama-server does once its model is loaded, and answers ``/health``. With
 ``FAKE_LORA_LOAD=1`` in its environment it also loads adapters at runtime as the patched build does
-(``POST /lora-adapters/load`` → the adapter's id; ``GET /lora-adapters`` lists them). Its ``/props``
-says ``seed_batch_invariant`` as the build patched with scripts/llama_server_seed_invariant.patch does
-(true when started with ``LLAMA_ARG_SEED_BATCH_INVARIANT=1``) with ``FAKE_SEED_INVARIANT=1``, and
-lacks the field otherwise, as upstream's.
+(``POST /lora-adapters/load`` → the adapter's id; ``GET /lora-adapters`` lists them). With
+``FAKE_PATCHED=1`` its ``/props`` says which of our builds' switches it took, as the build patched with
+scripts/llama_server_seed_invariant.patch and llama_server_grammar_draft.patch does
+(``seed_batch_invariant``, ``spec_grammar``, ``json_one_line``: each true when its variable is ``1``
+in its environment), and lacks the fields otherwise, as upstream's.
 
 With ``FAKE_DECODE=1`` it also decodes, as a slow-engine double of one decode loop: ``/tokenize``
 (a token per word), ``/apply-template`` (the contents joined), ``/slots`` and a streaming
@@ -32,7 +33,7 @@ from typing import Any
 ADAPTERS: list[str] = []  # the --lora files, then those loaded at runtime
 LOADS = os.environ.get("FAKE_LORA_LOAD") == "1"
 DECODE = os.environ.get("FAKE_DECODE") == "1"
-SEED_INVARIANT = os.environ.get("FAKE_SEED_INVARIANT") == "1"
+PATCHED = os.environ.get("FAKE_PATCHED") == "1"
 TOKEN_SECONDS = float(os.environ.get("FAKE_TOKEN_SECONDS", "0.02"))
 PREFILL_SECONDS = float(os.environ.get("FAKE_PREFILL_SECONDS", "0.3"))
 SLOTS_SECONDS = float(os.environ.get("FAKE_SLOTS_SECONDS", "0"))
@@ -64,8 +65,10 @@ class Health(BaseHTTPRequestHandler):
             self._json([{"id": i, "is_processing": True} for i in sorted(DEAF)])
             return
         if self.path == "/props":
-            on = os.environ.get("LLAMA_ARG_SEED_BATCH_INVARIANT") == "1"
-            self._json({"total_slots": 1, **({"seed_batch_invariant": on} if SEED_INVARIANT else {})})
+            switches = {field: os.environ.get(env) == "1" for field, env in (
+                ("seed_batch_invariant", "LLAMA_ARG_SEED_BATCH_INVARIANT"), ("spec_grammar", "LLAMA_ARG_SPEC_GRAMMAR"),
+                ("json_one_line", "LLAMA_ARG_JSON_ONE_LINE"))}
+            self._json({"total_slots": 1, **(switches if PATCHED else {})})
             return
         if LOADS and self.path == "/lora-adapters":
             self._json([{"id": i, "path": p, "scale": 0.0} for i, p in enumerate(ADAPTERS)])

@@ -176,23 +176,27 @@ def test_a_request_the_engine_refuses_names_the_engine_and_its_answer(tmp_path: 
 
 
 @pytest.mark.parametrize("patched", [True, False])
-def test_the_engine_reads_whether_its_build_batches_seeded_requests_invariantly(
+def test_the_engine_reads_which_of_its_builds_switches_it_took(
         tmp_path: Path, fake_binary: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         patched: bool) -> None:
-    """The process is started with the seed switch in its environment (a llama-server without it
-    ignores it) and its ``/props`` says whether the build took it: the patched one does, upstream's
-    has no such field, and the log then says what a seed no longer promises."""
+    """The process is started with our builds' switches in its environment (a llama-server without
+    them ignores them) and its ``/props`` says which the build took: the patched one takes them all
+    (batch-invariant seeds, one-line JSON, grammar drafts), upstream's has no such fields, and the log
+    then says what a seed no longer promises and that structured answers are not drafted."""
     if patched:
-        monkeypatch.setenv("FAKE_SEED_INVARIANT", "1")
+        monkeypatch.setenv("FAKE_PATCHED", "1")
     config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", idle_seconds=3600)
     engine = LlamaServer(config, binary=fake_binary)
     try:
         lease = engine.acquire()
         engine.release(lease)
         assert lease.instance.seeds_invariant is patched and engine.seeds_invariant is patched
-        warned = [r.getMessage() for r in caplog.records if "no batch-invariant kernels" in r.getMessage()]
-        assert len(warned) == (0 if patched else 1), warned
+        assert lease.instance.grammar_drafts is patched and engine.grammar_drafts is patched
+        for lacking in ("no batch-invariant kernels", "no grammar drafts"):
+            warned = [r.getMessage() for r in caplog.records if lacking in r.getMessage()]
+            assert len(warned) == (0 if patched else 1), warned
         environ = Path(f"/proc/{engine.pid}/environ").read_bytes().split(b"\0")
-        assert b"LLAMA_ARG_SEED_BATCH_INVARIANT=1" in environ
+        for switch in (b"LLAMA_ARG_SEED_BATCH_INVARIANT=1", b"LLAMA_ARG_JSON_ONE_LINE=1", b"LLAMA_ARG_SPEC_GRAMMAR=1"):
+            assert switch in environ
     finally:
         engine.close()

@@ -135,6 +135,53 @@ def test_a_seed_repeats_alone_and_beside_other_users_generations(registry: Engin
         ("llama-server built without scripts/llama_server_seed_invariant.patch? scripts/bootstrap.sh rebuilds it", row)
 
 
+USERS = {"type": "array", "minItems": 3, "maxItems": 3, "items": {
+    "type": "object", "additionalProperties": False, "required": ["id", "name", "role"],
+    "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                   "role": {"type": "string", "enum": ["admin", "editor", "viewer"]}}}}
+USERS_PROMPT = [{"role": "user", "content": "Make up three users of a wiki as JSON: id, name, role."}]
+
+
+def test_a_schema_answer_drafts_what_its_grammar_forces_and_reads_the_same_without(
+        registry: EngineRegistry, tmp_path: Path) -> None:
+    """The build writes JSON under a schema on one line, as ``json.dumps`` does, and drafts the text the
+    grammar forces next (punctuation, key names, an enum's rest: scripts/llama_server_grammar_draft.patch).
+    Through the platform the answer is drafted and counted; on two engines of the same build, with and
+    without the drafts, the greedy answer is byte for byte the same."""
+    from dataclasses import replace
+
+    from qfnb.local.engines import calls
+    from qfnb.local.engines.llama.command import JSON_ONE_LINE_ENV, SPEC_GRAMMAR_ENV, ServerConfig
+
+    before = calls.drafts().get(DEFAULT_CHAT, (0, 0))
+    ask = replace(chat_ask(USERS_PROMPT, temperature=0.0001, max_tokens=80), schema=USERS)
+    text = "".join(d.text for d in generate_blocking(registry.chat(DEFAULT_CHAT), ask))
+    assert text == json.dumps(json.loads(text)), text  # one line, a space after each ':' and ','
+    drafted, accepted = (a - b for a, b in zip(calls.drafts()[DEFAULT_CHAT], before, strict=True))
+    assert accepted >= 20 and drafted - accepted <= 4, (drafted, accepted, text)
+    (row,) = [r for r in registry.engine_states() if r["model"] == DEFAULT_CHAT]
+    assert row["grammarDrafts"], ("llama-server built without scripts/llama_server_grammar_draft.patch? "
+                                  "scripts/bootstrap.sh rebuilds it", row)
+
+    answers = []
+    for switches in ({JSON_ONE_LINE_ENV: "1"}, {JSON_ONE_LINE_ENV: "1", SPEC_GRAMMAR_ENV: "1"}):
+        config = ServerConfig(name="bare", gguf=assets.gguf_path(DEFAULT_CHAT), log_dir=tmp_path, slots=1)
+        proc, port = spawn_reporting(config.argv(find_binary(), ()), tmp_path / f"bare-{len(answers)}.log",
+                                     reported_port, env={**os.environ, **switches})
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_up(url + "/health", proc)
+            reply = httpx.post(url + "/v1/chat/completions", timeout=300, json={
+                "messages": USERS_PROMPT, "temperature": 0.0, "max_tokens": 80, "response_format": {
+                    "type": "json_schema", "json_schema": {"name": "users", "schema": USERS}}}).json()
+            answers.append((reply["choices"][0]["message"]["content"], reply["timings"].get("draft_n_accepted", 0)))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    (plain, none), (drafted_text, taken) = answers
+    assert drafted_text == plain and none == 0 and taken >= 20, answers
+
+
 @pytest.mark.slow  # the default suite covers the same path on a slow-engine double (test_engine_watchdog.py)
 def test_a_grammar_that_holds_the_engine_is_cancelled_and_another_users_chat_answers(tmp_path: Path) -> None:
     import asyncio

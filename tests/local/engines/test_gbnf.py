@@ -126,6 +126,38 @@ def test_the_sentiment_schema_is_sent_as_a_grammar_with_its_bounds() -> None:
     assert not regex.fullmatch("1.5") and not regex.fullmatch("-0.1")
 
 
+def inlined(text: str, rule: str = "root") -> str:
+    """A grammar's rule with every rule it names written in its place (the rules must not recurse)."""
+    rules = dict(line.split(" ::= ", 1) for line in text.splitlines())
+    out, body, i = [], rules[rule], 0
+    while i < len(body):
+        c = body[i]
+        if c in '"[':  # a literal or a class, as it stands
+            j = i + 1
+            while body[j] != ('"' if c == '"' else "]"):
+                j += 2 if body[j] == "\\" else 1
+            out.append(body[i:j + 1])
+            i = j + 1
+        elif c.isalpha():
+            name = re.match(r"[a-zA-Z0-9-]+", body[i:]).group(0)  # type: ignore[union-attr]
+            out.append(f"({inlined(text, name)})")
+            i += len(name)
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+@pytest.mark.parametrize("answer", [{"label": "good", "confidence": 0.87}, {"label": "a, b: c", "confidence": 1}])
+def test_our_grammar_writes_one_line_json_as_json_dumps_does(answer: dict[str, Any]) -> None:
+    """One space after each ``:`` and ``,``, none elsewhere (the layout our engines' converter writes,
+    so every character but the values' is fixed and drafted): ``json.dumps``' layout, no other."""
+    regex = as_regex(inlined(schema_grammar(SENTIMENT)))
+    assert regex.fullmatch(json.dumps(answer))
+    for other in (json.dumps(answer, separators=(",", ":")), json.dumps(answer, indent=2), " " + json.dumps(answer)):
+        assert not regex.fullmatch(other), other
+
+
 def test_a_schema_without_number_bounds_goes_to_the_converter_and_says_what_it_leaves() -> None:
     schema = {"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}}
     assert grammar.engine_fields(schema) == {"json_schema": {"type": "object", "properties": {

@@ -31,6 +31,15 @@ def find_binary(name: str = "llama-server", env: str = BINARY_ENV, near: Sequenc
 #: the environment variable that makes a llama-server built with scripts/llama_server_seed_invariant.patch
 #: compute every batch holding a seeded request with batch-invariant kernels
 SEED_INVARIANT_ENV = "LLAMA_ARG_SEED_BATCH_INVARIANT"
+#: the environment variables that turn on scripts/llama_server_grammar_draft.patch: JSON under a schema or
+#: in a tool call written on one line (``{"a": 1, "b": [2, 3]}``, as Python's ``json.dumps`` writes it, so
+#: the grammar fixes every character but the values'), and a request under a grammar drafting the text its
+#: grammar forces next (punctuation and key names), verified by the model like any draft
+JSON_ONE_LINE_ENV = "LLAMA_ARG_JSON_ONE_LINE"
+SPEC_GRAMMAR_ENV = "LLAMA_ARG_SPEC_GRAMMAR"
+#: the switches our builds read from the environment: a llama-server without them ignores them (a flag
+#: it does not know would stop it), and says in ``/props`` which it took
+BUILD_SWITCHES = {SEED_INVARIANT_ENV: "1", JSON_ONE_LINE_ENV: "1", SPEC_GRAMMAR_ENV: "1"}
 
 
 def default_slots(cores: int | None = None) -> int:

@@ -4,7 +4,7 @@ llama.cpp's schema-to-grammar converter bounds integers but drops ``minimum``/``
 ``"type": "number"``, so pydantic's ``confidence: float = Field(ge=0, le=1)`` would be written as
 any number. A schema whose enforced part (:mod:`qfnb.protocol.schema.enforced`) keeps a number
 bound is written here instead, whole, and sent as ``grammar``: the same JSON rules as the
-converter's (whitespace, strings, objects with their listed properties, arrays, patterns,
+converter's (one-line layout, strings, objects with their listed properties, arrays, patterns,
 enums, ``$ref`` s as rules), and a bounded number as the decimals between its bounds, digit by
 digit (:func:`decimal_range`; no exponent form, at most 15 digits after the point).
 """
@@ -25,7 +25,9 @@ __all__ = ["Unwritable", "decimal_range", "schema_grammar"]
 #: digits a written number may have after its point
 FRACTION_DIGITS = 15
 _BASE = {
-    "space": '| " " | "\\n" [ \\t]{0,20}',
+    # one-line JSON, as our engines' own converter writes it (``LLAMA_ARG_JSON_ONE_LINE``): the separators' one
+    # space is written out (:data:`_SEPARATORS`), so the grammar fixes every character but the values'
+    "space": '""',
     "char": '[^"\\\\\\x7F\\x00-\\x1F] | [\\\\] (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})',
     "string": '"\\"" char* "\\"" space',
     "integral": '"0" | [1-9] [0-9]{0,15}',
@@ -47,6 +49,16 @@ def schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF text of ``schema``: an enforced part (the keywords :mod:`qfnb.protocol.schema.enforced`
     keeps) as :func:`.grammar.engine_schema` writes it (calendar formats as their patterns)."""
     return _Writer(schema).text()
+
+
+#: a separator and the whitespace after it, and how the one-line layout writes them (the space rule is empty)
+_SEPARATORS = {'"," space': '", "', '":" space': '": "'}
+
+
+def _one_line(body: str) -> str:
+    for separator, written in _SEPARATORS.items():
+        body = body.replace(separator, written)
+    return body
 
 
 def literal(text: str) -> str:
@@ -73,7 +85,7 @@ class _Writer:
         used = dict(_BASE)
         used.update(self.rules)
         used["root"] = root
-        return "\n".join(f"{name} ::= {body}" for name, body in used.items()) + "\n"
+        return "\n".join(f"{name} ::= {_one_line(body)}" for name, body in used.items()) + "\n"
 
     def rule(self, body: str, hint: str = "r") -> str:
         """A named rule for ``body`` (the same body gets the same name)."""

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from qfnb.local.engines.llama import spawn
-from qfnb.local.engines.llama.command import BINARY_ENV, SEED_INVARIANT_ENV, ServerConfig, find_binary, reported_port
+from qfnb.local.engines.llama.command import BINARY_ENV, BUILD_SWITCHES, ServerConfig, find_binary, reported_port
 from qfnb.protocol.platform.files import write_private_text
 
 log = logging.getLogger("qfnb.local.engines")
@@ -68,6 +68,9 @@ class _Instance:
         #: computes a seeded request with batch-invariant kernels (``/props``: ``seed_batch_invariant``,
         #: the build's scripts/llama_server_seed_invariant.patch), so it may share the batch
         self.seeds_invariant = False
+        #: drafts the text a request's grammar forces next, in one-line JSON (``/props``: ``spec_grammar``
+        #: and ``json_one_line``, the build's scripts/llama_server_grammar_draft.patch)
+        self.grammar_drafts = False
 
     @property
     def url(self) -> str:
@@ -319,9 +322,9 @@ class LlamaServer:
                        f"({len(adapters)} adapters)\n".encode())
             logf.flush()
             offset = os.fstat(logf.fileno()).st_size
-            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG); the seed switch is
-            # an environment variable, which a llama-server without it ignores (a flag would stop it)
-            env = {**os.environ, "LLAMA_API_KEY": key, SEED_INVARIANT_ENV: "1"}
+            # dies with the platform, even on SIGKILL (spawn.popen: PR_SET_PDEATHSIG); our builds' switches
+            # are environment variables, which a llama-server without them ignores (a flag would stop it)
+            env = {**os.environ, "LLAMA_API_KEY": key, **BUILD_SWITCHES}
             proc = spawn.popen(self.config.argv(self.binary, adapters), stdin=subprocess.DEVNULL, stdout=logf,
                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
         inst = _Instance(proc, key, adapters)
@@ -343,6 +346,10 @@ class LlamaServer:
             log.warning("engine %s: this llama-server has no batch-invariant kernels (built without scripts/"
                         "llama_server_seed_invariant.patch): a seeded answer repeats alone, but beside other "
                         "requests it may differ", self.config.name)
+        if not (inst.grammar_drafts or self.config.embedding or self.config.reranking):
+            log.warning("engine %s: this llama-server has no grammar drafts (built without scripts/"
+                        "llama_server_grammar_draft.patch): structured answers decode one token a step, and "
+                        "their JSON keeps the model's layout", self.config.name)
         return inst
 
     @property
@@ -351,7 +358,7 @@ class LlamaServer:
 
     def _wait_ready(self, inst: _Instance, offset: int) -> str | None:
         """Wait for the port the process reports in its log (after ``offset``), then for its health; then
-        read whether it computes seeded requests batch-invariantly (``/props``)."""
+        read which of our builds' switches it took (``/props``)."""
         deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -366,6 +373,8 @@ class LlamaServer:
                         with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError):
                             props = client.get(f"{inst.url}/props", headers=inst.headers).json()
                             inst.seeds_invariant = props.get("seed_batch_invariant") is True
+                            inst.grammar_drafts = props.get("spec_grammar") is True and \
+                                props.get("json_one_line") is True
                         return None
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
@@ -453,6 +462,12 @@ class LlamaServer:
         """Whether the running process batches seeded requests with the others (False: none runs)."""
         inst = self._current
         return inst is not None and inst.seeds_invariant
+
+    @property
+    def grammar_drafts(self) -> bool:
+        """Whether the running process drafts what a request's grammar forces (False: none runs)."""
+        inst = self._current
+        return inst is not None and inst.grammar_drafts
 
     def close(self) -> None:
         """Stop every process of this engine."""
