@@ -77,7 +77,11 @@ class V1Render:
 
     async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
                      served: ServedLike) -> AsyncIterator[bytes]:
-        """One ``data:`` chunk per delta, sent one delta late so the last is marked ``is_end``."""
+        """One ``data:`` chunk per delta, sent as it comes; the last is marked ``is_end``. Only a delta
+        that says the answer is over (its ``finish_reason``: an engine's last) waits for the next one: a
+        token waiting a delta would reach the client one engine step late (the first token's wait
+        ~17 ms longer on the 2-core machine). A stream that ends after a token ends with an empty
+        ``is_end`` chunk, as an engine's own final delta makes it."""
         (tally,) = tallies
         pending: Delta | None = None
         sentence = 0
@@ -103,7 +107,12 @@ class V1Render:
                 if pending is not None:
                     yield chunk(pending, False)
                     sentence += 1
-                pending = delta
+                    pending = None
+                if delta.finish_reason is not None:
+                    pending = delta
+                    continue
+                yield chunk(delta, False)
+                sentence += 1
             yield chunk(pending, True)
         except Exception:
             log.exception("stream failed")
