@@ -103,7 +103,8 @@ def mapping(data_dir: Path | str | None = None) -> builtins.list[dict[str, Any]]
 def ps(data_dir: Path | str | None = None) -> builtins.list[dict[str, Any]]:
     """The engines running now: model, state, resident memory (``rssBytes``), slots busy/queued,
     seconds until the idle unload (``unloadIn``; None: never), whether a seeded request is batched
-    with batch-invariant kernels (``seedsInvariant``)."""
+    with batch-invariant kernels (``seedsInvariant``), whether a request under a JSON schema or a tool
+    call is drafted from its grammar (``grammarDrafts``)."""
     return builtins.list(_call("GET", MODELS_ROUTE, None, data_dir)["running"])
 
 
