@@ -24,9 +24,10 @@ __all__ = ["Unwritable", "decimal_range", "schema_grammar"]
 
 #: digits a written number may have after its point
 FRACTION_DIGITS = 15
+# one-line JSON, as our engines' own converter writes it (``LLAMA_ARG_JSON_ONE_LINE``): one space after each
+# separator and none elsewhere (the space rule is empty), so the grammar fixes every character but the values'
+COMMA, COLON = '", "', '": "'
 _BASE = {
-    # one-line JSON, as our engines' own converter writes it (``LLAMA_ARG_JSON_ONE_LINE``): the separators' one
-    # space is written out (:data:`_SEPARATORS`), so the grammar fixes every character but the values'
     "space": '""',
     "char": '[^"\\\\\\x7F\\x00-\\x1F] | [\\\\] (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})',
     "string": '"\\"" char* "\\"" space',
@@ -36,8 +37,8 @@ _BASE = {
     "boolean": '("true" | "false") space',
     "null": '"null" space',
     "value": "object | array | string | number | boolean | null",
-    "object": '"{" space (string ":" space value ("," space string ":" space value)*)? "}" space',
-    "array": '"[" space (value ("," space value)*)? "]" space',
+    "object": f'"{{" space (string {COLON} value ({COMMA} string {COLON} value)*)? "}}" space',
+    "array": f'"[" space (value ({COMMA} value)*)? "]" space',
 }
 
 
@@ -49,16 +50,6 @@ def schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF text of ``schema``: an enforced part (the keywords :mod:`qfnb.protocol.schema.enforced`
     keeps) as :func:`.grammar.engine_schema` writes it (calendar formats as their patterns)."""
     return _Writer(schema).text()
-
-
-#: a separator and the whitespace after it, and how the one-line layout writes them (the space rule is empty)
-_SEPARATORS = {'"," space': '", "', '":" space': '": "'}
-
-
-def _one_line(body: str) -> str:
-    for separator, written in _SEPARATORS.items():
-        body = body.replace(separator, written)
-    return body
 
 
 def literal(text: str) -> str:
@@ -85,7 +76,7 @@ class _Writer:
         used = dict(_BASE)
         used.update(self.rules)
         used["root"] = root
-        return "\n".join(f"{name} ::= {_one_line(body)}" for name, body in used.items()) + "\n"
+        return "\n".join(f"{name} ::= {body}" for name, body in used.items()) + "\n"
 
     def rule(self, body: str, hint: str = "r") -> str:
         """A named rule for ``body`` (the same body gets the same name)."""
@@ -142,20 +133,20 @@ class _Writer:
             return "object"  # any object, as the converter writes it
         props: dict[str, Any] = s.get("properties") or {}
         required = set(s.get("required") or ())
-        pairs = [(literal(json.dumps(name, ensure_ascii=False)) + ' space ":" space ' + self.value(sub),
+        pairs = [(literal(json.dumps(name, ensure_ascii=False)) + f" space {COLON} " + self.value(sub),
                   name in required) for name, sub in props.items()]
         extra = s.get("additionalProperties")
         extra_pair = None
         if extra is True or (isinstance(extra, dict) and extra):
-            extra_pair = 'string ":" space ' + (self.value(extra) if isinstance(extra, dict) else "value")
+            extra_pair = f"string {COLON} " + (self.value(extra) if isinstance(extra, dict) else "value")
 
         def tail(i: int, first: bool) -> str:
             """Pairs ``i`` on, the first of them without a comma when ``first``."""
-            sep = "" if first else '"," space '
+            sep = "" if first else f"{COMMA} "
             if i == len(pairs):
                 if extra_pair is None:
                     return ""
-                more = self.rule(f'"," space {extra_pair}', "extra")
+                more = self.rule(f"{COMMA} {extra_pair}", "extra")
                 return f"({extra_pair} ({more})*)?" if first else f"({more})*"
             pair, needed = pairs[i]
             rest = tail(i + 1, False)
@@ -170,12 +161,12 @@ class _Writer:
     def arr(self, s: dict[str, Any]) -> str:
         if "prefixItems" in s:
             items = [self.value(p) for p in s["prefixItems"]]
-            return '"[" space ' + ' "," space '.join(items) + ' "]" space' if items else '"[" space "]" space'
+            return '"[" space ' + f" {COMMA} ".join(items) + ' "]" space' if items else '"[" space "]" space'
         item = self.value(s.get("items"))
         lo, hi = int(s.get("minItems", 0)), s.get("maxItems")
         if hi == 0:
             return '"[" space "]" space'
-        more = f'("," space {item})'
+        more = f"({COMMA} {item})"
         count = "*" if hi is None and lo <= 1 else f"{{{max(lo - 1, 0)},{'' if hi is None else hi - 1}}}"
         body = f"{item} {more}{count}"
         return f'"[" space ({body}){"?" if lo == 0 else ""} "]" space'
