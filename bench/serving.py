@@ -21,6 +21,10 @@ model's name (``QFNB_ENGINES``), the way a user moves the engine off this machin
    (the engine computes every batch holding a seeded request with batch-invariant kernels, so its
    answer repeats beside the others), in the same run: their ratio.
 
+With ``--relay-floor`` a third side is measured in the same rounds: a bare llama-server of its own
+behind ``bench/byte_relay.py``, a process that passes the bytes on unread. What it costs is what any server
+in the path costs on these cores before it does work of its own: the floor for the platform's ratio.
+
 With ``--observe-cost`` "bare" is the platform itself with ``/metrics`` and tracing off
 (``QFNB_OBSERVE=0``): what counting and tracing cost real serving (issue 56's target: >= 98 %).
 """
@@ -48,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
 from _common import load_average, log_to_stdout, serve_bare, serve_platform  # noqa: E402
+from platform_helpers import spawn_reporting  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
 from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
@@ -240,6 +245,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_relay(slots: int, log_dir: Path) -> tuple[list[subprocess.Popen[bytes]], Side]:
+    """``bench/byte_relay.py`` in front of a bare llama-server of its own (started as bare's is, so the
+    two engines see the same requests in the same order): their processes (engine, relay) and its side."""
+    engine_proc, base = serve_bare(slots, log_dir)
+    port = int(base.rsplit(":", 1)[1])
+    relay_proc, relay_port = spawn_reporting([sys.executable, str(ROOT / "bench" / "byte_relay.py"), str(port)],
+                                             log_dir / "relay.log", _relay_port)
+    _, bare = start_bare(slots, log_dir, f"http://127.0.0.1:{relay_port}")
+    bare.name = "relay"
+    return [engine_proc, relay_proc], bare
+
+
+def _relay_port(log: bytes) -> int | None:
+    found = log.split(b"relay port ", 1)
+    return int(found[1].split()[0]) if len(found) == 2 and found[1].strip() else None
+
+
 def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:
     """What the platform is compared with: bare llama-server, or (``--observe-cost``) the same platform
     with counting and tracing off."""
@@ -270,7 +292,7 @@ def compare(sides: list[Side], pids: dict[str, int], tokens: int, rounds: int, u
         log.info("aggregate tok/s %s/bare by concurrent chats: %s", name,
                  {u: f"{100 * aggs[name][u] / aggs['bare'][u]:.1f} %" for u in users})
     for side in (s for s in sides if s.name in pids):
-        log.info("%s's own CPU (its daemon, not the engine): %.0f us per streamed token (%d tokens)", side.name,
+        log.info("%s's own CPU (its process, not the engine's): %.0f us per streamed token (%d tokens)", side.name,
                  1e6 * (cpu_seconds(pids[side.name]) - cpu[side.name]) / max(1, side.tokens), side.tokens)
 
 
@@ -289,6 +311,8 @@ def main() -> int:
     ap.add_argument("--seeded-share", type=float, default=0.25, help="the share of them sending a seed")
     ap.add_argument("--only-seeds", action="store_true", help="measure the seed cost only (no bare engine)")
     ap.add_argument("--skip-seeds", action="store_true", help="leave the seed cost out (platform vs bare only)")
+    ap.add_argument("--relay-floor", action="store_true",
+                    help="measure bare llama-server behind a byte relay too (bench/byte_relay.py), in the same rounds")
     ap.add_argument("--before", help="another checkout (e.g. `git worktree add /tmp/before main`): its platform "
                     "is measured too, as 'before', beside this one and bare, in the same rounds")
     args = ap.parse_args()
@@ -312,6 +336,11 @@ def main() -> int:
             procs.append(bare_proc)
         sides = [bare, platform]
         pids = {platform.name: platform_proc.pid}
+        if args.relay_floor and bare_proc is not None:  # what a process in the path costs before doing any work
+            relay_procs, relay = start_relay(args.slots, work / "relay-logs")
+            procs += relay_procs
+            sides.insert(1, relay)
+            pids[relay.name] = relay_procs[1].pid
         if args.before:  # the same platform from another checkout (the code before a change), in the same run
             before_proc, before = start_platform(work / "data-before", args.slots, args.engine_url, name="before",
                                                  root=Path(args.before).resolve())

@@ -1,0 +1,66 @@
+"""bench/byte_relay.py: what a client sends reaches the upstream, and a streamed answer comes back
+byte for byte, piece by piece as the upstream writes it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+RELAY = Path(__file__).resolve().parents[2] / "bench" / "byte_relay.py"
+PIECES = [f"data: {{\"n\": {i}}}\n\n".encode() for i in range(5)]
+
+
+class _Streaming(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in [b"echo: " + body + b"\n\n", *PIECES]:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def relayed() -> Iterator[str]:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Streaming)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    relay = subprocess.Popen([sys.executable, str(RELAY), str(upstream.server_address[1])], stdout=subprocess.PIPE)
+    try:
+        assert relay.stdout is not None
+        line = relay.stdout.readline().decode()
+        assert line.startswith("relay port "), line
+        yield f"http://127.0.0.1:{int(line.split()[-1])}"
+    finally:
+        relay.terminate()
+        relay.wait(10)
+        upstream.shutdown()
+        upstream.server_close()
+
+
+def test_a_streamed_answer_passes_through_the_relay_unchanged_and_as_it_is_written(relayed: str) -> None:
+    arrived: list[tuple[float, bytes]] = []
+    with httpx.Client(timeout=10) as client, client.stream("POST", relayed + "/x", content=b"hello") as resp:
+        assert resp.status_code == 200
+        for chunk in resp.iter_raw():
+            arrived.append((time.monotonic(), chunk))
+    body = b"".join(chunk for _, chunk in arrived)
+    assert body == b"echo: hello\n\n" + b"".join(PIECES)
+    # the upstream paused 50 ms between pieces: the relay passed them on as they came, not at the end
+    assert len(arrived) >= 4 and arrived[-1][0] - arrived[0][0] > 0.15
