@@ -30,6 +30,7 @@ from qfnb.local.engines.base import (
     PromptTooLong,
     reached,
 )
+from qfnb.local.engines.llama.loopback import loopback_transport
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.protocol.wires.sse import SSEDecoder
 
@@ -42,14 +43,16 @@ _FINISH = {"length": FINISH_LENGTH, "stop_sequence": FINISH_STOP, "tool_calls": 
 
 
 def client() -> httpx.AsyncClient:
-    """One pooled client per event loop (connections to engines are reused)."""
+    """One client per event loop: an engine on this machine is spoken to by :mod:`.loopback` (a
+    connection a request, answers parsed in C), any other through httpx's pool."""
     loop = asyncio.get_running_loop()
     pooled = _clients.get(loop)
     if pooled is None:
         # llama-server closes an idle connection after 5 s; forgetting ours at 2 s means a request is
         # never sent on a connection the server is closing (RemoteProtocolError)
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=2.0)
-        pooled = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
+        link = loopback_transport(limits=limits, trust_env=False)
+        pooled = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, transport=link, trust_env=False)
     return pooled
 
 
