@@ -92,6 +92,11 @@ class _Answer(asyncio.Protocol):
         self._stop_timer()
         self._wake()
 
+    def send(self, request: bytes) -> None:
+        """The request, whole, to the socket (the engine has it from here on)."""
+        assert self.transport is not None
+        self.transport.write(request)
+
     def _delimited(self) -> bool:
         names = {name.lower() for name, _ in self.headers}
         return b"content-length" in names or b"transfer-encoding" in names
@@ -195,8 +200,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         try:
             if trace is not None:
                 await trace("http11.send_request_body.started", {"request": request})
-            assert answer.transport is not None
-            answer.transport.write(b"".join(head) + body)
+            answer.send(b"".join(head) + body)
             if trace is not None:
                 await trace("http11.send_request_body.complete", {"request": request})
             status = await answer.head
