@@ -7,8 +7,7 @@ when httpcore's trace said the body's sending was complete, and anyio's send yie
 loop once after the socket's write, before that: a kill in that turn of the loop (the job's other
 rows running, on a loaded machine) lost the mark. Here the kill lands at exactly that point: the
 job's files are copied as the body's write returns (what a SIGKILL leaves on disk) and read back as
-the next start reads them. (The engine link to an engine on this machine is loopback.py's: the kill
-lands as its ``send`` returns, the request whole in the socket.)"""
+the next start reads them."""
 
 from __future__ import annotations
 
@@ -18,12 +17,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpcore._backends.anyio as anyio_backend
 import pytest
 
 from qfnb.local.domain.batch_rows import standing
 from qfnb.local.domain.batch_runner import BatchProgress, Paths, Runner
 from qfnb.local.engines.gate import Gate
-from qfnb.local.engines.llama import loopback
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.transport import Endpoint
 from tests.fakes.raw_engine import raw_engine
@@ -46,14 +45,14 @@ async def test_a_kill_as_the_body_went_out_leaves_the_send_paid(tmp_path: Path,
     server, received = await raw_engine()
     port = server.sockets[0].getsockname()[1]
     engine = ExternalEngine("m", Endpoint(f"http://127.0.0.1:{port}/v1"), gate=Gate("m", 2, 0))
-    send = loopback._Answer.send
+    write = anyio_backend.AnyIOStream.write
 
-    def send_then_die(self: Any, request: bytes) -> None:
-        send(self, request)
-        if b"row zero" in request and not killed.exists():  # the body is out: the process dies here
+    async def write_then_die(self: Any, buffer: bytes, timeout: float | None = None) -> None:
+        await write(self, buffer, timeout)
+        if b"row zero" in buffer and not killed.exists():  # the body is out: the process dies here
             shutil.copytree(job, killed)
 
-    monkeypatch.setattr(loopback._Answer, "send", send_then_die)
+    monkeypatch.setattr(anyio_backend.AnyIOStream, "write", write_then_die)
     progress: list[BatchProgress] = []
     runner = Runner(where, standing(1, where.output, where.errors, where.journal, where.lost), model="m",
                     params={}, engine_for=lambda model: engine, save=progress.append, stopped=lambda: False)

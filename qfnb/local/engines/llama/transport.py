@@ -30,7 +30,7 @@ from qfnb.local.engines.base import (
     PromptTooLong,
     reached,
 )
-from qfnb.local.engines.llama.loopback import loopback_transport
+from qfnb.local.engines.llama.loopback import OWN_ENGINE, loopback_transport
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.protocol.wires.sse import SSEDecoder
 
@@ -43,8 +43,8 @@ _FINISH = {"length": FINISH_LENGTH, "stop_sequence": FINISH_STOP, "tool_calls": 
 
 
 def client() -> httpx.AsyncClient:
-    """One client per event loop: an engine on this machine is spoken to by :mod:`.loopback` (a
-    connection a request, answers parsed in C), any other through httpx's pool."""
+    """One client per event loop: streams to our own engines go through :mod:`.loopback` (a connection a
+    request, answers parsed in C), anything else through httpx's pool."""
     loop = asyncio.get_running_loop()
     pooled = _clients.get(loop)
     if pooled is None:
@@ -155,8 +155,10 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
         answered = False
         sent = _Sent()
         try:
+            # our own engine (it has a watchdog) is read by loopback.py; an external one through httpx's pool
+            own = {OWN_ENGINE: True} if target.watch is not None else {}
             async with client().stream("POST", url, json=body, headers=target.headers,
-                                       extensions={"trace": sent.trace}) as resp:
+                                       extensions={"trace": sent.trace, **own}) as resp:
                 answered = True
                 if resp.status_code != 200:
                     raise engine_error(name, resp.status_code, (await resp.aread())[:2000])

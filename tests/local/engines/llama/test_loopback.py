@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
-from qfnb.local.engines.llama.loopback import LoopbackTransport
+from qfnb.local.engines.llama.loopback import OWN_ENGINE, LoopbackTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -35,8 +37,16 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return head, await reader.readexactly(length)
 
 
+class _Own(LoopbackTransport):
+    """The link as our own engines' streams use it (every request carries the extension)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.extensions[OWN_ENGINE] = True
+        return await super().handle_async_request(request)
+
+
 def link(fallback: httpx.AsyncBaseTransport | None = None, **timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=LoopbackTransport(fallback or httpx.AsyncHTTPTransport()),
+    return httpx.AsyncClient(transport=_Own(fallback or httpx.AsyncHTTPTransport()),
                              timeout=httpx.Timeout(5.0, **timeout))
 
 
@@ -100,6 +110,19 @@ async def test_an_engine_that_hangs_up_unanswered_or_refuses_is_told_apart() -> 
             await client.post(base + "/v1/completions", json={})
 
 
+async def test_an_engine_that_dies_before_reading_resets_and_is_not_a_clean_hang_up() -> None:
+    """A reset says the request was dropped unread (the transport's callers pay a clean hang-up's
+    request as the engine's, not a reset one's)."""
+    async def die_unread(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.05)  # the request waits unread in the socket
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async with engine(die_unread) as base, link() as client:
+        with pytest.raises(httpx.ReadError):
+            await client.post(base + "/v1/completions", json={"prompt": "x" * 1000})
+
+
 async def test_an_answer_cut_short_is_a_read_error_after_what_arrived() -> None:
     async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -141,6 +164,21 @@ async def test_an_engine_that_goes_quiet_times_out_and_one_left_early_is_closed(
                 assert piece == b"hi"
                 break  # the reader leaves: the connection is closed under the engine
         await asyncio.wait_for(closed.wait(), 2)
+
+
+async def test_a_request_without_the_extension_goes_through_httpx_even_on_the_loopback() -> None:
+    async def whole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        connection = b"close" if b"connection: close" in head.lower() else b"kept"
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(connection), connection))
+        await writer.drain()
+        writer.close()
+
+    async with engine(whole) as base:
+        async with httpx.AsyncClient(transport=LoopbackTransport(httpx.AsyncHTTPTransport())) as plain:
+            assert (await plain.post(base + "/tokenize", json={})).content == b"kept"  # httpx's keep-alive
+        async with link() as own:
+            assert (await own.post(base + "/tokenize", json={})).content == b"close"
 
 
 async def test_an_engine_elsewhere_goes_through_the_fallback() -> None:
