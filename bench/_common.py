@@ -9,11 +9,12 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,17 @@ def local_openai_client(prefix: str, *, timeout: float) -> Iterator[Any]:
             yield client
         finally:
             daemon.stop_daemon(data, force=True, timeout=30)
+
+
+def printed_port(label: str) -> Callable[[bytes], int | None]:
+    """For :func:`spawn_reporting`: the port a bench helper prints as ``<label> port N`` in its log."""
+    pattern = re.compile(label.encode() + rb" port (\d+)")
+
+    def port_of(log: bytes) -> int | None:
+        found = pattern.search(log)
+        return int(found.group(1)) if found else None
+
+    return port_of
 
 
 def serve_platform(data_dir: Path, log_path: Path, root: Path = ROOT,

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import spawn_reporting  # noqa: E402
+from _common import printed_port, spawn_reporting  # noqa: E402
 from serving import PROMPT, Side, start_bare, start_platform  # noqa: E402
 
 log = logging.getLogger("bench.platform_ceiling")
@@ -41,11 +40,6 @@ print("engine port", bound_port(sock), flush=True)
 config = uvicorn.Config(FakeEngine(tokens=1_000_000, delay={delay}).app, log_level="warning", timeout_keep_alive=30)
 uvicorn.Server(config).run(sockets=[sock])
 """
-
-
-def _engine_port(log: bytes) -> int | None:
-    found = re.search(rb"engine port (\d+)", log)
-    return int(found.group(1)) if found else None
 
 
 async def pump(side: Side, users: int, tokens: int, seconds: float) -> float:
@@ -81,7 +75,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="qfnb-bench-ceiling-"))
     engine, port = spawn_reporting([sys.executable, "-c", ENGINE.format(tests=str(ROOT / "tests" / "local"),
                                                                         delay=args.delay)],
-                                   work / "engine.log", _engine_port, timeout=60,
+                                   work / "engine.log", printed_port("engine"), timeout=60,
                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     url = f"http://127.0.0.1:{port}"
     users = [int(u) for u in args.users.split(",")]

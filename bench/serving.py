@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "local"))
 
-from _common import load_average, log_to_stdout, serve_bare, serve_platform  # noqa: E402
+from _common import load_average, log_to_stdout, printed_port, serve_bare, serve_platform  # noqa: E402
 from platform_helpers import spawn_reporting  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
@@ -251,15 +251,10 @@ def start_relay(slots: int, log_dir: Path) -> tuple[list[subprocess.Popen[bytes]
     engine_proc, base = serve_bare(slots, log_dir)
     port = int(base.rsplit(":", 1)[1])
     relay_proc, relay_port = spawn_reporting([sys.executable, str(ROOT / "bench" / "byte_relay.py"), str(port)],
-                                             log_dir / "relay.log", _relay_port)
+                                             log_dir / "relay.log", printed_port("relay"))
     _, bare = start_bare(slots, log_dir, f"http://127.0.0.1:{relay_port}")
     bare.name = "relay"
     return [engine_proc, relay_proc], bare
-
-
-def _relay_port(log: bytes) -> int | None:
-    found = log.split(b"relay port ", 1)
-    return int(found[1].split()[0]) if len(found) == 2 and found[1].strip() else None
 
 
 def start_baseline(args: argparse.Namespace, work: Path) -> tuple[Any, Side]:

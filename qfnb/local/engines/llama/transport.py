@@ -151,12 +151,12 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
     called on each chunk of progress (a token, or llama-server's ``prompt_progress``)."""
     url = target.base_url.rstrip("/") + path
     had = False  # a first sending's body went out and the engine then hung up: it may have read it
+    # our own engine (it has a watchdog) is read by loopback.py; an external one through httpx's pool
+    own = {OWN_ENGINE: True} if target.watch is not None else {}
     for attempt in (1, 2):
         answered = False
         sent = _Sent()
         try:
-            # our own engine (it has a watchdog) is read by loopback.py; an external one through httpx's pool
-            own = {OWN_ENGINE: True} if target.watch is not None else {}
             async with client().stream("POST", url, json=body, headers=target.headers,
                                        extensions={"trace": sent.trace, **own}) as resp:
                 answered = True
