@@ -1,4 +1,4 @@
-"""qfnb._core.http.fastjson reads and writes what json does, orjson or not."""
+"""qfnb.protocol.wires.fastjson reads and writes what json does, orjson or not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qfnb._core.http import fastjson
+from qfnb.protocol.wires import fastjson
 
 
 class Color(enum.StrEnum):

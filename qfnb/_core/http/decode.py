@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from qfnb._core.errors import APIError, ConnectionError, QfnbError, RequestError, StreamError, TimeoutError
-from qfnb._core.http import fastjson
+from qfnb.protocol.wires import fastjson
 from qfnb._core.http.call import Call
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.wire import error_from_body, error_from_http, stream_item_error

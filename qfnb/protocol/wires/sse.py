@@ -13,15 +13,60 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from qfnb.protocol.wires import fastjson
+
 DONE = "[DONE]"
 _EOL = re.compile(r"\r\n|\r|\n")
 
 
 def encode_event(data: dict[str, Any] | str, event: str | None = None) -> bytes:
-    """One SSE event, ready to write (JSON kept compact, non-ASCII kept as UTF-8)."""
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n".encode()
+    """One SSE event, ready to write (JSON kept compact, non-ASCII kept as UTF-8; written in C where
+    orjson is installed: a stream writes one a token)."""
+    payload = data.encode() if isinstance(data, str) else fastjson.dumps(data)
+    if event:
+        return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"
+    return b"data: " + payload + b"\n\n"
+
+
+class DataEvents:
+    """Incremental splitter of an SSE byte stream into its events' ``data`` (bytes, the lines of a
+    multi-line field joined by ``\\n``; events without data, comments and other fields skipped).
+
+    What :class:`SSEDecoder` reads, without decoding text or building items: the engine link reads
+    one event a token with it, and parses the JSON from bytes. Lines end in ``\\n``, ``\\r\\n`` or a
+    bare ``\\r``, a ``\\r\\n`` may be split across chunks, and so may a multi-byte character (an event
+    is only handed on whole)."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Take the next chunk; return the data of the events it completed."""
+        buf = self._buffer + chunk
+        if b"\r" in buf:
+            held = b"\r" if buf.endswith(b"\r") else b""  # maybe the first half of a \r\n
+            buf = buf[:len(buf) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:
+            held = b""
+        events = buf.split(b"\n\n")
+        self._buffer = events.pop() + held
+        out = []
+        for event in events:
+            if event.startswith(b"data:") and b"\n" not in event:  # the usual event: one data line
+                out.append(event[6:] if event.startswith(b"data: ") else event[5:])
+                continue
+            data = [line[6:] if line.startswith(b"data: ") else line[5:]
+                    for line in event.split(b"\n") if line.startswith(b"data:")]
+            if data:
+                out.append(b"\n".join(data))
+        return out
+
+    def close(self) -> list[bytes]:
+        """The data of a last event the stream ended without a blank line after."""
+        rest, self._buffer = self._buffer, b""
+        return self.feed(rest + b"\n\n") if rest.strip() else []
 
 
 @dataclass

@@ -9,7 +9,6 @@ exceptions (:func:`engine_error`); and its stream's chunks as :class:`Delta` s (
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
 import logging
 import weakref
@@ -32,7 +31,8 @@ from qfnb.local.engines.base import (
 )
 from qfnb.local.engines.llama.loopback import OWN_ENGINE, loopback_transport
 from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.protocol.wires.sse import SSEDecoder
+from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.sse import DataEvents
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -217,20 +217,35 @@ class _Usage:
             self.drafted, self.accepted = int(timings["draft_n"]), int(timings.get("draft_n_accepted") or 0)
 
 
+def _chunk(payload: bytes) -> dict[str, Any] | None:
+    """An event's JSON object (bytes that are not UTF-8 read with U+FFFD in their place); None for
+    ``[DONE]`` and anything else."""
+    if payload == b"[DONE]":
+        return None
+    try:
+        data = fastjson.loads(payload)
+    except ValueError:
+        try:
+            data = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError:
+            return None
+    return data if isinstance(data, dict) else None
+
+
 async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] | None = None,
                  model: str | None = None) -> AsyncIterator[Delta]:
     """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage.
     ``beat()`` is called on each chunk that shows progress (prompt read, or tokens); the draft
     tokens of speculative decoding are counted for ``model`` (:func:`.calls.count_drafts`)."""
-    decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")(errors="replace")
+    events = DataEvents()
     finish: str | None = None
     pieces = 0
     used = _Usage()
     async for raw in resp.aiter_raw():
-        for item in decoder.feed(text.decode(raw)):
-            if item.done or not isinstance(item.data, dict):
+        for payload in events.feed(raw):
+            data = _chunk(payload)
+            if data is None:
                 continue
-            data = item.data
             if beat is not None and ("choices" in data or "prompt_progress" in data):
                 beat()
             used.read(data)
