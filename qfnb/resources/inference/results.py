@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from qfnb._core.errors import APIError, QfnbError, api_error
-from qfnb.protocol.wires import fastjson
 from qfnb._core.http.response import QfResponse
+from qfnb.protocol.wires import fastjson
 from qfnb.resources.structured import results_df
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from qfnb.protocol.wires.sse import DataEvents, SSEDecoder, encode_event
 
-_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=8),
-                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                       max_leaves=8)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8)
 
 
 @st.composite
@@ -41,10 +42,11 @@ def _streams(draw: st.DrawFn) -> tuple[bytes, list[Any]]:
 def test_the_events_data_at_any_chunk_boundary(stream: tuple[bytes, list[Any]], cuts: list[int]) -> None:
     wire, values = stream
     events, chunks, at = DataEvents(), [], 0
-    for size in cuts + [len(wire)]:  # byte cuts: a \r\n or a multi-byte character may be split
+    for size in [*cuts, len(wire)]:  # byte cuts: a \r\n or a multi-byte character may be split
         chunks.append(wire[at:at + size])
         at += size
-    got = [json.loads(data) for chunk in chunks for data in events.feed(chunk)] + [json.loads(d) for d in events.close()]
+    got = [json.loads(data) for chunk in chunks for data in events.feed(chunk)]
+    got += [json.loads(data) for data in events.close()]
     assert got == values
     decoder, text = SSEDecoder(), codecs.getincrementaldecoder("utf-8")()
     read = [item.data for chunk in chunks for item in decoder.feed(text.decode(chunk))]
