@@ -241,7 +241,8 @@ async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] |
     finish: str | None = None
     pieces = 0
     used = _Usage()
-    async for raw in resp.aiter_raw():
+    assert isinstance(resp.stream, httpx.AsyncByteStream)
+    async for raw in resp.stream:  # its bytes as they come (aiter_raw's counting and chunking left out)
         for payload in events.feed(raw):
             data = _chunk(payload)
             if data is None:
