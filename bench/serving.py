@@ -227,16 +227,20 @@ def single_streams(sides: list[Side], tokens: int, rounds: int) -> dict[str, flo
     return med
 
 
-def paired_aggregates(sides: list[Side], users: list[int], tokens: int, rounds: int) -> dict[str, dict[int, float]]:
-    """Median aggregate tok/s by side and concurrent chats over ``rounds``; paired: each concurrency runs
-    on every side, one after the other, before the next."""
+def paired_aggregates(sides: list[Side], users: list[int], tokens: int,
+                      rounds: int) -> dict[str, dict[int, list[float]]]:
+    """Aggregate tok/s by side and concurrent chats, one a round; paired: each concurrency runs on every
+    side, one after the other, before the next, the sides' order turned by one each time (no side always
+    first, or always after the same one)."""
     runs: dict[str, dict[int, list[float]]] = {s.name: {u: [] for u in users} for s in sides}
+    turn = 0
     for r in range(rounds):
         for u in users:
-            for side in sides:
+            for side in sides[turn % len(sides):] + sides[:turn % len(sides)]:
                 runs[side.name][u].append(asyncio.run(concurrent(side, u, tokens, f"{side.name}{u}r{r}")))
+            turn += 1
             log.info("round %d, %d chats: %s", r, u, ", ".join(f"{n} {v[u][-1]:.1f} tok/s" for n, v in runs.items()))
-    return {name: {u: statistics.median(v) for u, v in by_users.items()} for name, by_users in runs.items()}
+    return runs
 
 
 def cpu_seconds(pid: int) -> float:
@@ -277,7 +281,8 @@ def compare(sides: list[Side], pids: dict[str, int], tokens: int, rounds: int, u
     med = single_streams(sides, tokens, rounds)
     for side in sides:  # an engine's first batch after a busy spell can stall once
         asyncio.run(single(side, "warm-sweep", tokens))
-    aggs = paired_aggregates(sides, users, tokens // 2, rounds)
+    runs = paired_aggregates(sides, users, tokens // 2, rounds)
+    aggs = {name: {u: statistics.median(v) for u, v in by_users.items()} for name, by_users in runs.items()}
     for side in sides:
         agg = aggs[side.name]
         log.info("%-8s aggregate tok/s by concurrent chats: %s; at 8 = %.1fx one chat measured the same way "
@@ -286,6 +291,11 @@ def compare(sides: list[Side], pids: dict[str, int], tokens: int, rounds: int, u
     for name in pids:
         log.info("aggregate tok/s %s/bare by concurrent chats: %s", name,
                  {u: f"{100 * aggs[name][u] / aggs['bare'][u]:.1f} %" for u in users})
+    for name in pids:  # each round's ratio (the two sides measured minutes apart at most)
+        ratios = {u: sorted(100 * a / b for a, b in zip(runs[name][u], runs["bare"][u], strict=True)) for u in users}
+        log.info("%s/bare a round, by concurrent chats: %s", name, {
+            u: f"median {statistics.median(r):.1f} % (range {r[0]:.1f}-{r[-1]:.1f} %, {sum(x >= 100 for x in r)} of "
+               f"{len(r)} rounds >= 100 %)" for u, r in ratios.items()})
     for side in (s for s in sides if s.name in pids):
         log.info("%s's own CPU (its process, not the engine's): %.0f us per streamed token (%d tokens)", side.name,
                  1e6 * (cpu_seconds(pids[side.name]) - cpu[side.name]) / max(1, side.tokens), side.tokens)
