@@ -24,6 +24,9 @@ model's name (``QFNB_ENGINES``), the way a user moves the engine off this machin
 With ``--relay-floor`` a third side is measured in the same rounds: a bare llama-server of its own
 behind ``bench/byte_relay.py``, a process that passes the bytes on unread. What it costs is what any server
 in the path costs on these cores before it does work of its own: the floor for the platform's ratio.
+With ``--pump-floor`` another: ``bench/pump_floor.py``, uvicorn and a bare ASGI app that parses each engine
+event and writes a v1 chunk in one callback (no task woken, no middleware): the floor for a platform that
+rewrites each token in Python.
 
 With ``--observe-cost`` "bare" is the platform itself with ``/metrics`` and tracing off
 (``QFNB_OBSERVE=0``): what counting and tracing cost real serving (issue 56's target: >= 98 %).
@@ -249,15 +252,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_relay(slots: int, log_dir: Path) -> tuple[list[subprocess.Popen[bytes]], Side]:
-    """``bench/byte_relay.py`` in front of a bare llama-server of its own (started as bare's is, so the
-    two engines see the same requests in the same order): their processes (engine, relay) and its side."""
+def start_relay(slots: int, log_dir: Path, script: str = "byte_relay.py",
+                name: str = "relay") -> tuple[list[subprocess.Popen[bytes]], Side]:
+    """``bench/<script>`` (a stand-in server printing "relay port N") in front of a bare llama-server of its
+    own (started as bare's is, so the two engines see the same requests in the same order): their
+    processes (engine, stand-in) and its side, named ``name``."""
     engine_proc, base = serve_bare(slots, log_dir)
     port = int(base.rsplit(":", 1)[1])
-    relay_proc, relay_port = spawn_reporting([sys.executable, str(ROOT / "bench" / "byte_relay.py"), str(port)],
-                                             log_dir / "relay.log", printed_port("relay"))
+    relay_proc, relay_port = spawn_reporting([sys.executable, str(ROOT / "bench" / script), str(port)],
+                                             log_dir / f"{name}.log", printed_port("relay"))
     _, bare = start_bare(slots, log_dir, f"http://127.0.0.1:{relay_port}")
-    bare.name = "relay"
+    bare.name = name
     return [engine_proc, relay_proc], bare
 
 
@@ -318,6 +323,9 @@ def main() -> int:
     ap.add_argument("--skip-seeds", action="store_true", help="leave the seed cost out (platform vs bare only)")
     ap.add_argument("--relay-floor", action="store_true",
                     help="measure bare llama-server behind a byte relay too (bench/byte_relay.py), in the same rounds")
+    ap.add_argument("--pump-floor", action="store_true",
+                    help="measure bare llama-server behind bench/pump_floor.py too (each token parsed and rewritten "
+                         "in Python behind uvicorn, in one callback), in the same rounds")
     ap.add_argument("--before", help="another checkout (e.g. `git worktree add /tmp/before main`): its platform "
                     "is measured too, as 'before', beside this one and bare, in the same rounds")
     args = ap.parse_args()
@@ -346,6 +354,11 @@ def main() -> int:
             procs += relay_procs
             sides.insert(1, relay)
             pids[relay.name] = relay_procs[1].pid
+        if args.pump_floor and bare_proc is not None:  # what parsing and rewriting each token in Python costs, at least
+            pump_procs, pump = start_relay(args.slots, work / "pump-logs", "pump_floor.py", "pump")
+            procs += pump_procs
+            sides.insert(1, pump)
+            pids[pump.name] = pump_procs[1].pid
         if args.before:  # the same platform from another checkout (the code before a change), in the same run
             before_proc, before = start_platform(work / "data-before", args.slots, args.engine_url, name="before",
                                                  root=Path(args.before).resolve())

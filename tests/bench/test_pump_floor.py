@@ -1,0 +1,73 @@
+"""bench/pump_floor.py: each engine event becomes a v1 chunk, written as it is read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+PUMP = Path(__file__).resolve().parents[2] / "bench" / "pump_floor.py"
+WORDS = [" one", " two", " three", "", " four"]  # an event without text (a finish) is not a chunk
+
+
+class _Engine(BaseHTTPRequestHandler):
+    """Streams ``WORDS`` as llama-server's /v1/completions events, 50 ms apart, then ``[DONE]``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        events = [{"choices": [{"text": w, "index": 0, "finish_reason": None if w else "length"}]} for w in WORDS]
+        for piece in [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def pumped() -> Iterator[str]:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Engine)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    pump = subprocess.Popen([sys.executable, str(PUMP), str(upstream.server_address[1])], stdout=subprocess.PIPE)
+    try:
+        assert pump.stdout is not None
+        line = pump.stdout.readline().decode()
+        assert line.startswith("relay port "), line
+        yield f"http://127.0.0.1:{int(line.split()[-1])}"
+    finally:
+        pump.terminate()
+        pump.wait(10)
+        upstream.shutdown()
+        upstream.server_close()
+
+
+def test_each_engine_event_is_a_v1_chunk_written_as_it_is_read(pumped: str) -> None:
+    arrived: list[tuple[float, dict[str, object]]] = []
+    with httpx.Client(timeout=10) as client, \
+            client.stream("POST", pumped + "/v1/completions", json={"prompt": "x", "stream": True}) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                arrived.append((time.monotonic(), json.loads(line[6:])))
+    chunks = [chunk for _, chunk in arrived]
+    assert [c["result"] for c in chunks] == [w for w in WORDS if w]
+    assert [c["sentence_id"] for c in chunks] == [1, 2, 3, 4]
+    assert chunks[-1]["usage"] == {"prompt_tokens": 0, "completion_tokens": 4, "total_tokens": 4}
+    # the engine paused 50 ms between events: each was passed on as it came, not at the end
+    assert arrived[-1][0] - arrived[0][0] > 0.15
