@@ -123,9 +123,14 @@ class _Answer(asyncio.Protocol):
             self.waiter.set_result(None)
 
     def _check(self) -> None:
-        """The read timeout: nothing arrived for ``read_timeout`` seconds."""
+        """The read timeout: nothing arrived for ``read_timeout`` seconds while the reader waited (a
+        reader behind, with what arrived still unread, is not kept waiting by the engine: its time is
+        not counted)."""
         assert self.read_timeout is not None
-        idle = self.loop.time() - self.last
+        now = self.loop.time()
+        if self.body or self.paused:
+            self.last = now
+        idle = now - self.last
         if idle >= self.read_timeout:
             self._fail(httpx.ReadTimeout(f"the engine sent nothing for {idle:.0f} s", request=self.request))
             self._wake()

@@ -191,3 +191,24 @@ async def test_an_engine_elsewhere_goes_through_the_fallback() -> None:
     async with link(httpx.MockTransport(remote)) as client:
         resp = await client.post("https://engine.example/v1/completions", json={})
     assert resp.json() == {"ok": True} and asked == ["https://engine.example/v1/completions"]
+
+
+async def test_a_reader_slower_than_the_read_timeout_is_not_the_engine_timing_out() -> None:
+    read = asyncio.Event()
+
+    async def patient(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
+        await writer.drain()
+        await read.wait()  # the engine answers on once the reader has taken what it sent
+        writer.write(b"2\r\nyo\r\n0\r\n\r\n")
+        await writer.drain()
+
+    async with engine(patient) as base, link(read=0.3) as client:
+        async with client.stream("POST", base + "/v1/completions", json={}) as resp:
+            await asyncio.sleep(0.8)  # the reader is busy elsewhere for more than the read timeout
+            pieces = []
+            async for piece in resp.aiter_raw():
+                pieces.append(piece)
+                read.set()
+        assert b"".join(pieces) == b"hiyo"
