@@ -3,18 +3,15 @@ byte for byte, piece by piece as the upstream writes it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
-RELAY = Path(__file__).resolve().parents[2] / "bench" / "byte_relay.py"
+from tests.bench.stand_ins import stand_in
+
 PIECES = [f"data: {{\"n\": {i}}}\n\n".encode() for i in range(5)]
 
 
@@ -39,19 +36,8 @@ class _Streaming(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def relayed() -> Iterator[str]:
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Streaming)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    relay = subprocess.Popen([sys.executable, str(RELAY), str(upstream.server_address[1])], stdout=subprocess.PIPE)
-    try:
-        assert relay.stdout is not None
-        line = relay.stdout.readline().decode()
-        assert line.startswith("relay port "), line
-        yield f"http://127.0.0.1:{int(line.split()[-1])}"
-    finally:
-        relay.terminate()
-        relay.wait(10)
-        upstream.shutdown()
-        upstream.server_close()
+    with stand_in("byte_relay.py", _Streaming) as url:
+        yield url
 
 
 def test_a_streamed_answer_passes_through_the_relay_unchanged_and_as_it_is_written(relayed: str) -> None:

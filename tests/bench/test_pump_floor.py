@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
-PUMP = Path(__file__).resolve().parents[2] / "bench" / "pump_floor.py"
+from tests.bench.stand_ins import stand_in
+
 WORDS = [" one", " two", " three", "", " four"]  # an event without text (a finish) is not a chunk
 
 
@@ -42,19 +39,8 @@ class _Engine(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def pumped() -> Iterator[str]:
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Engine)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    pump = subprocess.Popen([sys.executable, str(PUMP), str(upstream.server_address[1])], stdout=subprocess.PIPE)
-    try:
-        assert pump.stdout is not None
-        line = pump.stdout.readline().decode()
-        assert line.startswith("relay port "), line
-        yield f"http://127.0.0.1:{int(line.split()[-1])}"
-    finally:
-        pump.terminate()
-        pump.wait(10)
-        upstream.shutdown()
-        upstream.server_close()
+    with stand_in("pump_floor.py", _Engine) as url:
+        yield url
 
 
 def test_each_engine_event_is_a_v1_chunk_written_as_it_is_read(pumped: str) -> None:
