@@ -1,5 +1,5 @@
-"""The bench's stand-in servers under test: an upstream double, and a stand-in (``bench/<script>``, which prints
-"relay port N") in front of it."""
+"""The bench's stand-in servers under test: an upstream double that streams its pieces 50 ms apart, and a
+stand-in (``bench/<script>``, which prints "relay port N") in front of it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,37 @@ import contextlib
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+class ChunkedUpstream(BaseHTTPRequestHandler):
+    """Answers a POST with :meth:`pieces` of its body, chunked, 50 ms apart (so a stand-in that held them to
+    the end would show it)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def pieces(self, body: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in self.pieces(body):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 @contextlib.contextmanager

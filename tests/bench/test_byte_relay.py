@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
-from tests.bench.stand_ins import stand_in
+from tests.bench.stand_ins import ChunkedUpstream, stand_in
 
 PIECES = [f"data: {{\"n\": {i}}}\n\n".encode() for i in range(5)]
 
 
-class _Streaming(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for piece in [b"echo: " + body + b"\n\n", *PIECES]:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.flush()
-            time.sleep(0.05)
-        self.wfile.write(b"0\r\n\r\n")
-
-    def log_message(self, *args: object) -> None:
-        pass
+class _Streaming(ChunkedUpstream):
+    def pieces(self, body: bytes) -> list[bytes]:
+        return [b"echo: " + body + b"\n\n", *PIECES]
 
 
 @pytest.fixture

@@ -5,36 +5,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
-from tests.bench.stand_ins import stand_in
+from tests.bench.stand_ins import ChunkedUpstream, stand_in
 
 WORDS = [" one", " two", " three", "", " four"]  # an event without text (a finish) is not a chunk
 
 
-class _Engine(BaseHTTPRequestHandler):
-    """Streams ``WORDS`` as llama-server's /v1/completions events, 50 ms apart, then ``[DONE]``."""
+class _Engine(ChunkedUpstream):
+    """Streams ``WORDS`` as llama-server's /v1/completions events, then ``[DONE]``."""
 
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+    def pieces(self, body: bytes) -> list[bytes]:
         events = [{"choices": [{"text": w, "index": 0, "finish_reason": None if w else "length"}]} for w in WORDS]
-        for piece in [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.flush()
-            time.sleep(0.05)
-        self.wfile.write(b"0\r\n\r\n")
-
-    def log_message(self, *args: object) -> None:
-        pass
+        return [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
 
 
 @pytest.fixture
