@@ -233,8 +233,8 @@ def single_streams(sides: list[Side], tokens: int, rounds: int) -> dict[str, flo
 def paired_aggregates(sides: list[Side], users: list[int], tokens: int,
                       rounds: int) -> dict[str, dict[int, list[float]]]:
     """Aggregate tok/s by side and concurrent chats, one a round; paired: each concurrency runs on every
-    side, one after the other, before the next, the sides' order turned by one each time (no side always
-    first, or always after the same one)."""
+    side, one after the other, before the next, the sides' order turned by one each time (so no side is
+    always first)."""
     runs: dict[str, dict[int, list[float]]] = {s.name: {u: [] for u in users} for s in sides}
     turn = 0
     for r in range(rounds):
@@ -296,7 +296,7 @@ def compare(sides: list[Side], pids: dict[str, int], tokens: int, rounds: int, u
     for name in pids:
         log.info("aggregate tok/s %s/bare by concurrent chats: %s", name,
                  {u: f"{100 * aggs[name][u] / aggs['bare'][u]:.1f} %" for u in users})
-    for name in pids:  # each round's ratio (the two sides measured minutes apart at most)
+    for name in pids:  # each round's ratio (the two sides measured within the same round)
         ratios = {u: sorted(100 * a / b for a, b in zip(runs[name][u], runs["bare"][u], strict=True)) for u in users}
         log.info("%s/bare a round, by concurrent chats: %s", name, {
             u: f"median {statistics.median(r):.1f} % (range {r[0]:.1f}-{r[-1]:.1f} %, {sum(x >= 100 for x in r)} of "
