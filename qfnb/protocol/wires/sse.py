@@ -54,9 +54,6 @@ class DataEvents:
         self._buffer = events.pop() + held
         out = []
         for event in events:
-            if event.startswith(b"data:") and b"\n" not in event:  # the usual event: one data line
-                out.append(event[6:] if event.startswith(b"data: ") else event[5:])
-                continue
             data = [line[6:] if line.startswith(b"data: ") else line[5:]
                     for line in event.split(b"\n") if line.startswith(b"data:")]
             if data:

@@ -128,7 +128,7 @@ class _Answer(asyncio.Protocol):
         not counted)."""
         assert self.read_timeout is not None
         now = self.loop.time()
-        if self.body or self.paused:
+        if self.body:  # (reading is paused only while what arrived waits unread)
             self.last = now
         idle = now - self.last
         if idle >= self.read_timeout:

@@ -241,8 +241,7 @@ async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] |
     finish: str | None = None
     pieces = 0
     used = _Usage()
-    assert isinstance(resp.stream, httpx.AsyncByteStream)
-    async for raw in resp.stream:  # its bytes as they come (aiter_raw's counting and chunking left out)
+    async for raw in resp.aiter_raw():
         for payload in events.feed(raw):
             data = _chunk(payload)
             if data is None:

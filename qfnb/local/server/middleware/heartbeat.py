@@ -109,16 +109,6 @@ class _Answer:
 
     async def send(self, message: dict[str, Any]) -> None:
         """What the route sends, passed on (or, after ours started, fitted into it)."""
-        if message["type"] == "http.response.body" and self.failed is None and not self._lock.locked():
-            # a stream's next event (one a token), with no heartbeat being written: passed on without
-            # the lock. A beat that starts meanwhile finds ``last`` just now (set before the send
-            # awaits), so it writes nothing
-            chunk = message.get("body", b"")
-            if chunk:
-                self._boundary = chunk.endswith((b"\n\n", b"\r\n\r\n"))
-            self.last = time.monotonic()
-            await self._send(message)
-            return
         async with self._lock:
             if message["type"] == "http.response.start":
                 self.route_started = True
