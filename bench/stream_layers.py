@@ -22,7 +22,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +41,7 @@ CHUNK = (b'data: {"choices":[{"text":" the","index":0,"logprobs":null,"finish_re
          b'"object":"text_completion","id":"chatcmpl-0123456789abcdef"}\n\n')
 
 
-class _Chunks(httpx.AsyncByteStream):
+class _Chunks:
     """An engine answer's body whose chunks the bench hands in one at a time."""
 
     def __init__(self) -> None:
@@ -56,10 +55,9 @@ class _Chunks(httpx.AsyncByteStream):
 async def per_token(tokens: int, evict: np.ndarray[Any, Any] | None) -> float:
     """Median seconds from an engine chunk's arrival to its event's bytes."""
     chunks = _Chunks()
-    answer = httpx.Response(200, stream=chunks)
 
     async def indexed() -> AsyncIterator[tuple[int, Delta]]:
-        async for delta in transport.deltas(answer, chat=False):
+        async for delta in transport.deltas(aiter(chunks), chat=False):
             yield 0, delta
 
     events = V1Render("completion", True, "as-bench", 0).events(indexed(), [Tally()], _SERVED)

@@ -4,12 +4,13 @@ httpx's own transport reads each chunk of a streamed answer through httpcore, h1
 cancel scopes: with llama-server on two cores that cost about 350 µs of CPU a token, taken from the
 engine's threads (``bench/serving.py --relay-floor``: a 30-line httpx and Starlette proxy kept
 98 % of bare llama-server at 547 µs a token, the same proxy reading with httptools 99.5 % at
-195 µs). :class:`LoopbackTransport` writes the request itself and parses the answer with httptools
-(llhttp): a chunk costs a callback and, when a reader waits, a future. Each request has a
-connection of its own, closed after the answer (a connect on the loopback costs about 0.1 ms, and no
-request meets a kept-alive connection the engine has just closed). It serves the requests that
-carry the :data:`OWN_ENGINE` extension (streams to our own llama-server engines); everything else
-(external engines, prompt preparation) goes to httpx's own pooled transport.
+195 µs). :func:`open_answer` writes the request itself and parses the answer with httptools
+(llhttp): a chunk costs a callback and, when a reader waits, a future; no httpx client step runs
+(cookies, auth, redirects) and no wrapper stream is read through. Each request has a connection of
+its own, closed after the answer (a connect on the loopback costs about 0.1 ms, and no request meets a
+kept-alive connection the engine has just closed). Streams to our own llama-server engines take it
+(:func:`~.transport.stream`); everything else (external engines, prompt preparation) goes through
+httpx's pool. Failures are httpx's errors, which the callers already tell apart.
 """
 
 from __future__ import annotations
@@ -17,22 +18,15 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httptools
 import httpx
 
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-#: the request extension that asks for this link: a stream to our own llama-server on this machine.
-#: An external engine keeps httpx's keep-alive pool: under the chaos bench's engine kills a connection a
-#: request widened the window in which an engine has read a request that its app has not yet taken
-#: (paid as the dying engine's, by the rule in docs/faults.md, but not in that engine's own journal)
-OWN_ENGINE = "qfnb.own_engine"
 #: read from the socket no further while this much of an answer waits unread
 _HIGH_WATER = 1 << 20
 
 
-class _Answer(asyncio.Protocol):
+class Answer(asyncio.Protocol):
     """One request's connection: the answer's head and body as the parser finds them."""
 
     def __init__(self, request: httpx.Request, read_timeout: float | None) -> None:
@@ -161,6 +155,15 @@ class _Answer(asyncio.Protocol):
                 self.waiter = self.loop.create_future()
                 await self.waiter
 
+    @property
+    def status(self) -> int:
+        """The answer's HTTP status (its head has been read)."""
+        return self.head.result()
+
+    async def read(self) -> bytes:
+        """The rest of the body, whole."""
+        return b"".join([piece async for piece in self.chunks()])
+
     def close(self) -> None:
         self._stop_timer()
         if self.transport is not None:
@@ -169,68 +172,39 @@ class _Answer(asyncio.Protocol):
             self.head.exception()  # retrieved: a failure nobody awaited is not logged as lost
 
 
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, answer: _Answer) -> None:
-        self.answer = answer
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for piece in self.answer.chunks():
-                yield piece
-        finally:
-            self.answer.close()
-
-    async def aclose(self) -> None:
-        self.answer.close()
-
-
-class LoopbackTransport(httpx.AsyncBaseTransport):
-    """httpx's transport for engines on this machine (``fallback`` for any other URL)."""
-
-    def __init__(self, fallback: httpx.AsyncBaseTransport) -> None:
-        self.fallback = fallback
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if not request.extensions.get(OWN_ENGINE) or url.scheme != "http" or url.host not in LOOPBACK:
-            return await self.fallback.handle_async_request(request)
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        trace = request.extensions.get("trace")
-        body = await request.aread()
-        head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
-        head += [b"%s: %s\r\n" % (k, v) for k, v in request.headers.raw if k.lower() != b"connection"]
-        head.append(b"Connection: close\r\n\r\n")
-        loop = asyncio.get_running_loop()
-        answer = _Answer(request, timeouts.get("read"))
-        try:
-            await asyncio.wait_for(loop.create_connection(lambda: answer, url.host, url.port or 80),
-                                   timeouts.get("connect"))
-        except TimeoutError as exc:
-            answer.close()
-            raise httpx.ConnectTimeout(f"no connection to {url.host}:{url.port} in time", request=request) from exc
-        except OSError as exc:
-            answer.close()
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        try:
-            if trace is not None:
-                await trace("http11.send_request_body.started", {"request": request})
-            answer.send(b"".join(head) + body)
-            if trace is not None:
-                await trace("http11.send_request_body.complete", {"request": request})
-            status = await answer.head
-        except BaseException:
-            answer.close()
-            raise
-        return httpx.Response(status, headers=answer.headers, stream=_Body(answer),
-                              extensions={"http_version": b"HTTP/1.1"})
-
-    async def aclose(self) -> None:
-        await self.fallback.aclose()
+async def open_answer(request: httpx.Request) -> Answer:
+    """``request`` (its body already read) sent on a connection of its own to an engine on this machine,
+    and its answer once the head is read (:attr:`Answer.status`); the caller closes it. The request's
+    ``timeout`` and ``trace`` extensions are httpx's: a connect and read timeout, and the body's
+    ``http11.send_request_body.started``/``complete`` events."""
+    url = request.url
+    timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+    trace = request.extensions.get("trace")
+    head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
+    head += [b"%s: %s\r\n" % (k, v) for k, v in request.headers.raw if k.lower() != b"connection"]
+    head.append(b"Connection: close\r\n\r\n")
+    loop = asyncio.get_running_loop()
+    answer = Answer(request, timeouts.get("read"))
+    try:
+        await asyncio.wait_for(loop.create_connection(lambda: answer, url.host, url.port or 80),
+                               timeouts.get("connect"))
+    except TimeoutError as exc:
+        answer.close()
+        raise httpx.ConnectTimeout(f"no connection to {url.host}:{url.port} in time", request=request) from exc
+    except OSError as exc:
+        answer.close()
+        raise httpx.ConnectError(str(exc), request=request) from exc
+    try:
+        if trace is not None:
+            await trace("http11.send_request_body.started", {"request": request})
+        answer.send(b"".join(head) + request.content)
+        if trace is not None:
+            await trace("http11.send_request_body.complete", {"request": request})
+        await answer.head
+    except BaseException:
+        answer.close()
+        raise
+    return answer
 
 
-def loopback_transport(**fallback: Any) -> LoopbackTransport:
-    """:class:`LoopbackTransport` over httpx's own (``fallback``: its arguments)."""
-    return LoopbackTransport(httpx.AsyncHTTPTransport(**fallback))
-
-
-__all__ = ["LOOPBACK", "OWN_ENGINE", "LoopbackTransport", "loopback_transport"]
+__all__ = ["Answer", "open_answer"]

@@ -9,10 +9,11 @@ exceptions (:func:`engine_error`); and its stream's chunks as :class:`Delta` s (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from qfnb.local.engines.base import (
     PromptTooLong,
     reached,
 )
-from qfnb.local.engines.llama.loopback import OWN_ENGINE, loopback_transport
+from qfnb.local.engines.llama.loopback import open_answer
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.protocol.wires import fastjson
 from qfnb.protocol.wires.sse import DataEvents
@@ -43,16 +44,14 @@ _FINISH = {"length": FINISH_LENGTH, "stop_sequence": FINISH_STOP, "tool_calls": 
 
 
 def client() -> httpx.AsyncClient:
-    """One client per event loop: streams to our own engines go through :mod:`.loopback` (a connection a
-    request, answers parsed in C), anything else through httpx's pool."""
+    """One pooled client per event loop, for everything but the streams to our own engines (:mod:`.loopback`)."""
     loop = asyncio.get_running_loop()
     pooled = _clients.get(loop)
     if pooled is None:
         # llama-server closes an idle connection after 5 s; forgetting ours at 2 s means a request is
         # never sent on a connection the server is closing (RemoteProtocolError)
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=2.0)
-        link = loopback_transport(limits=limits, trust_env=False)
-        pooled = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, transport=link, trust_env=False)
+        pooled = _clients[loop] = httpx.AsyncClient(timeout=_TIMEOUT, limits=limits, trust_env=False)
     return pooled
 
 
@@ -145,24 +144,43 @@ async def post_json(name: str, target: Endpoint, url: str, body: dict[str, Any])
     return answer
 
 
+@contextlib.asynccontextmanager
+async def _answered(url: str, target: Endpoint, body: dict[str, Any],
+                    sent: _Sent) -> AsyncIterator[tuple[int, AsyncIterator[bytes], Callable[[], Awaitable[bytes]]]]:
+    """``body`` POSTed to ``url``: the answer's status, its body as it arrives, and a read of it whole.
+    Our own engine (it has a watch) is spoken to by :func:`.loopback.open_answer` directly, without
+    httpx's client (its cookies, auth and redirect steps, and three layers a chunk); any other through
+    httpx's pool."""
+    if target.watch is None:
+        async with client().stream("POST", url, json=body, headers=target.headers,
+                                   extensions={"trace": sent.trace}) as resp:
+            yield resp.status_code, resp.aiter_raw(), resp.aread
+        return
+    request = httpx.Request("POST", url, content=fastjson.dumps(body),
+                            headers={"Content-Type": "application/json", **target.headers},
+                            extensions={"timeout": _TIMEOUT.as_dict(), "trace": sent.trace})
+    answer = await open_answer(request)
+    try:
+        yield answer.status, answer.chunks(), answer.read
+    finally:
+        answer.close()
+
+
 async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
                  beat: Callable[[], None] | None = None) -> AsyncIterator[Delta]:
     """``body`` POSTed to ``path`` of the engine ``name``, its SSE answer as Deltas; ``beat()`` is
     called on each chunk of progress (a token, or llama-server's ``prompt_progress``)."""
     url = target.base_url.rstrip("/") + path
     had = False  # a first sending's body went out and the engine then hung up: it may have read it
-    # our own engine (it has a watchdog) is read by loopback.py; an external one through httpx's pool
-    own = {OWN_ENGINE: True} if target.watch is not None else {}
     for attempt in (1, 2):
         answered = False
         sent = _Sent()
         try:
-            async with client().stream("POST", url, json=body, headers=target.headers,
-                                       extensions={"trace": sent.trace, **own}) as resp:
+            async with _answered(url, target, body, sent) as (status, chunks, read):
                 answered = True
-                if resp.status_code != 200:
-                    raise engine_error(name, resp.status_code, (await resp.aread())[:2000])
-                async for delta in deltas(resp, chat=path == "/chat/completions", beat=beat, model=name):
+                if status != 200:
+                    raise engine_error(name, status, (await read())[:2000])
+                async for delta in deltas(chunks, chat=path == "/chat/completions", beat=beat, model=name):
                     yield delta
             return
         except httpx.TransportError as exc:
@@ -232,16 +250,16 @@ def _chunk(payload: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-async def deltas(resp: httpx.Response, *, chat: bool, beat: Callable[[], None] | None = None,
+async def deltas(body: AsyncIterator[bytes], *, chat: bool, beat: Callable[[], None] | None = None,
                  model: str | None = None) -> AsyncIterator[Delta]:
-    """The engine's SSE chunks as Deltas; the last one carries the finish reason and usage.
+    """The engine's SSE answer (``body``, as it arrives) as Deltas; the last one carries the finish reason and usage.
     ``beat()`` is called on each chunk that shows progress (prompt read, or tokens); the draft
     tokens of speculative decoding are counted for ``model`` (:func:`.calls.count_drafts`)."""
     events = DataEvents()
     finish: str | None = None
     pieces = 0
     used = _Usage()
-    async for raw in resp.aiter_raw():
+    async for raw in body:
         for payload in events.feed(raw):
             data = _chunk(payload)
             if data is None:

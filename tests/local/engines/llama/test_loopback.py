@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import struct
 import time
@@ -13,7 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from qfnb.local.engines.llama.loopback import OWN_ENGINE, LoopbackTransport
+from qfnb.local.engines.llama import transport
+from qfnb.local.engines.llama.loopback import Answer, open_answer
+from qfnb.local.engines.llama.transport import Endpoint, Watch
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -37,17 +40,16 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return head, await reader.readexactly(length)
 
 
-class _Own(LoopbackTransport):
-    """The link as our own engines' streams use it (every request carries the extension)."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        request.extensions[OWN_ENGINE] = True
-        return await super().handle_async_request(request)
-
-
-def link(fallback: httpx.AsyncBaseTransport | None = None, **timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=_Own(fallback or httpx.AsyncHTTPTransport()),
-                             timeout=httpx.Timeout(5.0, **timeout))
+@contextlib.asynccontextmanager
+async def opened(url: str, body: dict[str, str] | None = None, **timeout: float) -> AsyncIterator[Answer]:
+    """``body`` POSTed to ``url`` over the link: its answer, closed on leaving."""
+    request = httpx.Request("POST", url, json=body or {},
+                            extensions={"timeout": httpx.Timeout(5.0, **timeout).as_dict()})
+    answer = await open_answer(request)
+    try:
+        yield answer
+    finally:
+        answer.close()
 
 
 async def test_a_streamed_answer_arrives_piece_by_piece_as_the_engine_writes_it() -> None:
@@ -65,11 +67,11 @@ async def test_a_streamed_answer_arrives_piece_by_piece_as_the_engine_writes_it(
         await writer.drain()
         writer.close()
 
-    async with engine(stream) as base, link() as client:
+    async with engine(stream) as base:
         arrived: list[tuple[float, bytes]] = []
-        async with client.stream("POST", base + "/v1/completions?x=1", json={"prompt": "hi"}) as resp:
-            assert resp.status_code == 200 and resp.headers["content-type"] == "text/event-stream"
-            async for piece in resp.aiter_raw():
+        async with opened(base + "/v1/completions?x=1", {"prompt": "hi"}) as answer:
+            assert answer.status == 200 and (b"Content-Type", b"text/event-stream") in answer.headers
+            async for piece in answer.chunks():
                 arrived.append((time.monotonic(), piece))
     assert b"".join(p for _, p in arrived) == b"".join(b'data: {"n": %d}\n\n' % i for i in range(4))
     assert len(arrived) >= 3 and arrived[-1][0] - arrived[0][0] > 0.1  # as written, not at the end
@@ -90,9 +92,8 @@ async def test_a_whole_answer_reads_as_json() -> None:
         await writer.drain()
         writer.close()
 
-    async with engine(whole) as base, link() as client:
-        resp = await client.post(base + "/tokenize", json={"content": "a"})
-    assert resp.status_code == 200 and resp.json() == {"tokens": [1]}
+    async with engine(whole) as base, opened(base + "/tokenize", {"content": "a"}) as answer:
+        assert answer.status == 200 and json.loads(await answer.read()) == {"tokens": [1]}
 
 
 async def test_an_engine_that_hangs_up_unanswered_or_refuses_is_told_apart() -> None:
@@ -100,14 +101,15 @@ async def test_an_engine_that_hangs_up_unanswered_or_refuses_is_told_apart() -> 
         await read_request(reader)
         writer.close()
 
-    async with engine(hang_up) as base, link() as client:
+    async with engine(hang_up) as base:
         with pytest.raises(httpx.RemoteProtocolError):
-            await client.post(base + "/v1/completions", json={})
+            async with opened(base + "/v1/completions"):
+                pass
     async with engine(hang_up) as base:
         pass  # closed: nothing listens there now
-    async with link() as client:
-        with pytest.raises(httpx.ConnectError):
-            await client.post(base + "/v1/completions", json={})
+    with pytest.raises(httpx.ConnectError):
+        async with opened(base + "/v1/completions"):
+            pass
 
 
 async def test_an_engine_that_dies_before_reading_resets_and_is_not_a_clean_hang_up() -> None:
@@ -118,9 +120,10 @@ async def test_an_engine_that_dies_before_reading_resets_and_is_not_a_clean_hang
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()
 
-    async with engine(die_unread) as base, link() as client:
+    async with engine(die_unread) as base:
         with pytest.raises(httpx.ReadError):
-            await client.post(base + "/v1/completions", json={"prompt": "x" * 1000})
+            async with opened(base + "/v1/completions", {"prompt": "x" * 1000}):
+                pass
 
 
 async def test_an_answer_cut_short_is_a_read_error_after_what_arrived() -> None:
@@ -132,10 +135,10 @@ async def test_an_answer_cut_short_is_a_read_error_after_what_arrived() -> None:
         writer.close()
 
     got: list[bytes] = []
-    async with engine(cut) as base, link() as client:
+    async with engine(cut) as base:
         with pytest.raises(httpx.ReadError):
-            async with client.stream("POST", base + "/v1/completions", json={}) as resp:
-                async for piece in resp.aiter_raw():
+            async with opened(base + "/v1/completions") as answer:
+                async for piece in answer.chunks():
                     got.append(piece)
     assert got == [b"hello"]
 
@@ -150,47 +153,41 @@ async def test_an_engine_that_goes_quiet_times_out_and_one_left_early_is_closed(
         await reader.read()  # until the client closes its side
         closed.set()
 
-    async with engine(quiet) as base, link(read=0.3) as client:
+    async with engine(quiet) as base:
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
-            async with client.stream("POST", base + "/v1/completions", json={}) as resp:
-                async for _ in resp.aiter_raw():
+            async with opened(base + "/v1/completions", read=0.3) as answer:
+                async for _ in answer.chunks():
                     pass
         assert 0.25 < time.monotonic() - started < 3
         await asyncio.wait_for(closed.wait(), 2)
         closed.clear()
-        async with client.stream("POST", base + "/v1/completions", json={}) as resp:
-            async for piece in resp.aiter_raw():
+        async with opened(base + "/v1/completions", read=0.3) as answer:
+            async for piece in answer.chunks():
                 assert piece == b"hi"
                 break  # the reader leaves: the connection is closed under the engine
         await asyncio.wait_for(closed.wait(), 2)
 
 
-async def test_a_request_without_the_extension_goes_through_httpx_even_on_the_loopback() -> None:
-    async def whole(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def test_streams_to_our_own_engine_take_the_link_and_others_httpx_pool() -> None:
+    """A stream to an engine with a watch (our own llama-server) goes over a connection of its own; one
+    to an external engine, and every other request, keeps httpx's keep-alive pool."""
+    heads: list[bytes] = []
+
+    async def sse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head, _ = await read_request(reader)
-        connection = b"close" if b"connection: close" in head.lower() else b"kept"
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(connection), connection))
+        heads.append(head.lower())
+        event = b'data: {"choices":[{"text":"ok","finish_reason":"stop"}]}\n\n'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(event), event))
         await writer.drain()
         writer.close()
 
-    async with engine(whole) as base:
-        async with httpx.AsyncClient(transport=LoopbackTransport(httpx.AsyncHTTPTransport())) as plain:
-            assert (await plain.post(base + "/tokenize", json={})).content == b"kept"  # httpx's keep-alive
-        async with link() as own:
-            assert (await own.post(base + "/tokenize", json={})).content == b"close"
-
-
-async def test_an_engine_elsewhere_goes_through_the_fallback() -> None:
-    asked: list[str] = []
-
-    def remote(request: httpx.Request) -> httpx.Response:
-        asked.append(str(request.url))
-        return httpx.Response(200, json={"ok": True})
-
-    async with link(httpx.MockTransport(remote)) as client:
-        resp = await client.post("https://engine.example/v1/completions", json={})
-    assert resp.json() == {"ok": True} and asked == ["https://engine.example/v1/completions"]
+    watch = Watch(600.0, 600.0, lambda slot, stretch: False, lambda: Endpoint("http://unused/v1"))
+    async with engine(sse) as base:
+        for target in (Endpoint(base + "/v1", watch=watch), Endpoint(base + "/v1")):
+            texts = [d.text async for d in transport.stream("m", target, "/completions", {"prompt": "hi"})]
+            assert "".join(texts) == "ok"
+    assert b"connection: close" in heads[0] and b"connection: close" not in heads[1]
 
 
 async def test_a_reader_slower_than_the_read_timeout_is_not_the_engine_timing_out() -> None:
@@ -204,11 +201,11 @@ async def test_a_reader_slower_than_the_read_timeout_is_not_the_engine_timing_ou
         writer.write(b"2\r\nyo\r\n0\r\n\r\n")
         await writer.drain()
 
-    async with engine(patient) as base, link(read=0.3) as client:
-        async with client.stream("POST", base + "/v1/completions", json={}) as resp:
+    async with engine(patient) as base:
+        async with opened(base + "/v1/completions", read=0.3) as answer:
             await asyncio.sleep(0.8)  # the reader is busy elsewhere for more than the read timeout
             pieces = []
-            async for piece in resp.aiter_raw():
+            async for piece in answer.chunks():
                 pieces.append(piece)
                 read.set()
         assert b"".join(pieces) == b"hiyo"
