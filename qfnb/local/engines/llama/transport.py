@@ -156,8 +156,7 @@ async def _answered(url: str, target: Endpoint, body: dict[str, Any],
                                    extensions={"trace": sent.trace}) as resp:
             yield resp.status_code, resp.aiter_raw(), resp.aread
         return
-    request = httpx.Request("POST", url, content=fastjson.dumps(body),
-                            headers={"Content-Type": "application/json", **target.headers},
+    request = httpx.Request("POST", url, json=body, headers=target.headers,  # encoded as httpx's client would
                             extensions={"timeout": _TIMEOUT.as_dict(), "trace": sent.trace})
     answer = await open_answer(request)
     try:
