@@ -39,16 +39,19 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -246,6 +249,16 @@ def paired_aggregates(sides: list[Side], users: list[int], tokens: int,
     return runs
 
 
+def mean_interval(values: Sequence[float], level: float = 0.9) -> tuple[float, float, float]:
+    """The mean of ``values`` (one a round) and its two-sided ``level`` confidence interval, Student's t:
+    what a run of so many rounds can tell apart (a round's spread on this machine is a few percent)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf((1 + level) / 2, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
 def cpu_seconds(pid: int) -> float:
     """The CPU time (user and system, all threads) process ``pid`` has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -301,6 +314,15 @@ def compare(sides: list[Side], pids: dict[str, int], tokens: int, rounds: int, u
         log.info("%s/bare a round, by concurrent chats: %s", name, {
             u: f"median {statistics.median(r):.1f} % (range {r[0]:.1f}-{r[-1]:.1f} %, {sum(x >= 100 for x in r)} of "
                f"{len(r)} rounds >= 100 %)" for u, r in ratios.items()})
+    for name in pids:  # what the run can tell apart: each side's mean ratio, and each side against the relay
+        ratios = {u: [100 * a / b for a, b in zip(runs[name][u], runs["bare"][u], strict=True)] for u in users}
+        log.info("%s/bare a round, mean and 90 %% interval: %s", name,
+                 {u: "{:.1f} % ({:.1f} to {:.1f})".format(*mean_interval(r)) for u, r in ratios.items()})
+        if name != "relay" and "relay" in runs:
+            gaps = {u: [100 * (a - r) / b for a, r, b in zip(runs[name][u], runs["relay"][u], runs["bare"][u],
+                                                               strict=True)] for u in users}
+            log.info("%s - relay, in points of bare, mean and 90 %% interval: %s", name,
+                     {u: "{:+.1f} ({:+.1f} to {:+.1f})".format(*mean_interval(g)) for u, g in gaps.items()})
     for side in (s for s in sides if s.name in pids):
         log.info("%s's own CPU (its process, not the engine's): %.0f us per streamed token (%d tokens)", side.name,
                  1e6 * (cpu_seconds(pids[side.name]) - cpu[side.name]) / max(1, side.tokens), side.tokens)

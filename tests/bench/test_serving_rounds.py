@@ -27,3 +27,13 @@ def test_the_sides_order_turns_and_every_round_is_kept(monkeypatch: pytest.Monke
     assert len(blocks) == 6 and all(sorted(b) == ["bare", "platform", "relay"] for b in blocks)
     assert [b[0] for b in blocks] == ["bare", "relay", "platform", "bare", "relay", "platform"]
     assert runs["platform"] == {1: [12.0] * 3, 4: [48.0] * 3}
+
+
+def test_the_interval_holds_the_mean_and_narrows_with_more_rounds() -> None:
+    few = [98.0, 101.0, 99.5, 100.5, 97.5]
+    mean, low, high = serving.mean_interval(few)
+    assert mean == pytest.approx(99.3) and low < 98.0 < mean < 100.5 < high  # wider than the spread's middle
+    more = few * 4  # the same spread over 20 rounds
+    m2, low2, high2 = serving.mean_interval(more)
+    assert m2 == pytest.approx(mean) and high2 - low2 < (high - low) / 2
+    assert serving.mean_interval([100.0]) == (100.0, 100.0, 100.0)
