@@ -108,7 +108,8 @@ def _unanswered(name: str, target: Endpoint, exc: httpx.TransportError, *, answe
 
 
 class _Sent:
-    """Whether a request's body has been sent (httpcore's trace): from then on the engine has it.
+    """Whether a request's body has been sent (httpcore's trace, or the loopback link's, which calls it
+    the same way): from then on the engine has it.
 
     The caller hears it (:func:`~qfnb.local.engines.base.reached`) as the body *starts* going out:
     nothing awaits between that trace and the socket's write, while after the write anyio's send
@@ -150,7 +151,8 @@ async def _answered(url: str, target: Endpoint, body: dict[str, Any],
     """``body`` POSTed to ``url``: the answer's status, its body as it arrives, and a read of it whole.
     Our own engine (it has a watch) is spoken to by :func:`.loopback.open_answer` directly, without
     httpx's client (its cookies, auth and redirect steps, and three layers a chunk); any other through
-    httpx's pool."""
+    httpx's keep-alive pool (a connection a request widened the window in which a killed engine had read
+    a request its journal never saw: docs/local-platform.md, the chaos bench)."""
     if target.watch is None:
         async with client().stream("POST", url, json=body, headers=target.headers,
                                    extensions={"trace": sent.trace}) as resp:
