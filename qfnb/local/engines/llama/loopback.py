@@ -26,7 +26,7 @@ import httpx
 _HIGH_WATER = 1 << 20
 
 
-class Answer(asyncio.Protocol):
+class EngineReply(asyncio.Protocol):
     """One request's connection: the answer's head and body as the parser finds them."""
 
     def __init__(self, request: httpx.Request, read_timeout: float | None) -> None:
@@ -172,9 +172,9 @@ class Answer(asyncio.Protocol):
             self.head.exception()  # retrieved: a failure nobody awaited is not logged as lost
 
 
-async def open_answer(request: httpx.Request) -> Answer:
+async def open_answer(request: httpx.Request) -> EngineReply:
     """``request`` (its body already read) sent on a connection of its own to an engine on this machine,
-    and its answer once the head is read (:attr:`Answer.status`); the caller closes it. The request's
+    and its answer once the head is read (:attr:`EngineReply.status`); the caller closes it. The request's
     ``timeout`` and ``trace`` extensions are httpx's: a connect and read timeout, and the body's
     ``http11.send_request_body.started``/``complete`` events."""
     url = request.url
@@ -184,7 +184,7 @@ async def open_answer(request: httpx.Request) -> Answer:
     head += [b"%s: %s\r\n" % (k, v) for k, v in request.headers.raw if k.lower() != b"connection"]
     head.append(b"Connection: close\r\n\r\n")
     loop = asyncio.get_running_loop()
-    answer = Answer(request, timeouts.get("read"))
+    answer = EngineReply(request, timeouts.get("read"))
     try:
         await asyncio.wait_for(loop.create_connection(lambda: answer, url.host, url.port or 80),
                                timeouts.get("connect"))
@@ -207,4 +207,4 @@ async def open_answer(request: httpx.Request) -> Answer:
     return answer
 
 
-__all__ = ["Answer", "open_answer"]
+__all__ = ["EngineReply", "open_answer"]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.loopback import Answer, open_answer
+from qfnb.local.engines.llama.loopback import EngineReply, open_answer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -41,7 +41,7 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 @contextlib.asynccontextmanager
-async def opened(url: str, body: dict[str, str] | None = None, **timeout: float) -> AsyncIterator[Answer]:
+async def opened(url: str, body: dict[str, str] | None = None, **timeout: float) -> AsyncIterator[EngineReply]:
     """``body`` POSTed to ``url`` over the link: its answer, closed on leaving."""
     request = httpx.Request("POST", url, json=body or {},
                             extensions={"timeout": httpx.Timeout(5.0, **timeout).as_dict()})
