@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_the_sides_order_turns_and_every_round_is_kept(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(serving, "concurrent", measured)
     sides = [SimpleNamespace(name=n) for n in ("bare", "relay", "platform")]
-    runs = serving.paired_aggregates(sides, [1, 4], tokens=8, rounds=3)
+    runs = serving.paired_aggregates(cast(list[serving.Side], sides), [1, 4], tokens=8, rounds=3)
     blocks = [order[i:i + 3] for i in range(0, len(order), 3)]
     assert len(blocks) == 6 and all(sorted(b) == ["bare", "platform", "relay"] for b in blocks)
     assert [b[0] for b in blocks] == ["bare", "relay", "platform", "bare", "relay", "platform"]
