@@ -313,13 +313,12 @@ def compare(sides: list[Side], pids: dict[str, int], tokens: int, rounds: int, u
     for name in pids:
         log.info("aggregate tok/s %s/bare by concurrent chats: %s", name,
                  {u: f"{100 * aggs[name][u] / aggs['bare'][u]:.1f} %" for u in users})
-    for name in pids:  # each round's ratio (the two sides measured within the same round)
-        ratios = {u: sorted(100 * a / b for a, b in zip(runs[name][u], runs["bare"][u], strict=True)) for u in users}
-        log.info("%s/bare a round, by concurrent chats: %s", name, {
-            u: f"median {statistics.median(r):.1f} % (range {r[0]:.1f}-{r[-1]:.1f} %, {sum(x >= 100 for x in r)} of "
-               f"{len(r)} rounds >= 100 %)" for u, r in ratios.items()})
-    for name in pids:  # what the run can tell apart: each side's mean ratio, and each side against the relay
+    for name in pids:  # each round's ratio (the two sides measured within the same round), then what the run
+        # can tell apart: each side's mean ratio, and each side against the relay
         ratios = {u: [100 * a / b for a, b in zip(runs[name][u], runs["bare"][u], strict=True)] for u in users}
+        log.info("%s/bare a round, by concurrent chats: %s", name, {
+            u: f"median {statistics.median(r):.1f} % (range {min(r):.1f}-{max(r):.1f} %, {sum(x >= 100 for x in r)} "
+               f"of {len(r)} rounds >= 100 %)" for u, r in ratios.items()})
         log.info("%s/bare a round, mean and 90 %% interval: %s", name,
                  {u: "{:.1f} % ({:.1f} to {:.1f})".format(*mean_interval(r)) for u, r in ratios.items()})
         if name != "relay" and "relay" in runs:

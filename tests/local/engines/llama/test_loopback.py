@@ -40,6 +40,12 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return head, await reader.readexactly(length)
 
 
+async def begin_chunked(writer: asyncio.StreamWriter, first: bytes) -> None:
+    """An engine's streamed answer begun: its head and a ``first`` chunk, sent."""
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(first), first))
+    await writer.drain()
+
+
 @contextlib.asynccontextmanager
 async def opened(url: str, body: dict[str, str] | None = None, **timeout: float) -> AsyncIterator[EngineReply]:
     """``body`` POSTed to ``url`` over the link: its answer, closed on leaving."""
@@ -129,8 +135,7 @@ async def test_an_engine_that_dies_before_reading_resets_and_is_not_a_clean_hang
 async def test_an_answer_cut_short_is_a_read_error_after_what_arrived() -> None:
     async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        await writer.drain()
+        await begin_chunked(writer, b"hello")
         await asyncio.sleep(0.05)
         writer.close()
 
@@ -148,8 +153,7 @@ async def test_an_engine_that_goes_quiet_times_out_and_one_left_early_is_closed(
 
     async def quiet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
-        await writer.drain()
+        await begin_chunked(writer, b"hi")
         await reader.read()  # until the client closes its side
         closed.set()
 
@@ -195,8 +199,7 @@ async def test_a_reader_slower_than_the_read_timeout_is_not_the_engine_timing_ou
 
     async def patient(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
-        await writer.drain()
+        await begin_chunked(writer, b"hi")
         await read.wait()  # the engine answers on once the reader has taken what it sent
         writer.write(b"2\r\nyo\r\n0\r\n\r\n")
         await writer.drain()
