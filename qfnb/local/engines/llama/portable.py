@@ -123,8 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import xllamacpp as xlc  # the optional wheel: imported once the command line is known good
 
     if args.version:
-        print(f"version: xllamacpp {xlc.__version__} (llama.cpp's server, portable CPU build: "
-              f"{xlc.get_system_info().strip()})")
+        print(f"version: xllamacpp {xlc.__version__} (llama.cpp's server, a portable CPU build)")
+        print(xlc.get_system_info().strip())
         return 0
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
