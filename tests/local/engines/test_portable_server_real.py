@@ -4,6 +4,7 @@ is done (marked ``real_model``): a chat streamed, an answer under a JSON schema,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,20 +25,26 @@ pytestmark = pytest.mark.real_model
 PORTABLE = Path(__file__).resolve().parents[3] / "qfnb" / "local" / "engines" / "llama" / "portable.py"
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineRegistry]:
-    """An engine registry whose llama-server is the portable one (a launcher as bootstrap writes it)."""
-    folder = tmp_path_factory.mktemp("portable")
+@contextlib.contextmanager
+def _portable_registry(folder: Path, slots: int) -> Iterator[EngineRegistry]:
+    """An engine registry in ``folder`` whose llama-server is the portable one (a launcher as bootstrap
+    writes it), closed on leaving."""
     launcher = folder / "llama-server"
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{PORTABLE}" "$@"\n')
     launcher.chmod(0o755)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(BINARY_ENV, str(launcher))
-        reg = EngineRegistry(folder / "data", options=EngineOptions(slots=2, idle_seconds=600))
+        reg = EngineRegistry(folder / "data", options=EngineOptions(slots=slots, idle_seconds=600))
         try:
             yield reg
         finally:
             reg.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineRegistry]:
+    with _portable_registry(tmp_path_factory.mktemp("portable"), slots=2) as reg:
+        yield reg
 
 
 def test_the_chat_model_answers_and_streams_through_it(registry: EngineRegistry) -> None:
@@ -63,17 +70,8 @@ def test_an_answer_under_a_json_schema_fits_it(registry: EngineRegistry) -> None
 
 
 def test_closing_the_registry_stops_its_process(tmp_path: Path) -> None:
-    launcher = tmp_path / "llama-server"
-    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{PORTABLE}" "$@"\n')
-    launcher.chmod(0o755)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(BINARY_ENV, str(launcher))
-        reg = EngineRegistry(tmp_path / "data", options=EngineOptions(slots=1, idle_seconds=600))
-        try:
-            generate_blocking(reg.chat(DEFAULT_CHAT), chat_ask([{"role": "user", "content": "Hi"}], max_tokens=2))
-            (row,) = [r for r in reg.engine_states() if r["model"] == DEFAULT_CHAT]
-            pid = row["pid"]
-        finally:
-            reg.close()
+    with _portable_registry(tmp_path, slots=1) as reg:
+        generate_blocking(reg.chat(DEFAULT_CHAT), chat_ask([{"role": "user", "content": "Hi"}], max_tokens=2))
+        (row,) = [r for r in reg.engine_states() if r["model"] == DEFAULT_CHAT]
     with pytest.raises(ProcessLookupError):  # SIGTERM ended it (its loop stopped), and it was reaped
-        os.kill(pid, 0)
+        os.kill(row["pid"], 0)
