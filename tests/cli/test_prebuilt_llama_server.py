@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "prebuilt_llama_server.sh"
@@ -60,3 +63,26 @@ def test_bootstrap_takes_the_prebuilt_server_only_for_the_tour() -> None:
     assert "QFNB_BUILD_IN_BACKGROUND=1 bash scripts/bootstrap.sh" in tour
     test = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
     assert "QFNB_BUILD_IN_BACKGROUND" not in test  # the tests run on the patched build
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import xllamacpp"]).returncode != 0,
+                    reason="the prebuilt-server-portable extra (xllamacpp) is not installed")
+def test_a_cpu_with_avx2_only_gets_the_portable_server_and_one_without_is_declined(tmp_path: Path) -> None:
+    """The portable prebuilt (xllamacpp, installed here by the dev extra) on a CPU with AVX2 but no AVX-512:
+    a launcher linked as the venv's llama-server by its absolute path, which answers ``--version``."""
+    venv, cpuinfo = tmp_path / "venv", tmp_path / "cpuinfo"
+    (venv / "bin").mkdir(parents=True)
+    cpuinfo.write_text("flags\t\t: fpu sse sse2 avx avx2 fma f16c bmi2\n")
+    done = subprocess.run(["bash", str(SCRIPT), "--install", str(venv)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path,
+                          env={**os.environ, "QFNB_CPUINFO": str(cpuinfo), "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr
+    assert "xllamacpp" in done.stderr and "serves until the build is done" in done.stderr
+    link = venv / "bin" / "llama-server"
+    assert link.is_symlink() and Path(os.readlink(link)).is_absolute()
+    version = subprocess.run([str(link), "--version"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert version.returncode == 0 and version.stdout.startswith("version: xllamacpp")
+    cpuinfo.write_text("flags\t\t: fpu sse sse2 avx\n")
+    declined = subprocess.run(["bash", str(SCRIPT), "--install", str(venv)], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "QFNB_CPUINFO": str(cpuinfo), "PYTHON": sys.executable})
+    assert declined.returncode == 1 and "lacks AVX2" in declined.stderr
