@@ -32,6 +32,11 @@ Each side's aggregate is also printed as its rounds' ratios to bare: their media
 with a 90 % interval (Student's t), and each side's gap to the relay paired a round. A round's spread
 on two cores is a few percent: 15 rounds resolve about a point, 5 do not.
 
+With ``--unpaced`` another: the same platform with ``QFNB_STREAM_INTERVAL_MS=0``, which hands each token on
+as it comes instead of at its pace (the first token at once, then the tokens of every 50 ms in one event):
+what the pace buys, in the same rounds. Tokens are counted from each answer's ``usage`` (an event of the
+platform's may hold several), one an event where a server does not say.
+
 With ``--observe-cost`` "bare" is the platform itself with ``/metrics`` and tracing off
 (``QFNB_OBSERVE=0``): what counting and tracing cost real serving (issue 56's target: >= 98 %).
 """
@@ -88,12 +93,13 @@ class Side:
     async def one(self, client: httpx.AsyncClient, prompt: str, tokens: int,
                   seed: int | None = None, texts: list[str] | None = None) -> tuple[float, float, int]:
         """(seconds to first token, seconds first->last, tokens after the first); the text is appended
-        to ``texts``. A seeded request samples at temperature 0.9."""
+        to ``texts``. A seeded request samples at temperature 0.9. Tokens are the answer's usage where
+        its events say it (a server may send several tokens in one event), else one an event."""
         body = {**self.body, "prompt": prompt, self.text_key: tokens,
                 **({"seed": seed, "temperature": 0.9} if seed is not None else {})}
         start = time.perf_counter()
         first = last = 0.0
-        n = 0
+        at_first = used = 0  # tokens: in the first event with text, and in all so far
         pieces: list[str] = []
         decoder = SSEDecoder()
         async with client.stream("POST", self.url, params=self.params, headers=self.headers, json=body) as resp:
@@ -104,18 +110,20 @@ class Side:
                     data = item.data
                     piece = data.get("result") if "result" in data else \
                         "".join(c.get("text") or "" for c in data.get("choices") or [])
+                    said = int((data.get("usage") or {}).get("completion_tokens") or 0)
                     if piece:
                         pieces.append(piece)
+                        used = max(said, used + 1)
                         now = time.perf_counter()
                         if not first:
-                            first = now
-                        else:
-                            n += 1
+                            first, at_first = now, used
                         last = now
+                    else:
+                        used = max(said, used)
         if texts is not None:
             texts.append("".join(pieces))
-        self.tokens += len(pieces)
-        return first - start, last - first, n
+        self.tokens += used
+        return first - start, last - first, used - at_first
 
 
 async def concurrent(side: Side, users: int, tokens: int, tag: str, seeded: int = 0,
@@ -123,20 +131,21 @@ async def concurrent(side: Side, users: int, tokens: int, tag: str, seeded: int 
     """Aggregate generated tok/s with ``users`` chats at once (the first ``seeded`` of them with a seed,
     each with the same prompt every time: its answers go to ``texts[i]``)."""
     texts = {} if texts is None else texts
+    before = side.tokens
     async with httpx.AsyncClient(timeout=600) as client:
         start = time.perf_counter()
-        results = await asyncio.gather(*(side.one(client, PROMPT.format(n=f"seeded-{i}" if i < seeded
+        await asyncio.gather(*(side.one(client, PROMPT.format(n=f"seeded-{i}" if i < seeded
                                                                    else f"{tag}-{i}"),
                                                   tokens, seed=i + 1 if i < seeded else None,
                                                   texts=texts.setdefault(i, []) if i < seeded else None)
                                          for i in range(users)))
         wall = time.perf_counter() - start
-    return sum(n + 1 for _, _, n in results) / wall
+    return (side.tokens - before) / wall
 
 
 def start_platform(data_dir: Path, slots: int, engine_url: str | None, *, observe: bool = True,
-                   name: str = "platform", root: Path = ROOT) -> tuple[subprocess.Popen[bytes], Side]:
-    env = {"QFNB_ENGINE_SLOTS": str(slots), "QFNB_OBSERVE": "1" if observe else "0"}
+                   name: str = "platform", root: Path = ROOT, **more: str) -> tuple[subprocess.Popen[bytes], Side]:
+    env = {"QFNB_ENGINE_SLOTS": str(slots), "QFNB_OBSERVE": "1" if observe else "0", **more}
     if engine_url:
         env["QFNB_ENGINES"] = json.dumps({DEFAULT_CHAT: {"base_url": engine_url.rstrip("/") + "/v1",
                                                          "api_types": ["chat", "completions"]}})
@@ -351,6 +360,9 @@ def main() -> int:
     ap.add_argument("--pump-floor", action="store_true",
                     help="measure bare llama-server behind bench/pump_floor.py too (each token parsed and rewritten "
                          "in Python behind uvicorn, in one callback), in the same rounds")
+    ap.add_argument("--unpaced", action="store_true",
+                    help="measure the platform with its streams unpaced too (QFNB_STREAM_INTERVAL_MS=0: each token "
+                         "handed on as it comes), as 'unpaced', in the same rounds")
     ap.add_argument("--before", help="another checkout (e.g. `git worktree add /tmp/before main`): its platform "
                     "is measured too, as 'before', beside this one and bare, in the same rounds")
     args = ap.parse_args()
@@ -384,6 +396,12 @@ def main() -> int:
             procs += pump_procs
             sides.insert(1, pump)
             pids[pump.name] = pump_procs[1].pid
+        if args.unpaced:  # the same platform, each token handed on as it comes
+            unpaced_proc, unpaced = start_platform(work / "data-unpaced", args.slots, args.engine_url, name="unpaced",
+                                                   QFNB_STREAM_INTERVAL_MS="0")
+            procs.append(unpaced_proc)
+            sides.insert(1, unpaced)
+            pids[unpaced.name] = unpaced_proc.pid
         if args.before:  # the same platform from another checkout (the code before a change), in the same run
             before_proc, before = start_platform(work / "data-before", args.slots, args.engine_url, name="before",
                                                  root=Path(args.before).resolve())

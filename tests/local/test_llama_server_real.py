@@ -72,6 +72,28 @@ def test_a_short_prompt_sent_as_text_is_the_tokens_count_tokens_counts(registry:
         assert deltas[-1].prompt_tokens == counted > 5, (deltas[-1].prompt_tokens, counted)
 
 
+def test_a_paced_stream_hands_on_its_first_token_alone_then_several_a_piece_the_same_text(tmp_path: Path) -> None:
+    """Streams from our own engine go on at the platform's pace (``QFNB_STREAM_INTERVAL_MS``): the first
+    token at once, then the tokens of each interval in one piece, and the greedy text is the one an
+    unpaced stream reads. (An interval of 300 ms here, so that pieces hold several tokens on any
+    machine this runs on.)"""
+    ask = {"temperature": 0.0001, "max_tokens": 64}
+    story = [{"role": "user", "content": "Write a Python function that reverses a linked list, with a docstring."}]
+    answers = {}
+    for interval in (0.3, 0.0):
+        reg = EngineRegistry(tmp_path / f"pace-{interval}", options=EngineOptions(slots=2, stream_interval=interval))
+        try:
+            answers[interval] = generate_blocking(reg.chat(DEFAULT_CHAT), chat_ask(story, **ask))
+        finally:
+            reg.close()
+    paced, unpaced = answers[0.3], answers[0.0]
+    assert "".join(d.text for d in paced) == "".join(d.text for d in unpaced)
+    assert paced[-1].completion_tokens == unpaced[-1].completion_tokens == 64
+    texts = [d for d in paced if d.text]
+    assert texts[0].completion_tokens == 1  # the first token went on by itself
+    assert len(texts) <= 32 and len([d for d in unpaced if d.text]) == 64  # 64 tokens, in fewer pieces
+
+
 def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) -> None:
     import asyncio
 

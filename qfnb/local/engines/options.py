@@ -36,6 +36,10 @@ class EngineOptions:
     #: default: measured no faster on a 2-core CPU, and its batched verification changes greedy text),
     #: an n-gram kind, or ``"draft"`` (the tool model drafted by the 0.5B chat model); see docs/local-platform.md
     speculative: str = "none"
+    #: how often, in seconds, a streamed answer's text goes on from our own llama-server engines once it
+    #: flows (``QFNB_STREAM_INTERVAL_MS``; 0: each token as it comes). The first token goes on at once
+    #: and the last as soon as it comes; between them, the tokens of one interval go on as one piece
+    stream_interval: float = 0.05
 
     @property
     def queue_len(self) -> int:
@@ -45,7 +49,7 @@ class EngineOptions:
     def from_env(cls, env: Mapping[str, str]) -> EngineOptions:
         """``QFNB_ENGINE_SLOTS``, ``QFNB_ENGINE_QUEUE``, ``QFNB_ENGINE_IDLE_SECONDS``, ``QFNB_ENGINES``,
         ``QFNB_ENGINE_STALL_SECONDS``, ``QFNB_ENGINE_REQUEST_SECONDS``, ``QFNB_LLAMA_CHAT``,
-        ``QFNB_ENGINE_SPECULATIVE``."""
+        ``QFNB_ENGINE_SPECULATIVE``, ``QFNB_STREAM_INTERVAL_MS``."""
 
         def number(key: str, kind: type, default: Any) -> Any:
             raw = env.get(key)
@@ -60,6 +64,12 @@ class EngineOptions:
                 raise ValueError(f"{key} must be a number of seconds > 0, got {env.get(key)!r}")
             return value
 
+        def milliseconds(key: str, default: float) -> float:
+            value = float(number(key, float, default * 1000))
+            if not 0 <= value <= 1000:
+                raise ValueError(f"{key} must be a number of milliseconds from 0 to 1000, got {env.get(key)!r}")
+            return value / 1000
+
         return cls(slots=number("QFNB_ENGINE_SLOTS", int, default_slots()),
                    queue=number("QFNB_ENGINE_QUEUE", int, None),
                    idle_seconds=number("QFNB_ENGINE_IDLE_SECONDS", float, cls.idle_seconds),
@@ -67,7 +77,8 @@ class EngineOptions:
                    stall_seconds=positive("QFNB_ENGINE_STALL_SECONDS", cls.stall_seconds),
                    request_seconds=positive("QFNB_ENGINE_REQUEST_SECONDS", cls.request_seconds),
                    chat_layer=one_of(CHAT_LAYER_SETTING, env.get(CHAT_LAYER_SETTING), CHAT_LAYERS),
-                   speculative=one_of(SPECULATIVE_SETTING, env.get(SPECULATIVE_SETTING), SPECULATIVE_KINDS))
+                   speculative=one_of(SPECULATIVE_SETTING, env.get(SPECULATIVE_SETTING), SPECULATIVE_KINDS),
+                   stream_interval=milliseconds("QFNB_STREAM_INTERVAL_MS", cls.stream_interval))
 
 
 #: the setting that says who prepares a chat for our own llama-server (:attr:`EngineOptions.chat_layer`)

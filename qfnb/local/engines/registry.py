@@ -300,6 +300,7 @@ class EngineRegistry:
                                       ctx_per_slot=spec.n_ctx,
                                       idle_seconds=byom.idle_seconds(spec.keep_alive, opts.idle_seconds),
                                       stall_seconds=opts.stall_seconds, request_seconds=opts.request_seconds,
+                                      stream_interval=opts.stream_interval,
                                       chat_template=str(template) if template else None,
                                       reranking="reranker" in spec.api_types, embedding=embeds_only(spec),
                                       speculative=self._speculative(base_name, spec))

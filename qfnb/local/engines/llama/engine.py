@@ -344,6 +344,7 @@ def llama_endpoint(engine: LlamaServer, adapter: Path | None) -> Callable[[], En
                       unstick=lambda slot, stretch: engine.unstick(lease, slot, stretch), renew=endpoint)
         return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                         release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
-                        group=str(adapter) if adapter is not None else None, watch=watch)
+                        group=str(adapter) if adapter is not None else None, watch=watch,
+                        stream_interval=engine.config.stream_interval)
 
     return endpoint

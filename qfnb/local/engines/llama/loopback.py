@@ -29,7 +29,7 @@ _HIGH_WATER = 1 << 20
 class EngineReply(asyncio.Protocol):
     """One request's connection: the answer's head and body as the parser finds them."""
 
-    def __init__(self, request: httpx.Request, read_timeout: float | None) -> None:
+    def __init__(self, request: httpx.Request, read_timeout: float | None, interval: float = 0.0) -> None:
         self.request = request
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpResponseParser(self)
@@ -42,6 +42,11 @@ class EngineReply(asyncio.Protocol):
         self.complete = False
         self.error: httpx.TransportError | None = None
         self.waiter: asyncio.Future[None] | None = None
+        #: the reader's pace (:meth:`pace`): once it has handed text on, it is not woken again before
+        #: ``wake_at`` (the loop's time) unless the answer ends, fails or fills the buffer
+        self.interval = interval
+        self.wake_at = 0.0
+        self.alarm: asyncio.TimerHandle | None = None  # ends the hold once something arrived in it
         self.read_timeout = read_timeout
         self.last = self.loop.time()
         self.timer: asyncio.TimerHandle | None = (self.loop.call_at(self.last + read_timeout, self._check)
@@ -77,7 +82,10 @@ class EngineReply(asyncio.Protocol):
         if self.unread > _HIGH_WATER and self.transport is not None and not self.paused:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
+        if not self._held(self.last):
+            self._wake()
+        elif self.alarm is None:
+            self.alarm = self.loop.call_at(self.wake_at, self._release)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.complete and self.error is None:
@@ -131,18 +139,44 @@ class EngineReply(asyncio.Protocol):
         else:
             self.timer = self.loop.call_at(self.last + self.read_timeout, self._check)
 
+    def pace(self) -> None:
+        """The reader has handed text on: what arrives in the next ``interval`` seconds is read at its end,
+        together (a wake of the reader, and of everything that hands its text on, every ``interval``, not
+        every token), unless the answer ends sooner."""
+        if self.interval:
+            self.wake_at = self.loop.time() + self.interval
+
+    def _release(self) -> None:
+        """The interval of the pace is over: what arrived in it is read now."""
+        self.alarm = None
+        self.wake_at = 0.0  # (a timer may fire a little before its time)
+        self._wake()
+
+    def _held(self, now: float) -> bool:
+        """The reader is not to be woken yet (:meth:`pace`): its interval runs at ``now``, and the answer
+        has not ended, failed or filled the buffer."""
+        return self.wake_at > now and not self.complete and self.error is None and not self.paused
+
     def _stop_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self._stop_alarm()
+
+    def _stop_alarm(self) -> None:
+        if self.alarm is not None:
+            self.alarm.cancel()
+            self.alarm = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives (httptools took the chunked framing off)."""
+        """The body as it arrives (httptools took the chunked framing off), or at the reader's pace
+        (:meth:`pace`): all that arrived while it was held, in one piece."""
         while True:
-            if self.body:
+            if self.body and not self._held(self.loop.time()):
                 piece = self.body.popleft() if len(self.body) == 1 else b"".join(self.body)
                 self.body.clear()
                 self.unread = 0
+                self._stop_alarm()
                 if self.paused and self.transport is not None:
                     self.paused = False
                     self.transport.resume_reading()
@@ -151,7 +185,9 @@ class EngineReply(asyncio.Protocol):
                 return
             elif self.error is not None:
                 raise self.error
-            else:
+            else:  # woken by what arrives, or by the end of the pace's interval if it arrived in it
+                if self.body and self.alarm is None:  # it arrived before the interval began
+                    self.alarm = self.loop.call_at(self.wake_at, self._release)
                 self.waiter = self.loop.create_future()
                 await self.waiter
 
@@ -172,11 +208,12 @@ class EngineReply(asyncio.Protocol):
             self.head.exception()  # retrieved: a failure nobody awaited is not logged as lost
 
 
-async def open_answer(request: httpx.Request) -> EngineReply:
+async def open_answer(request: httpx.Request, interval: float = 0.0) -> EngineReply:
     """``request`` (its body already read) sent on a connection of its own to an engine on this machine,
     and its answer once the head is read (:attr:`EngineReply.status`); the caller closes it. The request's
     ``timeout`` and ``trace`` extensions are httpx's: a connect and read timeout, and the body's
-    ``http11.send_request_body.started``/``complete`` events."""
+    ``http11.send_request_body.started``/``complete`` events; ``interval``: the reader's pace
+    (:meth:`EngineReply.pace`)."""
     url = request.url
     timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
     trace = request.extensions.get("trace")
@@ -184,7 +221,7 @@ async def open_answer(request: httpx.Request) -> EngineReply:
     head += [b"%s: %s\r\n" % (k, v) for k, v in request.headers.raw if k.lower() != b"connection"]
     head.append(b"Connection: close\r\n\r\n")
     loop = asyncio.get_running_loop()
-    answer = EngineReply(request, timeouts.get("read"))
+    answer = EngineReply(request, timeouts.get("read"), interval)
     try:
         await asyncio.wait_for(loop.create_connection(lambda: answer, url.host, url.port or 80),
                                timeouts.get("connect"))

@@ -86,6 +86,9 @@ class Endpoint:
     broken: Callable[[], None] | None = None
     group: str | None = None
     watch: Watch | None = None
+    #: our own engine's streams are read at this pace, in seconds, once text flows (0: each chunk as it
+    #: comes): the text that arrives meanwhile goes on as one piece (:meth:`.loopback.EngineReply.pace`)
+    stream_interval: float = 0.0
 
     @property
     def headers(self) -> dict[str, str]:
@@ -147,8 +150,10 @@ async def post_json(name: str, target: Endpoint, url: str, body: dict[str, Any])
 
 @contextlib.asynccontextmanager
 async def _answered(url: str, target: Endpoint, body: dict[str, Any],
-                    sent: _Sent) -> AsyncIterator[tuple[int, AsyncIterator[bytes], Callable[[], Awaitable[bytes]]]]:
-    """``body`` POSTed to ``url``: the answer's status, its body as it arrives, and a read of it whole.
+                    sent: _Sent) -> AsyncIterator[tuple[int, AsyncIterator[bytes], Callable[[], Awaitable[bytes]],
+                                                        Callable[[], None] | None]]:
+    """``body`` POSTed to ``url``: the answer's status, its body as it arrives, a read of it whole, and
+    the reader's pace (:meth:`.loopback.EngineReply.pace`; None: the body is read as it arrives).
     Our own engine (it has a watch) is spoken to by :func:`.loopback.open_answer` directly, without
     httpx's client (its cookies, auth and redirect steps, and three layers a chunk); any other through
     httpx's keep-alive pool (a connection a request widened the window in which a killed engine had read
@@ -156,13 +161,13 @@ async def _answered(url: str, target: Endpoint, body: dict[str, Any],
     if target.watch is None:
         async with client().stream("POST", url, json=body, headers=target.headers,
                                    extensions={"trace": sent.trace}) as resp:
-            yield resp.status_code, resp.aiter_raw(), resp.aread
+            yield resp.status_code, resp.aiter_raw(), resp.aread, None
         return
     request = httpx.Request("POST", url, json=body, headers=target.headers,  # encoded as httpx's client would
                             extensions={"timeout": _TIMEOUT.as_dict(), "trace": sent.trace})
-    answer = await open_answer(request)
+    answer = await open_answer(request, target.stream_interval)
     try:
-        yield answer.status, answer.chunks(), answer.read
+        yield answer.status, answer.chunks(), answer.read, answer.pace if target.stream_interval else None
     finally:
         answer.close()
 
@@ -177,11 +182,12 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
         answered = False
         sent = _Sent()
         try:
-            async with _answered(url, target, body, sent) as (status, chunks, read):
+            async with _answered(url, target, body, sent) as (status, chunks, read, pace):
                 answered = True
                 if status != 200:
                     raise engine_error(name, status, (await read())[:2000])
-                async for delta in deltas(chunks, chat=path == "/chat/completions", beat=beat, model=name):
+                async for delta in deltas(chunks, chat=path == "/chat/completions", beat=beat, model=name,
+                                          pace=pace):
                     yield delta
             return
         except httpx.TransportError as exc:
@@ -252,15 +258,20 @@ def _chunk(payload: bytes) -> dict[str, Any] | None:
 
 
 async def deltas(body: AsyncIterator[bytes], *, chat: bool, beat: Callable[[], None] | None = None,
-                 model: str | None = None) -> AsyncIterator[Delta]:
+                 model: str | None = None, pace: Callable[[], None] | None = None) -> AsyncIterator[Delta]:
     """The engine's SSE answer (``body``, as it arrives) as Deltas; the last one carries the finish reason and usage.
-    ``beat()`` is called on each chunk that shows progress (prompt read, or tokens); the draft
-    tokens of speculative decoding are counted for ``model`` (:func:`.calls.count_drafts`)."""
+    The text of the tokens read together (one piece of ``body``) goes on as one Delta, and ``pace()`` is
+    called once it has (the body's reader then holds what comes next for a while: :func:`_answered`);
+    tool-call fragments and tokens with logprobs go on one event a Delta. ``beat()`` is called on each
+    chunk that shows progress (prompt read, or tokens); the draft tokens of speculative decoding are
+    counted for ``model`` (:func:`.calls.count_drafts`)."""
     events = DataEvents()
     finish: str | None = None
     pieces = 0
     used = _Usage()
     async for raw in body:
+        text: list[str] = []
+        handed = False  # this piece of the body handed something on
         for payload in events.feed(raw):
             data = _chunk(payload)
             if data is None:
@@ -273,11 +284,23 @@ async def deltas(body: AsyncIterator[bytes], *, chat: bool, beat: Callable[[], N
                 piece = delta.get("content") if chat else choice.get("text")
                 fragments = delta.get("tool_calls") if chat else None
                 logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
-                if piece or fragments or logprobs:
+                if fragments or logprobs:
+                    if text:
+                        yield Delta("".join(text), None, used.prompt, max(used.completion, pieces))
+                        text = []
                     pieces += 1
+                    handed = True
                     yield Delta(piece or "", None, used.prompt, max(used.completion, pieces),
                                 tool_calls=fragments or None, logprobs=logprobs or None)
+                elif piece:
+                    pieces += 1
+                    text.append(piece)
                 finish = choice.get("finish_reason") or finish
+        if text:
+            handed = True
+            yield Delta("".join(text), None, used.prompt, max(used.completion, pieces))
+        if handed and pace is not None:
+            pace()
     if used.drafted and model is not None:
         calls.count_drafts(model, used.drafted, used.accepted)
     yield Delta("", _FINISH.get(finish or "", FINISH_NORMAL), used.prompt, used.completion or pieces,

@@ -17,6 +17,7 @@ import pytest
 from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.loopback import EngineReply, open_answer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
+from qfnb.local.engines.options import EngineOptions
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -212,3 +213,111 @@ async def test_a_reader_slower_than_the_read_timeout_is_not_the_engine_timing_ou
                 pieces.append(piece)
                 read.set()
         assert b"".join(pieces) == b"hiyo"
+
+
+def sse_event(i: int, finish: str | None = None) -> bytes:
+    """One llama-server completion event (token ``t{i}``) as a chunk of a chunked body."""
+    event = b'data: {"choices":[{"text":"t%d","finish_reason":%s}]}\n\n' % (
+        i, json.dumps(finish).encode())
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+async def test_a_paced_reader_reads_what_arrives_in_its_interval_at_once_and_the_end_without_waiting() -> None:
+    """Once text went on (``pace()``), the tokens of the next interval are read together, in one wake; an
+    answer that ends within the interval is read at its end, not the interval's."""
+
+    async def tokens(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(8):
+            writer.write(sse_event(i, "length" if i == 7 else None))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async with engine(tokens) as base:
+        request = httpx.Request("POST", base + "/v1/completions", json={})
+        answer = await open_answer(request, interval=5.0)  # longer than the whole answer takes
+        try:
+            start = time.monotonic()
+            pieces = []
+            async for piece in answer.chunks():
+                pieces.append(piece)
+                answer.pace()
+            took = time.monotonic() - start
+        finally:
+            answer.close()
+    assert b"".join(pieces).count(b"data: ") == 8
+    assert len(pieces) == 2  # the first token at once, then the rest together at the answer's end
+    assert took < 4.0  # not held to the interval's end
+
+
+@pytest.mark.parametrize("busy", [0.0, 0.1])
+async def test_text_held_by_the_pace_goes_on_when_the_interval_ends_not_with_the_next_token(busy: float) -> None:
+    """An engine that goes quiet mid-answer (a long pause between two tokens) does not hold back the
+    text that came before the pause past the reader's interval, whether it came in the interval or
+    (``busy``: the reader hands each piece on for a while before it paces) just before it."""
+
+    async def pausing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + sse_event(0))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(sse_event(1))
+        await writer.drain()
+        await asyncio.sleep(1.5)  # the pause
+        writer.write(sse_event(2, "stop") + b"0\r\n\r\n")
+        await writer.drain()
+
+    async with engine(pausing) as base:
+        request = httpx.Request("POST", base + "/v1/completions", json={})
+        answer = await open_answer(request, interval=0.2)
+        try:
+            start = time.monotonic()
+            arrived = []
+            async for piece in answer.chunks():
+                arrived.append((time.monotonic() - start, piece))
+                await asyncio.sleep(busy)
+                answer.pace()
+        finally:
+            answer.close()
+    assert [p.count(b"data: ") for _, p in arrived] == [1, 1, 1]
+    assert arrived[1][0] < 1.0  # the second token went on at its interval's end, before the pause ended
+
+
+async def test_deltas_hand_on_the_tokens_read_together_as_one_piece_and_tool_calls_alone() -> None:
+    """What the reader read in one piece goes on as one Delta (its text joined, its tokens counted, the
+    pace told once); a tool-call fragment goes on by itself, after the text before it."""
+    paced: list[int] = []
+
+    def event(body: dict[str, object]) -> bytes:
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    def text(piece: str) -> bytes:
+        return event({"choices": [{"delta": {"content": piece}, "finish_reason": None}]})
+
+    call = {"index": 0, "function": {"name": "f", "arguments": "{}"}}
+    pieces = [text("a"), text("b") + text("c") + text("d"),
+              text("e") + event({"choices": [{"delta": {"tool_calls": [call]}, "finish_reason": None}]}),
+              event({"choices": [{"delta": {}, "finish_reason": "tool_calls"}],
+                     "usage": {"prompt_tokens": 3, "completion_tokens": 6}}) + b"data: [DONE]\n\n"]
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    out = [d async for d in transport.deltas(body(), chat=True, pace=lambda: paced.append(1))]
+    assert [(d.text, d.completion_tokens, bool(d.tool_calls)) for d in out[:-1]] == [
+        ("a", 1, False), ("bcd", 4, False), ("e", 5, False), ("", 6, True)]
+    assert out[-1].finish_reason == "tool_calls" and out[-1].completion_tokens == 6
+    assert len(paced) == 3  # once for each piece of text handed on
+
+
+def test_the_pace_is_a_setting_in_milliseconds() -> None:
+    assert EngineOptions.from_env({}).stream_interval == 0.05
+    assert EngineOptions.from_env({"QFNB_STREAM_INTERVAL_MS": "0"}).stream_interval == 0.0
+    assert EngineOptions.from_env({"QFNB_STREAM_INTERVAL_MS": "120"}).stream_interval == 0.12
+    for bad in ("-5", "soon", "5000"):
+        with pytest.raises(ValueError, match="QFNB_STREAM_INTERVAL_MS must be a number"):
+            EngineOptions.from_env({"QFNB_STREAM_INTERVAL_MS": bad})
