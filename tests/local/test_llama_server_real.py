@@ -74,9 +74,8 @@ def test_a_short_prompt_sent_as_text_is_the_tokens_count_tokens_counts(registry:
 
 def test_a_paced_stream_hands_on_its_first_token_alone_then_several_a_piece_the_same_text(tmp_path: Path) -> None:
     """Streams from our own engine go on at the platform's pace (``QFNB_STREAM_INTERVAL_MS``): the first
-    token at once, then the tokens of each interval in one piece, and the greedy text is the one an
-    unpaced stream reads. (An interval of 300 ms here, so that pieces hold several tokens on any
-    machine this runs on.)"""
+    token at once, then about three tokens a piece, and the greedy text is the one an unpaced stream
+    reads. (A limit of 300 ms here: three tokens a piece on any machine decoding 10 tok/s or more.)"""
     ask = {"temperature": 0.0001, "max_tokens": 64}
     story = [{"role": "user", "content": "Write a Python function that reverses a linked list, with a docstring."}]
     answers = {}

@@ -36,10 +36,10 @@ class EngineOptions:
     #: default: measured no faster on a 2-core CPU, and its batched verification changes greedy text),
     #: an n-gram kind, or ``"draft"`` (the tool model drafted by the 0.5B chat model); see docs/local-platform.md
     speculative: str = "none"
-    #: how often, in seconds, a streamed answer's text goes on from our own llama-server engines once it
-    #: flows (``QFNB_STREAM_INTERVAL_MS``; 0: each token as it comes). The first token goes on at once
-    #: and the last as soon as it comes; between them, the tokens of one interval go on as one piece
-    stream_interval: float = 0.05
+    #: the pace of streamed answers from our own llama-server engines (``QFNB_STREAM_INTERVAL_MS``; 0: each
+    #: token as it comes): the first token goes on at once and the last as soon as it comes; between
+    #: them, about three tokens a piece, none waiting longer than this many seconds
+    stream_interval: float = 0.2
 
     @property
     def queue_len(self) -> int:

@@ -95,7 +95,8 @@ class ServerConfig:
     #: or still running after ``request_seconds``
     stall_seconds: float = 30.0
     request_seconds: float = 600.0
-    #: an answer's stream is read at this pace, in seconds, once its text flows (0: each token as it comes)
+    #: an answer's stream is read at a pace once its text flows: a few tokens a piece, a token waiting
+    #: this long at most, in seconds (0: each token as it comes)
     stream_interval: float = 0.0
     chat_template: str | None = None  # a jinja template file for models without one
     #: tokens the engine processes per step (all slots together): a long prompt is prefilled in

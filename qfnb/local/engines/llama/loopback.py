@@ -24,6 +24,17 @@ import httpx
 
 #: read from the socket no further while this much of an answer waits unread
 _HIGH_WATER = 1 << 20
+#: a paced stream's pieces aim at this many tokens each (:meth:`EngineReply.pace`)
+TOKENS_A_PIECE = 3
+
+
+def held_for(limit: float, elapsed: float | None, tokens: int) -> float:
+    """How long a paced reader waits after handing text on: the time of about :data:`TOKENS_A_PIECE` of
+    the stream's tokens (``tokens`` came in the ``elapsed`` seconds since its first piece went on), at most
+    ``limit``; a quarter of ``limit`` until the stream's pace is known (``elapsed`` None)."""
+    if elapsed is None or tokens < 1:
+        return limit / 4
+    return min(limit, TOKENS_A_PIECE * elapsed / tokens)
 
 
 class EngineReply(asyncio.Protocol):
@@ -46,6 +57,7 @@ class EngineReply(asyncio.Protocol):
         #: ``wake_at`` (the loop's time) unless the answer ends, fails or fills the buffer
         self.interval = interval
         self.wake_at = 0.0
+        self.first_paced: tuple[float, int] | None = None  # when text first went on, and its tokens then
         self.alarm: asyncio.TimerHandle | None = None  # ends the hold once something arrived in it
         self.read_timeout = read_timeout
         self.last = self.loop.time()
@@ -139,12 +151,20 @@ class EngineReply(asyncio.Protocol):
         else:
             self.timer = self.loop.call_at(self.last + self.read_timeout, self._check)
 
-    def pace(self) -> None:
-        """The reader has handed text on: what arrives in the next ``interval`` seconds is read at its end,
-        together (a wake of the reader, and of everything that hands its text on, every ``interval``, not
-        every token), unless the answer ends sooner."""
-        if self.interval:
-            self.wake_at = self.loop.time() + self.interval
+    def pace(self, tokens: int) -> None:
+        """The reader has handed text on, ``tokens`` in all so far: what arrives in the next few token
+        times of this stream, at most ``interval`` seconds (:func:`held_for`), is read at their end,
+        together (a wake of the reader, and of everything that hands its text on, a few tokens, not
+        each), unless the answer ends sooner."""
+        if not self.interval:
+            return
+        now = self.loop.time()
+        if self.first_paced is None:
+            self.first_paced = (now, tokens)
+            self.wake_at = now + held_for(self.interval, None, 0)
+        else:
+            since, then = self.first_paced
+            self.wake_at = now + held_for(self.interval, now - since, tokens - then)
 
     def _release(self) -> None:
         """The interval of the pace is over: what arrived in it is read now."""

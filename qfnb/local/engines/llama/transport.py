@@ -86,8 +86,9 @@ class Endpoint:
     broken: Callable[[], None] | None = None
     group: str | None = None
     watch: Watch | None = None
-    #: our own engine's streams are read at this pace, in seconds, once text flows (0: each chunk as it
-    #: comes): the text that arrives meanwhile goes on as one piece (:meth:`.loopback.EngineReply.pace`)
+    #: our own engine's streams are read at a pace once text flows, a token waiting this long at most, in
+    #: seconds (0: each chunk as it comes): the text of a few tokens goes on as one piece
+    #: (:meth:`.loopback.EngineReply.pace`)
     stream_interval: float = 0.0
 
     @property
@@ -151,7 +152,7 @@ async def post_json(name: str, target: Endpoint, url: str, body: dict[str, Any])
 @contextlib.asynccontextmanager
 async def _answered(url: str, target: Endpoint, body: dict[str, Any],
                     sent: _Sent) -> AsyncIterator[tuple[int, AsyncIterator[bytes], Callable[[], Awaitable[bytes]],
-                                                        Callable[[], None] | None]]:
+                                                        Callable[[int], None] | None]]:
     """``body`` POSTed to ``url``: the answer's status, its body as it arrives, a read of it whole, and
     the reader's pace (:meth:`.loopback.EngineReply.pace`; None: the body is read as it arrives).
     Our own engine (it has a watch) is spoken to by :func:`.loopback.open_answer` directly, without
@@ -257,51 +258,74 @@ def _chunk(payload: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-async def deltas(body: AsyncIterator[bytes], *, chat: bool, beat: Callable[[], None] | None = None,
-                 model: str | None = None, pace: Callable[[], None] | None = None) -> AsyncIterator[Delta]:
-    """The engine's SSE answer (``body``, as it arrives) as Deltas; the last one carries the finish reason and usage.
-    The text of the tokens read together (one piece of ``body``) goes on as one Delta, and ``pace()`` is
-    called once it has (the body's reader then holds what comes next for a while: :func:`_answered`);
-    tool-call fragments and tokens with logprobs go on one event a Delta. ``beat()`` is called on each
-    chunk that shows progress (prompt read, or tokens); the draft tokens of speculative decoding are
-    counted for ``model`` (:func:`.calls.count_drafts`)."""
-    events = DataEvents()
-    finish: str | None = None
-    pieces = 0
-    used = _Usage()
-    async for raw in body:
+class _Reading:
+    """An engine's SSE answer read so far: its tokens, finish reason and usage."""
+
+    __slots__ = ("beat", "chat", "events", "finish", "pieces", "used")
+
+    def __init__(self, chat: bool, beat: Callable[[], None] | None) -> None:
+        self.chat, self.beat = chat, beat
+        self.events = DataEvents()
+        self.finish: str | None = None
+        self.pieces = 0  # tokens (events with text, a tool-call fragment or logprobs)
+        self.used = _Usage()
+
+    def feed(self, raw: bytes) -> list[Delta]:
+        """The Deltas of one piece of the body: the text of its tokens joined into one, each tool-call
+        fragment and token with logprobs one of its own."""
+        out: list[Delta] = []
         text: list[str] = []
-        handed = False  # this piece of the body handed something on
-        for payload in events.feed(raw):
+        for payload in self.events.feed(raw):
             data = _chunk(payload)
             if data is None:
                 continue
-            if beat is not None and ("choices" in data or "prompt_progress" in data):
-                beat()
-            used.read(data)
+            if self.beat is not None and ("choices" in data or "prompt_progress" in data):
+                self.beat()
+            self.used.read(data)
             for choice in data.get("choices") or ():
-                delta = choice.get("delta") or {}
-                piece = delta.get("content") if chat else choice.get("text")
-                fragments = delta.get("tool_calls") if chat else None
-                logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
-                if fragments or logprobs:
-                    if text:
-                        yield Delta("".join(text), None, used.prompt, max(used.completion, pieces))
-                        text = []
-                    pieces += 1
-                    handed = True
-                    yield Delta(piece or "", None, used.prompt, max(used.completion, pieces),
-                                tool_calls=fragments or None, logprobs=logprobs or None)
-                elif piece:
-                    pieces += 1
-                    text.append(piece)
-                finish = choice.get("finish_reason") or finish
+                self._choice(choice, text, out)
         if text:
-            handed = True
-            yield Delta("".join(text), None, used.prompt, max(used.completion, pieces))
+            out.append(self._text(text))
+        return out
+
+    def _choice(self, choice: dict[str, Any], text: list[str], out: list[Delta]) -> None:
+        delta = choice.get("delta") or {}
+        piece = delta.get("content") if self.chat else choice.get("text")
+        fragments = delta.get("tool_calls") if self.chat else None
+        logprobs = (choice.get("logprobs") or {}).get("content")  # llama-server's, on either endpoint
+        if fragments or logprobs:
+            if text:
+                out.append(self._text(text))
+                text.clear()
+            self.pieces += 1
+            out.append(Delta(piece or "", None, self.used.prompt, max(self.used.completion, self.pieces),
+                             tool_calls=fragments or None, logprobs=logprobs or None))
+        elif piece:
+            self.pieces += 1
+            text.append(piece)
+        self.finish = choice.get("finish_reason") or self.finish
+
+    def _text(self, text: list[str]) -> Delta:
+        return Delta("".join(text), None, self.used.prompt, max(self.used.completion, self.pieces))
+
+
+async def deltas(body: AsyncIterator[bytes], *, chat: bool, beat: Callable[[], None] | None = None,
+                 model: str | None = None, pace: Callable[[int], None] | None = None) -> AsyncIterator[Delta]:
+    """The engine's SSE answer (``body``, as it arrives) as Deltas; the last one carries the finish reason and usage.
+    The text of the tokens read together (one piece of ``body``) goes on as one Delta, and ``pace(n)`` is
+    called once it has, ``n`` the tokens so far (the body's reader then holds what comes next for a
+    while: :func:`_answered`); tool-call fragments and tokens with logprobs go on one event a Delta.
+    ``beat()`` is called on each chunk that shows progress (prompt read, or tokens); the draft tokens of
+    speculative decoding are counted for ``model`` (:func:`.calls.count_drafts`)."""
+    reading = _Reading(chat, beat)
+    async for raw in body:
+        handed = reading.feed(raw)
+        for delta in handed:
+            yield delta
         if handed and pace is not None:
-            pace()
+            pace(reading.pieces)
+    used = reading.used
     if used.drafted and model is not None:
         calls.count_drafts(model, used.drafted, used.accepted)
-    yield Delta("", _FINISH.get(finish or "", FINISH_NORMAL), used.prompt, used.completion or pieces,
+    yield Delta("", _FINISH.get(reading.finish or "", FINISH_NORMAL), used.prompt, used.completion or reading.pieces,
                 cached_tokens=used.cached)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.loopback import EngineReply, open_answer
+from qfnb.local.engines.llama.loopback import EngineReply, held_for, open_answer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 from qfnb.local.engines.options import EngineOptions
 
@@ -223,7 +223,7 @@ def sse_event(i: int, finish: str | None = None) -> bytes:
 
 
 async def test_a_paced_reader_reads_what_arrives_in_its_interval_at_once_and_the_end_without_waiting() -> None:
-    """Once text went on (``pace()``), the tokens of the next interval are read together, in one wake; an
+    """Once text went on (``pace(n)``), the tokens of the next interval are read together, in one wake; an
     answer that ends within the interval is read at its end, not the interval's."""
 
     async def tokens(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -238,13 +238,13 @@ async def test_a_paced_reader_reads_what_arrives_in_its_interval_at_once_and_the
 
     async with engine(tokens) as base:
         request = httpx.Request("POST", base + "/v1/completions", json={})
-        answer = await open_answer(request, interval=5.0)  # longer than the whole answer takes
+        answer = await open_answer(request, interval=5.0)  # its first hold (1.25 s) outlasts the answer
         try:
             start = time.monotonic()
             pieces = []
             async for piece in answer.chunks():
                 pieces.append(piece)
-                answer.pace()
+                answer.pace(piece.count(b"data: "))
             took = time.monotonic() - start
         finally:
             answer.close()
@@ -272,14 +272,14 @@ async def test_text_held_by_the_pace_goes_on_when_the_interval_ends_not_with_the
 
     async with engine(pausing) as base:
         request = httpx.Request("POST", base + "/v1/completions", json={})
-        answer = await open_answer(request, interval=0.2)
+        answer = await open_answer(request, interval=0.8)  # a first hold of 0.2 s
         try:
             start = time.monotonic()
             arrived = []
             async for piece in answer.chunks():
                 arrived.append((time.monotonic() - start, piece))
                 await asyncio.sleep(busy)
-                answer.pace()
+                answer.pace(len(arrived))
         finally:
             answer.close()
     assert [p.count(b"data: ") for _, p in arrived] == [1, 1, 1]
@@ -307,15 +307,22 @@ async def test_deltas_hand_on_the_tokens_read_together_as_one_piece_and_tool_cal
         for piece in pieces:
             yield piece
 
-    out = [d async for d in transport.deltas(body(), chat=True, pace=lambda: paced.append(1))]
+    out = [d async for d in transport.deltas(body(), chat=True, pace=paced.append)]
     assert [(d.text, d.completion_tokens, bool(d.tool_calls)) for d in out[:-1]] == [
         ("a", 1, False), ("bcd", 4, False), ("e", 5, False), ("", 6, True)]
     assert out[-1].finish_reason == "tool_calls" and out[-1].completion_tokens == 6
-    assert len(paced) == 3  # once for each piece of text handed on
+    assert paced == [1, 4, 6]  # once for each piece of the body that handed text on, with the tokens so far
+
+
+def test_a_paced_piece_holds_about_three_of_the_streams_tokens_and_waits_no_longer_than_the_limit() -> None:
+    assert held_for(0.2, None, 0) == 0.05  # the stream's pace not known yet: a quarter of the limit
+    assert held_for(0.2, 1.0, 50) == pytest.approx(0.06)  # 50 tok/s: three tokens' time
+    assert held_for(0.2, 1.0, 10) == 0.2  # 10 tok/s: three tokens would take 0.3 s; the limit holds
+    assert held_for(0.2, 0.5, 0) == 0.05
 
 
 def test_the_pace_is_a_setting_in_milliseconds() -> None:
-    assert EngineOptions.from_env({}).stream_interval == 0.05
+    assert EngineOptions.from_env({}).stream_interval == 0.2
     assert EngineOptions.from_env({"QFNB_STREAM_INTERVAL_MS": "0"}).stream_interval == 0.0
     assert EngineOptions.from_env({"QFNB_STREAM_INTERVAL_MS": "120"}).stream_interval == 0.12
     for bad in ("-5", "soon", "5000"):
