@@ -33,7 +33,7 @@ with a 90 % interval (Student's t), and each side's gap to the relay paired a ro
 on two cores is a few percent: 15 rounds resolve about a point, 5 do not.
 
 With ``--unpaced`` another: the same platform with ``QFNB_STREAM_INTERVAL_MS=0``, which hands each token on
-as it comes instead of at its pace (the first token at once, then the tokens of every 50 ms in one event):
+as it comes instead of at its pace (the first token at once, then about three tokens an event):
 what the pace buys, in the same rounds. Tokens are counted from each answer's ``usage`` (an event of the
 platform's may hold several), one an event where a server does not say.
 
