@@ -168,7 +168,7 @@ async def _answered(url: str, target: Endpoint, body: dict[str, Any],
                             extensions={"timeout": _TIMEOUT.as_dict(), "trace": sent.trace})
     answer = await open_answer(request, target.stream_interval)
     try:
-        yield answer.status, answer.chunks(), answer.read, answer.pace if target.stream_interval else None
+        yield answer.status, answer.chunks(), answer.read, answer.pace  # (unpaced where the interval is 0)
     finally:
         answer.close()
 

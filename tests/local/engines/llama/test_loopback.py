@@ -48,11 +48,12 @@ async def begin_chunked(writer: asyncio.StreamWriter, first: bytes) -> None:
 
 
 @contextlib.asynccontextmanager
-async def opened(url: str, body: dict[str, str] | None = None, **timeout: float) -> AsyncIterator[EngineReply]:
-    """``body`` POSTed to ``url`` over the link: its answer, closed on leaving."""
+async def opened(url: str, body: dict[str, str] | None = None, interval: float = 0.0,
+                 **timeout: float) -> AsyncIterator[EngineReply]:
+    """``body`` POSTed to ``url`` over the link (read at the pace ``interval``): its answer, closed on leaving."""
     request = httpx.Request("POST", url, json=body or {},
                             extensions={"timeout": httpx.Timeout(5.0, **timeout).as_dict()})
-    answer = await open_answer(request)
+    answer = await open_answer(request, interval)
     try:
         yield answer
     finally:
@@ -236,18 +237,14 @@ async def test_a_paced_reader_reads_what_arrives_in_its_interval_at_once_and_the
         writer.write(b"0\r\n\r\n")
         await writer.drain()
 
-    async with engine(tokens) as base:
-        request = httpx.Request("POST", base + "/v1/completions", json={})
-        answer = await open_answer(request, interval=5.0)  # its first hold (1.25 s) outlasts the answer
-        try:
-            start = time.monotonic()
-            pieces = []
-            async for piece in answer.chunks():
-                pieces.append(piece)
-                answer.pace(piece.count(b"data: "))
-            took = time.monotonic() - start
-        finally:
-            answer.close()
+    # its first hold (a quarter of the interval: 1.25 s) outlasts the answer
+    async with engine(tokens) as base, opened(base + "/v1/completions", interval=5.0) as answer:
+        start = time.monotonic()
+        pieces = []
+        async for piece in answer.chunks():
+            pieces.append(piece)
+            answer.pace(b"".join(pieces).count(b"data: "))
+        took = time.monotonic() - start
     assert b"".join(pieces).count(b"data: ") == 8
     assert len(pieces) == 2  # the first token at once, then the rest together at the answer's end
     assert took < 4.0  # not held to the interval's end
@@ -270,18 +267,14 @@ async def test_text_held_by_the_pace_goes_on_when_the_interval_ends_not_with_the
         writer.write(sse_event(2, "stop") + b"0\r\n\r\n")
         await writer.drain()
 
-    async with engine(pausing) as base:
-        request = httpx.Request("POST", base + "/v1/completions", json={})
-        answer = await open_answer(request, interval=0.8)  # a first hold of 0.2 s
-        try:
-            start = time.monotonic()
-            arrived = []
-            async for piece in answer.chunks():
-                arrived.append((time.monotonic() - start, piece))
-                await asyncio.sleep(busy)
-                answer.pace(len(arrived))
-        finally:
-            answer.close()
+    # a first hold of 0.2 s (a quarter of the interval)
+    async with engine(pausing) as base, opened(base + "/v1/completions", interval=0.8) as answer:
+        start = time.monotonic()
+        arrived = []
+        async for piece in answer.chunks():
+            arrived.append((time.monotonic() - start, piece))
+            await asyncio.sleep(busy)
+            answer.pace(len(arrived))
     assert [p.count(b"data: ") for _, p in arrived] == [1, 1, 1]
     assert arrived[1][0] < 1.0  # the second token went on at its interval's end, before the pause ended
 
