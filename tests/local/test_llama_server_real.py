@@ -72,10 +72,23 @@ def test_a_short_prompt_sent_as_text_is_the_tokens_count_tokens_counts(registry:
         assert deltas[-1].prompt_tokens == counted > 5, (deltas[-1].prompt_tokens, counted)
 
 
-def test_a_paced_stream_hands_on_its_first_token_alone_then_several_a_piece_the_same_text(tmp_path: Path) -> None:
+def test_a_paced_stream_hands_on_its_first_token_alone_then_several_a_piece_the_same_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams from our own engine go on at the platform's pace (``QFNB_STREAM_INTERVAL_MS``): the first
-    token at once, then about three tokens a piece, and the greedy text is the one an unpaced stream
-    reads. (A limit of 300 ms here: three tokens a piece on any machine decoding 10 tok/s or more.)"""
+    token at once, then about three tokens a piece, read from the engine's socket together (the kernel
+    holds them), and the greedy text is the one an unpaced stream reads. (A limit of 300 ms here: three
+    tokens a piece on any machine decoding 10 tok/s or more.)"""
+    from qfnb.local.engines.llama.loopback import EngineReply
+
+    reads = {0.3: 0, 0.0: 0}
+    interval = 0.3
+    data_received = EngineReply.data_received
+
+    def counted(self: EngineReply, data: bytes) -> None:
+        reads[interval] += 1
+        data_received(self, data)
+
+    monkeypatch.setattr(EngineReply, "data_received", counted)
     ask = {"temperature": 0.0001, "max_tokens": 64}
     story = [{"role": "user", "content": "Write a Python function that reverses a linked list, with a docstring."}]
     answers = {}
@@ -91,6 +104,7 @@ def test_a_paced_stream_hands_on_its_first_token_alone_then_several_a_piece_the_
     texts = [d for d in paced if d.text]
     assert texts[0].completion_tokens == 1  # the first token went on by itself
     assert len(texts) <= 32 and len([d for d in unpaced if d.text]) == 64  # 64 tokens, in fewer pieces
+    assert reads[0.3] <= 40 < 64 <= reads[0.0], reads  # and the engine's events were read together
 
 
 def test_four_chats_at_once_are_batched_by_one_engine(registry: EngineRegistry) -> None:

@@ -16,8 +16,10 @@ httpx's pool. Failures are httpx's errors, which the callers already tell apart.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httptools
 import httpx
@@ -28,13 +30,11 @@ _HIGH_WATER = 1 << 20
 TOKENS_A_PIECE = 3
 
 
-def held_for(limit: float, elapsed: float | None, tokens: int) -> float:
-    """How long a paced reader waits after handing text on: the time of about :data:`TOKENS_A_PIECE` of
-    the stream's tokens (``tokens`` came in the ``elapsed`` seconds since its first piece went on), at most
-    ``limit``; a quarter of ``limit`` until the stream's pace is known (``elapsed`` None)."""
-    if elapsed is None or tokens < 1:
-        return limit / 4
-    return min(limit, TOKENS_A_PIECE * elapsed / tokens)
+def low_water(received: int, tokens: int) -> int:
+    """The bytes a paced reader waits for after handing text on: about :data:`TOKENS_A_PIECE` of the
+    stream's tokens, from the ``received`` bytes of its first ``tokens`` (a little under, so that the
+    last of them is enough)."""
+    return max(1, int(received * (TOKENS_A_PIECE - 0.5) / max(1, tokens)))
 
 
 class EngineReply(asyncio.Protocol):
@@ -53,12 +53,15 @@ class EngineReply(asyncio.Protocol):
         self.complete = False
         self.error: httpx.TransportError | None = None
         self.waiter: asyncio.Future[None] | None = None
-        #: the reader's pace (:meth:`pace`): once it has handed text on, it is not woken again before
-        #: ``wake_at`` (the loop's time) unless the answer ends, fails or fills the buffer
+        #: the reader's pace (:meth:`pace`): the socket, where its kernel can hold reads; the bytes the
+        #: kernel waits for before it reports the socket readable; the body's bytes so far; when the hold
+        #: ends at the latest (the loop's time), and the timer that ends it
         self.interval = interval
-        self.wake_at = 0.0
-        self.first_paced: tuple[float, int] | None = None  # when text first went on, and its tokens then
-        self.alarm: asyncio.TimerHandle | None = None  # ends the hold once something arrived in it
+        self.sock: Any = None
+        self.lowat = 1
+        self.received = 0
+        self.hold_until = 0.0
+        self.alarm: asyncio.TimerHandle | None = None
         self.read_timeout = read_timeout
         self.last = self.loop.time()
         self.timer: asyncio.TimerHandle | None = (self.loop.call_at(self.last + read_timeout, self._check)
@@ -75,6 +78,7 @@ class EngineReply(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
         self.unread += len(body)
+        self.received += len(body)
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -83,6 +87,8 @@ class EngineReply(asyncio.Protocol):
     # the connection
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a socket transport (uvloop's is not a subclass)
+        if self.interval:
+            self.sock = _holding(transport)
 
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
@@ -94,10 +100,7 @@ class EngineReply(asyncio.Protocol):
         if self.unread > _HIGH_WATER and self.transport is not None and not self.paused:
             self.paused = True
             self.transport.pause_reading()
-        if not self._held(self.last):
-            self._wake()
-        elif self.alarm is None:
-            self.alarm = self.loop.call_at(self.wake_at, self._release)
+        self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.complete and self.error is None:
@@ -152,30 +155,37 @@ class EngineReply(asyncio.Protocol):
             self.timer = self.loop.call_at(self.last + self.read_timeout, self._check)
 
     def pace(self, tokens: int) -> None:
-        """The reader has handed text on, ``tokens`` in all so far: what arrives in the next few token
-        times of this stream, at most ``interval`` seconds (:func:`held_for`), is read at their end,
-        together (a wake of the reader, and of everything that hands its text on, a few tokens, not
-        each), unless the answer ends sooner."""
-        if not self.interval:
+        """The reader has handed text on, ``tokens`` in all so far: it is not woken again before about
+        :data:`TOKENS_A_PIECE` more tokens' bytes have arrived (the kernel holds them: ``SO_RCVLOWAT``), the
+        answer ends (the engine closes the connection), or ``interval`` seconds pass. So the tokens of a few
+        token times are read, parsed and handed on together, in one wake of everything that hands them
+        on; the engine's events are not read one a token. No pace where the kernel cannot hold reads."""
+        if self.sock is None or tokens < 1:
             return
-        now = self.loop.time()
-        if self.first_paced is None:
-            self.first_paced = (now, tokens)
-            self.wake_at = now + held_for(self.interval, None, 0)
-        else:
-            since, then = self.first_paced
-            self.wake_at = now + held_for(self.interval, now - since, tokens - then)
+        lowat = low_water(self.received, tokens)
+        if self.lowat == 1 or abs(lowat - self.lowat) * 8 > self.lowat:  # (not a system call a piece)
+            self._set_lowat(lowat)
+        self.hold_until = self.loop.time() + self.interval
+        if self.alarm is None:  # (one timer moved on when it goes off, not a new one a piece)
+            self.alarm = self.loop.call_at(self.hold_until, self._release)
 
     def _release(self) -> None:
-        """The interval of the pace is over: what arrived in it is read now."""
+        """The pace's interval is over: what waits in the kernel is read now, or the next byte when it comes
+        (lowering the mark makes the kernel report the socket readable if something waits)."""
+        if self.hold_until > self.loop.time() + 0.002:  # a piece went on since it was set: that hold runs on
+            self.alarm = self.loop.call_at(self.hold_until, self._release)
+            return
         self.alarm = None
-        self.wake_at = 0.0  # (a timer may fire a little before its time)
-        self._wake()
+        self._set_lowat(1)
 
-    def _held(self, now: float) -> bool:
-        """The reader is not to be woken yet (:meth:`pace`): its interval runs at ``now``, and the answer
-        has not ended, failed or filled the buffer."""
-        return self.wake_at > now and not self.complete and self.error is None and not self.paused
+    def _set_lowat(self, lowat: int) -> None:
+        if lowat == self.lowat or self.transport is None or self.transport.is_closing():
+            return
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
+        except OSError:  # the connection is gone: its loss is reported by the loop
+            return
+        self.lowat = lowat
 
     def _stop_timer(self) -> None:
         if self.timer is not None:
@@ -192,11 +202,10 @@ class EngineReply(asyncio.Protocol):
         """The body as it arrives (httptools took the chunked framing off), or at the reader's pace
         (:meth:`pace`): all that arrived while it was held, in one piece."""
         while True:
-            if self.body and not self._held(self.loop.time()):
+            if self.body:
                 piece = self.body.popleft() if len(self.body) == 1 else b"".join(self.body)
                 self.body.clear()
                 self.unread = 0
-                self._stop_alarm()
                 if self.paused and self.transport is not None:
                     self.paused = False
                     self.transport.resume_reading()
@@ -205,9 +214,7 @@ class EngineReply(asyncio.Protocol):
                 return
             elif self.error is not None:
                 raise self.error
-            else:  # woken by what arrives, or by the end of the pace's interval if it arrived in it
-                if self.body and self.alarm is None:  # it arrived before the interval began
-                    self.alarm = self.loop.call_at(self.wake_at, self._release)
+            else:
                 self.waiter = self.loop.create_future()
                 await self.waiter
 
@@ -226,6 +233,18 @@ class EngineReply(asyncio.Protocol):
             self.transport.close()
         if self.head.done() and not self.head.cancelled():
             self.head.exception()  # retrieved: a failure nobody awaited is not logged as lost
+
+
+def _holding(transport: asyncio.BaseTransport) -> Any:
+    """The transport's socket if the kernel can hold its reads (``SO_RCVLOWAT``), else None."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+    except OSError:
+        return None
+    return sock
 
 
 async def open_answer(request: httpx.Request, interval: float = 0.0) -> EngineReply:

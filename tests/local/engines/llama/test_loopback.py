@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.loopback import EngineReply, held_for, open_answer
+from qfnb.local.engines.llama.loopback import EngineReply, low_water, open_answer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 from qfnb.local.engines.options import EngineOptions
 
@@ -216,38 +216,80 @@ async def test_a_reader_slower_than_the_read_timeout_is_not_the_engine_timing_ou
         assert b"".join(pieces) == b"hiyo"
 
 
-def sse_event(i: int, finish: str | None = None) -> bytes:
-    """One llama-server completion event (token ``t{i}``) as a chunk of a chunked body."""
-    event = b'data: {"choices":[{"text":"t%d","finish_reason":%s}]}\n\n' % (
-        i, json.dumps(finish).encode())
+def sse_event(i: int, finish: str | None = None, pad: int = 0) -> bytes:
+    """One llama-server completion event (token ``t{i}``) as a chunk of a chunked body; ``pad`` bytes more
+    make it the size llama-server's are (about 380 bytes with ``pad=300``)."""
+    event = b'data: {"choices":[{"text":"t%d","finish_reason":%s}],"pad":"%s"}\n\n' % (
+        i, json.dumps(finish).encode(), b"x" * pad)
     return b"%x\r\n%s\r\n" % (len(event), event)
 
 
-async def test_a_paced_reader_reads_what_arrives_in_its_interval_at_once_and_the_end_without_waiting() -> None:
-    """Once text went on (``pace(n)``), the tokens of the next interval are read together, in one wake; an
-    answer that ends within the interval is read at its end, not the interval's."""
+def streaming(tokens: int, gap: float, *, hang_up: bool = True) -> Handler:
+    """An engine that streams ``tokens`` token events ``gap`` seconds apart and then ends the answer,
+    closing the connection as the request's ``Connection: close`` asks (or, not ``hang_up``, keeping it)."""
 
-    async def tokens(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for i in range(8):
-            writer.write(sse_event(i, "length" if i == 7 else None))
+        for i in range(tokens):
+            writer.write(sse_event(i, "length" if i == tokens - 1 else None, pad=300))
             await writer.drain()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(gap)
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+        if hang_up:
+            writer.close()
+        else:
+            await asyncio.sleep(3)
 
-    # its first hold (a quarter of the interval: 1.25 s) outlasts the answer
-    async with engine(tokens) as base, opened(base + "/v1/completions", interval=5.0) as answer:
+    return answer
+
+
+async def paced_read(answer: EngineReply) -> list[tuple[float, bytes]]:
+    """The pieces a paced reader reads (when, and what), pacing with the tokens so far as ``deltas`` does."""
+    start = time.monotonic()
+    pieces: list[tuple[float, bytes]] = []
+    async for piece in answer.chunks():
+        pieces.append((time.monotonic() - start, piece))
+        answer.pace(sum(p.count(b"data: ") for _, p in pieces))
+    return pieces
+
+
+async def test_a_paced_reader_is_woken_once_a_few_tokens_and_at_the_answers_end_without_waiting(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once text went on (``pace(n)``), the kernel holds what arrives until about three tokens' bytes wait:
+    the reader is woken (its socket read) once for a few tokens, not once a token; the answer's end (the
+    engine hangs up, as ``Connection: close`` asks) is read at once, not at the interval's end."""
+    reads = 0
+    data_received = EngineReply.data_received
+
+    def counted(self: EngineReply, data: bytes) -> None:
+        nonlocal reads
+        reads += 1
+        data_received(self, data)
+
+    monkeypatch.setattr(EngineReply, "data_received", counted)
+    async with engine(streaming(13, 0.02)) as base, opened(base + "/v1/completions", interval=5.0) as answer:
         start = time.monotonic()
-        pieces = []
-        async for piece in answer.chunks():
-            pieces.append(piece)
-            answer.pace(b"".join(pieces).count(b"data: "))
+        pieces = await paced_read(answer)
         took = time.monotonic() - start
-    assert b"".join(pieces).count(b"data: ") == 8
-    assert len(pieces) == 2  # the first token at once, then the rest together at the answer's end
-    assert took < 4.0  # not held to the interval's end
+    counts = [p.count(b"data: ") for _, p in pieces]
+    assert sum(counts) == 13 and counts[0] == 1  # every token; the first at once, alone
+    assert 3 <= len(pieces) <= 6, counts  # then a few at a time (about three)
+    assert reads <= len(pieces) + 2  # one read a piece (and the head's, and the hang-up's)
+    assert took < 2.0  # 13 tokens 20 ms apart: not held to the interval's end (5 s)
+
+
+async def test_an_engine_that_keeps_the_connection_open_after_the_answer_is_read_by_the_interval() -> None:
+    """An engine that does not hang up after its answer: the answer's last bytes (fewer than the reader
+    waits for) are read when the interval ends, not when the connection does."""
+    async with engine(streaming(4, 0.01, hang_up=False)) as base, \
+            opened(base + "/v1/completions", interval=0.3) as answer:
+        start = time.monotonic()
+        pieces = await paced_read(answer)
+        took = time.monotonic() - start
+    assert sum(p.count(b"data: ") for _, p in pieces) == 4
+    assert took < 1.5  # the interval (0.3 s), not the engine's three seconds
 
 
 @pytest.mark.parametrize("busy", [0.0, 0.1])
@@ -267,8 +309,7 @@ async def test_text_held_by_the_pace_goes_on_when_the_interval_ends_not_with_the
         writer.write(sse_event(2, "stop") + b"0\r\n\r\n")
         await writer.drain()
 
-    # a first hold of 0.2 s (a quarter of the interval)
-    async with engine(pausing) as base, opened(base + "/v1/completions", interval=0.8) as answer:
+    async with engine(pausing) as base, opened(base + "/v1/completions", interval=0.4) as answer:
         start = time.monotonic()
         arrived = []
         async for piece in answer.chunks():
@@ -276,7 +317,7 @@ async def test_text_held_by_the_pace_goes_on_when_the_interval_ends_not_with_the
             await asyncio.sleep(busy)
             answer.pace(len(arrived))
     assert [p.count(b"data: ") for _, p in arrived] == [1, 1, 1]
-    assert arrived[1][0] < 1.0  # the second token went on at its interval's end, before the pause ended
+    assert arrived[1][0] < 1.0  # the second token went on by its interval's end, before the pause ended
 
 
 async def test_deltas_hand_on_the_tokens_read_together_as_one_piece_and_tool_calls_alone() -> None:
@@ -307,11 +348,19 @@ async def test_deltas_hand_on_the_tokens_read_together_as_one_piece_and_tool_cal
     assert paced == [1, 4, 6]  # once for each piece of the body that handed text on, with the tokens so far
 
 
-def test_a_paced_piece_holds_about_three_of_the_streams_tokens_and_waits_no_longer_than_the_limit() -> None:
-    assert held_for(0.2, None, 0) == 0.05  # the stream's pace not known yet: a quarter of the limit
-    assert held_for(0.2, 1.0, 50) == pytest.approx(0.06)  # 50 tok/s: three tokens' time
-    assert held_for(0.2, 1.0, 10) == 0.2  # 10 tok/s: three tokens would take 0.3 s; the limit holds
-    assert held_for(0.2, 0.5, 0) == 0.05
+def test_a_paced_reader_waits_for_a_little_under_three_of_its_streams_tokens() -> None:
+    assert low_water(380, 1) == 950  # 380 bytes a token: the third token's bytes complete it
+    assert low_water(38_000, 100) == 950
+    assert low_water(0, 0) == 1  # nothing known: every byte
+    assert low_water(5, 10) == 1
+
+
+async def test_an_unpaced_reader_leaves_the_socket_as_it_is() -> None:
+    async with engine(streaming(3, 0.0)) as base, opened(base + "/v1/completions") as answer:
+        pieces = [piece async for piece in answer.chunks()]
+        answer.pace(3)
+    assert b"".join(pieces).count(b"data: ") == 3
+    assert answer.sock is None and answer.lowat == 1 and answer.alarm is None
 
 
 def test_the_pace_is_a_setting_in_milliseconds() -> None:
