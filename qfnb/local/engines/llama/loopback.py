@@ -19,7 +19,7 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Protocol
 
 import httptools
 import httpx
@@ -28,6 +28,12 @@ import httpx
 _HIGH_WATER = 1 << 20
 #: a paced stream's pieces aim at this many tokens each (:meth:`EngineReply.pace`)
 TOKENS_A_PIECE = 3
+
+
+class _Options(Protocol):
+    """What the pace needs of a transport's socket (asyncio's and uvloop's stand-ins both have it)."""
+
+    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
 
 
 def low_water(received: int, tokens: int) -> int:
@@ -57,7 +63,7 @@ class EngineReply(asyncio.Protocol):
         #: kernel waits for before it reports the socket readable; the body's bytes so far; when the hold
         #: ends at the latest (the loop's time), and the timer that ends it
         self.interval = interval
-        self.sock: Any = None
+        self.sock: _Options | None = None
         self.lowat = 1
         self.received = 0
         self.hold_until = 0.0
@@ -179,7 +185,7 @@ class EngineReply(asyncio.Protocol):
         self._set_lowat(1)
 
     def _set_lowat(self, lowat: int) -> None:
-        if lowat == self.lowat or self.transport is None or self.transport.is_closing():
+        if lowat == self.lowat or self.sock is None or self.transport is None or self.transport.is_closing():
             return
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
@@ -235,9 +241,9 @@ class EngineReply(asyncio.Protocol):
             self.head.exception()  # retrieved: a failure nobody awaited is not logged as lost
 
 
-def _holding(transport: asyncio.BaseTransport) -> Any:
+def _holding(transport: asyncio.BaseTransport) -> _Options | None:
     """The transport's socket if the kernel can hold its reads (``SO_RCVLOWAT``), else None."""
-    sock = transport.get_extra_info("socket")
+    sock: _Options | None = transport.get_extra_info("socket")
     if sock is None:
         return None
     try:
