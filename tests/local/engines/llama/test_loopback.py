@@ -363,6 +363,24 @@ async def test_an_unpaced_reader_leaves_the_socket_as_it_is() -> None:
     assert answer.sock is None and answer.lowat == 1 and answer.alarm is None
 
 
+async def test_a_socket_that_cannot_hold_reads_leaves_the_stream_unpaced() -> None:
+    """Where the system refuses the receive low-water mark, the reader is woken by each read, as unpaced."""
+
+    class Refusing:
+        def setsockopt(self, *option: int) -> None:
+            raise OSError(92, "Protocol not available")
+
+    class Transport(asyncio.Transport):
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return Refusing() if name == "socket" else default
+
+    answer = EngineReply(httpx.Request("POST", "http://127.0.0.1:1/"), None, interval=0.2)
+    answer.connection_made(Transport())
+    answer.received = 3800
+    answer.pace(10)
+    assert answer.sock is None and answer.lowat == 1 and answer.alarm is None
+
+
 def test_the_pace_is_a_setting_in_milliseconds() -> None:
     assert EngineOptions.from_env({}).stream_interval == 0.2
     assert EngineOptions.from_env({"QFNB_STREAM_INTERVAL_MS": "0"}).stream_interval == 0.0
