@@ -80,12 +80,11 @@ def test_a_paced_stream_hands_on_its_first_token_alone_then_several_a_piece_the_
     tokens a piece on any machine decoding 10 tok/s or more.)"""
     from qfnb.local.engines.llama.loopback import EngineReply
 
-    reads = {0.3: 0, 0.0: 0}
-    interval = 0.3
+    reads = {0.3: 0, 0.0: 0}  # the engine link's socket reads, by the stream's interval
     data_received = EngineReply.data_received
 
     def counted(self: EngineReply, data: bytes) -> None:
-        reads[interval] += 1
+        reads[self.interval] += 1
         data_received(self, data)
 
     monkeypatch.setattr(EngineReply, "data_received", counted)
