@@ -25,6 +25,7 @@ from qfnb.local.engines import DEFAULT_CHAT, GEMMA
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.llama.command import find_binary, reported_port
+from qfnb.local.engines.llama.loopback import EngineReply
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.engines.store import assets
 from qfnb.local.training.demo import DEMO_FILE
@@ -78,8 +79,6 @@ def test_a_paced_stream_hands_on_its_first_token_alone_then_several_a_piece_the_
     token at once, then about three tokens a piece, read from the engine's socket together (the kernel
     holds them), and the greedy text is the one an unpaced stream reads. (A limit of 300 ms here: three
     tokens a piece on any machine decoding 10 tok/s or more.)"""
-    from qfnb.local.engines.llama.loopback import EngineReply
-
     reads = {0.3: 0, 0.0: 0}  # the engine link's socket reads, by the stream's interval
     data_received = EngineReply.data_received
 

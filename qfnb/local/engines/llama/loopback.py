@@ -94,7 +94,7 @@ class EngineReply(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a socket transport (uvloop's is not a subclass)
         if self.interval:
-            self.sock = _holding(transport)
+            self.sock = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
@@ -171,6 +171,8 @@ class EngineReply(asyncio.Protocol):
         lowat = low_water(self.received, tokens)
         if self.lowat == 1 or abs(lowat - self.lowat) * 8 > self.lowat:  # (not a system call a piece)
             self._set_lowat(lowat)
+            if self.sock is None:
+                return
         self.hold_until = self.loop.time() + self.interval
         if self.alarm is None:  # (one timer moved on when it goes off, not a new one a piece)
             self.alarm = self.loop.call_at(self.hold_until, self._release)
@@ -189,7 +191,8 @@ class EngineReply(asyncio.Protocol):
             return
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
-        except OSError:  # the connection is gone: its loss is reported by the loop
+        except OSError:  # the system cannot hold this socket's reads (or it is gone: the loop reports that)
+            self.sock = None  # so it is read unpaced
             return
         self.lowat = lowat
 
@@ -239,18 +242,6 @@ class EngineReply(asyncio.Protocol):
             self.transport.close()
         if self.head.done() and not self.head.cancelled():
             self.head.exception()  # retrieved: a failure nobody awaited is not logged as lost
-
-
-def _holding(transport: asyncio.BaseTransport) -> _Options | None:
-    """The transport's socket if the kernel can hold its reads (``SO_RCVLOWAT``), else None."""
-    sock: _Options | None = transport.get_extra_info("socket")
-    if sock is None:
-        return None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-    except OSError:
-        return None
-    return sock
 
 
 async def open_answer(request: httpx.Request, interval: float = 0.0) -> EngineReply:

@@ -374,6 +374,9 @@ async def test_a_socket_that_cannot_hold_reads_leaves_the_stream_unpaced() -> No
         def get_extra_info(self, name: str, default: object = None) -> object:
             return Refusing() if name == "socket" else default
 
+        def is_closing(self) -> bool:
+            return False
+
     answer = EngineReply(httpx.Request("POST", "http://127.0.0.1:1/"), None, interval=0.2)
     answer.connection_made(Transport())
     answer.received = 3800
