@@ -284,8 +284,9 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from qfnb.local.server.app import create_app  # deferred: loads pydantic and starlette (`qfnb --help` does not)
+    from qfnb.local.server.quiet import QuietServer  # deferred: loads uvicorn (`qfnb --help` does not)
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,
+    server = QuietServer(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,
                                            access_log=False))
     try:
         server.run(sockets=[args.socket])

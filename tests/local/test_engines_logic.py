@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from qfnb.local.engines.base import (
 )
 from qfnb.local.engines.registry import EngineOptions, parse_external
 from qfnb.local.engines.store.assets import GEMMA3_CHAT_TEMPLATE
+from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.protocol.wires.inference import CompletionRequest
 
 
@@ -132,6 +134,29 @@ def test_registry_resolves_names_and_endpoints(tmp_path: Path) -> None:
     assert "Qwen2.5-Coder-0.5B-Instruct" in str(err.value) and "all-MiniLM" not in str(err.value)
     with pytest.raises(UnknownModel):
         reg.resolve("embeddings", "my_tiny_1")
+
+
+def test_a_loaded_engine_is_found_without_blocking_until_the_model_store_changes_on_disk(tmp_path: Path) -> None:
+    """``ready_chat`` (asked on the event loop) gives a loaded engine by name or endpoint; a model store
+    another process changed must be read again first (it may block), so it gives None until then."""
+    reg = EngineRegistry(tmp_path)
+    reg.store = ModelStore(tmp_path / "store", data_dir=tmp_path)  # not the machine's shared store
+    reg.reload_store()
+    first = reg.generation()
+    assert first is not None
+    assert reg.ready_chat("qwen2_5_coder_0_5b_instruct") is None  # not loaded: chat() loads it, in a thread
+    loaded: Any = object()
+    with reg._lock:
+        reg._engines["Qwen2.5-Coder-0.5B-Instruct"] = loaded
+    assert reg.ready_chat("qwen2_5_coder_0_5b_instruct") is loaded
+    assert reg.ready_chat("QWEN2.5-CODER-0.5B-INSTRUCT") is loaded
+    assert reg.ready_chat("no-such-model") is None
+    reg.store.root.mkdir(parents=True, exist_ok=True)
+    reg.store.manifest.write_text("{}")  # another process wrote the store
+    assert reg.generation() is None and reg.ready_chat("qwen2_5_coder_0_5b_instruct") is None
+    reg.served_models()  # reads it again
+    now = reg.generation()
+    assert now is not None and now > first and reg.ready_chat("qwen2_5_coder_0_5b_instruct") is loaded
 
 
 def test_served_models_is_safe_while_services_register(tmp_path: Path) -> None:

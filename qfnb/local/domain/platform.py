@@ -53,6 +53,9 @@ class Platform:
         self._checkpoints: dict[str, tuple[Path, ServedLike]] = {}  # NAME@which -> its adapter, served
         self._loaded: set[str] = set()
         self._uris: tuple[int, set[str]] | None = None
+        self._deploys = 0  # services deployed here so far (a stamp of what resolve read)
+        #: (api type, name) -> what resolve found in memory for it, and the state it found it in
+        self._resolved: dict[tuple[str, str], tuple[tuple[int, int, int], ServedLike]] = {}
         self._lock = threading.Lock()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -123,9 +126,12 @@ class Platform:
         """The served model behind ``/{api_type}/{endpoint}`` (names, endpoints and aliases match
         case-insensitively); BodyError 336005 listing what is served otherwise."""
         key = endpoint.strip("/").lower()
+        stamp = self._resolution_stamp()  # (read before what it stamps: a change meanwhile makes it stale)
         models = self.served(api_type)
-        found = (_named(models, key) or self._aliased(api_type, key, models)
-                 or seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
+        found = _named(models, key) or self._aliased(api_type, key, models)
+        if found is not None and stamp is not None:
+            self._resolved[(api_type, key)] = (stamp, found)
+        found = (found or seed_model(api_type, key, [m for m in self.base_models() if api_type in m.api_types])
                  or self._deployed_elsewhere(api_type, key) or self._checkpoint(api_type, key)
                  or self._fine_tuned(api_type, key))
         if found is not None:
@@ -135,6 +141,20 @@ class Platform:
                 '{"ERNIE-Lite-8K": "Qwen2.5-Coder-0.5B-Instruct"}, to map a name onto a local model.')
         raise BodyError("endpoint", f"API name not exist: /{api_type}/{endpoint} is not served by the local "
                         f"platform. It serves for {api_type}: {listing}.{hint}", ErrorCode.API_NAME_NOT_EXIST)
+
+    def resolved(self, api_type: str, endpoint: str) -> ServedLike | None:
+        """What :meth:`resolve` found for this name among the models served, if nothing it read has
+        changed since: no store read, nothing that blocks, so the event loop may ask (None: call
+        :meth:`resolve` in a thread)."""
+        hit = self._resolved.get((api_type, endpoint.strip("/").lower()))
+        return hit[1] if hit is not None and hit[0] == self._resolution_stamp() else None
+
+    def _resolution_stamp(self) -> tuple[int, int, int] | None:
+        """What a name's resolution depends on: the services (their generation in the store), the
+        registry's models and the services deployed here (None: the registry cannot tell without a
+        blocking step)."""
+        generation = self.registry.generation()
+        return None if generation is None else (self.store.generation["services"], generation, self._deploys)
 
     def _aliased(self, api_type: str, key: str, models: list[ServedLike]) -> ServedLike | None:
         """The model ``QFNB_MODEL_ALIASES`` maps ``key`` (a name or its built-in endpoint) onto."""
@@ -264,6 +284,7 @@ class Platform:
                                      errorMessage=str(exc))
         with self._lock:
             self._deployed[service["uri"].lower()] = served
+            self._deploys += 1
         return self.store.update("services", service["id"], status=ServiceStatus.SERVING.value)
 
 

@@ -105,6 +105,14 @@ class RegistryLike(Protocol):
     def chat(self, endpoint: str) -> Engine:
         raise _unknown(self, "chat", endpoint)
 
+    def ready_chat(self, endpoint: str) -> Engine | None:
+        """What :meth:`chat` gives, if that needs no blocking step (None: call :meth:`chat` in a thread)."""
+        return None
+
+    def generation(self) -> int | None:
+        """A count that moves whenever what is served changes (None: not known without a blocking step)."""
+        return None
+
     def embedder(self, endpoint: str) -> EmbedderLike:
         raise _unknown(self, "embeddings", endpoint)
 

@@ -19,7 +19,7 @@ from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
 from qfnb.local.engines.llama.command import ServerConfig, speculative_args
 from qfnb.local.engines.llama.embed import LlamaEmbedder
-from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint
+from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint, llama_ready_endpoint
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.leftovers import reap_leftovers
 from qfnb.local.engines.llama.reranker import LlamaReranker
@@ -39,6 +39,11 @@ __all__ = ["EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
 log = logging.getLogger("qfnb.local.engines")
 
 
+def _serving(models: Sequence[ServedModel], api_type: str, key: str) -> ServedModel | None:
+    """The model of ``models`` serving ``api_type`` at ``key`` (an endpoint or a name, lower case)."""
+    return next((m for m in models if api_type in m.api_types and key in (m.endpoint.lower(), m.name.lower())), None)
+
+
 class EngineRegistry:
     """Served models and their engines (Contract 7). Engines load on first use and are shared."""
 
@@ -47,6 +52,7 @@ class EngineRegistry:
         self.data_dir = Path(data_dir)
         self.options = options or EngineOptions()
         self._specs: dict[str, ModelSpec] = {}
+        self._changes = 0  # what is served changed this many times (:meth:`generation`)
         specs = dict(BUILTIN_SPECS)
         for name, spec in self.options.external.items():
             # an external engine named by a built-in model's name or endpoint replaces that model
@@ -77,6 +83,7 @@ class EngineRegistry:
             self.unload(name)
         with self._lock:
             closing = [server for name in gone if (server := self._servers.pop(name, None)) is not None]
+            self._changes += 1
             for name in gone:
                 self._specs.pop(name, None)
                 self._engines.pop(name, None)
@@ -139,6 +146,7 @@ class EngineRegistry:
     def _add(self, name: str, spec: ModelSpec) -> ServedModel:
         spec = replace(spec, endpoint=spec.endpoint or endpoint_for(name))
         self._specs[name] = spec
+        self._changes += 1
         return self._served(name, spec)
 
     @staticmethod
@@ -156,13 +164,29 @@ class EngineRegistry:
             specs = list(self._specs.items())
         return [self._served(n, s) for n, s in specs]
 
+    def generation(self) -> int | None:
+        """A count that moves whenever what is served changes; None while the model store changed on
+        disk and is still to be read again (reading it may block)."""
+        return self._changes if self._stamp() == self._manifest_stamp else None
+
     def resolve(self, api_type: str, endpoint: str) -> ServedModel:
         """The model serving ``api_type`` at ``endpoint`` (its endpoint or its name, case-insensitive)."""
+        found = _serving(self.served_models(), api_type, endpoint.lower())
+        if found is None:
+            raise UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
+        return found
+
+    def ready_chat(self, endpoint: str) -> Engine | None:
+        """The engine :meth:`chat` gives for ``endpoint`` if it is loaded and the model store is as read:
+        nothing blocks, so the event loop may ask (None: call :meth:`chat` in a thread)."""
+        if self.generation() is None:
+            return None
         key = endpoint.lower()
-        for model in self.served_models():
-            if api_type in model.api_types and key in (model.endpoint.lower(), model.name.lower()):
-                return model
-        raise UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
+        with self._lock:
+            named = [n for api_type in ("chat", "completions") for n, spec in self._specs.items()
+                     if api_type in spec.api_types and key in ((spec.endpoint or "").lower(), n.lower())]
+            engine = self._engines.get(named[0]) if named else None
+        return None if isinstance(engine, BatchingEmbedder) else engine
 
     def chat(self, endpoint: str) -> Engine:
         try:
@@ -339,7 +363,8 @@ class EngineRegistry:
             base_name = self._bases.get(name, name)
             server = self._server(base_name, spec if spec.lora_path is None else self._specs[base_name])
             return LlamaEngine(name, llama_endpoint(server, spec.lora_path), gate=self._gates[base_name],
-                               n_ctx=spec.n_ctx, template=spec.template, stop=spec.stop, chat_layer=opts.chat_layer)
+                               n_ctx=spec.n_ctx, template=spec.template, stop=spec.stop, chat_layer=opts.chat_layer,
+                               ready=llama_ready_endpoint(server, spec.lora_path))
 
         if spec.kind == "llama.cpp":
             log.warning("llama-server is not installed; serving %s with transformers (slower)", name)

@@ -70,6 +70,8 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
     """Serve until stopped (SIGTERM, SIGINT or ``POST /qfnb/shutdown``); returns the exit code."""
     import uvicorn
 
+    from qfnb.local.server.quiet import QuietServer  # deferred: loads uvicorn (`qfnb --help` does not)
+
     serving_lock = hold_serving_lock(settings.data_dir)
     if serving_lock is None:
         log.error("another qfnb daemon already serves %s (see %s); not starting a second one",
@@ -80,7 +82,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
     sock = listen.bind_preferring(host, port)
     url = listen.url_of(sock)
     started, token = time.time(), secrets.token_urlsafe(24)
-    server: uvicorn.Server | None = None
+    server: QuietServer | None = None
 
     def request_exit() -> None:
         assert server is not None
@@ -88,7 +90,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
 
     app = create_app(settings, registry, extra_routes=control.routes(token, started, __version__, request_exit))
     # bound to 127.0.0.1: only a loopback Host/Origin may call it (DNS rebinding, browser pages)
-    server = uvicorn.Server(uvicorn.Config(LoopbackOnly(app), log_level=log_level, lifespan="on", access_log=False))
+    server = QuietServer(uvicorn.Config(LoopbackOnly(app), log_level=log_level, lifespan="on", access_log=False))
     runtime = settings.data_dir / RUNTIME_FILE
 
     async def main() -> None:

@@ -20,7 +20,7 @@ from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.command import ServerConfig
-from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint
+from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint, llama_ready_endpoint
 from qfnb.local.engines.llama.server import LlamaServer
 from qfnb.local.engines.llama.watchdog import ComputeDeadline, EngineStalled
 from qfnb.local.engines.options import EngineOptions
@@ -49,7 +49,8 @@ def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", slots=4,
                           idle_seconds=3600, stall_seconds=1.0, request_seconds=request_seconds)
     server = LlamaServer(config, binary=binary)
-    chat = LlamaEngine("fake", llama_endpoint(server, None), gate=LaneGate("fake", 4, 8), n_ctx=4096)
+    chat = LlamaEngine("fake", llama_endpoint(server, None), gate=LaneGate("fake", 4, 8), n_ctx=4096,
+                       ready=llama_ready_endpoint(server, None))  # as the registry makes it
     try:
         yield chat, server
     finally:
@@ -233,3 +234,42 @@ def test_a_caller_cancelled_as_a_token_arrives_stops_the_stream(monkeypatch: pyt
 
     cancelled, tokens = asyncio.run(run())
     assert cancelled and tokens < 10, tokens
+
+
+def test_a_running_process_is_leased_without_blocking_and_none_is_started_for_it(
+        engine: tuple[LlamaEngine, LlamaServer]) -> None:
+    """``leased`` (asked on the event loop) gives a lease on the running process as ``acquire`` does, and
+    None where ``acquire`` would have to start a process or load an adapter."""
+    _, server = engine
+    assert server.leased() is None  # no process yet
+    lease = server.acquire()
+    server.release(lease)
+    again = server.leased()
+    assert again is not None and again.url == lease.url and again.instance.active == 1
+    server.release(again)
+    assert server.leased(Path("/nowhere/adapter.gguf")) is None  # not registered: acquire says why
+    assert server.unload()
+    assert server.leased() is None
+
+
+def test_a_request_to_the_running_process_is_sent_without_a_thread_hop(
+        engine: tuple[LlamaEngine, LlamaServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    chat, server = engine
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: object, *args: object) -> object:
+        hops.append(str(fn))
+        return await to_thread(fn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    first = run_blocking(lambda: _answer(chat, text_ask("one", max_tokens=3)))
+    assert len(hops) == 1 and server.starts == 1  # the first starts the process, in a thread
+    again = run_blocking(lambda: _answer(chat, text_ask("two", max_tokens=3)))
+    assert len(hops) == 1  # the second is leased on the event loop
+    assert "".join(d.text for d in again) == "".join(d.text for d in first) == " w0 w1 w2"
+
+
+def test_the_streams_limits_are_checked_together_on_whole_seconds_of_the_loops_clock() -> None:
+    assert watchdog._next_check(12.0) == 13.0 and watchdog._next_check(12.999) == 13.0
+    assert watchdog._next_check(12.3) == watchdog._next_check(12.9)  # two streams, one wake

@@ -30,7 +30,8 @@ from qfnb.local.engines.llama import answer_check, grammar, infill, prompts, too
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
-__all__ = ["CHAT_LAYER_OF", "ChatLayer", "LlamaEngine", "OwnChat", "ServerChat", "llama_endpoint"]
+__all__ = ["CHAT_LAYER_OF", "ChatLayer", "LlamaEngine", "OwnChat", "ServerChat", "llama_endpoint",
+           "llama_ready_endpoint"]
 
 #: the logit bias that forces a token (:meth:`LlamaEngine.token_logprobs`): larger than any gap between
 #: two raw logits, and not seen by the probability reported (it is taken before the sampler's bias)
@@ -50,13 +51,15 @@ class ChatLayer(Protocol):
 class LlamaEngine:
     """An :class:`~qfnb.local.engines.api.Engine` on our own llama-server. ``endpoint`` is called (in a
     thread) for each request and says where to send it: it starts the process if needed and picks the
-    adapter. ``template="gemma"`` renders the Gemma turn format here (the base GGUF has no chat
-    template), whatever the chat layer."""
+    adapter; ``ready``, where given, says it on the event loop when that needs nothing started or
+    loaded (None: ask ``endpoint``). ``template="gemma"`` renders the Gemma turn format here (the base
+    GGUF has no chat template), whatever the chat layer."""
 
     def __init__(self, name: str, endpoint: Callable[[], Endpoint], *, gate: LaneGate, n_ctx: int,
-                 template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own") -> None:
+                 template: str = "native", stop: tuple[str, ...] = (), chat_layer: str = "own",
+                 ready: Callable[[], Endpoint | None] | None = None) -> None:
         self.name, self.gate, self.n_ctx, self.template, self.stop = name, gate, n_ctx, template, stop
-        self._endpoint = endpoint
+        self._endpoint, self._ready = endpoint, ready
         self.chat_layer: ChatLayer = CHAT_LAYER_OF["own" if template == "gemma" else chat_layer]
 
     @property
@@ -183,9 +186,11 @@ class LlamaEngine:
 
     @contextlib.asynccontextmanager
     async def _leased(self) -> AsyncIterator[Endpoint]:
-        """Where a request goes (``endpoint`` asked in a thread: it may start the engine), released after it."""
-        with progress.loading():  # a first request starts the engine's process
-            target = await asyncio.to_thread(self._endpoint)
+        """Where a request goes (``endpoint`` asked in a thread where it may start the engine), released after it."""
+        target = self._ready() if self._ready is not None else None
+        if target is None:
+            with progress.loading():  # a first request starts the engine's process
+                target = await asyncio.to_thread(self._endpoint)
         try:
             yield target
         finally:
@@ -336,15 +341,31 @@ async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Del
 
 
 def llama_endpoint(engine: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint]:
-    """Requests for ``engine``'s base model, or with ``adapter`` applied."""
+    """Requests for ``engine``'s base model, or with ``adapter`` applied (may block: it may start the
+    process or load the adapter)."""
 
     def endpoint() -> Endpoint:
-        lease: Lease = engine.acquire(adapter)
-        watch = Watch(engine.config.stall_seconds, engine.config.request_seconds,
-                      unstick=lambda slot, stretch: engine.unstick(lease, slot, stretch), renew=endpoint)
-        return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
-                        release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
-                        group=str(adapter) if adapter is not None else None, watch=watch,
-                        stream_interval=engine.config.stream_interval)
+        return _endpoint_of(engine, adapter, engine.acquire(adapter), endpoint)
 
     return endpoint
+
+
+def llama_ready_endpoint(engine: LlamaServer, adapter: Path | None) -> Callable[[], Endpoint | None]:
+    """Where :func:`llama_endpoint` would send a request, if the running process already serves ``adapter``
+    (nothing blocks); None otherwise."""
+    renew = llama_endpoint(engine, adapter)
+
+    def ready() -> Endpoint | None:
+        lease = engine.leased(adapter)
+        return None if lease is None else _endpoint_of(engine, adapter, lease, renew)
+
+    return ready
+
+
+def _endpoint_of(engine: LlamaServer, adapter: Path | None, lease: Lease, renew: Callable[[], Endpoint]) -> Endpoint:
+    watch = Watch(engine.config.stall_seconds, engine.config.request_seconds,
+                  unstick=lambda slot, stretch: engine.unstick(lease, slot, stretch), renew=renew)
+    return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
+                    release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
+                    group=str(adapter) if adapter is not None else None, watch=watch,
+                    stream_interval=engine.config.stream_interval)

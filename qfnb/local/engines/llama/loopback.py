@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -28,6 +29,8 @@ import httpx
 _HIGH_WATER = 1 << 20
 #: a paced stream's pieces aim at this many tokens each (:meth:`EngineReply.pace`)
 TOKENS_A_PIECE = 3
+#: each event loop's paced streams (their number sets each one's piece: :func:`low_water`)
+_paced: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakSet[EngineReply]] = weakref.WeakKeyDictionary()
 
 
 class _Options(Protocol):
@@ -36,11 +39,26 @@ class _Options(Protocol):
     def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
 
 
-def low_water(received: int, tokens: int) -> int:
+def low_water(received: int, tokens: int, streams: int = 1) -> int:
     """The bytes a paced reader waits for after handing text on: about :data:`TOKENS_A_PIECE` of the
-    stream's tokens, from the ``received`` bytes of its first ``tokens`` (a little under, so that the
-    last of them is enough)."""
-    return max(1, int(received * (TOKENS_A_PIECE - 0.5) / max(1, tokens)))
+    stream's tokens for each of the ``streams`` paced at once, from the ``received`` bytes of its first
+    ``tokens`` (a little under, so that the last of them is enough)."""
+    return max(1, int(received * (TOKENS_A_PIECE * streams - 0.5) / max(1, tokens)))
+
+
+def paced_streams(loop: asyncio.AbstractEventLoop) -> weakref.WeakSet[EngineReply]:
+    """The streams read at a pace on ``loop`` now."""
+    streams = _paced.get(loop)
+    if streams is None:
+        streams = _paced[loop] = weakref.WeakSet()
+    return streams
+
+
+def on_tick(now: float, interval: float) -> float:
+    """When a hold that starts ``now`` ends: the first tick of the loop's clock (every half ``interval``)
+    at least half an ``interval`` on, so streams held together are released in one wake."""
+    half = interval / 2
+    return (now // half + 2) * half
 
 
 class EngineReply(asyncio.Protocol):
@@ -95,6 +113,7 @@ class EngineReply(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # a socket transport (uvloop's is not a subclass)
         if self.interval:
             self.sock = transport.get_extra_info("socket")
+            paced_streams(self.loop).add(self)
 
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
@@ -122,6 +141,7 @@ class EngineReply(asyncio.Protocol):
                 self._fail(httpx.ReadError("the engine closed the connection before its answer's end",
                                            request=self.request))
         self._stop_timer()
+        paced_streams(self.loop).discard(self)
         self._wake()
 
     def send(self, request: bytes) -> None:
@@ -162,27 +182,29 @@ class EngineReply(asyncio.Protocol):
 
     def pace(self, tokens: int) -> None:
         """The reader has handed text on, ``tokens`` in all so far: it is not woken again before about
-        :data:`TOKENS_A_PIECE` more tokens' bytes have arrived (the kernel holds them: ``SO_RCVLOWAT``), the
-        answer ends (the engine closes the connection), or ``interval`` seconds pass. So the tokens of a few
-        token times are read, parsed and handed on together, in one wake of everything that hands them
-        on; the engine's events are not read one a token. No pace where the kernel cannot hold reads."""
+        :data:`TOKENS_A_PIECE` more tokens' bytes for each stream paced on this loop have arrived (the
+        kernel holds them: ``SO_RCVLOWAT``), the answer ends (the engine closes the connection), or the
+        hold ends, on a tick of the loop's clock between half an ``interval`` and an ``interval`` on
+        (:func:`on_tick`). So the tokens of a few token times are read, parsed and handed on together,
+        in one wake of everything that hands them on; with several streams, the loop wakes about as
+        often as with one, the streams whose holds end on a tick all read in that wake. No pace where
+        the kernel cannot hold reads.
+        """
         if self.sock is None or tokens < 1:
             return
-        lowat = low_water(self.received, tokens)
+        lowat = low_water(self.received, tokens, len(paced_streams(self.loop)))
         if self.lowat == 1 or abs(lowat - self.lowat) * 8 > self.lowat:  # (not a system call a piece)
             self._set_lowat(lowat)
             if self.sock is None:
                 return
-        self.hold_until = self.loop.time() + self.interval
-        if self.alarm is None:  # (one timer moved on when it goes off, not a new one a piece)
+        self.hold_until = on_tick(self.loop.time(), self.interval)
+        if self.alarm is None or self.alarm.when() != self.hold_until:  # (moved with the hold: no wake for nothing)
+            self._stop_alarm()
             self.alarm = self.loop.call_at(self.hold_until, self._release)
 
     def _release(self) -> None:
         """The pace's interval is over: what waits in the kernel is read now, or the next byte when it comes
         (lowering the mark makes the kernel report the socket readable if something waits)."""
-        if self.hold_until > self.loop.time() + 0.002:  # a piece went on since it was set: that hold runs on
-            self.alarm = self.loop.call_at(self.hold_until, self._release)
-            return
         self.alarm = None
         self._set_lowat(1)
 
@@ -193,6 +215,7 @@ class EngineReply(asyncio.Protocol):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
         except OSError:  # the system cannot hold this socket's reads (or it is gone: the loop reports that)
             self.sock = None  # so it is read unpaced
+            paced_streams(self.loop).discard(self)
             return
         self.lowat = lowat
 
@@ -238,6 +261,7 @@ class EngineReply(asyncio.Protocol):
 
     def close(self) -> None:
         self._stop_timer()
+        paced_streams(self.loop).discard(self)
         if self.transport is not None:
             self.transport.close()
         if self.head.done() and not self.head.cancelled():

@@ -206,6 +206,15 @@ class LlamaServer:
         log.info("engine %s loaded adapter %s into its running process", self.config.name, adapter)
         return True
 
+    def leased(self, adapter: Path | None = None) -> Lease | None:
+        """A lease as :meth:`acquire` gives it, if the running process already serves ``adapter``: nothing
+        to start or load, so it does not block (None: call :meth:`acquire`)."""
+        with self._lock:
+            lease = self._lease(adapter) if adapter is None or adapter in self._adapters else None
+        if lease is not None:
+            self.last_used = time.monotonic()
+        return lease
+
     def _lease(self, adapter: Path | None) -> Lease | None:
         """A lease on the current process if it serves ``adapter`` (under the lock)."""
         inst = self._current

@@ -79,13 +79,20 @@ class _Expired(Exception):
         self.kind, self.stall, self.stretch = kind, stall, stretch
 
 
+def _next_check(now: float) -> float:
+    """The next whole :data:`CHECK_SECONDS` of the loop's clock after ``now``: the streams under way are
+    checked together, in one wake of the loop, not each at its own time."""
+    return (now // CHECK_SECONDS + 1) * CHECK_SECONDS
+
+
 class _Limits:
     """The limits of one send, kept while the caller's own task reads its stream: nothing per token
     but the time of the last progress (no task, queue or timer of its own a token); a timer checks
-    them (at the next limit, at least every :data:`CHECK_SECONDS`). Past one, the read under way is
-    cancelled, which closes the connection (the engine cancels the slot), and :class:`_Expired` is
-    raised in its place; past the deadline while the caller holds a token, at its next read. A
-    caller's own cancellation always goes through (counted as ``asyncio.timeout`` counts it).
+    them (at the next limit, at least on every whole :data:`CHECK_SECONDS` of the loop's clock). Past
+    one, the read under way is cancelled, which closes the connection (the engine cancels the slot),
+    and :class:`_Expired` is raised in its place; past the deadline while the caller holds a token, at
+    its next read. A caller's own cancellation always goes through (counted as ``asyncio.timeout``
+    counts it).
     ``used``: the compute time the send has had, wall time each stretch of it divided by the
     machine's load then (:func:`load_stretch`)."""
 
@@ -98,7 +105,7 @@ class _Limits:
         self.expired: _Expired | None = None
         self.cut = False  # the timer cancelled the read under way
         self.cancelling = 0  # the task's cancellations asked before the read under way
-        self.timer = self.loop.call_at(self.last + min(CHECK_SECONDS, watch.stall_seconds), self.check)
+        self.timer = self.loop.call_at(min(self.last + watch.stall_seconds, _next_check(self.last)), self.check)
 
     def beat(self) -> None:
         self.last = self.loop.time()
@@ -116,7 +123,7 @@ class _Limits:
                 self.cut = True
                 self.task.cancel()
             return
-        self.timer = self.loop.call_at(min(stall_at, deadline, now + CHECK_SECONDS), self.check)
+        self.timer = self.loop.call_at(min(stall_at, deadline, _next_check(now)), self.check)
 
     async def read(self, stream: AsyncIterator[Delta]) -> Delta | None:
         """The stream's next Delta (None: it ended), or :class:`_Expired`."""

@@ -26,8 +26,7 @@ from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe, Delta, aclose
 from qfnb.local.engines.llama import infill
 from qfnb.local.server.middleware.openai_errors import openai_route
-from qfnb.local.server.serving.offload import offload
-from qfnb.local.server.serving.serve import collect, together
+from qfnb.local.server.serving.serve import chat_engine, collect, together
 from qfnb.local.server.serving.wire import parse
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 from qfnb.protocol.platform.daemon import MODEL_HEADER
@@ -69,9 +68,7 @@ async def _counted(stream: AsyncIterator[Delta], withdrawn: WithdrawnCollector) 
 async def _complete(request: Request, platform: Platform, body: dict[str, Any],
                     withdrawn: WithdrawnCollector) -> Response:
     req = parse(CompleteRequest, body)
-    served = await offload(platform.resolve, "completions", req.model or LOCAL_CHAT_MODEL)
-    platform.note_loading(served)
-    engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
+    served, engine = await chat_engine(platform, "completions", req.model or LOCAL_CHAT_MODEL)
     if not isinstance(engine, infill.Infiller):
         raise BodyError("model", f"{served.name} cannot fill in the middle: only a coder model on qfnb's own "
                         "llama-server can (such as Qwen2.5-Coder-0.5B-Instruct)")

@@ -18,7 +18,6 @@ from qfnb.local.convert import qianfan_v1
 from qfnb.local.domain.meter import current_note
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.local.engines.api import Engine
 from qfnb.local.engines.ask import BATCH, ChatAsk, TextAsk
 from qfnb.local.engines.base import CannotServe, PromptTooLong, text_turns
 from qfnb.local.engines.gate import EngineBusy
@@ -29,7 +28,7 @@ from qfnb.local.server.routes import rerank
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.lane import lane_of
 from qfnb.local.server.serving.offload import offload
-from qfnb.local.server.serving.serve import ClientGone, embed, serve
+from qfnb.local.server.serving.serve import ClientGone, chat_engine, embed, serve
 from qfnb.local.server.serving.wire import VectorsJSON, json_body, now, parse, response_id, v1_error, vector_rows
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.platform.daemon import MODEL_HEADER
@@ -149,7 +148,7 @@ async def _tokenizer(platform: Platform, body: dict[str, Any]) -> Response:
         raise BodyError("model", "must name the chat model whose tokenizer counts")
     if (prompt is None) == (messages is None):
         raise BodyError("prompt", "give prompt (a text) or messages (chat turns), one of them")
-    model = await offload(platform.resolve, "chat", name)
+    model, engine = await chat_engine(platform, "chat", name)
     ask: TextAsk | ChatAsk
     if messages is not None:
         if not isinstance(messages, list) or not messages:
@@ -163,7 +162,6 @@ async def _tokenizer(platform: Platform, body: dict[str, Any]) -> Response:
         if not isinstance(prompt, str) or not prompt:
             raise BodyError("prompt", "must be a non-empty string")
         ask = TextAsk(model=model.name, prompt=prompt)
-    engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(model))
     try:
         count = await engine.count_tokens(ask)
     except CannotServe as exc:

@@ -34,7 +34,7 @@ from qfnb.local.server.serving.wire import ANSWER_HEADERS, json_body
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.platform.daemon import MODEL_HEADER
 
-__all__ = ["SSE_HEADERS", "ClientGone", "answers", "collect", "embed", "model_route", "serve"]
+__all__ = ["SSE_HEADERS", "ClientGone", "answers", "chat_engine", "collect", "embed", "model_route", "serve"]
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -94,10 +94,7 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
     :class:`ClientGone`.
     """
     api_type = "chat" if isinstance(ask, ChatAsk) else "completions"
-    served: ServedLike = await offload(platform.resolve, api_type, ask.model)
-    platform.note_loading(served)  # its first call loads the engine, off the event loop
-    with progress.loading():
-        engine: Engine = await offload(platform.registry.chat, platform.engine_endpoint(served))
+    served, engine = await chat_engine(platform, api_type, ask.model)
     named = {MODEL_HEADER: served.name, **(headers(served) if headers is not None else {})}
     request.scope[ANSWER_HEADERS] = named  # sent by a heartbeat that starts the answer before the route
     streams = answers(engine, served, ask, whole=not render.stream)
@@ -117,6 +114,22 @@ async def serve(request: Request, platform: Platform, ask: Ask, render: Render, 
     if note is not None:
         note.usage(*usage_of([a.tally for a in results]))
     return JSONResponse(render.body(results, served), headers=named)
+
+
+async def chat_engine(platform: Platform, api_type: str, name: str) -> tuple[ServedLike, Engine]:
+    """The model ``name`` names for ``api_type`` and its engine: looked up on the event loop when nothing
+    blocks (the name known, its engine loaded), else in the inference routes' own threads (a lookup in
+    the store, a first call's load). Raises ``BodyError`` for an unknown name."""
+    served = platform.resolved(api_type, name)
+    if served is None:
+        served = await offload(platform.resolve, api_type, name)
+    platform.note_loading(served)  # its first call loads the engine, off the event loop
+    endpoint = platform.engine_endpoint(served)
+    engine = platform.registry.ready_chat(endpoint)
+    if engine is None:
+        with progress.loading():
+            engine = await offload(platform.registry.chat, endpoint)
+    return served, engine
 
 
 async def embed(platform: Platform, name: str, texts: list[str]) -> tuple[ServedLike, list[list[float]], int]:

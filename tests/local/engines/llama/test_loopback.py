@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.loopback import EngineReply, low_water, open_answer
+from qfnb.local.engines.llama.loopback import EngineReply, low_water, on_tick, open_answer, paced_streams
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 from qfnb.local.engines.options import EngineOptions
 
@@ -353,6 +353,56 @@ def test_a_paced_reader_waits_for_a_little_under_three_of_its_streams_tokens() -
     assert low_water(38_000, 100) == 950
     assert low_water(0, 0) == 1  # nothing known: every byte
     assert low_water(5, 10) == 1
+
+
+def test_with_more_streams_paced_each_waits_for_more_of_its_tokens() -> None:
+    """Three tokens for each stream paced at once: eight streams wake the loop about as often as one."""
+    assert low_water(380, 1, streams=2) == 2090  # 5.5 tokens
+    assert low_water(380, 1, streams=8) == 8930  # 23.5 tokens: in practice the hold's end comes first
+
+
+def test_holds_end_on_a_shared_tick_between_half_an_interval_and_an_interval_on() -> None:
+    for now in (0.0, 0.01, 0.099, 0.1, 12.345, 98765.4321):
+        end = on_tick(now, 0.2)
+        assert now + 0.1 < end <= now + 0.2 + 1e-9, now
+    # holds that begin within the same tenth of a second end together, in one wake of the loop
+    assert on_tick(5.001, 0.2) == on_tick(5.05, 0.2) == on_tick(5.099, 0.2)
+    assert on_tick(5.101, 0.2) > on_tick(5.099, 0.2)
+
+
+async def test_the_hold_s_timer_moves_with_the_hold_and_never_goes_off_for_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each piece moves the hold's end; its timer moves with it (cancelled and set again), so it goes
+    off only when a hold really ends: a stream whose pieces all come by their bytes never fires it."""
+    released = 0
+    release = EngineReply._release
+
+    def counted(self: EngineReply) -> None:
+        nonlocal released
+        released += 1
+        release(self)
+
+    monkeypatch.setattr(EngineReply, "_release", counted)
+    async with engine(streaming(40, 0.02)) as base, opened(base + "/v1/completions", interval=0.3) as answer:
+        pieces = await paced_read(answer)  # 0.8 s of tokens, a piece about every 60 ms
+    assert sum(p.count(b"data: ") for _, p in pieces) == 40 and len(pieces) >= 8
+    assert released == 0
+
+
+async def test_streams_paced_together_are_counted_and_read_on_the_same_ticks() -> None:
+    """Two streams at once, their tokens slower than a hold: each is read when its hold ends, and both
+    holds end on the same ticks of the loop's clock (one wake reads both); a stream that ends leaves the
+    count."""
+    loop = asyncio.get_running_loop()
+    async with engine(streaming(6, 0.15)) as base:
+        async with opened(base + "/v1/completions", interval=0.4) as first, \
+                opened(base + "/v1/completions", interval=0.4) as second:
+            assert len(paced_streams(loop)) == 2
+            reads = await asyncio.gather(paced_read(first), paced_read(second))
+        assert len(paced_streams(loop)) == 0
+    for pieces in reads:
+        assert sum(p.count(b"data: ") for _, p in pieces) == 6
+    assert first.hold_until == second.hold_until  # the last holds set ended on the same tick
 
 
 async def test_an_unpaced_reader_leaves_the_socket_as_it_is() -> None:
