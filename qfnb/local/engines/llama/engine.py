@@ -186,7 +186,8 @@ class LlamaEngine:
 
     @contextlib.asynccontextmanager
     async def _leased(self) -> AsyncIterator[Endpoint]:
-        """Where a request goes (``endpoint`` asked in a thread where it may start the engine), released after it."""
+        """Where a request goes, released after it: a lease on the running process, taken on the event
+        loop (``ready``), else ``endpoint`` asked in a thread (it may start the engine)."""
         target = self._ready() if self._ready is not None else None
         if target is None:
             with progress.loading():  # a first request starts the engine's process

@@ -113,7 +113,8 @@ class EngineReply(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # a socket transport (uvloop's is not a subclass)
         if self.interval:
             self.sock = transport.get_extra_info("socket")
-            paced_streams(self.loop).add(self)
+            if self.sock is not None:
+                paced_streams(self.loop).add(self)
 
     def data_received(self, data: bytes) -> None:
         self.last = self.loop.time()
