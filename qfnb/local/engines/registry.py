@@ -39,11 +39,6 @@ __all__ = ["EngineOptions", "EngineRegistry", "endpoint_for", "parse_external"]
 log = logging.getLogger("qfnb.local.engines")
 
 
-def _serving(models: Sequence[ServedModel], api_type: str, key: str) -> ServedModel | None:
-    """The model of ``models`` serving ``api_type`` at ``key`` (an endpoint or a name, lower case)."""
-    return next((m for m in models if api_type in m.api_types and key in (m.endpoint.lower(), m.name.lower())), None)
-
-
 class EngineRegistry:
     """Served models and their engines (Contract 7). Engines load on first use and are shared."""
 
@@ -171,10 +166,18 @@ class EngineRegistry:
 
     def resolve(self, api_type: str, endpoint: str) -> ServedModel:
         """The model serving ``api_type`` at ``endpoint`` (its endpoint or its name, case-insensitive)."""
-        found = _serving(self.served_models(), api_type, endpoint.lower())
+        if self._stamp() != self._manifest_stamp:  # another process (a second data dir's daemon) added one
+            self.reload_store()
+        with self._lock:
+            found = self._named(api_type, endpoint.lower())
         if found is None:
             raise UnknownModel(api_type, endpoint, [m.name for m in self.served_models() if api_type in m.api_types])
-        return found
+        return self._served(*found)
+
+    def _named(self, api_type: str, key: str) -> tuple[str, ModelSpec] | None:
+        """The name and spec serving ``api_type`` at ``key`` (an endpoint or a name, lower case; under the lock)."""
+        return next(((n, spec) for n, spec in self._specs.items()
+                     if api_type in spec.api_types and key in ((spec.endpoint or "").lower(), n.lower())), None)
 
     def ready_chat(self, endpoint: str) -> Engine | None:
         """The engine :meth:`chat` gives for ``endpoint`` if it is loaded and the model store is as read:
@@ -183,9 +186,8 @@ class EngineRegistry:
             return None
         key = endpoint.lower()
         with self._lock:
-            named = [n for api_type in ("chat", "completions") for n, spec in self._specs.items()
-                     if api_type in spec.api_types and key in ((spec.endpoint or "").lower(), n.lower())]
-            engine = self._engines.get(named[0]) if named else None
+            found = self._named("chat", key) or self._named("completions", key)
+            engine = self._engines.get(found[0]) if found is not None else None
         return None if isinstance(engine, BatchingEmbedder) else engine
 
     def chat(self, endpoint: str) -> Engine:
