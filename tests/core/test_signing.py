@@ -11,6 +11,7 @@ from qfnb.protocol.wires.signing import (
     bce_date,
     canonical_request,
     parse_authorization,
+    same_secret,
     sign,
     uri_encode,
     verify,
@@ -71,6 +72,14 @@ def test_verify_round_trip_and_tamper() -> None:
     with pytest.raises(SignatureError, match="missing"):
         verify("POST", "/v2/finetuning", PARAMS, {k: v for k, v in headers.items() if k != "Host"},
                "SK_EXAMPLE", now=T0)
+
+
+def test_a_non_ascii_signature_does_not_match_rather_than_raise_type_error() -> None:
+    """A header's text may hold any character; ``hmac.compare_digest`` raises TypeError on a non-ASCII ``str``."""
+    forged = dict(HEADERS, Authorization=EXPECTED[:-64] + "é" * 64)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify("POST", "/v2/finetuning", PARAMS, forged, "SK_EXAMPLE", now=T0)
+    assert same_secret("é", "é") and not same_secret("é", "e") and not same_secret("\udcff", "x")
 
 
 @pytest.mark.parametrize("bad", ["", "Bearer x", "bce-auth-v1/ak/2024-01-01T00:00:00Z/abc/host/sig",

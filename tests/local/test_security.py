@@ -17,10 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from platform_helpers import CREDS, Signer, client_for, console, token
+from platform_doubles import FakeRegistry
+from platform_helpers import CREDS, Signer, client_for, console, make_settings, token
+from starlette.testclient import TestClient
 
 from qfnb.cli import public_bind_problem
+from qfnb.local.server.app import create_app
+from qfnb.local.server.routes import control
 from qfnb.local.settings import make_private
+from qfnb.protocol.platform.daemon import CONTROL_HEADER, STATUS_ROUTE
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
@@ -247,3 +252,27 @@ def test_an_object_key_under_an_existing_object_is_a_conflict_not_a_500(client) 
     assert client.put("/bos/b/0", content=b"x", auth=Signer()).status_code == 200
     resp = client.put("/bos/b/0/0", content=b"y", auth=Signer())
     assert resp.status_code == 409 and resp.headers["X-Bce-Error-Code"] == "ObjectConflict"
+
+
+def test_a_credential_with_non_ascii_characters_is_refused_not_a_500(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``hmac.compare_digest`` raises TypeError on a ``str`` holding non-ASCII characters: a client id, an
+    access key, a signature or a control token such as ``é`` (anyone may send one) was a 500 and a
+    traceback in the log, not the refusal."""
+    oauth = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": "é",
+                                                   "client_secret": "x"})
+    assert oauth.status_code == 401 and oauth.json()["error"] == "invalid_client"
+    oauth = client.post("/oauth/2.0/token", params={"grant_type": "client_credentials", "client_id": CREDS.api_key,
+                                                   "client_secret": "sécret"})
+    assert oauth.status_code == 401 and oauth.json()["error"] == "invalid_client"
+    date = "2024-01-01T00:00:00Z"
+    for authorization in (f"bce-auth-v1/accèss/{date}/300/host/{'0' * 64}",
+                          f"bce-auth-v1/{CREDS.access_key}/{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+                          f"/300/host/{'é' * 64}"):
+        signed = client.post("/v2/dataset", params={"Action": "DescribeDatasets"}, json={},
+                             headers={b"authorization": authorization.encode("latin-1")})
+        assert signed.status_code == 401, signed.text
+    app = create_app(make_settings(tmp_path / "other"), FakeRegistry(),
+                     extra_routes=control.routes("the-token", time.time(), "test", lambda: None))
+    with TestClient(app) as other:
+        refused = other.get(STATUS_ROUTE, headers={CONTROL_HEADER.encode(): "tökén".encode("latin-1")})
+        assert refused.status_code == 403, refused.text

@@ -32,12 +32,20 @@ __all__ = [
     "canonical_request",
     "parse_authorization",
     "parse_bce_date",
+    "same_secret",
     "sign",
     "uri_encode",
     "verify",
 ]
 
 AUTH_VERSION = "bce-auth-v1"
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Whether ``given`` (a credential as a request sent it) is ``expected``, compared in constant time as
+    UTF-8 bytes: ``hmac.compare_digest`` raises TypeError on a ``str`` with non-ASCII characters, which
+    any header or query value may hold."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 class SignatureError(ValueError):
@@ -190,6 +198,6 @@ def verify(method: str, path: str, params: Mapping[str, Any] | None, headers: Ma
             raise SignatureError("signature timestamp is in the future")
     prefix = f"{AUTH_VERSION}/{auth.access_key}/{auth.timestamp}/{auth.expiration}"
     creq, _ = canonical_request(method, path, params, lowered, auth.signed_headers)
-    if not hmac.compare_digest(_signature(sk, prefix, creq), auth.signature):
+    if not same_secret(auth.signature, _signature(sk, prefix, creq)):
         raise SignatureError("signature does not match")
     return auth

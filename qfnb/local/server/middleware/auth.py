@@ -19,7 +19,7 @@ from qfnb.local.server.serving.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.signing import AuthHeader, SignatureError, sign, uri_encode, verify
+from qfnb.protocol.wires.signing import AuthHeader, SignatureError, same_secret, sign, uri_encode, verify
 
 log = logging.getLogger("qfnb.local.server.middleware.auth")
 
@@ -49,9 +49,9 @@ class Authenticator:
 
     def issue_token(self, client_id: str | None, client_secret: str | None) -> tuple[int, dict[str, Any]]:
         """``POST /oauth/2.0/token``: ``(status, body)`` with a token or ``invalid_client``."""
-        if not client_id or not hmac.compare_digest(client_id, self._creds.api_key):
+        if not client_id or not same_secret(client_id, self._creds.api_key):
             return 401, {"error": "invalid_client", "error_description": "unknown client id"}
-        if not client_secret or not hmac.compare_digest(client_secret, self._creds.secret_key):
+        if not client_secret or not same_secret(client_secret, self._creds.secret_key):
             return 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
         issued = int(time.time())
         token = f"24.{secrets.token_hex(16)}.{self._ttl}.{issued}.qfnb"
@@ -153,7 +153,7 @@ class Authenticator:
         return f"{url}?authorization={quote(signature, safe='')}"
 
     def _secret_for(self, access_key: str) -> str | None:
-        return self._creds.iam_secret_key if hmac.compare_digest(access_key, self._creds.access_key) else None
+        return self._creds.iam_secret_key if same_secret(access_key, self._creds.access_key) else None
 
     def check_inference(self, request: Request) -> JSONResponse | None:
         """v1 inference: an OAuth ``access_token`` query parameter, or a bce-auth-v1 signature."""

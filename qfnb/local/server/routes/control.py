@@ -6,7 +6,6 @@ the user who owns the data dir can read its token.
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from qfnb.protocol.platform.daemon import (
     RunningJob,
 )
 from qfnb.protocol.wires.batch import ACTIVE as BATCH_ACTIVE
+from qfnb.protocol.wires.signing import same_secret
 
 
 def running_jobs(platform: Platform) -> list[RunningJob]:
@@ -62,7 +62,7 @@ def routes(token: str, started: float, version: str, request_exit: Callable[[], 
     """The control routes, guarded by ``token``."""
 
     def allowed(request: Request) -> bool:
-        return hmac.compare_digest(request.headers.get(CONTROL_HEADER, ""), token)
+        return same_secret(request.headers.get(CONTROL_HEADER, ""), token)
 
     async def get_status(request: Request) -> JSONResponse:
         return JSONResponse(status(request.app.state.platform, started, version).to_dict())
