@@ -21,6 +21,7 @@ from qfnb._core.http.wire import stream_item_error
 from qfnb.local.domain.datasets import ObjectStore
 from qfnb.local.domain.store import Store
 from qfnb.local.engines.ask import Sampling
+from qfnb.local.server.middleware.replay import changes_state
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 from qfnb.protocol.wires.sse import SSEDecoder
 
@@ -154,6 +155,46 @@ def test_a_replayed_signature_is_refused_on_calls_that_change_state(client) -> N
                                                                                     "x-bce-request-id", "content-type")}
     assert client.post("/v2/dataset", params={"Action": "DescribeDatasets"}, content=b"{}",
                        headers=read_headers).status_code == 200
+
+
+
+#: signed calls that change state, each with the body a replayer would swap in: a rewritten dataset entity,
+#: a forged reward for a RFT run, bytes appended to an object, a batch of the replayer's choosing
+CHANGES = [("/wenxinworkshop/entity/annotate", {}, {"id": 1, "content": [{"prompt": "x", "response": [["y"]]}]}),
+           ("/v2/finetuning", {"Action": "SubmitFineTuningRewards"}, {"taskId": 1, "requestId": 0, "rewards": [1.0]}),
+           ("/bos/b/log.jsonl", {"append": "", "offset": "0"}, b'{"forged": true}\n'),
+           ("/v2/batches", {}, {"input_file_id": "file-x", "endpoint": "/v1/chat/completions",
+                                "completion_window": "24h"})]
+
+
+@pytest.mark.parametrize(("path", "params", "body"), CHANGES, ids=[p for p, _, _ in CHANGES])
+def test_a_replayed_signature_is_refused_on_every_call_that_changes_state(  # type: ignore[no-untyped-def]
+        client, path: str, params: dict[str, str], body: Any) -> None:
+    """The calls outside the first list of state-changing names (an annotation, a reward, an append, an
+    OpenAI-style create signed with IAM keys) took a captured signature again, with another body."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    sent = client.post(path, params=params, content=content, auth=Signer())
+    assert sent.status_code != 401, sent.text
+    stolen = {k: v for k, v in sent.request.headers.items() if k.lower() in ("authorization", "x-bce-date",
+                                                                              "x-bce-request-id", "content-type")}
+    again = client.post(path, params=params, content=content + b" ", headers=stolen)
+    if path.startswith("/bos/") or "Action" in params or path.startswith("/wenxinworkshop/"):
+        assert again.status_code == 409 and again.headers["x-bce-error-code"] == "RequestReplayed", again.text
+    else:  # an OpenAI-style route: its 401, saying why
+        assert again.status_code == 401 and "already used" in again.json()["error"]["message"], again.text
+
+
+@pytest.mark.parametrize(("method", "path", "action"), [
+    ("POST", "/wenxinworkshop/finetune/jobDetail", None), ("POST", "/wenxinworkshop/service/list", None),
+    ("POST", "/wenxinworkshop/dataset/exportRecord", None), ("POST", "/wenxinworkshop/modelrepo/eval/report", None),
+    ("POST", "/wenxinworkshop/dataset/info", None), ("POST", "/v2/finetuning", "DescribeFineTuningRewardRequests"),
+    ("POST", "/v2/dataset", "DescribeDatasets"), ("POST", MODEL_API_PREFIX + "/chat/x", None),
+    ("POST", "/v2/chat/completions", None), ("POST", "/v1/embeddings", None),
+    ("POST", "/v1/messages/count_tokens", None),
+    ("GET", "/bos/b/k", None), ("GET", "/v1/BCE-BEARER/token", None)])
+def test_reads_and_model_calls_may_repeat_a_signature(method: str, path: str, action: str | None) -> None:
+    """The official SDK signs no unique header: its polls and model calls look alike within a second."""
+    assert not changes_state(method, path, action)
 
 
 class BreakingChat(FakeChat):

@@ -26,6 +26,8 @@ log = logging.getLogger("qfnb.local.server.middleware.auth")
 BEARER_PREFIX = "bearer:"
 #: the longest validity a bce-auth-v1 signature may claim (clients sign for 300 s by default)
 MAX_SIGNATURE_EXPIRATION = 1800
+#: the BCE error code of a signature used again on a call that changes state
+REPLAYED = "RequestReplayed"
 
 
 class Authenticator:
@@ -100,7 +102,7 @@ class Authenticator:
                 not from_loopback(request) and \
                 not self._replays.first_use(auth.signature, auth.timestamp, auth.expiration):
             log.info("refused a replayed signature on %s %s", request.method, request.url.path)
-            response = bce_error(409, "RequestReplayed", "this signature was already used for a call that changes "
+            response = bce_error(409, REPLAYED, "this signature was already used for a call that changes "
                                  "state; sign the request again (each signature is good for one such call)")
             response.headers["Retry-After"] = "1"
             return response
@@ -194,6 +196,8 @@ class Authenticator:
         header = request.headers.get("authorization", "")
         if header.startswith("bce-auth-v1/"):
             failure = self.check_signature(request)
+            if failure is not None and failure.headers.get("x-bce-error-code") == REPLAYED:
+                return "this IAM signature was already used for a call that changes state; sign the request again"
             return None if failure is None else "invalid IAM signature"
         if not header.lower().startswith("bearer "):
             return "missing bearer token: send 'Authorization: Bearer <token>'"

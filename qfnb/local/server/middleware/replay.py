@@ -2,7 +2,8 @@
 
 The BCE scheme does not sign the body, so a captured ``Authorization`` could be sent again
 with another body while it is valid. The platform remembers each signature a state-changing
-call (a create, deploy, import, stop, publish, delete, an object ``PUT``) used until its
+call (any but a read or a model call: a create, deploy, import, stop, publish, delete, annotation,
+reward, an object ``PUT`` or append) used until its
 validity ends, and refuses it a second time with HTTP 409 ``RequestReplayed`` and
 ``Retry-After: 1``: a client that signs each try anew (qfnb, the official SDK) gets a new
 signature on its retry; a replayer cannot make one. qfnb signs a unique ``x-bce-request-id``
@@ -21,27 +22,34 @@ import time
 
 from starlette.requests import HTTPConnection
 
+from qfnb.local.server.middleware.heartbeat import is_model_call
 from qfnb.protocol.platform.netguard import is_loopback
 from qfnb.protocol.wires.signing import parse_bce_date
 
-#: v1 console paths whose last segment names a state change (``createTask``, ``service/apply``...)
-_V1_CHANGE = re.compile(r"(create|apply|publish|stop|import|release|cancel|delete|update|export(?!record))",
-                        re.IGNORECASE)
-#: v2 actions that change state
-_V2_CHANGE = ("Create", "Delete", "Publish", "Stop", "Update", "Modify", "Cancel", "Start")
+#: v1 console paths whose last segment names a read (``jobDetail``, ``service/list``, ``dataset/info``...)
+_V1_READ = re.compile(r".*detail|.*list|info|report|exportrecord", re.IGNORECASE)
+#: v2 actions that read (``DescribeDatasets``...)
+_V2_READ = ("Describe", "List", "Get", "Query")
+#: POST routes that ask a model (as :func:`~.heartbeat.is_model_call` does not name them)
+_MODEL_CALL_ENDINGS = ("/embeddings", "/rerank", "/rerankers", "/count_tokens")
 #: signatures remembered at most (the oldest expiries go first when full)
 MAX_REMEMBERED = 100_000
 
 
 def changes_state(method: str, path: str, action: str | None) -> bool:
-    """Whether a signed request to ``path`` (``Action=action`` on v2) changes the platform's state."""
-    if method.upper() in ("PUT", "DELETE"):
+    """Whether a signed request to ``path`` (``Action=action`` on v2) changes the platform's state: every
+    call but a read (``GET``, a v1 console read, a v2 ``Describe…`` action) and a model call. Reads are
+    named, not changes: a change the list missed (an annotation, a reward, an append) would take a
+    replayed signature with another body."""
+    if method.upper() in ("GET", "HEAD", "OPTIONS"):
+        return False
+    if method.upper() != "POST":
         return True
-    if path.startswith("/v2/"):
-        return bool(action) and str(action).startswith(_V2_CHANGE)
     if path.startswith("/wenxinworkshop/"):
-        return bool(_V1_CHANGE.match(path.rstrip("/").rsplit("/", 1)[-1]))
-    return False
+        return not _V1_READ.fullmatch(path.rstrip("/").rsplit("/", 1)[-1])
+    if is_model_call("POST", path) or path.endswith(_MODEL_CALL_ENDINGS):
+        return False
+    return not (path.startswith("/v2/") and bool(action) and str(action).startswith(_V2_READ))
 
 
 def from_loopback(request: HTTPConnection) -> bool:
