@@ -284,10 +284,13 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from qfnb.local.server.app import create_app  # deferred: loads pydantic and starlette (`qfnb --help` does not)
+    from qfnb.local.server.middleware.guard import LoopbackOnly  # deferred: loads starlette (`qfnb --help` does not)
     from qfnb.local.server.quiet import QuietServer  # deferred: loads uvicorn (`qfnb --help` does not)
 
-    server = QuietServer(uvicorn.Config(create_app(settings, registry), log_level=args.log_level,
-                                           access_log=False))
+    app = create_app(settings, registry)
+    # on a loopback address, as the daemon: only a loopback Host/Origin may call it (DNS rebinding, web pages)
+    server = QuietServer(uvicorn.Config(LoopbackOnly(app) if is_loopback(args.host) else app,
+                                        log_level=args.log_level, access_log=False))
     try:
         server.run(sockets=[args.socket])
     finally:

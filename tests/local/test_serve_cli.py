@@ -84,6 +84,10 @@ def test_serve_prints_generated_credentials_and_answers(tmp_path: Path) -> None:
         creds = json.loads((tmp_path / "credentials.json").read_text())
         ok = _wait_for_token(base, creds["secret_key"], proc)
         assert ok.status_code == 200 and ok.json()["access_token"].startswith("24."), ok.text
+        # on a loopback address, as the daemon: a foreign Host (DNS rebinding) or Origin (a web page) is refused
+        for headers in ({"Host": "rebind.example"}, {"Origin": "https://evil.example"}):
+            refused = httpx.get(f"{base}/healthz", headers=headers, timeout=30)
+            assert refused.status_code == 403 and refused.json()["code"] == "ForbiddenHost", (headers, refused.text)
     finally:
         proc.terminate()
         rest, _ = proc.communicate(timeout=30)
