@@ -276,3 +276,16 @@ def test_a_credential_with_non_ascii_characters_is_refused_not_a_500(client, tmp
     with TestClient(app) as other:
         refused = other.get(STATUS_ROUTE, headers={CONTROL_HEADER.encode(): "tökén".encode("latin-1")})
         assert refused.status_code == 403, refused.text
+
+
+def test_a_request_path_cannot_forge_log_lines(client, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """The path is logged as the request named it (percent-decoded): a ``%0A`` in it wrote a line of the
+    sender's choosing into daemon.log (``%1B``: a terminal escape), before any credential was checked."""
+    forged = "%0A2025-01-01 00:00:00 WARNING qfnb.local: forged%1B[2J"
+    caplog.set_level("INFO", logger="qfnb")
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    refused = client.get(f"/bos/b{forged}/k", headers={"Authorization": f"bce-auth-v1/x/{date}/300/host/{'0' * 64}"})
+    assert refused.status_code == 401
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("qfnb")]
+    assert any("rejected bce-auth-v1" in m for m in logged), logged
+    assert not any("\n" in m or "\x1b" in m for m in logged), logged

@@ -146,7 +146,7 @@ class CatchAll:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            log.exception("unhandled error on %s %r", scope.get("method"), scope.get("path"))
             if started:
                 raise
             app = scope.get("app")

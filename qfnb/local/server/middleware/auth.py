@@ -101,7 +101,7 @@ class Authenticator:
         if changes_state(request.method, request.url.path, request.query_params.get("Action")) and \
                 not from_loopback(request) and \
                 not self._replays.first_use(auth.signature, auth.timestamp, auth.expiration):
-            log.info("refused a replayed signature on %s %s", request.method, request.url.path)
+            log.info("refused a replayed signature on %s %r", request.method, request.url.path)
             response = bce_error(409, REPLAYED, "this signature was already used for a call that changes "
                                  "state; sign the request again (each signature is good for one such call)")
             response.headers["Retry-After"] = "1"
@@ -133,7 +133,7 @@ class Authenticator:
                         raise
         except SignatureError as exc:
             text = str(exc)
-            log.info("rejected bce-auth-v1 request to %s: %s", request.url.path, text)
+            log.info("rejected bce-auth-v1 request to %r: %s", request.url.path, text)  # %r: no forged lines
             if text == "unknown access key":
                 return bce_error(401, "NotFound", "Could not find credential.")
             if "expired" in text or "future" in text:

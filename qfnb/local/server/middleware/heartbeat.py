@@ -164,7 +164,7 @@ class Heartbeat:
         except Exception as exc:
             if not answer.ours:
                 raise  # CatchAll answers it in the route's error format
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            log.exception("unhandled error on %s %r", scope.get("method"), scope.get("path"))
             await _fail(scope, exc, answer)
         finally:
             if not task.done():

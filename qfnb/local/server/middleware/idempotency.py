@@ -195,7 +195,7 @@ class Calls:
         except asyncio.CancelledError:
             pass
         except Exception as exc:
-            log.exception("a keyed call to %s failed", path)
+            log.exception("a keyed call to %r failed", path)
             if not work.messages:
                 await _answer(failures.failure_response(path, exc), work.keep)
         finally:

@@ -135,7 +135,7 @@ def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable
         except batch.TooManyJobs as exc:
             return openai_error(429, str(exc), code="batch_queue_full")
         except ClientDisconnect:
-            log.info("the client went away during %s %s; nothing was stored", request.method, request.url.path)
+            log.info("the client went away during %s %r; nothing was stored", request.method, request.url.path)
             return Response(status_code=499)
         return result if isinstance(result, Response) else JSONResponse(result)
 

@@ -280,7 +280,7 @@ async def dispatch(request: Request) -> Response:
     except c.NotFound as exc:
         return fail(ErrorCode.INVALID_PARAM, str(exc))
     except Exception as exc:
-        log.exception("console call %s failed", path)
+        log.exception("console call %r failed", path)
         return failure_response(path, exc, platform.settings.data_dir)
     return v1_ok(result, data_api=data_api)
 

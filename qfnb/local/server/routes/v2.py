@@ -306,7 +306,7 @@ async def dispatch(request: Request) -> Response:
     except c.NotFound as exc:
         return v2_error(404, "ResourceNotFound", str(exc))
     except Exception as exc:
-        log.exception("v2 console %s?Action=%s failed", path, action)
+        log.exception("v2 console %r, Action %r, failed", path, action)
         return failure_response(path, exc, platform.settings.data_dir)
     return v2_ok(result)
 

@@ -65,7 +65,7 @@ def model_route(handler: Handler, auth: Callable[[Request], Response | None],
         except (BodyError, ProtocolError, PromptTooLong, EngineBusy, EngineUnavailable, ValueError) as exc:
             return refuse(exc)
         except ClientGone:
-            log.info("client left %s before its answer: generation cancelled", request.url.path)
+            log.info("client left %r before its answer: generation cancelled", request.url.path)
             return Response(status_code=499)
 
     return route
