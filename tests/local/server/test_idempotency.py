@@ -405,3 +405,41 @@ def test_an_iam_callers_key_is_owned_by_its_verified_signature_not_its_key_id(tm
         assert state.status_code == 200, state.text  # its owner, signing with the secret, finds it
         assert httpx.delete(f"{served.url}{CALLS_ROUTE}/victim-1", auth=Signer(),
                             timeout=10).json() == {"key": "victim-1", "state": "cancelled"}
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_a_model_call_whose_credential_does_not_verify_is_refused_before_its_body_is_read(
+        tmp_path: Path, keyed: bool) -> None:
+    """The heartbeat and keyed-calls middleware read a body of up to 8 MiB before asking whether its
+    credential verified: any caller with a made-up bearer token had the platform hold 8 MiB per
+    connection. The route now refuses it first, its body unread."""
+    import asyncio
+
+    from platform_helpers import client_for
+
+    size, chunk = 8 * 1024 * 1024, b"x" * 65536
+    delivered = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered >= size:
+            await asyncio.sleep(3600)  # the whole body was sent: a client that stays connected
+        delivered += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": delivered < size}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with client_for(tmp_path) as client:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v2/chat/completions", "raw_path": b"/v2/chat/completions",
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+                 "app": client.app, "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                                                (b"content-length", str(size).encode()),
+                                                (b"authorization", b"Bearer made-up"),
+                                                *([(b"idempotency-key", b"k1")] if keyed else [])]}
+        asyncio.run(asyncio.wait_for(client.app(scope, receive, send), 10))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 401
+    assert delivered < 1024 * 1024, f"{delivered} bytes of the body were read before the credential was checked"

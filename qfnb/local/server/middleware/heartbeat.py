@@ -27,6 +27,8 @@ import logging
 import time
 from typing import Any
 
+from starlette.requests import Request
+
 from qfnb.local.server.serving import failures
 from qfnb.local.server.serving.wire import ANSWER_HEADERS, STREAM_FLAG
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
@@ -146,8 +148,9 @@ class Heartbeat:
         self.app, self.every = app, every
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or self.every <= 0 or not is_model_call(scope["method"], scope["path"]):
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or self.every <= 0 or not is_model_call(scope["method"], scope["path"]) or \
+                not _verified(scope):
+            await self.app(scope, receive, send)  # a credential that does not verify: refused, its body unread
             return
         read = await read_body(receive)
         body, replay = (b"", receive) if read is None else (read, replayed(read, receive))
@@ -171,6 +174,15 @@ class Heartbeat:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+
+def _verified(scope: Any) -> bool:
+    """Whether the call's credential verifies (the app's authenticator; none in the scope: left to the route)."""
+    app = scope.get("app")
+    if app is None:
+        return True
+    request = Request(scope)
+    return bool(app.state.auth.allows_model_call(request))
 
 
 async def _fail(scope: Any, exc: Exception, answer: _Answer) -> None:

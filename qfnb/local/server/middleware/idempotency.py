@@ -264,13 +264,14 @@ class Idempotent:
             await _answer(_refusal(path, 400, f"the {IDEMPOTENCY_HEADER} header must be 1 to "
                                    f"{MAX_KEY_CHARS} printable characters"), send)
             return
+        owner = _owner(scope)
+        if owner is None or not _authorized(scope):
+            # no credential that verifies: as it comes (the route refuses it), the table and the body unread
+            await self.app(scope, receive, send)
+            return
         body = await read_body(receive)
         if body is None:
             return  # the client left before its body arrived
-        owner = _owner(scope)
-        if owner is None:  # no credential that verifies: as it comes (the route refuses it), the table unread
-            await self.app(scope, replayed(body, receive), send)
-            return
         digest = hashlib.sha256(b"\n".join([scope["method"].encode(), path.encode(), _query(scope), body])).hexdigest()
         work = self.calls.get(owner, key)
         if work is not None and work.digest != digest:
@@ -279,7 +280,7 @@ class Idempotent:
                                    "a new key"), send)
             return
         reused: str | None = None
-        if work is not None and _authorized(scope):
+        if work is not None:  # the credential verified above: a kept answer goes to no expired or unknown one
             reused = "stored" if work.done else "attached"
             log.info("a retry of a keyed call: %s", reused)
         else:
