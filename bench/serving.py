@@ -4,11 +4,12 @@
     .venv/bin/python bench/serving.py --engine-url http://127.0.0.1:8080 --slots 32 --skip-lora
     .venv/bin/python bench/serving.py --skip-lora --skip-seeds --before /tmp/before  # a change's effect, paired
 
-Both sides run the same llama-server binary, model (Qwen2.5-Coder-0.5B-Instruct), flags and slot
-count; they are measured one after the other, never at the same time. With ``--engine-url`` the
-engine is one already running (a GPU box's llama.cpp or vLLM, any OpenAI-compatible server): "bare"
-is that engine called directly and "platform" is ``qfnb serve`` with the engine mapped to the chat
-model's name (``QFNB_ENGINES``), the way a user moves the engine off this machine. Prints:
+Both sides run the same llama-server binary, model (Qwen2.5-Coder-0.5B-Instruct), flags, slot
+count (the platform's spare interactive slots included) and build switches; they are measured one
+after the other, never at the same time. With ``--engine-url`` the engine is one already running
+(a GPU box's llama.cpp or vLLM, any OpenAI-compatible server): "bare" is that engine called
+directly and "platform" is ``qfnb serve`` with the engine mapped to the chat model's name
+(``QFNB_ENGINES``), the way a user moves the engine off this machine. Prints:
 
 1. single-stream decode tok/s (first streamed token to last) and time to first token, through
    ``qfnb serve`` (v1 completions, SSE) and bare (``/v1/completions``); target >= 90 %;
@@ -71,7 +72,8 @@ from platform_helpers import spawn_reporting  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
 from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
-from qfnb.local.engines.llama.command import default_slots  # noqa: E402
+from qfnb.local.engines.lanes import spare_slots  # noqa: E402
+from qfnb.local.engines.llama.command import BUILD_SWITCHES, default_slots  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 from qfnb.protocol.wires.sse import SSEDecoder  # noqa: E402
@@ -157,11 +159,17 @@ def start_platform(data_dir: Path, slots: int, engine_url: str | None, *, observ
     return proc, side
 
 
+def serve_engine(slots: int, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A bare llama-server started as the platform starts its engine for ``slots`` (``QFNB_ENGINE_SLOTS``):
+    the same flags, the slots it keeps for interactive calls beside them, and our build's switches."""
+    return serve_bare(slots + spare_slots(slots), log_dir, env=BUILD_SWITCHES)
+
+
 def start_bare(slots: int, log_dir: Path, engine_url: str | None) -> tuple[subprocess.Popen[bytes] | None, Side]:
     body = {"stream": True, "temperature": 0.0001, "top_p": 0.8, "min_p": 0.0, "repeat_penalty": 1.0}
     if engine_url:
         return None, Side("bare", engine_url.rstrip("/") + "/v1/completions", {}, {}, body, "max_tokens")
-    proc, base = serve_bare(slots, log_dir)
+    proc, base = serve_engine(slots, log_dir)
     return proc, Side("bare", f"{base}/v1/completions", {}, {}, body, "max_tokens")
 
 
@@ -283,7 +291,7 @@ def start_relay(slots: int, log_dir: Path, script: str = "byte_relay.py",
     """``bench/<script>`` (a stand-in server printing "relay port N") in front of a bare llama-server of its
     own (started as bare's is, so the two engines see the same requests in the same order): their
     processes (engine, stand-in) and its side, named ``name``."""
-    engine_proc, base = serve_bare(slots, log_dir)
+    engine_proc, base = serve_engine(slots, log_dir)
     port = int(base.rsplit(":", 1)[1])
     relay_proc, relay_port = spawn_reporting([sys.executable, str(ROOT / "bench" / script), str(port)],
                                              log_dir / f"{name}.log", printed_port("relay"))
