@@ -35,3 +35,12 @@ def test_only_the_dev_extra_brings_the_official_package() -> None:
     reaching = {name for name, deps in extras.items() if "qfnb[bench]" in deps}
     assert reaching == {"dev"} and "qfnb[dev]" not in extras["all"]
     assert 'grep -q "qfnb.cli" "$VENV/bin/qianfan"' in (ROOT / "scripts" / "bootstrap.sh").read_text()
+
+
+def test_python_dash_m_qfnb_is_the_command_line() -> None:
+    """``python -m qfnb`` (a venv whose scripts are not on the path) runs what ``qfnb`` runs."""
+    by_module = subprocess.run([sys.executable, "-m", "qfnb", "--help"], capture_output=True, text=True, timeout=120)
+    by_script = subprocess.run([str(Path(sys.executable).with_name("qfnb")), "--help"], capture_output=True, text=True,
+                               timeout=120)
+    assert by_module.returncode == 0, by_module.stderr[-500:]
+    assert by_module.stdout.startswith("usage: qfnb") and by_module.stdout == by_script.stdout
