@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import secrets
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ def _part_file(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -176,16 +176,22 @@ def normalize_rows(raw: Any) -> list[dict[str, Any]]:
 
 
 def read_file_rows(path: Path) -> list[dict[str, Any]]:
+    """Every row of a file (:func:`iter_file_rows`) as a list."""
+    return list(iter_file_rows(path))
+
+
+def iter_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Rows from a ``.jsonl`` or ``.json`` file (a ``.txt`` file: plain text, PostPretrain's, one row per
-    paragraph); ValueError naming the bad line."""
+    paragraph), one at a time: a ``.jsonl`` or ``.txt`` file is read line by line, never whole (a ``.json``
+    file is one document: parsed whole); ValueError naming the bad line."""
     if path.suffix.lower() == ".txt":
-        return [{"prompt": "", "response": "", "record": train_formats.to_wire(t)}
-                for t in train_formats.text_chunks(path.read_text(encoding="utf-8"))]
+        yield from _text_rows(path)
+        return
     if path.suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         items = data if isinstance(data, list) else [data]
-        return [row for item in items for row in normalize_rows(item)]
-    rows: list[dict[str, Any]] = []
+        yield from (row for item in items for row in normalize_rows(item))
+        return
     with open(path, encoding="utf-8") as lines:  # line by line: the file is never held whole
         for n, line in enumerate(lines, 1):
             if not line.strip():
@@ -198,8 +204,25 @@ def read_file_rows(path: Path) -> list[dict[str, Any]]:
             if not found:
                 raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
                                  "chosen/rejected, text, input/preferred_output, messages)")
-            rows.extend(found)
-    return rows
+            yield from found
+
+
+def _text_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """A plain-text file's rows, a paragraph at a time: an empty line ends one, as
+    :func:`~qfnb.protocol.console.train_formats.text_chunks` splits the whole text."""
+    def rows(text: str) -> list[dict[str, Any]]:
+        return [{"prompt": "", "response": "", "record": train_formats.to_wire(t)}
+                for t in train_formats.text_chunks(text)]
+
+    paragraph: list[str] = []
+    with open(path, encoding="utf-8") as lines:  # universal newlines, as read_text: '\r\n' is '\n'
+        for line in lines:
+            if line == "\n":
+                yield from rows("".join(paragraph))
+                paragraph.clear()
+            else:
+                paragraph.append(line)
+    yield from rows("".join(paragraph))
 
 
 def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]]:
@@ -228,24 +251,49 @@ def export_lines(rows: list[dict[str, Any]]) -> bytes:
 
 
 def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:
-    """Append the rows of ``files`` (``bos:/`` URIs) to the dataset; returns the new row count."""
-    rows: list[dict[str, str]] = []
+    """Append the rows of ``files`` (``bos:/`` URIs) to the dataset, read and written a batch at a time
+    (:func:`append_rows`): all of them, or none when one file is bad; returns the new row count."""
+    paths: list[Path] = []
     for i, uri in enumerate(files):
         if not isinstance(uri, str):
             raise BodyError(f"files[{i}]", "must be a bos:/bucket/key string")
         try:
-            rows.extend(read_file_rows(objects.from_uri(uri)))
-        except (ValueError, UnicodeDecodeError) as exc:
+            paths.append(objects.from_uri(uri))
+        except ValueError as exc:
             raise BodyError(f"files[{i}]", str(exc)) from exc
-    return append_rows(data_dir, dataset, rows)
+    return append_rows(data_dir, dataset, (row for i, path in enumerate(paths) for row in _file_rows(i, path)))
 
 
-def append_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, Any]]) -> int:
-    """Append ``rows`` to the dataset's stored data; returns its row count."""
+def _file_rows(i: int, path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of ``files[i]``; BodyError naming it for a bad line."""
+    try:
+        yield from iter_file_rows(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BodyError(f"files[{i}]", str(exc)) from exc
+
+
+def append_rows(data_dir: Path, dataset: dict[str, Any], rows: Iterable[dict[str, Any]]) -> int:
+    """Append ``rows`` to the dataset's stored data as they come, at most ``WRITE_BATCH`` bytes held; all
+    of them or, when ``rows`` raises, none (the file is cut back; appends to it are serialized by a file
+    lock); returns its row count."""
     folder = data_dir / "datasets" / dataset["sid"]
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "data.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(jsonl(rows))
+    fd = os.open(folder / "data.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        start, pending = os.fstat(fd).st_size, bytearray()
+        try:
+            for row in rows:
+                pending += jsonl((row,)).encode("utf-8")
+                if len(pending) >= WRITE_BATCH:
+                    _write_all(fd, pending)
+                    pending.clear()
+            _write_all(fd, pending)
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)  # closing drops the lock
     with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
         return sum(1 for line in lines if line.strip())
 

@@ -57,6 +57,8 @@ class Platform:
         #: (api type, name) -> what resolve found in memory for it, and the state it found it in
         self._resolved: dict[tuple[str, str], tuple[tuple[int, int, int], ServedLike]] = {}
         self._lock = threading.Lock()
+        #: the reward long polls waiting now (domain.rewards; changed on the event loop only)
+        self.reward_polls = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
 

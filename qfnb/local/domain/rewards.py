@@ -6,15 +6,21 @@ requests and reads the answers). These functions back qfnb's two v2 console acti
 ``DescribeFineTuningRewardRequests`` (a long poll: it answers as soon as a request is pending, or after
 ``waitSeconds``) and ``SubmitFineTuningRewards``; both are IAM-signed as every console call, so only the
 platform's account, the one that created the run, reaches them.
+
+A long poll waits on the event loop, not in a worker thread: each look at the folder and the run is a
+short call on the shared thread pool, so pollers cannot starve the daemon's other blocking work, and at
+most :data:`MAX_WAITING` wait at once per daemon (one more is :class:`TooManyPolls`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
@@ -27,11 +33,17 @@ from qfnb.protocol.platform.files import write_private_json
 MAX_WAIT_S = 20.0
 #: how often a long poll looks for a new request
 POLL_S = 0.1
+#: the long polls one daemon lets wait at once (a reward client polls with one; a few runs' clients fit)
+MAX_WAITING = 32
 #: the longest error message kept from a reward client
 MAX_ERROR = 4000
 
 _REQUEST = re.compile(r"request-(\d+)\.json")
 _ACTIVE = (RunStatus.WAITING.value, RunStatus.RUNNING.value)
+
+
+class TooManyPolls(Exception):
+    """A long poll beyond :data:`MAX_WAITING` waiting ones (the route answers 429 TooManyRequests)."""
 
 
 def _client_run(platform: Platform, task_id: Any) -> dict[str, Any]:
@@ -60,27 +72,50 @@ def _pending(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def fetch(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    """``DescribeFineTuningRewardRequests``: ``{taskId, runStatus, requests: [{requestId, step, kind,
-    samples: [{prompt, completion, fields}]}]}``; waits up to ``waitSeconds`` for one (default 0)."""
+def _look(platform: Platform, run: dict[str, Any], folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The pending requests and the run as stored now (a short blocking read: run it in a thread)."""
+    return _pending(folder), platform.store.get("runs", run["id"]) or run
+
+
+def _checked(platform: Platform, body: dict[str, Any]) -> tuple[dict[str, Any], Path, float]:
+    """The run, its rewards folder and the wait a fetch asks for; BodyError naming the field otherwise."""
     run = _client_run(platform, body.get("taskId"))
     wait = body.get("waitSeconds", 0)
     if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= MAX_WAIT_S:
         raise BodyError("waitSeconds", f"must be a number of seconds in [0, {MAX_WAIT_S:g}], got {wait!r:.40}")
-    folder = Path(run["job_dir"]) / "rewards"
-    deadline = time.monotonic() + float(wait)
-    while True:
-        requests = _pending(folder)
-        run = platform.store.get("runs", run["id"]) or run
-        if requests or run.get("status") not in _ACTIVE or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL_S)
-    for req in requests:  # fetched: the worker now waits rewardWaitSeconds for the answer
+    return run, Path(run["job_dir"]) / "rewards", float(wait)
+
+
+def _handed(run: dict[str, Any], folder: Path, requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer, each request marked claimed: the worker now waits rewardWaitSeconds for its rewards."""
+    for req in requests:
         claimed = claimed_path(folder, int(req["requestId"]))
         if not claimed.exists():
             claimed.touch()
     return {"taskId": run["sid"], "runStatus": run.get("status"), "requests": requests,
             **({"errorMessage": run["errorMessage"]} if run.get("errorMessage") else {})}
+
+
+async def fetch(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    """``DescribeFineTuningRewardRequests``: ``{taskId, runStatus, requests: [{requestId, step, kind,
+    samples: [{prompt, completion, fields}]}]}``; waits up to ``waitSeconds`` for one (default 0), on the
+    event loop, looking every :data:`POLL_S` in a thread only for the look."""
+    run, folder, wait = await run_in_threadpool(_checked, platform, body)
+    requests, run = await run_in_threadpool(_look, platform, run, folder)
+    if not requests and run.get("status") in _ACTIVE and wait > 0:
+        if platform.reward_polls >= MAX_WAITING:
+            raise TooManyPolls(f"{MAX_WAITING} reward long polls are waiting already; poll with fewer clients "
+                               "at once, or retry shortly")
+        platform.reward_polls += 1
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while not requests and run.get("status") in _ACTIVE and (left := deadline - loop.time()) > 0:
+                await asyncio.sleep(min(POLL_S, left))
+                requests, run = await run_in_threadpool(_look, platform, run, folder)
+        finally:
+            platform.reward_polls -= 1
+    return await run_in_threadpool(_handed, run, folder, requests)
 
 
 def submit(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:

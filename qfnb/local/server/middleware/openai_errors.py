@@ -21,6 +21,7 @@ from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.serving.serve import Handler, model_route
 from qfnb.local.server.serving.wire import response_id
 from qfnb.protocol.errors import ErrorCode, ProtocolError
+from qfnb.protocol.wires.openai_requests import METADATA_PAIRS, check_metadata
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -70,8 +71,8 @@ def page_args(query: Any, order: str = "desc") -> dict[str, Any] | JSONResponse:
 
 
 def metadata_query(query: Any, others: tuple[str, ...]) -> dict[str, str] | JSONResponse:
-    """A list call's ``metadata[KEY]=VALUE`` filter; a query parameter neither that nor one of ``others``
-    is refused by name (400)."""
+    """A list call's ``metadata[KEY]=VALUE`` filter (:func:`metadata_filter`'s caps); a query parameter neither
+    that nor one of ``others`` is refused by name (400)."""
     wanted: dict[str, str] = {}
     for name, value in query.multi_items():
         if name.startswith("metadata[") and name.endswith("]") and len(name) > len("metadata[]"):
@@ -79,7 +80,22 @@ def metadata_query(query: Any, others: tuple[str, ...]) -> dict[str, str] | JSON
         elif name not in others:
             return openai_error(400, f"unknown query parameter {name!r:.80}: use metadata[KEY]=VALUE, "
                                      f"{', '.join(others)}", param=name[:80])
-    return wanted
+    try:
+        return metadata_filter(wanted)
+    except BodyError as exc:
+        return openai_body_error(exc)
+
+
+def metadata_filter(wanted: dict[str, str]) -> dict[str, str]:
+    """A list filter's ``metadata`` pairs within OpenAI's caps on metadata (16 pairs, keys of 1-64 characters,
+    values up to 512: each pair is one more condition to evaluate); BodyError naming ``metadata`` otherwise."""
+    if len(wanted) > METADATA_PAIRS:
+        raise BodyError("metadata", f"filter by at most {METADATA_PAIRS} metadata[KEY]=VALUE pairs, got "
+                        f"{len(wanted)}")
+    try:
+        return check_metadata(wanted)
+    except ProtocolError as exc:
+        raise BodyError(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
 
 
 def _bearer_refusal(request: Request) -> Response | None:

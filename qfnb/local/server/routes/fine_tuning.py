@@ -20,7 +20,12 @@ from qfnb.local.domain import fine_tuning as ft
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe
-from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_body_error, openai_error
+from qfnb.local.server.middleware.openai_errors import (
+    bearer_refusal,
+    metadata_filter,
+    openai_body_error,
+    openai_error,
+)
 from qfnb.local.server.serving.wire import json_body
 from qfnb.protocol.errors import ErrorCode
 
@@ -54,10 +59,11 @@ def _page(request: Request) -> tuple[str | None, int]:
 
 
 def _metadata_filter(request: Request) -> dict[str, str] | None:
-    """``metadata[k]=v`` query pairs (the SDK's ``metadata={...}``), or ``metadata=null``: no filter."""
+    """``metadata[k]=v`` query pairs (the SDK's ``metadata={...}``; OpenAI's caps on metadata), or
+    ``metadata=null``: no filter."""
     pairs = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
              if key.startswith("metadata[") and key.endswith("]")}
-    return pairs or None
+    return metadata_filter(pairs) or None
 
 
 @_route

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
 log = logging.getLogger("qfnb.local.domain.console")
 
+#: a blocking handler runs in a thread; a coroutine function (a long poll) is awaited on the loop
 Handler = Callable[[Platform, dict[str, Any]], Any]
 
 #: the largest page a v2 ``Describe…s`` call returns (the cloud's ``maxKeys`` range is 1-1000)
@@ -273,7 +275,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     (Console.V2_FINETUNING, V2Action.STOP_TASK): stop_task,
     (Console.V2_FINETUNING, V2Action.DELETE_TASK): delete_task,
     (Console.V2_FINETUNING, V2Action.SUPPORTED_MODELS): supported_models,
-    (Console.V2_FINETUNING, rewards.FETCH_ACTION): reward_requests.fetch,  # qfnb's: a RFT run's client rewards
+    # qfnb's: a RFT run's client rewards (the fetch is a long poll, a coroutine: it waits on the event loop)
+    (Console.V2_FINETUNING, rewards.FETCH_ACTION): reward_requests.fetch,
     (Console.V2_FINETUNING, rewards.SUBMIT_ACTION): reward_requests.submit,
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL_SET): describe_model_set,
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL): describe_model,
@@ -300,11 +303,14 @@ async def dispatch(request: Request) -> Response:
             if handler is None:
                 return v2_error(400, "InvalidAction", f"Action {action!r} on {path} is not supported by the local "
                                 "platform")
-            result = await run_in_threadpool(handler, platform, body)
+            result = (await handler(platform, body) if inspect.iscoroutinefunction(handler)
+                      else await run_in_threadpool(handler, platform, body))
     except BodyError as exc:
         return v2_error(400, "InvalidParameter", str(exc))
     except c.NotFound as exc:
         return v2_error(404, "ResourceNotFound", str(exc))
+    except reward_requests.TooManyPolls as exc:
+        return v2_error(429, "TooManyRequests", str(exc))
     except Exception as exc:
         log.exception("v2 console %r, Action %r, failed", path, action)
         return failure_response(path, exc, platform.settings.data_dir)

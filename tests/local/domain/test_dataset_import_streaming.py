@@ -1,0 +1,66 @@
+"""A dataset import (``bos:/`` files) reads and writes its rows a batch at a time: its memory peak is
+a batch, not the file; a bad line anywhere still leaves the dataset as it was; a ``.txt`` file read a
+paragraph at a time gives the rows the whole text gives."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from qfnb.local.domain import datasets
+from qfnb.local.domain.datasets import ObjectStore, dataset_rows, import_files
+from qfnb.local.domain.values import BodyError
+from qfnb.protocol.console import train_formats
+
+DATASET = {"id": 1, "sid": "ds-streamed"}
+
+
+def _object(objects: ObjectStore, key: str, lines: list[str], repeat: int = 1) -> str:
+    path = objects.path("b", key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for _ in range(repeat):
+            fh.writelines(lines)
+    return f"bos:/b/{key}"
+
+
+def test_a_large_import_holds_a_batch_not_the_file(tmp_path: Path) -> None:
+    objects = ObjectStore(tmp_path / "objects")
+    line = json.dumps({"prompt": "p" * 2000, "response": "r" * 2000}) + "\n"  # 4 KiB a row
+    uri = _object(objects, "big.jsonl", [line], repeat=4096)  # 16 MiB
+    size = objects.from_uri(uri).stat().st_size
+    tracemalloc.start()
+    try:
+        count = import_files(tmp_path / "data", objects, DATASET, [uri])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 4096
+    assert peak < size / 8, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
+
+
+def test_a_bad_line_in_a_later_file_leaves_the_dataset_as_it_was(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets, "WRITE_BATCH", 1024)  # many writes before the bad line
+    objects = ObjectStore(tmp_path / "objects")
+    first = _object(objects, "first.jsonl", [json.dumps({"prompt": "kept", "response": "yes"}) + "\n"])
+    assert import_files(tmp_path / "data", objects, DATASET, [first]) == 1
+    good = _object(objects, "good.jsonl", [json.dumps({"prompt": f"q{i}" * 50, "response": "a"}) + "\n"
+                                           for i in range(200)])
+    bad = _object(objects, "bad.jsonl", [json.dumps({"prompt": "q", "response": "a"}) + "\n", "{not json\n"])
+    with pytest.raises(BodyError, match=r"files\[1\]: bad.jsonl line 2 is not JSON"):
+        import_files(tmp_path / "data", objects, DATASET, [good, bad])
+    assert dataset_rows(tmp_path / "data", DATASET) == [{"prompt": "kept", "response": "yes"}]
+    assert import_files(tmp_path / "data", objects, DATASET, [good]) == 201  # and it takes the next import
+
+
+def test_plain_text_read_by_paragraph_gives_the_rows_of_the_whole_text(tmp_path: Path) -> None:
+    text = "\n\nfirst para\nline two\n\n\nsecond\r\n\r\nthird \n \nstill third\n\n\n\n  fourth  \n\n"
+    path = tmp_path / "book.txt"
+    path.write_bytes(text.encode("utf-8"))
+    whole = [train_formats.to_wire(t) for t in train_formats.text_chunks(path.read_text(encoding="utf-8"))]
+    assert [row["record"] for row in datasets.iter_file_rows(path)] == whole
+    assert len(whole) == 4
