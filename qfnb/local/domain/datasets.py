@@ -19,6 +19,8 @@ from qfnb.protocol.platform.files import jsonl, write_private_text
 BOS_PREFIX = "bos:/"
 #: bytes of an upload gathered before each write to disk
 WRITE_BATCH = 1024 * 1024
+#: the bytes a staged import is appended in at a time
+COPY_CHUNK = 64 * 1024
 
 
 def _part_file(target: Path) -> Path:
@@ -273,27 +275,26 @@ def _file_rows(i: int, path: Path) -> Iterator[dict[str, Any]]:
 
 
 def append_rows(data_dir: Path, dataset: dict[str, Any], rows: Iterable[dict[str, Any]]) -> int:
-    """Append ``rows`` to the dataset's stored data as they come, at most ``WRITE_BATCH`` bytes held; all
-    of them or, when ``rows`` raises, none (the file is cut back; appends to it are serialized by a file
-    lock); returns its row count."""
+    """Append ``rows`` to the dataset's stored data; returns its row count. The rows are staged in a part
+    file as they come (never all held), then appended in one pass under a file lock: all of them or, when
+    ``rows`` raises (or the process dies while they are read), none."""
     folder = data_dir / "datasets" / dataset["sid"]
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / "data.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    part = _part_file(folder / "data.jsonl")
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        start, pending = os.fstat(fd).st_size, bytearray()
-        try:
+        with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as staged:
             for row in rows:
-                pending += jsonl((row,)).encode("utf-8")
-                if len(pending) >= WRITE_BATCH:
-                    _write_all(fd, pending)
-                    pending.clear()
-            _write_all(fd, pending)
-        except BaseException:
-            os.ftruncate(fd, start)
-            raise
+                staged.write(jsonl((row,)))
+        fd = os.open(folder / "data.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(part, "rb") as staged_bytes:
+                while chunk := staged_bytes.read(COPY_CHUNK):
+                    _write_all(fd, chunk)
+        finally:
+            os.close(fd)  # closing drops the lock
     finally:
-        os.close(fd)  # closing drops the lock
+        part.unlink(missing_ok=True)
     with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
         return sum(1 for line in lines if line.strip())
 

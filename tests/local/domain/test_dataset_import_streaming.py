@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,29 @@ def test_a_bad_line_in_a_later_file_leaves_the_dataset_as_it_was(tmp_path: Path,
     with pytest.raises(BodyError, match=r"files\[1\]: bad.jsonl line 2 is not JSON"):
         import_files(tmp_path / "data", objects, DATASET, [good, bad])
     assert dataset_rows(tmp_path / "data", DATASET) == [{"prompt": "kept", "response": "yes"}]
+    folder = tmp_path / "data" / "datasets" / DATASET["sid"]
+    assert sorted(p.name for p in folder.iterdir()) == ["data.jsonl"]  # the staged rows are gone too
     assert import_files(tmp_path / "data", objects, DATASET, [good]) == 201  # and it takes the next import
+
+
+def test_rows_read_when_the_process_dies_never_reach_the_dataset(tmp_path: Path) -> None:
+    """The rows are staged until every one is read: the data file changes only in the final append, so a
+    daemon killed while it reads a large import leaves the dataset as it was."""
+    objects = ObjectStore(tmp_path / "objects")
+    first = _object(objects, "first.jsonl", [json.dumps({"prompt": "kept", "response": "yes"}) + "\n"])
+    assert import_files(tmp_path / "data", objects, DATASET, [first]) == 1
+    data = tmp_path / "data" / "datasets" / DATASET["sid"] / "data.jsonl"
+    before = data.read_bytes()
+
+    def rows_then_death() -> Iterator[dict[str, str]]:
+        for i in range(5000):
+            yield {"prompt": f"q{i}" * 40, "response": "a"}
+        assert data.read_bytes() == before, "rows reached the dataset before all were read"
+        raise SystemExit("killed")  # as the process dies: nothing after this runs
+
+    with pytest.raises(SystemExit):
+        datasets.append_rows(tmp_path / "data", DATASET, rows_then_death())
+    assert data.read_bytes() == before
 
 
 def test_plain_text_read_by_paragraph_gives_the_rows_of_the_whole_text(tmp_path: Path) -> None:
