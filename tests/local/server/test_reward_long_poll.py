@@ -69,15 +69,16 @@ def test_many_long_polls_leave_the_thread_pool_to_the_other_calls(tmp_path: Path
             try:  # every poll waiting (or, as before, the pool full of them)
                 await _until(lambda: platform.reward_polls == 2 * POOL or limiter.borrowed_tokens >= POOL)
                 t0 = time.monotonic()
-                other = await asyncio.wait_for(_post(client, "/v2/dataset", "DescribeDatasets", {}), 2)
-                assert other.status_code == 200 and time.monotonic() - t0 < 1.0
+                # the polls wait 4 s: a pool they held would keep this call that long (a loaded CI box: 2 s)
+                other = await asyncio.wait_for(_post(client, "/v2/dataset", "DescribeDatasets", {}), 3)
+                assert other.status_code == 200 and time.monotonic() - t0 < 2.0
                 assert platform.reward_polls == 2 * POOL  # none answered meanwhile: nothing was pending
             finally:
                 _request_arrives(folder)
                 t0 = time.monotonic()
                 answers = await asyncio.gather(*polls)
             woke = time.monotonic() - t0
-        assert woke < 1.0, f"the polls answered {woke:.2f} s after the request appeared"
+        assert woke < 2.0, f"the polls answered {woke:.2f} s after the request appeared"
         for answer in answers:
             result = answer.json()["result"]
             assert result["runStatus"] == "Running" and [r["requestId"] for r in result["requests"]] == [1]
