@@ -2,4 +2,5 @@
 
 from qfnb.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing it (a walk over the package's modules) runs nothing
+    raise SystemExit(main())
