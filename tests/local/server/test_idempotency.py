@@ -7,6 +7,7 @@ goes on. Another caller's key reaches nothing; the same key with another body is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -20,7 +21,7 @@ import httpx
 import openai
 import pytest
 from platform_doubles import FakeChat, FakeDelta, FakeRegistry
-from platform_helpers import wait_for
+from platform_helpers import client_for, wait_for
 
 from qfnb import ChatCompletion, Completion, Embedding
 from qfnb._core.config import Config
@@ -413,10 +414,6 @@ def test_a_model_call_whose_credential_does_not_verify_is_refused_before_its_bod
     """The heartbeat and keyed-calls middleware read a body of up to 8 MiB before asking whether its
     credential verified: any caller with a made-up bearer token had the platform hold 8 MiB per
     connection. The route now refuses it first, its body unread."""
-    import asyncio
-
-    from platform_helpers import client_for
-
     size, chunk = 8 * 1024 * 1024, b"x" * 65536
     delivered = 0
     sent: list[dict[str, Any]] = []
