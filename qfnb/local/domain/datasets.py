@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ def _part_file(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
 
 
-def _write_all(fd: int, data: bytes | bytearray) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -285,14 +286,10 @@ def append_rows(data_dir: Path, dataset: dict[str, Any], rows: Iterable[dict[str
         with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as staged:
             for row in rows:
                 staged.write(jsonl((row,)))
-        fd = os.open(folder / "data.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with open(part, "rb") as staged_bytes:
-                while chunk := staged_bytes.read(COPY_CHUNK):
-                    _write_all(fd, chunk)
-        finally:
-            os.close(fd)  # closing drops the lock
+        with os.fdopen(os.open(folder / "data.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as data, \
+                open(part, "rb") as staged_bytes:
+            fcntl.flock(data.fileno(), fcntl.LOCK_EX)  # closing drops it
+            shutil.copyfileobj(staged_bytes, data, COPY_CHUNK)
     finally:
         part.unlink(missing_ok=True)
     with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole

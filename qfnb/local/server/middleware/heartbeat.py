@@ -149,7 +149,7 @@ class Heartbeat:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or self.every <= 0 or not is_model_call(scope["method"], scope["path"]) or \
-                not _verified(scope):
+                not credential_verifies(scope):
             await self.app(scope, receive, send)  # a credential that does not verify: refused, its body unread
             return
         read = await read_body(receive)
@@ -176,8 +176,9 @@ class Heartbeat:
                     await task
 
 
-def _verified(scope: Any) -> bool:
-    """Whether the call's credential verifies (the app's authenticator; none in the scope: left to the route)."""
+def credential_verifies(scope: Any) -> bool:
+    """Whether a model call's credential verifies now (the app's authenticator; no app in the scope: left to
+    the route), so a middleware reads no body for a caller the route will refuse."""
     app = scope.get("app")
     if app is None:
         return True

@@ -40,7 +40,7 @@ from starlette.routing import Route
 from qfnb.local.engines import progress
 from qfnb.local.engines.progress import CallProgress
 from qfnb.local.server.middleware.guard import declared_length
-from qfnb.local.server.middleware.heartbeat import is_model_call, read_body, replayed
+from qfnb.local.server.middleware.heartbeat import credential_verifies, is_model_call, read_body, replayed
 from qfnb.local.server.middleware.openai_errors import openai_error
 from qfnb.local.server.serving import failures
 from qfnb.local.server.serving.wire import v1_error, v2_chat_error
@@ -265,7 +265,7 @@ class Idempotent:
                                    f"{MAX_KEY_CHARS} printable characters"), send)
             return
         owner = _owner(scope)
-        if owner is None or not _authorized(scope):
+        if owner is None or not credential_verifies(scope):
             # no credential that verifies: as it comes (the route refuses it), the table and the body unread
             await self.app(scope, receive, send)
             return
@@ -347,11 +347,6 @@ def _owner(scope: Any) -> str | None:
     else:
         credential = "token:" + Request(scope).query_params.get("access_token", "")
     return hashlib.sha256(credential.encode()).hexdigest()
-
-
-def _authorized(scope: Any) -> bool:
-    """Whether the credential is still good (a kept answer goes to no expired or unknown one)."""
-    return bool((request := Request(scope)).app.state.auth.allows_model_call(request))
 
 
 def _query(scope: Any) -> bytes:
