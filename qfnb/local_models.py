@@ -104,7 +104,8 @@ def ps(data_dir: Path | str | None = None) -> builtins.list[dict[str, Any]]:
     """The engines running now: model, state, resident memory (``rssBytes``), slots busy/queued,
     seconds until the idle unload (``unloadIn``; None: never), whether a seeded request is batched
     with batch-invariant kernels (``seedsInvariant``), whether a request under a JSON schema or a tool
-    call is drafted from its grammar (``grammarDrafts``)."""
+    call is drafted from its grammar (``grammarDrafts``), whether a stream's pace is kept by the engine
+    (``pacesStreams``: it sends a few tokens as one chunk)."""
     return builtins.list(_call("GET", MODELS_ROUTE, None, data_dir)["running"])
 
 

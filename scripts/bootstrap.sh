@@ -24,7 +24,7 @@ if ! grep -q avx512f /proc/cpuinfo 2>/dev/null; then
   LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 fi
 export LLAMA_CMAKE
-SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$( (echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE"; cat scripts/llama_server_lora_load.patch scripts/llama_server_seed_invariant.patch scripts/llama_server_grammar_draft.patch) | sha256sum | cut -c1-12)
+SERVER_DIR=${QFNB_CACHE_DIR:-$HOME/.cache/qfnb}/llama-server-$( (echo "$LLAMA_SRC_VERSION $LLAMA_CMAKE"; cat scripts/llama_server_lora_load.patch scripts/llama_server_seed_invariant.patch scripts/llama_server_grammar_draft.patch scripts/llama_server_stream_pace.patch) | sha256sum | cut -c1-12)
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 
 # torch is pinned and named in the same command so the installer takes the local CPU wheel.

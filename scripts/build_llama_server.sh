@@ -4,12 +4,14 @@
 # its base for `qfnb models export --merge`).
 #
 # The source is the llama.cpp that llama-cpp-python $LLAMA_SRC_VERSION vendors (its sdist on PyPI,
-# pinned), with three patches applied in this order: scripts/llama_server_lora_load.patch
+# pinned), with four patches applied in this order: scripts/llama_server_lora_load.patch
 # (llama-server loads LoRA adapters at runtime), scripts/llama_server_seed_invariant.patch (a seeded
-# request is computed with batch-invariant CPU kernels, so it repeats beside other requests) and
+# request is computed with batch-invariant CPU kernels, so it repeats beside other requests),
 # scripts/llama_server_grammar_draft.patch (JSON under a schema written compact, and a request under a
-# grammar drafting the text its grammar forces next), compiled with the CPU flags in $LLAMA_CMAKE (set
-# by bootstrap.sh). Static build, no web UI, no network at build or run time.
+# grammar drafting the text its grammar forces next) and scripts/llama_server_stream_pace.patch (a
+# stream that asks for it gets its tokens a few to a chunk: the platform's pace, kept by the engine),
+# compiled with the CPU flags in $LLAMA_CMAKE (set by bootstrap.sh). Static build, no web UI, no
+# network at build or run time.
 set -euo pipefail
 DEST=$1
 shift
@@ -27,7 +29,7 @@ echo "bootstrap: building ${TARGETS[*]} from llama.cpp (llama-cpp-python $LLAMA_
 "$PY" -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$LLAMA_SRC_VERSION" 2>/dev/null
 tar xzf "$work"/llama_cpp_python-"$LLAMA_SRC_VERSION".tar.gz -C "$work"
 src="$work/llama_cpp_python-$LLAMA_SRC_VERSION/vendor/llama.cpp"
-for p in llama_server_lora_load llama_server_seed_invariant llama_server_grammar_draft; do
+for p in llama_server_lora_load llama_server_seed_invariant llama_server_grammar_draft llama_server_stream_pace; do
   patch -p1 --forward --batch --quiet -d "$src" < "$(dirname "$0")/$p.patch"
 done
 # shellcheck disable=SC2086  # LLAMA_CMAKE is a list of flags

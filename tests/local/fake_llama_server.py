@@ -5,7 +5,10 @@ the address as llama-server does once its model is loaded, and answers ``/health
 ``FAKE_PATCHED=1`` its ``/props`` says which of our builds' switches it took, as the build patched with
 scripts/llama_server_seed_invariant.patch and llama_server_grammar_draft.patch does
 (``seed_batch_invariant``, ``spec_grammar``, ``json_one_line``: each true when its variable is ``1``
-in its environment), and lacks the fields otherwise, as upstream's.
+in its environment), and lacks the fields otherwise, as upstream's; it then also keeps a stream's pace when
+asked, as scripts/llama_server_stream_pace.patch does (``stream_pace`` in ``/props``; ``stream_interval_ms``
+and ``stream_tokens``: the first token at once, then the words held until that many are or the interval has
+passed, sent as one event that carries ``timings.predicted_n``).
 
 With ``FAKE_DECODE=1`` it also decodes, as a slow-engine double of one decode loop: ``/tokenize``
 (a token per word), ``/apply-template`` (the contents joined), ``/slots`` and a streaming
@@ -68,7 +71,7 @@ class Health(BaseHTTPRequestHandler):
             switches = {field: os.environ.get(env) == "1" for field, env in (
                 ("seed_batch_invariant", "LLAMA_ARG_SEED_BATCH_INVARIANT"), ("spec_grammar", "LLAMA_ARG_SPEC_GRAMMAR"),
                 ("json_one_line", "LLAMA_ARG_JSON_ONE_LINE"))}
-            self._json({"total_slots": 1, **(switches if PATCHED else {})})
+            self._json({"total_slots": 1, **({**switches, "stream_pace": True} if PATCHED else {})})
             return
         if LOADS and self.path == "/lora-adapters":
             self._json([{"id": i, "path": p, "scale": 0.0} for i, p in enumerate(ADAPTERS)])
@@ -115,16 +118,36 @@ class Health(BaseHTTPRequestHandler):
         if "deaf" in words:
             DEAF.add(int(body.get("id_slot", 0)))
         try:
-            for i in range(int(body["max_tokens"])):
-                time.sleep(TOKEN_SECONDS)
-                _hold_if_stuck()
-                self._event({"choices": [{"index": 0, "text": f" w{first + i}", "finish_reason": None}]})
+            self._words(body, first)
         except OSError:  # the client left: the slot stops, unless it is deaf
             return
         usage = {"prompt_tokens": len(body["prompt"]) if isinstance(body["prompt"], list) else len(words),
                  "completion_tokens": int(body["max_tokens"])}
         self._event({"choices": [{"index": 0, "text": "", "finish_reason": "length"}], "usage": usage})
         self.wfile.write(b"data: [DONE]\n\n")
+
+    def _words(self, body: dict[str, Any], first: int) -> None:
+        """The answer's words ``w{first}`` on, one event each, or a few an event where the stream is paced."""
+        interval = int(body.get("stream_interval_ms") or 0) / 1000 if PATCHED else 0.0
+        every = int(body.get("stream_tokens") or 1)
+        held: list[str] = []
+        sent = 0.0  # when the last event went out (0: none yet)
+        for i in range(int(body["max_tokens"])):
+            time.sleep(TOKEN_SECONDS)
+            _hold_if_stuck()
+            held.append(f" w{first + i}")
+            if interval and sent and len(held) < every and time.monotonic() - sent < interval:
+                continue
+            self._held(held, i + 1, interval)
+            sent = time.monotonic()
+        self._held(held, int(body["max_tokens"]), interval)
+
+    def _held(self, held: list[str], tokens: int, interval: float) -> None:
+        """The words ``held`` as one event (none if none are), emptied; a paced one says the count so far."""
+        if held:
+            timings = {"timings": {"predicted_n": tokens}} if interval else {}
+            self._event({"choices": [{"index": 0, "text": "".join(held), "finish_reason": None}], **timings})
+            held.clear()
 
     def _event(self, data: object) -> None:
         self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")

@@ -278,7 +278,8 @@ class EngineRegistry:
                          "pid": pid, "adapters": len(server.config_adapters()), "starts": server.starts,
                          "loads": server.loads,
                          "rssBytes": byom.rss_bytes(pid) if pid else 0, "unloadIn": server.unload_in(),
-                         "seedsInvariant": server.seeds_invariant, "grammarDrafts": server.grammar_drafts})
+                         "seedsInvariant": server.seeds_invariant, "grammarDrafts": server.grammar_drafts,
+                         "pacesStreams": server.paces_streams})
         for name, engine in engines.items():
             if name in servers or (name in self._bases and self._bases[name] in servers):
                 continue

@@ -369,4 +369,4 @@ def _endpoint_of(engine: LlamaServer, adapter: Path | None, lease: Lease, renew:
     return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                     release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
                     group=str(adapter) if adapter is not None else None, watch=watch,
-                    stream_interval=engine.config.stream_interval)
+                    stream_interval=engine.config.stream_interval, engine_paces=lease.instance.paces_streams)

@@ -71,6 +71,9 @@ class _Instance:
         #: drafts the text a request's grammar forces next, in one-line JSON (``/props``: ``spec_grammar``
         #: and ``json_one_line``, the build's scripts/llama_server_grammar_draft.patch)
         self.grammar_drafts = False
+        #: holds a stream's tokens and sends a few as one chunk when asked (``/props``: ``stream_pace``, the
+        #: build's scripts/llama_server_stream_pace.patch): the platform's pace, kept by the engine itself
+        self.paces_streams = False
 
     @property
     def url(self) -> str:
@@ -384,6 +387,7 @@ class LlamaServer:
                             inst.seeds_invariant = props.get("seed_batch_invariant") is True
                             inst.grammar_drafts = props.get("spec_grammar") is True and \
                                 props.get("json_one_line") is True
+                            inst.paces_streams = props.get("stream_pace") is True
                         return None
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"
@@ -477,6 +481,12 @@ class LlamaServer:
         """Whether the running process drafts what a request's grammar forces (False: none runs)."""
         inst = self._current
         return inst is not None and inst.grammar_drafts
+
+    @property
+    def paces_streams(self) -> bool:
+        """Whether the running process keeps a stream's pace itself when asked (False: none runs)."""
+        inst = self._current
+        return inst is not None and inst.paces_streams
 
     def close(self) -> None:
         """Stop every process of this engine."""

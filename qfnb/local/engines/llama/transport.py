@@ -30,7 +30,7 @@ from qfnb.local.engines.base import (
     PromptTooLong,
     reached,
 )
-from qfnb.local.engines.llama.loopback import open_answer
+from qfnb.local.engines.llama.loopback import TOKENS_A_PIECE, open_answer
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.protocol.wires import fastjson
 from qfnb.protocol.wires.sse import DataEvents
@@ -86,14 +86,25 @@ class Endpoint:
     broken: Callable[[], None] | None = None
     group: str | None = None
     watch: Watch | None = None
-    #: our own engine's streams are read at a pace once text flows, a token waiting this long at most, in
+    #: our own engine's streams go on at a pace once text flows, a token waiting this long at most, in
     #: seconds (0: each chunk as it comes): the text of a few tokens goes on as one piece
-    #: (:meth:`.loopback.EngineReply.pace`)
     stream_interval: float = 0.0
+    #: the engine keeps that pace itself (it holds the tokens and sends a piece as one chunk: :func:`pace_fields`);
+    #: else the link's reader keeps it (:meth:`.loopback.EngineReply.pace`)
+    engine_paces: bool = False
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def pace_fields(interval: float) -> dict[str, int]:
+    """The request fields that ask our build of llama-server (scripts/llama_server_stream_pace.patch) to keep a
+    stream's pace: after the first token, the tokens that follow are held until :data:`.loopback.TOKENS_A_PIECE`
+    of them are, or ``interval`` seconds have passed since the last chunk, and go out as one chunk (what is held
+    when the answer ends goes out before its end). The engine then parses, writes and wakes its HTTP threads once
+    a piece rather than once a token, and the link reads one event a piece."""
+    return {"stream_interval_ms": max(1, round(interval * 1000)), "stream_tokens": TOKENS_A_PIECE}
 
 
 def stale_connection(exc: httpx.TransportError) -> bool:
@@ -164,9 +175,12 @@ async def _answered(url: str, target: Endpoint, body: dict[str, Any],
                                    extensions={"trace": sent.trace}) as resp:
             yield resp.status_code, resp.aiter_raw(), resp.aread, None
         return
+    interval = target.stream_interval
+    if interval > 0 and target.engine_paces:
+        body, interval = {**body, **pace_fields(interval)}, 0.0  # the engine paces: the reader takes each chunk
     request = httpx.Request("POST", url, json=body, headers=target.headers,  # encoded as httpx's client would
                             extensions={"timeout": _TIMEOUT.as_dict(), "trace": sent.trace})
-    answer = await open_answer(request, target.stream_interval)
+    answer = await open_answer(request, interval)
     try:
         yield answer.status, answer.chunks(), answer.read, answer.pace  # (unpaced where the interval is 0)
     finally:
@@ -237,6 +251,8 @@ class _Usage:
             details = usage.get("prompt_tokens_details") or {}
             self.cached = int(details.get("cached_tokens") or self.cached)
         timings = data.get("timings") or {}
+        if timings.get("predicted_n"):  # the tokens so far (a chunk of held tokens carries it: pace_fields)
+            self.completion = max(self.completion, int(timings["predicted_n"]))
         if not self.cached and timings.get("cache_n"):  # llama-server's own count of reused prompt tokens
             self.cached = int(timings["cache_n"])
         if timings.get("draft_n"):  # speculative decoding: tokens drafted, and accepted by the model
