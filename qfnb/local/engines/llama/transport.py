@@ -100,10 +100,12 @@ class Endpoint:
 
 def pace_fields(interval: float) -> dict[str, int]:
     """The request fields that ask our build of llama-server (scripts/llama_server_stream_pace.patch) to keep a
-    stream's pace: after the first token, the tokens that follow are held until :data:`.loopback.TOKENS_A_PIECE`
-    of them are, or ``interval`` seconds have passed since the last chunk, and go out as one chunk (what is held
-    when the answer ends goes out before its end). The engine then parses, writes and wakes its HTTP threads once
-    a piece rather than once a token, and the link reads one event a piece."""
+    stream's pace, the rule :meth:`.loopback.EngineReply.pace` keeps for an engine without it: after the first
+    token, the tokens that follow are held until :data:`.loopback.TOKENS_A_PIECE` of them for each paced stream
+    are, or the hold ends on a tick of the engine's one clock (every half ``interval``, so streams held together
+    go out in the same step), and go out as one chunk; what is held when the answer ends goes out before its end.
+    The engine then parses, writes and wakes its HTTP threads once a piece rather than once a token, and the link
+    reads one event a piece."""
     return {"stream_interval_ms": max(1, round(interval * 1000)), "stream_tokens": TOKENS_A_PIECE}
 
 
