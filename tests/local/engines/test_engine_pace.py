@@ -4,21 +4,17 @@ patched or not (``FAKE_PATCHED``)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from engine_asks import text_ask
+from fake_engine import fake_engine
 
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama.command import ServerConfig
-from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint, llama_ready_endpoint
+from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.server import LlamaServer
-
-FAKE = Path(__file__).parents[1] / "fake_llama_server.py"
 
 
 def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, patched: bool,
@@ -29,18 +25,8 @@ def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, patched: bool,
         monkeypatch.setenv("FAKE_PATCHED", "1")
     else:
         monkeypatch.delenv("FAKE_PATCHED", raising=False)
-    binary = tmp_path / "llama-server"
-    binary.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
-    binary.chmod(0o755)
-    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", slots=2,
-                          idle_seconds=3600, stream_interval=interval)
-    server = LlamaServer(config, binary=binary)
-    chat = LlamaEngine("fake", llama_endpoint(server, None), gate=LaneGate("fake", 2, 8), n_ctx=4096,
-                       ready=llama_ready_endpoint(server, None))  # as the registry makes it
-    try:
-        yield chat, server
-    finally:
-        server.close()
+    with fake_engine(tmp_path, 2, stream_interval=interval) as made:
+        yield made
 
 
 @pytest.fixture()

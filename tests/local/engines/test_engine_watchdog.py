@@ -7,25 +7,22 @@ cut by the restart goes on on the new process, whole."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from engine_asks import text_ask
+from fake_engine import fake_engine
 
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import watchdog
-from qfnb.local.engines.llama.command import ServerConfig
-from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint, llama_ready_endpoint
+from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.server import LlamaServer
 from qfnb.local.engines.llama.watchdog import ComputeDeadline, EngineStalled
 from qfnb.local.engines.options import EngineOptions
 
-FAKE = Path(__file__).parents[1] / "fake_llama_server.py"
 LOAD_STRETCH = watchdog.load_stretch  # the real one (the tests pin it at 1 but one)
 
 
@@ -43,18 +40,8 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Ll
 def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             request_seconds: float) -> Iterator[tuple[LlamaEngine, LlamaServer]]:
     monkeypatch.setenv("FAKE_DECODE", "1")
-    binary = tmp_path / "llama-server"
-    binary.write_text(f"#!{sys.executable}\n" + FAKE.read_text())
-    binary.chmod(0o755)
-    config = ServerConfig(name="fake", gguf=tmp_path / "m.gguf", log_dir=tmp_path / "logs", slots=4,
-                          idle_seconds=3600, stall_seconds=1.0, request_seconds=request_seconds)
-    server = LlamaServer(config, binary=binary)
-    chat = LlamaEngine("fake", llama_endpoint(server, None), gate=LaneGate("fake", 4, 8), n_ctx=4096,
-                       ready=llama_ready_endpoint(server, None))  # as the registry makes it
-    try:
-        yield chat, server
-    finally:
-        server.close()
+    with fake_engine(tmp_path, 4, stall_seconds=1.0, request_seconds=request_seconds) as made:
+        yield made
 
 
 async def _answer(chat: LlamaEngine, ask: object, started: asyncio.Event | None = None) -> list[Delta]:
