@@ -284,13 +284,13 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from qfnb.local.server.app import create_app  # deferred: loads pydantic and starlette (`qfnb --help` does not)
-    from qfnb.local.server.middleware.guard import LoopbackOnly  # deferred: loads starlette (`qfnb --help` does not)
+    from qfnb.local.server.middleware.guard import host_guard  # deferred: loads starlette (`qfnb --help` does not)
     from qfnb.local.server.quiet import QuietServer  # deferred: loads uvicorn (`qfnb --help` does not)
 
     app = create_app(settings, registry)
-    # on a loopback address, as the daemon: only a loopback Host/Origin may call it (DNS rebinding, web pages)
-    server = QuietServer(uvicorn.Config(LoopbackOnly(app) if is_loopback(args.host) else app,
-                                        log_level=args.log_level, access_log=False))
+    # on a loopback address, as the daemon: only a loopback Host/Origin may call it (DNS rebinding, web pages);
+    # on a network address: no web page may
+    server = QuietServer(uvicorn.Config(host_guard(app, args.host), log_level=args.log_level, access_log=False))
     try:
         server.run(sockets=[args.socket])
     finally:

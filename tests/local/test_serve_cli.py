@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import httpx
 from platform_doubles import FakeRegistry
 
 from qfnb.local.server.app import create_app
+from qfnb.local.server.middleware.guard import LoopbackOnly, NoWebPages, host_guard
 from qfnb.local.settings import Settings
 from qfnb.protocol.platform.netguard import is_loopback
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
@@ -23,8 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _chat(settings: Settings) -> str:
     """One chat through the app in-process (httpx's ASGI transport), with the data dir's keys."""
-    import asyncio
-
     async def go() -> str:
         transport = httpx.ASGITransport(app=create_app(settings, FakeRegistry()))
         async with httpx.AsyncClient(transport=transport, base_url="http://qfnb.test") as client:
@@ -106,3 +106,29 @@ def _wait_for_token(base: str, secret: str, proc: subprocess.Popen[str]) -> http
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError("qfnb serve never answered")
+
+
+def test_a_platform_on_a_network_address_refuses_web_pages_and_serves_programs(tmp_path: Path) -> None:
+    """``qfnb serve --host 0.0.0.0`` had no Origin check: a page in a browser on the network could send the
+    requests a browser sends unasked (a form's POST with an access token in its query). Programs send no
+    Origin and pass; any Origin is refused before a route runs. On loopback the Host/Origin guard applies."""
+    settings = Settings.from_env(data_dir=tmp_path, env={})
+    app = create_app(settings, FakeRegistry())
+    assert isinstance(host_guard(app, "0.0.0.0"), NoWebPages) and isinstance(host_guard(app, "::1"), LoopbackOnly)
+
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=host_guard(app, "0.0.0.0"))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gpu-box.lan:8866") as client:
+            creds = settings.credentials
+            token = (await client.post("/oauth/2.0/token", params={
+                "grant_type": "client_credentials", "client_id": creds.api_key,
+                "client_secret": creds.secret_key})).json()["access_token"]
+            chat = [client.post(MODEL_API_PREFIX + "/chat/tiny-chat", params={"access_token": token},
+                                json={"messages": [{"role": "user", "content": "hi"}]}, headers=headers)
+                    for headers in ({}, {"Origin": "http://gpu-box.lan:8866"}, {"Origin": "null"})]
+            return [*(await asyncio.gather(*chat)), await client.get("/healthz", headers={"Origin": "https://x.io"})]
+
+    program, same_name, sandboxed, health = asyncio.run(go())
+    assert program.json()["result"] == "tiny-chat: hi"  # a program, on any Host name
+    for refused in (same_name, sandboxed, health):  # a page, even one served under the platform's own name
+        assert refused.status_code == 403 and refused.json()["code"] == "ForbiddenOrigin", refused.text

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import ijson
 from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.values import BodyError
@@ -22,6 +23,8 @@ BOS_PREFIX = "bos:/"
 WRITE_BATCH = 1024 * 1024
 #: the bytes a staged import is appended in at a time
 COPY_CHUNK = 64 * 1024
+#: what a file saved as "UTF-8 with BOM" (Windows editors) starts with
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _part_file(target: Path) -> Path:
@@ -185,17 +188,17 @@ def read_file_rows(path: Path) -> list[dict[str, Any]]:
 
 def iter_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Rows from a ``.jsonl`` or ``.json`` file (a ``.txt`` file: plain text, PostPretrain's, one row per
-    paragraph), one at a time: a ``.jsonl`` or ``.txt`` file is read line by line, never whole (a ``.json``
-    file is one document: parsed whole); ValueError naming the bad line."""
-    if path.suffix.lower() == ".txt":
+    paragraph), one at a time and never read whole: a ``.jsonl`` or ``.txt`` file line by line, a ``.json``
+    file's top-level list an item at a time. A UTF-8 byte-order mark is skipped; ValueError names the bad
+    line or item."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
         yield from _text_rows(path)
         return
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        items = data if isinstance(data, list) else [data]
-        yield from (row for item in items for row in normalize_rows(item))
+    if suffix == ".json":
+        yield from _json_rows(path)
         return
-    with open(path, encoding="utf-8") as lines:  # line by line: the file is never held whole
+    with open(path, encoding="utf-8-sig") as lines:  # line by line: the file is never held whole
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -210,6 +213,24 @@ def iter_file_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield from found
 
 
+def _json_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """A ``.json`` file's rows: a top-level list parsed an item at a time (a file of any size is never held
+    whole), or a single record."""
+    with open(path, "rb") as raw:
+        head = raw.read(4096)
+        bom = len(_UTF8_BOM) if head.startswith(_UTF8_BOM) else 0
+        listed = head[bom:].lstrip().startswith(b"[")  # else one record (parsed whole: it is one row)
+        raw.seek(bom)
+        done = 0
+        try:
+            for item in ijson.items(raw, "item" if listed else "", use_float=True):
+                yield from normalize_rows(item)
+                done += 1
+        except ijson.JSONError as exc:
+            where = f"after item {done} of its list" if listed else "its record"
+            raise ValueError(f"{path.name} is not JSON ({where}): {exc}") from exc
+
+
 def _text_rows(path: Path) -> Iterator[dict[str, Any]]:
     """A plain-text file's rows, a paragraph at a time: an empty line ends one, as
     :func:`~qfnb.protocol.console.train_formats.text_chunks` splits the whole text."""
@@ -218,7 +239,7 @@ def _text_rows(path: Path) -> Iterator[dict[str, Any]]:
                 for t in train_formats.text_chunks(text)]
 
     paragraph: list[str] = []
-    with open(path, encoding="utf-8") as lines:  # universal newlines, as read_text: '\r\n' is '\n'
+    with open(path, encoding="utf-8-sig") as lines:  # universal newlines, as read_text: '\r\n' is '\n'
         for line in lines:
             if line == "\n":
                 yield from rows("".join(paragraph))

@@ -1,6 +1,7 @@
 """A dataset import (``bos:/`` files) reads and writes its rows a batch at a time: its memory peak is
-a batch, not the file; a bad line anywhere still leaves the dataset as it was; a ``.txt`` file read a
-paragraph at a time gives the rows the whole text gives."""
+a batch, not the file (a ``.json`` list too, read an item at a time); a bad line anywhere still leaves the
+dataset as it was; a ``.txt`` file read a paragraph at a time gives the rows the whole text gives; a file
+saved with a UTF-8 byte-order mark reads as the same file without one."""
 
 from __future__ import annotations
 
@@ -87,3 +88,55 @@ def test_plain_text_read_by_paragraph_gives_the_rows_of_the_whole_text(tmp_path:
     whole = [train_formats.to_wire(t) for t in train_formats.text_chunks(path.read_text(encoding="utf-8"))]
     assert [row["record"] for row in datasets.iter_file_rows(path)] == whole
     assert len(whole) == 4
+
+
+def test_a_large_json_list_is_read_an_item_at_a_time(tmp_path: Path) -> None:
+    objects = ObjectStore(tmp_path / "objects")
+    item = json.dumps([{"prompt": "p" * 2000, "response": "r" * 2000}])  # a conversation of one turn
+    uri = _object(objects, "big.json", ["[\n", ",\n".join([item] * 4096), "\n]\n"])  # 16 MiB
+    size = objects.from_uri(uri).stat().st_size
+    tracemalloc.start()
+    try:
+        count = import_files(tmp_path / "data", objects, DATASET, [uri])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 4096
+    assert peak < size / 8, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
+
+
+def test_a_json_list_cut_short_yields_its_whole_items_then_names_where_it_broke(tmp_path: Path) -> None:
+    path = tmp_path / "cut.json"
+    path.write_text('[{"prompt": "a", "response": "1"}, {"prompt": "b", "response": "2"}, {"prompt": "c", "resp',
+                    encoding="utf-8")
+    rows = datasets.iter_file_rows(path)
+    assert [next(rows)["prompt"], next(rows)["prompt"]] == ["a", "b"]  # read before the end was reached
+    with pytest.raises(ValueError, match=r"cut.json is not JSON \(after item 2 of its list\)"):
+        next(rows)
+
+
+def test_json_files_read_as_before_one_record_or_a_list_numbers_kept(tmp_path: Path) -> None:
+    one = tmp_path / "one.JSON"
+    one.write_text(json.dumps({"prompt": "solo", "response": ["only"]}, indent=2), encoding="utf-8")
+    assert datasets.read_file_rows(one) == [{"prompt": "solo", "response": "only"}]
+    listed = tmp_path / "list.json"
+    record = {"prompt": "q", "chosen": "good", "rejected": "bad", "score": 0.25, "n": 3}
+    listed.write_text(json.dumps([record, [{"prompt": "x", "response": "y"}]], indent=1), encoding="utf-8")
+    rows = datasets.read_file_rows(listed)
+    assert [r.get("record") for r in rows] == [record, None] and rows[1]["prompt"] == "x"
+    assert type(rows[0]["record"]["score"]) is float and type(rows[0]["record"]["n"]) is int
+    empty = tmp_path / "empty.json"
+    empty.write_text("  []\n", encoding="utf-8")
+    assert datasets.read_file_rows(empty) == []
+
+
+@pytest.mark.parametrize("name", ["bom.jsonl", "bom.json", "bom.txt"])
+def test_a_file_saved_with_a_utf8_byte_order_mark_reads_as_without_one(tmp_path: Path, name: str) -> None:
+    text = {"bom.jsonl": '{"prompt": "héllo", "response": "ok"}\n',
+            "bom.json": '[{"prompt": "héllo", "response": "ok"}]',
+            "bom.txt": "héllo world\n\nsecond paragraph\n"}[name]
+    plain, marked = tmp_path / "plain" / name, tmp_path / "marked" / name
+    for path, data in ((plain, text.encode("utf-8")), (marked, b"\xef\xbb\xbf" + text.encode("utf-8"))):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    assert datasets.read_file_rows(marked) == datasets.read_file_rows(plain) != []

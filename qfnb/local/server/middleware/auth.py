@@ -6,7 +6,8 @@ import hmac
 import logging
 import secrets
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -28,6 +29,20 @@ BEARER_PREFIX = "bearer:"
 MAX_SIGNATURE_EXPIRATION = 1800
 #: the BCE error code of a signature used again on a call that changes state
 REPLAYED = "RequestReplayed"
+#: the scope key holding a request's credential checks: each is made once a request, however many
+#: layers ask (a model call's heartbeat, its idempotency table and its route)
+CHECKED = "qfnb.credential_checks"
+
+_T = TypeVar("_T")
+
+
+def _once(request: Request, check: str, run: Callable[[], _T]) -> _T:
+    """``run()``'s result for ``request``, computed the first time ``check`` is asked of it."""
+    done: dict[str, Any] = request.scope.setdefault(CHECKED, {})
+    if check not in done:
+        done[check] = run()
+    result: _T = done[check]
+    return result
 
 
 class Authenticator:
@@ -95,6 +110,9 @@ class Authenticator:
     def check_signature(self, request: Request) -> JSONResponse | None:
         """Verify a bce-auth-v1 Authorization header (or a shared link's ``?authorization=``, see
         :func:`presigned`); BCE error shape on failure."""
+        return _once(request, "check_signature", lambda: self._check_signature(request))
+
+    def _check_signature(self, request: Request) -> JSONResponse | None:
         auth = self._verified(request)
         if isinstance(auth, JSONResponse):
             return auth
@@ -116,6 +134,9 @@ class Authenticator:
 
     def _verified(self, request: Request) -> AuthHeader | JSONResponse:
         """The verified bce-auth-v1 authorization of ``request``, or the BCE error answering it."""
+        return _once(request, "verified", lambda: self._verify(request))
+
+    def _verify(self, request: Request) -> AuthHeader | JSONResponse:
         params = dict((k, v) for k, v in request.query_params.multi_items() if k.lower() != "authorization")
         headers = {**request.headers, **({"authorization": request.query_params["authorization"]}
                                           if presigned(request) else {})}
@@ -159,6 +180,9 @@ class Authenticator:
 
     def check_inference(self, request: Request) -> JSONResponse | None:
         """v1 inference: an OAuth ``access_token`` query parameter, or a bce-auth-v1 signature."""
+        return _once(request, "check_inference", lambda: self._check_inference(request))
+
+    def _check_inference(self, request: Request) -> JSONResponse | None:
         token = request.query_params.get("access_token")
         if token:
             state = self._token_state(token, bearer=False)
@@ -187,12 +211,18 @@ class Authenticator:
 
     def check_console(self, request: Request) -> JSONResponse | None:
         """Console APIs: bce-auth-v1 only."""
+        return _once(request, "check_console", lambda: self._check_console(request))
+
+    def _check_console(self, request: Request) -> JSONResponse | None:
         if not request.headers.get("authorization") and not presigned(request):
             return bce_error(403, "AccessDenied", "Fail to authn user: missing Authorization header")
         return self.check_signature(request)
 
     def check_bearer(self, request: Request) -> str | None:
         """v2 API: ``Authorization: Bearer <token>``; returns an error message or None."""
+        return _once(request, "check_bearer", lambda: self._check_bearer(request))
+
+    def _check_bearer(self, request: Request) -> str | None:
         header = request.headers.get("authorization", "")
         if header.startswith("bce-auth-v1/"):
             failure = self.check_signature(request)
@@ -206,6 +236,9 @@ class Authenticator:
     def check_api_key(self, request: Request) -> str | None:
         """:meth:`check_bearer`, where Anthropic's ``x-api-key`` (without an ``Authorization``
         header) is the platform's bearer token too; an error message or None."""
+        return _once(request, "check_api_key", lambda: self._check_api_key(request))
+
+    def _check_api_key(self, request: Request) -> str | None:
         key = request.headers.get("x-api-key")
         if key and not request.headers.get("authorization"):
             return self._bearer_problem(key.strip())

@@ -1,5 +1,6 @@
-"""The daemon's guards: a request from a foreign ``Host``/``Origin`` (:class:`LoopbackOnly`) or with a
-body over its cap (:class:`BodyLimit`) is refused before any route runs.
+"""The daemon's guards: a request from a foreign ``Host``/``Origin`` (:class:`LoopbackOnly`), a web page's
+request to a platform served on a network address (:class:`NoWebPages`), or a body over its cap
+(:class:`BodyLimit`) is refused before any route runs; :func:`host_guard` picks the first two by address.
 
 :class:`LoopbackOnly` applies the check ``qfnb openai``/``qfnb proxy`` run
 (:func:`qfnb.protocol.platform.netguard.request_problem`): a ``Host`` that is not a loopback name is DNS
@@ -27,7 +28,7 @@ from qfnb.local.server.middleware.openai_errors import openai_error
 from qfnb.local.server.serving.wire import bce_error, v1_data_error, v1_error, v2_chat_error, v2_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
-from qfnb.protocol.platform.netguard import request_problem
+from qfnb.protocol.platform.netguard import is_loopback, request_problem
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, OAUTH_TOKEN
 
 Scope = MutableMapping[str, Any]
@@ -149,3 +150,28 @@ class LoopbackOnly:
                 await v2_error(403, "ForbiddenHost", problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class NoWebPages:
+    """ASGI middleware for a platform served on a network address: a request that carries an ``Origin`` (a
+    web page in someone's browser sent it) is refused 403 before any route runs. Programs (the SDKs, a
+    notebook's kernel, curl) send none. The platform answers no CORS preflight, so a page could only send what
+    a browser sends unasked (a form's POST with a token in its query): that is refused too."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            origin = next((v.decode("latin-1") for k, v in scope.get("headers") or () if k.lower() == b"origin"), None)
+            if origin is not None:
+                await v2_error(403, "ForbiddenOrigin", f"Origin {origin[:200]!r} may not call this server: web pages "
+                               "may not call a platform served on a network address")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def host_guard(app: Any, host: str) -> Any:
+    """``app`` guarded for the address it is served on: :class:`LoopbackOnly` on a loopback address (DNS
+    rebinding, web pages), :class:`NoWebPages` on a network one (its clients' Host names are not known)."""
+    return LoopbackOnly(app) if is_loopback(host) else NoWebPages(app)

@@ -33,7 +33,7 @@ from qfnb.local.server.serving import failures
 from qfnb.local.server.serving.wire import ANSWER_HEADERS, STREAM_FLAG
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 
-__all__ = ["HEARTBEAT_HEADER", "Heartbeat", "is_model_call", "read_body", "replayed"]
+__all__ = ["HEARTBEAT_HEADER", "Heartbeat", "asks_model", "is_model_call", "read_body", "replayed"]
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -41,11 +41,19 @@ log = logging.getLogger("qfnb.local.inference")
 HEARTBEAT_HEADER = "x-qfnb-heartbeat"
 _MODEL_ENDINGS = ("/chat/completions", "/completions", "/responses", "/messages",
                   "/fine_tuning/answer_logprobs")  # scoring given answers: a model call of many engine calls
+#: POST routes that ask a model for numbers, not an answer (vectors, scores, a count): quick, no heartbeat
+_MEASURE_ENDINGS = ("/embeddings", "/rerank", "/rerankers", "/count_tokens")
 
 
 def is_model_call(method: str, path: str) -> bool:
     """Whether ``method path`` asks a model for an answer (the routes heartbeats cover)."""
     return method == "POST" and (path.startswith(MODEL_API_PREFIX + "/") or path.endswith(_MODEL_ENDINGS))
+
+
+def asks_model(method: str, path: str) -> bool:
+    """Whether ``method path`` is any model call: one for an answer (:func:`is_model_call`), or for vectors,
+    scores or a token count."""
+    return is_model_call(method, path) or (method == "POST" and path.endswith(_MEASURE_ENDINGS))
 
 
 def _wants_stream(body: bytes) -> bool:

@@ -22,7 +22,7 @@ import time
 
 from starlette.requests import HTTPConnection
 
-from qfnb.local.server.middleware.heartbeat import is_model_call
+from qfnb.local.server.middleware.heartbeat import asks_model
 from qfnb.protocol.platform.netguard import is_loopback
 from qfnb.protocol.wires.signing import parse_bce_date
 
@@ -30,8 +30,6 @@ from qfnb.protocol.wires.signing import parse_bce_date
 _V1_READ = re.compile(r".*detail|.*list|info|report|exportrecord", re.IGNORECASE)
 #: v2 actions that read (``DescribeDatasets``...)
 _V2_READ = ("Describe", "List", "Get", "Query")
-#: POST routes that ask a model (as :func:`~.heartbeat.is_model_call` does not name them)
-_MODEL_CALL_ENDINGS = ("/embeddings", "/rerank", "/rerankers", "/count_tokens")
 #: signatures remembered at most (the oldest expiries go first when full)
 MAX_REMEMBERED = 100_000
 
@@ -47,7 +45,7 @@ def changes_state(method: str, path: str, action: str | None) -> bool:
         return True
     if path.startswith("/wenxinworkshop/"):
         return not _V1_READ.fullmatch(path.rstrip("/").rsplit("/", 1)[-1])
-    if is_model_call("POST", path) or path.endswith(_MODEL_CALL_ENDINGS):
+    if asks_model("POST", path):
         return False
     return not (path.startswith("/v2/") and bool(action) and str(action).startswith(_V2_READ))
 
