@@ -4,8 +4,10 @@ The import (``dataset/import`` of an uploaded jsonl file of :data:`ROWS` rows) r
 ``qfnb serve --daemon`` (engine doubles, a temporary data dir, its own port on 127.0.0.1); the kill
 lands while the rows are staged (the part file is seen growing) or while they are appended (the
 data file is seen growing). The dataset must come back whole: the rows imported before, none of the
-killed import's, no part file, the import shown as failed (not running) with why; the same import,
-run again by a client that survives a second kill, gives exactly the file's rows.
+killed import's (all of them, only where the append was recorded before the kill landed), no part
+file, the import shown as failed (not running) with why; the same import, run again by qfnb's client
+through a second kill (the client starts the daemon again and sends the call again), adds exactly the
+file's rows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from platform_helpers import Signer
 from qfnb._core.backend import daemon
 from qfnb._core.backend.discovery import LocalPlatform
 from qfnb._core.backend.process import wait_gone
+from qfnb.local.domain.datasets import APPEND_JOURNAL
 from qfnb.protocol.console.enums import ImportStatus
 from qfnb.protocol.wires.routes import Console
 from qfnb.resources.bos import BosHelper
@@ -36,8 +39,8 @@ from qfnb.resources.console.consts import DataSourceType
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
 DOUBLES = ["--registry", "tests.local.platform_doubles:FakeRegistry",
            "--worker-command", f"{sys.executable} {FAKE_WORKER}"]
-#: rows of the big file (55 MB): its import takes about 2.5 s on an idle core
-ROWS = 300_000
+#: rows of the big file (37 MB): its rows are staged for about 2 s (1.7 s on an idle core)
+ROWS = 200_000
 EARLIER = 3
 
 
@@ -58,7 +61,7 @@ def _upload(sid: str, name: str, body: bytes) -> str:
     return f"bos:/qfnb-local/{key}"
 
 
-def _info(dataset_id: int) -> dict[str, Any]:
+def _info(dataset_id: int | str) -> dict[str, Any]:
     return dict(Data.get_dataset_info(dataset_id).body["result"]["versionInfo"])
 
 
@@ -72,7 +75,7 @@ def _parts(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "datasets").glob("*/.data.jsonl.*.part"))
 
 
-def _import_in_background(platform: LocalPlatform | None, dataset_id: int,
+def _import_in_background(platform: LocalPlatform | None, dataset_id: int | str,
                           uri: str) -> tuple[threading.Thread, dict[str, Any]]:
     """``dataset/import`` of ``uri`` in a thread: sent once, signed, to ``platform`` (as curl would: no
     retry, no revival) or, with None, by qfnb's client (which revives a killed daemon and sends again)."""
@@ -119,6 +122,7 @@ def test_a_daemon_killed_mid_import_comes_back_with_the_dataset_whole(data_dir: 
         assert _info(dataset_id)["entityCount"] == EARLIER
         data = data_dir / "datasets" / sid / "data.jsonl"
         before = data.read_bytes()
+        journal = data.with_name(APPEND_JOURNAL)
         big = _upload(sid, "big.jsonl", _jsonl(ROWS, "big"))
 
         # 1. killed mid-import under a caller that sends once: the platform's own recovery is seen
@@ -129,10 +133,10 @@ def test_a_daemon_killed_mid_import_comes_back_with_the_dataset_whole(data_dir: 
                                 platform.pid, "its staged rows", started)
         else:  # the rows are being appended to the data file
             landed = _kill_when(lambda: data.stat().st_size > len(before), platform.pid, "the append", started)
+        journaled = journal.exists()  # the kill came before the append was recorded (it is undone)
         caller.join(60)
-        assert "error" in outcome, outcome
         at_kill = {"seconds": round(landed, 2), "data bytes": data.stat().st_size - len(before),
-                   "parts": [p.stat().st_size for p in _parts(data_dir)]}
+                   "parts": [p.stat().st_size for p in _parts(data_dir)], "journal": journaled}
         print(f"{phase}: killed at {at_kill}")
 
         daemon._known.pop(data_dir.resolve(), None)
@@ -140,10 +144,16 @@ def test_a_daemon_killed_mid_import_comes_back_with_the_dataset_whole(data_dir: 
         rows, info = _stored(data_dir, sid), _info(dataset_id)
         print(f"{phase}: after restart {len(rows)} rows, {info['entityCount']} counted, "
               f"status {info['importStatus']}, parts {_parts(data_dir)}")
-        assert _parts(data_dir) == []
-        assert data.read_bytes() == before and len(rows) == info["entityCount"] == EARLIER
-        assert info["importStatus"] == ImportStatus.FAILED, info
-        assert "interrupted" in info["importErrorMessage"]
+        assert _parts(data_dir) == [] and not journal.exists()
+        assert len(rows) == info["entityCount"]
+        kept = len(rows) - EARLIER
+        if phase == "staging" or journaled:  # none of its rows, and the import says why
+            assert "error" in outcome, outcome
+            assert data.read_bytes() == before and kept == 0
+            assert info["importStatus"] == ImportStatus.FAILED, info
+            assert "interrupted" in info["importErrorMessage"]
+        else:  # on a fast machine the append may be recorded before the kill lands: then all of them
+            assert kept == ROWS and info["importStatus"] == ImportStatus.FINISHED, info
 
         # 2. the same import again, by the user's client (its retries and revival), through a second kill
         started = time.monotonic()
@@ -153,7 +163,7 @@ def test_a_daemon_killed_mid_import_comes_back_with_the_dataset_whole(data_dir: 
         caller.join(60)
         assert outcome.get("answer", {}).get("result") is True, outcome  # revived, re-sent, done
         rows, info = _stored(data_dir, sid), _info(dataset_id)
-        assert len(rows) == info["entityCount"] == EARLIER + ROWS
+        assert len(rows) == info["entityCount"] == EARLIER + kept + ROWS
         assert info["importStatus"] == ImportStatus.FINISHED and _parts(data_dir) == []
         assert [r["prompt"] for r in rows[:EARLIER]] == [f"earlier question {i} " + "x" * 60 for i in range(EARLIER)]
         assert rows[-1]["prompt"].startswith(f"big question {ROWS - 1} ")
