@@ -24,7 +24,9 @@ from qfnb.local.domain.datasets import (
     export_lines,
     import_files,
     read_file_rows,
+    stored_count,
 )
+from qfnb.local.domain.datasets import recover as recover_dataset_files
 from qfnb.local.domain.jobs import REWARD_CURVES
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
@@ -33,7 +35,7 @@ from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
-from qfnb.protocol.console.enums import ExportStatus, ModelVersionState, RunStatus, ServiceStatus
+from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
 from qfnb.protocol.platform.files import jsonl
@@ -457,15 +459,40 @@ def create_result_dataset(platform: Platform, name: str, rows: list[dict[str, An
                                  modified=time.time())
 
 
+#: why an import shows failed after a restart: the daemon stopped (was killed) while it ran
+INTERRUPTED = "interrupted: the platform stopped during the import, and none of its rows were kept; import again"
+
+
 def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[str, Any]:
+    """Import ``files`` into ``ds``: Running while it runs, then Finished with the new count (recorded
+    under the data file's lock, with the rows) or Failed with why, none of its rows kept."""
     if not isinstance(files, list) or not files:
         raise BodyError("files", "is required: a list of bos:/bucket/key URIs")
+    platform.store.update("datasets", ds["id"], importStatus=ImportStatus.RUNNING.value, importErrorMessage="")
+
+    def finished(count: int) -> None:
+        platform.store.update("datasets", ds["id"], importStatus=ImportStatus.FINISHED.value, entityCount=count,
+                              modified=time.time())
+
     try:
-        count = import_files(platform.settings.data_dir, platform.objects, ds, files)
-    except BodyError:
-        platform.store.update("datasets", ds["id"], importStatus=3)
+        import_files(platform.settings.data_dir, platform.objects, ds, files, commit=finished)
+    except BaseException as exc:
+        platform.store.update("datasets", ds["id"], importStatus=ImportStatus.FAILED.value,
+                              importErrorMessage=str(exc) or type(exc).__name__)
         raise
-    return platform.store.update("datasets", ds["id"], importStatus=2, entityCount=count, modified=time.time())
+    return get(platform, "datasets", ds["id"], "datasetId")
+
+
+def recover_imports(platform: Platform) -> None:
+    """After a restart: an append a kill cut short is undone (:func:`~qfnb.local.domain.datasets.recover`),
+    and an import that was running shows Failed (:data:`INTERRUPTED`), counting the rows kept."""
+    data_dir = platform.settings.data_dir
+    undone = set(recover_dataset_files(data_dir))
+    for ds in platform.store.all("datasets", lambda d: d.get("importStatus") == ImportStatus.RUNNING.value
+                                 or d["sid"] in undone):
+        log.warning("dataset %s: an import was interrupted by a stop; marked failed", ds["sid"])
+        platform.store.update("datasets", ds["id"], importStatus=ImportStatus.FAILED.value,
+                              importErrorMessage=INTERRUPTED, entityCount=stored_count(data_dir, ds))
 
 
 def export_dataset(platform: Platform, ds: dict[str, Any]) -> dict[str, Any]:

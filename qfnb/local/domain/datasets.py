@@ -7,9 +7,9 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ijson
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +25,8 @@ WRITE_BATCH = 1024 * 1024
 COPY_CHUNK = 64 * 1024
 #: what a file saved as "UTF-8 with BOM" (Windows editors) starts with
 _UTF8_BOM = b"\xef\xbb\xbf"
+#: a dataset's append under way: the data file's size before it (:func:`append_rows`, :func:`recover`)
+APPEND_JOURNAL = ".data.jsonl.append"
 
 
 def _part_file(target: Path) -> Path:
@@ -274,9 +276,11 @@ def export_lines(rows: list[dict[str, Any]]) -> bytes:
     return jsonl(r["record"] if "record" in r else [turn(r)] for r in rows).encode("utf-8")
 
 
-def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any]) -> int:
+def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any],
+                 commit: Callable[[int], object] | None = None) -> int:
     """Append the rows of ``files`` (``bos:/`` URIs) to the dataset, read and written a batch at a time
-    (:func:`append_rows`): all of them, or none when one file is bad; returns the new row count."""
+    (:func:`append_rows`, ``commit`` with it): all of them, or none when one file is bad; returns the new
+    row count."""
     paths: list[Path] = []
     for i, uri in enumerate(files):
         if not isinstance(uri, str):
@@ -285,7 +289,8 @@ def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], 
             paths.append(objects.from_uri(uri))
         except ValueError as exc:
             raise BodyError(f"files[{i}]", str(exc)) from exc
-    return append_rows(data_dir, dataset, (row for i, path in enumerate(paths) for row in _file_rows(i, path)))
+    return append_rows(data_dir, dataset, (row for i, path in enumerate(paths) for row in _file_rows(i, path)),
+                       commit)
 
 
 def _file_rows(i: int, path: Path) -> Iterator[dict[str, Any]]:
@@ -296,10 +301,13 @@ def _file_rows(i: int, path: Path) -> Iterator[dict[str, Any]]:
         raise BodyError(f"files[{i}]", str(exc)) from exc
 
 
-def append_rows(data_dir: Path, dataset: dict[str, Any], rows: Iterable[dict[str, Any]]) -> int:
+def append_rows(data_dir: Path, dataset: dict[str, Any], rows: Iterable[dict[str, Any]],
+                commit: Callable[[int], object] | None = None) -> int:
     """Append ``rows`` to the dataset's stored data; returns its row count. The rows are staged in a part
     file as they come (never all held), then appended in one pass under a file lock: all of them or, when
-    ``rows`` raises (or the process dies while they are read), none."""
+    ``rows`` raises, the append fails or the process dies, none. ``commit(count)`` (the record's update)
+    runs under the lock once they are in: until it returns, the data file's size before is kept in a
+    journal, which :func:`recover` cuts the file back to after a kill."""
     folder = data_dir / "datasets" / dataset["sid"]
     folder.mkdir(parents=True, exist_ok=True)
     part = _part_file(folder / "data.jsonl")
@@ -310,11 +318,63 @@ def append_rows(data_dir: Path, dataset: dict[str, Any], rows: Iterable[dict[str
         with os.fdopen(os.open(folder / "data.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as data, \
                 open(part, "rb") as staged_bytes:
             fcntl.flock(data.fileno(), fcntl.LOCK_EX)  # closing drops it
-            shutil.copyfileobj(staged_bytes, data, COPY_CHUNK)
+            return _append_journaled(folder, data, staged_bytes, commit)
     finally:
         part.unlink(missing_ok=True)
-    with open(folder / "data.jsonl", encoding="utf-8") as lines:  # counted line by line, never held whole
+
+
+def _append_journaled(folder: Path, data: BinaryIO, staged: BinaryIO, commit: Callable[[int], object] | None) -> int:
+    """Copy ``staged`` to the end of ``data`` (locked), the size before in the journal until ``commit``
+    has run; a failure cuts ``data`` back. Returns the row count."""
+    journal = folder / APPEND_JOURNAL
+    size = os.fstat(data.fileno()).st_size
+    write_private_text(journal, str(size))
+    try:
+        shutil.copyfileobj(staged, data, COPY_CHUNK)
+        data.flush()
+        os.fsync(data.fileno())
+        count = _count_rows(folder / "data.jsonl")
+        if commit is not None:
+            commit(count)
+    except BaseException:
+        os.ftruncate(data.fileno(), size)
+        raise
+    finally:
+        journal.unlink(missing_ok=True)
+    return count
+
+
+def _count_rows(path: Path) -> int:
+    with open(path, encoding="utf-8") as lines:  # counted line by line, never held whole
         return sum(1 for line in lines if line.strip())
+
+
+def recover(data_dir: Path) -> list[str]:
+    """After a restart (no import runs): each dataset's append that a kill cut short is undone (its data
+    file cut back to the size its journal kept) and the files staged for it removed; returns the sids
+    of the datasets whose append was undone."""
+    undone: list[str] = []
+    for folder in sorted(p for p in (data_dir / "datasets").glob("*") if p.is_dir()):
+        for stale in [*folder.glob(".data.jsonl.*.part"), *folder.glob(".data.jsonl.*.tmp")]:
+            stale.unlink(missing_ok=True)
+        journal = folder / APPEND_JOURNAL
+        if not journal.exists():
+            continue
+        with open(folder / "data.jsonl", "ab") as data:
+            fcntl.flock(data.fileno(), fcntl.LOCK_EX)  # an append under way in another process ends first
+            if not journal.exists():
+                continue  # it ended: its journal went with it
+            os.ftruncate(data.fileno(), int(journal.read_text(encoding="utf-8")))
+            os.fsync(data.fileno())
+        journal.unlink()
+        undone.append(folder.name)
+    return undone
+
+
+def stored_count(data_dir: Path, dataset: dict[str, Any]) -> int:
+    """The dataset's rows on disk (0 before its first import)."""
+    path = data_dir / "datasets" / dataset["sid"] / "data.jsonl"
+    return _count_rows(path) if path.exists() else 0
 
 
 def write_rows(data_dir: Path, dataset: dict[str, Any], rows: list[dict[str, Any]]) -> int:

@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         # the schema checks' imports, off the event loop (the first schema call would do them on it)
         threading.Thread(target=schema_regex.warm, name="qfnb-warm-schemas", daemon=True).start()
         console.ensure_presets(platform)
+        console.recover_imports(platform)
         evaluation.recover(platform)
         batch.recover(platform)
         log.info("local platform ready: data in %s", platform.settings.data_dir)

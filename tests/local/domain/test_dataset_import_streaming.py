@@ -81,6 +81,49 @@ def test_rows_read_when_the_process_dies_never_reach_the_dataset(tmp_path: Path)
     assert data.read_bytes() == before
 
 
+def test_an_append_whose_commit_fails_is_cut_back(tmp_path: Path) -> None:
+    """The record's update (``commit``) runs with the rows in, under the lock: when it fails, the data
+    file is cut back to its size before and no journal is left."""
+    datasets.append_rows(tmp_path / "data", DATASET, [{"prompt": "kept", "response": "yes"}])
+    folder = tmp_path / "data" / "datasets" / DATASET["sid"]
+    before = (folder / "data.jsonl").read_bytes()
+    seen: list[int] = []
+
+    def commit(count: int) -> None:
+        seen.append(count)
+        assert (folder / datasets.APPEND_JOURNAL).read_text() == str(len(before))
+        raise OSError("the store is gone")
+
+    with pytest.raises(OSError, match="the store is gone"):
+        datasets.append_rows(tmp_path / "data", DATASET, [{"prompt": f"q{i}", "response": "a"} for i in range(50)],
+                             commit)
+    assert seen == [51]
+    assert (folder / "data.jsonl").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["data.jsonl"]
+
+
+def test_recover_undoes_an_append_a_kill_cut_short(tmp_path: Path) -> None:
+    """What a SIGKILL mid-append leaves (the journal, a torn last line, the part file) is undone on
+    start; a dataset with no journal keeps its rows (only its stale staged files go)."""
+    datasets.append_rows(tmp_path / "data", DATASET, [{"prompt": "kept", "response": "yes"}])
+    other = {"id": 2, "sid": "ds-other"}
+    datasets.append_rows(tmp_path / "data", other, [{"prompt": "other", "response": "yes"}])
+    folder = tmp_path / "data" / "datasets" / DATASET["sid"]
+    before = (folder / "data.jsonl").read_bytes()
+    (folder / datasets.APPEND_JOURNAL).write_text(str(len(before)))
+    with open(folder / "data.jsonl", "ab") as data:
+        data.write(b'{"prompt": "half a row", "resp')
+    (folder / ".data.jsonl.0123456789ab.part").write_text("staged\n")
+    (tmp_path / "data" / "datasets" / "ds-other" / ".data.jsonl.ba9876543210.part").write_text("staged\n")
+
+    assert datasets.recover(tmp_path / "data") == [DATASET["sid"]]
+    assert (folder / "data.jsonl").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["data.jsonl"]
+    assert datasets.stored_count(tmp_path / "data", other) == 1
+    assert sorted(p.name for p in (tmp_path / "data" / "datasets" / "ds-other").iterdir()) == ["data.jsonl"]
+    assert datasets.recover(tmp_path / "data") == []
+
+
 def test_plain_text_read_by_paragraph_gives_the_rows_of_the_whole_text(tmp_path: Path) -> None:
     text = "\n\nfirst para\nline two\n\n\nsecond\r\n\r\nthird \n \nstill third\n\n\n\n  fourth  \n\n"
     path = tmp_path / "book.txt"

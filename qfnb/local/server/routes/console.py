@@ -225,6 +225,7 @@ def dataset_info(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
                             # than its cached export
                             "createTime": iso(ds["created"]), "modifyTime": iso(ds.get("modified") or ds["created"]),
                             "importStatus": ds["importStatus"], "importProgress": 100 if ds["importStatus"] == 2 else 0,
+                            "importErrorMessage": ds.get("importErrorMessage") or "",
                             "exportStatus": exports[-1]["status"] if exports else ExportStatus.NOT_STARTED.value,
                             "exportRecordCount": len(exports), "releaseStatus": ds["releaseStatus"],
                             "releaseErrCode": 0,
