@@ -76,10 +76,13 @@ def test_v1_routes_never_5xx(client, body: Any, route: tuple[str, str]) -> None:
 
 @FUZZ
 @given(body=bodies, action=st.sampled_from(["CreateService", "CreateFineTuningTask", "DescribeFineTuningTask",
-                                            "CreateDataset", "DescribeModel", "DescribeService"]))
+                                            "CreateDataset", "DescribeModel", "DescribeService", "CreateImportTask",
+                                            "DescribeImportTask", "DescribeDatasetVersion", "PublishDatasetVersion"]))
 def test_v2_routes_never_5xx(client, body: Any, action: str) -> None:  # type: ignore[no-untyped-def]
+    datasets = ("CreateDataset", "CreateImportTask", "DescribeImportTask", "DescribeDatasetVersion",
+                "PublishDatasetVersion")
     route = {"CreateService": "/v2/service", "DescribeService": "/v2/service", "DescribeModel": "/v2/model",
-             "CreateDataset": "/v2/dataset"}.get(action, "/v2/finetuning")
+             **dict.fromkeys(datasets, "/v2/dataset")}.get(action, "/v2/finetuning")
     _ok(client.post(route, params={"Action": action}, content=json.dumps(body, allow_nan=True), auth=Signer()))
 
 

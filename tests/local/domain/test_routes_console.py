@@ -323,13 +323,16 @@ def test_v2_dataset_basics_feed_a_v2_task(client) -> None:
     ds = console(client, "/v2/dataset", {"datasetName": "d2", "dataFormat": "PromptResponse",
                                          "storageType": "sysStorage"}, Action="CreateDataset")["result"]
     version = ds["versionId"]
+    assert ds["importStatus"] == "Created" and ds["publishStatus"] == "Unpublished"
     task = console(client, "/v2/dataset", {"versionId": version, "files": ["bos:/b/v2.jsonl"]},
-                   Action="CreateImportTask")["result"]["taskId"]
+                   Action="CreateImportTask")["result"]  # the task id, as the cloud answers it
     status = console(client, "/v2/dataset", {"taskId": task}, Action="DescribeImportTask")["result"]
-    assert status["status"] == "Done" and status["entityCount"] == 4
+    assert status["importStatus"] == "ImportFinished" and status["sampleCount"] == 4
+    assert status["status"] == "Done" and status["entityCount"] == 4  # the local platform's own fields stay
     assert console(client, "/v2/dataset", {"versionId": version}, Action="PublishDatasetVersion")["result"] is True
     listed = console(client, "/v2/dataset", {}, Action="DescribeDatasets")["result"]["datasets"]
-    assert listed[0]["published"] is True
+    assert listed[0]["published"] is True and listed[0]["publishStatus"] == "Published"
+    assert listed[0]["importStatus"] == "ImportFinished"
     job = console(client, "/v2/finetuning", {"name": "j", "model": "tiny-chat"}, Action="CreateFineTuningJob")
     created = console(client, "/v2/finetuning", {"jobId": job["result"]["jobId"],
                                                  "datasetConfig": {"versions": [{"versionId": version}]}},

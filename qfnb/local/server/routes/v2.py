@@ -19,6 +19,7 @@ from qfnb.local.domain import rewards as reward_requests
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
+from qfnb.local.server.routes import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
@@ -215,58 +216,20 @@ def _service_view(p: Platform, svc: dict[str, Any], base: str) -> dict[str, Any]
             "createTime": iso(svc["created"]), "errorMessage": svc.get("errorMessage")}
 
 
-# ---- datasets (one version per dataset: the version id is the dataset's ds-… id) -------------
-
-
-def _dataset_view(ds: dict[str, Any]) -> dict[str, Any]:
-    return {"datasetId": ds["sid"], "datasetName": ds["name"], "dataFormat": ds.get("dataFormat", "PromptResponse"),
-            "storageType": ds.get("storageType", "sysStorage"), "versionId": ds["sid"], "versionNumber": 1,
-            "importStatus": ds["importStatus"], "entityCount": ds["entityCount"],
-            "published": ds["releaseStatus"] == 2, "createTime": iso(ds["created"])}
-
-
-def create_dataset(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    fmt = body.get("dataFormat") or "PromptResponse"
-    if fmt not in ("PromptResponse", "Prompt"):
-        raise BodyError("dataFormat", f"the local platform stores PromptResponse or Prompt datasets, got {fmt!r}")
-    return _dataset_view(c.create_dataset(p, {"name": body.get("datasetName"), "dataFormat": fmt,
-                                              "storageType": body.get("storageType") or "sysStorage"}))
+# ---- datasets: :mod:`.v2_datasets` -------------------------------------------------------------
 
 
 def describe_datasets(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return paged([_dataset_view(d) for d in p.store.all("datasets")], body, "datasets", "datasetId")
-
-
-def describe_dataset_version(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return _dataset_view(c.get(p, "datasets", body.get("versionId"), "versionId"))
-
-
-def create_import_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    ds = c.get(p, "datasets", body.get("versionId"), "versionId")
-    ds = c.import_dataset(p, ds, body.get("files"))
-    return {"taskId": f"{ds['sid']}-import-{ds['entityCount']}"}
-
-
-def describe_import_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    task = str(body.get("taskId") or "")
-    ds = c.get(p, "datasets", task.split("-import-")[0], "taskId")
-    return {"taskId": task, "versionId": ds["sid"], "status": "Done" if ds["importStatus"] == 2 else "Running",
-            "entityCount": ds["entityCount"]}
-
-
-def publish_dataset_version(p: Platform, body: dict[str, Any]) -> bool:
-    ds = c.get(p, "datasets", body.get("versionId"), "versionId")
-    p.store.update("datasets", ds["id"], releaseStatus=2)
-    return True
+    return paged([v2_datasets.dataset_view(d) for d in p.store.all("datasets")], body, "datasets", "datasetId")
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {
-    (Console.V2_DATASET, "CreateDataset"): create_dataset,
+    (Console.V2_DATASET, "CreateDataset"): v2_datasets.create_dataset,
     (Console.V2_DATASET, "DescribeDatasets"): describe_datasets,
-    (Console.V2_DATASET, "DescribeDatasetVersion"): describe_dataset_version,
-    (Console.V2_DATASET, "CreateImportTask"): create_import_task,
-    (Console.V2_DATASET, "DescribeImportTask"): describe_import_task,
-    (Console.V2_DATASET, "PublishDatasetVersion"): publish_dataset_version,
+    (Console.V2_DATASET, "DescribeDatasetVersion"): v2_datasets.describe_dataset_version,
+    (Console.V2_DATASET, "CreateImportTask"): v2_datasets.create_import_task,
+    (Console.V2_DATASET, "DescribeImportTask"): v2_datasets.describe_import_task,
+    (Console.V2_DATASET, "PublishDatasetVersion"): v2_datasets.publish_dataset_version,
     (Console.V2_FINETUNING, V2Action.CREATE_JOB): create_ft_job,
     (Console.V2_FINETUNING, V2Action.CREATE_TASK): create_ft_task,
     (Console.V2_FINETUNING, V2Action.DESCRIBE_TASK): describe_task,
