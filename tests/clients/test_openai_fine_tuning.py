@@ -179,6 +179,24 @@ def test_each_refusal_names_its_field(served: ServedPlatform) -> None:
         sdk.fine_tuning.jobs.retrieve("ftjob-nope")
 
 
+def test_another_method_types_settings_are_refused_not_dropped(served: ServedPlatform) -> None:
+    """``{"type": "dpo", "supervised": {"hyperparameters": ...}}`` (settings under the wrong type's key) is a 400
+    naming the key: it used to queue a job that trained on the defaults, the given settings silently dropped."""
+    sdk = _sdk(served)
+    chat, pref = upload(sdk, chat_lines(3)), upload(sdk, preference_lines(3))
+    cases: list[tuple[Any, dict[str, Any], str, str]] = [
+        (pref, {"type": "dpo", "supervised": {"hyperparameters": {"n_epochs": 3}}}, "method.supervised",
+         "is for method type 'supervised', but method.type is 'dpo': give this job's settings in method.dpo"),
+        (chat, {"type": "supervised", "hyperparameters": {"n_epochs": 3}}, "method.hyperparameters",
+         "is not a method field; method takes 'type' and the type's own object ('supervised')"),
+    ]
+    for training_file, method, param, words in cases:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=training_file.id, method=method)
+        assert caught.value.body["param"] == param and words in caught.value.body["message"], caught.value.body
+    assert sdk.fine_tuning.jobs.list().data == []  # nothing refused was queued
+
+
 def test_cancel_and_list_pagination(served: ServedPlatform) -> None:
     sdk = _sdk(served)
     train = upload(sdk, chat_lines(40))

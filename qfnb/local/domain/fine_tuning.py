@@ -115,6 +115,7 @@ def _method(body: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, A
     kind = method.get("type")
     if kind not in MODES:
         raise BodyError("method.type", f"must be one of {', '.join(MODES)}, got {kind!r:.40}")
+    _check_method_keys(method, kind)
     inner = method.get(kind) or {}
     if not isinstance(inner, dict):
         raise BodyError(f"method.{kind}", "must be an object")
@@ -127,6 +128,19 @@ def _method(body: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, A
     grader = _grader(inner) if kind == "reinforcement" else None
     field = "hyperparameters" if legacy else f"method.{kind}.hyperparameters"
     return kind, dict(legacy or hyper), field, grader
+
+
+def _check_method_keys(method: dict[str, Any], kind: str) -> None:
+    """``method`` holds ``type`` and that type's object only: another type's settings (``{"type": "dpo",
+    "supervised": {...}}``) would otherwise be dropped without a word and the job train on the defaults."""
+    for key, value in method.items():
+        if key in ("type", kind) or value is None:  # an unset field sent as null is no setting
+            continue
+        if key in MODES:
+            raise BodyError(f"method.{key}", f"is for method type {key!r}, but method.type is {kind!r}: give this "
+                            f"job's settings in method.{kind} (or set method.type to {key!r})")
+        raise BodyError(f"method.{key}", f"is not a method field; method takes 'type' and the type's own object "
+                        f"('{kind}')")
 
 
 def _grader(inner: dict[str, Any]) -> dict[str, Any]:
