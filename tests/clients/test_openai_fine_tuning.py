@@ -138,6 +138,22 @@ def test_a_bad_line_is_refused_at_upload_naming_the_line_and_field(served: Serve
         sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=batch_file.id)
 
 
+def test_a_qianfan_format_file_uploaded_as_openai_data_is_named_as_such(served: ServedPlatform) -> None:
+    """Qianfan's own SFT or DPO lines given to files.create(purpose="fine-tune") are told what they look like
+    and what the chat format is, not "must be a JSON object, got list"."""
+    sdk = _sdk(served)
+    qianfan = [[{"prompt": "What is 2+2?", "response": [["4"]]}], {"prompt": "Hi", "response": "Hello"},
+               [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}]]
+    for line in qianfan:
+        with pytest.raises(openai.BadRequestError) as caught:
+            upload(sdk, chat_lines(1) + json.dumps(line).encode() + b"\n")
+        assert "line 2: looks like Qianfan's prompt/response data, not an OpenAI fine-tuning line: the chat format " \
+            "is {\"messages\"" in caught.value.body["message"], caught.value.body
+    with pytest.raises(openai.BadRequestError, match="line 1: must be a JSON object, got list"):  # any other list
+        upload(sdk, json.dumps([{"messages": [{"role": "user", "content": "hi"}]}]).encode() + b"\n")
+    assert [f for f in sdk.files.list().data if f.purpose == "fine-tune"] == []
+
+
 def test_each_refusal_names_its_field(served: ServedPlatform) -> None:
     sdk = _sdk(served)
     chat, pref = upload(sdk, chat_lines(3)), upload(sdk, preference_lines(3))
