@@ -117,6 +117,33 @@ def test_a_supervised_job_runs_and_its_model_answers_under_its_ft_name(served: S
                                     messages=[{"role": "user", "content": "hi"}])
 
 
+def test_each_checkpoint_event_follows_its_own_step(served: ServedPlatform) -> None:
+    """A run whose weights took a while to load: its steps' times are estimated from its pace and its
+    checkpoints are stamped when saved. The events list each checkpoint after its step's metrics and before the
+    next step's (they listed "Checkpoint created at step 1" after step 3's metrics), their times never going back."""
+    sdk = _sdk(served)
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=upload(sdk, chat_lines(12)).id,
+                                      validation_file=upload(sdk, chat_lines(4, start=20)).id,
+                                      hyperparameters={"n_epochs": 1, "batch_size": 2})
+    assert wait_status(sdk, job.id, ("succeeded", "failed")).status == "succeeded"
+    platform = served.app.state.platform
+    run = platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    total, started, load, pace = int(run["totalSteps"]), float(run["started"]), 30.0, 5.0
+    saved = [{**e, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started + load + pace * e["step"] + 1))}
+             for e in run["checkpointList"]]
+    assert len(saved) >= 2 and total >= 4
+    platform.store.update("runs", run["id"], checkpointList=saved, currentStep=total,
+                          elapsedSeconds=load + pace * total + 2, finished=started + load + pace * total + 3)
+    events = sdk.fine_tuning.jobs.list_events(job.id, limit=100).data[::-1]  # oldest first
+    messages = [e.message for e in events]
+    for entry in saved:
+        step = int(entry["step"])
+        at = messages.index(f"Checkpoint created at step {step}")
+        assert messages[at - 1].startswith(f"Step {step}/{total}:"), messages
+    times = [e.created_at for e in events]
+    assert times == sorted(times), times
+
+
 def test_a_bad_line_is_refused_at_upload_naming_the_line_and_field(served: ServedPlatform) -> None:
     sdk = _sdk(served)
     bad = chat_lines(1) + json.dumps({"messages": [{"role": "user", "content": "hi"},

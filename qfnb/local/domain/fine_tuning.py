@@ -399,6 +399,31 @@ def list_checkpoints(platform: Platform, fine_tuning_job_id: str, after: str | N
     return page
 
 
+def _training_events(run: dict[str, Any], started: int) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:
+    """Each step's metrics and each checkpoint, in step order (a checkpoint after its step's metrics), their
+    times never going back: a step's time is estimated from the run's pace (weights loading counts in it) and a
+    checkpoint's is its own stamp, so an estimate may fall before an earlier checkpoint's stamp."""
+    evals = {int(s): v for s, v in run.get("evalLossCurve") or []}
+    total = int(run.get("totalSteps") or 0)
+    items: list[tuple[int, int, int, str, str, dict[str, Any] | None]] = []
+    for step, loss in run.get("lossCurve") or []:
+        data: dict[str, Any] = {"step": int(step), "train_loss": loss, "total_steps": total}
+        if int(step) in evals:
+            data["valid_loss"] = evals[int(step)]
+        message = f"Step {int(step)}/{total}: training loss={loss:.4f}" + (
+            f", validation loss={data['valid_loss']:.4f}" if "valid_loss" in data else "")
+        items.append((int(step), 0, _step_time(run, int(step)), "metrics", message, data))
+    for entry in run.get("checkpointList") or []:
+        items.append((int(entry["step"]), 1, _checkpoint_time(run, entry), "message",
+                      f"Checkpoint created at step {int(entry['step'])}", None))
+    out: list[tuple[int, str, str, str, dict[str, Any] | None]] = []
+    at = started
+    for _, _, when, kind, said, extra in sorted(items, key=lambda i: (i[0], i[1])):
+        at = max(at, when)
+        out.append((at, "info", kind, said, extra))
+    return out
+
+
 def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:
     """``(time, level, type, message, data)`` of everything the run did, oldest first."""
     info, created = run["openai"], float(run["created"])
@@ -410,18 +435,7 @@ def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any
     started = run.get("started")
     if started:
         out.append((int(started), "info", "message", "Fine-tuning job started", None))
-        evals = {int(s): v for s, v in run.get("evalLossCurve") or []}
-        total = int(run.get("totalSteps") or 0)
-        for step, loss in run.get("lossCurve") or []:
-            data: dict[str, Any] = {"step": int(step), "train_loss": loss, "total_steps": total}
-            if int(step) in evals:
-                data["valid_loss"] = evals[int(step)]
-            message = f"Step {int(step)}/{total}: training loss={loss:.4f}" + (
-                f", validation loss={data['valid_loss']:.4f}" if "valid_loss" in data else "")
-            out.append((_step_time(run, int(step)), "info", "metrics", message, data))
-        for entry in run.get("checkpointList") or []:
-            out.append((_checkpoint_time(run, entry), "info", "message",
-                        f"Checkpoint created at step {int(entry['step'])}", None))
+        out.extend(_training_events(run, int(started)))
     state, ended = status(run), int(float(run.get("finished") or time.time()))
     if state == "succeeded":
         out.append((ended, "info", "message", f"New fine-tuned model created: {info['fine_tuned_model']}", None))
