@@ -144,6 +144,33 @@ def test_each_checkpoint_event_follows_its_own_step(served: ServedPlatform) -> N
     assert times == sorted(times), times
 
 
+def test_a_reinforcement_runs_rewards_are_in_its_events_and_checkpoints(served: ServedPlatform) -> None:
+    """A RFT run's step rewards (the batch's mean, its moving mean), its held-out reward and the checkpoints'
+    held-out reward are what tell a reinforcement job's progress (its loss is 0 at the first step by
+    construction): the metrics events carry them beside the loss, the checkpoints name the reward. The run's
+    curves are set in the store as the RFT worker's progress lines set them."""
+    sdk = _sdk(served)
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=upload(sdk, chat_lines(8)).id,
+                                      validation_file=upload(sdk, chat_lines(4, start=20)).id,
+                                      hyperparameters={"n_epochs": 1, "batch_size": 4})
+    assert wait_status(sdk, job.id, ("succeeded", "failed")).status == "succeeded"
+    platform = served.app.state.platform
+    run = platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    last = int(run["totalSteps"])
+    saved = [{**e, "metric": 0.5, "metricName": "reward"} for e in run["checkpointList"]]
+    platform.store.update("runs", run["id"], rewardCurve=[[1, 0.25], [last, 0.75]],
+                          rewardMeanCurve=[[1, 0.25], [last, 0.5]], evalRewardCurve=[[last, 0.625]],
+                          checkpointList=saved)
+    steps = {e.data["step"]: e for e in sdk.fine_tuning.jobs.list_events(job.id, limit=100).data
+             if e.type == "metrics"}
+    assert steps[1].data["train_reward"] == 0.25 and steps[1].data["train_reward_mean"] == 0.25
+    assert "valid_reward" not in steps[1].data and ", reward=0.2500" in steps[1].message
+    assert steps[last].data["valid_reward"] == 0.625 and steps[last].data["train_reward_mean"] == 0.5
+    assert steps[last].message.endswith(", reward=0.7500, validation reward=0.6250"), steps[last].message
+    checkpoint = sdk.fine_tuning.jobs.checkpoints.list(job.id).data[0]
+    assert checkpoint.metrics.model_extra["valid_reward"] == 0.5
+
+
 def test_a_bad_line_is_refused_at_upload_naming_the_line_and_field(served: ServedPlatform) -> None:
     sdk = _sdk(served)
     bad = chat_lines(1) + json.dumps({"messages": [{"role": "user", "content": "hi"},

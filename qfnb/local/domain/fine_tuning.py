@@ -49,6 +49,12 @@ HYPER = {"n_epochs": "epoch", "batch_size": "batchSize", "learning_rate_multipli
 METHOD_HYPER = {"supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
                 "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"),
                 "reinforcement": ("n_epochs", "batch_size", "learning_rate_multiplier")}
+#: a run's per-step curves in the store -> their key in a metrics event's ``data`` (a RFT run's rewards: its
+#: loss alone says little, the first step's is 0 by construction)
+STEP_CURVES = {"evalLossCurve": "valid_loss", "rewardCurve": "train_reward", "rewardMeanCurve": "train_reward_mean",
+               "evalRewardCurve": "valid_reward"}
+#: how the message of a metrics event names them
+STEP_SAID = {"valid_loss": "validation loss", "train_reward": "reward", "valid_reward": "validation reward"}
 _SUFFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 STATUS = {RunStatus.WAITING.value: "queued", RunStatus.RUNNING.value: "running", RunStatus.DONE.value: "succeeded",
           RunStatus.FAILED.value: "failed", RunStatus.STOPPED.value: "cancelled"}
@@ -378,6 +384,8 @@ def checkpoint_metrics(entry: dict[str, Any]) -> dict[str, Any]:
         out[_snake(key)] = value
     if "valid_loss" in out:
         out["full_valid_loss"] = out["valid_loss"]
+    if isinstance(entry.get("metricName"), str) and "metric" in out:  # named: a RFT run's held-out reward
+        out[f"valid_{_snake(entry['metricName'])}"] = out["metric"]
     return out
 
 
@@ -403,15 +411,14 @@ def _training_events(run: dict[str, Any], started: int) -> list[tuple[int, str, 
     """Each step's metrics and each checkpoint, in step order (a checkpoint after its step's metrics), their
     times never going back: a step's time is estimated from the run's pace (weights loading counts in it) and a
     checkpoint's is its own stamp, so an estimate may fall before an earlier checkpoint's stamp."""
-    evals = {int(s): v for s, v in run.get("evalLossCurve") or []}
+    curves = {name: {int(s): v for s, v in run.get(key) or []} for key, name in STEP_CURVES.items()}
     total = int(run.get("totalSteps") or 0)
     items: list[tuple[int, int, int, str, str, dict[str, Any] | None]] = []
     for step, loss in run.get("lossCurve") or []:
         data: dict[str, Any] = {"step": int(step), "train_loss": loss, "total_steps": total}
-        if int(step) in evals:
-            data["valid_loss"] = evals[int(step)]
-        message = f"Step {int(step)}/{total}: training loss={loss:.4f}" + (
-            f", validation loss={data['valid_loss']:.4f}" if "valid_loss" in data else "")
+        data.update((name, curve[int(step)]) for name, curve in curves.items() if int(step) in curve)
+        message = f"Step {int(step)}/{total}: training loss={loss:.4f}" + "".join(
+            f", {said}={data[name]:.4f}" for name, said in STEP_SAID.items() if name in data)
         items.append((int(step), 0, _step_time(run, int(step)), "metrics", message, data))
     for entry in run.get("checkpointList") or []:
         items.append((int(entry["step"]), 1, _checkpoint_time(run, entry), "message",
