@@ -126,6 +126,9 @@ class QianfanNonSortedConversation(Schema):
         self.is_annotated = is_annotated
 
     def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        if self.is_annotated and _missing(row.get("response")) and (other := _other_mode(row)) is not None:
+            yield "record", f"looks like {other} data; SFT wants {train_formats.FORMATS['SFT']}"
+            return
         if "prompt" not in row or _missing(row.get("prompt")):
             yield "prompt", "is missing"
         elif not _text(row["prompt"]):
@@ -213,6 +216,15 @@ def schema_for_template(template_type: int) -> Schema:
     if int(template_type) not in table:
         raise ValidationError("template_type", f"no local schema for template {template_type}")
     return table[int(template_type)]()
+
+
+def _other_mode(row: Mapping[str, Any]) -> str | None:
+    """What a row without a response looks like when that is another train mode's data (a DPO pair, a
+    KTO item, plain text...), in :func:`~qfnb.protocol.console.train_formats.looks_like`'s words; None for
+    a prompt alone or nothing recognised (its missing fields are named instead)."""
+    entity = {k: v for k, v in row.items() if not k.startswith("_") and not _missing(v)}
+    seen = train_formats.looks_like(entity)
+    return None if seen in (None, "prompts (prompt)", "SFT (prompt/response)") else seen
 
 
 def _show(value: Any) -> str:

@@ -117,6 +117,60 @@ def test_a_supervised_job_runs_and_its_model_answers_under_its_ft_name(served: S
                                     messages=[{"role": "user", "content": "hi"}])
 
 
+def test_each_checkpoint_event_follows_its_own_step(served: ServedPlatform) -> None:
+    """A run whose weights took a while to load: its steps' times are estimated from its pace and its
+    checkpoints are stamped when saved. The events list each checkpoint after its step's metrics and before the
+    next step's (they listed "Checkpoint created at step 1" after step 3's metrics), their times never going back."""
+    sdk = _sdk(served)
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=upload(sdk, chat_lines(12)).id,
+                                      validation_file=upload(sdk, chat_lines(4, start=20)).id,
+                                      hyperparameters={"n_epochs": 1, "batch_size": 2})
+    assert wait_status(sdk, job.id, ("succeeded", "failed")).status == "succeeded"
+    platform = served.app.state.platform
+    run = platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    total, started, load, pace = int(run["totalSteps"]), float(run["started"]), 30.0, 5.0
+    saved = [{**e, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started + load + pace * e["step"] + 1))}
+             for e in run["checkpointList"]]
+    assert len(saved) >= 2 and total >= 4
+    platform.store.update("runs", run["id"], checkpointList=saved, currentStep=total,
+                          elapsedSeconds=load + pace * total + 2, finished=started + load + pace * total + 3)
+    events = sdk.fine_tuning.jobs.list_events(job.id, limit=100).data[::-1]  # oldest first
+    messages = [e.message for e in events]
+    for entry in saved:
+        step = int(entry["step"])
+        at = messages.index(f"Checkpoint created at step {step}")
+        assert messages[at - 1].startswith(f"Step {step}/{total}:"), messages
+    times = [e.created_at for e in events]
+    assert times == sorted(times), times
+
+
+def test_a_reinforcement_runs_rewards_are_in_its_events_and_checkpoints(served: ServedPlatform) -> None:
+    """A RFT run's step rewards (the batch's mean, its moving mean), its held-out reward and the checkpoints'
+    held-out reward are what tell a reinforcement job's progress (its loss is 0 at the first step by
+    construction): the metrics events carry them beside the loss, the checkpoints name the reward. The run's
+    curves are set in the store as the RFT worker's progress lines set them."""
+    sdk = _sdk(served)
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=upload(sdk, chat_lines(8)).id,
+                                      validation_file=upload(sdk, chat_lines(4, start=20)).id,
+                                      hyperparameters={"n_epochs": 1, "batch_size": 4})
+    assert wait_status(sdk, job.id, ("succeeded", "failed")).status == "succeeded"
+    platform = served.app.state.platform
+    run = platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    last = int(run["totalSteps"])
+    saved = [{**e, "metric": 0.5, "metricName": "reward"} for e in run["checkpointList"]]
+    platform.store.update("runs", run["id"], rewardCurve=[[1, 0.25], [last, 0.75]],
+                          rewardMeanCurve=[[1, 0.25], [last, 0.5]], evalRewardCurve=[[last, 0.625]],
+                          checkpointList=saved)
+    steps = {e.data["step"]: e for e in sdk.fine_tuning.jobs.list_events(job.id, limit=100).data
+             if e.type == "metrics"}
+    assert steps[1].data["train_reward"] == 0.25 and steps[1].data["train_reward_mean"] == 0.25
+    assert "valid_reward" not in steps[1].data and ", reward=0.2500" in steps[1].message
+    assert steps[last].data["valid_reward"] == 0.625 and steps[last].data["train_reward_mean"] == 0.5
+    assert steps[last].message.endswith(", reward=0.7500, validation reward=0.6250"), steps[last].message
+    checkpoint = sdk.fine_tuning.jobs.checkpoints.list(job.id).data[0]
+    assert checkpoint.metrics.model_extra["valid_reward"] == 0.5
+
+
 def test_a_bad_line_is_refused_at_upload_naming_the_line_and_field(served: ServedPlatform) -> None:
     sdk = _sdk(served)
     bad = chat_lines(1) + json.dumps({"messages": [{"role": "user", "content": "hi"},
@@ -136,6 +190,22 @@ def test_a_bad_line_is_refused_at_upload_naming_the_line_and_field(served: Serve
     batch_file = sdk.files.create(file=("b.jsonl", io.BytesIO(b'{"custom_id": "1"}\n')), purpose="batch")
     with pytest.raises(openai.BadRequestError, match="uploaded with purpose 'batch'"):
         sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=batch_file.id)
+
+
+def test_a_qianfan_format_file_uploaded_as_openai_data_is_named_as_such(served: ServedPlatform) -> None:
+    """Qianfan's own SFT or DPO lines given to files.create(purpose="fine-tune") are told what they look like
+    and what the chat format is, not "must be a JSON object, got list"."""
+    sdk = _sdk(served)
+    qianfan = [[{"prompt": "What is 2+2?", "response": [["4"]]}], {"prompt": "Hi", "response": "Hello"},
+               [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}]]
+    for line in qianfan:
+        with pytest.raises(openai.BadRequestError) as caught:
+            upload(sdk, chat_lines(1) + json.dumps(line).encode() + b"\n")
+        assert "line 2: looks like Qianfan's prompt/response data, not an OpenAI fine-tuning line: the chat format " \
+            "is {\"messages\"" in caught.value.body["message"], caught.value.body
+    with pytest.raises(openai.BadRequestError, match="line 1: must be a JSON object, got list"):  # any other list
+        upload(sdk, json.dumps([{"messages": [{"role": "user", "content": "hi"}]}]).encode() + b"\n")
+    assert [f for f in sdk.files.list().data if f.purpose == "fine-tune"] == []
 
 
 def test_each_refusal_names_its_field(served: ServedPlatform) -> None:
@@ -177,6 +247,24 @@ def test_each_refusal_names_its_field(served: ServedPlatform) -> None:
     assert sdk.fine_tuning.jobs.list().data == []  # nothing refused was queued
     with pytest.raises(openai.NotFoundError, match="No fine-tuning job found with id 'ftjob-nope'"):
         sdk.fine_tuning.jobs.retrieve("ftjob-nope")
+
+
+def test_another_method_types_settings_are_refused_not_dropped(served: ServedPlatform) -> None:
+    """``{"type": "dpo", "supervised": {"hyperparameters": ...}}`` (settings under the wrong type's key) is a 400
+    naming the key: it used to queue a job that trained on the defaults, the given settings silently dropped."""
+    sdk = _sdk(served)
+    chat, pref = upload(sdk, chat_lines(3)), upload(sdk, preference_lines(3))
+    cases: list[tuple[Any, dict[str, Any], str, str]] = [
+        (pref, {"type": "dpo", "supervised": {"hyperparameters": {"n_epochs": 3}}}, "method.supervised",
+         "is for method type 'supervised', but method.type is 'dpo': give this job's settings in method.dpo"),
+        (chat, {"type": "supervised", "hyperparameters": {"n_epochs": 3}}, "method.hyperparameters",
+         "is not a method field; method takes 'type' and the type's own object ('supervised')"),
+    ]
+    for training_file, method, param, words in cases:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=training_file.id, method=method)
+        assert caught.value.body["param"] == param and words in caught.value.body["message"], caught.value.body
+    assert sdk.fine_tuning.jobs.list().data == []  # nothing refused was queued
 
 
 def test_cancel_and_list_pagination(served: ServedPlatform) -> None:

@@ -62,3 +62,20 @@ def test_a_local_dataset_in_another_modes_format_is_refused_before_anything_is_s
     assert "prefs.jsonl line 2" in str(err.value) and "looks like SFT (prompt/response) data" in str(err.value)
     with pytest.raises(ValidationError, match="train_mode: must be one of SFT, PostPretrain, DPO, KTO, RFT"):
         LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(PAIRS), train_mode="PPO", config=local)
+
+
+def test_an_sft_run_given_another_modes_file_names_what_it_looks_like(local: Config, tmp_path: Path) -> None:
+    """A DPO file (or a plain-text corpus) given to an SFT run is refused as what it is, not as rows
+    missing their ``response``."""
+    prefs, corpus = tmp_path / "prefs.jsonl", tmp_path / "corpus.txt"
+    prefs.write_text("".join(json.dumps([r]) + "\n" for r in PAIRS[:2]), "utf-8")
+    corpus.write_text("One paragraph.\n\nAnother paragraph.\n", "utf-8")
+    with pytest.raises(ValidationError) as err:
+        LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.load(data_file=str(prefs)), train_mode="SFT",
+                    config=local)
+    assert "prefs.jsonl line 1, field 'record': looks like DPO (prompt/chosen/rejected) data; SFT wants prompt" \
+        in str(err.value) and "'response': is missing" not in str(err.value)
+    with pytest.raises(ValidationError, match=r"looks like PostPretrain plain text \(text\) data; SFT wants"):
+        LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.load(data_file=str(corpus)), config=local)
+    with pytest.raises(ValidationError, match=r"field 'response': is missing"):  # a prompt alone: its field named
+        LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj([{"prompt": "p"}]), config=local)

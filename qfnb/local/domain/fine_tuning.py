@@ -49,6 +49,12 @@ HYPER = {"n_epochs": "epoch", "batch_size": "batchSize", "learning_rate_multipli
 METHOD_HYPER = {"supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
                 "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"),
                 "reinforcement": ("n_epochs", "batch_size", "learning_rate_multiplier")}
+#: a run's per-step curves in the store -> their key in a metrics event's ``data`` (a RFT run's rewards: its
+#: loss alone says little, the first step's is 0 by construction)
+STEP_CURVES = {"evalLossCurve": "valid_loss", "rewardCurve": "train_reward", "rewardMeanCurve": "train_reward_mean",
+               "evalRewardCurve": "valid_reward"}
+#: how the message of a metrics event names them
+STEP_SAID = {"valid_loss": "validation loss", "train_reward": "reward", "valid_reward": "validation reward"}
 _SUFFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 STATUS = {RunStatus.WAITING.value: "queued", RunStatus.RUNNING.value: "running", RunStatus.DONE.value: "succeeded",
           RunStatus.FAILED.value: "failed", RunStatus.STOPPED.value: "cancelled"}
@@ -115,6 +121,7 @@ def _method(body: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, A
     kind = method.get("type")
     if kind not in MODES:
         raise BodyError("method.type", f"must be one of {', '.join(MODES)}, got {kind!r:.40}")
+    _check_method_keys(method, kind)
     inner = method.get(kind) or {}
     if not isinstance(inner, dict):
         raise BodyError(f"method.{kind}", "must be an object")
@@ -127,6 +134,19 @@ def _method(body: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, A
     grader = _grader(inner) if kind == "reinforcement" else None
     field = "hyperparameters" if legacy else f"method.{kind}.hyperparameters"
     return kind, dict(legacy or hyper), field, grader
+
+
+def _check_method_keys(method: dict[str, Any], kind: str) -> None:
+    """``method`` holds ``type`` and that type's object only: another type's settings (``{"type": "dpo",
+    "supervised": {...}}``) would otherwise be dropped without a word and the job train on the defaults."""
+    for key, value in method.items():
+        if key in ("type", kind) or value is None:  # an unset field sent as null is no setting
+            continue
+        if key in MODES:
+            raise BodyError(f"method.{key}", f"is for method type {key!r}, but method.type is {kind!r}: give this "
+                            f"job's settings in method.{kind} (or set method.type to {key!r})")
+        raise BodyError(f"method.{key}", f"is not a method field; method takes 'type' and the type's own object "
+                        f"('{kind}')")
 
 
 def _grader(inner: dict[str, Any]) -> dict[str, Any]:
@@ -364,6 +384,8 @@ def checkpoint_metrics(entry: dict[str, Any]) -> dict[str, Any]:
         out[_snake(key)] = value
     if "valid_loss" in out:
         out["full_valid_loss"] = out["valid_loss"]
+    if isinstance(entry.get("metricName"), str) and "metric" in out:  # named: a RFT run's held-out reward
+        out[f"valid_{_snake(entry['metricName'])}"] = out["metric"]
     return out
 
 
@@ -385,6 +407,30 @@ def list_checkpoints(platform: Platform, fine_tuning_job_id: str, after: str | N
     return page
 
 
+def _training_events(run: dict[str, Any], started: int) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:
+    """Each step's metrics and each checkpoint, in step order (a checkpoint after its step's metrics), their
+    times never going back: a step's time is estimated from the run's pace (weights loading counts in it) and a
+    checkpoint's is its own stamp, so an estimate may fall before an earlier checkpoint's stamp."""
+    curves = {name: {int(s): v for s, v in run.get(key) or []} for key, name in STEP_CURVES.items()}
+    total = int(run.get("totalSteps") or 0)
+    items: list[tuple[int, int, int, str, str, dict[str, Any] | None]] = []
+    for step, loss in run.get("lossCurve") or []:
+        data: dict[str, Any] = {"step": int(step), "train_loss": loss, "total_steps": total}
+        data.update((name, curve[int(step)]) for name, curve in curves.items() if int(step) in curve)
+        message = f"Step {int(step)}/{total}: training loss={loss:.4f}" + "".join(
+            f", {said}={data[name]:.4f}" for name, said in STEP_SAID.items() if name in data)
+        items.append((int(step), 0, _step_time(run, int(step)), "metrics", message, data))
+    for entry in run.get("checkpointList") or []:
+        items.append((int(entry["step"]), 1, _checkpoint_time(run, entry), "message",
+                      f"Checkpoint created at step {int(entry['step'])}", None))
+    out: list[tuple[int, str, str, str, dict[str, Any] | None]] = []
+    at = started
+    for _, _, when, kind, said, extra in sorted(items, key=lambda i: (i[0], i[1])):
+        at = max(at, when)
+        out.append((at, "info", kind, said, extra))
+    return out
+
+
 def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:
     """``(time, level, type, message, data)`` of everything the run did, oldest first."""
     info, created = run["openai"], float(run["created"])
@@ -396,18 +442,7 @@ def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any
     started = run.get("started")
     if started:
         out.append((int(started), "info", "message", "Fine-tuning job started", None))
-        evals = {int(s): v for s, v in run.get("evalLossCurve") or []}
-        total = int(run.get("totalSteps") or 0)
-        for step, loss in run.get("lossCurve") or []:
-            data: dict[str, Any] = {"step": int(step), "train_loss": loss, "total_steps": total}
-            if int(step) in evals:
-                data["valid_loss"] = evals[int(step)]
-            message = f"Step {int(step)}/{total}: training loss={loss:.4f}" + (
-                f", validation loss={data['valid_loss']:.4f}" if "valid_loss" in data else "")
-            out.append((_step_time(run, int(step)), "info", "metrics", message, data))
-        for entry in run.get("checkpointList") or []:
-            out.append((_checkpoint_time(run, entry), "info", "message",
-                        f"Checkpoint created at step {int(entry['step'])}", None))
+        out.extend(_training_events(run, int(started)))
     state, ended = status(run), int(float(run.get("finished") or time.time()))
     if state == "succeeded":
         out.append((ended, "info", "message", f"New fine-tuned model created: {info['fine_tuned_model']}", None))

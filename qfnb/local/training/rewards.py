@@ -46,7 +46,8 @@ class RewardError(RuntimeError):
 
 
 class RewardsStopped(Exception):
-    """The run was asked to stop while it waited for rewards."""
+    """The run was asked to stop during a step: while it waited for rewards, or sampled and scored the step's
+    answers (:meth:`qfnb.local.training.rft.GroupTrainer.step`)."""
 
 
 @dataclass(frozen=True)

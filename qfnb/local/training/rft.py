@@ -55,7 +55,8 @@ TOP_K, TOP_P = 64, 0.95
 
 
 class Stop(Protocol):
-    """The worker's stop flag (SIGTERM sets it): the run stops between steps, or while it waits for rewards."""
+    """The worker's stop flag (SIGTERM sets it): the run stops between steps, or within one (its sampling cut at
+    the next token, its rewards no longer awaited), the step dropped."""
 
     requested: bool
 
@@ -121,6 +122,19 @@ class _Run:
         vars(self).update({name: state[name] for name in self.KEPT})
 
 
+class _Stopping:
+    """A generation stopping criterion (transformers' ``StoppingCriteria`` protocol): every sequence ends at
+    the next token once the run is asked to stop, so a cancel does not wait for a group's whole sampling."""
+
+    def __init__(self, stop: Stop) -> None:
+        self.stop = stop
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), bool(self.stop.requested), dtype=torch.bool)
+
+
 class Policy:
     """The LoRA-wrapped model with its tokenizer: sampling, and per-token log-probabilities."""
 
@@ -133,11 +147,15 @@ class Policy:
         text = self.tok.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
-    def sample(self, prompt_ids: list[int], n: int, max_new: int, temperature: float | None) -> list[list[int]]:
+    def sample(self, prompt_ids: list[int], n: int, max_new: int, temperature: float | None,
+               stop: Stop | None = None) -> list[list[int]]:
         """``n`` completions (token ids, up to and with the first end-of-turn token); greedy when
-        ``temperature`` is None."""
+        ``temperature`` is None. A ``stop`` requested while they are generated ends them at the next token
+        (the caller drops them: :meth:`GroupTrainer.step`)."""
         import torch
+        from transformers import StoppingCriteriaList  # deferred: the worker's parent imports no transformers
 
+        criteria = {"stopping_criteria": StoppingCriteriaList([_Stopping(stop)])} if stop is not None else {}
         was_training = self.model.training
         self.model.eval()
         try:
@@ -147,7 +165,7 @@ class Policy:
             with torch.no_grad():
                 out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
                                           eos_token_id=self.end, pad_token_id=self.tok.pad_token_id, use_cache=True,
-                                          **sampling)
+                                          **sampling, **criteria)
         finally:
             if was_training:
                 self.model.train()
@@ -224,8 +242,9 @@ class GroupTrainer:
 
     def step(self, run: _Run, idx: list[int]) -> tuple[float, float, float]:
         """One optimizer step on the prompts ``idx``: ``(loss, mean reward, mean KL)``. A stop while it
-        waits for the rewards (:class:`RewardsStopped`) leaves the run, the policy and the optimizer as
-        they were at its start (:attr:`rng`: the random state then)."""
+        samples, waits for the rewards or computes the groups' losses (:class:`RewardsStopped`, before the
+        optimizer steps) leaves the run, the policy and the optimizer as they were at its start (:attr:`rng`:
+        the random state then): a step of several minutes on a CPU is not finished first."""
         import torch
 
         self.rng = torch.get_rng_state()
@@ -239,17 +258,20 @@ class GroupTrainer:
         t0 = time.time()
         sampled = 0
         for i in idx:
+            self._stopped()
             completions = self.policy.sample(self.encoded[i], hyper.group_size, hyper.max_new_tokens,
-                                             hyper.temperature)
+                                             hyper.temperature, self.stop)
             sampled += sum(len(c) for c in completions)
             groups.append((i, [c or [self.policy.end[0]] for c in completions]))
         run.sample_seconds += time.time() - t0
+        self._stopped()  # a stop cut the last group's answers short: they are not scored
         samples = [RewardSample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
                    for i, cs in groups for c in cs]
         rewards = self.exchange.score(samples, step=run.step + 1)
         run.sampled_tokens += sampled
         total, kls, g = 0.0, [], hyper.group_size
         for n, (i, completions) in enumerate(groups):
+            self._stopped()
             adv = torch.tensor(advantages(rewards[n * g:(n + 1) * g]))
             ref = None
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
@@ -266,6 +288,11 @@ class GroupTrainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total, sum(rewards) / len(rewards), sum(kls) / len(kls)
+
+    def _stopped(self) -> None:
+        """RewardsStopped when the run was asked to stop (the step under way is dropped, taken again on resume)."""
+        if self.stop.requested:
+            raise RewardsStopped
 
     def held_out_reward(self, step: int) -> float:
         """The mean reward of greedy answers to the held-out prompts (the checkpoint's score)."""
@@ -335,7 +362,7 @@ def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -
             break
         try:
             loss, reward, kl = trainer.step(run, idx)
-        except RewardsStopped:  # stopped while the rewards were awaited: the point is this step's start
+        except RewardsStopped:  # stopped during the step (sampling, rewards, losses): the point is its start
             points.save(run, run.step > 0, trainer.rng)
             raise
         if not math.isfinite(loss):

@@ -118,8 +118,23 @@ def _chat(messages: list[dict[str, Any]], line: int) -> None:
             raise FormatProblem(line, f"messages[{i}].content", "is empty")
 
 
+#: what a line in Qianfan's own training format (``[{"prompt", "response"}]``, ``{"prompt", "chosen", ...}``) is told
+QIANFAN_HINT = ("looks like Qianfan's prompt/response data, not an OpenAI fine-tuning line: the chat format is "
+                "{\"messages\": [{\"role\": \"user\", \"content\": ...}, {\"role\": \"assistant\", \"content\": ...}]} "
+                "(Qianfan's format trains with qfnb's LLMFinetune and a Dataset)")
+
+
+def _qianfan(item: Any) -> bool:
+    """A Qianfan record: a prompt with its response, chosen or rejected answer, alone or as a list of turns."""
+    last = item[-1] if isinstance(item, list) and item and all(isinstance(t, dict) for t in item) else item
+    return (isinstance(last, dict) and "messages" not in last and "input" not in last
+            and bool({"prompt", "user"} & set(last)) and bool({"response", "chosen", "rejected"} & set(last)))
+
+
 def _shape(item: Any, line: int) -> tuple[str, dict[str, Any]]:
     """One line's format and its parts."""
+    if _qianfan(item):
+        raise FormatProblem(line, "", QIANFAN_HINT)
     if not isinstance(item, dict):
         raise FormatProblem(line, "", f"must be a JSON object, got {type(item).__name__}")
     if "input" in item or "preferred_output" in item or "non_preferred_output" in item:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from engine_asks import chat, complete
 from tiny_models import build_tiny_gemma, build_tiny_qwen
 
 from qfnb.local.engines import EngineRegistry, ModelSpec, PromptTooLong
-from qfnb.local.engines.base import FINISH_LENGTH, FINISH_STOP, text_turns
+from qfnb.local.engines.base import FINISH_LENGTH, FINISH_STOP, Delta, text_turns
 from qfnb.local.engines.gate import ThreadedChat
 
 # find_spec, not importorskip: importing torch and transformers at collection costs seconds in every worker
@@ -24,18 +25,23 @@ Q = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> EngineRegistry:
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
+    return {"root": root, "tiny_gemma": build_tiny_gemma(root / "g"), "tiny-qwen": build_tiny_qwen(root / "q")}
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_models: dict[str, Path]) -> EngineRegistry:
     specs = {
         "tiny-gemma": ModelSpec(
-            kind="transformers", path=build_tiny_gemma(root / "g"), template="gemma", stop=("<end_of_turn>",)
+            kind="transformers", path=tiny_models["tiny_gemma"], template="gemma", stop=("<end_of_turn>",)
         ),
-        "tiny-qwen": ModelSpec(kind="transformers", path=build_tiny_qwen(root / "q"), n_ctx=64),
+        "tiny-qwen": ModelSpec(kind="transformers", path=tiny_models["tiny-qwen"], n_ctx=64),
     }
-    return EngineRegistry(root / "data", specs)
+    return EngineRegistry(tiny_models["root"] / "data", specs)
 
 
-def text_of(deltas) -> str:
+def text_of(deltas: Sequence[Delta]) -> str:
     return "".join(d.text for d in deltas)
 
 
@@ -53,6 +59,26 @@ def test_greedy_chat_is_deterministic_and_counts_usage(registry: EngineRegistry,
     assert "Be brief." in prompt and "What is the capital of France?" in prompt
     assert last.prompt_tokens == len(engine.engine._tok(prompt, add_special_tokens=False)["input_ids"])  # type: ignore[attr-defined]
     assert all(d.finish_reason is None for d in first[:-1])
+
+
+@pytest.mark.parametrize(("endpoint", "end"), [("tiny_gemma", "<end_of_turn>"), ("tiny-qwen", "<|im_end|>")])
+def test_an_answer_is_scored_as_the_whole_reply_its_end_of_turn_included(
+        registry: EngineRegistry, tiny_models: dict[str, Path], endpoint: str, end: str) -> None:
+    """``answer_logprob`` scores the answer and the end of the turn after it (as DPO training labels it): "Paris."
+    then stopping, not "Paris." as the start of any longer reply (which made a tuned model's preference for
+    "Paris. Aye!" over "Paris." unmeasurable: the shorter answer's tokens are the longer one's start)."""
+    import asyncio
+
+    from transformers import AutoTokenizer
+
+    engine = registry.chat(endpoint)
+    tok = AutoTokenizer.from_pretrained(str(tiny_models[endpoint]))
+    answer = "Paris."
+    logp, tokens = asyncio.run(engine.answer_logprob(Q, answer))
+    answer_tokens = len(tok(answer, add_special_tokens=False)["input_ids"])
+    end_tokens = len(tok(end, add_special_tokens=False)["input_ids"])
+    assert end_tokens == 1 and tokens >= answer_tokens + 1, (tokens, answer_tokens)
+    assert logp < 0
 
 
 def test_max_output_tokens_gives_length(registry: EngineRegistry) -> None:

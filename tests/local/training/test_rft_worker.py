@@ -109,6 +109,33 @@ def test_client_rewards_train_the_policy_and_errors_stop_the_run(tmp_path: Path)
     assert [p["step"] for p in _lines(job) if "reward" in p] == [1]  # the first step trained
 
 
+def test_a_stop_during_sampling_ends_the_step_at_the_next_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel (SIGTERM: the stop flag) while a step samples its answers: the generation ends at the next token,
+    the batch's other prompts are not sampled and the step is dropped (its resume point is its start). It used
+    to finish the whole step first: 8 minutes of sampling and training on a loaded CPU with OpenAI's RFT
+    defaults before a cancelled job let the next one run."""
+    stop = worker._StopFlag()
+    train_samples: list[int] = []
+    sample = rft.Policy.sample
+
+    def sampling(self: rft.Policy, *args: Any) -> list[list[int]]:
+        if args[3] is not None:  # a training step's sampling, at a temperature (the held-out score's is greedy)
+            stop.requested = True  # the job is cancelled while this group is generated
+            out = sample(self, *args)
+            train_samples.append(max(len(c) for c in out))
+            return out
+        return sample(self, *args)
+
+    monkeypatch.setattr(rft.Policy, "sample", sampling)
+    job = _job(tmp_path, KEYWORD, maxSteps=3, maxNewTokens=8)
+    result = worker.run(job, stop)
+    assert result["status"] == "Stopped", result
+    assert train_samples == [1]  # one group, cut after its first token; the batch's second prompt never sampled
+    assert not [p for p in _lines(job) if "reward" in p]  # no step trained
+    assert result["metrics"]["steps"] == 0
+
+
 def test_a_client_that_never_comes_fails_the_run_after_its_wait(tmp_path: Path) -> None:
     job = _job(tmp_path, {"source": "client", "clientWaitSeconds": 1}, maxSteps=2)
     t0 = time.time()
@@ -139,7 +166,8 @@ def test_advantages_are_relative_to_the_group_and_push_the_better_answers_up() -
     loss, kl = rft.grpo_loss(logp, logp.detach(), mask, torch.tensor(adv), 0.1)
     loss.backward()
     assert kl == 0.0  # the policy is the reference
-    assert (logp.grad[1] < 0).all() and (logp.grad[0] > 0).all()  # descent raises the better answer's tokens
+    grad = logp.grad
+    assert grad is not None and (grad[1] < 0).all() and (grad[0] > 0).all()  # descent raises the better answer's
 
 
 def test_prompts_are_read_from_prompt_lines_or_the_sft_format(tmp_path: Path) -> None:

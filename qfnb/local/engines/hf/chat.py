@@ -90,7 +90,7 @@ class HFChatEngine(ChatEngine):
 
         prompt = self.render(messages)
         p_ids = self._tok(prompt, add_special_tokens=False)["input_ids"]
-        full = self._tok(prompt + answer, add_special_tokens=False)["input_ids"]
+        full = self._tok(self._reply(messages, prompt, answer), add_special_tokens=False)["input_ids"]
         start = max(1, common_prefix(p_ids, full))
         if start >= len(full):
             return 0.0, 0
@@ -98,6 +98,16 @@ class HFChatEngine(ChatEngine):
             logits = self._model(torch.tensor([full])).logits[0, start - 1:-1].float()
             picked = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(full[start:]).unsqueeze(1))
         return float(picked.sum()), len(full) - start
+
+    def _reply(self, messages: list[dict[str, str]], prompt: str, answer: str) -> str:
+        """The prompt and ``answer`` as the whole reply, its end-of-turn marker after it as the template closes
+        the turn (what training labels): an answer that is the start of another is not the likelier by
+        construction."""
+        if self._template == "gemma":
+            return prompt + answer + "<end_of_turn>"
+        closed = str(self._tok.apply_chat_template([*messages, {"role": "assistant", "content": answer}],
+                                                   tokenize=False, add_generation_prompt=False))
+        return closed if closed.startswith(prompt) else prompt + answer
 
     def _run(self, text: str, sampling: Sampling, *, special: bool) -> Iterator[Delta]:
         gp = sampling.engine_params(self._stop)

@@ -130,15 +130,19 @@ class LlamaEngine:
 
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
         """:meth:`.api.Engine.answer_logprob`: the turns rendered by the model's template, then each
-        of the answer's tokens scored teacher-forced (:meth:`token_logprobs`)."""
+        of the answer's tokens scored teacher-forced (:meth:`token_logprobs`), and the end of the turn
+        after it where the model has a marker for it (Gemma's ``<end_of_turn>``, its first stop string): the
+        answer as the whole reply, as training labels it. Without it an answer that is the start of another
+        ("Paris." and "Paris. Aye!") could never be the likelier one, whatever the model learnt."""
         turns = text_turns(list(messages))
+        end = self.stop[0] if self.stop else ""
         async with self._leased() as target:
             client = transport.client()
             text = (render_gemma(turns) if self.template == "gemma"
                     else tool_calls.fix_rendered(await prompts.render_chat(client, target.base_url, target.headers,
                                                                            turns)))
             prompt = await prompts.tokenize(client, target.base_url, target.headers, text)
-            full = await prompts.tokenize(client, target.base_url, target.headers, text + answer)
+            full = await prompts.tokenize(client, target.base_url, target.headers, text + answer + end)
         start = max(1, common_prefix(prompt, full))
         if start >= len(full):
             return 0.0, 0
