@@ -130,7 +130,7 @@ class _Stopping:
         self.stop = stop
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
+        import torch  # deferred: the worker's parent imports no torch (as Policy's methods)
 
         return torch.full((input_ids.shape[0],), bool(self.stop.requested), dtype=torch.bool)
 
