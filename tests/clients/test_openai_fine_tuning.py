@@ -117,17 +117,23 @@ def test_a_supervised_job_runs_and_its_model_answers_under_its_ft_name(served: S
                                     messages=[{"role": "user", "content": "hi"}])
 
 
+def _finished_run(sdk: openai.OpenAI, served: ServedPlatform, *, rows: int,
+                  batch_size: int) -> tuple[Any, Any, dict[str, Any]]:
+    """A supervised job of ``rows`` lines run to its end: the job, the platform and its run's record."""
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=upload(sdk, chat_lines(rows)).id,
+                                      validation_file=upload(sdk, chat_lines(4, start=20)).id,
+                                      hyperparameters={"n_epochs": 1, "batch_size": batch_size})
+    assert wait_status(sdk, job.id, ("succeeded", "failed")).status == "succeeded"
+    platform = served.app.state.platform
+    return job, platform, platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+
+
 def test_each_checkpoint_event_follows_its_own_step(served: ServedPlatform) -> None:
     """A run whose weights took a while to load: its steps' times are estimated from its pace and its
     checkpoints are stamped when saved. The events list each checkpoint after its step's metrics and before the
     next step's (they listed "Checkpoint created at step 1" after step 3's metrics), their times never going back."""
     sdk = _sdk(served)
-    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=upload(sdk, chat_lines(12)).id,
-                                      validation_file=upload(sdk, chat_lines(4, start=20)).id,
-                                      hyperparameters={"n_epochs": 1, "batch_size": 2})
-    assert wait_status(sdk, job.id, ("succeeded", "failed")).status == "succeeded"
-    platform = served.app.state.platform
-    run = platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    job, platform, run = _finished_run(sdk, served, rows=12, batch_size=2)
     total, started, load, pace = int(run["totalSteps"]), float(run["started"]), 30.0, 5.0
     saved = [{**e, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started + load + pace * e["step"] + 1))}
              for e in run["checkpointList"]]
@@ -150,12 +156,7 @@ def test_a_reinforcement_runs_rewards_are_in_its_events_and_checkpoints(served: 
     construction): the metrics events carry them beside the loss, the checkpoints name the reward. The run's
     curves are set in the store as the RFT worker's progress lines set them."""
     sdk = _sdk(served)
-    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=upload(sdk, chat_lines(8)).id,
-                                      validation_file=upload(sdk, chat_lines(4, start=20)).id,
-                                      hyperparameters={"n_epochs": 1, "batch_size": 4})
-    assert wait_status(sdk, job.id, ("succeeded", "failed")).status == "succeeded"
-    platform = served.app.state.platform
-    run = platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
+    job, platform, run = _finished_run(sdk, served, rows=8, batch_size=4)
     last = int(run["totalSteps"])
     saved = [{**e, "metric": 0.5, "metricName": "reward"} for e in run["checkpointList"]]
     platform.store.update("runs", run["id"], rewardCurve=[[1, 0.25], [last, 0.75]],
