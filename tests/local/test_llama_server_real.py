@@ -61,6 +61,18 @@ def test_qwen_answers_through_llama_server(registry: EngineRegistry) -> None:
     assert log.is_file() and oct(log.stat().st_mode & 0o777) == "0o600"
 
 
+def test_an_answer_is_scored_as_the_whole_reply_its_end_of_sequence_included(registry: EngineRegistry) -> None:
+    """Qwen's template names no stop string: the reply ends with its end-of-sequence token (``/props``'
+    ``eos_token``), scored after the answer as DPO training labels it, so "Paris." then stopping is not the
+    start of "Paris. Aye!". An empty answer is that one token: how likely the model is to stop at once."""
+    engine = registry.chat("qwen2_5_coder_0_5b_instruct")
+    at_once, ended = asyncio.run(engine.answer_logprob(QUESTION, ""))
+    assert ended == 1 and at_once < 0
+    short, short_n = asyncio.run(engine.answer_logprob(QUESTION, "Paris."))
+    longer, longer_n = asyncio.run(engine.answer_logprob(QUESTION, "Paris. Aye!"))
+    assert 2 <= short_n < longer_n and short < 0 and longer < 0
+
+
 def test_a_short_prompt_sent_as_text_is_the_tokens_count_tokens_counts(registry: EngineRegistry) -> None:
     """A short chat (rendered under 255 bytes) and a short text go to the engine untokenized: the engine's
     own tokenization of them is /tokenize's (special tokens parsed, BOS added), so the usage is the count."""

@@ -131,12 +131,13 @@ class LlamaEngine:
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
         """:meth:`.api.Engine.answer_logprob`: the turns rendered by the model's template, then each
         of the answer's tokens scored teacher-forced (:meth:`token_logprobs`), and the end of the turn
-        after it where the model has a marker for it (Gemma's ``<end_of_turn>``, its first stop string): the
-        answer as the whole reply, as training labels it. Without it an answer that is the start of another
-        ("Paris." and "Paris. Aye!") could never be the likelier one, whatever the model learnt."""
+        after it (the model's first stop string, Gemma's ``<end_of_turn>``; else its end-of-sequence token,
+        Qwen's ``<|im_end|>``): the answer as the whole reply, as training labels it. Without it an answer
+        that is the start of another ("Paris." and "Paris. Aye!") could never be the likelier one, whatever
+        the model learnt."""
         turns = text_turns(list(messages))
-        end = self.stop[0] if self.stop else ""
         async with self._leased() as target:
+            end = self.stop[0] if self.stop else target.eos_token
             client = transport.client()
             text = (render_gemma(turns) if self.template == "gemma"
                     else tool_calls.fix_rendered(await prompts.render_chat(client, target.base_url, target.headers,
@@ -373,4 +374,5 @@ def _endpoint_of(engine: LlamaServer, adapter: Path | None, lease: Lease, renew:
     return Endpoint(lease.url + "/v1", lease.key, {"lora": lease.lora(adapter)} if lease.adapters else None,
                     release=lambda: engine.release(lease), broken=lambda: engine.report_failure(lease),
                     group=str(adapter) if adapter is not None else None, watch=watch,
-                    stream_interval=engine.config.stream_interval, engine_paces=lease.instance.paces_streams)
+                    stream_interval=engine.config.stream_interval, engine_paces=lease.instance.paces_streams,
+                    eos_token=lease.instance.eos_token)

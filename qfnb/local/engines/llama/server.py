@@ -74,6 +74,9 @@ class _Instance:
         #: holds a stream's tokens and sends a few as one chunk when asked (``/props``: ``stream_pace``, the
         #: build's scripts/llama_server_stream_pace.patch): the platform's pace, kept by the engine itself
         self.paces_streams = False
+        #: the model's end-of-sequence token as text (``/props``: ``eos_token``; Qwen's ``<|im_end|>``): what
+        #: ends a reply when the model's template names no stop string
+        self.eos_token = ""
 
     @property
     def url(self) -> str:
@@ -388,6 +391,8 @@ class LlamaServer:
                             inst.grammar_drafts = props.get("spec_grammar") is True and \
                                 props.get("json_one_line") is True
                             inst.paces_streams = props.get("stream_pace") is True
+                            eos = props.get("eos_token")
+                            inst.eos_token = eos if isinstance(eos, str) else ""
                         return None
                 time.sleep(0.1)
         return f"not ready after {START_TIMEOUT:.0f} s"

@@ -92,6 +92,8 @@ class Endpoint:
     #: the engine keeps that pace itself (it holds the tokens and sends a piece as one chunk: :func:`pace_fields`);
     #: else the link's reader keeps it (:meth:`.loopback.EngineReply.pace`)
     engine_paces: bool = False
+    #: the model's end-of-sequence token as text, as the engine names it (``""``: not known)
+    eos_token: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
