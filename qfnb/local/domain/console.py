@@ -485,8 +485,11 @@ def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[s
 
 def recover_imports(platform: Platform) -> None:
     """After a restart: an append a kill cut short is undone (:func:`~qfnb.local.domain.datasets.recover`),
-    and an import that was running shows Failed (:data:`INTERRUPTED`), counting the rows kept."""
+    an import that was running shows Failed (:data:`INTERRUPTED`), counting the rows kept, and the part
+    files of uploads cut short are removed."""
     data_dir = platform.settings.data_dir
+    if removed := platform.objects.remove_parts():
+        log.warning("removed %d part file(s) of uploads a stop cut short", removed)
     undone = set(recover_dataset_files(data_dir))
     for ds in platform.store.all("datasets", lambda d: d.get("importStatus") == ImportStatus.RUNNING.value
                                  or d["sid"] in undone):

@@ -139,6 +139,16 @@ class ObjectStore:
         finally:
             os.close(fd)  # closing drops the lock
 
+    def remove_parts(self) -> int:
+        """After a restart (no upload runs): the part files of uploads a kill cut short, removed (an upload
+        writes its object aside and renames it into place when whole); returns how many."""
+        removed = 0
+        for part in self.root.rglob(".*.part") if self.root.is_dir() else ():
+            if part.is_file():
+                part.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def from_uri(self, uri: str) -> Path:
         """``bos:/bucket/key`` (also ``bos://``) → the stored file; ValueError if malformed or missing."""
         if not uri.startswith(BOS_PREFIX):

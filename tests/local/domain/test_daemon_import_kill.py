@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,5 +168,49 @@ def test_a_daemon_killed_mid_import_comes_back_with_the_dataset_whole(data_dir: 
         assert [r["prompt"] for r in rows[:EARLIER]] == [f"earlier question {i} " + "x" * 60 for i in range(EARLIER)]
         assert rows[-1]["prompt"].startswith(f"big question {ROWS - 1} ")
         print(f"{phase}: imported again in {time.monotonic() - started:.1f} s through a second kill: {len(rows)} rows")
+    finally:
+        daemon.stop_daemon(data_dir, force=True, timeout=30)
+
+
+def test_a_daemon_killed_mid_upload_leaves_no_part_file_after_a_restart(data_dir: Path) -> None:
+    """An object upload is written aside and renamed into place when whole: a daemon killed while a PUT
+    streams in left its part file in the objects folder for good. The next start removes it; the object
+    was never there, and the same upload then goes in whole."""
+    platform = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+    try:
+        killed = threading.Event()
+
+        def body() -> Iterator[bytes]:
+            yield b"x" * (3 * 1024 * 1024)  # past the batch the platform writes at once
+            killed.wait(30)  # the rest never comes: the daemon dies first
+            yield b"y"
+
+        url = f"{platform.base_url}/bos/qfnb-local/uploads/cut.jsonl"
+        outcome: dict[str, Any] = {}
+
+        def put() -> None:
+            try:
+                outcome["status"] = httpx.put(url, content=body(), timeout=60,
+                                              auth=Signer(platform.access_key, platform.iam_secret_key)).status_code
+            except httpx.HTTPError as exc:
+                outcome["error"] = exc
+
+        caller = threading.Thread(target=put, name="upload-call")
+        caller.start()
+
+        def parts() -> list[Path]:
+            return sorted((data_dir / "objects").rglob(".*.part"))
+
+        _kill_when(lambda: any(p.stat().st_size > 0 for p in parts()), platform.pid, "its part file", time.monotonic())
+        killed.set()
+        caller.join(30)
+        assert "error" in outcome and len(parts()) == 1, (outcome, parts())
+
+        daemon._known.pop(data_dir.resolve(), None)
+        platform = daemon.ensure_daemon(data_dir, serve_args=DOUBLES)
+        assert parts() == [] and not (data_dir / "objects" / "qfnb-local" / "uploads" / "cut.jsonl").exists()
+        auth = Signer(platform.access_key, platform.iam_secret_key)
+        assert httpx.put(url, content=b"whole\n", auth=auth, timeout=30).status_code == 200
+        assert httpx.get(url, auth=auth, timeout=30).content == b"whole\n"
     finally:
         daemon.stop_daemon(data_dir, force=True, timeout=30)
