@@ -344,6 +344,8 @@ class AsyncQianfanClient:
         # signature seen before on a call that changes state)
         headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4()),
                    **(headers or {})}
+        if routes.keyed_console_call(path, (params or {}).get("Action")):  # one key a call, kept on its retries
+            headers.setdefault(routes.IDEMPOTENCY_HEADER, "qfnb-" + secrets.token_hex(16))
         if (params or {}).get("Action") == batch_wire.CREATE:  # its rows are unseen: no budget can hold it
             check_unreserved_batch()
         url = url_of(self.config.console_api_base_url, path)

@@ -463,19 +463,38 @@ def create_result_dataset(platform: Platform, name: str, rows: list[dict[str, An
 INTERRUPTED = "interrupted: the platform stopped during the import, and none of its rows were kept; import again"
 
 
-def import_dataset(platform: Platform, ds: dict[str, Any], files: Any) -> dict[str, Any]:
+#: the keys of the last imports a dataset's record remembers (a retry comes within seconds)
+KEPT_IMPORT_KEYS = 64
+
+
+class _Imported(Exception):
+    """The import under this key was recorded meanwhile (a retry ran beside its first try)."""
+
+
+def import_dataset(platform: Platform, ds: dict[str, Any], files: Any, key: str | None = None) -> dict[str, Any]:
     """Import ``files`` into ``ds``: Running while it runs, then Finished with the new count (recorded
-    under the data file's lock, with the rows) or Failed with why, none of its rows kept."""
+    under the data file's lock, with the rows) or Failed with why, none of its rows kept. ``key`` (the
+    call's ``Idempotency-Key``): an import under a key already recorded is not run again, and one whose
+    first try is recorded while it runs appends nothing, so a call sent again (a retry, a daemon that died
+    under it) imports its rows once."""
     if not isinstance(files, list) or not files:
         raise BodyError("files", "is required: a list of bos:/bucket/key URIs")
+    if key and key in (ds.get("importKeys") or []):
+        return ds
     platform.store.update("datasets", ds["id"], importStatus=ImportStatus.RUNNING.value, importErrorMessage="")
 
     def finished(count: int) -> None:
+        keys = list(get(platform, "datasets", ds["id"], "datasetId").get("importKeys") or [])
+        if key and key in keys:
+            raise _Imported
         platform.store.update("datasets", ds["id"], importStatus=ImportStatus.FINISHED.value, entityCount=count,
-                              modified=time.time())
+                              modified=time.time(), **({"importKeys": [*keys, key][-KEPT_IMPORT_KEYS:]} if key else {}))
 
     try:
         import_files(platform.settings.data_dir, platform.objects, ds, files, commit=finished)
+    except _Imported:  # its first try's rows are in: this one's were cut back
+        log.info("dataset %s: import %r was already recorded; its rows were not appended again", ds["sid"], key)
+        platform.store.update("datasets", ds["id"], importStatus=ImportStatus.FINISHED.value)
     except BaseException as exc:
         platform.store.update("datasets", ds["id"], importStatus=ImportStatus.FAILED.value,
                               importErrorMessage=str(exc) or type(exc).__name__)

@@ -170,6 +170,13 @@ class V2Action:
     DESCRIBE_SERVICES = "DescribeServices"
 
 
+def keyed_console_call(path: str, action: str | None = None) -> bool:
+    """True for the console calls the local platform runs once per ``Idempotency-Key`` (a dataset import):
+    qfnb's client sends one key a call, the same on its retries and when it sends the call again after the
+    daemon died under it, so its rows are imported once."""
+    return path == Console.DATASET_IMPORT or (path == Console.V2_DATASET and action == "CreateImportTask")
+
+
 def changes_service_list(path: str, action: str | None = None) -> bool:
     """True for console calls after which ``service/list`` answers differently (deploy, publish, delete)."""
     if path in (Console.SERVICE_APPLY, Console.MODEL_PUBLISH):

@@ -20,7 +20,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.serving.failures import failure_response
-from qfnb.local.server.serving.wire import base_url, json_body, v1_data_error, v1_error, v1_ok
+from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, v1_data_error, v1_error, v1_ok
 from qfnb.protocol.console.enums import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console
@@ -183,11 +183,11 @@ def dataset_create(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     return dataset_view(c.create_dataset(p, body))
 
 
-def dataset_import(p: Platform, body: dict[str, Any]) -> bool:
+def dataset_import(p: Platform, body: dict[str, Any], key: str | None = None) -> bool:
     ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
     if body.get("importFrom", 1) != 1:
         raise BodyError("importFrom", "the local platform imports from object storage only (importFrom=1)")
-    c.import_dataset(p, ds, body.get("files"))
+    c.import_dataset(p, ds, body.get("files"), key)
     return True
 
 
@@ -267,6 +267,8 @@ async def dispatch(request: Request) -> Response:
         elif path == Console.DATASET_EXPORT_RECORD:
             result = await run_in_threadpool(dataset_export_records, platform, body, base_url(request),
                                              authenticator(request).shared_link)
+        elif path == Console.DATASET_IMPORT:  # run once per Idempotency-Key
+            result = await run_in_threadpool(dataset_import, platform, body, idempotency_key(request))
         elif path == Console.SERVICE_DETAIL:
             svc = c.get(platform, "services", _int(body, "serviceId"), "serviceId")
             result = service_view(platform, svc, base_url(request))

@@ -21,7 +21,7 @@ from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.routes import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
-from qfnb.local.server.serving.wire import base_url, json_body, paged, v2_error, v2_ok
+from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
 from qfnb.protocol.console.train_formats import MODES
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS
@@ -258,6 +258,9 @@ async def dispatch(request: Request) -> Response:
         if (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICE):
             result: Any = _service_view(platform, c.get(platform, "services", body.get("serviceId"), "serviceId"),
                                         base)
+        elif (path, action) == (Console.V2_DATASET, "CreateImportTask"):  # run once per Idempotency-Key
+            result = await run_in_threadpool(v2_datasets.create_import_task, platform, body,
+                                             idempotency_key(request))
         elif (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICES):
             views = [_service_view(platform, s, base) for s in platform.store.all("services")]
             result = paged(views, body, "serviceList", "serviceId")

@@ -98,15 +98,18 @@ def _put_task(p: Platform, ds_id: int, task: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
-def create_import_task(p: Platform, body: dict[str, Any]) -> str:
+def create_import_task(p: Platform, body: dict[str, Any], key: str | None = None) -> str:
     """Import ``files`` into the version; the result is the task id (as the cloud's), whether the import
-    finished or failed: ``DescribeImportTask`` says which."""
+    finished or failed: ``DescribeImportTask`` says which. A call sent again under its ``Idempotency-Key``
+    ``key`` gets its first task while that one finished or still runs, and imports nothing more."""
     ds = c.get(p, "datasets", body.get("versionId"), "versionId")
     files, size_mb = _checked_files(p, body.get("files"))
+    if key and (same := _task_of(ds, key)) is not None:
+        return str(same["taskId"])
     task = _put_task(p, ds["id"], {"state": IMPORTING, "sizeMB": size_mb, "start": time.time(), "finish": None,
-                                   "error": ""})
+                                   "error": "", **({"key": key} if key else {})})
     try:
-        c.import_dataset(p, ds, files)
+        c.import_dataset(p, ds, files, key)
     except BodyError:
         pass  # a bad line: the task failed, and the record says why
     finally:
@@ -114,6 +117,17 @@ def create_import_task(p: Platform, body: dict[str, Any]) -> str:
         _put_task(p, ds["id"], task | {"state": _import_state(after), "finish": time.time(),
                                        "error": after.get("importErrorMessage") or ""})
     return str(task["taskId"])
+
+
+def _task_of(ds: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The task made under ``key`` while it counts: finished, or importing now (not one that failed or that a
+    stop cut short, which a call sent again runs anew)."""
+    task: dict[str, Any]
+    for task in ds.get("importTasks") or []:
+        live = task["state"] == IMPORTING and ds["importStatus"] == ImportStatus.RUNNING
+        if task.get("key") == key and (task["state"] == IMPORT_FINISHED or live):
+            return task
+    return None
 
 
 def describe_import_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
