@@ -286,11 +286,11 @@ def export_lines(rows: list[dict[str, Any]]) -> bytes:
     return jsonl(r["record"] if "record" in r else [turn(r)] for r in rows).encode("utf-8")
 
 
-def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any],
-                 commit: Callable[[int], object] | None = None) -> int:
-    """Append the rows of ``files`` (``bos:/`` URIs) to the dataset, read and written a batch at a time
-    (:func:`append_rows`, ``commit`` with it): all of them, or none when one file is bad; returns the new
-    row count."""
+def import_paths(objects: ObjectStore, files: Any) -> list[Path]:
+    """The stored objects an import names (``files``: a non-empty list of ``bos:/`` URIs); BodyError naming
+    the bad one."""
+    if not isinstance(files, list) or not files:
+        raise BodyError("files", "is required: a list of bos:/bucket/key URIs")
     paths: list[Path] = []
     for i, uri in enumerate(files):
         if not isinstance(uri, str):
@@ -299,6 +299,15 @@ def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], 
             paths.append(objects.from_uri(uri))
         except ValueError as exc:
             raise BodyError(f"files[{i}]", str(exc)) from exc
+    return paths
+
+
+def import_files(data_dir: Path, objects: ObjectStore, dataset: dict[str, Any], files: list[Any],
+                 commit: Callable[[int], object] | None = None) -> int:
+    """Append the rows of ``files`` (``bos:/`` URIs) to the dataset, read and written a batch at a time
+    (:func:`append_rows`, ``commit`` with it): all of them, or none when one file is bad; returns the new
+    row count."""
+    paths = import_paths(objects, files)
     return append_rows(data_dir, dataset, (row for i, path in enumerate(paths) for row in _file_rows(i, path)),
                        commit)
 

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from qfnb.local.domain import console as c
+from qfnb.local.domain.datasets import import_paths
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.protocol.console.enums import ImportStatus, ReleaseStatus
@@ -72,16 +73,7 @@ def describe_dataset_version(p: Platform, body: dict[str, Any]) -> dict[str, Any
 
 def _checked_files(p: Platform, files: Any) -> tuple[list[str], float]:
     """``files`` (``bos:/`` URIs of stored objects) and their size in MB; BodyError naming the bad one."""
-    if not isinstance(files, list) or not files:
-        raise BodyError("files", "is required: a list of bos:/bucket/key URIs")
-    size = 0
-    for i, uri in enumerate(files):
-        if not isinstance(uri, str):
-            raise BodyError(f"files[{i}]", "must be a bos:/bucket/key string")
-        try:
-            size += p.objects.from_uri(uri).stat().st_size
-        except ValueError as exc:
-            raise BodyError(f"files[{i}]", str(exc)) from exc
+    size = sum(path.stat().st_size for path in import_paths(p.objects, files))
     return files, round(size / 2**20, 2)
 
 
