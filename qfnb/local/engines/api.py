@@ -55,6 +55,12 @@ class Engine(Protocol):
         iterator cancels the generation."""
         ...
 
+    def resume(self, ask: ChatAsk, text: str) -> AsyncIterator[Delta] | None:
+        """The rest of ``ask``'s answer (a JSON schema constraining it) after ``text``, its start already
+        sent: the turns with ``text`` opened as the reply, under the grammar of what may follow it
+        (:mod:`qfnb.local.engines.loop_guard`); None where the engine cannot write that rest."""
+        ...
+
     async def count_tokens(self, ask: Ask) -> int:
         """The prompt tokens ``ask`` would take, counted by the model's own template and tokenizer;
         raises ``CannotServe`` where the engine cannot tell."""

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from qfnb.local.engines import calls, progress
-from qfnb.local.engines.ask import Ask, TextAsk
+from qfnb.local.engines.ask import Ask, ChatAsk, TextAsk
 from qfnb.local.engines.base import CannotServe, ChatEngine, Delta, Embedder, reached, text_turns
 
 T = TypeVar("T")
@@ -133,6 +133,10 @@ class ThreadedChat:
                              "penalties): serve it with llama.cpp for those")
         turns, sampling = text_turns(ask.messages), ask.sampling
         return self._run(lambda: iter(self.engine.chat(turns, sampling=sampling)))
+
+    def resume(self, ask: ChatAsk, text: str) -> AsyncIterator[Delta] | None:
+        """None: a text-only engine answers no schema."""
+        return None
 
     async def count_tokens(self, ask: Ask) -> int:
         raise CannotServe(f"{self.name} runs in-process (transformers): the platform counts tokens only for "

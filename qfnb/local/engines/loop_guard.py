@@ -9,8 +9,12 @@ of :data:`PENALTY` closed the object in 38 tokens where it had looped to the cap
 :func:`guarded` watches an answer's text. When the string being written ends in the same span
 (:data:`MIN_SPAN` to :data:`MAX_SPAN` characters, words in it) :data:`REPEATS` times in a row,
 the answer is dropped and asked again once with the penalty; its usage counts both generations.
-Only an answer the client receives whole (not streamed) is asked again: a stream's text is
-already sent, so it goes on as it is.
+
+A streamed answer cannot be dropped: the client already holds its start. :func:`streamed` stops
+its generation there instead and asks the engine for the rest (:meth:`~.api.Engine.resume`): the
+same turns with the text sent so far opened as the reply, the penalty on, under the grammar of
+what may still follow it, so the whole stream is still one value under the schema. Where the
+engine cannot write that rest, the stream goes on as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from qfnb.local.engines.api import Engine
 from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import Delta, aclose
 
-__all__ = ["MAX_SPAN", "MIN_SPAN", "PENALTY", "REPEATS", "StringTail", "guarded", "penalised", "whole_answer"]
+__all__ = ["MAX_SPAN", "MIN_SPAN", "PENALTY", "REPEATS", "StringTail", "guarded", "penalised", "streamed",
+           "whole_answer"]
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -57,6 +62,16 @@ class StringTail:
                 self.inside = False
                 continue
             self.current.append(ch)
+
+    def loop_end(self, text: str) -> int | None:
+        """Feed ``text`` a character at a time; where the string comes to :meth:`loops`, how many of its
+        characters were read (the rest are not), else None (all were). The place depends on the text only,
+        not on how it was cut into pieces."""
+        for i, ch in enumerate(text):
+            self.feed(ch)
+            if self.inside and ch != "\\" and self.loops():
+                return i + 1
+        return None
 
     def loops(self) -> bool:
         """Whether the string being written ends in one span repeated :data:`REPEATS` times."""
@@ -105,6 +120,50 @@ async def guarded(deltas: AsyncIterator[Delta], again: Callable[[], AsyncIterato
              "penalty %.1f", name, spent, PENALTY)
     async for delta in again():
         yield delta.after(delta.prompt_tokens, spent)  # its prompt was read twice
+
+
+async def streamed(engine: Engine, ask: ChatAsk, *, name: str) -> AsyncIterator[Delta]:
+    """``engine``'s streamed answer to ``ask`` (a JSON schema constraining it), passed on as it comes; when
+    it loops inside a string, its generation is stopped and the rest is the engine's continuation of the
+    text sent (:meth:`~.api.Engine.resume`, penalised, ``max_tokens`` less what was spent), both
+    generations counted. Where the engine cannot continue it, the answer goes on as it is."""
+    deltas = engine.generate(ask)
+    tail, sent, watching = StringTail(), [], True
+    rest: AsyncIterator[Delta] | None = None
+    spent = (0, 0)
+    try:
+        async for delta in deltas:
+            end = tail.loop_end(delta.text) if watching and delta.finish_reason is None else None
+            if end is None:
+                sent.append(delta.text)
+                yield delta
+                continue
+            sent.append(delta.text[:end])
+            spent = (delta.prompt_tokens, delta.completion_tokens)
+            rest = engine.resume(continued(ask, spent[1]), "".join(sent))
+            if rest is not None:  # the piece up to where the loop stands; the rest follows from there
+                yield dataclasses.replace(delta, text=delta.text[:end])
+                break
+            log.info("%s: a streamed schema answer loops inside a string and cannot be continued", name)
+            watching = False
+            yield delta
+    finally:
+        await aclose(deltas)  # the engine stops generating (the loop, or the answer of a client gone)
+    if rest is None:
+        return
+    log.info("%s: a streamed schema answer looped inside a string after %d tokens; writing its rest with "
+             "frequency penalty %.1f", name, spent[1], PENALTY)
+    async for delta in rest:
+        yield delta.after(*spent)
+
+
+def continued(ask: ChatAsk, spent: int) -> ChatAsk:
+    """``ask`` :func:`penalised`, for the rest of an answer that has spent ``spent`` of its ``max_tokens``."""
+    out = penalised(ask)
+    cap = ask.sampling.max_tokens
+    if cap is None:
+        return out
+    return dataclasses.replace(out, sampling=dataclasses.replace(out.sampling, max_tokens=max(1, cap - spent)))
 
 
 def whole_answer(engine: Engine, ask: Ask, name: str) -> AsyncIterator[Delta]:

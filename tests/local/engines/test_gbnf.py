@@ -233,3 +233,112 @@ def test_a_forced_calls_nested_model_keeps_its_definitions_and_bounds() -> None:
     assert '"\\"score\\""' in rules["ref-0"] and "ref-0" in rules["root"]
     regex = as_regex(next(body for name, body in rules.items() if name.startswith("number-range")))
     assert regex.fullmatch("9.75") and regex.fullmatch("10") and not regex.fullmatch("10.5")
+
+
+# ---- the rest of a streamed answer after its start (loop_guard.streamed) ------------------------------
+
+JOKE = {"description": "Joke to tell user.", "type": "object", "additionalProperties": False,
+        "properties": {"setup": {"type": "string"}, "punchline": {"type": "string"}},
+        "required": ["setup", "punchline"]}
+ARTICLE = {"type": "object", "required": ["title", "tags", "author"], "properties": {
+    "title": {"type": "string"},
+    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+    "author": {"type": "object", "required": ["name"],
+               "properties": {"email": {"type": ["string", "null"]}, "name": {"type": "string"}}},
+    "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    "score": {"type": "integer", "minimum": 0, "maximum": 10}}}
+
+
+def value_strings(doc: str) -> list[tuple[int, int]]:
+    """Where each string value of one-line JSON ``doc`` starts (after its quote) and ends (at its closing quote)."""
+    spans, i = [], 0
+    while i < len(doc):
+        if doc[i] != '"':
+            i += 1
+            continue
+        j = i + 1
+        while doc[j] != '"':
+            j += 2 if doc[j] == "\\" else 1
+        if not doc.startswith(": ", j + 1):  # a key is followed by its colon
+            spans.append((i + 1, j))
+        i = j + 1
+    return spans
+
+
+def inside_escape(doc: str, i: int) -> bool:
+    """Whether ``doc[:i]`` ends inside an escape (a backslash, or a ``\\u`` and fewer than four digits)."""
+    k = doc.rfind("\\", 0, i)
+    if k < 0 or (doc[k - 1] == "\\" and not inside_escape(doc, k - 1)):
+        return False
+    return i == k + 1 or (doc[k + 1] == "u" and i < k + 6)
+
+
+@pytest.mark.parametrize(("schema", "answer"), [
+    (JOKE, {"setup": "Why did the cat sit?", "punchline": 'To "watch" the mouse \u00e9'}),
+    (ARTICLE, {"title": 'Cats "and" dogs\n', "tags": ["a", "b"], "author": {"email": None, "name": "Ann"},
+               "note": "ok", "score": 7}),
+    (ARTICLE, {"tags": [], "author": {"name": "Bo \\ \u2603", "email": "b@x"}, "title": "t"}),
+])
+def test_the_rest_after_a_cut_in_a_string_closes_it_there_and_accepts_the_answers_own_rest(
+        schema: dict[str, Any], answer: dict[str, Any]) -> None:
+    """Cut anywhere inside a string value (not inside an escape), the rest closes that string at once and
+    takes what the answer itself has after it; cut anywhere else, it cannot be written."""
+    from qfnb.local.engines.llama.continuation import rest_grammar
+    from qfnb.local.engines.llama.gbnf import Unwritable
+
+    doc = json.dumps(answer, ensure_ascii=False)
+    inside = {i: end for start, end in value_strings(doc) for i in range(start, end + 1) if not inside_escape(doc, i)}
+    assert inside
+    for i in range(len(doc) + 1):
+        if i not in inside:
+            with pytest.raises(Unwritable):
+                rest_grammar(schema, doc[:i])
+            continue
+        rest = as_regex(inlined(rest_grammar(schema, doc[:i])))
+        assert rest.fullmatch(doc[inside[i]:]), (doc[:i], doc[inside[i]:])
+
+
+def test_the_rest_keeps_what_the_schema_still_wants_and_no_more() -> None:
+    from qfnb.local.engines.llama.continuation import rest_grammar
+
+    def rest(schema: dict[str, Any], text: str) -> re.Pattern[str]:
+        return as_regex(inlined(rest_grammar(schema, text)))
+
+    joke = rest(JOKE, '{"setup": "A cat. A cat. A cat')
+    assert joke.fullmatch('", "punchline": "Meow."}') and not joke.fullmatch('"}')  # a required pair is kept
+    assert not joke.fullmatch(' more", "punchline": "x"}')  # the looping string is closed at once
+    assert not joke.fullmatch('", "punchline": "x", "extra": "y"}')
+    tags = rest(ARTICLE, '{"title": "t", "tags": ["a", "b')
+    assert tags.fullmatch('", "c"], "author": {"name": "n"}}')
+    assert not tags.fullmatch('", "c", "d"], "author": {"name": "n"}}')  # maxItems 3
+    assert not tags.fullmatch('", "c"], "author": {"name": "n"}, "score": 11}')  # its bounds are kept
+    short = rest({"type": "object", "properties": {"code": {"type": "string", "minLength": 5}}, "required": ["code"]},
+                 '{"code": "ab')
+    assert short.fullmatch('xyz"}') and not short.fullmatch('"}')  # its minLength is still met
+    extra = rest({"type": "object", "additionalProperties": {"type": "string"}}, '{"a": "x", "b": "y')
+    assert extra.fullmatch('"}') and extra.fullmatch('", "c": "z"}') and not extra.fullmatch('", "c": 1}')
+
+
+@pytest.mark.parametrize(("schema", "text", "why"), [
+    ({"type": "object", "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}}}, '{"id": "ab', "shapes"),
+    ({"type": "object", "properties": {"d": {"type": "string", "format": "date"}}}, '{"d": "2024-', "shapes"),
+    ({"anyOf": [{"type": "object", "properties": {"a": {"type": "string"}}},
+                {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}]},
+     '{"a": "x', "2 branches"),
+    (JOKE, '{"setup": "x", "punchline": "y"}', "whole value"),
+    (JOKE, '{"set', "inside a key"),
+])
+def test_a_rest_that_cannot_be_written_exactly_says_why(schema: dict[str, Any], text: str, why: str) -> None:
+    from qfnb.local.engines.llama.continuation import rest_grammar
+    from qfnb.local.engines.llama.gbnf import Unwritable
+
+    with pytest.raises(Unwritable, match=why):
+        rest_grammar(schema, text)
+
+
+def test_the_rest_of_any_json_value_is_any_more_pairs_and_items() -> None:
+    from qfnb.local.engines.llama.continuation import rest_grammar
+
+    root = rest_grammar({}, '[{"k": ["v", 1, "w')
+    assert root.splitlines()[-1] == ('root ::= "\\"" space (", " value)* "]" space (extra-0)* "}" space '
+                                     '(", " value)* "]" space')

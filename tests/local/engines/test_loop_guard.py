@@ -9,7 +9,7 @@ import pytest
 
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
-from qfnb.local.engines.loop_guard import PENALTY, StringTail, guarded, penalised
+from qfnb.local.engines.loop_guard import PENALTY, StringTail, guarded, penalised, streamed
 
 LOOP = '{"setup": "A cat is like a superhero. ' + "It is like a superhero, but not as strong. " * 20
 GOOD = '{"setup": "A cat walks in.", "punchline": "It naps."}'
@@ -93,3 +93,77 @@ async def test_only_a_schema_answer_is_guarded() -> None:
     shaped = ChatAsk(model="m", messages=plain.messages, schema={"type": "object"})
     got = "".join([d.text async for d in whole_answer(engine, shaped, "m")])  # type: ignore[arg-type]
     assert got == GOOD and [a.sampling.frequency_penalty for a in engine.asked[1:]] == [None, PENALTY]
+
+
+# ---- a streamed answer: its rest written after what was sent ------------------------------------------
+
+REST = '", "punchline": "It naps."}'
+
+
+class Resuming(Engine):
+    """:class:`Engine` that also writes an answer's rest (``REST``) after the text it is given, in
+    pieces of ``size``; ``can`` False: it cannot (as an external engine)."""
+
+    def __init__(self, first: str, size: int = 4, can: bool = True) -> None:
+        super().__init__(first)
+        self.size, self.can = size, can
+        self.resumed: list[tuple[ChatAsk, str]] = []
+
+    async def _stream(self, text: str) -> AsyncIterator[Delta]:
+        pieces = [text[i:i + self.size] for i in range(0, len(text), self.size)]
+        try:
+            for k, piece in enumerate(pieces, 1):
+                yield Delta(piece, None, 20, k)
+            yield Delta("", "stop", 20, len(pieces))
+        finally:
+            self.closed = True
+
+    def resume(self, ask: ChatAsk, text: str) -> AsyncIterator[Delta] | None:
+        if not self.can:
+            return None
+        self.resumed.append((ask, text))
+        return self._rest()
+
+    async def _rest(self) -> AsyncIterator[Delta]:
+        yield Delta(REST[:10], None, 60, 2)
+        yield Delta(REST[10:], "stop", 60, 5)
+
+
+SHAPED = ChatAsk(model="m", messages=({"role": "user", "content": "a joke"},), schema={"type": "object"},
+                 sampling=Sampling(temperature=0, max_tokens=500))
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 7, 50])
+async def test_a_streamed_loop_is_cut_where_it_is_caught_and_its_rest_written_after_what_was_sent(size: int) -> None:
+    engine = Resuming(LOOP, size)
+    got = [d async for d in streamed(engine, SHAPED, name="m")]  # type: ignore[arg-type]
+    (ask, sent), = engine.resumed
+    # the cut depends on the text alone, not on how the engine cut it into pieces
+    assert sent == LOOP[:next(i for i in range(len(LOOP)) if tail_of(LOOP[:i]).loops())]
+    assert sent.endswith("not as strong") and sent.count("It is like a superhero") == 3
+    assert "".join(d.text for d in got) == sent + REST and engine.closed
+    assert ask.sampling.frequency_penalty == PENALTY
+    spent = got[-3].completion_tokens  # the last piece of the first generation
+    assert ask.sampling.max_tokens == 500 - spent
+    assert (got[-1].prompt_tokens, got[-1].completion_tokens) == (20 + 60, spent + 5)  # both counted
+    assert [d.finish_reason for d in got].count("stop") == 1
+
+
+async def test_a_stream_the_engine_cannot_continue_goes_on_as_it_is() -> None:
+    engine = Resuming(LOOP, can=False)
+    got = [d async for d in streamed(engine, SHAPED, name="m")]  # type: ignore[arg-type]
+    assert "".join(d.text for d in got) == LOOP and got[-1].finish_reason == "stop"
+
+
+async def test_a_stream_that_does_not_loop_is_passed_on_piece_by_piece() -> None:
+    engine = Resuming(GOOD)
+    got = [d async for d in streamed(engine, SHAPED, name="m")]  # type: ignore[arg-type]
+    assert [d.text for d in got][:-1] == [GOOD[i:i + 4] for i in range(0, len(GOOD), 4)] and not engine.resumed
+
+
+async def test_a_client_gone_from_the_stream_stops_the_generation() -> None:
+    engine = Resuming(LOOP)
+    stream = streamed(engine, SHAPED, name="m")  # type: ignore[arg-type]
+    assert (await anext(stream)).text
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert engine.closed and not engine.resumed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,12 +27,24 @@ from qfnb.local.engines.base import (
     text_turns,
 )
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import answer_check, grammar, infill, prompts, tool_calls, transport, watchdog
+from qfnb.local.engines.llama import (
+    answer_check,
+    continuation,
+    gbnf,
+    grammar,
+    infill,
+    prompts,
+    tool_calls,
+    transport,
+    watchdog,
+)
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
 __all__ = ["CHAT_LAYER_OF", "ChatLayer", "LlamaEngine", "OwnChat", "ServerChat", "llama_endpoint",
            "llama_ready_endpoint"]
+
+log = logging.getLogger(__name__)
 
 #: the logit bias that forces a token (:meth:`LlamaEngine.token_logprobs`): larger than any gap between
 #: two raw logits, and not seen by the probability reported (it is taken before the sampler's bias)
@@ -73,6 +86,23 @@ class LlamaEngine:
             return self.admitted(ask.prompt, gp, ask.lane)
         refuse_tool_turns(self.name, ask, has_template=self.can_call_tools)
         return self.chat_layer.answer(self, ask, gp)
+
+    def resume(self, ask: ChatAsk, text: str) -> AsyncIterator[Delta] | None:
+        """:meth:`.api.Engine.resume`: the turns as :class:`OwnChat` sends them with ``text`` after the opened
+        reply, as token ids to ``/completions``, under :func:`.continuation.rest_grammar`. None for a
+        chat with tools (a call's grammar is not a schema's) or where that rest cannot be written."""
+        if ask.schema is None or ask.offered_tools:
+            return None
+        try:
+            rest = continuation.rest_grammar(dict(ask.schema), text)
+        except gbnf.Unwritable as exc:
+            log.info("%s: the rest of the answer cannot be written: %s", self.name, exc)
+            return None
+        fields: dict[str, Any] = {**ask.sampling.penalties(), "grammar": rest}
+        if ask.logprobs is not None:
+            fields["logprobs"] = max(1, ask.logprobs)
+        return self.admitted(self.source([dict(m) for m in ask.messages]), ask.engine_params(self.stop), ask.lane,
+                             fields, prefix=text, top_logprobs=ask.logprobs, key=ask.slot_key)
 
     def infill(self, ask: infill.InfillAsk) -> AsyncIterator[Delta]:
         """Fill in the middle (code completion; :mod:`.infill`)."""
@@ -152,16 +182,17 @@ class LlamaEngine:
     async def admitted(self, source: str | Turns, gp: GenParams, lane: str, fields: dict[str, Any] | None = None, *,
                        chat: bool = False, tools: Turns | None = None, forced: bool = False,
                        names: list[str] | None = None, top_logprobs: int | None = None,
-                       key: str | None = None) -> AsyncIterator[Delta]:
+                       key: str | None = None, prefix: str = "") -> AsyncIterator[Delta]:
         """The one admission step: ``source`` prepared (rendered with ``tools``, tokenized once unless it is a
         short text: :func:`.prompts.prepare`; refused if it does not fit), run on a slot chosen by its length:
         ``chat``, ``fields`` (turns, tools...) to the server's chat endpoint; else the prompt (token ids, or
         the short text) and ``fields`` (a ``json_schema`` as :mod:`.grammar` writes it) to ``/completions``.
-        ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token."""
+        ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token; ``prefix``: the
+        start of the reply, already written (the answer goes on from it)."""
         async with self._leased() as target:
             try:
                 prompt, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced,
-                                                       room=self.n_ctx - gp.max_tokens)
+                                                       room=self.n_ctx - gp.max_tokens, prefix=prefix)
             except httpx.HTTPError as exc:
                 if target.broken is not None:
                     target.broken()

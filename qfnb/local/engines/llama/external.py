@@ -43,6 +43,10 @@ class ExternalEngine:
         """Whether the model has its own chat template (the engine renders tools with it)."""
         return self.template != "gemma"
 
+    def resume(self, ask: ChatAsk, text: str) -> AsyncIterator[Delta] | None:
+        """None: another server's grammar is its own, so the rest of an answer cannot be written for it."""
+        return None
+
     async def count_tokens(self, ask: Ask) -> int:
         """The engine's own count: its ``/tokenize`` with the turns (vLLM renders them with the
         model's template and answers ``count``); an engine that answers bare ``tokens`` instead

@@ -20,7 +20,7 @@ from typing import Any
 
 from qfnb.protocol.schema.accepted import resolve
 
-__all__ = ["Unwritable", "decimal_range", "schema_grammar"]
+__all__ = ["COLON", "COMMA", "Unwritable", "Writer", "decimal_range", "literal", "schema_grammar"]
 
 #: digits a written number may have after its point
 FRACTION_DIGITS = 15
@@ -49,7 +49,7 @@ class Unwritable(ValueError):
 def schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF text of ``schema``: an enforced part (the keywords :mod:`qfnb.protocol.schema.enforced`
     keeps) as :func:`.grammar.engine_schema` writes it (calendar formats as their patterns)."""
-    return _Writer(schema).text()
+    return Writer(schema).text()
 
 
 def literal(text: str) -> str:
@@ -65,14 +65,17 @@ def literal(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-class _Writer:
+class Writer:
+    """GBNF rules for the nodes of one schema (``root``), named once each, and the text of them all."""
+
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
         self.rules: dict[str, str] = {}
         self.refs: dict[str, str] = {}
 
-    def text(self) -> str:
-        root = self.value(self.root)
+    def text(self, root: str | None = None) -> str:
+        """The grammar whose ``root`` rule is ``root`` (default: a value under the schema), with every rule written."""
+        root = self.value(self.root) if root is None else root
         used = dict(_BASE)
         used.update(self.rules)
         used["root"] = root
@@ -133,8 +136,15 @@ class _Writer:
             return "object"  # any object, as the converter writes it
         props: dict[str, Any] = s.get("properties") or {}
         required = set(s.get("required") or ())
-        pairs = [(literal(json.dumps(name, ensure_ascii=False)) + f" space {COLON} " + self.value(sub),
-                  name in required) for name, sub in props.items()]
+        return f'"{{" space {self.pairs(s, list(props), required, first=True)} "}}" space'
+
+    def pairs(self, s: dict[str, Any], names: list[str], required: set[str], *, first: bool) -> str:
+        """The pairs of object ``s``'s properties ``names`` (in that order; those not ``required`` may be
+        left out), then any more its ``additionalProperties`` allow; the first with no comma before it
+        when ``first``."""
+        props: dict[str, Any] = s.get("properties") or {}
+        pairs = [(literal(json.dumps(name, ensure_ascii=False)) + f" space {COLON} " + self.value(props[name]),
+                  name in required) for name in names]
         extra = s.get("additionalProperties")
         extra_pair = None
         if extra is True or (isinstance(extra, dict) and extra):
@@ -156,7 +166,7 @@ class _Writer:
             skip = tail(i + 1, first)
             return f"({this} | {skip})" if skip else f"({this})?"
 
-        return f'"{{" space {tail(0, True)} "}}" space'
+        return tail(0, first)
 
     def arr(self, s: dict[str, Any]) -> str:
         if "prefixItems" in s:

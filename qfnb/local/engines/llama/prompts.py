@@ -88,19 +88,21 @@ def _short(text: str, room: int | None) -> bool:
 
 async def prepare(base_url: str, headers: dict[str, str], source: str | list[dict[str, Any]],
                   tools: list[dict[str, Any]] | None = None, forced: bool = False,
-                  room: int | None = None) -> tuple[Prompt, str]:
+                  room: int | None = None, prefix: str = "") -> tuple[Prompt, str]:
     """The prompt as it goes to ``/completions`` (a chat rendered by the engine's template first, with
     ``tools``; a ``forced`` call opened with the template's own call opener) and that opener: its
     tokens, or the text itself when it is short and leaves ``room`` tokens (its answer's) in the
-    context (see the module doc; None: always the tokens). Both calls are idempotent, so one sent
+    context (see the module doc; None: always the tokens). ``prefix``: the reply's start, already written,
+    after the opener (the answer goes on from it). Both calls are idempotent, so one sent
     on a connection the engine had just closed is sent again, once."""
     async def once() -> tuple[Prompt, str]:
         text = source if isinstance(source, str) else tool_calls.fix_rendered(await render_chat(
             transport.client(), base_url, headers, source, tools))
         opener = tool_calls.call_prefix(text) if forced else ""
-        if _short(text + opener, room):
-            return text + opener, opener
-        return await tokenize(transport.client(), base_url, headers, text + opener), opener
+        whole = text + opener + prefix
+        if _short(whole, room):
+            return whole, opener
+        return await tokenize(transport.client(), base_url, headers, whole), opener
 
     try:
         return await once()

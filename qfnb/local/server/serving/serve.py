@@ -73,12 +73,15 @@ def model_route(handler: Handler, auth: Callable[[Request], Response | None],
 
 def answers(engine: Engine, served: ServedLike, ask: Ask, *, whole: bool = True) -> list[AsyncIterator[Delta]]:
     """The ``ask.n`` answer streams (choice ``i`` samples with ``seed + i``); a base model asked to
-    call tools is refused (``CannotServe``) before anything runs. An answer the client gets
-    ``whole`` (not streamed) under a JSON schema is asked again if it loops (:mod:`~qfnb.local.engines.loop_guard`)."""
+    call tools is refused (``CannotServe``) before anything runs. An answer under a JSON schema that loops
+    inside a string is asked again where the client gets it ``whole``, and its rest written where it is
+    streamed (:mod:`~qfnb.local.engines.loop_guard`)."""
     if isinstance(ask, ChatAsk) and ask.offered_tools and not engine.can_call_tools:
         raise CannotServe(f"{served.name} cannot call tools: it is a base model without a chat template "
                              "(use an instruct model such as Qwen2.5-Coder-0.5B-Instruct)")
     if not whole:
+        if isinstance(ask, ChatAsk) and ask.schema is not None and not ask.offered_tools:
+            return [loop_guard.streamed(engine, ask.nth(i), name=served.name) for i in range(ask.n)]
         return [engine.generate(ask.nth(i)) for i in range(ask.n)]
     return [loop_guard.whole_answer(engine, ask.nth(i), served.name) for i in range(ask.n)]
 
