@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -198,8 +199,6 @@ def test_a_schema_answer_drafts_what_its_grammar_forces_and_reads_the_same_witho
     grammar forces next (punctuation, key names, an enum's rest: scripts/llama_server_grammar_draft.patch).
     Through the platform the answer is drafted and counted; on two engines of the same build, with and
     without the drafts, the greedy answer is byte for byte the same."""
-    from dataclasses import replace
-
     from qfnb.local.engines import calls
     from qfnb.local.engines.llama.command import JSON_ONE_LINE_ENV, SPEC_GRAMMAR_ENV, ServerConfig
 
@@ -230,6 +229,28 @@ def test_a_schema_answer_drafts_what_its_grammar_forces_and_reads_the_same_witho
             proc.wait(10)
     (plain, none), (drafted_text, taken) = answers
     assert drafted_text == plain and none == 0 and taken >= 20, answers
+
+
+@pytest.mark.parametrize("cut", ['[{"id": 1, "name": "Al',
+                                 '[{"id": 1, "name": "Ann", "role": "admin"}, {"id": 2, "name": "'])
+def test_the_rest_of_a_cut_answer_is_written_by_the_engine_under_the_rest_of_its_schema(
+        registry: EngineRegistry, cut: str) -> None:
+    """What a looping stream's rest is written under (:func:`.continuation.rest_grammar`), as the engine
+    itself parses and enforces it: the cut text and the rest are one value under the whole schema (the
+    string closed where it was cut, the array's count, the role's enum, written as a trie pattern)."""
+    import jsonschema
+
+    async def collect(stream: Any) -> list[Any]:
+        return [d async for d in stream]
+
+    engine = registry.chat(DEFAULT_CHAT)
+    ask = replace(chat_ask(USERS_PROMPT, temperature=0.0001, max_tokens=120), schema=USERS)
+    rest = engine.resume(ask, cut)
+    assert rest is not None
+    deltas = run_blocking(lambda: collect(rest))
+    answer = json.loads(cut + "".join(d.text for d in deltas))
+    jsonschema.validate(answer, USERS)
+    assert deltas[-1].finish_reason == "normal" and deltas[-1].completion_tokens > 0
 
 
 @pytest.mark.slow  # the default suite covers the same path on a slow-engine double (test_engine_watchdog.py)
