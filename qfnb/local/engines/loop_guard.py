@@ -38,52 +38,68 @@ MIN_SPAN, MAX_SPAN = 12, 400
 REPEATS = 3
 #: the frequency penalty of the second attempt (at least)
 PENALTY = 1.0
+#: the characters of a string a loop can span (its last ones are all :class:`StringTail` keeps)
+_WINDOW = MAX_SPAN * REPEATS
 
 
 class StringTail:
-    """The JSON string an answer is writing, read as its text streams in."""
+    """The JSON string an answer is writing, read as its text streams in (its last characters: as many as a
+    loop can span)."""
 
     def __init__(self) -> None:
         self.inside = False
         self._escaped = False
-        self.current: list[str] = []
+        self.text = ""
 
     def feed(self, text: str) -> None:
         for ch in text:
-            if not self.inside:
-                if ch == '"':
-                    self.inside, self.current = True, []
-                continue
-            if self._escaped:
-                self._escaped = False
-            elif ch == "\\":
-                self._escaped = True
-            elif ch == '"':
-                self.inside = False
-                continue
-            self.current.append(ch)
+            self._feed(ch)
+
+    def _feed(self, ch: str) -> None:
+        if not self.inside:
+            if ch == '"':
+                self.inside, self.text = True, ""
+            return
+        if self._escaped:
+            self._escaped = False
+        elif ch == "\\":
+            self._escaped = True
+        elif ch == '"':
+            self.inside = False
+            return
+        self.text += ch  # CPython grows a string held once in place
+        if len(self.text) > 2 * _WINDOW:
+            self.text = self.text[-_WINDOW:]
 
     def loop_end(self, text: str) -> int | None:
         """Feed ``text`` a character at a time; where the string comes to :meth:`loops`, how many of its
         characters were read (the rest are not), else None (all were). The place depends on the text only,
         not on how it was cut into pieces."""
         for i, ch in enumerate(text):
-            self.feed(ch)
+            self._feed(ch)
             if self.inside and ch != "\\" and self.loops():
                 return i + 1
         return None
 
     def loops(self) -> bool:
-        """Whether the string being written ends in one span repeated :data:`REPEATS` times."""
-        if not self.inside or len(self.current) < MIN_SPAN * REPEATS:
+        """Whether the string being written ends in one span repeated :data:`REPEATS` times. A span that
+        repeats ends in the string's last :data:`MIN_SPAN` characters, so only the places those recur are
+        tried (a search in C; in text that does not repeat there are none)."""
+        if not self.inside or len(self.text) < MIN_SPAN * REPEATS:
             return False
-        tail = "".join(self.current[-MAX_SPAN * REPEATS:])
-        for span in range(MIN_SPAN, len(tail) // REPEATS + 1):
-            if tail[-1] != tail[-1 - span]:  # cheap: most spans fail here
-                continue
+        tail = self.text[-_WINDOW:]
+        n = len(tail)
+        needle = tail[-MIN_SPAN:]
+        at = tail.rfind(needle, 0, n - 1)
+        while at >= 0:
+            span = n - MIN_SPAN - at
+            if span * REPEATS > n:
+                return False
             last = tail[-span:]
-            if all(tail[-span * (k + 1):len(tail) - span * k] == last for k in range(1, REPEATS)) and _wordy(last):
+            if span >= MIN_SPAN and all(tail[n - span * (k + 1):n - span * k] == last for k in range(1, REPEATS)) \
+                    and _wordy(last):
                 return True
+            at = tail.rfind(needle, 0, at + MIN_SPAN - 1)
         return False
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
-from qfnb.local.engines.loop_guard import PENALTY, StringTail, guarded, penalised, streamed
+from qfnb.local.engines.loop_guard import MAX_SPAN, MIN_SPAN, PENALTY, REPEATS, StringTail, guarded, penalised, streamed
 
 LOOP = '{"setup": "A cat is like a superhero. ' + "It is like a superhero, but not as strong. " * 20
 GOOD = '{"setup": "A cat walks in.", "punchline": "It naps."}'
@@ -167,3 +169,24 @@ async def test_a_client_gone_from_the_stream_stops_the_generation() -> None:
     assert (await anext(stream)).text
     await stream.aclose()  # type: ignore[attr-defined]
     assert engine.closed and not engine.resumed
+
+
+def brute_loops(string: str) -> bool:
+    """A loop as the guard defines it, found by trying every span."""
+    tail = string[-MAX_SPAN * REPEATS:]
+    return any(all(tail[len(tail) - span * (k + 1):len(tail) - span * k] == tail[-span:] for k in range(REPEATS))
+               and sum(ch.isalnum() for ch in tail[-span:]) >= 3 and len(set(tail[-span:])) > 2
+               for span in range(MIN_SPAN, len(tail) // REPEATS + 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["ab", "cd ", "abc", "x", "It is. ", "z" * 13, "e "]), max_size=60), st.integers(0, 2))
+def test_the_loop_search_finds_what_trying_every_span_finds(parts: list[str], repeats: int) -> None:
+    """The guard looks only where the string's last characters recur; trying every span agrees at every
+    character (a span repeated to the end, or a string that only looks like one)."""
+    text = "".join(parts) + "".join(parts[-3:]) * repeats
+    tail = StringTail()
+    tail.feed('{"s": "')
+    for i, ch in enumerate(text):
+        tail.feed(ch)
+        assert tail.loops() is brute_loops(text[:i + 1]), text[:i + 1]
