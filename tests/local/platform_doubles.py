@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.domain import keyed_creates
 from qfnb.local.engines.api import Engine, NullRegistry
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.base import ChatEngine, Delta, Embedder, PromptTooLong
@@ -103,3 +106,19 @@ class FakeRegistry(NullRegistry):
         served = FakeServed(endpoint, endpoint, ("chat", "completions"), "transformers")
         self.models.append(served)
         return served
+
+
+def killed_after_a_keyed_fine_tune() -> FakeRegistry:
+    """:class:`FakeRegistry` for a daemon (``--registry``) that SIGKILLs itself once a keyed fine-tune task
+    create (``CreateFineTuningTask`` under an ``Idempotency-Key``) committed its run and its key, before its
+    answer leaves: the daemon death the keyed creates are made for."""
+    real = keyed_creates.run_once
+
+    def committed_then_killed(store: Any, owner: str, key: str, route: str, body: Any, create: Any) -> Any:
+        created = real(store, owner, key, route, body, create)
+        if route.endswith("CreateFineTuningTask") and not created.replayed:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return created
+
+    keyed_creates.run_once = committed_then_killed  # type: ignore[assignment]
+    return FakeRegistry()

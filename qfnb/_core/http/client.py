@@ -79,6 +79,11 @@ def new_request_id() -> str:
     return f"qfnb-{random.getrandbits(64):016x}"
 
 
+def _new_key() -> str:
+    """An ``Idempotency-Key`` for one logical call (unguessable: a kept answer is found by it)."""
+    return "qfnb-" + secrets.token_hex(16)
+
+
 class AsyncQianfanClient:
     """The async client for one configuration. Get the shared one with :func:`get_client`;
     ``transport`` (default: ``config.transport``, else aiohttp's) is what sends the requests;
@@ -220,7 +225,7 @@ class AsyncQianfanClient:
         body, hide_usage = _sent_body(kind, body, stream)
         # one key per logical call, the same on its retries: the local platform reuses a retried call's work
         headers = {"Content-Type": _JSON, "Request_id": request_id or new_request_id(),
-                   routes.IDEMPOTENCY_HEADER: idempotency_key or "qfnb-" + secrets.token_hex(16), **self._lane()}
+                   routes.IDEMPOTENCY_HEADER: idempotency_key or _new_key(), **self._lane()}
         record = None if kind in UNRECORDED else Recording.begin(self.config, kind, name, body, stream=stream,
                                                                  repeat=repeat, named=named)
         call = Call("POST", url, body, headers, None, via, stream, policy=retry, tokens=tokens, record=record)
@@ -330,6 +335,8 @@ class AsyncQianfanClient:
         upload); with ``octets`` a 2xx answer is a file's content, ``{"_raw": text, "_bytes": content}``."""
         url = url_of(self.config.console_api_base_url, path)
         headers = {"Content-Type": content_type, "Request_id": new_request_id()}
+        if routes.runs_once_per_key(path, method=method):  # a batch made: once, however often it is sent
+            headers[routes.IDEMPOTENCY_HEADER] = _new_key()
         call = Call(method, url, body, headers, params, "v2", False, policy=retry or self._console_policy,
                     octets=octets)
         result = await self._send(call)
@@ -344,8 +351,8 @@ class AsyncQianfanClient:
         # signature seen before on a call that changes state)
         headers = {"Content-Type": _JSON, "request-source": REQUEST_SOURCE, "x-bce-request-id": str(uuid.uuid4()),
                    **(headers or {})}
-        if routes.keyed_console_call(path, (params or {}).get("Action")):  # one key a call, kept on its retries
-            headers.setdefault(routes.IDEMPOTENCY_HEADER, "qfnb-" + secrets.token_hex(16))
+        if routes.runs_once_per_key(path, (params or {}).get("Action"), method):  # a create or an import:
+            headers.setdefault(routes.IDEMPOTENCY_HEADER, _new_key())  # one key a call, kept on its retries
         if (params or {}).get("Action") == batch_wire.CREATE:  # its rows are unseen: no budget can hold it
             check_unreserved_batch()
         url = url_of(self.config.console_api_base_url, path)

@@ -138,7 +138,7 @@ def create(platform: Platform, body: dict[str, Any], *, openai: dict[str, Any] |
         "completionWindow": window, "runStatus": BatchStatus.QUEUING.value, "openai": openai,
         "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
         "preempted": 0, "retried": 0, "runSeconds": 0.0})
-    start(platform, task["id"])
+    platform.store.after_commit(lambda: start(platform, task["id"]))  # a keyed create's: once it is stored
     return platform.store.get("batches", task["id"]) or task
 
 

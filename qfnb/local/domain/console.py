@@ -435,7 +435,8 @@ def create_service(platform: Platform, *, model_id: Any, version_id: Any, name: 
         raise BodyError("uri", f"endpoint {uri!r} is already in use")
     svc = platform.store.insert("services", {"name": name, "uri": uri, "modelId": version["modelId"],
                                              "modelVersionId": version["id"], "status": ServiceStatus.DEPLOYING.value})
-    threading.Thread(target=platform.deploy, args=(svc,), name="qfnb-deploy", daemon=True).start()
+    deploying = threading.Thread(target=platform.deploy, args=(svc,), name="qfnb-deploy", daemon=True)
+    platform.store.after_commit(deploying.start)  # a keyed create's: once the service is stored
     return svc
 
 

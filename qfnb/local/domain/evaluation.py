@@ -139,7 +139,8 @@ def create_v1(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
                                                        u["modelVersionId"]} for u in units],
         "datasetId": ds["id"], "datasetName": ds["name"], "evalMode": mode, "conf": conf,
         "scoreModes": list(conf.get("scoreModes") or ["accuracy", "similarity"]), "state": EvalState.PENDING.value})
-    threading.Thread(target=_run, args=(platform, ev["id"]), name="qfnb-eval", daemon=True).start()
+    running = threading.Thread(target=_run, args=(platform, ev["id"]), name="qfnb-eval", daemon=True)
+    platform.store.after_commit(running.start)  # a keyed create's: once the evaluation is stored
     return {"evalId": ev["id"], "evalIdStr": ev["sid"]}
 
 

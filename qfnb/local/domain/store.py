@@ -10,12 +10,14 @@ Fine-tuning naming (reference §3.0): a *container* is a v1 task = a v2 job
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,33 @@ Record = dict[str, Any]
 #: records' maps are summed as they are written (:meth:`Store.usage_totals`), so reading the sum
 #: reads no record; a model key left empty counts under the record's ``model``
 USAGE_FIELD = "usageByModel"
+
+
+@dataclass(frozen=True)
+class KeyedAnswer:
+    """What a keyed create answered (:meth:`Store.keyed_answer`): its request's ``fingerprint`` and its
+    ``answer`` (JSON)."""
+
+    fingerprint: str
+    answer: Any
+
+
+#: how long a keyed create's answer is kept (a retry, or a cell run again, comes within the day)
+KEYED_TTL_SECONDS = 86_400.0
+#: the most keyed answers kept (all callers together; the oldest go first)
+KEYED_MAX = 10_000
+
+
+class KeyTaken(Exception):
+    """A keyed create's key was recorded meanwhile (by another try: another process's, sharing the data dir)."""
+
+
+@dataclass
+class _Transaction:
+    """A thread's open :meth:`Store.transaction`: whether its first write began it, what runs once it commits."""
+
+    begun: bool = False
+    after: list[Callable[[], object]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -82,10 +111,14 @@ class Store:
     """Thread-safe access to the platform's SQLite database. ``kept`` bounds the kinds a client
     fills at will (stored chat completions and responses): each insert drops what is past them."""
 
-    def __init__(self, path: Path, kept: Mapping[str, Kept] | None = None) -> None:
+    def __init__(self, path: Path, kept: Mapping[str, Kept] | None = None, *, keyed_ttl: float = KEYED_TTL_SECONDS,
+                 keyed_max: int = KEYED_MAX) -> None:
         self.path = path
         self.kept = dict(kept or {})
+        self.keyed_ttl, self.keyed_max = keyed_ttl, keyed_max
         self._lock = threading.RLock()
+        #: the open :meth:`transaction` of each thread that has one
+        self._open: dict[int, _Transaction] = {}
         #: per kind, a number that changes whenever a record of that kind is written (for caches)
         self.generation: dict[str, int] = dict.fromkeys(KINDS, 0)
         # another server process may share the data dir: a write waits up to 10 s for its lock
@@ -101,6 +134,10 @@ class Store:
             self._db.execute("CREATE TABLE IF NOT EXISTS token_hashes (hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, "
                              "expires REAL NOT NULL)")
             self._open_usage_totals()
+            self._db.execute("CREATE TABLE IF NOT EXISTS keyed_calls (owner TEXT NOT NULL, key TEXT NOT NULL, "
+                             "fingerprint TEXT NOT NULL, answer TEXT NOT NULL, created REAL NOT NULL, "
+                             "PRIMARY KEY (owner, key))")
+            self._db.execute("CREATE INDEX IF NOT EXISTS keyed_calls_created ON keyed_calls (created)")
             for kind in self.kept:
                 self._check(kind)
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {kind}_created ON {kind} (created)")
@@ -109,6 +146,66 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    # ---- transactions ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction over the writes this thread makes in the block: committed when it ends,
+        rolled back (none of them kept) when it raises. It begins at the block's first write, which takes
+        the write lock until it ends: other threads' store calls and other processes' writes wait for it,
+        while what the block does before (its checks, its files) holds nothing. A block inside another
+        joins it."""
+        me = threading.get_ident()
+        if me in self._open:
+            yield
+            return
+        tx = self._open[me] = _Transaction()
+        try:
+            yield
+        except BaseException:
+            del self._open[me]
+            if tx.begun:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self._lock.release()
+            raise
+        del self._open[me]
+        if tx.begun:
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._lock.release()
+        for then in tx.after:
+            then()
+
+    def after_commit(self, then: Callable[[], object]) -> None:
+        """Run ``then`` once this thread's :meth:`transaction` committed (never, when it rolls back), or now
+        when none is open: what starts work on a new record (a thread, a queue) starts once the record is
+        stored for good, and takes no other lock while the store's is held."""
+        tx = self._open.get(threading.get_ident())
+        if tx is None:
+            then()
+        else:
+            tx.after.append(then)
+
+    def _writing(self) -> None:
+        """Before each write (the store's lock held): the first write of this thread's open transaction
+        begins it, the lock kept until the transaction ends."""
+        tx = self._open.get(threading.get_ident())
+        if tx is None or tx.begun:
+            return
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        tx.begun = True
 
     # ---- records ---------------------------------------------------------------------
 
@@ -129,6 +226,7 @@ class Store:
         sid = sid or new_sid(KINDS[kind])
         now = time.time()
         with self._lock:
+            self._writing()
             cur = self._db.execute(f"INSERT INTO {kind} (sid, created, data) VALUES (?, ?, ?)",
                                    (sid, now, json.dumps(data, ensure_ascii=False)))
             rowid = cur.lastrowid
@@ -171,8 +269,12 @@ class Store:
         self._check(kind)
         tallied = USAGE_FIELD in changes
         with self._lock:
+            self._writing()
+            # in an open transaction, a savepoint: undone alone when it fails, kept with the transaction
+            begin, commit, rollback = (("SAVEPOINT tally", "RELEASE tally", "ROLLBACK TO tally")
+                                       if self._db.in_transaction else ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"))
             if tallied:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(begin)
             try:
                 row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE id = ?", (rid,)).fetchone()
                 if row is None:
@@ -184,10 +286,12 @@ class Store:
                                  (json.dumps(data, ensure_ascii=False), rid))
                 if tallied:
                     self._add_usage(kind, _usage(data), before)
-                    self._db.execute("COMMIT")
+                    self._db.execute(commit)
             except BaseException:
                 if tallied:
-                    self._db.execute("ROLLBACK")
+                    self._db.execute(rollback)
+                    if rollback.startswith("ROLLBACK TO"):
+                        self._db.execute(commit)
                 raise
             self.generation[kind] += 1
         data.update(id=row[0], sid=row[1], created=row[2])
@@ -232,6 +336,7 @@ class Store:
         """Remove a record; False when there was none."""
         self._check(kind)
         with self._lock:
+            self._writing()
             cur = self._db.execute(f"DELETE FROM {kind} WHERE id = ?", (rid,))
             self.generation[kind] += 1
         return cur.rowcount > 0
@@ -261,10 +366,36 @@ class Store:
             rows = self._db.execute(f"SELECT id, sid, created, data FROM {kind} ORDER BY id").fetchall()
         return [r for r in map(self._row, rows) if where is None or where(r)]
 
+    # ---- keyed creates (qfnb.local.domain.keyed_creates) ----------------------------------
+
+    def keyed_answer(self, owner: str, key: str) -> KeyedAnswer | None:
+        """What ``owner``'s create under ``key`` answered, while it is kept (:attr:`keyed_ttl`); else None."""
+        with self._lock:
+            row = self._db.execute("SELECT fingerprint, answer FROM keyed_calls WHERE owner = ? AND key = ? AND "
+                                   "created >= ?", (owner, key, time.time() - self.keyed_ttl)).fetchone()
+        return None if row is None else KeyedAnswer(str(row[0]), json.loads(row[1]))
+
+    def keep_keyed_answer(self, owner: str, key: str, fingerprint: str, answer: Any) -> None:
+        """Record ``owner``'s create under ``key`` and its ``answer``, in the caller's :meth:`transaction`
+        (kept with the records it made, or with none of them); :class:`KeyTaken` when another try recorded
+        the key meanwhile. The answers past :attr:`keyed_ttl` and :attr:`keyed_max` go."""
+        with self._lock:
+            self._writing()
+            now = time.time()
+            self._db.execute("DELETE FROM keyed_calls WHERE created < ?", (now - self.keyed_ttl,))
+            try:
+                self._db.execute("INSERT INTO keyed_calls VALUES (?, ?, ?, ?, ?)",
+                                 (owner, key, fingerprint, json.dumps(answer, ensure_ascii=False), now))
+            except sqlite3.IntegrityError:
+                raise KeyTaken(key) from None
+            self._db.execute("DELETE FROM keyed_calls WHERE rowid IN (SELECT rowid FROM keyed_calls ORDER BY "
+                             "created DESC LIMIT -1 OFFSET ?)", (self.keyed_max,))
+
     # ---- OAuth tokens (durable: the official SDK does not re-fetch a token for an hour) ----
 
     def add_token(self, token_hash: str, client_id: str, expires: float) -> None:
         with self._lock:
+            self._writing()
             self._db.execute("INSERT OR REPLACE INTO token_hashes VALUES (?, ?, ?)", (token_hash, client_id, expires))
 
     def token(self, token_hash: str) -> tuple[str, float] | None:
@@ -278,4 +409,5 @@ class Store:
         """Forget tokens expired more than ``grace`` seconds ago (a day: recently expired ones
         still answer 'expired' rather than 'invalid'); returns how many went."""
         with self._lock:
+            self._writing()
             return self._db.execute("DELETE FROM token_hashes WHERE expires < ?", (now - grace,)).rowcount

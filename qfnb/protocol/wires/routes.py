@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from qfnb.protocol.version import __version__
+from qfnb.protocol.wires import batch as batch_wire
 
 DEFAULT_BASE_URL = "https://aip.baidubce.com"
 DEFAULT_CONSOLE_BASE_URL = "https://qianfan.baidubce.com"
@@ -170,11 +171,43 @@ class V2Action:
     DESCRIBE_SERVICES = "DescribeServices"
 
 
-def keyed_console_call(path: str, action: str | None = None) -> bool:
-    """True for the console calls the local platform runs once per ``Idempotency-Key`` (a dataset import):
-    qfnb's client sends one key a call, the same on its retries and when it sends the call again after the
-    daemon died under it, so its rows are imported once."""
-    return path == Console.DATASET_IMPORT or (path == Console.V2_DATASET and action == "CreateImportTask")
+#: OpenAI's fine-tuning jobs route (``POST`` creates one), under /v1 and /v2 alike
+OPENAI_FINE_TUNING_JOBS = ("/v1/fine_tuning/jobs", "/v2/fine_tuning/jobs")
+#: the dataset imports: each runs once per ``Idempotency-Key`` on its own (its key kept with the rows it
+#: appended, :func:`qfnb.local.domain.console.import_dataset`)
+KEYED_IMPORTS: frozenset[tuple[str, str | None]] = frozenset({
+    (Console.DATASET_IMPORT, None), (Console.V2_DATASET, "CreateImportTask")})
+#: the calls that create something or start paid work (a fine-tune, a deployment, a batch, an evaluation):
+#: ``(path, Action)``, None for a path without one. The local platform runs each once per caller and
+#: ``Idempotency-Key`` (:mod:`qfnb.local.domain.keyed_creates`); the cloud-only ones (custom model sets,
+#: the v2 prompt library) carry the key too, for the platform that honours it
+KEYED_CREATES: frozenset[tuple[str, str | None]] = frozenset({
+    (Console.FT_CREATE_TASK, None), (Console.FT_CREATE_JOB, None),
+    (Console.V2_FINETUNING, V2Action.CREATE_JOB), (Console.V2_FINETUNING, V2Action.CREATE_TASK),
+    (Console.MODEL_PUBLISH, None), (Console.V2_MODEL, V2Action.CREATE_CUSTOM_MODEL_SET),
+    (Console.V2_MODEL, V2Action.CREATE_CUSTOM_MODEL),
+    (Console.SERVICE_APPLY, None), (Console.V2_SERVICE, V2Action.CREATE_SERVICE),
+    (Console.EVAL_CREATE, None),
+    (Console.DATASET_CREATE, None), (Console.V2_DATASET, "CreateDataset"),
+    (Console.PROMPT_CREATE, None), (Console.V2_PROMPT_TEMPLATES, "CreatePromptTemplate"),
+    (batch_wire.ROUTE, batch_wire.CREATE),
+    # OpenAI's wire (bearer auth), under /v1 and /v2 alike: a fine-tuning job, a batch
+    *((path, None) for path in (*OPENAI_FINE_TUNING_JOBS, batch_wire.BATCHES, batch_wire.V2_BATCHES)),
+})
+
+
+def keyed_create(path: str, action: str | None = None) -> bool:
+    """True for a call of :data:`KEYED_CREATES` (a ``POST``): the local platform makes what it creates once
+    per caller and ``Idempotency-Key``."""
+    return (path, action or None) in KEYED_CREATES
+
+
+def runs_once_per_key(path: str, action: str | None = None, method: str = "POST") -> bool:
+    """True for the calls qfnb's client sends under an ``Idempotency-Key`` of their own (one a call, the same
+    on its retries and when it sends the call again after the daemon died under it): every create of
+    :data:`KEYED_CREATES` and the dataset imports (:data:`KEYED_IMPORTS`), so a call sent again creates,
+    trains, deploys or imports once."""
+    return method.upper() == "POST" and (keyed_create(path, action) or (path, action or None) in KEYED_IMPORTS)
 
 
 def changes_service_list(path: str, action: str | None = None) -> bool:

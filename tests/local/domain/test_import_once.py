@@ -15,7 +15,7 @@ import pytest
 from platform_helpers import Signer, client_for, console
 
 from qfnb.local.domain import console as console_domain
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, Console, keyed_console_call
+from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, Console, keyed_create, runs_once_per_key
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSourceType
 from tests.fakes.local_platform import served_platform
@@ -95,10 +95,12 @@ def test_a_v2_import_sent_again_gets_its_first_task(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("path", "action", "keyed"), [(Console.DATASET_IMPORT, None, True),
                                                        (Console.V2_DATASET, "CreateImportTask", True),
-                                                       (Console.V2_DATASET, "CreateDataset", False),
-                                                       (Console.DATASET_CREATE, None, False)])
-def test_imports_are_the_keyed_console_calls(path: str, action: str | None, keyed: bool) -> None:
-    assert keyed_console_call(path, action) is keyed
+                                                       (Console.V2_DATASET, "DescribeImportTask", False),
+                                                       (Console.DATASET_INFO, None, False)])
+def test_imports_are_sent_under_a_key_and_keep_their_own_mechanism(path: str, action: str | None,
+                                                                    keyed: bool) -> None:
+    assert runs_once_per_key(path, action) is keyed
+    assert not keyed_create(path, action)  # an import's key is kept with its rows, not as a keyed create's
 
 
 def test_qfnbs_client_sends_its_import_under_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,7 +29,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next
 from qfnb.protocol.wires.call_progress import describe
-from qfnb.protocol.wires.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
+from qfnb.protocol.wires.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER, runs_once_per_key
 
 __all__ = ["WITHDRAW_WAIT_S", "Withdraw", "whereabouts"]
 
@@ -43,11 +43,12 @@ _ONCE = RetryPolicy(attempts=1, timeout=WITHDRAW_WAIT_S)
 @dataclass(slots=True, eq=False)
 class Withdraw:
     """Withdraws a keyed call its caller stops, and says what the platform was doing in the error of
-    one the client gave up on; calls without an ``Idempotency-Key`` pass through."""
+    one the client gave up on; calls without an ``Idempotency-Key`` pass through, and so do the keyed creates
+    and imports (their keys are kept with what they made, not in the platform's table of model calls)."""
 
     async def __call__(self, call: Call, next: Next) -> Answer:
         key = call.headers.get(IDEMPOTENCY_HEADER)
-        if key is None:
+        if key is None or runs_once_per_key(call.path, (call.params or {}).get("Action"), call.method):
             return await next(call)
         try:
             answer = await next(call)

@@ -54,7 +54,7 @@ from qfnb.protocol.wires.routes import (
     REUSED_HEADER,
 )
 
-__all__ = ["IDEMPOTENCY_HEADER", "REUSED_HEADER", "Calls", "Idempotent", "routes"]
+__all__ = ["IDEMPOTENCY_HEADER", "REUSED_HEADER", "Calls", "Idempotent", "caller_of", "routes"]
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -264,7 +264,7 @@ class Idempotent:
             await _answer(_refusal(path, 400, f"the {IDEMPOTENCY_HEADER} header must be 1 to "
                                    f"{MAX_KEY_CHARS} printable characters"), send)
             return
-        owner = _owner(scope)
+        owner = caller_of(scope)
         if owner is None or not credential_verifies(scope):
             # no credential that verifies: as it comes (the route refuses it), the table and the body unread
             await self.app(scope, receive, send)
@@ -300,7 +300,7 @@ def routes(calls: Calls) -> list[Route]:
         key = request.path_params["key"]
         if (refused := _refused(request)) is not None:
             return refused
-        owner = _owner(request.scope) or ""
+        owner = caller_of(request.scope) or ""
         if request.method == "DELETE":
             state = calls.withdraw(owner, key)
             found = None if state is None else {"state": state}
@@ -329,7 +329,7 @@ def _key_of(scope: Any) -> str | None:
     return next((str(v.decode("latin-1").strip()) for k, v in scope.get("headers") or () if k == _KEY_NAME), None)
 
 
-def _owner(scope: Any) -> str | None:
+def caller_of(scope: Any) -> str | None:
     """Whose call it is: a digest of the credential as sent, the whole of it (a token), or an IAM
     signature's access key once the signature verifies with its secret (None: it does not; the key
     id alone, public in every signed request, owns nothing)."""

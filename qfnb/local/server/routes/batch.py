@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeAlias
 
 from starlette.concurrency import run_in_threadpool
@@ -20,10 +21,12 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
+from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
 from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_body_error, openai_error
 from qfnb.local.server.serving.multipart import MultipartError, MultipartReader, boundary_of
 from qfnb.local.server.serving.wire import json_body, page_params, paged, v2_error, v2_ok
 from qfnb.protocol.wires import batch as wire
+from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
 
 log = logging.getLogger("qfnb.local.batch")
 #: what an OpenAI files/batches handler answers: a JSON object, or a response of its own (a file's bytes)
@@ -106,11 +109,14 @@ async def batchinference(request: Request) -> Response:
                         f"{', '.join(ACTIONS)}")
     try:
         body = await json_body(request)
-        return v2_ok(await run_in_threadpool(handler, platform, body))
+        created = await once_per_key(request, platform, body, partial(handler, platform, body))  # a create: once
+        return marked(v2_ok(created.answer), created)
     except BodyError as exc:
         return v2_error(400, "InvalidParameter", str(exc))
     except c.NotFound as exc:
         return v2_error(404, "ResourceNotFound", str(exc))
+    except KeyReused as exc:
+        return v2_error(422, "IdempotencyKeyReused", str(exc))
     except batch.TooManyJobs as exc:
         return v2_error(429, "TooManyRequests", str(exc))
 
@@ -130,6 +136,8 @@ def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable
             return openai_body_error(exc)
         except c.NotFound as exc:
             return openai_error(404, str(exc), code="not_found")
+        except KeyReused as exc:
+            return openai_error(422, str(exc), param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
         except MultipartError as exc:
             return openai_error(400, f"file: {exc}", param="file")
         except batch.TooManyJobs as exc:
@@ -242,9 +250,10 @@ async def file_content(request: Request, p: Platform) -> Handled:
 
 @_openai
 async def batches(request: Request, p: Platform) -> Handled:
-    if request.method == "POST":
+    if request.method == "POST":  # a batch made once per Idempotency-Key
         body = await json_body(request)
-        return await run_in_threadpool(batch_files.create_batch, p, body)
+        created = await once_per_key(request, p, body, partial(batch_files.create_batch, p, body))
+        return marked(JSONResponse(created.answer), created)
     return batch_files.list_batches(p, request.query_params.get("after"), _limit(request))
 
 

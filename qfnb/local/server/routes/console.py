@@ -19,6 +19,7 @@ from qfnb.local.domain.bucket import REGION
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
+from qfnb.local.server.middleware.keyed_creates import Created, KeyReused, marked, once_per_key
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, v1_data_error, v1_error, v1_ok
 from qfnb.protocol.console.enums import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
@@ -260,32 +261,38 @@ async def dispatch(request: Request) -> Response:
     data_api = path.startswith("/wenxinworkshop/dataset/")
     fail = v1_data_error if data_api else partial(v1_error, inference=False)
     try:
-        body = await json_body(request)
-        result: Any
-        if path == Console.SERVICE_LIST:
-            result = service_list(platform, body, base_url(request))
-        elif path == Console.DATASET_EXPORT_RECORD:
-            result = await run_in_threadpool(dataset_export_records, platform, body, base_url(request),
-                                             authenticator(request).shared_link)
-        elif path == Console.DATASET_IMPORT:  # run once per Idempotency-Key
-            result = await run_in_threadpool(dataset_import, platform, body, idempotency_key(request))
-        elif path == Console.SERVICE_DETAIL:
-            svc = c.get(platform, "services", _int(body, "serviceId"), "serviceId")
-            result = service_view(platform, svc, base_url(request))
-        else:
-            handler = HANDLERS.get(path)
-            if handler is None:
-                return fail(ErrorCode.UNSUPPORTED_METHOD, f"{path} is not supported by the local platform: it is "
-                            "a cloud service (configure Qianfan credentials to use it)")
-            result = await run_in_threadpool(handler, platform, body)
+        created = await _answer(request, platform, path, await json_body(request))
+        if created is None:
+            return fail(ErrorCode.UNSUPPORTED_METHOD, f"{path} is not supported by the local platform: it is "
+                        "a cloud service (configure Qianfan credentials to use it)")
     except BodyError as exc:
         return fail(exc.code, str(exc))
     except c.NotFound as exc:
         return fail(ErrorCode.INVALID_PARAM, str(exc))
+    except KeyReused as exc:
+        return fail(ErrorCode.INVALID_PARAM, str(exc), http_status=422)
     except Exception as exc:
         log.exception("console call %r failed", path)
         return failure_response(path, exc, platform.settings.data_dir)
-    return v1_ok(result, data_api=data_api)
+    return marked(v1_ok(created.answer, data_api=data_api), created)
+
+
+async def _answer(request: Request, platform: Platform, path: str, body: dict[str, Any]) -> Created | None:
+    """The call's answer (a create: once per ``Idempotency-Key``, :func:`once_per_key`); None for a path
+    the local platform does not serve."""
+    if path == Console.SERVICE_LIST:
+        return Created(service_list(platform, body, base_url(request)), replayed=False)
+    if path == Console.DATASET_EXPORT_RECORD:
+        return Created(await run_in_threadpool(dataset_export_records, platform, body, base_url(request),
+                                               authenticator(request).shared_link), replayed=False)
+    if path == Console.DATASET_IMPORT:  # run once per Idempotency-Key, its key kept with its rows
+        return Created(await run_in_threadpool(dataset_import, platform, body, idempotency_key(request)),
+                       replayed=False)
+    if path == Console.SERVICE_DETAIL:
+        svc = c.get(platform, "services", _int(body, "serviceId"), "serviceId")
+        return Created(service_view(platform, svc, base_url(request)), replayed=False)
+    handler = HANDLERS.get(path)
+    return None if handler is None else await once_per_key(request, platform, body, partial(handler, platform, body))
 
 
 def routes() -> list[Route]:

@@ -7,7 +7,8 @@ tuned), what comparing a tuned model with its base on preference pairs reads."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeAlias
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from qfnb.local.domain import fine_tuning as ft
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe
+from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
 from qfnb.local.server.middleware.openai_errors import (
     bearer_refusal,
     metadata_filter,
@@ -28,16 +30,20 @@ from qfnb.local.server.middleware.openai_errors import (
 )
 from qfnb.local.server.serving.wire import json_body
 from qfnb.protocol.errors import ErrorCode
+from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
 
 PREFIXES = ("/v1", "/v2")
+#: what a handler answers: a JSON object, or a response of its own (a create's, with its replay header)
+Answered: TypeAlias = dict[str, Any] | Response
 
 
-def _route(call: Callable[[Request, Platform], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[Response]]:
+def _route(call: Callable[[Request, Platform], Awaitable[Answered]]) -> Callable[[Request], Awaitable[Response]]:
     async def route(request: Request) -> Response:
         if (failure := bearer_refusal(request)) is not None:
             return failure
         try:
-            return JSONResponse(await call(request, request.app.state.platform))
+            answer = await call(request, request.app.state.platform)
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
         except BodyError as exc:
             if exc.code == ErrorCode.API_NAME_NOT_EXIST:
                 return openai_error(404, str(exc), param="model", code="model_not_found")
@@ -46,6 +52,8 @@ def _route(call: Callable[[Request, Platform], Awaitable[dict[str, Any]]]) -> Ca
             return openai_error(400, f"model: {exc}", param="model", code="cannot_score")
         except c.NotFound as exc:
             return openai_error(404, str(exc), code="not_found")
+        except KeyReused as exc:
+            return openai_error(422, str(exc), param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
 
     return route
 
@@ -67,10 +75,11 @@ def _metadata_filter(request: Request) -> dict[str, str] | None:
 
 
 @_route
-async def jobs(request: Request, p: Platform) -> dict[str, Any]:
-    if request.method == "POST":
+async def jobs(request: Request, p: Platform) -> Answered:
+    if request.method == "POST":  # a job made once per Idempotency-Key
         body = await json_body(request)
-        return await run_in_threadpool(ft.create_job, p, body)
+        created = await once_per_key(request, p, body, partial(ft.create_job, p, body))
+        return marked(JSONResponse(created.answer), created)
     after, limit = _page(request)
     return await run_in_threadpool(ft.list_jobs, p, after, limit, _metadata_filter(request))
 

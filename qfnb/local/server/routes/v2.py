@@ -7,6 +7,7 @@ import inspect
 import logging
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from qfnb.local.domain import rewards as reward_requests
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
+from qfnb.local.server.middleware.keyed_creates import Created, KeyReused, marked, once_per_key
 from qfnb.local.server.routes import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
@@ -253,34 +255,43 @@ async def dispatch(request: Request) -> Response:
         return failure
     path, action = request.url.path, request.query_params.get("Action", "")
     try:
-        body = await json_body(request)
-        base = base_url(request)
-        if (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICE):
-            result: Any = _service_view(platform, c.get(platform, "services", body.get("serviceId"), "serviceId"),
-                                        base)
-        elif (path, action) == (Console.V2_DATASET, "CreateImportTask"):  # run once per Idempotency-Key
-            result = await run_in_threadpool(v2_datasets.create_import_task, platform, body,
-                                             idempotency_key(request))
-        elif (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICES):
-            views = [_service_view(platform, s, base) for s in platform.store.all("services")]
-            result = paged(views, body, "serviceList", "serviceId")
-        else:
-            handler = HANDLERS.get((path, action))
-            if handler is None:
-                return v2_error(400, "InvalidAction", f"Action {action!r} on {path} is not supported by the local "
-                                "platform")
-            result = (await handler(platform, body) if inspect.iscoroutinefunction(handler)
-                      else await run_in_threadpool(handler, platform, body))
+        created = await _answer(request, platform, path, action, await json_body(request))
+        if created is None:
+            return v2_error(400, "InvalidAction", f"Action {action!r} on {path} is not supported by the local "
+                            "platform")
     except BodyError as exc:
         return v2_error(400, "InvalidParameter", str(exc))
     except c.NotFound as exc:
         return v2_error(404, "ResourceNotFound", str(exc))
+    except KeyReused as exc:
+        return v2_error(422, "IdempotencyKeyReused", str(exc))
     except reward_requests.TooManyPolls as exc:
         return v2_error(429, "TooManyRequests", str(exc))
     except Exception as exc:
         log.exception("v2 console %r, Action %r, failed", path, action)
         return failure_response(path, exc, platform.settings.data_dir)
-    return v2_ok(result)
+    return marked(v2_ok(created.answer), created)
+
+
+async def _answer(request: Request, platform: Platform, path: str, action: str,
+                  body: dict[str, Any]) -> Created | None:
+    """The call's answer (a create: once per ``Idempotency-Key``, :func:`once_per_key`); None for an action
+    the local platform does not serve."""
+    if (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICE):
+        svc = c.get(platform, "services", body.get("serviceId"), "serviceId")
+        return Created(_service_view(platform, svc, base_url(request)), replayed=False)
+    if (path, action) == (Console.V2_DATASET, "CreateImportTask"):  # once per Idempotency-Key, kept with its rows
+        return Created(await run_in_threadpool(v2_datasets.create_import_task, platform, body,
+                                               idempotency_key(request)), replayed=False)
+    if (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICES):
+        views = [_service_view(platform, s, base_url(request)) for s in platform.store.all("services")]
+        return Created(paged(views, body, "serviceList", "serviceId"), replayed=False)
+    handler = HANDLERS.get((path, action))
+    if handler is None:
+        return None
+    if inspect.iscoroutinefunction(handler):  # a long poll: awaited on the loop
+        return Created(await handler(platform, body), replayed=False)
+    return await once_per_key(request, platform, body, partial(handler, platform, body))
 
 
 def routes() -> list[Route]:

@@ -49,11 +49,11 @@ def vector_rows(vectors: Any) -> Any:
     return np.asarray(vectors, dtype=np.float32)
 
 
-def v1_error(code: int, message: str, *, inference: bool = True) -> JSONResponse:
-    """A v1 error: HTTP 200 with ``error_code``/``error_msg`` (the platform's shape)."""
+def v1_error(code: int, message: str, *, inference: bool = True, http_status: int = 200) -> JSONResponse:
+    """A v1 error: HTTP 200 (or ``http_status``) with ``error_code``/``error_msg`` (the platform's shape)."""
     body: dict[str, Any] = {"error_code": int(code), "error_msg": message}
     body["id" if inference else "log_id"] = response_id() if inference else log_id()
-    return JSONResponse(body)
+    return JSONResponse(body, status_code=http_status)
 
 
 def v1_ok(result: Any, *, data_api: bool = False) -> JSONResponse:
@@ -64,11 +64,11 @@ def v1_ok(result: Any, *, data_api: bool = False) -> JSONResponse:
     return JSONResponse(body)
 
 
-def v1_data_error(code: int, message: str, status: int = 400) -> JSONResponse:
+def v1_data_error(code: int, message: str, status: int = 400, *, http_status: int = 200) -> JSONResponse:
     """A v1 data-API error: the console error plus ``status`` (400: the request's fault; 5xx: the
-    platform's)/``success: false``/``code``/``message``."""
+    platform's)/``success: false``/``code``/``message``; HTTP 200 (or ``http_status``)."""
     return JSONResponse({"log_id": log_id(), "error_code": int(code), "error_msg": message, "status": status,
-                         "success": False, "code": str(code), "message": message})
+                         "success": False, "code": str(code), "message": message}, status_code=http_status)
 
 
 def v2_ok(result: Any) -> JSONResponse:
