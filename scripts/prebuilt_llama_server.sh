@@ -9,6 +9,9 @@
 #                                                 $QFNB_SERVER_DIR in the background, at the lowest CPU
 #                                                 priority, and link them into VENV/bin/ when done
 #   prebuilt_llama_server.sh --progress VENV      one line: how far that build is
+#   prebuilt_llama_server.sh --linked VENV        a built llama-server is linked (bootstrap found it cached or
+#                                                 built it): an earlier background build's state is dropped,
+#                                                 so --progress no longer reports that build as stopped
 #
 # The prebuilt server answers everything qfnb asks, but it lacks scripts/llama_server_lora_load.patch:
 # an adapter registered while its process runs is served by a new process started beside it (the
@@ -104,8 +107,11 @@ case "$mode" in
     fi ;;
   esac
   ;;
+--linked)
+  rm -f "$STATE"
+  ;;
 *)
-  echo "usage: $0 --install|--build|--progress VENV [TOOL...]" >&2
+  echo "usage: $0 --install|--build|--progress|--linked VENV [TOOL...]" >&2
   exit 2
   ;;
 esac

@@ -54,12 +54,18 @@ def test_the_progress_line_shows_the_step_or_that_the_build_stopped(tmp_path: Pa
     gone.wait()
     (venv / ".llama-build").write_text(f"{log}\n{gone.pid}\n")
     assert "stopped at [17/208]" in _run("--progress", str(venv)).stdout
+    # bootstrap then links a built llama-server (cached, or built in the foreground): that stopped build is
+    # no longer news (before, every later tour said "stopped at [17/208], the prebuilt one goes on serving")
+    assert _run("--linked", str(venv)).returncode == 0
+    assert _run("--progress", str(venv)).stdout == ""
 
 
 def test_bootstrap_takes_the_prebuilt_server_only_for_the_tour() -> None:
     bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text(encoding="utf-8")
     tour = (ROOT / "scripts" / "tour.sh").read_text(encoding="utf-8")
     assert '"${QFNB_BUILD_IN_BACKGROUND:-0}" = "1"' in bootstrap
+    linking = bootstrap[bootstrap.index("link_built() {"):bootstrap.index("}", bootstrap.index("link_built() {"))]
+    assert "prebuilt_llama_server.sh --linked" in linking  # a built one linked: an old build's state dropped
     assert "QFNB_BUILD_IN_BACKGROUND=1 bash scripts/bootstrap.sh" in tour
     test = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
     assert "QFNB_BUILD_IN_BACKGROUND" not in test  # the tests run on the patched build
