@@ -14,7 +14,7 @@ import signal
 import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -179,3 +179,20 @@ def own_record_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache_mod._default.clear()
     ledger_mod._default.clear()
     clear_budget()
+
+
+@pytest.fixture
+def keyed_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The ``(route, Idempotency-Key)`` of each keyed create the local platform runs in this process
+    (:func:`qfnb.local.domain.keyed_creates.run_once`), in order."""
+    from qfnb.local.domain import keyed_creates
+
+    seen: list[tuple[str, str]] = []
+    real = keyed_creates.run_once
+
+    def noted(store: Any, owner: str, key: str, route: str, body: Any, create: Any) -> Any:
+        seen.append((route, key))
+        return real(store, owner, key, route, body, create)
+
+    monkeypatch.setattr(keyed_creates, "run_once", noted)
+    return seen

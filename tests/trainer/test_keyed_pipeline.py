@@ -5,12 +5,10 @@ its own: a retry of any of them (a dropped connection, a daemon that died under 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from qfnb.dataset import Dataset
-from qfnb.local.domain import keyed_creates
 from qfnb.protocol.wires.routes import Console
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 from tests.fakes.local_platform import ServedPlatform
@@ -19,16 +17,10 @@ ROWS = [{"prompt": f"What is {i}+{i}?", "response": str(2 * i)} for i in range(8
 
 
 def test_each_create_of_the_pipeline_is_sent_under_a_key_of_its_own(local_platform: ServedPlatform, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     keyed_calls: list[tuple[str, str]]) -> None:
     monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path / "cache"))
-    keyed: list[tuple[str, str]] = []
-    real = keyed_creates.run_once
-
-    def noted(store: Any, owner: str, key: str, route: str, body: Any, create: Any) -> Any:
-        keyed.append((route, key))
-        return real(store, owner, key, route, body, create)
-
-    monkeypatch.setattr(keyed_creates, "run_once", noted)
+    keyed = keyed_calls
     trainer = LLMFinetune(train_type="Tiny-Chat", dataset=Dataset.create_from_pyobj(ROWS),
                           train_config=TrainConfig(epoch=1, batch_size=2, learning_rate=1e-3, max_steps=2),
                           deploy_config=DeployConfig(endpoint_suffix="keyed_e2e"), config=local_platform.config())

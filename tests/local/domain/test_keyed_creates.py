@@ -17,7 +17,6 @@ import httpx
 import pytest
 from platform_helpers import Signer, bearer, console, wait_for
 
-from qfnb.local.domain import keyed_creates
 from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, KEYED_CREATES, REUSED_HEADER, Console
 from qfnb.resources.console import Data, FineTune, Model, Service
 from tests.fakes.local_platform import served_platform
@@ -219,17 +218,10 @@ def test_an_invalid_key_is_refused_naming_the_header(client: Any) -> None:
 
 
 def test_qfnbs_client_and_the_sdk_objects_send_a_key_with_each_create(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                      keyed_calls: list[tuple[str, str]]) -> None:
     """Data, FineTune, Model and Service (what the Dataset/LLMFinetune/Model/Service objects call) send one
     key a create, each its own."""
-    keys: list[tuple[str, str]] = []
-    real = keyed_creates.run_once
-
-    def noted(store: Any, owner: str, key: str, route: str, body: Any, create: Any) -> Any:
-        keys.append((route, key))
-        return real(store, owner, key, route, body, create)
-
-    monkeypatch.setattr(keyed_creates, "run_once", noted)
+    keys = keyed_calls
     with served_platform(tmp_path / "platform") as served:
         cfg = served.config()
         ds = Data.create_bare_dataset("sdk-set", config=cfg).body["result"]

@@ -37,10 +37,10 @@ def test_a_loop_is_a_span_repeated_at_the_end_of_the_string_being_written(text: 
 
 
 class Engine:
-    """Answers the first ask with ``first`` (token by token), a penalised one with ``GOOD``."""
+    """Answers the first ask with ``first`` (in pieces of ``size`` characters), a penalised one with ``GOOD``."""
 
-    def __init__(self, first: str) -> None:
-        self.first, self.closed = first, False
+    def __init__(self, first: str, size: int = 4) -> None:
+        self.first, self.size, self.closed = first, size, False
         self.asked: list[ChatAsk] = []
 
     def generate(self, ask: ChatAsk) -> AsyncIterator[Delta]:
@@ -49,7 +49,7 @@ class Engine:
         return self._stream(text)
 
     async def _stream(self, text: str) -> AsyncIterator[Delta]:
-        pieces = [text[i:i + 4] for i in range(0, len(text), 4)]
+        pieces = [text[i:i + self.size] for i in range(0, len(text), self.size)]
         try:
             for k, piece in enumerate(pieces, 1):
                 yield Delta(piece, None, 20, k)
@@ -107,18 +107,9 @@ class Resuming(Engine):
     pieces of ``size``; ``can`` False: it cannot (as an external engine)."""
 
     def __init__(self, first: str, size: int = 4, can: bool = True) -> None:
-        super().__init__(first)
-        self.size, self.can = size, can
+        super().__init__(first, size)
+        self.can = can
         self.resumed: list[tuple[ChatAsk, str]] = []
-
-    async def _stream(self, text: str) -> AsyncIterator[Delta]:
-        pieces = [text[i:i + self.size] for i in range(0, len(text), self.size)]
-        try:
-            for k, piece in enumerate(pieces, 1):
-                yield Delta(piece, None, 20, k)
-            yield Delta("", "stop", 20, len(pieces))
-        finally:
-            self.closed = True
 
     def resume(self, ask: ChatAsk, text: str) -> AsyncIterator[Delta] | None:
         if not self.can:
