@@ -11,7 +11,9 @@ limiters, outages); the sync API reaches it through :mod:`qfnb._core.runtime.syn
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import random
 import secrets
 import threading
@@ -79,9 +81,24 @@ def new_request_id() -> str:
     return f"qfnb-{random.getrandbits(64):016x}"
 
 
-def _new_key() -> str:
-    """An ``Idempotency-Key`` for one logical call (unguessable: a kept answer is found by it)."""
-    return "qfnb-" + secrets.token_hex(16)
+class _Keys:
+    """``Idempotency-Key`` s, one a logical call: this process's secret prefix (128 bits from the OS's random
+    source, drawn again in a forked child, so no two processes share it) and a count. Unguessable, as a kept
+    answer is found by its key, and unique; one read of the random source a process, not one a call (it
+    took 23 µs a call on a 2-core Xeon, about a fifteenth of a batch row's client CPU)."""
+
+    def __init__(self) -> None:
+        self.fresh()
+
+    def fresh(self) -> None:
+        self.prefix, self.numbers = "qfnb-" + secrets.token_hex(16), itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}-{next(self.numbers):x}"
+
+
+_new_key = _Keys()
+os.register_at_fork(after_in_child=_new_key.fresh)
 
 
 class AsyncQianfanClient:

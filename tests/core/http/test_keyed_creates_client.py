@@ -63,3 +63,25 @@ async def test_a_batch_made_on_the_openai_route_is_keyed_its_reads_are_not(fake:
     await client.v2_api("POST", "/v2/batches", {"input_file_id": "file-1"})
     await client.v2_api("GET", "/v2/batches")
     assert [k is not None for k in _keys(fake, "/v2/batches")] == [True, False]
+
+
+def test_keys_are_unique_and_a_forked_child_draws_its_own() -> None:
+    """A call's key is this process's secret prefix and a count (one read of the OS's random source a
+    process); a forked child (a multiprocessing worker) draws a prefix of its own, so no two processes
+    sharing a credential send the same key (the platform would answer one's call with the other's answer)."""
+    import os
+
+    from qfnb._core.http.client import _new_key
+
+    keys = [_new_key() for _ in range(10_000)]
+    assert len(set(keys)) == len(keys) and all(k.startswith("qfnb-") and len(k) < 255 for k in keys)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next key, to the parent
+        os.write(write, _new_key().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 200).decode()
+    os.waitpid(pid, 0)
+    parent = _new_key()
+    assert child.rsplit("-", 1)[0] != parent.rsplit("-", 1)[0] and child.startswith("qfnb-")
