@@ -18,6 +18,7 @@ string with a pattern or a fixed format, inside an escape, or where more than on
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from qfnb.local.engines.llama import grammar
@@ -107,14 +108,7 @@ class _Walk:
         props: dict[str, Any] = s.get("properties") or {}
         extra = s.get("additionalProperties", True if not props else None)
         seen: list[str] = []
-        while True:
-            if self.ended():
-                raise Unwritable("the text ends inside an object, between its pairs")
-            if self.text[self.at] == "}":
-                self.at += 1
-                return None
-            if seen:
-                self.expect(", ")
+        for _ in self.members("}", "an object, between its pairs"):
             name = self.key()
             self.expect(": ")
             sub = props[name] if name in props else (extra if isinstance(extra, dict) else {})
@@ -122,6 +116,7 @@ class _Walk:
             rest = self.value(sub)
             if rest is not None:
                 return f"{rest} {self.object_rest(s, props, seen, extra)}"
+        return None
 
     def object_rest(self, s: dict[str, Any], props: dict[str, Any], seen: list[str], extra: Any) -> str:
         """The pairs an object may still have (its unwritten properties, the required ones kept) and its close."""
@@ -144,20 +139,26 @@ class _Walk:
     def arr(self, s: dict[str, Any]) -> str | None:
         self.expect("[")
         prefix: list[Any] = s.get("prefixItems") or []
+        for count in self.members("]", "an array, between its items"):
+            item = prefix[count] if count < len(prefix) else s.get("items")
+            rest = self.value(item if isinstance(item, dict) else {})
+            if rest is not None:
+                return f"{rest} {self.array_rest(s, prefix, count + 1)}"
+        return None
+
+    def members(self, close: str, where: str) -> Iterator[int]:
+        """Each member of the container being read, by its index (its separator read), until ``close``."""
         count = 0
         while True:
             if self.ended():
-                raise Unwritable("the text ends inside an array, between its items")
-            if self.text[self.at] == "]":
+                raise Unwritable(f"the text ends inside {where}")
+            if self.text[self.at] == close:
                 self.at += 1
-                return None
+                return
             if count:
                 self.expect(", ")
-            item = prefix[count] if count < len(prefix) else s.get("items")
+            yield count
             count += 1
-            rest = self.value(item if isinstance(item, dict) else {})
-            if rest is not None:
-                return f"{rest} {self.array_rest(s, prefix, count)}"
 
     def array_rest(self, s: dict[str, Any], prefix: list[Any], count: int) -> str:
         """The items an array may still have after its ``count`` th and its close."""
