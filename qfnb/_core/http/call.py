@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from qfnb._core.transport import safe_path
+from qfnb.protocol.wires import fastjson
 
 if TYPE_CHECKING:
     from qfnb._core.http.recorded import Recording
@@ -33,7 +33,7 @@ class Call:
                  record: Recording | None = None, octets: bool = False) -> None:
         self.method = method
         self.url = url
-        self.content = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        self.content = b"" if body is None else (body if isinstance(body, bytes) else fastjson.dumps_ascii(body))
         self.headers = headers
         self.params = params
         self.api: ApiKind = api

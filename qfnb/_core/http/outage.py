@@ -33,6 +33,8 @@ class Outages:
     def delay(self, url: str) -> float:
         """Seconds a call to ``url`` should still wait (0: go). The first call after a window
         ends goes, and opens the next window for the others until its outcome is known."""
+        if not self._down:  # no origin is down (the rule): nothing to look up
+            return 0.0
         key = origin(url)
         with self._lock:
             state = self._down.get(key)
@@ -55,6 +57,8 @@ class Outages:
 
     def answered(self, url: str) -> None:
         """``url`` answered: calls to it go at once again."""
+        if not self._down:
+            return
         with self._lock:
             self._down.pop(origin(url), None)
 

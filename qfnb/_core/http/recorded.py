@@ -12,10 +12,11 @@ token per chunk that carried text (a lower bound of what the engine generated).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from qfnb._core.record.ledger import UsageRow, default_ledger, earlier_tries
 from qfnb._core.record.prices import prices, worst_yuan
 from qfnb._core.record.tokens import token_bound
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS, SCHEMA_RESAMPLES
+from qfnb.protocol.wires import fastjson
 
 __all__ = [
     "UNRECORDED",
@@ -236,7 +238,7 @@ def usage_of(bodies: list[Mapping[str, Any]]) -> dict[str, int]:
     for body in reversed(bodies):
         for found in (body.get("usage"), (body.get("response") or {}).get("usage"),
                       (body.get("message") or {}).get("usage")):
-            if not isinstance(found, Mapping) or not found:
+            if not found or (type(found) is not dict and not isinstance(found, Mapping)):
                 continue
             if prompt is None:
                 prompt = _count(found, "prompt_tokens") if "prompt_tokens" in found else _count(
@@ -279,6 +281,21 @@ def end_user(body: Mapping[str, Any]) -> str:
 def _served_by(responses: list[QfResponse]) -> str:
     """The model the platform says served an answer (``MODEL_HEADER``; the local platform sends it), or ""."""
     return next((r.served_model for r in responses if r.served_model), "")
+
+
+class _Once:
+    """``make()``, made on the first call and kept: one provenance for all of a stream's chunks."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], dict[str, Any]]) -> None:
+        self._make: Callable[[], dict[str, Any]] | None = make
+        self._made: dict[str, Any] = {}
+
+    def __call__(self) -> dict[str, Any]:
+        if self._make is not None:
+            self._made, self._make = self._make(), None
+        return self._made
 
 
 @dataclass
@@ -360,14 +377,16 @@ class Recording:
     def platform(self) -> str:
         return "local" if self.config.embedded else "cloud"
 
-    def provenance(self, usage: Mapping[str, Any], latency: float) -> dict[str, Any]:
-        """Where an answer came from; no secrets (the platform is named by its base URL)."""
-        params = {k: v for k, v in deciding_fields(self.body).items() if k not in _PROMPT_FIELDS and k != "stream"}
+    def provenance(self, usage: Mapping[str, Any], latency: float, sent: bytes = b"") -> dict[str, Any]:
+        """Where an answer came from; no secrets (the platform is named by its base URL). ``sent``: the
+        body's bytes as sent, read in place of ``body`` (which the caller's later edits may have changed)."""
+        body = fastjson.loads(sent) if sent else self.body
+        params = {k: v for k, v in deciding_fields(body).items() if k not in _PROMPT_FIELDS and k != "stream"}
         cached: dict[str, Any] = {"hit": self.hit is not None}
         if self.hit is not None:
             cached["age_s"] = round(self.hit.age, 1)
         return {"model": self.answered or self.target, "asked": self.target, "api": self.api, "params": params,
-                "prompt_hash": prompt_hash(self.body),
+                "prompt_hash": prompt_hash(body),
                 "repeat": self.repeat, "usage": dict(usage), "latency_s": round(latency, 4), "cache": cached,
                 "platform": self.platform, "base_url": self.config.base_url}
 
@@ -439,6 +458,9 @@ class Recording:
             yuan = 0.0 if self.config.embedded else (prices().cost(model, prompt, completion) or 0.0)
             budget.settle(self.held, total, yuan)
             self.held = None
-        provenance = self.provenance(usage, latency)
+        sent = responses[0].request.content if responses[0].request is not None else b""
+        # made on first read, from the bytes sent (a batch's rows are seldom asked where they came from)
+        provenance = _Once(functools.partial(self.provenance, usage, latency, sent)) if sent else \
+            self.provenance(usage, latency)
         for r in responses:
             r.provenance = provenance

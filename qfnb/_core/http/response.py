@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, KeysView, Mapping
-from typing import TYPE_CHECKING, Any, Generic, cast
+from collections.abc import Callable, Iterator, KeysView, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, cast
 
 from typing_extensions import TypeVar
 
@@ -14,12 +14,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.wires.answer import AnswerModel
     from qfnb.protocol.wires.answers import Choice, TokenUsage
 
-__all__ = ["QfRequest", "QfResponse"]
+__all__ = ["Provenance", "QfRequest", "QfResponse"]
 
 #: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.wires.answers`); ``AnswerModel``: untyped fields only
 T = TypeVar("T", bound="AnswerModel", default="AnswerModel")
 #: another answer model (:meth:`QfResponse.with_answer`)
 A = TypeVar("A", bound="AnswerModel")
+
+#: a response's provenance, or what makes it on first read (one maker a call, shared by its chunks)
+Provenance: TypeAlias = "dict[str, Any] | Callable[[], dict[str, Any]]"
 
 _SECRET_HEADERS = frozenset({"authorization", "x-bce-security-token", "x-auth-token", "cookie"})
 
@@ -29,7 +32,7 @@ class QfRequest:
     body (``json_body``, as the official SDK's record; credentials never travel in a body) and
     the non-credential headers (``headers``; the auth headers are not kept)."""
 
-    __slots__ = ("_content", "headers", "method", "request_id", "url")
+    __slots__ = ("_content", "_headers", "_sent", "method", "request_id", "url")
 
     def __init__(self, method: str, url: str, request_id: str | None = None, *, content: bytes = b"",
                  headers: Mapping[str, str] | None = None) -> None:
@@ -37,8 +40,21 @@ class QfRequest:
         self.url = url
         self.request_id = request_id
         self._content = content
-        self.headers: dict[str, str] = {k: v for k, v in (headers or {}).items()
-                                        if k.lower() not in _SECRET_HEADERS}
+        self._sent = headers  # the call's headers as sent: filtered on first read (a batch reads none)
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers sent, without the credential ones."""
+        if self._headers is None:
+            self._headers = {k: v for k, v in (self._sent or {}).items() if k.lower() not in _SECRET_HEADERS}
+            self._sent = None
+        return self._headers
+
+    @property
+    def content(self) -> bytes:
+        """The body sent, as its bytes."""
+        return self._content
 
     @property
     def json_body(self) -> dict[str, Any]:
@@ -60,7 +76,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
     ``resp.result`` / ``resp.usage`` / ``resp.choices`` give typed access too.
     """
 
-    __slots__ = ("_answer", "_parsed", "body", "code", "headers", "image", "provenance", "request", "statistic")
+    __slots__ = ("_answer", "_parsed", "_provenance", "body", "code", "headers", "image", "request", "statistic")
 
     def __init__(self, code: int, headers: Mapping[str, str], body: dict[str, Any],
                  request: QfRequest | None = None, statistic: dict[str, Any] | None = None) -> None:
@@ -70,9 +86,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         self.request = request
         self.statistic: dict[str, Any] = statistic if statistic is not None else {}
         self.image: Any = None
-        #: where the answer came from: model, parameters, prompt hash, usage, latency, cache hit,
-        #: platform (set by the client for inference calls; never holds a secret)
-        self.provenance: dict[str, Any] = {}
+        self._provenance: Provenance = {}
         #: the model ``parsed`` reads: a class, or the name of one in qfnb.protocol.wires.answers
         self._answer: type[AnswerModel] | str = "AnswerModel"
         self._parsed: AnswerModel | None = None
@@ -104,6 +118,19 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         return self is other
 
     __hash__ = object.__hash__
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Where the answer came from: model, parameters, prompt hash, usage, latency, cache hit,
+        platform (set by the client for inference calls; never holds a secret; made on first read)."""
+        made = self._provenance
+        if not isinstance(made, dict):
+            made = self._provenance = made()
+        return made
+
+    @provenance.setter
+    def provenance(self, value: Provenance) -> None:
+        self._provenance = value
 
     # -- typed accessors --
     @property
@@ -162,8 +189,11 @@ class QfResponse(Mapping[str, Any], Generic[T]):
     @property
     def served_model(self) -> str:
         """The model the platform says answered (the local platform's ``MODEL_HEADER``), or ""."""
+        headers = self.headers
+        if type(headers) is not dict:  # a transport's reply: its headers are looked up case-insensitively
+            return str(headers.get(MODEL_HEADER) or "")
         wanted = MODEL_HEADER.lower()
-        return next((str(v) for k, v in self.headers.items() if k.lower() == wanted and v), "")
+        return next((str(v) for k, v in headers.items() if k.lower() == wanted and v), "")
 
     @property
     def request_id(self) -> str | None:

@@ -9,12 +9,14 @@ rather than holding the caller).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from qfnb._core.config import Config
 from qfnb._core.errors import APIError, ConnectionError, RequestError, StreamError
@@ -74,6 +76,22 @@ class RetryPolicy:
             self.error_codes if retry_err_codes is None else frozenset(retry_err_codes),
             self.http_statuses, self.max_retry_after,
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _made(settings: tuple[Any, ...], options: tuple[tuple[str, Any], ...]) -> RetryPolicy:
+    return RetryPolicy(*settings).with_options(**dict(options))
+
+
+def inference_policy(config: Config, options: Mapping[str, Any]) -> RetryPolicy:
+    """``RetryPolicy.inference(config).with_options(**options)``, made once for each distinct set of
+    settings (a batch's calls all ask for the same one; the config is read each time, so a change shows)."""
+    settings = (config.llm_api_retry_count, config.llm_api_retry_timeout, config.llm_api_retry_backoff_factor,
+                config.llm_api_retry_jitter, config.llm_api_retry_max_wait_interval, config.llm_api_retry_err_codes)
+    try:
+        return _made(settings, tuple(sorted(options.items())))
+    except TypeError:  # an unhashable setting (a set of codes): made for this call
+        return RetryPolicy(*settings).with_options(**options)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -134,18 +134,21 @@ class UsageRow:
     requests: int = 1
 
 
-#: the ledger's columns, in :class:`UsageRow`'s order
-_COLUMNS = ", ".join(UsageRow.__dataclass_fields__)
+#: the ledger's columns in :func:`_values`'s order (a new column goes in both; the tests check they agree)
+_VALUE_ORDER = ("api", "model", "platform", "prompt_tokens", "completion_tokens", "total_tokens", "latency_s",
+                "retries", "cache_hit", "trained_tokens", "ts", "session", "cell", "job", "asked", "end_user",
+                "requests")
+_COLUMNS = ", ".join(_VALUE_ORDER)
 
 
 def _values(row: UsageRow, *, job: str | None) -> tuple[Any, ...]:
     """``row``'s column values as the file keeps them, stamped with the time, this session and the current
-    cell where it has none, and ``job``; ``cache_hit`` as 0/1. (Read field by field: ``asdict``'s deep
-    copies, or a new frozen row, cost a batch's calls more than their JSON.)"""
-    stamps = {"ts": row.ts or time.time(), "session": row.session or SESSION,
-              "cell": row.cell if row.cell is not None else current_cell(), "job": job,
-              "cache_hit": int(row.cache_hit)}
-    return tuple(stamps[name] if name in stamps else getattr(row, name) for name in UsageRow.__dataclass_fields__)
+    cell where it has none, and ``job``; ``cache_hit`` as 0/1, in :data:`_VALUE_ORDER`. (Read field by field:
+    ``asdict``'s deep copies, or a new frozen row, cost a batch's calls more than their JSON.)"""
+    return (row.api, row.model, row.platform, row.prompt_tokens, row.completion_tokens, row.total_tokens,
+            row.latency_s, row.retries, int(row.cache_hit), row.trained_tokens, row.ts or time.time(),
+            row.session or SESSION, row.cell if row.cell is not None else current_cell(), job, row.asked,
+            row.end_user, row.requests)
 
 
 #: rows queued for the writer before a recording call writes them itself (a batch records thousands of

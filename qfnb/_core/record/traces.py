@@ -122,15 +122,16 @@ def item_spans(spans: Sequence[OpenSpan]) -> Iterator[None]:
         _items.reset(token)
 
 
-@contextlib.contextmanager
-def item_scope(index: int) -> Iterator[None]:
+#: the scope of an item without a span (the rule: a batch outside an evaluation); reusable
+_NO_SPAN: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+
+
+def item_scope(index: int) -> contextlib.AbstractContextManager[object]:
     """Around one batch item's call: its span's time, when an evaluation set one (:func:`item_spans`)."""
     spans = _items.get()
     if spans is None or not 0 <= index < len(spans):
-        yield
-        return
-    with spans[index].timed():
-        yield
+        return _NO_SPAN
+    return spans[index].timed()
 
 
 #: a batch row's span's attribute: the row's ``custom_id``

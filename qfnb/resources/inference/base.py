@@ -19,7 +19,7 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import AsyncQianfanClient, get_client
 from qfnb._core.http.ratelimit import estimate_body_tokens
 from qfnb._core.http.response import QfResponse
-from qfnb._core.http.retry import RetryPolicy, batch_verdict
+from qfnb._core.http.retry import RetryPolicy, batch_verdict, inference_policy
 from qfnb._core.record.ledger import current_job, job
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg, make_progress
@@ -226,8 +226,7 @@ class BaseInference(Generic[C, A, K]):
                 if v is not None}
         if not opts and not self.default_retry:
             return None
-        base = RetryPolicy.inference(self.config)
-        return base.with_options(**{**self.default_retry, **opts})
+        return inference_policy(self.config, {**self.default_retry, **opts})
 
     def _body(self, target: Target, call: C) -> tuple[Target, dict[str, Any]]:
         """Validate and build the wire body (raise ProtocolError on bad input)."""
@@ -464,7 +463,7 @@ class BaseInference(Generic[C, A, K]):
     def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
         call = InferenceCall(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),
                              backoff_factor=common.get("backoff_factor"), extra=common)
-        policy = self._retry(call) or RetryPolicy.inference(self.config)
+        policy = self._retry(call) or inference_policy(self.config, {})
         return lambda exc, attempt, health: batch_verdict(exc, policy, attempt, health)
 
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,

@@ -187,6 +187,20 @@ def test_a_ledger_file_from_before_the_asked_column_still_records(tmp_path: Path
     assert [(r.model, r.asked) for r in ledger.rows()] == [("Tiny-Chat", "ernie-lite-8k")]
 
 
+def test_every_field_of_a_row_comes_back_from_the_file_as_recorded(tmp_path: Path) -> None:
+    """The writer puts each field in its own column (the column list and the values are written out by
+    hand, for speed): a row whose fields all differ comes back whole."""
+    import dataclasses
+
+    row = UsageRow(api="chat", model="m", platform="cloud", prompt_tokens=3, completion_tokens=5, total_tokens=8,
+                   latency_s=0.25, retries=2, cache_hit=True, trained_tokens=13, ts=1234.5, session="s1", cell=21,
+                   job="j", asked="alias", end_user="u", requests=34)
+    assert sorted(ledger_mod._VALUE_ORDER) == sorted(f.name for f in dataclasses.fields(UsageRow))
+    ledger = Ledger(tmp_path / "u.sqlite3")
+    ledger.record(row)
+    assert ledger.rows() == [row]
+
+
 def test_recording_a_call_never_waits_for_the_file(tmp_path: Path) -> None:
     """A call's row is queued while the writer holds the file (a batch records thousands a second on its
     event loop); a read afterwards finds every row, stamped, in order."""

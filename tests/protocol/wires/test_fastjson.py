@@ -42,6 +42,11 @@ def test_writes_the_text_json_writes(obj: Any) -> None:
     assert fastjson.dumps_text(obj) == json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+@pytest.mark.parametrize("obj", [*WRITE, {"e": "😀 \u2028"}, {"plain": [1, "a", True]}])
+def test_writes_the_ascii_json_writes(obj: Any) -> None:
+    assert fastjson.dumps_ascii(obj) == json.dumps(obj, separators=(",", ":")).encode()
+
+
 def test_refuses_to_write_what_json_refuses() -> None:
     with pytest.raises(TypeError):
         fastjson.dumps_text({"s": {1, 2}})
