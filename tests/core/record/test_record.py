@@ -69,6 +69,25 @@ def test_on_answers_identical_requests_from_the_cache_with_provenance(fake: Any,
     assert _chat_calls(fake) == 2
 
 
+def test_provenance_is_of_what_was_sent_though_the_caller_edits_the_history_after(fake: Any,
+                                                                                 make_config: Any) -> None:
+    """Provenance is made on first read, from the bytes sent: the chat loop that appends the answer and the
+    next question to its own ``messages`` before reading it still reads the first call's."""
+    from qfnb._core.http.recorded import prompt_hash
+
+    history = [{"role": "user", "content": "hi"}]
+    chat = qfnb.ChatCompletion(config=make_config())
+    first = chat.do(messages=history, temperature=0.3, stream=True)
+    chunks = list(first)
+    history += [{"role": "assistant", "content": "hello"}, {"role": "user", "content": "and then?"}]
+    second = chat.do(messages=history, temperature=0.4)
+    assert {c.provenance["prompt_hash"] for c in chunks} == {prompt_hash({"messages": MSG})}
+    assert chunks[0].provenance is chunks[-1].provenance  # one record for the stream's chunks
+    assert chunks[0].provenance["params"] == {"temperature": 0.3}
+    assert second.provenance["prompt_hash"] == prompt_hash({"messages": history}) != chunks[0].provenance[
+        "prompt_hash"]
+
+
 def test_refresh_asks_again_and_stores_the_new_answer(fake: Any, make_config: Any) -> None:
     qfnb.ChatCompletion(config=make_config(cache=True)).do(messages=MSG)
     qfnb.ChatCompletion(config=make_config(cache="refresh")).do(messages=MSG)
