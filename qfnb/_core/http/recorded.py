@@ -275,11 +275,17 @@ _END_USER = ("safety_identifier", "user", "user_id")
 def end_user(body: Mapping[str, Any]) -> str:
     """The end user a call's ``body`` names (OpenAI's ``safety_identifier``, its older ``user``,
     Qianfan's ``user_id``), or ""."""
-    return next((str(body[k]) for k in _END_USER if isinstance(body.get(k), str) and body[k]), "")
+    for name in _END_USER:
+        value = body.get(name)
+        if value and isinstance(value, str):
+            return value
+    return ""
 
 
 def _served_by(responses: list[QfResponse]) -> str:
     """The model the platform says served an answer (``MODEL_HEADER``; the local platform sends it), or ""."""
+    if len(responses) == 1:  # a whole answer
+        return responses[0].served_model
     return next((r.served_model for r in responses if r.served_model), "")
 
 

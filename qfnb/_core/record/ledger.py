@@ -244,13 +244,25 @@ class Ledger:
 _default: dict[Path, Ledger] = {}
 #: the ledger by the variables that name its data dir (``QFNB_DATA_DIR``, ``HOME``): each call records
 #: a row, and building the path each time cost more than the row
-_by_env: dict[tuple[str | None, str | None], Ledger] = {}
+_by_env: dict[tuple[object, object], Ledger] = {}
 _default_lock = threading.Lock()
+#: those variables' names as the process's table of them spells them (``os.environ`` encodes a name to look it up)
+_DIR_NAMES = (os.environ.encodekey("QFNB_DATA_DIR"), os.environ.encodekey("HOME"))
+
+
+def _dir_variables() -> tuple[object, object]:
+    """``QFNB_DATA_DIR`` and ``HOME`` as the process holds them, read from ``os.environ``'s own table: its
+    ``get`` raises and catches a KeyError for an unset variable, which cost a call more than its ledger row."""
+    try:
+        table = os.environ._data  # type: ignore[attr-defined]
+    except AttributeError:  # an environ that is not the os module's
+        return os.environ.get("QFNB_DATA_DIR"), os.environ.get("HOME")
+    return table.get(_DIR_NAMES[0]), table.get(_DIR_NAMES[1])
 
 
 def default_ledger() -> Ledger:
     """The ledger of the current data dir (``$QFNB_DATA_DIR`` or ``~/.qfnb``), one per process."""
-    key = (os.environ.get("QFNB_DATA_DIR"), os.environ.get("HOME"))
+    key = _dir_variables()
     ledger = _by_env.get(key)
     if ledger is not None and _default.get(ledger.path) is ledger:  # (tests reset ``_default``)
         return ledger

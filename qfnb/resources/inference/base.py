@@ -220,13 +220,12 @@ class BaseInference(Generic[C, A, K]):
         return sync.run(self.aresolve(model, endpoint))
 
     def _retry(self, call: InferenceCall) -> RetryPolicy | None:
-        named = {"retry_count": call.retry_count, "request_timeout": call.request_timeout,
-                 "backoff_factor": call.backoff_factor}
-        opts = {k: v for k, v in {**named, **{k: call.extra.get(k) for k in RETRY_KWARGS}}.items()
-                if v is not None}
-        if not opts and not self.default_retry:
-            return None
-        return inference_policy(self.config, {**self.default_retry, **opts})
+        opts = dict(self.default_retry)
+        for name, value in (("retry_count", call.retry_count), ("request_timeout", call.request_timeout),
+                            ("backoff_factor", call.backoff_factor), *((k, call.extra.get(k)) for k in RETRY_KWARGS)):
+            if value is not None:
+                opts[name] = value
+        return inference_policy(self.config, opts) if opts else None
 
     def _body(self, target: Target, call: C) -> tuple[Target, dict[str, Any]]:
         """Validate and build the wire body (raise ProtocolError on bad input)."""
