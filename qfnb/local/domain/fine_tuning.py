@@ -227,6 +227,10 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
                             f"{shape.method!r} trains on; method {kind!r} needs the {ACCEPTS[kind][0]} format")
         checked.append((field, rec))
     suffix = body.get("suffix") or ""
+    started = time.time()
+    # the files first: converting a big one takes seconds, and the store's first write below takes its lock
+    # (a create sent under an Idempotency-Key is one transaction) until the job is stored
+    refs = [(field, _run_file(platform, rec, kind, f"{field}-{int(started * 1000)}")) for field, rec in checked]
     try:
         container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
                                        train_mode=MODES[kind])
@@ -234,8 +238,6 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
         if exc.field == "trainMode":
             raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
         raise
-    started = time.time()
-    refs = [(field, _run_file(platform, rec, kind, f"{field}-{int(started * 1000)}")) for field, rec in checked]
     info = {"model": body["model"], "training_file": checked[0][1]["sid"],
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,

@@ -236,3 +236,31 @@ def test_qfnbs_client_and_the_sdk_objects_send_a_key_with_each_create(tmp_path: 
                       "CreateFineTuningJob", Console.SERVICE_APPLY, Console.MODEL_PUBLISH], keys
     assert all(key.startswith("qfnb-") for _, key in keys) and len({key for _, key in keys}) == len(keys)
     assert ds["id"] is not None
+
+
+def test_a_keyed_fine_tuning_job_converting_its_file_holds_no_store_lock(client: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyed create is one store transaction, whose first write takes the store's lock: the job's training
+    file (seconds for a big one) is converted before it, so the platform's other writes go on meanwhile."""
+    import threading
+
+    from qfnb.local.domain import fine_tuning
+
+    case = CASES["openai-fine-tuning-job"]
+    made, token = case.prepare(client), bearer(client)
+    store = client.app.state.platform.store
+    others: list[float] = []
+    written_meanwhile: list[bool] = []
+
+    def converted_while_another_writes(lines: Any) -> Any:
+        writer = threading.Thread(target=lambda: others.append(store.insert("datasets", {"name": "meanwhile"})["id"]))
+        writer.start()
+        writer.join(5)  # a write that waits for this create's lock waits out the join
+        written_meanwhile.append(bool(others))
+        return real(lines)
+
+    real = fine_tuning.sft_rows
+    monkeypatch.setattr(fine_tuning, "sft_rows", converted_while_another_writes)
+    job = _answer(_send(client, case, case.body(made, 1), "key-ft", token))
+    assert written_meanwhile == [True], "another write waited for the fine-tuning job's transaction"
+    assert job["status"] in ("validating_files", "queued", "running") and len(store.all("runs")) == 1
