@@ -289,8 +289,18 @@ def _served_by(responses: list[QfResponse]) -> str:
     return next((r.served_model for r in responses if r.served_model), "")
 
 
+def _with_prompt(origin: dict[str, Any], body: Mapping[str, Any] | bytes) -> dict[str, Any]:
+    """A provenance: ``origin`` with the request's parameters and its prompt's hash, read from ``body`` (or
+    from its bytes as sent)."""
+    sent = fastjson.loads(body) if isinstance(body, bytes) else body
+    params = {k: v for k, v in deciding_fields(sent).items() if k not in _PROMPT_FIELDS and k != "stream"}
+    return {"model": origin["model"], "asked": origin["asked"], "api": origin["api"], "params": params,
+            "prompt_hash": prompt_hash(sent), **origin}
+
+
 class _Once:
-    """``make()``, made on the first call and kept: one provenance for all of a stream's chunks."""
+    """``make()``, made on the first call and kept: one provenance for all of a stream's chunks. A copy or a
+    pickle holds the provenance itself, made then."""
 
     __slots__ = ("_made", "_make")
 
@@ -302,6 +312,9 @@ class _Once:
         if self._make is not None:
             self._made, self._make = self._make(), None
         return self._made
+
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        return dict, (self(),)
 
 
 @dataclass
@@ -383,16 +396,16 @@ class Recording:
     def platform(self) -> str:
         return "local" if self.config.embedded else "cloud"
 
-    def provenance(self, usage: Mapping[str, Any], latency: float, sent: bytes = b"") -> dict[str, Any]:
-        """Where an answer came from; no secrets (the platform is named by its base URL). ``sent``: the
-        body's bytes as sent, read in place of ``body`` (which the caller's later edits may have changed)."""
-        body = fastjson.loads(sent) if sent else self.body
-        params = {k: v for k, v in deciding_fields(body).items() if k not in _PROMPT_FIELDS and k != "stream"}
+    def provenance(self, usage: Mapping[str, Any], latency: float) -> dict[str, Any]:
+        """Where an answer came from; no secrets (the platform is named by its base URL)."""
+        return _with_prompt(self._origin(usage, latency), self.body)
+
+    def _origin(self, usage: Mapping[str, Any], latency: float) -> dict[str, Any]:
+        """:meth:`provenance` without what it reads of the prompt (:func:`_with_prompt` adds it)."""
         cached: dict[str, Any] = {"hit": self.hit is not None}
         if self.hit is not None:
             cached["age_s"] = round(self.hit.age, 1)
-        return {"model": self.answered or self.target, "asked": self.target, "api": self.api, "params": params,
-                "prompt_hash": prompt_hash(body),
+        return {"model": self.answered or self.target, "asked": self.target, "api": self.api,
                 "repeat": self.repeat, "usage": dict(usage), "latency_s": round(latency, 4), "cache": cached,
                 "platform": self.platform, "base_url": self.config.base_url}
 
@@ -465,8 +478,9 @@ class Recording:
             budget.settle(self.held, total, yuan)
             self.held = None
         sent = responses[0].request.content if responses[0].request is not None else b""
-        # made on first read, from the bytes sent (a batch's rows are seldom asked where they came from)
-        provenance = _Once(functools.partial(self.provenance, usage, latency, sent)) if sent else \
+        # its prompt's part made on first read, from the bytes sent (a batch's rows are seldom asked where they
+        # came from); it holds neither this record nor its body
+        provenance = _Once(functools.partial(_with_prompt, self._origin(usage, latency), sent)) if sent else \
             self.provenance(usage, latency)
         for r in responses:
             r.provenance = provenance

@@ -32,7 +32,7 @@ class QfRequest:
     body (``json_body``, as the official SDK's record; credentials never travel in a body) and
     the non-credential headers (``headers``; the auth headers are not kept)."""
 
-    __slots__ = ("_content", "_headers", "_sent", "method", "request_id", "url")
+    __slots__ = ("_content", "headers", "method", "request_id", "url")
 
     def __init__(self, method: str, url: str, request_id: str | None = None, *, content: bytes = b"",
                  headers: Mapping[str, str] | None = None) -> None:
@@ -40,16 +40,9 @@ class QfRequest:
         self.url = url
         self.request_id = request_id
         self._content = content
-        self._sent = headers  # the call's headers as sent: filtered on first read (a batch reads none)
-        self._headers: dict[str, str] | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The headers sent, without the credential ones."""
-        if self._headers is None:
-            self._headers = {k: v for k, v in (self._sent or {}).items() if k.lower() not in _SECRET_HEADERS}
-            self._sent = None
-        return self._headers
+        # filtered at once: a credential must never be kept, not even until a first read (a pickled answer)
+        self.headers: dict[str, str] = {k: v for k, v in (headers or {}).items()
+                                        if k.lower() not in _SECRET_HEADERS}
 
     @property
     def content(self) -> bytes:

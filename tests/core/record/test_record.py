@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import qfnb
+from qfnb._core.http.recorded import prompt_hash
 from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget
@@ -73,8 +74,6 @@ def test_provenance_is_of_what_was_sent_though_the_caller_edits_the_history_afte
                                                                                  make_config: Any) -> None:
     """Provenance is made on first read, from the bytes sent: the chat loop that appends the answer and the
     next question to its own ``messages`` before reading it still reads the first call's."""
-    from qfnb._core.http.recorded import prompt_hash
-
     history = [{"role": "user", "content": "hi"}]
     chat = qfnb.ChatCompletion(config=make_config())
     first = chat.do(messages=history, temperature=0.3, stream=True)
@@ -86,6 +85,21 @@ def test_provenance_is_of_what_was_sent_though_the_caller_edits_the_history_afte
     assert chunks[0].provenance["params"] == {"temperature": 0.3}
     assert second.provenance["prompt_hash"] == prompt_hash({"messages": history}) != chunks[0].provenance[
         "prompt_hash"]
+
+
+def test_a_copied_or_pickled_answer_keeps_its_provenance_and_no_credential(fake: Any, make_config: Any) -> None:
+    """Until it is read, provenance is a maker; a copy or a pickle of the answer holds the provenance itself,
+    never the call's record (its config holds the keys)."""
+    import copy
+    import pickle
+
+    cfg = make_config()
+    unread = qfnb.ChatCompletion(config=cfg).do(messages=MSG, temperature=0.3)
+    raw = pickle.dumps(unread._provenance)
+    assert cfg.sk.encode() not in raw and b"Recording" not in raw
+    assert pickle.loads(raw) == copy.deepcopy(unread)._provenance == unread.provenance
+    assert unread.provenance["params"] == {"temperature": 0.3} and unread.provenance["prompt_hash"] == prompt_hash(
+        {"messages": MSG})
 
 
 def test_refresh_asks_again_and_stores_the_new_answer(fake: Any, make_config: Any) -> None:
