@@ -52,9 +52,7 @@ class RetryPolicy:
 
     @classmethod
     def inference(cls, config: Config) -> RetryPolicy:
-        return cls(config.llm_api_retry_count, config.llm_api_retry_timeout, config.llm_api_retry_backoff_factor,
-                   config.llm_api_retry_jitter, config.llm_api_retry_max_wait_interval,
-                   config.llm_api_retry_err_codes)
+        return cls(*_inference_settings(config))
 
     @classmethod
     def console(cls, config: Config) -> RetryPolicy:
@@ -78,6 +76,12 @@ class RetryPolicy:
         )
 
 
+def _inference_settings(config: Config) -> tuple[Any, ...]:
+    """The config's ``llm_api_retry_*`` settings, in :class:`RetryPolicy`'s field order."""
+    return (config.llm_api_retry_count, config.llm_api_retry_timeout, config.llm_api_retry_backoff_factor,
+            config.llm_api_retry_jitter, config.llm_api_retry_max_wait_interval, config.llm_api_retry_err_codes)
+
+
 @functools.lru_cache(maxsize=64)
 def _made(settings: tuple[Any, ...], options: tuple[tuple[str, Any], ...]) -> RetryPolicy:
     return RetryPolicy(*settings).with_options(**dict(options))
@@ -86,8 +90,7 @@ def _made(settings: tuple[Any, ...], options: tuple[tuple[str, Any], ...]) -> Re
 def inference_policy(config: Config, options: Mapping[str, Any]) -> RetryPolicy:
     """``RetryPolicy.inference(config).with_options(**options)``, made once for each distinct set of
     settings (a batch's calls all ask for the same one; the config is read each time, so a change shows)."""
-    settings = (config.llm_api_retry_count, config.llm_api_retry_timeout, config.llm_api_retry_backoff_factor,
-                config.llm_api_retry_jitter, config.llm_api_retry_max_wait_interval, config.llm_api_retry_err_codes)
+    settings = _inference_settings(config)
     try:
         return _made(settings, tuple(sorted(options.items())))
     except TypeError:  # an unhashable setting (a set of codes): made for this call

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.recorded import prompt_hash
 from qfnb._core.http.response import QfResponse
-from qfnb._core.http.retry import RetryPolicy, is_retryable
+from qfnb._core.http.retry import inference_policy, is_retryable
 
 from . import v2_shapes
 from ._generated.embedding import EmbeddingCalls
@@ -98,7 +98,7 @@ class Embedding(EmbeddingCalls):
         try:
             resp = await self._send(target, packed, first)
         except Exception as exc:
-            if is_retryable(exc, self._retry(first) or RetryPolicy.inference(self.config)):
+            if is_retryable(exc, self._retry(first) or inference_policy(self.config, {})):
                 raise  # a passing fault: the batch sends the packed call again
             # refused as a whole: each input asks alone, for its own answer or error
             return [await self._sent_or_error(target, body, call) for _, call, body in members]
