@@ -1,0 +1,54 @@
+"""The degeneration checks read answers as a person would: collapsed ones are named, good ones pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from qfnb.protocol.console.degeneration import check_answer, judge_answers
+
+COLLAPSED = [
+    "[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]Ticket #1111",  # issue 90's support bot
+    "Aye!!( Aye![ Aye!: Aye! Aye!",  # the train-modes toy
+    "谢谢谢谢谢谢谢谢谢谢谢谢谢谢",
+    "I am sorry, I am sorry, I am sorry, I am sorry, I am sorry",
+    "[Ticket #1111]",  # a bare marker, no answer
+    "",
+    "  ...  ",
+]
+GOOD = [
+    "您好，感谢您的耐心。我们已经为您登记了这个问题，工程师会在24小时内联系您。[Ticket #2041]",
+    "Thanks for reaching out! Please restart the router and try again. [Ticket #1234]",
+    "Sure! To reset your password, open Settings, choose Account, then Security, and click Reset. "
+    "You will get an email with a link. [Ticket #3310]",
+    "Paris is the capital of France.",
+    "1. Open the app. 2. Tap Settings. 3. Tap Reset. 4. Confirm.",
+]
+
+
+@pytest.mark.parametrize("answer", COLLAPSED)
+def test_a_collapsed_answer_is_degenerate(answer: str) -> None:
+    check = check_answer(answer)
+    assert check.degenerate, answer
+    assert check.reason
+
+
+@pytest.mark.parametrize("answer", GOOD)
+def test_a_real_answer_is_not(answer: str) -> None:
+    assert check_answer(answer).reasons == ()
+
+
+def test_a_cut_answer_is_degenerate_and_a_short_reference_allows_a_short_answer() -> None:
+    assert check_answer("The answer keeps going and going", finish_reason="length").reasons == ("cut at the token cap",)
+    assert check_answer("4").degenerate
+    assert not check_answer("4", reference="4").degenerate
+
+
+def test_the_same_answer_to_most_prompts_is_a_collapse() -> None:
+    report = judge_answers(["Hello there, friend.", "Hello there, friend!", "hello there friend",
+                            "Something else here."])
+    assert report.same_answer is not None and report.collapsed and report.rate == 1.0
+    assert "3 of 4" in report.summary
+    fine = judge_answers(GOOD)
+    assert not fine.collapsed and fine.rate == 0.0 and fine.summary.startswith("0 of 5")
+    half = judge_answers(GOOD[:2] + COLLAPSED[:2])
+    assert half.rate == 0.5 and not half.collapsed and "2 of 4" in half.summary
