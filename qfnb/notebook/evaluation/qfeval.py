@@ -102,7 +102,7 @@ def _labelling(report: EvalReport, plan: EvalPlan, result: EvaluationResult, she
     except EvalArgsError as exc:
         raise UsageError(str(exc)) from exc
     report.labelling = session
-    if shell is not None and getattr(shell, "kernel", None) is not None:
+    if evalplan.in_kernel(shell):
         report.labeller = LabelWidget(session)
 
 
