@@ -16,9 +16,14 @@ interval valid *however wrong the doubt is*; a wrong doubt only costs labels.
   estimate from the draws so far): a doubt that does not track the judge's errors drifts the design
   back to uniform.
 * The draws are with replacement: an item drawn again reuses its label (no one labels twice).
-* The interval is the betting confidence sequence of :mod:`.sequential` (Waudby-Smith & Ramdas 2024)
-  over the draws' ``Z``, which all lie in ``mean(f) ± B`` with ``B = max |y − f| / floor``: valid
-  at every look, so the person may stop the moment :meth:`LabelQueue.done` says so.
+* The interval is a confidence sequence over the draws' ``Z``, valid at every look, so the person may
+  stop the moment :meth:`LabelQueue.done` says so: by default (``method="mixture"``) Robbins'
+  normal-mixture boundary around the running mean (:func:`~.sequential.mixture_radius`; Waudby-Smith,
+  Arbour, Sinha, Kennedy & Ramdas 2024, asymptotically valid), its sd estimated with
+  :data:`PRIOR_ITEMS` prior labels at half the label range, the running intersection kept. With
+  ``method="betting"``, the exact betting sequence of :mod:`.sequential` (Waudby-Smith & Ramdas
+  2024) on ``Z`` in ``mean(f) ± B``, ``B = max |y − f| / floor``: valid at any sample size, but those
+  loose bounds cost it about three times the labels, so it is not the default.
 
 Doubt, when the caller gives none, comes from what the judge returned (:func:`judge_doubt`): a
 score's probability ``p`` (a score on a scale, rescaled to [0, 1]) gives ``sqrt(p (1 − p))``;
@@ -189,7 +194,8 @@ class LabelQueue:
     judgements); ``uncertainty``: the judge's doubt per item (``None``: derived from the scores, see
     :func:`judge_doubt`); ``bounds``: the lowest and highest label (and score) there can be
     (``None``: ``(0, 1)`` when every score lies in it); ``floor``: the smallest uniform share of the
-    design (weights at most ``1/floor``); ``seed``: the draws' seed (a queue replays the same items).
+    design (weights at most ``1/floor``); ``seed``: the draws' seed (a queue replays the same items);
+    ``method``: the confidence sequence, ``"mixture"`` (default) or ``"betting"`` (see the module docstring).
 
     ``next(k)`` names the items to label, ``add(index, label)`` records a label, ``estimate()`` is a
     :class:`CalibratedMean` whose interval holds at every look, ``done(width=, null=)`` says when to

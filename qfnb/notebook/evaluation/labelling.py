@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
 
+from qfnb.evaluation.data import item_scores
 from qfnb.evaluation.runs.answers import AnswerStore
 from qfnb.evaluation.stats.active import LabelQueue
 from qfnb.notebook._ipython import HTML
@@ -93,12 +96,8 @@ class LabelSession:
         positions = [int(i) for i in base.index]
         if len(positions) < 2:
             raise EvalArgsError("--label needs at least 2 judged items")
-        answers, scores = [], []
-        for tag in tags:
-            rows = samples[samples["llm"] == tag].drop_duplicates("index").set_index("index")
-            answers.append([as_text(rows.at[i, "output"]) if i in rows.index else "" for i in positions])
-            raw = [rows.at[i, metric] if i in rows.index and metric in rows.columns else None for i in positions]
-            scores.append(np.array([_number(v) for v in raw]))
+        answers, scores, spreads = zip(*(_judged(samples, tag, metric, positions) for tag in tags), strict=True)
+        spread = np.sum(spreads, axis=0) / (hi - lo)  # repeated judgements that differ: more doubt
         items = [LabelItem(i, as_text(base.at[i, "input"]), as_text(base.at[i, "reference"]),
                            tuple(a[k] for a in answers)) for k, i in enumerate(positions)]
         failed = np.any([np.isnan(s) for s in scores], axis=0)
@@ -106,12 +105,12 @@ class LabelSession:
         filled = [np.where(failed, mid, s) for s in scores]
         if len(tags) == 1:
             q = (filled[0] - lo) / (hi - lo)
-            doubt = np.where(failed, 0.5, np.sqrt(np.clip(q * (1 - q), 0, None)))
+            doubt = np.where(failed, 0.5, np.sqrt(np.clip(q * (1 - q), 0, None)) + spread)
             queue = LabelQueue(filled[0], doubt, confidence, bounds=(lo, hi), seed=SEED)
             null, width = None, width if width is not None else WIDTH_SHARE * (hi - lo)
         else:
             diff = (filled[0] - filled[1]) / (hi - lo)
-            doubt = np.where(failed, 0.5, np.sqrt(np.clip((1 + diff) * (1 - diff) / 4, 0, None)))
+            doubt = np.where(failed, 0.5, np.sqrt(np.clip((1 + diff) * (1 - diff) / 4, 0, None)) + spread)
             queue = LabelQueue.paired(filled[0], filled[1], doubt, confidence, bounds=(lo, hi),
                                       names=(tags[0], tags[1]), seed=SEED)
             null = 0.0
@@ -226,13 +225,16 @@ class LabelSession:
         return f"LabelSession({self.verdict})"
 
 
-def _number(value: Any) -> float:
-    """A judge's score, NaN where it gave none."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out if math.isfinite(out) else math.nan
+def _judged(samples: pd.DataFrame, tag: str, metric: str,
+            positions: Sequence[int]) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64]]:
+    """One model's answer to each item (its first repeat's), the judge's mean score over the repeats
+    (NaN where it gave none) and their spread (0 for one judgement)."""
+    rows = samples[samples["llm"] == tag].drop_duplicates("index").set_index("index")
+    answers = [as_text(rows.at[i, "output"]) if i in rows.index else "" for i in positions]
+    judged = item_scores(samples, tag, metric) if metric in samples.columns else {}
+    mean = np.array([float(np.mean(judged[i])) if judged.get(i) else math.nan for i in positions])
+    spread = np.array([float(np.std(judged[i])) if judged.get(i) else 0.0 for i in positions])
+    return answers, mean, spread
 
 
 def _known(known: Mapping[str, Mapping[int, float]], tags: Sequence[str], positions: Sequence[int],

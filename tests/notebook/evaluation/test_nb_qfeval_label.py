@@ -128,3 +128,22 @@ def test_the_widget_labels_with_its_buttons_and_escapes_the_answers(shell) -> No
     assert session.queue.labels[item.index] == 1.0 and session.queue.n_labelled == 1
     assert session.current is not item and "1 labelled so far" in widget.item.value
     assert "qfnb-label-open" in widget.status.value
+
+
+def test_repeated_judgements_that_differ_add_doubt(shell) -> None:  # type: ignore[no-untyped-def]
+    calls: dict[int, int] = {}
+
+    def wavering_judge(prompt: str, **options: Any) -> str:
+        """4 on items ending in 3 and 8 alike, but on those ending in 3 it says 5, then 3."""
+        n = int(re.search(r"what is (\d+)", prompt).group(1))  # type: ignore[union-attr]
+        calls[n] = calls.get(n, 0) + 1
+        if n % 10 == 3:
+            return "评分: 5" if calls[n] % 2 else "评分: 3"
+        return "评分: 4"
+
+    shell.user_ns["wavering_judge"] = wavering_judge
+    session = shell.run_line_magic("qfeval", "--models good --dataset df --metrics exact_match --judge "
+                                             "wavering_judge --repeats 2 --label").labelling
+    scores, doubt = session.queue.scores, session.queue.doubt
+    assert scores[3] == scores[8] == pytest.approx(4.0)  # the mean of the repeats
+    assert doubt[3] > doubt[8]  # same mean, but its judgements differ
