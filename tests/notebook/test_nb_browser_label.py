@@ -52,7 +52,7 @@ def label_one(page: Any) -> int:
     word = "tie" if first == second else "answer 1 is better" if first else "answer 2 is better"
     page.locator("button.qfnb-label-choice", has_text=word).click()
     page.wait_for_function(f"() => /{done + 1} labelled so far|Every item/.test("
-                           "document.querySelector('.qfnb-label-item')?.innerText ?? '')", timeout=30_000)
+                           "document.querySelector('.qfnb-label-item')?.innerText ?? '')", timeout=90_000)
     return done + 1
 
 

@@ -216,9 +216,10 @@ class LabelSession:
         first = self.history[0]
         shrink = (f"interval {first[2] - first[1]:.3g} wide at {first[0]} labels, now {est.high - est.low:.3g}"
                   if len(self.history) > 1 else f"interval {est.high - est.low:.3g} wide")
-        cls = "qfnb-label-verdict" if self.decided else "qfnb-label-open"
+        cls, accent = (("qfnb-label-verdict", "border-left:4px solid #2a9d5c;padding-left:6px") if self.decided
+                       else ("qfnb-label-open", ""))
         return (f'<div class="qfnb-label-status" style="color:{_theme.TEXT}">{bar}'
-                f'<p class="{cls}"><b>{escape(self.verdict)}</b></p>'
+                f'<p class="{cls}" style="{accent}"><b>{escape(self.verdict)}</b></p>'
                 f'<p style="color:{_theme.TEXT_MUTED}">{escape(shrink)}; valid however often you look</p></div>')
 
     def __repr__(self) -> str:
@@ -258,7 +259,9 @@ def session_key(items: Sequence[LabelItem], tags: Sequence[str], metric: str, sc
 
 
 class LabelWidget:
-    """The session drawn: the item, the label buttons, the interval and the verdict (ipywidgets)."""
+    """The session drawn: the item, the label buttons, the interval and the verdict (ipywidgets). The
+    buttons stay the same from item to item (their labels depend only on the kind of session); a click
+    labels the item asked now, so a click can never land on an item already gone."""
 
     def __init__(self, session: LabelSession) -> None:
         import ipywidgets  # deferred: the widget exists only in a kernel's display
@@ -267,29 +270,32 @@ class LabelWidget:
         self._ipywidgets = ipywidgets
         self.item = SafeHTML()
         self.item.add_class("qfnb-label-pane")
-        self.buttons = HBox([])
+        first = session.current
+        buttons = []
+        for k, choice in enumerate(session.choices(first) if first is not None else []):
+            button = ipywidgets.Button(description=choice.text, layout=ipywidgets.Layout(width="auto"))
+            button.add_class("qfnb-label-choice")
+            button.on_click(lambda _, k=k: self._clicked(k))
+            buttons.append(button)
+        self.buttons = HBox(buttons)
         self.status = SafeHTML()
         self.view = VBox([self.item, self.buttons, self.status])
         self.view.add_class("qfnb-label-widget")
         self.refresh()
 
     def refresh(self) -> None:
-        """Show the next item with its buttons, and the interval now."""
-        item = self.session.current
+        """Show the next item and the interval now (no buttons once every item is labelled)."""
         self.item.value = self.session.item_html()
         self.status.value = self.session.status_html()
-        buttons = []
-        for choice in self.session.choices(item) if item is not None else []:
-            button = self._ipywidgets.Button(description=choice.text, layout=self._ipywidgets.Layout(width="auto"))
-            button.add_class("qfnb-label-choice")
-            button.on_click(lambda _, value=choice.value, shown=item: self._clicked(shown, value))
-            buttons.append(button)
-        self.buttons.children = tuple(buttons)
+        if self.session.current is None:
+            self.buttons.children = ()
 
-    def _clicked(self, item: LabelItem, value: float) -> None:
-        if item is not self.session.current and item != self.session.current:
-            return  # a late click on an item already labelled
-        self.session.label(item, value)
+    def _clicked(self, k: int) -> None:
+        """The ``k``-th button: its label of the item asked now."""
+        item = self.session.current
+        if item is None:
+            return
+        self.session.label(item, self.session.choices(item)[k].value)
         self.refresh()
 
     def bundle(self, html: str) -> dict[str, Any]:
