@@ -82,6 +82,16 @@ def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlat
     assert result.verdict.startswith("The tuned model wins by likelihood (win rate 100% over 6 held-out pairs")
     assert "The tuned model wins by the judge" in result.verdict
     assert "Greet person 100" in result._repr_html_()
+    # a person checks the judge where it is least sure, until the win is known (all 6 here: few pairs)
+    queue = result.label_queue()
+    items = result.extra["judged_items"]
+    assert list(queue.scores) == [1.0] * 6 and items.prompts[0] == "Greet person 100"
+    while not queue.done(null=0.0):
+        k = queue.next(1)[0]
+        queue.add(k, 1.0 if "adapter" in items.tuned_answers[k] else -1.0)
+    assert queue.verdict(null=0.0).startswith("labels enough: the tuned model wins, 95% CI")
+    with pytest.raises(ValueError, match="judge"):
+        compare_preference("Tiny-Chat", "Tiny-Chat", pairs(2), config=scoring.config()).label_queue()
     # the base against itself: every pair a tie, and the verdict says no winner
     same = compare_preference("Tiny-Chat", "Tiny-Chat", pairs(4), config=scoring.config())
     assert same.win_rate == 0.5 and same.verdict.startswith("No clear winner by likelihood")

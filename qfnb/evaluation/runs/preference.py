@@ -11,7 +11,9 @@ on "finds the preferred answer the likelier one" (tuned against base) is reporte
 
 By a judge (when one is given): both models answer each held-out prompt, and a
 :class:`~qfnb.evaluation.evaluators.pairwise.PairwiseJudge` compares the answers in both orders (a
-disagreement between the orders is a tie); the same win rate, CI and verdict.
+disagreement between the orders is a tie); the same win rate, CI and verdict. ``label_queue()`` then
+asks a person to label the pairs the judge is least sure of, until the win is known with an interval
+valid at every look (:class:`~qfnb.evaluation.stats.active.LabelQueue`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from qfnb.protocol.console import train_formats
 from qfnb.resources.safe_html import escape
 
 from .._errors import invalid
-from ..evaluators.pairwise import PairwiseJudge
+from ..evaluators.pairwise import PairwiseJudge, Preference
 from ..llm import response_text
+from ..stats.active import LabelQueue
 from ..stats.paired import Interval, mcnemar_exact, wilson_interval
 
-__all__ = ["PairScore", "PreferenceComparison", "Wins", "acompare_preference", "compare_preference",
+__all__ = ["JudgedItems", "PairScore", "PreferenceComparison", "Wins", "acompare_preference", "compare_preference",
            "load_pairs"]
 
 #: the platform's scoring route (qfnb's own, beside OpenAI's fine-tuning routes)
@@ -106,6 +109,20 @@ class Wins:
         return f"No clear winner {self.by} ({said}); more held-out pairs would tell."
 
 
+#: ``PreferenceComparison.extra``'s key of the judge's items (:class:`JudgedItems`)
+JUDGED_ITEMS = "judged_items"
+
+
+@dataclass(frozen=True)
+class JudgedItems:
+    """What the judge saw and said, item by item: its verdicts (both orders), the prompts, each model's answer."""
+
+    preferences: list[Preference]
+    prompts: list[str]
+    tuned_answers: list[str]
+    base_answers: list[str]
+
+
 @dataclass
 class PreferenceComparison:
     """What :func:`compare_preference` found; ``verdict`` says it in words."""
@@ -144,6 +161,17 @@ class PreferenceComparison:
         said = (f"{self.likelihood.verdict} It finds the preferred answer the likelier one on {self.tuned_prefers:.0%} "
                 f"of the pairs, the base on {self.base_prefers:.0%} (McNemar p = {self.prefers_p:.3g}).")
         return said if self.judged is None else f"{said} {self.judged.verdict}"
+
+    def label_queue(self, confidence: float | None = None, **options: Any) -> LabelQueue:
+        """The judged pairs as a label queue (:meth:`LabelQueue.of_preferences`): label, where the judge's
+        two orders disagree first, which answer is better (``+1`` the tuned model's, ``-1`` the base's,
+        ``0`` a tie; ``items.prompts`` and the answers say what to show) until ``done(null=0)``: the
+        judge's verdict corrected by your labels, with an interval valid at every look."""
+        items = self.extra.get(JUDGED_ITEMS)
+        if not isinstance(items, JudgedItems):
+            raise invalid("judge", "label_queue needs the judge's verdicts: compare with judge=MODEL")
+        return LabelQueue.of_preferences(items.preferences, self.likelihood.confidence if confidence is None
+                                         else confidence, names=("the tuned model", "the base model"), **options)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tuned": self.tuned, "base": self.base, "pairs": len(self.pairs),
@@ -215,12 +243,13 @@ async def _answers(client: AsyncQianfanClient, model: str, pairs: Sequence[train
 
 
 async def _judged(client: AsyncQianfanClient, judge: Any, tuned: str, base: str,
-                  pairs: Sequence[train_formats.Pair], confidence: float, max_tokens: int) -> Wins:
+                  pairs: Sequence[train_formats.Pair], confidence: float, max_tokens: int) -> tuple[Wins, JudgedItems]:
     pairwise = judge if isinstance(judge, PairwiseJudge) else PairwiseJudge(judge, uses_reference=True)
     mine, theirs = await _answers(client, tuned, pairs, max_tokens), await _answers(client, base, pairs, max_tokens)
     prefs = await pairwise.apreferences([(list(p.messages), p.chosen, m, b)
                                          for p, m, b in zip(pairs, mine, theirs, strict=True)])
-    return Wins.of(f"by the judge {pairwise.tag}", [(pref.value + 1) / 2 for pref in prefs], confidence)
+    wins = Wins.of(f"by the judge {pairwise.tag}", [(pref.value + 1) / 2 for pref in prefs], confidence)
+    return wins, JudgedItems(prefs, [_prompt_of(p) for p in pairs], mine, theirs)
 
 
 async def acompare_preference(tuned: str, base: str, pairs: str | Path | Iterable[Any], *, judge: Any = None,
@@ -234,8 +263,10 @@ async def acompare_preference(tuned: str, base: str, pairs: str | Path | Iterabl
     base_m, tuned_m = await _margins(client, base, held), await _margins(client, tuned, held)
     scores = [PairScore(_prompt_of(p), b, t) for p, b, t in zip(held, base_m, tuned_m, strict=True)]
     likelihood = Wins.of("by likelihood", [s.win for s in scores], confidence)
-    judged = None if judge is None else await _judged(client, judge, tuned, base, held, confidence, max_tokens)
-    return PreferenceComparison(tuned, base, scores, likelihood, judged)
+    if judge is None:
+        return PreferenceComparison(tuned, base, scores, likelihood)
+    judged, items = await _judged(client, judge, tuned, base, held, confidence, max_tokens)
+    return PreferenceComparison(tuned, base, scores, likelihood, judged, extra={JUDGED_ITEMS: items})
 
 
 def _prompt_of(pair: train_formats.Pair) -> str:
