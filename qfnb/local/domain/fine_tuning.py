@@ -8,9 +8,11 @@ OpenAI's shapes. The job id ``ftjob-X`` is the run ``task-X``; the tuned model's
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,10 @@ from qfnb.local.domain import batch_files
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
+from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.training import DEFAULTS
-from qfnb.protocol.platform.files import jsonl
 from qfnb.protocol.wires.fine_tune_files import (
     CHAT,
     PREFERENCE,
@@ -63,14 +65,17 @@ STATUS = {RunStatus.WAITING.value: "queued", RunStatus.RUNNING.value: "running",
 # ---- files ----------------------------------------------------------------------------------
 
 
+def _lines(path: Path) -> Iterator[str]:
+    """Each line's text, read under :mod:`qfnb.protocol.bounded_jsonl`'s bounds (one line held at a time)."""
+    return (text for _, text in file_lines(path))
+
+
 def check_file(path: Path) -> FileShape:
-    """A ``purpose="fine-tune"`` upload's shape; BodyError naming the line and field."""
+    """A ``purpose="fine-tune"`` upload's shape; BodyError naming the line and field, or the line and the
+    bound it passes."""
     try:
-        with open(path, encoding="utf-8") as lines:
-            return inspect_lines(lines)
-    except UnicodeDecodeError as exc:
-        raise BodyError("file", f"is not UTF-8 text (byte {exc.start}); fine-tuning files are JSONL") from None
-    except FormatProblem as exc:
+        return inspect_lines(_lines(path))
+    except (FormatProblem, LineProblem) as exc:
         raise BodyError("file", f"is not a fine-tuning file: {exc}") from None
 
 
@@ -85,22 +90,24 @@ def _data_file(platform: Platform, file_id: Any, field: str) -> tuple[dict[str, 
         raise BodyError(field, f"file {file_id} was uploaded with purpose {rec['purpose']!r}; fine-tuning data must "
                         "be uploaded with purpose 'fine-tune'")
     try:
-        with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
-            return rec, inspect_lines(lines)
-    except (UnicodeDecodeError, FormatProblem) as exc:
+        return rec, inspect_lines(_lines(batch_files.file_path(platform, rec)))
+    except (FormatProblem, LineProblem) as exc:
         raise BodyError(field, f"file {file_id} is not a fine-tuning file: {exc}") from None
 
 
 def _run_file(platform: Platform, rec: dict[str, Any], kind: str, key: str) -> str:
     """The ``bos:/`` URI a run reads the file from: a preference or prompts file as uploaded (the
     train modes read OpenAI's formats: :mod:`qfnb.protocol.console.train_formats`), a chat file as the
-    platform's SFT rows, stored beside it."""
+    platform's SFT rows, stored beside it (written a line at a time: the file is never held whole)."""
     if kind != "supervised":
         return f"bos:/{rec['bucket']}/{rec['key']}"
-    with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
-        rows = sft_rows(lines)
+    rows = sft_rows(_lines(batch_files.file_path(platform, rec)))
     object_key = f"{rec['key'].rsplit('/', 1)[0]}/{key}.rows.jsonl"
-    platform.objects.put(batch_files.BUCKET, object_key, jsonl(rows).encode("utf-8"))
+    try:
+        platform.objects.put(batch_files.BUCKET, object_key,
+                             (json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n" for row in rows))
+    except (FormatProblem, LineProblem) as exc:  # the file changed since it was checked
+        raise BodyError("training_file", f"file {rec['sid']} is not a fine-tuning file: {exc}") from None
     return f"bos:/{batch_files.BUCKET}/{object_key}"
 
 
