@@ -273,11 +273,16 @@ def _text_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]]:
     """The imported rows of a dataset record."""
+    return list(iter_dataset_rows(data_dir, dataset))
+
+
+def iter_dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The imported rows of a dataset record, one at a time."""
     path = data_dir / "datasets" / dataset["sid"] / "data.jsonl"
     if not path.exists():
         raise BodyError("datasetId", f"dataset {dataset['id']} has no imported data yet; import a file first")
     with open(path, encoding="utf-8") as lines:  # '\n' lines only: a row may hold U+2028 and the like
-        return [json.loads(line) for line in lines if line.strip()]
+        yield from (json.loads(line) for line in lines if line.strip())
 
 
 EXPORT_BUCKET = "qfnb-exports"

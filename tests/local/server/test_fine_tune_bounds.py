@@ -6,6 +6,9 @@ line stays a small multiple of the limit, not of the line."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -72,3 +75,45 @@ def test_checking_a_file_of_a_long_line_holds_a_small_multiple_of_the_limit(tmp_
     finally:
         tracemalloc.stop()
     assert peak < 3 * bounded_jsonl.MAX_LINE_BYTES, peak
+
+
+#: run in a process of its own: other tests' apps leave threads whose allocations would count in the measure
+MEASURE_CREATE = """
+import json, sys, tracemalloc
+from pathlib import Path
+from platform_helpers import bearer, client_for
+from qfnb.local.domain import fine_tuning
+from qfnb.protocol.wires import batch
+
+client = client_for(Path(sys.argv[1]))  # not started: the routes answer all the same, no background threads
+platform = client.app.state.platform
+
+def chat_file(lines):
+    data = "".join(json.dumps({"messages": [{"role": "user", "content": f"question {i} " + "q" * 60},
+        {"role": "assistant", "content": f"answer {i} " + "a" * 60}]}) + "\\n" for i in range(lines)).encode()
+    resp = client.post(batch.FILES, data={"purpose": "fine-tune"}, files={"file": ("t.jsonl", data)},
+                       headers={"Authorization": f"Bearer {bearer(client)}"})
+    return resp.json()["id"], resp.json()["bytes"]
+
+fine_tuning.create_job(platform, {"model": "tiny-chat", "training_file": chat_file(1)[0]})  # its imports
+file_id, size = chat_file(10_000)
+tracemalloc.start()
+job = fine_tuning.create_job(platform, {"model": "tiny-chat", "training_file": file_id})
+peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+run = platform.store.get("runs", "task-" + job["id"].removeprefix("ftjob-"))
+print(json.dumps({"rows": run["rows"], "peak": peak, "size": size}))
+"""
+
+
+def test_a_job_create_converts_and_writes_its_file_a_line_at_a_time(tmp_path: Path) -> None:
+    """A 10,000-line chat file (~2 MiB): the create's peak is a small part of the file (it held every row, the
+    converted rows and their text at once before)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", MEASURE_CREATE, str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["rows"] == 10_000
+    assert found["peak"] < found["size"] / 8, found
