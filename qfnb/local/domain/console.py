@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.domain import training_caps as caps
 from qfnb.local.domain.datasets import (
     EXPORT_BUCKET,
     append_rows,
@@ -36,6 +37,7 @@ from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
+from qfnb.local.engines.store.byom import parameter_count
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
@@ -117,6 +119,7 @@ def check_hyper(raw: Any, field: str, train_mode: str = "SFT") -> dict[str, Any]
         if problem is not None:
             raise BodyError(f"{field}.{key}", problem)
         hyper[key] = LIMITS[key].kind(value) if key in LIMITS else value
+    caps.check_caps(hyper, field)
     return hyper
 
 
@@ -226,6 +229,8 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     mode = check_mode(train_mode or container.get("trainMode"))
+    if caps.reads_only_known(platform.settings.worker_command):
+        caps.check_known(hyper, hyper_field)
     rl = rft_reward(reward, target) if mode == "RFT" else None
     if mode != "SFT" and hyper.get("evalMetric") is not None:
         raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode} run's checkpoints are scored "
@@ -246,6 +251,9 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     problem = platform.registry.training_problem(sized) if sized else None
     if problem:
         raise BodyError("trainType", problem)
+    caps.check_steps(hyper, n_train, hyper_field)
+    if sized:
+        caps.check_disk(hyper, parameter_count(sized), platform.settings.data_dir, hyper_field)
     sid = new_sid("task-")
     job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)

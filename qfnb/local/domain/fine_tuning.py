@@ -181,10 +181,15 @@ def _hyper(kind: str, given: dict[str, Any], field: str, seed: int) -> dict[str,
         raw[HYPER[name]] = value
     try:
         return c.check_hyper(raw, field, MODES[kind])
-    except BodyError as exc:  # the platform's key named back in OpenAI's words
-        names = {v: k for k, v in HYPER.items()}
-        key = exc.field.rsplit(".", 1)[-1]
-        raise BodyError(f"{field}.{names.get(key, key)}", str(exc).split(": ", 1)[1]) from None
+    except BodyError as exc:
+        raise _in_openai_words(exc, field) from None
+
+
+def _in_openai_words(exc: BodyError, field: str) -> BodyError:
+    """A refusal of a platform hyperparameter named back in OpenAI's words, under ``field``."""
+    names = {v: k for k, v in HYPER.items()}
+    key = exc.field.rsplit(".", 1)[-1]
+    return BodyError(f"{field}.{names.get(key, key)}", str(exc).split(": ", 1)[1])
 
 
 def _base(platform: Platform, model: Any) -> str:
@@ -218,9 +223,9 @@ def _check_fields(body: dict[str, Any]) -> None:
 def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/fine_tuning/jobs``: everything is checked before the run is queued."""
     _check_fields(body)
-    kind, given, field, grader = _method(body)
+    kind, given, hyper_field, grader = _method(body)
     seed = body["seed"] if body.get("seed") is not None else 42
-    hyper = _hyper(kind, given, field, seed)
+    hyper = _hyper(kind, given, hyper_field, seed)
     base = _base(platform, body.get("model"))
     metadata = batch_files.check_metadata(body.get("metadata"))
     files = [("training_file", body.get("training_file"))]
@@ -250,9 +255,12 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
     reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's grader, scored by its worker
-    run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
-                                                              "openai": info},
-                       eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
+    try:
+        run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
+                                                                  "openai": info},
+                           eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
+    except BodyError as exc:
+        raise _in_openai_words(exc, hyper_field) if exc.field.startswith("hyperparameters.") else exc from None
     name = f"ft:{base}:local:{suffix}:{run['sid'][len(RUN_PREFIX):]}"
     run = platform.store.update("runs", run["id"], openai={**info, "fine_tuned_model": name})
     log.info("fine-tuning job %s queued (%s, base %s)", job_id(run), kind, base)
