@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from qfnb.local.engines.ask import GenParams
 from qfnb.local.engines.base import Delta, aclose
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
+from qfnb.protocol.schema import regex as schema_regex
 from qfnb.protocol.schema.regex import validator_for
 
 __all__ = ["RESAMPLES", "RESAMPLE_TEMPERATURE", "checked", "schema_miss"]
@@ -78,11 +80,19 @@ CHECK_SECONDS = 2.0
 async def off_loop(miss: Callable[[T], str | None], answer: T) -> str | None:
     """``miss(answer)`` in a thread, within :data:`CHECK_SECONDS`; past them the answer is not checked (None,
     logged; the thread ends on its own, the answer being bounded by its token cap)."""
+    if not _warmed.cache_info().currsize:  # jsonschema's import (seconds; the daemon does it before serving)
+        await asyncio.to_thread(_warmed)   # is not the check's time
     try:
         return await asyncio.wait_for(asyncio.to_thread(miss, answer), CHECK_SECONDS)
     except TimeoutError:
         log.warning("the answer's schema check took more than %.0f s; the answer is given unchecked", CHECK_SECONDS)
         return None
+
+
+@functools.cache
+def _warmed() -> bool:
+    schema_regex.warm()
+    return True
 
 
 def resample_params(gp: GenParams, attempt: int) -> GenParams:
