@@ -240,27 +240,29 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
         checked.append((field, rec))
     suffix = body.get("suffix") or ""
     started = time.time()
-    # the files first: converting a big one takes seconds, and the store's first write below takes its lock
-    # (a create sent under an Idempotency-Key is one transaction) until the job is stored
+    # the files first: converting a big one takes seconds, and the store's first write (the run's insert) takes its
+    # lock (a create sent under an Idempotency-Key is one transaction) until the job is stored
     refs = [(field, _run_file(platform, rec, kind, f"{field}-{int(started * 1000)}")) for field, rec in checked]
     try:
-        container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
-                                       train_mode=MODES[kind])
+        mode = c.check_mode(MODES[kind])
     except BodyError as exc:
-        if exc.field == "trainMode":
-            raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
-        raise
+        raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
     info = {"model": body["model"], "training_file": checked[0][1]["sid"],
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
     reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's grader, scored by its worker
+    # the run (its data read, checked and written to its job dir) before its container: the run's insert is then
+    # the store's first write, so a keyed create's transaction holds the store's lock only for the writes
+    pending = {"id": None, "model": base, "trainMode": mode}
     try:
-        run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
-                                                                  "openai": info},
+        run = c.create_run(platform, pending, hyper, refs[:1], {"trainMode": mode, "peftType": "LoRA", "openai": info},
                            eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
     except BodyError as exc:
         raise _in_openai_words(exc, hyper_field) if exc.field.startswith("hyperparameters.") else exc from None
+    container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
+                                   train_mode=mode)
+    platform.store.update("runs", run["id"], containerId=container["id"])
     name = f"ft:{base}:local:{suffix}:{run['sid'][len(RUN_PREFIX):]}"
     run = platform.store.update("runs", run["id"], openai={**info, "fine_tuned_model": name})
     log.info("fine-tuning job %s queued (%s, base %s)", job_id(run), kind, base)
