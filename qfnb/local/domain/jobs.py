@@ -95,7 +95,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        #: told of each run that finished Done (the run, its metrics): the platform counts its tokens
+        #: told of each run that ended, Done, Failed or Stopped (the run, its metrics): the platform counts its tokens
         self.on_finished: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -327,8 +327,8 @@ class Supervisor:
             changes["errorMessage"] = (f"the training worker exited with code {code} without a result{resumed}; "
                                        + _log_tail(w.job_dir / "worker.log"))
         log.info("task %s finished: %s", w.run_id, changes["status"])
-        if changes["status"] == RunStatus.DONE.value and self.on_finished is not None:
-            try:  # counted before the run shows Done: a kill in between counts it at the next start (once)
+        if self.on_finished is not None:  # every end counted (a failed or cancelled run trained too)
+            try:  # counted before the run shows its end: a kill in between counts it at the next start (once)
                 self.on_finished({**run, **changes}, changes.get("metrics") or {})
             except Exception:  # counting never fails a run
                 log.exception("could not count task %s's usage", w.run_id)

@@ -166,3 +166,25 @@ def test_fifty_create_cancel_races_never_leave_cancelled(client: TestClient) -> 
     served = client.post("/v1/chat/completions", headers=headers, json={
         "model": store.all("runs")[0]["openai"]["fine_tuned_model"], "messages": [{"role": "user", "content": "hi"}]})
     assert served.status_code >= 400 and "cancelled" in served.text
+
+
+@pytest.mark.parametrize("end", ["cancelled", "failed"])
+def test_a_cancelled_or_failed_run_is_counted_with_its_trained_tokens(supervised: tuple[Store, jobs.Supervisor],
+                                                                      tmp_path: Path, end: str) -> None:
+    """Issue 92 §3: every run that trained is counted (the platform's /metrics and traces), not only a Done one."""
+    store, sup = supervised
+    counted: list[tuple[str, int]] = []
+    sup.on_finished = lambda run, metrics: counted.append((str(run["status"]), int(metrics.get("trained_tokens", 0))))
+    run = _run(store, tmp_path, steps=40, step_seconds=0.05)
+    if end == "failed":
+        spec_path = Path(run["job_dir"]) / "spec.json"
+        spec = json.loads(spec_path.read_text())
+        spec["hyper"]["failAt"] = 3
+        spec_path.write_text(json.dumps(spec))
+    sup.tick()
+    if end == "cancelled":
+        time.sleep(0.3)
+        assert sup.stop(run["id"])
+    final = _settled(store, sup, run["id"])
+    assert final["status"] == (RunStatus.STOPPED.value if end == "cancelled" else RunStatus.FAILED.value)
+    assert len(counted) == 1 and counted[0][1] > 0, counted
