@@ -7,6 +7,7 @@ run = v1 job = v2 task (``runs``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -14,16 +15,19 @@ import shutil
 import threading
 import time
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.domain import training_caps as caps
 from qfnb.local.domain.datasets import (
     EXPORT_BUCKET,
     append_rows,
     dataset_rows,
     export_lines,
     import_files,
-    read_file_rows,
+    iter_dataset_rows,
+    iter_file_rows,
     stored_count,
 )
 from qfnb.local.domain.datasets import recover as recover_dataset_files
@@ -33,12 +37,12 @@ from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
+from qfnb.local.engines.store.byom import parameter_count
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
-from qfnb.protocol.platform.files import jsonl
 from qfnb.protocol.platform.targets import JobTarget
 
 log = logging.getLogger("qfnb.local.domain.console")
@@ -115,54 +119,58 @@ def check_hyper(raw: Any, field: str, train_mode: str = "SFT") -> dict[str, Any]
         if problem is not None:
             raise BodyError(f"{field}.{key}", problem)
         hyper[key] = LIMITS[key].kind(value) if key in LIMITS else value
+    caps.check_caps(hyper, field)
     return hyper
 
 
-def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[str, str]]:
-    """Training rows from dataset references ``(field, dataset id | bos uri)``."""
-    rows: list[dict[str, str]] = []
-    for field, ref in refs:
-        if isinstance(ref, str) and ref.startswith("bos:"):
-            try:
-                rows.extend(read_file_rows(platform.objects.from_uri(ref)))
-            except ValueError as exc:
-                raise BodyError(field, str(exc)) from exc
-            continue
-        ds = platform.store.get("datasets", ref)
-        if ds is None:
-            raise BodyError(field, f"dataset {ref!r} not found")
-        rows.extend(dataset_rows(platform.settings.data_dir, ds))
-    rows = [r for r in rows if r.get("prompt") and r.get("response")]
-    if not rows:
-        raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompt/response pairs")
-    return rows
+def _ref_rows(platform: Platform, field: str, ref: Any) -> Iterator[dict[str, Any]]:
+    """The rows of one dataset reference (a dataset id or a ``bos:/`` file), one at a time."""
+    if isinstance(ref, str) and ref.startswith("bos:"):
+        try:
+            yield from iter_file_rows(platform.objects.from_uri(ref))
+        except ValueError as exc:
+            raise BodyError(field, str(exc)) from exc
+        return
+    ds = platform.store.get("datasets", ref)
+    if ds is None:
+        raise BodyError(field, f"dataset {ref!r} not found")
+    yield from iter_dataset_rows(platform.settings.data_dir, ds)
 
 
-def collect_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> list[train_formats.Record]:
-    """A ``mode`` run's records (:mod:`qfnb.protocol.console.train_formats`) from dataset references; BodyError
-    naming the dataset's field and row, and what the row looks like when it is another mode's data."""
-    records: list[train_formats.Record] = []
+def iter_rows(platform: Platform, refs: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Training rows (prompt and response both given) from dataset references ``(field, dataset id | bos
+    uri)``, one at a time: a file is never held whole."""
     for field, ref in refs:
-        if isinstance(ref, str) and ref.startswith("bos:"):
-            try:
-                rows = read_file_rows(platform.objects.from_uri(ref))
-            except ValueError as exc:
-                raise BodyError(field, str(exc)) from exc
-        else:
-            ds = platform.store.get("datasets", ref)
-            if ds is None:
-                raise BodyError(field, f"dataset {ref!r} not found")
-            rows = dataset_rows(platform.settings.data_dir, ds)
-        for no, row in enumerate(rows, 1):
+        yield from (r for r in _ref_rows(platform, field, ref) if r.get("prompt") and r.get("response"))
+
+
+def iter_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> Iterator[dict[str, Any]]:
+    """A ``mode`` run's records (:mod:`qfnb.protocol.console.train_formats`, in their canonical form) from
+    dataset references, one at a time; BodyError naming the dataset's field and row, and what the row looks
+    like when it is another mode's data."""
+    for field, ref in refs:
+        for no, row in enumerate(_ref_rows(platform, field, ref), 1):
             item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
             try:
-                records.extend(train_formats.parse_item(mode, item, f"line {no}"))
+                yield from (train_formats.to_wire(r) for r in train_formats.parse_item(mode, item, f"line {no}"))
             except train_formats.FormatError as exc:
                 raise BodyError(field, str(exc)) from None
-    if not records:
-        raise BodyError(refs[0][0] if refs else "dataset", f"the training data has no records; a {mode} run "
-                        f"wants {train_formats.FORMATS[mode]}")
-    return records
+
+
+def training_rows(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> Iterator[dict[str, Any]]:
+    """The rows a ``mode`` run trains on (:func:`iter_rows` for SFT, :func:`iter_records` for the others)."""
+    return iter_rows(platform, refs) if mode == "SFT" else iter_records(platform, refs, mode)
+
+
+def count_rows(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> int:
+    """How many rows the references give, every one checked and none kept; BodyError when there are none."""
+    n = sum(1 for _ in training_rows(platform, refs, mode))
+    if not n:
+        field = refs[0][0] if refs else "dataset"
+        if mode == "SFT":
+            raise BodyError(field, "the training data has no prompt/response pairs")
+        raise BodyError(field, f"the training data has no records; a {mode} run wants {train_formats.FORMATS[mode]}")
+    return n
 
 
 def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
@@ -221,22 +229,21 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     if not refs:
         raise BodyError("trainset", "at least one dataset is required")
     mode = check_mode(train_mode or container.get("trainMode"))
+    if caps.reads_only_known(platform.settings.worker_command):
+        caps.check_known(hyper, hyper_field)
     rl = rft_reward(reward, target) if mode == "RFT" else None
     if mode != "SFT" and hyper.get("evalMetric") is not None:
         raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode} run's checkpoints are scored "
                         "by its own held-out measure")
 
-    def rows_of(files: list[tuple[str, Any]]) -> list[Any]:
-        return (collect_rows(platform, files) if mode == "SFT"
-                else [train_formats.to_wire(r) for r in collect_records(platform, files, mode)])
-
-    rows = rows_of(refs)
+    # the data is read twice, a row at a time, and never held: once to check and count it (before anything
+    # is written), once to write the run's files
+    n_rows = count_rows(platform, refs, mode)
     seed = int(hyper.get("seed", 42))
-    held = set() if eval_refs else set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
-    rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
-    if eval_refs:
-        eval_rows = rows_of(eval_refs)
-    hyper = check_checkpoint_options(hyper, hyper_field, len(eval_rows))
+    held = set() if eval_refs else set(held_out(n_rows, split_percent(split[1], split[0]), seed, split[0]))
+    n_eval = count_rows(platform, eval_refs, mode) if eval_refs else len(held)
+    n_train = n_rows - len(held)
+    hyper = check_checkpoint_options(hyper, hyper_field, n_eval)
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
     # sized before anything is written: an added base's weights, or a built-in base's GGUF
@@ -244,28 +251,36 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     problem = platform.registry.training_problem(sized) if sized else None
     if problem:
         raise BodyError("trainType", problem)
+    caps.check_steps(hyper, n_train, hyper_field)
+    if sized:
+        caps.check_disk(hyper, parameter_count(sized), platform.settings.data_dir, hyper_field)
     sid = new_sid("task-")
     job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)
-    _write_rows(job_dir / "train.jsonl", rows, mode)
+    try:
+        _write_split(job_dir, training_rows(platform, refs, mode), held, mode)
+        if eval_refs:
+            _write_rows(job_dir / "eval.jsonl", training_rows(platform, eval_refs, mode), mode)
+    except BaseException:  # a file changed since it was checked: nothing of the run is left
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
             "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode}
     if rl is not None:
         spec["reward"] = rl.to_wire()
         extra = {**(extra or {}), "rewardSource": "client" if rl.from_client else rl.describe()}
-    if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
-        _write_rows(job_dir / "eval.jsonl", eval_rows, mode)
+    if n_eval:  # never trained on: the worker reads them only for the evaluation loss
         spec["eval_file"] = str(job_dir / "eval.jsonl")
     spec.update(_where_from(model_path, init_adapter, target, ray_workers))
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
-                                         "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
+                                         "hyper": hyper, "baseModel": container["model"], "rows": n_train,
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
-                                         "lossCurve": [], "evalRows": len(eval_rows), "trainMode": mode,
-                                         **({"evalLossCurve": []} if eval_rows else {}),
+                                         "lossCurve": [], "evalRows": n_eval, "trainMode": mode,
+                                         **({"evalLossCurve": []} if n_eval else {}),
                                          **({"target": str(target)} if target else {}), **(extra or {})}, sid=sid)
     platform.supervisor.submit(run["id"])
-    log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], len(rows), len(eval_rows),
+    log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], n_train, n_eval,
              container["model"])
     return get(platform, "runs", run["id"], "taskId")
 
@@ -278,13 +293,29 @@ def _where_from(model_path: Path | None, init_adapter: Path | None, target: JobT
             **({"target": str(target), "ray_workers": ray_workers or 1} if target else {})}
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
-    """SFT's prompt/response pairs (a ``system`` prompt kept), or another mode's records (already in
-    their canonical form)."""
-    lines = rows if mode != "SFT" else ({"prompt": row["prompt"], "response": row["response"],
-                                         **({"system": row["system"]} if row.get("system") else {})}
-                                        for row in rows)
-    path.write_text(jsonl(lines), encoding="utf-8")
+def _line(row: dict[str, Any], mode: str) -> str:
+    """One row of a run's file: SFT's prompt/response pair (a ``system`` prompt kept), or another mode's
+    record (already in its canonical form)."""
+    if mode == "SFT":
+        row = {"prompt": row["prompt"], "response": row["response"],
+               **({"system": row["system"]} if row.get("system") else {})}
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _write_rows(path: Path, rows: Iterable[dict[str, Any]], mode: str) -> None:
+    """``rows`` written a line at a time."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(_line(row, mode) for row in rows)
+
+
+def _write_split(job_dir: Path, rows: Iterable[dict[str, Any]], held: set[int], mode: str) -> None:
+    """``train.jsonl`` and (some held out) ``eval.jsonl``: the rows at the ``held`` indices go to the
+    latter, a line at a time."""
+    with contextlib.ExitStack() as files:
+        train = files.enter_context(open(job_dir / "train.jsonl", "w", encoding="utf-8"))
+        kept = files.enter_context(open(job_dir / "eval.jsonl", "w", encoding="utf-8")) if held else train
+        for i, row in enumerate(rows):
+            (kept if i in held else train).write(_line(row, mode))
 
 
 def rft_reward(raw: Any, target: JobTarget | None) -> RewardSpec:

@@ -8,9 +8,11 @@ OpenAI's shapes. The job id ``ftjob-X`` is the run ``task-X``; the tuned model's
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,10 @@ from qfnb.local.domain import batch_files
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
+from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.training import DEFAULTS
-from qfnb.protocol.platform.files import jsonl
 from qfnb.protocol.wires.fine_tune_files import (
     CHAT,
     PREFERENCE,
@@ -63,14 +65,17 @@ STATUS = {RunStatus.WAITING.value: "queued", RunStatus.RUNNING.value: "running",
 # ---- files ----------------------------------------------------------------------------------
 
 
+def _lines(path: Path) -> Iterator[str]:
+    """Each line's text, read under :mod:`qfnb.protocol.bounded_jsonl`'s bounds (one line held at a time)."""
+    return (text for _, text in file_lines(path))
+
+
 def check_file(path: Path) -> FileShape:
-    """A ``purpose="fine-tune"`` upload's shape; BodyError naming the line and field."""
+    """A ``purpose="fine-tune"`` upload's shape; BodyError naming the line and field, or the line and the
+    bound it passes."""
     try:
-        with open(path, encoding="utf-8") as lines:
-            return inspect_lines(lines)
-    except UnicodeDecodeError as exc:
-        raise BodyError("file", f"is not UTF-8 text (byte {exc.start}); fine-tuning files are JSONL") from None
-    except FormatProblem as exc:
+        return inspect_lines(_lines(path))
+    except (FormatProblem, LineProblem) as exc:
         raise BodyError("file", f"is not a fine-tuning file: {exc}") from None
 
 
@@ -85,22 +90,24 @@ def _data_file(platform: Platform, file_id: Any, field: str) -> tuple[dict[str, 
         raise BodyError(field, f"file {file_id} was uploaded with purpose {rec['purpose']!r}; fine-tuning data must "
                         "be uploaded with purpose 'fine-tune'")
     try:
-        with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
-            return rec, inspect_lines(lines)
-    except (UnicodeDecodeError, FormatProblem) as exc:
+        return rec, inspect_lines(_lines(batch_files.file_path(platform, rec)))
+    except (FormatProblem, LineProblem) as exc:
         raise BodyError(field, f"file {file_id} is not a fine-tuning file: {exc}") from None
 
 
 def _run_file(platform: Platform, rec: dict[str, Any], kind: str, key: str) -> str:
     """The ``bos:/`` URI a run reads the file from: a preference or prompts file as uploaded (the
     train modes read OpenAI's formats: :mod:`qfnb.protocol.console.train_formats`), a chat file as the
-    platform's SFT rows, stored beside it."""
+    platform's SFT rows, stored beside it (written a line at a time: the file is never held whole)."""
     if kind != "supervised":
         return f"bos:/{rec['bucket']}/{rec['key']}"
-    with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
-        rows = sft_rows(lines)
+    rows = sft_rows(_lines(batch_files.file_path(platform, rec)))
     object_key = f"{rec['key'].rsplit('/', 1)[0]}/{key}.rows.jsonl"
-    platform.objects.put(batch_files.BUCKET, object_key, jsonl(rows).encode("utf-8"))
+    try:
+        platform.objects.put(batch_files.BUCKET, object_key,
+                             (json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n" for row in rows))
+    except (FormatProblem, LineProblem) as exc:  # the file changed since it was checked
+        raise BodyError("training_file", f"file {rec['sid']} is not a fine-tuning file: {exc}") from None
     return f"bos:/{batch_files.BUCKET}/{object_key}"
 
 
@@ -174,10 +181,15 @@ def _hyper(kind: str, given: dict[str, Any], field: str, seed: int) -> dict[str,
         raw[HYPER[name]] = value
     try:
         return c.check_hyper(raw, field, MODES[kind])
-    except BodyError as exc:  # the platform's key named back in OpenAI's words
-        names = {v: k for k, v in HYPER.items()}
-        key = exc.field.rsplit(".", 1)[-1]
-        raise BodyError(f"{field}.{names.get(key, key)}", str(exc).split(": ", 1)[1]) from None
+    except BodyError as exc:
+        raise _in_openai_words(exc, field) from None
+
+
+def _in_openai_words(exc: BodyError, field: str) -> BodyError:
+    """A refusal of a platform hyperparameter named back in OpenAI's words, under ``field``."""
+    names = {v: k for k, v in HYPER.items()}
+    key = exc.field.rsplit(".", 1)[-1]
+    return BodyError(f"{field}.{names.get(key, key)}", str(exc).split(": ", 1)[1])
 
 
 def _base(platform: Platform, model: Any) -> str:
@@ -211,9 +223,9 @@ def _check_fields(body: dict[str, Any]) -> None:
 def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/fine_tuning/jobs``: everything is checked before the run is queued."""
     _check_fields(body)
-    kind, given, field, grader = _method(body)
+    kind, given, hyper_field, grader = _method(body)
     seed = body["seed"] if body.get("seed") is not None else 42
-    hyper = _hyper(kind, given, field, seed)
+    hyper = _hyper(kind, given, hyper_field, seed)
     base = _base(platform, body.get("model"))
     metadata = batch_files.check_metadata(body.get("metadata"))
     files = [("training_file", body.get("training_file"))]
@@ -228,24 +240,29 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
         checked.append((field, rec))
     suffix = body.get("suffix") or ""
     started = time.time()
-    # the files first: converting a big one takes seconds, and the store's first write below takes its lock
-    # (a create sent under an Idempotency-Key is one transaction) until the job is stored
+    # the files first: converting a big one takes seconds, and the store's first write (the run's insert) takes its
+    # lock (a create sent under an Idempotency-Key is one transaction) until the job is stored
     refs = [(field, _run_file(platform, rec, kind, f"{field}-{int(started * 1000)}")) for field, rec in checked]
     try:
-        container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
-                                       train_mode=MODES[kind])
+        mode = c.check_mode(MODES[kind])
     except BodyError as exc:
-        if exc.field == "trainMode":
-            raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
-        raise
+        raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
     info = {"model": body["model"], "training_file": checked[0][1]["sid"],
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
     reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's grader, scored by its worker
-    run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
-                                                              "openai": info},
-                       eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
+    # the run (its data read, checked and written to its job dir) before its container: the run's insert is then
+    # the store's first write, so a keyed create's transaction holds the store's lock only for the writes
+    pending = {"id": None, "model": base, "trainMode": mode}
+    try:
+        run = c.create_run(platform, pending, hyper, refs[:1], {"trainMode": mode, "peftType": "LoRA", "openai": info},
+                           eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
+    except BodyError as exc:
+        raise _in_openai_words(exc, hyper_field) if exc.field.startswith("hyperparameters.") else exc from None
+    container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
+                                   train_mode=mode)
+    platform.store.update("runs", run["id"], containerId=container["id"])
     name = f"ft:{base}:local:{suffix}:{run['sid'][len(RUN_PREFIX):]}"
     run = platform.store.update("runs", run["id"], openai={**info, "fine_tuned_model": name})
     log.info("fine-tuning job %s queued (%s, base %s)", job_id(run), kind, base)
