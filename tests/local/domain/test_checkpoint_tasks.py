@@ -40,6 +40,15 @@ def test_progress_update_collects_checkpoint_lines_once() -> None:
     assert progress_update({"lossCurve": [], **upd}, [line])["checkpointList"] == upd["checkpointList"]
 
 
+def test_progress_update_keeps_where_the_answers_collapsed() -> None:
+    collapse = {"step": 8, "rate": 1.0, "seen": "4 of 4 answers degenerate", "example": "OK OK", "lastGoodStep": 4}
+    line = {"step": 8, "total_steps": 20, "time": 1_700_000_008.0, "collapse": collapse}
+    upd = progress_update({"lossCurve": [], "started": 1_700_000_000.0}, [line])
+    assert upd["collapse"] == {**collapse, "time": "2023-11-14T22:13:28Z"}
+    later = progress_update({"lossCurve": [], **upd}, [{"step": 9, "total_steps": 20, "loss": 1.0, "time": 1.7e9 + 9}])
+    assert later["collapse"] == upd["collapse"]  # kept once seen
+
+
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "models"
