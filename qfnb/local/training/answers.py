@@ -2,13 +2,14 @@
 the base's answers to the same prompts.
 
 The base answers once, before step 1 (the adapter disabled: peft's ``disable_adapter()``); each checkpoint then
-answers the same prompts, all of them in one batched, left-padded greedy generation with the model in eval mode,
-at most :attr:`AnswerSet.max_tokens` new tokens (a little more than twice the longest reference answer, never more
-than :data:`ANSWER_TOKENS`: a reply that runs to the cap never ended, ``finish_reason`` ``"length"``).
+answers the same prompts, all of them in one batched, left-padded greedy generation with the model in eval mode on
+:data:`GENERATION_THREADS` torch thread, at most :attr:`AnswerSet.max_tokens` new tokens (a little more than twice
+the longest reference answer, never more than :data:`ANSWER_TOKENS`: a reply that runs to the cap never ended,
+``finish_reason`` ``"length"``).
 :mod:`qfnb.protocol.console.degeneration` reads them and :func:`qfnb.protocol.console.checkpoints.judge_checkpoint`
 gives the verdict. With a generation metric named (``evalMetric``), the same answers are scored against the
-references (a preference run's preferred answers). The time spent is :attr:`AnswerSet.seconds`, the run's
-scoring time.
+references (a preference run's preferred answers). The time spent is :attr:`AnswerSet.seconds` (the base's
+apart: :attr:`AnswerSet.base_seconds`), the run's scoring time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ log = logging.getLogger("qfnb.local.training")
 
 #: the most new tokens a held-out answer may have
 ANSWER_TOKENS = 64
+#: torch threads while answering: decoding runs many small kernels, which a second thread slows down on a shared
+#: CPU (Gemma-3-270M, 3 prompts x 20 tokens at load 15-18 on 2 cores: 10.9 s on 1 thread, 85-97 s on 2)
+GENERATION_THREADS = 1
 #: answers (prompt, the base's, the checkpoint's) a checkpoint entry keeps, and the characters kept of each text
 SAMPLES, SAMPLE_CHARS = 3, 240
 
@@ -91,7 +95,8 @@ class AnswerSet:
                     if isinstance(t, int) and t >= 0 and t != tokenizer.unk_token_id]
         self.base: list[str] | None = None
         self.base_report: AnswersReport | None = None
-        self.seconds = 0.0
+        self.seconds = 0.0  # generating, so far (the base's answers included)
+        self.base_seconds = 0.0
 
     def generate(self, model: Any) -> tuple[list[str], list[str | None]]:
         """Greedy answers to every prompt in one left-padded batch, and each one's finish reason (``"length"``
@@ -99,9 +104,10 @@ class AnswerSet:
         import torch
 
         t0, was_training = time.time(), model.training
-        side = self.tok.padding_side
+        side, threads = self.tok.padding_side, torch.get_num_threads()
         model.eval()
         try:
+            torch.set_num_threads(GENERATION_THREADS)
             self.tok.padding_side = "left"
             batch = self.tok(self.texts, add_special_tokens=False, padding=True, return_tensors="pt")
             with torch.no_grad():
@@ -109,6 +115,7 @@ class AnswerSet:
                                      pad_token_id=self.tok.pad_token_id, use_cache=True)
         finally:
             self.tok.padding_side = side
+            torch.set_num_threads(threads)
             if was_training:
                 model.train()
             self.seconds += time.time() - t0
@@ -124,8 +131,10 @@ class AnswerSet:
 
     def answer_base(self, model: Any) -> None:
         """The base's answers (the adapter disabled), once, before step 1."""
+        before = self.seconds
         with model.disable_adapter():
             answers, reasons = self.generate(model)
+        self.base_seconds = self.seconds - before
         self.base, self.base_report = answers, self.judge(answers, reasons)
         log.info("the base's held-out answers: %s", self.base_report.summary)
 
@@ -169,11 +178,12 @@ def seconds_of(answer_set: AnswerSet | None) -> float:
 
 
 def summary(answer_set: AnswerSet | None) -> dict[str, Any]:
-    """A run's ``metrics`` of its held-out answers: how many prompts, the time spent, the base's degeneration
-    rate (none without an answer set)."""
+    """A run's ``metrics`` of its held-out answers: how many prompts, the time spent (the base's apart, which is
+    not the run's scoring), the base's degeneration rate (none without an answer set)."""
     if answer_set is None:
         return {}
     return {"answer_prompts": len(answer_set.prompts), "answer_seconds": round(answer_set.seconds, 3),
+            "base_answer_seconds": round(answer_set.base_seconds, 3),
             "base_degeneration_rate": None if answer_set.base_report is None
             else round(answer_set.base_report.rate, 4)}
 

@@ -127,11 +127,12 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
            + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
-    before = evals.seconds if evals else 0.0  # the base's score (PostPretrain) is not the run's scoring
+    # the base's scores (PostPretrain's perplexity, its held-out answers) are not the run's scoring
+    before = (evals.seconds if evals else 0.0) + answers.seconds_of(answer_set)
     run = _loop(job_dir, stop, model, optimizer, mode, rows, spec, total, evals, metric, group, answer_set)
     status, step, loss, eval_loss = run.status, run.step, run.loss, run.eval_loss
-    scoring = ((evals.seconds - before if evals else 0.0) + (metric.seconds if metric else 0.0) + run.save_seconds
-               + answers.seconds_of(answer_set))
+    scoring = ((evals.seconds if evals else 0.0) + answers.seconds_of(answer_set) - before
+               + (metric.seconds if metric else 0.0) + run.save_seconds)
     train_seconds = time.time() - t_train - scoring
     metrics.update(
         steps=step,
@@ -175,8 +176,6 @@ def _answer_set(job_dir: Path, model: Any, tok: Any, held: list[Any], hyper: Any
     _phase(job_dir, f"the base answers {len(prompts)} held-out prompts")
     answer_set.answer_base(model)
     return answer_set
-
-
 
 
 @dataclass
