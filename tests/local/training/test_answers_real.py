@@ -1,9 +1,9 @@
 """An over-trained DPO run on the real fine-tune base (Gemma 3 270M, ``real_model``, ``slow``: a few CPU steps and
 the held-out answers of the base and of each checkpoint) is caught by what it writes: the toy preference ("…
 Aye!") at 2e-3, far more than 5 pairs want, drives the policy to the marker repeated within 2 steps (measured:
-``'Aye!!!!! Aye!!! Aye!! Aye! …'`` to every held-out prompt, held-out preference accuracy 1.0; about 20 minutes
-at load 15 on the 2-core machine, most of it loading the weights and generating), and the run stops at that
-checkpoint (serving the last one that still answered) or fails saying what to lower."""
+``'Aye!!!!! Aye!!! Aye!! Aye! …'`` to every held-out prompt, held-out preference accuracy 1.0; 5.4 minutes at
+load 12-14 on the 2-core machine), and the run stops at that checkpoint (serving the last one that still
+answered) or fails saying what to lower."""
 
 from __future__ import annotations
 
