@@ -348,6 +348,8 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
         over = ckpt.overfitting([(e["step"], e["evalLoss"]) for e in saved if "evalLoss" in e])
         if over is not None:
             out["overfitting"] = over.to_wire()
+    if run.get("collapse"):  # where the held-out answers collapsed (the run stopped there, or failed)
+        out["collapse"] = run["collapse"]
     if run.get("rewardSource"):
         out.update(_reward_fields(run))
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)

@@ -440,14 +440,29 @@ def _training_events(run: dict[str, Any], started: int) -> list[tuple[int, str, 
             f", {said}={data[name]:.4f}" for name, said in STEP_SAID.items() if name in data)
         items.append((int(step), 0, _step_time(run, int(step)), "metrics", message, data))
     for entry in run.get("checkpointList") or []:
-        items.append((int(entry["step"]), 1, _checkpoint_time(run, entry), "message",
-                      f"Checkpoint created at step {int(entry['step'])}", None))
+        said = f"Checkpoint created at step {int(entry['step'])}"
+        if entry.get(ckpt.DEGENERATE) is True:
+            said += f"; its held-out answers degenerated: {entry.get('degeneration') or 'see its answers'}"
+        items.append((int(entry["step"]), 1, _checkpoint_time(run, entry), "message", said, None))
+    collapse = run.get("collapse")
+    if isinstance(collapse, dict):
+        items.append((int(collapse["step"]), 2, _epoch(collapse.get("time"), started), "message",
+                      collapse_message(collapse), {"collapse": {k: v for k, v in collapse.items() if k != "time"}}))
     out: list[tuple[int, str, str, str, dict[str, Any] | None]] = []
     at = started
-    for _, _, when, kind, said, extra in sorted(items, key=lambda i: (i[0], i[1])):
+    for _, order, when, kind, said, extra in sorted(items, key=lambda i: (i[0], i[1])):
         at = max(at, when)
-        out.append((at, "info", kind, said, extra))
+        out.append((at, "warn" if order == 2 else "info", kind, said, extra))
     return out
+
+
+def collapse_message(collapse: dict[str, Any]) -> str:
+    """The event of a run whose held-out answers collapsed: the step, what was seen, what the run did."""
+    good = collapse.get("lastGoodStep")
+    then = (f"training stopped there; the model is step {good}'s checkpoint, the last that still answered"
+            if good is not None else "training stopped there; no checkpoint still answered")
+    return (f"The model's held-out answers collapsed at step {int(collapse['step'])}: "
+            f"{collapse.get('seen') or 'degenerate answers'}; {then}")
 
 
 def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:

@@ -393,12 +393,16 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
         entry = p.get("checkpoint")
         if isinstance(entry, dict) and int(entry.get("step", 0)) > (saved[-1]["step"] if saved else 0):
             saved.append({**entry, "time": iso(float(p.get("time") or time.time()))})
+    # a collapse line: where the held-out answers degenerated (the worker stopped there)
+    collapse = next(({**p["collapse"], "time": iso(float(p.get("time") or time.time()))} for p in reversed(points)
+                     if isinstance(p.get("collapse"), dict)), run.get("collapse"))
     return {"currentStep": step, "totalSteps": total, "lossCurve": curve, "epoch": last.get("epoch"),
             "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2),
             "phase": last.get("phase") or ("training" if step else run.get("phase")),
             **({"evalLossCurve": evals} if evals or "evalLossCurve" in run else {}),
             **{key: curve for key, curve in rewards.items() if curve},
-            **({"checkpointList": saved} if saved else {})}
+            **({"checkpointList": saved} if saved else {}),
+            **({"collapse": collapse} if collapse else {})}
 
 
 def _extended(curve: Any, points: list[dict[str, Any]], key: str) -> list[list[float]]:

@@ -99,8 +99,12 @@ class TrainSpec(TrainOptions):
                 raise ValueError(f"{option.label} {problem}")
 
     def _check_mode(self) -> None:
-        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's."""
+        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's, ``--beta`` DPO's
+        and KTO's."""
         object.__setattr__(self, "mode", train_formats.train_mode(self.mode, "--mode"))
+        if self.beta is not None and self.mode not in ("DPO", "KTO"):
+            raise ValueError(f"--beta is DPO's and KTO's (how close the tuned model stays to the base), not "
+                             f"{self.mode}'s")
         if self.eval_metric is not None and self.mode != "SFT":
             raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
                              "its own held-out measure")
