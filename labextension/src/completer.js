@@ -116,7 +116,7 @@ export class QfnbInlineProvider {
       maxTokens: this.settings.maxTokens
     };
     const server = ServerConnection.makeSettings();
-    const url = URLExt.join(server.baseUrl, 'qfnb', 'complete');
+    const url = URLExt.join(server.baseUrl, 'qfnb', 'inline-completions');
     let reply;
     try {
       reply = await ServerConnection.makeRequest(
@@ -158,7 +158,7 @@ export class QfnbInlineProvider {
       dailyTokens: this.settings.dailyTokens
     };
     const server = ServerConnection.makeSettings();
-    const url = URLExt.join(server.baseUrl, 'qfnb', 'complete', 'warm');
+    const url = URLExt.join(server.baseUrl, 'qfnb', 'inline-completions', 'warm');
     try {
       await ServerConnection.makeRequest(url, { method: 'POST', body: JSON.stringify(body) }, server);
     } catch (error) {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -18,13 +19,16 @@ from qfnb._core.config import Config
 from qfnb._core.http.auth import iam_headers
 from qfnb._core.record.ledger import UsageRow, default_ledger, job
 from qfnb.notebook.complete.context import FimRequest
+from qfnb.notebook.complete.spending import WITHDRAWN_JOB
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE, COMPLETION_KIND
 
-__all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "record_local"]
+__all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "record_local", "record_withdrawn"]
+
+log = logging.getLogger("qfnb.notebook.complete")
 
 #: a model setting naming a cloud model: ``cloud:<model id>`` (e.g. ``cloud:ernie-4.5-turbo-128k``)
 CLOUD_PREFIX = "cloud:"
-#: seconds a suggestion may take (the editor gives up sooner)
+#: seconds a suggestion may take at most (the editor's timeout sets a shorter deadline: :mod:`.handler`)
 TIMEOUT = 60.0
 
 _CLOUD_SYSTEM = ("You complete code in a Jupyter notebook. Reply with only the text to insert at <CURSOR>: "
@@ -67,6 +71,19 @@ def record_local(found: Suggestion, session: str | None) -> None:
         api=COMPLETION_KIND, model=found.model, platform="local", prompt_tokens=found.prompt_tokens,
         completion_tokens=found.completion_tokens, total_tokens=found.prompt_tokens + found.completion_tokens,
         latency_s=found.seconds, session=session or "", job=COMPLETION_KIND))
+
+
+def record_withdrawn(completion: FimRequest, model: str, session: str | None, seconds: float, *, late: bool) -> None:
+    """A suggestion withdrawn before it was shown (``late``: past its deadline; else the editor moved
+    on), in the ledger under :data:`WITHDRAWN_JOB` with its prompt's tokens (their upper bound: the
+    engine read them, and no answer came back to count them) and none generated: spent, never shown."""
+    prompt = completion.context_tokens() - completion.max_tokens
+    cloud = model.startswith(CLOUD_PREFIX)
+    default_ledger().record(UsageRow(
+        api=COMPLETION_KIND, model=model.removeprefix(CLOUD_PREFIX) or "local coder",
+        platform="cloud" if cloud else "local", prompt_tokens=prompt, total_tokens=prompt, latency_s=seconds,
+        session=session or "", job=WITHDRAWN_JOB))
+    log.info("qfnb completion withdrawn (%s) after %.1f s", "late" if late else "the editor moved on", seconds)
 
 
 async def cloud(completion: FimRequest, model: str, config: Config | None = None) -> Suggestion:
