@@ -22,14 +22,15 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     # deferred: loads jupyter_server and tornado (importing the package does not)
     from jupyter_server.utils import url_path_join
 
-    from qfnb.notebook.complete.handler import CompleteHandler, Completions, WarmHandler, limits_of
+    from qfnb.notebook.complete.handler import CompleteHandler, Completions, StreamHandler, WarmHandler, limits_of
     from qfnb.notebook.complete.spending import Spending
-    from qfnb.notebook.complete.wire import EDITOR_ROUTE, EDITOR_WARM_ROUTE
+    from qfnb.notebook.complete.wire import EDITOR_ROUTE, EDITOR_STREAM_ROUTE, EDITOR_WARM_ROUTE
 
     web_app = server_app.web_app
     limits = limits_of(server_app)  # a bad setting stops the extension's load, naming it
     web_app.settings["qfnb_completions"] = Completions(spending=Spending(limits))
-    route = url_path_join(web_app.settings["base_url"], EDITOR_ROUTE)
-    web_app.add_handlers(".*$", [(route, CompleteHandler),
-                                 (url_path_join(web_app.settings["base_url"], EDITOR_WARM_ROUTE), WarmHandler)])
+    base = web_app.settings["base_url"]
+    route = url_path_join(base, EDITOR_ROUTE)
+    web_app.add_handlers(".*$", [(route, CompleteHandler), (url_path_join(base, EDITOR_STREAM_ROUTE), StreamHandler),
+                                 (url_path_join(base, EDITOR_WARM_ROUTE), WarmHandler)])
     server_app.log.info("qfnb: inline completions at %s (%s)", route, limits)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -21,8 +22,9 @@ from qfnb._core.record.ledger import UsageRow, default_ledger, job
 from qfnb.notebook.complete.context import FimRequest
 from qfnb.notebook.complete.spending import WITHDRAWN_JOB
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE, COMPLETION_KIND
+from qfnb.protocol.wires.sse import SSEDecoder
 
-__all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "record_local", "record_withdrawn"]
+__all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "local_stream", "record_local", "record_withdrawn"]
 
 log = logging.getLogger("qfnb.notebook.complete")
 
@@ -46,22 +48,45 @@ class Suggestion:
     seconds: float
 
 
-async def local(completion: FimRequest, model: str | None, document: str | None) -> Suggestion:
-    """``completion`` answered by the data dir's daemon (started if none runs)."""
+async def local_stream(completion: FimRequest, model: str | None, document: str | None
+                       ) -> AsyncIterator[str | Suggestion]:
+    """``completion`` answered by the data dir's daemon (started if none runs), streamed: its pieces as
+    the engine writes them, then the whole :class:`Suggestion`. Closing the stream early closes the
+    daemon's connection, and the daemon withdraws the generation at the engine."""
     platform = await asyncio.to_thread(ensure_daemon)
     url = platform.base_url.rstrip("/") + COMPLETE_ROUTE
     headers = iam_headers("POST", url, None, {"Content-Type": "application/json"},
                           platform.access_key, platform.iam_secret_key)
     started = time.monotonic()
-    async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client:
-        reply = await client.post(url, content=json.dumps(completion.body(model, document)), headers=headers)
-    if reply.status_code != 200:
-        raise RuntimeError(_error_text(reply))
-    body = reply.json()
-    usage = body.get("usage") or {}
-    return Suggestion(str(body.get("text") or ""), str(body.get("model") or ""),
-                      int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                      time.monotonic() - started)
+    body = json.dumps({**completion.body(model, document), "stream": True})
+    async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client, \
+            client.stream("POST", url, content=body, headers=headers) as reply:
+        if reply.status_code != 200:
+            await reply.aread()
+            raise RuntimeError(_error_text(reply))
+        decoder = SSEDecoder()
+        async for text in reply.aiter_text():
+            for item in decoder.feed(text):
+                data = item.data
+                if not isinstance(data, dict):
+                    continue
+                if "usage" not in data:
+                    yield str(data.get("delta") or "")
+                    continue
+                usage = data.get("usage") or {}
+                yield Suggestion(str(data.get("text") or ""), str(data.get("model") or ""),
+                                 int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                                 time.monotonic() - started)
+                return
+    raise RuntimeError("the daemon's completion stream ended before its last event")
+
+
+async def local(completion: FimRequest, model: str | None, document: str | None) -> Suggestion:
+    """``completion`` answered by the data dir's daemon, whole (:func:`local_stream` collected)."""
+    async for piece in local_stream(completion, model, document):
+        if isinstance(piece, Suggestion):
+            return piece
+    raise RuntimeError("the daemon's completion stream ended before its last event")
 
 
 def record_local(found: Suggestion, session: str | None) -> None:
@@ -73,16 +98,18 @@ def record_local(found: Suggestion, session: str | None) -> None:
         latency_s=found.seconds, session=session or "", job=COMPLETION_KIND))
 
 
-def record_withdrawn(completion: FimRequest, model: str, session: str | None, seconds: float, *, late: bool) -> None:
-    """A suggestion withdrawn before it was shown (``late``: past its deadline; else the editor moved
-    on), in the ledger under :data:`WITHDRAWN_JOB` with its prompt's tokens (their upper bound: the
-    engine read them, and no answer came back to count them) and none generated: spent, never shown."""
+def record_withdrawn(completion: FimRequest, model: str, session: str | None, seconds: float, *, late: bool,
+                     generated: int = 0) -> None:
+    """A suggestion withdrawn before it was shown whole (``late``: past its deadline; else the editor
+    moved on), in the ledger under :data:`WITHDRAWN_JOB` with its prompt's tokens (their upper bound:
+    the engine read them, and no last event came back to count them) and the ``generated`` pieces
+    that came: spent, never billed as shown."""
     prompt = completion.context_tokens() - completion.max_tokens
     cloud = model.startswith(CLOUD_PREFIX)
     default_ledger().record(UsageRow(
         api=COMPLETION_KIND, model=model.removeprefix(CLOUD_PREFIX) or "local coder",
-        platform="cloud" if cloud else "local", prompt_tokens=prompt, total_tokens=prompt, latency_s=seconds,
-        session=session or "", job=WITHDRAWN_JOB))
+        platform="cloud" if cloud else "local", prompt_tokens=prompt, completion_tokens=generated,
+        total_tokens=prompt + generated, latency_s=seconds, session=session or "", job=WITHDRAWN_JOB))
     log.info("qfnb completion withdrawn (%s) after %.1f s", "late" if late else "the editor moved on", seconds)
 
 

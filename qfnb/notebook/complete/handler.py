@@ -20,16 +20,20 @@ qfnb was imported there. No key ever leaves this process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import json
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from pydantic import ValidationError
+from tornado.iostream import StreamClosedError
 
 from qfnb._core.record.ledger import under_session
 from qfnb.notebook.complete import backends, scope, switch
@@ -38,7 +42,7 @@ from qfnb.notebook.complete.spending import Limits, Refused, Spending
 from qfnb.notebook.complete.wire import EditorAsk, field_error
 from qfnb.protocol.platform.usage_file import kernel_session
 
-__all__ = ["CompleteHandler", "Completions", "Refused", "WarmHandler", "context_budget", "deadline"]
+__all__ = ["CompleteHandler", "Completions", "Refused", "StreamHandler", "WarmHandler", "context_budget", "deadline"]
 
 log = logging.getLogger("qfnb.notebook.complete")
 
@@ -64,6 +68,18 @@ class Completions:
             self.cache.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A completion ready to ask: the request, its cache key, the kernel's ledger session, whether a
+    cloud model answers it, and the cached suggestion (None: not cached)."""
+
+    completion: FimRequest
+    key: str
+    session: str | None
+    cloud: bool
+    cached: str | None
+
+
 def deadline(timeout_ms: int) -> float:
     """Seconds a suggestion may take when the editor waits ``timeout_ms``."""
     return min(backends.TIMEOUT, timeout_ms / 1000 * DEADLINE_SHARE)
@@ -85,7 +101,7 @@ def context_budget(load: float | None = None, cores: int | None = None) -> int:
 class CompleteHandler(APIHandler):
     """``POST``: one suggestion for the cursor of a notebook's code cell."""
 
-    _task: asyncio.Task[backends.Suggestion] | None = None
+    _task: asyncio.Future[Any] | None = None
 
     @property
     def completions(self) -> Completions:
@@ -120,7 +136,9 @@ class CompleteHandler(APIHandler):
         user = self.current_user
         return str(getattr(user, "username", None) or user or "")
 
-    async def _suggest(self, ask: EditorAsk, max_tokens: int | None = None) -> tuple[str, str]:
+    async def _prepare(self, ask: EditorAsk, max_tokens: int | None = None) -> Prepared:
+        """The completion ``ask`` makes (its kernel's names, its context, redacted for a cloud model),
+        and what the cache holds for it; :class:`Refused` when completions are off."""
         if not switch.enabled():
             raise Refused("off", "qfnb inline completions are off (%qfcomplete on turns them on)")
         manager, session = self._kernel(ask.kernel)
@@ -131,20 +149,30 @@ class CompleteHandler(APIHandler):
         if cloud:
             completion = completion.redacted()
         key = completion.key(ask.model)
-        if key in self.completions.cache:
+        cached = self.completions.cache.get(key)
+        if cached is not None:
             self.completions.cache.move_to_end(key)
-            return self.completions.cache[key], ask.model or "cache"
+        return Prepared(completion, key, session, cloud, cached)
+
+    def _hold(self, ask: EditorAsk, ready: Prepared) -> str:
+        """Hold the completion's worst case within what the server allows (:class:`Refused` otherwise)."""
         spending = self.completions.spending
-        model = ask.model.removeprefix(backends.CLOUD_PREFIX)
-        hold = spending.admit(self.user_name(), session, spending.worst(completion.context_tokens(), model, cloud),
-                              ask.dailyTokens)
+        worst = spending.worst(ready.completion.context_tokens(), ask.model.removeprefix(backends.CLOUD_PREFIX),
+                               ready.cloud)
+        return spending.admit(self.user_name(), ready.session, worst, ask.dailyTokens)
+
+    async def _suggest(self, ask: EditorAsk, max_tokens: int | None = None) -> tuple[str, str]:
+        ready = await self._prepare(ask, max_tokens)
+        if ready.cached is not None:
+            return ready.cached, ask.model or "cache"
+        hold = self._hold(ask, ready)
         try:
-            with under_session(session):
-                found = await self._call(completion, ask, cloud, session)
+            with under_session(ready.session):
+                found = await self._call(ready.completion, ask, ready.cloud, ready.session)
         finally:
-            spending.release(hold)
-        text = finish_suggestion(found.text, completion.prefix, completion.suffix)
-        self.completions.remember(key, text)
+            self.completions.spending.release(hold)
+        text = finish_suggestion(found.text, ready.completion.prefix, ready.completion.suffix)
+        self.completions.remember(ready.key, text)
         return text, found.model
 
     async def _call(self, completion: FimRequest, ask: EditorAsk, cloud: bool,
@@ -153,12 +181,13 @@ class CompleteHandler(APIHandler):
         model = ask.model.removeprefix(backends.CLOUD_PREFIX)
         call = (backends.cloud(completion, model) if cloud
                 else backends.local(completion, ask.model or None, ask.path or None))
-        self._task = asyncio.ensure_future(call)
+        task: asyncio.Task[backends.Suggestion] = asyncio.ensure_future(call)
+        self._task = task
         limit = deadline(ask.timeout)
         try:
-            found = await asyncio.wait_for(asyncio.shield(self._task), limit)
+            found = await asyncio.wait_for(asyncio.shield(task), limit)
         except TimeoutError:
-            self._task.cancel()
+            task.cancel()
             backends.record_withdrawn(completion, ask.model, session, limit, late=True)
             raise Refused("late", f"the suggestion was not written within {limit:.1f} s (withdrawn)") from None
         except asyncio.CancelledError:
@@ -208,6 +237,104 @@ class CompleteHandler(APIHandler):
         if self._task is not None and not self._task.done():
             self._task.cancel()
         super().on_connection_close()
+
+
+class StreamHandler(CompleteHandler):
+    """``POST``: one suggestion, streamed as lines of JSON (``application/x-ndjson``): ``{"text": …}``
+    with the whole suggestion so far as the engine writes it, then ``{"done": true, "text", "model"}``
+    (or ``{"done": true, "notice", "message"}`` when refused). Within the deadline; a stream the
+    browser leaves, or one past its deadline, is withdrawn at the engine and written as withdrawn."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        ask = self.editor_ask()
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        if not ask.is_code:  # a Markdown cell, a raw cell, another language: nothing
+            self.finish(_line({"done": True, "text": ""}))
+            return
+        try:
+            ready = await self._prepare(ask)
+            if ready.cached is not None:
+                self.finish(_line({"done": True, "text": ready.cached, "model": "cache"}))
+                return
+            hold = self._hold(ask, ready)
+        except Refused as refused:
+            self.finish(_line({"done": True, "text": "", "notice": refused.notice, "message": str(refused)}))
+            return
+        try:
+            with under_session(ready.session):
+                await self._stream(ask, ready)
+        finally:
+            self.completions.spending.release(hold)
+
+    async def _stream(self, ask: EditorAsk, ready: Prepared) -> None:
+        completion = ready.completion
+        loop = asyncio.get_running_loop()
+        limit = deadline(ask.timeout)
+        ends = loop.time() + limit
+        pieces: list[str] = []
+        shown = ""
+        stream = (_whole(backends.cloud(completion, ask.model.removeprefix(backends.CLOUD_PREFIX))) if ready.cloud
+                  else backends.local_stream(completion, ask.model or None, ask.path or None))
+        try:
+            while True:
+                self._task = asyncio.ensure_future(anext(stream))  # the browser leaving cancels it
+                try:
+                    piece = await asyncio.wait_for(asyncio.shield(self._task), max(0.0, ends - loop.time()))
+                except TimeoutError:
+                    self._task.cancel()
+                    raise
+                if isinstance(piece, backends.Suggestion):
+                    break
+                pieces.append(piece)
+                text = finish_suggestion("".join(pieces), completion.prefix, completion.suffix)
+                if text != shown:
+                    shown = text
+                    self.write(_line({"text": text}))
+                    await self.flush()
+        except (TimeoutError, StreamClosedError, StopAsyncIteration, asyncio.CancelledError) as stopped:
+            await _closed(stream)
+            late = isinstance(stopped, TimeoutError)
+            backends.record_withdrawn(completion, ask.model, ready.session, limit if late else ends - loop.time(),
+                                      late=late, generated=len(pieces))
+            if late:
+                self._end({"notice": "late", "message": f"the suggestion was not written within {limit:.1f} s "
+                           "(withdrawn)"})
+            return
+        except Exception as exc:  # the editor shows why, the notebook goes on
+            await _closed(stream)
+            log.warning("qfnb completion failed: %s", exc)
+            self._end({"notice": "failed", "message": f"qfnb completion failed: {exc}"})
+            return
+        if not ready.cloud:
+            backends.record_local(piece, ready.session)
+        text = finish_suggestion(piece.text, completion.prefix, completion.suffix)
+        self.completions.remember(ready.key, text)
+        self.finish(_line({"done": True, "text": text, "model": piece.model}))
+
+
+    def _end(self, event: dict[str, Any]) -> None:
+        """The stream's last line (nothing when the browser has gone)."""
+        with contextlib.suppress(StreamClosedError):
+            self.finish(_line({"done": True, "text": "", **event}))
+
+
+def _line(event: dict[str, Any]) -> str:
+    return json.dumps(event) + "\n"
+
+
+async def _whole(call: Awaitable[backends.Suggestion]) -> AsyncIterator[str | backends.Suggestion]:
+    """A whole answer as a stream of one (a cloud model's)."""
+    yield await call
+
+
+async def _closed(stream: AsyncIterator[Any]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
 
 
 class WarmHandler(CompleteHandler):

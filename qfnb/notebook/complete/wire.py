@@ -1,5 +1,5 @@
-"""The editor's request to the Jupyter server (``POST {base_url}qfnb/inline-completions`` and its
-``/warm``), typed and checked once: a field out of range is refused by name before anything runs.
+"""The editor's request to the Jupyter server (``POST {base_url}qfnb/inline-completions``, its
+``/stream`` and ``/warm``), typed and checked once: a field out of range is refused by name before anything runs.
 Distinct from the daemon's ``/qfnb/complete`` body (:class:`qfnb.protocol.wires.completion.CompleteRequest`),
 which the server builds from it.
 """
@@ -12,11 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
 
-__all__ = ["EDITOR_ROUTE", "EDITOR_WARM_ROUTE", "EditorAsk", "field_error"]
+__all__ = ["EDITOR_ROUTE", "EDITOR_STREAM_ROUTE", "EDITOR_WARM_ROUTE", "EditorAsk", "field_error"]
 
 #: the Jupyter server extension's routes below the server's base URL
 EDITOR_ROUTE = "qfnb/inline-completions"
 EDITOR_WARM_ROUTE = "qfnb/inline-completions/warm"
+EDITOR_STREAM_ROUTE = "qfnb/inline-completions/stream"
 #: the languages the scope helper and the coder's context are written for
 CODE_LANGUAGES = ("python", "ipython", "ipython3")
 

@@ -359,4 +359,5 @@ def test_a_wheel_enables_the_server_extension_and_the_build_holds_the_provider()
     # the committed build is of this source: the provider and the server route it asks
     bundle = "".join(p.read_text() for p in (root / "qfnb" / "notebook" / "labextension" / "static").glob("*.js"))
     assert "@qfnb/inline-completer" in bundle and "registerInlineProvider" in bundle
-    assert '"qfnb","inline-completions"' in bundle and '"qfnb","inline-completions","warm"' in bundle
+    assert '"qfnb","inline-completions"]' in bundle and '"stream"' in bundle and '"warm"' in bundle
+    assert "isIncomplete" in bundle  # the suggestion is streamed
