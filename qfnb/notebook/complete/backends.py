@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import httpx
@@ -49,7 +49,7 @@ class Suggestion:
 
 
 async def local_stream(completion: FimRequest, model: str | None, document: str | None
-                       ) -> AsyncIterator[str | Suggestion]:
+                       ) -> AsyncGenerator[str | Suggestion, None]:
     """``completion`` answered by the data dir's daemon (started if none runs), streamed: its pieces as
     the engine writes them, then the whole :class:`Suggestion`. Closing the stream early closes the
     daemon's connection, and the daemon withdraws the generation at the engine."""
