@@ -223,6 +223,11 @@ def test_the_servers_cap_cannot_be_raised_from_the_page(data_dir: Path, coder: l
     assert Limits.of({"daily_tokens": 9}, {"QFNB_COMPLETION_DAILY_TOKENS": "70"}).daily_tokens == 9
     with pytest.raises(ValueError, match=r"QfnbCompletions\.per_minute"):
         Limits.of({}, {"QFNB_COMPLETION_PER_MINUTE": "many"})
+    from traitlets.config import Config as ServerConfig
+
+    config = ServerConfig()  # c.QfnbCompletions.daily_tokens = 5000 in jupyter_server_config.py
+    config.QfnbCompletions.daily_tokens = 5000
+    assert handler.limits_of(type("ServerApp", (), {"config": config})).daily_tokens == 5000
 
 
 @pytest.mark.parametrize("state", ["idle", "busy"])
