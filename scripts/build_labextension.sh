@@ -9,7 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 CORE=$("$PY" -c "import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), 'staging'))")
-work=$(mktemp -d)
+# one fixed folder: webpack's module ids follow the paths it bundles from, so the same source builds
+# the same files (a random temporary folder gave each build other ids, and other file hashes)
+work=/tmp/qfnb-labextension-build
+rm -rf "$work"
+mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/labextension"
 cp -r labextension/package.json labextension/tsconfig.json labextension/src "$work/labextension/"

@@ -154,18 +154,19 @@ class CompleteHandler(APIHandler):
             self.completions.cache.move_to_end(key)
         return Prepared(completion, key, session, cloud, cached)
 
-    def _hold(self, ask: EditorAsk, ready: Prepared) -> str:
-        """Hold the completion's worst case within what the server allows (:class:`Refused` otherwise)."""
+    async def _hold(self, ask: EditorAsk, ready: Prepared) -> str:
+        """Hold the completion's worst case within what the server allows (:class:`Refused` otherwise;
+        the ledger is read off the server's event loop)."""
         spending = self.completions.spending
         worst = spending.worst(ready.completion.context_tokens(), ask.model.removeprefix(backends.CLOUD_PREFIX),
                                ready.cloud)
-        return spending.admit(self.user_name(), ready.session, worst, ask.dailyTokens)
+        return await asyncio.to_thread(spending.admit, self.user_name(), ready.session, worst, ask.dailyTokens)
 
     async def _suggest(self, ask: EditorAsk, max_tokens: int | None = None) -> tuple[str, str]:
         ready = await self._prepare(ask, max_tokens)
         if ready.cached is not None:
             return ready.cached, ask.model or "cache"
-        hold = self._hold(ask, ready)
+        hold = await self._hold(ask, ready)
         try:
             with under_session(ready.session):
                 found = await self._call(ready.completion, ask, ready.cloud, ready.session)
@@ -259,7 +260,7 @@ class StreamHandler(CompleteHandler):
             if ready.cached is not None:
                 self.finish(_line({"done": True, "text": ready.cached, "model": "cache"}))
                 return
-            hold = self._hold(ask, ready)
+            hold = await self._hold(ask, ready)
         except Refused as refused:
             self.finish(_line({"done": True, "text": "", "notice": refused.notice, "message": str(refused)}))
             return
