@@ -107,7 +107,7 @@ def _column_then_tab(page: Any, shot: str) -> None:
 
 def test_the_route_is_under_the_servers_token_and_xsrf_check(
         coder_lab: tuple[tuple[str, Path, str], Path, list[str]]) -> None:
-    (base, _, token), _, _ = coder_lab
+    (base, _, token), data, _ = coder_lab
     body = {"prefix": "x = ", "suffix": "", "cells": [], "model": "Fake-Coder"}
     route, auth = f"{base}/qfnb/inline-completions", {"Authorization": f"token {token}"}
     assert httpx.post(route, json=body, timeout=60).status_code == 403  # no token, no XSRF
@@ -126,6 +126,15 @@ def test_the_route_is_under_the_servers_token_and_xsrf_check(
     lines = [json.loads(line) for line in streamed.text.splitlines()]
     assert lines[-1] == {"done": True, "text": "total = 0", "model": "Fake-Coder"}
     assert all(line["text"] for line in lines)
+    # past its deadline (3/4 of the editor's 2 s timeout) a suggestion is withdrawn: what showed stays
+    # shown, the rest is not computed, and the ledger has it as withdrawn with the pieces that came
+    late = httpx.post(f"{route}/stream", json={**body, "prefix": "slow = ", "timeout": 2000}, headers=auth,
+                      timeout=60)
+    lines = [json.loads(line) for line in late.text.splitlines()]
+    assert lines[-1]["notice"] == "late" and lines[-1]["done"]
+    assert [line["text"] for line in lines[:-1]] == ["x" * (n + 1) for n in range(len(lines) - 1)]  # one a second
+    withdrawn = [r for r in Ledger(data / LEDGER_FILE).rows() if r.job == WITHDRAWN_JOB]
+    assert withdrawn and withdrawn[-1].completion_tokens == len(lines) - 1
 
 
 @pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])

@@ -366,3 +366,31 @@ def test_a_wheel_enables_the_server_extension_and_the_build_holds_the_provider()
     assert "@qfnb/inline-completer" in bundle and "registerInlineProvider" in bundle
     assert '"qfnb","inline-completions"]' in bundle and '"stream"' in bundle and '"warm"' in bundle
     assert "isIncomplete" in bundle  # the suggestion is streamed
+
+
+def test_a_yuan_budget_covers_cloud_completions(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb import usage
+    from qfnb._core.record import budget as budget_module
+
+    sent: list[str] = []
+
+    async def cloud(completion: FimRequest, model: str, config: Config | None = None) -> backends.Suggestion:
+        sent.append(model)
+        return backends.Suggestion("'city']", model, 900, 4, 0.01)
+
+    monkeypatch.setattr(backends, "cloud", cloud)
+    session = kernel_session("k1", 4242)
+    monkeypatch.setattr("qfnb.usage.SESSION", session)
+    usage.budget(yuan=0.0001)  # ¥0.0001 in the notebook's kernel: less than one cloud completion costs
+    budget_module.clear_budget()  # (the server's own process has none)
+    h = _Handler(kernels=_Kernels(k1=_Manager("busy")))
+    with pytest.raises(handler.Refused) as refused:
+        asyncio.run(h._suggest(_ask(kernel="k1", model="cloud:ernie-4.5-turbo-128k", prefix="a = " + "x " * 200)))
+    assert refused.value.notice == "budget" and "¥" in str(refused.value)
+    with pytest.raises(handler.Refused) as unpriced:  # no price: it cannot be held to a ¥ budget
+        asyncio.run(h._suggest(_ask(kernel="k1", model="cloud:no-such-model", prefix="b = ")))
+    assert unpriced.value.notice == "unpriced"
+    usage.budget(yuan=1.0)
+    assert asyncio.run(h._suggest(_ask(kernel="k1", model="cloud:ernie-4.5-turbo-128k", prefix="c = ")))[0]
+    assert sent == ["ernie-4.5-turbo-128k"]  # only the one within the budget was sent
+    usage.clear_budget()
