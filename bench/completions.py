@@ -236,7 +236,7 @@ def _report(figures: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=0, help="lines asked for at most (0: all)")
-    parser.add_argument("--chats", type=int, default=3, help="chats alone and beside completions")
+    parser.add_argument("--chats", type=int, default=3, help="chats alone and beside completions (0: none)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one completion may take")
     args = parser.parse_args()
     backends.TIMEOUT = args.timeout  # a loaded machine's first call (the engine's start) takes longer
@@ -256,12 +256,13 @@ def main() -> None:
             asyncio.run(_read_ahead(warm, "warm.ipynb"))
             figures = asyncio.run(quality(selected))
             _report(figures)
-            client = qfnb.openai_client(data_dir=data, timeout=300, max_retries=0)
-            speed = asyncio.run(beside(client, args.chats, selected))
+            if args.chats:
+                client = qfnb.openai_client(data_dir=data, timeout=300, max_retries=0)
+                speed = asyncio.run(beside(client, args.chats, selected))
+                log.info("chat beside completions %.1f chars/s, alone %.1f chars/s: ratio %.3f",
+                         speed["beside"], speed["alone"], speed["ratio"])
         finally:
             daemon.stop_daemon(data, force=True, timeout=30)
-    log.info("chat beside completions %.1f chars/s, alone %.1f chars/s: ratio %.3f",
-             speed["beside"], speed["alone"], speed["ratio"])
     log.info("load average at end: %s", load_average())
 
 
