@@ -30,6 +30,8 @@ import { notebookContext } from './context';
 export const PROVIDER_ID = '@qfnb/inline-completer';
 /** The server extension's routes below the Jupyter server's base URL. */
 const ROUTE = ['qfnb', 'inline-completions'];
+/** The server's notices the ghost text itself says (no notification). */
+const QUIET_NOTICES = ['withdrawn', 'late', 'cut'];
 /** ms after the last cell ran before the notebook's new context is read ahead. */
 const WARM_AFTER_RUN = 500;
 
@@ -250,7 +252,8 @@ export class QfnbInlineProvider implements IInlineCompletionProvider {
   }
 
   private _notice(event: IStreamEvent): void {
-    if (event.notice && event.notice !== 'withdrawn' && event.notice !== 'late') {
+    // withdrawn (typed past), late (nothing in time) and cut (what showed in time is the suggestion): said by the ghost text
+    if (event.notice && !QUIET_NOTICES.includes(event.notice)) {
       this._tell(event.notice, String(event.message || event.notice));
     }
   }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,16 @@ def _metric(data: Path, name: str, route: str | None = None) -> float:
         if line.startswith(name) and (route is None or f'route="{route}"' in line):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def _last_row(data: Path, what: str, after: float = 0.0) -> Any:
+    """The ledger's newest completion row after ``after`` (the Jupyter server writes its rows a moment later)."""
+    for _ in range(50):
+        rows = [r for r in Ledger(data / LEDGER_FILE).rows() if r.api == COMPLETION_KIND and r.ts > after]
+        if rows:
+            return rows[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no ledger row for the {what} completion")
 
 
 def _type_and_wait_for_ghost(page: Any, text: str) -> str:
@@ -126,15 +137,24 @@ def test_the_route_is_under_the_servers_token_and_xsrf_check(
     lines = [json.loads(line) for line in streamed.text.splitlines()]
     assert lines[-1] == {"done": True, "text": "total = 0", "model": "Fake-Coder"}
     assert all(line["text"] for line in lines)
-    # past its deadline (3/4 of the editor's 2 s timeout) a suggestion is withdrawn: what showed stays
-    # shown, the rest is not computed, and the ledger has it as withdrawn with the pieces that came
-    late = httpx.post(f"{route}/stream", json={**body, "prefix": "slow = ", "timeout": 2000}, headers=auth,
-                      timeout=60)
-    lines = [json.loads(line) for line in late.text.splitlines()]
-    assert lines[-1]["notice"] == "late" and lines[-1]["done"]
-    assert [line["text"] for line in lines[:-1]] == ["x" * (n + 1) for n in range(len(lines) - 1)]  # one a second
-    withdrawn = [r for r in Ledger(data / LEDGER_FILE).rows() if r.job == WITHDRAWN_JOB]
-    assert withdrawn and withdrawn[-1].completion_tokens == len(lines) - 1
+    # past its deadline (3/4 of the editor's timeout) nothing more is computed. Nothing shown by then
+    # (a 0.4 s timeout: the double's first token comes after 1 s): late, withdrawn, not billed as shown
+    sent = time.time()
+    late = httpx.post(f"{route}/stream", json={**body, "prefix": "slow = ", "timeout": 400}, headers=auth, timeout=60)
+    said = "the suggestion was not written within 0.3 s (withdrawn)"
+    assert [json.loads(line) for line in late.text.splitlines()] == [
+        {"done": True, "text": "", "notice": "late", "message": said}]
+    row = _last_row(data, "slow", after=sent)
+    assert row.job == WITHDRAWN_JOB and row.completion_tokens == 0
+    # what showed in time (a 4 s timeout: x, xx, ...) is the suggestion, cut there and billed as shown
+    cut = httpx.post(f"{route}/stream", json={**body, "prefix": "slow = ", "timeout": 4000}, headers=auth,
+                     timeout=60)
+    lines = [json.loads(line) for line in cut.text.splitlines()]
+    shown = [line["text"] for line in lines[:-1]]
+    assert shown and shown == ["x" * (n + 1) for n in range(len(shown))]  # one token a second
+    assert lines[-1] == {"done": True, "text": shown[-1], "notice": "cut"}
+    row = _last_row(data, "slow", after=row.ts)
+    assert row.job == COMPLETION_KIND and row.completion_tokens == len(shown)
 
 
 @pytest.mark.parametrize("theme", [pytest.param("light", marks=pytest.mark.slow), "dark"])

@@ -24,7 +24,8 @@ from qfnb.notebook.complete.spending import WITHDRAWN_JOB
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE, COMPLETION_KIND
 from qfnb.protocol.wires.sse import SSEDecoder
 
-__all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "local_stream", "record_local", "record_withdrawn"]
+__all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "local_stream", "record_local", "record_shown",
+           "record_withdrawn"]
 
 log = logging.getLogger("qfnb.notebook.complete")
 
@@ -98,19 +99,31 @@ def record_local(found: Suggestion, session: str | None) -> None:
         latency_s=found.seconds, session=session or "", job=COMPLETION_KIND))
 
 
+def record_shown(completion: FimRequest, model: str, session: str | None, seconds: float, *, generated: int) -> None:
+    """A streamed suggestion cut at its deadline after its first text showed: what showed is the
+    suggestion, in the ledger as a completion (shown, billed) with the ``generated`` pieces."""
+    _record_unanswered(completion, model, session, seconds, generated, COMPLETION_KIND)
+
+
 def record_withdrawn(completion: FimRequest, model: str, session: str | None, seconds: float, *, late: bool,
                      generated: int = 0) -> None:
-    """A suggestion withdrawn before it was shown whole (``late``: past its deadline; else the editor
-    moved on), in the ledger under :data:`WITHDRAWN_JOB` with its prompt's tokens (their upper bound:
-    the engine read them, and no last event came back to count them) and the ``generated`` pieces
-    that came: spent, never billed as shown."""
+    """A suggestion withdrawn before it showed (``late``: past its deadline; else the editor moved on),
+    in the ledger under :data:`WITHDRAWN_JOB` with the ``generated`` pieces that came: spent, never
+    billed as shown."""
+    _record_unanswered(completion, model, session, seconds, generated, WITHDRAWN_JOB)
+    log.info("qfnb completion withdrawn (%s) after %.1f s", "late" if late else "the editor moved on", seconds)
+
+
+def _record_unanswered(completion: FimRequest, model: str, session: str | None, seconds: float, generated: int,
+                       job_name: str) -> None:
+    """The row of a call whose last event never came: its prompt's tokens are their upper bound (the
+    engine read them, and nothing came back to count them)."""
     prompt = completion.context_tokens() - completion.max_tokens
     cloud = model.startswith(CLOUD_PREFIX)
     default_ledger().record(UsageRow(
         api=COMPLETION_KIND, model=model.removeprefix(CLOUD_PREFIX) or "local coder",
         platform="cloud" if cloud else "local", prompt_tokens=prompt, completion_tokens=generated,
-        total_tokens=prompt + generated, latency_s=seconds, session=session or "", job=WITHDRAWN_JOB))
-    log.info("qfnb completion withdrawn (%s) after %.1f s", "late" if late else "the editor moved on", seconds)
+        total_tokens=prompt + generated, latency_s=seconds, session=session or "", job=job_name))
 
 
 async def cloud(completion: FimRequest, model: str, config: Config | None = None) -> Suggestion:

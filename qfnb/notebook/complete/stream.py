@@ -86,8 +86,12 @@ class StreamHandler(CompleteHandler):
         except (TimeoutError, StreamClosedError, StopAsyncIteration, asyncio.CancelledError) as stopped:
             await _closed(stream)
             late = isinstance(stopped, TimeoutError)
-            backends.record_withdrawn(completion, ask.model, ready.session, limit if late else ends - loop.time(),
-                                      late=late, generated=len(pieces))
+            took = loop.time() - (ends - limit)
+            if late and shown:  # cut at its deadline: what showed in time is the suggestion (shown, and billed)
+                backends.record_shown(completion, ask.model, ready.session, took, generated=len(pieces))
+                self._end({"text": shown, "notice": "cut"})
+                return
+            backends.record_withdrawn(completion, ask.model, ready.session, took, late=late, generated=len(pieces))
             if late:
                 self._end({"notice": "late", "message": f"the suggestion was not written within {limit:.1f} s "
                            "(withdrawn)"})
@@ -105,7 +109,7 @@ class StreamHandler(CompleteHandler):
 
 
     def _end(self, event: dict[str, Any]) -> None:
-        """The stream's last line (nothing when the browser has gone)."""
+        """The stream's last line (nothing when the browser has gone): ``text`` "" unless ``event`` holds one."""
         with contextlib.suppress(StreamClosedError):
             self.finish(_line({"done": True, "text": "", **event}))
 
