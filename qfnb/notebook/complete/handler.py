@@ -158,29 +158,32 @@ class CompleteHandler(APIHandler):
                                ready.cloud)
         return await asyncio.to_thread(spending.admit, self.user_name(), ready.session, worst, ask.dailyTokens)
 
-    async def _suggest(self, ask: EditorAsk, max_tokens: int | None = None) -> tuple[str, str]:
+    async def _suggest(self, ask: EditorAsk, max_tokens: int | None = None, *,
+                       read_ahead: bool = False) -> tuple[str, str]:
+        """The suggestion for ``ask`` (``read_ahead``: the notebook's context read into its engine slot,
+        which no editor waits for: no deadline but the longest call's)."""
         ready = await self._prepare(ask, max_tokens)
         if ready.cached is not None:
             return ready.cached, ask.model or "cache"
         hold = await self._hold(ask, ready)
         try:
             with under_session(ready.session):
-                found = await self._call(ready.completion, ask, ready.cloud, ready.session)
+                found = await self._call(ready.completion, ask, ready.cloud, ready.session, read_ahead)
         finally:
             self.completions.spending.release(hold)
         text = finish_suggestion(found.text, ready.completion.prefix, ready.completion.suffix)
         self.completions.remember(ready.key, text)
         return text, found.model
 
-    async def _call(self, completion: FimRequest, ask: EditorAsk, cloud: bool,
-                    session: str | None) -> backends.Suggestion:
+    async def _call(self, completion: FimRequest, ask: EditorAsk, cloud: bool, session: str | None,
+                    read_ahead: bool = False) -> backends.Suggestion:
         """The model's suggestion within the deadline; withdrawn (and written so) when late or left."""
         model = ask.model.removeprefix(backends.CLOUD_PREFIX)
         call = (backends.cloud(completion, model) if cloud
                 else backends.local(completion, ask.model or None, ask.path or None))
         task: asyncio.Task[backends.Suggestion] = asyncio.ensure_future(call)
         self._task = task
-        limit = deadline(ask.timeout)
+        limit = backends.TIMEOUT if read_ahead else deadline(ask.timeout)
         try:
             found = await asyncio.wait_for(asyncio.shield(task), limit)
         except TimeoutError:
@@ -252,7 +255,7 @@ class WarmHandler(CompleteHandler):
         if ask.model.startswith(backends.CLOUD_PREFIX):
             return {"warm": False, "notice": "cloud"}
         try:
-            await self._suggest(ask.model_copy(update={"prefix": "", "suffix": ""}), max_tokens=1)
+            await self._suggest(ask.model_copy(update={"prefix": "", "suffix": ""}), max_tokens=1, read_ahead=True)
         except Refused as refused:
             return {"warm": False, "notice": refused.notice}
         return {"warm": True}

@@ -300,13 +300,15 @@ def test_a_notebook_opened_reads_its_context_ahead_on_the_local_model_only(
 
     async def local(completion: FimRequest, model: str | None, document: str | None) -> backends.Suggestion:
         asked.append((completion, document))
+        await asyncio.sleep(0.5)  # longer than a 0.4 s editor timeout's deadline: no editor waits for it
         return backends.Suggestion("x", "Fake-Coder", 40, 1, 0.01)
 
     monkeypatch.setattr(backends, "local", local)
     recorded: list[backends.Suggestion] = []
     monkeypatch.setattr(backends, "record_local", lambda found, session: recorded.append(found))
     h = _WarmHandler()
-    body = {"cells": ["import pandas as pd", "df = pd.DataFrame()"], "path": "sales.ipynb", "maxTokens": 64}
+    body = {"cells": ["import pandas as pd", "df = pd.DataFrame()"], "path": "sales.ipynb", "maxTokens": 64,
+            "timeout": 400}
     assert asyncio.run(h.warm(EditorAsk.model_validate(body))) == {"warm": True}
     ((completion, document),) = asked
     # one token, no cell text: the earlier cells fill the notebook's slot (its document key) ahead
