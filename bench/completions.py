@@ -121,9 +121,10 @@ async def _read_ahead(completion: FimRequest, document: str) -> None:
 EDITOR_TIMEOUT_MS = 20_000
 
 
-async def _ask(completion: FimRequest, document: str) -> tuple[str, float, float | None]:
-    """The suggestion streamed as the editor gets it: its text, its whole time, and when its first
-    ghost text showed (None: none before the deadline, when the server withdraws it)."""
+async def _ask(completion: FimRequest, document: str) -> tuple[str, float, float | None, bool]:
+    """The suggestion streamed as the editor gets it: its text, its whole time, when its first ghost
+    text showed (None: none, the model wrote nothing to show or nothing before the deadline) and
+    whether it was answered before the deadline (else the server withdraws it: late)."""
     started = time.monotonic()
     limit = deadline(EDITOR_TIMEOUT_MS)
     pieces: list[str] = []
@@ -136,12 +137,12 @@ async def _ask(completion: FimRequest, document: str) -> tuple[str, float, float
                 text = finish_suggestion(piece.text, completion.prefix, completion.suffix)
                 if first is None and text:
                     first = time.monotonic() - started
-                return text, time.monotonic() - started, first
+                return text, time.monotonic() - started, first, True
             pieces.append(piece)
             if first is None and finish_suggestion("".join(pieces), completion.prefix, completion.suffix):
                 first = time.monotonic() - started
     except TimeoutError:  # past the deadline: withdrawn (what showed before it was shown)
-        return finish_suggestion("".join(pieces), completion.prefix, completion.suffix), limit, first
+        return finish_suggestion("".join(pieces), completion.prefix, completion.suffix), limit, first, False
     finally:
         await stream.aclose()
 
@@ -150,6 +151,7 @@ async def quality(selected: list[Task]) -> dict[str, Any]:
     scores: dict[str, list[tuple[float, float]]] = {"context": [], "alone": []}
     latency: dict[str, list[float]] = {"context": [], "alone": []}
     ghosts: dict[str, list[float | None]] = {"context": [], "alone": []}
+    answered: dict[str, list[bool]] = {"context": [], "alone": []}
     loads: list[float] = []
     read_ahead: tuple[str, tuple[str, ...]] | None = None
     for n, task in enumerate(selected):
@@ -161,7 +163,8 @@ async def quality(selected: list[Task]) -> dict[str, Any]:
             await _read_ahead(FimRequest.of("", "", task.cells, task.names, max_tokens=1),
                               f"{task.notebook}-context.ipynb")
         for mode, completion in asks.items():
-            text, seconds, first = await _ask(completion, f"{task.notebook}-{mode}.ipynb")
+            text, seconds, first, in_time = await _ask(completion, f"{task.notebook}-{mode}.ipynb")
+            answered[mode].append(in_time)
             scores[mode].append(_score(task, text))
             latency[mode].append(seconds)
             ghosts[mode].append(first)
@@ -178,6 +181,7 @@ async def quality(selected: list[Task]) -> dict[str, Any]:
                      "p95": _p95(lat), "ghost_p50": statistics.median(shown) if shown else float("nan"),
                      "ghost_p95": _p95(shown) if shown else float("nan"),
                      "shown": sum(g is not None for g in ghosts[mode]) / len(ghosts[mode]), "asked": len(ghosts[mode]),
+                     "answered": sum(answered[mode]) / len(answered[mode]),
                      "load_min": min(loads), "load_max": max(loads)}
     return out
 
@@ -225,9 +229,10 @@ def _report(figures: dict[str, Any]) -> None:
         f = figures[mode]
         log.info("%-8s exact next line %.2f  edit similarity %.3f  latency p50 %.2f s  p95 %.2f s",
                  mode, f["exact"], f["similarity"], f["p50"], f["p95"])
-        log.info("%-8s first ghost text p50 %.2f s  p95 %.2f s · shown before the editor's %d s timeout: %.0f %% "
-                 "of %d (load %.1f to %.1f while asked)", mode, f["ghost_p50"], f["ghost_p95"],
-                 EDITOR_TIMEOUT_MS // 1000, 100 * f["shown"], f["asked"], f["load_min"], f["load_max"])
+        log.info("%-8s first ghost text p50 %.2f s  p95 %.2f s · before the editor's %d s timeout: %.0f %% answered, "
+                 "%.0f %% with ghost text shown, of %d (load %.1f to %.1f while asked)", mode, f["ghost_p50"],
+                 f["ghost_p95"], EDITOR_TIMEOUT_MS // 1000, 100 * f["answered"], 100 * f["shown"], f["asked"],
+                 f["load_min"], f["load_max"])
     log.info("context wins: exact %+.2f, similarity %+.3f", figures["context"]["exact"] - figures["alone"]["exact"],
              figures["context"]["similarity"] - figures["alone"]["similarity"])
     log.info("load average now: %s", load_average())
