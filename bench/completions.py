@@ -124,7 +124,8 @@ EDITOR_TIMEOUT_MS = 20_000
 async def _ask(completion: FimRequest, document: str) -> tuple[str, float, float | None, bool]:
     """The suggestion streamed as the editor gets it: its text, its whole time, when its first ghost
     text showed (None: none, the model wrote nothing to show or nothing before the deadline) and
-    whether it was answered before the deadline (else the server withdraws it: late)."""
+    whether it was answered in time: whole before the deadline, or its first text shown by then and
+    cut there (else the server withdraws it: late)."""
     started = time.monotonic()
     limit = deadline(EDITOR_TIMEOUT_MS)
     pieces: list[str] = []
@@ -142,7 +143,8 @@ async def _ask(completion: FimRequest, document: str) -> tuple[str, float, float
             if first is None and finish_suggestion("".join(pieces), completion.prefix, completion.suffix):
                 first = time.monotonic() - started
     except TimeoutError:  # past the deadline: withdrawn (what showed before it was shown)
-        return finish_suggestion("".join(pieces), completion.prefix, completion.suffix), limit, first, False
+        # cut there: what showed in time is the suggestion (answered); nothing shown: late
+        return finish_suggestion("".join(pieces), completion.prefix, completion.suffix), limit, first, first is not None
     finally:
         await stream.aclose()
 
