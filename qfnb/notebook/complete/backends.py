@@ -21,6 +21,7 @@ from qfnb._core.http.auth import iam_headers
 from qfnb._core.record.ledger import UsageRow, default_ledger, job
 from qfnb.notebook.complete.context import FimRequest
 from qfnb.notebook.complete.spending import WITHDRAWN_JOB
+from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE, COMPLETION_KIND
 from qfnb.protocol.wires.sse import SSEDecoder
 
@@ -121,7 +122,7 @@ def _record_unanswered(completion: FimRequest, model: str, session: str | None, 
     prompt = completion.context_tokens() - completion.max_tokens
     cloud = model.startswith(CLOUD_PREFIX)
     default_ledger().record(UsageRow(
-        api=COMPLETION_KIND, model=model.removeprefix(CLOUD_PREFIX) or "local coder",
+        api=COMPLETION_KIND, model=model.removeprefix(CLOUD_PREFIX) or LOCAL_CHAT_MODEL,  # the daemon's default
         platform="cloud" if cloud else "local", prompt_tokens=prompt, completion_tokens=generated,
         total_tokens=prompt + generated, latency_s=seconds, session=session or "", job=job_name))
 
