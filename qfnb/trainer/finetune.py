@@ -69,6 +69,8 @@ class LLMFinetune(Trainer):
     workers training the run data-parallel. ``train_mode="RFT"`` takes ``reward=``: a function
     ``fn(prompt, completion, **kw) -> float`` that scores the sampled answers in this process while the
     run trains (:mod:`qfnb.trainer.rewards`), ``"module:function"``, or a declarative grader dict.
+    ``forecast_tokens=`` (e.g. ``forecast_training(...).tokens``) is held against the budget before the run is
+    created (refused, nothing sent, where it cannot fit), until the run settles on the tokens it trained.
     """
 
     def __init__(self, train_type: str = "", dataset: Any = None,
@@ -396,7 +398,7 @@ def _ray_workers(value: int | None, target: JobTarget | None, train_kwargs: dict
 
 def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keywords that go to the training step (incremental training's included)."""
-    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward")
+    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward", "forecast_tokens")
            if (v := kwargs.pop(k, None)) is not None}
     if "train_mode" in out:  # a string in any case or a TrainMode, checked before anything is sent
         try:
