@@ -25,7 +25,7 @@ from qfnb.model import Model, Service
 from qfnb.protocol.console import train_formats
 from qfnb.resources.targets import JobTarget, check_platform, parse_target
 
-from . import finetune_store, official_file, persist, replay
+from . import budget_check, finetune_store, official_file, persist, replay
 from ._action import RunContext
 from .actions import (
     DeployAction,
@@ -199,6 +199,8 @@ class LLMFinetune(Trainer):
             self.replayed = found.as_dict()
             self._save()
         finetune_store.stash_dataset(self)
+        if self.replayed is None:
+            await budget_check.hold_forecast(self)
         try:
             self._results = [await self.ppl.arun({}, self._ctx)]
         except Exception as exc:  # kept in ``result`` (official), and raised

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from qfnb._core.config import Config
+from qfnb._core.errors import ValidationError
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.dataset import Dataset
 from qfnb.trainer import Event, EventHandler, LLMFinetune, TrainConfig, TrainerStopped, TrainFailedError
+from qfnb.trainer.actions import TrainAction
 from qfnb.usage import Budget, BudgetExceeded, budget
 from tests.fakes.console_cloud import ConsoleCloud
 
@@ -54,13 +56,17 @@ def test_a_fine_tune_its_budget_cannot_fit_is_refused_before_anything_is_sent(cl
     assert "fine-tune refused" in said and "5,000" in said and "20,000 trained tokens on Fake-Base" in said
     assert cloud.calls("CreateFineTuningTask") == []
     assert (held.spent_tokens, held.reserved_tokens) == (0, 0) and _fine_tunes() == []
-    # without a forecast, max_steps bounds the run: steps x batch x sequence length
-    bounded = LLMFinetune(train_type="Fake-Base", dataset=Dataset.create_from_pyobj(ROWS), config=cfg,
-                          train_config=TrainConfig(max_steps=10, batch_size=2, max_seq_len=512),
-                          model_not_publish=True, replay=False)
-    with pytest.raises(BudgetExceeded, match="10,240 trained tokens"):
-        bounded.run()
-    assert cloud.calls("CreateFineTuningTask") == []
+
+
+def test_without_a_forecast_the_training_step_holds_max_steps_worst_case() -> None:
+    """Rows on the platform (nothing to forecast here): max_steps bounds the run, steps x batch x sequence
+    length; without it the run holds nothing and settles on its tokens."""
+    bounded = TrainAction("Fake-Base", TrainConfig(max_steps=10, batch_size=2, max_seq_len=512))
+    assert bounded._forecast() == 10 * 2 * 512
+    assert TrainAction("Fake-Base", TrainConfig(epoch=3))._forecast() == 0
+    assert TrainAction("Fake-Base", TrainConfig(max_steps=10), forecast_tokens=7)._forecast() == 7
+    with pytest.raises(ValidationError, match="forecast_tokens"):
+        TrainAction("Fake-Base", forecast_tokens=-1)
 
 
 def test_a_run_that_fits_is_held_while_it_trains_and_settled_on_its_tokens(cloud: ConsoleCloud,
@@ -108,3 +114,31 @@ def test_a_stopped_run_is_settled_on_what_it_trained(cloud: ConsoleCloud, cfg: C
     task = cloud.tasks[str(trainer.train_action.task_id)]
     assert task["runStatus"] == "Stopped"
     _settled(held, task["polls"] * PER_POLL)
+
+
+def test_a_local_datasets_run_is_forecast_and_refused_before_its_upload(cloud: ConsoleCloud, cfg: Config) -> None:
+    """No forecast given: ``LLMFinetune`` forecasts its local rows (here estimated: the fake cloud has no
+    tokenizer) before anything is sent, the dataset's upload included."""
+    held = budget(tokens=2)
+    with pytest.raises(BudgetExceeded) as refused:
+        _trainer(cfg).run()
+    assert "forecast:" in str(refused.value) and "training tokens on Fake-Base" in str(refused.value)
+    assert cloud.calls("dataset/create") == [] and cloud.calls("CreateFineTuningTask") == []
+    assert (held.spent_tokens, held.reserved_tokens) == (0, 0)
+
+
+def test_a_local_datasets_forecast_is_held_while_it_trains(cloud: ConsoleCloud, cfg: Config) -> None:
+    cloud.trained_per_poll = PER_POLL
+    held = budget(tokens=10**6)
+    seen: list[int] = []
+
+    class Watch(EventHandler):
+        def dispatch(self, event: Event) -> None:
+            if event.action_class == "TrainAction" and event.action_state == "Running":
+                seen.append(held.reserved_tokens)
+
+    trainer = _trainer(cfg, event_handler=Watch())
+    trainer.run()
+    forecast = trainer.train_action.forecast_tokens
+    assert forecast and set(seen) == {forecast}
+    _settled(held, 3 * PER_POLL)
