@@ -108,3 +108,16 @@ def test_a_cancelled_job_is_settled_on_what_it_trained(served: ServedPlatform) -
     ended = _ended(sdk, job.id)
     assert ended.status == "cancelled"
     _settled(held, ended)
+
+
+def test_a_rows_forecast_counts_each_sequence_it_trains() -> None:
+    """A chat row: its turns (their words and each turn's template tokens); a DPO pair: the prompt with
+    the preferred and with the other answer."""
+    from qfnb._core.runtime.openai_fine_tuning import TURN_TOKENS, row_sequences
+
+    chat = {"messages": [{"role": "user", "content": "What is code 1?"}, {"role": "assistant", "content": "Seven."}]}
+    assert row_sequences(chat) == [2 * TURN_TOKENS + 4 + 1]
+    pair = {"input": {"messages": [{"role": "user", "content": "Greet me"}]},
+            "preferred_output": [{"role": "assistant", "content": "Hello there, friend!"}],
+            "non_preferred_output": [{"role": "assistant", "content": "No."}]}
+    assert row_sequences(pair) == [TURN_TOKENS + 2 + TURN_TOKENS + 3, TURN_TOKENS + 2 + TURN_TOKENS + 1]
