@@ -25,7 +25,7 @@ from qfnb.model import Model, Service
 from qfnb.protocol.console import train_formats
 from qfnb.resources.targets import JobTarget, check_platform, parse_target
 
-from . import finetune_store, official_file, persist, replay
+from . import budget_check, finetune_store, official_file, persist, replay
 from ._action import RunContext
 from .actions import (
     DeployAction,
@@ -69,6 +69,8 @@ class LLMFinetune(Trainer):
     workers training the run data-parallel. ``train_mode="RFT"`` takes ``reward=``: a function
     ``fn(prompt, completion, **kw) -> float`` that scores the sampled answers in this process while the
     run trains (:mod:`qfnb.trainer.rewards`), ``"module:function"``, or a declarative grader dict.
+    ``forecast_tokens=`` (e.g. ``forecast_training(...).tokens``) is held against the budget before the run is
+    created (refused, nothing sent, where it cannot fit), until the run settles on the tokens it trained.
     """
 
     def __init__(self, train_type: str = "", dataset: Any = None,
@@ -197,6 +199,8 @@ class LLMFinetune(Trainer):
             self.replayed = found.as_dict()
             self._save()
         finetune_store.stash_dataset(self)
+        if self.replayed is None:
+            await budget_check.hold_forecast(self)
         try:
             self._results = [await self.ppl.arun({}, self._ctx)]
         except Exception as exc:  # kept in ``result`` (official), and raised
@@ -396,7 +400,7 @@ def _ray_workers(value: int | None, target: JobTarget | None, train_kwargs: dict
 
 def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keywords that go to the training step (incremental training's included)."""
-    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward")
+    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward", "forecast_tokens")
            if (v := kwargs.pop(k, None)) is not None}
     if "train_mode" in out:  # a string in any case or a TrainMode, checked before anything is sent
         try:

@@ -35,12 +35,11 @@ from ..evaluators.pairwise import PairwiseJudge, Preference
 from ..llm import response_text
 from ..stats.active import LabelQueue
 from ..stats.paired import Interval, mcnemar_exact, wilson_interval
+from .scoring_call import scored_answers
 
 __all__ = ["JudgedItems", "PairScore", "PreferenceComparison", "Wins", "acompare_preference", "compare_preference",
            "load_pairs"]
 
-#: the platform's scoring route (qfnb's own, beside OpenAI's fine-tuning routes)
-SCORE_ROUTE = "/v2/fine_tuning/answer_logprobs"
 #: pairs scored per call
 CHUNK = 16
 #: margins closer than this are a tie
@@ -227,8 +226,8 @@ async def _margins(client: AsyncQianfanClient, model: str, pairs: Sequence[train
     out: list[float] = []
     for start in range(0, len(pairs), CHUNK):
         items = [{"messages": list(p.messages), "answers": [p.chosen, p.rejected]} for p in pairs[start:start + CHUNK]]
-        resp = await client.v2_api("POST", SCORE_ROUTE, {"model": model, "items": items})
-        out += [float(d["logprobs"][0]) - float(d["logprobs"][1]) for d in resp.body["data"]]
+        scored = await scored_answers(client, model, items)  # budgeted, in the ledger
+        out += [float(d["logprobs"][0]) - float(d["logprobs"][1]) for d in scored["data"]]
     return out
 
 

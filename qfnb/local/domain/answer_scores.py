@@ -10,6 +10,7 @@ adapter; an in-process transformers model in one forward pass).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from qfnb.local.domain.platform import Platform
@@ -52,17 +53,26 @@ async def _scored(engine: Engine, turns: list[dict[str, str]], answer: str) -> t
             await asyncio.sleep(exc.retry_after)
 
 
-async def score_answers(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
+async def score_answers(platform: Platform, body: dict[str, Any],
+                        scored: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """``{"model", "items": [{"messages", "answers": [...]}]}`` -> each answer's log-probability and
-    token count, in order; the model is any name the chat routes serve (``ft:…``, ``task-…@best``...)."""
+    token count, in order, and the call's ``usage`` (the answers' tokens scored, as input); the model is
+    any name the chat routes serve (``ft:…``, ``task-…@best``...). ``scored(model, tokens)`` is told of
+    each answer as it is scored (a call its client left is counted for what it scored)."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise BodyError("model", "is required: the served model that scores the answers")
     items = _items(body)
     served = platform.resolve("chat", name)
     engine: Engine = await asyncio.to_thread(platform.registry.chat, platform.engine_endpoint(served))
-    data = []
+    data, total = [], 0
     for index, (turns, answers) in enumerate(items):
-        scores = [await _scored(engine, turns, answer) for answer in answers]
+        scores = []
+        for answer in answers:
+            scores.append(await _scored(engine, turns, answer))
+            total += scores[-1][1]
+            if scored is not None:
+                scored(served.name, scores[-1][1])
         data.append({"index": index, "logprobs": [round(s[0], 6) for s in scores], "tokens": [s[1] for s in scores]})
-    return {"object": "list", "model": name, "data": data}
+    return {"object": "list", "model": name, "data": data,
+            "usage": {"prompt_tokens": total, "completion_tokens": 0, "total_tokens": total}}

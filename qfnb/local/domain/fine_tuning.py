@@ -324,7 +324,10 @@ def job_view(platform: Platform, run: dict[str, Any]) -> dict[str, Any]:
                        "param": None} if state == "failed" else None),
             "hyperparameters": hyper, "method": method, "training_file": info["training_file"],
             "validation_file": info.get("validation_file"), "result_files": [], "seed": info["seed"],
-            "trained_tokens": (int(metrics.get("trained_tokens") or 0) if state == "succeeded" else None),
+            # billed however the run ended (OpenAI's is null while it runs): a cancelled or failed run trained too;
+            # a cancel still stopping its worker says it once the run has ended (its finished_at with it)
+            "trained_tokens": (int(metrics.get("trained_tokens") or 0) if run.get("finished") is not None
+                               and state in ("succeeded", "failed", "cancelled") else None),
             "estimated_finish": int(time.time() + eta) if state == "running" and eta is not None else None,
             "integrations": [], "metadata": info.get("metadata"), "user_provided_suffix": info.get("suffix") or None}
 

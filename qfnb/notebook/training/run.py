@@ -303,8 +303,10 @@ def forecast(spec: TrainSpec, *, shown: bool, dry_run: bool = False) -> TrainFor
 
 
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
-           on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
-    """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
+           on_deploy: Callable[[TrainingDashboard], Any] | None = None,
+           forecast_tokens: int | None = None) -> TrainingDashboard:
+    """Start a fine-tune on qfnb's loop and return its (displayed) dashboard; ``forecast_tokens`` (the
+    forecast's trained tokens) is what its run holds against the budget until it ends."""
     stop = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -319,6 +321,8 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer
+    if forecast_tokens is not None and hasattr(trainer, "train_action"):
+        trainer.train_action.forecast_tokens = forecast_tokens
     if show:
         dash.show()
     cell = ledger.current_cell()

@@ -82,3 +82,26 @@ def test_a_call_within_the_caps_is_scored_whole(scoring: ServedPlatform) -> None
     resp = _post(scoring, {"model": "tiny-chat", "items": _items(2)})
     assert resp.status_code == 200, resp.text[:300]
     assert [d["logprobs"] for d in resp.json()["data"]] == [[-1.0, -1.0], [-1.0, -1.0]]
+
+
+
+def _route_samples(served: ServedPlatform, name: str) -> dict[str, float]:
+    """``/metrics``' samples ``name`` of the scoring route, by their labels' text."""
+    text = httpx.get(served.url + "/metrics", headers={"Authorization": f"Bearer {served.bearer_token()}"}).text
+    return {line.split("{", 1)[1].rsplit("}", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith(name + "{") and 'route="/fine_tuning/answer_logprobs"' in line}
+
+
+def test_a_call_is_counted_in_metrics_with_its_usage(scoring: ServedPlatform) -> None:
+    """Its tokens are the answers' tokens scored (each answer the double scores is one); a call whose client
+    left is counted as a call (its status 499), its tokens not, as every model call's is."""
+    done = _post(scoring, {"model": "tiny-chat", "items": _items(2)})
+    assert done.status_code == 200 and done.json()["usage"] == {"prompt_tokens": 4, "completion_tokens": 0,
+                                                                "total_tokens": 4}
+    assert sum(_route_samples(scoring, "qfnb_prompt_tokens_total").values()) == 4
+    with pytest.raises(httpx.ReadTimeout):
+        _post(scoring, {"model": "tiny-chat", "items": _items(64)}, timeout=0.6)
+    time.sleep(1.5)  # the server heard the client leave
+    calls = _route_samples(scoring, "qfnb_requests_total")
+    assert sorted((labels.split('status="')[1][:3], n) for labels, n in calls.items()) == [("2xx", 1.0), ("4xx", 1.0)]
+    assert sum(_route_samples(scoring, "qfnb_prompt_tokens_total").values()) == 4

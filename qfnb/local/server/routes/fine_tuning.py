@@ -19,6 +19,7 @@ from starlette.routing import Route
 from qfnb.local.domain import answer_bounds, answer_scores
 from qfnb.local.domain import console as c
 from qfnb.local.domain import fine_tuning as ft
+from qfnb.local.domain.meter import current_note
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe
@@ -116,8 +117,17 @@ async def answer_logprobs(request: Request, p: Platform) -> Answered:
     bounded per call (:mod:`qfnb.local.domain.answer_bounds`) and stopped when its client leaves."""
     body = await json_body(request)
     answer_bounds.check_scoring_call(body)
+    note = current_note()
+    if note is not None:
+        note.model_call = True  # counted in /metrics: the answers' tokens scored, as input
+
+    def scored(model: str, tokens: int) -> None:
+        if note is not None:
+            note.answered_by(model, "score")
+            note.usage(note.prompt + tokens, 0)
+
     try:
-        return await unless_gone(request, answer_scores.score_answers(p, body))
+        return await unless_gone(request, answer_scores.score_answers(p, body, scored))
     except ClientGone:
         log.info("client left %r before its scores: scoring cancelled", request.url.path)
         return Response(status_code=499)
