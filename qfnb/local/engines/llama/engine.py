@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 FORCE_BIAS = 1e9
 #: a log-probability below this is llama-server's stand-in for a probability of 0 (float32's lowest)
 UNDERFLOW = -1e30
+#: the fewest positions of one span of :meth:`LlamaEngine.token_logprobs` (each span reads its prefix once)
+MIN_SPAN = 4
 
 Turns = list[dict[str, Any]]
 
@@ -139,23 +141,36 @@ class LlamaEngine:
         with this model's adapter: one ``/completion`` per position, its prompt ``tokens[:t]`` as token
         ids, its one new token forced to ``tokens[t]`` by a logit bias, and that token's probability
         from the raw logits (``n_probs`` with ``post_sampling_probs`` off: a softmax over the whole
-        vocabulary before any bias). The positions of a call run in order on one slot, in the batch
-        lane, so each prompt re-reads only what the slot lacks."""
+        vocabulary before any bias). llama-server reports no probabilities of prompt tokens, so the
+        positions are cut into contiguous spans, at most one per batch slot of the engine
+        (:func:`position_spans`), which run side by side, each in a turn of the batch lane: the server decodes
+        the spans' tokens in one batch, and each prompt re-reads only what its slot lacks."""
         ids = [int(t) for t in tokens]
-        if bad := [t for t in positions if not 0 < t < len(ids)]:
+        wanted = [int(t) for t in positions]
+        if bad := [t for t in wanted if not 0 < t < len(ids)]:
             raise ValueError(f"positions {bad[:3]} are outside 1..{len(ids) - 1}")
         if len(ids) > self.n_ctx:
             raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
-        out: list[float] = []
         async with self._leased() as target:
             url = prompts.engine_root(target.base_url) + "/completion"
-            async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
-                for t in positions:
-                    body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
-                            "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
-                            "id_slot": slot, **(target.extra or {})}
-                    reply = await transport.post_json(self.name, target, url, body)
-                    out.append(_forced_logprob(self.name, reply, ids[t], t))
+            try:
+                async with asyncio.TaskGroup() as spans:
+                    scored = [spans.create_task(self._span_logprobs(target, url, ids, span))
+                              for span in position_spans(wanted, self.gate.slots)]
+            except ExceptionGroup as failed:  # the first span's failure, as one call would raise it
+                raise failed.exceptions[0] from None
+        return [logprob for task in scored for logprob in task.result()]
+
+    async def _span_logprobs(self, target: Endpoint, url: str, ids: list[int], span: list[int]) -> list[float]:
+        """:meth:`token_logprobs` of the positions of one span, in order, on one slot."""
+        out: list[float] = []
+        async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
+            for t in span:
+                body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
+                        "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
+                        "id_slot": slot, **(target.extra or {})}
+                reply = await transport.post_json(self.name, target, url, body)
+                out.append(_forced_logprob(self.name, reply, ids[t], t))
         return out
 
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
@@ -351,6 +366,21 @@ def _strict_checked(answer: AsyncIterator[Delta], tools: Turns,
     strict = tool_calls.strict_tools(tools)
     return tool_calls.enforce_strict(answer, strict, lambda name: required(
         [t for t in tools if t["function"]["name"] == name])) if strict else answer
+
+
+def position_spans(positions: list[int], slots: int) -> list[list[int]]:
+    """``positions`` cut into at most ``slots`` contiguous spans of nearly equal length, none shorter
+    than :data:`MIN_SPAN` positions (a span's first call reads its prefix afresh on its slot)."""
+    if not positions:
+        return []
+    count = max(1, min(slots, len(positions) // MIN_SPAN))
+    size, extra = divmod(len(positions), count)
+    out, start = [], 0
+    for k in range(count):
+        end = start + size + (k < extra)
+        out.append(positions[start:end])
+        start = end
+    return out
 
 
 def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int) -> float:
