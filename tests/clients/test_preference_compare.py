@@ -72,23 +72,34 @@ def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlat
         return "Winner: A" if "adapter" in a else "Winner: B" if "adapter" in b else "Winner: tie"
 
     result = compare_preference(job.fine_tuned_model, "Tiny-Chat", held_out, judge=judge, config=scoring.config())
-    assert len(result.pairs) == 6
-    # base: -3 (preferred, 3 words) - -2 (rejected) = -1; tuned: -1.5 - -2 = +0.5 on every pair
+    assert len(result.pairs) == len(result.answers) == 6
+    # the answers decide: neither degenerate, so the judge (it prefers the tuned model's answers) does
+    assert [a.decided_by for a in result.answers] == ["the judge"] * 6 and result.winner == "tuned"
+    assert result.win_rate == 1.0 and result.p_value == pytest.approx(2 / 2**6)
+    assert result.tuned_degeneration == result.base_degeneration == 0.0
+    assert result.verdict.startswith("The tuned model wins by its answers (win rate 100% over 6 held-out pairs")
+    assert "The tuned model wins by the judge" in result.verdict
+    # likelihood, the second line: base -3 (preferred, 3 words) - -2 (rejected) = -1; tuned -1.5 - -2 = +0.5
     assert all(p.base_margin == pytest.approx(-1.0) and p.tuned_margin == pytest.approx(0.5) for p in result.pairs)
-    assert result.win_rate == 1.0 and result.tuned_prefers == 1.0 and result.base_prefers == 0.0
+    assert result.likelihood is not None and result.likelihood.win_rate == 1.0
+    assert result.tuned_prefers == 1.0 and result.base_prefers == 0.0
     assert result.prefers_p == pytest.approx(2 / 2**6) and result.likelihood.p_value == pytest.approx(2 / 2**6)
     assert result.interval is not None and 0.6 < result.interval.low < 0.61  # Wilson's, 6 of 6: not a point
     assert result.judged is not None and (result.judged.wins, result.judged.losses) == (6, 0)
-    assert result.verdict.startswith("The tuned model wins by likelihood (win rate 100% over 6 held-out pairs")
-    assert "The tuned model wins by the judge" in result.verdict
-    assert "Greet person 100" in result._repr_html_()
-    # the base against itself: every pair a tie, and the verdict says no winner
+    assert "Second line, by likelihood (what preference tuning optimises; not the verdict): win rate 100%" in (
+        result.verdict)
+    html = result._repr_html_()
+    assert "Greet person 100" in html and "tiny-chat: greet person 100" in html.lower()  # the answers, side by side
+    assert result.to_dict()["p_value"] == result.p_value and result.to_dict()["winner"] == "tuned"
+    # the base against itself: the same answers (a tie on every pair) and the same likelihood
     same = compare_preference("Tiny-Chat", "Tiny-Chat", pairs(4), config=scoring.config())
-    assert same.win_rate == 0.5 and same.verdict.startswith("No clear winner by likelihood")
-    # four wins of four: a 100% win rate, yet the sign test's p is 0.125, so no verdict is claimed
+    assert same.win_rate == 0.5 and same.winner is None and same.verdict.startswith("No clear winner by the answers")
+    assert same.likelihood is not None and same.likelihood.win_rate == 0.5
+    # four likelihood wins of four: a 100% win rate, yet the sign test's p is 0.125, so no verdict is claimed
     few = compare_preference(job.fine_tuned_model, "Tiny-Chat", pairs(4, start=200), config=scoring.config())
-    assert few.win_rate == 1.0 and few.verdict.startswith("No clear winner by likelihood (win rate 100% over 4")
-    assert "sign test p = 0.125" in few.verdict
+    assert few.likelihood is not None and few.likelihood.win_rate == 1.0
+    assert few.likelihood.verdict.startswith("No clear winner by likelihood (win rate 100% over 4")
+    assert "sign test p = 0.125" in few.likelihood.verdict
 
 
 def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
@@ -134,7 +145,8 @@ def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows
     trainer.run()
     result = trainer.compare(pairs(6, start=50))
     assert result.tuned.endswith("@best") and result.tuned.startswith("task-") and result.base == "Tiny-Chat"
-    assert result.win_rate == 1.0 and result.verdict.startswith("The tuned model wins by likelihood")
+    assert result.likelihood is not None and result.likelihood.win_rate == 1.0
+    assert "Second line, by likelihood" in result.verdict and result.p_value <= 1.0
     with pytest.raises(Exception, match=r"pairs: .*looks like SFT"):  # its own split is SFT rows, not pairs
         trainer.compare()
 
@@ -146,6 +158,6 @@ def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows
     compare = trainer.compare  # the button compares on pairs of its own: the run's split is SFT rows
     monkeypatch.setattr(trainer, "compare", lambda: compare(pairs(6, start=70)))
     board._clicked_compare(None).join(60)
-    assert board.comparison is not None and board.comparison.win_rate == 1.0
-    assert "The tuned model wins by likelihood" in board.compare_view.value
+    assert board.comparison is not None and board.comparison.likelihood.win_rate == 1.0
+    assert "Second line, by likelihood" in board.compare_view.value
     assert board.compare_button.description == "Compare again" and not board.compare_button.disabled
