@@ -203,7 +203,7 @@ class PreferenceComparison:
         """The answers' verdict first (a collapse named with an example and its rate), then the user's measure
         alone, the judge, and likelihood as a second line."""
         t_report, b_report = self.tuned_answers.report, self.base_answers.report
-        said = self.by_answers.said
+        said = f"the tuned model's {self.by_answers.said}"
         if self.tuned_collapsed and self.base_collapsed:
             head = (f"Both models collapsed: the tuned model gave {t_report.summary}; the base gave "
                     f"{b_report.summary}. Neither is the winner ({said}).")
