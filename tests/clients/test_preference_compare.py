@@ -209,7 +209,7 @@ def test_a_genuinely_better_tuned_model_wins_by_the_teams_metric(tmp_path: Path,
 
 
 def test_a_bad_metric_is_named_before_anything_is_sent() -> None:
-    with pytest.raises(Exception, match="metric: .*neither a function"):
+    with pytest.raises(Exception, match=r"metric: .*neither a function"):
         compare_preference("ft:x", "Tiny-Chat", support_pairs(2), metric="has a ticket")
     with pytest.raises(Exception, match=r"metric: .*must take \(prompt, answer\)"):
         compare_preference("ft:x", "Tiny-Chat", support_pairs(2), metric=lambda answer: 1.0)

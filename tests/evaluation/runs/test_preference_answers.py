@@ -80,5 +80,6 @@ def test_a_judge_decides_what_the_metric_leaves_tied_and_resemblance_decides_alo
     near = decide(["Thanks for writing in; order 0 is on its way. [Ticket #0]"],
                   ["Not our problem: order 0 is with the courier, figure it out."])[0]
     assert (near.outcome, near.decided_by) == (1.0, "resemblance")
-    zh = train_formats.Pair(({"role": "user", "content": "订单晚了"},), "非常抱歉,我们马上处理。[工单 #12]", "不关我们的事。")
+    zh = train_formats.Pair(({"role": "user", "content": "订单晚了"},), "非常抱歉,我们马上处理。[工单 #12]",
+                            "不关我们的事。")
     assert resemblance(zh, "抱歉,我们马上处理。[工单 #7]") > 0 > resemblance(zh, "这不关我们的事。")
