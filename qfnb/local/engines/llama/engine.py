@@ -136,7 +136,8 @@ class LlamaEngine:
                                         f"({type(exc).__name__})") from exc
         return len(tokens)
 
-    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
+    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int], *,
+                             spans: int | None = None) -> list[float]:
         """Each ``tokens[t]``'s log-probability after ``tokens[:t]`` (:meth:`.api.Engine.token_logprobs`),
         with this model's adapter: one ``/completion`` per position, its prompt ``tokens[:t]`` as token
         ids, its one new token forced to ``tokens[t]`` by a logit bias, and that token's probability
@@ -144,7 +145,8 @@ class LlamaEngine:
         vocabulary before any bias). llama-server reports no probabilities of prompt tokens, so the
         positions are cut into contiguous spans, at most one per batch slot of the engine
         (:func:`position_spans`), which run side by side, each in a turn of the batch lane: the server decodes
-        the spans' tokens in one batch, and each prompt re-reads only what its slot lacks."""
+        the spans' tokens in one batch, and each prompt re-reads only what its slot lacks. ``spans``: at most
+        that many (1: every position in order on one slot), never more than the batch slots."""
         ids = [int(t) for t in tokens]
         wanted = [int(t) for t in positions]
         if bad := [t for t in wanted if not 0 < t < len(ids)]:
@@ -154,9 +156,9 @@ class LlamaEngine:
         async with self._leased() as target:
             url = prompts.engine_root(target.base_url) + "/completion"
             try:
-                async with asyncio.TaskGroup() as spans:
-                    scored = [spans.create_task(self._span_logprobs(target, url, ids, span))
-                              for span in position_spans(wanted, self.gate.slots)]
+                async with asyncio.TaskGroup() as group:
+                    scored = [group.create_task(self._span_logprobs(target, url, ids, span))
+                              for span in position_spans(wanted, min(self.gate.slots, spans or self.gate.slots))]
             except ExceptionGroup as failed:  # the first span's failure, as one call would raise it
                 raise failed.exceptions[0] from None
         return [logprob for task in scored for logprob in task.result()]
@@ -180,6 +182,14 @@ class LlamaEngine:
         Qwen's ``<|im_end|>``): the answer as the whole reply, as training labels it. Without it an answer
         that is the start of another ("Paris." and "Paris. Aye!") could never be the likelier one, whatever
         the model learnt."""
+        full, start = await self.answer_tokens(messages, answer)
+        if start >= len(full):
+            return 0.0, 0
+        return sum(await self.token_logprobs(full, range(start, len(full)))), len(full) - start
+
+    async def answer_tokens(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[list[int], int]:
+        """The tokens :meth:`answer_logprob` scores: the rendered turns, ``answer`` and the end of the turn,
+        and where the answer starts among them."""
         turns = text_turns(list(messages))
         async with self._leased() as target:
             end = self.stop[0] if self.stop else target.eos_token
@@ -189,10 +199,7 @@ class LlamaEngine:
                                                                            turns)))
             prompt = await prompts.tokenize(client, target.base_url, target.headers, text)
             full = await prompts.tokenize(client, target.base_url, target.headers, text + answer + end)
-        start = max(1, common_prefix(prompt, full))
-        if start >= len(full):
-            return 0.0, 0
-        return sum(await self.token_logprobs(full, range(start, len(full)))), len(full) - start
+        return full, max(1, common_prefix(prompt, full))
 
     async def admitted(self, source: str | Turns, gp: GenParams, lane: str, fields: dict[str, Any] | None = None, *,
                        chat: bool = False, tools: Turns | None = None, forced: bool = False,
