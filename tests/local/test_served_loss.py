@@ -19,7 +19,7 @@ from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.engine import FORCE_BIAS, LlamaEngine, position_spans
+from qfnb.local.engines.llama.engine import FORCE_BIAS, SCORING_SEED, LlamaEngine, position_spans
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint
@@ -147,3 +147,15 @@ def test_many_positions_run_as_spans_side_by_side_on_the_engines_slots(monkeypat
     assert sorted(len(b["prompt"]) for b in sent) == positions  # each position once
     assert position_spans(list(range(10)), 8) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]  # none shorter than MIN_SPAN
     assert position_spans([1, 2, 3], 8) == [[1, 2, 3]] and position_spans([], 8) == []
+
+
+def test_exact_scoring_is_seeded_and_each_span_reads_its_prefix_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    chat, sent = _served(monkeypatch, _forced)
+    ids = list(range(2, 22))
+    assert asyncio.run(chat.token_logprobs(ids, list(range(3, 20)), exact=True)) == [-0.5 * t for t in range(3, 20)]
+    assert {b["seed"] for b in sent} == {SCORING_SEED}  # batch-invariant kernels on the platform's build
+    firsts = [b for b in sent if not b["cache_prompt"]]
+    assert len(firsts) == 2 and {b["id_slot"] for b in firsts} == {b["id_slot"] for b in sent}  # one per span
+    sent.clear()
+    asyncio.run(chat.token_logprobs(ids, [3, 4]))
+    assert all("seed" not in b and b["cache_prompt"] for b in sent)  # the default: the slot's cache reused

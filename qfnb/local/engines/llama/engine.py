@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 FORCE_BIAS = 1e9
 #: a log-probability below this is llama-server's stand-in for a probability of 0 (float32's lowest)
 UNDERFLOW = -1e30
+#: the seed of an exact scoring call: any seed makes the platform's build compute its batches with
+#: batch-invariant kernels (scripts/llama_server_seed_invariant.patch); the forced token makes the sampling moot
+SCORING_SEED = 1
 #: the fewest positions of one span of :meth:`LlamaEngine.token_logprobs` (each span reads its prefix once)
 MIN_SPAN = 4
 
@@ -137,16 +140,23 @@ class LlamaEngine:
         return len(tokens)
 
     async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int], *,
-                             spans: int | None = None) -> list[float]:
+                             spans: int | None = None, exact: bool = False) -> list[float]:
         """Each ``tokens[t]``'s log-probability after ``tokens[:t]`` (:meth:`.api.Engine.token_logprobs`),
         with this model's adapter: one ``/completion`` per position, its prompt ``tokens[:t]`` as token
         ids, its one new token forced to ``tokens[t]`` by a logit bias, and that token's probability
         from the raw logits (``n_probs`` with ``post_sampling_probs`` off: a softmax over the whole
         vocabulary before any bias). llama-server reports no probabilities of prompt tokens, so the
         positions are cut into contiguous spans, at most one per batch slot of the engine
-        (:func:`position_spans`), which run side by side, each in a turn of the batch lane: the server decodes
-        the spans' tokens in one batch, and each prompt re-reads only what its slot lacks. ``spans``: at most
-        that many (1: every position in order on one slot), never more than the batch slots."""
+        (:func:`position_spans`; ``spans``: at most that many, 1 for every position in order on one
+        slot), which run side by side, each in a turn of the batch lane: the server decodes the spans'
+        tokens in one batch, and each prompt re-reads only what its slot lacks.
+
+        A number depends on how its prefix was batched by a few hundredths of a nat (llama.cpp's
+        kernels round differently at other batch sizes), as it did on one slot. ``exact``: each call
+        seeded, so the platform's build computes it with batch-invariant kernels
+        (scripts/llama_server_seed_invariant.patch), and each span's first call reading its prefix
+        afresh: the same numbers whatever the spans, the slot's past or what runs beside them, at the
+        cost of the batch (those kernels compute each row alone)."""
         ids = [int(t) for t in tokens]
         wanted = [int(t) for t in positions]
         if bad := [t for t in wanted if not 0 < t < len(ids)]:
@@ -157,20 +167,23 @@ class LlamaEngine:
             url = prompts.engine_root(target.base_url) + "/completion"
             try:
                 async with asyncio.TaskGroup() as group:
-                    scored = [group.create_task(self._span_logprobs(target, url, ids, span))
+                    scored = [group.create_task(self._span_logprobs(target, url, ids, span, exact))
                               for span in position_spans(wanted, min(self.gate.slots, spans or self.gate.slots))]
             except ExceptionGroup as failed:  # the first span's failure, as one call would raise it
                 raise failed.exceptions[0] from None
         return [logprob for task in scored for logprob in task.result()]
 
-    async def _span_logprobs(self, target: Endpoint, url: str, ids: list[int], span: list[int]) -> list[float]:
+    async def _span_logprobs(self, target: Endpoint, url: str, ids: list[int], span: list[int],
+                             exact: bool) -> list[float]:
         """:meth:`token_logprobs` of the positions of one span, in order, on one slot."""
         out: list[float] = []
         async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
-            for t in span:
+            for k, t in enumerate(span):
                 body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
                         "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
                         "id_slot": slot, **(target.extra or {})}
+                if exact:
+                    body |= {"seed": SCORING_SEED, "cache_prompt": k > 0}
                 reply = await transport.post_json(self.name, target, url, body)
                 out.append(_forced_logprob(self.name, reply, ids[t], t))
         return out
