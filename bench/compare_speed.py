@@ -61,7 +61,7 @@ def adapter_dir(root: Path) -> Path:
 
     torch.manual_seed(5)
     model = AutoModelForCausalLM.from_pretrained(str(assets.hf_dir(GEMMA)), dtype=torch.float32)
-    config = LoraConfig(r=16, lora_alpha=32, init_lora_weights=False, target_modules=["q_proj", "v_proj"])
+    config = LoraConfig(r=16, lora_alpha=4, init_lora_weights=False, target_modules=["q_proj", "v_proj"])
     get_peft_model(model, config).save_pretrained(str(root / "lora"))
     return root / "lora"
 

@@ -25,7 +25,7 @@ ANSWERS = {GEMMA: [("My order 12 is late, where is it?", "Sorry for the wait: it
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineRegistry]:
-    """Gemma-3-270M on four slots, and a LoRA adapter of it with random weights served beside it."""
+    """Gemma-3-270M on four slots, and a LoRA adapter of it with small random weights served beside it."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -33,7 +33,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineRegistr
     root = tmp_path_factory.mktemp("scoring")
     torch.manual_seed(11)
     model = AutoModelForCausalLM.from_pretrained(str(assets.hf_dir(GEMMA)), dtype=torch.float32)
-    config = LoraConfig(r=8, lora_alpha=32, init_lora_weights=False, target_modules=["q_proj", "v_proj"])
+    # small random weights (alpha / r = 1/4): a few steps of tuning move a model about this far from its base
+    config = LoraConfig(r=8, lora_alpha=2, init_lora_weights=False, target_modules=["q_proj", "v_proj"])
     get_peft_model(model, config).save_pretrained(str(root / "lora"))
     reg = EngineRegistry(root / "data", options=EngineOptions(slots=4, idle_seconds=600))
     reg.register_adapter("gemma-tuned-random", GEMMA, root / "lora")
