@@ -77,7 +77,8 @@ def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlat
     assert [a.decided_by for a in result.answers] == ["the judge"] * 6 and result.winner == "tuned"
     assert result.win_rate == 1.0 and result.p_value == pytest.approx(2 / 2**6)
     assert result.tuned_degeneration == result.base_degeneration == 0.0
-    assert result.verdict.startswith("The tuned model wins by its answers (win rate 100% over 6 held-out pairs")
+    assert result.verdict.startswith("The tuned model wins by its answers (the tuned model's win rate 100% over 6 "
+                                     "held-out pairs")
     assert "The tuned model wins by the judge" in result.verdict
     # likelihood, the second line: base -3 (preferred, 3 words) - -2 (rejected) = -1; tuned -1.5 - -2 = +0.5
     assert all(p.base_margin == pytest.approx(-1.0) and p.tuned_margin == pytest.approx(0.5) for p in result.pairs)
@@ -202,7 +203,8 @@ def test_a_genuinely_better_tuned_model_wins_by_the_teams_metric(tmp_path: Path,
     assert not result.tuned_collapsed and result.tuned_degeneration == 0.0
     assert result.winner == "tuned" and result.by_answers.wins == 10 and result.p_value < 0.01
     assert {a.decided_by for a in result.answers} == {"has_ticket_reference"}
-    assert result.verdict.startswith("The tuned model wins by its answers (win rate 100% over 10 held-out pairs")
+    assert result.verdict.startswith("The tuned model wins by its answers (the tuned model's win rate 100% over 10 "
+                                     "held-out pairs")
     assert result.likelihood is None and not result.pairs and "likelihood" not in result.verdict
     # without a metric or judge: the answer nearer the preferred one wins
     assert plain.winner == "tuned" and {a.decided_by for a in plain.answers} == {"resemblance"}
