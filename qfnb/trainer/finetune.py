@@ -266,12 +266,14 @@ class LLMFinetune(Trainer):
         self._ctx.stop_flag.set()
         return self
 
-    def compare(self, pairs: Any = None, *, judge: Any = None, checkpoint: str | int = "best",
-                confidence: float = 0.95) -> Any:
+    def compare(self, pairs: Any = None, *, metric: Any = None, judge: Any = None, checkpoint: str | int = "best",
+                likelihood: bool = True, confidence: float = 0.95, max_tokens: int = 128) -> Any:
         """Does the tuned model win? The finished run (its ``checkpoint``: ``"best"``, ``"last"`` or a
         step) against its base on held-out preference ``pairs`` (default: the run's own validation
-        split): the likelihood win rate with its CI and, with a ``judge``, the judge's; ``.verdict`` says
-        it in words (:func:`qfnb.evaluation.runs.preference.compare_preference`)."""
+        split), judged by what they write: degeneration first, then ``metric`` (``(prompt, answer[, pair])
+        -> float`` or a local evaluator), then ``judge``; a collapsed model is never the winner, and
+        likelihood is a second line. ``.verdict`` says it in words, ``.p_value`` and ``.winner`` give it
+        (:func:`qfnb.evaluation.runs.preference.compare_preference`)."""
         # deferred: loads numpy (`import qfnb.trainer` does not)
         from qfnb.evaluation.runs.preference import compare_preference
 
@@ -286,8 +288,9 @@ class LLMFinetune(Trainer):
         if not out.get("checkpoints"):
             raise ValidationError("checkpoint", "the run saved no checkpoints to compare (checkpoints=0)")
         which = checkpoint if isinstance(checkpoint, str) else f"step-{checkpoint}"
-        return compare_preference(f"{task}@{which}", self.train_action.base_model, held, judge=judge,
-                                  confidence=confidence, config=self.config)
+        return compare_preference(f"{task}@{which}", self.train_action.base_model, held, metric=metric, judge=judge,
+                                  likelihood=likelihood, confidence=confidence, max_tokens=max_tokens,
+                                  config=self.config)
 
     # ---- persistence --------------------------------------------------------------------------
 
