@@ -25,8 +25,8 @@ from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.protocol.console.training import DEFAULTS, TRAINED_TOKEN_KEYS
 
-__all__ = ["TrainHold", "caller_holds", "held_for", "hold_training", "holding", "keep", "run_key",
-           "settle_training", "trained_tokens", "training_yuan", "worst_case_tokens"]
+__all__ = ["TrainHold", "caller_holds", "held_for", "hold_training", "holding", "keep", "rows_worst_case",
+           "run_key", "settle_training", "trained_tokens", "training_yuan", "worst_case_tokens"]
 
 #: set while a caller that holds its own forecast (``TrainAction``) creates its run
 _CALLER_HOLDS: ContextVar[bool] = ContextVar("qfnb_train_caller_holds", default=False)
@@ -88,6 +88,12 @@ def worst_case_tokens(hyper: Any) -> int:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
         return 0
     return steps * _size(hyper, "batchSize") * _size(hyper, "maxSeqLen")
+
+
+def rows_worst_case(rows: int, hyper: Mapping[str, Any]) -> int:
+    """A run over ``rows`` rows that ``maxSteps`` does not bound: rows x epochs x sequence length (each row's
+    sequence at most that long; the platform's defaults where unset)."""
+    return max(rows, 0) * _size(hyper, "epoch") * _size(hyper, "maxSeqLen")
 
 
 def _size(hyper: Mapping[str, Any], key: str) -> int:

@@ -17,7 +17,7 @@ from qfnb._core.config import Config
 from qfnb._core.errors import InvalidArgumentError
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.dataset import Dataset
-from qfnb.resources.console import FineTune
+from qfnb.resources import Data, FineTune
 from qfnb.usage import Budget, BudgetExceeded, budget
 from tests.fakes.console_cloud import ConsoleCloud
 from tests.fakes.console_fixtures import cfg, cloud
@@ -108,6 +108,22 @@ def test_a_v2_task_made_without_a_budget_is_in_the_ledger_when_read_ended(cloud:
                                                                    cloud.train_polls * PER_POLL)]
 
 
+def test_a_dataset_the_platform_cannot_describe_holds_nothing_and_the_create_goes_on(
+        cloud: ConsoleCloud, cfg: Config, caplog: pytest.LogCaptureFixture) -> None:
+    """No ``maxSteps``: the rows are read first; the console double has no ``DescribeDatasetVersion``, so the
+    forecast is 0 (logged), the task is created and settles when it ends."""
+    cloud.trained_per_poll = PER_POLL
+    job_id = FineTune.V2.create_job(name="j", model="Fake-Base", config=cfg)["result"]["jobId"]
+    held = budget(tokens=20_000)
+    with caplog.at_level("INFO", logger="qfnb.usage"):
+        task_id = str(FineTune.V2.create_task(job_id=job_id, params_scale="LoRA", dataset_config=DATASETS,
+                                              hyper_params={"epoch": 3}, config=cfg)["result"]["taskId"])
+    assert "dataset ds-1's rows could not be read" in caplog.text
+    assert held.reserved_tokens == 0 and len(cloud.calls("CreateFineTuningTask")) == 1
+    _v2_read_until(cfg, task_id, "Done")
+    _settled(held, task_id, cloud.train_polls * PER_POLL, "cloud")
+
+
 # ---------------------------------------------------------------------------- v1, the local platform
 
 
@@ -117,14 +133,14 @@ def local(local_platform: ServedPlatform, tmp_path: Path, monkeypatch: pytest.Mo
     return local_platform.config()
 
 
-def _v1_job(local: Config, dataset_id: Any, steps: int) -> Callable[[], dict[str, Any]]:
+def _v1_job(local: Config, dataset_id: Any, steps: int | None, epoch: int = 1) -> Callable[[], dict[str, Any]]:
     """A v1 task and a run (job) in it; what reads the run's detail."""
     task_id = FineTune.create_task(name="t", base_train_type="Tiny-Chat", train_type="Tiny-Chat",
                                    config=local)["result"]["id"]
     job = FineTune.create_job({
         "taskId": task_id, "baseTrainType": "Tiny-Chat", "trainType": "Tiny-Chat", "trainMode": "SFT",
-        "peftType": "LoRA", "trainConfig": {"epoch": 1, "learningRate": 0.001, "batchSize": 2, "maxSeqLen": 128,
-                                            "maxSteps": steps},
+        "peftType": "LoRA", "trainConfig": {"epoch": epoch, "learningRate": 0.001, "batchSize": 2, "maxSeqLen": 128,
+                                            **({"maxSteps": steps} if steps else {})},
         "trainset": [{"type": 1, "id": dataset_id}], "trainsetRate": 20}, config=local)
     job_id = job["result"]["id"]
     return lambda: dict(FineTune.get_job(task_id, job_id, config=local)["result"])
@@ -176,3 +192,38 @@ def test_v1_runs_are_refused_past_the_budget_and_settled_once_done_or_stopped(lo
     assert [r.job for r in rows] == [f"fine-tune {done['id']}", f"fine-tune {ended['id']}"]
     assert rows[1].trained_tokens == int(ended["metrics"].get("trained_tokens") or 0)
     assert (held.spent_tokens, held.reserved_tokens) == (trained + rows[1].trained_tokens, 0)
+
+
+def test_a_run_without_max_steps_holds_its_datasets_rows_x_epochs_x_sequence_length(local: Config) -> None:
+    """v1 and v2 on the local platform: the create first reads its dataset's rows (8) from the platform;
+    8 x 3 epochs x 128 = 3,072 is refused by a 3,000-token budget, unsent; the v2 task that fits is held
+    so, and settles to what it trained."""
+    dataset_id = _dataset(local)
+    held = budget(tokens=3_000)
+    with pytest.raises(BudgetExceeded, match=r"forecast: 3,072 trained tokens on Tiny-Chat"):
+        _v1_job(local, dataset_id, steps=None, epoch=3)
+
+    version = Data.get_dataset_info(dataset_id, config=local)
+    version_id = version["result"]["versionInfo"]["bmlDatasetId"]
+    job_id = FineTune.V2.create_job(name="j", model="Tiny-Chat", config=local)["result"]["jobId"]
+
+    def create() -> str:
+        return str(FineTune.V2.create_task(
+            job_id=job_id, params_scale="LoRA", config=local,
+            hyper_params={"epoch": 3, "learningRate": 0.001, "batchSize": 2, "maxSeqLen": 128},
+            dataset_config={"sourceType": "Platform", "versions": [{"versionId": version_id}],
+                            "splitRatio": 20})["result"]["taskId"])
+
+    with pytest.raises(BudgetExceeded, match=rf"task of job {job_id} \(forecast: 3,072 trained tokens"):
+        create()
+    assert FineTune.V2.task_list(job_id=job_id, config=local)["result"]["taskList"] == []
+    held = budget(tokens=10_000)
+    task_id = create()
+    assert held.reserved_tokens == 3_072
+    deadline = time.monotonic() + 60
+    while (detail := FineTune.V2.task_detail(task_id=task_id, config=local)["result"])["runStatus"] != "Done":
+        assert detail["runStatus"] in ("Waiting", "Running") and time.monotonic() < deadline
+        time.sleep(0.05)
+    trained = int(detail["metrics"]["trained_tokens"])
+    assert 0 < trained <= 3_072
+    _settled(held, task_id, trained, "cloud")
