@@ -146,7 +146,7 @@ def settle_training(config: Config, run_id: str, *, base: str, tokens: int, seco
     key = run_key(config, run_id)
     hold = _HELD.pop(key, None)
     if hold is not None:
-        hold.budget.settle(hold.reservation, tokens, training_yuan(hold.base, tokens, config) or 0.0)
+        hold.budget.settle(hold.reservation, tokens, training_yuan(hold.base or base, tokens, config) or 0.0)
     row = UsageRow(api="fine-tune", model=model or base, platform="local" if config.embedded else "cloud",
                    trained_tokens=max(int(tokens), 0), latency_s=max(float(seconds), 0.0), job=f"fine-tune {run_id}")
     wrote = default_ledger().record_once(row, key)
