@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.training.data import Example
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import textmetrics
 from qfnb.protocol.console.degeneration import AnswersReport, judge_answers
-from qfnb.protocol.console.train_formats import Judged, Pair
+from qfnb.protocol.console.train_formats import Judged, Pair, PromptItem
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -50,18 +51,23 @@ def held_prompts(records: Sequence[Any], limit: int) -> list[HeldPrompt]:
     """Up to ``limit`` distinct held-out prompts of a mode's records: SFT examples (their answer the reference),
     DPO pairs (the preferred answer), KTO items (a good answer, when one is labelled so), RFT prompts (a
     ``reference`` field, when given). Plain text (PostPretrain) has no prompt: none."""
-    out: dict[tuple[tuple[tuple[str, str], ...]], HeldPrompt] = {}
+    out: dict[tuple[tuple[tuple[str, str], ...], ...], HeldPrompt] = {}
+    reference: str | None
     for r in records:
-        messages = getattr(r, "messages", None)
+        if isinstance(r, Pair):
+            messages, reference = r.messages, r.chosen
+        elif isinstance(r, Judged):
+            messages, reference = r.messages, (r.answer if r.desirable else None)
+        elif isinstance(r, Example):
+            messages, reference = r.messages, r.answer
+        elif isinstance(r, PromptItem):
+            value = r.extra.get("reference")
+            messages, reference = r.messages, (value if isinstance(value, str) and value.strip() else None)
+        else:  # plain text (PostPretrain): no prompt
+            continue
         if not messages:
             continue
-        if isinstance(r, Pair):
-            reference: str | None = r.chosen
-        elif isinstance(r, Judged):
-            reference = r.answer if r.desirable else None
-        else:
-            reference = getattr(r, "answer", None) or _field(r, "reference")
-        key = (tuple(tuple(sorted(m.items())) for m in messages),)
+        key = tuple(tuple(sorted(m.items())) for m in messages)
         known = out.get(key)
         if known is None:
             if len(out) >= limit:
@@ -70,12 +76,6 @@ def held_prompts(records: Sequence[Any], limit: int) -> list[HeldPrompt]:
         elif known.reference is None and reference is not None:
             out[key] = HeldPrompt(known.messages, reference)
     return list(out.values())
-
-
-def _field(record: Any, name: str) -> str | None:
-    extra = getattr(record, "extra", None) or getattr(record, "fields", None) or {}
-    value = extra.get(name) if isinstance(extra, dict) or hasattr(extra, "get") else None
-    return value if isinstance(value, str) and value.strip() else None
 
 
 class AnswerSet:

@@ -321,7 +321,7 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer
-    if forecast_tokens is not None and hasattr(trainer, "train_action"):
+    if forecast_tokens is not None and isinstance(trainer, LLMFinetune):
         trainer.train_action.forecast_tokens = forecast_tokens
     if show:
         dash.show()
