@@ -160,6 +160,11 @@ class PreferenceMode:
         self.stats = self.task.stats
         return out
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run should end now (``marginStop`` reached), else None."""
+        return None if self.task is None else self.task.stop_reason
+
     def tokens(self, row: Any) -> int:
         return int(row.tokens)
 
