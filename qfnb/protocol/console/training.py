@@ -97,11 +97,9 @@ RFT_DEFAULTS: dict[str, int | float] = {"groupSize": 4, "maxNewTokens": 48, "tem
 #: Chosen by measurement (``bench/preference_quality.py``, figures in ``docs/train-modes.md``): with nothing
 #: set, a run on a few dozen preference pairs adopts the preference without collapsing into a repeated marker.
 MODE_DEFAULTS: dict[str, dict[str, dict[str, int | float | bool]]] = {
-    "DPO": {"*": {"learningRate": 2e-4, "epoch": 1, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0,
-                  "marginStop": 0.0}},
-    "KTO": {"*": {"learningRate": 2e-4, "epoch": 1, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0,
-                  "marginStop": 0.0}},
-    "RFT": {"*": {"learningRate": 2e-4, "tieResamples": 2, "warmStartSteps": 4}},
+    "DPO": {"*": {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}},
+    "KTO": {"*": {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}},
+    "RFT": {"*": {"learningRate": 5e-4, "tieResamples": 2, "warmStartSteps": 4}},
     "PostPretrain": {"*": {"learningRate": 1e-3}},
 }
 
