@@ -263,8 +263,8 @@ def main() -> int:
                     out.append({"base": base, "lang": lang, "mode": mode, "base_read": base_read, "tuned": tuned,
                                 "answers": answers.texts, "verdict": verdict,
                                 **{k: v for k, v in run.items() if k != "adapter"}})
-    if args.json:
-        args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str), "utf-8")
+                    if args.json:  # after each run: a long sweep's figures so far are kept
+                        args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str), "utf-8")
     log.info("load average at end: %s", load_average())
     return 0
 
