@@ -42,7 +42,7 @@ from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
+from qfnb.protocol.console.training import LIMITS, defaults_for, hyper_problem
 from qfnb.protocol.platform.targets import JobTarget
 
 log = logging.getLogger("qfnb.local.domain.console")
@@ -108,12 +108,13 @@ def check_mode(value: Any, field: str = "trainMode") -> str:
         raise BodyError(field, str(exc).removeprefix(f"{field}: ")) from None
 
 
-def check_hyper(raw: Any, field: str, train_mode: str = "SFT") -> dict[str, Any]:
-    """Hyper-parameters with defaults filled in (a DPO or KTO run's ``beta`` and weights too); BodyError
-    naming the bad key."""
+def check_hyper(raw: Any, field: str, train_mode: str = "SFT", base: str | None = None) -> dict[str, Any]:
+    """Hyper-parameters with the ``train_mode`` run's defaults on ``base`` filled in
+    (:func:`qfnb.protocol.console.training.defaults_for`: a preference run's ``beta``, its measured learning
+    rate and anti-collapse terms...); BodyError naming the bad key."""
     if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
-    hyper: dict[str, Any] = {**DEFAULTS, **(PREFERENCE_DEFAULTS if train_mode in ("DPO", "KTO") else {})}
+    hyper: dict[str, Any] = dict(defaults_for(train_mode, base))
     for key, value in (raw or {}).items():
         problem = hyper_problem(key, value)  # None for a key with no limit: it is kept as given
         if problem is not None:

@@ -13,6 +13,19 @@ is computed once, the first time its row is drawn, and kept.
   z0))`` weighted by ``desirableWeight``, a bad one's ``1 - sigmoid(beta * (z0 - logratio))`` by
   ``undesirableWeight``.
 
+Against a collapse (a policy that drives the loss to 0 by making every answer the marker it learned to
+prefer; each measured in ``docs/train-modes.md``):
+
+- ``rpoAlpha`` (RPO, Pang et al. 2024, TRL's ``rpo_alpha``): the preferred answers' NLL (per token, the
+  batch's mean; KTO: the good answers') times ``rpoAlpha`` is added to the loss, so the preferred answer
+  itself stays likely;
+- ``lengthNormalize``: a log-ratio is the mean over the answer's tokens, not the sum (as SimPO's and IPO's
+  length-normalised rewards), so a long rejected answer does not dominate the margin;
+- ``maxRewardMargin``: a pair whose reward margin (KTO: an answer whose reward beyond ``z0``) is already
+  past the cap is no longer pushed (the margin is clamped, its gradient 0 there);
+- ``marginStop``: the run ends once the mean reward margin of the last training batches reaches it
+  (:attr:`PreferenceTask.stop_reason`, which the worker's loop reads).
+
 Held out (:class:`PreferenceScorer`): ``valid_preference_accuracy`` (DPO: the share of pairs whose preferred
 answer gets the higher implied reward; KTO: the share of answers whose implied reward ``beta * logratio`` has
 the sign of their label) and ``valid_reward_margin`` (DPO: the mean of ``r_c - r_r``; KTO: the mean reward
@@ -49,6 +62,11 @@ class PairRow:
     def tokens(self) -> int:
         return len(self.chosen[0]) + len(self.rejected[0])
 
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """The answer tokens of the preferred and the rejected answer."""
+        return answer_tokens(self.chosen), answer_tokens(self.rejected)
+
 
 @dataclass
 class JudgedRow:
@@ -61,6 +79,15 @@ class JudgedRow:
     @property
     def tokens(self) -> int:
         return len(self.row[0])
+
+    @property
+    def length(self) -> int:
+        return answer_tokens(self.row)
+
+
+def answer_tokens(row: Encoded) -> int:
+    """The labelled (answer) tokens of an encoded row, as :func:`sequence_logps` sums them."""
+    return max(1, sum(1 for x in row[1][1:] if x != data.IGNORE))
 
 
 def encode(tok: Any, records: Sequence[Record], max_seq_len: int) -> list[PairRow | JudgedRow]:
@@ -134,6 +161,8 @@ class PreferenceTask:
     pad_id: int
     kl: float = 0.0  # KTO's last reference point, for a batch of one
     stats: dict[str, float] = field(default_factory=dict)  # the last step's rewards, for the progress line
+    margins: list[float] = field(default_factory=list)  # each training step's mean reward margin
+    stop_reason: str | None = None  # set once ``marginStop`` is reached: the worker's loop ends the run
 
     def references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         """Fill in the rows' reference log-probabilities that are not known yet."""
@@ -182,21 +211,54 @@ class PreferenceTask:
 
     def loss(self, model: Any, ids: Tensor, mask: Tensor, labels: Tensor, ref: Tensor, extra: Tensor) -> Tensor:
         """The batch's DPO or KTO loss (``extra``: KTO's labels then its reference point)."""
-        logratio = sequence_logps(model, ids, mask, labels) - ref.to(ids.device)
-        loss, stats = (dpo_loss(logratio, self.hyper.beta) if self.mode == "DPO"
-                       else kto_loss(logratio, extra[:-1] > 0.5, float(extra[-1]), self.hyper))
+        logps = sequence_logps(model, ids, mask, labels)
+        loss, stats = objective(self.mode, logps, ref.to(ids.device), _lengths(labels), extra, self.hyper)
         self.stats = stats
+        self.margins.append(stats["reward_margin"])
+        stop = self.hyper.margin_stop
+        recent = self.margins[-2:]
+        if stop > 0 and self.stop_reason is None and len(recent) == 2 and sum(recent) / 2 >= stop:
+            self.stop_reason = (f"the reward margin of the last two batches ({sum(recent) / 2:.3g}) reached "
+                                f"marginStop={stop:g} at step {len(self.margins)}")
         return loss
 
 
-def dpo_loss(logratio: Tensor, beta: float) -> tuple[Tensor, dict[str, float]]:
+def _lengths(labels: Tensor) -> Tensor:
+    """Each row's labelled (answer) tokens, as :func:`sequence_logps` counts them."""
+    return (labels[:, 1:] != data.IGNORE).sum(1).clamp(min=1)
+
+
+def objective(mode: str, logps: Tensor, ref: Tensor, lengths: Tensor, extra: Tensor,
+              hyper: Hyper) -> tuple[Tensor, dict[str, float]]:
+    """The DPO or KTO loss of a batch from its answers' log-probabilities (``logps``: DPO's preferred answers,
+    then the rejected ones), the reference's (``ref``) and the answers' token counts, with the anti-collapse
+    terms ``hyper`` sets (``lengthNormalize``, ``maxRewardMargin``, ``rpoAlpha``)."""
+    logratio = logps - ref
+    if hyper.length_normalize:
+        logratio = logratio / lengths
+    if mode == "DPO":
+        loss, stats = dpo_loss(logratio, hyper.beta, hyper.max_reward_margin)
+        preferred = slice(0, logps.shape[0] // 2)
+        nll = -(logps[preferred] / lengths[preferred]).mean()
+    else:
+        desirable = extra[:-1] > 0.5
+        loss, stats = kto_loss(logratio, desirable, float(extra[-1]), hyper)
+        nll = -(logps[desirable] / lengths[desirable]).mean() if bool(desirable.any()) else logps.sum() * 0
+    stats["chosen_nll"] = float(nll.detach())
+    if hyper.rpo_alpha > 0:
+        loss = loss + hyper.rpo_alpha * nll
+    return loss, stats
+
+
+def dpo_loss(logratio: Tensor, beta: float, max_margin: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """DPO's sigmoid loss on ``logratio`` (the chosen answers' log-ratios, then the rejected ones'), and
-    the batch's reward accuracy and margin."""
+    the batch's reward accuracy and margin; a margin beyond ``max_margin`` (when above 0) counts as that cap."""
     import torch
 
     n = logratio.shape[0] // 2
     margin = beta * (logratio[:n] - logratio[n:])
-    loss = -torch.nn.functional.logsigmoid(margin).mean()
+    capped = margin.clamp(max=max_margin) if max_margin > 0 else margin
+    loss = -torch.nn.functional.logsigmoid(capped).mean()
     seen = margin.detach()
     return loss, {"reward_accuracy": float((seen > 0).float().mean()), "reward_margin": float(seen.mean())}
 
@@ -205,8 +267,12 @@ def kto_loss(logratio: Tensor, desirable: Tensor, kl: float, hyper: Hyper) -> tu
     """KTO's loss on the items' log-ratios, with reference point ``kl``."""
     import torch
 
-    good = hyper.desirable_weight * (1 - torch.sigmoid(hyper.beta * (logratio - kl)))
-    bad = hyper.undesirable_weight * (1 - torch.sigmoid(hyper.beta * (kl - logratio)))
+    good_reward, bad_reward = hyper.beta * (logratio - kl), hyper.beta * (kl - logratio)
+    if hyper.max_reward_margin > 0:
+        good_reward, bad_reward = good_reward.clamp(max=hyper.max_reward_margin), bad_reward.clamp(
+            max=hyper.max_reward_margin)
+    good = hyper.desirable_weight * (1 - torch.sigmoid(good_reward))
+    bad = hyper.undesirable_weight * (1 - torch.sigmoid(bad_reward))
     loss = torch.where(desirable, good, bad).mean()
     return loss, {"kl": round(kl, 6), **_kto_scores(hyper.beta * logratio.detach(), desirable)}
 
@@ -259,13 +325,16 @@ class PreferenceScorer:
                     pairs = [r for r in self.rows if isinstance(r, PairRow)]
                     logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.task.pad_id)
                     ref = [p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref]
-                    loss, stats = dpo_loss(torch.tensor(logps) - torch.tensor(ref), self.task.hyper.beta)
+                    lengths = [p.lengths[0] for p in pairs] + [p.lengths[1] for p in pairs]
+                    extra = torch.zeros(1)
                 else:
                     items = [r for r in self.rows if isinstance(r, JudgedRow)]
-                    logratio = (torch.tensor(_logps(model, [j.row for j in items], self.task.pad_id))
-                                - torch.tensor([j.ref for j in items if j.ref is not None]))
-                    loss, stats = kto_loss(logratio, torch.tensor([j.desirable for j in items]),
-                                           self.task.kl, self.task.hyper)
+                    logps = _logps(model, [j.row for j in items], self.task.pad_id)
+                    ref = [j.ref for j in items if j.ref is not None]
+                    lengths = [j.length for j in items]
+                    extra = torch.tensor([1.0 if j.desirable else 0.0 for j in items] + [self.task.kl])
+                loss, stats = objective(self.task.mode, torch.tensor(logps), torch.tensor(ref),
+                                        torch.tensor(lengths), extra, self.task.hyper)
         finally:
             if was_training:
                 model.train()

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "LIMITS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit",
-           "hyper_problem"]
+__all__ = ["DEFAULTS", "FLAGS", "LIMITS", "MODE_DEFAULTS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS",
+           "TRAINED_TOKEN_KEYS", "Limit", "defaults_for", "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
 #: client's ledger row and the platform's /metrics read the same keys
@@ -57,13 +57,27 @@ LIMITS: dict[str, Limit] = {
     "beta": Limit(float, 0.0, 100.0, lo_open=True),
     "desirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
     "undesirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
+    # against a collapsing preference run (qfnb.local.training.preference): the weight of the preferred
+    # answers' NLL added to the loss (RPO's alpha), a cap on the reward margin a pair (DPO) or an answer (KTO)
+    # is still pushed beyond (0: none), the training batches' mean reward margin that ends the run (0: never)
+    "rpoAlpha": Limit(float, 0.0, 100.0),
+    "maxRewardMargin": Limit(float, 0.0, 1000.0),
+    "marginStop": Limit(float, 0.0, 1000.0),
     # reinforcement fine-tuning (RFT, qfnb.local.training.rft): completions sampled per prompt, their
     # most new tokens, the sampling temperature, the weight of the KL penalty to the base
     "groupSize": Limit(int, 2, 64),
     "maxNewTokens": Limit(int, 1, 4096),
     "temperature": Limit(float, 0.0, 2.0, lo_open=True),
     "klCoef": Limit(float, 0.0, 10.0),
+    # RFT against a reward the base rarely earns: more groups of answers drawn for a prompt whose answers all
+    # scored the same (at most this many), SFT steps on the data's preferred answers before the first GRPO step
+    "tieResamples": Limit(int, 0, 16),
+    "warmStartSteps": Limit(int, 0, 1000),
 }
+
+#: hyperparameters that are true or false (their check: :func:`hyper_problem`); ``lengthNormalize``: DPO and
+#: KTO compare each answer's log-ratio per token, not summed (a long answer no longer outweighs a short one)
+FLAGS = frozenset({"lengthNormalize"})
 
 
 #: what a run gets for a hyperparameter its request leaves out (the console fills these in)
@@ -78,8 +92,38 @@ PREFERENCE_DEFAULTS: dict[str, float] = {"beta": 0.1, "desirableWeight": 1.0, "u
 RFT_DEFAULTS: dict[str, int | float] = {"groupSize": 4, "maxNewTokens": 48, "temperature": 1.0, "klCoef": 0.04}
 
 
+#: a mode's defaults where they differ from :data:`DEFAULTS` (and the preference and RFT tables), per base:
+#: ``"*"`` for every base, then a base's own (the lower-cased start of its name, e.g. ``"gemma-3-270m"``).
+#: Chosen by measurement (``bench/preference_quality.py``, figures in ``docs/train-modes.md``): with nothing
+#: set, a run on a few dozen preference pairs adopts the preference without collapsing into a repeated marker.
+MODE_DEFAULTS: dict[str, dict[str, dict[str, int | float | bool]]] = {
+    "DPO": {"*": {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}},
+    "KTO": {"*": {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}},
+    "RFT": {"*": {"learningRate": 5e-4, "tieResamples": 2, "warmStartSteps": 4}},
+    "PostPretrain": {"*": {"learningRate": 1e-3}},
+}
+
+
+def defaults_for(mode: str = "SFT", base: str | None = None) -> dict[str, int | float | bool]:
+    """What a ``mode`` run on ``base`` gets for each hyperparameter its request leaves out."""
+    out: dict[str, int | float | bool] = dict(DEFAULTS)
+    if mode in ("DPO", "KTO"):
+        out.update({k: v for k, v in PREFERENCE_DEFAULTS.items() if mode == "KTO" or not k.endswith("irableWeight")})
+    if mode == "RFT":
+        out.update(RFT_DEFAULTS)
+    table = MODE_DEFAULTS.get(mode, {})
+    out.update(table.get("*", {}))
+    name = (base or "").lower()
+    for prefix, values in table.items():
+        if prefix != "*" and name.startswith(prefix):
+            out.update(values)
+    return out
+
+
 def hyper_problem(name: str, value: Any) -> str | None:
     """Why ``value`` is not acceptable for hyperparameter ``name`` (None: fine or not limited)."""
+    if name in FLAGS:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
     limit = LIMITS.get(name)
     if limit is None:
         return None

@@ -63,7 +63,7 @@ def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
             raise BodyError(f"trainset[{i}].id", "is required")
         refs.append((f"trainset[{i}].id", item["id"]))
     mode = c.check_mode(body.get("trainMode") or container.get("trainMode"))  # v1: the job (run) names it
-    hyper = c.check_hyper(body.get("trainConfig"), "trainConfig", mode)
+    hyper = c.check_hyper(body.get("trainConfig"), "trainConfig", mode, container.get("model"))
     run = c.create_run(p, container, hyper, refs, {"peftType": body.get("peftType") or "LoRA"},
                        split=("trainsetRate", body.get("trainsetRate")), hyper_field="trainConfig",
                        train_mode=mode)

@@ -26,7 +26,7 @@ from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
 from qfnb.protocol.console.train_formats import MODES
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS
+from qfnb.protocol.console.training import FLAGS, LIMITS, defaults_for
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
@@ -110,7 +110,8 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         if ref is None:
             raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
         refs.append((f"datasetConfig.versions[{i}]", ref))
-    hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig", job.get("trainMode", "SFT"))
+    hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig", job.get("trainMode", "SFT"),
+                          job.get("model"))
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
     where = _cluster_target(body.get("target"))  # qfnb's own field: a cluster trains the run
     workers = _workers(body.get("rayTrainWorkers"), where)  # qfnb's own field: its Ray Train workers
@@ -155,10 +156,10 @@ def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     """DescribeFineTuningSupportModels: each entry in the platform's vocabulary (``modelType`` text2text, each
     hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
     def configs(mode: str) -> list[dict[str, Any]]:
-        defaults = {**DEFAULTS, **(PREFERENCE_DEFAULTS if mode in ("DPO", "KTO") else {})}
-        if mode == "DPO":
-            defaults = {k: v for k, v in defaults.items() if not k.endswith("irableWeight")}  # KTO's only
-        return [{"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
+        defaults = defaults_for(mode)
+        return [{"key": k, "name": _words(k), "description": f"{_words(k)}, true or false", "type": "bool",
+                 "checkType": "choice", "checkValue": [True, False], "default": v} if k in FLAGS else
+                {"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
                  "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
                  "default": v} for k, v in defaults.items()]
 
