@@ -146,10 +146,10 @@ class ConsoleCloud:
             out["errorMessage"] = self.fail_training
         if task["runStatus"] == "Done":
             out["metrics"] = {"loss": 0.5}
-        if self.trained_per_poll and task["runStatus"] in ("Done", "Failed", "Stopped"):  # a run that ended trained
-            out["metrics"] = {**(out.get("metrics") or {}), "trained_tokens": task["polls"] * self.trained_per_poll}
             if task["saved"]:
                 out["checkpointList"] = task["saved"]
+        if self.trained_per_poll and task["runStatus"] in ("Done", "Failed", "Stopped"):  # a run that ended trained
+            out["metrics"] = {**(out.get("metrics") or {}), "trained_tokens": task["polls"] * self.trained_per_poll}
         return self._v2(req, out)
 
     def _checkpoints(self, body: dict[str, Any]) -> list[dict[str, Any]]:

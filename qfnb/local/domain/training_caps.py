@@ -19,19 +19,11 @@ from typing import Any
 
 from qfnb.local.domain.values import BodyError
 from qfnb.local.settings import Settings
-from qfnb.protocol.console.training import DEFAULTS, LIMITS
-from qfnb.protocol.limits import LOCAL_CONTEXT_TOKENS
+from qfnb.protocol.console.training import DEFAULTS, LIMITS, LOCAL_CAPS
 
 __all__ = ["IGNORED", "KNOWN", "LOCAL_CAPS", "MAX_STEP_TOKENS", "adapter_bytes", "check_caps", "check_disk",
            "check_known", "check_steps", "free_bytes", "reads_only_known"]
 
-#: the most one run may ask here (2 CPU cores, one local disk); the protocol's ranges are the cloud's
-LOCAL_CAPS: dict[str, int] = {
-    "maxSteps": 20_000,  # a tiny base's step takes ~0.2 s here: a day's training
-    "loraRank": 64,  # rank 1024 made a 927 MiB adapter of the platform's base
-    "checkpoints": 20,
-    "maxSeqLen": LOCAL_CONTEXT_TOKENS,  # the served models' context
-}
 #: tokens of one step (``batchSize`` x ``maxSeqLen``): the activations the CPU holds at once
 MAX_STEP_TOKENS = 65_536
 #: the cloud's hyperparameters accepted and left aside here (the worker targets every projection with LoRA)

@@ -53,7 +53,7 @@ class LabelItem:
 
 
 @dataclass(frozen=True)
-class Choice:
+class LabelChoice:
     """A label button: its text and the label it records."""
 
     text: str
@@ -144,17 +144,18 @@ class LabelSession:
         first = int(hashlib.sha256(f"{self.key}:{item.index}".encode()).hexdigest(), 16) % 2
         return first, 1 - first
 
-    def choices(self, item: LabelItem) -> list[Choice]:
+    def choices(self, item: LabelItem) -> list[LabelChoice]:
         """The buttons: one model, each score of the judge's scale; a pair, answer 1 / tie / answer 2
         (recorded as +1 when ``a`` is better, −1 when ``b`` is)."""
         if not self.paired:
             lo, hi = self.scale
             steps = [lo + k for k in range(int(hi - lo) + 1)] if float(hi - lo).is_integer() and hi - lo <= 10 \
                 else [lo, (lo + hi) / 2, hi]
-            return [Choice(f"{v:g}", float(v)) for v in steps]
+            return [LabelChoice(f"{v:g}", float(v)) for v in steps]
         first, _ = self.order(item)
         sign = 1.0 if first == 0 else -1.0  # answer 1 is a's: "answer 1 is better" is +1
-        return [Choice("answer 1 is better", sign), Choice("tie", 0.0), Choice("answer 2 is better", -sign)]
+        return [LabelChoice("answer 1 is better", sign), LabelChoice("tie", 0.0),
+                LabelChoice("answer 2 is better", -sign)]
 
     def label(self, item: LabelItem, value: float) -> None:
         """Record the person's label of ``item`` and save the queue (a restarted kernel continues)."""

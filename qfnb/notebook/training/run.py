@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from IPython.core.error import UsageError
 
@@ -173,6 +173,13 @@ class Finetune(Trained, Protocol):
 TrainerFactory = Callable[[TrainSpec, Any], Finetune]
 
 
+@runtime_checkable
+class HoldsForecast(Protocol):
+    """A trainer whose training step holds a forecast against the budget (``LLMFinetune``'s ``train_action``)."""
+
+    train_action: Any
+
+
 def default_trainer(spec: TrainSpec, event_handler: Any) -> LLMFinetune:
     """The real trainer: ``LLMFinetune`` on a :class:`qfnb.dataset.Dataset`."""
     from qfnb.dataset import Dataset  # deferred: loads pandas (`%load_ext qfnb` does not)
@@ -321,7 +328,7 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer
-    if forecast_tokens is not None and isinstance(trainer, LLMFinetune):
+    if forecast_tokens is not None and isinstance(trainer, HoldsForecast):
         trainer.train_action.forecast_tokens = forecast_tokens
     if show:
         dash.show()

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "FLAGS", "LIMITS", "MODE_DEFAULTS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS",
+from qfnb.protocol.limits import LOCAL_CONTEXT_TOKENS
+
+__all__ = ["DEFAULTS", "FLAGS", "LIMITS", "LOCAL_CAPS", "MODE_DEFAULTS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS",
            "TRAINED_TOKEN_KEYS", "Limit", "defaults_for", "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
@@ -79,6 +81,14 @@ LIMITS: dict[str, Limit] = {
 #: KTO compare each answer's log-ratio per token, not summed (a long answer no longer outweighs a short one)
 FLAGS = frozenset({"lengthNormalize"})
 
+
+#: the most one run may ask on the local platform (2 CPU cores, one local disk); :data:`LIMITS` are the cloud's
+LOCAL_CAPS: dict[str, int] = {
+    "maxSteps": 20_000,  # a tiny base's step takes ~0.2 s here: a day's training
+    "loraRank": 64,  # rank 1024 made a 927 MiB adapter of the platform's base
+    "checkpoints": 20,
+    "maxSeqLen": LOCAL_CONTEXT_TOKENS,  # the served models' context
+}
 
 #: what a run gets for a hyperparameter its request leaves out (the console fills these in)
 DEFAULTS: dict[str, int | float] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
