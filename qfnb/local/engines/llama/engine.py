@@ -189,9 +189,9 @@ class LlamaEngine:
         return out
 
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
-        """:meth:`.api.Engine.answer_logprob`: the turns rendered by the model's template, then each
-        of the answer's tokens scored teacher-forced (:meth:`token_logprobs`), and the end of the turn
-        after it (the model's first stop string, Gemma's ``<end_of_turn>``; else its end-of-sequence token,
+        """:meth:`.api.Engine.answer_logprob`: the turns rendered by the model's template, then each of the
+        answer's tokens scored teacher-forced (:meth:`answer_token_logprobs`: in one call), and the end of the
+        turn after it (the model's first stop string, Gemma's ``<end_of_turn>``; else its end-of-sequence token,
         Qwen's ``<|im_end|>``): the answer as the whole reply, as training labels it. Without it an answer
         that is the start of another ("Paris." and "Paris. Aye!") could never be the likelier one, whatever
         the model learnt."""
