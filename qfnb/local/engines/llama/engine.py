@@ -232,9 +232,10 @@ class LlamaEngine:
             url = prompts.engine_root(target.base_url) + "/completion"
             async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
                 body = {"prompt": ids[:start], "n_predict": len(wanted), "temperature": 0.0, "n_probs": 1,
-                        "post_sampling_probs": False, "grammar": token_grammar(wanted[:-1]),
-                        "logit_bias": [[wanted[-1], FORCE_BIAS]],
+                        "post_sampling_probs": False, "logit_bias": [[wanted[-1], FORCE_BIAS]],
                         "return_tokens": True, "cache_prompt": not exact, "id_slot": slot, **(target.extra or {})}
+                if len(wanted) > 1:  # an empty answer: its end token alone, forced by the bias
+                    body["grammar"] = token_grammar(wanted[:-1])
                 if exact:
                     body["seed"] = SCORING_SEED
                 reply = await transport.post_json(self.name, target, url, body)

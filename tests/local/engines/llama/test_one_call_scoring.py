@@ -34,7 +34,7 @@ def _engine(monkeypatch: pytest.MonkeyPatch,
         assert request.url.path == "/completion"
         body = json.loads(request.content)
         sent.append(body)
-        if "grammar" in body:
+        if "return_tokens" in body:
             return httpx.Response(200, json=one_call(body))
         token = body["logit_bias"][0][0]
         return httpx.Response(200, json={"completion_probabilities": [
@@ -65,6 +65,10 @@ def test_an_answer_is_scored_in_one_call_under_a_grammar_of_its_token_ids(monkey
     assert body["temperature"] == 0.0 and body["return_tokens"] is True and body["cache_prompt"] is True
     assert body["lora"] == LORA["lora"] and body["id_slot"] in range(4)  # the model's adapter, on a slot of its gate
     assert "seed" not in body
+    sent.clear()
+    chat, sent = _engine(monkeypatch, _generated([END], [-4.0]))
+    assert asyncio.run(chat.answer_token_logprobs([*PROMPT, END], len(PROMPT))) == [-4.0]  # an empty answer
+    assert "grammar" not in sent[0] and sent[0]["logit_bias"] == [[END, FORCE_BIAS]] and sent[0]["n_predict"] == 1
 
 
 @pytest.mark.parametrize("reply", [
@@ -81,7 +85,7 @@ def test_a_reply_that_is_not_the_answers_tokens_falls_back_to_a_token_at_a_time(
     sent.clear()
     # the teacher-forced numbers: each token forced alone after the tokens before it
     assert asyncio.run(chat.answer_token_logprobs(TOKENS, len(PROMPT))) == [-0.75, -1.0, -1.25]
-    assert len(sent) == 4 and "grammar" in sent[0]
+    assert len(sent) == 4 and "grammar" in sent[0] and all("grammar" not in b for b in sent[1:])
     assert [b["logit_bias"] for b in sent[1:]] == [[[t, FORCE_BIAS]] for t in (*ANSWER, END)]
 
 
