@@ -95,8 +95,13 @@ def untwinned(package: Path) -> list[str]:
     return out
 
 
+def mode_tests(package: Path) -> int:
+    """The lines outside :data:`MODE_TABLE` that compare a value with a train mode's name."""
+    return sum(1 for path in package.rglob("*.py") if str(path.relative_to(package.parent)) != MODE_TABLE
+               for line in path.read_text(encoding="utf-8").splitlines() if _MODE_TEST.search(line.split("#")[0]))
+
+
 def measure(package: Path, duplicates: bool = True) -> dict[str, object]:
-    mode_tests = 0
     tops = collections.Counter(str(p.parent.relative_to(package.parent)) for p in package.rglob("*.py")
                                if p.name != "__init__.py")
     lines = modules = any_returns = ignores = local_probes = notebook_probes = all_lines = 0
@@ -113,8 +118,6 @@ def measure(package: Path, duplicates: bool = True) -> dict[str, object]:
             local_probes += probes(text)
         if rel.startswith("qfnb/notebook/"):
             notebook_probes += probes(text)
-        if rel != MODE_TABLE:
-            mode_tests += sum(1 for line in text.splitlines() if _MODE_TEST.search(line.split("#")[0]))
         for name in classes(text):
             if not name.startswith("_"):
                 defined[name].add(rel)
@@ -137,7 +140,7 @@ def measure(package: Path, duplicates: bool = True) -> dict[str, object]:
             "classes defined more than once": len(twice),
             "most modules at one top": max(tops.values()),
             f"tops over {TOP} modules": sum(n > TOP for n in tops.values()),
-            "mode-name tests": mode_tests, "folders with no test twin": len(bare := untwinned(package)),
+            "mode-name tests": mode_tests(package), "folders with no test twin": len(bare := untwinned(package)),
             **{f"hand-written lines: {room}/": n for room, n in room_lines.items()}, "_long": long, "_twice": twice,
             "_tops": [f"{top} ({n})" for top, n in tops.most_common() if n > TOP], "_bare": bare}
 
