@@ -34,12 +34,12 @@ from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.protocol.console import checkpoints as ckpt
-from qfnb.protocol.console import train_formats
+from qfnb.protocol.console import train_formats, train_modes
 from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, hyper_problem
+from qfnb.protocol.console.train_ask import TrainAsk, TrainData
+from qfnb.protocol.console.train_modes import TrainMode
 from qfnb.protocol.platform.files import jsonl
-from qfnb.protocol.platform.targets import JobTarget
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -82,7 +82,7 @@ def resolve_base(platform: Platform, name: Any, field: str) -> str:
                     "(or map the name with QFNB_MODEL_ALIASES)")
 
 
-def create_container(platform: Platform, *, name: Any, base_model: Any, base_field: str, train_mode: str = "SFT",
+def create_container(platform: Platform, *, name: Any, base_model: Any, base_field: str, train_mode: str | None = None,
                      description: str = "", parameter_scale: str = "LoRA",
                      base_optional: bool = False) -> dict[str, Any]:
     """A fine-tune container; with ``base_optional`` (v1 ``create_task(name, description)``,
@@ -99,23 +99,32 @@ def check_mode(value: Any, field: str = "trainMode") -> str:
     """The train mode ``value`` names (:data:`qfnb.protocol.console.train_formats.MODES`); BodyError
     naming ``field``."""
     try:
-        return train_formats.train_mode(value or "SFT", field)
+        return train_formats.train_mode(value or None, field)
     except ValueError as exc:
         raise BodyError(field, str(exc).removeprefix(f"{field}: ")) from None
 
 
-def check_hyper(raw: Any, field: str, train_mode: str = "SFT") -> dict[str, Any]:
-    """Hyper-parameters with defaults filled in (a DPO or KTO run's ``beta`` and weights too); BodyError
-    naming the bad key."""
+def check_hyper(raw: Any, field: str, train_mode: str | None = None) -> dict[str, Any]:
+    """Hyper-parameters with the mode's defaults filled in (:func:`qfnb.protocol.console.train_modes.check_hyper`);
+    BodyError naming the bad key."""
     if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
-    hyper: dict[str, Any] = {**DEFAULTS, **(PREFERENCE_DEFAULTS if train_mode in ("DPO", "KTO") else {})}
-    for key, value in (raw or {}).items():
-        problem = hyper_problem(key, value)  # None for a key with no limit: it is kept as given
-        if problem is not None:
-            raise BodyError(f"{field}.{key}", problem)
-        hyper[key] = LIMITS[key].kind(value) if key in LIMITS else value
-    return hyper
+    try:
+        return train_modes.check_hyper(train_modes.mode_row(check_mode(train_mode)), raw, field)
+    except train_modes.AskError as exc:
+        raise BodyError(exc.field, exc.message) from None
+
+
+def train_ask(mode: Any, base: str, data: TrainData, hyper: Any, hyper_field: str, mode_field: str = "trainMode",
+              **rest: Any) -> TrainAsk:
+    """A door's request as the one :class:`~qfnb.protocol.console.train_ask.TrainAsk`; BodyError naming the
+    field (the mode's, a hyperparameter's) it cannot take."""
+    if not isinstance(hyper, dict | None):
+        raise BodyError(hyper_field, "must be an object")
+    try:
+        return TrainAsk.build(check_mode(mode, mode_field), base, data, hyper, hyper_field, mode_field, **rest)
+    except train_modes.AskError as exc:
+        raise BodyError(exc.field, exc.message) from None
 
 
 def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[str, str]]:
@@ -205,38 +214,29 @@ def continued_from(platform: Platform, task: Any, step: Any) -> Path | None:
         raise BodyError("incrementCheckpointStep", str(exc)) from None
 
 
-def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
-               refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
-               split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
-               init_adapter: Path | None = None, target: JobTarget | None = None,
-               ray_workers: int | None = None, train_mode: str | None = None,
-               eval_refs: list[tuple[str, Any]] | None = None, reward: Any = None) -> dict[str, Any]:
+def create_run(platform: Platform, container: dict[str, Any], ask: TrainAsk) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
-    run; ``split``: (its field, the percentage of rows held out for the evaluation loss), or
-    ``eval_refs``: the held-out rows' own files (OpenAI's ``validation_file``);
-    ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a cluster (checked
-    by the route) that trains it instead of a local worker; ``train_mode``:
-    the run's mode (default: the container's), its data checked in that mode's format before anything is
-    written; ``reward``: a RFT run's reward source (:func:`rft_reward`)."""
-    if not refs:
-        raise BodyError("trainset", "at least one dataset is required")
-    mode = check_mode(train_mode or container.get("trainMode"))
-    rl = rft_reward(reward, target) if mode == "RFT" else None
-    if mode != "SFT" and hyper.get("evalMetric") is not None:
-        raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode} run's checkpoints are scored "
-                        "by its own held-out measure")
+    run ``ask`` asks for in ``container``: its data checked in its mode's format before anything is written,
+    its rows held out by its split or read from its own held-out files, on a cluster when it names one."""
+    mode, hyper_field = ask.mode, ask.hyper_field
+    rl = rft_reward(ask.reward, ask.target) if mode.rewarded else None
+    if not mode.generation_metric and ask.hyper.get("evalMetric") is not None:
+        raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode.name} run's checkpoints are "
+                        "scored by its own held-out measure")
 
-    def rows_of(files: list[tuple[str, Any]]) -> list[Any]:
-        return (collect_rows(platform, files) if mode == "SFT"
-                else [train_formats.to_wire(r) for r in collect_records(platform, files, mode)])
+    def rows_of(files: tuple[tuple[str, Any], ...]) -> list[Any]:
+        return ([train_formats.to_wire(r) for r in collect_records(platform, list(files), mode.name)]
+                if mode.records else collect_rows(platform, list(files)))
 
-    rows = rows_of(refs)
-    seed = int(hyper.get("seed", 42))
-    held = set() if eval_refs else set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0]))
+    rows = rows_of(ask.data.train)
+    seed = int(ask.hyper.get("seed", 42))
+    split = ask.data.split
+    held = (set() if ask.data.held_out
+            else set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0])))
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
-    if eval_refs:
-        eval_rows = rows_of(eval_refs)
-    hyper = check_checkpoint_options(hyper, hyper_field, len(eval_rows))
+    if ask.data.held_out:
+        eval_rows = rows_of(ask.data.held_out)
+    hyper = check_checkpoint_options(dict(ask.hyper), hyper_field, len(eval_rows))
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
     # sized before anything is written: an added base's weights, or a built-in base's GGUF
@@ -249,45 +249,46 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
     job_dir.mkdir(parents=True, exist_ok=True)
     _write_rows(job_dir / "train.jsonl", rows, mode)
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode.name}
+    extra = dict(ask.extra)
     if rl is not None:
         spec["reward"] = rl.to_wire()
-        extra = {**(extra or {}), "rewardSource": "client" if rl.from_client else rl.describe()}
+        extra["rewardSource"] = "client" if rl.from_client else rl.describe()
     if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
         _write_rows(job_dir / "eval.jsonl", eval_rows, mode)
         spec["eval_file"] = str(job_dir / "eval.jsonl")
-    spec.update(_where_from(model_path, init_adapter, target, ray_workers))
+    spec.update(_where_from(model_path, ask.init_adapter, ask.target, ask.ray_workers))
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
-                                         "lossCurve": [], "evalRows": len(eval_rows), "trainMode": mode,
+                                         "lossCurve": [], "evalRows": len(eval_rows), "trainMode": mode.name,
                                          **({"evalLossCurve": []} if eval_rows else {}),
-                                         **({"target": str(target)} if target else {}), **(extra or {})}, sid=sid)
+                                         **({"target": ask.target} if ask.target else {}), **extra}, sid=sid)
     platform.supervisor.submit(run["id"])
     log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], len(rows), len(eval_rows),
              container["model"])
     return get(platform, "runs", run["id"], "taskId")
 
 
-def _where_from(model_path: Path | None, init_adapter: Path | None, target: JobTarget | None,
+def _where_from(model_path: Path | None, init_adapter: str | None, target: str | None,
                 ray_workers: int | None) -> dict[str, Any]:
     """A spec's optional starting points: an added base's weights, the adapter it continues, its cluster."""
     return {**({"base_model_path": str(model_path)} if model_path is not None else {}),
-            **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
-            **({"target": str(target), "ray_workers": ray_workers or 1} if target else {})}
+            **({"init_adapter": init_adapter} if init_adapter is not None else {}),
+            **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
+def _write_rows(path: Path, rows: list[dict[str, Any]], mode: TrainMode) -> None:
     """SFT's prompt/response pairs (a ``system`` prompt kept), or another mode's records (already in
     their canonical form)."""
-    lines = rows if mode != "SFT" else ({"prompt": row["prompt"], "response": row["response"],
+    lines = rows if mode.records else ({"prompt": row["prompt"], "response": row["response"],
                                          **({"system": row["system"]} if row.get("system") else {})}
                                         for row in rows)
     path.write_text(jsonl(lines), encoding="utf-8")
 
 
-def rft_reward(raw: Any, target: JobTarget | None) -> RewardSpec:
+def rft_reward(raw: Any, target: str | None) -> RewardSpec:
     """A RFT run's reward source, checked: ``{"source": "client"}`` (the default: the user's function,
     in the user's process) or a declarative grader; BodyError naming ``reward``."""
     if target:

@@ -20,6 +20,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.console.train_ask import TrainData
 from qfnb.protocol.console.training import DEFAULTS
 from qfnb.protocol.platform.files import jsonl
 from qfnb.protocol.wires.fine_tune_files import (
@@ -242,10 +243,10 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
-    reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's grader, scored by its worker
-    run = c.create_run(platform, container, hyper, refs[:1], {"trainMode": MODES[kind], "peftType": "LoRA",
-                                                              "openai": info},
-                       eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
+    ask = c.train_ask(MODES[kind], base, TrainData(tuple(refs[:1]), held_out=tuple(refs[1:])), hyper,
+                      "hyperparameters", "method.type", reward=grader,  # a RFT run's grader, scored by its worker
+                      extra={"trainMode": MODES[kind], "peftType": "LoRA", "openai": info})
+    run = c.create_run(platform, container, ask)
     name = f"ft:{base}:local:{suffix}:{run['sid'][len(RUN_PREFIX):]}"
     run = platform.store.update("runs", run["id"], openai={**info, "fine_tuned_model": name})
     log.info("fine-tuning job %s queued (%s, base %s)", job_id(run), kind, base)

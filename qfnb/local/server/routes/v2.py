@@ -25,8 +25,9 @@ from qfnb.local.server.routes import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
-from qfnb.protocol.console.train_formats import MODES
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS
+from qfnb.protocol.console.train_ask import TrainData
+from qfnb.protocol.console.train_modes import MODE_TABLE, TrainMode
+from qfnb.protocol.console.training import LIMITS
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
@@ -110,18 +111,19 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         if ref is None:
             raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
         refs.append((f"datasetConfig.versions[{i}]", ref))
-    hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig", job.get("trainMode", "SFT"))
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
     where = _cluster_target(body.get("target"))  # qfnb's own field: a cluster trains the run
     workers = _workers(body.get("rayTrainWorkers"), where)  # qfnb's own field: its Ray Train workers
+    ask = c.train_ask(job.get("trainMode"), job["model"],
+                      TrainData(tuple(refs), split=("datasetConfig.splitRatio", conf.get("splitRatio"))),
+                      body.get("hyperParameterConfig"), "hyperParameterConfig", reward=body.get("reward"),
+                      init_adapter=None if init is None else str(init), target=None if where is None else str(where),
+                      ray_workers=workers, extra={"parameterScale": body.get("parameterScale") or "LoRA",
+                                                  "incrementTaskId": body.get("incrementTaskId"),
+                                                  "incrementCheckpointStep": body.get("incrementCheckpointStep")})
     if where is not None:
         _check_cluster(where)
-    run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA",
-                                             "incrementTaskId": body.get("incrementTaskId"),
-                                             "incrementCheckpointStep": body.get("incrementCheckpointStep")},
-                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init,
-                       target=where,
-                       ray_workers=workers, reward=body.get("reward"))
+    run = c.create_run(p, job, ask)
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 
@@ -154,18 +156,16 @@ def delete_task(p: Platform, body: dict[str, Any]) -> bool:
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     """DescribeFineTuningSupportModels: each entry in the platform's vocabulary (``modelType`` text2text, each
     hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
-    def configs(mode: str) -> list[dict[str, Any]]:
-        defaults = {**DEFAULTS, **(PREFERENCE_DEFAULTS if mode in ("DPO", "KTO") else {})}
-        if mode == "DPO":
-            defaults = {k: v for k, v in defaults.items() if not k.endswith("irableWeight")}  # KTO's only
+    def configs(mode: TrainMode) -> list[dict[str, Any]]:
+        defaults = mode.defaults()
         return [{"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
                  "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
                  "default": v} for k, v in defaults.items()]
 
-    # RFT needs a reward from the client (qfnb.local.training.rft): not a mode this listing can offer alone
-    modes = [m for m in MODES if m != "RFT"]
+    # a rewarded mode needs a reward from the client (qfnb.local.training.rft): not one this listing can offer alone
+    modes = [m for m in MODE_TABLE.values() if not m.rewarded]
     return [{"model": m.name, "modelType": "text2text", "supportTrainMode": [{
-        "trainMode": mode, "supportParameterScale": [{
+        "trainMode": mode.name, "supportParameterScale": [{
             "parameterScale": "LoRA", "supportHyperParameterConfig": configs(mode)}]} for mode in modes]}
         for m in c.trainable_models(p)]
 
