@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -126,43 +127,91 @@ def _mismatched(rows: Sequence[Encoded]) -> list[Encoded]:
 
 
 @dataclass
-class PreferenceTask:
-    """DPO or KTO training: each step's batch (with its reference log-probabilities) and loss."""
+class PreferenceTask(ABC):
+    """What DPO and KTO share: the rows' reference log-probabilities (the adapter off, once per row), the
+    step's loss on the policy's log-ratios and its held-out score. :class:`DPOTask` and :class:`KTOTask`
+    each say how their rows become tensors and what their objective is."""
 
-    mode: str
     hyper: Hyper
     pad_id: int
-    kl: float = 0.0  # KTO's last reference point, for a batch of one
     stats: dict[str, float] = field(default_factory=dict)  # the last step's rewards, for the progress line
 
     def references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         """Fill in the rows' reference log-probabilities that are not known yet."""
         todo = [r for r in rows if r.ref is None]
-        if not todo:
-            return
-        with _reference(model), _autocast():
-            if self.mode == "DPO":
-                pairs = [r for r in todo if isinstance(r, PairRow)]
-                logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
-                for i, p in enumerate(pairs):
-                    p.ref = (float(logps[i]), float(logps[len(pairs) + i]))
-            else:
-                items = [r for r in todo if isinstance(r, JudgedRow)]
-                logps = _logps(model, [j.row for j in items], self.pad_id)
-                for i, j in enumerate(items):
-                    j.ref = float(logps[i])
+        if todo:
+            with _reference(model), _autocast():
+                self._fill_references(model, todo)
+
+    @abstractmethod
+    def _fill_references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        """Compute the reference log-probabilities of ``rows`` (inside the reference's context)."""
+
+    @abstractmethod
+    def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
+        """The tensors of one step: ``(ids, mask, labels, reference log-probs, the objective's extra)``."""
+
+    @abstractmethod
+    def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The loss on the policy's log-ratios (``extra``: what :meth:`batch` put beside them) and its stats."""
+
+    @abstractmethod
+    def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
+        """The objective on held-out rows (their references known), no gradient."""
+
+    def loss(self, model: Any, ids: Tensor, mask: Tensor, labels: Tensor, ref: Tensor, extra: Tensor) -> Tensor:
+        """The batch's loss."""
+        logratio = sequence_logps(model, ids, mask, labels) - ref.to(ids.device)
+        loss, self.stats = self.objective(logratio, extra)
+        return loss
+
+
+class DPOTask(PreferenceTask):
+    """DPO: a pair's chosen and rejected answers, in one batch (the chosen ones first)."""
+
+    def _fill_references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        pairs = _pairs(rows)
+        logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+        for i, p in enumerate(pairs):
+            p.ref = (float(logps[i]), float(logps[len(pairs) + i]))
 
     def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
-        """The tensors of one step: ``(ids, mask, labels, reference log-probs, labels/KL)``."""
         import torch
 
         self.references(model, rows)
-        if self.mode == "DPO":
-            pairs = [r for r in rows if isinstance(r, PairRow)]
-            ids, mask, labels = data.collate([p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
-            ref = torch.tensor([p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref])
-            return ids, mask, labels, ref, torch.zeros(0)
-        items = [r for r in rows if isinstance(r, JudgedRow)]
+        pairs = _pairs(rows)
+        ids, mask, labels = data.collate([p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+        return ids, mask, labels, _pair_refs(pairs), torch.zeros(0)
+
+    def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        return dpo_loss(logratio, self.hyper.beta)
+
+    def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
+        import torch
+
+        pairs = _pairs(rows)
+        logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+        return dpo_loss(torch.tensor(logps) - _pair_refs(pairs), self.hyper.beta)
+
+
+@dataclass
+class KTOTask(PreferenceTask):
+    """KTO: each answer on its own with its label, against a reference point estimated on the batch."""
+
+    kl: float = 0.0  # the last reference point, for a batch of one
+
+    def _fill_references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        items = _judged(rows)
+        logps = _logps(model, [j.row for j in items], self.pad_id)
+        for i, j in enumerate(items):
+            j.ref = float(logps[i])
+
+    def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
+        """``extra``: the items' labels, then the reference point."""
+        import torch
+
+        self.references(model, rows)
+        items = _judged(rows)
         ids, mask, labels = data.collate([j.row for j in items], self.pad_id)
         ref = torch.tensor([j.ref for j in items if j.ref is not None])
         desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
@@ -170,7 +219,7 @@ class PreferenceTask:
         return ids, mask, labels, ref, torch.cat([desirable, torch.tensor([self.kl])])
 
     def _kl(self, model: Any, rows: list[Encoded]) -> float:
-        """KTO's reference point: the mean log-ratio of mismatched prompt/answer rows, no gradient, at least 0."""
+        """The reference point: the mean log-ratio of mismatched prompt/answer rows, no gradient, at least 0."""
         import torch
 
         ids, mask, labels = data.collate(_mismatched(rows), self.pad_id)
@@ -180,13 +229,31 @@ class PreferenceTask:
                 ref = sequence_logps(model, ids, mask, labels)
         return max(0.0, float((policy - ref).mean()))
 
-    def loss(self, model: Any, ids: Tensor, mask: Tensor, labels: Tensor, ref: Tensor, extra: Tensor) -> Tensor:
-        """The batch's DPO or KTO loss (``extra``: KTO's labels then its reference point)."""
-        logratio = sequence_logps(model, ids, mask, labels) - ref.to(ids.device)
-        loss, stats = (dpo_loss(logratio, self.hyper.beta) if self.mode == "DPO"
-                       else kto_loss(logratio, extra[:-1] > 0.5, float(extra[-1]), self.hyper))
-        self.stats = stats
-        return loss
+    def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        return kto_loss(logratio, extra[:-1] > 0.5, float(extra[-1]), self.hyper)
+
+    def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
+        import torch
+
+        items = _judged(rows)
+        logratio = (torch.tensor(_logps(model, [j.row for j in items], self.pad_id))
+                    - torch.tensor([j.ref for j in items if j.ref is not None]))
+        return kto_loss(logratio, torch.tensor([j.desirable for j in items]), self.kl, self.hyper)
+
+
+def _pairs(rows: Sequence[PairRow | JudgedRow]) -> list[PairRow]:
+    return [r for r in rows if isinstance(r, PairRow)]
+
+
+def _judged(rows: Sequence[PairRow | JudgedRow]) -> list[JudgedRow]:
+    return [r for r in rows if isinstance(r, JudgedRow)]
+
+
+def _pair_refs(pairs: Sequence[PairRow]) -> Tensor:
+    """The pairs' reference log-probabilities: the chosen answers', then the rejected ones'."""
+    import torch
+
+    return torch.tensor([p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref])
 
 
 def dpo_loss(logratio: Tensor, beta: float) -> tuple[Tensor, dict[str, float]]:
@@ -255,17 +322,7 @@ class PreferenceScorer:
         try:
             self.task.references(model, self.rows)
             with torch.no_grad(), _autocast():
-                if self.task.mode == "DPO":
-                    pairs = [r for r in self.rows if isinstance(r, PairRow)]
-                    logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.task.pad_id)
-                    ref = [p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref]
-                    loss, stats = dpo_loss(torch.tensor(logps) - torch.tensor(ref), self.task.hyper.beta)
-                else:
-                    items = [r for r in self.rows if isinstance(r, JudgedRow)]
-                    logratio = (torch.tensor(_logps(model, [j.row for j in items], self.task.pad_id))
-                                - torch.tensor([j.ref for j in items if j.ref is not None]))
-                    loss, stats = kto_loss(logratio, torch.tensor([j.desirable for j in items]),
-                                           self.task.kl, self.task.hyper)
+                loss, stats = self.task.held_out(model, self.rows)
         finally:
             if was_training:
                 model.train()

@@ -11,7 +11,7 @@ from typing import Any
 
 from qfnb.protocol.console.checkpoints import DEFAULT_PATIENCE, METRICS
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.console.train_formats import train_mode
+from qfnb.protocol.console.train_modes import MODE_TABLE, train_mode
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
 
 
@@ -137,7 +137,7 @@ def parse_spec(raw: Any) -> WorkerSpec:
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     return WorkerSpec(
-        reward=_reward(raw.get("reward")) if mode == "RFT" else None,
+        reward=_reward(raw.get("reward")) if MODE_TABLE[mode].rewarded else None,
         train_mode=mode,
         base_model=base,
         train_file=Path(train_file),
