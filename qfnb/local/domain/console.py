@@ -236,7 +236,7 @@ def create_run(platform: Platform, container: dict[str, Any], ask: TrainAsk) -> 
     rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
     if ask.data.held_out:
         eval_rows = rows_of(ask.data.held_out)
-    hyper = check_checkpoint_options(dict(ask.hyper), hyper_field, len(eval_rows))
+    hyper = check_checkpoint_options(ask.run_hyper, hyper_field, len(eval_rows))
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
     # sized before anything is written: an added base's weights, or a built-in base's GGUF

@@ -31,6 +31,7 @@ from qfnb.notebook.training.dashboard import Trained, TrainingDashboard
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.checkpoints import METRICS
 from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
+from qfnb.protocol.console.train_modes import REWARDED, mode_row
 from qfnb.protocol.console.training import LIMITS, hyper_problem
 from qfnb.resources.targets import JobTarget, parse_target
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
@@ -101,14 +102,15 @@ class TrainSpec(TrainOptions):
     def _check_mode(self) -> None:
         """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's."""
         object.__setattr__(self, "mode", train_formats.train_mode(self.mode, "--mode"))
-        if self.eval_metric is not None and self.mode != "SFT":
+        if self.eval_metric is not None and not mode_row(self.mode).generation_metric:
             raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
                              "its own held-out measure")
 
     def _check_reward(self) -> None:
-        if (self.mode == "RFT") != (self.reward is not None):
-            raise ValueError("--mode RFT needs --reward module:function (the reward of the sampled answers)"
-                             if self.reward is None else f"--reward is for --mode RFT, not {self.mode}")
+        if mode_row(self.mode).rewarded != (self.reward is not None):
+            raise ValueError(f"--mode {self.mode} needs --reward module:function (the reward of the sampled answers)"
+                             if self.reward is None else f"--reward is for --mode {' or '.join(REWARDED)}, "
+                             f"not {self.mode}")
 
     @classmethod
     def from_args(cls, args: TrainArgs, *, eval_metric: str | Callable[..., Any] | None,
@@ -145,7 +147,8 @@ class TrainSpec(TrainOptions):
 
     @property
     def title(self) -> str:
-        what = f"{self.base} ← {Path(self.dataset).name}" + (f" ({self.mode})" if self.mode != "SFT" else "")
+        what = f"{self.base} ← {Path(self.dataset).name}"
+        what += "" if mode_row(self.mode).default else f" ({self.mode})"
         return f"{self.name} · {what}" if self.name else what
 
 

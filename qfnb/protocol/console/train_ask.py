@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.protocol.console.train_modes import AskError, TrainMode, check_hyper, mode_row
+from qfnb.protocol.console.train_modes import AskError, TrainMode, checked_hyper, mode_row
 
-__all__ = ["AskError", "DataRef", "TrainAsk", "TrainData"]
+__all__ = ["AskError", "DataRef", "TrainAsk", "TrainData", "v2_data"]
 
 #: one training file: (the request's field that named it, a dataset id or a ``bos:/`` URI or a file id)
 DataRef = tuple[str, Any]
@@ -39,7 +39,7 @@ class TrainAsk:
     mode: TrainMode
     base: str
     data: TrainData
-    #: the mode's hyperparameter record (wire names), defaults filled in, bounds checked
+    #: the hyperparameters asked for (wire names), bounds checked; :attr:`run_hyper` fills in the mode's defaults
     hyper: Mapping[str, Any]
     #: the field the hyperparameters came in (errors found later, on the held-out split, name it)
     hyper_field: str = "hyperParameterConfig"
@@ -62,4 +62,23 @@ class TrainAsk:
         if not data.train:
             raise AskError("trainset", "at least one dataset is required")
         row = mode_row(mode, mode_field)
-        return cls(row, base, data, check_hyper(row, hyper, hyper_field), hyper_field, **rest)
+        return cls(row, base, data, checked_hyper(hyper, hyper_field), hyper_field, **rest)
+
+    @property
+    def run_hyper(self) -> dict[str, Any]:
+        """The mode's hyperparameter record: what was asked, the mode's defaults for the rest."""
+        return {**self.mode.defaults(), **self.hyper}
+
+
+def v2_data(config: Any, field: str = "datasetConfig") -> TrainData:
+    """The data of a v2 ``CreateFineTuningTask``'s ``datasetConfig`` (``versions``: ``versionId`` or
+    ``versionBosUri`` each; ``splitRatio``); AskError naming the field."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("versions"), list) or not config["versions"]:
+        raise AskError(f"{field}.versions", "is required: [{versionId} or {versionBosUri}]")
+    refs = []
+    for i, version in enumerate(config["versions"]):
+        ref = version.get("versionId") or version.get("versionBosUri") if isinstance(version, Mapping) else None
+        if ref is None:
+            raise AskError(f"{field}.versions[{i}]", "needs versionId or versionBosUri")
+        refs.append((f"{field}.versions[{i}]", ref))
+    return TrainData(tuple(refs), split=(f"{field}.splitRatio", config.get("splitRatio")))

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from qfnb.protocol.console.checkpoints import PREFERENCE_SCORE, REWARD_MARGIN
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
 
-__all__ = ["DEFAULT_MODE", "MODES", "MODE_TABLE", "AskError", "Reads", "TrainMode", "check_hyper", "mode_row",
-           "train_mode"]
+__all__ = ["DEFAULT_MODE", "MODES", "MODE_TABLE", "REWARDED", "AskError", "Reads", "TrainMode", "check_hyper",
+           "checked_hyper", "mode_row", "train_mode"]
 
 #: the data a mode reads: prompt/response ``turns`` (the SFT loader's rows), preference ``pairs``, ``judged``
 #: answers, plain ``texts`` or ``prompts`` to answer (:mod:`qfnb.protocol.console.train_formats` reads each)
@@ -93,6 +93,8 @@ MODE_TABLE: dict[str, TrainMode] = {m.name: m for m in (
 )}
 
 MODES = tuple(MODE_TABLE)
+#: the modes whose answers a reward scores (they need one, and no other mode takes one)
+REWARDED = tuple(m.name for m in MODE_TABLE.values() if m.rewarded)
 
 
 def train_mode(value: Any, name: str = "train_mode") -> str:
@@ -119,14 +121,18 @@ class AskError(ValueError):
         self.field, self.message = field, message
 
 
-def check_hyper(mode: TrainMode, raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
-    """``raw`` with ``mode``'s defaults filled in, each limited value checked and of its kind; a key no
-    limit names is kept as given (as is another mode's: the client lets it through). AskError naming
-    ``field.key`` for a value out of bounds."""
-    hyper: dict[str, Any] = mode.defaults()
+def checked_hyper(raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
+    """``raw``'s values, each limited one checked and of its kind (a key no limit names is kept as given, as
+    is another mode's: the client lets it through); AskError naming ``field.key`` for a value out of bounds."""
+    hyper: dict[str, Any] = {}
     for key, value in (raw or {}).items():
         problem = hyper_problem(key, value)
         if problem is not None:
             raise AskError(f"{field}.{key}", problem)
         hyper[key] = LIMITS[key].kind(value) if key in LIMITS else value
     return hyper
+
+
+def check_hyper(mode: TrainMode, raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
+    """:func:`checked_hyper` with ``mode``'s defaults filled in: what a run of it trains with."""
+    return {**mode.defaults(), **checked_hyper(raw, field)}

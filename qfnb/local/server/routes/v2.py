@@ -25,7 +25,7 @@ from qfnb.local.server.routes import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
-from qfnb.protocol.console.train_ask import TrainData
+from qfnb.protocol.console.train_ask import AskError, v2_data
 from qfnb.protocol.console.train_modes import MODE_TABLE, TrainMode
 from qfnb.protocol.console.training import LIMITS
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
@@ -102,25 +102,19 @@ def _workers(value: Any, where: JobTarget | None) -> int | None:
 
 def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
-    conf = body.get("datasetConfig")
-    if not isinstance(conf, dict) or not isinstance(conf.get("versions"), list) or not conf["versions"]:
-        raise BodyError("datasetConfig.versions", "is required: [{versionId} or {versionBosUri}]")
-    refs = []
-    for i, v in enumerate(conf["versions"]):
-        ref = v.get("versionId") or v.get("versionBosUri") if isinstance(v, dict) else None
-        if ref is None:
-            raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
-        refs.append((f"datasetConfig.versions[{i}]", ref))
+    try:
+        data = v2_data(body.get("datasetConfig"))
+    except AskError as exc:
+        raise BodyError(exc.field, exc.message) from None
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
     where = _cluster_target(body.get("target"))  # qfnb's own field: a cluster trains the run
     workers = _workers(body.get("rayTrainWorkers"), where)  # qfnb's own field: its Ray Train workers
-    ask = c.train_ask(job.get("trainMode"), job["model"],
-                      TrainData(tuple(refs), split=("datasetConfig.splitRatio", conf.get("splitRatio"))),
-                      body.get("hyperParameterConfig"), "hyperParameterConfig", reward=body.get("reward"),
+    kept = {"parameterScale": body.get("parameterScale") or "LoRA", "incrementTaskId": body.get("incrementTaskId"),
+            "incrementCheckpointStep": body.get("incrementCheckpointStep")}
+    ask = c.train_ask(job.get("trainMode"), job["model"], data, body.get("hyperParameterConfig"),
+                      "hyperParameterConfig", reward=body.get("reward"), extra=kept,
                       init_adapter=None if init is None else str(init), target=None if where is None else str(where),
-                      ray_workers=workers, extra={"parameterScale": body.get("parameterScale") or "LoRA",
-                                                  "incrementTaskId": body.get("incrementTaskId"),
-                                                  "incrementCheckpointStep": body.get("incrementCheckpointStep")})
+                      ray_workers=workers)
     if where is not None:
         _check_cluster(where)
     run = c.create_run(p, job, ask)
