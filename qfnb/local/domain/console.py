@@ -170,7 +170,7 @@ def collect_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) 
                 raise BodyError(field, str(exc)) from None
     if not records:
         raise BodyError(refs[0][0] if refs else "dataset", f"the training data has no records; a {mode} run "
-                        f"wants {train_formats.FORMATS[mode]}")
+                        f"wants {train_formats.wants(mode)}")
     return records
 
 

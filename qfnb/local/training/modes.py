@@ -13,6 +13,7 @@ held-out score, behind one small interface (:class:`Mode`) the worker's loop dri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qfnb.local.training import data, lora, preference, pretrain
@@ -127,11 +128,11 @@ class PostPretrain(Supervised):
 
 
 class PreferenceMode:
-    """A preference mode (:mod:`qfnb.local.training.preference`): its rows, and its task's loss and score."""
+    """A preference mode: its rows (:func:`qfnb.local.training.preference.encode`), and the loss and held-out
+    score of its task class (:class:`~qfnb.local.training.preference.DPOTask`, ``KTOTask``...)."""
 
-    task_class: type[preference.PreferenceTask]
-
-    def __init__(self) -> None:
+    def __init__(self, task_class: type[preference.PreferenceTask]) -> None:
+        self.task_class = task_class
         self.stats: dict[str, float] = {}
         self.task: Any = None
 
@@ -159,18 +160,6 @@ class PreferenceMode:
         return int(row.tokens)
 
 
-class DPO(PreferenceMode):
-    """DPO: preference pairs against the base (:class:`~qfnb.local.training.preference.DPOTask`)."""
-
-    task_class = preference.DPOTask
-
-
-class KTO(PreferenceMode):
-    """KTO: judged answers against the base (:class:`~qfnb.local.training.preference.KTOTask`)."""
-
-    task_class = preference.KTOTask
-
-
 def _records(mode: str, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
     try:
         held = (train_formats.parse_file(mode, spec.eval_file, "eval_file")
@@ -182,7 +171,9 @@ def _records(mode: str, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
 
 #: each stepped mode's class, under its name in :data:`~qfnb.protocol.console.train_modes.MODE_TABLE` (a
 #: rewarded mode has a loop of its own: :func:`qfnb.local.training.rft.train`); a new mode registers here
-TRAINERS: dict[str, Callable[[], Mode]] = {"SFT": Supervised, "PostPretrain": PostPretrain, "DPO": DPO, "KTO": KTO}
+TRAINERS: dict[str, Callable[[], Mode]] = {"SFT": Supervised, "PostPretrain": PostPretrain,
+                                           "DPO": partial(PreferenceMode, preference.DPOTask),
+                                           "KTO": partial(PreferenceMode, preference.KTOTask)}
 
 
 def mode_for(spec: WorkerSpec) -> Mode:

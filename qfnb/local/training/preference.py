@@ -191,7 +191,7 @@ class DPOTask(PreferenceTask):
 
         pairs = _pairs(rows)
         logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
-        return dpo_loss(torch.tensor(logps) - _pair_refs(pairs), self.hyper.beta)
+        return self.objective(torch.tensor(logps) - _pair_refs(pairs), torch.zeros(0))
 
 
 @dataclass
@@ -238,7 +238,8 @@ class KTOTask(PreferenceTask):
         items = _judged(rows)
         logratio = (torch.tensor(_logps(model, [j.row for j in items], self.pad_id))
                     - torch.tensor([j.ref for j in items if j.ref is not None]))
-        return kto_loss(logratio, torch.tensor([j.desirable for j in items]), self.kl, self.hyper)
+        desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
+        return self.objective(logratio, torch.cat([desirable, torch.tensor([self.kl])]))
 
 
 def _pairs(rows: Sequence[PairRow | JudgedRow]) -> list[PairRow]:

@@ -84,7 +84,7 @@ Record = Pair | Judged | Text | PromptItem
 
 def wants(mode: str) -> str:
     """What ``mode``'s data looks like, in words."""
-    return FORMATS[train_mode(mode)]
+    return train_modes.mode_row(mode).data
 
 
 # ---- recognising a line -------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def _history(turns: list[dict[str, Any]], where: str) -> list[Message]:
 def _refuse(mode: str, obj: Any, where: str) -> FormatError:
     seen = looks_like(obj)
     said = f"looks like {seen} data" if seen else "is not a recognised training record"
-    return FormatError(f"{where}: {said}; {mode} wants {FORMATS[mode]}")
+    return FormatError(f"{where}: {said}; {mode} wants {wants(mode)}")
 
 
 def _openai_pair(obj: dict[str, Any], where: str) -> Pair:
@@ -328,7 +328,7 @@ def parse_lines(mode: str, lines: Iterable[str], name: str = "train_file") -> li
     for where, obj in json_lines(lines, name):
         out.extend(parse_item(mode, obj, where))
     if not out:
-        raise FormatError(f"{name}: no records (a {train_mode(mode)} run wants {FORMATS[train_mode(mode)]})")
+        raise FormatError(f"{name}: no records (a {train_mode(mode)} run wants {wants(mode)})")
     return out
 
 
@@ -348,7 +348,7 @@ def parse_file(mode: str, path: Path, name: str = "train_file") -> list[Record]:
     if path.suffix.lower() == ".txt":
         if not train_modes.mode_row(mode).packed:
             raise FormatError(f"{name}: a .txt file is plain text (PostPretrain data); "
-                              f"{train_mode(mode)} wants {FORMATS[train_mode(mode)]}")
+                              f"{train_mode(mode)} wants {wants(mode)}")
         chunks = text_chunks(content)
         if not chunks:
             raise FormatError(f"{name}: {path.name} is empty")

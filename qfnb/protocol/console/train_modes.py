@@ -102,10 +102,10 @@ def train_mode(value: Any, name: str = "train_mode") -> str:
     ValueError naming ``name`` and the modes."""
     text = str(getattr(value, "value", value) if value is not None else DEFAULT_MODE)
     key = text.replace("_", "").replace("-", "").lower()
-    for mode in MODES:
+    for mode in MODE_TABLE:
         if mode.lower() == key:
             return mode
-    raise ValueError(f"{name}: must be one of {', '.join(MODES)}, got {value!r}")
+    raise ValueError(f"{name}: must be one of {', '.join(MODE_TABLE)}, got {value!r}")
 
 
 def mode_row(value: Any, name: str = "train_mode") -> TrainMode:
