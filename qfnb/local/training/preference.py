@@ -141,10 +141,10 @@ class PreferenceTask(ABC):
         todo = [r for r in rows if r.ref is None]
         if todo:
             with _reference(model), _autocast():
-                self._fill_references(model, todo)
+                self.reference_logps(model, todo)
 
     @abstractmethod
-    def _fill_references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+    def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         """Compute the reference log-probabilities of ``rows`` (inside the reference's context)."""
 
     @abstractmethod
@@ -169,7 +169,7 @@ class PreferenceTask(ABC):
 class DPOTask(PreferenceTask):
     """DPO: a pair's chosen and rejected answers, in one batch (the chosen ones first)."""
 
-    def _fill_references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+    def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         pairs = _pairs(rows)
         logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
         for i, p in enumerate(pairs):
@@ -200,7 +200,7 @@ class KTOTask(PreferenceTask):
 
     kl: float = 0.0  # the last reference point, for a batch of one
 
-    def _fill_references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+    def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         items = _judged(rows)
         logps = _logps(model, [j.row for j in items], self.pad_id)
         for i, j in enumerate(items):
