@@ -85,12 +85,15 @@ def duplicate_pairs(tree: Path) -> int | None:
 
 
 def untwinned(package: Path) -> list[str]:
-    """The code folders under ``package`` with no test folder of the same name under ``tests/`` beside it."""
+    """The code folders under ``package`` with no test folder of the same name under ``tests/`` beside it (a
+    generated folder, its ``__init__`` saying so, is tested through its generator's tests)."""
     tests = package.parent / "tests"
     out = []
     for init in sorted(package.rglob("__init__.py")):
         rel = init.parent.relative_to(package).parts
-        if rel and not tests.joinpath("core" if rel[0] == "_core" else rel[0], *rel[1:]).is_dir():
+        if not rel or generated(init.read_text(encoding="utf-8")):
+            continue
+        if not tests.joinpath("core" if rel[0] == "_core" else rel[0], *rel[1:]).is_dir():
             out.append("/".join(rel))
     return out
 

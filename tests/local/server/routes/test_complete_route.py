@@ -24,7 +24,7 @@ from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.server.routes.complete import WithdrawnCollector, _counted
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "notebook"))
+sys.path.insert(0, str(Path(__file__).parents[3] / "notebook"))
 from complete_doubles import FakeCoderRegistry
 
 BODY = {"model": "Fake-Coder", "prefix": "total = sales[", "suffix": "\nprint(total)",
