@@ -20,7 +20,8 @@ from qfnb.local.domain import rewards as reward_requests
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
-from qfnb.local.server.middleware.keyed_creates import Created, KeyReused, marked, once_per_key
+from qfnb.local.server.middleware.keyed_creates import Created, marked, once_per_key
+from qfnb.local.server.middleware.v2_errors import v2_refusal
 from qfnb.local.server.routes import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
@@ -253,15 +254,9 @@ async def dispatch(request: Request) -> Response:
         if created is None:
             return v2_error(400, "InvalidAction", f"Action {action!r} on {path} is not supported by the local "
                             "platform")
-    except BodyError as exc:
-        return v2_error(400, "InvalidParameter", str(exc))
-    except c.NotFound as exc:
-        return v2_error(404, "ResourceNotFound", str(exc))
-    except KeyReused as exc:
-        return v2_error(422, "IdempotencyKeyReused", str(exc))
-    except reward_requests.TooManyPolls as exc:
-        return v2_error(429, "TooManyRequests", str(exc))
     except Exception as exc:
+        if (refused := v2_refusal(exc, (reward_requests.TooManyPolls,))) is not None:
+            return refused
         log.exception("v2 console %r, Action %r, failed", path, action)
         return failure_response(path, exc, platform.settings.data_dir)
     return marked(v2_ok(created.answer), created)
