@@ -15,7 +15,7 @@ import httpx
 import pytest
 from platform_helpers import bearer, client_for
 
-from qfnb.local.engines.base import CannotServe
+from qfnb.local.engines.base import CannotServe, Delta, aclose
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import infill, watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
@@ -64,14 +64,14 @@ def test_a_stream_closed_before_its_end_is_counted_as_withdrawn() -> None:
     async def slow() -> Any:
         for i in range(100):
             await asyncio.sleep(0.01)
-            yield infill.Delta("x", None, 1, i + 1)
+            yield Delta("x", None, 1, i + 1)
 
     async def main() -> int:
         withdrawn = WithdrawnCollector()
         stream = _counted(slow(), withdrawn)
         async for _ in stream:
             break
-        await stream.aclose()
+        await aclose(stream)
         done = _counted(_finished(), withdrawn)
         assert [d.text async for d in done] == ["a", ""]
         return withdrawn.count
@@ -80,8 +80,8 @@ def test_a_stream_closed_before_its_end_is_counted_as_withdrawn() -> None:
 
 
 async def _finished() -> Any:
-    yield infill.Delta("a", None, 1, 1)
-    yield infill.Delta("", "normal", 1, 1)
+    yield Delta("a", None, 1, 1)
+    yield Delta("", "normal", 1, 1)
 
 
 def test_the_infill_body_and_the_engine_stream() -> None:
