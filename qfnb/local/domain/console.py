@@ -38,7 +38,7 @@ from qfnb.protocol.console import train_formats, train_modes
 from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.console.train_ask import TrainAsk, TrainData
-from qfnb.protocol.console.train_modes import TrainMode
+from qfnb.protocol.console.train_modes import ModeRow
 from qfnb.protocol.platform.files import jsonl
 
 log = logging.getLogger("qfnb.local.domain.console")
@@ -279,7 +279,7 @@ def _where_from(model_path: Path | None, init_adapter: str | None, target: str |
             **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]], mode: TrainMode) -> None:
+def _write_rows(path: Path, rows: list[dict[str, Any]], mode: ModeRow) -> None:
     """SFT's prompt/response pairs (a ``system`` prompt kept), or another mode's records (already in
     their canonical form)."""
     lines = rows if mode.records else ({"prompt": row["prompt"], "response": row["response"],

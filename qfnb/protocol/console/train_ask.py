@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.protocol.console.train_modes import AskError, TrainMode, checked_hyper, mode_row
+from qfnb.protocol.console.train_modes import AskError, ModeRow, checked_hyper, mode_row
 
 __all__ = ["AskError", "DataRef", "TrainAsk", "TrainData", "v2_data"]
 
@@ -36,7 +36,7 @@ class TrainData:
 class TrainAsk:
     """A fine-tune run, asked for: its mode, its base, its data and its mode's hyperparameters."""
 
-    mode: TrainMode
+    mode: ModeRow
     base: str
     data: TrainData
     #: the hyperparameters asked for (wire names), bounds checked; :attr:`run_hyper` fills in the mode's defaults

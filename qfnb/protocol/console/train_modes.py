@@ -1,6 +1,6 @@
 """The train modes: one row each, the only place a mode is told apart by its name.
 
-A row says what a mode's data looks like (:attr:`TrainMode.reads`, read by
+A row says what a mode's data looks like (:attr:`ModeRow.reads`, read by
 :mod:`qfnb.protocol.console.train_formats`), which hyperparameters it takes beyond everyone's and their
 defaults (bounds: :data:`qfnb.protocol.console.training.LIMITS`), what its held-out scorer reports at a
 checkpoint, and what a trained token of it costs against SFT's (the client's forecast). The training
@@ -19,8 +19,19 @@ from typing import Any, Literal
 from qfnb.protocol.console.checkpoints import PREFERENCE_SCORE, REWARD_MARGIN
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
 
-__all__ = ["DEFAULT_MODE", "MODES", "MODE_TABLE", "REWARDED", "AskError", "Reads", "TrainMode", "check_hyper",
-           "checked_hyper", "mode_row", "train_mode"]
+__all__ = [
+    "DEFAULT_MODE",
+    "MODES",
+    "MODE_TABLE",
+    "REWARDED",
+    "AskError",
+    "ModeRow",
+    "Reads",
+    "check_hyper",
+    "checked_hyper",
+    "mode_row",
+    "train_mode",
+]
 
 #: the data a mode reads: prompt/response ``turns`` (the SFT loader's rows), preference ``pairs``, ``judged``
 #: answers, plain ``texts`` or ``prompts`` to answer (:mod:`qfnb.protocol.console.train_formats` reads each)
@@ -28,7 +39,7 @@ Reads = Literal["turns", "pairs", "judged", "texts", "prompts"]
 
 
 @dataclass(frozen=True)
-class TrainMode:
+class ModeRow:
     """One train mode (``trainMode``), as every layer needs to know it."""
 
     name: str
@@ -70,24 +81,24 @@ DEFAULT_MODE = "SFT"
 _DPO_ONLY = {"beta": PREFERENCE_DEFAULTS["beta"]}
 
 #: the train modes, as the platform spells them, in the order they are offered
-MODE_TABLE: dict[str, TrainMode] = {m.name: m for m in (
-    TrainMode("SFT", 'prompt/response turns: [{"prompt": "...", "response": [["..."]]}]', "turns",
+MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
+    ModeRow("SFT", 'prompt/response turns: [{"prompt": "...", "response": [["..."]]}]', "turns",
               scores=("evalLoss",), cost=1.0, generation_metric=True),
     # the LM head (262k wide on Gemma 3) runs on every token, not the answer's
-    TrainMode("PostPretrain", 'plain text: a .txt file, or JSONL lines {"text": "..."}', "texts",
+    ModeRow("PostPretrain", 'plain text: a .txt file, or JSONL lines {"text": "..."}', "texts",
               scores=("evalLoss", "valid_perplexity"), cost=1.4, tokens=" (plain text packed into blocks)",
               packed=True),
     # the reference's forward pass once per pair (~1/3 of a training pass)
-    TrainMode("DPO", 'prompt + chosen + rejected: [{"prompt": "...", "chosen": "...", "rejected": "..."}], or '
+    ModeRow("DPO", 'prompt + chosen + rejected: [{"prompt": "...", "chosen": "...", "rejected": "..."}], or '
               'OpenAI\'s {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}',
               "pairs", scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=1.3,
               tokens=" (a pair: the prompt with the chosen and with the rejected answer)", hyper=_DPO_ONLY),
     # the reference pass and a no-gradient KL pass on mismatched pairs (~2/3)
-    TrainMode("KTO", 'prompt + chosen, or prompt + rejected: [{"prompt": "...", "chosen": "..."}], or '
+    ModeRow("KTO", 'prompt + chosen, or prompt + rejected: [{"prompt": "...", "chosen": "..."}], or '
               '{"prompt": "...", "completion": "...", "label": true}', "judged",
               scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=2.0,
               tokens=" (an item: the prompt with its answer)", hyper=dict(PREFERENCE_DEFAULTS)),
-    TrainMode("RFT", 'prompts: {"prompt": "..."} lines (other fields go to the reward), or SFT data (answers ignored)',
+    ModeRow("RFT", 'prompts: {"prompt": "..."} lines (other fields go to the reward), or SFT data (answers ignored)',
               "prompts", scores=("metric",), cost=1.0, tokens=" (the prompts; the sampled answers are not counted)",
               hyper=dict(RFT_DEFAULTS), rewarded=True),
 )}
@@ -108,7 +119,7 @@ def train_mode(value: Any, name: str = "train_mode") -> str:
     raise ValueError(f"{name}: must be one of {', '.join(MODE_TABLE)}, got {value!r}")
 
 
-def mode_row(value: Any, name: str = "train_mode") -> TrainMode:
+def mode_row(value: Any, name: str = "train_mode") -> ModeRow:
     """The row of the mode ``value`` names (see :func:`train_mode`)."""
     return MODE_TABLE[train_mode(value, name)]
 
@@ -133,6 +144,6 @@ def checked_hyper(raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
     return hyper
 
 
-def check_hyper(mode: TrainMode, raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
+def check_hyper(mode: ModeRow, raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
     """:func:`checked_hyper` with ``mode``'s defaults filled in: what a run of it trains with."""
     return {**mode.defaults(), **checked_hyper(raw, field)}

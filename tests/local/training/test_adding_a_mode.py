@@ -17,7 +17,7 @@ from qfnb.local.training import modes
 from qfnb.local.training.preference import DPOTask, JudgedRow, PairRow
 from qfnb.local.training.spec import Hyper, parse_spec
 from qfnb.protocol.console.checkpoints import PREFERENCE_SCORE, REWARD_MARGIN
-from qfnb.protocol.console.train_modes import MODE_TABLE, TrainMode
+from qfnb.protocol.console.train_modes import MODE_TABLE, ModeRow
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -48,7 +48,7 @@ class ORPOTask(DPOTask):
 
 
 #: the row (its data is DPO's pairs; TRL's ORPO calls its odds-ratio weight ``beta`` too)
-ORPO = TrainMode("ORPO", "prompt + chosen + rejected, as DPO's", "pairs",
+ORPO = ModeRow("ORPO", "prompt + chosen + rejected, as DPO's", "pairs",
                  scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=1.0, tokens=" (a pair)",
                  hyper={"beta": 0.1})
 

@@ -7,14 +7,14 @@ import pytest
 
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.train_ask import AskError, TrainAsk, TrainData, v2_data
-from qfnb.protocol.console.train_modes import DEFAULT_MODE, MODE_TABLE, REWARDED, TrainMode, mode_row, train_mode
+from qfnb.protocol.console.train_modes import DEFAULT_MODE, MODE_TABLE, REWARDED, ModeRow, mode_row, train_mode
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, hyper_problem
 
 DATA = TrainData((("trainset", "ds-1"),))
 
 
 @pytest.mark.parametrize("mode", MODE_TABLE.values(), ids=list(MODE_TABLE))
-def test_each_rows_own_hyperparameters_are_bounded_and_default_inside_their_bounds(mode: TrainMode) -> None:
+def test_each_rows_own_hyperparameters_are_bounded_and_default_inside_their_bounds(mode: ModeRow) -> None:
     for key, value in mode.hyper.items():
         assert key in LIMITS and key not in DEFAULTS, key
         assert hyper_problem(key, value) is None, key

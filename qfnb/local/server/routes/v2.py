@@ -27,7 +27,7 @@ from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
 from qfnb.protocol.console.train_ask import AskError, v2_data
-from qfnb.protocol.console.train_modes import MODE_TABLE, TrainMode
+from qfnb.protocol.console.train_modes import MODE_TABLE, ModeRow
 from qfnb.protocol.console.training import LIMITS
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
@@ -151,7 +151,7 @@ def delete_task(p: Platform, body: dict[str, Any]) -> bool:
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     """DescribeFineTuningSupportModels: each entry in the platform's vocabulary (``modelType`` text2text, each
     hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
-    def configs(mode: TrainMode) -> list[dict[str, Any]]:
+    def configs(mode: ModeRow) -> list[dict[str, Any]]:
         defaults = mode.defaults()
         return [{"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
                  "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
