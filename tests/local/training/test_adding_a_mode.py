@@ -14,6 +14,7 @@ import pytest
 from platform_helpers import Signer, console
 
 from qfnb.local.training import modes
+from qfnb.local.training.data import DataError
 from qfnb.local.training.preference import DPOTask, JudgedRow, PairRow
 from qfnb.local.training.spec import Hyper, parse_spec
 from qfnb.protocol.console.checkpoints import PREFERENCE_SCORE, REWARD_MARGIN
@@ -105,3 +106,11 @@ def test_the_orpo_class_prefers_the_chosen_answer() -> None:
     assert stats["reward_accuracy"] == 0.0 and stats["reward_margin"] < 0  # the rejected one is likelier now
     better, _ = task.objective(torch.tensor([-2.0, -3.0]), torch.zeros(0))
     assert float(better) < float(loss.detach())
+
+
+def test_every_row_of_the_table_has_its_trainer_here() -> None:
+    for name, row in MODE_TABLE.items():  # a rewarded mode has a loop of its own (rft.train), the others a class
+        assert (name in modes.TRAINERS) != row.rewarded, name
+    assert set(modes.TRAINERS) <= set(MODE_TABLE)
+    with pytest.raises(DataError, match="a rewarded mode"):
+        modes.mode_for(parse_spec({"base_model": "m", "train_file": "t.jsonl", "train_mode": "RFT"}))
