@@ -32,6 +32,10 @@ again as a user runs the cell again, and whose workers' engine is SIGKILLed ``--
 (the workers retry); its rows once, its repeats at the engine in flight at a kill, the engine's tokens
 for its rows against the ledger's rows of its attempts.
 
+``--phase attached`` runs the same traffic (no Ray phase) on an attached engine that answers every
+request whole, as one JSON body, never streamed (``chaos_engine.py --whole``; the probe's engine, whose
+batch read ``input_tokens: 0``): each batch's usage must still equal what the engine billed.
+
 ``--phase train`` runs instead a fine-tune whose training worker and daemon are killed, then a sequential
 evaluation whose kernel and daemon are (``bench/chaos_train.py``).
 
@@ -96,8 +100,9 @@ def free_port() -> int:
 class Engine:
     """The bench's engine process, on a fixed port (a restart keeps its address)."""
 
-    def __init__(self, work: Path, delay: float) -> None:
+    def __init__(self, work: Path, delay: float, *, whole: bool = False) -> None:
         self.port, self.journal, self.delay, self.work = free_port(), work / "engine.jsonl", delay, work
+        self.whole = whole  # answers whole, as JSON (chaos_engine.py --whole)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -109,7 +114,8 @@ class Engine:
 
         with open(self.work / "engine.log", "ab") as out:
             self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "chaos_engine.py"), str(self.port),
-                                          str(self.journal), "--delay", str(self.delay)], stdout=out, stderr=out)
+                                          str(self.journal), "--delay", str(self.delay),
+                                          *(["--whole"] * self.whole)], stdout=out, stderr=out)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -277,7 +283,9 @@ def main() -> int:  # noqa: C901  # one run, told in order
              args.rows, args.durable_rows, load_average())
     with tempfile.TemporaryDirectory(prefix="qfnb-chaos-") as tmp:
         work = Path(tmp)
-        engine = Engine(work, args.delay)
+        engine = Engine(work, args.delay, whole=args.phase == "attached")
+        if args.phase == "attached":  # the rows' usage against an engine that does not stream (issue 92 §4)
+            args.ray_rows = 0
         engine.start()
         os.environ.update(QFNB_DATA_DIR=str(work / "data"), QFNB_ENGINE_SLOTS=str(args.slots),
                           QFNB_ENGINES=json.dumps({BATCH_MODEL: engine.url, CHAT_MODEL: engine.url}))

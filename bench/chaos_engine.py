@@ -10,7 +10,8 @@ then hands the app as a disconnect), as it ends (``done``: the completion tokens
 caller drops it (``abort``: the tokens sent so far), one JSON line each, flushed at once; a kill of this process leaves
 requests with no end line, which the bench reads as aborted at the kill. The answer is
 deterministic: ``answer to <key>`` and words up to a length set by the key, streamed a word every
-``--delay`` seconds, with the usage chunk last.
+``--delay`` seconds, with the usage chunk last; with ``--whole``, sent whole as one JSON answer with its
+usage once every word is made (an OpenAI-compatible engine that does not stream, whatever the request asks).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import itertools
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.responses import JSONResponse
 
 
 def answer_words(key: str) -> list[str]:
@@ -36,7 +40,24 @@ def prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content") or "").split()) for m in messages)
 
 
-def app(journal: Path, delay: float) -> Any:
+async def whole_answer(note: Any, delay: float, rid: int, model: Any, words: list[str], prompt: int,
+                       cap: Any) -> JSONResponse:
+    """The answer of ``--whole``: made at the streamed pace, sent at the end as one JSON body with its usage."""
+    from starlette.responses import JSONResponse
+
+    try:
+        await asyncio.sleep(delay * len(words))
+    except BaseException:
+        note(ev="abort", id=rid, sent=0)
+        raise
+    usage = {"prompt_tokens": prompt, "completion_tokens": len(words), "total_tokens": prompt + len(words)}
+    note(ev="done", id=rid, completion=len(words))
+    return JSONResponse({"id": f"c{rid}", "object": "chat.completion", "model": model, "usage": usage,
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
+                                      "finish_reason": "length" if cap and len(words) == cap else "stop"}]})
+
+
+def app(journal: Path, delay: float, whole: bool = False) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, StreamingResponse
@@ -85,6 +106,8 @@ def app(journal: Path, delay: float) -> Any:
                 note(ev="abort", id=rid, sent=sent)
                 raise
 
+        if whole:  # an engine that answers every request whole, as JSON, whatever ``stream`` asked
+            return await whole_answer(note, delay, rid, body.get("model"), words, prompt, cap)
         return StreamingResponse(events(), media_type="text/event-stream")
 
     async def models(request: Request) -> JSONResponse:
@@ -101,8 +124,9 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("journal", type=Path)
     parser.add_argument("--delay", type=float, default=0.02)
+    parser.add_argument("--whole", action="store_true", help="answer each request whole, as JSON, never streamed")
     args = parser.parse_args()
-    uvicorn.run(app(args.journal, args.delay), host="127.0.0.1", port=args.port, log_level="warning",
+    uvicorn.run(app(args.journal, args.delay, args.whole), host="127.0.0.1", port=args.port, log_level="warning",
                 timeout_graceful_shutdown=0)
 
 

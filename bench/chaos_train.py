@@ -55,8 +55,9 @@ WORKER = "qfnb.local.training.worker"
 
 
 def add_arguments(parser: Any) -> None:
-    parser.add_argument("--phase", choices=("batch", "train"), default="batch",
-                        help="batch: the batch, chat and Ray traffic; train: a fine-tune and an evaluation")
+    parser.add_argument("--phase", choices=("batch", "attached", "train"), default="batch",
+                        help="batch: the batch, chat and Ray traffic; attached: the batch and chat traffic on an "
+                        "attached engine that answers whole, never streamed; train: a fine-tune and an evaluation")
     parser.add_argument("--train-rows", type=int, default=96, help="the fine-tune's rows (0: no fine-tune)")
     parser.add_argument("--train-epochs", type=int, default=3)
     parser.add_argument("--train-kills", type=int, default=4)

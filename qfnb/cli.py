@@ -244,9 +244,14 @@ def status(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
+    from qfnb._core.backend import DaemonError  # deferred: as the daemon's client below
     from qfnb._core.backend.daemon import stop_daemon  # deferred: loads the daemon's client (`qfnb --help` does not)
 
-    result = stop_daemon(args.data_dir, force=args.force)
+    try:
+        result = stop_daemon(args.data_dir, force=args.force)
+    except (DaemonError, ConnectionError, OSError) as exc:  # one line, never a traceback
+        print(f"qfnb: could not stop the local platform: {exc}", file=sys.stderr)
+        return 1
     if result.get("running"):
         jobs = ", ".join(j["id"] for j in result.get("jobsRunning", []))
         print(f"qfnb: not stopping: work is running ({jobs}); `qfnb stop --force` stops it too", file=sys.stderr)

@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from qfnb._core.record.budget import Budget, BudgetExceeded, UnpricedModel, active_budget, budget, clear_budget
+from qfnb._core.record import budget as _budget
+from qfnb._core.record.budget import Budget, BudgetExceeded, UnpricedModel, active_budget
 from qfnb._core.record.cache import CacheStats, default_cache, process_mode, set_process_mode
 from qfnb._core.record.ledger import SESSION, STORE_API, Figures, default_ledger, figures
 from qfnb._core.record.prices import clear_prices, prices
@@ -25,6 +26,22 @@ if TYPE_CHECKING:
 
 __all__ = ["SESSION", "Budget", "BudgetExceeded", "Figures", "UnpricedModel", "active_budget", "budget", "cache",
            "cache_stats", "clear_budget", "clear_cache", "clear_prices", "figures", "frame", "prices", "summary"]
+
+def budget(tokens: int | None = None, yuan: float | None = None) -> Budget:
+    """Set this process's budget (counting from now; ``budget()`` with neither clears it). It is also
+    written in the ledger under this session, so the Jupyter server holds this notebook's inline
+    completions to it too, whatever the kernel is doing."""
+    found = _budget.budget(tokens, yuan)
+    held = _budget.active_budget()
+    default_ledger().set_budget(SESSION, held.tokens if held else None, held.yuan if held else None)
+    return found
+
+
+def clear_budget() -> None:
+    """No budget for this process (nor for its notebook's completions)."""
+    _budget.clear_budget()
+    default_ledger().set_budget(SESSION, None, None)
+
 
 #: the groupings :func:`summary` knows
 GROUPS = ("cell", "model", "session", "job", "day")

@@ -107,3 +107,8 @@ if [ "${QFNB_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1
       || echo "bootstrap: could not install chromium; browser tests will be skipped" >&2
   fi
 fi
+# node and npm type-check and lint the editor extension's TypeScript (scripts/check_labextension.sh)
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+    || echo "bootstrap: could not install node and npm; the extension's TypeScript check will be skipped" >&2
+fi

@@ -16,6 +16,7 @@ export QFNB_TOUR_STEPS=${QFNB_TOUR_STEPS:-4}
 .venv/bin/ruff check qfnb tests bench tools
 .venv/bin/python tools/generate.py --check  # the generated call surface matches its source (docs/client.md)
 .venv/bin/lint-imports  # the layer contracts in pyproject.toml ([tool.importlinter])
+if command -v npm >/dev/null; then bash scripts/check_labextension.sh; else echo "labextension: no node/npm here, its tsc and eslint check skipped"; fi
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 if [ $# -gt 0 ]; then
   .venv/bin/mypy

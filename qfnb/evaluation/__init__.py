@@ -32,6 +32,7 @@ from .results.result import EvaluationResult
 from .results.stability import Stability
 from .runs.answers import AnswerStore
 from .runs.manager import EvaluationManager
+from .stats.active import LabelQueue
 from .stats.calibrate import Agreement, CalibratedMean, agreement, calibrated_difference, calibrated_mean
 from .stats.plan import Plan, plan_comparison
 from .stats.sequential import ConfidenceSequence, SequentialComparison
@@ -51,6 +52,7 @@ __all__ = [
     "Evaluator",
     "ExactMatchEvaluator",
     "FunctionEvaluator",
+    "LabelQueue",
     "LocalEvaluator",
     "LocalJudgeEvaluator",
     "ManualEvaluator",

@@ -159,6 +159,7 @@ class EvalArgs:
     output: str | None
     chart: str
     target: str | None = None  # --target: where --batch's jobs run (implies --batch)
+    label: str | None = None  # --label [WIDTH]: "" without a width
 
     @classmethod
     def of(cls, ns: argparse.Namespace) -> EvalArgs:

@@ -68,13 +68,15 @@ TRAIN_OPTIONS = (
     _train_option(("--max-seq-len",), "max_seq_len", "maxSeqLen", "Maximum sequence length"),
     _train_option(("--lora-rank",), "lora_rank", "loraRank", "LoRA rank"),
     _train_option(("--checkpoints",), "checkpoints", "checkpoints", "LoRA checkpoints kept (5 with held-out rows)"),
+    _train_option(("--beta",), "beta", "beta", "DPO/KTO: closeness to the base; raise it if answers collapse"),
 )
 #: each option's hyperparameter (a key of LIMITS)
 TRAIN_HYPER = {"epochs": "epoch", "lr": "learningRate", "steps": "maxSteps", "batch_size": "batchSize",
-               "max_seq_len": "maxSeqLen", "lora_rank": "loraRank", "checkpoints": "checkpoints"}
+               "max_seq_len": "maxSeqLen", "lora_rank": "loraRank", "checkpoints": "checkpoints", "beta": "beta"}
 #: each option's TrainConfig field
 TRAIN_CONFIG_FIELDS = {"epochs": "epoch", "lr": "learning_rate", "steps": "max_steps", "batch_size": "batch_size",
-                       "max_seq_len": "max_seq_len", "lora_rank": "lora_rank", "checkpoints": "checkpoints"}
+                       "max_seq_len": "max_seq_len", "lora_rank": "lora_rank", "checkpoints": "checkpoints",
+                       "beta": "beta"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +90,7 @@ class TrainOptions:
     max_seq_len: int | float | None = None
     lora_rank: int | float | None = None
     checkpoints: int | float | None = None
+    beta: int | float | None = None
 
     def train_config(self) -> dict[str, Any]:
         """The ``TrainConfig`` fields these set (the ``None`` ones left out)."""

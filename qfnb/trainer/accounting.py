@@ -12,9 +12,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core.record.budget import active_budget
+from qfnb._core.http.train_hold import settle_training
 from qfnb._core.record.ledger import UsageRow, default_ledger
-from qfnb._core.record.prices import prices
 from qfnb.protocol.console.training import TRAINED_TOKEN_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,20 +36,19 @@ def trained_tokens(detail: Mapping[str, Any]) -> int:
 
 
 def record_training(detail: Mapping[str, Any], base_model: str, config: Config, *, reused: bool) -> None:
-    """One ledger row for a finished run (``api`` ``fine-tune``, ``job`` its task id); a run that
-    trained is spent against the active budget too (its tokens, and on the cloud its price where the
-    price table has the base's fine-tune price), as ``%qftrain``'s forecast was checked against it."""
+    """One ledger row for an ended run (``api`` ``fine-tune``, ``job`` its task id), succeeded, failed or
+    stopped alike: a run that trained settles what its create held against the budget to its tokens (on the
+    cloud their price too, where the price table has the base's fine-tune price), once per platform and
+    run (:func:`qfnb._core.http.train_hold.settle_training`). A reused run is a cache hit: it spends nothing."""
     tokens = trained_tokens(detail)
     if not tokens:
         logger.info("fine-tune task %s reported no trained-token count", detail.get("taskId"))
     elapsed = detail.get("elapsedSeconds")
+    seconds = float(elapsed) if isinstance(elapsed, int | float) else 0.0
+    model = str(detail.get("model") or base_model)
+    if not reused and detail.get("taskId"):
+        settle_training(config, str(detail["taskId"]), base=base_model, tokens=tokens, seconds=seconds, model=model)
+        return
     default_ledger().record(UsageRow(
-        api="fine-tune", model=str(detail.get("model") or base_model), platform="local" if config.embedded else "cloud",
-        trained_tokens=tokens,
-        latency_s=float(elapsed) if isinstance(elapsed, int | float) and not reused else 0.0,
-        cache_hit=reused, job=f"fine-tune {detail.get('taskId') or ''}".strip()))
-    held = active_budget()
-    if held is not None and tokens and not reused:
-        table = prices()
-        rate = None if config.embedded else table.training.get(base_model.lower())
-        held.settle(None, tokens, tokens * rate / table.per_tokens if rate else 0.0)
+        api="fine-tune", model=model, platform="local" if config.embedded else "cloud", trained_tokens=tokens,
+        latency_s=0.0 if reused else seconds, cache_hit=reused, job=f"fine-tune {detail.get('taskId') or ''}".strip()))

@@ -9,11 +9,13 @@ once (:func:`warn_ignored`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
 
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
+from qfnb._core.http.train_hold import hold_training, keep
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of
@@ -21,6 +23,7 @@ from qfnb.protocol.console import checkpoints, train_formats
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import AskError, TrainAsk, v2_data
 from qfnb.protocol.console.train_modes import REWARDED, mode_row
+from qfnb.protocol.console.training import DEFAULTS
 from qfnb.resources.console import FineTune
 from qfnb.resources.console.account import console_v2, require_iam_keys
 
@@ -41,6 +44,10 @@ POLL_BACKOFF_S = 3.0
 
 __all__ = ["AsyncAction", "BaseAction", "DeployAction", "EvaluateAction", "LoadDataSetAction",
            "ModelPublishAction", "RunContext", "TrainAction", "TrainFailedError", "TrainerStopped"]
+
+
+#: reads of a run stopped from here, ``STOP_READ_S`` apart, waiting for it to end (settled on its tokens)
+STOP_READS, STOP_READ_S = 10, 0.5
 
 
 class TrainFailedError(InternalServerError):
@@ -78,6 +85,12 @@ class TrainAction(AsyncAction):
         self.train_extras: dict[str, Any] = dict(kwargs.pop("train_extras", None) or {})
         reward = kwargs.pop("reward", None)
         self.is_incr = bool(kwargs.pop("is_incr", False)) or self.increment_task_id is not None
+        #: the run's forecast trained tokens (``%qftrain``'s forecast of its file), held against the budget at create
+        self.forecast_tokens: int | None = kwargs.pop("forecast_tokens", None)
+        if self.forecast_tokens is not None and (isinstance(self.forecast_tokens, bool)
+                                                 or not isinstance(self.forecast_tokens, int)
+                                                 or self.forecast_tokens < 0):
+            raise ValidationError("forecast_tokens", f"must be an int >= 0, got {self.forecast_tokens!r:.40}")
         if self.is_incr and self.increment_task_id is None:
             logger.warning("TrainAction: is_incr=True without previous_task_id: training from the base model")
         warn_ignored("TrainAction", kwargs)
@@ -102,6 +115,8 @@ class TrainAction(AsyncAction):
         self.job_name = own.get("job_name") or kwargs.get("name")
         #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.replay`)
         self.description: str | None = None
+        #: the detail of the run seen failed or stopped (settled on its trained tokens)
+        self._ended_detail: dict[str, Any] | None = None
 
     def get_default_train_config(self, model_type: str | None = None, train_mode: str | None = None,
                                  peft_type: str | None = None) -> TrainConfig:
@@ -160,12 +175,7 @@ class TrainAction(AsyncAction):
             self.extra["input"] = {"datasets": input["datasets"]}
         if self.increment_task_id is not None and not self.extra.get("incr_checked"):
             await self._continue_from(ctx)
-        if self.job_id is None:
-            job = await FineTune.V2.acreate_job(
-                name=self.job_name or f"job_{uuid.uuid4().hex[:10]}", model=self.train_type,
-                train_mode=self.train_mode, description=self.description, config=ctx.config)
-            self.extra["job_id"] = job.parsed.result.job_id
-            ctx.save()
+        await self._ensure_job(ctx)
         if self.extra.get("run_status") in (RunStatus.FAILED, RunStatus.STOPPED):
             # a run that ended badly is not re-attached to: a resume starts a new run
             self.extra.pop("task_id", None)
@@ -174,20 +184,67 @@ class TrainAction(AsyncAction):
             ctx.check_stop()
             datasets = datasets if datasets is not None else self._datasets(input)
             self.ask(datasets)  # the platform's one request, checked here: the body below is the official one
-            resp = await FineTune.V2.acreate_task(
-                job_id=self.job_id,  # type: ignore[arg-type]  # a None id: the builder refuses it
-                params_scale=self.train_config.peft_type, hyper_params=self.train_config.hyper_parameters(),
-                dataset_config=datasets,
-                resource_config=self.train_config.resource_config, increment_task_id=self.increment_task_id,
-                increment_checkpoint_step=self.increment_checkpoint_step, corpus_config=self.corpus_config,
-                config=ctx.config, **self.train_extras)
-            self.extra["task_id"] = resp.parsed.result.task_id
-            ctx.save()
-            logger.info("training task %s (job %s) created", self.task_id, self.job_id)
-        detail = await self._poll_rewarded(ctx, cfg.train_status_polling_interval)
-        record_training(detail, self.train_type, cfg, reused=False)
+            await self._start_run(ctx, datasets)
+        detail = await self._ended_run(ctx)
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
                 "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail)}
+
+    async def _ensure_job(self, ctx: RunContext) -> None:
+        """The fine-tune job the run goes in, created unless given or made before."""
+        if self.job_id is None:
+            job = await FineTune.V2.acreate_job(
+                name=self.job_name or f"job_{uuid.uuid4().hex[:10]}", model=self.train_type,
+                train_mode=self.train_mode, description=self.description, config=ctx.config)
+            self.extra["job_id"] = job.parsed.result.job_id
+            ctx.save()
+
+    async def _start_run(self, ctx: RunContext, datasets: dict[str, Any]) -> None:
+        """The run created, its forecast held against the budget first (``BudgetExceeded``: nothing is sent)."""
+        cfg = ctx.resolved()
+        hold = hold_training(self._forecast(), self.train_type, cfg, what=f"the fine-tune of {self.train_type}")
+        try:
+            resp = await self._create_task(ctx, datasets)
+        except BaseException:
+            if hold is not None:
+                hold.release()
+            raise
+        self.extra["task_id"] = resp.parsed.result.task_id
+        keep(cfg, str(self.task_id), hold)
+        ctx.save()
+        logger.info("training task %s (job %s) created", self.task_id, self.job_id)
+
+    async def _ended_run(self, ctx: RunContext) -> dict[str, Any]:
+        """The run polled until it ends, and settled on its trained tokens however it ended."""
+        cfg = ctx.resolved()
+        try:
+            detail = await self._poll_rewarded(ctx, cfg.train_status_polling_interval)
+        except (TrainFailedError, TrainerStopped):
+            if self._ended_detail is not None:  # a failed or stopped run trained too: settled on its tokens
+                record_training(self._ended_detail, self.train_type, cfg, reused=False)
+            raise
+        record_training(detail, self.train_type, cfg, reused=False)
+        return detail
+
+    def _forecast(self) -> int:
+        """The tokens held at create: the forecast given (``forecast_tokens``), else where ``max_steps`` bounds the
+        run, its worst case (steps x batch x sequence length); else 0 (the run settles on its tokens at its end)."""
+        if self.forecast_tokens is not None:
+            return max(int(self.forecast_tokens), 0)
+        hyper = self.train_config.hyper_parameters()
+        steps = hyper.get("maxSteps")
+        if isinstance(steps, int) and steps > 0:
+            return steps * int(hyper.get("batchSize") or DEFAULTS["batchSize"]) * int(
+                hyper.get("maxSeqLen") or DEFAULTS["maxSeqLen"])
+        return 0
+
+    async def _create_task(self, ctx: RunContext, datasets: dict[str, Any]) -> Any:
+        return await FineTune.V2.acreate_task(
+            job_id=self.job_id,  # type: ignore[arg-type]  # a None id: the builder refuses it
+            params_scale=self.train_config.peft_type, hyper_params=self.train_config.hyper_parameters(),
+            dataset_config=datasets,
+            resource_config=self.train_config.resource_config, increment_task_id=self.increment_task_id,
+            increment_checkpoint_step=self.increment_checkpoint_step, corpus_config=self.corpus_config,
+            config=ctx.config, **self.train_extras)
 
     def ask(self, datasets: dict[str, Any]) -> TrainAsk:
         """This run as the one typed training request the platform runs (:class:`TrainAsk`): its mode, base,
@@ -233,6 +290,8 @@ class TrainAction(AsyncAction):
 
     def _ended(self, detail: dict[str, Any]) -> bool:
         status = detail.get("runStatus") or ""
+        if status in (RunStatus.FAILED, RunStatus.STOPPED):
+            self._ended_detail = detail
         if status == RunStatus.FAILED:
             msg = detail.get("errorMessage") or "no reason given"
             raise TrainFailedError(f"training task {self.task_id} failed: {msg}")
@@ -274,6 +333,21 @@ class TrainAction(AsyncAction):
                 logger.warning("could not stop training task %s: %s", self.task_id, exc)
             else:
                 self.extra["run_status"] = RunStatus.STOPPED
+                await self._settle_stopped(ctx)
+
+    async def _settle_stopped(self, ctx: RunContext) -> None:
+        """A run stopped from here: settled on the tokens it trained once the platform says it ended (a few
+        reads); one still stopping keeps its hold."""
+        for _ in range(STOP_READS):
+            try:
+                detail = result_of(await FineTune.V2.atask_detail(task_id=self.task_id, config=ctx.config))  # type: ignore[arg-type]
+            except QfnbError as exc:
+                logger.warning("could not read stopped training task %s: %s", self.task_id, exc)
+                return
+            if detail.get("runStatus") in (RunStatus.DONE, RunStatus.FAILED, RunStatus.STOPPED):
+                record_training(detail, self.train_type, ctx.resolved(), reused=False)
+                return
+            await asyncio.sleep(STOP_READ_S)
 
 
 def _rft_reward(reward: Any, train_mode: str, extras: dict[str, Any]) -> Any:

@@ -25,7 +25,7 @@ from qfnb.model import Model, Service
 from qfnb.protocol.console import train_formats
 from qfnb.resources.targets import JobTarget, check_platform, parse_target
 
-from . import finetune_store, official_file, persist, replay
+from . import budget_check, finetune_store, official_file, persist, replay
 from ._action import RunContext
 from .actions import (
     DeployAction,
@@ -69,6 +69,8 @@ class LLMFinetune(Trainer):
     workers training the run data-parallel. ``train_mode="RFT"`` takes ``reward=``: a function
     ``fn(prompt, completion, **kw) -> float`` that scores the sampled answers in this process while the
     run trains (:mod:`qfnb.trainer.rewards`), ``"module:function"``, or a declarative grader dict.
+    ``forecast_tokens=`` (e.g. ``forecast_training(...).tokens``) is held against the budget before the run is
+    created (refused, nothing sent, where it cannot fit), until the run settles on the tokens it trained.
     """
 
     def __init__(self, train_type: str = "", dataset: Any = None,
@@ -197,6 +199,8 @@ class LLMFinetune(Trainer):
             self.replayed = found.as_dict()
             self._save()
         finetune_store.stash_dataset(self)
+        if self.replayed is None:
+            await budget_check.hold_forecast(self)
         try:
             self._results = [await self.ppl.arun({}, self._ctx)]
         except Exception as exc:  # kept in ``result`` (official), and raised
@@ -262,12 +266,14 @@ class LLMFinetune(Trainer):
         self._ctx.stop_flag.set()
         return self
 
-    def compare(self, pairs: Any = None, *, judge: Any = None, checkpoint: str | int = "best",
-                confidence: float = 0.95) -> Any:
+    def compare(self, pairs: Any = None, *, metric: Any = None, judge: Any = None, checkpoint: str | int = "best",
+                likelihood: bool = True, confidence: float = 0.95, max_tokens: int = 128) -> Any:
         """Does the tuned model win? The finished run (its ``checkpoint``: ``"best"``, ``"last"`` or a
         step) against its base on held-out preference ``pairs`` (default: the run's own validation
-        split): the likelihood win rate with its CI and, with a ``judge``, the judge's; ``.verdict`` says
-        it in words (:func:`qfnb.evaluation.runs.preference.compare_preference`)."""
+        split), judged by what they write: degeneration first, then ``metric`` (``(prompt, answer[, pair])
+        -> float`` or a local evaluator), then ``judge``; a collapsed model is never the winner, and
+        likelihood is a second line. ``.verdict`` says it in words, ``.p_value`` and ``.winner`` give it
+        (:func:`qfnb.evaluation.runs.preference.compare_preference`)."""
         # deferred: loads numpy (`import qfnb.trainer` does not)
         from qfnb.evaluation.runs.preference import compare_preference
 
@@ -282,8 +288,9 @@ class LLMFinetune(Trainer):
         if not out.get("checkpoints"):
             raise ValidationError("checkpoint", "the run saved no checkpoints to compare (checkpoints=0)")
         which = checkpoint if isinstance(checkpoint, str) else f"step-{checkpoint}"
-        return compare_preference(f"{task}@{which}", self.train_action.base_model, held, judge=judge,
-                                  confidence=confidence, config=self.config)
+        return compare_preference(f"{task}@{which}", self.train_action.base_model, held, metric=metric, judge=judge,
+                                  likelihood=likelihood, confidence=confidence, max_tokens=max_tokens,
+                                  config=self.config)
 
     # ---- persistence --------------------------------------------------------------------------
 
@@ -396,7 +403,7 @@ def _ray_workers(value: int | None, target: JobTarget | None, train_kwargs: dict
 
 def _train_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keywords that go to the training step (incremental training's included)."""
-    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward")
+    out = {k: v for k in ("peft_type", "train_mode", "corpus_config", "train_extras", "reward", "forecast_tokens")
            if (v := kwargs.pop(k, None)) is not None}
     if "train_mode" in out:  # a string in any case or a TrainMode, checked before anything is sent
         try:

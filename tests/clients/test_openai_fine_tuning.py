@@ -172,6 +172,34 @@ def test_a_reinforcement_runs_rewards_are_in_its_events_and_checkpoints(served: 
     assert checkpoint.metrics.model_extra["valid_reward"] == 0.5
 
 
+def test_a_collapse_is_a_warning_event_naming_its_step_and_the_best_checkpoint_still_answers(
+        served: ServedPlatform) -> None:
+    """A run whose held-out answers collapsed (the worker's ``collapse`` line and degenerate checkpoints, set in the
+    store as its progress lines set them): a ``warn`` event names the step, what was seen and the checkpoint kept;
+    the degenerate checkpoint says so; the best checkpoint named at the end is one that still answered."""
+    sdk = _sdk(served)
+    job, platform, run = _finished_run(sdk, served, rows=12, batch_size=2)
+    saved = [{**e, "evalLoss": 1.0 + i} for i, e in enumerate(run["checkpointList"])]
+    assert len(saved) >= 2
+    first, last = int(saved[0]["step"]), int(saved[-1]["step"])
+    saved[-1].update(evalLoss=0.0, valid_degeneration_rate=1.0, degenerate=True,
+                     degeneration="the same answer to 4 of 4 prompts: 'OK OK OK'")
+    saved[0].update(valid_degeneration_rate=0.0, degenerate=False)
+    collapse = {"step": last, "rate": 1.0, "seen": saved[-1]["degeneration"], "example": "OK OK OK",
+                "lastGoodStep": first, "time": saved[-1]["time"]}
+    platform.store.update("runs", run["id"], checkpointList=saved, collapse=collapse)
+    events = sdk.fine_tuning.jobs.list_events(job.id, limit=100).data[::-1]  # oldest first
+    [warned] = [e for e in events if e.level == "warn"]
+    assert warned.message.startswith(f"The model's held-out answers collapsed at step {last}: the same answer to 4")
+    assert f"the model is step {first}'s checkpoint" in warned.message
+    assert warned.data["collapse"]["lastGoodStep"] == first
+    messages = [e.message for e in events]
+    assert f"Checkpoint created at step {last}; its held-out answers degenerated: the same answer" in " ".join(messages)
+    assert any(m.startswith(f"The best checkpoint by its held-out score is at step {first}:") for m in messages)
+    listed = {c.step_number: c for c in sdk.fine_tuning.jobs.checkpoints.list(job.id).data}
+    assert listed[last].metrics.model_extra["valid_degeneration_rate"] == 1.0
+
+
 def test_a_bad_line_is_refused_at_upload_naming_the_line_and_field(served: ServedPlatform) -> None:
     sdk = _sdk(served)
     bad = chat_lines(1) + json.dumps({"messages": [{"role": "user", "content": "hi"},

@@ -78,3 +78,6 @@ def test_a_dpo_job_through_the_openai_sdk_and_its_model_compared_with_the_base(t
     assert len(result.pairs) == 6 and all(p.base_margin == p.base_margin for p in result.pairs)  # real numbers
     # tuning moved it toward "Ahoy!" on prompts it never saw, on (nearly) every pair
     assert result.likelihood.wins >= 5 and result.base_prefers < result.tuned_prefers, result.verdict
+    # the verdict is the answers': both models answered each held-out prompt, read for degeneration first
+    assert len(result.answers) == 6 and all(a.tuned_answer and a.base_answer for a in result.answers)
+    assert result.p_value == result.by_answers.p_value and "Second line, by likelihood" in result.verdict

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from platform_doubles import FakeChat, FakeRegistry
+from platform_doubles import FakeChat, FakeDelta, FakeRegistry
 
 from qfnb.evaluation.runs.preference import compare_preference, load_pairs
 from qfnb.local.server.middleware.heartbeat import is_model_call
@@ -72,23 +72,159 @@ def test_the_tuned_model_wins_by_likelihood_and_by_the_judge(scoring: ServedPlat
         return "Winner: A" if "adapter" in a else "Winner: B" if "adapter" in b else "Winner: tie"
 
     result = compare_preference(job.fine_tuned_model, "Tiny-Chat", held_out, judge=judge, config=scoring.config())
-    assert len(result.pairs) == 6
-    # base: -3 (preferred, 3 words) - -2 (rejected) = -1; tuned: -1.5 - -2 = +0.5 on every pair
+    assert len(result.pairs) == len(result.answers) == 6
+    # the answers decide: neither degenerate, so the judge (it prefers the tuned model's answers) does
+    assert [a.decided_by for a in result.answers] == ["the judge"] * 6 and result.winner == "tuned"
+    assert result.win_rate == 1.0 and result.p_value == pytest.approx(2 / 2**6)
+    assert result.tuned_degeneration == result.base_degeneration == 0.0
+    assert result.verdict.startswith("The tuned model wins by its answers (the tuned model's win rate 100% over 6 "
+                                     "held-out pairs")
+    assert "The tuned model wins by the judge" in result.verdict
+    # likelihood, the second line: base -3 (preferred, 3 words) - -2 (rejected) = -1; tuned -1.5 - -2 = +0.5
     assert all(p.base_margin == pytest.approx(-1.0) and p.tuned_margin == pytest.approx(0.5) for p in result.pairs)
-    assert result.win_rate == 1.0 and result.tuned_prefers == 1.0 and result.base_prefers == 0.0
+    assert result.likelihood is not None and result.likelihood.win_rate == 1.0
+    assert result.tuned_prefers == 1.0 and result.base_prefers == 0.0
     assert result.prefers_p == pytest.approx(2 / 2**6) and result.likelihood.p_value == pytest.approx(2 / 2**6)
     assert result.interval is not None and 0.6 < result.interval.low < 0.61  # Wilson's, 6 of 6: not a point
     assert result.judged is not None and (result.judged.wins, result.judged.losses) == (6, 0)
-    assert result.verdict.startswith("The tuned model wins by likelihood (win rate 100% over 6 held-out pairs")
-    assert "The tuned model wins by the judge" in result.verdict
-    assert "Greet person 100" in result._repr_html_()
-    # the base against itself: every pair a tie, and the verdict says no winner
+    assert "Second line, by likelihood (what preference tuning optimises; not the verdict): win rate 100%" in (
+        result.verdict)
+    html = result._repr_html_()
+    assert "Greet person 100" in html and "tiny-chat: greet person 100" in html.lower()  # the answers, side by side
+    assert result.to_dict()["p_value"] == result.p_value and result.to_dict()["winner"] == "tuned"
+    # a person checks the judge where it is least sure, until the win is known (all 6 here: few pairs)
+    queue = result.label_queue()
+    items = result.extra["judged_items"]
+    assert list(queue.scores) == [1.0] * 6 and items.prompts[0] == "Greet person 100"
+    while not queue.done(null=0.0):
+        k = queue.next(1)[0]
+        queue.add(k, 1.0 if "adapter" in items.tuned_answers[k] else -1.0)
+    assert queue.verdict(null=0.0).startswith("labels enough: the tuned model wins, 95% CI")
+    with pytest.raises(ValueError, match="judge"):
+        compare_preference("Tiny-Chat", "Tiny-Chat", pairs(2), config=scoring.config()).label_queue()
+    # the base against itself: the same answers (a tie on every pair) and the same likelihood
     same = compare_preference("Tiny-Chat", "Tiny-Chat", pairs(4), config=scoring.config())
-    assert same.win_rate == 0.5 and same.verdict.startswith("No clear winner by likelihood")
-    # four wins of four: a 100% win rate, yet the sign test's p is 0.125, so no verdict is claimed
+    assert same.win_rate == 0.5 and same.winner is None and same.verdict.startswith("No clear winner by the answers")
+    assert same.likelihood is not None and same.likelihood.win_rate == 0.5
+    # four likelihood wins of four: a 100% win rate, yet the sign test's p is 0.125, so no verdict is claimed
     few = compare_preference(job.fine_tuned_model, "Tiny-Chat", pairs(4, start=200), config=scoring.config())
-    assert few.win_rate == 1.0 and few.verdict.startswith("No clear winner by likelihood (win rate 100% over 4")
-    assert "sign test p = 0.125" in few.verdict
+    assert few.likelihood is not None and few.likelihood.win_rate == 1.0
+    assert few.likelihood.verdict.startswith("No clear winner by likelihood (win rate 100% over 4")
+    assert "sign test p = 0.125" in few.likelihood.verdict
+
+
+MARKER = "[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]Ticket #1111Ticket #1111"
+
+
+class SupportChat(FakeChat):
+    """A support team's models: the base answers the question plainly, without a ticket reference; a
+    tuned adapter answers as ``reply(prompt)`` says (a collapsed one: the marker and nothing else). Its
+    likelihoods favour whatever the tuned model was tuned toward (a reference), as a collapsed DPO policy's do."""
+
+    reply: Any = None
+
+    def chat(self, messages: list[dict[str, str]], *, sampling: Any) -> Iterator[Any]:
+        prompt = messages[-1]["content"]
+        if self.tag.startswith("adapter") and SupportChat.reply is not None:
+            text = SupportChat.reply(prompt)
+        else:
+            text = f"Sorry about {prompt.lower()}: please restart the router and tell us if it persists."
+        return iter([FakeDelta(text, "stop", prompt_tokens=5, completion_tokens=len(text.split()))])
+
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> tuple[float, int]:
+        words = len(answer.split())
+        tuned = self.tag.startswith("adapter") and "Ticket #" in answer
+        return -(0.2 if tuned else 1.0) * words, words
+
+
+class SupportRegistry(FakeRegistry):
+    def make_chat(self, tag: str) -> FakeChat:
+        return SupportChat(tag)
+
+
+def support_pairs(n: int) -> list[dict[str, Any]]:
+    return [{"input": {"messages": [{"role": "user", "content": f"My router number {i} drops the line"}]},
+             "preferred_output": [{"role": "assistant", "content": f"Sorry for the trouble with router {i}; we are "
+                                                                   f"on it. [Ticket #{1000 + i}]"}],
+             "non_preferred_output": [{"role": "assistant", "content": "Not our problem."}]} for i in range(n)]
+
+
+def has_ticket_reference(prompt: str, answer: str) -> float:
+    """The team's own metric: the answer carries a ticket reference."""
+    return float("Ticket #" in answer)
+
+
+def tuned_on_support_pairs(tmp_path: Path) -> tuple[ServedPlatform, str, Any]:
+    served = served_platform(tmp_path / "data", registry=SupportRegistry())
+    platform = served.__enter__()
+    sdk = openai.OpenAI(base_url=platform.url + "/v1", api_key=platform.bearer_token(), max_retries=0)
+    train = sdk.files.create(file=("t.jsonl", io.BytesIO(lines(support_pairs(8)))), purpose="fine-tune")
+    job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, method={"type": "dpo"})
+    for _ in range(400):
+        job = sdk.fine_tuning.jobs.retrieve(job.id)
+        if job.status == "succeeded":
+            break
+        __import__("time").sleep(0.05)
+    assert job.status == "succeeded"
+    return platform, str(job.fine_tuned_model), served
+
+
+def test_a_collapsed_tuned_model_is_called_collapsed_and_never_the_winner(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's run: the tuned model answers every prompt with the marker alone. Likelihood and the team's
+    metric ("has a ticket reference") both favour it; the comparison reads the answers first."""
+    monkeypatch.setattr(SupportChat, "reply", lambda prompt: MARKER)
+    platform, tuned, served = tuned_on_support_pairs(tmp_path)
+    try:
+        result = compare_preference(tuned, "Tiny-Chat", support_pairs(10), metric=has_ticket_reference,
+                                    config=platform.config())
+    finally:
+        served.__exit__(None, None, None)
+    assert result.tuned_collapsed and not result.base_collapsed
+    assert result.tuned_degeneration == 1.0 and result.base_degeneration == 0.0
+    assert result.winner == "base" and (result.by_answers.wins, result.by_answers.losses) == (0, 10)
+    assert all(a.decided_by == "degeneration" and a.tuned_degenerate for a in result.answers)
+    assert result.verdict.startswith("The tuned model collapsed: the same answer to 10 of 10 prompts: "
+                                     "'[Ticket #1111]Ticket #1111")
+    assert "100% of its answers are degenerate, the base's 0%. It is not the winner: the base wins" in result.verdict
+    # what the metric alone and likelihood say (both fooled), reported, not the verdict
+    assert result.measured is not None and (result.measured.wins, result.measured.losses) == (10, 0)
+    assert "By has_ticket_reference alone (degeneration not read): win rate 100%" in result.verdict
+    assert result.likelihood is not None and result.likelihood.wins == 10 and "Second line, by likelihood" in (
+        result.verdict)
+    assert result.p_value == pytest.approx(2 / 2**10)
+    as_dict = result.to_dict()
+    assert as_dict["tuned_collapsed"] and as_dict["winner"] == "base" and as_dict["answers"][0]["tuned"] == MARKER
+    html = result._repr_html_()
+    assert "<i>degenerate:" in html and "[Ticket #1111]" in html and "<script" not in html
+
+
+def test_a_genuinely_better_tuned_model_wins_by_the_teams_metric(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SupportChat, "reply", lambda prompt: (
+        f"Sorry for the trouble: {prompt.lower()}. We are looking into it. [Ticket #4821]"))
+    platform, tuned, served = tuned_on_support_pairs(tmp_path)
+    try:
+        result = compare_preference(tuned, "Tiny-Chat", support_pairs(10), metric=has_ticket_reference,
+                                    likelihood=False, config=platform.config())
+        plain = compare_preference(tuned, "Tiny-Chat", support_pairs(10), likelihood=False, config=platform.config())
+    finally:
+        served.__exit__(None, None, None)
+    assert not result.tuned_collapsed and result.tuned_degeneration == 0.0
+    assert result.winner == "tuned" and result.by_answers.wins == 10 and result.p_value < 0.01
+    assert {a.decided_by for a in result.answers} == {"has_ticket_reference"}
+    assert result.verdict.startswith("The tuned model wins by its answers (the tuned model's win rate 100% over 10 "
+                                     "held-out pairs")
+    assert result.likelihood is None and not result.pairs and "likelihood" not in result.verdict
+    # without a metric or judge: the answer nearer the preferred one wins
+    assert plain.winner == "tuned" and {a.decided_by for a in plain.answers} == {"resemblance"}
+
+
+def test_a_bad_metric_is_named_before_anything_is_sent() -> None:
+    with pytest.raises(Exception, match=r"metric: .*neither a function"):
+        compare_preference("ft:x", "Tiny-Chat", support_pairs(2), metric="has a ticket")
+    with pytest.raises(Exception, match=r"metric: .*must take \(prompt, answer\)"):
+        compare_preference("ft:x", "Tiny-Chat", support_pairs(2), metric=lambda answer: 1.0)
 
 
 def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
@@ -134,7 +270,8 @@ def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows
     trainer.run()
     result = trainer.compare(pairs(6, start=50))
     assert result.tuned.endswith("@best") and result.tuned.startswith("task-") and result.base == "Tiny-Chat"
-    assert result.win_rate == 1.0 and result.verdict.startswith("The tuned model wins by likelihood")
+    assert result.likelihood is not None and result.likelihood.win_rate == 1.0
+    assert "Second line, by likelihood" in result.verdict and result.p_value <= 1.0
     with pytest.raises(Exception, match=r"pairs: .*looks like SFT"):  # its own split is SFT rows, not pairs
         trainer.compare()
 
@@ -146,6 +283,6 @@ def test_the_trainer_compares_its_best_checkpoint_and_the_dashboard_button_shows
     compare = trainer.compare  # the button compares on pairs of its own: the run's split is SFT rows
     monkeypatch.setattr(trainer, "compare", lambda: compare(pairs(6, start=70)))
     board._clicked_compare(None).join(60)
-    assert board.comparison is not None and board.comparison.win_rate == 1.0
-    assert "The tuned model wins by likelihood" in board.compare_view.value
+    assert board.comparison is not None and board.comparison.likelihood.win_rate == 1.0
+    assert "Second line, by likelihood" in board.compare_view.value
     assert board.compare_button.description == "Compare again" and not board.compare_button.disabled

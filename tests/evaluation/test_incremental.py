@@ -203,3 +203,12 @@ def test_repeats_and_fresh_under_the_response_cache(fake: FakeQianfan, tmp_path:
     em.eval({"m": chat}, DATA, repeats=3, temperature=0.9, store=AnswerStore(tmp_path / "s.sqlite", refresh=True))
     assert len(_inference(fake)) == 18  # fresh: asked again, even with the cache on
     cache_mod._default.clear()
+
+
+def test_the_store_keeps_a_label_queues_state_and_a_fresh_run_does_not_forget_it(tmp_path: Path) -> None:
+    store = AnswerStore(tmp_path / "s.sqlite")
+    assert store.label_state("label:x") is None
+    store.save_label_state("label:x", {"labels": {"3": 1.0}, "draws": [[3, 0.1]]})
+    again = AnswerStore(tmp_path / "s.sqlite", refresh=True)  # new answers asked; your labels kept
+    assert again.label_state("label:x") == {"labels": {"3": 1.0}, "draws": [[3, 0.1]]}
+    assert len(again) == 0  # labels are not answers

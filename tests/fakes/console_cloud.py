@@ -22,6 +22,8 @@ class ConsoleCloud:
         self.train_polls = train_polls
         self.fail_training: str | None = None
         self.fail_detail_polls = 0  # answer this many task-detail polls with HTTP 500
+        #: tokens a task trains on each poll it runs, reported in an ended task's metrics (0: none reported)
+        self.trained_per_poll = 0
         #: held-out losses of the checkpoints a task saves when its hyperParameterConfig asks for some
         self.checkpoint_eval_losses = [3.2, 2.9, 3.5, 5.1, 6.8]
         self.seq = itertools.count(100)
@@ -146,6 +148,8 @@ class ConsoleCloud:
             out["metrics"] = {"loss": 0.5}
             if task["saved"]:
                 out["checkpointList"] = task["saved"]
+        if self.trained_per_poll and task["runStatus"] in ("Done", "Failed", "Stopped"):  # a run that ended trained
+            out["metrics"] = {**(out.get("metrics") or {}), "trained_tokens": task["polls"] * self.trained_per_poll}
         return self._v2(req, out)
 
     def _checkpoints(self, body: dict[str, Any]) -> list[dict[str, Any]]:

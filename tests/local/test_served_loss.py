@@ -19,7 +19,7 @@ from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.engine import FORCE_BIAS, LlamaEngine
+from qfnb.local.engines.llama.engine import FORCE_BIAS, SCORING_SEED, LlamaEngine, position_spans
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.server import EngineUnavailable
 from qfnb.local.engines.llama.transport import Endpoint
@@ -116,3 +116,46 @@ def test_an_external_engine_and_a_position_outside_the_tokens_are_refused(monkey
     with pytest.raises(CannotServe, match="external engine"):
         asyncio.run(external.token_logprobs([2, 10], [1]))
     assert not sent
+
+
+def test_many_positions_run_as_spans_side_by_side_on_the_engines_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer's positions are cut into contiguous spans, one per batch slot, that run at once: the
+    same numbers in the same order as one position after another, each span on its own slot, in order."""
+    chat, sent = _served(monkeypatch, _forced)
+    running: list[int] = []
+    most = [0]
+
+    async def handler(request: httpx.Request) -> httpx.Response:  # a server that takes its time
+        body = json.loads(request.content)
+        sent.append(body)
+        running.append(body["id_slot"])
+        most[0] = max(most[0], len(running))
+        await asyncio.sleep(0.01)
+        running.remove(body["id_slot"])
+        return httpx.Response(200, json=_forced(body))
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    monkeypatch.setattr(transport, "client", lambda: client)
+    ids = list(range(2, 22))  # 20 tokens: positions 1..19
+    positions = list(range(3, 20))
+    assert asyncio.run(chat.token_logprobs(ids, positions)) == [-0.5 * t for t in positions]
+    slots = {b["id_slot"] for b in sent}
+    assert len(slots) == 2 == chat.gate.slots == most[0]  # the batch lane's two slots, both at once
+    for slot in slots:
+        lengths = [len(b["prompt"]) for b in sent if b["id_slot"] == slot]
+        assert lengths == sorted(lengths) and lengths == list(range(lengths[0], lengths[0] + len(lengths)))
+    assert sorted(len(b["prompt"]) for b in sent) == positions  # each position once
+    assert position_spans(list(range(10)), 8) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]  # none shorter than MIN_SPAN
+    assert position_spans([1, 2, 3], 8) == [[1, 2, 3]] and position_spans([], 8) == []
+
+
+def test_exact_scoring_is_seeded_and_each_span_reads_its_prefix_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    chat, sent = _served(monkeypatch, _forced)
+    ids = list(range(2, 22))
+    assert asyncio.run(chat.token_logprobs(ids, list(range(3, 20)), exact=True)) == [-0.5 * t for t in range(3, 20)]
+    assert {b["seed"] for b in sent} == {SCORING_SEED}  # batch-invariant kernels on the platform's build
+    firsts = [b for b in sent if not b["cache_prompt"]]
+    assert len(firsts) == 2 and {b["id_slot"] for b in firsts} == {b["id_slot"] for b in sent}  # one per span
+    sent.clear()
+    asyncio.run(chat.token_logprobs(ids, [3, 4]))
+    assert all("seed" not in b and b["cache_prompt"] for b in sent)  # the default: the slot's cache reused

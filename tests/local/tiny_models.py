@@ -95,3 +95,45 @@ def build_tiny_qwen(out: Path, seed: int = 0) -> Path:
     Qwen2ForCausalLM(config).save_pretrained(str(out))
     tok.save_pretrained(str(out))  # type: ignore[attr-defined]
     return out
+
+
+def teach_answers(model_dir: Path, pairs: list[tuple[str, str]], steps: int = 40, lr: float = 1e-2) -> Path:
+    """Fine-tune every weight of the tiny model at ``model_dir`` (in place) until it answers each ``(prompt,
+    answer)`` pair's prompt (a user turn) with its answer: a base that answers, for tests that judge what a tuned
+    model writes beside its base's answers."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    rows = []
+    for prompt, answer in pairs:
+        turn = [{"role": "user", "content": prompt}]
+        head = tok.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+        full = tok.apply_chat_template([*turn, {"role": "assistant", "content": answer}], tokenize=False)
+        p_ids = tok(head, add_special_tokens=False)["input_ids"]
+        ids = tok(full, add_special_tokens=False)["input_ids"]
+        rows.append((ids, len(p_ids)))
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (ids, start) in enumerate(rows):
+        input_ids[i, :len(ids)] = torch.tensor(ids)
+        labels[i, start:len(ids)] = torch.tensor(ids[start:])
+        mask[i, :len(ids)] = 1
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 64-wide model: more threads only contend (minutes instead of seconds under load)
+    try:
+        for _ in range(steps):
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    model.save_pretrained(str(model_dir))
+    return model_dir

@@ -45,8 +45,15 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
     news = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True, exist_ok=True)
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    # the labextension built from this checkout, ahead of the one the shared environment links to
+    # (JUPYTER_PATH's labextensions come first, and the first of a name wins)
+    shared = root / ".jupyter-path" / "labextensions"
+    shared.mkdir(parents=True, exist_ok=True)
+    if not (shared / "qfnb-cell-magics").exists():
+        (shared / "qfnb-cell-magics").symlink_to(ROOT / "qfnb" / "notebook" / "labextension")
     env = {
         **os.environ,
+        "JUPYTER_PATH": os.pathsep.join(filter(None, [str(root / ".jupyter-path"), os.environ.get("JUPYTER_PATH")])),
         "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
         "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'notebook'}",
         **env,

@@ -23,7 +23,7 @@ from nbcheck import ROOT
 from test_nb_browser import open_lab_page
 
 BUILT = ROOT / "qfnb" / "notebook" / "labextension"
-SOURCE = ROOT / "labextension" / "src" / "index.js"
+SOURCE = ROOT / "labextension" / "src" / "index.ts"
 NAME = "qfnb-cell-magics"
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
 

@@ -326,10 +326,18 @@ def trace_view(text: str) -> Any:
 
 
 def preference_comparison(text: str) -> Any:
-    from qfnb.evaluation.runs.preference import PairScore, PreferenceComparison, Wins
+    from qfnb.evaluation.runs.preference import AnsweredPair, PairScore, PreferenceComparison, Wins
+    from qfnb.evaluation.runs.preference_answers import Answers
+    from qfnb.protocol.console.degeneration import judge_answers
 
     pairs = [PairScore(text, 0.1, 0.9), PairScore(text, 0.4, 0.2)]
-    return PreferenceComparison(tuned=text, base=text, pairs=pairs,
+    said = [text, f"{text} {text} {text} {text}"]  # the second one degenerate: its reason quotes the text
+    answers = Answers(said, [None, "length"], judge_answers(said, finish_reasons=[None, "length"]))
+    answered = [AnsweredPair(text, a, text, answers.degenerate(k), False, None, None, 0.5, text)
+                for k, a in enumerate(said)]
+    return PreferenceComparison(tuned=text, base=text, answers=answered,
+                                by_answers=Wins.of(text, [a.outcome for a in answered], 0.95),
+                                tuned_answers=answers, base_answers=answers, pairs=pairs,
                                 likelihood=Wins.of(text, [p.win for p in pairs], 0.95), extra={text: text})
 
 

@@ -20,4 +20,5 @@ TRAIN_OPTIONS = (
     TrainOption("max_seq_len", ("--max-seq-len",), "maxSeqLen", "maximum sequence length."),
     TrainOption("lora_rank", ("--lora-rank",), "loraRank", "LoRA rank."),
     TrainOption("checkpoints", ("--checkpoints",), "checkpoints", "LoRA checkpoints kept (5 with held-out rows)."),
+    TrainOption("beta", ("--beta",), "beta", "DPO/KTO: closeness to the base; raise it if answers collapse."),
 )

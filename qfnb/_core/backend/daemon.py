@@ -11,6 +11,8 @@ the caller, and the caller's environment is not changed.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,7 +157,16 @@ class LocalDaemon:
         known.pop(self.root, None)
         if info is None or not pid_alive(info.pid):
             return {"stopped": False, "running": False}
-        code, body = self.control(info).shutdown(force=force)
+        try:
+            code, body = self.control(info).shutdown(force=force)
+        except ConnectionError as exc:  # it does not answer (busy, hung): forced, it is stopped by a signal
+            if not force:
+                raise DaemonError(f"the daemon (pid {info.pid}) did not answer its shutdown request ({exc}); "
+                                  "`qfnb stop --force` stops it with a signal") from None
+            logger.warning("qfnb: the daemon (pid %d) did not answer its shutdown request (%s); sending it SIGTERM",
+                           info.pid, exc)
+            os.kill(info.pid, signal.SIGTERM)
+            code, body = 200, {"stopped": True, "signalled": True}
         if code == 409:
             return {"running": True, **body}
         if not wait_gone(info.pid, timeout):

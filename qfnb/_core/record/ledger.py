@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -25,20 +26,22 @@ from qfnb._core.record import bound
 from qfnb._core.record.prices import price_rows
 from qfnb.protocol.platform.daemon import default_data_dir
 from qfnb.protocol.platform.sqlite_files import LazyDb, open_db, select, transaction
-from qfnb.protocol.platform.usage_file import LEDGER_FILE, STORE_API
+from qfnb.protocol.platform.usage_file import LEDGER_FILE, STORE_API, kernel_session_of_argv
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "UsageRow", "current_cell", "current_job",
-           "default_ledger", "figures", "in_part", "job", "job_part", "launched_from", "set_cell"]
+__all__ = ["LEDGER_FILE", "SESSION", "STORE_API", "Figures", "Ledger", "SessionBudget", "UsageRow", "current_cell",
+           "current_job", "default_ledger", "figures", "in_part", "job", "job_part", "launched_from", "set_cell",
+           "under_session"]
 
 logger = logging.getLogger("qfnb.usage")
 
 #: cache-hit rows that are no replay from the response cache: store answers, reused platform jobs
 _NOT_REPLAYS = (STORE_API, "batch-job", "fine-tune")
-#: this process's session id (one per kernel or script)
-SESSION = uuid.uuid4().hex[:12]
+#: this process's session id (one per kernel or script): a Jupyter kernel's is made of its kernel id and
+#: process (``usage_file.kernel_session``), so the Jupyter server writes its notebook's completions under it
+SESSION = kernel_session_of_argv(sys.argv, os.getpid()) or uuid.uuid4().hex[:12]
 
 #: failed calls of the same input made before the one under way (a batch sends a failed input again
 #: as a new call): the ledger row of the call that answers counts them among its ``retries``
@@ -47,6 +50,7 @@ earlier_tries: contextvars.ContextVar[int] = contextvars.ContextVar("qfnb_earlie
 _cell: int | None = None
 _job: contextvars.ContextVar[str | None] = contextvars.ContextVar("qfnb_job", default=None)
 _launched_from: contextvars.ContextVar[int | None] = contextvars.ContextVar("qfnb_launched_from", default=None)
+_session: contextvars.ContextVar[str | None] = contextvars.ContextVar("qfnb_session", default=None)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -57,6 +61,7 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_ts ON calls(ts);
 CREATE TABLE IF NOT EXISTS recorded_once (key TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS budgets (session TEXT PRIMARY KEY, tokens INTEGER, yuan REAL, since REAL NOT NULL);
 """
 #: the columns a file from before lacks
 _ADDED = {"calls": {**dict.fromkeys(("asked", "end_user"), "TEXT NOT NULL DEFAULT ''"),
@@ -80,6 +85,12 @@ def launched_from(cell: int | None) -> contextlib.AbstractContextManager[None]:
     """Count the calls made inside (and in tasks started inside) under ``cell``, the cell that launched
     them, whichever cell runs when they end (a fine-tune in the background)."""
     return bound(_launched_from, cell)
+
+
+def under_session(session: str | None) -> contextlib.AbstractContextManager[None]:
+    """Record the calls made inside under ``session`` (another process's: the Jupyter server writes a
+    notebook's completions under its kernel's session); None: this process's own."""
+    return bound(_session, session)
 
 
 def current_job() -> str | None:
@@ -147,8 +158,8 @@ def _values(row: UsageRow, *, job: str | None) -> tuple[Any, ...]:
     ``asdict``'s deep copies, or a new frozen row, cost a batch's calls more than their JSON.)"""
     return (row.api, row.model, row.platform, row.prompt_tokens, row.completion_tokens, row.total_tokens,
             row.latency_s, row.retries, int(row.cache_hit), row.trained_tokens, row.ts or time.time(),
-            row.session or SESSION, row.cell if row.cell is not None else current_cell(), job, row.asked,
-            row.end_user, row.requests)
+            row.session or _session.get() or SESSION, row.cell if row.cell is not None else current_cell(), job,
+            row.asked, row.end_user, row.requests)
 
 
 #: rows queued for the writer before a recording call writes them itself (a batch records thousands of
@@ -235,10 +246,45 @@ class Ledger:
         frame = pd.DataFrame([asdict(r) for r in rows], columns=list(UsageRow.__dataclass_fields__))
         return price_rows(frame)
 
+    def set_budget(self, session: str, tokens: int | None, yuan: float | None) -> None:
+        """Write ``session``'s budget (counting from now; neither: none), for the processes that spend
+        for it (the Jupyter server's completions) to read."""
+        with self._db_lock:
+            try:
+                with transaction(self._file.conn()) as db:
+                    db.execute("DELETE FROM budgets WHERE session = ?", (session,))
+                    if tokens is not None or yuan is not None:
+                        db.execute("INSERT INTO budgets(session, tokens, yuan, since) VALUES (?, ?, ?, ?)",
+                                   (session, tokens, yuan, time.time()))
+            except (sqlite3.Error, OSError) as exc:  # the ledger never breaks a call
+                logger.warning("usage ledger: could not write the budget of %s (%s)", session, exc)
+
+    def budget_of(self, session: str) -> SessionBudget | None:
+        """``session``'s budget as its process wrote it, with what the session's calls used since."""
+        self.flush()
+        with self._db_lock:
+            found = select(self._file.conn(), "SELECT * FROM budgets", {"session =": session}, "")
+        if not found:
+            return None
+        row = found[0]
+        spent = [r for r in self.rows(since=row["since"], session=session) if not r.cache_hit]
+        return SessionBudget(row["tokens"], row["yuan"], sum(r.total_tokens for r in spent), tuple(spent))
+
     def close(self) -> None:
         self.flush()
         with self._db_lock:
             self._file.close()
+
+
+@dataclass(frozen=True)
+class SessionBudget:
+    """A session's budget as its process set it (``tokens``, ``yuan``: None where unset), and what the
+    session's calls used since: their tokens and the rows (priced by the reader)."""
+
+    tokens: int | None
+    yuan: float | None
+    spent_tokens: int
+    spent: tuple[UsageRow, ...]
 
 
 _default: dict[Path, Ledger] = {}

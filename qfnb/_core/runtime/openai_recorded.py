@@ -9,9 +9,10 @@ would cross the budget is answered 429 ``insufficient_quota``, unsent); settled 
 ledger with the engine's own counts when its answer, or what arrived of a stream, is in. A chat or
 text stream that did not ask for ``include_usage`` is sent asking for it, and the usage chunk is
 kept from the caller. A batch request goes to :class:`~.openai_batches.BatchFace` (held, watched,
-recorded once). A Responses call continuing a stored response (``previous_response_id``) holds that
-conversation's tokens too, read from the platform. Every other request (models, files) passes through
-unchanged.
+recorded once), a fine-tuning job's to :class:`~.openai_fine_tuning.FineTuneFace` (its forecast held,
+watched, settled on its trained tokens and recorded once). A Responses call continuing a stored
+response (``previous_response_id``) holds that conversation's tokens too, read from the platform.
+Every other request (models, files) passes through unchanged.
 :class:`SyncRecordedTransport` runs the same on qfnb's loop for ``openai.OpenAI``.
 
 A request refused at the platform's address (its daemon was killed, or is restarting) finds or
@@ -41,6 +42,7 @@ from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.traces import origin_headers
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, get_beside, is_batches, over_budget
+from qfnb._core.runtime.openai_fine_tuning import FineTuneFace, is_fine_tuning
 from qfnb._core.transport.urls import under
 from qfnb.protocol.wires.sse import DONE, SSEDecoder, encode_event
 
@@ -122,18 +124,22 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
         self.config = config
         self.inner = inner or Reviving(httpx2.AsyncHTTPTransport())
         self.batches = BatchFace(config, self.inner, watch_first_s=watch_first_s)
+        self.fine_tunes = FineTuneFace(config, self.inner, watch_first_s=watch_first_s)
 
     async def aclose(self) -> None:
         self.batches.close()
+        self.fine_tunes.close()
         await self.inner.aclose()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         api = recorded_api(request.url.path) if request.method == "POST" else None
         body = json.loads(await request.aread() or b"{}") if api is not None else None
         if api is None or not isinstance(body, dict):
-            if not is_batches(request.url.path):
-                return await self.inner.handle_async_request(request)
-            return await self.batches.handle(request)
+            if is_batches(request.url.path):
+                return await self.batches.handle(request)
+            if is_fine_tuning(request.url.path):
+                return await self.fine_tunes.handle(request)
+            return await self.inner.handle_async_request(request)
         stream = body.get("stream") is True
         body = with_output_cap(api, body)
         body, hide_usage = with_usage_chunk(body) if stream and api in _USAGE_OPTION else (body, False)

@@ -69,6 +69,7 @@ class AnswerStore:
         fresh = not self.path.exists()
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, output TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS label_queues (key TEXT PRIMARY KEY, state TEXT)")
         if fresh:  # answers can hold private data: the user's only
             self.path.chmod(0o600)
 
@@ -105,6 +106,18 @@ class AnswerStore:
         with self._lock, self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO answers (key, model, output) VALUES (?, ?, ?)",
                            [(k, model, v) for k, v in items.items()])
+
+    def label_state(self, key: str) -> dict[str, Any] | None:
+        """A label queue's saved state (:meth:`qfnb.evaluation.LabelQueue.state`) under ``key``, or None.
+        The person's labels are facts: ``refresh`` (new answers) does not forget them."""
+        with self._lock, self._connect() as db:
+            row = db.execute("SELECT state FROM label_queues WHERE key = ?", (key,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def save_label_state(self, key: str, state: Mapping[str, Any]) -> None:
+        """Keep a label queue's state under ``key`` (written at each label: a restarted kernel continues)."""
+        with self._lock, self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO label_queues (key, state) VALUES (?, ?)", (key, json.dumps(state)))
 
     def __len__(self) -> int:
         with self._lock, self._connect() as db:

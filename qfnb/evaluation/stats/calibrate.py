@@ -38,12 +38,25 @@ class CalibratedMean:
     bias: float
     n_all: int
     n_labelled: int
+    #: a label queue's (:mod:`.active`): the labelled draws (an item drawn twice counts twice), and
+    #: whether the interval is a confidence sequence (valid at every look) rather than fixed-n
+    draws: int | None = None
+    anytime: bool = False
 
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
     @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    @property
     def sentence(self) -> str:
+        if self.anytime:
+            return (f"{self.estimate:.3g} ({self.confidence:.0%} confidence sequence {self.low:.3g}\u2026"
+                    f"{self.high:.3g}, valid at every look; the judge's own mean {self.naive:.3g} is off by "
+                    f"{self.bias + 0.0:+.3g}; "
+                    f"{self.n_labelled} labels of {self.n_all} items, asked where the judge is unsure)")
         return (f"{self.estimate:.3g} ({self.confidence:.0%} CI {self.low:.3g}\u2026{self.high:.3g}; the judge's own "
                 f"mean {self.naive:.3g} is off by {self.bias + 0.0:+.3g} on the {self.n_labelled} labelled items; "
                 f"prediction-powered over {self.n_all} items)")

@@ -103,6 +103,45 @@ def decision_times(x: NDArray[np.float64], *, alpha: float, floor: float = 0.0) 
     return first, a_wins
 
 
+class BettingSequence:
+    """The candidate means of ``x`` in [0, 1] on a grid, each with its gamblers' wealth: a candidate is
+    ruled out for good once its hedged wealth reaches ``1/alpha``. What :class:`SequentialComparison`
+    and the label queue (:mod:`.active`) both stand on; ``floor``: the smallest gap bet on, ``extra``:
+    candidates added to the grid."""
+
+    def __init__(self, *, alpha: float, floor: float = 0.0, extra: tuple[float, ...] = (),
+                 points: int = GRID_POINTS) -> None:
+        self.alpha = alpha
+        self.floor = floor
+        self.grid = np.unique(np.concatenate([np.linspace(0.0, 1.0, points)[1:-1], np.asarray(extra, dtype=float)]))
+        self._wealth = start(self.grid.shape)
+        #: each candidate's largest log wealth so far
+        self.best = np.full(self.grid.shape, -np.inf)
+
+    @property
+    def n(self) -> int:
+        return self._wealth.n
+
+    def advance(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                                      NDArray[np.float64]]:
+        """Add the items ``x`` (in order); returns the running best hedged log wealth and the two
+        gamblers' log wealth, ``(grid, len(x))`` each, for decisions made item by item."""
+        up, down, self._wealth = wealth_paths(x[None, :], self.grid[:, None], floor=self.floor, carry=self._wealth)
+        log_k = np.maximum.accumulate(np.maximum(hedged(up, down), self.best[:, None]), axis=1)
+        if x.size:
+            self.best = log_k[:, -1].copy()
+        return log_k, up, down
+
+    def interval(self) -> tuple[float, float]:
+        """The candidates not ruled out, as ``(low, high)`` in [0, 1] (conservative by one grid step)."""
+        kept = np.flatnonzero(self.best < math.log(1.0 / self.alpha))
+        if kept.size == 0:  # every candidate ruled out (probability <= alpha): the least ruled-out one
+            kept = np.array([int(np.argmin(self.best))])
+        lo_i, hi_i = max(int(kept[0]) - 1, 0), min(int(kept[-1]) + 1, self.grid.size - 1)
+        return (0.0 if lo_i == 0 else float(self.grid[lo_i]),
+                1.0 if hi_i == self.grid.size - 1 else float(self.grid[hi_i]))
+
+
 @dataclass(frozen=True)
 class ConfidenceSequence:
     """The range of mean differences (a − b) not yet ruled out; it only ever shrinks."""
@@ -140,12 +179,10 @@ class SequentialComparison:
                                             f"got {min_difference}")
         self.min_difference = min_difference
         self._floor = 0.0 if min_difference is None else min_difference / (2.0 * self._range)
-        grid = np.linspace(0.0, 1.0, GRID_POINTS)[1:-1]
-        extra = [0.5 + s * self._floor for s in (-1.0, 1.0)] if self._floor else []
-        self._grid = np.unique(np.concatenate([grid, extra]))
+        extra = tuple(0.5 + s * self._floor for s in (-1.0, 1.0)) if self._floor else ()
+        self._sequence = BettingSequence(alpha=alpha, floor=self._floor, extra=extra)
+        self._grid = self._sequence.grid
         self._null = int(np.searchsorted(self._grid, 0.5))
-        self._wealth = start(self._grid.shape)
-        self._best = np.full(self._grid.shape, -np.inf)
         self._diffs: list[float] = []
         self.decided_at: int | None = None
         self._winner: str | None = None
@@ -169,10 +206,7 @@ class SequentialComparison:
 
     def _advance(self, d: NDArray[np.float64]) -> None:
         scaled = np.clip((d / self._range + 1.0) / 2.0, 0.0, 1.0)
-        up, down, self._wealth = wealth_paths(scaled[None, :], self._grid[:, None], floor=self._floor,
-                                              carry=self._wealth)
-        log_k = np.maximum.accumulate(np.maximum(hedged(up, down), self._best[:, None]), axis=1)
-        self._best = log_k[:, -1].copy()
+        log_k, up, down = self._sequence.advance(scaled)
         if self.decided_at is None:
             self._decide(log_k, up[self._null] > down[self._null])
         self._diffs.extend(float(v) for v in d)
@@ -212,19 +246,13 @@ class SequentialComparison:
     @property
     def p_value(self) -> float:
         """Always-valid p-value of "no difference": ``1 / max_t K_t``, valid at any stopping time."""
-        return float(min(1.0, math.exp(-self._best[self._null]))) if self._diffs else 1.0
+        return float(min(1.0, math.exp(-self._sequence.best[self._null]))) if self._diffs else 1.0
 
     @property
     def ci(self) -> ConfidenceSequence:
         """The confidence sequence at ``1 − alpha`` now (conservative by one grid step)."""
-        level = 1.0 - self.alpha
-        kept = np.flatnonzero(self._best < math.log(1.0 / self.alpha))
-        if kept.size == 0:  # every candidate ruled out (probability <= alpha): the least ruled-out one
-            kept = np.array([int(np.argmin(self._best))])
-        lo_i, hi_i = max(int(kept[0]) - 1, 0), min(int(kept[-1]) + 1, self._grid.size - 1)
-        edge = [0.0 if lo_i == 0 else self._grid[lo_i], 1.0 if hi_i == self._grid.size - 1 else self._grid[hi_i]]
-        low, high = ((2.0 * v - 1.0) * self._range for v in edge)
-        return ConfidenceSequence(float(low), float(high), level)
+        low, high = ((2.0 * v - 1.0) * self._range for v in self._sequence.interval())
+        return ConfidenceSequence(float(low), float(high), 1.0 - self.alpha)
 
     @property
     def verdict(self) -> str:
@@ -243,3 +271,33 @@ class SequentialComparison:
 
     def __repr__(self) -> str:
         return f"SequentialComparison({self.verdict})"
+
+
+# -- an asymptotic confidence sequence (for weighted means whose bounds are loose) ------------------------
+#: the look at which the normal-mixture boundary is tightest (``ρ`` is tuned to it); it is valid at every look
+TUNED_FOR = 100
+
+
+def mixture_radius(t: ArrayLike, sd: ArrayLike, *, alpha: float, tuned_for: float = TUNED_FOR) -> NDArray[np.float64]:
+    """Half-width of the two-sided asymptotic confidence sequence of a mean after ``t`` items whose
+    standard deviation is estimated as ``sd``: Robbins' normal-mixture boundary,
+    ``sd · sqrt(2 (t ρ² + 1) / (t² ρ²) · log(sqrt(t ρ² + 1) / α))`` (Waudby-Smith, Arbour, Sinha,
+    Kennedy & Ramdas 2024, "Time-uniform central limit theory and asymptotic confidence sequences",
+    *Ann. Statist.*, Thm 2.2), ``ρ`` tuned to be tightest at ``tuned_for`` items. Valid at every look
+    as ``t`` grows (the martingale CLT's coupling); its price against a fixed-n interval is stated by
+    :func:`anytime_price`. Unlike the betting sequence it never pays for loose bounds."""
+    tt = np.maximum(np.asarray(t, dtype=float), 1.0)
+    log_a = math.log(1.0 / alpha)
+    rho2 = (2.0 * log_a + math.log(2.0 * log_a + 1.0)) / tuned_for
+    out: NDArray[np.float64] = np.asarray(sd, dtype=float) * np.sqrt(
+        2.0 * (tt * rho2 + 1.0) / (tt * tt * rho2) * np.log(np.sqrt(tt * rho2 + 1.0) / alpha))
+    return out
+
+
+def anytime_price(t: float, *, alpha: float, tuned_for: float = TUNED_FOR) -> float:
+    """How many times wider the mixture boundary is than the fixed-n normal interval at ``t`` items
+    (the price of being valid at every look); squared, the price in items."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    return float(mixture_radius(t, 1.0, alpha=alpha, tuned_for=tuned_for) * math.sqrt(t) / z)

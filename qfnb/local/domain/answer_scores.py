@@ -10,6 +10,7 @@ adapter; an in-process transformers model in one forward pass).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from qfnb.local.domain.platform import Platform
@@ -20,6 +21,10 @@ from qfnb.local.engines.gate import EngineBusy
 
 #: items of one call, and answers of one item
 MAX_ITEMS, MAX_ANSWERS = 64, 8
+#: answers scored at once: each spreads its tokens over the engine's batch slots
+#: (:meth:`~qfnb.local.engines.llama.engine.LlamaEngine.token_logprobs`), so this many of them stay within
+#: the engine's queue (about four times its slots) while short answers still fill the slots
+ANSWERS_AT_ONCE = 4
 
 
 def _items(body: dict[str, Any]) -> list[tuple[list[dict[str, str]], list[str]]]:
@@ -52,17 +57,36 @@ async def _scored(engine: Engine, turns: list[dict[str, str]], answer: str) -> t
             await asyncio.sleep(exc.retry_after)
 
 
-async def score_answers(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
+async def score_answers(platform: Platform, body: dict[str, Any],
+                        scored: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """``{"model", "items": [{"messages", "answers": [...]}]}`` -> each answer's log-probability and
-    token count, in order; the model is any name the chat routes serve (``ft:…``, ``task-…@best``...)."""
+    token count, in order, and the call's ``usage`` (the answers' tokens scored, as input); the model is
+    any name the chat routes serve (``ft:…``, ``task-…@best``...). ``scored(model, tokens)`` is told of
+    each answer as it is scored (a call its client left is counted for what it scored)."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise BodyError("model", "is required: the served model that scores the answers")
     items = _items(body)
     served = platform.resolve("chat", name)
     engine: Engine = await asyncio.to_thread(platform.registry.chat, platform.engine_endpoint(served))
-    data = []
-    for index, (turns, answers) in enumerate(items):
-        scores = [await _scored(engine, turns, answer) for answer in answers]
+    at_once = asyncio.Semaphore(ANSWERS_AT_ONCE)
+
+    async def one(turns: list[dict[str, str]], answer: str) -> tuple[float, int]:
+        async with at_once:
+            score = await _scored(engine, turns, answer)
+        if scored is not None:  # told as each is scored: a call its client left is counted for what it scored
+            scored(served.name, score[1])
+        return score
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [[group.create_task(one(turns, answer)) for answer in answers] for turns, answers in items]
+    except ExceptionGroup as failed:  # the first answer's failure, as the route reports one
+        raise failed.exceptions[0] from None
+    data, total = [], 0
+    for index, answer_tasks in enumerate(tasks):
+        scores = [task.result() for task in answer_tasks]
+        total += sum(s[1] for s in scores)
         data.append({"index": index, "logprobs": [round(s[0], 6) for s in scores], "tokens": [s[1] for s in scores]})
-    return {"object": "list", "model": name, "data": data}
+    return {"object": "list", "model": name, "data": data,
+            "usage": {"prompt_tokens": total, "completion_tokens": 0, "total_tokens": total}}

@@ -7,6 +7,7 @@ run = v1 job = v2 task (``runs``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -14,16 +15,19 @@ import shutil
 import threading
 import time
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from qfnb.local.domain import training_caps as caps
 from qfnb.local.domain.datasets import (
     EXPORT_BUCKET,
     append_rows,
     dataset_rows,
     export_lines,
     import_files,
-    read_file_rows,
+    iter_dataset_rows,
+    iter_file_rows,
     stored_count,
 )
 from qfnb.local.domain.datasets import recover as recover_dataset_files
@@ -33,13 +37,13 @@ from qfnb.local.domain.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.split import held_out, split_percent
 from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
+from qfnb.local.engines.store.byom import parameter_count
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats, train_modes
 from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.console.train_ask import TrainAsk, TrainData
 from qfnb.protocol.console.train_modes import ModeRow
-from qfnb.protocol.platform.files import jsonl
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -110,68 +114,79 @@ def check_hyper(raw: Any, field: str, train_mode: str | None = None) -> dict[str
     if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
     try:
-        return train_modes.check_hyper(train_modes.mode_row(check_mode(train_mode)), raw, field)
+        hyper = train_modes.check_hyper(train_modes.mode_row(check_mode(train_mode)), raw, field)
     except train_modes.AskError as exc:
         raise BodyError(exc.field, exc.message) from None
+    caps.check_caps(hyper, field)
+    return hyper
 
 
 def train_ask(mode: Any, base: str, data: TrainData, hyper: Any, hyper_field: str, mode_field: str = "trainMode",
               **rest: Any) -> TrainAsk:
-    """A door's request as the one :class:`~qfnb.protocol.console.train_ask.TrainAsk`; BodyError naming the
-    field (the mode's, a hyperparameter's) it cannot take."""
+    """A door's request as the one :class:`~qfnb.protocol.console.train_ask.TrainAsk`, within this machine's
+    caps (:mod:`~qfnb.local.domain.training_caps`); BodyError naming the field (the mode's, a hyperparameter's)
+    it cannot take."""
     if not isinstance(hyper, dict | None):
         raise BodyError(hyper_field, "must be an object")
     try:
-        return TrainAsk.build(check_mode(mode, mode_field), base, data, hyper, hyper_field, mode_field, **rest)
+        ask = TrainAsk.build(check_mode(mode, mode_field), base, data, hyper, hyper_field, mode_field, **rest)
     except train_modes.AskError as exc:
         raise BodyError(exc.field, exc.message) from None
+    caps.check_caps(ask.run_hyper, hyper_field)
+    return ask
 
 
-def collect_rows(platform: Platform, refs: list[tuple[str, Any]]) -> list[dict[str, str]]:
-    """Training rows from dataset references ``(field, dataset id | bos uri)``."""
-    rows: list[dict[str, str]] = []
+def _ref_rows(platform: Platform, field: str, ref: Any) -> Iterator[dict[str, Any]]:
+    """The rows of one dataset reference (a dataset id or a ``bos:/`` file), one at a time."""
+    if isinstance(ref, str) and ref.startswith("bos:"):
+        try:
+            yield from iter_file_rows(platform.objects.from_uri(ref))
+        except ValueError as exc:
+            raise BodyError(field, str(exc)) from exc
+        return
+    ds = platform.store.get("datasets", ref)
+    if ds is None:
+        raise BodyError(field, f"dataset {ref!r} not found")
+    yield from iter_dataset_rows(platform.settings.data_dir, ds)
+
+
+def iter_rows(platform: Platform, refs: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Training rows (prompt and response both given) from dataset references ``(field, dataset id | bos
+    uri)``, one at a time: a file is never held whole."""
     for field, ref in refs:
-        if isinstance(ref, str) and ref.startswith("bos:"):
-            try:
-                rows.extend(read_file_rows(platform.objects.from_uri(ref)))
-            except ValueError as exc:
-                raise BodyError(field, str(exc)) from exc
-            continue
-        ds = platform.store.get("datasets", ref)
-        if ds is None:
-            raise BodyError(field, f"dataset {ref!r} not found")
-        rows.extend(dataset_rows(platform.settings.data_dir, ds))
-    rows = [r for r in rows if r.get("prompt") and r.get("response")]
-    if not rows:
-        raise BodyError(refs[0][0] if refs else "dataset", "the training data has no prompt/response pairs")
-    return rows
+        yield from (r for r in _ref_rows(platform, field, ref) if r.get("prompt") and r.get("response"))
 
 
-def collect_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> list[train_formats.Record]:
-    """A ``mode`` run's records (:mod:`qfnb.protocol.console.train_formats`) from dataset references; BodyError
-    naming the dataset's field and row, and what the row looks like when it is another mode's data."""
-    records: list[train_formats.Record] = []
+def iter_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> Iterator[dict[str, Any]]:
+    """A ``mode`` run's records (:mod:`qfnb.protocol.console.train_formats`, in their canonical form) from
+    dataset references, one at a time; BodyError naming the dataset's field and row, and what the row looks
+    like when it is another mode's data."""
     for field, ref in refs:
-        if isinstance(ref, str) and ref.startswith("bos:"):
-            try:
-                rows = read_file_rows(platform.objects.from_uri(ref))
-            except ValueError as exc:
-                raise BodyError(field, str(exc)) from exc
-        else:
-            ds = platform.store.get("datasets", ref)
-            if ds is None:
-                raise BodyError(field, f"dataset {ref!r} not found")
-            rows = dataset_rows(platform.settings.data_dir, ds)
-        for no, row in enumerate(rows, 1):
+        for no, row in enumerate(_ref_rows(platform, field, ref), 1):
             item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
             try:
-                records.extend(train_formats.parse_item(mode, item, f"line {no}"))
+                yield from (train_formats.to_wire(r) for r in train_formats.parse_item(mode, item, f"line {no}"))
             except train_formats.FormatError as exc:
                 raise BodyError(field, str(exc)) from None
-    if not records:
-        raise BodyError(refs[0][0] if refs else "dataset", f"the training data has no records; a {mode} run "
-                        f"wants {train_formats.wants(mode)}")
-    return records
+
+
+def training_rows(platform: Platform, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...],
+                  mode: ModeRow) -> Iterator[dict[str, Any]]:
+    """The rows a ``mode`` run trains on (:func:`iter_records` for a mode of records, :func:`iter_rows` for
+    turns)."""
+    return iter_records(platform, list(refs), mode.name) if mode.records else iter_rows(platform, list(refs))
+
+
+def count_rows(platform: Platform, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...], mode: ModeRow) -> int:
+    """How many rows the references give, every one checked and none kept; BodyError when there are none."""
+    n = sum(1 for _ in training_rows(platform, refs, mode))
+    if not n:
+        field = refs[0][0] if refs else "dataset"
+        if not mode.records:
+            raise BodyError(field, "the training data has no prompt/response pairs")
+        raise BodyError(field, f"the training data has no records; a {mode.name} run wants "
+                        f"{train_formats.wants(mode.name)}")
+    return n
 
 
 def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
@@ -219,24 +234,23 @@ def create_run(platform: Platform, container: dict[str, Any], ask: TrainAsk) -> 
     run ``ask`` asks for in ``container``: its data checked in its mode's format before anything is written,
     its rows held out by its split or read from its own held-out files, on a cluster when it names one."""
     mode, hyper_field = ask.mode, ask.hyper_field
+    if caps.reads_only_known(platform.settings.worker_command):
+        caps.check_known(ask.run_hyper, hyper_field)
     rl = rft_reward(ask.reward, ask.target) if mode.rewarded else None
     if not mode.generation_metric and ask.hyper.get("evalMetric") is not None:
         raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode.name} run's checkpoints are "
                         "scored by its own held-out measure")
 
-    def rows_of(files: tuple[tuple[str, Any], ...]) -> list[Any]:
-        return ([train_formats.to_wire(r) for r in collect_records(platform, list(files), mode.name)]
-                if mode.records else collect_rows(platform, list(files)))
-
-    rows = rows_of(ask.data.train)
+    # the data is read twice, a row at a time, and never held: once to check and count it (before anything
+    # is written), once to write the run's files
+    refs, eval_refs = ask.data.train, ask.data.held_out
+    n_rows = count_rows(platform, refs, mode)
     seed = int(ask.hyper.get("seed", 42))
     split = ask.data.split
-    held = (set() if ask.data.held_out
-            else set(held_out(len(rows), split_percent(split[1], split[0]), seed, split[0])))
-    rows, eval_rows = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
-    if ask.data.held_out:
-        eval_rows = rows_of(ask.data.held_out)
-    hyper = check_checkpoint_options(ask.run_hyper, hyper_field, len(eval_rows))
+    held = set() if eval_refs else set(held_out(n_rows, split_percent(split[1], split[0]), seed, split[0]))
+    n_eval = count_rows(platform, eval_refs, mode) if eval_refs else len(held)
+    n_train = n_rows - len(held)
+    hyper = check_checkpoint_options(ask.run_hyper, hyper_field, n_eval)
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
     # sized before anything is written: an added base's weights, or a built-in base's GGUF
@@ -244,29 +258,37 @@ def create_run(platform: Platform, container: dict[str, Any], ask: TrainAsk) -> 
     problem = platform.registry.training_problem(sized) if sized else None
     if problem:
         raise BodyError("trainType", problem)
+    caps.check_steps(hyper, n_train, hyper_field)
+    if sized:
+        caps.check_disk(hyper, parameter_count(sized), platform.settings.data_dir, hyper_field)
     sid = new_sid("task-")
     job_dir = platform.settings.data_dir / "jobs" / sid
     job_dir.mkdir(parents=True, exist_ok=True)
-    _write_rows(job_dir / "train.jsonl", rows, mode)
+    try:
+        _write_split(job_dir, training_rows(platform, refs, mode), held, mode)
+        if eval_refs:
+            _write_rows(job_dir / "eval.jsonl", training_rows(platform, eval_refs, mode), mode)
+    except BaseException:  # a file changed since it was checked: nothing of the run is left
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
             "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode.name}
     extra = dict(ask.extra)
     if rl is not None:
         spec["reward"] = rl.to_wire()
         extra["rewardSource"] = "client" if rl.from_client else rl.describe()
-    if eval_rows:  # never trained on: the worker reads them only for the evaluation loss
-        _write_rows(job_dir / "eval.jsonl", eval_rows, mode)
+    if n_eval:  # never trained on: the worker reads them only for the evaluation loss
         spec["eval_file"] = str(job_dir / "eval.jsonl")
     spec.update(_where_from(model_path, ask.init_adapter, ask.target, ask.ray_workers))
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
-                                         "hyper": hyper, "baseModel": container["model"], "rows": len(rows),
+                                         "hyper": hyper, "baseModel": container["model"], "rows": n_train,
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
-                                         "lossCurve": [], "evalRows": len(eval_rows), "trainMode": mode.name,
-                                         **({"evalLossCurve": []} if eval_rows else {}),
+                                         "lossCurve": [], "evalRows": n_eval, "trainMode": mode.name,
+                                         **({"evalLossCurve": []} if n_eval else {}),
                                          **({"target": ask.target} if ask.target else {}), **extra}, sid=sid)
     platform.supervisor.submit(run["id"])
-    log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], len(rows), len(eval_rows),
+    log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], n_train, n_eval,
              container["model"])
     return get(platform, "runs", run["id"], "taskId")
 
@@ -279,13 +301,29 @@ def _where_from(model_path: Path | None, init_adapter: str | None, target: str |
             **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]], mode: ModeRow) -> None:
-    """SFT's prompt/response pairs (a ``system`` prompt kept), or another mode's records (already in
-    their canonical form)."""
-    lines = rows if mode.records else ({"prompt": row["prompt"], "response": row["response"],
-                                         **({"system": row["system"]} if row.get("system") else {})}
-                                        for row in rows)
-    path.write_text(jsonl(lines), encoding="utf-8")
+def _line(row: dict[str, Any], mode: ModeRow) -> str:
+    """One row of a run's file: SFT's prompt/response pair (a ``system`` prompt kept), or another mode's
+    record (already in its canonical form)."""
+    if not mode.records:
+        row = {"prompt": row["prompt"], "response": row["response"],
+               **({"system": row["system"]} if row.get("system") else {})}
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _write_rows(path: Path, rows: Iterable[dict[str, Any]], mode: ModeRow) -> None:
+    """``rows`` written a line at a time."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(_line(row, mode) for row in rows)
+
+
+def _write_split(job_dir: Path, rows: Iterable[dict[str, Any]], held: set[int], mode: ModeRow) -> None:
+    """``train.jsonl`` and (some held out) ``eval.jsonl``: the rows at the ``held`` indices go to the
+    latter, a line at a time."""
+    with contextlib.ExitStack() as files:
+        train = files.enter_context(open(job_dir / "train.jsonl", "w", encoding="utf-8"))
+        kept = files.enter_context(open(job_dir / "eval.jsonl", "w", encoding="utf-8")) if held else train
+        for i, row in enumerate(rows):
+            (kept if i in held else train).write(_line(row, mode))
 
 
 def rft_reward(raw: Any, target: str | None) -> RewardSpec:
@@ -318,6 +356,8 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
         over = ckpt.overfitting([(e["step"], e["evalLoss"]) for e in saved if "evalLoss" in e])
         if over is not None:
             out["overfitting"] = over.to_wire()
+    if run.get("collapse"):  # where the held-out answers collapsed (the run stopped there, or failed)
+        out["collapse"] = run["collapse"]
     if run.get("rewardSource"):
         out.update(_reward_fields(run))
     if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)

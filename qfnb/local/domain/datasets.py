@@ -15,6 +15,7 @@ import ijson
 from starlette.concurrency import run_in_threadpool
 
 from qfnb.local.domain.values import BodyError
+from qfnb.protocol.bounded_jsonl import LineProblem, file_lines, loads_line
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.platform.files import jsonl, write_private_text
 
@@ -70,13 +71,14 @@ class ObjectStore:
             raise ValueError("object path escapes the storage root")
         return target
 
-    def put(self, bucket: str, key: str, data: bytes) -> Path:
+    def put(self, bucket: str, key: str, data: bytes | Iterable[bytes]) -> Path:
+        """Write the object (0600) whole or not at all: ``data``'s bytes, or its chunks one at a time."""
         target = self.path(bucket, key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _part_file(target)
         try:
             with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
-                fh.write(data)
+                fh.writelines([data] if isinstance(data, bytes) else data)
             tmp.replace(target)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -210,19 +212,27 @@ def iter_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     if suffix == ".json":
         yield from _json_rows(path)
         return
-    with open(path, encoding="utf-8-sig") as lines:  # line by line: the file is never held whole
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path.name} line {n} is not JSON: {exc}") from exc
-            found = normalize_rows(item)
-            if not found:
-                raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
-                                 "chosen/rejected, text, input/preferred_output, messages)")
-            yield from found
+    # line by line, each under qfnb.protocol.bounded_jsonl's bounds: the file is never held whole
+    for n, line in _bounded_lines(path):
+        if not line.strip():
+            continue
+        try:
+            item = loads_line(line, n)
+        except LineProblem as exc:
+            raise ValueError(f"{path.name} line {n} is not JSON: {exc.message}") from None
+        found = normalize_rows(item)
+        if not found:
+            raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
+                             "chosen/rejected, text, input/preferred_output, messages)")
+        yield from found
+
+
+def _bounded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a JSONL file; ValueError naming the file, the line and the bound it passes."""
+    try:
+        yield from file_lines(path)
+    except LineProblem as exc:
+        raise ValueError(f"{path.name} line {exc.line} {exc.message}") from None
 
 
 def _json_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -263,11 +273,16 @@ def _text_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]]:
     """The imported rows of a dataset record."""
+    return list(iter_dataset_rows(data_dir, dataset))
+
+
+def iter_dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The imported rows of a dataset record, one at a time."""
     path = data_dir / "datasets" / dataset["sid"] / "data.jsonl"
     if not path.exists():
         raise BodyError("datasetId", f"dataset {dataset['id']} has no imported data yet; import a file first")
     with open(path, encoding="utf-8") as lines:  # '\n' lines only: a row may hold U+2028 and the like
-        return [json.loads(line) for line in lines if line.strip()]
+        yield from (json.loads(line) for line in lines if line.strip())
 
 
 EXPORT_BUCKET = "qfnb-exports"

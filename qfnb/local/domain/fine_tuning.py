@@ -8,9 +8,11 @@ OpenAI's shapes. The job id ``ftjob-X`` is the run ``task-X``; the tuned model's
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,11 @@ from qfnb.local.domain import batch_files
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
+from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import TrainData
 from qfnb.protocol.console.training import DEFAULTS
-from qfnb.protocol.platform.files import jsonl
 from qfnb.protocol.wires.fine_tune_files import (
     CHAT,
     PREFERENCE,
@@ -64,14 +66,17 @@ STATUS = {RunStatus.WAITING.value: "queued", RunStatus.RUNNING.value: "running",
 # ---- files ----------------------------------------------------------------------------------
 
 
+def _lines(path: Path) -> Iterator[str]:
+    """Each line's text, read under :mod:`qfnb.protocol.bounded_jsonl`'s bounds (one line held at a time)."""
+    return (text for _, text in file_lines(path))
+
+
 def check_file(path: Path) -> FileShape:
-    """A ``purpose="fine-tune"`` upload's shape; BodyError naming the line and field."""
+    """A ``purpose="fine-tune"`` upload's shape; BodyError naming the line and field, or the line and the
+    bound it passes."""
     try:
-        with open(path, encoding="utf-8") as lines:
-            return inspect_lines(lines)
-    except UnicodeDecodeError as exc:
-        raise BodyError("file", f"is not UTF-8 text (byte {exc.start}); fine-tuning files are JSONL") from None
-    except FormatProblem as exc:
+        return inspect_lines(_lines(path))
+    except (FormatProblem, LineProblem) as exc:
         raise BodyError("file", f"is not a fine-tuning file: {exc}") from None
 
 
@@ -86,22 +91,24 @@ def _data_file(platform: Platform, file_id: Any, field: str) -> tuple[dict[str, 
         raise BodyError(field, f"file {file_id} was uploaded with purpose {rec['purpose']!r}; fine-tuning data must "
                         "be uploaded with purpose 'fine-tune'")
     try:
-        with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
-            return rec, inspect_lines(lines)
-    except (UnicodeDecodeError, FormatProblem) as exc:
+        return rec, inspect_lines(_lines(batch_files.file_path(platform, rec)))
+    except (FormatProblem, LineProblem) as exc:
         raise BodyError(field, f"file {file_id} is not a fine-tuning file: {exc}") from None
 
 
 def _run_file(platform: Platform, rec: dict[str, Any], kind: str, key: str) -> str:
     """The ``bos:/`` URI a run reads the file from: a preference or prompts file as uploaded (the
     train modes read OpenAI's formats: :mod:`qfnb.protocol.console.train_formats`), a chat file as the
-    platform's SFT rows, stored beside it."""
+    platform's SFT rows, stored beside it (written a line at a time: the file is never held whole)."""
     if kind != "supervised":
         return f"bos:/{rec['bucket']}/{rec['key']}"
-    with open(batch_files.file_path(platform, rec), encoding="utf-8") as lines:
-        rows = sft_rows(lines)
+    rows = sft_rows(_lines(batch_files.file_path(platform, rec)))
     object_key = f"{rec['key'].rsplit('/', 1)[0]}/{key}.rows.jsonl"
-    platform.objects.put(batch_files.BUCKET, object_key, jsonl(rows).encode("utf-8"))
+    try:
+        platform.objects.put(batch_files.BUCKET, object_key,
+                             (json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n" for row in rows))
+    except (FormatProblem, LineProblem) as exc:  # the file changed since it was checked
+        raise BodyError("training_file", f"file {rec['sid']} is not a fine-tuning file: {exc}") from None
     return f"bos:/{batch_files.BUCKET}/{object_key}"
 
 
@@ -175,10 +182,15 @@ def _hyper(kind: str, given: dict[str, Any], field: str, seed: int) -> dict[str,
         raw[HYPER[name]] = value
     try:
         return c.check_hyper(raw, field, MODES[kind])
-    except BodyError as exc:  # the platform's key named back in OpenAI's words
-        names = {v: k for k, v in HYPER.items()}
-        key = exc.field.rsplit(".", 1)[-1]
-        raise BodyError(f"{field}.{names.get(key, key)}", str(exc).split(": ", 1)[1]) from None
+    except BodyError as exc:
+        raise _in_openai_words(exc, field) from None
+
+
+def _in_openai_words(exc: BodyError, field: str) -> BodyError:
+    """A refusal of a platform hyperparameter named back in OpenAI's words, under ``field``."""
+    names = {v: k for k, v in HYPER.items()}
+    key = exc.field.rsplit(".", 1)[-1]
+    return BodyError(f"{field}.{names.get(key, key)}", str(exc).split(": ", 1)[1])
 
 
 def _base(platform: Platform, model: Any) -> str:
@@ -212,9 +224,9 @@ def _check_fields(body: dict[str, Any]) -> None:
 def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/fine_tuning/jobs``: everything is checked before the run is queued."""
     _check_fields(body)
-    kind, given, field, grader = _method(body)
+    kind, given, hyper_field, grader = _method(body)
     seed = body["seed"] if body.get("seed") is not None else 42
-    hyper = _hyper(kind, given, field, seed)
+    hyper = _hyper(kind, given, hyper_field, seed)
     base = _base(platform, body.get("model"))
     metadata = batch_files.check_metadata(body.get("metadata"))
     files = [("training_file", body.get("training_file"))]
@@ -229,24 +241,30 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
         checked.append((field, rec))
     suffix = body.get("suffix") or ""
     started = time.time()
-    # the files first: converting a big one takes seconds, and the store's first write below takes its lock
-    # (a create sent under an Idempotency-Key is one transaction) until the job is stored
+    # the files first: converting a big one takes seconds, and the store's first write (the run's insert) takes its
+    # lock (a create sent under an Idempotency-Key is one transaction) until the job is stored
     refs = [(field, _run_file(platform, rec, kind, f"{field}-{int(started * 1000)}")) for field, rec in checked]
     try:
-        container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
-                                       train_mode=MODES[kind])
+        mode = c.check_mode(MODES[kind])
     except BodyError as exc:
-        if exc.field == "trainMode":
-            raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
-        raise
+        raise BodyError("method.type", f"{kind} jobs cannot run on this platform yet ({exc})") from None
     info = {"model": body["model"], "training_file": checked[0][1]["sid"],
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
-    ask = c.train_ask(MODES[kind], base, TrainData(tuple(refs[:1]), held_out=tuple(refs[1:])), hyper,
-                      "hyperparameters", "method.type", reward=grader,  # a RFT run's grader, scored by its worker
-                      extra={"trainMode": MODES[kind], "peftType": "LoRA", "openai": info})
-    run = c.create_run(platform, container, ask)
+    # the run (its data read, checked and written to its job dir) before its container: the run's insert is then
+    # the store's first write, so a keyed create's transaction holds the store's lock only for the writes
+    pending = {"id": None, "model": base, "trainMode": mode}
+    try:
+        ask = c.train_ask(mode, base, TrainData(tuple(refs[:1]), held_out=tuple(refs[1:])), hyper,
+                          "hyperparameters", "method.type", reward=grader,  # a RFT run's grader, scored by its worker
+                          extra={"trainMode": mode, "peftType": "LoRA", "openai": info})
+        run = c.create_run(platform, pending, ask)
+    except BodyError as exc:
+        raise _in_openai_words(exc, hyper_field) if exc.field.startswith("hyperparameters.") else exc from None
+    container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
+                                   train_mode=mode)
+    platform.store.update("runs", run["id"], containerId=container["id"])
     name = f"ft:{base}:local:{suffix}:{run['sid'][len(RUN_PREFIX):]}"
     run = platform.store.update("runs", run["id"], openai={**info, "fine_tuned_model": name})
     log.info("fine-tuning job %s queued (%s, base %s)", job_id(run), kind, base)
@@ -308,7 +326,10 @@ def job_view(platform: Platform, run: dict[str, Any]) -> dict[str, Any]:
                        "param": None} if state == "failed" else None),
             "hyperparameters": hyper, "method": method, "training_file": info["training_file"],
             "validation_file": info.get("validation_file"), "result_files": [], "seed": info["seed"],
-            "trained_tokens": (int(metrics.get("trained_tokens") or 0) if state == "succeeded" else None),
+            # billed however the run ended (OpenAI's is null while it runs): a cancelled or failed run trained too;
+            # a cancel still stopping its worker says it once the run has ended (its finished_at with it)
+            "trained_tokens": (int(metrics.get("trained_tokens") or 0) if run.get("finished") is not None
+                               and state in ("succeeded", "failed", "cancelled") else None),
             "estimated_finish": int(time.time() + eta) if state == "running" and eta is not None else None,
             "integrations": [], "metadata": info.get("metadata"), "user_provided_suffix": info.get("suffix") or None}
 
@@ -424,14 +445,29 @@ def _training_events(run: dict[str, Any], started: int) -> list[tuple[int, str, 
             f", {said}={data[name]:.4f}" for name, said in STEP_SAID.items() if name in data)
         items.append((int(step), 0, _step_time(run, int(step)), "metrics", message, data))
     for entry in run.get("checkpointList") or []:
-        items.append((int(entry["step"]), 1, _checkpoint_time(run, entry), "message",
-                      f"Checkpoint created at step {int(entry['step'])}", None))
+        said = f"Checkpoint created at step {int(entry['step'])}"
+        if entry.get(ckpt.DEGENERATE) is True:
+            said += f"; its held-out answers degenerated: {entry.get('degeneration') or 'see its answers'}"
+        items.append((int(entry["step"]), 1, _checkpoint_time(run, entry), "message", said, None))
+    collapse = run.get("collapse")
+    if isinstance(collapse, dict):
+        items.append((int(collapse["step"]), 2, _epoch(collapse.get("time"), started), "message",
+                      collapse_message(collapse), {"collapse": {k: v for k, v in collapse.items() if k != "time"}}))
     out: list[tuple[int, str, str, str, dict[str, Any] | None]] = []
     at = started
-    for _, _, when, kind, said, extra in sorted(items, key=lambda i: (i[0], i[1])):
+    for _, order, when, kind, said, extra in sorted(items, key=lambda i: (i[0], i[1])):
         at = max(at, when)
-        out.append((at, "info", kind, said, extra))
+        out.append((at, "warn" if order == 2 else "info", kind, said, extra))
     return out
+
+
+def collapse_message(collapse: dict[str, Any]) -> str:
+    """The event of a run whose held-out answers collapsed: the step, what was seen, what the run did."""
+    good = collapse.get("lastGoodStep")
+    then = (f"training stopped there; the model is step {good}'s checkpoint, the last that still answered"
+            if good is not None else "training stopped there; no checkpoint still answered")
+    return (f"The model's held-out answers collapsed at step {int(collapse['step'])}: "
+            f"{collapse.get('seen') or 'degenerate answers'}; {then}")
 
 
 def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:

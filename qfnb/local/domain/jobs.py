@@ -95,7 +95,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        #: told of each run that finished Done (the run, its metrics): the platform counts its tokens
+        #: told of each run that ended, Done, Failed or Stopped (the run, its metrics): the platform counts its tokens
         self.on_finished: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -142,8 +142,8 @@ class Supervisor:
                 self._finish(_Worker(run["id"], job_dir, int(pid or 0)), None)
             elif not self._resumed(run):
                 log.warning("task %s was running when the server stopped; marking it Failed", run["sid"])
-                self._store.update("runs", run["id"], status=RunStatus.FAILED.value, errorMessage=RESTART_MESSAGE,
-                                   finished=time.time(), pid=None)
+                self._settle(run["id"], status=RunStatus.FAILED.value, errorMessage=RESTART_MESSAGE,
+                             finished=time.time(), pid=None)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the monitor; running workers get SIGTERM and their runs are queued again to go on from their
@@ -166,8 +166,8 @@ class Supervisor:
                     w.proc.kill()
                     w.proc.wait()
             if not self._resumed(self._store.get("runs", w.run_id) or {"id": w.run_id}):  # else: the next start
-                self._store.update("runs", w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
-                                   errorMessage="the local platform shut down while this task was running")
+                self._settle(w.run_id, status=RunStatus.FAILED.value, finished=time.time(), pid=None,
+                             errorMessage="the local platform shut down while this task was running")
         self._release()
 
     # ---- commands ----------------------------------------------------------------------------
@@ -178,23 +178,32 @@ class Supervisor:
         self._wake.set()
 
     def stop(self, run_id: int) -> bool:
-        """Stop a queued or running run. False when it had already finished."""
-        run = self._store.get("runs", run_id)
-        if run is None or run.get("status") not in ACTIVE:
+        """Stop a queued or running run. False when it had already finished. Once a run is asked to stop it
+        ends Stopped, whatever its worker does (:meth:`_settle`): a run answered ``cancelled`` stays so."""
+        active = self._store.update_if("runs", run_id, lambda r: r.get("status") in ACTIVE, stopRequested=True)
+        if active is None:
             return False
-        self._store.update("runs", run_id, stopRequested=True)
-        with self._lock:
+        with self._lock:  # a launch registers its worker and checks for a stop under this lock too
             worker = self._workers.get(run_id)
-            if worker is None and run.get("status") == RunStatus.WAITING.value:
-                self._store.update("runs", run_id, status=RunStatus.STOPPED.value, finished=time.time())
-                return True
+            if worker is None and self._store.update_if(
+                    "runs", run_id, lambda r: r.get("status") == RunStatus.WAITING.value,
+                    status=RunStatus.STOPPED.value, finished=time.time()) is not None:
+                return True  # never launched: no launch takes a run asked to stop
             if worker is not None:
                 worker.stop_requested = True
-        if worker is None:  # supervised by another server on this data dir
-            worker = _Worker(run_id, Path(run["job_dir"]), int(run.get("pid") or 0))
+        if worker is None:  # being launched, finishing, or supervised by another server on this data dir
+            run = self._store.get("runs", run_id) or {}
+            worker = _Worker(run_id, Path(str(run.get("job_dir") or "")), int(run.get("pid") or 0))
         self._signal(worker, signal.SIGTERM)
         self._wake.set()
         return True
+
+    def _settle(self, run_id: int, **changes: Any) -> None:
+        """Write a run's end (``status`` and the rest): a run asked to stop meanwhile ends Stopped instead,
+        with no adapter to serve (the check and the write are one store transaction)."""
+        if self._store.update_if("runs", run_id, lambda r: not r.get("stopRequested"), **changes) is None:
+            kept = {k: v for k, v in changes.items() if k not in ("status", "adapter_dir", "errorMessage")}
+            self._store.update("runs", run_id, **kept, status=RunStatus.STOPPED.value)
 
     @staticmethod
     def _signal(worker: _Worker, sig: int) -> None:
@@ -239,6 +248,12 @@ class Supervisor:
                 self._launch(run)
 
     def _launch(self, run: dict[str, Any]) -> None:
+        """Start a queued run's worker: the run is claimed first (Waiting and not asked to stop -> Running, in
+        one store transaction), and a stop that comes while its process starts reaches it once registered."""
+        claimed = self._store.update_if("runs", run["id"], lambda r: r.get("status") == RunStatus.WAITING.value
+                                        and not r.get("stopRequested"), status=RunStatus.RUNNING.value, pid=None)
+        if claimed is None:
+            return  # stopped (or taken) since the queue was read
         job_dir = Path(run["job_dir"])
         command = follower_command(run["target"]) if run.get("target") else self._command
         log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
@@ -246,17 +261,21 @@ class Supervisor:
             proc = subprocess.Popen([*command, str(job_dir)], stdout=log_file, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(job_dir))
         except OSError as exc:
-            self._store.update("runs", run["id"], status=RunStatus.FAILED.value, finished=time.time(),
-                               errorMessage=f"could not start the training worker: {exc}")
+            self._settle(run["id"], status=RunStatus.FAILED.value, finished=time.time(),
+                         errorMessage=f"could not start the training worker: {exc}")
             return
         finally:
             log_file.close()
         calls.count(calls.FINE_TUNE)
         log.info("started training worker pid %s for task %s", proc.pid, run["sid"])
-        self._store.update("runs", run["id"], status=RunStatus.RUNNING.value, pid=proc.pid,
+        self._store.update("runs", run["id"], pid=proc.pid,
                            started=run.get("started") if run.get("resumes") else time.time())
+        worker = _Worker(run["id"], job_dir, proc.pid, proc)
         with self._lock:
-            self._workers[run["id"]] = _Worker(run["id"], job_dir, proc.pid, proc)
+            self._workers[run["id"]] = worker
+            worker.stop_requested = bool((self._store.get("runs", run["id"]) or {}).get("stopRequested"))
+        if worker.stop_requested:  # a stop came while the process started: it had no worker to signal
+            self._signal(worker, signal.SIGTERM)
 
     def _tail(self, w: _Worker) -> None:
         path = w.job_dir / "progress.jsonl"
@@ -308,17 +327,19 @@ class Supervisor:
             changes["errorMessage"] = (f"the training worker exited with code {code} without a result{resumed}; "
                                        + _log_tail(w.job_dir / "worker.log"))
         log.info("task %s finished: %s", w.run_id, changes["status"])
-        if changes["status"] == RunStatus.DONE.value and self.on_finished is not None:
-            try:  # counted before the run shows Done: a kill in between counts it at the next start (once)
+        if self.on_finished is not None:  # every end counted (a failed or cancelled run trained too)
+            try:  # counted before the run shows its end: a kill in between counts it at the next start (once)
                 self.on_finished({**run, **changes}, changes.get("metrics") or {})
             except Exception:  # counting never fails a run
                 log.exception("could not count task %s's usage", w.run_id)
-        self._store.update("runs", w.run_id, **changes)
+        self._settle(w.run_id, **changes)
 
 
     def _resumed(self, run: dict[str, Any]) -> bool:
         """Queue a run whose worker is gone again, to go on from its resume point; False when it has none
         or was resumed from that same point :data:`MAX_RESUMES` times in a row already."""
+        if run.get("stopRequested"):
+            return False  # asked to stop: it ends Stopped, never queued again
         job_dir = Path(str(run.get("job_dir") or ""))
         step = resume.saved_step(job_dir)
         if step is None:
@@ -372,12 +393,16 @@ def progress_update(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[s
         entry = p.get("checkpoint")
         if isinstance(entry, dict) and int(entry.get("step", 0)) > (saved[-1]["step"] if saved else 0):
             saved.append({**entry, "time": iso(float(p.get("time") or time.time()))})
+    # a collapse line: where the held-out answers degenerated (the worker stopped there)
+    collapse = next(({**p["collapse"], "time": iso(float(p.get("time") or time.time()))} for p in reversed(points)
+                     if isinstance(p.get("collapse"), dict)), run.get("collapse"))
     return {"currentStep": step, "totalSteps": total, "lossCurve": curve, "epoch": last.get("epoch"),
             "elapsedSeconds": round(elapsed, 2), "etaSeconds": None if eta is None else round(eta, 2),
             "phase": last.get("phase") or ("training" if step else run.get("phase")),
             **({"evalLossCurve": evals} if evals or "evalLossCurve" in run else {}),
             **{key: curve for key, curve in rewards.items() if curve},
-            **({"checkpointList": saved} if saved else {})}
+            **({"checkpointList": saved} if saved else {}),
+            **({"collapse": collapse} if collapse else {})}
 
 
 def _extended(curve: Any, points: list[dict[str, Any]], key: str) -> list[list[float]]:

@@ -228,6 +228,8 @@ class Platform:
         if not runs:
             return None
         run = runs[-1]
+        if run.get("stopRequested"):  # a cancelled job serves nothing, its checkpoints included
+            raise BodyError("model", f"{key} is not served: its fine-tuning job was cancelled")
         if at:
             try:
                 path = Path(str(ckpt.choose(run.get("checkpointList") or [], f"step-{step}")["path"]))

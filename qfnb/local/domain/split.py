@@ -34,6 +34,8 @@ def held_out(n_rows: int, percent: int, seed: int, field: str = "splitRatio") ->
     k = n_rows * percent // 100
     if k and n_rows - k < 1:
         raise BodyError(field, f"{percent}% of {n_rows} rows leaves nothing to train on")
+    if not k:
+        return []
     order = list(range(n_rows))
     random.Random(seed).shuffle(order)
     return sorted(order[:k])

@@ -297,6 +297,19 @@ class Store:
         data.update(id=row[0], sid=row[1], created=row[2])
         return data
 
+    def update_if(self, kind: str, rid: int, when: Callable[[Record], bool], **changes: Any) -> Record | None:
+        """:meth:`update` when ``when(record)`` holds, the record read and written in one write transaction
+        (no other thread or process sharing the data dir writes in between); None when it does not hold."""
+        self._check(kind)
+        with self.transaction(), self._lock:
+            self._writing()  # the transaction begins here: the write lock is held from the read on
+            row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE id = ?", (rid,)).fetchone()
+            if row is None:
+                raise KeyError(f"{kind} {rid} not found")
+            if not when(self._row(row)):
+                return None
+            return self.update(kind, rid, **changes)
+
     # ---- usage totals ------------------------------------------------------------------
 
     def _open_usage_totals(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -177,8 +176,9 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         platform.startup()
-        # the schema checks' imports, off the event loop (the first schema call would do them on it)
-        threading.Thread(target=schema_regex.warm, name="qfnb-warm-schemas", daemon=True).start()
+        # the schema checks' imports, before serving and off the event loop: the first schema call would do them
+        # on it (or wait on the import lock for a thread doing them), /healthz and every other call stalled
+        await asyncio.to_thread(schema_regex.warm)
         console.ensure_presets(platform)
         console.recover_imports(platform)
         evaluation.recover(platform)

@@ -125,8 +125,13 @@ class RewardExchange:
 
     def score(self, samples: Sequence[RewardSample], *, step: int, kind: str = "train") -> list[float]:
         """One reward per sample; raises :class:`RewardError` or :class:`RewardsStopped`."""
-        if self.spec.grader is not None:
-            return [grade(self.spec.grader, s.completion, {**s.fields, "prompt": s.prompt}) for s in samples]
+        if self.spec.grader is not None:  # a sample at a time, a cancel heard between two (each is bounded)
+            out = []
+            for sample in samples:
+                if self.stopped():
+                    raise RewardsStopped
+                out.append(grade(self.spec.grader, sample.completion, {**sample.fields, "prompt": sample.prompt}))
+            return out
         wire = [s.to_wire() for s in samples]
         digest = hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
         known = self._scored.get((step, kind, digest))

@@ -17,7 +17,9 @@ checkpoints and progress lines.
 
 ``progress.jsonl`` gets the step's mean reward and its moving mean beside the loss; checkpoints are
 scored by the mean reward of greedy answers to held-out prompts (never trained on; ``metric``,
-``metricName`` ``"reward"``) and the best is the one with the highest.
+``metricName`` ``"reward"``) and the best is the one with the highest that did not degenerate: the same answers
+are read beside the base's (:mod:`qfnb.local.training.answers`), and a checkpoint whose answers degenerated ends
+the run there, as SFT's and the preference modes' do.
 
 A run keeps :mod:`~qfnb.local.training.resume` points as SFT's loop does (at each checkpoint, every
 minute, on a stop), with the rewards so far; a killed worker started again goes on from its last one,
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from qfnb.local.training import data, lora, resume
+from qfnb.local.training import answers, data, lora, resume
 from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsStopped
 from qfnb.local.training.spec import WorkerSpec
 from qfnb.protocol.console import checkpoints as ckpt
@@ -106,6 +108,7 @@ class _Run:
     sample_seconds: float = 0.0
     scoring_seconds: float = 0.0
     early_stopped: bool = False
+    collapse: dict[str, Any] | None = None  # where the held-out answers collapsed (checkpoints.collapse)
     base_reward: float | None = None  # the held-out prompts' mean reward before step 1
     resume_seconds: float = 0.0
     resume_points: int = 0
@@ -239,6 +242,9 @@ class GroupTrainer:
         self.encoded = [policy.encode(p) for p in prompts]
         self.held_encoded = [policy.encode(p) for p in held]
         self.rng: Any = None  # torch's random state at the start of the step under way
+        # the held-out prompts' greedy answers, in one batch, read for degeneration beside the base's
+        self.answers = answers.AnswerSet([answers.HeldPrompt(p.messages, _reference(p)) for p in held], policy.tok,
+                                         max_tokens=spec.hyper.max_new_tokens) if held else None
 
     def step(self, run: _Run, idx: list[int]) -> tuple[float, float, float]:
         """One optimizer step on the prompts ``idx``: ``(loss, mean reward, mean KL)``. A stop while it
@@ -294,13 +300,23 @@ class GroupTrainer:
         if self.stop.requested:
             raise RewardsStopped
 
-    def held_out_reward(self, step: int) -> float:
-        """The mean reward of greedy answers to the held-out prompts (the checkpoint's score)."""
-        answers = [self.policy.text(self.policy.sample(ids, 1, self.spec.hyper.max_new_tokens, None)[0])
-                   for ids in self.held_encoded]
-        samples = [RewardSample(p.text, a, p.fields) for p, a in zip(self.held, answers, strict=True)]
+    def held_out_reward(self, step: int) -> tuple[float, dict[str, Any]]:
+        """The mean reward of greedy answers to the held-out prompts (the checkpoint's score), and what the
+        answers read as (:meth:`~qfnb.local.training.answers.AnswerSet.entry`'s fields)."""
+        assert self.answers is not None
+        said, reasons = self.answers.generate(self.policy.model)
+        samples = [RewardSample(p.text, a, p.fields) for p, a in zip(self.held, said, strict=True)]
         rewards = self.exchange.score(samples, step=step, kind="eval")
-        return sum(rewards) / len(rewards)
+        return sum(rewards) / len(rewards), self.answers.entry(said, reasons)
+
+
+def _reference(prompt: RftPrompt) -> str | None:
+    """A held-out prompt's good answer, when its row has one (a ``reference``, ``answer`` or ``response`` field)."""
+    for key in ("reference", "answer", "response"):
+        value = prompt.fields.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) -> tuple[str, Path]:
@@ -331,9 +347,11 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     points.restore(run, lambda line: _note(job_dir, line), total)
     t_train = time.time()
     try:
-        if held and run.base_reward is None:
+        if trainer.answers is not None:
             t = time.time()
-            run.base_reward = trainer.held_out_reward(0)
+            trainer.answers.answer_base(model)
+            if run.base_reward is None:
+                run.base_reward = trainer.held_out_reward(0)[0]
             run.scoring_seconds += time.time() - t
         _loop(trainer, run, total, points)
     except RewardsStopped:
@@ -342,10 +360,10 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
         metrics["base_eval_reward"] = round(run.base_reward, 6)
     train_seconds = time.time() - t_train - run.scoring_seconds
     _summarise(metrics, run, total, train_seconds, exchange)
-    adapter = job_dir / "adapter"
-    model.save_pretrained(str(adapter))
-    tok.save_pretrained(str(adapter))
-    return run.status, adapter
+    if trainer.answers is not None:
+        metrics.update(answers.summary(trainer.answers))
+    return run.status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
+                                             learning_rate=hyper.learning_rate, steps=total)
 
 
 def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -> None:
@@ -378,6 +396,8 @@ def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -
                                     "reward_mean": round(moving_mean(run.rewards), 6), "kl": round(kl, 6)})
         if run.step in saves:
             _checkpoint(trainer, run, line)
+            if run.collapse is not None:  # stopped there: the answers degenerated
+                break
             if hyper.early_stop and ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience):
                 run.early_stopped = True
                 break
@@ -387,9 +407,10 @@ def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -
 def _checkpoint(trainer: GroupTrainer, run: _Run, line: dict[str, Any]) -> None:
     """Score the policy on the held-out prompts, save its adapter as ``checkpoints/step-N``, report both."""
     t0 = time.time()
+    reward, read = trainer.held_out_reward(run.step)
     entry: dict[str, Any] = {"step": run.step, "trainLoss": round(sum(run.recent) / len(run.recent), 6),
                              "trainReward": round(sum(run.recent_rewards) / len(run.recent_rewards), 6),
-                             "metric": round(trainer.held_out_reward(run.step), 6), "metricName": METRIC_NAME}
+                             "metric": round(reward, 6), "metricName": METRIC_NAME, **read}
     run.recent, run.recent_rewards = [], []
     path = trainer.job_dir / "checkpoints" / f"step-{run.step}"
     trainer.policy.model.save_pretrained(str(path))
@@ -397,6 +418,10 @@ def _checkpoint(trainer: GroupTrainer, run: _Run, line: dict[str, Any]) -> None:
     run.checkpoints.append(entry)
     run.scoring_seconds += time.time() - t0
     _note(trainer.job_dir, {**line, "eval_reward": entry["metric"], "checkpoint": entry})
+    run.collapse = ckpt.collapse(run.checkpoints)
+    if run.collapse is not None:
+        log.warning("held-out answers collapsed at step %d: %s", run.step, run.collapse["seen"])
+        _note(trainer.job_dir, {**line, "collapse": run.collapse})
 
 
 def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: float,

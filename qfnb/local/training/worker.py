@@ -13,6 +13,11 @@ and ``evalMetric`` on a few held-out items) and reported as a ``checkpoint`` lin
 curve is then measured at the checkpoints only. ``earlyStop`` ends the run once ``earlyStopPatience``
 checkpoints brought no improvement (:mod:`qfnb.protocol.console.checkpoints` decides).
 
+Each checkpoint also answers a few held-out prompts (``evalMetricItems``; :mod:`qfnb.local.training.answers`),
+judged for degeneration beside the base's answers. The first degenerate checkpoint stops the run there (its
+answers collapsed: a ``collapse`` progress line and ``metrics["collapse"]``) and the adapter the run leaves is
+the best checkpoint that still answered; when none did, the run fails saying what was seen and what to lower.
+
 In a ``torch.distributed`` group of several workers (a Ray Train job with more than one,
 :mod:`qfnb.local.training.distributed`) each trains on its shard of the rows with the gradients
 averaged over the group; rank 0 alone scores and saves checkpoints, and its ``progress.jsonl`` (the
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.training import data, distributed, lora, modes, resume, rft
+from qfnb.local.training import answers, data, distributed, lora, modes, resume, rft
 from qfnb.local.training.evaluate import MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
 from qfnb.protocol.console import checkpoints as ckpt
@@ -101,6 +106,7 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     metric = (MetricSet(hyper.eval_metric, held[:hyper.eval_metric_items], tok)
               if held and hyper.eval_metric and hyper.checkpoints and row.generation_metric else None)
     model = lora.with_lora(model, hyper, spec.init_adapter)
+    answer_set = _answer_set(job_dir, model, tok, held, hyper, metric is None)
     mode.start(model, tok, hyper)
     evals = mode.scorer(mode.encode(tok, held, hyper), hyper,
                         budget_rows(total, hyper.batch_size, points)) if held else None
@@ -123,10 +129,12 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
            + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
-    before = evals.seconds if evals else 0.0  # the base's score (PostPretrain) is not the run's scoring
-    run = _loop(job_dir, stop, model, optimizer, mode, rows, spec, total, evals, metric, group)
+    # the base's scores (PostPretrain's perplexity, its held-out answers) are not the run's scoring
+    before = (evals.seconds if evals else 0.0) + answers.seconds_of(answer_set)
+    run = _loop(job_dir, stop, model, optimizer, mode, rows, spec, total, evals, metric, group, answer_set)
     status, step, loss, eval_loss = run.status, run.step, run.loss, run.eval_loss
-    scoring = (evals.seconds - before if evals else 0.0) + (metric.seconds if metric else 0.0) + run.save_seconds
+    scoring = ((evals.seconds if evals else 0.0) + answers.seconds_of(answer_set) - before
+               + (metric.seconds if metric else 0.0) + run.save_seconds)
     train_seconds = time.time() - t_train - scoring
     metrics.update(
         steps=step,
@@ -149,14 +157,27 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
                        overfitting=None if over is None else over.describe(),
                        **({"metric_seconds": round(metric.seconds, 3), "metric_items": metric.items}
                           if metric else {}))
+    metrics.update(answers.summary(answer_set))
     if run.early_stopped:
         metrics["early_stopped_at"] = step
     if run.resume_points:
         metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
-    adapter = job_dir / "adapter"
-    model.save_pretrained(str(adapter))
-    tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
-    return status, adapter
+    return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
+                                         learning_rate=hyper.learning_rate, steps=total,
+                                         beta=hyper.beta if "beta" in row.hyper else None)
+
+
+def _answer_set(job_dir: Path, model: Any, tok: Any, held: list[Any], hyper: Any,
+                with_metric: bool) -> answers.AnswerSet | None:
+    """The held-out prompts each checkpoint answers (none without checkpoints), the base's answers taken; it
+    scores the answers with ``evalMetric`` when ``with_metric`` (no :class:`MetricSet` does)."""
+    prompts = answers.held_prompts(held, hyper.eval_metric_items) if hyper.checkpoints else []
+    if not prompts:
+        return None
+    answer_set = answers.AnswerSet(prompts, tok, hyper.eval_metric if with_metric else None)
+    _phase(job_dir, f"the base answers {len(prompts)} held-out prompts")
+    answer_set.answer_base(model)
+    return answer_set
 
 
 @dataclass
@@ -173,6 +194,7 @@ class _Run:
     recent: list[float] = field(default_factory=list)  # training losses since the last checkpoint
     save_seconds: float = 0.0
     early_stopped: bool = False
+    collapse: dict[str, Any] | None = None  # where the held-out answers collapsed (checkpoints.collapse)
     resume_seconds: float = 0.0  # spent writing resume points
     resume_points: int = 0
 
@@ -188,7 +210,7 @@ class _Run:
 
 def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: modes.Mode, rows: list[Any],
           spec: Any, total: int, evals: modes.Scorer | None, metric: MetricSet | None = None,
-          group: distributed.Group | None = None) -> _Run:
+          group: distributed.Group | None = None, answer_set: answers.AnswerSet | None = None) -> _Run:
     """The training steps: one ``progress.jsonl`` line per logged step, and one with the held-out
     split's ``eval_loss`` (and the mode's held-out scores) every :func:`~qfnb.local.training.evaluate.every`
     steps and at the last (with checkpoints: at each checkpoint, which gets a ``checkpoint`` line of its
@@ -225,18 +247,26 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: mode
                                  **{k: round(v, 6) for k, v in mode.stats.items()}})
             if run.step in saves:
                 if group.main:
-                    _checkpoint(job_dir, progress, model, run, line, evals, metric)
-                if hyper.early_stop and group.from_main(
-                        ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience)):
-                    log.info("early stop at step %d: %d checkpoints without improvement", run.step,
-                             hyper.early_stop_patience)
-                    run.early_stopped = True
+                    _checkpoint(job_dir, progress, model, run, line, evals, metric, answer_set)
+                if _stops_here(run, hyper, group):
                     break
             points.save(run, run.step < total and (run.step in saves or points.due()))
             if (evals is not None and not saves and (run.step % eval_every == 0 or run.step == total)
                   and not stop.requested):
                 _line(progress, {**line, **_held_out(run, evals, model)})
     return run
+
+
+def _stops_here(run: _Run, hyper: Any, group: distributed.Group) -> bool:
+    """After a checkpoint: does the run end here? When its answers collapsed, or (``earlyStop``) when
+    ``earlyStopPatience`` checkpoints brought no improvement (rank 0's checkpoints decide for a group)."""
+    if group.from_main(run.collapse is not None):
+        return True
+    if hyper.early_stop and group.from_main(ckpt.patience_spent(run.checkpoints, hyper.early_stop_patience)):
+        log.info("early stop at step %d: %d checkpoints without improvement", run.step, hyper.early_stop_patience)
+        run.early_stopped = True
+        return True
+    return False
 
 
 def _held_out(run: _Run, evals: modes.Scorer, model: Any) -> dict[str, Any]:
@@ -248,7 +278,8 @@ def _held_out(run: _Run, evals: modes.Scorer, model: Any) -> dict[str, Any]:
 
 
 def _checkpoint(job_dir: Path, progress: Any, model: Any, run: _Run, line: dict[str, Any],
-                evals: modes.Scorer | None, metric: MetricSet | None) -> None:
+                evals: modes.Scorer | None, metric: MetricSet | None,
+                answer_set: answers.AnswerSet | None = None) -> None:
     """Score the model on the held-out split, save its adapter as ``checkpoints/step-N`` and report both."""
     entry: dict[str, Any] = {"step": run.step, "trainLoss": round(sum(run.recent) / len(run.recent), 6)}
     run.recent = []
@@ -258,6 +289,8 @@ def _checkpoint(job_dir: Path, progress: Any, model: Any, run: _Run, line: dict[
         _line(progress, {**line, "eval_loss": entry["evalLoss"], **scored})
     if metric is not None:
         entry.update(metric=round(metric.score(model), 6), metricName=metric.name)
+    if answer_set is not None:
+        entry.update(answer_set.score(model))
     t0 = time.time()
     path = job_dir / "checkpoints" / f"step-{run.step}"
     model.save_pretrained(str(path))
@@ -265,6 +298,10 @@ def _checkpoint(job_dir: Path, progress: Any, model: Any, run: _Run, line: dict[
     entry["path"] = str(path)
     run.checkpoints.append(entry)
     _line(progress, {**line, "checkpoint": entry})
+    run.collapse = ckpt.collapse(run.checkpoints)
+    if run.collapse is not None:
+        log.warning("held-out answers collapsed at step %d: %s", run.step, run.collapse["seen"])
+        _line(progress, {**line, "collapse": run.collapse})
 
 
 def _line(progress: Any, line: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qfnb._core.record.tokens import token_bound
+from qfnb.notebook.complete.redact import redact
 from qfnb.protocol.wires.completion import MAX_CONTEXT_CHARS
 
 __all__ = [
@@ -58,6 +59,12 @@ class FimRequest:
     @property
     def stop(self) -> tuple[str, ...]:
         return stops_for(self.prefix)
+
+    def redacted(self) -> FimRequest:
+        """This request with secret-looking names' values and key-shaped values replaced
+        (:func:`.redact.redact`): what a cloud model is sent."""
+        return FimRequest(redact(self.prefix), redact(self.suffix),
+                          tuple((name, redact(text)) for name, text in self.extra), self.max_tokens)
 
     def key(self, model: str) -> str:
         """The cache key: the model and everything it reads."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
+from qfnb._core.record import ledger
 from qfnb.notebook.complete import switch
 
 __all__ = ["CompleteMagics"]
@@ -24,8 +25,11 @@ class CompleteMagics(Magics):
             raise UsageError(f"%qfcomplete takes on or off (or nothing: the status), got {line.strip()!r}")
         if word:
             switch.set_enabled(word == "on")
-        today = switch.spent_today()
+        mine = switch.spent_today(session=ledger.SESSION)
+        everyone = switch.spent_today()
         state = "on" if switch.enabled() else "off"
-        said = (f"qfnb inline completions: {state} · today {today.calls:,} completions, {today.tokens:,} tokens "
-                "(%qfusage --by job shows them; the daily cap is the Inline Completer's qfnb setting)")
+        said = (f"qfnb inline completions: {state} · this notebook today: {mine.calls:,} completions "
+                f"({mine.withdrawn:,} withdrawn unshown), {mine.tokens:,} tokens · every notebook today: "
+                f"{everyone.calls:,} completions, {everyone.tokens:,} tokens (%qfusage --by job counts the same; "
+                "the daily cap is the Jupyter server's QfnbCompletions.daily_tokens)")
         print(said)

@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from qfnb._core.record.ledger import Ledger, default_ledger
+from qfnb._core.record.ledger import Ledger
+from qfnb.notebook.complete.spending import WITHDRAWN_JOB, completion_rows
 from qfnb.protocol.platform.daemon import default_data_dir
 from qfnb.protocol.platform.files import write_private_text
-from qfnb.protocol.wires.completion import COMPLETION_KIND
 
 __all__ = ["SWITCH_FILE", "Today", "enabled", "set_enabled", "spent_today"]
 
@@ -42,14 +42,18 @@ def set_enabled(on: bool, data_dir: Path | None = None) -> None:
 
 @dataclass(frozen=True)
 class Today:
-    """What completions used since local midnight: calls and tokens."""
+    """What completions used: calls (shown or not) and tokens, and the calls withdrawn unshown."""
 
     calls: int
     tokens: int
+    withdrawn: int = 0
 
 
-def spent_today(ledger: Ledger | None = None, *, now: dt.datetime | None = None) -> Today:
-    """Completions' calls and tokens in the ledger since local midnight (every session)."""
+def spent_today(ledger: Ledger | None = None, *, now: dt.datetime | None = None,
+                session: str | None = None) -> Today:
+    """Completions' calls and tokens in the ledger since local midnight (every session, or ``session``'s),
+    counted as ``%qfusage`` counts them (the completion jobs' calls, cache hits left out)."""
     midnight = (now or dt.datetime.now()).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = [r for r in (ledger or default_ledger()).rows(since=midnight.timestamp()) if r.api == COMPLETION_KIND]
-    return Today(len(rows), sum(r.total_tokens for r in rows))
+    rows = completion_rows(ledger, since=midnight.timestamp(), session=session)
+    return Today(sum(r.requests for r in rows), sum(r.total_tokens for r in rows),
+                 sum(r.requests for r in rows if r.job == WITHDRAWN_JOB))

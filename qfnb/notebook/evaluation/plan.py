@@ -231,9 +231,15 @@ class FullRun:
         return dict(self.view._repr_mimebundle_() or {})
 
 
+def in_kernel(shell: InteractiveShell | None) -> bool:
+    """Whether ``shell`` is a kernel's, where a widget can be shown (a terminal's or a test shell's has no
+    ``kernel``)."""
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def full_run(report: PlanReport, shell: InteractiveShell | None, run_line: Callable[[str], Any]) -> FullRun | None:
     """The button of ``report``'s full run, ``run_line`` in ``shell``'s kernel (a terminal or a test shell,
     which has no ``kernel``, gets the line only)."""
-    if not report.next_line or shell is None or getattr(shell, "kernel", None) is None:
+    if not report.next_line or not in_kernel(shell):
         return None
     return FullRun(report.next_line, run_line)

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from IPython.core.error import UsageError
 
 from qfnb.evaluation import EvaluationResult
+from qfnb.evaluation.runs.answers import AnswerStore, default_store_path
 from qfnb.notebook import forecasts
 from qfnb.notebook._checks import split_csv
 from qfnb.notebook.arguments import EvalArgs
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation import batch as evalbatch
 from qfnb.notebook.evaluation import plan as evalplan
-from qfnb.notebook.evaluation.metric_words import columns_for, report_frame, report_samples
+from qfnb.notebook.evaluation.labelling import LabelSession, LabelWidget
+from qfnb.notebook.evaluation.metric_words import METRICS, columns_for, report_frame, report_samples
 from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.evaluation.report import EvalReport, as_results, judge_scales
 from qfnb.notebook.evaluation.run import EvalPlan, min_difference, reuse_note
@@ -81,7 +83,27 @@ def run_report(magics: EvalHost, args: EvalArgs, chart: list[str], line: str, *,
             raise UsageError(str(exc)) from exc
         report.runner = evalplan.full_run(report.plan, magics.shell, magics.run_line)
     _judged(report, plan, result)
+    if plan.label:
+        _labelling(report, plan, result, magics.shell)
     return report
+
+
+def _labelling(report: EvalReport, plan: EvalPlan, result: EvaluationResult, shell: InteractiveShell | None) -> None:
+    """``--label``: the label session over the judged answers (its labels from the evaluation's store, and
+    ``--calibrate``'s where it asks for them), and its widget in a kernel (a terminal shows the verdict)."""
+    metric = METRICS["judge"][1][0]
+    scale = judge_scales(result).get(metric)
+    if scale is None:
+        raise QfnbCellError("the judge recorded no score range", title="qfeval --label")
+    try:
+        session = LabelSession.of_result(result, plan.label_tags(), metric=metric, scale=scale,
+                                         store=plan.store or AnswerStore(default_store_path()),
+                                         width=plan.label_width, known=plan.labels)
+    except EvalArgsError as exc:
+        raise UsageError(str(exc)) from exc
+    report.labelling = session
+    if evalplan.in_kernel(shell):
+        report.labeller = LabelWidget(session)
 
 
 def _judged(report: EvalReport, plan: EvalPlan, result: EvaluationResult) -> None:

@@ -172,6 +172,10 @@ class EvalReport:
         self.plan: Any = None
         #: ``--plan`` in a kernel: the full run's button (``plan.FullRun``), shown under the report
         self.runner: Any = None
+        #: ``--label``: the label session (``labelling.LabelSession``: the item asked, the interval, the
+        #: verdict) and, in a kernel, its widget (``labelling.LabelWidget``), shown under the report
+        self.labelling: Any = None
+        self.labeller: Any = None
         #: ``--forecast`` (or a budget): each forecast against what the run recorded (``ForecastCheck``)
         self.forecast: list[Any] = []
         #: ``--sequential``: the run's ``SequentialRecord`` (its decision, order and stopping point)
@@ -233,11 +237,14 @@ class EvalReport:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         html = self.to_html()
-        # --plan in a kernel: the report with its full run as one click
-        data: dict[str, Any] = self.runner.bundle(html) if self.runner is not None else {}
+        data: dict[str, Any] = {}
+        if self.labeller is not None:  # --label in a kernel: the widget under the report (its item, live)
+            data = self.labeller.bundle(self.to_html(labelling=False))
+        elif self.runner is not None:  # --plan in a kernel: the report with its full run as one click
+            data = self.runner.bundle(html)
         return {**data, "text/plain": repr(self), "text/html": html}
 
-    def to_html(self) -> str:
+    def to_html(self, *, labelling: bool = True) -> str:
         parts = [f'<div class="qfnb-eval-report" style="color:{_theme.TEXT}">'
                  f"<h4>Evaluation — {len(self.metrics.index)} model(s)</h4>"]
         if self.reused:
@@ -247,11 +254,7 @@ class EvalReport:
         if self.chart_metrics:
             png = base64.b64encode(self.chart_png()).decode()
             parts.append(f'<img class="qfnb-eval-chart" alt="metrics chart" src="data:image/png;base64,{png}"/>')
-        if self.verdicts or self.judge_notes:
-            verdicts = "".join(f'<p class="qfnb-judge-verdict qfnb-use-{v.use.name.lower().replace("_", "-")}">'
-                               f"<b>{escape(v.sentence)}</b></p>" for v in self.verdicts)
-            notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes)
-            parts.append(f'<div class="qfnb-judge-check"><h4>Judge calibration</h4>{verdicts}<ul>{notes}</ul></div>')
+        parts.append(self._judge_html(labelling))
         if self.forecast:
             parts.append("".join(f"<div class='qfnb-forecast-vs'>{c._repr_html_()}</div>" for c in self.forecast))
         if self.plan is not None:
@@ -268,6 +271,18 @@ class EvalReport:
             parts.append(samples_html(self.samples.head(self.max_rows)) + "</details>")
         parts.append("</div>")
         return clean("".join(parts))
+
+    def _judge_html(self, labelling: bool) -> str:
+        """The judge's calibration (verdicts and notes) and, with ``--label``, the labels' session."""
+        out = ""
+        if self.verdicts or self.judge_notes:
+            verdicts = "".join(f'<p class="qfnb-judge-verdict qfnb-use-{v.use.name.lower().replace("_", "-")}">'
+                               f"<b>{escape(v.sentence)}</b></p>" for v in self.verdicts)
+            notes = "".join(f"<li>{escape(n)}</li>" for n in self.judge_notes)
+            out += f'<div class="qfnb-judge-check"><h4>Judge calibration</h4>{verdicts}<ul>{notes}</ul></div>'
+        if self.labelling is not None and labelling:
+            out += f'<div class="qfnb-labelling"><h4>Your labels</h4>{self.labelling.to_html()}</div>'
+        return out
 
     def __repr__(self) -> str:
         if self.metrics.empty:
@@ -289,4 +304,6 @@ class EvalReport:
             text += "\n" + "\n".join([*self.comparison.sentences, *self.comparison.notes])
         if self.stability is not None:
             text += "\n" + "\n".join(self.stability.sentences)
+        if self.labelling is not None:
+            text += f"\nYour labels: {self.labelling.verdict}"
         return text

@@ -90,6 +90,17 @@ class EvalPlan:
     batch: bool = False
     #: ``--target`` (else ``QFNB_TARGET``): where ``--batch``'s jobs run (None: the config's platform)
     target: JobTarget | None = None
+    #: ``--label [WIDTH]``: the person labels the judged answers in a widget (:mod:`.labelling`); the width
+    #: one model's interval is labelled down to (None: the default)
+    label: bool = False
+    label_width: float | None = None
+
+    def label_tags(self) -> list[str]:
+        """``--label``'s models: one, or a pair ``(a, b)`` with ``--compare``'s baseline second."""
+        tags = [*self.llms, *self.recorded]
+        if self.compare is not None and len(tags) == 2:
+            tags = [t for t in tags if t != self.compare] + [self.compare]
+        return tags
 
     @property
     def columns(self) -> dict[str, str]:
@@ -386,10 +397,22 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
         metric_bounds(decide_on, evaluators)  # known before any call
     pairwise = _pairwise(args, compare, namespace)
     check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
+    label, label_width = _label(args, metrics, [*llms, *recorded])
     return EvalPlan(llms, frame, metrics, evaluators,
                     sampling, args.workers or 4,
                     repeats=args.repeats or 1, recorded=recorded, compare=compare,
                     store=AnswerStore(default_store_path(), refresh=bool(args.fresh)) if llms else None,
                     pairwise=pairwise, sequential=sequential, min_difference=min_difference, decide_on=decide_on,
                     labels=labels, rows_available=available, population=population, custom=custom, batch=batch,
-                    target=batch_target(args.target) if batch else None)
+                    target=batch_target(args.target) if batch else None, label=label, label_width=label_width)
+
+
+def _label(args: EvalArgs, metrics: Sequence[str], tags: Sequence[str]) -> tuple[bool, float | None]:
+    """``--label [WIDTH]``: checked before any call (a judge, one model or a pair)."""
+    if args.label is None:
+        return False, None
+    if "judge" not in metrics:
+        raise EvalArgsError("--label asks you to label what a judge scored: add --judge [MODEL]")
+    if len(tags) not in (1, 2):
+        raise EvalArgsError(f"--label labels one model or a pair; this run has {len(tags)} ({', '.join(tags)})")
+    return True, min_difference(args.label, "--label") if args.label else None

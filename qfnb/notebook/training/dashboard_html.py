@@ -11,9 +11,11 @@ from collections.abc import Sequence
 
 from qfnb.notebook.render import charts, theme
 from qfnb.notebook.training.state import TrainingState
+from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.resources.safe_html import clean, escape
 
-__all__ = ["TRAINING_FILE_WARNING", "header_html", "loss_chart", "offline_html", "result_html", "snapshot_html"]
+__all__ = ["TRAINING_FILE_WARNING", "answers_html", "header_html", "loss_chart", "offline_html", "result_html",
+           "snapshot_html"]
 
 #: under a "next:" that evaluates on the training file
 TRAINING_FILE_WARNING = ("that %qfeval scores the training file: the model has seen those rows, so the scores "
@@ -61,7 +63,7 @@ def result_html(st: TrainingState, hints: Sequence[str], *, live: bool, eval_is_
     warning when the %qfeval among them scores the training file."""
     rows = [_field_html(st, label, value, restart_hint=hints[0] if live and hints else None)
             for label, value in st.result_fields()]
-    html = f'<span style="color:{theme.TEXT}">{" · ".join(rows)}</span>'
+    html = f'<span style="color:{theme.TEXT}">{" · ".join(rows)}</span>' + answers_html(st)
     steps = [] if live else list(hints)
     if steps:
         code = "\n".join(steps)
@@ -92,7 +94,41 @@ def _field_html(st: TrainingState, label: str, value: str, *, restart_hint: str 
         return f'<span class="qfnb-checkpoints" style="color:{color}">{escape(value)}</span>'
     if label == "error":
         return f'<span style="color:{theme.ERROR}">error: {escape(value)}</span>'
+    if label == "collapse":
+        return f'<span class="qfnb-collapse" style="color:{theme.ERROR}">⚠ {escape(value)}</span>'
     return f"{label} <code>{escape(value)}</code>"  # model, endpoint
+
+
+def answers_html(st: TrainingState) -> str:
+    """A few held-out answers of each checkpoint beside the base's, a degenerate checkpoint marked (``""`` when the
+    run's checkpoints carry no answers). Model text is untrusted: every piece is escaped."""
+    judged = [c for c in st.checkpoints if c.get("answers")]
+    if not judged:
+        return ""
+    cell = "padding:2px 6px;vertical-align:top;text-align:left;border-top:1px solid var(--jp-border-color2,#ddd)"
+    rows = []
+    for c in judged:
+        bad = c.get(ckpt.DEGENERATE) is True
+        rate = c.get(ckpt.DEGENERATION_RATE)
+        mark = (f'<span class="qfnb-degenerate" style="color:{theme.ERROR}">⚠ degenerate: '
+                f'{escape(str(c.get("degeneration") or ""))}</span>' if bad else "answers")
+        said = f" · {float(rate):.0%} degenerate" if isinstance(rate, int | float) else ""
+        for n, a in enumerate(c["answers"]):
+            reason = str(a.get("reason") or "")
+            style = f"{cell};color:{theme.ERROR}" if reason else cell
+            step = f"step {int(c['step'])}{said}<br/>{mark}" if n == 0 else ""
+            rows.append(f'<tr><td style="{cell}">{step}</td>'
+                        f'<td style="{cell};color:{theme.TEXT_MUTED}">{escape(str(a.get("prompt", "")))}</td>'
+                        f'<td style="{cell}">{escape(str(a.get("base", "")))}</td>'
+                        f'<td style="{style}">{escape(str(a.get("answer", "")))}</td>'
+                        f'<td style="{cell};color:{theme.TEXT_MUTED}">{escape(reason)}</td></tr>')
+    head = "".join(f'<th style="{cell}">{h}</th>'
+                   for h in ("checkpoint", "prompt", "the base's answer", "its answer", "why degenerate"))
+    flagged = sum(c.get(ckpt.DEGENERATE) is True for c in judged)
+    summary = (f"held-out answers: the base beside each checkpoint ({flagged} of {len(judged)} degenerate)"
+               if flagged else "held-out answers: the base beside each checkpoint")
+    return (f'<details class="qfnb-answers"{" open" if flagged else ""}><summary>{summary}</summary>'
+            f'<table style="border-collapse:collapse;font-size:90%"><tr>{head}</tr>{"".join(rows)}</table></details>')
 
 
 def snapshot_html(st: TrainingState, *, chart: bytes, header: str, result: str) -> str:

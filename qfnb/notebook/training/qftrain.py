@@ -98,7 +98,8 @@ def _launch(magics: Any, args: TrainArgs) -> None:
     if args.dry_run:  # the forecast is shown: nothing starts
         return None
     try:
-        dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer)
+        dash = train.launch(spec, magics.trainer_factory, on_deploy=magics.deployer,
+                            forecast_tokens=ahead.tokens if ahead is not None else None)
     except UsageError:
         raise
     except Exception as exc:  # bad dataset, unknown base model, ...: one clear line

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from IPython.core.error import UsageError
 
@@ -31,7 +31,7 @@ from qfnb.notebook.training.dashboard import Trained, TrainingDashboard
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.checkpoints import METRICS
 from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
-from qfnb.protocol.console.train_modes import REWARDED, mode_row
+from qfnb.protocol.console.train_modes import MODE_TABLE, REWARDED, mode_row
 from qfnb.protocol.console.training import LIMITS, hyper_problem
 from qfnb.resources.targets import JobTarget, parse_target
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
@@ -100,9 +100,15 @@ class TrainSpec(TrainOptions):
                 raise ValueError(f"{option.label} {problem}")
 
     def _check_mode(self) -> None:
-        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's."""
+        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's, ``--beta`` a mode's
+        whose row takes it."""
         object.__setattr__(self, "mode", train_formats.train_mode(self.mode, "--mode"))
-        if self.eval_metric is not None and not mode_row(self.mode).generation_metric:
+        row = mode_row(self.mode)
+        if self.beta is not None and "beta" not in row.hyper:
+            takers = " and ".join(f"{m.name}'s" for m in MODE_TABLE.values() if "beta" in m.hyper)
+            raise ValueError(f"--beta is {takers} (how close the tuned model stays to the base), not "
+                             f"{self.mode}'s")
+        if self.eval_metric is not None and not row.generation_metric:
             raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
                              "its own held-out measure")
 
@@ -167,6 +173,18 @@ class Finetune(Trained, Protocol):
     def status(self) -> str: ...
     async def arun(self) -> object: ...
     def stop(self) -> object: ...
+
+
+class _ForecastSlot(Protocol):
+    forecast_tokens: int | None
+
+
+@runtime_checkable
+class HoldsForecast(Protocol):
+    """A fine-tune whose run holds a forecast against the budget at create (``LLMFinetune``: its
+    ``TrainAction``'s ``forecast_tokens``)."""
+
+    train_action: _ForecastSlot
 
 
 TrainerFactory = Callable[[TrainSpec, Any], Finetune]
@@ -302,8 +320,10 @@ def forecast(spec: TrainSpec, *, shown: bool, dry_run: bool = False) -> TrainFor
 
 
 def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool = True,
-           on_deploy: Callable[[TrainingDashboard], Any] | None = None) -> TrainingDashboard:
-    """Start a fine-tune on qfnb's loop and return its (displayed) dashboard."""
+           on_deploy: Callable[[TrainingDashboard], Any] | None = None,
+           forecast_tokens: int | None = None) -> TrainingDashboard:
+    """Start a fine-tune on qfnb's loop and return its (displayed) dashboard; ``forecast_tokens`` (the
+    forecast's trained tokens) is what its run holds against the budget until it ends."""
     stop = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -318,6 +338,8 @@ def launch(spec: TrainSpec, factory: TrainerFactory | None = None, *, show: bool
     dash.eval_is_training = held_out is None  # its "next:" %qfeval then warns: the model saw those rows
     trainer = (factory or default_trainer)(spec, _event_handler(dash))
     holder["trainer"] = dash.trainer = trainer
+    if forecast_tokens is not None and isinstance(trainer, HoldsForecast):
+        trainer.train_action.forecast_tokens = forecast_tokens
     if show:
         dash.show()
     cell = ledger.current_cell()

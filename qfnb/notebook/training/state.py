@@ -107,6 +107,8 @@ class TrainingState:
     eval_reward: list[tuple[int, float]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # the task detail's checkpointList
     held_out: str | None = None  # the file of the held-out split the run used (the task detail's evalFile)
+    #: where the run's held-out answers collapsed (the task detail's ``collapse``: step, seen, lastGoodStep)
+    collapse: dict[str, Any] | None = None
     elapsed: float | None = None
     eta: float | None = None
     task_id: str | None = None
@@ -188,6 +190,10 @@ class TrainingState:
         self.error = str(d["errorMessage"]) if d.get("errorMessage") else self.error
         self.held_out = str(d["evalFile"]) if d.get("evalFile") else self.held_out
         changed = self._take_checkpoints(d.get("checkpointList"))
+        if isinstance(d.get("collapse"), Mapping) and dict(d["collapse"]) != self.collapse:
+            self.collapse = dict(d["collapse"])
+            self.note("⚠ " + self.collapse_text())
+            changed = True
         for key, attr in _CURVES:
             curve = d.get(key)
             if isinstance(curve, list) and len(curve) != len(getattr(self, attr)):
@@ -345,6 +351,16 @@ class TrainingState:
         over = self.overfit
         return f"{text} · {over.describe()}" if over is not None else text
 
+    def collapse_text(self) -> str:
+        """``answers collapsed at step 24: …; the model is step 16's checkpoint`` (empty when they did not)."""
+        c = self.collapse
+        if not c:
+            return ""
+        good = c.get("lastGoodStep")
+        then = (f"the model is step {good}'s checkpoint, the last that still answered" if good is not None
+                else "no checkpoint still answered")
+        return f"answers collapsed at step {c.get('step')}: {c.get('seen') or 'degenerate answers'}; {then}"
+
     @property
     def model_label(self) -> str | None:
         """``"ft_zorvia (id 3)"`` rather than a bare number."""
@@ -362,6 +378,8 @@ class TrainingState:
             fields.append(("reused", self.reused))
         if self.checkpoints:
             fields.append(("checkpoints", self.checkpoint_text()))
+        if self.collapse:
+            fields.append(("collapse", self.collapse_text()))
         if self.model_id:
             fields.append(("model", self.model_label or self.model_id))
         if self.service:
@@ -403,7 +421,8 @@ class TrainingState:
 
 # how the text/plain summary words each of result_fields()
 _TEXT_FORMS = {"task": "task {}", "reused": "↺ reused finished run {} (--fresh trains again)",
-               "checkpoints": "{}", "model": "model {}", "endpoint": "service {}", "error": "error: {}"}
+               "checkpoints": "{}", "collapse": "⚠ {}", "model": "model {}", "endpoint": "service {}",
+               "error": "error: {}"}
 
 
 #: a checkpoint's held-out score of another train mode -> its name on the chart

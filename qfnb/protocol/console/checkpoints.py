@@ -10,6 +10,12 @@ is named, or (DPO, KTO) the highest held-out preference accuracy, as Hugging Fac
 loss of a later checkpoint rose clearly above its lowest; early stopping
 (:func:`patience_spent`) ends a run after ``patience`` checkpoints without improvement, as
 ``EarlyStoppingCallback(early_stopping_patience=…)`` does.
+
+Checkpoints are also judged by what they write: each answers a few held-out prompts greedily, and its entry
+carries :data:`DEGENERATION_RATE` (:mod:`qfnb.protocol.console.degeneration`'s rate), :data:`DEGENERATE` (the
+verdict of :func:`judge_checkpoint`, beside the base's answers to the same prompts) and a few ``answers``. The
+best checkpoint is never a degenerate one; a run's first degenerate checkpoint is where its answers collapsed
+(:func:`collapse`), and :func:`collapse_error` says what was seen and what to lower when none still answered.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "METRICS", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN",
-           "Overfit", "best_checkpoint", "checkpoint_steps", "choose", "overfitting", "patience_spent"]
+from qfnb.protocol.console.degeneration import AnswersReport
+
+__all__ = ["DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "DEGENERATE", "DEGENERATION_RATE", "LOOP_RATE", "METRICS",
+           "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "Overfit", "best_checkpoint", "checkpoint_steps",
+           "choose", "collapse", "collapse_error", "judge_checkpoint", "overfitting", "patience_spent"]
 
 #: checkpoints a run keeps when a validation split exists and the request names no count
 DEFAULT_CHECKPOINTS = 5
@@ -33,6 +42,13 @@ PREFERENCE_SCORE = "valid_preference_accuracy"
 REWARD_MARGIN = "valid_reward_margin"
 #: how far (relative) the held-out loss must rise above its lowest to be called over-fitting
 OVERFIT_RISE = 0.05
+#: a checkpoint entry's share of degenerate held-out answers, and its verdict (a bool)
+DEGENERATION_RATE = "valid_degeneration_rate"
+DEGENERATE = "degenerate"
+#: the share of answers degenerate for a reason other than the token cap (a loop, a bare marker) that makes a
+#: checkpoint degenerate even when the base's answers were all cut at the cap
+LOOP_RATE = 0.5
+_CUT = "cut at the token cap"
 
 
 def checkpoint_steps(total_steps: int, count: int) -> list[int]:
@@ -49,11 +65,45 @@ def _score(entry: Mapping[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
+def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -> tuple[bool, str]:
+    """Is a checkpoint whose held-out answers read as ``report`` degenerate, beside the base's answers to the same
+    prompts (``base``)? ``(verdict, what was seen)``. Degenerate when its answers collapsed (one answer to most
+    prompts, or most degenerate) and the base's had not; when more of its answers are degenerate than the base's
+    (with a clean base: any one); or when more than :data:`LOOP_RATE` of them loop, are empty or a bare marker
+    (a degeneration other than running to the token cap) and more than the base's. A base's own flaws (a chatty
+    base cut at the cap) are not the run's; a base none of whose answers was more than cut short is not judged
+    against (a random model's): the verdict is then False and ``seen`` says so."""
+    seen = report.summary
+    if base is None:
+        return report.collapsed or report.rate > 0, seen
+    if base.checks and _loop_rate(base) >= 1.0:
+        return False, seen + " (not judged: the base's answers degenerated too)"
+    if report.collapsed and not base.collapsed:
+        return True, seen
+    if report.rate > base.rate + 1e-9 or _loop_rate(report) > max(LOOP_RATE, _loop_rate(base)):
+        return True, seen + f" (the base's: {base.rate:.0%})"
+    return False, seen
+
+
+def _loop_rate(report: AnswersReport) -> float:
+    """The share of answers degenerate for a reason other than the token cap."""
+    if not report.checks:
+        return 0.0
+    return sum(any(r != _CUT for r in c.reasons) for c in report.checks) / len(report.checks)
+
+
+def _answers(entries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The entries a best checkpoint may be: those not judged :data:`DEGENERATE`."""
+    return [c for c in entries if c.get(DEGENERATE) is not True]
+
+
 def best_checkpoint(checkpoints: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The checkpoint with the highest metric when the entries carry one; for a preference run (DPO,
+    """Never a :data:`DEGENERATE` checkpoint (None when every one is); among the others, the checkpoint with the
+    highest metric when the entries carry one; for a preference run (DPO,
     KTO: entries with :data:`PREFERENCE_SCORE`) the highest held-out preference accuracy, then the lowest
     held-out loss, then the earlier step; else the lowest held-out loss (a PostPretrain run's lowest
     perplexity). The earlier on a tie; None when no entry has a score."""
+    checkpoints = _answers(checkpoints)
     by_metric = [c for c in checkpoints if _score(c, "metric") is not None]
     if by_metric:
         return max(by_metric, key=lambda c: (_score(c, "metric"), -int(c["step"])))
@@ -65,6 +115,38 @@ def best_checkpoint(checkpoints: Sequence[Mapping[str, Any]]) -> Mapping[str, An
                                                  -int(c["step"])))
     scored = [c for c in checkpoints if _score(c, "evalLoss") is not None]
     return min(scored, key=lambda c: (_score(c, "evalLoss"), int(c["step"]))) if scored else None
+
+
+def collapse(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Where a run's answers collapsed: its first :data:`DEGENERATE` checkpoint after which none answered again
+    (``step``, ``rate``, ``seen``: what was read, ``example``: an answer, ``lastGoodStep``: the best checkpoint
+    that still answered, or None). None when the last checkpoint still answers (or none was judged)."""
+    ordered = sorted(checkpoints, key=lambda c: int(c["step"]))
+    if not ordered or ordered[-1].get(DEGENERATE) is not True:
+        return None
+    first = len(ordered)
+    while first > 0 and ordered[first - 1].get(DEGENERATE) is True:
+        first -= 1
+    began = ordered[first]
+    good = best_checkpoint(ordered[:first])
+    example = next((a.get("answer") for a in began.get("answers") or [] if a.get("reason")), None)
+    return {"step": int(began["step"]), "rate": began.get(DEGENERATION_RATE), "seen": began.get("degeneration"),
+            "example": example, "lastGoodStep": None if good is None else int(good["step"])}
+
+
+def collapse_error(found: Mapping[str, Any], *, learning_rate: float, steps: int, beta: float | None = None) -> str:
+    """A run whose every checkpoint collapsed, in words: what was seen (``found``: :func:`collapse`'s) and what to
+    lower (``beta``: the run's, given when its mode's row takes one)."""
+    rate = found.get("rate")
+    seen = f"{rate:.0%} of held-out answers degenerate" if isinstance(rate, int | float) else "degenerate answers"
+    fix = f"lower learningRate (now {learning_rate:g}) or the steps/epochs (now {steps} steps)"
+    if beta is not None:
+        fix += f", or raise beta (now {beta:g})"
+    return (f"the model's answers collapsed from step {found['step']}, its first checkpoint: {seen}"
+            + (f" ({found['seen']})" if found.get("seen") else "")
+            + (f", e.g. {str(found['example'])[:120]!r}" if found.get("example") is not None
+               and str(found["example"])[:80] not in str(found.get("seen") or "") else "")
+            + f"; no checkpoint still answered, so none is served: {fix}")
 
 
 def patience_spent(checkpoints: Sequence[Mapping[str, Any]], patience: int) -> bool:
@@ -115,6 +197,9 @@ def choose(checkpoints: Sequence[Mapping[str, Any]], which: int | str) -> Mappin
         return max(checkpoints, key=lambda c: int(c["step"]))
     if which == "best":
         best = best_checkpoint(checkpoints)
+        if best is None and not _answers(checkpoints):
+            raise ValueError("every checkpoint's held-out answers degenerated; none is the best (name a step: "
+                             + ", ".join(str(c["step"]) for c in checkpoints) + ")")
         return best if best is not None else max(checkpoints, key=lambda c: int(c["step"]))
     text = str(which).removeprefix("step-").removeprefix("step")
     steps = ", ".join(str(c["step"]) for c in checkpoints)

@@ -15,6 +15,7 @@ the reason. The run's reward curve is the per-step mean and its moving mean (:fu
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import numbers
 import re
@@ -24,9 +25,9 @@ from typing import Any
 
 from qfnb.protocol.console import textmetrics
 
-__all__ = ["CLIENT", "DEFAULT_CLIENT_WAIT", "DEFAULT_REWARD_WAIT", "FETCH_ACTION", "GRADERS", "MOVING_WINDOW",
-           "SIMILARITY_METRICS", "SUBMIT_ACTION", "RewardSpec", "RewardSpecError", "grade", "moving_mean",
-           "parse_reward", "reward_problem"]
+__all__ = ["CLIENT", "DEFAULT_CLIENT_WAIT", "DEFAULT_REWARD_WAIT", "FETCH_ACTION", "GRADERS", "MAX_GRADER_BYTES",
+           "MAX_SCORED_CHARS", "MAX_TEMPLATE_FIELDS", "MOVING_WINDOW", "SIMILARITY_METRICS", "SUBMIT_ACTION",
+           "RewardSpec", "RewardSpecError", "grade", "grader_problem", "moving_mean", "parse_reward", "reward_problem"]
 
 #: the reward source where the user's function scores the samples (in the user's process)
 CLIENT = "client"
@@ -47,7 +48,27 @@ DEFAULT_REWARD_WAIT = 600.0
 #: steps in the reward's moving mean
 MOVING_WINDOW = 8
 
+#: bytes of a grader (compact JSON): it is stored with the job and every job listing returns it whole
+MAX_GRADER_BYTES = 4096
+#: ``{{...}}`` fields one template names: each is filled with a row's value, up to a line long
+MAX_TEMPLATE_FIELDS = 8
+#: characters of each text a ``text_similarity`` metric compares: rouge_l's and fuzzy_match's time grows with
+#: the product of the two lengths (an answer is at most ``maxNewTokens``; a longer reference is cut)
+MAX_SCORED_CHARS = 2000
+
 _TEMPLATE = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+
+
+def grader_problem(raw: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(key, why)`` when the grader ``raw`` passes a cap (its size, a template's fields); None: it fits."""
+    size = len(json.dumps(raw, separators=(",", ":"), default=str).encode("utf-8"))
+    if size > MAX_GRADER_BYTES:
+        return "", f"is {size} bytes as JSON; a grader is at most {MAX_GRADER_BYTES}"
+    for key in ("input", "reference"):
+        value = raw.get(key)
+        if isinstance(value, str) and len(_TEMPLATE.findall(value)) > MAX_TEMPLATE_FIELDS:
+            return key, f"names more than {MAX_TEMPLATE_FIELDS} {{{{...}}}} fields"
+    return None
 
 
 class RewardSpecError(ValueError):
@@ -101,6 +122,9 @@ def parse_reward(raw: Any, field: str = "reward") -> RewardSpec:
     for key in ("input", "reference"):
         if not isinstance(raw.get(key), str):
             raise RewardSpecError(f"{field}.{key}: must be a template string, e.g. '{{{{sample.output_text}}}}'")
+    problem = grader_problem(raw)
+    if problem is not None:
+        raise RewardSpecError(f"{field}{'.' if problem[0] else ''}{problem[0]}: {problem[1]}")
     if kind == "string_check" and raw.get("operation") not in STRING_OPERATIONS:
         raise RewardSpecError(f"{field}.operation: must be one of {', '.join(STRING_OPERATIONS)}, "
                               f"got {raw.get('operation')!r:.40}")
@@ -134,6 +158,7 @@ def grade(grader: Mapping[str, Any], completion: str, item: Mapping[str, Any]) -
                else reference in given if op == "like" else reference.lower() in given.lower())
         return 1.0 if hit else 0.0
     metric = grader["evaluation_metric"]
+    given, reference = given[:MAX_SCORED_CHARS], reference[:MAX_SCORED_CHARS]
     if metric == "fuzzy_match":
         return difflib.SequenceMatcher(None, given, reference).ratio()
     if metric == "bleu":

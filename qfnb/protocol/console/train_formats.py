@@ -22,12 +22,12 @@ record in the canonical form (TRL's field names) that :func:`parse_item` reads b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfnb.protocol.bounded_jsonl import MAX_FILE_BYTES, LineProblem, file_lines, loads_line
 from qfnb.protocol.console import train_modes
 
 __all__ = ["FORMATS", "MODES", "FormatError", "Judged", "Pair", "PromptItem", "Record", "Text", "looks_like",
@@ -312,14 +312,14 @@ _READERS: dict[str, Callable[[Any, str], list[Record] | None]] = {
 
 def json_lines(lines: Iterable[str], name: str = "train_file") -> Iterator[tuple[str, Any]]:
     """``(where, value)`` of each non-blank JSONL line (``where``: ``"train_file line 3"``); FormatError
-    naming the line that is not JSON."""
+    naming the line that is not JSON or nests too deep (:mod:`qfnb.protocol.bounded_jsonl`)."""
     for no, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield f"{name} line {no}", json.loads(line)
-        except ValueError as exc:
-            raise FormatError(f"{name} line {no}: invalid JSON ({exc})") from None
+            yield f"{name} line {no}", loads_line(line.rstrip("\r\n"), no)
+        except LineProblem as exc:
+            raise FormatError(f"{name} line {no}: {exc.message}") from None
 
 
 def parse_lines(mode: str, lines: Iterable[str], name: str = "train_file") -> list[Record]:
@@ -339,9 +339,18 @@ def text_chunks(text: str) -> list[Text]:
 
 
 def parse_file(mode: str, path: Path, name: str = "train_file") -> list[Record]:
-    """The records of a ``.jsonl`` file (a ``.json`` list too; a ``.txt`` file is PostPretrain's plain text)."""
+    """The records of a ``.jsonl`` file, read a line at a time under :mod:`qfnb.protocol.bounded_jsonl`'s
+    bounds (a ``.json`` list too, and a ``.txt`` file, PostPretrain's plain text: each at most
+    :data:`~qfnb.protocol.bounded_jsonl.MAX_FILE_BYTES`)."""
     path = Path(path)
+    if path.suffix.lower() not in (".txt", ".json"):
+        try:
+            return parse_lines(mode, _bounded_lines(path, name), name)
+        except FileNotFoundError:
+            raise FormatError(f"{name}: {path} not found") from None
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise FormatError(f"{name}: {path.name} passes {MAX_FILE_BYTES} bytes, the most a training file may hold")
         content = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FormatError(f"{name}: {path} not found") from None
@@ -353,11 +362,21 @@ def parse_file(mode: str, path: Path, name: str = "train_file") -> list[Record]:
         if not chunks:
             raise FormatError(f"{name}: {path.name} is empty")
         return list(chunks)
-    if path.suffix.lower() == ".json":
-        items = json.loads(content)
-        items = items if isinstance(items, list) else [items]
-        return [r for i, obj in enumerate(items) for r in parse_item(mode, obj, f"{name} item {i}")]
-    return parse_lines(mode, content.splitlines(), name)
+    try:
+        items = loads_line(content, 1)
+    except LineProblem as exc:
+        raise FormatError(f"{name}: {exc.message}") from None
+    items = items if isinstance(items, list) else [items]
+    return [r for i, obj in enumerate(items) for r in parse_item(mode, obj, f"{name} item {i}")]
+
+
+def _bounded_lines(path: Path, name: str) -> Iterator[str]:
+    """Each line's text of a JSONL file, one held at a time; FormatError at a line past a bound."""
+    try:
+        for _, text in file_lines(path):
+            yield text
+    except LineProblem as exc:
+        raise FormatError(f"{name} line {exc.line}: {exc.message}") from None
 
 
 def to_wire(record: Record) -> dict[str, Any]:

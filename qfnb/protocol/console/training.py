@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULTS", "LIMITS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS", "Limit",
-           "hyper_problem"]
+from qfnb.protocol.limits import LOCAL_CONTEXT_TOKENS
+
+__all__ = ["DEFAULTS", "LIMITS", "LOCAL_CAPS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS",
+           "Limit", "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
 #: client's ledger row and the platform's /metrics read the same keys
@@ -63,6 +65,16 @@ LIMITS: dict[str, Limit] = {
     "maxNewTokens": Limit(int, 1, 4096),
     "temperature": Limit(float, 0.0, 2.0, lo_open=True),
     "klCoef": Limit(float, 0.0, 10.0),
+}
+
+
+#: the most one run may ask of qfnb's local platform (2 CPU cores, one local disk; its checks:
+#: ``qfnb.local.domain.training_caps``); :data:`LIMITS` are the cloud's ranges
+LOCAL_CAPS: dict[str, int] = {
+    "maxSteps": 20_000,  # a tiny base's step takes ~0.2 s there: a day's training
+    "loraRank": 64,  # rank 1024 made a 927 MiB adapter of the platform's base
+    "checkpoints": 20,
+    "maxSeqLen": LOCAL_CONTEXT_TOKENS,  # the served models' context
 }
 
 

@@ -47,3 +47,7 @@ class CompleteRequest(BaseModel):
     stop: list[str] = Field(default_factory=list, max_length=4)
     key: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)
+    #: the answer as server-sent events: ``{"delta": piece}`` as the engine writes it, the last one also
+    #: with the whole ``text``, ``finish``, ``model`` and ``usage`` (the editor shows the first tokens
+    #: while the rest is written)
+    stream: bool = False

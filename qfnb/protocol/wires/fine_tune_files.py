@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from qfnb.protocol.bounded_jsonl import LineProblem, loads_line
+
 __all__ = ["CHAT", "FORMATS", "PREFERENCE", "PROMPTS", "FileShape", "FormatProblem", "inspect_lines", "sft_rows"]
 
 CHAT, PREFERENCE, PROMPTS = "chat", "preference", "prompts"
@@ -154,16 +156,17 @@ def _shape(item: Any, line: int) -> tuple[str, dict[str, Any]]:
 
 
 def parsed_lines(lines: Iterable[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """``(line number, format, parts)`` of each non-blank line; FormatProblem at the first bad one,
-    or at a line whose format differs from the first line's."""
+    """``(line number, format, parts)`` of each non-blank line (its end of line aside), parsed under
+    :mod:`qfnb.protocol.bounded_jsonl`'s bounds; FormatProblem at the first bad one, or at a line whose format
+    differs from the first line's."""
     first: str | None = None
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            item = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise FormatProblem(n, "", f"is not valid JSON ({exc.msg} at column {exc.colno})") from None
+            item = loads_line(raw.rstrip("\r\n"), n)
+        except LineProblem as exc:
+            raise FormatProblem(n, "", exc.message) from None
         kind, parts = _shape(item, n)
         if first is None:
             first = kind
@@ -181,12 +184,11 @@ def inspect_lines(lines: Iterable[str]) -> FileShape:
     return FileShape(kinds[0], len(kinds))
 
 
-def sft_rows(lines: Iterable[str]) -> list[dict[str, Any]]:
-    """A checked ``chat`` file as the platform's SFT rows: each trained assistant message as
+def sft_rows(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """A checked ``chat`` file as the platform's SFT rows, one line's at a time: each trained assistant message as
     ``{prompt, response, system?}``, its prompt the user message before it (earlier turns are not
     carried: the platform's SFT rows are single-turn). The other formats go to the train modes as
     they are (:mod:`qfnb.protocol.console.train_formats` reads OpenAI's preference and prompt lines)."""
-    rows: list[dict[str, Any]] = []
     for _, kind, parts in parsed_lines(lines):
         if kind != CHAT:
             raise FormatProblem(1, "", f"is in the {kind} format, not the chat format supervised jobs train on")
@@ -196,5 +198,4 @@ def sft_rows(lines: Iterable[str]) -> list[dict[str, Any]]:
             if m["role"] == "user":
                 user = m["content"]
             elif m["role"] == "assistant" and m["weight"] and user:
-                rows.append({"prompt": user, "response": m["content"], **({"system": system} if system else {})})
-    return rows
+                yield {"prompt": user, "response": m["content"], **({"system": system} if system else {})}

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from qfnb.protocol.console.rewards import grader_problem
+
 __all__ = ["GraderProblem", "check_grader"]
 
 STRING_OPS = ("eq", "ne", "like", "ilike")
@@ -48,6 +50,9 @@ def check_grader(raw: Any, field: str = "grader") -> dict[str, Any]:
     if kind == "text_similarity" and raw.get("evaluation_metric") not in SIMILARITY:
         raise GraderProblem(f"{field}.evaluation_metric", f"must be one of {', '.join(SIMILARITY)} on the local "
                             f"platform, got {raw.get('evaluation_metric')!r:.40}")
+    problem = grader_problem(raw)
+    if problem is not None:
+        raise GraderProblem(f"{field}.{problem[0]}" if problem[0] else field, problem[1])
     keys = ("type", "name", "input", "reference", "operation" if kind == "string_check" else "evaluation_metric")
     return {k: raw[k] for k in keys if k in raw}
 

@@ -13,6 +13,7 @@ from platform_doubles import FakeRegistry
 from platform_helpers import Signer, bearer, client_for, console, token, wait_for
 from test_routes_console import upload_dataset
 
+from qfnb.local.domain.console import progress_fields
 from qfnb.local.domain.jobs import progress_update
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 
@@ -38,6 +39,16 @@ def test_progress_update_collects_checkpoint_lines_once() -> None:
     assert upd["checkpointList"] == [{"step": 4, "trainLoss": 2.0, "evalLoss": 3.0, "path": "/x/step-4",
                                       "time": "2023-11-14T22:13:24Z"}]
     assert progress_update({"lossCurve": [], **upd}, [line])["checkpointList"] == upd["checkpointList"]
+
+
+def test_progress_update_keeps_where_the_answers_collapsed() -> None:
+    collapse = {"step": 8, "rate": 1.0, "seen": "4 of 4 answers degenerate", "example": "OK OK", "lastGoodStep": 4}
+    line = {"step": 8, "total_steps": 20, "time": 1_700_000_008.0, "collapse": collapse}
+    upd = progress_update({"lossCurve": [], "started": 1_700_000_000.0}, [line])
+    assert upd["collapse"] == {**collapse, "time": "2023-11-14T22:13:28Z"}
+    later = progress_update({"lossCurve": [], **upd}, [{"step": 9, "total_steps": 20, "loss": 1.0, "time": 1.7e9 + 9}])
+    assert later["collapse"] == upd["collapse"]  # kept once seen
+    assert progress_fields({**upd, **later})["collapse"] == upd["collapse"]  # the task detail carries it
 
 
 @pytest.fixture

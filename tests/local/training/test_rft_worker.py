@@ -59,6 +59,12 @@ def test_grpo_steps_report_the_reward_and_score_checkpoints_on_held_out_prompts(
     best = max(saved, key=lambda c: (c["metric"], -c["step"]))
     assert m["best_checkpoint"] == best["step"] and m["best_eval_reward"] == best["metric"]
     assert 0 <= m["base_eval_reward"] <= 1 and m["train_mode"] == "RFT"
+    # the rewarded held-out answers are also read for degeneration, beside the base's (adapter disabled)
+    assert m["answer_prompts"] == 2 and m["base_degeneration_rate"] is not None
+    for c in saved:
+        assert 0 <= c["valid_degeneration_rate"] <= 1 and isinstance(c["degenerate"], bool)
+        assert [a["prompt"] for a in c["answers"]] == ["Held Say a word (0)", "Held Say a word (1)"]
+        assert all(isinstance(a["base"], str) and isinstance(a["answer"], str) for a in c["answers"])
     # G x batch completions a step, each at most maxNewTokens: what the forecast counts
     assert 0 < m["sampled_tokens"] <= 2 * 2 * 2 * 4 and m["trained_tokens"] > m["sampled_tokens"]
     assert (job / "adapter" / "adapter_model.safetensors").is_file()

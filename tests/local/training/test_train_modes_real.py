@@ -33,7 +33,9 @@ def test_a_real_dpo_step_starts_at_log_2_against_the_adapter_disabled_base(tmp_p
         "eval_file": "eval.jsonl", "train_mode": "DPO",
         "hyper": {"maxSteps": 2, "batchSize": 2, "maxSeqLen": 48, "learningRate": 2e-3, "checkpoints": 1}}))
     result = worker.run(job)
-    assert result["status"] == "Done", result
+    # 2e-3 is far more than 4 pairs want: measured, the step-2 checkpoint answered "Aye!!!!! Aye!!! Aye!! …" to every
+    # held-out prompt, and the run fails saying so (test_answers_real.py checks that catch); the steps are the same
+    assert result["status"] == "Done" or "answers collapsed from step 2" in str(result["error"]), result
     lines = [json.loads(x) for x in (job / "progress.jsonl").read_text().splitlines()]
     steps = [p for p in lines if "loss" in p]
     assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-4) and steps[0]["reward_margin"] == 0

@@ -7,6 +7,7 @@ artifacts/screenshots/completions_real_*.png."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,21 @@ def real_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[s
         daemon.stop_daemon(data, force=True)
 
 
+def _streamed_ghost(page: Any, settled_s: float = 3.0, most_s: float = 180.0) -> str:
+    """The ghost text once its stream ended: the first tokens show at once, the rest as the engine
+    writes them (the text unchanged for ``settled_s``)."""
+    text, since, started = "", time.monotonic(), time.monotonic()
+    while time.monotonic() - started < most_s:
+        now: str = page.evaluate(f"() => {{ const g = document.querySelector('{GHOST}');"
+                                 " return g ? g.textContent : ''; }")
+        if now != text:
+            text, since = now, time.monotonic()
+        elif time.monotonic() - since >= settled_s:
+            break
+        page.wait_for_timeout(250)
+    return text
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_the_real_coder_suggests_a_column_as_ghost_text_and_tab_inserts_it(
         real_lab: tuple[tuple[str, Path, str], Path], theme: str) -> None:
@@ -62,7 +78,7 @@ def test_the_real_coder_suggests_a_column_as_ghost_text_and_tab_inserts_it(
         page.locator(".jp-Cell .cm-content").last.click()
         page.keyboard.type(TYPED[theme], delay=40)
         page.wait_for_selector(f"{GHOST} >> visible=true", timeout=200_000)
-        ghost: str = page.locator(GHOST).first.inner_text()
+        ghost = _streamed_ghost(page)
         assert any(column in ghost for column in COLUMNS), ghost
         page.wait_for_timeout(300)
         shot(page, ".jp-Notebook", f"completions_real_ghost_{theme}.png")

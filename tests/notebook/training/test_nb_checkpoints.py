@@ -110,3 +110,34 @@ def test_a_preference_runs_dashboard_charts_its_held_out_accuracy_and_picks_the_
     right = figures[-1].axes[1]  # the score's own axis, beside the loss
     assert right.get_ylabel() == "held-out preference accuracy" and list(right.lines[0].get_ydata()) == [
         0.5, 0.75, 1.0, 1.0, 0.75]
+
+
+def _answered(step: int, answer: str, reason: str, degenerate: bool) -> dict[str, Any]:
+    return {"step": step, "evalLoss": 0.4, "valid_preference_accuracy": 1.0, "time": "2026-11-25T07:00:00Z",
+            "valid_degeneration_rate": 1.0 if degenerate else 0.0, "degenerate": degenerate,
+            "degeneration": "the same answer to 4 of 4 prompts: '[Ticket #1111]'" if degenerate else "0 of 4",
+            "answers": [{"prompt": "My order is late <b>again</b>", "base": "Sorry to hear that.",
+                         "answer": answer, "reason": reason}]}
+
+
+def test_the_dashboard_shows_held_out_answers_beside_the_base_and_the_collapse() -> None:
+    saved = [_answered(8, "Sorry! We are on it. [Ticket #2041]", "", False),
+             _answered(16, "[Ticket #1111]Ticket #1111<script>alert(1)</script>", "'ticket' repeated 3x", True)]
+    collapse = {"step": 16, "rate": 1.0, "seen": "the same answer to 4 of 4 prompts: '[Ticket #1111]'",
+                "example": "[Ticket #1111]", "lastGoodStep": 8, "time": "2026-11-25T07:00:00Z"}
+    detail = {**_detail(), "currentStep": 16, "totalSteps": 40, "checkpointList": saved, "collapse": collapse,
+              "bestCheckpoint": 8}
+    dash = attach("task-c", fetch=lambda t: detail, stop=lambda t: None, show=False, deployment=None)
+    state = dash.wait(timeout=5)
+    assert state.best is not None and state.best["step"] == 8  # never the degenerate one
+    html = dash.snapshot_html(chart=b"png")
+    assert "qfnb-answers" in html and "Sorry to hear that." in html and "Sorry! We are on it. [Ticket #2041]" in html
+    assert html.count("qfnb-degenerate") == 1 and "⚠ degenerate: the same answer to 4 of 4 prompts" in html
+    # the model's text is escaped, never markup: no script, the prompt's tags shown as text
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "My order is late &lt;b&gt;again&lt;/b&gt;" in html
+    assert "qfnb-collapse" in html and "answers collapsed at step 16" in html
+    assert "the model is step 8&#x27;s checkpoint" in html or "the model is step 8's checkpoint" in html
+    assert "answers collapsed at step 16" in state.summary()
+    assert dash.deploy_button.description == "Deploy best (step 8)"
+    assert any("answers collapsed at step 16" in line for line in state.log)

@@ -25,6 +25,21 @@ def test_qftrain_mode_reaches_the_trainer_and_names_the_run(ip: Any) -> None:
         ip.run_line_magic("qftrain", "--dataset prefs.jsonl --mode KTO --eval-metric rouge_l")
 
 
+def test_qftrain_beta_reaches_the_train_config_of_a_preference_run(ip: Any, tmp_path: Path) -> None:
+    made = use_trainer(ip, steps=2, step_time=0.001)
+    ip.run_line_magic("qftrain", "--dataset prefs.jsonl --steps 2 --mode DPO --beta 0.5 -o run")
+    ip.user_ns["run"].wait(30)
+    assert made[0].spec.beta == 0.5 and made[0].spec.train_config()["beta"] == 0.5
+    with pytest.raises(UsageError, match=r"--beta is DPO's and KTO's .* not SFT's"):
+        ip.run_line_magic("qftrain", "--dataset prefs.jsonl --beta 0.5")
+    with pytest.raises(UsageError, match="--beta must be"):
+        ip.run_line_magic("qftrain", "--dataset prefs.jsonl --mode KTO --beta 0")
+    data = tmp_path / "prefs.jsonl"
+    data.write_text('[{"prompt": "q", "chosen": "a", "rejected": "b"}]\n', encoding="utf-8")
+    trainer = default_trainer(TrainSpec(dataset=str(data), mode="DPO", beta=0.5), None)
+    assert trainer.train_config.beta == 0.5
+
+
 def test_the_real_trainer_checks_the_file_in_the_modes_format(tmp_path: Path) -> None:
     data = tmp_path / "prefs.jsonl"
     data.write_text('[{"prompt": "q", "chosen": "a", "rejected": "b"}]\n', encoding="utf-8")

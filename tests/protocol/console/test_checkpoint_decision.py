@@ -56,3 +56,58 @@ def test_choose_names_best_last_or_a_step_and_says_which_steps_exist() -> None:
         ck.choose(saved, "worst")
     with pytest.raises(ValueError, match="no checkpoints"):
         ck.choose([], "best")
+
+
+def _judged(step: int, accuracy: float, rate: float, degenerate: bool, answer: str = "fine") -> dict[str, object]:
+    return {"step": step, "evalLoss": 0.5, "valid_preference_accuracy": accuracy, ck.DEGENERATION_RATE: rate,
+            ck.DEGENERATE: degenerate, "degeneration": f"{rate:.0%} degenerate",
+            "answers": [{"prompt": "p", "base": "b", "answer": answer, "reason": "looped" if degenerate else ""}]}
+
+
+def test_the_best_checkpoint_is_never_a_degenerate_one() -> None:
+    saved = [_judged(4, 0.6, 0.0, False), _judged(8, 0.9, 0.0, False), _judged(12, 1.0, 1.0, True, "OK OK OK")]
+    assert ck.best_checkpoint(saved)["step"] == 8  # the highest accuracy was the collapsed one
+    with_metric = [{**e, "metric": m} for e, m in zip(saved, [0.2, 0.1, 0.9], strict=True)]
+    assert ck.best_checkpoint(with_metric)["step"] == 4  # the user's measure first, among those that answer
+    assert ck.choose(saved, "best")["step"] == 8 and ck.choose(saved, "last")["step"] == 12
+    assert ck.best_checkpoint([_judged(4, 1.0, 1.0, True)]) is None
+    with pytest.raises(ValueError, match="every checkpoint's held-out answers degenerated"):
+        ck.choose([_judged(4, 1.0, 1.0, True)], "best")
+    assert not ck.patience_spent(saved, 2)  # a degenerate checkpoint is no improvement, nor the best
+
+
+def test_a_collapse_names_the_step_it_began_and_the_last_checkpoint_that_answered() -> None:
+    saved = [_judged(4, 0.6, 0.0, False), _judged(8, 0.9, 0.25, True, "OK."), _judged(12, 1.0, 1.0, True, "OK OK")]
+    found = ck.collapse(saved)
+    assert found is not None and found["step"] == 8 and found["lastGoodStep"] == 4 and found["example"] == "OK."
+    assert ck.collapse(saved[:1]) is None and ck.collapse([]) is None
+    # a degenerate checkpoint that a later one recovered from is no collapse of the run
+    assert ck.collapse([*saved[:2], _judged(12, 1.0, 0.0, False)]) is None
+    every = ck.collapse([_judged(4, 1.0, 1.0, True, "[T#1][T#1][T#1]")])
+    assert every is not None and every["lastGoodStep"] is None
+    message = ck.collapse_error(every, learning_rate=5e-4, steps=30, beta=0.1)
+    assert "from step 4" in message and "100% of held-out answers degenerate" in message
+    assert "'[T#1][T#1][T#1]'" in message
+    assert "lower learningRate (now 0.0005)" in message and "30 steps" in message and "raise beta (now 0.1)" in message
+    assert "beta" not in ck.collapse_error(every, learning_rate=1e-4, steps=8)
+
+
+def test_a_checkpoint_is_judged_beside_the_base_answers() -> None:
+    from qfnb.protocol.console.degeneration import judge_answers
+
+    base = judge_answers(["snow is fine.", "corn is fine.", "silk is fine.", "gold is fine."])
+    collapsed = judge_answers(["OK. OK. OK. OK. OK. OK."] * 4)
+    assert ck.judge_checkpoint(collapsed, base)[0] and ck.judge_checkpoint(collapsed)[0]
+    one_loop = judge_answers(["snow is fine.", "corn is fine.", "silk is fine.", "gold gold gold gold gold"])
+    assert ck.judge_checkpoint(one_loop, base)[0]  # the base's were all clean: one loop is one too many
+    assert not ck.judge_checkpoint(base, base)[0]
+    # a chatty base cut at the cap: a tuned model cut as often is no worse; a looping one is
+    chatty = judge_answers(["Sure! Here is a long answer about snow that", "Of course, corn is a plant which",
+                            "Silk is made by worms and it", "Gold is a metal, it is shiny and"],
+                           finish_reasons=["length"] * 4)
+    assert not ck.judge_checkpoint(chatty, chatty)[0]
+    assert ck.judge_checkpoint(judge_answers([f"{w} T#1 T#1 T#1 T#1 T#1 T#1" for w in "abcd"],
+                                             finish_reasons=["length"] * 4), chatty)[0]
+    # a base that never answered (a random model's empty replies) is not judged against
+    verdict, seen = ck.judge_checkpoint(collapsed, judge_answers(["", "", "", ""]))
+    assert not verdict and "not judged" in seen

@@ -12,20 +12,24 @@ the message's ``refusal``, OpenAI's field for an answer that is not the structur
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from qfnb.local.engines.ask import GenParams
 from qfnb.local.engines.base import Delta, aclose
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
+from qfnb.protocol.schema import regex as schema_regex
 from qfnb.protocol.schema.regex import validator_for
 
 __all__ = ["RESAMPLES", "RESAMPLE_TEMPERATURE", "checked", "schema_miss"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: how many times a missed answer is written again (3 answers at most in all)
 RESAMPLES = SCHEMA_RESAMPLES
@@ -67,6 +71,30 @@ def calls_miss(deltas: list[Delta], schemas: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: seconds an answer's check may take before the answer is given unchecked: a ``format: iri`` check runs
+#: ~0.8 ms a character and ``uniqueItems`` over objects compares every pair (2,000 items: 6.4 s); the check runs
+#: in a thread, so the event loop (every other call, /healthz) never waits on it
+CHECK_SECONDS = 2.0
+
+
+async def off_loop(miss: Callable[[T], str | None], answer: T) -> str | None:
+    """``miss(answer)`` in a thread, within :data:`CHECK_SECONDS`; past them the answer is not checked (None,
+    logged; the thread ends on its own, the answer being bounded by its token cap)."""
+    if not _warmed.cache_info().currsize:  # jsonschema's import (seconds; the daemon does it before serving)
+        await asyncio.to_thread(_warmed)   # is not the check's time
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(miss, answer), CHECK_SECONDS)
+    except TimeoutError:
+        log.warning("the answer's schema check took more than %.0f s; the answer is given unchecked", CHECK_SECONDS)
+        return None
+
+
+@functools.cache
+def _warmed() -> bool:
+    schema_regex.warm()
+    return True
+
+
 def resample_params(gp: GenParams, attempt: int) -> GenParams:
     """The sampling settings of the ``attempt``-th answer (0: the request's own)."""
     if attempt == 0:
@@ -90,7 +118,7 @@ async def checked(answer: Callable[[int], AsyncIterator[Delta]],
             await aclose(stream)
         if not deltas:
             return
-        problem = miss(deltas)
+        problem = await off_loop(miss, deltas)
         last = attempt == RESAMPLES or problem is None or deltas[-1].finish_reason == "length"
         if last:
             for i, d in enumerate(deltas):

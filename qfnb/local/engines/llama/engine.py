@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 FORCE_BIAS = 1e9
 #: a log-probability below this is llama-server's stand-in for a probability of 0 (float32's lowest)
 UNDERFLOW = -1e30
+#: the seed of an exact scoring call: any seed makes the platform's build compute its batches with
+#: batch-invariant kernels (scripts/llama_server_seed_invariant.patch); the forced token makes the sampling moot
+SCORING_SEED = 1
+#: the fewest positions of one span of :meth:`LlamaEngine.token_logprobs` (each span reads its prefix once)
+MIN_SPAN = 4
 
 Turns = list[dict[str, Any]]
 
@@ -142,28 +147,53 @@ class LlamaEngine:
                                         f"({type(exc).__name__})") from exc
         return len(tokens)
 
-    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int]) -> list[float]:
+    async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int], *,
+                             spans: int | None = None, exact: bool = False) -> list[float]:
         """Each ``tokens[t]``'s log-probability after ``tokens[:t]`` (:meth:`.api.Engine.token_logprobs`),
         with this model's adapter: one ``/completion`` per position, its prompt ``tokens[:t]`` as token
         ids, its one new token forced to ``tokens[t]`` by a logit bias, and that token's probability
         from the raw logits (``n_probs`` with ``post_sampling_probs`` off: a softmax over the whole
-        vocabulary before any bias). The positions of a call run in order on one slot, in the batch
-        lane, so each prompt re-reads only what the slot lacks."""
+        vocabulary before any bias). llama-server reports no probabilities of prompt tokens, so the
+        positions are cut into contiguous spans, at most one per batch slot of the engine
+        (:func:`position_spans`; ``spans``: at most that many, 1 for every position in order on one
+        slot), which run side by side, each in a turn of the batch lane: the server decodes the spans'
+        tokens in one batch, and each prompt re-reads only what its slot lacks.
+
+        A number depends on how its prefix was batched by a few hundredths of a nat (llama.cpp's
+        kernels round differently at other batch sizes), as it did on one slot. ``exact``: each call
+        seeded, so the platform's build computes it with batch-invariant kernels
+        (scripts/llama_server_seed_invariant.patch), and each span's first call reading its prefix
+        afresh: the same numbers whatever the spans, the slot's past or what runs beside them, at the
+        cost of the batch (those kernels compute each row alone)."""
         ids = [int(t) for t in tokens]
-        if bad := [t for t in positions if not 0 < t < len(ids)]:
+        wanted = [int(t) for t in positions]
+        if bad := [t for t in wanted if not 0 < t < len(ids)]:
             raise ValueError(f"positions {bad[:3]} are outside 1..{len(ids) - 1}")
         if len(ids) > self.n_ctx:
             raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
-        out: list[float] = []
         async with self._leased() as target:
             url = prompts.engine_root(target.base_url) + "/completion"
-            async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
-                for t in positions:
-                    body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
-                            "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
-                            "id_slot": slot, **(target.extra or {})}
-                    reply = await transport.post_json(self.name, target, url, body)
-                    out.append(_forced_logprob(self.name, reply, ids[t], t))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    scored = [group.create_task(self._span_logprobs(target, url, ids, span, exact))
+                              for span in position_spans(wanted, min(self.gate.slots, spans or self.gate.slots))]
+            except ExceptionGroup as failed:  # the first span's failure, as one call would raise it
+                raise failed.exceptions[0] from None
+        return [logprob for task in scored for logprob in task.result()]
+
+    async def _span_logprobs(self, target: Endpoint, url: str, ids: list[int], span: list[int],
+                             exact: bool) -> list[float]:
+        """:meth:`token_logprobs` of the positions of one span, in order, on one slot."""
+        out: list[float] = []
+        async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
+            for k, t in enumerate(span):
+                body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
+                        "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
+                        "id_slot": slot, **(target.extra or {})}
+                if exact:
+                    body |= {"seed": SCORING_SEED, "cache_prompt": k > 0}
+                reply = await transport.post_json(self.name, target, url, body)
+                out.append(_forced_logprob(self.name, reply, ids[t], t))
         return out
 
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
@@ -173,6 +203,14 @@ class LlamaEngine:
         Qwen's ``<|im_end|>``): the answer as the whole reply, as training labels it. Without it an answer
         that is the start of another ("Paris." and "Paris. Aye!") could never be the likelier one, whatever
         the model learnt."""
+        full, start = await self.answer_tokens(messages, answer)
+        if start >= len(full):
+            return 0.0, 0
+        return sum(await self.token_logprobs(full, range(start, len(full)))), len(full) - start
+
+    async def answer_tokens(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[list[int], int]:
+        """The tokens :meth:`answer_logprob` scores: the rendered turns, ``answer`` and the end of the turn,
+        and where the answer starts among them."""
         turns = text_turns(list(messages))
         async with self._leased() as target:
             end = self.stop[0] if self.stop else target.eos_token
@@ -182,10 +220,7 @@ class LlamaEngine:
                                                                            turns)))
             prompt = await prompts.tokenize(client, target.base_url, target.headers, text)
             full = await prompts.tokenize(client, target.base_url, target.headers, text + answer + end)
-        start = max(1, common_prefix(prompt, full))
-        if start >= len(full):
-            return 0.0, 0
-        return sum(await self.token_logprobs(full, range(start, len(full)))), len(full) - start
+        return full, max(1, common_prefix(prompt, full))
 
     async def admitted(self, source: str | Turns, gp: GenParams, lane: str, fields: dict[str, Any] | None = None, *,
                        chat: bool = False, tools: Turns | None = None, forced: bool = False,
@@ -370,6 +405,21 @@ def _strict_checked(answer: AsyncIterator[Delta], tools: Turns,
     strict = tool_calls.strict_tools(tools)
     return tool_calls.enforce_strict(answer, strict, lambda name: required(
         [t for t in tools if t["function"]["name"] == name])) if strict else answer
+
+
+def position_spans(positions: list[int], slots: int) -> list[list[int]]:
+    """``positions`` cut into at most ``slots`` contiguous spans of nearly equal length, none shorter
+    than :data:`MIN_SPAN` positions (a span's first call reads its prefix afresh on its slot)."""
+    if not positions:
+        return []
+    count = max(1, min(slots, len(positions) // MIN_SPAN))
+    size, extra = divmod(len(positions), count)
+    out, start = [], 0
+    for k in range(count):
+        end = start + size + (k < extra)
+        out.append(positions[start:end])
+        start = end
+    return out
 
 
 def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int) -> float:

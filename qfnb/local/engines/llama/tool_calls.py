@@ -14,6 +14,7 @@ is written again under that tool's grammar, so no strict call leaves unenforced.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -91,7 +92,8 @@ async def enforce_strict(deltas: AsyncIterator[Delta], schemas: Mapping[str, Any
         calls: list[dict[str, Any]] = []
         for call in delta.tool_calls:
             name = call["function"]["name"]
-            if name not in schemas or answer_check.text_miss(call["function"]["arguments"], schemas[name]) is None:
+            check = functools.partial(answer_check.text_miss, schema=schemas[name]) if name in schemas else None
+            if check is None or await answer_check.off_loop(check, call["function"]["arguments"]) is None:
                 calls.append(call)
                 continue
             log.info("a call of strict tool %s did not fit its schema; writing it again under its grammar", name)

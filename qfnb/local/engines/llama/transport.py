@@ -182,7 +182,10 @@ async def _answered(url: str, target: Endpoint, body: dict[str, Any],
     if target.watch is None:
         async with client().stream("POST", url, json=body, headers=target.headers,
                                    extensions={"trace": sent.trace}) as resp:
-            yield resp.status_code, resp.aiter_raw(), resp.aread, None
+            if resp.status_code == 200 and _whole_json(resp.headers.get("content-type")):
+                yield resp.status_code, as_event(await resp.aread()), resp.aread, None
+            else:
+                yield resp.status_code, resp.aiter_raw(), resp.aread, None
         return
     interval = target.stream_interval
     if interval > 0 and target.engine_paces:
@@ -194,6 +197,28 @@ async def _answered(url: str, target: Endpoint, body: dict[str, Any],
         yield answer.status, answer.chunks(), answer.read, answer.pace  # (unpaced where the interval is 0)
     finally:
         answer.close()
+
+
+def _whole_json(content_type: str | None) -> bool:
+    """An answer sent whole as JSON (an engine that does not stream, whatever ``stream`` asked)."""
+    return (content_type or "").split(";")[0].strip().lower() == "application/json"
+
+
+async def as_event(raw: bytes) -> AsyncIterator[bytes]:
+    """An engine's whole JSON answer (``chat.completion`` or ``text_completion``) as the one SSE event a
+    stream of it would end with: its text (a chat choice's ``message`` read as its ``delta``), tool
+    calls, logprobs, finish reason and usage. Read as a stream, such an answer had no event: its text
+    and the tokens the engine billed for it were lost (a batch's usage read 0)."""
+    try:
+        answer = fastjson.loads(raw)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise EngineUnavailable(f"the engine answered JSON that is no completion: {raw[:200]!r}")
+    choices = [{**{k: v for k, v in c.items() if k != "message"}, "delta": c["message"]}
+               if isinstance(c, dict) and isinstance(c.get("message"), dict) else c
+               for c in answer.get("choices") or ()]
+    yield b"data: " + fastjson.dumps({**answer, "choices": choices}) + b"\n\n"
 
 
 async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],

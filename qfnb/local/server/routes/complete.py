@@ -2,14 +2,16 @@
 model through llama-server's ``/infill`` (:mod:`qfnb.local.engines.llama.infill`).
 
 Under the platform's key (a bearer token or an IAM signature) like the OpenAI routes, with their
-error shape. The answer is JSON: ``{"text", "model", "finish", "usage"}``. A client that leaves
-before the answer (the editor's user typed on) cancels the generation at the engine, and the call
-is counted in ``/metrics`` under its own route with status 499; ``qfnb_completions_withdrawn``
-counts the generations stopped before their end.
+error shape. The answer is JSON: ``{"text", "model", "finish", "usage"}``; with ``"stream": true``,
+server-sent events: ``{"delta": piece}`` as the engine writes them, the last one with that JSON's
+fields. A client that leaves before the answer (the editor's user typed on) cancels the generation
+at the engine, and the call is counted in ``/metrics`` under its own route with status 499;
+``qfnb_completions_withdrawn`` counts the generations stopped before their end.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,16 +19,16 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from qfnb.local.domain.meter import current_note
+from qfnb.local.domain.meter import CallNote, current_note
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe, Delta, aclose
 from qfnb.local.engines.llama import infill
 from qfnb.local.server.middleware.openai_errors import openai_route
-from qfnb.local.server.serving.serve import chat_engine, collect, together
+from qfnb.local.server.serving.serve import SSE_HEADERS, chat_engine, collect, primed_stream, together
 from qfnb.local.server.serving.wire import parse
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 from qfnb.protocol.platform.daemon import MODEL_HEADER
@@ -81,14 +83,38 @@ async def _complete(request: Request, platform: Platform, body: dict[str, Any],
         stream = engine.infill(ask)
     except CannotServe as exc:
         raise BodyError("model", str(exc)) from exc
+    if req.stream:
+        primed = await primed_stream(_counted(stream, withdrawn), note)
+        return StreamingResponse(_events(primed, served.name, note), media_type="text/event-stream",
+                                 headers={**SSE_HEADERS, MODEL_HEADER: served.name})
     ((answer,),) = await collect(request, together([_counted(stream, withdrawn)], note))
     tally = answer.tally
     if note is not None:
         note.usage(tally.prompt, tally.completion, tally.cached)
-    return JSONResponse({"text": answer.text, "model": served.name, "finish": tally.finish,
-                         "usage": {"prompt_tokens": tally.prompt, "completion_tokens": tally.completion,
-                                   "cached_tokens": tally.cached}},
+    return JSONResponse(_last(answer.text, served.name, tally.finish, tally.prompt, tally.completion, tally.cached),
                         headers={MODEL_HEADER: served.name})
+
+
+def _last(text: str, model: str, finish: str | None, prompt: int, completion: int, cached: int) -> dict[str, Any]:
+    """The answer's body (whole), or a stream's last event: the text, the model, the finish and usage."""
+    return {"text": text, "model": model, "finish": finish,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "cached_tokens": cached}}
+
+
+async def _events(deltas: AsyncIterator[Delta], model: str, note: CallNote | None) -> AsyncIterator[bytes]:
+    """The deltas as server-sent events: ``{"delta": piece}`` each, the last with the whole ``text``, the
+    finish and usage (a client that leaves stops the stream: the engine's generation is withdrawn)."""
+    pieces: list[str] = []
+    async for delta in deltas:
+        pieces.append(delta.text)
+        if delta.finish_reason is None:
+            yield b"data: " + json.dumps({"delta": delta.text}).encode() + b"\n\n"
+            continue
+        if note is not None:
+            note.usage(delta.prompt_tokens, delta.completion_tokens, delta.cached_tokens)
+        last = _last("".join(pieces), model, delta.finish_reason, delta.prompt_tokens, delta.completion_tokens,
+                     delta.cached_tokens)
+        yield b"data: " + json.dumps({"delta": delta.text, **last}).encode() + b"\n\ndata: [DONE]\n\n"
 
 
 def routes(platform: Platform) -> list[Route]:

@@ -6,6 +6,7 @@ tuned), what comparing a tuned model with its base on preference pairs reads."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeAlias
@@ -15,19 +16,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import answer_scores
+from qfnb.local.domain import answer_bounds, answer_scores
 from qfnb.local.domain import console as c
 from qfnb.local.domain import fine_tuning as ft
+from qfnb.local.domain.meter import current_note
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
 from qfnb.local.server.middleware.openai_errors import bearer_refusal, metadata_filter, openai_error, openai_refusal
+from qfnb.local.server.serving.serve import ClientGone, unless_gone
 from qfnb.local.server.serving.wire import json_body
 
 PREFIXES = ("/v1", "/v2")
 #: what a handler answers: a JSON object, or a response of its own (a create's, with its replay header)
 Answered: TypeAlias = dict[str, Any] | Response
+
+log = logging.getLogger("qfnb.local.fine_tuning")
 
 
 def _route(call: Callable[[Request, Platform], Awaitable[Answered]]) -> Callable[[Request], Awaitable[Response]]:
@@ -94,9 +99,25 @@ async def checkpoints(request: Request, p: Platform) -> dict[str, Any]:
 
 
 @_route
-async def answer_logprobs(request: Request, p: Platform) -> dict[str, Any]:
-    """qfnb's own: how likely a served model finds given answers (:mod:`qfnb.local.domain.answer_scores`)."""
-    return await answer_scores.score_answers(p, await json_body(request))
+async def answer_logprobs(request: Request, p: Platform) -> Answered:
+    """qfnb's own: how likely a served model finds given answers (:mod:`qfnb.local.domain.answer_scores`),
+    bounded per call (:mod:`qfnb.local.domain.answer_bounds`) and stopped when its client leaves."""
+    body = await json_body(request)
+    answer_bounds.check_scoring_call(body)
+    note = current_note()
+    if note is not None:
+        note.model_call = True  # counted in /metrics: the answers' tokens scored, as input
+
+    def scored(model: str, tokens: int) -> None:
+        if note is not None:
+            note.answered_by(model, "score")
+            note.usage(note.prompt + tokens, 0)
+
+    try:
+        return await unless_gone(request, answer_scores.score_answers(p, body, scored))
+    except ClientGone:
+        log.info("client left %r before its scores: scoring cancelled", request.url.path)
+        return Response(status_code=499)
 
 
 @_route

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -34,7 +34,10 @@ from qfnb.local.server.serving.wire import ANSWER_HEADERS, json_body
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.platform.daemon import MODEL_HEADER
 
-__all__ = ["SSE_HEADERS", "ClientGone", "answers", "chat_engine", "collect", "embed", "model_route", "serve"]
+__all__ = ["SSE_HEADERS", "ClientGone", "answers", "chat_engine", "collect", "embed", "model_route", "serve",
+           "unless_gone"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -208,7 +211,13 @@ async def collect(request: Request, items: AsyncIterator[Any]) -> list[Any]:
         finally:
             await aclose(items)
 
-    task = asyncio.ensure_future(consume())
+    return await unless_gone(request, consume())
+
+
+async def unless_gone(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result; raises :class:`ClientGone` (and cancels ``work``, its engine calls with it) as soon
+    as the client disconnects."""
+    task = asyncio.ensure_future(work)
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=0.25)

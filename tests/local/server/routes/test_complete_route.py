@@ -139,3 +139,15 @@ def test_a_completion_sent_again_after_a_restart_goes_on_from_its_text() -> None
     again = watchdog._continued(body, "a, b", 3)  # the engine restarted under it after 3 tokens
     assert again["input_prefix"] == "def f(a, b" and again["input_suffix"] == ")" and again["n_predict"] == 5
     assert watchdog._continued(body, "", 0) is body
+
+
+def test_a_streamed_completion_sends_its_pieces_then_the_whole_and_its_usage(coder: Any) -> None:
+    headers = {"Authorization": f"Bearer {bearer(coder)}"}
+    reply = coder.post(COMPLETE_ROUTE, json={**BODY, "stream": True}, headers=headers)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    events = [line.removeprefix("data: ") for line in reply.text.split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    parsed = [json.loads(e) for e in events[:-1]]
+    assert "".join(p["delta"] for p in parsed) == parsed[-1]["text"] == "'region']"
+    assert parsed[-1]["finish"] == "normal" and parsed[-1]["usage"]["completion_tokens"] == 2
+    assert all("usage" not in p for p in parsed[:-1])

@@ -6,8 +6,10 @@
 // is what changes here: the editor follows it, and the notebook's own reset on a kernel change
 // is followed by the same choice again, once the editor has applied the reset.
 
+import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import type { ICellModel } from '@jupyterlab/cells';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
 import { completerPlugin } from './completer';
 
@@ -19,14 +21,14 @@ export const PROSE_MIME = 'text/x-ipythongfm';
 const FIRST_LINE = new RegExp(`^%%(${PROSE_MAGICS.join('|')})(?=\\s|$)`);
 
 /** Whether a code cell's source is a prose magic's cell. */
-export function isProse(source) {
+export function isProse(source: string): boolean {
   return FIRST_LINE.test(source);
 }
 
-const followed = new WeakSet();
+const followed = new WeakSet<ICellModel>();
 
 /** Keep one code cell model's MIME type on Markdown while its source is a prose magic's. */
-function follow(model, languages) {
+function follow(model: ICellModel, languages: IEditorLanguageRegistry): void {
   if (model.type !== 'code' || followed.has(model)) {
     return;
   }
@@ -54,7 +56,7 @@ function follow(model, languages) {
   apply();
 }
 
-function watch(panel, languages) {
+function watch(panel: NotebookPanel, languages: IEditorLanguageRegistry): void {
   const attach = () => {
     const cells = panel.content.model?.cells;
     if (!cells) {
@@ -69,18 +71,18 @@ function watch(panel, languages) {
       }
     });
   };
-  panel.context.ready.then(attach);
+  void panel.context.ready.then(attach);
 }
 
-const plugin = {
+const plugin: JupyterFrontEndPlugin<void> = {
   id: 'qfnb-cell-magics:plugin',
   description: "Highlights the bodies of qfnb's prose cell magics (%%qfchat, %%qfimage) as Markdown.",
   autoStart: true,
   requires: [INotebookTracker, IEditorLanguageRegistry],
-  activate: (app, notebooks, languages) => {
+  activate: (app: JupyterFrontEnd, notebooks: INotebookTracker, languages: IEditorLanguageRegistry) => {
     notebooks.forEach(panel => watch(panel, languages));
     notebooks.widgetAdded.connect((_, panel) => watch(panel, languages));
   }
 };
 
-export default [plugin, completerPlugin];
+export default [plugin, completerPlugin] as JupyterFrontEndPlugin<void>[];

@@ -1,0 +1,98 @@
+"""A fine-tune on the record, whichever door made it: its forecast trained tokens held against the
+active budget before it is created, settled to the tokens it trained on when it ends (succeeded,
+failed or cancelled alike), and in the usage ledger once per platform and run.
+
+:func:`hold_training` reserves the forecast (``BudgetExceeded`` naming the budget and the forecast:
+nothing is created); :func:`keep` keeps the hold under the run's id until :func:`settle_training`
+sees the run end. The doors: ``qfnb.openai_client()``'s fine-tuning jobs
+(:mod:`qfnb._core.runtime.openai_fine_tuning`) and ``TrainAction`` (the console, ``LLMFinetune``,
+``%qftrain``: :mod:`qfnb.trainer.accounting`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qfnb._core.config import Config
+from qfnb._core.record.budget import Budget, BudgetExceeded, Reservation, active_budget
+from qfnb._core.record.ledger import UsageRow, default_ledger
+from qfnb._core.record.prices import prices
+
+__all__ = ["TrainHold", "held_for", "hold_training", "keep", "run_key", "settle_training", "training_yuan"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainHold:
+    """What one fine-tune holds against a budget until it ends."""
+
+    budget: Budget
+    reservation: Reservation
+    base: str
+
+    def release(self) -> None:
+        """The run was not created: give the hold back."""
+        self.budget.release(self.reservation)
+
+
+#: per run created here (:func:`run_key`): what it holds
+_HELD: dict[str, TrainHold] = {}
+
+
+def run_key(config: Config, run_id: str) -> str:
+    """The ledger key of a platform's fine-tune run (the same for every door and process)."""
+    return f"fine-tune {config.base_url.rstrip('/')} {run_id}"
+
+
+def training_yuan(base: str, tokens: int, config: Config) -> float | None:
+    """What training ``tokens`` on ``base`` costs: ¥0 on the local platform, the price table's fine-tune
+    price on the cloud, None where the table has none."""
+    if config.embedded:
+        return 0.0
+    table = prices()
+    rate = table.training.get(base.lower())
+    return None if rate is None else tokens * rate / table.per_tokens
+
+
+def hold_training(tokens: int, base: str, config: Config, *, what: str) -> TrainHold | None:
+    """Hold a fine-tune's forecast ``tokens`` (and their price) against the active budget (None without
+    one). ``BudgetExceeded`` names the budget and the forecast: nothing is held, the run is not to be
+    created."""
+    budget = active_budget()
+    if budget is None:
+        return None
+    yuan = training_yuan(base, tokens, config) or 0.0
+    try:
+        return TrainHold(budget, budget.reserve(tokens, yuan, what=f"{what} (forecast: {tokens:,} trained tokens "
+                                                                 f"on {base})"), base)
+    except BudgetExceeded as exc:
+        raise BudgetExceeded(f"fine-tune refused: {exc}") from None
+
+
+def keep(config: Config, run_id: str, hold: TrainHold | None) -> None:
+    """Keep ``hold`` until the run ``run_id`` is seen to end (nothing without a hold)."""
+    if hold is not None:
+        _HELD[run_key(config, run_id)] = hold
+
+
+def held_for(config: Config, run_id: str) -> TrainHold | None:
+    """What the run ``run_id`` holds, if it was created here and has not ended."""
+    return _HELD.get(run_key(config, run_id))
+
+
+def settle_training(config: Config, run_id: str, *, base: str, tokens: int, seconds: float,
+                    model: str | None = None) -> bool:
+    """An ended run (succeeded, failed or cancelled): its hold (if made here) settles to the ``tokens`` it
+    trained on, and it is in the ledger once (``api`` ``fine-tune``, ``job`` ``fine-tune <run id>``),
+    whichever door or process reads it first. Whether this call wrote the row."""
+    key = run_key(config, run_id)
+    hold = _HELD.pop(key, None)
+    if hold is not None:
+        hold.budget.settle(hold.reservation, tokens, training_yuan(hold.base, tokens, config) or 0.0)
+    row = UsageRow(api="fine-tune", model=model or base, platform="local" if config.embedded else "cloud",
+                   trained_tokens=max(int(tokens), 0), latency_s=max(float(seconds), 0.0), job=f"fine-tune {run_id}")
+    wrote = default_ledger().record_once(row, key)
+    if wrote and hold is None:  # a run this process did not hold for (attached to, resumed): spent all the same
+        budget = active_budget()
+        if budget is not None and tokens:
+            budget.settle(None, tokens, training_yuan(base, tokens, config) or 0.0)
+    return wrote

@@ -1,0 +1,219 @@
+"""A checkpoint judged by what it writes: greedy answers to a few held-out prompts, read for degeneration beside
+the base's answers to the same prompts.
+
+The base answers once, before step 1 (the adapter disabled: peft's ``disable_adapter()``); each checkpoint then
+answers the same prompts, all of them in one batched, left-padded greedy generation with the model in eval mode on
+:data:`GENERATION_THREADS` torch thread, at most :attr:`AnswerSet.max_tokens` new tokens (a little more than twice
+the longest reference answer, never more than :data:`ANSWER_TOKENS`: a reply that runs to the cap never ended,
+``finish_reason`` ``"length"``).
+:mod:`qfnb.protocol.console.degeneration` reads them and :func:`qfnb.protocol.console.checkpoints.judge_checkpoint`
+gives the verdict. With a generation metric named (``evalMetric``), the same answers are scored against the
+references (a preference run's preferred answers). The time spent is :attr:`AnswerSet.seconds` (the base's
+apart: :attr:`AnswerSet.base_seconds`), the run's scoring time.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.training.data import Example
+from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console import textmetrics
+from qfnb.protocol.console.degeneration import AnswersReport, judge_answers
+from qfnb.protocol.console.train_formats import Judged, Pair, PromptItem
+
+log = logging.getLogger("qfnb.local.training")
+
+#: the most new tokens a held-out answer may have
+ANSWER_TOKENS = 64
+#: torch threads while answering: decoding runs many small kernels, which a second thread slows down on a shared
+#: CPU (Gemma-3-270M, 3 prompts x 20 tokens at load 15-18 on 2 cores: 10.9 s on 1 thread, 85-97 s on 2)
+GENERATION_THREADS = 1
+#: answers (prompt, the base's, the checkpoint's) a checkpoint entry keeps, and the characters kept of each text
+SAMPLES, SAMPLE_CHARS = 3, 240
+
+
+@dataclass(frozen=True)
+class HeldPrompt:
+    """A held-out prompt: the conversation up to the answer, and a good answer to it when the data has one."""
+
+    messages: tuple[dict[str, str], ...]
+    reference: str | None = None
+
+
+def held_prompts(records: Sequence[Any], limit: int) -> list[HeldPrompt]:
+    """Up to ``limit`` distinct held-out prompts of a mode's records: SFT examples (their answer the reference),
+    DPO pairs (the preferred answer), KTO items (a good answer, when one is labelled so), RFT prompts (a
+    ``reference`` field, when given). Plain text (PostPretrain) has no prompt: none."""
+    out: dict[tuple[tuple[tuple[str, str], ...], ...], HeldPrompt] = {}
+    for r in records:
+        found = _prompt_of(r)
+        if found is None or not found[0]:
+            continue
+        messages, reference = found
+        key = tuple(tuple(sorted(m.items())) for m in messages)
+        known = out.get(key)
+        if known is None:
+            if len(out) >= limit:
+                continue
+            out[key] = HeldPrompt(tuple(dict(m) for m in messages), reference)
+        elif known.reference is None and reference is not None:
+            out[key] = HeldPrompt(known.messages, reference)
+    return list(out.values())
+
+
+def _prompt_of(record: Any) -> tuple[tuple[dict[str, str], ...], str | None] | None:
+    """A record's conversation up to its answer and its good answer (None: unknown), by the record's type;
+    None for a record with no prompt (plain text)."""
+    if isinstance(record, Pair):
+        return record.messages, record.chosen
+    if isinstance(record, Judged):
+        return record.messages, record.answer if record.desirable else None
+    if isinstance(record, Example):
+        return record.messages, record.answer
+    if isinstance(record, PromptItem):
+        reference = record.extra.get("reference")
+        return record.messages, reference if isinstance(reference, str) and reference.strip() else None
+    return None
+
+
+class AnswerSet:
+    """The held-out prompts a run's checkpoints answer, and the base's answers to them."""
+
+    def __init__(self, prompts: Sequence[HeldPrompt], tokenizer: Any, metric: str | None = None,
+                 max_tokens: int | None = None) -> None:
+        self.tok, self.metric = tokenizer, metric
+        self.prompts = list(prompts)
+        self.texts = [tokenizer.apply_chat_template(list(p.messages), tokenize=False, add_generation_prompt=True)
+                      for p in self.prompts]
+        refs = [p.reference for p in self.prompts if p.reference]
+        longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs), default=ANSWER_TOKENS)
+        self.max_tokens = max_tokens or min(ANSWER_TOKENS, 2 * longest + 8)
+        self.end = [t for t in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>"),
+                                tokenizer.convert_tokens_to_ids("<|im_end|>")}
+                    if isinstance(t, int) and t >= 0 and t != tokenizer.unk_token_id]
+        self.base: list[str] | None = None
+        self.base_report: AnswersReport | None = None
+        self.seconds = 0.0  # generating, so far (the base's answers included)
+        self.base_seconds = 0.0
+
+    def generate(self, model: Any) -> tuple[list[str], list[str | None]]:
+        """Greedy answers to every prompt in one left-padded batch, and each one's finish reason (``"length"``
+        when it ran to the cap), the model in eval mode for the call."""
+        import torch
+
+        t0, was_training = time.time(), model.training
+        side, threads = self.tok.padding_side, torch.get_num_threads()
+        model.eval()
+        try:
+            torch.set_num_threads(GENERATION_THREADS)
+            self.tok.padding_side = "left"
+            batch = self.tok(self.texts, add_special_tokens=False, padding=True, return_tensors="pt")
+            with torch.no_grad():
+                out = model.generate(**batch, max_new_tokens=self.max_tokens, do_sample=False, eos_token_id=self.end,
+                                     pad_token_id=self.tok.pad_token_id, use_cache=True)
+        finally:
+            self.tok.padding_side = side
+            torch.set_num_threads(threads)
+            if was_training:
+                model.train()
+            self.seconds += time.time() - t0
+        answers, reasons = [], []
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            cut = next((i for i, t in enumerate(row) if t in self.end), None)
+            answers.append(str(self.tok.decode(row if cut is None else row[:cut], skip_special_tokens=True)).strip())
+            reasons.append("length" if cut is None and len(row) >= self.max_tokens else None)
+        return answers, reasons
+
+    def judge(self, answers: Sequence[str], reasons: Sequence[str | None]) -> AnswersReport:
+        return judge_answers(answers, finish_reasons=reasons, references=[p.reference for p in self.prompts])
+
+    def answer_base(self, model: Any) -> None:
+        """The base's answers (the adapter disabled), once, before step 1."""
+        before = self.seconds
+        with model.disable_adapter():
+            answers, reasons = self.generate(model)
+        self.base_seconds = self.seconds - before
+        self.base, self.base_report = answers, self.judge(answers, reasons)
+        log.info("the base's held-out answers: %s", self.base_report.summary)
+
+    def score(self, model: Any) -> dict[str, Any]:
+        """A checkpoint's entry fields: :data:`~qfnb.protocol.console.checkpoints.DEGENERATION_RATE`,
+        :data:`~qfnb.protocol.console.checkpoints.DEGENERATE`, ``degeneration`` (what was seen), a few
+        ``answers`` beside the base's, and the metric of the answers when one is named."""
+        return self.entry(*self.generate(model))
+
+    def entry(self, answers: Sequence[str], reasons: Sequence[str | None]) -> dict[str, Any]:
+        """:meth:`score`'s fields for answers already generated (a RFT checkpoint's, also rewarded)."""
+        report = self.judge(answers, reasons)
+        degenerate, seen = ckpt.judge_checkpoint(report, self.base_report)
+        entry: dict[str, Any] = {ckpt.DEGENERATION_RATE: round(report.rate, 4), ckpt.DEGENERATE: degenerate,
+                                 "degeneration": seen, "answers": self.samples(answers, report)}
+        if self.metric is not None:
+            scores = [textmetrics.exact_match(p.reference, a) if self.metric == "exact_match"
+                      else textmetrics.rouge(p.reference, a)["rouge_l"]
+                      for p, a in zip(self.prompts, answers, strict=True) if p.reference]
+            if scores:
+                entry.update(metric=round(sum(scores) / len(scores), 6), metricName=self.metric)
+        return entry
+
+    def samples(self, answers: Sequence[str], report: AnswersReport) -> list[dict[str, Any]]:
+        """The first :data:`SAMPLES` answers beside the base's, each with why it is degenerate (``""``: it is
+        not); the texts cut at :data:`SAMPLE_CHARS`."""
+        out = []
+        for i, (p, a, check) in enumerate(zip(self.prompts, answers, report.checks, strict=True)):
+            if i >= SAMPLES:
+                break
+            reason = check.reason or ("the same answer as most prompts" if report.same_answer is not None else "")
+            out.append({"prompt": str(p.messages[-1].get("content", ""))[:SAMPLE_CHARS],
+                        "base": (self.base[i] if self.base is not None else "")[:SAMPLE_CHARS],
+                        "answer": a[:SAMPLE_CHARS], "reason": reason})
+        return out
+
+
+def seconds_of(answer_set: AnswerSet | None) -> float:
+    """The time ``answer_set`` spent generating (0 without one)."""
+    return answer_set.seconds if answer_set is not None else 0.0
+
+
+def summary(answer_set: AnswerSet | None) -> dict[str, Any]:
+    """A run's ``metrics`` of its held-out answers: how many prompts, the time spent (the base's apart, which is
+    not the run's scoring), the base's degeneration rate (none without an answer set)."""
+    if answer_set is None:
+        return {}
+    return {"answer_prompts": len(answer_set.prompts), "answer_seconds": round(answer_set.seconds, 3),
+            "base_answer_seconds": round(answer_set.base_seconds, 3),
+            "base_degeneration_rate": None if answer_set.base_report is None
+            else round(answer_set.base_report.rate, 4)}
+
+
+class AnswersCollapsed(RuntimeError):
+    """Every checkpoint's held-out answers degenerated: the run has no adapter worth serving."""
+
+
+def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dict[str, Any]],
+                  collapse: dict[str, Any] | None, metrics: dict[str, Any], *, learning_rate: float, steps: int,
+                  beta: float | None = None) -> Path:
+    """Save the adapter a run leaves (served, published) as ``job_dir/adapter``: the model as trained, or after a
+    ``collapse`` (:func:`qfnb.protocol.console.checkpoints.collapse`, put in ``metrics``) the last checkpoint that
+    still answered; :class:`AnswersCollapsed` saying what was seen and what to lower when none did."""
+    adapter = job_dir / "adapter"
+    if collapse is None:
+        model.save_pretrained(str(adapter))
+    else:
+        metrics["collapse"] = collapse
+        if collapse["lastGoodStep"] is None:
+            raise AnswersCollapsed(ckpt.collapse_error(collapse, learning_rate=learning_rate, steps=steps,
+                                                       beta=beta))
+        kept = next(c for c in checkpoints if c["step"] == collapse["lastGoodStep"])
+        shutil.rmtree(adapter, ignore_errors=True)
+        shutil.copytree(str(kept["path"]), adapter)
+        metrics["served_checkpoint"] = kept["step"]
+    tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
+    return adapter
