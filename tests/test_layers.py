@@ -135,13 +135,11 @@ def test_no_engine_registry_or_model_is_probed_in_the_platform() -> None:
 NOTEBOOK_PROBES_ALLOWED: dict[tuple[str, str], int] = {
     ("_interp.py", "value"): 1,  # a user's variable in ``{braces}``: ``{obj.attr}``
     ("_ipython.py", "magic"): 1,  # the parser IPython's @magic_arguments attaches to a function
-    # Jupyter server's objects: the current user (a str or a User), a kernel manager and its provisioner
-    # (a local kernel's has ``pid``), whose attributes differ between jupyter_server versions and kernel kinds
-    ("complete/handler.py", "user"): 1,
-    ("complete/handler.py", "manager"): 1,
+    ("complete/handler.py", "user"): 1,  # jupyter_server's user: a User, or a plain name in older servers
+    ("complete/handler.py", "manager"): 1,  # jupyter_client's kernel manager: a provisioner only where local
     ("complete/handler.py", "getattr(manager, 'provisioner', None)"): 1,
-    ("complete/scope.py", "manager"): 1,
-    ("complete/stream.py", "stream"): 1,  # any async iterator: an async generator has aclose, another may not
+    ("complete/scope.py", "manager"): 1,  # jupyter_server's kernel manager: execution_state where it tracks it
+    ("complete/stream.py", "stream"): 1,  # an engine's or a cloud's async iterator: aclose only on a generator
     ("data/batch.py", "value"): 5,  # %qfbatch SOURCE: a list, a DataFrame or a Dataset (qfnb's or the SDK's)
     ("evaluation/plan.py", "shell"): 1,  # IPython's shell: only a kernel's has ``kernel``
     ("magic_options.py", "self"): 2,  # declared fields, by the names in TRAIN_HYPER

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core.http.train_hold import settle_training
+from qfnb._core.http.train_hold import settle_training, trained_tokens
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb.protocol.console.training import TRAINED_TOKEN_KEYS
 
@@ -22,17 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TRAINED_TOKEN_KEYS", "record_training", "trained_tokens"]
 
 logger = logging.getLogger("qfnb.trainer")
-
-
-def trained_tokens(detail: Mapping[str, Any]) -> int:
-    """The tokens a finished run trained on, as its detail's metrics report them (0 when unknown)."""
-    metrics = detail.get("metrics")
-    if isinstance(metrics, Mapping):
-        for key in TRAINED_TOKEN_KEYS:
-            value = metrics.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                return int(value)
-    return 0
 
 
 def record_training(detail: Mapping[str, Any], base_model: str, config: Config, *, reused: bool) -> None:

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
-from qfnb._core.http.train_hold import hold_training, keep
+from qfnb._core.http.train_hold import hold_training, holding, keep, worst_case_tokens
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of
@@ -23,7 +23,6 @@ from qfnb.protocol.console import checkpoints, train_formats
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import AskError, TrainAsk, v2_data
 from qfnb.protocol.console.train_modes import REWARDED, mode_row
-from qfnb.protocol.console.training import DEFAULTS
 from qfnb.resources.console import FineTune
 from qfnb.resources.console.account import console_v2, require_iam_keys
 
@@ -203,7 +202,8 @@ class TrainAction(AsyncAction):
         cfg = ctx.resolved()
         hold = hold_training(self._forecast(), self.train_type, cfg, what=f"the fine-tune of {self.train_type}")
         try:
-            resp = await self._create_task(ctx, datasets)
+            with holding():  # held here: the console's create does not hold it again
+                resp = await self._create_task(ctx, datasets)
         except BaseException:
             if hold is not None:
                 hold.release()
@@ -230,12 +230,7 @@ class TrainAction(AsyncAction):
         run, its worst case (steps x batch x sequence length); else 0 (the run settles on its tokens at its end)."""
         if self.forecast_tokens is not None:
             return max(int(self.forecast_tokens), 0)
-        hyper = self.train_config.hyper_parameters()
-        steps = hyper.get("maxSteps")
-        if isinstance(steps, int) and steps > 0:
-            return steps * int(hyper.get("batchSize") or DEFAULTS["batchSize"]) * int(
-                hyper.get("maxSeqLen") or DEFAULTS["maxSeqLen"])
-        return 0
+        return worst_case_tokens(self.train_config.hyper_parameters())
 
     async def _create_task(self, ctx: RunContext, datasets: dict[str, Any]) -> Any:
         return await FineTune.V2.acreate_task(

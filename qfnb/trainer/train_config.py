@@ -26,7 +26,8 @@ HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "loggi
           "weight_decay", "lora_rank", "lora_all_linear", "scheduler_name", "lora_alpha",
           "lora_dropout", "lora_target_modules", "max_steps", "seed", "checkpoints", "early_stop",
           "early_stop_patience", "eval_metric", "eval_metric_items", "beta", "desirable_weight",
-          "undesirable_weight", "group_size", "max_new_tokens", "temperature", "kl_coef")
+          "undesirable_weight", "rpo_alpha", "max_reward_margin", "margin_stop", "length_normalize",
+          "group_size", "max_new_tokens", "temperature", "kl_coef", "tie_resamples", "warm_start_steps")
 
 
 def _camel(name: str) -> str:
@@ -74,12 +75,24 @@ class TrainConfig(ConfigModel):
     max_new_tokens: int | None = None
     temperature: float | None = None
     kl_coef: float | None = None
+    #: RFT against a reward the base rarely earns: extra groups drawn for a prompt whose answers' rewards all
+    #: tie (at most this many), SFT steps on the data's preferred answers (``chosen``) before GRPO
+    tie_resamples: int | None = None
+    warm_start_steps: int | None = None
     packing: bool | None = None
     #: DPO and KTO (``train_mode``): how far the tuned model may move from the base (default 0.1); KTO's
     #: weights of its good and bad answers' losses (default 1.0)
     beta: float | None = None
     desirable_weight: float | None = None
     undesirable_weight: float | None = None
+    #: against a collapsing DPO/KTO run (the platform's measured defaults when unset:
+    #: qfnb.protocol.console.train_modes.defaults_for): the weight of the preferred answers' NLL added to the
+    #: loss (RPO), the reward margin beyond which a pair is no longer pushed (0: none), the training batches'
+    #: mean reward margin that ends the run (0: never), log-ratios per answer token instead of summed
+    rpo_alpha: float | None = None
+    max_reward_margin: float | None = None
+    margin_stop: float | None = None
+    length_normalize: bool | None = None
     peft_type: str = "LoRA"
     trainset_rate: int = Field(20, ge=0, le=100)
     resource_config: dict[str, Any] | None = None

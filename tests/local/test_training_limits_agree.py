@@ -26,7 +26,9 @@ SNAKE = {"epoch": "epoch", "learningRate": "learning_rate", "batchSize": "batch_
          "seed": "seed", "checkpoints": "checkpoints", "earlyStopPatience": "early_stop_patience",
          "evalMetricItems": "eval_metric_items", "beta": "beta", "desirableWeight": "desirable_weight",
          "undesirableWeight": "undesirable_weight", "groupSize": "group_size", "maxNewTokens": "max_new_tokens",
-         "temperature": "temperature", "klCoef": "kl_coef"}
+         "temperature": "temperature", "klCoef": "kl_coef", "rpoAlpha": "rpo_alpha",
+         "maxRewardMargin": "max_reward_margin", "marginStop": "margin_stop", "tieResamples": "tie_resamples",
+         "warmStartSteps": "warm_start_steps"}
 
 
 def inside(limit: Limit) -> st.SearchStrategy[Any]:

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py: own
 ROWS = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(4)]
 #: the fake run trains this many tokens a poll; it runs ConsoleCloud.train_polls (3) polls
 PER_POLL = 500
+#: a run's statuses once it has ended
+ENDED = ("Done", "Failed", "Stopped")
 
 
 @pytest.fixture(autouse=True)
@@ -77,11 +79,34 @@ def test_a_run_that_fits_is_held_while_it_trains_and_settled_on_its_tokens(cloud
 
     class Watch(EventHandler):
         def dispatch(self, event: Event) -> None:
-            if event.action_class == "TrainAction" and event.action_state == "Running":
+            if event.action_class == "TrainAction" and event.action_state == "Running" and (
+                    (event.data or {}).get("runStatus") not in ENDED):  # the read that shows it ended settles it
                 seen.append(held.reserved_tokens)
 
     _trainer(cfg, forecast_tokens=4_000, event_handler=Watch()).run()
     assert seen and set(seen) == {4_000}  # the forecast held while the run trained
+    _settled(held, 3 * PER_POLL)
+
+
+def test_the_training_steps_create_is_held_once_not_again_by_the_console_door(cloud: ConsoleCloud,
+                                                                            cfg: Config) -> None:
+    """TrainAction holds its forecast itself; the console's create it sends (whose ``maxSteps`` would be held
+    by the ``train`` stage for a direct call) is not held a second time."""
+    cloud.trained_per_poll = PER_POLL
+    held = budget(tokens=10**6)
+    seen: list[int] = []
+
+    class Watch(EventHandler):
+        def dispatch(self, event: Event) -> None:
+            if event.action_class == "TrainAction" and event.action_state == "Running" and (
+                    (event.data or {}).get("runStatus") not in ENDED):
+                seen.append(held.reserved_tokens)
+
+    trainer = LLMFinetune(train_type="Fake-Base", dataset=Dataset.create_from_pyobj(ROWS), config=cfg,
+                          train_config=TrainConfig(epoch=1, max_steps=10, batch_size=2, max_seq_len=512),
+                          model_not_publish=True, replay=False, forecast_tokens=4_000, event_handler=Watch())
+    trainer.run()
+    assert seen and set(seen) == {4_000}  # not 4,000 + the stage's 10 x 2 x 512
     _settled(held, 3 * PER_POLL)
 
 
@@ -134,7 +159,8 @@ def test_a_local_datasets_forecast_is_held_while_it_trains(cloud: ConsoleCloud, 
 
     class Watch(EventHandler):
         def dispatch(self, event: Event) -> None:
-            if event.action_class == "TrainAction" and event.action_state == "Running":
+            if event.action_class == "TrainAction" and event.action_state == "Running" and (
+                    (event.data or {}).get("runStatus") not in ENDED):  # the read that shows it ended settles it
                 seen.append(held.reserved_tokens)
 
     trainer = _trainer(cfg, event_handler=Watch())

@@ -50,6 +50,7 @@ from qfnb._core.http.stages.record import Record
 from qfnb._core.http.stages.retry import Retry
 from qfnb._core.http.stages.revive import Revive
 from qfnb._core.http.stages.send import Send
+from qfnb._core.http.stages.train import TrainRecord
 from qfnb._core.http.stages.withdraw import Withdraw
 from qfnb._core.record.budget import check_unreserved_batch
 from qfnb._core.record.cache import mode_for
@@ -136,12 +137,13 @@ class AsyncQianfanClient:
                                    Send(lambda: self.transport, self._infer_policy))
 
     def default_stages(self) -> list[Stage]:
-        """The full pipeline, outermost first: record, withdraw and retry, revive (withdraw and revive
-        on the embedded platform only), outage, limit, auth (the transport comes after them)."""
+        """The full pipeline, outermost first: record, train (a fine-tune run's hold and settling), withdraw
+        and retry, revive (withdraw and revive on the embedded platform only), outage, limit, auth (the
+        transport comes after them)."""
         embedded = self.config.embedded
         withdraw_stage: list[Stage] = [Withdraw()] if embedded else []
         revive_stage: list[Stage] = [Revive(revive, self.outages)] if embedded else []
-        return [Record(self.served_digest, self.stored_conversation), *withdraw_stage,
+        return [Record(self.served_digest, self.stored_conversation), TrainRecord(self.config), *withdraw_stage,
                 Retry(self._infer_policy, self.sleep), *revive_stage, Outage(self.outages, self.sleep),
                 RateLimit(self.limiter, self.server_limits, self.sleep, self.clock), Authenticate(self.auth_for)]
 

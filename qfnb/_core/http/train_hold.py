@@ -5,20 +5,31 @@ failed or cancelled alike), and in the usage ledger once per platform and run.
 :func:`hold_training` reserves the forecast (``BudgetExceeded`` naming the budget and the forecast:
 nothing is created); :func:`keep` keeps the hold under the run's id until :func:`settle_training`
 sees the run end. The doors: ``qfnb.openai_client()``'s fine-tuning jobs
-(:mod:`qfnb._core.runtime.openai_fine_tuning`) and ``TrainAction`` (the console, ``LLMFinetune``,
-``%qftrain``: :mod:`qfnb.trainer.accounting`).
+(:mod:`qfnb._core.runtime.openai_fine_tuning`), the console's run creates however they are called
+(the ``train`` stage: :mod:`qfnb._core.http.stages.train`) and ``TrainAction`` (the console,
+``LLMFinetune``, ``%qftrain``: :mod:`qfnb.trainer.accounting`), which holds its own forecast and says
+so (:func:`caller_holds`) so that its create is not held twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from qfnb._core.config import Config
 from qfnb._core.record.budget import Budget, BudgetExceeded, Reservation, active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
+from qfnb.protocol.console.training import DEFAULTS, TRAINED_TOKEN_KEYS
 
-__all__ = ["TrainHold", "held_for", "hold_training", "keep", "run_key", "settle_training", "training_yuan"]
+__all__ = ["TrainHold", "caller_holds", "held_for", "hold_training", "holding", "keep", "rows_worst_case",
+           "run_key", "settle_training", "trained_tokens", "training_yuan", "worst_case_tokens"]
+
+#: set while a caller that holds its own forecast (``TrainAction``) creates its run
+_CALLER_HOLDS: ContextVar[bool] = ContextVar("qfnb_train_caller_holds", default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,54 @@ def hold_training(tokens: int, base: str, config: Config, *, what: str) -> Train
         raise BudgetExceeded(f"fine-tune refused: {exc}") from None
 
 
+def worst_case_tokens(hyper: Any) -> int:
+    """A run's forecast from its hyperparameters: where ``maxSteps`` bounds it, its worst case (steps x batch
+    x sequence length, the platform's defaults where unset); else 0 (the run settles on its tokens at its end)."""
+    if not isinstance(hyper, Mapping):
+        return 0
+    steps = hyper.get("maxSteps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        return 0
+    return steps * _size(hyper, "batchSize") * _size(hyper, "maxSeqLen")
+
+
+def rows_worst_case(rows: int, hyper: Mapping[str, Any]) -> int:
+    """A run over ``rows`` rows that ``maxSteps`` does not bound: rows x epochs x sequence length (each row's
+    sequence at most that long; the platform's defaults where unset)."""
+    return max(rows, 0) * _size(hyper, "epoch") * _size(hyper, "maxSeqLen")
+
+
+def _size(hyper: Mapping[str, Any], key: str) -> int:
+    value = hyper.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else int(DEFAULTS[key])
+
+
+def trained_tokens(detail: Mapping[str, Any]) -> int:
+    """The tokens a finished run trained on, as its detail's metrics report them (0 when unknown)."""
+    metrics = detail.get("metrics")
+    if isinstance(metrics, Mapping):
+        for key in TRAINED_TOKEN_KEYS:
+            value = metrics.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return int(value)
+    return 0
+
+
+@contextmanager
+def holding() -> Iterator[None]:
+    """The run created inside is held by the caller (``TrainAction``): the console's create is not held again."""
+    token = _CALLER_HOLDS.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_HOLDS.reset(token)
+
+
+def caller_holds() -> bool:
+    """Whether a caller holds the forecast of the run being created (:func:`holding`)."""
+    return _CALLER_HOLDS.get()
+
+
 def keep(config: Config, run_id: str, hold: TrainHold | None) -> None:
     """Keep ``hold`` until the run ``run_id`` is seen to end (nothing without a hold)."""
     if hold is not None:
@@ -87,7 +146,7 @@ def settle_training(config: Config, run_id: str, *, base: str, tokens: int, seco
     key = run_key(config, run_id)
     hold = _HELD.pop(key, None)
     if hold is not None:
-        hold.budget.settle(hold.reservation, tokens, training_yuan(hold.base, tokens, config) or 0.0)
+        hold.budget.settle(hold.reservation, tokens, training_yuan(hold.base or base, tokens, config) or 0.0)
     row = UsageRow(api="fine-tune", model=model or base, platform="local" if config.embedded else "cloud",
                    trained_tokens=max(int(tokens), 0), latency_s=max(float(seconds), 0.0), job=f"fine-tune {run_id}")
     wrote = default_ledger().record_once(row, key)

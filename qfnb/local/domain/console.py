@@ -108,13 +108,14 @@ def check_mode(value: Any, field: str = "trainMode") -> str:
         raise BodyError(field, str(exc).removeprefix(f"{field}: ")) from None
 
 
-def check_hyper(raw: Any, field: str, train_mode: str | None = None) -> dict[str, Any]:
-    """Hyper-parameters with the mode's defaults filled in (:func:`qfnb.protocol.console.train_modes.check_hyper`);
-    BodyError naming the bad key."""
+def check_hyper(raw: Any, field: str, train_mode: str | None = None, base: str | None = None) -> dict[str, Any]:
+    """Hyper-parameters with the ``train_mode`` run's defaults on ``base`` filled in (its row's:
+    :func:`qfnb.protocol.console.train_modes.check_hyper`: a preference run's ``beta``, its measured learning
+    rate and anti-collapse terms...); BodyError naming the bad key."""
     if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
     try:
-        hyper = train_modes.check_hyper(train_modes.mode_row(check_mode(train_mode)), raw, field)
+        hyper = train_modes.check_hyper(train_modes.mode_row(check_mode(train_mode)), raw, field, base)
     except train_modes.AskError as exc:
         raise BodyError(exc.field, exc.message) from None
     caps.check_caps(hyper, field)

@@ -24,7 +24,7 @@ from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import TrainData
-from qfnb.protocol.console.training import DEFAULTS
+from qfnb.protocol.console.train_modes import defaults_for
 from qfnb.protocol.wires.fine_tune_files import (
     CHAT,
     PREFERENCE,
@@ -48,10 +48,14 @@ CREATE_FIELDS = ("model", "training_file", "validation_file", "method", "hyperpa
                  "metadata", "integrations")
 #: OpenAI's hyperparameter -> the platform's, per method
 HYPER = {"n_epochs": "epoch", "batch_size": "batchSize", "learning_rate_multiplier": "learningRate",
-         "beta": "beta"}
+         "beta": "beta", "rpo_alpha": "rpoAlpha", "max_reward_margin": "maxRewardMargin", "margin_stop": "marginStop",
+         "length_normalize": "lengthNormalize", "tie_resamples": "tieResamples", "warm_start_steps": "warmStartSteps"}
+#: the platform's own (beyond OpenAI's): against a collapsing DPO run, and RFT against a reward rarely earned
+DPO_EXTRA = ("rpo_alpha", "max_reward_margin", "margin_stop", "length_normalize")
+RFT_EXTRA = ("tie_resamples", "warm_start_steps")
 METHOD_HYPER = {"supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
-                "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta"),
-                "reinforcement": ("n_epochs", "batch_size", "learning_rate_multiplier")}
+                "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta", *DPO_EXTRA),
+                "reinforcement": ("n_epochs", "batch_size", "learning_rate_multiplier", *RFT_EXTRA)}
 #: a run's per-step curves in the store -> their key in a metrics event's ``data`` (a RFT run's rewards: its
 #: loss alone says little, the first step's is 0 by construction)
 STEP_CURVES = {"evalLossCurve": "valid_loss", "rewardCurve": "train_reward", "rewardMeanCurve": "train_reward_mean",
@@ -164,9 +168,11 @@ def _grader(inner: dict[str, Any]) -> dict[str, Any]:
         raise BodyError(exc.field, str(exc).split(": ", 1)[1]) from None
 
 
-def _hyper(kind: str, given: dict[str, Any], field: str, seed: int) -> dict[str, Any]:
-    """The platform's hyperparameters (``check_hyper``'s limits) for OpenAI's; "auto" is the default."""
+def _hyper(kind: str, given: dict[str, Any], field: str, seed: int, base: str | None = None) -> dict[str, Any]:
+    """The platform's hyperparameters (``check_hyper``'s limits) for OpenAI's; "auto" is the default (the
+    method's on ``base``: ``learning_rate_multiplier`` scales that learning rate)."""
     raw: dict[str, Any] = {"seed": seed}
+    defaults = defaults_for(MODES[kind], base)
     for name, value in given.items():
         if name not in METHOD_HYPER[kind]:
             raise BodyError(f"{field}.{name}", f"is not a {kind} hyperparameter here; they are: "
@@ -176,12 +182,12 @@ def _hyper(kind: str, given: dict[str, Any], field: str, seed: int) -> dict[str,
         if name == "learning_rate_multiplier":
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1000:
                 raise BodyError(f"{field}.{name}", f"must be a number in (0, 1000] or 'auto', got {value!r:.40}")
-            value = min(1.0, float(DEFAULTS["learningRate"]) * value)
+            value = min(1.0, float(defaults["learningRate"]) * value)
         elif name == "beta" and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 2):
             raise BodyError(f"{field}.{name}", f"must be a number in (0, 2] or 'auto', got {value!r:.40}")
         raw[HYPER[name]] = value
     try:
-        return c.check_hyper(raw, field, MODES[kind])
+        return c.check_hyper(raw, field, MODES[kind], base)
     except BodyError as exc:
         raise _in_openai_words(exc, field) from None
 
@@ -226,8 +232,8 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
     _check_fields(body)
     kind, given, hyper_field, grader = _method(body)
     seed = body["seed"] if body.get("seed") is not None else 42
-    hyper = _hyper(kind, given, hyper_field, seed)
     base = _base(platform, body.get("model"))
+    hyper = _hyper(kind, given, hyper_field, seed, base)
     metadata = batch_files.check_metadata(body.get("metadata"))
     files = [("training_file", body.get("training_file"))]
     if body.get("validation_file") is not None:
@@ -299,10 +305,12 @@ def _stamp(value: Any) -> int | None:
 
 def hyperparameters(run: dict[str, Any]) -> dict[str, Any]:
     hyper = run.get("hyper") or {}
-    out: dict[str, Any] = {"n_epochs": hyper.get("epoch", DEFAULTS["epoch"]),
-                           "batch_size": hyper.get("batchSize", DEFAULTS["batchSize"]),
-                           "learning_rate_multiplier": round(float(hyper.get("learningRate", DEFAULTS["learningRate"]))
-                                                             / float(DEFAULTS["learningRate"]), 6)}
+    # the multiplier of the method's default on the run's base (None: the default mode's)
+    defaults = defaults_for(MODES.get(run["openai"]["method"]), run.get("baseModel"))
+    out: dict[str, Any] = {"n_epochs": hyper.get("epoch", defaults["epoch"]),
+                           "batch_size": hyper.get("batchSize", defaults["batchSize"]),
+                           "learning_rate_multiplier": round(float(hyper.get("learningRate", defaults["learningRate"]))
+                                                             / float(defaults["learningRate"]), 6)}
     if run["openai"]["method"] == "dpo":
         out["beta"] = hyper.get("beta", "auto")
     return out

@@ -43,6 +43,10 @@ class Mode(Protocol):
     #: the last step's extra figures for its progress line (a preference step's reward accuracy, ...)
     stats: dict[str, float]
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the mode asks to end the run now (a preference run's ``marginStop``), else None."""
+
     def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
         """The training records and the held-out ones, read and checked before torch loads."""
 
@@ -91,6 +95,11 @@ class Supervised:
     def __init__(self) -> None:
         self.stats: dict[str, float] = {}
         self.pad_id = 0
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Supervised runs never end on their own."""
+        return None
 
     def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
         held = data.load_examples(spec.eval_file) if spec.eval_file is not None else []
@@ -155,6 +164,11 @@ class PreferenceMode:
         out = self.task.loss(model, *batch)
         self.stats = self.task.stats
         return out
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run should end now (``marginStop`` reached), else None."""
+        return None if self.task is None else self.task.stop_reason
 
     def tokens(self, row: Any) -> int:
         return int(row.tokens)

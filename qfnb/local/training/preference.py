@@ -13,6 +13,21 @@ is computed once, the first time its row is drawn, and kept.
   z0))`` weighted by ``desirableWeight``, a bad one's ``1 - sigmoid(beta * (z0 - logratio))`` by
   ``undesirableWeight``.
 
+Against a collapse (a policy that drives the loss to 0 by making every answer the marker it learned to
+prefer; each measured in ``docs/train-modes.md``):
+
+- ``rpoAlpha`` (RPO, Pang et al. 2024, TRL's ``rpo_alpha``): the preferred answers' NLL (per token, the
+  batch's mean; KTO: the good answers') times ``rpoAlpha`` is added to the loss, so the preferred answer
+  itself stays likely;
+- ``lengthNormalize``: a log-ratio is the mean over the answer's tokens, not the sum (as SimPO's and IPO's
+  length-normalised rewards), so a long rejected answer does not dominate the margin;
+- ``maxRewardMargin``: a pair whose reward margin (KTO: an answer whose reward beyond ``z0``) is already
+  past the cap is no longer pushed (the margin is clamped, its gradient 0 there);
+- ``marginStop``: the run ends once the mean reward margin of the last training batches reaches it
+  (:attr:`PreferenceTask.stop_reason`, which the worker's loop reads).
+
+These terms wrap each class's own objective (:meth:`PreferenceTask.terms`): a new preference loss gets them.
+
 Held out (:class:`PreferenceScorer`): ``valid_preference_accuracy`` (DPO: the share of pairs whose preferred
 answer gets the higher implied reward; KTO: the share of answers whose implied reward ``beta * logratio`` has
 the sign of their label) and ``valid_reward_margin`` (DPO: the mean of ``r_c - r_r``; KTO: the mean reward
@@ -50,6 +65,11 @@ class PairRow:
     def tokens(self) -> int:
         return len(self.chosen[0]) + len(self.rejected[0])
 
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """The answer tokens of the preferred and the rejected answer."""
+        return answer_tokens(self.chosen), answer_tokens(self.rejected)
+
 
 @dataclass
 class JudgedRow:
@@ -62,6 +82,15 @@ class JudgedRow:
     @property
     def tokens(self) -> int:
         return len(self.row[0])
+
+    @property
+    def length(self) -> int:
+        return answer_tokens(self.row)
+
+
+def answer_tokens(row: Encoded) -> int:
+    """The labelled (answer) tokens of an encoded row, as :func:`sequence_logps` sums them."""
+    return max(1, sum(1 for x in row[1][1:] if x != data.IGNORE))
 
 
 def encode(tok: Any, records: Sequence[Record], max_seq_len: int) -> list[PairRow | JudgedRow]:
@@ -135,6 +164,8 @@ class PreferenceTask(ABC):
     hyper: Hyper
     pad_id: int
     stats: dict[str, float] = field(default_factory=dict)  # the last step's rewards, for the progress line
+    margins: list[float] = field(default_factory=list)  # each training step's mean reward margin
+    stop_reason: str | None = None  # set once ``marginStop`` is reached: the worker's loop ends the run
 
     def references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         """Fill in the rows' reference log-probabilities that are not known yet."""
@@ -156,13 +187,38 @@ class PreferenceTask(ABC):
         """The loss on the policy's log-ratios (``extra``: what :meth:`batch` put beside them) and its stats."""
 
     @abstractmethod
+    def preferred_nll(self, logps: Tensor, lengths: Tensor, extra: Tensor) -> Tensor:
+        """The preferred answers' mean NLL per token (RPO's term)."""
+
+    @abstractmethod
     def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
         """The objective on held-out rows (their references known), no gradient."""
 
+    def terms(self, logps: Tensor, ref: Tensor, lengths: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The loss of a batch from its answers' log-probabilities (``logps``), the reference's (``ref``) and the
+        answers' token counts: :meth:`objective` with the anti-collapse terms the hyperparameters set
+        (``lengthNormalize``, ``rpoAlpha``; ``maxRewardMargin`` is the objective's own)."""
+        logratio = logps - ref
+        if self.hyper.length_normalize:
+            logratio = logratio / lengths
+        loss, stats = self.objective(logratio, extra)
+        nll = self.preferred_nll(logps, lengths, extra)
+        stats["chosen_nll"] = float(nll.detach())
+        if self.hyper.rpo_alpha > 0:
+            loss = loss + self.hyper.rpo_alpha * nll
+        return loss, stats
+
     def loss(self, model: Any, ids: Tensor, mask: Tensor, labels: Tensor, ref: Tensor, extra: Tensor) -> Tensor:
-        """The batch's loss."""
-        logratio = sequence_logps(model, ids, mask, labels) - ref.to(ids.device)
-        loss, self.stats = self.objective(logratio, extra)
+        """The batch's loss; :attr:`stop_reason` is set once the last two batches' mean reward margin reaches
+        ``marginStop``."""
+        logps = sequence_logps(model, ids, mask, labels)
+        loss, self.stats = self.terms(logps, ref.to(ids.device), _lengths(labels), extra)
+        self.margins.append(self.stats["reward_margin"])
+        stop = self.hyper.margin_stop
+        recent = self.margins[-2:]
+        if stop > 0 and self.stop_reason is None and len(recent) == 2 and sum(recent) / 2 >= stop:
+            self.stop_reason = (f"the reward margin of the last two batches ({sum(recent) / 2:.3g}) reached "
+                                f"marginStop={stop:g} at step {len(self.margins)}")
         return loss
 
 
@@ -184,14 +240,19 @@ class DPOTask(PreferenceTask):
         return ids, mask, labels, _pair_refs(pairs), torch.zeros(0)
 
     def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
-        return dpo_loss(logratio, self.hyper.beta)
+        return dpo_loss(logratio, self.hyper.beta, self.hyper.max_reward_margin)
+
+    def preferred_nll(self, logps: Tensor, lengths: Tensor, extra: Tensor) -> Tensor:
+        preferred = slice(0, logps.shape[0] // 2)
+        return -(logps[preferred] / lengths[preferred]).mean()
 
     def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
         import torch
 
         pairs = _pairs(rows)
         logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
-        return self.objective(torch.tensor(logps) - _pair_refs(pairs), torch.zeros(0))
+        lengths = [p.lengths[0] for p in pairs] + [p.lengths[1] for p in pairs]
+        return self.terms(torch.tensor(logps), _pair_refs(pairs), torch.tensor(lengths), torch.zeros(0))
 
 
 @dataclass
@@ -232,14 +293,20 @@ class KTOTask(PreferenceTask):
     def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
         return kto_loss(logratio, extra[:-1] > 0.5, float(extra[-1]), self.hyper)
 
+    def preferred_nll(self, logps: Tensor, lengths: Tensor, extra: Tensor) -> Tensor:
+        """The good answers' (none: 0, with the batch's graph)."""
+        desirable = extra[:-1] > 0.5
+        return -(logps[desirable] / lengths[desirable]).mean() if bool(desirable.any()) else logps.sum() * 0
+
     def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
         import torch
 
         items = _judged(rows)
-        logratio = (torch.tensor(_logps(model, [j.row for j in items], self.pad_id))
-                    - torch.tensor([j.ref for j in items if j.ref is not None]))
+        logps = torch.tensor(_logps(model, [j.row for j in items], self.pad_id))
+        ref = torch.tensor([j.ref for j in items if j.ref is not None])
         desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
-        return self.objective(logratio, torch.cat([desirable, torch.tensor([self.kl])]))
+        return self.terms(logps, ref, torch.tensor([j.length for j in items]),
+                          torch.cat([desirable, torch.tensor([self.kl])]))
 
 
 def _pairs(rows: Sequence[PairRow | JudgedRow]) -> list[PairRow]:
@@ -257,14 +324,20 @@ def _pair_refs(pairs: Sequence[PairRow]) -> Tensor:
     return torch.tensor([p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref])
 
 
-def dpo_loss(logratio: Tensor, beta: float) -> tuple[Tensor, dict[str, float]]:
+def _lengths(labels: Tensor) -> Tensor:
+    """Each row's labelled (answer) tokens, as :func:`sequence_logps` counts them."""
+    return (labels[:, 1:] != data.IGNORE).sum(1).clamp(min=1)
+
+
+def dpo_loss(logratio: Tensor, beta: float, max_margin: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """DPO's sigmoid loss on ``logratio`` (the chosen answers' log-ratios, then the rejected ones'), and
-    the batch's reward accuracy and margin."""
+    the batch's reward accuracy and margin; a margin beyond ``max_margin`` (when above 0) counts as that cap."""
     import torch
 
     n = logratio.shape[0] // 2
     margin = beta * (logratio[:n] - logratio[n:])
-    loss = -torch.nn.functional.logsigmoid(margin).mean()
+    capped = margin.clamp(max=max_margin) if max_margin > 0 else margin
+    loss = -torch.nn.functional.logsigmoid(capped).mean()
     seen = margin.detach()
     return loss, {"reward_accuracy": float((seen > 0).float().mean()), "reward_margin": float(seen.mean())}
 
@@ -273,8 +346,12 @@ def kto_loss(logratio: Tensor, desirable: Tensor, kl: float, hyper: Hyper) -> tu
     """KTO's loss on the items' log-ratios, with reference point ``kl``."""
     import torch
 
-    good = hyper.desirable_weight * (1 - torch.sigmoid(hyper.beta * (logratio - kl)))
-    bad = hyper.undesirable_weight * (1 - torch.sigmoid(hyper.beta * (kl - logratio)))
+    good_reward, bad_reward = hyper.beta * (logratio - kl), hyper.beta * (kl - logratio)
+    if hyper.max_reward_margin > 0:
+        good_reward, bad_reward = good_reward.clamp(max=hyper.max_reward_margin), bad_reward.clamp(
+            max=hyper.max_reward_margin)
+    good = hyper.desirable_weight * (1 - torch.sigmoid(good_reward))
+    bad = hyper.undesirable_weight * (1 - torch.sigmoid(bad_reward))
     loss = torch.where(desirable, good, bad).mean()
     return loss, {"kl": round(kl, 6), **_kto_scores(hyper.beta * logratio.detach(), desirable)}
 

@@ -21,6 +21,18 @@ scored by the mean reward of greedy answers to held-out prompts (never trained o
 are read beside the base's (:mod:`qfnb.local.training.answers`), and a checkpoint whose answers degenerated ends
 the run there, as SFT's and the preference modes' do.
 
+Against a reward the base rarely earns (every answer of a group scoring the same gives no advantage, so
+nothing is learned):
+
+- ``tieResamples``: a prompt whose ``groupSize`` answers all got the same reward draws another group, up to
+  this many times, until the rewards differ; the group then trains on all its answers (a draw that still
+  ties adds nothing but the KL term). The step's reported reward is its first draws' mean.
+- ``warmStartSteps``: when the data's prompts carry their answer (SFT lines ``{"prompt", "response"}`` or
+  chat data ending with the assistant's message: a preference set's preferred answers), that many SFT steps
+  on those answers come before the first GRPO step, so the policy starts where the reward is sometimes earned.
+- partial credit is the reward's own (``docs/train-modes.md``): a reward of 0.5 per property met ranks
+  answers that meet one above those that meet none.
+
 A run keeps :mod:`~qfnb.local.training.resume` points as SFT's loop does (at each checkpoint, every
 minute, on a stop), with the rewards so far; a killed worker started again goes on from its last one,
 torch's random state included, so it samples the same answers an uninterrupted run would, and the
@@ -77,6 +89,7 @@ class RftPrompt:
     messages: tuple[dict[str, str], ...]
     text: str
     fields: dict[str, Any]
+    answer: str | None = None  # the line's own (preferred) answer, for ``warmStartSteps``
 
 
 def load_prompts(path: Path, name: str = "train_file") -> list[RftPrompt]:
@@ -90,7 +103,7 @@ def load_prompts(path: Path, name: str = "train_file") -> list[RftPrompt]:
     for item in items:
         assert isinstance(item, train_formats.PromptItem)
         messages = tuple(dict(m) for m in item.messages)
-        out.append(RftPrompt(messages, str(messages[-1]["content"]), dict(item.extra)))
+        out.append(RftPrompt(messages, str(messages[-1]["content"]), dict(item.extra), item.answer))
     return out
 
 
@@ -110,6 +123,9 @@ class _Run:
     early_stopped: bool = False
     collapse: dict[str, Any] | None = None  # where the held-out answers collapsed (checkpoints.collapse)
     base_reward: float | None = None  # the held-out prompts' mean reward before step 1
+    resampled_groups: int = 0  # extra groups drawn for prompts whose answers' rewards all tied
+    still_tied: int = 0  # groups whose rewards still tied after every extra draw
+    warm_steps: int = 0  # SFT steps on the preferred answers before GRPO
     resume_seconds: float = 0.0
     resume_points: int = 0
 
@@ -215,6 +231,11 @@ def advantages(rewards: list[float]) -> list[float]:
     return [(r - mean) / (std + EPS) for r in rewards]
 
 
+def _ties(rewards: list[float]) -> bool:
+    """All the rewards are the same (no advantage to learn from)."""
+    return max(rewards) - min(rewards) <= EPS
+
+
 def grpo_loss(logp: Any, ref_logp: Any | None, mask: Any, adv: Any, kl_coef: float) -> tuple[Any, float]:
     """GRPO's loss of one group and its mean per-token KL to the reference: the policy gradient
     ``-exp(logp - logp.detach()) * A`` plus ``kl_coef`` times the k3 estimate of the KL, each
@@ -260,25 +281,23 @@ class GroupTrainer:
         import torch
 
         hyper, model = self.spec.hyper, self.policy.model
-        groups = []
-        t0 = time.time()
-        sampled = 0
-        for i in idx:
+        groups = self._draw(run, idx, run.step + 1)
+        first = [r for _, _, rewards in groups for r in rewards[:hyper.group_size]]
+        tied = [n for n, (_, _, rewards) in enumerate(groups) if _ties(rewards)]
+        for _ in range(hyper.tie_resamples):
+            if not tied:
+                break
+            more = self._draw(run, [groups[n][0] for n in tied], run.step + 1)
+            run.resampled_groups += len(tied)
+            for n, (_, completions, rewards) in zip(tied, more, strict=True):
+                groups[n][1].extend(completions)
+                groups[n][2].extend(rewards)
+            tied = [n for n in tied if _ties(groups[n][2])]
+        run.still_tied += len(tied) if hyper.tie_resamples else 0
+        total, kls = 0.0, []
+        for i, completions, rewards in groups:
             self._stopped()
-            completions = self.policy.sample(self.encoded[i], hyper.group_size, hyper.max_new_tokens,
-                                             hyper.temperature, self.stop)
-            sampled += sum(len(c) for c in completions)
-            groups.append((i, [c or [self.policy.end[0]] for c in completions]))
-        run.sample_seconds += time.time() - t0
-        self._stopped()  # a stop cut the last group's answers short: they are not scored
-        samples = [RewardSample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
-                   for i, cs in groups for c in cs]
-        rewards = self.exchange.score(samples, step=run.step + 1)
-        run.sampled_tokens += sampled
-        total, kls, g = 0.0, [], hyper.group_size
-        for n, (i, completions) in enumerate(groups):
-            self._stopped()
-            adv = torch.tensor(advantages(rewards[n * g:(n + 1) * g]))
+            adv = torch.tensor(advantages(rewards))
             ref = None
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
                 if hyper.kl_coef > 0:
@@ -293,7 +312,46 @@ class GroupTrainer:
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total, sum(rewards) / len(rewards), sum(kls) / len(kls)
+        return total, sum(first) / len(first), sum(kls) / len(kls)
+
+    def _draw(self, run: _Run, idx: list[int], step: int) -> list[tuple[int, list[list[int]], list[float]]]:
+        """``groupSize`` sampled answers to each prompt of ``idx`` and their rewards (one request for all)."""
+        hyper = self.spec.hyper
+        groups = []
+        t0 = time.time()
+        sampled = 0
+        for i in idx:
+            self._stopped()
+            completions = self.policy.sample(self.encoded[i], hyper.group_size, hyper.max_new_tokens,
+                                             hyper.temperature, self.stop)
+            sampled += sum(len(c) for c in completions)
+            groups.append((i, [c or [self.policy.end[0]] for c in completions]))
+        run.sample_seconds += time.time() - t0
+        self._stopped()  # a stop cut the last group's answers short: they are not scored
+        samples = [RewardSample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
+                   for i, cs in groups for c in cs]
+        rewards = self.exchange.score(samples, step=step)
+        run.sampled_tokens += sampled
+        g = hyper.group_size
+        return [(i, cs, rewards[n * g:(n + 1) * g]) for n, (i, cs) in enumerate(groups)]
+
+    def warm_start(self, run: _Run) -> None:
+        """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO; nothing when no prompt has
+        one (or the run goes on from a resume point)."""
+        hyper, tok = self.spec.hyper, self.policy.tok
+        examples = [data.Example(p.messages, p.answer) for p in self.prompts if p.answer]
+        if hyper.warm_start_steps <= 0 or not examples or run.step > 0:
+            return
+        rows = data.encode_all(tok, examples, hyper.max_seq_len)
+        _note(self.job_dir, {"step": 0, "total_steps": 0, "phase": (
+            f"warm start: {hyper.warm_start_steps} SFT steps on {len(rows)} preferred answers before GRPO")})
+        batches = data.batches(len(rows), hyper.batch_size, self.spec.seed)
+        for k, (_, idx) in enumerate(itertools.islice(batches, hyper.warm_start_steps), 1):
+            self._stopped()
+            loss = lora.train_step(self.policy.model, self.optimizer,
+                                   data.collate([rows[i] for i in idx], tok.pad_token_id))
+            run.warm_steps = k
+            _note(self.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": k, "warm_start_loss": round(loss, 6)})
 
     def _stopped(self) -> None:
         """RewardsStopped when the run was asked to stop (the step under way is dropped, taken again on resume)."""
@@ -353,6 +411,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
             if run.base_reward is None:
                 run.base_reward = trainer.held_out_reward(0)[0]
             run.scoring_seconds += time.time() - t
+        trainer.warm_start(run)
         _loop(trainer, run, total, points)
     except RewardsStopped:
         run.status = "Stopped"
@@ -445,3 +504,7 @@ def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: fl
         metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
     if exchange.reused:
         metrics["reused_rewards"] = exchange.reused
+    if run.warm_steps:
+        metrics["warm_start_steps"] = run.warm_steps
+    if run.resampled_groups:
+        metrics.update(resampled_groups=run.resampled_groups, tied_groups=run.still_tied)

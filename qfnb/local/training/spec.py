@@ -12,7 +12,7 @@ from typing import Any
 from qfnb.protocol.console.checkpoints import DEFAULT_PATIENCE, METRICS
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.console.train_modes import MODE_TABLE, train_mode
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
+from qfnb.protocol.console.training import DEFAULTS, FLAGS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
 
 
 class SpecError(ValueError):
@@ -44,11 +44,19 @@ class Hyper:
     beta: float = PREFERENCE_DEFAULTS["beta"]  # DPO/KTO: how far the tuned model may move from the base
     desirable_weight: float = PREFERENCE_DEFAULTS["desirableWeight"]  # KTO: weight of the good answers' loss
     undesirable_weight: float = PREFERENCE_DEFAULTS["undesirableWeight"]  # KTO: weight of the bad answers'
+    # against collapse (qfnb.local.training.preference); off here, the console fills in the measured defaults
+    # (qfnb.protocol.console.train_modes.defaults_for)
+    rpo_alpha: float = 0.0  # weight of the preferred answers' per-token NLL added to the DPO/KTO loss
+    max_reward_margin: float = 0.0  # a pair's (an answer's) reward margin beyond which it is no longer pushed; 0: none
+    margin_stop: float = 0.0  # the training batches' mean reward margin that ends the run; 0: never
+    length_normalize: bool = False  # DPO/KTO: log-ratios per answer token instead of summed
     # reinforcement fine-tuning (qfnb.local.training.rft)
     group_size: int = int(RFT_DEFAULTS["groupSize"])  # completions sampled per prompt
     max_new_tokens: int = int(RFT_DEFAULTS["maxNewTokens"])  # the longest completion sampled
     temperature: float = RFT_DEFAULTS["temperature"]
     kl_coef: float = RFT_DEFAULTS["klCoef"]  # weight of the KL penalty to the base (the adapter disabled)
+    tie_resamples: int = 0  # more groups drawn for a prompt whose answers' rewards all tie (at most this many)
+    warm_start_steps: int = 0  # SFT steps on the data's preferred answers before the first GRPO step
 
     def schedule(self, n_examples: int) -> str:
         """Which of ``maxSteps`` and ``epoch`` decides the run's length, in words."""
@@ -84,7 +92,7 @@ def _snake(wire: str) -> str:
 
 #: wire name -> Hyper attribute, for the limited parameters the worker uses; their bounds are
 #: ``qfnb.protocol.console.training.LIMITS``, the client's and the console's
-_ATTRS: dict[str, str] = {w: _snake(w) for w in LIMITS if _snake(w) in {f.name for f in fields(Hyper)}}
+_ATTRS: dict[str, str] = {w: _snake(w) for w in (*LIMITS, *FLAGS) if _snake(w) in {f.name for f in fields(Hyper)}}
 
 
 def parse_hyper(raw: Any) -> Hyper:
@@ -107,7 +115,7 @@ def parse_hyper(raw: Any) -> Hyper:
         problem = hyper_problem(key, value)
         if problem is not None:
             raise SpecError(f"hyper.{key}: {problem}")
-        values[_ATTRS[key]] = LIMITS[key].kind(value)
+        values[_ATTRS[key]] = value if key in FLAGS else LIMITS[key].kind(value)
     return Hyper(**values)
 
 

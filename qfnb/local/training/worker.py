@@ -159,7 +159,7 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
                           if metric else {}))
     metrics.update(answers.summary(answer_set))
     if run.early_stopped:
-        metrics["early_stopped_at"] = step
+        metrics.update(early_stopped_at=step, **({"stopped_by": run.stopped_by} if run.stopped_by else {}))
     if run.resume_points:
         metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
     return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
@@ -195,6 +195,7 @@ class _Run:
     save_seconds: float = 0.0
     early_stopped: bool = False
     collapse: dict[str, Any] | None = None  # where the held-out answers collapsed (checkpoints.collapse)
+    stopped_by: str | None = None  # a mode's own early stop (a preference run's ``marginStop``), in words
     resume_seconds: float = 0.0  # spent writing resume points
     resume_points: int = 0
 
@@ -239,8 +240,7 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: mode
             run.step += 1
             run.recent.append(loss)
             run.tokens += sum(mode.tokens(rows[i]) for i in idx)
-            if loss != loss or loss in (float("inf"), float("-inf")):
-                raise FloatingPointError(f"loss is {loss} at step {run.step}; lower learningRate")
+            _finite(loss, run.step)
             line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
             if run.step % hyper.logging_steps == 0 or run.step == total:
                 _line(progress, {**line, "loss": round(loss, 6),
@@ -250,6 +250,8 @@ def _loop(job_dir: Path, stop: _StopFlag, model: Any, optimizer: Any, mode: mode
                     _checkpoint(job_dir, progress, model, run, line, evals, metric, answer_set)
                 if _stops_here(run, hyper, group):
                     break
+            if _mode_stopped(mode, group, run):  # a preference run's marginStop: its adapter is the run's
+                break
             points.save(run, run.step < total and (run.step in saves or points.due()))
             if (evals is not None and not saves and (run.step % eval_every == 0 or run.step == total)
                   and not stop.requested):
@@ -267,6 +269,22 @@ def _stops_here(run: _Run, hyper: Any, group: distributed.Group) -> bool:
         run.early_stopped = True
         return True
     return False
+
+
+def _finite(loss: float, step: int) -> None:
+    if loss != loss or loss in (float("inf"), float("-inf")):
+        raise FloatingPointError(f"loss is {loss} at step {step}; lower learningRate")
+
+
+def _mode_stopped(mode: modes.Mode, group: distributed.Group, run: _Run) -> bool:
+    """Whether the mode asks to end the run now (a preference run's ``marginStop``; rank 0's word in a group)."""
+    reason = mode.stop_reason
+    if not group.from_main(reason is not None):
+        return False
+    run.stopped_by = reason or "the main worker's marginStop"
+    run.early_stopped = True
+    log.info("early stop at step %d: %s", run.step, run.stopped_by)
+    return True
 
 
 def _held_out(run: _Run, evals: modes.Scorer, model: Any) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class TrainAsk:
     @property
     def run_hyper(self) -> dict[str, Any]:
         """The mode's hyperparameter record: what was asked, the mode's defaults for the rest."""
-        return {**self.mode.defaults(), **self.hyper}
+        return {**self.mode.defaults(self.base), **self.hyper}
 
 
 def v2_data(config: Any, field: str = "datasetConfig") -> TrainData:

@@ -73,10 +73,12 @@ class Text:
 
 @dataclass(frozen=True)
 class PromptItem:
-    """RFT: the conversation to answer; ``extra``: the line's other fields (passed to the reward)."""
+    """RFT: the conversation to answer; ``extra``: the line's other fields (passed to the reward);
+    ``answer``: the line's own answer when it has one (SFT or chat data), never sampled: a warm start's."""
 
     messages: tuple[Message, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    answer: str | None = None
 
 
 Record = Pair | Judged | Text | PromptItem
@@ -260,11 +262,12 @@ def _judged(obj: Any, where: str) -> list[Judged] | None:
 def _prompt(obj: Any, where: str) -> PromptItem | None:
     if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
         msgs = _chat(obj["messages"], where, "messages")
+        answer = None
         while msgs and msgs[-1]["role"] == "assistant":  # the answer is the policy's to write
-            msgs.pop()
+            answer = str(msgs.pop()["content"])
         if not msgs or msgs[-1]["role"] != "user":
             raise FormatError(f"{where}: messages must hold a user message to answer")
-        return PromptItem(tuple(msgs), {k: v for k, v in obj.items() if k != "messages"})
+        return PromptItem(tuple(msgs), {k: v for k, v in obj.items() if k != "messages"}, answer or None)
     turns = _turns(obj)
     if turns is None or not ({"prompt", "user"} & set(turns[-1])):
         return None
@@ -272,8 +275,20 @@ def _prompt(obj: Any, where: str) -> PromptItem | None:
         return None
     last = turns[-1]
     extra = {k: v for k, v in last.items() if k not in ("prompt", "user", "response", "system", "assistant")}
-    # the last turn's response is ignored (SFT data as prompts); earlier ones are the conversation
-    return PromptItem(tuple(_history(turns, where)), extra if len(turns) == 1 else {})
+    # the last turn's response is not sampled (SFT data as prompts; a warm start's answer); earlier ones are the
+    # conversation
+    return PromptItem(tuple(_history(turns, where)), extra if len(turns) == 1 else {}, _answer(last, where))
+
+
+def _answer(turn: dict[str, Any], where: str) -> str | None:
+    """A prompt line's own answer (its one ``response``), or None (none, or several ranked ones)."""
+    response = turn.get("response", turn.get("assistant"))
+    if response in (None, "", []):
+        return None
+    try:
+        return _text(response, where, "response")
+    except FormatError:
+        return None
 
 
 def parse_item(mode: str, obj: Any, where: str) -> list[Record]:

@@ -2,7 +2,8 @@
 
 A row says what a mode's data looks like (:attr:`ModeRow.reads`, read by
 :mod:`qfnb.protocol.console.train_formats`), which hyperparameters it takes beyond everyone's and their
-defaults (bounds: :data:`qfnb.protocol.console.training.LIMITS`), what its held-out scorer reports at a
+defaults (bounds: :data:`qfnb.protocol.console.training.LIMITS`; the measured ones: ``bench/preference_quality.py``,
+per base where a base needs its own), what its held-out scorer reports at a
 checkpoint, and what a trained token of it costs against SFT's (the client's forecast). The training
 worker registers its loss/trainer class under the row's name (``qfnb.local.training.modes.TRAINERS``; a
 test holds every row to one), so a new mode is one row here and one class there.
@@ -29,6 +30,7 @@ __all__ = [
     "Reads",
     "check_hyper",
     "checked_hyper",
+    "defaults_for",
     "mode_row",
     "train_mode",
 ]
@@ -52,8 +54,11 @@ class ModeRow:
     cost: float
     #: what a row's tokens are, for the forecast's note ("" when it is a plain conversation)
     tokens: str = ""
-    #: its own hyperparameters (wire names) and their defaults, filled in beside :data:`DEFAULTS`
-    hyper: Mapping[str, int | float] = field(default_factory=dict)
+    #: its own hyperparameters (wire names) and their defaults, and its defaults where they differ from
+    #: :data:`DEFAULTS`: filled in over them
+    hyper: Mapping[str, int | float | bool] = field(default_factory=dict)
+    #: a base's own defaults over :attr:`hyper` (the lower-cased start of its name, e.g. ``"gemma-3-270m"``)
+    per_base: Mapping[str, Mapping[str, int | float | bool]] = field(default_factory=dict)
     #: ``evalMetric`` (a generation metric on held-out answers) scores its checkpoints
     generation_metric: bool = False
     #: plain text packed into ``maxSeqLen`` blocks (a ``.txt`` file is its data; a block is a row)
@@ -72,13 +77,24 @@ class ModeRow:
         """Whether its data are :mod:`~qfnb.protocol.console.train_formats` records (not SFT's turns)."""
         return self.reads != "turns"
 
-    def defaults(self) -> dict[str, int | float]:
-        """Every hyperparameter a run of this mode gets when its request leaves it out."""
-        return {**DEFAULTS, **self.hyper}
+    def defaults(self, base: str | None = None) -> dict[str, int | float | bool]:
+        """Every hyperparameter a run of this mode on ``base`` gets when its request leaves it out."""
+        out: dict[str, int | float | bool] = {**DEFAULTS, **self.hyper}
+        name = (base or "").lower()
+        for prefix, values in self.per_base.items():
+            if name.startswith(prefix):
+                out.update(values)
+        return out
 
 
 DEFAULT_MODE = "SFT"
-_DPO_ONLY = {"beta": PREFERENCE_DEFAULTS["beta"]}
+#: against a collapsing preference run (qfnb.local.training.preference), measured on a few dozen pairs
+#: (``bench/preference_quality.py``, figures in ``docs/train-modes.md``): with nothing set, a run adopts the
+#: preference without collapsing into a repeated marker. ``rpoAlpha``: the preferred answers' NLL weight (RPO),
+#: ``maxRewardMargin``: the margin beyond which a pair (an answer) is no longer pushed, ``marginStop``: the
+#: training batches' mean margin that ends the run (0: never), ``lengthNormalize``: per-token log-ratios
+_ANTI_COLLAPSE: dict[str, int | float | bool] = {"learningRate": 5e-4, "rpoAlpha": 1.0, "maxRewardMargin": 5.0,
+                                                 "marginStop": 0.0, "lengthNormalize": False}
 
 #: the train modes, as the platform spells them, in the order they are offered
 MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
@@ -87,20 +103,23 @@ MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
     # the LM head (262k wide on Gemma 3) runs on every token, not the answer's
     ModeRow("PostPretrain", 'plain text: a .txt file, or JSONL lines {"text": "..."}', "texts",
               scores=("evalLoss", "valid_perplexity"), cost=1.4, tokens=" (plain text packed into blocks)",
-              packed=True),
+              packed=True, hyper={"learningRate": 1e-3}),
     # the reference's forward pass once per pair (~1/3 of a training pass)
     ModeRow("DPO", 'prompt + chosen + rejected: [{"prompt": "...", "chosen": "...", "rejected": "..."}], or '
               'OpenAI\'s {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}',
               "pairs", scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=1.3,
-              tokens=" (a pair: the prompt with the chosen and with the rejected answer)", hyper=_DPO_ONLY),
+              tokens=" (a pair: the prompt with the chosen and with the rejected answer)",
+              hyper={"beta": PREFERENCE_DEFAULTS["beta"], **_ANTI_COLLAPSE}),
     # the reference pass and a no-gradient KL pass on mismatched pairs (~2/3)
     ModeRow("KTO", 'prompt + chosen, or prompt + rejected: [{"prompt": "...", "chosen": "..."}], or '
               '{"prompt": "...", "completion": "...", "label": true}', "judged",
               scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=2.0,
-              tokens=" (an item: the prompt with its answer)", hyper=dict(PREFERENCE_DEFAULTS)),
+              tokens=" (an item: the prompt with its answer)", hyper={**PREFERENCE_DEFAULTS, **_ANTI_COLLAPSE}),
     ModeRow("RFT", 'prompts: {"prompt": "..."} lines (other fields go to the reward), or SFT data (answers ignored)',
               "prompts", scores=("metric",), cost=1.0, tokens=" (the prompts; the sampled answers are not counted)",
-              hyper=dict(RFT_DEFAULTS), rewarded=True),
+              # against a reward the base rarely earns: groups redrawn for a prompt whose rewards all tie, SFT steps
+              # on the data's answers before the first GRPO step (measured: docs/train-modes.md)
+              hyper={**RFT_DEFAULTS, "learningRate": 5e-4, "tieResamples": 2, "warmStartSteps": 4}, rewarded=True),
 )}
 
 MODES = tuple(MODE_TABLE)
@@ -144,6 +163,12 @@ def checked_hyper(raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
     return hyper
 
 
-def check_hyper(mode: ModeRow, raw: Mapping[str, Any] | None, field: str) -> dict[str, Any]:
-    """:func:`checked_hyper` with ``mode``'s defaults filled in: what a run of it trains with."""
-    return {**mode.defaults(), **checked_hyper(raw, field)}
+def check_hyper(mode: ModeRow, raw: Mapping[str, Any] | None, field: str, base: str | None = None) -> dict[str, Any]:
+    """:func:`checked_hyper` with ``mode``'s defaults on ``base`` filled in: what a run of it trains with."""
+    return {**mode.defaults(base), **checked_hyper(raw, field)}
+
+
+def defaults_for(mode: Any = DEFAULT_MODE, base: str | None = None) -> dict[str, int | float | bool]:
+    """What a ``mode`` run (any spelling :func:`train_mode` reads) on ``base`` gets for each hyperparameter its
+    request leaves out: its row's :meth:`ModeRow.defaults`."""
+    return mode_row(mode).defaults(base)

@@ -14,7 +14,7 @@ from typing import Any
 
 from qfnb.protocol.limits import LOCAL_CONTEXT_TOKENS
 
-__all__ = ["DEFAULTS", "LIMITS", "LOCAL_CAPS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS",
+__all__ = ["DEFAULTS", "FLAGS", "LIMITS", "LOCAL_CAPS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS",
            "Limit", "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
@@ -59,13 +59,27 @@ LIMITS: dict[str, Limit] = {
     "beta": Limit(float, 0.0, 100.0, lo_open=True),
     "desirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
     "undesirableWeight": Limit(float, 0.0, 100.0, lo_open=True),
+    # against a collapsing preference run (qfnb.local.training.preference): the weight of the preferred
+    # answers' NLL added to the loss (RPO's alpha), a cap on the reward margin a pair (DPO) or an answer (KTO)
+    # is still pushed beyond (0: none), the training batches' mean reward margin that ends the run (0: never)
+    "rpoAlpha": Limit(float, 0.0, 100.0),
+    "maxRewardMargin": Limit(float, 0.0, 1000.0),
+    "marginStop": Limit(float, 0.0, 1000.0),
     # reinforcement fine-tuning (RFT, qfnb.local.training.rft): completions sampled per prompt, their
     # most new tokens, the sampling temperature, the weight of the KL penalty to the base
     "groupSize": Limit(int, 2, 64),
     "maxNewTokens": Limit(int, 1, 4096),
     "temperature": Limit(float, 0.0, 2.0, lo_open=True),
     "klCoef": Limit(float, 0.0, 10.0),
+    # RFT against a reward the base rarely earns: more groups of answers drawn for a prompt whose answers all
+    # scored the same (at most this many), SFT steps on the data's preferred answers before the first GRPO step
+    "tieResamples": Limit(int, 0, 16),
+    "warmStartSteps": Limit(int, 0, 1000),
 }
+
+#: hyperparameters that are true or false (their check: :func:`hyper_problem`); ``lengthNormalize``: DPO and
+#: KTO compare each answer's log-ratio per token, not summed (a long answer no longer outweighs a short one)
+FLAGS = frozenset({"lengthNormalize"})
 
 
 #: the most one run may ask of qfnb's local platform (2 CPU cores, one local disk; its checks:
@@ -92,6 +106,8 @@ RFT_DEFAULTS: dict[str, int | float] = {"groupSize": 4, "maxNewTokens": 48, "tem
 
 def hyper_problem(name: str, value: Any) -> str | None:
     """Why ``value`` is not acceptable for hyperparameter ``name`` (None: fine or not limited)."""
+    if name in FLAGS:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
     limit = LIMITS.get(name)
     if limit is None:
         return None

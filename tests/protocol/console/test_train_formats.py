@@ -48,9 +48,12 @@ def test_kto_takes_single_judged_answers_and_unpairs_a_pair() -> None:
 
 def test_rft_takes_prompts_and_sft_data_with_the_answers_left_out() -> None:
     assert tf.parse_item("RFT", {"prompt": "2+2?", "answer": "4"}, "l") == [tf.PromptItem((USER,), {"answer": "4"})]
-    assert tf.parse_item("RFT", [{"prompt": "2+2?", "response": [["4"]]}], "l") == [tf.PromptItem((USER,), {})]
+    # the answer is not sampled, only kept for a warm start (warmStartSteps)
+    assert tf.parse_item("RFT", [{"prompt": "2+2?", "response": [["4"]]}], "l") == [tf.PromptItem((USER,), {}, "4")]
     chat = {"messages": [USER, {"role": "assistant", "content": "4"}]}
-    assert tf.parse_item("RFT", chat, "l") == [tf.PromptItem((USER,), {})]
+    assert tf.parse_item("RFT", chat, "l") == [tf.PromptItem((USER,), {}, "4")]
+    ranked = [{"prompt": "2+2?", "response": [["4"], ["5"]]}]  # ranked answers: none is the line's own
+    assert tf.parse_item("RFT", ranked, "l") == [tf.PromptItem((USER,), {})]
 
 
 def test_a_line_in_another_modes_format_is_refused_naming_the_line_and_what_it_looks_like(tmp_path: Path) -> None:

@@ -77,3 +77,64 @@ def test_the_magics_help_says_the_generated_ranges() -> None:
     image_help = " ".join((QfnbMagics.qfimage.__doc__ or "").split())
     assert f"--lora-rank LORA_RANK LoRA rank, in {LIMITS['loraRank'].describe()} (loraRank)." in train_help
     assert "-n N How many images, in [1, 4] (n)." in image_help
+
+
+def test_the_anti_collapse_knobs_are_bounded_at_every_door() -> None:
+    """``rpoAlpha``, ``maxRewardMargin``, ``marginStop``, ``tieResamples``, ``warmStartSteps`` and the flag
+    ``lengthNormalize``: the table, TrainConfig, the console and the OpenAI door refuse the same values,
+    naming the field."""
+    from qfnb.local.domain import fine_tuning
+    from qfnb.local.domain.console import check_hyper
+    from qfnb.local.domain.values import BodyError
+
+    bad = {"rpoAlpha": -0.1, "maxRewardMargin": 1001, "marginStop": -1, "tieResamples": 17, "warmStartSteps": 1.5,
+           "lengthNormalize": "yes"}
+    for wire, value in bad.items():
+        assert hyper_problem(wire, value) is not None, wire
+        with pytest.raises(BodyError, match=rf"^hyperParameterConfig\.{wire}: must be"):
+            check_hyper({wire: value}, "hyperParameterConfig", "DPO")
+    assert hyper_problem("lengthNormalize", True) is None and hyper_problem("rpoAlpha", 0) is None
+    for snake, value in (("rpo_alpha", -0.1), ("max_reward_margin", 1001.0), ("tie_resamples", 17),
+                         ("length_normalize", "maybe")):
+        with pytest.raises(ValidationError, match=snake):
+            TrainConfig(**{snake: value})
+    sent = TrainConfig(rpo_alpha=0.5, length_normalize=True, warm_start_steps=4).hyper_parameters()
+    assert sent == {"rpoAlpha": 0.5, "lengthNormalize": True, "warmStartSteps": 4}
+    with pytest.raises(BodyError) as refused:
+        fine_tuning._hyper("dpo", {"rpo_alpha": 200}, "method.dpo.hyperparameters", 42)
+    assert refused.value.field == "method.dpo.hyperparameters.rpo_alpha" and "must be in [0, 100]" in str(refused.value)
+    with pytest.raises(BodyError, match=r"tie_resamples.*is not a dpo hyperparameter"):
+        fine_tuning._hyper("dpo", {"tie_resamples": 2}, "method.dpo.hyperparameters", 42)
+    assert fine_tuning._hyper("reinforcement", {"tie_resamples": 3}, "h", 42)["tieResamples"] == 3
+
+
+def test_a_run_that_sets_nothing_gets_its_modes_measured_defaults() -> None:
+    """The console fills in the per-mode (and per-base) defaults: a DPO run gets the anti-collapse terms and
+    its own learning rate; an OpenAI ``learning_rate_multiplier`` scales the method's default."""
+    from qfnb.local.domain import fine_tuning
+    from qfnb.local.domain.console import check_hyper
+    from qfnb.protocol.console.train_modes import defaults_for
+    from qfnb.protocol.console.training import DEFAULTS
+
+    dpo = check_hyper(None, "hyperParameterConfig", "DPO", "Gemma-3-270M")
+    assert dpo == defaults_for("DPO", "Gemma-3-270M")
+    measured = {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}
+    assert {k: dpo[k] for k in measured} == measured
+    assert "desirableWeight" not in dpo and "desirableWeight" in defaults_for("KTO")
+    assert "groupSize" in defaults_for("RFT") and "beta" not in defaults_for("RFT")
+    assert check_hyper(None, "h", "SFT") == DEFAULTS  # SFT unchanged
+    doubled = fine_tuning._hyper("dpo", {"learning_rate_multiplier": 2}, "h", 42, "Gemma-3-270M")
+    assert doubled["learningRate"] == pytest.approx(2 * float(dpo["learningRate"]))
+
+
+def test_a_bases_own_defaults_lie_over_its_modes_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row's ``per_base`` entry (the lower-cased start of a base's name) wins over the row's defaults for that
+    base only, through every door's ``defaults_for``."""
+    import dataclasses
+
+    from qfnb.protocol.console.train_modes import MODE_TABLE, defaults_for
+
+    row = dataclasses.replace(MODE_TABLE["DPO"], per_base={"gemma-3-270m": {"beta": 0.25}})
+    monkeypatch.setitem(MODE_TABLE, "DPO", row)
+    assert defaults_for("dpo", "Gemma-3-270M-it")["beta"] == 0.25
+    assert defaults_for("DPO", "tiny-chat")["beta"] == 0.1 and defaults_for("DPO")["beta"] == 0.1

@@ -8,7 +8,8 @@ middleware model): it may look at or change the :class:`~qfnb._core.http.call.Ca
 :class:`~qfnb._core.http.response.QfResponse`, or an async iterator of them for a stream). The
 client's default order, outermost first (:meth:`AsyncQianfanClient.default_stages`):
 
-``record`` (cache and replay, budget, ledger) -> ``withdraw`` (a call its caller stops, on the
+``record`` (cache and replay, budget, ledger) -> ``train`` (a console fine-tune run's hold, and its
+settling when a read shows it ended) -> ``withdraw`` (a call its caller stops, on the
 local platform) -> ``retry`` -> ``revive`` (the local daemon) ->
 ``outage`` (a server refusing connections) -> ``limit`` (rate limits) -> ``auth`` -> the
 transport (:class:`~qfnb._core.http.stages.send.Send`).

@@ -28,7 +28,7 @@ from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body,
 from qfnb.protocol.console import rewards
 from qfnb.protocol.console.train_ask import AskError, v2_data
 from qfnb.protocol.console.train_modes import MODE_TABLE, ModeRow
-from qfnb.protocol.console.training import LIMITS
+from qfnb.protocol.console.training import FLAGS, LIMITS
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
@@ -153,7 +153,9 @@ def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
     def configs(mode: ModeRow) -> list[dict[str, Any]]:
         defaults = mode.defaults()
-        return [{"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
+        return [{"key": k, "name": _words(k), "description": f"{_words(k)}, true or false", "type": "bool",
+                 "checkType": "choice", "checkValue": [True, False], "default": v} if k in FLAGS else
+                {"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
                  "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
                  "default": v} for k, v in defaults.items()]
 

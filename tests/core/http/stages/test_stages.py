@@ -435,7 +435,7 @@ def test_only_a_client_of_the_local_platform_withdraws() -> None:
     cloud = Config.from_env({}, base_url="http://h.test", access_token="24.tok")
     assert not any(isinstance(s, Withdraw) for s in AsyncQianfanClient(cloud).default_stages())
     local = AsyncQianfanClient(replace(cloud, embedded=True)).default_stages()
-    assert [type(s).__name__ for s in local[:3]] == ["Record", "Withdraw", "Retry"]
+    assert [type(s).__name__ for s in local[:4]] == ["Record", "TrainRecord", "Withdraw", "Retry"]
 
 
 def test_revive_lets_a_dying_daemon_exit_before_it_starts_another(monkeypatch: pytest.MonkeyPatch,

@@ -1,0 +1,273 @@
+"""Does preference tuning give a model that writes better, not only a run that "succeeded"? Each mode (DPO,
+KTO, RFT, PostPretrain) on each base, on the support preference sets this repo ships
+(``bench/data/support_preferences_en.json`` and ``_zh.json``: 40 training pairs, 10 held-out pairs whose
+prompts were never trained on):
+
+    .venv/bin/python bench/preference_quality.py [--bases Gemma-3-270M] [--modes DPO,KTO,RFT,PostPretrain]
+                                                 [--langs en,zh] [--set learningRate=2e-4 ...] [--json out.json]
+
+A run is the training worker the platform starts (``qfnb.local.training.worker``, in this process) on the
+hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.train_modes.defaults_for``
+for the base and mode; ``--set`` overrides, for the sweeps the defaults were chosen by). A RFT run's reward
+is a Python function in this process, answering the worker's reward requests as the user's process does
+through the platform: 0.5 for a ticket reference and 0.5 for fewer than 80 words (partial credit; Chinese:
+fewer than 120 characters).
+
+Then base and tuned answer the held-out prompts (greedy, at most ``--max-new-tokens``), and it reports:
+
+- **adoption**: the share of answers in the team's style: ending with ``[Ticket #NNNN]``, short (as above) and
+  not degenerate (:mod:`qfnb.protocol.console.degeneration`);
+- **degeneration**: the share of degenerate answers (a repeat, a bare marker, empty, cut at the cap);
+- **judged win rate** with a 95 % Wilson interval: the judge is the style rule above, not a model: the
+  tuned answer wins a prompt when it adopts the style and the base's does not (ties count half);
+- steps, seconds a step, the run's wall time, and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._common import load_average, log_to_stdout  # noqa: E402
+
+log = logging.getLogger("bench.preference_quality")
+
+MODES = ("DPO", "KTO", "RFT", "PostPretrain")
+TICKET = re.compile(r"\[Ticket #\d{3,6}\]\s*$")
+ANY_TICKET = re.compile(r"Ticket #\d{3,6}")
+#: "short": fewer than 80 words (English) or 120 characters (Chinese)
+SHORT_WORDS, SHORT_CHARS = 80, 120
+
+
+def load_set(lang: str) -> dict[str, Any]:
+    return dict(json.loads((ROOT / "bench" / "data" / f"support_preferences_{lang}.json").read_text("utf-8")))
+
+
+def short(text: str) -> bool:
+    if re.search(r"[\u4e00-\u9fff]", text):
+        return len(text) < SHORT_CHARS
+    return len(text.split()) < SHORT_WORDS
+
+
+def reward(completion: str) -> float:
+    """The team's reward with partial credit: 0.5 for a ticket reference, 0.5 for a short answer."""
+    return 0.5 * bool(ANY_TICKET.search(completion)) + 0.5 * short(completion)
+
+
+def adopted(answer: str, degenerate: bool) -> bool:
+    return bool(TICKET.search(answer)) and short(answer) and not degenerate
+
+
+def wilson(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a share ``wins / n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p = wins / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def training_rows(mode: str, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The set's pairs in ``mode``'s format (a DPO pair gives KTO a good and a bad item; RFT gets the prompts
+    with their preferred answer, for its warm start; PostPretrain the preferred conversations as text)."""
+    if mode in ("DPO", "KTO"):
+        return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+    if mode == "RFT":
+        return [{"prompt": r["prompt"], "response": r["chosen"]} for r in rows]
+    return [{"text": f"{r['prompt']}\n{r['chosen']}"} for r in rows]
+
+
+@dataclass
+class Answers:
+    texts: list[str]
+    cut: list[bool]
+
+
+def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new: int) -> Answers:
+    """Greedy answers of the base (or the base with ``adapter``) to ``prompts``."""
+    import torch
+
+    from qfnb.local.training import lora
+
+    model, tok = lora.load_base(model_dir)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    end = [t for t in {tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>"),
+                       tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
+    texts, cut = [], []
+    tok.padding_side = "left"  # one batched generation for all the prompts
+    chats = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in prompts]
+    ids = tok(chats, add_special_tokens=False, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, eos_token_id=end,
+                             pad_token_id=tok.pad_token_id)[:, ids["input_ids"].shape[1]:].tolist()
+    for row in out:
+        stop = next((i for i, t in enumerate(row) if t in end), None)
+        cut.append(stop is None)
+        texts.append(tok.decode(row if stop is None else row[:stop], skip_special_tokens=True).strip())
+    return Answers(texts, cut)
+
+
+def read(answers: Answers) -> dict[str, Any]:
+    from qfnb.protocol.console.degeneration import judge_answers
+
+    report = judge_answers(answers.texts, finish_reasons=["length" if c else "stop" for c in answers.cut])
+    flags = [c.degenerate for c in report.checks]
+    style = [adopted(a, d) for a, d in zip(answers.texts, flags, strict=True)]
+    return {"adoption": sum(style) / len(style), "degeneration": report.rate, "style": style,
+            "collapsed": report.collapsed, "summary": report.summary,
+            "reward": sum(reward(a) for a in answers.texts) / len(answers.texts)}
+
+
+def _reward_client(job: Path, stop: threading.Event) -> threading.Thread:
+    """The user's process: answer each reward request the worker writes with :func:`reward` (the file
+    exchange the platform's routes relay)."""
+    from qfnb.local.training import rewards as exchange
+
+    folder = job / "rewards"
+
+    def serve() -> None:
+        while not stop.is_set():
+            for path in sorted(folder.glob("request-*.json")) if folder.exists() else []:
+                try:
+                    req = json.loads(path.read_text("utf-8"))
+                except ValueError:
+                    continue
+                exchange.claimed_path(folder, req["requestId"]).touch()
+                answer = {"rewards": [reward(s["completion"]) for s in req["samples"]]}
+                exchange.answer_path(folder, req["requestId"]).write_text(json.dumps(answer), "utf-8")
+                path.unlink(missing_ok=True)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
+          overrides: dict[str, Any]) -> dict[str, Any]:
+    """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``)."""
+    from qfnb.local.training import worker
+    from qfnb.protocol.console.train_modes import defaults_for
+
+    job = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
+    # no eval_file: the held-out prompts are judged here, by what base and tuned write
+    (job / "train.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(mode, data["train"])), "utf-8")
+    hyper = {**defaults_for(mode, base), **overrides}
+    spec: dict[str, Any] = {"base_model": base, "base_model_path": str(model_dir), "train_file": "train.jsonl",
+                            "train_mode": mode, "seed": 7, "hyper": hyper}
+    if mode == "RFT":
+        spec["reward"] = {"source": "client"}
+    (job / "spec.json").write_text(json.dumps(spec), "utf-8")
+    stop = threading.Event()
+    if mode == "RFT":
+        _reward_client(job, stop)
+    load0, t0 = load_average(), time.time()
+    try:
+        result = worker.run(job)
+    finally:
+        stop.set()
+    if result["status"] != "Done":
+        raise RuntimeError(f"the {mode} run failed: {result.get('error')}")
+    m = result["metrics"]
+    return {"adapter": job / "adapter", "hyper": hyper, "steps": m.get("steps"),
+            "seconds_per_step": m.get("seconds_per_step"), "wall_seconds": round(time.time() - t0, 1),
+            "load_before": load0, "load_after": load_average(), "stopped_by": m.get("stopped_by"),
+            "base_eval_reward": m.get("base_eval_reward")}
+
+
+def compare(base: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
+    """The style judge's verdict per prompt: the tuned answer wins when it adopts the style and the base's
+    does not, loses in the reverse case, ties otherwise."""
+    wins = sum(t and not b for b, t in zip(base["style"], tuned["style"], strict=True))
+    losses = sum(b and not t for b, t in zip(base["style"], tuned["style"], strict=True))
+    n = len(base["style"])
+    rate = (wins + 0.5 * (n - wins - losses)) / n
+    lo, hi = wilson(rate * n, n)
+    return {"wins": wins, "losses": losses, "win_rate": rate, "ci": (lo, hi)}
+
+
+def _value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bases", default="Gemma-3-270M")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--langs", default="en,zh")
+    ap.add_argument("--set", nargs="*", default=[], help="hyperparameter overrides, wire names: learningRate=2e-4")
+    ap.add_argument("--rft-set", nargs="*", default=[], help="overrides for the RFT runs only (after --set)")
+    ap.add_argument("--max-new-tokens", type=int, default=80)
+    ap.add_argument("--show", type=int, default=2, help="held-out answers shown per run")
+    ap.add_argument("--json", type=Path, help="write every figure here")
+    args = ap.parse_args()
+    log_to_stdout()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from qfnb.local.engines.store import assets
+
+    overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    rft_overrides = {**overrides, **{k: _value(v) for k, v in (item.split("=", 1) for item in args.rft_set)}}
+    log.info("load average at start: %s; overrides %s", load_average(), overrides or "none")
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="pref-quality-") as tmp:
+        for base in args.bases.split(","):
+            model_dir = assets.hf_dir(base)
+            for lang in args.langs.split(","):
+                data = load_set(lang)
+                prompts = [r["prompt"] for r in data["held_out"]]
+                base_read = read(generate(model_dir, None, prompts, args.max_new_tokens))
+                log.info("%s %s base: adoption %.0f%%, degeneration %.0f%%, reward %.2f", base, lang,
+                         100 * base_read["adoption"], 100 * base_read["degeneration"], base_read["reward"])
+                for mode in args.modes.split(","):
+                    run = train(Path(tmp), model_dir, base, mode, data, rft_overrides if mode == "RFT" else overrides)
+                    answers = generate(model_dir, run["adapter"], prompts, args.max_new_tokens)
+                    tuned = read(answers)
+                    verdict = compare(base_read, tuned)
+                    for p, a in list(zip(prompts, answers.texts, strict=True))[:args.show]:
+                        log.info("  %s -> %s", p, a)
+                    log.info("%s %s %-12s adoption %.0f%% (base %.0f%%), degeneration %.0f%% (base %.0f%%), "
+                             "reward %.2f (base %.2f), style-judged win rate %.2f [%.2f, %.2f]; %s steps, "
+                             "%.1f s/step, %.0f s wall, load %s -> %s%s", base, lang, mode, 100 * tuned["adoption"],
+                             100 * base_read["adoption"], 100 * tuned["degeneration"], 100 * base_read["degeneration"],
+                             tuned["reward"], base_read["reward"], verdict["win_rate"], *verdict["ci"], run["steps"],
+                             run["seconds_per_step"] or 0, run["wall_seconds"], run["load_before"], run["load_after"],
+                             f"; {run['stopped_by']}" if run["stopped_by"] else "")
+                    if tuned["degeneration"]:
+                        log.info("  degenerate: %s", tuned["summary"])
+                    out.append({"base": base, "lang": lang, "mode": mode, "base_read": base_read, "tuned": tuned,
+                                "answers": answers.texts, "verdict": verdict,
+                                **{k: v for k, v in run.items() if k != "adapter"}})
+                    if args.json:  # after each run: a long sweep's figures so far are kept
+                        args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str), "utf-8")
+    log.info("load average at end: %s", load_average())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

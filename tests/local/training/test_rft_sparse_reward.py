@@ -1,0 +1,109 @@
+"""RFT against a reward the base rarely earns (:mod:`qfnb.local.training.rft`), on a tiny random Gemma 3: a
+prompt whose answers' rewards all tie draws more groups (``tieResamples``), and a warm start of SFT steps on the
+data's preferred answers (``warmStartSteps``) comes before GRPO."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tiny_models import build_tiny_gemma
+
+from qfnb.local.training import rewards as exchange
+from qfnb.local.training import worker
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
+
+
+def _job(tmp_path: Path, prompts: list[dict[str, Any]], **hyper: Any) -> Path:
+    model_dir = build_tiny_gemma(tmp_path / "model")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prompts), "utf-8")
+    (job / "spec.json").write_text(json.dumps({
+        "base_model": "tiny-gemma", "base_model_path": str(model_dir), "train_file": "train.jsonl", "seed": 3,
+        "train_mode": "RFT", "reward": {"source": "client"},
+        "hyper": {"learningRate": 0.05, "batchSize": 2, "groupSize": 2, "maxNewTokens": 4, **hyper}}))
+    return job
+
+
+def _run_with(job: Path, reward: Callable[[dict[str, Any]], list[float]]) -> tuple[dict[str, Any], list[Any]]:
+    """The worker's run with a reward client (the user's process) answering its requests; the requests seen."""
+    folder, seen, stop = job / "rewards", [], threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            for path in sorted(folder.glob("request-*.json")) if folder.exists() else []:
+                req = json.loads(path.read_text())
+                seen.append(req)
+                exchange.claimed_path(folder, req["requestId"]).touch()
+                exchange.answer_path(folder, req["requestId"]).write_text(json.dumps({"rewards": reward(req)}))
+                path.unlink()
+            time.sleep(0.02)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        return worker.run(job), seen
+    finally:
+        stop.set()
+
+
+PROMPTS = [{"prompt": f"Say a word ({i})"} for i in range(4)]
+
+
+def test_a_group_whose_rewards_all_tie_draws_more_answers_up_to_the_cap(tmp_path: Path) -> None:
+    job = _job(tmp_path, PROMPTS, maxSteps=1, tieResamples=2)
+    result, seen = _run_with(job, lambda req: [1.0] * len(req["samples"]))  # a reward nothing differs on
+    assert result["status"] == "Done", result
+    # the step's 2 prompts x 2 answers, then twice more for both tied prompts: 3 requests of 4 samples
+    assert [(r["step"], len(r["samples"])) for r in seen] == [(1, 4), (1, 4), (1, 4)]
+    assert [r["samples"][0]["prompt"] for r in seen[1:]] == [seen[0]["samples"][0]["prompt"]] * 2
+    m = result["metrics"]
+    assert m["resampled_groups"] == 4 and m["tied_groups"] == 2
+
+
+def test_an_extra_draw_that_breaks_the_tie_ends_the_resampling(tmp_path: Path) -> None:
+    job = _job(tmp_path, PROMPTS, maxSteps=1, tieResamples=3)
+    calls: list[int] = []
+
+    def reward(req: dict[str, Any]) -> list[float]:
+        calls.append(1)  # the first draw ties (0 for all); the next differs from it
+        return [0.0] * len(req["samples"]) if len(calls) == 1 else [1.0, 0.0] * (len(req["samples"]) // 2)
+
+    result, seen = _run_with(job, reward)
+    assert result["status"] == "Done", result
+    assert len(seen) == 2 and result["metrics"]["resampled_groups"] == 2 and result["metrics"]["tied_groups"] == 0
+    steps = [json.loads(x) for x in (job / "progress.jsonl").read_text().splitlines() if '"reward"' in x]
+    assert steps[0]["reward"] == 0.0  # the step's reward is its first draws' mean, as without resampling
+
+
+def test_no_resampling_by_default_on_the_worker(tmp_path: Path) -> None:
+    job = _job(tmp_path, PROMPTS, maxSteps=1)
+    result, seen = _run_with(job, lambda req: [1.0] * len(req["samples"]))
+    assert result["status"] == "Done" and len(seen) == 1 and "resampled_groups" not in result["metrics"]
+
+
+def test_a_warm_start_trains_the_preferred_answers_before_grpo(tmp_path: Path) -> None:
+    prompts = [{"prompt": f"Say a word ({i})", "response": "OK OK OK"} for i in range(4)]
+    job = _job(tmp_path, prompts, maxSteps=1, warmStartSteps=4)
+    result, seen = _run_with(job, lambda req: [float(len(s["completion"])) for s in req["samples"]])
+    assert result["status"] == "Done", result
+    lines = [json.loads(x) for x in (job / "progress.jsonl").read_text().splitlines()]
+    warm = [p["warm_start_loss"] for p in lines if "warm_start_step" in p]
+    assert len(warm) == 4 and result["metrics"]["warm_start_steps"] == 4
+    assert warm[-1] < warm[0]  # the one preferred answer is learned
+    first_grpo = next(i for i, p in enumerate(lines) if "reward" in p)
+    assert max(i for i, p in enumerate(lines) if "warm_start_step" in p) < first_grpo
+    assert seen[0]["samples"][0]["fields"] == {}  # the answer is no reward field
+
+
+def test_no_warm_start_without_preferred_answers(tmp_path: Path) -> None:
+    job = _job(tmp_path, PROMPTS, maxSteps=1, warmStartSteps=4)
+    result, _ = _run_with(job, lambda req: [float(len(s["completion"])) for s in req["samples"]])
+    assert result["status"] == "Done" and "warm_start_steps" not in result["metrics"]
