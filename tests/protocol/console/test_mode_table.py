@@ -8,16 +8,21 @@ import pytest
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.train_ask import AskError, TrainAsk, TrainData, v2_data
 from qfnb.protocol.console.train_modes import DEFAULT_MODE, MODE_TABLE, REWARDED, ModeRow, mode_row, train_mode
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, hyper_problem
+from qfnb.protocol.console.training import DEFAULTS, FLAGS, LIMITS, hyper_problem
 
 DATA = TrainData((("trainset", "ds-1"),))
 
 
 @pytest.mark.parametrize("mode", MODE_TABLE.values(), ids=list(MODE_TABLE))
 def test_each_rows_own_hyperparameters_are_bounded_and_default_inside_their_bounds(mode: ModeRow) -> None:
-    for key, value in mode.hyper.items():
-        assert key in LIMITS and key not in DEFAULTS, key
-        assert hyper_problem(key, value) is None, key
+    """A row's hyperparameters are its own (bounded in LIMITS, or a FLAG) or everyone's with the mode's measured
+    default (``learningRate``), each default inside its bounds; so are a base's own."""
+    for values in (mode.hyper, *mode.per_base.values()):
+        for key, value in values.items():
+            assert key in LIMITS or key in FLAGS, key
+            assert hyper_problem(key, value) is None, key
+    own = set(mode.hyper) - set(DEFAULTS)
+    assert all(key not in MODE_TABLE[DEFAULT_MODE].defaults() for key in own)  # SFT gets none of them
     assert mode.cost >= 1.0 and mode.scores and mode.data
 
 
