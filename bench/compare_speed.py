@@ -9,11 +9,12 @@ time does not depend on what it learnt), then, on ``--pairs`` held-out support p
    greedily, all prompts at once (the engine batches them in its slots), one model after the other; the
    answers are read for degeneration and decided (:func:`qfnb.evaluation.runs.preference_answers.judge_answers_of`);
    then the likelihood line: each pair's preferred and rejected answer scored under both models, four
-   answers at once, each answer's tokens spread over the engine's batch slots
-   (``LlamaEngine.token_logprobs``);
-2. **old** (the same run, on the first ``--old-pairs`` pairs, beside the new path on those pairs): the
-   likelihood scoring as it was, one answer after another, one ``/completion`` per token on one slot
-   (``token_logprobs(spans=1)``).
+   answers at once, each answer in one ``/completion`` (``LlamaEngine.answer_token_logprobs``: its
+   tokens generated under a grammar of their ids);
+2. **before** (the same run, on the first ``--old-pairs`` pairs, beside the new path on those pairs): the
+   likelihood scoring as it was, four answers at once, one ``/completion`` per token, each answer's
+   tokens spread over the engine's batch slots (``token_logprobs``); and **old**: one answer after
+   another, one ``/completion`` per token on one slot (``token_logprobs(spans=1)``).
 
 Prints each phase's seconds, the engine calls, the load average before and after, and the largest
 difference between the two paths' log-probabilities (they must agree).
@@ -81,15 +82,19 @@ async def answers_of(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], m
                                                               references=[p.chosen for p in pairs]))
 
 
-async def scored(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], *, old: bool) -> list[float]:
-    """Every pair's preferred and rejected answer's log-probability: the new path (four answers at once,
-    spread over the slots) or the old (in order, one slot)."""
-    at_once = asyncio.Semaphore(1 if old else 4)
+async def scored(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], path: str = "one-call") -> list[float]:
+    """Every pair's preferred and rejected answer's log-probability by ``path``: ``one-call`` (four answers
+    at once, each in one call), ``spread`` (four at once, a call per token over the slots) or ``per-token``
+    (in order, a call per token on one slot)."""
+    at_once = asyncio.Semaphore(1 if path == "per-token" else 4)
 
     async def one(pair: train_formats.Pair, answer: str) -> float:
         async with at_once:
             full, start = await engine.answer_tokens(list(pair.messages), answer)
-            return sum(await engine.token_logprobs(full, range(start, len(full)), spans=1 if old else None))
+            if path == "one-call":
+                return sum(await engine.answer_token_logprobs(full, start))
+            return sum(await engine.token_logprobs(full, range(start, len(full)),
+                                                   spans=1 if path == "per-token" else None))
 
     return list(await asyncio.gather(*(one(p, a) for p in pairs for a in (p.chosen, p.rejected))))
 
@@ -101,8 +106,8 @@ async def compare(tuned: LlamaEngine, base: LlamaEngine, pairs: Sequence[train_f
     theirs = await answers_of(base, pairs, max_tokens)
     answered = await judge_answers_of(pairs, mine, theirs, None, None)
     t1 = time.perf_counter()
-    await scored(base, pairs, old=False)
-    await scored(tuned, pairs, old=False)
+    await scored(base, pairs)
+    await scored(tuned, pairs)
     t2 = time.perf_counter()
     out: dict[str, Any] = {"answers_s": t1 - t0, "likelihood_s": t2 - t1, "now_s": t2 - t0,
                            "wins": sum(a.outcome for a in answered), "tuned_degenerate": mine.report.rate,
@@ -110,11 +115,14 @@ async def compare(tuned: LlamaEngine, base: LlamaEngine, pairs: Sequence[train_f
     if old_pairs:
         subset = pairs[:old_pairs]
         t3 = time.perf_counter()
-        again = [*await scored(base, subset, old=False), *await scored(tuned, subset, old=False)]
+        again = [*await scored(base, subset), *await scored(tuned, subset)]
         t4 = time.perf_counter()
-        old = [*await scored(base, subset, old=True), *await scored(tuned, subset, old=True)]
-        out |= {"subset_new_s": t4 - t3, "subset_old_s": time.perf_counter() - t4,
-                "max_diff": max(abs(a - b) for a, b in zip(again, old, strict=True))}
+        spread = [*await scored(base, subset, "spread"), *await scored(tuned, subset, "spread")]
+        t5 = time.perf_counter()
+        old = [*await scored(base, subset, "per-token"), *await scored(tuned, subset, "per-token")]
+        out |= {"subset_new_s": t4 - t3, "subset_spread_s": t5 - t4, "subset_old_s": time.perf_counter() - t5,
+                "max_diff": max(abs(a - b) for a, b in zip(again, old, strict=True)),
+                "max_diff_spread": max(abs(a - b) for a, b in zip(spread, old, strict=True))}
     return out
 
 
@@ -139,8 +147,8 @@ def main() -> None:
             tuned, base = registry.chat("gemma-tuned"), registry.chat(GEMMA)
             assert isinstance(tuned, LlamaEngine) and isinstance(base, LlamaEngine)
             pairs = held_out(args.pairs)
-            asyncio.run(scored(base, pairs[:1], old=False))  # the engine started and the adapter loaded: not timed
-            asyncio.run(scored(tuned, pairs[:1], old=False))
+            asyncio.run(scored(base, pairs[:1]))  # the engine started and the adapter loaded: not timed
+            asyncio.run(scored(tuned, pairs[:1]))
             before = load_average()
             old_pairs = args.pairs if args.old_pairs is None else min(args.old_pairs, args.pairs)
             got = asyncio.run(compare(tuned, base, pairs, args.max_tokens, old_pairs))
@@ -151,10 +159,11 @@ def main() -> None:
     log.info("now: %.1f s in all (answers %.1f s: both models, %d prompts each; likelihood %.1f s)",
              got["now_s"], got["answers_s"], args.pairs, got["likelihood_s"])
     if "subset_old_s" in got:
-        log.info("likelihood of the first %d pairs: new path %.1f s, old per-token path (one answer after another, "
-                 "one slot) %.1f s, same run: %.1fx; largest log-probability difference between the paths %.2g",
-                 old_pairs, got["subset_new_s"], got["subset_old_s"],
-                 got["subset_old_s"] / max(got["subset_new_s"], 1e-9), got["max_diff"])
+        log.info("likelihood of the first %d pairs, same run: one call an answer %.1f s; a call a token spread over "
+                 "the slots %.1f s; old per-token path (one answer after another, one slot) %.1f s: %.1fx; "
+                 "largest summed log-probability difference from the old path: one-call %.2g, spread %.2g",
+                 old_pairs, got["subset_new_s"], got["subset_spread_s"], got["subset_old_s"],
+                 got["subset_old_s"] / max(got["subset_new_s"], 1e-9), got["max_diff"], got["max_diff_spread"])
     log.info("answers: tuned degenerate %.0f%%, base %.0f%%; tuned won %.1f of %d by resemblance; e.g. %r",
              100 * got["tuned_degenerate"], 100 * got["base_degenerate"], got["wins"], args.pairs, got["example"])
     log.info("load average before: %s, after: %s", before, load_average())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -20,7 +20,7 @@ from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.transport import json_or_none
 from qfnb._core.transport.urls import last_part, under
 
-__all__ = ["WATCH_FIRST_S", "WATCH_MOST_S", "BatchFace", "is_batches", "over_budget"]
+__all__ = ["WATCH_FIRST_S", "WATCH_MOST_S", "BatchFace", "is_batches", "over_budget", "watch_until"]
 
 #: an OpenAI batch's statuses once it has ended
 _ENDED = ("completed", "failed", "cancelled", "expired")
@@ -128,23 +128,31 @@ class BatchFace:
         task.add_done_callback(self._watches.discard)
 
     async def _watched(self, read: httpx2.Request, batch_id: str) -> None:
-        wait = self.watch_first_s
-        while True:
-            await asyncio.sleep(wait)
-            wait = min(wait * 1.5, WATCH_MOST_S)
-            try:
-                reply = await self.inner.handle_async_request(httpx2.Request("GET", read.url, headers=read.headers))
-                content = await reply.aread()
-                await reply.aclose()
-            except httpx2.HTTPError as exc:
-                logger.debug("batch %s: the platform did not answer its watch (%s); reading again", batch_id, exc)
-                continue
-            if reply.status_code == 404:
-                logger.info("batch %s is gone from the platform; a reader of it settles it", batch_id)
-                return
-            found = json_or_none(content) if reply.status_code == 200 else None
-            if isinstance(found, dict) and _record_batch(found, self.config):
-                return
+        await watch_until(self.inner, read, self.watch_first_s, f"batch {batch_id}",
+                          lambda found: _record_batch(found, self.config))
+
+
+async def watch_until(inner: httpx2.AsyncBaseTransport, read: httpx2.Request, first_s: float, what: str,
+                      ended: Callable[[dict[str, Any]], bool]) -> None:
+    """Read ``read`` through ``inner`` now and then (from ``first_s`` apart, growing to :data:`WATCH_MOST_S`)
+    until ``ended`` says the object it reads has ended (and has settled it), or the platform forgets it."""
+    wait = first_s
+    while True:
+        await asyncio.sleep(wait)
+        wait = min(wait * 1.5, WATCH_MOST_S)
+        try:
+            reply = await inner.handle_async_request(httpx2.Request("GET", read.url, headers=read.headers))
+            content = await reply.aread()
+            await reply.aclose()
+        except httpx2.HTTPError as exc:
+            logger.debug("%s: the platform did not answer its watch (%s); reading again", what, exc)
+            continue
+        if reply.status_code == 404:
+            logger.info("%s is gone from the platform; a reader of it settles it", what)
+            return
+        found = json_or_none(content) if reply.status_code == 200 else None
+        if isinstance(found, dict) and ended(found):
+            return
 
 
 def _creates(request: httpx2.Request) -> bool:

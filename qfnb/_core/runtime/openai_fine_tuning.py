@@ -23,7 +23,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.train_hold import TrainHold, hold_training, keep, settle_training
 from qfnb._core.record.budget import BudgetExceeded, active_budget
-from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, WATCH_MOST_S, get_beside, over_budget
+from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, get_beside, over_budget, watch_until
 from qfnb._core.transport import json_or_none
 from qfnb._core.transport.urls import under
 from qfnb.protocol.console.training import DEFAULTS
@@ -164,22 +164,8 @@ class FineTuneFace:
         task.add_done_callback(self._watches.discard)
 
     async def _watched(self, read: httpx2.Request, job_id: str) -> None:
-        wait = self.watch_first_s
-        while True:
-            await asyncio.sleep(wait)
-            wait = min(wait * 1.5, WATCH_MOST_S)
-            try:
-                reply = await self.inner.handle_async_request(httpx2.Request("GET", read.url, headers=read.headers))
-                content = await reply.aread()
-                await reply.aclose()
-            except httpx2.HTTPError as exc:
-                logger.debug("fine-tuning job %s: the platform did not answer its watch (%s)", job_id, exc)
-                continue
-            if reply.status_code == 404:
-                return
-            found = json_or_none(content) if reply.status_code == 200 else None
-            if isinstance(found, dict) and _record_job(found, self.config):
-                return
+        await watch_until(self.inner, read, self.watch_first_s, f"fine-tuning job {job_id}",
+                          lambda found: _record_job(found, self.config))
 
 
 def _record_job(job: Mapping[str, Any], config: Config) -> bool:

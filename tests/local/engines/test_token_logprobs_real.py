@@ -1,6 +1,7 @@
-"""The spread scoring on the real llama-server (marked ``real_model``): an answer's tokens scored over the
-engine's batch slots side by side give the numbers the per-token path gives on one slot, for the base model
-and a LoRA adapter of Gemma-3-270M."""
+"""The spread and one-call scorings on the real llama-server (marked ``real_model``): an answer's tokens
+scored over the engine's batch slots side by side, or generated in one call under a grammar of their ids,
+give the numbers the per-token path gives on one slot, for the base model and a LoRA adapter of
+Gemma-3-270M."""
 
 from __future__ import annotations
 
@@ -43,24 +44,28 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineRegistr
 
 
 @pytest.mark.parametrize("model", [GEMMA, "gemma-tuned-random"])
-def test_the_spread_scoring_equals_the_per_token_scoring(registry: EngineRegistry, model: str) -> None:
-    """Exact (seeded: batch-invariant kernels), the spans give the per-token path's numbers bit for bit; the
-    default, batched, stays within llama.cpp's rounding of other batch sizes of them (a few hundredths of a
+def test_the_spread_and_one_call_scorings_equal_the_per_token_scoring(registry: EngineRegistry, model: str) -> None:
+    """Exact (seeded: batch-invariant kernels), the spans and the one-call path (the answer's tokens generated
+    under a grammar of their ids) give the per-token path's numbers bit for bit; the default (one call,
+    batched), stays within llama.cpp's rounding of other batch sizes of them (a few hundredths of a
     nat a token)."""
     engine = registry.chat(model)
     assert isinstance(engine, LlamaEngine) and engine.gate.slots == 4
 
-    async def scored(prompt: str, answer: str) -> tuple[list[float], list[float], float, int]:
+    async def scored(prompt: str, answer: str) -> tuple[list[float], list[float], list[float] | None, float, int]:
         full, start = await engine.answer_tokens([{"role": "user", "content": prompt}], answer)
         positions = list(range(start, len(full)))
         per_token = await engine.token_logprobs(full, positions, spans=1, exact=True)
         spread = await engine.token_logprobs(full, positions, exact=True)
+        one_call = await engine.forced_logprobs(full, start, exact=True)
+        assert await engine.forced_logprobs(full, start) is not None  # the default takes the one call too
         fast, n = await engine.answer_logprob([{"role": "user", "content": prompt}], answer)  # the default path
-        return per_token, spread, fast, n
+        return per_token, spread, one_call, fast, n
 
     for prompt, answer in ANSWERS[model]:
-        per_token, spread, fast, n = asyncio.run(scored(prompt, answer))
+        per_token, spread, one_call, fast, n = asyncio.run(scored(prompt, answer))
         assert n == len(per_token) == len(spread) >= 8
         assert spread == per_token, (prompt, answer)  # spread over 4 slots, the same floats
+        assert one_call == per_token, (prompt, answer)  # the whole answer in one call, the same floats
         assert all(v < 0 for v in per_token)
         assert fast == pytest.approx(sum(per_token), abs=0.03 * n), (fast, sum(per_token))

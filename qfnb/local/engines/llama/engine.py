@@ -197,16 +197,57 @@ class LlamaEngine:
         return out
 
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
-        """:meth:`.api.Engine.answer_logprob`: the turns rendered by the model's template, then each
-        of the answer's tokens scored teacher-forced (:meth:`token_logprobs`), and the end of the turn
-        after it (the model's first stop string, Gemma's ``<end_of_turn>``; else its end-of-sequence token,
+        """:meth:`.api.Engine.answer_logprob`: the turns rendered by the model's template, then each of the
+        answer's tokens scored teacher-forced (:meth:`answer_token_logprobs`: in one call), and the end of the
+        turn after it (the model's first stop string, Gemma's ``<end_of_turn>``; else its end-of-sequence token,
         Qwen's ``<|im_end|>``): the answer as the whole reply, as training labels it. Without it an answer
         that is the start of another ("Paris." and "Paris. Aye!") could never be the likelier one, whatever
         the model learnt."""
         full, start = await self.answer_tokens(messages, answer)
         if start >= len(full):
             return 0.0, 0
-        return sum(await self.token_logprobs(full, range(start, len(full)))), len(full) - start
+        return sum(await self.answer_token_logprobs(full, start)), len(full) - start
+
+    async def answer_token_logprobs(self, tokens: Sequence[int], start: int) -> list[float]:
+        """Each of ``tokens[start:]``'s log-probabilities after the tokens before it: in one call
+        (:meth:`forced_logprobs`), else, where that call could not give them, each token forced alone
+        (:meth:`token_logprobs`, spread over the slots)."""
+        forced = await self.forced_logprobs(tokens, start)
+        if forced is None:
+            log.info("%s: the one-call scoring of %d tokens came back with other tokens or fewer probabilities; "
+                     "each token forced alone", self.name, len(tokens) - start)
+            forced = await self.token_logprobs(tokens, range(start, len(tokens)))
+        return forced
+
+    async def forced_logprobs(self, tokens: Sequence[int], start: int, *, exact: bool = False) -> list[float] | None:
+        """Each of ``tokens[start:]``'s log-probabilities (the answer, then its last token: the end of the turn)
+        in ONE ``/completion``: the prompt ``tokens[:start]``, a grammar of the answer's token ids
+        (:func:`token_grammar`), the end token forced by a logit bias (the grammar lets only end-of-generation
+        tokens through once it is complete, and greedy would pick the likeliest of them), and each generated
+        token's probability from the raw logits (``n_probs`` with ``post_sampling_probs`` off: a softmax over
+        the whole vocabulary before grammar and bias), as :meth:`token_logprobs` reads them, computed as the
+        reply is decoded a token at a time rather than as prompts. None when the reply's tokens are not
+        ``tokens[start:]`` (an end token that does not end a generation), or when the server left a token's
+        probability unreported (a byte token within a UTF-8 character) or it underflowed: the caller then
+        forces each token alone."""
+        ids = [int(t) for t in tokens]
+        if not 0 < start < len(ids):
+            raise ValueError(f"start {start} is outside 1..{len(ids) - 1}")
+        if len(ids) > self.n_ctx:
+            raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
+        wanted = ids[start:]
+        async with self._leased() as target:
+            url = prompts.engine_root(target.base_url) + "/completion"
+            async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
+                body = {"prompt": ids[:start], "n_predict": len(wanted), "temperature": 0.0, "n_probs": 1,
+                        "post_sampling_probs": False, "logit_bias": [[wanted[-1], FORCE_BIAS]],
+                        "return_tokens": True, "cache_prompt": not exact, "id_slot": slot, **(target.extra or {})}
+                if len(wanted) > 1:  # an empty answer: its end token alone, forced by the bias
+                    body["grammar"] = token_grammar(wanted[:-1])
+                if exact:
+                    body["seed"] = SCORING_SEED
+                reply = await transport.post_json(self.name, target, url, body)
+        return _forced_reply_logprobs(reply, wanted)
 
     async def answer_tokens(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[list[int], int]:
         """The tokens :meth:`answer_logprob` scores: the rendered turns, ``answer`` and the end of the turn,
@@ -435,6 +476,22 @@ def _forced_logprob(name: str, reply: dict[str, Any], token: int, position: int)
     if logprob < UNDERFLOW:  # a probability of 0 in float32 comes back as the lowest float, not -inf
         raise CannotServe(f"{name}: token {token}'s probability at position {position} is below float32's range")
     return logprob
+
+
+def token_grammar(tokens: Sequence[int]) -> str:
+    """A GBNF grammar that admits ``tokens`` alone, each matched by its id (``<[id]>``), then the end of the
+    generation: the server lets an end-of-generation token through only once the grammar is complete."""
+    return "root ::= " + " ".join(f"<[{int(t)}]>" for t in tokens)
+
+
+def _forced_reply_logprobs(reply: dict[str, Any], wanted: list[int]) -> list[float] | None:
+    """The log-probabilities of ``wanted`` in a ``/completion`` answer that generated them, in order; None when
+    it generated other tokens, reported fewer, or a probability below float32's range."""
+    probs = reply.get("completion_probabilities") or []
+    if [int(t) for t in reply.get("tokens") or []] != wanted or [p.get("id") for p in probs] != wanted:
+        return None
+    logprobs = [float(p["logprob"]) for p in probs]
+    return None if min(logprobs) < UNDERFLOW else logprobs
 
 
 async def _keep_top(deltas: AsyncIterator[Delta], top: int) -> AsyncIterator[Delta]:
