@@ -7,7 +7,7 @@ prompts were never trained on):
                                                  [--langs en,zh] [--set learningRate=2e-4 ...] [--json out.json]
 
 A run is the training worker the platform starts (``qfnb.local.training.worker``, in this process) on the
-hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.training.defaults_for``
+hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.train_modes.defaults_for``
 for the base and mode; ``--set`` overrides, for the sweeps the defaults were chosen by). A RFT run's reward
 is a Python function in this process, answering the worker's reward requests as the user's process does
 through the platform: 0.5 for a ticket reference and 0.5 for fewer than 80 words (partial credit; Chinese:
@@ -167,7 +167,7 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
           overrides: dict[str, Any]) -> dict[str, Any]:
     """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``)."""
     from qfnb.local.training import worker
-    from qfnb.protocol.console.training import defaults_for
+    from qfnb.protocol.console.train_modes import defaults_for
 
     job = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
     # no eval_file: the held-out prompts are judged here, by what base and tuned write

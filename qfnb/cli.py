@@ -244,7 +244,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    from qfnb._core.backend import DaemonError  # deferred: as below
+    from qfnb._core.backend import DaemonError  # deferred: as the daemon's client below
     from qfnb._core.backend.daemon import stop_daemon  # deferred: loads the daemon's client (`qfnb --help` does not)
 
     try:

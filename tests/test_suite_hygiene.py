@@ -8,6 +8,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from bench.house_metrics import untwinned
 from qfnb.protocol.platform.daemon import default_data_dir
 from tests.source_trees import parse_source
 
@@ -110,6 +111,10 @@ def test_every_test_folder_mirrors_a_package_or_is_on_the_map() -> None:
 
 def test_a_test_of_one_room_sits_in_that_rooms_folder() -> None:
     assert misplaced_tests(ROOT / "tests", ROOT / "qfnb") == []
+
+
+def test_every_code_folder_has_a_test_folder_of_its_name() -> None:
+    assert untwinned(ROOT / "qfnb") == []
 
 
 def test_every_room_folder_names_a_room_of_the_code() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from qfnb._core.errors import ValidationError
 from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.train_modes import mode_row
 from qfnb.resources.console.consts import DataTemplateType
 
 __all__ = [
@@ -198,7 +199,7 @@ class TrainModeData(Schema):
     def check_row(self, row: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
         entity = {k: v for k, v in row.items() if not k.startswith("_") and not _missing(v)}
         if "_group" in row and train_formats.looks_like(entity) == "SFT (prompt/response)" \
-                and self.train_mode != "PostPretrain":
+                and not mode_row(self.train_mode).packed:
             return  # an earlier turn; the conversation's last turn is checked
         try:
             train_formats.parse_item(self.train_mode, entity, "row")

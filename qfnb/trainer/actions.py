@@ -21,6 +21,8 @@ from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of
 from qfnb.protocol.console import checkpoints, train_formats
 from qfnb.protocol.console.enums import RunStatus
+from qfnb.protocol.console.train_ask import AskError, TrainAsk, v2_data
+from qfnb.protocol.console.train_modes import REWARDED, mode_row
 from qfnb.resources.console import FineTune
 from qfnb.resources.console.account import console_v2, require_iam_keys
 
@@ -80,8 +82,7 @@ class TrainAction(AsyncAction):
         corpus = kwargs.pop("corpus_config", None)
         self.corpus_config = corpus.to_wire() if hasattr(corpus, "to_wire") else corpus
         self.train_extras: dict[str, Any] = dict(kwargs.pop("train_extras", None) or {})
-        #: a RFT run's reward: the user's function (scored in this process) or a declarative grader
-        self.reward = _rft_reward(kwargs.pop("reward", None), str(train_mode or "SFT"), self.train_extras)
+        reward = kwargs.pop("reward", None)
         self.is_incr = bool(kwargs.pop("is_incr", False)) or self.increment_task_id is not None
         #: the run's forecast trained tokens (``%qftrain``'s forecast of its file), held against the budget at create
         self.forecast_tokens: int | None = kwargs.pop("forecast_tokens", None)
@@ -105,9 +106,11 @@ class TrainAction(AsyncAction):
             self.train_config = self.train_config.model_copy()
             self.train_config.peft_type = own["peft_type"]  # validated (validate_assignment)
         try:
-            self.train_mode = train_formats.train_mode(train_mode or "SFT")
+            self.train_mode = train_formats.train_mode(train_mode)
         except ValueError as exc:
             raise ValidationError("train_mode", str(exc).removeprefix("train_mode: ")) from None
+        #: a RFT run's reward: the user's function (scored in this process) or a declarative grader
+        self.reward = _rft_reward(reward, self.train_mode, self.train_extras)
         self.job_name = own.get("job_name") or kwargs.get("name")
         #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.replay`)
         self.description: str | None = None
@@ -178,7 +181,9 @@ class TrainAction(AsyncAction):
             self.extra.pop("run_status", None)
         if self.task_id is None:
             ctx.check_stop()
-            await self._start_run(ctx, input, datasets)
+            datasets = datasets if datasets is not None else self._datasets(input)
+            self.ask(datasets)  # the platform's one request, checked here: the body below is the official one
+            await self._start_run(ctx, datasets)
         detail = await self._ended_run(ctx)
         return {**input, "job_id": self.job_id, "task_id": self.task_id,
                 "metrics": detail.get("metrics") or {}, **checkpoint_outcome(detail)}
@@ -192,13 +197,13 @@ class TrainAction(AsyncAction):
             self.extra["job_id"] = job.parsed.result.job_id
             ctx.save()
 
-    async def _start_run(self, ctx: RunContext, input: dict[str, Any], datasets: dict[str, Any] | None) -> None:
+    async def _start_run(self, ctx: RunContext, datasets: dict[str, Any]) -> None:
         """The run created, its forecast held against the budget first (``BudgetExceeded``: nothing is sent)."""
         cfg = ctx.resolved()
         hold = hold_training(self._forecast(), self.train_type, cfg, what=f"the fine-tune of {self.train_type}")
         try:
             with holding():  # held here: the console's create does not hold it again
-                resp = await self._create_task(ctx, input, datasets)
+                resp = await self._create_task(ctx, datasets)
         except BaseException:
             if hold is not None:
                 hold.release()
@@ -227,15 +232,25 @@ class TrainAction(AsyncAction):
             return max(int(self.forecast_tokens), 0)
         return worst_case_tokens(self.train_config.hyper_parameters())
 
-    async def _create_task(self, ctx: RunContext, input: dict[str, Any], datasets: dict[str, Any] | None) -> Any:
+    async def _create_task(self, ctx: RunContext, datasets: dict[str, Any]) -> Any:
         return await FineTune.V2.acreate_task(
-                job_id=self.job_id,  # type: ignore[arg-type]  # a None id: the builder refuses it
-                params_scale=self.train_config.peft_type,
-                hyper_params=self.train_config.hyper_parameters(),
-                dataset_config=datasets if datasets is not None else self._datasets(input),
-                resource_config=self.train_config.resource_config, increment_task_id=self.increment_task_id,
-                increment_checkpoint_step=self.increment_checkpoint_step, corpus_config=self.corpus_config,
-                config=ctx.config, **self.train_extras)
+            job_id=self.job_id,  # type: ignore[arg-type]  # a None id: the builder refuses it
+            params_scale=self.train_config.peft_type, hyper_params=self.train_config.hyper_parameters(),
+            dataset_config=datasets,
+            resource_config=self.train_config.resource_config, increment_task_id=self.increment_task_id,
+            increment_checkpoint_step=self.increment_checkpoint_step, corpus_config=self.corpus_config,
+            config=ctx.config, **self.train_extras)
+
+    def ask(self, datasets: dict[str, Any]) -> TrainAsk:
+        """This run as the one typed training request the platform runs (:class:`TrainAsk`): its mode, base,
+        data (``datasets``: the v2 ``datasetConfig``) and hyperparameters, checked before anything is sent."""
+        try:
+            return TrainAsk.build(self.train_mode, self.train_type, v2_data(datasets, "datasets"),
+                                  self.train_config.hyper_parameters(), "train_config", "train_mode",
+                                  reward=self.train_extras.get("reward"), target=self.train_extras.get("target"),
+                                  ray_workers=self.train_extras.get("rayTrainWorkers"))
+        except AskError as exc:
+            raise ValidationError(exc.field, exc.message) from None
 
     def _datasets(self, input: dict[str, Any]) -> dict[str, Any]:
         """The run's ``datasetConfig`` from LoadDataSetAction's output."""
@@ -334,12 +349,13 @@ def _rft_reward(reward: Any, train_mode: str, extras: dict[str, Any]) -> Any:
     """``reward=`` checked (:func:`~qfnb.trainer.rewards.resolve_reward`): RFT needs one and no other
     mode takes one; its source goes to the task as ``reward``."""
     if reward is None:
-        if train_mode == "RFT" and "reward" not in extras:
-            raise ValidationError("reward", "train_mode='RFT' needs reward=fn(prompt, completion, **kw) -> float "
-                                  "(or a grader dict, e.g. {'type': 'string_check', ...})")
+        if mode_row(train_mode).rewarded and "reward" not in extras:
+            raise ValidationError("reward", f"train_mode={train_mode!r} needs reward=fn(prompt, completion, **kw) -> "
+                                  "float (or a grader dict, e.g. {'type': 'string_check', ...})")
         return None
-    if train_mode != "RFT":
-        raise ValidationError("reward", f"is for train_mode='RFT'; this run's train_mode is {train_mode!r}")
+    if not mode_row(train_mode).rewarded:
+        raise ValidationError("reward", f"is for train_mode={' or '.join(map(repr, REWARDED))}; this run's "
+                              f"train_mode is {train_mode!r}")
     reward = resolve_reward(reward)
     extras["reward"] = reward_source(reward)
     return reward

@@ -8,23 +8,20 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from qfnb._core.config import Config
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 
-from .actions import TrainAction
-from .configs import TrainConfig
+if TYPE_CHECKING:  # pragma: no cover
+    from .finetune_run import FinetuneRun
 
 __all__ = ["hold_forecast"]
 
 logger = logging.getLogger("qfnb.trainer")
 
 
-async def hold_forecast(action: TrainAction, dataset: Any, dataset_file: str | Path | None, hyper: TrainConfig,
-                        config: Config | None) -> None:
-    """Under a budget, the forecast of a trainer's run (its training step ``action``) on its local ``dataset``
-    (saved to ``dataset_file`` when it is not there yet) with ``hyper`` checked against it
+async def hold_forecast(trainer: FinetuneRun) -> None:
+    """Under a budget, the forecast of ``trainer``'s run on its local dataset checked against it
     (``BudgetExceeded``: nothing is sent) and handed to its training step to hold; nothing where no budget
     is set, the run exists already, a forecast was given (``forecast_tokens=``) or the rows are on the platform
     (a forecast that cannot be made is logged: the run still settles on its trained tokens)."""
@@ -32,17 +29,19 @@ async def hold_forecast(action: TrainAction, dataset: Any, dataset_file: str | P
 
     from .forecast import aforecast_training  # deferred: reads the ledger and the price table
 
-    local = isinstance(dataset, Dataset) and dataset.qianfan_dataset_id is None
+    action = trainer.train_action
+    local = isinstance(trainer.dataset, Dataset) and trainer.dataset.qianfan_dataset_id is None
     if active_budget() is None or action.task_id is not None or action.forecast_tokens is not None or not local:
         return
+    hyper = trainer.train_config
     with tempfile.TemporaryDirectory(prefix="qfnb-forecast-") as tmp:
-        rows = Path(dataset_file) if dataset_file else Path(tmp) / "rows.jsonl"
+        rows = Path(trainer.dataset_file) if trainer.dataset_file else Path(tmp) / "rows.jsonl"
         try:
             if not rows.exists():
-                dataset.save(data_file=rows)
+                trainer.dataset.save(data_file=rows)
             found = await aforecast_training(rows, base=action.train_type, epochs=hyper.epoch,
                                              batch_size=hyper.batch_size, max_steps=hyper.max_steps,
-                                             max_seq_len=hyper.max_seq_len, config=config,
+                                             max_seq_len=hyper.max_seq_len, config=trainer.config,
                                              train_mode=action.train_mode)
         except BudgetExceeded:
             raise

@@ -200,8 +200,7 @@ class LLMFinetune(Trainer):
             self._save()
         finetune_store.stash_dataset(self)
         if self.replayed is None:
-            await budget_check.hold_forecast(self.train_action, self.dataset, self.dataset_file, self.train_config,
-                                             self.config)
+            await budget_check.hold_forecast(self)
         try:
             self._results = [await self.ppl.arun({}, self._ctx)]
         except Exception as exc:  # kept in ``result`` (official), and raised

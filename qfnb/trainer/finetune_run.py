@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
+    from qfnb._core.config import Config
+
     from .actions import TrainAction
     from .configs import DeployConfig, TrainConfig
     from .pipeline import Pipeline
@@ -28,6 +30,8 @@ class FinetuneRun(Protocol):
     created: float
     #: where an un-uploaded local dataset was stashed for a resume
     dataset_file: str | None
+    #: the trainer's own config (None: the global one)
+    config: Config | None
 
     @property
     def id(self) -> str: ...

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qfnb._core.errors import ValidationError
+from qfnb.protocol.console.train_modes import mode_row
 
 from . import persist
 from .configs import DeployConfig, TrainConfig
@@ -80,7 +81,7 @@ def _mode_of(trainer: FinetuneRun) -> dict[str, Any]:
     """A trainer's train mode other than SFT, with a RFT run's reward source (a grader is saved whole,
     a function as ``"client"``: code is not saved)."""
     mode, reward = trainer.train_action.train_mode, trainer.train_action.reward
-    if mode == "SFT":
+    if mode_row(mode).default:
         return {}
     return {"train_mode": mode, **({"reward": reward if isinstance(reward, dict) else "client"} if reward else {})}
 

@@ -36,6 +36,7 @@ from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
 from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.train_modes import MODE_TABLE, mode_row
 from qfnb.protocol.console.training import DEFAULTS, RFT_DEFAULTS
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations, estimate_conversations
@@ -46,16 +47,9 @@ __all__ = ["TrainForecast", "aforecast_training", "forecast_training"]
 
 #: the most recent recorded fine-tunes the speed is measured on
 _RUNS = 10
-#: seconds per trained token of each train mode against SFT's, estimated from the passes a step runs (not
-#: measured: bench/train_modes.py's per-step times were noise-dominated on the shared 2-core machine): DPO adds the
-#: reference's forward pass once per pair (~1/3 of a training pass), KTO that and its no-gradient KL pass on
-#: mismatched pairs (~2/3), PostPretrain runs the LM head (262k wide on Gemma 3) on every token, not the answer's
-MODE_COST: dict[str, float] = {"SFT": 1.0, "PostPretrain": 1.4, "DPO": 1.3, "KTO": 2.0, "RFT": 1.0}
-#: what a row's tokens are, by mode
-_MODE_NOTE: dict[str, str] = {
-    "SFT": "", "PostPretrain": " (plain text packed into blocks)",
-    "DPO": " (a pair: the prompt with the chosen and with the rejected answer)",
-    "KTO": " (an item: the prompt with its answer)", "RFT": " (the prompts; the sampled answers are not counted)"}
+#: seconds per trained token of each train mode against SFT's (its row's ``cost``), estimated from the passes a
+#: step runs (not measured: bench/train_modes.py's per-step times were noise-dominated on the shared 2-core machine)
+MODE_COST: dict[str, float] = {m.name: m.cost for m in MODE_TABLE.values()}
 
 
 def _turns(obj: Any, where: str) -> list[dict[str, str]]:
@@ -82,7 +76,7 @@ def read_rows(path: Path, train_mode: str = "SFT") -> list[list[list[dict[str, s
     ``.json`` holding a list; a ``.txt`` file for PostPretrain): SFT's conversation; DPO's prompt with
     the chosen and with the rejected answer; KTO's prompt with its answer; a PostPretrain text; an RFT
     prompt."""
-    if train_mode != "SFT":
+    if mode_row(train_mode).records:
         try:
             records = train_formats.parse_file(train_mode, path, path.name)
         except train_formats.FormatError as exc:
@@ -146,7 +140,7 @@ class TrainForecast:
 
     @property
     def title(self) -> str:
-        what = "fine-tune" if self.mode == "SFT" else f"{self.mode} fine-tune"
+        what = "fine-tune" if mode_row(self.mode).default else f"{self.mode} fine-tune"
         return f"Forecast: {what} of {self.base} ({self.platform}) on {self.rows:,} rows"
 
     def __repr__(self) -> str:
@@ -221,8 +215,8 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         raise ValidationError("dataset", f"--forecast counts the rows of a training file; {dataset} is not one "
                                          "(a platform dataset's rows are not read here)")
     cfg = resolve_config(config)
-    mode = train_formats.train_mode(train_mode, "train_mode")
-    rft = mode == "RFT"
+    row = mode_row(train_mode, "train_mode")
+    mode = row.name
     rows = await asyncio.to_thread(read_rows, path, mode)
     if not rows:
         raise ValidationError("dataset", f"{path.name} has no rows")
@@ -237,11 +231,10 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         flat = estimate_conversations(conversations)
         served, how = base, f"estimated: the platform could not count with {base}'s tokenizer ({exc})"
     counts, at = [], 0
-    for row in rows:  # a row's tokens: every sequence it makes the model process, each at most max_seq_len
-        counts.append(sum(min(c, cap) for c in flat[at:at + len(row)]) if mode != "PostPretrain"
-                      else sum(flat[at:at + len(row)]))
-        at += len(row)
-    if mode == "PostPretrain":  # the texts are packed into max_seq_len blocks: a block is a row
+    for seqs in rows:  # a row's tokens: every sequence it makes the model process, each at most max_seq_len
+        counts.append(sum(flat[at:at + len(seqs)]) if row.packed else sum(min(c, cap) for c in flat[at:at + len(seqs)]))
+        at += len(seqs)
+    if row.packed:  # the texts are packed into max_seq_len blocks: a block is a row
         held_texts = len(counts) * split // 100
         total = sum(counts) - (sum(counts) * held_texts // len(counts) if counts else 0)
         counts = [cap] * max(1, math.ceil(total / cap))
@@ -257,16 +250,16 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
         steps = math.ceil(epochs * per_epoch)
         rows_trained = min(steps * batch, math.ceil(epochs * trained))
     tokens = round(rows_trained * mean)
-    source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + _MODE_NOTE[mode]
-    sampled, tokens, source = (_sampled(rows_trained, mean, how, group_size, max_new_tokens) if rft
+    source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + row.tokens
+    sampled, tokens, source = (_sampled(rows_trained, mean, how, group_size, max_new_tokens) if row.rewarded
                                else (0, tokens, source))
     platform = "local" if cfg.embedded else "cloud"
     runs = _fine_tunes(base, platform) or _fine_tunes(served, platform)
     seconds, rate, of = _seconds(tokens, runs)
     speed = f"{of} of {base} on this machine: {rate}" if runs else f"no recorded runs of {base} on this machine"
-    if seconds is not None and mode != "SFT":  # the recorded pace is an SFT token's; this mode's costs more
-        seconds *= MODE_COST[mode]
-        speed += f", x{MODE_COST[mode]:g} for a {mode} token (estimated from its passes)"
+    if seconds is not None and not row.default:  # the recorded pace is an SFT token's; this mode's costs more
+        seconds *= row.cost
+        speed += f", x{row.cost:g} for a {mode} token (estimated from its passes)"
     table = prices()
     if platform == "local":
         yuan, price_source = 0.0, "local fine-tune"

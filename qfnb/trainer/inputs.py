@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb._core.errors import ValidationError
+from qfnb.protocol.console.train_modes import mode_row
 
 from .configs import DatasetConfig
 
@@ -41,7 +42,7 @@ def as_dataset(dataset: Any, train_mode: str = "SFT") -> Any:
     elif isinstance(dataset, list):
         dataset = Dataset.create_from_pyobj(dataset)
     if isinstance(dataset, Dataset) and dataset.qianfan_dataset_id is None:
-        if train_mode != "SFT" and not isinstance(dataset.schema, TrainModeData):
+        if mode_row(train_mode).records and not isinstance(dataset.schema, TrainModeData):
             dataset.schema = TrainModeData(train_mode)  # the upload checks the rows with it too
         dataset.validate()  # names file lines (1-based) for a file, row positions for a frame
     return dataset

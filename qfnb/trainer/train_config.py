@@ -86,7 +86,7 @@ class TrainConfig(ConfigModel):
     desirable_weight: float | None = None
     undesirable_weight: float | None = None
     #: against a collapsing DPO/KTO run (the platform's measured defaults when unset:
-    #: qfnb.protocol.console.training.defaults_for): the weight of the preferred answers' NLL added to the
+    #: qfnb.protocol.console.train_modes.defaults_for): the weight of the preferred answers' NLL added to the
     #: loss (RPO), the reward margin beyond which a pair is no longer pushed (0: none), the training batches'
     #: mean reward margin that ends the run (0: never), log-ratios per answer token instead of summed
     rpo_alpha: float | None = None

@@ -88,7 +88,7 @@ def test_openai_agents_runner_finishes_with_the_tools_result(platform: tuple[str
     assert "47" in str(result.final_output), result.final_output
 
 
-@pytest.mark.slow  # loads the 1.5B model; tests/local/server/test_model_choice.py checks the choice with doubles
+@pytest.mark.slow  # loads the 1.5B model; local/server/serving/test_model_choice.py checks the choice with doubles
 @pytest.mark.skipif(not assets.installed(assets.QWEN_CODER_15B), reason=NOT_INSTALLED)
 def test_a_request_with_tools_naming_no_model_is_answered_by_the_tool_model_which_says_so(
         platform: tuple[str, str, Path]) -> None:

@@ -1,4 +1,4 @@
-"""Every HTML view of qfnb, fed untrusted text: what tests/notebook/test_nb_xss.py checks statically
+"""Every HTML view of qfnb, fed untrusted text: what tests/notebook/render/test_nb_xss.py checks statically
 and test_nb_browser_xss.py shows in JupyterLab (live, then exported with nbconvert).
 
 ``SURFACES[name](text)`` builds the view the way the product does (its own objects and renderers)

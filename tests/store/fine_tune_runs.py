@@ -11,6 +11,7 @@ import pytest
 from qfnb.local.domain import console
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.store import byom
+from qfnb.protocol.console.train_ask import TrainData
 
 
 def start_run(platform: Any, container: dict[str, Any]) -> dict[str, Any]:
@@ -18,8 +19,8 @@ def start_run(platform: Any, container: dict[str, Any]) -> dict[str, Any]:
     rows = platform.objects.path("b", "rows.jsonl")
     rows.parent.mkdir(parents=True, exist_ok=True)
     rows.write_text(json.dumps({"prompt": "q", "response": [["a"]]}) + "\n")
-    return console.create_run(platform, container, console.check_hyper({}, "hyper"),
-                              [("trainset", "bos:/b/rows.jsonl")])
+    ask = console.train_ask(None, container["model"], TrainData((("trainset", "bos:/b/rows.jsonl"),)), {}, "hyper")
+    return console.create_run(platform, container, ask)
 
 
 def assert_refused_for_ram(platform: Any, container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

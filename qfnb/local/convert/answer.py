@@ -4,7 +4,8 @@ the Responses and Messages renders read of it), the tally kept while one streams
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -12,7 +13,35 @@ from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.wires.anthropic import MessageEvents
 from qfnb.protocol.wires.responses_answer import ResponseEvents
+from qfnb.protocol.wires.sse import encode_event
 from qfnb.protocol.wires.turn import Turn
+
+log = logging.getLogger("qfnb.local.inference")
+
+#: what a client is told of an answer broken off on the platform's side, in its wire's error event (retryable;
+#: the cause goes to the log, never to the wire)
+BROKE_OFF = "the model engine failed mid-answer; the answer is incomplete, retry the request"
+
+
+def named_event(pair: tuple[str, dict[str, Any]]) -> bytes:
+    """A ``(kind, event)`` pair of the Responses and Messages writers as one SSE event named ``kind``."""
+    kind, event = pair
+    return encode_event(event, event=kind)
+
+
+async def until_broken(events: AsyncGenerator[bytes, None], broken: Callable[[str], bytes],
+                       what: str) -> AsyncIterator[bytes]:
+    """A render's ``events`` passed on; when the answer breaks off under them (the engine failed mid-answer),
+    the failure is logged as ``what``'s and the stream ends with ``broken(BROKE_OFF)``, the wire's error
+    event. A client that leaves closes ``events`` at once (their counts are made in their ``finally``)."""
+    try:
+        async for event in events:
+            yield event
+    except Exception:
+        log.exception("%s stream failed", what)
+        yield broken(BROKE_OFF)
+    finally:
+        await events.aclose()
 
 __all__ = ["Answer", "Render", "Tally", "answer_of", "answered", "merge_tool_calls", "total_usage", "turn_of",
            "usage_of", "written"]

@@ -6,12 +6,11 @@ prompt's tokens as the engine counts them."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, Tally, answer_of, turn_of, written
+from qfnb.local.convert.answer import Answer, Tally, answer_of, named_event, turn_of, until_broken, written
 from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
@@ -25,8 +24,6 @@ from qfnb.protocol.wires.bodies import (
 )
 from qfnb.protocol.wires.ranges import MESSAGES_ENGINE
 from qfnb.protocol.wires.sse import encode_event
-
-log = logging.getLogger("qfnb.local.inference")
 
 __all__ = ["CountRender", "MessagesRender", "messages_ask"]
 
@@ -90,9 +87,14 @@ class MessagesRender:
     def body(self, answers: Sequence[Answer], served: ServedLike) -> dict[str, object]:
         return message_object(self.mid, self.model, turn_of(answers[0]), self.stops)
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
-                     served: ServedLike) -> AsyncIterator[bytes]:
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
+               served: ServedLike) -> AsyncIterator[bytes]:
         writer = MessageEvents(self.mid, self.model, self.stops)
+        return until_broken(self._events(writer, deltas, tallies),
+                            lambda message: named_event(writer.failed(message)), "messages")
+
+    async def _events(self, writer: MessageEvents, deltas: AsyncIterator[tuple[int, Delta]],
+                      tallies: Sequence[Tally]) -> AsyncGenerator[bytes, None]:
         seen: list[Delta] = []
         try:
             async for _, delta in deltas:
@@ -102,11 +104,6 @@ class MessagesRender:
                         yield encode_event(event, event=kind)
                 for kind, event in written(writer, delta):
                     yield encode_event(event, event=kind)
-        except Exception:
-            log.exception("messages stream failed")
-            kind, event = writer.failed("the model engine failed mid-answer; the answer is incomplete, retry")
-            yield encode_event(event, event=kind)
-            return
         finally:
             answer = answer_of(seen, tallies[0])  # counted once, also when the client cut the stream
         closing = writer.start() if not seen else []

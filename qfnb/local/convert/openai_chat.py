@@ -6,12 +6,11 @@ an ask, and the answers -> a ``chat.completion`` body, its ``chat.completion.chu
 from __future__ import annotations
 
 import dataclasses
-import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, Tally, answer_of, answered, total_usage
+from qfnb.local.convert.answer import BROKE_OFF, Answer, Tally, answer_of, answered, total_usage, until_broken
 from qfnb.local.convert.asks import structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk
@@ -21,8 +20,6 @@ from qfnb.protocol.wires.openai_requests import OpenAIChatRequest, OpenAIComplet
 from qfnb.protocol.wires.openai_wire import text_messages
 from qfnb.protocol.wires.sse import DONE, encode_event
 from qfnb.protocol.wires.tools import check_response_format
-
-log = logging.getLogger("qfnb.local.inference")
 
 __all__ = ["SERVED_TIER", "ChatRender", "CompletionRender", "chat_ask", "choice_of", "finish", "ignored_fields",
            "stream_error_event", "text_ask"]
@@ -84,9 +81,8 @@ def refusal(tally: Tally) -> str:
     return f"the answer does not fit the JSON schema ({when}): {tally.schema_miss}"
 
 
-def stream_error_event() -> bytes:
+def stream_error_event(message: str = BROKE_OFF) -> bytes:
     """The SSE ``error`` event of a stream broken on the platform's side (a retryable error for clients)."""
-    message = "the model engine failed mid-answer; the answer is incomplete, retry the request"
     return encode_event({"error": {"code": "server_overloaded", "message": message, "type": "server_error"}},
                         event="error")
 
@@ -141,30 +137,29 @@ class ChatRender:
             self.keep(whole)
         return whole
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
-                     served: ServedLike) -> AsyncIterator[bytes]:
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
+               served: ServedLike) -> AsyncIterator[bytes]:
+        return until_broken(self._events(deltas, tallies, served), stream_error_event, "chat")
+
+    async def _events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
+                      served: ServedLike) -> AsyncGenerator[bytes, None]:
         choices = len(tallies)
         called = [False] * choices
         kept: list[list[Delta]] = [[] for _ in range(choices)]  # for ``keep``
         base = self._head("chat.completion.chunk", served)
-        try:
-            for i in range(choices):
-                yield encode_event({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
-                                                         "logprobs": None, "finish_reason": None}]})
-            async for i, delta in deltas:
-                tallies[i].add(delta)
-                if self.keep is not None:
-                    kept[i].append(delta)
-                out = _chunk_delta(delta)
-                called[i] = called[i] or "tool_calls" in out
-                if out:
-                    logprobs = {"content": delta.logprobs or []} if self.logprobs else None
-                    yield encode_event({**base, "choices": [{"index": i, "delta": out, "logprobs": logprobs,
-                                                             "finish_reason": None}]})
-        except Exception:
-            log.exception("stream failed")
-            yield stream_error_event()
-            return
+        for i in range(choices):
+            yield encode_event({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
+                                                     "logprobs": None, "finish_reason": None}]})
+        async for i, delta in deltas:
+            tallies[i].add(delta)
+            if self.keep is not None:
+                kept[i].append(delta)
+            out = _chunk_delta(delta)
+            called[i] = called[i] or "tool_calls" in out
+            if out:
+                logprobs = {"content": delta.logprobs or []} if self.logprobs else None
+                yield encode_event({**base, "choices": [{"index": i, "delta": out, "logprobs": logprobs,
+                                                         "finish_reason": None}]})
         for i, tally in enumerate(tallies):
             closing = {"refusal": refusal(tally)} if tally.schema_miss else {}
             yield encode_event({**base, "choices": [{"index": i, "delta": closing, "logprobs": None,
@@ -194,19 +189,18 @@ class CompletionRender:
                             for i, a in enumerate(answers)],
                 "usage": total_usage([a.tally for a in answers])}
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
-                     served: ServedLike) -> AsyncIterator[bytes]:
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
+               served: ServedLike) -> AsyncIterator[bytes]:
+        return until_broken(self._events(deltas, tallies), stream_error_event, "completion")
+
+    async def _events(self, deltas: AsyncIterator[tuple[int, Delta]],
+                      tallies: Sequence[Tally]) -> AsyncGenerator[bytes, None]:
         base = {"id": self.rid, "object": "text_completion", "created": self.created, "model": self.model}
-        try:
-            async for i, delta in deltas:
-                tallies[i].add(delta)
-                if delta.text:
-                    yield encode_event({**base, "choices": [{"index": i, "text": delta.text, "logprobs": None,
-                                                             "finish_reason": None}]})
-        except Exception:
-            log.exception("stream failed")
-            yield stream_error_event()
-            return
+        async for i, delta in deltas:
+            tallies[i].add(delta)
+            if delta.text:
+                yield encode_event({**base, "choices": [{"index": i, "text": delta.text, "logprobs": None,
+                                                         "finish_reason": None}]})
         for i, tally in enumerate(tallies):
             yield encode_event({**base, "choices": [{"index": i, "text": "", "logprobs": None,
                                                      "finish_reason": finish(tally.finish)}]})

@@ -5,12 +5,11 @@ the answer -> v1's body (``result``, ``is_truncated``, ``function_call``...) or 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, Tally, merge_tool_calls
+from qfnb.local.convert.answer import BROKE_OFF, Answer, Tally, merge_tool_calls, until_broken
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk
 from qfnb.local.engines.base import Delta
@@ -18,8 +17,6 @@ from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.wires.inference import ChatRequest, CompletionRequest, check_v1_chat_fields, v1_schema
 from qfnb.protocol.wires.sse import encode_event
 from qfnb.protocol.wires.tools import functions_as_tools, v1_function_call, v1_history_as_openai
-
-log = logging.getLogger("qfnb.local.inference")
 
 __all__ = ["V1Render", "chat_ask", "finish", "stream_error_event", "text_ask"]
 
@@ -49,10 +46,9 @@ def finish(reason: str | None) -> str:
     return "normal" if reason in (None, "", "stop", "eos") else reason
 
 
-def stream_error_event() -> bytes:
+def stream_error_event(message: str = BROKE_OFF) -> bytes:
     """v1's SSE ``error`` event: the answer broke off on the platform's side; clients raise a
     retryable stream error. No internals: they go to the log."""
-    message = "the model engine failed mid-answer; the answer is incomplete, retry the request"
     return encode_event({"error_code": int(ErrorCode.SERVER_HIGH_LOAD), "error_msg": message}, event="error")
 
 
@@ -75,8 +71,12 @@ class V1Render:
             body.update(result="", function_call=v1_function_call(answer.tool_calls), finish_reason="function_call")
         return body
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
-                     served: ServedLike) -> AsyncIterator[bytes]:
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
+               served: ServedLike) -> AsyncIterator[bytes]:
+        return until_broken(self._events(deltas, tallies), stream_error_event, "v1 chat")
+
+    async def _events(self, deltas: AsyncIterator[tuple[int, Delta]],
+                      tallies: Sequence[Tally]) -> AsyncGenerator[bytes, None]:
         """One ``data:`` chunk per delta, sent as it comes; the last is marked ``is_end``. Only a delta
         that says the answer is over (its ``finish_reason``: an engine's last) waits for the next one: a
         token waiting a delta would reach the client one engine step late (the first token's wait
@@ -99,21 +99,17 @@ class V1Render:
                     body.update(function_call=v1_function_call(calls), finish_reason="function_call")
             return encode_event(body)
 
-        try:
-            async for _, delta in deltas:
-                tally.add(delta)
-                if delta.tool_calls:
-                    merge_tool_calls(calls, delta.tool_calls)
-                if pending is not None:
-                    yield chunk(pending, False)
-                    sentence += 1
-                    pending = None
-                if delta.finish_reason is not None:
-                    pending = delta
-                    continue
-                yield chunk(delta, False)
+        async for _, delta in deltas:
+            tally.add(delta)
+            if delta.tool_calls:
+                merge_tool_calls(calls, delta.tool_calls)
+            if pending is not None:
+                yield chunk(pending, False)
                 sentence += 1
-            yield chunk(pending, True)
-        except Exception:
-            log.exception("stream failed")
-            yield stream_error_event()
+                pending = None
+            if delta.finish_reason is not None:
+                pending = delta
+                continue
+            yield chunk(delta, False)
+            sentence += 1
+        yield chunk(pending, True)

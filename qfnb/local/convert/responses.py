@@ -5,12 +5,11 @@ semantic events. The finished response goes to ``keep`` (the route stores it).""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.local.convert.answer import Answer, Tally, answer_of, answered, turn_of, written
+from qfnb.local.convert.answer import Answer, Tally, answer_of, answered, named_event, turn_of, until_broken, written
 from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
@@ -20,8 +19,6 @@ from qfnb.protocol.wires.ranges import RESPONSES_ENGINE
 from qfnb.protocol.wires.responses import ResponsesRequest, chat_messages
 from qfnb.protocol.wires.responses_answer import ResponseEvents, output_items, response_object
 from qfnb.protocol.wires.sse import encode_event
-
-log = logging.getLogger("qfnb.local.inference")
 
 __all__ = ["ResponsesRender", "responses_ask"]
 
@@ -63,9 +60,14 @@ class ResponsesRender:
         self.keep(response)
         return response
 
-    async def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
-                     served: ServedLike) -> AsyncIterator[bytes]:
+    def events(self, deltas: AsyncIterator[tuple[int, Delta]], tallies: Sequence[Tally],
+               served: ServedLike) -> AsyncIterator[bytes]:
         writer = ResponseEvents(self.rid, self.data, answered(str(self.data["model"]), served), self.created)
+        return until_broken(self._events(writer, deltas, tallies),
+                            lambda message: named_event(writer.failed(message)), "responses")
+
+    async def _events(self, writer: ResponseEvents, deltas: AsyncIterator[tuple[int, Delta]],
+                      tallies: Sequence[Tally]) -> AsyncGenerator[bytes, None]:
         for kind, event in writer.start():
             yield encode_event(event, event=kind)
         seen: list[Delta] = []
@@ -76,11 +78,6 @@ class ResponsesRender:
                     yield encode_event(event, event=kind)
                 if self.cancelled():
                     break
-        except Exception:
-            log.exception("responses stream failed")
-            kind, event = writer.failed("the model engine failed mid-answer; the answer is incomplete, retry")
-            yield encode_event(event, event=kind)
-            return
         finally:
             answer = answer_of(seen, tallies[0])  # counted once, also when the client cut the stream
         done, final = writer.finish(turn_of(answer))

@@ -39,11 +39,11 @@ from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, check_name, iso
 from qfnb.local.engines.store.byom import parameter_count
 from qfnb.protocol.console import checkpoints as ckpt
-from qfnb.protocol.console import train_formats
+from qfnb.protocol.console import train_formats, train_modes
 from qfnb.protocol.console.enums import ExportStatus, ImportStatus, ModelVersionState, RunStatus, ServiceStatus
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.console.training import LIMITS, defaults_for, hyper_problem
-from qfnb.protocol.platform.targets import JobTarget
+from qfnb.protocol.console.train_ask import TrainAsk, TrainData
+from qfnb.protocol.console.train_modes import ModeRow
 
 log = logging.getLogger("qfnb.local.domain.console")
 
@@ -86,7 +86,7 @@ def resolve_base(platform: Platform, name: Any, field: str) -> str:
                     "(or map the name with QFNB_MODEL_ALIASES)")
 
 
-def create_container(platform: Platform, *, name: Any, base_model: Any, base_field: str, train_mode: str = "SFT",
+def create_container(platform: Platform, *, name: Any, base_model: Any, base_field: str, train_mode: str | None = None,
                      description: str = "", parameter_scale: str = "LoRA",
                      base_optional: bool = False) -> dict[str, Any]:
     """A fine-tune container; with ``base_optional`` (v1 ``create_task(name, description)``,
@@ -103,25 +103,38 @@ def check_mode(value: Any, field: str = "trainMode") -> str:
     """The train mode ``value`` names (:data:`qfnb.protocol.console.train_formats.MODES`); BodyError
     naming ``field``."""
     try:
-        return train_formats.train_mode(value or "SFT", field)
+        return train_formats.train_mode(value or None, field)
     except ValueError as exc:
         raise BodyError(field, str(exc).removeprefix(f"{field}: ")) from None
 
 
-def check_hyper(raw: Any, field: str, train_mode: str = "SFT", base: str | None = None) -> dict[str, Any]:
-    """Hyper-parameters with the ``train_mode`` run's defaults on ``base`` filled in
-    (:func:`qfnb.protocol.console.training.defaults_for`: a preference run's ``beta``, its measured learning
+def check_hyper(raw: Any, field: str, train_mode: str | None = None, base: str | None = None) -> dict[str, Any]:
+    """Hyper-parameters with the ``train_mode`` run's defaults on ``base`` filled in (its row's:
+    :func:`qfnb.protocol.console.train_modes.check_hyper`: a preference run's ``beta``, its measured learning
     rate and anti-collapse terms...); BodyError naming the bad key."""
     if not isinstance(raw, dict | None):
         raise BodyError(field, "must be an object")
-    hyper: dict[str, Any] = dict(defaults_for(train_mode, base))
-    for key, value in (raw or {}).items():
-        problem = hyper_problem(key, value)  # None for a key with no limit: it is kept as given
-        if problem is not None:
-            raise BodyError(f"{field}.{key}", problem)
-        hyper[key] = LIMITS[key].kind(value) if key in LIMITS else value
+    try:
+        hyper = train_modes.check_hyper(train_modes.mode_row(check_mode(train_mode)), raw, field, base)
+    except train_modes.AskError as exc:
+        raise BodyError(exc.field, exc.message) from None
     caps.check_caps(hyper, field)
     return hyper
+
+
+def train_ask(mode: Any, base: str, data: TrainData, hyper: Any, hyper_field: str, mode_field: str = "trainMode",
+              **rest: Any) -> TrainAsk:
+    """A door's request as the one :class:`~qfnb.protocol.console.train_ask.TrainAsk`, within this machine's
+    caps (:mod:`~qfnb.local.domain.training_caps`); BodyError naming the field (the mode's, a hyperparameter's)
+    it cannot take."""
+    if not isinstance(hyper, dict | None):
+        raise BodyError(hyper_field, "must be an object")
+    try:
+        ask = TrainAsk.build(check_mode(mode, mode_field), base, data, hyper, hyper_field, mode_field, **rest)
+    except train_modes.AskError as exc:
+        raise BodyError(exc.field, exc.message) from None
+    caps.check_caps(ask.run_hyper, hyper_field)
+    return ask
 
 
 def _ref_rows(platform: Platform, field: str, ref: Any) -> Iterator[dict[str, Any]]:
@@ -158,19 +171,22 @@ def iter_records(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> 
                 raise BodyError(field, str(exc)) from None
 
 
-def training_rows(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> Iterator[dict[str, Any]]:
-    """The rows a ``mode`` run trains on (:func:`iter_rows` for SFT, :func:`iter_records` for the others)."""
-    return iter_rows(platform, refs) if mode == "SFT" else iter_records(platform, refs, mode)
+def training_rows(platform: Platform, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...],
+                  mode: ModeRow) -> Iterator[dict[str, Any]]:
+    """The rows a ``mode`` run trains on (:func:`iter_records` for a mode of records, :func:`iter_rows` for
+    turns)."""
+    return iter_records(platform, list(refs), mode.name) if mode.records else iter_rows(platform, list(refs))
 
 
-def count_rows(platform: Platform, refs: list[tuple[str, Any]], mode: str) -> int:
+def count_rows(platform: Platform, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...], mode: ModeRow) -> int:
     """How many rows the references give, every one checked and none kept; BodyError when there are none."""
     n = sum(1 for _ in training_rows(platform, refs, mode))
     if not n:
         field = refs[0][0] if refs else "dataset"
-        if mode == "SFT":
+        if not mode.records:
             raise BodyError(field, "the training data has no prompt/response pairs")
-        raise BodyError(field, f"the training data has no records; a {mode} run wants {train_formats.FORMATS[mode]}")
+        raise BodyError(field, f"the training data has no records; a {mode.name} run wants "
+                        f"{train_formats.wants(mode.name)}")
     return n
 
 
@@ -214,37 +230,28 @@ def continued_from(platform: Platform, task: Any, step: Any) -> Path | None:
         raise BodyError("incrementCheckpointStep", str(exc)) from None
 
 
-def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, Any],
-               refs: list[tuple[str, Any]], extra: dict[str, Any] | None = None,
-               split: tuple[str, Any] = ("splitRatio", None), hyper_field: str = "hyperParameterConfig",
-               init_adapter: Path | None = None, target: JobTarget | None = None,
-               ray_workers: int | None = None, train_mode: str | None = None,
-               eval_refs: list[tuple[str, Any]] | None = None, reward: Any = None) -> dict[str, Any]:
+def create_run(platform: Platform, container: dict[str, Any], ask: TrainAsk) -> dict[str, Any]:
     """Prepare the job dir (train file, the held-out eval file, spec.json: Contract 4) and queue the
-    run; ``split``: (its field, the percentage of rows held out for the evaluation loss), or
-    ``eval_refs``: the held-out rows' own files (OpenAI's ``validation_file``);
-    ``init_adapter``: the checkpoint an incremental run continues from; ``target``: a cluster (checked
-    by the route) that trains it instead of a local worker; ``train_mode``:
-    the run's mode (default: the container's), its data checked in that mode's format before anything is
-    written; ``reward``: a RFT run's reward source (:func:`rft_reward`)."""
-    if not refs:
-        raise BodyError("trainset", "at least one dataset is required")
-    mode = check_mode(train_mode or container.get("trainMode"))
+    run ``ask`` asks for in ``container``: its data checked in its mode's format before anything is written,
+    its rows held out by its split or read from its own held-out files, on a cluster when it names one."""
+    mode, hyper_field = ask.mode, ask.hyper_field
     if caps.reads_only_known(platform.settings.worker_command):
-        caps.check_known(hyper, hyper_field)
-    rl = rft_reward(reward, target) if mode == "RFT" else None
-    if mode != "SFT" and hyper.get("evalMetric") is not None:
-        raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode} run's checkpoints are scored "
-                        "by its own held-out measure")
+        caps.check_known(ask.run_hyper, hyper_field)
+    rl = rft_reward(ask.reward, ask.target) if mode.rewarded else None
+    if not mode.generation_metric and ask.hyper.get("evalMetric") is not None:
+        raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode.name} run's checkpoints are "
+                        "scored by its own held-out measure")
 
     # the data is read twice, a row at a time, and never held: once to check and count it (before anything
     # is written), once to write the run's files
+    refs, eval_refs = ask.data.train, ask.data.held_out
     n_rows = count_rows(platform, refs, mode)
-    seed = int(hyper.get("seed", 42))
+    seed = int(ask.hyper.get("seed", 42))
+    split = ask.data.split
     held = set() if eval_refs else set(held_out(n_rows, split_percent(split[1], split[0]), seed, split[0]))
     n_eval = count_rows(platform, eval_refs, mode) if eval_refs else len(held)
     n_train = n_rows - len(held)
-    hyper = check_checkpoint_options(hyper, hyper_field, n_eval)
+    hyper = check_checkpoint_options(ask.run_hyper, hyper_field, n_eval)
     model_path = (platform.settings.model_paths.get(str(container["model"]).lower())
                   or platform.registry.train_path(str(container["model"])))  # an added model's weights
     # sized before anything is written: an added base's weights, or a built-in base's GGUF
@@ -266,50 +273,51 @@ def create_run(platform: Platform, container: dict[str, Any], hyper: dict[str, A
         shutil.rmtree(job_dir, ignore_errors=True)
         raise
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode.name}
+    extra = dict(ask.extra)
     if rl is not None:
         spec["reward"] = rl.to_wire()
-        extra = {**(extra or {}), "rewardSource": "client" if rl.from_client else rl.describe()}
+        extra["rewardSource"] = "client" if rl.from_client else rl.describe()
     if n_eval:  # never trained on: the worker reads them only for the evaluation loss
         spec["eval_file"] = str(job_dir / "eval.jsonl")
-    spec.update(_where_from(model_path, init_adapter, target, ray_workers))
+    spec.update(_where_from(model_path, ask.init_adapter, ask.target, ask.ray_workers))
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": n_train,
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
-                                         "lossCurve": [], "evalRows": n_eval, "trainMode": mode,
+                                         "lossCurve": [], "evalRows": n_eval, "trainMode": mode.name,
                                          **({"evalLossCurve": []} if n_eval else {}),
-                                         **({"target": str(target)} if target else {}), **(extra or {})}, sid=sid)
+                                         **({"target": ask.target} if ask.target else {}), **extra}, sid=sid)
     platform.supervisor.submit(run["id"])
     log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], n_train, n_eval,
              container["model"])
     return get(platform, "runs", run["id"], "taskId")
 
 
-def _where_from(model_path: Path | None, init_adapter: Path | None, target: JobTarget | None,
+def _where_from(model_path: Path | None, init_adapter: str | None, target: str | None,
                 ray_workers: int | None) -> dict[str, Any]:
     """A spec's optional starting points: an added base's weights, the adapter it continues, its cluster."""
     return {**({"base_model_path": str(model_path)} if model_path is not None else {}),
-            **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
-            **({"target": str(target), "ray_workers": ray_workers or 1} if target else {})}
+            **({"init_adapter": init_adapter} if init_adapter is not None else {}),
+            **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
 
 
-def _line(row: dict[str, Any], mode: str) -> str:
+def _line(row: dict[str, Any], mode: ModeRow) -> str:
     """One row of a run's file: SFT's prompt/response pair (a ``system`` prompt kept), or another mode's
     record (already in its canonical form)."""
-    if mode == "SFT":
+    if not mode.records:
         row = {"prompt": row["prompt"], "response": row["response"],
                **({"system": row["system"]} if row.get("system") else {})}
     return json.dumps(row, ensure_ascii=False) + "\n"
 
 
-def _write_rows(path: Path, rows: Iterable[dict[str, Any]], mode: str) -> None:
+def _write_rows(path: Path, rows: Iterable[dict[str, Any]], mode: ModeRow) -> None:
     """``rows`` written a line at a time."""
     with open(path, "w", encoding="utf-8") as fh:
         fh.writelines(_line(row, mode) for row in rows)
 
 
-def _write_split(job_dir: Path, rows: Iterable[dict[str, Any]], held: set[int], mode: str) -> None:
+def _write_split(job_dir: Path, rows: Iterable[dict[str, Any]], held: set[int], mode: ModeRow) -> None:
     """``train.jsonl`` and (some held out) ``eval.jsonl``: the rows at the ``held`` indices go to the
     latter, a line at a time."""
     with contextlib.ExitStack() as files:
@@ -319,7 +327,7 @@ def _write_split(job_dir: Path, rows: Iterable[dict[str, Any]], held: set[int], 
             (kept if i in held else train).write(_line(row, mode))
 
 
-def rft_reward(raw: Any, target: JobTarget | None) -> RewardSpec:
+def rft_reward(raw: Any, target: str | None) -> RewardSpec:
     """A RFT run's reward source, checked: ``{"source": "client"}`` (the default: the user's function,
     in the user's process) or a declarative grader; BodyError naming ``reward``."""
     if target:

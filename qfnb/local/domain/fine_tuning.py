@@ -23,7 +23,8 @@ from qfnb.local.domain.values import BodyError
 from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
-from qfnb.protocol.console.training import defaults_for
+from qfnb.protocol.console.train_ask import TrainData
+from qfnb.protocol.console.train_modes import defaults_for
 from qfnb.protocol.wires.fine_tune_files import (
     CHAT,
     PREFERENCE,
@@ -257,13 +258,14 @@ def create_job(platform: Platform, body: dict[str, Any]) -> dict[str, Any]:
             "validation_file": checked[1][1]["sid"] if len(checked) > 1 else None, "method": kind,
             "suffix": suffix, "seed": seed, "metadata": metadata, "given": given,
             **({"grader": grader} if grader else {})}
-    reward: dict[str, Any] = {"reward": grader} if grader else {}  # the RFT run's grader, scored by its worker
     # the run (its data read, checked and written to its job dir) before its container: the run's insert is then
     # the store's first write, so a keyed create's transaction holds the store's lock only for the writes
     pending = {"id": None, "model": base, "trainMode": mode}
     try:
-        run = c.create_run(platform, pending, hyper, refs[:1], {"trainMode": mode, "peftType": "LoRA", "openai": info},
-                           eval_refs=refs[1:] or None, hyper_field="hyperparameters", **reward)
+        ask = c.train_ask(mode, base, TrainData(tuple(refs[:1]), held_out=tuple(refs[1:])), hyper,
+                          "hyperparameters", "method.type", reward=grader,  # a RFT run's grader, scored by its worker
+                          extra={"trainMode": mode, "peftType": "LoRA", "openai": info})
+        run = c.create_run(platform, pending, ask)
     except BodyError as exc:
         raise _in_openai_words(exc, hyper_field) if exc.field.startswith("hyperparameters.") else exc from None
     container = c.create_container(platform, name=suffix or f"openai-{kind}", base_model=base, base_field="model",
@@ -303,7 +305,8 @@ def _stamp(value: Any) -> int | None:
 
 def hyperparameters(run: dict[str, Any]) -> dict[str, Any]:
     hyper = run.get("hyper") or {}
-    defaults = defaults_for(MODES.get(run["openai"]["method"], "SFT"))  # the multiplier of the method's default
+    # the multiplier of the method's default on the run's base (None: the default mode's)
+    defaults = defaults_for(MODES.get(run["openai"]["method"]), run.get("baseModel"))
     out: dict[str, Any] = {"n_epochs": hyper.get("epoch", defaults["epoch"]),
                            "batch_size": hyper.get("batchSize", defaults["batchSize"]),
                            "learning_rate_multiplier": round(float(hyper.get("learningRate", defaults["learningRate"]))

@@ -4,7 +4,8 @@ create through every door (the v1 and v2 console, OpenAI's jobs) before anything
 
 - the hyperparameters it knows: the limited ones, the checkpoint options and the cloud's few it accepts and
   leaves aside; any other is refused naming it (a misspelt ``loraRnak`` would otherwise train on the default);
-- :data:`LOCAL_CAPS`: the steps, LoRA rank, checkpoints and sequence length one run may have here;
+- :data:`~qfnb.protocol.console.training.LOCAL_CAPS` (kept in the one table of hyperparameters): the steps, LoRA
+  rank, checkpoints and sequence length one run may have here;
 - the tokens of one step (``batchSize`` x ``maxSeqLen``) and the run's total steps (``maxSteps``, or
   ``epoch`` passes over its rows);
 - the adapters it will store (its checkpoints, the final one and a resume point) fit the free disk.

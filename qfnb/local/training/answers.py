@@ -52,21 +52,11 @@ def held_prompts(records: Sequence[Any], limit: int) -> list[HeldPrompt]:
     DPO pairs (the preferred answer), KTO items (a good answer, when one is labelled so), RFT prompts (a
     ``reference`` field, when given). Plain text (PostPretrain) has no prompt: none."""
     out: dict[tuple[tuple[tuple[str, str], ...], ...], HeldPrompt] = {}
-    reference: str | None
     for r in records:
-        if isinstance(r, Pair):
-            messages, reference = r.messages, r.chosen
-        elif isinstance(r, Judged):
-            messages, reference = r.messages, (r.answer if r.desirable else None)
-        elif isinstance(r, Example):
-            messages, reference = r.messages, r.answer
-        elif isinstance(r, PromptItem):
-            value = r.extra.get("reference")
-            messages, reference = r.messages, (value if isinstance(value, str) and value.strip() else None)
-        else:  # plain text (PostPretrain): no prompt
+        found = _prompt_of(r)
+        if found is None or not found[0]:
             continue
-        if not messages:
-            continue
+        messages, reference = found
         key = tuple(tuple(sorted(m.items())) for m in messages)
         known = out.get(key)
         if known is None:
@@ -76,6 +66,21 @@ def held_prompts(records: Sequence[Any], limit: int) -> list[HeldPrompt]:
         elif known.reference is None and reference is not None:
             out[key] = HeldPrompt(known.messages, reference)
     return list(out.values())
+
+
+def _prompt_of(record: Any) -> tuple[tuple[dict[str, str], ...], str | None] | None:
+    """A record's conversation up to its answer and its good answer (None: unknown), by the record's type;
+    None for a record with no prompt (plain text)."""
+    if isinstance(record, Pair):
+        return record.messages, record.chosen
+    if isinstance(record, Judged):
+        return record.messages, record.answer if record.desirable else None
+    if isinstance(record, Example):
+        return record.messages, record.answer
+    if isinstance(record, PromptItem):
+        reference = record.extra.get("reference")
+        return record.messages, reference if isinstance(reference, str) and reference.strip() else None
+    return None
 
 
 class AnswerSet:
@@ -193,8 +198,8 @@ class AnswersCollapsed(RuntimeError):
 
 
 def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dict[str, Any]],
-                  collapse: dict[str, Any] | None, metrics: dict[str, Any], *, mode: str, learning_rate: float,
-                  steps: int, beta: float | None = None) -> Path:
+                  collapse: dict[str, Any] | None, metrics: dict[str, Any], *, learning_rate: float, steps: int,
+                  beta: float | None = None) -> Path:
     """Save the adapter a run leaves (served, published) as ``job_dir/adapter``: the model as trained, or after a
     ``collapse`` (:func:`qfnb.protocol.console.checkpoints.collapse`, put in ``metrics``) the last checkpoint that
     still answered; :class:`AnswersCollapsed` saying what was seen and what to lower when none did."""
@@ -204,8 +209,8 @@ def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dic
     else:
         metrics["collapse"] = collapse
         if collapse["lastGoodStep"] is None:
-            raise AnswersCollapsed(ckpt.collapse_error(collapse, train_mode=mode, learning_rate=learning_rate,
-                                                       steps=steps, beta=beta))
+            raise AnswersCollapsed(ckpt.collapse_error(collapse, learning_rate=learning_rate, steps=steps,
+                                                       beta=beta))
         kept = next(c for c in checkpoints if c["step"] == collapse["lastGoodStep"])
         shutil.rmtree(adapter, ignore_errors=True)
         shutil.copytree(str(kept["path"]), adapter)

@@ -12,12 +12,14 @@ held-out score, behind one small interface (:class:`Mode`) the worker's loop dri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from qfnb.local.training import data, lora, pretrain
+from qfnb.local.training import data, lora, preference, pretrain
 from qfnb.local.training.evaluate import EvalSet
 from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.train_modes import MODE_TABLE
 
 if TYPE_CHECKING:
     from qfnb.local.training.spec import Hyper, WorkerSpec
@@ -38,7 +40,6 @@ class Scorer(Protocol):
 class Mode(Protocol):
     """What the worker's loop needs of a train mode."""
 
-    name: str
     #: the last step's extra figures for its progress line (a preference step's reward accuracy, ...)
     stats: dict[str, float]
 
@@ -88,7 +89,8 @@ class PerplexityScorer(LossScorer):
 class Supervised:
     """SFT: prompt/response pairs, the answer tokens learned."""
 
-    name = "SFT"
+    #: its held-out scorer
+    held_out: type[LossScorer] = LossScorer
 
     def __init__(self) -> None:
         self.stats: dict[str, float] = {}
@@ -110,8 +112,7 @@ class Supervised:
         self.pad_id = tok.pad_token_id
 
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
-        kind = PerplexityScorer if self.name == "PostPretrain" else LossScorer
-        return kind.build(rows, hyper.batch_size, self.pad_id, limit=limit)
+        return self.held_out.build(rows, hyper.batch_size, self.pad_id, limit=limit)
 
     def batch(self, model: Any, rows: Sequence[Any]) -> tuple[Any, ...]:
         return data.collate(rows, self.pad_id)
@@ -126,39 +127,34 @@ class Supervised:
 class PostPretrain(Supervised):
     """Continued pre-training: plain text packed into ``maxSeqLen`` blocks, every token learned."""
 
-    name = "PostPretrain"
+    held_out = PerplexityScorer
 
     def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
-        return _records(self.name, spec)
+        return _records(spec.train_mode, spec)
 
     def encode(self, tok: Any, records: Sequence[Any], hyper: Hyper) -> list[Any]:
         return pretrain.encode(tok, records, hyper.max_seq_len)
 
 
 class PreferenceMode:
-    """DPO or KTO (:mod:`qfnb.local.training.preference`)."""
+    """A preference mode: its rows (:func:`qfnb.local.training.preference.encode`), and the loss and held-out
+    score of its task class (:class:`~qfnb.local.training.preference.DPOTask`, ``KTOTask``...)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, task_class: type[preference.PreferenceTask]) -> None:
+        self.task_class = task_class
         self.stats: dict[str, float] = {}
         self.task: Any = None
 
     def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
-        return _records(self.name, spec)
+        return _records(spec.train_mode, spec)
 
     def encode(self, tok: Any, records: Sequence[Any], hyper: Hyper) -> list[Any]:
-        from qfnb.local.training import preference  # deferred: imports torch (the worker's parent does not)
-
         return preference.encode(tok, records, hyper.max_seq_len)
 
     def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
-        from qfnb.local.training import preference  # deferred: imports torch (the worker's parent does not)
-
-        self.task = preference.PreferenceTask(self.name, hyper, tok.pad_token_id)
+        self.task = self.task_class(hyper, tok.pad_token_id)
 
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
-        from qfnb.local.training import preference  # deferred: imports torch (the worker's parent does not)
-
         return preference.PreferenceScorer(self.task, list(rows)[:limit])
 
     def batch(self, model: Any, rows: Sequence[Any]) -> tuple[Any, ...]:
@@ -187,16 +183,18 @@ def _records(mode: str, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
         raise data.DataError(str(exc)) from None
 
 
+#: each stepped mode's class, under its name in :data:`~qfnb.protocol.console.train_modes.MODE_TABLE` (a
+#: rewarded mode has a loop of its own: :func:`qfnb.local.training.rft.train`); a new mode registers here
+TRAINERS: dict[str, Callable[[], Mode]] = {"SFT": Supervised, "PostPretrain": PostPretrain,
+                                           "DPO": partial(PreferenceMode, preference.DPOTask),
+                                           "KTO": partial(PreferenceMode, preference.KTOTask)}
+
+
 def mode_for(spec: WorkerSpec) -> Mode:
     """The :class:`Mode` that trains ``spec.train_mode``."""
-    name = spec.train_mode
-    if name == "SFT":
-        return Supervised()
-    if name == "PostPretrain":
-        return PostPretrain()
-    if name in ("DPO", "KTO"):
-        return PreferenceMode(name)
-    if name == "RFT":  # its steps sample, wait for rewards and score by generation: not a Mode
-        raise data.DataError("RFT runs are trained by qfnb.local.training.rft.train (the worker dispatches them "
-                             "before the modes)")
-    raise data.DataError(f"train_mode: unknown mode {name!r}")
+    trainer = TRAINERS.get(spec.train_mode)
+    if trainer is None:
+        raise data.DataError(f"train_mode: {spec.train_mode!r} has no stepped trainer here"
+                             + (" (a rewarded mode: qfnb.local.training.rft.train trains it)"
+                                if spec.train_mode in MODE_TABLE and MODE_TABLE[spec.train_mode].rewarded else ""))
+    return trainer()

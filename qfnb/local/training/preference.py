@@ -26,6 +26,8 @@ prefer; each measured in ``docs/train-modes.md``):
 - ``marginStop``: the run ends once the mean reward margin of the last training batches reaches it
   (:attr:`PreferenceTask.stop_reason`, which the worker's loop reads).
 
+These terms wrap each class's own objective (:meth:`PreferenceTask.terms`): a new preference loss gets them.
+
 Held out (:class:`PreferenceScorer`): ``valid_preference_accuracy`` (DPO: the share of pairs whose preferred
 answer gets the higher implied reward; KTO: the share of answers whose implied reward ``beta * logratio`` has
 the sign of their label) and ``valid_reward_margin`` (DPO: the mean of ``r_c - r_r``; KTO: the mean reward
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -153,13 +156,13 @@ def _mismatched(rows: Sequence[Encoded]) -> list[Encoded]:
 
 
 @dataclass
-class PreferenceTask:
-    """DPO or KTO training: each step's batch (with its reference log-probabilities) and loss."""
+class PreferenceTask(ABC):
+    """What DPO and KTO share: the rows' reference log-probabilities (the adapter off, once per row), the
+    step's loss on the policy's log-ratios and its held-out score. :class:`DPOTask` and :class:`KTOTask`
+    each say how their rows become tensors and what their objective is."""
 
-    mode: str
     hyper: Hyper
     pad_id: int
-    kl: float = 0.0  # KTO's last reference point, for a batch of one
     stats: dict[str, float] = field(default_factory=dict)  # the last step's rewards, for the progress line
     margins: list[float] = field(default_factory=list)  # each training step's mean reward margin
     stop_reason: str | None = None  # set once ``marginStop`` is reached: the worker's loop ends the run
@@ -167,31 +170,109 @@ class PreferenceTask:
     def references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         """Fill in the rows' reference log-probabilities that are not known yet."""
         todo = [r for r in rows if r.ref is None]
-        if not todo:
-            return
-        with _reference(model), _autocast():
-            if self.mode == "DPO":
-                pairs = [r for r in todo if isinstance(r, PairRow)]
-                logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
-                for i, p in enumerate(pairs):
-                    p.ref = (float(logps[i]), float(logps[len(pairs) + i]))
-            else:
-                items = [r for r in todo if isinstance(r, JudgedRow)]
-                logps = _logps(model, [j.row for j in items], self.pad_id)
-                for i, j in enumerate(items):
-                    j.ref = float(logps[i])
+        if todo:
+            with _reference(model), _autocast():
+                self.reference_logps(model, todo)
+
+    @abstractmethod
+    def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        """Compute the reference log-probabilities of ``rows`` (inside the reference's context)."""
+
+    @abstractmethod
+    def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
+        """The tensors of one step: ``(ids, mask, labels, reference log-probs, the objective's extra)``."""
+
+    @abstractmethod
+    def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The loss on the policy's log-ratios (``extra``: what :meth:`batch` put beside them) and its stats."""
+
+    @abstractmethod
+    def preferred_nll(self, logps: Tensor, lengths: Tensor, extra: Tensor) -> Tensor:
+        """The preferred answers' mean NLL per token (RPO's term)."""
+
+    @abstractmethod
+    def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
+        """The objective on held-out rows (their references known), no gradient."""
+
+    def terms(self, logps: Tensor, ref: Tensor, lengths: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The loss of a batch from its answers' log-probabilities (``logps``), the reference's (``ref``) and the
+        answers' token counts: :meth:`objective` with the anti-collapse terms the hyperparameters set
+        (``lengthNormalize``, ``rpoAlpha``; ``maxRewardMargin`` is the objective's own)."""
+        logratio = logps - ref
+        if self.hyper.length_normalize:
+            logratio = logratio / lengths
+        loss, stats = self.objective(logratio, extra)
+        nll = self.preferred_nll(logps, lengths, extra)
+        stats["chosen_nll"] = float(nll.detach())
+        if self.hyper.rpo_alpha > 0:
+            loss = loss + self.hyper.rpo_alpha * nll
+        return loss, stats
+
+    def loss(self, model: Any, ids: Tensor, mask: Tensor, labels: Tensor, ref: Tensor, extra: Tensor) -> Tensor:
+        """The batch's loss; :attr:`stop_reason` is set once the last two batches' mean reward margin reaches
+        ``marginStop``."""
+        logps = sequence_logps(model, ids, mask, labels)
+        loss, self.stats = self.terms(logps, ref.to(ids.device), _lengths(labels), extra)
+        self.margins.append(self.stats["reward_margin"])
+        stop = self.hyper.margin_stop
+        recent = self.margins[-2:]
+        if stop > 0 and self.stop_reason is None and len(recent) == 2 and sum(recent) / 2 >= stop:
+            self.stop_reason = (f"the reward margin of the last two batches ({sum(recent) / 2:.3g}) reached "
+                                f"marginStop={stop:g} at step {len(self.margins)}")
+        return loss
+
+
+class DPOTask(PreferenceTask):
+    """DPO: a pair's chosen and rejected answers, in one batch (the chosen ones first)."""
+
+    def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        pairs = _pairs(rows)
+        logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+        for i, p in enumerate(pairs):
+            p.ref = (float(logps[i]), float(logps[len(pairs) + i]))
 
     def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
-        """The tensors of one step: ``(ids, mask, labels, reference log-probs, labels/KL)``."""
         import torch
 
         self.references(model, rows)
-        if self.mode == "DPO":
-            pairs = [r for r in rows if isinstance(r, PairRow)]
-            ids, mask, labels = data.collate([p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
-            ref = torch.tensor([p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref])
-            return ids, mask, labels, ref, torch.zeros(0)
-        items = [r for r in rows if isinstance(r, JudgedRow)]
+        pairs = _pairs(rows)
+        ids, mask, labels = data.collate([p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+        return ids, mask, labels, _pair_refs(pairs), torch.zeros(0)
+
+    def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        return dpo_loss(logratio, self.hyper.beta, self.hyper.max_reward_margin)
+
+    def preferred_nll(self, logps: Tensor, lengths: Tensor, extra: Tensor) -> Tensor:
+        preferred = slice(0, logps.shape[0] // 2)
+        return -(logps[preferred] / lengths[preferred]).mean()
+
+    def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
+        import torch
+
+        pairs = _pairs(rows)
+        logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.pad_id)
+        lengths = [p.lengths[0] for p in pairs] + [p.lengths[1] for p in pairs]
+        return self.terms(torch.tensor(logps), _pair_refs(pairs), torch.tensor(lengths), torch.zeros(0))
+
+
+@dataclass
+class KTOTask(PreferenceTask):
+    """KTO: each answer on its own with its label, against a reference point estimated on the batch."""
+
+    kl: float = 0.0  # the last reference point, for a batch of one
+
+    def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        items = _judged(rows)
+        logps = _logps(model, [j.row for j in items], self.pad_id)
+        for i, j in enumerate(items):
+            j.ref = float(logps[i])
+
+    def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
+        """``extra``: the items' labels, then the reference point."""
+        import torch
+
+        self.references(model, rows)
+        items = _judged(rows)
         ids, mask, labels = data.collate([j.row for j in items], self.pad_id)
         ref = torch.tensor([j.ref for j in items if j.ref is not None])
         desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
@@ -199,7 +280,7 @@ class PreferenceTask:
         return ids, mask, labels, ref, torch.cat([desirable, torch.tensor([self.kl])])
 
     def _kl(self, model: Any, rows: list[Encoded]) -> float:
-        """KTO's reference point: the mean log-ratio of mismatched prompt/answer rows, no gradient, at least 0."""
+        """The reference point: the mean log-ratio of mismatched prompt/answer rows, no gradient, at least 0."""
         import torch
 
         ids, mask, labels = data.collate(_mismatched(rows), self.pad_id)
@@ -209,45 +290,43 @@ class PreferenceTask:
                 ref = sequence_logps(model, ids, mask, labels)
         return max(0.0, float((policy - ref).mean()))
 
-    def loss(self, model: Any, ids: Tensor, mask: Tensor, labels: Tensor, ref: Tensor, extra: Tensor) -> Tensor:
-        """The batch's DPO or KTO loss (``extra``: KTO's labels then its reference point)."""
-        logps = sequence_logps(model, ids, mask, labels)
-        loss, stats = objective(self.mode, logps, ref.to(ids.device), _lengths(labels), extra, self.hyper)
-        self.stats = stats
-        self.margins.append(stats["reward_margin"])
-        stop = self.hyper.margin_stop
-        recent = self.margins[-2:]
-        if stop > 0 and self.stop_reason is None and len(recent) == 2 and sum(recent) / 2 >= stop:
-            self.stop_reason = (f"the reward margin of the last two batches ({sum(recent) / 2:.3g}) reached "
-                                f"marginStop={stop:g} at step {len(self.margins)}")
-        return loss
+    def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
+        return kto_loss(logratio, extra[:-1] > 0.5, float(extra[-1]), self.hyper)
+
+    def preferred_nll(self, logps: Tensor, lengths: Tensor, extra: Tensor) -> Tensor:
+        """The good answers' (none: 0, with the batch's graph)."""
+        desirable = extra[:-1] > 0.5
+        return -(logps[desirable] / lengths[desirable]).mean() if bool(desirable.any()) else logps.sum() * 0
+
+    def held_out(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Tensor, dict[str, float]]:
+        import torch
+
+        items = _judged(rows)
+        logps = torch.tensor(_logps(model, [j.row for j in items], self.pad_id))
+        ref = torch.tensor([j.ref for j in items if j.ref is not None])
+        desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
+        return self.terms(logps, ref, torch.tensor([j.length for j in items]),
+                          torch.cat([desirable, torch.tensor([self.kl])]))
+
+
+def _pairs(rows: Sequence[PairRow | JudgedRow]) -> list[PairRow]:
+    return [r for r in rows if isinstance(r, PairRow)]
+
+
+def _judged(rows: Sequence[PairRow | JudgedRow]) -> list[JudgedRow]:
+    return [r for r in rows if isinstance(r, JudgedRow)]
+
+
+def _pair_refs(pairs: Sequence[PairRow]) -> Tensor:
+    """The pairs' reference log-probabilities: the chosen answers', then the rejected ones'."""
+    import torch
+
+    return torch.tensor([p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref])
 
 
 def _lengths(labels: Tensor) -> Tensor:
     """Each row's labelled (answer) tokens, as :func:`sequence_logps` counts them."""
     return (labels[:, 1:] != data.IGNORE).sum(1).clamp(min=1)
-
-
-def objective(mode: str, logps: Tensor, ref: Tensor, lengths: Tensor, extra: Tensor,
-              hyper: Hyper) -> tuple[Tensor, dict[str, float]]:
-    """The DPO or KTO loss of a batch from its answers' log-probabilities (``logps``: DPO's preferred answers,
-    then the rejected ones), the reference's (``ref``) and the answers' token counts, with the anti-collapse
-    terms ``hyper`` sets (``lengthNormalize``, ``maxRewardMargin``, ``rpoAlpha``)."""
-    logratio = logps - ref
-    if hyper.length_normalize:
-        logratio = logratio / lengths
-    if mode == "DPO":
-        loss, stats = dpo_loss(logratio, hyper.beta, hyper.max_reward_margin)
-        preferred = slice(0, logps.shape[0] // 2)
-        nll = -(logps[preferred] / lengths[preferred]).mean()
-    else:
-        desirable = extra[:-1] > 0.5
-        loss, stats = kto_loss(logratio, desirable, float(extra[-1]), hyper)
-        nll = -(logps[desirable] / lengths[desirable]).mean() if bool(desirable.any()) else logps.sum() * 0
-    stats["chosen_nll"] = float(nll.detach())
-    if hyper.rpo_alpha > 0:
-        loss = loss + hyper.rpo_alpha * nll
-    return loss, stats
 
 
 def dpo_loss(logratio: Tensor, beta: float, max_margin: float = 0.0) -> tuple[Tensor, dict[str, float]]:
@@ -321,20 +400,7 @@ class PreferenceScorer:
         try:
             self.task.references(model, self.rows)
             with torch.no_grad(), _autocast():
-                if self.task.mode == "DPO":
-                    pairs = [r for r in self.rows if isinstance(r, PairRow)]
-                    logps = _logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs], self.task.pad_id)
-                    ref = [p.ref[0] for p in pairs if p.ref] + [p.ref[1] for p in pairs if p.ref]
-                    lengths = [p.lengths[0] for p in pairs] + [p.lengths[1] for p in pairs]
-                    extra = torch.zeros(1)
-                else:
-                    items = [r for r in self.rows if isinstance(r, JudgedRow)]
-                    logps = _logps(model, [j.row for j in items], self.task.pad_id)
-                    ref = [j.ref for j in items if j.ref is not None]
-                    lengths = [j.length for j in items]
-                    extra = torch.tensor([1.0 if j.desirable else 0.0 for j in items] + [self.task.kl])
-                loss, stats = objective(self.task.mode, torch.tensor(logps), torch.tensor(ref),
-                                        torch.tensor(lengths), extra, self.task.hyper)
+                loss, stats = self.task.held_out(model, self.rows)
         finally:
             if was_training:
                 model.train()

@@ -421,7 +421,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     _summarise(metrics, run, total, train_seconds, exchange)
     if trainer.answers is not None:
         metrics.update(answers.summary(trainer.answers))
-    return run.status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics, mode="RFT",
+    return run.status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
                                              learning_rate=hyper.learning_rate, steps=total)
 
 

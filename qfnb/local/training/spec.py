@@ -11,7 +11,7 @@ from typing import Any
 
 from qfnb.protocol.console.checkpoints import DEFAULT_PATIENCE, METRICS
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
-from qfnb.protocol.console.train_formats import train_mode
+from qfnb.protocol.console.train_modes import MODE_TABLE, train_mode
 from qfnb.protocol.console.training import DEFAULTS, FLAGS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
 
 
@@ -45,7 +45,7 @@ class Hyper:
     desirable_weight: float = PREFERENCE_DEFAULTS["desirableWeight"]  # KTO: weight of the good answers' loss
     undesirable_weight: float = PREFERENCE_DEFAULTS["undesirableWeight"]  # KTO: weight of the bad answers'
     # against collapse (qfnb.local.training.preference); off here, the console fills in the measured defaults
-    # (qfnb.protocol.console.training.defaults_for)
+    # (qfnb.protocol.console.train_modes.defaults_for)
     rpo_alpha: float = 0.0  # weight of the preferred answers' per-token NLL added to the DPO/KTO loss
     max_reward_margin: float = 0.0  # a pair's (an answer's) reward margin beyond which it is no longer pushed; 0: none
     margin_stop: float = 0.0  # the training batches' mean reward margin that ends the run; 0: never
@@ -145,7 +145,7 @@ def parse_spec(raw: Any) -> WorkerSpec:
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     return WorkerSpec(
-        reward=_reward(raw.get("reward")) if mode == "RFT" else None,
+        reward=_reward(raw.get("reward")) if MODE_TABLE[mode].rewarded else None,
         train_mode=mode,
         base_model=base,
         train_file=Path(train_file),

@@ -42,6 +42,7 @@ from qfnb.local.training import answers, data, distributed, lora, modes, resume,
 from qfnb.local.training.evaluate import MetricSet, budget_rows, every
 from qfnb.local.training.spec import load_spec
 from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.protocol.console.train_modes import MODE_TABLE
 from qfnb.protocol.platform.files import write_private_json
 
 log = logging.getLogger("qfnb.local.training")
@@ -80,7 +81,8 @@ def run(job_dir: Path, stop: _StopFlag | None = None) -> dict[str, Any]:
 
 def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str, Path]:
     spec = load_spec(job_dir)
-    if spec.train_mode == "RFT":  # group-relative policy optimisation with a reward: a loop of its own
+    row = MODE_TABLE[spec.train_mode]
+    if row.rewarded:  # group-relative policy optimisation with a reward: a loop of its own
         return rft.train(job_dir, spec, stop, metrics)
     hyper = spec.hyper
     mode = modes.mode_for(spec)
@@ -102,7 +104,7 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     points = (len(ckpt.checkpoint_steps(total, hyper.checkpoints))
               or math.ceil(total / every(total, hyper.logging_steps)))
     metric = (MetricSet(hyper.eval_metric, held[:hyper.eval_metric_items], tok)
-              if held and hyper.eval_metric and hyper.checkpoints and mode.name == "SFT" else None)
+              if held and hyper.eval_metric and hyper.checkpoints and row.generation_metric else None)
     model = lora.with_lora(model, hyper, spec.init_adapter)
     answer_set = _answer_set(job_dir, model, tok, held, hyper, metric is None)
     mode.start(model, tok, hyper)
@@ -113,14 +115,14 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     trainable = [p for p in model.parameters() if p.requires_grad]
     metrics["trainable_params"] = sum(p.numel() for p in trainable)
     metrics["examples"] = len(encoded)
-    if mode.name != "SFT":
-        metrics["train_mode"] = mode.name
+    if not row.default:
+        metrics["train_mode"] = row.name
     if group.world > 1:
         metrics.update(workers=group.world, examples_per_worker=len(rows))
-    if evals is not None and mode.name == "PostPretrain":  # the base's held-out perplexity, to compare with
+    if evals is not None and "valid_perplexity" in row.scores:  # the base's, to compare the run's with
         metrics["base_valid_perplexity"] = round(evals.score(model)["valid_perplexity"], 4)
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
-    log.info("training %s (%s): %d examples (%d held out), %d steps", spec.base_model, mode.name, len(rows),
+    log.info("training %s (%s): %d examples (%d held out), %d steps", spec.base_model, row.name, len(rows),
              len(held), total)
     _phase(job_dir, f"data tokenised ({len(rows)} examples"
            + (f", {len(held)} held out for the evaluation loss" if held else "")
@@ -160,9 +162,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
         metrics.update(early_stopped_at=step, **({"stopped_by": run.stopped_by} if run.stopped_by else {}))
     if run.resume_points:
         metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
-    return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics, mode=mode.name,
+    return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
                                          learning_rate=hyper.learning_rate, steps=total,
-                                         beta=hyper.beta if mode.name in ("DPO", "KTO") else None)
+                                         beta=hyper.beta if "beta" in row.hyper else None)
 
 
 def _answer_set(job_dir: Path, model: Any, tok: Any, held: list[Any], hyper: Any,

@@ -26,6 +26,7 @@ from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.checkpoints import DEFAULT_CHECKPOINTS
+from qfnb.protocol.console.train_modes import MODE_TABLE
 from qfnb.protocol.platform.daemon import default_data_dir
 from qfnb.protocol.platform.files import write_private_json
 from qfnb.resources.safe_html import clean, escape
@@ -33,8 +34,8 @@ from qfnb.trainer.configs import TrainConfig
 
 log = logging.getLogger("qfnb.notebook.training.launcher")
 
-#: the train modes the form offers (RFT takes a reward function: ``%qftrain --mode RFT --reward``)
-LAUNCHER_MODES = tuple(m for m in train_formats.MODES if m != "RFT")
+#: the train modes the form offers (a rewarded one takes a reward function: ``%qftrain --mode RFT --reward``)
+LAUNCHER_MODES = tuple(m.name for m in MODE_TABLE.values() if not m.rewarded)
 #: the launcher's validation split: ``TrainConfig.trainset_rate``'s default (the official SDK's 20)
 DEFAULT_EVAL_SPLIT = int(TrainConfig.model_fields["trainset_rate"].default)
 
@@ -323,7 +324,7 @@ class FinetuneLauncher(VBox):
         line = f"%qftrain --base {base} --dataset {data}"
         if self.name.value.strip():
             line += f" --name {shlex.quote(self.name.value.strip())}"
-        if self.mode.value != "SFT":
+        if not MODE_TABLE[self.mode.value].default:
             line += f" --mode {self.mode.value}"
         line += f" --epochs {self.epochs.value} --batch-size {self.batch_size.value} --lr {self.lr.value:.1e}"
         line += f" --eval-split {self.eval_split.value} --checkpoints {self.checkpoints.value}"

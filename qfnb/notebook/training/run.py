@@ -31,6 +31,7 @@ from qfnb.notebook.training.dashboard import Trained, TrainingDashboard
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.checkpoints import METRICS
 from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
+from qfnb.protocol.console.train_modes import MODE_TABLE, REWARDED, mode_row
 from qfnb.protocol.console.training import LIMITS, hyper_problem
 from qfnb.resources.targets import JobTarget, parse_target
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
@@ -99,20 +100,23 @@ class TrainSpec(TrainOptions):
                 raise ValueError(f"{option.label} {problem}")
 
     def _check_mode(self) -> None:
-        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's, ``--beta`` DPO's
-        and KTO's."""
+        """``--mode`` as the platform spells it (SFT when not given); ``--eval-metric`` is SFT's, ``--beta`` a mode's
+        whose row takes it."""
         object.__setattr__(self, "mode", train_formats.train_mode(self.mode, "--mode"))
-        if self.beta is not None and self.mode not in ("DPO", "KTO"):
-            raise ValueError(f"--beta is DPO's and KTO's (how close the tuned model stays to the base), not "
+        row = mode_row(self.mode)
+        if self.beta is not None and "beta" not in row.hyper:
+            takers = " and ".join(f"{m.name}'s" for m in MODE_TABLE.values() if "beta" in m.hyper)
+            raise ValueError(f"--beta is {takers} (how close the tuned model stays to the base), not "
                              f"{self.mode}'s")
-        if self.eval_metric is not None and self.mode != "SFT":
+        if self.eval_metric is not None and not row.generation_metric:
             raise ValueError(f"--eval-metric scores SFT answers; a {self.mode} run's checkpoints are scored by "
                              "its own held-out measure")
 
     def _check_reward(self) -> None:
-        if (self.mode == "RFT") != (self.reward is not None):
-            raise ValueError("--mode RFT needs --reward module:function (the reward of the sampled answers)"
-                             if self.reward is None else f"--reward is for --mode RFT, not {self.mode}")
+        if mode_row(self.mode).rewarded != (self.reward is not None):
+            raise ValueError(f"--mode {self.mode} needs --reward module:function (the reward of the sampled answers)"
+                             if self.reward is None else f"--reward is for --mode {' or '.join(REWARDED)}, "
+                             f"not {self.mode}")
 
     @classmethod
     def from_args(cls, args: TrainArgs, *, eval_metric: str | Callable[..., Any] | None,
@@ -149,7 +153,8 @@ class TrainSpec(TrainOptions):
 
     @property
     def title(self) -> str:
-        what = f"{self.base} ← {Path(self.dataset).name}" + (f" ({self.mode})" if self.mode != "SFT" else "")
+        what = f"{self.base} ← {Path(self.dataset).name}"
+        what += "" if mode_row(self.mode).default else f" ({self.mode})"
         return f"{self.name} · {what}" if self.name else what
 
 
@@ -170,14 +175,19 @@ class Finetune(Trained, Protocol):
     def stop(self) -> object: ...
 
 
-TrainerFactory = Callable[[TrainSpec, Any], Finetune]
+class _ForecastSlot(Protocol):
+    forecast_tokens: int | None
 
 
 @runtime_checkable
 class HoldsForecast(Protocol):
-    """A trainer whose training step holds a forecast against the budget (``LLMFinetune``'s ``train_action``)."""
+    """A fine-tune whose run holds a forecast against the budget at create (``LLMFinetune``: its
+    ``TrainAction``'s ``forecast_tokens``)."""
 
-    train_action: Any
+    train_action: _ForecastSlot
+
+
+TrainerFactory = Callable[[TrainSpec, Any], Finetune]
 
 
 def default_trainer(spec: TrainSpec, event_handler: Any) -> LLMFinetune:

@@ -134,15 +134,14 @@ def collapse(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
             "example": example, "lastGoodStep": None if good is None else int(good["step"])}
 
 
-def collapse_error(found: Mapping[str, Any], *, train_mode: str, learning_rate: float, steps: int,
-                   beta: float | None = None) -> str:
+def collapse_error(found: Mapping[str, Any], *, learning_rate: float, steps: int, beta: float | None = None) -> str:
     """A run whose every checkpoint collapsed, in words: what was seen (``found``: :func:`collapse`'s) and what to
-    lower."""
+    lower (``beta``: the run's, given when its mode's row takes one)."""
     rate = found.get("rate")
     seen = f"{rate:.0%} of held-out answers degenerate" if isinstance(rate, int | float) else "degenerate answers"
     fix = f"lower learningRate (now {learning_rate:g}) or the steps/epochs (now {steps} steps)"
-    if train_mode in ("DPO", "KTO"):
-        fix += f", or raise beta (now {beta:g})" if beta is not None else ", or raise beta"
+    if beta is not None:
+        fix += f", or raise beta (now {beta:g})"
     return (f"the model's answers collapsed from step {found['step']}, its first checkpoint: {seen}"
             + (f" ({found['seen']})" if found.get("seen") else "")
             + (f", e.g. {str(found['example'])[:120]!r}" if found.get("example") is not None

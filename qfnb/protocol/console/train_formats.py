@@ -22,29 +22,22 @@ record in the canonical form (TRL's field names) that :func:`parse_item` reads b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qfnb.protocol.bounded_jsonl import MAX_FILE_BYTES, LineProblem, file_lines, loads_line
+from qfnb.protocol.console import train_modes
 
 __all__ = ["FORMATS", "MODES", "FormatError", "Judged", "Pair", "PromptItem", "Record", "Text", "looks_like",
            "parse_file", "parse_item", "parse_lines", "to_wire", "train_mode", "wants"]
 
-#: the train modes, as the platform spells them
-MODES = ("SFT", "PostPretrain", "DPO", "KTO", "RFT")
-
+#: the train modes, as the platform spells them (the table's names)
+MODES = train_modes.MODES
 #: what each mode's data looks like, in words
-FORMATS: dict[str, str] = {
-    "SFT": 'prompt/response turns: [{"prompt": "...", "response": [["..."]]}]',
-    "PostPretrain": 'plain text: a .txt file, or JSONL lines {"text": "..."}',
-    "DPO": 'prompt + chosen + rejected: [{"prompt": "...", "chosen": "...", "rejected": "..."}], or OpenAI\'s '
-           '{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}',
-    "KTO": 'prompt + chosen, or prompt + rejected: [{"prompt": "...", "chosen": "..."}], or '
-           '{"prompt": "...", "completion": "...", "label": true}',
-    "RFT": 'prompts: {"prompt": "..."} lines (other fields go to the reward), or SFT data (answers ignored)',
-}
+FORMATS: dict[str, str] = {m.name: m.data for m in train_modes.MODE_TABLE.values()}
+train_mode = train_modes.train_mode
 
 Message = dict[str, str]
 
@@ -91,20 +84,9 @@ class PromptItem:
 Record = Pair | Judged | Text | PromptItem
 
 
-def train_mode(value: Any, name: str = "train_mode") -> str:
-    """The mode ``value`` names (a string in any case, ``post_pretrain`` too, or ``TrainMode``);
-    ValueError naming ``name`` and the modes."""
-    text = str(getattr(value, "value", value) if value is not None else "SFT")
-    key = text.replace("_", "").replace("-", "").lower()
-    for mode in MODES:
-        if mode.lower() == key:
-            return mode
-    raise ValueError(f"{name}: must be one of {', '.join(MODES)}, got {value!r}")
-
-
 def wants(mode: str) -> str:
     """What ``mode``'s data looks like, in words."""
-    return FORMATS[train_mode(mode)]
+    return train_modes.mode_row(mode).data
 
 
 # ---- recognising a line -------------------------------------------------------------------------
@@ -232,7 +214,7 @@ def _history(turns: list[dict[str, Any]], where: str) -> list[Message]:
 def _refuse(mode: str, obj: Any, where: str) -> FormatError:
     seen = looks_like(obj)
     said = f"looks like {seen} data" if seen else "is not a recognised training record"
-    return FormatError(f"{where}: {said}; {mode} wants {FORMATS[mode]}")
+    return FormatError(f"{where}: {said}; {mode} wants {wants(mode)}")
 
 
 def _openai_pair(obj: dict[str, Any], where: str) -> Pair:
@@ -312,25 +294,35 @@ def _answer(turn: dict[str, Any], where: str) -> str | None:
 def parse_item(mode: str, obj: Any, where: str) -> list[Record]:
     """The records one JSON value gives in ``mode`` (a KTO pair gives two); FormatError naming ``where``
     (e.g. ``"line 3"``) and the field, or what format the value looks like when it is another mode's."""
-    mode = train_mode(mode)
-    obj = _single(obj)
-    found: list[Record] | None = None
-    if mode == "DPO":
-        pair = _pair(obj, where)
-        found = None if pair is None else [pair]
-    elif mode == "KTO":
-        found = list(_judged(obj, where) or []) or None
-    elif mode == "PostPretrain":
-        if isinstance(obj, dict) and "text" in obj and looks_like(obj) == "PostPretrain plain text (text)":
-            found = [Text(_text(obj["text"], where, "text"))]
-    elif mode == "RFT":
-        item = _prompt(obj, where)
-        found = None if item is None else [item]
-    else:
-        raise FormatError(f"{where}: SFT data is read by the SFT loader, not parse_item")
+    row = train_modes.mode_row(mode)
+    mode, obj = row.name, _single(obj)
+    if row.reads == "turns":
+        raise FormatError(f"{where}: {mode} data is read by the SFT loader, not parse_item")
+    found = _READERS[row.reads](obj, where)
     if found is None:
         raise _refuse(mode, obj, where)
     return found
+
+
+def _texts(obj: Any, where: str) -> list[Record] | None:
+    if isinstance(obj, dict) and "text" in obj and looks_like(obj) == "PostPretrain plain text (text)":
+        return [Text(_text(obj["text"], where, "text"))]
+    return None
+
+
+def _one(read: Callable[[Any, str], Record | None]) -> Callable[[Any, str], list[Record] | None]:
+    """``read``'s one record as a list."""
+    def records(obj: Any, where: str) -> list[Record] | None:
+        found = read(obj, where)
+        return None if found is None else [found]
+    return records
+
+
+#: each kind of data (:data:`qfnb.protocol.console.train_modes.Reads`): the records one JSON value gives, or
+#: None when the value is not of that kind
+_READERS: dict[str, Callable[[Any, str], list[Record] | None]] = {
+    "pairs": _one(_pair), "judged": lambda obj, where: list(_judged(obj, where) or []) or None, "texts": _texts,
+    "prompts": _one(_prompt)}
 
 
 def json_lines(lines: Iterable[str], name: str = "train_file") -> Iterator[tuple[str, Any]]:
@@ -351,7 +343,7 @@ def parse_lines(mode: str, lines: Iterable[str], name: str = "train_file") -> li
     for where, obj in json_lines(lines, name):
         out.extend(parse_item(mode, obj, where))
     if not out:
-        raise FormatError(f"{name}: no records (a {train_mode(mode)} run wants {FORMATS[train_mode(mode)]})")
+        raise FormatError(f"{name}: no records (a {train_mode(mode)} run wants {wants(mode)})")
     return out
 
 
@@ -378,9 +370,9 @@ def parse_file(mode: str, path: Path, name: str = "train_file") -> list[Record]:
     except FileNotFoundError:
         raise FormatError(f"{name}: {path} not found") from None
     if path.suffix.lower() == ".txt":
-        if train_mode(mode) != "PostPretrain":
+        if not train_modes.mode_row(mode).packed:
             raise FormatError(f"{name}: a .txt file is plain text (PostPretrain data); "
-                              f"{train_mode(mode)} wants {FORMATS[train_mode(mode)]}")
+                              f"{train_mode(mode)} wants {wants(mode)}")
         chunks = text_chunks(content)
         if not chunks:
             raise FormatError(f"{name}: {path.name} is empty")

@@ -14,8 +14,8 @@ from typing import Any
 
 from qfnb.protocol.limits import LOCAL_CONTEXT_TOKENS
 
-__all__ = ["DEFAULTS", "FLAGS", "LIMITS", "LOCAL_CAPS", "MODE_DEFAULTS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS",
-           "TRAINED_TOKEN_KEYS", "Limit", "defaults_for", "hyper_problem"]
+__all__ = ["DEFAULTS", "FLAGS", "LIMITS", "LOCAL_CAPS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS",
+           "Limit", "hyper_problem"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
 #: client's ledger row and the platform's /metrics read the same keys
@@ -82,13 +82,15 @@ LIMITS: dict[str, Limit] = {
 FLAGS = frozenset({"lengthNormalize"})
 
 
-#: the most one run may ask on the local platform (2 CPU cores, one local disk); :data:`LIMITS` are the cloud's
+#: the most one run may ask of qfnb's local platform (2 CPU cores, one local disk; its checks:
+#: ``qfnb.local.domain.training_caps``); :data:`LIMITS` are the cloud's ranges
 LOCAL_CAPS: dict[str, int] = {
-    "maxSteps": 20_000,  # a tiny base's step takes ~0.2 s here: a day's training
+    "maxSteps": 20_000,  # a tiny base's step takes ~0.2 s there: a day's training
     "loraRank": 64,  # rank 1024 made a 927 MiB adapter of the platform's base
     "checkpoints": 20,
     "maxSeqLen": LOCAL_CONTEXT_TOKENS,  # the served models' context
 }
+
 
 #: what a run gets for a hyperparameter its request leaves out (the console fills these in)
 DEFAULTS: dict[str, int | float] = {"epoch": 1, "learningRate": 1e-3, "batchSize": 4, "maxSeqLen": 256,
@@ -100,34 +102,6 @@ PREFERENCE_DEFAULTS: dict[str, float] = {"beta": 0.1, "desirableWeight": 1.0, "u
 
 #: what a RFT run gets for its own hyperparameters when the request leaves them out
 RFT_DEFAULTS: dict[str, int | float] = {"groupSize": 4, "maxNewTokens": 48, "temperature": 1.0, "klCoef": 0.04}
-
-
-#: a mode's defaults where they differ from :data:`DEFAULTS` (and the preference and RFT tables), per base:
-#: ``"*"`` for every base, then a base's own (the lower-cased start of its name, e.g. ``"gemma-3-270m"``).
-#: Chosen by measurement (``bench/preference_quality.py``, figures in ``docs/train-modes.md``): with nothing
-#: set, a run on a few dozen preference pairs adopts the preference without collapsing into a repeated marker.
-MODE_DEFAULTS: dict[str, dict[str, dict[str, int | float | bool]]] = {
-    "DPO": {"*": {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}},
-    "KTO": {"*": {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}},
-    "RFT": {"*": {"learningRate": 5e-4, "tieResamples": 2, "warmStartSteps": 4}},
-    "PostPretrain": {"*": {"learningRate": 1e-3}},
-}
-
-
-def defaults_for(mode: str = "SFT", base: str | None = None) -> dict[str, int | float | bool]:
-    """What a ``mode`` run on ``base`` gets for each hyperparameter its request leaves out."""
-    out: dict[str, int | float | bool] = dict(DEFAULTS)
-    if mode in ("DPO", "KTO"):
-        out.update({k: v for k, v in PREFERENCE_DEFAULTS.items() if mode == "KTO" or not k.endswith("irableWeight")})
-    if mode == "RFT":
-        out.update(RFT_DEFAULTS)
-    table = MODE_DEFAULTS.get(mode, {})
-    out.update(table.get("*", {}))
-    name = (base or "").lower()
-    for prefix, values in table.items():
-        if prefix != "*" and name.startswith(prefix):
-            out.update(values)
-    return out
 
 
 def hyper_problem(name: str, value: Any) -> str | None:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason
 
 torch = pytest.importorskip("torch")
 
-from qfnb.local.training.preference import objective  # noqa: E402
+from qfnb.local.training.preference import DPOTask, KTOTask  # noqa: E402
 from qfnb.local.training.spec import Hyper  # noqa: E402
 
 # two pairs: the preferred answers' log-probabilities, then the rejected ones'; the reference's; token counts
@@ -29,8 +29,8 @@ def _sig(x: float) -> float:
 
 
 def _dpo(hyper: Hyper, logps: list[float] = LOGPS) -> tuple[float, dict[str, float]]:
-    loss, stats = objective("DPO", torch.tensor(logps), torch.tensor(REF), torch.tensor(LENGTHS),
-                            torch.zeros(1), hyper)
+    loss, stats = DPOTask(hyper, pad_id=0).terms(torch.tensor(logps), torch.tensor(REF), torch.tensor(LENGTHS),
+                                                  torch.zeros(1))
     return float(loss), stats
 
 
@@ -59,8 +59,8 @@ def test_length_normalisation_compares_log_ratios_per_answer_token() -> None:
 
 def test_the_margin_cap_stops_pushing_a_pair_already_past_it() -> None:
     logps = torch.tensor(LOGPS, requires_grad=True)
-    loss, _ = objective("DPO", logps, torch.tensor(REF), torch.tensor(LENGTHS), torch.zeros(1),
-                        Hyper(beta=1.0, max_reward_margin=3.0))
+    loss, _ = DPOTask(Hyper(beta=1.0, max_reward_margin=3.0), pad_id=0).terms(
+        logps, torch.tensor(REF), torch.tensor(LENGTHS), torch.zeros(1))
     loss.backward()  # type: ignore[no-untyped-call]
     # pair 1's margin is 2.0 (under the cap: pushed), pair 2's 10.5 (past it: counted as 3, no gradient)
     assert float(loss.detach()) == pytest.approx((-math.log(_sig(2.0)) - math.log(_sig(3.0))) / 2, rel=1e-5)
@@ -72,7 +72,7 @@ def test_kto_caps_each_answers_reward_and_takes_the_nll_of_the_good_answers_only
     logps, ref, lengths = torch.tensor([-2.0, -9.0, -3.0]), torch.tensor([-4.0, -5.0, -3.5]), torch.tensor([2, 3, 1])
     extra = torch.tensor([1.0, 0.0, 1.0, 0.5])  # good, bad, good; the reference point z0 = 0.5
     hyper = Hyper(beta=1.0, max_reward_margin=1.0, rpo_alpha=1.0)
-    loss, stats = objective("KTO", logps, ref, lengths, extra, hyper)
+    loss, stats = KTOTask(hyper, pad_id=0).terms(logps, ref, lengths, extra)
     rewards = [min(1.0, 2.0 - 0.5), min(1.0, 0.5 - (-4.0)), min(1.0, 0.5 - 0.5)]  # good: r - z0; bad: z0 - r
     kto = sum(1 - _sig(r) for r in rewards) / 3
     nll = (2 / 2 + 3 / 1) / 2

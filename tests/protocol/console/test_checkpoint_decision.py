@@ -85,11 +85,11 @@ def test_a_collapse_names_the_step_it_began_and_the_last_checkpoint_that_answere
     assert ck.collapse([*saved[:2], _judged(12, 1.0, 0.0, False)]) is None
     every = ck.collapse([_judged(4, 1.0, 1.0, True, "[T#1][T#1][T#1]")])
     assert every is not None and every["lastGoodStep"] is None
-    message = ck.collapse_error(every, train_mode="DPO", learning_rate=5e-4, steps=30, beta=0.1)
+    message = ck.collapse_error(every, learning_rate=5e-4, steps=30, beta=0.1)
     assert "from step 4" in message and "100% of held-out answers degenerate" in message
     assert "'[T#1][T#1][T#1]'" in message
     assert "lower learningRate (now 0.0005)" in message and "30 steps" in message and "raise beta (now 0.1)" in message
-    assert "beta" not in ck.collapse_error(every, train_mode="SFT", learning_rate=1e-4, steps=8)
+    assert "beta" not in ck.collapse_error(every, learning_rate=1e-4, steps=8)
 
 
 def test_a_checkpoint_is_judged_beside_the_base_answers() -> None:

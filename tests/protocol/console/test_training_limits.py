@@ -113,14 +113,28 @@ def test_a_run_that_sets_nothing_gets_its_modes_measured_defaults() -> None:
     its own learning rate; an OpenAI ``learning_rate_multiplier`` scales the method's default."""
     from qfnb.local.domain import fine_tuning
     from qfnb.local.domain.console import check_hyper
-    from qfnb.protocol.console.training import DEFAULTS, MODE_DEFAULTS, defaults_for
+    from qfnb.protocol.console.train_modes import defaults_for
+    from qfnb.protocol.console.training import DEFAULTS
 
     dpo = check_hyper(None, "hyperParameterConfig", "DPO", "Gemma-3-270M")
     assert dpo == defaults_for("DPO", "Gemma-3-270M")
-    for key, value in MODE_DEFAULTS["DPO"]["*"].items():
-        assert defaults_for("DPO")[key] == value
+    measured = {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}
+    assert {k: dpo[k] for k in measured} == measured
     assert "desirableWeight" not in dpo and "desirableWeight" in defaults_for("KTO")
     assert "groupSize" in defaults_for("RFT") and "beta" not in defaults_for("RFT")
     assert check_hyper(None, "h", "SFT") == DEFAULTS  # SFT unchanged
     doubled = fine_tuning._hyper("dpo", {"learning_rate_multiplier": 2}, "h", 42, "Gemma-3-270M")
     assert doubled["learningRate"] == pytest.approx(2 * float(dpo["learningRate"]))
+
+
+def test_a_bases_own_defaults_lie_over_its_modes_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row's ``per_base`` entry (the lower-cased start of a base's name) wins over the row's defaults for that
+    base only, through every door's ``defaults_for``."""
+    import dataclasses
+
+    from qfnb.protocol.console.train_modes import MODE_TABLE, defaults_for
+
+    row = dataclasses.replace(MODE_TABLE["DPO"], per_base={"gemma-3-270m": {"beta": 0.25}})
+    monkeypatch.setitem(MODE_TABLE, "DPO", row)
+    assert defaults_for("dpo", "Gemma-3-270M-it")["beta"] == 0.25
+    assert defaults_for("DPO", "tiny-chat")["beta"] == 0.1 and defaults_for("DPO")["beta"] == 0.1

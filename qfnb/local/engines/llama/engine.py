@@ -9,14 +9,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
 from qfnb.local.engines import progress
-from qfnb.local.engines.ask import BATCH, Ask, ChatAsk, GenParams, TextAsk
+from qfnb.local.engines.ask import BATCH, INTERACTIVE, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import (
     CannotServe,
     Delta,
@@ -32,12 +32,12 @@ from qfnb.local.engines.llama import (
     continuation,
     gbnf,
     grammar,
-    infill,
     prompts,
     tool_calls,
     transport,
     watchdog,
 )
+from qfnb.local.engines.llama.infill import InfillAsk
 from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.local.engines.llama.transport import Endpoint, Watch
 
@@ -109,12 +109,20 @@ class LlamaEngine:
         return self.admitted(self.source([dict(m) for m in ask.messages]), ask.engine_params(self.stop), ask.lane,
                              fields, prefix=text, top_logprobs=ask.logprobs, key=ask.slot_key)
 
-    def infill(self, ask: infill.InfillAsk) -> AsyncIterator[Delta]:
-        """Fill in the middle (code completion; :mod:`.infill`)."""
+    def infill(self, ask: InfillAsk) -> AsyncIterator[Delta]:
+        """Fill in the middle (code completion; :mod:`.infill`): admitted as a chat is (:meth:`admission`), in
+        the interactive lane, keyed by its document."""
         if self.template == "gemma":
             raise CannotServe(f"{self.name} cannot fill in the middle: only a coder model on qfnb's own llama-server "
                               "can (such as Qwen2.5-Coder-0.5B-Instruct)")
-        return infill.infill(self.name, self.gate, self._leased, ask)
+        return self._infilled(ask)
+
+    async def _infilled(self, ask: InfillAsk) -> AsyncIterator[Delta]:
+        async with self._leased() as target, contextlib.aclosing(
+                self.admission(target, "/infill", {**ask.body(), **(target.extra or {})}, INTERACTIVE,
+                               key=ask.key)) as deltas:
+            async for delta in deltas:
+                yield delta
 
     def source(self, messages: Turns, tools: Turns | None = None, *, forced: bool = False) -> str | Turns:
         """The turns as the model reads them: Gemma's rendered here; else tool results hinted while a call may follow
@@ -284,9 +292,10 @@ class LlamaEngine:
                     "repeat_penalty": gp.repeat_penalty, "min_p": 0.0, "cache_prompt": gp.seed is None,
                     **fields, **(target.extra or {})}
             prompts.fit(self.name, prompt, self.n_ctx, body)
-            async with self.gate.turn(lane, long=prompts.is_long(prompt), key=key, group=target.group) as slot:
-                body["id_slot"] = slot
-                deltas = watchdog.guarded(self.name, target, "/chat/completions" if chat else "/completions", body)
+            admitted = self.admission(target, "/chat/completions" if chat else "/completions", body, lane,
+                                      long=prompts.is_long(prompt), key=key)
+            async with contextlib.aclosing(admitted):  # its turn ends with the answer, also when the reader leaves
+                deltas: AsyncIterator[Delta] = admitted
                 if top_logprobs is not None:
                     deltas = _keep_top(deltas, top_logprobs)
                 if names and chat:  # the server's calls whole, then the calls it left as text (a small model's)
@@ -295,6 +304,16 @@ class LlamaEngine:
                     deltas = tool_calls.as_tool_calls(deltas, names, prefix=opener, forced=forced)
                 async for delta in deltas:
                     yield delta
+
+    async def admission(self, target: Endpoint, path: str, body: dict[str, Any], lane: str, *, long: bool = False,
+                        key: str | None = None) -> AsyncGenerator[Delta, None]:
+        """Every generation's one admission: the gate's turn in ``lane`` (a slot chosen by the prompt's
+        length, ``key``'s slot when it has one), then ``body`` streamed from ``path`` under the engine's stall
+        watchdog and compute deadline, sent again as they decide (:func:`.watchdog.guarded`; a pooled connection
+        the engine had closed: :func:`.transport.stream`)."""
+        async with self.gate.turn(lane, long=long, key=key, group=target.group) as slot:
+            async for delta in watchdog.guarded(self.name, target, path, {**body, "id_slot": slot}):
+                yield delta
 
     @contextlib.asynccontextmanager
     async def _leased(self) -> AsyncIterator[Endpoint]:

@@ -9,34 +9,26 @@ A completion takes a turn in the engine's interactive lane, as a chat does (it n
 batch traffic and never takes a batch row's slot), keyed by its document, so the slot that served
 the last keystroke's completion serves the next and reads most of its prompt from its cache. It
 streams; a reader that stops before the end (the user typed on, the client left) closes the
-stream, and llama-server stops the slot's generation as its connection closes.
+stream, and llama-server stops the slot's generation as its connection closes. It is admitted as every
+generation is (:meth:`.engine.LlamaEngine.admission`: the gate's turn, the stall watchdog and compute
+deadline, a send again after a restart going on from the text written), its stream read by
+:func:`.transport.deltas` (llama-server's own chunks, ``{"content", "stop", ...}``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
-from qfnb.local.engines.ask import INTERACTIVE
-from qfnb.local.engines.base import FINISH_LENGTH, FINISH_NORMAL, FINISH_STOP, Delta
-from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import prompts, transport
-from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.base import Delta
 from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS
-from qfnb.protocol.wires.sse import SSEDecoder
 
-__all__ = ["InfillAsk", "Infiller", "infill"]
+__all__ = ["InfillAsk", "Infiller"]
 
 log = logging.getLogger("qfnb.local.engines")
 
-#: llama-server's ``stop_type`` -> the platform's finish reason
-_FINISH = {"limit": FINISH_LENGTH, "word": FINISH_STOP}
 #: the shortest run of tokens a slot reuses from its cache where it moved in the prompt (llama-server
 #: shifts their KV cells): the earlier cells after the oldest left the token budget, or after an
 #: edit in an earlier cell, are not read again
@@ -76,49 +68,3 @@ class Infiller(Protocol):
     def infill(self, ask: InfillAsk) -> AsyncIterator[Delta]:
         """``ask`` answered, streamed; ``CannotServe`` when this engine's model cannot fill in the middle."""
         ...
-
-
-async def infill(name: str, gate: LaneGate, leased: Callable[[], contextlib.AbstractAsyncContextManager[Endpoint]],
-                 ask: InfillAsk) -> AsyncIterator[Delta]:
-    """``ask`` answered by the engine ``name`` (its ``gate`` and ``leased`` endpoint), streamed as
-    Deltas; the last carries the finish reason and usage."""
-    async with leased() as target, gate.turn(INTERACTIVE, key=ask.key, group=target.group) as slot:
-        body = {**ask.body(), **(target.extra or {}), "id_slot": slot}
-        url = prompts.engine_root(target.base_url) + "/infill"
-        for attempt in (1, 2):
-            answered = False
-            try:
-                async with transport.client().stream("POST", url, json=body, headers=target.headers) as resp:
-                    answered = True
-                    if resp.status_code != 200:
-                        raise transport.engine_error(name, resp.status_code, (await resp.aread())[:2000])
-                    async for delta in _deltas(resp):
-                        yield delta
-                return
-            except httpx.TransportError as exc:
-                if attempt == 1 and not answered and transport.stale_connection(exc):
-                    continue  # a pooled connection the engine had closed: nothing was read, send again
-                raise EngineUnavailable(f"{name}: the engine did not answer the completion "
-                                        f"({type(exc).__name__})") from exc
-
-
-async def _deltas(resp: httpx.Response) -> AsyncIterator[Delta]:
-    """llama-server's own stream (``{"content", "stop", ...}`` chunks) as Deltas."""
-    decoder = SSEDecoder()
-    pieces = 0
-    async for text in resp.aiter_text():
-        for item in decoder.feed(text):
-            data = item.data  # the decoder parsed the JSON it could: anything else is no chunk of ours
-            if not isinstance(data, dict):
-                continue
-            piece = str(data.get("content") or "")
-            if not data.get("stop"):
-                if piece:
-                    pieces += 1
-                    yield Delta(piece, None, 0, pieces)
-                continue
-            timings = data.get("timings") or {}
-            yield Delta(piece, _FINISH.get(str(data.get("stop_type") or ""), FINISH_NORMAL),
-                        int(data.get("tokens_evaluated") or 0), int(data.get("tokens_predicted") or pieces),
-                        cached_tokens=int(timings.get("cache_n") or 0))
-            return

@@ -41,6 +41,11 @@ _TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=30.0)
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 #: the engine's finish reasons that are not a normal end, as the platform names them
 _FINISH = {"length": FINISH_LENGTH, "stop_sequence": FINISH_STOP, "tool_calls": FINISH_TOOL_CALLS}
+#: the paths at the engine's own root (not below ``/v1``) whose stream is llama-server's own (``{"content",
+#: "stop", ...}`` chunks, not OpenAI's): fill in the middle
+NATIVE_PATHS = ("/infill",)
+#: llama-server's own ``stop_type`` -> the OpenAI name :data:`_FINISH` reads
+_NATIVE_STOP = {"limit": "length", "word": "stop_sequence"}
 
 
 def client() -> httpx.AsyncClient:
@@ -220,7 +225,9 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
                  beat: Callable[[], None] | None = None) -> AsyncIterator[Delta]:
     """``body`` POSTed to ``path`` of the engine ``name``, its SSE answer as Deltas; ``beat()`` is
     called on each chunk of progress (a token, or llama-server's ``prompt_progress``)."""
-    url = target.base_url.rstrip("/") + path
+    native = path in NATIVE_PATHS
+    root = target.base_url.rstrip("/")
+    url = (root.removesuffix("/v1") if native else root) + path
     had = False  # a first sending's body went out and the engine then hung up: it may have read it
     for attempt in (1, 2):
         answered = False
@@ -231,7 +238,7 @@ async def stream(name: str, target: Endpoint, path: str, body: dict[str, Any],
                 if status != 200:
                     raise engine_error(name, status, (await read())[:2000])
                 async for delta in deltas(chunks, chat=path == "/chat/completions", beat=beat, model=name,
-                                          pace=pace):
+                                          pace=pace, native=native):
                     yield delta
             return
         except httpx.TransportError as exc:
@@ -306,10 +313,10 @@ def _chunk(payload: bytes) -> dict[str, Any] | None:
 class _Reading:
     """An engine's SSE answer read so far: its tokens, finish reason and usage."""
 
-    __slots__ = ("beat", "chat", "events", "finish", "pieces", "used")
+    __slots__ = ("beat", "chat", "events", "finish", "native", "pieces", "used")
 
-    def __init__(self, chat: bool, beat: Callable[[], None] | None) -> None:
-        self.chat, self.beat = chat, beat
+    def __init__(self, chat: bool, beat: Callable[[], None] | None, native: bool = False) -> None:
+        self.chat, self.beat, self.native = chat, beat, native
         self.events = DataEvents()
         self.finish: str | None = None
         self.pieces = 0  # tokens (events with text, a tool-call fragment or logprobs)
@@ -324,9 +331,11 @@ class _Reading:
             data = _chunk(payload)
             if data is None:
                 continue
-            if self.beat is not None and ("choices" in data or "prompt_progress" in data):
+            if self.beat is not None and ("choices" in data or "prompt_progress" in data or "content" in data):
                 self.beat()
             self.used.read(data)
+            if self.native:
+                self._native(data, text)
             for choice in data.get("choices") or ():
                 self._choice(choice, text, out)
         if text:
@@ -350,19 +359,32 @@ class _Reading:
             text.append(piece)
         self.finish = choice.get("finish_reason") or self.finish
 
+    def _native(self, data: dict[str, Any], text: list[str]) -> None:
+        """llama-server's own chunk: its ``content``; the last one (``stop``) says why it ended and the counts."""
+        piece = data.get("content")
+        if isinstance(piece, str) and piece:
+            self.pieces += 1
+            text.append(piece)
+        if data.get("stop"):
+            self.finish = _NATIVE_STOP.get(str(data.get("stop_type") or ""), self.finish)
+            self.used.prompt = int(data.get("tokens_evaluated") or self.used.prompt)
+            self.used.completion = int(data.get("tokens_predicted") or self.used.completion)
+
     def _text(self, text: list[str]) -> Delta:
         return Delta("".join(text), None, self.used.prompt, max(self.used.completion, self.pieces))
 
 
 async def deltas(body: AsyncIterator[bytes], *, chat: bool, beat: Callable[[], None] | None = None,
-                 model: str | None = None, pace: Callable[[int], None] | None = None) -> AsyncIterator[Delta]:
+                 model: str | None = None, pace: Callable[[int], None] | None = None,
+                 native: bool = False) -> AsyncIterator[Delta]:
     """The engine's SSE answer (``body``, as it arrives) as Deltas; the last one carries the finish reason and usage.
     The text of the tokens read together (one piece of ``body``) goes on as one Delta, and ``pace(n)`` is
     called once it has, ``n`` the tokens so far (the body's reader then holds what comes next for a
     while: :func:`_answered`); tool-call fragments and tokens with logprobs go on one event a Delta.
     ``beat()`` is called on each chunk that shows progress (prompt read, or tokens); the draft tokens of
-    speculative decoding are counted for ``model`` (:func:`.calls.count_drafts`)."""
-    reading = _Reading(chat, beat)
+    speculative decoding are counted for ``model`` (:func:`.calls.count_drafts`); ``native``: the stream is
+    llama-server's own (:data:`NATIVE_PATHS`)."""
+    reading = _Reading(chat, beat, native)
     async for raw in body:
         handed = reading.feed(raw)
         for delta in handed:

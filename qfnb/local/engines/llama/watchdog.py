@@ -166,6 +166,8 @@ def _continued(body: dict[str, Any], written: str, done: int) -> dict[str, Any]:
     with it as the assistant's), the rest of ``max_tokens`` left to write."""
     if not written:
         return body
+    if "input_prefix" in body:  # a fill in the middle: the text so far ends the prefix, the suffix stays
+        return {**body, "input_prefix": f"{body['input_prefix']}{written}", "n_predict": int(body["n_predict"]) - done}
     if "messages" in body:  # a chat: the text so far as the assistant's turn, which the engine goes on with
         return {**body, "messages": [*body["messages"], {"role": "assistant", "content": written}],
                 "max_tokens": int(body["max_tokens"]) - done}
@@ -287,7 +289,7 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
                 answer.prompt = await _counted(name, current, body["prompt"])
             sent = _continued(sent, "".join(answer.pieces), answer.done)
             answer.resume()
-            if int(sent.get("max_tokens") or 1) < 1:
+            if int(sent.get("max_tokens", sent.get("n_predict", 1))) < 1:  # nothing left to write
                 yield Delta("", FINISH_LENGTH, answer.prompt, answer.done)
                 return
     finally:

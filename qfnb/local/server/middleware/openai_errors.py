@@ -13,6 +13,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from qfnb.local.domain.console import NotFound
+from qfnb.local.domain.keyed_creates import KeyReused
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
@@ -22,6 +24,7 @@ from qfnb.local.server.serving.serve import Handler, model_route
 from qfnb.local.server.serving.wire import response_id
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.wires.openai_requests import METADATA_PAIRS, check_metadata
+from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -49,6 +52,18 @@ def openai_body_error(exc: BodyError, status: int = 400) -> JSONResponse:
 def inference_error(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
     """OpenAI's error object with the answer's ``id`` (the inference routes give one, as the cloud's v2 does)."""
     return openai_error(status, message, param=param, code=code, request_id=response_id())
+
+
+def openai_refusal(exc: BodyError | NotFound | KeyReused) -> JSONResponse:
+    """A refused call of the OpenAI family's files, batches and fine-tuning routes: the field named (an unknown
+    model 404 ``model_not_found``), an unknown object 404, an ``Idempotency-Key`` reused for another body 422."""
+    if isinstance(exc, NotFound):
+        return openai_error(404, str(exc), code="not_found")
+    if isinstance(exc, KeyReused):
+        return openai_error(422, str(exc), param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
+    if exc.code == ErrorCode.API_NAME_NOT_EXIST:
+        return openai_error(404, str(exc), param="model", code="model_not_found")
+    return openai_body_error(exc)
 
 
 def bearer_refusal(request: Request) -> JSONResponse | None:

@@ -22,11 +22,11 @@ from qfnb.local.domain.store import new_sid
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
-from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_body_error, openai_error
+from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_error, openai_refusal
+from qfnb.local.server.middleware.v2_errors import v2_refusal
 from qfnb.local.server.serving.multipart import MultipartError, MultipartReader, boundary_of
 from qfnb.local.server.serving.wire import json_body, page_params, paged, v2_error, v2_ok
 from qfnb.protocol.wires import batch as wire
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
 
 log = logging.getLogger("qfnb.local.batch")
 #: what an OpenAI files/batches handler answers: a JSON object, or a response of its own (a file's bytes)
@@ -111,14 +111,10 @@ async def batchinference(request: Request) -> Response:
         body = await json_body(request)
         created = await once_per_key(request, platform, body, partial(handler, platform, body))  # a create: once
         return marked(v2_ok(created.answer), created)
-    except BodyError as exc:
-        return v2_error(400, "InvalidParameter", str(exc))
-    except c.NotFound as exc:
-        return v2_error(404, "ResourceNotFound", str(exc))
-    except KeyReused as exc:
-        return v2_error(422, "IdempotencyKeyReused", str(exc))
-    except batch.TooManyJobs as exc:
-        return v2_error(429, "TooManyRequests", str(exc))
+    except Exception as exc:
+        if (refused := v2_refusal(exc, (batch.TooManyJobs,))) is None:
+            raise
+        return refused
 
 
 # ---- OpenAI: /v1/files and /v1/batches ---------------------------------------------------------
@@ -132,12 +128,8 @@ def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable
             return failure
         try:
             result = await call(request, request.app.state.platform)
-        except BodyError as exc:
-            return openai_body_error(exc)
-        except c.NotFound as exc:
-            return openai_error(404, str(exc), code="not_found")
-        except KeyReused as exc:
-            return openai_error(422, str(exc), param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
+        except (BodyError, c.NotFound, KeyReused) as exc:
+            return openai_refusal(exc)
         except MultipartError as exc:
             return openai_error(400, f"file: {exc}", param="file")
         except batch.TooManyJobs as exc:

@@ -23,6 +23,7 @@ from qfnb.local.server.middleware.keyed_creates import Created, KeyReused, marke
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, v1_data_error, v1_error, v1_ok
 from qfnb.protocol.console.enums import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
+from qfnb.protocol.console.train_ask import TrainData
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console
 
@@ -62,11 +63,10 @@ def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(item, dict) or item.get("id") is None:
             raise BodyError(f"trainset[{i}].id", "is required")
         refs.append((f"trainset[{i}].id", item["id"]))
-    mode = c.check_mode(body.get("trainMode") or container.get("trainMode"))  # v1: the job (run) names it
-    hyper = c.check_hyper(body.get("trainConfig"), "trainConfig", mode, container.get("model"))
-    run = c.create_run(p, container, hyper, refs, {"peftType": body.get("peftType") or "LoRA"},
-                       split=("trainsetRate", body.get("trainsetRate")), hyper_field="trainConfig",
-                       train_mode=mode)
+    ask = c.train_ask(body.get("trainMode") or container.get("trainMode"),  # v1: the job (run) names it
+                      container["model"], TrainData(tuple(refs), split=("trainsetRate", body.get("trainsetRate"))),
+                      body.get("trainConfig"), "trainConfig", extra={"peftType": body.get("peftType") or "LoRA"})
+    run = c.create_run(p, container, ask)
     return {"id": run["id"], "uuid": run["sid"]}
 
 

@@ -24,16 +24,9 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
-from qfnb.local.server.middleware.openai_errors import (
-    bearer_refusal,
-    metadata_filter,
-    openai_body_error,
-    openai_error,
-)
+from qfnb.local.server.middleware.openai_errors import bearer_refusal, metadata_filter, openai_error, openai_refusal
 from qfnb.local.server.serving.serve import ClientGone, unless_gone
 from qfnb.local.server.serving.wire import json_body
-from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
 
 PREFIXES = ("/v1", "/v2")
 #: what a handler answers: a JSON object, or a response of its own (a create's, with its replay header)
@@ -49,16 +42,10 @@ def _route(call: Callable[[Request, Platform], Awaitable[Answered]]) -> Callable
         try:
             answer = await call(request, request.app.state.platform)
             return answer if isinstance(answer, Response) else JSONResponse(answer)
-        except BodyError as exc:
-            if exc.code == ErrorCode.API_NAME_NOT_EXIST:
-                return openai_error(404, str(exc), param="model", code="model_not_found")
-            return openai_body_error(exc)
+        except (BodyError, c.NotFound, KeyReused) as exc:
+            return openai_refusal(exc)
         except CannotServe as exc:
             return openai_error(400, f"model: {exc}", param="model", code="cannot_score")
-        except c.NotFound as exc:
-            return openai_error(404, str(exc), code="not_found")
-        except KeyReused as exc:
-            return openai_error(422, str(exc), param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
 
     return route
 

@@ -20,13 +20,15 @@ from qfnb.local.domain import rewards as reward_requests
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError, iso
 from qfnb.local.server.middleware.auth import authenticator
-from qfnb.local.server.middleware.keyed_creates import Created, KeyReused, marked, once_per_key
+from qfnb.local.server.middleware.keyed_creates import Created, marked, once_per_key
+from qfnb.local.server.middleware.v2_errors import v2_refusal
 from qfnb.local.server.routes import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
-from qfnb.protocol.console.train_formats import MODES
-from qfnb.protocol.console.training import FLAGS, LIMITS, defaults_for
+from qfnb.protocol.console.train_ask import AskError, v2_data
+from qfnb.protocol.console.train_modes import MODE_TABLE, ModeRow
+from qfnb.protocol.console.training import FLAGS, LIMITS
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 
@@ -101,28 +103,22 @@ def _workers(value: Any, where: JobTarget | None) -> int | None:
 
 def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
-    conf = body.get("datasetConfig")
-    if not isinstance(conf, dict) or not isinstance(conf.get("versions"), list) or not conf["versions"]:
-        raise BodyError("datasetConfig.versions", "is required: [{versionId} or {versionBosUri}]")
-    refs = []
-    for i, v in enumerate(conf["versions"]):
-        ref = v.get("versionId") or v.get("versionBosUri") if isinstance(v, dict) else None
-        if ref is None:
-            raise BodyError(f"datasetConfig.versions[{i}]", "needs versionId or versionBosUri")
-        refs.append((f"datasetConfig.versions[{i}]", ref))
-    hyper = c.check_hyper(body.get("hyperParameterConfig"), "hyperParameterConfig", job.get("trainMode", "SFT"),
-                          job.get("model"))
+    try:
+        data = v2_data(body.get("datasetConfig"))
+    except AskError as exc:
+        raise BodyError(exc.field, exc.message) from None
     init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
     where = _cluster_target(body.get("target"))  # qfnb's own field: a cluster trains the run
     workers = _workers(body.get("rayTrainWorkers"), where)  # qfnb's own field: its Ray Train workers
+    kept = {"parameterScale": body.get("parameterScale") or "LoRA", "incrementTaskId": body.get("incrementTaskId"),
+            "incrementCheckpointStep": body.get("incrementCheckpointStep")}
+    ask = c.train_ask(job.get("trainMode"), job["model"], data, body.get("hyperParameterConfig"),
+                      "hyperParameterConfig", reward=body.get("reward"), extra=kept,
+                      init_adapter=None if init is None else str(init), target=None if where is None else str(where),
+                      ray_workers=workers)
     if where is not None:
         _check_cluster(where)
-    run = c.create_run(p, job, hyper, refs, {"parameterScale": body.get("parameterScale") or "LoRA",
-                                             "incrementTaskId": body.get("incrementTaskId"),
-                                             "incrementCheckpointStep": body.get("incrementCheckpointStep")},
-                       split=("datasetConfig.splitRatio", conf.get("splitRatio")), init_adapter=init,
-                       target=where,
-                       ray_workers=workers, reward=body.get("reward"))
+    run = c.create_run(p, job, ask)
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 
@@ -155,18 +151,18 @@ def delete_task(p: Platform, body: dict[str, Any]) -> bool:
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     """DescribeFineTuningSupportModels: each entry in the platform's vocabulary (``modelType`` text2text, each
     hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
-    def configs(mode: str) -> list[dict[str, Any]]:
-        defaults = defaults_for(mode)
+    def configs(mode: ModeRow) -> list[dict[str, Any]]:
+        defaults = mode.defaults()
         return [{"key": k, "name": _words(k), "description": f"{_words(k)}, true or false", "type": "bool",
                  "checkType": "choice", "checkValue": [True, False], "default": v} if k in FLAGS else
                 {"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
                  "type": type(v).__name__, "checkType": "range", "checkValue": [LIMITS[k].lo, LIMITS[k].hi],
                  "default": v} for k, v in defaults.items()]
 
-    # RFT needs a reward from the client (qfnb.local.training.rft): not a mode this listing can offer alone
-    modes = [m for m in MODES if m != "RFT"]
+    # a rewarded mode needs a reward from the client (qfnb.local.training.rft): not one this listing can offer alone
+    modes = [m for m in MODE_TABLE.values() if not m.rewarded]
     return [{"model": m.name, "modelType": "text2text", "supportTrainMode": [{
-        "trainMode": mode, "supportParameterScale": [{
+        "trainMode": mode.name, "supportParameterScale": [{
             "parameterScale": "LoRA", "supportHyperParameterConfig": configs(mode)}]} for mode in modes]}
         for m in c.trainable_models(p)]
 
@@ -260,15 +256,9 @@ async def dispatch(request: Request) -> Response:
         if created is None:
             return v2_error(400, "InvalidAction", f"Action {action!r} on {path} is not supported by the local "
                             "platform")
-    except BodyError as exc:
-        return v2_error(400, "InvalidParameter", str(exc))
-    except c.NotFound as exc:
-        return v2_error(404, "ResourceNotFound", str(exc))
-    except KeyReused as exc:
-        return v2_error(422, "IdempotencyKeyReused", str(exc))
-    except reward_requests.TooManyPolls as exc:
-        return v2_error(429, "TooManyRequests", str(exc))
     except Exception as exc:
+        if (refused := v2_refusal(exc, (reward_requests.TooManyPolls,))) is not None:
+            return refused
         log.exception("v2 console %r, Action %r, failed", path, action)
         return failure_response(path, exc, platform.settings.data_dir)
     return marked(v2_ok(created.answer), created)

@@ -16,7 +16,7 @@ from nb_doubles import FakeTrainer, RecordingPublisher, fake_deployer
 
 from qfnb.evaluation import EvaluationResult
 from qfnb.notebook import discovery
-from tests.notebook.test_nb_qfeval_run import data_file, platform  # noqa: F401  (fixtures)
+from tests.notebook.evaluation.test_nb_qfeval_run import data_file, platform  # noqa: F401  (fixtures)
 
 ENDPOINT = "other-chat"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

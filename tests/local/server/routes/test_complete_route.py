@@ -15,16 +15,16 @@ import httpx
 import pytest
 from platform_helpers import bearer, client_for
 
-from qfnb.local.engines.base import CannotServe
+from qfnb.local.engines.base import CannotServe, Delta, aclose
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import infill
+from qfnb.local.engines.llama import infill, watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.server.routes.complete import WithdrawnCollector, _counted
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "notebook"))
+sys.path.insert(0, str(Path(__file__).parents[3] / "notebook"))
 from complete_doubles import FakeCoderRegistry
 
 BODY = {"model": "Fake-Coder", "prefix": "total = sales[", "suffix": "\nprint(total)",
@@ -64,14 +64,14 @@ def test_a_stream_closed_before_its_end_is_counted_as_withdrawn() -> None:
     async def slow() -> Any:
         for i in range(100):
             await asyncio.sleep(0.01)
-            yield infill.Delta("x", None, 1, i + 1)
+            yield Delta("x", None, 1, i + 1)
 
     async def main() -> int:
         withdrawn = WithdrawnCollector()
         stream = _counted(slow(), withdrawn)
         async for _ in stream:
             break
-        await stream.aclose()
+        await aclose(stream)
         done = _counted(_finished(), withdrawn)
         assert [d.text async for d in done] == ["a", ""]
         return withdrawn.count
@@ -80,8 +80,8 @@ def test_a_stream_closed_before_its_end_is_counted_as_withdrawn() -> None:
 
 
 async def _finished() -> Any:
-    yield infill.Delta("a", None, 1, 1)
-    yield infill.Delta("", "normal", 1, 1)
+    yield Delta("a", None, 1, 1)
+    yield Delta("", "normal", 1, 1)
 
 
 def test_the_infill_body_and_the_engine_stream() -> None:
@@ -101,25 +101,19 @@ def test_the_infill_body_and_the_engine_stream() -> None:
         chunks = [{"content": "a, b", "stop": False}, {"content": "", "stop": True, "stop_type": "word",
                                                           "tokens_evaluated": 12, "tokens_predicted": 3,
                                                           "timings": {"cache_n": 9}}]
-        return httpx.Response(200, text="".join(f"data: {json.dumps(c)}\n\n" for c in chunks),
-                              headers={"content-type": "text/event-stream"})
+        events = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode()
+        return httpx.Response(200, stream=httpx.ByteStream(events), headers={"content-type": "text/event-stream"})
 
     async def main() -> list[Any]:
         transport_client = httpx.AsyncClient(transport=httpx.MockTransport(engine))
         target = Endpoint("http://engine/v1", "k", {"lora": []}, group=None)
-
-        class Leased:
-            async def __aenter__(self) -> Endpoint:
-                return target
-
-            async def __aexit__(self, *exc: object) -> None:
-                return None
+        coder = LlamaEngine("m", lambda: target, gate=LaneGate("m", 2, 4), n_ctx=4096)
 
         from qfnb.local.engines.llama import transport
 
         transport._clients[asyncio.get_running_loop()] = transport_client
-        try:
-            return [d async for d in infill.infill("m", LaneGate("m", 2, 4), Leased, ask)]
+        try:  # the engine's one admission: its gate's turn, then the stream (sent again on a stale connection)
+            return [d async for d in coder.infill(ask)]
         finally:
             await transport_client.aclose()
 
@@ -138,6 +132,13 @@ def test_only_a_coder_on_our_own_llama_server_fills_in_the_middle() -> None:
                         template="gemma")
     with pytest.raises(CannotServe, match="fill in the middle"):
         gemma.infill(infill.InfillAsk("x"))
+
+
+def test_a_completion_sent_again_after_a_restart_goes_on_from_its_text() -> None:
+    body = infill.InfillAsk("def f(", ")", max_tokens=8).body()
+    again = watchdog._continued(body, "a, b", 3)  # the engine restarted under it after 3 tokens
+    assert again["input_prefix"] == "def f(a, b" and again["input_suffix"] == ")" and again["n_predict"] == 5
+    assert watchdog._continued(body, "", 0) is body
 
 
 def test_a_streamed_completion_sends_its_pieces_then_the_whole_and_its_usage(coder: Any) -> None:

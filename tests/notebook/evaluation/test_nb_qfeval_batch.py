@@ -22,7 +22,7 @@ from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob
 from tests.fakes.local_platform import ServedPlatform
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "batch"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "batch"))
 from batch_doubles import paced_platform  # the batch tests' platform with paced engines
 
 ROWS = [

@@ -22,7 +22,7 @@ from qfnb.notebook.errors import QfnbCellError
 from qfnb.trainer.forecast import forecast_training
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "batch"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "batch"))
 from batch_doubles import PacedRegistry  # the paced engines: a prompt's tokens are its last turn's words
 
 ROWS = 10
