@@ -10,7 +10,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from qfnb.notebook.discovery import ModelList, ModelRow
-from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
+from tests.notebook.evaluation.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
 
 LISTING = ModelList(
     [ModelRow("chat", "Qwen2.5-Coder-0.5B-Instruct", "chat/qwen", default=True), ModelRow("chat", "Gemma-3-270M", "x"),

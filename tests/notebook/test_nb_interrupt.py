@@ -20,7 +20,7 @@ from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.training.dashboard import TrainingDashboard
 from tests.fakes.local_platform import served_platform
 from tests.local.platform_doubles import FakeChat, FakeDelta, FakeRegistry
-from tests.notebook.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
+from tests.notebook.evaluation.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
 
 
 @pytest.fixture(autouse=True)
