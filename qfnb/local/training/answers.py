@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.training.data import Example
+from qfnb.local.training.data import Example, end_token_ids
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import textmetrics
 from qfnb.protocol.console.degeneration import AnswersReport, judge_answers
@@ -95,9 +95,7 @@ class AnswerSet:
         refs = [p.reference for p in self.prompts if p.reference]
         longest = max((len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs), default=ANSWER_TOKENS)
         self.max_tokens = max_tokens or min(ANSWER_TOKENS, 2 * longest + 8)
-        self.end = [t for t in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>"),
-                                tokenizer.convert_tokens_to_ids("<|im_end|>")}
-                    if isinstance(t, int) and t >= 0 and t != tokenizer.unk_token_id]
+        self.end = end_token_ids(tokenizer)
         self.base: list[str] | None = None
         self.base_report: AnswersReport | None = None
         self.seconds = 0.0  # generating, so far (the base's answers included)

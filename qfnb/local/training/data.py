@@ -27,6 +27,13 @@ class Example:
     answer: str
 
 
+def end_token_ids(tok: Any) -> list[int]:
+    """The ids that end a generated answer: the end of sequence and the chat markers the tokenizer has
+    (Gemma's ``<end_of_turn>``, Qwen's ``<|im_end|>``); a marker it lacks (its unknown token) is not one."""
+    found = {tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>"), tok.convert_tokens_to_ids("<|im_end|>")}
+    return [t for t in found if isinstance(t, int) and t >= 0 and t != tok.unk_token_id]
+
+
 def _response_text(value: Any, where: str) -> str:
     # the platform's SFT format nests responses as [["text"]]; plain strings are accepted too
     while isinstance(value, list) and value:

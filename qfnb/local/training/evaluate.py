@@ -131,8 +131,7 @@ class MetricSet:
         """The mean metric of the model's answers against the held-out responses."""
         import torch
 
-        end = [t for t in {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<end_of_turn>"),
-                           self.tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
+        end = data.end_token_ids(self.tok)
         scores = []
         with _scoring(model, self), torch.no_grad():
             for prompt, ref in zip(self.prompts, self.references, strict=True):

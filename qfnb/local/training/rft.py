@@ -159,8 +159,7 @@ class Policy:
 
     def __init__(self, model: Any, tok: Any) -> None:
         self.model, self.tok = model, tok
-        self.end = [t for t in {tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>"),
-                                tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
+        self.end = data.end_token_ids(tok)
 
     def encode(self, prompt: RftPrompt) -> list[int]:
         text = self.tok.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
