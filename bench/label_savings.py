@@ -14,6 +14,10 @@ Scenarios (500 items each, simulated judges, then a real one):
   ``sqrt(p (1 − p))``, which tracks the judge's errors.
 * ``uninformative``: the same items, the doubt shuffled across items (no relation to the errors).
 * ``wrong``: the same items, the doubt reversed: most doubt on the easy items, least on the hard.
+* ``overconfident``: the same items and labels, the judge sure (0.95 or 0.05) on the hard ones too,
+  its doubt ``sqrt(p (1 − p))`` of those scores: the doubt *and* the judge's own forecast of its
+  errors are wrong together (the reversed doubt above contradicts the judge's scores, which the queue
+  reads; this one does not).
 * ``real``: the repo's help desk (``bench/data/helpdesk_bilingual.json``): every (question,
   article) pair (44 × 28), the label "this article answers the question" (the set's own key), the
   judge a lexical one (cosine of character bigrams, turned into a probability by a logistic fixed
@@ -49,6 +53,7 @@ from bench._common import load_average, log_to_stdout  # noqa: E402
 from qfnb.evaluation.stats.active import (  # noqa: E402
     FLOOR,
     ActiveDesign,
+    expected_error,
     floored_doubt,
     mixture_bounds,
     probability_doubt,
@@ -60,6 +65,9 @@ DESK = ROOT / "bench" / "data" / "helpdesk_bilingual.json"
 ALPHA = 0.05
 #: the real judge's logistic: similarity 0.25 is even odds, every 0.05 more multiplies the odds by e
 REAL_CENTRE, REAL_SCALE = 0.25, 0.05
+#: the overconfident judge's score on the hard items (1 − it where it leans to fail): sure, and wrong
+#: on about half of them, so its doubt and its own forecast both miss where its errors are
+OVERSURE = 0.95
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,10 @@ def simulated(seed: int = 94, n: int = 500) -> list[Scenario]:
     p = np.where(hard, rng.uniform(0.35, 0.65, n), np.where(says_pass, 0.995, 0.005))
     y = (rng.random(n) < p).astype(float)
     doubt = probability_doubt(p)
+    sure = np.where(hard, np.where(p >= 0.5, OVERSURE, 1.0 - OVERSURE), p)
     return [Scenario("informative", p, doubt, y), Scenario("uninformative", p, rng.permutation(doubt), y),
-            Scenario("wrong", p, doubt.max() - doubt + 0.01, y)]
+            Scenario("wrong", p, doubt.max() - doubt + 0.01, y),
+            Scenario("overconfident", sure, probability_doubt(sure), y)]
 
 
 def _bigrams(text: str) -> dict[str, int]:
@@ -127,7 +137,7 @@ def simulate(sc: Scenario, doubt: NDArray[np.float64], runs: int, draws: int, se
     rng = np.random.default_rng(seed)
     n = sc.scores.size
     base = floored_doubt(doubt)
-    des = ActiveDesign(np.broadcast_to(base, (runs, n)), floor=FLOOR)
+    des = ActiveDesign(np.broadcast_to(base, (runs, n)), FLOOR, expected_error(sc.scores, (0.0, 1.0)))
     mean_f = float(sc.scores.mean())
     residual = sc.labels - sc.scores
     seen = np.zeros((runs, n), dtype=bool)
@@ -143,7 +153,7 @@ def simulate(sc: Scenario, doubt: NDArray[np.float64], runs: int, draws: int, se
         e = residual[item]
         seen[rows, item] = True
         z = mean_f + e / (n * p_then)
-        lo, hi = mixture_bounds(z[:, None], sums, t, alpha=ALPHA, spread=1.0)
+        lo, hi = mixture_bounds(z[:, None], sums, t, alpha=ALPHA, prior=0.25 * des.prior_scale()[:, None])
         sums += np.stack([z, z * z], axis=1)
         des.observe(item, p_then, e)
         kept_lo, kept_hi = np.maximum(kept_lo, lo[:, 0]), np.minimum(kept_hi, hi[:, 0])
@@ -183,15 +193,16 @@ def report(sc: Scenario, runs: int, width: float, seed: int) -> dict[str, float]
     fixed = fixed_n(sc, width)
     # a run that never reached the width counts as needing more than every item
     med_a, med_u = (float(np.median(np.where(np.isnan(v), np.inf, v))) for v in (need_a, need_u))
+    tail_a, tail_u = (float(np.percentile(np.where(np.isnan(v), np.inf, v), 90, method="higher")) for v in (need_a, need_u))
     out = {"active": med_a, "random": med_u, "fixed": fixed, "ratio": med_a / med_u,
            "reached": float(stopped.mean()), "coverage": float(covered[stopped].mean()) if stopped.any() else math.nan,
            "excluded": float(excluded.mean()), "excluded_random": float(excluded_u.mean()),
-           "price": med_u / fixed}
-    log.info("%-13s items %4d truth %.3f judge %.3f | labels for width %.2f: active %5.0f random %5.0f (ratio %.2f) "
-             "fixed-n random %4.0f (anytime price %.2fx) | reached %3.0f%% | coverage at stop %5.1f%% | ever excluded "
-             "(look after every label) active %4.1f%% random %4.1f%%", sc.name, n, sc.truth, sc.scores.mean(), width,
-             med_a, med_u, out["ratio"], fixed, out["price"], 100 * out["reached"], 100 * out["coverage"],
-             100 * out["excluded"], 100 * out["excluded_random"])
+           "price": med_u / fixed, "active_p90": tail_a, "random_p90": tail_u}
+    log.info("%-13s items %4d truth %.3f judge %.3f | labels for width %.2f: active %5.0f random %5.0f (ratio %.2f; "
+             "90th percentile %4.0f vs %4.0f) fixed-n random %4.0f (anytime price %.2fx) | reached %3.0f%% | coverage "
+             "at stop %5.1f%% | ever excluded (look after every label) active %4.1f%% random %4.1f%%", sc.name, n,
+             sc.truth, sc.scores.mean(), width, med_a, med_u, out["ratio"], tail_a, tail_u, fixed, out["price"],
+             100 * out["reached"], 100 * out["coverage"], 100 * out["excluded"], 100 * out["excluded_random"])
     return out
 
 

@@ -50,16 +50,21 @@ from .sequential import BettingSequence, mixture_radius
 SHARES = (1.0, 0.6, 0.35, 0.2)
 #: the smallest uniform share allowed by default: no weight above 1/0.2 = 5 times uniform's
 FLOOR = 0.2
-#: the share used until :data:`ADAPT_AFTER` labelled draws measure which share is best
+#: the share used until :data:`ADAPT_AFTER` labelled draws measure which share is best, where the judge
+#: forecasts nothing (every score certain)
 START_SHARE = 0.6
 ADAPT_AFTER = 12
+#: the judge's own forecast of each share's variance counts as this many labelled draws in the choice
+FORECAST_DRAWS = 12.0
 #: a doubt below this share of the mean doubt counts as this much (no item is left out of the design)
 DOUBT_FLOOR = 0.02
 #: the mixture sequence's prior on the spread of ``Z``: this many items at the largest sd of a label
-#: on its scale (half the range), so a few early labels that agree never make a narrow interval
+#: on its scale (half the range), scaled down by the design's forecast gain over uniform draws, so a
+#: few early labels that agree never make a narrow interval
 PRIOR_ITEMS = 2.0
 METHODS = ("mixture", "betting")
-#: draws one ``next`` call may spend on items already labelled before it gives up
+#: draws one ``next`` call may spend on items already labelled before it answers with fewer than ``k``
+#: (it never answers with none while an item is unlabelled)
 MAX_FREE_DRAWS = 10_000
 #: doubt of a pairwise judgement: the two orders disagree, neither order says who wins, both agree
 DOUBT_DISAGREE, DOUBT_TIE, DOUBT_AGREE = 1.0, 0.6, 0.25
@@ -125,9 +130,16 @@ class ActiveDesign:
     """The draw probabilities of one queue (or of a batch of simulated ones: ``doubt`` ``(..., N)``),
     and what chooses the design's uniform share: for each candidate share ``s``, the running sum of
     ``e² / (N π_then) / (N π_s(item))`` over the labelled draws, an unbiased estimate of the second
-    moment of ``Z − mean(f)`` under that share, ``Σ_i e_i² / (N² π_s(i))``."""
+    moment of ``Z − mean(f)`` under that share, ``Σ_i e_i² / (N² π_s(i))``.
 
-    def __init__(self, doubt: NDArray[np.float64], floor: float) -> None:
+    ``expected``: the judge's own forecast of each item's ``E[e²]`` (``q (1 − q)`` times the squared
+    label range for a score ``q`` of the range), or None. It gives each share a forecast second moment,
+    counted as :data:`FORECAST_DRAWS` labelled draws in the choice (so the first draws already follow
+    the judge's forecast, and a doubt that contradicts the judge's own scores starts near uniform), and
+    scales the interval's prior (:meth:`prior_scale`). Without it (or where it forecasts no error
+    anywhere) the share is :data:`START_SHARE` until :data:`ADAPT_AFTER` labelled draws."""
+
+    def __init__(self, doubt: NDArray[np.float64], floor: float, expected: NDArray[np.float64] | None = None) -> None:
         self.n = doubt.shape[-1]
         self.shares = np.array(sorted({max(s, floor) for s in (*SHARES, START_SHARE)}, reverse=True))
         self.start = int(np.flatnonzero(self.shares == max(START_SHARE, floor))[0])
@@ -135,14 +147,24 @@ class ActiveDesign:
         self.candidates = design(doubt[..., None, :], self.shares)
         self.sums = np.zeros(self.candidates.shape[:-1])
         self.count = 0
+        #: the judge's forecast second moment of ``Z − mean(f)`` per share (the first, 1.0, is uniform), or None
+        self.forecast: NDArray[np.float64] | None = None
+        if expected is not None:
+            ahead = (np.asarray(expected, dtype=float)[..., None, :] / (self.n * self.n * self.candidates)).sum(axis=-1)
+            if np.all(ahead[..., 0] > 0):
+                self.forecast = ahead
 
     def choice(self) -> NDArray[np.int64]:
-        """Which candidate share the next draw uses (per queue of the batch): the start share until
-        :data:`ADAPT_AFTER` labelled draws, then the one of least estimated variance."""
+        """Which candidate share the next draw uses (per queue of the batch): the one of least
+        estimated variance, the judge's forecast counted as :data:`FORECAST_DRAWS` draws (without a
+        forecast, the start share until :data:`ADAPT_AFTER` labelled draws)."""
+        if self.forecast is not None:
+            out: NDArray[np.int64] = np.argmin(self.sums + FORECAST_DRAWS * self.forecast, axis=-1)
+            return out
         if self.count < ADAPT_AFTER:
             return np.full(self.sums.shape[:-1], self.start, dtype=np.int64)
-        out: NDArray[np.int64] = np.argmin(self.sums, axis=-1)
-        return out
+        chosen: NDArray[np.int64] = np.argmin(self.sums, axis=-1)
+        return chosen
 
     def share(self) -> NDArray[np.float64]:
         out: NDArray[np.float64] = self.shares[self.choice()]
@@ -152,6 +174,17 @@ class ActiveDesign:
         """The next draw's probabilities ``(..., N)``."""
         pick = self.choice()
         out: NDArray[np.float64] = np.take_along_axis(self.candidates, pick[..., None, None], axis=-2)[..., 0, :]
+        return out
+
+    def prior_scale(self) -> NDArray[np.float64]:
+        """How much of the uniform design's prior spread the next draw's ``Z`` gets: the forecast second
+        moment of the share in use over uniform's, at most 1 (1 without a forecast). A design that
+        follows a calibrated judge's doubt gets the smaller prior its smaller variance warrants; a
+        design the judge forecasts no better than uniform keeps the whole prior."""
+        if self.forecast is None:
+            return np.ones(self.sums.shape[:-1])
+        at = np.take_along_axis(self.forecast, self.choice()[..., None], axis=-1)[..., 0]
+        out: NDArray[np.float64] = np.minimum(at / self.forecast[..., 0], 1.0)
         return out
 
     def observe(self, item: ArrayLike, p_then: ArrayLike, residual: ArrayLike) -> None:
@@ -164,18 +197,27 @@ class ActiveDesign:
         self.count += 1
 
 
+def expected_error(scores: NDArray[np.float64], bounds: tuple[float, float]) -> NDArray[np.float64]:
+    """The judge's own forecast of ``E[(y − f)²]`` per item: ``q (1 − q) (hi − lo)²`` for a score ``q``
+    of the range (a label's largest variance at that mean; exact for a calibrated pass/fail judge)."""
+    lo, hi = bounds
+    q = np.clip((scores - lo) / (hi - lo), 0.0, 1.0)
+    out: NDArray[np.float64] = q * (1.0 - q) * (hi - lo) ** 2
+    return out
+
+
 def mixture_bounds(z: NDArray[np.float64], sums: NDArray[np.float64], t0: int, *, alpha: float,
-                   spread: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                   prior: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The mixture sequence's interval after each of the new draws ``z`` (``(..., T)``), given the
     running ``[Σ z, Σ z²]`` of the ``t0`` before them (``sums``: ``(..., 2)``): the running mean
-    ± :func:`~.sequential.mixture_radius`, its sd estimated with :data:`PRIOR_ITEMS` prior items at
-    sd ``spread / 2``. Batched over leading dimensions."""
+    ± :func:`~.sequential.mixture_radius`, its variance estimated with :data:`PRIOR_ITEMS` prior items
+    at variance ``prior`` (broadcast against ``z``: one per draw). Batched over leading dimensions."""
     t = t0 + np.arange(1, z.shape[-1] + 1, dtype=float)
     total = sums[..., :1] + np.cumsum(z, axis=-1)
     squares = sums[..., 1:] + np.cumsum(z * z, axis=-1)
     mean = total / t
     scatter = np.maximum(squares - total * mean, 0.0)
-    sd = np.sqrt((PRIOR_ITEMS * (spread / 2.0) ** 2 + scatter) / (PRIOR_ITEMS + t - 1.0))
+    sd = np.sqrt((PRIOR_ITEMS * np.asarray(prior, dtype=float) + scatter) / (PRIOR_ITEMS + t - 1.0))
     radius = mixture_radius(t, sd, alpha=alpha)
     return mean - radius, mean + radius
 
@@ -228,7 +270,7 @@ class LabelQueue:
         self.confidence = confidence
         self.floor = floor
         self.seed = seed
-        self._design = ActiveDesign(self.doubt, floor)
+        self._design = ActiveDesign(self.doubt, floor, expected_error(scores, self.bounds))
         self._bound = residual_bound(scores, self.bounds) / floor
         self._mean_judge = float(scores.mean())
         self._rng = np.random.default_rng(seed)
@@ -306,7 +348,9 @@ class LabelQueue:
             raise invalid("k", f"must be at least 1, got {k}")
         wanted = self._waiting()
         free = 0
-        while len(wanted) < k and self.n_labelled < self.n_items and free <= MAX_FREE_DRAWS:
+        # every item keeps a probability of at least floor / N, so an unlabelled one comes up within
+        # about N / (floor x unlabelled) draws: never an empty answer while an item is unlabelled
+        while len(wanted) < k and self.n_labelled < self.n_items and (free <= MAX_FREE_DRAWS or not wanted):
             p = self._design.probabilities()
             item = int(self._rng.choice(self.n_items, p=p))
             self._draws.append((item, float(p[item])))
@@ -342,11 +386,14 @@ class LabelQueue:
     def _advance(self) -> None:
         """Feed the confidence sequence every draw, in order, whose label is in."""
         new: list[float] = []
+        priors: list[float] = []
+        widest = ((self.bounds[1] - self.bounds[0]) / 2.0) ** 2
         for item, p in self._draws[self.n_draws:]:
             if item not in self.labels:
                 break
             residual = self.labels[item] - self.scores[item]
             new.append(self._mean_judge + residual / (self.n_items * p))
+            priors.append(widest * float(self._design.prior_scale()))
             self._design.observe(item, p, residual)
         if not new:
             return
@@ -357,8 +404,7 @@ class LabelQueue:
             x = np.clip((z - self._mean_judge + self._bound) / (2.0 * self._bound), 0.0, 1.0)
             self._sequence.advance(x)
             return
-        low, high = mixture_bounds(z, self._sums, t0, alpha=1.0 - self.confidence,
-                                   spread=self.bounds[1] - self.bounds[0])
+        low, high = mixture_bounds(z, self._sums, t0, alpha=1.0 - self.confidence, prior=np.array(priors))
         self._sums = self._sums + np.array([z.sum(), (z * z).sum()])
         self._kept = (max(self._kept[0], float(low.max())), min(self._kept[1], float(high.min())))
 

@@ -81,6 +81,31 @@ def test_an_informative_doubt_needs_fewer_labels_than_random_labelling() -> None
     assert active <= 0.8 * random, f"active {active} labels, random {random}"
 
 
+def test_the_judges_forecast_sets_the_first_design_and_the_prior() -> None:
+    """A doubt that follows the judge's own probabilities starts at the most active share with a smaller
+    prior; a doubt that contradicts them starts at uniform draws with the whole prior."""
+    p, doubt, _ = population()
+    follows = LabelQueue(p, doubt)._design
+    assert float(follows.share()) == pytest.approx(0.2) and float(follows.prior_scale()) < 0.8
+    contradicts = LabelQueue(p, doubt.max() - doubt + 0.01)._design
+    assert float(contradicts.share()) == 1.0 and float(contradicts.prior_scale()) == 1.0
+    certain = LabelQueue(np.where(p > 0.5, 1.0, 0.0), doubt)._design  # forecasts no error anywhere
+    assert certain.forecast is None and float(certain.share()) == pytest.approx(0.6)
+
+
+def test_a_wrong_doubt_still_labels_to_the_end_and_never_answers_empty_before() -> None:
+    """Draws are with replacement, so late draws mostly hit labelled items; ``next`` keeps drawing (every
+    item has probability >= floor / N) and names an item until every one is labelled, then the mean is exact."""
+    p, doubt, y = population(7)
+    queue = LabelQueue(p, doubt.max() - doubt + 0.01, seed=4)
+    for _ in range(N):
+        items = queue.next(1)
+        assert len(items) == 1, f"empty answer with {N - queue.n_labelled} items unlabelled"
+        queue.add(items[0], y[items[0]])
+    assert queue.n_labelled == N and queue.next(1) == [] and queue.done(width=1e-9)
+    assert queue.n_draws >= N and queue.estimate().estimate == pytest.approx(y.mean())
+
+
 def test_done_by_width_by_null_and_when_every_item_is_labelled() -> None:
     p, doubt, y = population()
     queue = LabelQueue(p, doubt)
