@@ -193,7 +193,8 @@ def report(sc: Scenario, runs: int, width: float, seed: int) -> dict[str, float]
     fixed = fixed_n(sc, width)
     # a run that never reached the width counts as needing more than every item
     med_a, med_u = (float(np.median(np.where(np.isnan(v), np.inf, v))) for v in (need_a, need_u))
-    tail_a, tail_u = (float(np.percentile(np.where(np.isnan(v), np.inf, v), 90, method="higher")) for v in (need_a, need_u))
+    tail_a, tail_u = (float(np.percentile(np.where(np.isnan(v), np.inf, v), 90, method="higher"))
+                      for v in (need_a, need_u))
     out = {"active": med_a, "random": med_u, "fixed": fixed, "ratio": med_a / med_u,
            "reached": float(stopped.mean()), "coverage": float(covered[stopped].mean()) if stopped.any() else math.nan,
            "excluded": float(excluded.mean()), "excluded_random": float(excluded_u.mean()),
