@@ -127,6 +127,8 @@ class EvaluationResult:
         self.sequential: Any = None
         #: the metric words a notebook run asked for (re-showing the result shows only those), or None
         self.shown_metrics: list[str] | None = None
+        #: a pairwise judge's verdicts already asked: ``{(judge, model, baseline): {index: Preference}}``
+        self._preferences: dict[tuple[Any, str, str], dict[int, Any]] = {}
 
     @classmethod
     def combine(cls, results: Mapping[str, EvaluationResult]) -> EvaluationResult:
@@ -288,7 +290,7 @@ class EvaluationResult:
         prefs = None
         if judge is not None:
             check_not_candidate(judge, [(t, self.identities.get(t)) for t in [baseline, *models]])
-            prefs = sync.run(self._apreferences(judge, samples, models, baseline))
+            prefs = {m: self.preferences(judge, m, baseline) for m in models}
         cmp = compare_samples(samples, names, models, baseline, confidence=confidence, n_resamples=n_resamples,
                               seed=seed, method=method, alpha=alpha, correction=correction,  # type: ignore[arg-type]
                               preferences=prefs, judge_info=judge.judge_info() if judge is not None else None)
@@ -303,20 +305,27 @@ class EvaluationResult:
                                  f"over {row.n} answers.")
         return cmp
 
-    async def _apreferences(self, judge: Any, samples: pd.DataFrame, models: Sequence[str],
-                            baseline: str) -> dict[str, dict[int, Any]]:
-        """Each model's answers against the baseline's, item by item (the first repeat)."""
+    def preferences(self, judge: Any, model: str, baseline: str) -> dict[int, Any]:
+        """A pairwise judge's (:class:`~.pairwise.PairwiseJudge`) verdict on ``model``'s answer against
+        ``baseline``'s, item by item (the first repeat; both orders asked): ``{index: Preference}``, an
+        item that failed on either side left out. Asked once per judge and pair (:meth:`compare` and
+        ``%qfeval --pairwise --label`` share the verdicts)."""
+        key = (judge, model, baseline)
+        if key not in self._preferences:
+            check_not_candidate(judge, [(t, self.identities.get(t)) for t in (baseline, model)])
+            self._preferences[key] = sync.run(self._apreferences(judge, model, baseline))
+        return self._preferences[key]
+
+    async def _apreferences(self, judge: Any, model: str, baseline: str) -> dict[int, Any]:
+        samples = self.samples
         first = samples.sort_values("repeat") if "repeat" in samples.columns else samples
         first = first[~first["error"].map(lambda e: isinstance(e, str) and bool(e))].drop_duplicates(["llm", "index"])
         base = first[first["llm"] == baseline].set_index("index")
-        out: dict[str, dict[int, Any]] = {}
-        for m in models:
-            other = first[first["llm"] == m].set_index("index")
-            keys = [int(i) for i in base.index if i in other.index]
-            prefs = await judge.apreferences([(base.at[i, "input"], base.at[i, "reference"], other.at[i, "output"],
-                                               base.at[i, "output"]) for i in keys])
-            out[m] = dict(zip(keys, prefs, strict=True))
-        return out
+        other = first[first["llm"] == model].set_index("index")
+        keys = [int(i) for i in base.index if i in other.index]
+        prefs = await judge.apreferences([(base.at[i, "input"], base.at[i, "reference"], other.at[i, "output"],
+                                           base.at[i, "output"]) for i in keys])
+        return dict(zip(keys, prefs, strict=True))
 
     def judge_agreement(self) -> pd.DataFrame:
         """Each judge score's Spearman correlation with each reference metric over every judged

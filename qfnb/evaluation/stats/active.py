@@ -101,9 +101,10 @@ def judge_doubt(judge_scores: ArrayLike, bounds: tuple[float, float]) -> tuple[N
 def preference_doubt(preferences: Sequence[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """A pairwise judge's :class:`~qfnb.evaluation.evaluators.pairwise.Preference` list (both orders
     asked) -> each item's score in [−1, 1] (``+1`` the first model wins) and doubt: highest where the
-    two orders disagree, then where neither names a winner, lowest where both orders agree."""
-    scores = np.array([float(p.value) for p in preferences])
-    doubt = np.array([DOUBT_DISAGREE if p.position_bias else DOUBT_TIE if p.value == 0 else DOUBT_AGREE
+    two orders disagree (or the item was not judged: ``None``, a tie), then where neither names a
+    winner, lowest where both orders agree."""
+    scores = np.array([0.0 if p is None else float(p.value) for p in preferences])
+    doubt = np.array([DOUBT_DISAGREE if p is None or p.position_bias else DOUBT_TIE if p.value == 0 else DOUBT_AGREE
                       for p in preferences])
     return scores, doubt
 
@@ -310,8 +311,9 @@ class LabelQueue:
     def of_preferences(cls, preferences: Sequence[Any], confidence: float = 0.95, *,
                        names: tuple[str, str] = ("a", "b"), **options: Any) -> LabelQueue:
         """A queue for a pairwise judge's verdicts (:class:`~qfnb.evaluation.evaluators.pairwise.Preference`,
-        both orders asked): the judge's score ``+1``/``0``/``-1``, its doubt from the two orders
-        (:func:`preference_doubt`); labels are the person's preference in [−1, 1]."""
+        both orders asked; ``None`` for an item it did not judge): the judge's score ``+1``/``0``/``-1``,
+        its doubt from the two orders (:func:`preference_doubt`); labels are the person's preference in
+        [−1, 1]."""
         if len(preferences) < 2:
             raise invalid("preferences", f"at least 2 judged items, got {len(preferences)}")
         scores, doubt = preference_doubt(preferences)

@@ -39,6 +39,8 @@ log = logging.getLogger("qfnb.notebook.evaluation.labelling")
 WIDTH_SHARE = 0.1
 #: the queue's seed: the same items are asked in every kernel (its state is saved anyway)
 SEED = 94
+#: a pairwise judge's scale: its verdict and the person's label, ``-1`` (b better) to ``+1`` (a better)
+PREFERENCE_SCALE = (-1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -81,15 +83,21 @@ class LabelSession:
     @classmethod
     def of_result(cls, result: Any, tags: Sequence[str], *, metric: str, scale: tuple[float, float],
                   store: AnswerStore, width: float | None = None, confidence: float = 0.95,
-                  known: Mapping[str, Mapping[int, float]] | None = None) -> LabelSession:
+                  known: Mapping[str, Mapping[int, float]] | None = None,
+                  preferences: Mapping[int, Any] | None = None) -> LabelSession:
         """The session over ``result``'s items judged on ``metric`` (``scale``: the judge's lowest and
         highest score) for one model or a pair (``tags``: ``(a, b)``, ``b`` the baseline). An item
         the judge failed on keeps its place, judged at the middle of the scale with the most doubt
         (the estimate stays unbiased). ``known``: ``--calibrate``'s labels (``{tag: {item: label}}``),
-        free wherever the queue asks for them."""
+        free wherever the queue asks for them. ``preferences``: a pair judged by a pairwise judge
+        (``{index: Preference}``, ``a`` against ``b``; ``metric`` names that judge): its verdicts are
+        what the labels correct, most doubtful where its two orders disagree, an item it did not judge
+        a tie with the most doubt."""
         if len(tags) not in (1, 2):
             raise EvalArgsError(f"--label labels one model, or a pair (--models A,B or --compare BASE with one "
                                 f"other model); got {len(tags)} models")
+        if preferences is not None and len(tags) != 2:
+            raise EvalArgsError(f"--pairwise --label labels a pair of models; got {len(tags)}")
         lo, hi = scale
         samples = result.samples
         base = samples.drop_duplicates("index").set_index("index").sort_index()
@@ -103,7 +111,11 @@ class LabelSession:
         failed = np.any([np.isnan(s) for s in scores], axis=0)
         mid = (lo + hi) / 2.0
         filled = [np.where(failed, mid, s) for s in scores]
-        if len(tags) == 1:
+        if preferences is not None:
+            verdicts = [preferences.get(i) for i in positions]
+            queue = LabelQueue.of_preferences(verdicts, confidence, names=(tags[0], tags[1]), seed=SEED)
+            filled, null = [queue.scores], 0.0
+        elif len(tags) == 1:
             q = (filled[0] - lo) / (hi - lo)
             doubt = np.where(failed, 0.5, np.sqrt(np.clip(q * (1 - q), 0, None)) + spread)
             queue = LabelQueue(filled[0], doubt, confidence, bounds=(lo, hi), seed=SEED)

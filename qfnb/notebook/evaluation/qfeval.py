@@ -20,7 +20,7 @@ from qfnb.notebook.arguments import EvalArgs
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation import batch as evalbatch
 from qfnb.notebook.evaluation import plan as evalplan
-from qfnb.notebook.evaluation.labelling import LabelSession, LabelWidget
+from qfnb.notebook.evaluation.labelling import PREFERENCE_SCALE, LabelSession, LabelWidget
 from qfnb.notebook.evaluation.metric_words import METRICS, columns_for, report_frame, report_samples
 from qfnb.notebook.evaluation.options import EvalArgsError
 from qfnb.notebook.evaluation.report import EvalReport, as_results, judge_scales
@@ -91,14 +91,21 @@ def run_report(magics: EvalHost, args: EvalArgs, chart: list[str], line: str, *,
 def _labelling(report: EvalReport, plan: EvalPlan, result: EvaluationResult, shell: InteractiveShell | None) -> None:
     """``--label``: the label session over the judged answers (its labels from the evaluation's store, and
     ``--calibrate``'s where it asks for them), and its widget in a kernel (a terminal shows the verdict)."""
-    metric = METRICS["judge"][1][0]
-    scale = judge_scales(result).get(metric)
-    if scale is None:
-        raise QfnbCellError("the judge recorded no score range", title="qfeval --label")
+    tags = plan.label_tags()
+    preferences = None
+    if plan.pairwise is not None and len(tags) == 2:  # the pairwise judge corrected; its orders disagreeing: doubt
+        metric, scale = f"pairwise:{plan.pairwise.tag}", PREFERENCE_SCALE
+        preferences = result.preferences(plan.pairwise, tags[0], tags[1])
+    else:
+        metric = METRICS["judge"][1][0]
+        found = judge_scales(result).get(metric)
+        if found is None:
+            raise QfnbCellError("the judge recorded no score range", title="qfeval --label")
+        scale = found
     try:
-        session = LabelSession.of_result(result, plan.label_tags(), metric=metric, scale=scale,
+        session = LabelSession.of_result(result, tags, metric=metric, scale=scale,
                                          store=plan.store or AnswerStore(default_store_path()),
-                                         width=plan.label_width, known=plan.labels)
+                                         width=plan.label_width, known=plan.labels, preferences=preferences)
     except EvalArgsError as exc:
         raise UsageError(str(exc)) from exc
     report.labelling = session

@@ -338,12 +338,14 @@ def _judge(args: EvalArgs, namespace: Mapping[str, Any]) -> Any | None:
     return resolve_llm(args.judge, namespace, "--judge")[1] if args.judge else embedded_chat()
 
 
-def _pairwise(args: EvalArgs, compare: str | None, namespace: Mapping[str, Any]) -> Any | None:
-    """``--pairwise``'s judge of each model against the ``--compare`` baseline; None without it."""
+def _pairwise(args: EvalArgs, compare: str | None, namespace: Mapping[str, Any], tags: Sequence[str]) -> Any | None:
+    """``--pairwise``'s judge of each model against the ``--compare`` baseline (or, with ``--label`` and two
+    models, of the first against the second: what the person labels); None without it."""
     if args.pairwise is None:
         return None
-    if compare is None:
-        raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE")
+    if compare is None and not (args.label is not None and len(tags) == 2):
+        raise EvalArgsError("--pairwise judges each model against the --compare baseline: add --compare BASE (or "
+                            "--label with two models)")
 
     model = resolve_llm(args.pairwise, namespace, "--pairwise")[1] if args.pairwise else embedded_chat()
     return PairwiseJudge(model, judge_kwargs={"max_output_tokens": JUDGE_MAX_TOKENS})
@@ -395,9 +397,9 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
     evaluators = make_evaluators(metrics, _judge(args, namespace), custom)
     if decide_on is not None:
         metric_bounds(decide_on, evaluators)  # known before any call
-    pairwise = _pairwise(args, compare, namespace)
+    pairwise = _pairwise(args, compare, namespace, [*llms, *recorded])
     check_judges([*evaluators, *([pairwise] if pairwise else [])], llms, recorded)
-    label, label_width = _label(args, metrics, [*llms, *recorded])
+    label, label_width = _label(args, metrics, [*llms, *recorded], pairwise=pairwise is not None)
     return EvalPlan(llms, frame, metrics, evaluators,
                     sampling, args.workers or 4,
                     repeats=args.repeats or 1, recorded=recorded, compare=compare,
@@ -407,12 +409,15 @@ def plan(args: EvalArgs, namespace: Mapping[str, Any]) -> EvalPlan:
                     target=batch_target(args.target) if batch else None, label=label, label_width=label_width)
 
 
-def _label(args: EvalArgs, metrics: Sequence[str], tags: Sequence[str]) -> tuple[bool, float | None]:
-    """``--label [WIDTH]``: checked before any call (a judge, one model or a pair)."""
+def _label(args: EvalArgs, metrics: Sequence[str], tags: Sequence[str], *,
+           pairwise: bool = False) -> tuple[bool, float | None]:
+    """``--label [WIDTH]``: checked before any call (a judge or a pairwise judge of the pair, one model
+    or a pair)."""
     if args.label is None:
         return False, None
-    if "judge" not in metrics:
-        raise EvalArgsError("--label asks you to label what a judge scored: add --judge [MODEL]")
+    if "judge" not in metrics and not pairwise:
+        raise EvalArgsError("--label asks you to label what a judge scored: add --judge [MODEL] (or, for a pair, "
+                            "--pairwise [MODEL])")
     if len(tags) not in (1, 2):
         raise EvalArgsError(f"--label labels one model or a pair; this run has {len(tags)} ({', '.join(tags)})")
     return True, min_difference(args.label, "--label") if args.label else None

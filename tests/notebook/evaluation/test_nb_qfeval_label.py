@@ -147,3 +147,64 @@ def test_repeated_judgements_that_differ_add_doubt(shell) -> None:  # type: igno
     scores, doubt = session.queue.scores, session.queue.doubt
     assert scores[3] == scores[8] == pytest.approx(4.0)  # the mean of the repeats
     assert doubt[3] > doubt[8]  # same mean, but its judgements differ
+
+
+def answers_shown(prompt: str) -> tuple[str, str, str]:
+    """The reference and the two answers a pairwise judge's prompt shows (A, then B)."""
+    def section(title: str) -> str:
+        return prompt.split(title)[1].strip().split("\n\n")[0]
+
+    return (section("【标准答案 / reference answer】"), section("【回答 A / answer A】"),
+            section("【回答 B / answer B】"))
+
+
+class PairJudge:
+    """A pairwise judge double: the answer equal to the reference wins (a tie when both or neither
+    are), but on items whose number ends in 7 it always picks the answer shown first (its two
+    orders disagree). Counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, prompt: str, **options: Any) -> str:
+        self.calls += 1
+        n = int(re.search(r"what is (\d+)", prompt).group(1))  # type: ignore[union-attr]
+        reference, a, b = answers_shown(prompt)
+        if n % 10 == 7:
+            return "Winner: A"
+        right_a, right_b = a == reference, b == reference
+        return f"Winner: {'tie' if right_a == right_b else 'A' if right_a else 'B'}\nReason: matches the reference"
+
+
+def test_pairwise_judge_label_its_orders_disagreeing_is_the_doubt(shell) -> None:  # type: ignore[no-untyped-def]
+    judge = shell.user_ns["pair_judge"] = PairJudge()
+    line = "--models good,bad --dataset df --metrics exact_match --judge fickle_judge --pairwise pair_judge --label"
+    session = shell.run_line_magic("qfeval", line).labelling
+    assert judge.calls == 2 * ITEMS and session.tags == ("good", "bad")  # every pair, both orders
+    scores, doubt = session.queue.scores, session.queue.doubt
+    # good is right where n % 10 < 9, bad where n % 10 < 4: the judge says +1 on 4..8 except 7, a tie elsewhere
+    assert scores[5] == 1.0 and scores[1] == 0.0 and scores[7] == 0.0 and scores[9] == 0.0
+    assert doubt[7] > doubt[1] > doubt[5]  # orders disagree > a tie > both orders agree
+    assert [c.text for c in session.choices(session.current)] == ["answer 1 is better", "tie", "answer 2 is better"]
+    while not session.decided and prefer(session):
+        pass
+    said = session.verdict
+    assert said.startswith("labels enough: good wins, 95% CI"), said
+    assert session.queue.n_labelled < ITEMS / 2
+    # the labels are kept under the pairwise judge's session: a rerun continues with the same verdict
+    again = shell.run_line_magic("qfeval", line).labelling
+    assert again.key == session.key and again.decided and again.verdict == said
+    plain = shell.run_line_magic("qfeval", "--models good,bad --dataset df --metrics exact_match --judge fickle_judge "
+                                           "--label").labelling
+    assert plain.key != session.key  # the pointwise judge's queue is another one
+
+
+def test_pairwise_label_needs_a_pair(shell) -> None:  # type: ignore[no-untyped-def]
+    shell.user_ns["pair_judge"] = PairJudge()
+    with pytest.raises(UsageError, match="add --compare BASE"):
+        shell.run_line_magic("qfeval", "--models good --dataset df --pairwise pair_judge --label")
+    with pytest.raises(UsageError, match="add --compare BASE"):
+        shell.run_line_magic("qfeval", "--models good,bad --dataset df --pairwise pair_judge")
+    session = shell.run_line_magic("qfeval", "--models good,bad --dataset df --metrics exact_match "
+                                             "--pairwise pair_judge --label").labelling
+    assert session.key.startswith("label:") and session.null == 0.0  # no pointwise judge needed
