@@ -1,6 +1,7 @@
 """How many labels the label queue saves (issue 94): active labelling against random labelling.
 
     .venv/bin/python bench/label_savings.py [--runs 400] [--width 0.05,0.1] [--real-width 0.05]
+    .venv/bin/python bench/label_savings.py --llm-pace 10
 
 Each scenario is a fixed set of items with a judge's score ``f`` (a probability of "pass"), the
 judge's doubt, and the true pass/fail label ``y``; a run labels items one by one, as
@@ -24,6 +25,10 @@ Scenarios (500 items each, simulated judges, then a real one):
   in advance, not fitted to the labels), its doubt ``sqrt(p (1 − p))``. It misses cross-lingual pairs
   with confidence: its doubt is partly wrong, as a real judge's is.
 
+A real LLM judge of the help desk (``--llm-pace``: the embedded platform's default chat model, P(yes)
+from the product's scoring call) is timed, not run on the whole set: on this shared 2-core machine
+it scores a pair in tens of seconds, hours for the 1,232 pairs.
+
 Printed per scenario: the median labels (distinct items) until the interval is at most ``--width``
 wide (active, random with the same anytime-valid interval, and the fixed-n normal interval of random
 labels, whose ratio to the anytime one is the price of being valid at every look); the coverage at
@@ -42,6 +47,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -207,14 +213,65 @@ def report(sc: Scenario, runs: int, width: float, seed: int) -> dict[str, float]
     return out
 
 
+def llm_pace(count: int) -> None:
+    """The real LLM judge's pace on the help desk: the embedded platform's default chat model (started on a
+    new data dir, as a notebook's first call starts it) scores "yes" and "no" after each of the first
+    ``count`` (question, article) pairs through the product's scoring call (one ``answer_logprobs``
+    call: P(yes) = its share of the two), and says how long the whole set would take at that pace."""
+    import asyncio
+    import os
+    import tempfile
+
+    from qfnb._core.backend import daemon
+    from qfnb._core.config import Config
+    from qfnb._core.http.client import get_client
+    from qfnb.evaluation.runs.scoring_call import scored_answers
+    from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
+
+    desk = json.loads(DESK.read_text(encoding="utf-8"))
+    pairs = [(q, a) for q in desk["questions"] for a in desk["articles"]]
+    items = [{"messages": [{"role": "user", "content": f"Question: {q['text']}\n\nArticle: {a['text']}\n\nDoes "
+                            "this article answer the question? 这篇文章回答了这个问题吗？ Reply with one word: yes or "
+                            "no."}], "answers": ["yes", "no"]} for q, a in pairs[:count]]
+    for key in [k for k in os.environ if k.startswith("QIANFAN_")]:
+        os.environ.pop(key)  # the embedded platform, found by its data dir
+    with tempfile.TemporaryDirectory(prefix="qfnb-label-savings-") as tmp:
+        os.environ["QFNB_DATA_DIR"] = tmp
+
+        async def score() -> tuple[float, float, list[Any]]:
+            client = get_client(Config())
+            started = time.perf_counter()
+            await scored_answers(client, LOCAL_CHAT_MODEL, items[:1])  # the daemon and the engine start
+            warm = time.perf_counter()
+            body = await scored_answers(client, LOCAL_CHAT_MODEL, items)
+            return warm - started, time.perf_counter() - warm, list(body["data"])
+
+        try:
+            log.info("LLM judge %s on %d pairs, load %s", LOCAL_CHAT_MODEL, len(items), load_average())
+            start_s, seconds, data = asyncio.run(score())
+        finally:
+            daemon.stop_daemon(tmp, force=True, timeout=30)
+    p_yes = [1.0 / (1.0 + math.exp(float(d["logprobs"][1]) - float(d["logprobs"][0]))) for d in data]
+    relevant = [float(a["id"] == q["relevant"]) for q, a in pairs[:count]]
+    log.info("start and load %.0f s; %.1f s per pair; P(yes) %.2f-%.2f (relevant pairs: %s); the whole set "
+             "(%d pairs) would take %.1f h at this pace; load %s", start_s, seconds / len(items), min(p_yes),
+             max(p_yes), ", ".join(f"{v:.2f}" for v, r in zip(p_yes, relevant, strict=True) if r), len(pairs),
+             seconds / len(items) * len(pairs) / 3600, load_average())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--width", default="0.05,0.1", help="the interval widths the simulated scenarios stop at")
     parser.add_argument("--real-width", type=float, default=0.05, help="the width for the real judge's set")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--llm-pace", type=int, metavar="PAIRS", help="instead: time the real LLM judge (the "
+                        "embedded platform's default chat model) on the first PAIRS pairs of the help desk")
     args = parser.parse_args()
     log_to_stdout()
+    if args.llm_pace:
+        llm_pace(args.llm_pace)
+        return
     log.info("load before: %s", load_average())
     started = time.perf_counter()
     price = anytime_price(100, alpha=ALPHA)

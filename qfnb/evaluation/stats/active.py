@@ -10,17 +10,20 @@ it is fixed before the draw, ``E[Z | the past] = mean(y)``: the estimate is unbi
 interval valid *however wrong the doubt is*; a wrong doubt only costs labels.
 
 * The design is ``π = s/N + (1 − s) · doubt / Σ doubt``: a uniform share ``s`` keeps every weight
-  at most ``1/s`` of uniform's. ``s`` starts at :data:`START_SHARE` and, once
-  :data:`ADAPT_AFTER` labels are in, is chosen before each draw among :data:`SHARES` (never below the
-  queue's ``floor``) by the smallest estimated variance of ``Z`` (an inverse-probability-weighted
-  estimate from the draws so far): a doubt that does not track the judge's errors drifts the design
-  back to uniform.
+  at most ``1/s`` of uniform's. ``s`` is chosen before each draw among :data:`SHARES` (never below
+  the queue's ``floor``) by the smallest estimated variance of ``Z``: an inverse-probability-weighted
+  estimate from the draws so far, plus the judge's own forecast (a score ``q`` of the range expects a
+  squared error ``q (1 − q)``, the variance that makes ``π ∝ doubt`` optimal when ``doubt =
+  sqrt(q (1 − q))``) counted as :data:`FORECAST_DRAWS` draws. So the first draws already follow a
+  doubt that agrees with the judge's scores, a doubt that contradicts them starts near uniform, and a
+  doubt that does not track the errors the labels find drifts the design back to uniform.
 * The draws are with replacement: an item drawn again reuses its label (no one labels twice).
 * The interval is a confidence sequence over the draws' ``Z``, valid at every look, so the person may
   stop the moment :meth:`LabelQueue.done` says so: by default (``method="mixture"``) Robbins'
   normal-mixture boundary around the running mean (:func:`~.sequential.mixture_radius`; Waudby-Smith,
   Arbour, Sinha, Kennedy & Ramdas 2024, asymptotically valid), its sd estimated with
-  :data:`PRIOR_ITEMS` prior labels at half the label range, the running intersection kept. With
+  :data:`PRIOR_ITEMS` prior labels at half the label range, times the design's forecast variance over
+  uniform draws' (at most 1: :meth:`ActiveDesign.prior_scale`), the running intersection kept. With
   ``method="betting"``, the exact betting sequence of :mod:`.sequential` (Waudby-Smith & Ramdas
   2024) on ``Z`` in ``mean(f) ± B``, ``B = max |y − f| / floor``: valid at any sample size, but those
   loose bounds cost it about three times the labels, so it is not the default.
