@@ -32,16 +32,18 @@ QFEVAL_ARGUMENTS: Decorator = magic_arguments_of(
                   "file of id, index or input and label (or a column per model). The report gives the judge's "
                   "agreement with them and prediction-powered means."),
     argument("--label", metavar="WIDTH", nargs="?", const="",
-             help="With --judge: label the judged answers yourself in a widget, only where the judge is unsure "
-                  "(active labelling, each label weighted by its chance of being asked), until the judge's mean "
-                  "corrected by your labels is known: two models, which one wins (label which answer is better); "
-                  "one model, to WIDTH on the judge's scale (default a tenth of it). The interval holds however "
-                  "often you look; the labels are kept with the evaluation's answers (a rerun continues)."),
+             help="With --judge (or --pairwise, two models): label the judged answers yourself in a widget, only "
+                  "where the judge is unsure (active labelling, each label weighted by its chance of being "
+                  "asked), until the judge's mean corrected by your labels is known: two models, which one wins "
+                  "(label which answer is better); one model, to WIDTH on the judge's scale (default a tenth of "
+                  "it). The interval holds however often you look; the labels are kept with the evaluation's "
+                  "answers (a rerun continues)."),
     argument("--compare", metavar="BASE", help="Compare every other model with BASE, item by item: mean "
              "difference with a 95%% bootstrap CI, McNemar / permutation test (Holm-adjusted), flipped items."),
     argument("--pairwise", metavar="MODEL", nargs="?", const="",
              help="With --compare: a judge picks the better answer of each pair, asked in both orders "
-                  "(a disagreement is a tie); bare: the embedded local platform's chat model."),
+                  "(a disagreement is a tie); bare: the embedded local platform's chat model. With --label and "
+                  "two models: you label its verdicts, where its two orders disagree first."),
     argument("--sequential", metavar="MIN_DIFF", nargs="?", const="",
              help="With --compare and two models: draw items in a seeded random order and stop generating once "
                   "the comparison on the first metric is decided (an anytime-valid betting confidence sequence); "
