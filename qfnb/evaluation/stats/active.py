@@ -241,7 +241,10 @@ class LabelQueue:
     :func:`judge_doubt`); ``bounds``: the lowest and highest label (and score) there can be
     (``None``: ``(0, 1)`` when every score lies in it); ``floor``: the smallest uniform share of the
     design (weights at most ``1/floor``); ``seed``: the draws' seed (a queue replays the same items);
-    ``method``: the confidence sequence, ``"mixture"`` (default) or ``"betting"`` (see the module docstring).
+    ``method``: the confidence sequence, ``"mixture"`` (default) or ``"betting"`` (see the module docstring);
+    ``forecast``: whether the scores forecast the judge's errors (``q (1 − q)``: :class:`ActiveDesign`);
+    False where they are verdicts, not probabilities (a pairwise judge's ``±1``, which is no promise of
+    no error).
 
     ``next(k)`` names the items to label, ``add(index, label)`` records a label, ``estimate()`` is a
     :class:`CalibratedMean` whose interval holds at every look, ``done(width=, null=)`` says when to
@@ -250,7 +253,7 @@ class LabelQueue:
 
     def __init__(self, judge_scores: ArrayLike, uncertainty: ArrayLike | None = None, confidence: float = 0.95, *,
                  bounds: tuple[float, float] | None = None, floor: float = FLOOR, seed: int = 0,
-                 method: str = "mixture") -> None:
+                 method: str = "mixture", forecast: bool = True) -> None:
         if method not in METHODS:
             raise invalid("method", f"one of {METHODS}, got {method!r}")
         if not 0.0 < confidence < 1.0:
@@ -274,7 +277,7 @@ class LabelQueue:
         self.confidence = confidence
         self.floor = floor
         self.seed = seed
-        self._design = ActiveDesign(self.doubt, floor, expected_error(scores, self.bounds))
+        self._design = ActiveDesign(self.doubt, floor, expected_error(scores, self.bounds) if forecast else None)
         self._bound = residual_bound(scores, self.bounds) / floor
         self._mean_judge = float(scores.mean())
         self._rng = np.random.default_rng(seed)
@@ -320,7 +323,7 @@ class LabelQueue:
         if len(preferences) < 2:
             raise invalid("preferences", f"at least 2 judged items, got {len(preferences)}")
         scores, doubt = preference_doubt(preferences)
-        return cls._of_preferences(scores, doubt, confidence, names, options)
+        return cls._of_preferences(scores, doubt, confidence, names, {"forecast": False, **options})
 
     @classmethod
     def _of_preferences(cls, scores: NDArray[np.float64], uncertainty: ArrayLike | None, confidence: float,

@@ -91,6 +91,9 @@ def test_the_judges_forecast_sets_the_first_design_and_the_prior() -> None:
     assert float(contradicts.share()) == 1.0 and float(contradicts.prior_scale()) == 1.0
     certain = LabelQueue(np.where(p > 0.5, 1.0, 0.0), doubt)._design  # forecasts no error anywhere
     assert certain.forecast is None and float(certain.share()) == pytest.approx(0.6)
+    # a pairwise judge's +1 / -1 is a verdict, not a probability: it forecasts nothing
+    verdicts = [combine("A", "B"), combine("A", "A"), combine("tie", "tie"), combine("B", "A")] * 5
+    assert LabelQueue.of_preferences(verdicts)._design.forecast is None
 
 
 def test_a_wrong_doubt_still_labels_to_the_end_and_never_answers_empty_before() -> None:
