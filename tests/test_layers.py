@@ -74,7 +74,7 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/evaluation/llm.py", "import qfnb.evaluation.runs.answers",
      "qfnb.evaluation.llm is not allowed to import qfnb.evaluation.runs"),
     ("qfnb/notebook/chat/cell.py", "import qfnb.notebook.magics", "No cycles are allowed in qfnb.notebook"),
-    ("qfnb/trainer/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
+    ("qfnb/trainer/records/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
     ("qfnb/dataset/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
     ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
     ("qfnb/protocol/wires/routes.py", "import qfnb.consts", "qfnb.protocol is not allowed to import qfnb.consts"),

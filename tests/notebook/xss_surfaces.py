@@ -196,7 +196,7 @@ def forecast_check(text: str) -> Any:
 
 
 def train_forecast(text: str) -> Any:
-    from qfnb.trainer.forecast import TrainForecast
+    from qfnb.trainer.spend.forecast import TrainForecast
 
     return TrainForecast(base=text, platform=text, rows=10, trained_rows=8, steps=4, tokens=48, token_source=text,
                          seconds=3.0, speed_source=text, yuan=None, price_source=text)

@@ -1,4 +1,4 @@
-"""Replaying a fine-tune (``qfnb.trainer.replay``) on the local platform's real routes: an identical
+"""Replaying a fine-tune (``qfnb.trainer.records.replay``) on the local platform's real routes: an identical
 finished run is found through the console API and reused (no upload, training, publish or deploy);
 ``replay=False`` trains again; any change to the recipe trains again; the ledger records the tokens
 each run trained on, and a reused run as what the replay saved."""
@@ -15,7 +15,7 @@ from qfnb._core.record import ledger as ledger_mod
 from qfnb.dataset import Dataset
 from qfnb.local.engines import calls
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
-from qfnb.trainer.replay import MARK
+from qfnb.trainer.records.replay import MARK
 from tests.fakes.events import RecordingHandler
 from tests.fakes.local_platform import ServedPlatform
 

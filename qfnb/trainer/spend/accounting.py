@@ -2,7 +2,7 @@
 the tokens it trained on.
 
 The platform reports them in the run's ``metrics`` (the local platform: ``trained_tokens``, every
-token of every step's batch, padding excluded). A reused run (:mod:`qfnb.trainer.replay`) is
+token of every step's batch, padding excluded). A reused run (:mod:`qfnb.trainer.records.replay`) is
 recorded as a cache hit: what it would have cost is what the replay saved, and it spends nothing.
 """
 

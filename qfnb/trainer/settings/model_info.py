@@ -25,7 +25,7 @@ from qfnb._core.errors import QfnbError
 from qfnb.protocol.console.enums import FinetuneSupportModelType, TrainMode
 from qfnb.resources.console import FineTune
 
-from .consts import PeftType
+from ..consts import PeftType
 from .train_config import HYPERPARAMETERS, TrainConfig, TrainLimit
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -10,10 +10,10 @@ from qfnb._core.errors import ValidationError
 from qfnb.resources.console import Data
 from qfnb.resources.console.account import console_v2, require_iam_keys
 
-from ._action import AsyncAction, RunContext
-from .configs import DatasetConfig
-from .consts import ActionState
-from .event import EventHandler
+from .._action import AsyncAction, RunContext
+from ..configs import DatasetConfig
+from ..consts import ActionState
+from ..event import EventHandler
 
 __all__ = ["LoadDataSetAction", "dataset_config", "warn_ignored"]
 

@@ -62,7 +62,7 @@ class TrainConfig(ConfigModel):
     #: default: 5 when there is one); ``early_stop`` ends the run after ``early_stop_patience``
     #: checkpoints without improvement; ``eval_metric`` ("rouge_l", "exact_match", or your own
     #: ``fn(input, reference, output) -> float``, scored on the engine after the run:
-    #: qfnb.trainer.checkpoint_metric) also scores ``eval_metric_items`` held-out answers per
+    #: qfnb.trainer.steps.checkpoint_metric) also scores ``eval_metric_items`` held-out answers per
     #: checkpoint and then picks the best
     checkpoints: int | None = None
     early_stop: bool | None = None

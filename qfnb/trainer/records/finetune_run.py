@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from .actions import TrainAction
-    from .configs import DeployConfig, TrainConfig
-    from .pipeline import Pipeline
+    from ..actions import TrainAction
+    from ..configs import DeployConfig, TrainConfig
+    from ..pipeline import Pipeline
 
 
 class FinetuneRun(Protocol):

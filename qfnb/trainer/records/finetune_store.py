@@ -11,8 +11,8 @@ from typing import Any
 from qfnb._core.errors import ValidationError
 from qfnb.protocol.console.train_modes import mode_row
 
+from ..configs import DeployConfig, TrainConfig
 from . import persist
-from .configs import DeployConfig, TrainConfig
 from .finetune_run import FinetuneRun, RunT
 
 __all__ = ["TrainerSummary", "Uploaded", "list_summaries", "load_trainer", "record_of", "stash_dataset"]

@@ -23,10 +23,10 @@ from typing import Any
 
 from qfnb._core.errors import ValidationError
 
-from .actions import DeployAction, ModelPublishAction, TrainAction
-from .configs import DatasetConfig, DeployConfig, TrainConfig
+from ..actions import DeployAction, ModelPublishAction, TrainAction
+from ..configs import DatasetConfig, DeployConfig, TrainConfig
+from ..steps.load_action import LoadDataSetAction, dataset_config
 from .finetune_run import FinetuneRun, RunT
-from .load_action import LoadDataSetAction, dataset_config
 
 logger = logging.getLogger("qfnb.trainer")
 

@@ -39,21 +39,21 @@ from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 
-from .accounting import record_training
-from .actions import DeployAction, ModelPublishAction, TrainAction, checkpoint_outcome
-from .configs import DatasetConfig
-from .consts import ActionState
+from ..actions import DeployAction, ModelPublishAction, TrainAction, checkpoint_outcome
+from ..configs import DatasetConfig
+from ..consts import ActionState
+from ..spend.accounting import record_training
+from ..steps.load_action import LoadDataSetAction
 from .finetune_run import FinetuneRun
-from .load_action import LoadDataSetAction
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from ._action import RunContext
+    from .._action import RunContext
 
 __all__ = ["MARK", "Reuse", "afind", "apply", "aprepare", "fingerprint", "model_name", "wanted"]
 
-logger = logging.getLogger("qfnb.trainer.replay")
+logger = logging.getLogger("qfnb.trainer.records.replay")
 
 #: what the job's description carries: ``qfnb-recipe:<fingerprint>``
 MARK = "qfnb-recipe:"

@@ -41,7 +41,7 @@ from qfnb.protocol.console.training import DEFAULTS, RFT_DEFAULTS
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations, estimate_conversations
 
-from .train_config import TrainConfig
+from ..settings.train_config import TrainConfig
 
 __all__ = ["TrainForecast", "aforecast_training", "forecast_training"]
 

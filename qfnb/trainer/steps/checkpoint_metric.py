@@ -26,8 +26,8 @@ from qfnb.evaluation.evaluators.metrics import FunctionEvaluator
 from qfnb.protocol.console import checkpoints
 from qfnb.resources import ChatCompletion
 
-from ._action import AsyncAction, RunContext
-from .consts import ActionState
+from .._action import AsyncAction, RunContext
+from ..consts import ActionState
 from .load_action import warn_ignored
 
 __all__ = ["DEFAULT_ITEMS", "CheckpointMetricAction"]

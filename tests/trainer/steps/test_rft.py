@@ -23,7 +23,7 @@ from qfnb.dataset import Dataset
 from qfnb.dataset.schema import TrainModeData
 from qfnb.resources import FineTune
 from qfnb.trainer import LLMFinetune, TrainConfig
-from qfnb.trainer.rewards import RewardFunctionError
+from qfnb.trainer.steps.rewards import RewardFunctionError
 from tests.fakes.events import RecordingHandler
 from tests.fakes.local_platform import ServedPlatform
 
