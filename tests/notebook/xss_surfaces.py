@@ -232,7 +232,7 @@ def dataset_insight_view(text: str) -> Any:
 
 
 def _stress(text: str) -> Any:
-    from qfnb.dataset.stress import RequestSample, RoundStats, StressTestResult
+    from qfnb.dataset.llm.stress import RequestSample, RoundStats, StressTestResult
 
     samples = (RequestSample(0.0, 0.1, 0.5, 10), RequestSample(0.1, None, 0.2, 0, error=text))
     return StressTestResult(text, [RoundStats(2, 1.0, samples)], stopped=text)

@@ -35,7 +35,7 @@ class LoadDataSetAction(AsyncAction):
     """Make sure the dataset is on the platform (upload + release) and name it for training.
 
     On a 2026 (v2) account (``config.api_version`` 2, not the embedded platform) the upload is the
-    ``/v2/dataset`` calls (:mod:`qfnb.dataset._platform_v2`), the entry's ``id`` a published
+    ``/v2/dataset`` calls (:mod:`qfnb.dataset.remote._platform_v2`), the entry's ``id`` a published
     data-set version (``ds-...``); the IAM keys are required before anything is sent.
 
     ``dataset``: a qfnb :class:`~qfnb.dataset.Dataset` (uploaded when local;

@@ -28,15 +28,15 @@ from qfnb.resources.console import Data
 from qfnb.resources.console.account import console_v2
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
 
-from ._io import frame_from_obj, normalize_items, platform_lines
+from ..rows._io import frame_from_obj, normalize_items, platform_lines
+from ..schema import QianfanNonSortedConversation, Schema, schema_for_template
 from ._platform_v2 import publish_if_needed, upload_v2
 from ._upload import Upload, put_object
-from .schema import QianfanNonSortedConversation, Schema, schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from .view import DatasetView
+    from ..view import DatasetView
 
 logger = logging.getLogger("qfnb.dataset")
 

@@ -26,9 +26,9 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
+from ..consts import QianfanDataGroupColumnName as GROUP
+from ..consts import QianfanDatasetPackColumnName as PACK
 from ._add import new_rows, packed_entries
-from .consts import QianfanDataGroupColumnName as GROUP
-from .consts import QianfanDatasetPackColumnName as PACK
 
 logger = logging.getLogger("qfnb.dataset")
 
@@ -106,7 +106,7 @@ class DatasetOps:
                group_id: int = -1, should_create_new_obj: bool = False, **kwargs: Any) -> Self:
         """Add rows at the end: a dict or a list of dicts (of lists of dicts: conversations), a
         DataFrame or a Dataset; a packed dataset takes entries. On a grouped dataset the rows join
-        the last conversation unless ``add_new_group`` (see :func:`~qfnb.dataset._add.new_rows`)."""
+        the last conversation unless ``add_new_group`` (see :func:`~qfnb.dataset.rows._add.new_rows`)."""
         return self._added(elem, len(self._frame()), group_id, add_new_group, is_grouped, should_create_new_obj)
 
     def insert(self, elem: Any, index: int, group_id: int = -1, add_new_group: bool = False,

@@ -15,7 +15,7 @@ from ._infer import prompts_of
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .view import DatasetView
+    from ..view import DatasetView
 
 
 async def platform_version(target: Any) -> str | None:

@@ -11,7 +11,7 @@ import pandas as pd
 from qfnb._core.errors import ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .view import DatasetView
+    from ..view import DatasetView
 
 GROUP = "_group"
 _SUFFIXES = (".jsonl", ".json", ".csv", ".txt")

@@ -13,14 +13,14 @@ from qfnb.protocol.console.data_enums import TEMPLATE_PROJECT
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSetType, DataTemplateType, ETLTaskStatus
 
+from ..view import PlatformSource
 from ._platform import version_info
-from .view import PlatformSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
     from qfnb.protocol.wires.answers import EtlTask
 
-    from .qianfan_data_operators import QianfanOperator
+    from ..qianfan_data_operators import QianfanOperator
 
 __all__ = ["OnlineOps"]
 

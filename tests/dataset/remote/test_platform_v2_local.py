@@ -1,4 +1,4 @@
-"""qfnb's 2026 (v2) data-set path (:mod:`qfnb.dataset._platform_v2`, made for the cloud) against the local
+"""qfnb's 2026 (v2) data-set path (:mod:`qfnb.dataset.remote._platform_v2`, made for the cloud) against the local
 platform's ``/v2/dataset`` actions, over a socket: they answer in the cloud's shapes (``importStatus``
 Importing / ImportFinished / ImportFailed, ``publishStatus`` Published, the task id as ``CreateImportTask``'s
 result), so that client works there unchanged, and a failed import says it failed, and why."""
@@ -12,8 +12,8 @@ import pytest
 from qfnb._core.config import Config
 from qfnb._core.runtime import sync
 from qfnb.dataset import Dataset
-from qfnb.dataset._platform_v2 import DatasetV2Error, upload_v2
-from qfnb.dataset._upload import Upload
+from qfnb.dataset.remote._platform_v2 import DatasetV2Error, upload_v2
+from qfnb.dataset.remote._upload import Upload
 from qfnb.local.domain.console import INTERRUPTED
 from qfnb.protocol.console.data_enums import DataTemplateType
 from qfnb.protocol.console.enums import ImportStatus

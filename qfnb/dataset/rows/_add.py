@@ -14,9 +14,9 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
+from ..consts import QianfanDataGroupColumnName as GROUP
 from ._io import frame_from_obj
 from ._rows import frame_from_table
-from .consts import QianfanDataGroupColumnName as GROUP
 
 
 def packed_entries(elem: Any) -> list[Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from qfnb._core.record import cache
 from qfnb.dataset import Dataset
-from qfnb.dataset.stress import StressTestResult, parse_runtime
+from qfnb.dataset.llm.stress import StressTestResult, parse_runtime
 from qfnb.errors import ValidationError
 from tests.fakes.local_platform import ServedPlatform
 

@@ -30,7 +30,7 @@ from qfnb.resources.safe_html import clean, escape
 from ._infer import prompts_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .view import DatasetView
+    from ..view import DatasetView
 
 __all__ = ["RequestSample", "RoundStats", "StressTestResult", "parse_runtime"]
 

@@ -20,13 +20,13 @@ from qfnb.resources.structured import (
     as_response_format,
 )
 
-from .consts import LLMOutputColumnName as LLM_OUTPUT
-from .consts import NewInputChatColumnName as INPUT_CHATS
-from .consts import OldReferenceColumnName as EXPECTED_OUTPUT
-from .consts import RequestLatencyColumnName as CHAT_LATENCY
+from ..consts import LLMOutputColumnName as LLM_OUTPUT
+from ..consts import NewInputChatColumnName as INPUT_CHATS
+from ..consts import OldReferenceColumnName as EXPECTED_OUTPUT
+from ..consts import RequestLatencyColumnName as CHAT_LATENCY
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .view import DatasetView
+    from ..view import DatasetView
 
 
 #: the latency column of a row's run (always there); a conversation's (the official name) is asked for

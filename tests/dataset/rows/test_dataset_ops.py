@@ -1,4 +1,4 @@
-"""The official SDK's Dataset operations (qfnb.dataset._ops): in place by default, returning
+"""The official SDK's Dataset operations (qfnb.dataset.rows._ops): in place by default, returning
 the dataset; ``should_create_new_obj=True`` for a new one."""
 
 from __future__ import annotations
