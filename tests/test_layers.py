@@ -153,9 +153,9 @@ NOTEBOOK_PROBES_ALLOWED: dict[tuple[str, str], int] = {
     ("training/state.py", "data"): 1,  # any nested object of a trainer's output or a task's detail
     ("training/state.py", "v"): 1,
     ("training/state.py", "self"): 1,  # declared curve fields, by the names in _CURVES
-    ("usage.py", "ipython"): 2,  # IPython's shell and ExecutionInfo, which differ between IPython 8 and 9
-    ("usage.py", "getattr(ipython, 'history_manager', None)"): 1,
-    ("usage.py", "info"): 1,
+    ("ledger/usage.py", "ipython"): 2,  # IPython's shell and ExecutionInfo, which differ between IPython 8 and 9
+    ("ledger/usage.py", "getattr(ipython, 'history_manager', None)"): 1,
+    ("ledger/usage.py", "info"): 1,
     ("widgets/deploy_view.py", "future"): 1,  # what on_deploy returned, as in the dashboard
 }
 
@@ -354,11 +354,11 @@ def _private_imports(root: Path) -> list[str]:
 
 def test_no_private_name_is_imported_across_modules(tree: Path) -> None:
     assert _private_imports(ROOT) == []
-    chat, usage = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/usage.py"
+    chat, usage = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/ledger/usage.py"
     originals = {p: p.read_text(encoding="utf-8") for p in (chat, usage)}
     try:
         _with_line(tree, "qfnb/notebook/chat/answer.py", "from qfnb.notebook.chat.runner import _hidden  # noqa")
-        _with_line(tree, "qfnb/notebook/usage.py", "from . import _interp as interp  # a private submodule is fine")
+        _with_line(tree, "qfnb/notebook/ledger/usage.py", "from .. import _interp as interp  # a private module: fine")
         line = len(chat.read_text(encoding="utf-8").splitlines())
         assert _private_imports(tree) == [f"qfnb/notebook/chat/answer.py:{line} imports _hidden"]
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from qfnb.notebook.discovery import ModelList, ModelRow
+from qfnb.notebook.models.discovery import ModelList, ModelRow
 from tests.notebook.evaluation.test_nb_qfeval_run import platform  # noqa: F401  (the platform double fixture)
 
 LISTING = ModelList(
@@ -64,7 +64,7 @@ def test_misspelled_option_gets_did_you_mean(ip: Any) -> None:
 
 
 def test_qfmodels_lists_the_platforms_models_and_endpoints(ip: Any, platform: Any) -> None:  # noqa: F811
-    from qfnb.notebook import discovery
+    from qfnb.notebook.models import discovery
 
     ip.magics_manager.registry["QfnbMagics"].list_models = discovery.list_models
     listing = ip.run_line_magic("qfmodels", "")
@@ -82,7 +82,7 @@ def test_completion_in_a_real_kernel_cell(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("PYTHONPATH", str(root))
     km, kc = start_new_kernel(kernel_name="python3")
     try:
-        setup = ("%load_ext qfnb\nfrom qfnb.notebook.discovery import ModelList, ModelRow\n"
+        setup = ("%load_ext qfnb\nfrom qfnb.notebook.models.discovery import ModelList, ModelRow\n"
                  "get_ipython().magics_manager.registry['QfnbMagics'].names.set(ModelList("
                  "[ModelRow('chat', 'Gemma-3-270M', 'x'), ModelRow('chat', 'Qwen2.5-Coder-0.5B-Instruct', 'y')], 't'))")
         assert kc.execute_interactive(setup, timeout=60)["content"]["status"] == "ok"

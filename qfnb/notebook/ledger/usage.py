@@ -22,7 +22,7 @@ from qfnb.notebook.render import charts
 from qfnb.notebook.render.theme import BORDER, TEXT, TEXT_MUTED
 from qfnb.resources.safe_html import clean, escape
 
-log = logging.getLogger("qfnb.notebook.usage")
+log = logging.getLogger("qfnb.notebook.ledger.usage")
 
 _BUDGET = re.compile(r"^(?:¥|yuan:?)?\s*([0-9]+(?:\.[0-9]+)?)\s*(yuan|元|¥)?$|^([0-9_]+)\s*(?:tokens?|t)$", re.I)
 
@@ -130,7 +130,7 @@ class UsageMagics(Magics):
             return None
         if by not in usage.GROUPS:
             raise UsageError(f"--by takes one of {', '.join(usage.GROUPS)}, got {by!r}")
-        from qfnb.notebook.usage_view import UsageTable, headline  # deferred: loads pandas
+        from qfnb.notebook.ledger.usage_view import UsageTable, headline  # deferred: loads pandas
 
         table = usage.summary(by=by, session=None if everyone else ledger.SESSION)
         table = UsageTable(table.round({k: v for k, v in ROUNDING.items() if k in table.columns}))

@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 
 from qfnb._core.record import ledger
 from qfnb.local.domain.traces import TraceSink
-from qfnb.notebook.traces import TraceMagics, TraceView, parse_line
+from qfnb.notebook.ledger.traces import TraceMagics, TraceView, parse_line
 from qfnb.protocol.platform.traces import CallSpan, new_span_id, new_trace_id
 
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from qfnb import resources
 from qfnb._core.runtime import sync
-from qfnb.notebook.roles import is_base, role
+from qfnb.notebook.models.roles import is_base, role
 from qfnb.protocol.wires import routes
 from qfnb.resources.defaults import default_model
 from qfnb.resources.safe_html import clean, escape
 
-log = logging.getLogger("qfnb.notebook.discovery")
+log = logging.getLogger("qfnb.notebook.models.discovery")
 #: every name cache in this process, so that a model added here shows at once
 _CACHES: weakref.WeakSet[NameCache] = weakref.WeakSet()
 

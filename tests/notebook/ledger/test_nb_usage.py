@@ -11,7 +11,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import qfnb
 from qfnb import usage
 from qfnb.notebook.chat.answer import cached_badge
-from qfnb.notebook.usage import parse_budget
+from qfnb.notebook.ledger.usage import parse_budget
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -106,17 +106,6 @@ def test_a_replayed_answers_rendered_footer_carries_the_badge() -> None:
     assert both["text/html"].count('class="qfnb-cached"') == 1
 
 
-@pytest.fixture
-def cloud_env(fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The SDK's environment pointed at the fake cloud (over a socket), as a user's keys would."""
-    names = {"ak": "QIANFAN_AK", "sk": "QIANFAN_SK", "access_key": "QIANFAN_ACCESS_KEY",
-             "secret_key": "QIANFAN_SECRET_KEY", "base_url": "QIANFAN_BASE_URL",
-             "console_api_base_url": "QIANFAN_CONSOLE_API_BASE_URL", "iam_base_url": "QIANFAN_IAM_BASE_URL"}
-    for key, value in fake.env(fake.base_url, "both").items():
-        monkeypatch.setenv(names[key], value)
-    return fake
-
-
 def _final(pub: Any) -> dict[str, Any]:
     return [o for o in pub.outputs if "qfnb" in (o.get("metadata") or {})][-1]
 
@@ -151,7 +140,7 @@ def test_a_replayed_qfchat_answer_says_so_and_fresh_asks_again(ip: InteractiveSh
 def test_qfusage_draws_the_tokens_it_lists(ip: InteractiveShell, fake: Any, make_config: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The chart beside the table: one stacked bar per row, drawn from the table's own tokens."""
-    from qfnb.notebook import usage as nb_usage
+    from qfnb.notebook.ledger import usage as nb_usage
     from qfnb.notebook.render import charts
 
     drawn: list[dict[str, dict[str, float]]] = []
