@@ -31,7 +31,7 @@ from .configs import DeployConfig, TrainConfig
 from .consts import ActionState
 from .event import EventHandler
 from .settings.model_info import get_default_train_config
-from .spend.accounting import record_training
+from .steps.accounting import record_training
 from .steps.load_action import LoadDataSetAction, dataset_config, warn_ignored
 from .steps.rewards import RewardFunctionError, RewardProvider, resolve_reward, reward_source
 

@@ -42,7 +42,7 @@ from qfnb.resources.console import Service as ServiceAPI
 from ..actions import DeployAction, ModelPublishAction, TrainAction, checkpoint_outcome
 from ..configs import DatasetConfig
 from ..consts import ActionState
-from ..spend.accounting import record_training
+from ..steps.accounting import record_training
 from ..steps.load_action import LoadDataSetAction
 from .finetune_run import FinetuneRun
 

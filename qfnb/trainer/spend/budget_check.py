@@ -8,48 +8,19 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb._core.config import Config
+    from ..records.finetune_run import FinetuneRun
 
-    from ..settings.train_config import TrainConfig
-
-__all__ = ["BudgetedRun", "hold_forecast"]
+__all__ = ["hold_forecast"]
 
 logger = logging.getLogger("qfnb.trainer")
 
 
-class TrainStep(Protocol):
-    """The training step as the budget check sees it: what it trains and the forecast it will hold."""
-
-    forecast_tokens: int | None
-
-    @property
-    def task_id(self) -> object: ...
-    @property
-    def train_type(self) -> str: ...
-    @property
-    def train_mode(self) -> str: ...
-
-
-class BudgetedRun(Protocol):
-    """A fine-tune trainer as the budget check reads it (``LLMFinetune`` is one); not the trainer's
-    class, nor its actions: this module sits below both."""
-
-    dataset: Any
-    dataset_file: str | None
-    config: Config | None
-
-    @property
-    def train_config(self) -> TrainConfig: ...
-    @property
-    def train_action(self) -> TrainStep: ...
-
-
-async def hold_forecast(trainer: BudgetedRun) -> None:
+async def hold_forecast(trainer: FinetuneRun) -> None:
     """Under a budget, the forecast of ``trainer``'s run on its local dataset checked against it
     (``BudgetExceeded``: nothing is sent) and handed to its training step to hold; nothing where no budget
     is set, the run exists already, a forecast was given (``forecast_tokens=``) or the rows are on the platform
