@@ -53,7 +53,7 @@ def _notify_added() -> None:
     """Tell this process's notebook layer (if loaded) that the model names changed."""
     import sys
 
-    discovery = sys.modules.get("qfnb.notebook.discovery")
+    discovery = sys.modules.get("qfnb.notebook.models.discovery")
     forget = getattr(discovery, "forget_models", None)
     if callable(forget):
         forget()

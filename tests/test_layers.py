@@ -63,7 +63,7 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/local/domain/platform.py", "import qfnb._core.errors", "qfnb.local.domain.platform -> qfnb._core.errors"),
     ("qfnb/_core/http/retry.py", "import qfnb._core.http.client", "No cycles are allowed in qfnb._core"),
     ("qfnb/trainer/consts.py", "import ipywidgets", "qfnb.trainer is not allowed to import ipywidgets"),
-    ("qfnb/dataset/_io.py", "import qfnb.dataset.dataset", "No cycles are allowed in qfnb.dataset"),
+    ("qfnb/dataset/rows/_io.py", "import qfnb.dataset.dataset", "No cycles are allowed in qfnb.dataset"),
     ("qfnb/model/service.py", "def _back() -> None:\n    import qfnb.model.model",  # inside a function too
      "No cycles are allowed in qfnb.model"),
     ("qfnb/evaluation/results/compare_view.py", "import qfnb.evaluation.results.compare",
@@ -74,8 +74,8 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/evaluation/llm.py", "import qfnb.evaluation.runs.answers",
      "qfnb.evaluation.llm is not allowed to import qfnb.evaluation.runs"),
     ("qfnb/notebook/chat/cell.py", "import qfnb.notebook.magics", "No cycles are allowed in qfnb.notebook"),
-    ("qfnb/trainer/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
-    ("qfnb/dataset/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
+    ("qfnb/trainer/records/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
+    ("qfnb/dataset/rows/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
     ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
     ("qfnb/protocol/wires/routes.py", "import qfnb.consts", "qfnb.protocol is not allowed to import qfnb.consts"),
     ("qfnb/resources/tools.py", "import qfnb.common.tool", "qfnb.resources is not allowed to import qfnb.common"),
@@ -153,9 +153,9 @@ NOTEBOOK_PROBES_ALLOWED: dict[tuple[str, str], int] = {
     ("training/state.py", "data"): 1,  # any nested object of a trainer's output or a task's detail
     ("training/state.py", "v"): 1,
     ("training/state.py", "self"): 1,  # declared curve fields, by the names in _CURVES
-    ("usage.py", "ipython"): 2,  # IPython's shell and ExecutionInfo, which differ between IPython 8 and 9
-    ("usage.py", "getattr(ipython, 'history_manager', None)"): 1,
-    ("usage.py", "info"): 1,
+    ("ledger/usage.py", "ipython"): 2,  # IPython's shell and ExecutionInfo, which differ between IPython 8 and 9
+    ("ledger/usage.py", "getattr(ipython, 'history_manager', None)"): 1,
+    ("ledger/usage.py", "info"): 1,
     ("widgets/deploy_view.py", "future"): 1,  # what on_deploy returned, as in the dashboard
 }
 
@@ -213,7 +213,7 @@ def test_no_circle_hides_behind_type_checking(tree: Path) -> None:
 
 
 def test_a_type_checking_circle_is_found(tree: Path) -> None:
-    module = "qfnb/dataset/_io.py"
+    module = "qfnb/dataset/rows/_io.py"
     path = tree / module
     original = path.read_text(encoding="utf-8")
     try:
@@ -223,7 +223,8 @@ def test_a_type_checking_circle_is_found(tree: Path) -> None:
     finally:
         path.write_text(original, encoding="utf-8")
     assert result.returncode == 1
-    assert "circle in qfnb.dataset: " in result.stdout and "_io" in result.stdout, result.stdout
+    # the room the file is in (rows) and the module it reaches back to (dataset) are the circle
+    assert "circle in qfnb.dataset: " in result.stdout and "rows" in result.stdout, result.stdout
 
 
 def test_a_circle_through_a_package_init_is_found(tree: Path) -> None:
@@ -353,11 +354,11 @@ def _private_imports(root: Path) -> list[str]:
 
 def test_no_private_name_is_imported_across_modules(tree: Path) -> None:
     assert _private_imports(ROOT) == []
-    chat, usage = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/usage.py"
+    chat, usage = tree / "qfnb/notebook/chat/answer.py", tree / "qfnb/notebook/ledger/usage.py"
     originals = {p: p.read_text(encoding="utf-8") for p in (chat, usage)}
     try:
         _with_line(tree, "qfnb/notebook/chat/answer.py", "from qfnb.notebook.chat.runner import _hidden  # noqa")
-        _with_line(tree, "qfnb/notebook/usage.py", "from . import _interp as interp  # a private submodule is fine")
+        _with_line(tree, "qfnb/notebook/ledger/usage.py", "from .. import _interp as interp  # a private module: fine")
         line = len(chat.read_text(encoding="utf-8").splitlines())
         assert _private_imports(tree) == [f"qfnb/notebook/chat/answer.py:{line} imports _hidden"]
     finally:

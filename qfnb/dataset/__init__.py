@@ -11,10 +11,10 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
-from ._platform import release_if_needed
 from .data_source import AFSDataSource, BosDataSource, DataSource, FileDataSource, FormatType, QianfanDataSource
 from .dataset import GROUP_COLUMN, Dataset
 from .demo import demo_qa
+from .remote._platform import release_if_needed
 from .schema import (
     DatasetValidationError,
     Problem,

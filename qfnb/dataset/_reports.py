@@ -10,13 +10,13 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.runtime import sync
 
 from .data_insight.insight import DataInsight, data_insight
-from .stress import astress
+from .llm.stress import astress
 from .summarization_method import overview, statistics
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .stress import StressTestResult
+    from .llm.stress import StressTestResult
     from .view import DatasetView
 
 __all__ = ["Reports"]
@@ -45,7 +45,7 @@ class Reports:
         shows it in the cell (``%load_ext qfnb``); its tables are DataFrames."""
         return data_insight(self, column_names)
 
-    # ---- stress tests (qfnb.dataset.stress) ---------------------------------------------------
+    # ---- stress tests (qfnb.dataset.llm.stress) ---------------------------------------------------
 
     def stress_test(self: DatasetView, workers: int = 1, users: int | None = None, spawn_rate: float | None = None,
                     model: str | None = None, endpoint: str | None = None, runtime: str | float = "0s",

@@ -31,11 +31,11 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
-from ._io import read_path, write_path
-from ._platform import download_items
-from ._upload import Upload
 from .consts import QianfanDatasetPackColumnName
 from .dataset import Dataset
+from .remote._platform import download_items
+from .remote._upload import Upload
+from .rows._io import read_path, write_path
 from .schema import schema_for_template
 
 if TYPE_CHECKING:  # pragma: no cover

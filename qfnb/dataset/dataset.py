@@ -21,16 +21,16 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressArg
 from qfnb.resources.safe_html import clean, escape
 
-from ._arrow import frame_from_arrow, frame_from_huggingface
-from ._batchjob import platform_version, run_as_job
-from ._infer import run_llm
-from ._io import frame_from_obj, read_path, source_lines, write_path
-from ._online import OnlineOps
-from ._platform import download, upload_dataset
 from ._reports import Reports
-from ._rows import frame_from_table, is_source
-from ._upload import Upload
 from .consts import QianfanDatasetPackColumnName
+from .llm._batchjob import platform_version, run_as_job
+from .llm._infer import run_llm
+from .remote._online import OnlineOps
+from .remote._platform import download, upload_dataset
+from .remote._upload import Upload
+from .rows._arrow import frame_from_arrow, frame_from_huggingface
+from .rows._io import frame_from_obj, read_path, source_lines, write_path
+from .rows._rows import frame_from_table, is_source
 from .schema import QianfanNonSortedConversation, Schema
 from .table import Table
 from .view import DataSourceLike as DataSource
@@ -65,7 +65,7 @@ class Dataset(Table, OnlineOps, Reports):
     ``Dataset(id=1)`` (as the official SDK's samples write it) is platform dataset 1, the same
     as ``Dataset.load(qianfan_dataset_id=1)``; its rows are fetched on first use. Row access is
     :class:`~qfnb.dataset.table.Table`'s, and its operations (``map``, ``filter``, ``col_map``,
-    ``pack``...) are in :mod:`qfnb.dataset._ops`.
+    ``pack``...) are in :mod:`qfnb.dataset.rows._ops`.
     """
 
     def __init__(self, data: pd.DataFrame | None = None, *, schema: Schema | None = None,

@@ -15,9 +15,9 @@ import pandas as pd
 
 from qfnb._core.errors import ValidationError
 
-from ._ops import DatasetOps, RowOutOfRange
-from ._rows import clean_row, frame_from_table
 from .consts import QianfanDatasetPackColumnName as PACK
+from .rows._ops import DatasetOps, RowOutOfRange
+from .rows._rows import clean_row, frame_from_table
 
 __all__ = ["Table"]
 

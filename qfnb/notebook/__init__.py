@@ -1,5 +1,6 @@
 """The notebook layer: the magics (``magics``) and, by what the user sees, ``chat``, ``training``,
-``evaluation``, ``data`` and ``widgets``, all drawn with ``render`` (styles, charts, the one HTML widget).
+``evaluation``, ``data`` and ``complete``, on the rooms they share (``ledger``: usage, cache and traces;
+``models``: what can answer; ``widgets``), all drawn with ``render`` (styles, charts, the one HTML widget).
 The only qfnb package that imports IPython / ipywidgets, lazily: ``import qfnb.notebook`` (or
 ``qfnb.notebook.widgets.progress``, the SDK's batch progress as a widget) imports neither.
 """

@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode
 
-from qfnb.notebook import discovery, notices, traces, usage
+from qfnb.notebook import notices
 from qfnb.notebook._checks import check_var, image_options, split_csv
 from qfnb.notebook._interp import InterpolationError, interpolate
 from qfnb.notebook._ipython import (
@@ -42,7 +42,9 @@ from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.data import insight as insight_view
 from qfnb.notebook.data import stress as stress_report
 from qfnb.notebook.evaluation.arguments import QFEVAL_ARGUMENTS
+from qfnb.notebook.ledger import traces, usage
 from qfnb.notebook.magic_options import IMAGE_OPTIONS
+from qfnb.notebook.models import discovery
 from qfnb.notebook.sampling import OPTIONS
 from qfnb.notebook.training import launcher, qftrain
 from qfnb.notebook.training.qftrain import QFTRAIN_ARGUMENTS

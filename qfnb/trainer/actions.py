@@ -27,13 +27,13 @@ from qfnb.resources.console import FineTune
 from qfnb.resources.console.account import console_v2, require_iam_keys
 
 from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
-from .accounting import record_training
 from .configs import DeployConfig, TrainConfig
 from .consts import ActionState
 from .event import EventHandler
-from .load_action import LoadDataSetAction, dataset_config, warn_ignored
-from .model_info import get_default_train_config
-from .rewards import RewardFunctionError, RewardProvider, resolve_reward, reward_source
+from .settings.model_info import get_default_train_config
+from .steps.accounting import record_training
+from .steps.load_action import LoadDataSetAction, dataset_config, warn_ignored
+from .steps.rewards import RewardFunctionError, RewardProvider, resolve_reward, reward_source
 
 logger = logging.getLogger("qfnb.trainer")
 
@@ -112,7 +112,7 @@ class TrainAction(AsyncAction):
         #: a RFT run's reward: the user's function (scored in this process) or a declarative grader
         self.reward = _rft_reward(reward, self.train_mode, self.train_extras)
         self.job_name = own.get("job_name") or kwargs.get("name")
-        #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.replay`)
+        #: the job's description (qfnb's recipe mark, :mod:`qfnb.trainer.records.replay`)
         self.description: str | None = None
         #: the detail of the run seen failed or stopped (settled on its trained tokens)
         self._ended_detail: dict[str, Any] | None = None
@@ -346,7 +346,7 @@ class TrainAction(AsyncAction):
 
 
 def _rft_reward(reward: Any, train_mode: str, extras: dict[str, Any]) -> Any:
-    """``reward=`` checked (:func:`~qfnb.trainer.rewards.resolve_reward`): RFT needs one and no other
+    """``reward=`` checked (:func:`~qfnb.trainer.steps.rewards.resolve_reward`): RFT needs one and no other
     mode takes one; its source goes to the task as ``reward``."""
     if reward is None:
         if mode_row(train_mode).rewarded and "reward" not in extras:

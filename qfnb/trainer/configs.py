@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qfnb.model.configs import DeployConfig
 
-from .model_info import (
+from .settings.model_info import (
     DefaultDPOTrainConfigMapping,
     DefaultPostPretrainTrainConfigMapping,
     DefaultTrainConfigMapping,
@@ -21,7 +21,7 @@ from .model_info import (
     get_model_info,
     get_trainer_model_list,
 )
-from .train_config import TrainConfig, TrainLimit
+from .settings.train_config import TrainConfig, TrainLimit
 
 __all__ = ["CorpusConfig", "CorpusConfigItem", "DPOTrainModelInfoMapping", "DatasetConfig",
            "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping", "DefaultTrainConfigMapping",

@@ -25,7 +25,6 @@ from qfnb.model import Model, Service
 from qfnb.protocol.console import train_formats
 from qfnb.resources.targets import JobTarget, check_platform, parse_target
 
-from . import budget_check, finetune_store, official_file, persist, replay
 from ._action import RunContext
 from .actions import (
     DeployAction,
@@ -37,10 +36,12 @@ from .actions import (
 from .configs import DeployConfig, TrainConfig
 from .consts import FinetuneStatus
 from .event import EventHandler
-from .finetune_store import TrainerSummary
 from .inputs import as_dataset, previous_task
-from .load_action import warn_ignored
 from .pipeline import EventLog, Pipeline, Trainer
+from .records import finetune_store, official_file, persist, replay
+from .records.finetune_store import TrainerSummary
+from .spend import budget_check
+from .steps.load_action import warn_ignored
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -68,7 +69,7 @@ class LLMFinetune(Trainer):
     ``ray_workers=`` (with a Ray ``target``; default ``QFNB_RAY_TRAIN_WORKERS``, else 1): Ray Train
     workers training the run data-parallel. ``train_mode="RFT"`` takes ``reward=``: a function
     ``fn(prompt, completion, **kw) -> float`` that scores the sampled answers in this process while the
-    run trains (:mod:`qfnb.trainer.rewards`), ``"module:function"``, or a declarative grader dict.
+    run trains (:mod:`qfnb.trainer.steps.rewards`), ``"module:function"``, or a declarative grader dict.
     ``forecast_tokens=`` (e.g. ``forecast_training(...).tokens``) is held against the budget before the run is
     created (refused, nothing sent, where it cannot fit), until the run settles on the tokens it trained.
     """
@@ -107,9 +108,9 @@ class LLMFinetune(Trainer):
         self.eval_dataset = eval_dataset
         self.evaluators = evaluators
         self.model_not_publish = model_not_publish
-        #: reuse an identical finished run (:mod:`qfnb.trainer.replay`); None: when the cache is on
+        #: reuse an identical finished run (:mod:`qfnb.trainer.records.replay`); None: when the cache is on
         self.replay = replay
-        #: what was reused (:meth:`qfnb.trainer.replay.Reuse.as_dict`), or None
+        #: what was reused (:meth:`qfnb.trainer.records.replay.Reuse.as_dict`), or None
         self.replayed: dict[str, Any] | None = None
         self.ppl = Pipeline(self._actions(train_kwargs), id=id)
         self.ppls = [self.ppl]
@@ -126,7 +127,7 @@ class LLMFinetune(Trainer):
             TrainAction(self.train_type, self.train_config, job_name=self.name or None, **train_kwargs),
         ]
         if callable(self.train_config.eval_metric):  # a notebook function: checkpoints scored on the engine
-            from .checkpoint_metric import CheckpointMetricAction  # deferred: loads the inference resources
+            from .steps.checkpoint_metric import CheckpointMetricAction  # deferred: loads the inference resources
 
             actions.append(CheckpointMetricAction(self.train_config.eval_metric, self.train_config.eval_metric_items))
         if not self.model_not_publish:

@@ -119,7 +119,7 @@ def test_the_ended_batch_is_in_the_ledger_once_at_the_batch_kind(fake: FakeQianf
     assert (row.prompt_tokens, row.completion_tokens) == (prompt, completion)
     # priced at the batch price (40 % of real time), with the real-time figure beside it
     from qfnb import usage
-    from qfnb.notebook.usage import batch_saving
+    from qfnb.notebook.ledger.usage import batch_saving
 
     table = usage.summary(by="model", session=None)
     cost, real_time = table.loc[MODEL, "cost_yuan"], table.loc[MODEL, "real_time_yuan"]

@@ -16,8 +16,8 @@ from ray_doubles import FakeJobs
 
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.cache import set_process_mode
-from qfnb.notebook.discovery import ModelList
 from qfnb.notebook.errors import QfnbInterrupted
+from qfnb.notebook.models.discovery import ModelList
 from qfnb.resources import batch_ray
 from tests.notebook.nb_doubles import RecordingPublisher
 

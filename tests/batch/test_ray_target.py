@@ -284,7 +284,7 @@ def test_every_row_is_a_span_and_a_call_and_the_slowest_is_found(jobs: FakeJobs)
     call in the ledger (the job's ``requests``) and one span under the job's, with its worker's time."""
     from qfnb import usage
     from qfnb._core.record.traces import read_spans
-    from qfnb.notebook.traces import TraceMagics
+    from qfnb.notebook.ledger.traces import TraceMagics
 
     job = ChatCompletion(model=MODEL).batch_do(_prompts(5), target=TARGET)
     job.wait(interval=0)

@@ -84,7 +84,7 @@ def test_a_zipped_export_is_read_file_by_file() -> None:
     import io
     import zipfile
 
-    from qfnb.dataset._platform import _parse_export, _unzip_text
+    from qfnb.dataset.remote._platform import _parse_export, _unzip_text
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:

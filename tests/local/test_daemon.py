@@ -184,7 +184,8 @@ def test_kernel_loads_nothing_heavy(data_dir: Path) -> None:
 
 
 def test_trainer_list_shows_only_this_data_dirs_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qfnb.trainer import LLMFinetune, persist
+    from qfnb.trainer import LLMFinetune
+    from qfnb.trainer.records import persist
 
     monkeypatch.delenv("QIANFAN_CACHE_DIR", raising=False)
     monkeypatch.setenv("QFNB_DATA_DIR", str(tmp_path / "a"))

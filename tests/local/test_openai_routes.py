@@ -277,7 +277,7 @@ def test_a_plain_v1_chat_carries_an_earlier_exchanges_tool_turns_to_the_engine(
 
 
 def test_qfmodels_says_the_default_reranker_is_the_embedding_model_by_cosine() -> None:
-    from qfnb.notebook.discovery import rows_from_services
+    from qfnb.notebook.models.discovery import rows_from_services
 
     services = {"common": [{"name": "Tiny-Embed", "apiType": "embeddings", "url": "u1"},
                            {"name": "Tiny-Embed", "apiType": "reranker", "url": "u2"},

@@ -21,7 +21,7 @@ from qfnb.local.engines.llama.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.local.server.app import create_app
-from qfnb.notebook.discovery import rows_from_services
+from qfnb.notebook.models.discovery import rows_from_services
 from qfnb.resources import Reranker
 
 pytestmark = [pytest.mark.real_model,

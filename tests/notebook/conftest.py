@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -14,7 +15,7 @@ from traitlets.config import Config
 from qfnb._core.http import client as client_mod
 from qfnb._core.record.cache import set_process_mode
 from qfnb.notebook import notices
-from qfnb.notebook.discovery import ModelList
+from qfnb.notebook.models.discovery import ModelList
 from tests.fakes.fixtures import fake, fake_server, make_config  # noqa: F401 - the fake cloud, for SDK calls in a shell
 from tests.fakes.fixtures_v2 import cloud_v2  # noqa: F401 - the 2026 cloud (a v2 API key alone)
 
@@ -85,3 +86,14 @@ def lab(_shared_lab: tuple[str, Path, str]) -> Iterator[tuple[str, Path, str]]:
 
     yield _shared_lab
     shut_down_kernels(_shared_lab)
+
+
+@pytest.fixture
+def cloud_env(fake: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811 - the fixture imported above
+    """The SDK's environment pointed at the fake cloud (over a socket), as a user's keys would."""
+    names = {"ak": "QIANFAN_AK", "sk": "QIANFAN_SK", "access_key": "QIANFAN_ACCESS_KEY",
+             "secret_key": "QIANFAN_SECRET_KEY", "base_url": "QIANFAN_BASE_URL",
+             "console_api_base_url": "QIANFAN_CONSOLE_API_BASE_URL", "iam_base_url": "QIANFAN_IAM_BASE_URL"}
+    for key, value in fake.env(fake.base_url, "both").items():
+        monkeypatch.setenv(names[key], value)
+    return fake

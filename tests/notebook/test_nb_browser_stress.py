@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(shutil.which("chromium") i
 
 CELLS = [
     "%load_ext qfnb",
-    "from qfnb.dataset.stress import RequestSample, RoundStats, StressTestResult\n"
+    "from qfnb.dataset.llm.stress import RequestSample, RoundStats, StressTestResult\n"
     "def round_of(users):\n"
     "    samples = tuple(RequestSample(0.1 * i, 0.05 * users + 0.01 * i, 1.0 + 0.3 * users + 0.02 * i, 64)\n"
     "                    for i in range(4 * users))\n"

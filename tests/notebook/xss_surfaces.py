@@ -108,7 +108,7 @@ def chat_history(text: str) -> Any:
 
 
 def models_list(text: str) -> Any:
-    from qfnb.notebook.discovery import ModelList, ModelRow
+    from qfnb.notebook.models.discovery import ModelList, ModelRow
 
     return ModelList([ModelRow(kind="chat", name=text, served_by=text, default=True)], source=text)
 
@@ -196,7 +196,7 @@ def forecast_check(text: str) -> Any:
 
 
 def train_forecast(text: str) -> Any:
-    from qfnb.trainer.forecast import TrainForecast
+    from qfnb.trainer.spend.forecast import TrainForecast
 
     return TrainForecast(base=text, platform=text, rows=10, trained_rows=8, steps=4, tokens=48, token_source=text,
                          seconds=3.0, speed_source=text, yuan=None, price_source=text)
@@ -232,7 +232,7 @@ def dataset_insight_view(text: str) -> Any:
 
 
 def _stress(text: str) -> Any:
-    from qfnb.dataset.stress import RequestSample, RoundStats, StressTestResult
+    from qfnb.dataset.llm.stress import RequestSample, RoundStats, StressTestResult
 
     samples = (RequestSample(0.0, 0.1, 0.5, 10), RequestSample(0.1, None, 0.2, 0, error=text))
     return StressTestResult(text, [RoundStats(2, 1.0, samples)], stopped=text)
@@ -308,7 +308,7 @@ def launcher(text: str) -> Any:
 
 
 def usage_chart(text: str) -> Any:
-    from qfnb.notebook.usage import chart_html
+    from qfnb.notebook.ledger.usage import chart_html
 
     table = pd.DataFrame({"prompt_tokens": [3], "completion_tokens": [4], "trained_tokens": [0],
                           "saved_tokens": [1]}, index=[text])
@@ -316,7 +316,7 @@ def usage_chart(text: str) -> Any:
 
 
 def trace_view(text: str) -> Any:
-    from qfnb.notebook.traces import TraceView
+    from qfnb.notebook.ledger.traces import TraceView
     from qfnb.protocol.platform.traces import CallSpan
 
     span = CallSpan(trace_id=text, span_id=text, parent_id=text, operation=text, route=text, model=text, status=200,
@@ -342,7 +342,7 @@ def preference_comparison(text: str) -> Any:
 
 
 def usage_table(text: str) -> Any:
-    from qfnb.notebook.usage_view import UsageTable
+    from qfnb.notebook.ledger.usage_view import UsageTable
 
     table = pd.DataFrame({"target": [text], "calls": [1], "prompt_tokens": [3], "completion_tokens": [4],
                           "cost_yuan": [0.0], "real_time_yuan": [0.0], "cache_hits": [0], "price": [text]},

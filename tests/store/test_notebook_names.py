@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from qfnb.notebook import discovery
+from qfnb.notebook.models import discovery
 
 
 def test_forget_models_refreshes_every_name_cache_at_once() -> None:

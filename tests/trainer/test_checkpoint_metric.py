@@ -102,7 +102,7 @@ def test_an_empty_or_missing_held_out_split_keeps_the_loss_decision(tmp_path: Pa
     import asyncio
 
     from qfnb.trainer._action import RunContext
-    from qfnb.trainer.checkpoint_metric import CheckpointMetricAction
+    from qfnb.trainer.steps.checkpoint_metric import CheckpointMetricAction
 
     empty = tmp_path / "eval.jsonl"
     empty.write_text("\n", encoding="utf-8")

@@ -142,7 +142,7 @@ def test_load_dataset_action_alone_with_dataset_id(cloud: ConsoleCloud, cfg: Con
 def test_llmfinetune_kwargs_result_log_save_and_handlers(cloud: ConsoleCloud, cfg: Config, _cache: None,
                                                          caplog: pytest.LogCaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from qfnb.trainer import load_action
+    from qfnb.trainer.steps import load_action
 
     monkeypatch.setattr(load_action, "_WARNED", set())
     caplog.set_level(logging.WARNING, logger="qfnb.trainer")

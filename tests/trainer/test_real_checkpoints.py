@@ -96,7 +96,7 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
     # a notebook function scores the first run's 5 checkpoints on the engine: what that costs beside training
     from qfnb._core.runtime import sync
     from qfnb.trainer._action import RunContext
-    from qfnb.trainer.checkpoint_metric import CheckpointMetricAction
+    from qfnb.trainer.steps.checkpoint_metric import CheckpointMetricAction
 
     def code_chars(input: object, reference: str, output: str) -> float:  # the code's characters guessed
         return sum(a == b for a, b in zip(reference, output.strip(), strict=False)) / len(reference)

@@ -7,7 +7,7 @@ nothing is created); :func:`keep` keeps the hold under the run's id until :func:
 sees the run end. The doors: ``qfnb.openai_client()``'s fine-tuning jobs
 (:mod:`qfnb._core.runtime.openai_fine_tuning`), the console's run creates however they are called
 (the ``train`` stage: :mod:`qfnb._core.http.stages.train`) and ``TrainAction`` (the console,
-``LLMFinetune``, ``%qftrain``: :mod:`qfnb.trainer.accounting`), which holds its own forecast and says
+``LLMFinetune``, ``%qftrain``: :mod:`qfnb.trainer.steps.accounting`), which holds its own forecast and says
 so (:func:`caller_holds`) so that its create is not held twice.
 """
 

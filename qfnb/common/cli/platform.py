@@ -164,7 +164,7 @@ def _download(path: str, output: Path) -> None:
     is a list of turns), one JSON line each: the file the official ``dataset download`` writes."""
     import asyncio
 
-    from qfnb.dataset._platform import download_items  # deferred: loads pandas (`qfnb --help` does not)
+    from qfnb.dataset.remote._platform import download_items  # deferred: loads pandas (`qfnb --help` does not)
 
     items = asyncio.run(download_items(str(dataset_id_of(path)), None))
     output.write_text(jsonl(items), "utf-8")

@@ -120,7 +120,8 @@ def trainer(args: argparse.Namespace) -> int:
 
 def _train_types(args: argparse.Namespace) -> int:
     """``--list-train-type``: the trainable models; ``--show-config-limit M``: M's limits (the platform's)."""
-    from qfnb.trainer.model_info import get_trainer_model_list  # deferred: loads pydantic (`qfnb --help` does not)
+    # deferred: loads pydantic (`qfnb --help` does not)
+    from qfnb.trainer.settings.model_info import get_trainer_model_list
 
     models = get_trainer_model_list(TRAINERS[args.trainer_command][1])
     if args.show_config_limit:
@@ -139,7 +140,7 @@ def _run_detached(job: Any, class_name: str) -> int:
     """Save the trainer and run it in a process of its own session, which outlives this command."""
     import subprocess
 
-    from qfnb.trainer import persist  # deferred: loads pydantic (`qfnb --help` does not)
+    from qfnb.trainer.records import persist  # deferred: loads pydantic (`qfnb --help` does not)
 
     job.save()
     log = persist.pipeline_dir() / f"{job.id}.log"

@@ -8,7 +8,6 @@ from typing import Any, Protocol
 
 from IPython.core.error import UsageError
 
-from qfnb.notebook import discovery
 from qfnb.notebook._checks import answer_shape, check_var, sampling_options, split_csv
 from qfnb.notebook._interp import prompt_template
 from qfnb.notebook._ipython import DisplayHandle, live_display
@@ -18,6 +17,7 @@ from qfnb.notebook.chat import requests as chat_requests
 from qfnb.notebook.chat import runner
 from qfnb.notebook.chat.sessions import DEFAULT_SESSION
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.models import discovery
 from qfnb.resources.structured import AnswerSchema
 from qfnb.resources.where import connection_hint
 

@@ -4,7 +4,7 @@ Cells without ``-s`` share the session ``default`` (as jupyter-ai's ``%%ai`` car
 exchanges): each request carries the session's last ``max_history`` exchanges (a tool cell's with
 its tool calls and results; no more characters than ``max_chars``), and its footer
 says so ("session default · 2 turns in context"), with where it ran and, for a base model,
-that it only continues text (capped at :data:`qfnb.notebook.roles.BASE_CAP` tokens).
+that it only continues text (capped at :data:`qfnb.notebook.models.roles.BASE_CAP` tokens).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from qfnb.notebook import roles
 from qfnb.notebook.chat.answer import CellChatRequest
 from qfnb.notebook.chat.conversations import Asked, PlatformConversations
 from qfnb.notebook.chat.sessions import SessionStore
+from qfnb.notebook.models import roles
 from qfnb.notebook.sampling import SamplingOptions
 
 __all__ = ["build_requests", "session_of"]

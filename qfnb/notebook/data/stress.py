@@ -41,4 +41,4 @@ def stress_html(result: Any) -> str:
 def register(ipython: Any) -> None:
     """Show every ``StressTestResult`` as :func:`stress_html` (its own ``_repr_html_`` has no chart)."""
     formatter = ipython.display_formatter.formatters["text/html"]
-    formatter.for_type_by_name("qfnb.dataset.stress", "StressTestResult", stress_html)
+    formatter.for_type_by_name("qfnb.dataset.llm.stress", "StressTestResult", stress_html)

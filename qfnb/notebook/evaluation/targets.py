@@ -15,8 +15,8 @@ from typing import Any
 
 from qfnb._core.runtime import sync
 from qfnb.evaluation.llm import as_target
-from qfnb.notebook.discovery import endpoint_of
 from qfnb.notebook.evaluation.options import EvalArgsError, reason
+from qfnb.notebook.models.discovery import endpoint_of
 from qfnb.protocol.console import checkpoints
 from qfnb.resources import ChatCompletion
 from qfnb.resources.console import FineTune, Model, Service

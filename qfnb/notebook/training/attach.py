@@ -21,7 +21,7 @@ from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
 from qfnb.trainer import Event
-from qfnb.trainer.rewards import RewardProvider
+from qfnb.trainer.steps.rewards import RewardProvider
 
 log = logging.getLogger("qfnb.notebook.training.attach")
 

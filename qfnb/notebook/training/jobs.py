@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from qfnb.resources.console import FineTune
-from qfnb.trainer import persist
+from qfnb.trainer.records import persist
 
 if TYPE_CHECKING:
     import pandas as pd

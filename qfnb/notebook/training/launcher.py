@@ -19,8 +19,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from qfnb.notebook import discovery
 from qfnb.notebook._ipython import DisplayHandle, display
+from qfnb.notebook.models import discovery
 from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
 from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch

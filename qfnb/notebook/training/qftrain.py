@@ -140,7 +140,7 @@ def _reward_arg(word: str | None, namespace: dict[str, Any]) -> Callable[..., An
     fn = namespace.get(word) if word.isidentifier() else None
     if callable(fn):
         return fn  # type: ignore[no-any-return]
-    from qfnb.trainer.rewards import resolve_reward  # deferred: the trainer's reward checks
+    from qfnb.trainer.steps.rewards import resolve_reward  # deferred: the trainer's reward checks
 
     try:
         found = resolve_reward(word, "--reward")

@@ -38,7 +38,7 @@ from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.trainer import Event, EventHandler
-    from qfnb.trainer.forecast import TrainForecast
+    from qfnb.trainer.spend.forecast import TrainForecast
 
 log = logging.getLogger("qfnb.notebook.training.run")
 
@@ -59,10 +59,10 @@ class TrainSpec(TrainOptions):
     deploy: bool = False
     name: str | None = None  # what dashboards, --list and %qfmodels call the run (its id beside)
     eval_split: int | None = None  # % of the data held out for the evaluation loss (None: the platform's 20)
-    fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.replay)
+    fresh: bool = False  # train again rather than reuse a finished run of the same recipe (qfnb.trainer.records.replay)
     early_stop: bool = False  # end the run after checkpoints without improvement (qfnb.protocol.console.checkpoints)
     #: what picks the best checkpoint besides the held-out loss: "rouge_l", "exact_match" or a notebook
-    #: function (input, reference, output) -> float (qfnb.trainer.checkpoint_metric)
+    #: function (input, reference, output) -> float (qfnb.trainer.steps.checkpoint_metric)
     eval_metric: str | Callable[..., Any] | None = None
     #: where the training runs (``--target``, parsed; None: ``QFNB_TARGET``, else the configured platform)
     target: JobTarget | None = None
@@ -303,7 +303,7 @@ def forecast(spec: TrainSpec, *, shown: bool, dry_run: bool = False) -> TrainFor
     """``--forecast`` (or a budget): the fine-tune's forecast shown and checked before it starts (None
     without); refused by the budget, it is shown with the line saying so; ``--dry-run``: shown, never raised."""
     from qfnb.notebook.forecasts import checked_forecast, refused  # deferred: loads the inference resources
-    from qfnb.trainer.forecast import forecast_training  # deferred: reads the ledger and the price table
+    from qfnb.trainer.spend.forecast import forecast_training  # deferred: reads the ledger and the price table
 
     def ahead() -> TrainForecast:
         found = forecast_training(spec.dataset, base=spec.base, epochs=spec.epochs, batch_size=spec.batch_size,

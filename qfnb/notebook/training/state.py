@@ -122,7 +122,7 @@ class TrainingState:
     wall: Callable[[], float] = field(default=time.time, repr=False)  # for the times a saved snapshot states
     ended_at: float | None = None  # wall time the job was seen to end
     platform_phase: str = ""  # what the platform says the worker does (loading weights, ...)
-    reused: str | None = None  # the finished run reused instead of training again (qfnb.trainer.replay)
+    reused: str | None = None  # the finished run reused instead of training again (qfnb.trainer.records.replay)
     #: a reused run's: the endpoint already serving its model, and when it ended (wall time)
     reused_service: str | None = None
     reused_end: float | None = None
@@ -202,7 +202,7 @@ class TrainingState:
         return changed
 
     def _take_replayed(self, replayed: Any) -> None:
-        """A reused run (:mod:`qfnb.trainer.replay`): which, when it ended, and what serves its model."""
+        """A reused run (:mod:`qfnb.trainer.records.replay`): which, when it ended, and what serves its model."""
         if not (isinstance(replayed, Mapping) and replayed.get("task_id")):
             return
         when = f", finished {replayed['finished']}" if replayed.get("finished") else ""

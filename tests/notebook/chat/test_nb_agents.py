@@ -346,7 +346,7 @@ def test_interrupt_in_a_tool_stops_the_loop(ip, tools_backend: ToolBackend) -> N
 
 def test_with_no_model_named_the_loop_takes_the_tool_model_when_the_platform_lists_it(
         ip, tools_backend: ToolBackend) -> None:
-    from qfnb.notebook.discovery import ModelList, ModelRow
+    from qfnb.notebook.models.discovery import ModelList, ModelRow
     from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL
 
     m = magics(ip)
@@ -367,7 +367,7 @@ def test_with_no_model_named_the_loop_takes_the_tool_model_when_the_platform_lis
 def test_a_model_that_calls_tools_unreliably_is_said_once_with_where_the_tool_model_is(
         ip, tools_backend: ToolBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     from qfnb.notebook.chat import tools as nb_tools
-    from qfnb.notebook.discovery import ModelList, ModelRow
+    from qfnb.notebook.models.discovery import ModelList, ModelRow
     from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL, TOOL_MODEL_INSTALL
 
     monkeypatch.setattr(nb_tools, "_SAID_UNRELIABLE", set())

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import RecordingPublisher, ScriptedChatBackend, function_call
-from test_nb_usage import cloud_env  # noqa: F401  (the fake cloud through the SDK's environment)
 
 from qfnb.notebook.chat.sessions import ChatSession, Exchange, SessionHistory, fitted
 from qfnb.protocol.wires.inference import validate_messages
@@ -183,7 +182,7 @@ def test_a_platform_transcript_splits_into_exchanges_at_each_user_turn() -> None
 
 @pytest.mark.sockets
 def test_a_plain_cell_after_a_tool_cell_is_a_valid_v1_chat_on_the_wire(
-        ip: InteractiveShell, cloud_env: Any) -> None:  # noqa: F811
+        ip: InteractiveShell, cloud_env: Any) -> None:
     """Through qfnb's client to the fake cloud: the history's tool turns go as v1 ``function_call``
     and ``function`` turns, which the cloud takes with no ``functions`` offered."""
     seen: list[Captured] = []

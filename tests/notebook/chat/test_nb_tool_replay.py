@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from test_nb_usage import cloud_env  # noqa: F401  (the fake cloud through the SDK's environment)
 
 from tests.fakes.cloud import PREFIX, Captured
 
@@ -49,7 +48,7 @@ def _last_text(pub: Any) -> str:
 
 
 def test_run_all_replays_a_yes_tool_call_instead_of_running_it_again(ip: InteractiveShell, pub: Any,
-                                                                       cloud_env: Any) -> None:  # noqa: F811
+                                                                       cloud_env: Any) -> None:
     tickets: list[str] = []
 
     def file_ticket(title: str) -> str:
@@ -75,7 +74,7 @@ def test_run_all_replays_a_yes_tool_call_instead_of_running_it_again(ip: Interac
 
 
 def test_a_replayed_call_is_not_asked_again_and_fresh_runs_it(ip: InteractiveShell, pub: Any,
-                                                              cloud_env: Any) -> None:  # noqa: F811
+                                                              cloud_env: Any) -> None:
     tickets: list[str] = []
 
     def file_ticket(title: str) -> str:
@@ -121,7 +120,7 @@ def test_a_skipped_call_is_not_recorded() -> None:
 
 
 def test_a_pending_approval_saves_as_a_static_waiting_block(ip: InteractiveShell, pub: Any,
-                                                            cloud_env: Any) -> None:  # noqa: F811
+                                                            cloud_env: Any) -> None:
     from ipywidgets.widgets.widget import _instances
 
     exec("def file_ticket(title: str) -> str:\n    '''File a ticket.'''\n    return 'T-1'", ip.user_ns)
@@ -141,7 +140,7 @@ def test_a_pending_approval_saves_as_a_static_waiting_block(ip: InteractiveShell
 
 
 @pytest.mark.slow
-def test_restart_and_run_all_in_new_kernels_runs_a_yes_tool_zero_more_times(cloud_env: Any,  # noqa: F811
+def test_restart_and_run_all_in_new_kernels_runs_a_yes_tool_zero_more_times(cloud_env: Any,
                                                                            tmp_path: Path) -> None:
     """The real thing: the notebook run three times, each in a new kernel process (what Restart &
     Run All does), its ``--yes`` tool appending a ticket to a file. The first run files it; the two
@@ -171,7 +170,7 @@ def test_restart_and_run_all_in_new_kernels_runs_a_yes_tool_zero_more_times(clou
 
 
 def test_the_loops_footer_and_badge_say_what_was_generated_and_what_replayed(ip: InteractiveShell, pub: Any,
-                                                                              cloud_env: Any) -> None:  # noqa: F811
+                                                                              cloud_env: Any) -> None:
     def file_ticket(title: str) -> str:
         """File a ticket."""
         return "T-1"

@@ -17,8 +17,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import RecordingPublisher
 
 from qfnb._core.record.cache import set_process_mode
-from qfnb.notebook.discovery import ModelList
 from qfnb.notebook.errors import QfnbCellError, QfnbInterrupted
+from qfnb.notebook.models.discovery import ModelList
 from qfnb.resources.batch_job import BatchJob
 from tests.fakes.local_platform import ServedPlatform
 

@@ -83,7 +83,7 @@ def test_qfeval_compares_checkpoints_in_one_paired_run_with_names_that_say_which
 
 
 def test_one_name_everywhere_qfmodels_and_the_qfeval_report(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from qfnb.notebook import discovery
+    from qfnb.notebook.models import discovery
 
     trainer = _deployed_tune("Helpdesk-FAQ.v2")
     ep = trainer.output["service_endpoint"]

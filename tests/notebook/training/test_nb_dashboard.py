@@ -125,7 +125,7 @@ def test_factory_error_is_one_clear_line(ip) -> None:  # type: ignore[no-untyped
 
 def test_no_args_shows_the_launcher(ip, pub: RecordingPublisher) -> None:
     use_trainer(ip, steps=5)
-    from qfnb.notebook.discovery import ModelList, ModelRow
+    from qfnb.notebook.models.discovery import ModelList, ModelRow
 
     cloud = ModelList([ModelRow("chat", "ERNIE-Speed-8K", "chat/ernie_speed"), ModelRow("chat", "Gemma-3-270M", "x"),
                        ModelRow("endpoint", "ep_tuned", "service s")], "the platform's service list")

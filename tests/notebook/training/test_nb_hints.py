@@ -15,7 +15,7 @@ from typing import Any
 from nb_doubles import FakeTrainer, RecordingPublisher, fake_deployer
 
 from qfnb.evaluation import EvaluationResult
-from qfnb.notebook import discovery
+from qfnb.notebook.models import discovery
 from tests.notebook.evaluation.test_nb_qfeval_run import data_file, platform  # noqa: F401  (fixtures)
 
 ENDPOINT = "other-chat"

@@ -23,7 +23,7 @@ TASKS = [
 
 def test_resolve_every_id_a_user_is_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QIANFAN_CACHE_DIR", str(tmp_path))
-    from qfnb.trainer import persist
+    from qfnb.trainer.records import persist
 
     persist.write_record({"id": "ppl-x1", "actions": [{"type": "LoadDataSetAction", "extra": {}},
                                                       {"type": "TrainAction", "extra": {"task_id": "task-a"}}]})

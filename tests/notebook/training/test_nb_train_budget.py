@@ -1,6 +1,6 @@
 """Issue 92 §3 through ``%qftrain``: the forecast it checked against the budget before launch is what
 its run holds against the budget until it ends (``TrainAction.forecast_tokens``; its hold, refusal and
-settling: tests/trainer/test_training_budget.py)."""
+settling: tests/trainer/spend/test_training_budget.py)."""
 
 from __future__ import annotations
 

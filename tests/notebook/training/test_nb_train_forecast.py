@@ -19,7 +19,7 @@ from nb_doubles import FakeTrainer, use_trainer
 from qfnb._core.record.budget import budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb.notebook.errors import QfnbCellError
-from qfnb.trainer.forecast import forecast_training
+from qfnb.trainer.spend.forecast import forecast_training
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "batch"))
@@ -127,7 +127,7 @@ def test_a_dry_run_shows_the_forecast_and_starts_nothing(served: ServedPlatform,
 
 def test_a_dpo_forecast_counts_both_answers_of_each_pair_and_its_budget_refuses_before_launch(
         served: ServedPlatform, ip: InteractiveShell, tmp_path: Path) -> None:
-    from qfnb.trainer.forecast import MODE_COST
+    from qfnb.trainer.spend.forecast import MODE_COST
 
     pairs = tmp_path / "prefs.jsonl"
     pairs.write_text("".join(json.dumps([{"prompt": f"question {i}", "chosen": "one two three",

@@ -14,7 +14,7 @@ from qfnb._core.config import Config
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.notebook.training.run import TrainSpec, launch
 from qfnb.trainer import LLMFinetune
-from qfnb.trainer.accounting import record_training
+from qfnb.trainer.steps.accounting import record_training
 
 pytestmark = pytest.mark.usefixtures("own_record_dir")  # tests/conftest.py
 

@@ -41,7 +41,7 @@ def test_platform_checks_the_same_table() -> None:
 def test_train_config_types_follow_the_limits() -> None:
     """A bounded hyperparameter's type is the limit's kind (``lora_alpha`` was an int while the
     limits accepted any number >= 1e-3): a float the platform accepts is a valid TrainConfig."""
-    from qfnb.trainer.train_config import _camel
+    from qfnb.trainer.settings.train_config import _camel
 
     bounded = {name: LIMITS[_camel(name)] for name in TrainConfig.model_fields if _camel(name) in LIMITS}
     assert {"epoch", "learning_rate", "lora_alpha", "lora_dropout"} <= set(bounded)
