@@ -40,8 +40,8 @@ from ..base import LocalEvaluator
 from ..evaluators.pairwise import PairwiseJudge, Preference
 from ..llm import response_text
 
-__all__ = ["AnsweredPair", "Answers", "Measure", "judge_answers_of", "measure_of", "model_answers", "prompt_of",
-           "resemblance"]
+__all__ = ["AnsweredPair", "Answers", "Measure", "collapse_said", "decided", "judge_answers_of", "measure_of",
+           "model_answers", "prompt_of", "resemblance"]
 
 #: chat calls in flight at once for one model (the engine batches them in its slots; more would wait in
 #: its queue or be refused)
@@ -196,6 +196,36 @@ def _finish_reason(resp: Any) -> str | None:
     return str(reason) if reason is not None else None
 
 
+def decided(tuned_bad: bool, base_bad: bool, tuned_score: float | None, base_score: float | None,
+            measure: str | None, judge_value: float | None = None) -> tuple[float, str]:
+    """One prompt's outcome for the tuned model (1 a win, 0.5 a tie, 0 a loss) and what decided it, in the
+    module doc's order: a degenerate answer loses to one that is not (two tie), whatever any score says;
+    then the higher score under ``measure`` (its name; None: no measure); then the judge's preference
+    (``judge_value``: 1 the tuned answer, -1 the base's, 0 a tie or none); else a tie. The one rule of
+    every comparison by answers (:func:`judge_answers_of`, and ``EvaluationResult.compare``'s)."""
+    if tuned_bad or base_bad:
+        return (0.5, "tie") if tuned_bad and base_bad else (float(base_bad), "degeneration")
+    if measure is not None and tuned_score is not None and base_score is not None and tuned_score != base_score:
+        return float(tuned_score > base_score), measure
+    if judge_value:
+        return (judge_value + 1) / 2, "the judge"
+    return 0.5, "tie"
+
+
+def collapse_said(tuned: str, base: str, tuned_report: AnswersReport, base_report: AnswersReport) -> str | None:
+    """How a verdict opens when a model collapsed (None when neither did): who collapsed, what it gave, and
+    that it is not the winner (no full stop: the caller says what follows)."""
+    t_bad, b_bad = tuned_report.collapsed, base_report.collapsed
+    if t_bad and b_bad:
+        return (f"Both models collapsed: {tuned} gave {tuned_report.summary}; {base} gave {base_report.summary}. "
+                "Neither is the winner")
+    if not (t_bad or b_bad):
+        return None
+    (name, report), (other, other_report) = ((tuned, tuned_report), (base, base_report))[::1 if t_bad else -1]
+    return (f"{name[:1].upper()}{name[1:]} collapsed: {report.summary}; {report.rate:.0%} of its answers are "
+            f"degenerate, {other}'s {other_report.rate:.0%}. It is not the winner")
+
+
 async def judge_answers_of(pairs: Sequence[train_formats.Pair], tuned: Answers, base: Answers,
                            measure: Measure | None, judge: PairwiseJudge | None) -> list[AnsweredPair]:
     """Each pair decided as the module doc says: degeneration, then the measure, then the judge (the
@@ -216,14 +246,8 @@ async def judge_answers_of(pairs: Sequence[train_formats.Pair], tuned: Answers, 
     for k, pair in enumerate(pairs):
         t_bad, b_bad = tuned.degenerate(k), base.degenerate(k)
         t_score, b_score = tuned_scores[k], base_scores[k]
-        if t_bad or b_bad:
-            outcome, by = (0.5, "tie") if t_bad and b_bad else (float(b_bad), "degeneration")
-        elif scoring is not None and t_score is not None and b_score is not None and t_score != b_score:
-            outcome, by = float(t_score > b_score), scoring.name
-        elif prefs is not None and prefs[k].value:
-            outcome, by = (prefs[k].value + 1) / 2, "the judge"
-        else:
-            outcome, by = 0.5, "tie"
+        outcome, by = decided(t_bad, b_bad, t_score, b_score, None if scoring is None else scoring.name,
+                              None if prefs is None else prefs[k].value)
         judged = None if prefs is None else (prefs[k].value + 1) / 2
         out.append(AnsweredPair(prompt_of(pair), tuned.texts[k], base.texts[k], t_bad, b_bad, t_score, b_score,
                                 outcome, by, judged, None if prefs is None else prefs[k]))
