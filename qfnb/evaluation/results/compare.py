@@ -12,10 +12,10 @@ Generated answers are read for degeneration first (:mod:`qfnb.protocol.console.d
 reference as each answer's): a metric that a collapsed answer satisfies (a marker, a keyword) never
 decides alone. Where either model gave a degenerate answer, each metric gets a second row,
 ``"<metric>, degeneration first"``, each item decided by the one rule of the answer judge
-(:func:`qfnb.evaluation.runs.preference_answers.decided`: a degenerate answer loses to one that is not,
+(:func:`qfnb.evaluation.stats.degeneration_first.decided`: a degenerate answer loses to one that is not,
 then the higher score); a model that collapsed (most answers degenerate, or one answer to most items)
 is never the winner of any row (:data:`~.stats._words.COLLAPSED`), and the sentences open with the
-collapse (:func:`~qfnb.evaluation.runs.preference_answers.collapse_said`).
+collapse (:func:`~qfnb.evaluation.stats.degeneration_first.collapse_said`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from qfnb.resources.safe_html import clean
 
 from .._errors import invalid
 from ..data import item_scores
-from ..runs.preference_answers import Answers, collapse_said, decided
 from ..stats import paired as st
 from ..stats._words import BETTER, COLLAPSED, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
 from ..stats._words import digits_for as _digits
 from ..stats._words import signed as _num
+from ..stats.degeneration_first import Answers, collapse_said, decided
 from ..stats.plan import items_to_decide
 from .compare_view import comparison_html, forest_figure
 
@@ -417,7 +417,7 @@ def _answers_read(frame: pd.DataFrame) -> tuple[tuple[dict[int, bool], AnswersRe
 def _degeneration_first(model: str, baseline: str, metric: str, frame: pd.DataFrame, model_bad: Mapping[int, bool],
                         base_bad: Mapping[int, bool], settings: Mapping[str, Any]) -> PairedMetric:
     """``metric``'s row with each item decided by the answer judge's rule
-    (:func:`~qfnb.evaluation.runs.preference_answers.decided`): degeneration first, then the higher score;
+    (:func:`~qfnb.evaluation.stats.degeneration_first.decided`): degeneration first, then the higher score;
     its outcomes (1 a win, 0.5 a tie) go into ``frame`` as the row's item columns."""
     a: dict[int, list[float]] = {}
     b: dict[int, list[float]] = {}

@@ -33,12 +33,12 @@ from typing import Any
 
 from qfnb._core.http.client import AsyncQianfanClient
 from qfnb.protocol.console import degeneration, train_formats
-from qfnb.protocol.console.degeneration import AnswerCheck, AnswersReport
 
 from .._errors import invalid
 from ..base import LocalEvaluator
 from ..evaluators.pairwise import PairwiseJudge, Preference
 from ..llm import response_text
+from ..stats.degeneration_first import Answers, collapse_said, decided
 
 __all__ = ["AnsweredPair", "Answers", "Measure", "collapse_said", "decided", "judge_answers_of", "measure_of",
            "model_answers", "prompt_of", "resemblance"]
@@ -46,23 +46,6 @@ __all__ = ["AnsweredPair", "Answers", "Measure", "collapse_said", "decided", "ju
 #: chat calls in flight at once for one model (the engine batches them in its slots; more would wait in
 #: its queue or be refused)
 ANSWERS_AT_ONCE = 16
-
-
-@dataclass(frozen=True)
-class Answers:
-    """One model's greedy answers to the held-out prompts, with how each ended and the set read for
-    degeneration."""
-
-    texts: list[str]
-    finish_reasons: list[str | None]
-    report: AnswersReport
-
-    def degenerate(self, k: int) -> bool:
-        """Answer ``k`` counts as degenerate (every answer does once the set collapsed to one answer)."""
-        return self.report.same_answer is not None or self.report.checks[k].degenerate
-
-    def check(self, k: int) -> AnswerCheck:
-        return self.report.checks[k]
 
 
 @dataclass(frozen=True)
@@ -194,36 +177,6 @@ def _finish_reason(resp: Any) -> str | None:
     except (KeyError, IndexError, TypeError, AttributeError):
         return None
     return str(reason) if reason is not None else None
-
-
-def decided(tuned_bad: bool, base_bad: bool, tuned_score: float | None, base_score: float | None,
-            measure: str | None, judge_value: float | None = None) -> tuple[float, str]:
-    """One prompt's outcome for the tuned model (1 a win, 0.5 a tie, 0 a loss) and what decided it, in the
-    module doc's order: a degenerate answer loses to one that is not (two tie), whatever any score says;
-    then the higher score under ``measure`` (its name; None: no measure); then the judge's preference
-    (``judge_value``: 1 the tuned answer, -1 the base's, 0 a tie or none); else a tie. The one rule of
-    every comparison by answers (:func:`judge_answers_of`, and ``EvaluationResult.compare``'s)."""
-    if tuned_bad or base_bad:
-        return (0.5, "tie") if tuned_bad and base_bad else (float(base_bad), "degeneration")
-    if measure is not None and tuned_score is not None and base_score is not None and tuned_score != base_score:
-        return float(tuned_score > base_score), measure
-    if judge_value:
-        return (judge_value + 1) / 2, "the judge"
-    return 0.5, "tie"
-
-
-def collapse_said(tuned: str, base: str, tuned_report: AnswersReport, base_report: AnswersReport) -> str | None:
-    """How a verdict opens when a model collapsed (None when neither did): who collapsed, what it gave, and
-    that it is not the winner (no full stop: the caller says what follows)."""
-    t_bad, b_bad = tuned_report.collapsed, base_report.collapsed
-    if t_bad and b_bad:
-        return (f"Both models collapsed: {tuned} gave {tuned_report.summary}; {base} gave {base_report.summary}. "
-                "Neither is the winner")
-    if not (t_bad or b_bad):
-        return None
-    (name, report), (other, other_report) = ((tuned, tuned_report), (base, base_report))[::1 if t_bad else -1]
-    return (f"{name[:1].upper()}{name[1:]} collapsed: {report.summary}; {report.rate:.0%} of its answers are "
-            f"degenerate, {other}'s {other_report.rate:.0%}. It is not the winner")
 
 
 async def judge_answers_of(pairs: Sequence[train_formats.Pair], tuned: Answers, base: Answers,
