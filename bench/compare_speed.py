@@ -35,6 +35,7 @@ from _common import load_average, log_to_stdout
 from engine_asks import chat_ask
 
 from qfnb.evaluation.runs.preference_answers import Answers, judge_answers_of
+from qfnb.local.domain.answer_scores import answers_at_once
 from qfnb.local.engines import GEMMA
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
@@ -82,11 +83,13 @@ async def answers_of(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], m
                                                               references=[p.chosen for p in pairs]))
 
 
-async def scored(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], path: str = "one-call") -> list[float]:
-    """Every pair's preferred and rejected answer's log-probability by ``path``: ``one-call`` (four answers
-    at once, each in one call), ``spread`` (four at once, a call per token over the slots) or ``per-token``
-    (in order, a call per token on one slot)."""
-    at_once = asyncio.Semaphore(1 if path == "per-token" else 4)
+async def scored(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], path: str = "one-call",
+                 at_once_n: int | None = None) -> list[float]:
+    """Every pair's preferred and rejected answer's log-probability by ``path``: ``one-call`` (``at_once_n``
+    answers at once, default the platform's :func:`~qfnb.local.domain.answer_scores.answers_at_once`, each in
+    one call), ``spread`` (as many at once, a call per token over the slots) or ``per-token`` (in order, a call
+    per token on one slot)."""
+    at_once = asyncio.Semaphore(1 if path == "per-token" else at_once_n or answers_at_once(engine))
 
     async def one(pair: train_formats.Pair, answer: str) -> float:
         async with at_once:
@@ -106,10 +109,13 @@ async def compare(tuned: LlamaEngine, base: LlamaEngine, pairs: Sequence[train_f
     theirs = await answers_of(base, pairs, max_tokens)
     answered = await judge_answers_of(pairs, mine, theirs, None, None)
     t1 = time.perf_counter()
-    await scored(base, pairs)
-    await scored(tuned, pairs)
+    now = [*await scored(base, pairs), *await scored(tuned, pairs)]
     t2 = time.perf_counter()
+    four = [*await scored(base, pairs, at_once_n=4), *await scored(tuned, pairs, at_once_n=4)]
+    t2b = time.perf_counter()
     out: dict[str, Any] = {"answers_s": t1 - t0, "likelihood_s": t2 - t1, "now_s": t2 - t0,
+                           "likelihood_four_s": t2b - t2, "load_after_now": load_average(),
+                           "four_diff": max(abs(a - b) for a, b in zip(now, four, strict=True)),
                            "wins": sum(a.outcome for a in answered), "tuned_degenerate": mine.report.rate,
                            "base_degenerate": theirs.report.rate, "example": mine.texts[0][:80]}
     if old_pairs:
@@ -156,8 +162,12 @@ def main() -> None:
             registry.close()
     log.info("%d held-out pairs, Gemma-3-270M + a LoRA adapter against the base, %d slots, max_tokens %d",
              args.pairs, base.gate.slots, args.max_tokens)
-    log.info("now: %.1f s in all (answers %.1f s: both models, %d prompts each; likelihood %.1f s)",
-             got["now_s"], got["answers_s"], args.pairs, got["likelihood_s"])
+    log.info("now: %.1f s in all (answers %.1f s: both models, %d prompts each; likelihood %.1f s, %d answers at "
+             "once) [load then: %s]", got["now_s"], got["answers_s"], args.pairs, got["likelihood_s"],
+             answers_at_once(base), got["load_after_now"])
+    log.info("the likelihood again, same run, four answers at once (as before): %.1f s (%.2fx the new); largest "
+             "summed log-probability difference %.2g", got["likelihood_four_s"],
+             got["likelihood_four_s"] / max(got["likelihood_s"], 1e-9), got["four_diff"])
     if "subset_old_s" in got:
         log.info("likelihood of the first %d pairs, same run: one call an answer %.1f s; a call a token spread over "
                  "the slots %.1f s; old per-token path (one answer after another, one slot) %.1f s: %.1fx; "

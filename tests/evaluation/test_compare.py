@@ -37,7 +37,13 @@ def test_two_models_table_and_independent_check(result: EvaluationResult) -> Non
     cmp = result.compare("tuned", "base")
     assert isinstance(cmp, Comparison) and cmp.models == ["tuned"] and cmp.baseline == "base"
     frame = cmp.to_dataframe()
-    assert list(frame["metric"]) == ["accuracy", "rouge_1", "rouge_2", "rouge_l"]
+    plain = ["accuracy", "rouge_1", "rouge_2", "rouge_l"]
+    # the base answers "I do not know" to every prompt: collapsed, so each metric is also decided degeneration first
+    assert list(frame["metric"]) == plain + [f"{m}, degeneration first" for m in plain]
+    assert cmp.sentences[0].startswith("Base collapsed: the same answer to 10 of 10 prompts: 'I do not know'")
+    first = cmp.row("tuned", "accuracy, degeneration first")
+    assert (first.wins, first.ties, first.losses) == (10, 0, 0) and first.verdict == "better"
+    frame = frame[frame["metric"].isin(plain)]
     acc = frame.set_index("metric").loc["accuracy"]
     wide = result.samples_df
     a, b = wide["tuned/accuracy"].to_numpy(float), wide["base/accuracy"].to_numpy(float)
@@ -163,7 +169,8 @@ def test_platform_result_with_outputs_only_is_scored_per_item() -> None:
                             "tuned_1": {"accuracy": 0.7, "bleu4": 0.8, "rouge_l": 0.9}}, pd.DataFrame(rows),
                            task_id="7", state="Done")
     cmp = res.compare("tuned_1", "base_1")
-    assert cmp.metrics == ["accuracy", "bleu4", "rouge_l"]
+    plain = ["accuracy", "bleu4", "rouge_l"]  # then each decided degeneration first: base_1 gave one answer to all
+    assert cmp.metrics == plain + [f"{m}, degeneration first" for m in plain]
     assert cmp.row("tuned_1", "accuracy").wins == 7
 
 

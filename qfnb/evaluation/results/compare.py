@@ -7,6 +7,15 @@ metrics or the paired permutation test for scores, win/tie/loss counts, and the 
 changed. With several models, the p-values of each metric are Holm-adjusted over the
 comparisons with the baseline. A difference is reported as real only when the adjusted
 p-value is below ``alpha`` and the CI excludes 0. Every metric is taken as higher-is-better.
+
+Generated answers are read for degeneration first (:mod:`qfnb.protocol.console.degeneration`, the
+reference as each answer's): a metric that a collapsed answer satisfies (a marker, a keyword) never
+decides alone. Where either model gave a degenerate answer, each metric gets a second row,
+``"<metric>, degeneration first"``, each item decided by the one rule of the answer judge
+(:func:`qfnb.evaluation.stats.degeneration_first.decided`: a degenerate answer loses to one that is not,
+then the higher score); a model that collapsed (most answers degenerate, or one answer to most items)
+is never the winner of any row (:data:`~.stats._words.COLLAPSED`), and the sentences open with the
+collapse (:func:`~qfnb.evaluation.stats.degeneration_first.collapse_said`).
 """
 
 from __future__ import annotations
@@ -20,14 +29,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qfnb.protocol.console import degeneration
+from qfnb.protocol.console.degeneration import AnswersReport
 from qfnb.resources.safe_html import clean
 
 from .._errors import invalid
 from ..data import item_scores
 from ..stats import paired as st
-from ..stats._words import BETTER, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
+from ..stats._words import BETTER, COLLAPSED, NO_DIFF, SAME, TOO_FEW, UNSURE, WORSE, format_p
 from ..stats._words import digits_for as _digits
 from ..stats._words import signed as _num
+from ..stats.degeneration_first import Answers, collapse_said, decided
 from ..stats.plan import items_to_decide
 from .compare_view import comparison_html, forest_figure
 
@@ -64,9 +76,27 @@ class PairedMetric:
     items_needed: int | None = None
     #: why the excluded items are out (a pairwise judge leaves out the pairs it judged inconsistently)
     excluded_why: str = "without a score on both sides"
+    #: which of the two (model, baseline) collapsed: neither wins a row
+    collapsed: tuple[str, ...] = ()
+
+    @property
+    def winner(self) -> str | None:
+        """The model the row finds better (None: no difference shown), unless it collapsed."""
+        plain = self.plain_verdict
+        side = self.model if plain == BETTER else self.baseline if plain == WORSE else None
+        return None if side in self.collapsed else side
 
     @property
     def verdict(self) -> str:
+        """:attr:`plain_verdict`, or :data:`COLLAPSED` where the side it favours collapsed."""
+        plain = self.plain_verdict
+        if plain in (BETTER, WORSE) and self.winner is None:
+            return COLLAPSED
+        return plain
+
+    @property
+    def plain_verdict(self) -> str:
+        """What the numbers alone say, whether or not the answers collapsed."""
         if self.n < 2 or self.ci is None:
             return TOO_FEW
         if self.wins == 0 and self.losses == 0 and self.ci.low == self.ci.high:
@@ -89,6 +119,10 @@ class PairedMetric:
 
     def _sentence(self) -> str:
         m, b, k, v = self.model, self.baseline, self.metric, self.verdict
+        if v == COLLAPSED:
+            side = m if self.plain_verdict == BETTER else b
+            text = f"{m} vs {b} on {k}: {side} scores higher ({self._numbers()}), but {side} collapsed: not a win"
+            return text if k.endswith(DEGENERATION_FIRST) else f"{text}; see '{k}{DEGENERATION_FIRST}'"
         if v == TOO_FEW:
             return f"{m} vs {b} on {k}: too few paired items ({self.n}) to compare"
         if v == SAME:
@@ -115,6 +149,13 @@ class PairedMetric:
         return (f"{m} vs {b} on {k}: inconclusive ({_num(self.diff, dg)}, {ci}; {why} {p}; {counts}{reps})"
                 f"{self._needed(dg)}")
 
+    def _numbers(self) -> str:
+        """The difference, its CI and the test's p, in words."""
+        assert self.ci is not None
+        dg = _digits(self.diff, self.ci.low, self.ci.high)
+        return (f"{_num(self.diff, dg)}, {self.ci.confidence:.0%} CI {_num(self.ci.low, dg)}\u2026"
+                f"{_num(self.ci.high, dg)}, p={format_p(self.p_adjusted)}")
+
     def _needed(self, dg: int) -> str:
         if self.items_needed is None or self.items_needed <= self.n:
             return ""
@@ -131,6 +172,10 @@ class PairedMetric:
                 "verdict": self.verdict, "items_needed": self.items_needed}
 
 
+#: the name of a metric's row decided with degeneration first: ``"<metric>, degeneration first"``
+DEGENERATION_FIRST = ", degeneration first"
+
+
 @dataclass
 class Comparison:
     """Models against a baseline, per metric: a table, sentences, changed items and a forest plot."""
@@ -143,6 +188,20 @@ class Comparison:
     items: dict[str, pd.DataFrame]
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: per model: its answers and the baseline's read for degeneration, over the items both answered
+    #: (absent where the outputs are not generated text)
+    answers: dict[str, tuple[AnswersReport, AnswersReport]] = field(default_factory=dict)
+
+    @property
+    def collapses(self) -> list[str]:
+        """A sentence for each model compared with the baseline where either collapsed."""
+        out = []
+        for m in self.models:
+            if m in self.answers:
+                said = collapse_said(m, self.baseline, *self.answers[m])
+                if said is not None and said not in out:
+                    out.append(said)
+        return [f"{s}." for s in out]
 
     @property
     def metrics(self) -> list[str]:
@@ -154,7 +213,8 @@ class Comparison:
 
     @property
     def sentences(self) -> list[str]:
-        return [r.sentence for r in self.rows]
+        """A collapse first (:attr:`collapses`), then each row's sentence."""
+        return [*self.collapses, *(r.sentence for r in self.rows)]
 
     @property
     def method_note(self) -> str:
@@ -174,7 +234,11 @@ class Comparison:
 
     def renamed(self, names: Mapping[str, str]) -> Comparison:
         """The same comparison with metrics shown under other names (``{"bleu4": "bleu"}``)."""
-        rows = [replace(r, metric=names.get(r.metric, r.metric)) for r in self.rows]
+        def metric(name: str) -> str:
+            plain = name.removesuffix(DEGENERATION_FIRST)
+            return names.get(plain, plain) + name[len(plain):]
+
+        rows = [replace(r, metric=metric(r.metric)) for r in self.rows]
 
         def col(c: str) -> str:
             side, sep, metric = c.partition("/")
@@ -186,7 +250,8 @@ class Comparison:
             notes = [re.sub(rf" agrees with {re.escape(old)}(?=[ :])", f" agrees with {new}", n) for n in notes]
             corpus = rf"^{re.escape(old)}: (.*)the table's {re.escape(old)} "  # _corpus_notes in result.py
             notes = [re.sub(corpus, rf"{new}: \1the table's {new} ", n) for n in notes]
-        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), notes)
+        return Comparison(self.baseline, list(self.models), rows, items, dict(self.settings), notes,
+                          dict(self.answers))
 
     def row(self, model: str, metric: str) -> PairedMetric:
         for r in self.rows:
@@ -318,8 +383,56 @@ def compare_samples(samples: pd.DataFrame, metrics: Sequence[str], models: Seque
             row, judged = _judge_pair(m, baseline, preferences[m], items[m], metrics, settings, judge_info or {})
             rows.append(row)
             notes += judged
+    answers = {m: read for m in models if (read := _answers_read(items[m])) is not None}
+    for m, (model_read, base_read) in answers.items():
+        collapsed = tuple(t for t, r in ((m, model_read[1]), (baseline, base_read[1])) if r.collapsed)
+        rows = [replace(r, collapsed=collapsed) if r.model == m else r for r in rows]
+        if model_read[1].rate or base_read[1].rate:  # a degenerate answer: each metric decided with it first
+            rows += [replace(_degeneration_first(m, baseline, metric, items[m], model_read[0], base_read[0],
+                                                 settings), collapsed=collapsed) for metric in metrics]
     rows = _adjust(rows, correction)
-    return Comparison(baseline, list(models), rows, items, settings, notes)
+    return Comparison(baseline, list(models), rows, items, settings, notes,
+                      {m: (model_read[1], base_read[1]) for m, (model_read, base_read) in answers.items()})
+
+
+def _answers_read(frame: pd.DataFrame) -> tuple[tuple[dict[int, bool], AnswersReport],
+                                                 tuple[dict[int, bool], AnswersReport]] | None:
+    """The model's and the baseline's answers of ``frame`` read for degeneration (the reference as each
+    answer's), over the items both answered with text: each side's ``{item index: degenerate}`` and report;
+    None where no item has two generated answers."""
+    both = [(int(i), m, b, r if isinstance(r, str) else None)
+            for i, m, b, r in zip(frame["index"], frame["model_output"], frame["baseline_output"], frame["reference"],
+                                  strict=True) if isinstance(m, str) and isinstance(b, str)]
+    if not both:
+        return None
+    references = [r for *_, r in both]
+
+    def read(texts: list[str]) -> tuple[dict[int, bool], AnswersReport]:
+        answers = Answers(texts, [None] * len(texts), degeneration.judge_answers(texts, references=references))
+        return {i: answers.degenerate(k) for k, (i, *_) in enumerate(both)}, answers.report
+
+    return read([m for _, m, _, _ in both]), read([b for _, _, b, _ in both])
+
+
+def _degeneration_first(model: str, baseline: str, metric: str, frame: pd.DataFrame, model_bad: Mapping[int, bool],
+                        base_bad: Mapping[int, bool], settings: Mapping[str, Any]) -> PairedMetric:
+    """``metric``'s row with each item decided by the answer judge's rule
+    (:func:`~qfnb.evaluation.stats.degeneration_first.decided`): degeneration first, then the higher score;
+    its outcomes (1 a win, 0.5 a tie) go into ``frame`` as the row's item columns."""
+    a: dict[int, list[float]] = {}
+    b: dict[int, list[float]] = {}
+    for i, ms, bs in zip(frame["index"], frame[f"model/{metric}"], frame[f"baseline/{metric}"], strict=True):
+        if int(i) not in model_bad:
+            continue
+        scored = math.isfinite(ms) and math.isfinite(bs)
+        outcome, _ = decided(model_bad[int(i)], base_bad[int(i)], float(ms) if scored else None,
+                             float(bs) if scored else None, metric)
+        a[int(i)], b[int(i)] = [outcome], [1 - outcome]
+    name = metric + DEGENERATION_FIRST
+    frame[f"model/{name}"] = [a[int(i)][0] if int(i) in a else float("nan") for i in frame["index"]]
+    frame[f"baseline/{name}"] = [b[int(i)][0] if int(i) in b else float("nan") for i in frame["index"]]
+    return replace(_pair(model, baseline, name, a, b, settings, False), kind="degeneration first",
+                   test="sign test (permutation)")
 
 
 def _check_models(samples: pd.DataFrame, models: Sequence[str], baseline: str) -> None:

@@ -37,7 +37,15 @@ from .._errors import invalid
 from ..evaluators.pairwise import PairwiseJudge, Preference
 from ..stats.active import LabelQueue
 from ..stats.paired import Interval, mcnemar_exact, wilson_interval
-from .preference_answers import AnsweredPair, Answers, judge_answers_of, measure_of, model_answers, prompt_of
+from .preference_answers import (
+    AnsweredPair,
+    Answers,
+    collapse_said,
+    judge_answers_of,
+    measure_of,
+    model_answers,
+    prompt_of,
+)
 from .scoring_call import scored_answers
 
 __all__ = ["AnsweredPair", "JudgedItems", "PairScore", "PreferenceComparison", "Wins", "acompare_preference",
@@ -220,20 +228,16 @@ class PreferenceComparison:
     def verdict(self) -> str:
         """The answers' verdict first (a collapse named with an example and its rate), then the user's measure
         alone, the judge, and likelihood as a second line."""
-        t_report, b_report = self.tuned_answers.report, self.base_answers.report
         said = f"the tuned model's {self.by_answers.said}"
+        collapse = collapse_said("the tuned model", "the base", self.tuned_answers.report, self.base_answers.report)
         if self.tuned_collapsed and self.base_collapsed:
-            head = (f"Both models collapsed: the tuned model gave {t_report.summary}; the base gave "
-                    f"{b_report.summary}. Neither is the winner ({said}).")
+            head = f"{collapse} ({said})."
         elif self.tuned_collapsed:
-            head = (f"The tuned model collapsed: {t_report.summary}; {self.tuned_degeneration:.0%} of its answers "
-                    f"are degenerate, the base's {self.base_degeneration:.0%}. It is not the winner: "
-                    + ("the base wins by the answers" if self.winner == "base" else "no winner is claimed")
-                    + f" ({said}).")
+            head = (f"{collapse}: " + ("the base wins by the answers" if self.winner == "base" else
+                                       "no winner is claimed") + f" ({said}).")
         elif self.base_collapsed:
-            head = (f"The base collapsed: {b_report.summary}. "
-                    + ("The tuned model wins by its answers" if self.winner == "tuned" else "No winner is claimed")
-                    + f" ({said}). {self.degeneration}")
+            head = (f"{collapse}: " + ("the tuned model wins by its answers" if self.winner == "tuned" else
+                                       "no winner is claimed") + f" ({said}).")
         elif self.winner is not None:
             head = (f"The tuned model {'wins' if self.winner == 'tuned' else 'loses'} by its answers ({said}). "
                     f"{self.degeneration}")

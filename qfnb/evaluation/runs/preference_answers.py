@@ -33,36 +33,19 @@ from typing import Any
 
 from qfnb._core.http.client import AsyncQianfanClient
 from qfnb.protocol.console import degeneration, train_formats
-from qfnb.protocol.console.degeneration import AnswerCheck, AnswersReport
 
 from .._errors import invalid
 from ..base import LocalEvaluator
 from ..evaluators.pairwise import PairwiseJudge, Preference
 from ..llm import response_text
+from ..stats.degeneration_first import Answers, collapse_said, decided
 
-__all__ = ["AnsweredPair", "Answers", "Measure", "judge_answers_of", "measure_of", "model_answers", "prompt_of",
-           "resemblance"]
+__all__ = ["AnsweredPair", "Answers", "Measure", "collapse_said", "decided", "judge_answers_of", "measure_of",
+           "model_answers", "prompt_of", "resemblance"]
 
 #: chat calls in flight at once for one model (the engine batches them in its slots; more would wait in
 #: its queue or be refused)
 ANSWERS_AT_ONCE = 16
-
-
-@dataclass(frozen=True)
-class Answers:
-    """One model's greedy answers to the held-out prompts, with how each ended and the set read for
-    degeneration."""
-
-    texts: list[str]
-    finish_reasons: list[str | None]
-    report: AnswersReport
-
-    def degenerate(self, k: int) -> bool:
-        """Answer ``k`` counts as degenerate (every answer does once the set collapsed to one answer)."""
-        return self.report.same_answer is not None or self.report.checks[k].degenerate
-
-    def check(self, k: int) -> AnswerCheck:
-        return self.report.checks[k]
 
 
 @dataclass(frozen=True)
@@ -216,14 +199,8 @@ async def judge_answers_of(pairs: Sequence[train_formats.Pair], tuned: Answers, 
     for k, pair in enumerate(pairs):
         t_bad, b_bad = tuned.degenerate(k), base.degenerate(k)
         t_score, b_score = tuned_scores[k], base_scores[k]
-        if t_bad or b_bad:
-            outcome, by = (0.5, "tie") if t_bad and b_bad else (float(b_bad), "degeneration")
-        elif scoring is not None and t_score is not None and b_score is not None and t_score != b_score:
-            outcome, by = float(t_score > b_score), scoring.name
-        elif prefs is not None and prefs[k].value:
-            outcome, by = (prefs[k].value + 1) / 2, "the judge"
-        else:
-            outcome, by = 0.5, "tie"
+        outcome, by = decided(t_bad, b_bad, t_score, b_score, None if scoring is None else scoring.name,
+                              None if prefs is None else prefs[k].value)
         judged = None if prefs is None else (prefs[k].value + 1) / 2
         out.append(AnsweredPair(prompt_of(pair), tuned.texts[k], base.texts[k], t_bad, b_bad, t_score, b_score,
                                 outcome, by, judged, None if prefs is None else prefs[k]))

@@ -6,6 +6,8 @@ import math
 
 BETTER, WORSE, SAME, NO_DIFF, UNSURE, TOO_FEW = (
     "better", "worse", "identical", "no detectable difference", "inconclusive", "too few items")
+#: a row whose winner collapsed (most of its answers degenerate): never a win
+COLLAPSED = "collapsed: not a win"
 
 
 def signed(x: float, digits: int) -> str:

@@ -21,10 +21,17 @@ from qfnb.local.engines.gate import EngineBusy
 
 #: items of one call, and answers of one item
 MAX_ITEMS, MAX_ANSWERS = 64, 8
-#: answers scored at once: each spreads its tokens over the engine's batch slots
-#: (:meth:`~qfnb.local.engines.llama.engine.LlamaEngine.token_logprobs`), so this many of them stay within
-#: the engine's queue (about four times its slots) while short answers still fill the slots
+#: answers scored at once on an engine that does not say its batch slots
 ANSWERS_AT_ONCE = 4
+
+
+def answers_at_once(engine: Any) -> int:
+    """Answers scored at once on ``engine``: one per batch slot (each answer is scored in one call on one
+    slot, :meth:`~qfnb.local.engines.llama.engine.LlamaEngine.answer_token_logprobs`, so the engine decodes a
+    token of each in one step: measured 8 at once against 4 in bench/compare_speed.py), else
+    :data:`ANSWERS_AT_ONCE`."""
+    slots = getattr(getattr(engine, "gate", None), "slots", None)
+    return slots if isinstance(slots, int) and slots > 0 else ANSWERS_AT_ONCE
 
 
 def _items(body: dict[str, Any]) -> list[tuple[list[dict[str, str]], list[str]]]:
@@ -69,7 +76,7 @@ async def score_answers(platform: Platform, body: dict[str, Any],
     items = _items(body)
     served = platform.resolve("chat", name)
     engine: Engine = await asyncio.to_thread(platform.registry.chat, platform.engine_endpoint(served))
-    at_once = asyncio.Semaphore(ANSWERS_AT_ONCE)
+    at_once = asyncio.Semaphore(answers_at_once(engine))
 
     async def one(turns: list[dict[str, str]], answer: str) -> tuple[float, int]:
         async with at_once:

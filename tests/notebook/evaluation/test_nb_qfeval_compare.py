@@ -14,6 +14,7 @@ from IPython.core.error import UsageError
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.evaluation.report import EvalReport
 from tests.fakes.local_platform import FakeRegistry, ServedPlatform
+from tests.local.platform_doubles import FakeChat, FakeDelta
 
 ROWS = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}"} for i in range(6)]
 
@@ -520,3 +521,40 @@ def test_each_models_own_score_has_its_ci(ip, platform, tmp_path) -> None:  # ty
     assert tiny["n"] == 12 and tiny["high"] <= 1.0 and other["low"] >= 0.0
     said = f"Tiny-Chat: exact_match 0.67 (95% CI {tiny['low']:.2f}–{tiny['high']:.2f}, 12 items)"
     assert said in repr(report) and said in report.to_html()
+
+
+MARKER = "[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]"
+
+
+class CollapsedChat(FakeChat):
+    """A preference-tuned model that collapsed: the ticket marker repeated, and nothing else, whatever it is asked."""
+
+    def _words(self, text: str, sampling: Any) -> Any:
+        yield FakeDelta(MARKER * 4, "normal", prompt_tokens=len(text.split()), completion_tokens=24)
+
+
+def test_a_collapsed_model_never_wins_on_a_metric_its_marker_satisfies(ip, platform, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The issue's case: the team's metric "has a ticket reference" scores every collapsed answer 1 and the base's
+    plain answers 0; the comparison opens with the collapse, the metric's row is not a win, and decided with
+    degeneration first the base wins every item."""
+    rows = [{"prompt": f"my order {i} is late", "response": f"Sorry for the delay, we are on it. [Ticket #{4800 + i}]"}
+            for i in range(8)]
+    path = tmp_path / "support.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    platform.engines["tiny-chat"] = CollapsedChat("tiny-chat")
+    ip.user_ns["has_ticket"] = lambda input, reference, output: float("Ticket #" in output)
+    report = ip.run_line_magic("qfeval", f"--models Tiny-Chat,Other-Chat --dataset {path} --metrics has_ticket "
+                                         "--compare Other-Chat")
+    cmp = report.comparison
+    assert cmp.sentences[0].startswith("Tiny-Chat collapsed: the same answer to 8 of 8 prompts: '[Ticket #1111]")
+    assert "It is not the winner" in cmp.sentences[0]
+    alone = cmp.row("Tiny-Chat", "has_ticket")
+    assert (alone.wins, alone.losses) == (8, 0) and alone.plain_verdict == "better"  # the metric alone is fooled
+    assert alone.verdict == "collapsed: not a win" and alone.winner is None
+    assert "Tiny-Chat collapsed: not a win" in alone.sentence and "beats" not in alone.sentence
+    first = cmp.row("Tiny-Chat", "has_ticket, degeneration first")
+    assert (first.wins, first.ties, first.losses) == (0, 0, 8) and first.verdict == "worse"
+    assert first.winner == "Other-Chat"
+    shown = repr(report)
+    assert shown.index("Tiny-Chat collapsed") < shown.index("on has_ticket")  # the verdict opens with it
+    assert "Tiny-Chat beats Other-Chat" not in shown and "Tiny-Chat beats Other-Chat" not in report.to_html()
