@@ -158,8 +158,8 @@ def client_batch(cfg: Any, texts: list[str], tokens: int, workers: int) -> float
 
 def bookkeeping(work: Path, rows: int) -> float:
     """Microseconds per row of the runner on an engine that answers at once."""
-    from qfnb.local.domain import batch_rows
-    from qfnb.local.domain.batch_runner import Paths, Runner
+    from qfnb.local.domain.batch import rows as batch_rows
+    from qfnb.local.domain.batch.runner import Paths, Runner
     from qfnb.local.engines.base import Delta
     from qfnb.local.engines.gate import Gate
 

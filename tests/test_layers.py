@@ -56,7 +56,7 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
 @pytest.mark.parametrize(("module", "line", "complaint"), [
     ("qfnb/_core/runtime/progress.py", "import qfnb.notebook.widgets.progress_bar",
      "qfnb._core is not allowed to import"),
-    ("qfnb/local/domain/store.py", "import qfnb.local.server.serving.wire",
+    ("qfnb/local/domain/state/store.py", "import qfnb.local.server.serving.wire",
      "qfnb.local.domain is not allowed to import"),
     ("qfnb/_core/http/retry.py", "import qfnb._core.runtime.sync", "qfnb._core.http is not allowed to import"),
     ("qfnb/resources/inference/chat.py", "import qfnb.dataset", "qfnb.resources is not allowed to import"),

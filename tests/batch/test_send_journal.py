@@ -20,8 +20,8 @@ from typing import Any
 import httpcore._backends.anyio as anyio_backend
 import pytest
 
-from qfnb.local.domain.batch_rows import standing
-from qfnb.local.domain.batch_runner import BatchProgress, Paths, Runner
+from qfnb.local.domain.batch.rows import standing
+from qfnb.local.domain.batch.runner import BatchProgress, Paths, Runner
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.transport import Endpoint

@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import batch, console, evaluation
-from qfnb.local.domain.datasets import AppendConflict
-from qfnb.local.domain.meter import Meter
+from qfnb.local.domain.batch import tasks as batch
+from qfnb.local.domain.console import dataset_tasks, evaluation, model_versions
 from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.records.meter import Meter
+from qfnb.local.domain.state.datasets import AppendConflict
 from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server.middleware import idempotency, metrics
@@ -179,8 +180,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         # the schema checks' imports, before serving and off the event loop: the first schema call would do them
         # on it (or wait on the import lock for a thread doing them), /healthz and every other call stalled
         await asyncio.to_thread(schema_regex.warm)
-        console.ensure_presets(platform)
-        console.recover_imports(platform)
+        model_versions.ensure_presets(platform)
+        dataset_tasks.recover_imports(platform)
         evaluation.recover(platform)
         batch.recover(platform)
         log.info("local platform ready: data in %s", platform.settings.data_dir)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from platform_doubles import FakeChat, FakeRegistry
 
-from qfnb.local.domain import answer_bounds
+from qfnb.local.domain.training import answer_bounds
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 

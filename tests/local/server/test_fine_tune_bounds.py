@@ -17,8 +17,8 @@ import pytest
 from platform_helpers import Signer, bearer, console
 from starlette.testclient import TestClient
 
-from qfnb.local.domain import fine_tuning
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
+from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
 from qfnb.protocol import bounded_jsonl
 from qfnb.protocol.wires import batch
 from qfnb.protocol.wires.routes import Console
@@ -82,7 +82,7 @@ MEASURE_CREATE = """
 import json, sys, tracemalloc
 from pathlib import Path
 from platform_helpers import bearer, client_for
-from qfnb.local.domain import fine_tuning
+from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
 from qfnb.protocol.wires import batch
 
 client = client_for(Path(sys.argv[1]))  # not started: the routes answer all the same, no background threads

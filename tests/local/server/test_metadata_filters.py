@@ -10,7 +10,7 @@ import pytest
 from platform_helpers import bearer
 from starlette.testclient import TestClient
 
-from qfnb.local.domain import chat_completions as stored
+from qfnb.local.domain.records import chat_completions as stored
 
 #: the OpenAI-style list routes that filter by metadata
 LISTS = ("/v1/chat/completions", "/v2/chat/completions", "/v1/responses", "/v1/fine_tuning/jobs",

@@ -23,9 +23,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from qfnb.local.domain import traces
-from qfnb.local.domain.meter import Meter, current_note
-from qfnb.local.domain.traces import OtelExport, TraceSink
+from qfnb.local.domain.records import traces
+from qfnb.local.domain.records.meter import Meter, current_note
+from qfnb.local.domain.records.traces import OtelExport, TraceSink
 from qfnb.local.engines.base import Delta
 from qfnb.local.server.app import create_app
 from qfnb.local.server.middleware.metrics import Observation

@@ -17,7 +17,7 @@ import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import Signer, make_settings
 
-from qfnb.local.domain import rewards
+from qfnb.local.domain.training import rewards
 from qfnb.local.server.app import create_app
 from qfnb.protocol.console.rewards import FETCH_ACTION
 

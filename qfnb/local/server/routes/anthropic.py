@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from qfnb.local.convert.anthropic import CountRender, MessagesRender, messages_ask
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.server import EngineUnavailable

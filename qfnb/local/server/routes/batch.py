@@ -1,5 +1,5 @@
 """Batch inference routes: Qianfan's ``/v2/batchinference?Action=…`` (bce-auth-v1 signed) and
-OpenAI's ``/v1/files`` + ``/v1/batches`` (bearer token), over :mod:`qfnb.local.domain.batch`."""
+OpenAI's ``/v1/files`` + ``/v1/batches`` (bearer token), over :mod:`qfnb.local.domain.batch.tasks`."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import batch, batch_files, fine_tuning
-from qfnb.local.domain import console as c
+from qfnb.local.domain.batch import files as batch_files
+from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.store import new_sid
-from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.domain.state.store import new_sid
+from qfnb.local.domain.state.values import BodyError, NotFound, iso
+from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
 from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_error, openai_refusal
@@ -128,7 +129,7 @@ def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable
             return failure
         try:
             result = await call(request, request.app.state.platform)
-        except (BodyError, c.NotFound, KeyReused) as exc:
+        except (BodyError, NotFound, KeyReused) as exc:
             return openai_refusal(exc)
         except MultipartError as exc:
             return openai_error(400, f"file: {exc}", param="file")
@@ -270,7 +271,7 @@ async def cancel_batch(request: Request, p: Platform) -> Handled:
 
 @_openai
 async def no_such_route(request: Request, p: Platform) -> Handled:
-    raise c.NotFound(f"Invalid URL ({request.method} {request.url.path})")
+    raise NotFound(f"Invalid URL ({request.method} {request.url.path})")
 
 
 def routes() -> list[Route]:

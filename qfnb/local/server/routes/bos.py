@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import bucket as objects
 from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.state import bucket as objects
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.serving.wire import bce_error
 

@@ -15,10 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import chat_completions as stored
-from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records import chat_completions as stored
+from qfnb.local.domain.state.values import BodyError, NotFound
 from qfnb.local.server.middleware import openai_errors
 from qfnb.local.server.serving.wire import json_body
 from qfnb.protocol.errors import ProtocolError

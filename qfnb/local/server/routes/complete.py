@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from qfnb.local.domain.meter import CallNote, current_note
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records.meter import CallNote, current_note
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.base import CannotServe, Delta, aclose
 from qfnb.local.engines.llama import infill
 from qfnb.local.server.middleware.openai_errors import openai_route

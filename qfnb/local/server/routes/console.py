@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from qfnb.local.domain import console as c
-from qfnb.local.domain import entities, evaluation, prompts
-from qfnb.local.domain.bucket import REGION
+from qfnb.local.domain.console import dataset_tasks, deployments, entities, evaluation, model_versions, prompts
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.domain.state import site
+from qfnb.local.domain.state.bucket import REGION
+from qfnb.local.domain.state.values import BodyError, NotFound, iso
+from qfnb.local.domain.training import fine_tunes
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.middleware.keyed_creates import Created, KeyReused, marked, once_per_key
 from qfnb.local.server.serving.failures import failure_response
@@ -43,17 +44,18 @@ def _int(body: dict[str, Any], field: str) -> object:
 
 
 def create_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    rec = c.create_container(p, name=body.get("name"), base_model=body.get("trainType") or body.get("baseTrainType"),
-                             base_field="trainType", description=body.get("description") or "",
-                             base_optional=True, train_mode=body.get("trainMode") or "SFT")
+    rec = fine_tunes.create_container(p, name=body.get("name"),
+                                      base_model=body.get("trainType") or body.get("baseTrainType"),
+                                      base_field="trainType", description=body.get("description") or "",
+                                      base_optional=True, train_mode=body.get("trainMode") or "SFT")
     return {"id": rec["id"], "uuid": rec["sid"], "name": rec["name"], "description": rec["description"],
             "createTime": iso(rec["created"])}
 
 
 def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    container = c.get(p, "ft_jobs", _int(body, "taskId"), "taskId")
+    container = site.get(p, "ft_jobs", _int(body, "taskId"), "taskId")
     if not container.get("model"):  # a task created without trainType: the job names the base model
-        base = c.resolve_base(p, body.get("trainType") or body.get("baseTrainType"), "trainType")
+        base = fine_tunes.resolve_base(p, body.get("trainType") or body.get("baseTrainType"), "trainType")
         container = p.store.update("ft_jobs", container["id"], model=base)
     trainset = body.get("trainset")
     if not isinstance(trainset, list) or not trainset:
@@ -63,18 +65,20 @@ def create_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(item, dict) or item.get("id") is None:
             raise BodyError(f"trainset[{i}].id", "is required")
         refs.append((f"trainset[{i}].id", item["id"]))
-    ask = c.train_ask(body.get("trainMode") or container.get("trainMode"),  # v1: the job (run) names it
-                      container["model"], TrainData(tuple(refs), split=("trainsetRate", body.get("trainsetRate"))),
-                      body.get("trainConfig"), "trainConfig", extra={"peftType": body.get("peftType") or "LoRA"})
-    run = c.create_run(p, container, ask)
+    ask = fine_tunes.train_ask(body.get("trainMode") or container.get("trainMode"),  # v1: the job (run) names it
+                               container["model"],
+                               TrainData(tuple(refs), split=("trainsetRate", body.get("trainsetRate"))),
+                               body.get("trainConfig"), "trainConfig",
+                               extra={"peftType": body.get("peftType") or "LoRA"})
+    run = fine_tunes.create_run(p, container, ask)
     return {"id": run["id"], "uuid": run["sid"]}
 
 
 def _run_of(p: Platform, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    container = c.get(p, "ft_jobs", _int(body, "taskId"), "taskId")
-    run = c.get(p, "runs", _int(body, "jobId"), "jobId")
+    container = site.get(p, "ft_jobs", _int(body, "taskId"), "taskId")
+    run = site.get(p, "runs", _int(body, "jobId"), "jobId")
     if run["containerId"] != container["id"]:
-        raise c.NotFound(f"jobId {body['jobId']!r} does not belong to taskId {body['taskId']!r}")
+        raise NotFound(f"jobId {body['jobId']!r} does not belong to taskId {body['taskId']!r}")
     return container, run
 
 
@@ -85,9 +89,9 @@ def job_detail(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     return {"id": run["id"], "uuid": run["sid"], "taskId": container["id"], "taskName": container["name"],
             "version": run["id"], "trainType": container["model"], "trainMode": run.get("trainMode", "SFT"),
             "peftType": run.get("peftType", "LoRA"), "trainStatus": V1_TRAIN_STATUS[status].value,
-            "progress": c.percent(run), "runTime": int((finished or time.time()) - started) if started else 0,
+            "progress": fine_tunes.percent(run), "runTime": int((finished or time.time()) - started) if started else 0,
             "trainTime": run.get("elapsedSeconds"), "startTime": iso(started), "finishTime": iso(finished),
-            "vdlLink": "", "metrics": run.get("metrics") or {}, **c.progress_fields(run)}
+            "vdlLink": "", "metrics": run.get("metrics") or {}, **fine_tunes.progress_fields(run)}
 
 
 def stop_job(p: Platform, body: dict[str, Any]) -> bool:
@@ -111,19 +115,19 @@ def version_view(p: Platform, v: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_detail(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    model = c.get(p, "models", _int(body, "modelId"), "modelId")
+    model = site.get(p, "models", _int(body, "modelId"), "modelId")
     return {"modelId": model["id"], "modelIdStr": model["sid"], "modelName": model["modelName"],
             "source": model["source"], "modelType": model.get("modelType", 0), "createTime": iso(model["created"]),
-            "modelVersionList": [version_view(p, v) for v in c.versions_of(p, model["id"])]}
+            "modelVersionList": [version_view(p, v) for v in model_versions.versions_of(p, model["id"])]}
 
 
 def model_version_detail(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return version_view(p, c.get(p, "versions", _int(body, "modelVersionId"), "modelVersionId"))
+    return version_view(p, site.get(p, "versions", _int(body, "modelVersionId"), "modelVersionId"))
 
 
 def publish(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    model, version = c.publish(p, is_new=body.get("isNewModel", True), meta=body.get("versionMeta"),
-                               model_name=body.get("modelName"), model_id=body.get("modelId"))
+    model, version = model_versions.publish(p, is_new=body.get("isNewModel", True), meta=body.get("versionMeta"),
+                                            model_name=body.get("modelName"), model_id=body.get("modelId"))
     return {"modelId": model["id"], "modelIDStr": model["sid"], "modelIdStr": model["sid"],
             "version": version["version"], "versionId": version["id"], "versionIdStr": version["sid"]}
 
@@ -132,8 +136,8 @@ def publish(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def service_apply(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    svc = c.create_service(p, model_id=body.get("modelId"), version_id=body.get("modelVersionId"),
-                           name=body.get("name"), uri=body.get("uri"))
+    svc = deployments.create_service(p, model_id=body.get("modelId"), version_id=body.get("modelVersionId"),
+                                     name=body.get("name"), uri=body.get("uri"))
     return {"result": True, "serviceId": svc["id"]}
 
 
@@ -181,28 +185,28 @@ def dataset_storage(ds: dict[str, Any]) -> dict[str, Any]:
 
 
 def dataset_create(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return dataset_view(c.create_dataset(p, body))
+    return dataset_view(dataset_tasks.create_dataset(p, body))
 
 
 def dataset_import(p: Platform, body: dict[str, Any], key: str | None = None) -> bool:
-    ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    ds = site.get(p, "datasets", _int(body, "datasetId"), "datasetId")
     if body.get("importFrom", 1) != 1:
         raise BodyError("importFrom", "the local platform imports from object storage only (importFrom=1)")
-    c.import_dataset(p, ds, body.get("files"), key)
+    dataset_tasks.import_dataset(p, ds, body.get("files"), key)
     return True
 
 
 def dataset_release(p: Platform, body: dict[str, Any]) -> bool:
-    ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    ds = site.get(p, "datasets", _int(body, "datasetId"), "datasetId")
     p.store.update("datasets", ds["id"], releaseStatus=2)
     return True
 
 
 def dataset_export(p: Platform, body: dict[str, Any]) -> bool:
-    ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    ds = site.get(p, "datasets", _int(body, "datasetId"), "datasetId")
     if body.get("exportTo", 0) != 0:
         raise BodyError("exportTo", "the local platform exports to its own storage only (exportTo=0)")
-    c.export_dataset(p, ds)
+    dataset_tasks.export_dataset(p, ds)
     return True
 
 
@@ -210,14 +214,14 @@ def dataset_export_records(p: Platform, body: dict[str, Any], base_url: str,
                            link: Callable[[str], str]) -> list[dict[str, Any]]:
     """The exports, each with a ``downloadUrl`` that reads with no credentials (``link``: a pre-signed
     link, as the cloud gives; the official SDK downloads it with a plain GET)."""
-    ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    ds = site.get(p, "datasets", _int(body, "datasetId"), "datasetId")
     return [{k: v for k, v in rec.items() if k not in ("bucket", "key")}
             | {"downloadUrl": link(f"{base_url}/bos/{rec['bucket']}/{rec['key']}")}
             for rec in ds.get("exports") or []]
 
 
 def dataset_info(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    ds = c.get(p, "datasets", _int(body, "datasetId"), "datasetId")
+    ds = site.get(p, "datasets", _int(body, "datasetId"), "datasetId")
     exports = ds.get("exports") or []
     return {"groupPK": ds["id"], "name": ds["name"], "dataType": ds["dataType"],
             "versionInfo": {"datasetPK": ds["id"], "bmlDatasetId": ds["sid"], "versionId": 1,
@@ -267,7 +271,7 @@ async def dispatch(request: Request) -> Response:
                         "a cloud service (configure Qianfan credentials to use it)")
     except BodyError as exc:
         return fail(exc.code, str(exc))
-    except c.NotFound as exc:
+    except NotFound as exc:
         return fail(ErrorCode.INVALID_PARAM, str(exc))
     except KeyReused as exc:
         return fail(ErrorCode.INVALID_PARAM, str(exc), http_status=422)
@@ -289,7 +293,7 @@ async def _answer(request: Request, platform: Platform, path: str, body: dict[st
         return Created(await run_in_threadpool(dataset_import, platform, body, idempotency_key(request)),
                        replayed=False)
     if path == Console.SERVICE_DETAIL:
-        svc = c.get(platform, "services", _int(body, "serviceId"), "serviceId")
+        svc = site.get(platform, "services", _int(body, "serviceId"), "serviceId")
         return Created(service_view(platform, svc, base_url(request)), replayed=False)
     handler = HANDLERS.get(path)
     return None if handler is None else await once_per_key(request, platform, body, partial(handler, platform, body))

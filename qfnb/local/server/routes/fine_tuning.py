@@ -1,5 +1,5 @@
 """OpenAI's fine-tuning API (``/v1/fine_tuning/jobs`` and the same under ``/v2``) over
-:mod:`qfnb.local.domain.fine_tuning`: bearer auth, every refusal in OpenAI's error shape. The
+:mod:`qfnb.local.domain.training.openai_fine_tuning`: bearer auth, every refusal in OpenAI's error shape. The
 training files come from ``/v1/files`` (:mod:`.routes_batch`, ``purpose="fine-tune"``). Beside it,
 qfnb's own ``/v1/fine_tuning/answer_logprobs`` scores given answers under a served model (base or
 tuned), what comparing a tuned model with its base on preference pairs reads."""
@@ -16,12 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import answer_bounds, answer_scores
-from qfnb.local.domain import console as c
-from qfnb.local.domain import fine_tuning as ft
-from qfnb.local.domain.meter import current_note
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records.meter import current_note
+from qfnb.local.domain.state.values import BodyError, NotFound
+from qfnb.local.domain.training import answer_bounds, answer_scores
+from qfnb.local.domain.training import openai_fine_tuning as ft
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
 from qfnb.local.server.middleware.openai_errors import bearer_refusal, metadata_filter, openai_error, openai_refusal
@@ -42,7 +41,7 @@ def _route(call: Callable[[Request, Platform], Awaitable[Answered]]) -> Callable
         try:
             answer = await call(request, request.app.state.platform)
             return answer if isinstance(answer, Response) else JSONResponse(answer)
-        except (BodyError, c.NotFound, KeyReused) as exc:
+        except (BodyError, NotFound, KeyReused) as exc:
             return openai_refusal(exc)
         except CannotServe as exc:
             return openai_error(400, f"model: {exc}", param="model", code="cannot_score")
@@ -100,8 +99,8 @@ async def checkpoints(request: Request, p: Platform) -> dict[str, Any]:
 
 @_route
 async def answer_logprobs(request: Request, p: Platform) -> Answered:
-    """qfnb's own: how likely a served model finds given answers (:mod:`qfnb.local.domain.answer_scores`),
-    bounded per call (:mod:`qfnb.local.domain.answer_bounds`) and stopped when its client leaves."""
+    """qfnb's own: how likely a served model finds given answers (:mod:`qfnb.local.domain.training.answer_scores`),
+    bounded per call (:mod:`qfnb.local.domain.training.answer_bounds`) and stopped when its client leaves."""
     body = await json_body(request)
     answer_bounds.check_scoring_call(body)
     note = current_note()

@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.convert import qianfan_v1
-from qfnb.local.domain.meter import current_note
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records.meter import current_note
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.ask import BATCH, ChatAsk, TextAsk
 from qfnb.local.engines.base import CannotServe, PromptTooLong, text_turns
 from qfnb.local.engines.gate import EngineBusy

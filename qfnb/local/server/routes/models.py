@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.server.middleware.openai_errors import openai_error
 from qfnb.protocol.wires.routes import API_TYPES

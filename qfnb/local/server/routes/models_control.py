@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from qfnb.local.domain.jobs import ACTIVE
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.seed_names import mapping
+from qfnb.local.domain.state.seed_names import mapping
+from qfnb.local.domain.training.jobs import ACTIVE
 from qfnb.local.engines.adapters.export import check_target, export_gguf
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.protocol.console.enums import ServiceStatus

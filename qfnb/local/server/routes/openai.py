@@ -19,9 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qfnb.local.convert import openai_chat
-from qfnb.local.domain import chat_completions
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records import chat_completions
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.server.middleware.openai_errors import openai_route
 from qfnb.local.server.routes import rerank

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.server.serving.offload import offload
 from qfnb.local.server.serving.serve import note_usage
 from qfnb.protocol.limits import check_embedding_text

@@ -25,9 +25,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from qfnb.local.convert.responses import ResponsesRender, responses_ask
-from qfnb.local.domain import responses as stored
-from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.records import responses as stored
+from qfnb.local.domain.state.values import NotFound
 from qfnb.local.server.middleware import openai_errors
 from qfnb.local.server.middleware.openai_errors import openai_route
 from qfnb.local.server.serving import model_choice

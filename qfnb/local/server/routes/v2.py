@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from qfnb.local.domain import console as c
-from qfnb.local.domain import rewards as reward_requests
+from qfnb.local.domain.console import deployments, model_versions
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.domain.state import site
+from qfnb.local.domain.state.values import BodyError, NotFound, iso
+from qfnb.local.domain.training import fine_tunes
+from qfnb.local.domain.training import rewards as reward_requests
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.middleware.keyed_creates import Created, marked, once_per_key
 from qfnb.local.server.middleware.v2_errors import v2_refusal
@@ -53,15 +55,16 @@ def _task_view(p: Platform, run: dict[str, Any]) -> dict[str, Any]:
     return {"taskId": run["sid"], "jobId": job.get("sid"), "jobName": job.get("name"), "model": run["baseModel"],
             "trainMode": run.get("trainMode") or job.get("trainMode", "SFT"),
             "parameterScale": job.get("parameterScale", "LoRA"),
-            "runStatus": run["status"], "runProgress": f"{c.percent(run)}%", "vdlLink": "",
+            "runStatus": run["status"], "runProgress": f"{fine_tunes.percent(run)}%", "vdlLink": "",
             "createDate": iso(run["created"]), "finishDate": iso(run.get("finished")),
-            "metrics": run.get("metrics") or {}, **c.progress_fields(run)}
+            "metrics": run.get("metrics") or {}, **fine_tunes.progress_fields(run)}
 
 
 def create_ft_job(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    job = c.create_container(p, name=body.get("name"), base_model=body.get("model"), base_field="model",
-                             train_mode=str(body.get("trainMode") or "SFT"), description=body.get("description") or "",
-                             parameter_scale=str(body.get("parameterScale") or "LoRA"))
+    job = fine_tunes.create_container(p, name=body.get("name"), base_model=body.get("model"), base_field="model",
+                                      train_mode=str(body.get("trainMode") or "SFT"),
+                                      description=body.get("description") or "",
+                                      parameter_scale=str(body.get("parameterScale") or "LoRA"))
     return {"jobId": job["sid"]}
 
 
@@ -102,32 +105,33 @@ def _workers(value: Any, where: JobTarget | None) -> int | None:
 
 
 def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
+    job = site.get(p, "ft_jobs", body.get("jobId"), "jobId")
     try:
         data = v2_data(body.get("datasetConfig"))
     except AskError as exc:
         raise BodyError(exc.field, exc.message) from None
-    init = c.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
+    init = fine_tunes.continued_from(p, body.get("incrementTaskId"), body.get("incrementCheckpointStep"))
     where = _cluster_target(body.get("target"))  # qfnb's own field: a cluster trains the run
     workers = _workers(body.get("rayTrainWorkers"), where)  # qfnb's own field: its Ray Train workers
     kept = {"parameterScale": body.get("parameterScale") or "LoRA", "incrementTaskId": body.get("incrementTaskId"),
             "incrementCheckpointStep": body.get("incrementCheckpointStep")}
-    ask = c.train_ask(job.get("trainMode"), job["model"], data, body.get("hyperParameterConfig"),
-                      "hyperParameterConfig", reward=body.get("reward"), extra=kept,
-                      init_adapter=None if init is None else str(init), target=None if where is None else str(where),
-                      ray_workers=workers)
+    ask = fine_tunes.train_ask(job.get("trainMode"), job["model"], data, body.get("hyperParameterConfig"),
+                               "hyperParameterConfig", reward=body.get("reward"), extra=kept,
+                               init_adapter=None if init is None else str(init),
+                               target=None if where is None else str(where),
+                               ray_workers=workers)
     if where is not None:
         _check_cluster(where)
-    run = c.create_run(p, job, ask)
+    run = fine_tunes.create_run(p, job, ask)
     return {"jobId": job["sid"], "taskId": run["sid"]}
 
 
 def describe_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return _task_view(p, c.get(p, "runs", body.get("taskId"), "taskId"))
+    return _task_view(p, site.get(p, "runs", body.get("taskId"), "taskId"))
 
 
 def describe_tasks(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    job = c.get(p, "ft_jobs", body.get("jobId"), "jobId")
+    job = site.get(p, "ft_jobs", body.get("jobId"), "jobId")
     runs = [_task_view(p, r) for r in p.store.all("runs", lambda r: r.get("containerId") == job["id"])]
     return paged(runs, body, "taskList", "taskId")
 
@@ -140,11 +144,11 @@ def describe_jobs(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def stop_task(p: Platform, body: dict[str, Any]) -> bool:
-    return p.supervisor.stop(c.get(p, "runs", body.get("taskId"), "taskId")["id"])
+    return p.supervisor.stop(site.get(p, "runs", body.get("taskId"), "taskId")["id"])
 
 
 def delete_task(p: Platform, body: dict[str, Any]) -> bool:
-    c.delete_run(p, c.get(p, "runs", body.get("taskId"), "taskId"))
+    model_versions.delete_run(p, site.get(p, "runs", body.get("taskId"), "taskId"))
     return True
 
 
@@ -164,7 +168,7 @@ def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"model": m.name, "modelType": "text2text", "supportTrainMode": [{
         "trainMode": mode.name, "supportParameterScale": [{
             "parameterScale": "LoRA", "supportHyperParameterConfig": configs(mode)}]} for mode in modes]}
-        for m in c.trainable_models(p)]
+        for m in fine_tunes.trainable_models(p)]
 
 
 def _words(key: str) -> str:
@@ -181,17 +185,17 @@ def describe_model_set(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
         name = body.get("modelSetName")
         found = p.store.all("models", lambda m: m.get("modelName") == name)
         if not found:
-            raise c.NotFound(f"modelSetName {name!r} not found")
+            raise NotFound(f"modelSetName {name!r} not found")
         model = found[-1]
     else:
-        model = c.get(p, "models", key, "modelSetId")
+        model = site.get(p, "models", key, "modelSetId")
     return {"modelSetId": model["sid"], "modelSetName": model["modelName"], "source": model["source"],
             "modelType": "text", "createDate": iso(model["created"]),
-            "modelIds": [v["sid"] for v in c.versions_of(p, model["id"])]}
+            "modelIds": [v["sid"] for v in model_versions.versions_of(p, model["id"])]}
 
 
 def describe_model(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    v = c.get(p, "versions", body.get("modelId"), "modelId")
+    v = site.get(p, "versions", body.get("modelId"), "modelId")
     model = p.store.get("models", v["modelId"]) or {}
     return {"modelId": v["sid"], "modelSetId": model.get("sid"), "modelSetName": model.get("modelName"),
             "version": v["version"], "state": v["state"], "sourceType": v.get("sourceType"),
@@ -200,8 +204,8 @@ def describe_model(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_service(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    svc = c.create_service(p, model_id=body.get("modelSetId"), version_id=body.get("modelId"),
-                           name=body.get("name"), uri=body.get("urlSuffix"))
+    svc = deployments.create_service(p, model_id=body.get("modelSetId"), version_id=body.get("modelId"),
+                                     name=body.get("name"), uri=body.get("urlSuffix"))
     return {"serviceId": svc["sid"], "instanceId": svc["sid"]}
 
 
@@ -269,7 +273,7 @@ async def _answer(request: Request, platform: Platform, path: str, action: str,
     """The call's answer (a create: once per ``Idempotency-Key``, :func:`once_per_key`); None for an action
     the local platform does not serve."""
     if (path, action) == (Console.V2_SERVICE, V2Action.DESCRIBE_SERVICE):
-        svc = c.get(platform, "services", body.get("serviceId"), "serviceId")
+        svc = site.get(platform, "services", body.get("serviceId"), "serviceId")
         return Created(_service_view(platform, svc, base_url(request)), replayed=False)
     if (path, action) == (Console.V2_DATASET, "CreateImportTask"):  # once per Idempotency-Key, kept with its rows
         return Created(await run_in_threadpool(v2_datasets.create_import_task, platform, body,

@@ -18,10 +18,11 @@ import threading
 import time
 from typing import Any
 
-from qfnb.local.domain import console as c
-from qfnb.local.domain.datasets import import_paths
+from qfnb.local.domain.console import dataset_tasks
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError, iso
+from qfnb.local.domain.state import site
+from qfnb.local.domain.state.datasets import import_paths
+from qfnb.local.domain.state.values import BodyError, NotFound, iso
 from qfnb.protocol.console.enums import ImportStatus, ReleaseStatus
 
 CREATED, IMPORTING, IMPORT_FINISHED, IMPORT_FAILED = "Created", "Importing", "ImportFinished", "ImportFailed"
@@ -63,12 +64,12 @@ def create_dataset(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     fmt = body.get("dataFormat") or "PromptResponse"
     if fmt not in ("PromptResponse", "Prompt"):
         raise BodyError("dataFormat", f"the local platform stores PromptResponse or Prompt datasets, got {fmt!r}")
-    return dataset_view(c.create_dataset(p, {"name": body.get("datasetName"), "dataFormat": fmt,
-                                             "storageType": body.get("storageType") or "sysStorage"}))
+    return dataset_view(dataset_tasks.create_dataset(p, {"name": body.get("datasetName"), "dataFormat": fmt,
+                                                     "storageType": body.get("storageType") or "sysStorage"}))
 
 
 def describe_dataset_version(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return dataset_view(c.get(p, "datasets", body.get("versionId"), "versionId"))
+    return dataset_view(site.get(p, "datasets", body.get("versionId"), "versionId"))
 
 
 def _checked_files(p: Platform, files: Any) -> tuple[list[str], float]:
@@ -81,7 +82,7 @@ def _put_task(p: Platform, ds_id: int, task: dict[str, Any]) -> dict[str, Any]:
     """Store ``task`` in the record's ``importTasks``, replacing the one with its ``taskId``; a task with
     none is a new one and gets the next (``<versionId>-import-<n>``). Returns it."""
     with _tasks_lock:
-        ds = c.get(p, "datasets", ds_id, "versionId")
+        ds = site.get(p, "datasets", ds_id, "versionId")
         tasks = list(ds.get("importTasks") or [])
         if "taskId" not in task:
             task = {"taskId": f"{ds['sid']}{TASK_SEP}{len(tasks) + 1}", **task}
@@ -94,18 +95,18 @@ def create_import_task(p: Platform, body: dict[str, Any], key: str | None = None
     """Import ``files`` into the version; the result is the task id (as the cloud's), whether the import
     finished or failed: ``DescribeImportTask`` says which. A call sent again under its ``Idempotency-Key``
     ``key`` gets its first task while that one finished or still runs, and imports nothing more."""
-    ds = c.get(p, "datasets", body.get("versionId"), "versionId")
+    ds = site.get(p, "datasets", body.get("versionId"), "versionId")
     files, size_mb = _checked_files(p, body.get("files"))
     if key and (same := _task_of(ds, key)) is not None:
         return str(same["taskId"])
     task = _put_task(p, ds["id"], {"state": IMPORTING, "sizeMB": size_mb, "start": time.time(), "finish": None,
                                    "error": "", **({"key": key} if key else {})})
     try:
-        c.import_dataset(p, ds, files, key)
+        dataset_tasks.import_dataset(p, ds, files, key)
     except BodyError:
         pass  # a bad line: the task failed, and the record says why
     finally:
-        after = c.get(p, "datasets", ds["id"], "versionId")
+        after = site.get(p, "datasets", ds["id"], "versionId")
         _put_task(p, ds["id"], task | {"state": _import_state(after), "finish": time.time(),
                                        "error": after.get("importErrorMessage") or ""})
     return str(task["taskId"])
@@ -124,10 +125,10 @@ def _task_of(ds: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 def describe_import_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     task_id = body.get("taskId")
-    ds = c.get(p, "datasets", task_id.split(TASK_SEP)[0] if isinstance(task_id, str) else None, "taskId")
+    ds = site.get(p, "datasets", task_id.split(TASK_SEP)[0] if isinstance(task_id, str) else None, "taskId")
     task = next((t for t in ds.get("importTasks") or [] if t["taskId"] == task_id), None)
     if task is None:
-        raise c.NotFound(f"taskId {task_id!r} not found")
+        raise NotFound(f"taskId {task_id!r} not found")
     state, error = task["state"], task["error"]
     if state == IMPORTING and ds["importStatus"] != ImportStatus.RUNNING:  # the platform stopped while it ran
         state, error = IMPORT_FAILED, ds.get("importErrorMessage") or "the import stopped unfinished"
@@ -141,7 +142,7 @@ def describe_import_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 def publish_dataset_version(p: Platform, body: dict[str, Any]) -> bool:
     """Publish (at once: ``publishStatus`` Published); refused unless the version's import finished."""
-    ds = c.get(p, "datasets", body.get("versionId"), "versionId")
+    ds = site.get(p, "datasets", body.get("versionId"), "versionId")
     if (state := _import_state(ds)) != IMPORT_FINISHED:
         raise BodyError("versionId", f"version {ds['sid']} is {state}: only an imported version (ImportFinished) "
                         "can be published")

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from qfnb.local.convert.answer import Answer, Render, Tally, answer_of, total_usage
-from qfnb.local.domain.meter import CallNote, current_note
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records.meter import CallNote, current_note
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines import loop_guard, progress
 from qfnb.local.engines.api import Engine, ServedLike
 from qfnb.local.engines.ask import Ask, ChatAsk
