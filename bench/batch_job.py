@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests" / "local"))
 from _common import log_to_stdout, serve_bare, serve_platform  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
-from qfnb.local.engines.llama.command import default_slots  # noqa: E402
+from qfnb.local.engines.llama.process.command import default_slots  # noqa: E402
 
 log = logging.getLogger("bench.batch_job")
 TOPICS = ["binary search trees", "HTTP caching", "Python generators", "SQL joins", "TCP congestion control",

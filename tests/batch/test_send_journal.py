@@ -24,7 +24,7 @@ from qfnb.local.domain.batch.rows import standing
 from qfnb.local.domain.batch.runner import BatchProgress, Paths, Runner
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.llama.external import ExternalEngine
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link.transport import Endpoint
 from tests.fakes.raw_engine import raw_engine
 
 ROW = {"custom_id": "r0", "method": "POST", "url": "/v1/chat/completions",

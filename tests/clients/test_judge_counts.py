@@ -27,7 +27,7 @@ from qfnb.evaluation.evaluators.judge import LocalJudgeEvaluator
 from qfnb.local.engines import calls
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.base import Delta, PromptTooLong
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.routes.control import status
 from qfnb.protocol.platform.daemon import DaemonStatus
 from qfnb.resources import ChatCompletion

@@ -58,7 +58,7 @@ from qfnb.local.domain.batch.runner import MAX_ATTEMPTS, answered_row, backoff
 from qfnb.local.engines import loop_guard
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.engines.store.assets import AssetError

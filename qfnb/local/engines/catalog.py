@@ -9,7 +9,7 @@ import functools
 import os
 
 from qfnb.local.engines.base import ModelSpec
-from qfnb.local.engines.llama.command import BINARY_ENV, find_binary
+from qfnb.local.engines.llama.process.command import BINARY_ENV, find_binary
 from qfnb.local.engines.store import assets
 from qfnb.protocol.console.model_names import (
     LOCAL_CHAT_MODEL,

@@ -51,7 +51,7 @@ from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine
 from qfnb.local.engines.base import PromptTooLong, on_reached
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.protocol.platform.traces import CallSpan, new_span_id, new_trace_id
 
 log = logging.getLogger("qfnb.local.domain.batch.tasks")

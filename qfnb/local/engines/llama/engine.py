@@ -27,19 +27,11 @@ from qfnb.local.engines.base import (
     text_turns,
 )
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import (
-    answer_check,
-    continuation,
-    gbnf,
-    grammar,
-    prompts,
-    tool_calls,
-    transport,
-    watchdog,
-)
+from qfnb.local.engines.llama import answer_check, continuation, gbnf, grammar, prompts, tool_calls, watchdog
 from qfnb.local.engines.llama.infill import InfillAsk
-from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
-from qfnb.local.engines.llama.transport import Endpoint, Watch
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint, Watch
+from qfnb.local.engines.llama.process.server import EngineUnavailable, Lease, LlamaServer
 
 __all__ = ["CHAT_LAYER_OF", "ChatLayer", "LlamaEngine", "OwnChat", "ServerChat", "llama_endpoint",
            "llama_ready_endpoint"]

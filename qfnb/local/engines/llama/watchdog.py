@@ -39,9 +39,10 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from qfnb.local.engines.base import FINISH_LENGTH, Delta, aclose
-from qfnb.local.engines.llama import prompts, transport
-from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.engines.llama.transport import Endpoint, Watch
+from qfnb.local.engines.llama import prompts
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint, Watch
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 
 __all__ = ["ComputeDeadline", "EngineStalled", "guarded", "guarded_reply", "so_far"]
 

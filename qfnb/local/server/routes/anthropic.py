@@ -20,7 +20,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.serving.serve import model_route, serve
 from qfnb.local.server.serving.wire import parse

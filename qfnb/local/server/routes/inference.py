@@ -22,7 +22,7 @@ from qfnb.local.engines.ask import BATCH, ChatAsk, TextAsk
 from qfnb.local.engines.base import CannotServe, PromptTooLong, text_turns
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.hf import text2image
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.routes import rerank
 from qfnb.local.server.serving.failures import failure_response

@@ -27,7 +27,7 @@ from qfnb.local.engines.api import Engine, ServedLike
 from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, aclose
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.serving.lane import lane_of
 from qfnb.local.server.serving.offload import offload
 from qfnb.local.server.serving.wire import ANSWER_HEADERS, json_body

@@ -14,10 +14,11 @@ import pytest
 
 from qfnb.local.engines.ask import TextAsk
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import transport, watchdog
+from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
-from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.engines.llama.transport import Endpoint, Watch
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint, Watch
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.engines.llama.watchdog import EngineStalled
 
 TOKENS = [2, 10, 11, 12]

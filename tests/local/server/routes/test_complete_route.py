@@ -20,7 +20,7 @@ from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import infill, watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.external import ExternalEngine
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link.transport import Endpoint
 from qfnb.local.server.routes.complete import WithdrawnCollector, _counted
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE
 
@@ -109,7 +109,7 @@ def test_the_infill_body_and_the_engine_stream() -> None:
         target = Endpoint("http://engine/v1", "k", {"lora": []}, group=None)
         coder = LlamaEngine("m", lambda: target, gate=LaneGate("m", 2, 4), n_ctx=4096)
 
-        from qfnb.local.engines.llama import transport
+        from qfnb.local.engines.llama.link import transport
 
         transport._clients[asyncio.get_running_loop()] = transport_client
         try:  # the engine's one admission: its gate's turn, then the stream (sent again on a stale connection)

@@ -30,8 +30,8 @@ from qfnb.local.engines.base import (
     PromptTooLong,
     reached,
 )
-from qfnb.local.engines.llama.loopback import TOKENS_A_PIECE, open_answer
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.link.loopback import TOKENS_A_PIECE, open_answer
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.protocol.wires import fastjson
 from qfnb.protocol.wires.sse import DataEvents
 

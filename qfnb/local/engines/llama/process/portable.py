@@ -1,6 +1,6 @@
 """llama.cpp's server from the ``xllamacpp`` wheel, run with ``llama-server``'s own command line.
 
-    python qfnb/local/engines/llama/portable.py --model M.gguf --host 127.0.0.1 --port 0 ...
+    python qfnb/local/engines/llama/process/portable.py --model M.gguf --host 127.0.0.1 --port 0 ...
 
 A first run on a CPU without AVX-512 cannot use the upstream prebuilt ``llama-server`` (its kernels
 need AVX-512 with VNNI and BF16), and the build takes 5 to 14 minutes on two cores. The ``xllamacpp``

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.loopback import EngineReply, low_water, on_tick, open_answer, paced_streams
-from qfnb.local.engines.llama.transport import Endpoint, Watch
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.loopback import EngineReply, low_water, on_tick, open_answer, paced_streams
+from qfnb.local.engines.llama.link.transport import Endpoint, Watch
 from qfnb.local.engines.options import EngineOptions
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -1,4 +1,4 @@
-"""The portable server (:mod:`qfnb.local.engines.llama.portable`) reads llama-server's command line as the
+"""The portable server (:mod:`qfnb.local.engines.llama.process.portable`) reads llama-server's command line as the
 platform writes it: every flag of a chat, an embedding and a reranking engine mapped onto xllamacpp's
 parameters, and a flag it cannot serve refused at once, by name."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from qfnb.local.engines.llama import portable
-from qfnb.local.engines.llama.command import ServerConfig, speculative_args
+from qfnb.local.engines.llama.process import portable
+from qfnb.local.engines.llama.process.command import ServerConfig, speculative_args
 
 xlc = pytest.importorskip("xllamacpp", reason="the prebuilt-server-portable extra (xllamacpp) is not installed")
 

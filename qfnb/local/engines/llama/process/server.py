@@ -33,8 +33,14 @@ from typing import Any
 
 import httpx
 
-from qfnb.local.engines.llama import spawn
-from qfnb.local.engines.llama.command import BINARY_ENV, BUILD_SWITCHES, ServerConfig, find_binary, reported_port
+from qfnb.local.engines.llama.process import spawn
+from qfnb.local.engines.llama.process.command import (
+    BINARY_ENV,
+    BUILD_SWITCHES,
+    ServerConfig,
+    find_binary,
+    reported_port,
+)
 from qfnb.protocol.platform.files import write_private_text
 
 log = logging.getLogger("qfnb.local.engines")

@@ -14,7 +14,7 @@ import pytest
 
 from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget
 from qfnb._core.record.ledger import default_ledger
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 
 pytestmark = [pytest.mark.real_model,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from qfnb.local.engines.llama import spawn
-from qfnb.local.engines.llama.leftovers import orphaned_engine, reap_leftovers, started_at
+from qfnb.local.engines.llama.process import spawn
+from qfnb.local.engines.llama.process.leftovers import orphaned_engine, reap_leftovers, started_at
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG are Linux's")
 
@@ -92,7 +92,7 @@ def test_the_death_signal_outlives_the_thread_that_started_the_engine(tmp_path: 
     does); that thread ends; the engine lives on, and dies when the platform process is killed."""
     code = textwrap.dedent("""
         import sys, threading, time
-        from qfnb.local.engines.llama import spawn
+        from qfnb.local.engines.llama.process import spawn
         procs = []
         t = threading.Thread(target=lambda: procs.append(spawn.popen(["sleep", "60"])))
         t.start(); t.join()
@@ -100,7 +100,7 @@ def test_the_death_signal_outlives_the_thread_that_started_the_engine(tmp_path: 
         time.sleep(60)
     """)
     platform = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[4])})
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[5])})
     assert platform.stdout is not None
     engine = int(platform.stdout.readline())
     try:
