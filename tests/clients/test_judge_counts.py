@@ -24,9 +24,9 @@ from qfnb._core.record.budget import clear_budget
 from qfnb._core.record.traces import read_spans
 from qfnb.evaluation import EvaluationManager
 from qfnb.evaluation.evaluators.judge import LocalJudgeEvaluator
-from qfnb.local.engines import calls
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.base import Delta, PromptTooLong
+from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.routes.control import status
 from qfnb.protocol.platform.daemon import DaemonStatus

@@ -199,7 +199,7 @@ def test_a_schema_answer_drafts_what_its_grammar_forces_and_reads_the_same_witho
     grammar forces next (punctuation, key names, an enum's rest: scripts/llama_server_grammar_draft.patch).
     Through the platform the answer is drafted and counted; on two engines of the same build, with and
     without the drafts, the greedy answer is byte for byte the same."""
-    from qfnb.local.engines import calls
+    from qfnb.local.engines.call_state import calls
     from qfnb.local.engines.llama.process.command import JSON_ONE_LINE_ENV, SPEC_GRAMMAR_ENV, ServerConfig
 
     before = calls.drafts().get(DEFAULT_CHAT, (0, 0))

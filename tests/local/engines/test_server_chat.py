@@ -14,10 +14,10 @@ import httpx
 import pytest
 from engine_asks import chat_ask
 
-from qfnb.local.engines import calls
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import FINISH_TOOL_CALLS, PromptTooLong
+from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine

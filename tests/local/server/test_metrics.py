@@ -320,7 +320,7 @@ def test_draft_tokens_of_speculative_decoding_are_counters_per_model(client: Tes
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from collections import Counter
 
-    from qfnb.local.engines import calls
+    from qfnb.local.engines.call_state import calls
 
     monkeypatch.setattr(calls, "_drafted", Counter())
     monkeypatch.setattr(calls, "_accepted", Counter())

@@ -30,7 +30,7 @@ from typing import Any
 
 from qfnb.local.domain.state.store import Store
 from qfnb.local.domain.state.values import iso
-from qfnb.local.engines import calls
+from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.training import resume
 from qfnb.protocol.console.enums import RunStatus

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 import httpx
 
-from qfnb.local.engines import progress
 from qfnb.local.engines.ask import BATCH, INTERACTIVE, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import (
     CannotServe,
@@ -26,6 +25,7 @@ from qfnb.local.engines.base import (
     render_gemma,
     text_turns,
 )
+from qfnb.local.engines.call_state import progress
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama import answer_check, continuation, gbnf, grammar, prompts, tool_calls, watchdog
 from qfnb.local.engines.llama.infill import InfillAsk

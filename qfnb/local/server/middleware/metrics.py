@@ -29,7 +29,7 @@ from starlette.routing import Route
 from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.records.meter import CallNote, Meter
-from qfnb.local.engines import calls
+from qfnb.local.engines.call_state import calls
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.platform.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent

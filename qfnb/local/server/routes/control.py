@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
-from qfnb.local.engines import calls
+from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.store.byom import descendants, rss_bytes
 from qfnb.local.server.routes import models_control
 from qfnb.protocol.console.enums import EvalState, RunStatus

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from platform_helpers import CREDS, console, token, wait_for
 
-from qfnb.local.engines import calls
+from qfnb.local.engines.call_state import calls
 from qfnb.local.server.routes.control import routes as control_routes
 from qfnb.local.server.routes.control import status
 from qfnb.protocol.platform.daemon import CONTROL_HEADER, STATUS_ROUTE, DaemonStatus

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 
-from qfnb.local.engines import calls
 from qfnb.local.engines.base import (
     FINISH_LENGTH,
     FINISH_NORMAL,
@@ -30,6 +29,7 @@ from qfnb.local.engines.base import (
     PromptTooLong,
     reached,
 )
+from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.llama.link.loopback import TOKENS_A_PIECE, open_answer
 from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.protocol.wires import fastjson

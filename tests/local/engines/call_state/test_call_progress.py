@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from qfnb.local.engines import progress
+from qfnb.local.engines.call_state import progress
+from qfnb.local.engines.call_state.progress import CallProgress
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.progress import CallProgress
 from qfnb.protocol.wires.call_progress import describe
 
 
