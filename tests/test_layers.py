@@ -84,9 +84,9 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
      "qfnb.local.convert is not allowed to import"),
     ("qfnb/local/convert/openai_chat.py", "import qfnb.local.convert.qianfan_v1",
      "no protocol converter imports another's BROKEN"),
-    ("qfnb/local/server/routes/openai.py", "import qfnb.local.server.routes.inference",
+    ("qfnb/local/server/routes/calls/openai.py", "import qfnb.local.server.routes.calls.inference",
      "no route module imports another BROKEN"),
-    ("qfnb/local/server/routes/batch.py", "import qfnb.local.server.routes.v2",
+    ("qfnb/local/server/routes/platform/batch.py", "import qfnb.local.server.routes.platform.v2",
      "no route module imports another BROKEN"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:

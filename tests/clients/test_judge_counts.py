@@ -28,7 +28,7 @@ from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.base import Delta, PromptTooLong
 from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.llama.process.server import EngineUnavailable
-from qfnb.local.server.routes.control import status
+from qfnb.local.server.routes.daemon.control import status
 from qfnb.protocol.platform.daemon import DaemonStatus
 from qfnb.resources import ChatCompletion
 from tests.clients.test_metrics_ledger import scrape

@@ -27,19 +27,19 @@ from qfnb.local.server.middleware.auth import Authenticator, authenticator
 from qfnb.local.server.middleware.guard import BodyLimit
 from qfnb.local.server.middleware.heartbeat import Heartbeat
 from qfnb.local.server.middleware.idempotency import Calls, Idempotent
-from qfnb.local.server.routes import anthropic as routes_anthropic
-from qfnb.local.server.routes import batch as routes_batch
-from qfnb.local.server.routes import bos as routes_bos
-from qfnb.local.server.routes import chat_store as routes_chat_store
-from qfnb.local.server.routes import complete as routes_complete
-from qfnb.local.server.routes import console as routes_console
-from qfnb.local.server.routes import fine_tuning as routes_fine_tuning
-from qfnb.local.server.routes import inference as routes_inference
-from qfnb.local.server.routes import models as routes_models
-from qfnb.local.server.routes import openai as routes_openai
-from qfnb.local.server.routes import responses as routes_responses
-from qfnb.local.server.routes import tokens as routes_tokens
-from qfnb.local.server.routes import v2 as routes_v2
+from qfnb.local.server.routes.calls import anthropic as routes_anthropic
+from qfnb.local.server.routes.calls import chat_store as routes_chat_store
+from qfnb.local.server.routes.calls import complete as routes_complete
+from qfnb.local.server.routes.calls import inference as routes_inference
+from qfnb.local.server.routes.calls import models as routes_models
+from qfnb.local.server.routes.calls import openai as routes_openai
+from qfnb.local.server.routes.calls import responses as routes_responses
+from qfnb.local.server.routes.calls import tokens as routes_tokens
+from qfnb.local.server.routes.platform import batch as routes_batch
+from qfnb.local.server.routes.platform import bos as routes_bos
+from qfnb.local.server.routes.platform import console as routes_console
+from qfnb.local.server.routes.platform import fine_tuning as routes_fine_tuning
+from qfnb.local.server.routes.platform import v2 as routes_v2
 from qfnb.local.server.serving import failures
 from qfnb.local.server.serving.wire import bce_error
 from qfnb.local.settings import Settings

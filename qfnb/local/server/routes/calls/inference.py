@@ -24,7 +24,7 @@ from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.hf import text2image
 from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.middleware.auth import authenticator
-from qfnb.local.server.routes import rerank
+from qfnb.local.server.routes.calls import rerank
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.lane import lane_of
 from qfnb.local.server.serving.offload import offload

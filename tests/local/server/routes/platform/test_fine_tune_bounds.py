@@ -109,7 +109,7 @@ print(json.dumps({"rows": run["rows"], "peak": peak, "size": size}))
 def test_a_job_create_converts_and_writes_its_file_a_line_at_a_time(tmp_path: Path) -> None:
     """A 10,000-line chat file (~2 MiB): the create's peak is a small part of the file (it held every row, the
     converted rows and their text at once before)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[3]),
                                                         os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", MEASURE_CREATE, str(tmp_path)], capture_output=True, text=True,
                           env=env, timeout=300, check=False)

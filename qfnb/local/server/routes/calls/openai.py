@@ -24,7 +24,7 @@ from qfnb.local.domain.records import chat_completions
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.server.middleware.openai_errors import openai_route
-from qfnb.local.server.routes import rerank
+from qfnb.local.server.routes.calls import rerank
 from qfnb.local.server.serving import model_choice
 from qfnb.local.server.serving.serve import embed, serve
 from qfnb.local.server.serving.wire import VectorsJSON, now, parse, response_id, vector_rows

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from qfnb.local.domain.platform import Platform
 from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.store.byom import descendants, rss_bytes
-from qfnb.local.server.routes import models_control
+from qfnb.local.server.routes.daemon import models_control
 from qfnb.protocol.console.enums import EvalState, RunStatus
 from qfnb.protocol.platform.daemon import (
     CONTROL_HEADER,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from platform_helpers import CREDS, console, token, wait_for
 
 from qfnb.local.engines.call_state import calls
-from qfnb.local.server.routes.control import routes as control_routes
-from qfnb.local.server.routes.control import status
+from qfnb.local.server.routes.daemon.control import routes as control_routes
+from qfnb.local.server.routes.daemon.control import status
 from qfnb.protocol.platform.daemon import CONTROL_HEADER, STATUS_ROUTE, DaemonStatus
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 

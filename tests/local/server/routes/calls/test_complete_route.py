@@ -21,10 +21,10 @@ from qfnb.local.engines.llama import infill, watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.link.transport import Endpoint
-from qfnb.local.server.routes.complete import WithdrawnCollector, _counted
+from qfnb.local.server.routes.calls.complete import WithdrawnCollector, _counted
 from qfnb.protocol.wires.completion import COMPLETE_ROUTE
 
-sys.path.insert(0, str(Path(__file__).parents[3] / "notebook"))
+sys.path.insert(0, str(Path(__file__).parents[4] / "notebook"))
 from complete_doubles import FakeCoderRegistry
 
 BODY = {"model": "Fake-Coder", "prefix": "total = sales[", "suffix": "\nprint(total)",

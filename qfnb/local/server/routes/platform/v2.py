@@ -24,7 +24,7 @@ from qfnb.local.domain.training import rewards as reward_requests
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.middleware.keyed_creates import Created, marked, once_per_key
 from qfnb.local.server.middleware.v2_errors import v2_refusal
-from qfnb.local.server.routes import v2_datasets
+from qfnb.local.server.routes.platform import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
 from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
