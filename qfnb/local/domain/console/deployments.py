@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
 from qfnb.local.domain.state.site import TrainingSite, get
 from qfnb.local.domain.state.values import BodyError, NotFound, check_name
 from qfnb.protocol.console.enums import ServiceStatus
-
-log = logging.getLogger("qfnb.local.domain.console.deployments")
 
 
 def create_service(platform: TrainingSite, *, model_id: Any, version_id: Any, name: Any, uri: Any) -> dict[str, Any]:

@@ -17,27 +17,24 @@ from qfnb.protocol.platform.traces import CallSpan
 class Site(Protocol):
     """The platform's data: its settings, its SQLite store and its object store (the local BOS)."""
 
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> Store: ...
-    @property
-    def objects(self) -> ObjectStore: ...
+    settings: Settings
+    store: Store
+    objects: ObjectStore
 
 
-class Meter(Protocol):
-    """The one usage point: a served call counted and its span kept."""
+class UsagePoint(Protocol):
+    """The platform's one usage point (``records.meter``): a served call counted and its span kept."""
 
     def record(self, span: CallSpan) -> None: ...
 
 
 class ServingSite(Site, Protocol):
-    """The platform's data and the models it serves: a name's model, the engine behind it, the meter."""
+    """The platform's data and the models it serves: a name's model, the engine behind it, the usage point."""
+
+    registry: RegistryLike
 
     @property
-    def registry(self) -> RegistryLike: ...
-    @property
-    def meter(self) -> Meter: ...
+    def meter(self) -> UsagePoint: ...
     def base_models(self) -> list[ServedLike]: ...
     def served(self, api_type: str | None = None) -> list[ServedLike]: ...
     def resolve(self, api_type: str, endpoint: str) -> ServedLike: ...
@@ -47,22 +44,21 @@ class ServingSite(Site, Protocol):
 
 
 class Runs(Protocol):
-    """The fine-tune runs' supervisor: a run queued, a run stopped."""
+    """The fine-tune runs' supervisor (``training.jobs``): a run queued, a run stopped."""
 
     def submit(self, run_id: int) -> None: ...
     def stop(self, run_id: int) -> bool: ...
 
 
 class TrainingSite(ServingSite, Protocol):
-    """The platform's fine-tunes too: its runs, where their checkpoints are kept, a service deployed, the
-    reward long polls waiting now."""
+    """The platform's fine-tunes too: their supervisor, where their checkpoints are kept, a service deployed,
+    the reward long polls waiting now."""
 
+    models: ModelStore
     reward_polls: int
 
     @property
     def supervisor(self) -> Runs: ...
-    @property
-    def models(self) -> ModelStore: ...
     def deploy(self, service: dict[str, Any]) -> dict[str, Any]: ...
 
 

@@ -320,7 +320,7 @@ class LlamaEngine:
             reply, fresh = await watchdog.guarded_reply(self.name, current, "/completion",
                                                         {**body, "id_slot": slot, **(current.extra or {})})
             if fresh is not None:  # the engine was restarted: the turn's next calls go to the new one
-                _release(renewed)
+                watchdog.release(renewed)
                 current = renewed = fresh
             return reply
 
@@ -328,7 +328,7 @@ class LlamaEngine:
             try:
                 yield score
             finally:
-                _release(renewed)
+                watchdog.release(renewed)
 
     @contextlib.asynccontextmanager
     async def _leased(self) -> AsyncIterator[Endpoint]:
@@ -341,8 +341,7 @@ class LlamaEngine:
         try:
             yield target
         finally:
-            if target.release is not None:
-                target.release()
+            watchdog.release(target)
 
 
 class OwnChat:
@@ -461,12 +460,6 @@ def _strict_checked(answer: AsyncIterator[Delta], tools: Turns,
     strict = tool_calls.strict_tools(tools)
     return tool_calls.enforce_strict(answer, strict, lambda name: required(
         [t for t in tools if t["function"]["name"] == name])) if strict else answer
-
-
-def _release(lease: Endpoint | None) -> None:
-    """A renewed engine's lease given back (None: there is none)."""
-    if lease is not None and lease.release is not None:
-        lease.release()
 
 
 def position_spans(positions: list[int], slots: int) -> list[list[int]]:

@@ -44,7 +44,7 @@ from qfnb.local.engines.llama.link import transport
 from qfnb.local.engines.llama.link.transport import Endpoint, Watch
 from qfnb.local.engines.llama.process.server import EngineUnavailable
 
-__all__ = ["ComputeDeadline", "EngineStalled", "guarded", "guarded_reply", "so_far"]
+__all__ = ["ComputeDeadline", "EngineStalled", "guarded", "guarded_reply", "release", "so_far"]
 
 log = logging.getLogger("qfnb.local.engines")
 
@@ -218,9 +218,14 @@ async def _go_again(name: str, failed: _Expired | EngineUnavailable, watch: Watc
 
 async def _renew(watch: Watch, renewed: Endpoint | None) -> Endpoint:
     """The restarted engine leased for a send again (the lease of the one before it released)."""
-    if renewed is not None and renewed.release is not None:
-        renewed.release()
+    release(renewed)
     return await asyncio.to_thread(watch.renew)
+
+
+def release(lease: Endpoint | None) -> None:
+    """An engine's lease given back (None: there is none to give)."""
+    if lease is not None and lease.release is not None:
+        lease.release()
 
 
 def _at_load(stretch: float) -> str:
@@ -313,8 +318,7 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
                 yield Delta("", FINISH_LENGTH, answer.prompt, answer.done)
                 return
     finally:
-        if renewed is not None and renewed.release is not None:
-            renewed.release()
+        release(renewed)
 
 
 def guarded_reply(name: str, target: Endpoint, path: str,
@@ -352,6 +356,5 @@ async def _watched_reply(name: str, target: Endpoint, watch: Watch, path: str,
             current = renewed = await _renew(watch, renewed)
         raise AssertionError("unreachable: the second send returns or raises")
     except BaseException:
-        if renewed is not None and renewed.release is not None:
-            renewed.release()
+        release(renewed)
         raise

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from platform_helpers import client_for, console, wait_for
-from test_routes_console import ROWS, detail, start_job, upload_dataset
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training.jobs import progress_update
 from qfnb.local.domain.training.split import held_out, split_percent
+from tests.local.domain.test_routes_console import ROWS, detail, start_job, upload_dataset
 
 
 def test_held_out_rows_are_a_seeded_share_that_leaves_rows_to_train() -> None:
