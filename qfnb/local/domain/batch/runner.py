@@ -54,7 +54,7 @@ from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.protocol.platform.traces import CallSpan, new_span_id, new_trace_id
 
-log = logging.getLogger("qfnb.local.domain.batch.tasks")
+log = logging.getLogger("qfnb.local.domain.batch")
 
 #: input rows read ahead of the engine (to group rows of one model; bounds memory)
 LOOKAHEAD = 256

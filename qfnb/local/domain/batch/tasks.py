@@ -29,7 +29,7 @@ from qfnb.local.engines.api import Engine
 from qfnb.protocol.wires.batch import ACTIVE, COMPLETION_WINDOWS, BatchStatus
 from qfnb.protocol.wires.openai_requests import V2ChatRequest
 
-log = logging.getLogger("qfnb.local.domain.batch.tasks")
+log = logging.getLogger("qfnb.local.domain.batch")
 #: seconds a shutdown waits for the rows at an engine to end and be written (:func:`drain`)
 DRAIN_SECONDS = 5.0
 

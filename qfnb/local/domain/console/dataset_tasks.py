@@ -86,7 +86,7 @@ def import_dataset(platform: Site, ds: dict[str, Any], files: Any, key: str | No
 
 
 def recover_imports(platform: Site) -> None:
-    """After a restart: an append a kill cut short is undone (:func:`~qfnb.local.domain.datasets.recover`),
+    """After a restart: an append a kill cut short is undone (:func:`~qfnb.local.domain.state.datasets.recover`),
     an import that was running shows Failed (:data:`INTERRUPTED`), counting the rows kept, and the part
     files of uploads cut short are removed."""
     data_dir = platform.settings.data_dir
