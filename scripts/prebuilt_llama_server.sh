@@ -55,7 +55,7 @@ case "$mode" in
   else  # the launcher runs portable.py by its path: no qfnb package is imported (seconds at every start)
     binary="$(cd "$VENV/bin" && pwd)/llama-server-portable"  # absolute: the link to it sits in another folder
     printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" \
-      "$(pwd)/qfnb/local/engines/llama/portable.py" > "$binary.tmp"
+      "$(pwd)/qfnb/local/engines/llama/process/portable.py" > "$binary.tmp"
     chmod +x "$binary.tmp" && mv "$binary.tmp" "$binary"
   fi
   # it must start here (its libraries beside it, no GPU: llama.cpp's CPU backend serves)
