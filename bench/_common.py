@@ -24,8 +24,8 @@ sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests" / "local")) if p not i
 from platform_helpers import serve_port, spawn_reporting, wait_up  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
-from qfnb.local.engines.llama.command import ServerConfig, reported_port  # noqa: E402
-from qfnb.local.engines.llama.server import LlamaServer  # noqa: E402
+from qfnb.local.engines.llama.process.command import ServerConfig, reported_port  # noqa: E402
+from qfnb.local.engines.llama.process.server import LlamaServer  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
 
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests" / "local"))
 from _common import log_to_stdout, serve_bare, serve_platform  # noqa: E402
 
 from qfnb.local.engines import DEFAULT_CHAT  # noqa: E402
-from qfnb.local.engines.llama.command import default_slots  # noqa: E402
+from qfnb.local.engines.llama.process.command import default_slots  # noqa: E402
 
 log = logging.getLogger("bench.batch_job")
 TOPICS = ["binary search trees", "HTTP caching", "Python generators", "SQL joins", "TCP congestion control",
@@ -158,8 +158,8 @@ def client_batch(cfg: Any, texts: list[str], tokens: int, workers: int) -> float
 
 def bookkeeping(work: Path, rows: int) -> float:
     """Microseconds per row of the runner on an engine that answers at once."""
-    from qfnb.local.domain import batch_rows
-    from qfnb.local.domain.batch_runner import Paths, Runner
+    from qfnb.local.domain.batch import rows as batch_rows
+    from qfnb.local.domain.batch.runner import Paths, Runner
     from qfnb.local.engines.base import Delta
     from qfnb.local.engines.gate import Gate
 

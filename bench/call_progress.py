@@ -1,5 +1,5 @@
 """What following a keyed call's phase costs the platform (``GET /qfnb/calls/{key}``, issue 58): the
-marks one keyed model call makes (its :class:`~qfnb.local.engines.progress.CallProgress`, the
+marks one keyed model call makes (its :class:`~qfnb.local.engines.call_state.progress.CallProgress`, the
 contextvar, two ``loading`` blocks, its slot, its token reader, its end) and those of a call without
 a key (the contextvar reads, the shared no-op blocks), against the baseline measured in the same run:
 the CPU time of one keyed chat call served whole by the in-process app on the tests' engine double
@@ -31,8 +31,8 @@ from platform_doubles import FakeRegistry  # noqa: E402
 from platform_helpers import Signer, make_settings  # noqa: E402
 
 from bench._common import load_average  # noqa: E402
-from qfnb.local.engines import progress  # noqa: E402
-from qfnb.local.engines.progress import CallProgress  # noqa: E402
+from qfnb.local.engines.call_state import progress  # noqa: E402
+from qfnb.local.engines.call_state.progress import CallProgress  # noqa: E402
 from qfnb.local.server.app import create_app  # noqa: E402
 from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER  # noqa: E402
 

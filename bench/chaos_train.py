@@ -228,7 +228,7 @@ def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
 
 def _kills(args: Any, job_dir: Path, daemon: Any, found: Found) -> list[TrainKill]:
     """The seeded kills, each once the worker trained a step since the last (see the module's docstring)."""
-    from qfnb.local.domain.jobs import MAX_RESUMES
+    from qfnb.local.domain.training.jobs import MAX_RESUMES
 
     landed: list[TrainKill] = []
     for kill in train_schedule(args.seed, args.train_kills):

@@ -30,7 +30,8 @@ from _common import load_average, log_to_stdout  # noqa: E402
 from pattern_doubles import HOSTILE, hostile_app, hostile_schema  # noqa: E402
 from platform_helpers import Signer  # noqa: E402
 
-from qfnb.local.engines.llama import answer_check, transport  # noqa: E402
+from qfnb.local.engines.llama import answer_check  # noqa: E402
+from qfnb.local.engines.llama.link import transport  # noqa: E402
 from qfnb.protocol.schema import regex as schema_regex  # noqa: E402
 from tests.fakes.serving import serve  # noqa: E402
 

@@ -43,7 +43,7 @@ def write_file(path: Path, mib: int) -> int:
 
 def one_side(side: str, work: Path, data: Path) -> None:
     """Run one side in this process; print ``rows seconds peak_rise_kib`` for the parent."""
-    from qfnb.local.domain import datasets  # deferred: the child process measures its own import
+    from qfnb.local.domain.state import datasets  # deferred: the child process measures its own import
 
     objects = datasets.ObjectStore(work / "objects")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -60,7 +60,7 @@ from prometheus_client import generate_latest  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 
 from bench._common import load_average  # noqa: E402
-from qfnb.local.domain import traces  # noqa: E402
+from qfnb.local.domain.records import traces  # noqa: E402
 from qfnb.local.server.app import create_app  # noqa: E402
 
 ASK = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hello there, how are you today"}]}

@@ -28,7 +28,7 @@ import httpx
 from _common import load_average, log_to_stdout, serve_bare
 
 from qfnb.local.engines import DEFAULT_CHAT
-from qfnb.local.engines.llama.command import SEED_INVARIANT_ENV
+from qfnb.local.engines.llama.process.command import SEED_INVARIANT_ENV
 from qfnb.local.engines.store import assets
 
 log = logging.getLogger("bench.seed_drift")

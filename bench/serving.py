@@ -73,7 +73,7 @@ from platform_helpers import spawn_reporting  # noqa: E402
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA  # noqa: E402
 from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
 from qfnb.local.engines.lanes import spare_slots  # noqa: E402
-from qfnb.local.engines.llama.command import BUILD_SWITCHES, default_slots  # noqa: E402
+from qfnb.local.engines.llama.process.command import BUILD_SWITCHES, default_slots  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 from qfnb.protocol.wires.sse import SSEDecoder  # noqa: E402

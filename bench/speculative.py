@@ -3,7 +3,7 @@
     .venv/bin/python bench/speculative.py [--rounds 2] [--tokens 256] [--kinds none,one-line,grammar] [--jump]
 
 The tool model (Qwen2.5-Coder-1.5B-Instruct) runs in llama-server with the platform's own flags
-(:class:`~qfnb.local.engines.llama.command.ServerConfig`), once per contender, the contenders taking
+(:class:`~qfnb.local.engines.llama.process.command.ServerConfig`), once per contender, the contenders taking
 turns in each round (so the machine's load moves over all of them alike). Each answers the same
 greedy requests: JSON under a schema, tool calls, code, and plain prose (through llama-server's
 chat route), and a required tool call as qfnb's own chat layer sends it (``calls``: the template's
@@ -48,8 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.jump_forward import forced_runs  # noqa: E402
-from qfnb.local.engines.llama import grammar, spawn, tool_calls  # noqa: E402
-from qfnb.local.engines.llama.command import ServerConfig, find_binary, reported_port, speculative_args  # noqa: E402
+from qfnb.local.engines.llama import grammar, tool_calls  # noqa: E402
+from qfnb.local.engines.llama.process import spawn  # noqa: E402
+from qfnb.local.engines.llama.process.command import ServerConfig, find_binary, reported_port, speculative_args  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
 from qfnb.protocol.schema.enforced import enforced_part  # noqa: E402
 

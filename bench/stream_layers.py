@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qfnb.local.convert.answer import Tally
 from qfnb.local.convert.qianfan_v1 import V1Render
 from qfnb.local.engines.base import Delta
-from qfnb.local.engines.llama import transport
+from qfnb.local.engines.llama.link import transport
 from qfnb.protocol.wires import fastjson
 
 log = logging.getLogger("bench.stream_layers")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import log_to_stdout  # noqa: E402
 from serving import PROMPT, Side, concurrent, start_platform  # noqa: E402
 
-from qfnb.local.engines.llama.command import default_slots  # noqa: E402
+from qfnb.local.engines.llama.process.command import default_slots  # noqa: E402
 
 log = logging.getLogger("bench.stress")
 ENDPOINT = "qwen2_5_coder_0_5b_instruct"

@@ -18,7 +18,7 @@
 # engine does that by itself on the route's 404), not loaded into the running one. On a CPU with
 # AVX-512 (VNNI and BF16) it is llama.cpp's own llama-server (the extra `prebuilt-server`); on one with
 # AVX2 but not those, the same C++ server embedded in the xllamacpp wheel (the extra
-# `prebuilt-server-portable`), run with llama-server's command line by qfnb/local/engines/llama/portable.py
+# `prebuilt-server-portable`), run with llama-server's command line by qfnb/local/engines/llama/process/portable.py
 # through a launcher written as VENV/bin/llama-server. On a CPU with neither, --install declines and
 # bootstrap builds in the foreground as before.
 set -euo pipefail
@@ -55,7 +55,7 @@ case "$mode" in
   else  # the launcher runs portable.py by its path: no qfnb package is imported (seconds at every start)
     binary="$(cd "$VENV/bin" && pwd)/llama-server-portable"  # absolute: the link to it sits in another folder
     printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" \
-      "$(pwd)/qfnb/local/engines/llama/portable.py" > "$binary.tmp"
+      "$(pwd)/qfnb/local/engines/llama/process/portable.py" > "$binary.tmp"
     chmod +x "$binary.tmp" && mv "$binary.tmp" "$binary"
   fi
   # it must start here (its libraries beside it, no GPU: llama.cpp's CPU backend serves)

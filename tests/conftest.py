@@ -184,8 +184,8 @@ def own_record_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def keyed_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """The ``(route, Idempotency-Key)`` of each keyed create the local platform runs in this process
-    (:func:`qfnb.local.domain.keyed_creates.run_once`), in order."""
-    from qfnb.local.domain import keyed_creates
+    (:func:`qfnb.local.domain.records.keyed_creates.run_once`), in order."""
+    from qfnb.local.domain.records import keyed_creates
 
     seen: list[tuple[str, str]] = []
     real = keyed_creates.run_once

@@ -56,7 +56,7 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
 @pytest.mark.parametrize(("module", "line", "complaint"), [
     ("qfnb/_core/runtime/progress.py", "import qfnb.notebook.widgets.progress_bar",
      "qfnb._core is not allowed to import"),
-    ("qfnb/local/domain/store.py", "import qfnb.local.server.serving.wire",
+    ("qfnb/local/domain/state/store.py", "import qfnb.local.server.serving.wire",
      "qfnb.local.domain is not allowed to import"),
     ("qfnb/_core/http/retry.py", "import qfnb._core.runtime.sync", "qfnb._core.http is not allowed to import"),
     ("qfnb/resources/inference/chat.py", "import qfnb.dataset", "qfnb.resources is not allowed to import"),
@@ -84,9 +84,9 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
      "qfnb.local.convert is not allowed to import"),
     ("qfnb/local/convert/openai_chat.py", "import qfnb.local.convert.qianfan_v1",
      "no protocol converter imports another's BROKEN"),
-    ("qfnb/local/server/routes/openai.py", "import qfnb.local.server.routes.inference",
+    ("qfnb/local/server/routes/calls/openai.py", "import qfnb.local.server.routes.calls.inference",
      "no route module imports another BROKEN"),
-    ("qfnb/local/server/routes/batch.py", "import qfnb.local.server.routes.v2",
+    ("qfnb/local/server/routes/platform/batch.py", "import qfnb.local.server.routes.platform.v2",
      "no route module imports another BROKEN"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, line: str, complaint: str) -> None:

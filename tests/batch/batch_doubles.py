@@ -22,7 +22,7 @@ import pytest
 from qfnb.local.engines.ask import Ask, TextAsk
 from qfnb.local.engines.base import Delta, reached
 from qfnb.local.engines.gate import EngineBusy, Gate
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from tests.fakes.local_platform import ServedPlatform, served_platform
 from tests.local.platform_doubles import FakeRegistry
 

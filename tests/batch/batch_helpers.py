@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from platform_helpers import CREDS, Signer
 
-from qfnb.local.domain import batch_rows
-from qfnb.local.domain.batch_runner import Paths, Runner
+from qfnb.local.domain.batch import rows as batch_rows
+from qfnb.local.domain.batch.runner import Paths, Runner
 
 
 class Recorder:

@@ -15,8 +15,9 @@ import pytest
 from batch_doubles import paced_platform
 from batch_helpers import job_paths, run_traced
 
-from qfnb.local.domain import batch, batch_rows
-from qfnb.local.domain.batch_runner import Runner
+from qfnb.local.domain.batch import rows as batch_rows
+from qfnb.local.domain.batch import tasks as batch
+from qfnb.local.domain.batch.runner import Runner
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import Gate

@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from qfnb._core.record.cache import set_process_mode
-from qfnb.local.engines import calls as engine_calls
+from qfnb.local.engines.call_state import calls as engine_calls
 from qfnb.notebook.data import batch as batchjob
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.resources.batch_job import BatchJob

@@ -17,7 +17,7 @@ from ray_head import ray_head
 from qfnb import ChatCompletion
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.local.cluster import jobs as jobs_mod
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.resources import batch_ray
 
 # find_spec, not importorskip: importing Ray costs every collection seconds, and the module only runs with -m slow

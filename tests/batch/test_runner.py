@@ -13,8 +13,8 @@ from batch_doubles import busy, crash, paced_platform
 from batch_helpers import console, ended, get_object, put_object, wait_task
 from platform_helpers import CREDS
 
-from qfnb.local.domain import batch
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.domain.batch import tasks as batch
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 from tests.fakes.local_platform import ServedPlatform
 

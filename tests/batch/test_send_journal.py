@@ -20,11 +20,11 @@ from typing import Any
 import httpcore._backends.anyio as anyio_backend
 import pytest
 
-from qfnb.local.domain.batch_rows import standing
-from qfnb.local.domain.batch_runner import BatchProgress, Paths, Runner
+from qfnb.local.domain.batch.rows import standing
+from qfnb.local.domain.batch.runner import BatchProgress, Paths, Runner
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.llama.external import ExternalEngine
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link.transport import Endpoint
 from tests.fakes.raw_engine import raw_engine
 
 ROW = {"custom_id": "r0", "method": "POST", "url": "/v1/chat/completions",

@@ -13,7 +13,7 @@ from bench.jump_forward import Forced
 from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.ask import ChatAsk, Sampling
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from qfnb._core.record.budget import BudgetExceeded
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 
 pytestmark = [pytest.mark.real_model,

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
 
 pytestmark = [pytest.mark.real_model,

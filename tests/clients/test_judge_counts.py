@@ -24,11 +24,11 @@ from qfnb._core.record.budget import clear_budget
 from qfnb._core.record.traces import read_spans
 from qfnb.evaluation import EvaluationManager
 from qfnb.evaluation.evaluators.judge import LocalJudgeEvaluator
-from qfnb.local.engines import calls
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.base import Delta, PromptTooLong
-from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.server.routes.control import status
+from qfnb.local.engines.call_state import calls
+from qfnb.local.engines.llama.process.server import EngineUnavailable
+from qfnb.local.server.routes.daemon.control import status
 from qfnb.protocol.platform.daemon import DaemonStatus
 from qfnb.resources import ChatCompletion
 from tests.clients.test_metrics_ledger import scrape

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from qfnb._core.backend.discovery import read_runtime
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL, TOOLS_DEFAULT_KEY
 
 pytestmark = [pytest.mark.real_model,

@@ -17,7 +17,7 @@ import pytest
 from qfnb._core.backend.daemon import ensure_daemon
 from qfnb._core.config import Config, embedded_config
 from qfnb.evaluation.runs.preference import compare_preference
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow,

@@ -92,7 +92,7 @@ def test_unknown_routes_and_models_answer_json_errors(served: ServedPlatform) ->
 
 
 def test_batch_rows_take_parts_developer_and_nulls(tmp_path: Path) -> None:
-    from qfnb.local.domain.batch_rows import RowError, parse_line
+    from qfnb.local.domain.batch.rows import RowError, parse_line
 
     line = json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {
         "model": "tiny-chat", "max_tokens": None, "temperature": None, "messages": [

@@ -156,7 +156,7 @@ MIXED = [  # (reference, output): mixed Chinese/latin text, punctuation and full
 def test_the_local_platform_scores_exactly_like_the_sdk_evaluators() -> None:
     from typing import Any, cast
 
-    from qfnb.local.domain.evaluation import score
+    from qfnb.local.domain.console.evaluation import score
 
     refs, outs = [r for r, _ in MIXED], [o for _, o in MIXED]
     frame = pd.DataFrame({"input": ["q"] * len(MIXED), "reference": refs, "output": outs})

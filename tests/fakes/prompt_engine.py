@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from qfnb.local.engines.llama import transport
+from qfnb.local.engines.llama.link import transport
 
 
 def prompt_engine(monkeypatch: pytest.MonkeyPatch, drops: int = 0) -> list[str]:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama.command import ServerConfig
 from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint, llama_ready_endpoint
-from qfnb.local.engines.llama.server import LlamaServer
+from qfnb.local.engines.llama.process.command import ServerConfig
+from qfnb.local.engines.llama.process.server import LlamaServer
 
 FAKE = Path(__file__).with_name("fake_llama_server.py")
 

@@ -15,7 +15,7 @@ from platform_helpers import make_settings
 
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.llama.engine import LlamaEngine
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link.transport import Endpoint
 from qfnb.local.server.app import create_app
 
 #: the probe's four patterns (anchored: a match that must fail is what backtracks), each with the

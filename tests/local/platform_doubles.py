@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.domain import keyed_creates
+from qfnb.local.domain.records import keyed_creates
 from qfnb.local.engines.api import Engine, NullRegistry
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.engines.base import ChatEngine, Delta, Embedder, PromptTooLong

@@ -15,7 +15,7 @@ from platform_helpers import CREDS, bearer, token
 from pydantic import BaseModel
 from starlette.testclient import TestClient
 
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings

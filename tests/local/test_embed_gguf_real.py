@@ -14,7 +14,7 @@ import tiny_reranker
 from platform_helpers import bearer, make_settings, token
 from starlette.testclient import TestClient
 
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.local.server.app import create_app

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qfnb.local.engines.llama.command import ServerConfig, reported_port
-from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
+from qfnb.local.engines.llama.process.command import ServerConfig, reported_port
+from qfnb.local.engines.llama.process.server import EngineUnavailable, Lease, LlamaServer
 from qfnb.local.server import listen
 
 FAKE = Path(__file__).with_name("fake_llama_server.py")

@@ -25,8 +25,8 @@ from platform_helpers import spawn_reporting, wait_up
 from qfnb.local.engines import DEFAULT_CHAT, GEMMA
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.llama.command import find_binary, reported_port
-from qfnb.local.engines.llama.loopback import EngineReply
+from qfnb.local.engines.llama.link.loopback import EngineReply
+from qfnb.local.engines.llama.process.command import find_binary, reported_port
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.engines.store import assets
 from qfnb.local.training.demo import DEMO_FILE
@@ -199,8 +199,8 @@ def test_a_schema_answer_drafts_what_its_grammar_forces_and_reads_the_same_witho
     grammar forces next (punctuation, key names, an enum's rest: scripts/llama_server_grammar_draft.patch).
     Through the platform the answer is drafted and counted; on two engines of the same build, with and
     without the drafts, the greedy answer is byte for byte the same."""
-    from qfnb.local.engines import calls
-    from qfnb.local.engines.llama.command import JSON_ONE_LINE_ENV, SPEC_GRAMMAR_ENV, ServerConfig
+    from qfnb.local.engines.call_state import calls
+    from qfnb.local.engines.llama.process.command import JSON_ONE_LINE_ENV, SPEC_GRAMMAR_ENV, ServerConfig
 
     before = calls.drafts().get(DEFAULT_CHAT, (0, 0))
     ask = replace(chat_ask(USERS_PROMPT, temperature=0.0001, max_tokens=80), schema=USERS)

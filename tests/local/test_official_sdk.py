@@ -97,7 +97,7 @@ def test_official_sdk_rejects_wrong_secret(fast_server, tmp_path: Path) -> None:
 
 @pytest.mark.real_model
 def test_official_sdk_against_qfnb_serve_real_models(tmp_path: Path) -> None:
-    from qfnb.local.engines.llama.command import find_binary
+    from qfnb.local.engines.llama.process.command import find_binary
 
     if find_binary() is None:
         pytest.skip("llama-server is not built (scripts/bootstrap.sh)")

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from platform_helpers import Signer, bearer, client_for, token
 
-from qfnb.local.domain.datasets import ObjectStore
-from qfnb.local.domain.store import Store
-from qfnb.local.server.routes import console as routes_console
-from qfnb.local.server.routes import v2 as routes_v2
+from qfnb.local.domain.state.datasets import ObjectStore
+from qfnb.local.domain.state.store import Store
+from qfnb.local.server.routes.platform import console as routes_console
+from qfnb.local.server.routes.platform import v2 as routes_v2
 from qfnb.protocol.wires import batch
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
 

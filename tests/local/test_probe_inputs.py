@@ -18,8 +18,8 @@ from platform_helpers import Signer, bearer, client_for, token
 
 from qfnb._core.errors import StreamError
 from qfnb._core.http.wire import stream_item_error
-from qfnb.local.domain.datasets import ObjectStore
-from qfnb.local.domain.store import Store
+from qfnb.local.domain.state.datasets import ObjectStore
+from qfnb.local.domain.state.store import Store
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.server.middleware.replay import changes_state
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX

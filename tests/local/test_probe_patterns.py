@@ -15,7 +15,7 @@ import pytest
 from pattern_doubles import HOSTILE, HostileLlama, HostileRegistry, hostile_schema
 from platform_helpers import Signer, make_settings
 
-from qfnb.local.engines.llama import transport
+from qfnb.local.engines.llama.link import transport
 from qfnb.local.server.app import create_app
 from tests.fakes.serving import serve
 

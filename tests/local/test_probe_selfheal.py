@@ -116,8 +116,8 @@ def test_an_engine_dies_with_the_platform_process(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys, time, threading
         from pathlib import Path
-        from qfnb.local.engines.llama.command import ServerConfig
-        from qfnb.local.engines.llama.server import LlamaServer
+        from qfnb.local.engines.llama.process.command import ServerConfig
+        from qfnb.local.engines.llama.process.server import LlamaServer
         config = ServerConfig(name="m", gguf=Path({str(tmp_path / 'm.gguf')!r}), log_dir=Path({str(tmp_path)!r}),
                               slots=1)
         server = LlamaServer(config, binary=Path({str(binary)!r}))

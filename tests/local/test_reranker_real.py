@@ -17,7 +17,7 @@ from platform_helpers import CREDS, bearer, console, make_settings
 from starlette.testclient import TestClient
 
 from qfnb._core.config import Config
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.local.server.app import create_app

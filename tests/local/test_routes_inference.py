@@ -227,7 +227,7 @@ def test_seed_catalogue_names_are_served_out_of_the_box(client, caplog) -> None:
     per name naming it, and v2 responses carry the real model's name."""
     import logging
 
-    from qfnb.local.domain import seed_names
+    from qfnb.local.domain.state import seed_names
 
     seed_names._noticed.clear()
     tok = token(client)

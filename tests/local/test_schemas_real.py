@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from platform_helpers import CREDS, bearer
 from starlette.testclient import TestClient
 
-from qfnb.local.engines.llama.command import find_binary
-from qfnb.local.engines.llama.transport import SchemaNotCompiled, engine_error
+from qfnb.local.engines.llama.link.transport import SchemaNotCompiled, engine_error
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings

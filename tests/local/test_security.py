@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from qfnb.cli import public_bind_problem
 from qfnb.local.server.app import create_app
-from qfnb.local.server.routes import control
+from qfnb.local.server.routes.daemon import control
 from qfnb.local.settings import make_private
 from qfnb.protocol.platform.daemon import CONTROL_HEADER, STATUS_ROUTE
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX

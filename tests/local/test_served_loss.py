@@ -18,11 +18,11 @@ from tiny_models import build_tiny_gemma
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.engine import FORCE_BIAS, SCORING_SEED, LlamaEngine, position_spans
 from qfnb.local.engines.llama.external import ExternalEngine
-from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.training import data, evaluate, lora
 
 PAIRS = [{"prompt": f"What is code {i}?", "response": f"Code {i} is {chr(65 + i) * 3}."} for i in range(5)]

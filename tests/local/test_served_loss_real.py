@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qfnb.local.engines import GEMMA
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.engines.store import assets
 from qfnb.local.training import data, lora

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from platform_helpers import CREDS, Signer, client_for, token
 
-from qfnb.local.domain.jobs import progress_update
-from qfnb.local.domain.store import Store
+from qfnb.local.domain.state.store import Store
+from qfnb.local.domain.training.jobs import progress_update
 from qfnb.local.settings import Credentials, Settings
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 

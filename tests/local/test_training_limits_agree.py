@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qfnb._core.errors import ValidationError
-from qfnb.local.domain.console import check_hyper
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
+from qfnb.local.domain.training.fine_tunes import check_hyper
 from qfnb.local.training.spec import Hyper, SpecError, parse_hyper
 from qfnb.protocol.console.training import DEFAULTS, LIMITS, Limit, hyper_problem
 from qfnb.trainer.configs import TrainConfig
@@ -77,7 +77,7 @@ def test_whatever_the_client_accepts_the_worker_accepts(data: st.DataObject) -> 
         return
     try:
         hyper = check_hyper({wire: value}, "hyperParameterConfig")
-    except BodyError as exc:  # only the local platform's own caps (qfnb.local.domain.training_caps), at create
+    except BodyError as exc:  # only the local platform's own caps (qfnb.local.domain.training.caps), at create
         assert wire in str(exc) and ("on the local platform" in str(exc) or "fit this machine" in str(exc)), exc
         return
     parse_hyper(hyper)  # never a SpecError

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.server.app import create_app
-from qfnb.local.server.routes import control
+from qfnb.local.server.routes.daemon import control
 from qfnb.local.settings import Credentials, Settings
 from qfnb.protocol.platform.daemon import CONTROL_HEADER
 

@@ -8,19 +8,19 @@ from typing import Any
 
 import pytest
 
-from qfnb.local.domain import console
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
+from qfnb.local.domain.training import fine_tunes
 from qfnb.local.engines.store import byom
 from qfnb.protocol.console.train_ask import TrainData
 
 
 def start_run(platform: Any, container: dict[str, Any]) -> dict[str, Any]:
-    """``console.create_run`` for ``container`` on one training row (written to ``bos:/b/rows.jsonl``)."""
+    """``fine_tunes.create_run`` for ``container`` on one training row (written to ``bos:/b/rows.jsonl``)."""
     rows = platform.objects.path("b", "rows.jsonl")
     rows.parent.mkdir(parents=True, exist_ok=True)
     rows.write_text(json.dumps({"prompt": "q", "response": [["a"]]}) + "\n")
-    ask = console.train_ask(None, container["model"], TrainData((("trainset", "bos:/b/rows.jsonl"),)), {}, "hyper")
-    return console.create_run(platform, container, ask)
+    ask = fine_tunes.train_ask(None, container["model"], TrainData((("trainset", "bos:/b/rows.jsonl"),)), {}, "hyper")
+    return fine_tunes.create_run(platform, container, ask)
 
 
 def assert_refused_for_ram(platform: Any, container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

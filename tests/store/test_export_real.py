@@ -27,7 +27,7 @@ import qfnb.local_models as lm
 from qfnb.dataset import Dataset
 from qfnb.local.engines.adapters.export import find_export_lora
 from qfnb.local.engines.base import render_gemma
-from qfnb.local.engines.llama.command import find_binary, reported_port
+from qfnb.local.engines.llama.process.command import find_binary, reported_port
 from qfnb.model import Model
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from qfnb.dataset import Dataset, demo_qa
 from qfnb.dataset.demo import demo_rows
-from qfnb.local.domain import console
+from qfnb.local.domain.training import fine_tunes
 from qfnb.local.engines import registry as engine_registry
 from qfnb.local.engines.store import byom
 from qfnb.model import Model
@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 def test_the_chat_model_trains_and_is_sized_before_its_run(client: TestClient, tmp_path: Path,  # noqa: F811
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     platform = client.app.state.platform  # type: ignore[attr-defined]
-    assert LOCAL_CHAT_MODEL in [m.name for m in console.trainable_models(platform)]
-    container = console.create_container(platform, name="t", base_model="qwen2_5_coder_0_5b_instruct",
-                                         base_field="trainType")
+    assert LOCAL_CHAT_MODEL in [m.name for m in fine_tunes.trainable_models(platform)]
+    container = fine_tunes.create_container(platform, name="t", base_model="qwen2_5_coder_0_5b_instruct",
+                                            base_field="trainType")
     assert container["model"] == LOCAL_CHAT_MODEL
     gguf = tiny_qwen2(tmp_path / "stand-in.gguf")  # the real GGUF's header is read the same way
     monkeypatch.setattr(engine_registry, "_gguf", lambda name, spec: gguf)

@@ -17,7 +17,7 @@ from platform_helpers import spawn_reporting, wait_up
 
 import qfnb.local_models as lm
 from qfnb._core.backend.daemon import stop_daemon
-from qfnb.local.engines.llama.command import find_binary, reported_port
+from qfnb.local.engines.llama.process.command import find_binary, reported_port
 from qfnb.local.engines.store import assets
 from qfnb.local.engines.store.model_store import SERVED_GGUF
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL

@@ -77,7 +77,7 @@ def test_the_store_manifest_is_json_others_can_read(client: TestClient, tmp_path
 
 def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(client: TestClient,
                                                                             tmp_path: Path) -> None:
-    from qfnb.local.domain import console
+    from qfnb.local.domain.training import fine_tunes
     from tests.store.fine_tune_runs import start_run
     from tests.store.test_model_store import _hf_dir
 
@@ -85,8 +85,8 @@ def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(cli
                                             "roles": ["finetune-base"]})
     assert added.status_code == 200, added.text
     platform = client.app.state.platform  # type: ignore[attr-defined]
-    assert "my-base" in [m.name for m in console.trainable_models(platform)]
-    container = console.create_container(platform, name="t", base_model="MY-BASE", base_field="trainType")
+    assert "my-base" in [m.name for m in fine_tunes.trainable_models(platform)]
+    container = fine_tunes.create_container(platform, name="t", base_model="MY-BASE", base_field="trainType")
     assert container["model"] == "my-base"
     run = start_run(platform, container)
     spec = json.loads((platform.settings.data_dir / "jobs" / run["sid"] / "spec.json").read_text())
@@ -95,7 +95,8 @@ def test_an_added_base_is_trainable_and_its_run_trains_on_the_stored_weights(cli
 
 def test_a_fine_tune_that_cannot_fit_in_ram_is_refused_before_anything_starts(client: TestClient, tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from qfnb.local.domain import console
+
+    from qfnb.local.domain.training import fine_tunes
     from qfnb.local.engines.store import byom
     from tests.store.fine_tune_runs import assert_refused_for_ram
     from tests.store.test_model_store import _hf_dir
@@ -103,5 +104,5 @@ def test_a_fine_tune_that_cannot_fit_in_ram_is_refused_before_anything_starts(cl
     client.post(MODELS_ROUTE, json={"path": str(_hf_dir(tmp_path / "hf")), "name": "my-base"})
     platform = client.app.state.platform  # type: ignore[attr-defined]
     assert byom.parameter_count(tmp_path / "hf") == 16
-    container = console.create_container(platform, name="t", base_model="my-base", base_field="trainType")
+    container = fine_tunes.create_container(platform, name="t", base_model="my-base", base_field="trainType")
     assert_refused_for_ram(platform, container, monkeypatch)

@@ -16,7 +16,7 @@ from qfnb.local.engines.options import parse_external
 from qfnb.local.engines.store.model_check import NotAModel
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.engines.store.store_inputs import StoreInputError, check_engine_url, check_template
-from qfnb.local.server.routes.models_control import _add_options, served_elsewhere
+from qfnb.local.server.routes.daemon.models_control import _add_options, served_elsewhere
 from tests.fakes.local_platform import served_platform
 from tests.store.test_model_store import tiny_gguf
 

@@ -19,7 +19,7 @@ from qfnb._core.config import Config
 from qfnb._core.errors import QfnbError, ValidationError
 from qfnb.dataset import Dataset
 from qfnb.local.cluster import ray_follow
-from qfnb.local.domain import jobs
+from qfnb.local.domain.training import jobs
 from qfnb.model import Model
 from qfnb.trainer import LLMFinetune, TrainConfig
 from tests.fakes.local_platform import ServedPlatform
@@ -101,8 +101,8 @@ def test_ray_workers_are_checked_when_the_trainer_is_made(local: Config, monkeyp
 
 
 def test_the_platform_checks_ray_train_workers_before_it_reaches_the_head() -> None:
-    from qfnb.local.domain.values import BodyError
-    from qfnb.local.server.routes import v2 as routes_v2
+    from qfnb.local.domain.state.values import BodyError
+    from qfnb.local.server.routes.platform import v2 as routes_v2
 
     ray = routes_v2._cluster_target(TARGET)
     assert ray is not None and routes_v2._cluster_target("local") is None and routes_v2._cluster_target(None) is None

@@ -111,7 +111,7 @@ def test_checkpoints_pick_the_best_and_the_deploy_serves_it(tmp_path: Path, monk
 
 def _version_record(version_id: object) -> dict[str, Any]:
     """The platform's store record of a model version (its base model and the adapter it serves)."""
-    from qfnb.local.domain.store import Store
+    from qfnb.local.domain.state.store import Store
     from qfnb.protocol.platform.daemon import default_data_dir
 
     store = Store(default_data_dir() / "platform.sqlite3")
@@ -120,7 +120,7 @@ def _version_record(version_id: object) -> dict[str, Any]:
 
 
 def served_eval_file(trainer: LLMFinetune) -> Path:
-    from qfnb.local.domain.store import Store
+    from qfnb.local.domain.state.store import Store
     from qfnb.protocol.platform.daemon import default_data_dir
 
     store = Store(default_data_dir() / "platform.sqlite3")

@@ -48,7 +48,7 @@ NODE_KEY = "qfnb_node"
 #: had when it went away (its answer lost with it), sent again by the worker, and paid as a lost send is
 LOST_KEY = "qfnb_lost"
 #: the most lost sendings one row line may carry: a worker's tries at a row
-#: (:data:`qfnb.local.domain.batch_runner.MAX_ATTEMPTS`) less the one that ended it
+#: (:data:`qfnb.local.domain.batch.runner.MAX_ATTEMPTS`) less the one that ended it
 MAX_LOST_SENDS = 7
 #: a row line's mark of the submission that printed it: the submitter's random mark for that one job,
 #: handed to the job in :data:`JOURNAL_ENV`; a row without its own job's mark is refused (another job

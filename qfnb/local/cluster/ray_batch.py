@@ -53,12 +53,12 @@ from qfnb.local.cluster.jobs import (
     print_line,
 )
 from qfnb.local.convert.answer import answer_of
-from qfnb.local.domain.batch_rows import RowError, error_row, parse_line
-from qfnb.local.domain.batch_runner import MAX_ATTEMPTS, answered_row, backoff
+from qfnb.local.domain.batch.rows import RowError, error_row, parse_line
+from qfnb.local.domain.batch.runner import MAX_ATTEMPTS, answered_row, backoff
 from qfnb.local.engines import loop_guard
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.engines.store.assets import AssetError

@@ -1,3 +1,3 @@
-"""The platform's state and rules: the Platform object, SQLite store, console objects, datasets, jobs, batches.
-Evaluations, seed names and the batch runner (which asks engines through ``convert``'s converters) live here too.
+"""The platform's state and rules, in rooms by subject (layers: the Platform object -> console -> training ->
+batch | records -> state). A room takes the platform as a narrow face (``state.site``), never the class.
 May import ``qfnb.local.convert``, ``settings``, ``training``, ``engines`` and ``qfnb.protocol``; never ``server``."""

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.domain.datasets import ObjectStore
-from qfnb.local.domain.jobs import Supervisor
-from qfnb.local.domain.meter import Meter
-from qfnb.local.domain.seed_names import seed_model
-from qfnb.local.domain.store import Kept, Store
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records.meter import Meter
+from qfnb.local.domain.state.datasets import ObjectStore
+from qfnb.local.domain.state.seed_names import seed_model
+from qfnb.local.domain.state.store import Kept, Store
+from qfnb.local.domain.state.values import BodyError
+from qfnb.local.domain.training.jobs import Supervisor
 from qfnb.local.engines.api import RegistryLike, ServedLike
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.settings import Settings, make_private
@@ -46,7 +46,7 @@ class Platform:
                                                    poll_interval=settings.poll_interval,
                                                    models=self.models)
         self.supervisor.on_finished = self._trained
-        #: the one usage point: /metrics and the trace table (domain.meter)
+        #: the one usage point: /metrics and the trace table (domain.records.meter)
         self.meter = Meter(settings.data_dir)
         self.meter.calls.durable = self._batch_usage
         self._deployed: dict[str, ServedLike] = {}
@@ -57,7 +57,7 @@ class Platform:
         #: (api type, name) -> what resolve found in memory for it, and the state it found it in
         self._resolved: dict[tuple[str, str], tuple[tuple[int, int, int], ServedLike]] = {}
         self._lock = threading.Lock()
-        #: the reward long polls waiting now (domain.rewards; changed on the event loop only)
+        #: the reward long polls waiting now (domain.training.rewards; changed on the event loop only)
         self.reward_polls = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -218,7 +218,7 @@ class Platform:
     def _fine_tuned(self, api_type: str, key: str) -> ServedLike | None:
         """An OpenAI fine-tuning job's ``fine_tuned_model`` (``ft:<base>:local:<suffix>:<id>``, lower
         case here) once the job succeeded, or one of its checkpoints (``…:ckpt-step-N``), served from
-        the engine that has every checkpoint of the run (domain.fine_tuning names them)."""
+        the engine that has every checkpoint of the run (domain.training.openai_fine_tuning names them)."""
         if not key.startswith("ft:") or api_type not in ("chat", "completions"):
             return None
         model, at, step = key.rpartition(":ckpt-step-")

@@ -15,7 +15,7 @@ from qfnb.local.engines.ask import ChatAsk, GenParams, Sampling
 
 #: called (in the caller's task) once an engine has a request: an HTTP engine's request body is sent,
 #: an in-process engine admitted it. From then on what was sent is paid for, whatever happens to
-#: either process (a batch job journals it: :mod:`qfnb.local.domain.batch_runner`)
+#: either process (a batch job journals it: :mod:`qfnb.local.domain.batch.runner`)
 on_reached: ContextVar[Callable[[], None] | None] = ContextVar("qfnb_on_reached", default=None)
 
 

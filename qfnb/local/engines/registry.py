@@ -17,14 +17,14 @@ from qfnb.local.engines.gate import BatchingEmbedder, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
 from qfnb.local.engines.lanes import LaneGate, spare_slots
-from qfnb.local.engines.llama.command import ServerConfig, speculative_args
 from qfnb.local.engines.llama.embed import LlamaEmbedder
 from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint, llama_ready_endpoint
 from qfnb.local.engines.llama.external import ExternalEngine
-from qfnb.local.engines.llama.leftovers import reap_leftovers
+from qfnb.local.engines.llama.link.transport import Endpoint
+from qfnb.local.engines.llama.process.command import ServerConfig, speculative_args
+from qfnb.local.engines.llama.process.leftovers import reap_leftovers
+from qfnb.local.engines.llama.process.server import LlamaServer
 from qfnb.local.engines.llama.reranker import LlamaReranker
-from qfnb.local.engines.llama.server import LlamaServer
-from qfnb.local.engines.llama.transport import Endpoint
 from qfnb.local.engines.multilingual import USEEmbedder
 from qfnb.local.engines.onnx_embed import OnnxEmbedder
 from qfnb.local.engines.options import EngineOptions, parse_external

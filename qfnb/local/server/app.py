@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import batch, console, evaluation
-from qfnb.local.domain.datasets import AppendConflict
-from qfnb.local.domain.meter import Meter
+from qfnb.local.domain.batch import tasks as batch
+from qfnb.local.domain.console import dataset_tasks, evaluation, model_versions
 from qfnb.local.domain.platform import Platform
+from qfnb.local.domain.records.meter import Meter
+from qfnb.local.domain.state.datasets import AppendConflict
 from qfnb.local.engines import EngineRegistry
 from qfnb.local.engines.api import RegistryLike
 from qfnb.local.server.middleware import idempotency, metrics
@@ -26,19 +27,19 @@ from qfnb.local.server.middleware.auth import Authenticator, authenticator
 from qfnb.local.server.middleware.guard import BodyLimit
 from qfnb.local.server.middleware.heartbeat import Heartbeat
 from qfnb.local.server.middleware.idempotency import Calls, Idempotent
-from qfnb.local.server.routes import anthropic as routes_anthropic
-from qfnb.local.server.routes import batch as routes_batch
-from qfnb.local.server.routes import bos as routes_bos
-from qfnb.local.server.routes import chat_store as routes_chat_store
-from qfnb.local.server.routes import complete as routes_complete
-from qfnb.local.server.routes import console as routes_console
-from qfnb.local.server.routes import fine_tuning as routes_fine_tuning
-from qfnb.local.server.routes import inference as routes_inference
-from qfnb.local.server.routes import models as routes_models
-from qfnb.local.server.routes import openai as routes_openai
-from qfnb.local.server.routes import responses as routes_responses
-from qfnb.local.server.routes import tokens as routes_tokens
-from qfnb.local.server.routes import v2 as routes_v2
+from qfnb.local.server.routes.calls import anthropic as routes_anthropic
+from qfnb.local.server.routes.calls import chat_store as routes_chat_store
+from qfnb.local.server.routes.calls import complete as routes_complete
+from qfnb.local.server.routes.calls import inference as routes_inference
+from qfnb.local.server.routes.calls import models as routes_models
+from qfnb.local.server.routes.calls import openai as routes_openai
+from qfnb.local.server.routes.calls import responses as routes_responses
+from qfnb.local.server.routes.calls import tokens as routes_tokens
+from qfnb.local.server.routes.platform import batch as routes_batch
+from qfnb.local.server.routes.platform import bos as routes_bos
+from qfnb.local.server.routes.platform import console as routes_console
+from qfnb.local.server.routes.platform import fine_tuning as routes_fine_tuning
+from qfnb.local.server.routes.platform import v2 as routes_v2
 from qfnb.local.server.serving import failures
 from qfnb.local.server.serving.wire import bce_error
 from qfnb.local.settings import Settings
@@ -179,8 +180,8 @@ def create_app(settings: Settings | None = None, registry: RegistryLike | None =
         # the schema checks' imports, before serving and off the event loop: the first schema call would do them
         # on it (or wait on the import lock for a thread doing them), /healthz and every other call stalled
         await asyncio.to_thread(schema_regex.warm)
-        console.ensure_presets(platform)
-        console.recover_imports(platform)
+        model_versions.ensure_presets(platform)
+        dataset_tasks.recover_imports(platform)
         evaluation.recover(platform)
         batch.recover(platform)
         log.info("local platform ready: data in %s", platform.settings.data_dir)

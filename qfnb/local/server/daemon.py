@@ -26,7 +26,7 @@ from qfnb.local.engines.catalog import BUILTIN_SPECS
 from qfnb.local.server import listen
 from qfnb.local.server.app import create_app
 from qfnb.local.server.middleware.guard import LoopbackOnly
-from qfnb.local.server.routes import control
+from qfnb.local.server.routes.daemon import control
 from qfnb.local.settings import Settings
 from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS, LOCAL_TOOL_MODEL, TOOLS_DEFAULT_KEY
 from qfnb.protocol.platform.daemon import LOCK_FILE, RUNTIME_FILE, SERVED_ELSEWHERE, RuntimeInfo

@@ -16,7 +16,7 @@ import pytest
 import qfnb
 from qfnb._core.http.recorded import schema_answers
 from qfnb._core.record.budget import BudgetExceeded, budget
-from qfnb.local.engines.llama import transport
+from qfnb.local.engines.llama.link import transport
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
 from tests.fakes.local_platform import ServedPlatform, served_platform
 

@@ -14,7 +14,7 @@ from qfnb._core.runtime import sync
 from qfnb.dataset import Dataset
 from qfnb.dataset.remote._platform_v2 import DatasetV2Error, upload_v2
 from qfnb.dataset.remote._upload import Upload
-from qfnb.local.domain.console import INTERRUPTED
+from qfnb.local.domain.console.dataset_tasks import INTERRUPTED
 from qfnb.protocol.console.data_enums import DataTemplateType
 from qfnb.protocol.console.enums import ImportStatus
 from qfnb.resources.console import Data

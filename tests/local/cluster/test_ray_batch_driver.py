@@ -18,7 +18,7 @@ import pytest
 
 from qfnb.local.cluster import ray_batch
 from qfnb.local.engines.base import Delta
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.resources.batch_ray import log_lines, log_rows, usage_of
 
 

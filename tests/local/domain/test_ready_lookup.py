@@ -12,7 +12,7 @@ from platform_doubles import FakeRegistry
 from platform_helpers import client_for, make_settings, token
 
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.api import Engine
 from qfnb.local.server.serving import serve
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX

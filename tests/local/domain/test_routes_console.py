@@ -15,9 +15,9 @@ import pytest
 from platform_doubles import FakeRegistry
 from platform_helpers import Signer, client_for, console, make_settings, token, wait_for
 
-from qfnb.local.domain.jobs import RESTART_MESSAGE
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.store import Store
+from qfnb.local.domain.state.store import Store
+from qfnb.local.domain.training.jobs import RESTART_MESSAGE
 from qfnb.protocol.wires.routes import MODEL_API_PREFIX
 
 ROWS = [{"prompt": f"question {i}", "response": [[f"answer {i}"]]} for i in range(8)]
@@ -184,7 +184,7 @@ def test_object_path_traversal_rejected(client, key: str) -> None:
 
 
 def test_object_store_rejects_unsafe_keys(tmp_path: Path) -> None:
-    from qfnb.local.domain.datasets import ObjectStore
+    from qfnb.local.domain.state.datasets import ObjectStore
 
     store = ObjectStore(tmp_path)
     for bucket, key in [("b", "/etc/passwd"), ("b", "a/../../x"), ("..", "x"), ("b", "x\0y"), ("b", "a\\..\\x")]:

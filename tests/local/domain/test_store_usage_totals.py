@@ -14,7 +14,7 @@ from platform_doubles import FakeRegistry
 from platform_helpers import make_settings
 
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.store import USAGE_FIELD, Store
+from qfnb.local.domain.state.store import USAGE_FIELD, Store
 
 
 def _summed(store: Store, kind: str = "batches") -> dict[str, list[int]]:

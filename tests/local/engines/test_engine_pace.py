@@ -14,7 +14,7 @@ from fake_engine import fake_engine
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.llama.engine import LlamaEngine
-from qfnb.local.engines.llama.server import LlamaServer
+from qfnb.local.engines.llama.process.server import LlamaServer
 
 
 def _engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, patched: bool,

@@ -19,7 +19,7 @@ from qfnb.local.engines.base import Delta
 from qfnb.local.engines.gate import run_blocking
 from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
-from qfnb.local.engines.llama.server import LlamaServer
+from qfnb.local.engines.llama.process.server import LlamaServer
 from qfnb.local.engines.llama.watchdog import ComputeDeadline, EngineStalled
 from qfnb.local.engines.options import EngineOptions
 

@@ -16,9 +16,9 @@ import pytest
 from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import CannotServe
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.external import ExternalEngine
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
 
 ASK = ChatAsk(model="ext", messages=({"role": "system", "content": "be brief"},
                                     {"role": "user", "content": "hi there"}))

@@ -1,4 +1,4 @@
-"""The portable prebuilt server (xllamacpp, run by :mod:`qfnb.local.engines.llama.portable`) serves the real
+"""The portable prebuilt server (xllamacpp, run by :mod:`qfnb.local.engines.llama.process.portable`) serves the real
 chat model as the platform's engine, as a first run on a CPU without AVX-512 has it serve until the build
 is done (marked ``real_model``): a chat streamed, an answer under a JSON schema, and a stop that ends it."""
 
@@ -17,7 +17,7 @@ from engine_asks import chat_ask
 
 from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.api import generate_blocking
-from qfnb.local.engines.llama.command import BINARY_ENV
+from qfnb.local.engines.llama.process.command import BINARY_ENV
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 
 pytest.importorskip("xllamacpp", reason="the prebuilt-server-portable extra (xllamacpp) is not installed")

@@ -26,7 +26,7 @@ from qfnb.local.engines import DEFAULT_CHAT
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.catalog import BUILTIN_SPECS
 from qfnb.local.engines.gate import run_blocking
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, endpoint_for
 
 pytestmark = [pytest.mark.real_model,

@@ -13,9 +13,9 @@ import pytest
 
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.engine import LlamaEngine
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
 
 
 class Engine:

@@ -14,14 +14,15 @@ import httpx
 import pytest
 from engine_asks import chat_ask
 
-from qfnb.local.engines import calls
 from qfnb.local.engines.api import generate_blocking
 from qfnb.local.engines.ask import ChatAsk
 from qfnb.local.engines.base import FINISH_TOOL_CALLS, PromptTooLong
+from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import transport, watchdog
+from qfnb.local.engines.llama import watchdog
 from qfnb.local.engines.llama.engine import LlamaEngine
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
 from qfnb.local.engines.options import EngineOptions
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qfnb.local.engines.catalog import BUILTIN_SPECS
-from qfnb.local.engines.llama.command import ServerConfig, speculative_args
+from qfnb.local.engines.llama.process.command import ServerConfig, speculative_args
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_TOOL_MODEL

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from qfnb.local.engines import GEMMA
-from qfnb.local.engines.llama.command import find_binary
 from qfnb.local.engines.llama.engine import LlamaEngine
+from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 from qfnb.local.engines.store import assets
 

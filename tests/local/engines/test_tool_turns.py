@@ -14,10 +14,10 @@ import pytest
 
 from qfnb.local.engines.ask import TOOL_TEMPERATURE, ChatAsk, GenParams, Sampling
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.engine import LlamaEngine
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
 from qfnb.local.engines.llama.tool_calls import RESULT_HINT, with_result_hints
-from qfnb.local.engines.llama.transport import Endpoint
 
 TOOL = {"type": "function", "function": {"name": "find_station", "description": "Look up a train station",
                                          "parameters": {"type": "object", "properties": {

@@ -23,9 +23,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from qfnb.local.domain import traces
-from qfnb.local.domain.meter import Meter, current_note
-from qfnb.local.domain.traces import OtelExport, TraceSink
+from qfnb.local.domain.records import traces
+from qfnb.local.domain.records.meter import Meter, current_note
+from qfnb.local.domain.records.traces import OtelExport, TraceSink
 from qfnb.local.engines.base import Delta
 from qfnb.local.server.app import create_app
 from qfnb.local.server.middleware.metrics import Observation
@@ -320,7 +320,7 @@ def test_draft_tokens_of_speculative_decoding_are_counters_per_model(client: Tes
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from collections import Counter
 
-    from qfnb.local.engines import calls
+    from qfnb.local.engines.call_state import calls
 
     monkeypatch.setattr(calls, "_drafted", Counter())
     monkeypatch.setattr(calls, "_accepted", Counter())

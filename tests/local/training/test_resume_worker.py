@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from test_checkpoints_worker import _job
 
-from qfnb.local.domain import jobs
-from qfnb.local.domain.jobs import MAX_RESUMES, Supervisor
-from qfnb.local.domain.store import Store
+from qfnb.local.domain.state.store import Store
+from qfnb.local.domain.training import jobs
+from qfnb.local.domain.training.jobs import MAX_RESUMES, Supervisor
 from qfnb.local.training import resume, worker
 
 FAKE_WORKER = Path(__file__).parents[1] / "fake_worker.py"

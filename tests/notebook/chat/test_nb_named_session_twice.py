@@ -22,7 +22,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from prometheus_client.parser import text_string_to_metric_families
 
 from qfnb._core.backend import daemon
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 
 log = logging.getLogger("qfnb.tests.named_session_twice")
 

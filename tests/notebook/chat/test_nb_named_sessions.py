@@ -146,7 +146,7 @@ def test_a_named_session_outlives_a_killed_daemon_and_a_new_kernel(  # type: ign
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The real engine: a fact told in one kernel, the daemon killed (SIGKILL), a new kernel asks."""
     from qfnb._core.backend import daemon
-    from qfnb.local.engines.llama.command import find_binary
+    from qfnb.local.engines.llama.process.command import find_binary
 
     if find_binary() is None:
         pytest.skip("llama-server is not built (scripts/bootstrap.sh)")

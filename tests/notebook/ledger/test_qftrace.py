@@ -10,7 +10,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from qfnb._core.record import ledger
-from qfnb.local.domain.traces import TraceSink
+from qfnb.local.domain.records.traces import TraceSink
 from qfnb.notebook.ledger.traces import TraceMagics, TraceView, parse_line
 from qfnb.protocol.platform.traces import CallSpan, new_span_id, new_trace_id
 

@@ -29,8 +29,8 @@ def test_every_layer_draws_the_same_line(wire: str, snake: str, option: str, ok:
 
 
 def test_platform_checks_the_same_table() -> None:
-    from qfnb.local.domain.console import check_hyper
-    from qfnb.local.domain.values import BodyError
+    from qfnb.local.domain.state.values import BodyError
+    from qfnb.local.domain.training.fine_tunes import check_hyper
 
     assert check_hyper({"batchSize": 256}, "hyper")["batchSize"] == 256
     with pytest.raises(BodyError, match="batchSize"):
@@ -83,9 +83,9 @@ def test_the_anti_collapse_knobs_are_bounded_at_every_door() -> None:
     """``rpoAlpha``, ``maxRewardMargin``, ``marginStop``, ``tieResamples``, ``warmStartSteps`` and the flag
     ``lengthNormalize``: the table, TrainConfig, the console and the OpenAI door refuse the same values,
     naming the field."""
-    from qfnb.local.domain import fine_tuning
-    from qfnb.local.domain.console import check_hyper
-    from qfnb.local.domain.values import BodyError
+    from qfnb.local.domain.state.values import BodyError
+    from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
+    from qfnb.local.domain.training.fine_tunes import check_hyper
 
     bad = {"rpoAlpha": -0.1, "maxRewardMargin": 1001, "marginStop": -1, "tieResamples": 17, "warmStartSteps": 1.5,
            "lengthNormalize": "yes"}
@@ -111,8 +111,8 @@ def test_the_anti_collapse_knobs_are_bounded_at_every_door() -> None:
 def test_a_run_that_sets_nothing_gets_its_modes_measured_defaults() -> None:
     """The console fills in the per-mode (and per-base) defaults: a DPO run gets the anti-collapse terms and
     its own learning rate; an OpenAI ``learning_rate_multiplier`` scales the method's default."""
-    from qfnb.local.domain import fine_tuning
-    from qfnb.local.domain.console import check_hyper
+    from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
+    from qfnb.local.domain.training.fine_tunes import check_hyper
     from qfnb.protocol.console.train_modes import defaults_for
     from qfnb.protocol.console.training import DEFAULTS
 

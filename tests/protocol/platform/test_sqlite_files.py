@@ -17,8 +17,8 @@ import pytest
 from qfnb._core.record.cache import ResponseCache
 from qfnb._core.record.ledger import Ledger, UsageRow
 from qfnb._core.record.traces import read_spans, write_spans
-from qfnb.local.domain.store import Store
-from qfnb.local.domain.traces import TraceSink
+from qfnb.local.domain.records.traces import TraceSink
+from qfnb.local.domain.state.store import Store
 from qfnb.protocol.platform.sqlite_files import LazyDb, open_db, select, transaction
 from qfnb.protocol.platform.traces import TRACES_FILE, CallSpan, new_span_id, new_trace_id
 

@@ -13,7 +13,7 @@ import pytest
 from qfnb._core.config import Config
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.dataset import Dataset
-from qfnb.local.engines import calls
+from qfnb.local.engines.call_state import calls
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 from qfnb.trainer.records.replay import MARK
 from tests.fakes.events import RecordingHandler

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from qfnb.local.engines.adapters.lora_gguf import LoraConversionError, convert_adapter
-from qfnb.local.engines.llama.command import find_binary
+from qfnb.local.engines.llama.process.command import find_binary
 
 log = logging.getLogger("qfnb.local.engines.adapters.export")
 

@@ -5,7 +5,7 @@ llama-server's own (L2-normalised), unchanged."""
 from __future__ import annotations
 
 from qfnb.local.engines.base import Embedder, check_texts
-from qfnb.local.engines.llama.server import LlamaServer
+from qfnb.local.engines.llama.process.server import LlamaServer
 
 #: the longest one embedding call may take on the engine
 TIMEOUT_S = 300.0

@@ -9,13 +9,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from qfnb.local.engines import progress
 from qfnb.local.engines.ask import BATCH, INTERACTIVE, Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import (
     CannotServe,
@@ -26,20 +25,13 @@ from qfnb.local.engines.base import (
     render_gemma,
     text_turns,
 )
+from qfnb.local.engines.call_state import progress
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import (
-    answer_check,
-    continuation,
-    gbnf,
-    grammar,
-    prompts,
-    tool_calls,
-    transport,
-    watchdog,
-)
+from qfnb.local.engines.llama import answer_check, continuation, gbnf, grammar, prompts, tool_calls, watchdog
 from qfnb.local.engines.llama.infill import InfillAsk
-from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer
-from qfnb.local.engines.llama.transport import Endpoint, Watch
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint, Watch
+from qfnb.local.engines.llama.process.server import EngineUnavailable, Lease, LlamaServer
 
 __all__ = ["CHAT_LAYER_OF", "ChatLayer", "LlamaEngine", "OwnChat", "ServerChat", "llama_endpoint",
            "llama_ready_endpoint"]
@@ -140,11 +132,7 @@ class LlamaEngine:
             text_turns(ask.messages) if ask.plain else [dict(m) for m in ask.messages], tools,
             forced=bool(tools) and ask.tool_choice == "required")
         async with self._leased() as target:
-            try:
-                tokens, _ = await prompts.prepare(target.base_url, target.headers, source, tools)
-            except httpx.HTTPError as exc:
-                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not count the prompt "
-                                        f"({type(exc).__name__})") from exc
+            tokens, _ = await self._prepared(target, source, tools)
         return len(tokens)
 
     async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int], *,
@@ -172,28 +160,24 @@ class LlamaEngine:
         if len(ids) > self.n_ctx:
             raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
         async with self._leased() as target:
-            url = prompts.engine_root(target.base_url) + "/completion"
             try:
                 async with asyncio.TaskGroup() as group:
-                    scored = [group.create_task(self._span_logprobs(target, url, ids, span, exact))
+                    scored = [group.create_task(self._span_logprobs(target, ids, span, exact))
                               for span in position_spans(wanted, min(self.gate.slots, spans or self.gate.slots))]
             except ExceptionGroup as failed:  # the first span's failure, as one call would raise it
                 raise failed.exceptions[0] from None
         return [logprob for task in scored for logprob in task.result()]
 
-    async def _span_logprobs(self, target: Endpoint, url: str, ids: list[int], span: list[int],
-                             exact: bool) -> list[float]:
-        """:meth:`token_logprobs` of the positions of one span, in order, on one slot."""
+    async def _span_logprobs(self, target: Endpoint, ids: list[int], span: list[int], exact: bool) -> list[float]:
+        """:meth:`token_logprobs` of the positions of one span, in order, in one scoring turn."""
         out: list[float] = []
-        async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
+        async with self._scoring(target, len(ids)) as score:
             for k, t in enumerate(span):
                 body = {"prompt": ids[:t], "n_predict": 1, "temperature": 0.0, "n_probs": 1,
-                        "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True,
-                        "id_slot": slot, **(target.extra or {})}
+                        "post_sampling_probs": False, "logit_bias": [[ids[t], FORCE_BIAS]], "cache_prompt": True}
                 if exact:
                     body |= {"seed": SCORING_SEED, "cache_prompt": k > 0}
-                reply = await transport.post_json(self.name, target, url, body)
-                out.append(_forced_logprob(self.name, reply, ids[t], t))
+                out.append(_forced_logprob(self.name, await score(body), ids[t], t))
         return out
 
     async def answer_logprob(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[float, int]:
@@ -236,17 +220,15 @@ class LlamaEngine:
         if len(ids) > self.n_ctx:
             raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
         wanted = ids[start:]
-        async with self._leased() as target:
-            url = prompts.engine_root(target.base_url) + "/completion"
-            async with self.gate.turn(BATCH, long=len(ids) > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
-                body = {"prompt": ids[:start], "n_predict": len(wanted), "temperature": 0.0, "n_probs": 1,
-                        "post_sampling_probs": False, "logit_bias": [[wanted[-1], FORCE_BIAS]],
-                        "return_tokens": True, "cache_prompt": not exact, "id_slot": slot, **(target.extra or {})}
-                if len(wanted) > 1:  # an empty answer: its end token alone, forced by the bias
-                    body["grammar"] = token_grammar(wanted[:-1])
-                if exact:
-                    body["seed"] = SCORING_SEED
-                reply = await transport.post_json(self.name, target, url, body)
+        body = {"prompt": ids[:start], "n_predict": len(wanted), "temperature": 0.0, "n_probs": 1,
+                "post_sampling_probs": False, "logit_bias": [[wanted[-1], FORCE_BIAS]], "return_tokens": True,
+                "cache_prompt": not exact}
+        if len(wanted) > 1:  # an empty answer: its end token alone, forced by the bias
+            body["grammar"] = token_grammar(wanted[:-1])
+        if exact:
+            body["seed"] = SCORING_SEED
+        async with self._leased() as target, self._scoring(target, len(ids)) as score:
+            reply = await score(body)
         return _forced_reply_logprobs(reply, wanted)
 
     async def answer_tokens(self, messages: Sequence[dict[str, str]], answer: str) -> tuple[list[int], int]:
@@ -274,14 +256,8 @@ class LlamaEngine:
         ``names``: calls of those tools become ``tool_calls``; ``top_logprobs``: kept per token; ``prefix``: the
         start of the reply, already written (the answer goes on from it)."""
         async with self._leased() as target:
-            try:
-                prompt, opener = await prompts.prepare(target.base_url, target.headers, source, tools, forced,
-                                                       room=self.n_ctx - gp.max_tokens, prefix=prefix)
-            except httpx.HTTPError as exc:
-                if target.broken is not None:
-                    target.broken()
-                raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
-                                        f"({type(exc).__name__})") from exc
+            prompt, opener = await self._prepared(target, source, tools, forced, room=self.n_ctx - gp.max_tokens,
+                                                  prefix=prefix)
             fields = dict(fields or {})
             if not chat and "json_schema" in fields:  # what the grammar enforces, cheaper to decode
                 fields |= grammar.engine_fields(fields.pop("json_schema"))
@@ -305,6 +281,21 @@ class LlamaEngine:
                 async for delta in deltas:
                     yield delta
 
+    async def _prepared(self, target: Endpoint, source: str | Turns, tools: Turns | None, forced: bool = False, *,
+                        room: int | None = None, prefix: str = "") -> tuple[prompts.Prompt, str]:
+        """The admission's first step, before any turn of the gate (rendering and tokenizing take no slot of the
+        engine): ``source`` prepared (:func:`.prompts.prepare`); an engine that cannot is marked broken (its lease
+        renewed) and :class:`EngineUnavailable` raised. A count of the prompt's tokens (:meth:`count_tokens`) is
+        this step alone."""
+        try:
+            return await prompts.prepare(target.base_url, target.headers, source, tools, forced, room=room,
+                                         prefix=prefix)
+        except httpx.HTTPError as exc:
+            if target.broken is not None:
+                target.broken()
+            raise EngineUnavailable(f"{self.name}: the engine at {target.base_url} could not prepare the prompt "
+                                    f"({type(exc).__name__})") from exc
+
     async def admission(self, target: Endpoint, path: str, body: dict[str, Any], lane: str, *, long: bool = False,
                         key: str | None = None) -> AsyncGenerator[Delta, None]:
         """Every generation's one admission: the gate's turn in ``lane`` (a slot chosen by the prompt's
@@ -314,6 +305,30 @@ class LlamaEngine:
         async with self.gate.turn(lane, long=long, key=key, group=target.group) as slot:
             async for delta in watchdog.guarded(self.name, target, path, {**body, "id_slot": slot}):
                 yield delta
+
+    @contextlib.asynccontextmanager
+    async def _scoring(self, target: Endpoint, tokens: int) -> AsyncIterator[Callable[[dict[str, Any]],
+                                                                                      Awaitable[dict[str, Any]]]]:
+        """A scoring call's admission, as a generation's (:meth:`admission`): a turn of the gate's batch lane (a
+        slot chosen by the prompt's ``tokens``), in which each ``/completion`` body is sent on that slot under the
+        engine's stall watchdog and compute deadline and sent again to an engine restarted under it
+        (:func:`.watchdog.guarded_reply`; the turn's next calls go to it)."""
+        current, renewed = target, None
+
+        async def score(body: dict[str, Any]) -> dict[str, Any]:
+            nonlocal current, renewed
+            reply, fresh = await watchdog.guarded_reply(self.name, current, "/completion",
+                                                        {**body, "id_slot": slot, **(current.extra or {})})
+            if fresh is not None:  # the engine was restarted: the turn's next calls go to the new one
+                watchdog.release(renewed)
+                current = renewed = fresh
+            return reply
+
+        async with self.gate.turn(BATCH, long=tokens > prompts.LONG_PROMPT_TOKENS, group=target.group) as slot:
+            try:
+                yield score
+            finally:
+                watchdog.release(renewed)
 
     @contextlib.asynccontextmanager
     async def _leased(self) -> AsyncIterator[Endpoint]:
@@ -326,8 +341,7 @@ class LlamaEngine:
         try:
             yield target
         finally:
-            if target.release is not None:
-                target.release()
+            watchdog.release(target)
 
 
 class OwnChat:

@@ -12,8 +12,9 @@ import httpx
 from qfnb.local.engines.ask import Ask, ChatAsk, GenParams, TextAsk
 from qfnb.local.engines.base import CannotServe, Delta, refuse_tool_turns, render_gemma, text_turns
 from qfnb.local.engines.gate import Gate
-from qfnb.local.engines.llama import prompts, transport, watchdog
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama import prompts, watchdog
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
 
 __all__ = ["ExternalEngine"]
 

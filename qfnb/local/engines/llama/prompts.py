@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 
 from qfnb.local.engines.base import PromptTooLong
-from qfnb.local.engines.llama import tool_calls, transport
+from qfnb.local.engines.llama import tool_calls
+from qfnb.local.engines.llama.link import transport
 
 #: a prompt longer than this (tokens) takes more than one engine step to prefill: a "long" one
 LONG_PROMPT_TOKENS = 256

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama.server import LlamaServer
+from qfnb.local.engines.llama.process.server import LlamaServer
 
 #: the longest one rerank call may take on the engine (a CPU scores a few pairs a second at worst)
 TIMEOUT_S = 300.0

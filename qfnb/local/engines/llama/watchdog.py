@@ -21,6 +21,9 @@ for waits for that step too. So each request streamed from our own engine is wat
   had already streamed (its prompt and the text so far; the tokens left of its ``max_tokens``), so
   its caller loses nothing (its deadline starts again there: the time lost was not its own).
 
+A request answered whole (a token's score: :func:`guarded_reply`) is watched alike; it shows no
+progress before its answer, so its stall limit runs from its send.
+
 External engines (no :class:`~.transport.Watch` on their endpoint) are streamed as they are.
 """
 
@@ -30,19 +33,22 @@ import asyncio
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Literal, TypeVar
 
 import httpx
 
 from qfnb.local.engines.base import FINISH_LENGTH, Delta, aclose
-from qfnb.local.engines.llama import prompts, transport
-from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.engines.llama.transport import Endpoint, Watch
+from qfnb.local.engines.llama import prompts
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint, Watch
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 
-__all__ = ["ComputeDeadline", "EngineStalled", "guarded", "so_far"]
+__all__ = ["ComputeDeadline", "EngineStalled", "guarded", "guarded_reply", "release", "so_far"]
 
 log = logging.getLogger("qfnb.local.engines")
+
+_T = TypeVar("_T")
 
 #: body fields that constrain decoding by a grammar: a request with one is the suspect of a stuck loop
 CONSTRAINED = ("json_schema", "grammar")
@@ -127,6 +133,10 @@ class _Limits:
 
     async def read(self, stream: AsyncIterator[Delta]) -> Delta | None:
         """The stream's next Delta (None: it ended), or :class:`_Expired`."""
+        return await self.wait(anext(stream, None))
+
+    async def wait(self, step: Awaitable[_T]) -> _T:
+        """What ``step`` gives (a stream's next piece, a whole answer), or :class:`_Expired`."""
         if self.expired is not None:
             raise self.expired
         self.last = max(self.last, self.loop.time())
@@ -134,7 +144,7 @@ class _Limits:
         self.cancelling = self.task.cancelling() if self.task is not None else 0
         self.reading = True
         try:
-            return await anext(stream, None)
+            return await step
         except asyncio.CancelledError:
             if self.cut and self.expired is not None and self.task is not None \
                     and self.task.uncancel() <= self.cancelling:
@@ -193,6 +203,29 @@ async def _judge(name: str, expired: _Expired, watch: Watch, slot: int | None, *
         raise EngineStalled(f"{name}: the request held the engine's decode loop {held}with no progress for "
                             f"{_limit(watch, expired)} ({STALL_SETTING}): it was cancelled and the engine "
                             f"restarted; other requests were sent again; {so_far}")
+
+
+async def _go_again(name: str, failed: _Expired | EngineUnavailable, watch: Watch, slot: int | None, *,
+                    constrained: bool, again: bool, so_far: str) -> None:
+    """After a send failed (a limit passed, or the engine broke under it): raise its caller's error, or return
+    when the engine was restarted under it (as stuck, for this request or another) and it may go ``again``."""
+    if isinstance(failed, _Expired):
+        await _judge(name, failed, watch, slot, constrained=constrained, again=again, so_far=so_far)
+    elif not again or not await asyncio.to_thread(watch.unstick, slot, load_stretch()):
+        raise failed
+    log.warning("%s: the engine was restarted under a request that held it: sending this one again", name)
+
+
+async def _renew(watch: Watch, renewed: Endpoint | None) -> Endpoint:
+    """The restarted engine leased for a send again (the lease of the one before it released)."""
+    release(renewed)
+    return await asyncio.to_thread(watch.renew)
+
+
+def release(lease: Endpoint | None) -> None:
+    """An engine's lease given back (None: there is none to give)."""
+    if lease is not None and lease.release is not None:
+        lease.release()
 
 
 def _at_load(stretch: float) -> str:
@@ -273,18 +306,10 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
                     first = first if first is not None else asyncio.get_running_loop().time()
                     yield answer.add(delta)
                 return
-            except _Expired as expired:
+            except (_Expired, EngineUnavailable) as failed:  # a limit passed, or the stream broke
                 done = so_far(sent_at, first, asyncio.get_running_loop().time(), answer.done)
-                await _judge(name, expired, watch, slot, constrained=constrained, again=again, so_far=done)
-            except EngineUnavailable:
-                # the stream broke: if the engine was killed as stuck (for another request), go again
-                if not again or not await asyncio.to_thread(watch.unstick, slot, load_stretch()):
-                    raise
-            log.warning("%s: the engine was restarted under a request that held it: sending this one again "
-                        "(%d tokens already streamed)", name, answer.done)
-            if renewed is not None and renewed.release is not None:
-                renewed.release()
-            current = renewed = await asyncio.to_thread(watch.renew)
+                await _go_again(name, failed, watch, slot, constrained=constrained, again=again, so_far=done)
+            current = renewed = await _renew(watch, renewed)
             if not answer.prompt and isinstance(body.get("prompt"), str):  # a short text sent as it is
                 answer.prompt = await _counted(name, current, body["prompt"])
             sent = _continued(sent, "".join(answer.pieces), answer.done)
@@ -293,5 +318,43 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
                 yield Delta("", FINISH_LENGTH, answer.prompt, answer.done)
                 return
     finally:
-        if renewed is not None and renewed.release is not None:
-            renewed.release()
+        release(renewed)
+
+
+def guarded_reply(name: str, target: Endpoint, path: str,
+                  body: dict[str, Any]) -> Awaitable[tuple[dict[str, Any], Endpoint | None]]:
+    """``body`` POSTed to ``path`` of the engine at ``target`` (``/completion``: a token's score), its whole JSON
+    answer, under the watch a stream has (the compute deadline and the stall limit, the engine asked to obey
+    or restarted) and sent again, once, to an engine restarted under it; with that engine's lease, which the
+    caller then holds (its next calls go there; None: ``target`` answered)."""
+    if target.watch is None:
+        return _unwatched_reply(name, target, path, body)
+    return _watched_reply(name, target, target.watch, path, body)
+
+
+async def _unwatched_reply(name: str, target: Endpoint, path: str,
+                           body: dict[str, Any]) -> tuple[dict[str, Any], Endpoint | None]:
+    return await transport.post_json(name, target, prompts.engine_root(target.base_url) + path, body), None
+
+
+async def _watched_reply(name: str, target: Endpoint, watch: Watch, path: str,
+                         body: dict[str, Any]) -> tuple[dict[str, Any], Endpoint | None]:
+    sent_at = asyncio.get_running_loop().time()
+    constrained, slot = any(body.get(k) for k in CONSTRAINED), body.get("id_slot")
+    current, renewed = target, None
+    try:
+        for again in (True, False):
+            limits = _Limits(watch)
+            try:
+                url = prompts.engine_root(current.base_url) + path
+                return await limits.wait(transport.post_json(name, current, url, body)), renewed
+            except (_Expired, EngineUnavailable) as failed:
+                done = so_far(sent_at, None, asyncio.get_running_loop().time(), 0)
+                await _go_again(name, failed, watch, slot, constrained=constrained, again=again, so_far=done)
+            finally:
+                limits.stop()
+            current = renewed = await _renew(watch, renewed)
+        raise AssertionError("unreachable: the second send returns or raises")
+    except BaseException:
+        release(renewed)
+        raise

@@ -13,8 +13,8 @@ from urllib.parse import quote, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from qfnb.local.domain.store import Store
-from qfnb.local.domain.values import iso
+from qfnb.local.domain.state.store import Store
+from qfnb.local.domain.state.values import iso
 from qfnb.local.server.middleware.replay import ReplayCache, changes_state, from_loopback
 from qfnb.local.server.serving.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials

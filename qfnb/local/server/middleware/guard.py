@@ -23,7 +23,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.server.middleware.openai_errors import openai_error
 from qfnb.local.server.serving.wire import bce_error, v1_data_error, v1_error, v2_chat_error, v2_error
 from qfnb.protocol.errors import ErrorCode

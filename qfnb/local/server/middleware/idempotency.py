@@ -18,7 +18,7 @@ key never reaches another caller's answer), for ``ttl`` seconds after the answer
 listens to for ``grace`` seconds (the client left and did not retry) is cancelled; a caller that
 stops its call on purpose cancels it at once with ``DELETE /qfnb/calls/{key}`` (:func:`routes`), and
 ``GET /qfnb/calls/{key}`` says what the call is doing: its phase, its seconds loading, queued and
-generating, its tokens so far (:mod:`qfnb.local.engines.progress`).
+generating, its tokens so far (:mod:`qfnb.local.engines.call_state.progress`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.engines import progress
-from qfnb.local.engines.progress import CallProgress
+from qfnb.local.engines.call_state import progress
+from qfnb.local.engines.call_state.progress import CallProgress
 from qfnb.local.server.middleware.guard import declared_length
 from qfnb.local.server.middleware.heartbeat import credential_verifies, is_model_call, read_body, replayed
 from qfnb.local.server.middleware.openai_errors import openai_error

@@ -1,6 +1,6 @@
 """The routes' one entry to a handler that may create: a keyed create
 (:data:`~qfnb.protocol.wires.routes.KEYED_CREATES`) carrying an ``Idempotency-Key`` runs once per caller and
-key (:mod:`qfnb.local.domain.keyed_creates`); every other call, and a create without a key, runs as it
+key (:mod:`qfnb.local.domain.records.keyed_creates`); every other call, and a create without a key, runs as it
 always did. An answer given again carries ``X-Qfnb-Idempotent-Replay: stored``."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from qfnb.local.domain import keyed_creates
-from qfnb.local.domain.keyed_creates import Created, KeyReused
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records import keyed_creates
+from qfnb.local.domain.records.keyed_creates import Created, KeyReused
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.server.middleware.idempotency import caller_of
 from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, REUSED_HEADER, idempotency_key_problem, keyed_create
 

@@ -1,6 +1,6 @@
 """``GET /metrics`` (Prometheus text exposition) and what follows every model call.
 
-:class:`Observation` gives each HTTP request a :class:`~qfnb.local.domain.meter.CallNote`; the serving
+:class:`Observation` gives each HTTP request a :class:`~qfnb.local.domain.records.meter.CallNote`; the serving
 flow fills it in (the model that answered, the usage on the wire, the first token's time); just
 before the response's last byte goes out the note is recorded in the platform's meter (counters,
 histograms, the call's span), so a client that has read its answer sees it counted.
@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qfnb.local.domain import batch
-from qfnb.local.domain.meter import CallNote, Meter
+from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.domain.platform import Platform
-from qfnb.local.engines import calls
+from qfnb.local.domain.records.meter import CallNote, Meter
+from qfnb.local.engines.call_state import calls
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.platform.traces import CELL_HEADER, SESSION_HEADER, TRACEPARENT, parse_traceparent

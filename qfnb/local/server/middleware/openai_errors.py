@@ -13,12 +13,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from qfnb.local.domain.console import NotFound
-from qfnb.local.domain.keyed_creates import KeyReused
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records.keyed_creates import KeyReused
+from qfnb.local.domain.state.values import BodyError, NotFound
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.serving.serve import Handler, model_route
 from qfnb.local.server.serving.wire import response_id

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from qfnb.local.domain.console import NotFound
-from qfnb.local.domain.keyed_creates import KeyReused
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.records.keyed_creates import KeyReused
+from qfnb.local.domain.state.values import BodyError, NotFound
 from qfnb.local.server.serving.wire import v2_error
 
 

@@ -1,2 +1,2 @@
-"""The route tables: each wire's routes (v1 inference, OpenAI, Responses, Messages, console, v2, batch,
-BOS, models, tokens, rerank) and the daemon's control routes."""
+"""The route tables, in rooms that import none of each other: the model calls on every wire (calls), the platform's
+objects (platform) and the daemon's control routes (daemon)."""

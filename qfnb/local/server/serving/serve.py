@@ -19,15 +19,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from qfnb.local.convert.answer import Answer, Render, Tally, answer_of, total_usage
-from qfnb.local.domain.meter import CallNote, current_note
 from qfnb.local.domain.platform import Platform
-from qfnb.local.domain.values import BodyError
-from qfnb.local.engines import loop_guard, progress
+from qfnb.local.domain.records.meter import CallNote, current_note
+from qfnb.local.domain.state.values import BodyError
+from qfnb.local.engines import loop_guard
 from qfnb.local.engines.api import Engine, ServedLike
 from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import CannotServe, Delta, PromptTooLong, aclose
+from qfnb.local.engines.call_state import progress
 from qfnb.local.engines.gate import EngineBusy
-from qfnb.local.engines.llama.server import EngineUnavailable
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.serving.lane import lane_of
 from qfnb.local.server.serving.offload import offload
 from qfnb.local.server.serving.wire import ANSWER_HEADERS, json_body

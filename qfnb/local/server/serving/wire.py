@@ -14,9 +14,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from qfnb.local.domain.requests import parse as parse  # checked once, for routes and batch rows
-from qfnb.local.domain.store import new_sid
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.requests import parse as parse  # checked once, for routes and batch rows
+from qfnb.local.domain.state.store import new_sid
+from qfnb.local.domain.state.values import BodyError
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS
 

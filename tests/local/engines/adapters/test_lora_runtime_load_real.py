@@ -13,7 +13,7 @@ import pytest
 
 from qfnb.local.engines import GEMMA
 from qfnb.local.engines.adapters.lora_gguf import convert_adapter
-from qfnb.local.engines.llama.server import EngineUnavailable, Lease, LlamaServer, ServerConfig, find_binary
+from qfnb.local.engines.llama.process.server import EngineUnavailable, Lease, LlamaServer, ServerConfig, find_binary
 from qfnb.local.engines.store import assets
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow,

@@ -15,9 +15,9 @@ import pytest
 
 from qfnb.local.engines.base import PromptTooLong
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.local.engines.llama import transport
 from qfnb.local.engines.llama.engine import FORCE_BIAS, SCORING_SEED, LlamaEngine, token_grammar
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
 
 PROMPT, ANSWER, END = [2, 10, 11], [12, 13], 106
 TOKENS = [*PROMPT, *ANSWER, END]

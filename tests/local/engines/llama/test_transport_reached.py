@@ -13,9 +13,9 @@ import contextlib
 import pytest
 
 from qfnb.local.engines.base import on_reached
-from qfnb.local.engines.llama import transport
-from qfnb.local.engines.llama.server import EngineUnavailable
-from qfnb.local.engines.llama.transport import Endpoint
+from qfnb.local.engines.llama.link import transport
+from qfnb.local.engines.llama.link.transport import Endpoint
+from qfnb.local.engines.llama.process.server import EngineUnavailable
 from tests.fakes.raw_engine import raw_engine
 
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from toy_protocol import ToyRender, ToyRequest, chat_ask
 
-from qfnb.local.domain.values import BodyError
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.server.app import create_app
 from qfnb.local.server.serving.lane import lane_of
 from qfnb.local.server.serving.serve import serve
