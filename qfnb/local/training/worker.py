@@ -129,11 +129,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
            + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
-    warm = mode.warm_start(modes.WarmStart(model, optimizer, rows, held_rows, job_dir, hyper, spec.seed,
-                                           lambda: group.any(stop.requested), group.loss_fn(model),
-                                           resumable=group.world == 1))
-    if warm:
-        metrics["warm_start_steps"] = warm
+    _warm_start(mode, modes.WarmStart(model, optimizer, rows, held_rows, job_dir, hyper, spec.seed,
+                                      lambda: group.any(stop.requested), group.loss_fn(model),
+                                      resumable=group.world == 1), metrics)
     # the base's scores (PostPretrain's perplexity, its held-out answers) are not the run's scoring
     before = (evals.seconds if evals else 0.0) + answers.seconds_of(answer_set)
     run = _loop(job_dir, stop, model, optimizer, mode, rows, spec, total, evals, metric, group, answer_set)
@@ -170,6 +168,11 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
                                          learning_rate=hyper.learning_rate, steps=total,
                                          beta=hyper.beta if "beta" in row.hyper else None)
+
+
+def _warm_start(mode: modes.Mode, start: modes.WarmStart, metrics: dict[str, Any]) -> None:
+    if taken := mode.warm_start(start):
+        metrics["warm_start_steps"] = taken
 
 
 def _answer_set(job_dir: Path, model: Any, tok: Any, held: list[Any], hyper: Any,
