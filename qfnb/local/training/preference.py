@@ -355,11 +355,14 @@ def _referenced(row: PairRow | JudgedRow) -> bool:
 def reference_state(rows: Sequence[PairRow | JudgedRow]) -> list[list[float]]:
     """The rows' reference log-probabilities, as a resumed run takes them back
     (:meth:`PreferenceTask.restore_references`)."""
-    out = []
+    out: list[list[float]] = []
     for r in rows:
-        if not _referenced(r):
+        if isinstance(r, PairRow) and r.ref is not None:
+            out.append(list(r.ref))
+        elif isinstance(r, JudgedRow) and r.ref is not None and r.mismatch_ref is not None:
+            out.append([r.ref, r.mismatch_ref])
+        else:
             raise ValueError("a row has no reference yet")
-        out.append(list(r.ref) if isinstance(r, PairRow) else [r.ref, r.mismatch_ref])  # type: ignore[arg-type]
     return out
 
 
