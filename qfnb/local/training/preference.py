@@ -2,7 +2,10 @@
 
 The reference model is the base itself with the adapter switched off (peft's ``disable_adapter()``): no
 second copy of the weights. A row's reference log-probabilities never change (the base is frozen), so each
-is computed once, the first time its row is drawn, and kept.
+is computed once, the first time its row is drawn, and kept. With a warm start (``warmStartSteps``: SFT
+steps on the preferred answers first, :meth:`qfnb.local.training.modes.PreferenceMode.warm_start`), the
+reference is the policy the warm start left, as DPO after SFT takes it: every row's reference is computed
+then, at once (:meth:`PreferenceTask.fix_references`), and kept for a resume.
 
 - DPO (Rafailov et al. 2023, the sigmoid loss as TRL's ``DPOTrainer`` takes it): with ``r = beta * (log
   pi(y|x) - log ref(y|x))`` for the preferred answer ``c`` and the rejected one ``r``, the loss is
@@ -11,7 +14,8 @@ is computed once, the first time its row is drawn, and kept.
   reference point ``z0`` (the policy's KL from the reference, estimated on the batch's prompts paired with
   other rows' answers, no gradient, clamped at 0), a good answer's loss is ``1 - sigmoid(beta * (logratio -
   z0))`` weighted by ``desirableWeight``, a bad one's ``1 - sigmoid(beta * (z0 - logratio))`` by
-  ``undesirableWeight``.
+  ``undesirableWeight``. Each item's mismatched partner is fixed (the next item's answer), so its reference
+  log-probability is kept like the item's own.
 
 Against a collapse (a policy that drives the loss to 0 by making every answer the marker it learned to
 prefer; each measured in ``docs/train-modes.md``):
