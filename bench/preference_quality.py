@@ -109,7 +109,7 @@ def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new:
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()  # one matmul a layer, not two
     model.eval()
     end = [t for t in {tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>"),
                        tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
@@ -118,7 +118,7 @@ def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new:
     chats = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
              for p in prompts]
     ids = tok(chats, add_special_tokens=False, return_tensors="pt", padding=True)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
         out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, eos_token_id=end,
                              pad_token_id=tok.pad_token_id)[:, ids["input_ids"].shape[1]:].tolist()
     for row in out:
