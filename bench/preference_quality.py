@@ -13,7 +13,8 @@ is a Python function in this process, answering the worker's reward requests as 
 through the platform: 0.5 for a ticket reference and 0.5 for fewer than 80 words (partial credit; Chinese:
 fewer than 120 characters).
 
-Then base and tuned answer the held-out prompts (greedy, at most ``--max-new-tokens``), and it reports:
+Then base and tuned answer the held-out prompts (greedy, at most ``--max-new-tokens``; the base's answers are
+generated once and kept in ``~/.cache/qfnb/bench/``), and it reports:
 
 - **adoption**: the share of answers in the team's style: ending with ``[Ticket #NNNN]``, short (as above) and
   not degenerate (:mod:`qfnb.protocol.console.degeneration`);
@@ -108,7 +109,7 @@ def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new:
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()  # one matmul a layer, not two
     model.eval()
     end = [t for t in {tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>"),
                        tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
@@ -117,7 +118,7 @@ def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new:
     chats = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
              for p in prompts]
     ids = tok(chats, add_special_tokens=False, return_tensors="pt", padding=True)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
         out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, eos_token_id=end,
                              pad_token_id=tok.pad_token_id)[:, ids["input_ids"].shape[1]:].tolist()
     for row in out:
@@ -125,6 +126,22 @@ def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new:
         cut.append(stop is None)
         texts.append(tok.decode(row if stop is None else row[:stop], skip_special_tokens=True).strip())
     return Answers(texts, cut)
+
+
+def _base_answers(model_dir: Path, base: str, lang: str, prompts: list[str], max_new: int) -> Answers:
+    """The base's answers: generated once, then read from ``~/.cache/qfnb/bench/`` (greedy, so the same; the
+    prompts and the weights' folder are part of the key)."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([str(model_dir), prompts, max_new]).encode()).hexdigest()[:16]
+    cache = Path.home() / ".cache" / "qfnb" / "bench" / f"base-answers-{base}-{lang}-{key}.json"
+    if cache.is_file():
+        saved = json.loads(cache.read_text("utf-8"))
+        return Answers(saved["texts"], saved["cut"])
+    answers = generate(model_dir, None, prompts, max_new)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"texts": answers.texts, "cut": answers.cut}, ensure_ascii=False), "utf-8")
+    return answers
 
 
 def read(answers: Answers) -> dict[str, Any]:
@@ -241,7 +258,8 @@ def main() -> int:
             for lang in args.langs.split(","):
                 data = load_set(lang)
                 prompts = [r["prompt"] for r in data["held_out"]]
-                base_read = read(generate(model_dir, None, prompts, args.max_new_tokens))
+                base_answers = _base_answers(model_dir, base, lang, prompts, args.max_new_tokens)
+                base_read = read(base_answers)
                 log.info("%s %s base: adoption %.0f%%, degeneration %.0f%%, reward %.2f", base, lang,
                          100 * base_read["adoption"], 100 * base_read["degeneration"], base_read["reward"])
                 for mode in args.modes.split(","):
@@ -249,8 +267,8 @@ def main() -> int:
                     answers = generate(model_dir, run["adapter"], prompts, args.max_new_tokens)
                     tuned = read(answers)
                     verdict = compare(base_read, tuned)
-                    for p, a in list(zip(prompts, answers.texts, strict=True))[:args.show]:
-                        log.info("  %s -> %s", p, a)
+                    for p, b, a in list(zip(prompts, base_answers.texts, answers.texts, strict=True))[:args.show]:
+                        log.info("  %s\n    base:  %s\n    tuned: %s", p, b, a)
                     log.info("%s %s %-12s adoption %.0f%% (base %.0f%%), degeneration %.0f%% (base %.0f%%), "
                              "reward %.2f (base %.2f), style-judged win rate %.2f [%.2f, %.2f]; %s steps, "
                              "%.1f s/step, %.0f s wall, load %s -> %s%s", base, lang, mode, 100 * tuned["adoption"],
@@ -261,7 +279,7 @@ def main() -> int:
                     if tuned["degeneration"]:
                         log.info("  degenerate: %s", tuned["summary"])
                     out.append({"base": base, "lang": lang, "mode": mode, "base_read": base_read, "tuned": tuned,
-                                "answers": answers.texts, "verdict": verdict,
+                                "answers": answers.texts, "base_answers": base_answers.texts, "verdict": verdict,
                                 **{k: v for k, v in run.items() if k != "adapter"}})
                     if args.json:  # after each run: a long sweep's figures so far are kept
                         args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str), "utf-8")

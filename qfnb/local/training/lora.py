@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qfnb.local.engines.store import assets
-from qfnb.local.training.data import IGNORE
+from qfnb.local.training.data import IGNORE, batches, collate
 from qfnb.local.training.spec import Hyper, WorkerSpec
 
 if TYPE_CHECKING:
@@ -116,6 +117,15 @@ def native_bf16(cpuinfo: str | None = None) -> bool:
 
 #: checked once per worker process
 NATIVE_BF16 = native_bf16()
+
+
+def sft_steps(model: Any, optimizer: Any, rows: Sequence[tuple[list[int], list[int]]], steps: int,
+              batch_size: int, seed: int, pad_id: int, loss_fn: Callable[..., Any] | None = None) -> Iterator[float]:
+    """``steps`` answer-loss steps on ``rows`` (``(input_ids, labels)``, in seeded batches), yielding each
+    step's loss: the warm start a preference or RFT run takes on the preferred answers before its own loss
+    (``loss_fn``: :func:`train_step`'s, a data-parallel group's wrapper)."""
+    for _, idx in itertools.islice(batches(len(rows), batch_size, seed), steps):
+        yield train_step(model, optimizer, collate([rows[i] for i in idx], pad_id), loss_fn=loss_fn)
 
 
 def train_step(model: Any, optimizer: Any, batch: tuple[Any, ...],

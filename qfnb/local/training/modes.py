@@ -12,17 +12,26 @@ held-out score, behind one small interface (:class:`Mode`) the worker's loop dri
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from qfnb.local.training import data, lora, preference, pretrain
+from qfnb.local.training import data, lora, preference, pretrain, resume
 from qfnb.local.training.evaluate import EvalSet
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.train_modes import MODE_TABLE
 
 if TYPE_CHECKING:
     from qfnb.local.training.spec import Hyper, WorkerSpec
+
+log = logging.getLogger("qfnb.local.training")
+#: a warm-started preference run's references (the policy after the warm start), for a resume
+REFERENCES = "references.json"
 
 
 class Scorer(Protocol):
@@ -56,6 +65,10 @@ class Mode(Protocol):
     def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
         """Called once the LoRA model is built, before the first batch."""
 
+    def warm_start(self, start: WarmStart) -> int:
+        """SFT steps on the data's preferred answers before the mode's own loss, when its hyperparameters ask
+        for them (``warmStartSteps``); the steps taken."""
+
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
         """The held-out rows' scorer (at most ``limit`` rows)."""
 
@@ -67,6 +80,23 @@ class Mode(Protocol):
 
     def tokens(self, row: Any) -> int:
         """The tokens a row trains on."""
+
+
+@dataclass
+class WarmStart:
+    """What a warm start works with: the model and its optimizer, the training rows and the held-out ones,
+    where it notes its steps, and the run's stop flag."""
+
+    model: Any
+    optimizer: Any
+    rows: Sequence[Any]
+    held: Sequence[Any]
+    job_dir: Path
+    hyper: Hyper
+    seed: int
+    stopped: Callable[[], bool]
+    loss_fn: Callable[..., Any] | None = None  # a data-parallel group's wrapper of the answer loss
+    resumable: bool = True  # False in a data-parallel group (it keeps no resume points)
 
 
 class LossScorer(EvalSet):
@@ -111,6 +141,10 @@ class Supervised:
     def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
         self.pad_id = tok.pad_token_id
 
+    def warm_start(self, start: WarmStart) -> int:
+        """None: a supervised run is all warm start."""
+        return 0
+
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
         return self.held_out.build(rows, hyper.batch_size, self.pad_id, limit=limit)
 
@@ -144,6 +178,7 @@ class PreferenceMode:
         self.task_class = task_class
         self.stats: dict[str, float] = {}
         self.task: Any = None
+        self.pad_id = 0
 
     def load(self, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:
         return _records(spec.train_mode, spec)
@@ -153,6 +188,43 @@ class PreferenceMode:
 
     def start(self, model: Any, tok: Any, hyper: Hyper) -> None:
         self.task = self.task_class(hyper, tok.pad_token_id)
+        self.pad_id = tok.pad_token_id
+
+    def warm_start(self, start: WarmStart) -> int:
+        """``warmStartSteps`` SFT steps on the preferred answers (a pair's chosen, a good KTO item), then the
+        policy they leave becomes the reference of every row, training and held out (as DPO after SFT: a
+        pretrained base that does not chat yet is no reference to move away from). A resumed run takes back
+        the references saved then (``references.json``) and takes no warm start again."""
+        saved = start.job_dir / REFERENCES
+        every = [*start.rows, *start.held]
+        if start.hyper.warm_start_steps <= 0:
+            return 0
+        if start.resumable and resume.saved_step(start.job_dir) is not None:
+            if saved.is_file():
+                self.task.restore_references(every, json.loads(saved.read_text(encoding="utf-8")))
+            else:
+                log.warning("resumed without %s: the base is the reference from here", REFERENCES)
+            return 0
+        rows = preference.preferred(start.rows)
+        if not rows:
+            return 0
+        _note(start.job_dir, {"step": 0, "total_steps": 0, "phase": (
+            f"warm start: {start.hyper.warm_start_steps} SFT steps on {len(rows)} preferred answers, "
+            "then the preference loss against the policy they leave")})
+        taken = 0
+        for taken, loss in enumerate(lora.sft_steps(start.model, start.optimizer, rows, start.hyper.warm_start_steps,
+                                                    start.hyper.batch_size, start.seed, self.pad_id,
+                                                    start.loss_fn), 1):
+            _note(start.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": taken,
+                                  "warm_start_loss": round(loss, 6)})
+            if start.stopped():
+                return taken
+        self.task.fix_references(start.model, every)
+        if start.resumable:
+            tmp = saved.with_suffix(".tmp")
+            tmp.write_text(json.dumps(preference.reference_state(every)), encoding="utf-8")
+            tmp.replace(saved)
+        return taken
 
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:
         return preference.PreferenceScorer(self.task, list(rows)[:limit])
@@ -172,6 +244,11 @@ class PreferenceMode:
 
     def tokens(self, row: Any) -> int:
         return int(row.tokens)
+
+
+def _note(job_dir: Path, line: dict[str, Any]) -> None:
+    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
+        progress.write(json.dumps({**line, "time": time.time()}) + "\n")
 
 
 def _records(mode: str, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:

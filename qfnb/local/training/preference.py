@@ -2,7 +2,10 @@
 
 The reference model is the base itself with the adapter switched off (peft's ``disable_adapter()``): no
 second copy of the weights. A row's reference log-probabilities never change (the base is frozen), so each
-is computed once, the first time its row is drawn, and kept.
+is computed once, the first time its row is drawn, and kept. With a warm start (``warmStartSteps``: SFT
+steps on the preferred answers first, :meth:`qfnb.local.training.modes.PreferenceMode.warm_start`), the
+reference is the policy the warm start left, as DPO after SFT takes it: every row's reference is computed
+then, at once (:meth:`PreferenceTask.fix_references`), and kept for a resume.
 
 - DPO (Rafailov et al. 2023, the sigmoid loss as TRL's ``DPOTrainer`` takes it): with ``r = beta * (log
   pi(y|x) - log ref(y|x))`` for the preferred answer ``c`` and the rejected one ``r``, the loss is
@@ -11,7 +14,8 @@ is computed once, the first time its row is drawn, and kept.
   reference point ``z0`` (the policy's KL from the reference, estimated on the batch's prompts paired with
   other rows' answers, no gradient, clamped at 0), a good answer's loss is ``1 - sigmoid(beta * (logratio -
   z0))`` weighted by ``desirableWeight``, a bad one's ``1 - sigmoid(beta * (z0 - logratio))`` by
-  ``undesirableWeight``.
+  ``undesirableWeight``. Each item's mismatched partner is fixed (the next item's answer), so its reference
+  log-probability is kept like the item's own.
 
 Against a collapse (a policy that drives the loss to 0 by making every answer the marker it learned to
 prefer; each measured in ``docs/train-modes.md``):
@@ -78,6 +82,9 @@ class JudgedRow:
     row: Encoded
     desirable: bool
     ref: float | None = None
+    #: the prompt with another item's answer (KTO's reference point is the policy's log-ratio on these)
+    mismatch: Encoded | None = None
+    mismatch_ref: float | None = None  # the reference's log-probability of :attr:`mismatch`
 
     @property
     def tokens(self) -> int:
@@ -110,7 +117,15 @@ def encode(tok: Any, records: Sequence[Record], max_seq_len: int) -> list[PairRo
             raise TypeError(f"a preference run takes DPO pairs or KTO items, got {type(r).__name__}")
     if not out:
         raise data.DataError(f"no preference row fits maxSeqLen={max_seq_len}")
+    judged = _judged(out)
+    for i, item in enumerate(judged):  # each item's partner: the next one's answer (fixed, so its reference is kept)
+        item.mismatch = _mismatched(item.row, judged[(i + 1) % len(judged)].row)
     return out
+
+
+def preferred(rows: Sequence[PairRow | JudgedRow]) -> list[Encoded]:
+    """The rows' preferred answers with their prompts (a pair's chosen, a good KTO item): a warm start's rows."""
+    return [r.chosen if isinstance(r, PairRow) else r.row for r in rows if isinstance(r, PairRow) or r.desirable]
 
 
 def sequence_logps(model: Any, ids: Tensor, mask: Tensor, labels: Tensor) -> Tensor:
@@ -142,17 +157,14 @@ def _reference(model: Any) -> Iterator[None]:
         yield
 
 
-def _mismatched(rows: Sequence[Encoded]) -> list[Encoded]:
-    """Each row's prompt with the next row's answer (KTO's KL estimate), cut to the longer of the two rows."""
-    out = []
-    for i, (ids, labels) in enumerate(rows):
-        n_prompt = next((k for k, x in enumerate(labels) if x != data.IGNORE), len(labels))
-        o_ids, o_labels = rows[(i + 1) % len(rows)]
-        o_prompt = next((k for k, x in enumerate(o_labels) if x != data.IGNORE), len(o_labels))
-        limit = max(len(ids), len(o_ids))
-        out.append(((ids[:n_prompt] + o_ids[o_prompt:])[:limit],
-                    ([data.IGNORE] * n_prompt + o_labels[o_prompt:])[:limit]))
-    return out
+def _mismatched(row: Encoded, other: Encoded) -> Encoded:
+    """``row``'s prompt with ``other``'s answer (KTO's KL estimate), cut to the longer of the two rows."""
+    ids, labels = row
+    n_prompt = next((k for k, x in enumerate(labels) if x != data.IGNORE), len(labels))
+    o_ids, o_labels = other
+    o_prompt = next((k for k, x in enumerate(o_labels) if x != data.IGNORE), len(o_labels))
+    limit = max(len(ids), len(o_ids))
+    return ((ids[:n_prompt] + o_ids[o_prompt:])[:limit], ([data.IGNORE] * n_prompt + o_labels[o_prompt:])[:limit])
 
 
 @dataclass
@@ -167,12 +179,40 @@ class PreferenceTask(ABC):
     margins: list[float] = field(default_factory=list)  # each training step's mean reward margin
     stop_reason: str | None = None  # set once ``marginStop`` is reached: the worker's loop ends the run
 
+    #: the reference is the policy as :meth:`fix_references` found it (after a warm start), not the base
+    warm_reference: bool = False
+
     def references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
-        """Fill in the rows' reference log-probabilities that are not known yet."""
-        todo = [r for r in rows if r.ref is None]
+        """Fill in the rows' reference log-probabilities that are not known yet (the base's)."""
+        todo = [r for r in rows if not _referenced(r)]
+        if todo and self.warm_reference:
+            raise RuntimeError(f"{len(todo)} rows have no reference: fix_references() must see every row")
         if todo:
             with _reference(model), _autocast():
                 self.reference_logps(model, todo)
+
+    def fix_references(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
+        """Make the policy as it is now (the adapter on) the reference of ``rows``, all computed at once."""
+        import torch
+
+        for r in rows:
+            r.ref = None
+            if isinstance(r, JudgedRow):
+                r.mismatch_ref = None
+        with torch.no_grad(), _autocast():
+            self.reference_logps(model, rows)
+        self.warm_reference = True
+
+    def restore_references(self, rows: Sequence[PairRow | JudgedRow], saved: Sequence[Sequence[float]]) -> None:
+        """Take back references :func:`reference_state` saved (a resumed run's warm-started reference)."""
+        if len(saved) != len(rows):
+            raise ValueError(f"saved references are for {len(saved)} rows, the run has {len(rows)}")
+        for r, values in zip(rows, saved, strict=True):
+            if isinstance(r, PairRow):
+                r.ref = (float(values[0]), float(values[1]))
+            else:
+                r.ref, r.mismatch_ref = float(values[0]), float(values[1])
+        self.warm_reference = True
 
     @abstractmethod
     def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
@@ -263,9 +303,9 @@ class KTOTask(PreferenceTask):
 
     def reference_logps(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> None:
         items = _judged(rows)
-        logps = _logps(model, [j.row for j in items], self.pad_id)
+        logps = _logps(model, [j.row for j in items] + [_partner(j) for j in items], self.pad_id)
         for i, j in enumerate(items):
-            j.ref = float(logps[i])
+            j.ref, j.mismatch_ref = float(logps[i]), float(logps[len(items) + i])
 
     def batch(self, model: Any, rows: Sequence[PairRow | JudgedRow]) -> tuple[Any, ...]:
         """``extra``: the items' labels, then the reference point."""
@@ -276,19 +316,18 @@ class KTOTask(PreferenceTask):
         ids, mask, labels = data.collate([j.row for j in items], self.pad_id)
         ref = torch.tensor([j.ref for j in items if j.ref is not None])
         desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
-        self.kl = self._kl(model, [j.row for j in items]) if len(items) > 1 else self.kl
+        self.kl = self._kl(model, items)
         return ids, mask, labels, ref, torch.cat([desirable, torch.tensor([self.kl])])
 
-    def _kl(self, model: Any, rows: list[Encoded]) -> float:
-        """The reference point: the mean log-ratio of mismatched prompt/answer rows, no gradient, at least 0."""
+    def _kl(self, model: Any, items: list[JudgedRow]) -> float:
+        """The reference point: the mean log-ratio of the items' mismatched prompt/answer rows (their
+        references kept beside the items'), no gradient, at least 0."""
         import torch
 
-        ids, mask, labels = data.collate(_mismatched(rows), self.pad_id)
         with torch.no_grad(), _autocast():
-            policy = sequence_logps(model, ids, mask, labels)
-            with model.disable_adapter():
-                ref = sequence_logps(model, ids, mask, labels)
-        return max(0.0, float((policy - ref).mean()))
+            policy = _logps(model, [_partner(j) for j in items], self.pad_id)
+        ratios = [p - (j.mismatch_ref or 0.0) for p, j in zip(policy, items, strict=True)]
+        return max(0.0, sum(ratios) / len(ratios))
 
     def objective(self, logratio: Tensor, extra: Tensor) -> tuple[Tensor, dict[str, float]]:
         return kto_loss(logratio, extra[:-1] > 0.5, float(extra[-1]), self.hyper)
@@ -307,6 +346,28 @@ class KTOTask(PreferenceTask):
         desirable = torch.tensor([1.0 if j.desirable else 0.0 for j in items])
         return self.terms(logps, ref, torch.tensor([j.length for j in items]),
                           torch.cat([desirable, torch.tensor([self.kl])]))
+
+
+def _partner(item: JudgedRow) -> Encoded:
+    return item.mismatch if item.mismatch is not None else item.row
+
+
+def _referenced(row: PairRow | JudgedRow) -> bool:
+    return row.ref is not None and (isinstance(row, PairRow) or row.mismatch_ref is not None)
+
+
+def reference_state(rows: Sequence[PairRow | JudgedRow]) -> list[list[float]]:
+    """The rows' reference log-probabilities, as a resumed run takes them back
+    (:meth:`PreferenceTask.restore_references`)."""
+    out: list[list[float]] = []
+    for r in rows:
+        if isinstance(r, PairRow) and r.ref is not None:
+            out.append(list(r.ref))
+        elif isinstance(r, JudgedRow) and r.ref is not None and r.mismatch_ref is not None:
+            out.append([r.ref, r.mismatch_ref])
+        else:
+            raise ValueError("a row has no reference yet")
+    return out
 
 
 def _pairs(rows: Sequence[PairRow | JudgedRow]) -> list[PairRow]:

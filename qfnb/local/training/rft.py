@@ -344,11 +344,11 @@ class GroupTrainer:
         rows = data.encode_all(tok, examples, hyper.max_seq_len)
         _note(self.job_dir, {"step": 0, "total_steps": 0, "phase": (
             f"warm start: {hyper.warm_start_steps} SFT steps on {len(rows)} preferred answers before GRPO")})
-        batches = data.batches(len(rows), hyper.batch_size, self.spec.seed)
-        for k, (_, idx) in enumerate(itertools.islice(batches, hyper.warm_start_steps), 1):
+        steps = lora.sft_steps(self.policy.model, self.optimizer, rows, hyper.warm_start_steps, hyper.batch_size,
+                               self.spec.seed, tok.pad_token_id)
+        self._stopped()
+        for k, loss in enumerate(steps, 1):
             self._stopped()
-            loss = lora.train_step(self.policy.model, self.optimizer,
-                                   data.collate([rows[i] for i in idx], tok.pad_token_id))
             run.warm_steps = k
             _note(self.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": k, "warm_start_loss": round(loss, 6)})
 

@@ -108,8 +108,8 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     model = lora.with_lora(model, hyper, spec.init_adapter)
     answer_set = _answer_set(job_dir, model, tok, held, hyper, metric is None)
     mode.start(model, tok, hyper)
-    evals = mode.scorer(mode.encode(tok, held, hyper), hyper,
-                        budget_rows(total, hyper.batch_size, points)) if held else None
+    held_rows = list(mode.encode(tok, held, hyper))[:budget_rows(total, hyper.batch_size, points)] if held else []
+    evals = mode.scorer(held_rows, hyper, len(held_rows)) if held else None
     model.train()
     metrics["load_seconds"] = round(time.time() - t0, 3)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -129,6 +129,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
            + f"); training {hyper.schedule(len(rows))}", total)
 
     t_train = time.time()
+    _warm_start(mode, modes.WarmStart(model, optimizer, rows, held_rows, job_dir, hyper, spec.seed,
+                                      lambda: group.any(stop.requested), group.loss_fn(model),
+                                      resumable=group.world == 1), metrics)
     # the base's scores (PostPretrain's perplexity, its held-out answers) are not the run's scoring
     before = (evals.seconds if evals else 0.0) + answers.seconds_of(answer_set)
     run = _loop(job_dir, stop, model, optimizer, mode, rows, spec, total, evals, metric, group, answer_set)
@@ -165,6 +168,11 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
                                          learning_rate=hyper.learning_rate, steps=total,
                                          beta=hyper.beta if "beta" in row.hyper else None)
+
+
+def _warm_start(mode: modes.Mode, start: modes.WarmStart, metrics: dict[str, Any]) -> None:
+    if taken := mode.warm_start(start):
+        metrics["warm_start_steps"] = taken
 
 
 def _answer_set(job_dir: Path, model: Any, tok: Any, held: list[Any], hyper: Any,

@@ -92,9 +92,10 @@ DEFAULT_MODE = "SFT"
 #: (``bench/preference_quality.py``, figures in ``docs/train-modes.md``): with nothing set, a run adopts the
 #: preference without collapsing into a repeated marker. ``rpoAlpha``: the preferred answers' NLL weight (RPO),
 #: ``maxRewardMargin``: the margin beyond which a pair (an answer) is no longer pushed, ``marginStop``: the
-#: training batches' mean margin that ends the run (0: never), ``lengthNormalize``: per-token log-ratios
+#: training batches' mean margin that ends the run (0: never), ``lengthNormalize``: per-token log-ratios,
+#: ``warmStartSteps``: SFT steps on the preferred answers first, the policy they leave the reference
 _ANTI_COLLAPSE: dict[str, int | float | bool] = {"learningRate": 5e-4, "rpoAlpha": 1.0, "maxRewardMargin": 5.0,
-                                                 "marginStop": 0.0, "lengthNormalize": False}
+                                                 "marginStop": 0.0, "lengthNormalize": False, "warmStartSteps": 10}
 
 #: the train modes, as the platform spells them, in the order they are offered
 MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
