@@ -22,7 +22,7 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.http.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import batch_spans
-from qfnb.protocol.wires import batch as wire
+from qfnb.protocol.wires.qianfan import batch as wire
 
 from .batch_state import JobState, answered, row_error, row_spans
 

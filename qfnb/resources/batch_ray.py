@@ -39,7 +39,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import batch_spans
 from qfnb.local.cluster import jobs
 from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SENT_PREFIX, SPENT_PREFIX, log_items
-from qfnb.protocol.wires.batch import BatchStatus
+from qfnb.protocol.wires.qianfan.batch import BatchStatus
 
 from .batch_files import v2_value
 from .batch_ray_journal import Journal, checked

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from qfnb._core.errors import QfnbError
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import RowSpan
-from qfnb.protocol.wires.batch import ACTIVE, ROW_SECONDS_KEY, BatchStatus
+from qfnb.protocol.wires.qianfan.batch import ACTIVE, ROW_SECONDS_KEY, BatchStatus
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import BatchTask
+    from qfnb.protocol.wires.qianfan.answers import BatchTask
 
 #: what a job qfnb submits carries (a task's description, a batch's ``metadata``):
 #: ``qfnb-batch:<fingerprint>`` (so the platform itself remembers which input, model and parameters it ran)
@@ -59,7 +59,7 @@ class JobState:
     @classmethod
     def of(cls, task: BatchTask | dict[str, Any]) -> JobState:
         """The state of a console task as the platform describes it (its answer's ``result``, typed or a dict)."""
-        from qfnb.protocol.wires.answers import BatchTask  # deferred: loads pydantic
+        from qfnb.protocol.wires.qianfan.answers import BatchTask  # deferred: loads pydantic
 
         t = task if isinstance(task, BatchTask) else BatchTask.model_validate(task)
         return cls(t.task_id, t.name, t.run_status, t.succeeded_count, t.failed_count, t.total_count,

@@ -34,7 +34,7 @@ from qfnb.protocol.console.rewards import (
     parse_reward,
     reward_problem,
 )
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config

@@ -141,7 +141,7 @@ def test_chat_v2(fake: FakeQianfan, make_config: MakeConfig) -> None:
 
 
 def test_chat_v2_create_answers_the_official_typed_objects(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    from qfnb.protocol.wires.answers import ChatAnswer
+    from qfnb.protocol.wires.qianfan.answers import ChatAnswer
     from qfnb.resources import typing_client
 
     chat = ChatCompletion(version=2, config=make_config("iam"))

@@ -14,7 +14,7 @@ import pytest
 from qfnb._core.config import Config
 from qfnb.dataset import Dataset
 from qfnb.errors import ValidationError
-from qfnb.protocol.wires.answers import FineTuneSupportedModelsAnswer
+from qfnb.protocol.wires.qianfan.answers import FineTuneSupportedModelsAnswer
 from qfnb.trainer import Finetune, PeftType, Pipeline, TrainAction
 from qfnb.trainer import model_info as mi
 from qfnb.trainer.base import BaseAction

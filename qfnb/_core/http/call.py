@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from qfnb._core.transport import safe_path
-from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.codec import fastjson
 
 if TYPE_CHECKING:
     from qfnb._core.http.recorded import Recording

@@ -57,9 +57,9 @@ from qfnb._core.record.cache import mode_for
 from qfnb._core.transport import Request, Transport, json_or_none
 from qfnb._core.transport.urls import last_part, url_of
 from qfnb.protocol.version import REQUEST_SOURCE
-from qfnb.protocol.wires import batch as batch_wire
-from qfnb.protocol.wires import routes
-from qfnb.protocol.wires.routes import Target
+from qfnb.protocol.wires.qianfan import batch as batch_wire
+from qfnb.protocol.wires.qianfan import routes
+from qfnb.protocol.wires.qianfan.routes import Target
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 
@@ -224,7 +224,7 @@ class AsyncQianfanClient:
     async def infer(self, target: Target, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
                     tokens: int = 0, repeat: int = 0, idempotency_key: str | None = None) -> Answer:
-        """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.wires.routes.Target.path`
+        """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.wires.qianfan.routes.Target.path`
         below the model API prefix); QfResponse or async iterator. Recorded: the usage ledger, the
         budget, ``resp.provenance``; with the config's ``cache`` on, identical requests
         (``repeat``: an evaluation's repeat index) answer from the cache. ``idempotency_key``: the

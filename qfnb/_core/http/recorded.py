@@ -29,7 +29,7 @@ from qfnb._core.record.ledger import UsageRow, default_ledger, earlier_tries
 from qfnb._core.record.prices import prices, worst_yuan
 from qfnb._core.record.tokens import token_bound
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, OUTPUT_TOKEN_FIELDS, SCHEMA_RESAMPLES
-from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.codec import fastjson
 
 __all__ = [
     "UNRECORDED",

@@ -44,7 +44,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, get_beside, is_batches, over_budget
 from qfnb._core.runtime.openai_fine_tuning import FineTuneFace, is_fine_tuning
 from qfnb._core.transport.urls import under
-from qfnb.protocol.wires.sse import DONE, SSEDecoder, encode_event
+from qfnb.protocol.wires.codec.sse import DONE, SSEDecoder, encode_event
 
 if TYPE_CHECKING:
     import openai

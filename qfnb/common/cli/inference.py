@@ -105,7 +105,8 @@ def _clients(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 def _chat_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from qfnb.protocol.wires.inference import check_sampling  # deferred: loads pydantic (`qfnb --help` does not)
+    # deferred: loads pydantic (`qfnb --help` does not)
+    from qfnb.protocol.wires.qianfan.inference import check_sampling
 
     kwargs = sampling_kwargs(args)
     extra = json_object("--extra-parameters", getattr(args, "extra_parameters", None))

@@ -27,8 +27,8 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.requests import parse
 from qfnb.local.domain.values import BodyError
 from qfnb.local.engines.api import Engine
-from qfnb.protocol.wires.batch import ACTIVE, COMPLETION_WINDOWS, BatchStatus
-from qfnb.protocol.wires.openai_requests import V2ChatRequest
+from qfnb.protocol.wires.openai.requests import V2ChatRequest
+from qfnb.protocol.wires.qianfan.batch import ACTIVE, COMPLETION_WINDOWS, BatchStatus
 
 log = logging.getLogger("qfnb.local.domain.batch")
 #: seconds a shutdown waits for the rows at an engine to end and be written (:func:`drain`)

@@ -12,7 +12,7 @@ from qfnb.local.domain import batch
 from qfnb.local.domain import console as c
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.values import BodyError
-from qfnb.protocol.wires.batch import COMPLETION_WINDOWS, FINAL, OPENAI_STATUS, ROW_URLS
+from qfnb.protocol.wires.qianfan.batch import COMPLETION_WINDOWS, FINAL, OPENAI_STATUS, ROW_URLS
 
 #: the local BOS bucket that holds uploaded files and batch results
 BUCKET = "qfnb-files"

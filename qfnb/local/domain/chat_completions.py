@@ -14,7 +14,7 @@ from typing import Any
 
 from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.store import Record, Store, holds_pairs
-from qfnb.protocol.wires.responses_answer import list_object
+from qfnb.protocol.wires.responses.answer import list_object
 
 KIND = "chat_completions"
 PREFIX = "chatcmpl-"

@@ -96,7 +96,7 @@ def paged(page_no: int, page_size: int, **fields: Any) -> dict[str, Any]:
 
 def surface(name: str, answer: str | None = None) -> Callable[[B], B]:
     """Mark a builder as the public console call ``name`` (``"FineTune.V2.create_task"``) whose
-    answer ``resp.parsed`` reads as ``answer`` (a model of :mod:`qfnb.protocol.wires.answers`);
+    answer ``resp.parsed`` reads as ``answer`` (a model of :mod:`qfnb.protocol.wires.qianfan.answers`);
     ``tools/generate.py`` reads the mark. At runtime the builder is returned as it is."""
     del name, answer
     return _same

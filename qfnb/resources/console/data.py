@@ -21,7 +21,7 @@ from .builders import data as build
 from .data_tasks import DataTasksCalls
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import (
+    from qfnb.protocol.wires.qianfan.answers import (
         BatchTaskAnswer,
         BatchTaskCreatedAnswer,
         BatchTaskListAnswer,

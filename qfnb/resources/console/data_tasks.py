@@ -14,7 +14,7 @@ from ._base import asend, body_fields, send
 from .builders import data_tasks as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import EtlTaskAnswer, EtlTaskCreatedAnswer, EtlTaskListAnswer
+    from qfnb.protocol.wires.qianfan.answers import EtlTaskAnswer, EtlTaskCreatedAnswer, EtlTaskListAnswer
 
 __all__ = ["DataTasksCalls"]
 

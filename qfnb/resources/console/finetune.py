@@ -16,7 +16,7 @@ from ._base import asend, body_fields, send
 from .builders import finetune as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import (
+    from qfnb.protocol.wires.qianfan.answers import (
         FineTuneJobCreatedAnswer,
         FineTuneJobListAnswer,
         FineTuneSupportedModelsAnswer,

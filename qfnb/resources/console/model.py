@@ -15,7 +15,7 @@ from .model_eval import ModelEvalCalls
 from .model_repo import ModelRepoCalls
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import (
+    from qfnb.protocol.wires.qianfan.answers import (
         EvaluationCreatedAnswer,
         EvaluationInfoAnswer,
         ModelInfoAnswer,

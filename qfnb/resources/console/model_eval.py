@@ -14,7 +14,7 @@ from ._base import asend, body_fields, send
 from .builders import model_eval as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import EvaluableModelListAnswer
+    from qfnb.protocol.wires.qianfan.answers import EvaluableModelListAnswer
 
 __all__ = ["ModelEvalCalls"]
 

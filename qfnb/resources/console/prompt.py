@@ -15,7 +15,7 @@ from ._base import asend, body_fields, send
 from .builders import prompt as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import PromptCreatedAnswer, PromptInfoAnswer, PromptListAnswer
+    from qfnb.protocol.wires.qianfan.answers import PromptCreatedAnswer, PromptInfoAnswer, PromptListAnswer
 
 __all__ = ["Prompt"]
 

@@ -14,7 +14,7 @@ from ._base import asend, body_fields, send
 from .builders import service as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import (
+    from qfnb.protocol.wires.qianfan.answers import (
         ServiceCreatedAnswer,
         ServiceV1Answer,
         ServiceV1CreatedAnswer,

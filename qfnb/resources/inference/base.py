@@ -26,7 +26,7 @@ from qfnb._core.runtime.progress import ProgressArg, make_progress
 from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS, V2_DEFAULT_MODELS
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.version import REQUEST_SOURCE
-from qfnb.protocol.wires import routes
+from qfnb.protocol.wires.qianfan import routes
 
 from ..batch_job import BatchJob, check_durable_options
 from ..targets import JobTarget, check_platform, parse_target
@@ -38,8 +38,8 @@ from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, re
 from .v2_shapes import V2_ROUTES, chat_row
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answer import AnswerModel
-    from qfnb.protocol.wires.inference import RequestModel
+    from qfnb.protocol.wires.qianfan.answer import AnswerModel
+    from qfnb.protocol.wires.qianfan.inference import RequestModel
 
 __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
@@ -47,7 +47,7 @@ logger = logging.getLogger("qfnb.resources")
 
 #: the resource's typed call (:mod:`.params`)
 C = TypeVar("C", bound=InferenceCall)
-#: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.wires.answers`)
+#: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.wires.qianfan.answers`)
 A = TypeVar("A", bound="AnswerModel", default="AnswerModel")
 K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
 #: a batch call's input and answer
@@ -69,7 +69,7 @@ class BaseInference(Generic[C, A, K]):
     default_retry: ClassVar[dict[str, Any]] = {}
     #: ``ado``'s parameters without a default (set by the generated calls)
     required: ClassVar[tuple[str, ...]] = ()
-    #: the names, in :mod:`qfnb.protocol.wires.answers`, of ``A`` and ``K`` (set by the generated calls)
+    #: the names, in :mod:`qfnb.protocol.wires.qianfan.answers`, of ``A`` and ``K`` (set by the generated calls)
     answer_model: ClassVar[str] = "AnswerModel"
     chunk_model: ClassVar[str] = "AnswerModel"
 
@@ -252,14 +252,17 @@ class BaseInference(Generic[C, A, K]):
     @staticmethod
     def _wire_body(fields: Mapping[str, Any], stream: bool, request: RequestModel | None = None) -> dict[str, Any]:
         """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source;
-        with ``request`` (a request model of :mod:`qfnb.protocol.wires.inference`), refused unless it reads as one."""
+        with ``request`` (a request model of :mod:`qfnb.protocol.wires.qianfan.inference`), refused unless it
+        reads as one."""
         body = {k: v for k, v in fields.items() if k not in LOCAL_KWARGS and v is not None}
         body["stream"] = stream
         extra = body.get("extra_parameters")
         body["extra_parameters"] = {**extra, "request_source": REQUEST_SOURCE} if isinstance(extra, dict) else {
             "request_source": REQUEST_SOURCE}
         if request is not None:
-            from qfnb.protocol.wires import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            from qfnb.protocol.wires.qianfan import (  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+                inference,
+            )
             inference.parse_request(getattr(inference, request), body)
         return body
 

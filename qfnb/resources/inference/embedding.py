@@ -24,7 +24,7 @@ from .packing import Pack
 from .params import EmbeddingCall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import EmbeddingAnswer
+    from qfnb.protocol.wires.qianfan.answers import EmbeddingAnswer
 
 __all__ = ["Embedding"]
 

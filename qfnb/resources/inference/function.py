@@ -12,7 +12,7 @@ from .chat import ChatCompletion, ChatMessages
 from .function_call import FUNCTION_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import ChatAnswer, ChatChunk
+    from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk
 
 __all__ = ["Function"]
 

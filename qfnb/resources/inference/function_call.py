@@ -22,7 +22,7 @@ from .messages import Messages
 from .params import ChatCall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import ChatAnswer, ChatChunk
+    from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk
 
 #: a chat response or chunk
 R = TypeVar("R", bound=QfResponse[Any])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from qfnb._core.errors import APIError, QfnbError, api_error
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.codec import fastjson
 from qfnb.resources.structured import results_df
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,7 +127,7 @@ def _records(path: str | os.PathLike[str]) -> Iterator[tuple[int, int, dict[str,
 
 def record_value(rec: dict[str, Any] | None, answer: str = "AnswerModel") -> Any:
     """What the batch returns for a file record: a QfResponse (``parsed`` as ``answer``, a model of
-    :mod:`qfnb.protocol.wires.answers`), or the exception as a value."""
+    :mod:`qfnb.protocol.wires.qianfan.answers`), or the exception as a value."""
     if rec is None:
         return None
     if rec.get("ok"):

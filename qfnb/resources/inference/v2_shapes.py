@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qfnb.protocol.wires.batch import v2_names
+from qfnb.protocol.wires.qianfan.batch import v2_names
 
 from .params import LOCAL_KWARGS
 

@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from qfnb.local.domain import fine_tuning, jobs
 from qfnb.local.domain.store import Store
 from qfnb.protocol.console.enums import RunStatus
-from qfnb.protocol.wires import batch
+from qfnb.protocol.wires.qianfan import batch
 
 FAKE_WORKER = Path(__file__).parents[1] / "fake_worker.py"
 

@@ -15,7 +15,7 @@ from test_routes_console import upload_dataset
 
 from qfnb.local.domain.console import progress_fields
 from qfnb.local.domain.jobs import progress_update
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 V2 = "/v2/finetuning"
 

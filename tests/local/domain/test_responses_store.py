@@ -10,7 +10,7 @@ import pytest
 from qfnb.local.domain import responses as stored
 from qfnb.local.domain.console import NotFound
 from qfnb.local.domain.store import Store
-from qfnb.protocol.wires.responses_answer import message_item, with_ids
+from qfnb.protocol.wires.responses.answer import message_item, with_ids
 
 
 def _user(text: str) -> dict:

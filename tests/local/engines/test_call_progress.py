@@ -8,7 +8,7 @@ import asyncio
 from qfnb.local.engines import progress
 from qfnb.local.engines.lanes import LaneGate
 from qfnb.local.engines.progress import CallProgress
-from qfnb.protocol.wires.call_progress import describe
+from qfnb.protocol.wires.local.call_progress import describe
 
 
 class Clock:

@@ -20,8 +20,8 @@ from starlette.testclient import TestClient
 from qfnb.local.domain import fine_tuning
 from qfnb.local.domain.values import BodyError
 from qfnb.protocol import bounded_jsonl
-from qfnb.protocol.wires import batch
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan import batch
+from qfnb.protocol.wires.qianfan.routes import Console
 
 CHAT = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
 DEEP = "[" * 100_000 + "]" * 100_000

@@ -42,7 +42,7 @@ from qfnb._core.record.budget import active_budget
 from qfnb._core.transport import json_or_none
 from qfnb._core.transport.urls import url_of
 from qfnb.protocol.console.enums import RunStatus, V1TrainStatus
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, Console, V2Action
 
 __all__ = ["TrainRecord"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb.protocol.console.data_enums import TEMPLATE_PROJECT
-from qfnb.protocol.wires import batch as wire
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan import batch as wire
+from qfnb.protocol.wires.qianfan.routes import Console
 
 from .._base import ConsoleRequest, compact, invalid, member, require, require_id, surface
 from ..consts import (

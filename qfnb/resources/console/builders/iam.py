@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import BEARER_TOKEN
+from qfnb.protocol.wires.qianfan.routes import BEARER_TOKEN
 
 from .._base import ConsoleRequest, invalid, surface
 

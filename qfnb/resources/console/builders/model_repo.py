@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 
 from .._base import ConsoleRequest, paged, require, surface
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
 from .._base import ConsoleRequest, compact, invalid, require, surface

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import API_TYPES, Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import API_TYPES, Console, V2Action
 
 from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
 from ..consts import DeployPoolType

@@ -2,7 +2,7 @@
 # Edit the spec, then run `python tools/generate.py` (scripts/test.sh runs it with --check).
 """The typed answers: what ``resp.parsed`` reads a platform answer into.
 
-Lenient (:class:`~qfnb.protocol.wires.answer.AnswerModel`): every field has a default,
+Lenient (:class:`~qfnb.protocol.wires.qianfan.answer.AnswerModel`): every field has a default,
 unknown fields are kept, and a field of an unexpected shape reads as its default;
 ``resp.body`` stays the raw dict.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from qfnb.protocol.wires.answer import AnswerModel
+from qfnb.protocol.wires.qianfan.answer import AnswerModel
 
 __all__ = ["BatchTask", "BatchTaskAnswer", "BatchTaskCreated", "BatchTaskCreatedAnswer", "BatchTaskList",
            "BatchTaskListAnswer", "ChatAnswer", "ChatChunk", "Choice", "ChoiceMessage", "CompletionAnswer",

@@ -2,7 +2,7 @@
 # Edit the spec, then run `python tools/generate.py` (scripts/test.sh runs it with --check).
 """The fields of the inference wire models.
 
-:mod:`qfnb.protocol.wires.inference` adds the validators (its models subclass these), so the
+:mod:`qfnb.protocol.wires.qianfan.inference` adds the validators (its models subclass these), so the
 client and the local platform check one table.
 """
 

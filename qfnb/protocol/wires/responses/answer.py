@@ -1,23 +1,17 @@
 """What a Responses API call answers with, as data: its ids, the output items of a turn, the
 response object, the stream's events (:class:`ResponseEvents`) and stored items' list pages. Pure
-(no I/O); :mod:`.responses` checks the request and reads its input in chat terms."""
+(no I/O); :mod:`.request` checks the request and reads its input in chat terms."""
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from qfnb.protocol.wires.turn import Turn
+from qfnb.protocol.wires.chat.turn import Turn, new_id
 
 #: the prefix of a response id
 RESPONSE_PREFIX = "resp_"
-
-
-def new_id(prefix: str) -> str:
-    """An id like OpenAI's (``msg_…``, ``fc_…``, ``call_…``): the prefix and 24 hex digits."""
-    return prefix + secrets.token_hex(12)
 
 
 def usage(turn: Turn) -> dict[str, Any]:

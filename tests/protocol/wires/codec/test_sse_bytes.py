@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qfnb.protocol.wires.sse import DataEvents, SSEDecoder, encode_event
+from qfnb.protocol.wires.codec.sse import DataEvents, SSEDecoder, encode_event
 
 _VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=8),

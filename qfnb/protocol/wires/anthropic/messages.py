@@ -15,7 +15,7 @@ from pydantic import field_validator, model_validator
 
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import STOP_ITEMS
-from qfnb.protocol.wires.bodies import (
+from qfnb.protocol.wires.chat.bodies import (
     AnthropicBlock,
     AnthropicMessage,
     AnthropicTool,
@@ -25,7 +25,7 @@ from qfnb.protocol.wires.bodies import (
     MessagesCountFields,
     MessagesFields,
 )
-from qfnb.protocol.wires.checks import (
+from qfnb.protocol.wires.chat.checks import (
     OfferedFunction,
     body_fields,
     by_type,
@@ -38,10 +38,9 @@ from qfnb.protocol.wires.checks import (
     offered_functions,
     parse_body,
 )
-from qfnb.protocol.wires.openai_wire import drop_nulls
-from qfnb.protocol.wires.ranges import MESSAGES_RANGES, MESSAGES_REQUIRED
-from qfnb.protocol.wires.responses_answer import new_id as new_id  # Anthropic's ids look alike (``msg_…``, ``toolu_…``)
-from qfnb.protocol.wires.turn import Turn
+from qfnb.protocol.wires.chat.openai_wire import drop_nulls
+from qfnb.protocol.wires.chat.ranges import MESSAGES_RANGES, MESSAGES_REQUIRED
+from qfnb.protocol.wires.chat.turn import Turn, new_id
 
 #: what ``POST /v1/messages`` takes (the spec's fields); any other field is refused by name
 REQUEST_FIELDS = body_fields(MessagesFields)
@@ -143,7 +142,7 @@ class CountRequest(MessagesCountFields):
 
 class MessagesRequest(MessagesFields, CountRequest):
     """Body of ``POST /v1/messages``: the count's fields and checks, then the generation's (each
-    field's range: Anthropic's, :data:`~qfnb.protocol.wires.bodies.MESSAGES_RANGES`)."""
+    field's range: Anthropic's, :data:`~qfnb.protocol.wires.chat.bodies.MESSAGES_RANGES`)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from qfnb.protocol.version import __version__
-from qfnb.protocol.wires import batch as batch_wire
+from qfnb.protocol.wires.qianfan import batch as batch_wire
 
 DEFAULT_BASE_URL = "https://aip.baidubce.com"
 DEFAULT_CONSOLE_BASE_URL = "https://qianfan.baidubce.com"
@@ -34,7 +34,7 @@ REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
 #: the local platform's keyed calls: ``DELETE {CALLS_ROUTE}/{key}`` cancels the call its caller sent
 #: under that key (the client sends it when the caller stops the call: an Interrupt, a cancelled
 #: task, a stream closed early); ``GET {CALLS_ROUTE}/{key}`` says what it is doing
-#: (:mod:`qfnb.protocol.wires.call_progress`); the cloud has no such route
+#: (:mod:`qfnb.protocol.wires.local.call_progress`); the cloud has no such route
 CALLS_ROUTE = "/qfnb/calls"
 
 

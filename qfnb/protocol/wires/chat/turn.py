@@ -1,12 +1,19 @@
 """One model turn, collected: what the Responses and the Messages answers (and their streams' last
-events) are written from. Pure data."""
+events) are written from, and the ids they give their items. Pure data."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Turn"]
+__all__ = ["Turn", "new_id"]
+
+
+def new_id(prefix: str) -> str:
+    """An id like OpenAI's and Anthropic's (``msg_…``, ``fc_…``, ``call_…``, ``toolu_…``): the prefix and
+    24 hex digits."""
+    return prefix + secrets.token_hex(12)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ``/v2/chat/completions`` (Qianfan's ranges) and the OpenAI chat, completions and embeddings bodies
 (OpenAI's ranges and field list: any other field is refused by name). They build on the shared
-checks of :mod:`qfnb.protocol.wires.inference`; a problem raises one :class:`ProtocolError` naming the field.
+checks of :mod:`qfnb.protocol.wires.qianfan.inference`; a problem raises one :class:`ProtocolError` naming the field.
 """
 
 from __future__ import annotations
@@ -14,11 +14,17 @@ from pydantic import BaseModel, field_validator, model_validator
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import LOCAL_MAX_EMBEDDING_TEXTS, STOP_ITEMS, check_ranges
 from qfnb.protocol.schema.accepted import check_schema_total
-from qfnb.protocol.wires import openai_wire
-from qfnb.protocol.wires import tools as tool_checks
-from qfnb.protocol.wires.fields import OPENAI_CHAT_FIELDS, OpenAIChatFields, V2ChatFields, WireModel
-from qfnb.protocol.wires.inference import EmbeddingRequest, body_check, check_history_caps, check_prompt, check_sampling
-from qfnb.protocol.wires.ranges import OPENAI_RANGES
+from qfnb.protocol.wires.chat import openai_wire
+from qfnb.protocol.wires.chat import tools as tool_checks
+from qfnb.protocol.wires.chat.fields import OPENAI_CHAT_FIELDS, OpenAIChatFields, V2ChatFields, WireModel
+from qfnb.protocol.wires.chat.ranges import OPENAI_RANGES
+from qfnb.protocol.wires.qianfan.inference import (
+    EmbeddingRequest,
+    body_check,
+    check_history_caps,
+    check_prompt,
+    check_sampling,
+)
 
 
 class OpenAIEmbeddingRequest(EmbeddingRequest):

@@ -1,6 +1,6 @@
 """Tool calling and structured output on the wire: checks of ``tools``, ``tool_choice``,
-``response_format`` and tool turns in a history (their JSON schemas checked by :mod:`.schemas`), and
-v1's ``functions`` in OpenAI's terms.
+``response_format`` and tool turns in a history (their JSON schemas checked by
+:mod:`qfnb.protocol.schema.accepted`), and v1's ``functions`` in OpenAI's terms.
 
 Pure data checks (no pydantic): each problem raises one :class:`ProtocolError` naming the field.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.limits import MAX_TOOLS
 from qfnb.protocol.schema.accepted import check_schema, check_schema_total
-from qfnb.protocol.wires.openai_wire import CHAT_ROLES, check_content
+from qfnb.protocol.wires.chat.openai_wire import CHAT_ROLES, check_content
 
 #: a function name as OpenAI accepts it
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from qfnb.protocol.errors import ErrorCode, ProtocolError
-from qfnb.protocol.wires.inference import validate_messages
-from qfnb.protocol.wires.tools import check_chat_turn
+from qfnb.protocol.wires.chat.tools import check_chat_turn
+from qfnb.protocol.wires.qianfan.inference import validate_messages
 
 
 def _assistant(arguments: str) -> dict[str, Any]:

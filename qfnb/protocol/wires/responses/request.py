@@ -1,6 +1,6 @@
 """OpenAI's Responses API (``/v1/responses``, Qianfan's ``/v2/responses``) as data: the request's
 checks, its input items in chat terms (the response object and stream events it answers with are
-:mod:`.responses_answer`).
+:mod:`.answer`).
 
 A response is one turn of a conversation the platform keeps: ``previous_response_id`` names the
 turn it follows, and the platform rebuilds the history from its store, so a follow-up sends only
@@ -16,7 +16,7 @@ from pydantic import field_validator, model_validator
 
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.schema.accepted import check_schema
-from qfnb.protocol.wires.bodies import (
+from qfnb.protocol.wires.chat.bodies import (
     ResponsesFields,
     ResponsesFunctionCall,
     ResponsesFunctionOutput,
@@ -24,7 +24,7 @@ from qfnb.protocol.wires.bodies import (
     ResponsesMessage,
     ResponsesTool,
 )
-from qfnb.protocol.wires.checks import (
+from qfnb.protocol.wires.chat.checks import (
     OfferedFunction,
     body_fields,
     by_type,
@@ -37,9 +37,9 @@ from qfnb.protocol.wires.checks import (
     offered_functions,
     parse_body,
 )
-from qfnb.protocol.wires.openai_wire import check_content, content_text, drop_nulls
-from qfnb.protocol.wires.ranges import RESPONSES_RANGES, RESPONSES_REQUIRED
-from qfnb.protocol.wires.tools import check_tool_count
+from qfnb.protocol.wires.chat.openai_wire import check_content, content_text, drop_nulls
+from qfnb.protocol.wires.chat.ranges import RESPONSES_RANGES, RESPONSES_REQUIRED
+from qfnb.protocol.wires.chat.tools import check_tool_count
 
 #: what ``POST /responses`` takes (the spec's fields); any other field is refused by name
 REQUEST_FIELDS = body_fields(ResponsesFields)

@@ -1,4 +1,4 @@
-"""One answer family (issue 46, item 4): the generated models of ``qfnb/protocol/wires/answers.py`` are the
+"""One answer family (issue 46, item 4): the generated models of ``qfnb/protocol/wires/qianfan/answers.py`` are the
 only answer models, the official names are aliases of them, and the house gives each public class
 one definition (the official SDK's own homonyms aside, as ``bench/house_metrics.py`` counts)."""
 
@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from qfnb import QfResponse
-from qfnb.protocol.wires import answers
-from qfnb.protocol.wires.answer import AnswerModel
+from qfnb.protocol.wires.qianfan import answers
+from qfnb.protocol.wires.qianfan.answer import AnswerModel
 from qfnb.resources import typing_client
 from tests.source_trees import parse_source
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def test_the_official_names_are_the_answer_models() -> None:

@@ -1,4 +1,4 @@
-"""The lenient base of the typed answers (:mod:`qfnb.protocol.wires.answers`, generated from the spec).
+"""The lenient base of the typed answers (:mod:`qfnb.protocol.wires.qianfan.answers`, generated from the spec).
 
 An answer model reads a platform answer as it came and never fails on it: every field has a
 default (the platform omits fields by model and version), unknown fields are kept

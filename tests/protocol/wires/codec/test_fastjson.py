@@ -1,4 +1,4 @@
-"""qfnb.protocol.wires.fastjson reads and writes what json does, orjson or not."""
+"""qfnb.protocol.wires.codec.fastjson reads and writes what json does, orjson or not."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.codec import fastjson
 
 
 class Color(enum.StrEnum):

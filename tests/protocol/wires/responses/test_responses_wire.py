@@ -1,4 +1,4 @@
-"""The Responses API as data (qfnb.protocol.wires.responses): a request's checks (its fields, types and
+"""The Responses API as data (qfnb.protocol.wires.responses.request): a request's checks (its fields, types and
 ranges: the spec's), its items, and the response object and semantic events it answers with
 (issue 42, part 2)."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.wires.inference import parse_request
-from qfnb.protocol.wires.responses import ResponsesRequest, check_request, input_items
-from qfnb.protocol.wires.responses_answer import ResponseEvents, Turn, output_items
+from qfnb.protocol.wires.qianfan.inference import parse_request
+from qfnb.protocol.wires.responses.answer import ResponseEvents, Turn, output_items
+from qfnb.protocol.wires.responses.request import ResponsesRequest, check_request, input_items
 
 
 @pytest.mark.parametrize(("body", "field"), [

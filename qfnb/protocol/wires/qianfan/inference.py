@@ -27,9 +27,9 @@ from qfnb.protocol.limits import (
     range_problem,
 )
 from qfnb.protocol.schema.accepted import check_schema_total
-from qfnb.protocol.wires import openai_wire
-from qfnb.protocol.wires import tools as tool_checks
-from qfnb.protocol.wires.fields import (
+from qfnb.protocol.wires.chat import openai_wire
+from qfnb.protocol.wires.chat import tools as tool_checks
+from qfnb.protocol.wires.chat.fields import (
     OPENAI_CHAT_FIELDS,
     ChatFields,
     CompletionFields,
@@ -38,7 +38,7 @@ from qfnb.protocol.wires.fields import (
     SamplingFields,
     Text2ImageFields,
 )
-from qfnb.protocol.wires.ranges import RANGES, TEXT2IMAGE_RANGES
+from qfnb.protocol.wires.chat.ranges import RANGES, TEXT2IMAGE_RANGES
 
 _M = TypeVar("_M", bound=BaseModel)
 #: the request models below, by name (a caller that defers importing this module names one)

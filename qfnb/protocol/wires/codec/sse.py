@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.codec import fastjson
 
 DONE = "[DONE]"
 _EOL = re.compile(r"\r\n|\r|\n")

@@ -1,4 +1,4 @@
-"""The checks the Responses and Messages bodies share (their models are :mod:`.wire_bodies`, written
+"""The checks the Responses and Messages bodies share (their models are :mod:`.bodies`, written
 from ``tools/spec/wires.py``): the body's fields as the spec lists them, each wire's ranges, a nested
 item read into its model, the functions a request offers and its answer's schema.
 
@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import check_ranges
 from qfnb.protocol.schema.accepted import check_schema, check_schema_total
-from qfnb.protocol.wires.openai_wire import drop_nulls, refuse_unknown
-from qfnb.protocol.wires.tools import FUNCTION_NAME, check_tool_count
+from qfnb.protocol.wires.chat.openai_wire import drop_nulls, refuse_unknown
+from qfnb.protocol.wires.chat.tools import FUNCTION_NAME, check_tool_count
 
 __all__ = ["OfferedFunction", "body_fields", "by_type", "check_answer_schema", "check_body", "check_functions",
            "check_named_choice", "item_of", "literals", "offered_functions", "parse_body", "where_of"]

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API as data (qfnb.protocol.wires.anthropic): a request's checks (its fields, types
+"""Anthropic's Messages API as data (qfnb.protocol.wires.anthropic.messages): a request's checks (its fields, types
 and Anthropic's ranges: the spec's), what cannot be honoured refused by name, and the stream events
 that make up a message (issue 42, part 3)."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.wires import anthropic
-from qfnb.protocol.wires.turn import Turn
+from qfnb.protocol.wires.anthropic import messages as anthropic
+from qfnb.protocol.wires.chat.turn import Turn
 
 
 @pytest.mark.parametrize(("body", "field"), [
