@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core.http.batch_hold import settle_task
+from qfnb._core.http.recording.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 
 from . import batch_objects

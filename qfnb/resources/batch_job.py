@@ -30,8 +30,8 @@ from typing import IO, Any
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
-from qfnb._core.http.batch_hold import RowTally, hold_rows, keep
-from qfnb._core.http.recorded import output_cap, with_output_cap
+from qfnb._core.http.recording.batch_hold import RowTally, hold_rows, keep
+from qfnb._core.http.recording.recorded import output_cap, with_output_cap
 from qfnb._core.record import bound
 from qfnb._core.record.budget import active_budget, batch_rows_reserved
 from qfnb._core.runtime import sync
@@ -70,7 +70,7 @@ def config_for(config: Config | None, target: JobTarget | None) -> Config:
 
 def record_job(state: JobState, config: Config, *, reused: bool = False, target: JobTarget | None = None) -> None:
     """The ended job's tokens: settled against the budget its submission held here, and in the
-    usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
+    usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.recording.batch_hold.settle_task`)."""
     sync.run(backend_for(config, target).record(state, reused=reused))
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import ValidationError
-from qfnb._core.http.batch_hold import settle_task
+from qfnb._core.http.recording.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import batch_spans
 from qfnb.local.cluster import jobs

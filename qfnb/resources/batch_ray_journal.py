@@ -4,7 +4,7 @@ this job's name), and its rows become results, usage in the ledger and spending 
 
 Each submission gets a :class:`Journal`, kept by the submitter (0600, in the data dir, never sent
 anywhere but to its own job): a random mark the job prints on every row (``qfnb_journal``), and each
-row's worst case (:func:`~qfnb._core.http.recorded.worst_case`, what its hold reserved). A row counts
+row's worst case (:func:`~qfnb._core.http.recording.recorded.worst_case`, what its hold reserved). A row counts
 only when it carries its own submission's mark, is a row that submission sent (once), and its usage
 is whole numbers from 0 to that row's worst case (a sending's ``cap``, at most that worst case, and a
 row's lost sendings: at most 7 such caps);
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qfnb._core.http.recorded import worst_case
+from qfnb._core.http.recording.recorded import worst_case
 from qfnb.local.cluster.jobs import JOURNAL_KEY, LOST_KEY, MAX_LOST_SENDS
 from qfnb.protocol.platform.daemon import default_data_dir
 from qfnb.protocol.platform.files import write_private_json

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
-from qfnb._core.http.train_hold import hold_training, holding, keep, worst_case_tokens
+from qfnb._core.http.recording.train_hold import hold_training, holding, keep, worst_case_tokens
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.http.recorded import with_output_cap, worst_case
+from qfnb._core.http.recording.recorded import with_output_cap, worst_case
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget
 from qfnb.resources import ChatCompletion

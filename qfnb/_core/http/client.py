@@ -39,7 +39,13 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import UNRECORDED, Recording, conversation_tokens, with_output_cap, with_usage_chunk
+from qfnb._core.http.recording.recorded import (
+    UNRECORDED,
+    Recording,
+    conversation_tokens,
+    with_output_cap,
+    with_usage_chunk,
+)
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, Stage, compose
@@ -239,7 +245,7 @@ class AsyncQianfanClient:
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
                         via: Literal["infer", "v2"] = "infer", named: str = "",
                         idempotency_key: str | None = None) -> Answer:
-        """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
+        """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recording.recorded`): answered from the
         cache on a hit."""
         body, hide_usage = _sent_body(kind, body, stream)
         # one key per logical call, the same on its retries: the local platform reuses a retried call's work

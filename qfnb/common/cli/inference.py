@@ -127,7 +127,8 @@ def _stream_answer(client: Any, messages: list[dict[str, str]], kwargs: dict[str
     start, first, parts, last = time.perf_counter(), None, [], None
     for resp in client.do(messages=messages, stream=True, **kwargs):
         if label is not None and last is None:
-            from qfnb._core.http.substitution import same_model  # deferred: `qfnb --help` skips the http rooms
+            # deferred: `qfnb --help` skips the http rooms
+            from qfnb._core.http.recording.substitution import same_model
 
             served = resp.served_model
             print(f"[{label} → {served}]" if served and not same_model(label, served) else f"[{label}]")

@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.http.recorded import prompt_hash
+from qfnb._core.http.recording.recorded import prompt_hash
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import inference_policy, is_retryable
 

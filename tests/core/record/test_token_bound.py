@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from qfnb._core.http.recorded import PAIR_TOKENS, prompt_estimate, rerank_estimate, worst_case
+from qfnb._core.http.recording.recorded import PAIR_TOKENS, prompt_estimate, rerank_estimate, worst_case
 from qfnb._core.record.tokens import token_bound
 
 REPO = Path(__file__).resolve().parents[3]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from qfnb._core.http import substitution
+from qfnb._core.http.recording import substitution
 from qfnb.local.domain.seed_names import mapping, seed_model
 
 

@@ -28,7 +28,7 @@ from qfnb._core.http.call import Call
 from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import Recording
+from qfnb._core.http.recording.recorded import Recording
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, compose, withdraw

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb._core.config import Config
+from qfnb._core.http.recording.substitution import announce
 from qfnb._core.http.response import QfRequest, QfResponse
-from qfnb._core.http.substitution import announce
 from qfnb._core.record.budget import Budget, BudgetExceeded, Reservation, active_budget
 from qfnb._core.record.cache import CachedAnswer, cache_key, current_repeat, deciding_fields, default_cache, mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger, earlier_tries

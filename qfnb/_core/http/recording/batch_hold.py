@@ -2,7 +2,7 @@
 ``%qfbatch``) or an OpenAI batch made through ``qfnb.openai_client()``.
 
 Its rows' worst case (:class:`RowTally`: each row as a v2 chat call,
-:func:`~qfnb._core.http.recorded.worst_case`) is held against the active budget before the task is
+:func:`~qfnb._core.http.recording.recorded.worst_case`) is held against the active budget before the task is
 created (:func:`hold_rows`; ``BudgetExceeded`` naming the figures, and nothing is created). The
 hold is kept under the task's id (:func:`keep`) and, when the task is seen to end
 (:func:`settle_task`), settles to the task's real usage; the task's tokens go to the ledger once
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.config import Config
-from qfnb._core.http.recorded import worst_case
+from qfnb._core.http.recording.recorded import worst_case
 from qfnb._core.record.budget import Budget, BudgetExceeded, Reservation, active_budget
 from qfnb._core.record.ledger import SESSION, UsageRow, default_ledger
 from qfnb._core.record.prices import is_local, price_label, prices, worst_yuan

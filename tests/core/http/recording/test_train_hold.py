@@ -1,4 +1,4 @@
-"""``qfnb._core.http.train_hold``: a hold made without the base's name (a v2 task's create names only its
+"""``qfnb._core.http.recording.train_hold``: a hold made without the base's name (a v2 task's create names only its
 job) settles at the price of the base its ended run reports."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from qfnb._core.config import Config
-from qfnb._core.http import train_hold
+from qfnb._core.http.recording import train_hold
 from qfnb._core.record.prices import shipped
 from qfnb.usage import budget
 
