@@ -1,5 +1,5 @@
 """The prompt hub (the official ``qianfan.common.hub``): save a
-:class:`~qfnb.resources.prompt_template.Prompt` to a JSON string, a file or the platform, and load
+:class:`~qfnb.resources.prompts.template.Prompt` to a JSON string, a file or the platform, and load
 it back (``load("prompt/NAME")`` pulls a platform prompt).
 
 The JSON is the official SDK's (``{"sdk_version", "obj": {"module", "type", "args"}}``), so files
@@ -16,7 +16,7 @@ from typing import Any
 from qfnb._core.errors import ValidationError
 from qfnb.protocol.version import __version__
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
-from qfnb.resources.prompt_template import Prompt, PromptLabel
+from qfnb.resources.prompts.template import Prompt, PromptLabel
 
 __all__ = ["HUB_TYPES", "HubSerializable", "dumps", "encoding", "load", "loads", "push", "save"]
 

@@ -1,5 +1,5 @@
-"""What a durable batch job is, whichever backend runs it (:mod:`.batch_console`: the console's
-offline batch-inference task; :mod:`.batch_files`: the v2 Files + Batch API): its state
+"""What a durable batch job is, whichever backend runs it (:mod:`.console`: the console's
+offline batch-inference task; :mod:`.files`: the v2 Files + Batch API): its state
 (:class:`JobState`), the fingerprint mark that finds it again (:func:`done_twin`), and the
 :class:`BatchBackend` protocol ``BatchJob`` drives."""
 

@@ -24,7 +24,7 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.record.traces import batch_spans
 from qfnb.protocol.wires.qianfan import batch as wire
 
-from .batch_state import JobState, answered, row_error, row_spans
+from .state import JobState, answered, row_error, row_spans
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -65,7 +65,7 @@ def v2_value(row: dict[str, Any]) -> QfResponse | Exception:
 
 
 class FilesBatches:
-    """:class:`~qfnb.resources.batch_state.BatchBackend` over the v2 Files + Batch API."""
+    """:class:`~qfnb.resources.batch.state.BatchBackend` over the v2 Files + Batch API."""
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -10,7 +10,7 @@ cluster, submitted through Ray's Jobs API (``ray.job_submission.JobSubmissionCli
   ``py_modules``, its requirements pinned: :func:`qfnb.local.cluster.jobs.shipped_qfnb`; ``qfnb`` is
   never installed from an index); ``runtime_env=`` adds the model's own packages or replaces it.
 * The journal is the jobs' logs: every finished row is one ``QFNB-ROW`` line, checked before it
-  counts (:mod:`.batch_ray_journal`: its submission's own mark, a row it sent, usage within that
+  counts (:mod:`.ray_journal`: its submission's own mark, a row it sent, usage within that
   row's worst case; anything else is refused and reported). Calling the same job
   again (from any kernel that reaches the head) reads every earlier attempt's rows and sends only the
   ones no attempt answered, so each row is answered once; while an attempt still runs it is attached
@@ -41,15 +41,15 @@ from qfnb.local.cluster import jobs
 from qfnb.local.cluster.jobs import NODE_KEY, PROMPT_KEY, ROW_PREFIX, SENT_PREFIX, SPENT_PREFIX, log_items
 from qfnb.protocol.wires.qianfan.batch import BatchStatus
 
-from .batch_files import v2_value
-from .batch_ray_journal import Journal, checked
-from .batch_state import JobState, answered, row_spans
-from .targets import refused
+from ..targets import refused
+from .files import v2_value
+from .ray_journal import Journal, checked
+from .state import JobState, answered, row_spans
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from .targets import JobTarget
+    from ..targets import JobTarget
 
 logger = logging.getLogger("qfnb.batch.ray")
 
@@ -148,7 +148,7 @@ class Attempt:
     end: float | None
     message: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
-    #: journal lines refused (why each), see :mod:`.batch_ray_journal`
+    #: journal lines refused (why each), see :mod:`.ray_journal`
     refused: list[str] = field(default_factory=list)
     #: rows in flight when it was stopped: what they had used (``QFNB-SPENT`` lines)
     spent: list[dict[str, Any]] = field(default_factory=list)
@@ -176,7 +176,7 @@ class Attempt:
 
 
 class RayJobs:
-    """:class:`~qfnb.resources.batch_state.BatchBackend` over a Ray cluster's Jobs API."""
+    """:class:`~qfnb.resources.batch.state.BatchBackend` over a Ray cluster's Jobs API."""
 
     def __init__(self, config: Config, target: JobTarget, *, client: Any = None,
                  runtime_env: dict[str, Any] | None = None, workers: int | None = None) -> None:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.http.recording.batch_hold import settle_task
 from qfnb._core.http.response import QfResponse
 
-from . import batch_objects
-from .batch_state import JobState, answered, row_error
-from .console.data import Data
+from ..console.data import Data
+from . import objects
+from .state import JobState, answered, row_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -39,7 +39,7 @@ def v1_value(row: dict[str, Any]) -> QfResponse | Exception:
 
 
 class ConsoleTasks:
-    """:class:`~qfnb.resources.batch_state.BatchBackend` over the console's batch-inference tasks."""
+    """:class:`~qfnb.resources.batch.state.BatchBackend` over the console's batch-inference tasks."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -53,7 +53,7 @@ class ConsoleTasks:
     async def create(self, lines: Iterator[str], *, name: str, mark: str, model: str, endpoint: str | None,
                      model_id: str | None, params: dict[str, Any]) -> str:
         key = f"{uuid.uuid4().hex}.jsonl"
-        await batch_objects.aupload_lines(self.config, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
+        await objects.aupload_lines(self.config, f"bos:/{INPUT_BUCKET}/{key}", lines)  # in bounded pieces
         made = await Data.acreate_offline_batch_inference_task(
             name=name or f"qfnb-batch-{key[:8]}", input_bos_uri=f"bos:/{INPUT_BUCKET}/{key}",
             output_bos_uri=OUTPUT_URI, model_id=model_id, endpoint=endpoint or model,
@@ -81,7 +81,7 @@ class ConsoleTasks:
 
     async def rows(self, state: JobState, which: str) -> AsyncIterator[dict[str, Any]]:
         field = {"output": "outputFileUri", "errors": "errorFileUri"}[which]
-        async for line in batch_objects.aiter_lines(self.config, str(state.view[field])):
+        async for line in objects.aiter_lines(self.config, str(state.view[field])):
             yield json.loads(line)
 
     def value(self, row: dict[str, Any]) -> QfResponse | Exception:

@@ -27,7 +27,7 @@ from qfnb.local.cluster.jobs import JOURNAL_KEY, LOST_KEY, MAX_LOST_SENDS
 from qfnb.protocol.platform.daemon import default_data_dir
 from qfnb.protocol.platform.files import write_private_json
 
-from .batch_state import answered
+from .state import answered
 
 __all__ = ["Journal", "checked"]
 
