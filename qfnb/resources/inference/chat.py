@@ -15,11 +15,12 @@ from qfnb._core.runtime import sync
 from qfnb.protocol.wires.qianfan import routes
 
 from ..structured import SchemaError, as_response_format
-from . import function_call, v2_shapes
 from ._generated.chat import ChatCompletionCalls
-from .accumulator import ChatAccumulator
 from .base import Target
 from .params import CONTINUE_PROMPT, ChatCall, ChatMessages
+from .shapes import function_call
+from .shapes import v2 as v2_shapes
+from .shapes.accumulator import ChatAccumulator
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk

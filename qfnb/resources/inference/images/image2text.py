@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 
-from ._generated.image2text import Image2TextCalls
-from .base import Target
-from .params import Image2TextCall
+from .._generated.image2text import Image2TextCalls
+from ..base import Target
+from ..params import Image2TextCall
 
 __all__ = ["Image2Text"]
 

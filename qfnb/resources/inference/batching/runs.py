@@ -1,4 +1,4 @@
-"""How a resource's ``abatch_do`` and ``batch_do`` run their items through :func:`.batch.run_batch`:
+"""How a resource's ``abatch_do`` and ``batch_do`` run their items through :func:`.engine.run_batch`:
 into a list or a JSONL file (awaited), or into per-input futures or a file (started on qfnb's
 loop, a :class:`BatchFuture` returned at once); one call an item, or packed (:mod:`.packing`)."""
 
@@ -11,9 +11,16 @@ from typing import Any
 from qfnb._core.runtime import sync
 from qfnb._core.runtime.progress import ProgressCallback
 
-from . import batch as _batch
+from . import engine
 from .packing import Pack, PackSink, packs
-from .results import BatchFuture, BatchStats, FileResults, FileSink, FuturesSink, ListSink
+from .results import (
+    BatchFuture,
+    BatchStats,
+    FileResults,
+    FileSink,
+    FuturesSink,
+    ListSink,
+)
 
 __all__ = ["acollect", "submit"]
 
@@ -21,7 +28,7 @@ One = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: int | None, *, worker_num: int | None,
-                 progress: ProgressCallback | None, classify: _batch.Classify, retry_budget: float,
+                 progress: ProgressCallback | None, classify: engine.Classify, retry_budget: float,
                  counter: list[int] | None = None, stats: BatchStats | None = None,
                  pack: Pack | None = None) -> None:
     """Run the items into ``sink`` (with ``pack``: packed, several in one call), the progress told
@@ -31,11 +38,11 @@ async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: in
         if progress is not None:
             progress.on_start(total)
         if pack is None:
-            await _batch.run_batch(one, items, sink, worker_num=worker_num, skip=skip, progress=progress,
+            await engine.run_batch(one, items, sink, worker_num=worker_num, skip=skip, progress=progress,
                                    counter=counter, classify=classify, retry_budget=retry_budget, stats=stats)
         else:
             packed = PackSink(sink, progress, counter)
-            await _batch.run_batch(pack.call, packed.track(packs(items, skip or (), pack)), packed,
+            await engine.run_batch(pack.call, packed.track(packs(items, skip or (), pack)), packed,
                                    worker_num=worker_num, classify=classify, retry_budget=retry_budget, stats=stats)
     finally:
         if isinstance(sink, FileSink):
@@ -45,7 +52,7 @@ async def _drive(one: One, items: Iterable[dict[str, Any]], sink: Any, total: in
 
 
 async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
-                   output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
+                   output_file: str | Path | None, progress: ProgressCallback | None, classify: engine.Classify,
                    retry_budget: float, answer: str = "AnswerModel", pack: Pack | None = None) -> Sequence[Any]:
     """Run the batch and return its results in input order (a file's read back lazily, ``parsed``
     as ``answer``, the name of the calls' answer model); ``pack``: the items travel packed."""
@@ -65,7 +72,7 @@ async def acollect(one: One, items: Iterable[dict[str, Any]], total: int | None,
 
 
 def submit(one: One, items: Iterable[dict[str, Any]], total: int | None, *, worker_num: int | None,
-           output_file: str | Path | None, progress: ProgressCallback | None, classify: _batch.Classify,
+           output_file: str | Path | None, progress: ProgressCallback | None, classify: engine.Classify,
            retry_budget: float, answer: str = "AnswerModel", pack: Pack | None = None) -> BatchFuture:
     """Start the batch on qfnb's loop; its :class:`BatchFuture` at once."""
     if total is None and output_file is None:  # futures need a count; a file does not

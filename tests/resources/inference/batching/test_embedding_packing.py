@@ -1,5 +1,5 @@
 """``Embedding().batch_do`` against the embedded platform packs its inputs into fewer, larger calls
-(:mod:`qfnb.resources.inference.packing`): the local platform's app in-process (engine doubles), its
+(:mod:`qfnb.resources.inference.batching.packing`): the local platform's app in-process (engine doubles), its
 HTTP calls counted at the transport."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.record.ledger import default_ledger
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
 from qfnb._core.transport.asgi import ASGITransport
-from qfnb.resources.inference.packing import Pack, packs
+from qfnb.resources.inference.batching.packing import Pack, packs
 from tests.fakes.local_platform import CREDS, FakeRegistry
 
 URL = "http://local.test"

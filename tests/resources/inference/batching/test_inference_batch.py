@@ -15,7 +15,7 @@ from qfnb import ChatCompletion, Completion, Embedding, QfResponse
 from qfnb._core.config import Config
 from qfnb.errors import InvalidArgumentError, ValidationError
 from qfnb.resources import read_results
-from qfnb.resources.inference.batch import DEFAULT_WORKERS, REMOTE_WORKERS, default_workers
+from qfnb.resources.inference.batching.engine import DEFAULT_WORKERS, REMOTE_WORKERS, default_workers
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.fixtures import fake, fake_server, make_config
 
@@ -207,7 +207,7 @@ def test_an_item_failing_after_the_others_ended_is_retried_by_its_own_worker() -
     """Once the inputs are all taken, idle workers end; a call that fails later is queued again and
     retried by the worker that made it (nothing is lost, each input answered once)."""
     from qfnb._core.http.retry import BatchVerdict
-    from qfnb.resources.inference.batch import ListSink, run_batch
+    from qfnb.resources.inference.batching.engine import ListSink, run_batch
 
     tries: dict[int, int] = {}
 

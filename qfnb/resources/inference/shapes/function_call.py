@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from qfnb._core.http.response import QfResponse
 
-from .messages import Messages
-from .params import ChatCall
+from ..messages import Messages
+from ..params import ChatCall
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk

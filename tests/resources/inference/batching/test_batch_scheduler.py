@@ -13,7 +13,7 @@ import pytest
 from qfnb import ChatCompletion
 from qfnb._core.config import Config
 from qfnb._core.errors import ConnectionError, RequestError, api_error
-from qfnb.resources.inference.batch import BatchStats, ListSink, run_batch
+from qfnb.resources.inference.batching.engine import BatchStats, ListSink, run_batch
 from tests.fakes.clock import VirtualTime
 
 

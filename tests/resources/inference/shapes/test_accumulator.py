@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qfnb.resources.inference.accumulator import ChatAccumulator
+from qfnb.resources.inference.shapes.accumulator import ChatAccumulator
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from qfnb.protocol.wires.qianfan.batch import v2_names
 
-from .params import LOCAL_KWARGS
+from ..params import LOCAL_KWARGS
 
 __all__ = ["V2_ROUTES", "chat_answer", "chat_body", "chat_chunk", "chat_row", "embedding_body", "image_answer",
            "image_body", "rerank_body", "v2_fields"]

@@ -3,7 +3,7 @@
 ``Embedding().batch_do`` against the embedded platform packs the v1 API's 16-text calls into calls
 of up to :attr:`Pack.size` texts (:mod:`.embedding`): one HTTP request, one route and one JSON
 answer for many inputs, where the cloud's rule would make each input a call of its own. The batch
-(:func:`.batch.run_batch`) schedules the packed calls as it schedules single ones (``worker_num``
+(:func:`.engine.run_batch`) schedules the packed calls as it schedules single ones (``worker_num``
 of them in flight; a transient failure queues the packed call again, whole), and :class:`PackSink`
 books their answers per input: each input its own answer or error, in input order, its own line
 of a JSONL output file (so a re-run skips it), and its own tick of the progress.

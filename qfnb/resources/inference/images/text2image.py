@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.response import QfResponse
 
-from . import v2_shapes
-from ._generated.text2image import Text2ImageCalls
-from .base import Target
-from .params import Text2ImageCall
+from .._generated.text2image import Text2ImageCalls
+from ..base import Target
+from ..params import Text2ImageCall
+from ..shapes import v2 as v2_shapes
 
 __all__ = ["Text2Image"]
 

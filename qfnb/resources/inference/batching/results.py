@@ -1,6 +1,6 @@
 """What a batch hands back: sinks its results go to (a list, per-input futures, a JSONL file),
 the file read back lazily (:class:`FileResults`), and :class:`BatchFuture` with its
-:class:`BatchStats`. The scheduler that fills them is :mod:`.batch`.
+:class:`BatchStats`. The scheduler that fills them is :mod:`.engine`.
 """
 
 from __future__ import annotations
