@@ -182,7 +182,7 @@ def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
     out = [header(source), f"{doc}\n\n", "import builtins\n" if shadowed else "",
            *(render_from(m, imports[m]) for m in std), "\n",
            *(render_from(m, imports[m]) for m in first), "\n",
-           *sorted(["from ._base import asend, body_fields, send\n",
+           *sorted(["from .sending.sender import asend, body_fields, send\n",
                     f"from .builders import {source.stem} as build\n",
                     *(f"from .{stem} import {mixin}\n" for c in classes for stem, mixin in bases.get(c, []))],
                    key=lambda line: line.split()[1].lower()),

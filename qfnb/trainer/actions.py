@@ -24,7 +24,7 @@ from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import AskError, TrainAsk, v2_data
 from qfnb.protocol.console.train_modes import REWARDED, mode_row
 from qfnb.resources.console import FineTune
-from qfnb.resources.console.account import console_v2, require_iam_keys
+from qfnb.resources.console.sending.account import console_v2, require_iam_keys
 
 from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
 from .accounting import record_training

@@ -16,9 +16,9 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
-from ._base import asend, body_fields, send
 from .builders import data as build
 from .data_tasks import DataTasksCalls
+from .sending.sender import asend, body_fields, send
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.protocol.wires.qianfan.answers import (

@@ -7,8 +7,8 @@ from typing import Any
 
 from qfnb.protocol.wires.qianfan.routes import Console
 
-from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
 from ..consts import EntityListingType
+from ..sending.sender import ConsoleRequest, compact, invalid, require, require_id, surface
 
 
 def _number(value: Any, field_name: str, low: float, high: float) -> float:

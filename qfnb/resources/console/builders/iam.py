@@ -6,7 +6,7 @@ from typing import Any
 
 from qfnb.protocol.wires.qianfan.routes import BEARER_TOKEN
 
-from .._base import ConsoleRequest, invalid, surface
+from ..sending.sender import ConsoleRequest, invalid, surface
 
 #: the platform's bounds for a bearer token's lifetime (seconds)
 _MIN_EXPIRE, _MAX_EXPIRE = 1, 2_592_000

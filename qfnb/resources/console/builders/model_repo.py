@@ -7,7 +7,7 @@ from typing import Any
 
 from qfnb.protocol.wires.qianfan.routes import Console
 
-from .._base import ConsoleRequest, paged, require, surface
+from ..sending.sender import ConsoleRequest, paged, require, surface
 
 
 @surface("Model.preset_list")
