@@ -83,7 +83,7 @@ import json, sys, tracemalloc
 from pathlib import Path
 from platform_helpers import bearer, client_for
 from qfnb.local.domain import fine_tuning
-from qfnb.protocol.wires import batch
+from qfnb.protocol.wires.qianfan import batch
 
 client = client_for(Path(sys.argv[1]))  # not started: the routes answer all the same, no background threads
 platform = client.app.state.platform
