@@ -34,7 +34,7 @@ from bench._common import load_average  # noqa: E402
 from qfnb.local.engines.call_state import progress  # noqa: E402
 from qfnb.local.engines.call_state.progress import CallProgress  # noqa: E402
 from qfnb.local.server.app import create_app  # noqa: E402
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER  # noqa: E402
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER  # noqa: E402
 
 ASK = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hello there, how are you today"}]}
 

@@ -53,7 +53,7 @@ _MODE_TEST = re.compile(rf"(?:==|!=|\bin [(\[{{])[^#]*{_MODE}|{_MODE} *(?:==|!=|
 OFFICIAL_HOMONYMS = {
     "Model": frozenset({"qfnb/model/model.py", "qfnb/resources/console/model.py"}),
     "Service": frozenset({"qfnb/model/service.py", "qfnb/resources/console/service.py"}),
-    "Prompt": frozenset({"qfnb/resources/prompt_template.py", "qfnb/resources/console/prompt.py"}),
+    "Prompt": frozenset({"qfnb/resources/prompts/template.py", "qfnb/resources/console/prompt.py"}),
     "ServiceStatus": frozenset({"qfnb/model/consts.py", "qfnb/protocol/console/enums.py"}),
     "ServiceType": frozenset({"qfnb/model/consts.py", "qfnb/resources/console/consts.py"}),
 }

@@ -33,7 +33,7 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qfnb.protocol.wires.sse import DataEvents
+from qfnb.protocol.wires.codec.sse import DataEvents
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 

@@ -45,7 +45,7 @@ def ray_run(chat: Any, target: str, rows: int, tokens: int, tag: str) -> tuple[f
     from ray.job_submission import JobSubmissionClient
 
     from qfnb.local.cluster.jobs import NODE_KEY
-    from qfnb.resources.batch_ray import log_rows
+    from qfnb.resources.batch.ray_jobs import log_rows
 
     start = time.perf_counter()
     job = chat.batch_do(prompts(rows, tag), target=target, max_output_tokens=tokens)

@@ -26,7 +26,7 @@ from platform_doubles import FakeChat, FakeDelta, FakeRegistry
 from qfnb._core.http.client import default_transport
 from qfnb._core.transport import Request, Transport
 from qfnb.local.engines.ask import Sampling
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER
 from qfnb.resources.inference.chat import ChatCompletion
 from tests.fakes.local_platform import served_platform
 

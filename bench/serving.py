@@ -75,8 +75,8 @@ from qfnb.local.engines.ask import Sampling, TextAsk  # noqa: E402
 from qfnb.local.engines.lanes import spare_slots  # noqa: E402
 from qfnb.local.engines.llama.process.command import BUILD_SWITCHES, default_slots  # noqa: E402
 from qfnb.local.engines.store import assets  # noqa: E402
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
-from qfnb.protocol.wires.sse import SSEDecoder  # noqa: E402
+from qfnb.protocol.wires.codec.sse import SSEDecoder  # noqa: E402
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX, OAUTH_TOKEN  # noqa: E402
 
 log = logging.getLogger("bench.serving")
 PROMPT = ("<|im_start|>user\nRound {n}: write a Python module that implements a binary search tree with insert, "

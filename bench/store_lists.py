@@ -26,7 +26,7 @@ from _common import load_average, log_to_stdout  # noqa: E402
 
 from qfnb.local.domain.records import chat_completions  # noqa: E402
 from qfnb.local.domain.state.store import Store  # noqa: E402
-from qfnb.protocol.wires.responses_answer import list_page  # noqa: E402
+from qfnb.protocol.wires.responses.answer import list_page  # noqa: E402
 
 log = logging.getLogger("bench.store_lists")
 

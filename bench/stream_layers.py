@@ -30,7 +30,7 @@ from qfnb.local.convert.answer import Tally
 from qfnb.local.convert.qianfan_v1 import V1Render
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.llama.link import transport
-from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.codec import fastjson
 
 log = logging.getLogger("bench.stream_layers")
 _SERVED: Any = SimpleNamespace(name="qwen2.5-coder-0.5b-instruct")  # the model that served (unread by v1's render)

@@ -73,7 +73,7 @@ async def _run(engine: Any, messages: list[dict[str, Any]], params: dict[str, An
     """The answer to an OpenAI chat body (``params``: its sampling fields, ``fields``: tools or a
     response format), converted to the engine's ask as the platform's route converts it."""
     from qfnb.local.convert.openai_chat import chat_ask
-    from qfnb.protocol.wires.openai_requests import OpenAIChatRequest
+    from qfnb.protocol.wires.openai.requests import OpenAIChatRequest
 
     ask = chat_ask(OpenAIChatRequest.model_validate({"model": engine.name, "messages": messages, **params,
                                                      **(fields or {})}), "interactive")
@@ -199,7 +199,7 @@ def tool_loop(engine: Any) -> dict[str, dict[str, int]]:
     from qfnb.agents import closing_messages
     from qfnb.local.convert.answer import answer_of
     from qfnb.local.engines.gate import run_blocking
-    from qfnb.protocol.wires.tools import v1_history_as_openai
+    from qfnb.protocol.wires.chat.tools import v1_history_as_openai
 
     ways: dict[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = {
         "ask_in_result": lambda v1: v1_history_as_openai(closing_messages(v1)),

@@ -351,7 +351,8 @@ def _one_line_warnings() -> None:
     """Show the local platform's model-substitution warning as one ``qfnb:`` line on stderr."""
     import warnings
 
-    from qfnb._core.http.substitution import LocalModelWarning  # deferred: `qfnb --help` skips the client's http rooms
+    # deferred: `qfnb --help` skips the client's http rooms
+    from qfnb._core.http.recording.substitution import LocalModelWarning
 
     shown = warnings.showwarning
 

@@ -77,7 +77,8 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("qfnb/trainer/records/replay.py", "import qfnb.trainer.finetune", "No cycles are allowed in qfnb.trainer"),
     ("qfnb/dataset/rows/_io.py", "import qfnb.config", "qfnb.dataset is not allowed to import qfnb.config"),
     ("qfnb/_core/http/retry.py", "import qfnb.errors", "qfnb._core is not allowed to import qfnb.errors"),
-    ("qfnb/protocol/wires/routes.py", "import qfnb.consts", "qfnb.protocol is not allowed to import qfnb.consts"),
+    ("qfnb/protocol/wires/qianfan/routes.py", "import qfnb.consts",
+     "qfnb.protocol is not allowed to import qfnb.consts"),
     ("qfnb/resources/tools.py", "import qfnb.common.tool", "qfnb.resources is not allowed to import qfnb.common"),
     # a wire protocol's converter imports no route module, and no other protocol's converter
     ("qfnb/local/convert/openai_chat.py", "import qfnb.local.server.serving.wire",

@@ -4,12 +4,12 @@
   :func:`codegen.inference_module` turns into ``_generated/<module>.py`` (the overloads and
   the blocking ``do``);
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies;
-* ``qfnb/protocol/wires/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wires/fields.py``: the
+* ``qfnb/protocol/wires/chat/ranges.py``: ``RANGES`` and ``OPENAI_RANGES``; ``qfnb/protocol/wires/chat/fields.py``: the
   fields of the pydantic wire models;
 * ``qfnb/notebook/sampling.py``: the magics' sampling options and :class:`SamplingOptions`;
-* ``qfnb/protocol/wires/bodies.py``: the Responses and Messages request models, their ranges and
+* ``qfnb/protocol/wires/chat/bodies.py``: the Responses and Messages request models, their ranges and
   engine tables (``tools/spec/wires.py``);
-* ``qfnb/protocol/wires/answers.py``: the lenient answer models (``tools/spec/answers.py``), and
+* ``qfnb/protocol/wires/qianfan/answers.py``: the lenient answer models (``tools/spec/answers.py``), and
   ``qfnb/resources/typing_client.py``: the official SDK's names for them (aliases).
 """
 
@@ -26,14 +26,14 @@ from spec.schema import REQUIRED, Call, Field, WireModel
 
 SPEC = "tools/spec/inference.py"
 PARAMS = ROOT / "qfnb/resources/inference/params.py"
-WIRE_FIELDS = ROOT / "qfnb/protocol/wires/fields.py"
-WIRE_BODIES = ROOT / "qfnb/protocol/wires/bodies.py"
-RANGES = ROOT / "qfnb/protocol/wires/ranges.py"
+WIRE_FIELDS = ROOT / "qfnb/protocol/wires/chat/fields.py"
+WIRE_BODIES = ROOT / "qfnb/protocol/wires/chat/bodies.py"
+RANGES = ROOT / "qfnb/protocol/wires/chat/ranges.py"
 SAMPLING = ROOT / "qfnb/notebook/sampling.py"
-WIRE_SAMPLING = ROOT / "qfnb/protocol/wires/sampling.py"
+WIRE_SAMPLING = ROOT / "qfnb/protocol/wires/qianfan/sampling.py"
 CLI_SAMPLING = ROOT / "qfnb/common/cli/sampling_flags.py"
 MAGIC_OPTIONS = ROOT / "qfnb/notebook/magic_options.py"
-ANSWERS = ROOT / "qfnb/protocol/wires/answers.py"
+ANSWERS = ROOT / "qfnb/protocol/wires/qianfan/answers.py"
 OFFICIAL = ROOT / "qfnb/resources/typing_client.py"
 
 
@@ -83,10 +83,11 @@ def ado_source(call: Call) -> str:
     # resource stays light; ``resp.parsed`` imports them); mypy reads them from the TYPE_CHECKING import
     imports = [f"from collections.abc import {', '.join(abc)}\n" if abc else "",
                "from typing import TYPE_CHECKING, Any\n\n", "from qfnb._core.http.response import QfResponse\n",
-               render_from("qfnb.protocol.wires.sampling", ["SamplingOptions"]) if "SamplingOptions" in used else "",
+               (render_from("qfnb.protocol.wires.qianfan.sampling", ["SamplingOptions"])
+                if "SamplingOptions" in used else ""),
                "\nfrom ..base import BaseInference\n", render_from("..params", from_params),
                "\nif TYPE_CHECKING:  # pragma: no cover\n"
-               + textwrap.indent(render_from("qfnb.protocol.wires.answers", models), "    ")]
+               + textwrap.indent(render_from("qfnb.protocol.wires.qianfan.answers", models), "    ")]
     generic = ", ".join([call.call, *(f'"{m}"' for m in models)])
     return (f'"""``{call.resource}``\'s call."""\n\nfrom __future__ import annotations\n\n{"".join(imports)}\n\n'
             f"class {call.calls}(BaseInference[{generic}]):\n"
@@ -148,7 +149,7 @@ def params_module() -> str:
             '``ChatCompletion.do`` to the transport. No ``locals()``.\n"""\n\n'
             "from __future__ import annotations\n\nfrom collections.abc import Mapping, Sequence\n"
             "from dataclasses import dataclass, field\nfrom typing import Any\n\n"
-            "from qfnb.protocol.wires.sampling import SamplingOptions\n\nfrom .messages import Messages\n\n"
+            "from qfnb.protocol.wires.qianfan.sampling import SamplingOptions\n\nfrom .messages import Messages\n\n"
             f"{listed}\n{constants}\n\n@dataclass(frozen=True, kw_only=True)\nclass InferenceCall:\n"
             '    """What every call carries: where it goes and how it is sent (never in the body), and\n'
             "    ``extra``, the ``**kwargs`` passthrough (further body fields, sent as given; a few SDK\n"
@@ -159,7 +160,7 @@ def params_module() -> str:
             "        return {}\n" + "".join(call_class(c) for c in spec.CALLS))
 
 
-# ---------------------------------------------------------------------------- protocol/wires/ranges.py, wire_fields.py
+# ------------------------------------------------------------------- protocol/wires/chat/ranges.py, chat/fields.py
 def wire_field(f: Field) -> str:
     kind = f.wire_type or f.type
     default = f.wire_default if f.wire_default is not None else f.default
@@ -237,7 +238,7 @@ def wire_fields_module() -> str:
     openai_fields = [f'"{n}"' for n in model_wire_names("OpenAIChatFields")]
     literal = any("Literal[" in (f.wire_type or f.type) for m in spec.WIRE_MODELS for f in m.fields)
     return (generated_header() + '"""The fields of the inference wire models.\n\n'
-            ":mod:`qfnb.protocol.wires.inference` adds the validators (its models subclass these), so the\n"
+            ":mod:`qfnb.protocol.wires.qianfan.inference` adds the validators (its models subclass these), so the\n"
             'client and the local platform check one table.\n"""\n\n'
             f"from __future__ import annotations\n\nfrom typing import Any{', Literal' if literal else ''}\n\n"
             "from pydantic import BaseModel, ConfigDict\n\n"
@@ -251,7 +252,7 @@ def wire_fields_module() -> str:
             + "".join(wire_class(m) for m in spec.WIRE_MODELS))
 
 
-# ---------------------------------------------------------------------------- protocol/wires/bodies.py
+# ---------------------------------------------------------------------------- protocol/wires/chat/bodies.py
 def body_field(f: Field) -> str:
     """``name: type = default``, with the wire name as the alias where the Python name differs."""
     line = f"    {f.name}: {f.type}"
@@ -295,9 +296,10 @@ def wire_bodies_module() -> str:
     listed = sorted(["RequestBody", "WireItem", *names, *wires.UNIONS], key=order_key)
     return (generated_header("tools/spec/wires.py")
             + '"""The request bodies of OpenAI\'s Responses API and Anthropic\'s Messages API: their fields,\n'
-            "nested items (their ranges and engine names: ``qfnb.protocol.wires.ranges``).\n\n"
-            ":mod:`qfnb.protocol.wires.responses` and :mod:`qfnb.protocol.wires.anthropic` add the validators (their\n"
-            "models subclass these); :mod:`qfnb.local.convert` reads a parsed body into the engine's ask.\n"
+            "nested items (their ranges and engine names: ``qfnb.protocol.wires.chat.ranges``).\n\n"
+            ":mod:`qfnb.protocol.wires.responses.request` and :mod:`qfnb.protocol.wires.anthropic.messages` add\n"
+            "the validators (their models subclass these); :mod:`qfnb.local.convert` reads a parsed body into the\n"
+            "engine's ask.\n"
             '"""\n\nfrom __future__ import annotations\n\nfrom typing import Any, Literal\n\n'
             "from pydantic import BaseModel, ConfigDict, Field\n\n"
             + packed([f'"{n}"' for n in listed], "__all__ = [", " " * 11, "]") + "\n\n\n"
@@ -310,7 +312,7 @@ def wire_bodies_module() -> str:
             + "".join(classes))
 
 
-# ---------------------------------------------------------------------------- protocol/wires/answers.py
+# ---------------------------------------------------------------------------- protocol/wires/qianfan/answers.py
 def answer_field(f: Field) -> str:
     """``name: type = default``; an alias where the answer's key differs, a factory for ``X()``."""
     if f.default == REQUIRED:
@@ -335,12 +337,12 @@ def answers_module() -> str:
                       + "".join(answer_field(f) for f in m.fields) for m in answers.ANSWERS)
     return (generated_header("tools/spec/answers.py")
             + '"""The typed answers: what ``resp.parsed`` reads a platform answer into.\n\n'
-            "Lenient (:class:`~qfnb.protocol.wires.answer.AnswerModel`): every field has a default,\n"
+            "Lenient (:class:`~qfnb.protocol.wires.qianfan.answer.AnswerModel`): every field has a default,\n"
             "unknown fields are kept, and a field of an unexpected shape reads as its default;\n"
             "``resp.body`` stays the raw dict.\n"
             '"""\n\nfrom __future__ import annotations\n\nfrom typing import Any\n\n'
             "from pydantic import Field\n\n"
-            "from qfnb.protocol.wires.answer import AnswerModel\n\n" + listed + "\n" + classes)
+            "from qfnb.protocol.wires.qianfan.answer import AnswerModel\n\n" + listed + "\n" + classes)
 
 
 def official_names_module() -> str:
@@ -354,10 +356,10 @@ def official_names_module() -> str:
     return (generated_header("tools/spec/answers.py")
             + '"""The official SDK\'s names of the typed answers (``qianfan.resources.typing_client``): what\n'
             "``ChatCompletion(version=2).create()`` and :class:`qfnb.Qianfan` answer. Each is an alias of a\n"
-            ':mod:`qfnb.protocol.wires.answers` model (``Completion`` is ``ChatAnswer``), so there is one class\n'
-            "per answer.\n"
+            ':mod:`qfnb.protocol.wires.qianfan.answers` model (``Completion`` is ``ChatAnswer``), so there is one\n'
+            "class per answer.\n"
             '"""\n\nfrom __future__ import annotations\n\n'
-            + "from qfnb.protocol.wires.answers import (\n" + "".join(f"    {n},\n" for n in imported) + ")\n\n"
+            + "from qfnb.protocol.wires.qianfan.answers import (\n" + "".join(f"    {n},\n" for n in imported) + ")\n\n"
             + packed([f'"{n}"' for n in names], "__all__ = [", " " * 11, "]") + "\n\n"
             + "".join(f"{n} = {answers.OFFICIAL_NAMES[n]}\n" for n in names if n != answers.OFFICIAL_NAMES[n]))
 
@@ -386,9 +388,9 @@ def sampling_module() -> str:
     table = "".join(rows)
     return (generated_header() + '"""The sampling options of ``%%qfchat``, ``%qfeval`` and ``%qfbatch``: their '
             "flags and help,\nand the typed :class:`SamplingOptions` a magic builds from them (checked against\n"
-            ':data:`qfnb.protocol.wires.ranges.RANGES`, the rule the platform applies)."""\n\n'
+            ':data:`qfnb.protocol.wires.chat.ranges.RANGES`, the rule the platform applies)."""\n\n'
             "from __future__ import annotations\n\nfrom qfnb.notebook.magic_options import MagicOption\n"
-            "from qfnb.protocol.wires.sampling import SamplingOptions\n\n"
+            "from qfnb.protocol.wires.qianfan.sampling import SamplingOptions\n\n"
             '__all__ = ["OPTIONS", "SamplingOptions"]\n\n'
             f"#: every sampling option, in the help's order\nOPTIONS = (\n{table})\n")
 
@@ -418,7 +420,7 @@ def cli_sampling_module() -> str:
         rows.append(f'    ("{flag}", "{f.name}", {f.option.type}, "{option_help(f)}"),\n')
     return (generated_header() + '"""The official CLI\'s sampling flags (``qfnb chat``, ``completion``, ``plugin``): '
             "each flag,\nthe body field it sets, its value type and help (the range is the platform's,\n"
-            ':data:`qfnb.protocol.wires.ranges.RANGES`)."""\n\nfrom __future__ import annotations\n\n'
+            ':data:`qfnb.protocol.wires.chat.ranges.RANGES`)."""\n\nfrom __future__ import annotations\n\n'
             '__all__ = ["SAMPLING_FLAGS"]\n\n#: flag, body field, value type, help; in the help\'s order\n'
             "SAMPLING_FLAGS: tuple[tuple[str, str, type[int] | type[float], str], ...] = (\n"
             + "".join(rows) + ")\n")
@@ -442,7 +444,7 @@ def magic_options_module() -> str:
             "# Edit the spec, then run `python tools/generate.py` (scripts/test.sh runs it with --check).\n"
             '"""The options of ``%qfimage`` and ``%qftrain``: their flags and help, and the typed values a magic\n'
             "builds from them. ``%qfimage``'s are checked against\n"
-            ":data:`qfnb.protocol.wires.ranges.TEXT2IMAGE_RANGES`, ``%qftrain``'s against\n"
+            ":data:`qfnb.protocol.wires.chat.ranges.TEXT2IMAGE_RANGES`, ``%qftrain``'s against\n"
             ":data:`qfnb.protocol.console.training.LIMITS` (their types and ranges read from there): the rules\n"
             'the platform applies."""\n\n'
             "from __future__ import annotations\n\nfrom dataclasses import dataclass\n"

@@ -54,7 +54,8 @@ def builders(tree: ast.Module) -> list[tuple[ast.FunctionDef, str]]:
 
 
 def answer_of(fn: ast.FunctionDef) -> str | None:
-    """The answer model a builder's ``@surface(..., answer="...")`` names (in ``qfnb.protocol.wires.answers``)."""
+    """The answer model a builder's ``@surface(..., answer="...")`` names (in
+    ``qfnb.protocol.wires.qianfan.answers``)."""
     for deco in fn.decorator_list:
         if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "surface":
             for kw in deco.keywords:
@@ -171,7 +172,7 @@ def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
     # the answer models are named, not imported at run time (about 0.4 s of pydantic classes: importing a
     # resource stays light; ``resp.parsed`` imports them); mypy reads them from the TYPE_CHECKING import
     answers = sorted({a for fn, _ in calls if (a := answer_of(fn))})
-    names = textwrap.indent(render_from("qfnb.protocol.wires.answers", answers), "    ")
+    names = textwrap.indent(render_from("qfnb.protocol.wires.qianfan.answers", answers), "    ")
     guarded = [f"if TYPE_CHECKING:  # pragma: no cover\n{names}\n"] if answers else []
     if answers:
         imports["typing"].add("TYPE_CHECKING")
@@ -181,7 +182,7 @@ def console_module(m: Builders, bases: dict[str, list[tuple[str, str]]]) -> str:
     out = [header(source), f"{doc}\n\n", "import builtins\n" if shadowed else "",
            *(render_from(m, imports[m]) for m in std), "\n",
            *(render_from(m, imports[m]) for m in first), "\n",
-           *sorted(["from ._base import asend, body_fields, send\n",
+           *sorted(["from .sending.sender import asend, body_fields, send\n",
                     f"from .builders import {source.stem} as build\n",
                     *(f"from .{stem} import {mixin}\n" for c in classes for stem, mixin in bases.get(c, []))],
                    key=lambda line: line.split()[1].lower()),

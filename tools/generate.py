@@ -1,7 +1,7 @@
 """Write qfnb's call surface from its one source: ``python tools/generate.py [--check]``.
 
 * Inference (``tools/spec/inference.py`` -> ``_generated/*.py``, ``params.py``,
-  ``qfnb/protocol/wires/fields.py``, ``qfnb/notebook/sampling.py``): the spec declares each call's
+  ``qfnb/protocol/wires/chat/fields.py``, ``qfnb/notebook/sampling.py``): the spec declares each call's
   parameters once; :mod:`call_spec` renders each resource's ``async def ado`` (the official
   positional order) and the other modules. From that ``ado`` this writes, in one class,
   the ``stream``-dependent overloads of ``ado``, ``ado`` itself, and the blocking twin ``do``

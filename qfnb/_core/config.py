@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from qfnb._core.env import FIELD_NAMES, normalize, read_env
 from qfnb._core.errors import ValidationError
 from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
-from qfnb.protocol.wires import routes
+from qfnb.protocol.wires.qianfan import routes
 
 if TYPE_CHECKING:
     from qfnb._core.backend import Access

@@ -1,5 +1,5 @@
-"""The official ``qianfan.common.prompt`` path: re-exports :mod:`qfnb.resources.prompt_template`."""
+"""The official ``qianfan.common.prompt`` path: re-exports :mod:`qfnb.resources.prompts.template`."""
 
-from qfnb.resources.prompt_template import Identifier, Prompt, PromptLabel
+from qfnb.resources.prompts.template import Identifier, Prompt, PromptLabel
 
 __all__ = ["Identifier", "Prompt", "PromptLabel"]

@@ -23,7 +23,7 @@ from qfnb.protocol.console.enums import ModelVersionState
 from qfnb.resources.console import FineTune
 from qfnb.resources.console import Model as ModelAPI
 from qfnb.resources.console import Service as ServiceAPI
-from qfnb.resources.console.account import console_v2, require_iam_keys
+from qfnb.resources.console.sending.account import console_v2, require_iam_keys
 
 from .jobs import WAIT_LIMIT_S, PlatformJobError, Tick, no_tick, result_of
 from .service import Service

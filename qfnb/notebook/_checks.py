@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 from qfnb.notebook.magic_options import IMAGE_OPTIONS, ImageOptions, MagicOption
 from qfnb.notebook.sampling import OPTIONS, SamplingOptions
 from qfnb.protocol.limits import range_problem
-from qfnb.protocol.wires.ranges import RANGES, TEXT2IMAGE_RANGES
+from qfnb.protocol.wires.chat.ranges import RANGES, TEXT2IMAGE_RANGES
 from qfnb.resources.structured import AnswerSchema, SchemaError, answer_schema
 
 

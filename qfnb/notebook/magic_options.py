@@ -2,7 +2,7 @@
 # Edit the spec, then run `python tools/generate.py` (scripts/test.sh runs it with --check).
 """The options of ``%qfimage`` and ``%qftrain``: their flags and help, and the typed values a magic
 builds from them. ``%qfimage``'s are checked against
-:data:`qfnb.protocol.wires.ranges.TEXT2IMAGE_RANGES`, ``%qftrain``'s against
+:data:`qfnb.protocol.wires.chat.ranges.TEXT2IMAGE_RANGES`, ``%qftrain``'s against
 :data:`qfnb.protocol.console.training.LIMITS` (their types and ranges read from there): the rules
 the platform applies."""
 

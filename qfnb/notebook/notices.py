@@ -26,7 +26,7 @@ __all__ = ["NOTICES", "Notices", "is_notice", "notice_bundle", "register", "unre
 #: the warnings a notebook shows as a notice line: (module, class); read from the module once it is
 #: loaded (only then can it warn), so ``%load_ext qfnb`` loads no client module
 NOTICES = (("qfnb.resources.inference.targets", "RenamedModelWarning"),
-           ("qfnb._core.http.substitution", "LocalModelWarning"))
+           ("qfnb._core.http.recording.substitution", "LocalModelWarning"))
 
 
 def is_notice(category: type[Warning]) -> bool:

@@ -2,12 +2,12 @@
 # Edit the spec, then run `python tools/generate.py` (scripts/test.sh runs it with --check).
 """The sampling options of ``%%qfchat``, ``%qfeval`` and ``%qfbatch``: their flags and help,
 and the typed :class:`SamplingOptions` a magic builds from them (checked against
-:data:`qfnb.protocol.wires.ranges.RANGES`, the rule the platform applies)."""
+:data:`qfnb.protocol.wires.chat.ranges.RANGES`, the rule the platform applies)."""
 
 from __future__ import annotations
 
 from qfnb.notebook.magic_options import MagicOption
-from qfnb.protocol.wires.sampling import SamplingOptions
+from qfnb.protocol.wires.qianfan.sampling import SamplingOptions
 
 __all__ = ["OPTIONS", "SamplingOptions"]
 

@@ -116,7 +116,7 @@ def check_local(data: dict[str, Any]) -> None:
 
 
 def check_ranges(data: Mapping[str, Any], ranges: Mapping[str, tuple[float, float, bool, bool]]) -> None:
-    """Each field of ``data`` that ``ranges`` bounds (a ``qfnb.protocol.wires.ranges`` table) within its range:
+    """Each field of ``data`` that ``ranges`` bounds (a ``qfnb.protocol.wires.chat.ranges`` table) within its range:
     the first outside raises a :class:`ProtocolError` naming it."""
     for name, bounds in ranges.items():
         problem = range_problem(data.get(name), *bounds)
@@ -126,7 +126,7 @@ def check_ranges(data: Mapping[str, Any], ranges: Mapping[str, tuple[float, floa
 
 def range_problem(value: Any, lo: float, hi: float, lo_open: bool = False, integer: bool = False) -> str | None:
     """Why ``value`` is outside ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``; an int when
-    ``integer``); None when it fits or is None. The bounds: a :data:`qfnb.protocol.wires.ranges.RANGES` entry."""
+    ``integer``); None when it fits or is None. The bounds: a :data:`qfnb.protocol.wires.chat.ranges.RANGES` entry."""
     if value is None:
         return None
     kind = int if integer else int | float

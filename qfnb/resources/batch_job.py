@@ -4,11 +4,11 @@ The rows are written once to a spooled JSONL file (hashed into the job's fingerp
 budget, their worst case held before anything is sent), then handed to the config's backend:
 
 * on the cloud with the v2 API (``Config.api_version == 2``): the Files + Batch API
-  (:mod:`.batch_files`: a file upload and a batch, billed at the batch price);
-* else (v1 keys, and the embedded platform): a console batch-inference task (:mod:`.batch_console`:
+  (:mod:`.batch.files`: a file upload and a batch, billed at the batch price);
+* else (v1 keys, and the embedded platform): a console batch-inference task (:mod:`.batch.console`:
   one JSONL object in the platform's BOS, ``/v2/batchinference``);
 * with ``target="ray://HOST:DASHBOARD_PORT"`` (or ``QFNB_TARGET``): one Ray job on that cluster
-  (:mod:`.batch_ray`); ``"local"`` / ``"qianfan"`` name the platform the config must point at.
+  (:mod:`.batch.ray_jobs`); ``"local"`` / ``"qianfan"`` name the platform the config must point at.
 
 The job goes on when the kernel restarts or the caller exits, and any kernel finds it again
 (:meth:`BatchJob.attach`, :meth:`BatchJob.list`, a fingerprint twin). :meth:`BatchJob.results` reads
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import hashlib
+import importlib
 import itertools
 import json
 import tempfile
@@ -30,26 +31,37 @@ from typing import IO, Any
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
-from qfnb._core.http.batch_hold import RowTally, hold_rows, keep
-from qfnb._core.http.recorded import output_cap, with_output_cap
+from qfnb._core.http.recording.batch_hold import RowTally, hold_rows, keep
+from qfnb._core.http.recording.recorded import output_cap, with_output_cap
 from qfnb._core.record import bound
 from qfnb._core.record.budget import active_budget, batch_rows_reserved
 from qfnb._core.runtime import sync
 
-from .batch_console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
-from .batch_files import FilesBatches
-from .batch_state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
-from .targets import JobTarget, check_platform, cluster_backend, parse_target
+from .batch.console import INPUT_BUCKET, OUTPUT_URI, ConsoleTasks, v1_value
+from .batch.files import FilesBatches
+from .batch.state import GOING, MARK, MAX_PAGES, BatchBackend, JobState, done_twin, row_index
+from .targets import JobTarget, check_platform, parse_target
 
 __all__ = ["GOING", "INPUT_BUCKET", "MARK", "MAX_PAGES", "OUTPUT_URI", "BatchJob", "JobState", "Recipe",
-           "backend_for", "check_durable_options", "done_twin", "record_job", "request_line", "v1_value"]
+           "backend_for", "check_durable_options", "cluster_backend", "done_twin", "record_job", "request_line",
+           "v1_value"]
 
 #: bytes of the spooled input kept in memory before it goes to a temporary file
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
+def cluster_backend(config: Config, target: JobTarget | None) -> BatchBackend | None:
+    """The batch backend of ``target``'s cluster kind, as its ``CLUSTERS`` line names it (imported
+    here: a cluster's client library loads only for its target); None for no cluster."""
+    if target is None or target.cluster is None:
+        return None
+    module, name = target.cluster.batch.split(":")
+    backend: BatchBackend = getattr(importlib.import_module(module), name)(config, target)
+    return backend
+
+
 def backend_for(config: Config, target: JobTarget | None = None) -> BatchBackend:
-    """What runs ``config``'s batch jobs at ``target``: a cluster's backend (:func:`.targets.cluster_backend`),
+    """What runs ``config``'s batch jobs at ``target``: a cluster's backend (:func:`cluster_backend`),
     Files + Batch on the cloud's v2 API, else console tasks."""
     backend = cluster_backend(config, target)
     if backend is not None:
@@ -70,7 +82,7 @@ def config_for(config: Config | None, target: JobTarget | None) -> Config:
 
 def record_job(state: JobState, config: Config, *, reused: bool = False, target: JobTarget | None = None) -> None:
     """The ended job's tokens: settled against the budget its submission held here, and in the
-    usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
+    usage ledger once, whichever process reads it first (:func:`~qfnb._core.http.recording.batch_hold.settle_task`)."""
     sync.run(backend_for(config, target).record(state, reused=reused))
 
 
@@ -177,7 +189,7 @@ class BatchJob:
 
         ``target``: ``"local"``, ``"qianfan"`` or ``"ray://HOST:DASHBOARD_PORT"`` (default ``QFNB_TARGET``,
         else the config's platform). On Ray, calling the same job again resumes it: only the rows no
-        earlier attempt answered are run (:mod:`.batch_ray`)."""
+        earlier attempt answered are run (:mod:`.batch.ray_jobs`)."""
         if not (model or endpoint or model_id):
             raise ValidationError("model", "give model=, endpoint= or model_id=")
         where = parse_target(target)

@@ -25,7 +25,7 @@ from qfnb._core.errors import QfnbError, ValidationError
 from qfnb._core.http.auth import host_of
 from qfnb._core.http.client import get_client
 from qfnb._core.runtime import sync
-from qfnb.protocol.wires.signing import sign, uri_encode
+from qfnb.protocol.wires.qianfan.signing import sign, uri_encode
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from qfnb._core.http.recorded import generates
+from qfnb._core.http.recording.recorded import generates
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import SESSION, default_ledger, in_part
 from qfnb._core.record.prices import worst_yuan

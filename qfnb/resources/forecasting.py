@@ -38,7 +38,7 @@ from typing import Any
 
 from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.http.recorded import generates
+from qfnb._core.http.recording.recorded import generates
 from qfnb._core.record.cache import mode_for
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import price_label, prices

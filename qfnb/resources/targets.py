@@ -1,11 +1,11 @@
 """The client's door for a job's target (:mod:`qfnb.protocol.platform.targets`: ``"local"``, ``"qianfan"`` or a
 cluster ``KIND://HOST:PORT``; ``QFNB_TARGET`` sets the default): parsed once here, refused by name
-before anything is sent, and the batch backend its kind's line of ``CLUSTERS`` names."""
+before anything is sent (the batch backend a cluster's kind names is
+:func:`qfnb.resources.batch_job.cluster_backend`)."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -16,9 +16,7 @@ from qfnb.protocol.platform.targets import parse_target as _parse
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
 
-    from .batch_state import BatchBackend
-
-__all__ = ["ENV", "LOCAL", "QIANFAN", "JobTarget", "check_platform", "cluster_backend", "parse_target", "refused"]
+__all__ = ["ENV", "LOCAL", "QIANFAN", "JobTarget", "check_platform", "parse_target", "refused"]
 
 
 @contextlib.contextmanager
@@ -35,16 +33,6 @@ def parse_target(value: str | JobTarget | None, *, field: str = "target") -> Job
     config's own platform). A malformed value raises ValidationError naming ``field``."""
     with refused():
         return _parse(value, field=field)
-
-
-def cluster_backend(config: Config, target: JobTarget | None) -> BatchBackend | None:
-    """The batch backend of ``target``'s cluster kind, as its ``CLUSTERS`` line names it (imported here:
-    a cluster's client library loads only for its target); None for no cluster."""
-    if target is None or target.cluster is None:
-        return None
-    module, name = target.cluster.batch.split(":")
-    backend: BatchBackend = getattr(importlib.import_module(module), name)(config, target)
-    return backend
 
 
 def check_platform(target: JobTarget | None, config: Config) -> None:

@@ -2,13 +2,13 @@
 # Edit the spec, then run `python tools/generate.py` (scripts/test.sh runs it with --check).
 """The official SDK's names of the typed answers (``qianfan.resources.typing_client``): what
 ``ChatCompletion(version=2).create()`` and :class:`qfnb.Qianfan` answer. Each is an alias of a
-:mod:`qfnb.protocol.wires.answers` model (``Completion`` is ``ChatAnswer``), so there is one class
-per answer.
+:mod:`qfnb.protocol.wires.qianfan.answers` model (``Completion`` is ``ChatAnswer``), so there is one
+class per answer.
 """
 
 from __future__ import annotations
 
-from qfnb.protocol.wires.answers import (
+from qfnb.protocol.wires.qianfan.answers import (
     ChatAnswer,
     ChatChunk,
     Choice,

@@ -18,7 +18,7 @@ from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.wires.routes import idempotency_key_problem
+from qfnb.protocol.wires.qianfan.routes import idempotency_key_problem
 from qfnb.resources.inference.chat import ChatCompletion
 
 __all__ = ["Chat", "Qianfan", "Responses", "V2Route"]
@@ -127,7 +127,8 @@ class Responses:
         ``text``, ``temperature``, ``max_output_tokens``, … as OpenAI names them). ``idempotency_key``:
         sent as the call's ``Idempotency-Key`` instead of a new one (as ``ChatCompletion.do``'s)."""
         body: dict[str, Any] = {"model": model, **({"input": input} if input is not None else {}), **fields}
-        from qfnb.protocol.wires.responses import check_schemas  # deferred: the protocol's checks load on first use
+        # deferred: the protocol's checks load on first use
+        from qfnb.protocol.wires.responses.request import check_schemas
 
         if idempotency_key is not None and (problem := idempotency_key_problem(idempotency_key)):
             raise ValidationError("idempotency_key", problem)

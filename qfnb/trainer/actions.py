@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from qfnb._core.errors import InternalServerError, QfnbError, RequestError, ValidationError
-from qfnb._core.http.train_hold import hold_training, holding, keep, worst_case_tokens
+from qfnb._core.http.recording.train_hold import hold_training, holding, keep, worst_case_tokens
 from qfnb._core.runtime.poll import apoll_until
 from qfnb.model import Model, Service
 from qfnb.model.jobs import result_of
@@ -24,7 +24,7 @@ from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import AskError, TrainAsk, v2_data
 from qfnb.protocol.console.train_modes import REWARDED, mode_row
 from qfnb.resources.console import FineTune
-from qfnb.resources.console.account import console_v2, require_iam_keys
+from qfnb.resources.console.sending.account import console_v2, require_iam_keys
 
 from ._action import AsyncAction, BaseAction, RunContext, TrainerStopped
 from .configs import DeployConfig, TrainConfig

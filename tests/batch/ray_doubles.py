@@ -18,7 +18,7 @@ from typing import Any
 
 from qfnb.local.cluster.jobs import LOST_KEY, SENT_PREFIX
 from qfnb.local.cluster.ray_batch import prompt_of, row_line, sent_line, spent_line
-from qfnb.protocol.wires.batch import ROW_SECONDS_KEY
+from qfnb.protocol.wires.qianfan.batch import ROW_SECONDS_KEY
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 
 from qfnb import usage
 from qfnb._core.errors import ValidationError
-from qfnb._core.http import batch_hold
+from qfnb._core.http.recording import batch_hold
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget
 from qfnb._core.record.prices import price_label, prices

@@ -19,7 +19,7 @@ import pytest
 from platform_helpers import Signer
 
 from qfnb._core.errors import QfnbError
-from qfnb._core.http.recorded import worst_case
+from qfnb._core.http.recording.recorded import worst_case
 from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget

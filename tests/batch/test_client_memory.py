@@ -18,7 +18,7 @@ from platform_helpers import Signer
 
 from qfnb._core.config import resolve_config
 from qfnb._core.runtime import sync
-from qfnb.resources import batch_objects
+from qfnb.resources.batch import objects as batch_objects
 from qfnb.resources.batch_job import BatchJob
 from tests.fakes.local_platform import ServedPlatform
 

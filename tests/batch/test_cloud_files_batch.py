@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.http.recorded import with_output_cap, worst_case
+from qfnb._core.http.recording.recorded import with_output_cap, worst_case
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget, clear_budget
 from qfnb.resources import ChatCompletion
-from qfnb.resources.batch_files import FilesBatches
+from qfnb.resources.batch.files import FilesBatches
 from qfnb.resources.batch_job import BatchJob, backend_for
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.cloud_v2_batches import V2_KEY, FilesBatchesDouble, install_files_batches, key_only_batch_config

@@ -11,7 +11,7 @@ import pytest
 from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.resources import ChatCompletion
-from qfnb.resources.inference.v2_shapes import chat_row
+from qfnb.resources.inference.shapes.v2 import chat_row
 from tests.fakes.local_platform import served_platform
 
 

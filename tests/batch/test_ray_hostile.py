@@ -31,7 +31,7 @@ from qfnb._core.record.budget import budget
 from qfnb.local.cluster import jobs as jobs_api
 from qfnb.local.cluster.ray_batch import row_line, spent_line
 from qfnb.protocol.platform.daemon import default_data_dir
-from qfnb.resources import batch_ray
+from qfnb.resources.batch import ray_jobs as batch_ray
 
 REMOTE = "ray://10.20.30.40:8265"  # not this machine: the job must bring qfnb along
 MODEL = "Gemma-3-270M"

@@ -18,7 +18,7 @@ from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.cache import set_process_mode
 from qfnb.notebook.errors import QfnbInterrupted
 from qfnb.notebook.models.discovery import ModelList
-from qfnb.resources import batch_ray
+from qfnb.resources.batch import ray_jobs as batch_ray
 from tests.notebook.nb_doubles import RecordingPublisher
 
 TARGET = "ray://127.0.0.1:8265"

@@ -18,7 +18,7 @@ from qfnb import ChatCompletion
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.local.cluster import jobs as jobs_mod
 from qfnb.local.engines.llama.process.command import find_binary
-from qfnb.resources import batch_ray
+from qfnb.resources.batch import ray_jobs as batch_ray
 
 # find_spec, not importorskip: importing Ray costs every collection seconds, and the module only runs with -m slow
 pytestmark = [pytest.mark.slow, pytest.mark.real_model,

@@ -15,7 +15,7 @@ from qfnb import ChatCompletion
 from qfnb._core.errors import ValidationError
 from qfnb._core.record import ledger as ledger_mod
 from qfnb.local.cluster import jobs as jobs_api
-from qfnb.resources import batch_ray
+from qfnb.resources.batch import ray_jobs as batch_ray
 from qfnb.resources.batch_job import BatchJob
 from qfnb.resources.targets import JobTarget, check_platform, parse_target
 

@@ -15,7 +15,7 @@ from platform_helpers import CREDS
 
 from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.engines.llama.process.server import EngineUnavailable
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 from tests.fakes.local_platform import ServedPlatform
 
 #: the tests whose outcome depends on timing (a stop mid-job, pre-emption) run alone (scripts/test.sh);

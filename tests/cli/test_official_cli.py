@@ -370,7 +370,7 @@ def test_the_servers_refuse_a_global_credential_on_the_command_line(
 
 def test_proxy_signs_calls_for_a_client_without_keys(shell: dict[str, str],
                                                      started: list[subprocess.Popen[str]]) -> None:
-    from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+    from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
     base_port, console_port = _free_port(), _free_port()
     child = subprocess.Popen([sys.executable, "-m", "qfnb.cli", "proxy", "-b", str(base_port), "-c",
@@ -401,7 +401,7 @@ def test_proxy_direct_passes_the_clients_own_credentials_through(shell: dict[str
     a call carrying the client's own access token or IAM signature is answered, one without is not."""
     from platform_helpers import Signer
 
-    from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+    from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
     run = qfnb(shell, "proxy", "--direct", "--access-token-file", "tok")
     assert run.returncode == 1 and "a --direct proxy has none to guard" in run.stderr

@@ -93,7 +93,7 @@ def test_the_ledger_holds_the_engines_own_counts_on_every_route(sdk: Any) -> Non
 def test_the_prompt_estimate_is_never_below_the_engines_count(sdk: Any, case: str) -> None:
     """What a budget reserves for the prompt (its JSON at 2 bytes a token, and the template's own
     tokens) against what the engine's chat template made of it."""
-    from qfnb._core.http.recorded import TEMPLATE_TOKENS, TOOLS_TEMPLATE_TOKENS, prompt_estimate
+    from qfnb._core.http.recording.recorded import TEMPLATE_TOKENS, TOOLS_TEMPLATE_TOKENS, prompt_estimate
 
     messages = [{"role": "user", "content": "hi"}] if case == "short" else (
         [{"role": "user", "content": "请用一句话介绍千帆大模型平台的主要功能和用途。"}] if case == "chinese" else ASK)

@@ -15,7 +15,7 @@ import pytest
 
 from qfnb.local.engines.llama.process.command import find_binary
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL, LOCAL_EMBEDDING_MODEL
-from qfnb.protocol.wires.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
+from qfnb.protocol.wires.qianfan.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(find_binary() is None, reason="llama-server is not built (scripts/bootstrap.sh)")]

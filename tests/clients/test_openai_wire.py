@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qfnb.protocol.wires.openai_wire import decode_vector, encode_vector, text_messages
+from qfnb.protocol.wires.chat.openai_wire import decode_vector, encode_vector, text_messages
 from tests.fakes.local_platform import ServedPlatform
 
 openai = pytest.importorskip("openai")

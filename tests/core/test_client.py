@@ -24,8 +24,8 @@ from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.runtime import sync
 from qfnb._core.transport import Reply as TransportReply
 from qfnb._core.transport import Request, StreamReply, Transport
-from qfnb.protocol.wires.routes import Target
-from qfnb.protocol.wires.signing import verify
+from qfnb.protocol.wires.qianfan.routes import Target
+from qfnb.protocol.wires.qianfan.signing import verify
 from tests.fakes.clock import VirtualTime
 from tests.fakes.cloud import FakeQianfan, Reply
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from qfnb._core.config import Config
-from qfnb._core.http.recorded import worst_case
+from qfnb._core.http.recording.recorded import worst_case
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import budget
 from qfnb._core.record.cache import cache_mode, set_process_mode

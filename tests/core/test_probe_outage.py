@@ -13,7 +13,7 @@ from qfnb._core.http.outage import FIRST_WAIT, MAX_WAIT, Outages
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.transport import Reply as WireReply
 from qfnb._core.transport import Request, StreamReply, Transport
-from qfnb.protocol.wires.routes import Target
+from qfnb.protocol.wires.qianfan.routes import Target
 from tests.fakes.clock import VirtualTime
 
 URL = "http://127.0.0.1:9/rpc/2.0/x"

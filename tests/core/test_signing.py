@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from qfnb.protocol.wires.signing import (
+from qfnb.protocol.wires.qianfan.signing import (
     SignatureError,
     bce_date,
     canonical_request,

@@ -16,7 +16,7 @@ from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.retry import RetryPolicy, is_retryable
 from qfnb._core.transport.aiohttp import AiohttpTransport
 from qfnb._core.transport.httpx import HttpxTransport
-from qfnb.protocol.wires.routes import Target
+from qfnb.protocol.wires.qianfan.routes import Target
 from tests.fakes.clock import VirtualTime
 
 Responder = Callable[[bytes], bytes | None]

@@ -35,7 +35,7 @@ from qfnb._core.transport.aiohttp import map_error as aiohttp_error
 from qfnb._core.transport.asgi import ASGITransport
 from qfnb._core.transport.httpx import HttpxTransport
 from qfnb._core.transport.httpx import map_error as httpx_error
-from qfnb.protocol.wires.routes import Target
+from qfnb.protocol.wires.qianfan.routes import Target
 from tests.fakes.cloud import FakeQianfan
 
 ONCE = RetryPolicy(attempts=1, timeout=5.0)

@@ -8,7 +8,7 @@ from qfnb._core.config import Config
 from qfnb.dataset import Dataset, DatasetValidationError
 from qfnb.dataset.consts import QianfanDatasetPackColumnName
 from qfnb.dataset.data_source import QianfanDataSource
-from qfnb.protocol.wires.signing import verify
+from qfnb.protocol.wires.qianfan.signing import verify
 from tests.fakes.console_cloud import ConsoleCloud
 
 ROWS = [{"prompt": "1+1?", "response": "2"}, {"prompt": "capital of France?", "response": [["Paris"]]}]

@@ -6,7 +6,7 @@ A small ASGI app (no framework) with:
   text2image/plugin``, v2 ``/v2/chat/completions``, ``/v1/BCE-BEARER/token`` and
   ``service/list``; answers are deterministic echoes (this is a double, not a model);
 * real credential checks: access tokens it issued, bce-auth-v1 signatures verified with
-  :func:`qfnb.protocol.wires.signing.verify`, bearer tokens;
+  :func:`qfnb.protocol.wires.qianfan.signing.verify`, bearer tokens;
 * handler registration for anything else: ``@fake.route("POST", "/v2/finetuning",
   action="DescribeFineTuningTask")`` (handlers get a :class:`Captured` and return a
   ``dict`` body, or a :class:`Reply`);
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from qfnb.protocol.wires.signing import SignatureError, verify
-from qfnb.protocol.wires.sse import encode_event
+from qfnb.protocol.wires.codec.sse import encode_event
+from qfnb.protocol.wires.qianfan.signing import SignatureError, verify
 
 from .serving import serve as serve  # tests import it from here
 

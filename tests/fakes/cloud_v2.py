@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from qfnb.protocol.wires.sse import encode_event
+from qfnb.protocol.wires.codec.sse import encode_event
 
 from .cloud import PREFIX, Captured, FakeQianfan, Fault, Reply
 from .cloud_v2_batches import install_files_batches

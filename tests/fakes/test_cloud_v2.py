@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from qfnb._core.config import Config
-from qfnb.protocol.wires.signing import bce_date, sign
+from qfnb.protocol.wires.qianfan.signing import bce_date, sign
 from tests.fakes.cloud import PREFIX
 from tests.fakes.cloud_v2 import FakeQianfanV2, png
 from tests.fakes.fixtures_v2 import cloud_v2, fake_server, key_only_config, key_only_env

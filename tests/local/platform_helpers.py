@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Credentials, Settings
-from qfnb.protocol.wires.signing import bce_date, sign
+from qfnb.protocol.wires.qianfan.signing import bce_date, sign
 
 FAKE_WORKER = Path(__file__).with_name("fake_worker.py")
 CREDS = Credentials(api_key="test-ak", secret_key="test-sk", access_key="test-access", iam_secret_key="test-secret")

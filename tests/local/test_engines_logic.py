@@ -21,7 +21,7 @@ from qfnb.local.engines.base import (
 from qfnb.local.engines.registry import EngineOptions, parse_external
 from qfnb.local.engines.store.assets import GEMMA3_CHAT_TEMPLATE
 from qfnb.local.engines.store.model_store import ModelStore
-from qfnb.protocol.wires.inference import CompletionRequest
+from qfnb.protocol.wires.qianfan.inference import CompletionRequest
 
 
 def feed_all(stops: list[str], chunks: list[str]) -> tuple[str, bool]:

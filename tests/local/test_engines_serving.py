@@ -27,8 +27,8 @@ from platform_helpers import CREDS, Signer, make_settings, serve_port, spawn_rep
 from qfnb.local.engines.base import Embedder
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.sse import SSEDecoder
+from qfnb.protocol.wires.codec.sse import SSEDecoder
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 #: the tests that time their calls or depend on timing (back-pressure, cancellation, batching, the
 #: console under load) run alone (scripts/test.sh); translation and the resend check outcomes only

@@ -20,11 +20,11 @@ from platform_helpers import Signer, client_for, token
 
 from qfnb._core.http.retry import parse_retry_after
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.wires.inference import ChatRequest
-from qfnb.protocol.wires.openai_requests import V2ChatRequest
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.signing import canonical_query, sign, verify
-from qfnb.protocol.wires.sse import SSEDecoder, encode_event
+from qfnb.protocol.wires.codec.sse import SSEDecoder, encode_event
+from qfnb.protocol.wires.openai.requests import V2ChatRequest
+from qfnb.protocol.wires.qianfan.inference import ChatRequest
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.signing import canonical_query, sign, verify
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])

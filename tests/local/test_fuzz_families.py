@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from platform_helpers import Signer, bearer, client_for
 
-from qfnb.protocol.wires import batch
+from qfnb.protocol.wires.qianfan import batch
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])

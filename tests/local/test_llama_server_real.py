@@ -445,7 +445,7 @@ def test_a_client_that_gives_up_frees_its_slot_before_its_answer_could_end(tmp_p
 
     from qfnb.local.server.app import create_app
     from qfnb.local.settings import Credentials, Settings
-    from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+    from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
     creds = Credentials.generate()
     registry = EngineRegistry(tmp_path, options=EngineOptions(slots=2))

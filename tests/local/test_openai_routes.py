@@ -18,10 +18,10 @@ from starlette.testclient import TestClient
 
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry, parse_external
 from qfnb.local.server.app import create_app
-from qfnb.protocol.wires.fields import OPENAI_CHAT_FIELDS
-from qfnb.protocol.wires.inference import V1_CHAT_FIELDS
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.sse import SSEDecoder
+from qfnb.protocol.wires.chat.fields import OPENAI_CHAT_FIELDS
+from qfnb.protocol.wires.codec.sse import SSEDecoder
+from qfnb.protocol.wires.qianfan.inference import V1_CHAT_FIELDS
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 MSG = [{"role": "user", "content": "hello there"}]
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {

@@ -18,7 +18,7 @@ from tiny_models import build_tiny_gemma
 
 from qfnb.local.server.app import create_app
 from qfnb.local.settings import Settings
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 # find_spec, not importorskip: importing peft at collection costs seconds in every worker
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")

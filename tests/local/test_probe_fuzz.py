@@ -22,8 +22,8 @@ from qfnb.local.domain.state.datasets import ObjectStore
 from qfnb.local.domain.state.store import Store
 from qfnb.local.server.routes.platform import console as routes_console
 from qfnb.local.server.routes.platform import v2 as routes_v2
-from qfnb.protocol.wires import batch
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
+from qfnb.protocol.wires.qianfan import batch
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX, Console, V2Action
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])

@@ -22,8 +22,8 @@ from qfnb.local.domain.state.datasets import ObjectStore
 from qfnb.local.domain.state.store import Store
 from qfnb.local.engines.ask import Sampling
 from qfnb.local.server.middleware.replay import changes_state
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.sse import SSEDecoder
+from qfnb.protocol.wires.codec.sse import SSEDecoder
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"
 MSG = [{"role": "user", "content": "hello there"}]

@@ -12,8 +12,8 @@ from platform_helpers import CREDS, Signer, bearer, client_for, token
 
 from qfnb.local.server.serving.lane import PRIORITY_HEADER
 from qfnb.protocol.platform.daemon import MODEL_HEADER
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.sse import SSEDecoder
+from qfnb.protocol.wires.codec.sse import SSEDecoder
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 CHAT = MODEL_API_PREFIX + "/chat/"
 MSG = [{"role": "user", "content": "hello there"}]

@@ -26,7 +26,7 @@ from qfnb.local.server.app import create_app
 from qfnb.local.server.routes.daemon import control
 from qfnb.local.settings import make_private
 from qfnb.protocol.platform.daemon import CONTROL_HEADER, STATUS_ROUTE
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"

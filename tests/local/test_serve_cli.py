@@ -18,7 +18,7 @@ from qfnb.local.server.app import create_app
 from qfnb.local.server.middleware.guard import LoopbackOnly, NoWebPages, host_guard
 from qfnb.local.settings import Settings
 from qfnb.protocol.platform.netguard import is_loopback
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 

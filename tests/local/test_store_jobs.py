@@ -10,7 +10,7 @@ from platform_helpers import CREDS, Signer, client_for, token
 from qfnb.local.domain.state.store import Store
 from qfnb.local.domain.training.jobs import progress_update
 from qfnb.local.settings import Credentials, Settings
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 
 def test_store_ids_and_updates(tmp_path: Path) -> None:

@@ -103,8 +103,8 @@ def test_one_home_for_the_inference_ranges() -> None:
                                                                   and isinstance(v, ast.Tuple)}) >= 3
                    for node in ast.walk(tree))
 
-    assert where(has_table) == {"qfnb/protocol/wires/ranges.py"}
-    from qfnb.protocol.wires.ranges import OPENAI_RANGES, RANGES
+    assert where(has_table) == {"qfnb/protocol/wires/chat/ranges.py"}
+    from qfnb.protocol.wires.chat.ranges import OPENAI_RANGES, RANGES
 
     assert OPENAI_RANGES["temperature"][:2] == (0.0, 2.0) and RANGES["temperature"][:3] == (0.0, 1.0, True)
     assert OPENAI_RANGES["top_k"] == RANGES["top_k"]  # the field's own range where OpenAI has none

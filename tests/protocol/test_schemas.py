@@ -17,9 +17,10 @@ from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import MAX_SCHEMA_BYTES, MAX_SCHEMA_ENUM_VALUES, MAX_TOOLS
 from qfnb.protocol.schema.accepted import check_schema
 from qfnb.protocol.schema.patterns import pattern_hazard, pattern_problem
-from qfnb.protocol.wires import anthropic, responses
-from qfnb.protocol.wires.inference import ChatRequest, parse_request
-from qfnb.protocol.wires.openai_requests import OpenAIChatRequest, V2ChatRequest
+from qfnb.protocol.wires.anthropic import messages as anthropic
+from qfnb.protocol.wires.openai.requests import OpenAIChatRequest, V2ChatRequest
+from qfnb.protocol.wires.qianfan.inference import ChatRequest, parse_request
+from qfnb.protocol.wires.responses import request as responses
 
 WHERE = "response_format.json_schema.schema"
 

@@ -20,7 +20,7 @@ from qfnb import ChatCompletion, Completion, Embedding, Reranker
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb.dataset import Dataset
-from qfnb.protocol.wires import answers
+from qfnb.protocol.wires.qianfan import answers
 from qfnb.resources import Data, FineTune, Service
 from qfnb.resources import Model as ModelAPI
 from tests.fakes.local_platform import ServedPlatform
@@ -96,8 +96,9 @@ def test_reading_parsed_is_what_imports_the_answer_models(local_platform: Served
     """A call never imports the models (pydantic's classes): only the first ``parsed`` does."""
     probe = ("import sys\nfrom qfnb import ChatCompletion\n"
              "resp = ChatCompletion(model='Tiny-Chat').do([{'role': 'user', 'content': 'hi'}])\n"
-             "before = 'qfnb.protocol.wires.answers' in sys.modules\n"
-             "print(before, resp.parsed.result == resp['result'], 'qfnb.protocol.wires.answers' in sys.modules)\n")
+             "before = 'qfnb.protocol.wires.qianfan.answers' in sys.modules\n"
+             "same = resp.parsed.result == resp['result']\n"
+             "print(before, same, 'qfnb.protocol.wires.qianfan.answers' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           env={**os.environ, **local_platform.env(), "PYTHONPATH": os.getcwd()})
     assert done.stdout.split() == ["False", "True", "True"], done.stdout + done.stderr

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from qfnb import ChatCompletion, Completion, Embedding, Messages, Plugin, QfResponse, Text2Image
+from qfnb import ChatCompletion, Completion, Embedding, Messages, Plugin, QfResponse
 from qfnb._core.config import Config
 from qfnb.errors import AuthError, InvalidArgumentError, ValidationError
 from tests.fakes.clock import VirtualTime
@@ -141,7 +141,7 @@ def test_chat_v2(fake: FakeQianfan, make_config: MakeConfig) -> None:
 
 
 def test_chat_v2_create_answers_the_official_typed_objects(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    from qfnb.protocol.wires.answers import ChatAnswer
+    from qfnb.protocol.wires.qianfan.answers import ChatAnswer
     from qfnb.resources import typing_client
 
     chat = ChatCompletion(version=2, config=make_config("iam"))
@@ -191,16 +191,6 @@ def test_embedding(fake: FakeQianfan, make_config: MakeConfig) -> None:
 async def test_embedding_async(fake: FakeQianfan, make_config: MakeConfig) -> None:
     resp = await Embedding(config=make_config("oauth")).ado(model="bge-large-zh", texts=["a"])
     assert resp["data"][0]["index"] == 0 and fake.calls("/embeddings/bge_large_zh")
-
-
-def test_text2image_decode(fake: FakeQianfan, make_config: MakeConfig) -> None:
-    t2i = Text2Image(config=make_config("oauth"))
-    resp = t2i.do(prompt="Rag doll cat", with_decode="base64", n=2)
-    assert resp["body"]["data"][0]["image"] == b"\x89PNG fake Rag doll cat" and len(resp["data"]) == 2
-    assert fake.calls("/text2image/sd_xl")[0].json["stream"] is False  # as the official SDK sends it
-    with pytest.raises(ValidationError) as info:
-        t2i.do(prompt="cat", size="big")
-    assert info.value.field == "size"
 
 
 def test_plugin(fake: FakeQianfan, make_config: MakeConfig) -> None:

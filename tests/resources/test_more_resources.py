@@ -1,9 +1,9 @@
-"""Reranker, Image2Text, Tokenizer and IAM: the wire format against the cloud double, and a
-clear platform error (never fake output) from the local platform where it has no such model."""
+"""Reranker, Tokenizer and IAM: the wire format against the cloud double (Image2Text's:
+tests/resources/inference/images), and a clear platform error (never fake output) from the local platform
+where it has no such model."""
 
 from __future__ import annotations
 
-import base64
 import inspect
 import sys
 from collections.abc import Callable, Iterator
@@ -45,16 +45,6 @@ def test_reranker_wire_positional_args_and_batch(fake: FakeQianfan, cfg: Config)
         rr.do("q", ["d"], top_n=0)
     with pytest.raises(ValidationError, match=r"query_document_pairs\[0\]"):
         rr.batch_do(["not a pair"])
-
-
-def test_image2text_sends_base64_and_needs_an_endpoint(fake: FakeQianfan, cfg: Config) -> None:  # noqa: F811
-    raw = b"\x89PNG fake image bytes"
-    resp = Image2Text(endpoint="my_i2t", config=cfg).do(prompt="what is it?", image=raw)
-    assert resp["result"] == f"an image of {len(raw)} bytes; asked: what is it?"
-    call = fake.calls("/image2text/")[-1]
-    assert call.path.endswith("/image2text/my_i2t") and base64.b64decode(call.json["image"]) == raw
-    with pytest.raises(ValidationError, match="image"):
-        Image2Text(endpoint="my_i2t", config=cfg).do(prompt="p", image=None)
 
 
 def test_tokenizer_local_estimate_and_remote_count(fake: FakeQianfan, cfg: Config) -> None:  # noqa: F811

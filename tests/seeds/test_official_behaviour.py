@@ -12,7 +12,7 @@ from qfnb.dataset import Dataset, FileDataSource, FormatType
 from qfnb.errors import InvalidArgumentError, RequestError, ValidationError
 from qfnb.model import Model
 from qfnb.resources import Tokenizer
-from qfnb.resources.inference.function_call import parse_call, render
+from qfnb.resources.inference.shapes.function_call import parse_call, render
 from qfnb.resources.inference.targets import resolve_target
 from qfnb.trainer import TrainConfig, TrainLimit
 

@@ -24,7 +24,7 @@ from qfnb.local.server.app import create_app
 from qfnb.local.server.routes.daemon import control
 from qfnb.local.settings import Credentials, Settings
 from qfnb.protocol.platform.daemon import CONTROL_HEADER, MODELS_ROUTE
-from qfnb.protocol.wires.signing import bce_date, sign
+from qfnb.protocol.wires.qianfan.signing import bce_date, sign
 from tests.fakes.cloud import serve
 
 CREDS = Credentials(api_key="test-ak", secret_key="test-sk", access_key="test-access", iam_secret_key="test-secret")

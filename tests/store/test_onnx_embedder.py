@@ -20,7 +20,7 @@ from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.engines.store import assets
 from qfnb.local.engines.store.model_check import NotAModel, inspect
 from qfnb.local.server.app import create_app
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None

@@ -15,7 +15,7 @@ from qfnb._core.config import Config
 from qfnb._core.errors import ValidationError
 from qfnb.dataset import Dataset
 from qfnb.model import Model, Service
-from qfnb.resources.console.account import MissingConsoleKeysError
+from qfnb.resources.console.sending.account import MissingConsoleKeysError
 from qfnb.resources.inference import ChatCompletion
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 from tests.fakes.cloud import FakeQianfan

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qfnb.dataset import Dataset
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 from tests.fakes.local_platform import ServedPlatform
 

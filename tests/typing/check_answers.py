@@ -9,7 +9,7 @@ from typing import Any, assert_type
 
 from qfnb import ChatCompletion, Completion, Embedding, Plugin, Reranker, Text2Image
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.wires.answers import ChatAnswer, ChatChunk, FineTuneTask, ServiceV2
+from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk, FineTuneTask, ServiceV2
 from qfnb.resources import FineTune, Model
 from qfnb.resources.console import Service
 

@@ -10,7 +10,7 @@ from typing import Any, assert_type
 
 from qfnb import ChatCompletion, Completion, Embedding
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.wires.answers import (
+from qfnb.protocol.wires.qianfan.answers import (
     ChatAnswer,
     ChatChunk,
     Choice,

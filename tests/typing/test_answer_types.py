@@ -16,5 +16,5 @@ def test_reveal_type_names_the_answer_fields(tmp_path_factory: pytest.TempPathFa
     done = shared_mypy(tmp_path_factory)  # its probe_reveal.py: mypy_run.PROBES
     revealed = [line.split("Revealed type is ", 1)[1] for line in done.lines("probe_reveal.py")
                 if "Revealed type" in line]
-    assert revealed == ['"str"', '"qfnb.protocol.wires.answers.ChatAnswer"', '"str"',
-                        '"qfnb.protocol.wires.answers.FineTuneTaskAnswer"'], done.stdout
+    assert revealed == ['"str"', '"qfnb.protocol.wires.qianfan.answers.ChatAnswer"', '"str"',
+                        '"qfnb.protocol.wires.qianfan.answers.FineTuneTaskAnswer"'], done.stdout

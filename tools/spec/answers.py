@@ -1,8 +1,8 @@
 """The answers, declared once: the lenient models ``resp.parsed`` reads a platform answer into.
 
-``python tools/generate.py`` writes ``qfnb/protocol/wires/answers.py`` from this file. Every field
+``python tools/generate.py`` writes ``qfnb/protocol/wires/qianfan/answers.py`` from this file. Every field
 has a default (the platform omits fields by model and version) and every model keeps the fields
-it does not declare (:class:`qfnb.protocol.wires.answer.AnswerModel`). An inference call names its answer
+it does not declare (:class:`qfnb.protocol.wires.qianfan.answer.AnswerModel`). An inference call names its answer
 and chunk models in :mod:`spec.inference` (``Call.answer``/``Call.chunk``); a console builder
 names its answer in ``@surface("Class.method", answer="...")``.
 

@@ -7,13 +7,13 @@ positional slot (its place in ``positional``) and doc line.
   ``stream`` overloads;
 * ``qfnb/resources/inference/params.py``: the typed call dataclasses and their wire bodies, and
   ``LOCAL_KWARGS``, the call arguments never sent;
-* ``qfnb/protocol/wires/ranges.py``: ``RANGES``, ``OPENAI_RANGES`` and ``TEXT2IMAGE_RANGES``;
-  ``qfnb/protocol/wires/fields.py``: the fields of the pydantic wire models
-  (``qfnb/protocol/wires/inference.py`` adds the validators);
-* ``qfnb/protocol/wires/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
+* ``qfnb/protocol/wires/chat/ranges.py``: ``RANGES``, ``OPENAI_RANGES`` and ``TEXT2IMAGE_RANGES``;
+  ``qfnb/protocol/wires/chat/fields.py``: the fields of the pydantic wire models
+  (``qfnb/protocol/wires/qianfan/inference.py`` adds the validators);
+* ``qfnb/protocol/wires/qianfan/answers.py``: the answer models (declared in :mod:`spec.answers`; each call names
   its answer and chunk models here);
 * ``qfnb/common/cli/sampling_flags.py``: the official CLI's sampling flags;
-* ``qfnb/protocol/wires/sampling.py``: the typed :class:`SamplingOptions` (what the magics build and
+* ``qfnb/protocol/wires/qianfan/sampling.py``: the typed :class:`SamplingOptions` (what the magics build and
   ``ado(sampling=...)`` takes whole);
 * ``qfnb/notebook/sampling.py``: the sampling options of ``%%qfchat``, ``%qfeval`` and
   ``%qfbatch`` (flags and help);
@@ -105,12 +105,12 @@ OPENAI_RANGES = {
 }
 
 #: the notebook magics' sampling options (%%qfchat, %qfeval, %qfbatch), in their help's order; the fields of
-#: the typed ``SamplingOptions`` (``qfnb/protocol/wires/sampling.py``)
+#: the typed ``SamplingOptions`` (``qfnb/protocol/wires/qianfan/sampling.py``)
 NOTEBOOK_SAMPLING = (TEMPERATURE, TOP_P, TOP_K, PENALTY_SCORE, MAX_OUTPUT_TOKENS)
 #: chat's and completion's typed entry: the sampling options passed whole (what a magic builds); the official
 #: keywords stay, and one given by name wins
 SAMPLING_OPTIONS = Field("sampling", "SamplingOptions | None", wire=NOT_SENT,
-                         doc="the sampling fields as one typed object (:class:`~qfnb.protocol.wires.sampling."
+                         doc="the sampling fields as one typed object (:class:`~qfnb.protocol.wires.qianfan.sampling."
                              "SamplingOptions`); a field also given by its own keyword wins.")
 #: the official CLI's sampling flags (``qfnb chat``, ``completion``, ``plugin``: each option's long flag),
 #: in their help's order; ``--top-k`` is chat's only
@@ -244,7 +244,7 @@ CALLS = (CHAT, COMPLETION, EMBEDDING, IMAGE2TEXT, PLUGIN, RERANKER, TEXT2IMAGE)
 _WIRE_STREAM = STREAM.but(wire=None)
 _V1_MESSAGES = Field("messages", "list[dict[str, Any]]", REQUIRED)
 _EXTRA_PARAMETERS = Field("extra_parameters", "dict[str, Any] | None")
-# tool calling and structured output (checked by qfnb.protocol.wires.tools in the models' validators)
+# tool calling and structured output (checked by qfnb.protocol.wires.chat.tools in the models' validators)
 FUNCTIONS = Field("functions", "list[dict[str, Any]] | None", doc="the functions the model may call (v1).")
 TOOLS = Field("tools", "list[dict[str, Any]] | None", doc="the tools the model may call (v2).")
 V1_TOOL_CHOICE = Field("tool_choice", "dict[str, Any] | None", doc="which function to call (v1).")
@@ -253,7 +253,7 @@ PARALLEL_TOOL_CALLS = Field("parallel_tool_calls", "bool | None", doc="whether a
 V1_RESPONSE_FORMAT = Field("response_format", "str | dict[str, Any] | None", doc="text, json_object or a schema.")
 RESPONSE_FORMAT = Field("response_format", "dict[str, Any] | None", doc="the answer's format (a JSON schema).")
 
-# the OpenAI chat routes' own fields (OpenAI's 2026 chat API; checked in qfnb.protocol.wires.openai_requests)
+# the OpenAI chat routes' own fields (OpenAI's 2026 chat API; checked in qfnb.protocol.wires.openai.requests)
 #: OpenAI's ``service_tier`` values (the platform serves every request as ``"default"``)
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
 #: OpenAI's ``reasoning_effort`` values

@@ -126,7 +126,7 @@ class Call:
 
 @dataclass(frozen=True)
 class AnswerModel:
-    """A lenient answer model (``<name>`` in ``qfnb/protocol/wires/answers.py``), on top of ``base``'s fields.
+    """A lenient answer model (``<name>`` in ``qfnb/protocol/wires/qianfan/answers.py``), on top of ``base``'s fields.
 
     Each field must have a default (the platform may omit it); ``wire`` is the answer's key where it
     differs from the Python name (``jobId`` for ``job_id``); a default ``X()`` is a fresh ``X`` each time.

@@ -4,11 +4,11 @@ and Anthropic's Messages API (``POST /v1/messages``, ``/v1/messages/count_tokens
 Each field gives its wire name, type, each wire's own range and the engine column (the
 ``qfnb.local.engines.ask.Sampling`` field it feeds); a required field's doc is what a body lacking
 it is told it needs (``model is required: the name of a served chat model``). ``python tools/generate.py`` writes
-``qfnb/protocol/wires/bodies.py`` from here: the pydantic models (a request body refuses any other
+``qfnb/protocol/wires/chat/bodies.py`` from here: the pydantic models (a request body refuses any other
 field; a nested item keeps the keys clients add, such as ``id``, ``status`` or ``cache_control``),
-and ``qfnb/protocol/wires/ranges.py``'s tables of each wire: its ranges, engine names and required
-fields. :mod:`qfnb.protocol.wires.responses` and :mod:`qfnb.protocol.wires.anthropic` add the validators;
-:mod:`qfnb.local.convert` turns a parsed body straight into the engine's ask.
+and ``qfnb/protocol/wires/chat/ranges.py``'s tables of each wire: its ranges, engine names and required
+fields. :mod:`qfnb.protocol.wires.responses.request` and :mod:`qfnb.protocol.wires.anthropic.messages` add
+the validators; :mod:`qfnb.local.convert` turns a parsed body straight into the engine's ask.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from qfnb._core.backend.discovery import LocalPlatform
-from qfnb.protocol.wires.routes import BEARER_TOKEN
-from qfnb.protocol.wires.signing import bce_date, sign
+from qfnb.protocol.wires.qianfan.routes import BEARER_TOKEN
+from qfnb.protocol.wires.qianfan.signing import bce_date, sign
 
 #: how long a minted key is valid (the platform's longest: 30 days)
 KEY_SECONDS = 30 * 24 * 3600

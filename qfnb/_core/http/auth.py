@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 from qfnb._core.config import Config, mask
 from qfnb._core.errors import AuthError
-from qfnb.protocol.wires.signing import bce_date, sign
+from qfnb.protocol.wires.qianfan.signing import bce_date, sign
 
 if TYPE_CHECKING:
     from qfnb._core.http.call import Call

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from qfnb._core.transport import safe_path
-from qfnb.protocol.wires import fastjson
+from qfnb.protocol.wires.codec import fastjson
 
 if TYPE_CHECKING:
-    from qfnb._core.http.recorded import Recording
+    from qfnb._core.http.recording.recorded import Recording
     from qfnb._core.http.retry import RetryPolicy
 
 __all__ = ["ApiKind", "Call"]

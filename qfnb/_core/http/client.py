@@ -39,7 +39,13 @@ from qfnb._core.http.auth import (
 from qfnb._core.http.call import ApiKind, Call
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import UNRECORDED, Recording, conversation_tokens, with_output_cap, with_usage_chunk
+from qfnb._core.http.recording.recorded import (
+    UNRECORDED,
+    Recording,
+    conversation_tokens,
+    with_output_cap,
+    with_usage_chunk,
+)
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, Stage, compose
@@ -57,9 +63,9 @@ from qfnb._core.record.cache import mode_for
 from qfnb._core.transport import Request, Transport, json_or_none
 from qfnb._core.transport.urls import last_part, url_of
 from qfnb.protocol.version import REQUEST_SOURCE
-from qfnb.protocol.wires import batch as batch_wire
-from qfnb.protocol.wires import routes
-from qfnb.protocol.wires.routes import Target
+from qfnb.protocol.wires.qianfan import batch as batch_wire
+from qfnb.protocol.wires.qianfan import routes
+from qfnb.protocol.wires.qianfan.routes import Target
 
 __all__ = ["AsyncQianfanClient", "default_transport", "get_client"]
 
@@ -224,7 +230,7 @@ class AsyncQianfanClient:
     async def infer(self, target: Target, body: dict[str, Any], *, stream: bool = False,
                     retry: RetryPolicy | None = None, request_id: str | None = None,
                     tokens: int = 0, repeat: int = 0, idempotency_key: str | None = None) -> Answer:
-        """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.wires.routes.Target.path`
+        """POST a v1 inference call to ``target`` (its :attr:`~qfnb.protocol.wires.qianfan.routes.Target.path`
         below the model API prefix); QfResponse or async iterator. Recorded: the usage ledger, the
         budget, ``resp.provenance``; with the config's ``cache`` on, identical requests
         (``repeat``: an evaluation's repeat index) answer from the cache. ``idempotency_key``: the
@@ -239,7 +245,7 @@ class AsyncQianfanClient:
                         retry: RetryPolicy | None, request_id: str | None, tokens: int = 0, repeat: int = 0,
                         via: Literal["infer", "v2"] = "infer", named: str = "",
                         idempotency_key: str | None = None) -> Answer:
-        """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recorded`): answered from the
+        """POST a model call to ``url``, recorded (:mod:`qfnb._core.http.recording.recorded`): answered from the
         cache on a hit."""
         body, hide_usage = _sent_body(kind, body, stream)
         # one key per logical call, the same on its retries: the local platform reuses a retried call's work

@@ -20,8 +20,8 @@ from qfnb._core.http.call import Call
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.wire import error_from_body, error_from_http, stream_item_error
 from qfnb._core.transport import Reply, StreamReply
-from qfnb.protocol.wires import fastjson
-from qfnb.protocol.wires.sse import SSEDecoder, SSEItem
+from qfnb.protocol.wires.codec import fastjson
+from qfnb.protocol.wires.codec.sse import SSEDecoder, SSEItem
 
 __all__ = ["decode_body", "decode_reply", "open_stream"]
 

@@ -11,12 +11,12 @@ from qfnb._core.transport import json_or_none
 from qfnb.protocol.platform.daemon import MODEL_HEADER
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answer import AnswerModel
-    from qfnb.protocol.wires.answers import Choice, TokenUsage
+    from qfnb.protocol.wires.qianfan.answer import AnswerModel
+    from qfnb.protocol.wires.qianfan.answers import Choice, TokenUsage
 
 __all__ = ["Provenance", "QfRequest", "QfResponse"]
 
-#: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.wires.answers`); ``AnswerModel``: untyped fields only
+#: the answer model ``.parsed`` gives (:mod:`qfnb.protocol.wires.qianfan.answers`); ``AnswerModel``: untyped fields only
 T = TypeVar("T", bound="AnswerModel", default="AnswerModel")
 #: another answer model (:meth:`QfResponse.with_answer`)
 A = TypeVar("A", bound="AnswerModel")
@@ -80,7 +80,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         self.statistic: dict[str, Any] = statistic if statistic is not None else {}
         self.image: Any = None
         self._provenance: Provenance = {}
-        #: the model ``parsed`` reads: a class, or the name of one in qfnb.protocol.wires.answers
+        #: the model ``parsed`` reads: a class, or the name of one in qfnb.protocol.wires.qianfan.answers
         self._answer: type[AnswerModel] | str = "AnswerModel"
         self._parsed: AnswerModel | None = None
 
@@ -128,7 +128,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
     # -- typed accessors --
     @property
     def parsed(self) -> T:
-        """The body as the call's answer model (:mod:`qfnb.protocol.wires.answers`), read once, on first
+        """The body as the call's answer model (:mod:`qfnb.protocol.wires.qianfan.answers`), read once, on first
         access. It never fails on a live answer: fields the platform left out read as their
         defaults, unknown ones are kept (``parsed.model_extra``), and one of an unexpected shape
         reads as its default (the raw value stays in ``body``). An edit of ``body`` made after
@@ -137,7 +137,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
             model = self._answer
             if isinstance(model, str):
                 # deferred: loads pydantic; only a caller who reads ``parsed`` pays for the models
-                from qfnb.protocol.wires import answers
+                from qfnb.protocol.wires.qianfan import answers
 
                 model = getattr(answers, model)
             self._parsed = model.model_validate(self.body)
@@ -149,7 +149,7 @@ class QfResponse(Mapping[str, Any], Generic[T]):
         return cast("QfResponse[A]", self)
 
     def with_answer_named(self, name: str) -> QfResponse[Any]:
-        """:meth:`with_answer` by the name of a model in :mod:`qfnb.protocol.wires.answers`, imported when
+        """:meth:`with_answer` by the name of a model in :mod:`qfnb.protocol.wires.qianfan.answers`, imported when
         :attr:`parsed` is first read (the calls set theirs so: importing one leaves the models unimported)."""
         self._answer, self._parsed = name, None
         return self
@@ -164,17 +164,20 @@ class QfResponse(Mapping[str, Any], Generic[T]):
 
     @property
     def usage(self) -> TokenUsage:
-        """The body's ``usage`` (:class:`~qfnb.protocol.wires.answers.TokenUsage`; zeros if absent or malformed)."""
-        from qfnb.protocol.wires.answers import TokenUsage  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        """The body's ``usage`` (:class:`~qfnb.protocol.wires.qianfan.answers.TokenUsage`; zeros if absent or
+        malformed)."""
+        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        from qfnb.protocol.wires.qianfan.answers import TokenUsage
 
         usage = self.body.get("usage")
         return TokenUsage.model_validate(usage if isinstance(usage, dict) else {})
 
     @property
     def choices(self) -> list[Choice]:
-        """The v2 answer's choices (:class:`~qfnb.protocol.wires.answers.Choice`): ``resp.choices[0].message.content``
-        (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
-        from qfnb.protocol.wires.answers import Choice  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        """The v2 answer's choices (:class:`~qfnb.protocol.wires.qianfan.answers.Choice`):
+        ``resp.choices[0].message.content`` (a stream chunk: ``.delta.content``); ``[]`` for a v1 answer."""
+        # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+        from qfnb.protocol.wires.qianfan.answers import Choice
 
         raw = self.body.get("choices")
         return [Choice.model_validate(c) for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []

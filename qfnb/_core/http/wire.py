@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from qfnb._core.errors import QfnbError, RequestError, StreamError, api_error
-from qfnb.protocol.wires.sse import SSEItem
+from qfnb.protocol.wires.codec.sse import SSEItem
 
 __all__ = ["error_from_body", "error_from_http", "stream_item_error"]
 

@@ -2,7 +2,7 @@
 
 ``budget(tokens=..., yuan=...)`` starts counting from zero. A call *reserves* what it may use at
 most (its prompt and tool schemas, estimated, plus ``n`` answers of its output cap, which a call
-without one is sent with: :func:`qfnb._core.http.recorded.worst_case`) before it is sent, and
+without one is sent with: :func:`qfnb._core.http.recording.recorded.worst_case`) before it is sent, and
 *settles* to its real usage when its answer is in (or releases the reservation when nothing was
 generated). Calls in flight hold their reservations, so twenty
 concurrent calls can never pass the line together: the one that would cross it is refused, and

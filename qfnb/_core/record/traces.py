@@ -155,7 +155,7 @@ def batch_spans(job: str, model: str, target: str, rows: Sequence[RowSpan], *, s
     """A batch job run on a Ray cluster's engines or the cloud (``target``) as spans in the trace table,
     as the local platform's batch rows are: the job's span and, under it, one span per row (its tokens
     and time), so ``%qftrace --slowest`` finds the slowest row. Written once, when the job's tokens go
-    to the ledger (:func:`~qfnb._core.http.batch_hold.settle_task`)."""
+    to the ledger (:func:`~qfnb._core.http.recording.batch_hold.settle_task`)."""
     parent = OpenSpan("batch", model, f"{target} batch", {"qfnb.batch.rows": len(rows)}, job=job,
                       trace_id=new_trace_id(), started=started, duration_s=seconds)
     spans = [parent.span()]

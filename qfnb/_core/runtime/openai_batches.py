@@ -1,5 +1,5 @@
 """The OpenAI Batch API through :class:`~qfnb._core.runtime.openai_recorded.RecordedTransport`: a
-batch takes the durable batch task's hold (:mod:`~qfnb._core.http.batch_hold`). Under a budget its
+batch takes the durable batch task's hold (:mod:`~qfnb._core.http.recording.batch_hold`). Under a budget its
 input file's rows are read from the platform and their worst case held before the batch is created
 (one that would cross the budget is answered 429, uncreated); when the batch ends, seen by this
 face's own watch of it or by a read of the client (retrieve, list, cancel), the hold settles to its
@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 
 from qfnb._core.config import Config
-from qfnb._core.http.batch_hold import Hold, RowTally, hold_rows, keep, settle_task
+from qfnb._core.http.recording.batch_hold import Hold, RowTally, hold_rows, keep, settle_task
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.transport import json_or_none
 from qfnb._core.transport.urls import last_part, under

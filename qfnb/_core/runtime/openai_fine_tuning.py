@@ -1,5 +1,5 @@
 """OpenAI's fine-tuning jobs through :class:`~qfnb._core.runtime.openai_recorded.RecordedTransport`, on
-the record as every fine-tune is (:mod:`qfnb._core.http.train_hold`).
+the record as every fine-tune is (:mod:`qfnb._core.http.recording.train_hold`).
 
 Under a budget, a job's create first reads its training file from the platform (as it streams, a line
 at a time) and holds its forecast trained tokens: each row's sequences (a chat; a DPO pair's prompt
@@ -21,7 +21,7 @@ import httpx2
 
 from qfnb._core.config import Config
 from qfnb._core.http.ratelimit import estimate_tokens
-from qfnb._core.http.train_hold import TrainHold, hold_training, keep, settle_training
+from qfnb._core.http.recording.train_hold import TrainHold, hold_training, keep, settle_training
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, get_beside, over_budget, watch_until
 from qfnb._core.transport import json_or_none

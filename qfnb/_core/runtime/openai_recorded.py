@@ -2,7 +2,7 @@
 
 The ``openai`` SDK sends through an httpx2 transport (its HTTP library); :class:`RecordedTransport`
 is that transport. A model call (chat and text completions, embeddings, Responses, Messages)
-becomes a :class:`~qfnb._core.http.recorded.Recording` as qfnb's own calls do: answered from the
+becomes a :class:`~qfnb._core.http.recording.recorded.Recording` as qfnb's own calls do: answered from the
 response cache on a hit (the served model's digest in the key); its worst case reserved against
 the budget before it is sent (a call without an output cap is sent with the one reserved; one that
 would cross the budget is answered 429 ``insufficient_quota``, unsent); settled and written to the
@@ -36,7 +36,7 @@ from qfnb._core.backend.daemon import ensure_daemon
 from qfnb._core.backend.heal import revive
 from qfnb._core.backend.openai_access import base_url, mint_key
 from qfnb._core.config import Config, embedded_config
-from qfnb._core.http.recorded import Recording, conversation_tokens, with_output_cap, with_usage_chunk
+from qfnb._core.http.recording.recorded import Recording, conversation_tokens, with_output_cap, with_usage_chunk
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.traces import origin_headers
@@ -44,14 +44,14 @@ from qfnb._core.runtime import sync
 from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, get_beside, is_batches, over_budget
 from qfnb._core.runtime.openai_fine_tuning import FineTuneFace, is_fine_tuning
 from qfnb._core.transport.urls import under
-from qfnb.protocol.wires.sse import DONE, SSEDecoder, encode_event
+from qfnb.protocol.wires.codec.sse import DONE, SSEDecoder, encode_event
 
 if TYPE_CHECKING:
     import openai
 
 __all__ = ["RecordedTransport", "SyncRecordedTransport", "async_openai_client", "openai_client", "recorded_api"]
 
-#: the path's last part -> the ledger's route (what :func:`~qfnb._core.http.recorded.worst_case` reads)
+#: the path's last part -> the ledger's route (what :func:`~qfnb._core.http.recording.recorded.worst_case` reads)
 _ROUTES = {"chat/completions": "v2/chat", "completions": "v2/completions", "embeddings": "v2/embeddings",
            "responses": "v2/responses", "messages": "v2/messages"}
 #: routes whose streams end with ``data: [DONE]`` and carry ``include_usage``

@@ -66,7 +66,8 @@ def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The model arguments given: each flag named after a field v1 chat takes (the spec's,
     ``V1_CHAT_FIELDS``) or one of :data:`CLI_ONLY_FIELDS` (none set: an empty dict, so the model's
     defaults apply). ``--stop`` is split here, ``--extra-parameters`` read as JSON by the command."""
-    from qfnb.protocol.wires.inference import V1_CHAT_FIELDS  # deferred: loads pydantic (`qfnb --help` does not)
+    # deferred: loads pydantic (`qfnb --help` does not)
+    from qfnb.protocol.wires.qianfan.inference import V1_CHAT_FIELDS
 
     names = [n for n in (*V1_CHAT_FIELDS, *CLI_ONLY_FIELDS) if n not in ("stop", "extra_parameters")]
     kwargs = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}

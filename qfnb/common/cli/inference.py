@@ -105,7 +105,8 @@ def _clients(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 def _chat_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    from qfnb.protocol.wires.inference import check_sampling  # deferred: loads pydantic (`qfnb --help` does not)
+    # deferred: loads pydantic (`qfnb --help` does not)
+    from qfnb.protocol.wires.qianfan.inference import check_sampling
 
     kwargs = sampling_kwargs(args)
     extra = json_object("--extra-parameters", getattr(args, "extra_parameters", None))
@@ -126,7 +127,8 @@ def _stream_answer(client: Any, messages: list[dict[str, str]], kwargs: dict[str
     start, first, parts, last = time.perf_counter(), None, [], None
     for resp in client.do(messages=messages, stream=True, **kwargs):
         if label is not None and last is None:
-            from qfnb._core.http.substitution import same_model  # deferred: `qfnb --help` skips the http rooms
+            # deferred: `qfnb --help` skips the http rooms
+            from qfnb._core.http.recording.substitution import same_model
 
             served = resp.served_model
             print(f"[{label} → {served}]" if served and not same_model(label, served) else f"[{label}]")

@@ -65,9 +65,9 @@ class OpenAIAdapter:
     def chat_request(self, request: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The v1 turns and arguments of an OpenAI chat body, checked as the platform checks it
         (a wrong field or type is a ValueError naming it); ``tools`` become v1 ``functions``."""
-        from qfnb.protocol.wires import tools as tool_checks  # deferred: `qfnb --help` does without it
-        from qfnb.protocol.wires.inference import parse_request  # deferred: loads pydantic
-        from qfnb.protocol.wires.openai_requests import OpenAIChatRequest  # deferred: loads pydantic
+        from qfnb.protocol.wires.chat import tools as tool_checks  # deferred: `qfnb --help` does without it
+        from qfnb.protocol.wires.openai.requests import OpenAIChatRequest  # deferred: loads pydantic
+        from qfnb.protocol.wires.qianfan.inference import parse_request  # deferred: loads pydantic
 
         parse_request(OpenAIChatRequest, {**request, "model": request.get("model") or "default"})
         messages = copy.deepcopy(request["messages"])

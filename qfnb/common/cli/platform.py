@@ -13,7 +13,7 @@ from qfnb.common.cli import trainer_cmd
 from qfnb.common.cli._shared import CliError, json_object, print_json, split_list
 from qfnb.protocol.limits import range_problem
 from qfnb.protocol.platform.files import jsonl
-from qfnb.protocol.wires.ranges import RANGES
+from qfnb.protocol.wires.chat.ranges import RANGES
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb.dataset import Dataset

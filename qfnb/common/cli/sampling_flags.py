@@ -2,7 +2,7 @@
 # Edit the spec, then run `python tools/generate.py` (scripts/test.sh runs it with --check).
 """The official CLI's sampling flags (``qfnb chat``, ``completion``, ``plugin``): each flag,
 the body field it sets, its value type and help (the range is the platform's,
-:data:`qfnb.protocol.wires.ranges.RANGES`)."""
+:data:`qfnb.protocol.wires.chat.ranges.RANGES`)."""
 
 from __future__ import annotations
 

@@ -170,7 +170,7 @@ def proxy_app(kind: str, access_token: str) -> ASGIApp:
     from qfnb._core.errors import QfnbError  # deferred: `qfnb --help` does without it (1 module)
     from qfnb._core.http.client import get_client  # deferred: loads the HTTP client (`qfnb --help` does not)
     from qfnb._core.http.response import QfResponse  # deferred: `qfnb --help` does without it (3 modules)
-    from qfnb.protocol.wires.routes import (  # deferred: `qfnb --help` does without it (1 module)
+    from qfnb.protocol.wires.qianfan.routes import (  # deferred: `qfnb --help` does without it (1 module)
         MODEL_API_PREFIX,
         Target,
     )

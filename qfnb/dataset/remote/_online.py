@@ -18,7 +18,7 @@ from ._platform import version_info
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
-    from qfnb.protocol.wires.answers import EtlTask
+    from qfnb.protocol.wires.qianfan.answers import EtlTask
 
     from ..qianfan_data_operators import QianfanOperator
 

@@ -25,8 +25,8 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console.enums import ImportStatus, ReleaseStatus
 from qfnb.resources.bos import BosHelper
 from qfnb.resources.console import Data
-from qfnb.resources.console.account import console_v2
 from qfnb.resources.console.consts import DataSourceType, DataTemplateType
+from qfnb.resources.console.sending.account import console_v2
 
 from ..rows._io import frame_from_obj, normalize_items, platform_lines
 from ..schema import QianfanNonSortedConversation, Schema, schema_for_template

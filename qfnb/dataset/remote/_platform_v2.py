@@ -24,7 +24,7 @@ from qfnb._core.runtime.poll import apoll_until
 from qfnb.protocol.console.data_enums import DataTemplateType
 from qfnb.resources.bos import BosHelper, parse_bos_path
 from qfnb.resources.console import Data
-from qfnb.resources.console.account import require_iam_keys
+from qfnb.resources.console.sending.account import require_iam_keys
 
 from ._upload import Upload, put_object
 

@@ -1,6 +1,6 @@
 """The one Ray Jobs API client of qfnb, and what a qfnb job on a Ray cluster prints into its log for
 the other side to read back (the log is the only channel a Jobs API client has to a job). The client's
-batch backend (``qfnb.resources.batch_ray``), the local platform's fine-tune follower and the cluster's
+batch backend (``qfnb.resources.batch.ray_jobs``), the local platform's fine-tune follower and the cluster's
 entrypoints share it; Ray itself loads only when a head is reached (:func:`connect`)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ FILE_PREFIX = "QFNB-FILE "
 #: a fine-tune's result (the worker's ``result.json``), printed last
 RESULT_PREFIX = "QFNB-RESULT "
 #: a batch job's finished row (``QFNB-ROW {row json}``): the journal a qfnb batch on a Ray cluster keeps
-#: (:mod:`qfnb.local.cluster.ray_batch` prints it, ``qfnb.resources.batch_ray`` reads it)
+#: (:mod:`qfnb.local.cluster.ray_batch` prints it, ``qfnb.resources.batch.ray_jobs`` reads it)
 ROW_PREFIX = "QFNB-ROW "
 #: a batch job's row about to be sent to a worker (``QFNB-SENT {"custom_id", "cap"}``, printed before it is
 #: sent): a row sent and never printed by that attempt was lost with it (its driver killed), and paid: one

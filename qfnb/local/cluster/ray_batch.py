@@ -62,7 +62,7 @@ from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.engines.options import EngineOptions
 from qfnb.local.engines.registry import EngineRegistry
 from qfnb.local.engines.store.assets import AssetError
-from qfnb.protocol.wires.batch import ROW_SECONDS_KEY
+from qfnb.protocol.wires.qianfan.batch import ROW_SECONDS_KEY
 
 log = logging.getLogger("qfnb.local.cluster.ray_batch")
 

@@ -11,10 +11,10 @@ from typing import Any, Protocol
 
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.wires.anthropic import MessageEvents
-from qfnb.protocol.wires.responses_answer import ResponseEvents
-from qfnb.protocol.wires.sse import encode_event
-from qfnb.protocol.wires.turn import Turn
+from qfnb.protocol.wires.anthropic.messages import MessageEvents
+from qfnb.protocol.wires.chat.turn import Turn
+from qfnb.protocol.wires.codec.sse import encode_event
+from qfnb.protocol.wires.responses.answer import ResponseEvents
 
 log = logging.getLogger("qfnb.local.inference")
 

@@ -1,5 +1,5 @@
 """Anthropic's Messages API (``/v1/messages``) as a converter: a parsed
-:class:`~qfnb.protocol.wires.anthropic.MessagesRequest` becomes the engine's ask (:func:`messages_ask`),
+:class:`~qfnb.protocol.wires.anthropic.messages.MessagesRequest` becomes the engine's ask (:func:`messages_ask`),
 and the answer a ``message`` object or Anthropic's event stream; ``count_tokens`` answers the
 prompt's tokens as the engine counts them."""
 
@@ -15,15 +15,15 @@ from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.wires.anthropic import CountRequest, MessageEvents, MessagesRequest, message_object
-from qfnb.protocol.wires.bodies import (
+from qfnb.protocol.wires.anthropic.messages import CountRequest, MessageEvents, MessagesRequest, message_object
+from qfnb.protocol.wires.chat.bodies import (
     AnthropicMessage,
     AnthropicText,
     AnthropicToolResult,
     AnthropicToolUse,
 )
-from qfnb.protocol.wires.ranges import MESSAGES_ENGINE
-from qfnb.protocol.wires.sse import encode_event
+from qfnb.protocol.wires.chat.ranges import MESSAGES_ENGINE
+from qfnb.protocol.wires.codec.sse import encode_event
 
 __all__ = ["CountRender", "MessagesRender", "messages_ask"]
 

@@ -10,7 +10,7 @@ from typing import Any
 from qfnb.local.engines.ask import ToolChoice
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.limits import LOCAL_CONTEXT_TOKENS, LOCAL_MAX_MESSAGES, check_message_count, check_prompt_chars
-from qfnb.protocol.wires.openai_wire import prompt_texts, text_messages
+from qfnb.protocol.wires.chat.openai_wire import prompt_texts, text_messages
 
 __all__ = ["conversation", "structured_output", "tool_specs"]
 

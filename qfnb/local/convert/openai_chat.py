@@ -1,5 +1,5 @@
 """The OpenAI wire (Qianfan v2 and the platform's ``/v1``, ``/v2`` OpenAI routes) as a converter:
-a parsed :class:`~qfnb.protocol.wires.openai_requests.OpenAIChatRequest` (or ``OpenAICompletionRequest``) ->
+a parsed :class:`~qfnb.protocol.wires.openai.requests.OpenAIChatRequest` (or ``OpenAICompletionRequest``) ->
 an ask, and the answers -> a ``chat.completion`` body, its ``chat.completion.chunk`` stream, or a
 ``text_completion`` body."""
 
@@ -16,10 +16,10 @@ from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.limits import SCHEMA_RESAMPLES
-from qfnb.protocol.wires.openai_requests import OpenAIChatRequest, OpenAICompletionRequest
-from qfnb.protocol.wires.openai_wire import text_messages
-from qfnb.protocol.wires.sse import DONE, encode_event
-from qfnb.protocol.wires.tools import check_response_format
+from qfnb.protocol.wires.chat.openai_wire import text_messages
+from qfnb.protocol.wires.chat.tools import check_response_format
+from qfnb.protocol.wires.codec.sse import DONE, encode_event
+from qfnb.protocol.wires.openai.requests import OpenAIChatRequest, OpenAICompletionRequest
 
 __all__ = ["SERVED_TIER", "ChatRender", "CompletionRender", "chat_ask", "choice_of", "finish", "ignored_fields",
            "stream_error_event", "text_ask"]

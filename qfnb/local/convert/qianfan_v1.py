@@ -1,5 +1,5 @@
 """Qianfan's v1 inference wire (``/chat/{endpoint}``, ``/completions/{endpoint}``) as a converter:
-a parsed :class:`~qfnb.protocol.wires.inference.ChatRequest` or ``CompletionRequest`` -> an ask, and
+a parsed :class:`~qfnb.protocol.wires.qianfan.inference.ChatRequest` or ``CompletionRequest`` -> an ask, and
 the answer -> v1's body (``result``, ``is_truncated``, ``function_call``...) or its SSE chunks
 (``sentence_id`` counting up, ``is_end`` on the last)."""
 
@@ -14,9 +14,9 @@ from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling, TextAsk
 from qfnb.local.engines.base import Delta
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.wires.inference import ChatRequest, CompletionRequest, check_v1_chat_fields, v1_schema
-from qfnb.protocol.wires.sse import encode_event
-from qfnb.protocol.wires.tools import functions_as_tools, v1_function_call, v1_history_as_openai
+from qfnb.protocol.wires.chat.tools import functions_as_tools, v1_function_call, v1_history_as_openai
+from qfnb.protocol.wires.codec.sse import encode_event
+from qfnb.protocol.wires.qianfan.inference import ChatRequest, CompletionRequest, check_v1_chat_fields, v1_schema
 
 __all__ = ["V1Render", "chat_ask", "finish", "stream_error_event", "text_ask"]
 

@@ -1,5 +1,5 @@
 """OpenAI's Responses API (``/v1/responses``, ``/v2/responses``) as a converter: a parsed
-:class:`~qfnb.protocol.wires.responses.ResponsesRequest` and its stored conversation become the engine's
+:class:`~qfnb.protocol.wires.responses.request.ResponsesRequest` and its stored conversation become the engine's
 ask (:func:`responses_ask`), and the answer becomes a ``response`` object or its stream of
 semantic events. The finished response goes to ``keep`` (the route stores it)."""
 
@@ -14,11 +14,11 @@ from qfnb.local.convert.asks import conversation, structured_output, tool_specs
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.wires.bodies import ResponsesNamedChoice
-from qfnb.protocol.wires.ranges import RESPONSES_ENGINE
-from qfnb.protocol.wires.responses import ResponsesRequest, chat_messages
-from qfnb.protocol.wires.responses_answer import ResponseEvents, output_items, response_object
-from qfnb.protocol.wires.sse import encode_event
+from qfnb.protocol.wires.chat.bodies import ResponsesNamedChoice
+from qfnb.protocol.wires.chat.ranges import RESPONSES_ENGINE
+from qfnb.protocol.wires.codec.sse import encode_event
+from qfnb.protocol.wires.responses.answer import ResponseEvents, output_items, response_object
+from qfnb.protocol.wires.responses.request import ResponsesRequest, chat_messages
 
 __all__ = ["ResponsesRender", "responses_ask"]
 

@@ -21,7 +21,7 @@ from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import ServiceStatus
 from qfnb.protocol.console.training import TRAINED_TOKEN_KEYS
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.wires.routes import builtin_endpoint
+from qfnb.protocol.wires.qianfan.routes import builtin_endpoint
 
 log = logging.getLogger("qfnb.local")
 

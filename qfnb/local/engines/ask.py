@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS
-from qfnb.protocol.wires.ranges import ENGINE_NAMES
+from qfnb.protocol.wires.chat.ranges import ENGINE_NAMES
 
 __all__ = ["BATCH", "INTERACTIVE", "TOOL_TEMPERATURE", "Ask", "ChatAsk", "GenParams", "Sampling", "TextAsk",
            "ToolChoice"]
@@ -83,7 +83,7 @@ class Sampling:
     @classmethod
     def of(cls, fields: Mapping[str, Any]) -> Sampling:
         """The sampling settings among a parsed body's ``fields``, under any protocol's names (the
-        spec's one table, :data:`~qfnb.protocol.wires.ranges.ENGINE_NAMES`); of two names for one setting
+        spec's one table, :data:`~qfnb.protocol.wires.chat.ranges.ENGINE_NAMES`); of two names for one setting
         (``max_tokens``, ``max_completion_tokens``) the later given wins."""
         found = {ENGINE_NAMES[wire]: value for wire, value in fields.items()
                  if value is not None and wire in ENGINE_NAMES}

@@ -21,7 +21,7 @@ from qfnb.notebook.chat.conversations import Chain, PlatformConversations, repla
 from qfnb.notebook.chat.sessions import ChatSession, SessionHistory, SessionList, SessionStore
 from qfnb.notebook.render import theme as _theme
 from qfnb.notebook.sampling import SamplingOptions
-from qfnb.protocol.wires.tools import openai_history_as_v1
+from qfnb.protocol.wires.chat.tools import openai_history_as_v1
 from qfnb.resources.defaults import default_model
 from qfnb.resources.safe_html import clean, escape, markdown
 from qfnb.resources.where import backend

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from qfnb._core.errors import StreamError
-from qfnb.protocol.wires.bodies import ResponsesFields
-from qfnb.protocol.wires.responses import chat_messages, chat_usage, output_text, text_format
+from qfnb.protocol.wires.chat.bodies import ResponsesFields
+from qfnb.protocol.wires.responses.request import chat_messages, chat_usage, output_text, text_format
 
 if TYPE_CHECKING:
     from qfnb.resources.v2_client import Responses

@@ -25,7 +25,7 @@ from qfnb._core.runtime import sync
 from qfnb.notebook.chat import loading
 from qfnb.notebook.chat.answer import CellAnswer, CellChatRequest, ChatBackend
 from qfnb.notebook.errors import QfnbInterrupted
-from qfnb.resources.inference.accumulator import ChatAccumulator
+from qfnb.resources.inference.shapes.accumulator import ChatAccumulator
 
 __all__ = ["CANCEL_GRACE", "run_chat"]
 

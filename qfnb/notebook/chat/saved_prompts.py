@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from IPython.core.error import UsageError
 
 from qfnb._core.errors import QfnbError
-from qfnb.resources.prompt_template import Prompt
+from qfnb.resources.prompts.template import Prompt
 
 
 def assignments(pairs: Sequence[str]) -> dict[str, str]:

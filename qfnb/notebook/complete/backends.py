@@ -22,8 +22,8 @@ from qfnb._core.record.ledger import UsageRow, default_ledger, job
 from qfnb.notebook.complete.context import FimRequest
 from qfnb.notebook.complete.spending import WITHDRAWN_JOB
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
-from qfnb.protocol.wires.completion import COMPLETE_ROUTE, COMPLETION_KIND
-from qfnb.protocol.wires.sse import SSEDecoder
+from qfnb.protocol.wires.codec.sse import SSEDecoder
+from qfnb.protocol.wires.local.completion import COMPLETE_ROUTE, COMPLETION_KIND
 
 __all__ = ["CLOUD_PREFIX", "Suggestion", "cloud", "local", "local_stream", "record_local", "record_shown",
            "record_withdrawn"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from qfnb._core.record.tokens import token_bound
 from qfnb.notebook.complete.redact import redact
-from qfnb.protocol.wires.completion import MAX_CONTEXT_CHARS
+from qfnb.protocol.wires.local.completion import MAX_CONTEXT_CHARS
 
 __all__ = [
     "CONTEXT_TOKENS",
@@ -72,7 +72,7 @@ class FimRequest:
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def body(self, model: str | None, document: str | None) -> dict[str, object]:
-        """The daemon's ``/qfnb/complete`` body (:class:`qfnb.protocol.wires.completion.CompleteRequest`)."""
+        """The daemon's ``/qfnb/complete`` body (:class:`qfnb.protocol.wires.local.completion.CompleteRequest`)."""
         return {"prefix": self.prefix, "suffix": self.suffix, "max_tokens": self.max_tokens,
                 "extra": [{"filename": n, "text": t} for n, t in self.extra], "stop": list(self.stop),
                 "key": (document or "")[:200] or None, **({"model": model} if model else {})}

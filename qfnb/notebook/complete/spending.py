@@ -23,7 +23,7 @@ from typing import Any
 
 from qfnb._core.record.ledger import Ledger, SessionBudget, UsageRow, default_ledger
 from qfnb._core.record.prices import is_local, prices
-from qfnb.protocol.wires.completion import COMPLETION_KIND
+from qfnb.protocol.wires.local.completion import COMPLETION_KIND
 
 __all__ = ["WITHDRAWN_JOB", "Limits", "Refused", "Spending", "Worst", "completion_rows"]
 

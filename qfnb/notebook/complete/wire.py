@@ -1,6 +1,6 @@
 """The editor's request to the Jupyter server (``POST {base_url}qfnb/inline-completions``, its
 ``/stream`` and ``/warm``), typed and checked once: a field out of range is refused by name before anything runs.
-Distinct from the daemon's ``/qfnb/complete`` body (:class:`qfnb.protocol.wires.completion.CompleteRequest`),
+Distinct from the daemon's ``/qfnb/complete`` body (:class:`qfnb.protocol.wires.local.completion.CompleteRequest`),
 which the server builds from it.
 """
 
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
+from qfnb.protocol.wires.local.completion import MAX_COMPLETION_TOKENS, MAX_CONTEXT_CHARS
 
 __all__ = ["EDITOR_ROUTE", "EDITOR_STREAM_ROUTE", "EDITOR_WARM_ROUTE", "EditorAsk", "field_error"]
 

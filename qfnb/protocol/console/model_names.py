@@ -2,7 +2,7 @@
 
 The local platform serves, publishes (in its runtime file) and trains these; the client, the
 notebook launcher and the daemon read them from here. The cloud's own defaults per API type are
-in ``models.json`` (:func:`qfnb.protocol.wires.routes.default_model`).
+in ``models.json`` (:func:`qfnb.protocol.wires.qianfan.routes.default_model`).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ class Cluster:
 
 #: cluster kind (the URL's scheme) -> what runs its jobs
 CLUSTERS: dict[str, Cluster] = {
-    "ray": Cluster("Ray", "a Ray head's dashboard, 8265 by default", batch="qfnb.resources.batch_ray:RayJobs",
+    "ray": Cluster("Ray", "a Ray head's dashboard, 8265 by default", batch="qfnb.resources.batch.ray_jobs:RayJobs",
                    train="qfnb.local.cluster.ray_follow"),
 }
 

@@ -16,12 +16,12 @@ from qfnb.resources.console.consts import (
     DataTemplateType,
 )
 
-from ._base import asend, body_fields, send
 from .builders import data as build
 from .data_tasks import DataTasksCalls
+from .sending.sender import asend, body_fields, send
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import (
+    from qfnb.protocol.wires.qianfan.answers import (
         BatchTaskAnswer,
         BatchTaskCreatedAnswer,
         BatchTaskListAnswer,

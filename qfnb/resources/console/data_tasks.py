@@ -10,11 +10,11 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.resources.console.consts import EntityListingType
 
-from ._base import asend, body_fields, send
 from .builders import data_tasks as build
+from .sending.sender import asend, body_fields, send
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import EtlTaskAnswer, EtlTaskCreatedAnswer, EtlTaskListAnswer
+    from qfnb.protocol.wires.qianfan.answers import EtlTaskAnswer, EtlTaskCreatedAnswer, EtlTaskListAnswer
 
 __all__ = ["DataTasksCalls"]
 

@@ -12,11 +12,11 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.protocol.console.enums import ParameterScale, TrainMode
 
-from ._base import asend, body_fields, send
 from .builders import finetune as build
+from .sending.sender import asend, body_fields, send
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import (
+    from qfnb.protocol.wires.qianfan.answers import (
         FineTuneJobCreatedAnswer,
         FineTuneJobListAnswer,
         FineTuneSupportedModelsAnswer,

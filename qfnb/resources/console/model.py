@@ -9,13 +9,13 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 
-from ._base import asend, body_fields, send
 from .builders import model as build
 from .model_eval import ModelEvalCalls
 from .model_repo import ModelRepoCalls
+from .sending.sender import asend, body_fields, send
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import (
+    from qfnb.protocol.wires.qianfan.answers import (
         EvaluationCreatedAnswer,
         EvaluationInfoAnswer,
         ModelInfoAnswer,

@@ -9,8 +9,8 @@ from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 
-from ._base import asend, body_fields, send
 from .builders import model_repo as build
+from .sending.sender import asend, body_fields, send
 
 __all__ = ["ModelRepoCalls"]
 

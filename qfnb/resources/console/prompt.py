@@ -11,11 +11,11 @@ from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
-from ._base import asend, body_fields, send
 from .builders import prompt as build
+from .sending.sender import asend, body_fields, send
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import PromptCreatedAnswer, PromptInfoAnswer, PromptListAnswer
+    from qfnb.protocol.wires.qianfan.answers import PromptCreatedAnswer, PromptInfoAnswer, PromptListAnswer
 
 __all__ = ["Prompt"]
 

@@ -4,17 +4,17 @@ Part of ``qfnb.resources``: may import ``qfnb._core`` and ``qfnb.protocol`` only
 
 from qfnb._core.http.response import QfResponse
 
+from .batching.results import BatchFuture, read_results
 from .chat import ChatCompletion
 from .completion import Completion
 from .embedding import Embedding
 from .function import Function
-from .image2text import Image2Text
+from .images.image2text import Image2Text
+from .images.text2image import Text2Image
 from .messages import Messages, QfMessages, QfRole, Role
 from .plugin import Plugin
 from .reranker import Reranker
-from .results import BatchFuture, read_results
 from .targets import QfLLMInfo
-from .text2image import Text2Image
 from .tokenizer import Tokenizer
 
 __all__ = ["BatchFuture", "ChatCompletion", "Completion", "Embedding", "Function", "Image2Text", "Messages", "Plugin",

@@ -26,20 +26,19 @@ from qfnb._core.runtime.progress import ProgressArg, make_progress
 from qfnb.protocol.console.model_names import LOCAL_DEFAULT_MODELS, V2_DEFAULT_MODELS
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.version import REQUEST_SOURCE
-from qfnb.protocol.wires import routes
+from qfnb.protocol.wires.qianfan import routes
 
 from ..batch_job import BatchJob, check_durable_options
 from ..targets import JobTarget, check_platform, parse_target
-from . import batch as _batch
-from . import batching
-from .packing import Pack
+from .batching import engine, runs
+from .batching.packing import Pack
 from .params import LOCAL_KWARGS, RETRY_KWARGS, InferenceCall
+from .shapes.v2 import V2_ROUTES, chat_row
 from .targets import QfLLMInfo, Target, class_or_instance_method, model_info, resolve_target, service_names, v2_model_id
-from .v2_shapes import V2_ROUTES, chat_row
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answer import AnswerModel
-    from qfnb.protocol.wires.inference import RequestModel
+    from qfnb.protocol.wires.qianfan.answer import AnswerModel
+    from qfnb.protocol.wires.qianfan.inference import RequestModel
 
 __all__ = ["BaseInference", "QfLLMInfo", "Target", "resolve_target"]
 
@@ -47,7 +46,7 @@ logger = logging.getLogger("qfnb.resources")
 
 #: the resource's typed call (:mod:`.params`)
 C = TypeVar("C", bound=InferenceCall)
-#: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.wires.answers`)
+#: the answer model of a response and of a stream chunk (:mod:`qfnb.protocol.wires.qianfan.answers`)
 A = TypeVar("A", bound="AnswerModel", default="AnswerModel")
 K = TypeVar("K", bound="AnswerModel", default="AnswerModel")
 #: a batch call's input and answer
@@ -69,7 +68,7 @@ class BaseInference(Generic[C, A, K]):
     default_retry: ClassVar[dict[str, Any]] = {}
     #: ``ado``'s parameters without a default (set by the generated calls)
     required: ClassVar[tuple[str, ...]] = ()
-    #: the names, in :mod:`qfnb.protocol.wires.answers`, of ``A`` and ``K`` (set by the generated calls)
+    #: the names, in :mod:`qfnb.protocol.wires.qianfan.answers`, of ``A`` and ``K`` (set by the generated calls)
     answer_model: ClassVar[str] = "AnswerModel"
     chunk_model: ClassVar[str] = "AnswerModel"
 
@@ -252,14 +251,17 @@ class BaseInference(Generic[C, A, K]):
     @staticmethod
     def _wire_body(fields: Mapping[str, Any], stream: bool, request: RequestModel | None = None) -> dict[str, Any]:
         """The body sent: ``fields`` less the SDK's own options, with ``stream`` and the request source;
-        with ``request`` (a request model of :mod:`qfnb.protocol.wires.inference`), refused unless it reads as one."""
+        with ``request`` (a request model of :mod:`qfnb.protocol.wires.qianfan.inference`), refused unless it
+        reads as one."""
         body = {k: v for k, v in fields.items() if k not in LOCAL_KWARGS and v is not None}
         body["stream"] = stream
         extra = body.get("extra_parameters")
         body["extra_parameters"] = {**extra, "request_source": REQUEST_SOURCE} if isinstance(extra, dict) else {
             "request_source": REQUEST_SOURCE}
         if request is not None:
-            from qfnb.protocol.wires import inference  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+            from qfnb.protocol.wires.qianfan import (  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+                inference,
+            )
             inference.parse_request(getattr(inference, request), body)
         return body
 
@@ -363,7 +365,7 @@ class BaseInference(Generic[C, A, K]):
 
     def _batch_items(self, inputs: Iterable[Any] | None, body_list: Iterable[dict[str, Any]] | None,
                      common: dict[str, Any]) -> Iterable[dict[str, Any]]:
-        _batch.check_batch_kwargs(common)
+        engine.check_batch_kwargs(common)
         if (inputs is None) == (body_list is None):
             raise ValidationError(f"{self.batch_field}_list", f"pass either {self.batch_field}_list or body_list")
         if body_list is not None:
@@ -399,7 +401,7 @@ class BaseInference(Generic[C, A, K]):
 
     async def abatch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                         worker_num: int | None = None, output_file: str | Path | None = None,
-                        progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
+                        progress: ProgressArg = None, retry_budget: float = engine.DEFAULT_RETRY_BUDGET,
                         durable: bool = False, target: str | None = None, **common: Any) -> Any:
         """Run many calls, ``worker_num`` at a time (default: 64 on the embedded platform, whose engines
         have a few slots; 1000 elsewhere, where calls wait on the network). Returns results in input order
@@ -420,19 +422,19 @@ class BaseInference(Generic[C, A, K]):
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
             check_durable_options(_live_options(worker_num, output_file, progress, retry_budget))
             return await self._durable((chat_row(i) for i in items), where)
-        return await self._run_batch(batching.acollect, items, inputs if inputs is not None else body_list, common,
+        return await self._run_batch(runs.acollect, items, inputs if inputs is not None else body_list, common,
                                      worker_num=worker_num, output_file=output_file, progress=progress,
                                      retry_budget=retry_budget)
 
     def _run_batch(self, run: Callable[..., R], items: Iterable[dict[str, Any]], given: Iterable[Any] | None,
                    common: dict[str, Any], *, worker_num: int | None, output_file: str | Path | None,
                    progress: ProgressArg, retry_budget: float) -> R:
-        """``run`` (:func:`batching.acollect` or :func:`batching.submit`) over ``items`` (as many as
+        """``run`` (:func:`runs.acollect` or :func:`runs.submit`) over ``items`` (as many as
         ``given`` holds, when it has a length), with this resource's calls (packed where it packs), retry
         verdicts, progress bar and answer model."""
         one, pack = self._batch_calls()
         total = len(given) if isinstance(given, Sized) else None
-        return run(one, items, total, worker_num=worker_num or _batch.default_workers(self.config.embedded, total),
+        return run(one, items, total, worker_num=worker_num or engine.default_workers(self.config.embedded, total),
                    output_file=output_file, progress=make_progress(progress, desc=type(self).__name__),
                    classify=self._batch_classifier(common), retry_budget=retry_budget, answer=self.answer_model,
                    pack=pack)
@@ -446,7 +448,7 @@ class BaseInference(Generic[C, A, K]):
         refuses it, naming the field)."""
         return {**dict.fromkeys(self.required), "retry_count": 1, **kwargs}
 
-    def _batch_calls(self) -> tuple[batching.One, Pack | None]:
+    def _batch_calls(self) -> tuple[runs.One, Pack | None]:
         """A batch's call of one item and, where this resource packs items, its packed call (which
         may fall back to the former), tagged as one job in the usage ledger."""
         pack = self._pack()
@@ -455,11 +457,11 @@ class BaseInference(Generic[C, A, K]):
         return self._one, replace(pack, call=_in_job(pack.call))
 
     def _pack(self) -> Pack | None:
-        """How a batch's items may travel packed, several in one call (:mod:`.packing`); None: one
+        """How a batch's items may travel packed, several in one call (:mod:`.batching.packing`); None: one
         call an item (every resource on the cloud)."""
         return None
 
-    def _batch_classifier(self, common: dict[str, Any]) -> _batch.Classify:
+    def _batch_classifier(self, common: dict[str, Any]) -> engine.Classify:
         call = InferenceCall(retry_count=common.get("retry_count"), request_timeout=common.get("request_timeout"),
                              backoff_factor=common.get("backoff_factor"), extra=common)
         policy = self._retry(call) or inference_policy(self.config, {})
@@ -467,7 +469,7 @@ class BaseInference(Generic[C, A, K]):
 
     def batch_do(self, inputs: Iterable[Any] | None = None, *, body_list: Iterable[dict[str, Any]] | None = None,
                  worker_num: int | None = None, output_file: str | Path | None = None,
-                 progress: ProgressArg = None, retry_budget: float = _batch.DEFAULT_RETRY_BUDGET,
+                 progress: ProgressArg = None, retry_budget: float = engine.DEFAULT_RETRY_BUDGET,
                  durable: bool = False, target: str | None = None, **common: Any) -> Any:
         """Start a batch in the background and return a :class:`BatchFuture` at once (retries
         as :meth:`abatch_do`; ``future.stats`` tells how many calls were re-queued).
@@ -480,7 +482,7 @@ class BaseInference(Generic[C, A, K]):
         if durable or (where is not None and where.cluster):  # rows in the OpenAI chat shape a batch job reads
             check_durable_options(_live_options(worker_num, output_file, progress, retry_budget))
             return sync.run(self._durable((chat_row(i) for i in items), where))
-        future = self._run_batch(batching.submit, items, inputs if inputs is not None else body_list, common,
+        future = self._run_batch(runs.submit, items, inputs if inputs is not None else body_list, common,
                                  worker_num=worker_num, output_file=output_file, progress=progress,
                                  retry_budget=retry_budget)
         future.response_format = given_format
@@ -491,7 +493,7 @@ def _live_options(worker_num: int | None, output_file: str | Path | None, progre
                   retry_budget: float) -> dict[str, Any]:
     """The live-batch options a caller set (None where left at the default)."""
     return {"worker_num": worker_num, "output_file": output_file, "progress": progress or None,
-            "retry_budget": None if retry_budget == _batch.DEFAULT_RETRY_BUDGET else retry_budget}
+            "retry_budget": None if retry_budget == engine.DEFAULT_RETRY_BUDGET else retry_budget}
 
 
 def _in_job(call: Callable[[In], Awaitable[R]]) -> Callable[[In], Awaitable[R]]:

@@ -12,17 +12,18 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
-from qfnb.protocol.wires import routes
+from qfnb.protocol.wires.qianfan import routes
 
 from ..structured import SchemaError, as_response_format
-from . import function_call, v2_shapes
 from ._generated.chat import ChatCompletionCalls
-from .accumulator import ChatAccumulator
 from .base import Target
 from .params import CONTINUE_PROMPT, ChatCall, ChatMessages
+from .shapes import function_call
+from .shapes import v2 as v2_shapes
+from .shapes.accumulator import ChatAccumulator
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import ChatAnswer, ChatChunk
+    from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk
 
 __all__ = ["ChatCompletion", "ChatMessages"]
 
@@ -36,7 +37,8 @@ _Typed = TypeVar("_Typed", "ChatAnswer", "ChatChunk")
 def _official(resp: QfResponse[_Typed]) -> _Typed:
     """What the official ``create()`` answers: ``resp.parsed``, with the call's latencies
     (``statistic``) and the body as received (``raw``)."""
-    from qfnb.protocol.wires.answers import Statistic  # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+    # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
+    from qfnb.protocol.wires.qianfan.answers import Statistic
 
     answer = resp.parsed
     answer.statistic = Statistic.model_validate({k: v for k, v in resp.statistic.items()
@@ -60,7 +62,7 @@ class ChatCompletion(ChatCompletionCalls):
     async def acreate(self, messages: ChatMessages, model: str | None = None, endpoint: str | None = None,
                       stream: bool = False, **kwargs: Any) -> Any:
         """The official ``create``: as :meth:`ado`, but a v2 resource answers typed objects
-        (:class:`~qfnb.protocol.wires.answers.ChatAnswer`, officially ``typing_client.Completion``, or an
+        (:class:`~qfnb.protocol.wires.qianfan.answers.ChatAnswer`, officially ``typing_client.Completion``, or an
         async iterator of ``ChatChunk``); a v1 resource answers as :meth:`ado`."""
         resp = await self.ado(messages, model, endpoint, stream, **kwargs)
         if self.version != 2:
@@ -154,15 +156,15 @@ class ChatCompletion(ChatCompletionCalls):
         if target.api_type == "v2":
             body = v2_shapes.chat_body(fields, target.model or "", call.stream)
             # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-            from qfnb.protocol.wires.inference import parse_request
-            from qfnb.protocol.wires.openai_requests import V2ChatRequest
+            from qfnb.protocol.wires.openai.requests import V2ChatRequest
+            from qfnb.protocol.wires.qianfan.inference import parse_request
             parse_request(V2ChatRequest, body)
         else:
             body = self._wire_body(fields, call.stream)
             if call.extra.get("adapt_openai_message_format"):
                 body = _hoist_system(body)
             # deferred: loads pydantic (`qfnb.ChatCompletion` does not)
-            from qfnb.protocol.wires.inference import ChatRequest, parse_request
+            from qfnb.protocol.wires.qianfan.inference import ChatRequest, parse_request
             parse_request(ChatRequest, body)
         return target, body
 

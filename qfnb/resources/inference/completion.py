@@ -8,10 +8,10 @@ from qfnb._core.errors import ValidationError
 from qfnb._core.http.response import QfResponse
 from qfnb.protocol.limits import MAX_PROMPT_CHARS
 
-from . import v2_shapes
 from ._generated.completion import CompletionCalls
 from .base import Target
 from .params import CompletionCall
+from .shapes import v2 as v2_shapes
 
 __all__ = ["Completion"]
 

@@ -1,6 +1,6 @@
 """``Embedding``: texts → vectors (``texts=[...]``, at most 16 per call).
 
-A batch against the embedded platform travels packed (:mod:`.packing`): consecutive inputs go in
+A batch against the embedded platform travels packed (:mod:`.batching.packing`): consecutive inputs go in
 one v1 call of up to :attr:`Embedding.local_pack_texts` texts, which the local platform takes from
 a batch (its ``X-Qfnb-Priority: batch`` lane) where the cloud's rule is 16; each input still gets
 its own answer. The cloud gets one call an input, as the official SDK sends them.
@@ -13,18 +13,18 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from qfnb._core.errors import QfnbError, ValidationError
-from qfnb._core.http.recorded import prompt_hash
+from qfnb._core.http.recording.recorded import prompt_hash
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import inference_policy, is_retryable
 
-from . import v2_shapes
 from ._generated.embedding import EmbeddingCalls
 from .base import Target
-from .packing import Pack
+from .batching.packing import Pack
 from .params import EmbeddingCall
+from .shapes import v2 as v2_shapes
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import EmbeddingAnswer
+    from qfnb.protocol.wires.qianfan.answers import EmbeddingAnswer
 
 __all__ = ["Embedding"]
 

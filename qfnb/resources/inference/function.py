@@ -1,5 +1,5 @@
 """``Function``: chat with function calling, on ``ERNIE-Functions-8K`` by default (see
-:mod:`.function_call` for how that model is driven)."""
+:mod:`.shapes.function_call` for how that model is driven)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from qfnb._core.http.response import QfResponse
 
 from .chat import ChatCompletion, ChatMessages
-from .function_call import FUNCTION_MODEL
+from .shapes.function_call import FUNCTION_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import ChatAnswer, ChatChunk
+    from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk
 
 __all__ = ["Function"]
 

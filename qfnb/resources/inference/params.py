@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qfnb.protocol.wires.sampling import SamplingOptions
+from qfnb.protocol.wires.qianfan.sampling import SamplingOptions
 
 from .messages import Messages
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.wires import routes
+from qfnb.protocol.wires.qianfan import routes
 
 from ._generated.plugin import PluginCalls
 from .base import Target

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 from qfnb._core.errors import ValidationError
 
-from . import v2_shapes
 from ._generated.reranker import RerankerCalls
 from .base import Target
 from .params import RerankerCall
+from .shapes import v2 as v2_shapes
 
 __all__ = ["Reranker"]
 

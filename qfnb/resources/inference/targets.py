@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.wires import routes
-from qfnb.protocol.wires.routes import Target
+from qfnb.protocol.wires.qianfan import routes
+from qfnb.protocol.wires.qianfan.routes import Target
 
 __all__ = ["QfLLMInfo", "RenamedModelWarning", "Target", "class_or_instance_method", "model_info", "resolve_target",
            "service_names", "v2_model_id"]

@@ -10,7 +10,7 @@ from qfnb._core.config import Config, resolve_config
 from qfnb._core.errors import ValidationError
 from qfnb._core.http.client import get_client
 from qfnb._core.runtime import sync
-from qfnb.protocol.wires.routes import Target
+from qfnb.protocol.wires.qianfan.routes import Target
 
 __all__ = ["Tokenizer"]
 

@@ -29,7 +29,7 @@ from ..consts import PeftType
 from .train_config import HYPERPARAMETERS, TrainConfig, TrainLimit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import FineTuneSupportedModel, FineTuneSupportedScale
+    from qfnb.protocol.wires.qianfan.answers import FineTuneSupportedModel, FineTuneSupportedScale
 
 __all__ = ["DPOTrainModelInfoMapping", "DefaultDPOTrainConfigMapping", "DefaultPostPretrainTrainConfigMapping",
            "DefaultTrainConfigMapping", "ModelInfo", "ModelInfoMapping", "PostPreTrainModelInfoMapping",

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from qfnb._core.http.train_hold import settle_training, trained_tokens
+from qfnb._core.http.recording.train_hold import settle_training, trained_tokens
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb.protocol.console.training import TRAINED_TOKEN_KEYS
 
@@ -28,7 +28,8 @@ def record_training(detail: Mapping[str, Any], base_model: str, config: Config, 
     """One ledger row for an ended run (``api`` ``fine-tune``, ``job`` its task id), succeeded, failed or
     stopped alike: a run that trained settles what its create held against the budget to its tokens (on the
     cloud their price too, where the price table has the base's fine-tune price), once per platform and
-    run (:func:`qfnb._core.http.train_hold.settle_training`). A reused run is a cache hit: it spends nothing."""
+    run (:func:`qfnb._core.http.recording.train_hold.settle_training`). A reused run is a cache hit: it spends
+    nothing."""
     tokens = trained_tokens(detail)
     if not tokens:
         logger.info("fine-tune task %s reported no trained-token count", detail.get("taskId"))

@@ -8,7 +8,7 @@ from typing import Any
 
 from qfnb._core.errors import ValidationError
 from qfnb.resources.console import Data
-from qfnb.resources.console.account import console_v2, require_iam_keys
+from qfnb.resources.console.sending.account import console_v2, require_iam_keys
 
 from .._action import AsyncAction, RunContext
 from ..configs import DatasetConfig

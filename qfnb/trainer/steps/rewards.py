@@ -34,7 +34,7 @@ from qfnb.protocol.console.rewards import (
     parse_reward,
     reward_problem,
 )
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 
 if TYPE_CHECKING:  # pragma: no cover
     from qfnb._core.config import Config
@@ -136,7 +136,7 @@ class RewardProvider:
                 return
 
     async def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        from qfnb.resources.console._base import ConsoleRequest, asend  # deferred: the HTTP client
+        from qfnb.resources.console.sending.sender import ConsoleRequest, asend  # deferred: the HTTP client
 
         resp = await asend(ConsoleRequest(Console.V2_FINETUNING, body, action), config=self.config)
         result = resp.body.get("result")

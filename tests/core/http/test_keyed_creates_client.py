@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qfnb._core.http.client import AsyncQianfanClient
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, Console
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, Console
 from tests.fakes.cloud import FakeQianfan
 
 MakeConfig = Any

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import qfnb
-from qfnb._core.http.recorded import schema_answers
+from qfnb._core.http.recording.recorded import schema_answers
 from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb.local.engines.llama.link import transport
 from qfnb.protocol.limits import SCHEMA_RESAMPLES

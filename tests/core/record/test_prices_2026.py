@@ -45,7 +45,8 @@ def _no_user_prices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _seed_names() -> list[str]:
-    data = json.loads(resources.files("qfnb.protocol.wires").joinpath("models.json").read_text(encoding="utf-8"))
+    catalog = resources.files("qfnb.protocol.wires.qianfan").joinpath("models.json")
+    data = json.loads(catalog.read_text(encoding="utf-8"))
     return [name for api in data.values() for name in api["models"]]
 
 

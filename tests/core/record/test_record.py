@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import qfnb
-from qfnb._core.http.recorded import prompt_hash
+from qfnb._core.http.recording.recorded import prompt_hash
 from qfnb._core.record import cache as cache_mod
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from qfnb._core.http.recorded import PAIR_TOKENS, prompt_estimate, rerank_estimate, worst_case
+from qfnb._core.http.recording.recorded import PAIR_TOKENS, prompt_estimate, rerank_estimate, worst_case
 from qfnb._core.record.tokens import token_bound
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,7 +27,7 @@ def _unusual() -> dict[str, str]:
     letters, lower = string.ascii_letters, string.ascii_lowercase
     return {
         "english": "The quick brown fox jumps over the lazy dog. " * 20,
-        "code": (REPO / "qfnb" / "_core" / "http" / "recorded.py").read_text(encoding="utf-8")[:3000],
+        "code": (REPO / "qfnb" / "_core" / "http" / "recording" / "recorded.py").read_text(encoding="utf-8")[:3000],
         "base64": base64.b64encode(rnd.randbytes(1500)).decode(),
         "hex": rnd.randbytes(1000).hex(),
         "digits": "".join(rnd.choice(string.digits) for _ in range(2000)),

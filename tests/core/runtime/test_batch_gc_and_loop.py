@@ -65,7 +65,7 @@ def test_the_raise_ends_with_a_failing_block(default_threshold: tuple[int, ...])
 
 
 def test_a_batch_runs_with_the_raised_threshold(default_threshold: tuple[int, ...]) -> None:
-    from qfnb.resources.inference.batch import ListSink, run_batch
+    from qfnb.resources.inference.batching.engine import ListSink, run_batch
 
     seen: list[int] = []
 

@@ -18,7 +18,7 @@ from qfnb.local.domain.console.dataset_tasks import INTERRUPTED
 from qfnb.protocol.console.data_enums import DataTemplateType
 from qfnb.protocol.console.enums import ImportStatus
 from qfnb.resources.console import Data
-from qfnb.resources.console.account import console_v2
+from qfnb.resources.console.sending.account import console_v2
 from tests.fakes.local_platform import ServedPlatform
 
 ROWS = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(3)]

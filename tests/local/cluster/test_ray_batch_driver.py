@@ -19,7 +19,7 @@ import pytest
 from qfnb.local.cluster import ray_batch
 from qfnb.local.engines.base import Delta
 from qfnb.local.engines.llama.process.server import EngineUnavailable
-from qfnb.resources.batch_ray import log_lines, log_rows, usage_of
+from qfnb.resources.batch.ray_jobs import log_lines, log_rows, usage_of
 
 
 @dataclass(eq=False)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from qfnb.local.convert.answer import Tally
 from qfnb.local.convert.qianfan_v1 import V1Render
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.wires.sse import SSEDecoder
+from qfnb.protocol.wires.codec.sse import SSEDecoder
 
 RENDER = V1Render(obj="completion", stream=True, rid="as-1", created=0)
 

@@ -12,10 +12,10 @@ from qfnb.local.convert.anthropic import messages_ask
 from qfnb.local.convert.openai_chat import chat_ask
 from qfnb.local.convert.responses import responses_ask
 from qfnb.local.engines.ask import Sampling
-from qfnb.protocol.wires.anthropic import CountRequest, MessagesRequest
-from qfnb.protocol.wires.inference import parse_request
-from qfnb.protocol.wires.openai_requests import OpenAIChatRequest
-from qfnb.protocol.wires.responses import ResponsesRequest
+from qfnb.protocol.wires.anthropic.messages import CountRequest, MessagesRequest
+from qfnb.protocol.wires.openai.requests import OpenAIChatRequest
+from qfnb.protocol.wires.qianfan.inference import parse_request
+from qfnb.protocol.wires.responses.request import ResponsesRequest
 
 TOOL = {"type": "function", "name": "get_weather", "description": "the weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}

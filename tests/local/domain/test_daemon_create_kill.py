@@ -22,7 +22,7 @@ from platform_helpers import Signer
 from qfnb._core.backend import daemon
 from qfnb._core.backend.discovery import LocalPlatform
 from qfnb._core.backend.process import wait_gone
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, REUSED_HEADER, Console
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, REUSED_HEADER, Console
 
 FAKE_WORKER = Path(__file__).parents[1] / "fake_worker.py"
 WORKER = ["--worker-command", f"{sys.executable} {FAKE_WORKER}"]

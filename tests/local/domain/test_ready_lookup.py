@@ -15,7 +15,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.api import Engine
 from qfnb.local.server.serving import serve
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 
 class TellingRegistry(FakeRegistry):

@@ -18,7 +18,7 @@ from platform_helpers import Signer, client_for, console, make_settings, token, 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.state.store import Store
 from qfnb.local.domain.training.jobs import RESTART_MESSAGE
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 ROWS = [{"prompt": f"question {i}", "response": [[f"answer {i}"]]} for i in range(8)]
 

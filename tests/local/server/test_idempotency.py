@@ -30,7 +30,7 @@ from qfnb._core.runtime import sync
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
 from qfnb.errors import InvalidArgumentError, TimeoutError, ValidationError
 from qfnb.local.engines.ask import Sampling
-from qfnb.protocol.wires.routes import CALLS_ROUTE, REUSED_HEADER
+from qfnb.protocol.wires.qianfan.routes import CALLS_ROUTE, REUSED_HEADER
 from tests.fakes.local_platform import ServedPlatform, served_platform
 
 #: the slow engine's wait before its first word and between words after the second; the client's timeout
@@ -383,7 +383,7 @@ def test_an_iam_callers_key_is_owned_by_its_verified_signature_not_its_key_id(tm
     unverified signature never reaches the keyed calls: it is refused as the route refuses it."""
     from platform_helpers import CREDS, Signer
 
-    from qfnb.protocol.wires.signing import bce_date
+    from qfnb.protocol.wires.qianfan.signing import bce_date
 
     body = {"model": "Tiny-Chat", "messages": [{"role": "user", "content": LONG}]}
     forged = {"Authorization": f"bce-auth-v1/{CREDS.access_key}/{bce_date()}/1800/host/{'0' * 64}",

@@ -10,7 +10,7 @@ from qfnb.notebook.chat.answer import CellAnswer
 from qfnb.notebook.errors import QfnbCellError
 from qfnb.notebook.sampling import SamplingOptions
 from qfnb.protocol.limits import MAX_OUTPUT_TOKENS, range_problem
-from qfnb.protocol.wires.ranges import RANGES
+from qfnb.protocol.wires.chat.ranges import RANGES
 
 
 def magics(ip):  # type: ignore[no-untyped-def]
@@ -254,7 +254,7 @@ def test_the_three_magics_take_the_specs_sampling_options(ip) -> None:  # type: 
 
 
 def test_loading_the_magics_imports_no_wire_models() -> None:
-    """The option checks read ``qfnb.protocol.wires.ranges`` (plain data), so ``%load_ext qfnb`` stays
+    """The option checks read ``qfnb.protocol.wires.chat.ranges`` (plain data), so ``%load_ext qfnb`` stays
     as quick as before the spec: the wire models load with the first call. (pydantic itself comes
     with the trainer's configs, which the ``%qftrain`` launcher registers.)"""
     import subprocess
@@ -262,7 +262,7 @@ def test_loading_the_magics_imports_no_wire_models() -> None:
 
     code = ("import sys, qfnb\nfrom IPython.testing.globalipapp import start_ipython\n"
             "qfnb.load_ipython_extension(start_ipython())\n"
-            "print(sorted(m for m in ('qfnb.protocol.wires.inference', 'qfnb.resources.inference')\n"
+            "print(sorted(m for m in ('qfnb.protocol.wires.qianfan.inference', 'qfnb.resources.inference')\n"
             "             if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -12,8 +12,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from nb_doubles import RecordingPublisher, ScriptedChatBackend, function_call
 
 from qfnb.notebook.chat.sessions import ChatSession, Exchange, SessionHistory, fitted
-from qfnb.protocol.wires.inference import validate_messages
-from qfnb.protocol.wires.tools import openai_history_as_v1
+from qfnb.protocol.wires.chat.tools import openai_history_as_v1
+from qfnb.protocol.wires.qianfan.inference import validate_messages
 from tests.fakes.cloud import PREFIX, Captured
 
 RESULT = {"city": "Paris", "temp_c": 17}

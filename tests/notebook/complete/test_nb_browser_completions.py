@@ -27,7 +27,7 @@ from qfnb._core.backend import daemon
 from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.record.ledger import LEDGER_FILE, Ledger
 from qfnb.notebook.complete.spending import WITHDRAWN_JOB
-from qfnb.protocol.wires.completion import COMPLETION_KIND
+from qfnb.protocol.wires.local.completion import COMPLETION_KIND
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

@@ -20,7 +20,7 @@ from test_nb_browser_completions import GHOST, _run_first_cell
 from qfnb._core.backend import daemon
 from qfnb._core.record.ledger import LEDGER_FILE, Ledger
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
-from qfnb.protocol.wires.completion import COMPLETION_KIND
+from qfnb.protocol.wires.local.completion import COMPLETION_KIND
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_model, pytest.mark.slow, needs_chromium]
 

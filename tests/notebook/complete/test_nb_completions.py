@@ -26,7 +26,7 @@ from qfnb.notebook.complete.context import FimRequest, cell_chunks, finish_sugge
 from qfnb.notebook.complete.spending import WITHDRAWN_JOB, Limits, Spending
 from qfnb.notebook.complete.wire import EditorAsk
 from qfnb.protocol.platform.usage_file import kernel_session
-from qfnb.protocol.wires.completion import COMPLETION_KIND, CompleteRequest
+from qfnb.protocol.wires.local.completion import COMPLETION_KIND, CompleteRequest
 from tests.fakes.fixtures_v2 import key_only_config
 
 

@@ -18,7 +18,7 @@ from qfnb._core.backend.discovery import read_runtime
 from qfnb._core.record.ledger import default_ledger
 from qfnb.notebook.complete import backends
 from qfnb.notebook.complete.context import FimRequest, finish_suggestion
-from qfnb.protocol.wires.completion import COMPLETION_KIND
+from qfnb.protocol.wires.local.completion import COMPLETION_KIND
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 

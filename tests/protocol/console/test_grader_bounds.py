@@ -10,7 +10,7 @@ import time
 import pytest
 
 from qfnb.protocol.console import rewards
-from qfnb.protocol.wires.graders import GraderProblem, check_grader
+from qfnb.protocol.wires.openai.graders import GraderProblem, check_grader
 
 SIMILAR = {"type": "text_similarity", "input": "{{sample.output_text}}", "reference": "{{item.answer}}",
            "evaluation_metric": "rouge_l"}

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from qfnb.protocol import ErrorCode, ProtocolError, validate_messages
-from qfnb.protocol.wires.inference import (
+from qfnb.protocol.wires.codec.sse import SSEDecoder, encode_event
+from qfnb.protocol.wires.qianfan.inference import (
     ChatRequest,
     CompletionRequest,
     EmbeddingRequest,
     Text2ImageRequest,
     parse_request,
 )
-from qfnb.protocol.wires.routes import Target, builtin_endpoint, default_model
-from qfnb.protocol.wires.sse import SSEDecoder, encode_event
+from qfnb.protocol.wires.qianfan.routes import Target, builtin_endpoint, default_model
 
 
 def u(text: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.wires import answers
+from qfnb.protocol.wires.qianfan import answers
 from qfnb.resources.console import FineTune, Model, Service
 from tests.source_trees import parse_source
 from tests.typing.mypy_run import shared_mypy
@@ -106,8 +106,8 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
         "(_WIRE_STREAM, TEMPERATURE, TOP_P, TOP_K,", "(_WIRE_STREAM, SEED, TEMPERATURE, TOP_P, TOP_K,"))
     done = _run("tools/generate.py", "--check", cwd=tmp_path)
     assert done.returncode == 1
-    lagging = ("inference/_generated/chat.py", "inference/params.py", "protocol/wires/fields.py",
-               "notebook/sampling.py", "protocol/wires/sampling.py")
+    lagging = ("inference/_generated/chat.py", "inference/params.py", "protocol/wires/chat/fields.py",
+               "notebook/sampling.py", "protocol/wires/qianfan/sampling.py")
     for name in lagging:
         assert name in done.stderr, done.stderr
     assert _run("tools/generate.py", cwd=tmp_path).returncode == 0
@@ -115,10 +115,10 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
     chat = (tmp_path / "qfnb/resources/inference/_generated/chat.py").read_text()
     params = (tmp_path / "qfnb/resources/inference/params.py").read_text()
     options = (tmp_path / "qfnb/notebook/sampling.py").read_text()
-    wire = (tmp_path / "qfnb/protocol/wires/fields.py").read_text()
+    wire = (tmp_path / "qfnb/protocol/wires/chat/fields.py").read_text()
     assert "seed: int | None = None, **kwargs: Any" in chat and ":param seed: the random seed" in chat
     assert '"seed": self.seed' in params and '("--seed",), "seed", int' in options
-    assert "    seed: int | None = None\n" in (tmp_path / "qfnb/protocol/wires/sampling.py").read_text()
+    assert "    seed: int | None = None\n" in (tmp_path / "qfnb/protocol/wires/qianfan/sampling.py").read_text()
     assert "class SamplingFields(WireModel):" in wire and "    seed: int | None = None\n    temperature" in wire
     for path in made:
         compile((tmp_path / path.relative_to(ROOT)).read_text(), str(path), "exec")
@@ -128,16 +128,16 @@ def test_an_edited_spec_fails_the_check_until_regenerated(tmp_path: Path) -> Non
 
 
 def test_an_edited_answer_spec_fails_the_check_until_regenerated(tmp_path: Path) -> None:
-    """A field added to an answer model in ``tools/spec/answers.py`` lags in ``qfnb/protocol/wires/answers.py``
+    """A field added to an answer model in ``tools/spec/answers.py`` lags in ``qfnb/protocol/wires/qianfan/answers.py``
     until a run writes it there, with its alias."""
     _copy_generator(tmp_path)
     spec = tmp_path / "tools/spec/answers.py"
     total = 'f("total_tokens", "int", "0")'
     spec.write_text(spec.read_text().replace(total, total + ', f("cached", "int", "0", wire="cachedTokens")', 1))
     done = _run("tools/generate.py", "--check", cwd=tmp_path)
-    assert done.returncode == 1 and "qfnb/protocol/wires/answers.py" in done.stderr, done.stderr
+    assert done.returncode == 1 and "qfnb/protocol/wires/qianfan/answers.py" in done.stderr, done.stderr
     assert _run("tools/generate.py", cwd=tmp_path).returncode == 0
-    written = (tmp_path / "qfnb/protocol/wires/answers.py").read_text()
+    written = (tmp_path / "qfnb/protocol/wires/qianfan/answers.py").read_text()
     assert '    cached: int = Field(default=0, alias="cachedTokens")\n' in written
 
 

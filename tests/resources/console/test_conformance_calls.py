@@ -11,8 +11,8 @@ import pytest
 from qfnb._core.errors import InvalidArgumentError, ValidationError
 from qfnb._core.http.response import QfResponse
 from qfnb.resources.console import Charge, Data, Memory, Model, Prompt, charge, data, data_tasks, model_eval, prompt
-from qfnb.resources.console._base import ConsoleRequest
 from qfnb.resources.console.consts import DataProjectType, DataSetType, DataTemplateType
+from qfnb.resources.console.sending.sender import ConsoleRequest
 
 SENT = QfResponse(200, {}, {"result": "sent"})
 

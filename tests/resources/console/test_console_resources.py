@@ -6,7 +6,7 @@ import pytest
 
 from qfnb._core.config import Config
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.wires.signing import parse_authorization, verify
+from qfnb.protocol.wires.qianfan.signing import parse_authorization, verify
 from qfnb.resources.console import Data, FineTune, Model, Service
 from tests.fakes.console_cloud import ConsoleCloud
 

@@ -1,17 +1,14 @@
 """Issue 21's inference behaviours on the generated call surface, against the fake cloud:
-ERNIE-Functions' instruction-driven function calls, ``Embedding(texts="one")``, the
-``(prompt, image)`` batch items of ``Image2Text`` and the endpoint-over-model routing."""
+ERNIE-Functions' instruction-driven function calls, ``Embedding(texts="one")`` and the
+endpoint-over-model routing (``Image2Text``'s ``(prompt, image)`` batch items: inference/images)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from qfnb import ChatCompletion, Embedding
 from qfnb._core.config import Config
-from qfnb.errors import ValidationError
-from qfnb.resources.inference import Function, Image2Text
+from qfnb.resources.inference import Function
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.fixtures import fake, fake_server, make_config
 
@@ -42,14 +39,6 @@ def test_embedding_takes_one_string_as_a_list_of_one(fake: FakeQianfan, make_con
     resp = Embedding(config=make_config("oauth")).do("one text")
     assert len(resp["data"]) == 1
     assert fake.calls("/embeddings/")[0].json["input"] == ["one text"]
-
-
-def test_image2text_batch_items_are_prompt_image_pairs() -> None:
-    i2t = Image2Text(endpoint="ep")
-    assert i2t._batch_item(("what?", "aW1n")) == {"prompt": "what?", "image": "aW1n"}
-    with pytest.raises(ValidationError) as info:
-        i2t._batch_item("just a prompt")
-    assert info.value.field == "input_list"
 
 
 def test_a_call_endpoint_wins_over_the_instance_model(fake: FakeQianfan, make_config: MakeConfig) -> None:

@@ -16,8 +16,8 @@ from qfnb import ChatCompletion, Completion, Embedding, Plugin, Text2Image
 from qfnb._core.config import Config
 from qfnb._core.http.response import QfResponse
 from qfnb._core.runtime import sync
-from qfnb.protocol.wires import answers
-from qfnb.protocol.wires.sampling import SamplingOptions
+from qfnb.protocol.wires.qianfan import answers
+from qfnb.protocol.wires.qianfan.sampling import SamplingOptions
 from qfnb.resources import Image2Text, Reranker
 from qfnb.resources.inference.base import BaseInference
 from qfnb.resources.inference.params import ChatCall, EmbeddingCall, InferenceCall, Text2ImageCall

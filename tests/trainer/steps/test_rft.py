@@ -175,7 +175,7 @@ def _create(local: Config, name: str, mode: str, **task: Any) -> str:
 
 
 def _exchange(local: Config, action: str, body: dict[str, Any]) -> dict[str, Any]:
-    from qfnb.resources.console._base import ConsoleRequest, send
+    from qfnb.resources.console.sending.sender import ConsoleRequest, send
 
     return dict(send(ConsoleRequest("/v2/finetuning", body, action), config=local).body["result"])
 

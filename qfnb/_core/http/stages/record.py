@@ -1,6 +1,6 @@
 """The record stage: a model call answers from the response cache on a hit, reserves its
 worst case against the budget before it is sent, and settles it (budget and ledger) when its
-answer, or what arrived of a stream, is in (:class:`~qfnb._core.http.recorded.Recording`).
+answer, or what arrived of a stream, is in (:class:`~qfnb._core.http.recording.recorded.Recording`).
 The cache key includes what would answer: ``identify`` gives the served model's digest. Under a
 budget, a Responses continuation also holds the stored conversation the platform prepends to it:
 ``history`` gives its tokens (the stored response's usage)."""
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from qfnb._core.http.call import Call
-from qfnb._core.http.recorded import Recording
+from qfnb._core.http.recording.recorded import Recording
 from qfnb._core.http.stages import Answer, Next
 from qfnb._core.record.budget import active_budget
 from qfnb._core.record.traces import origin_headers

@@ -13,7 +13,7 @@ from qfnb._core.http.call import Call
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy, retry_after_of, retry_delay
 from qfnb._core.http.stages import Answer, Next
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, REUSED_HEADER
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, REUSED_HEADER
 
 __all__ = ["Retry", "spent"]
 

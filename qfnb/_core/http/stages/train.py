@@ -4,12 +4,12 @@ holds its forecast trained tokens against the active budget before it is sent (`
 naming the budget and the forecast: nothing is sent), and a run that a console read shows ended (v2
 ``DescribeFineTuningTask``, v1 ``finetune/jobDetail``, and a job's task list for the runs held here:
 done, failed or stopped) settles to the tokens it trained on and is in the usage ledger once
-(:mod:`qfnb._core.http.train_hold`).
+(:mod:`qfnb._core.http.recording.train_hold`).
 
 The forecast is the run's worst case: where ``maxSteps`` bounds it, steps x batch x sequence length;
 else its datasets' rows (read from the platform before the create) x epochs x sequence length, each
 row's sequence at most that long (a preference pair's two sequences are not doubled). A caller that
-holds its own forecast (``TrainAction``) creates inside :func:`~qfnb._core.http.train_hold.holding`:
+holds its own forecast (``TrainAction``) creates inside :func:`~qfnb._core.http.recording.train_hold.holding`:
 its create is not held again. A container (v2 ``CreateFineTuningJob``, v1 ``finetune/createTask``)
 trains nothing and holds nothing.
 """
@@ -25,9 +25,7 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.errors import QfnbError
 from qfnb._core.http.call import Call
-from qfnb._core.http.response import QfResponse
-from qfnb._core.http.stages import Answer, Next
-from qfnb._core.http.train_hold import (
+from qfnb._core.http.recording.train_hold import (
     TrainHold,
     caller_holds,
     held_for,
@@ -38,11 +36,13 @@ from qfnb._core.http.train_hold import (
     trained_tokens,
     worst_case_tokens,
 )
+from qfnb._core.http.response import QfResponse
+from qfnb._core.http.stages import Answer, Next
 from qfnb._core.record.budget import active_budget
 from qfnb._core.transport import json_or_none
 from qfnb._core.transport.urls import url_of
 from qfnb.protocol.console.enums import RunStatus, V1TrainStatus
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, Console, V2Action
 
 __all__ = ["TrainRecord"]
 

@@ -9,7 +9,7 @@ A call that fails (a timeout, a cut connection, the platform's error) is left as
 A keyed call the client gives up on (its retries spent on silence or dropped connections, a stream
 cut with no attempt left) is a call whose error should say what the platform was doing: the stage
 asks ``GET /qfnb/calls/{key}`` once (at most :data:`WITHDRAW_WAIT_S`, never raising) and adds the
-platform's answer to the error as one clause (:func:`qfnb.protocol.wires.call_progress.describe`: "the
+platform's answer to the error as one clause (:func:`qfnb.protocol.wires.local.call_progress.describe`: "the
 platform had it generating: 212 tokens in 95 s after 40 s queued"). A normal call sends nothing more."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from qfnb._core.http.outage import origin
 from qfnb._core.http.response import QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next
-from qfnb.protocol.wires.call_progress import describe
-from qfnb.protocol.wires.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER, runs_once_per_key
+from qfnb.protocol.wires.local.call_progress import describe
+from qfnb.protocol.wires.qianfan.routes import CALLS_ROUTE, IDEMPOTENCY_HEADER, runs_once_per_key
 
 __all__ = ["WITHDRAW_WAIT_S", "Withdraw", "whereabouts"]
 

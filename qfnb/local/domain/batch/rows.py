@@ -26,9 +26,9 @@ from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.ask import ChatAsk, Sampling
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.limits import DEFAULT_OUTPUT_TOKENS, MAX_BODY_BYTES
-from qfnb.protocol.wires.batch import ROW_URLS
-from qfnb.protocol.wires.openai_requests import V2ChatRequest, check_openai_chat
-from qfnb.protocol.wires.openai_wire import drop_nulls, text_messages
+from qfnb.protocol.wires.chat.openai_wire import drop_nulls, text_messages
+from qfnb.protocol.wires.openai.requests import V2ChatRequest, check_openai_chat
+from qfnb.protocol.wires.qianfan.batch import ROW_URLS
 
 #: an input line's bytes: the chat routes' body cap
 MAX_LINE_BYTES = MAX_BODY_BYTES

@@ -26,8 +26,8 @@ from qfnb.local.domain.state.requests import parse
 from qfnb.local.domain.state.site import ServingSite
 from qfnb.local.domain.state.values import BodyError, NotFound
 from qfnb.local.engines.api import Engine
-from qfnb.protocol.wires.batch import ACTIVE, COMPLETION_WINDOWS, BatchStatus
-from qfnb.protocol.wires.openai_requests import V2ChatRequest
+from qfnb.protocol.wires.openai.requests import V2ChatRequest
+from qfnb.protocol.wires.qianfan.batch import ACTIVE, COMPLETION_WINDOWS, BatchStatus
 
 log = logging.getLogger("qfnb.local.domain.batch")
 #: seconds a shutdown waits for the rows at an engine to end and be written (:func:`drain`)

@@ -14,7 +14,7 @@ from typing import Any
 
 from qfnb.local.domain.state.store import Record, Store, holds_pairs
 from qfnb.local.domain.state.values import NotFound
-from qfnb.protocol.wires.responses_answer import list_object
+from qfnb.protocol.wires.responses.answer import list_object
 
 KIND = "chat_completions"
 PREFIX = "chatcmpl-"

@@ -1,6 +1,6 @@
 """Creates run once per ``Idempotency-Key``: a call that creates something or starts paid work (a fine-tune
 job or task, a deployment, a model publish, a batch inference task, an evaluation, a dataset, a prompt
-template: :data:`qfnb.protocol.wires.routes.KEYED_CREATES`), sent again under its key by the same caller,
+template: :data:`qfnb.protocol.wires.qianfan.routes.KEYED_CREATES`), sent again under its key by the same caller,
 gets its first answer and creates nothing.
 
 :func:`run_once` runs the create in one store transaction that also records the key, the request's
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qfnb.local.domain.state.store import KeyTaken, Store
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER
 
 log = logging.getLogger("qfnb.local.domain.records.keyed_creates")
 

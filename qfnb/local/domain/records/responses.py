@@ -12,7 +12,7 @@ from typing import Any
 
 from qfnb.local.domain.state.store import Record, Store, holds_pairs
 from qfnb.local.domain.state.values import NotFound
-from qfnb.protocol.wires.responses_answer import RESPONSE_PREFIX, list_object
+from qfnb.protocol.wires.responses.answer import RESPONSE_PREFIX, list_object
 
 KIND = "responses"
 #: the longest chain the platform walks (a history that long cannot fit a local model's context anyway)

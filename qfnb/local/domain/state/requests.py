@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.protocol.limits import check_local
-from qfnb.protocol.wires.inference import ProtocolError, parse_request
+from qfnb.protocol.wires.qianfan.inference import ProtocolError, parse_request
 
 M = TypeVar("M", bound=BaseModel)
 

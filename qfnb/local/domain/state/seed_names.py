@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from qfnb.local.engines.api import ServedLike
 from qfnb.protocol.console.model_names import LOCAL_ENGLISH_EMBEDDING_MODEL
-from qfnb.protocol.wires.routes import builtin_endpoint, default_model
+from qfnb.protocol.wires.qianfan.routes import builtin_endpoint, default_model
 
 M = TypeVar("M", bound=ServedLike)
 

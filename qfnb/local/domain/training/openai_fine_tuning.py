@@ -25,7 +25,7 @@ from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import TrainData
 from qfnb.protocol.console.train_modes import defaults_for
-from qfnb.protocol.wires.fine_tune_files import (
+from qfnb.protocol.wires.openai.fine_tune_files import (
     CHAT,
     PREFERENCE,
     PROMPTS,
@@ -34,7 +34,7 @@ from qfnb.protocol.wires.fine_tune_files import (
     inspect_lines,
     sft_rows,
 )
-from qfnb.protocol.wires.graders import GraderProblem, check_grader
+from qfnb.protocol.wires.openai.graders import GraderProblem, check_grader
 
 log = logging.getLogger("qfnb.local.fine_tuning")
 

@@ -6,7 +6,7 @@ on the task's progress, if any (a contextvar read: nothing else is done for a ca
 the registry's first load and an engine's start (:func:`loading`), the admission gates (queued, then
 on a slot), the serving flow (the tokens so far, read only when someone asks:
 :meth:`CallProgress.follow`). ``GET /qfnb/calls/{key}`` answers :meth:`CallProgress.snapshot`
-(the wire's fields: :mod:`qfnb.protocol.wires.call_progress`).
+(the wire's fields: :mod:`qfnb.protocol.wires.local.call_progress`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from qfnb.protocol.wires.call_progress import Phase
+from qfnb.protocol.wires.local.call_progress import Phase
 
 __all__ = ["CallProgress", "bind", "current", "loading"]
 
@@ -74,7 +74,7 @@ class CallProgress:
             self._tokens, self._counts = self.tokens, []
 
     def snapshot(self) -> dict[str, Any]:
-        """The wire's answer (:data:`qfnb.protocol.wires.call_progress.FIELDS`), times to a tenth of a second."""
+        """The wire's answer (:data:`qfnb.protocol.wires.local.call_progress.FIELDS`), times to a tenth of a second."""
         now = self.clock() if self.ended is None else self.ended
         loading, queued = self.loading_s, self.queued_s
         if self.phase == "loading":

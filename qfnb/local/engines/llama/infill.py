@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from qfnb.local.engines.base import Delta
-from qfnb.protocol.wires.completion import MAX_COMPLETION_TOKENS
+from qfnb.protocol.wires.local.completion import MAX_COMPLETION_TOKENS
 
 __all__ = ["InfillAsk", "Infiller"]
 

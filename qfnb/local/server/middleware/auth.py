@@ -19,8 +19,8 @@ from qfnb.local.server.middleware.replay import ReplayCache, changes_state, from
 from qfnb.local.server.serving.wire import bce_error, v1_error
 from qfnb.local.settings import Credentials
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.signing import AuthHeader, SignatureError, same_secret, sign, uri_encode, verify
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.signing import AuthHeader, SignatureError, same_secret, sign, uri_encode, verify
 
 log = logging.getLogger("qfnb.local.server.middleware.auth")
 

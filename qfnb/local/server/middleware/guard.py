@@ -29,7 +29,7 @@ from qfnb.local.server.serving.wire import bce_error, v1_data_error, v1_error, v
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES, MAX_UPLOAD_BYTES
 from qfnb.protocol.platform.netguard import is_loopback, request_problem
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX, OAUTH_TOKEN
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX, OAUTH_TOKEN
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -31,7 +31,7 @@ from starlette.requests import Request
 
 from qfnb.local.server.serving import failures
 from qfnb.local.server.serving.wire import ANSWER_HEADERS, STREAM_FLAG
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 __all__ = ["HEARTBEAT_HEADER", "Heartbeat", "asks_model", "is_model_call", "read_body", "replayed"]
 

@@ -46,7 +46,7 @@ from qfnb.local.server.serving import failures
 from qfnb.local.server.serving.wire import v1_error, v2_chat_error
 from qfnb.protocol.errors import ErrorCode
 from qfnb.protocol.limits import MAX_BODY_BYTES
-from qfnb.protocol.wires.routes import (
+from qfnb.protocol.wires.qianfan.routes import (
     CALLS_ROUTE,
     IDEMPOTENCY_HEADER,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -293,7 +293,7 @@ class Idempotent:
 
 def routes(calls: Calls) -> list[Route]:
     """``DELETE /qfnb/calls/{key}``: the caller stops its keyed call; ``GET``: what the call is doing
-    (:mod:`qfnb.protocol.wires.call_progress`). A key is found only under the credential that sent it;
+    (:mod:`qfnb.protocol.wires.local.call_progress`). A key is found only under the credential that sent it;
     another's answers 404, as an unknown key does."""
 
     async def one_call(request: Request) -> Response:

@@ -1,5 +1,5 @@
 """The routes' one entry to a handler that may create: a keyed create
-(:data:`~qfnb.protocol.wires.routes.KEYED_CREATES`) carrying an ``Idempotency-Key`` runs once per caller and
+(:data:`~qfnb.protocol.wires.qianfan.routes.KEYED_CREATES`) carrying an ``Idempotency-Key`` runs once per caller and
 key (:mod:`qfnb.local.domain.records.keyed_creates`); every other call, and a create without a key, runs as it
 always did. An answer given again carries ``X-Qfnb-Idempotent-Replay: stored``."""
 
@@ -17,7 +17,7 @@ from qfnb.local.domain.records import keyed_creates
 from qfnb.local.domain.records.keyed_creates import Created, KeyReused
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.server.middleware.idempotency import caller_of
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, REUSED_HEADER, idempotency_key_problem, keyed_create
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, REUSED_HEADER, idempotency_key_problem, keyed_create
 
 __all__ = ["Created", "KeyReused", "marked", "once_per_key"]
 

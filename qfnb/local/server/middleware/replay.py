@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection
 
 from qfnb.local.server.middleware.heartbeat import asks_model
 from qfnb.protocol.platform.netguard import is_loopback
-from qfnb.protocol.wires.signing import parse_bce_date
+from qfnb.protocol.wires.qianfan.signing import parse_bce_date
 
 #: v1 console paths whose last segment names a read (``jobDetail``, ``service/list``, ``dataset/info``...)
 _V1_READ = re.compile(r".*detail|.*list|info|report|exportrecord", re.IGNORECASE)

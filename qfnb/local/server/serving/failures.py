@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from qfnb.local.server.serving.wire import bce_error, v1_data_error, v1_error, v2_error
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.wires.routes import OAUTH_TOKEN
+from qfnb.protocol.wires.qianfan.routes import OAUTH_TOKEN
 
 STORAGE_FULL = "storage full: the local platform's disk has no space left; free some and retry"
 INTERNAL = "internal error (the server log has the details)"

@@ -18,7 +18,7 @@ from qfnb.local.domain.state.requests import parse as parse  # checked once, for
 from qfnb.local.domain.state.store import new_sid
 from qfnb.local.domain.state.values import BodyError
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS
 
 
 def response_id(prefix: str = "as-") -> str:
@@ -192,7 +192,7 @@ def page_params(body: dict[str, Any]) -> tuple[str | None, int]:
 
 def idempotency_key(request: Request) -> str | None:
     """The call's ``Idempotency-Key`` (the same on its retries), or None: absent, or not 1 to
-    :data:`~qfnb.protocol.wires.routes.MAX_IDEMPOTENCY_KEY_CHARS` printable characters."""
+    :data:`~qfnb.protocol.wires.qianfan.routes.MAX_IDEMPOTENCY_KEY_CHARS` printable characters."""
     key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
     return key if 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and key.isprintable() else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._base import ConsoleRequest, compact, require, surface
+from ..sending.sender import ConsoleRequest, compact, require, surface
 
 #: the classes the ``@surface`` builders below are exposed on (generated), with their docs
 CLASSES = {

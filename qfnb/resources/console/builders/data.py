@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb.protocol.console.data_enums import TEMPLATE_PROJECT
-from qfnb.protocol.wires import batch as wire
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan import batch as wire
+from qfnb.protocol.wires.qianfan.routes import Console
 
-from .._base import ConsoleRequest, compact, invalid, member, require, require_id, surface
 from ..consts import (
     DataExportDestinationType,
     DataProjectType,
@@ -17,6 +16,7 @@ from ..consts import (
     DataStorageType,
     DataTemplateType,
 )
+from ..sending.sender import ConsoleRequest, compact, invalid, member, require, require_id, surface
 
 #: the classes the ``@surface`` builders below are exposed on (``../data.py``, generated), with their docs
 CLASSES = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 
-from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
 from ..consts import EntityListingType
+from ..sending.sender import ConsoleRequest, compact, invalid, require, require_id, surface
 
 
 def _number(value: Any, field_name: str, low: float, high: float) -> float:

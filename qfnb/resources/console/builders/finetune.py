@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from qfnb.protocol.console.enums import ParameterScale, TrainMode
-from qfnb.protocol.wires.routes import Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import Console, V2Action
 
-from .._base import ConsoleRequest, compact, invalid, member, require, require_id, surface
+from ..sending.sender import ConsoleRequest, compact, invalid, member, require, require_id, surface
 
 _SOURCE_TYPES = ("Platform", "Bos", "Afs")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import BEARER_TOKEN
+from qfnb.protocol.wires.qianfan.routes import BEARER_TOKEN
 
-from .._base import ConsoleRequest, invalid, surface
+from ..sending.sender import ConsoleRequest, invalid, surface
 
 #: the platform's bounds for a bearer token's lifetime (seconds)
 _MIN_EXPIRE, _MAX_EXPIRE = 1, 2_592_000

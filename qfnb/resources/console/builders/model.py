@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import Console, V2Action
 
-from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
+from ..sending.sender import ConsoleRequest, compact, invalid, require, require_id, surface
 
 #: Compute block the platform expects on eval/create (fixed by the platform's SDK).
 _EVAL_COMPUTE = {"vmType": 1, "vmNumber": 8}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 
-from .._base import ConsoleRequest, invalid, member, paged, require, require_id, surface
 from ..consts import EvaluationResultExportDestinationType, EvaluationResultExportField, EvaluationResultExportRange
+from ..sending.sender import ConsoleRequest, invalid, member, paged, require, require_id, surface
 
 
 @surface("Model.create_evaluation_result_export_task")

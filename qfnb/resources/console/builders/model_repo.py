@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 
-from .._base import ConsoleRequest, paged, require, surface
+from ..sending.sender import ConsoleRequest, paged, require, surface
 
 
 @surface("Model.preset_list")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
 
-from .._base import ConsoleRequest, compact, invalid, require, surface
+from ..sending.sender import ConsoleRequest, compact, invalid, require, surface
 
 #: the classes the ``@surface`` builders below are exposed on (generated), with their docs
 CLASSES = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from qfnb.protocol.wires.routes import API_TYPES, Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import API_TYPES, Console, V2Action
 
-from .._base import ConsoleRequest, compact, invalid, require, require_id, surface
 from ..consts import DeployPoolType
+from ..sending.sender import ConsoleRequest, compact, invalid, require, require_id, surface
 
 #: the classes the ``@surface`` builders below are exposed on (``../service.py``, generated), with their docs
 CLASSES = {

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from qfnb._core.http.response import QfResponse
-from qfnb.protocol.wires.sampling import SamplingOptions
+from qfnb.protocol.wires.qianfan.sampling import SamplingOptions
 
 from ..base import BaseInference
 from ..params import CONTINUE_PROMPT, ChatCall, ChatMessages
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import ChatAnswer, ChatChunk
+    from qfnb.protocol.wires.qianfan.answers import ChatAnswer, ChatChunk
 
 __all__ = ["ChatCompletionCalls"]
 
@@ -93,8 +93,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
         :param sampling: the sampling fields as one typed object
-            (:class:`~qfnb.protocol.wires.sampling.SamplingOptions`); a field also given by its own
-            keyword wins.
+            (:class:`~qfnb.protocol.wires.qianfan.sampling.SamplingOptions`); a field also given by
+            its own keyword wins.
         :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
             (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
             another process) attaches to the local platform's work on it or gets its kept answer,
@@ -174,8 +174,8 @@ class ChatCompletionCalls(BaseInference[ChatCall, "ChatAnswer", "ChatChunk"]):
         :param max_output_tokens: the most tokens to generate.
         :param user_id: the end user's id, for the platform's abuse checks.
         :param sampling: the sampling fields as one typed object
-            (:class:`~qfnb.protocol.wires.sampling.SamplingOptions`); a field also given by its own
-            keyword wins.
+            (:class:`~qfnb.protocol.wires.qianfan.sampling.SamplingOptions`); a field also given by
+            its own keyword wins.
         :param idempotency_key: sent as the call's ``Idempotency-Key`` instead of a new key per call
             (1 to 255 printable ASCII characters): the same key sent again (a retry of your own,
             another process) attaches to the local platform's work on it or gets its kept answer,

@@ -12,7 +12,7 @@ from ..base import BaseInference
 from ..params import EmbeddingCall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import EmbeddingAnswer
+    from qfnb.protocol.wires.qianfan.answers import EmbeddingAnswer
 
 __all__ = ["EmbeddingCalls"]
 

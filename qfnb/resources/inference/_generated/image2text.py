@@ -13,7 +13,7 @@ from ..base import BaseInference
 from ..params import Image2TextCall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import Image2TextAnswer, Image2TextChunk
+    from qfnb.protocol.wires.qianfan.answers import Image2TextAnswer, Image2TextChunk
 
 __all__ = ["Image2TextCalls"]
 

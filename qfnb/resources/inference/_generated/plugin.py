@@ -13,7 +13,7 @@ from ..base import BaseInference
 from ..params import ChatMessages, PluginCall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import PluginAnswer, PluginChunk
+    from qfnb.protocol.wires.qianfan.answers import PluginAnswer, PluginChunk
 
 __all__ = ["PluginCalls"]
 

@@ -13,7 +13,7 @@ from ..base import BaseInference
 from ..params import RerankerCall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import RerankerAnswer
+    from qfnb.protocol.wires.qianfan.answers import RerankerAnswer
 
 __all__ = ["RerankerCalls"]
 

@@ -12,7 +12,7 @@ from ..base import BaseInference
 from ..params import Text2ImageCall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qfnb.protocol.wires.answers import Text2ImageAnswer
+    from qfnb.protocol.wires.qianfan.answers import Text2ImageAnswer
 
 __all__ = ["Text2ImageCalls"]
 

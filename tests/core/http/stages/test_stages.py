@@ -28,7 +28,7 @@ from qfnb._core.http.call import Call
 from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.outage import Outages
 from qfnb._core.http.ratelimit import RateLimiter
-from qfnb._core.http.recorded import Recording
+from qfnb._core.http.recording.recorded import Recording
 from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.http.retry import RetryPolicy
 from qfnb._core.http.stages import Answer, Next, compose, withdraw
@@ -43,7 +43,7 @@ from qfnb._core.http.stages.withdraw import Withdraw
 from qfnb._core.record import ledger as ledger_mod
 from qfnb._core.record.budget import BudgetExceeded, budget
 from qfnb._core.transport import Reply, Request, StreamReply, Transport
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, Target
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, Target
 
 URL = "http://h.test/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/m"
 FAST = RetryPolicy(attempts=3, timeout=7.0, backoff_factor=0.5, jitter=0.0)

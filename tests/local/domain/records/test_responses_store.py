@@ -10,7 +10,7 @@ import pytest
 from qfnb.local.domain.records import responses as stored
 from qfnb.local.domain.state.store import Store
 from qfnb.local.domain.state.values import NotFound
-from qfnb.protocol.wires.responses_answer import message_item, with_ids
+from qfnb.protocol.wires.responses.answer import message_item, with_ids
 
 
 def _user(text: str) -> dict:

@@ -31,7 +31,7 @@ from qfnb._core.backend.discovery import LocalPlatform
 from qfnb._core.backend.process import wait_gone
 from qfnb.local.domain.state.datasets import APPEND_JOURNAL
 from qfnb.protocol.console.enums import ImportStatus
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan.routes import Console
 from qfnb.resources.bos import BosHelper
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSourceType

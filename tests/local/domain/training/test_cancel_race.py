@@ -23,7 +23,7 @@ from qfnb.local.domain.state.store import Store
 from qfnb.local.domain.training import jobs
 from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
 from qfnb.protocol.console.enums import RunStatus
-from qfnb.protocol.wires import batch
+from qfnb.protocol.wires.qianfan import batch
 
 FAKE_WORKER = Path(__file__).parents[2] / "fake_worker.py"
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from platform_helpers import Signer, bearer, console, wait_for
 
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER, KEYED_CREATES, REUSED_HEADER, Console
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, KEYED_CREATES, REUSED_HEADER, Console
 from qfnb.resources.console import Data, FineTune, Model, Service
 from tests.fakes.local_platform import served_platform
 

@@ -13,8 +13,9 @@ from platform_helpers import bearer
 from starlette.testclient import TestClient
 
 from qfnb.local.domain.training import fine_tunes
-from qfnb.protocol.wires import batch
-from qfnb.protocol.wires.routes import IDEMPOTENCY_HEADER
+from qfnb.local.domain import console
+from qfnb.protocol.wires.qianfan import batch
+from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER
 
 CHAT = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
                                         {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(6)).encode()

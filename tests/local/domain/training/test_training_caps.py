@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training import caps
 from qfnb.local.settings import Settings
-from qfnb.protocol.wires import batch
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan import batch
+from qfnb.protocol.wires.qianfan.routes import Console
 
 ROWS = [{"prompt": f"question {i}", "response": [[f"answer {i}"]]} for i in range(40)]
 

@@ -8,7 +8,7 @@ import asyncio
 from qfnb.local.engines.call_state import progress
 from qfnb.local.engines.call_state.progress import CallProgress
 from qfnb.local.engines.lanes import LaneGate
-from qfnb.protocol.wires.call_progress import describe
+from qfnb.protocol.wires.local.call_progress import describe
 
 
 class Clock:

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from qfnb.local.server.middleware import guard
 from qfnb.protocol import limits
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"
 EMBED = MODEL_API_PREFIX + "/embeddings/tiny-embed"

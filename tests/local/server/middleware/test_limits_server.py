@@ -21,8 +21,8 @@ import pytest
 from platform_doubles import FakeRegistry
 
 from qfnb.local.server.middleware import guard
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
-from qfnb.protocol.wires.signing import bce_date, sign
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.signing import bce_date, sign
 from tests.fakes.local_platform import CREDS, served_platform
 
 CHAT = MODEL_API_PREFIX + "/chat/tiny-chat"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from qfnb._core.errors import ValidationError
-from qfnb.protocol.wires.routes import V2Action
+from qfnb.protocol.wires.qianfan.routes import V2Action
 from qfnb.resources.console.builders.finetune import check_dataset_config, v2_create_task
 
 CONFIG = {"sourceType": "Bos", "versions": [{"versionBosUri": "bos:/b/rows.jsonl"}], "splitRatio": 20}

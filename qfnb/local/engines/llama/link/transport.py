@@ -32,8 +32,8 @@ from qfnb.local.engines.base import (
 from qfnb.local.engines.call_state import calls
 from qfnb.local.engines.llama.link.loopback import TOKENS_A_PIECE, open_answer
 from qfnb.local.engines.llama.process.server import EngineUnavailable
-from qfnb.protocol.wires import fastjson
-from qfnb.protocol.wires.sse import DataEvents
+from qfnb.protocol.wires.codec import fastjson
+from qfnb.protocol.wires.codec.sse import DataEvents
 
 log = logging.getLogger("qfnb.local.engines")
 

@@ -2,7 +2,7 @@
 ``anthropic.Anthropic(base_url="http://127.0.0.1:<port>", api_key=<bearer token>)`` and Claude
 Code-style tools (``ANTHROPIC_BASE_URL``, ``ANTHROPIC_AUTH_TOKEN``) work against the local
 platform. The key comes as ``x-api-key`` or ``Authorization: Bearer``; every refusal is in
-Anthropic's error shape. A request is read into its model (:mod:`qfnb.protocol.wires.anthropic`),
+Anthropic's error shape. A request is read into its model (:mod:`qfnb.protocol.wires.anthropic.messages`),
 converted straight to the engine's ask (:func:`~qfnb.local.convert.anthropic.messages_ask`) and
 served by the one flow (:func:`~.serve.serve`)."""
 
@@ -25,7 +25,8 @@ from qfnb.local.server.middleware.auth import authenticator
 from qfnb.local.server.serving.serve import model_route, serve
 from qfnb.local.server.serving.wire import parse
 from qfnb.protocol.errors import ErrorCode, ProtocolError
-from qfnb.protocol.wires import anthropic
+from qfnb.protocol.wires.anthropic import messages as anthropic
+from qfnb.protocol.wires.chat.turn import new_id
 
 log = logging.getLogger("qfnb.local.inference")
 
@@ -64,7 +65,7 @@ async def _messages(request: Request, platform: Platform, body: dict[str, Any], 
         counted = parse(anthropic.CountRequest, body)
         return await serve(request, platform, messages_ask(counted, lane), CountRender(), counted=False)
     req = parse(anthropic.MessagesRequest, body)
-    render = MessagesRender(req.model, anthropic.new_id("msg_"), stream=req.stream,
+    render = MessagesRender(req.model, new_id("msg_"), stream=req.stream,
                             stops=tuple(req.stop_sequences or ()))
     return await serve(request, platform, messages_ask(req, lane), render)
 

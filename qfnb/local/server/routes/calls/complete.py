@@ -32,7 +32,7 @@ from qfnb.local.server.serving.serve import SSE_HEADERS, chat_engine, collect, p
 from qfnb.local.server.serving.wire import parse
 from qfnb.protocol.console.model_names import LOCAL_CHAT_MODEL
 from qfnb.protocol.platform.daemon import MODEL_HEADER
-from qfnb.protocol.wires.completion import COMPLETE_ROUTE, CompleteRequest
+from qfnb.protocol.wires.local.completion import COMPLETE_ROUTE, CompleteRequest
 
 __all__ = ["WithdrawnCollector", "routes"]
 

@@ -32,7 +32,7 @@ from qfnb.local.server.serving.serve import ClientGone, chat_engine, embed, serv
 from qfnb.local.server.serving.wire import VectorsJSON, json_body, now, parse, response_id, v1_error, vector_rows
 from qfnb.protocol.errors import ErrorCode, ProtocolError
 from qfnb.protocol.platform.daemon import MODEL_HEADER
-from qfnb.protocol.wires.inference import (
+from qfnb.protocol.wires.qianfan.inference import (
     ChatRequest,
     CompletionRequest,
     EmbeddingRequest,
@@ -40,7 +40,7 @@ from qfnb.protocol.wires.inference import (
     PluginRequest,
     Text2ImageRequest,
 )
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
 
 log = logging.getLogger("qfnb.local.inference")
 

@@ -17,7 +17,7 @@ from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.api import ServedLike
 from qfnb.local.server.middleware.openai_errors import openai_error
-from qfnb.protocol.wires.routes import API_TYPES
+from qfnb.protocol.wires.qianfan.routes import API_TYPES
 
 _STARTED = int(time.time())
 

@@ -29,8 +29,8 @@ from qfnb.local.server.serving import model_choice
 from qfnb.local.server.serving.serve import embed, serve
 from qfnb.local.server.serving.wire import VectorsJSON, now, parse, response_id, vector_rows
 from qfnb.protocol.platform.daemon import MODEL_HEADER
-from qfnb.protocol.wires.openai_requests import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
-from qfnb.protocol.wires.openai_wire import IGNORED_FIELDS_HEADER, check_encoding, drop_nulls, encode_vector
+from qfnb.protocol.wires.chat.openai_wire import IGNORED_FIELDS_HEADER, check_encoding, drop_nulls, encode_vector
+from qfnb.protocol.wires.openai.requests import OpenAIChatRequest, OpenAICompletionRequest, OpenAIEmbeddingRequest
 
 PREFIXES = ("/v1", "/v2")
 

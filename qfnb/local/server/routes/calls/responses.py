@@ -2,7 +2,7 @@
 create (a string or a list of items, ``instructions``, ``store``, ``previous_response_id``,
 ``stream`` with semantic events, function tools, ``text.format``), retrieve, delete,
 ``input_items`` and cancel; and (a platform addition) a list of stored responses by metadata.
-A request is read into its model (:class:`~qfnb.protocol.wires.responses.ResponsesRequest`) and
+A request is read into its model (:class:`~qfnb.protocol.wires.responses.request.ResponsesRequest`) and
 converted, over the stored conversation, straight to the engine's ask
 (:func:`~qfnb.local.convert.responses.responses_ask`) and served by the one flow (:func:`~.serve.serve`); the
 finished response is stored in the platform's SQLite before the answer's last byte is sent.
@@ -33,9 +33,10 @@ from qfnb.local.server.middleware.openai_errors import openai_route
 from qfnb.local.server.serving import model_choice
 from qfnb.local.server.serving.serve import serve
 from qfnb.local.server.serving.wire import now, parse
-from qfnb.protocol.wires.openai_wire import drop_nulls
-from qfnb.protocol.wires.responses import ResponsesRequest
-from qfnb.protocol.wires.responses_answer import RESPONSE_PREFIX, list_page, new_id, with_ids
+from qfnb.protocol.wires.chat.openai_wire import drop_nulls
+from qfnb.protocol.wires.chat.turn import new_id
+from qfnb.protocol.wires.responses.answer import RESPONSE_PREFIX, list_page, with_ids
+from qfnb.protocol.wires.responses.request import ResponsesRequest
 
 PREFIXES = ("/v1", "/v2")
 

@@ -28,8 +28,8 @@ from qfnb.protocol.platform.daemon import (
     EngineState,
     RunningJob,
 )
-from qfnb.protocol.wires.batch import ACTIVE as BATCH_ACTIVE
-from qfnb.protocol.wires.signing import same_secret
+from qfnb.protocol.wires.qianfan.batch import ACTIVE as BATCH_ACTIVE
+from qfnb.protocol.wires.qianfan.signing import same_secret
 
 
 def running_jobs(platform: Platform) -> list[RunningJob]:

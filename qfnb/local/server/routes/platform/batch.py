@@ -27,7 +27,7 @@ from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_er
 from qfnb.local.server.middleware.v2_errors import v2_refusal
 from qfnb.local.server.serving.multipart import MultipartError, MultipartReader, boundary_of
 from qfnb.local.server.serving.wire import json_body, page_params, paged, v2_error, v2_ok
-from qfnb.protocol.wires import batch as wire
+from qfnb.protocol.wires.qianfan import batch as wire
 
 log = logging.getLogger("qfnb.local.batch")
 #: what an OpenAI files/batches handler answers: a JSON object, or a response of its own (a file's bytes)

@@ -26,7 +26,7 @@ from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body,
 from qfnb.protocol.console.enums import V1_TRAIN_STATUS, ExportStatus, RunStatus, ServiceStatus
 from qfnb.protocol.console.train_ask import TrainData
 from qfnb.protocol.errors import ErrorCode
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX, Console
 
 log = logging.getLogger("qfnb.local.domain.console")
 

@@ -32,7 +32,7 @@ from qfnb.protocol.console.train_ask import AskError, v2_data
 from qfnb.protocol.console.train_modes import MODE_TABLE, ModeRow
 from qfnb.protocol.console.training import FLAGS, LIMITS
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX, Console, V2Action
 
 log = logging.getLogger("qfnb.local.domain.console")
 

@@ -77,7 +77,7 @@ def test_the_tokenizer_route_counts_with_the_models_tokenizer_and_refuses_bad_bo
     from qfnb._core.http.client import get_client
     from qfnb._core.runtime import sync
     from qfnb.errors import APIError
-    from qfnb.protocol.wires.routes import Target
+    from qfnb.protocol.wires.qianfan.routes import Target
     from qfnb.resources import Tokenizer
 
     raw = Tokenizer.count_tokens("Hello, world", mode="remote", model=LOCAL_CHAT_MODEL)

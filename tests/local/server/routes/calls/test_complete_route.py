@@ -22,7 +22,7 @@ from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.link.transport import Endpoint
 from qfnb.local.server.routes.calls.complete import WithdrawnCollector, _counted
-from qfnb.protocol.wires.completion import COMPLETE_ROUTE
+from qfnb.protocol.wires.local.completion import COMPLETE_ROUTE
 
 sys.path.insert(0, str(Path(__file__).parents[4] / "notebook"))
 from complete_doubles import FakeCoderRegistry

@@ -9,7 +9,7 @@ from qfnb.local.engines.call_state import calls
 from qfnb.local.server.routes.daemon.control import routes as control_routes
 from qfnb.local.server.routes.daemon.control import status
 from qfnb.protocol.platform.daemon import CONTROL_HEADER, STATUS_ROUTE, DaemonStatus
-from qfnb.protocol.wires.routes import MODEL_API_PREFIX, Console, V2Action
+from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX, Console, V2Action
 
 MSG = [{"role": "user", "content": "hello there"}]
 

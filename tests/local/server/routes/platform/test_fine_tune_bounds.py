@@ -20,8 +20,8 @@ from starlette.testclient import TestClient
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
 from qfnb.protocol import bounded_jsonl
-from qfnb.protocol.wires import batch
-from qfnb.protocol.wires.routes import Console
+from qfnb.protocol.wires.qianfan import batch
+from qfnb.protocol.wires.qianfan.routes import Console
 
 CHAT = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -83,7 +83,7 @@ import json, sys, tracemalloc
 from pathlib import Path
 from platform_helpers import bearer, client_for
 from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
-from qfnb.protocol.wires import batch
+from qfnb.protocol.wires.qianfan import batch
 
 client = client_for(Path(sys.argv[1]))  # not started: the routes answer all the same, no background threads
 platform = client.app.state.platform
