@@ -33,9 +33,9 @@ from typing import Any
 
 from _common import load_average, log_to_stdout
 from engine_asks import chat_ask
+from qfnb.local.domain.training.answer_scores import answers_at_once
 
 from qfnb.evaluation.runs.preference_answers import Answers, judge_answers_of
-from qfnb.local.domain.answer_scores import answers_at_once
 from qfnb.local.engines import GEMMA
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
@@ -86,7 +86,7 @@ async def answers_of(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], m
 async def scored(engine: LlamaEngine, pairs: Sequence[train_formats.Pair], path: str = "one-call",
                  at_once_n: int | None = None) -> list[float]:
     """Every pair's preferred and rejected answer's log-probability by ``path``: ``one-call`` (``at_once_n``
-    answers at once, default the platform's :func:`~qfnb.local.domain.answer_scores.answers_at_once`, each in
+    answers at once, default the platform's :func:`~qfnb.local.domain.training.answer_scores.answers_at_once`, each in
     one call), ``spread`` (as many at once, a call per token over the slots) or ``per-token`` (in order, a call
     per token on one slot)."""
     at_once = asyncio.Semaphore(1 if path == "per-token" else at_once_n or answers_at_once(engine))

@@ -14,8 +14,6 @@ from qfnb._core.config import Config
 from qfnb.dataset import Dataset
 from qfnb.errors import ValidationError
 from qfnb.trainer import Finetune, Pipeline, TrainAction
-from qfnb.protocol.wires.qianfan.answers import FineTuneSupportedModelsAnswer
-from qfnb.trainer import Finetune, PeftType, Pipeline, TrainAction
 from qfnb.trainer.base import BaseAction
 from qfnb.trainer.settings import model_info as mi
 from tests.fakes.console_cloud import ConsoleCloud

@@ -22,7 +22,7 @@ from typing import Any
 from qfnb import resources
 from qfnb._core.runtime import sync
 from qfnb.notebook.models.roles import is_base, role
-from qfnb.protocol.wires import routes
+from qfnb.protocol.wires.qianfan import routes
 from qfnb.resources.defaults import default_model
 from qfnb.resources.safe_html import clean, escape
 

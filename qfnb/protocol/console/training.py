@@ -83,7 +83,7 @@ FLAGS = frozenset({"lengthNormalize"})
 
 
 #: the most one run may ask of qfnb's local platform (2 CPU cores, one local disk; its checks:
-#: ``qfnb.local.domain.training_caps``); :data:`LIMITS` are the cloud's ranges
+#: ``qfnb.local.domain.training.caps``); :data:`LIMITS` are the cloud's ranges
 LOCAL_CAPS: dict[str, int] = {
     "maxSteps": 20_000,  # a tiny base's step takes ~0.2 s there: a day's training
     "loraRank": 64,  # rank 1024 made a 927 MiB adapter of the platform's base

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qfnb.protocol.wires.answers import FineTuneSupportedModelsAnswer
+from qfnb.protocol.wires.qianfan.answers import FineTuneSupportedModelsAnswer
 from qfnb.trainer import PeftType, TrainAction
 from qfnb.trainer.settings import model_info as mi
 from tests.fakes.local_platform import ServedPlatform

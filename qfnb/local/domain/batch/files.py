@@ -11,8 +11,6 @@ from typing import Any
 from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.domain.state.site import ServingSite
 from qfnb.local.domain.state.values import BodyError, NotFound
-from qfnb.local.domain import console as c
-from qfnb.local.domain.platform import Platform
 from qfnb.protocol.wires.qianfan.batch import COMPLETION_WINDOWS, FINAL, OPENAI_STATUS, ROW_URLS
 
 #: the local BOS bucket that holds uploaded files and batch results

@@ -174,12 +174,12 @@ class V2Action:
 #: OpenAI's fine-tuning jobs route (``POST`` creates one), under /v1 and /v2 alike
 OPENAI_FINE_TUNING_JOBS = ("/v1/fine_tuning/jobs", "/v2/fine_tuning/jobs")
 #: the dataset imports: each runs once per ``Idempotency-Key`` on its own (its key kept with the rows it
-#: appended, :func:`qfnb.local.domain.console.import_dataset`)
+#: appended, :func:`qfnb.local.domain.console.dataset_tasks.import_dataset`)
 KEYED_IMPORTS: frozenset[tuple[str, str | None]] = frozenset({
     (Console.DATASET_IMPORT, None), (Console.V2_DATASET, "CreateImportTask")})
 #: the calls that create something or start paid work (a fine-tune, a deployment, a batch, an evaluation):
 #: ``(path, Action)``, None for a path without one. The local platform runs each once per caller and
-#: ``Idempotency-Key`` (:mod:`qfnb.local.domain.keyed_creates`); the cloud-only ones (custom model sets,
+#: ``Idempotency-Key`` (:mod:`qfnb.local.domain.records.keyed_creates`); the cloud-only ones (custom model sets,
 #: the v2 prompt library) carry the key too, for the platform that honours it
 KEYED_CREATES: frozenset[tuple[str, str | None]] = frozenset({
     (Console.FT_CREATE_TASK, None), (Console.FT_CREATE_JOB, None),

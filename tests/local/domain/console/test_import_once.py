@@ -15,7 +15,6 @@ import pytest
 from platform_helpers import Signer, client_for, console
 
 from qfnb.local.domain.console import dataset_tasks
-from qfnb.local.domain import console as console_domain
 from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER, Console, keyed_create, runs_once_per_key
 from qfnb.resources.console import Data
 from qfnb.resources.console.consts import DataSourceType

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from qfnb.local.domain.state.seed_names import mapping, seed_model
 from qfnb._core.http.recording import substitution
+from qfnb.local.domain.state.seed_names import mapping, seed_model
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from platform_helpers import Signer, bearer, client_for, console, token, wait_fo
 
 from qfnb.local.domain.training.fine_tunes import progress_fields
 from qfnb.local.domain.training.jobs import progress_update
-from tests.local.domain.test_routes_console import upload_dataset
 from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX
+from tests.local.domain.test_routes_console import upload_dataset
 
 V2 = "/v2/finetuning"
 

@@ -13,7 +13,6 @@ from platform_helpers import bearer
 from starlette.testclient import TestClient
 
 from qfnb.local.domain.training import fine_tunes
-from qfnb.local.domain import console
 from qfnb.protocol.wires.qianfan import batch
 from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER
 
