@@ -33,9 +33,9 @@ from typing import Any
 
 from _common import load_average, log_to_stdout
 from engine_asks import chat_ask
-from qfnb.local.domain.training.answer_scores import answers_at_once
 
 from qfnb.evaluation.runs.preference_answers import Answers, judge_answers_of
+from qfnb.local.domain.training.answer_scores import answers_at_once
 from qfnb.local.engines import GEMMA
 from qfnb.local.engines.llama.engine import LlamaEngine
 from qfnb.local.engines.registry import EngineOptions, EngineRegistry
