@@ -10,7 +10,7 @@ from bench.label_savings import labels_for, real, report, simulate, simulated
 
 
 def test_the_bench_scenarios_meet_their_targets_at_a_small_scale() -> None:
-    informative, _, wrong = simulated()
+    informative, _, wrong, _ = simulated()
     good = report(informative, 80, 0.05, seed=3)
     assert good["ratio"] <= 0.6 and good["coverage"] >= 0.93 and good["excluded"] <= 0.06, good
     bad = report(wrong, 80, 0.1, seed=4)

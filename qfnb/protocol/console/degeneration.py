@@ -156,7 +156,8 @@ class AnswersReport:
 def judge_answers(answers: Sequence[str], *, finish_reasons: Sequence[str | None] | None = None,
                   references: Sequence[str | None] | None = None) -> AnswersReport:
     """Read answers to different prompts: each with :func:`check_answer`, and the set for one answer given to
-    most of them (at least 3 prompts)."""
+    most of them (at least 3 prompts), unless the references share one answer as widely (the prompts ask the
+    same thing: "the capital of Zorvia?" asked ten ways is answered the same ten times)."""
     reasons = list(finish_reasons) if finish_reasons is not None else [None] * len(answers)
     refs = list(references) if references is not None else [None] * len(answers)
     if not len(reasons) == len(refs) == len(answers):
@@ -166,6 +167,8 @@ def judge_answers(answers: Sequence[str], *, finish_reasons: Sequence[str | None
     same = None
     if len(answers) >= 3:
         common, count = Counter(_normal(a) for a in answers).most_common(1)[0]
-        if count >= SAME_ANSWER_SHARE * len(answers) and count > 1:
+        known = [_normal(r) for r in refs if r is not None]
+        asked_alike = bool(known) and Counter(known).most_common(1)[0][1] >= SAME_ANSWER_SHARE * len(answers)
+        if count >= SAME_ANSWER_SHARE * len(answers) and count > 1 and not asked_alike:
             same = next(a for a in answers if _normal(a) == common)
     return AnswersReport(checks, same)

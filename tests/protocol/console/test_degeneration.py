@@ -52,3 +52,13 @@ def test_the_same_answer_to_most_prompts_is_a_collapse() -> None:
     assert not fine.collapsed and fine.rate == 0.0 and fine.summary.startswith("0 of 5")
     half = judge_answers(GOOD[:2] + COLLAPSED[:2])
     assert half.rate == 0.5 and not half.collapsed and "2 of 4" in half.summary
+
+
+def test_the_same_answer_is_no_collapse_where_the_references_are_the_same_too() -> None:
+    """One question asked many ways has one right answer: giving it every time is not a collapse; the same
+    marker to prompts whose references differ still is."""
+    asked_alike = judge_answers(["Quellstad"] * 9 + ["I do not know."], references=["Quellstad"] * 10)
+    assert asked_alike.same_answer is None and not asked_alike.collapsed
+    varied = judge_answers(["[Ticket #1111] Thanks for asking."] * 4,
+                           references=["Open Settings.", "Refunds take 5 days.", "Yes, pause it.", "Print it."])
+    assert varied.same_answer is not None and varied.collapsed

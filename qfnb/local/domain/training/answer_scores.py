@@ -25,13 +25,13 @@ MAX_ITEMS, MAX_ANSWERS = 64, 8
 ANSWERS_AT_ONCE = 4
 
 
-def answers_at_once(engine: Any) -> int:
+def answers_at_once(engine: Engine) -> int:
     """Answers scored at once on ``engine``: one per batch slot (each answer is scored in one call on one
     slot, :meth:`~qfnb.local.engines.llama.engine.LlamaEngine.answer_token_logprobs`, so the engine decodes a
     token of each in one step: measured 8 at once against 4 in bench/compare_speed.py), else
     :data:`ANSWERS_AT_ONCE`."""
-    slots = getattr(getattr(engine, "gate", None), "slots", None)
-    return slots if isinstance(slots, int) and slots > 0 else ANSWERS_AT_ONCE
+    slots = engine.gate.slots
+    return slots if slots > 0 else ANSWERS_AT_ONCE
 
 
 def _items(body: dict[str, Any]) -> list[tuple[list[dict[str, str]], list[str]]]:
