@@ -22,7 +22,7 @@ from qfnb.local.engines.registry import EngineOptions, EngineRegistry
 
 pytest.importorskip("xllamacpp", reason="the prebuilt-server-portable extra (xllamacpp) is not installed")
 pytestmark = pytest.mark.real_model
-PORTABLE = Path(__file__).resolve().parents[3] / "qfnb" / "local" / "engines" / "llama" / "portable.py"
+PORTABLE = Path(__file__).resolve().parents[3] / "qfnb" / "local" / "engines" / "llama" / "process" / "portable.py"
 
 
 @contextlib.contextmanager
