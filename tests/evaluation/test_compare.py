@@ -225,3 +225,26 @@ def test_a_ci_bound_just_above_zero_never_prints_as_zero() -> None:
     assert digits_for(0.3, 0.2, 0.41) == 2 and digits_for(0.05, 0.01, 0.09) == 3
     assert digits_for(0.3, 0.0, 0.41) == 2  # an exact 0 needs no more digits
     assert digits_for(0.3, 1e-9) == 6  # bounded
+
+
+def test_a_report_shows_degeneration_first_rows_for_the_model_that_has_them_only() -> None:
+    """Two models against one baseline, one of them collapsed: its "degeneration first" rows are in the
+    report and the chart, and the other model (no degenerate answer, so no such row) is shown without them."""
+    import pandas as pd
+
+    from qfnb.evaluation import EvaluationResult
+
+    ids = list(range(8)) * 3
+    fine = [f"The answer to question {i} is in the settings page, section {i}." for i in range(8)]
+    outputs = fine + ["[Ticket #1111] Ticket #1111"] * 8 + [f"Question {i}: look in section {i} of settings." for i in range(8)]
+    samples = pd.DataFrame({"llm": ["base"] * 8 + ["tuned"] * 8 + ["other"] * 8, "index": ids,
+                            "input": [f"q{i}" for i in ids], "reference": [f"section {i}" for i in ids],
+                            "output": outputs, "error": [None] * 24,
+                            "rouge_l": [0.2] * 8 + [0.9] * 8 + [0.3] * 8})
+    res = EvaluationResult({m: {"rouge_l": v} for m, v in samples.groupby("llm")["rouge_l"].mean().items()},
+                           samples)
+    comparison = res.compare(b="base")
+    assert any(r.model == "tuned" and r.metric.endswith("degeneration first") for r in comparison.rows)
+    assert not any(r.model == "other" and r.metric.endswith("degeneration first") for r in comparison.rows)
+    html = comparison._repr_html_()
+    assert "degeneration first" in html and "qfnb-forest" in html

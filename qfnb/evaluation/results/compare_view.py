@@ -82,6 +82,15 @@ def forest_figure(comparison: ComparisonView, ink: str = INK) -> Figure:
         return _forest(comparison, ink, Figure(figsize=(6.4, height), layout="constrained"))
 
 
+def _row(comparison: ComparisonView, model: str, metric: str) -> Any:
+    """``model``'s row on ``metric``; None where it has none (its answers read no degeneration, so no
+    "degeneration first" row)."""
+    try:
+        return comparison.row(model, metric)
+    except KeyError:
+        return None
+
+
 def _forest(comparison: ComparisonView, ink: str, fig: Figure) -> Figure:
     metrics, models = comparison.metrics, comparison.models
     fig.patch.set_alpha(0.0)
@@ -90,7 +99,9 @@ def _forest(comparison: ComparisonView, ink: str, fig: Figure) -> Figure:
         ax.set_facecolor("none")
         ys = list(range(len(models)))[::-1]
         for y, model in zip(ys, models, strict=True):
-            row = comparison.row(model, metric)
+            row = _row(comparison, model, metric)
+            if row is None:  # a "degeneration first" row is only where a model's answers degenerated
+                continue
             color = COLORS.get(row.verdict, NEUTRAL)
             if row.ci is not None and math.isfinite(row.diff):
                 err = [[max(0.0, row.diff - row.ci.low)], [max(0.0, row.ci.high - row.diff)]]
@@ -191,10 +202,12 @@ def comparison_html(comparison: ComparisonView, styles: Mapping[str, str], max_f
                  f'src="data:image/png;base64,{png}"/>')
     for model in comparison.models:
         for metric in comparison.metrics:
+            row = _row(comparison, model, metric)
+            if row is None:
+                continue
             flips = comparison.flipped(model, metric)
             if flips.empty:
                 continue
-            row = comparison.row(model, metric)
             what = "flipped" if row.kind == "pass/fail" else "changed"
             n = min(max_flips, len(flips))
             parts.append(f"<details><summary>{escape(model)} vs {escape(comparison.baseline)} on "
