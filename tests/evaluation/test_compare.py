@@ -236,7 +236,8 @@ def test_a_report_shows_degeneration_first_rows_for_the_model_that_has_them_only
 
     ids = list(range(8)) * 3
     fine = [f"The answer to question {i} is in the settings page, section {i}." for i in range(8)]
-    outputs = fine + ["[Ticket #1111] Ticket #1111"] * 8 + [f"Question {i}: look in section {i} of settings." for i in range(8)]
+    other = [f"Question {i}: look in section {i} of settings." for i in range(8)]
+    outputs = fine + ["[Ticket #1111] Ticket #1111"] * 8 + other
     samples = pd.DataFrame({"llm": ["base"] * 8 + ["tuned"] * 8 + ["other"] * 8, "index": ids,
                             "input": [f"q{i}" for i in ids], "reference": [f"section {i}" for i in ids],
                             "output": outputs, "error": [None] * 24,
