@@ -95,7 +95,10 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
         shot(page, ".jp-Cell >> nth=-1", f"chat_interrupted_{theme}.png")
         page.screenshot(path=str(SHOTS / f"themes_page_{theme}.png"), full_page=True)
         interrupted = last.locator(".jp-OutputArea").inner_text()
-        chat_cell = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea").inner_text()
+        chat = page.locator(".jp-Cell").nth(1)
+        chat.scroll_into_view_if_needed()  # JupyterLab renders only the cells in view (windowing)
+        chat.locator(".jp-OutputArea >> text=Gemma-3-270M").first.wait_for(timeout=30_000)
+        chat_cell = chat.locator(".jp-OutputArea").inner_text()
         cells = page.evaluate(CONTRAST)
     assert "Traceback" not in interrupted and "threading.py" not in interrupted, interrupted
     assert "interrupted" in interrupted and "token token" in interrupted and "▌" not in interrupted
