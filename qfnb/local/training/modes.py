@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from qfnb.local.training import data, lora, preference, pretrain, resume
 from qfnb.local.training.evaluate import EvalSet
+from qfnb.local.training.spec import progress_note
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.train_modes import MODE_TABLE
 
@@ -208,14 +208,14 @@ class PreferenceMode:
         rows = preference.preferred(start.rows)
         if not rows:
             return 0
-        _note(start.job_dir, {"step": 0, "total_steps": 0, "phase": (
+        progress_note(start.job_dir, {"step": 0, "total_steps": 0, "phase": (
             f"warm start: {start.hyper.warm_start_steps} SFT steps on {len(rows)} preferred answers, "
             "then the preference loss against the policy they leave")})
         taken = 0
         for taken, loss in enumerate(lora.sft_steps(start.model, start.optimizer, rows, start.hyper.warm_start_steps,
                                                     start.hyper.batch_size, start.seed, self.pad_id,
                                                     start.loss_fn), 1):
-            _note(start.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": taken,
+            progress_note(start.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": taken,
                                   "warm_start_loss": round(loss, 6)})
             if start.stopped():
                 return taken
@@ -245,10 +245,6 @@ class PreferenceMode:
     def tokens(self, row: Any) -> int:
         return int(row.tokens)
 
-
-def _note(job_dir: Path, line: dict[str, Any]) -> None:
-    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
-        progress.write(json.dumps({**line, "time": time.time()}) + "\n")
 
 
 def _records(mode: str, spec: WorkerSpec) -> tuple[list[Any], list[Any]]:

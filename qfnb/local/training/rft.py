@@ -42,7 +42,6 @@ exchange gives the steps it trains again the rewards the user's function already
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import time
@@ -52,7 +51,7 @@ from typing import Any, Protocol
 
 from qfnb.local.training import answers, data, lora, resume
 from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsStopped
-from qfnb.local.training.spec import WorkerSpec
+from qfnb.local.training.spec import WorkerSpec, progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.rewards import RewardSpec, moving_mean
@@ -74,11 +73,6 @@ class Stop(Protocol):
 
     requested: bool
 
-
-def _note(job_dir: Path, line: dict[str, Any]) -> None:
-    """One ``progress.jsonl`` line, stamped (a step's, a checkpoint's, or a phase before step 1)."""
-    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
-        progress.write(json.dumps({**line, "time": time.time()}) + "\n")
 
 
 @dataclass(frozen=True)
@@ -342,7 +336,7 @@ class GroupTrainer:
         if hyper.warm_start_steps <= 0 or not examples or run.step > 0:
             return
         rows = data.encode_all(tok, examples, hyper.max_seq_len)
-        _note(self.job_dir, {"step": 0, "total_steps": 0, "phase": (
+        progress_note(self.job_dir, {"step": 0, "total_steps": 0, "phase": (
             f"warm start: {hyper.warm_start_steps} SFT steps on {len(rows)} preferred answers before GRPO")})
         steps = lora.sft_steps(self.policy.model, self.optimizer, rows, hyper.warm_start_steps, hyper.batch_size,
                                self.spec.seed, tok.pad_token_id)
@@ -350,7 +344,8 @@ class GroupTrainer:
         for k, loss in enumerate(steps, 1):
             self._stopped()
             run.warm_steps = k
-            _note(self.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": k, "warm_start_loss": round(loss, 6)})
+            progress_note(self.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": k,
+                                         "warm_start_loss": round(loss, 6)})
 
     def _stopped(self) -> None:
         """RewardsStopped when the run was asked to stop (the step under way is dropped, taken again on resume)."""
@@ -385,7 +380,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
 
     torch.manual_seed(spec.seed)
     t0 = time.time()
-    _note(job_dir, {"step": 0, "total_steps": 0, "phase": "loading the base model's weights"})
+    progress_note(job_dir, {"step": 0, "total_steps": 0, "phase": "loading the base model's weights"})
     model, tok = lora.load_base(lora.base_model_dir(spec))
     model = lora.with_lora(model, hyper, spec.init_adapter)
     model.train()
@@ -396,12 +391,12 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     exchange = RewardExchange(job_dir, spec.reward or RewardSpec(), lambda: stop.requested)
     trainer = GroupTrainer(job_dir, spec, stop, Policy(model, tok), optimizer, prompts, held, exchange)
     total = hyper.total_steps(len(prompts))
-    _note(job_dir, {"step": 0, "total_steps": total, "phase": (
+    progress_note(job_dir, {"step": 0, "total_steps": total, "phase": (
         f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards by "
         f"{exchange.spec.describe()}; training {hyper.schedule(len(prompts))}")})
     run = _Run()
     points = resume.Points(job_dir, model, optimizer)
-    points.restore(run, lambda line: _note(job_dir, line), total)
+    points.restore(run, lambda line: progress_note(job_dir, line), total)
     t_train = time.time()
     try:
         if trainer.answers is not None:
@@ -450,7 +445,7 @@ def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -
         run.recent_rewards.append(reward)
         line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
         if run.step % hyper.logging_steps == 0 or run.step == total:
-            _note(trainer.job_dir, {**line, "loss": round(loss, 6), "reward": round(reward, 6),
+            progress_note(trainer.job_dir, {**line, "loss": round(loss, 6), "reward": round(reward, 6),
                                     "reward_mean": round(moving_mean(run.rewards), 6), "kl": round(kl, 6)})
         if run.step in saves:
             _checkpoint(trainer, run, line)
@@ -475,11 +470,11 @@ def _checkpoint(trainer: GroupTrainer, run: _Run, line: dict[str, Any]) -> None:
     entry["path"] = str(path)
     run.checkpoints.append(entry)
     run.scoring_seconds += time.time() - t0
-    _note(trainer.job_dir, {**line, "eval_reward": entry["metric"], "checkpoint": entry})
+    progress_note(trainer.job_dir, {**line, "eval_reward": entry["metric"], "checkpoint": entry})
     run.collapse = ckpt.collapse(run.checkpoints)
     if run.collapse is not None:
         log.warning("held-out answers collapsed at step %d: %s", run.step, run.collapse["seen"])
-        _note(trainer.job_dir, {**line, "collapse": run.collapse})
+        progress_note(trainer.job_dir, {**line, "collapse": run.collapse})
 
 
 def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: float,

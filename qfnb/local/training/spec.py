@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,9 @@ def load_spec(job_dir: Path) -> WorkerSpec:
     spec = parse_spec(raw)  # relative paths are the job dir's (joining keeps an absolute one as it is)
     return replace(spec, train_file=Path(job_dir) / spec.train_file,
                    eval_file=None if spec.eval_file is None else Path(job_dir) / spec.eval_file)
+
+
+def progress_note(job_dir: Path, line: dict[str, Any]) -> None:
+    """One ``progress.jsonl`` line of the job, stamped (a step's, a checkpoint's, or a phase before step 1)."""
+    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
+        progress.write(json.dumps({**line, "time": time.time()}) + "\n")

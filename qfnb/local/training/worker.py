@@ -40,7 +40,7 @@ from typing import Any
 
 from qfnb.local.training import answers, data, distributed, lora, modes, resume, rft
 from qfnb.local.training.evaluate import MetricSet, budget_rows, every
-from qfnb.local.training.spec import load_spec
+from qfnb.local.training.spec import load_spec, progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.train_modes import MODE_TABLE
 from qfnb.protocol.platform.files import write_private_json
@@ -337,8 +337,7 @@ def _line(progress: Any, line: dict[str, Any]) -> None:
 
 def _phase(job_dir: Path, phase: str, total: int = 0) -> None:
     """A ``progress.jsonl`` line without a loss: what the worker is doing before step 1."""
-    with open(job_dir / "progress.jsonl", "a", encoding="utf-8") as progress:
-        progress.write(json.dumps({"step": 0, "total_steps": total, "phase": phase, "time": time.time()}) + "\n")
+    progress_note(job_dir, {"step": 0, "total_steps": total, "phase": phase})
 
 
 def main(argv: list[str] | None = None) -> int:
