@@ -234,15 +234,15 @@ class Comparison:
 
     def renamed(self, names: Mapping[str, str]) -> Comparison:
         """The same comparison with metrics shown under other names (``{"bleu4": "bleu"}``)."""
-        def metric(name: str) -> str:
+        def metric_name(name: str) -> str:
             plain = name.removesuffix(DEGENERATION_FIRST)
             return names.get(plain, plain) + name[len(plain):]
 
-        rows = [replace(r, metric=metric(r.metric)) for r in self.rows]
+        rows = [replace(r, metric=metric_name(r.metric)) for r in self.rows]
 
         def col(c: str) -> str:
-            side, sep, metric = c.partition("/")
-            return f"{side}/{names.get(metric, metric)}" if sep and side in ("model", "baseline") else c
+            side, sep, name = c.partition("/")
+            return f"{side}/{metric_name(name)}" if sep and side in ("model", "baseline") else c
 
         items = {m: f.rename(columns=col) for m, f in self.items.items()}
         notes = list(self.notes)  # "judge:x agrees with accuracy on 6 of 6 items" / "…accuracy: Spearman": as shown
