@@ -16,13 +16,23 @@ the one it reported before. Light: no pandas, nothing of a run (``%load_ext qfnb
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from qfnb.notebook.magic_options import ImageOptions, TrainOptions
 from qfnb.notebook.sampling import SamplingOptions
 
-__all__ = ["BatchArgs", "ChatArgs", "EvalArgs", "ImageArgs", "TraceArgs", "TrainArgs"]
+__all__ = ["BatchArgs", "ChatArgs", "EvalArgs", "ImageArgs", "TraceArgs", "TrainArgs", "without_comment"]
+
+#: a ``# note`` after a word-parsed magic's words (the README's ``%qfusage --by cell   # ...``)
+_COMMENT = re.compile(r"(?:^|\s)#.*$", re.S)
+
+
+def without_comment(line: str) -> str:
+    """``line`` without a trailing ``# comment`` (a ``#`` at its start or after a space), for the magics whose
+    words hold no ``#`` of their own (``%qfusage``, ``%qfcache``, ``%qfcomplete``, ``%qftrace``)."""
+    return _COMMENT.sub("", line)
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -60,6 +60,46 @@ def errors(cells: list[Any]) -> list[str]:
     return [f"{c.source!r}: {o.ename}: {o.evalue}" for c in cells for o in c.outputs if o.output_type == "error"]
 
 
+#: a cell of each magic qfnb registers, with a typical line (index: what the assertions below read)
+CELLS = [
+    "%load_ext qfnb",
+    "%%qfchat\n你好",
+    "%%qfchat -m ernie-4.5-turbo-128k\nExplain LoRA",
+    "%%qfchat -m ERNIE-Bot\nold name",
+    "%%qfchat -s tutor\n我叫小明",
+    "%%qfchat -s tutor\n我叫什么?",
+    "%qfmodels",
+    "%qfimage 一只布偶猫",
+    "%qfeval --models ernie-4.5-turbo-128k --dataset qa.jsonl --metrics rouge_l -o ev",
+    "qs = ['What is LoRA?', '1+1?']",
+    "%qfbatch qs -m ernie-4.5-turbo-128k -o job",
+    "print(job.results()[1]['result'])",
+    "%qfusage",
+    "%%qfimage -o picture\n一只橘猫",  # 13
+    "%qfchat sessions",
+    "%qfchat history tutor",
+    "%qfchat reset tutor",
+    "%qfeval ev",
+    "%qftrain",  # 18: the launcher form
+    "%qftrain --dataset qa.jsonl --base ERNIE-Speed-8K",  # 19: refused by name, nothing started
+    "%qftrace 5",
+    "%qfcomplete",
+    "%qfcache stats",
+    "%qfusage --by cell          # calls, tokens, cache hits (the README's line, its note included)",
+]
+REFUSED = 19
+
+
+def test_the_cells_name_every_magic_qfnb_registers(ip: Any) -> None:
+    """The kernel test below runs each magic the extension registers (a new one must be added to it)."""
+    registered = {name for kind in ("line", "cell") for name, fn in ip.magics_manager.magics[kind].items()
+                  if getattr(fn, "__module__", "").startswith("qfnb.")}
+    assert {"qfchat", "qfmodels", "qftrain", "qfeval", "qfimage", "qfbatch", "qftrace", "qfcomplete", "qfcache",
+            "qfusage"} <= registered
+    used = {m.group(1) for cell in CELLS for m in re.finditer(r"^%%?(\w+)", cell, re.M)}
+    assert registered - used == set(), f"magics no cell of the v2 kernel test runs: {registered - used}"
+
+
 @pytest.mark.sockets
 def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,22 +109,8 @@ def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path:
         monkeypatch.setenv(name, value)
     (tmp_path / "qa.jsonl").write_text(QA, encoding="utf-8")
     routes, hook = routes_by_cell(cloud_v2)
-    cells = run_cells([
-        "%load_ext qfnb",
-        "%%qfchat\n你好",
-        "%%qfchat -m ernie-4.5-turbo-128k\nExplain LoRA",
-        "%%qfchat -m ERNIE-Bot\nold name",
-        "%%qfchat -s tutor\n我叫小明",
-        "%%qfchat -s tutor\n我叫什么?",
-        "%qfmodels",
-        "%qfimage 一只布偶猫",
-        "%qfeval --models ernie-4.5-turbo-128k --dataset qa.jsonl --metrics rouge_l -o ev",
-        "qs = ['What is LoRA?', '1+1?']",
-        "%qfbatch qs -m ernie-4.5-turbo-128k -o job",
-        "print(job.results()[1]['result'])",
-        "%qfusage",
-    ], tmp_path, hook)
-    assert errors(cells) == []
+    cells = run_cells(CELLS, tmp_path, hook)
+    assert [e for e in errors(cells) if not e.startswith(repr(CELLS[REFUSED]))] == []
     log.warning("v2 routes per cell:\n%s", "\n".join(f"  {cells[i].source.splitlines()[0]!r}: {r}"
                                                        for i, r in sorted(routes.items())))
     for index in (1, 2, 3, 4, 5):  # every %%qfchat, a named session's included: the v2 chat route
@@ -95,6 +121,15 @@ def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path:
     assert {"POST /v2/files", "POST /v2/batches", "GET /v2/batches/<batch>",
             "GET /v2/files/<file>/content"} <= set(routes[10]), routes[10]  # %qfbatch: upload, create, poll, read
     assert routes[12] == [], routes[12]  # %qfusage reads the local ledger
+    assert "POST /v2/images/generations" in routes[13], routes[13]  # %%qfimage: a new prompt, asked
+    for index in range(14, len(CELLS)):  # sessions, history, the launcher, a refused fine-tune, trace, cache ...
+        assert routes[index] == [], (CELLS[index], routes[index])
+    refused = text(cells[REFUSED])
+    assert "UsageError" in refused and "QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY are not set" in refused
+    assert "我叫小明" in text(cells[15])  # the kernel keeps a named session on the cloud (docs/local-platform.md)
+    assert "rouge_l" in text(cells[17]) and "1 image(s)" in text(cells[13])
+    assert "qfnb inline completions:" in text(cells[21])
+    assert "calls" in text(cells[23]) and "ERROR" not in text(cells[23])
     chat, model, renamed, first, second, models, image, evaluation = (text(c) for c in cells[1:9])
     assert "echo[" in chat and ": 你好" in chat
     assert "echo[ernie-4.5-turbo-128k]: Explain LoRA" in model

@@ -6,6 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from qfnb._core.record import ledger
+from qfnb.notebook.arguments import without_comment
 from qfnb.notebook.complete import switch
 
 __all__ = ["CompleteMagics"]
@@ -20,7 +21,7 @@ class CompleteMagics(Magics):
         """``%qfcomplete [on|off]``: turn the editor's inline completions (ghost text from the local
         coder model or a cloud model) on or off for every notebook of this data dir; with no
         argument, say whether they are on and what they used today."""
-        word = line.strip().lower()
+        word = without_comment(line).strip().lower()
         if word not in ("", "on", "off"):
             raise UsageError(f"%qfcomplete takes on or off (or nothing: the status), got {line.strip()!r}")
         if word:

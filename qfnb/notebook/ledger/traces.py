@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from qfnb._core.record import ledger
 from qfnb._core.record.traces import ROW_ATTRIBUTE, read_spans
-from qfnb.notebook.arguments import TraceArgs
+from qfnb.notebook.arguments import TraceArgs, without_comment
 from qfnb.notebook.render.theme import BORDER, CELL, NUM_CELL, TEXT, TEXT_MUTED
 from qfnb.protocol.platform.traces import CallSpan
 from qfnb.resources.safe_html import clean, escape
@@ -34,7 +34,7 @@ WAIT = "var(--jp-brand-color3, #bbdefb)"
 
 def parse_line(line: str) -> TraceArgs:
     """``[N] [--cell N] [--all]`` as typed arguments; a UsageError naming what is wrong."""
-    words, last, cell, everyone, slowest = line.split(), 20, None, False, False
+    words, last, cell, everyone, slowest = without_comment(line).split(), 20, None, False, False
     while words:
         word = words.pop(0)
         if word == "--all":

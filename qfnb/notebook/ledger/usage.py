@@ -18,6 +18,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from qfnb import usage
 from qfnb._core.record import ledger
 from qfnb.notebook._ipython import HTML, display
+from qfnb.notebook.arguments import without_comment
 from qfnb.notebook.render import charts
 from qfnb.notebook.render.theme import BORDER, TEXT, TEXT_MUTED
 from qfnb.resources.safe_html import clean, escape
@@ -87,7 +88,7 @@ class UsageMagics(Magics):
         forget every stored answer; ``stats`` (or nothing): what is stored and what it saved.
         A single cell asks again with ``--fresh`` (``%%qfchat --fresh``).
         """
-        word = line.strip().lower() or "stats"
+        word = without_comment(line).strip().lower() or "stats"
         if word in ("on", "off"):
             usage.cache(word)
             print(f"qfnb response cache: {word}")
@@ -108,7 +109,7 @@ class UsageMagics(Magics):
         cost at the dated Qianfan list prices (local models: ¥0, beside what the same tokens
         would cost on the cloud) and the cache's savings; returns the DataFrame.
         """
-        args = line.split()
+        args = without_comment(line).split()
         by, everyone, limit = "model", False, None
         while args:
             word = args.pop(0)

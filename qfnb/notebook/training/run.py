@@ -33,7 +33,8 @@ from qfnb.protocol.console.checkpoints import METRICS
 from qfnb.protocol.console.model_names import LOCAL_FINETUNE_BASE
 from qfnb.protocol.console.train_modes import MODE_TABLE, REWARDED, mode_row
 from qfnb.protocol.console.training import LIMITS, hyper_problem
-from qfnb.resources.targets import JobTarget, parse_target
+from qfnb.resources.console.sending.account import MissingConsoleKeysError, console_v2, require_iam_keys
+from qfnb.resources.targets import QIANFAN, JobTarget, parse_target
 from qfnb.trainer import DeployConfig, LLMFinetune, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,7 +132,14 @@ class TrainSpec(TrainOptions):
         kwargs.setdefault("dataset", "")
         if args.ray_workers is not None and args.ray_workers < 1:
             raise UsageError(f"--ray-workers must be at least 1, got {args.ray_workers}")
-        if args.base is None and Config.from_env().api_version == 2:  # the local base is no cloud model
+        cfg = Config.from_env()
+        target = given["target"]
+        if (target is None or (target.cluster is None and target.kind == QIANFAN)) and console_v2(cfg):
+            try:  # the console's calls are IAM-signed: refused here, not in the background job
+                require_iam_keys(cfg)
+            except MissingConsoleKeysError as exc:
+                raise UsageError(f"%qftrain: {exc}") from None
+        if args.base is None and cfg.api_version == 2:  # the local base is no cloud model
             raise UsageError("%qftrain: name the base model with --base: on the Qianfan cloud (a v2 API key is "
                              f"set) the local base {DEFAULT_BASE} cannot be fine-tuned; use one of the cloud's "
                              "fine-tunable models (its DescribeFineTuningSupportModels list, e.g. "

@@ -86,6 +86,20 @@ def test_qfusage_budget_and_its_spellings(ip: InteractiveShell) -> None:
         ip.run_line_magic("qfusage", "--budget lots")
 
 
+def test_a_note_after_the_words_is_not_read_as_options(ip: InteractiveShell, capsys: Any) -> None:
+    """The README's lines, as written: ``%qfusage --budget ¥5   # a call that would cross it ...``."""
+    ip.run_line_magic("qfusage", "--budget ¥5        # a call that would cross it is refused before it is sent")
+    assert usage.active_budget() is not None and usage.active_budget().yuan == 5.0  # type: ignore[union-attr]
+    ip.run_line_magic("qfusage", "--budget off  # none")
+    assert usage.active_budget() is None
+    assert ip.run_line_magic("qfusage", "--by cell          # calls, tokens, cache hits") is not None
+    ip.run_line_magic("qfcache", "off   # every call asks the model")
+    ip.run_line_magic("qfcache", "on # again")
+    assert capsys.readouterr().out.count("qfnb response cache:") == 2
+    with pytest.raises(UsageError, match="got 'ce#ll'"):  # a # inside a word is no note
+        ip.run_line_magic("qfusage", "--by ce#ll")
+
+
 def test_the_cached_badge_says_how_old_and_how_to_ask_again() -> None:
     assert "3 min ago" in cached_badge(180) and "--fresh" in cached_badge(180)
     assert "12 s ago" in cached_badge(12)

@@ -46,6 +46,7 @@ def test_bad_lines_name_the_problem() -> None:
     with pytest.raises(UsageError, match="unknown option '--nope'"):
         parse_line("--nope")
     assert parse_line("5 --cell 2 --all") == parse_line("--all --cell 2 5")
+    assert parse_line("5 --all   # the slow ones") == parse_line("5 --all") and parse_line("# all") == parse_line("")
 
 
 def test_the_waterfall_html() -> None:

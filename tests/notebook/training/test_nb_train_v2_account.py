@@ -12,6 +12,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from qfnb._core.config import Config
+from qfnb.notebook.errors import QfnbCellError
 from tests.fakes.cloud import FakeQianfan
 from tests.fakes.cloud_v2_console import ConsoleV2, install_console_v2
 from tests.fakes.console_fixtures import FAST
@@ -72,3 +73,26 @@ def test_qftrain_without_base_on_a_v2_account_names_the_option_and_sends_nothing
     with pytest.raises(UsageError, match="name the base model with --base"):
         ip.run_line_magic("qftrain", f"--dataset {data} --fresh")
     assert fake.requests == []
+
+
+def test_qftrain_with_the_api_key_alone_is_refused_naming_the_iam_keys_and_starts_nothing(
+        ip: InteractiveShell, v2_env: ConsoleV2, fake: FakeQianfan, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2026 account's key alone signs inference only: the fine-tune is refused on the line (not by a
+    dashboard failing in the background), naming both keys, with the key itself nowhere in it."""
+    from IPython.core.error import UsageError
+
+    for name in ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"):
+        monkeypatch.delenv(name)
+    data = tmp_path / "local.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    with pytest.raises(UsageError) as refused:
+        ip.run_line_magic("qftrain", f"--dataset {data} --base ERNIE-Speed-8K --fresh -o dash")
+    text = str(refused.value)
+    assert text.startswith("%qftrain: fine-tuning calls the Qianfan console")
+    assert "QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY are not set" in text
+    assert KEY not in text and "ALTAK-test" not in text
+    assert fake.requests == [] and "dash" not in ip.user_ns
+    assert not ip.magics_manager.registry["QfnbMagics"].dashboards
+    with pytest.raises(QfnbCellError, match="'local' runs on the embedded platform"):  # --target local: its own check
+        ip.run_line_magic("qftrain", f"--dataset {data} --base ERNIE-Speed-8K --target local --fresh")

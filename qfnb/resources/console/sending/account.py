@@ -37,12 +37,13 @@ def require_iam_keys(cfg: Config, what: str = "fine-tuning") -> None:
     access key and secret key are both needed; an API key alone cannot sign them."""
     if cfg.access_key and cfg.secret_key:
         return
-    missing = " and ".join(name for name, value in (("QIANFAN_ACCESS_KEY", cfg.access_key),
-                                                      ("QIANFAN_SECRET_KEY", cfg.secret_key)) if not value)
+    unset = [name for name, value in (("QIANFAN_ACCESS_KEY", cfg.access_key), ("QIANFAN_SECRET_KEY", cfg.secret_key))
+             if not value]
+    missing = " and ".join(unset) + (" are" if len(unset) > 1 else " is")
     had = " (the v2 API key that is set signs inference calls only)" if cfg.bearer_token else ""
     raise MissingConsoleKeysError(
         f"{what} calls the Qianfan console (/v2/dataset, /v2/finetuning), whose calls are signed with the "
-        f"IAM access key and secret key; {missing} is not set{had}. Set QIANFAN_ACCESS_KEY and "
+        f"IAM access key and secret key; {missing} not set{had}. Set QIANFAN_ACCESS_KEY and "
         "QIANFAN_SECRET_KEY (or access_key=/secret_key=) to the keys of the console's "
         "用户账号 → 安全认证 → Access Key page (https://console.bce.baidu.com/iam/#/iam/accesslist). "
         + credential_report(cfg))

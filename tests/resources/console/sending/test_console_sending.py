@@ -26,9 +26,9 @@ def test_a_missing_iam_key_is_refused_by_name_before_anything_is_sent() -> None:
         require_iam_keys(Config(bearer_token="bce-v3/ALTAK-secretpart/zzz", access_key="AK"), "data sets")
     text = str(only_bearer.value)
     assert text.startswith("data sets calls the Qianfan console")
-    assert "; QIANFAN_SECRET_KEY is not set" in text and "QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY is not" not in text
+    assert "; QIANFAN_SECRET_KEY is not set" in text and "QIANFAN_SECRET_KEY are not" not in text
     assert "v2 API key that is set signs inference calls only" in text and "secretpart" not in text
-    with pytest.raises(MissingConsoleKeysError, match="QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY is not set"):
+    with pytest.raises(MissingConsoleKeysError, match="QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY are not set"):
         require_iam_keys(Config())
 
 
