@@ -468,9 +468,12 @@ def _asking(journal: Path, kernel: subprocess.Popen[bytes], seen: int, timeout: 
 def in_flight(req: Request, kills: list[tuple[float, Kill]], window: float) -> bool:
     """Whether ``req`` was in flight at a kill of the kernel or the daemon (both write its answer): open at
     it, or answered at most ``window`` seconds before it (not yet written), or read by the engine after
-    its sender died."""
+    its sender died: a killed daemon (the engine saw its sender hang up), or a killed kernel whose call
+    the daemon had read and passed on after the kernel's end, before the next kernel started (the
+    engine's sender, the daemon, lives on: nobody else asks for an item between the two)."""
     return any((req.start <= kill.gone and (req.end is None or req.end >= when - window))
-               or (req.orphan and when <= req.start <= kill.gone + 5.0) for when, kill in kills)
+               or (req.orphan and when <= req.start <= kill.gone + 5.0)
+               or (kill.target == "kernel" and when <= req.start <= kill.gone + kill.pause) for when, kill in kills)
 
 
 def _check_evaluation(args: Any, work: Path, report: Path, landed: list[tuple[float, Kill]], found: Found) -> None:
