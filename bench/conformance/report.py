@@ -16,8 +16,16 @@ class FileResult:
 
     file: str
     passed: int = 0
-    total: int = 0
+    total: int = 0  # tests run (a skipped one not counted)
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0  # the file not importing, or a test's setup or teardown raising
     failures: dict[str, str] = field(default_factory=dict)  # test name -> reason
+
+    @property
+    def counts(self) -> str:
+        """``passed/failed/skipped/errors``."""
+        return f"{self.passed}/{self.failed}/{self.skipped}/{self.errors}"
 
 
 def _module(file: str) -> str:
@@ -41,15 +49,34 @@ def _log_reason(log: Path) -> str:
     return found[-1][:200] if found else "pytest produced no report"
 
 
+def _count(res: FileResult, case: ET.Element, name: str) -> None:
+    """One test's outcome into its file's counts."""
+    failure, error = case.find("failure"), case.find("error")
+    if case.find("skipped") is not None:
+        res.skipped += 1
+        return
+    res.total += 1
+    if failure is None and error is None:
+        res.passed += 1
+        return
+    if failure is not None:
+        res.failed += 1
+    else:
+        res.errors += 1
+    res.failures[name] = _reason(failure if failure is not None else error)  # type: ignore[arg-type]
+
+
 def parse_junit(xml: Path, files: list[str]) -> list[FileResult]:
     """Per-file counts; a file that failed to import counts no test and one reason."""
     results = {f: FileResult(f) for f in files}
     if not xml.exists():  # pytest stopped before collecting (e.g. conftest import)
         reason = _log_reason(xml.with_suffix(".log"))
         for res in results.values():
+            res.errors = 1
             res.failures["<conftest>"] = reason
         return list(results.values())
     mods = sorted(((_module(f), f) for f in files), key=lambda m: -len(m[0]))
+    seen: set[str] = set()
     for case in ET.parse(xml).iter("testcase"):
         cls, name = case.get("classname", ""), case.get("name", "")
         full = f"{cls}.{name}" if cls else name
@@ -57,35 +84,37 @@ def parse_junit(xml: Path, files: list[str]) -> list[FileResult]:
         if owner is None:
             continue
         res = results[owner]
-        bad = case.find("failure")
-        if bad is None:
-            bad = case.find("error")
-        if not cls and bad is not None:  # collection error of the whole file
-            res.failures["<import>"] = _reason(bad)
+        failure, error = case.find("failure"), case.find("error")
+        if not cls and (failure is not None or error is not None):  # collection error of the whole file
+            res.errors += 1
+            res.failures["<import>"] = _reason(error if error is not None else failure)  # type: ignore[arg-type]
             continue
-        if case.find("skipped") is not None:
+        if full in seen:  # a failed test whose teardown raised too: pytest writes it twice
+            if error is not None and res.failed:
+                res.failed, res.errors = res.failed - 1, res.errors + 1
             continue
-        res.total += 1
-        if bad is None:
-            res.passed += 1
-        else:
-            res.failures[name] = _reason(bad)
+        seen.add(full)
+        _count(res, case, name)
     return list(results.values())
 
 
 def render(files: list[str], runs: dict[str, list[FileResult]]) -> str:
-    """The table (official passed, qfnb passed, total) and qfnb's remaining failures."""
+    """The table (per run: passed/failed/skipped/errors; the tests of the file) and each run's
+    remaining failures."""
     by = {label: {r.file: r for r in rs} for label, rs in runs.items()}
     official, qfnb = by.get("official", {}), by.get("qfnb", {})
-    lines = [f"{'file':<34} {'official':>8} {'qfnb':>6} {'total':>6}"]
-    sums = [0, 0, 0]
+    lines = [f"{'file':<34} {'official p/f/s/e':>16} {'qfnb p/f/s/e':>14} {'tests':>6}"]
+    totals = {label: FileResult("TOTAL") for label in ("official", "qfnb")}
+    most = 0
     for f in files:
-        o, q = official.get(f), qfnb.get(f)
-        total = max(o.total if o else 0, q.total if q else 0)
-        row = [o.passed if o else 0, q.passed if q else 0, total]
-        sums = [a + b for a, b in zip(sums, row, strict=True)]
-        lines.append(f"{f:<34} {row[0]:>8} {row[1]:>6} {row[2]:>6}")
-    lines.append(f"{'TOTAL':<34} {sums[0]:>8} {sums[1]:>6} {sums[2]:>6}")
+        o, q = official.get(f) or FileResult(f), qfnb.get(f) or FileResult(f)
+        tests = max(o.total + o.skipped, q.total + q.skipped)
+        most += tests
+        for label, res in (("official", o), ("qfnb", q)):
+            for name in ("passed", "failed", "skipped", "errors"):
+                setattr(totals[label], name, getattr(totals[label], name) + getattr(res, name))
+        lines.append(f"{f:<34} {o.counts:>16} {q.counts:>14} {tests:>6}")
+    lines.append(f"{'TOTAL':<34} {totals['official'].counts:>16} {totals['qfnb'].counts:>14} {most:>6}")
     for label, table in (("official", official), ("qfnb", qfnb)):
         bad = [(f, n, r) for f in files if f in table for n, r in table[f].failures.items()]
         if bad:

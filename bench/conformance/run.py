@@ -168,6 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--snapshot", help="checkout or bare git dir of bce-qianfan-sdk")
     parser.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
+    parser.add_argument("--all", action="store_true", help="every *_test.py of the official suite")
     parser.add_argument("--skip-official", action="store_true", help="qfnb run only")
     parser.add_argument("--junit-dir", help="keep the JUnit XML files here")
     parser.add_argument("--everyday", action="store_true", help="also compare the everyday calls")
@@ -175,6 +176,10 @@ def main() -> None:
     ns = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = snapshot_root(ns.snapshot)
+    if ns.all:
+        tests = root / "qianfan/tests"
+        ns.files = [*DEFAULT_FILES, *sorted(p.relative_to(tests).as_posix() for p in tests.rglob("*_test.py")
+                                           if p.relative_to(tests).as_posix() not in DEFAULT_FILES)]
     python = ensure_venv(root)
     if ns.everyday_only:
         sys.stdout.write(run_everyday(python, root))

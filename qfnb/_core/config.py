@@ -9,13 +9,12 @@ points the client at the default backend: the data dir's local platform daemon
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from qfnb._core.env import FIELD_NAMES, normalize, read_env
+from qfnb._core.env import FIELD_NAMES, environment, normalize, read_env
 from qfnb._core.errors import ValidationError
 from qfnb.protocol.errors import RETRYABLE_CONSOLE_CODES, RETRYABLE_INFERENCE_CODES
 from qfnb.protocol.wires.qianfan import routes
@@ -110,12 +109,13 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Read ``QIANFAN_*`` variables once (``env`` defaults to ``os.environ``); kwargs win.
+        """Read ``QIANFAN_*`` variables once (``env`` defaults to ``os.environ`` over the DotEnv file,
+        ``.env`` in the working directory or ``QIANFAN_DOT_ENV_CONFIG_FILE``); kwargs win.
 
         Lower-case keyword names follow the official SDK (``ak=``, ``sk=``, ``access_key=``,
         ``secret_key=``, ``base_url=``...). Unknown keywords raise ``TypeError``.
         """
-        values = read_env(os.environ if env is None else env)
+        values = read_env(environment() if env is None else env)
         if env is None and _GLOBAL_CONFIG is not None:
             settings = {k: v for k, v in _GLOBAL_CONFIG.settings().items() if k in FIELD_NAMES}
             for name in [k for k, v in settings.items() if v is None]:  # set to None: unset

@@ -5,10 +5,15 @@ SDK's spellings among them), normalized to the field names."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
 from collections.abc import Mapping
+from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
-__all__ = ["ENV", "FIELD_NAMES", "normalize", "read_env"]
+__all__ = ["DOT_ENV_VAR", "ENV", "FIELD_NAMES", "dotenv_values", "environment", "normalize", "read_env"]
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -114,3 +119,69 @@ def normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
             value = _cache_mode(value)
         out[name] = value
     return out
+
+
+# ---- the official SDK's DotEnv file: ``.env`` in the working directory (or ``QIANFAN_DOT_ENV_CONFIG_FILE``)
+
+logger = logging.getLogger("qfnb")
+#: the variable naming the DotEnv file to read instead of ``.env`` in the working directory
+DOT_ENV_VAR = "QIANFAN_DOT_ENV_CONFIG_FILE"
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+_dotenv_lock = threading.Lock()
+_dotenv_cache: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+
+
+def _unquote(raw: str) -> str:
+    """A DotEnv value: quoted (``"..."`` with backslash escapes, ``'...'`` as is) or bare up to `` #``."""
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        return value[1:-1]
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        out, chars = [], iter(value[1:-1])
+        for ch in chars:
+            if ch == "\\":
+                escaped = next(chars, "")
+                ch = _ESCAPES.get(escaped, "\\" + escaped)
+            out.append(ch)
+        return "".join(out)
+    return value.split(" #", 1)[0].rstrip()
+
+
+def dotenv_values(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a DotEnv file (``export`` prefixes, comments and blank lines allowed);
+    a missing file is empty. Read again only when the file changes."""
+    file = Path(path)
+    try:
+        stat = file.stat()
+    except OSError:
+        return {}
+    if not S_ISREG(stat.st_mode):  # a folder named .env (a virtualenv, often) holds no settings
+        return {}
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    key = str(file.resolve())
+    with _dotenv_lock:
+        cached = _dotenv_cache.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    values: dict[str, str] = {}
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        logger.warning("the DotEnv file %s could not be read: %s", file, exc.strerror)
+        return {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, raw = line.removeprefix("export ").partition("=")
+        values[name.strip()] = _unquote(raw)
+    with _dotenv_lock:
+        _dotenv_cache[key] = (stamp, values)
+    return values
+
+
+def environment() -> Mapping[str, str]:
+    """The variables settings are read from: the DotEnv file's, under the process environment's
+    (a variable set in both reads the environment's, as the official SDK's settings do)."""
+    from_file = dotenv_values(os.environ.get(DOT_ENV_VAR) or ".env")
+    return {**from_file, **os.environ} if from_file else os.environ

@@ -1,19 +1,27 @@
 """The official SDK's process-wide switches: its logging switches, ``qfnb.enable_log()`` and
 ``qfnb.disable_log()``, its ``log_*`` helpers on the ``qfnb`` logger (:mod:`qfnb.utils.logging`
 re-exports them) and its credential setters, ``qfnb.AK("...")`` & co., on the settings object
-(:func:`qfnb._core.config.get_config`; :mod:`qfnb.config` re-exports them).
+(:func:`qfnb._core.config.get_config`; :mod:`qfnb.config` re-exports them), and the small helpers of
+the official ``qianfan.utils.utils`` (random ids, installed packages, name cases; :mod:`qfnb.utils.utils`
+re-exports them).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import re
+import secrets
+import string
 from pathlib import Path
 from typing import Any
 
 from qfnb._core.config import UNUSED_SETTINGS, Config, get_config
 
-__all__ = ["AK", "SK", "AccessKey", "AccessToken", "DefaultValue", "Env", "SecretKey", "disable_log", "enable_log",
-           "encoding", "log_debug", "log_error", "log_info", "log_trace", "log_warn", "logger"]
+__all__ = ["AK", "SK", "AccessKey", "AccessToken", "DefaultValue", "Env", "SecretKey", "assert_package_installed",
+           "camel_to_snake", "check_package_installed", "disable_log", "enable_log", "encoding", "first_lower_case",
+           "generate_letter_num_random_id", "log_debug", "log_error", "log_info", "log_trace", "log_warn", "logger",
+           "snake_to_camel"]
 
 
 def enable_log(log_level: int | str = logging.INFO) -> None:
@@ -190,3 +198,44 @@ class DefaultValue:
     CacheDir = str(Path.home() / ".qianfan_cache")
     DisableCache = UNUSED_SETTINGS["DISABLE_CACHE"]
     ChatV2ApiRoute = _DEFAULTS.chat_v2_api_route
+
+
+# ---- the official ``qianfan.utils.utils`` helpers
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_letter_num_random_id(len: int = 10) -> str:
+    """A random id of ``len`` letters and digits (from :mod:`secrets`)."""
+    if len < 0:
+        raise ValueError(f"len: must be >= 0, got {len}")
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(len))
+
+
+def check_package_installed(package_name: str) -> bool:
+    """True when ``package_name`` can be imported (found, not imported)."""
+    try:
+        return importlib.util.find_spec(package_name) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent is missing
+        return False
+
+
+def assert_package_installed(package_name: str) -> None:
+    """Raise ``ImportError`` naming the package and its install command when it is missing."""
+    if not check_package_installed(package_name):
+        raise ImportError(f"{package_name} is not installed: pip install {package_name}")
+
+
+def camel_to_snake(name: str) -> str:
+    """``DatasetId`` -> ``dataset_id``."""
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
+
+
+def snake_to_camel(name: str) -> str:
+    """``dataset_id`` -> ``DatasetId``."""
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def first_lower_case(name: str) -> str:
+    """``DatasetId`` -> ``datasetId``."""
+    return name[:1].lower() + name[1:]

@@ -8,12 +8,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from qfnb._core.errors import ValidationError
 from qfnb.resources import Prompt as PromptResource
 from qfnb.resources.console.builders.prompt import split_identifier, template_variables
-from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptType
+from qfnb.resources.console.consts import PromptFrameworkType, PromptSceneType, PromptScoreStandard, PromptType
+from qfnb.resources.prompts.optimize import PromptEvaluateResult as EvaluateResult
+from qfnb.resources.prompts.optimize import (
+    evaluate_prompts,
+    optimization_operations,
+    optimize_template,
+)
 
 logger = logging.getLogger("qfnb.prompt")
 
@@ -160,6 +166,26 @@ class Prompt:
             return
         PromptResource.delete(id=self.id)
         self.id, self._mode = None, "local"
+
+    # ---- the platform's optimisation and evaluation (qfnb.resources.prompts.optimize) --------------
+
+    #: the official ``Prompt.PromptEvaluateResult``
+    PromptEvaluateResult: ClassVar[type[EvaluateResult]] = EvaluateResult
+
+    def optimize(self, optimize_quality: bool = True, simplify_prompt: bool = False,
+                 iteration_round: Literal[1, 2] = 1, enable_cot: bool = False, app_id: int | None = None,
+                 service_name: str | None = None, **kwargs: Any) -> Prompt:
+        """The platform's optimised version of this prompt (an optimisation task, waited for)."""
+        operations = optimization_operations(optimize_quality, simplify_prompt, iteration_round, enable_cot)
+        text = optimize_template(self.template, operations, app_id=app_id, service_name=service_name, **kwargs)
+        return Prompt(template=text, identifier=self.identifier)
+
+    @classmethod
+    def evaluate(cls, prompt_list: Sequence[Prompt], scenes: Sequence[dict[str, Any]], model: Any,
+                 standard: PromptScoreStandard = PromptScoreStandard.Semantic) -> list[EvaluateResult]:
+        """Each prompt's answers by ``model`` over ``scenes`` (``{"args": {...}, "expected": ...}``),
+        summarised and scored by the platform."""
+        return evaluate_prompts(prompt_list, scenes, model, standard)
 
     # ---- builders (the official texts) --------------------------------------------------------------
 

@@ -183,6 +183,20 @@ class SamplingParams(SamplingFields):
     _ranges = body_check(check_sampling)
 
 
+def check_builtin_tool_choice(choice: dict[str, Any], tools: Any) -> None:
+    """v1's choice of one of the platform's own tools (ERNIE's ``baidu_search``):
+    ``{"type": "tool", "tool": {"name": ...}}`` naming a tool of ``tools``
+    (``[{"type": "tool", "tool": {"name": ..., <name>: {...}}}]``)."""
+    named = choice.get("tool")
+    name = named.get("name") if isinstance(named, dict) else None
+    if not isinstance(name, str):
+        raise ProtocolError("tool_choice.tool", 'a platform tool is chosen as {"type": "tool", "tool": {"name": ...}}')
+    offered = [t["tool"].get("name") for t in tools or () if isinstance(t, dict) and isinstance(t.get("tool"), dict)]
+    if name not in offered:
+        raise ProtocolError("tool_choice.tool.name", f"{name!r} is not one of the tools given "
+                            f"({', '.join(map(str, offered)) or 'none'})")
+
+
 class ChatRequest(ChatFields, SamplingParams):
     """Body of ``POST .../chat/{endpoint}`` (fields: the spec's)."""
 
@@ -193,8 +207,11 @@ class ChatRequest(ChatFields, SamplingParams):
             check_history_caps(data.get("messages"), data.get("system"))
             functions = data.get("functions")
             tools = tool_checks.functions_as_tools(functions) if functions is not None else None
-            if data.get("tool_choice") is not None:
-                tool_checks.check_tool_choice(data["tool_choice"], tools)
+            choice = data.get("tool_choice")
+            if isinstance(choice, dict) and choice.get("type") == "tool":
+                check_builtin_tool_choice(choice, data.get("tools"))
+            elif choice is not None:
+                tool_checks.check_tool_choice(choice, tools)
             schema = v1_schema(data.get("response_format"))
             if schema is not None and tools:
                 check_schema_total([schema, *(t["function"].get("parameters") for t in tools)], "response_format")
