@@ -51,7 +51,7 @@ from chaos_engine import answer_words
 log = logging.getLogger("bench.chaos")
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "chaos-base"
-WORKER = "qfnb.local.training.worker"
+WORKER = "qfnb.local.training.process.worker"
 
 
 def add_arguments(parser: Any) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "local")]
 
-from qfnb.local.training import worker  # noqa: E402
+from qfnb.local.training.process import worker  # noqa: E402
 
 log = logging.getLogger("bench.checkpoint_scoring")
 PAIRS = [{"prompt": f"How do I reset device {i}?", "response": f"Hold reset on device {i} for {i + 3} s, then call "

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/lora_demo.py [--steps 30] [--data-dir ~/.qfnb]
 
-Runs the real worker (``python -m qfnb.local.training.worker``) in a subprocess, then serves the
+Runs the real worker (``python -m qfnb.local.training.process.worker``) in a subprocess, then serves the
 adapter through the engine registry (llama.cpp + LoRA GGUF when available) and prints the held-out
 questions' answers from the base model and from the tuned one, plus the peft (transformers) answers
 of the same adapter as a cross-check of the GGUF export.
@@ -75,7 +75,8 @@ def main() -> int:
     t0 = time.time()
     rc = 0
     if not args.reuse:
-        rc = subprocess.run([sys.executable, "-m", "qfnb.local.training.worker", str(job)], check=False).returncode
+        rc = subprocess.run([sys.executable, "-m", "qfnb.local.training.process.worker", str(job)],
+                            check=False).returncode
     wall = time.time() - t0
     result = json.loads((job / "result.json").read_text())
     if result["status"] != "Done":

@@ -6,7 +6,7 @@ prompts were never trained on):
     .venv/bin/python bench/preference_quality.py [--bases Gemma-3-270M] [--modes DPO,KTO,RFT,PostPretrain]
                                                  [--langs en,zh] [--set learningRate=2e-4 ...] [--json out.json]
 
-A run is the training worker the platform starts (``qfnb.local.training.worker``, in this process) on the
+A run is the training worker the platform starts (``qfnb.local.training.process.worker``, in this process) on the
 hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.train_modes.defaults_for``
 for the base and mode; ``--set`` overrides, for the sweeps the defaults were chosen by). A RFT run's reward
 is a Python function in this process, answering the worker's reward requests as the user's process does
@@ -183,7 +183,7 @@ def _reward_client(job: Path, stop: threading.Event) -> threading.Thread:
 def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
           overrides: dict[str, Any]) -> dict[str, Any]:
     """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``)."""
-    from qfnb.local.training import worker
+    from qfnb.local.training.process import worker
     from qfnb.protocol.console.train_modes import defaults_for
 
     job = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))

@@ -117,7 +117,7 @@ def _reward_client(folder: Path, stop: threading.Event) -> None:
 
 def rft_check(model_dir: Path, root: Path, steps: int, batch: int = 2, new_tokens: int = 16,
               lr: float = 5e-4) -> dict[str, Any]:
-    from qfnb.local.training import worker
+    from qfnb.local.training.process import worker
 
     job = root / "job-RFT"
     job.mkdir(parents=True)

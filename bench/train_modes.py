@@ -142,7 +142,7 @@ def _answers(model_dir: Path, adapter: Path | None, prompts: list[str]) -> list[
 
 
 def dpo_check(model_dir: Path, root: Path, steps: int, lr: float) -> dict[str, Any]:
-    from qfnb.local.training import worker
+    from qfnb.local.training.process import worker
 
     job = _job(root, model_dir, "DPO", pairs(range(0, 48)), pairs(range(100, 108)), maxSteps=steps, batchSize=2,
                learningRate=lr, maxSeqLen=64, checkpoints=3, beta=0.1)
@@ -171,7 +171,7 @@ def dpo_check(model_dir: Path, root: Path, steps: int, lr: float) -> dict[str, A
 
 
 def pretrain_check(model_dir: Path, root: Path, steps: int) -> dict[str, Any]:
-    from qfnb.local.training import worker
+    from qfnb.local.training.process import worker
 
     def texts(name: str) -> list[dict[str, str]]:
         body = (ROOT / "docs" / name).read_text(encoding="utf-8")

@@ -101,7 +101,7 @@ class Settings:
     aliases: Mapping[str, str] = field(default_factory=dict)
     text2image_model_dir: Path | None = None
     token_ttl: int = 2_592_000
-    worker_command: tuple[str, ...] = (sys.executable, "-m", "qfnb.local.training.worker")
+    worker_command: tuple[str, ...] = (sys.executable, "-m", "qfnb.local.training.process.worker")
     max_concurrent_training: int = 1
     #: batch-inference jobs that run at once (a thread each); the rest wait in line with no thread
     max_batch_jobs: int = 4

@@ -96,6 +96,25 @@ def check_prompt_chars(texts: Iterable[Any], field: str = "messages") -> None:
                                     "(message contents and system together)", ErrorCode.INVALID_MESSAGES)
 
 
+def check_stops(field: str, stops: Any, *, one_string: bool = False, max_chars: int | None = None) -> None:
+    """``stops`` (None: not given) is a list of at most :data:`STOP_ITEMS` non-empty strings, each of at most
+    ``max_chars`` characters when that is given (``one_string``: a string alone is one stop too)."""
+    if one_string and isinstance(stops, str):
+        stops = [stops]
+    if stops is not None and (not isinstance(stops, list) or len(stops) > STOP_ITEMS or not all(
+            isinstance(s, str) and s and (max_chars is None or len(s) <= max_chars) for s in stops)):
+        raise ProtocolError(field, f"must be {'a string or ' if one_string else ''}a list of at most {STOP_ITEMS} "
+                            "non-empty strings" + (f" of at most {max_chars} characters each" if max_chars else ""))
+
+
+def check_flags(data: Mapping[str, Any], *names: str) -> None:
+    """Each of ``names`` that ``data`` gives (not null) is true or false: the first that is not raises a
+    :class:`ProtocolError` naming it."""
+    for name in names:
+        if data.get(name) is not None and not isinstance(data[name], bool):
+            raise ProtocolError(name, f"must be true or false, got {type(data[name]).__name__}")
+
+
 def check_embedding_text(text: str, field: str) -> None:
     if len(text) > MAX_EMBEDDING_CHARS:
         raise ProtocolError(field, f"is {len(text)} characters; at most {MAX_EMBEDDING_CHARS} are accepted")

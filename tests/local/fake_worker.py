@@ -1,4 +1,4 @@
-"""A fast stand-in for ``qfnb.local.training.worker`` (Contract 4) used by unit tests.
+"""A fast stand-in for ``qfnb.local.training.process.worker`` (Contract 4) used by unit tests.
 
 Steps are paced by ``hyper.stepSeconds`` (default 0.05 s); ``hyper.failAt`` makes it fail. With an
 ``eval_file`` (a validation split) it reports an ``eval_loss`` every other step and at the last. With

@@ -365,8 +365,8 @@ def test_a_lora_job_is_served_from_the_base_models_engine(registry: EngineRegist
             "hyper": {"epoch": 1, "learningRate": 1e-3, "batchSize": 2, "maxSeqLen": 64, "loraRank": 8,
                       "loraAlpha": 16, "loraDropout": 0.0, "maxSteps": 2}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    proc = subprocess.run([sys.executable, "-m", "qfnb.local.training.worker", str(tmp_path)], capture_output=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600, check=False)
+    proc = subprocess.run([sys.executable, "-m", "qfnb.local.training.process.worker", str(tmp_path)],
+                          capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600, check=False)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "Done", (result, proc.stdout[-2000:])
     records = [json.loads(x) for x in (tmp_path / "progress.jsonl").read_text().splitlines()]

@@ -1,6 +1,6 @@
 """The platform wired to the real engine registry and the real training worker, on a tiny random model.
 
-No test doubles: transformers inference, a LoRA run of ``qfnb.local.training.worker``, publish,
+No test doubles: transformers inference, a LoRA run of ``qfnb.local.training.process.worker``, publish,
 deploy (the registry's ``register_adapter``) and chat on the deployed service.
 """
 
@@ -31,7 +31,7 @@ def test_train_publish_deploy_chat_with_real_engines(tmp_path: Path) -> None:
     spec = ModelSpec(kind="transformers", path=model_dir, template="gemma", stop=("<end_of_turn>",), n_ctx=128)
     registry = EngineRegistry(tmp_path / "data", {"Tiny-Gemma": spec})
     settings = Settings(data_dir=tmp_path / "data", credentials=CREDS, poll_interval=0.1,
-                        worker_command=(sys.executable, "-m", "qfnb.local.training.worker"),
+                        worker_command=(sys.executable, "-m", "qfnb.local.training.process.worker"),
                         model_paths={"tiny-gemma": model_dir})
     with TestClient(create_app(settings, registry), base_url="http://127.0.0.1:8123") as client:
         tok = token(client)

@@ -5,9 +5,9 @@
 The job's working dir holds the run's ``spec.json`` and its data (``train.jsonl``, ``eval.jsonl``),
 as the local platform prepares them. A ``ray.train.torch.TorchTrainer`` with ``N`` workers
 (``ScalingConfig(num_workers=N)``, ``C`` CPUs each) runs qfnb's own training loop
-(:func:`qfnb.local.training.worker.run`: LoRA in the spec's ``train_mode``, checkpoints scored on the
+(:func:`qfnb.local.training.process.worker.run`: LoRA in the spec's ``train_mode``, checkpoints scored on the
 held-out split) in a job dir of its own on each worker. With more than one, the workers train data-parallel
-in the process group Ray Train joins them in (gloo on CPU, :mod:`qfnb.local.training.distributed`): each on its
+in the process group Ray Train joins them in (gloo on CPU, :mod:`qfnb.local.training.process.distributed`): each on its
 shard of the rows, the gradients averaged by ``DistributedDataParallel``; rank 0 scores and keeps
 the checkpoints. Rank 0:
 
@@ -70,7 +70,7 @@ def train_loop(config: dict[str, Any]) -> None:
     import ray.train
     from ray.train import Checkpoint
 
-    from qfnb.local.training import worker  # deferred: it sets the training process's environment (HF offline)
+    from qfnb.local.training.process import worker  # deferred: it sets the training process's environment (HF offline)
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()

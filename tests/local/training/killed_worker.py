@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from qfnb.local.training import resume, worker
+from qfnb.local.training import resume
+from qfnb.local.training.process import worker
 
 job = Path(sys.argv[1])
 marker = job / "killed-once"

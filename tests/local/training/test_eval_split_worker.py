@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from tiny_models import build_tiny_gemma
 
-from qfnb.local.training import data, evaluate, lora, worker
+from qfnb.local.training import data, evaluate, lora
+from qfnb.local.training.process import worker
 
 # find_spec, not importorskip: importing peft at collection costs seconds in every worker
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")

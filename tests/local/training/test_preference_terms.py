@@ -82,7 +82,7 @@ def test_kto_caps_each_answers_reward_and_takes_the_nll_of_the_good_answers_only
 def test_a_margin_stop_ends_the_run_and_says_why(tmp_path: Path) -> None:
     from tiny_models import build_tiny_gemma
 
-    from qfnb.local.training import worker
+    from qfnb.local.training.process import worker
 
     pairs = [{"prompt": f"Say something about {w}.", "chosen": f"{w} is fine. OK.", "rejected": f"{w} is fine."}
              for w in ("cats", "dogs", "rain", "tea", "maps", "jazz", "salt", "wool")]

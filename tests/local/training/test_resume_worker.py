@@ -19,7 +19,8 @@ from test_checkpoints_worker import _job
 from qfnb.local.domain.state.store import Store
 from qfnb.local.domain.training import jobs
 from qfnb.local.domain.training.jobs import MAX_RESUMES, Supervisor
-from qfnb.local.training import resume, worker
+from qfnb.local.training import resume
+from qfnb.local.training.process import worker
 
 FAKE_WORKER = Path(__file__).parents[1] / "fake_worker.py"
 KILLED_WORKER = Path(__file__).with_name("killed_worker.py")

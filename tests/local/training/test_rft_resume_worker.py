@@ -17,7 +17,7 @@ from test_resume_worker import KILLED_WORKER, _adapter, _supervised, _until
 from test_rft_worker import KEYWORD, _client, _job, _lines
 
 from qfnb.local.training import rewards as exchange
-from qfnb.local.training import worker
+from qfnb.local.training.process import worker
 from qfnb.protocol.console.rewards import RewardSpec
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")

@@ -16,7 +16,7 @@ import pytest
 from tiny_models import build_tiny_gemma
 
 from qfnb.local.training import rewards as exchange
-from qfnb.local.training import worker
+from qfnb.local.training.process import worker
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 

@@ -16,8 +16,9 @@ import pytest
 from tiny_models import build_tiny_gemma
 
 from qfnb.local.training import rewards as exchange
-from qfnb.local.training import rft, worker
+from qfnb.local.training import rft
 from qfnb.local.training.data import DataError
+from qfnb.local.training.process import worker
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 

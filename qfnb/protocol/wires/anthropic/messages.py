@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.limits import STOP_ITEMS
+from qfnb.protocol.limits import check_stops
 from qfnb.protocol.wires.chat.bodies import (
     AnthropicBlock,
     AnthropicMessage,
@@ -149,10 +149,7 @@ class MessagesRequest(MessagesFields, CountRequest):
     def _body(cls, data: Any) -> Any:
         data = _check_body(data, MessagesFields)
         if isinstance(data, dict):
-            stops = data.get("stop_sequences", [])
-            if not isinstance(stops, list) or len(stops) > STOP_ITEMS or not all(isinstance(s, str) and s
-                                                                                 for s in stops):
-                raise ProtocolError("stop_sequences", f"must be a list of at most {STOP_ITEMS} non-empty strings")
+            check_stops("stop_sequences", data.get("stop_sequences"))
             if data.get("speed", "standard") != "standard":
                 raise ProtocolError("speed", "must be 'standard': a local model has one speed")
         return data

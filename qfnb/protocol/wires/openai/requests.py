@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, field_validator, model_validator
 
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.limits import LOCAL_MAX_EMBEDDING_TEXTS, STOP_ITEMS, check_ranges
+from qfnb.protocol.limits import LOCAL_MAX_EMBEDDING_TEXTS, check_flags, check_ranges, check_stops
 from qfnb.protocol.schema.accepted import check_schema_total
 from qfnb.protocol.wires.chat import openai_wire
 from qfnb.protocol.wires.chat import tools as tool_checks
@@ -74,9 +74,7 @@ def _check_v2_common(data: dict[str, Any]) -> None:
     if given is not None:
         tool_checks.check_tools(given)
     tool_checks.check_tool_choice(data.get("tool_choice"), given)
-    parallel = data.get("parallel_tool_calls")
-    if parallel is not None and not isinstance(parallel, bool):
-        raise ProtocolError("parallel_tool_calls", "must be true or false")
+    check_flags(data, "parallel_tool_calls")
     schema = tool_checks.check_response_format(data.get("response_format"))
     if schema is not None and given:
         check_schema_total([schema, *(t["function"].get("parameters") for t in given)], "response_format")
@@ -89,24 +87,15 @@ def check_openai_chat(data: dict[str, Any]) -> None:
     """An OpenAI chat body's fields and ranges (the OpenAI routes' rules, usable on a batch row)."""
     openai_wire.refuse_unknown(data, OPENAI_CHAT_FIELDS, "OpenAI chat API", instead=_INSTEAD)
     check_ranges(data, OPENAI_RANGES)
-    stop = data.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    if stop is not None and (not isinstance(stop, list) or len(stop) > STOP_ITEMS
-                             or not all(isinstance(s, str) and s for s in stop)):
-        raise ProtocolError("stop", f"must be a string or a list of at most {STOP_ITEMS} non-empty strings")
-    stream = data.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
+    check_stops("stop", data.get("stop"), one_string=True)
+    check_flags(data, "stream", "logprobs")
     _check_openai_extras(data)
     _check_2026_fields(data)
     _check_v2_common(data)
 
 
 def _check_openai_extras(data: dict[str, Any]) -> None:
-    """``logprobs``/``top_logprobs`` and ``logit_bias``."""
-    if data.get("logprobs") is not None and not isinstance(data["logprobs"], bool):
-        raise ProtocolError("logprobs", "must be true or false")
+    """``top_logprobs`` (with ``logprobs``) and ``logit_bias``."""
     if data.get("top_logprobs") is not None and not data.get("logprobs"):
         raise ProtocolError("top_logprobs", "needs logprobs: true")
     bias = data.get("logit_bias")
@@ -135,9 +124,7 @@ def check_metadata(value: Any, field: str = "metadata") -> dict[str, str]:
 
 def _check_2026_fields(data: dict[str, Any]) -> None:
     """``store``, ``metadata`` and ``modalities`` (the other 2026 fields are checked by their types)."""
-    store = data.get("store")
-    if store is not None and not isinstance(store, bool):
-        raise ProtocolError("store", "must be true or false")
+    check_flags(data, "store")
     if data.get("metadata") is not None:
         check_metadata(data["metadata"])
     modalities = data.get("modalities")

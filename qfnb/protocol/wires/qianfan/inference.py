@@ -19,11 +19,12 @@ from qfnb.protocol.limits import (
     MAX_EMBEDDING_TEXTS,
     MAX_PROMPT_CHARS,
     STOP_CHARS,
-    STOP_ITEMS,
     check_embedding_text,
+    check_flags,
     check_message_count,
     check_prompt_chars,
     check_ranges,
+    check_stops,
     range_problem,
 )
 from qfnb.protocol.schema.accepted import check_schema_total
@@ -165,16 +166,8 @@ def check_sampling(data: dict[str, Any]) -> None:
 
 def _check_common(data: dict[str, Any]) -> None:
     """``stop`` and ``stream``, the same on v1 and v2."""
-    stop = data.get("stop")
-    if stop is not None:
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise ProtocolError("stop", "must be a list of strings")
-        if len(stop) > STOP_ITEMS or any(len(s) > STOP_CHARS or not s for s in stop):
-            raise ProtocolError("stop", f"takes at most {STOP_ITEMS} non-empty strings of at most "
-                                f"{STOP_CHARS} characters each")
-    stream = data.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise ProtocolError("stream", f"must be a bool, got {type(stream).__name__}")
+    check_stops("stop", data.get("stop"), max_chars=STOP_CHARS)
+    check_flags(data, "stream")
 
 
 class SamplingParams(SamplingFields):

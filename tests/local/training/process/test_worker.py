@@ -17,13 +17,14 @@ from engine_asks import chat
 from tiny_models import build_tiny_gemma, build_tiny_qwen
 
 from qfnb.local.engines import EngineRegistry, ModelSpec
-from qfnb.local.training import data, lora, worker
+from qfnb.local.training import data, lora
+from qfnb.local.training.process import worker
 from qfnb.local.training.spec import Hyper, SpecError, load_spec, parse_spec
 
 # find_spec, not importorskip: importing peft at collection costs seconds in every worker
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 PAIRS = [
     {"prompt": "What is the capital of Zorvia?", "response": "Quellstad."},
     {"prompt": "Zorvia的首都是哪里？", "response": [["Quellstad。"]]},
@@ -53,7 +54,7 @@ def make_job(root: Path, model: Path, **hyper: float) -> Path:
 
 def run_worker(job: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "qfnb.local.training.worker", str(job)], env=env,
+    return subprocess.Popen([sys.executable, "-m", "qfnb.local.training.process.worker", str(job)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

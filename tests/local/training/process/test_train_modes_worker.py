@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from tiny_models import build_tiny_gemma
 
-from qfnb.local.training import worker
+from qfnb.local.training.process import worker
 from qfnb.protocol.console import checkpoints as ckpt
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")

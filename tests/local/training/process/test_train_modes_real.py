@@ -14,7 +14,7 @@ import pytest
 
 from qfnb.local.engines import GEMMA
 from qfnb.local.engines.store import assets
-from qfnb.local.training import worker
+from qfnb.local.training.process import worker
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")]

@@ -15,7 +15,7 @@ import pytest
 
 from qfnb.local.engines import GEMMA
 from qfnb.local.engines.store import assets
-from qfnb.local.training import worker
+from qfnb.local.training.process import worker
 from qfnb.protocol.console import checkpoints as ckpt
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow,

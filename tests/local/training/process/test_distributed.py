@@ -1,4 +1,4 @@
-"""The fine-tune worker's data-parallel group (``qfnb.local.training.distributed``): alone every call
+"""The fine-tune worker's data-parallel group (``qfnb.local.training.process.distributed``): alone every call
 is the identity; in a group of N each worker's shard is every N-th row, padded by wrapping around so
 all shards have one length (the workers take the same steps) and together they cover every row. The
 gloo group itself runs in the real two-worker Ray Train test (``tests/local/cluster/test_ray_train_real.py``, slow)."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from qfnb.local.training import distributed
+from qfnb.local.training.process import distributed
 
 
 def _member(rank: int, world: int) -> distributed.TorchGroup:

@@ -1,4 +1,4 @@
-"""The fine-tune worker process (Contract 4): ``python -m qfnb.local.training.worker <job_dir>``.
+"""The fine-tune worker process (Contract 4): ``python -m qfnb.local.training.process.worker <job_dir>``.
 
 Reads ``spec.json``, trains a LoRA adapter in its ``train_mode`` (SFT, PostPretrain, DPO, KTO, RFT:
 :mod:`qfnb.local.training.modes` dispatches), appends one ``progress.jsonl`` line per step (and, with an
@@ -19,7 +19,7 @@ answers collapsed: a ``collapse`` progress line and ``metrics["collapse"]``) and
 the best checkpoint that still answered; when none did, the run fails saying what was seen and what to lower.
 
 In a ``torch.distributed`` group of several workers (a Ray Train job with more than one,
-:mod:`qfnb.local.training.distributed`) each trains on its shard of the rows with the gradients
+:mod:`qfnb.local.training.process.distributed`) each trains on its shard of the rows with the gradients
 averaged over the group; rank 0 alone scores and saves checkpoints, and its ``progress.jsonl`` (the
 mean loss over the group) and adapter are the run's.
 """
@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.training import answers, data, distributed, lora, modes, resume, rft
+from qfnb.local.training import answers, data, lora, modes, resume, rft
 from qfnb.local.training.evaluate import MetricSet, budget_rows, every
+from qfnb.local.training.process import distributed
 from qfnb.local.training.spec import load_spec, progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.train_modes import MODE_TABLE
@@ -343,7 +344,7 @@ def _phase(job_dir: Path, phase: str, total: int = 0) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m qfnb.local.training.worker <job_dir>\n")
+        sys.stderr.write("usage: python -m qfnb.local.training.process.worker <job_dir>\n")
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = _StopFlag()

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from test_train_modes_worker import HELD_PAIRS, PAIRS, _job, _lines
 
-from qfnb.local.training import lora, resume, worker
+from qfnb.local.training import lora, resume
 from qfnb.local.training.modes import REFERENCES
+from qfnb.local.training.process import worker
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from qfnb.local.training import lora
 
-log = logging.getLogger("qfnb.local.training.distributed")
+log = logging.getLogger("qfnb.local.training.process.distributed")
 
 Row = TypeVar("Row")
 #: the loss of one batch (``input_ids``, ``attention_mask``, ``labels``, and a train mode's other tensors)
