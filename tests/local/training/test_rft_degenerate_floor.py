@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -71,21 +71,26 @@ class NoStop:
 
 
 def _step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: list[tuple[str, bool]],
-          **hyper: Any) -> tuple[list[list[float]], rft.GroupTrainer, Any]:
+          **hyper: Any) -> tuple[list[list[float]], ScriptedPolicy, Any]:
     """One GRPO step on one prompt (``groupSize`` = the scripted answers): the advantages it trained on."""
     seen: list[list[float]] = []
     real = rft.advantages
-    monkeypatch.setattr(rft, "advantages", lambda rewards: seen.append(real(rewards)) or seen[-1])
+
+    def advantages(rewards: list[float]) -> list[float]:
+        seen.append(real(rewards))
+        return seen[-1]
+
+    monkeypatch.setattr(rft, "advantages", advantages)
     spec = WorkerSpec("double", tmp_path / "train.jsonl", Hyper(group_size=len(answers), kl_coef=0.0, **hyper))
     policy = ScriptedPolicy(answers)
     optimizer = torch.optim.SGD(policy.model.parameters(), lr=0.1)
     prompt = rft.RftPrompt(({"role": "user", "content": "How do I change the language?"},),
                            "How do I change the language?", {})
-    trainer = rft.GroupTrainer(tmp_path, spec, NoStop(), policy, optimizer, [prompt], [],
-                               InProcessRewards())  # type: ignore[arg-type]
+    trainer = rft.GroupTrainer(tmp_path, spec, NoStop(), cast(Any, policy), optimizer, [prompt], [],
+                               cast(Any, InProcessRewards()))
     run = rft._Run()
     trainer.step(run, [0])
-    return seen, trainer, run
+    return seen, policy, run
 
 
 def test_a_degenerate_answer_the_reward_scores_high_gets_no_positive_advantage(
@@ -110,8 +115,8 @@ def test_a_group_of_degenerate_answers_only_ties_and_is_drawn_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Answers the reward ranks (1.0 over 0.5) but all degenerate tie once floored: the tie is redrawn
     (``tieResamples``) and, still tied, teaches nothing."""
-    seen, trainer, run = _step(tmp_path, monkeypatch, [MARKER, CUT], floor_degenerate=True, tie_resamples=2)
-    assert trainer.policy.drawn == 6 and run.resampled_groups == 2 and run.still_tied == 1
+    seen, policy, run = _step(tmp_path, monkeypatch, [MARKER, CUT], floor_degenerate=True, tie_resamples=2)
+    assert policy.drawn == 6 and run.resampled_groups == 2 and run.still_tied == 1
     assert seen == [[0.0] * 6]
 
 
