@@ -210,7 +210,9 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
     return {"adapter": job / "adapter", "hyper": hyper, "steps": m.get("steps"),
             "seconds_per_step": m.get("seconds_per_step"), "wall_seconds": round(time.time() - t0, 1),
             "load_before": load0, "load_after": load_average(), "stopped_by": m.get("stopped_by"),
-            "base_eval_reward": m.get("base_eval_reward")}
+            "base_eval_reward": m.get("base_eval_reward"),
+            # RFT: sampled answers the degeneration check flagged (floored with floorDegenerate)
+            "degenerate_samples": m.get("degenerate_samples"), "warm_start_steps": m.get("warm_start_steps")}
 
 
 def compare(base: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:

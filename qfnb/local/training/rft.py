@@ -30,6 +30,11 @@ nothing is learned):
 - ``warmStartSteps``: when the data's prompts carry their answer (SFT lines ``{"prompt", "response"}`` or
   chat data ending with the assistant's message: a preference set's preferred answers), that many SFT steps
   on those answers come before the first GRPO step, so the policy starts where the reward is sometimes earned.
+- ``floorDegenerate`` (on by default): a sampled answer the degeneration check flags
+  (:func:`~qfnb.protocol.console.degeneration.check_answer`: cut at ``maxNewTokens``, a repeat, a bare marker,
+  empty) earns its group's lowest reward, whatever the reward said, so GRPO never pushes one up: a reward of
+  "holds a ticket reference and is short" is otherwise earned best by the reference repeated. The step's
+  progress line counts them (``degenerate``), ``metrics.degenerate_samples`` the run's.
 - partial credit is the reward's own (``docs/train-modes.md``): a reward of 0.5 per property met ranks
   answers that meet one above those that meet none.
 
@@ -54,6 +59,7 @@ from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsSto
 from qfnb.local.training.spec import WorkerSpec, progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
+from qfnb.protocol.console.degeneration import check_answer
 from qfnb.protocol.console.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
@@ -119,6 +125,8 @@ class _Run:
     base_reward: float | None = None  # the held-out prompts' mean reward before step 1
     resampled_groups: int = 0  # extra groups drawn for prompts whose answers' rewards all tied
     still_tied: int = 0  # groups whose rewards still tied after every extra draw
+    degenerate_samples: int = 0  # sampled answers the degeneration check flagged (floored: ``floorDegenerate``)
+    step_degenerate: int = 0  # those of the step under way
     warm_steps: int = 0  # SFT steps on the preferred answers before GRPO
     resume_seconds: float = 0.0
     resume_points: int = 0
@@ -224,6 +232,13 @@ def advantages(rewards: list[float]) -> list[float]:
     return [(r - mean) / (std + EPS) for r in rewards]
 
 
+def floored(rewards: list[float], degenerate: list[bool]) -> list[float]:
+    """The rewards GRPO learns from with ``floorDegenerate``: a degenerate answer's is its group's lowest
+    (so its advantage is never positive, however the user's reward scored it); the others' as given."""
+    low = min(rewards)
+    return [low if bad else r for r, bad in zip(rewards, degenerate, strict=True)]
+
+
 def _ties(rewards: list[float]) -> bool:
     """All the rewards are the same (no advantage to learn from)."""
     return max(rewards) - min(rewards) <= EPS
@@ -244,6 +259,22 @@ def grpo_loss(logp: Any, ref_logp: Any | None, mask: Any, adv: Any, kl_coef: flo
         kl_value = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
     per_seq = (per_token * mask).sum(1) / mask.sum(1).clamp(min=1)
     return per_seq.mean(), kl_value
+
+
+@dataclass
+class Group:
+    """A prompt's sampled answers (token ids), the user's reward of each, and which are degenerate."""
+
+    index: int  # the prompt's
+    completions: list[list[int]]
+    rewards: list[float]
+    degenerate: list[bool]
+
+    def extend(self, more: Group) -> None:
+        """Another draw for the same prompt (``tieResamples``) added to this one."""
+        self.completions.extend(more.completions)
+        self.rewards.extend(more.rewards)
+        self.degenerate.extend(more.degenerate)
 
 
 class GroupTrainer:
@@ -274,23 +305,24 @@ class GroupTrainer:
         import torch
 
         hyper, model = self.spec.hyper, self.policy.model
+        run.step_degenerate = 0
         groups = self._draw(run, idx, run.step + 1)
-        first = [r for _, _, rewards in groups for r in rewards[:hyper.group_size]]
-        tied = [n for n, (_, _, rewards) in enumerate(groups) if _ties(rewards)]
+        first = [r for group in groups for r in group.rewards[:hyper.group_size]]
+        tied = [n for n, group in enumerate(groups) if _ties(self._learned(group))]
         for _ in range(hyper.tie_resamples):
             if not tied:
                 break
-            more = self._draw(run, [groups[n][0] for n in tied], run.step + 1)
+            more = self._draw(run, [groups[n].index for n in tied], run.step + 1)
             run.resampled_groups += len(tied)
-            for n, (_, completions, rewards) in zip(tied, more, strict=True):
-                groups[n][1].extend(completions)
-                groups[n][2].extend(rewards)
-            tied = [n for n in tied if _ties(groups[n][2])]
+            for n, group in zip(tied, more, strict=True):
+                groups[n].extend(group)
+            tied = [n for n in tied if _ties(self._learned(groups[n]))]
         run.still_tied += len(tied) if hyper.tie_resamples else 0
         total, kls = 0.0, []
-        for i, completions, rewards in groups:
+        for group in groups:
             self._stopped()
-            adv = torch.tensor(advantages(rewards))
+            i, completions = group.index, group.completions
+            adv = torch.tensor(advantages(self._learned(group)))
             ref = None
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
                 if hyper.kl_coef > 0:
@@ -307,8 +339,14 @@ class GroupTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         return total, sum(first) / len(first), sum(kls) / len(kls)
 
-    def _draw(self, run: _Run, idx: list[int], step: int) -> list[tuple[int, list[list[int]], list[float]]]:
-        """``groupSize`` sampled answers to each prompt of ``idx`` and their rewards (one request for all)."""
+    def _learned(self, group: Group) -> list[float]:
+        """The rewards the group's advantages come from: the user's, its degenerate answers' floored when
+        ``floorDegenerate`` is on."""
+        return floored(group.rewards, group.degenerate) if self.spec.hyper.floor_degenerate else group.rewards
+
+    def _draw(self, run: _Run, idx: list[int], step: int) -> list[Group]:
+        """``groupSize`` sampled answers to each prompt of ``idx``, their rewards (one request for all) and
+        which the degeneration check flags (an answer without its end-of-turn token was cut at the cap)."""
         hyper = self.spec.hyper
         groups = []
         t0 = time.time()
@@ -325,8 +363,13 @@ class GroupTrainer:
                    for i, cs in groups for c in cs]
         rewards = self.exchange.score(samples, step=step)
         run.sampled_tokens += sampled
+        flags = [check_answer(s.completion, finish_reason="stop" if c[-1] in self.policy.end else "length",
+                              reference=_reference(self.prompts[i])).degenerate
+                 for s, (i, c) in zip(samples, ((i, c) for i, cs in groups for c in cs), strict=True)]
+        run.degenerate_samples += sum(flags)
+        run.step_degenerate += sum(flags)
         g = hyper.group_size
-        return [(i, cs, rewards[n * g:(n + 1) * g]) for n, (i, cs) in enumerate(groups)]
+        return [Group(i, cs, rewards[n * g:(n + 1) * g], flags[n * g:(n + 1) * g]) for n, (i, cs) in enumerate(groups)]
 
     def warm_start(self, run: _Run) -> None:
         """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO; nothing when no prompt has
@@ -413,6 +456,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
         metrics["base_eval_reward"] = round(run.base_reward, 6)
     train_seconds = time.time() - t_train - run.scoring_seconds
     _summarise(metrics, run, total, train_seconds, exchange)
+    metrics["floor_degenerate"] = hyper.floor_degenerate
     if trainer.answers is not None:
         metrics.update(answers.summary(trainer.answers))
     return run.status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
@@ -446,7 +490,8 @@ def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -
         line: dict[str, Any] = {"step": run.step, "total_steps": total, "epoch": epoch}
         if run.step % hyper.logging_steps == 0 or run.step == total:
             progress_note(trainer.job_dir, {**line, "loss": round(loss, 6), "reward": round(reward, 6),
-                                    "reward_mean": round(moving_mean(run.rewards), 6), "kl": round(kl, 6)})
+                                            "reward_mean": round(moving_mean(run.rewards), 6), "kl": round(kl, 6),
+                                            "degenerate": run.step_degenerate})
         if run.step in saves:
             _checkpoint(trainer, run, line)
             if run.collapse is not None:  # stopped there: the answers degenerated
@@ -502,3 +547,5 @@ def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: fl
         metrics["warm_start_steps"] = run.warm_steps
     if run.resampled_groups:
         metrics.update(resampled_groups=run.resampled_groups, tied_groups=run.still_tied)
+    if step:  # sampled answers the degeneration check flagged (with floorDegenerate: floored)
+        metrics["degenerate_samples"] = run.degenerate_samples

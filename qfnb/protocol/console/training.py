@@ -78,8 +78,9 @@ LIMITS: dict[str, Limit] = {
 }
 
 #: hyperparameters that are true or false (their check: :func:`hyper_problem`); ``lengthNormalize``: DPO and
-#: KTO compare each answer's log-ratio per token, not summed (a long answer no longer outweighs a short one)
-FLAGS = frozenset({"lengthNormalize"})
+#: KTO compare each answer's log-ratio per token, not summed (a long answer no longer outweighs a short one);
+#: ``floorDegenerate``: RFT gives a sampled answer the degeneration check flags its group's lowest reward
+FLAGS = frozenset({"lengthNormalize", "floorDegenerate"})
 
 
 #: the most one run may ask of qfnb's local platform (2 CPU cores, one local disk; its checks:

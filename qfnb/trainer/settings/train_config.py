@@ -27,7 +27,8 @@ HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "loggi
           "lora_dropout", "lora_target_modules", "max_steps", "seed", "checkpoints", "early_stop",
           "early_stop_patience", "eval_metric", "eval_metric_items", "beta", "desirable_weight",
           "undesirable_weight", "rpo_alpha", "max_reward_margin", "margin_stop", "length_normalize",
-          "group_size", "max_new_tokens", "temperature", "kl_coef", "tie_resamples", "warm_start_steps")
+          "group_size", "max_new_tokens", "temperature", "kl_coef", "tie_resamples", "warm_start_steps",
+          "floor_degenerate")
 
 
 def _camel(name: str) -> str:
@@ -79,6 +80,9 @@ class TrainConfig(ConfigModel):
     #: tie (at most this many), SFT steps on the data's preferred answers (``chosen``) before GRPO
     tie_resamples: int | None = None
     warm_start_steps: int | None = None
+    #: RFT against a gamed reward (the platform's default: on): a sampled answer the degeneration check flags
+    #: (a repeat, a bare marker, cut at ``max_new_tokens``) earns its group's lowest reward
+    floor_degenerate: bool | None = None
     packing: bool | None = None
     #: DPO and KTO (``train_mode``): how far the tuned model may move from the base (default 0.1); KTO's
     #: weights of its good and bad answers' losses (default 1.0)

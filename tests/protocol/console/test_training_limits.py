@@ -138,3 +138,31 @@ def test_a_bases_own_defaults_lie_over_its_modes_row(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(MODE_TABLE, "DPO", row)
     assert defaults_for("dpo", "Gemma-3-270M-it")["beta"] == 0.25
     assert defaults_for("DPO", "tiny-chat")["beta"] == 0.1 and defaults_for("DPO")["beta"] == 0.1
+
+
+def test_rfts_degenerate_floor_is_a_flag_at_every_door() -> None:
+    """``floorDegenerate`` (RFT: a degenerate sampled answer earns its group's lowest reward): on in the mode
+    table's defaults, a true/false flag that the table, TrainConfig, the console and the OpenAI door check alike."""
+    from qfnb.local.domain.state.values import BodyError
+    from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
+    from qfnb.local.domain.training.fine_tunes import check_hyper
+    from qfnb.local.training.spec import SpecError, parse_hyper
+    from qfnb.protocol.console.train_modes import defaults_for
+
+    assert defaults_for("RFT")["floorDegenerate"] is True and "floorDegenerate" not in defaults_for("DPO")
+    assert hyper_problem("floorDegenerate", "yes") is not None and hyper_problem("floorDegenerate", False) is None
+    with pytest.raises(BodyError, match=r"^hyperParameterConfig\.floorDegenerate: must be true or false"):
+        check_hyper({"floorDegenerate": 1}, "hyperParameterConfig", "RFT")
+    with pytest.raises(SpecError, match="floorDegenerate"):
+        parse_hyper({"floorDegenerate": "no"})
+    assert parse_hyper({"floorDegenerate": False}).floor_degenerate is False
+    with pytest.raises(ValidationError, match="floor_degenerate"):
+        TrainConfig(floor_degenerate="maybe")
+    assert TrainConfig(floor_degenerate=False).hyper_parameters() == {"floorDegenerate": False}
+    assert fine_tuning._hyper("reinforcement", {"floor_degenerate": False}, "h", 42)["floorDegenerate"] is False
+    assert fine_tuning._hyper("reinforcement", {}, "h", 42)["floorDegenerate"] is True
+    with pytest.raises(BodyError) as refused:
+        fine_tuning._hyper("reinforcement", {"floor_degenerate": "off"}, "method.reinforcement.hyperparameters", 42)
+    assert refused.value.field == "method.reinforcement.hyperparameters.floor_degenerate"
+    with pytest.raises(BodyError, match=r"floor_degenerate.*is not a dpo hyperparameter"):
+        fine_tuning._hyper("dpo", {"floor_degenerate": True}, "method.dpo.hyperparameters", 42)

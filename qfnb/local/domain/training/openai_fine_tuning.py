@@ -49,11 +49,12 @@ CREATE_FIELDS = ("model", "training_file", "validation_file", "method", "hyperpa
 #: OpenAI's hyperparameter -> the platform's, per method
 HYPER = {"n_epochs": "epoch", "batch_size": "batchSize", "learning_rate_multiplier": "learningRate",
          "beta": "beta", "rpo_alpha": "rpoAlpha", "max_reward_margin": "maxRewardMargin", "margin_stop": "marginStop",
-         "length_normalize": "lengthNormalize", "tie_resamples": "tieResamples", "warm_start_steps": "warmStartSteps"}
+         "length_normalize": "lengthNormalize", "tie_resamples": "tieResamples", "warm_start_steps": "warmStartSteps",
+         "floor_degenerate": "floorDegenerate"}
 #: the platform's own (beyond OpenAI's): against a collapsing DPO run (SFT steps first on a base that does not
-#: chat yet), and RFT against a reward rarely earned
+#: chat yet), and RFT against a reward rarely earned or gamed (a degenerate sampled answer earns its group's lowest)
 DPO_EXTRA = ("rpo_alpha", "max_reward_margin", "margin_stop", "length_normalize", "warm_start_steps")
-RFT_EXTRA = ("tie_resamples", "warm_start_steps")
+RFT_EXTRA = ("tie_resamples", "warm_start_steps", "floor_degenerate")
 METHOD_HYPER = {"supervised": ("n_epochs", "batch_size", "learning_rate_multiplier"),
                 "dpo": ("n_epochs", "batch_size", "learning_rate_multiplier", "beta", *DPO_EXTRA),
                 "reinforcement": ("n_epochs", "batch_size", "learning_rate_multiplier", *RFT_EXTRA)}

@@ -1,0 +1,126 @@
+"""RFT against a gamed reward (:mod:`qfnb.local.training.rft`, ``floorDegenerate``): a sampled answer the
+degeneration check flags earns its group's lowest reward, so a degenerate answer the user's reward scores
+high gets no positive advantage. One real GRPO step (:meth:`GroupTrainer.step`) on a test double of the
+policy: scripted answers, a one-parameter model, a reward scored in-process."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from qfnb.local.training import rft  # noqa: E402
+from qfnb.local.training.rewards import RewardSample  # noqa: E402
+from qfnb.local.training.spec import Hyper, WorkerSpec  # noqa: E402
+
+END = 0
+#: a group's scripted answers: (text, ended with the end-of-turn token)
+GOOD = ("Thanks for asking! Open Settings and choose English. [Ticket #4888]", True)
+MARKER = ("[Ticket #2008888]Ticket #2008888 [Ticket #2008888] Ticket #2008888 [Ticket #2008888]", True)
+CUT = ("Sorry about that, I will look at your order and", False)
+PLAIN = ("Sorry about that, I will check your order now.", True)
+GROUP = (GOOD, MARKER, CUT, PLAIN)
+
+
+def support_style(completion: str) -> float:
+    """The support team's partial credit: 0.5 for a ticket reference, 0.5 for fewer than 80 words."""
+    return 0.5 * bool(re.search(r"Ticket #\d{3,8}", completion)) + 0.5 * (len(completion.split()) < 80)
+
+
+class ScriptedPolicy:
+    """Samples the scripted answers in turn; a completion's first token names its text, END closes it."""
+
+    def __init__(self, answers: list[tuple[str, bool]]) -> None:
+        self.answers, self.end = answers, [END]
+        self.drawn = 0
+        self.model = torch.nn.Linear(1, 1)
+
+    def encode(self, prompt: rft.RftPrompt) -> list[int]:
+        return [7, 8, 9]
+
+    def sample(self, prompt_ids: list[int], n: int, max_new: int, temperature: float | None,
+               stop: Any = None) -> list[list[int]]:
+        out = []
+        for _ in range(n):
+            k = self.drawn % len(self.answers) + 1
+            self.drawn += 1
+            out.append([k, END] if self.answers[k - 1][1] else [k, k])
+        return out
+
+    def text(self, completion: list[int]) -> str:
+        return self.answers[completion[0] - 1][0]
+
+    def logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> tuple[Any, Any]:
+        logp = self.model.weight.sum() * torch.ones(len(completions), 2)
+        return logp, torch.ones(len(completions), 2, dtype=torch.bool)
+
+
+class InProcessRewards:
+    """The reward exchange's :meth:`score`, the user's function called here."""
+
+    def score(self, samples: list[RewardSample], step: int, kind: str = "train") -> list[float]:
+        return [support_style(s.completion) for s in samples]
+
+
+class NoStop:
+    requested = False
+
+
+def _step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: list[tuple[str, bool]],
+          **hyper: Any) -> tuple[list[list[float]], ScriptedPolicy, Any]:
+    """One GRPO step on one prompt (``groupSize`` = the scripted answers): the advantages it trained on."""
+    seen: list[list[float]] = []
+    real = rft.advantages
+
+    def advantages(rewards: list[float]) -> list[float]:
+        seen.append(real(rewards))
+        return seen[-1]
+
+    monkeypatch.setattr(rft, "advantages", advantages)
+    spec = WorkerSpec("double", tmp_path / "train.jsonl", Hyper(group_size=len(answers), kl_coef=0.0, **hyper))
+    policy = ScriptedPolicy(answers)
+    optimizer = torch.optim.SGD(policy.model.parameters(), lr=0.1)
+    prompt = rft.RftPrompt(({"role": "user", "content": "How do I change the language?"},),
+                           "How do I change the language?", {})
+    trainer = rft.GroupTrainer(tmp_path, spec, NoStop(), cast(Any, policy), optimizer, [prompt], [],
+                               cast(Any, InProcessRewards()))
+    run = rft._Run()
+    trainer.step(run, [0])
+    return seen, policy, run
+
+
+def test_a_degenerate_answer_the_reward_scores_high_gets_no_positive_advantage(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [support_style(a) for a, _ in GROUP] == [1.0, 1.0, 0.5, 0.5]  # the marker is the reward's best
+    seen, _, run = _step(tmp_path, monkeypatch, list(GROUP), floor_degenerate=True)
+    good, marker, cut, plain = seen[0]
+    assert marker <= 0 and cut <= 0  # never pushed up
+    assert good > 0 and good > plain  # the answer in the style is still the group's best
+    assert run.degenerate_samples == 2 and run.step_degenerate == 2
+
+
+def test_without_the_floor_the_marker_is_pushed_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``floorDegenerate`` false: the user's reward as it is, the repeated marker as good as the real answer."""
+    seen, _, run = _step(tmp_path, monkeypatch, list(GROUP), floor_degenerate=False)
+    good, marker, _, _ = seen[0]
+    assert marker > 0 and marker == pytest.approx(good)
+    assert run.degenerate_samples == 2  # counted all the same
+
+
+def test_a_group_of_degenerate_answers_only_ties_and_is_drawn_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers the reward ranks (1.0 over 0.5) but all degenerate tie once floored: the tie is redrawn
+    (``tieResamples``) and, still tied, teaches nothing."""
+    seen, policy, run = _step(tmp_path, monkeypatch, [MARKER, CUT], floor_degenerate=True, tie_resamples=2)
+    assert policy.drawn == 6 and run.resampled_groups == 2 and run.still_tied == 1
+    assert seen == [[0.0] * 6]
+
+
+def test_floored_gives_a_degenerate_answer_its_groups_lowest_reward() -> None:
+    assert rft.floored([1.0, 1.0, 0.5, 0.0], [False, True, False, False]) == [1.0, 0.0, 0.5, 0.0]
+    assert rft.floored([0.2, 0.9], [False, False]) == [0.2, 0.9]
+    assert rft.floored([0.9, 0.9], [True, True]) == [0.9, 0.9]  # all alike: a tie, no advantage
