@@ -11,6 +11,10 @@ evaluation sends the same keys and takes the kept answers; a changed item, model
 repeat is another key (and a same key with another body is refused by the platform, never answered
 with the wrong answer). The item's index is left out on purpose: the store keys by what is asked,
 so an item moved by a new row keeps its answer, and two identical items are one call.
+
+The platform keeps answers per caller: a credential that stays the same across the restart (a v2
+API key, IAM keys) reaches them; v1 app keys do not, as each kernel fetches an OAuth access token
+of its own and the platform keeps answers per token.
 """
 
 from __future__ import annotations

@@ -18,10 +18,14 @@ from tests.fakes.local_platform import ServedPlatform
 DATA = [{"prompt": f"question {i}", "response": f"tiny-chat: question {i}"} for i in range(4)]
 
 
-def _outputs(platform: ServedPlatform, data: list[dict[str, str]], store: Path, **infer: object) -> list[str]:
+def _outputs(platform: ServedPlatform, data: list[dict[str, str]], store: Path, api_key: str | None = None,
+             **infer: object) -> list[str]:
+    """The evaluation's answers (``api_key``: the user's v2 API key, the same in every kernel; None: the
+    v1 app keys, whose OAuth access token each kernel fetches anew)."""
     manager = EvaluationManager(local_evaluators=[ExactMatchEvaluator()])
+    config = platform.config(**({"ak": None, "sk": None, "bearer_token": api_key} if api_key else {}))
     with cache_mode("off"):  # the kernel's own response cache is not what answers here
-        result = manager.eval({"tiny": ChatCompletion(model="Tiny-Chat", config=platform.config())}, data,
+        result = manager.eval({"tiny": ChatCompletion(model="Tiny-Chat", config=config)}, data,
                               store=store, worker_num=2, **infer)
     return [str(o) for o in result.samples_df["tiny/output"]]
 
@@ -35,26 +39,42 @@ def _restart() -> None:
 @pytest.mark.sockets
 def test_a_rerun_after_a_restart_takes_the_kept_answers_and_asks_a_changed_item(
         local_platform: ServedPlatform, tmp_path: Path) -> None:
-    first = _outputs(local_platform, DATA, tmp_path / "dead-kernel.sqlite")
+    """The platform keeps a keyed call's answer for its caller: the user's API key, the same after the restart."""
+    api_key = local_platform.bearer_token()
+    first = _outputs(local_platform, DATA, tmp_path / "dead-kernel.sqlite", api_key)
     engine = local_platform.registry.engines["tiny-chat"]
     assert len(engine.calls) == len(DATA)
     assert [o.lower() for o in first] == [d["response"] for d in DATA]
 
     _restart()
-    again = _outputs(local_platform, DATA, tmp_path / "new-kernel.sqlite")
+    again = _outputs(local_platform, DATA, tmp_path / "new-kernel.sqlite", api_key)
     assert again == first
     assert len(engine.calls) == len(DATA)  # every answer the platform kept: no engine call
 
     _restart()
     changed = [*DATA[:3], {"prompt": "question changed", "response": "x"}]
-    third = _outputs(local_platform, changed, tmp_path / "third.sqlite")
+    third = _outputs(local_platform, changed, tmp_path / "third.sqlite", api_key)
     assert len(engine.calls) == len(DATA) + 1
     assert engine.calls[-1]["messages"][-1]["content"] == "question changed"
     assert third[:3] == first[:3] and third[3].lower() == "tiny-chat: question changed"
 
     _restart()  # another setting is another request: asked again, never answered with the kept answers
-    _outputs(local_platform, DATA[:1], tmp_path / "fourth.sqlite", temperature=0.5)
+    _outputs(local_platform, DATA[:1], tmp_path / "fourth.sqlite", api_key, temperature=0.5)
     assert len(engine.calls) == len(DATA) + 2
+
+
+@pytest.mark.sockets
+def test_a_new_oauth_token_is_another_caller_whose_rerun_asks_again(
+        local_platform: ServedPlatform, tmp_path: Path) -> None:
+    """What is left: with v1 app keys each kernel fetches its own access token, and the platform keeps answers
+    per token (a key never reaches another token's answer), so the restarted kernel's rerun asks again."""
+    _outputs(local_platform, DATA[:2], tmp_path / "a.sqlite")
+    _outputs(local_platform, DATA[:2], tmp_path / "b.sqlite")  # the same kernel, the same token: kept answers
+    engine = local_platform.registry.engines["tiny-chat"]
+    assert len(engine.calls) == 2
+    _restart()
+    _outputs(local_platform, DATA[:2], tmp_path / "c.sqlite")
+    assert len(engine.calls) == 4
 
 
 @pytest.mark.sockets

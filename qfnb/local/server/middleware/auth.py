@@ -56,8 +56,8 @@ class Authenticator:
         self._token_key = hmac.new(credentials.iam_secret_key.encode(), b"qfnb token store", "sha256").digest()
         store.purge_tokens(time.time())
         self._replays = ReplayCache()
-        # tokens seen valid (hash -> expiry, is a bearer token, owner): the inference hot path checks memory
-        self._valid: dict[str, tuple[float, bool, str]] = {}
+        # tokens seen valid (hash -> expiry, is a bearer token): the inference hot path checks memory
+        self._valid: dict[str, tuple[float, bool]] = {}
 
     def _hash(self, token: str) -> str:
         return hmac.new(self._token_key, token.encode(), "sha256").hexdigest()
@@ -89,34 +89,20 @@ class Authenticator:
 
     # ---- checks: each returns None when the request may go on, else the error response ---
 
-    def _known_token(self, token: str) -> tuple[float, bool, str] | None:
-        """``(expires, is a bearer token, owner)`` of a token this platform issued (None: it did not)."""
+    def _token_state(self, token: str, *, bearer: bool) -> str:
+        """``ok``, ``expired`` or ``invalid``; a token works only on its own API (an OAuth access
+        token on v1, a minted bearer token on v2): used on the other it is ``invalid``."""
         key = self._hash(token)
         known = self._valid.get(key)
         if known is None:
             found = self._store.token(key)
             if found is None:
-                return None
-            known = (found[1], found[0].startswith(BEARER_PREFIX), found[0])
+                return "invalid"
+            known = (found[1], found[0].startswith(BEARER_PREFIX))
             if len(self._valid) >= 10_000:
                 self._valid.clear()
             self._valid[key] = known
-        return known
-
-    def token_owner(self, token: str) -> str | None:
-        """Whose token it is (None: not one this platform issued): an OAuth access token's app key, a
-        minted bearer token's IAM access key (marked as such). Every token of one owner is one caller,
-        whichever process asked for it (:func:`qfnb.local.server.middleware.idempotency.caller_of`)."""
-        known = self._known_token(token) if token else None
-        return None if known is None else known[2]
-
-    def _token_state(self, token: str, *, bearer: bool) -> str:
-        """``ok``, ``expired`` or ``invalid``; a token works only on its own API (an OAuth access
-        token on v1, a minted bearer token on v2): used on the other it is ``invalid``."""
-        known = self._known_token(token)
-        if known is None:
-            return "invalid"
-        expires, is_bearer, _ = known
+        expires, is_bearer = known
         if is_bearer != bearer:
             return "invalid"
         return "expired" if expires < time.time() else "ok"

@@ -12,10 +12,9 @@ which goes on when the client's connection drops, and keeps every message of its
 * the same key with another body (or route) is refused, 422 naming the key;
 * a failed answer (an HTTP error, or an error in the body) is not kept: a retry runs again.
 
-Keys are kept per credential (the IAM access key of a signature, the owner of a token this platform
-issued: every access token of one app is one caller, so a restarted kernel's new token reaches its
-calls; another token as sent: a key never reaches another caller's answer), for ``ttl`` seconds after
-the answer ended, at most ``max_calls`` of them and ``max_bytes`` of answers (the oldest finished go first). A call nobody
+Keys are kept per credential (the bearer token, the access token or the IAM access key as sent: a
+key never reaches another caller's answer), for ``ttl`` seconds after the answer ended, at most
+``max_calls`` of them and ``max_bytes`` of answers (the oldest finished go first). A call nobody
 listens to for ``grace`` seconds (the client left and did not retry) is cancelled; a caller that
 stops its call on purpose cancels it at once with ``DELETE /qfnb/calls/{key}`` (:func:`routes`), and
 ``GET /qfnb/calls/{key}`` says what the call is doing: its phase, its seconds loading, queued and
@@ -331,10 +330,9 @@ def _key_of(scope: Any) -> str | None:
 
 
 def caller_of(scope: Any) -> str | None:
-    """Whose call it is: a digest of the credential: a token's owner when this platform issued it (its
-    app key: every token of one app), else the whole token as sent, or an IAM signature's access key
-    once the signature verifies with its secret (None: it does not; the key id alone, public in every
-    signed request, owns nothing)."""
+    """Whose call it is: a digest of the credential as sent, the whole of it (a token), or an IAM
+    signature's access key once the signature verifies with its secret (None: it does not; the key
+    id alone, public in every signed request, owns nothing)."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or ()}
     authorization = headers.get("authorization", "")
     if authorization.startswith("bce-auth-v1/"):
@@ -343,20 +341,12 @@ def caller_of(scope: Any) -> str | None:
             return None
         credential = "iam:" + signer
     elif authorization:
-        credential = _token_caller(scope, "bearer:", authorization.partition(" ")[2].strip())
+        credential = "bearer:" + authorization.partition(" ")[2].strip()
     elif headers.get("x-api-key"):
-        credential = _token_caller(scope, "bearer:", headers["x-api-key"].strip())
+        credential = "bearer:" + headers["x-api-key"].strip()
     else:
-        credential = _token_caller(scope, "token:", Request(scope).query_params.get("access_token", ""))
+        credential = "token:" + Request(scope).query_params.get("access_token", "")
     return hashlib.sha256(credential.encode()).hexdigest()
-
-
-def _token_caller(scope: Any, kind: str, token: str) -> str:
-    """A token's caller: its owner when the platform issued it (the app key of an OAuth token, whichever
-    of its tokens: a restarted kernel's new token is the same caller, and its rerun reaches the answers
-    kept for the dead kernel's calls), else the token as sent."""
-    owner = Request(scope).app.state.auth.token_owner(token) if token else None
-    return f"owner:{owner}" if owner else kind + token
 
 
 def _query(scope: Any) -> bytes:
