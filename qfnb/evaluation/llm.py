@@ -27,6 +27,7 @@ from qfnb.resources.defaults import default_model
 
 from ._errors import invalid
 from .base import EvalInput
+from .call_keys import call_key, current_item_keys
 from .fingerprint import fingerprint
 
 log = logging.getLogger("qfnb.evaluation")
@@ -121,8 +122,15 @@ def _resource_runner(res: Any, kind: str) -> BatchFn:
         if not inputs:
             return []
         items = [as_messages(i) for i in inputs] if kind == "chat" else [as_prompt(i) for i in inputs]
+        keys = current_item_keys(len(items))
         try:
-            results = await res.abatch_do(items, worker_num=workers, progress=progress, **kwargs)
+            if keys is None:
+                results = await res.abatch_do(items, worker_num=workers, progress=progress, **kwargs)
+            else:  # each item's call keyed by what it asks: a restarted kernel's rerun takes the kept answer
+                rows = [{res.batch_field: item} for item in items]
+                keyed = [{**row, "idempotency_key": call_key(key, {**kwargs, **row})}
+                         for key, row in zip(keys, rows, strict=True)]
+                results = await res.abatch_do(body_list=keyed, worker_num=workers, progress=progress, **kwargs)
         except Exception as exc:  # the whole batch failed: every row records why
             log.warning("batch inference failed for %s: %s", resource_tag(res), exc)
             return [exc for _ in inputs]

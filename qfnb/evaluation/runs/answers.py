@@ -31,6 +31,7 @@ from qfnb.protocol.platform.daemon import default_data_dir
 
 from .._errors import invalid
 from ..base import EvalInput
+from ..call_keys import item_keys
 from ..data import to_frame
 from ..llm import Answer, LLMTarget, target_identity
 from .batch_output import is_job, is_openai_output, job_answers, openai_output_answers
@@ -213,8 +214,10 @@ async def answers_of(target: LLMTarget, inputs: Sequence[EvalInput], *, repeats:
             opened = [item_span(target.tag, jobs[j][1], r) for j in part] if spans is not None else []
             if spans is not None:
                 spans.update({jobs[j]: span for j, span in zip(part, opened, strict=True)})
+            # with a store (and no refresh), each call keyed by its item's store key: see ..call_keys
+            asked = [keys[j] for j in part] if store is not None and not refresh else None
             with repeat_index(r), (cache_mode("refresh") if refresh else contextlib.nullcontext()), \
-                    item_spans(opened):
+                    item_spans(opened), item_keys(asked):
                 fresh = await target.run([inputs[jobs[j][1]] for j in part], workers, infer_kwargs, hook)
             for j, answer in zip(part, fresh, strict=True):
                 got[j] = answer

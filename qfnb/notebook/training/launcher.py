@@ -23,7 +23,15 @@ from qfnb.notebook._ipython import DisplayHandle, display
 from qfnb.notebook.models import discovery
 from qfnb.notebook.render import theme
 from qfnb.notebook.render._ipywidgets import SafeHTML, VBox
-from qfnb.notebook.training.run import BOUNDS, DEFAULT_BASE, MAX_EVAL_SPLIT, TrainerFactory, TrainSpec, launch
+from qfnb.notebook.training.run import (
+    BOUNDS,
+    DEFAULT_BASE,
+    MAX_EVAL_SPLIT,
+    TrainerFactory,
+    TrainSpec,
+    console_keys_problem,
+    launch,
+)
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.checkpoints import DEFAULT_CHECKPOINTS
 from qfnb.protocol.console.train_modes import MODE_TABLE
@@ -191,7 +199,10 @@ class FinetuneLauncher(VBox):
         self.eval_split.observe(self._split_changed, names="value")
         self.deploy = w.Checkbox(value=False, description="deploy when done", indent=False)
         self.launch_button = w.Button(description="Launch", icon="play", button_style="primary")
-        self.message = SafeHTML(self._previous_html())
+        #: why nothing can launch from this form (a v2 API key alone on the cloud: no IAM keys), shown up front
+        self.refusal = console_keys_problem(None)
+        self.message = SafeHTML(self._previous_html() + (self._error_html(self.refusal) if self.refusal else ""))
+        self.launch_button.disabled = self.refusal is not None
         self.slot = w.VBox()
         self.offline = SafeHTML(theme.offline_note("the kernel restarted: run the cell again to use this form"))
         self.launch_button.on_click(self._clicked_launch)
@@ -281,12 +292,19 @@ class FinetuneLauncher(VBox):
         self.form.layout.display = None
         self.new_launch.layout.display = "none"
 
+    @staticmethod
+    def _error_html(problem: object) -> str:
+        return f'<span class="qfnb-launch-error" style="color:{theme.ERROR}">{escape(problem)}</span>'
+
     def _clicked_launch(self, _: Any = None) -> None:
+        if problem := console_keys_problem(None):  # checked again: the keys may have changed since the form showed
+            self.message.value = self._error_html(problem)
+            return
         try:
             spec = self.spec()
             self.dashboard = launch(spec, self.factory, show=False, on_deploy=self.on_deploy)
         except Exception as exc:  # shown in the form; the kernel stays usable
-            self.message.value = f'<span style="color:{theme.ERROR}">{escape(exc)}</span>'
+            self.message.value = self._error_html(exc)
             return
         self.message.value = ""
         self.launch_button.disabled = True

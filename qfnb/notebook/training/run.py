@@ -133,12 +133,8 @@ class TrainSpec(TrainOptions):
         if args.ray_workers is not None and args.ray_workers < 1:
             raise UsageError(f"--ray-workers must be at least 1, got {args.ray_workers}")
         cfg = Config.from_env()
-        target = given["target"]
-        if (target is None or (target.cluster is None and target.kind == QIANFAN)) and console_v2(cfg):
-            try:  # the console's calls are IAM-signed: refused here, not in the background job
-                require_iam_keys(cfg)
-            except MissingConsoleKeysError as exc:
-                raise UsageError(f"%qftrain: {exc}") from None
+        if problem := console_keys_problem(given["target"], cfg):  # refused here, not in the background job
+            raise UsageError(f"%qftrain: {problem}")
         if args.base is None and cfg.api_version == 2:  # the local base is no cloud model
             raise UsageError("%qftrain: name the base model with --base: on the Qianfan cloud (a v2 API key is "
                              f"set) the local base {DEFAULT_BASE} cannot be fine-tuned; use one of the cloud's "
@@ -164,6 +160,20 @@ class TrainSpec(TrainOptions):
         what = f"{self.base} ← {Path(self.dataset).name}"
         what += "" if mode_row(self.mode).default else f" ({self.mode})"
         return f"{self.name} · {what}" if self.name else what
+
+
+def console_keys_problem(target: JobTarget | None, cfg: Config | None = None) -> str | None:
+    """Why a fine-tune on ``target`` (None: the configured platform) cannot start with ``cfg``'s keys
+    (None: the environment's): on the Qianfan cloud with a 2026 (v2) account, the console's calls are
+    signed with the IAM key pair, which an API key alone is not; None when nothing is missing."""
+    cfg = cfg or Config.from_env()
+    if not (target is None or (target.cluster is None and target.kind == QIANFAN)) or not console_v2(cfg):
+        return None
+    try:
+        require_iam_keys(cfg)
+    except MissingConsoleKeysError as exc:
+        return str(exc)
+    return None
 
 
 def _target(given: str | None) -> JobTarget | None:

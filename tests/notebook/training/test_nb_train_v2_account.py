@@ -96,3 +96,32 @@ def test_qftrain_with_the_api_key_alone_is_refused_naming_the_iam_keys_and_start
     assert not ip.magics_manager.registry["QfnbMagics"].dashboards
     with pytest.raises(QfnbCellError, match="'local' runs on the embedded platform"):  # --target local: its own check
         ip.run_line_magic("qftrain", f"--dataset {data} --base ERNIE-Speed-8K --target local --fresh")
+
+
+def test_the_launcher_form_with_the_api_key_alone_says_why_and_launches_nothing(
+        ip: InteractiveShell, v2_env: ConsoleV2, fake: FakeQianfan, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%qftrain`` with no recipe shows the form: with the key alone, the form says up front what the line
+    refusal says (naming both IAM keys, the key itself nowhere), its Launch is off, and a click starts nothing."""
+    for name in ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"):
+        monkeypatch.delenv(name)
+    data = tmp_path / "local.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    ip.run_line_magic("qftrain", "-o form")
+    form: Any = ip.user_ns["form"]
+    form.dataset.value, form.base.value = str(data), "ERNIE-Speed-8K"
+    shown = form.message.value
+    assert "fine-tuning calls the Qianfan console" in shown
+    assert "QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY are not set" in shown
+    assert KEY not in shown and "ALTAK-test" not in shown
+    assert form.launch_button.disabled
+    form._clicked_launch()  # a click that reaches it anyway (a widget state restored from a saved notebook)
+    assert "QIANFAN_ACCESS_KEY and QIANFAN_SECRET_KEY are not set" in form.message.value
+    assert form.dashboard is None
+    assert not [a for _, a in v2_env.seen() if a], v2_env.seen()  # no console call: no data set, no fine-tune
+
+
+def test_the_launcher_form_with_the_iam_keys_offers_launch(ip: InteractiveShell, v2_env: ConsoleV2) -> None:
+    ip.run_line_magic("qftrain", "-o form")
+    form: Any = ip.user_ns["form"]
+    assert not form.launch_button.disabled and "QIANFAN_ACCESS_KEY" not in form.message.value
