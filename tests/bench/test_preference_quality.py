@@ -22,7 +22,7 @@ def answering_base(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     from tiny_models import build_tiny_gemma, build_tiny_qwen, teach_answers
 
     build = build_tiny_gemma if request.param == "gemma" else build_tiny_qwen
-    return teach_answers(build(tmp_path_factory.mktemp(request.param) / "model"), TAUGHT, steps=60)
+    return Path(teach_answers(build(tmp_path_factory.mktemp(request.param) / "model"), TAUGHT, steps=60))
 
 
 def test_the_answers_end_at_the_chat_end_marker_on_both_chat_formats(answering_base: Path) -> None:
