@@ -1,0 +1,44 @@
+"""bench/preference_quality.py's answers on the chat formats of both local base families (Gemma's turn markers,
+Qwen's ChatML): a base taught to answer ends its answer at its own end marker, the bench reads it whole and not
+cut, and the style judge reads those answers as the docs' table says."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from bench import preference_quality as bench
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
+
+TAUGHT = [("Can I pause my plan?", "Yes, in Settings. [Ticket #1234]"),
+          ("Where is my parcel?", "It ships today, sorry for the wait.")]
+
+
+@pytest.fixture(scope="module", params=["gemma", "qwen"])
+def answering_base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import build_tiny_gemma, build_tiny_qwen, teach_answers
+
+    build = build_tiny_gemma if request.param == "gemma" else build_tiny_qwen
+    return Path(teach_answers(build(tmp_path_factory.mktemp(request.param) / "model"), TAUGHT, steps=60))
+
+
+def test_the_answers_end_at_the_chat_end_marker_on_both_chat_formats(answering_base: Path) -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    answers = bench.generate(answering_base, None, [p for p, _ in TAUGHT], max_new=80)
+    assert answers.texts == [a for _, a in TAUGHT]
+    assert answers.cut == [False, False]
+    assert torch.get_num_threads() == threads  # the generation's one thread is not left behind
+    read = bench.read(answers)
+    # the first adopts the style; the second has no reference: not adopted, and not degenerate either
+    assert read["style"] == [True, False] and read["degeneration"] == 0.0
+
+
+def test_a_cap_that_cuts_the_answer_is_read_as_degenerate(answering_base: Path) -> None:
+    answers = bench.generate(answering_base, None, [TAUGHT[1][0]], max_new=4)
+    assert answers.cut == [True]
+    assert bench.read(answers)["degeneration"] == 1.0
