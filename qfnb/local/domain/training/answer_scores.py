@@ -25,13 +25,12 @@ from qfnb.local.domain.state.values import BodyError
 from qfnb.local.engines.api import AnswerScorer, Engine
 from qfnb.local.engines.base import text_turns
 from qfnb.local.engines.gate import EngineBusy
+from qfnb.protocol.platform.answer_scoring import AUTO, ENGINE, FORWARD, WAYS
 
 #: items of one call, and answers of one item
 MAX_ITEMS, MAX_ANSWERS = 64, 8
 #: answers scored at once on an engine that does not say its batch slots
 ANSWERS_AT_ONCE = 4
-#: ``by``: how the answers are scored
-FORWARD, ENGINE, AUTO = "forward", "engine", "auto"
 #: answers of one forward-pass batch (the call's client is heard between batches)
 FORWARD_AT_ONCE = 16
 
@@ -86,7 +85,7 @@ async def score_answers(platform: ServingSite, body: dict[str, Any],
     if not isinstance(name, str) or not name:
         raise BodyError("model", "is required: the served model that scores the answers")
     by = body.get("by", AUTO)
-    if by not in (FORWARD, ENGINE, AUTO):
+    if by not in WAYS:
         raise BodyError("by", f"must be {FORWARD!r}, {ENGINE!r} or {AUTO!r}, got {by!r}")
     items = _items(body)
     served = platform.resolve("chat", name)

@@ -64,7 +64,7 @@ def test_the_forward_pass_gives_the_engines_numbers_within_the_stated_tolerance(
         return [await engine.answer_logprob(turns, answer) for turns, answer in items]
 
     served = asyncio.run(by_engine())
-    for (turns, answer), (fast, n), (slow, m) in zip(items, forward, served, strict=True):
+    for (_, answer), (fast, n), (slow, m) in zip(items, forward, served, strict=True):
         log.info("%s %r: forward %.4f, engine %.4f over %d tokens", model, answer[:20], fast, slow, n)
         assert n == m >= 3, answer  # the same tokens: the answer and the end of the turn
         assert fast < 0 and fast == pytest.approx(slow, abs=AGREEMENT_PER_TOKEN * n), (answer, fast, slow)
