@@ -129,18 +129,22 @@ async def compare(tuned: LlamaEngine, base: LlamaEngine, scorers: tuple[AnswerSc
     answered = await judge_answers_of(pairs, mine, theirs, None, None)
     t1 = time.perf_counter()
     out: dict[str, Any] = {"answers_s": t1 - t0, "load_answers": load_average()}
+    log.info("phase done: answers %.1f s [load %s]", t1 - t0, load_average())  # as it goes: a long run may be cut
     base_scorer, tuned_scorer = scorers
     forward = await asyncio.to_thread(lambda: [*forward_scored(base_scorer, pairs), *forward_scored(tuned_scorer,
                                                                                                     pairs)])
     t2 = time.perf_counter()
     out |= {"forward_cold_s": t2 - t1, "load_forward": load_average()}
+    log.info("phase done: forward cold %.1f s [load %s]", t2 - t1, load_average())  # as it goes: a long run may be cut
     again = await asyncio.to_thread(lambda: [*forward_scored(base_scorer, pairs), *forward_scored(tuned_scorer,
                                                                                                    pairs)])
     t3 = time.perf_counter()
     out |= {"forward_warm_s": t3 - t2, "load_forward_warm": load_average()}
+    log.info("phase done: forward warm %.1f s [load %s]", t3 - t2, load_average())  # as it goes: a long run may be cut
     engine = [*await scored(base, pairs), *await scored(tuned, pairs)]
     t4 = time.perf_counter()
     out |= {"engine_s": t4 - t3, "load_engine": load_average()}
+    log.info("phase done: engine %.1f s [load %s]", t4 - t3, load_average())  # as it goes: a long run may be cut
     fast = [v for v, _ in forward]
     tokens = [n for _, n in forward]
     out |= {"per_token_diff": max(abs(a - b) / n for a, b, n in zip(fast, engine, tokens, strict=True)),
@@ -173,8 +177,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qfnb-compare-speed-") as tmp:
         root = Path(tmp)
         lora = adapter_dir(root)
-        options = EngineOptions(idle_seconds=900) if args.slots is None else EngineOptions(slots=args.slots,
-                                                                                            idle_seconds=900)
+        # generous watchdog limits: on a loaded shared machine a request may wait minutes for the CPU
+        limits = {"idle_seconds": 1800, "stall_seconds": 300, "request_seconds": 1800}
+        options = EngineOptions(**limits) if args.slots is None else EngineOptions(slots=args.slots, **limits)
         registry = EngineRegistry(root / "data", options=options)
         try:
             registry.register_adapter("gemma-tuned", GEMMA, lora)

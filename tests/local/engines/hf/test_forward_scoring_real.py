@@ -2,7 +2,7 @@
 transformers weights (the GGUF's, dequantised) and a LoRA adapter of it, scored in one batched forward pass
 (:class:`~qfnb.local.engines.hf.scoring.ForwardScorer`), give the numbers llama-server gives answer by answer
 (:meth:`~qfnb.local.engines.llama.engine.LlamaEngine.answer_logprob`) within
-:data:`~qfnb.local.engines.hf.scoring.AGREEMENT_PER_TOKEN` nats a token, and the same preference on each pair."""
+:data:`~qfnb.local.engines.hf.scoring.AGREEMENT_PER_TOKEN` nats a token, and each pair's margin likewise."""
 
 from __future__ import annotations
 
