@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import tempfile
 import time
@@ -178,8 +179,9 @@ def main() -> None:
         root = Path(tmp)
         lora = adapter_dir(root)
         # generous watchdog limits: on a loaded shared machine a request may wait minutes for the CPU
-        limits = {"idle_seconds": 1800, "stall_seconds": 300, "request_seconds": 1800}
-        options = EngineOptions(**limits) if args.slots is None else EngineOptions(slots=args.slots, **limits)
+        options = EngineOptions(idle_seconds=1800, stall_seconds=300, request_seconds=1800)
+        if args.slots is not None:
+            options = dataclasses.replace(options, slots=args.slots)
         registry = EngineRegistry(root / "data", options=options)
         try:
             registry.register_adapter("gemma-tuned", GEMMA, lora)
