@@ -1,7 +1,8 @@
 """OpenAI's fine-tuning API on a real daemon with the real fine-tune base (Gemma 3 270M, LoRA, the
 real worker), a few DPO steps: files checked, the job run, its checkpoints with a held-out preference
 score, the tuned model chatting under its ``fine_tuned_model`` name with no restart, and
-``compare_preference`` scoring base and tuned on held-out pairs with the real engine's log-probabilities."""
+``compare_preference`` scoring base and tuned on held-out pairs with real log-probabilities (by default in a
+forward pass over the base's transformers weights and the run's adapter: ``likelihood_by``)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def test_a_dpo_job_through_the_openai_sdk_and_its_model_compared_with_the_base(t
     assert len(result.pairs) == 6 and all(p.base_margin == p.base_margin for p in result.pairs)  # real numbers
     # tuning moved it toward "Ahoy!" on prompts it never saw, on (nearly) every pair
     assert result.likelihood.wins >= 5 and result.base_prefers < result.tuned_prefers, result.verdict
+    # the platform trained it: it has the base's transformers weights and the run's adapter, and scored by them
+    assert result.likelihood_by == "forward", result.to_dict()["likelihood"]
     # the verdict is the answers': both models answered each held-out prompt, read for degeneration first
     assert len(result.answers) == 6 and all(a.tuned_answer and a.base_answer for a in result.answers)
     assert result.p_value == result.by_answers.p_value and "Second line, by likelihood" in result.verdict

@@ -234,6 +234,12 @@ def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
         {"messages": [{"role": "user", "content": "hi"}], "answers": ["one two", "three"]}]})
     assert ok.status_code == 200, ok.text
     assert ok.json()["data"] == [{"index": 0, "logprobs": [-2.0, -1.0], "tokens": [2, 1]}]
+    assert ok.json()["scored_by"] == "engine"  # the double has no transformers weights: its engine scored
+    item = {"messages": [{"role": "user", "content": "x"}], "answers": ["a"]}
+    for by, said in (("sideways", "must be 'forward', 'engine' or 'auto'"), ("forward", "no transformers weights")):
+        bad = httpx.post(url, headers=headers, json={"model": "tiny-chat", "items": [item], "by": by})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "by", bad.text
+        assert said in bad.json()["error"]["message"]
     for body, param in (({"model": "tiny-chat", "items": []}, "items"),
                         ({"model": "tiny-chat", "items": [{"messages": [{"role": "assistant", "content": "x"}],
                                                            "answers": ["a"]}]}, "items[0].messages"),
@@ -247,6 +253,51 @@ def test_the_scoring_route_checks_its_fields(scoring: ServedPlatform) -> None:
     assert httpx.post(url, json={}).status_code == 401
     # scoring many answers is a long model call: the platform sends heartbeats while it works
     assert is_model_call("POST", "/v1/fine_tuning/answer_logprobs")
+
+
+class ForwardDouble:
+    """A forward-pass scorer double: every word costs ``per_word`` nats (the engine double's cost is 1)."""
+
+    def __init__(self, name: str, per_word: float) -> None:
+        self.name, self.per_word, self.calls = name, per_word, 0
+
+    def answer_logprobs(self, items: Any) -> list[tuple[float, int]]:
+        self.calls += 1
+        return [(-self.per_word * len(answer.split()), len(answer.split())) for _, answer in items]
+
+
+class ForwardRegistry(ScoringRegistry):
+    """The scoring doubles, with forward-pass scorers for the endpoints in ``forward``."""
+
+    def __init__(self, forward: dict[str, float]) -> None:
+        super().__init__()
+        self.forward = {name: ForwardDouble(name, cost) for name, cost in forward.items()}
+
+    def forward_scorer(self, endpoint: str) -> ForwardDouble | None:
+        return self.forward.get(endpoint.lower())
+
+
+@pytest.mark.parametrize(("forward", "likelihood_by", "scored_by", "margins"), [
+    # both models have weights here: both scored in a forward pass (tuned -0.8 x (3 - 2) words, base -0.9)
+    ({"tiny-chat": 0.9, "other-chat": 0.8}, "auto", "forward", (-0.9, -0.8)),
+    # the base only: its forward scores are set aside and both are scored on the engine (-1 a word), one way
+    ({"tiny-chat": 0.9}, "auto", "engine", (-1.0, -1.0)),
+    # asked for the engine: the engine, weights or not
+    ({"tiny-chat": 0.9, "other-chat": 0.8}, "engine", "engine", (-1.0, -1.0))])
+def test_the_likelihood_line_scores_both_models_one_way(tmp_path: Path, forward: dict[str, float],
+                                                       likelihood_by: str, scored_by: str,
+                                                       margins: tuple[float, float]) -> None:
+    registry = ForwardRegistry(forward)
+    with served_platform(tmp_path / "data", registry=registry) as served:
+        result = compare_preference("Other-Chat", "Tiny-Chat", pairs(3), likelihood_by=likelihood_by,
+                                    config=served.config())
+    assert result.likelihood_by == scored_by and result.to_dict()["likelihood"]["scored_by"] == scored_by
+    assert [(p.base_margin, p.tuned_margin) for p in result.pairs] == [pytest.approx(margins)] * 3
+    assert result.likelihood is not None and result.likelihood.wins == (3 if margins[1] > margins[0] else 0)
+    if likelihood_by == "engine":
+        assert all(d.calls == 0 for d in registry.forward.values())
+    with pytest.raises(Exception, match="likelihood_by: must be 'auto', 'forward' or 'engine'"):
+        compare_preference("Other-Chat", "Tiny-Chat", pairs(1), likelihood_by="fast")
 
 
 def test_pairs_load_from_any_dpo_format_and_a_bad_one_is_named(tmp_path: Path) -> None:

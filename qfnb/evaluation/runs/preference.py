@@ -11,8 +11,10 @@ model that collapsed (most answers degenerate, or one answer to most prompts) is
 
 By likelihood (a second line, not the verdict): for each pair the platform scores the preferred and the
 rejected answer under both models (``/v2/fine_tuning/answer_logprobs``: summed token log-probabilities,
-teacher-forced). A model's *margin* on a pair is ``logp(preferred) - logp(rejected)``; the tuned model
-wins the pair when its margin is larger than the base's. It is what preference tuning optimises, so a
+teacher-forced; on the local platform in one batched forward pass over the models' transformers weights and
+the run's adapter where it has them, else on their engine, both models one way). A model's *margin* on a
+pair is ``logp(preferred) - logp(rejected)``; the tuned model wins the pair when its margin is larger than
+the base's. It is what preference tuning optimises, so a
 collapsed policy maximises it: it is reported, never trusted alone.
 
 With a judge, ``label_queue()``
@@ -46,7 +48,7 @@ from .preference_answers import (
     model_answers,
     prompt_of,
 )
-from .scoring_call import scored_answers
+from .scoring_call import AUTO, ENGINE, FORWARD, scored_answers
 
 __all__ = ["AnsweredPair", "JudgedItems", "PairScore", "PreferenceComparison", "Wins", "acompare_preference",
            "compare_preference", "load_pairs"]
@@ -160,6 +162,9 @@ class PreferenceComparison:
     measured: Wins | None = None
     measure: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: how the platform scored the likelihood line: ``"forward"`` (a forward pass over the models' transformers
+    #: weights) or ``"engine"`` (their serving engine); None without it
+    likelihood_by: str | None = None
 
     @property
     def win_rate(self) -> float:
@@ -287,7 +292,8 @@ class PreferenceComparison:
         if self.likelihood is not None:
             out["likelihood"] = {**self.likelihood.to_dict(), "tuned_prefers": self.tuned_prefers,
                                  "base_prefers": self.base_prefers, "prefers_p": self.prefers_p,
-                                 "margins": [[p.base_margin, p.tuned_margin] for p in self.pairs]}
+                                 "margins": [[p.base_margin, p.tuned_margin] for p in self.pairs],
+                                 "scored_by": self.likelihood_by}
         return out
 
     def __repr__(self) -> str:
@@ -339,13 +345,33 @@ def load_pairs(pairs: str | Path | Iterable[Any]) -> list[train_formats.Pair]:
     return [_pair_of(obj, f"pairs[{i}]") for i, obj in enumerate(pairs)]
 
 
-async def _margins(client: AsyncQianfanClient, model: str, pairs: Sequence[train_formats.Pair]) -> list[float]:
+async def _margins(client: AsyncQianfanClient, model: str, pairs: Sequence[train_formats.Pair],
+                   by: str) -> tuple[list[float], str]:
+    """Each pair's margin under ``model``, and how the platform scored them (``scored_by``)."""
     out: list[float] = []
+    ways: set[str] = set()
     for start in range(0, len(pairs), CHUNK):
         items = [{"messages": list(p.messages), "answers": [p.chosen, p.rejected]} for p in pairs[start:start + CHUNK]]
-        scored = await scored_answers(client, model, items)  # budgeted, in the ledger
+        scored = await scored_answers(client, model, items, by=by)  # budgeted, in the ledger
         out += [float(d["logprobs"][0]) - float(d["logprobs"][1]) for d in scored["data"]]
-    return out
+        ways.add(str(scored.get("scored_by") or ENGINE))
+    if len(ways) > 1:  # the weights went between two calls: all of them by the engine
+        return await _margins(client, model, pairs, ENGINE)
+    return out, ways.pop() if ways else by
+
+
+async def _likelihood_margins(client: AsyncQianfanClient, tuned: str, base: str, pairs: Sequence[train_formats.Pair],
+                              by: str) -> tuple[list[float], list[float], str]:
+    """Both models' margins, scored one way: where the platform scored one in a forward pass and the other on its
+    engine (it has the transformers weights of one only), the forward one is scored again on its engine."""
+    base_m, base_by = await _margins(client, base, pairs, by)
+    tuned_m, tuned_by = await _margins(client, tuned, pairs, by)
+    if base_by != tuned_by:
+        if base_by == FORWARD:
+            base_m, base_by = await _margins(client, base, pairs, ENGINE)
+        else:
+            tuned_m, tuned_by = await _margins(client, tuned, pairs, ENGINE)
+    return base_m, tuned_m, base_by
 
 
 def _pairwise(judge: Any) -> PairwiseJudge | None:
@@ -356,8 +382,11 @@ def _pairwise(judge: Any) -> PairwiseJudge | None:
 
 async def acompare_preference(tuned: str, base: str, pairs: str | Path | Iterable[Any], *, metric: Any = None,
                               judge: Any = None, likelihood: bool = True, confidence: float = 0.95,
-                              max_tokens: int = 128, config: Config | None = None) -> PreferenceComparison:
+                              max_tokens: int = 128, likelihood_by: str = AUTO,
+                              config: Config | None = None) -> PreferenceComparison:
     """Async :func:`compare_preference`."""
+    if likelihood_by not in (AUTO, FORWARD, ENGINE):
+        raise invalid("likelihood_by", f"must be {AUTO!r}, {FORWARD!r} or {ENGINE!r}, got {likelihood_by!r}")
     held = load_pairs(pairs)
     if not held:
         raise invalid("pairs", "no preference pairs to compare on")
@@ -382,9 +411,9 @@ async def acompare_preference(tuned: str, base: str, pairs: str | Path | Iterabl
         judged = Wins.of(f"by the judge {pairwise.tag}", [a.judge_outcome for a in answered
                                                           if a.judge_outcome is not None], confidence)
     scores: list[PairScore] = []
-    by_likelihood = None
+    by_likelihood, scored_by = None, None
     if likelihood:
-        base_m, tuned_m = await _margins(client, base, held), await _margins(client, tuned, held)
+        base_m, tuned_m, scored_by = await _likelihood_margins(client, tuned, base, held, likelihood_by)
         scores = [PairScore(prompt_of(p), b, t) for p, b, t in zip(held, base_m, tuned_m, strict=True)]
         by_likelihood = Wins.of("by likelihood", [s.win for s in scores], confidence)
     extra: dict[str, Any] = {}
@@ -392,12 +421,12 @@ async def acompare_preference(tuned: str, base: str, pairs: str | Path | Iterabl
         extra[JUDGED_ITEMS] = JudgedItems([a.judgement for a in answered if a.judgement is not None],
                                           [a.prompt for a in answered], mine.texts, theirs.texts)
     return PreferenceComparison(tuned, base, answered, by_answers, mine, theirs, scores, by_likelihood, judged,
-                                measured, None if measure is None else measure.name, extra)
+                                measured, None if measure is None else measure.name, extra, scored_by)
 
 
 def compare_preference(tuned: str, base: str, pairs: str | Path | Iterable[Any], *, metric: Any = None,
                        judge: Any = None, likelihood: bool = True, confidence: float = 0.95, max_tokens: int = 128,
-                       config: Config | None = None) -> PreferenceComparison:
+                       likelihood_by: str = AUTO, config: Config | None = None) -> PreferenceComparison:
     """Compare a preference-tuned model (``tuned``: its served name, ``ft:…`` or ``task-…@best``) with
     its ``base`` on held-out ``pairs`` (a JSONL file or records in any DPO format), by what they write:
     both answer each held-out prompt greedily (``max_tokens`` at most), and each pair is decided by
@@ -405,6 +434,10 @@ def compare_preference(tuned: str, base: str, pairs: str | Path | Iterable[Any],
     better, or a local evaluator), then ``judge`` (a model or a :class:`PairwiseJudge`), or, with
     neither, by which answer is nearer the preferred one (:mod:`.preference_answers`). A collapsed
     model is never the ``winner``. ``.verdict`` says it in words, ``.p_value`` is the sign test's;
-    ``likelihood`` (default on) adds the teacher-forced likelihood win rate as a second line."""
+    ``likelihood`` (default on) adds the teacher-forced likelihood win rate as a second line, scored
+    ``likelihood_by``: ``"auto"`` (a batched forward pass over the models' transformers weights where the
+    platform has them, as it has for a model it trained, else their engine), ``"forward"`` or ``"engine"``;
+    both models are always scored one way (``.likelihood_by`` says which)."""
     return sync.run(acompare_preference(tuned, base, pairs, metric=metric, judge=judge, likelihood=likelihood,
-                                        confidence=confidence, max_tokens=max_tokens, config=config))
+                                        confidence=confidence, max_tokens=max_tokens, likelihood_by=likelihood_by,
+                                        config=config))

@@ -12,8 +12,9 @@ from qfnb._core.http.client import AsyncQianfanClient
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.record.budget import active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
+from qfnb.protocol.platform.answer_scoring import AUTO, ENGINE, FORWARD
 
-__all__ = ["LEDGER_API", "SCORE_ROUTE", "scored_answers"]
+__all__ = ["AUTO", "ENGINE", "FORWARD", "LEDGER_API", "SCORE_ROUTE", "scored_answers"]
 
 #: the platform's scoring route (qfnb's own, beside OpenAI's fine-tuning routes)
 SCORE_ROUTE = "/v2/fine_tuning/answer_logprobs"
@@ -26,13 +27,15 @@ def _estimate(items: Sequence[Mapping[str, Any]]) -> int:
     return sum(max(1, estimate_tokens(str(answer))) for item in items for answer in item.get("answers") or ())
 
 
-async def scored_answers(client: AsyncQianfanClient, model: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """``items`` (``{messages, answers}``) scored by ``model``: the platform's answer, the call on the record."""
+async def scored_answers(client: AsyncQianfanClient, model: str, items: Sequence[Mapping[str, Any]],
+                         by: str = AUTO) -> dict[str, Any]:
+    """``items`` (``{messages, answers}``) scored by ``model`` (``by``: :data:`FORWARD`, :data:`ENGINE` or
+    :data:`AUTO`): the platform's answer (``scored_by`` says how), the call on the record."""
     budget = active_budget()
     estimate = _estimate(items)
     held = budget.reserve(estimate, what=f"scoring {estimate:,} answer tokens under {model}") if budget else None
     try:
-        resp = await client.v2_api("POST", SCORE_ROUTE, {"model": model, "items": list(items)})
+        resp = await client.v2_api("POST", SCORE_ROUTE, {"model": model, "items": list(items), "by": by})
     except BaseException:
         if budget is not None and held is not None:
             budget.release(held)

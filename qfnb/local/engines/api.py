@@ -17,7 +17,7 @@ from qfnb.local.engines.ask import Ask, ChatAsk
 from qfnb.local.engines.base import Delta, ModelSpec, UnknownModel
 from qfnb.local.engines.gate import EngineBusy, Gate, run_blocking
 
-__all__ = ["CrossEncoderLike", "EmbedderLike", "Engine", "NullRegistry", "RegistryLike",
+__all__ = ["AnswerScorer", "CrossEncoderLike", "EmbedderLike", "Engine", "NullRegistry", "RegistryLike",
            "ServedLike", "answer_all", "generate_blocking"]
 
 
@@ -95,6 +95,16 @@ class CrossEncoderLike(Protocol):
     async def ascore(self, query: str, documents: list[str]) -> tuple[list[float], int]: ...
 
 
+class AnswerScorer(Protocol):
+    """Answers scored in a forward pass over a model's own weights (``EngineRegistry.forward_scorer``):
+    each ``(turns, answer)``'s summed log-probability as the whole reply and its token count, as
+    :meth:`Engine.answer_logprob` gives them one by one (blocking: call it in a thread)."""
+
+    name: str
+
+    def answer_logprobs(self, items: Sequence[tuple[Sequence[dict[str, str]], str]]) -> list[tuple[float, int]]: ...
+
+
 class RegistryLike(Protocol):
     """Every model the platform serves, and the engines that serve them. The bodies here serve no
     model and have no store: :class:`NullRegistry` is this protocol as a class."""
@@ -131,6 +141,11 @@ class RegistryLike(Protocol):
 
     def engine_states(self) -> list[dict[str, Any]]:
         return []
+
+    def forward_scorer(self, endpoint: str) -> AnswerScorer | None:
+        """What scores the answers of the model at ``endpoint`` in a forward pass over its transformers weights
+        and adapter (None: the platform has no such weights of it; its engine scores them)."""
+        return None
 
     def reload_store(self) -> None:
         return None

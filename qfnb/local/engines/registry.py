@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.adapters.lora_gguf import LoraConversionError, convert_adapter
-from qfnb.local.engines.api import Engine
+from qfnb.local.engines.api import AnswerScorer, Engine
 from qfnb.local.engines.base import ModelSpec, ServedModel, UnknownModel
 from qfnb.local.engines.catalog import BUILTIN_SPECS, builtin_named, effective_kind, embeds_only
 from qfnb.local.engines.gate import BatchingEmbedder, ThreadedChat
 from qfnb.local.engines.hf.chat import HFChatEngine
 from qfnb.local.engines.hf.embed import MeanPoolEmbedder
+from qfnb.local.engines.hf.scoring import ForwardScorer, ForwardScorers
 from qfnb.local.engines.lanes import LaneGate, spare_slots
 from qfnb.local.engines.llama.embed import LlamaEmbedder
 from qfnb.local.engines.llama.engine import LlamaEngine, llama_endpoint, llama_ready_endpoint
@@ -61,6 +62,7 @@ class EngineRegistry:
         self._bases: dict[str, str] = {}  # adapter endpoint name -> its base model's name
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._scorers = ForwardScorers()  # forward-pass scoring's weights, loaded on first use, unloaded idle
         reap_leftovers(self.data_dir / "logs")  # engines a killed platform process left running
         self.store = ModelStore(data_dir=self.data_dir)  # this data dir's names; the weights are shared
         self._stored: set[str] = set()  # names served from the model store (``qfnb models add``)
@@ -253,7 +255,51 @@ class EngineRegistry:
             self._bases[endpoint] = base_name
             return self._add(endpoint, spec)
 
+    def forward_scorer(self, endpoint: str) -> AnswerScorer | None:
+        """What scores the answers of the model served at ``endpoint`` in batched forward passes
+        (:class:`~qfnb.local.engines.hf.scoring.ForwardScorer`): its base's transformers weights (an added HF dir,
+        or a built-in model's converted dir: the weights a fine-tune of it trained on) and its peft adapter. None
+        where the platform has no such weights (a base never converted, an external engine, an embedding
+        model, torch not installed): its engine scores them. Blocks nothing; the weights load on the first call."""
+        import importlib.util
+
+        try:
+            name = self.resolve("chat", endpoint).name
+        except UnknownModel:
+            return None
+        with self._lock:
+            spec = self._specs.get(name)
+            base_name = self._bases.get(name, name)
+            base = self._specs.get(base_name)
+        if spec is None or base is None or effective_kind(spec) not in ("llama.cpp", "transformers"):
+            return None
+        if embeds_only(base) or "chat" not in base.api_types or (base.chat_template and base.template != "gemma"):
+            return None  # a template given to llama-server alone: the weights' tokenizer renders the turns otherwise
+        if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "peft")):
+            return None
+        adapter = None
+        if spec.lora_path is not None:
+            adapter = spec.lora_path if spec.lora_path.is_dir() else spec.lora_path.parent
+            if not (adapter / "adapter_config.json").is_file():
+                return None
+        weights = self._hf_weights(base_name, base)
+        if weights is None:
+            return None
+        return _BoundScorer(name, self._scorers.get(weights, base.template), adapter)
+
+    def _hf_weights(self, base_name: str, base: ModelSpec) -> Path | None:
+        """A base model's transformers dir, if the platform has it already (nothing is converted)."""
+        if base.path is not None and base.path.is_dir():
+            return base.path
+        trained_on = self.train_path(base_name)
+        if trained_on is not None and trained_on.is_dir():
+            return trained_on
+        if base.path is not None and base.path.is_file():
+            return assets.converted_hf_dir(base.path)
+        return assets.converted_hf_dir(base_name)
+
     def close(self) -> None:
+        self._scorers.close()
         with self._lock:
             engines, self._engines = list(self._engines.values()), {}
             servers, self._servers = list(self._servers.values()), {}
@@ -375,6 +421,16 @@ class EngineRegistry:
         engine = HFChatEngine(name, path, template=spec.template, stop=spec.stop, n_ctx=spec.n_ctx,
                               adapter_dir=spec.lora_path)
         return ThreadedChat(engine, queue=opts.queue_len)
+
+
+class _BoundScorer:
+    """A :class:`ForwardScorer` of a base model, bound to one served model's adapter (None: the base)."""
+
+    def __init__(self, name: str, scorer: ForwardScorer, adapter: Path | None) -> None:
+        self.name, self.scorer, self.adapter = name, scorer, adapter
+
+    def answer_logprobs(self, items: Sequence[tuple[Sequence[dict[str, str]], str]]) -> list[tuple[float, int]]:
+        return self.scorer.answer_logprobs(items, self.adapter)
 
 
 def _gguf(name: str, spec: ModelSpec) -> Path:

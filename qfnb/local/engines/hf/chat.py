@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.engines.ask import GenParams, Sampling
-from qfnb.local.engines.base import ChatEngine, Delta, common_prefix, render_gemma, stream_deltas, token_budget
+from qfnb.local.engines.base import ChatEngine, Delta, stream_deltas, token_budget
 from qfnb.local.engines.hf._quiet import quiet_loading
+from qfnb.local.engines.hf.scoring import answer_ids, batch_logprobs, render_prompt
 
 N_THREADS = 2
 
@@ -74,9 +75,7 @@ class HFChatEngine(ChatEngine):
         self._lock = threading.Lock()
 
     def render(self, msgs: list[dict[str, str]]) -> str:
-        if self._template == "gemma":
-            return (self._tok.bos_token or "") + render_gemma(msgs)
-        return str(self._tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+        return render_prompt(self._tok, self._template, msgs)
 
     def chat(self, messages: list[dict[str, str]], *, sampling: Sampling) -> Iterator[Delta]:
         return self._run(self.render(messages), sampling, special=True)
@@ -85,29 +84,12 @@ class HFChatEngine(ChatEngine):
         return self._run(prompt, sampling, special=False)
 
     def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> tuple[float, int]:
-        """:meth:`ChatEngine.answer_logprob`: one forward pass over the prompt and the answer."""
-        import torch
-
-        prompt = self.render(messages)
-        p_ids = self._tok(prompt, add_special_tokens=False)["input_ids"]
-        full = self._tok(self._reply(messages, prompt, answer), add_special_tokens=False)["input_ids"]
-        start = max(1, common_prefix(p_ids, full))
-        if start >= len(full):
-            return 0.0, 0
-        with self._lock, torch.no_grad():
-            logits = self._model(torch.tensor([full])).logits[0, start - 1:-1].float()
-            picked = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(full[start:]).unsqueeze(1))
-        return float(picked.sum()), len(full) - start
-
-    def _reply(self, messages: list[dict[str, str]], prompt: str, answer: str) -> str:
-        """The prompt and ``answer`` as the whole reply, its end-of-turn marker after it as the template closes
-        the turn (what training labels): an answer that is the start of another is not the likelier by
-        construction."""
-        if self._template == "gemma":
-            return prompt + answer + "<end_of_turn>"
-        closed = str(self._tok.apply_chat_template([*messages, {"role": "assistant", "content": answer}],
-                                                   tokenize=False, add_generation_prompt=False))
-        return closed if closed.startswith(prompt) else prompt + answer
+        """:meth:`ChatEngine.answer_logprob`: one forward pass over the prompt and the answer
+        (:func:`~qfnb.local.engines.hf.scoring.batch_logprobs`)."""
+        seq = answer_ids(self._tok, self._template, messages, answer)
+        with self._lock:
+            scored = batch_logprobs(self._model, [seq], int(self._tok.pad_token_id or 0))[0]
+        return float(sum(scored)), len(scored)
 
     def _run(self, text: str, sampling: Sampling, *, special: bool) -> Iterator[Delta]:
         gp = sampling.engine_params(self._stop)

@@ -238,6 +238,20 @@ def hf_dir(name: str) -> Path:
     return hf_dir_of(gguf_path(name), gemma=asset is GEMMA3_270M)
 
 
+def converted_hf_dir(name_or_gguf: str | Path) -> Path | None:
+    """:func:`hf_dir`'s (a built-in model's name) or :func:`hf_dir_of`'s (a GGUF file) dir if it is converted
+    already; None otherwise (nothing is converted or assembled)."""
+    if isinstance(name_or_gguf, Path):
+        out = _hf_out(name_or_gguf)
+    else:
+        try:
+            asset = find_asset(name_or_gguf)
+        except AssetError:
+            return None
+        out = _hf_out(store_dir(asset) / asset.filename)
+    return out if (out / ".complete").is_file() else None
+
+
 def hf_dir_of(gguf: Path, *, gemma: bool = False) -> Path:
     """A bf16 safetensors dir of any GGUF file (an added model's), converted once beside it."""
     out = _hf_out(gguf)
