@@ -262,7 +262,7 @@ def grpo_loss(logp: Any, ref_logp: Any | None, mask: Any, adv: Any, kl_coef: flo
 
 
 @dataclass
-class Group:
+class SampledGroup:
     """A prompt's sampled answers (token ids), the user's reward of each, and which are degenerate."""
 
     index: int  # the prompt's
@@ -270,7 +270,7 @@ class Group:
     rewards: list[float]
     degenerate: list[bool]
 
-    def extend(self, more: Group) -> None:
+    def extend(self, more: SampledGroup) -> None:
         """Another draw for the same prompt (``tieResamples``) added to this one."""
         self.completions.extend(more.completions)
         self.rewards.extend(more.rewards)
@@ -339,12 +339,12 @@ class GroupTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         return total, sum(first) / len(first), sum(kls) / len(kls)
 
-    def _learned(self, group: Group) -> list[float]:
+    def _learned(self, group: SampledGroup) -> list[float]:
         """The rewards the group's advantages come from: the user's, its degenerate answers' floored when
         ``floorDegenerate`` is on."""
         return floored(group.rewards, group.degenerate) if self.spec.hyper.floor_degenerate else group.rewards
 
-    def _draw(self, run: _Run, idx: list[int], step: int) -> list[Group]:
+    def _draw(self, run: _Run, idx: list[int], step: int) -> list[SampledGroup]:
         """``groupSize`` sampled answers to each prompt of ``idx``, their rewards (one request for all) and
         which the degeneration check flags (an answer without its end-of-turn token was cut at the cap)."""
         hyper = self.spec.hyper
@@ -369,7 +369,8 @@ class GroupTrainer:
         run.degenerate_samples += sum(flags)
         run.step_degenerate += sum(flags)
         g = hyper.group_size
-        return [Group(i, cs, rewards[n * g:(n + 1) * g], flags[n * g:(n + 1) * g]) for n, (i, cs) in enumerate(groups)]
+        return [SampledGroup(i, cs, rewards[n * g:(n + 1) * g], flags[n * g:(n + 1) * g])
+                for n, (i, cs) in enumerate(groups)]
 
     def warm_start(self, run: _Run) -> None:
         """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO; nothing when no prompt has
