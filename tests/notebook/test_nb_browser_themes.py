@@ -98,7 +98,13 @@ def test_themes_chat_interrupt_dashboard_report(lab: tuple[str, Path, str], them
         chat = page.locator(".jp-Cell").nth(1)
         chat.scroll_into_view_if_needed()  # JupyterLab renders only the cells in view (windowing)
         chat.locator(".jp-OutputArea >> text=Gemma-3-270M").first.wait_for(timeout=30_000)
-        chat_cell = chat.locator(".jp-OutputArea").inner_text()
+        chat_cell = ""
+        for _ in range(30):  # read while in view: a report growing above can window the cell out again
+            chat.scroll_into_view_if_needed()
+            chat_cell = chat.locator(".jp-OutputArea").inner_text()
+            if "Gemma-3-270M" in chat_cell and "Qwen2.5" in chat_cell:
+                break
+            page.wait_for_timeout(1_000)
         cells = page.evaluate(CONTRAST)
     assert "Traceback" not in interrupted and "threading.py" not in interrupted, interrupted
     assert "interrupted" in interrupted and "token token" in interrupted and "▌" not in interrupted
