@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from pathlib import Path
-from stat import S_ISREG
 from typing import Any
+
+import dotenv
 
 __all__ = ["DOT_ENV_VAR", "ENV", "FIELD_NAMES", "dotenv_values", "environment", "normalize", "read_env"]
 
@@ -126,58 +126,19 @@ def normalize(overrides: Mapping[str, Any]) -> dict[str, Any]:
 logger = logging.getLogger("qfnb")
 #: the variable naming the DotEnv file to read instead of ``.env`` in the working directory
 DOT_ENV_VAR = "QIANFAN_DOT_ENV_CONFIG_FILE"
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
-_dotenv_lock = threading.Lock()
-_dotenv_cache: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
-
-
-def _unquote(raw: str) -> str:
-    """A DotEnv value: quoted (``"..."`` with backslash escapes, ``'...'`` as is) or bare up to `` #``."""
-    value = raw.strip()
-    if len(value) >= 2 and value[0] == value[-1] == "'":
-        return value[1:-1]
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        out, chars = [], iter(value[1:-1])
-        for ch in chars:
-            if ch == "\\":
-                escaped = next(chars, "")
-                ch = _ESCAPES.get(escaped, "\\" + escaped)
-            out.append(ch)
-        return "".join(out)
-    return value.split(" #", 1)[0].rstrip()
 
 
 def dotenv_values(path: str | os.PathLike[str]) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a DotEnv file (``export`` prefixes, comments and blank lines allowed);
-    a missing file is empty. Read again only when the file changes."""
-    file = Path(path)
-    try:
-        stat = file.stat()
-    except OSError:
+    """The ``KEY=VALUE`` lines of a DotEnv file (python-dotenv's syntax); a missing file, or a
+    folder (a virtualenv named ``.env``), is empty."""
+    if not Path(path).is_file():
         return {}
-    if not S_ISREG(stat.st_mode):  # a folder named .env (a virtualenv, often) holds no settings
-        return {}
-    stamp = (stat.st_mtime_ns, stat.st_size)
-    key = str(file.resolve())
-    with _dotenv_lock:
-        cached = _dotenv_cache.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    values: dict[str, str] = {}
     try:
-        text = file.read_text(encoding="utf-8", errors="replace")
+        values = dotenv.dotenv_values(path)
     except OSError as exc:
-        logger.warning("the DotEnv file %s could not be read: %s", file, exc.strerror)
+        logger.warning("the DotEnv file %s could not be read: %s", path, exc.strerror)
         return {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, raw = line.removeprefix("export ").partition("=")
-        values[name.strip()] = _unquote(raw)
-    with _dotenv_lock:
-        _dotenv_cache[key] = (stamp, values)
-    return values
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def environment() -> Mapping[str, str]:
