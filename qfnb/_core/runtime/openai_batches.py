@@ -30,18 +30,42 @@ WATCH_FIRST_S, WATCH_MOST_S = 1.0, 30.0
 logger = logging.getLogger("qfnb.usage")
 
 
-class BatchFace:
-    """``/v1|/v2/batches`` requests of one transport: sent by ``inner``, held and recorded."""
+class WatchingFace:
+    """The requests of one transport for OpenAI's long-running objects (batches, fine-tuning jobs): sent by
+    ``inner``; an object made here is watched until it ends (:meth:`ended` settles and records it)."""
+
+    #: what the watch calls an object, in its log lines
+    noun = ""
 
     def __init__(self, config: Config, inner: httpx2.AsyncBaseTransport, *,
                  watch_first_s: float = WATCH_FIRST_S) -> None:
         self.config, self.inner, self.watch_first_s = config, inner, watch_first_s
-        #: the watches of the batches this face made, until each sees its batch end
+        #: the watches of the objects this face made, until each sees its object end
         self._watches: set[asyncio.Task[None]] = set()
 
     def close(self) -> None:
-        for task in list(self._watches):  # a batch no longer watched settles when a reader sees it end
+        for task in list(self._watches):  # an object no longer watched settles when a reader sees it end
             task.cancel()
+
+    def ended(self, found: Mapping[str, Any]) -> bool:
+        """Whether the object ``found`` has ended; if so, its hold settled and it is in the ledger once."""
+        raise NotImplementedError
+
+    def _watch(self, request: httpx2.Request, object_id: str) -> None:
+        read = get_beside(request, under(request.url.path.rstrip("/"), object_id))
+        task = asyncio.get_running_loop().create_task(
+            watch_until(self.inner, read, self.watch_first_s, f"{self.noun} {object_id}", self.ended))
+        self._watches.add(task)
+        task.add_done_callback(self._watches.discard)
+
+
+class BatchFace(WatchingFace):
+    """``/v1|/v2/batches`` requests of one transport: sent by ``inner``, held and recorded."""
+
+    noun = "batch"
+
+    def ended(self, found: Mapping[str, Any]) -> bool:
+        return _record_batch(found, self.config)
 
     async def handle(self, request: httpx2.Request) -> httpx2.Response:
         """A batch request (:func:`is_batches`): a creation held first, any answer noted."""
@@ -83,7 +107,7 @@ class BatchFace:
         try:
             if reply.status_code != 200:
                 content = await reply.aread()
-                return httpx2.Response(reply.status_code, headers=_passed(reply), content=content, request=request)
+                return httpx2.Response(reply.status_code, headers=passed(reply), content=content, request=request)
             async for line in reply.aiter_lines():
                 row = json_or_none(line)
                 if isinstance(row, dict) and isinstance(row.get("body"), dict):
@@ -104,9 +128,7 @@ class BatchFace:
             return reply
         content = await reply.aread()
         await reply.aclose()
-        found = json_or_none(content)
-        batches = [b for b in ((found.get("data") or []) if found.get("object") == "list" else [found])
-                   if isinstance(b, dict)] if isinstance(found, dict) else []
+        batches = listed(json_or_none(content))
         made = _creates(request)
         if made and len(batches) == 1 and isinstance(batches[0].get("id"), str):
             if hold is not None:
@@ -118,18 +140,7 @@ class BatchFace:
         else:
             for batch in batches:
                 _record_batch(batch, self.config)
-        return httpx2.Response(reply.status_code, headers=_passed(reply), content=content, request=request)
-
-    def _watch(self, request: httpx2.Request, batch_id: str) -> None:
-        """Read the batch ``batch_id`` now and then until it ends, then settle and record it."""
-        read = get_beside(request, under(request.url.path, batch_id))
-        task = asyncio.get_running_loop().create_task(self._watched(read, batch_id))
-        self._watches.add(task)
-        task.add_done_callback(self._watches.discard)
-
-    async def _watched(self, read: httpx2.Request, batch_id: str) -> None:
-        await watch_until(self.inner, read, self.watch_first_s, f"batch {batch_id}",
-                          lambda found: _record_batch(found, self.config))
+        return httpx2.Response(reply.status_code, headers=passed(reply), content=content, request=request)
 
 
 async def watch_until(inner: httpx2.AsyncBaseTransport, read: httpx2.Request, first_s: float, what: str,
@@ -153,6 +164,13 @@ async def watch_until(inner: httpx2.AsyncBaseTransport, read: httpx2.Request, fi
         found = json_or_none(content) if reply.status_code == 200 else None
         if isinstance(found, dict) and ended(found):
             return
+
+
+def listed(found: Any) -> list[dict[str, Any]]:
+    """The objects an answer shows: a list's items (``"object": "list"``), or the one object it is."""
+    if not isinstance(found, dict):
+        return []
+    return [o for o in ((found.get("data") or []) if found.get("object") == "list" else [found]) if isinstance(o, dict)]
 
 
 def _creates(request: httpx2.Request) -> bool:
@@ -189,7 +207,7 @@ def _record_batch(batch: Mapping[str, Any], config: Config) -> bool:
     return True
 
 
-def _passed(reply: httpx2.Response) -> dict[str, str]:
+def passed(reply: httpx2.Response) -> dict[str, str]:
     """A reply's headers, to pass on with its body read whole."""
     return {k: v for k, v in reply.headers.items() if k.lower() not in ("content-encoding", "content-length")}
 

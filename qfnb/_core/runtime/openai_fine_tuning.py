@@ -12,7 +12,6 @@ succeeded, failed or cancelled alike.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +22,7 @@ from qfnb._core.config import Config
 from qfnb._core.http.ratelimit import estimate_tokens
 from qfnb._core.http.recording.train_hold import TrainHold, hold_training, keep, settle_training
 from qfnb._core.record.budget import BudgetExceeded, active_budget
-from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, get_beside, over_budget, watch_until
+from qfnb._core.runtime.openai_batches import WatchingFace, get_beside, listed, over_budget, passed
 from qfnb._core.transport import json_or_none
 from qfnb._core.transport.urls import under
 from qfnb.protocol.console.training import DEFAULTS
@@ -76,17 +75,13 @@ def _epochs(body: Mapping[str, Any]) -> int:
     return int(DEFAULTS["epoch"])
 
 
-class FineTuneFace:
+class FineTuneFace(WatchingFace):
     """``/v1|/v2/fine_tuning/jobs`` requests of one transport: sent by ``inner``, held and recorded."""
 
-    def __init__(self, config: Config, inner: httpx2.AsyncBaseTransport, *,
-                 watch_first_s: float = WATCH_FIRST_S) -> None:
-        self.config, self.inner, self.watch_first_s = config, inner, watch_first_s
-        self._watches: set[asyncio.Task[None]] = set()
+    noun = "fine-tuning job"
 
-    def close(self) -> None:
-        for task in list(self._watches):  # a job no longer watched settles when a reader sees it end
-            task.cancel()
+    def ended(self, found: Mapping[str, Any]) -> bool:
+        return _record_job(found, self.config)
 
     async def handle(self, request: httpx2.Request) -> httpx2.Response:
         """A fine-tuning request: a create held first (429, uncreated, past the budget); each ended job its
@@ -102,16 +97,13 @@ class FineTuneFace:
             if hold is not None:
                 hold.release()
             raise
-        found = json_or_none(content) if reply.status_code == 200 else None
-        jobs = [j for j in ((found.get("data") or []) if found.get("object") == "list" else [found])
-                if isinstance(j, dict)] if isinstance(found, dict) else []
+        jobs = listed(json_or_none(content)) if reply.status_code == 200 else []
         if _creates(request):
             self._made(request, jobs[0] if len(jobs) == 1 and isinstance(jobs[0].get("id"), str) else None, hold)
         else:
             for job in jobs:
                 _record_job(job, self.config)
-        headers = {k: v for k, v in reply.headers.items() if k.lower() not in ("content-encoding", "content-length")}
-        return httpx2.Response(reply.status_code, headers=headers, content=content, request=request)
+        return httpx2.Response(reply.status_code, headers=passed(reply), content=content, request=request)
 
     async def _hold(self, request: httpx2.Request) -> TrainHold | httpx2.Response | None:
         """A create's forecast held against the budget; the refusal (or the platform's, of its file) as the answer."""
@@ -156,16 +148,6 @@ class FineTuneFace:
         finally:
             await reply.aclose()
         return epoch * _epochs(body)
-
-    def _watch(self, request: httpx2.Request, job_id: str) -> None:
-        read = get_beside(request, under(request.url.path.rstrip("/"), job_id))
-        task = asyncio.get_running_loop().create_task(self._watched(read, job_id))
-        self._watches.add(task)
-        task.add_done_callback(self._watches.discard)
-
-    async def _watched(self, read: httpx2.Request, job_id: str) -> None:
-        await watch_until(self.inner, read, self.watch_first_s, f"fine-tuning job {job_id}",
-                          lambda found: _record_job(found, self.config))
 
 
 def _record_job(job: Mapping[str, Any], config: Config) -> bool:
