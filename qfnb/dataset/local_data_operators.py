@@ -93,11 +93,11 @@ class BaseLocalFilterOperator:
             raise ValidationError("entry", "cannot filter a group of rows: call unpack() on the dataset first")
         raise ValidationError("entry", f"cannot filter a {type(entry).__name__}")
 
-    def settings(self) -> dict[str, Any]:
-        return {"text_language": self.text_language}
-
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
+        """The column and the settings (a word or character set by its size)."""
+        shown = {k: len(v) if isinstance(v, set | frozenset) else v for k, v in vars(self).items()
+                 if not k.startswith("_") and k != "filter_column"}
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
         return f"{type(self).__name__}({self.filter_column!r}, {args})"
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
@@ -127,9 +127,6 @@ class LocalCheckCharacterRepetitionFilter(BaseLocalFilterOperator):
         if self.character_repetition_length < 1:
             raise ValidationError("character_repetition_length", "must be >= 1")
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "character_repetition_length": self.character_repetition_length,
-                "character_repetition_max_cutoff": self.character_repetition_max_cutoff}
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         text, n = self.document(entry), self.character_repetition_length
@@ -148,8 +145,6 @@ class LocalCheckSpecialCharactersFilter(BaseLocalFilterOperator):
         self.special_characters_max_cutoff = float(special_characters_max_cutoff or _default(
             SPECIAL_CHARACTERS_MAX_CUTOFF, self.text_language))
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "special_characters_max_cutoff": self.special_characters_max_cutoff}
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         text = self.document(entry)
@@ -169,9 +164,6 @@ class LocalCheckEachSentenceIsLongEnoughFilter(BaseLocalFilterOperator):
         self.short_sentence_ratio_max_cutoff = short_sentence_ratio_max_cutoff
         self.short_sentence_max_cutoff = short_sentence_max_cutoff
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "short_sentence_ratio_max_cutoff": self.short_sentence_ratio_max_cutoff,
-                "short_sentence_max_cutoff": self.short_sentence_max_cutoff}
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         sentences = [s.strip() for s in _SENTENCE_END.split(self.document(entry)) if s and s.strip()]
@@ -221,9 +213,6 @@ class LocalCheckWordNumberFilter(_WordFilter):
         self.number_words_min_cutoff = int(number_words_min_cutoff or _default(NUMBER_WORDS_MIN, self.text_language))
         self.number_words_max_cutoff = int(number_words_max_cutoff or _default(NUMBER_WORDS_MAX, self.text_language))
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "number_words_min_cutoff": self.number_words_min_cutoff,
-                "number_words_max_cutoff": self.number_words_max_cutoff}
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         return self.number_words_min_cutoff <= len(self.words(entry)) <= self.number_words_max_cutoff
@@ -241,9 +230,6 @@ class LocalCheckWordRepetitionFilter(_WordFilter):
         self.word_repetition_max_cutoff = float(word_repetition_max_cutoff or _default(WORD_REPETITION_MAX_CUTOFF,
                                                                                      self.text_language))
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "word_repetition_length": self.word_repetition_length,
-                "word_repetition_max_cutoff": self.word_repetition_max_cutoff}
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         words, n = self.words(entry), self.word_repetition_length
@@ -265,11 +251,8 @@ class _WordListFilter(_WordFilter):
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in self.words_augmentation_group_sizes):
             raise ValidationError("words_augmentation_group_sizes", "must be n-gram sizes >= 2, "
                                   f"got {self.words_augmentation_group_sizes!r}")
-        self.word_list: frozenset[str] = frozenset()
+        self.listed_words: frozenset[str] = frozenset()
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "words_augmentation_group_sizes": self.words_augmentation_group_sizes,
-                "words_augmentation_join_char": self.words_augmentation_join_char, "listed_words": len(self.word_list)}
 
     def ratio(self, entry: Any) -> float:
         """Listed words and n-grams / words (at most 1; 0 for no word), as the official filters count."""
@@ -279,7 +262,7 @@ class _WordListFilter(_WordFilter):
         join = self.words_augmentation_join_char
         grams = [join.join(words[i:i + n]) for n in self.words_augmentation_group_sizes
                  for i in range(len(words) - n + 1)]
-        return min(1.0, sum(1 for w in [*words, *grams] if w in self.word_list) / len(words))
+        return min(1.0, sum(1 for w in [*words, *grams] if w in self.listed_words) / len(words))
 
 
 def _word_set(words: Iterable[str], field: str) -> frozenset[str]:
@@ -313,10 +296,8 @@ class LocalCheckFlaggedWordsFilter(_WordListFilter):
                 raise ValidationError("flagged_words_file", f"no file {str(path)!r}")
             flagged_words = path.read_text(encoding="utf-8").splitlines()
         assert flagged_words is not None
-        self.word_list = _word_set(flagged_words, "flagged_words_file" if flagged_words_file else "flagged_words")
+        self.listed_words = _word_set(flagged_words, "flagged_words_file" if flagged_words_file else "flagged_words")
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "flagged_words_max_cutoff": self.flagged_words_max_cutoff}
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         return self.ratio(entry) <= self.flagged_words_max_cutoff
@@ -334,11 +315,9 @@ class LocalCheckStopwordsFilter(_WordListFilter):
         super().__init__(filter_column, sentence_piece_model_path, words_augmentation_group_sizes,
                          words_augmentation_join_char, **kwargs)
         self.stopwords_max_cutoff = float(stopwords_max_cutoff or _default(STOPWORDS_MIN_CUTOFF, self.text_language))
-        self.word_list = _word_set(stopwords, "stopwords") if stopwords is not None \
+        self.listed_words = _word_set(stopwords, "stopwords") if stopwords is not None \
             else _iso_stopwords(self.text_language)
 
-    def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "stopwords_max_cutoff": self.stopwords_max_cutoff}
 
     def __call__(self, entry: Any, *args: Any, **kwargs: Any) -> bool:
         return self.ratio(entry) >= self.stopwords_max_cutoff
