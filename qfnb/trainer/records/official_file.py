@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb._core.errors import ValidationError
+from qfnb.protocol.console.train_ask import AskError, v2_data
 
 from ..actions import DeployAction, ModelPublishAction, TrainAction
 from ..configs import DatasetConfig, DeployConfig, TrainConfig
@@ -71,12 +72,10 @@ def steps_of(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def dataset_of(load: dict[str, Any]) -> Any:
     """What ``LoadDataSetAction`` is given: the platform dataset(s) or BOS URI(s) its config names."""
     conf = load.get("datasets") or (load.get("output") or {}).get("datasets")
-    if not isinstance(conf, dict) or not isinstance(conf.get("versions"), list) or not conf["versions"]:
-        raise ValidationError("datasets", "LoadDataSetAction needs a datasetConfig: "
-                              "{\"sourceType\": ..., \"versions\": [{\"versionId\": ...}]}")
-    refs = [v.get("versionId") or v.get("versionBosUri") for v in conf["versions"] if isinstance(v, dict)]
-    if not refs or any(r is None for r in refs):
-        raise ValidationError("datasets", "each version needs a versionId or a versionBosUri")
+    try:
+        refs = [ref for _, ref in v2_data(conf, "datasets").train]
+    except AskError as exc:
+        raise ValidationError(exc.field, f"LoadDataSetAction's datasetConfig: {exc.message}") from None
     if len(refs) == 1 and load.get("eval_split_ratio") is None:
         return refs[0]
     return DatasetConfig(datasets=refs, eval_split_ratio=load.get("eval_split_ratio"))

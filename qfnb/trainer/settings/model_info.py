@@ -61,7 +61,7 @@ def _snake(key: str) -> str:
 
 #: renamed models the platform answers under their new name (the official SDK's table)
 _RENAMED = {"ERNIE-Speed": "ERNIE-Speed-8K", "Qianfan-Chinese-Llama-2-13B": "Qianfan-Chinese-Llama-2-13B-v2"}
-_KNOWN = set(HYPERPARAMETERS) | {"packing"}
+_KNOWN = set(HYPERPARAMETERS)
 
 
 def default_config(params: list[dict[str, Any]], peft: str) -> TrainConfig | None:

@@ -21,14 +21,6 @@ logger = logging.getLogger("qfnb.trainer")
 
 _PEFT = {"lora": "LoRA", "fullfinetuning": "FullFineTuning", "full": "FullFineTuning",
          "all": "FullFineTuning", "prompttuning": "PromptTuning", "ptuning": "PromptTuning"}
-#: snake_case fields sent as camelCase ``hyperParameterConfig`` keys (``packing`` → ``Packing``).
-HYPERPARAMETERS = ("epoch", "batch_size", "learning_rate", "max_seq_len", "logging_steps", "warmup_ratio",
-          "weight_decay", "lora_rank", "lora_all_linear", "scheduler_name", "lora_alpha",
-          "lora_dropout", "lora_target_modules", "max_steps", "seed", "checkpoints", "early_stop",
-          "early_stop_patience", "eval_metric", "eval_metric_items", "beta", "desirable_weight",
-          "undesirable_weight", "rpo_alpha", "max_reward_margin", "margin_stop", "length_normalize",
-          "group_size", "max_new_tokens", "temperature", "kl_coef", "tie_resamples", "warm_start_steps",
-          "floor_degenerate")
 
 
 def _camel(name: str) -> str:
@@ -159,7 +151,7 @@ class TrainConfig(ConfigModel):
 
     def hyper_parameters(self) -> dict[str, Any]:
         """The ``hyperParameterConfig`` body (camelCase; unset fields omitted; extras merged)."""
-        out = {_camel(k): getattr(self, k) for k in (*HYPERPARAMETERS, "packing")
+        out = {_camel(k): getattr(self, k) for k in HYPERPARAMETERS
                if getattr(self, k) is not None and not callable(getattr(self, k))}  # a function is scored here
         out.update(self.extras)
         return out
@@ -178,6 +170,11 @@ class TrainConfig(ConfigModel):
         if not isinstance(data, dict):
             raise QfValidationError("train_config", f"{p.name} must hold a mapping of fields")
         return cls(**data)
+
+
+#: the fields sent as camelCase ``hyperParameterConfig`` keys (``packing`` → ``Packing``): all but these
+_NOT_HYPER = frozenset({"peft_type", "trainset_rate", "resource_config", "extras"})
+HYPERPARAMETERS = tuple(name for name in TrainConfig.model_fields if name not in _NOT_HYPER)
 
 
 class TrainLimit(dict[str, Any]):
