@@ -20,7 +20,8 @@ import httpx2
 
 from qfnb._core.config import Config
 from qfnb._core.http.ratelimit import estimate_tokens
-from qfnb._core.http.recording.train_hold import TrainHold, hold_training, keep, settle_training
+from qfnb._core.http.recording.batch_hold import Hold
+from qfnb._core.http.recording.train_hold import hold_training, keep, settle_training
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.runtime.openai_batches import WatchingFace, get_beside, listed, over_budget, passed
 from qfnb._core.transport import json_or_none
@@ -105,7 +106,7 @@ class FineTuneFace(WatchingFace):
                 _record_job(job, self.config)
         return httpx2.Response(reply.status_code, headers=passed(reply), content=content, request=request)
 
-    async def _hold(self, request: httpx2.Request) -> TrainHold | httpx2.Response | None:
+    async def _hold(self, request: httpx2.Request) -> Hold | httpx2.Response | None:
         """A create's forecast held against the budget; the refusal (or the platform's, of its file) as the answer."""
         body = json_or_none(await request.aread() or b"{}")
         if not isinstance(body, dict) or not isinstance(body.get("training_file"), str):
@@ -119,7 +120,7 @@ class FineTuneFace(WatchingFace):
         except BudgetExceeded as exc:
             return over_budget(exc, request)
 
-    def _made(self, request: httpx2.Request, job: dict[str, Any] | None, hold: TrainHold | None) -> None:
+    def _made(self, request: httpx2.Request, job: dict[str, Any] | None, hold: Hold | None) -> None:
         """A create's answer: the job it made keeps the hold and is watched; none made, the hold goes back."""
         if job is None:
             if hold is not None:

@@ -39,7 +39,7 @@ class RowTally:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """What one batch task holds against a budget until it ends."""
+    """What one task (a batch, a fine-tune run) holds against a budget until it ends."""
 
     budget: Budget
     reservation: Reservation

@@ -16,37 +16,24 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from qfnb._core.config import Config
-from qfnb._core.record.budget import Budget, BudgetExceeded, Reservation, active_budget
+from qfnb._core.http.recording.batch_hold import Hold
+from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.ledger import UsageRow, default_ledger
 from qfnb._core.record.prices import prices
 from qfnb.protocol.console.training import DEFAULTS, TRAINED_TOKEN_KEYS
 
-__all__ = ["TrainHold", "caller_holds", "held_for", "hold_training", "holding", "keep", "rows_worst_case",
+__all__ = ["caller_holds", "held_for", "hold_training", "holding", "keep", "rows_worst_case",
            "run_key", "settle_training", "trained_tokens", "training_yuan", "worst_case_tokens"]
 
 #: set while a caller that holds its own forecast (``TrainAction``) creates its run
 _CALLER_HOLDS: ContextVar[bool] = ContextVar("qfnb_train_caller_holds", default=False)
 
 
-@dataclass(frozen=True, slots=True)
-class TrainHold:
-    """What one fine-tune holds against a budget until it ends."""
-
-    budget: Budget
-    reservation: Reservation
-    base: str
-
-    def release(self) -> None:
-        """The run was not created: give the hold back."""
-        self.budget.release(self.reservation)
-
-
 #: per run created here (:func:`run_key`): what it holds
-_HELD: dict[str, TrainHold] = {}
+_HELD: dict[str, Hold] = {}
 
 
 def run_key(config: Config, run_id: str) -> str:
@@ -64,7 +51,7 @@ def training_yuan(base: str, tokens: int, config: Config) -> float | None:
     return None if rate is None else tokens * rate / table.per_tokens
 
 
-def hold_training(tokens: int, base: str, config: Config, *, what: str) -> TrainHold | None:
+def hold_training(tokens: int, base: str, config: Config, *, what: str) -> Hold | None:
     """Hold a fine-tune's forecast ``tokens`` (and their price) against the active budget (None without
     one). ``BudgetExceeded`` names the budget and the forecast: nothing is held, the run is not to be
     created."""
@@ -73,7 +60,7 @@ def hold_training(tokens: int, base: str, config: Config, *, what: str) -> Train
         return None
     yuan = training_yuan(base, tokens, config) or 0.0
     try:
-        return TrainHold(budget, budget.reserve(tokens, yuan, what=f"{what} (forecast: {tokens:,} trained tokens "
+        return Hold(budget, budget.reserve(tokens, yuan, what=f"{what} (forecast: {tokens:,} trained tokens "
                                                                  f"on {base})"), base)
     except BudgetExceeded as exc:
         raise BudgetExceeded(f"fine-tune refused: {exc}") from None
@@ -127,13 +114,13 @@ def caller_holds() -> bool:
     return _CALLER_HOLDS.get()
 
 
-def keep(config: Config, run_id: str, hold: TrainHold | None) -> None:
+def keep(config: Config, run_id: str, hold: Hold | None) -> None:
     """Keep ``hold`` until the run ``run_id`` is seen to end (nothing without a hold)."""
     if hold is not None:
         _HELD[run_key(config, run_id)] = hold
 
 
-def held_for(config: Config, run_id: str) -> TrainHold | None:
+def held_for(config: Config, run_id: str) -> Hold | None:
     """What the run ``run_id`` holds, if it was created here and has not ended."""
     return _HELD.get(run_key(config, run_id))
 
@@ -146,7 +133,7 @@ def settle_training(config: Config, run_id: str, *, base: str, tokens: int, seco
     key = run_key(config, run_id)
     hold = _HELD.pop(key, None)
     if hold is not None:
-        hold.budget.settle(hold.reservation, tokens, training_yuan(hold.base or base, tokens, config) or 0.0)
+        hold.budget.settle(hold.reservation, tokens, training_yuan(hold.model or base, tokens, config) or 0.0)
     row = UsageRow(api="fine-tune", model=model or base, platform="local" if config.embedded else "cloud",
                    trained_tokens=max(int(tokens), 0), latency_s=max(float(seconds), 0.0), job=f"fine-tune {run_id}")
     wrote = default_ledger().record_once(row, key)

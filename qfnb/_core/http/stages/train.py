@@ -25,8 +25,8 @@ from typing import Any
 from qfnb._core.config import Config
 from qfnb._core.errors import QfnbError
 from qfnb._core.http.call import Call
+from qfnb._core.http.recording.batch_hold import Hold
 from qfnb._core.http.recording.train_hold import (
-    TrainHold,
     caller_holds,
     held_for,
     hold_training,
@@ -90,7 +90,7 @@ class TrainRecord:
         """A run's create: its forecast held first (``BudgetExceeded``: unsent), kept under the run's id."""
         body = json_or_none(call.content)
         body = body if isinstance(body, dict) else {}
-        hold: TrainHold | None = None
+        hold: Hold | None = None
         if not caller_holds() and active_budget() is not None:
             given = body.get(hyper_field)
             hyper: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
