@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,7 +210,6 @@ class BatchFuture:
         self._output_file = output_file
         self._answer = answer  # the answer model's name, for the results read back from the file
         self._skipped = skipped
-        self._lock = threading.Lock()
         #: the batch's ``response_format`` (what :meth:`to_dataframe` reads answers with by default)
         self.response_format: Any = None
 
@@ -270,14 +268,6 @@ class BatchFuture:
     def get_future_list(self) -> list[concurrent.futures.Future[Any]]:
         """The official SDK's name: one finished-or-pending future per input."""
         return list(self)
-
-    @property
-    def retried(self) -> int:
-        return self.stats.retried
-
-    @property
-    def concurrency(self) -> int:
-        return self.stats.concurrency
 
     def _file_results(self) -> FileResults:
         assert self._output_file is not None
