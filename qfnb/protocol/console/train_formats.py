@@ -1,20 +1,10 @@
 """Training data for each train mode: parsed, checked and recognised in one pure module, for the client
 (before anything is uploaded) and the embedded platform (before a run starts).
 
-The modes (``trainMode``) and the data each takes, one JSON value per line:
-
-- ``SFT``: Qianfan's prompt/response turns (``[{"prompt": ..., "response": [[...]]}]``).
-- ``DPO``: a prompt with a preferred and a rejected answer: Qianfan's ``[{"prompt", "chosen", "rejected"}]``
-  (earlier turns ``{"prompt", "response"}``, ``system`` optional on the first), its sorted responses
-  (``"response": [["best"], ..., ["worst"]]``: first against last), OpenAI's preference format
-  (``{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}``) or
-  ``{"prompt", "chosen", "rejected"}`` with strings or chat messages (TRL's).
-- ``KTO``: a prompt with one answer judged good or bad: Qianfan's ``[{"prompt", "chosen"}]`` or
-  ``[{"prompt", "rejected"}]`` (``"user"`` names the prompt as well), ``{"prompt", "completion", "label"}``;
-  a DPO pair gives one good and one bad item.
-- ``PostPretrain``: plain text: a ``.txt`` file, or lines ``{"text": ...}``.
-- ``RFT``: prompts: ``{"prompt": ...}`` (other fields go to the reward), or SFT / OpenAI chat data with
-  the answers left out.
+Each mode's data, one JSON value per line, is its row's ``data`` in
+:data:`~qfnb.protocol.console.train_modes.MODE_TABLE`; besides those, DPO reads Qianfan's sorted responses
+(first against last) and TRL's ``{"prompt", "chosen", "rejected"}`` with chat messages, KTO takes a DPO pair
+as one good and one bad item, and RFT reads OpenAI chat data with the answers left out.
 
 A line in another mode's format is refused naming its line and what it looks like. :func:`to_wire` writes a
 record in the canonical form (TRL's field names) that :func:`parse_item` reads back to the same record.

@@ -7,15 +7,11 @@ Its :func:`fingerprint` goes into the description of the job qfnb creates (``qfn
 so the platform itself remembers which runs made which recipe — on the cloud as locally.
 
 Before training, with replay on (in a notebook after ``%load_ext qfnb``; in the plain SDK with
-``LLMFinetune(replay=True)`` or ``QFNB_CACHE=1``), :func:`afind` asks the platform through the
-console API: ``DescribeFineTuningJobs`` (filtered by base model) for jobs carrying the
-fingerprint, ``DescribeFineTuningTasks`` of each for a ``Done`` run (newest first). When one is
-found, the model published from it (``DescribeModelSet`` by the name the publish step uses, then
-``DescribeModel``'s ``sourceInfo.trainTaskId``) and a service serving that model
-(``DescribeServices``) are looked up too, and :func:`apply` marks those steps done: nothing is
-uploaded, trained, published or deployed again, and the endpoint is the one the notebook already
-used (so its cached answers stay valid). Steps with nothing to reuse run as usual. ``--fresh``
-(``replay=False``) trains again.
+``LLMFinetune(replay=True)`` or ``QFNB_CACHE=1``), :func:`afind` asks the platform's console API for a
+``Done`` run of a job carrying the fingerprint, the model published from it and a service serving that
+model, and :func:`apply` marks those steps done: nothing is uploaded, trained, published or deployed
+again, and the endpoint is the one the notebook already used (so its cached answers stay valid).
+``--fresh`` (``replay=False``) trains again.
 
 Nothing that is not Done is reused: a failed, stopped or running run never counts, and a model
 that is not Ready or a service that is not Serving is made anew.
