@@ -10,6 +10,7 @@ error files read back (``GET /v2/files/{id}/content``). Every call is the client
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
@@ -89,12 +90,8 @@ class FilesBatches:
 
     async def create(self, lines: Iterator[str], *, name: str, mark: str, model: str, endpoint: str | None,
                      model_id: str | None, params: dict[str, Any]) -> str:
-        data = bytearray()
-        for line in lines:
-            data += line.encode("utf-8")
-        content_type, content = wire.multipart({"purpose": "batch"}, "qfnb-batch.jsonl", bytes(data),
-                                               "qfnb-" + secrets.token_hex(12))
-        del data
+        content_type, content = wire.multipart({"purpose": "batch"}, "qfnb-batch.jsonl",
+                                               "".join(lines).encode("utf-8"), "qfnb-" + secrets.token_hex(12))
         upload = await self.client.v2_api("POST", wire.V2_FILES, content, content_type=content_type)
         del content
         file_id = str(upload.body.get("id") or "")
@@ -136,14 +133,8 @@ class FilesBatches:
             return
         resp = await self.client.v2_api("GET", f"{wire.V2_FILES}/{quote(str(file_id), safe='')}/content",
                                         octets=True)
-        content: bytes = resp.body.get("_bytes") or b""
-        start = 0
-        while start < len(content):  # line by line: the file's bytes are held once, never as a list of rows
-            end = content.find(b"\n", start)
-            end = len(content) if end < 0 else end
-            line = content[start:end].strip()
-            start = end + 1
-            if line:
+        for line in io.BytesIO(resp.body.get("_bytes") or b""):  # the file's bytes held once, read a line at a time
+            if line.strip():
                 yield json.loads(line)
 
     def value(self, row: dict[str, Any]) -> QfResponse | Exception:
