@@ -41,7 +41,7 @@ from qfnb._core.http.response import QfRequest, QfResponse
 from qfnb._core.record.budget import BudgetExceeded, active_budget
 from qfnb._core.record.traces import origin_headers
 from qfnb._core.runtime import sync
-from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, get_beside, is_batches, over_budget
+from qfnb._core.runtime.openai_batches import WATCH_FIRST_S, BatchFace, get_beside, is_batches, over_budget, passed
 from qfnb._core.runtime.openai_fine_tuning import FineTuneFace, is_fine_tuning
 from qfnb._core.transport.urls import under
 from qfnb.protocol.wires.codec.sse import DONE, SSEDecoder, encode_event
@@ -192,7 +192,7 @@ class RecordedTransport(httpx2.AsyncBaseTransport):
 async def _recorded(rec: Recording, request: httpx2.Request, reply: httpx2.Response,
                     hide_usage: bool) -> httpx2.Response:
     """The platform's ``reply`` to the caller, settled and recorded (a stream: once it ends)."""
-    headers = {k: v for k, v in reply.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+    headers = passed(reply)
     if reply.status_code < 400 and rec.stream:
         chunks = rec.finish(_chunks(reply, request.url.path))
         assert not isinstance(chunks, QfResponse)
