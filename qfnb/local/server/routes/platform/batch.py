@@ -6,12 +6,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeAlias
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -22,16 +21,14 @@ from qfnb.local.domain.state.store import new_sid
 from qfnb.local.domain.state.values import BodyError, NotFound, iso
 from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
 from qfnb.local.server.middleware.auth import authenticator
-from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
-from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_error, openai_refusal
+from qfnb.local.server.middleware.keyed_creates import marked, once_per_key
+from qfnb.local.server.middleware.openai_errors import Answered, list_page, object_route
 from qfnb.local.server.middleware.v2_errors import v2_refusal
-from qfnb.local.server.serving.multipart import MultipartError, MultipartReader, boundary_of
+from qfnb.local.server.serving.multipart import MultipartReader, boundary_of
 from qfnb.local.server.serving.wire import json_body, page_params, paged, v2_error, v2_ok
 from qfnb.protocol.wires.qianfan import batch as wire
 
 log = logging.getLogger("qfnb.local.batch")
-#: what an OpenAI files/batches handler answers: a JSON object, or a response of its own (a file's bytes)
-Handled: TypeAlias = dict[str, Any] | Response
 
 MAX_FIELD = 64 * 1024
 
@@ -121,28 +118,6 @@ async def batchinference(request: Request) -> Response:
 # ---- OpenAI: /v1/files and /v1/batches ---------------------------------------------------------
 
 
-def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable[[Request], Awaitable[Response]]:
-    """An OpenAI files/batches route: bearer auth, and every refusal in OpenAI's error shape."""
-
-    async def route(request: Request) -> Response:
-        if (failure := bearer_refusal(request)) is not None:
-            return failure
-        try:
-            result = await call(request, request.app.state.platform)
-        except (BodyError, NotFound, KeyReused) as exc:
-            return openai_refusal(exc)
-        except MultipartError as exc:
-            return openai_error(400, f"file: {exc}", param="file")
-        except batch.TooManyJobs as exc:
-            return openai_error(429, str(exc), code="batch_queue_full")
-        except ClientDisconnect:
-            log.info("the client went away during %s %r; nothing was stored", request.method, request.url.path)
-            return Response(status_code=499)
-        return result if isinstance(result, Response) else JSONResponse(result)
-
-    return route
-
-
 #: bytes of a stored file name (UTF-8; file systems take 255)
 MAX_NAME_BYTES = 120
 #: non-file form fields of an upload, and their bytes in all (OpenAI's upload has two: purpose and file)
@@ -219,58 +194,49 @@ def _remove(p: Platform, key: str) -> None:
         path.parent.rmdir()
 
 
-@_openai
-async def files(request: Request, p: Platform) -> Handled:
+@object_route
+async def files(request: Request, p: Platform) -> Answered:
     if request.method == "POST":
         return await _upload(request, p)
     return {"object": "list", "data": batch_files.list_files(p, request.query_params.get("purpose")),
             "has_more": False}
 
 
-@_openai
-async def one_file(request: Request, p: Platform) -> Handled:
+@object_route
+async def one_file(request: Request, p: Platform) -> Answered:
     file_id = request.path_params["file_id"]
     if request.method == "DELETE":
         return batch_files.delete_file(p, file_id)
     return batch_files.file_view(batch_files.get_file(p, file_id))
 
 
-@_openai
-async def file_content(request: Request, p: Platform) -> Handled:
+@object_route
+async def file_content(request: Request, p: Platform) -> Answered:
     rec = batch_files.get_file(p, request.path_params["file_id"])
     return FileResponse(batch_files.file_path(p, rec), media_type="application/octet-stream")
 
 
-@_openai
-async def batches(request: Request, p: Platform) -> Handled:
+@object_route
+async def batches(request: Request, p: Platform) -> Answered:
     if request.method == "POST":  # a batch made once per Idempotency-Key
         body = await json_body(request)
         created = await once_per_key(request, p, body, partial(batch_files.create_batch, p, body))
         return marked(JSONResponse(created.answer), created)
-    return batch_files.list_batches(p, request.query_params.get("after"), _limit(request))
+    return batch_files.list_batches(p, *list_page(request))
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return 20
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 100):
-        raise BodyError("limit", f"must be an integer from 1 to 100, got {raw!r:.40}")
-    return int(raw)
-
-
-@_openai
-async def one_batch(request: Request, p: Platform) -> Handled:
+@object_route
+async def one_batch(request: Request, p: Platform) -> Answered:
     return await run_in_threadpool(batch_files.retrieve_batch, p, request.path_params["batch_id"])
 
 
-@_openai
-async def cancel_batch(request: Request, p: Platform) -> Handled:
+@object_route
+async def cancel_batch(request: Request, p: Platform) -> Answered:
     return await run_in_threadpool(batch_files.cancel_batch, p, request.path_params["batch_id"])
 
 
-@_openai
-async def no_such_route(request: Request, p: Platform) -> Handled:
+@object_route
+async def no_such_route(request: Request, p: Platform) -> Answered:
     raise NotFound(f"Invalid URL ({request.method} {request.url.path})")
 
 
