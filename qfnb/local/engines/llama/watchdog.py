@@ -321,20 +321,15 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
         release(renewed)
 
 
-def guarded_reply(name: str, target: Endpoint, path: str,
-                  body: dict[str, Any]) -> Awaitable[tuple[dict[str, Any], Endpoint | None]]:
+async def guarded_reply(name: str, target: Endpoint, path: str,
+                        body: dict[str, Any]) -> tuple[dict[str, Any], Endpoint | None]:
     """``body`` POSTed to ``path`` of the engine at ``target`` (``/completion``: a token's score), its whole JSON
     answer, under the watch a stream has (the compute deadline and the stall limit, the engine asked to obey
     or restarted) and sent again, once, to an engine restarted under it; with that engine's lease, which the
     caller then holds (its next calls go there; None: ``target`` answered)."""
     if target.watch is None:
-        return _unwatched_reply(name, target, path, body)
-    return _watched_reply(name, target, target.watch, path, body)
-
-
-async def _unwatched_reply(name: str, target: Endpoint, path: str,
-                           body: dict[str, Any]) -> tuple[dict[str, Any], Endpoint | None]:
-    return await transport.post_json(name, target, prompts.engine_root(target.base_url) + path, body), None
+        return await transport.post_json(name, target, prompts.engine_root(target.base_url) + path, body), None
+    return await _watched_reply(name, target, target.watch, path, body)
 
 
 async def _watched_reply(name: str, target: Endpoint, watch: Watch, path: str,

@@ -39,8 +39,6 @@ log = logging.getLogger("qfnb.local.domain.console")
 #: a blocking handler runs in a thread; a coroutine function (a long poll) is awaited on the loop
 Handler = Callable[[Platform, dict[str, Any]], Any]
 
-#: the largest page a v2 ``Describe…s`` call returns (the cloud's ``maxKeys`` range is 1-1000)
-
 
 # ---- fine-tuning ------------------------------------------------------------------------------
 
