@@ -18,7 +18,7 @@ from typing import Any
 
 from qfnb.local.domain.batch import files as batch_files
 from qfnb.local.domain.state.site import TrainingSite
-from qfnb.local.domain.state.values import BodyError, NotFound
+from qfnb.local.domain.state.values import BodyError, NotFound, bounded_int
 from qfnb.local.domain.training import fine_tunes
 from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
@@ -222,9 +222,8 @@ def _check_fields(body: dict[str, Any]) -> None:
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix)):
         raise BodyError("suffix", f"must be 1-64 letters, digits, '_', '.' or '-', got {suffix!r:.80}")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1):
-        raise BodyError("seed", f"must be an integer in [0, 2147483647], got {seed!r:.40}")
+    if body.get("seed") is not None:
+        bounded_int(body, "seed", 42, 0, 2**31 - 1)
 
 
 def create_job(platform: TrainingSite, body: dict[str, Any]) -> dict[str, Any]:
