@@ -8,16 +8,13 @@ whole job). Each worker is a Ray actor that starts its own engine with qfnb's en
 the OpenAI-compatible engine ``QFNB_ENGINES`` names, e.g. a vLLM server), and answers up to ``S`` rows
 at a time; rows are spread over the workers as they free up.
 
-Before a row goes to a worker, the driver prints ``QFNB-SENT {"custom_id", "cap"}`` (flushed): a row
-sent and never printed was lost with the attempt (a driver killed between a row's answer and its line),
-and is paid. A worker whose engine went away with a row sends it again; each sending that engine had
-is on the row's line (``qfnb_lost``: its cap each), paid too. Every finished row is printed as one line of the job's
-log, ``QFNB-ROW {json}`` (OpenAI's batch
-output or error row, with the row's last user message as ``qfnb_prompt`` and the id of the Ray node
-whose engine answered it as ``qfnb_node``), flushed before the next:
-the job's logs are its journal. The client reads them back through the Jobs API (results, prompts,
-usage, progress) and, when the same job is called again after a stop or a crash, sends only the rows
-no attempt answered.
+Before a row goes to a worker, the driver prints ``QFNB-SENT {"custom_id", "cap"}``: a row sent and never
+printed was lost with the attempt, and is paid; so is each sending a worker's engine had when it went away
+(``qfnb_lost`` on the row's line: its cap each). Every finished row is one flushed line of the job's log,
+``QFNB-ROW {json}`` (OpenAI's output or error row, with ``qfnb_prompt``, the row's last user message, and
+``qfnb_node``, the Ray node that answered it): the logs are the job's journal. The client reads them back
+through the Jobs API and, calling the same job again after a stop or a crash, sends only the rows no attempt
+answered.
 
 A job stopped through the Jobs API gets SIGTERM (Ray SIGKILLs it ``RAY_JOB_STOP_WAIT_TIME_S`` later, 3 s
 by default): the driver then asks each worker what its rows in flight have spent so far (the tokens

@@ -99,6 +99,11 @@ class EngineRegistry:
         except OSError:
             return None
 
+    def _read_again(self) -> None:
+        """The model store read again if another process (a second data dir's daemon) changed it."""
+        if self._stamp() != self._manifest_stamp:
+            self.reload_store()
+
     def train_path(self, name: str) -> Path | None:
         """What a fine-tune of added model ``name`` trains on: its HF dir (even when a GGUF converted from
         it serves it), or its GGUF (converted by the worker); None for the built-in models, which the
@@ -153,11 +158,8 @@ class EngineRegistry:
                            digest=spec.digest(name))
 
     def served_models(self) -> list[ServedModel]:
-        # A snapshot under the lock: services are (re-)registered from other threads, e.g. in the
-        # background after a restart, while requests list the served models.
-        if self._stamp() != self._manifest_stamp:  # another process (a second data dir's daemon) added one
-            self.reload_store()
-        with self._lock:
+        self._read_again()
+        with self._lock:  # a snapshot: services are (re-)registered from other threads while requests list models
             specs = list(self._specs.items())
         return [self._served(n, s) for n, s in specs]
 
@@ -168,8 +170,7 @@ class EngineRegistry:
 
     def resolve(self, api_type: str, endpoint: str) -> ServedModel:
         """The model serving ``api_type`` at ``endpoint`` (its endpoint or its name, case-insensitive)."""
-        if self._stamp() != self._manifest_stamp:  # another process (a second data dir's daemon) added one
-            self.reload_store()
+        self._read_again()
         with self._lock:
             found = self._named(api_type, endpoint.lower())
         if found is None:
@@ -246,9 +247,7 @@ class EngineRegistry:
             except LoraConversionError as exc:
                 log.warning("serving %s with transformers: %s", endpoint, exc)
         if spec is None:
-            trained_on = self.train_path(base_name)  # an added HF dir, also when a GGUF of it serves it
-            hf_path = (base.path if base.path is not None and base.path.is_dir()
-                       else trained_on if trained_on is not None and trained_on.is_dir() else assets.hf_dir(base_name))
+            hf_path = self._own_hf_dir(base_name, base) or assets.hf_dir(base_name)
             spec = replace(base, endpoint=endpoint, kind="transformers", lora_path=adapter_dir, path=hf_path)
         with self._lock:
             self._engines.pop(endpoint, None)
@@ -287,16 +286,16 @@ class EngineRegistry:
             return None
         return _BoundScorer(name, self._scorers.get(weights, base.template), adapter)
 
+    def _own_hf_dir(self, base_name: str, base: ModelSpec) -> Path | None:
+        """A base model's own transformers dir: its path, or the added HF dir a GGUF of it is served from."""
+        trained_on = self.train_path(base_name)
+        return next((p for p in (base.path, trained_on) if p is not None and p.is_dir()), None)
+
     def _hf_weights(self, base_name: str, base: ModelSpec) -> Path | None:
         """A base model's transformers dir, if the platform has it already (nothing is converted)."""
-        if base.path is not None and base.path.is_dir():
-            return base.path
-        trained_on = self.train_path(base_name)
-        if trained_on is not None and trained_on.is_dir():
-            return trained_on
-        if base.path is not None and base.path.is_file():
-            return assets.converted_hf_dir(base.path)
-        return assets.converted_hf_dir(base_name)
+        if (own := self._own_hf_dir(base_name, base)) is not None:
+            return own
+        return assets.converted_hf_dir(base.path if base.path is not None and base.path.is_file() else base_name)
 
     def close(self) -> None:
         self._scorers.close()

@@ -82,12 +82,11 @@ def with_lora(model: Any, hyper: Hyper, init_adapter: Path | None = None) -> Pef
     return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
 
 
-def answer_loss(model: Any, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy over labelled (answer) tokens.
-
-    The LM head runs only on the positions that have a label: with Gemma's 262k-token vocabulary the
-    full ``[batch, seq, vocab]`` logits would cost as much as the rest of the model.
-    """
+def labelled_logits(model: Any, input_ids: Tensor, attention_mask: Tensor,
+                    labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The logits at the labelled (answer) positions, their target tokens, and where they are (``keep``, over
+    the shifted positions). The LM head runs only on those: with Gemma's 262k-token vocabulary the full
+    ``[batch, seq, vocab]`` logits would cost as much as the rest of the model."""
     import torch  # deferred: torch loads only in the training worker
     from peft import PeftModel  # deferred: with torch
 
@@ -100,7 +99,15 @@ def answer_loss(model: Any, input_ids: Tensor, attention_mask: Tensor, labels: T
     cap = vars(hf.config).get("final_logit_softcapping")  # Gemma's; other configs have none
     if cap:
         logits = torch.tanh(logits / cap) * cap
-    return torch.nn.functional.cross_entropy(logits, targets[keep])
+    return logits, targets[keep], keep
+
+
+def answer_loss(model: Any, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy over labelled (answer) tokens (:func:`labelled_logits`)."""
+    import torch
+
+    logits, targets, _ = labelled_logits(model, input_ids, attention_mask, labels)
+    return torch.nn.functional.cross_entropy(logits, targets)
 
 
 def native_bf16(cpuinfo: str | None = None) -> bool:

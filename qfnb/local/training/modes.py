@@ -25,6 +25,7 @@ from qfnb.local.training.evaluate import EvalSet
 from qfnb.local.training.spec import progress_note
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.train_modes import MODE_TABLE
+from qfnb.protocol.platform.files import write_private_json
 
 if TYPE_CHECKING:
     from qfnb.local.training.spec import Hyper, WorkerSpec
@@ -221,9 +222,7 @@ class PreferenceMode:
                 return taken
         self.task.fix_references(start.model, every)
         if start.resumable:
-            tmp = saved.with_suffix(".tmp")
-            tmp.write_text(json.dumps(preference.reference_state(every)), encoding="utf-8")
-            tmp.replace(saved)
+            write_private_json(saved, preference.reference_state(every))
         return taken
 
     def scorer(self, rows: Sequence[Any], hyper: Hyper, limit: int) -> Scorer:

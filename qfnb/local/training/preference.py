@@ -129,21 +129,11 @@ def preferred(rows: Sequence[PairRow | JudgedRow]) -> list[Encoded]:
 
 
 def sequence_logps(model: Any, ids: Tensor, mask: Tensor, labels: Tensor) -> Tensor:
-    """Each row's summed log-probability of its labelled (answer) tokens; the LM head runs on those
-    positions only, as :func:`qfnb.local.training.lora.answer_loss` does."""
+    """Each row's summed log-probability of its labelled (answer) tokens (:func:`.lora.labelled_logits`)."""
     import torch
-    from peft import PeftModel
 
-    hf: Any = model.get_base_model() if isinstance(model, PeftModel) else model
-    decoder, head = hf.get_decoder(), hf.get_output_embeddings()
-    hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    targets = labels[:, 1:]
-    keep = targets != data.IGNORE
-    logits = head(hidden[:, :-1][keep]).float()
-    cap = vars(hf.config).get("final_logit_softcapping")
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    token_logps = torch.log_softmax(logits, dim=-1).gather(1, targets[keep].unsqueeze(1)).squeeze(1)
+    logits, targets, keep = lora.labelled_logits(model, ids, mask, labels)
+    token_logps = torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
     rows = keep.nonzero()[:, 0]
     return torch.zeros(ids.shape[0], dtype=token_logps.dtype).index_add(0, rows, token_logps)
 

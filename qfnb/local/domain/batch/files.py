@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +127,8 @@ def attach_results(platform: ServingSite, task: dict[str, Any]) -> dict[str, Any
         return platform.store.update("batches", task["id"], openai=info)
 
 
-def _stamp(value: Any) -> int | None:
+def stamp(value: Any) -> int | None:
+    """A stored time as OpenAI's whole seconds (None stays None)."""
     return None if value is None else int(value)
 
 
@@ -136,7 +139,7 @@ def batch_view(platform: ServingSite, task: dict[str, Any]) -> dict[str, Any]:
     info = task.get("openai") or {}
     status = OPENAI_STATUS[task["runStatus"]]
     window = task.get("completionWindow") or "24h"
-    finished = _stamp(task.get("finished"))
+    finished = stamp(task.get("finished"))
     errors = None
     if task["runStatus"] == "Failed":
         errors = {"object": "list", "data": [{"code": "failed", "message": task.get("errorReason"), "line": None,
@@ -144,13 +147,13 @@ def batch_view(platform: ServingSite, task: dict[str, Any]) -> dict[str, Any]:
     return {"id": task["sid"], "object": "batch", "endpoint": info.get("endpoint", ROW_URLS[0]), "errors": errors,
             "input_file_id": info.get("input_file_id"), "completion_window": window, "status": status,
             "output_file_id": info.get("output_file_id"), "error_file_id": info.get("error_file_id"),
-            "created_at": int(task["created"]), "in_progress_at": _stamp(task.get("startedAt")),
+            "created_at": int(task["created"]), "in_progress_at": stamp(task.get("startedAt")),
             "expires_at": int(task["created"] + COMPLETION_WINDOWS[window]),
             "finalizing_at": finished if status == "completed" else None,
             "completed_at": finished if status == "completed" else None,
             "failed_at": finished if status == "failed" else None,
             "expired_at": finished if status == "expired" else None,
-            "cancelling_at": _stamp(task.get("stopAt")), "cancelled_at": finished if status == "cancelled" else None,
+            "cancelling_at": stamp(task.get("stopAt")), "cancelled_at": finished if status == "cancelled" else None,
             "request_counts": {"total": task.get("total") or 0, "completed": task["done"], "failed": task["failed"]},
             "usage": _usage(task),
             "metadata": info.get("metadata")}
@@ -189,10 +192,16 @@ def retrieve_batch(platform: ServingSite, batch_id: str) -> dict[str, Any]:
 
 def list_batches(platform: ServingSite, after: str | None, limit: int) -> dict[str, Any]:
     """Newest first, ``after`` a batch id (OpenAI's cursor paging)."""
-    tasks = platform.store.all("batches")[::-1]
+    return cursor_page(platform.store.all("batches")[::-1], after, limit, "sid", partial(batch_view, platform))
+
+
+def cursor_page(items: list[dict[str, Any]], after: str | None, limit: int, key: str = "id",
+                view: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """OpenAI's cursor page: at most ``limit`` of the items after the one whose ``key`` is ``after``, each as
+    ``view`` shows it (only those of the page), with the first and last ids."""
     if after:
-        ids = [t["sid"] for t in tasks]
-        tasks = tasks[ids.index(after) + 1:] if after in ids else []
-    page = [batch_view(platform, t) for t in tasks[:limit]]
+        ids = [i[key] for i in items]
+        items = items[ids.index(after) + 1:] if after in ids else []
+    page = [view(i) if view is not None else i for i in items[:limit]]
     return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None, "has_more": len(tasks) > limit}
+            "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit}

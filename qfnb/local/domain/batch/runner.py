@@ -316,7 +316,7 @@ class Runner:
                     self.progress.retried += 1
                     log.info("batch row %d: %s; retrying in %.1f s", row.line, exc, backoff(attempt, hint))
                     await asyncio.sleep(backoff(attempt, hint))
-                    self._note_send(row)
+                    self._note(journal_entry(row.line, row.cap))
                 except PromptTooLong as exc:
                     return error_row(row.line, row.key, "context_length_exceeded", str(exc))
                 except ValueError as exc:
@@ -333,18 +333,13 @@ class Runner:
 
     def _reached(self, flight: _Flight) -> None:
         flight.reached = True
-        self._note(flight.row, b"+")
+        self._note(b"+%d\n" % flight.row.line)
 
-    def _note_send(self, row: Row) -> None:
-        """Journal a sending of ``row`` before it is made (a kill from here on leaves it in flight)."""
+    def _note(self, entry: bytes) -> None:
+        """Journal ``entry`` now: a sending of a row before it is made (a kill from here on leaves it in flight), or
+        a mark for it (``+`` the engine has it, ``-`` take the sending back)."""
         if self._journal is not None:
-            self._journal.write(journal_entry(row.line, row.cap))
-            self._journal.flush()
-
-    def _note(self, row: Row, mark: bytes) -> None:
-        """Journal a mark for ``row``'s sending: ``+`` the engine has it, ``-`` take the sending back."""
-        if self._journal is not None:
-            self._journal.write(mark + f"{row.line}\n".encode())
+            self._journal.write(entry)
             self._journal.flush()
 
     def _unsent(self, row: Row, *, lost: bool, answered: int | None = None) -> None:
@@ -360,7 +355,7 @@ class Runner:
             if self.paths.lost is not None:
                 with open(self.paths.lost, "ab") as fh:
                     fh.write(journal_entry(row.line, spent))
-        self._note(row, b"-")
+        self._note(b"-%d\n" % row.line)
 
     # ---- the loop -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 from qfnb.local.domain.state import site
 from qfnb.local.domain.state.datasets import dataset_rows, normalize_rows, write_rows
 from qfnb.local.domain.state.site import Site
-from qfnb.local.domain.state.values import BodyError
+from qfnb.local.domain.state.values import BodyError, bounded_int
 
 __all__ = ["annotate", "delete", "list_page"]
 
@@ -41,18 +41,11 @@ def _dataset(platform: Site, body: dict[str, Any]) -> tuple[dict[str, Any], list
     return ds, dataset_rows(platform.settings.data_dir, ds)
 
 
-def _int(body: dict[str, Any], field: str, default: int, low: int, high: int) -> int:
-    value = body.get(field, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BodyError(field, f"must be an integer in [{low}, {high}], got {value!r}")
-    return value
-
-
 def list_page(platform: Site, body: dict[str, Any]) -> dict[str, Any]:
     """A page of the dataset's entities (``offset``, ``pageSize``); each has its row as ``content``."""
     _ds, rows = _dataset(platform, body)
-    offset = _int(body, "offset", 0, 0, 2**31)
-    size = _int(body, "pageSize", 20, 1, MAX_PAGE)
+    offset = bounded_int(body, "offset", 0, 0, 2**31)
+    size = bounded_int(body, "pageSize", 20, 1, MAX_PAGE)
     items = [_view(i, rows[i]) for i in range(offset, min(len(rows), offset + size))]
     return {"totalAll": len(rows), "total": len(rows), "items": items}
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from qfnb.local.domain.state import site
 from qfnb.local.domain.state.site import Site
-from qfnb.local.domain.state.values import BodyError
+from qfnb.local.domain.state.values import BodyError, bounded_int
 
 __all__ = ["create", "delete", "info", "list_labels", "list_page", "update"]
 
@@ -81,12 +81,9 @@ def info(platform: Site, body: dict[str, Any]) -> dict[str, Any]:
 def update(platform: Site, body: dict[str, Any]) -> dict[str, Any]:
     rec = site.get(platform, "prompts", body.get("templateId"), "templateId")
     _no_labels(body)
-    changes: dict[str, Any] = {}
-    for field in ("templateName", "templateContent", "negativeTemplateContent"):
-        value = _text(body, field, required=False)
-        if value is not None:
-            changes[field] = value
     identifier = _identifier(body, rec["variableIdentifier"])
+    changes: dict[str, Any] = {field: value for field in ("templateName", "templateContent", "negativeTemplateContent")
+                               if (value := _text(body, field, required=False)) is not None}
     changes["variableIdentifier"] = identifier
     content = changes.get("templateContent", rec["templateContent"])
     changes["templateVariables"] = _variables(content, identifier)
@@ -102,10 +99,7 @@ def delete(platform: Site, body: dict[str, Any]) -> bool:
 
 
 def _page(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    offset, size = body.get("offset", 0), body.get("pageSize", 10)
-    for field, value in (("offset", offset), ("pageSize", size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if field == "offset" else 1):
-            raise BodyError(field, f"must be a {'non-negative' if field == 'offset' else 'positive'} integer")
+    offset, size = bounded_int(body, "offset", 0, 0, 2**31), bounded_int(body, "pageSize", 10, 1, 2**31)
     return {"total": len(items), "items": items[offset:offset + size]}
 
 

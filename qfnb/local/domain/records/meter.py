@@ -3,16 +3,10 @@ is counted here, with the tokens its answer reports, so ``/metrics`` and the tra
 the usage ledger the clients keep (``%qfusage``) to the token.
 
 An HTTP call is followed by a :class:`CallNote` (set by the server's request shell for the request's
-task): the serving flow notes the model that answered and the usage it put on the wire
-(:meth:`CallNote.usage`), the shell closes it with the status and its time, and
-:meth:`Meter.record` counts it. Work with no request (batch rows, fine-tunes) calls
-:meth:`Meter.record` itself. The counters live in a registry of this platform's own (not
-prometheus_client's global one), so several platforms in one process do not collide.
-
-A call's counts are sums (:class:`CallCounts`) made of its span in batches and handed to
-prometheus_client as metric families when scraped: its ``Counter`` and ``Histogram`` children lock
-and check at each update, and five updates a call, each on data gone cold since the last call, cost
-about 15 us of CPU (bench/observability.py); an append costs well under one.
+task): the serving flow notes the model that answered and the usage it put on the wire, the shell
+closes it with the status and its time, and :meth:`Meter.record` counts it; work with no request
+(batch rows, fine-tunes) calls :meth:`Meter.record` itself. The counters live in a registry of this
+platform's own, so several platforms in one process do not collide.
 """
 
 from __future__ import annotations
@@ -143,12 +137,10 @@ class _Series:
 
 
 class CallCounts(Collector):
-    """The calls' counters and histograms (``qfnb_requests``, ``qfnb_prompt_tokens``,
-    ``qfnb_completion_tokens``, ``qfnb_request_duration_seconds``, ``qfnb_time_to_first_token_seconds``),
-    exposed as prometheus_client's metric families when scraped. A call's span is queued (an append);
-    the queue is summed in batches (every :data:`SUM_EVERY` spans, and at each scrape, so a client
-    that read its answer sees it counted), a tight loop instead of a dozen cold updates per call.
-    A series appears with its first value."""
+    """The calls' counters and histograms, exposed as prometheus_client's metric families when scraped. A
+    call's span is queued (an append) and the queue summed in batches (every :data:`SUM_EVERY` spans, and at
+    each scrape): prometheus_client's own ``Counter`` and ``Histogram`` lock and check at each update, five a
+    call, about 15 us of CPU (bench/observability.py)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -23,6 +23,14 @@ class BodyError(Exception):
         self.code = int(code)
 
 
+def bounded_int(body: dict[str, Any], field: str, default: int, low: int, high: int) -> int:
+    """``body[field]`` (``default`` when absent), an integer in [low, high]; BodyError naming ``field`` otherwise."""
+    value = body.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BodyError(field, f"must be an integer in [{low}, {high}], got {value!r:.40}")
+    return value
+
+
 class NotFound(Exception):
     """A referenced console object does not exist."""
 

@@ -332,16 +332,12 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
         over = ckpt.overfitting([(e["step"], e["evalLoss"]) for e in saved if "evalLoss" in e])
         if over is not None:
             out["overfitting"] = over.to_wire()
-    if run.get("collapse"):  # where the held-out answers collapsed (the run stopped there, or failed)
-        out["collapse"] = run["collapse"]
+    # where the held-out answers collapsed, what the worker does before step 1 (loading weights, ...), why it failed
+    out.update({key: run[key] for key in ("collapse", "phase", "errorMessage") if run.get(key)})
     if run.get("rewardSource"):
         out.update(_reward_fields(run))
-    if run.get("phase"):  # optional: what the worker is doing before step 1 (loading weights, ...)
-        out["phase"] = run["phase"]
     if run.get("resumes"):  # its worker was killed and it went on from its last resume point
         out.update(resumes=run["resumes"], resumedFrom=run.get("resumedFrom"))
-    if run.get("errorMessage"):
-        out["errorMessage"] = run["errorMessage"]
     return out
 
 

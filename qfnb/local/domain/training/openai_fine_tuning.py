@@ -18,7 +18,7 @@ from typing import Any
 
 from qfnb.local.domain.batch import files as batch_files
 from qfnb.local.domain.state.site import TrainingSite
-from qfnb.local.domain.state.values import BodyError, NotFound
+from qfnb.local.domain.state.values import BodyError, NotFound, bounded_int
 from qfnb.local.domain.training import fine_tunes
 from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
@@ -67,6 +67,7 @@ STEP_SAID = {"valid_loss": "validation loss", "train_reward": "reward", "valid_r
 _SUFFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 STATUS = {RunStatus.WAITING.value: "queued", RunStatus.RUNNING.value: "running", RunStatus.DONE.value: "succeeded",
           RunStatus.FAILED.value: "failed", RunStatus.STOPPED.value: "cancelled"}
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 # ---- files ----------------------------------------------------------------------------------
@@ -77,13 +78,13 @@ def _lines(path: Path) -> Iterator[str]:
     return (text for _, text in file_lines(path))
 
 
-def check_file(path: Path) -> FileShape:
-    """A ``purpose="fine-tune"`` upload's shape; BodyError naming the line and field, or the line and the
-    bound it passes."""
+def check_file(path: Path, field: str = "file", name: str = "") -> FileShape:
+    """A ``purpose="fine-tune"`` file's shape; BodyError naming ``field`` and the line and field, or the line and
+    the bound it passes."""
     try:
         return inspect_lines(_lines(path))
     except (FormatProblem, LineProblem) as exc:
-        raise BodyError("file", f"is not a fine-tuning file: {exc}") from None
+        raise BodyError(field, f"{name}is not a fine-tuning file: {exc}") from None
 
 
 def _data_file(platform: TrainingSite, file_id: Any, field: str) -> tuple[dict[str, Any], FileShape]:
@@ -96,10 +97,7 @@ def _data_file(platform: TrainingSite, file_id: Any, field: str) -> tuple[dict[s
     if rec["purpose"] != "fine-tune":
         raise BodyError(field, f"file {file_id} was uploaded with purpose {rec['purpose']!r}; fine-tuning data must "
                         "be uploaded with purpose 'fine-tune'")
-    try:
-        return rec, inspect_lines(_lines(batch_files.file_path(platform, rec)))
-    except (FormatProblem, LineProblem) as exc:
-        raise BodyError(field, f"file {file_id} is not a fine-tuning file: {exc}") from None
+    return rec, check_file(batch_files.file_path(platform, rec), field, f"file {file_id} ")
 
 
 def _run_file(platform: TrainingSite, rec: dict[str, Any], kind: str, key: str) -> str:
@@ -224,9 +222,8 @@ def _check_fields(body: dict[str, Any]) -> None:
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix)):
         raise BodyError("suffix", f"must be 1-64 letters, digits, '_', '.' or '-', got {suffix!r:.80}")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1):
-        raise BodyError("seed", f"must be an integer in [0, 2147483647], got {seed!r:.40}")
+    if body.get("seed") is not None:
+        bounded_int(body, "seed", 42, 0, 2**31 - 1)
 
 
 def create_job(platform: TrainingSite, body: dict[str, Any]) -> dict[str, Any]:
@@ -302,10 +299,6 @@ def status(run: dict[str, Any]) -> str:
     return STATUS.get(str(run.get("status")), "queued")
 
 
-def _stamp(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
 def hyperparameters(run: dict[str, Any]) -> dict[str, Any]:
     hyper = run.get("hyper") or {}
     # the multiplier of the method's default on the run's base (None: the default mode's)
@@ -332,7 +325,7 @@ def job_view(platform: TrainingSite, run: dict[str, Any]) -> dict[str, Any]:
     return {"id": job_id(run), "object": "fine_tuning.job", "created_at": int(run["created"]),
             "model": info["model"], "organization_id": ORGANIZATION, "status": state,
             "fine_tuned_model": info.get("fine_tuned_model") if state == "succeeded" else None,
-            "finished_at": _stamp(run.get("finished")) if state in ("succeeded", "failed", "cancelled") else None,
+            "finished_at": batch_files.stamp(run.get("finished")) if state in ENDED else None,
             "error": ({"code": "job_failed", "message": run.get("errorMessage") or "the training run failed",
                        "param": None} if state == "failed" else None),
             "hyperparameters": hyper, "method": method, "training_file": info["training_file"],
@@ -340,18 +333,9 @@ def job_view(platform: TrainingSite, run: dict[str, Any]) -> dict[str, Any]:
             # billed however the run ended (OpenAI's is null while it runs): a cancelled or failed run trained too;
             # a cancel still stopping its worker says it once the run has ended (its finished_at with it)
             "trained_tokens": (int(metrics.get("trained_tokens") or 0) if run.get("finished") is not None
-                               and state in ("succeeded", "failed", "cancelled") else None),
+                               and state in ENDED else None),
             "estimated_finish": int(time.time() + eta) if state == "running" and eta is not None else None,
             "integrations": [], "metadata": info.get("metadata"), "user_provided_suffix": info.get("suffix") or None}
-
-
-def _page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
-    """OpenAI's cursor page: the items after the one with id ``after``, at most ``limit``."""
-    if after:
-        ids = [i["id"] for i in items]
-        items = items[ids.index(after) + 1:] if after in ids else []
-    page = items[:limit]
-    return {"object": "list", "data": page, "has_more": len(items) > limit}
 
 
 def list_jobs(platform: TrainingSite, after: str | None, limit: int,
@@ -360,7 +344,7 @@ def list_jobs(platform: TrainingSite, after: str | None, limit: int,
     runs = platform.store.all("runs", lambda r: "openai" in r)[::-1]
     if metadata:
         runs = [r for r in runs if all((r["openai"].get("metadata") or {}).get(k) == v for k, v in metadata.items())]
-    return _page([job_view(platform, r) for r in runs], after, limit)
+    return batch_files.cursor_page([job_view(platform, r) for r in runs], after, limit)
 
 
 def retrieve_job(platform: TrainingSite, fine_tuning_job_id: str) -> dict[str, Any]:
@@ -370,7 +354,7 @@ def retrieve_job(platform: TrainingSite, fine_tuning_job_id: str) -> dict[str, A
 def cancel_job(platform: TrainingSite, fine_tuning_job_id: str) -> dict[str, Any]:
     run = get_run(platform, fine_tuning_job_id)
     state = status(run)
-    if state in ("succeeded", "failed", "cancelled"):
+    if state in ENDED:
         raise BodyError("", f"Job has already completed: {fine_tuning_job_id} is {state}")
     platform.supervisor.stop(run["id"])
     return job_view(platform, get_run(platform, fine_tuning_job_id))
@@ -436,10 +420,7 @@ def list_checkpoints(platform: TrainingSite, fine_tuning_job_id: str, after: str
               "created_at": _checkpoint_time(run, e), "fine_tuning_job_id": job_id(run),
               "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{int(e['step'])}", "step_number": int(e["step"]),
               "metrics": checkpoint_metrics(e)} for e in run.get("checkpointList") or []]
-    page = _page(items[::-1], after, limit)
-    page.update(first_id=page["data"][0]["id"] if page["data"] else None,
-                last_id=page["data"][-1]["id"] if page["data"] else None)
-    return page
+    return batch_files.cursor_page(items[::-1], after, limit)
 
 
 def _training_events(run: dict[str, Any], started: int) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:
@@ -516,7 +497,7 @@ def list_events(platform: TrainingSite, fine_tuning_job_id: str, after: str | No
     items = [{"object": "fine_tuning.job.event", "id": f"ftevent-{key}-{n:05d}", "created_at": at, "level": level,
               "type": kind, "message": message, "data": data}
              for n, (at, level, kind, message, data) in enumerate(_events(run))]
-    return _page(items[::-1], after, limit)
+    return batch_files.cursor_page(items[::-1], after, limit)
 
 
 __all__ = ["ACCEPTS", "MODES", "cancel_job", "check_file", "create_job", "job_view",

@@ -138,27 +138,19 @@ class LlamaEngine:
     async def token_logprobs(self, tokens: Sequence[int], positions: Sequence[int], *,
                              spans: int | None = None, exact: bool = False) -> list[float]:
         """Each ``tokens[t]``'s log-probability after ``tokens[:t]`` (:meth:`.api.Engine.token_logprobs`),
-        with this model's adapter: one ``/completion`` per position, its prompt ``tokens[:t]`` as token
-        ids, its one new token forced to ``tokens[t]`` by a logit bias, and that token's probability
-        from the raw logits (``n_probs`` with ``post_sampling_probs`` off: a softmax over the whole
-        vocabulary before any bias). llama-server reports no probabilities of prompt tokens, so the
-        positions are cut into contiguous spans, at most one per batch slot of the engine
-        (:func:`position_spans`; ``spans``: at most that many, 1 for every position in order on one
-        slot), which run side by side, each in a turn of the batch lane: the server decodes the spans'
-        tokens in one batch, and each prompt re-reads only what its slot lacks.
+        with this model's adapter: one ``/completion`` per position, its prompt ``tokens[:t]``, its one new
+        token forced to ``tokens[t]`` by a logit bias and read from the raw logits (``n_probs``,
+        ``post_sampling_probs`` off). The positions are cut into contiguous spans (:func:`position_spans`; at
+        most one per batch slot, or ``spans``), run side by side in turns of the batch lane.
 
-        A number depends on how its prefix was batched by a few hundredths of a nat (llama.cpp's
-        kernels round differently at other batch sizes), as it did on one slot. ``exact``: each call
-        seeded, so the platform's build computes it with batch-invariant kernels
-        (scripts/llama_server_seed_invariant.patch), and each span's first call reading its prefix
-        afresh: the same numbers whatever the spans, the slot's past or what runs beside them, at the
-        cost of the batch (those kernels compute each row alone)."""
-        ids = [int(t) for t in tokens]
+        Batching moves a number by a few hundredths of a nat (llama.cpp's kernels round differently at other
+        batch sizes). ``exact``: each call seeded, so the platform's build uses batch-invariant kernels
+        (scripts/llama_server_seed_invariant.patch), and each span reads its prefix afresh: the same numbers
+        whatever runs beside them, at the cost of the batch."""
+        ids = self._scored_ids(tokens)
         wanted = [int(t) for t in positions]
         if bad := [t for t in wanted if not 0 < t < len(ids)]:
             raise ValueError(f"positions {bad[:3]} are outside 1..{len(ids) - 1}")
-        if len(ids) > self.n_ctx:
-            raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
         async with self._leased() as target:
             try:
                 async with asyncio.TaskGroup() as group:
@@ -167,6 +159,13 @@ class LlamaEngine:
             except ExceptionGroup as failed:  # the first span's failure, as one call would raise it
                 raise failed.exceptions[0] from None
         return [logprob for task in scored for logprob in task.result()]
+
+    def _scored_ids(self, tokens: Sequence[int]) -> list[int]:
+        """``tokens`` as ids to score; PromptTooLong past the model's context."""
+        ids = [int(t) for t in tokens]
+        if len(ids) > self.n_ctx:
+            raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
+        return ids
 
     async def _span_logprobs(self, target: Endpoint, ids: list[int], span: list[int], exact: bool) -> list[float]:
         """:meth:`token_logprobs` of the positions of one span, in order, in one scoring turn."""
@@ -204,21 +203,14 @@ class LlamaEngine:
         return forced
 
     async def forced_logprobs(self, tokens: Sequence[int], start: int, *, exact: bool = False) -> list[float] | None:
-        """Each of ``tokens[start:]``'s log-probabilities (the answer, then its last token: the end of the turn)
-        in ONE ``/completion``: the prompt ``tokens[:start]``, a grammar of the answer's token ids
-        (:func:`token_grammar`), the end token forced by a logit bias (the grammar lets only end-of-generation
-        tokens through once it is complete, and greedy would pick the likeliest of them), and each generated
-        token's probability from the raw logits (``n_probs`` with ``post_sampling_probs`` off: a softmax over
-        the whole vocabulary before grammar and bias), as :meth:`token_logprobs` reads them, computed as the
-        reply is decoded a token at a time rather than as prompts. None when the reply's tokens are not
-        ``tokens[start:]`` (an end token that does not end a generation), or when the server left a token's
-        probability unreported (a byte token within a UTF-8 character) or it underflowed: the caller then
-        forces each token alone."""
-        ids = [int(t) for t in tokens]
+        """Each of ``tokens[start:]``'s log-probabilities (the answer, then the end of the turn) in ONE
+        ``/completion``: the prompt ``tokens[:start]``, a grammar of the answer's token ids (:func:`token_grammar`),
+        the end token forced by a logit bias, each token read from the raw logits as :meth:`token_logprobs` reads
+        them. None when the reply's tokens are not ``tokens[start:]``, or a token's probability went unreported (a
+        byte token within a UTF-8 character) or underflowed: the caller then forces each token alone."""
+        ids = self._scored_ids(tokens)
         if not 0 < start < len(ids):
             raise ValueError(f"start {start} is outside 1..{len(ids) - 1}")
-        if len(ids) > self.n_ctx:
-            raise PromptTooLong(f"{len(ids)} tokens; {self.name} has a context of {self.n_ctx} tokens")
         wanted = ids[start:]
         body = {"prompt": ids[:start], "n_predict": len(wanted), "temperature": 0.0, "n_probs": 1,
                 "post_sampling_probs": False, "logit_bias": [[wanted[-1], FORCE_BIAS]], "return_tokens": True,

@@ -92,15 +92,11 @@ def _next_check(now: float) -> float:
 
 
 class _Limits:
-    """The limits of one send, kept while the caller's own task reads its stream: nothing per token
-    but the time of the last progress (no task, queue or timer of its own a token); a timer checks
-    them (at the next limit, at least on every whole :data:`CHECK_SECONDS` of the loop's clock). Past
-    one, the read under way is cancelled, which closes the connection (the engine cancels the slot),
-    and :class:`_Expired` is raised in its place; past the deadline while the caller holds a token, at
-    its next read. A caller's own cancellation always goes through (counted as ``asyncio.timeout``
-    counts it).
-    ``used``: the compute time the send has had, wall time each stretch of it divided by the
-    machine's load then (:func:`load_stretch`)."""
+    """The limits of one send, read in the caller's own task: per token only the time of the last progress;
+    a timer checks them (at the next limit, at least every whole :data:`CHECK_SECONDS`). Past one, the read
+    under way is cancelled (closing the connection cancels the engine's slot) and :class:`_Expired` raised
+    in its place; the caller's own cancellation always goes through. ``used``: the compute time the send
+    has had (wall time divided by the load then: :func:`load_stretch`)."""
 
     def __init__(self, watch: Watch) -> None:
         self.watch, self.loop = watch, asyncio.get_running_loop()
@@ -321,20 +317,15 @@ async def _watched(name: str, target: Endpoint, watch: Watch, path: str, body: d
         release(renewed)
 
 
-def guarded_reply(name: str, target: Endpoint, path: str,
-                  body: dict[str, Any]) -> Awaitable[tuple[dict[str, Any], Endpoint | None]]:
+async def guarded_reply(name: str, target: Endpoint, path: str,
+                        body: dict[str, Any]) -> tuple[dict[str, Any], Endpoint | None]:
     """``body`` POSTed to ``path`` of the engine at ``target`` (``/completion``: a token's score), its whole JSON
     answer, under the watch a stream has (the compute deadline and the stall limit, the engine asked to obey
     or restarted) and sent again, once, to an engine restarted under it; with that engine's lease, which the
     caller then holds (its next calls go there; None: ``target`` answered)."""
     if target.watch is None:
-        return _unwatched_reply(name, target, path, body)
-    return _watched_reply(name, target, target.watch, path, body)
-
-
-async def _unwatched_reply(name: str, target: Endpoint, path: str,
-                           body: dict[str, Any]) -> tuple[dict[str, Any], Endpoint | None]:
-    return await transport.post_json(name, target, prompts.engine_root(target.base_url) + path, body), None
+        return await transport.post_json(name, target, prompts.engine_root(target.base_url) + path, body), None
+    return await _watched_reply(name, target, target.watch, path, body)
 
 
 async def _watched_reply(name: str, target: Endpoint, watch: Watch, path: str,

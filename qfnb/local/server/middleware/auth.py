@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import secrets
@@ -36,13 +37,18 @@ CHECKED = "qfnb.credential_checks"
 _T = TypeVar("_T")
 
 
-def _once(request: Request, check: str, run: Callable[[], _T]) -> _T:
-    """``run()``'s result for ``request``, computed the first time ``check`` is asked of it."""
-    done: dict[str, Any] = request.scope.setdefault(CHECKED, {})
-    if check not in done:
-        done[check] = run()
-    result: _T = done[check]
-    return result
+def _once(check: Callable[[Authenticator, Request], _T]) -> Callable[[Authenticator, Request], _T]:
+    """``check`` made once a request: its result, kept in the request's scope under its name, answers again."""
+
+    @functools.wraps(check)
+    def once(self: Authenticator, request: Request) -> _T:
+        done: dict[str, Any] = request.scope.setdefault(CHECKED, {})
+        if check.__name__ not in done:
+            done[check.__name__] = check(self, request)
+        result: _T = done[check.__name__]
+        return result
+
+    return once
 
 
 class Authenticator:
@@ -107,12 +113,10 @@ class Authenticator:
             return "invalid"
         return "expired" if expires < time.time() else "ok"
 
+    @_once
     def check_signature(self, request: Request) -> JSONResponse | None:
         """Verify a bce-auth-v1 Authorization header (or a shared link's ``?authorization=``, see
         :func:`presigned`); BCE error shape on failure."""
-        return _once(request, "check_signature", lambda: self._check_signature(request))
-
-    def _check_signature(self, request: Request) -> JSONResponse | None:
         auth = self._verified(request)
         if isinstance(auth, JSONResponse):
             return auth
@@ -132,11 +136,9 @@ class Authenticator:
         auth = self._verified(request)
         return None if isinstance(auth, JSONResponse) else auth.access_key
 
+    @_once
     def _verified(self, request: Request) -> AuthHeader | JSONResponse:
         """The verified bce-auth-v1 authorization of ``request``, or the BCE error answering it."""
-        return _once(request, "verified", lambda: self._verify(request))
-
-    def _verify(self, request: Request) -> AuthHeader | JSONResponse:
         params = dict((k, v) for k, v in request.query_params.multi_items() if k.lower() != "authorization")
         headers = {**request.headers, **({"authorization": request.query_params["authorization"]}
                                           if presigned(request) else {})}
@@ -178,11 +180,9 @@ class Authenticator:
     def _secret_for(self, access_key: str) -> str | None:
         return self._creds.iam_secret_key if same_secret(access_key, self._creds.access_key) else None
 
+    @_once
     def check_inference(self, request: Request) -> JSONResponse | None:
         """v1 inference: an OAuth ``access_token`` query parameter, or a bce-auth-v1 signature."""
-        return _once(request, "check_inference", lambda: self._check_inference(request))
-
-    def _check_inference(self, request: Request) -> JSONResponse | None:
         token = request.query_params.get("access_token")
         if token:
             state = self._token_state(token, bearer=False)
@@ -209,20 +209,16 @@ class Authenticator:
             return self.check_inference(request) is None
         return self.allows_model_call(request)
 
+    @_once
     def check_console(self, request: Request) -> JSONResponse | None:
         """Console APIs: bce-auth-v1 only."""
-        return _once(request, "check_console", lambda: self._check_console(request))
-
-    def _check_console(self, request: Request) -> JSONResponse | None:
         if not request.headers.get("authorization") and not presigned(request):
             return bce_error(403, "AccessDenied", "Fail to authn user: missing Authorization header")
         return self.check_signature(request)
 
+    @_once
     def check_bearer(self, request: Request) -> str | None:
         """v2 API: ``Authorization: Bearer <token>``; returns an error message or None."""
-        return _once(request, "check_bearer", lambda: self._check_bearer(request))
-
-    def _check_bearer(self, request: Request) -> str | None:
         header = request.headers.get("authorization", "")
         if header.startswith("bce-auth-v1/"):
             failure = self.check_signature(request)
@@ -233,12 +229,10 @@ class Authenticator:
             return "missing bearer token: send 'Authorization: Bearer <token>'"
         return self._bearer_problem(header[7:].strip())
 
+    @_once
     def check_api_key(self, request: Request) -> str | None:
         """:meth:`check_bearer`, where Anthropic's ``x-api-key`` (without an ``Authorization``
         header) is the platform's bearer token too; an error message or None."""
-        return _once(request, "check_api_key", lambda: self._check_api_key(request))
-
-    def _check_api_key(self, request: Request) -> str | None:
         key = request.headers.get("x-api-key")
         if key and not request.headers.get("authorization"):
             return self._bearer_problem(key.strip())

@@ -190,8 +190,7 @@ def credential_verifies(scope: Any) -> bool:
     app = scope.get("app")
     if app is None:
         return True
-    request = Request(scope)
-    return bool(app.state.auth.allows_model_call(request))
+    return bool(app.state.auth.allows_model_call(Request(scope)))
 
 
 async def _fail(scope: Any, exc: Exception, answer: _Answer) -> None:

@@ -156,19 +156,15 @@ class StateCollector(Collector):
             running.add_metric([model], float(engine.get("busy") or 0))
             if engine.get("rssBytes"):
                 rss.add_metric([model], float(engine["rssBytes"]))
-        yield GaugeMetricFamily("qfnb_engines_loaded", "Engines loaded or loading", value=loaded)
-        yield queued
-        yield running
-        yield rss
+        yield from (GaugeMetricFamily("qfnb_engines_loaded", "Engines loaded or loading", value=loaded), queued,
+                    running, rss)
         ratio = GaugeMetricFamily("qfnb_prompt_cache_hit_ratio", "Share of prompt tokens the engine (llama-server) "
                                   "read from its prompt cache since the platform started", labels=["model"])
         for model, share in sorted(self.platform.meter.prompt_cache().items()):
             ratio.add_metric([model], share)
         yield ratio
-        yield from self._drafts()
-        yield from self._batches()
-        yield from self._fine_tunes()
-        yield from self._ledger()
+        for more in (self._drafts(), self._batches(), self._fine_tunes(), self._ledger()):
+            yield from more
 
     def _ledger(self) -> Iterator[CounterMetricFamily]:
         """Every target's calls and tokens as the clients' usage ledger (in this data dir) holds them: the
@@ -182,8 +178,7 @@ class StateCollector(Collector):
             calls.add_metric([found.target, found.model], found.calls)
             tokens.add_metric([found.target, found.model, "prompt"], found.prompt_tokens)
             tokens.add_metric([found.target, found.model, "completion"], found.completion_tokens)
-        yield calls
-        yield tokens
+        yield from (calls, tokens)
 
     @staticmethod
     def _drafts() -> Iterator[CounterMetricFamily]:
@@ -195,8 +190,7 @@ class StateCollector(Collector):
         for model, (n, ok) in sorted(calls.drafts().items()):
             drafted.add_metric([model], float(n))
             accepted.add_metric([model], float(ok))
-        yield drafted
-        yield accepted
+        yield from (drafted, accepted)
 
     def _batches(self) -> Iterator[GaugeMetricFamily]:
         jobs = self.platform.store.all("batches", lambda b: b.get("runStatus") == "Running")
@@ -218,8 +212,7 @@ class StateCollector(Collector):
             step.add_metric([model], done)
             if done:
                 pace.add_metric([model], float(run.get("elapsedSeconds") or 0.0) / done)
-        yield step
-        yield pace
+        yield from (step, pace)
 
 
 def _allowed(request: Request) -> bool:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from qfnb.local.domain.batch.tasks import TooManyJobs
 from qfnb.local.domain.records.keyed_creates import KeyReused
 from qfnb.local.domain.state.values import BodyError, NotFound
-from qfnb.local.engines.base import PromptTooLong
+from qfnb.local.engines.base import CannotServe, PromptTooLong
 from qfnb.local.engines.gate import EngineBusy
 from qfnb.local.engines.llama.process.server import EngineUnavailable
 from qfnb.local.server.middleware.auth import authenticator
+from qfnb.local.server.serving.multipart import MultipartError
 from qfnb.local.server.serving.serve import Handler, model_route
 from qfnb.local.server.serving.wire import response_id
 from qfnb.protocol.errors import ErrorCode, ProtocolError
@@ -30,6 +32,8 @@ log = logging.getLogger("qfnb.local.inference")
 #: HTTP status -> OpenAI's error ``type``
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
           429: "rate_limit_error"}
+#: what a files, batches or fine-tuning handler answers: a JSON object, or a response of its own
+Answered: TypeAlias = dict[str, Any] | Response
 
 
 def openai_error(status: int, message: str, param: str | None = None, code: str | None = None,
@@ -69,6 +73,38 @@ def bearer_refusal(request: Request) -> JSONResponse | None:
     """OpenAI's 401 for a request without a valid bearer token (files, batches, stored responses)."""
     problem = authenticator(request).check_bearer(request)
     return None if problem is None else openai_error(401, problem, code="invalid_api_key")
+
+
+def object_route(call: Callable[[Request, Any], Awaitable[Answered]]) -> Callable[[Request], Awaitable[Response]]:
+    """A route of OpenAI's files, batches or fine-tuning jobs: bearer auth, every refusal in OpenAI's shape."""
+
+    async def route(request: Request) -> Response:
+        if (failure := bearer_refusal(request)) is not None:
+            return failure
+        try:
+            answer = await call(request, request.app.state.platform)
+        except (BodyError, NotFound, KeyReused) as exc:
+            return openai_refusal(exc)
+        except MultipartError as exc:
+            return openai_error(400, f"file: {exc}", param="file")
+        except TooManyJobs as exc:
+            return openai_error(429, str(exc), code="batch_queue_full")
+        except CannotServe as exc:
+            return openai_error(400, f"model: {exc}", param="model", code="cannot_score")
+        except ClientDisconnect:
+            log.info("the client went away during %s %r; nothing was stored", request.method, request.url.path)
+            return Response(status_code=499)
+        return answer if isinstance(answer, Response) else JSONResponse(answer)
+
+    return route
+
+
+def list_page(request: Request) -> tuple[str | None, int]:
+    """``after`` and ``limit`` (1-100, default 20) of an OpenAI list call; BodyError naming ``limit``."""
+    raw = request.query_params.get("limit", "20")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 100):
+        raise BodyError("limit", f"must be an integer from 1 to 100, got {raw!r:.40}")
+    return request.query_params.get("after"), int(raw)
 
 
 def page_args(query: Any, order: str = "desc") -> dict[str, Any] | JSONResponse:

@@ -1,5 +1,5 @@
 """OpenAI's stored chat completions at ``/v1`` and ``/v2``: the chat completions created with
-``store: true`` (:mod:`.routes_openai` stores them), listed (``limit``, ``after``, ``order``,
+``store: true`` (:mod:`.openai` stores them), listed (``limit``, ``after``, ``order``,
 ``metadata[KEY]=VALUE``, ``model``), read back with their messages, their ``metadata`` updated,
 and deleted, as the openai SDK's ``client.chat.completions.list/retrieve/update/delete`` and
 ``.messages.list`` call them.

@@ -1,11 +1,11 @@
 """The OpenAI API on the local platform, at both ``/v1`` and ``/v2``: chat completions (tools,
 structured output, ``n`` choices, logprobs), completions, embeddings, rerank and models; files and
-batches are served by :mod:`.routes_batch` under the same two prefixes.
+batches are served by :mod:`..platform.batch` under the same two prefixes.
 
 One ``OpenAI(base_url="http://127.0.0.1:<port>/v1", api_key=<bearer token>)`` (or ``…/v2``) does
 all of it. The OpenAI routes take OpenAI's fields and ranges (``temperature`` 0 is greedy); any
 field they cannot honour is refused with a 400 naming it. A chat with ``store: true`` is kept
-(:mod:`.routes_chat_store` reads it back); a field accepted but not acted on for the model that
+(:mod:`.chat_store` reads it back); a field accepted but not acted on for the model that
 answered (``metadata`` without ``store``, ``reasoning_effort`` for a model that does not reason...)
 is named in the ``X-Qfnb-Ignored-Fields`` header.
 """

@@ -1,146 +1,36 @@
-"""Batch inference routes: Qianfan's ``/v2/batchinference?Action=…`` (bce-auth-v1 signed) and
-OpenAI's ``/v1/files`` + ``/v1/batches`` (bearer token), over :mod:`qfnb.local.domain.batch.tasks`."""
+"""OpenAI's ``/v1/files`` + ``/v1/batches`` (bearer token), over :mod:`qfnb.local.domain.batch.tasks`; Qianfan's
+``/v2/batchinference`` is a v2 console API (:mod:`.v2`)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeAlias
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from qfnb.local.domain.batch import files as batch_files
-from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.state.store import new_sid
-from qfnb.local.domain.state.values import BodyError, NotFound, iso
+from qfnb.local.domain.state.values import BodyError, NotFound
 from qfnb.local.domain.training import openai_fine_tuning as fine_tuning
-from qfnb.local.server.middleware.auth import authenticator
-from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
-from qfnb.local.server.middleware.openai_errors import bearer_refusal, openai_error, openai_refusal
-from qfnb.local.server.middleware.v2_errors import v2_refusal
-from qfnb.local.server.serving.multipart import MultipartError, MultipartReader, boundary_of
-from qfnb.local.server.serving.wire import json_body, page_params, paged, v2_error, v2_ok
+from qfnb.local.server.middleware.keyed_creates import marked, once_per_key
+from qfnb.local.server.middleware.openai_errors import Answered, list_page, object_route
+from qfnb.local.server.serving.multipart import MultipartReader, boundary_of
+from qfnb.local.server.serving.wire import json_body
 from qfnb.protocol.wires.qianfan import batch as wire
 
 log = logging.getLogger("qfnb.local.batch")
-#: what an OpenAI files/batches handler answers: a JSON object, or a response of its own (a file's bytes)
-Handled: TypeAlias = dict[str, Any] | Response
 
 MAX_FIELD = 64 * 1024
 
 
-# ---- Qianfan: /v2/batchinference ---------------------------------------------------------------
-
-
-def task_view(task: dict[str, Any]) -> dict[str, Any]:
-    """A task as ``DescribeBatchInferenceTask`` shows it (qfnb adds ``failedCount`` and the rest)."""
-    out_dir = f"{task['outputBosUri'].rstrip('/')}/{task['sid']}/"
-    paid_in, paid_out = batch.paid_usage(task)
-    view: dict[str, Any] = {
-        "taskId": task["sid"], "name": task["name"], "description": task["description"],
-        "endpoint": task.get("endpoint"), "modelId": task.get("modelId"), "inferenceParams": task["inferenceParams"],
-        "runStatus": task["runStatus"], "inputBosUri": task.get("inputBosUri"), "outputBosUri": task["outputBosUri"],
-        "outputDir": out_dir, "completion_window": task.get("completionWindow"),
-        "createTime": iso(task["created"]), "finishTime": iso(task.get("finished")),
-        "doneCount": task["done"] + task["failed"], "totalCount": task.get("total") or 0,
-        "progress": f"{task['done'] + task['failed']}/{task.get('total') or 0}",
-        "inputTokenUsage": paid_in, "outputTokenUsage": paid_out,
-        # qfnb's additions: the counts apart, where the files are, and the job's own bookkeeping
-        "succeededCount": task["done"], "failedCount": task["failed"],
-        "outputFileUri": out_dir + "output.jsonl", "errorFileUri": out_dir + "error.jsonl",
-        "runSeconds": task.get("runSeconds", 0.0), "repeatedRequests": task.get("repeatedRequests", 0),
-        "repeatedInputTokens": task.get("repeatInputTokens", 0),
-        "repeatedOutputTokensEstimated": task.get("repeatOutputTokens", 0),
-        "preemptedRequests": task.get("preempted", 0), "retriedRequests": task.get("retried", 0),
-        "datasetId": task.get("datasetId")}
-    if task["runStatus"] == wire.BatchStatus.FAILED.value:
-        view.update(errorCode=task.get("errorCode", 500), errorReason=task.get("errorReason", ""))
-    return view
-
-
-def _create(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return {"taskId": batch.create(p, body)["sid"]}
-
-
-def _describe(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return task_view(batch.get(p, body.get("taskId")))
-
-
-def _stop(p: Platform, body: dict[str, Any]) -> bool:
-    batch.stop(p, batch.get(p, body.get("taskId"))["id"])
-    return True
-
-
-def _run_statuses(value: Any) -> list[str]:
-    """``runStatus`` of DescribeBatchInferenceTasks: a status or a list of them (none: all)."""
-    wanted = [] if value is None else [value] if isinstance(value, str) else value
-    names = [s.value for s in wire.BatchStatus]
-    if not isinstance(wanted, list) or not all(isinstance(w, str) and w in names for w in wanted):
-        raise BodyError("runStatus", f"must be one of {', '.join(names)} or a list of them, got {value!r:.60}")
-    return wanted
-
-
-def _describe_all(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    wanted = _run_statuses(body.get("runStatus"))
-    max_keys = 10 if body.get("maxKeys") is None else body["maxKeys"]
-    page_params({**body, "maxKeys": max_keys})  # maxKeys / marker / pageReverse checked before any work
-    tasks = [task_view(t) for t in p.store.all("batches", lambda t: not t.get("openai"))
-             if not wanted or t["runStatus"] in wanted]
-    return paged(tasks, {**body, "maxKeys": max_keys}, "taskList", "taskId")
-
-
-ACTIONS = {wire.CREATE: _create, wire.DESCRIBE: _describe, wire.STOP: _stop, wire.DESCRIBE_ALL: _describe_all}
-
-
-async def batchinference(request: Request) -> Response:
-    platform: Platform = request.app.state.platform
-    if (failure := authenticator(request).check_console(request)) is not None:
-        return failure
-    action = request.query_params.get("Action", "")
-    handler = ACTIONS.get(action)
-    if handler is None:
-        return v2_error(400, "InvalidAction", f"Action {action!r} on {wire.ROUTE} is not supported; use one of "
-                        f"{', '.join(ACTIONS)}")
-    try:
-        body = await json_body(request)
-        created = await once_per_key(request, platform, body, partial(handler, platform, body))  # a create: once
-        return marked(v2_ok(created.answer), created)
-    except Exception as exc:
-        if (refused := v2_refusal(exc, (batch.TooManyJobs,))) is None:
-            raise
-        return refused
-
-
 # ---- OpenAI: /v1/files and /v1/batches ---------------------------------------------------------
-
-
-def _openai(call: Callable[[Request, Platform], Awaitable[Handled]]) -> Callable[[Request], Awaitable[Response]]:
-    """An OpenAI files/batches route: bearer auth, and every refusal in OpenAI's error shape."""
-
-    async def route(request: Request) -> Response:
-        if (failure := bearer_refusal(request)) is not None:
-            return failure
-        try:
-            result = await call(request, request.app.state.platform)
-        except (BodyError, NotFound, KeyReused) as exc:
-            return openai_refusal(exc)
-        except MultipartError as exc:
-            return openai_error(400, f"file: {exc}", param="file")
-        except batch.TooManyJobs as exc:
-            return openai_error(429, str(exc), code="batch_queue_full")
-        except ClientDisconnect:
-            log.info("the client went away during %s %r; nothing was stored", request.method, request.url.path)
-            return Response(status_code=499)
-        return result if isinstance(result, Response) else JSONResponse(result)
-
-    return route
 
 
 #: bytes of a stored file name (UTF-8; file systems take 255)
@@ -219,64 +109,54 @@ def _remove(p: Platform, key: str) -> None:
         path.parent.rmdir()
 
 
-@_openai
-async def files(request: Request, p: Platform) -> Handled:
+@object_route
+async def files(request: Request, p: Platform) -> Answered:
     if request.method == "POST":
         return await _upload(request, p)
     return {"object": "list", "data": batch_files.list_files(p, request.query_params.get("purpose")),
             "has_more": False}
 
 
-@_openai
-async def one_file(request: Request, p: Platform) -> Handled:
+@object_route
+async def one_file(request: Request, p: Platform) -> Answered:
     file_id = request.path_params["file_id"]
     if request.method == "DELETE":
         return batch_files.delete_file(p, file_id)
     return batch_files.file_view(batch_files.get_file(p, file_id))
 
 
-@_openai
-async def file_content(request: Request, p: Platform) -> Handled:
+@object_route
+async def file_content(request: Request, p: Platform) -> Answered:
     rec = batch_files.get_file(p, request.path_params["file_id"])
     return FileResponse(batch_files.file_path(p, rec), media_type="application/octet-stream")
 
 
-@_openai
-async def batches(request: Request, p: Platform) -> Handled:
+@object_route
+async def batches(request: Request, p: Platform) -> Answered:
     if request.method == "POST":  # a batch made once per Idempotency-Key
         body = await json_body(request)
         created = await once_per_key(request, p, body, partial(batch_files.create_batch, p, body))
         return marked(JSONResponse(created.answer), created)
-    return batch_files.list_batches(p, request.query_params.get("after"), _limit(request))
+    return batch_files.list_batches(p, *list_page(request))
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return 20
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 100):
-        raise BodyError("limit", f"must be an integer from 1 to 100, got {raw!r:.40}")
-    return int(raw)
-
-
-@_openai
-async def one_batch(request: Request, p: Platform) -> Handled:
+@object_route
+async def one_batch(request: Request, p: Platform) -> Answered:
     return await run_in_threadpool(batch_files.retrieve_batch, p, request.path_params["batch_id"])
 
 
-@_openai
-async def cancel_batch(request: Request, p: Platform) -> Handled:
+@object_route
+async def cancel_batch(request: Request, p: Platform) -> Answered:
     return await run_in_threadpool(batch_files.cancel_batch, p, request.path_params["batch_id"])
 
 
-@_openai
-async def no_such_route(request: Request, p: Platform) -> Handled:
+@object_route
+async def no_such_route(request: Request, p: Platform) -> Answered:
     raise NotFound(f"Invalid URL ({request.method} {request.url.path})")
 
 
 def routes() -> list[Route]:
     return [
-        Route(wire.ROUTE, batchinference, methods=["POST"]),
         # OpenAI's files and batches under /v1 and /v2 alike (one base URL serves all of the OpenAI API);
         # anything else under them (an id holding '/', a wrong verb path) is OpenAI's 404, in its shape
         *(route for f, b in ((wire.FILES, wire.BATCHES), ("/v2/files", "/v2/batches")) for route in (

@@ -1,15 +1,14 @@
 """OpenAI's fine-tuning API (``/v1/fine_tuning/jobs`` and the same under ``/v2``) over
 :mod:`qfnb.local.domain.training.openai_fine_tuning`: bearer auth, every refusal in OpenAI's error shape. The
-training files come from ``/v1/files`` (:mod:`.routes_batch`, ``purpose="fine-tune"``). Beside it,
+training files come from ``/v1/files`` (:mod:`.batch`, ``purpose="fine-tune"``). Beside it,
 qfnb's own ``/v1/fine_tuning/answer_logprobs`` scores given answers under a served model (base or
 tuned), what comparing a tuned model with its base on preference pairs reads."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeAlias
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,43 +17,16 @@ from starlette.routing import Route
 
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.records.meter import current_note
-from qfnb.local.domain.state.values import BodyError, NotFound
+from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training import answer_bounds, answer_scores
 from qfnb.local.domain.training import openai_fine_tuning as ft
-from qfnb.local.engines.base import CannotServe
-from qfnb.local.server.middleware.keyed_creates import KeyReused, marked, once_per_key
-from qfnb.local.server.middleware.openai_errors import bearer_refusal, metadata_filter, openai_error, openai_refusal
+from qfnb.local.server.middleware.keyed_creates import marked, once_per_key
+from qfnb.local.server.middleware.openai_errors import Answered, list_page, metadata_filter, object_route
 from qfnb.local.server.serving.serve import ClientGone, unless_gone
 from qfnb.local.server.serving.wire import json_body
 
 PREFIXES = ("/v1", "/v2")
-#: what a handler answers: a JSON object, or a response of its own (a create's, with its replay header)
-Answered: TypeAlias = dict[str, Any] | Response
-
 log = logging.getLogger("qfnb.local.fine_tuning")
-
-
-def _route(call: Callable[[Request, Platform], Awaitable[Answered]]) -> Callable[[Request], Awaitable[Response]]:
-    async def route(request: Request) -> Response:
-        if (failure := bearer_refusal(request)) is not None:
-            return failure
-        try:
-            answer = await call(request, request.app.state.platform)
-            return answer if isinstance(answer, Response) else JSONResponse(answer)
-        except (BodyError, NotFound, KeyReused) as exc:
-            return openai_refusal(exc)
-        except CannotServe as exc:
-            return openai_error(400, f"model: {exc}", param="model", code="cannot_score")
-
-    return route
-
-
-def _page(request: Request) -> tuple[str | None, int]:
-    """``after`` and ``limit`` (1-100, default 20) of a list call."""
-    raw = request.query_params.get("limit", "20")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 100):
-        raise BodyError("limit", f"must be an integer from 1 to 100, got {raw!r:.40}")
-    return request.query_params.get("after"), int(raw)
 
 
 def _metadata_filter(request: Request) -> dict[str, str] | None:
@@ -65,39 +37,39 @@ def _metadata_filter(request: Request) -> dict[str, str] | None:
     return metadata_filter(pairs) or None
 
 
-@_route
+@object_route
 async def jobs(request: Request, p: Platform) -> Answered:
     if request.method == "POST":  # a job made once per Idempotency-Key
         body = await json_body(request)
         created = await once_per_key(request, p, body, partial(ft.create_job, p, body))
         return marked(JSONResponse(created.answer), created)
-    after, limit = _page(request)
+    after, limit = list_page(request)
     return await run_in_threadpool(ft.list_jobs, p, after, limit, _metadata_filter(request))
 
 
-@_route
+@object_route
 async def one_job(request: Request, p: Platform) -> dict[str, Any]:
     return await run_in_threadpool(ft.retrieve_job, p, request.path_params["job_id"])
 
 
-@_route
+@object_route
 async def cancel(request: Request, p: Platform) -> dict[str, Any]:
     return await run_in_threadpool(ft.cancel_job, p, request.path_params["job_id"])
 
 
-@_route
+@object_route
 async def events(request: Request, p: Platform) -> dict[str, Any]:
-    after, limit = _page(request)
+    after, limit = list_page(request)
     return await run_in_threadpool(ft.list_events, p, request.path_params["job_id"], after, limit)
 
 
-@_route
+@object_route
 async def checkpoints(request: Request, p: Platform) -> dict[str, Any]:
-    after, limit = _page(request)
+    after, limit = list_page(request)
     return await run_in_threadpool(ft.list_checkpoints, p, request.path_params["job_id"], after, limit)
 
 
-@_route
+@object_route
 async def answer_logprobs(request: Request, p: Platform) -> Answered:
     """qfnb's own: how likely a served model finds given answers (:mod:`qfnb.local.domain.training.answer_scores`),
     bounded per call (:mod:`qfnb.local.domain.training.answer_bounds`) and stopped when its client leaves."""
@@ -119,7 +91,7 @@ async def answer_logprobs(request: Request, p: Platform) -> Answered:
         return Response(status_code=499)
 
 
-@_route
+@object_route
 async def unsupported(request: Request, p: Platform) -> dict[str, Any]:
     """pause/resume (OpenAI's, for long jobs) and checkpoint permissions (sharing across projects)."""
     action = request.url.path.rsplit("/", 1)[-1]

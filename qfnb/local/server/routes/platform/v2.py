@@ -1,4 +1,5 @@
-"""v2 console routes (``POST /v2/<domain>?Action=…``): ``{requestId, result}`` or HTTP 4xx errors."""
+"""v2 console routes (``POST /v2/<domain>?Action=…``, batch inference too): ``{requestId, result}`` or HTTP 4xx
+errors."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from qfnb.local.domain.batch import tasks as batch_tasks
 from qfnb.local.domain.console import deployments, model_versions
 from qfnb.local.domain.platform import Platform
 from qfnb.local.domain.state import site
@@ -26,20 +28,19 @@ from qfnb.local.server.middleware.keyed_creates import Created, marked, once_per
 from qfnb.local.server.middleware.v2_errors import v2_refusal
 from qfnb.local.server.routes.platform import v2_datasets
 from qfnb.local.server.serving.failures import failure_response
-from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, paged, v2_error, v2_ok
+from qfnb.local.server.serving.wire import base_url, idempotency_key, json_body, page_params, paged, v2_error, v2_ok
 from qfnb.protocol.console import rewards
 from qfnb.protocol.console.train_ask import AskError, v2_data
 from qfnb.protocol.console.train_modes import MODE_TABLE, ModeRow
 from qfnb.protocol.console.training import FLAGS, LIMITS
 from qfnb.protocol.platform.targets import CLUSTERS, QIANFAN, JobTarget, TargetError, parse_target
+from qfnb.protocol.wires.qianfan import batch as batch_wire
 from qfnb.protocol.wires.qianfan.routes import MODEL_API_PREFIX, Console, V2Action
 
 log = logging.getLogger("qfnb.local.domain.console")
 
 #: a blocking handler runs in a thread; a coroutine function (a long poll) is awaited on the loop
 Handler = Callable[[Platform, dict[str, Any]], Any]
-
-#: the largest page a v2 ``Describe…s`` call returns (the cloud's ``maxKeys`` range is 1-1000)
 
 
 # ---- fine-tuning ------------------------------------------------------------------------------
@@ -50,7 +51,7 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
             "trainMode": job["trainMode"], "parameterScale": job["parameterScale"], "createDate": iso(job["created"])}
 
 
-def _task_view(p: Platform, run: dict[str, Any]) -> dict[str, Any]:
+def __batch_view(p: Platform, run: dict[str, Any]) -> dict[str, Any]:
     job = p.store.get("ft_jobs", run["containerId"]) or {}
     return {"taskId": run["sid"], "jobId": job.get("sid"), "jobName": job.get("name"), "model": run["baseModel"],
             "trainMode": run.get("trainMode") or job.get("trainMode", "SFT"),
@@ -127,12 +128,12 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return _task_view(p, site.get(p, "runs", body.get("taskId"), "taskId"))
+    return __batch_view(p, site.get(p, "runs", body.get("taskId"), "taskId"))
 
 
 def describe_tasks(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     job = site.get(p, "ft_jobs", body.get("jobId"), "jobId")
-    runs = [_task_view(p, r) for r in p.store.all("runs", lambda r: r.get("containerId") == job["id"])]
+    runs = [__batch_view(p, r) for r in p.store.all("runs", lambda r: r.get("containerId") == job["id"])]
     return paged(runs, body, "taskList", "taskId")
 
 
@@ -219,6 +220,66 @@ def _service_view(p: Platform, svc: dict[str, Any], base: str) -> dict[str, Any]
             "createTime": iso(svc["created"]), "errorMessage": svc.get("errorMessage")}
 
 
+# ---- batch inference: /v2/batchinference ------------------------------------------------------
+
+
+def _batch_view(task: dict[str, Any]) -> dict[str, Any]:
+    """A task as ``DescribeBatchInferenceTask`` shows it (qfnb adds ``failedCount`` and the rest)."""
+    out_dir = f"{task['outputBosUri'].rstrip('/')}/{task['sid']}/"
+    paid_in, paid_out = batch_tasks.paid_usage(task)
+    view: dict[str, Any] = {
+        "taskId": task["sid"], "name": task["name"], "description": task["description"],
+        "endpoint": task.get("endpoint"), "modelId": task.get("modelId"), "inferenceParams": task["inferenceParams"],
+        "runStatus": task["runStatus"], "inputBosUri": task.get("inputBosUri"), "outputBosUri": task["outputBosUri"],
+        "outputDir": out_dir, "completion_window": task.get("completionWindow"),
+        "createTime": iso(task["created"]), "finishTime": iso(task.get("finished")),
+        "doneCount": task["done"] + task["failed"], "totalCount": task.get("total") or 0,
+        "progress": f"{task['done'] + task['failed']}/{task.get('total') or 0}",
+        "inputTokenUsage": paid_in, "outputTokenUsage": paid_out,
+        # qfnb's additions: the counts apart, where the files are, and the job's own bookkeeping
+        "succeededCount": task["done"], "failedCount": task["failed"],
+        "outputFileUri": out_dir + "output.jsonl", "errorFileUri": out_dir + "error.jsonl",
+        "runSeconds": task.get("runSeconds", 0.0), "repeatedRequests": task.get("repeatedRequests", 0),
+        "repeatedInputTokens": task.get("repeatInputTokens", 0),
+        "repeatedOutputTokensEstimated": task.get("repeatOutputTokens", 0),
+        "preemptedRequests": task.get("preempted", 0), "retriedRequests": task.get("retried", 0),
+        "datasetId": task.get("datasetId")}
+    if task["runStatus"] == batch_wire.BatchStatus.FAILED.value:
+        view.update(errorCode=task.get("errorCode", 500), errorReason=task.get("errorReason", ""))
+    return view
+
+
+def create_batch(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    return {"taskId": batch_tasks.create(p, body)["sid"]}
+
+
+def describe_batch(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    return _batch_view(batch_tasks.get(p, body.get("taskId")))
+
+
+def stop_batch(p: Platform, body: dict[str, Any]) -> bool:
+    batch_tasks.stop(p, batch_tasks.get(p, body.get("taskId"))["id"])
+    return True
+
+
+def _run_statuses(value: Any) -> list[str]:
+    """``runStatus`` of DescribeBatchInferenceTasks: a status or a list of them (none: all)."""
+    wanted = [] if value is None else [value] if isinstance(value, str) else value
+    names = [s.value for s in batch_wire.BatchStatus]
+    if not isinstance(wanted, list) or not all(isinstance(w, str) and w in names for w in wanted):
+        raise BodyError("runStatus", f"must be one of {', '.join(names)} or a list of them, got {value!r:.60}")
+    return wanted
+
+
+def describe_batches(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
+    wanted = _run_statuses(body.get("runStatus"))
+    max_keys = 10 if body.get("maxKeys") is None else body["maxKeys"]
+    page_params({**body, "maxKeys": max_keys})  # maxKeys / marker / pageReverse checked before any work
+    tasks = [_batch_view(t) for t in p.store.all("batches", lambda t: not t.get("openai"))
+             if not wanted or t["runStatus"] in wanted]
+    return paged(tasks, {**body, "maxKeys": max_keys}, "taskList", "taskId")
+
+
 # ---- datasets: :mod:`.v2_datasets` -------------------------------------------------------------
 
 
@@ -247,6 +308,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL_SET): describe_model_set,
     (Console.V2_MODEL, V2Action.DESCRIBE_MODEL): describe_model,
     (Console.V2_SERVICE, V2Action.CREATE_SERVICE): create_service,
+    (batch_wire.ROUTE, batch_wire.CREATE): create_batch, (batch_wire.ROUTE, batch_wire.DESCRIBE): describe_batch,
+    (batch_wire.ROUTE, batch_wire.STOP): stop_batch, (batch_wire.ROUTE, batch_wire.DESCRIBE_ALL): describe_batches,
 }
 
 
@@ -261,7 +324,7 @@ async def dispatch(request: Request) -> Response:
             return v2_error(400, "InvalidAction", f"Action {action!r} on {path} is not supported by the local "
                             "platform")
     except Exception as exc:
-        if (refused := v2_refusal(exc, (reward_requests.TooManyPolls,))) is not None:
+        if (refused := v2_refusal(exc, (reward_requests.TooManyPolls, batch_tasks.TooManyJobs))) is not None:
             return refused
         log.exception("v2 console %r, Action %r, failed", path, action)
         return failure_response(path, exc, platform.settings.data_dir)
