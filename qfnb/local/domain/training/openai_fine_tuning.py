@@ -25,6 +25,7 @@ from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import TrainData
 from qfnb.protocol.console.train_modes import defaults_for
+from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.wires.openai.fine_tune_files import (
     CHAT,
     PREFERENCE,
@@ -34,7 +35,7 @@ from qfnb.protocol.wires.openai.fine_tune_files import (
     inspect_lines,
     sft_rows,
 )
-from qfnb.protocol.wires.openai.graders import GraderProblem, check_grader
+from qfnb.protocol.wires.openai.graders import check_grader
 
 log = logging.getLogger("qfnb.local.fine_tuning")
 
@@ -164,7 +165,7 @@ def _check_method_keys(method: dict[str, Any], kind: str) -> None:
 def _grader(inner: dict[str, Any]) -> dict[str, Any]:
     try:
         return check_grader(inner.get("grader"), "method.reinforcement.grader")
-    except GraderProblem as exc:
+    except ProtocolError as exc:
         raise BodyError(exc.field, str(exc).split(": ", 1)[1]) from None
 
 
