@@ -409,15 +409,11 @@ def checkpoint_metrics(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _checkpoint_id(run: dict[str, Any], step: int) -> str:
-    return f"ftckpt-{str(run['sid'])[len(RUN_PREFIX):]}-{step}"
-
-
 def list_checkpoints(platform: TrainingSite, fine_tuning_job_id: str, after: str | None, limit: int) -> dict[str, Any]:
     """The run's kept checkpoints, newest first, each servable as ``fine_tuned_model_checkpoint``."""
     run = get_run(platform, fine_tuning_job_id)
-    name = run["openai"]["fine_tuned_model"]
-    items = [{"object": "fine_tuning.job.checkpoint", "id": _checkpoint_id(run, int(e["step"])),
+    name, key = run["openai"]["fine_tuned_model"], str(run["sid"])[len(RUN_PREFIX):]
+    items = [{"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{key}-{int(e['step'])}",
               "created_at": _checkpoint_time(run, e), "fine_tuning_job_id": job_id(run),
               "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{int(e['step'])}", "step_number": int(e["step"]),
               "metrics": checkpoint_metrics(e)} for e in run.get("checkpointList") or []]

@@ -89,19 +89,14 @@ def check_openai_chat(data: dict[str, Any]) -> None:
     check_ranges(data, OPENAI_RANGES)
     check_stops("stop", data.get("stop"), one_string=True)
     check_flags(data, "stream", "logprobs")
-    _check_openai_extras(data)
-    _check_2026_fields(data)
-    _check_v2_common(data)
-
-
-def _check_openai_extras(data: dict[str, Any]) -> None:
-    """``top_logprobs`` (with ``logprobs``) and ``logit_bias``."""
     if data.get("top_logprobs") is not None and not data.get("logprobs"):
         raise ProtocolError("top_logprobs", "needs logprobs: true")
     bias = data.get("logit_bias")
     if bias is not None and (not isinstance(bias, dict) or not all(
             str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
         raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
+    _check_2026_fields(data)
+    _check_v2_common(data)
 
 #: OpenAI's caps on ``metadata``: pairs, key and value lengths
 METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
