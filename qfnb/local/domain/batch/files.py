@@ -14,7 +14,7 @@ from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.domain.state.site import ServingSite
 from qfnb.local.domain.state.values import BodyError, NotFound
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.wires.openai import requests as openai_requests
+from qfnb.protocol.wires.chat.openai_wire import check_metadata as openai_metadata
 from qfnb.protocol.wires.qianfan.batch import COMPLETION_WINDOWS, FINAL, OPENAI_STATUS, ROW_URLS
 
 #: the local BOS bucket that holds uploaded files and batch results
@@ -89,9 +89,9 @@ def create_batch(platform: ServingSite, body: dict[str, Any]) -> dict[str, Any]:
 
 def check_metadata(value: Any) -> dict[str, str] | None:
     """A batch's or a fine-tuning job's ``metadata`` (None: none), held to OpenAI's caps as the chat
-    routes hold it (:func:`qfnb.protocol.wires.openai.requests.check_metadata`)."""
+    routes hold it (:func:`qfnb.protocol.wires.chat.openai_wire.check_metadata`)."""
     try:
-        return None if value is None else openai_requests.check_metadata(value)
+        return None if value is None else openai_metadata(value)
     except ProtocolError as exc:
         raise BodyError(exc.field, str(exc).split(": ", 1)[-1]) from None
 

@@ -37,10 +37,9 @@ from qfnb.protocol.wires.chat.checks import (
     offered_functions,
     parse_body,
 )
-from qfnb.protocol.wires.chat.openai_wire import check_content, content_text, drop_nulls
+from qfnb.protocol.wires.chat.openai_wire import check_content, check_metadata, content_text, drop_nulls
 from qfnb.protocol.wires.chat.ranges import RESPONSES_RANGES, RESPONSES_REQUIRED
 from qfnb.protocol.wires.chat.tools import check_tool_count
-from qfnb.protocol.wires.openai.requests import check_metadata
 
 #: what ``POST /responses`` takes (the spec's fields); any other field is refused by name
 REQUEST_FIELDS = body_fields(ResponsesFields)
