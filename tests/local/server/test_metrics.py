@@ -211,7 +211,7 @@ def test_the_counts_are_prometheus_histograms_and_counters_of_the_calls(tmp_path
     assert [found["qfnb_requests_total", None, c] for c in ("2xx", "4xx", "5xx")] == [4, 1, 1]
     assert found["qfnb_prompt_tokens_total", None, None] == 40
     assert found["qfnb_completion_tokens_total", None, None] == 12
-    assert meter.prompt_cache() == {"m": pytest.approx(0.4)}
+    assert meter.calls.prompt_cache() == {"m": pytest.approx(0.4)}
 
 
 def test_a_batch_of_spans_is_written_whole_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

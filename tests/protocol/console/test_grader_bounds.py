@@ -10,7 +10,8 @@ import time
 import pytest
 
 from qfnb.protocol.console import rewards
-from qfnb.protocol.wires.openai.graders import GraderProblem, check_grader
+from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.wires.openai.graders import check_grader
 
 SIMILAR = {"type": "text_similarity", "input": "{{sample.output_text}}", "reference": "{{item.answer}}",
            "evaluation_metric": "rouge_l"}
@@ -20,7 +21,7 @@ def test_a_two_mib_grader_is_refused_on_both_doors() -> None:
     big = {**SIMILAR, "name": "n" * (2 << 20)}
     with pytest.raises(rewards.RewardSpecError, match=r"^reward: is \d+ bytes as JSON; a grader is at most 4096"):
         rewards.parse_reward(big)
-    with pytest.raises(GraderProblem, match=r"^method.reinforcement.grader: is \d+ bytes as JSON"):
+    with pytest.raises(ProtocolError, match=r"^method.reinforcement.grader: is \d+ bytes as JSON"):
         check_grader(big, "method.reinforcement.grader")
 
 
@@ -28,7 +29,7 @@ def test_a_template_naming_too_many_fields_is_refused() -> None:
     many = {**SIMILAR, "reference": "{{item.answer}}" * 9}
     with pytest.raises(rewards.RewardSpecError, match=r"^reward.reference: names more than 8"):
         rewards.parse_reward(many)
-    with pytest.raises(GraderProblem, match=r"^grader.reference: names more than 8"):
+    with pytest.raises(ProtocolError, match=r"^grader.reference: names more than 8"):
         check_grader(many)
     assert rewards.parse_reward({**SIMILAR, "reference": "{{item.answer}}" * 8}).grader is not None
 

@@ -13,6 +13,8 @@ from typing import Any
 from qfnb.local.domain.batch import tasks as batch
 from qfnb.local.domain.state.site import ServingSite
 from qfnb.local.domain.state.values import BodyError, NotFound
+from qfnb.protocol.errors import ProtocolError
+from qfnb.protocol.wires.chat.openai_wire import check_metadata as openai_metadata
 from qfnb.protocol.wires.qianfan.batch import COMPLETION_WINDOWS, FINAL, OPENAI_STATUS, ROW_URLS
 
 #: the local BOS bucket that holds uploaded files and batch results
@@ -85,26 +87,13 @@ def create_batch(platform: ServingSite, body: dict[str, Any]) -> dict[str, Any]:
     return batch_view(platform, task)
 
 
-#: OpenAI's limits on a batch's ``metadata``: pairs, and characters of a key and of a value
-MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
-
-
 def check_metadata(value: Any) -> dict[str, str] | None:
-    """A batch's ``metadata``: at most 16 string pairs, keys up to 64 and values up to 512 characters."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise BodyError("metadata", f"must be an object of string keys and values, got {type(value).__name__}")
-    if len(value) > MAX_METADATA_PAIRS:
-        raise BodyError("metadata", f"holds {len(value)} pairs; at most {MAX_METADATA_PAIRS} are accepted")
-    for key, item in value.items():
-        if len(key) > MAX_METADATA_KEY:
-            raise BodyError("metadata", f"key {key[:40]!r}… is {len(key)} characters; at most {MAX_METADATA_KEY}")
-        if not isinstance(item, str):
-            raise BodyError(f"metadata.{key}", f"must be a string, got {type(item).__name__}")
-        if len(item) > MAX_METADATA_VALUE:
-            raise BodyError(f"metadata.{key}", f"is {len(item)} characters; at most {MAX_METADATA_VALUE}")
-    return value
+    """A batch's or a fine-tuning job's ``metadata`` (None: none), held to OpenAI's caps as the chat
+    routes hold it (:func:`qfnb.protocol.wires.chat.openai_wire.check_metadata`)."""
+    try:
+        return None if value is None else openai_metadata(value)
+    except ProtocolError as exc:
+        raise BodyError(exc.field, str(exc).split(": ", 1)[-1]) from None
 
 
 def attach_results(platform: ServingSite, task: dict[str, Any]) -> dict[str, Any]:

@@ -263,16 +263,11 @@ class Standing:
     #: model -> [requests, prompt tokens, completion tokens] the job was paid for, lost sends included
     by_model: dict[str, list[int]] = field(default_factory=dict)
 
-    def pay(self, model: str, requests: int, prompt: int, completion: int) -> None:
-        add_paid(self.by_model, model, requests, prompt, completion)
-
 
 def add_paid(by_model: dict[str, list[int]], model: str, requests: int, prompt: int, completion: int) -> None:
     """Add sends to a job's ``model -> [requests, prompt tokens, completion tokens]``."""
-    paid = by_model.setdefault(model, [0, 0, 0])
-    paid[0] += requests
-    paid[1] += prompt
-    paid[2] += completion
+    paid = by_model.get(model, [0, 0, 0])
+    by_model[model] = [paid[0] + requests, paid[1] + prompt, paid[2] + completion]
 
 
 @dataclass
@@ -312,7 +307,7 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path, lost_log
                 prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
                 state.input_tokens += prompt
                 state.output_tokens += completion
-                state.pay(str(body.get("model") or ""), 1, prompt, completion)
+                add_paid(state.by_model, str(body.get("model") or ""), 1, prompt, completion)
                 if line in lost_lines:
                     ended[line] = (str(body.get("model") or ""), prompt)
             else:
@@ -332,7 +327,7 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path, lost_log
             model, prompt = ended[line]
             state.repeated.input_tokens += prompt
             state.repeated.output_tokens += cap
-            state.pay(model, 1, prompt, cap)
+            add_paid(state.by_model, model, 1, prompt, cap)
         else:
             state.lost.setdefault(line, []).append(cap)
     return state

@@ -72,11 +72,6 @@ def backoff(attempt: int, hint: float = 0.0) -> float:
     return float(max(hint, min(BACKOFF_CAP, 0.5 * 2 ** (attempt - 1))))
 
 
-def _fsync_all(fds: list[int]) -> None:
-    for fd in fds:
-        os.fsync(fd)
-
-
 def _http_status(exc: Exception) -> int | None:
     """The HTTP status an external engine answered, when the error names one."""
     found = re.search(r"answered HTTP (\d{3})", str(exc))
@@ -450,7 +445,7 @@ class Runner:
             touched.add(target)
         for fh in touched:
             fh.flush()
-        await asyncio.to_thread(_fsync_all, [fh.fileno() for fh in touched])
+        await asyncio.gather(*(asyncio.to_thread(os.fsync, fh.fileno()) for fh in touched))
         for row in rows:
             self.answered[row["line"] - 1] = 1
             caps = self.lost.pop(row["line"], ())

@@ -34,7 +34,6 @@ log = logging.getLogger("qfnb.local.domain.batch")
 DRAIN_SECONDS = 5.0
 
 
-
 class TooManyJobs(Exception):
     """The platform holds as many waiting batch jobs as it takes (HTTP 429, naming the cap)."""
 

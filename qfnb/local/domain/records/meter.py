@@ -18,6 +18,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
@@ -163,9 +164,7 @@ class CallCounts(Collector):
         while queued:
             span = queued.popleft()
             key = (span.route, span.model, span.status)
-            sums = series.get(key)
-            if sums is None:
-                sums = series[key] = _Series()
+            sums = series.get(key) or series.setdefault(key, _Series())
             sums.calls += 1
             if span.status >= 400:
                 continue
@@ -257,23 +256,16 @@ def _durable_counts(durable: dict[tuple[str, str], list[int]], calls: dict[tuple
 
 
 def _add_to(total: _Series, sums: _Series) -> None:
-    total.calls += sums.calls
-    total.prompt += sums.prompt
-    total.output += sums.output
-    total.cached += sums.cached
-    total.duration_sum += sums.duration_sum
-    total.ttft_sum += sums.ttft_sum
+    for name in ("calls", "prompt", "output", "cached", "duration_sum", "ttft_sum"):
+        setattr(total, name, getattr(total, name) + getattr(sums, name))
     total.duration = [a + b for a, b in zip(total.duration, sums.duration, strict=True)]
     total.ttft = [a + b for a, b in zip(total.ttft, sums.ttft, strict=True)]
 
 
 def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
     """A histogram's cumulative buckets as the exposition writes them (``le``, count), +Inf last."""
-    cumulative, total = [], 0
-    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
-        total += n
-        cumulative.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]
-    return cumulative
+    return [(floatToGoString(bound), float(total))  # type: ignore[no-untyped-call]
+            for bound, total in zip((*bounds, float("inf")), accumulate(counts), strict=True)]
 
 
 class Meter:
@@ -286,11 +278,6 @@ class Meter:
         self.trained_tokens = Counter("qfnb_trained_tokens", "Tokens fine-tunes trained on (finished runs)",
                                       ("model",), registry=self.registry)
         self.sink = sink if sink is not None else TraceSink(data_dir)
-
-    def prompt_cache(self) -> dict[str, float]:
-        """Per model whose engine reports a prompt cache (llama-server): the share of prompt tokens it
-        read from its cache since the platform started."""
-        return self.calls.prompt_cache()
 
     def record(self, span: CallSpan) -> None:
         """Count one call (its tokens only when it answered: a 2xx) and keep its span."""

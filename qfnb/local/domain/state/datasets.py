@@ -195,11 +195,6 @@ def normalize_rows(raw: Any) -> list[dict[str, Any]]:
             for turn in turns if isinstance(turn, dict) and isinstance(turn.get("prompt"), str)]
 
 
-def read_file_rows(path: Path) -> list[dict[str, Any]]:
-    """Every row of a file (:func:`iter_file_rows`) as a list."""
-    return list(iter_file_rows(path))
-
-
 def iter_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Rows from a ``.jsonl`` or ``.json`` file (a ``.txt`` file: plain text, PostPretrain's, one row per
     paragraph), one at a time and never read whole: a ``.jsonl`` or ``.txt`` file line by line, a ``.json``

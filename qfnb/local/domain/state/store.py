@@ -303,10 +303,10 @@ class Store:
         self._check(kind)
         with self.transaction(), self._lock:
             self._writing()  # the transaction begins here: the write lock is held from the read on
-            row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE id = ?", (rid,)).fetchone()
-            if row is None:
+            record = self.get(kind, rid)
+            if record is None:
                 raise KeyError(f"{kind} {rid} not found")
-            if not when(self._row(row)):
+            if not when(record):
                 return None
             return self.update(kind, rid, **changes)
 

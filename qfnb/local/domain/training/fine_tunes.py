@@ -15,10 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from qfnb.local.domain.state.datasets import (
-    iter_dataset_rows,
-    iter_file_rows,
-)
+from qfnb.local.domain.state.datasets import iter_dataset_rows, iter_file_rows
 from qfnb.local.domain.state.seed_names import FINETUNE_NAMES, notice
 from qfnb.local.domain.state.site import TrainingSite, get
 from qfnb.local.domain.state.store import new_sid
@@ -356,5 +353,3 @@ def percent(run: dict[str, Any]) -> int:
         return 100
     total = run.get("totalSteps") or 0
     return int(100 * (run.get("currentStep") or 0) / total) if total else 0
-
-

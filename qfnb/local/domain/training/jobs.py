@@ -334,7 +334,6 @@ class Supervisor:
                 log.exception("could not count task %s's usage", w.run_id)
         self._settle(w.run_id, **changes)
 
-
     def _resumed(self, run: dict[str, Any]) -> bool:
         """Queue a run whose worker is gone again, to go on from its resume point; False when it has none
         or was resumed from that same point :data:`MAX_RESUMES` times in a row already."""

@@ -25,6 +25,7 @@ from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import TrainData
 from qfnb.protocol.console.train_modes import defaults_for
+from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.wires.openai.fine_tune_files import (
     CHAT,
     PREFERENCE,
@@ -34,7 +35,7 @@ from qfnb.protocol.wires.openai.fine_tune_files import (
     inspect_lines,
     sft_rows,
 )
-from qfnb.protocol.wires.openai.graders import GraderProblem, check_grader
+from qfnb.protocol.wires.openai.graders import check_grader
 
 log = logging.getLogger("qfnb.local.fine_tuning")
 
@@ -164,7 +165,7 @@ def _check_method_keys(method: dict[str, Any], kind: str) -> None:
 def _grader(inner: dict[str, Any]) -> dict[str, Any]:
     try:
         return check_grader(inner.get("grader"), "method.reinforcement.grader")
-    except GraderProblem as exc:
+    except ProtocolError as exc:
         raise BodyError(exc.field, str(exc).split(": ", 1)[1]) from None
 
 
@@ -408,15 +409,11 @@ def checkpoint_metrics(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _checkpoint_id(run: dict[str, Any], step: int) -> str:
-    return f"ftckpt-{str(run['sid'])[len(RUN_PREFIX):]}-{step}"
-
-
 def list_checkpoints(platform: TrainingSite, fine_tuning_job_id: str, after: str | None, limit: int) -> dict[str, Any]:
     """The run's kept checkpoints, newest first, each servable as ``fine_tuned_model_checkpoint``."""
     run = get_run(platform, fine_tuning_job_id)
-    name = run["openai"]["fine_tuned_model"]
-    items = [{"object": "fine_tuning.job.checkpoint", "id": _checkpoint_id(run, int(e["step"])),
+    name, key = run["openai"]["fine_tuned_model"], str(run["sid"])[len(RUN_PREFIX):]
+    items = [{"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{key}-{int(e['step'])}",
               "created_at": _checkpoint_time(run, e), "fine_tuning_job_id": job_id(run),
               "fine_tuned_model_checkpoint": f"{name}:ckpt-step-{int(e['step'])}", "step_number": int(e["step"]),
               "metrics": checkpoint_metrics(e)} for e in run.get("checkpointList") or []]

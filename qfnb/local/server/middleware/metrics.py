@@ -160,7 +160,7 @@ class StateCollector(Collector):
                     running, rss)
         ratio = GaugeMetricFamily("qfnb_prompt_cache_hit_ratio", "Share of prompt tokens the engine (llama-server) "
                                   "read from its prompt cache since the platform started", labels=["model"])
-        for model, share in sorted(self.platform.meter.prompt_cache().items()):
+        for model, share in sorted(self.platform.meter.calls.prompt_cache().items()):
             ratio.add_metric([model], share)
         yield ratio
         for more in (self._drafts(), self._batches(), self._fine_tunes(), self._ledger()):

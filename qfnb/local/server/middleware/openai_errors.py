@@ -24,7 +24,7 @@ from qfnb.local.server.serving.multipart import MultipartError
 from qfnb.local.server.serving.serve import Handler, model_route
 from qfnb.local.server.serving.wire import response_id
 from qfnb.protocol.errors import ErrorCode, ProtocolError
-from qfnb.protocol.wires.openai.requests import METADATA_PAIRS, check_metadata
+from qfnb.protocol.wires.chat.openai_wire import METADATA_PAIRS, check_metadata
 from qfnb.protocol.wires.qianfan.routes import IDEMPOTENCY_HEADER
 
 log = logging.getLogger("qfnb.local.inference")

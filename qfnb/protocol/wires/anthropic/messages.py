@@ -289,10 +289,9 @@ class MessageEvents:
         self.kind: str | None = None  # "text" or the index of the tool call whose block is open
 
     def start(self, input_tokens: int = 0) -> list[tuple[str, dict[str, Any]]]:
-        usage = {"input_tokens": input_tokens, "output_tokens": 0, "cache_creation_input_tokens": 0,
-                 "cache_read_input_tokens": 0}
         message: dict[str, Any] = {"id": self.mid, "type": "message", "role": "assistant", "model": self.model,
-                                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+                                   "content": [], "stop_reason": None, "stop_sequence": None,
+                                   "usage": usage(Turn(input_tokens=input_tokens))}
         return [("message_start", {"type": "message_start", "message": message}), ("ping", {"type": "ping"})]
 
     def _open(self, block: dict[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:

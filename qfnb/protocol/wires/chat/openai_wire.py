@@ -30,6 +30,8 @@ ENCODINGS = ("float", "base64")
 #: on an OpenAI chat answer: the fields of the request the platform accepted but did not act on,
 #: comma-separated (``metadata`` without ``store``, ``reasoning_effort`` for a model that does not reason...)
 IGNORED_FIELDS_HEADER = "X-Qfnb-Ignored-Fields"
+#: OpenAI's caps on ``metadata``: pairs, key and value lengths
+METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
 
 
 def drop_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,6 +53,19 @@ def refuse_unknown(data: Mapping[str, Any], supported: Sequence[str], api: str, 
             hint = f"; use {instead[key]!r} instead" if instead and key in instead else ""
             raise ProtocolError(key, f"is not supported by the local platform's {api}{hint} (supported: "
                                 f"{', '.join(supported)}{note})")
+
+
+def check_metadata(value: Any, field: str = "metadata") -> dict[str, str]:
+    """OpenAI's ``metadata``: at most 16 pairs of strings, keys up to 64 characters, values up to 512."""
+    if not isinstance(value, dict) or len(value) > METADATA_PAIRS:
+        raise ProtocolError(field, f"must be an object of at most {METADATA_PAIRS} string pairs")
+    for key, text in value.items():
+        if not isinstance(key, str) or not key or len(key) > METADATA_KEY_CHARS:
+            raise ProtocolError(field, f"keys must be strings of 1 to {METADATA_KEY_CHARS} characters, got "
+                                f"{key!r:.80}")
+        if not isinstance(text, str) or len(text) > METADATA_VALUE_CHARS:
+            raise ProtocolError(f"{field}.{key}", f"must be a string of at most {METADATA_VALUE_CHARS} characters")
+    return value
 
 
 def check_content(content: Any, where: str, *, required: bool = True) -> None:

@@ -45,20 +45,14 @@ class DataEvents:
     def feed(self, chunk: bytes) -> list[bytes]:
         """Take the next chunk; return the data of the events it completed."""
         buf = self._buffer + chunk
+        held = b"\r" if buf.endswith(b"\r") else b""  # maybe the first half of a \r\n
         if b"\r" in buf:
-            held = b"\r" if buf.endswith(b"\r") else b""  # maybe the first half of a \r\n
             buf = buf[:len(buf) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        else:
-            held = b""
         events = buf.split(b"\n\n")
         self._buffer = events.pop() + held
-        out = []
-        for event in events:
-            data = [line[6:] if line.startswith(b"data: ") else line[5:]
-                    for line in event.split(b"\n") if line.startswith(b"data:")]
-            if data:
-                out.append(b"\n".join(data))
-        return out
+        data = ([line[6:] if line.startswith(b"data: ") else line[5:] for line in event.split(b"\n")
+                 if line.startswith(b"data:")] for event in events)
+        return [b"\n".join(lines) for lines in data if lines]
 
     def close(self) -> list[bytes]:
         """The data of a last event the stream ended without a blank line after."""
@@ -107,13 +101,9 @@ class SSEDecoder:
 
     def close(self) -> list[SSEItem]:
         """Flush what is left when the stream ends (a last event without a blank line)."""
-        items: list[SSEItem] = []
-        if self._buffer:
-            rest, self._buffer = self._buffer, ""
-            for line in _EOL.split(rest):
-                items.extend(self._line(line))
-        items.extend(self._dispatch())
-        return items
+        rest, self._buffer = self._buffer, ""
+        items = [item for line in (_EOL.split(rest) if rest else ()) for item in self._line(line)]
+        return [*items, *self._dispatch()]
 
     def _line(self, line: str) -> Iterator[SSEItem]:
         if not line:

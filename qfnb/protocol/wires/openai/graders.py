@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from qfnb.protocol.console.rewards import grader_problem
+from qfnb.protocol.errors import ProtocolError
 
-__all__ = ["GraderProblem", "check_grader"]
+__all__ = ["check_grader"]
 
 STRING_OPS = ("eq", "ne", "like", "ilike")
 #: text_similarity metrics graded here (cosine needs an embedding model; gleu and meteor a library not kept)
@@ -23,36 +24,28 @@ PYTHON_REFUSAL = ("python graders run user code, and user code never runs in the
                   "train_mode=\"RFT\", reward=fn): it runs in your own process")
 
 
-class GraderProblem(ValueError):
-    """A grader the platform cannot run; ``field`` names where (``method.reinforcement.grader.type``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
 def check_grader(raw: Any, field: str = "grader") -> dict[str, Any]:
-    """``raw`` as a grader this module runs, or GraderProblem naming the field."""
+    """``raw`` as a grader this module runs, or ProtocolError naming the field."""
     if not isinstance(raw, Mapping):
-        raise GraderProblem(field, "must be an object with a 'type'")
+        raise ProtocolError(field, "must be an object with a 'type'")
     kind = raw.get("type")
     if kind == "python":
-        raise GraderProblem(f"{field}.type", PYTHON_REFUSAL)
+        raise ProtocolError(f"{field}.type", PYTHON_REFUSAL)
     if kind not in ("string_check", "text_similarity"):
-        raise GraderProblem(f"{field}.type", f"must be 'string_check' or 'text_similarity' on the local platform "
+        raise ProtocolError(f"{field}.type", f"must be 'string_check' or 'text_similarity' on the local platform "
                             f"(model graders and multi graders are not run here), got {kind!r:.40}")
     for key in ("input", "reference"):
         if not isinstance(raw.get(key), str):
-            raise GraderProblem(f"{field}.{key}", "is required: a template such as '{{sample.output_text}}'")
+            raise ProtocolError(f"{field}.{key}", "is required: a template such as '{{sample.output_text}}'")
     if kind == "string_check" and raw.get("operation") not in STRING_OPS:
-        raise GraderProblem(f"{field}.operation", f"must be one of {', '.join(STRING_OPS)}, got "
+        raise ProtocolError(f"{field}.operation", f"must be one of {', '.join(STRING_OPS)}, got "
                             f"{raw.get('operation')!r:.40}")
     if kind == "text_similarity" and raw.get("evaluation_metric") not in SIMILARITY:
-        raise GraderProblem(f"{field}.evaluation_metric", f"must be one of {', '.join(SIMILARITY)} on the local "
+        raise ProtocolError(f"{field}.evaluation_metric", f"must be one of {', '.join(SIMILARITY)} on the local "
                             f"platform, got {raw.get('evaluation_metric')!r:.40}")
     problem = grader_problem(raw)
     if problem is not None:
-        raise GraderProblem(f"{field}.{problem[0]}" if problem[0] else field, problem[1])
+        raise ProtocolError(f"{field}.{problem[0]}" if problem[0] else field, problem[1])
     keys = ("type", "name", "input", "reference", "operation" if kind == "string_check" else "evaluation_metric")
     return {k: raw[k] for k in keys if k in raw}
 

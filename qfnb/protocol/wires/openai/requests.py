@@ -89,44 +89,24 @@ def check_openai_chat(data: dict[str, Any]) -> None:
     check_ranges(data, OPENAI_RANGES)
     check_stops("stop", data.get("stop"), one_string=True)
     check_flags(data, "stream", "logprobs")
-    _check_openai_extras(data)
-    _check_2026_fields(data)
-    _check_v2_common(data)
-
-
-def _check_openai_extras(data: dict[str, Any]) -> None:
-    """``top_logprobs`` (with ``logprobs``) and ``logit_bias``."""
     if data.get("top_logprobs") is not None and not data.get("logprobs"):
         raise ProtocolError("top_logprobs", "needs logprobs: true")
     bias = data.get("logit_bias")
     if bias is not None and (not isinstance(bias, dict) or not all(
             str(k).lstrip("-").isdigit() and isinstance(v, int | float) and -100 <= v <= 100 for k, v in bias.items())):
         raise ProtocolError("logit_bias", "must map token ids to numbers from -100 to 100")
+    _check_2026_fields(data)
+    _check_v2_common(data)
 
-#: OpenAI's caps on ``metadata``: pairs, key and value lengths
-METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
 #: the output modalities the platform's models have (``"audio"`` is refused by name)
 MODALITIES = ("text",)
-
-
-def check_metadata(value: Any, field: str = "metadata") -> dict[str, str]:
-    """OpenAI's ``metadata``: at most 16 pairs of strings, keys up to 64 characters, values up to 512."""
-    if not isinstance(value, dict) or len(value) > METADATA_PAIRS:
-        raise ProtocolError(field, f"must be an object of at most {METADATA_PAIRS} string pairs")
-    for key, text in value.items():
-        if not isinstance(key, str) or not key or len(key) > METADATA_KEY_CHARS:
-            raise ProtocolError(field, f"keys must be strings of 1 to {METADATA_KEY_CHARS} characters, got "
-                                f"{key!r:.80}")
-        if not isinstance(text, str) or len(text) > METADATA_VALUE_CHARS:
-            raise ProtocolError(f"{field}.{key}", f"must be a string of at most {METADATA_VALUE_CHARS} characters")
-    return value
 
 
 def _check_2026_fields(data: dict[str, Any]) -> None:
     """``store``, ``metadata`` and ``modalities`` (the other 2026 fields are checked by their types)."""
     check_flags(data, "store")
     if data.get("metadata") is not None:
-        check_metadata(data["metadata"])
+        openai_wire.check_metadata(data["metadata"])
     modalities = data.get("modalities")
     if modalities is not None:
         if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):

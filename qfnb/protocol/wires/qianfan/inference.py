@@ -91,7 +91,6 @@ def validate_messages(messages: Any, *, field: str = "messages") -> list[dict[st
     return out
 
 
-
 def _checked_message(raw: Any, i: int, where: str) -> dict[str, Any]:
     """Message ``i`` of a v1 history as a plain dict; ProtocolError naming ``where`` otherwise."""
     if isinstance(raw, BaseModel):
@@ -161,11 +160,6 @@ def check_sampling(data: dict[str, Any]) -> None:
         if problem:
             hint = f"; {_QIANFAN_INSTEAD[name]}" if name in _QIANFAN_INSTEAD else ""
             raise ProtocolError(name, problem + hint)
-    _check_common(data)
-
-
-def _check_common(data: dict[str, Any]) -> None:
-    """``stop`` and ``stream``, the same on v1 and v2."""
     check_stops("stop", data.get("stop"), max_chars=STOP_CHARS)
     check_flags(data, "stream")
 

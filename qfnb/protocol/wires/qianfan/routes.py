@@ -38,7 +38,6 @@ REUSED_HEADER = "X-Qfnb-Idempotent-Replay"
 CALLS_ROUTE = "/qfnb/calls"
 
 
-
 def idempotency_key_problem(key: object) -> str | None:
     """Why ``key`` cannot be sent as an ``Idempotency-Key`` (None: it can): it must be a string of 1 to
     :data:`MAX_IDEMPOTENCY_KEY_CHARS` printable ASCII characters (an HTTP header's value)."""
@@ -54,9 +53,7 @@ def idempotency_key_problem(key: object) -> str | None:
     return None
 
 
-API_TYPES: tuple[str, ...] = (
-    "chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin",
-)
+API_TYPES: tuple[str, ...] = ("chat", "completions", "embeddings", "text2image", "image2text", "reranker", "plugin")
 
 # v1 plugin routes: EB plugins have fixed paths, custom Qianfan plugins use "/plugin/{ep}/".
 EB_PLUGINS = "/erniebot/plugins"
@@ -123,7 +120,6 @@ class Console:
     DATASET_EXPORT = "/wenxinworkshop/dataset/export"
     DATASET_EXPORT_RECORD = "/wenxinworkshop/dataset/exportRecord"
     DATASET_DELETE = "/wenxinworkshop/dataset/delete"
-    DATASET_IMPORT_ERROR_DETAIL = "/wenxinworkshop/dataset/importErrorDetail"
     ETL_CREATE = "/wenxinworkshop/etl/create"
     ETL_DETAIL = "/wenxinworkshop/etl/detail"
     ETL_LIST = "/wenxinworkshop/etl/list"
@@ -148,7 +144,6 @@ class Console:
     V2_MODEL = "/v2/model"
     V2_SERVICE = "/v2/service"
     V2_DATASET = "/v2/dataset"
-    V2_EVAL = "/v2/eval"
 
 
 class V2Action:

@@ -37,7 +37,7 @@ from qfnb.protocol.wires.chat.checks import (
     offered_functions,
     parse_body,
 )
-from qfnb.protocol.wires.chat.openai_wire import check_content, content_text, drop_nulls
+from qfnb.protocol.wires.chat.openai_wire import check_content, check_metadata, content_text, drop_nulls
 from qfnb.protocol.wires.chat.ranges import RESPONSES_RANGES, RESPONSES_REQUIRED
 from qfnb.protocol.wires.chat.tools import check_tool_count
 
@@ -138,10 +138,7 @@ def _check_options(data: Mapping[str, Any]) -> None:
     if not isinstance(reasoning, dict) or any(v is not None for v in reasoning.values()):
         raise ProtocolError("reasoning", "the local models do not reason in separate steps: send no reasoning "
                             "options")
-    metadata = data.get("metadata", {})
-    if not isinstance(metadata, dict) or len(metadata) > 16 or not all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()):
-        raise ProtocolError("metadata", "must map at most 16 keys (64 characters) to strings (512 characters)")
+    check_metadata(data.get("metadata", {}))
 
 
 def typed_items(value: Any, field_name: str = "input") -> list[ResponsesItem]:

@@ -157,16 +157,16 @@ def test_a_json_list_cut_short_yields_its_whole_items_then_names_where_it_broke(
 def test_json_files_read_as_before_one_record_or_a_list_numbers_kept(tmp_path: Path) -> None:
     one = tmp_path / "one.JSON"
     one.write_text(json.dumps({"prompt": "solo", "response": ["only"]}, indent=2), encoding="utf-8")
-    assert datasets.read_file_rows(one) == [{"prompt": "solo", "response": "only"}]
+    assert list(datasets.iter_file_rows(one)) == [{"prompt": "solo", "response": "only"}]
     listed = tmp_path / "list.json"
     record = {"prompt": "q", "chosen": "good", "rejected": "bad", "score": 0.25, "n": 3}
     listed.write_text(json.dumps([record, [{"prompt": "x", "response": "y"}]], indent=1), encoding="utf-8")
-    rows = datasets.read_file_rows(listed)
+    rows = list(datasets.iter_file_rows(listed))
     assert [r.get("record") for r in rows] == [record, None] and rows[1]["prompt"] == "x"
     assert type(rows[0]["record"]["score"]) is float and type(rows[0]["record"]["n"]) is int
     empty = tmp_path / "empty.json"
     empty.write_text("  []\n", encoding="utf-8")
-    assert datasets.read_file_rows(empty) == []
+    assert list(datasets.iter_file_rows(empty)) == []
 
 
 @pytest.mark.parametrize("name", ["bom.jsonl", "bom.json", "bom.txt"])
@@ -178,4 +178,4 @@ def test_a_file_saved_with_a_utf8_byte_order_mark_reads_as_without_one(tmp_path:
     for path, data in ((plain, text.encode("utf-8")), (marked, b"\xef\xbb\xbf" + text.encode("utf-8"))):
         path.parent.mkdir()
         path.write_bytes(data)
-    assert datasets.read_file_rows(marked) == datasets.read_file_rows(plain) != []
+    assert list(datasets.iter_file_rows(marked)) == list(datasets.iter_file_rows(plain)) != []

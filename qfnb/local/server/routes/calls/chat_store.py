@@ -21,7 +21,7 @@ from qfnb.local.domain.state.values import BodyError, NotFound
 from qfnb.local.server.middleware import openai_errors
 from qfnb.local.server.serving.wire import json_body
 from qfnb.protocol.errors import ProtocolError
-from qfnb.protocol.wires.openai.requests import check_metadata
+from qfnb.protocol.wires.chat.openai_wire import check_metadata
 from qfnb.protocol.wires.responses.answer import list_page
 
 PREFIXES = ("/v1", "/v2")
