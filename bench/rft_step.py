@@ -72,10 +72,10 @@ def timing(model_dir: Path, rounds: int) -> dict[str, float]:
                            "operation": "ilike"})
     with tempfile.TemporaryDirectory() as tmp:
         spec = WorkerSpec("Gemma-3-270M", Path(tmp) / "train.jsonl", hyper, train_mode="RFT", reward=grader)
-        prompts = [rft.Prompt(({"role": "user", "content": r["prompt"]},), r["prompt"], {"keyword": r["keyword"]})
+        prompts = [rft.RftPrompt(({"role": "user", "content": r["prompt"]},), r["prompt"], {"keyword": r["keyword"]})
                    for r in rows]
-        trainer = rft.Trainer(Path(tmp), spec, _Never(), rft.Policy(model, tok), optimizer, prompts, [],
-                              RewardExchange(Path(tmp), grader))
+        trainer = rft.GroupTrainer(Path(tmp), spec, _Never(), rft.Policy(model, tok), optimizer, prompts, [],
+                                   RewardExchange(Path(tmp), grader))
         run = rft._Run()
 
         def step(name: str, k: int) -> None:

@@ -14,10 +14,11 @@ apart: :attr:`AnswerSet.base_seconds`), the run's scoring time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,27 @@ ANSWER_TOKENS = 64
 GENERATION_THREADS = 1
 #: answers (prompt, the base's, the checkpoint's) a checkpoint entry keeps, and the characters kept of each text
 SAMPLES, SAMPLE_CHARS = 3, 240
+
+
+@contextlib.contextmanager
+def generating(model: Any, tok: Any, threads: int = GENERATION_THREADS) -> Iterator[None]:
+    """One batched ``generate``'s settings: the model in eval mode without gradients, ``threads`` torch threads,
+    the tokenizer padding on the left (prompts of different lengths end where the answers start; the attention
+    mask hides the padding); the thread count, padding side and training mode are put back after."""
+    import torch
+
+    was_training, side, before = model.training, tok.padding_side, torch.get_num_threads()
+    model.eval()
+    torch.set_num_threads(threads)
+    tok.padding_side = "left"
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        tok.padding_side = side
+        torch.set_num_threads(before)
+        if was_training:
+            model.train()
 
 
 @dataclass(frozen=True)
@@ -104,23 +126,13 @@ class AnswerSet:
     def generate(self, model: Any) -> tuple[list[str], list[str | None]]:
         """Greedy answers to every prompt in one left-padded batch, and each one's finish reason (``"length"``
         when it ran to the cap), the model in eval mode for the call."""
-        import torch
-
-        t0, was_training = time.time(), model.training
-        side, threads = self.tok.padding_side, torch.get_num_threads()
-        model.eval()
+        t0 = time.time()
         try:
-            torch.set_num_threads(GENERATION_THREADS)
-            self.tok.padding_side = "left"
-            batch = self.tok(self.texts, add_special_tokens=False, padding=True, return_tensors="pt")
-            with torch.no_grad():
+            with generating(model, self.tok):
+                batch = self.tok(self.texts, add_special_tokens=False, padding=True, return_tensors="pt")
                 out = model.generate(**batch, max_new_tokens=self.max_tokens, do_sample=False, eos_token_id=self.end,
                                      pad_token_id=self.tok.pad_token_id, use_cache=True)
         finally:
-            self.tok.padding_side = side
-            torch.set_num_threads(threads)
-            if was_training:
-                model.train()
             self.seconds += time.time() - t0
         answers, reasons = [], []
         for row in out[:, batch["input_ids"].shape[1]:].tolist():

@@ -2,7 +2,8 @@
 LoRA adapter with a reward over sampled answers.
 
 Each step takes ``batchSize`` prompts; for each it samples ``groupSize`` completions from the current
-policy (``temperature``, at most ``maxNewTokens`` new tokens), has them scored
+policy (``temperature``, at most ``maxNewTokens`` new tokens; all the prompts' in one left-padded generation on
+one torch thread, as the held-out answers are), has them scored
 (:class:`~qfnb.local.training.rewards.RewardExchange`: the user's function in the user's process, or
 a declarative grader), and turns the rewards into advantages within the group,
 ``(r - mean) / (std + eps)``. The loss on the completion tokens is the policy gradient of those
@@ -50,6 +51,7 @@ import itertools
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,43 +159,36 @@ class _Stopping:
 
 
 class Policy:
-    """The LoRA-wrapped model with its tokenizer: sampling, and per-token log-probabilities."""
+    """The LoRA-wrapped model with its tokenizer: sampling, and per-token log-probabilities. It samples on
+    ``threads`` torch threads (:data:`~qfnb.local.training.answers.GENERATION_THREADS`: decoding's many small
+    kernels are slower on a second thread of a shared CPU)."""
 
-    def __init__(self, model: Any, tok: Any) -> None:
-        self.model, self.tok = model, tok
+    def __init__(self, model: Any, tok: Any, threads: int = answers.GENERATION_THREADS) -> None:
+        self.model, self.tok, self.threads = model, tok, threads
         self.end = data.end_token_ids(tok)
 
     def encode(self, prompt: RftPrompt) -> list[int]:
         text = self.tok.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
-    def sample(self, prompt_ids: list[int], n: int, max_new: int, temperature: float | None,
-               stop: Stop | None = None) -> list[list[int]]:
-        """``n`` completions (token ids, up to and with the first end-of-turn token); greedy when
-        ``temperature`` is None. A ``stop`` requested while they are generated ends them at the next token
-        (the caller drops them: :meth:`GroupTrainer.step`)."""
-        import torch
+    def sample(self, prompts: Sequence[list[int]], n: int, max_new: int, temperature: float | None,
+               stop: Stop | None = None) -> list[list[list[int]]]:
+        """``n`` completions to each of ``prompts`` (token ids, up to and with the first end-of-turn token), all
+        of them (prompts x n rows) in one left-padded generation; greedy when ``temperature`` is None. A ``stop``
+        requested while they are generated ends them at the next token (the caller drops them:
+        :meth:`GroupTrainer.step`)."""
         from transformers import StoppingCriteriaList  # deferred: the worker's parent imports no transformers
 
         criteria = {"stopping_criteria": StoppingCriteriaList([_Stopping(stop)])} if stop is not None else {}
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            ids = torch.tensor([prompt_ids] * n)
-            sampling = {"do_sample": True, "temperature": temperature, "top_k": TOP_K, "top_p": TOP_P} \
-                if temperature is not None else {"do_sample": False}
-            with torch.no_grad():
-                out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
-                                          eos_token_id=self.end, pad_token_id=self.tok.pad_token_id, use_cache=True,
-                                          **sampling, **criteria)
-        finally:
-            if was_training:
-                self.model.train()
-        completions = []
-        for row in out[:, len(prompt_ids):].tolist():
-            cut = next((i + 1 for i, t in enumerate(row) if t in self.end), len(row))
-            completions.append(row[:cut])
-        return completions
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": TOP_K, "top_p": TOP_P} \
+            if temperature is not None else {"do_sample": False}
+        with answers.generating(self.model, self.tok, self.threads):
+            batch = self.tok.pad({"input_ids": [list(p) for p in prompts for _ in range(n)]}, return_tensors="pt")
+            out = self.model.generate(**batch, max_new_tokens=max_new, eos_token_id=self.end,
+                                      pad_token_id=self.tok.pad_token_id, use_cache=True, **sampling, **criteria)
+        rows = out[:, batch["input_ids"].shape[1]:].tolist()
+        completions = [row[:next((i + 1 for i, t in enumerate(row) if t in self.end), len(row))] for row in rows]
+        return [completions[k * n:(k + 1) * n] for k in range(len(prompts))]
 
     def text(self, completion: list[int]) -> str:
         return str(self.tok.decode(completion, skip_special_tokens=True))
@@ -345,16 +340,17 @@ class GroupTrainer:
         return floored(group.rewards, group.degenerate) if self.spec.hyper.floor_degenerate else group.rewards
 
     def _draw(self, run: _Run, idx: list[int], step: int) -> list[SampledGroup]:
-        """``groupSize`` sampled answers to each prompt of ``idx``, their rewards (one request for all) and
-        which the degeneration check flags (an answer without its end-of-turn token was cut at the cap)."""
+        """``groupSize`` sampled answers to each prompt of ``idx`` (one generation for all), their rewards (one
+        request for all) and which the degeneration check flags (an answer without its end-of-turn token was cut
+        at the cap)."""
         hyper = self.spec.hyper
         groups = []
         t0 = time.time()
         sampled = 0
-        for i in idx:
-            self._stopped()
-            completions = self.policy.sample(self.encoded[i], hyper.group_size, hyper.max_new_tokens,
-                                             hyper.temperature, self.stop)
+        self._stopped()
+        drawn = self.policy.sample([self.encoded[i] for i in idx], hyper.group_size, hyper.max_new_tokens,
+                                   hyper.temperature, self.stop)
+        for i, completions in zip(idx, drawn, strict=True):
             sampled += sum(len(c) for c in completions)
             groups.append((i, [c or [self.policy.end[0]] for c in completions]))
         run.sample_seconds += time.time() - t0

@@ -42,14 +42,14 @@ class ScriptedPolicy:
     def encode(self, prompt: rft.RftPrompt) -> list[int]:
         return [7, 8, 9]
 
-    def sample(self, prompt_ids: list[int], n: int, max_new: int, temperature: float | None,
-               stop: Any = None) -> list[list[int]]:
-        out = []
-        for _ in range(n):
-            k = self.drawn % len(self.answers) + 1
-            self.drawn += 1
-            out.append([k, END] if self.answers[k - 1][1] else [k, k])
-        return out
+    def sample(self, prompts: list[list[int]], n: int, max_new: int, temperature: float | None,
+               stop: Any = None) -> list[list[list[int]]]:
+        return [[self._next() for _ in range(n)] for _ in prompts]
+
+    def _next(self) -> list[int]:
+        k = self.drawn % len(self.answers) + 1
+        self.drawn += 1
+        return [k, END] if self.answers[k - 1][1] else [k, k]
 
     def text(self, completion: list[int]) -> str:
         return self.answers[completion[0] - 1][0]

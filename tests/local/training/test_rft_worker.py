@@ -119,18 +119,18 @@ def test_client_rewards_train_the_policy_and_errors_stop_the_run(tmp_path: Path)
 def test_a_stop_during_sampling_ends_the_step_at_the_next_token(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cancel (SIGTERM: the stop flag) while a step samples its answers: the generation ends at the next token,
-    the batch's other prompts are not sampled and the step is dropped (its resume point is its start). It used
-    to finish the whole step first: 8 minutes of sampling and training on a loaded CPU with OpenAI's RFT
-    defaults before a cancelled job let the next one run."""
+    for every prompt of the batch (one generation samples them all), and the step is dropped (its resume point is
+    its start). It used to finish the whole step first: 8 minutes of sampling and training on a loaded CPU with
+    OpenAI's RFT defaults before a cancelled job let the next one run."""
     stop = worker._StopFlag()
-    train_samples: list[int] = []
+    train_samples: list[list[int]] = []
     sample = rft.Policy.sample
 
-    def sampling(self: rft.Policy, *args: Any) -> list[list[int]]:
-        if args[3] is not None:  # a training step's sampling, at a temperature (the held-out score's is greedy)
-            stop.requested = True  # the job is cancelled while this group is generated
+    def sampling(self: rft.Policy, *args: Any) -> list[list[list[int]]]:
+        if args[3] is not None:  # a training step's sampling, at a temperature
+            stop.requested = True  # the job is cancelled while the batch's groups are generated
             out = sample(self, *args)
-            train_samples.append(max(len(c) for c in out))
+            train_samples.append([max(len(c) for c in group) for group in out])
             return out
         return sample(self, *args)
 
@@ -138,7 +138,7 @@ def test_a_stop_during_sampling_ends_the_step_at_the_next_token(
     job = _job(tmp_path, KEYWORD, maxSteps=3, maxNewTokens=8)
     result = worker.run(job, stop)
     assert result["status"] == "Stopped", result
-    assert train_samples == [1]  # one group, cut after its first token; the batch's second prompt never sampled
+    assert train_samples == [[1, 1]]  # one generation for the batch's 2 prompts, cut after its first token
     assert not [p for p in _lines(job) if "reward" in p]  # no step trained
     assert result["metrics"]["steps"] == 0
 

@@ -1,0 +1,115 @@
+"""How RFT samples (:meth:`qfnb.local.training.rft.Policy.sample`): a draw's prompts in one left-padded
+generation on :data:`~qfnb.local.training.answers.GENERATION_THREADS` torch threads (the thread count, the
+tokenizer's padding side and the model's training mode put back after), each padded row sampled from the same
+distribution as its prompt alone, on both local chat formats (Gemma 3's turn markers, Qwen 2's ChatML)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tiny_models import build_tiny_gemma, build_tiny_qwen  # noqa: E402
+
+from qfnb.local.training import lora, rft  # noqa: E402
+from qfnb.local.training.answers import GENERATION_THREADS  # noqa: E402
+from qfnb.local.training.rewards import RewardSample  # noqa: E402
+from qfnb.local.training.spec import Hyper, WorkerSpec  # noqa: E402
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
+
+#: prompts of different lengths, so a batch of them is padded
+TEXTS = ["Hi", "What is the capital of France? Answer in one word.", "Numbers: 0 1 2 3 4 5 6 7 8 9, then?"]
+
+
+@pytest.fixture(scope="module", params=["gemma", "qwen"])
+def policy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> rft.Policy:
+    build = build_tiny_gemma if request.param == "gemma" else build_tiny_qwen
+    model, tok = lora.load_base(build(tmp_path_factory.mktemp(request.param) / "model"))
+    return rft.Policy(lora.add_lora(model, Hyper()), tok)
+
+
+def _prompts() -> list[rft.RftPrompt]:
+    return [rft.RftPrompt(({"role": "user", "content": t},), t, {}) for t in TEXTS]
+
+
+class _Rewards:
+    """The reward exchange's :meth:`score`, in-process: the answer's length."""
+
+    def score(self, samples: list[RewardSample], step: int, kind: str = "train") -> list[float]:
+        return [float(len(s.completion)) for s in samples]
+
+
+class _NoStop:
+    requested = False
+
+
+def test_a_draw_samples_all_its_prompts_in_one_generation_on_the_generation_threads(
+        policy: rft.Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, tok = policy.model, policy.tok
+    calls: list[dict[str, Any]] = []
+    generate = model.generate
+
+    def spying(**kwargs: Any) -> Any:
+        calls.append({"rows": kwargs["input_ids"].shape[0], "threads": torch.get_num_threads(),
+                      "training": model.training, "mask": kwargs["attention_mask"].clone()})
+        return generate(**kwargs)
+
+    monkeypatch.setattr(model, "generate", spying)
+    spec = WorkerSpec("tiny", tmp_path / "train.jsonl", Hyper(group_size=2, max_new_tokens=5, temperature=1.0))
+    trainer = rft.GroupTrainer(tmp_path, spec, _NoStop(), policy, None, _prompts(), [],
+                               cast(Any, _Rewards()))
+    threads = GENERATION_THREADS + 1
+    torch.set_num_threads(threads)
+    model.train()
+    side = tok.padding_side = "right"
+    try:
+        groups = trainer._draw(rft._Run(), [2, 0, 1], step=1)
+    finally:
+        torch.set_num_threads(lora.N_THREADS)
+    assert [(c["rows"], c["threads"], c["training"]) for c in calls] == [(6, GENERATION_THREADS, False)]
+    # left padding: each row's prompt ends at the last column, the shorter prompts' padding masked before it
+    lengths = [len(trainer.encoded[i]) for i in (2, 2, 0, 0, 1, 1)]
+    assert calls[0]["mask"].sum(1).tolist() == lengths and calls[0]["mask"][:, -1].all()
+    assert torch.get_num_threads() == threads and tok.padding_side == side and model.training
+    assert [g.index for g in groups] == [2, 0, 1]
+    assert all(len(g.completions) == 2 == len(g.rewards) and all(1 <= len(c) <= 5 for c in g.completions)
+               for g in groups)
+
+
+def test_a_padded_row_has_the_distribution_of_its_prompt_alone(policy: rft.Policy,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Greedy answers to three prompts of different lengths in one batch are each prompt's answer alone, and
+    each step's logits of a padded row are the lone prompt's (so sampling draws from the same distribution)."""
+    logits: list[Any] = []
+    generate = policy.model.generate
+
+    def keeping_logits(**kwargs: Any) -> Any:
+        out = generate(**kwargs, output_logits=True, return_dict_in_generate=True)
+        logits.append(torch.stack(out.logits, dim=1))  # [rows, steps, vocab]
+        return out.sequences
+
+    monkeypatch.setattr(policy.model, "generate", keeping_logits)
+    encoded = [policy.encode(p) for p in _prompts()]
+    assert len({len(e) for e in encoded}) == 3
+    together = policy.sample(encoded, 1, 6, None)
+    alone = [policy.sample([e], 1, 6, None)[0] for e in encoded]
+    assert together == alone and all(len(g[0]) >= 1 for g in together)
+    batch = logits[0]
+    for row, (group, lone) in enumerate(zip(together, logits[1:], strict=True)):
+        steps = len(group[0])
+        torch.testing.assert_close(batch[row, :steps], lone[0, :steps], atol=1e-4, rtol=1e-4)
+
+
+def test_sampling_draws_n_answers_a_prompt_each_cut_at_its_end_of_turn(policy: rft.Policy) -> None:
+    torch.manual_seed(0)
+    drawn = policy.sample([policy.encode(p) for p in _prompts()[:2]], 3, 8, 1.0)
+    assert [len(g) for g in drawn] == [3, 3]
+    for completion in (c for g in drawn for c in g):
+        ends = [n for n, t in enumerate(completion) if t in policy.end]
+        # an answer ends at its first end-of-turn token, or runs to the cap without one
+        assert ends == [len(completion) - 1] if ends else len(completion) == 8
