@@ -256,8 +256,12 @@ def _durable_counts(durable: dict[tuple[str, str], list[int]], calls: dict[tuple
 
 
 def _add_to(total: _Series, sums: _Series) -> None:
-    for name in ("calls", "prompt", "output", "cached", "duration_sum", "ttft_sum"):
-        setattr(total, name, getattr(total, name) + getattr(sums, name))
+    total.calls += sums.calls
+    total.prompt += sums.prompt
+    total.output += sums.output
+    total.cached += sums.cached
+    total.duration_sum += sums.duration_sum
+    total.ttft_sum += sums.ttft_sum
     total.duration = [a + b for a, b in zip(total.duration, sums.duration, strict=True)]
     total.ttft = [a + b for a, b in zip(total.ttft, sums.ttft, strict=True)]
 
