@@ -150,3 +150,12 @@ def test_the_room_checks_catch_a_synthetic_misplacement(tmp_path: Path) -> None:
     (tests / "feature").mkdir()
     (tests / "loose").mkdir()
     assert unmapped_folders(tests, code, "| `feature/` | a feature end to end |") == ["loose"]
+
+
+def test_no_two_test_modules_share_a_file_name() -> None:
+    """pytest imports a test folder without ``__init__.py`` by its file name alone (rootdir-relative), so two
+    ``test_x.py`` in different folders collide: the second is not collected ("import file mismatch")."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}
