@@ -51,7 +51,7 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
             "trainMode": job["trainMode"], "parameterScale": job["parameterScale"], "createDate": iso(job["created"])}
 
 
-def __batch_view(p: Platform, run: dict[str, Any]) -> dict[str, Any]:
+def _run_view(p: Platform, run: dict[str, Any]) -> dict[str, Any]:
     job = p.store.get("ft_jobs", run["containerId"]) or {}
     return {"taskId": run["sid"], "jobId": job.get("sid"), "jobName": job.get("name"), "model": run["baseModel"],
             "trainMode": run.get("trainMode") or job.get("trainMode", "SFT"),
@@ -128,12 +128,12 @@ def create_ft_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_task(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
-    return __batch_view(p, site.get(p, "runs", body.get("taskId"), "taskId"))
+    return _run_view(p, site.get(p, "runs", body.get("taskId"), "taskId"))
 
 
 def describe_tasks(p: Platform, body: dict[str, Any]) -> dict[str, Any]:
     job = site.get(p, "ft_jobs", body.get("jobId"), "jobId")
-    runs = [__batch_view(p, r) for r in p.store.all("runs", lambda r: r.get("containerId") == job["id"])]
+    runs = [_run_view(p, r) for r in p.store.all("runs", lambda r: r.get("containerId") == job["id"])]
     return paged(runs, body, "taskList", "taskId")
 
 
