@@ -33,7 +33,7 @@ nothing is learned):
   on those answers come before the first GRPO step, so the policy starts where the reward is sometimes earned.
 - ``floorDegenerate`` (on by default): a sampled answer the degeneration check flags
   (:func:`~qfnb.protocol.console.degeneration.check_answer`: cut at ``maxNewTokens``, a repeat, a bare marker,
-  empty) earns its group's lowest reward, whatever the reward said, so GRPO never pushes one up: a reward of
+  empty) earns less than its group's lowest, whatever the reward said, so GRPO pushes it down: a reward of
   "holds a ticket reference and is short" is otherwise earned best by the reference repeated. The step's
   progress line counts them (``degenerate``), ``metrics.degenerate_samples`` the run's.
 - partial credit is the reward's own (``docs/train-modes.md``): a reward of 0.5 per property met ranks
@@ -228,10 +228,13 @@ def advantages(rewards: list[float]) -> list[float]:
 
 
 def floored(rewards: list[float], degenerate: list[bool]) -> list[float]:
-    """The rewards GRPO learns from with ``floorDegenerate``: a degenerate answer's is its group's lowest
-    (so its advantage is never positive, however the user's reward scored it); the others' as given."""
-    low = min(rewards)
-    return [low if bad else r for r, bad in zip(rewards, degenerate, strict=True)]
+    """The rewards GRPO learns from with ``floorDegenerate``: a degenerate answer's is below its group's lowest,
+    by the group's spread (1 where every answer scored the same), so beside any answer that is not degenerate its
+    advantage is negative, however the user's reward scored it (a group whose answers all earn the reward's best,
+    the marker repeated among them, would otherwise tie and teach nothing); the others' as given."""
+    low, high = min(rewards), max(rewards)
+    floor = low - ((high - low) or 1.0)
+    return [floor if bad else r for r, bad in zip(rewards, degenerate, strict=True)]
 
 
 def _ties(rewards: list[float]) -> bool:

@@ -58,7 +58,7 @@ class Hyper:
     kl_coef: float = RFT_DEFAULTS["klCoef"]  # weight of the KL penalty to the base (the adapter disabled)
     tie_resamples: int = 0  # more groups drawn for a prompt whose answers' rewards all tie (at most this many)
     warm_start_steps: int = 0  # SFT steps on the data's preferred answers before the first GRPO step
-    floor_degenerate: bool = False  # a sampled answer the degeneration check flags earns its group's lowest reward
+    floor_degenerate: bool = False  # a sampled answer the degeneration check flags is floored below its group's lowest
 
     def schedule(self, n_examples: int) -> str:
         """Which of ``maxSteps`` and ``epoch`` decides the run's length, in words."""

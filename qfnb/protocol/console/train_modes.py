@@ -120,7 +120,7 @@ MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
               "prompts", scores=("metric",), cost=1.0, tokens=" (the prompts; the sampled answers are not counted)",
               # against a reward the base rarely earns: groups redrawn for a prompt whose rewards all tie, SFT steps
               # on the data's answers before the first GRPO step; against a gamed reward: a degenerate sampled
-              # answer earns its group's lowest reward (measured: docs/train-modes.md)
+              # answer earns less than its group's lowest (measured: docs/train-modes.md)
               hyper={**RFT_DEFAULTS, "learningRate": 5e-4, "tieResamples": 2, "warmStartSteps": 10,
                      "floorDegenerate": True}, rewarded=True),
 )}

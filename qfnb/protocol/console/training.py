@@ -79,7 +79,7 @@ LIMITS: dict[str, Limit] = {
 
 #: hyperparameters that are true or false (their check: :func:`hyper_problem`); ``lengthNormalize``: DPO and
 #: KTO compare each answer's log-ratio per token, not summed (a long answer no longer outweighs a short one);
-#: ``floorDegenerate``: RFT gives a sampled answer the degeneration check flags its group's lowest reward
+#: ``floorDegenerate``: RFT gives a sampled answer the degeneration check flags less than its group's lowest reward
 FLAGS = frozenset({"lengthNormalize", "floorDegenerate"})
 
 

@@ -73,7 +73,7 @@ class TrainConfig(ConfigModel):
     tie_resamples: int | None = None
     warm_start_steps: int | None = None
     #: RFT against a gamed reward (the platform's default: on): a sampled answer the degeneration check flags
-    #: (a repeat, a bare marker, cut at ``max_new_tokens``) earns its group's lowest reward
+    #: (a repeat, a bare marker, cut at ``max_new_tokens``) earns less than its group's lowest reward
     floor_degenerate: bool | None = None
     packing: bool | None = None
     #: DPO and KTO (``train_mode``): how far the tuned model may move from the base (default 0.1); KTO's

@@ -1,6 +1,6 @@
 """RFT against a gamed reward (:mod:`qfnb.local.training.rft`, ``floorDegenerate``): a sampled answer the
-degeneration check flags earns its group's lowest reward, so a degenerate answer the user's reward scores
-high gets no positive advantage. One real GRPO step (:meth:`GroupTrainer.step`) on a test double of the
+degeneration check flags earns less than its group's lowest reward, so a degenerate answer the user's reward
+scores high gets a negative advantage. One real GRPO step (:meth:`GroupTrainer.step`) on a test double of the
 policy: scripted answers, a one-parameter model, a reward scored in-process."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def test_a_degenerate_answer_the_reward_scores_high_gets_no_positive_advantage(
     assert [support_style(a) for a, _ in GROUP] == [1.0, 1.0, 0.5, 0.5]  # the marker is the reward's best
     seen, _, run = _step(tmp_path, monkeypatch, list(GROUP), floor_degenerate=True)
     good, marker, cut, plain = seen[0]
-    assert marker <= 0 and cut <= 0  # never pushed up
+    assert marker < 0 and cut < 0  # pushed down
     assert good > 0 and good > plain  # the answer in the style is still the group's best
     assert run.degenerate_samples == 2 and run.step_degenerate == 2
 
@@ -120,7 +120,20 @@ def test_a_group_of_degenerate_answers_only_ties_and_is_drawn_again(
     assert seen == [[0.0] * 6]
 
 
-def test_floored_gives_a_degenerate_answer_its_groups_lowest_reward() -> None:
-    assert rft.floored([1.0, 1.0, 0.5, 0.0], [False, True, False, False]) == [1.0, 0.0, 0.5, 0.0]
+def test_a_degenerate_answer_in_a_group_that_all_earn_the_best_reward_is_pushed_down(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a warm start every sampled answer earns the reward's best, the degenerate ones too: floored to the
+    group's lowest they would tie with the rest and teach nothing (measured: a RFT run whose greedy answers all
+    ended in ``[Ticket #8000000…``). Below it, they are the group's worst."""
+    answers = [GOOD, GOOD, GOOD, MARKER]
+    assert {support_style(a) for a, _ in answers} == {1.0}
+    seen, _, run = _step(tmp_path, monkeypatch, answers, floor_degenerate=True, tie_resamples=2)
+    *good, marker = seen[0]
+    assert marker < 0 < min(good) and run.resampled_groups == 0  # not a tie: nothing drawn again
+
+
+def test_floored_puts_a_degenerate_answer_below_its_groups_lowest_reward() -> None:
+    assert rft.floored([1.0, 1.0, 0.5, 0.0], [False, True, False, False]) == [1.0, -1.0, 0.5, 0.0]  # by the spread
+    assert rft.floored([1.0, 1.0, 1.0], [False, True, False]) == [1.0, 0.0, 1.0]  # by 1 where all scored the same
     assert rft.floored([0.2, 0.9], [False, False]) == [0.2, 0.9]
-    assert rft.floored([0.9, 0.9], [True, True]) == [0.9, 0.9]  # all alike: a tie, no advantage
+    assert rft.floored([0.9, 0.9], [True, True]) == pytest.approx([-0.1, -0.1])  # all degenerate: a tie, no advantage
