@@ -5,10 +5,13 @@ prompts were never trained on):
 
     .venv/bin/python bench/preference_quality.py [--bases Gemma-3-270M] [--modes DPO,KTO,RFT,PostPretrain]
                                                  [--langs en,zh] [--set learningRate=2e-4 ...] [--json out.json]
+                                                 [--plain-text]
 
 A run is the training worker the platform starts (``qfnb.local.training.process.worker``, in this process) on the
 hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.train_modes.defaults_for``
-for the base and mode; ``--set`` overrides, for the sweeps the defaults were chosen by). A RFT run's reward
+for the base and mode; ``--set`` overrides, for the sweeps the defaults were chosen by), on the same preference
+file for every mode as a user would hand it (PostPretrain learns each pair's preferred conversation in the base's
+chat format; ``--plain-text`` gives it ``prompt\nchosen`` as plain text instead). A RFT run's reward
 is a Python function in this process, answering the worker's reward requests as the user's process does
 through the platform: 0.5 for a ticket reference and 0.5 for fewer than 80 words (partial credit; Chinese:
 fewer than 120 characters).
@@ -83,14 +86,15 @@ def wilson(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def training_rows(mode: str, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """The set's pairs in ``mode``'s format (a DPO pair gives KTO a good and a bad item; RFT gets the prompts
-    with their preferred answer, for its warm start; PostPretrain the preferred conversations as text)."""
-    if mode in ("DPO", "KTO"):
-        return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+def training_rows(mode: str, rows: list[dict[str, str]], plain_text: bool = False) -> list[dict[str, Any]]:
+    """The set's pairs in ``mode``'s format: the pairs as they are for DPO, KTO (a good and a bad item each) and
+    PostPretrain (each pair's preferred conversation, in the base's chat format); RFT gets the prompts with their
+    preferred answer, for its warm start. ``plain_text``: PostPretrain gets ``prompt\nchosen`` as plain text."""
     if mode == "RFT":
         return [{"prompt": r["prompt"], "response": r["chosen"]} for r in rows]
-    return [{"text": f"{r['prompt']}\n{r['chosen']}"} for r in rows]
+    if mode == "PostPretrain" and plain_text:
+        return [{"text": f"{r['prompt']}\n{r['chosen']}"} for r in rows]
+    return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
 
 
 @dataclass
@@ -189,7 +193,7 @@ def _reward_client(job: Path, stop: threading.Event) -> threading.Thread:
 
 
 def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
-          overrides: dict[str, Any]) -> dict[str, Any]:
+          overrides: dict[str, Any], plain_text: bool = False) -> dict[str, Any]:
     """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``)."""
     from qfnb.local.training.process import worker
     from qfnb.protocol.console.train_modes import defaults_for
@@ -197,7 +201,8 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
     job = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
     # no eval_file: the held-out prompts are judged here, by what base and tuned write
     (job / "train.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(mode, data["train"])), "utf-8")
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(mode, data["train"], plain_text)),
+        "utf-8")
     hyper = {**defaults_for(mode, base), **overrides}
     spec: dict[str, Any] = {"base_model": base, "base_model_path": str(model_dir), "train_file": "train.jsonl",
                             "train_mode": mode, "seed": 7, "hyper": hyper}
@@ -252,6 +257,8 @@ def main() -> int:
     ap.add_argument("--rft-set", nargs="*", default=[], help="overrides for the RFT runs only (after --set)")
     ap.add_argument("--max-new-tokens", type=int, default=80)
     ap.add_argument("--show", type=int, default=2, help="held-out answers shown per run")
+    ap.add_argument("--plain-text", action="store_true",
+                    help="PostPretrain on 'prompt\\nchosen' plain text, not the pairs' preferred conversations")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
     log_to_stdout()
@@ -273,7 +280,8 @@ def main() -> int:
                 log.info("%s %s base: adoption %.0f%%, degeneration %.0f%%, reward %.2f", base, lang,
                          100 * base_read["adoption"], 100 * base_read["degeneration"], base_read["reward"])
                 for mode in args.modes.split(","):
-                    run = train(Path(tmp), model_dir, base, mode, data, rft_overrides if mode == "RFT" else overrides)
+                    run = train(Path(tmp), model_dir, base, mode, data, rft_overrides if mode == "RFT" else overrides,
+                                args.plain_text)
                     answers = generate(model_dir, run["adapter"], prompts, args.max_new_tokens)
                     tuned = read(answers)
                     verdict = compare(base_read, tuned)

@@ -27,7 +27,7 @@ from qfnb.local.training.data import Example, end_token_ids
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import textmetrics
 from qfnb.protocol.console.degeneration import AnswersReport, judge_answers
-from qfnb.protocol.console.train_formats import Judged, Pair, PromptItem
+from qfnb.protocol.console.train_formats import Conversation, Judged, Pair, PromptItem
 
 log = logging.getLogger("qfnb.local.training")
 
@@ -72,7 +72,7 @@ class HeldPrompt:
 def held_prompts(records: Sequence[Any], limit: int) -> list[HeldPrompt]:
     """Up to ``limit`` distinct held-out prompts of a mode's records: SFT examples (their answer the reference),
     DPO pairs (the preferred answer), KTO items (a good answer, when one is labelled so), RFT prompts (a
-    ``reference`` field, when given). Plain text (PostPretrain) has no prompt: none."""
+    ``reference`` field, when given), PostPretrain conversations (their answer). Plain text has no prompt: none."""
     out: dict[tuple[tuple[tuple[str, str], ...], ...], HeldPrompt] = {}
     for r in records:
         found = _prompt_of(r)
@@ -95,6 +95,8 @@ def _prompt_of(record: Any) -> tuple[tuple[dict[str, str], ...], str | None] | N
     None for a record with no prompt (plain text)."""
     if isinstance(record, Pair):
         return record.messages, record.chosen
+    if isinstance(record, Conversation):
+        return record.messages[:-1], record.messages[-1]["content"]
     if isinstance(record, Judged):
         return record.messages, record.answer if record.desirable else None
     if isinstance(record, Example):

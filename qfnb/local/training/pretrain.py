@@ -1,5 +1,7 @@
 """PostPretrain (continued pre-training) on the LoRA loop: plain text, every token learned.
 
+A conversation (:class:`~qfnb.protocol.console.train_formats.Conversation`) is a text in the base's chat format,
+as its chat template renders it (so the turns are learned as the model will be asked them).
 The texts are tokenised (the tokenizer's begin marker first, its end marker after each text), joined into
 one stream and cut into ``maxSeqLen`` blocks (packing, as Hugging Face's ``group_texts`` does); a block's
 loss is the causal LM loss on all its tokens. Held out, a run scores the same loss on held-out blocks
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qfnb.local.training import data
-from qfnb.protocol.console.train_formats import Record, Text
+from qfnb.protocol.console.train_formats import Conversation, Record, Text
 
 #: the shortest last block kept (a shorter tail teaches little and skews the per-block mean)
 MIN_TAIL = 16
@@ -24,9 +26,13 @@ def encode(tok: Any, records: Sequence[Record], max_seq_len: int) -> list[tuple[
     stream: list[int] = []
     eos = tok.eos_token_id
     for r in records:
-        if not isinstance(r, Text):
-            raise TypeError(f"a PostPretrain run takes plain text, got {type(r).__name__}")
-        stream.extend(tok(r.text)["input_ids"])  # the tokenizer's begin marker, where it has one
+        if isinstance(r, Text):
+            stream.extend(tok(r.text)["input_ids"])  # the tokenizer's begin marker, where it has one
+        elif isinstance(r, Conversation):  # the template writes the begin marker where the model has one
+            chat = tok.apply_chat_template(list(r.messages), tokenize=False)
+            stream.extend(tok(chat, add_special_tokens=False)["input_ids"])
+        else:
+            raise TypeError(f"a PostPretrain run takes plain text or conversations, got {type(r).__name__}")
         if eos is not None:
             stream.append(eos)
     blocks = [stream[i:i + max_seq_len] for i in range(0, len(stream), max_seq_len)]

@@ -13,7 +13,15 @@ from typing import Any
 from qfnb.protocol.console.checkpoints import DEFAULT_PATIENCE, METRICS
 from qfnb.protocol.console.rewards import RewardSpec, RewardSpecError, parse_reward
 from qfnb.protocol.console.train_modes import MODE_TABLE, train_mode
-from qfnb.protocol.console.training import DEFAULTS, FLAGS, LIMITS, PREFERENCE_DEFAULTS, RFT_DEFAULTS, hyper_problem
+from qfnb.protocol.console.training import (
+    DEFAULTS,
+    FLAGS,
+    LIMITS,
+    PREFERENCE_DEFAULTS,
+    RFT_DEFAULTS,
+    hyper_problem,
+    run_epochs,
+)
 
 
 class SpecError(ValueError):
@@ -36,6 +44,7 @@ class Hyper:
     lora_alpha: float = _default("loraAlpha")
     lora_dropout: float = _default("loraDropout")
     max_steps: int | None = None
+    min_steps: int = 0  # without max_steps: whole epochs are added until the run takes at least this many steps
     logging_steps: int = _default("loggingSteps")
     checkpoints: int = 0  # LoRA checkpoints kept evenly over the run (qfnb.protocol.console.checkpoints)
     early_stop: bool = False  # end the run after ``early_stop_patience`` checkpoints without improvement
@@ -61,17 +70,24 @@ class Hyper:
     floor_degenerate: bool = False  # a sampled answer the degeneration check flags is floored below its group's lowest
 
     def schedule(self, n_examples: int) -> str:
-        """Which of ``maxSteps`` and ``epoch`` decides the run's length, in words."""
+        """Which of ``maxSteps``, ``epoch`` and ``minSteps`` decides the run's length, in words."""
         per_epoch = math.ceil(n_examples / self.batch_size)
         if self.max_steps is None:
-            return f"{self.epoch * per_epoch} steps: epoch={self.epoch} of {per_epoch} steps"
+            epochs = int(run_epochs(self.epoch, per_epoch, self.min_steps))
+            if epochs > self.epoch:
+                return (f"{epochs * per_epoch} steps: {epochs} passes of {per_epoch} steps, for minSteps="
+                        f"{self.min_steps} (epoch={self.epoch})")
+            return f"{epochs * per_epoch} steps: epoch={self.epoch} of {per_epoch} steps"
         return (f"{self.max_steps} steps: maxSteps wins over epoch={self.epoch} "
                 f"({self.max_steps / per_epoch:.3g} passes over {n_examples} examples)")
 
     def total_steps(self, n_examples: int) -> int:
-        """``maxSteps`` when given (it wins over ``epoch``), else ``epoch`` passes over the data."""
+        """``maxSteps`` when given (it wins over ``epoch``), else ``epoch`` passes over the data, more where
+        ``minSteps`` asks for more steps."""
         per_epoch = math.ceil(n_examples / self.batch_size)
-        return self.max_steps if self.max_steps is not None else self.epoch * per_epoch
+        if self.max_steps is not None:
+            return self.max_steps
+        return int(run_epochs(self.epoch, per_epoch, self.min_steps)) * per_epoch
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Any
 from qfnb.protocol.bounded_jsonl import MAX_FILE_BYTES, LineProblem, file_lines, loads_line
 from qfnb.protocol.console import train_modes
 
-__all__ = ["FORMATS", "MODES", "FormatError", "Judged", "Pair", "PromptItem", "Record", "Text", "looks_like",
+__all__ = ["FORMATS", "MODES", "Conversation", "FormatError", "Judged", "Pair", "PromptItem", "Record", "Text",
+           "looks_like",
            "parse_file", "parse_item", "parse_lines", "to_wire", "train_mode", "wants"]
 
 #: the train modes, as the platform spells them (the table's names)
@@ -62,6 +63,14 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """PostPretrain: a whole conversation, its answer last, learned in the base's chat format (the turns as the
+    model will be asked them), not as plain text."""
+
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
 class PromptItem:
     """RFT: the conversation to answer; ``extra``: the line's other fields (passed to the reward);
     ``answer``: the line's own answer when it has one (SFT or chat data), never sampled: a warm start's."""
@@ -71,7 +80,7 @@ class PromptItem:
     answer: str | None = None
 
 
-Record = Pair | Judged | Text | PromptItem
+Record = Pair | Judged | Text | Conversation | PromptItem
 
 
 def wants(mode: str) -> str:
@@ -295,8 +304,16 @@ def parse_item(mode: str, obj: Any, where: str) -> list[Record]:
 
 
 def _texts(obj: Any, where: str) -> list[Record] | None:
+    """Plain text, or a conversation: a DPO pair's preferred one, or a chat or prompt/response line with its
+    answer (a prompt without one is RFT's, refused)."""
     if isinstance(obj, dict) and "text" in obj and looks_like(obj) == "PostPretrain plain text (text)":
         return [Text(_text(obj["text"], where, "text"))]
+    pair = _pair(obj, where)
+    if pair is not None:
+        return [Conversation((*pair.messages, {"role": "assistant", "content": pair.chosen}))]
+    item = _prompt(obj, where)
+    if item is not None and item.answer is not None:
+        return [Conversation((*item.messages, {"role": "assistant", "content": item.answer}))]
     return None
 
 
@@ -392,4 +409,6 @@ def to_wire(record: Record) -> dict[str, Any]:
         return {"prompt": list(record.messages), "completion": record.answer, "label": record.desirable}
     if isinstance(record, Text):
         return {"text": record.text}
+    if isinstance(record, Conversation):
+        return {"messages": list(record.messages)}
     return {"messages": list(record.messages), **record.extra}

@@ -9,13 +9,14 @@ is never refused after it was sent.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from qfnb.protocol.limits import LOCAL_CONTEXT_TOKENS
 
 __all__ = ["DEFAULTS", "FLAGS", "LIMITS", "LOCAL_CAPS", "PREFERENCE_DEFAULTS", "RFT_DEFAULTS", "TRAINED_TOKEN_KEYS",
-           "Limit", "hyper_problem"]
+           "Limit", "hyper_problem", "run_epochs"]
 
 #: where a run's metrics may name the tokens it trained on (qfnb's local platform writes the first): the
 #: client's ledger row and the platform's /metrics read the same keys
@@ -45,6 +46,9 @@ LIMITS: dict[str, Limit] = {
     "loraAlpha": Limit(float, 1e-3, 4096),
     "loraDropout": Limit(float, 0.0, 1.0, hi_open=True),
     "maxSteps": Limit(int, 1, 10**7),
+    # the fewest steps a run takes when maxSteps is not given: a small dataset is passed over again, whole
+    # epochs, until they are reached (PostPretrain's few dozen conversations pack into 2 steps an epoch)
+    "minSteps": Limit(int, 0, 10**4),
     "loggingSteps": Limit(int, 1, 10**6),
     "warmupRatio": Limit(float, 0.0, 1.0),
     "weightDecay": Limit(float, 0.0, 1.0),
@@ -120,3 +124,9 @@ def hyper_problem(name: str, value: Any) -> str | None:
     if below or above:
         return f"must be in {limit.describe()}, got {value!r}"
     return None
+
+
+def run_epochs(epoch: float, steps_per_epoch: int, min_steps: int = 0) -> float:
+    """The passes over the data a run without ``maxSteps`` takes: ``epoch``, or more where ``minSteps`` wants
+    more steps than ``epoch`` passes give (whole passes: a pass is never cut)."""
+    return max(epoch, math.ceil(min_steps / steps_per_epoch)) if steps_per_epoch > 0 else epoch

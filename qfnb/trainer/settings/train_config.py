@@ -50,6 +50,9 @@ class TrainConfig(ConfigModel):
     lora_target_modules: list[str] | None = None
     scheduler_name: str | None = None
     max_steps: int | None = None
+    #: without ``max_steps``: whole epochs are added until the run takes at least this many steps (the
+    #: platform's default: 10 for PostPretrain, whose small corpus packs into few steps; 0 otherwise)
+    min_steps: int | None = None
     seed: int | None = None
     #: LoRA checkpoints saved evenly over the run, each scored on the held-out split (the platform's
     #: default: 5 when there is one); ``early_stop`` ends the run after ``early_stop_patience``

@@ -42,7 +42,7 @@ async def hold_forecast(trainer: FinetuneRun) -> None:
             found = await aforecast_training(rows, base=action.train_type, epochs=hyper.epoch,
                                              batch_size=hyper.batch_size, max_steps=hyper.max_steps,
                                              max_seq_len=hyper.max_seq_len, config=trainer.config,
-                                             train_mode=action.train_mode)
+                                             train_mode=action.train_mode, min_steps=hyper.min_steps)
         except BudgetExceeded:
             raise
         except Exception as exc:  # the run still settles on what it trained

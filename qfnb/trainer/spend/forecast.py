@@ -4,7 +4,8 @@
   counted by the base model's own tokenizer as the platform renders it (:func:`count_conversations`),
   each capped at ``max_seq_len``, times the rows trained on: every epoch's rows less the held-out
   split (drawn at random, so taken off at the mean row length), or ``max_steps`` batches.
-* **Steps**: ``epochs x ceil(trained rows / batch size)``, or ``max_steps``.
+* **Steps**: ``epochs x ceil(trained rows / batch size)`` (more passes where ``min_steps`` asks for more
+  steps: PostPretrain's default), or ``max_steps``.
 * **RFT** (``train_mode="RFT"``): each step samples ``group_size`` answers of at most ``max_new_tokens`` to
   each of its prompts and trains on them: the tokens are the prompts' (counted as above) plus the sampled
   ones, ``group_size x (prompt + max_new_tokens)`` a prompt trained on (an upper bound: answers may end
@@ -37,7 +38,7 @@ from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.train_modes import MODE_TABLE, mode_row
-from qfnb.protocol.console.training import DEFAULTS, RFT_DEFAULTS
+from qfnb.protocol.console.training import DEFAULTS, RFT_DEFAULTS, run_epochs
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations, estimate_conversations
 
@@ -208,7 +209,7 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
                              batch_size: float | None = None, max_steps: float | None = None,
                              max_seq_len: float | None = None, eval_split: int | None = None,
                              config: Config | None = None, train_mode: str = "SFT", group_size: int | None = None,
-                             max_new_tokens: int | None = None) -> TrainForecast:
+                             max_new_tokens: int | None = None, min_steps: int | None = None) -> TrainForecast:
     """See :func:`forecast_training`."""
     path = Path(dataset).expanduser()
     if not path.is_file():
@@ -242,13 +243,9 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
     n = len(counts)
     trained = n - n * split // 100
     mean = sum(counts) / n
-    per_epoch = math.ceil(trained / batch)
-    if max_steps is not None:
-        steps = int(max_steps)
-        rows_trained = steps // per_epoch * trained + min(steps % per_epoch * batch, trained)
-    else:
-        steps = math.ceil(epochs * per_epoch)
-        rows_trained = min(steps * batch, math.ceil(epochs * trained))
+    if min_steps is None:  # the platform's default for the mode (PostPretrain's small corpus: more passes)
+        min_steps = int(row.defaults(base).get("minSteps", 0))
+    steps, rows_trained = _schedule(trained, batch, epochs, max_steps, min_steps)
     tokens = round(rows_trained * mean)
     source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + row.tokens
     sampled, tokens, source = (_sampled(rows_trained, mean, how, group_size, max_new_tokens) if row.rewarded
@@ -273,15 +270,28 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
                          price_source=price_source, since=time.time(), sampled=sampled)
 
 
+def _schedule(trained: int, batch: int, epochs: float, max_steps: float | None, min_steps: int) -> tuple[int, int]:
+    """``(steps, rows trained)`` of a run over ``trained`` rows: ``max_steps`` batches, else ``epochs`` passes
+    (more where ``min_steps`` asks for more steps)."""
+    per_epoch = math.ceil(trained / batch)
+    if max_steps is not None:
+        steps = int(max_steps)
+        return steps, steps // per_epoch * trained + min(steps % per_epoch * batch, trained)
+    epochs = run_epochs(epochs, per_epoch, min_steps)
+    steps = math.ceil(epochs * per_epoch)
+    return steps, min(steps * batch, math.ceil(epochs * trained))
+
+
 def forecast_training(dataset: str | Path, *, base: str, epochs: float | None = None,
                       batch_size: float | None = None, max_steps: float | None = None,
                       max_seq_len: float | None = None, eval_split: int | None = None,
                       config: Config | None = None, train_mode: str = "SFT", group_size: int | None = None,
-                      max_new_tokens: int | None = None) -> TrainForecast:
+                      max_new_tokens: int | None = None, min_steps: int | None = None) -> TrainForecast:
     """What fine-tuning ``base`` on the training file ``dataset`` will take: training tokens counted by the
     base's tokenizer (a RFT run's sampled answers included), steps, time from this machine's recorded
     fine-tunes, and price where the table has one; ``train_mode`` reads the file in that mode's format and
     counts what its steps process. Nothing is trained; counting spends no budget."""
     return sync.run(aforecast_training(dataset, base=base, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                                        max_seq_len=max_seq_len, eval_split=eval_split, config=config,
-                                       train_mode=train_mode, group_size=group_size, max_new_tokens=max_new_tokens))
+                                       train_mode=train_mode, group_size=group_size, max_new_tokens=max_new_tokens,
+                                       min_steps=min_steps))

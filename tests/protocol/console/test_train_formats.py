@@ -63,9 +63,8 @@ def test_a_line_in_another_modes_format_is_refused_naming_the_line_and_what_it_l
     with pytest.raises(tf.FormatError) as err:
         tf.parse_file("DPO", path)
     assert str(err.value).startswith("train_file line 3: looks like SFT (prompt/response) data; DPO wants prompt")
-    with pytest.raises(tf.FormatError, match=r"line 1: looks like DPO \(prompt/chosen/rejected\) data; "
-                                             "PostPretrain wants plain text"):
-        tf.parse_file("PostPretrain", path)
+    with pytest.raises(tf.FormatError, match=r"line 1: looks like prompts \(prompt\) data; PostPretrain wants plain"):
+        tf.parse_item("PostPretrain", {"prompt": "a"}, "line 1")  # nothing to learn but the question
     with pytest.raises(tf.FormatError, match="line 1: rejected must be a non-empty string"):
         tf.parse_item("DPO", {"prompt": "a", "chosen": "b", "rejected": " "}, "line 1")
 
@@ -77,6 +76,18 @@ def test_post_pretrain_reads_a_txt_file_by_paragraph_and_text_lines(tmp_path: Pa
     assert tf.parse_item("PostPretrain", [{"text": "x"}], "l") == [tf.Text("x")]
     with pytest.raises(tf.FormatError, match=r"a \.txt file is plain text"):
         tf.parse_file("DPO", txt)
+
+
+def test_post_pretrain_reads_conversations_with_their_answer(tmp_path: Path) -> None:
+    """A DPO pair gives its preferred conversation (the rejected answer is never learned), a chat or a
+    prompt/response line its own: each a :class:`Conversation`, learned in the base's chat format."""
+    answered = ({"role": "user", "content": "a"}, {"role": "assistant", "content": "b"})
+    path = tmp_path / "prefs.jsonl"
+    path.write_text('{"prompt": "a", "chosen": "b", "rejected": "rude"}\n'
+                    + json.dumps({"messages": list(answered)}) + "\n"
+                    + json.dumps([{"prompt": "a", "response": [["b"]]}]) + "\n", encoding="utf-8")
+    assert tf.parse_file("PostPretrain", path) == [tf.Conversation(answered)] * 3
+    assert tf.parse_item("PostPretrain", tf.to_wire(tf.Conversation(answered)), "l") == [tf.Conversation(answered)]
 
 
 @pytest.mark.parametrize("mode,line", [

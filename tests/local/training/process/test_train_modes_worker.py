@@ -96,3 +96,25 @@ def test_a_dataset_in_another_modes_format_fails_naming_its_line(tmp_path: Path)
     result = worker.run(job)
     assert result["status"] == "Failed"
     assert "train_file line 3: looks like SFT (prompt/response) data; DPO wants" in result["error"]
+
+
+def test_post_pretrain_learns_preference_pairs_as_conversations_for_min_steps(tmp_path: Path) -> None:
+    """A preference file given to PostPretrain: each pair's preferred conversation in the base's chat format (the
+    rejected answer never learned); a corpus of one step an epoch is passed over again until ``minSteps``; its
+    held-out conversations are answered at each checkpoint and read for degeneration."""
+    from transformers import AutoTokenizer
+
+    from qfnb.local.training import pretrain
+    from qfnb.protocol.console.train_formats import parse_item
+
+    job = _job(tmp_path, "PostPretrain", PAIRS[:4], HELD_PAIRS, minSteps=3, checkpoints=1, maxSeqLen=256)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
+    blocks = pretrain.encode(tok, [r for p in PAIRS[:4] for r in parse_item("PostPretrain", p, "l")], 256)
+    text = tok.decode(blocks[0][0])
+    assert "<start_of_turn>user\nSay something about cats.<end_of_turn>\n<start_of_turn>model\ncats is fine. OK." in text
+    assert len(blocks) == 1  # four short conversations: one block, one step an epoch
+    result = worker.run(job)
+    assert result["status"] == "Done", result
+    assert result["metrics"]["steps"] == 3  # 3 passes, not 1
+    (entry,) = [p["checkpoint"] for p in _lines(job) if "checkpoint" in p]
+    assert entry["answers"] and ckpt.DEGENERATION_RATE in entry
