@@ -103,12 +103,12 @@ MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
               scores=("evalLoss",), cost=1.0, generation_metric=True),
     # the LM head (262k wide on Gemma 3) runs on every token, not the answer's
     # a few dozen conversations pack into 2 blocks-steps an epoch: too few to learn from (measured:
-    # docs/train-modes.md), so a small corpus is passed over again until 10 steps
+    # docs/train-modes.md), so a small corpus is passed over again until 20 steps
     ModeRow("PostPretrain", 'plain text: a .txt file, or JSONL lines {"text": "..."}; or conversations (chat '
               '{"messages": [...]} ending with the answer, prompt/response, a DPO pair\'s preferred answer), '
               'learned in the base\'s chat format', "texts",
               scores=("evalLoss", "valid_perplexity"), cost=1.4, tokens=" (plain text packed into blocks)",
-              packed=True, hyper={"learningRate": 1e-3, "minSteps": 10}),
+              packed=True, hyper={"learningRate": 1e-3, "minSteps": 20}),
     # the reference's forward pass once per pair (~1/3 of a training pass)
     ModeRow("DPO", 'prompt + chosen + rejected: [{"prompt": "...", "chosen": "...", "rejected": "..."}], or '
               'OpenAI\'s {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}',

@@ -51,7 +51,7 @@ class TrainConfig(ConfigModel):
     scheduler_name: str | None = None
     max_steps: int | None = None
     #: without ``max_steps``: whole epochs are added until the run takes at least this many steps (the
-    #: platform's default: 10 for PostPretrain, whose small corpus packs into few steps; 0 otherwise)
+    #: platform's default: 20 for PostPretrain, whose small corpus packs into few steps; 0 otherwise)
     min_steps: int | None = None
     seed: int | None = None
     #: LoRA checkpoints saved evenly over the run, each scored on the held-out split (the platform's

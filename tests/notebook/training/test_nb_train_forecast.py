@@ -166,3 +166,16 @@ def test_a_rft_forecast_counts_the_sampled_answers_and_a_budget_refuses_on_them(
     with pytest.raises(BudgetExceeded, match="168 training tokens on Tiny-Chat"):
         fc.check_budget()
     budget()
+
+
+def test_a_post_pretrain_forecast_of_a_small_corpus_counts_the_passes_min_steps_adds(
+        served: ServedPlatform, tmp_path: Path) -> None:
+    """A preference file handed to PostPretrain: its preferred conversations pack into one block, one step an
+    epoch; the platform's default ``minSteps`` (20) passes over it again, and the forecast says so."""
+    pairs = tmp_path / "prefs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"question {i}", "chosen": "one two three", "rejected": "four"})
+                             + "\n" for i in range(ROWS)), encoding="utf-8")
+    fc = forecast_training(pairs, base="Tiny-Chat", batch_size=4, eval_split=0, train_mode="PostPretrain")
+    once = forecast_training(pairs, base="Tiny-Chat", batch_size=4, eval_split=0, train_mode="PostPretrain",
+                             min_steps=0)
+    assert (once.steps, fc.steps, fc.mode) == (1, 20, "PostPretrain") and fc.tokens == 20 * once.tokens

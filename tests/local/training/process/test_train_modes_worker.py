@@ -111,7 +111,8 @@ def test_post_pretrain_learns_preference_pairs_as_conversations_for_min_steps(tm
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
     blocks = pretrain.encode(tok, [r for p in PAIRS[:4] for r in parse_item("PostPretrain", p, "l")], 256)
     text = tok.decode(blocks[0][0])
-    assert "<start_of_turn>user\nSay something about cats.<end_of_turn>\n<start_of_turn>model\ncats is fine. OK." in text
+    turns = "<start_of_turn>user\nSay something about cats.<end_of_turn>\n<start_of_turn>model\ncats is fine. OK."
+    assert turns in text
     assert len(blocks) == 1  # four short conversations: one block, one step an epoch
     result = worker.run(job)
     assert result["status"] == "Done", result
