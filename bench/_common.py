@@ -42,10 +42,16 @@ def retry(call: Any, tries: int = 60) -> Any:
     raise AssertionError("unreachable")
 
 
+#: the loggers of the HTTP libraries that log each request at INFO: httpx, and httpx2 (what the openai
+#: SDK sends through)
+HTTP_LOGGERS = ("httpx", "httpx2")
+
+
 def log_to_stdout() -> None:
-    """The benches' log lines: the message only; httpx's per-request lines left out."""
+    """The benches' log lines: the message only; the HTTP libraries' per-request lines left out."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def load_average() -> str:

@@ -65,7 +65,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "batch")) if p not in sys.path]
 
-from _common import load_average, log_to_stdout, retry  # noqa: E402
+from _common import HTTP_LOGGERS, load_average, log_to_stdout, retry  # noqa: E402
 from chaos_books import (  # noqa: E402
     BATCH_MODEL,
     CHAT_MODEL,
@@ -73,6 +73,7 @@ from chaos_books import (  # noqa: E402
     Request,
     dropped_requests,
     engine_requests,
+    keep_logs,
     lost_to_a_kill,
     row_key,
 )
@@ -269,11 +270,12 @@ def main() -> int:  # noqa: C901  # one run, told in order
     parser.add_argument("--ray-kills", type=int, default=4, help="SIGKILLs of the Ray batch's driver")
     parser.add_argument("--ray-engine-kills", type=int, default=2,
                         help="SIGKILLs of the engine under the Ray batch's workers")
-    parser.add_argument("--keep", type=Path, help="copy the engine's journal and the daemon's log here")
+    parser.add_argument("--keep", type=Path,
+                        help="copy the engine's journal and the daemon's, jobs' and kernel's logs here")
     add_arguments(parser)
     args = parser.parse_args()
     log_to_stdout()
-    for name in ("httpx", "openai", "qfnb", "ray"):
+    for name in (*HTTP_LOGGERS, "openai", "qfnb", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if args.phase == "train":
         return run_train_phase(args, Engine, Daemon, load_average)
@@ -347,14 +349,7 @@ def main() -> int:  # noqa: C901  # one run, told in order
                 except Exception:
                     log.exception("could not stop %s", what)
             if args.keep:
-                import shutil
-
-                args.keep.mkdir(parents=True, exist_ok=True)
-                for found in [work / "engine.jsonl", *(work / "data").glob("*.log"), *(work / "data").glob("logs/*")]:
-                    if found.is_file():
-                        shutil.copy(found, args.keep / found.name)
-                for found in (work / "data").glob("batches/*/*.log"):  # the jobs' journals and lost sends
-                    shutil.copy(found, args.keep / f"{found.parent.name}-{found.name}")
+                keep_logs(work, args.keep)
         problems = report(args, work, seen, landed, metrics, ledger_rows, wall)
         if args.ray_rows:
             problems += ray_report(args, work, ray_seen, landed, ledger_rows)

@@ -4,6 +4,7 @@ books read back (``bench/chaos_engine.py``'s journal: every request it received 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +88,15 @@ def lost_to_a_kill(req: Request, kills: list[tuple[float, Kill]], window: float)
                                             or req.end >= when - (window if kill.target in WRITERS else 0.0)))
                or (hung_up(req) and kill.target in WRITERS and when <= req.start <= kill.gone + READ_LAG)
                for when, kill in kills)
+
+
+def keep_logs(work: Path, dest: Path) -> None:
+    """Copy a run's books to ``dest``: the engine's journal, the daemons' and the evaluation kernel's logs,
+    and each batch's and fine-tune's own logs (named after their folder)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    for found in [work / "engine.jsonl", work / "kernel.log", *data.glob("*.log"), *data.glob("logs/*")]:
+        if found.is_file():
+            shutil.copy(found, dest / found.name)
+    for found in [*data.glob("batches/*/*.log"), *data.glob("jobs/*/*.log"), *data.glob("jobs/*/progress.jsonl")]:
+        shutil.copy(found, dest / f"{found.parent.name}-{found.name}")

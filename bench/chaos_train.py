@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import retry
-from chaos_books import BATCH_MODEL, Kill, Request, engine_requests, row_key
+from chaos_books import BATCH_MODEL, Kill, Request, engine_requests, keep_logs, row_key
 from chaos_engine import answer_words
 
 log = logging.getLogger("bench.chaos")
@@ -133,6 +133,8 @@ def run_train_phase(args: Any, engine_class: Any, daemon_class: Any, load_averag
                     stop()
                 except Exception:
                     log.exception("could not stop %s", what)
+            if args.keep:
+                keep_logs(work, args.keep)
     found.say("train phase: wall %.0f s; load %s", time.time() - t0, load_average())
     for problem in found.problems:
         log.info("PROBLEM: %s", problem)
@@ -201,7 +203,6 @@ def fine_tune(args: Any, work: Path, daemon: Any, found: Found) -> None:
     from tiny_models import build_tiny_gemma
 
     local_models.add(build_tiny_gemma(work / "tiny"), name=BASE, role="finetune-base", data_dir=work / "data")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the openai client's requests (a library set it again)
     (work / "train.jsonl").write_text(_chat_rows(args.train_rows))
     (work / "valid.jsonl").write_text(_chat_rows(8, start=1000))
     client = retry(lambda: qfnb.openai_client(data_dir=work / "data", max_retries=8, timeout=30))
