@@ -5,7 +5,7 @@ prompts were never trained on):
 
     .venv/bin/python bench/preference_quality.py [--bases Gemma-3-270M] [--modes DPO,KTO,RFT,PostPretrain]
                                                  [--langs en,zh] [--set learningRate=2e-4 ...] [--json out.json]
-                                                 [--plain-text]
+                                                 [--plain-text] [--reward-saying]
 
 A run is the training worker the platform starts (``qfnb.local.training.process.worker``, in this process) on the
 hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.train_modes.defaults_for``
@@ -19,8 +19,10 @@ fewer than 120 characters).
 Then base and tuned answer the held-out prompts (greedy, at most ``--max-new-tokens``; the base's answers are
 generated once and kept in ``~/.cache/qfnb/bench/``), and it reports:
 
-- **adoption**: the share of answers in the team's style: ending with ``[Ticket #NNNN]``, short (as above) and
-  not degenerate (:mod:`qfnb.protocol.console.degeneration`);
+- **adoption**: the share of answers in the team's style: a sentence that says something (at least 4 words;
+  Chinese: 6 characters, besides the reference: every preferred answer of both sets has 9 words, 13 characters,
+  or more) ending with ``[Ticket #NNNN]``, short (as above) and not degenerate
+  (:mod:`qfnb.protocol.console.degeneration`): ``可能。[Ticket #2339]`` ("maybe") earns the reward, not the style;
 - **degeneration**: the share of degenerate answers (a repeat, a bare marker, empty, cut at the cap);
 - **judged win rate** with a 95 % Wilson interval: the judge is the style rule above, not a model: the
   tuned answer wins a prompt when it adopts the style and the base's does not (ties count half);
@@ -55,6 +57,9 @@ TICKET = re.compile(r"\[Ticket #\d{3,6}\]\s*$")
 ANY_TICKET = re.compile(r"Ticket #\d{3,6}")
 #: "short": fewer than 80 words (English) or 120 characters (Chinese)
 SHORT_WORDS, SHORT_CHARS = 80, 120
+#: an answer that says something: at least 3 words (Chinese: 6 characters) besides the ticket reference
+BODY_WORDS, BODY_CHARS = 3, 6
+_BODY_WORD = re.compile(r"[\u4e00-\u9fff]|[^\W\d_\u4e00-\u9fff]+")
 
 
 def load_set(lang: str) -> dict[str, Any]:
@@ -72,8 +77,21 @@ def reward(completion: str) -> float:
     return 0.5 * bool(ANY_TICKET.search(completion)) + 0.5 * short(completion)
 
 
+def reward_saying(completion: str) -> float:
+    """The same with a third property, a third each: the answer says something (:func:`says_something`), so
+    ``可能。[Ticket #2339]`` ("maybe") no longer earns the most."""
+    return (bool(ANY_TICKET.search(completion)) + short(completion) + says_something(completion)) / 3
+
+
+def says_something(answer: str) -> bool:
+    """At least :data:`BODY_WORDS` words (Chinese: :data:`BODY_CHARS` characters) besides the ticket reference."""
+    words = _BODY_WORD.findall(ANY_TICKET.sub("", answer))
+    cjk = sum(bool(re.fullmatch(r"[\u4e00-\u9fff]", w)) for w in words)
+    return cjk >= BODY_CHARS if cjk else len(words) >= BODY_WORDS
+
+
 def adopted(answer: str, degenerate: bool) -> bool:
-    return bool(TICKET.search(answer)) and short(answer) and not degenerate
+    return bool(TICKET.search(answer)) and short(answer) and says_something(answer) and not degenerate
 
 
 def wilson(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -167,7 +185,7 @@ def read(answers: Answers) -> dict[str, Any]:
             "reward": sum(reward(a) for a in answers.texts) / len(answers.texts)}
 
 
-def _reward_client(job: Path, stop: threading.Event) -> threading.Thread:
+def _reward_client(job: Path, stop: threading.Event, score: Any = reward) -> threading.Thread:
     """The user's process: answer each reward request the worker writes with :func:`reward` (the file
     exchange the platform's routes relay)."""
     from qfnb.local.training import rewards as exchange
@@ -182,7 +200,7 @@ def _reward_client(job: Path, stop: threading.Event) -> threading.Thread:
                 except ValueError:
                     continue
                 exchange.claimed_path(folder, req["requestId"]).touch()
-                answer = {"rewards": [reward(s["completion"]) for s in req["samples"]]}
+                answer = {"rewards": [score(s["completion"]) for s in req["samples"]]}
                 exchange.answer_path(folder, req["requestId"]).write_text(json.dumps(answer), "utf-8")
                 path.unlink(missing_ok=True)
             time.sleep(0.05)
@@ -193,7 +211,7 @@ def _reward_client(job: Path, stop: threading.Event) -> threading.Thread:
 
 
 def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
-          overrides: dict[str, Any], plain_text: bool = False) -> dict[str, Any]:
+          overrides: dict[str, Any], plain_text: bool = False, score: Any = reward) -> dict[str, Any]:
     """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``)."""
     from qfnb.local.training.process import worker
     from qfnb.protocol.console.train_modes import defaults_for
@@ -211,7 +229,7 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
     (job / "spec.json").write_text(json.dumps(spec), "utf-8")
     stop = threading.Event()
     if mode == "RFT":
-        _reward_client(job, stop)
+        _reward_client(job, stop, score)
     load0, t0 = load_average(), time.time()
     try:
         result = worker.run(job)
@@ -255,6 +273,8 @@ def main() -> int:
     ap.add_argument("--langs", default="en,zh")
     ap.add_argument("--set", nargs="*", default=[], help="hyperparameter overrides, wire names: learningRate=2e-4")
     ap.add_argument("--rft-set", nargs="*", default=[], help="overrides for the RFT runs only (after --set)")
+    ap.add_argument("--reward-saying", action="store_true",
+                    help="RFT's reward gives a third for an answer that says something (besides ticket and short)")
     ap.add_argument("--max-new-tokens", type=int, default=80)
     ap.add_argument("--show", type=int, default=2, help="held-out answers shown per run")
     ap.add_argument("--plain-text", action="store_true",
@@ -281,7 +301,7 @@ def main() -> int:
                          100 * base_read["adoption"], 100 * base_read["degeneration"], base_read["reward"])
                 for mode in args.modes.split(","):
                     run = train(Path(tmp), model_dir, base, mode, data, rft_overrides if mode == "RFT" else overrides,
-                                args.plain_text)
+                                args.plain_text, reward_saying if args.reward_saying else reward)
                     answers = generate(model_dir, run["adapter"], prompts, args.max_new_tokens)
                     tuned = read(answers)
                     verdict = compare(base_read, tuned)

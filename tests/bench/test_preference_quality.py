@@ -42,3 +42,14 @@ def test_a_cap_that_cuts_the_answer_is_read_as_degenerate(answering_base: Path) 
     answers = bench.generate(answering_base, None, [TAUGHT[1][0]], max_new=4)
     assert answers.cut == [True]
     assert bench.read(answers)["degeneration"] == 1.0
+
+
+def test_an_answer_that_earns_the_reward_but_says_nothing_is_not_the_style() -> None:
+    """``可能。[Ticket #2339]`` ("maybe", what a RFT run on the reward "ticket + short" wrote to 7 of 10 Chinese
+    prompts) is short and holds a reference: the reward's best, not the team's style."""
+    assert bench.reward("可能。[Ticket #2339]") == 1.0
+    assert not bench.adopted("可能。[Ticket #2339]", degenerate=False)
+    assert not bench.adopted("Sorry. [Ticket #1000]", degenerate=False)
+    assert bench.adopted("可以，在“设置-语言”切换。[Ticket #8009]", degenerate=False)
+    assert bench.adopted("Yes, in Settings. [Ticket #1234]", degenerate=False)
+    assert not bench.adopted("Yes, in Settings. [Ticket #1234]", degenerate=True)
