@@ -9,7 +9,7 @@
   before it counts; a journal notes each dispatched line (and its token cap) before it is sent,
   so a restarted job resumes at the first row without an answer, and the sends a kill lost are
   paid for in its usage: their prompt tokens are the answered send's (exact), their answers the
-  row's cap (an estimate), each one a repeat (``Standing.repeated``).
+  row's cap (an estimate), each one a repeat (``BatchProgress.repeated_requests``).
 - It sleeps until something happens: a row ends, an engine's gate admits or releases a request
   (:meth:`Gate.watch`), the job is stopped (:meth:`Runner.poke`) or its window ends. No poll:
   a job waiting for slots costs no CPU (``wakeups`` counts how often it looked).
@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from qfnb.local.convert.answer import Answer, answer_of, usage_of
 from qfnb.local.convert.openai_chat import choice_of
 from qfnb.local.domain.batch.rows import (
+    BatchProgress,
     Row,
     RowError,
     Standing,
@@ -98,21 +99,6 @@ class Paths:
     lost: Path | None = None  # the sends kills lost (``batch_rows.standing`` keeps it)
 
 
-@dataclass
-class BatchProgress:
-    done: int
-    failed: int
-    input_tokens: int
-    output_tokens: int
-    preempted: int = 0
-    retried: int = 0
-    repeated_requests: int = 0     # sends whose answers a kill lost (each paid once more)
-    repeat_input_tokens: int = 0   # their prompt tokens (exact)
-    repeat_output_tokens: int = 0  # their answers, at the rows' caps (an estimate)
-    #: model -> [requests, prompt tokens, completion tokens] paid, lost sends included (``/metrics``' batch counts)
-    by_model: dict[str, list[int]] = field(default_factory=dict)
-
-
 class _JobShare:
     """Rows of all batch jobs in this process admitted per engine gate (thread-safe), so jobs
     tell interactive requests from each other's rows."""
@@ -170,11 +156,7 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: dict[int, Any] = {}
         self.answered = standing.answered
-        self.progress = BatchProgress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens,
-                                      repeated_requests=standing.repeated.requests,
-                                      repeat_input_tokens=standing.repeated.input_tokens,
-                                      repeat_output_tokens=standing.repeated.output_tokens,
-                                      by_model=standing.by_model)
+        self.progress = standing.progress  # counted on from where the job stands
         self.lost = standing.lost  # unanswered rows whose earlier sends were lost: counted when they end
         self._ahead: deque[Row] = deque()
         self._lines: Iterator[tuple[int, bytes | int]] = iter(())

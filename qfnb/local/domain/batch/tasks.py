@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.domain.batch import rows as batch_rows
-from qfnb.local.domain.batch.runner import BatchProgress, Paths, Runner
+from qfnb.local.domain.batch.runner import Paths, Runner
 from qfnb.local.domain.state.datasets import BOS_PREFIX
 from qfnb.local.domain.state.requests import parse
 from qfnb.local.domain.state.site import ServingSite
@@ -311,7 +311,7 @@ def _run_task(platform: ServingSite, room: _Admission, task_id: int) -> None:
         rows, last = batch_rows.count_lines(where.input)
         task = platform.store.update("batches", task_id, total=rows, lastLine=last)
     state = batch_rows.standing(int(task["lastLine"]), where.output, where.errors, where.journal, where.lost)
-    repeats = state.repeated.requests  # read from the job's own lost.log: a second read counts nothing twice
+    repeats = state.progress.repeated_requests  # read from the job's own lost.log: a second read counts nothing twice
     if state.repeats:
         log.info("batch %s: resuming; %d rows were in flight and are sent again", task["sid"], state.repeats)
     started = time.monotonic()
@@ -320,14 +320,14 @@ def _run_task(platform: ServingSite, room: _Admission, task_id: int) -> None:
     with _lock:  # a stop that came while it was getting ready keeps its Stopping (Running never follows it)
         status = BatchStatus.STOPPING if stopped.is_set() else BatchStatus.RUNNING
         task = platform.store.update("batches", task_id, runStatus=status.value, repeatedRequests=repeats,
-                                     done=state.done, failed=state.failed,
+                                     done=state.progress.done, failed=state.progress.failed,
                                      startedAt=task.get("startedAt") or time.time())
     where.journal.write_bytes(b"")  # counted (and stored) above: a new journal for this run
     created = float(task["created"])
     deadline = None if window is None else created + window
     expired = threading.Event()
 
-    def save(progress: BatchProgress) -> None:
+    def save(progress: batch_rows.BatchProgress) -> None:
         platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
                               inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
                               repeatedRequests=progress.repeated_requests,

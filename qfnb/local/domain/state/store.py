@@ -163,22 +163,16 @@ class Store:
         tx = self._open[me] = _Transaction()
         try:
             yield
-        except BaseException:
-            del self._open[me]
+            if tx.begun:
+                self._db.execute("COMMIT")
+        except BaseException:  # the block or its commit failed
             if tx.begun:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                self._lock.release()
             raise
-        del self._open[me]
-        if tx.begun:
-            try:
-                self._db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                raise
-            finally:
+        finally:
+            del self._open[me]
+            if tx.begun:
                 self._lock.release()
         for then in tx.after:
             then()
