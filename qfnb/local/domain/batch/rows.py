@@ -162,13 +162,12 @@ def _messages_of(source: dict[str, Any], line: int, key: str) -> list[dict[str, 
         if not isinstance(text, str) or not text:
             raise RowError(f"line {line} has no 'messages', 'query' or 'prompt'", key)
         messages = [{"role": "user", "content": text}]
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
+    shaped = isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
     try:
-        turns = text_messages(messages)  # content parts as text, developer as system
+        turns = text_messages(messages) if shaped else []  # content parts as text, developer as system
     except ProtocolError as exc:
         raise RowError(f"line {line}: {exc}", key) from None
-    if not all(isinstance(m.get("content"), str) for m in turns):
+    if not turns or not all(isinstance(m.get("content"), str) for m in turns):
         raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
     return turns
 

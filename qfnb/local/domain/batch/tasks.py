@@ -291,10 +291,10 @@ def _run(platform: ServingSite, task_id: int) -> None:
         _run_task(platform, room, task_id)
     except batch_rows.InputRejected as exc:
         log.info("batch task %s refused its input: %s", task_id, exc)
-        _fail(platform, task_id, 400, str(exc))
+        finish(platform, task_id, BatchStatus.FAILED, errorCode=400, errorReason=str(exc))
     except Exception as exc:
         log.exception("batch task %s failed", task_id)
-        _fail(platform, task_id, 500, str(exc))
+        finish(platform, task_id, BatchStatus.FAILED, errorCode=500, errorReason=str(exc))
     finally:
         _next(platform, room, task_id)
 
@@ -356,16 +356,11 @@ def _run_task(platform: ServingSite, room: _Admission, task_id: int) -> None:
     finish(platform, task_id, status)
 
 
-def _fail(platform: ServingSite, task_id: int, code: int, reason: str) -> None:
+def finish(platform: ServingSite, task_id: int, status: BatchStatus, **why: Any) -> None:
+    """Mark the task ended, a failed one with ``why`` (its ``errorCode``, ``errorReason``); an OpenAI batch gets
+    its result files when it is next read."""
     with _lock:
-        platform.store.update("batches", task_id, runStatus=BatchStatus.FAILED.value, errorCode=code,
-                              errorReason=reason, finished=time.time())
-
-
-def finish(platform: ServingSite, task_id: int, status: BatchStatus) -> None:
-    """Mark the task ended (an OpenAI batch gets its result files when it is next read)."""
-    with _lock:
-        task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time())
+        task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time(), **why)
     log.info("batch %s %s: %s done, %s failed of %s", task["sid"], status.value, task["done"], task["failed"],
              task["total"])
 

@@ -10,8 +10,7 @@ from typing import Any
 
 from qfnb.local.domain.state.site import TrainingSite, get
 from qfnb.local.domain.state.values import BodyError, check_name
-from qfnb.local.domain.training.fine_tunes import trainable_models
-from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.local.domain.training.fine_tunes import run_checkpoint, trainable_models
 from qfnb.protocol.console.enums import ModelVersionState, RunStatus
 
 log = logging.getLogger("qfnb.local.domain.console.model_versions")
@@ -46,10 +45,7 @@ def publish(platform: TrainingSite, *, is_new: Any, meta: Any, model_name: Any,
                         "finished task can be published")
     adapter, step = run["adapter_dir"], None
     if meta.get("step") is not None:  # a checkpoint of the run ("best" and "last" as qfnb's extension)
-        try:
-            chosen = ckpt.choose(run.get("checkpointList") or [], meta["step"])
-        except ValueError as exc:
-            raise BodyError("versionMeta.step", str(exc)) from None
+        chosen = run_checkpoint(run, meta["step"], "versionMeta.step")
         adapter, step = chosen["path"], int(chosen["step"])
     if is_new is not False:
         check_name("modelName", model_name)

@@ -183,13 +183,12 @@ def normalize_rows(raw: Any) -> list[dict[str, Any]]:
     # a RFT prompt line with fields for its reward (a keyword, a reference answer) is kept whole too
     single = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
     extra = isinstance(single, dict) and bool(set(single) - {"prompt", "response", "system"})
+    turns = raw if isinstance(raw, list) else [raw]
     if seen is not None and (not seen.startswith(("SFT", "prompts")) or (seen.startswith("prompts") and extra)):
-        turns = raw if isinstance(raw, list) else [raw]
         last = turns[-1] if turns and isinstance(turns[-1], dict) else {}
         prompt = last.get("prompt", last.get("user"))
         best = _first_text(last.get("response")) if seen.startswith("sorted") else ""  # SFT trains on the best
         return [{"prompt": prompt if isinstance(prompt, str) else "", "response": best, "record": raw}]
-    turns = raw if isinstance(raw, list) else [raw]
     return [{"prompt": turn["prompt"], "response": _first_text(turn.get("response")),
              **({"system": turn["system"]} if isinstance(turn.get("system"), str) and turn["system"] else {})}
             for turn in turns if isinstance(turn, dict) and isinstance(turn.get("prompt"), str)]

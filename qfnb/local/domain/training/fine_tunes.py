@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,31 +123,23 @@ def _ref_rows(platform: TrainingSite, field: str, ref: Any) -> Iterator[dict[str
     yield from iter_dataset_rows(platform.settings.data_dir, ds)
 
 
-def iter_rows(platform: TrainingSite, refs: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Training rows (prompt and response both given) from dataset references ``(field, dataset id | bos
-    uri)``, one at a time: a file is never held whole."""
-    for field, ref in refs:
-        yield from (r for r in _ref_rows(platform, field, ref) if r.get("prompt") and r.get("response"))
-
-
-def iter_records(platform: TrainingSite, refs: list[tuple[str, Any]], mode: str) -> Iterator[dict[str, Any]]:
-    """A ``mode`` run's records (:mod:`qfnb.protocol.console.train_formats`, in their canonical form) from
-    dataset references, one at a time; BodyError naming the dataset's field and row, and what the row looks
-    like when it is another mode's data."""
-    for field, ref in refs:
-        for no, row in enumerate(_ref_rows(platform, field, ref), 1):
-            item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
-            try:
-                yield from (train_formats.to_wire(r) for r in train_formats.parse_item(mode, item, f"line {no}"))
-            except train_formats.FormatError as exc:
-                raise BodyError(field, str(exc)) from None
-
-
 def training_rows(platform: TrainingSite, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...],
                   mode: ModeRow) -> Iterator[dict[str, Any]]:
-    """The rows a ``mode`` run trains on (:func:`iter_records` for a mode of records, :func:`iter_rows` for
-    turns)."""
-    return iter_records(platform, list(refs), mode.name) if mode.records else iter_rows(platform, list(refs))
+    """The rows a ``mode`` run trains on, from dataset references ``(field, dataset id | bos uri)``, one at a
+    time (a file is never held whole): a mode of records' records (:mod:`qfnb.protocol.console.train_formats`,
+    in their canonical form; BodyError naming the dataset's field and row, and what the row looks like when it
+    is another mode's data), else the turns whose prompt and response are both given."""
+    for field, ref in refs:
+        rows = _ref_rows(platform, field, ref)
+        if not mode.records:
+            yield from (r for r in rows if r.get("prompt") and r.get("response"))
+            continue
+        for no, row in enumerate(rows, 1):
+            item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
+            try:
+                yield from (train_formats.to_wire(r) for r in train_formats.parse_item(mode.name, item, f"line {no}"))
+            except train_formats.FormatError as exc:
+                raise BodyError(field, str(exc)) from None
 
 
 def count_rows(platform: TrainingSite, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...], mode: ModeRow) -> int:
@@ -196,10 +188,16 @@ def continued_from(platform: TrainingSite, task: Any, step: Any) -> Path | None:
         raise BodyError("incrementTaskId", f"task {run['sid']} is {run.get('status')}, not Done")
     if step is None:
         return Path(run["adapter_dir"]) if run.get("adapter_dir") else None
+    return Path(str(run_checkpoint(run, step, "incrementCheckpointStep")["path"]))
+
+
+def run_checkpoint(run: dict[str, Any], which: Any, field: str, said: str = "") -> Mapping[str, Any]:
+    """The checkpoint of ``run`` that ``which`` names (``best``, ``last``, a step: ``ckpt.choose``); BodyError
+    naming ``field`` (why after ``said``) when it names none."""
     try:
-        return Path(str(ckpt.choose(run.get("checkpointList") or [], step)["path"]))
+        return ckpt.choose(run.get("checkpointList") or [], which)
     except ValueError as exc:
-        raise BodyError("incrementCheckpointStep", str(exc)) from None
+        raise BodyError(field, f"{said}{exc}") from None
 
 
 def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk) -> dict[str, Any]:
