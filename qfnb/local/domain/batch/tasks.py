@@ -173,10 +173,7 @@ def paid_usage(task: dict[str, Any]) -> tuple[int, int]:
 
 
 def get(platform: ServingSite, key: Any, field: str = "taskId") -> dict[str, Any]:
-    task = platform.store.get("batches", key)
-    if task is None:
-        raise NotFound(f"{field} {key!r}: no such batch inference task")
-    return task
+    return platform.store.get_or_raise("batches", key, NotFound(f"{field} {key!r}: no such batch inference task"))
 
 
 def stop(platform: ServingSite, key: Any) -> dict[str, Any]:

@@ -34,9 +34,8 @@ def publish(platform: TrainingSite, *, is_new: Any, meta: Any, model_name: Any,
     """Publish a Done run's adapter as a new model (or a new version of ``model_id``)."""
     if not isinstance(meta, dict):
         raise BodyError("versionMeta", "is required: {taskId, iterationId}")
-    container = platform.store.get("ft_jobs", meta.get("taskId"))
-    if container is None:
-        raise BodyError("versionMeta.taskId", f"fine-tune job {meta.get('taskId')!r} not found")
+    container = platform.store.get_or_raise("ft_jobs", meta.get("taskId"), BodyError(
+        "versionMeta.taskId", f"fine-tune job {meta.get('taskId')!r} not found"))
     run = platform.store.get("runs", meta.get("iterationId"))
     if run is None or run.get("containerId") != container["id"]:
         raise BodyError("versionMeta.iterationId", f"task {meta.get('iterationId')!r} not found in that job")

@@ -256,6 +256,14 @@ class Store:
                                    (key,)).fetchone()
         return None if row is None else self._row(row)
 
+    def get_or_raise(self, kind: str, key: Any, missing: Exception, prefix: str = "") -> Record:
+        """:meth:`get`, raising ``missing`` when there is no such record (with a ``prefix``, also when ``key``
+        is no string starting with it: a sid is asked for, never a number)."""
+        found = self.get(kind, key) if not prefix or (isinstance(key, str) and key.startswith(prefix)) else None
+        if found is None:
+            raise missing
+        return found
+
     def update(self, kind: str, rid: int, **changes: Any) -> Record:
         """Merge ``changes`` into the record's document atomically; return the new record. A change of
         its :data:`USAGE_FIELD` adds the difference to its kind's :meth:`usage_totals`, in the same

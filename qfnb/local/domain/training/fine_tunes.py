@@ -117,9 +117,7 @@ def _ref_rows(platform: TrainingSite, field: str, ref: Any) -> Iterator[dict[str
         except ValueError as exc:
             raise BodyError(field, str(exc)) from exc
         return
-    ds = platform.store.get("datasets", ref)
-    if ds is None:
-        raise BodyError(field, f"dataset {ref!r} not found")
+    ds = platform.store.get_or_raise("datasets", ref, BodyError(field, f"dataset {ref!r} not found"))
     yield from iter_dataset_rows(platform.settings.data_dir, ds)
 
 
@@ -181,9 +179,7 @@ def continued_from(platform: TrainingSite, task: Any, step: Any) -> Path | None:
         if step is not None:
             raise BodyError("incrementTaskId", "is required with incrementCheckpointStep")
         return None
-    run = platform.store.get("runs", task)
-    if run is None:
-        raise BodyError("incrementTaskId", f"task {task!r} not found")
+    run = platform.store.get_or_raise("runs", task, BodyError("incrementTaskId", f"task {task!r} not found"))
     if run.get("status") != RunStatus.DONE.value:
         raise BodyError("incrementTaskId", f"task {run['sid']} is {run.get('status')}, not Done")
     if step is None:

@@ -47,9 +47,7 @@ class TooManyPolls(Exception):
 
 
 def _client_run(platform: TrainingSite, task_id: Any) -> dict[str, Any]:
-    run = platform.store.get("runs", task_id)
-    if run is None:
-        raise BodyError("taskId", f"task {task_id!r} not found")
+    run = platform.store.get_or_raise("runs", task_id, BodyError("taskId", f"task {task_id!r} not found"))
     if run.get("rewardSource") != CLIENT:
         raise BodyError("taskId", f"task {run['sid']} takes no client rewards (it is a "
                         f"{run.get('trainMode') or 'SFT'} run" + (f" scored by {run['rewardSource']})"
