@@ -125,17 +125,15 @@ def create(platform: ServingSite, body: dict[str, Any], *, openai: dict[str, Any
         raise TooManyJobs(f"{waiting} batch jobs are waiting, the most this platform takes "
                           f"(max_waiting_batch_jobs={platform.settings.max_waiting_batch_jobs}); retry when some "
                           "have ended or cancel some")
-    draft = {"sid": "infer-draft", "datasetId": body.get("datasetId"), "inputBosUri": body.get("inputBosUri"),
-             "outputBosUri": body["outputBosUri"]}
-    paths(platform, draft)  # BodyError naming inputBosUri / outputBosUri / datasetId, before anything is stored
-    task = platform.store.insert("batches", {
-        "name": name, "description": body.get("description") or "", "endpoint": body.get("endpoint"),
-        "modelId": body.get("modelId"), "model": model, "inferenceParams": params,
-        "inputBosUri": body.get("inputBosUri"), "outputBosUri": body["outputBosUri"],
-        "datasetId": body.get("datasetId"),
-        "completionWindow": window, "runStatus": BatchStatus.QUEUING.value, "openai": openai,
-        "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
-        "preempted": 0, "retried": 0, "runSeconds": 0.0})
+    task = {"name": name, "description": body.get("description") or "", "endpoint": body.get("endpoint"),
+            "modelId": body.get("modelId"), "model": model, "inferenceParams": params,
+            "inputBosUri": body.get("inputBosUri"), "outputBosUri": body["outputBosUri"],
+            "datasetId": body.get("datasetId"),
+            "completionWindow": window, "runStatus": BatchStatus.QUEUING.value, "openai": openai,
+            "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
+            "preempted": 0, "retried": 0, "runSeconds": 0.0}
+    paths(platform, {**task, "sid": "infer-draft"})  # its input and output checked (BodyError) before it is stored
+    task = platform.store.insert("batches", task)
     platform.store.after_commit(lambda: start(platform, task["id"]))  # a keyed create's: once it is stored
     return platform.store.get("batches", task["id"]) or task
 

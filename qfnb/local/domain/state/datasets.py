@@ -206,26 +206,20 @@ def iter_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     if suffix == ".json":
         yield from _json_rows(path)
         return
-    # line by line, each under qfnb.protocol.bounded_jsonl's bounds: the file is never held whole
-    for n, line in _bounded_lines(path):
-        if not line.strip():
-            continue
-        try:
-            item = loads_line(line, n)
-        except LineProblem as exc:
-            raise ValueError(f"{path.name} line {n} is not JSON: {exc.message}") from None
-        found = normalize_rows(item)
-        if not found:
-            raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
-                             "chosen/rejected, text, input/preferred_output, messages)")
-        yield from found
-
-
-def _bounded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of a JSONL file; ValueError naming the file, the line and the bound it passes."""
-    try:
-        yield from file_lines(path)
-    except LineProblem as exc:
+    try:  # line by line, each under qfnb.protocol.bounded_jsonl's bounds: the file is never held whole
+        for n, line in file_lines(path):
+            if not line.strip():
+                continue
+            try:
+                item = loads_line(line, n)
+            except LineProblem as exc:
+                raise ValueError(f"{path.name} line {n} is not JSON: {exc.message}") from None
+            found = normalize_rows(item)
+            if not found:
+                raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
+                                 "chosen/rejected, text, input/preferred_output, messages)")
+            yield from found
+    except LineProblem as exc:  # a line past a bound
         raise ValueError(f"{path.name} line {exc.line} {exc.message}") from None
 
 

@@ -234,19 +234,23 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
     try:
         _write_split(job_dir, training_rows(platform, refs, mode), held, mode)
         if eval_refs:
-            _write_rows(job_dir / "eval.jsonl", training_rows(platform, eval_refs, mode), mode)
+            with open(job_dir / "eval.jsonl", "w", encoding="utf-8") as held_file:
+                held_file.writelines(_line(row, mode) for row in training_rows(platform, eval_refs, mode))
     except BaseException:  # a file changed since it was checked: nothing of the run is left
         shutil.rmtree(job_dir, ignore_errors=True)
         raise
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode.name}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode.name,
+            # its optional starting points: an added base's weights, the adapter it continues, its cluster
+            **({"base_model_path": str(model_path)} if model_path is not None else {}),
+            **({"init_adapter": ask.init_adapter} if ask.init_adapter is not None else {}),
+            **({"target": ask.target, "ray_workers": ask.ray_workers or 1} if ask.target else {})}
     extra = dict(ask.extra)
     if rl is not None:
         spec["reward"] = rl.to_wire()
         extra["rewardSource"] = "client" if rl.from_client else rl.describe()
     if n_eval:  # never trained on: the worker reads them only for the evaluation loss
         spec["eval_file"] = str(job_dir / "eval.jsonl")
-    spec.update(_where_from(model_path, ask.init_adapter, ask.target, ask.ray_workers))
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": n_train,
@@ -260,14 +264,6 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
     return get(platform, "runs", run["id"], "taskId")
 
 
-def _where_from(model_path: Path | None, init_adapter: str | None, target: str | None,
-                ray_workers: int | None) -> dict[str, Any]:
-    """A spec's optional starting points: an added base's weights, the adapter it continues, its cluster."""
-    return {**({"base_model_path": str(model_path)} if model_path is not None else {}),
-            **({"init_adapter": init_adapter} if init_adapter is not None else {}),
-            **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
-
-
 def _line(row: dict[str, Any], mode: ModeRow) -> str:
     """One row of a run's file: SFT's prompt/response pair (a ``system`` prompt kept), or another mode's
     record (already in its canonical form)."""
@@ -275,12 +271,6 @@ def _line(row: dict[str, Any], mode: ModeRow) -> str:
         row = {"prompt": row["prompt"], "response": row["response"],
                **({"system": row["system"]} if row.get("system") else {})}
     return json.dumps(row, ensure_ascii=False) + "\n"
-
-
-def _write_rows(path: Path, rows: Iterable[dict[str, Any]], mode: ModeRow) -> None:
-    """``rows`` written a line at a time."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(_line(row, mode) for row in rows)
 
 
 def _write_split(job_dir: Path, rows: Iterable[dict[str, Any]], held: set[int], mode: ModeRow) -> None:
@@ -325,20 +315,13 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
             out["overfitting"] = over.to_wire()
     # where the held-out answers collapsed, what the worker does before step 1 (loading weights, ...), why it failed
     out.update({key: run[key] for key in ("collapse", "phase", "errorMessage") if run.get(key)})
-    if run.get("rewardSource"):
-        out.update(_reward_fields(run))
+    if run.get("rewardSource"):  # a RFT run's reward curves, where its rewards come from ("client": the user's
+        # function, or the grader that scores them) and, while it runs, how many batches of samples wait for the client
+        out.update({key: run[key] for key in REWARD_CURVES if key in run}, rewardSource=run["rewardSource"])
+        if run["rewardSource"] == "client" and run.get("status") == RunStatus.RUNNING.value:
+            out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
     if run.get("resumes"):  # its worker was killed and it went on from its last resume point
         out.update(resumes=run["resumes"], resumedFrom=run.get("resumedFrom"))
-    return out
-
-
-def _reward_fields(run: dict[str, Any]) -> dict[str, Any]:
-    """A RFT run's: its reward curves, where its rewards come from ("client": the user's function, or the
-    grader that scores them), and while it runs how many batches of samples wait for the client."""
-    out = {key: run[key] for key in REWARD_CURVES if key in run}
-    out["rewardSource"] = run["rewardSource"]
-    if run["rewardSource"] == "client" and run.get("status") == RunStatus.RUNNING.value:
-        out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
     return out
 
 

@@ -144,7 +144,10 @@ def _method(body: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, A
     if legacy and (hyper or kind != "supervised"):
         raise BodyError("hyperparameters", f"give the hyperparameters once, in method.{kind}.hyperparameters (the "
                         "top-level field is the legacy spelling, for supervised jobs)")
-    grader = _grader(inner) if kind == "reinforcement" else None
+    try:
+        grader = check_grader(inner.get("grader"), "method.reinforcement.grader") if kind == "reinforcement" else None
+    except ProtocolError as exc:
+        raise BodyError(exc.field, str(exc).split(": ", 1)[1]) from None
     field = "hyperparameters" if legacy else f"method.{kind}.hyperparameters"
     return kind, dict(legacy or hyper), field, grader
 
@@ -160,13 +163,6 @@ def _check_method_keys(method: dict[str, Any], kind: str) -> None:
                             f"job's settings in method.{kind} (or set method.type to {key!r})")
         raise BodyError(f"method.{key}", f"is not a method field; method takes 'type' and the type's own object "
                         f"('{kind}')")
-
-
-def _grader(inner: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return check_grader(inner.get("grader"), "method.reinforcement.grader")
-    except ProtocolError as exc:
-        raise BodyError(exc.field, str(exc).split(": ", 1)[1]) from None
 
 
 def _hyper(kind: str, given: dict[str, Any], field: str, seed: int, base: str | None = None) -> dict[str, Any]:
