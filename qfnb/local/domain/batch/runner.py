@@ -431,12 +431,12 @@ class Runner:
         for row in rows:
             self.answered[row["line"] - 1] = 1
             caps = self.lost.pop(row["line"], ())
+            span = self._spans.pop(row["line"], None)
             if row["error"] is None:
                 usage = row["response"]["body"]["usage"]
                 self.progress.done += 1
                 self.progress.input_tokens += usage["prompt_tokens"]
                 self.progress.output_tokens += usage["completion_tokens"]
-                span = self._spans.pop(row["line"], None)
                 if span is not None and self.record is not None:
                     self.record(span)
                     for cap in caps:  # each lost send, paid: its prompt as this one's, its answer at the cap
@@ -446,7 +446,6 @@ class Runner:
                 add_paid(self.progress.by_model, row["response"]["body"]["model"], 1 + len(caps),
                          (1 + len(caps)) * usage["prompt_tokens"], usage["completion_tokens"] + sum(caps))
             else:
-                self._spans.pop(row["line"], None)
                 self.progress.failed += 1
                 if caps:
                     add_paid(self.progress.by_model, "", len(caps), 0, sum(caps))

@@ -33,9 +33,8 @@ _cancel: dict[tuple[str, int], threading.Event] = {}
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
+    norms = math.hypot(*a) * math.hypot(*b)
+    return sum(x * y for x, y in zip(a, b, strict=False)) / norms if norms else 0.0
 
 
 def score(platform: ServingSite, predictions: list[str], references: list[str], modes: list[str]) -> dict[str, Any]:
