@@ -209,9 +209,7 @@ def check_openai_input(path: Path) -> None:
     """An OpenAI batch's input file: at most :data:`MAX_OPENAI_REQUESTS` requests, each ``custom_id``
     unique (a client maps results by it). Streamed; memory is a hash per row."""
     seen: dict[int, int] = {}
-    rows = 0
-    for line, raw in input_lines(path):
-        rows += 1
+    for rows, (line, raw) in enumerate(input_lines(path), 1):
         if rows > MAX_OPENAI_REQUESTS:
             raise InputRejected(f"the input file holds more than {MAX_OPENAI_REQUESTS} requests, the most one batch "
                                 "takes")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -269,9 +270,7 @@ class Runner:
         try:
             row = flight.row
             ask = row.ask()
-            attempt = 0
-            while True:
-                attempt += 1
+            for attempt in itertools.count(1):
                 flight.mark(True)
                 flight.reached, flight.streamed = False, 0
                 reached = on_reached.set(lambda: self._reached(flight))

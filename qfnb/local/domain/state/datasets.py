@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import secrets
@@ -144,12 +145,10 @@ class ObjectStore:
     def remove_parts(self) -> int:
         """After a restart (no upload runs): the part files of uploads a kill cut short, removed (an upload
         writes its object aside and renames it into place when whole); returns how many."""
-        removed = 0
-        for part in self.root.rglob(".*.part") if self.root.is_dir() else ():
-            if part.is_file():
-                part.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        parts = [p for p in self.root.rglob(".*.part") if p.is_file()] if self.root.is_dir() else []
+        for part in parts:
+            part.unlink(missing_ok=True)
+        return len(parts)
 
     def from_uri(self, uri: str) -> Path:
         """``bos:/bucket/key`` (also ``bos://``) → the stored file; ValueError if malformed or missing."""
@@ -248,15 +247,10 @@ def _text_rows(path: Path) -> Iterator[dict[str, Any]]:
         return [{"prompt": "", "response": "", "record": train_formats.to_wire(t)}
                 for t in train_formats.text_chunks(text)]
 
-    paragraph: list[str] = []
     with open(path, encoding="utf-8-sig") as lines:  # universal newlines, as read_text: '\r\n' is '\n'
-        for line in lines:
-            if line == "\n":
+        for blank, paragraph in itertools.groupby(lines, lambda line: line == "\n"):
+            if not blank:
                 yield from rows("".join(paragraph))
-                paragraph.clear()
-            else:
-                paragraph.append(line)
-    yield from rows("".join(paragraph))
 
 
 def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]]:

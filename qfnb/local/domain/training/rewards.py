@@ -63,10 +63,9 @@ def _pending(folder: Path) -> list[dict[str, Any]]:
         if answer_path(folder, seq).exists():
             continue
         try:
-            req = json.loads(path.read_text(encoding="utf-8"))
+            out.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):  # answered and removed meanwhile
             continue
-        out.append(req)
     return out
 
 
