@@ -20,8 +20,8 @@ from typing import Any
 import httpcore._backends.anyio as anyio_backend
 import pytest
 
-from qfnb.local.domain.batch.rows import standing
-from qfnb.local.domain.batch.runner import BatchProgress, Paths, Runner
+from qfnb.local.domain.batch.rows import BatchProgress, standing
+from qfnb.local.domain.batch.runner import Paths, Runner
 from qfnb.local.engines.gate import Gate
 from qfnb.local.engines.llama.external import ExternalEngine
 from qfnb.local.engines.llama.link.transport import Endpoint
@@ -66,6 +66,6 @@ async def test_a_kill_as_the_body_went_out_leaves_the_send_paid(tmp_path: Path,
     # the next start after the kill: the row has no answer, and its send is paid (a repeat, at its cap)
     after = _paths(killed)
     state = standing(1, after.output, after.errors, after.journal, after.lost)
-    assert (state.done, state.unconfirmed, state.lost) == (0, 0, {1: [7]})
-    assert state.repeated.requests == 1
+    assert (state.progress.done, state.unconfirmed, state.lost) == (0, 0, {1: [7]})
+    assert state.progress.repeated_requests == 1
     assert progress[-1].done == 1 and progress[-1].repeated_requests == 0  # the run that lived paid it once

@@ -13,11 +13,11 @@ from qfnb.local.domain.state.datasets import ObjectStore
 from qfnb.local.domain.state.seed_names import seed_model
 from qfnb.local.domain.state.store import Kept, Store
 from qfnb.local.domain.state.values import BodyError
+from qfnb.local.domain.training.fine_tunes import run_checkpoint
 from qfnb.local.domain.training.jobs import Supervisor
 from qfnb.local.engines.api import RegistryLike, ServedLike
 from qfnb.local.engines.store.model_store import ModelStore
 from qfnb.local.settings import Settings, make_private
-from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import ServiceStatus
 from qfnb.protocol.console.training import TRAINED_TOKEN_KEYS
 from qfnb.protocol.errors import ErrorCode
@@ -198,10 +198,7 @@ class Platform:
             run = self.store.get("runs", name) if name.startswith("task-") else None
             if run is None:
                 return None
-        try:
-            chosen = ckpt.choose(run.get("checkpointList") or [], which)
-        except ValueError as exc:
-            raise BodyError("endpoint", f"{key}: {exc}") from None
+        chosen = run_checkpoint(run, which, "endpoint", f"{key}: ")
         return self._run_adapter(key, run, Path(str(chosen["path"])))
 
     def _run_adapter(self, key: str, run: dict[str, Any], path: Path) -> ServedLike:
@@ -231,10 +228,7 @@ class Platform:
         if run.get("stopRequested"):  # a cancelled job serves nothing, its checkpoints included
             raise BodyError("model", f"{key} is not served: its fine-tuning job was cancelled")
         if at:
-            try:
-                path = Path(str(ckpt.choose(run.get("checkpointList") or [], f"step-{step}")["path"]))
-            except ValueError as exc:
-                raise BodyError("model", f"{key}: {exc}") from None
+            path = Path(str(run_checkpoint(run, f"step-{step}", "model", f"{key}: ")["path"]))
         elif run.get("status") == "Done" and run.get("adapter_dir"):
             path = Path(str(run["adapter_dir"]))
         else:

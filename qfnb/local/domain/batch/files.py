@@ -169,10 +169,7 @@ def cancel_batch(platform: ServingSite, batch_id: str) -> dict[str, Any]:
 
 
 def _openai_task(platform: ServingSite, batch_id: str) -> dict[str, Any]:
-    task = platform.store.get("batches", batch_id) if batch_id.startswith("infer-") else None
-    if task is None:
-        raise NotFound(f"No batch found with id '{batch_id}'")
-    return task
+    return platform.store.get_or_raise("batches", batch_id, NotFound(f"No batch found with id '{batch_id}'"), "infer-")
 
 
 def retrieve_batch(platform: ServingSite, batch_id: str) -> dict[str, Any]:

@@ -162,13 +162,12 @@ def _messages_of(source: dict[str, Any], line: int, key: str) -> list[dict[str, 
         if not isinstance(text, str) or not text:
             raise RowError(f"line {line} has no 'messages', 'query' or 'prompt'", key)
         messages = [{"role": "user", "content": text}]
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
+    shaped = isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
     try:
-        turns = text_messages(messages)  # content parts as text, developer as system
+        turns = text_messages(messages) if shaped else []  # content parts as text, developer as system
     except ProtocolError as exc:
         raise RowError(f"line {line}: {exc}", key) from None
-    if not all(isinstance(m.get("content"), str) for m in turns):
+    if not turns or not all(isinstance(m.get("content"), str) for m in turns):
         raise RowError(f"line {line}: messages must be a non-empty list of {{role, content}} objects", key)
     return turns
 
@@ -210,9 +209,7 @@ def check_openai_input(path: Path) -> None:
     """An OpenAI batch's input file: at most :data:`MAX_OPENAI_REQUESTS` requests, each ``custom_id``
     unique (a client maps results by it). Streamed; memory is a hash per row."""
     seen: dict[int, int] = {}
-    rows = 0
-    for line, raw in input_lines(path):
-        rows += 1
+    for rows, (line, raw) in enumerate(input_lines(path), 1):
         if rows > MAX_OPENAI_REQUESTS:
             raise InputRejected(f"the input file holds more than {MAX_OPENAI_REQUESTS} requests, the most one batch "
                                 "takes")
@@ -248,37 +245,40 @@ def count_lines(path: Path) -> tuple[int, int]:
 
 
 @dataclass
-class Standing:
-    """Where a job stands, read back from its files."""
+class BatchProgress:
+    """A job's counts: its rows answered and failed and their answers' tokens, and its repeats: sends whose
+    answers were lost with the process (in flight at a kill or a stop), each paid. A repeat's prompt tokens
+    are the answered send's own (the same row, template and tokenizer: exact); its answer is counted at the
+    row's cap (an estimate)."""
 
-    answered: bytearray          # one byte per input line: 1 once it has an answer or an error row
     done: int = 0
     failed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    preempted: int = 0
+    retried: int = 0
+    repeated_requests: int = 0     # sends whose answers a kill lost (each paid once more)
+    repeat_input_tokens: int = 0   # their prompt tokens: exact, for the lost sends of rows answered since
+    repeat_output_tokens: int = 0  # the caps of the lost sends of rows that ended (answered or failed): an estimate
+    #: model -> [requests, prompt tokens, completion tokens] paid, lost sends included (``/metrics``' batch counts)
+    by_model: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class Standing:
+    """Where a job stands, read back from its files."""
+
+    answered: bytearray          # one byte per input line: 1 once it has an answer or an error row
+    progress: BatchProgress = field(default_factory=BatchProgress)  # its counts, the runner's from here on
     repeats: int = 0             # rows that were in flight when the job stopped (sent again now)
     unconfirmed: int = 0         # of them, sendings no engine had confirmed (not paid: :func:`_in_flight`)
     lost: dict[int, list[int]] = field(default_factory=dict)  # unanswered line -> the caps of its lost sends
-    repeated: Repeats = field(default_factory=lambda: Repeats())
-    #: model -> [requests, prompt tokens, completion tokens] the job was paid for, lost sends included
-    by_model: dict[str, list[int]] = field(default_factory=dict)
 
 
 def add_paid(by_model: dict[str, list[int]], model: str, requests: int, prompt: int, completion: int) -> None:
     """Add sends to a job's ``model -> [requests, prompt tokens, completion tokens]``."""
     paid = by_model.get(model, [0, 0, 0])
     by_model[model] = [paid[0] + requests, paid[1] + prompt, paid[2] + completion]
-
-
-@dataclass
-class Repeats:
-    """Sends of a job's rows whose answers were lost with the process (in flight at a kill or a
-    stop), from its ``lost.log``: each was paid. Its prompt tokens are the answered send's own (the
-    same row, template and tokenizer: exact); its answer is counted at the row's cap (an estimate)."""
-
-    requests: int = 0
-    input_tokens: int = 0        # exact, for the lost sends of rows answered since
-    output_tokens: int = 0       # the caps of the lost sends of rows that ended (answered or failed): an estimate
 
 
 def journal_entry(line: int, cap: int) -> bytes:
@@ -292,6 +292,7 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path, lost_log
     the sends the last run lost: they are added to ``lost_log`` (fsynced) before the caller starts a
     new journal, so a second kill before they are answered keeps them."""
     state = Standing(bytearray(last_line))
+    counts = state.progress
     earlier = list(_entries(lost_log, last_line)) if lost_log is not None else []
     lost_lines = {line for line, _ in earlier}
     ended: dict[int, tuple[str, int]] = {}  # a lost line that ended -> (model, prompt tokens); "" and 0: an error row
@@ -301,17 +302,17 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path, lost_log
                 continue
             state.answered[line - 1] = 1
             if ok:
-                state.done += 1
+                counts.done += 1
                 body = (row.get("response") or {}).get("body") or {}
                 usage = body.get("usage") or {}
                 prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-                state.input_tokens += prompt
-                state.output_tokens += completion
-                add_paid(state.by_model, str(body.get("model") or ""), 1, prompt, completion)
+                counts.input_tokens += prompt
+                counts.output_tokens += completion
+                add_paid(counts.by_model, str(body.get("model") or ""), 1, prompt, completion)
                 if line in lost_lines:
                     ended[line] = (str(body.get("model") or ""), prompt)
             else:
-                state.failed += 1
+                counts.failed += 1
                 if line in lost_lines:
                     ended[line] = ("", 0)
     in_flight, state.unconfirmed = _in_flight(journal, state.answered)
@@ -322,12 +323,12 @@ def standing(last_line: int, output: Path, errors: Path, journal: Path, lost_log
             fh.flush()
             os.fsync(fh.fileno())
     for line, cap in [*earlier, *in_flight.items()]:
-        state.repeated.requests += 1
+        counts.repeated_requests += 1
         if line in ended:
             model, prompt = ended[line]
-            state.repeated.input_tokens += prompt
-            state.repeated.output_tokens += cap
-            add_paid(state.by_model, model, 1, prompt, cap)
+            counts.repeat_input_tokens += prompt
+            counts.repeat_output_tokens += cap
+            add_paid(counts.by_model, model, 1, prompt, cap)
         else:
             state.lost.setdefault(line, []).append(cap)
     return state

@@ -9,7 +9,7 @@
   before it counts; a journal notes each dispatched line (and its token cap) before it is sent,
   so a restarted job resumes at the first row without an answer, and the sends a kill lost are
   paid for in its usage: their prompt tokens are the answered send's (exact), their answers the
-  row's cap (an estimate), each one a repeat (``Standing.repeated``).
+  row's cap (an estimate), each one a repeat (``BatchProgress.repeated_requests``).
 - It sleeps until something happens: a row ends, an engine's gate admits or releases a request
   (:meth:`Gate.watch`), the job is stopped (:meth:`Runner.poke`) or its window ends. No poll:
   a job waiting for slots costs no CPU (``wakeups`` counts how often it looked).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from typing import Any, BinaryIO
 from qfnb.local.convert.answer import Answer, answer_of, usage_of
 from qfnb.local.convert.openai_chat import choice_of
 from qfnb.local.domain.batch.rows import (
+    BatchProgress,
     Row,
     RowError,
     Standing,
@@ -98,21 +100,6 @@ class Paths:
     lost: Path | None = None  # the sends kills lost (``batch_rows.standing`` keeps it)
 
 
-@dataclass
-class BatchProgress:
-    done: int
-    failed: int
-    input_tokens: int
-    output_tokens: int
-    preempted: int = 0
-    retried: int = 0
-    repeated_requests: int = 0     # sends whose answers a kill lost (each paid once more)
-    repeat_input_tokens: int = 0   # their prompt tokens (exact)
-    repeat_output_tokens: int = 0  # their answers, at the rows' caps (an estimate)
-    #: model -> [requests, prompt tokens, completion tokens] paid, lost sends included (``/metrics``' batch counts)
-    by_model: dict[str, list[int]] = field(default_factory=dict)
-
-
 class _JobShare:
     """Rows of all batch jobs in this process admitted per engine gate (thread-safe), so jobs
     tell interactive requests from each other's rows."""
@@ -170,11 +157,7 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: dict[int, Any] = {}
         self.answered = standing.answered
-        self.progress = BatchProgress(standing.done, standing.failed, standing.input_tokens, standing.output_tokens,
-                                      repeated_requests=standing.repeated.requests,
-                                      repeat_input_tokens=standing.repeated.input_tokens,
-                                      repeat_output_tokens=standing.repeated.output_tokens,
-                                      by_model=standing.by_model)
+        self.progress = standing.progress  # counted on from where the job stands
         self.lost = standing.lost  # unanswered rows whose earlier sends were lost: counted when they end
         self._ahead: deque[Row] = deque()
         self._lines: Iterator[tuple[int, bytes | int]] = iter(())
@@ -287,9 +270,7 @@ class Runner:
         try:
             row = flight.row
             ask = row.ask()
-            attempt = 0
-            while True:
-                attempt += 1
+            for attempt in itertools.count(1):
                 flight.mark(True)
                 flight.reached, flight.streamed = False, 0
                 reached = on_reached.set(lambda: self._reached(flight))
@@ -449,12 +430,12 @@ class Runner:
         for row in rows:
             self.answered[row["line"] - 1] = 1
             caps = self.lost.pop(row["line"], ())
+            span = self._spans.pop(row["line"], None)
             if row["error"] is None:
                 usage = row["response"]["body"]["usage"]
                 self.progress.done += 1
                 self.progress.input_tokens += usage["prompt_tokens"]
                 self.progress.output_tokens += usage["completion_tokens"]
-                span = self._spans.pop(row["line"], None)
                 if span is not None and self.record is not None:
                     self.record(span)
                     for cap in caps:  # each lost send, paid: its prompt as this one's, its answer at the cap
@@ -464,7 +445,6 @@ class Runner:
                 add_paid(self.progress.by_model, row["response"]["body"]["model"], 1 + len(caps),
                          (1 + len(caps)) * usage["prompt_tokens"], usage["completion_tokens"] + sum(caps))
             else:
-                self._spans.pop(row["line"], None)
                 self.progress.failed += 1
                 if caps:
                     add_paid(self.progress.by_model, "", len(caps), 0, sum(caps))

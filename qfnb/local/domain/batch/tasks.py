@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.domain.batch import rows as batch_rows
-from qfnb.local.domain.batch.runner import BatchProgress, Paths, Runner
+from qfnb.local.domain.batch.runner import Paths, Runner
 from qfnb.local.domain.state.datasets import BOS_PREFIX
 from qfnb.local.domain.state.requests import parse
 from qfnb.local.domain.state.site import ServingSite
@@ -125,17 +125,15 @@ def create(platform: ServingSite, body: dict[str, Any], *, openai: dict[str, Any
         raise TooManyJobs(f"{waiting} batch jobs are waiting, the most this platform takes "
                           f"(max_waiting_batch_jobs={platform.settings.max_waiting_batch_jobs}); retry when some "
                           "have ended or cancel some")
-    draft = {"sid": "infer-draft", "datasetId": body.get("datasetId"), "inputBosUri": body.get("inputBosUri"),
-             "outputBosUri": body["outputBosUri"]}
-    paths(platform, draft)  # BodyError naming inputBosUri / outputBosUri / datasetId, before anything is stored
-    task = platform.store.insert("batches", {
-        "name": name, "description": body.get("description") or "", "endpoint": body.get("endpoint"),
-        "modelId": body.get("modelId"), "model": model, "inferenceParams": params,
-        "inputBosUri": body.get("inputBosUri"), "outputBosUri": body["outputBosUri"],
-        "datasetId": body.get("datasetId"),
-        "completionWindow": window, "runStatus": BatchStatus.QUEUING.value, "openai": openai,
-        "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
-        "preempted": 0, "retried": 0, "runSeconds": 0.0})
+    task = {"name": name, "description": body.get("description") or "", "endpoint": body.get("endpoint"),
+            "modelId": body.get("modelId"), "model": model, "inferenceParams": params,
+            "inputBosUri": body.get("inputBosUri"), "outputBosUri": body["outputBosUri"],
+            "datasetId": body.get("datasetId"),
+            "completionWindow": window, "runStatus": BatchStatus.QUEUING.value, "openai": openai,
+            "done": 0, "failed": 0, "total": None, "inputTokens": 0, "outputTokens": 0, "repeatedRequests": 0,
+            "preempted": 0, "retried": 0, "runSeconds": 0.0}
+    paths(platform, {**task, "sid": "infer-draft"})  # its input and output checked (BodyError) before it is stored
+    task = platform.store.insert("batches", task)
     platform.store.after_commit(lambda: start(platform, task["id"]))  # a keyed create's: once it is stored
     return platform.store.get("batches", task["id"]) or task
 
@@ -173,10 +171,7 @@ def paid_usage(task: dict[str, Any]) -> tuple[int, int]:
 
 
 def get(platform: ServingSite, key: Any, field: str = "taskId") -> dict[str, Any]:
-    task = platform.store.get("batches", key)
-    if task is None:
-        raise NotFound(f"{field} {key!r}: no such batch inference task")
-    return task
+    return platform.store.get_or_raise("batches", key, NotFound(f"{field} {key!r}: no such batch inference task"))
 
 
 def stop(platform: ServingSite, key: Any) -> dict[str, Any]:
@@ -291,10 +286,10 @@ def _run(platform: ServingSite, task_id: int) -> None:
         _run_task(platform, room, task_id)
     except batch_rows.InputRejected as exc:
         log.info("batch task %s refused its input: %s", task_id, exc)
-        _fail(platform, task_id, 400, str(exc))
+        finish(platform, task_id, BatchStatus.FAILED, errorCode=400, errorReason=str(exc))
     except Exception as exc:
         log.exception("batch task %s failed", task_id)
-        _fail(platform, task_id, 500, str(exc))
+        finish(platform, task_id, BatchStatus.FAILED, errorCode=500, errorReason=str(exc))
     finally:
         _next(platform, room, task_id)
 
@@ -311,7 +306,7 @@ def _run_task(platform: ServingSite, room: _Admission, task_id: int) -> None:
         rows, last = batch_rows.count_lines(where.input)
         task = platform.store.update("batches", task_id, total=rows, lastLine=last)
     state = batch_rows.standing(int(task["lastLine"]), where.output, where.errors, where.journal, where.lost)
-    repeats = state.repeated.requests  # read from the job's own lost.log: a second read counts nothing twice
+    repeats = state.progress.repeated_requests  # read from the job's own lost.log: a second read counts nothing twice
     if state.repeats:
         log.info("batch %s: resuming; %d rows were in flight and are sent again", task["sid"], state.repeats)
     started = time.monotonic()
@@ -320,14 +315,14 @@ def _run_task(platform: ServingSite, room: _Admission, task_id: int) -> None:
     with _lock:  # a stop that came while it was getting ready keeps its Stopping (Running never follows it)
         status = BatchStatus.STOPPING if stopped.is_set() else BatchStatus.RUNNING
         task = platform.store.update("batches", task_id, runStatus=status.value, repeatedRequests=repeats,
-                                     done=state.done, failed=state.failed,
+                                     done=state.progress.done, failed=state.progress.failed,
                                      startedAt=task.get("startedAt") or time.time())
     where.journal.write_bytes(b"")  # counted (and stored) above: a new journal for this run
     created = float(task["created"])
     deadline = None if window is None else created + window
     expired = threading.Event()
 
-    def save(progress: BatchProgress) -> None:
+    def save(progress: batch_rows.BatchProgress) -> None:
         platform.store.update("batches", task_id, done=progress.done, failed=progress.failed,
                               inputTokens=progress.input_tokens, outputTokens=progress.output_tokens,
                               repeatedRequests=progress.repeated_requests,
@@ -356,16 +351,11 @@ def _run_task(platform: ServingSite, room: _Admission, task_id: int) -> None:
     finish(platform, task_id, status)
 
 
-def _fail(platform: ServingSite, task_id: int, code: int, reason: str) -> None:
+def finish(platform: ServingSite, task_id: int, status: BatchStatus, **why: Any) -> None:
+    """Mark the task ended, a failed one with ``why`` (its ``errorCode``, ``errorReason``); an OpenAI batch gets
+    its result files when it is next read."""
     with _lock:
-        platform.store.update("batches", task_id, runStatus=BatchStatus.FAILED.value, errorCode=code,
-                              errorReason=reason, finished=time.time())
-
-
-def finish(platform: ServingSite, task_id: int, status: BatchStatus) -> None:
-    """Mark the task ended (an OpenAI batch gets its result files when it is next read)."""
-    with _lock:
-        task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time())
+        task = platform.store.update("batches", task_id, runStatus=status.value, finished=time.time(), **why)
     log.info("batch %s %s: %s done, %s failed of %s", task["sid"], status.value, task["done"], task["failed"],
              task["total"])
 

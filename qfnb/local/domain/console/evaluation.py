@@ -33,9 +33,8 @@ _cancel: dict[tuple[str, int], threading.Event] = {}
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
+    norms = math.hypot(*a) * math.hypot(*b)
+    return sum(x * y for x, y in zip(a, b, strict=False)) / norms if norms else 0.0
 
 
 def score(platform: ServingSite, predictions: list[str], references: list[str], modes: list[str]) -> dict[str, Any]:
@@ -124,12 +123,10 @@ def create_v1(platform: ServingSite, body: dict[str, Any]) -> dict[str, Any]:
     for i, unit in enumerate(units):
         if not isinstance(unit, dict):
             raise BodyError(f"versionEvalInfo[{i}]", "must be {modelId, modelVersionId}")
-        if platform.store.get("versions", unit.get("modelVersionId")) is None:
-            raise BodyError(f"versionEvalInfo[{i}].modelVersionId", f"model version {unit.get('modelVersionId')!r} "
-                            "not found")
-    ds = platform.store.get("datasets", body.get("datasetId"))
-    if ds is None:
-        raise BodyError("datasetId", f"dataset {body.get('datasetId')!r} not found")
+        platform.store.get_or_raise("versions", unit.get("modelVersionId"), BodyError(
+            f"versionEvalInfo[{i}].modelVersionId", f"model version {unit.get('modelVersionId')!r} not found"))
+    ds = platform.store.get_or_raise("datasets", body.get("datasetId"),
+                                     BodyError("datasetId", f"dataset {body.get('datasetId')!r} not found"))
     conf = body.get("evalStandardConf") or {}
     mode = str(conf.get("evalMode") or "rule")
     if mode != MANUAL and any(m not in ("rule",) for m in mode.split(",")):

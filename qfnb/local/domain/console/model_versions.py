@@ -10,8 +10,7 @@ from typing import Any
 
 from qfnb.local.domain.state.site import TrainingSite, get
 from qfnb.local.domain.state.values import BodyError, check_name
-from qfnb.local.domain.training.fine_tunes import trainable_models
-from qfnb.protocol.console import checkpoints as ckpt
+from qfnb.local.domain.training.fine_tunes import run_checkpoint, trainable_models
 from qfnb.protocol.console.enums import ModelVersionState, RunStatus
 
 log = logging.getLogger("qfnb.local.domain.console.model_versions")
@@ -35,9 +34,8 @@ def publish(platform: TrainingSite, *, is_new: Any, meta: Any, model_name: Any,
     """Publish a Done run's adapter as a new model (or a new version of ``model_id``)."""
     if not isinstance(meta, dict):
         raise BodyError("versionMeta", "is required: {taskId, iterationId}")
-    container = platform.store.get("ft_jobs", meta.get("taskId"))
-    if container is None:
-        raise BodyError("versionMeta.taskId", f"fine-tune job {meta.get('taskId')!r} not found")
+    container = platform.store.get_or_raise("ft_jobs", meta.get("taskId"), BodyError(
+        "versionMeta.taskId", f"fine-tune job {meta.get('taskId')!r} not found"))
     run = platform.store.get("runs", meta.get("iterationId"))
     if run is None or run.get("containerId") != container["id"]:
         raise BodyError("versionMeta.iterationId", f"task {meta.get('iterationId')!r} not found in that job")
@@ -46,10 +44,7 @@ def publish(platform: TrainingSite, *, is_new: Any, meta: Any, model_name: Any,
                         "finished task can be published")
     adapter, step = run["adapter_dir"], None
     if meta.get("step") is not None:  # a checkpoint of the run ("best" and "last" as qfnb's extension)
-        try:
-            chosen = ckpt.choose(run.get("checkpointList") or [], meta["step"])
-        except ValueError as exc:
-            raise BodyError("versionMeta.step", str(exc)) from None
+        chosen = run_checkpoint(run, meta["step"], "versionMeta.step")
         adapter, step = chosen["path"], int(chosen["step"])
     if is_new is not False:
         check_name("modelName", model_name)

@@ -46,12 +46,9 @@ def _message(turn: Mapping[str, Any]) -> dict[str, Any]:
 
 def get(store: Store, completion_id: Any) -> Record:
     """A stored completion by id; :class:`NotFound` when there is none."""
-    record = store.get(KIND, completion_id) if isinstance(completion_id, str) and completion_id.startswith(
-        PREFIX) else None
-    if record is None:
-        raise NotFound(f"completion_id: no stored chat completion {completion_id!r:.80} (chat completions are "
-                       "kept only when created with store: true)")
-    return record
+    return store.get_or_raise(KIND, completion_id, NotFound(
+        f"completion_id: no stored chat completion {completion_id!r:.80} (chat completions are kept only when "
+        "created with store: true)"), PREFIX)
 
 
 def listed(store: Store, *, metadata: Mapping[str, str], model: str | None = None, limit: int = 20,

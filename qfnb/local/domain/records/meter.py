@@ -12,6 +12,7 @@ platform's own, so several platforms in one process do not collide.
 from __future__ import annotations
 
 import contextvars
+import copy
 import logging
 import threading
 import time
@@ -125,13 +126,12 @@ class CallNote:
 
 
 class _Series:
-    """The sums of one route, model and status's calls (the tokens and times of answered ones only:
-    status below 400)."""
+    """The sums of one route and model's answered calls (status below 400): their tokens and times."""
 
-    __slots__ = ("cached", "calls", "duration", "duration_sum", "output", "prompt", "ttft", "ttft_sum")
+    __slots__ = ("cached", "duration", "duration_sum", "output", "prompt", "ttft", "ttft_sum")
 
     def __init__(self) -> None:
-        self.calls = self.prompt = self.output = self.cached = 0
+        self.prompt = self.output = self.cached = 0
         self.duration_sum = self.ttft_sum = 0.0
         self.duration = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket (not cumulative), the last +Inf
         self.ttft = [0] * (len(TTFT_BUCKETS) + 1)
@@ -146,7 +146,8 @@ class CallCounts(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queued: deque[CallSpan] = deque()  # appended by any thread, summed under the lock
-        self._series: dict[tuple[str, str, int], _Series] = {}  # (route, model, status) -> its sums
+        self._calls: dict[tuple[str, str, int], int] = {}  # (route, model, status) -> its calls
+        self._series: dict[tuple[str, str], _Series] = {}  # (route, model) -> its answered calls' sums
         #: the calls and tokens of durable work (``(route, model) -> [requests, prompt, completion]``),
         #: read from the platform's state when scraped: a batch job's rows outlive the process that
         #: answered them, so its :data:`DURABLE_ROUTES` counts are its own, not this process's spans
@@ -160,14 +161,14 @@ class CallCounts(Collector):
 
     def _sum_queued(self) -> None:
         """Sum the queued spans into their series (the caller holds the lock)."""
-        queued, series = self._queued, self._series
+        queued, calls, series = self._queued, self._calls, self._series
         while queued:
             span = queued.popleft()
             key = (span.route, span.model, span.status)
-            sums = series.get(key) or series.setdefault(key, _Series())
-            sums.calls += 1
+            calls[key] = calls.get(key, 0) + 1
             if span.status >= 400:
                 continue
+            sums = series.get(key[:2]) or series.setdefault(key[:2], _Series())
             if span.input_tokens:
                 sums.prompt += span.input_tokens
                 sums.cached += span.cached_tokens
@@ -184,24 +185,22 @@ class CallCounts(Collector):
         read: dict[str, list[int]] = {}
         with self._lock:
             self._sum_queued()
-            for (_, model, _), sums in self._series.items():
+            for (_, model), sums in self._series.items():
                 both = read.setdefault(model, [0, 0])
                 both[0] += sums.prompt
                 both[1] += sums.cached
         return {m: cached / prompt for m, (prompt, cached) in read.items() if prompt and cached}
 
     def _summed(self) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, str], _Series]]:
-        """The calls by (route, model, status class), and the answered calls' sums (all statuses
-        below 400) by (route, model), the durable routes' read from the platform's state."""
+        """The calls by (route, model, status class), and the answered calls' sums by (route,
+        model), the durable routes' read from the platform's state."""
         calls: dict[tuple[str, str, str], int] = {}
-        answered: dict[tuple[str, str], _Series] = {}
         with self._lock:
             self._sum_queued()
-            for (route, model, status), sums in self._series.items():
+            for (route, model, status), n in self._calls.items():
                 by_class = (route, model, status_class(status))
-                calls[by_class] = calls.get(by_class, 0) + sums.calls
-                if status < 400:
-                    _add_to(answered.setdefault((route, model), _Series()), sums)
+                calls[by_class] = calls.get(by_class, 0) + n
+            answered = copy.deepcopy(self._series)  # read outside the lock: a copy
         if self.durable is not None:
             _durable_counts(self.durable(), calls, answered)
         return calls, answered
@@ -253,17 +252,6 @@ def _durable_counts(durable: dict[tuple[str, str], list[int]], calls: dict[tuple
         calls[(route, model, "2xx")] = n
         sums = answered.setdefault((route, model), _Series())
         sums.prompt, sums.output = prompt_tokens, completion_tokens
-
-
-def _add_to(total: _Series, sums: _Series) -> None:
-    total.calls += sums.calls
-    total.prompt += sums.prompt
-    total.output += sums.output
-    total.cached += sums.cached
-    total.duration_sum += sums.duration_sum
-    total.ttft_sum += sums.ttft_sum
-    total.duration = [a + b for a, b in zip(total.duration, sums.duration, strict=True)]
-    total.ttft = [a + b for a, b in zip(total.ttft, sums.ttft, strict=True)]
 
 
 def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:

@@ -29,12 +29,9 @@ def save(store: Store, response: dict[str, Any], input_items: list[dict[str, Any
 
 def get(store: Store, response_id: Any, field: str = "response_id") -> Record:
     """A stored response by id; :class:`NotFound` naming ``field`` when there is none."""
-    record = store.get(KIND, response_id) if isinstance(response_id, str) and response_id.startswith(
-        RESPONSE_PREFIX) else None
-    if record is None:
-        raise NotFound(f"{field}: no stored response {response_id!r:.80} (responses created with store: false "
-                       "are not kept)")
-    return record
+    return store.get_or_raise(KIND, response_id, NotFound(
+        f"{field}: no stored response {response_id!r:.80} (responses created with store: false are not kept)"),
+        RESPONSE_PREFIX)
 
 
 def history(store: Store, response_id: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import secrets
@@ -144,12 +145,10 @@ class ObjectStore:
     def remove_parts(self) -> int:
         """After a restart (no upload runs): the part files of uploads a kill cut short, removed (an upload
         writes its object aside and renames it into place when whole); returns how many."""
-        removed = 0
-        for part in self.root.rglob(".*.part") if self.root.is_dir() else ():
-            if part.is_file():
-                part.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        parts = [p for p in self.root.rglob(".*.part") if p.is_file()] if self.root.is_dir() else []
+        for part in parts:
+            part.unlink(missing_ok=True)
+        return len(parts)
 
     def from_uri(self, uri: str) -> Path:
         """``bos:/bucket/key`` (also ``bos://``) → the stored file; ValueError if malformed or missing."""
@@ -183,13 +182,12 @@ def normalize_rows(raw: Any) -> list[dict[str, Any]]:
     # a RFT prompt line with fields for its reward (a keyword, a reference answer) is kept whole too
     single = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
     extra = isinstance(single, dict) and bool(set(single) - {"prompt", "response", "system"})
+    turns = raw if isinstance(raw, list) else [raw]
     if seen is not None and (not seen.startswith(("SFT", "prompts")) or (seen.startswith("prompts") and extra)):
-        turns = raw if isinstance(raw, list) else [raw]
         last = turns[-1] if turns and isinstance(turns[-1], dict) else {}
         prompt = last.get("prompt", last.get("user"))
         best = _first_text(last.get("response")) if seen.startswith("sorted") else ""  # SFT trains on the best
         return [{"prompt": prompt if isinstance(prompt, str) else "", "response": best, "record": raw}]
-    turns = raw if isinstance(raw, list) else [raw]
     return [{"prompt": turn["prompt"], "response": _first_text(turn.get("response")),
              **({"system": turn["system"]} if isinstance(turn.get("system"), str) and turn["system"] else {})}
             for turn in turns if isinstance(turn, dict) and isinstance(turn.get("prompt"), str)]
@@ -207,26 +205,20 @@ def iter_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     if suffix == ".json":
         yield from _json_rows(path)
         return
-    # line by line, each under qfnb.protocol.bounded_jsonl's bounds: the file is never held whole
-    for n, line in _bounded_lines(path):
-        if not line.strip():
-            continue
-        try:
-            item = loads_line(line, n)
-        except LineProblem as exc:
-            raise ValueError(f"{path.name} line {n} is not JSON: {exc.message}") from None
-        found = normalize_rows(item)
-        if not found:
-            raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
-                             "chosen/rejected, text, input/preferred_output, messages)")
-        yield from found
-
-
-def _bounded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of a JSONL file; ValueError naming the file, the line and the bound it passes."""
-    try:
-        yield from file_lines(path)
-    except LineProblem as exc:
+    try:  # line by line, each under qfnb.protocol.bounded_jsonl's bounds: the file is never held whole
+        for n, line in file_lines(path):
+            if not line.strip():
+                continue
+            try:
+                item = loads_line(line, n)
+            except LineProblem as exc:
+                raise ValueError(f"{path.name} line {n} is not JSON: {exc.message}") from None
+            found = normalize_rows(item)
+            if not found:
+                raise ValueError(f"{path.name} line {n} has no 'prompt' field (nor any train mode's record: "
+                                 "chosen/rejected, text, input/preferred_output, messages)")
+            yield from found
+    except LineProblem as exc:  # a line past a bound
         raise ValueError(f"{path.name} line {exc.line} {exc.message}") from None
 
 
@@ -255,15 +247,10 @@ def _text_rows(path: Path) -> Iterator[dict[str, Any]]:
         return [{"prompt": "", "response": "", "record": train_formats.to_wire(t)}
                 for t in train_formats.text_chunks(text)]
 
-    paragraph: list[str] = []
     with open(path, encoding="utf-8-sig") as lines:  # universal newlines, as read_text: '\r\n' is '\n'
-        for line in lines:
-            if line == "\n":
+        for blank, paragraph in itertools.groupby(lines, lambda line: line == "\n"):
+            if not blank:
                 yield from rows("".join(paragraph))
-                paragraph.clear()
-            else:
-                paragraph.append(line)
-    yield from rows("".join(paragraph))
 
 
 def dataset_rows(data_dir: Path, dataset: dict[str, Any]) -> list[dict[str, str]]:

@@ -64,7 +64,4 @@ class TrainingSite(ServingSite, Protocol):
 
 def get(site: Site, kind: str, key: Any, field: str) -> dict[str, Any]:
     """The stored ``kind`` record under ``key``; :class:`NotFound` naming ``field`` when there is none."""
-    rec = site.store.get(kind, key)
-    if rec is None:
-        raise NotFound(f"{field} {key!r} not found")
-    return rec
+    return site.store.get_or_raise(kind, key, NotFound(f"{field} {key!r} not found"))

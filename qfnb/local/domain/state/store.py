@@ -163,22 +163,16 @@ class Store:
         tx = self._open[me] = _Transaction()
         try:
             yield
-        except BaseException:
-            del self._open[me]
+            if tx.begun:
+                self._db.execute("COMMIT")
+        except BaseException:  # the block or its commit failed
             if tx.begun:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                self._lock.release()
             raise
-        del self._open[me]
-        if tx.begun:
-            try:
-                self._db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-                raise
-            finally:
+        finally:
+            del self._open[me]
+            if tx.begun:
                 self._lock.release()
         for then in tx.after:
             then()
@@ -261,6 +255,14 @@ class Store:
             row = self._db.execute(f"SELECT id, sid, created, data FROM {kind} WHERE {column} = ?",
                                    (key,)).fetchone()
         return None if row is None else self._row(row)
+
+    def get_or_raise(self, kind: str, key: Any, missing: Exception, prefix: str = "") -> Record:
+        """:meth:`get`, raising ``missing`` when there is no such record (with a ``prefix``, also when ``key``
+        is no string starting with it: a sid is asked for, never a number)."""
+        found = self.get(kind, key) if not prefix or (isinstance(key, str) and key.startswith(prefix)) else None
+        if found is None:
+            raise missing
+        return found
 
     def update(self, kind: str, rid: int, **changes: Any) -> Record:
         """Merge ``changes`` into the record's document atomically; return the new record. A change of

@@ -10,8 +10,7 @@ from typing import Any
 
 from qfnb.local.domain.state.values import BodyError
 
-__all__ = ["MAX_ANSWER_CHARS", "MAX_CALL_ANSWER_CHARS", "MAX_CALL_PROMPT_CHARS", "check_scoring_call",
-           "scored_chars"]
+__all__ = ["MAX_ANSWER_CHARS", "MAX_CALL_ANSWER_CHARS", "MAX_CALL_PROMPT_CHARS", "check_scoring_call"]
 
 #: characters of one answer (the engine's context holds its tokens and its conversation's)
 MAX_ANSWER_CHARS = 8_000
@@ -27,28 +26,21 @@ def _chars(messages: Any) -> int:
     return sum(len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str))
 
 
-def scored_chars(body: dict[str, Any]) -> tuple[int, int]:
-    """``(answer characters, conversation characters x answers)`` of a scoring call's ``items``."""
-    answers = prompts = 0
-    for item in body.get("items") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("answers"), list):
-            continue
-        texts = [a for a in item["answers"] if isinstance(a, str)]
-        answers += sum(len(a) for a in texts)
-        prompts += _chars(item.get("messages")) * len(texts)
-    return answers, prompts
-
-
 def check_scoring_call(body: dict[str, Any]) -> None:
-    """BodyError naming the first answer past :data:`MAX_ANSWER_CHARS`, or the call past its caps in all."""
+    """BodyError naming the first answer past :data:`MAX_ANSWER_CHARS`, or the call past its caps in all: its
+    answers' characters, and its conversations' characters once per answer."""
+    answer_chars = prompt_chars = 0
     items = body.get("items")
     for i, item in enumerate(items if isinstance(items, list) else []):
         answers = item.get("answers") if isinstance(item, dict) else None
+        texts = [a for a in answers if isinstance(a, str)] if isinstance(answers, list) else []
         for j, answer in enumerate(answers if isinstance(answers, list) else []):
             if isinstance(answer, str) and len(answer) > MAX_ANSWER_CHARS:
                 raise BodyError(f"items[{i}].answers[{j}]", f"is {len(answer)} characters; an answer scored here is "
                                 f"at most {MAX_ANSWER_CHARS}")
-    answer_chars, prompt_chars = scored_chars(body)
+        if texts:  # the item an object, its answers a list
+            answer_chars += sum(len(a) for a in texts)
+            prompt_chars += _chars(item.get("messages")) * len(texts)
     if answer_chars > MAX_CALL_ANSWER_CHARS:
         raise BodyError("items", f"the answers hold {answer_chars} characters in all; one call scores at most "
                         f"{MAX_CALL_ANSWER_CHARS} (each token is an engine call): send fewer items per call")

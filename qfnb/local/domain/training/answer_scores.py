@@ -94,11 +94,12 @@ async def score_answers(platform: ServingSite, body: dict[str, Any],
     if forward is None and by == FORWARD:
         raise BodyError("by", f"{name}: the platform has no transformers weights of it to score in a forward pass "
                         f"(ask by {ENGINE!r} or {AUTO!r})")
-    if forward is not None:
-        def told(tokens: int) -> None:
-            if scored is not None:
-                scored(served.name, tokens)
 
+    def told(tokens: int) -> None:
+        if scored is not None:
+            scored(served.name, tokens)
+
+    if forward is not None:
         return _answered(name, items, await _forward_scored(forward, items, told), FORWARD)
     engine: Engine = await asyncio.to_thread(platform.registry.chat, endpoint)
     at_once = asyncio.Semaphore(answers_at_once(engine))
@@ -106,8 +107,7 @@ async def score_answers(platform: ServingSite, body: dict[str, Any],
     async def one(turns: list[dict[str, str]], answer: str) -> tuple[float, int]:
         async with at_once:
             score = await _scored(engine, turns, answer)
-        if scored is not None:  # told as each is scored: a call its client left is counted for what it scored
-            scored(served.name, score[1])
+        told(score[1])
         return score
 
     try:

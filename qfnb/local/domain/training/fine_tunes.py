@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,37 +117,27 @@ def _ref_rows(platform: TrainingSite, field: str, ref: Any) -> Iterator[dict[str
         except ValueError as exc:
             raise BodyError(field, str(exc)) from exc
         return
-    ds = platform.store.get("datasets", ref)
-    if ds is None:
-        raise BodyError(field, f"dataset {ref!r} not found")
+    ds = platform.store.get_or_raise("datasets", ref, BodyError(field, f"dataset {ref!r} not found"))
     yield from iter_dataset_rows(platform.settings.data_dir, ds)
-
-
-def iter_rows(platform: TrainingSite, refs: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Training rows (prompt and response both given) from dataset references ``(field, dataset id | bos
-    uri)``, one at a time: a file is never held whole."""
-    for field, ref in refs:
-        yield from (r for r in _ref_rows(platform, field, ref) if r.get("prompt") and r.get("response"))
-
-
-def iter_records(platform: TrainingSite, refs: list[tuple[str, Any]], mode: str) -> Iterator[dict[str, Any]]:
-    """A ``mode`` run's records (:mod:`qfnb.protocol.console.train_formats`, in their canonical form) from
-    dataset references, one at a time; BodyError naming the dataset's field and row, and what the row looks
-    like when it is another mode's data."""
-    for field, ref in refs:
-        for no, row in enumerate(_ref_rows(platform, field, ref), 1):
-            item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
-            try:
-                yield from (train_formats.to_wire(r) for r in train_formats.parse_item(mode, item, f"line {no}"))
-            except train_formats.FormatError as exc:
-                raise BodyError(field, str(exc)) from None
 
 
 def training_rows(platform: TrainingSite, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...],
                   mode: ModeRow) -> Iterator[dict[str, Any]]:
-    """The rows a ``mode`` run trains on (:func:`iter_records` for a mode of records, :func:`iter_rows` for
-    turns)."""
-    return iter_records(platform, list(refs), mode.name) if mode.records else iter_rows(platform, list(refs))
+    """The rows a ``mode`` run trains on, from dataset references ``(field, dataset id | bos uri)``, one at a
+    time (a file is never held whole): a mode of records' records (:mod:`qfnb.protocol.console.train_formats`,
+    in their canonical form; BodyError naming the dataset's field and row, and what the row looks like when it
+    is another mode's data), else the turns whose prompt and response are both given."""
+    for field, ref in refs:
+        rows = _ref_rows(platform, field, ref)
+        if not mode.records:
+            yield from (r for r in rows if r.get("prompt") and r.get("response"))
+            continue
+        for no, row in enumerate(rows, 1):
+            item = row.get("record", {"prompt": row.get("prompt"), "response": row.get("response")})
+            try:
+                yield from (train_formats.to_wire(r) for r in train_formats.parse_item(mode.name, item, f"line {no}"))
+            except train_formats.FormatError as exc:
+                raise BodyError(field, str(exc)) from None
 
 
 def count_rows(platform: TrainingSite, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...], mode: ModeRow) -> int:
@@ -189,17 +179,21 @@ def continued_from(platform: TrainingSite, task: Any, step: Any) -> Path | None:
         if step is not None:
             raise BodyError("incrementTaskId", "is required with incrementCheckpointStep")
         return None
-    run = platform.store.get("runs", task)
-    if run is None:
-        raise BodyError("incrementTaskId", f"task {task!r} not found")
+    run = platform.store.get_or_raise("runs", task, BodyError("incrementTaskId", f"task {task!r} not found"))
     if run.get("status") != RunStatus.DONE.value:
         raise BodyError("incrementTaskId", f"task {run['sid']} is {run.get('status')}, not Done")
     if step is None:
         return Path(run["adapter_dir"]) if run.get("adapter_dir") else None
+    return Path(str(run_checkpoint(run, step, "incrementCheckpointStep")["path"]))
+
+
+def run_checkpoint(run: dict[str, Any], which: Any, field: str, said: str = "") -> Mapping[str, Any]:
+    """The checkpoint of ``run`` that ``which`` names (``best``, ``last``, a step: ``ckpt.choose``); BodyError
+    naming ``field`` (why after ``said``) when it names none."""
     try:
-        return Path(str(ckpt.choose(run.get("checkpointList") or [], step)["path"]))
+        return ckpt.choose(run.get("checkpointList") or [], which)
     except ValueError as exc:
-        raise BodyError("incrementCheckpointStep", str(exc)) from None
+        raise BodyError(field, f"{said}{exc}") from None
 
 
 def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk) -> dict[str, Any]:
@@ -240,19 +234,23 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
     try:
         _write_split(job_dir, training_rows(platform, refs, mode), held, mode)
         if eval_refs:
-            _write_rows(job_dir / "eval.jsonl", training_rows(platform, eval_refs, mode), mode)
+            with open(job_dir / "eval.jsonl", "w", encoding="utf-8") as held_file:
+                held_file.writelines(_line(row, mode) for row in training_rows(platform, eval_refs, mode))
     except BaseException:  # a file changed since it was checked: nothing of the run is left
         shutil.rmtree(job_dir, ignore_errors=True)
         raise
     spec = {"base_model": container["model"], "train_file": str(job_dir / "train.jsonl"),
-            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode.name}
+            "hyper": {k: v for k, v in hyper.items() if k != "seed"}, "seed": seed, "train_mode": mode.name,
+            # its optional starting points: an added base's weights, the adapter it continues, its cluster
+            **({"base_model_path": str(model_path)} if model_path is not None else {}),
+            **({"init_adapter": ask.init_adapter} if ask.init_adapter is not None else {}),
+            **({"target": ask.target, "ray_workers": ask.ray_workers or 1} if ask.target else {})}
     extra = dict(ask.extra)
     if rl is not None:
         spec["reward"] = rl.to_wire()
         extra["rewardSource"] = "client" if rl.from_client else rl.describe()
     if n_eval:  # never trained on: the worker reads them only for the evaluation loss
         spec["eval_file"] = str(job_dir / "eval.jsonl")
-    spec.update(_where_from(model_path, ask.init_adapter, ask.target, ask.ray_workers))
     (job_dir / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     run = platform.store.insert("runs", {"containerId": container["id"], "status": RunStatus.WAITING.value,
                                          "hyper": hyper, "baseModel": container["model"], "rows": n_train,
@@ -266,14 +264,6 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
     return get(platform, "runs", run["id"], "taskId")
 
 
-def _where_from(model_path: Path | None, init_adapter: str | None, target: str | None,
-                ray_workers: int | None) -> dict[str, Any]:
-    """A spec's optional starting points: an added base's weights, the adapter it continues, its cluster."""
-    return {**({"base_model_path": str(model_path)} if model_path is not None else {}),
-            **({"init_adapter": init_adapter} if init_adapter is not None else {}),
-            **({"target": target, "ray_workers": ray_workers or 1} if target else {})}
-
-
 def _line(row: dict[str, Any], mode: ModeRow) -> str:
     """One row of a run's file: SFT's prompt/response pair (a ``system`` prompt kept), or another mode's
     record (already in its canonical form)."""
@@ -281,12 +271,6 @@ def _line(row: dict[str, Any], mode: ModeRow) -> str:
         row = {"prompt": row["prompt"], "response": row["response"],
                **({"system": row["system"]} if row.get("system") else {})}
     return json.dumps(row, ensure_ascii=False) + "\n"
-
-
-def _write_rows(path: Path, rows: Iterable[dict[str, Any]], mode: ModeRow) -> None:
-    """``rows`` written a line at a time."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(_line(row, mode) for row in rows)
 
 
 def _write_split(job_dir: Path, rows: Iterable[dict[str, Any]], held: set[int], mode: ModeRow) -> None:
@@ -331,20 +315,13 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
             out["overfitting"] = over.to_wire()
     # where the held-out answers collapsed, what the worker does before step 1 (loading weights, ...), why it failed
     out.update({key: run[key] for key in ("collapse", "phase", "errorMessage") if run.get(key)})
-    if run.get("rewardSource"):
-        out.update(_reward_fields(run))
+    if run.get("rewardSource"):  # a RFT run's reward curves, where its rewards come from ("client": the user's
+        # function, or the grader that scores them) and, while it runs, how many batches of samples wait for the client
+        out.update({key: run[key] for key in REWARD_CURVES if key in run}, rewardSource=run["rewardSource"])
+        if run["rewardSource"] == "client" and run.get("status") == RunStatus.RUNNING.value:
+            out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
     if run.get("resumes"):  # its worker was killed and it went on from its last resume point
         out.update(resumes=run["resumes"], resumedFrom=run.get("resumedFrom"))
-    return out
-
-
-def _reward_fields(run: dict[str, Any]) -> dict[str, Any]:
-    """A RFT run's: its reward curves, where its rewards come from ("client": the user's function, or the
-    grader that scores them), and while it runs how many batches of samples wait for the client."""
-    out = {key: run[key] for key in REWARD_CURVES if key in run}
-    out["rewardSource"] = run["rewardSource"]
-    if run["rewardSource"] == "client" and run.get("status") == RunStatus.RUNNING.value:
-        out["rewardRequestsPending"] = len(list((Path(str(run.get("job_dir"))) / "rewards").glob("request-*.json")))
     return out
 
 

@@ -144,7 +144,10 @@ def _method(body: dict[str, Any]) -> tuple[str, dict[str, Any], str, dict[str, A
     if legacy and (hyper or kind != "supervised"):
         raise BodyError("hyperparameters", f"give the hyperparameters once, in method.{kind}.hyperparameters (the "
                         "top-level field is the legacy spelling, for supervised jobs)")
-    grader = _grader(inner) if kind == "reinforcement" else None
+    try:
+        grader = check_grader(inner.get("grader"), "method.reinforcement.grader") if kind == "reinforcement" else None
+    except ProtocolError as exc:
+        raise BodyError(exc.field, str(exc).split(": ", 1)[1]) from None
     field = "hyperparameters" if legacy else f"method.{kind}.hyperparameters"
     return kind, dict(legacy or hyper), field, grader
 
@@ -160,13 +163,6 @@ def _check_method_keys(method: dict[str, Any], kind: str) -> None:
                             f"job's settings in method.{kind} (or set method.type to {key!r})")
         raise BodyError(f"method.{key}", f"is not a method field; method takes 'type' and the type's own object "
                         f"('{kind}')")
-
-
-def _grader(inner: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return check_grader(inner.get("grader"), "method.reinforcement.grader")
-    except ProtocolError as exc:
-        raise BodyError(exc.field, str(exc).split(": ", 1)[1]) from None
 
 
 def _hyper(kind: str, given: dict[str, Any], field: str, seed: int, base: str | None = None) -> dict[str, Any]:
@@ -213,7 +209,8 @@ def _base(platform: TrainingSite, model: Any) -> str:
                         f'{{"{model}": "{trainable.split(", ")[0]}"}}') from None
 
 
-def _check_fields(body: dict[str, Any]) -> None:
+def _check_fields(body: dict[str, Any]) -> int:
+    """The create's fields checked (but the method and the files); its seed (42 when it gives none)."""
     for key in body:
         if key not in CREATE_FIELDS:
             raise BodyError(key, f"is not a fine-tuning job field; they are: {', '.join(CREATE_FIELDS)}")
@@ -223,15 +220,13 @@ def _check_fields(body: dict[str, Any]) -> None:
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix)):
         raise BodyError("suffix", f"must be 1-64 letters, digits, '_', '.' or '-', got {suffix!r:.80}")
-    if body.get("seed") is not None:
-        bounded_int(body, "seed", 42, 0, 2**31 - 1)
+    return 42 if body.get("seed") is None else bounded_int(body, "seed", 42, 0, 2**31 - 1)
 
 
 def create_job(platform: TrainingSite, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/fine_tuning/jobs``: everything is checked before the run is queued."""
-    _check_fields(body)
+    seed = _check_fields(body)
     kind, given, hyper_field, grader = _method(body)
-    seed = body["seed"] if body.get("seed") is not None else 42
     base = _base(platform, body.get("model"))
     hyper = _hyper(kind, given, hyper_field, seed, base)
     metadata = batch_files.check_metadata(body.get("metadata"))

@@ -47,9 +47,7 @@ class TooManyPolls(Exception):
 
 
 def _client_run(platform: TrainingSite, task_id: Any) -> dict[str, Any]:
-    run = platform.store.get("runs", task_id)
-    if run is None:
-        raise BodyError("taskId", f"task {task_id!r} not found")
+    run = platform.store.get_or_raise("runs", task_id, BodyError("taskId", f"task {task_id!r} not found"))
     if run.get("rewardSource") != CLIENT:
         raise BodyError("taskId", f"task {run['sid']} takes no client rewards (it is a "
                         f"{run.get('trainMode') or 'SFT'} run" + (f" scored by {run['rewardSource']})"
@@ -65,10 +63,9 @@ def _pending(folder: Path) -> list[dict[str, Any]]:
         if answer_path(folder, seq).exists():
             continue
         try:
-            req = json.loads(path.read_text(encoding="utf-8"))
+            out.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):  # answered and removed meanwhile
             continue
-        out.append(req)
     return out
 
 

@@ -22,7 +22,8 @@ def test_standing_cuts_a_torn_line_and_counts_in_flight_rows(tmp_path: Path) -> 
     state = standing(6, out, err, journal)
     assert out.read_text() == good  # the torn tail is cut, what was fsynced stays
     assert list(state.answered) == [1, 1, 1, 0, 0, 0]
-    assert (state.done, state.failed, state.input_tokens, state.output_tokens, state.repeats) == (2, 1, 4, 6, 3)
+    assert (state.progress.done, state.progress.failed, state.progress.input_tokens, state.progress.output_tokens,
+            state.repeats) == (2, 1, 4, 6, 3)
     assert (state.unconfirmed, sorted(state.lost)) == (1, [4, 5])  # 6's request may not have left: not paid
 
 
@@ -74,7 +75,8 @@ def test_sends_lost_to_two_kills_are_paid_once_each_and_a_reread_adds_nothing(tm
     out.write_text(answered(rows[0], 7) + answered(rows[2], 9))  # row 3 was answered in run 2
     second = standing(4, out, err, journal, lost)
     assert second.lost == {2: [51, 51], 4: [53]}
-    assert (second.repeated.requests, second.repeated.input_tokens, second.repeated.output_tokens) == (4, 9, 52)
+    assert (second.progress.repeated_requests, second.progress.repeat_input_tokens,
+            second.progress.repeat_output_tokens) == (4, 9, 52)
     err.write_text(json.dumps(error_row(2, "k1", "invalid_request", "line 2")) + "\n")
     out.write_text(answered(rows[0], 7) + answered(rows[2], 9) + answered(rows[3], 11))
     journal.write_bytes(b"")  # run 3 ended every row: nothing in flight
@@ -82,10 +84,11 @@ def test_sends_lost_to_two_kills_are_paid_once_each_and_a_reread_adds_nothing(tm
     again = standing(4, out, err, journal, lost)  # read twice (a restart that did nothing): nothing counted twice
     for state in (third, again):
         assert state.lost == {}
-        assert (state.repeated.requests, state.repeated.input_tokens, state.repeated.output_tokens) == (
+        assert (state.progress.repeated_requests, state.progress.repeat_input_tokens,
+                state.progress.repeat_output_tokens) == (
             4, 9 + 11, 52 + 53 + 51 + 51)
         # per model: 3 answers and 2 of the lost sends (rows 3 and 4); row 2's two lost sends ended in an error
-        assert state.by_model == {"m": [5, 7 + 9 + 11 + 9 + 11, 9 + 52 + 53], "": [2, 0, 102]}
+        assert state.progress.by_model == {"m": [5, 7 + 9 + 11 + 9 + 11, 9 + 52 + 53], "": [2, 0, 102]}
 
 
 def test_a_sending_taken_back_is_not_in_flight(tmp_path: Path) -> None:
