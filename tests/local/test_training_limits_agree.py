@@ -28,7 +28,7 @@ SNAKE = {"epoch": "epoch", "learningRate": "learning_rate", "batchSize": "batch_
          "undesirableWeight": "undesirable_weight", "groupSize": "group_size", "maxNewTokens": "max_new_tokens",
          "temperature": "temperature", "klCoef": "kl_coef", "rpoAlpha": "rpo_alpha",
          "maxRewardMargin": "max_reward_margin", "marginStop": "margin_stop", "tieResamples": "tie_resamples",
-         "warmStartSteps": "warm_start_steps"}
+         "warmStartSteps": "warm_start_steps", "minSteps": "min_steps"}
 
 
 def inside(limit: Limit) -> st.SearchStrategy[Any]:

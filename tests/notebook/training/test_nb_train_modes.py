@@ -45,9 +45,11 @@ def test_the_real_trainer_checks_the_file_in_the_modes_format(tmp_path: Path) ->
     data.write_text('[{"prompt": "q", "chosen": "a", "rejected": "b"}]\n', encoding="utf-8")
     trainer = default_trainer(TrainSpec(dataset=str(data), mode="DPO"), None)
     assert trainer.train_action.train_mode == "DPO"
-    with pytest.raises(ValueError, match=r"prefs.jsonl line 1.*looks like DPO \(prompt/chosen/rejected\) data; "
-                                         "PostPretrain wants plain text"):
-        default_trainer(TrainSpec(dataset=str(data), mode="PostPretrain"), None)
+    text = tmp_path / "corpus.jsonl"
+    text.write_text('{"text": "plain prose"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"corpus.jsonl line 1.*looks like PostPretrain plain text \(text\) data; "
+                                         "DPO wants prompt"):
+        default_trainer(TrainSpec(dataset=str(text), mode="DPO"), None)
 
 
 def test_the_launchers_mode_picker_shows_the_format_and_reaches_the_spec(ip: Any) -> None:
