@@ -20,7 +20,7 @@ from typing import Any
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.settings import Settings
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, LOCAL_CAPS
+from qfnb.protocol.console.training import DEFAULTS, LIMITS, LOCAL_CAPS, run_epochs
 
 __all__ = ["IGNORED", "KNOWN", "LOCAL_CAPS", "MAX_STEP_TOKENS", "adapter_bytes", "check_caps", "check_disk",
            "check_known", "check_steps", "free_bytes", "reads_only_known"]
@@ -69,11 +69,13 @@ def check_caps(hyper: dict[str, Any], field: str) -> None:
 
 
 def check_steps(hyper: dict[str, Any], rows: int, field: str) -> int:
-    """The run's total steps (``maxSteps``, or ``epoch`` passes over ``rows``), at most the cap."""
+    """The run's total steps (``maxSteps``, or ``epoch`` passes over ``rows``, more for ``minSteps``: the
+    worker's rule, :func:`~qfnb.protocol.console.training.run_epochs`), at most the cap."""
     steps = hyper.get("maxSteps")
     if steps is None:
         per_epoch = math.ceil(rows / int(hyper.get("batchSize", DEFAULTS["batchSize"])))
-        steps = int(hyper.get("epoch", DEFAULTS["epoch"])) * per_epoch
+        steps = int(run_epochs(int(hyper.get("epoch", DEFAULTS["epoch"])), per_epoch,
+                               int(hyper.get("minSteps", 0)))) * per_epoch
         if steps > LOCAL_CAPS["maxSteps"]:
             raise BodyError(f"{field}.epoch", f"{hyper.get('epoch', DEFAULTS['epoch'])} epochs of {per_epoch} steps "
                             f"({rows} rows) is {steps} steps; at most {LOCAL_CAPS['maxSteps']} run on the local "

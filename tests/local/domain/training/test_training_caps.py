@@ -121,5 +121,6 @@ def test_checkpoints_that_outgrow_the_free_disk_are_refused(client: TestClient, 
 def test_steps_are_epochs_of_the_rows_or_max_steps() -> None:
     assert caps.check_steps({"epoch": 3, "batchSize": 4}, 10, "h") == 9
     assert caps.check_steps({"epoch": 100, "batchSize": 1, "maxSteps": 50}, 10**6, "h") == 50
+    assert caps.check_steps({"epoch": 1, "batchSize": 4, "minSteps": 20}, 8, "h") == 20  # the worker's count
     with pytest.raises(BodyError, match=r"h\.epoch: 100 epochs of 1000 steps"):
         caps.check_steps({"epoch": 100, "batchSize": 1}, 1000, "h")
