@@ -20,7 +20,7 @@ from typing import Any
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.settings import Settings
-from qfnb.protocol.console.training import DEFAULTS, LIMITS, LOCAL_CAPS, run_epochs
+from qfnb.protocol.console.training import DEFAULTS, FLAGS, LIMITS, LOCAL_CAPS, run_epochs
 
 __all__ = ["IGNORED", "KNOWN", "LOCAL_CAPS", "MAX_STEP_TOKENS", "adapter_bytes", "check_caps", "check_disk",
            "check_known", "check_steps", "free_bytes", "reads_only_known"]
@@ -30,7 +30,7 @@ MAX_STEP_TOKENS = 65_536
 #: the cloud's hyperparameters accepted and left aside here (the worker targets every projection with LoRA)
 IGNORED = frozenset({"loraAllLinear", "loraTargetModules", "schedulerName", "packing", "Packing"})
 #: every hyperparameter a local run takes
-KNOWN = frozenset(LIMITS) | {"earlyStop", "evalMetric"} | IGNORED
+KNOWN = frozenset(LIMITS) | FLAGS | {"earlyStop", "evalMetric"} | IGNORED
 #: LoRA parameters per rank, as a share of the base's: Qwen2.5-0.5B with its seven projections adapted has
 #: 549,888 per rank for 494M (a larger base has fewer per parameter, so this is the upper side)
 ADAPTER_SHARE_PER_RANK = 1.2e-3

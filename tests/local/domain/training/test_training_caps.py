@@ -124,3 +124,11 @@ def test_steps_are_epochs_of_the_rows_or_max_steps() -> None:
     assert caps.check_steps({"epoch": 1, "batchSize": 4, "minSteps": 20}, 8, "h") == 20  # the worker's count
     with pytest.raises(BodyError, match=r"h\.epoch: 100 epochs of 1000 steps"):
         caps.check_steps({"epoch": 100, "batchSize": 1}, 1000, "h")
+
+
+def test_the_flag_hyperparameters_are_known() -> None:
+    """``lengthNormalize`` and ``floorDegenerate`` (true/false, documented for DPO and RFT) are a local run's
+    hyperparameters: OpenAI's ``length_normalize`` was refused as unknown."""
+    caps.check_known({"lengthNormalize": True, "floorDegenerate": False}, "h")
+    with pytest.raises(BodyError, match=r"h\.nope: is not a hyperparameter"):
+        caps.check_known({"nope": 1}, "h")
