@@ -433,6 +433,10 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     optimizer = torch.optim.AdamW(trainable, lr=hyper.learning_rate, weight_decay=0.0)
     exchange = RewardExchange(job_dir, spec.reward or RewardSpec(), lambda: stop.requested)
     trainer = GroupTrainer(job_dir, spec, stop, Policy(model, tok), optimizer, prompts, held, exchange)
+    # a group's answers, redrawn ones included, are one forward and backward
+    longest = max((len(e) for e in trainer.encoded), default=1) + hyper.max_new_tokens
+    metrics["gradient_checkpointing"] = lora.fit_activations(model, hyper.group_size * (1 + hyper.tie_resamples),
+                                                             longest)
     total = hyper.total_steps(len(prompts))
     progress_note(job_dir, {"step": 0, "total_steps": total, "phase": (
         f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards by "

@@ -107,6 +107,8 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     metric = (MetricSet(hyper.eval_metric, held[:hyper.eval_metric_items], tok)
               if held and hyper.eval_metric and hyper.checkpoints and row.generation_metric else None)
     model = lora.with_lora(model, hyper, spec.init_adapter)
+    metrics["gradient_checkpointing"] = lora.fit_activations(model, hyper.batch_size,
+                                                             max((mode.tokens(r) for r in rows), default=1))
     answer_set = _answer_set(job_dir, model, tok, held, hyper, metric is None)
     mode.start(model, tok, hyper)
     held_rows = list(mode.encode(tok, held, hyper))[:budget_rows(total, hyper.batch_size, points)] if held else []
