@@ -5,7 +5,7 @@ prompts were never trained on):
 
     .venv/bin/python bench/preference_quality.py [--bases Gemma-3-270M] [--modes DPO,KTO,RFT,PostPretrain]
                                                  [--langs en,zh] [--set learningRate=2e-4 ...] [--json out.json]
-                                                 [--plain-text] [--reward-saying]
+                                                 [--plain-text] [--reward-saying] [--reward-grader]
 
 A run is the training worker the platform starts (``qfnb.local.training.process.worker``, in this process) on the
 hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.train_modes.defaults_for``
@@ -14,7 +14,9 @@ file for every mode as a user would hand it (PostPretrain learns each pair's pre
 chat format; ``--plain-text`` gives it ``prompt\nchosen`` as plain text instead). A RFT run's reward
 is a Python function in this process, answering the worker's reward requests as the user's process does
 through the platform: 0.5 for a ticket reference and 0.5 for fewer than 80 words (partial credit; Chinese:
-fewer than 120 characters).
+fewer than 120 characters). ``--reward-grader`` gives RFT the platform's own reward instead, a ``multi``
+grader the worker scores as data (:data:`CONTENT_GRADER`): half for a ticket reference, half for the answer's
+ROUGE-L to the prompt's preferred answer, so an answer must say what the team would say, not only look like it.
 
 Then base and tuned answer the held-out prompts (greedy, at most ``--max-new-tokens``; the base's answers are
 generated once and kept in ``~/.cache/qfnb/bench/``), and it reports:
@@ -23,6 +25,8 @@ generated once and kept in ``~/.cache/qfnb/bench/``), and it reports:
   Chinese: 6 characters, besides the reference: every preferred answer of both sets has 9 words, 13 characters,
   or more) ending with ``[Ticket #NNNN]``, short (as above) and not degenerate
   (:mod:`qfnb.protocol.console.degeneration`): ``可能。[Ticket #2339]`` ("maybe") earns the reward, not the style;
+- **content**: the mean ROUGE-L of the answers to the held-out preferred answers (:data:`CONTENT_GRADER`'s
+  ``content``; Chinese segmented with jieba): how much of what the team would say the answer says;
 - **degeneration**: the share of degenerate answers (a repeat, a bare marker, empty, cut at the cap);
 - **judged win rate** with a 95 % Wilson interval: the judge is the style rule above, not a model: the
   tuned answer wins a prompt when it adopts the style and the base's does not (ties count half);
@@ -60,6 +64,16 @@ SHORT_WORDS, SHORT_CHARS = 80, 120
 #: an answer that says something: at least 3 words (Chinese: 6 characters) besides the ticket reference
 BODY_WORDS, BODY_CHARS = 3, 6
 _BODY_WORD = re.compile(r"[\u4e00-\u9fff]|[^\W\d_\u4e00-\u9fff]+")
+
+
+#: RFT's reward when the platform scores it (``--reward-grader``): OpenAI's multi grader, data, not code
+CONTENT_GRADER: dict[str, Any] = {
+    "type": "multi", "name": "ticket and content", "calculate_output": "0.5 * ticket + 0.5 * content",
+    "graders": {
+        "ticket": {"type": "string_check", "input": "{{sample.output_text}}", "reference": "[Ticket #",
+                   "operation": "like"},
+        "content": {"type": "text_similarity", "input": "{{sample.output_text}}", "reference": "{{item.response}}",
+                    "evaluation_metric": "rouge_l"}}}
 
 
 def load_set(lang: str) -> dict[str, Any]:
@@ -174,15 +188,18 @@ def _base_answers(model_dir: Path, base: str, lang: str, prompts: list[str], max
     return answers
 
 
-def read(answers: Answers) -> dict[str, Any]:
+def read(answers: Answers, references: list[str]) -> dict[str, Any]:
     from qfnb.protocol.console.degeneration import judge_answers
+    from qfnb.protocol.console.rewards import grade
 
     report = judge_answers(answers.texts, finish_reasons=["length" if c else "stop" for c in answers.cut])
     flags = [c.degenerate for c in report.checks]
     style = [adopted(a, d) for a, d in zip(answers.texts, flags, strict=True)]
     return {"adoption": sum(style) / len(style), "degeneration": report.rate, "style": style,
             "collapsed": report.collapsed, "summary": report.summary,
-            "reward": sum(reward(a) for a in answers.texts) / len(answers.texts)}
+            "reward": sum(reward(a) for a in answers.texts) / len(answers.texts),
+            "content": sum(grade(CONTENT_GRADER["graders"]["content"], a, {"response": r})
+                           for a, r in zip(answers.texts, references, strict=True)) / len(references)}
 
 
 def _reward_client(job: Path, stop: threading.Event, score: Any = reward) -> threading.Thread:
@@ -211,8 +228,10 @@ def _reward_client(job: Path, stop: threading.Event, score: Any = reward) -> thr
 
 
 def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
-          overrides: dict[str, Any], plain_text: bool = False, score: Any = reward) -> dict[str, Any]:
-    """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``)."""
+          overrides: dict[str, Any], plain_text: bool = False, score: Any = reward,
+          grader: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``); a RFT run
+    is rewarded by ``score`` in this process, or by ``grader`` in the worker."""
     from qfnb.local.training.process import worker
     from qfnb.protocol.console.train_modes import defaults_for
 
@@ -225,10 +244,10 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
     spec: dict[str, Any] = {"base_model": base, "base_model_path": str(model_dir), "train_file": "train.jsonl",
                             "train_mode": mode, "seed": 7, "hyper": hyper}
     if mode == "RFT":
-        spec["reward"] = {"source": "client"}
+        spec["reward"] = grader or {"source": "client"}
     (job / "spec.json").write_text(json.dumps(spec), "utf-8")
     stop = threading.Event()
-    if mode == "RFT":
+    if mode == "RFT" and grader is None:
         _reward_client(job, stop, score)
     load0, t0 = load_average(), time.time()
     try:
@@ -275,6 +294,9 @@ def main() -> int:
     ap.add_argument("--rft-set", nargs="*", default=[], help="overrides for the RFT runs only (after --set)")
     ap.add_argument("--reward-saying", action="store_true",
                     help="RFT's reward gives a third for an answer that says something (besides ticket and short)")
+    ap.add_argument("--reward-grader", action="store_true",
+                    help="RFT's reward is the platform's multi grader: a ticket reference and ROUGE-L to the "
+                         "preferred answer, scored by the worker")
     ap.add_argument("--max-new-tokens", type=int, default=80)
     ap.add_argument("--show", type=int, default=2, help="held-out answers shown per run")
     ap.add_argument("--plain-text", action="store_true",
@@ -296,22 +318,26 @@ def main() -> int:
                 data = load_set(lang)
                 prompts = [r["prompt"] for r in data["held_out"]]
                 base_answers = _base_answers(model_dir, base, lang, prompts, args.max_new_tokens)
-                base_read = read(base_answers)
+                references = [r["chosen"] for r in data["held_out"]]
+                base_read = read(base_answers, references)
                 log.info("%s %s base: adoption %.0f%%, degeneration %.0f%%, reward %.2f", base, lang,
                          100 * base_read["adoption"], 100 * base_read["degeneration"], base_read["reward"])
                 for mode in args.modes.split(","):
                     run = train(Path(tmp), model_dir, base, mode, data, rft_overrides if mode == "RFT" else overrides,
-                                args.plain_text, reward_saying if args.reward_saying else reward)
+                                args.plain_text, reward_saying if args.reward_saying else reward,
+                                CONTENT_GRADER if args.reward_grader else None)
                     answers = generate(model_dir, run["adapter"], prompts, args.max_new_tokens)
-                    tuned = read(answers)
+                    tuned = read(answers, references)
                     verdict = compare(base_read, tuned)
                     for p, b, a in list(zip(prompts, base_answers.texts, answers.texts, strict=True))[:args.show]:
                         log.info("  %s\n    base:  %s\n    tuned: %s", p, b, a)
                     log.info("%s %s %-12s adoption %.0f%% (base %.0f%%), degeneration %.0f%% (base %.0f%%), "
-                             "reward %.2f (base %.2f), style-judged win rate %.2f [%.2f, %.2f]; %s steps, "
+                             "reward %.2f (base %.2f), content %.2f (base %.2f), style-judged win rate %.2f "
+                             "[%.2f, %.2f]; %s steps, "
                              "%.1f s/step, %.0f s wall, load %s -> %s%s", base, lang, mode, 100 * tuned["adoption"],
                              100 * base_read["adoption"], 100 * tuned["degeneration"], 100 * base_read["degeneration"],
-                             tuned["reward"], base_read["reward"], verdict["win_rate"], *verdict["ci"], run["steps"],
+                             tuned["reward"], base_read["reward"], tuned["content"], base_read["content"],
+                             verdict["win_rate"], *verdict["ci"], run["steps"],
                              run["seconds_per_step"] or 0, run["wall_seconds"], run["load_before"], run["load_after"],
                              f"; {run['stopped_by']}" if run["stopped_by"] else "")
                     if tuned["degeneration"]:

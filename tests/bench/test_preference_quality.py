@@ -33,7 +33,8 @@ def test_the_answers_end_at_the_chat_end_marker_on_both_chat_formats(answering_b
     assert answers.texts == [a for _, a in TAUGHT]
     assert answers.cut == [False, False]
     assert torch.get_num_threads() == threads  # the generation's one thread is not left behind
-    read = bench.read(answers)
+    read = bench.read(answers, [a for _, a in TAUGHT])
+    assert read["content"] == 1.0  # each answer is its reference, word for word
     # the first adopts the style; the second has no reference: not adopted, and not degenerate either
     assert read["style"] == [True, False] and read["degeneration"] == 0.0
 
@@ -41,7 +42,7 @@ def test_the_answers_end_at_the_chat_end_marker_on_both_chat_formats(answering_b
 def test_a_cap_that_cuts_the_answer_is_read_as_degenerate(answering_base: Path) -> None:
     answers = bench.generate(answering_base, None, [TAUGHT[1][0]], max_new=4)
     assert answers.cut == [True]
-    assert bench.read(answers)["degeneration"] == 1.0
+    assert bench.read(answers, [TAUGHT[1][1]])["degeneration"] == 1.0
 
 
 def test_an_answer_that_earns_the_reward_but_says_nothing_is_not_the_style() -> None:
@@ -53,3 +54,15 @@ def test_an_answer_that_earns_the_reward_but_says_nothing_is_not_the_style() -> 
     assert bench.adopted("可以，在“设置-语言”切换。[Ticket #8009]", degenerate=False)
     assert bench.adopted("Yes, in Settings. [Ticket #1234]", degenerate=False)
     assert not bench.adopted("Yes, in Settings. [Ticket #1234]", degenerate=True)
+
+
+def test_the_content_grader_prefers_the_answer_to_the_reward_s_gamed_forms() -> None:
+    """``--reward-grader``'s multi grader, as the worker scores it: a ticket reference alone no longer earns the
+    most; an answer that says what the team would say does."""
+    from qfnb.protocol.console.rewards import grade, parse_reward
+
+    assert parse_reward(bench.CONTENT_GRADER).grader is not None  # the platform takes it
+    item = {"response": "可以，在“设置-语言”里选择中文即可。[Ticket #1234]"}
+    gamed = grade(bench.CONTENT_GRADER, "可能。[Ticket #2339]", item)
+    said = grade(bench.CONTENT_GRADER, "可以，在设置里选择语言即可。[Ticket #8888]", item)
+    assert bench.reward("可能。[Ticket #2339]") == 1.0 and gamed < 0.65 < said

@@ -360,17 +360,26 @@ def test_an_openai_model_name_mapped_by_an_alias_trains_the_local_base(tmp_path:
         assert done.fine_tuned_model.startswith("ft:Tiny-Chat:local::")
 
 
-def test_a_reinforcement_job_with_a_string_check_grader_trains_as_rft(served: ServedPlatform) -> None:
+SAYS_IT = {"type": "string_check", "name": "says it", "input": "{{sample.output_text}}", "reference": "{{item.word}}",
+           "operation": "ilike"}
+#: the form and the content: a multi grader, run by the platform as data (no user code)
+SAYS_IT_BRIEFLY = {"type": "multi", "name": "says it briefly", "calculate_output": "0.7 * says + 0.3 * near",
+                   "graders": {"says": SAYS_IT,
+                               "near": {"type": "text_similarity", "name": "near", "input": "{{sample.output_text}}",
+                                        "reference": "{{item.word}}", "evaluation_metric": "fuzzy_match"}}}
+
+
+@pytest.mark.parametrize("grader", [SAYS_IT, SAYS_IT_BRIEFLY], ids=["string_check", "multi"])
+def test_a_reinforcement_job_with_a_declarative_grader_trains_as_rft(served: ServedPlatform,
+                                                                    grader: dict[str, Any]) -> None:
     sdk = _sdk(served)
     prompts = "".join(json.dumps({"messages": [{"role": "user", "content": f"Say the word {w}"}], "word": w}) + "\n"
                       for w in ("apple", "pear", "plum", "fig", "kiwi", "lime")).encode()
     train = upload(sdk, prompts, "prompts.jsonl")
-    grader = {"type": "string_check", "name": "says it", "input": "{{sample.output_text}}",
-              "reference": "{{item.word}}", "operation": "ilike"}
     job = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id, suffix="words",
                                       method={"type": "reinforcement", "reinforcement": {"grader": grader}})
     assert job.method.type == "reinforcement" and job.status in ("queued", "running")
     run = served.app.state.platform.store.get("runs", "task-" + job.id.removeprefix("ftjob-"))
     assert run["trainMode"] == "RFT" and run["rewardSource"] != "client"  # the grader, scored by the platform
     spec = json.loads((Path(run["job_dir"]) / "spec.json").read_text())
-    assert spec["train_mode"] == "RFT" and spec["reward"]["type"] == "string_check"
+    assert spec["train_mode"] == "RFT" and spec["reward"] == grader

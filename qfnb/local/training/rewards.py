@@ -130,7 +130,10 @@ class RewardExchange:
             for sample in samples:
                 if self.stopped():
                     raise RewardsStopped
-                out.append(grade(self.spec.grader, sample.completion, {**sample.fields, "prompt": sample.prompt}))
+                try:
+                    out.append(grade(self.spec.grader, sample.completion, {**sample.fields, "prompt": sample.prompt}))
+                except ValueError as exc:  # a multi grader's formula with no value for these scores
+                    raise RewardError(f"{self.spec.describe()}: {exc}") from None
             return out
         wire = [s.to_wire() for s in samples]
         digest = hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
