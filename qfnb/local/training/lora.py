@@ -94,7 +94,10 @@ def fit_activations(model: Any, sequences: int, seq_len: int, available: int | N
     recomputed in the backward pass (a step costs about a third more) and one layer's are kept at a time:
     PostPretrain's 4 blocks of 256 tokens on Qwen2.5-Coder-1.5B would keep about 8 GB."""
     needed = activation_bytes(model.config, sequences, seq_len)
-    room = byom.available_bytes() if available is None else available
+    try:
+        room = byom.available_bytes() if available is None else available
+    except OSError:  # no /proc/meminfo (macOS): as before, every activation kept
+        return False
     if needed <= ACTIVATION_SHARE * room:
         return False
     hf = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -96,3 +96,16 @@ def test_a_postpretrain_run_that_would_not_fit_checkpoints_and_says_so(tmp_path:
     losses = [json.loads(x)["loss"] for x in (job / "progress.jsonl").read_text().splitlines()
               if "loss" in json.loads(x)]
     assert losses and all(loss == loss for loss in losses)  # finite: the recomputed steps trained
+
+
+def test_without_proc_meminfo_every_activation_is_kept_as_before(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfnb.local.engines.store import byom
+
+    def no_meminfo() -> int:
+        raise FileNotFoundError("/proc/meminfo")  # macOS
+
+    monkeypatch.setattr(byom, "available_bytes", no_meminfo)
+    model, _ = _tiny_lora(tmp_path)
+    assert not lora.fit_activations(model, 4, 4096)
+    assert not model.get_base_model().is_activation_checkpointing
