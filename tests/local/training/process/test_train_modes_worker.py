@@ -119,3 +119,29 @@ def test_post_pretrain_learns_preference_pairs_as_conversations_for_min_steps(tm
     assert result["metrics"]["steps"] == 3  # 3 passes, not 1
     (entry,) = [p["checkpoint"] for p in _lines(job) if "checkpoint" in p]
     assert entry["answers"] and ckpt.DEGENERATION_RATE in entry
+
+
+def test_post_pretrain_does_not_learn_the_template_s_default_system_message(tmp_path: Path) -> None:
+    """Qwen's template writes "You are Qwen, created by Alibaba Cloud..." into every conversation given without a
+    system message; learned, a tuned model recited it as an answer (measured: 1 of 10 held-out answers). What the
+    template writes before the first message is context; the turns from the first message on are learned."""
+    from tiny_models import build_tiny_qwen
+    from transformers import AutoTokenizer
+
+    from qfnb.local.training import pretrain
+    from qfnb.local.training.data import IGNORE
+    from qfnb.protocol.console.train_formats import parse_item
+
+    tok = AutoTokenizer.from_pretrained(str(build_tiny_qwen(tmp_path / "model")))
+    default = "You are Tiny, a helpful assistant."
+    tok.chat_template = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\n" + default + "<|im_end|>\n"
+                         "{% endif %}" + tok.chat_template)
+    records = [r for p in PAIRS[:2] for r in parse_item("PostPretrain", p, "l")]
+    ((ids, labels),) = pretrain.encode(tok, records, 256)
+    learned = tok.decode([t for t, label in zip(ids, labels, strict=True) if label != IGNORE])
+    assert default in tok.decode(ids)  # the model is shown it, as it will be when asked
+    assert default not in learned and "Tiny" not in learned
+    assert "Say something about cats.<|im_end|>" in learned and "cats is fine. OK.<|im_end|>" in learned
+    # plain text is learned whole
+    ((ids, labels),) = pretrain.encode(tok, [r for t in TEXT[:2] for r in parse_item("PostPretrain", t, "l")], 256)
+    assert labels == ids
