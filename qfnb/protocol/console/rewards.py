@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import keyword
 import math
 import numbers
 import operator
@@ -114,7 +115,7 @@ def _multi_error(raw: Mapping[str, Any]) -> tuple[str, str] | None:
         return "graders", (f"must be an object of 1 to {MAX_MULTI_GRADERS} named graders, e.g. "
                            "{\"ticket\": {\"type\": \"string_check\", ...}}")
     for name, grader in graders.items():
-        if not isinstance(name, str) or not name.isidentifier() or name in FORMULA_FUNCTIONS:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name in FORMULA_FUNCTIONS:
             return f"graders.{name}", ("a grader's name is what calculate_output calls it: letters, digits and _, "
                                        f"not a function's ({', '.join(FORMULA_FUNCTIONS)})")
         problem = grader_error(grader, inner=True)

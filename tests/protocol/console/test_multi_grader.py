@@ -77,6 +77,8 @@ def test_the_graders_inside_are_checked_and_named() -> None:
         rewards.parse_reward({**STYLE_AND_CONTENT, "graders": {}})
     with pytest.raises(rewards.RewardSpecError, match=r"^reward\.graders\.min: a grader's name"):
         rewards.parse_reward({**STYLE_AND_CONTENT, "graders": {"min": TICKET}, "calculate_output": "1"})
+    with pytest.raises(rewards.RewardSpecError, match=r"^reward\.graders\.if: a grader's name"):
+        rewards.parse_reward({**STYLE_AND_CONTENT, "graders": {"if": TICKET}, "calculate_output": "1"})
 
 
 def test_the_openai_door_keeps_the_fields_it_runs() -> None:
