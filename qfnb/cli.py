@@ -286,16 +286,15 @@ def serve(args: argparse.Namespace) -> int:
         from qfnb.local.server import daemon  # deferred: loads pydantic and starlette (`qfnb --help` does not)
 
         return daemon.run(settings, port=args.port, registry=registry, log_level=args.log_level)
-    import uvicorn
 
     from qfnb.local.server.app import create_app  # deferred: loads pydantic and starlette (`qfnb --help` does not)
     from qfnb.local.server.middleware.guard import host_guard  # deferred: loads starlette (`qfnb --help` does not)
-    from qfnb.local.server.quiet import QuietServer  # deferred: loads uvicorn (`qfnb --help` does not)
+    from qfnb.local.server.quiet import QuietServer, platform_config  # deferred: loads uvicorn
 
     app = create_app(settings, registry)
     # on a loopback address, as the daemon: only a loopback Host/Origin may call it (DNS rebinding, web pages);
     # on a network address: no web page may
-    server = QuietServer(uvicorn.Config(host_guard(app, args.host), log_level=args.log_level, access_log=False))
+    server = QuietServer(platform_config(host_guard(app, args.host), args.log_level))
     try:
         server.run(sockets=[args.socket])
     finally:

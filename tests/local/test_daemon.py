@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -49,6 +50,7 @@ def test_start_status_stop_and_private_runtime_file(data_dir: Path) -> None:
     status = daemon.daemon_status(data_dir)
     assert status is not None and status.pid == platform.pid and status.jobs_running == ()
     assert status.url == platform.base_url and status.data_dir == str(data_dir.resolve())
+    _an_idle_connection_outlives_a_client_pool_s_keep_alive(platform.base_url)
     # the control routes need the runtime file's token
     assert httpx.get(platform.base_url + "/qfnb/status").status_code == 403
     assert httpx.post(platform.base_url + "/qfnb/shutdown").status_code == 403
@@ -64,6 +66,26 @@ def test_start_status_stop_and_private_runtime_file(data_dir: Path) -> None:
     assert daemon.daemon_status(data_dir) is None
     with contextlib.closing(sqlite3.connect(data_dir / TRACES_FILE)) as db:  # a stop writes what was queued
         assert db.execute("SELECT COUNT(*), MIN(output_tokens) FROM spans").fetchone()[0] == 5
+
+
+def _an_idle_connection_outlives_a_client_pool_s_keep_alive(base_url: str) -> None:
+    """A connection idle for 6 s (past httpx's and the openai SDK's 5 s pools, uvicorn's own 5 s) still answers:
+    the client closes it first, never the server as a poll reuses it ("Server disconnected without sending a
+    response")."""
+    host, port = base_url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        for wait in (0.0, 6.0):
+            time.sleep(wait)
+            conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            got = b""
+            while b"\r\n\r\n" not in got and (chunk := conn.recv(65536)):
+                got += chunk
+            head, _, body = got.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), (wait, got[:200])  # b"": the server closed it
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += conn.recv(65536)
 
 
 def test_two_processes_racing_get_one_daemon(data_dir: Path) -> None:

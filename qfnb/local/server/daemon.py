@@ -68,9 +68,7 @@ def hold_serving_lock(data_dir: Path) -> int | None:
 def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry: RegistryLike | None = None,
         log_level: str = "info") -> int:
     """Serve until stopped (SIGTERM, SIGINT or ``POST /qfnb/shutdown``); returns the exit code."""
-    import uvicorn
-
-    from qfnb.local.server.quiet import QuietServer  # deferred: loads uvicorn (`qfnb --help` does not)
+    from qfnb.local.server.quiet import QuietServer, platform_config  # deferred: loads uvicorn
 
     serving_lock = hold_serving_lock(settings.data_dir)
     if serving_lock is None:
@@ -90,7 +88,7 @@ def run(settings: Settings, *, host: str = "127.0.0.1", port: int = 0, registry:
 
     app = create_app(settings, registry, extra_routes=control.routes(token, started, __version__, request_exit))
     # bound to 127.0.0.1: only a loopback Host/Origin may call it (DNS rebinding, browser pages)
-    server = QuietServer(uvicorn.Config(LoopbackOnly(app), log_level=log_level, lifespan="on", access_log=False))
+    server = QuietServer(platform_config(LoopbackOnly(app), log_level, lifespan="on"))
     runtime = settings.data_dir / RUNTIME_FILE
 
     async def main() -> None:

@@ -15,6 +15,17 @@ import uvicorn
 
 #: how often the ``Date`` header is renewed (seconds; uvicorn's own resolution)
 TICK_SECONDS = 1.0
+#: seconds an idle keep-alive connection is kept open: longer than the clients' pools keep theirs (httpx and the
+#: openai SDK 5 s, qfnb's own 30 s), so the client always closes first. At uvicorn's 5 s a client polling every
+#: few seconds on a busy machine reused a connection as the server closed it: "Server disconnected without
+#: sending a response"
+KEEP_ALIVE_SECONDS = 75
+
+
+def platform_config(app: object, log_level: str | int | None, **options: object) -> uvicorn.Config:
+    """The platform's uvicorn settings (the daemon's and ``qfnb serve``'s): no access log, the keep-alive above."""
+    return uvicorn.Config(app, log_level=log_level, access_log=False,  # type: ignore[arg-type]
+                          timeout_keep_alive=KEEP_ALIVE_SECONDS, **options)  # type: ignore[arg-type]
 
 
 class QuietServer(uvicorn.Server):
