@@ -127,6 +127,7 @@ class _Run:
     base_reward: float | None = None  # the held-out prompts' mean reward before step 1
     resampled_groups: int = 0  # extra groups drawn for prompts whose answers' rewards all tied
     still_tied: int = 0  # groups whose rewards still tied after every extra draw
+    skipped_groups: int = 0  # groups not trained on: their rewards tied (no advantage)
     degenerate_samples: int = 0  # sampled answers the degeneration check flagged (floored: ``floorDegenerate``)
     step_degenerate: int = 0  # those of the step under way
     warm_steps: int = 0  # SFT steps on the preferred answers before GRPO
@@ -316,8 +317,12 @@ class GroupTrainer:
                 groups[n].extend(group)
             tied = [n for n in tied if _ties(self._learned(groups[n]))]
         run.still_tied += len(tied) if hyper.tie_resamples else 0
+        # a group whose rewards still tie has no advantage: its policy gradient is zero, and its forward and
+        # backward passes (most of a step's time) would buy only the KL term (dropped, as DAPO does)
+        learned = [group for n, group in enumerate(groups) if n not in tied]
+        run.skipped_groups += len(groups) - len(learned)
         total, kls = 0.0, []
-        for group in groups:
+        for group in learned:
             self._stopped()
             i, completions = group.index, group.completions
             adv = torch.tensor(advantages(self._learned(group)))
@@ -328,14 +333,15 @@ class GroupTrainer:
                         ref, _ = self.policy.logprobs(self.encoded[i], completions)
                 logp, mask = self.policy.logprobs(self.encoded[i], completions)
                 loss, kl = grpo_loss(logp, ref, mask, adv, hyper.kl_coef)
-            torch.autograd.backward(loss / len(groups))
-            total += float(loss.detach()) / len(groups)
+            torch.autograd.backward(loss / len(learned))
+            total += float(loss.detach()) / len(learned)
             kls.append(kl)
             run.trained_tokens += sum(len(self.encoded[i]) + len(c) for c in completions)
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return total, sum(first) / len(first), sum(kls) / len(kls)
+        if learned:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return total, sum(first) / len(first), sum(kls) / len(kls) if kls else 0.0
 
     def _learned(self, group: SampledGroup) -> list[float]:
         """The rewards the group's advantages come from: the user's, its degenerate answers' floored when
@@ -551,5 +557,7 @@ def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: fl
         metrics["warm_start_steps"] = run.warm_steps
     if run.resampled_groups:
         metrics.update(resampled_groups=run.resampled_groups, tied_groups=run.still_tied)
+    if step:
+        metrics["skipped_groups"] = run.skipped_groups
     if step:  # sampled answers the degeneration check flagged (with floorDegenerate: floored)
         metrics["degenerate_samples"] = run.degenerate_samples

@@ -114,10 +114,11 @@ def test_without_the_floor_the_marker_is_pushed_up(tmp_path: Path, monkeypatch: 
 def test_a_group_of_degenerate_answers_only_ties_and_is_drawn_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Answers the reward ranks (1.0 over 0.5) but all degenerate tie once floored: the tie is redrawn
-    (``tieResamples``) and, still tied, teaches nothing."""
+    (``tieResamples``) and, still tied, teaches nothing: it is not trained on at all (no advantage; its forward
+    and backward passes would buy only the KL term)."""
     seen, policy, run = _step(tmp_path, monkeypatch, [MARKER, CUT], floor_degenerate=True, tie_resamples=2)
     assert policy.drawn == 6 and run.resampled_groups == 2 and run.still_tied == 1
-    assert seen == [[0.0] * 6]
+    assert seen == [] and run.skipped_groups == 1 and run.trained_tokens == 0
 
 
 def test_a_degenerate_answer_in_a_group_that_all_earn_the_best_reward_is_pushed_down(
