@@ -52,11 +52,21 @@ class RewardsStopped(Exception):
 
 @dataclass(frozen=True)
 class RewardSample:
-    """One sampled completion to score: the prompt's text, the completion, the row's other fields."""
+    """One sampled completion to score: the prompt's text, the completion, the row's other fields, and the row's
+    own answer where it has one (a grader's ``{{item.response}}``; a client's function gets the fields only)."""
 
     prompt: str
     completion: str
     fields: dict[str, Any]
+    answer: str | None = None
+
+    def grader_item(self) -> dict[str, Any]:
+        """The row as a grader's ``{{item.FIELD}}`` templates see it: its fields, ``prompt``, and ``response``
+        (the row's own answer: a prompt/response line's response, a chat line's last assistant message)."""
+        item = {**self.fields, "prompt": self.prompt}
+        if self.answer is not None:
+            item.setdefault("response", self.answer)
+        return item
 
     def to_wire(self) -> dict[str, Any]:
         return {"prompt": self.prompt, "completion": self.completion, "fields": self.fields}
@@ -131,7 +141,7 @@ class RewardExchange:
                 if self.stopped():
                     raise RewardsStopped
                 try:
-                    out.append(grade(self.spec.grader, sample.completion, {**sample.fields, "prompt": sample.prompt}))
+                    out.append(grade(self.spec.grader, sample.completion, sample.grader_item()))
                 except ValueError as exc:  # a multi grader's formula with no value for these scores
                     raise RewardError(f"{self.spec.describe()}: {exc}") from None
             return out

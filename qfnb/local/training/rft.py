@@ -364,8 +364,8 @@ class GroupTrainer:
             groups.append((i, [c or [self.policy.end[0]] for c in completions]))
         run.sample_seconds += time.time() - t0
         self._stopped()  # a stop cut the last group's answers short: they are not scored
-        samples = [RewardSample(self.prompts[i].text, self.policy.text(c), self.prompts[i].fields)
-                   for i, cs in groups for c in cs]
+        samples = [RewardSample(p.text, self.policy.text(c), p.fields, p.answer)
+                   for i, cs in groups for p in (self.prompts[i],) for c in cs]
         rewards = self.exchange.score(samples, step=step)
         run.sampled_tokens += sampled
         flags = [check_answer(s.completion, finish_reason="stop" if c[-1] in self.policy.end else "length",
@@ -406,7 +406,7 @@ class GroupTrainer:
         answers read as (:meth:`~qfnb.local.training.answers.AnswerSet.entry`'s fields)."""
         assert self.answers is not None
         said, reasons = self.answers.generate(self.policy.model)
-        samples = [RewardSample(p.text, a, p.fields) for p, a in zip(self.held, said, strict=True)]
+        samples = [RewardSample(p.text, a, p.fields, p.answer) for p, a in zip(self.held, said, strict=True)]
         rewards = self.exchange.score(samples, step=step, kind="eval")
         return sum(rewards) / len(rewards), self.answers.entry(said, reasons)
 

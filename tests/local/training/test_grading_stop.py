@@ -34,3 +34,20 @@ def test_grading_without_a_stop_scores_every_sample(tmp_path: Path) -> None:
     got = exchange.score([RewardSample("q", "a b", {"answer": "a b"}), RewardSample("q", "x", {"answer": "a b"})],
                          step=1)
     assert got == [pytest.approx(1.0), 0.0]
+
+
+def test_a_grader_reads_the_row_s_own_answer_as_item_response(tmp_path: Path) -> None:
+    """A prompt/response line's response (kept out of the fields: it is the warm start's answer) is the
+    grader's ``{{item.response}}``; a field of that name wins; the client's function never sees it."""
+    from qfnb.local.training import rft
+
+    (tmp_path / "train.jsonl").write_text('{"prompt": "Say hi", "response": "hi there", "lang": "en"}\n', "utf-8")
+    (prompt,) = rft.load_prompts(tmp_path / "train.jsonl")
+    assert prompt.answer == "hi there" and "response" not in prompt.fields
+    grader = {**GRADER, "reference": "{{item.response}}"}
+    exchange = RewardExchange(tmp_path, RewardSpec(grader=grader))
+    sample = RewardSample(prompt.text, "hi there", prompt.fields, prompt.answer)
+    assert exchange.score([sample], step=1) == [pytest.approx(1.0)]
+    assert "hi there" not in str(sample.to_wire()["fields"])
+    own = RewardSample("q", "a b", {"response": "a b"}, "something else")
+    assert own.grader_item()["response"] == "a b"
