@@ -82,8 +82,8 @@ ACTIVATION_SHARE = 1 / 3
 def activation_bytes(config: Any, sequences: int, seq_len: int) -> int:
     """Estimated bytes of the activations a step on ``sequences`` sequences of ``seq_len`` tokens keeps for its
     backward pass (every layer's, without gradient checkpointing)."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    width = text.hidden_size + (getattr(text, "intermediate_size", None) or 4 * text.hidden_size)
+    text = config.get_text_config()
+    width = text.hidden_size + (vars(text).get("intermediate_size") or 4 * text.hidden_size)
     per_token = ACTIVATION_BYTES_PER_WIDTH * width + ACTIVATION_BYTES_PER_SCORE * text.num_attention_heads * seq_len
     return int(sequences * seq_len * text.num_hidden_layers * per_token)
 
@@ -100,7 +100,9 @@ def fit_activations(model: Any, sequences: int, seq_len: int, available: int | N
         return False
     if needed <= ACTIVATION_SHARE * room:
         return False
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    from peft import PeftModel  # deferred: with torch
+
+    hf = model.get_base_model() if isinstance(model, PeftModel) else model
     # non-reentrant: the frozen base's inputs need no gradient for the LoRA weights inside a layer to get one
     hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     log.info("gradient checkpointing on: a step of %d x %d tokens would keep about %.1f GB of activations, "

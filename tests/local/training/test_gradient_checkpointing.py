@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from qfnb.local.training import lora
 
-# the two Qwen bases' shapes (their config.json)
-QWEN_05B = SimpleNamespace(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14)
-QWEN_15B = SimpleNamespace(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12)
+
+def _qwen(hidden: int, intermediate: int, layers: int, heads: int) -> Any:
+    """A Qwen 2 config of that shape (the bases' config.json values)."""
+    from transformers import Qwen2Config
+
+    return Qwen2Config(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+                       num_attention_heads=heads, num_key_value_heads=2)
+
+
+QWEN_05B = _qwen(896, 4864, 24, 14)
+QWEN_15B = _qwen(1536, 8960, 28, 12)
 
 
 def test_the_estimate_matches_the_measured_step_and_scales_with_the_step() -> None:
