@@ -102,7 +102,7 @@ def fit_activations(model: Any, sequences: int, seq_len: int, available: int | N
         return False
     from peft import PeftModel  # deferred: with torch
 
-    hf = model.get_base_model() if isinstance(model, PeftModel) else model
+    hf: Any = model.get_base_model() if isinstance(model, PeftModel) else model
     # non-reentrant: the frozen base's inputs need no gradient for the LoRA weights inside a layer to get one
     hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     log.info("gradient checkpointing on: a step of %d x %d tokens would keep about %.1f GB of activations, "
