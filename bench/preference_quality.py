@@ -137,12 +137,11 @@ class Answers:
 
 def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new: int) -> Answers:
     """Greedy answers of the base (or the base with ``adapter``) to ``prompts``, generated as the worker's
-    checkpoint answers are: on :data:`qfnb.local.training.answers.GENERATION_THREADS` torch threads, ending at
-    the end markers the tokenizer has (:func:`qfnb.local.training.data.end_token_ids`)."""
+    checkpoint answers are: on the worker's torch threads, ending at the end markers the tokenizer has
+    (:func:`qfnb.local.training.data.end_token_ids`)."""
     import torch
 
     from qfnb.local.training import lora
-    from qfnb.local.training.answers import GENERATION_THREADS
     from qfnb.local.training.data import end_token_ids
 
     model, tok = lora.load_base(model_dir)
@@ -157,14 +156,9 @@ def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new:
     chats = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
              for p in prompts]
     ids = tok(chats, add_special_tokens=False, return_tensors="pt", padding=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(GENERATION_THREADS)
-    try:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
-            out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, eos_token_id=end,
-                                 pad_token_id=tok.pad_token_id)[:, ids["input_ids"].shape[1]:].tolist()
-    finally:
-        torch.set_num_threads(threads)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
+        out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, eos_token_id=end,
+                             pad_token_id=tok.pad_token_id)[:, ids["input_ids"].shape[1]:].tolist()
     for row in out:
         stop = next((i for i, t in enumerate(row) if t in end), None)
         cut.append(stop is None)

@@ -1,13 +1,12 @@
 """One RFT draw's sampling on the default fine-tune base (Gemma-3-270M, with a fresh LoRA as the worker wraps
-it), the old way beside the new:
+it), the way of round 32 beside today's:
 
     .venv/bin/python bench/rft_sampling.py [--prompts 4] [--group 4] [--new-tokens 48] [--reps 3]
 
-- old: a ``generate`` per prompt (``--group`` rows each) on the training's :data:`~qfnb.local.training.lora.N_THREADS`
-  torch threads, as :meth:`~qfnb.local.training.rft.Policy.sample` sampled before it took a draw's prompts together
-  (one prompt alone is not padded, so this is the old call);
-- new: one left-padded ``generate`` of prompts x group rows on
-  :data:`~qfnb.local.training.answers.GENERATION_THREADS` thread (today's ``Policy.sample``).
+- before: one left-padded ``generate`` of prompts x group rows with its own sampling (``do_sample``, ``top_k`` and
+  ``top_p``: warpers that sort, and a draw over, the whole vocabulary each token) on one torch thread;
+- now: :meth:`~qfnb.local.training.rft.Policy.sample` (the draw over the top k, :class:`~qfnb.local.training.rft._Draw`,
+  on the worker's :data:`~qfnb.local.training.lora.N_THREADS` threads).
 
 The prompts are the first ``--prompts`` of ``bench/data/support_preferences_en.json``'s train set, chat-templated
 as the worker encodes them, sampled at RFT's default temperature, each arm seeded alike, the arms interleaved
@@ -33,7 +32,7 @@ from bench._common import log_to_stdout  # noqa: E402
 
 log = logging.getLogger("bench.rft_sampling")
 
-ARMS = ("old", "new")
+ARMS = ("before", "now")
 
 
 def support_prompts(count: int) -> list[str]:
@@ -57,47 +56,47 @@ def load_policy(model_dir: Path) -> Any:
 def time_draws(policy: Any, prompts: list[str], group: int, new_tokens: int, reps: int,
                seed: int = 0) -> dict[str, Any]:
     """Each arm's seconds per draw (``reps``, interleaved, each seeded with ``seed``), the tokens each draw sampled,
-    the ``generate`` calls a draw made, and the medians' ratio old / new."""
+    and the medians' ratio before / now."""
     import torch
 
-    from qfnb.local.training import lora, rft
+    from qfnb.local.training import answers, rft
     from qfnb.local.training.spec import Hyper
 
     temperature = Hyper().temperature
     encoded = [policy.encode(rft.RftPrompt(({"role": "user", "content": p},), p, {})) for p in prompts]
-    old = rft.Policy(policy.model, policy.tok, threads=lora.N_THREADS)
-    calls = 0
-    generate = policy.model.generate
 
-    def counted(**kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return generate(**kwargs)
+    def before() -> list[list[int]]:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with answers.generating(policy.model, policy.tok):
+                batch = policy.tok.pad({"input_ids": [e for e in encoded for _ in range(group)]}, return_tensors="pt")
+                out = policy.model.generate(**batch, max_new_tokens=new_tokens, eos_token_id=policy.end,
+                                            pad_token_id=policy.tok.pad_token_id, use_cache=True, do_sample=True,
+                                            temperature=temperature, top_k=rft.TOP_K, top_p=rft.TOP_P)
+        finally:
+            torch.set_num_threads(threads)
+        rows = out[:, batch["input_ids"].shape[1]:].tolist()
+        return [row[:next((i + 1 for i, t in enumerate(row) if t in policy.end), len(row))] for row in rows]
 
-    def draw(arm: str) -> list[list[list[int]]]:
-        if arm == "old":
-            return [old.sample([e], group, new_tokens, temperature)[0] for e in encoded]
-        return list(policy.sample(encoded, group, new_tokens, temperature))
+    def draw(arm: str) -> list[list[int]]:
+        if arm == "before":
+            return before()
+        return [c for g in policy.sample(encoded, group, new_tokens, temperature) for c in g]
 
-    policy.model.generate = counted
-    out: dict[str, Any] = {arm: {"seconds": [], "tokens": [], "generate_calls": 0} for arm in ARMS}
-    try:
-        for rep in range(reps):
-            for arm in ARMS:
-                torch.manual_seed(seed)
-                calls, t0 = 0, time.perf_counter()
-                groups = draw(arm)
-                seconds = time.perf_counter() - t0
-                out[arm]["seconds"].append(round(seconds, 3))
-                out[arm]["tokens"].append(sum(len(c) for g in groups for c in g))
-                out[arm]["generate_calls"] = calls
-                log.info("rep %d %-3s %7.2f s  %d tokens, %d generate call(s)", rep + 1, arm, seconds,
-                         out[arm]["tokens"][-1], calls)
-    finally:
-        del policy.model.generate  # the model's own method again
+    out: dict[str, Any] = {arm: {"seconds": [], "tokens": []} for arm in ARMS}
+    for rep in range(reps):
+        for arm in ARMS:
+            torch.manual_seed(seed)
+            t0 = time.perf_counter()
+            completions = draw(arm)
+            seconds = time.perf_counter() - t0
+            out[arm]["seconds"].append(round(seconds, 3))
+            out[arm]["tokens"].append(sum(len(c) for c in completions))
+            log.info("rep %d %-6s %7.2f s  %d tokens", rep + 1, arm, seconds, out[arm]["tokens"][-1])
     for arm in ARMS:
         out[arm]["median_seconds"] = round(statistics.median(out[arm]["seconds"]), 3)
-    out["ratio_old_over_new"] = round(out["old"]["median_seconds"] / out["new"]["median_seconds"], 2)
+    out["ratio_before_over_now"] = round(out["before"]["median_seconds"] / out["now"]["median_seconds"], 2)
     return out
 
 
@@ -117,9 +116,9 @@ def main() -> None:
     policy = load_policy(assets.hf_dir(GEMMA))
     result = time_draws(policy, support_prompts(args.prompts), args.group, args.new_tokens, args.reps)
     log.info("load after: %s", Path("/proc/loadavg").read_text().strip())
-    log.info("one draw of %d prompts x %d answers x %d new tokens: old %.2f s (median), new %.2f s; "
-             "old / new = %.2f", args.prompts, args.group, args.new_tokens, result["old"]["median_seconds"],
-             result["new"]["median_seconds"], result["ratio_old_over_new"])
+    log.info("one draw of %d prompts x %d answers x %d new tokens: before %.2f s (median), now %.2f s; "
+             "before / now = %.2f", args.prompts, args.group, args.new_tokens, result["before"]["median_seconds"],
+             result["now"]["median_seconds"], result["ratio_before_over_now"])
     log.info("%s", json.dumps(result))
 
 

@@ -2,8 +2,8 @@
 the base's answers to the same prompts.
 
 The base answers once, before step 1 (the adapter disabled: peft's ``disable_adapter()``); each checkpoint then
-answers the same prompts, all of them in one batched, left-padded greedy generation with the model in eval mode on
-:data:`GENERATION_THREADS` torch thread, at most :attr:`AnswerSet.max_tokens` new tokens (a little more than twice
+answers the same prompts, all of them in one batched, left-padded greedy generation with the model in eval mode (on
+the worker's torch threads), at most :attr:`AnswerSet.max_tokens` new tokens (a little more than twice
 the longest reference answer, never more than :data:`ANSWER_TOKENS`: a reply that runs to the cap never ended,
 ``finish_reason`` ``"length"``).
 :mod:`qfnb.protocol.console.degeneration` reads them and :func:`qfnb.protocol.console.checkpoints.judge_checkpoint`
@@ -33,30 +33,30 @@ log = logging.getLogger("qfnb.local.training")
 
 #: the most new tokens a held-out answer may have
 ANSWER_TOKENS = 64
-#: torch threads while answering: decoding runs many small kernels, which a second thread slows down on a shared
-#: CPU (Gemma-3-270M, 3 prompts x 20 tokens at load 15-18 on 2 cores: 10.9 s on 1 thread, 85-97 s on 2)
-GENERATION_THREADS = 1
 #: answers (prompt, the base's, the checkpoint's) a checkpoint entry keeps, and the characters kept of each text
 SAMPLES, SAMPLE_CHARS = 3, 240
 
 
 @contextlib.contextmanager
-def generating(model: Any, tok: Any, threads: int = GENERATION_THREADS) -> Iterator[None]:
-    """One batched ``generate``'s settings: the model in eval mode without gradients, ``threads`` torch threads,
-    the tokenizer padding on the left (prompts of different lengths end where the answers start; the attention
-    mask hides the padding); the thread count, padding side and training mode are put back after."""
+def generating(model: Any, tok: Any) -> Iterator[None]:
+    """One batched ``generate``'s settings: the model in eval mode without gradients, the tokenizer padding on the
+    left (prompts of different lengths end where the answers start; the attention mask hides the padding); the
+    padding side and training mode are put back after.
+
+    It runs on the worker's torch threads (:data:`~qfnb.local.training.lora.N_THREADS`). Decoding a batch reads
+    every weight once a token, and one thread of this 2-core CPU reads them at a third of two's pace (Gemma's
+    262k x 640 head: 243 ms on one, 70 ms on two, idle); a draw of 16 rows x 48 tokens took 39-68 s on one and
+    25 s on two (``bench/rft_sampling.py``)."""
     import torch
 
-    was_training, side, before = model.training, tok.padding_side, torch.get_num_threads()
+    was_training, side = model.training, tok.padding_side
     model.eval()
-    torch.set_num_threads(threads)
     tok.padding_side = "left"
     try:
         with torch.no_grad():
             yield
     finally:
         tok.padding_side = side
-        torch.set_num_threads(before)
         if was_training:
             model.train()
 

@@ -2,8 +2,8 @@
 LoRA adapter with a reward over sampled answers.
 
 Each step takes ``batchSize`` prompts; for each it samples ``groupSize`` completions from the current
-policy (``temperature``, at most ``maxNewTokens`` new tokens; all the prompts' in one left-padded generation on
-one torch thread, as the held-out answers are), has them scored
+policy (``temperature``, top-k and top-p as :class:`_Draw` draws them, at most ``maxNewTokens`` new tokens; all the
+prompts' in one left-padded generation, as the held-out answers are), has them scored
 (:class:`~qfnb.local.training.rewards.RewardExchange`: the user's function in the user's process, or
 a declarative grader), and turns the rewards into advantages within the group,
 ``(r - mean) / (std + eps)``. The loss on the completion tokens is the policy gradient of those
@@ -159,13 +159,42 @@ class _Stopping:
         return torch.full((input_ids.shape[0],), bool(self.stop.requested), dtype=torch.bool)
 
 
-class Policy:
-    """The LoRA-wrapped model with its tokenizer: sampling, and per-token log-probabilities. It samples on
-    ``threads`` torch threads (:data:`~qfnb.local.training.answers.GENERATION_THREADS`: decoding's many small
-    kernels are slower on a second thread of a shared CPU)."""
+class _Draw:
+    """Draws each row's next token (a ``LogitsProcessor`` of greedy decoding): ``scores / temperature`` kept to the
+    :data:`TOP_K` likeliest, those within :data:`TOP_P` of their mass, one drawn by its probability; the scores
+    returned are ``-inf`` but for the drawn token's, which greedy decoding then takes.
 
-    def __init__(self, model: Any, tok: Any, threads: int = answers.GENERATION_THREADS) -> None:
-        self.model, self.tok, self.threads = model, tok, threads
+    The same distribution as ``generate``'s own sampling (``do_sample`` with ``top_k`` and ``top_p``), whose
+    top-p warper sorts and whose draw runs over the whole vocabulary each token: with Gemma's 262k tokens they
+    took half of a draw's time (py-spy); here both run over :data:`TOP_K` values."""
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        probs, tokens = kept(scores, self.temperature)
+        drawn = tokens.gather(1, torch.multinomial(probs, 1))
+        return torch.full_like(scores, float("-inf")).scatter_(1, drawn, 0.0)
+
+
+def kept(scores: Any, temperature: float) -> tuple[Any, Any]:
+    """``(probs, tokens)``: each row's :data:`TOP_K` likeliest tokens at ``temperature``, likeliest first, with their
+    probabilities (unnormalised: 0 past :data:`TOP_P` of the mass)."""
+    import torch
+
+    values, tokens = torch.topk(scores.float() / temperature, min(TOP_K, scores.shape[-1]), dim=-1)
+    probs = torch.softmax(values, dim=-1)
+    # a token goes when the likelier ones already hold TOP_P of the mass (the likeliest always stays)
+    return probs.masked_fill(probs.cumsum(-1) - probs >= TOP_P, 0.0), tokens
+
+
+class Policy:
+    """The LoRA-wrapped model with its tokenizer: sampling, and per-token log-probabilities."""
+
+    def __init__(self, model: Any, tok: Any) -> None:
+        self.model, self.tok = model, tok
         self.end = data.end_token_ids(tok)
 
     def encode(self, prompt: RftPrompt) -> list[int]:
@@ -178,15 +207,15 @@ class Policy:
         of them (prompts x n rows) in one left-padded generation; greedy when ``temperature`` is None. A ``stop``
         requested while they are generated ends them at the next token (the caller drops them:
         :meth:`GroupTrainer.step`)."""
-        from transformers import StoppingCriteriaList  # deferred: the worker's parent imports no transformers
+        from transformers import LogitsProcessorList, StoppingCriteriaList  # deferred: no transformers in the parent
 
         criteria = {"stopping_criteria": StoppingCriteriaList([_Stopping(stop)])} if stop is not None else {}
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": TOP_K, "top_p": TOP_P} \
-            if temperature is not None else {"do_sample": False}
-        with answers.generating(self.model, self.tok, self.threads):
+        # greedy decoding of scores where only the token the draw picked is finite (:class:`_Draw`)
+        draw = {"logits_processor": LogitsProcessorList([_Draw(temperature)])} if temperature is not None else {}
+        with answers.generating(self.model, self.tok):
             batch = self.tok.pad({"input_ids": [list(p) for p in prompts for _ in range(n)]}, return_tensors="pt")
-            out = self.model.generate(**batch, max_new_tokens=max_new, eos_token_id=self.end,
-                                      pad_token_id=self.tok.pad_token_id, use_cache=True, **sampling, **criteria)
+            out = self.model.generate(**batch, max_new_tokens=max_new, eos_token_id=self.end, do_sample=False,
+                                      pad_token_id=self.tok.pad_token_id, use_cache=True, **draw, **criteria)
         rows = out[:, batch["input_ids"].shape[1]:].tolist()
         completions = [row[:next((i + 1 for i, t in enumerate(row) if t in self.end), len(row))] for row in rows]
         return [completions[k * n:(k + 1) * n] for k in range(len(prompts))]

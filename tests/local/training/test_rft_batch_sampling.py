@@ -1,6 +1,6 @@
 """How RFT samples (:meth:`qfnb.local.training.rft.Policy.sample`): a draw's prompts in one left-padded
-generation on :data:`~qfnb.local.training.answers.GENERATION_THREADS` torch threads (the thread count, the
-tokenizer's padding side and the model's training mode put back after), each padded row sampled from the same
+generation on the worker's torch threads (the tokenizer's padding side and the model's training mode put back
+after), each padded row sampled from the same
 distribution as its prompt alone, on both local chat formats (Gemma 3's turn markers, Qwen 2's ChatML)."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ torch = pytest.importorskip("torch")
 from tiny_models import build_tiny_gemma, build_tiny_qwen  # noqa: E402
 
 from qfnb.local.training import lora, rft  # noqa: E402
-from qfnb.local.training.answers import GENERATION_THREADS  # noqa: E402
 from qfnb.local.training.rewards import RewardSample  # noqa: E402
 from qfnb.local.training.spec import Hyper, WorkerSpec  # noqa: E402
 
@@ -48,7 +47,7 @@ class _NoStop:
     requested = False
 
 
-def test_a_draw_samples_all_its_prompts_in_one_generation_on_the_generation_threads(
+def test_a_draw_samples_all_its_prompts_in_one_generation_on_the_workers_threads(
         policy: rft.Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model, tok = policy.model, policy.tok
     calls: list[dict[str, Any]] = []
@@ -63,19 +62,15 @@ def test_a_draw_samples_all_its_prompts_in_one_generation_on_the_generation_thre
     spec = WorkerSpec("tiny", tmp_path / "train.jsonl", Hyper(group_size=2, max_new_tokens=5, temperature=1.0))
     trainer = rft.GroupTrainer(tmp_path, spec, _NoStop(), policy, None, _prompts(), [],
                                cast(Any, _Rewards()))
-    threads = GENERATION_THREADS + 1
-    torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
     model.train()
     side = tok.padding_side = "right"
-    try:
-        groups = trainer._draw(rft._Run(), [2, 0, 1], step=1)
-    finally:
-        torch.set_num_threads(lora.N_THREADS)
-    assert [(c["rows"], c["threads"], c["training"]) for c in calls] == [(6, GENERATION_THREADS, False)]
+    groups = trainer._draw(rft._Run(), [2, 0, 1], step=1)
+    assert [(c["rows"], c["threads"], c["training"]) for c in calls] == [(6, threads, False)]
     # left padding: each row's prompt ends at the last column, the shorter prompts' padding masked before it
     lengths = [len(trainer.encoded[i]) for i in (2, 2, 0, 0, 1, 1)]
     assert calls[0]["mask"].sum(1).tolist() == lengths and calls[0]["mask"][:, -1].all()
-    assert torch.get_num_threads() == threads and tok.padding_side == side and model.training
+    assert tok.padding_side == side and model.training
     assert [g.index for g in groups] == [2, 0, 1]
     assert all(len(g.completions) == 2 == len(g.rewards) and all(1 <= len(c) <= 5 for c in g.completions)
                for g in groups)
@@ -113,3 +108,35 @@ def test_sampling_draws_n_answers_a_prompt_each_cut_at_its_end_of_turn(policy: r
         ends = [n for n, t in enumerate(completion) if t in policy.end]
         # an answer ends at its first end-of-turn token, or runs to the cap without one
         assert ends == [len(completion) - 1] if ends else len(completion) == 8
+
+
+def test_a_draw_keeps_what_generates_own_top_k_and_top_p_sampling_keeps() -> None:
+    """The draw's distribution is ``generate``'s ``do_sample`` one (temperature, top-k, top-p warpers): the same
+    tokens with the same probabilities, on peaked scores and on flat ones."""
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.cat([torch.randn(3, 5000, generator=gen) * 10, torch.randn(3, 5000, generator=gen) * 0.5])
+    for temperature in (0.7, 1.0):
+        warped = scores.clone()
+        for warper in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(rft.TOP_K), TopPLogitsWarper(rft.TOP_P)):
+            warped = warper(None, warped)
+        expected = torch.softmax(warped, dim=-1)
+        probs, tokens = rft.kept(scores, temperature)
+        ours = torch.zeros_like(scores).scatter_(1, tokens, probs / probs.sum(-1, keepdim=True))
+        torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
+    kept_counts = (probs > 0).sum(-1).tolist()
+    # peaked rows: top-p keeps a few; flat ones: top-k cuts 5,000 to 64, top-p a few more
+    assert max(kept_counts[:3]) < 30 < min(kept_counts[3:]) <= rft.TOP_K
+
+
+def test_a_draw_picks_one_kept_token_a_row_and_greedy_decoding_takes_it() -> None:
+    torch.manual_seed(0)
+    scores = torch.randn(4, 300) * 4
+    probs, tokens = rft.kept(scores, 1.0)
+    out = rft._Draw(1.0)(None, scores)
+    picked = out.argmax(-1)
+    assert (out.isfinite().sum(-1) == 1).all()
+    for row in range(4):
+        allowed = tokens[row][probs[row] > 0].tolist()
+        assert int(picked[row]) in allowed
