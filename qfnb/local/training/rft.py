@@ -26,8 +26,10 @@ Against a reward the base rarely earns (every answer of a group scoring the same
 nothing is learned):
 
 - ``tieResamples``: a prompt whose ``groupSize`` answers all got the same reward draws another group, up to
-  this many times, until the rewards differ; the group then trains on all its answers (a draw that still
-  ties adds nothing but the KL term). The step's reported reward is its first draws' mean.
+  this many times, until the rewards differ; the group then trains on all its answers (one that still ties is
+  not trained on). Not a group whose answers all earned the best reward the run has seen (and some answer
+  less), none degenerate: the policy is already where the reward wants it. The step's reported reward is its
+  first draws' mean.
 - ``warmStartSteps``: when the data's prompts carry their answer (SFT lines ``{"prompt", "response"}`` or
   chat data ending with the assistant's message: a preference set's preferred answers), that many SFT steps
   on those answers come before the first GRPO step, so the policy starts where the reward is sometimes earned.
@@ -128,6 +130,9 @@ class _Run:
     resampled_groups: int = 0  # extra groups drawn for prompts whose answers' rewards all tied
     still_tied: int = 0  # groups whose rewards still tied after every extra draw
     skipped_groups: int = 0  # groups not trained on: their rewards tied (no advantage)
+    saturated_groups: int = 0  # tied groups not drawn again: every answer earned the best reward seen
+    best_reward: float | None = None  # the highest and lowest reward a sampled answer has earned
+    worst_reward: float | None = None
     degenerate_samples: int = 0  # sampled answers the degeneration check flagged (floored: ``floorDegenerate``)
     step_degenerate: int = 0  # those of the step under way
     warm_steps: int = 0  # SFT steps on the preferred answers before GRPO
@@ -136,14 +141,14 @@ class _Run:
 
     #: what a resume point keeps of the run (:meth:`state`, :meth:`restore`)
     KEPT = ("step", "loss", "rewards", "recent", "recent_rewards", "checkpoints", "sampled_tokens",
-            "trained_tokens", "base_reward")
+            "trained_tokens", "base_reward", "best_reward", "worst_reward")
 
     def state(self) -> dict[str, Any]:
         fields = vars(self)
         return {name: fields[name] for name in self.KEPT}
 
     def restore(self, state: dict[str, Any]) -> None:
-        vars(self).update({name: state[name] for name in self.KEPT})
+        vars(self).update({name: state[name] for name in self.KEPT if name in state})  # a point of round 32 lacks some
 
 
 class _Stopping:
@@ -336,7 +341,16 @@ class GroupTrainer:
         run.step_degenerate = 0
         groups = self._draw(run, idx, run.step + 1)
         first = [r for group in groups for r in group.rewards[:hyper.group_size]]
+        run.best_reward = max([run.best_reward, *first] if run.best_reward is not None else first)
+        run.worst_reward = min([run.worst_reward, *first] if run.worst_reward is not None else first)
         tied = [n for n, group in enumerate(groups) if _ties(self._learned(group))]
+        # a group whose answers all earned the best reward the run has seen (none degenerate) is where the reward
+        # wants the policy: drawing it again could only find worse answers, for the price of a draw (after a warm
+        # start, most groups: Qwen-0.5B's steps drew three times and trained on almost nothing)
+        saturated = [n for n in tied if run.best_reward > run.worst_reward and not any(groups[n].degenerate)
+                     and groups[n].rewards[0] >= run.best_reward]
+        run.saturated_groups += len(saturated)
+        tied = [n for n in tied if n not in saturated]
         for _ in range(hyper.tie_resamples):
             if not tied:
                 break
@@ -348,6 +362,7 @@ class GroupTrainer:
         run.still_tied += len(tied) if hyper.tie_resamples else 0
         # a group whose rewards still tie has no advantage: its policy gradient is zero, and its forward and
         # backward passes (most of a step's time) would buy only the KL term (dropped, as DAPO does)
+        tied += saturated
         learned = [group for n, group in enumerate(groups) if n not in tied]
         run.skipped_groups += len(groups) - len(learned)
         total, kls = 0.0, []
@@ -587,6 +602,6 @@ def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: fl
     if run.resampled_groups:
         metrics.update(resampled_groups=run.resampled_groups, tied_groups=run.still_tied)
     if step:
-        metrics["skipped_groups"] = run.skipped_groups
+        metrics.update(skipped_groups=run.skipped_groups, saturated_groups=run.saturated_groups)
     if step:  # sampled answers the degeneration check flagged (with floorDegenerate: floored)
         metrics["degenerate_samples"] = run.degenerate_samples

@@ -81,16 +81,21 @@ def _step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: list[tuple[s
         return seen[-1]
 
     monkeypatch.setattr(rft, "advantages", advantages)
-    spec = WorkerSpec("double", tmp_path / "train.jsonl", Hyper(group_size=len(answers), kl_coef=0.0, **hyper))
     policy = ScriptedPolicy(answers)
-    optimizer = torch.optim.SGD(policy.model.parameters(), lr=0.1)
-    prompt = rft.RftPrompt(({"role": "user", "content": "How do I change the language?"},),
-                           "How do I change the language?", {})
-    trainer = rft.GroupTrainer(tmp_path, spec, NoStop(), cast(Any, policy), optimizer, [prompt], [],
-                               cast(Any, InProcessRewards()))
+    trainer = _trainer_of(policy, tmp_path, **hyper)
     run = rft._Run()
     trainer.step(run, [0])
     return seen, policy, run
+
+
+def _trainer_of(policy: ScriptedPolicy, tmp_path: Path, **hyper: Any) -> rft.GroupTrainer:
+    """A trainer of one prompt on ``policy`` (``groupSize`` = its scripted answers)."""
+    spec = WorkerSpec("double", tmp_path / "train.jsonl", Hyper(group_size=len(policy.answers), kl_coef=0.0, **hyper))
+    optimizer = torch.optim.SGD(policy.model.parameters(), lr=0.1)
+    prompt = rft.RftPrompt(({"role": "user", "content": "How do I change the language?"},),
+                           "How do I change the language?", {})
+    return rft.GroupTrainer(tmp_path, spec, NoStop(), cast(Any, policy), optimizer, [prompt], [],
+                            cast(Any, InProcessRewards()))
 
 
 def test_a_degenerate_answer_the_reward_scores_high_gets_no_positive_advantage(
@@ -138,3 +143,26 @@ def test_floored_puts_a_degenerate_answer_below_its_groups_lowest_reward() -> No
     assert rft.floored([1.0, 1.0, 1.0], [False, True, False]) == [1.0, 0.0, 1.0]  # by 1 where all scored the same
     assert rft.floored([0.2, 0.9], [False, False]) == [0.2, 0.9]
     assert rft.floored([0.9, 0.9], [True, True]) == pytest.approx([-0.1, -0.1])  # all degenerate: a tie, no advantage
+
+
+def test_a_group_that_all_earn_the_best_reward_seen_is_not_drawn_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the run has seen the reward vary, a tie at its best (none degenerate) is where the reward wants the
+    policy: it is skipped at once, not drawn ``tieResamples`` more times (Qwen-0.5B's saturated steps drew three
+    times and trained on nothing). A tie below the best is still drawn again."""
+    seen, policy, run = _step(tmp_path, monkeypatch, [GOOD, PLAIN], floor_degenerate=True, tie_resamples=2)
+    assert len(seen) == 1 and (run.best_reward, run.worst_reward) == (1.0, 0.5)
+    trainer = _trainer_of(policy, tmp_path, tie_resamples=2)
+    policy.answers, policy.drawn = [GOOD, GOOD], 0
+    trainer.step(run, [0])
+    assert policy.drawn == 2 and run.saturated_groups == 1 and run.skipped_groups == 1
+    assert run.resampled_groups == 0
+    policy.answers, policy.drawn = [PLAIN, PLAIN], 0  # tied at 0.5, below the best seen: drawn again
+    trainer.step(run, [0])
+    assert policy.drawn == 6 and run.resampled_groups == 2 and run.saturated_groups == 1
+
+
+def test_before_the_reward_varies_a_tie_at_its_only_value_is_drawn_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, policy, run = _step(tmp_path, monkeypatch, [GOOD, GOOD], floor_degenerate=True, tie_resamples=2)
+    assert policy.drawn == 6 and run.resampled_groups == 2 and run.saturated_groups == 0
