@@ -255,8 +255,11 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
             "seconds_per_step": m.get("seconds_per_step"), "wall_seconds": round(time.time() - t0, 1),
             "load_before": load0, "load_after": load_average(), "stopped_by": m.get("stopped_by"),
             "base_eval_reward": m.get("base_eval_reward"),
-            # RFT: sampled answers the degeneration check flagged (floored with floorDegenerate)
-            "degenerate_samples": m.get("degenerate_samples"), "warm_start_steps": m.get("warm_start_steps")}
+            # RFT: sampled answers the degeneration check flagged (floored with floorDegenerate), where its time went
+            # and what became of the groups (drawn again, still tied, skipped, skipped at the best reward)
+            **{key: m.get(key) for key in (
+                "degenerate_samples", "warm_start_steps", "sample_seconds", "sampled_tokens", "reward_wait_seconds",
+                "resampled_groups", "tied_groups", "skipped_groups", "saturated_groups")}}
 
 
 def compare(base: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
