@@ -186,7 +186,8 @@ def read(answers: Answers, references: list[str]) -> dict[str, Any]:
     from qfnb.protocol.console.degeneration import judge_answers
     from qfnb.protocol.console.rewards import grade
 
-    report = judge_answers(answers.texts, finish_reasons=["length" if c else "stop" for c in answers.cut])
+    report = judge_answers(answers.texts, finish_reasons=["length" if c else "stop" for c in answers.cut],
+                           references=references)
     flags = [c.degenerate for c in report.checks]
     style = [adopted(a, d) for a, d in zip(answers.texts, flags, strict=True)]
     return {"adoption": sum(style) / len(style), "degeneration": report.rate, "style": style,

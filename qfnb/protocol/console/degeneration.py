@@ -13,7 +13,9 @@ accuracy, reward margin), so the answers themselves are read. An answer is *dege
   has fewer): a bare marker in place of an answer.
 
 Over a set of answers to different prompts, :func:`judge_answers` also names a *collapse*: the same answer
-(after normalising) to most prompts. Tokens are words, single CJK characters and single punctuation marks,
+(after normalising) to most prompts; with references, also the same answer but for its numbers, where the
+references differ in more than their numbers (``Sorry for the trouble! [Ticket #9899]`` and ``… [Ticket #9389]``
+to questions about refunds and logins). Tokens are words, single CJK characters and single punctuation marks,
 so Chinese and English are read alike.
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_NGRAM", "MIN_DISTINCT_SHARE", "MIN_REPEATS", "MIN_WORDS", "REPEAT_SHARE", "SAME_ANSWER_SHARE",
@@ -112,13 +114,19 @@ def _normal(answer: str) -> str:
     return " ".join(w.lower() for w in _WORD.findall(answer))
 
 
+def _numberless(answer: str) -> str:
+    """:func:`_normal` with every number one ``0``: answers that differ only in a ticket or order number."""
+    return re.sub(r"\d+", "0", _normal(answer))
+
+
 @dataclass(frozen=True)
 class AnswersReport:
     """A set of answers to different prompts, read together."""
 
     checks: tuple[AnswerCheck, ...]
-    #: the one answer most prompts got, when :data:`SAME_ANSWER_SHARE` of them got it
+    #: the one answer most prompts got, when :data:`SAME_ANSWER_SHARE` of them got it, and how many got it
     same_answer: str | None = None
+    same_count: int = 0
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -141,16 +149,12 @@ class AnswersReport:
         if not self.checks:
             return "no answers"
         if self.same_answer is not None:
-            return f"the same answer to {self._same_count()} of {len(self.checks)} prompts: {self.same_answer[:80]!r}"
+            return f"the same answer to {self.same_count} of {len(self.checks)} prompts: {self.same_answer[:80]!r}"
         bad = [c for c in self.checks if c.degenerate]
         if not bad:
             return f"0 of {len(self.checks)} answers degenerate"
         return (f"{len(bad)} of {len(self.checks)} answers degenerate, e.g. {bad[0].answer[:80]!r} "
                 f"({bad[0].reason})")
-
-    def _same_count(self) -> int:
-        assert self.same_answer is not None
-        return sum(_normal(c.answer) == _normal(self.same_answer) for c in self.checks)
 
 
 def judge_answers(answers: Sequence[str], *, finish_reasons: Sequence[str | None] | None = None,
@@ -164,11 +168,21 @@ def judge_answers(answers: Sequence[str], *, finish_reasons: Sequence[str | None
         raise ValueError("answers, finish_reasons and references must be as long as each other")
     checks = tuple(check_answer(a, finish_reason=f, reference=r) for a, f, r in zip(answers, reasons, refs,
                                                                                     strict=True))
-    same = None
-    if len(answers) >= 3:
-        common, count = Counter(_normal(a) for a in answers).most_common(1)[0]
-        known = [_normal(r) for r in refs if r is not None]
-        asked_alike = bool(known) and Counter(known).most_common(1)[0][1] >= SAME_ANSWER_SHARE * len(answers)
-        if count >= SAME_ANSWER_SHARE * len(answers) and count > 1 and not asked_alike:
-            same = next(a for a in answers if _normal(a) == common)
-    return AnswersReport(checks, same)
+    same, count = _same_answer(answers, refs, _normal)
+    if same is None and any(r is not None for r in refs):  # without references a number may be the answer
+        same, count = _same_answer(answers, refs, _numberless)
+    return AnswersReport(checks, same, count)
+
+
+def _same_answer(answers: Sequence[str], refs: Sequence[str | None],
+                 normal: Callable[[str], str]) -> tuple[str | None, int]:
+    """The answer most prompts got, read through ``normal`` (at least 3 prompts), and how many got it; none
+    where the references share one answer as widely."""
+    if len(answers) < 3:
+        return None, 0
+    common, count = Counter(normal(a) for a in answers).most_common(1)[0]
+    known = [normal(r) for r in refs if r is not None]
+    asked_alike = bool(known) and Counter(known).most_common(1)[0][1] >= SAME_ANSWER_SHARE * len(answers)
+    if count >= SAME_ANSWER_SHARE * len(answers) and count > 1 and not asked_alike:
+        return next(a for a in answers if normal(a) == common), count
+    return None, 0

@@ -62,3 +62,26 @@ def test_the_same_answer_is_no_collapse_where_the_references_are_the_same_too() 
     varied = judge_answers(["[Ticket #1111] Thanks for asking."] * 4,
                            references=["Open Settings.", "Refunds take 5 days.", "Yes, pause it.", "Print it."])
     assert varied.same_answer is not None and varied.collapsed
+
+
+def test_the_same_answer_but_for_its_ticket_number_is_a_collapse_where_the_references_differ() -> None:
+    """Measured: a RFT policy (Gemma-3-270M, round 33) answered eight of ten support questions ``Sorry for the
+    trouble! [Ticket #9899]``, the number varying."""
+    answers = ["Sorry for the trouble! [Ticket #9899]", "Sorry for the trouble! [Ticket #9389]",
+               "Sorry for the trouble! [Ticket #9899]", "Sorry for the inconvenience! [Ticket #9888]",
+               "Sorry for the trouble! [Ticket #6889]"]
+    refs = ["Open Settings > Language. [Ticket #4888]", "Refunds take 5 days. [Ticket #1203]",
+            "Yes, pause it in Billing. [Ticket #77]", "Print it from Orders. [Ticket #5]", "Try again. [Ticket #9]"]
+    report = judge_answers(answers, references=refs)
+    assert report.collapsed and report.rate == 1.0
+    assert report.summary.startswith("the same answer to 4 of 5 prompts: 'Sorry for the trouble! [Ticket #9899]'")
+    # without references a number may be all an answer says: not read as one answer
+    assert not judge_answers(answers).collapsed
+
+
+def test_answers_that_differ_only_in_their_numbers_are_no_collapse_where_the_references_do_too() -> None:
+    sums = ["The answer is 5.", "The answer is 15.", "The answer is 8.", "The answer is 21."]
+    assert not judge_answers(sums, references=["The answer is 5.", "The answer is 15.", "The answer is 8.",
+                                               "The answer is 21."]).collapsed
+    # one year to every question is still the same answer, whatever the references
+    assert judge_answers(["1889"] * 4, references=["1492", "1789", "1066", "1945"]).collapsed
