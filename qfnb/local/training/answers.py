@@ -46,7 +46,7 @@ def generating(model: Any, tok: Any) -> Iterator[None]:
     It runs on the worker's torch threads (:data:`~qfnb.local.training.lora.N_THREADS`). Decoding a batch reads
     every weight once a token, and one thread of this 2-core CPU reads them at a third of two's pace (Gemma's
     262k x 640 head: 243 ms on one, 70 ms on two, idle); a draw of 16 rows x 48 tokens took 39-68 s on one and
-    25 s on two (``bench/rft_sampling.py``)."""
+    25 s on two."""
     import torch
 
     was_training, side = model.training, tok.padding_side
