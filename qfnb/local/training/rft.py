@@ -37,7 +37,9 @@ nothing is learned):
   (:func:`~qfnb.protocol.console.degeneration.check_answer`: cut at ``maxNewTokens``, a repeat, a bare marker,
   empty) earns less than its group's lowest, whatever the reward said, so GRPO pushes it down: a reward of
   "holds a ticket reference and is short" is otherwise earned best by the reference repeated. The step's
-  progress line counts them (``degenerate``), ``metrics.degenerate_samples`` the run's.
+  progress line counts them (``degenerate``), ``metrics.degenerate_samples`` the run's. So is an answer that is one
+  answer given to most of the step's prompts (numbers aside, where the rows have answers): it fits every question
+  and says nothing about any (``metrics.shared_samples``).
 - partial credit is the reward's own (``docs/train-modes.md``): a reward of 0.5 per property met ranks
   answers that meet one above those that meet none.
 
@@ -63,7 +65,7 @@ from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsSto
 from qfnb.local.training.spec import WorkerSpec, progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
-from qfnb.protocol.console.degeneration import check_answer
+from qfnb.protocol.console.degeneration import check_answer, shared_answers
 from qfnb.protocol.console.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
@@ -134,6 +136,7 @@ class _Run:
     best_reward: float | None = None  # the highest and lowest reward a sampled answer has earned
     worst_reward: float | None = None
     degenerate_samples: int = 0  # sampled answers the degeneration check flagged (floored: ``floorDegenerate``)
+    shared_samples: int = 0  # of those, the ones flagged as one answer given to most of a step's prompts
     step_degenerate: int = 0  # those of the step under way
     warm_steps: int = 0  # SFT steps on the preferred answers before GRPO
     resume_seconds: float = 0.0
@@ -340,6 +343,8 @@ class GroupTrainer:
         hyper, model = self.spec.hyper, self.policy.model
         run.step_degenerate = 0
         groups = self._draw(run, idx, run.step + 1)
+        if hyper.floor_degenerate:
+            self._flag_shared(run, groups)
         first = [r for group in groups for r in group.rewards[:hyper.group_size]]
         run.best_reward = max([run.best_reward, *first] if run.best_reward is not None else first)
         run.worst_reward = min([run.worst_reward, *first] if run.worst_reward is not None else first)
@@ -386,6 +391,20 @@ class GroupTrainer:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return total, sum(first) / len(first), sum(kls) / len(kls) if kls else 0.0
+
+    def _flag_shared(self, run: _Run, groups: list[SampledGroup]) -> None:
+        """Flag as degenerate the sampled answers that are one answer given to most of the step's prompts
+        (:func:`~qfnb.protocol.console.degeneration.shared_answers`, numbers aside where the rows have answers):
+        an answer that fits every question says nothing about any (Gemma-3-270M learned ``Sorry for the trouble!
+        [Ticket #9899]`` for every support question from a reward that paid it its best)."""
+        marks = shared_answers([[self.policy.text(c) for c in g.completions] for g in groups],
+                               [_reference(self.prompts[g.index]) or self.prompts[g.index].answer for g in groups])
+        for group, shared in zip(groups, marks, strict=True):
+            added = sum(s and not bad for s, bad in zip(shared, group.degenerate, strict=True))
+            group.degenerate = [bad or s for bad, s in zip(group.degenerate, shared, strict=True)]
+            run.shared_samples += added
+            run.degenerate_samples += added
+            run.step_degenerate += added
 
     def _learned(self, group: SampledGroup) -> list[float]:
         """The rewards the group's advantages come from: the user's, its degenerate answers' floored when
@@ -602,6 +621,7 @@ def _summarise(metrics: dict[str, Any], run: _Run, total: int, train_seconds: fl
     if run.resampled_groups:
         metrics.update(resampled_groups=run.resampled_groups, tied_groups=run.still_tied)
     if step:
-        metrics.update(skipped_groups=run.skipped_groups, saturated_groups=run.saturated_groups)
+        metrics.update(skipped_groups=run.skipped_groups, saturated_groups=run.saturated_groups,
+                       shared_samples=run.shared_samples)
     if step:  # sampled answers the degeneration check flagged (with floorDegenerate: floored)
         metrics["degenerate_samples"] = run.degenerate_samples

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_NGRAM", "MIN_DISTINCT_SHARE", "MIN_REPEATS", "MIN_WORDS", "REPEAT_SHARE", "SAME_ANSWER_SHARE",
-           "AnswerCheck", "AnswersReport", "check_answer", "judge_answers", "tokens"]
+           "AnswerCheck", "AnswersReport", "check_answer", "judge_answers", "shared_answers", "tokens"]
 
 #: the longest n-gram looked for as a repeat, the fewest repeats that count, and the share of tokens they must cover
 MAX_NGRAM, MIN_REPEATS, REPEAT_SHARE = 8, 3, 0.5
@@ -172,6 +172,29 @@ def judge_answers(answers: Sequence[str], *, finish_reasons: Sequence[str | None
     if same is None and any(r is not None for r in refs):  # without references a number may be the answer
         same, count = _same_answer(answers, refs, _numberless)
     return AnswersReport(checks, same, count)
+
+
+def shared_answers(answers: Sequence[Sequence[str]], references: Sequence[str | None]) -> list[list[bool]]:
+    """Which of each prompt's answers (several sampled to each of at least 3 prompts) is one answer, as
+    :func:`judge_answers` reads it, that most of the prompts got: the collapse of a set, found among samples."""
+    marks = [[False] * len(group) for group in answers]
+    if len(answers) < 3:
+        return marks
+    normals: list[Callable[[str], str]] = [_normal, _numberless] if any(r is not None for r in references) \
+        else [_normal]
+    for normal in normals:
+        known = [normal(r) for r in references if r is not None]
+        if known and Counter(known).most_common(1)[0][1] >= SAME_ANSWER_SHARE * len(answers):
+            continue  # the prompts ask the same thing
+        prompts_of: dict[str, set[int]] = {}
+        for n, group in enumerate(answers):
+            for answer in group:
+                prompts_of.setdefault(normal(answer), set()).add(n)
+        wide = {key for key, got in prompts_of.items() if len(got) > 1 and len(got) >= SAME_ANSWER_SHARE * len(answers)}
+        for n, group in enumerate(answers):
+            for k, answer in enumerate(group):
+                marks[n][k] = marks[n][k] or normal(answer) in wide
+    return marks
 
 
 def _same_answer(answers: Sequence[str], refs: Sequence[str | None],

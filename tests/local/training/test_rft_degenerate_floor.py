@@ -166,3 +166,41 @@ def test_before_the_reward_varies_a_tie_at_its_only_value_is_drawn_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, policy, run = _step(tmp_path, monkeypatch, [GOOD, GOOD], floor_degenerate=True, tie_resamples=2)
     assert policy.drawn == 6 and run.resampled_groups == 2 and run.saturated_groups == 0
+
+
+def test_one_answer_sampled_for_most_of_a_steps_prompts_is_pushed_down(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measured (round 33): Gemma-3-270M learned ``Sorry for the trouble! [Ticket #9899]`` for every support
+    question, a reward of "a ticket reference and short" paying it its best. Sampled for most of a step's prompts
+    (the ticket number aside), it is floored as a degenerate answer, below each group's prompt-specific one."""
+    generic = [(f"Sorry for the trouble! [Ticket #{n}]", True) for n in (9899, 9389, 6889)]
+    specific = [("Open Settings and choose English. [Ticket #4888]", True),
+                ("Refunds take five working days. [Ticket #1203]", True),
+                ("Yes, pause it under Billing. [Ticket #7700]", True)]
+    assert {support_style(a) for a, _ in generic + specific} == {1.0}  # the reward cannot tell them apart
+    seen: list[list[float]] = []
+    real = rft.advantages
+    monkeypatch.setattr(rft, "advantages", lambda rewards: seen.append(real(rewards)) or seen[-1])
+    policy = ScriptedPolicy([a for pair in zip(generic, specific, strict=True) for a in pair])
+    spec = WorkerSpec("double", tmp_path / "train.jsonl", Hyper(group_size=2, kl_coef=0.0, floor_degenerate=True))
+    prompts = [rft.RftPrompt(({"role": "user", "content": q},), q, {}, answer)
+               for q, answer in zip(("Language?", "Refund?", "Pause?"),
+                                    ("Go to Settings. [Ticket #1]", "Five days. [Ticket #2]", "Yes. [Ticket #3]"),
+                                    strict=True)]
+    trainer = rft.GroupTrainer(tmp_path, spec, NoStop(), cast(Any, policy), torch.optim.SGD(
+        policy.model.parameters(), lr=0.1), prompts, [], cast(Any, InProcessRewards()))
+    run = rft._Run()
+    trainer.step(run, [0, 1, 2])
+    assert len(seen) == 3 and all(g < 0 < s for g, s in seen)
+    assert run.shared_samples == 3 and run.degenerate_samples == 3 and run.skipped_groups == 0
+
+
+def test_without_the_floor_a_shared_answer_is_not_flagged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = ScriptedPolicy([("Sorry for the trouble! [Ticket #9899]", True)])
+    spec = WorkerSpec("double", tmp_path / "train.jsonl", Hyper(group_size=1, kl_coef=0.0, floor_degenerate=False))
+    prompts = [rft.RftPrompt(({"role": "user", "content": q},), q, {}) for q in ("A?", "B?", "C?")]
+    trainer = rft.GroupTrainer(tmp_path, spec, NoStop(), cast(Any, policy), torch.optim.SGD(
+        policy.model.parameters(), lr=0.1), prompts, [], cast(Any, InProcessRewards()))
+    run = rft._Run()
+    trainer.step(run, [0, 1, 2])
+    assert run.shared_samples == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qfnb.protocol.console.degeneration import check_answer, judge_answers
+from qfnb.protocol.console.degeneration import check_answer, judge_answers, shared_answers
 
 COLLAPSED = [
     "[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]Ticket #1111",  # issue 90's support bot
@@ -85,3 +85,19 @@ def test_answers_that_differ_only_in_their_numbers_are_no_collapse_where_the_ref
                                                "The answer is 21."]).collapsed
     # one year to every question is still the same answer, whatever the references
     assert judge_answers(["1889"] * 4, references=["1492", "1789", "1066", "1945"]).collapsed
+
+
+def test_shared_answers_marks_one_answer_sampled_for_most_prompts() -> None:
+    groups = [["Sorry! [Ticket #1]", "Open Settings. [Ticket #4]"], ["Sorry! [Ticket #2]", "Five days."],
+              ["Sorry! [Ticket #3]", "Yes, under Billing."], ["Print it from Orders.", "Orders > Print."]]
+    refs = ["Settings.", "Five days.", "Billing.", "Orders."]
+    assert shared_answers(groups, refs) == [[True, False], [True, False], [True, False], [False, False]]
+    # numbers are kept where no row has an answer (a number may be all an answer says) ...
+    assert not any(m for g in shared_answers(groups, [None] * 4) for m in g)
+    # ... and where the references differ only in theirs
+    sums = [["The answer is 5."], ["The answer is 15."], ["The answer is 8."]]
+    assert shared_answers(sums, ["The answer is 5.", "The answer is 15.", "The answer is 8."]) == [[False]] * 3
+    # fewer than 3 prompts, or one answer for only 2 of 4: nothing
+    assert shared_answers(groups[:2], refs[:2]) == [[False, False], [False, False]]
+    two = [["Same."], ["Same."], ["Other one."], ["Another."]]
+    assert shared_answers(two, refs) == [[False]] * 4
