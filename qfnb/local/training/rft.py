@@ -305,10 +305,12 @@ class SampledGroup:
     completions: list[list[int]]
     rewards: list[float]
     degenerate: list[bool]
+    texts: list[str]  # the answers decoded (as the reward read them)
 
     def extend(self, more: SampledGroup) -> None:
         """Another draw for the same prompt (``tieResamples``) added to this one."""
         self.completions.extend(more.completions)
+        self.texts.extend(more.texts)
         self.rewards.extend(more.rewards)
         self.degenerate.extend(more.degenerate)
 
@@ -397,7 +399,7 @@ class GroupTrainer:
         (:func:`~qfnb.protocol.console.degeneration.shared_answers`, numbers aside where the rows have answers):
         an answer that fits every question says nothing about any (Gemma-3-270M learned ``Sorry for the trouble!
         [Ticket #9899]`` for every support question from a reward that paid it its best)."""
-        marks = shared_answers([[self.policy.text(c) for c in g.completions] for g in groups],
+        marks = shared_answers([g.texts for g in groups],
                                [_reference(self.prompts[g.index]) or self.prompts[g.index].answer for g in groups])
         for group, shared in zip(groups, marks, strict=True):
             added = sum(s and not bad for s, bad in zip(shared, group.degenerate, strict=True))
@@ -437,7 +439,8 @@ class GroupTrainer:
         run.degenerate_samples += sum(flags)
         run.step_degenerate += sum(flags)
         g = hyper.group_size
-        return [SampledGroup(i, cs, rewards[n * g:(n + 1) * g], flags[n * g:(n + 1) * g])
+        return [SampledGroup(i, cs, rewards[n * g:(n + 1) * g], flags[n * g:(n + 1) * g],
+                             [s.completion for s in samples[n * g:(n + 1) * g]])
                 for n, (i, cs) in enumerate(groups)]
 
     def warm_start(self, run: _Run) -> None:

@@ -183,9 +183,8 @@ def shared_answers(answers: Sequence[Sequence[str]], references: Sequence[str | 
     normals: list[Callable[[str], str]] = [_normal, _numberless] if any(r is not None for r in references) \
         else [_normal]
     for normal in normals:
-        known = [normal(r) for r in references if r is not None]
-        if known and Counter(known).most_common(1)[0][1] >= SAME_ANSWER_SHARE * len(answers):
-            continue  # the prompts ask the same thing
+        if _asked_alike(references, normal, len(answers)):
+            continue
         prompts_of: dict[str, set[int]] = {}
         for n, group in enumerate(answers):
             for answer in group:
@@ -204,8 +203,13 @@ def _same_answer(answers: Sequence[str], refs: Sequence[str | None],
     if len(answers) < 3:
         return None, 0
     common, count = Counter(normal(a) for a in answers).most_common(1)[0]
-    known = [normal(r) for r in refs if r is not None]
-    asked_alike = bool(known) and Counter(known).most_common(1)[0][1] >= SAME_ANSWER_SHARE * len(answers)
-    if count >= SAME_ANSWER_SHARE * len(answers) and count > 1 and not asked_alike:
+    if count >= SAME_ANSWER_SHARE * len(answers) and count > 1 and not _asked_alike(refs, normal, len(answers)):
         return next(a for a in answers if normal(a) == common), count
     return None, 0
+
+
+def _asked_alike(refs: Sequence[str | None], normal: Callable[[str], str], prompts: int) -> bool:
+    """The references, read through ``normal``, share one answer as widely as a collapse would: the prompts ask
+    the same thing ("the capital of Zorvia?" asked ten ways is answered the same ten times)."""
+    known = [normal(r) for r in refs if r is not None]
+    return bool(known) and Counter(known).most_common(1)[0][1] >= SAME_ANSWER_SHARE * prompts
