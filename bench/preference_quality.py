@@ -136,34 +136,23 @@ class Answers:
 
 
 def generate(model_dir: Path, adapter: Path | None, prompts: list[str], max_new: int) -> Answers:
-    """Greedy answers of the base (or the base with ``adapter``) to ``prompts``, generated as the worker's
-    checkpoint answers are: on the worker's torch threads, ending at the end markers the tokenizer has
-    (:func:`qfnb.local.training.data.end_token_ids`)."""
+    """Greedy answers of the base (or the base with ``adapter``, merged) to ``prompts``, generated as the
+    worker's checkpoint answers are (:meth:`qfnb.local.training.answers.AnswerSet.generate`: one left-padded
+    batch on the worker's torch threads, ending at the tokenizer's end markers), in bf16 where the CPU has it."""
     import torch
 
     from qfnb.local.training import lora
-    from qfnb.local.training.data import end_token_ids
+    from qfnb.local.training.answers import AnswerSet, HeldPrompt
 
     model, tok = lora.load_base(model_dir)
     if adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()  # one matmul a layer, not two
-    model.eval()
-    end = end_token_ids(tok)
-    texts, cut = [], []
-    tok.padding_side = "left"  # one batched generation for all the prompts
-    chats = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-             for p in prompts]
-    ids = tok(chats, add_special_tokens=False, return_tensors="pt", padding=True)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
-        out = model.generate(**ids, max_new_tokens=max_new, do_sample=False, eos_token_id=end,
-                             pad_token_id=tok.pad_token_id)[:, ids["input_ids"].shape[1]:].tolist()
-    for row in out:
-        stop = next((i for i, t in enumerate(row) if t in end), None)
-        cut.append(stop is None)
-        texts.append(tok.decode(row if stop is None else row[:stop], skip_special_tokens=True).strip())
-    return Answers(texts, cut)
+    held = AnswerSet([HeldPrompt(({"role": "user", "content": p},)) for p in prompts], tok, max_tokens=max_new)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
+        texts, reasons = held.generate(model)
+    return Answers(texts, [r == "length" for r in reasons])
 
 
 def _base_answers(model_dir: Path, base: str, lang: str, prompts: list[str], max_new: int) -> Answers:
