@@ -7,8 +7,9 @@ prompts' in one left-padded generation, as the held-out answers are), has them s
 (:class:`~qfnb.local.training.rewards.RewardExchange`: the user's function in the user's process, or
 a declarative grader), and turns the rewards into advantages within the group,
 ``(r - mean) / (std + eps)``. The loss on the completion tokens is the policy gradient of those
-advantages plus ``klCoef`` times the KL divergence to the reference policy, the base with the adapter
-disabled (the ``k3`` estimator, per token), each completion's mean over its tokens, averaged over the
+advantages plus ``klCoef`` times the KL divergence to the reference policy (the ``k3`` estimator, per token):
+the policy the warm start left (below), as the preference modes' reference is and as RL after SFT takes it, or the
+base with the adapter disabled when there was none, each completion's mean over its tokens, averaged over the
 group, as in DeepSeekMath's GRPO with one policy update per batch (so the clipped ratio is 1).
 
 Written on qfnb's own peft loop rather than TRL's ``GRPOTrainer``: TRL calls its reward functions in
@@ -51,11 +52,12 @@ exchange gives the steps it trains again the rewards the user's function already
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,6 +72,8 @@ from qfnb.protocol.console.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
 
+#: the warm start's adapter weights, the KL term's reference, in the job's folder (read again on a resume)
+REFERENCE_FILE = "reference-adapter.pt"
 #: added to the group's reward spread (all equal: no advantage, no signal)
 EPS = 1e-4
 #: the checkpoints' held-out mean reward is ``metric`` under this name
@@ -204,6 +208,36 @@ class Policy:
     def __init__(self, model: Any, tok: Any) -> None:
         self.model, self.tok = model, tok
         self.end = data.end_token_ids(tok)
+        #: the adapter's weights the KL term's reference has (:meth:`reference`); None: the base's
+        self.reference_weights: dict[str, Any] | None = None
+
+    def keep_reference(self) -> dict[str, Any]:
+        """Make the adapter as it is now the KL term's reference, and return its weights (a copy)."""
+        from peft import get_peft_model_state_dict
+
+        self.reference_weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model).items()}
+        return self.reference_weights
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[None]:
+        """The reference policy, without gradients, for the call: the kept adapter's weights
+        (:meth:`keep_reference`) swapped in and the trained ones put back after, or the base (the adapter
+        disabled) when none was kept."""
+        import torch
+
+        if self.reference_weights is None:
+            with torch.no_grad(), self.model.disable_adapter():
+                yield
+            return
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        trained = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model).items()}
+        with torch.no_grad():
+            set_peft_model_state_dict(self.model, self.reference_weights)
+            try:
+                yield
+            finally:
+                set_peft_model_state_dict(self.model, trained)
 
     def encode(self, prompt: RftPrompt) -> list[int]:
         text = self.tok.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
@@ -378,10 +412,12 @@ class GroupTrainer:
             i, completions = group.index, group.completions
             adv = torch.tensor(advantages(self._learned(group)))
             ref = None
+            if hyper.kl_coef > 0:
+                # an autocast region of its own: autocast keeps the bf16 copies of the weights it cast until its
+                # region ends, and the policy's pass would otherwise read the reference's
+                with self.policy.reference(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
+                    ref, _ = self.policy.logprobs(self.encoded[i], completions)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
-                if hyper.kl_coef > 0:
-                    with torch.no_grad(), model.disable_adapter():
-                        ref, _ = self.policy.logprobs(self.encoded[i], completions)
                 logp, mask = self.policy.logprobs(self.encoded[i], completions)
                 loss, kl = grpo_loss(logp, ref, mask, adv, hyper.kl_coef)
             torch.autograd.backward(loss / len(learned))
@@ -444,11 +480,19 @@ class GroupTrainer:
                 for n, (i, cs) in enumerate(groups)]
 
     def warm_start(self, run: _Run) -> None:
-        """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO; nothing when no prompt has
-        one (or the run goes on from a resume point)."""
+        """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO, whose adapter is then the KL
+        term's reference (kept in the job's folder for a resume); nothing when no prompt has one. A run going on
+        from a resume point takes the reference kept."""
+        import torch
+
         hyper, tok = self.spec.hyper, self.policy.tok
         examples = [data.Example(p.messages, p.answer) for p in self.prompts if p.answer]
-        if hyper.warm_start_steps <= 0 or not examples or run.step > 0:
+        kept = self.job_dir / REFERENCE_FILE
+        if run.step > 0:
+            if kept.is_file():
+                self.policy.reference_weights = torch.load(kept, weights_only=True)
+            return
+        if hyper.warm_start_steps <= 0 or not examples:
             return
         rows = data.encode_all(tok, examples, hyper.max_seq_len)
         progress_note(self.job_dir, {"step": 0, "total_steps": 0, "phase": (
@@ -461,6 +505,7 @@ class GroupTrainer:
             run.warm_steps = k
             progress_note(self.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": k,
                                          "warm_start_loss": round(loss, 6)})
+        torch.save(self.policy.keep_reference(), kept)
 
     def _stopped(self) -> None:
         """RewardsStopped when the run was asked to stop (the step under way is dropped, taken again on resume)."""

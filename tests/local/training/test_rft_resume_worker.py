@@ -75,16 +75,29 @@ class _Killed(BaseException):
     """The worker gone mid-step (not an Exception: the worker's own handler does not see it)."""
 
 
+def _warm(job: Path) -> Path:
+    """The job's prompts with answers to warm-start on (the KL term's reference is then the warm start's)."""
+    rows = [{**json.loads(line), "response": "a a a"} for line in (job / "train.jsonl").read_text().splitlines()]
+    (job / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    return job
+
+
+@pytest.mark.parametrize("warm_start", [0, 2], ids=["from-the-base", "warm-started"])
 def test_a_resumed_rft_run_takes_its_steps_rewards_from_the_journal_not_the_users_function(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm_start: int) -> None:
+    """Warm-started, the resumed run reads the KL term's reference (the warm start's adapter) from its folder."""
+    def job_in(folder: Path) -> Path:
+        job = _job(folder, {"source": "client"}, **HYPER, warmStartSteps=warm_start, klCoef=0.5)
+        return _warm(job) if warm_start else job
+
     stop = threading.Event()
     whole_asked: list[tuple[str, int]] = []
     _scoring_client(tmp_path / "whole" / "job", whole_asked, stop)
     try:
-        whole = worker.run(_job(tmp_path / "whole", {"source": "client"}, **HYPER))
+        whole = worker.run(job_in(tmp_path / "whole"))
         asked: list[tuple[str, int]] = []
         _scoring_client(tmp_path / "cut" / "job", asked, stop)
-        job = _job(tmp_path / "cut", {"source": "client"}, **HYPER)
+        job = job_in(tmp_path / "cut")
         journal = exchange.RewardExchange._journal
 
         def gone_after_step_3(self: Any, step: int, kind: str, *args: Any) -> None:
@@ -107,6 +120,8 @@ def test_a_resumed_rft_run_takes_its_steps_rewards_from_the_journal_not_the_user
     # step 3 died before its line: trained again from the step-2 point, with the same samples and rewards
     assert _curve(job, "reward") == _curve(tmp_path / "whole" / "job", "reward")
     assert [s for s, _ in _curve(job, "loss")] == [1, 2, 3, 4]
+    kls = [kl for _, kl in _curve(tmp_path / "whole" / "job", "kl")]
+    assert [kl for _, kl in _curve(job, "kl")] == pytest.approx(kls, abs=1e-5)
     _same_adapter(Path(done["adapter_dir"]), Path(whole["adapter_dir"]))
 
 
