@@ -4,8 +4,10 @@ The worker writes it at each checkpoint and every :data:`EVERY_SECONDS` of train
 a signal): the LoRA tensors, AdamW's state, torch's random state (LoRA dropout) in ``state.pt``, and in
 ``state.json`` the step, the tokens trained so far, the checkpoint entries so far and the losses since the
 last one. It is written to a temporary dir and swapped in by rename, so a kill mid-save leaves the previous
-point whole. The supervisor reads only :func:`saved_step` (no torch). A loop keeps its points with
-:class:`Points` (the SFT/DPO/KTO/PostPretrain loop and RFT's: its state also holds the rewards so far).
+point whole. What a run writes once and needs as it was to go on (RFT's KL reference: :func:`keep`) lies beside
+it in ``<job_dir>/resume.kept/``, dropped with it. The supervisor reads only :func:`saved_step` (no torch). A
+loop keeps its points with :class:`Points` (the SFT/DPO/KTO/PostPretrain loop and RFT's: its state also holds the
+rewards so far).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger("qfnb.local.training")
 #: seconds of training between two resume points when no checkpoint falls sooner
 EVERY_SECONDS = 60.0
 DIR = "resume"
+KEPT = "resume.kept"
 
 
 def saved_step(job_dir: Path) -> int | None:
@@ -57,8 +60,30 @@ def save(job_dir: Path, model: Any, optimizer: Any, state: dict[str, Any], rng: 
 
 
 def discard(job_dir: Path) -> None:
-    for name in (DIR, DIR + ".old"):
+    for name in (DIR, DIR + ".old", KEPT):
         shutil.rmtree(job_dir / name, ignore_errors=True)
+
+
+def keep(job_dir: Path, name: str, tensors: dict[str, Any]) -> None:
+    """Keep ``tensors`` a run wrote once for its resume (written whole or not at all; dropped with the point)."""
+    import torch
+
+    folder = job_dir / KEPT
+    folder.mkdir(exist_ok=True)
+    tmp = folder / f"{name}.tmp-{os.getpid()}"
+    torch.save(tensors, tmp)
+    tmp.replace(folder / name)
+
+
+def kept(job_dir: Path, name: str) -> dict[str, Any] | None:
+    """The tensors :func:`keep` kept under ``name``; None when there are none."""
+    path = job_dir / KEPT / name
+    if not path.is_file():
+        return None
+    import torch
+
+    tensors: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return tensors
 
 
 def load(job_dir: Path, model: Any, optimizer: Any) -> dict[str, Any] | None:

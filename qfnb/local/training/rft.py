@@ -72,8 +72,8 @@ from qfnb.protocol.console.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
 
-#: the warm start's adapter weights, the KL term's reference, in the job's folder (read again on a resume)
-REFERENCE_FILE = "reference-adapter.pt"
+#: the warm start's adapter weights, the KL term's reference, as the run's resume keeps them (:func:`resume.keep`)
+REFERENCE = "reference-adapter.pt"
 #: added to the group's reward spread (all equal: no advantage, no signal)
 EPS = 1e-4
 #: the checkpoints' held-out mean reward is ``metric`` under this name
@@ -481,16 +481,12 @@ class GroupTrainer:
 
     def warm_start(self, run: _Run) -> None:
         """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO, whose adapter is then the KL
-        term's reference (kept in the job's folder for a resume); nothing when no prompt has one. A run going on
+        term's reference (kept for a resume: :func:`resume.keep`); nothing when no prompt has one. A run going on
         from a resume point takes the reference kept."""
-        import torch
-
         hyper, tok = self.spec.hyper, self.policy.tok
         examples = [data.Example(p.messages, p.answer) for p in self.prompts if p.answer]
-        kept = self.job_dir / REFERENCE_FILE
         if run.step > 0:
-            if kept.is_file():
-                self.policy.reference_weights = torch.load(kept, weights_only=True)
+            self.policy.reference_weights = resume.kept(self.job_dir, REFERENCE)
             return
         if hyper.warm_start_steps <= 0 or not examples:
             return
@@ -505,7 +501,7 @@ class GroupTrainer:
             run.warm_steps = k
             progress_note(self.job_dir, {"step": 0, "total_steps": 0, "warm_start_step": k,
                                          "warm_start_loss": round(loss, 6)})
-        torch.save(self.policy.keep_reference(), kept)
+        resume.keep(self.job_dir, REFERENCE, self.policy.keep_reference())
 
     def _stopped(self) -> None:
         """RewardsStopped when the run was asked to stop (the step under way is dropped, taken again on resume)."""

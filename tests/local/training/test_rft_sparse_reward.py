@@ -112,21 +112,14 @@ def test_no_warm_start_without_preferred_answers(tmp_path: Path) -> None:
 def test_the_kl_reference_after_a_warm_start_is_the_warm_started_policy(tmp_path: Path) -> None:
     """The KL term holds GRPO near where the warm start left the policy, as DPO after SFT is held (a Chinese base
     that only loops would otherwise pull the policy back to looping): at the first GRPO step, before any update,
-    policy and reference are one, and the reference is kept in the job's folder for a resume."""
+    policy and reference are one."""
     prompts = [{"prompt": f"Say a word ({i})", "response": "OK OK OK"} for i in range(4)]
     job = _job(tmp_path, prompts, maxSteps=2, warmStartSteps=4, klCoef=0.5)
     result, _ = _run_with(job, lambda req: [float(n % 2) for n in range(len(req["samples"]))])  # never a tie
     assert result["status"] == "Done", result
     kls = [p["kl"] for p in map(json.loads, (job / "progress.jsonl").read_text().splitlines()) if "kl" in p]
     assert kls[0] == 0.0 and kls[1] > 0.0  # the base as reference: the warm start's own distance, at step 1
-    assert (job / "reference-adapter.pt").is_file()
-
-
-def test_without_a_warm_start_the_reference_is_the_base(tmp_path: Path) -> None:
-    job = _job(tmp_path, PROMPTS, maxSteps=1, klCoef=0.5)
-    result, _ = _run_with(job, lambda req: [float(len(s["completion"])) for s in req["samples"]])
-    assert result["status"] == "Done", result
-    assert not (job / "reference-adapter.pt").exists()
+    assert not (job / "resume.kept").exists()  # kept for a resume (test_rft_resume_worker), dropped at the end
 
 
 def test_the_reference_swaps_the_kept_weights_in_and_puts_the_trained_ones_back(tmp_path: Path) -> None:
@@ -145,14 +138,16 @@ def test_the_reference_swaps_the_kept_weights_in_and_puts_the_trained_ones_back(
         with torch.no_grad():
             return policy.logprobs(prompt, answers)[0]
 
-    with policy.reference():
-        base = logp()
     with torch.no_grad():
         for p in trained:
             p.add_(0.05 * torch.randn_like(p))
-    policy.keep_reference()
     kept = logp()
-    assert not torch.equal(kept, base)
+    with policy.reference():  # nothing kept: the base
+        assert not torch.equal(logp(), kept)
+        with policy.model.disable_adapter():
+            base = logp()
+        assert torch.equal(logp(), base)
+    policy.keep_reference()
     with torch.no_grad():
         for p in trained:
             p.add_(0.05 * torch.randn_like(p))
