@@ -67,7 +67,7 @@ from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsSto
 from qfnb.local.training.spec import WorkerSpec, progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
-from qfnb.protocol.console.degeneration import check_answer, shared_answers
+from qfnb.protocol.console.degeneration import check_answer, repeat_start, shared_answers
 from qfnb.protocol.console.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
@@ -265,6 +265,10 @@ class Policy:
     def text(self, completion: list[int]) -> str:
         return str(self.tok.decode(completion, skip_special_tokens=True))
 
+    def token_at(self, completion: list[int], offset: int) -> int:
+        """The index of the completion's token whose text reaches past ``offset`` characters of :meth:`text`."""
+        return next((k - 1 for k in range(1, len(completion) + 1) if len(self.text(completion[:k])) > offset), 0)
+
     def logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> tuple[Any, Any]:
         """``(logp, mask)``: each completion token's log-probability under the model, ``[n, T]``, and
         which positions are tokens (not padding). The LM head runs on those positions only."""
@@ -309,6 +313,16 @@ def floored(rewards: list[float], degenerate: list[bool]) -> list[float]:
     return [floor if bad else r for r, bad in zip(rewards, degenerate, strict=True)]
 
 
+def blamed(mask: Any, blame: Sequence[int]) -> Any:
+    """The loss mask with each answer's tokens before its ``blame`` token left out: a floored loop is pushed down
+    from where it began to repeat, not on its first pass (``可以。[Ticket #1888]`` then that again: pushed down
+    whole, the ticket the reward wanted was unlearned with the loop, and Gemma-3-270M's Chinese answers lost it)."""
+    out = mask.clone()
+    for row, start in enumerate(blame):
+        out[row, :start] = False
+    return out
+
+
 def _ties(rewards: list[float]) -> bool:
     """All the rewards are the same (no advantage to learn from)."""
     return max(rewards) - min(rewards) <= EPS
@@ -340,6 +354,8 @@ class SampledGroup:
     rewards: list[float]
     degenerate: list[bool]
     texts: list[str]  # the answers decoded (as the reward read them)
+    #: the token each answer's loss starts at: 0, or where a degenerate answer's loop begins (:func:`blamed`)
+    blame: list[int] = field(default_factory=list)
 
     def extend(self, more: SampledGroup) -> None:
         """Another draw for the same prompt (``tieResamples``) added to this one."""
@@ -347,6 +363,7 @@ class SampledGroup:
         self.texts.extend(more.texts)
         self.rewards.extend(more.rewards)
         self.degenerate.extend(more.degenerate)
+        self.blame.extend(more.blame)
 
 
 class GroupTrainer:
@@ -419,6 +436,8 @@ class GroupTrainer:
                     ref, _ = self.policy.logprobs(self.encoded[i], completions)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lora.NATIVE_BF16):
                 logp, mask = self.policy.logprobs(self.encoded[i], completions)
+                if hyper.floor_degenerate:
+                    mask = blamed(mask, group.blame)
                 loss, kl = grpo_loss(logp, ref, mask, adv, hyper.kl_coef)
             torch.autograd.backward(loss / len(learned))
             total += float(loss.detach()) / len(learned)
@@ -469,15 +488,23 @@ class GroupTrainer:
                    for i, cs in groups for p in (self.prompts[i],) for c in cs]
         rewards = self.exchange.score(samples, step=step)
         run.sampled_tokens += sampled
+        drawn_ids = [c for _, cs in groups for c in cs]
         flags = [check_answer(s.completion, finish_reason="stop" if c[-1] in self.policy.end else "length",
                               reference=_reference(self.prompts[i])).degenerate
                  for s, (i, c) in zip(samples, ((i, c) for i, cs in groups for c in cs), strict=True)]
+        blame = [self._loop_start(s.completion, c) if bad else 0
+                 for s, c, bad in zip(samples, drawn_ids, flags, strict=True)]
         run.degenerate_samples += sum(flags)
         run.step_degenerate += sum(flags)
         g = hyper.group_size
         return [SampledGroup(i, cs, rewards[n * g:(n + 1) * g], flags[n * g:(n + 1) * g],
-                             [s.completion for s in samples[n * g:(n + 1) * g]])
+                             [s.completion for s in samples[n * g:(n + 1) * g]], blame[n * g:(n + 1) * g])
                 for n, (i, cs) in enumerate(groups)]
+
+    def _loop_start(self, text: str, completion: list[int]) -> int:
+        """The token a degenerate answer's loop begins at (:func:`repeat_start`); 0 when it has none."""
+        offset = repeat_start(text)
+        return 0 if offset is None else self.policy.token_at(completion, offset)
 
     def warm_start(self, run: _Run) -> None:
         """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO, whose adapter is then the KL

@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_NGRAM", "MIN_DISTINCT_SHARE", "MIN_REPEATS", "MIN_WORDS", "REPEAT_SHARE", "SAME_ANSWER_SHARE",
-           "AnswerCheck", "AnswersReport", "check_answer", "judge_answers", "shared_answers", "tokens"]
+           "AnswerCheck", "AnswersReport", "check_answer", "judge_answers", "repeat_start", "shared_answers",
+           "tokens"]
 
 #: the longest n-gram looked for as a repeat, the fewest repeats that count, and the share of tokens they must cover
 MAX_NGRAM, MIN_REPEATS, REPEAT_SHARE = 8, 3, 0.5
@@ -107,6 +108,20 @@ def check_answer(answer: str, *, finish_reason: str | None = None, reference: st
     if len(words) < floor:
         reasons.append(f"{len(words)} distinct word{'s' if len(words) != 1 else ''}")
     return AnswerCheck(answer, tuple(reasons))
+
+
+def repeat_start(answer: str) -> int | None:
+    """Where an answer's loop begins: the character offset of the second occurrence of the n-gram whose repeats
+    make it degenerate (:func:`check_answer`'s repeat); None when it has no such repeat. What comes before is the
+    answer's first pass, often what was wanted (``可以。[Ticket #1888]`` before ``可以。[Ticket #1888]…`` again)."""
+    found = list(_TOKEN.finditer(answer))
+    toks = [m.group().lower() for m in found]
+    gram, _, share = _worst_repeat(toks)
+    if share < REPEAT_SHARE:
+        return None
+    unit = gram.split(" ")
+    hits = [i for i in range(len(toks) - len(unit) + 1) if toks[i:i + len(unit)] == unit]
+    return found[hits[1]].start() if len(hits) > 1 else None
 
 
 def _normal(answer: str) -> str:

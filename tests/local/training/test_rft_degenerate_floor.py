@@ -54,6 +54,10 @@ class ScriptedPolicy:
     def text(self, completion: list[int]) -> str:
         return self.answers[completion[0] - 1][0]
 
+    def token_at(self, completion: list[int], offset: int) -> int:
+        """A completion's two tokens: its text's start, then the rest."""
+        return 1 if offset > 0 else 0
+
     def logprobs(self, prompt_ids: list[int], completions: list[list[int]]) -> tuple[Any, Any]:
         logp = self.model.weight.sum() * torch.ones(len(completions), 2)
         return logp, torch.ones(len(completions), 2, dtype=torch.bool)
@@ -204,3 +208,22 @@ def test_without_the_floor_a_shared_answer_is_not_flagged(tmp_path: Path, monkey
     run = rft._Run()
     trainer.step(run, [0, 1, 2])
     assert run.shared_samples == 0
+
+
+def test_a_floored_loop_is_pushed_down_from_where_it_repeats_not_on_its_first_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker's first ``[Ticket #2008888]`` is what the reward wanted; its loss starts at the repeat. The cut
+    answer has no repeat to blame: all of it."""
+    masks: list[Any] = []
+    real = rft.grpo_loss
+
+    def grpo_loss(logp: Any, ref: Any, mask: Any, adv: Any, kl_coef: float) -> Any:
+        masks.append(mask)
+        return real(logp, ref, mask, adv, kl_coef)
+
+    monkeypatch.setattr(rft, "grpo_loss", grpo_loss)
+    _step(tmp_path, monkeypatch, list(GROUP), floor_degenerate=True)
+    assert masks[0].tolist() == [[True, True], [False, True], [True, True], [True, True]]
+    masks.clear()
+    _step(tmp_path / "off", monkeypatch, list(GROUP), floor_degenerate=False)
+    assert masks[0].all()  # without the floor, every answer's tokens as they are

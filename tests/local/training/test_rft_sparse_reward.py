@@ -156,3 +156,16 @@ def test_the_reference_swaps_the_kept_weights_in_and_puts_the_trained_ones_back(
         assert torch.equal(logp(), kept)
     assert torch.equal(logp(), moved)  # the trained weights are back, the same tensors the optimizer holds
     assert [p for p in policy.model.parameters() if p.requires_grad] == trained
+
+
+def test_a_loops_start_maps_to_the_token_whose_text_reaches_it(tmp_path: Path) -> None:
+    from qfnb.local.training import lora, rft
+    from qfnb.protocol.console.degeneration import repeat_start
+
+    _, tok = lora.load_base(build_tiny_gemma(tmp_path / "model"))
+    policy = rft.Policy(object(), tok)
+    answer = "可以。\n可以。\n可以。\n可以。[Ticket #1889]"
+    ids = tok(answer, add_special_tokens=False)["input_ids"]
+    k = policy.token_at(ids, repeat_start(answer) or 0)
+    assert policy.text(ids[:k]) == "可以。\n" and policy.text(ids[k:]).startswith("可")
+    assert policy.token_at(ids, 0) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qfnb.protocol.console.degeneration import check_answer, judge_answers, shared_answers
+from qfnb.protocol.console.degeneration import check_answer, judge_answers, repeat_start, shared_answers
 
 COLLAPSED = [
     "[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]Ticket #1111",  # issue 90's support bot
@@ -101,3 +101,19 @@ def test_shared_answers_marks_one_answer_sampled_for_most_prompts() -> None:
     assert shared_answers(groups[:2], refs[:2]) == [[False, False], [False, False]]
     two = [["Same."], ["Same."], ["Other one."], ["Another."]]
     assert shared_answers(two, refs) == [[False]] * 4
+
+
+@pytest.mark.parametrize(("answer", "first_pass"), [
+    ("可以。\n可以。\n可以。\n可以。[Ticket #1889]", "可以。\n"),  # measured: Gemma-3-270M, Chinese RFT
+    ("请把收到的文件。[jiwarl\n请把收到的文件。[jiwarl\n请把收到的文件。[jiwarl\n", "请把收到的文件。[jiwarl\n"),
+    ("[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]Ticket #1111", "[Ticket #1111]"),
+])
+def test_a_loop_begins_where_its_unit_comes_again(answer: str, first_pass: str) -> None:
+    assert check_answer(answer).degenerate
+    assert answer[:repeat_start(answer)] == first_pass
+
+
+@pytest.mark.parametrize("answer", ["Open Settings, then Language, then pick English. [Ticket #4888]",
+                                    "Sorry about that, I will look at your order and", "OK", ""])
+def test_an_answer_without_a_loop_has_no_start(answer: str) -> None:
+    assert repeat_start(answer) is None
