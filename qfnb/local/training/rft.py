@@ -38,7 +38,8 @@ nothing is learned):
   (:func:`~qfnb.protocol.console.degeneration.check_answer`: cut at ``maxNewTokens``, a repeat, a bare marker,
   empty) earns less than its group's lowest, whatever the reward said, so GRPO pushes it down: a reward of
   "holds a ticket reference and is short" is otherwise earned best by the reference repeated. The step's
-  progress line counts them (``degenerate``), ``metrics.degenerate_samples`` the run's. So is an answer that is one
+  progress line counts them (``degenerate``), ``metrics.degenerate_samples`` the run's. A floored loop is pushed
+  down from where it begins to repeat (:func:`blamed`), not on its first pass. So is an answer that is one
   answer given to most of the step's prompts (numbers aside, where the rows have answers): it fits every question
   and says nothing about any (``metrics.shared_samples``).
 - partial credit is the reward's own (``docs/train-modes.md``): a reward of 0.5 per property met ranks
