@@ -489,12 +489,12 @@ class GroupTrainer:
                    for i, cs in groups for p in (self.prompts[i],) for c in cs]
         rewards = self.exchange.score(samples, step=step)
         run.sampled_tokens += sampled
-        drawn_ids = [c for _, cs in groups for c in cs]
+        answered = [(i, c) for i, cs in groups for c in cs]
         flags = [check_answer(s.completion, finish_reason="stop" if c[-1] in self.policy.end else "length",
                               reference=_reference(self.prompts[i])).degenerate
-                 for s, (i, c) in zip(samples, ((i, c) for i, cs in groups for c in cs), strict=True)]
+                 for s, (i, c) in zip(samples, answered, strict=True)]
         blame = [self._loop_start(s.completion, c) if bad else 0
-                 for s, c, bad in zip(samples, drawn_ids, flags, strict=True)]
+                 for s, (_, c), bad in zip(samples, answered, flags, strict=True)]
         run.degenerate_samples += sum(flags)
         run.step_degenerate += sum(flags)
         g = hyper.group_size
