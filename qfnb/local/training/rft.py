@@ -29,8 +29,9 @@ nothing is learned):
 - ``tieResamples``: a prompt whose ``groupSize`` answers all got the same reward draws another group, up to
   this many times, until the rewards differ; the group then trains on all its answers (one that still ties is
   not trained on). Not a group whose answers all earned the best reward the run has seen (and some answer
-  less), none degenerate: the policy is already where the reward wants it. The step's reported reward is its
-  first draws' mean.
+  less), or what the prompt's own answer earns where the data has one that earns more than the base's held-out
+  answers did (scored once, before step 1), none degenerate: the policy is already where the reward wants it.
+  The step's reported reward is its first draws' mean.
 - ``warmStartSteps``: when the data's prompts carry their answer (SFT lines ``{"prompt", "response"}`` or
   chat data ending with the assistant's message: a preference set's preferred answers), that many SFT steps
   on those answers come before the first GRPO step, so the policy starts where the reward is sometimes earned.
@@ -68,7 +69,7 @@ from qfnb.local.training.rewards import RewardExchange, RewardSample, RewardsSto
 from qfnb.local.training.spec import WorkerSpec, progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats
-from qfnb.protocol.console.degeneration import check_answer, repeat_start, shared_answers
+from qfnb.protocol.console.degeneration import check_answer, shared_answers
 from qfnb.protocol.console.rewards import RewardSpec, moving_mean
 
 log = logging.getLogger("qfnb.local.training")
@@ -211,6 +212,7 @@ class Policy:
         self.end = data.end_token_ids(tok)
         #: the adapter's weights the KL term's reference has (:meth:`reference`); None: the base's
         self.reference_weights: dict[str, Any] | None = None
+        self._trained: dict[str, Any] | None = None  # the trained weights while the reference's are in
 
     def keep_reference(self) -> dict[str, Any]:
         """Make the adapter as it is now the KL term's reference, and return its weights (a copy)."""
@@ -232,13 +234,18 @@ class Policy:
             return
         from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-        trained = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model).items()}
         with torch.no_grad():
+            trained = get_peft_model_state_dict(self.model)
+            if self._trained is None:  # allocated once, copied into at each swap
+                self._trained = {k: v.detach().clone() for k, v in trained.items()}
+            else:
+                for k, v in trained.items():
+                    self._trained[k].copy_(v)
             set_peft_model_state_dict(self.model, self.reference_weights)
             try:
                 yield
             finally:
-                set_peft_model_state_dict(self.model, trained)
+                set_peft_model_state_dict(self.model, self._trained)
 
     def encode(self, prompt: RftPrompt) -> list[int]:
         text = self.tok.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
@@ -377,6 +384,7 @@ class GroupTrainer:
         self.encoded = [policy.encode(p) for p in prompts]
         self.held_encoded = [policy.encode(p) for p in held]
         self.rng: Any = None  # torch's random state at the start of the step under way
+        self.targets: list[float | None] = [None] * len(prompts)  # each prompt's own answer's reward
         # the held-out prompts' greedy answers, in one batch, read for degeneration beside the base's
         self.answers = answers.AnswerSet([answers.HeldPrompt(p.messages, _reference(p)) for p in held], policy.tok,
                                          max_tokens=spec.hyper.max_new_tokens) if held else None
@@ -406,8 +414,7 @@ class GroupTrainer:
         # a group whose answers all earned the best reward the run has seen (none degenerate) is where the reward
         # wants the policy: drawing it again could only find worse answers, for the price of a draw (after a warm
         # start, most groups: Qwen-0.5B's steps drew three times and trained on almost nothing)
-        saturated = [n for n in tied if run.best_reward > run.worst_reward and not any(groups[n].degenerate)
-                     and groups[n].rewards[0] >= run.best_reward]
+        saturated = [n for n in tied if self._saturated(run, groups[n])]
         run.saturated_groups += len(saturated)
         tied = [n for n in tied if n not in saturated]
         for _ in range(hyper.tie_resamples):
@@ -450,6 +457,34 @@ class GroupTrainer:
             self.optimizer.zero_grad(set_to_none=True)
         return total, sum(first) / len(first), sum(kls) / len(kls) if kls else 0.0
 
+    def _saturated(self, run: _Run, group: SampledGroup) -> bool:
+        """A tied group none of whose answers degenerated, that earned the best reward the run has seen (some
+        answer having earned less), or at least what its prompt's own answer earns (:meth:`score_answers`) where
+        that is more than the base's held-out answers earned: the policy is where the reward wants it."""
+        if any(group.degenerate):
+            return False
+        earned = group.rewards[0]
+        assert run.best_reward is not None and run.worst_reward is not None
+        if run.best_reward > run.worst_reward and earned >= run.best_reward:
+            return True
+        target = self.targets[group.index]
+        return target is not None and run.base_reward is not None and target > run.base_reward and earned >= target
+
+    def score_answers(self, run: _Run) -> None:
+        """The reward each prompt's own answer earns (the data's preferred answers, one request for all, kept in
+        the exchange's journal so a resumed run does not ask again): a group whose answers all earn that has
+        nothing to draw again for (Qwen2.5-Coder-1.5B's Chinese run earned the reward with every answer after its
+        warm start, so no reward had varied and every group was drawn again four times, 79 draws in 16 minutes)."""
+        rows = [(i, p) for i, p in enumerate(self.prompts) if p.answer]
+        if not rows or self.spec.hyper.tie_resamples <= 0 or run.base_reward is None:
+            return  # (no held-out prompts: no base reward to tell a good answer's reward from any)
+        t0 = time.time()
+        rewards = self.exchange.score([RewardSample(p.text, p.answer or "", p.fields, p.answer) for _, p in rows],
+                                      step=0, kind="answers")
+        run.scoring_seconds += time.time() - t0
+        for (i, _), reward in zip(rows, rewards, strict=True):
+            self.targets[i] = reward
+
     def _flag_shared(self, run: _Run, groups: list[SampledGroup]) -> None:
         """Flag as degenerate the sampled answers that are one answer given to most of the step's prompts
         (:func:`~qfnb.protocol.console.degeneration.shared_answers`, numbers aside where the rows have answers):
@@ -490,22 +525,19 @@ class GroupTrainer:
         rewards = self.exchange.score(samples, step=step)
         run.sampled_tokens += sampled
         answered = [(i, c) for i, cs in groups for c in cs]
-        flags = [check_answer(s.completion, finish_reason="stop" if c[-1] in self.policy.end else "length",
-                              reference=_reference(self.prompts[i])).degenerate
-                 for s, (i, c) in zip(samples, answered, strict=True)]
-        blame = [self._loop_start(s.completion, c) if bad else 0
-                 for s, (_, c), bad in zip(samples, answered, flags, strict=True)]
+        checks = [check_answer(s.completion, finish_reason="stop" if c[-1] in self.policy.end else "length",
+                               reference=_reference(self.prompts[i]))
+                  for s, (i, c) in zip(samples, answered, strict=True)]
+        flags = [read.degenerate for read in checks]
+        # a loop is blamed from the token where it begins to repeat (0: the whole answer)
+        blame = [self.policy.token_at(c, read.loop_start) if read.loop_start is not None else 0
+                 for read, (_, c) in zip(checks, answered, strict=True)]
         run.degenerate_samples += sum(flags)
         run.step_degenerate += sum(flags)
         g = hyper.group_size
         return [SampledGroup(i, cs, rewards[n * g:(n + 1) * g], flags[n * g:(n + 1) * g],
                              [s.completion for s in samples[n * g:(n + 1) * g]], blame[n * g:(n + 1) * g])
                 for n, (i, cs) in enumerate(groups)]
-
-    def _loop_start(self, text: str, completion: list[int]) -> int:
-        """The token a degenerate answer's loop begins at (:func:`repeat_start`); 0 when it has none."""
-        offset = repeat_start(text)
-        return 0 if offset is None else self.policy.token_at(completion, offset)
 
     def warm_start(self, run: _Run) -> None:
         """``warmStartSteps`` SFT steps on the prompts' own answers, before GRPO, whose adapter is then the KL
@@ -594,6 +626,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
                 run.base_reward = trainer.held_out_reward(0)[0]
             run.scoring_seconds += time.time() - t
         trainer.warm_start(run)
+        trainer.score_answers(run)
         _loop(trainer, run, total, points)
     except RewardsStopped:
         run.status = "Stopped"

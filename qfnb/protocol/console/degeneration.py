@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_NGRAM", "MIN_DISTINCT_SHARE", "MIN_REPEATS", "MIN_WORDS", "REPEAT_SHARE", "SAME_ANSWER_SHARE",
-           "AnswerCheck", "AnswersReport", "check_answer", "judge_answers", "repeat_start", "shared_answers",
+           "AnswerCheck", "AnswersReport", "check_answer", "judge_answers", "shared_answers",
            "tokens"]
 
 #: the longest n-gram looked for as a repeat, the fewest repeats that count, and the share of tokens they must cover
@@ -78,6 +78,10 @@ class AnswerCheck:
 
     answer: str
     reasons: tuple[str, ...] = ()
+    #: where its loop begins: the character offset of the second occurrence of the repeated n-gram that makes it
+    #: degenerate; None when it has no such repeat. What comes before is the answer's first pass, often what was
+    #: wanted (``可以。[Ticket #1888]`` before ``可以。[Ticket #1888]…`` again)
+    loop_start: int | None = None
 
     @property
     def degenerate(self) -> bool:
@@ -93,35 +97,26 @@ def check_answer(answer: str, *, finish_reason: str | None = None, reference: st
     """Read one answer (see the module's doc). ``finish_reason``: the engine's (``"length"``: cut at the
     token cap); ``reference``: an answer known to be good, whose word count lowers :data:`MIN_WORDS`."""
     reasons: list[str] = []
-    toks = tokens(answer)
+    found = list(_TOKEN.finditer(answer))
+    toks = [m.group().lower() for m in found]
     words = _words(answer)
     if not words:
         return AnswerCheck(answer, ("empty",))
     if finish_reason == "length":
         reasons.append("cut at the token cap")
     gram, count, share = _worst_repeat(toks)
+    loop_start = None
     if share >= REPEAT_SHARE:
         reasons.append(f"{gram!r} repeated {count}x ({share:.0%} of the answer)")
+        unit = gram.split(" ")
+        hits = [i for i in range(len(toks) - len(unit) + 1) if toks[i:i + len(unit)] == unit]
+        loop_start = found[hits[1]].start() if len(hits) > 1 else None
     elif len(toks) >= _LONG_ENOUGH and len(set(toks)) < MIN_DISTINCT_SHARE * len(toks):
         reasons.append(f"{len(set(toks))} distinct tokens of {len(toks)}")
     floor = MIN_WORDS if reference is None else min(MIN_WORDS, len(_words(reference)))
     if len(words) < floor:
         reasons.append(f"{len(words)} distinct word{'s' if len(words) != 1 else ''}")
-    return AnswerCheck(answer, tuple(reasons))
-
-
-def repeat_start(answer: str) -> int | None:
-    """Where an answer's loop begins: the character offset of the second occurrence of the n-gram whose repeats
-    make it degenerate (:func:`check_answer`'s repeat); None when it has no such repeat. What comes before is the
-    answer's first pass, often what was wanted (``可以。[Ticket #1888]`` before ``可以。[Ticket #1888]…`` again)."""
-    found = list(_TOKEN.finditer(answer))
-    toks = [m.group().lower() for m in found]
-    gram, _, share = _worst_repeat(toks)
-    if share < REPEAT_SHARE:
-        return None
-    unit = gram.split(" ")
-    hits = [i for i in range(len(toks) - len(unit) + 1) if toks[i:i + len(unit)] == unit]
-    return found[hits[1]].start() if len(hits) > 1 else None
+    return AnswerCheck(answer, tuple(reasons), loop_start)
 
 
 def _normal(answer: str) -> str:

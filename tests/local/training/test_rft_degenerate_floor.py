@@ -92,12 +92,13 @@ def _step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: list[tuple[s
     return seen, policy, run
 
 
-def _trainer_of(policy: ScriptedPolicy, tmp_path: Path, **hyper: Any) -> rft.GroupTrainer:
-    """A trainer of one prompt on ``policy`` (``groupSize`` = its scripted answers)."""
+def _trainer_of(policy: ScriptedPolicy, tmp_path: Path, answer: str | None = None,
+                **hyper: Any) -> rft.GroupTrainer:
+    """A trainer of one prompt (with its own ``answer``) on ``policy`` (``groupSize`` = its scripted answers)."""
     spec = WorkerSpec("double", tmp_path / "train.jsonl", Hyper(group_size=len(policy.answers), kl_coef=0.0, **hyper))
     optimizer = torch.optim.SGD(policy.model.parameters(), lr=0.1)
     prompt = rft.RftPrompt(({"role": "user", "content": "How do I change the language?"},),
-                           "How do I change the language?", {})
+                           "How do I change the language?", {}, answer)
     return rft.GroupTrainer(tmp_path, spec, NoStop(), cast(Any, policy), optimizer, [prompt], [],
                             cast(Any, InProcessRewards()))
 
@@ -170,6 +171,37 @@ def test_before_the_reward_varies_a_tie_at_its_only_value_is_drawn_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, policy, run = _step(tmp_path, monkeypatch, [GOOD, GOOD], floor_degenerate=True, tie_resamples=2)
     assert policy.drawn == 6 and run.resampled_groups == 2 and run.saturated_groups == 0
+
+
+@pytest.mark.parametrize(("own", "base_reward", "drawn"), [
+    ("Open Settings. [Ticket #1203]", 0.5, 2),  # the own answer earns 1.0, more than the base did: no draw again
+    ("Open Settings. [Ticket #1203]", None, 6),  # no held-out prompts, no base reward: drawn again
+    ("Open Settings and pick English.", 0.5, 6),  # the own answer earns 0.5, no more than the base: drawn again
+    (None, 0.5, 6),  # no own answer
+])
+def test_a_tie_at_what_the_prompts_own_answer_earns_is_not_drawn_again(
+        tmp_path: Path, own: str | None, base_reward: float | None, drawn: int) -> None:
+    """Measured (round 34): Qwen2.5-Coder-1.5B earned the reward with every sampled answer after its warm start,
+    so the reward never varied, no tie counted as saturated and every group was drawn again (79 draws, 16 min).
+    The data's own answers, scored once before step 1, tell a tie at the reward's good level from one below it."""
+    policy = ScriptedPolicy([GOOD, GOOD])
+    trainer = _trainer_of(policy, tmp_path, own, tie_resamples=2)
+    run = rft._Run(base_reward=base_reward)
+    trainer.score_answers(run)
+    assert trainer.targets == [1.0 if own and base_reward is not None and "Ticket" in own else
+                               0.5 if own and base_reward is not None else None]
+    trainer.step(run, [0])
+    assert policy.drawn == drawn and run.saturated_groups == (drawn == 2)
+    assert run.best_reward == run.worst_reward == 1.0  # the sampled rewards never varied
+
+
+def test_a_degenerate_tie_at_the_own_answers_reward_is_drawn_again(tmp_path: Path) -> None:
+    policy = ScriptedPolicy([MARKER, MARKER])  # the reward's best, but degenerate
+    trainer = _trainer_of(policy, tmp_path, "Open Settings. [Ticket #1203]", tie_resamples=2)
+    run = rft._Run(base_reward=0.5)
+    trainer.score_answers(run)
+    trainer.step(run, [0])
+    assert policy.drawn == 6 and run.saturated_groups == 0
 
 
 def test_one_answer_sampled_for_most_of_a_steps_prompts_is_pushed_down(

@@ -21,12 +21,16 @@ from qfnb.local.training.process import worker
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
 
 
-def _job(tmp_path: Path, prompts: list[dict[str, Any]], **hyper: Any) -> Path:
+def _job(tmp_path: Path, prompts: list[dict[str, Any]], held: list[dict[str, Any]] | None = None,
+         **hyper: Any) -> Path:
     model_dir = build_tiny_gemma(tmp_path / "model")
     job = tmp_path / "job"
     job.mkdir()
     (job / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prompts), "utf-8")
+    if held:
+        (job / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held), "utf-8")
     (job / "spec.json").write_text(json.dumps({
+        **({"eval_file": "eval.jsonl"} if held else {}),
         "base_model": "tiny-gemma", "base_model_path": str(model_dir), "train_file": "train.jsonl", "seed": 3,
         "train_mode": "RFT", "reward": {"source": "client"},
         "hyper": {"learningRate": 0.05, "batchSize": 2, "groupSize": 2, "maxNewTokens": 4, **hyper}}))
@@ -103,6 +107,18 @@ def test_a_warm_start_trains_the_preferred_answers_before_grpo(tmp_path: Path) -
     assert seen[0]["samples"][0]["fields"] == {}  # the answer is no reward field
 
 
+def test_the_datas_own_answers_are_scored_once_before_step_1(tmp_path: Path) -> None:
+    """With ``tieResamples`` and held-out prompts, the reward of each prompt's own answer is asked for once, after
+    the base's held-out answers and before the first draw: a tie at it (above the base's) is not drawn again."""
+    prompts = [{"prompt": f"Say a word ({i})", "response": f"Done. [Ticket #{i}]"} for i in range(4)]
+    job = _job(tmp_path, prompts, [{"prompt": "Say a held word"}], maxSteps=1, tieResamples=1, checkpoints=1)
+    result, seen = _run_with(job, lambda req: [float("Ticket" in s["completion"]) for s in req["samples"]])
+    assert result["status"] == "Done", result
+    assert [(r["kind"], r["step"]) for r in seen[:3]] == [("eval", 0), ("answers", 0), ("train", 1)]
+    assert sorted(s["completion"] for s in seen[1]["samples"]) == sorted(p["response"] for p in prompts)
+    assert sum(r["kind"] == "answers" for r in seen) == 1
+
+
 def test_no_warm_start_without_preferred_answers(tmp_path: Path) -> None:
     job = _job(tmp_path, PROMPTS, maxSteps=1, warmStartSteps=4)
     result, _ = _run_with(job, lambda req: [float(len(s["completion"])) for s in req["samples"]])
@@ -160,12 +176,12 @@ def test_the_reference_swaps_the_kept_weights_in_and_puts_the_trained_ones_back(
 
 def test_a_loops_start_maps_to_the_token_whose_text_reaches_it(tmp_path: Path) -> None:
     from qfnb.local.training import lora, rft
-    from qfnb.protocol.console.degeneration import repeat_start
+    from qfnb.protocol.console.degeneration import check_answer
 
     _, tok = lora.load_base(build_tiny_gemma(tmp_path / "model"))
     policy = rft.Policy(object(), tok)
     answer = "可以。\n可以。\n可以。\n可以。[Ticket #1889]"
     ids = tok(answer, add_special_tokens=False)["input_ids"]
-    k = policy.token_at(ids, repeat_start(answer) or 0)
+    k = policy.token_at(ids, check_answer(answer).loop_start or 0)
     assert policy.text(ids[:k]) == "可以。\n" and policy.text(ids[k:]).startswith("可")
     assert policy.token_at(ids, 0) == 0

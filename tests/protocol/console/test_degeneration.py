@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qfnb.protocol.console.degeneration import check_answer, judge_answers, repeat_start, shared_answers
+from qfnb.protocol.console.degeneration import check_answer, judge_answers, shared_answers
 
 COLLAPSED = [
     "[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]Ticket #1111",  # issue 90's support bot
@@ -109,11 +109,12 @@ def test_shared_answers_marks_one_answer_sampled_for_most_prompts() -> None:
     ("[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]Ticket #1111", "[Ticket #1111]"),
 ])
 def test_a_loop_begins_where_its_unit_comes_again(answer: str, first_pass: str) -> None:
-    assert check_answer(answer).degenerate
-    assert answer[:repeat_start(answer)] == first_pass
+    read = check_answer(answer)
+    assert read.degenerate and read.loop_start is not None
+    assert answer[:read.loop_start] == first_pass
 
 
 @pytest.mark.parametrize("answer", ["Open Settings, then Language, then pick English. [Ticket #4888]",
                                     "Sorry about that, I will look at your order and", "OK", ""])
 def test_an_answer_without_a_loop_has_no_start(answer: str) -> None:
-    assert repeat_start(answer) is None
+    assert check_answer(answer).loop_start is None
