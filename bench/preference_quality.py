@@ -6,6 +6,7 @@ prompts were never trained on):
     .venv/bin/python bench/preference_quality.py [--bases Gemma-3-270M] [--modes DPO,KTO,RFT,PostPretrain]
                                                  [--langs en,zh] [--set learningRate=2e-4 ...] [--json out.json]
                                                  [--plain-text] [--reward-saying] [--reward-grader]
+                                                 [--validation 20]
 
 A run is the training worker the platform starts (``qfnb.local.training.process.worker``, in this process) on the
 hyperparameters the console gives a request that sets nothing (``qfnb.protocol.console.train_modes.defaults_for``
@@ -17,6 +18,11 @@ through the platform: 0.5 for a ticket reference and 0.5 for fewer than 80 words
 fewer than 120 characters). ``--reward-grader`` gives RFT the platform's own reward instead, a ``multi``
 grader the worker scores as data (:data:`CONTENT_GRADER`): half for a ticket reference, half for the answer's
 ROUGE-L to the prompt's preferred answer, so an answer must say what the team would say, not only look like it.
+``--validation 20`` holds 20 % of the training pairs out as the run's validation data, as the platform's default
+split does (the official SDK's ``trainset_rate``): its checkpoints are then judged on them by what they write, and
+the served model is the best that still answered. Without it the run has no held-out data: it reads its final
+answers to a few training prompts instead, and a run whose answers collapsed there fails, nothing served (the row
+says so).
 
 Then base and tuned answer the held-out prompts (greedy, at most ``--max-new-tokens``; the base's answers are
 generated once and kept in ``~/.cache/qfnb/bench/``), and it reports:
@@ -213,20 +219,32 @@ def _reward_client(job: Path, stop: threading.Event, score: Any = reward) -> thr
 
 def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
           overrides: dict[str, Any], plain_text: bool = False, score: Any = reward,
-          grader: dict[str, Any] | None = None) -> dict[str, Any]:
+          grader: dict[str, Any] | None = None, validation: int = 0) -> dict[str, Any]:
     """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``); a RFT run
-    is rewarded by ``score`` in this process, or by ``grader`` in the worker."""
+    is rewarded by ``score`` in this process, or by ``grader`` in the worker. ``validation``: the percentage of the
+    training pairs held out as the run's validation data, drawn as the platform draws its split (its checkpoints,
+    :data:`~qfnb.protocol.console.checkpoints.DEFAULT_CHECKPOINTS` of them, are then judged on those, as a user's
+    run with a split is); the set's held-out pairs are never given to the run either way."""
+    from qfnb.local.domain.training.split import held_out
     from qfnb.local.training.process import worker
+    from qfnb.protocol.console import checkpoints as ckpt
     from qfnb.protocol.console.train_modes import defaults_for
 
     job = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
-    # no eval_file: the held-out prompts are judged here, by what base and tuned write
+    # the held-out prompts are judged here, by what base and tuned write
+    held = set(held_out(len(data["train"]), validation, 7))
+    rows = [r for i, r in enumerate(data["train"]) if i not in held]
     (job / "train.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(mode, data["train"], plain_text)),
-        "utf-8")
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(mode, rows, plain_text)), "utf-8")
     hyper = {**defaults_for(mode, base), **overrides}
     spec: dict[str, Any] = {"base_model": base, "base_model_path": str(model_dir), "train_file": "train.jsonl",
                             "train_mode": mode, "seed": 7, "hyper": hyper}
+    if held:
+        valid = [r for i, r in enumerate(data["train"]) if i in held]
+        (job / "eval.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                for r in training_rows(mode, valid, plain_text)), "utf-8")
+        spec["eval_file"] = "eval.jsonl"
+        hyper.setdefault("checkpoints", ckpt.DEFAULT_CHECKPOINTS)
     if mode == "RFT":
         spec["reward"] = grader or {"source": "client"}
     (job / "spec.json").write_text(json.dumps(spec), "utf-8")
@@ -238,10 +256,15 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
         result = worker.run(job)
     finally:
         stop.set()
-    if result["status"] != "Done":
-        raise RuntimeError(f"the {mode} run failed: {result.get('error')}")
     m = result["metrics"]
-    return {"adapter": job / "adapter", "hyper": hyper, "steps": m.get("steps"),
+    if result["status"] != "Done":  # a collapse the run caught (nothing served) is a figure too
+        if "collapse" not in m:
+            raise RuntimeError(f"the {mode} run failed: {result.get('error')}")
+        log.info("the %s run failed: %s", mode, result.get("error"))
+    return {"adapter": job / "adapter" if result["status"] == "Done" else None, "hyper": hyper,
+            "status": result["status"], "error": result.get("error"), "collapse": m.get("collapse"),
+            "served_checkpoint": m.get("served_checkpoint"), "final_answers": m.get("final_answers"),
+            "validation_rows": len(held), "steps": m.get("steps"),
             "seconds_per_step": m.get("seconds_per_step"), "wall_seconds": round(time.time() - t0, 1),
             "load_before": load0, "load_after": load_average(), "stopped_by": m.get("stopped_by"),
             "base_eval_reward": m.get("base_eval_reward"),
@@ -289,6 +312,8 @@ def main() -> int:
     ap.add_argument("--plain-text", action="store_true",
                     help="PostPretrain on 'prompt\\nchosen' plain text, not the pairs' preferred conversations")
     ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument("--validation", type=int, default=0,
+                    help="percent of the training pairs held out as the runs' validation data (checkpoints judged)")
     args = ap.parse_args()
     log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -312,7 +337,14 @@ def main() -> int:
                 for mode in args.modes.split(","):
                     run = train(Path(tmp), model_dir, base, mode, data, rft_overrides if mode == "RFT" else overrides,
                                 args.plain_text, reward_saying if args.reward_saying else reward,
-                                CONTENT_GRADER if args.reward_grader else None)
+                                CONTENT_GRADER if args.reward_grader else None, args.validation)
+                    if run["adapter"] is None:  # the run caught its own collapse: nothing was served
+                        log.info("%s %s %-12s failed, nothing served: %s", base, lang, mode, run["error"])
+                        out.append({"base": base, "lang": lang, "mode": mode, "base_read": base_read,
+                                    **{k: v for k, v in run.items() if k != "adapter"}})
+                        if args.json:
+                            args.json.write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str), "utf-8")
+                        continue
                     answers = generate(model_dir, run["adapter"], prompts, args.max_new_tokens)
                     tuned = read(answers, references)
                     verdict = compare(base_read, tuned)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qfnb.local.training.data import Example, end_token_ids
+from qfnb.local.training.spec import progress_note
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import textmetrics
 from qfnb.protocol.console.degeneration import AnswersReport, judge_answers
@@ -35,6 +36,8 @@ log = logging.getLogger("qfnb.local.training")
 ANSWER_TOKENS = 64
 #: answers (prompt, the base's, the checkpoint's) a checkpoint entry keeps, and the characters kept of each text
 SAMPLES, SAMPLE_CHARS = 3, 240
+#: the training prompts a run that judged no checkpoint reads its final answers on (:func:`leave_adapter`)
+FINAL_READ_PROMPTS = 8
 
 
 @contextlib.contextmanager
@@ -211,11 +214,23 @@ class AnswersCollapsed(RuntimeError):
 
 def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dict[str, Any]],
                   collapse: dict[str, Any] | None, metrics: dict[str, Any], *, learning_rate: float, steps: int,
-                  beta: float | None = None) -> Path:
+                  beta: float | None = None, unread: Sequence[HeldPrompt] = (), unread_from: str = "training",
+                  max_tokens: int | None = None) -> Path:
     """Save the adapter a run leaves (served, published) as ``job_dir/adapter``: the model as trained, or after a
     ``collapse`` (:func:`qfnb.protocol.console.checkpoints.collapse`, put in ``metrics``) the last checkpoint that
-    still answered; :class:`AnswersCollapsed` saying what was seen and what to lower when none did."""
+    still answered; :class:`AnswersCollapsed` saying what was seen and what to lower when none did.
+
+    A run that judged no checkpoint gives ``unread``: a few of its training prompts (``unread_from``; its held-out
+    ones where it had some but no checkpoints), which the model as trained answers beside the base
+    (:func:`read_final`); answers that degenerated there end the run the same way, nothing served."""
     adapter = job_dir / "adapter"
+    if collapse is None and unread:
+        collapse = read_final(job_dir, model, tok, unread, metrics, step=steps, source=unread_from,
+                              max_tokens=max_tokens)
+        if collapse is not None:
+            metrics["collapse"] = collapse
+            raise AnswersCollapsed(final_collapse_error(collapse, learning_rate=learning_rate, steps=steps,
+                                                        beta=beta))
     if collapse is None:
         model.save_pretrained(str(adapter))
     else:
@@ -229,3 +244,50 @@ def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dic
         metrics["served_checkpoint"] = kept["step"]
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
     return adapter
+
+
+def read_final(job_dir: Path, model: Any, tok: Any, prompts: Sequence[HeldPrompt], metrics: dict[str, Any], *,
+               step: int, source: str = "training", max_tokens: int | None = None) -> dict[str, Any] | None:
+    """The answers of a run that judged no checkpoint: the model as trained answers a few of its *training*
+    prompts (greedy, one batch), beside the base's answers to them, and :func:`ckpt.judge_checkpoint` reads them.
+    The model trained on these prompts, so this measures no quality; but a policy that loops, or gives one answer
+    to every prompt, does so here too (Gemma-3-270M's Chinese RFT run, given no held-out data, was served answering
+    ``抱歉说不难。[Ticket #11011]`` to 6 of 10 held-out questions). Against a base most of whose answers degenerated,
+    only one answer to most prompts counts. ``metrics["final_answers"]`` says what was read;
+    the collapse (:func:`ckpt.collapse`'s fields, ``prompts``: ``source``) is returned, and written as a
+    ``collapse`` progress line (the job's events, the dashboard), when the answers degenerated."""
+    answer_set = AnswerSet(prompts, tok, max_tokens=max_tokens)
+    answer_set.answer_base(model)
+    said, reasons = answer_set.generate(model)
+    entry, report, base = answer_set.entry(said, reasons), answer_set.judge(said, reasons), answer_set.base_report
+    # nothing is served on this verdict: against a base most of whose answers degenerated too (a random model's),
+    # only one answer given to most prompts, which the base did not give, counts
+    assert base is not None
+    degenerate = entry[ckpt.DEGENERATE] is True and (base.rate <= 0.5 or ckpt.one_answer_collapse(report, base))
+    metrics["final_answers"] = {"prompts": len(prompts), "from": source, ckpt.DEGENERATE: degenerate,
+                                ckpt.DEGENERATION_RATE: entry[ckpt.DEGENERATION_RATE],
+                                "degeneration": entry["degeneration"], "answers": entry["answers"],
+                                "seconds": round(answer_set.seconds, 3)}
+    if not degenerate:
+        log.info("the final answers to %d %s prompts: %s", len(prompts), source, entry["degeneration"])
+        return None
+    example = next((a["answer"] for a in entry["answers"] if a["reason"]), None)
+    found = {"step": step, "rate": entry[ckpt.DEGENERATION_RATE], "seen": entry["degeneration"],
+             "example": example, "lastGoodStep": None, "prompts": source}
+    progress_note(job_dir, {"step": step, "total_steps": step, "collapse": found})
+    return found
+
+
+def final_collapse_error(found: dict[str, Any], *, learning_rate: float, steps: int, beta: float | None = None) -> str:
+    """:func:`read_final`'s collapse, in words: what was seen, and what to lower or give."""
+    fix = f"lower learningRate (now {learning_rate:g}) or the steps/epochs (now {steps} steps)"
+    if beta is not None:
+        fix += f", or raise beta (now {beta:g})"
+    example = found.get("example")
+    return (f"the model's answers collapsed: at its last step ({found['step']}) it answered {found['seen']}"
+            + (f", e.g. {str(example)[:120]!r}" if example is not None and str(example)[:80] not in found["seen"]
+               else "")
+            + (" (read on its training prompts: no held-out data was given, so no checkpoint was judged)"
+               if found.get("prompts") == "training" else " (read on its held-out prompts: no checkpoint was kept)")
+            + f"; nothing is served: {fix}; with held-out data and checkpoints the last checkpoint that still answered "
+            "would be served")

@@ -637,8 +637,12 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     metrics["floor_degenerate"] = hyper.floor_degenerate
     if trainer.answers is not None:
         metrics.update(answers.summary(trainer.answers))
+    # no held-out prompts: the final answers to a few training prompts are read instead
+    unread = [answers.HeldPrompt(p.messages, _reference(p) or p.answer) for p in prompts[:answers.FINAL_READ_PROMPTS]]
+    unread = unread if trainer.answers is None and run.status == "Done" and run.step else []
     return run.status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
-                                             learning_rate=hyper.learning_rate, steps=total)
+                                             learning_rate=hyper.learning_rate, steps=total, unread=unread,
+                                             max_tokens=hyper.max_new_tokens)
 
 
 def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -> None:

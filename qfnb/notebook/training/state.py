@@ -359,7 +359,10 @@ class TrainingState:
         good = c.get("lastGoodStep")
         then = (f"the model is step {good}'s checkpoint, the last that still answered" if good is not None
                 else "no checkpoint still answered")
-        return f"answers collapsed at step {c.get('step')}: {c.get('seen') or 'degenerate answers'}; {then}"
+        read = "answers"
+        if c.get("prompts") == "training":  # no held-out data: the final answers to training prompts were read
+            read, then = "answers to training prompts", "no held-out data, so no checkpoint to serve"
+        return f"{read} collapsed at step {c.get('step')}: {c.get('seen') or 'degenerate answers'}; {then}"
 
     @property
     def model_label(self) -> str | None:

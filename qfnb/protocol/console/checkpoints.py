@@ -29,7 +29,8 @@ from qfnb.protocol.console.degeneration import AnswersReport
 
 __all__ = ["DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "DEGENERATE", "DEGENERATION_RATE", "LOOP_RATE", "METRICS",
            "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "Overfit", "best_checkpoint", "checkpoint_steps",
-           "choose", "collapse", "collapse_error", "judge_checkpoint", "overfitting", "patience_spent"]
+           "choose", "collapse", "collapse_error", "judge_checkpoint", "one_answer_collapse", "overfitting",
+           "patience_spent"]
 
 #: checkpoints a run keeps when a validation split exists and the request names no count
 DEFAULT_CHECKPOINTS = 5
@@ -71,11 +72,14 @@ def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -
     prompts, or most degenerate) and the base's had not; when more of its answers are degenerate than the base's
     (with a clean base: any one); or when more than :data:`LOOP_RATE` of them loop, are empty or a bare marker
     (a degeneration other than running to the token cap) and more than the base's. A base's own flaws (a chatty
-    base cut at the cap) are not the run's; a base none of whose answers was more than cut short is not judged
-    against (a random model's): the verdict is then False and ``seen`` says so."""
+    base cut at the cap) are not the run's; against a base whose every answer looped, only one answer given to
+    most prompts, which the base did not do, is judged, and against one that never answered (a random model's
+    empty replies) nothing: the verdict is then False and ``seen`` says so."""
     seen = report.summary
     if base is None:
         return report.collapsed or report.rate > 0, seen
+    if one_answer_collapse(report, base):
+        return True, seen
     if base.checks and _loop_rate(base) >= 1.0:
         return False, seen + " (not judged: the base's answers degenerated too)"
     if report.collapsed and not base.collapsed:
@@ -83,6 +87,18 @@ def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -
     if report.rate > base.rate + 1e-9 or _loop_rate(report) > max(LOOP_RATE, _loop_rate(base)):
         return True, seen + f" (the base's: {base.rate:.0%})"
     return False, seen
+
+
+def one_answer_collapse(report: AnswersReport, base: AnswersReport) -> bool:
+    """One answer, itself sound (most answers pass :func:`check_answer` alone), given to most prompts where the base
+    gave none: the run's own collapse, however the base's answers looped (Gemma-3-270M's Chinese ones all do; its
+    RFT run answered 6 of 10 questions with ``抱歉说不难。[Ticket #11011]``). A random model that loops the same
+    way for every prompt, or a base that never answered, is not judged so."""
+    if report.same_answer is None or base.same_answer is not None or not base.checks:
+        return False
+    if all(c.reasons == ("empty",) for c in base.checks):
+        return False
+    return sum(c.degenerate for c in report.checks) <= len(report.checks) / 2
 
 
 def _loop_rate(report: AnswersReport) -> float:

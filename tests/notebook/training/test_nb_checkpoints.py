@@ -141,3 +141,20 @@ def test_the_dashboard_shows_held_out_answers_beside_the_base_and_the_collapse()
     assert "answers collapsed at step 16" in state.summary()
     assert dash.deploy_button.description == "Deploy best (step 8)"
     assert any("answers collapsed at step 16" in line for line in state.log)
+
+
+def test_a_collapse_read_on_training_prompts_says_so_and_that_nothing_is_served() -> None:
+    """A run without held-out data: the worker read its final answers to training prompts (``prompts``:
+    ``"training"``); the dashboard and the job's warning event say where the answers were read, and that no
+    checkpoint is served."""
+    from qfnb.local.domain.training.openai_fine_tuning import collapse_message
+
+    collapse = {"step": 10, "rate": 1.0, "seen": "the same answer to 6 of 8 prompts: '抱歉说不难。[Ticket #11011]'",
+                "example": None, "lastGoodStep": None, "prompts": "training", "time": "2026-11-30T09:00:00Z"}
+    detail = {**_detail(), "currentStep": 10, "totalSteps": 10, "collapse": collapse}
+    state = attach("task-t", fetch=lambda t: detail, stop=lambda t: None, show=False, deployment=None).wait(timeout=5)
+    assert "answers to training prompts collapsed at step 10: the same answer to 6 of 8" in state.summary()
+    assert "no held-out data, so no checkpoint to serve" in state.summary()
+    said = collapse_message(collapse)
+    assert said.startswith("The model's answers to its training prompts collapsed at step 10: the same answer")
+    assert "no held-out data was given" in said

@@ -111,3 +111,15 @@ def test_a_checkpoint_is_judged_beside_the_base_answers() -> None:
     # a base that never answered (a random model's empty replies) is not judged against
     verdict, seen = ck.judge_checkpoint(collapsed, judge_answers(["", "", "", ""]))
     assert not verdict and "not judged" in seen
+    # a base whose every answer loops (Gemma-3-270M in Chinese echoes the question): a loop is no worse, but one
+    # answer to most prompts is the run's own collapse
+    echoing = judge_answers([f"{q} mendatang\n{q} mendatang\n{q} mendatang\n{q} mendatang" for q in "甲乙丙丁"])
+    assert echoing.same_answer is None and echoing.rate == 1.0
+    verdict, seen = ck.judge_checkpoint(judge_answers(["抱歉说不难。[Ticket #11011]"] * 3 + ["可以。[Ticket #1111]"]),
+                                        echoing)
+    assert verdict and "the same answer to 3 of 4" in seen
+    verdict, seen = ck.judge_checkpoint(judge_answers([f"{q}{q}{q}{q}{q}{q}" for q in "甲乙丙丁"]), echoing)
+    assert not verdict and "not judged" in seen
+    # a random model's one loop for every prompt is no sound answer given to all: no worse than its base
+    verdict, seen = ck.judge_checkpoint(judge_answers([" ".join(["6"] * 30)] * 4), echoing)
+    assert not verdict and "not judged" in seen

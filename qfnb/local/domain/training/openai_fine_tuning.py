@@ -450,7 +450,10 @@ def collapse_message(collapse: dict[str, Any]) -> str:
     good = collapse.get("lastGoodStep")
     then = (f"training stopped there; the model is step {good}'s checkpoint, the last that still answered"
             if good is not None else "training stopped there; no checkpoint still answered")
-    return (f"The model's held-out answers collapsed at step {int(collapse['step'])}: "
+    read = "held-out answers"
+    if collapse.get("prompts") == "training":  # no held-out data: the final answers to training prompts
+        read, then = "answers to its training prompts", "no held-out data was given, so no checkpoint is served"
+    return (f"The model's {read} collapsed at step {int(collapse['step'])}: "
             f"{collapse.get('seen') or 'degenerate answers'}; {then}")
 
 

@@ -168,9 +168,13 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
         metrics.update(early_stopped_at=step, **({"stopped_by": run.stopped_by} if run.stopped_by else {}))
     if run.resume_points:
         metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
+    # no checkpoint judged (no held-out prompts): the final answers to a few training prompts are read instead
+    unread = (answers.held_prompts(held or examples, answers.FINAL_READ_PROMPTS)
+              if answer_set is None and group.main and status == "Done" and step else [])
     return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
                                          learning_rate=hyper.learning_rate, steps=total,
-                                         beta=hyper.beta if "beta" in row.hyper else None)
+                                         beta=hyper.beta if "beta" in row.hyper else None, unread=unread,
+                                         unread_from="held-out" if held else "training")
 
 
 def _warm_start(mode: modes.Mode, start: modes.WarmStart, metrics: dict[str, Any]) -> None:

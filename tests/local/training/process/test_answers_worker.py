@@ -31,14 +31,14 @@ def answering_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return teach_answers(build_tiny_gemma(out), [(f"Say something about {w}.", f"{w} is fine.") for w in WORDS])
 
 
-def _run(tmp_path: Path, base: Path, **hyper: Any) -> tuple[dict[str, Any], Path]:
+def _run(tmp_path: Path, base: Path, held_out: bool = True, **hyper: Any) -> tuple[dict[str, Any], Path]:
     job = tmp_path / "job"
     job.mkdir()
     for name, rows in (("train", PAIRS[:12]), ("eval", PAIRS[12:])):
         (job / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
     (job / "spec.json").write_text(json.dumps({
         "base_model": "tiny-gemma", "base_model_path": str(base), "train_file": "train.jsonl",
-        "eval_file": "eval.jsonl", "seed": 3, "train_mode": "DPO",
+        **({"eval_file": "eval.jsonl"} if held_out else {}), "seed": 3, "train_mode": "DPO",
         "hyper": {"batchSize": 4, "maxSeqLen": 64, "beta": 0.1, **hyper}}))
     return worker.run(job), job
 
@@ -97,3 +97,29 @@ def test_a_run_whose_every_checkpoint_collapsed_fails_saying_what_was_seen_and_w
     assert f"collapsed from step {saved[0]['step']}" in error and "100% of held-out answers degenerate" in error
     assert "lower learningRate (now 0.05)" in error and "raise beta (now 0.1)" in error
     assert result["metrics"]["collapse"]["lastGoodStep"] is None
+
+
+def test_without_held_out_data_the_final_answers_to_training_prompts_are_read_and_a_collapse_fails_the_run(
+        tmp_path: Path, answering_base: Path) -> None:
+    """No held-out data, so no checkpoint is judged: before, the collapsed weights were served as "Done". The
+    model as trained now answers a few of its training prompts beside the base, and a collapse there fails the
+    run (nothing served), saying it was read on training prompts and what to lower."""
+    result, job = _run(tmp_path, answering_base, held_out=False, learningRate=0.05, maxSteps=30)
+    assert result["status"] == "Failed" and result["adapter_dir"] is None
+    final = result["metrics"]["final_answers"]
+    assert final["from"] == "training" and final["prompts"] == 8 and final[ckpt.DEGENERATE] is True
+    assert final["answers"][0]["base"] == "cats is fine."  # the base answered the same training prompts
+    [line] = _lines(job, "collapse")
+    assert line == result["metrics"]["collapse"] and line["prompts"] == "training" and line["step"] == 30
+    error = result["error"]
+    assert "read on its training prompts" in error and "lower learningRate (now 0.05)" in error
+    assert "raise beta (now 0.1)" in error
+
+
+def test_without_held_out_data_a_run_that_still_answers_is_served(tmp_path: Path, answering_base: Path) -> None:
+    result, job = _run(tmp_path, answering_base, held_out=False, learningRate=0.002, maxSteps=6)
+    assert result["status"] == "Done", result
+    final = result["metrics"]["final_answers"]
+    assert final[ckpt.DEGENERATE] is False and final[ckpt.DEGENERATION_RATE] == 0.0
+    assert final["answers"][0]["answer"].startswith("cats is fine")
+    assert not _lines(job, "collapse") and (Path(result["adapter_dir"]) / "adapter_model.safetensors").exists()
