@@ -66,3 +66,21 @@ def test_the_content_grader_prefers_the_answer_to_the_reward_s_gamed_forms() -> 
     gamed = grade(bench.CONTENT_GRADER, "可能。[Ticket #2339]", item)
     said = grade(bench.CONTENT_GRADER, "可以，在设置里选择语言即可。[Ticket #8888]", item)
     assert bench.reward("可能。[Ticket #2339]") == 1.0 and gamed < 0.65 < said
+
+
+def test_validation_holds_training_pairs_out_as_the_platform_splits_and_never_the_test_pairs(tmp_path: Path) -> None:
+    """``--validation 20``: a fifth of the training pairs become the run's validation data, drawn as the platform
+    draws its split, its checkpoints judged on them; the set's held-out (test) pairs are given to no run."""
+    from tiny_models import build_tiny_gemma
+
+    data = bench.load_set("en")
+    run = bench.train(tmp_path, build_tiny_gemma(tmp_path / "model"), "Gemma-3-270M", "DPO", data,
+                      {"maxSteps": 2, "batchSize": 4, "maxSeqLen": 64}, validation=20)
+    job = next(tmp_path.glob("DPO-*"))
+    trained = (job / "train.jsonl").read_text("utf-8").splitlines()
+    valid = (job / "eval.jsonl").read_text("utf-8").splitlines()
+    assert len(trained) == 32 and len(valid) == 8 and run["validation_rows"] == 8
+    assert not set(trained) & set(valid)
+    prompts = {r["prompt"] for r in data["held_out"]}
+    assert not any(any(p in line for p in prompts) for line in trained + valid)
+    assert run["hyper"]["checkpoints"] == 5 and run["status"] in ("Done", "Failed")
