@@ -214,19 +214,18 @@ class AnswersCollapsed(RuntimeError):
 
 def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dict[str, Any]],
                   collapse: dict[str, Any] | None, metrics: dict[str, Any], *, learning_rate: float, steps: int,
-                  beta: float | None = None, unread: Sequence[HeldPrompt] = (), unread_from: str = "training",
-                  max_tokens: int | None = None) -> Path:
+                  beta: float | None = None, unread: AnswerSet | None = None, unread_from: str = "training") -> Path:
     """Save the adapter a run leaves (served, published) as ``job_dir/adapter``: the model as trained, or after a
     ``collapse`` (:func:`qfnb.protocol.console.checkpoints.collapse`, put in ``metrics``) the last checkpoint that
     still answered; :class:`AnswersCollapsed` saying what was seen and what to lower when none did.
 
     A run that judged no checkpoint gives ``unread``: a few of its training prompts (``unread_from``; its held-out
-    ones where it had some but no checkpoints), which the model as trained answers beside the base
+    ones where it had some but no checkpoints, the base's answers taken or not), which the model as trained answers
+    beside the base
     (:func:`read_final`); answers that degenerated there end the run the same way, nothing served."""
     adapter = job_dir / "adapter"
-    if collapse is None and unread:
-        collapse = read_final(job_dir, model, tok, unread, metrics, step=steps, source=unread_from,
-                              max_tokens=max_tokens)
+    if collapse is None and unread is not None and unread.prompts:
+        collapse = read_final(job_dir, model, unread, metrics, step=steps, source=unread_from)
         if collapse is not None:
             metrics["collapse"] = collapse
             raise AnswersCollapsed(final_collapse_error(collapse, learning_rate=learning_rate, steps=steps,
@@ -246,18 +245,18 @@ def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dic
     return adapter
 
 
-def read_final(job_dir: Path, model: Any, tok: Any, prompts: Sequence[HeldPrompt], metrics: dict[str, Any], *,
-               step: int, source: str = "training", max_tokens: int | None = None) -> dict[str, Any] | None:
+def read_final(job_dir: Path, model: Any, answer_set: AnswerSet, metrics: dict[str, Any], *, step: int,
+               source: str = "training") -> dict[str, Any] | None:
     """The answers of a run that judged no checkpoint: the model as trained answers a few of its *training*
     prompts (greedy, one batch), beside the base's answers to them, and :func:`ckpt.judge_checkpoint` reads them.
     The model trained on these prompts, so this measures no quality; but a policy that loops, or gives one answer
-    to every prompt, does so here too (Gemma-3-270M's Chinese RFT run, given no held-out data, was served answering
-    ``抱歉说不难。[Ticket #11011]`` to 6 of 10 held-out questions). Against a base most of whose answers degenerated,
-    only one answer to most prompts counts. ``metrics["final_answers"]`` says what was read;
+    to every prompt, does so here too. Against a base most of whose answers degenerated, only one sound answer to
+    most prompts counts (:func:`ckpt.one_answer_collapse`). ``metrics["final_answers"]`` says what was read;
     the collapse (:func:`ckpt.collapse`'s fields, ``prompts``: ``source``) is returned, and written as a
     ``collapse`` progress line (the job's events, the dashboard), when the answers degenerated."""
-    answer_set = AnswerSet(prompts, tok, max_tokens=max_tokens)
-    answer_set.answer_base(model)
+    prompts = answer_set.prompts
+    if answer_set.base is None:
+        answer_set.answer_base(model)
     said, reasons = answer_set.generate(model)
     entry, report, base = answer_set.entry(said, reasons), answer_set.judge(said, reasons), answer_set.base_report
     # nothing is served on this verdict: against a base most of whose answers degenerated too (a random model's),

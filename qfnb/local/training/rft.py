@@ -29,8 +29,9 @@ nothing is learned):
 - ``tieResamples``: a prompt whose ``groupSize`` answers all got the same reward draws another group, up to
   this many times, until the rewards differ; the group then trains on all its answers (one that still ties is
   not trained on). Not a group whose answers all earned the best reward the run has seen (and some answer
-  less), or what the prompt's own answer earns where the data has one that earns more than the base's held-out
-  answers did (scored once, before step 1), none degenerate: the policy is already where the reward wants it.
+  less), or what the prompt's own answer earns where the data has one that earns more than the base's answers
+  did (held-out ones, or else a few training prompts; scored once, before step 1), none degenerate: the policy
+  is already where the reward wants it.
   The step's reported reward is its first draws' mean.
 - ``warmStartSteps``: when the data's prompts carry their answer (SFT lines ``{"prompt", "response"}`` or
   chat data ending with the assistant's message: a preference set's preferred answers), that many SFT steps
@@ -385,6 +386,7 @@ class GroupTrainer:
         self.held_encoded = [policy.encode(p) for p in held]
         self.rng: Any = None  # torch's random state at the start of the step under way
         self.targets: list[float | None] = [None] * len(prompts)  # each prompt's own answer's reward
+        self.base_train_reward: float | None = None  # the base's answers' to a few training prompts (read_base)
         # the held-out prompts' greedy answers, in one batch, read for degeneration beside the base's
         self.answers = answers.AnswerSet([answers.HeldPrompt(p.messages, _reference(p)) for p in held], policy.tok,
                                          max_tokens=spec.hyper.max_new_tokens) if held else None
@@ -460,15 +462,40 @@ class GroupTrainer:
     def _saturated(self, run: _Run, group: SampledGroup) -> bool:
         """A tied group none of whose answers degenerated, that earned the best reward the run has seen (some
         answer having earned less), or at least what its prompt's own answer earns (:meth:`score_answers`) where
-        that is more than the base's held-out answers earned: the policy is where the reward wants it."""
+        that is more than the base's answers earned (:meth:`_base_level`): the policy is where the reward wants
+        it."""
         if any(group.degenerate):
             return False
         earned = group.rewards[0]
         assert run.best_reward is not None and run.worst_reward is not None
         if run.best_reward > run.worst_reward and earned >= run.best_reward:
             return True
-        target = self.targets[group.index]
-        return target is not None and run.base_reward is not None and target > run.base_reward and earned >= target
+        target, low = self.targets[group.index], self._base_level(run)
+        return target is not None and low is not None and target > low and earned >= target
+
+    def _base_level(self, run: _Run) -> float | None:
+        """The mean reward of the base's greedy answers: to the held-out prompts, or else to the few training
+        prompts :meth:`read_base` read; None when neither was read."""
+        return run.base_reward if run.base_reward is not None else self.base_train_reward
+
+    def read_base(self, run: _Run) -> answers.AnswerSet:
+        """A run without held-out prompts: the few training prompts its final answers are read on
+        (:func:`answers.leave_adapter`); when the data's answers will be scored (:meth:`score_answers`), the base
+        answers them now and its answers' mean reward is the level a good answer's must pass
+        (:attr:`base_train_reward`; a request of kind ``"base"``, journaled as the others)."""
+        read = self.prompts[:answers.FINAL_READ_PROMPTS]
+        unread = answers.AnswerSet([answers.HeldPrompt(p.messages, _reference(p) or p.answer) for p in read],
+                                   self.policy.tok, max_tokens=self.spec.hyper.max_new_tokens)
+        if self.spec.hyper.tie_resamples <= 0 or not any(p.answer for p in self.prompts):
+            return unread
+        t0 = time.time()
+        unread.answer_base(self.policy.model)
+        assert unread.base is not None
+        rewards = self.exchange.score([RewardSample(p.text, a, p.fields, p.answer) for p, a in
+                                       zip(read, unread.base, strict=True)], step=0, kind="base")
+        self.base_train_reward = sum(rewards) / len(rewards)
+        run.scoring_seconds += time.time() - t0
+        return unread
 
     def score_answers(self, run: _Run) -> None:
         """The reward each prompt's own answer earns (the data's preferred answers, one request for all, kept in
@@ -476,8 +503,8 @@ class GroupTrainer:
         nothing to draw again for (Qwen2.5-Coder-1.5B's Chinese run earned the reward with every answer after its
         warm start, so no reward had varied and every group was drawn again four times, 79 draws in 16 minutes)."""
         rows = [(i, p) for i, p in enumerate(self.prompts) if p.answer]
-        if not rows or self.spec.hyper.tie_resamples <= 0 or run.base_reward is None:
-            return  # (no held-out prompts: no base reward to tell a good answer's reward from any)
+        if not rows or self.spec.hyper.tie_resamples <= 0 or self._base_level(run) is None:
+            return  # (no base reward to tell a good answer's reward from any)
         t0 = time.time()
         rewards = self.exchange.score([RewardSample(p.text, p.answer or "", p.fields, p.answer) for _, p in rows],
                                       step=0, kind="answers")
@@ -615,6 +642,7 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
         f"{len(prompts)} prompts ({len(held)} held out), {hyper.group_size} answers each, rewards by "
         f"{exchange.spec.describe()}; training {hyper.schedule(len(prompts))}")})
     run = _Run()
+    unread: answers.AnswerSet | None = None
     points = resume.Points(job_dir, model, optimizer)
     points.restore(run, lambda line: progress_note(job_dir, line), total)
     t_train = time.time()
@@ -625,6 +653,8 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
             if run.base_reward is None:
                 run.base_reward = trainer.held_out_reward(0)[0]
             run.scoring_seconds += time.time() - t
+        if trainer.answers is None:  # no held-out prompts: the base's level is read on a few training prompts
+            unread = trainer.read_base(run)
         trainer.warm_start(run)
         trainer.score_answers(run)
         _loop(trainer, run, total, points)
@@ -638,11 +668,9 @@ def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) 
     if trainer.answers is not None:
         metrics.update(answers.summary(trainer.answers))
     # no held-out prompts: the final answers to a few training prompts are read instead
-    unread = [answers.HeldPrompt(p.messages, _reference(p) or p.answer) for p in prompts[:answers.FINAL_READ_PROMPTS]]
-    unread = unread if trainer.answers is None and run.status == "Done" and run.step else []
     return run.status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
-                                             learning_rate=hyper.learning_rate, steps=total, unread=unread,
-                                             max_tokens=hyper.max_new_tokens)
+                                             learning_rate=hyper.learning_rate, steps=total,
+                                             unread=unread if run.status == "Done" and run.step else None)
 
 
 def _loop(trainer: GroupTrainer, run: _Run, total: int, points: resume.Points) -> None:

@@ -107,14 +107,21 @@ def test_a_warm_start_trains_the_preferred_answers_before_grpo(tmp_path: Path) -
     assert seen[0]["samples"][0]["fields"] == {}  # the answer is no reward field
 
 
-def test_the_datas_own_answers_are_scored_once_before_step_1(tmp_path: Path) -> None:
-    """With ``tieResamples`` and held-out prompts, the reward of each prompt's own answer is asked for once, after
-    the base's held-out answers and before the first draw: a tie at it (above the base's) is not drawn again."""
+@pytest.mark.parametrize("held_out", [True, False])
+def test_the_datas_own_answers_are_scored_once_before_step_1(tmp_path: Path, held_out: bool) -> None:
+    """With ``tieResamples``, the reward of each prompt's own answer is asked for once, after the base's answers
+    (to the held-out prompts, or else to a few training prompts) and before the first draw: a tie at it (above the
+    base's) is not drawn again."""
     prompts = [{"prompt": f"Say a word ({i})", "response": f"Done. [Ticket #{i}]"} for i in range(4)]
-    job = _job(tmp_path, prompts, [{"prompt": "Say a held word"}], maxSteps=1, tieResamples=1, checkpoints=1)
+    job = _job(tmp_path, prompts, [{"prompt": "Say a held word"}] if held_out else None, maxSteps=1,
+               tieResamples=1, checkpoints=1 if held_out else 0)
     result, seen = _run_with(job, lambda req: [float("Ticket" in s["completion"]) for s in req["samples"]])
     assert result["status"] == "Done", result
-    assert [(r["kind"], r["step"]) for r in seen[:3]] == [("eval", 0), ("answers", 0), ("train", 1)]
+    base = ("eval", 0) if held_out else ("base", 0)
+    assert [(r["kind"], r["step"]) for r in seen[:3]] == [base, ("answers", 0), ("train", 1)]
+    if not held_out:  # the base answered the training prompts its final answers are read on
+        assert sorted(s["prompt"] for s in seen[0]["samples"]) == sorted(p["prompt"] for p in prompts)
+        assert result["metrics"]["final_answers"]["prompts"] == 4
     assert sorted(s["completion"] for s in seen[1]["samples"]) == sorted(p["response"] for p in prompts)
     assert sum(r["kind"] == "answers" for r in seen) == 1
 
