@@ -5,8 +5,8 @@ it), the way of round 32 beside today's:
 
 - before: one left-padded ``generate`` of prompts x group rows with its own sampling (``do_sample``, ``top_k`` and
   ``top_p``: warpers that sort, and a draw over, the whole vocabulary each token) on one torch thread;
-- now: :meth:`~qfnb.local.training.rft.Policy.sample` (the draw over the top k, :class:`~qfnb.local.training.rft._Draw`,
-  on the worker's :data:`~qfnb.local.training.lora.N_THREADS` threads).
+- now: :meth:`~qfnb.local.training.policy.Policy.sample` (the draw over the top k,
+  :class:`~qfnb.local.training.policy._Draw`, on the worker's :data:`~qfnb.local.training.lora.N_THREADS` threads).
 
 The prompts are the first ``--prompts`` of ``bench/data/support_preferences_en.json``'s train set, chat-templated
 as the worker encodes them, sampled at RFT's default temperature, each arm seeded alike, the arms interleaved
@@ -43,14 +43,16 @@ def support_prompts(count: int) -> list[str]:
 
 def load_policy(model_dir: Path) -> Any:
     """The model as the RFT worker trains it (:func:`qfnb.local.training.rft.train`): the base in fp32 with a fresh
-    LoRA of the default hyperparameters, in training mode, wrapped as its :class:`~qfnb.local.training.rft.Policy`."""
-    from qfnb.local.training import lora, rft
+    LoRA of the default hyperparameters, in training mode, wrapped as its
+    :class:`~qfnb.local.training.policy.Policy`."""
+    from qfnb.local.training import lora
+    from qfnb.local.training.policy import Policy
     from qfnb.local.training.spec import Hyper
 
     model, tok = lora.load_base(model_dir)
     model = lora.with_lora(model, Hyper())
     model.train()
-    return rft.Policy(model, tok)
+    return Policy(model, tok)
 
 
 def time_draws(policy: Any, prompts: list[str], group: int, new_tokens: int, reps: int,
@@ -59,11 +61,12 @@ def time_draws(policy: Any, prompts: list[str], group: int, new_tokens: int, rep
     and the medians' ratio before / now."""
     import torch
 
-    from qfnb.local.training import answers, rft
+    from qfnb.local.training import answers
+    from qfnb.local.training.policy import TOP_K, TOP_P
     from qfnb.local.training.spec import Hyper
 
     temperature = Hyper().temperature
-    encoded = [policy.encode(rft.RftPrompt(({"role": "user", "content": p},), p, {})) for p in prompts]
+    encoded = [policy.encode(({"role": "user", "content": p},)) for p in prompts]
 
     def before() -> list[list[int]]:
         threads = torch.get_num_threads()
@@ -73,7 +76,7 @@ def time_draws(policy: Any, prompts: list[str], group: int, new_tokens: int, rep
                 batch = policy.tok.pad({"input_ids": [e for e in encoded for _ in range(group)]}, return_tensors="pt")
                 out = policy.model.generate(**batch, max_new_tokens=new_tokens, eos_token_id=policy.end,
                                             pad_token_id=policy.tok.pad_token_id, use_cache=True, do_sample=True,
-                                            temperature=temperature, top_k=rft.TOP_K, top_p=rft.TOP_P)
+                                            temperature=temperature, top_k=TOP_K, top_p=TOP_P)
         finally:
             torch.set_num_threads(threads)
         rows = out[:, batch["input_ids"].shape[1]:].tolist()

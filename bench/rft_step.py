@@ -56,6 +56,7 @@ def timing(model_dir: Path, rounds: int) -> dict[str, float]:
     import torch
 
     from qfnb.local.training import data, lora, rft
+    from qfnb.local.training.policy import Policy
     from qfnb.local.training.rewards import RewardExchange
     from qfnb.local.training.spec import Hyper, WorkerSpec
     from qfnb.protocol.console.rewards import parse_reward
@@ -74,7 +75,7 @@ def timing(model_dir: Path, rounds: int) -> dict[str, float]:
         spec = WorkerSpec("Gemma-3-270M", Path(tmp) / "train.jsonl", hyper, train_mode="RFT", reward=grader)
         prompts = [rft.RftPrompt(({"role": "user", "content": r["prompt"]},), r["prompt"], {"keyword": r["keyword"]})
                    for r in rows]
-        trainer = rft.GroupTrainer(Path(tmp), spec, _Never(), rft.Policy(model, tok), optimizer, prompts, [],
+        trainer = rft.GroupTrainer(Path(tmp), spec, _Never(), Policy(model, tok), optimizer, prompts, [],
                                    RewardExchange(Path(tmp), grader))
         run = rft._Run()
 

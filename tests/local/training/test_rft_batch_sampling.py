@@ -1,4 +1,4 @@
-"""How RFT samples (:meth:`qfnb.local.training.rft.Policy.sample`): a draw's prompts in one left-padded
+"""How RFT samples (:meth:`qfnb.local.training.policy.Policy.sample`): a draw's prompts in one left-padded
 generation on the worker's torch threads (the tokenizer's padding side and the model's training mode put back
 after), each padded row sampled from the same
 distribution as its prompt alone, on both local chat formats (Gemma 3's turn markers, Qwen 2's ChatML)."""
@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from tiny_models import build_tiny_gemma, build_tiny_qwen  # noqa: E402
 
 from qfnb.local.training import lora, rft  # noqa: E402
+from qfnb.local.training.policy import TOP_K, TOP_P, Policy, _Draw, kept  # noqa: E402
 from qfnb.local.training.rewards import RewardSample  # noqa: E402
 from qfnb.local.training.spec import Hyper, WorkerSpec  # noqa: E402
 
@@ -26,10 +27,10 @@ TEXTS = ["Hi", "What is the capital of France? Answer in one word.", "Numbers: 0
 
 
 @pytest.fixture(scope="module", params=["gemma", "qwen"])
-def policy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> rft.Policy:
+def policy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Policy:
     build = build_tiny_gemma if request.param == "gemma" else build_tiny_qwen
     model, tok = lora.load_base(build(tmp_path_factory.mktemp(request.param) / "model"))
-    return rft.Policy(lora.add_lora(model, Hyper()), tok)
+    return Policy(lora.add_lora(model, Hyper()), tok)
 
 
 def _prompts() -> list[rft.RftPrompt]:
@@ -48,7 +49,7 @@ class _NoStop:
 
 
 def test_a_draw_samples_all_its_prompts_in_one_generation_on_the_workers_threads(
-        policy: rft.Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        policy: Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model, tok = policy.model, policy.tok
     calls: list[dict[str, Any]] = []
     generate = model.generate
@@ -76,7 +77,7 @@ def test_a_draw_samples_all_its_prompts_in_one_generation_on_the_workers_threads
                for g in groups)
 
 
-def test_a_padded_row_has_the_distribution_of_its_prompt_alone(policy: rft.Policy,
+def test_a_padded_row_has_the_distribution_of_its_prompt_alone(policy: Policy,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Greedy answers to three prompts of different lengths in one batch are each prompt's answer alone, and
     each step's logits of a padded row are the lone prompt's (so sampling draws from the same distribution)."""
@@ -89,7 +90,7 @@ def test_a_padded_row_has_the_distribution_of_its_prompt_alone(policy: rft.Polic
         return out.sequences
 
     monkeypatch.setattr(policy.model, "generate", keeping_logits)
-    encoded = [policy.encode(p) for p in _prompts()]
+    encoded = [policy.encode(p.messages) for p in _prompts()]
     assert len({len(e) for e in encoded}) == 3
     together = policy.sample(encoded, 1, 6, None)
     alone = [policy.sample([e], 1, 6, None)[0] for e in encoded]
@@ -100,9 +101,9 @@ def test_a_padded_row_has_the_distribution_of_its_prompt_alone(policy: rft.Polic
         torch.testing.assert_close(batch[row, :steps], lone[0, :steps], atol=1e-4, rtol=1e-4)
 
 
-def test_sampling_draws_n_answers_a_prompt_each_cut_at_its_end_of_turn(policy: rft.Policy) -> None:
+def test_sampling_draws_n_answers_a_prompt_each_cut_at_its_end_of_turn(policy: Policy) -> None:
     torch.manual_seed(0)
-    drawn = policy.sample([policy.encode(p) for p in _prompts()[:2]], 3, 8, 1.0)
+    drawn = policy.sample([policy.encode(p.messages) for p in _prompts()[:2]], 3, 8, 1.0)
     assert [len(g) for g in drawn] == [3, 3]
     for completion in (c for g in drawn for c in g):
         ends = [n for n, t in enumerate(completion) if t in policy.end]
@@ -119,22 +120,22 @@ def test_a_draw_keeps_what_generates_own_top_k_and_top_p_sampling_keeps() -> Non
     scores = torch.cat([torch.randn(3, 5000, generator=gen) * 10, torch.randn(3, 5000, generator=gen) * 0.5])
     for temperature in (0.7, 1.0):
         warped = scores.clone()
-        for warper in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(rft.TOP_K), TopPLogitsWarper(rft.TOP_P)):
+        for warper in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(TOP_K), TopPLogitsWarper(TOP_P)):
             warped = warper(None, warped)
         expected = torch.softmax(warped, dim=-1)
-        probs, tokens = rft.kept(scores, temperature)
+        probs, tokens = kept(scores, temperature)
         ours = torch.zeros_like(scores).scatter_(1, tokens, probs / probs.sum(-1, keepdim=True))
         torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
     kept_counts = (probs > 0).sum(-1).tolist()
     # peaked rows: top-p keeps a few; flat ones: top-k cuts 5,000 to 64, top-p a few more
-    assert max(kept_counts[:3]) < 30 < min(kept_counts[3:]) <= rft.TOP_K
+    assert max(kept_counts[:3]) < 30 < min(kept_counts[3:]) <= TOP_K
 
 
 def test_a_draw_picks_one_kept_token_a_row_and_greedy_decoding_takes_it() -> None:
     torch.manual_seed(0)
     scores = torch.randn(4, 300) * 4
-    probs, tokens = rft.kept(scores, 1.0)
-    out = rft._Draw(1.0)(None, scores)
+    probs, tokens = kept(scores, 1.0)
+    out = _Draw(1.0)(None, scores)
     picked = out.argmax(-1)
     assert (out.isfinite().sum(-1) == 1).all()
     for row in range(4):

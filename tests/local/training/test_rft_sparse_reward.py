@@ -148,13 +148,14 @@ def test_the_kl_reference_after_a_warm_start_is_the_warm_started_policy(tmp_path
 def test_the_reference_swaps_the_kept_weights_in_and_puts_the_trained_ones_back(tmp_path: Path) -> None:
     import torch
 
-    from qfnb.local.training import lora, rft
+    from qfnb.local.training import lora
+    from qfnb.local.training.policy import Policy
     from qfnb.local.training.spec import Hyper
 
     model, tok = lora.load_base(build_tiny_gemma(tmp_path / "model"))
-    policy = rft.Policy(lora.add_lora(model, Hyper()), tok)
+    policy = Policy(lora.add_lora(model, Hyper()), tok)
     trained = [p for p in policy.model.parameters() if p.requires_grad]
-    prompt = policy.encode(rft.RftPrompt(({"role": "user", "content": "Hi"},), "Hi", {}))
+    prompt = policy.encode(({"role": "user", "content": "Hi"},))
     answers = [[5, 6, 7], [8, 9]]
 
     def logp() -> Any:
@@ -182,11 +183,12 @@ def test_the_reference_swaps_the_kept_weights_in_and_puts_the_trained_ones_back(
 
 
 def test_a_loops_start_maps_to_the_token_whose_text_reaches_it(tmp_path: Path) -> None:
-    from qfnb.local.training import lora, rft
+    from qfnb.local.training import lora
+    from qfnb.local.training.policy import Policy
     from qfnb.protocol.console.degeneration import check_answer
 
     _, tok = lora.load_base(build_tiny_gemma(tmp_path / "model"))
-    policy = rft.Policy(object(), tok)
+    policy = Policy(object(), tok)
     answer = "可以。\n可以。\n可以。\n可以。[Ticket #1889]"
     ids = tok(answer, add_special_tokens=False)["input_ids"]
     k = policy.token_at(ids, check_answer(answer).loop_start or 0)

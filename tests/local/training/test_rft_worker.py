@@ -18,6 +18,7 @@ from tiny_models import build_tiny_gemma
 from qfnb.local.training import rewards as exchange
 from qfnb.local.training import rft
 from qfnb.local.training.data import DataError
+from qfnb.local.training.policy import Policy
 from qfnb.local.training.process import worker
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft not installed")
@@ -126,9 +127,9 @@ def test_a_stop_during_sampling_ends_the_step_at_the_next_token(
     OpenAI's RFT defaults before a cancelled job let the next one run."""
     stop = worker._StopFlag()
     train_samples: list[list[int]] = []
-    sample = rft.Policy.sample
+    sample = Policy.sample
 
-    def sampling(self: rft.Policy, *args: Any) -> list[list[list[int]]]:
+    def sampling(self: Policy, *args: Any) -> list[list[list[int]]]:
         if args[3] is not None:  # a training step's sampling, at a temperature
             stop.requested = True  # the job is cancelled while the batch's groups are generated
             out = sample(self, *args)
@@ -136,7 +137,7 @@ def test_a_stop_during_sampling_ends_the_step_at_the_next_token(
             return out
         return sample(self, *args)
 
-    monkeypatch.setattr(rft.Policy, "sample", sampling)
+    monkeypatch.setattr(Policy, "sample", sampling)
     job = _job(tmp_path, KEYWORD, maxSteps=3, maxNewTokens=8)
     result = worker.run(job, stop)
     assert result["status"] == "Stopped", result
