@@ -341,6 +341,15 @@ def test_a_dpo_job_trains_in_the_dpo_mode_on_the_preference_file(served: ServedP
                      "rejected": "Go away."}
     answer = sdk.chat.completions.create(model=done.fine_tuned_model, messages=[{"role": "user", "content": "Hi"}])
     assert answer.choices[0].message.content
+    events = sdk.fine_tuning.jobs.list_events(job.id, limit=100).data
+    assert not any(e.message.startswith("No validation file") for e in events)  # it has one
+    # without one, the job says at creation that its answers to new prompts cannot be judged
+    bare = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id,
+                                       method={"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1}}})
+    [warned] = [e for e in sdk.fine_tuning.jobs.list_events(bare.id, limit=100).data if e.level == "warn"]
+    assert warned.message.startswith("No validation file: the checkpoints cannot be judged") and \
+        "validation_file" in warned.message.split(":", 1)[1]
+    wait_status(sdk, bare.id, ("succeeded", "failed", "cancelled"))
     # a preference line without its rejected answer is refused at upload, naming the line and field
     broken = preference_lines(2) + json.dumps({"input": {"messages": [{"role": "user", "content": "x"}]},
                                                "preferred_output": [{"role": "assistant", "content": "y"}],

@@ -457,6 +457,15 @@ def collapse_message(collapse: dict[str, Any]) -> str:
             f"{collapse.get('seen') or 'degenerate answers'}; {then}")
 
 
+#: the modes whose collapse shows on new prompts only: without validation data the job says so when created
+JUDGED_ON_NEW_PROMPTS = ("DPO", "KTO", "RFT")
+NO_VALIDATION = (
+    "No validation file: the checkpoints cannot be judged by their answers to prompts the model did not train on, "
+    "where a preference-tuned model collapses first (one answer to most questions); only its final answers to 8 "
+    "training prompts are read. Give a validation_file of a few held-out lines, and the run stops at a collapse "
+    "and serves the last checkpoint that still answered")
+
+
 def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:
     """``(time, level, type, message, data)`` of everything the run did, oldest first."""
     info, created = run["openai"], float(run["created"])
@@ -465,6 +474,8 @@ def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any
         (int(created), "info", "message", f"Validating training file: {info['training_file']}"
          + (f" and validation file: {info['validation_file']}" if info.get("validation_file") else ""), None),
         (int(created), "info", "message", "Files validated, moving job to queued state", None)]
+    if not run.get("evalRows") and run.get("trainMode") in JUDGED_ON_NEW_PROMPTS:
+        out.append((int(created), "warn", "message", NO_VALIDATION, None))
     started = run.get("started")
     if started:
         out.append((int(started), "info", "message", "Fine-tuning job started", None))
