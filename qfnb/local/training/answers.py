@@ -164,9 +164,11 @@ class AnswerSet:
         ``answers`` beside the base's, and the metric of the answers when one is named."""
         return self.entry(*self.generate(model))
 
-    def entry(self, answers: Sequence[str], reasons: Sequence[str | None]) -> dict[str, Any]:
-        """:meth:`score`'s fields for answers already generated (a RFT checkpoint's, also rewarded)."""
-        report = self.judge(answers, reasons)
+    def entry(self, answers: Sequence[str], reasons: Sequence[str | None],
+              report: AnswersReport | None = None) -> dict[str, Any]:
+        """:meth:`score`'s fields for answers already generated (a RFT checkpoint's, also rewarded; ``report``:
+        their :meth:`judge`, when the caller has it)."""
+        report = report if report is not None else self.judge(answers, reasons)
         degenerate, seen = ckpt.judge_checkpoint(report, self.base_report)
         entry: dict[str, Any] = {ckpt.DEGENERATION_RATE: round(report.rate, 4), ckpt.DEGENERATE: degenerate,
                                  "degeneration": seen, "answers": self.samples(answers, report)}
@@ -221,15 +223,10 @@ def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dic
 
     A run that judged no checkpoint gives ``unread``: a few of its training prompts (``unread_from``; its held-out
     ones where it had some but no checkpoints, the base's answers taken or not), which the model as trained answers
-    beside the base
-    (:func:`read_final`); answers that degenerated there end the run the same way, nothing served."""
+    beside the base (:func:`read_final`); answers that degenerated there end the run the same way, nothing served."""
     adapter = job_dir / "adapter"
     if collapse is None and unread is not None and unread.prompts:
         collapse = read_final(job_dir, model, unread, metrics, step=steps, source=unread_from)
-        if collapse is not None:
-            metrics["collapse"] = collapse
-            raise AnswersCollapsed(final_collapse_error(collapse, learning_rate=learning_rate, steps=steps,
-                                                        beta=beta))
     if collapse is None:
         model.save_pretrained(str(adapter))
     else:
@@ -258,7 +255,8 @@ def read_final(job_dir: Path, model: Any, answer_set: AnswerSet, metrics: dict[s
     if answer_set.base is None:
         answer_set.answer_base(model)
     said, reasons = answer_set.generate(model)
-    entry, report, base = answer_set.entry(said, reasons), answer_set.judge(said, reasons), answer_set.base_report
+    report, base = answer_set.judge(said, reasons), answer_set.base_report
+    entry = answer_set.entry(said, reasons, report)
     # nothing is served on this verdict: against a base most of whose answers degenerated too (a random model's),
     # only one answer given to most prompts, which the base did not give, counts
     assert base is not None
@@ -276,17 +274,3 @@ def read_final(job_dir: Path, model: Any, answer_set: AnswerSet, metrics: dict[s
     progress_note(job_dir, {"step": step, "total_steps": step, "collapse": found})
     return found
 
-
-def final_collapse_error(found: dict[str, Any], *, learning_rate: float, steps: int, beta: float | None = None) -> str:
-    """:func:`read_final`'s collapse, in words: what was seen, and what to lower or give."""
-    fix = f"lower learningRate (now {learning_rate:g}) or the steps/epochs (now {steps} steps)"
-    if beta is not None:
-        fix += f", or raise beta (now {beta:g})"
-    example = found.get("example")
-    return (f"the model's answers collapsed: at its last step ({found['step']}) it answered {found['seen']}"
-            + (f", e.g. {str(example)[:120]!r}" if example is not None and str(example)[:80] not in found["seen"]
-               else "")
-            + (" (read on its training prompts: no held-out data was given, so no checkpoint was judged)"
-               if found.get("prompts") == "training" else " (read on its held-out prompts: no checkpoint was kept)")
-            + f"; nothing is served: {fix}; with held-out data and checkpoints the last checkpoint that still answered "
-            "would be served")

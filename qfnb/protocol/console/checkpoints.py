@@ -151,13 +151,23 @@ def collapse(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 
 def collapse_error(found: Mapping[str, Any], *, learning_rate: float, steps: int, beta: float | None = None) -> str:
-    """A run whose every checkpoint collapsed, in words: what was seen (``found``: :func:`collapse`'s) and what to
-    lower (``beta``: the run's, given when its mode's row takes one)."""
-    rate = found.get("rate")
-    seen = f"{rate:.0%} of held-out answers degenerate" if isinstance(rate, int | float) else "degenerate answers"
+    """A run whose every checkpoint collapsed, in words: what was seen (``found``: :func:`collapse`'s, or the final
+    read's with ``prompts``, where it read them) and what to lower (``beta``: the run's, given when its mode's row
+    takes one)."""
     fix = f"lower learningRate (now {learning_rate:g}) or the steps/epochs (now {steps} steps)"
     if beta is not None:
         fix += f", or raise beta (now {beta:g})"
+    example = found.get("example")
+    if found.get("prompts") is not None:  # read at the run's end (qfnb.local.training.answers.read_final)
+        return (f"the model's answers collapsed: at its last step ({found['step']}) it answered {found['seen']}"
+                + (f", e.g. {str(example)[:120]!r}" if example is not None and str(example)[:80] not in found["seen"]
+                   else "")
+                + (" (read on its training prompts: no held-out data was given, so no checkpoint was judged)"
+                   if found["prompts"] == "training" else " (read on its held-out prompts: no checkpoint was kept)")
+                + f"; nothing is served: {fix}; with held-out data and checkpoints the last checkpoint that still "
+                "answered would be served")
+    rate = found.get("rate")
+    seen = f"{rate:.0%} of held-out answers degenerate" if isinstance(rate, int | float) else "degenerate answers"
     return (f"the model's answers collapsed from step {found['step']}, its first checkpoint: {seen}"
             + (f" ({found['seen']})" if found.get("seen") else "")
             + (f", e.g. {str(found['example'])[:120]!r}" if found.get("example") is not None
