@@ -100,6 +100,9 @@ async def _run(manager: Any, code: str, timeout: float = 60) -> None:
     client = manager.client()
     client.start_channels()
     try:
+        # the kernel may still be starting: until it answers kernel_info its IOPub may drop the
+        # cell's messages (a subscriber joining late), and execute_interactive would wait them out
+        await client.wait_for_ready(timeout=timeout)
         await client.execute_interactive(code, timeout=timeout)
     finally:
         client.stop_channels()
