@@ -25,6 +25,7 @@ from playwright.sync_api import Error as PlaywrightError
 SHOTS = ROOT / "artifacts" / "screenshots"
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark", "dark-hc": "JupyterLab Dark High Contrast"}
+LOG = "jupyter.log"
 RUN_ALL_CELLS = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
 
 
@@ -38,8 +39,9 @@ def free_port() -> int:
 def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
                 **env: str) -> Iterator[tuple[str, Path, str]]:
     """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root`` on a free loopback port:
-    ``(base URL, root, token)``. ``both``: JupyterLab whose server also serves Notebook 7's pages
-    (``/notebooks/...``) with its app exposed to the tests, one server for both."""
+    ``(base URL, root, token)``; its output goes to ``root/jupyter.log`` (:func:`log_tail`). ``both``:
+    JupyterLab whose server also serves Notebook 7's pages (``/notebooks/...``) with its app exposed
+    to the tests, one server for both."""
     port, token = free_port(), secrets.token_hex(16)
     # no "get notified about Jupyter news?" toast over the screenshots
     news = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
@@ -58,6 +60,7 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
         "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'notebook'}",
         **env,
     }
+    log = (root / LOG).open("ab")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -74,9 +77,10 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
             f"--ServerApp.root_dir={root}",
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
     try:
         deadline = time.monotonic() + 150  # a loaded 2-core machine took over 60 s
         while time.monotonic() < deadline:
@@ -92,6 +96,21 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def log_tail(root: Path, lines: int = 40) -> str:
+    """The last ``lines`` of what the JupyterLab serving ``root`` printed."""
+    path = root / LOG
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def answers(lab: tuple[str, Path, str]) -> bool:
+    """Whether the JupyterLab ``lab`` still answers its API."""
+    base, _, token = lab
+    try:
+        return httpx.get(f"{base}/api/status", headers={"Authorization": f"token {token}"}, timeout=30).is_success
+    except httpx.HTTPError:
+        return False
 
 
 def shut_down_kernels(lab: tuple[str, Path, str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,24 +70,53 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     client_mod._CLIENTS.clear()
 
 
-@pytest.fixture(scope="session")
-def _shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
-    """One JupyterLab a pytest process (``browser_kit.jupyter_lab``) for the browser tests that need
-    no daemon or settings of their own: a start costs seconds, and each module used to start its own."""
-    from browser_kit import jupyter_lab
+class _SharedLab:
+    """One JupyterLab a pytest process (``browser_kit.jupyter_lab``), started again (with a warning
+    that carries the dead one's last output) when it no longer answers."""
 
-    with jupyter_lab(tmp_path_factory.mktemp("lab")) as running:
-        yield running
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._factory = tmp_path_factory
+        self._stack = contextlib.ExitStack()
+        self.running = self._start()
+
+    def _start(self) -> tuple[str, Path, str]:
+        from browser_kit import jupyter_lab
+
+        return self._stack.enter_context(jupyter_lab(self._factory.mktemp("lab")))
+
+    def live(self) -> tuple[str, Path, str]:
+        from browser_kit import answers, log_tail
+
+        if not answers(self.running):
+            warnings.warn(f"the shared JupyterLab stopped answering; started again. Its last output:\n"
+                          f"{log_tail(self.running[1])}", stacklevel=1)
+            self._stack.close()
+            self.running = self._start()
+        return self.running
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def _shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedLab]:
+    """The browser tests that need no daemon or settings of their own share one JupyterLab a pytest
+    process: a start costs seconds, and each module used to start its own."""
+    shared = _SharedLab(tmp_path_factory)
+    yield shared
+    shared.close()
 
 
 @pytest.fixture
-def lab(_shared_lab: tuple[str, Path, str]) -> Iterator[tuple[str, Path, str]]:
+def lab(_shared_lab: _SharedLab) -> Iterator[tuple[str, Path, str]]:
     """The shared JupyterLab ``(base URL, root, token)``; the kernels the test's notebooks started
     are shut down after it (each test names its notebooks apart)."""
-    from browser_kit import shut_down_kernels
+    from browser_kit import answers, shut_down_kernels
 
-    yield _shared_lab
-    shut_down_kernels(_shared_lab)
+    running = _shared_lab.live()
+    yield running
+    if answers(running):  # (one that died in the test: the next test's start says so)
+        shut_down_kernels(running)
 
 
 @pytest.fixture
