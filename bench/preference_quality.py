@@ -18,11 +18,11 @@ through the platform: 0.5 for a ticket reference and 0.5 for fewer than 80 words
 fewer than 120 characters). ``--reward-grader`` gives RFT the platform's own reward instead, a ``multi``
 grader the worker scores as data (:data:`CONTENT_GRADER`): half for a ticket reference, half for the answer's
 ROUGE-L to the prompt's preferred answer, so an answer must say what the team would say, not only look like it.
-``--validation 20`` holds 20 % of the training pairs out as the run's validation data, as the platform's default
-split does (the official SDK's ``trainset_rate``): its checkpoints are then judged on them by what they write, and
-the served model is the best that still answered. Without it the run has no held-out data: it reads its final
-answers to a few training prompts instead, and a run whose answers collapsed there fails, nothing served (the row
-says so).
+By default a run gets what the platform gives a request that names no split: DPO, KTO and RFT hold 20 % of the
+training pairs out as the run's validation data (the official SDK's ``trainset_rate`` too); its checkpoints are then
+judged on them by what they write, and the served model is the best that still answered. ``--validation PCT`` holds
+PCT % out instead; ``--validation 0`` none: the run then reads its final answers to a few training prompts, and a
+run whose answers collapsed there fails, nothing served (the row says so).
 
 Then base and tuned answer the held-out prompts (greedy, at most ``--max-new-tokens``; the base's answers are
 generated once and kept in ``~/.cache/qfnb/bench/``), and it reports:
@@ -219,20 +219,22 @@ def _reward_client(job: Path, stop: threading.Event, score: Any = reward) -> thr
 
 def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
           overrides: dict[str, Any], plain_text: bool = False, score: Any = reward,
-          grader: dict[str, Any] | None = None, validation: int = 0) -> dict[str, Any]:
+          grader: dict[str, Any] | None = None, validation: int | None = None) -> dict[str, Any]:
     """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``); a RFT run
     is rewarded by ``score`` in this process, or by ``grader`` in the worker. ``validation``: the percentage of the
-    training pairs held out as the run's validation data, drawn as the platform draws its split (its checkpoints,
+    training pairs held out as the run's validation data (None: the platform's default for the mode, as a request
+    that names no split gets), drawn as the platform draws its split (its checkpoints,
     :data:`~qfnb.protocol.console.checkpoints.DEFAULT_CHECKPOINTS` of them, are then judged on those, as a user's
     run with a split is); the set's held-out pairs are never given to the run either way."""
-    from qfnb.local.domain.training.split import held_out
+    from qfnb.local.domain.training.split import held_out, split_for
     from qfnb.local.training.process import worker
     from qfnb.protocol.console import checkpoints as ckpt
-    from qfnb.protocol.console.train_modes import defaults_for
+    from qfnb.protocol.console.train_modes import MODE_TABLE, defaults_for
 
     job = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
     # the held-out prompts are judged here, by what base and tuned write
-    held = set(held_out(len(data["train"]), validation, 7))
+    percent, _ = split_for(MODE_TABLE[mode], len(data["train"]), validation, "--validation")
+    held = set(held_out(len(data["train"]), percent, 7))
     rows = [r for i, r in enumerate(data["train"]) if i not in held]
     (job / "train.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(mode, rows, plain_text)), "utf-8")
@@ -312,8 +314,9 @@ def main() -> int:
     ap.add_argument("--plain-text", action="store_true",
                     help="PostPretrain on 'prompt\\nchosen' plain text, not the pairs' preferred conversations")
     ap.add_argument("--json", type=Path, help="write every figure here")
-    ap.add_argument("--validation", type=int, default=0,
-                    help="percent of the training pairs held out as the runs' validation data (checkpoints judged)")
+    ap.add_argument("--validation", type=int, default=None,
+                    help="percent of the training pairs held out as the runs' validation data (checkpoints judged); "
+                         "default: the platform's for the mode (DPO, KTO, RFT: 20 from 20 pairs up; 0: none)")
     args = ap.parse_args()
     log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

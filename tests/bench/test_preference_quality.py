@@ -69,13 +69,14 @@ def test_the_content_grader_prefers_the_answer_to_the_reward_s_gamed_forms() -> 
 
 
 def test_validation_holds_training_pairs_out_as_the_platform_splits_and_never_the_test_pairs(tmp_path: Path) -> None:
-    """``--validation 20``: a fifth of the training pairs become the run's validation data, drawn as the platform
-    draws its split, its checkpoints judged on them; the set's held-out (test) pairs are given to no run."""
+    """By default (as the platform does for a DPO request naming no split) a fifth of the training pairs become
+    the run's validation data, drawn as the platform draws its split, its checkpoints judged on them; the set's
+    held-out (test) pairs are given to no run."""
     from tiny_models import build_tiny_gemma
 
     data = bench.load_set("en")
     run = bench.train(tmp_path, build_tiny_gemma(tmp_path / "model"), "Gemma-3-270M", "DPO", data,
-                      {"maxSteps": 2, "batchSize": 4, "maxSeqLen": 64}, validation=20)
+                      {"maxSteps": 2, "batchSize": 4, "maxSeqLen": 64})
     job = next(tmp_path.glob("DPO-*"))
     trained = (job / "train.jsonl").read_text("utf-8").splitlines()
     valid = (job / "eval.jsonl").read_text("utf-8").splitlines()

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from platform_helpers import Signer
 
+from qfnb.protocol.console import checkpoints as ckpt
 from tests.fakes.local_platform import ServedPlatform
 
 openai = pytest.importorskip("openai")
@@ -347,9 +348,27 @@ def test_a_dpo_job_trains_in_the_dpo_mode_on_the_preference_file(served: ServedP
     bare = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=train.id,
                                        method={"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1}}})
     [warned] = [e for e in sdk.fine_tuning.jobs.list_events(bare.id, limit=100).data if e.level == "warn"]
-    assert warned.message.startswith("No validation file: the checkpoints cannot be judged") and \
-        "validation_file" in warned.message.split(":", 1)[1]
+    assert warned.message.startswith("No validation file, and too few training examples to hold some out: the "
+                                     "checkpoints cannot be judged") and "validation_file" in warned.message
     wait_status(sdk, bare.id, ("succeeded", "failed", "cancelled"))
+    # from 20 examples up, the platform holds a fifth of them out itself, never trained on, and says so
+    twenty = upload(sdk, preference_lines(20), "twenty.jsonl")
+    held = sdk.fine_tuning.jobs.create(model="Tiny-Chat", training_file=twenty.id,
+                                       method={"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1}}})
+    events = sdk.fine_tuning.jobs.list_events(held.id, limit=100).data
+    assert not any(e.level == "warn" for e in events)
+    [said] = [e for e in events if e.message.startswith("No validation file")]
+    assert said.level == "info" and "4 of the 20 training examples (20 %) are held out" in said.message
+    run = served.app.state.platform.store.get("runs", "task-" + held.id.removeprefix("ftjob-"))
+    job_dir = Path(run["job_dir"])
+    trained = {json.loads(line)["chosen"] for line in (job_dir / "train.jsonl").read_text().splitlines()}
+    judged = {json.loads(line)["chosen"] for line in (job_dir / "eval.jsonl").read_text().splitlines()}
+    assert (run["rows"], run["evalRows"], len(trained), len(judged)) == (16, 4, 16, 4) and not trained & judged
+    done = wait_status(sdk, held.id, ("succeeded", "failed"))
+    run = served.app.state.platform.store.get("runs", run["id"])
+    assert done.status == "succeeded", done.error
+    # its checkpoints are kept (and judged on the held-out prompts by the worker) as with a validation file
+    assert run["hyper"]["checkpoints"] == ckpt.DEFAULT_CHECKPOINTS and run["checkpointList"]
     # a preference line without its rejected answer is refused at upload, naming the line and field
     broken = preference_lines(2) + json.dumps({"input": {"messages": [{"role": "user", "content": "x"}]},
                                                "preferred_output": [{"role": "assistant", "content": "y"}],

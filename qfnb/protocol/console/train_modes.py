@@ -66,6 +66,10 @@ class ModeRow:
     #: answers are sampled and scored by a reward (the user's function or a grader): a loop of its own, no
     #: cluster, and a launcher must ask for the reward
     rewarded: bool = False
+    #: given no held-out data and no split, the platform holds some of its rows out anyway
+    #: (:data:`DEFAULT_SPLIT_PERCENT`): a preference- or reward-tuned model collapses first on prompts it did
+    #: not train on, and only answers to those judge its checkpoints
+    split_by_default: bool = False
 
     @property
     def default(self) -> bool:
@@ -114,19 +118,20 @@ MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
               'OpenAI\'s {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}',
               "pairs", scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=1.3,
               tokens=" (a pair: the prompt with the chosen and with the rejected answer)",
-              hyper={"beta": PREFERENCE_DEFAULTS["beta"], **_ANTI_COLLAPSE}),
+              hyper={"beta": PREFERENCE_DEFAULTS["beta"], **_ANTI_COLLAPSE}, split_by_default=True),
     # the reference pass and a no-gradient KL pass on mismatched pairs (~2/3)
     ModeRow("KTO", 'prompt + chosen, or prompt + rejected: [{"prompt": "...", "chosen": "..."}], or '
               '{"prompt": "...", "completion": "...", "label": true}', "judged",
               scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=2.0,
-              tokens=" (an item: the prompt with its answer)", hyper={**PREFERENCE_DEFAULTS, **_ANTI_COLLAPSE}),
+              tokens=" (an item: the prompt with its answer)", hyper={**PREFERENCE_DEFAULTS, **_ANTI_COLLAPSE},
+              split_by_default=True),
     ModeRow("RFT", 'prompts: {"prompt": "..."} lines (other fields go to the reward), or SFT data (answers ignored)',
               "prompts", scores=("metric",), cost=1.0, tokens=" (the prompts; the sampled answers are not counted)",
               # against a reward the base rarely earns: groups redrawn for a prompt whose rewards all tie, SFT steps
               # on the data's answers before the first GRPO step; against a gamed reward: a degenerate sampled
               # answer earns less than its group's lowest (measured: docs/train-modes.md)
               hyper={**RFT_DEFAULTS, "learningRate": 5e-4, "tieResamples": 2, "warmStartSteps": 10,
-                     "floorDegenerate": True}, rewarded=True),
+                     "floorDegenerate": True}, rewarded=True, split_by_default=True),
 )}
 
 MODES = tuple(MODE_TABLE)

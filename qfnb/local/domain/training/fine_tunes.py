@@ -22,7 +22,7 @@ from qfnb.local.domain.state.store import new_sid
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training import caps
 from qfnb.local.domain.training.jobs import REWARD_CURVES
-from qfnb.local.domain.training.split import held_out, split_percent
+from qfnb.local.domain.training.split import held_out, split_for
 from qfnb.local.engines.store.byom import parameter_count
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats, train_modes
@@ -214,7 +214,8 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
     n_rows = count_rows(platform, refs, mode)
     seed = int(ask.hyper.get("seed", 42))
     split = ask.data.split
-    held = set() if eval_refs else set(held_out(n_rows, split_percent(split[1], split[0]), seed, split[0]))
+    percent, by_default = (0, False) if eval_refs else split_for(mode, n_rows, split[1], split[0])
+    held = set(held_out(n_rows, percent, seed, split[0]))
     n_eval = count_rows(platform, eval_refs, mode) if eval_refs else len(held)
     n_train = n_rows - len(held)
     hyper = check_checkpoint_options(ask.run_hyper, hyper_field, n_eval)
@@ -257,10 +258,12 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
                                          "job_dir": str(job_dir), "currentStep": 0, "totalSteps": 0,
                                          "lossCurve": [], "evalRows": n_eval, "trainMode": mode.name,
                                          **({"evalLossCurve": []} if n_eval else {}),
+                                         # held out by the platform, no split named (DPO, KTO, RFT)
+                                         **({"defaultSplit": percent} if by_default and held else {}),
                                          **({"target": ask.target} if ask.target else {}), **extra}, sid=sid)
     platform.supervisor.submit(run["id"])
-    log.info("queued fine-tune task %s (%d rows, %d held out, base %s)", run["sid"], n_train, n_eval,
-             container["model"])
+    log.info("queued fine-tune task %s (%d rows, %d held out%s, base %s)", run["sid"], n_train, n_eval,
+             " by default" if by_default and held else "", container["model"])
     return get(platform, "runs", run["id"], "taskId")
 
 

@@ -24,7 +24,7 @@ from qfnb.protocol.bounded_jsonl import LineProblem, file_lines
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console.enums import RunStatus
 from qfnb.protocol.console.train_ask import TrainData
-from qfnb.protocol.console.train_modes import defaults_for
+from qfnb.protocol.console.train_modes import MODE_TABLE, defaults_for
 from qfnb.protocol.errors import ProtocolError
 from qfnb.protocol.wires.openai.fine_tune_files import (
     CHAT,
@@ -458,12 +458,21 @@ def collapse_message(collapse: dict[str, Any]) -> str:
 
 
 #: the modes whose collapse shows on new prompts only: without validation data the job says so when created
-JUDGED_ON_NEW_PROMPTS = ("DPO", "KTO", "RFT")
+#: a DPO, KTO or RFT job without a validation file and too few examples to hold some out (split.DEFAULT_SPLIT_MIN_ROWS)
 NO_VALIDATION = (
-    "No validation file: the checkpoints cannot be judged by their answers to prompts the model did not train on, "
-    "where a preference-tuned model collapses first (one answer to most questions); only its final answers to 8 "
-    "training prompts are read. Give a validation_file of a few held-out lines, and the run stops at a collapse "
-    "and serves the last checkpoint that still answered")
+    "No validation file, and too few training examples to hold some out: the checkpoints cannot be judged by "
+    "their answers to prompts the model did not train on, where a preference-tuned model collapses first (one "
+    "answer to most questions); only its final answers to 8 training prompts are read. Give a validation_file of "
+    "a few held-out lines, and the run stops at a collapse and serves the last checkpoint that still answered")
+
+
+def _held_by_default(run: dict[str, Any]) -> str:
+    """The creation event of a job whose validation data the platform held out of its training file."""
+    return (f"No validation file: {run['evalRows']} of the {run['evalRows'] + run['rows']} training examples "
+            f"({run['defaultSplit']} %) are held out as validation data and not trained on. The checkpoints are "
+            "judged by their answers to them, where a preference-tuned model collapses first: the run stops at a "
+            "collapse and serves the last checkpoint that still answered. Give a validation_file to train on every "
+            "example")
 
 
 def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any] | None]]:
@@ -474,7 +483,9 @@ def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any
         (int(created), "info", "message", f"Validating training file: {info['training_file']}"
          + (f" and validation file: {info['validation_file']}" if info.get("validation_file") else ""), None),
         (int(created), "info", "message", "Files validated, moving job to queued state", None)]
-    if not run.get("evalRows") and run.get("trainMode") in JUDGED_ON_NEW_PROMPTS:
+    if run.get("defaultSplit"):
+        out.append((int(created), "info", "message", _held_by_default(run), None))
+    elif not run.get("evalRows") and getattr(MODE_TABLE.get(str(run.get("trainMode"))), "split_by_default", False):
         out.append((int(created), "warn", "message", NO_VALIDATION, None))
     started = run.get("started")
     if started:

@@ -5,6 +5,12 @@ data held out as a validation set (the official SDK sends ``TrainConfig.trainset
 default). The platform draws the held-out rows once, with the run's seed, and writes them to a file
 of their own (``eval.jsonl`` beside ``train.jsonl``): the worker trains on ``train_file`` only and
 computes the evaluation loss on ``eval_file`` (Contract 4), so held-out rows are never trained on.
+
+A mode that collapses first on prompts it did not train on (``ModeRow.split_by_default``: DPO, KTO, RFT)
+gets :data:`DEFAULT_SPLIT_PERCENT` held out when a request names no split and gives no held-out data, from
+:data:`DEFAULT_SPLIT_MIN_ROWS` rows up: its checkpoints are then judged by their answers to new prompts,
+and a run stops at a collapse and serves the last checkpoint that still answered. A split of 0 named
+outright trains on every row.
 """
 
 from __future__ import annotations
@@ -13,8 +19,15 @@ import random
 from typing import Any
 
 from qfnb.local.domain.state.values import BodyError
+from qfnb.protocol.console.train_modes import ModeRow
 
-__all__ = ["held_out", "split_percent"]
+__all__ = ["DEFAULT_SPLIT_MIN_ROWS", "DEFAULT_SPLIT_PERCENT", "held_out", "split_for", "split_percent"]
+
+#: the share held out where a collapse-prone mode's request names none (the official SDK's ``trainset_rate``)
+DEFAULT_SPLIT_PERCENT = 20
+#: fewer rows than this are all trained on (a run reads its final answers to training prompts instead):
+#: 20 % of 20 is the fewest held-out prompts, 4, on which "one answer to most of them" can be told
+DEFAULT_SPLIT_MIN_ROWS = 20
 
 
 def split_percent(value: Any, field: str) -> int:
@@ -26,6 +39,14 @@ def split_percent(value: Any, field: str) -> int:
     if not 0 <= value <= 100:
         raise BodyError(field, f"must be in [0, 100], got {value!r}")
     return int(value)
+
+
+def split_for(mode: ModeRow, n_rows: int, value: Any, field: str) -> tuple[int, bool]:
+    """The percentage of ``n_rows`` held out for a run of ``mode`` whose request gave ``value`` in ``field``
+    (and no held-out data), and whether it is the platform's default (no split named)."""
+    if value is None and mode.split_by_default and n_rows >= DEFAULT_SPLIT_MIN_ROWS:
+        return DEFAULT_SPLIT_PERCENT, True
+    return split_percent(value, field), False
 
 
 def held_out(n_rows: int, percent: int, seed: int, field: str = "splitRatio") -> list[int]:

@@ -11,7 +11,8 @@ from platform_helpers import client_for, console, wait_for
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training.jobs import progress_update
-from qfnb.local.domain.training.split import held_out, split_percent
+from qfnb.local.domain.training.split import DEFAULT_SPLIT_MIN_ROWS, held_out, split_for, split_percent
+from qfnb.protocol.console.train_modes import MODE_TABLE
 from tests.local.domain.test_routes_console import ROWS, detail, start_job, upload_dataset
 
 
@@ -26,6 +27,19 @@ def test_held_out_rows_are_a_seeded_share_that_leaves_rows_to_train() -> None:
     for bad in (-1, 101, 2.5, "20", True):
         with pytest.raises(BodyError, match=r"^f:"):
             split_percent(bad, "f")
+
+
+def test_a_collapse_prone_mode_given_no_split_holds_a_fifth_out_from_20_rows() -> None:
+    for name in ("DPO", "KTO", "RFT"):
+        mode = MODE_TABLE[name]
+        assert split_for(mode, 40, None, "f") == (20, True)
+        assert split_for(mode, DEFAULT_SPLIT_MIN_ROWS - 1, None, "f") == (0, False)  # too few to judge on
+        assert split_for(mode, 40, 0, "f") == (0, False)  # a split of 0 named outright trains on every row
+        assert split_for(mode, 40, 10, "f") == (10, False)
+    for name in ("SFT", "PostPretrain"):
+        assert split_for(MODE_TABLE[name], 40, None, "f") == (0, False)
+    with pytest.raises(BodyError, match=r"^f:"):
+        split_for(MODE_TABLE["DPO"], 40, "20", "f")
 
 
 def test_progress_update_keeps_a_separate_eval_curve() -> None:
