@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qfnb.protocol.console.degeneration import AnswersReport
+from qfnb.protocol.console.degeneration import AnswersReport, check_answer
 
 __all__ = ["DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "DEGENERATE", "DEGENERATION_RATE", "LOOP_RATE", "METRICS",
            "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "Overfit", "best_checkpoint", "checkpoint_steps",
@@ -90,15 +90,16 @@ def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -
 
 
 def one_answer_collapse(report: AnswersReport, base: AnswersReport) -> bool:
-    """One answer, itself sound (most answers pass :func:`check_answer` alone), given to most prompts where the base
-    gave none: the run's own collapse, however the base's answers looped (Gemma-3-270M's Chinese ones all do; its
-    RFT run answered 6 of 10 questions with ``抱歉说不难。[Ticket #11011]``). A random model that loops the same
-    way for every prompt, or a base that never answered, is not judged so."""
+    """One answer, itself sound (given alone to at least one prompt, or a loop whose first pass reads as a sound
+    answer alone), given to most prompts where the base gave none: the run's own collapse, however the base's answers
+    looped (Gemma-3-270M's Chinese ones all do; its RFT run answered 6 of 10 questions with ``抱歉说不难。[Ticket
+    #11011]``, a DPO run 7 of 10 with ``抱歉给您带来困扰。[Ticket #1888]``, 4 of them looped). A random model that
+    loops the same junk for every prompt, or a base that never answered, is not judged so."""
     if report.same_answer is None or base.same_answer is not None or not base.checks:
         return False
     if all(c.reasons == ("empty",) for c in base.checks):
         return False
-    return sum(c.degenerate for c in report.checks) <= len(report.checks) / 2
+    return report.same_clean >= 1 or not check_answer(report.same_answer).degenerate
 
 
 def _loop_rate(report: AnswersReport) -> float:

@@ -138,6 +138,8 @@ class AnswersReport:
     same_answer: str | None = None
     same_count: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: of the :attr:`same_count` answers, those that are the one answer alone (not a loop of it)
+    same_clean: int = 0
 
     @property
     def rate(self) -> float:
@@ -178,10 +180,10 @@ def judge_answers(answers: Sequence[str], *, finish_reasons: Sequence[str | None
         raise ValueError("answers, finish_reasons and references must be as long as each other")
     checks = tuple(check_answer(a, finish_reason=f, reference=r) for a, f, r in zip(answers, reasons, refs,
                                                                                     strict=True))
-    same, count = _same_answer(answers, refs, _normal)
+    same, count, clean = _same_answer(checks, refs, _normal)
     if same is None and any(r is not None for r in refs):  # without references a number may be the answer
-        same, count = _same_answer(answers, refs, _numberless)
-    return AnswersReport(checks, same, count)
+        same, count, clean = _same_answer(checks, refs, _numberless)
+    return AnswersReport(checks, same, count, same_clean=clean)
 
 
 def shared_answers(answers: Sequence[Sequence[str]], references: Sequence[str | None]) -> list[list[bool]]:
@@ -206,16 +208,36 @@ def shared_answers(answers: Sequence[Sequence[str]], references: Sequence[str | 
     return marks
 
 
-def _same_answer(answers: Sequence[str], refs: Sequence[str | None],
-                 normal: Callable[[str], str]) -> tuple[str | None, int]:
-    """The answer most prompts got, read through ``normal`` (at least 3 prompts), and how many got it; none
-    where the references share one answer as widely."""
-    if len(answers) < 3:
-        return None, 0
-    common, count = Counter(normal(a) for a in answers).most_common(1)[0]
-    if count >= SAME_ANSWER_SHARE * len(answers) and count > 1 and not _asked_alike(refs, normal, len(answers)):
-        return next(a for a in answers if normal(a) == common), count
-    return None, 0
+def _first_pass(check: AnswerCheck) -> str:
+    """The answer up to where its loop begins (all of it when it does not loop)."""
+    return check.answer if check.loop_start is None else check.answer[:check.loop_start]
+
+
+def _same_answer(checks: Sequence[AnswerCheck], refs: Sequence[str | None],
+                 normal: Callable[[str], str]) -> tuple[str | None, int, int]:
+    """The answer most prompts got, read through ``normal`` (at least 3 prompts), how many got it and how many of
+    those got it alone; none where the references share one answer as widely. An answer that loops counts as the
+    answer its first pass begins with: ``抱歉。[Ticket #1888]eleSp`` over and over is ``抱歉。[Ticket #1888]``
+    given again (a collapsed DPO run answered 7 of 10 prompts so, 4 of them looped)."""
+    if len(checks) < 3:
+        return None, 0, 0
+    keys = [normal(_first_pass(c)) for c in checks]
+
+    def given(key: str) -> list[int]:
+        return [n for n, c in enumerate(checks)
+                if keys[n] == key or (c.loop_start is not None and keys[n].startswith(key + " "))]
+
+    # the widest answer; on a tie the one given alone (not a loop's first pass with its junk)
+    candidates = sorted({k for k in keys if k}, key=lambda k: (len(given(k)), -len(k)), reverse=True)
+    if not candidates:
+        return None, 0, 0
+    common = candidates[0]
+    got = given(common)
+    if len(got) >= SAME_ANSWER_SHARE * len(checks) and len(got) > 1 and not _asked_alike(refs, normal, len(checks)):
+        alone = [n for n in got if not checks[n].degenerate]
+        shown = checks[alone[0]].answer if alone else _first_pass(checks[got[0]])
+        return shown, len(got), len(alone)
+    return None, 0, 0
 
 
 def _asked_alike(refs: Sequence[str | None], normal: Callable[[str], str], prompts: int) -> bool:

@@ -123,3 +123,13 @@ def test_a_checkpoint_is_judged_beside_the_base_answers() -> None:
     # a random model's one loop for every prompt is no sound answer given to all: no worse than its base
     verdict, seen = ck.judge_checkpoint(judge_answers([" ".join(["6"] * 30)] * 4), echoing)
     assert not verdict and "not judged" in seen
+    # one answer to most prompts, most of them looping it (a DPO run, round 36): given alone once, it is a collapse
+    looped = "抱歉给您带来困扰。[Ticket #1888]eleSp\n" * 4
+    verdict, seen = ck.judge_checkpoint(judge_answers([looped, looped, "抱歉给您带来困扰。[Ticket #1888]", "可以。"]),
+                                        echoing)
+    assert verdict and "the same answer to 3 of 4 prompts: '抱歉给您带来困扰。[Ticket #1888]'" in seen
+    # never given alone, only looped, is still one answer when its first pass reads as one; a loop of junk is not
+    verdict, seen = ck.judge_checkpoint(judge_answers([looped] * 3 + ["可以。"]), echoing)
+    assert verdict and "the same answer to 3 of 4" in seen
+    verdict, seen = ck.judge_checkpoint(judge_answers(["Code" + "e" * 40] * 4), echoing)
+    assert not verdict and "not judged" in seen

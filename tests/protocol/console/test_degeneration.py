@@ -54,6 +54,24 @@ def test_the_same_answer_to_most_prompts_is_a_collapse() -> None:
     assert half.rate == 0.5 and not half.collapsed and "2 of 4" in half.summary
 
 
+def test_an_answer_that_loops_counts_as_the_answer_it_begins_with() -> None:
+    """Measured (a Gemma-3-270M DPO run, round 36): 7 of 10 Chinese support questions got one apology, 4 of them
+    looped with junk between the repeats; read one answer at a time, the set was "5 of 10 degenerate"."""
+    looped = "抱歉给您带来困扰。[Ticket #1888]eleSp\n" * 4 + "抱歉给您带来困扰。[Ticket #18"
+    answers = [looped, "抱歉给您带来困扰。[Ticket #1888]", "可以！我已为您续费。[Ticket #1884]", looped, looped,
+               "抱歉给您带来困扰。[Ticket #1888]", looped, "请进入设置，选择语言即可。[Ticket #4888]"]
+    report = judge_answers(answers)
+    assert report.collapsed and report.rate == 1.0 and (report.same_count, report.same_clean) == (6, 2)
+    assert report.summary == "the same answer to 6 of 8 prompts: '抱歉给您带来困扰。[Ticket #1888]'"
+    # a sound answer that only begins the same way is its own answer: only a loop is read by its first pass
+    begins = ["可以。", "可以，请进入设置页面选择语言。", "可以，请联系客服处理退款问题。",
+              "可以，订阅页里可以暂停一个月。"]
+    assert judge_answers(begins).same_answer is None
+    # loops of one answer, never given alone, are still one answer (their count; none alone)
+    report = judge_answers([looped] * 3 + ["请进入设置，选择语言即可。[Ticket #4888]"])
+    assert (report.same_count, report.same_clean) == (3, 0) and report.same_answer.startswith("抱歉给您带来困扰")
+
+
 def test_the_same_answer_is_no_collapse_where_the_references_are_the_same_too() -> None:
     """One question asked many ways has one right answer: giving it every time is not a collapse; the same
     marker to prompts whose references differ still is."""

@@ -169,8 +169,9 @@ def _train(job_dir: Path, stop: _StopFlag, metrics: dict[str, Any]) -> tuple[str
     if run.resume_points:
         metrics.update(resume_points=run.resume_points, resume_seconds=round(run.resume_seconds, 3))
     # no checkpoint judged (no held-out prompts): the final answers to a few training prompts are read instead
-    unread = (answers.AnswerSet(answers.held_prompts(held or examples, answers.FINAL_READ_PROMPTS), tok)
-              if answer_set is None and group.main and status == "Done" and step else None)
+    final = (answers.held_prompts(held or examples, answers.FINAL_READ_PROMPTS)
+             if answer_set is None and group.main and status == "Done" and step else [])
+    unread = answers.AnswerSet(final, tok) if final else None  # (plain text has no prompts to answer)
     return status, answers.leave_adapter(job_dir, model, tok, run.checkpoints, run.collapse, metrics,
                                          learning_rate=hyper.learning_rate, steps=total,
                                          beta=hyper.beta if "beta" in row.hyper else None, unread=unread,
