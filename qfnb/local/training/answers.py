@@ -233,7 +233,7 @@ def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dic
         metrics["collapse"] = collapse
         if collapse["lastGoodStep"] is None:
             raise AnswersCollapsed(ckpt.collapse_error(collapse, learning_rate=learning_rate, steps=steps,
-                                                       beta=beta))
+                                                       beta=beta, base_rate=metrics.get("base_degeneration_rate")))
         kept = next(c for c in checkpoints if c["step"] == collapse["lastGoodStep"])
         shutil.rmtree(adapter, ignore_errors=True)
         shutil.copytree(str(kept["path"]), adapter)

@@ -100,3 +100,22 @@ def test_post_pretrain_takes_a_txt_file_and_the_supported_models_list_the_modes(
     assert set(modes) == {"SFT", "PostPretrain", "DPO", "KTO"}
     keys = {p["key"]: p for p in modes["KTO"]["supportParameterScale"][0]["supportHyperParameterConfig"]}
     assert keys["beta"]["default"] == 0.1 and "undesirableWeight" in keys
+
+
+def test_a_kto_run_on_pairs_given_no_split_holds_whole_prompts_out(client: Any, tmp_path: Path) -> None:
+    """12 pairs are 24 KTO items: no split named, the platform holds a fifth out by prompt, so a held-out
+    prompt's good and bad answers are both held out and the run never trained on it."""
+    pairs = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(12)]
+    job = _v2_job(client, "KTO")["result"]["jobId"]
+    task = console(client, "/v2/finetuning", {
+        "jobId": job, "parameterScale": "LoRA", "hyperParameterConfig": {"epoch": 1, "batchSize": 2},
+        "datasetConfig": {"sourceType": "Bos", "versions": [{"versionBosUri": _put(client, "kto-pairs.jsonl",
+                                                                                   _jsonl(pairs))}]}},
+        Action="CreateFineTuningTask")["result"]["taskId"]
+    _, job_dir = _spec(tmp_path, task)
+    train = [json.loads(x) for x in (job_dir / "train.jsonl").read_text().splitlines()]
+    held = [json.loads(x) for x in (job_dir / "eval.jsonl").read_text().splitlines()]
+    prompt = lambda row: row["prompt"][0]["content"]  # noqa: E731
+    assert len(train) + len(held) == 24 and len(held) == 4  # 2 of 12 prompts (20 %), both answers of each
+    assert sorted(r["label"] for r in held) == [False, False, True, True]
+    assert not {prompt(r) for r in train} & {prompt(r) for r in held}

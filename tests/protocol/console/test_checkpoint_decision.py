@@ -90,6 +90,12 @@ def test_a_collapse_names_the_step_it_began_and_the_last_checkpoint_that_answere
     assert "'[T#1][T#1][T#1]'" in message
     assert "lower learningRate (now 0.0005)" in message and "30 steps" in message and "raise beta (now 0.1)" in message
     assert "beta" not in ck.collapse_error(every, learning_rate=1e-4, steps=8)
+    assert "the base itself" not in message and "the base itself" not in ck.collapse_error(
+        every, learning_rate=1e-4, steps=8, base_rate=0.25)
+    # a base whose own answers degenerated: lowering the rate will not make it answer, and the error says so
+    blamed = ck.collapse_error(every, learning_rate=5e-4, steps=30, beta=0.1, base_rate=1.0)
+    assert "lower learningRate (now 0.0005)" in blamed and "the base itself gave degenerate answers to 100% of " \
+        "these prompts: it does not answer them" in blamed and "a larger base may" in blamed
 
 
 def test_a_checkpoint_is_judged_beside_the_base_answers() -> None:

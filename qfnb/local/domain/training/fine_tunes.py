@@ -22,7 +22,7 @@ from qfnb.local.domain.state.store import new_sid
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training import caps
 from qfnb.local.domain.training.jobs import REWARD_CURVES
-from qfnb.local.domain.training.split import held_out, split_for
+from qfnb.local.domain.training.split import held_rows, split_for
 from qfnb.local.engines.store.byom import parameter_count
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats, train_modes
@@ -215,7 +215,7 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
     seed = int(ask.hyper.get("seed", 42))
     split = ask.data.split
     percent, by_default = (0, False) if eval_refs else split_for(mode, n_rows, split[1], split[0])
-    held = set(held_out(n_rows, percent, seed, split[0]))
+    held = held_rows(training_rows(platform, refs, mode), percent, seed, split[0])
     n_eval = count_rows(platform, eval_refs, mode) if eval_refs else len(held)
     n_train = n_rows - len(held)
     hyper = check_checkpoint_options(ask.run_hyper, hyper_field, n_eval)

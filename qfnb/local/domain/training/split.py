@@ -15,13 +15,16 @@ outright trains on every row.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.protocol.console.train_modes import ModeRow
 
-__all__ = ["DEFAULT_SPLIT_MIN_ROWS", "DEFAULT_SPLIT_PERCENT", "held_out", "split_for", "split_percent"]
+__all__ = ["DEFAULT_SPLIT_MIN_ROWS", "DEFAULT_SPLIT_PERCENT", "held_out", "held_rows", "split_for", "split_percent"]
 
 #: the share held out where a collapse-prone mode's request names none (the official SDK's ``trainset_rate``)
 DEFAULT_SPLIT_PERCENT = 20
@@ -47,6 +50,23 @@ def split_for(mode: ModeRow, n_rows: int, value: Any, field: str) -> tuple[int, 
     if value is None and mode.split_by_default and n_rows >= DEFAULT_SPLIT_MIN_ROWS:
         return DEFAULT_SPLIT_PERCENT, True
     return split_percent(value, field), False
+
+
+def held_rows(rows: Iterable[dict[str, Any]], percent: int, seed: int, field: str = "splitRatio") -> set[int]:
+    """Indices of the ``rows`` held out: :func:`held_out` drawn over their prompts, so every row asking one prompt
+    (a KTO pair's good and bad answer, SFT's several answers to one question) is on the same side and a held-out
+    prompt is one the run never trained on. A row without a prompt (plain text) is a prompt of its own."""
+    if not percent:
+        return set()
+    keys: dict[bytes, int] = {}
+    groups = []
+    for n, row in enumerate(rows):
+        prompt = row.get("prompt")
+        key = (hashlib.blake2b(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
+               if prompt else n.to_bytes(8, "big") + b"#row")
+        groups.append(keys.setdefault(key, len(keys)))
+    picked = set(held_out(len(keys), percent, seed, field))
+    return {n for n, group in enumerate(groups) if group in picked}
 
 
 def held_out(n_rows: int, percent: int, seed: int, field: str = "splitRatio") -> list[int]:
