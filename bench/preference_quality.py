@@ -266,6 +266,7 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
     return {"adapter": job / "adapter" if result["status"] == "Done" else None, "hyper": hyper,
             "status": result["status"], "error": result.get("error"), "collapse": m.get("collapse"),
             "served_checkpoint": m.get("served_checkpoint"), "final_answers": m.get("final_answers"),
+            "served_unjudged": m.get("served_unjudged"),
             "validation_rows": len(held), "steps": m.get("steps"),
             "seconds_per_step": m.get("seconds_per_step"), "wall_seconds": round(time.time() - t0, 1),
             "load_before": load0, "load_after": load_average(), "stopped_by": m.get("stopped_by"),

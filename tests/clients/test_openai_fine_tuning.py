@@ -173,6 +173,24 @@ def test_a_reinforcement_runs_rewards_are_in_its_events_and_checkpoints(served: 
     assert checkpoint.metrics.model_extra["valid_reward"] == 0.5
 
 
+def test_a_model_served_no_better_than_its_looping_base_is_a_warning_event(served: ServedPlatform) -> None:
+    """The worker's ``served_unjudged`` (most held-out answers degenerated, not held against the run as the base's
+    all had): the job succeeds, and a ``warn`` event after the model's creation says it does not answer them."""
+    sdk = _sdk(served)
+    job, platform, run = _finished_run(sdk, served, rows=12, batch_size=2)
+    unjudged = {"step": 6, "rate": 0.875, "seen": "7 of 8 answers degenerate, e.g. '可以！…'"}
+    platform.store.update("runs", run["id"], metrics={**(run.get("metrics") or {}), "served_unjudged": unjudged})
+    events = sdk.fine_tuning.jobs.list_events(job.id, limit=100).data[::-1]  # oldest first
+    [warned] = [e for e in events if e.level == "warn"]
+    assert warned.message.startswith("The model's held-out answers degenerated at step 6, as all of the base's did: "
+                                     "7 of 8 answers degenerate")
+    assert "read its answers before you use it" in warned.message
+    messages = [e.message for e in events]
+    created = f"New fine-tuned model created: {sdk.fine_tuning.jobs.retrieve(job.id).fine_tuned_model}"
+    assert messages.index(warned.message) == messages.index(created) + 1
+    assert warned.data["served_unjudged"] == unjudged
+
+
 def test_a_collapse_is_a_warning_event_naming_its_step_and_the_best_checkpoint_still_answers(
         served: ServedPlatform) -> None:
     """A run whose held-out answers collapsed (the worker's ``collapse`` line and degenerate checkpoints, set in the

@@ -238,6 +238,10 @@ def leave_adapter(job_dir: Path, model: Any, tok: Any, checkpoints: Sequence[dic
         shutil.rmtree(adapter, ignore_errors=True)
         shutil.copytree(str(kept["path"]), adapter)
         metrics["served_checkpoint"] = kept["step"]
+    if (unjudged := ckpt.served_unjudged(checkpoints, collapse)) is not None:
+        metrics["served_unjudged"] = unjudged
+        log.warning("the served model (step %d) answers no better than its base: %s", unjudged["step"],
+                    unjudged["seen"])
     tok.save_pretrained(str(adapter))  # the chat template travels with the adapter
     return adapter
 

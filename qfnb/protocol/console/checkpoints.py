@@ -28,9 +28,9 @@ from typing import Any
 from qfnb.protocol.console.degeneration import AnswersReport, check_answer
 
 __all__ = ["BASE_FAILS", "DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "DEGENERATE", "DEGENERATION_RATE", "LOOP_RATE",
-           "METRICS", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "Overfit", "best_checkpoint",
+           "METRICS", "NOT_JUDGED", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "Overfit", "best_checkpoint",
            "checkpoint_steps", "choose", "collapse", "collapse_error", "judge_checkpoint", "one_answer_collapse",
-           "overfitting", "patience_spent"]
+           "overfitting", "patience_spent", "served_unjudged"]
 
 #: checkpoints a run keeps when a validation split exists and the request names no count
 DEFAULT_CHECKPOINTS = 5
@@ -46,6 +46,8 @@ OVERFIT_RISE = 0.05
 #: a checkpoint entry's share of degenerate held-out answers, and its verdict (a bool)
 DEGENERATION_RATE = "valid_degeneration_rate"
 DEGENERATE = "degenerate"
+#: what :func:`judge_checkpoint` adds to what it saw when the base's every answer looped too: no verdict on the run
+NOT_JUDGED = " (not judged: the base's answers degenerated too)"
 #: the share of answers degenerate for a reason other than the token cap (a loop, a bare marker) that makes a
 #: checkpoint degenerate even when the base's answers were all cut at the cap
 LOOP_RATE = 0.5
@@ -81,7 +83,7 @@ def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -
     if one_answer_collapse(report, base):
         return True, seen
     if base.checks and _loop_rate(base) >= 1.0:
-        return False, seen + " (not judged: the base's answers degenerated too)"
+        return False, seen + NOT_JUDGED
     if report.collapsed and not base.collapsed:
         return True, seen
     if report.rate > base.rate + 1e-9 or _loop_rate(report) > max(LOOP_RATE, _loop_rate(base)):
@@ -149,6 +151,21 @@ def collapse(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     example = next((a.get("answer") for a in began.get("answers") or [] if a.get("reason")), None)
     return {"step": int(began["step"]), "rate": began.get(DEGENERATION_RATE), "seen": began.get("degeneration"),
             "example": example, "lastGoodStep": None if good is None else int(good["step"])}
+
+
+def served_unjudged(checkpoints: Sequence[Mapping[str, Any]], found: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The served model's checkpoint (the last one, or after a collapse ``found`` the one served) when most of its
+    held-out answers degenerated but were not held against the run because the base's all had (:data:`NOT_JUDGED`):
+    ``{step, rate, seen}``. The model is served, yet answers no better than its base (measured: a Gemma-3-270M DPO
+    run at ``learningRate`` 2e-4 in Chinese ran on past its answer to the cap in 8 of 10). None otherwise."""
+    ordered = sorted(checkpoints, key=lambda c: int(c["step"]))
+    step = found.get("lastGoodStep") if found else (ordered[-1]["step"] if ordered else None)
+    entry = next((c for c in ordered if step is not None and int(c["step"]) == int(step)), None)
+    rate = None if entry is None else _score(entry, DEGENERATION_RATE)
+    if entry is None or rate is None or rate <= 0.5 or NOT_JUDGED not in str(entry.get("degeneration") or ""):
+        return None
+    return {"step": int(entry["step"]), "rate": rate,
+            "seen": str(entry.get("degeneration") or "").replace(NOT_JUDGED, "")}
 
 
 #: the share of the base's own held-out answers degenerate from which a collapse error blames the base too

@@ -139,3 +139,20 @@ def test_a_checkpoint_is_judged_beside_the_base_answers() -> None:
     assert verdict and "the same answer to 3 of 4" in seen
     verdict, seen = ck.judge_checkpoint(judge_answers(["Code" + "e" * 40] * 4), echoing)
     assert not verdict and "not judged" in seen
+
+
+def test_a_served_model_whose_answers_degenerated_as_its_bases_did_is_named() -> None:
+    """Not held against the run (the base's every answer looped), yet most of its answers degenerated: the served
+    checkpoint (the last, or the one a collapse kept) is named with what was seen; a sound one is not."""
+    excused = {"step": 8, ck.DEGENERATION_RATE: 0.75, ck.DEGENERATE: False,
+               "degeneration": "6 of 8 answers degenerate, e.g. 'x'" + ck.NOT_JUDGED}
+    sound = {"step": 4, ck.DEGENERATION_RATE: 0.0, ck.DEGENERATE: False, "degeneration": "0 of 8 answers degenerate"}
+    found = ck.served_unjudged([sound, excused], None)
+    assert found == {"step": 8, "rate": 0.75, "seen": "6 of 8 answers degenerate, e.g. 'x'"}
+    assert ck.served_unjudged([excused, {**sound, "step": 12}], None) is None  # the last one answers
+    assert ck.served_unjudged([{**excused, ck.DEGENERATION_RATE: 0.5}], None) is None  # half is not most
+    kept = ck.served_unjudged([{**excused, "step": 2}, {**sound, "step": 6, ck.DEGENERATE: True}],
+                              {"step": 6, "lastGoodStep": 2})
+    assert kept is not None and kept["step"] == 2
+    assert ck.served_unjudged([], None) is None
+

@@ -445,6 +445,13 @@ def _training_events(run: dict[str, Any], started: int) -> list[tuple[int, str, 
     return out
 
 
+def unjudged_message(unjudged: dict[str, Any]) -> str:
+    """The event of a run served though most of its held-out answers degenerated, as all of its base's did."""
+    return (f"The model's held-out answers degenerated at step {int(unjudged['step'])}, as all of the base's did: "
+            f"{unjudged.get('seen') or 'degenerate answers'}. It is served, as it is no worse than its base, but it "
+            "does not answer these prompts: read its answers before you use it")
+
+
 def collapse_message(collapse: dict[str, Any]) -> str:
     """The event of a run whose held-out answers collapsed: the step, what was seen, what the run did."""
     good = collapse.get("lastGoodStep")
@@ -457,7 +464,6 @@ def collapse_message(collapse: dict[str, Any]) -> str:
             f"{collapse.get('seen') or 'degenerate answers'}; {then}")
 
 
-#: the modes whose collapse shows on new prompts only: without validation data the job says so when created
 #: a DPO, KTO or RFT job without a validation file and too few examples to hold some out (split.DEFAULT_SPLIT_MIN_ROWS)
 NO_VALIDATION = (
     "No validation file, and too few training examples to hold some out: the checkpoints cannot be judged by "
@@ -494,6 +500,9 @@ def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any
     state, ended = status(run), int(float(run.get("finished") or time.time()))
     if state == "succeeded":
         out.append((ended, "info", "message", f"New fine-tuned model created: {info['fine_tuned_model']}", None))
+        unjudged = (run.get("metrics") or {}).get("served_unjudged")
+        if isinstance(unjudged, dict):
+            out.append((ended, "warn", "message", unjudged_message(unjudged), {"served_unjudged": unjudged}))
         best = ckpt.best_checkpoint(run.get("checkpointList") or [])
         if best is not None:
             out.append((ended, "info", "message", f"The best checkpoint by its held-out score is at step "

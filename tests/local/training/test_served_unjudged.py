@@ -1,0 +1,37 @@
+"""A run served though most of its held-out answers degenerated, as all of its base's did: the run's metrics say
+so (``served_unjudged``), beside the adapter it leaves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qfnb.local.training import answers
+from qfnb.protocol.console import checkpoints as ck
+
+
+class _Saves:
+    """What leave_adapter asks of a model and a tokenizer: to save themselves."""
+
+    def save_pretrained(self, path: str) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / f"{type(self).__name__}.saved").write_text("1")
+
+
+def _left(tmp_path: Path, last: dict[str, Any]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    entries = [{"step": 2, ck.DEGENERATION_RATE: 0.0, ck.DEGENERATE: False, "degeneration": "0 of 8"}, last]
+    adapter = answers.leave_adapter(tmp_path, _Saves(), _Saves(), entries, None, metrics, learning_rate=2e-4,
+                                    steps=8)
+    assert (adapter / "_Saves.saved").exists()
+    return metrics
+
+
+def test_the_metrics_name_a_served_model_no_better_than_its_looping_base(tmp_path: Path) -> None:
+    seen = "7 of 8 answers degenerate, e.g. '可以！我已为您续订。[Ticket #1188]…'"
+    metrics = _left(tmp_path / "a", {"step": 8, ck.DEGENERATION_RATE: 0.875, ck.DEGENERATE: False,
+                                     "degeneration": seen + ck.NOT_JUDGED})
+    assert metrics["served_unjudged"] == {"step": 8, "rate": 0.875, "seen": seen}
+    sound = _left(tmp_path / "b", {"step": 8, ck.DEGENERATION_RATE: 0.0, ck.DEGENERATE: False,
+                                   "degeneration": "0 of 8 answers degenerate"})
+    assert "served_unjudged" not in sound
