@@ -224,8 +224,10 @@ def _same_answer(checks: Sequence[AnswerCheck], refs: Sequence[str | None],
     keys = [normal(_first_pass(c)) for c in checks]
 
     def given(key: str) -> list[int]:
+        # a loop joins an answer that reads as one (a bare "抱歉" would take in every loop that begins so)
+        whole = len(key.split()) >= MIN_WORDS
         return [n for n, c in enumerate(checks)
-                if keys[n] == key or (c.loop_start is not None and keys[n].startswith(key + " "))]
+                if keys[n] == key or (whole and c.loop_start is not None and keys[n].startswith(key + " "))]
 
     # the widest answer; on a tie the one given alone (not a loop's first pass with its junk)
     candidates = sorted({k for k in keys if k}, key=lambda k: (len(given(k)), -len(k)), reverse=True)

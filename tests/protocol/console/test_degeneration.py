@@ -67,6 +67,9 @@ def test_an_answer_that_loops_counts_as_the_answer_it_begins_with() -> None:
     begins = ["可以。", "可以，请进入设置页面选择语言。", "可以，请联系客服处理退款问题。",
               "可以，订阅页里可以暂停一个月。"]
     assert judge_answers(begins).same_answer is None
+    # a bare word looped does not take in every loop that begins with it
+    loops = ["抱歉！" * 12, "抱歉！请登录微信。" * 6, "抱歉！快递已发出。" * 6, "抱歉！退款已提交。" * 6]
+    assert judge_answers(loops).same_answer is None
     # loops of one answer, never given alone, are still one answer (their count; none alone)
     report = judge_answers([looped] * 3 + ["请进入设置，选择语言即可。[Ticket #4888]"])
     assert (report.same_count, report.same_clean) == (3, 0) and report.same_answer.startswith("抱歉给您带来困扰")
