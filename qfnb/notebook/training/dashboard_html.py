@@ -94,8 +94,8 @@ def _field_html(st: TrainingState, label: str, value: str, *, restart_hint: str 
         return f'<span class="qfnb-checkpoints" style="color:{color}">{escape(value)}</span>'
     if label == "error":
         return f'<span style="color:{theme.ERROR}">error: {escape(value)}</span>'
-    if label == "collapse":
-        return f'<span class="qfnb-collapse" style="color:{theme.ERROR}">⚠ {escape(value)}</span>'
+    if label in ("collapse", "unjudged"):
+        return f'<span class="qfnb-{label}" style="color:{theme.ERROR}">⚠ {escape(value)}</span>'
     return f"{label} <code>{escape(value)}</code>"  # model, endpoint
 
 

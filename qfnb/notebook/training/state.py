@@ -109,6 +109,8 @@ class TrainingState:
     held_out: str | None = None  # the file of the held-out split the run used (the task detail's evalFile)
     #: where the run's held-out answers collapsed (the task detail's ``collapse``: step, seen, lastGoodStep)
     collapse: dict[str, Any] | None = None
+    #: a served model most of whose held-out answers degenerated, as all of its base's did (``servedUnjudged``)
+    unjudged: dict[str, Any] | None = None
     elapsed: float | None = None
     eta: float | None = None
     task_id: str | None = None
@@ -190,10 +192,7 @@ class TrainingState:
         self.error = str(d["errorMessage"]) if d.get("errorMessage") else self.error
         self.held_out = str(d["evalFile"]) if d.get("evalFile") else self.held_out
         changed = self._take_checkpoints(d.get("checkpointList"))
-        if isinstance(d.get("collapse"), Mapping) and dict(d["collapse"]) != self.collapse:
-            self.collapse = dict(d["collapse"])
-            self.note("⚠ " + self.collapse_text())
-            changed = True
+        changed = self._take_verdicts(d) or changed
         for key, attr in _CURVES:
             curve = d.get(key)
             if isinstance(curve, list) and len(curve) != len(getattr(self, attr)):
@@ -364,6 +363,26 @@ class TrainingState:
             read, then = "answers to training prompts", "no held-out data, so no checkpoint to serve"
         return f"{read} collapsed at step {c.get('step')}: {c.get('seen') or 'degenerate answers'}; {then}"
 
+    def _take_verdicts(self, d: Mapping[str, Any]) -> bool:
+        """The detail's ``collapse`` and ``servedUnjudged``: each noted in the log when it shows or changes."""
+        changed = False
+        for key, attr, text in (("collapse", "collapse", self.collapse_text),
+                                ("servedUnjudged", "unjudged", self.unjudged_text)):
+            value = d.get(key)
+            if isinstance(value, Mapping) and dict(value) != getattr(self, attr):
+                setattr(self, attr, dict(value))
+                self.note("⚠ " + text())
+                changed = True
+        return changed
+
+    def unjudged_text(self) -> str:
+        """``the served model (step 8) answers no better than its base: …`` (empty when it does)."""
+        u = self.unjudged
+        if not u:
+            return ""
+        return (f"the served model (step {u.get('step')}) answers no better than its base, whose answers degenerated "
+                f"too: {u.get('seen') or 'degenerate answers'}; read its answers before using it")
+
     @property
     def model_label(self) -> str | None:
         """``"ft_zorvia (id 3)"`` rather than a bare number."""
@@ -383,6 +402,8 @@ class TrainingState:
             fields.append(("checkpoints", self.checkpoint_text()))
         if self.collapse:
             fields.append(("collapse", self.collapse_text()))
+        if self.unjudged:
+            fields.append(("unjudged", self.unjudged_text()))
         if self.model_id:
             fields.append(("model", self.model_label or self.model_id))
         if self.service:
@@ -424,8 +445,8 @@ class TrainingState:
 
 # how the text/plain summary words each of result_fields()
 _TEXT_FORMS = {"task": "task {}", "reused": "↺ reused finished run {} (--fresh trains again)",
-               "checkpoints": "{}", "collapse": "⚠ {}", "model": "model {}", "endpoint": "service {}",
-               "error": "error: {}"}
+               "checkpoints": "{}", "collapse": "⚠ {}", "unjudged": "⚠ {}", "model": "model {}",
+               "endpoint": "service {}", "error": "error: {}"}
 
 
 #: a checkpoint's held-out score of another train mode -> its name on the chart

@@ -35,3 +35,11 @@ def test_the_metrics_name_a_served_model_no_better_than_its_looping_base(tmp_pat
     sound = _left(tmp_path / "b", {"step": 8, ck.DEGENERATION_RATE: 0.0, ck.DEGENERATE: False,
                                    "degeneration": "0 of 8 answers degenerate"})
     assert "served_unjudged" not in sound
+
+
+def test_the_task_detail_carries_it_for_the_dashboard() -> None:
+    from qfnb.local.domain.training.fine_tunes import progress_fields
+
+    unjudged = {"step": 8, "rate": 0.875, "seen": "7 of 8 answers degenerate"}
+    assert progress_fields({"metrics": {"served_unjudged": unjudged}})["servedUnjudged"] == unjudged
+    assert "servedUnjudged" not in progress_fields({"metrics": {}})

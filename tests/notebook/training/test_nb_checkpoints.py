@@ -158,3 +158,17 @@ def test_a_collapse_read_on_training_prompts_says_so_and_that_nothing_is_served(
     said = collapse_message(collapse)
     assert said.startswith("The model's answers to its training prompts collapsed at step 10: the same answer")
     assert "no held-out data was given" in said
+
+
+def test_a_model_served_no_better_than_its_base_is_marked_on_the_dashboard() -> None:
+    """The task detail's ``servedUnjudged`` (the worker's: most held-out answers degenerated, not held against the
+    run as all of the base's had): the result row and the log say the served model answers no better than its base."""
+    unjudged = {"step": 2, "rate": 1.0, "seen": "8 of 8 answers degenerate, e.g. '抱歉<b>给您</b>带来困惑！…'"}
+    detail = {**_detail(), "currentStep": 8, "totalSteps": 8, "servedUnjudged": unjudged}
+    dash = attach("task-u", fetch=lambda t: detail, stop=lambda t: None, show=False, deployment=None)
+    state = dash.wait(timeout=5)
+    said = "the served model (step 2) answers no better than its base, whose answers degenerated too: 8 of 8"
+    assert said in state.summary() and any(said in line for line in state.log)
+    html = dash.snapshot_html(chart=b"png")
+    assert "qfnb-unjudged" in html and "read its answers before using it" in html
+    assert "<b>" not in html.split("qfnb-unjudged", 1)[1].split("</span>", 1)[0]  # the model's text escaped

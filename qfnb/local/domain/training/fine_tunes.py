@@ -318,6 +318,9 @@ def progress_fields(run: dict[str, Any]) -> dict[str, Any]:
             out["overfitting"] = over.to_wire()
     # where the held-out answers collapsed, what the worker does before step 1 (loading weights, ...), why it failed
     out.update({key: run[key] for key in ("collapse", "phase", "errorMessage") if run.get(key)})
+    # a model served though most of its held-out answers degenerated, as all of its base's did (the worker's)
+    if isinstance(unjudged := (run.get("metrics") or {}).get("served_unjudged"), dict):
+        out["servedUnjudged"] = unjudged
     if run.get("rewardSource"):  # a RFT run's reward curves, where its rewards come from ("client": the user's
         # function, or the grader that scores them) and, while it runs, how many batches of samples wait for the client
         out.update({key: run[key] for key in REWARD_CURVES if key in run}, rewardSource=run["rewardSource"])
