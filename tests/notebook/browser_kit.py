@@ -25,7 +25,6 @@ from playwright.sync_api import Error as PlaywrightError
 SHOTS = ROOT / "artifacts" / "screenshots"
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark", "dark-hc": "JupyterLab Dark High Contrast"}
-LOG = "jupyter.log"
 RUN_ALL_CELLS = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
 
 
@@ -39,7 +38,7 @@ def free_port() -> int:
 def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
                 **env: str) -> Iterator[tuple[str, Path, str]]:
     """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root`` on a free loopback port:
-    ``(base URL, root, token)``; its output goes to ``root/jupyter.log`` (:func:`log_tail`). ``both``:
+    ``(base URL, root, token)``; its output goes to a log beside ``root`` (:func:`log_tail`). ``both``:
     JupyterLab whose server also serves Notebook 7's pages (``/notebooks/...``) with its app exposed
     to the tests, one server for both."""
     port, token = free_port(), secrets.token_hex(16)
@@ -60,7 +59,7 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
         "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'notebook'}",
         **env,
     }
-    log = (root / LOG).open("ab")
+    log = _log_of(root).open("ab")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -98,9 +97,14 @@ def jupyter_lab(root: Path, app: str = "jupyterlab", *, both: bool = False,
             proc.kill()
 
 
+def _log_of(root: Path) -> Path:
+    """Where the JupyterLab serving ``root`` writes (beside it: not a file its file browser lists)."""
+    return root.with_name(root.name + ".jupyter.log")
+
+
 def log_tail(root: Path, lines: int = 40) -> str:
     """The last ``lines`` of what the JupyterLab serving ``root`` printed."""
-    path = root / LOG
+    path = _log_of(root)
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
