@@ -123,10 +123,11 @@ MODE_TABLE: dict[str, ModeRow] = {m.name: m for m in (
     ModeRow("KTO", 'prompt + chosen, or prompt + rejected: [{"prompt": "...", "chosen": "..."}], or '
               '{"prompt": "...", "completion": "...", "label": true}', "judged",
               scores=("evalLoss", PREFERENCE_SCORE, REWARD_MARGIN), cost=2.0,
-              tokens=" (an item: the prompt with its answer)", hyper={**PREFERENCE_DEFAULTS, **_ANTI_COLLAPSE},
               # measured (round 36, the default split): at 5e-4 Gemma-3-270M's Chinese KTO collapsed into one
-              # apology from its first checkpoint; at 2e-4 it adopts the style in both languages, none degenerate
-              per_base={"gemma-3-270m": {"learningRate": 2e-4}}, split_by_default=True),
+              # apology from its first checkpoint and Qwen2.5-Coder-1.5B's looped 2 of 10 answers; at 2e-4 both
+              # adopt the style with none degenerate, as Gemma's English and Qwen-0.5B's Chinese runs do
+              tokens=" (an item: the prompt with its answer)",
+              hyper={**PREFERENCE_DEFAULTS, **_ANTI_COLLAPSE, "learningRate": 2e-4}, split_by_default=True),
     ModeRow("RFT", 'prompts: {"prompt": "..."} lines (other fields go to the reward), or SFT data (answers ignored)',
               "prompts", scores=("metric",), cost=1.0, tokens=" (the prompts; the sampled answers are not counted)",
               # against a reward the base rarely earns: groups redrawn for a prompt whose rewards all tie, SFT steps
