@@ -184,8 +184,9 @@ def test_a_collapsed_tuned_model_is_called_collapsed_and_never_the_winner(tmp_pa
     assert result.tuned_degeneration == 1.0 and result.base_degeneration == 0.0
     assert result.winner == "base" and (result.by_answers.wins, result.by_answers.losses) == (0, 10)
     assert all(a.decided_by == "degeneration" and a.tuned_degenerate for a in result.answers)
+    # (the answer a loop repeats: its first pass)
     assert result.verdict.startswith("The tuned model collapsed: the same answer to 10 of 10 prompts: "
-                                     "'[Ticket #1111]Ticket #1111")
+                                     "'[Ticket #1111]'")
     assert "100% of its answers are degenerate, the base's 0%. It is not the winner: the base wins" in result.verdict
     # what the metric alone and likelihood say (both fooled), reported, not the verdict
     assert result.measured is not None and (result.measured.wins, result.measured.losses) == (10, 0)

@@ -365,14 +365,16 @@ class TrainingState:
 
     def _take_verdicts(self, d: Mapping[str, Any]) -> bool:
         """The detail's ``collapse`` and ``servedUnjudged``: each noted in the log when it shows or changes."""
+        collapse, unjudged = d.get("collapse"), d.get("servedUnjudged")
         changed = False
-        for key, attr, text in (("collapse", "collapse", self.collapse_text),
-                                ("servedUnjudged", "unjudged", self.unjudged_text)):
-            value = d.get(key)
-            if isinstance(value, Mapping) and dict(value) != getattr(self, attr):
-                setattr(self, attr, dict(value))
-                self.note("⚠ " + text())
-                changed = True
+        if isinstance(collapse, Mapping) and dict(collapse) != self.collapse:
+            self.collapse = dict(collapse)
+            self.note("⚠ " + self.collapse_text())
+            changed = True
+        if isinstance(unjudged, Mapping) and dict(unjudged) != self.unjudged:
+            self.unjudged = dict(unjudged)
+            self.note("⚠ " + self.unjudged_text())
+            changed = True
         return changed
 
     def unjudged_text(self) -> str:

@@ -472,6 +472,11 @@ NO_VALIDATION = (
     "a few held-out lines, and the run stops at a collapse and serves the last checkpoint that still answered")
 
 
+def _splits_by_default(mode: str) -> bool:
+    """Whether a run of ``mode`` holds prompts out when given none (an unknown mode: no)."""
+    return mode in MODE_TABLE and MODE_TABLE[mode].split_by_default
+
+
 def _held_by_default(run: dict[str, Any]) -> str:
     """The creation event of a job whose validation data the platform held out of its training file."""
     return (f"No validation file: {run['evalRows']} of the {run['evalRows'] + run['rows']} training examples "
@@ -491,7 +496,7 @@ def _events(run: dict[str, Any]) -> list[tuple[int, str, str, str, dict[str, Any
         (int(created), "info", "message", "Files validated, moving job to queued state", None)]
     if run.get("defaultSplit"):
         out.append((int(created), "info", "message", _held_by_default(run), None))
-    elif not run.get("evalRows") and getattr(MODE_TABLE.get(str(run.get("trainMode"))), "split_by_default", False):
+    elif not run.get("evalRows") and _splits_by_default(str(run.get("trainMode"))):
         out.append((int(created), "warn", "message", NO_VALIDATION, None))
     started = run.get("started")
     if started:
