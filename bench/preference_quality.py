@@ -219,7 +219,7 @@ def _reward_client(job: Path, stop: threading.Event, score: Any = reward) -> thr
 
 def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any],
           overrides: dict[str, Any], plain_text: bool = False, score: Any = reward,
-          grader: dict[str, Any] | None = None, validation: int | None = None) -> dict[str, Any]:
+          grader: dict[str, Any] | None = None, validation: int | None = None, seed: int = 7) -> dict[str, Any]:
     """One run of the worker on the console's defaults for ``base`` and ``mode`` (with ``overrides``); a RFT run
     is rewarded by ``score`` in this process, or by ``grader`` in the worker. ``validation``: the percentage of the
     training pairs held out as the run's validation data (None: the platform's default for the mode, as a request
@@ -234,13 +234,13 @@ def train(root: Path, model_dir: Path, base: str, mode: str, data: dict[str, Any
     job = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
     # the held-out prompts are judged here, by what base and tuned write
     percent, _ = split_for(MODE_TABLE[mode], len(data["train"]), validation, "--validation")
-    held = set(held_out(len(data["train"]), percent, 7))
+    held = set(held_out(len(data["train"]), percent, seed))
     rows = [r for i, r in enumerate(data["train"]) if i not in held]
     (job / "train.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in training_rows(mode, rows, plain_text)), "utf-8")
     hyper = {**defaults_for(mode, base), **overrides}
     spec: dict[str, Any] = {"base_model": base, "base_model_path": str(model_dir), "train_file": "train.jsonl",
-                            "train_mode": mode, "seed": 7, "hyper": hyper}
+                            "train_mode": mode, "seed": seed, "hyper": hyper}
     if held:
         valid = [r for i, r in enumerate(data["train"]) if i in held]
         (job / "eval.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
@@ -318,6 +318,8 @@ def main() -> int:
     ap.add_argument("--validation", type=int, default=None,
                     help="percent of the training pairs held out as the runs' validation data (checkpoints judged); "
                          "default: the platform's for the mode (DPO, KTO, RFT: 20 from 20 pairs up; 0: none)")
+    ap.add_argument("--seed", type=int, default=7,
+                    help="the runs' seed (their batches, and which pairs the default split holds out)")
     args = ap.parse_args()
     log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -341,7 +343,7 @@ def main() -> int:
                 for mode in args.modes.split(","):
                     run = train(Path(tmp), model_dir, base, mode, data, rft_overrides if mode == "RFT" else overrides,
                                 args.plain_text, reward_saying if args.reward_saying else reward,
-                                CONTENT_GRADER if args.reward_grader else None, args.validation)
+                                CONTENT_GRADER if args.reward_grader else None, args.validation, args.seed)
                     if run["adapter"] is None:  # the run caught its own collapse: nothing was served
                         log.info("%s %s %-12s failed, nothing served: %s", base, lang, mode, run["error"])
                         out.append({"base": base, "lang": lang, "mode": mode, "base_read": base_read,
