@@ -102,6 +102,27 @@ def test_post_pretrain_takes_a_txt_file_and_the_supported_models_list_the_modes(
     assert keys["beta"]["default"] == 0.1 and "undesirableWeight" in keys
 
 
+def test_the_supported_models_list_each_bases_own_defaults(client: Any, monkeypatch: Any) -> None:
+    """A base with a row of its own in the mode table (``per_base``) is listed with those defaults, not the mode's."""
+    import dataclasses
+
+    from qfnb.protocol.console.train_modes import MODE_TABLE
+
+    def dpo_rate(listed: dict[str, Any]) -> Any:
+        modes = {m["trainMode"]: m for m in listed["supportTrainMode"]}
+        keys = {p["key"]: p for p in modes["DPO"]["supportParameterScale"][0]["supportHyperParameterConfig"]}
+        return keys["learningRate"]["default"]
+
+    (listed,) = [m for m in console(client, "/v2/finetuning", {}, Action="DescribeFineTuningSupportModels")[
+        "result"] if m["model"] == "Tiny-Chat"]
+    assert dpo_rate(listed) == MODE_TABLE["DPO"].defaults()["learningRate"]
+    row = dataclasses.replace(MODE_TABLE["DPO"], per_base={"tiny-chat": {"learningRate": 3e-5}})
+    monkeypatch.setitem(MODE_TABLE, "DPO", row)
+    (listed,) = [m for m in console(client, "/v2/finetuning", {}, Action="DescribeFineTuningSupportModels")[
+        "result"] if m["model"] == "Tiny-Chat"]
+    assert dpo_rate(listed) == 3e-5
+
+
 def test_a_kto_run_on_pairs_given_no_split_holds_whole_prompts_out(client: Any, tmp_path: Path) -> None:
     """12 pairs are 24 KTO items: no split named, the platform holds a fifth out by prompt, so a held-out
     prompt's good and bad answers are both held out and the run never trained on it."""

@@ -118,7 +118,7 @@ def test_a_run_that_sets_nothing_gets_its_modes_measured_defaults() -> None:
 
     dpo = check_hyper(None, "hyperParameterConfig", "DPO", "Gemma-3-270M")
     assert dpo == defaults_for("DPO", "Gemma-3-270M")
-    measured = {"learningRate": 5e-4, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}
+    measured = {"learningRate": 2e-4, "epoch": 2, "beta": 0.1, "rpoAlpha": 1.0, "maxRewardMargin": 5.0}
     assert {k: dpo[k] for k in measured} == measured
     assert "desirableWeight" not in dpo and "desirableWeight" in defaults_for("KTO")
     assert "groupSize" in defaults_for("RFT") and "beta" not in defaults_for("RFT")
@@ -141,6 +141,18 @@ def test_a_bases_own_defaults_lie_over_its_modes_row(monkeypatch: pytest.MonkeyP
     # measured: KTO learns at 2e-4 (at 5e-4 Gemma-3-270M's Chinese run collapsed), DPO keeps 5e-4
     assert defaults_for("KTO", "Gemma-3-270M")["learningRate"] == 2e-4 == defaults_for("KTO")["learningRate"]
     assert defaults_for("DPO", "Qwen2.5-Coder-0.5B-Instruct")["learningRate"] == 5e-4
+
+
+def test_gemmas_dpo_learns_slower_for_two_epochs() -> None:
+    """Measured (round 37): Gemma-3-270M's Chinese DPO collapsed at 5e-4 and ran on past its answers after one
+    epoch at 2e-4; its own row is 2e-4 over 2 epochs, and the Qwen bases keep the mode's 5e-4 and 1 epoch."""
+    from qfnb.protocol.console.train_modes import defaults_for
+
+    gemma = defaults_for("DPO", "Gemma-3-270M")
+    assert (gemma["learningRate"], gemma["epoch"]) == (2e-4, 2)
+    qwen = defaults_for("DPO", "Qwen2.5-Coder-1.5B-Instruct")
+    assert (qwen["learningRate"], qwen["epoch"]) == (5e-4, 1)
+    assert defaults_for("KTO", "Gemma-3-270M")["epoch"] == 1  # another mode's row is its own
 
 
 def test_rfts_degenerate_floor_is_a_flag_at_every_door() -> None:

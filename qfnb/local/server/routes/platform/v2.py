@@ -156,8 +156,8 @@ def delete_task(p: Platform, body: dict[str, Any]) -> bool:
 def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     """DescribeFineTuningSupportModels: each entry in the platform's vocabulary (``modelType`` text2text, each
     hyperparameter with its ``name`` and ``description``), which the official trainer validates field by field."""
-    def configs(mode: ModeRow) -> list[dict[str, Any]]:
-        defaults = mode.defaults()
+    def configs(mode: ModeRow, base: str) -> list[dict[str, Any]]:
+        defaults = mode.defaults(base)
         return [{"key": k, "name": _words(k), "description": f"{_words(k)}, true or false", "type": "bool",
                  "checkType": "choice", "checkValue": [True, False], "default": v} if k in FLAGS else
                 {"key": k, "name": _words(k), "description": f"{_words(k)}, in [{LIMITS[k].lo}, {LIMITS[k].hi}]",
@@ -168,7 +168,7 @@ def supported_models(p: Platform, body: dict[str, Any]) -> list[dict[str, Any]]:
     modes = [m for m in MODE_TABLE.values() if not m.rewarded]
     return [{"model": m.name, "modelType": "text2text", "supportTrainMode": [{
         "trainMode": mode.name, "supportParameterScale": [{
-            "parameterScale": "LoRA", "supportHyperParameterConfig": configs(mode)}]} for mode in modes]}
+            "parameterScale": "LoRA", "supportHyperParameterConfig": configs(mode, m.name)}]} for mode in modes]}
         for m in fine_tunes.trainable_models(p)]
 
 
