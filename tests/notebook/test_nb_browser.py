@@ -59,7 +59,10 @@ def open_lab_page(lab: tuple[str, Path, str], name: str, *, width: int = 1280, h
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(f"{base}/{path}/{name}?token={token}" + ("&reset" if path == "lab/tree" else ""))
+            # the app's own readiness is awaited below: the page's load event (every bundle fetched) waited
+            # on alone took over playwright's 30 s once, the first Notebook 7 page of a worker at load 7
+            page.goto(f"{base}/{path}/{name}?token={token}" + ("&reset" if path == "lab/tree" else ""),
+                      wait_until="domcontentloaded", timeout=60_000)
             page.wait_for_function(ready, timeout=60_000)
             yield page
         finally:
