@@ -169,9 +169,9 @@ class AnswerSet:
         """:meth:`score`'s fields for answers already generated (a RFT checkpoint's, also rewarded; ``report``:
         their :meth:`judge`, when the caller has it)."""
         report = report if report is not None else self.judge(answers, reasons)
-        degenerate, seen = ckpt.judge_checkpoint(report, self.base_report)
-        entry: dict[str, Any] = {ckpt.DEGENERATION_RATE: round(report.rate, 4), ckpt.DEGENERATE: degenerate,
-                                 "degeneration": seen, "answers": self.samples(answers, report)}
+        entry: dict[str, Any] = {ckpt.DEGENERATION_RATE: round(report.rate, 4),
+                                 **ckpt.judge_checkpoint(report, self.base_report).fields(),
+                                 "answers": self.samples(answers, report)}
         if self.metric is not None:
             scores = [textmetrics.exact_match(p.reference, a) if self.metric == "exact_match"
                       else textmetrics.rouge(p.reference, a)["rouge_l"]

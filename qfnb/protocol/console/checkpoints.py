@@ -23,14 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from qfnb.protocol.console.degeneration import AnswersReport, check_answer
 
 __all__ = ["BASE_FAILS", "DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "DEGENERATE", "DEGENERATION_RATE", "LOOP_RATE",
-           "METRICS", "NOT_JUDGED", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "Overfit", "best_checkpoint",
-           "checkpoint_steps", "choose", "collapse", "collapse_error", "judge_checkpoint", "one_answer_collapse",
-           "overfitting", "patience_spent", "served_unjudged"]
+           "METRICS", "NOT_JUDGED", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "UNJUDGED", "Overfit",
+           "Verdict", "best_checkpoint", "checkpoint_steps", "choose", "collapse", "collapse_error", "judge_checkpoint",
+           "one_answer_collapse", "overfitting", "patience_spent", "served_unjudged"]
 
 #: checkpoints a run keeps when a validation split exists and the request names no count
 DEFAULT_CHECKPOINTS = 5
@@ -48,6 +48,8 @@ DEGENERATION_RATE = "valid_degeneration_rate"
 DEGENERATE = "degenerate"
 #: what :func:`judge_checkpoint` adds to what it saw when the base's every answer looped too: no verdict on the run
 NOT_JUDGED = " (not judged: the base's answers degenerated too)"
+#: a checkpoint entry's flag, true when its answers were not held against the run (:data:`NOT_JUDGED`)
+UNJUDGED = "unjudged"
 #: the share of answers degenerate for a reason other than the token cap (a loop, a bare marker) that makes a
 #: checkpoint degenerate even when the base's answers were all cut at the cap
 LOOP_RATE = 0.5
@@ -68,27 +70,40 @@ def _score(entry: Mapping[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -> tuple[bool, str]:
+class Verdict(NamedTuple):
+    """:func:`judge_checkpoint`'s answer: the verdict, what was seen, and whether the answers were held against the
+    run at all (False beside a base that never answered: then ``degenerate`` is False whatever was seen)."""
+
+    degenerate: bool
+    seen: str
+    judged: bool = True
+
+    def fields(self) -> dict[str, Any]:
+        """The checkpoint entry's fields: :data:`DEGENERATE`, ``degeneration``, and :data:`UNJUDGED` when not judged."""
+        return {DEGENERATE: self.degenerate, "degeneration": self.seen, **({} if self.judged else {UNJUDGED: True})}
+
+
+def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -> Verdict:
     """Is a checkpoint whose held-out answers read as ``report`` degenerate, beside the base's answers to the same
-    prompts (``base``)? ``(verdict, what was seen)``. Degenerate when its answers collapsed (one answer to most
+    prompts (``base``)? Degenerate when its answers collapsed (one answer to most
     prompts, or most degenerate) and the base's had not; when more of its answers are degenerate than the base's
     (with a clean base: any one); or when more than :data:`LOOP_RATE` of them loop, are empty or a bare marker
     (a degeneration other than running to the token cap) and more than the base's. A base's own flaws (a chatty
     base cut at the cap) are not the run's; against a base whose every answer looped, only one answer given to
     most prompts, which the base did not do, is judged, and against one that never answered (a random model's
-    empty replies) nothing: the verdict is then False and ``seen`` says so."""
+    empty replies) nothing: not ``judged``, and ``seen`` says so."""
     seen = report.summary
     if base is None:
-        return report.collapsed or report.rate > 0, seen
+        return Verdict(report.collapsed or report.rate > 0, seen)
     if one_answer_collapse(report, base):
-        return True, seen
+        return Verdict(True, seen)
     if base.checks and _loop_rate(base) >= 1.0:
-        return False, seen + NOT_JUDGED
+        return Verdict(False, seen + NOT_JUDGED, judged=False)
     if report.collapsed and not base.collapsed:
-        return True, seen
+        return Verdict(True, seen)
     if report.rate > base.rate + 1e-9 or _loop_rate(report) > max(LOOP_RATE, _loop_rate(base)):
-        return True, seen + f" (the base's: {base.rate:.0%})"
-    return False, seen
+        return Verdict(True, seen + f" (the base's: {base.rate:.0%})")
+    return Verdict(False, seen)
 
 
 def one_answer_collapse(report: AnswersReport, base: AnswersReport) -> bool:
@@ -155,14 +170,14 @@ def collapse(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 def served_unjudged(checkpoints: Sequence[Mapping[str, Any]], found: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The served model's checkpoint (the last one, or after a collapse ``found`` the one served) when most of its
-    held-out answers degenerated but were not held against the run because the base's all had (:data:`NOT_JUDGED`):
+    held-out answers degenerated but were not held against the run because the base's all had (:data:`UNJUDGED`):
     ``{step, rate, seen}``. The model is served, yet answers no better than its base (measured: a Gemma-3-270M DPO
     run at ``learningRate`` 2e-4 in Chinese ran on past its answer to the cap in 8 of 10). None otherwise."""
     ordered = sorted(checkpoints, key=lambda c: int(c["step"]))
     step = found.get("lastGoodStep") if found else (ordered[-1]["step"] if ordered else None)
     entry = next((c for c in ordered if step is not None and int(c["step"]) == int(step)), None)
     rate = None if entry is None else _score(entry, DEGENERATION_RATE)
-    if entry is None or rate is None or rate <= 0.5 or NOT_JUDGED not in str(entry.get("degeneration") or ""):
+    if entry is None or rate is None or rate <= 0.5 or entry.get(UNJUDGED) is not True:
         return None
     return {"step": int(entry["step"]), "rate": rate,
             "seen": str(entry.get("degeneration") or "").replace(NOT_JUDGED, "")}

@@ -28,10 +28,15 @@ def _left(tmp_path: Path, last: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_metrics_name_a_served_model_no_better_than_its_looping_base(tmp_path: Path) -> None:
-    seen = "7 of 8 answers degenerate, e.g. '可以！我已为您续订。[Ticket #1188]…'"
-    metrics = _left(tmp_path / "a", {"step": 8, ck.DEGENERATION_RATE: 0.875, ck.DEGENERATE: False,
-                                     "degeneration": seen + ck.NOT_JUDGED})
-    assert metrics["served_unjudged"] == {"step": 8, "rate": 0.875, "seen": seen}
+    from qfnb.protocol.console.degeneration import judge_answers
+
+    # the base echoes every question (Gemma-3-270M in Chinese); 7 of the model's 8 answers run on past the answer
+    base = judge_answers([f"问题{q}？ mendatang\n问题{q}？ mendatang\n问题{q}？ mendatang" for q in "甲乙丙丁戊己庚辛"])
+    ran_on = [f"可以！我已为您处理{q}。[Ticket #118{i}]\n" * 4 for i, q in enumerate("甲乙丙丁戊己庚")]
+    report = judge_answers([*ran_on, "可以！我已为您续订。[Ticket #1188]"])
+    verdict = ck.judge_checkpoint(report, base)
+    metrics = _left(tmp_path / "a", {"step": 8, ck.DEGENERATION_RATE: report.rate, **verdict.fields()})
+    assert metrics["served_unjudged"] == {"step": 8, "rate": 0.875, "seen": report.summary}
     sound = _left(tmp_path / "b", {"step": 8, ck.DEGENERATION_RATE: 0.0, ck.DEGENERATE: False,
                                    "degeneration": "0 of 8 answers degenerate"})
     assert "served_unjudged" not in sound

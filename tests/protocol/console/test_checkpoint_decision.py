@@ -115,36 +115,36 @@ def test_a_checkpoint_is_judged_beside_the_base_answers() -> None:
     assert ck.judge_checkpoint(judge_answers([f"{w} T#1 T#1 T#1 T#1 T#1 T#1" for w in "abcd"],
                                              finish_reasons=["length"] * 4), chatty)[0]
     # a base that never answered (a random model's empty replies) is not judged against
-    verdict, seen = ck.judge_checkpoint(collapsed, judge_answers(["", "", "", ""]))
+    verdict, seen, _ = ck.judge_checkpoint(collapsed, judge_answers(["", "", "", ""]))
     assert not verdict and "not judged" in seen
     # a base whose every answer loops (Gemma-3-270M in Chinese echoes the question): a loop is no worse, but one
     # answer to most prompts is the run's own collapse
     echoing = judge_answers([f"{q} mendatang\n{q} mendatang\n{q} mendatang\n{q} mendatang" for q in "甲乙丙丁"])
     assert echoing.same_answer is None and echoing.rate == 1.0
-    verdict, seen = ck.judge_checkpoint(judge_answers(["抱歉说不难。[Ticket #11011]"] * 3 + ["可以。[Ticket #1111]"]),
-                                        echoing)
+    one = judge_answers(["抱歉说不难。[Ticket #11011]"] * 3 + ["可以。[Ticket #1111]"])
+    verdict, seen, _ = ck.judge_checkpoint(one, echoing)
     assert verdict and "the same answer to 3 of 4" in seen
-    verdict, seen = ck.judge_checkpoint(judge_answers([f"{q}{q}{q}{q}{q}{q}" for q in "甲乙丙丁"]), echoing)
+    verdict, seen, _ = ck.judge_checkpoint(judge_answers([f"{q}{q}{q}{q}{q}{q}" for q in "甲乙丙丁"]), echoing)
     assert not verdict and "not judged" in seen
     # a random model's one loop for every prompt is no sound answer given to all: no worse than its base
-    verdict, seen = ck.judge_checkpoint(judge_answers([" ".join(["6"] * 30)] * 4), echoing)
+    verdict, seen, _ = ck.judge_checkpoint(judge_answers([" ".join(["6"] * 30)] * 4), echoing)
     assert not verdict and "not judged" in seen
     # one answer to most prompts, most of them looping it (a DPO run, round 36): given alone once, it is a collapse
     looped = "抱歉给您带来困扰。[Ticket #1888]eleSp\n" * 4
-    verdict, seen = ck.judge_checkpoint(judge_answers([looped, looped, "抱歉给您带来困扰。[Ticket #1888]", "可以。"]),
-                                        echoing)
+    once = judge_answers([looped, looped, "抱歉给您带来困扰。[Ticket #1888]", "可以。"])
+    verdict, seen, _ = ck.judge_checkpoint(once, echoing)
     assert verdict and "the same answer to 3 of 4 prompts: '抱歉给您带来困扰。[Ticket #1888]'" in seen
     # never given alone, only looped, is still one answer when its first pass reads as one; a loop of junk is not
-    verdict, seen = ck.judge_checkpoint(judge_answers([looped] * 3 + ["可以。"]), echoing)
+    verdict, seen, _ = ck.judge_checkpoint(judge_answers([looped] * 3 + ["可以。"]), echoing)
     assert verdict and "the same answer to 3 of 4" in seen
-    verdict, seen = ck.judge_checkpoint(judge_answers(["Code" + "e" * 40] * 4), echoing)
+    verdict, seen, _ = ck.judge_checkpoint(judge_answers(["Code" + "e" * 40] * 4), echoing)
     assert not verdict and "not judged" in seen
 
 
 def test_a_served_model_whose_answers_degenerated_as_its_bases_did_is_named() -> None:
     """Not held against the run (the base's every answer looped), yet most of its answers degenerated: the served
     checkpoint (the last, or the one a collapse kept) is named with what was seen; a sound one is not."""
-    excused = {"step": 8, ck.DEGENERATION_RATE: 0.75, ck.DEGENERATE: False,
+    excused = {"step": 8, ck.DEGENERATION_RATE: 0.75, ck.DEGENERATE: False, ck.UNJUDGED: True,
                "degeneration": "6 of 8 answers degenerate, e.g. 'x'" + ck.NOT_JUDGED}
     sound = {"step": 4, ck.DEGENERATION_RATE: 0.0, ck.DEGENERATE: False, "degeneration": "0 of 8 answers degenerate"}
     found = ck.served_unjudged([sound, excused], None)
@@ -155,4 +155,21 @@ def test_a_served_model_whose_answers_degenerated_as_its_bases_did_is_named() ->
                               {"step": 6, "lastGoodStep": 2})
     assert kept is not None and kept["step"] == 2
     assert ck.served_unjudged([], None) is None
+    # the entry's flag says it, not its text: a judged entry whose text happens to read alike is not excused
+    assert ck.served_unjudged([{**excused, ck.UNJUDGED: False}], None) is None
+
+
+def test_a_verdict_beside_a_base_that_never_answered_says_it_was_not_judged() -> None:
+    """The entry's fields: the verdict and what was seen, and the ``unjudged`` flag only where nothing was judged."""
+    from qfnb.protocol.console.degeneration import judge_answers
+
+    echoing = judge_answers([f"{q} mendatang\n{q} mendatang\n{q} mendatang\n{q} mendatang" for q in "甲乙丙丁"])
+    looped = ck.judge_checkpoint(judge_answers([f"{q}{q}{q}{q}{q}{q}" for q in "甲乙丙丁"]), echoing)
+    assert looped.fields() == {ck.DEGENERATE: False, "degeneration": looped.seen, ck.UNJUDGED: True}
+    assert not looped.judged and looped.seen.endswith(ck.NOT_JUDGED)
+    sound = judge_answers(["snow is fine.", "corn is fine.", "silk is fine.", "gold is fine."])
+    assert ck.judge_checkpoint(sound, sound).fields() == {ck.DEGENERATE: False, "degeneration": sound.summary}
+    # one answer to most prompts is judged beside any base: the run's own collapse
+    one = ck.judge_checkpoint(judge_answers(["抱歉说不难。[Ticket #11011]"] * 3 + ["可以。[Ticket #1111]"]), echoing)
+    assert one.degenerate and one.judged and ck.UNJUDGED not in one.fields()
 
