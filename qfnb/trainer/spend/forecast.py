@@ -221,9 +221,10 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
     rows = await asyncio.to_thread(read_rows, path, mode)
     if not rows:
         raise ValidationError("dataset", f"{path.name} has no rows")
-    epochs = epochs or DEFAULTS["epoch"]
-    batch = int(batch_size or DEFAULTS["batchSize"])
-    cap = int(max_seq_len or DEFAULTS["maxSeqLen"])
+    defaults = row.defaults(base)  # what the platform fills in for this mode on this base (its own row first)
+    epochs = epochs or defaults.get("epoch", DEFAULTS["epoch"])
+    batch = int(batch_size or defaults.get("batchSize", DEFAULTS["batchSize"]))
+    cap = int(max_seq_len or defaults.get("maxSeqLen", DEFAULTS["maxSeqLen"]))
     split = TrainConfig().trainset_rate if eval_split is None else eval_split
     conversations = [c for row in rows for c in row]
     try:
@@ -244,7 +245,7 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
     trained = n - n * split // 100
     mean = sum(counts) / n
     if min_steps is None:  # the platform's default for the mode (PostPretrain's small corpus: more passes)
-        min_steps = int(row.defaults(base).get("minSteps", 0))
+        min_steps = int(defaults.get("minSteps", 0))
     steps, rows_trained = _schedule(trained, batch, epochs, max_steps, min_steps)
     tokens = round(rows_trained * mean)
     source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + row.tokens

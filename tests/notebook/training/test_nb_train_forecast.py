@@ -149,6 +149,28 @@ def test_a_dpo_forecast_counts_both_answers_of_each_pair_and_its_budget_refuses_
     assert made == []
 
 
+def test_a_forecast_that_names_no_epochs_counts_the_bases_own_default(served: ServedPlatform, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing set: the run trains the epochs and batch the platform fills in for the mode on that base (Gemma-3-270M's
+    DPO: 2 epochs), and the forecast counts those, not the global defaults."""
+    import dataclasses
+
+    from qfnb.protocol.console.train_modes import MODE_TABLE
+
+    pairs = tmp_path / "prefs.jsonl"
+    pairs.write_text("".join(json.dumps([{"prompt": f"question {i}", "chosen": "one two three",
+                                          "rejected": "four five"}]) + "\n" for i in range(ROWS)), encoding="utf-8")
+    history()
+    once = forecast_training(pairs, base="Tiny-Chat", eval_split=20, train_mode="DPO")
+    assert once.steps == 2  # 8 pairs trained, batches of 4, 1 epoch (the mode's row)
+    monkeypatch.setitem(MODE_TABLE, "DPO", dataclasses.replace(
+        MODE_TABLE["DPO"], per_base={"tiny-chat": {"epoch": 2, "batchSize": 2}}))
+    own = forecast_training(pairs, base="Tiny-Chat", eval_split=20, train_mode="DPO")
+    assert (own.steps, own.tokens) == (8, 2 * once.tokens)  # 2 epochs of 4 batches of 2
+    assert forecast_training(pairs, base="Tiny-Chat", eval_split=20, train_mode="DPO", epochs=1,
+                             batch_size=4).steps == 2  # what the user names wins
+
+
 def test_a_rft_forecast_counts_the_sampled_answers_and_a_budget_refuses_on_them(served: ServedPlatform,
                                                                                   tmp_path: Path) -> None:
     from qfnb.usage import BudgetExceeded
