@@ -123,16 +123,9 @@ def test_the_supported_models_list_each_bases_own_defaults(client: Any, monkeypa
     assert dpo_rate(listed) == 3e-5
 
 
-def test_a_kto_run_on_pairs_given_no_split_holds_whole_prompts_out(client: Any, tmp_path: Path,
-                                                                    monkeypatch: Any) -> None:
+def test_a_kto_run_on_pairs_given_no_split_holds_whole_prompts_out(client: Any, tmp_path: Path) -> None:
     """12 pairs are 24 KTO items: no split named, the platform holds a fifth out by prompt, so a held-out
-    prompt's good and bad answers are both held out and the run never trained on it; the data is read twice (checked
-    and its prompts numbered, then written), not once more for the split."""
-    from qfnb.local.domain.training import fine_tunes
-
-    reads: list[str] = []
-    real_rows = fine_tunes._ref_rows
-    monkeypatch.setattr(fine_tunes, "_ref_rows", lambda p, field, ref: reads.append(ref) or real_rows(p, field, ref))
+    prompt's good and bad answers are both held out and the run never trained on it."""
     pairs = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(12)]
     job = _v2_job(client, "KTO")["result"]["jobId"]
     task = console(client, "/v2/finetuning", {
@@ -147,4 +140,3 @@ def test_a_kto_run_on_pairs_given_no_split_holds_whole_prompts_out(client: Any, 
     assert len(train) + len(held) == 24 and len(held) == 4  # 2 of 12 prompts (20 %), both answers of each
     assert sorted(r["label"] for r in held) == [False, False, True, True]
     assert not {prompt(r) for r in train} & {prompt(r) for r in held}
-    assert reads == ["bos:/my-bucket/kto-pairs.jsonl"] * 2

@@ -22,7 +22,7 @@ from qfnb.local.domain.state.store import new_sid
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training import caps
 from qfnb.local.domain.training.jobs import REWARD_CURVES
-from qfnb.local.domain.training.split import held_rows, prompt_groups, split_for
+from qfnb.local.domain.training.split import held_rows, split_for
 from qfnb.local.engines.store.byom import parameter_count
 from qfnb.protocol.console import checkpoints as ckpt
 from qfnb.protocol.console import train_formats, train_modes
@@ -142,21 +142,14 @@ def training_rows(platform: TrainingSite, refs: list[tuple[str, Any]] | tuple[tu
 
 def count_rows(platform: TrainingSite, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...], mode: ModeRow) -> int:
     """How many rows the references give, every one checked and none kept; BodyError when there are none."""
-    return len(_grouped_rows(platform, refs, mode))
-
-
-def _grouped_rows(platform: TrainingSite, refs: list[tuple[str, Any]] | tuple[tuple[str, Any], ...],
-                  mode: ModeRow) -> list[int]:
-    """Each row's prompt (:func:`~qfnb.local.domain.training.split.prompt_groups`), every row checked and none kept;
-    BodyError when there are none."""
-    groups = prompt_groups(training_rows(platform, refs, mode))
-    if not groups:
+    n = sum(1 for _ in training_rows(platform, refs, mode))
+    if not n:
         field = refs[0][0] if refs else "dataset"
         if not mode.records:
             raise BodyError(field, "the training data has no prompt/response pairs")
         raise BodyError(field, f"the training data has no records; a {mode.name} run wants "
                         f"{train_formats.wants(mode.name)}")
-    return groups
+    return n
 
 
 def check_checkpoint_options(hyper: dict[str, Any], field: str, held_out_rows: int) -> dict[str, Any]:
@@ -215,15 +208,14 @@ def create_run(platform: TrainingSite, container: dict[str, Any], ask: TrainAsk)
         raise BodyError(f"{hyper_field}.evalMetric", f"scores SFT answers; a {mode.name} run's checkpoints are "
                         "scored by its own held-out measure")
 
-    # the data is read twice, a row at a time, and never held: once to check it and number its prompts (before
-    # anything is written), once to write the run's files
+    # the data is read twice, a row at a time, and never held: once to check and count it (before anything
+    # is written), once to write the run's files
     refs, eval_refs = ask.data.train, ask.data.held_out
-    groups = _grouped_rows(platform, refs, mode)
-    n_rows = len(groups)
+    n_rows = count_rows(platform, refs, mode)
     seed = int(ask.hyper.get("seed", 42))
     split = ask.data.split
     percent, by_default = (0, False) if eval_refs else split_for(mode, n_rows, split[1], split[0])
-    held = held_rows(groups, percent, seed, split[0])
+    held = held_rows(training_rows(platform, refs, mode), percent, seed, split[0])
     n_eval = count_rows(platform, eval_refs, mode) if eval_refs else len(held)
     n_train = n_rows - len(held)
     hyper = check_checkpoint_options(ask.run_hyper, hyper_field, n_eval)

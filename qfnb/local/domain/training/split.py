@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.protocol.console.train_modes import ModeRow
 
-__all__ = ["DEFAULT_SPLIT_MIN_ROWS", "DEFAULT_SPLIT_PERCENT", "held_out", "held_rows", "prompt_groups", "split_for",
-           "split_percent"]
+__all__ = ["DEFAULT_SPLIT_MIN_ROWS", "DEFAULT_SPLIT_PERCENT", "held_out", "held_rows", "split_for", "split_percent"]
 
 #: the share held out where a collapse-prone mode's request names none (the official SDK's ``trainset_rate``)
 DEFAULT_SPLIT_PERCENT = 20
@@ -53,10 +52,12 @@ def split_for(mode: ModeRow, n_rows: int, value: Any, field: str) -> tuple[int, 
     return split_percent(value, field), False
 
 
-def prompt_groups(rows: Iterable[dict[str, Any]]) -> list[int]:
-    """Each row's prompt, numbered in order of first appearance (one number a row, the rows not kept): rows asking
-    one prompt (a KTO pair's good and bad answer, SFT's several answers to one question) share a number. A row
-    without a prompt (plain text) is a prompt of its own."""
+def held_rows(rows: Iterable[dict[str, Any]], percent: int, seed: int, field: str = "splitRatio") -> set[int]:
+    """Indices of the ``rows`` held out: :func:`held_out` drawn over their prompts, so every row asking one prompt
+    (a KTO pair's good and bad answer, SFT's several answers to one question) is on the same side and a held-out
+    prompt is one the run never trained on. A row without a prompt (plain text) is a prompt of its own."""
+    if not percent:
+        return set()
     keys: dict[bytes, int] = {}
     groups = []
     for n, row in enumerate(rows):
@@ -64,16 +65,7 @@ def prompt_groups(rows: Iterable[dict[str, Any]]) -> list[int]:
         key = (hashlib.blake2b(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode(), digest_size=16).digest()
                if prompt else n.to_bytes(8, "big") + b"#row")
         groups.append(keys.setdefault(key, len(keys)))
-    return groups
-
-
-def held_rows(groups: Sequence[int], percent: int, seed: int, field: str = "splitRatio") -> set[int]:
-    """Indices of the rows held out, given each one's prompt (:func:`prompt_groups`): :func:`held_out` drawn over
-    the prompts, so every row asking one prompt is on the same side and a held-out prompt is one the run never
-    trained on."""
-    if not percent or not groups:
-        return set()
-    picked = set(held_out(max(groups) + 1, percent, seed, field))
+    picked = set(held_out(len(keys), percent, seed, field))
     return {n for n, group in enumerate(groups) if group in picked}
 
 

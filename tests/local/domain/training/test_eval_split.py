@@ -11,14 +11,7 @@ from platform_helpers import client_for, console, wait_for
 
 from qfnb.local.domain.state.values import BodyError
 from qfnb.local.domain.training.jobs import progress_update
-from qfnb.local.domain.training.split import (
-    DEFAULT_SPLIT_MIN_ROWS,
-    held_out,
-    held_rows,
-    prompt_groups,
-    split_for,
-    split_percent,
-)
+from qfnb.local.domain.training.split import DEFAULT_SPLIT_MIN_ROWS, held_out, held_rows, split_for, split_percent
 from qfnb.protocol.console.train_modes import MODE_TABLE
 from tests.local.domain.test_routes_console import ROWS, detail, start_job, upload_dataset
 
@@ -51,16 +44,13 @@ def test_a_collapse_prone_mode_given_no_split_holds_a_fifth_out_from_20_rows() -
 
 def test_rows_are_held_out_by_prompt_and_a_row_without_one_is_its_own() -> None:
     rows = [{"prompt": f"q{i // 2}", "completion": str(i)} for i in range(20)]  # two answers to each of 10
-    assert prompt_groups(rows) == [i // 2 for i in range(20)]
-    held = held_rows(prompt_groups(rows), 20, seed=3)
+    held = held_rows(rows, 20, seed=3)
     assert len(held) == 4 and {i // 2 for i in held} == {i // 2 for i in held for _ in (0, 1)}
     assert all((i ^ 1) in held for i in held)  # a prompt's two rows together
     texts = [{"text": f"block {i}"} for i in range(10)]  # plain text: each row its own
-    assert prompt_groups(texts) == list(range(10))
-    assert len(held_rows(prompt_groups(texts), 20, seed=3)) == 2 and held_rows(prompt_groups(texts), 0, seed=3) == set()
+    assert len(held_rows(texts, 20, seed=3)) == 2 and held_rows(texts, 0, seed=3) == set()
     distinct = [{"prompt": f"q{i}"} for i in range(10)]  # one row a prompt: the split as it always was
-    assert held_rows(prompt_groups(distinct), 20, seed=3) == set(held_out(10, 20, seed=3))
-    assert held_rows([], 20, seed=3) == set()
+    assert held_rows(distinct, 20, seed=3) == set(held_out(10, 20, seed=3))
 
 
 def test_progress_update_keeps_a_separate_eval_curve() -> None:
