@@ -28,9 +28,10 @@ from typing import Any, NamedTuple
 from qfnb.protocol.console.degeneration import AnswersReport, check_answer
 
 __all__ = ["BASE_FAILS", "DEFAULT_CHECKPOINTS", "DEFAULT_PATIENCE", "DEGENERATE", "DEGENERATION_RATE", "LOOP_RATE",
-           "METRICS", "NOT_JUDGED", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "UNJUDGED", "Overfit",
-           "Verdict", "best_checkpoint", "checkpoint_steps", "choose", "collapse", "collapse_error", "judge_checkpoint",
-           "one_answer_collapse", "overfitting", "patience_spent", "served_unjudged"]
+           "METRICS", "NOT_JUDGED", "OVERFIT_RISE", "PREFERENCE_SCORE", "REWARD_MARGIN", "UNJUDGED",
+           "CheckpointVerdict", "Overfit", "best_checkpoint", "checkpoint_steps", "choose", "collapse",
+           "collapse_error", "judge_checkpoint", "one_answer_collapse", "overfitting", "patience_spent",
+           "served_unjudged"]
 
 #: checkpoints a run keeps when a validation split exists and the request names no count
 DEFAULT_CHECKPOINTS = 5
@@ -70,7 +71,7 @@ def _score(entry: Mapping[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-class Verdict(NamedTuple):
+class CheckpointVerdict(NamedTuple):
     """:func:`judge_checkpoint`'s answer: the verdict, what was seen, and whether the answers were held against the
     run at all (False beside a base that never answered: then ``degenerate`` is False whatever was seen)."""
 
@@ -83,7 +84,7 @@ class Verdict(NamedTuple):
         return {DEGENERATE: self.degenerate, "degeneration": self.seen, **({} if self.judged else {UNJUDGED: True})}
 
 
-def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -> Verdict:
+def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -> CheckpointVerdict:
     """Is a checkpoint whose held-out answers read as ``report`` degenerate, beside the base's answers to the same
     prompts (``base``)? Degenerate when its answers collapsed (one answer to most
     prompts, or most degenerate) and the base's had not; when more of its answers are degenerate than the base's
@@ -94,16 +95,16 @@ def judge_checkpoint(report: AnswersReport, base: AnswersReport | None = None) -
     empty replies) nothing: not ``judged``, and ``seen`` says so."""
     seen = report.summary
     if base is None:
-        return Verdict(report.collapsed or report.rate > 0, seen)
+        return CheckpointVerdict(report.collapsed or report.rate > 0, seen)
     if one_answer_collapse(report, base):
-        return Verdict(True, seen)
+        return CheckpointVerdict(True, seen)
     if base.checks and _loop_rate(base) >= 1.0:
-        return Verdict(False, seen + NOT_JUDGED, judged=False)
+        return CheckpointVerdict(False, seen + NOT_JUDGED, judged=False)
     if report.collapsed and not base.collapsed:
-        return Verdict(True, seen)
+        return CheckpointVerdict(True, seen)
     if report.rate > base.rate + 1e-9 or _loop_rate(report) > max(LOOP_RATE, _loop_rate(base)):
-        return Verdict(True, seen + f" (the base's: {base.rate:.0%})")
-    return Verdict(False, seen)
+        return CheckpointVerdict(True, seen + f" (the base's: {base.rate:.0%})")
+    return CheckpointVerdict(False, seen)
 
 
 def one_answer_collapse(report: AnswersReport, base: AnswersReport) -> bool:
