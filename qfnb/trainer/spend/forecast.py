@@ -38,7 +38,7 @@ from qfnb._core.record.prices import prices
 from qfnb._core.runtime import sync
 from qfnb.protocol.console import train_formats
 from qfnb.protocol.console.train_modes import MODE_TABLE, mode_row
-from qfnb.protocol.console.training import DEFAULTS, RFT_DEFAULTS, run_epochs
+from qfnb.protocol.console.training import run_epochs
 from qfnb.resources.forecast_result import duration, forecast_html, forecast_text
 from qfnb.resources.forecasting import count_conversations, estimate_conversations
 
@@ -196,11 +196,9 @@ def _seconds(tokens: int, runs: Sequence[UsageRow]) -> tuple[float | None, str, 
     return fixed + tokens * per_token, how, f"{len(runs)} recorded fine-tune{'s' * (len(runs) != 1)}"
 
 
-def _sampled(prompts: int, mean: float, how: str, group_size: int | None,
-             max_new_tokens: int | None) -> tuple[int, int, str]:
-    """A RFT run's sampled tokens, its training tokens (each answer trained with its prompt) and what they are."""
-    group = int(group_size or RFT_DEFAULTS["groupSize"])
-    new = int(max_new_tokens or RFT_DEFAULTS["maxNewTokens"])
+def _sampled(prompts: int, mean: float, how: str, group: int, new: int) -> tuple[int, int, str]:
+    """A RFT run's sampled tokens (``group`` answers of at most ``new`` tokens a prompt), its training tokens (each
+    answer trained with its prompt) and what they are."""
     return (prompts * group * new, round(prompts * group * (mean + new)),
             f"{prompts:,} prompts x {group} answers x ({mean:,.0f} prompt tokens, {how}, + at most {new} sampled)")
 
@@ -222,9 +220,9 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
     if not rows:
         raise ValidationError("dataset", f"{path.name} has no rows")
     defaults = row.defaults(base)  # what the platform fills in for this mode on this base (its own row first)
-    epochs = epochs or defaults.get("epoch", DEFAULTS["epoch"])
-    batch = int(batch_size or defaults.get("batchSize", DEFAULTS["batchSize"]))
-    cap = int(max_seq_len or defaults.get("maxSeqLen", DEFAULTS["maxSeqLen"]))
+    epochs = epochs or defaults["epoch"]
+    batch = int(batch_size or defaults["batchSize"])
+    cap = int(max_seq_len or defaults["maxSeqLen"])
     split = TrainConfig().trainset_rate if eval_split is None else eval_split
     conversations = [c for row in rows for c in row]
     try:
@@ -249,7 +247,8 @@ async def aforecast_training(dataset: str | Path, *, base: str, epochs: float | 
     steps, rows_trained = _schedule(trained, batch, epochs, max_steps, min_steps)
     tokens = round(rows_trained * mean)
     source = f"{rows_trained:,} rows x {mean:,.0f} tokens a row, {how}, each at most {cap:,}" + row.tokens
-    sampled, tokens, source = (_sampled(rows_trained, mean, how, group_size, max_new_tokens) if row.rewarded
+    sampled, tokens, source = (_sampled(rows_trained, mean, how, int(group_size or defaults["groupSize"]),
+                                        int(max_new_tokens or defaults["maxNewTokens"])) if row.rewarded
                                else (0, tokens, source))
     platform = "local" if cfg.embedded else "cloud"
     runs = _fine_tunes(base, platform) or _fine_tunes(served, platform)
