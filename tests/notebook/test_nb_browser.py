@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from sentence_check import false_claims
 
 FINETUNE = NOTEBOOKS / "02_finetune_end_to_end.ipynb"
 HAVE_CHROMIUM = shutil.which("chromium") is not None
+logger = logging.getLogger(__name__)
 needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs the chromium executable")
 
 
@@ -43,6 +45,32 @@ SAVE = """async () => {
 
 
 KERNEL_STARTED = "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
+# what a page that is not ready shows: the app, its current document, its kernel, any dialog in the way
+PAGE_STATE = """() => JSON.stringify({
+    app: window.jupyterapp?.name ?? null,
+    widget: window.jupyterapp?.shell.currentWidget?.title?.label ?? null,
+    kernel: window.jupyterapp?.shell.currentWidget?.sessionContext?.kernelDisplayStatus ?? null,
+    dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText.slice(0, 300)),
+})"""
+READY_MS = 90_000
+
+
+def wait_until_ready(page: Any, ready: str, name: str) -> None:
+    """Wait for the JS predicate ``ready``; a page still not ready after ``READY_MS`` is screenshotted,
+    its state logged and reloaded once (as a person would), and a second miss fails with that state."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in (1, 2):
+        try:
+            page.wait_for_function(ready, timeout=READY_MS)
+            return
+        except PlaywrightTimeout:
+            state = page.evaluate(PAGE_STATE)
+            page.screenshot(path=str(SHOTS / f"not_ready_{Path(name).stem}_{attempt}.png"))
+            if attempt == 2:
+                raise AssertionError(f"{name}: not ready after two loads of {READY_MS // 1000} s: {state}") from None
+            logger.warning("%s: not ready after %d s (%s): reloading once", name, READY_MS // 1000, state)
+            page.reload(wait_until="domcontentloaded", timeout=60_000)
 
 
 @contextlib.contextmanager
@@ -63,7 +91,7 @@ def open_lab_page(lab: tuple[str, Path, str], name: str, *, width: int = 1280, h
             # on alone took over playwright's 30 s once, the first Notebook 7 page of a worker at load 7
             page.goto(f"{base}/{path}/{name}?token={token}" + ("&reset" if path == "lab/tree" else ""),
                       wait_until="domcontentloaded", timeout=60_000)
-            page.wait_for_function(ready, timeout=60_000)
+            wait_until_ready(page, ready, name)
             yield page
         finally:
             browser.close()
