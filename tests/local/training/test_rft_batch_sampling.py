@@ -96,9 +96,12 @@ def test_a_padded_row_has_the_distribution_of_its_prompt_alone(policy: Policy,
     alone = [policy.sample([e], 1, 6, None)[0] for e in encoded]
     assert together == alone and all(len(g[0]) >= 1 for g in together)
     batch = logits[0]
+    # decoding from a bf16 copy of the head (lora.bf16_head), a hidden state that differs in its 7th digit may
+    # round to the next bf16 value: a logit a bf16 step apart (2.4e-4 measured on the tiny Qwen)
+    tolerance = 1e-3 if lora.NATIVE_BF16 else 1e-4
     for row, (group, lone) in enumerate(zip(together, logits[1:], strict=True)):
         steps = len(group[0])
-        torch.testing.assert_close(batch[row, :steps], lone[0, :steps], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(batch[row, :steps], lone[0, :steps], atol=tolerance, rtol=1e-4)
 
 
 def test_sampling_draws_n_answers_a_prompt_each_cut_at_its_end_of_turn(policy: Policy) -> None:

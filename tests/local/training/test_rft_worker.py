@@ -196,7 +196,8 @@ def test_prompts_are_read_from_prompt_lines_or_the_sft_format(tmp_path: Path) ->
 @pytest.mark.slow
 def test_two_grpo_steps_on_the_real_fine_tune_base(tmp_path: Path) -> None:
     """Gemma-3-270M, 2 steps of 2 prompts x 2 answers with a grader: the real shapes (Gemma's 262k-token
-    head on the answer positions only, its soft-capping, the adapter disabled for the reference)."""
+    head on the answer positions only, its soft-capping, the adapter disabled for the reference). At 1e-3 two
+    steps already made it answer three of the four prompts alike (read on them, the run failed: named)."""
     from qfnb.local.engines import GEMMA
     from qfnb.local.engines.store import assets
 
@@ -208,7 +209,7 @@ def test_two_grpo_steps_on_the_real_fine_tune_base(tmp_path: Path) -> None:
     (job / "spec.json").write_text(json.dumps({
         "base_model": GEMMA, "base_model_path": str(assets.hf_dir(GEMMA)), "train_file": "train.jsonl",
         "train_mode": "RFT", "reward": KEYWORD,
-        "hyper": {"maxSteps": 2, "batchSize": 2, "groupSize": 2, "maxNewTokens": 8, "learningRate": 1e-3}}))
+        "hyper": {"maxSteps": 2, "batchSize": 2, "groupSize": 2, "maxNewTokens": 8, "learningRate": 2e-4}}))
     result = worker.run(job)
     assert result["status"] == "Done", result
     steps = [p for p in _lines(job) if "reward" in p]
