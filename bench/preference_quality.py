@@ -42,6 +42,7 @@ generated once and kept in ``~/.cache/qfnb/bench/``), and it reports:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -320,6 +321,9 @@ def main() -> int:
                          "default: the platform's for the mode (DPO, KTO, RFT: 20 from 20 pairs up; 0: none)")
     ap.add_argument("--seed", type=int, default=7,
                     help="the runs' seed (their batches, and which pairs the default split holds out)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep each run's job directory (its spec, progress.jsonl with every checkpoint's answers "
+                         "and verdict, its adapters) under this directory; default: a temporary one, removed")
     args = ap.parse_args()
     log_to_stdout()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -329,7 +333,10 @@ def main() -> int:
     rft_overrides = {**overrides, **{k: _value(v) for k, v in (item.split("=", 1) for item in args.rft_set)}}
     log.info("load average at start: %s; overrides %s", load_average(), overrides or "none")
     out: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="pref-quality-") as tmp:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(
+            prefix="pref-quality-") as tmp:
         for base in args.bases.split(","):
             model_dir = assets.hf_dir(base)
             for lang in args.langs.split(","):
