@@ -330,7 +330,7 @@ class GroupTrainer:
         answers them now and its answers' mean reward is the level a good answer's must pass
         (:attr:`base_train_reward`; a request of kind ``"base"``, journaled as the others)."""
         read = self.prompts[:answers.FINAL_READ_PROMPTS]
-        unread = answers.AnswerSet([answers.HeldPrompt(p.messages, _reference(p) or p.answer) for p in read],
+        unread = answers.AnswerSet([answers.HeldPrompt(p.messages, _reference(p)) for p in read],
                                    self.policy.tok, max_tokens=self.spec.hyper.max_new_tokens)
         if self.spec.hyper.tie_resamples <= 0 or not any(p.answer for p in self.prompts):
             return unread
@@ -364,7 +364,7 @@ class GroupTrainer:
         an answer that fits every question says nothing about any (Gemma-3-270M learned ``Sorry for the trouble!
         [Ticket #9899]`` for every support question from a reward that paid it its best)."""
         marks = shared_answers([g.texts for g in groups],
-                               [_reference(self.prompts[g.index]) or self.prompts[g.index].answer for g in groups])
+                               [_reference(self.prompts[g.index]) for g in groups])
         for group, shared in zip(groups, marks, strict=True):
             added = sum(s and not bad for s, bad in zip(shared, group.degenerate, strict=True))
             group.degenerate = [bad or s for bad, s in zip(group.degenerate, shared, strict=True)]
@@ -452,12 +452,14 @@ class GroupTrainer:
 
 
 def _reference(prompt: RftPrompt) -> str | None:
-    """A held-out prompt's good answer, when its row has one (a ``reference``, ``answer`` or ``response`` field)."""
+    """A prompt's good answer, when its row has one: a ``reference``, ``answer`` or ``response`` field, or the
+    line's own answer (SFT lines). Read beside the policy's answers, it lets answers that differ only in their
+    numbers count as one (``抱歉為您添麻烦事。[Ticket #3888]`` and ``… #6884]`` to eight different questions)."""
     for key in ("reference", "answer", "response"):
         value = prompt.fields.get(key)
         if isinstance(value, str) and value.strip():
             return value
-    return None
+    return prompt.answer if prompt.answer and prompt.answer.strip() else None
 
 
 def train(job_dir: Path, spec: WorkerSpec, stop: Stop, metrics: dict[str, Any]) -> tuple[str, Path]:

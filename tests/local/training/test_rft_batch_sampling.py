@@ -144,3 +144,35 @@ def test_a_draw_picks_one_kept_token_a_row_and_greedy_decoding_takes_it() -> Non
     for row in range(4):
         allowed = tokens[row][probs[row] > 0].tolist()
         assert int(picked[row]) in allowed
+
+
+def test_held_out_sft_lines_are_judged_with_their_answers_so_a_numbered_collapse_is_seen(
+        policy: Policy, tmp_path: Path) -> None:
+    """Held-out prompts given as SFT lines carry their answers as references: a checkpoint that answers every
+    question with one apology, its ticket number aside, collapsed (round 38: a Gemma-3-270M RFT run so, its
+    references dropped, was read "0 of 8 answers degenerate" and served)."""
+    import json
+
+    from qfnb.protocol.console.checkpoints import judge_checkpoint
+    from qfnb.protocol.console.degeneration import judge_answers
+
+    questions = ["这个月被重复扣款了。", "我的套餐能加一个成员吗？", "怎么取消自动续费？", "怎么开启两步验证？",
+                 "你们有电话客服吗？", "更新之后文件不见了。", "怎么把文件夹共享给同事？", "发票在哪里下载？"]
+    path = tmp_path / "eval.jsonl"
+    replies = ["多扣的钱会原路退回。", "请进入“团队-邀请”。", "请进入“续费管理”关闭。", "请进入“安全设置”开启。",
+               "我们提供在线客服。", "请在回收站找回。", "请右键选择“共享”。", "请在“费用中心”下载。"]
+    path.write_text("".join(json.dumps({"prompt": q, "response": f"{r}[Ticket #{4000 + n}]"}, ensure_ascii=False)
+                            + "\n" for n, (q, r) in enumerate(zip(questions, replies, strict=True))), "utf-8")
+    held = rft.load_prompts(path, "eval_file")
+    spec = WorkerSpec("tiny", tmp_path / "train.jsonl", Hyper(group_size=2, max_new_tokens=5))
+    trainer = rft.GroupTrainer(tmp_path, spec, _NoStop(), policy, None, _prompts(), held, cast(Any, _Rewards()))
+    assert trainer.answers is not None
+    assert [p.reference for p in trainer.answers.prompts] == [json.loads(line)["response"]
+                                                              for line in path.read_text("utf-8").splitlines()]
+    said = [f"抱歉為您添麻烦事。[Ticket #{t}]" for t in (3888, 3888, 6884, 2888, 3888, 3888, 6888, 5888)]
+    report = trainer.answers.judge(said, [None] * len(said))
+    assert report.same_count == 8
+    echoing_base = judge_answers([f"{q} mendatanguser\n" * 5 for q in questions], finish_reasons=["length"] * 8)
+    assert judge_checkpoint(report, echoing_base).degenerate
+    # without the answers, a number may be all an answer says: the same apology is not read as one
+    assert judge_answers(said).same_answer is None
