@@ -155,6 +155,16 @@ def test_gemmas_dpo_learns_slower_for_two_epochs() -> None:
     assert defaults_for("KTO", "Gemma-3-270M")["epoch"] == 1  # another mode's row is its own
 
 
+def test_gemmas_rft_warms_up_twice_as_long() -> None:
+    """Measured (round 38): after the mode's 10 warm-start steps Gemma-3-270M sampled one apology for most
+    prompts and its Chinese RFT collapsed by step 3 (seeds 7 and 11); its row warms up for 20, the Qwen bases 10."""
+    from qfnb.protocol.console.train_modes import defaults_for
+
+    assert defaults_for("RFT", "Gemma-3-270M")["warmStartSteps"] == 20
+    assert defaults_for("RFT", "Qwen2.5-Coder-0.5B-Instruct")["warmStartSteps"] == 10
+    assert defaults_for("RFT", "Gemma-3-270M")["learningRate"] == defaults_for("RFT")["learningRate"] == 5e-4
+
+
 def test_rfts_degenerate_floor_is_a_flag_at_every_door() -> None:
     """``floorDegenerate`` (RFT: a degenerate sampled answer earns its group's lowest reward): on in the mode
     table's defaults, a true/false flag that the table, TrainConfig, the console and the OpenAI door check alike."""
