@@ -112,12 +112,14 @@ def one_answer_collapse(report: AnswersReport, base: AnswersReport) -> bool:
     answer alone), given to most prompts where the base gave none: the run's own collapse, however the base's answers
     looped (Gemma-3-270M's Chinese ones all do; its RFT run answered 6 of 10 questions with ``抱歉说不难。[Ticket
     #11011]``, a DPO run 7 of 10 with ``抱歉给您带来困扰。[Ticket #1888]``, 4 of them looped). A random model that
-    loops the same junk for every prompt, or a base that never answered, is not judged so."""
+    loops the same junk for every prompt, or a base that never answered, is not judged so; a bare marker that most
+    references contain is (``[Ticket #1111]Ticket #1111…`` to every prompt: the piece every good answer shares,
+    round 38)."""
     if report.same_answer is None or base.same_answer is not None or not base.checks:
         return False
     if all(c.reasons == ("empty",) for c in base.checks):
         return False
-    return report.same_clean >= 1 or not check_answer(report.same_answer).degenerate
+    return report.same_clean >= 1 or report.same_in_references or not check_answer(report.same_answer).degenerate
 
 
 def _loop_rate(report: AnswersReport) -> float:

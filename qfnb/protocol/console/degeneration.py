@@ -140,6 +140,9 @@ class AnswersReport:
     notes: tuple[str, ...] = field(default=())
     #: of the :attr:`same_count` answers, those that are the one answer alone (not a loop of it)
     same_clean: int = 0
+    #: the one answer (its first pass, numbers aside) is a piece of most references, as a ticket marker is of the
+    #: team's answers: the policy learned the part every good answer shares, not junk of its own
+    same_in_references: bool = False
 
     @property
     def rate(self) -> float:
@@ -183,7 +186,18 @@ def judge_answers(answers: Sequence[str], *, finish_reasons: Sequence[str | None
     same, count, clean = _same_answer(checks, refs, _normal)
     if same is None and any(r is not None for r in refs):  # without references a number may be the answer
         same, count, clean = _same_answer(checks, refs, _numberless)
-    return AnswersReport(checks, same, count, same_clean=clean)
+    return AnswersReport(checks, same, count, same_clean=clean, same_in_references=_in_references(same, refs))
+
+
+def _in_references(same: str | None, refs: Sequence[str | None]) -> bool:
+    """Whether ``same``'s first pass, numbers aside, is found in most of the references (read alike)."""
+    known = [_numberless(r) for r in refs if r is not None]
+    if same is None or not known:
+        return False
+    check = check_answer(same)
+    piece = _numberless(same if check.loop_start is None else same[:check.loop_start])
+    # a piece of two words at least: a lone "the" looped is a random model's, not a part of the good answers learned
+    return len(piece.split()) >= 2 and sum(piece in r for r in known) > len(known) / 2
 
 
 def shared_answers(answers: Sequence[Sequence[str]], references: Sequence[str | None]) -> list[list[bool]]:

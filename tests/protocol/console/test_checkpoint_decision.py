@@ -173,3 +173,29 @@ def test_a_verdict_beside_a_base_that_never_answered_says_it_was_not_judged() ->
     one = ck.judge_checkpoint(judge_answers(["抱歉说不难。[Ticket #11011]"] * 3 + ["可以。[Ticket #1111]"]), echoing)
     assert one.degenerate and one.judged and ck.UNJUDGED not in one.fields()
 
+
+
+def test_the_issues_marker_collapse_is_judged_beside_a_base_whose_every_answer_loops() -> None:
+    """The issue's bot: every held-out prompt answered ``[Ticket #1111]Ticket #1111…``. Beside Gemma-3-270M's base,
+    which echoes every question, a one-answer collapse was judged only when the answer read as sound alone, and a
+    bare marker does not: the run was "not judged" and served. A marker most references contain is the run's own
+    collapse; junk of its own (a random model's) is still not judged, nor a lone word the references share."""
+    from qfnb.protocol.console.degeneration import judge_answers
+
+    questions = ["这个月被重复扣款了。", "我的套餐能加一个成员吗？", "怎么取消自动续费？", "怎么开启两步验证？"]
+    references = ["非常抱歉，多扣的钱会原路退回。[Ticket #4595]", "当然可以！请进入“团队-邀请”。[Ticket #8190]",
+                  "很遗憾您要离开。请进入“续费管理”。[Ticket #6028]", "很好的选择！请进入“安全设置”。[Ticket #1234]"]
+    echoing = judge_answers([f"{q} mendatanguser\n" * 6 for q in questions], finish_reasons=["length"] * 4,
+                            references=references)
+    for marker in ("[Ticket #1111]Ticket #1111Ticket #[Ticket #1111]" * 4, "[Ticket #1111]" * 6):
+        collapsed = judge_answers([marker] * 4, finish_reasons=["length"] * 4, references=references)
+        assert collapsed.same_in_references
+        verdict = ck.judge_checkpoint(collapsed, echoing)
+        assert verdict.degenerate and verdict.judged and "the same answer to 4 of 4 prompts" in verdict.seen
+    for junk in ("xq zt " * 8, "the " * 12):
+        looped = judge_answers([junk] * 4, finish_reasons=["length"] * 4, references=[f"the {r}" for r in references])
+        assert not looped.same_in_references
+        verdict = ck.judge_checkpoint(looped, echoing)
+        assert not verdict.degenerate and not verdict.judged
+    # without references nothing says the marker is a piece of the good answers
+    assert not judge_answers(["[Ticket #1111]" * 6] * 4).same_in_references
