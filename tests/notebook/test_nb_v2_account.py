@@ -26,7 +26,7 @@ QA = '{"prompt": "What is LoRA?", "response": "A low-rank adapter"}\n{"prompt": 
 
 def run_cells(cells: list[str], tmp_path: Path, on_cell_executed: Any = None) -> list[Any]:
     nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata=KERNEL)
-    NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True, on_cell_executed=on_cell_executed,
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True, on_cell_executed=on_cell_executed,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     return list(nb.cells)
 
@@ -101,6 +101,9 @@ def test_the_cells_name_every_magic_qfnb_registers(ip: Any) -> None:
 
 
 @pytest.mark.sockets
+# run alone (scripts/test.sh's second phase): beside three workers on 2 cores its %qfeval cell passed 180 s twice
+# (rounds 37 and 38; alone the whole test takes ~36 s); the cause is not found
+@pytest.mark.serial
 def test_every_magic_works_with_the_key_alone(cloud_v2: FakeQianfanV2, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("QIANFAN_")]:
