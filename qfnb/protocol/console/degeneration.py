@@ -194,8 +194,7 @@ def _in_references(same: str | None, refs: Sequence[str | None]) -> bool:
     known = [_numberless(r) for r in refs if r is not None]
     if same is None or not known:
         return False
-    check = check_answer(same)
-    piece = _numberless(same if check.loop_start is None else same[:check.loop_start])
+    piece = _numberless(_first_pass(check_answer(same)))
     # a piece of two words at least: a lone "the" looped is a random model's, not a part of the good answers learned
     return len(piece.split()) >= 2 and sum(piece in r for r in known) > len(known) / 2
 
